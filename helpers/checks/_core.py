@@ -1,0 +1,439 @@
+"""Machinery shared by every exercise check.
+
+A check calls the learner's function on inputs it makes itself, compares the
+result with a reference computed by PyTorch (or a numerical gradient), and
+prints one aligned line::
+
+    batch_stats var            | ok      | max rel. error 3e-16 (expect < 1e-10)
+
+Rules every check follows:
+
+* It never raises in a learner's notebook.  An unfinished stub (which raises
+  ``NotImplementedError``) gives "not implemented yet"; any other exception, a
+  ``None``, a wrong shape or a NaN gives a specific message.
+* When the answer is wrong it tries the usual mistakes (wrong axis, unbiased
+  variance, eps outside the square root, ...) and names the one that matches.
+* While ``tools/grade.py`` runs a submission (``config.grading()``), a failed
+  check raises :class:`CheckFailed`, which is how the grader scores a test.
+* References are PyTorch or numerical gradients, never a copy of the solution.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import config
+
+OK = "ok"
+WRONG = "WRONG"
+ERROR = "ERROR"
+TODO = "not yet"
+
+NAME_WIDTH = 30
+VERDICT_WIDTH = 7
+
+
+class CheckFailed(AssertionError):
+    """Raised by a failed check while grading (never in a learner's session)."""
+
+
+@dataclass
+class Result:
+    """The outcome of one check: truthy when it passed."""
+
+    name: str
+    verdict: str
+    detail: str
+    error: float | None = None
+    bound: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == OK
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def line(self) -> str:
+        name = self.name.ljust(NAME_WIDTH)
+        return f"{name} | {self.verdict:<{VERDICT_WIDTH}} | {self.detail}"
+
+    def __repr__(self) -> str:  # what a learner sees if they echo a result
+        return self.line()
+
+
+def ok(name, detail, error=None, bound=None) -> Result:
+    return Result(name, OK, detail, error, bound)
+
+
+def wrong(name, detail, error=None, bound=None) -> Result:
+    return Result(name, WRONG, detail, error, bound)
+
+
+def not_implemented(name) -> Result:
+    return Result(
+        name,
+        TODO,
+        "not implemented yet: replace the `raise NotImplementedError` line "
+        "with your code, then run this cell again",
+    )
+
+
+class Report:
+    """The results of one check call: falsy if any part failed.
+
+    In a notebook the check has already printed its lines, so the report
+    displays nothing when it is the last expression of a cell; ``repr`` (plain
+    Python, pytest) shows the lines.
+    """
+
+    def __init__(self, results: list[Result]):
+        self.results = list(results)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index) -> Result:
+        return self.results[index]
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [r.verdict for r in self.results]
+
+    def lines(self) -> str:
+        return "\n".join(r.line() for r in self.results)
+
+    def __repr__(self) -> str:
+        return self.lines()
+
+    def _ipython_display_(self) -> None:  # already printed by the check
+        return None
+
+
+def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
+    """Print one line per result and return them as a :class:`Report`.
+
+    A failure raises :class:`CheckFailed` when ``strict`` is true, or, when
+    ``strict`` is None (the default), while the grader runs the notebook.
+    Hidden tests pass ``strict=True``; a learner's session never raises.
+    """
+    items = [results] if isinstance(results, Result) else list(results)
+    result = Report(items)
+    if not quiet:
+        print(result.lines())
+    must_raise = config.grading() if strict is None else strict
+    if must_raise and not result.passed:
+        failed = [item for item in items if not item.passed] or items
+        raise CheckFailed("\n".join(item.line() for item in failed))
+    return result
+
+
+def summary_result(name: str, results: list[Result]) -> Result:
+    """Collapse several results into one (the first failure, or an ok)."""
+    for item in results:
+        if not item.passed:
+            return item
+    details = "; ".join(item.detail for item in results)
+    return ok(name, details)
+
+
+# --------------------------------------------------------------------------
+# calling the learner's code safely
+# --------------------------------------------------------------------------
+
+
+def _snapshot(value):
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value.detach().clone()
+    except ImportError:  # pragma: no cover - torch is always installed here
+        pass
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return None
+
+
+def _same(before, after) -> bool:
+    try:
+        import torch
+
+        if isinstance(before, torch.Tensor):
+            return torch.equal(before, after.detach())
+    except ImportError:  # pragma: no cover
+        pass
+    return np.array_equal(before, after, equal_nan=True)
+
+
+@contextlib.contextmanager
+def quiet_numerics():
+    """Silence NumPy's divide-by-zero warnings while the learner's code runs.
+
+    The check reports NaNs and infinities itself, in one line; a warning
+    printed from inside NumPy would only point at library code.
+    """
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def call(name: str, fn: Callable, *args, **kwargs):
+    """Call ``fn(*args, **kwargs)`` and turn every way it can fail into a Result.
+
+    Returns ``(value, None)`` on success or ``(None, result)`` when the call
+    raised or changed one of its array inputs in place.  Test the second item
+    with ``is not None``: a failed :class:`Result` is falsy.  The inputs passed are
+    copies of ``args``, so a function that mutates them cannot spoil the
+    reference the check compares against.
+    """
+    if not callable(fn):
+        return None, wrong(
+            name,
+            f"expected a function, got {type(fn).__name__}: pass the function "
+            "itself, without calling it (no parentheses)",
+        )
+    args = copy.deepcopy(args)
+    kwargs = copy.deepcopy(kwargs)
+    before = [(i, _snapshot(a)) for i, a in enumerate(args)]
+    try:
+        with quiet_numerics():
+            value = fn(*args, **kwargs)
+    except NotImplementedError:
+        return None, not_implemented(name)
+    except Exception as exc:  # the learner's bug, reported, never re-raised
+        message = str(exc).strip().splitlines()
+        message = message[0] if message else ""
+        if len(message) > 120:
+            message = message[:117] + "..."
+        return None, Result(
+            name,
+            ERROR,
+            f"raised {type(exc).__name__}: {message} "
+            "(call the function yourself to see the full traceback)",
+        )
+    for i, snap in before:
+        if snap is not None and not _same(snap, args[i]):
+            return None, wrong(
+                name,
+                f"changed its input argument #{i + 1} in place: compute new "
+                "arrays instead of writing into the caller's (e.g. x = x - mu, "
+                "not x -= mu)",
+            )
+    return value, None
+
+
+def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
+    """Check that ``fn`` raises ``exc_type`` (e.g. ValueError on bad input)."""
+    try:
+        with quiet_numerics():
+            fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    except NotImplementedError:
+        return not_implemented(name)
+    except exc_type as exc:
+        return ok(name, f"raises {type(exc).__name__} as it should ({why})")
+    except Exception as exc:
+        return wrong(
+            name,
+            f"raised {type(exc).__name__} but {exc_type.__name__} was expected "
+            f"({why})",
+        )
+    return wrong(name, f"did not raise {exc_type.__name__}: {why}")
+
+
+# --------------------------------------------------------------------------
+# comparing arrays
+# --------------------------------------------------------------------------
+
+
+def to_numpy(value):
+    """A float64 NumPy copy of an array or tensor (or None if it is neither)."""
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().double().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64)
+    if isinstance(value, (float, int, np.floating, np.integer)):
+        return np.asarray(value, dtype=np.float64)
+    return None
+
+
+def rel_error(got, want) -> float:
+    """cs231n's relative error: max |a - b| / max(1e-8, |a| + |b|)."""
+    got, want = to_numpy(got), to_numpy(want)
+    denom = np.maximum(1e-8, np.abs(got) + np.abs(want))
+    return float(np.max(np.abs(got - want) / denom)) if got.size else 0.0
+
+
+def abs_error(got, want) -> float:
+    got, want = to_numpy(got), to_numpy(want)
+    return float(np.max(np.abs(got - want))) if got.size else 0.0
+
+
+def shape_problem(
+    name: str,
+    value,
+    shape,
+    what: str = "the output",
+    shape_hints: Mapping[tuple, str] | None = None,
+):
+    """A Result describing why ``value`` is not an array of ``shape``, or None.
+
+    ``shape_hints`` maps a wrong shape a typical mistake produces (a reduction
+    over the wrong axis, say) to the explanation to give.
+    """
+    if value is None:
+        return wrong(
+            name,
+            f"{what} is None: did you forget the `return` statement?",
+        )
+    if isinstance(value, (tuple, list)) and not isinstance(value, np.ndarray):
+        return wrong(
+            name,
+            f"{what} is a {type(value).__name__} of {len(value)} items, "
+            f"expected one array of shape {tuple(shape)}",
+        )
+    array = to_numpy(value)
+    if array is None:
+        return wrong(
+            name,
+            f"{what} is a {type(value).__name__}, expected an array of shape "
+            f"{tuple(shape)}",
+        )
+    if array.shape != tuple(shape):
+        hint = ""
+        if shape_hints and array.shape in shape_hints:
+            hint = ": " + shape_hints[array.shape]
+        elif array.size == 1 and len(shape) >= 1:
+            hint = ": it looks reduced over every axis (check the `axis=`)"
+        elif len(array.shape) == len(shape) - 1:
+            hint = ": a dimension is missing (keepdims, or the wrong axis?)"
+        elif sorted(array.shape) == sorted(shape):
+            hint = ": the axes are swapped (a transpose?)"
+        return wrong(
+            name,
+            f"{what} has shape {array.shape}, expected {tuple(shape)}{hint}",
+        )
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        return wrong(
+            name,
+            f"{what} contains {bad} NaN or infinite value(s): a division by "
+            "zero, or a square root of a negative number?",
+        )
+    return None
+
+
+def compare(
+    name: str,
+    got,
+    want,
+    *,
+    tol: float,
+    diagnoses: Mapping[str, object] | None = None,
+    metric: str = "rel",
+    what: str = "the output",
+    hint: str = "",
+    shape_hints: Mapping[tuple, str] | None = None,
+) -> Result:
+    """Compare ``got`` with the reference ``want``.
+
+    ``diagnoses`` maps a message to the array a typical mistake produces; when
+    ``got`` matches one of them (within ``tol``) that message is the verdict.
+    """
+    want_np = to_numpy(want)
+    problem = shape_problem(name, got, want_np.shape, what, shape_hints)
+    if problem is not None:
+        return problem
+    measure = rel_error if metric == "rel" else abs_error
+    label = "max rel. error" if metric == "rel" else "max abs. error"
+    err = measure(got, want_np)
+    if err <= tol:
+        return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
+    for message, candidate in (diagnoses or {}).items():
+        cand = to_numpy(candidate)
+        if cand is not None and cand.shape == want_np.shape:
+            if measure(got, cand) <= max(tol, 1e-9):
+                return wrong(name, message, err, tol)
+    got_np = to_numpy(got)
+    diff = np.abs(got_np - want_np)
+    where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
+    where = tuple(int(i) for i in where)
+    detail = (
+        f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
+        f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
+    )
+    if hint:
+        detail += f". Hint: {hint}"
+    return wrong(name, detail, err, tol)
+
+
+def run_check(
+    name: str,
+    body: Callable[[], Result | list[Result]],
+    quiet: bool = False,
+    strict: bool | None = None,
+) -> Report:
+    """Run a check body, turning a bug in the learner's *return value* into a line.
+
+    The bodies call ``call``/``compare`` so they do not raise for anything the
+    learner does; this wrapper is the last line of defence (for example a
+    returned object whose ``__array__`` raises).  It never hides a failure:
+    an unexpected exception is reported as ERROR.
+    """
+    try:
+        results = body()
+    except CheckFailed:
+        raise
+    except Exception as exc:
+        results = Result(
+            name,
+            ERROR,
+            f"the check could not use what your function returned "
+            f"({type(exc).__name__}: {exc})",
+        )
+    return report(results, quiet=quiet, strict=strict)
+
+
+def first_problem(results: list[Result]) -> Result | None:
+    for item in results:
+        if not item.passed:
+            return item
+    return None
+
+
+def unpack(name: str, value, count: int, names: str):
+    """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
+    if value is None:
+        return None, wrong(name, "returned None: did you forget `return`?")
+    if not isinstance(value, (tuple, list)) or len(value) != count:
+        got = (
+            f"a {type(value).__name__} of {len(value)} items"
+            if isinstance(value, (tuple, list))
+            else f"a {type(value).__name__}"
+        )
+        return None, wrong(
+            name, f"returned {got}; expected a tuple of {count}: ({names})"
+        )
+    return tuple(value), None

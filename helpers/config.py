@@ -1,0 +1,152 @@
+"""The one place that reads the environment.
+
+Notebooks never read ``os.environ``; they ask this module.  Every setting is
+read when asked for (not cached at import), so a test or the grader can set a
+variable and the next call sees it.
+
+Variables
+---------
+BNCOURSE_FAST     "1" for fast mode (CI, ``make test``, quick local runs):
+                  small data, few epochs, same code path.
+BNCOURSE_DEVICE   "cpu", "cuda" or "auto" (default): where torch code runs.
+BNCOURSE_CIFAR10  a path to CIFAR-10: the official ``cifar-10-batches-bin``
+                  folder, the official ``cifar-10-binary.tar.gz`` archive, or
+                  the JPEG ``.npz`` format described in ``data/README.md``.
+BNCOURSE_DOWNLOAD "0" forbids downloading CIFAR-10 (default: allowed in full
+                  mode, never in fast mode).
+BNCOURSE_CACHE    where downloads and results go (default ~/.cache/bncourse).
+BNCOURSE_DATA     the course's ``data/`` folder, when it cannot be found.
+BNCOURSE_GRADING  "1" while ``tools/grade.py`` runs a submission: checks
+                  raise on a failure instead of only printing it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in _TRUE
+
+
+def _fast_mode() -> bool:
+    return _flag("BNCOURSE_FAST")
+
+
+def fast() -> bool:
+    """True in fast mode (``BNCOURSE_FAST=1``)."""
+    return _fast_mode()
+
+
+def grading() -> bool:
+    """True while the grader executes a submission."""
+    return _flag("BNCOURSE_GRADING")
+
+
+def mode() -> str:
+    return "fast" if fast() else "full"
+
+
+def budget(full, fast):
+    """Pick the full-mode or fast-mode value of a budget (epochs, steps, sizes)."""
+    return fast if _fast_mode() else full
+
+
+def epochs(full: int, fast: int) -> int:
+    """Number of epochs for the current mode, e.g. ``epochs(full=20, fast=2)``."""
+    return int(budget(full, fast))
+
+
+def steps(full: int, fast: int) -> int:
+    """Number of training steps for the current mode."""
+    return int(budget(full, fast))
+
+
+def device() -> str:
+    """"cuda" when asked for or available (BNCOURSE_DEVICE=auto), else "cpu"."""
+    wanted = os.environ.get("BNCOURSE_DEVICE", "auto").strip().lower() or "auto"
+    if wanted not in {"auto", "cpu", "cuda"}:
+        raise ValueError(
+            f"BNCOURSE_DEVICE={wanted!r} is not understood: use cpu, cuda or auto"
+        )
+    if wanted == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if wanted == "cuda":
+        raise RuntimeError(
+            "BNCOURSE_DEVICE=cuda but torch sees no GPU: on Colab choose "
+            "Runtime > Change runtime type > T4 GPU, or unset BNCOURSE_DEVICE"
+        )
+    return "cpu"
+
+
+def cifar10_path() -> Path | None:
+    """The configured CIFAR-10 location (``BNCOURSE_CIFAR10``), if any."""
+    value = os.environ.get("BNCOURSE_CIFAR10", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def download_allowed() -> bool:
+    """Downloading CIFAR-10 is allowed in full mode unless BNCOURSE_DOWNLOAD=0."""
+    return _flag("BNCOURSE_DOWNLOAD", default=not _fast_mode())
+
+
+def cache_dir() -> Path:
+    value = os.environ.get("BNCOURSE_CACHE", "").strip()
+    base = Path(value).expanduser() if value else Path.home() / ".cache" / "bncourse"
+    return base
+
+
+def _data_candidates() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    candidates = []
+    value = os.environ.get("BNCOURSE_DATA", "").strip()
+    if value:
+        candidates.append(Path(value).expanduser())
+    candidates += [
+        here.parent / "data",  # a checkout, or an editable install
+        Path.cwd() / "data",  # the repository root
+        Path.cwd().parent / "data",  # notebooks/ or solutions/
+    ]
+    from . import course
+
+    candidates.append(Path(course.COLAB_CLONE_DIR) / "data")  # Colab's clone
+    unique = []
+    for path in candidates:
+        if path not in unique:
+            unique.append(path)
+    return unique
+
+
+def data_dir() -> Path:
+    """The course's ``data/`` folder (shipped files: MNIST, CIFAR-10 subset, quiz)."""
+    candidates = _data_candidates()
+    for path in candidates:
+        if (path / "README.md").is_file() and (path / "mnist_5k.npz").is_file():
+            return path
+    tried = "\n  ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        "The course's data/ folder was not found. Tried:\n  "
+        + tried
+        + "\nRun the notebook from a clone of the course repository (its data/ "
+        "folder ships with it), or set BNCOURSE_DATA to that folder."
+    )
+
+
+def describe() -> str:
+    """One line: mode and where the settings came from."""
+    parts = [f"mode {mode()}" + (" (BNCOURSE_FAST=1)" if fast() else "")]
+    if cifar10_path():
+        parts.append(f"CIFAR-10 from {cifar10_path()}")
+    if grading():
+        parts.append("grading")
+    return " | ".join(parts)

@@ -1,0 +1,64 @@
+"""Facts about the course itself: where it lives and which lessons it has.
+
+One constant holds the repository and the release tag.  The Colab badges, the
+Colab set-up lines of every notebook (both written by
+``tools/make_student.py``) and the README's links all come from here, so a
+fork changes these two lines and runs ``make notebooks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GITHUB_REPO = "bncourse/batchnorm-course"
+RELEASE = "main"  # a tag such as "v1.0" once the course is released
+
+REPO_URL = f"https://github.com/{GITHUB_REPO}"
+COLAB_CLONE_DIR = "/content/batchnorm-course"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    number: str
+    slug: str
+    title: str
+    purpose: str
+    prerequisites: str
+    minutes: int
+
+    @property
+    def filename(self) -> str:
+        return f"{self.number}_{self.slug}.ipynb"
+
+    @property
+    def stem(self) -> str:
+        return f"{self.number}_{self.slug}"
+
+
+LESSONS = (
+    Lesson(
+        "00",
+        "setup_and_conventions",
+        "Setup and conventions",
+        "How to use this course, the notation every lesson uses, and the "
+        "conventions that make batch norm implementations disagree.",
+        "Python and NumPy basics",
+        20,
+    ),
+)
+
+
+def lesson(key: str) -> Lesson:
+    """Look a lesson up by number ("02"), stem or file name."""
+    key = key.removesuffix(".ipynb").split("/")[-1]
+    for item in LESSONS:
+        if key in (item.number, item.stem):
+            return item
+    raise KeyError(f"no lesson {key!r}; known: {[x.stem for x in LESSONS]}")
+
+
+def colab_url(folder: str, lesson_: Lesson) -> str:
+    return (
+        "https://colab.research.google.com/github/"
+        f"{GITHUB_REPO}/blob/{RELEASE}/{folder}/{lesson_.filename}"
+    )

@@ -1,0 +1,1 @@
+"""Author and instructor scripts (run as ``python tools/<name>.py``)."""

@@ -1,0 +1,468 @@
+"""Write the learner copies in ``notebooks/`` from the sources in ``solutions/``.
+
+    python tools/make_student.py           # regenerate everything
+    python tools/make_student.py --check   # exit 1 and name every stale file
+
+Authors write ``solutions/NN_topic.ipynb`` only, marking exercises with
+nbgrader's markers, indented like the code they replace::
+
+    def batch_stats(x):
+        ### BEGIN SOLUTION hint: reduce over axis 0, the batch axis
+        mu = x.mean(axis=0)
+        ...
+        ### END SOLUTION
+
+    ### BEGIN HIDDEN TESTS
+    assert ...
+    ### END HIDDEN TESTS
+
+In the learner copy a solution region becomes a stub that raises
+``NotImplementedError`` with the one-line hint written after the marker (text
+after ``BEGIN SOLUTION`` is still nbgrader-compatible: nbgrader only looks for
+the marker in the line), hidden tests and cells tagged ``solution-only`` are
+removed, outputs and noisy metadata are stripped.
+
+The generator also writes, in *both* copies, what authors must not type by
+hand: the header cell (title, purpose, Colab badge for that copy,
+prerequisites, time), the Colab lines of the setup cell (from the repository
+constant in ``helpers/course.py``), the previous/next links, and the lesson
+table in README.md.  Output is deterministic, so ``--check`` can tell when a
+committed file differs from what would be generated.
+
+Why not nbgrader or otter-grader: neither runs on Colab, otter's batch grading
+needs Docker, and both bring heavy dependencies for what is ~300 lines here.
+The markers stay nbgrader's, so a course can adopt nbgrader later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python tools/make_student.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from helpers import course  # noqa: E402
+
+SOLUTIONS = ROOT / "solutions"
+NOTEBOOKS = ROOT / "notebooks"
+README = ROOT / "README.md"
+
+BEGIN_SOLUTION = "BEGIN SOLUTION"
+END_SOLUTION = "END SOLUTION"
+BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
+END_HIDDEN = "END HIDDEN TESTS"
+SOLUTION_ONLY = "solution-only"
+SETUP_TAG = "setup"
+HEADER_ID = "bncourse-header"
+NAV_ID = "bncourse-nav"
+COLAB_BEGIN = "# >>> Colab set-up (written by tools/make_student.py)"
+COLAB_END = "# <<< Colab set-up"
+README_BEGIN = "<!-- lessons:begin (written by tools/make_student.py) -->"
+README_END = "<!-- lessons:end -->"
+KEEP_CELL_METADATA = ("tags", "nbgrader")
+KERNELSPEC = {
+    "display_name": "Python 3 (ipykernel)",
+    "language": "python",
+    "name": "python3",
+}
+
+
+class AuthoringError(ValueError):
+    """A source notebook breaks a rule the generator relies on."""
+
+
+# --------------------------------------------------------------------------
+# marked regions
+# --------------------------------------------------------------------------
+
+
+def _marker(line: str, word: str) -> bool:
+    stripped = line.strip()
+    return stripped.startswith("#") and word in stripped
+
+
+def regions(source: str, begin: str, end: str) -> list[list[str]]:
+    """The lines inside each ``begin``/``end`` region (markers excluded)."""
+    found, current = [], None
+    for line in source.splitlines():
+        if _marker(line, begin):
+            current = []
+        elif _marker(line, end):
+            if current is not None:
+                found.append(current)
+            current = None
+        elif current is not None:
+            current.append(line)
+    return found
+
+
+def _enclosing_function(lines: list[str], index: int, indent: int) -> str | None:
+    for line in reversed(lines[:index]):
+        match = re.match(r"(\s*)(?:async\s+)?def\s+(\w+)", line)
+        if match and len(match.group(1)) < indent:
+            return match.group(2)
+        match = re.match(r"(\s*)class\s+(\w+)", line)
+        if match and len(match.group(1)) < indent:
+            return match.group(2)
+    return None
+
+
+def strip_solutions(source: str, cell_type: str = "code", where: str = "") -> str:
+    """Replace each solution region with a stub (code) or a prompt (markdown)."""
+    lines = source.splitlines()
+    out, inside = [], False
+    for index, line in enumerate(lines):
+        if _marker(line, BEGIN_SOLUTION):
+            if inside:
+                raise AuthoringError(f"{where}: nested {BEGIN_SOLUTION}")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            hint = line.strip().split(BEGIN_SOLUTION, 1)[1].strip()
+            hint = re.sub(r"^(hint)?\s*:?\s*", "", hint, flags=re.IGNORECASE)
+            if cell_type == "markdown":
+                out.append(indent + "_Your answer here._")
+                continue
+            name = _enclosing_function(lines, index, len(indent))
+            if name is None:
+                raise AuthoringError(
+                    f"{where}: a solution region outside a function or class "
+                    "would make the learner copy fail when the cell runs; "
+                    "put the exercise in a function"
+                )
+            message = f"{name}: {hint}" if hint else f"{name} is not implemented yet"
+            out.append(indent + "# YOUR CODE HERE")
+            stub = indent + f"raise NotImplementedError({message!r})"
+            if len(stub) > 88:  # keep within the course's line length
+                stub = "\n".join(
+                    [
+                        indent + "raise NotImplementedError(",
+                        indent + f"    {message!r}",
+                        indent + ")",
+                    ]
+                )
+            out.append(stub)
+        elif _marker(line, END_SOLUTION):
+            if not inside:
+                raise AuthoringError(f"{where}: {END_SOLUTION} without a begin")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise AuthoringError(f"{where}: {BEGIN_SOLUTION} without an end")
+    return "\n".join(out)
+
+
+def strip_hidden(source: str, where: str = "") -> str:
+    out, inside = [], False
+    for line in source.splitlines():
+        if _marker(line, BEGIN_HIDDEN):
+            if inside:
+                raise AuthoringError(f"{where}: nested {BEGIN_HIDDEN}")
+            inside = True
+        elif _marker(line, END_HIDDEN):
+            if not inside:
+                raise AuthoringError(f"{where}: {END_HIDDEN} without a begin")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise AuthoringError(f"{where}: {BEGIN_HIDDEN} without an end")
+    return "\n".join(out).rstrip()
+
+
+def graded(cell) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
+
+
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def points(cell) -> float:
+    return float(cell.get("metadata", {}).get("nbgrader", {}).get("points", 0))
+
+
+def tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+# --------------------------------------------------------------------------
+# generated cells
+# --------------------------------------------------------------------------
+
+
+def header_source(lesson: course.Lesson, copy_kind: str) -> str:
+    folder = "notebooks" if copy_kind == "learner" else "solutions"
+    badge = (
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"({course.colab_url(folder, lesson)})"
+    )
+    lines = [
+        f"# {lesson.number} · {lesson.title}",
+        "",
+        lesson.purpose,
+        "",
+        badge,
+        "",
+        f"**Prerequisites:** {lesson.prerequisites}  ",
+        f"**Time:** about {lesson.minutes} minutes; in fast mode "
+        "(`BNCOURSE_FAST=1`) every cell together runs in about a minute on a "
+        "laptop CPU.",
+    ]
+    if copy_kind == "solution":
+        lines += [
+            "",
+            "> **Instructor's copy, with solutions and hidden tests.** Learners "
+            f"work in [`notebooks/{lesson.filename}`](../notebooks/"
+            f"{lesson.filename}), which `tools/make_student.py` generates "
+            "from this file.",
+        ]
+    return "\n".join(lines)
+
+
+def nav_source(lesson: course.Lesson) -> str:
+    index = course.LESSONS.index(lesson)
+    parts = []
+    if index > 0:
+        prev = course.LESSONS[index - 1]
+        parts.append(f"← Previous: [{prev.number} · {prev.title}]({prev.filename})")
+    if index + 1 < len(course.LESSONS):
+        nxt = course.LESSONS[index + 1]
+        parts.append(f"Next: [{nxt.number} · {nxt.title}]({nxt.filename}) →")
+    else:
+        parts.append("This is the last lesson: back to the [README](../README.md).")
+    return "---\n\n" + " · ".join(parts)
+
+
+def colab_block() -> str:
+    return "\n".join(
+        [
+            COLAB_BEGIN,
+            "import sys",
+            "",
+            'if "google.colab" in sys.modules:  # fetch the course package and data',
+            f'    REPO = "{course.REPO_URL}"',
+            f'    DEST = "{course.COLAB_CLONE_DIR}"',
+            f"    !test -d {{DEST}} || git clone -q --depth 1 -b {course.RELEASE} "
+            "{REPO} {DEST}",
+            "    %pip install -q --no-deps {DEST}  # never touches torch or ipywidgets",
+            COLAB_END,
+        ]
+    )
+
+
+def with_colab_block(source: str) -> str:
+    lines = source.splitlines()
+    if COLAB_BEGIN in lines:
+        start = lines.index(COLAB_BEGIN)
+        if COLAB_END not in lines[start:]:
+            raise AuthoringError(f"setup cell: {COLAB_BEGIN!r} without its end")
+        end = lines.index(COLAB_END, start)
+        rest = lines[end + 1 :]
+    else:
+        rest = lines
+    while rest and not rest[0].strip():
+        rest = rest[1:]
+    return colab_block() + "\n\n" + "\n".join(rest)
+
+
+# --------------------------------------------------------------------------
+# whole notebooks
+# --------------------------------------------------------------------------
+
+
+def _clean_cell(cell):
+    cell = copy.deepcopy(cell)
+    cell.metadata = nbformat.NotebookNode(
+        {k: cell.metadata[k] for k in KEEP_CELL_METADATA if k in cell.metadata}
+    )
+    if cell.cell_type == "code":
+        cell.outputs = []
+        cell.execution_count = None
+    return cell
+
+
+def _new_markdown(cell_id: str, source: str, tag: str):
+    cell = nbformat.v4.new_markdown_cell(source)
+    cell.id = cell_id
+    cell.metadata = nbformat.NotebookNode({"tags": [tag]})
+    return cell
+
+
+def normalise_source(nb, lesson: course.Lesson):
+    """The solution notebook as it should be committed (header, nav, Colab lines)."""
+    cells = [
+        _clean_cell(c) for c in nb.cells if getattr(c, "id", None) not in (HEADER_ID, NAV_ID)
+    ]
+    setup = [c for c in cells if c.cell_type == "code" and SETUP_TAG in tags(c)]
+    if len(setup) != 1:
+        raise AuthoringError(
+            f"{lesson.filename}: exactly one code cell must be tagged "
+            f"'{SETUP_TAG}' (found {len(setup)})"
+        )
+    setup[0].source = with_colab_block(setup[0].source)
+    header = _new_markdown(HEADER_ID, header_source(lesson, "solution"), HEADER_ID)
+    nav = _new_markdown(NAV_ID, nav_source(lesson), NAV_ID)
+    out = nbformat.v4.new_notebook()
+    out.cells = [header, *cells, nav]
+    out.metadata = nbformat.NotebookNode(
+        {
+            "kernelspec": dict(KERNELSPEC),
+            "language_info": {"name": "python"},
+            "bncourse": {"lesson": lesson.stem, "copy": "solution"},
+        }
+    )
+    out.nbformat, out.nbformat_minor = 4, 5
+    _check_ids(out, lesson)
+    return out
+
+
+def _check_ids(nb, lesson):
+    seen = set()
+    for index, cell in enumerate(nb.cells):
+        if not getattr(cell, "id", None):
+            cell.id = f"cell-{index:03d}"
+        if cell.id in seen:
+            raise AuthoringError(f"{lesson.filename}: duplicate cell id {cell.id}")
+        seen.add(cell.id)
+    ids = [grade_id(c) for c in nb.cells if grade_id(c)]
+    dupes = {g for g in ids if ids.count(g) > 1}
+    if dupes:
+        raise AuthoringError(f"{lesson.filename}: duplicate grade_id {sorted(dupes)}")
+
+
+def make_learner(source_nb, lesson: course.Lesson):
+    """The learner copy of an already normalised solution notebook."""
+    out = copy.deepcopy(source_nb)
+    cells = []
+    for index, cell in enumerate(out.cells):
+        where = f"{lesson.filename} cell {index} ({cell.id})"
+        if SOLUTION_ONLY in tags(cell):
+            continue
+        if cell.id == HEADER_ID:
+            cell.source = header_source(lesson, "learner")
+        elif cell.cell_type in ("code", "markdown"):
+            source = strip_hidden(cell.source, where)
+            source = strip_solutions(source, cell.cell_type, where)
+            if graded(cell) and not source.strip():
+                raise AuthoringError(
+                    f"{where}: a graded cell needs a visible check, not only "
+                    "hidden tests"
+                )
+            if not source.strip():
+                continue
+            cell.source = source
+        cells.append(cell)
+    out.cells = cells
+    out.metadata.bncourse = {"lesson": lesson.stem, "copy": "learner"}
+    return out
+
+
+def render(nb) -> str:
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def lesson_table() -> str:
+    rows = [
+        "| # | lesson | what you learn | time | open in Colab |",
+        "|---|---|---|---|---|",
+    ]
+    for lesson in course.LESSONS:
+        learner = course.colab_url("notebooks", lesson)
+        solution = course.colab_url("solutions", lesson)
+        rows.append(
+            f"| {lesson.number} | [{lesson.title}](notebooks/{lesson.filename}) "
+            f"| {lesson.purpose} | {lesson.minutes} min "
+            f"| [learner]({learner}) · [solution]({solution}) |"
+        )
+    return "\n".join(rows)
+
+
+def readme_text(current: str) -> str:
+    if README_BEGIN not in current or README_END not in current:
+        raise AuthoringError(f"README.md lacks the {README_BEGIN!r} ... markers")
+    head, rest = current.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_BEGIN}\n{lesson_table()}\n{README_END}{tail}"
+
+
+def expected_files() -> dict[Path, str]:
+    """Every generated file and the text it should have."""
+    files: dict[Path, str] = {}
+    known = {lesson.filename: lesson for lesson in course.LESSONS}
+    sources = sorted(SOLUTIONS.glob("*.ipynb"))
+    unknown = [p.name for p in sources if p.name not in known]
+    if unknown:
+        raise AuthoringError(
+            f"solutions/{unknown[0]} is not listed in helpers/course.py LESSONS"
+        )
+    for path in sources:
+        lesson = known[path.name]
+        nb = nbformat.read(path, as_version=4)
+        source_nb = normalise_source(nb, lesson)
+        files[path] = render(source_nb)
+        files[NOTEBOOKS / path.name] = render(make_learner(source_nb, lesson))
+    if README.exists():
+        files[README] = readme_text(README.read_text())
+    return files
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming every file that differs",
+    )
+    args = parser.parse_args(argv)
+    try:
+        files = expected_files()
+    except AuthoringError as exc:
+        print(f"make_student: {exc}", file=sys.stderr)
+        return 2
+    stale = []
+    for path, text in files.items():
+        current = path.read_text() if path.exists() else None
+        if current != text:
+            stale.append(path)
+            if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(text)
+                tmp.replace(path)
+    expected_learners = {p.name for p in files if p.parent == NOTEBOOKS}
+    orphans = [
+        p for p in NOTEBOOKS.glob("*.ipynb") if p.name not in expected_learners
+    ]
+    for path in orphans:
+        stale.append(path)
+        if not args.check:
+            path.unlink()
+    rel = [str(p.relative_to(ROOT)) for p in stale]
+    if args.check:
+        if stale:
+            print(
+                "make_student --check: out of date (run `python "
+                "tools/make_student.py` and commit): " + ", ".join(rel),
+                file=sys.stderr,
+            )
+            return 1
+        print(f"make_student --check: {len(files)} files up to date")
+        return 0
+    print(
+        f"make_student: wrote {len(stale)} file(s)"
+        + (": " + ", ".join(rel) if rel else " (everything was up to date)")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
