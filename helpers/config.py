@@ -69,7 +69,7 @@ def steps(full: int, fast: int) -> int:
 
 
 def device() -> str:
-    """"cuda" when asked for or available (BNCOURSE_DEVICE=auto), else "cpu"."""
+    """ "cuda" when asked for or available (BNCOURSE_DEVICE=auto), else "cpu"."""
     wanted = os.environ.get("BNCOURSE_DEVICE", "auto").strip().lower() or "auto"
     if wanted not in {"auto", "cpu", "cuda"}:
         raise ValueError(

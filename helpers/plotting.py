@@ -68,7 +68,7 @@ def feature_histograms(x, x_after=None, *, names=None, ax=None, title=None):
     else:
         fig, axes = ax.figure, np.atleast_1d(ax)
     names = names or [f"feature {j}" for j in range(x.shape[1])]
-    for panel, axis, label in zip(panels, axes, ["before", "after"]):
+    for panel, axis, label in zip(panels, axes, ["before", "after"], strict=False):
         for j in range(panel.shape[1]):
             axis.hist(panel[:, j], bins=20, alpha=0.55, label=names[j])
         axis.set_xlabel("value")

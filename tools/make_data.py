@@ -25,9 +25,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-SHARED_SHA256 = {
-    "cifar10_jpeg.npz": "6d9683bc0c730aabcfe2af1a329b29d70bf3fcf6f4ff2d2dc7e48fcaf71e5aca",
-    "mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+SHARED_SHA256 = {  # from ../shared/data/README.md
+    "cifar10_jpeg.npz": "6d9683bc0c730aabcfe2af1a329b29d70bf3fcf6f4ff2d2dc7e48fcaf71e5aca",  # noqa: E501
+    "mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",  # noqa: E501
 }
 TRAIN_PER_CLASS, TEST_PER_CLASS = 500, 100
 

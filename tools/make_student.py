@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 import sys
 from pathlib import Path
@@ -138,12 +139,13 @@ def strip_solutions(source: str, cell_type: str = "code", where: str = "") -> st
                 )
             message = f"{name}: {hint}" if hint else f"{name} is not implemented yet"
             out.append(indent + "# YOUR CODE HERE")
-            stub = indent + f"raise NotImplementedError({message!r})"
+            literal = json.dumps(message, ensure_ascii=False)  # "double quotes"
+            stub = indent + f"raise NotImplementedError({literal})"
             if len(stub) > 88:  # keep within the course's line length
                 stub = "\n".join(
                     [
                         indent + "raise NotImplementedError(",
-                        indent + f"    {message!r}",
+                        indent + f"    {literal}",
                         indent + ")",
                     ]
                 )
@@ -299,7 +301,9 @@ def _new_markdown(cell_id: str, source: str, tag: str):
 def normalise_source(nb, lesson: course.Lesson):
     """The solution notebook as it should be committed (header, nav, Colab lines)."""
     cells = [
-        _clean_cell(c) for c in nb.cells if getattr(c, "id", None) not in (HEADER_ID, NAV_ID)
+        _clean_cell(c)
+        for c in nb.cells
+        if getattr(c, "id", None) not in (HEADER_ID, NAV_ID)
     ]
     setup = [c for c in cells if c.cell_type == "code" and SETUP_TAG in tags(c)]
     if len(setup) != 1:
@@ -439,9 +443,7 @@ def main(argv=None) -> int:
                 tmp.write_text(text)
                 tmp.replace(path)
     expected_learners = {p.name for p in files if p.parent == NOTEBOOKS}
-    orphans = [
-        p for p in NOTEBOOKS.glob("*.ipynb") if p.name not in expected_learners
-    ]
+    orphans = [p for p in NOTEBOOKS.glob("*.ipynb") if p.name not in expected_learners]
     for path in orphans:
         stale.append(path)
         if not args.check:

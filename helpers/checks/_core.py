@@ -252,8 +252,7 @@ def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
     except Exception as exc:
         return wrong(
             name,
-            f"raised {type(exc).__name__} but {exc_type.__name__} was expected "
-            f"({why})",
+            f"raised {type(exc).__name__} but {exc_type.__name__} was expected ({why})",
         )
     return wrong(name, f"did not raise {exc_type.__name__}: {why}")
 

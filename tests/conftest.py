@@ -1,0 +1,28 @@
+"""Shared fixtures.  Tests run in fast mode (``make test`` sets it; so do we)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("BNCOURSE_FAST", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def learner_mode(monkeypatch):
+    """A learner's session: checks print and never raise."""
+    monkeypatch.delenv("BNCOURSE_GRADING", raising=False)
+
+
+@pytest.fixture
+def grading_mode(monkeypatch):
+    """The grader's session: a failed check raises CheckFailed."""
+    monkeypatch.setenv("BNCOURSE_GRADING", "1")

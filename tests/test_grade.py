@@ -1,0 +1,179 @@
+"""The grader (tools/grade.py): scores, partial credit, broken submissions."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers import course
+from tools import grade
+from tools import make_student as ms
+
+from .conftest import ROOT
+
+FIRST = course.LESSONS[0]
+
+
+def run_grader(tmp_path, paths, *extra):
+    out = tmp_path / "grades.csv"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "grade.py"),
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    with open(out, newline="") as f:
+        return {row["file"]: row for row in csv.DictReader(f)}
+
+
+def test_build_notebook_uses_the_authoritative_tests_and_keeps_deleted_ones():
+    tests = grade.test_cells(ROOT / "solutions" / FIRST.filename)
+    assert tests, "lesson 00 has graded cells"
+    assert any(ms.BEGIN_HIDDEN in t.source for t in tests), "hidden tests are kept"
+    learner = nbformat.read(ROOT / "notebooks" / FIRST.filename, 4)
+    tampered = copy.deepcopy(learner)
+    for cell in tampered.cells:
+        if ms.graded(cell):
+            cell.source = "pass  # the learner emptied the test"
+    built = grade.build_notebook(tampered, tests)
+    graded = [c for c in built.cells if ms.graded(c)]
+    assert [c.source for c in graded] == [t.source for t in tests]
+    deleted = copy.deepcopy(learner)
+    deleted.cells = [c for c in deleted.cells if not ms.graded(c)]
+    built = grade.build_notebook(deleted, tests)
+    assert [c.source for c in built.cells[-len(tests) :]] == [t.source for t in tests]
+
+
+def test_lesson_is_found_from_metadata_or_file_name(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    assert grade.lesson_of(nb, tmp_path / f"{FIRST.number}_alice.ipynb") == FIRST.stem
+    assert grade.lesson_of(nb, tmp_path / "alice.ipynb") is None
+    nb.metadata["bncourse"] = {"lesson": FIRST.stem}
+    assert grade.lesson_of(nb, tmp_path / "alice.ipynb") == FIRST.stem
+
+
+def test_csv_is_written_atomically_with_one_column_per_test(tmp_path):
+    rows = [
+        grade.Row("a.ipynb", "00_x", {"t1": [2, 2], "t2": [0, 1]}),
+        grade.Row("b.ipynb", error="not a valid notebook"),
+    ]
+    out = tmp_path / "g.csv"
+    grade.write_csv(rows, out)
+    with open(out, newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == [
+        "file",
+        "notebook",
+        "total",
+        "maximum",
+        "00:t1",
+        "00:t2",
+        "error",
+    ]
+    assert table[1] == ["a.ipynb", "00_x", "2", "3", "2", "0", ""]
+    assert table[2][-1] == "not a valid notebook"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.csv"]  # no temporary left
+
+
+def _answered(learner, body):
+    nb = copy.deepcopy(learner)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "raise NotImplementedError" in cell.source:
+            cell.source = body
+    return nb
+
+
+@pytest.mark.slow
+def test_solution_full_marks_learner_zero_and_broken_ones_reported(tmp_path):
+    """The foundation's batch: good, untouched, invalid, looping, killing."""
+    learner = nbformat.read(ROOT / "notebooks" / FIRST.filename, 4)
+    good = _answered(
+        learner,
+        "def batch_stats(x):\n"
+        "    if len(x) < 2:\n"
+        "        raise ValueError('N < 2')\n"
+        "    return x.mean(0), x.var(0), x.var(0, ddof=1)\n",
+    )
+    looping = copy.deepcopy(good)
+    looping.cells.insert(3, nbformat.v4.new_code_cell("while True:\n    pass"))
+    killing = copy.deepcopy(good)
+    killing.cells.insert(3, nbformat.v4.new_code_cell("import os\nos._exit(3)"))
+    files = {
+        "solution": ROOT / "solutions" / FIRST.filename,
+        "learner": ROOT / "notebooks" / FIRST.filename,
+    }
+    for name, nb in {"good": good, "loop": looping, "kill": killing}.items():
+        files[name] = tmp_path / f"{FIRST.number}_{name}.ipynb"
+        nbformat.write(nb, files[name])
+    files["invalid"] = tmp_path / f"{FIRST.number}_invalid.ipynb"
+    files["invalid"].write_text('{"cells": [')
+    rows = run_grader(
+        tmp_path, files.values(), "--cell-timeout", "8", "--timeout", "120"
+    )
+    row = {name: rows[str(path)] for name, path in files.items()}
+    maximum = row["solution"]["maximum"]
+    assert float(maximum) > 0
+    assert row["solution"]["total"] == maximum and not row["solution"]["error"]
+    assert row["learner"]["total"] == "0" and row["learner"]["maximum"] == maximum
+    assert row["good"]["total"] == maximum
+    assert row["loop"]["total"] == maximum  # the loop costs time, not the tests
+    assert "CellTimeoutError" in row["loop"]["error"]
+    assert row["kill"]["total"] == "0" and "kernel died" in row["kill"]["error"]
+    assert (
+        row["invalid"]["total"] == ""
+        and "not a valid notebook" in row["invalid"]["error"]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", course.LESSONS[1:], ids=lambda lesson: lesson.number)
+def test_every_lesson_solution_full_marks_and_learner_zero(lesson, tmp_path):
+    paths = [ROOT / "solutions" / lesson.filename, ROOT / "notebooks" / lesson.filename]
+    rows = run_grader(tmp_path, paths)
+    solution, learner = (rows[str(p)] for p in paths)
+    assert float(solution["maximum"]) > 0
+    assert solution["total"] == solution["maximum"], solution["error"]
+    assert learner["total"] == "0", learner
+
+
+def test_grader_never_touches_its_own_solutions(tmp_path):
+    """A submission that overwrites the hidden tests' file changes nothing.
+
+    It runs in a temporary working directory; the grader reads the tests
+    before the kernel starts and from its own solutions/ folder.
+    """
+    target = tmp_path / "solutions"
+    shutil.copytree(ROOT / "solutions", target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    learner = nbformat.read(ROOT / "notebooks" / FIRST.filename, 4)
+    evil = copy.deepcopy(learner)
+    evil.cells.insert(
+        3,
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\n"
+            "for p in Path('.').glob('*.ipynb'):\n"
+            "    p.write_text('overwritten')\n"
+            "Path('grades.csv').write_text('forged')\n"
+        ),
+    )
+    sub = tmp_path / f"{FIRST.number}_evil.ipynb"
+    nbformat.write(evil, sub)
+    rows = run_grader(tmp_path, [sub], "--solutions", str(target))
+    assert rows[str(sub)]["total"] == "0"
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert nbformat.read(sub, 4).cells  # the submission itself is intact

@@ -1,0 +1,174 @@
+"""Repository conventions: dependencies, notebook shape, lint, README and CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers import course
+from tools import make_student as ms
+
+from .conftest import ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name, where they differ
+
+
+def _name_and_spec(requirement: str):
+    match = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(\[[^\]]*\])?\s*(.*)", requirement)
+    name = match.group(1).lower().replace("_", "-")
+    return name, match.group(3).replace(" ", "")
+
+
+def pip_requirements() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += extra
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            reqs.append(line)
+    return dict(_name_and_spec(r) for r in reqs)
+
+
+def conda_requirements() -> dict[str, str]:
+    deps = {}
+    in_pip = False
+    text = (ROOT / "environment.yml").read_text()
+    for raw in text.split("\ndependencies:", 1)[1].splitlines():
+        line = raw.split("#")[0].rstrip()
+        if re.match(r"\s*- pip:\s*$", line):
+            in_pip = True
+            continue
+        match = re.match(r"(\s*)- (.+)$", line)
+        if not match or in_pip:
+            continue
+        name, spec = _name_and_spec(match.group(2))
+        if name not in {"python", "pip"}:
+            deps[name] = spec
+    return deps
+
+
+def test_environment_yml_lists_the_same_packages_and_versions():
+    pip = {CONDA_NAMES.get(k, k): v for k, v in pip_requirements().items()}
+    conda = conda_requirements()
+    assert pip == conda, {
+        "only in pip files": sorted(set(pip) - set(conda)),
+        "only in environment.yml": sorted(set(conda) - set(pip)),
+        "different versions": sorted(
+            k for k in pip if k in conda and pip[k] != conda[k]
+        ),
+    }
+
+
+def test_environment_yml_is_conda_forge_only_and_every_line_says_who_needs_it():
+    text = (ROOT / "environment.yml").read_text()
+    assert re.search(r"channels:\s*\n\s*- conda-forge\s*\n(?!\s*- )", text + "\n")
+    for line in text.splitlines():
+        if re.match(r"\s*- ", line) and not line.strip().startswith("- conda-forge"):
+            assert "#" in line, f"no comment on: {line}"
+
+
+def test_torch_is_pinned_exactly_and_there_is_no_torchvision():
+    reqs = pip_requirements()
+    assert reqs["torch"] == "==2.13.0"
+    assert "torchvision" not in reqs
+    pins = {name: spec for name, spec in reqs.items() if spec.startswith("==")}
+    assert pins == {"torch": "==2.13.0"}, "only torch gets an exact pin"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("torch") for d in project["dependencies"]), (
+        "the package itself must not require torch: Colab's own build must stay"
+    )
+    assert project["name"] != "helpers"
+
+
+def test_readme_quick_start_has_the_two_commands_and_ci_runs_the_second():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^make (\w+)", quick, flags=re.M)
+    assert commands == ["lab", "test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\s*make test\b", ci, flags=re.M)
+
+
+def _notebooks():
+    return sorted((ROOT / "solutions").glob("*.ipynb")) + sorted(
+        (ROOT / "notebooks").glob("*.ipynb")
+    )
+
+
+@pytest.mark.parametrize(
+    "path", _notebooks(), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_every_notebook_has_the_course_shape(path):
+    nb = nbformat.read(path, 4)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    text = "\n".join(markdown)
+    for heading in (
+        "## Learning objectives",
+        "## Summary",
+        "## Going further",
+        "## References",
+    ):
+        assert heading in text, f"{path.name} lacks {heading}"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert ms.SETUP_TAG in ms.tags(code[0]), "the first code cell is the setup cell"
+    assert "helpers.setup(seed=" in code[0].source
+    for cell in code:
+        assert "os.environ" not in cell.source, "notebooks ask helpers.config instead"
+        assert "%matplotlib" not in cell.source
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "plt.show()" in cell.source:
+            after = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+            assert after is not None and after.cell_type == "markdown"
+            assert after.source.lstrip().startswith("**What to notice"), (
+                f"{path.name}: the figure of cell {i} needs a 'What to notice' note"
+            )
+
+
+def test_every_lesson_is_listed_and_has_both_copies():
+    for lesson in course.LESSONS:
+        assert (ROOT / "solutions" / lesson.filename).is_file()
+        assert (ROOT / "notebooks" / lesson.filename).is_file()
+
+
+def test_helpers_never_contains_exercise_solutions():
+    """No function an exercise asks for is defined in the package."""
+    names = set()
+    for path in (ROOT / "solutions").glob("*.ipynb"):
+        for cell in nbformat.read(path, 4).cells:
+            if ms.BEGIN_SOLUTION in cell.source:
+                names |= set(
+                    re.findall(r"^\s*(?:def|class)\s+(\w+)", cell.source, re.M)
+                )
+    assert names
+    package = "\n".join(p.read_text() for p in (ROOT / "helpers").rglob("*.py"))
+    defined = set(re.findall(r"^\s*(?:def|class)\s+(\w+)", package, re.M))
+    # a check may share the exercise's name (checks.batch_stats checks batch_stats)
+    check_names = {
+        name for name in defined if re.search(rf"^def {name}\(fn", package, re.M)
+    }
+    assert not (names & defined) - check_names
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ruff") is None, reason="ruff is not installed"
+)
+def test_package_tools_tests_and_notebooks_are_linted_alike():
+    ruff = [sys.executable, "-m", "ruff"]
+    targets = ["helpers", "tools", "tests", "solutions", "notebooks", "benchmarks"]
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [*ruff, *command, *targets], cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

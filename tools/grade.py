@@ -1,0 +1,485 @@
+"""Grade learners' notebooks: one CSV row per submission.
+
+    python tools/grade.py --out grades.csv submissions/*.ipynb
+        [--jobs N] [--timeout 600] [--cell-timeout 120] [--memory-mb 4096]
+
+For each submission the grader
+
+1. works out which lesson it is (notebook metadata written by the generator,
+   else the ``NN_`` prefix of the file name);
+2. takes that lesson's graded test cells (nbgrader metadata ``grade: true``)
+   from the grader's own ``solutions/`` copy, hidden tests included, and puts
+   them in place of the submission's copies (a test cell the learner deleted
+   is appended at the end, so deleting a test never avoids it);
+3. runs the notebook top to bottom in its own fresh kernel, in a temporary
+   working directory, in fast mode with ``BNCOURSE_GRADING=1`` (a failed
+   check then raises), with a time limit per cell and per notebook and a
+   memory limit; cells tagged ``skip-when-grading`` (slow demonstrations that
+   no test needs) are not run;
+4. gives each test cell its points if it ran without an exception, else 0.
+
+Submissions run in parallel, each in its own worker process (default: one per
+core).  A submission that is not valid JSON, loops forever, kills its kernel,
+allocates without bound or prints without end gets a row with its error; it
+never stops the others.  The CSV is written atomically (a temporary file
+renamed into place) once every row is in.
+
+This is not a security sandbox: the learner's code runs with your user's
+rights and can read or write any file you can.  For a real class, run the
+grader in a throw-away container (see the README's grading section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import copy
+import csv
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SKIP_TAG = "skip-when-grading"
+OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
+
+
+@dataclass
+class Row:
+    file: str
+    notebook: str = ""
+    tests: dict = field(default_factory=dict)  # grade_id -> [earned, max]
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(earned for earned, _ in self.tests.values())
+
+    @property
+    def maximum(self) -> float:
+        return sum(most for _, most in self.tests.values())
+
+
+# --------------------------------------------------------------------------
+# which notebook, which tests
+# --------------------------------------------------------------------------
+
+
+def lesson_of(nb, path: Path) -> str | None:
+    """The lesson stem of a submission, or None when it cannot be told."""
+    from helpers import course
+
+    stem = nb.get("metadata", {}).get("bncourse", {}).get("lesson")
+    candidates = [stem] if isinstance(stem, str) else []
+    match = re.match(r"(\d\d)[_\-. ]", path.name)
+    if match:
+        candidates.append(match.group(1))
+    for key in candidates:
+        try:
+            return course.lesson(key).stem
+        except KeyError:
+            continue
+    return None
+
+
+def test_cells(solution_path: Path) -> list:
+    """The graded cells of a solution notebook, in order (hidden tests kept)."""
+    import nbformat
+
+    from tools.make_student import grade_id, graded
+
+    nb = nbformat.read(solution_path, as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code" and graded(c) and grade_id(c)]
+
+
+def points_of(cell) -> float:
+    return float(cell.metadata.get("nbgrader", {}).get("points", 1))
+
+
+def build_notebook(submission, tests: list):
+    """The submission with the authoritative test cells in place."""
+    import nbformat
+
+    from tools.make_student import grade_id
+
+    by_id = {grade_id(t): t for t in tests}
+    used, cells = set(), []
+    for cell in submission.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        gid = grade_id(cell)
+        if gid in by_id:
+            if gid in used:  # a duplicated test cell runs once
+                continue
+            used.add(gid)
+            cells.append(copy.deepcopy(by_id[gid]))
+        else:
+            cell = nbformat.v4.new_code_cell(
+                source=str(cell.get("source", "")),
+                metadata={"tags": list(cell.get("metadata", {}).get("tags", []))},
+            )
+            cells.append(cell)
+    for test in tests:  # deleted test cells still run, at the end
+        if grade_id(test) not in used:
+            cells.append(copy.deepcopy(test))
+    out = nbformat.v4.new_notebook()
+    out.cells = cells
+    out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    return out
+
+
+# --------------------------------------------------------------------------
+# the worker: one submission, one kernel
+# --------------------------------------------------------------------------
+
+
+def _client_class():
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        """Keeps at most OUTPUT_CAP bytes of output per cell (errors always)."""
+
+        def output(self, outs, msg, display_id, cell_index):
+            if msg["msg_type"] != "error":
+                size = sum(len(json.dumps(o, default=str)) for o in outs)
+                if size > OUTPUT_CAP:
+                    return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return CappedClient
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def grade_in_worker(
+    submission: Path,
+    result_path: Path,
+    workdir: Path,
+    solutions: Path,
+    cell_timeout: int,
+    deadline: float,
+) -> None:
+    """Grade one submission; write the result JSON after every test cell."""
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+
+    from tools.make_student import grade_id
+
+    result = {"notebook": "", "tests": {}, "error": ""}
+
+    def save():
+        _write_json(result_path, result)
+
+    try:
+        nb = nbformat.read(submission, as_version=4)
+    except Exception as exc:  # not JSON, not a notebook, unreadable
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        result["error"] = f"not a valid notebook ({type(exc).__name__}: {first})"
+        save()
+        return
+    stem = lesson_of(nb, submission)
+    if stem is None:
+        result["error"] = (
+            "cannot tell which lesson this is (no course metadata and no NN_ "
+            "prefix in the file name)"
+        )
+        save()
+        return
+    result["notebook"] = stem
+    tests = test_cells(solutions / f"{stem}.ipynb")
+    for test in tests:
+        result["tests"][grade_id(test)] = [0.0, points_of(test)]
+    save()
+
+    runnable = build_notebook(nb, tests)
+    client = _client_class()(
+        runnable,
+        timeout=cell_timeout,
+        interrupt_on_timeout=True,
+        error_on_timeout={
+            "ename": "CellTimeoutError",
+            "evalue": f"cell ran longer than {cell_timeout} s",
+            "traceback": [],
+        },
+        allow_errors=True,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+        iopub_timeout=10,
+        raise_on_iopub_timeout=False,
+    )
+    failed: dict[int, str] = {}
+
+    def on_error(cell, cell_index, execute_reply):
+        content = execute_reply.get("content", {})
+        failed[cell_index] = (
+            f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"
+        )
+
+    client.on_cell_error = on_error
+    index = 0
+
+    def where(i: int) -> str:
+        lines = [ln for ln in runnable.cells[i].source.splitlines() if ln.strip()]
+        first = lines[0].strip()[:50] if lines else ""
+        return f'code cell {i + 1} ("{first}")'
+
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(runnable.cells):
+                if time.monotonic() > deadline:
+                    result["error"] = (
+                        f"notebook time limit reached before cell {index + 1} "
+                        f"of {len(runnable.cells)}"
+                    )
+                    break
+                if SKIP_TAG in cell.metadata.get("tags", []):
+                    continue
+                client.execute_cell(cell, index)
+                gid = grade_id(cell)
+                if gid in result["tests"] and index not in failed:
+                    result["tests"][gid][0] = result["tests"][gid][1]
+                save()
+    except DeadKernelError:
+        result["error"] = (
+            f"the kernel died in {where(index)}: os._exit, a crash, or the memory "
+            "limit; later cells did not run"
+        )
+    except Exception as exc:
+        result["error"] = f"grading stopped: {type(exc).__name__}: {exc}"[:300]
+    # Errors outside the test cells do not cost points by themselves, but the
+    # instructor should see them (a timeout, a MemoryError, a NameError ...).
+    test_indices = {i for i, c in enumerate(runnable.cells) if grade_id(c)}
+    others = [
+        f"{where(i)} raised {message.split(':', 1)[0]}"
+        for i, message in sorted(failed.items())
+        if i not in test_indices
+    ]
+    if others:
+        extra = "; ".join(others[:3]) + (
+            f" (+{len(others) - 3} more)" if len(others) > 3 else ""
+        )
+        result["error"] = "; ".join(filter(None, [result["error"], extra]))
+    save()
+
+
+def worker_main(args) -> int:
+    """Entry point of the worker subprocess (``--worker``)."""
+    limit = args.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # the kernel inherits it
+    deadline = time.monotonic() + args.timeout
+    grade_in_worker(
+        Path(args.worker),
+        Path(args.result),
+        Path.cwd(),
+        Path(args.solutions),
+        args.cell_timeout,
+        deadline,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------
+# the parent: many submissions, a CSV
+# --------------------------------------------------------------------------
+
+
+def kernel_env(jobs: int) -> dict:
+    env = dict(os.environ)
+    env.update(
+        BNCOURSE_FAST="1",
+        BNCOURSE_GRADING="1",
+        BNCOURSE_DOWNLOAD="0",
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])]),
+    )
+    if jobs > 1:  # the workers already use every core
+        env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def grade_one(path: Path, args, env: dict) -> Row:
+    row = Row(file=str(path))
+    start = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="bncourse-grade-"))
+    try:
+        if not path.is_file():
+            row.error = "file not found"
+            return row
+        local = workdir / path.name
+        shutil.copy2(path, local)
+        answers = path.with_name(path.stem + ".answers.json")
+        if answers.is_file():  # the quiz's recorded answers travel with it
+            shutil.copy2(answers, workdir / answers.name)
+        result_path = workdir / ".grade-result.json"
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            str(local),
+            "--result",
+            str(result_path),
+            "--solutions",
+            str(args.solutions),
+            "--timeout",
+            str(args.timeout),
+            "--cell-timeout",
+            str(args.cell_timeout),
+            "--memory-mb",
+            str(args.memory_mb),
+        ]
+        proc = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: killable as one
+        )
+        try:
+            _, stderr = proc.communicate(timeout=args.timeout + 60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            stderr = b""
+            row.error = f"killed after the {args.timeout} s notebook time limit"
+        finally:
+            try:  # the kernel and anything it started
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            data = json.loads(result_path.read_text())
+        except (OSError, ValueError):
+            tail = (
+                stderr.decode(errors="replace").strip().splitlines()[-1:]
+                if stderr
+                else []
+            )
+            row.error = row.error or (
+                "the grading worker failed" + (f": {tail[0][:200]}" if tail else "")
+            )
+            return row
+        row.notebook = data.get("notebook", "")
+        row.tests = {k: list(v) for k, v in data.get("tests", {}).items()}
+        row.error = data.get("error") or row.error
+        return row
+    finally:
+        row.seconds = time.monotonic() - start
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def grade_all(paths: list[Path], args) -> list[Row]:
+    env = kernel_env(args.jobs)
+    rows: dict[int, Row] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(grade_one, p, args, env): i for i, p in enumerate(paths)}
+        for future in concurrent.futures.as_completed(futures):
+            i = futures[future]
+            try:
+                rows[i] = future.result()
+            except Exception as exc:  # a bug here must not lose the other rows
+                rows[i] = Row(file=str(paths[i]), error=f"grader error: {exc}")
+            row = rows[i]
+            if not args.quiet:
+                status = f"{row.total:g}/{row.maximum:g}" if row.tests else "-"
+                note = f"  [{row.error}]" if row.error else ""
+                print(f"{row.file}: {status} ({row.seconds:.1f} s){note}", flush=True)
+    return [rows[i] for i in range(len(paths))]
+
+
+def write_csv(rows: list[Row], out: Path) -> None:
+    """One row per submission; the file appears complete or not at all."""
+    columns: list[str] = []
+    for row in rows:
+        for gid in row.tests:
+            key = f"{row.notebook[:2]}:{gid}"
+            if key not in columns:
+                columns.append(key)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".grades-", suffix=".csv", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "notebook", "total", "maximum", *columns, "error"])
+            for row in rows:
+                cells = []
+                for key in columns:
+                    lesson, gid = key.split(":", 1)
+                    hit = row.tests.get(gid) if row.notebook[:2] == lesson else None
+                    cells.append("" if hit is None else f"{hit[0]:g}")
+                total = f"{row.total:g}" if row.tests else ""
+                maximum = f"{row.maximum:g}" if row.tests else ""
+                writer.writerow(
+                    [row.file, row.notebook, total, maximum, *cells, row.error]
+                )
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Grade course notebooks into a CSV (see the module docstring)."
+    )
+    parser.add_argument("submissions", nargs="*", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("grades.csv"))
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--timeout", type=int, default=600, help="seconds per notebook (default 600)"
+    )
+    parser.add_argument(
+        "--cell-timeout", type=int, default=120, help="seconds per cell (default 120)"
+    )
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=4096,
+        help="address-space limit of each submission's kernel (default 4096)",
+    )
+    parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.jobs = max(1, args.jobs)
+    if not args.worker and not args.submissions:
+        parser.error("give at least one submission")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+    start = time.monotonic()
+    rows = grade_all([Path(p) for p in args.submissions], args)
+    write_csv(rows, args.out)
+    elapsed = time.monotonic() - start
+    if not args.quiet:
+        print(
+            f"graded {len(rows)} submission(s) in {elapsed:.1f} s with "
+            f"{args.jobs} worker(s); wrote {args.out}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
