@@ -20,9 +20,10 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 # pytest exits with 5 when it collected nothing: say so and fail.
-# OMP_NUM_THREADS=1: the xdist workers already use every core.
+# OMP_NUM_THREADS=1: the xdist workers already use every core.  No MPLBACKEND:
+# kernels keep the inline backend, so every figure is really rendered to PNG.
 test: $(STAMP)
-	BNCOURSE_FAST=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg \
+	BNCOURSE_FAST=1 OMP_NUM_THREADS=1 \
 	  $(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS); \
 	  rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing"; fi; \

@@ -45,6 +45,16 @@ LESSONS = (
         "Python and NumPy basics",
         20,
     ),
+    Lesson(
+        "02",
+        "bn_forward_backward",
+        "Batch norm by hand: forward and backward in NumPy",
+        "Implement batch norm's forward pass, derive its backward pass twice "
+        "(stage by stage and in closed form), check it three ways, and extend it "
+        "to convolutions and layer norm.",
+        "lesson 00; NumPy broadcasting; the chain rule",
+        90,
+    ),
 )
 
 

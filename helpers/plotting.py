@@ -79,3 +79,149 @@ def feature_histograms(x, x_after=None, *, names=None, ax=None, title=None):
     if title:
         fig.suptitle(title)
     return fig
+
+
+# --------------------------------------------------------------------------
+# lesson 02: the computational graph of batch norm, and normalisation axes
+# --------------------------------------------------------------------------
+
+# (label, x, y) of each node, and the edges (from, to, label on the arrow)
+_BN_NODES = {
+    "x": ("$x$", 0.0, 1.0),
+    "mu": (r"$\mu = \frac{1}{m}\sum_i x_i$", 1.6, 2.1),
+    "xc": (r"$x_c = x - \mu$", 3.2, 1.0),
+    "var": (r"$\sigma^2 = \frac{1}{m}\sum_i x_c^2$", 4.8, 2.1),
+    "std": (r"$s = \sqrt{\sigma^2 + \epsilon}$", 6.4, 2.1),
+    "inv": (r"$r = 1/s$", 8.0, 2.1),
+    "xhat": (r"$\hat{x} = x_c \cdot r$", 8.0, 1.0),
+    "scale": (r"$\gamma \hat{x}$", 9.6, 1.0),
+    "out": (r"$y = \gamma\hat{x} + \beta$", 11.2, 1.0),
+    "gamma": (r"$\gamma$", 9.6, 0.0),
+    "beta": (r"$\beta$", 11.2, 0.0),
+}
+_BN_EDGES = [
+    ("x", "mu"),
+    ("x", "xc"),
+    ("mu", "xc"),
+    ("xc", "var"),
+    ("var", "std"),
+    ("std", "inv"),
+    ("xc", "xhat"),
+    ("inv", "xhat"),
+    ("xhat", "scale"),
+    ("gamma", "scale"),
+    ("scale", "out"),
+    ("beta", "out"),
+]
+
+
+def bn_graph(ax=None, highlight=("x", "xc")):
+    """The staged computational graph of batch norm's forward pass.
+
+    Nodes where two branches meet on the way back (``x`` receives gradient
+    directly and through ``mu``; ``xc`` directly and through ``var``) are
+    highlighted: the backward pass must add the gradients of both branches.
+    """
+    fig, ax = _axes(ax, figsize=(10, 3.4))
+    ax.set_axis_off()
+    ax.set_xlim(-0.8, 12.2)
+    ax.set_ylim(-0.5, 2.6)
+    boxes = {}
+    for key, (label, x, y) in _BN_NODES.items():
+        color = COLORS["no_bn"] if key in highlight else COLORS["bn"]
+        boxes[key] = ax.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=10,
+            bbox={"boxstyle": "round,pad=0.35", "fc": "white", "ec": color, "lw": 1.5},
+        )
+    for a, b in _BN_EDGES:
+        _, x0, y0 = _BN_NODES[a]
+        _, x1, y1 = _BN_NODES[b]
+        # leave each box by the side that faces the other one
+        if abs(x1 - x0) < 1e-9:
+            start, end = (
+                ((0.5, 1.0), (0.5, 0.0)) if y1 > y0 else ((0.5, 0.0), (0.5, 1.0))
+            )
+        else:
+            start, end = (1.0, 0.5), (0.0, 0.5)
+        ax.annotate(
+            "",
+            xy=end,
+            xycoords=boxes[b],
+            xytext=start,
+            textcoords=boxes[a],
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": COLORS["reference"],
+                "shrinkA": 4,
+                "shrinkB": 4,
+                "lw": 1.2,
+            },
+        )
+    ax.set_title(
+        "Batch norm's forward pass, left to right; the backward pass runs right to "
+        "left.\nRed: the gradient of this node is the sum over two branches.",
+        fontsize=10,
+    )
+    return fig
+
+
+def norm_axes(ax=None, n=4, c=6, hw=3, group=3):
+    """Which values share one mean and variance in batch, layer, instance, group norm.
+
+    Each panel is a grid of N examples (rows) by C channels (columns); every
+    cell holds that channel's H*W values (the small strips).  The coloured
+    cells are normalised together, with one mean and one variance.
+    """
+    from matplotlib.patches import Rectangle
+
+    if ax is None:
+        fig, axes = plt.subplots(1, 4, figsize=(11, 3))
+    else:
+        axes = np.atleast_1d(ax)
+        fig = axes[0].figure
+    kinds = {
+        "batch norm": lambda i, j: j == 1,
+        "layer norm": lambda i, j: i == 1,
+        "instance norm": lambda i, j: i == 1 and j == 1,
+        f"group norm ({c // group} groups)": lambda i, j: i == 1 and j < group,
+    }
+    for axis, (title, chosen) in zip(axes, kinds.items(), strict=True):
+        axis.set_axis_off()
+        for i in range(n):
+            for j in range(c):
+                fill = COLORS["bn"] if chosen(i, j) else "#e4e4e4"
+                for k in range(hw):  # the H*W values of one channel: strips
+                    axis.add_patch(
+                        Rectangle(
+                            (j, n - 1 - i + k * 0.8 / hw),
+                            0.88,
+                            0.8 / hw,
+                            facecolor=fill,
+                            edgecolor="white",
+                            lw=0.6,
+                        )
+                    )
+        axis.set_xlim(-0.6, c + 0.2)
+        axis.set_ylim(-0.6, n + 0.3)
+        axis.set_title(title)
+        axis.text(c / 2, -0.45, f"{c} channels", ha="center", fontsize=9)
+        axis.text(
+            -0.3,
+            n / 2,
+            f"{n} examples",
+            rotation=90,
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
+    fig.suptitle(
+        "One mean and one variance per coloured set (each cell: the H×W values of "
+        "one channel of one example)",
+        fontsize=10,
+    )
+    return fig

@@ -13,7 +13,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("BNCOURSE_FAST", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# No MPLBACKEND here: notebook kernels inherit this environment and must keep
+# the inline backend, so that nbval really renders every figure.
 
 
 @pytest.fixture

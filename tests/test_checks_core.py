@@ -169,6 +169,9 @@ def test_numpy_warnings_from_learner_code_are_silenced(recwarn):
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
-def test_rel_error_is_cs231n_style():
+def test_rel_error_is_normwise_and_robust_near_zero():
     assert _core.rel_error(np.array([1.0]), np.array([1.0])) == 0.0
-    assert abs(_core.rel_error(np.array([1.0]), np.array([3.0])) - 0.5) < 1e-12
+    assert abs(_core.rel_error(np.array([1.0]), np.array([3.0])) - 2 / 3) < 1e-12
+    # a round-off difference on a value near zero is small on the output's scale
+    got, want = np.array([1e-12 + 1e-16, 2.0]), np.array([1e-12, 2.0])
+    assert _core.rel_error(got, want) < 1e-15

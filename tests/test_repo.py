@@ -142,23 +142,43 @@ def test_every_lesson_is_listed_and_has_both_copies():
         assert (ROOT / "notebooks" / lesson.filename).is_file()
 
 
-def test_helpers_never_contains_exercise_solutions():
-    """No function an exercise asks for is defined in the package."""
+def test_helpers_never_contains_exercise_solutions(learner_mode):
+    """No exercise is solved in the package.
+
+    Outside ``helpers/checks`` no function has an exercise's name; inside, a
+    function with an exercise's name must be a *check*: given unfinished stubs
+    it reports "not yet" (it calls the learner's code, it does not replace it).
+    """
+    import inspect
+
+    from helpers import checks
+
     names = set()
     for path in (ROOT / "solutions").glob("*.ipynb"):
         for cell in nbformat.read(path, 4).cells:
             if ms.BEGIN_SOLUTION in cell.source:
-                names |= set(
-                    re.findall(r"^\s*(?:def|class)\s+(\w+)", cell.source, re.M)
-                )
+                found = re.findall(r"^\s*(?:def|class)\s+(\w+)", cell.source, re.M)
+                names |= set(found)
     assert names
-    package = "\n".join(p.read_text() for p in (ROOT / "helpers").rglob("*.py"))
-    defined = set(re.findall(r"^\s*(?:def|class)\s+(\w+)", package, re.M))
-    # a check may share the exercise's name (checks.batch_stats checks batch_stats)
-    check_names = {
-        name for name in defined if re.search(rf"^def {name}\(fn", package, re.M)
-    }
-    assert not (names & defined) - check_names
+    for path in (ROOT / "helpers").rglob("*.py"):
+        if "checks" in path.parts:
+            continue
+        defined = set(re.findall(r"^\s*(?:def|class)\s+(\w+)", path.read_text(), re.M))
+        assert not names & defined, f"{path} defines {names & defined}"
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError("stub")
+
+    for name in sorted(names & set(dir(checks))):
+        check = getattr(checks, name)
+        required = [
+            p
+            for p in inspect.signature(check).parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        report = check(*[stub] * len(required), quiet=True)
+        assert "not yet" in report.verdicts, f"checks.{name} is not a check"
 
 
 @pytest.mark.skipif(

@@ -41,6 +41,7 @@ import copy
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -142,12 +143,16 @@ def strip_solutions(source: str, cell_type: str = "code", where: str = "") -> st
             literal = json.dumps(message, ensure_ascii=False)  # "double quotes"
             stub = indent + f"raise NotImplementedError({literal})"
             if len(stub) > 88:  # keep within the course's line length
+                width = 88 - len(indent) - 6
+                pieces = textwrap.wrap(message, width, break_on_hyphens=False)
+                pieces = [p + " " for p in pieces[:-1]] + pieces[-1:]
                 stub = "\n".join(
-                    [
-                        indent + "raise NotImplementedError(",
-                        indent + f"    {literal}",
-                        indent + ")",
+                    [indent + "raise NotImplementedError("]
+                    + [
+                        indent + "    " + json.dumps(p, ensure_ascii=False)
+                        for p in pieces
                     ]
+                    + [indent + ")"]
                 )
             out.append(stub)
         elif _marker(line, END_SOLUTION):

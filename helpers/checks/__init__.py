@@ -4,8 +4,25 @@ Each check prints one aligned line per output it verified and returns the
 result(s); see ``_core`` for the rules every check follows.
 """
 
-from ._core import CheckFailed, Report, Result, abs_error, rel_error, report
+from ._core import (
+    CheckFailed,
+    Report,
+    Result,
+    abs_error,
+    mine_or_reference,
+    rel_error,
+    report,
+)
 from .lesson00 import batch_stats
+from .lesson02 import (
+    batchnorm_backward,
+    batchnorm_backward_alt,
+    batchnorm_forward,
+    layernorm_backward,
+    layernorm_forward,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
+)
 
 __all__ = [
     "CheckFailed",
@@ -13,6 +30,14 @@ __all__ = [
     "Result",
     "abs_error",
     "batch_stats",
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "batchnorm_forward",
+    "layernorm_backward",
+    "layernorm_forward",
+    "mine_or_reference",
+    "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward",
     "rel_error",
     "report",
 ]

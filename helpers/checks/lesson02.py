@@ -1,0 +1,574 @@
+"""Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
+
+References are ``torch.nn.functional.batch_norm`` / ``layer_norm`` with
+autograd in float64, and centred numerical gradients of the learner's own
+forward pass.  Each check also computes what the usual mistakes produce (the
+unbiased variance, eps outside the square root, a missing branch in the
+backward pass, ...) and names the one the learner's answer matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import gradcheck
+from ._core import (
+    ERROR,
+    TODO,
+    Result,
+    call,
+    compare,
+    expect_raises,
+    ok,
+    rel_error,
+    run_check,
+    shape_problem,
+    unpack,
+    wrong,
+)
+
+FORWARD_TOL = 1e-10  # float64 against torch
+BACKWARD_TOL = 1e-10  # float64 against torch autograd
+NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
+
+KINDS = ("batch", "spatial", "layer")
+AVERAGED = "{} is averaged over the batch; gradients of a shared parameter add up (sum)"
+
+
+@dataclass
+class Problem:
+    x: np.ndarray
+    gamma: np.ndarray
+    beta: np.ndarray
+    dout: np.ndarray
+    eps: float
+
+
+def make_problem(kind: str, seed: int, shape=None, eps=1e-5, tiny=True) -> Problem:
+    """Non-trivial inputs: x = 5 randn + 12, gamma != 1, beta != 0, random dout.
+
+    With ``tiny`` one feature (channel) has a standard deviation of 0.01, so
+    that eps matters and its place in the formula can be told apart.
+    """
+    rng = np.random.default_rng(seed)
+    if shape is None:
+        shape = {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
+    x = 5.0 * rng.standard_normal(shape) + 12.0
+    features = shape[1]
+    if tiny:
+        if kind == "layer":  # layer norm: one example with a tiny spread
+            x[1] = 12.0 + 0.01 * rng.standard_normal(shape[1:])
+        else:
+            x[:, 1] = 12.0 + 0.01 * rng.standard_normal(x[:, 1].shape)
+    gamma = rng.uniform(0.5, 2.0, features)
+    beta = rng.normal(0.0, 1.0, features)
+    dout = rng.standard_normal(shape)
+    return Problem(x, gamma, beta, dout, eps)
+
+
+# --------------------------------------------------------------------------
+# references (torch) and the usual mistakes
+# --------------------------------------------------------------------------
+
+
+def reference(kind: str, p: Problem):
+    """(out, dx, dgamma, dbeta) from torch autograd in float64."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.tensor(p.x, dtype=torch.float64, requires_grad=True)
+    g = torch.tensor(p.gamma, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(p.beta, dtype=torch.float64, requires_grad=True)
+    if kind == "layer":
+        out = F.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
+    else:
+        out = F.batch_norm(x, None, None, g, b, training=True, eps=p.eps)
+    out.backward(torch.from_numpy(p.dout))
+    return (
+        out.detach().numpy(),
+        x.grad.numpy(),
+        g.grad.numpy(),
+        b.grad.numpy(),
+    )
+
+
+def _as_2d(kind: str, array):
+    """View a problem as (examples, features) over which statistics are taken."""
+    if kind == "spatial":
+        n, c, h, w = array.shape
+        return array.transpose(0, 2, 3, 1).reshape(-1, c)
+    return array
+
+
+def _from_2d(kind: str, array, shape):
+    if kind == "spatial":
+        n, c, h, w = shape
+        return array.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    return array
+
+
+def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
+    """What the usual forward-pass mistakes output for problem ``p``."""
+    import torch
+
+    axis = 1 if kind == "layer" else 0
+    x = torch.from_numpy(_as_2d(kind, p.x))
+    g, b = torch.from_numpy(p.gamma), torch.from_numpy(p.beta)
+    eps = p.eps
+
+    def stats(t, ax):
+        mu = t.mean(ax, keepdim=True)
+        return (
+            mu,
+            t.var(ax, correction=0, keepdim=True),
+            t.var(ax, correction=1, keepdim=True),
+        )
+
+    mu, var, var_u = stats(x, axis)
+    xc = x - mu
+    x_hat = xc / torch.sqrt(var + eps)
+    other = 0 if axis == 1 else 1
+    mu_o, var_o, _ = stats(x, other)
+    what = "example" if kind == "layer" else "feature"
+    across = "its features (axis=1)" if kind == "layer" else "the batch (axis=0)"
+    wrong_axis = (
+        "statistics over the wrong axis: layer norm normalises each example over "
+        "its features (axis=1); this output normalises each feature over the batch"
+        if kind == "layer"
+        else "statistics over the wrong axis: batch norm normalises each feature "
+        "over the batch (axis=0); this output normalises each example over its "
+        "features (that is layer norm)"
+    )
+    variants = {
+        f"normalised with the unbiased variance (divides by N-1); normalise with "
+        f"the biased one, dividing by the number of values per {what}": g
+        * xc
+        / torch.sqrt(var_u + eps)
+        + b,
+        "eps is added outside the square root: use sqrt(var + eps)": g
+        * xc
+        / (torch.sqrt(var) + eps)
+        + b,
+        "eps is missing: divide by sqrt(var + eps)": g * xc / torch.sqrt(var) + b,
+        "divided by the variance, not the standard deviation (missing square root)": g
+        * xc
+        / (var + eps)
+        + b,
+        "gamma and beta are not applied: out = gamma * x_hat + beta": x_hat,
+        "gamma and beta are swapped: out = gamma * x_hat + beta": b * x_hat + g,
+        f"centred but not scaled: divide by sqrt(var + eps), var taken over {across}": g
+        * xc
+        + b,
+        wrong_axis: g * (x - mu_o) / torch.sqrt(var_o + eps) + b,
+    }
+    out = {k: _from_2d(kind, v.numpy(), p.x.shape) for k, v in variants.items()}
+    if kind == "spatial":
+        n, c, h, w = p.x.shape
+        flat = torch.from_numpy(p.x.reshape(n, -1))  # per (c, h, w) position
+        m, v, _ = stats(flat, 0)
+        g_pos = g.repeat_interleave(h * w)
+        b_pos = b.repeat_interleave(h * w)
+        per_position = (g_pos * (flat - m) / torch.sqrt(v + eps) + b_pos).numpy()
+        out[
+            "statistics per position (C*H*W features over N examples), not per "
+            "channel: move C last and merge N, H and W into the batch axis"
+        ] = per_position.reshape(p.x.shape)
+        naive = torch.from_numpy(p.x.reshape(-1, c))  # reshape without transpose
+        m, v, _ = stats(naive, 0)
+        out[
+            "reshaped to (N*H*W, C) without moving C last: transpose(0, 2, 3, 1) "
+            "before the reshape, and transpose back after"
+        ] = ((g * (naive - m) / torch.sqrt(v + eps) + b).numpy()).reshape(p.x.shape)
+    return out
+
+
+def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]:
+    """What the usual backward-pass mistakes give, per output name."""
+    import torch
+
+    axis = 1 if kind == "layer" else 0
+    x = torch.from_numpy(_as_2d(kind, p.x))
+    dout = torch.from_numpy(_as_2d(kind, p.dout))
+    g = torch.from_numpy(p.gamma)
+    mu = x.mean(axis, keepdim=True)
+    var = x.var(axis, correction=0, keepdim=True)
+    inv_std = 1.0 / torch.sqrt(var + p.eps)
+    x_hat = (x - mu) * inv_std
+    dx_hat = dout * g
+
+    def mean(t):
+        return t.mean(axis, keepdim=True)
+
+    dx = {
+        "dx lacks the branch through mu: mu depends on every x_i, so add the "
+        "gradient that flows back through the mean": inv_std
+        * (dx_hat - x_hat * mean(dx_hat * x_hat)),
+        "dx lacks the branch through var: var depends on every x_i too, so add "
+        "the gradient that flows back through the variance": inv_std
+        * (dx_hat - mean(dx_hat)),
+        "dx treats mu and var as constants: both depend on x, so add the "
+        "gradients through them": dx_hat * inv_std,
+        "dx forgets gamma: the gradient reaching x_hat is dout * gamma": inv_std
+        * (dout - mean(dout) - x_hat * mean(dout * x_hat)),
+        "dx has the wrong sign": -inv_std
+        * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)),
+    }
+    dgamma = {
+        "dgamma uses x instead of x_hat: out = gamma * x_hat + beta": (dout * x).sum(0),
+        "dgamma uses the centred x (x - mu) instead of x_hat: divide by the "
+        "standard deviation too": (dout * (x - mu)).sum(0),
+        AVERAGED.format("dgamma"): (dout * x_hat).mean(0),
+        "this is dbeta's formula (dgamma and dbeta swapped?)": dout.sum(0),
+    }
+    dbeta = {
+        AVERAGED.format("dbeta"): dout.mean(0),
+        "this is dgamma's formula (dgamma and dbeta swapped?)": (dout * x_hat).sum(0),
+    }
+    return {
+        "dx": {k: _from_2d(kind, v.numpy(), p.x.shape) for k, v in dx.items()},
+        "dgamma": {k: v.numpy() for k, v in dgamma.items()},
+        "dbeta": {k: v.numpy() for k, v in dbeta.items()},
+    }
+
+
+def _not_summed_hints(kind: str, p: Problem) -> dict[tuple, str]:
+    hint = (
+        "not summed: gamma and beta are shared by every example, so their "
+        "gradients add up over the batch"
+        + (" and over H and W" if kind == "spatial" else " (axis 0)")
+    )
+    hints = {p.x.shape: hint, _as_2d(kind, p.x).shape: hint}
+    if kind == "spatial":
+        n, c, h, w = p.x.shape
+        hints[(c, h, w)] = "summed over N only: sum over N, H and W (axes 0, 2, 3)"
+        hints[(n, c)] = "summed over H and W only: sum over N too"
+    return hints
+
+
+def _output_shape_hints(kind: str, p: Problem) -> dict[tuple, str]:
+    if kind != "spatial":
+        return {}
+    n, c, h, w = p.x.shape
+    return {
+        (n * h * w, c): "still (N*H*W, C): reshape back and transpose to (N, C, H, W)",
+        (n, h, w, c): "still channels-last: transpose(0, 3, 1, 2) back to (N, C, H, W)",
+    }
+
+
+# --------------------------------------------------------------------------
+# the checks
+# --------------------------------------------------------------------------
+
+
+def _forward_results(kind, name, fn, p: Problem) -> list[Result]:
+    value, problem = call(name, fn, p.x, p.gamma, p.beta, eps=p.eps)
+    if problem is not None:
+        return [problem]
+    items, problem = unpack(name, value, 2, "out, cache")
+    if problem is not None:
+        return [problem]
+    want = reference(kind, p)[0]
+    results = [
+        compare(
+            f"{name} out",
+            items[0],
+            want,
+            tol=FORWARD_TOL,
+            diagnoses=forward_mistakes(kind, p),
+            what="out",
+            shape_hints=_output_shape_hints(kind, p),
+        )
+    ]
+    big_eps = Problem(p.x, p.gamma, p.beta, p.dout, 0.1)
+    value, problem = call(name, fn, p.x, p.gamma, p.beta, eps=0.1)
+    if problem is not None:
+        results.append(problem)
+    elif results[0].passed:
+        items, problem = unpack(name, value, 2, "out, cache")
+        if problem is not None:  # a failed Result is falsy: never use `or`
+            results.append(problem)
+        else:
+            results.append(
+                compare(
+                    f"{name} eps=0.1",
+                    items[0],
+                    reference(kind, big_eps)[0],
+                    tol=FORWARD_TOL,
+                    diagnoses={
+                        "ignores its eps argument (a fixed 1e-5?): use the eps "
+                        "passed in": want
+                    },
+                    what="out",
+                )
+            )
+    return results
+
+
+def _forward_check(kind, name, fn, seed, shape, eps, quiet, strict, one_example):
+    p = make_problem(kind, seed, shape, eps)
+
+    def body():
+        results = _forward_results(kind, name, fn, p)
+        if one_example and all(r.verdict not in (TODO, ERROR) for r in results[:1]):
+            single = p.x[:1]
+            results.append(
+                expect_raises(
+                    f"{name} batch of one",
+                    fn,
+                    ValueError,
+                    "one example has zero variance: PyTorch refuses it in "
+                    "training mode too",
+                    single,
+                    p.gamma,
+                    p.beta,
+                )
+            )
+        return results
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _numeric_result(kind, name, forward, backward, seed) -> Result:
+    """Compare the learner's backward with numerical gradients of their forward."""
+    shape = {"batch": (6, 4), "spatial": (3, 2, 2, 3), "layer": (4, 6)}[kind]
+    p = make_problem(kind, seed + 100, shape, tiny=False)
+    value, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps)
+    if problem is not None:
+        return problem
+    items, problem = unpack(name, value, 2, "out, cache")
+    if problem is not None:
+        return problem
+    grads, problem = call(name, backward, p.dout, items[1])
+    if problem is not None:
+        return problem
+    grads, problem = unpack(name, grads, 3, "dx, dgamma, dbeta")
+    if problem is not None:
+        return problem
+
+    def out_of(x=p.x, gamma=p.gamma, beta=p.beta):
+        return forward(x, gamma, beta, eps=p.eps)[0]
+
+    numeric = {
+        "dx": gradcheck.numerical_gradient(lambda v: out_of(x=v), p.x.copy(), p.dout),
+        "dgamma": gradcheck.numerical_gradient(
+            lambda v: out_of(gamma=v), p.gamma.copy(), p.dout
+        ),
+        "dbeta": gradcheck.numerical_gradient(
+            lambda v: out_of(beta=v), p.beta.copy(), p.dout
+        ),
+    }
+    errors = {}
+    for key, got in zip(("dx", "dgamma", "dbeta"), grads, strict=True):
+        shaped = shape_problem(name, got, numeric[key].shape, key)
+        if shaped is not None:
+            return Result(f"{name} numeric", shaped.verdict, shaped.detail)
+        errors[key] = rel_error(got, numeric[key])
+    worst = max(errors.values())
+    detail = ", ".join(f"{k} {v:.0e}" for k, v in errors.items())
+    label = f"{name} numeric"
+    if worst < NUMERIC_TOL:
+        return ok(label, f"rel. errors {detail} (expect < {NUMERIC_TOL:.0e})", worst)
+    return wrong(
+        label,
+        f"rel. errors {detail} (expect < {NUMERIC_TOL:.0e}): {gradcheck.band(worst)}",
+        worst,
+    )
+
+
+def _backward_check(
+    kind, name, forward, backward, seed, shape, quiet, strict, forward_name, also=None
+):
+    p = make_problem(kind, seed, shape)
+
+    def body():
+        value, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps)
+        if problem is not None:
+            if problem.verdict == TODO:
+                return Result(
+                    name,
+                    TODO,
+                    f"needs {forward_name} first, which is not implemented yet",
+                )
+            return Result(
+                name, problem.verdict, f"{forward_name} failed: {problem.detail}"
+            )
+        items, problem = unpack(forward_name, value, 2, "out, cache")
+        if problem is not None:
+            return problem
+        out, cache = items
+        grads, problem = call(name, backward, p.dout, cache)
+        if problem is not None:
+            return problem
+        grads, problem = unpack(name, grads, 3, "dx, dgamma, dbeta")
+        if problem is not None:
+            return problem
+        _, dx_ref, dg_ref, db_ref = reference(kind, p)
+        mistakes = backward_mistakes(kind, p)
+        hints = _not_summed_hints(kind, p)
+        results = [
+            compare(
+                f"{name} dx",
+                grads[0],
+                dx_ref,
+                tol=BACKWARD_TOL,
+                diagnoses=mistakes["dx"],
+                what="dx",
+                shape_hints=_output_shape_hints(kind, p),
+            ),
+            compare(
+                f"{name} dgamma",
+                grads[1],
+                dg_ref,
+                tol=BACKWARD_TOL,
+                diagnoses=mistakes["dgamma"],
+                what="dgamma",
+                shape_hints=hints,
+            ),
+            compare(
+                f"{name} dbeta",
+                grads[2],
+                db_ref,
+                tol=BACKWARD_TOL,
+                diagnoses=mistakes["dbeta"],
+                what="dbeta",
+                shape_hints=hints,
+            ),
+            _numeric_result(kind, name, forward, backward, seed),
+        ]
+        if also is not None:
+            results.append(also(p, cache, grads))
+        forward_ok = compare("f", out, reference(kind, p)[0], tol=FORWARD_TOL)
+        if not forward_ok.passed and not all(r.passed for r in results[:3]):
+            results.append(
+                wrong(
+                    name,
+                    f"{forward_name} itself is off (run its check): the gradients "
+                    "above are compared with PyTorch's, which differentiate the "
+                    "correct forward pass",
+                )
+            )
+        return results
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def batchnorm_forward(fn, *, seed=0, shape=None, eps=1e-5, quiet=False, strict=None):
+    """Check ``fn(x, gamma, beta, eps) -> (out, cache)`` for x of shape (N, D)."""
+    return _forward_check(
+        "batch", "batchnorm_forward", fn, seed, shape, eps, quiet, strict, True
+    )
+
+
+def batchnorm_backward(
+    forward, backward, *, seed=1, shape=None, quiet=False, strict=None
+):
+    """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` (staged version)."""
+    return _backward_check(
+        "batch",
+        "batchnorm_backward",
+        forward,
+        backward,
+        seed,
+        shape,
+        quiet,
+        strict,
+        "batchnorm_forward",
+    )
+
+
+def batchnorm_backward_alt(
+    forward, backward_alt, staged=None, *, seed=2, shape=None, quiet=False, strict=None
+):
+    """Check the closed-form backward; with ``staged`` also compare the two."""
+
+    def against_staged(p, cache, grads):
+        label = "backward_alt vs backward"
+        if staged is None:
+            return ok(label, "skipped (no staged version given)")
+        other, problem = call(label, staged, p.dout, cache)
+        if problem is not None:
+            if problem.verdict == TODO:
+                return ok(label, "skipped: batchnorm_backward is not implemented yet")
+            return Result(label, problem.verdict, problem.detail)
+        other, problem = unpack(label, other, 3, "dx, dgamma, dbeta")
+        if problem is not None:
+            return problem
+        worst = max(rel_error(a, b) for a, b in zip(grads, other, strict=True))
+        if worst < BACKWARD_TOL:
+            return ok(label, f"max rel. difference {worst:.0e}: they agree")
+        return wrong(
+            label,
+            f"max rel. difference {worst:.0e}: the two backward passes disagree "
+            "(the lines above say which one is off)",
+        )
+
+    return _backward_check(
+        "batch",
+        "batchnorm_backward_alt",
+        forward,
+        backward_alt,
+        seed,
+        shape,
+        quiet,
+        strict,
+        "batchnorm_forward",
+        also=against_staged,
+    )
+
+
+def spatial_batchnorm_forward(
+    fn, *, seed=3, shape=None, eps=1e-5, quiet=False, strict=None
+):
+    """Check ``fn(x, gamma, beta, eps)`` for x of shape (N, C, H, W)."""
+    return _forward_check(
+        "spatial",
+        "spatial_batchnorm_forward",
+        fn,
+        seed,
+        shape,
+        eps,
+        quiet,
+        strict,
+        False,
+    )
+
+
+def spatial_batchnorm_backward(
+    forward, backward, *, seed=4, shape=None, quiet=False, strict=None
+):
+    return _backward_check(
+        "spatial",
+        "spatial_batchnorm_backward",
+        forward,
+        backward,
+        seed,
+        shape,
+        quiet,
+        strict,
+        "spatial_batchnorm_forward",
+    )
+
+
+def layernorm_forward(fn, *, seed=5, shape=None, eps=1e-5, quiet=False, strict=None):
+    """Check ``fn(x, gamma, beta, eps)``: each row of x (N, D) normalised."""
+    return _forward_check(
+        "layer", "layernorm_forward", fn, seed, shape, eps, quiet, strict, False
+    )
+
+
+def layernorm_backward(
+    forward, backward, *, seed=6, shape=None, quiet=False, strict=None
+):
+    return _backward_check(
+        "layer",
+        "layernorm_backward",
+        forward,
+        backward,
+        seed,
+        shape,
+        quiet,
+        strict,
+        "layernorm_forward",
+    )

@@ -1,0 +1,123 @@
+"""Notebook 02's checks: right answers pass, each plausible mistake gets its message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import checks
+
+from . import mutants as m
+
+
+def forward_ok(x, g, b, eps=1e-5):
+    return m.bn_forward(x, g, b, eps)
+
+
+def test_reference_implementations_pass(learner_mode):
+    assert checks.batchnorm_forward(forward_ok, quiet=True)
+    assert checks.batchnorm_backward(forward_ok, m.bn_backward, quiet=True)
+    assert checks.batchnorm_backward_alt(
+        forward_ok, m.bn_backward, m.bn_backward, quiet=True
+    )
+    assert checks.spatial_batchnorm_forward(m.spatial_forward, quiet=True)
+    assert checks.spatial_batchnorm_backward(
+        m.spatial_forward, m.spatial_backward, quiet=True
+    )
+    assert checks.layernorm_forward(m.ln_forward, quiet=True)
+    assert checks.layernorm_backward(m.ln_forward, m.ln_backward, quiet=True)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("stub: hint")
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda: checks.batchnorm_forward(stub),
+        lambda: checks.batchnorm_backward(stub, stub),
+        lambda: checks.batchnorm_backward(forward_ok, stub),
+        lambda: checks.batchnorm_backward_alt(forward_ok, stub, stub),
+        lambda: checks.spatial_batchnorm_forward(stub),
+        lambda: checks.spatial_batchnorm_backward(stub, stub),
+        lambda: checks.layernorm_forward(stub),
+        lambda: checks.layernorm_backward(stub, stub),
+    ],
+)
+def test_stubs_say_not_yet_and_never_raise(check, learner_mode, capsys):
+    report = check()
+    assert not report and "not yet" in report.verdicts
+    assert "Traceback" not in capsys.readouterr().out
+
+
+CASES = (
+    [("forward", k, v) for k, v in m.BN_FORWARD.items()]
+    + [("backward", k, v) for k, v in m.BN_BACKWARD.items()]
+    + [("alt", k, v) for k, v in m.BN_BACKWARD.items()]
+    + [("spatial_forward", k, v) for k, v in m.SPATIAL_FORWARD.items()]
+    + [("spatial_backward", k, v) for k, v in m.SPATIAL_BACKWARD.items()]
+    + [("ln_forward", k, v) for k, v in m.LN_FORWARD.items()]
+    + [("ln_backward", k, v) for k, v in m.LN_BACKWARD.items()]
+)
+
+
+def run(kind, fn, **kw):
+    if kind == "forward":
+        return checks.batchnorm_forward(fn, **kw)
+    if kind == "backward":
+        return checks.batchnorm_backward(forward_ok, fn, **kw)
+    if kind == "alt":
+        return checks.batchnorm_backward_alt(forward_ok, fn, m.bn_backward, **kw)
+    if kind == "spatial_forward":
+        return checks.spatial_batchnorm_forward(fn, **kw)
+    if kind == "spatial_backward":
+        return checks.spatial_batchnorm_backward(m.spatial_forward, fn, **kw)
+    if kind == "ln_forward":
+        return checks.layernorm_forward(fn, **kw)
+    return checks.layernorm_backward(m.ln_forward, fn, **kw)
+
+
+@pytest.mark.parametrize(
+    "kind, name, case", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES]
+)
+def test_mistake_gets_its_specific_message(kind, name, case, learner_mode, capsys):
+    fn, expected = case
+    report = run(kind, fn)
+    assert not report, f"{name} passed the check"
+    assert expected in report.lines(), report.lines()
+    assert "Traceback" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kind, name, case", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES]
+)
+def test_mistake_fails_while_grading(kind, name, case, grading_mode):
+    with pytest.raises(checks.CheckFailed):
+        run(kind, case[0], quiet=True)
+
+
+def test_forward_error_is_flagged_in_the_backward_check(learner_mode):
+    """A backward pass consistent with a wrong forward pass is told so."""
+    wrong_forward = m.BN_FORWARD["unbiased variance"][0]
+
+    def backward_of_unbiased(dout, cache):
+        x_hat, std, gamma = cache
+        n = dout.shape[0]
+        g = dout * gamma
+        # exact gradient of the unbiased-variance forward pass
+        dx = (g - g.mean(0) - x_hat * (g * x_hat).sum(0) / (n - 1)) / std
+        return dx, (dout * x_hat).sum(0), dout.sum(0)
+
+    report = checks.batchnorm_backward(wrong_forward, backward_of_unbiased)
+    text = report.lines()
+    assert "numeric" in text and "itself is off" in text
+    numeric = [r for r in report if r.name.endswith("numeric")][0]
+    assert numeric.passed  # consistent with its own forward pass
+
+
+def test_hidden_shapes_work_with_float32_and_small_batches(learner_mode):
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    out, _ = forward_ok(x, np.ones(3), np.zeros(3))
+    assert out.shape == (2, 3)
+    assert checks.batchnorm_forward(forward_ok, shape=(2, 9), seed=13, quiet=True)
