@@ -14,7 +14,10 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_solutions(stem: str, preamble: str = "import numpy as np\nimport torch\n"):
+PREAMBLE = "import numpy as np\nimport torch\nfrom torch import nn\n"
+
+
+def load_solutions(stem: str, preamble: str = PREAMBLE):
     nb = nbformat.read(ROOT / "solutions" / f"{stem}.ipynb", as_version=4)
     namespace: dict = {}
     exec(preamble, namespace)

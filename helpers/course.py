@@ -55,6 +55,16 @@ LESSONS = (
         "lesson 00; NumPy broadcasting; the chain rule",
         90,
     ),
+    Lesson(
+        "03",
+        "inference_running_stats",
+        "Inference: running statistics, train and eval mode",
+        "Why batch norm changes at test time, PyTorch's running statistics "
+        "rebuilt exactly, the classic train/eval bugs with their fixes, and "
+        "folding batch norm away for deployment.",
+        "lessons 00 and 02; torch.nn.Module basics",
+        75,
+    ),
 )
 
 

@@ -225,3 +225,64 @@ def norm_axes(ax=None, n=4, c=6, hw=3, group=3):
         fontsize=10,
     )
     return fig
+
+
+# --------------------------------------------------------------------------
+# lesson 03: the running mean chasing the true mean
+# --------------------------------------------------------------------------
+
+
+def running_mean_chase(
+    momentum=0.1, batch_size=8, steps=150, true_mean=3.0, true_std=2.0, seed=0, ax=None
+):
+    """How PyTorch's running mean follows a stream of batches.
+
+    Batches of ``batch_size`` values are drawn from N(true_mean, true_std^2);
+    a ``torch.nn.BatchNorm1d(1, momentum=momentum)`` sees them in training
+    mode, starting from its initial running mean of 0.  Plots the batch means
+    (dots), the running mean (line) and the true mean (dashed).  Returns the
+    figure; the last running mean is in ``fig.running_mean``.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    bn = torch.nn.BatchNorm1d(1, momentum=momentum).double()
+    batch_means, running = [], []
+    with torch.no_grad():
+        for _ in range(steps):
+            x = true_mean + true_std * torch.randn(
+                batch_size, 1, generator=gen, dtype=torch.float64
+            )
+            bn(x)
+            batch_means.append(x.mean().item())
+            running.append(bn.running_mean.item())
+    fig, ax = _axes(ax)
+    step = np.arange(1, steps + 1)
+    ax.plot(
+        step,
+        batch_means,
+        ".",
+        ms=3,
+        alpha=0.5,
+        color=COLORS["bn"],
+        label=f"batch means (batch of {batch_size})",
+    )
+    ax.plot(
+        step,
+        running,
+        color=COLORS["running"],
+        lw=2,
+        label=f"running_mean (momentum={momentum:g})",
+    )
+    ax.axhline(true_mean, color=COLORS["reference"], ls="--", label="true mean")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("mean of the feature")
+    ax.set_ylim(true_mean - 3 * true_std, true_mean + 3 * true_std)
+    tail = np.array(running[steps // 2 :])
+    ax.set_title(
+        f"second half: running mean {tail.mean():.2f} ± {tail.std():.2f} "
+        f"(true mean {true_mean:g})"
+    )
+    ax.legend(loc="lower right")
+    fig.running_mean = running[-1]
+    return fig

@@ -131,6 +131,11 @@ def test_every_notebook_has_the_course_shape(path):
         if cell.cell_type == "code" and "plt.show()" in cell.source:
             after = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
             assert after is not None and after.cell_type == "markdown"
+            if "interact(" in cell.source:  # a widget: questions to try instead
+                assert after.source.count("?") >= 2, (
+                    f"{path.name}: the widget of cell {i} needs questions to try"
+                )
+                continue
             assert after.source.lstrip().startswith("**What to notice"), (
                 f"{path.name}: the figure of cell {i} needs a 'What to notice' note"
             )
@@ -157,7 +162,8 @@ def test_helpers_never_contains_exercise_solutions(learner_mode):
     for path in (ROOT / "solutions").glob("*.ipynb"):
         for cell in nbformat.read(path, 4).cells:
             if ms.BEGIN_SOLUTION in cell.source:
-                found = re.findall(r"^\s*(?:def|class)\s+(\w+)", cell.source, re.M)
+                # top-level names only: methods such as forward are not exercises
+                found = re.findall(r"^(?:def|class)\s+(\w+)", cell.source, re.M)
                 names |= set(found)
     assert names
     for path in (ROOT / "helpers").rglob("*.py"):

@@ -195,14 +195,15 @@ def quiet_numerics():
         yield
 
 
-def call(name: str, fn: Callable, *args, **kwargs):
+def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
     """Call ``fn(*args, **kwargs)`` and turn every way it can fail into a Result.
 
     Returns ``(value, None)`` on success or ``(None, result)`` when the call
     raised or changed one of its array inputs in place.  Test the second item
-    with ``is not None``: a failed :class:`Result` is falsy.  The inputs passed are
-    copies of ``args``, so a function that mutates them cannot spoil the
-    reference the check compares against.
+    with ``is not None``: a failed :class:`Result` is falsy.  The inputs passed
+    are copies of ``args``, so a function that mutates them cannot spoil the
+    reference the check compares against; ``copy_inputs=False`` passes the
+    caller's own objects (needed when the check reads ``.grad`` afterwards).
     """
     if not callable(fn):
         return None, wrong(
@@ -210,8 +211,9 @@ def call(name: str, fn: Callable, *args, **kwargs):
             f"expected a function, got {type(fn).__name__}: pass the function "
             "itself, without calling it (no parentheses)",
         )
-    args = copy.deepcopy(args)
-    kwargs = copy.deepcopy(kwargs)
+    if copy_inputs:
+        args = copy.deepcopy(args)
+        kwargs = copy.deepcopy(kwargs)
     before = [(i, _snapshot(a)) for i, a in enumerate(args)]
     try:
         with quiet_numerics():

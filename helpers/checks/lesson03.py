@@ -1,0 +1,508 @@
+"""Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
+
+The reference is ``torch.nn.BatchNorm1d`` / ``BatchNorm2d`` run side by side
+with the learner's module in float64, over a sequence of training batches of
+varying size.  Alongside, the check keeps the running statistics that the
+usual wrong conventions would give (biased variance, momentum on the old
+value, no update, per-position statistics ...) so that a mismatch can be
+named.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ._core import (
+    TODO,
+    Result,
+    call,
+    compare,
+    expect_raises,
+    ok,
+    run_check,
+    wrong,
+)
+
+TOL = 1e-10
+NAME = "ScratchBatchNorm"
+BATCH_SIZES = (8, 3, 16, 5, 2)
+EXPECTED_KEYS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _reference(shape_tail, momentum=0.1, affine=True, channels=4):
+    torch = _torch()
+    cls = torch.nn.BatchNorm2d if len(shape_tail) == 3 else torch.nn.BatchNorm1d
+    return cls(channels, momentum=momentum, affine=affine).double()
+
+
+def _describe(shape_tail) -> str:
+    return {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(shape_tail)]
+
+
+class _Shadow:
+    """Running statistics under the usual wrong conventions, kept in parallel."""
+
+    def __init__(self, channels, momentum):
+        torch = _torch()
+        zeros = torch.zeros(channels, dtype=torch.float64)
+        ones = torch.ones(channels, dtype=torch.float64)
+        self.momentum = momentum
+        self.steps = 0
+        self.mean = {k: zeros.clone() for k in ("old", "none")}
+        self.var = {k: ones.clone() for k in ("biased", "old", "none", "N only")}
+
+    def update(self, x):
+        self.steps += 1
+        dims = [0, *range(2, x.dim())]
+        n = x.numel() // x.shape[1]
+        m = 1.0 / self.steps if self.momentum is None else self.momentum
+        mean, var_b = x.mean(dims), x.var(dims, correction=0)
+        var_u = var_b * n / (n - 1)
+        self.mean["old"] = m * self.mean["old"] + (1 - m) * mean
+        self.var["old"] = m * self.var["old"] + (1 - m) * var_u
+        self.var["biased"] = (1 - m) * self.var["biased"] + m * var_b
+        count = x.shape[0]  # the wrong count: examples, not values per channel
+        if count > 1:
+            unbiased_by_n = var_b * count / (count - 1)
+            self.var["N only"] = (1 - m) * self.var["N only"] + m * unbiased_by_n
+
+    def explain(self, buffer: str, got) -> str | None:
+        messages = {
+            ("running_var", "biased"): "running_var is updated with the biased batch "
+            "variance; PyTorch stores the unbiased one (multiply by n / (n - 1), n = "
+            "values per channel)",
+            ("running_var", "old"): "momentum is applied to the old value "
+            "(Keras/CS231n style); in PyTorch momentum weighs the new batch: "
+            "running = (1 - momentum) * running + momentum * batch",
+            ("running_mean", "old"): "momentum is applied to the old value; in "
+            "PyTorch momentum weighs the new batch: running = (1 - momentum) * "
+            "running + momentum * batch",
+            ("running_mean", "none"): "running_mean never changes: update it in "
+            "training mode (under torch.no_grad())",
+            ("running_var", "none"): "running_var never changes: update it in "
+            "training mode (under torch.no_grad())",
+            ("running_var", "N only"): "the unbiased factor uses N, but n counts "
+            "every value of a channel: N*L for (N, C, L), N*H*W for (N, C, H, W)",
+        }
+        table = self.mean if buffer == "running_mean" else self.var
+        for key, value in table.items():
+            message = messages.get((buffer, key))
+            if message and got.shape == value.shape and _close(got, value):
+                return message
+        return None
+
+
+def _close(a, b, tol=TOL) -> bool:
+    torch = _torch()
+    a = a.detach().double().cpu()
+    b = b.detach().double().cpu()
+    scale = max(float(b.abs().max()), 1e-300) if b.numel() else 1.0
+    return a.shape == b.shape and bool(torch.all((a - b).abs() <= tol * scale))
+
+
+def _make(cls, label, *args, **kwargs):
+    module, problem = call(label, cls, *args, **kwargs)
+    if problem is not None:
+        return None, problem
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
+    return module, None
+
+
+def _registration(cls) -> Result:
+    label = f"{NAME} buffers"
+    torch = _torch()
+    module, problem = _make(cls, label, 4)
+    if problem is not None:
+        return problem
+    buffers = dict(module.named_buffers())
+    params = dict(module.named_parameters())
+    for key in ("running_mean", "running_var", "num_batches_tracked"):
+        if key not in buffers:
+            how = (
+                "it is a plain attribute: use self.register_buffer(...) so that it "
+                "is saved in state_dict and moved by .to() and .double()"
+                if isinstance(getattr(module, key, None), torch.Tensor)
+                else "it does not exist"
+            )
+            return wrong(label, f"{key} is not a registered buffer: {how}")
+    for key in ("weight", "bias"):
+        if key not in params:
+            return wrong(
+                label,
+                f"{key} is not a parameter: with affine=True create "
+                f"nn.Parameter(torch.{'ones' if key == 'weight' else 'zeros'}"
+                "(num_features))",
+            )
+    keys = set(module.state_dict())
+    if keys != EXPECTED_KEYS:
+        return wrong(
+            label,
+            f"state_dict keys {sorted(keys)} differ from PyTorch's "
+            f"{sorted(EXPECTED_KEYS)}",
+        )
+    initial = {
+        "running_mean": torch.zeros(4),
+        "running_var": torch.ones(4),
+        "weight": torch.ones(4),
+        "bias": torch.zeros(4),
+    }
+    state = module.state_dict()
+    for key, value in initial.items():
+        if state[key].shape != value.shape or not torch.equal(
+            state[key].float(), value
+        ):
+            return wrong(label, f"{key} should start as {value.tolist()}")
+    if state["num_batches_tracked"].dtype != torch.long:
+        return wrong(label, "num_batches_tracked should be a long (int64) tensor")
+    try:  # interoperability: torch's state_dict loads into the module
+        module.load_state_dict(torch.nn.BatchNorm1d(4).state_dict())
+    except Exception as exc:
+        return wrong(label, f"cannot load torch.nn.BatchNorm1d's state_dict: {exc}")
+    return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
+
+
+def _copy_affine(module, ref) -> Result | None:
+    torch = _torch()
+    try:
+        with torch.no_grad():
+            module.weight.copy_(ref.weight)
+            module.bias.copy_(ref.bias)
+    except Exception as exc:
+        return wrong(NAME, f"cannot set weight and bias ({type(exc).__name__}: {exc})")
+    return None
+
+
+def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
+    """Train both modules on batches of varying size; compare everything."""
+    torch = _torch()
+    where = _describe(shape_tail)
+    label = f"{NAME} {where}"
+    if momentum is None:
+        label = f"{NAME} momentum=None"
+    elif not affine:
+        label = f"{NAME} affine=False"
+    gen = torch.Generator().manual_seed(seed)
+    module, problem = _make(cls, label, 4, momentum=momentum, affine=affine)
+    if problem is not None:
+        return problem
+    module = module.double()
+    ref = _reference(shape_tail, momentum, affine)
+    if affine:
+        with torch.no_grad():
+            ref.weight.copy_(torch.rand(4, generator=gen, dtype=torch.float64) + 0.5)
+            ref.bias.copy_(torch.randn(4, generator=gen, dtype=torch.float64))
+        problem = _copy_affine(module, ref)
+        if problem is not None:
+            return problem
+    shadow = _Shadow(4, momentum)
+    module.train()
+    ref.train()
+    for step, n in enumerate(BATCH_SIZES, start=1):
+        x = 5 * torch.randn(n, 4, *shape_tail[1:], generator=gen, dtype=torch.float64)
+        x = x + 12
+        dout = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, problem = call(label, module, xa, copy_inputs=False)
+        if problem is not None:
+            return problem
+        expected = ref(xb)
+        shadow.update(x)
+        at = f"step {step} (batch of {n})"
+        if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+            return wrong(label, f"{at}: output {got}, expected {tuple(expected.shape)}")
+        if not _close(out, expected):
+            dims = [0, *range(2, x.dim())]
+            unbiased = (x - x.mean(dims, keepdim=True)) / torch.sqrt(
+                x.var(dims, correction=1, keepdim=True) + 1e-5
+            )
+            if affine:
+                view = [1, -1] + [1] * (x.dim() - 2)
+                unbiased = unbiased * ref.weight.view(view) + ref.bias.view(view)
+            if _close(out, unbiased, 1e-8):
+                return wrong(
+                    label,
+                    f"{at}: normalised with the unbiased variance; normalise with "
+                    "the biased one (running_var is the unbiased one)",
+                )
+            if x.dim() > 2:
+                return wrong(
+                    label,
+                    f"{at}: output differs from PyTorch's for {where} input: take "
+                    f"the statistics over dims {dims} (every dim except channels)",
+                )
+            return wrong(label, f"{at}: output differs from PyTorch's")
+        try:
+            out.backward(dout)
+        except Exception as exc:
+            return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
+        expected.backward(dout)
+        grads = [("input gradient", xa.grad, xb.grad)]
+        if affine:
+            grads += [
+                ("weight gradient", module.weight.grad, ref.weight.grad),
+                ("bias gradient", module.bias.grad, ref.bias.grad),
+            ]
+        for what, got, want in grads:
+            if got is None or not _close(got, want, 1e-9):
+                return wrong(
+                    label,
+                    f"{at}: the {what} differs from PyTorch's (are the statistics "
+                    "part of the graph? only the running buffers go under no_grad)",
+                )
+        for buffer in ("running_mean", "running_var"):
+            got = getattr(module, buffer)
+            want = getattr(ref, buffer)
+            if not _close(got, want):
+                reason = shadow.explain(buffer, got)
+                return wrong(
+                    label, f"{at}: {reason or f'{buffer} differs from PyTorch`s'}"
+                )
+        if int(module.num_batches_tracked) != int(ref.num_batches_tracked):
+            return wrong(
+                label,
+                f"{at}: num_batches_tracked is {int(module.num_batches_tracked)}, "
+                f"expected {int(ref.num_batches_tracked)} (add 1 per training batch)",
+            )
+    # eval mode: running statistics, and no update
+    module.eval()
+    ref.eval()
+    x = 3 * torch.randn(6, 4, *shape_tail[1:], generator=gen, dtype=torch.float64) - 2
+    before = copy.deepcopy(module.state_dict())
+    out, problem = call(label, module, x)
+    if problem is not None:
+        return problem
+    after = module.state_dict()
+    for key in ("running_mean", "running_var", "num_batches_tracked"):
+        if not _torch().equal(before[key], after[key]):
+            return wrong(
+                label,
+                f"eval mode changed {key}: update the running statistics only when "
+                "self.training is True",
+            )
+    if not _close(out, ref(x)):
+        dims = [0, *range(2, x.dim())]
+        batch = (x - x.mean(dims, keepdim=True)) / torch.sqrt(
+            x.var(dims, correction=0, keepdim=True) + 1e-5
+        )
+        if affine:
+            view = [1, -1] + [1] * (x.dim() - 2)
+            batch = batch * ref.weight.view(view) + ref.bias.view(view)
+        if _close(out, batch, 1e-8):
+            return wrong(
+                label,
+                "eval mode still normalises with the batch's statistics: use "
+                "running_mean and running_var when not self.training",
+            )
+        return wrong(label, "eval-mode output differs from PyTorch's")
+    steps = len(BATCH_SIZES)
+    return ok(
+        label,
+        f"{steps} training steps (batches of {', '.join(map(str, BATCH_SIZES))}) "
+        "and eval: outputs, gradients and buffers match PyTorch",
+    )
+
+
+def _bad_inputs(cls) -> list[Result]:
+    torch = _torch()
+    module, problem = _make(cls, f"{NAME} bad input", 4)
+    if problem is not None:
+        return [problem]
+    module = module.double().train()
+    results = [
+        expect_raises(
+            f"{NAME} wrong channels",
+            module,
+            ValueError,
+            "an input with 3 channels for num_features=4 must be refused clearly",
+            torch.zeros(8, 3, dtype=torch.float64),
+        ),
+        expect_raises(
+            f"{NAME} 5-D input",
+            module,
+            ValueError,
+            "only (N, C), (N, C, L) and (N, C, H, W) are supported",
+            torch.zeros(2, 4, 2, 2, 2, dtype=torch.float64),
+        ),
+        expect_raises(
+            f"{NAME} one value/channel",
+            module,
+            ValueError,
+            "in training mode one value per channel has no variance",
+            torch.zeros(1, 4, dtype=torch.float64),
+        ),
+    ]
+    fresh, problem = _make(cls, f"{NAME} one example, L=3", 4)
+    if problem is None:
+        fresh = fresh.double().train()
+        x = torch.randn(1, 4, 3, dtype=torch.float64)
+        _, problem = call(f"{NAME} one example, L=3", fresh, x)
+    results.append(
+        problem
+        if problem is not None
+        else ok(
+            f"{NAME} one example, L=3",
+            "works: one example with 3 positions has 3 values per channel",
+        )
+    )
+    return results
+
+
+def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
+    """Check a from-scratch batch-norm module against torch.nn.BatchNorm1d/2d."""
+
+    def body():
+        first = _registration(cls)
+        if first.verdict == TODO:
+            return first
+        results = [first]
+        for shape_tail in ((4,), (4, 5), (4, 3, 3)):
+            results.append(_sequence(cls, shape_tail, 0.1, True, seed))
+        results.append(_sequence(cls, (4, 3), None, True, seed + 1))
+        results.append(_sequence(cls, (4,), 0.3, False, seed + 2))
+        results += _bad_inputs(cls)
+        return results
+
+    return run_check(NAME, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# folding batch norm into the previous layer
+# --------------------------------------------------------------------------
+
+
+def _trained_pair(kind, bias, seed):
+    torch = _torch()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    if kind == "linear":
+        layer = torch.nn.Linear(6, 5, bias=bias).double()
+        bn = torch.nn.BatchNorm1d(5).double()
+        shape = (16, 6)
+    else:
+        layer = torch.nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias).double()
+        bn = torch.nn.BatchNorm2d(5).double()
+        shape = (4, 3, 7, 7)
+    with torch.no_grad():
+        for _ in range(4):  # give the running statistics non-trivial values
+            bn(layer(3 * torch.randn(*shape, generator=gen, dtype=torch.float64) + 1))
+        bn.weight.copy_(torch.rand(5, generator=gen, dtype=torch.float64) + 0.5)
+        bn.bias.copy_(torch.randn(5, generator=gen, dtype=torch.float64))
+    bn.eval()
+    layer.eval()
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    return layer, bn, x
+
+
+def _fold_mistakes(layer, bn, x):
+    torch = _torch()
+    z = layer(x)
+    view = [1, -1] + [1] * (z.dim() - 2)
+    mean, var = bn.running_mean.view(view), bn.running_var.view(view)
+    g, b = bn.weight.view(view), bn.bias.view(view)
+    own_bias = layer.bias.view(view) if layer.bias is not None else 0.0
+    scale = g / torch.sqrt(var + bn.eps)
+    with torch.no_grad():
+        return {
+            "eps is missing: divide by sqrt(running_var + eps)": g
+            * (z - mean)
+            / torch.sqrt(var)
+            + b,
+            "the running mean is not subtracted: b' = (b - running_mean) * scale "
+            "+ beta": scale * z + b,
+            "beta is missing from the new bias": scale * (z - mean),
+            "the layer's own bias is not scaled: it goes through batch norm too, "
+            "b' = (b - running_mean) * scale + beta": scale * (z - own_bias - mean)
+            + b
+            + own_bias,
+        }
+
+
+def _fold_one(fn, kind, bias, seed) -> Result:
+    torch = _torch()
+    label = f"fold_batchnorm {kind}" + ("" if bias else " (no bias)")
+    layer, bn, x = _trained_pair(kind, bias, seed)
+    with torch.no_grad():
+        want = bn(layer(x))
+        mistakes = _fold_mistakes(layer, bn, x)
+    before = {
+        "layer": copy.deepcopy(layer.state_dict()),
+        "bn": copy.deepcopy(bn.state_dict()),
+    }
+    # the learner's function gets the real layers, so that an in-place change
+    # is seen (the expected output was computed above, before the call)
+    folded, problem = call(label, fn, layer, bn, copy_inputs=False)
+    if problem is not None:
+        return problem
+    want_type = torch.nn.Linear if kind == "linear" else torch.nn.Conv2d
+    if type(folded) is not want_type:
+        return wrong(
+            label,
+            f"returned a {type(folded).__name__}; return one {want_type.__name__} "
+            "(that is the point: one layer instead of two)",
+        )
+    for key, module in (("layer", layer), ("bn", bn)):
+        after = module.state_dict()
+        if set(after) != set(before[key]) or any(
+            not torch.equal(before[key][k], after[k]) for k in after
+        ):
+            return wrong(
+                label, f"changed the original {key} in place: build a new layer"
+            )
+    if folded is layer:
+        return wrong(label, "returned the original layer: build a new one")
+    if kind == "conv":
+        for attr in ("stride", "padding", "kernel_size", "dilation", "groups"):
+            if getattr(folded, attr) != getattr(layer, attr):
+                return wrong(
+                    label,
+                    f"the folded conv's {attr} is {getattr(folded, attr)}, the "
+                    f"original's {getattr(layer, attr)}: copy every setting",
+                )
+    if folded.bias is None:
+        return wrong(
+            label,
+            "the folded layer has no bias: it needs one even when the original had "
+            "none (create it with bias=True)",
+        )
+    with torch.no_grad():
+        try:
+            got = folded.double()(x)
+        except Exception as exc:
+            return wrong(label, f"the folded layer fails on input ({exc})")
+        result = compare(
+            label,
+            got,
+            want,
+            tol=TOL,
+            diagnoses=mistakes,
+            what="the folded layer's output",
+        )
+    if result.passed:
+        result.detail = "equals layer -> bn in eval mode; " + result.detail
+    return result
+
+
+def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
+    """Check ``fn(layer, bn)`` returns one layer equal to layer -> bn (eval)."""
+
+    def body():
+        first = _fold_one(fn, "linear", True, seed)
+        if first.verdict == TODO:  # one "not yet" line is enough
+            return first
+        return [
+            first,
+            _fold_one(fn, "linear", False, seed + 1),
+            _fold_one(fn, "conv", False, seed + 2),
+            _fold_one(fn, "conv", True, seed + 3),
+        ]
+
+    return run_check("fold_batchnorm", body, quiet=quiet, strict=strict)
