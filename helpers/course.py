@@ -65,6 +65,16 @@ LESSONS = (
         "lessons 00 and 02; torch.nn.Module basics",
         75,
     ),
+    Lesson(
+        "04",
+        "batch_renorm",
+        "Small and non-i.i.d. batches: Batch Renormalization",
+        "Measure where batch norm breaks, derive batch renormalization, "
+        "implement it (NumPy backward, PyTorch module, schedule) and compare "
+        "it with batch norm and group norm over seeds.",
+        "lessons 02 and 03",
+        75,
+    ),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("BNCOURSE_FAST", "1")
+# A fresh cache for every test session: notebooks cache experiment results
+# (helpers.runs), and a test must run the experiment, not load an old result.
+os.environ["BNCOURSE_CACHE"] = tempfile.mkdtemp(prefix="bncourse-test-cache-")
 # No MPLBACKEND here: notebook kernels inherit this environment and must keep
 # the inline backend, so that nbval really renders every figure.
 

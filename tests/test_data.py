@@ -20,8 +20,11 @@ def test_shipped_files_match_their_checksums():
     for line in filter(None, sums):
         digest, name = line.split()
         listed[name] = digest
+    data = ROOT / "data"
     shipped = {
-        p.name for p in (ROOT / "data").iterdir() if p.suffix in {".npz", ".json"}
+        p.relative_to(data).as_posix()
+        for p in data.rglob("*")
+        if p.suffix in {".npz", ".json"}
     }
     assert set(listed) == shipped
     for name, digest in listed.items():

@@ -101,7 +101,11 @@ def make_cifar_subset(shared: Path) -> None:
 
 
 def write_sums() -> None:
-    names = sorted(p.name for p in DATA.iterdir() if p.suffix in {".npz", ".json"})
+    names = sorted(
+        p.relative_to(DATA).as_posix()
+        for p in DATA.rglob("*")
+        if p.suffix in {".npz", ".json"}
+    )
     lines = [f"{sha256(DATA / name)}  {name}" for name in names]
     (DATA / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 

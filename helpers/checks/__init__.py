@@ -24,12 +24,15 @@ from .lesson02 import (
     spatial_batchnorm_forward,
 )
 from .lesson03 import fold_batchnorm, scratch_batchnorm
+from .lesson04 import batch_renorm, batch_renorm_backward, renorm_schedule
 
 __all__ = [
     "CheckFailed",
     "Report",
     "Result",
     "abs_error",
+    "batch_renorm",
+    "batch_renorm_backward",
     "batch_stats",
     "batchnorm_backward",
     "batchnorm_backward_alt",
@@ -42,5 +45,6 @@ __all__ = [
     "spatial_batchnorm_backward",
     "spatial_batchnorm_forward",
     "rel_error",
+    "renorm_schedule",
     "report",
 ]

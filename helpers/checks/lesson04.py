@@ -1,0 +1,595 @@
+"""Checks for notebook 04: batch renormalization (Ioffe, 2017).
+
+References: ``torch.nn.functional.batch_norm`` for the case rmax=1, dmax=0
+(renorm is then plain batch norm); otherwise the notebook's *given* NumPy
+forward pass (not an exercise), passed in by the caller, and centred
+numerical gradients of it with r and d held constant, as Algorithm 1's
+stop_gradient prescribes.  The schedule is checked against values of the
+paper's schedule (5k warm-up, rmax 3 by 40k, dmax 5 by 25k steps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import gradcheck
+from ._core import (
+    TODO,
+    Result,
+    call,
+    compare,
+    expect_raises,
+    ok,
+    run_check,
+    unpack,
+    wrong,
+)
+
+TOL = 1e-9
+NAME = "BatchRenorm"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def problem(seed=0, n=12, d=5):
+    """A batch whose statistics differ from the running ones, so r and d matter.
+
+    Some features' r and d fall inside [1/rmax, rmax] and [-dmax, dmax], some
+    outside, so the clipping is exercised both ways.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(3.0, 2.0, size=(n, d))
+    running_mean = np.array([3.2, 2.0, 3.0, 5.5, 3.1])[:d]
+    running_std = np.array([1.9, 1.0, 4.5, 2.1, 2.0])[:d]
+    gamma = rng.uniform(0.5, 2.0, d)
+    beta = rng.normal(0.0, 1.0, d)
+    dout = rng.standard_normal((n, d))
+    return x, gamma, beta, running_mean, running_std, dout
+
+
+RMAX, DMAX = 1.5, 0.5
+
+
+def _forward_out(numpy_forward, x, gamma, beta, mean, std, rmax, dmax, **kw):
+    out, cache, rd = numpy_forward(x, gamma, beta, mean, std, rmax, dmax, **kw)
+    return out, cache, rd
+
+
+def _numeric_grads(numpy_forward, x, gamma, beta, mean, std, dout, fixed=True):
+    """Numerical dx, dgamma, dbeta; with ``fixed`` r and d are held constant."""
+    _, _, (r, d) = numpy_forward(x, gamma, beta, mean, std, RMAX, DMAX)
+    extra = {"r": r, "d": d} if fixed else {}
+
+    def f(x_=x, g_=gamma, b_=beta):
+        return numpy_forward(x_, g_, b_, mean, std, RMAX, DMAX, **extra)[0]
+
+    return (
+        gradcheck.numerical_gradient(lambda v: f(x_=v), x.copy(), dout),
+        gradcheck.numerical_gradient(lambda v: f(g_=v), gamma.copy(), dout),
+        gradcheck.numerical_gradient(lambda v: f(b_=v), beta.copy(), dout),
+        (r, d),
+    )
+
+
+# --------------------------------------------------------------------------
+# the NumPy backward pass
+# --------------------------------------------------------------------------
+
+
+def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, strict=None):
+    """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` with r, d constant."""
+    name = "batch_renorm_backward"
+
+    def body():
+        x, gamma, beta, mean, std, dout = problem(seed)
+        value, problem_ = call(
+            name, numpy_forward, x, gamma, beta, mean, std, RMAX, DMAX
+        )
+        if problem_ is not None:
+            return Result(
+                name,
+                problem_.verdict,
+                f"the given forward pass failed: {problem_.detail}",
+            )
+        _, cache, _ = value
+        grads, problem_ = call(name, backward, dout, cache)
+        if problem_ is not None:
+            return problem_
+        grads, problem_ = unpack(name, grads, 3, "dx, dgamma, dbeta")
+        if problem_ is not None:
+            return problem_
+        dx_ref, dg_ref, db_ref, (r, _) = _numeric_grads(
+            numpy_forward, x, gamma, beta, mean, std, dout
+        )
+        dx_through, _, _, _ = _numeric_grads(
+            numpy_forward, x, gamma, beta, mean, std, dout, fixed=False
+        )
+        x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+        dgamma_x_hat = (dout * x_hat).sum(0)
+        not_summed = {
+            x.shape: "not summed over the batch: gamma and beta are shared by every "
+            "example (sum over axis 0)"
+        }
+        return [
+            compare(
+                f"{name} dx",
+                grads[0],
+                dx_ref,
+                tol=1e-7,
+                what="dx",
+                diagnoses={
+                    "dx lets the gradient flow through r and d: they are constants "
+                    "(stop_gradient), so dx is batch norm's dx scaled by r": dx_through,
+                    "dx misses the factor r: the gradient reaching x_hat is "
+                    "dout * gamma * r": dx_ref / r,
+                },
+            ),
+            compare(
+                f"{name} dgamma",
+                grads[1],
+                dg_ref,
+                tol=1e-7,
+                what="dgamma",
+                shape_hints=not_summed,
+                diagnoses={
+                    "dgamma uses x_hat; the output is gamma * (x_hat * r + d) + "
+                    "beta, so dgamma = sum(dout * (x_hat * r + d))": dgamma_x_hat
+                },
+            ),
+            compare(
+                f"{name} dbeta",
+                grads[2],
+                db_ref,
+                tol=1e-7,
+                what="dbeta",
+                shape_hints=not_summed,
+            ),
+        ]
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# the torch module
+# --------------------------------------------------------------------------
+
+
+def _make(cls, label, *args, **kwargs):
+    module, problem_ = call(label, cls, *args, **kwargs)
+    if problem_ is not None:
+        return None, problem_
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
+    return module.double(), None
+
+
+def _registration(cls) -> Result:
+    label = f"{NAME} buffers"
+    module, problem_ = _make(cls, label, 5)
+    if problem_ is not None:
+        return problem_
+    buffers, params = dict(module.named_buffers()), dict(module.named_parameters())
+    for key in ("running_mean", "running_std"):
+        if key not in buffers:
+            return wrong(
+                label,
+                f"{key} is not a registered buffer: use self.register_buffer(...) "
+                "(the paper keeps the running standard deviation, not the variance)",
+            )
+    for key in ("weight", "bias"):
+        if key not in params:
+            return wrong(label, f"{key} is not an nn.Parameter")
+    if not (
+        float(buffers["running_mean"].abs().max()) == 0.0
+        and float((buffers["running_std"] - 1).abs().max()) == 0.0
+    ):
+        return wrong(label, "running_mean should start at 0 and running_std at 1")
+    for attr, value in (("rmax", 1.0), ("dmax", 0.0), ("momentum", 0.01)):
+        if getattr(module, attr, None) != value:
+            return wrong(
+                label,
+                f"the default {attr} should be {value} and stored as module.{attr} "
+                "(a plain attribute the training loop may change)",
+            )
+    return ok(label, "weight, bias; running_mean and running_std buffers; defaults")
+
+
+def _set_state(module, gamma, beta, mean, std, rmax, dmax):
+    torch = _torch()
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(gamma))
+        module.bias.copy_(torch.from_numpy(beta))
+        module.running_mean.copy_(torch.from_numpy(mean))
+        module.running_std.copy_(torch.from_numpy(std))
+    module.rmax, module.dmax = rmax, dmax
+
+
+def _to_rows(x):
+    """(N, C, H, W) -> (N*H*W, C), the layout the NumPy forward works on."""
+    if x.ndim == 4:
+        return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+    return x
+
+
+def _from_rows(rows, shape):
+    if len(shape) == 4:
+        n, c, h, w = shape
+        return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    return rows
+
+
+INPLACE_HINT = (
+    "backward failed because a tensor it needs was changed in place: r and d are "
+    "in the autograd graph (they depend on running_std, which the step then "
+    "updates). Compute r and d from detached statistics (stop_gradient)"
+)
+
+
+def _backward(label, out, dout) -> Result | None:
+    torch = _torch()
+    try:
+        out.backward(torch.from_numpy(dout))
+    except RuntimeError as exc:
+        if "inplace operation" in str(exc):
+            return wrong(label, INPLACE_HINT)
+        return wrong(label, f"backward failed (RuntimeError: {exc})"[:300])
+    except Exception as exc:
+        return wrong(label, f"backward failed ({type(exc).__name__}: {exc})"[:300])
+    return None
+
+
+def _clip_mistakes(numpy_forward, rows, gamma, beta, mean, std, rmax, dmax, shape):
+    inf = np.inf
+    variants = {
+        "r and d are not clipped: clip r to [1/rmax, rmax] and d to [-dmax, dmax]": (
+            inf,
+            inf,
+        ),
+        "d is not clipped to [-dmax, dmax]": (rmax, inf),
+        "r is not clipped to [1/rmax, rmax]": (inf, dmax),
+    }
+    return {
+        message: _from_rows(
+            numpy_forward(rows, gamma, beta, mean, std, r_, d_)[0], shape
+        )
+        for message, (r_, d_) in variants.items()
+    }
+
+
+def _plain_bn_case(cls, numpy_forward, seed) -> Result:
+    """With rmax=1 and dmax=0, batch renorm is batch norm."""
+    torch = _torch()
+    import torch.nn.functional as F
+
+    label = f"{NAME} rmax=1, dmax=0"
+    x, gamma, beta, mean, std, dout = problem(seed)
+    module, problem_ = _make(cls, label, 5)
+    if problem_ is not None:
+        return problem_
+    _set_state(module, gamma, beta, mean, std, 1.0, 0.0)
+    module.train()
+    xa = torch.tensor(x, requires_grad=True)
+    out, problem_ = call(label, module, xa, copy_inputs=False)
+    if problem_ is not None:
+        return problem_
+    xb = torch.tensor(x, requires_grad=True)
+    want = F.batch_norm(
+        xb, None, None, torch.from_numpy(gamma), torch.from_numpy(beta), training=True
+    )
+    result = compare(
+        label,
+        out,
+        want,
+        tol=TOL,
+        what="the output",
+        diagnoses=_clip_mistakes(
+            numpy_forward, x, gamma, beta, mean, std, 1.0, 0.0, x.shape
+        ),
+    )
+    if not result.passed:
+        return result
+    failed = _backward(label, out, dout)
+    if failed is not None:
+        return failed
+    want.backward(torch.from_numpy(dout))
+    grad = compare(label, xa.grad, xb.grad, tol=TOL, what="the input gradient")
+    if not grad.passed:
+        return grad
+    return ok(label, "output and input gradient equal plain batch norm's")
+
+
+def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
+    torch = _torch()
+    where = "NCHW" if image else "NC"
+    label = f"{NAME} {where}"
+    x, gamma, beta, mean, std, dout = problem(seed, n=12 if not image else 24)
+    if image:  # 24 rows = 2 examples x 3 x 4 positions
+        x = _from_rows(x, (2, 5, 3, 4))
+        dout = _from_rows(dout, (2, 5, 3, 4))
+    module, problem_ = _make(cls, label, 5)
+    if problem_ is not None:
+        return [problem_]
+    _set_state(module, gamma, beta, mean, std, RMAX, DMAX)
+    module.train()
+    xa = torch.tensor(x, requires_grad=True)
+    out, problem_ = call(label, module, xa, copy_inputs=False)
+    if problem_ is not None:
+        return [problem_]
+    rows, drows = _to_rows(x), _to_rows(dout)
+    want, _, _ = numpy_forward(rows, gamma, beta, mean, std, RMAX, DMAX)
+    batch_mean, batch_std = rows.mean(0), np.sqrt(rows.var(0) + 1e-5)
+    mistakes = _clip_mistakes(
+        numpy_forward, rows, gamma, beta, mean, std, RMAX, DMAX, x.shape
+    )
+    mistakes["normalised like eval mode (running statistics) in training mode"] = (
+        _from_rows(gamma * (rows - mean) / std + beta, x.shape)
+    )
+    mistakes[
+        "this is plain batch norm's output: the rmax and dmax set on the module "
+        "were ignored (read self.rmax and self.dmax in forward)"
+    ] = _from_rows(gamma * (rows - batch_mean) / batch_std + beta, x.shape)
+    results = [
+        compare(
+            f"{label} output",
+            out,
+            _from_rows(want, x.shape),
+            tol=TOL,
+            what="the output",
+            diagnoses=mistakes,
+        )
+    ]
+    if not results[0].passed:
+        return results
+    failed = _backward(f"{label} gradient", out, dout)
+    if failed is not None:
+        return [*results, failed]
+    dx_fixed, _, _, _ = _numeric_grads(
+        numpy_forward, rows, gamma, beta, mean, std, drows
+    )
+    dx_free, _, _, _ = _numeric_grads(
+        numpy_forward, rows, gamma, beta, mean, std, drows, fixed=False
+    )
+    results.append(
+        compare(
+            f"{label} gradient",
+            xa.grad,
+            _from_rows(dx_fixed, x.shape),
+            tol=1e-7,
+            what="the input gradient",
+            diagnoses={
+                "the gradient flows through r and d: compute them from detached "
+                "statistics (r.detach(), or under torch.no_grad())": _from_rows(
+                    dx_free, x.shape
+                )
+            },
+        )
+    )
+    momentum = module.momentum
+    expected_mean = mean + momentum * (batch_mean - mean)
+    expected_std = std + momentum * (batch_std - std)
+    results.append(
+        compare(
+            f"{label} running_mean",
+            module.running_mean,
+            expected_mean,
+            tol=TOL,
+            what="running_mean",
+            diagnoses={
+                "running_mean did not change: update it in training mode": mean,
+                "momentum weighs the old value; here "
+                "mu <- mu + momentum * (mu_B - mu)": (
+                    batch_mean + momentum * (mean - batch_mean)
+                ),
+            },
+        )
+    )
+    results.append(
+        compare(
+            f"{label} running_std",
+            module.running_std,
+            expected_std,
+            tol=TOL,
+            what="running_std",
+            diagnoses={
+                "running_std is updated with the variance: use the batch's standard "
+                "deviation sigma_B = sqrt(var_B + eps)": std
+                + momentum * (rows.var(0) + 1e-5 - std),
+                "running_std did not change: update it in training mode": std,
+                "running_std is updated with sqrt(var_B), without eps": std
+                + momentum * (np.sqrt(rows.var(0)) - std),
+            },
+        )
+    )
+    return results
+
+
+def _eval_case(cls, seed) -> Result:
+    torch = _torch()
+    label = f"{NAME} eval"
+    x, gamma, beta, mean, std, _ = problem(seed)
+    module, problem_ = _make(cls, label, 5)
+    if problem_ is not None:
+        return problem_
+    _set_state(module, gamma, beta, mean, std, RMAX, DMAX)
+    module.eval()
+    with torch.no_grad():
+        out, problem_ = call(label, module, torch.from_numpy(x))
+    if problem_ is not None:
+        return problem_
+    batch = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    result = compare(
+        label,
+        out,
+        gamma * (x - mean) / std + beta,
+        tol=TOL,
+        what="the eval-mode output",
+        diagnoses={
+            "eval mode still uses the batch's statistics: use running_mean and "
+            "running_std": gamma * batch + beta
+        },
+    )
+    if result.passed:
+        still = module.running_mean.detach().numpy()
+        if not np.array_equal(still, mean):
+            return wrong(
+                label, "eval mode changed running_mean: update only in training"
+            )
+        result.detail = "uses running_mean and running_std; " + result.detail
+    return result
+
+
+def _attributes_case(cls, seed) -> Result:
+    """rmax and dmax are read at every call (the schedule changes them)."""
+    torch = _torch()
+    label = f"{NAME} rmax, dmax changed"
+    x, gamma, beta, mean, std, _ = problem(seed)
+    module, problem_ = _make(cls, label, 5)
+    if problem_ is not None:
+        return problem_
+    _set_state(module, gamma, beta, mean, std, 1.0, 0.0)
+    module.rmax, module.dmax = RMAX, DMAX  # changed after construction
+    module.train()
+    with torch.no_grad():
+        out, problem_ = call(label, module, torch.from_numpy(x))
+    if problem_ is not None:
+        return problem_
+    with torch.no_grad():
+        plain = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5) * gamma + beta
+    got = out.detach().numpy() if isinstance(out, torch.Tensor) else out
+    if got is not None and np.allclose(got, plain, atol=1e-9):
+        return wrong(
+            label,
+            "setting module.rmax and module.dmax after construction changed nothing: "
+            "read self.rmax and self.dmax in forward()",
+        )
+    return ok(label, "module.rmax and module.dmax take effect at the next call")
+
+
+def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
+    """Check a BatchRenorm module (Ioffe 2017, Algorithm 1) against references."""
+    torch = _torch()
+
+    def body():
+        first = _registration(cls)
+        if first.verdict == TODO:
+            return first
+        results = [first, _plain_bn_case(cls, numpy_forward, seed)]
+        results += _general_case(cls, numpy_forward, seed)
+        results += _general_case(cls, numpy_forward, seed + 1, image=True)
+        results.append(_eval_case(cls, seed + 2))
+        results.append(_attributes_case(cls, seed + 3))
+        module, problem_ = _make(cls, f"{NAME} wrong channels", 5)
+        if problem_ is None:
+            results.append(
+                expect_raises(
+                    f"{NAME} wrong channels",
+                    module.train(),
+                    ValueError,
+                    "an input with 3 channels for num_features=5 must be refused",
+                    torch.zeros(4, 3, dtype=torch.float64),
+                )
+            )
+        return results
+
+    return run_check(NAME, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# the schedule
+# --------------------------------------------------------------------------
+
+# The paper's schedule: plain BN for 5k steps, then rmax rising linearly to 3
+# (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
+PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
+PAPER_POINTS = {  # step -> (rmax, dmax)
+    0: (1.0, 0.0),
+    4999: (1.0, 0.0),
+    5000: (1.0, 0.0),
+    12500: (1.0 + 2.0 * 7500 / 35000, 5.0 * 7500 / 20000),
+    25000: (1.0 + 2.0 * 20000 / 35000, 5.0),
+    32500: (1.0 + 2.0 * 27500 / 35000, 5.0),
+    40000: (3.0, 5.0),
+    100000: (3.0, 5.0),
+}
+
+
+def _schedule_mistakes(step):
+    w, rs, ds = PAPER["warmup"], PAPER["r_steps"], PAPER["d_steps"]
+
+    def ramp(t, length, final, start=0.0):
+        return start + (final - start) * min(1.0, max(0.0, t) / length)
+
+    return {
+        "the ramps start at step 0: they should start after the warm-up "
+        "(step - warmup)": (ramp(step, rs, 3.0, 1.0), ramp(step, ds, 5.0)),
+        "no warm-up: rmax = 1 and dmax = 0 until step `warmup`": (
+            ramp(step - w, rs, 3.0, 1.0),
+            ramp(step - w, ds, 5.0),
+        )
+        if step < w
+        else None,
+        "r and d ramps swapped: rmax ramps over r_steps, dmax over d_steps": (
+            ramp(step - w, ds, 3.0, 1.0),
+            ramp(step - w, rs, 5.0),
+        ),
+        "the values keep growing after the ramp: cap them at rmax_final and "
+        "dmax_final": (
+            1.0 + 2.0 * max(0.0, step - w) / rs,
+            5.0 * max(0.0, step - w) / ds,
+        ),
+        "rmax starts its ramp at 0 instead of 1 (rmax = 1 is plain batch norm)": (
+            ramp(step - w, rs, 3.0, 0.0) if step > w else 1.0,
+            ramp(step - w, ds, 5.0),
+        ),
+    }
+
+
+def renorm_schedule(fn, *, quiet=False, strict=None):
+    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``."""
+    name = "renorm_schedule"
+
+    def body():
+        for step, (want_r, want_d) in PAPER_POINTS.items():
+            value, problem_ = call(name, fn, step, **PAPER)
+            if problem_ is not None:
+                return problem_
+            pair, problem_ = unpack(name, value, 2, "rmax, dmax")
+            if problem_ is not None:
+                return problem_
+            try:
+                got = (float(pair[0]), float(pair[1]))
+            except (TypeError, ValueError):
+                return wrong(name, f"returned {pair!r}: expected two numbers")
+            if abs(got[0] - want_r) > 1e-9 or abs(got[1] - want_d) > 1e-9:
+                for message, candidate in _schedule_mistakes(step).items():
+                    if candidate is not None and np.allclose(got, candidate, atol=1e-9):
+                        return wrong(name, f"at step {step}: {message}")
+                return wrong(
+                    name,
+                    f"at step {step} with the paper's schedule got (rmax, dmax) = "
+                    f"({got[0]:.4g}, {got[1]:.4g}), expected ({want_r:.4g}, "
+                    f"{want_d:.4g})",
+                )
+        # the final values are parameters, not constants
+        value, problem_ = call(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
+        if problem_ is not None:
+            return problem_
+        if not np.allclose([float(v) for v in value], (2.0, 0.5), atol=1e-9):
+            return wrong(
+                name,
+                "rmax_final and dmax_final are ignored: with warmup=0, r_steps=10, "
+                f"d_steps=20, rmax_final=2, dmax_final=1 step 10 gives {value}, "
+                "expected (2.0, 0.5)",
+            )
+        return ok(
+            name,
+            f"the paper's schedule at {len(PAPER_POINTS)} steps, and "
+            "custom final values",
+        )
+
+    return run_check(name, body, quiet=quiet, strict=strict)

@@ -1,0 +1,85 @@
+"""Notebook 04's checks: right answers pass, each classic mistake is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import checks
+
+from . import mutants as m
+
+
+def test_right_answers_pass(learner_mode):
+    assert checks.batch_renorm_backward(m.renorm_forward, m.renorm_backward, quiet=True)
+    assert checks.batch_renorm(m.renorm_class(), m.renorm_forward, quiet=True)
+
+
+def test_the_paper_schedule_passes_and_the_check_knows_the_paper_values(learner_mode):
+    def schedule(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+        t = max(0.0, step - warmup)
+        return (
+            1.0 + (rmax_final - 1.0) * min(1.0, t / r_steps),
+            dmax_final * min(1.0, t / d_steps),
+        )
+
+    assert checks.renorm_schedule(schedule, quiet=True)
+    points = checks.lesson04.PAPER_POINTS
+    assert points[40000] == (3.0, 5.0) and points[5000] == (1.0, 0.0)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("stub")
+
+
+def test_stubs_say_not_yet_once(learner_mode):
+    for report in (
+        checks.batch_renorm_backward(m.renorm_forward, stub),
+        checks.batch_renorm(stub, m.renorm_forward),
+        checks.renorm_schedule(stub),
+    ):
+        assert report.verdicts == ["not yet"], report.lines()
+
+
+CASES = (
+    [("backward", k, v) for k, v in m.RENORM_BACKWARD.items()]
+    + [("module", k, v) for k, v in m.RENORM.items()]
+    + [("schedule", k, v) for k, v in m.SCHEDULE.items()]
+)
+IDS = [f"{kind}: {name}" for kind, name, _ in CASES]
+
+
+def run(kind, fn, **kw):
+    if kind == "backward":
+        return checks.batch_renorm_backward(m.renorm_forward, fn, **kw)
+    if kind == "module":
+        return checks.batch_renorm(fn, m.renorm_forward, **kw)
+    return checks.renorm_schedule(fn, **kw)
+
+
+@pytest.mark.parametrize("kind, name, case", CASES, ids=IDS)
+def test_mistake_gets_its_specific_message(kind, name, case, learner_mode, capsys):
+    fn, expected = case
+    report = run(kind, fn)
+    assert not report, f"{name} passed"
+    assert expected in report.lines(), report.lines()
+    assert "Traceback" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind, name, case", CASES, ids=IDS)
+def test_mistake_fails_while_grading(kind, name, case, grading_mode):
+    with pytest.raises(checks.CheckFailed):
+        run(kind, case[0], quiet=True)
+
+
+def test_reference_results_are_labelled_with_how_they_were_made():
+    from helpers import runs
+
+    stored = runs.reference("04_renorm")
+    assert stored is not None
+    made = stored["provenance"]
+    assert made["mode"] == "full" and made["torch"] and made["date"]
+    results = stored["results"]
+    assert set(results) == {"batch 2", "batch 4", "batch 32", "non-i.i.d. 4×2"}
+    for by_norm in results.values():
+        assert set(by_norm) == {"bn", "renorm", "groupnorm"}
+        assert all(len(accs) == 3 for accs in by_norm.values())  # three seeds

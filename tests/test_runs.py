@@ -1,0 +1,42 @@
+"""helpers.runs: cached results, labelled with how they were made."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import runs
+
+
+def test_cached_runs_once_then_loads(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BNCOURSE_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"accuracy": [0.5, 0.6]}
+
+    first = runs.cached("demo", {"epochs": 2}, compute)
+    second = runs.cached("demo", {"epochs": 2}, compute)
+    assert first == second == {"accuracy": [0.5, 0.6]} and len(calls) == 1
+    assert "loaded demo" in capsys.readouterr().out
+    runs.cached("demo", {"epochs": 3}, compute)  # other parameters: a new run
+    assert len(calls) == 2
+    files = list((tmp_path / "results").glob("demo-*.json"))
+    assert len(files) == 2
+    stored = json.loads(files[0].read_text())
+    assert {"mode", "device", "torch", "date"} <= set(stored["provenance"])
+
+
+def test_a_corrupt_cache_file_is_ignored_and_rewritten(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BNCOURSE_CACHE", str(tmp_path))
+    runs.cached("demo", {}, lambda: {"x": 1})
+    path = next((tmp_path / "results").glob("demo-*.json"))
+    path.write_text("{not json")
+    assert runs.cached("demo", {}, lambda: {"x": 2}) == {"x": 2}
+    assert "unreadable" in capsys.readouterr().out
+    assert json.loads(path.read_text())["results"] == {"x": 2}
+
+
+def test_missing_reference_is_reported_not_raised(capsys):
+    assert runs.reference("no-such-experiment") is None
+    assert "no reference results" in capsys.readouterr().out

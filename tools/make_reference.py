@@ -1,0 +1,68 @@
+"""Produce the reference results shipped in ``data/reference/``.
+
+    python tools/make_reference.py solutions/04_batch_renorm.ipynb [--timeout 1800]
+
+Runs the notebook top to bottom in **full** mode, with a scratch cache, and
+copies every experiment result it cached (``helpers.runs.cached``) into
+``data/reference/<name>.json``.  Each file keeps the provenance recorded when
+it was made: mode, device, library versions and date.  Then it refreshes
+``data/SHA256SUMS``.  Run it on the machine whose figures the lesson should
+quote (a GPU for lesson 05), and commit the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools import make_data  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="bncourse-reference-"))
+    os.environ.update(BNCOURSE_FAST="0", BNCOURSE_CACHE=str(scratch))
+    os.environ.pop("MPLBACKEND", None)
+    nb = nbformat.read(args.notebook, as_version=4)
+    start = time.monotonic()
+    NotebookClient(
+        nb,
+        timeout=args.timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(args.notebook.parent.resolve())}},
+    ).execute()
+    print(f"ran {args.notebook} in full mode in {time.monotonic() - start:.0f} s")
+    target = ROOT / "data" / "reference"
+    target.mkdir(parents=True, exist_ok=True)
+    made = sorted((scratch / "results").glob("*-full-*.json"))
+    if not made:
+        print("no cached results were produced", file=sys.stderr)
+        return 1
+    for path in made:
+        stored = json.loads(path.read_text())
+        out = target / f"{stored['name']}.json"
+        shutil.copyfile(path, out)
+        print(f"wrote {out.relative_to(ROOT)} ({stored['provenance']})")
+    shutil.rmtree(scratch, ignore_errors=True)
+    make_data.write_sums()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
