@@ -46,6 +46,16 @@ LESSONS = (
         20,
     ),
     Lesson(
+        "01",
+        "covariate_shift",
+        "From covariate shift to internal covariate shift",
+        "See covariate shift, why feature scale and depth make gradient descent "
+        "hard, measure internal covariate shift in a real network, and weigh "
+        "the evidence on why batch norm works.",
+        "lesson 00; gradient descent",
+        60,
+    ),
+    Lesson(
         "02",
         "bn_forward_backward",
         "Batch norm by hand: forward and backward in NumPy",

@@ -286,3 +286,42 @@ def running_mean_chase(
     ax.legend(loc="lower right")
     fig.running_mean = running[-1]
     return fig
+
+
+# --------------------------------------------------------------------------
+# lesson 01: distributions of each layer's inputs during training
+# --------------------------------------------------------------------------
+
+
+def layer_histograms(record, index=-1, bins=40, limits=(-6, 6)):
+    """Histograms of each layer's sigmoid input, with and without BN, at a checkpoint.
+
+    ``record`` maps "no_bn" and "bn" to a dict with "steps" (the checkpoints)
+    and "inputs" (per checkpoint, a list with one array per layer).  Rows:
+    without BN, with BN; columns: layers.  The grey band marks |input| > 2.5,
+    where the sigmoid's slope is below 0.07 (saturated).
+    """
+    nets = [key for key in ("no_bn", "bn") if key in record]
+    layers = len(record[nets[0]]["inputs"][0])
+    fig, axes = plt.subplots(
+        len(nets), layers, figsize=(3.3 * layers, 2.3 * len(nets)), squeeze=False
+    )
+    edges = np.linspace(*limits, bins + 1)
+    for row, key in enumerate(nets):
+        steps = record[key]["steps"]
+        values = record[key]["inputs"][index]
+        for col in range(layers):
+            ax = axes[row, col]
+            ax.axvspan(limits[0], -2.5, color="#dddddd", lw=0)
+            ax.axvspan(2.5, limits[1], color="#dddddd", lw=0)
+            flat = np.clip(np.asarray(values[col]).ravel(), *limits)  # one histogram
+            ax.hist(flat, bins=edges, color=COLORS[key])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"layer {col + 1}")
+            if col == 0:
+                ax.set_ylabel(LABELS[key])
+            if row == len(nets) - 1:
+                ax.set_xlabel("sigmoid input")
+    fig.suptitle(f"Inputs of every sigmoid at step {steps[index]} (grey: saturated)")
+    return fig

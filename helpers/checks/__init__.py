@@ -14,6 +14,7 @@ from ._core import (
     report,
 )
 from .lesson00 import batch_stats
+from .lesson01 import activation_percentiles, layer_gradient_norms, standardize_columns
 from .lesson02 import (
     batchnorm_backward,
     batchnorm_backward_alt,
@@ -27,6 +28,7 @@ from .lesson03 import fold_batchnorm, scratch_batchnorm
 from .lesson04 import batch_renorm, batch_renorm_backward, renorm_schedule
 
 __all__ = [
+    "activation_percentiles",
     "CheckFailed",
     "Report",
     "Result",
@@ -37,6 +39,7 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_backward_alt",
     "batchnorm_forward",
+    "layer_gradient_norms",
     "layernorm_backward",
     "layernorm_forward",
     "fold_batchnorm",
@@ -44,6 +47,7 @@ __all__ = [
     "scratch_batchnorm",
     "spatial_batchnorm_backward",
     "spatial_batchnorm_forward",
+    "standardize_columns",
     "rel_error",
     "renorm_schedule",
     "report",

@@ -1,0 +1,291 @@
+"""Checks for notebook 01: standardisation, percentiles, per-layer gradient norms.
+
+References: ``torch.nn.functional.batch_norm`` (column-wise standardisation),
+``numpy.percentile`` (linear interpolation) and centred numerical gradients.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .. import gradcheck
+from ._core import (
+    call,
+    compare,
+    ok,
+    rel_error,
+    run_check,
+    shape_problem,
+    wrong,
+)
+
+# --------------------------------------------------------------------------
+# standardise columns
+# --------------------------------------------------------------------------
+
+EXAMPLE_4X6 = np.array(
+    [
+        [1, -3, 4, -2, 5, 4],
+        [2, -6, 9, -1, 8, 2],
+        [2, -6, 9, -1, 9, 7],
+        [-1, 3, -4, 2, -5, -4],
+    ],
+    dtype=float,
+)
+
+
+def _standardise_mistakes(x: np.ndarray, eps: float) -> dict[str, np.ndarray]:
+    import torch
+
+    t = torch.from_numpy(x)
+
+    def stats(axis):
+        mu = t.mean(axis, keepdim=True)
+        return (
+            mu,
+            t.var(axis, correction=0, keepdim=True),
+            t.var(axis, correction=1, keepdim=True),
+        )
+
+    mu, var, var_u = stats(0)
+    mu_r, var_r, _ = stats(1)
+    return {
+        "each row is normalised (per example, layer norm); standardise each "
+        "column: statistics over axis 0, the batch": (
+            (t - mu_r) / torch.sqrt(var_r + eps)
+        ).numpy(),
+        "divided by the unbiased standard deviation (N-1); use the biased one "
+        "(divide by N, np.var's default)": ((t - mu) / torch.sqrt(var_u + eps)).numpy(),
+        "eps is added outside the square root: use sqrt(var + eps)": (
+            (t - mu) / (torch.sqrt(var) + eps)
+        ).numpy(),
+        "eps is missing: divide by sqrt(var + eps)": (
+            (t - mu) / torch.sqrt(var)
+        ).numpy(),
+        "only centred: divide by sqrt(var + eps) too": (t - mu).numpy(),
+        "only scaled: subtract the column mean too": (
+            t / torch.sqrt(var + eps)
+        ).numpy(),
+        "divided by the variance, not the standard deviation": (
+            (t - mu) / (var + eps)
+        ).numpy(),
+    }
+
+
+def standardize_columns(fn, x=None, eps=1e-5, quiet=False, strict=None):
+    """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1."""
+    import torch
+    import torch.nn.functional as F
+
+    if x is None:
+        rng = np.random.default_rng(0)
+        loc = np.array([12.0, -3.0, 0.5, 7.0])
+        scale = np.array([5.0, 0.01, 2.0, 30.0])  # one tiny spread: eps matters
+        x = rng.normal(loc, scale, size=(10, 4))
+    x = np.asarray(x, dtype=np.float64)
+
+    def body():
+        name = "standardize_columns"
+        value, problem = call(name, fn, x, eps=eps)
+        if problem is not None:
+            return problem
+        want = F.batch_norm(torch.from_numpy(x), None, None, training=True, eps=eps)
+        rows, columns = x.shape
+        result = compare(
+            name,
+            value,
+            want,
+            tol=1e-10,
+            diagnoses=_standardise_mistakes(x, eps),
+            shape_hints={
+                (columns,): "one value per column: return the whole standardised "
+                "matrix, not its statistics",
+                (rows,): "one value per row: return the whole standardised matrix",
+            },
+        )
+        if not result.passed:
+            return result
+        example, problem = call(name, fn, EXAMPLE_4X6, eps=eps)
+        if problem is not None:
+            return problem
+        want = F.batch_norm(
+            torch.from_numpy(EXAMPLE_4X6), None, None, training=True, eps=eps
+        )
+        second = compare(f"{name} 4x6 example", example, want, tol=1e-10)
+        return [result, second]
+
+    return run_check("standardize_columns", body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# percentiles of an activation
+# --------------------------------------------------------------------------
+
+
+def activation_percentiles(fn, quiet=False, strict=None):
+    """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile."""
+    import torch
+
+    def body():
+        name = "activation_percentiles"
+        rng = np.random.default_rng(3)
+        values = torch.from_numpy(rng.standard_normal((40, 7)) * 2 + 1)  # any shape
+        results = []
+        for q in ((15, 50, 85), (5, 25, 50, 75, 95)):
+            got, problem = call(name, fn, values, q=q)
+            if problem is not None:
+                return problem
+            flat = values.numpy().ravel()
+            want = np.percentile(flat, q)
+            if got is not None and not isinstance(got, np.ndarray):
+                try:
+                    got = np.asarray(
+                        got.detach().cpu().numpy() if hasattr(got, "detach") else got,
+                        dtype=float,
+                    )
+                except (TypeError, ValueError):
+                    return wrong(
+                        name, f"returned a {type(got).__name__}: return numbers"
+                    )
+            mistakes = {
+                "q was used as a fraction: numpy.percentile takes percents (15, "
+                "not 0.15)": np.percentile(flat, np.asarray(q) / 100.0),
+                "nearest-rank percentiles; use numpy's default linear "
+                "interpolation": np.percentile(flat, q, method="nearest"),
+                "lower percentiles; use numpy's default linear interpolation": (
+                    np.percentile(flat, q, method="lower")
+                ),
+            }
+            hints = {
+                (len(q), values.shape[1]): "percentiles of each column, not of all "
+                "the values: flatten the tensor first",
+                (len(q), values.shape[0]): "percentiles of each row, not of all the "
+                "values: flatten the tensor first",
+            }
+            results.append(
+                compare(
+                    f"{name} q={len(q)} values",
+                    got,
+                    want,
+                    tol=1e-12,
+                    diagnoses=mistakes,
+                    shape_hints=hints,
+                )
+            )
+            if not results[-1].passed:
+                break
+        return results
+
+    return run_check("activation_percentiles", body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# per-layer gradient norms
+# --------------------------------------------------------------------------
+
+
+def _tiny_model(seed):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(6, 5), nn.Sigmoid(), nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)
+    ).double()
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(8, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (8,), generator=gen)
+    return model, x, y
+
+
+def _numeric_norms(model, x, y):
+    """||dL/dW|| of each nn.Linear by centred differences (L: mean cross-entropy)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    norms = []
+    with torch.no_grad():
+        for layer in model:
+            if not isinstance(layer, nn.Linear):
+                continue
+            weight = layer.weight
+
+            def loss_at(w, weight=weight):
+                saved = weight.clone()
+                weight.copy_(torch.from_numpy(w))
+                value = F.cross_entropy(model(x), y).item()
+                weight.copy_(saved)
+                return np.asarray(value)
+
+            grad = gradcheck.numerical_gradient(
+                loss_at, weight.numpy().copy(), np.asarray(1.0)
+            )
+            norms.append(float(np.linalg.norm(grad)))
+    return np.array(norms)
+
+
+def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
+    """Check ``fn(model, x, y) -> [||dL/dW|| per nn.Linear, input to output]``."""
+
+    def body():
+        name = "layer_gradient_norms"
+        model, x, y = _tiny_model(seed)
+        before = copy.deepcopy(model.state_dict())
+        want = _numeric_norms(copy.deepcopy(model), x, y)
+        got, problem = call(name, fn, model, x, y, copy_inputs=False)
+        if problem is not None:
+            return problem
+        if got is None:
+            return wrong(name, "returned None: did you forget `return`?")
+        try:
+            got = np.asarray([float(v) for v in got])
+        except (TypeError, ValueError):
+            return wrong(
+                name,
+                f"returned {type(got).__name__}; return one number per nn.Linear "
+                "(a list of floats)",
+            )
+        shaped = shape_problem(name, got, want.shape, "the list of norms")
+        if shaped is not None:
+            if got.shape == (2 * len(want),):
+                shaped.detail = (
+                    "one norm per parameter (weights and biases): return one norm per "
+                    "nn.Linear, of its weight's gradient"
+                )
+            return shaped
+        state = model.state_dict()
+        if any(not np.array_equal(before[k].numpy(), state[k].numpy()) for k in state):
+            return wrong(name, "changed the model's weights: only compute gradients")
+        mistakes = {
+            "the norms are in reverse order: list the layers from input to "
+            "output": want[::-1].copy(),
+            "these are the weights' norms, not their gradients' norms": np.array(
+                [
+                    float(np.linalg.norm(layer.weight.detach().numpy()))
+                    for layer in model
+                    if hasattr(layer, "weight")
+                ]
+            ),
+            "the loss is summed over the batch; use the mean (F.cross_entropy's "
+            "default), as training does": want * len(x),
+        }
+        result = compare(name, got, want, tol=1e-6, diagnoses=mistakes)
+        if not result.passed:
+            return result
+        again, problem = call(name, fn, model, x, y, copy_inputs=False)
+        if problem is not None:
+            return problem
+        again = np.asarray([float(v) for v in again])
+        if rel_error(again, want) > 1e-6:
+            ratio = float(np.median(again / want)) if np.all(want > 0) else float("nan")
+            return wrong(
+                name,
+                f"a second call gives other norms ({ratio:.1f}x the first): the "
+                "gradients accumulate; call model.zero_grad() before backward()",
+            )
+        return [result, ok(f"{name} called twice", "same norms (gradients reset)")]
+
+    return run_check("layer_gradient_norms", body, quiet=quiet, strict=strict)
