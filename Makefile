@@ -14,6 +14,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# Colab ships ipywidgets 7.7.1: the quiz's widget is also tested against it,
+	# from this side folder (the environment itself keeps ipywidgets 8).
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/ipywidgets7 \
+	  ipywidgets==7.7.1 ipython_genutils
 	touch $@
 
 lab: $(STAMP)

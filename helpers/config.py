@@ -18,6 +18,11 @@ BNCOURSE_CACHE    where downloads and results go (default ~/.cache/bncourse).
 BNCOURSE_DATA     the course's ``data/`` folder, when it cannot be found.
 BNCOURSE_GRADING  "1" while ``tools/grade.py`` runs a submission: checks
                   raise on a failure instead of only printing it.
+BNCOURSE_QUIZ_DIR where the quiz saves its answers file (default: the
+                  notebook's own folder, the kernel's working directory).
+BNCOURSE_CPU_BF16 "1" trains on the CPU with bfloat16 autocast (lesson 05):
+                  much faster on CPUs with AMX or AVX-512-BF16, slower on
+                  others, so off by default.
 """
 
 from __future__ import annotations
@@ -140,6 +145,17 @@ def data_dir() -> Path:
         + "\nRun the notebook from a clone of the course repository (its data/ "
         "folder ships with it), or set BNCOURSE_DATA to that folder."
     )
+
+
+def cpu_bf16() -> bool:
+    """bfloat16 autocast for CPU training (``BNCOURSE_CPU_BF16=1``)."""
+    return _flag("BNCOURSE_CPU_BF16")
+
+
+def quiz_dir() -> Path:
+    """The folder of the quiz's answers file (``BNCOURSE_QUIZ_DIR`` or the cwd)."""
+    value = os.environ.get("BNCOURSE_QUIZ_DIR", "").strip()
+    return Path(value).expanduser() if value else Path.cwd()
 
 
 def describe() -> str:

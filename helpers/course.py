@@ -85,6 +85,25 @@ LESSONS = (
         "lessons 02 and 03",
         75,
     ),
+    Lesson(
+        "05",
+        "cifar10_comparison",
+        "CIFAR-10 with and without batch norm",
+        "Train the same CNN with and without batch norm, fast on a GPU and "
+        "honest on a CPU, and test five claims about batch norm with a "
+        "measurement each.",
+        "lessons 00-03; convolutional networks",
+        60,
+    ),
+    Lesson(
+        "06",
+        "quiz",
+        "The quiz",
+        "Questions on every lesson, with instant feedback that explains each "
+        "answer and the misconception behind each wrong one.",
+        "lessons 00-05",
+        30,
+    ),
 )
 
 

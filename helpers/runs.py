@@ -47,6 +47,7 @@ def provenance() -> dict:
         "numpy": numpy.__version__,
         "torch": torch_version,
         "cpu_cores": os.cpu_count(),
+        "cpu_bf16": config.cpu_bf16(),
         "date": datetime.date.today().isoformat(),
     }
 
@@ -95,6 +96,26 @@ def cached(name: str, params: dict, compute: Callable[[], dict], refresh=False) 
         },
     )
     return results
+
+
+def save(name: str, results: dict, params: dict | None = None) -> Path:
+    """Keep an experiment's combined results (e.g. of many cached runs) with provenance.
+
+    ``tools/make_reference.py --only NAME`` ships such a file as reference
+    results.
+    """
+    params = params or {}
+    path = results_dir() / f"{name}-{config.mode()}-{_key(params)}.json"
+    write_json(
+        path,
+        {
+            "name": name,
+            "params": params,
+            "provenance": provenance(),
+            "results": results,
+        },
+    )
+    return path
 
 
 def reference_path(name: str) -> Path:

@@ -17,6 +17,8 @@ os.environ.setdefault("BNCOURSE_FAST", "1")
 # A fresh cache for every test session: notebooks cache experiment results
 # (helpers.runs), and a test must run the experiment, not load an old result.
 os.environ["BNCOURSE_CACHE"] = tempfile.mkdtemp(prefix="bncourse-test-cache-")
+# The quiz notebook saves its answers file; in tests, not into the repository.
+os.environ["BNCOURSE_QUIZ_DIR"] = tempfile.mkdtemp(prefix="bncourse-test-quiz-")
 # No MPLBACKEND here: notebook kernels inherit this environment and must keep
 # the inline backend, so that nbval really renders every figure.
 

@@ -40,3 +40,13 @@ def test_a_corrupt_cache_file_is_ignored_and_rewritten(tmp_path, monkeypatch, ca
 def test_missing_reference_is_reported_not_raised(capsys):
     assert runs.reference("no-such-experiment") is None
     assert "no reference results" in capsys.readouterr().out
+
+
+def test_save_keeps_combined_results_with_provenance(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNCOURSE_CACHE", str(tmp_path))
+    path = runs.save("combined", {"main": {"bn": [1, 2]}}, {"epochs": 3})
+    stored = json.loads(path.read_text())
+    assert stored["name"] == "combined" and stored["results"] == {
+        "main": {"bn": [1, 2]}
+    }
+    assert stored["params"] == {"epochs": 3} and "torch" in stored["provenance"]

@@ -54,6 +54,9 @@ if str(ROOT) not in sys.path:
 
 SKIP_TAG = "skip-when-grading"
 OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
+# A graded cell may give partial credit by displaying this MIME type with
+# {"earned": k, "possible": n}: it then earns points * k / n (the quiz does).
+SCORE_MIME = "application/vnd.bncourse.score+json"
 
 
 @dataclass
@@ -153,6 +156,8 @@ def _client_class():
         """Keeps at most OUTPUT_CAP bytes of output per cell (errors always)."""
 
         def output(self, outs, msg, display_id, cell_index):
+            if SCORE_MIME in msg.get("content", {}).get("data", {}):
+                return super().output(outs, msg, display_id, cell_index)
             if msg["msg_type"] != "error":
                 size = sum(len(json.dumps(o, default=str)) for o in outs)
                 if size > OUTPUT_CAP:
@@ -234,6 +239,7 @@ def grade_in_worker(
 
     client.on_cell_error = on_error
     index = 0
+    notes: list[str] = []
 
     def where(i: int) -> str:
         lines = [ln for ln in runnable.cells[i].source.splitlines() if ln.strip()]
@@ -254,7 +260,11 @@ def grade_in_worker(
                 client.execute_cell(cell, index)
                 gid = grade_id(cell)
                 if gid in result["tests"] and index not in failed:
-                    result["tests"][gid][0] = result["tests"][gid][1]
+                    most = result["tests"][gid][1]
+                    result["tests"][gid][0] = partial_credit(cell, most)
+                    note = (reported_score(cell) or {}).get("note")
+                    if note:
+                        notes.append(str(note)[:200])
                 save()
     except DeadKernelError:
         result["error"] = (
@@ -276,7 +286,30 @@ def grade_in_worker(
             f" (+{len(others) - 3} more)" if len(others) > 3 else ""
         )
         result["error"] = "; ".join(filter(None, [result["error"], extra]))
+    if notes:
+        result["error"] = "; ".join(filter(None, [result["error"], *notes]))
     save()
+
+
+def reported_score(cell) -> dict | None:
+    """The score a graded cell displayed with SCORE_MIME, if any."""
+    for output in cell.get("outputs", []):
+        score = output.get("data", {}).get(SCORE_MIME)
+        if isinstance(score, dict):
+            return score
+    return None
+
+
+def partial_credit(cell, most: float) -> float:
+    """Full points, or points * earned / possible if the cell reported a score."""
+    score = reported_score(cell)
+    if score is None:
+        return most
+    try:
+        fraction = float(score["earned"]) / float(score["possible"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 0.0
+    return round(most * min(max(fraction, 0.0), 1.0), 2)
 
 
 def worker_main(args) -> int:
@@ -302,6 +335,7 @@ def worker_main(args) -> int:
 
 def kernel_env(jobs: int) -> dict:
     env = dict(os.environ)
+    env.pop("BNCOURSE_QUIZ_DIR", None)  # the quiz reads its file in the workdir
     env.update(
         BNCOURSE_FAST="1",
         BNCOURSE_GRADING="1",
@@ -324,9 +358,18 @@ def grade_one(path: Path, args, env: dict) -> Row:
             return row
         local = workdir / path.name
         shutil.copy2(path, local)
-        answers = path.with_name(path.stem + ".answers.json")
-        if answers.is_file():  # the quiz's recorded answers travel with it
-            shutil.copy2(answers, workdir / answers.name)
+        from helpers import quiz
+
+        # The quiz's recorded answers travel with the notebook: either
+        # <submission>.answers.json or, in a one-learner folder, the name the
+        # quiz writes.  They are copied under the name the quiz reads.
+        for answers in (
+            path.with_name(path.stem + ".answers.json"),
+            path.with_name(quiz.ANSWERS_FILE),
+        ):
+            if answers.is_file():
+                shutil.copy2(answers, workdir / quiz.ANSWERS_FILE)
+                break
         result_path = workdir / ".grade-result.json"
         command = [
             sys.executable,

@@ -1,11 +1,13 @@
 """Produce the reference results shipped in ``data/reference/``.
 
     python tools/make_reference.py solutions/04_batch_renorm.ipynb [--timeout 1800]
+        [--only 04_renorm ...]
 
 Runs the notebook top to bottom in **full** mode, with a scratch cache, and
-copies every experiment result it cached (``helpers.runs.cached``) into
-``data/reference/<name>.json``.  Each file keeps the provenance recorded when
-it was made: mode, device, library versions and date.  Then it refreshes
+copies every experiment result it cached or saved (``helpers.runs``) into
+``data/reference/<name>.json`` (only the names given with ``--only``, if
+any).  Each file keeps the provenance recorded when it was made: mode,
+device, library versions and date.  Then it refreshes
 ``data/SHA256SUMS``.  Run it on the machine whose figures the lesson should
 quote (a GPU for lesson 05), and commit the files.
 """
@@ -35,6 +37,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--only", nargs="*", help="experiment names to ship")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="bncourse-reference-"))
     os.environ.update(BNCOURSE_FAST="0", BNCOURSE_CACHE=str(scratch))
@@ -56,6 +59,8 @@ def main(argv=None) -> int:
         return 1
     for path in made:
         stored = json.loads(path.read_text())
+        if args.only and stored["name"] not in args.only:
+            continue
         out = target / f"{stored['name']}.json"
         shutil.copyfile(path, out)
         print(f"wrote {out.relative_to(ROOT)} ({stored['provenance']})")

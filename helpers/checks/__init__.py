@@ -26,8 +26,10 @@ from .lesson02 import (
 )
 from .lesson03 import fold_batchnorm, scratch_batchnorm
 from .lesson04 import batch_renorm, batch_renorm_backward, renorm_schedule
+from .lesson05 import active_fraction, count_parameters, time_to_accuracy
 
 __all__ = [
+    "active_fraction",
     "activation_percentiles",
     "CheckFailed",
     "Report",
@@ -39,6 +41,7 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_backward_alt",
     "batchnorm_forward",
+    "count_parameters",
     "layer_gradient_norms",
     "layernorm_backward",
     "layernorm_forward",
@@ -48,6 +51,7 @@ __all__ = [
     "spatial_batchnorm_backward",
     "spatial_batchnorm_forward",
     "standardize_columns",
+    "time_to_accuracy",
     "rel_error",
     "renorm_schedule",
     "report",

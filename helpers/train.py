@@ -1,0 +1,331 @@
+"""A fast CIFAR-10 training engine for lesson 05 (the lesson is the comparison).
+
+Design, for a free Colab T4 and for a 2-core CPU alike:
+
+* the whole data set lives on the device as one tensor, normalised once
+  (float16 on CUDA, float32 on the CPU), in channels_last layout;
+* augmentation (random crop after padding, horizontal flip) is done for a
+  whole batch at once on the device with index arithmetic: no per-image
+  Python work and no DataLoader workers (Colab has 2 CPU cores; a per-image
+  pipeline would be the bottleneck);
+* batches are slices of a random permutation of the indices;
+* on CUDA: fp16 autocast with a gradient scaler (the T4 has no bf16),
+  channels_last, ``cudnn.benchmark``; on the CPU plain fp32 by default;
+* the same code path everywhere; the device and the budget come from
+  ``helpers.config``.
+
+``train`` returns a per-epoch history (train loss, test loss, test accuracy,
+wall time, learning rate) that ``helpers.runs`` can cache as JSON, so plots
+re-render without retraining.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import config
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+# --------------------------------------------------------------------------
+# data on the device
+# --------------------------------------------------------------------------
+
+
+class DeviceData:
+    """Train and test images as normalised tensors on one device.
+
+    ``images`` are uint8 arrays (N, 32, 32, 3) as ``helpers.data`` returns
+    them; they are converted and normalised once here.
+    """
+
+    def __init__(self, cifar, device=None, n_train=None, n_test=None, seed=0):
+        torch = _torch()
+        self.device = torch.device(device or config.device())
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        rng = np.random.default_rng(seed)
+        train_idx = np.arange(len(cifar.x_train))
+        test_idx = np.arange(len(cifar.x_test))
+        if n_train is not None and n_train < len(train_idx):
+            train_idx = np.sort(rng.choice(train_idx, n_train, replace=False))
+        if n_test is not None and n_test < len(test_idx):
+            test_idx = np.sort(rng.choice(test_idx, n_test, replace=False))
+        self.x_train = self._to_device(cifar.x_train[train_idx])
+        self.y_train = torch.as_tensor(cifar.y_train[train_idx], device=self.device)
+        self.x_test = self._to_device(cifar.x_test[test_idx])
+        self.y_test = torch.as_tensor(cifar.y_test[test_idx], device=self.device)
+        self.classes = cifar.classes
+        self.source = cifar.source
+
+    def _to_device(self, images_uint8):
+        torch = _torch()
+        x = torch.as_tensor(images_uint8, device=self.device).permute(0, 3, 1, 2)
+        mean = torch.tensor(CIFAR_MEAN, device=self.device).view(1, 3, 1, 1) * 255
+        std = torch.tensor(CIFAR_STD, device=self.device).view(1, 3, 1, 1) * 255
+        x = ((x.float() - mean) / std).to(self.dtype)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceData({len(self.x_train):,} train, {len(self.x_test):,} test on "
+            f"{self.device}, {str(self.dtype).replace('torch.', '')})"
+        )
+
+
+def crop_flip(images, padding=4, generator=None):
+    """Random crops (after zero padding) and horizontal flips of a whole batch.
+
+    Done with index arithmetic on the batch's device: the padded batch is
+    indexed with per-image row and column offsets, so no Python loop runs
+    per image.  ``images`` is (N, C, H, W); the result has the same shape.
+    """
+    torch = _torch()
+    n, c, h, w = images.shape
+    device = images.device
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=device, generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=device, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :]
+    flip = torch.rand(n, device=device, generator=generator) < 0.5
+    cols = torch.where(flip[:, None, None, None], cols.flip(-1), cols)
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    channel = torch.arange(c, device=device)[None, :, None, None]
+    out = padded[batch, channel, rows, cols]
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+# --------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------
+
+
+def make_vgg(
+    widths=(32, 64, 128, 256),
+    norm="bn",
+    activation="relu",
+    dropout=0.0,
+    classes=10,
+    pool_first=False,
+):
+    """A VGG-style CNN: one 3x3 conv per block, then max-pooling.
+
+    Every block but the first halves the resolution; with ``pool_first`` the
+    first does too (four times less compute, for CPUs).
+
+    ``norm``: "bn" (conv without bias -> BN -> activation), "bn_after"
+    (conv -> activation -> BN) or "none" (conv with bias -> activation).
+    ``activation``: "relu" or "sigmoid".  ``dropout`` before the classifier.
+    """
+    torch = _torch()
+    nn = torch.nn
+    if norm not in ("bn", "bn_after", "none"):
+        raise ValueError(f"norm={norm!r}: use 'bn', 'bn_after' or 'none'")
+    act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}[activation]
+    layers, c_in = [], 3
+    for i, width in enumerate(widths):
+        conv = nn.Conv2d(c_in, width, 3, padding=1, bias=(norm == "none"))
+        if norm == "bn":
+            layers += [conv, nn.BatchNorm2d(width), act()]
+        elif norm == "bn_after":
+            layers += [conv, act(), nn.BatchNorm2d(width)]
+        else:
+            layers += [conv, act()]
+        if i > 0 or pool_first:
+            layers.append(nn.MaxPool2d(2))
+        c_in = width
+    layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(c_in, classes))
+    return nn.Sequential(*layers)
+
+
+def count_bn_layers(model) -> int:
+    torch = _torch()
+    return sum(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    )
+
+
+# --------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """One run's settings.  ``lr`` is the peak of a one-cycle schedule."""
+
+    epochs: int = 5
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup: float = 0.2  # share of the steps spent warming up
+    augment: bool = True
+    seed: int = 0
+    extra: dict = field(default_factory=dict)  # anything else worth recording
+
+    def asdict(self) -> dict:
+        return asdict(self)
+
+
+def _lr_at(step, total, peak, warmup):
+    """Linear warm-up to ``peak``, then linear decay to 0 (one cycle)."""
+    up = max(1, int(total * warmup))
+    if step < up:
+        return peak * (step + 1) / up
+    return peak * max(0.0, (total - step) / max(1, total - up))
+
+
+def evaluate(model, data, batch_size=1000, cpu_bf16=False):
+    """(test loss, test accuracy) in eval mode."""
+    torch = _torch()
+    model.eval()
+    loss, correct = 0.0, 0
+    autocast = _autocast(data.device, cpu_bf16)
+    with torch.no_grad(), autocast:
+        for i in range(0, len(data.x_test), batch_size):
+            x, y = data.x_test[i : i + batch_size], data.y_test[i : i + batch_size]
+            logits = model(x).float()
+            loss += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+    n = len(data.x_test)
+    return loss / n, correct / n
+
+
+def _autocast(device, cpu_bf16=False):
+    """fp16 autocast on CUDA (the T4 has no bf16); on the CPU fp32, or bf16 if asked.
+
+    bf16 on the CPU is fast only on CPUs with AMX or AVX-512-BF16 (and slower
+    elsewhere), so it is opt-in; the benchmark reports both.
+    """
+    torch = _torch()
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16)
+
+
+def train(
+    model,
+    data: DeviceData,
+    cfg: TrainConfig,
+    progress=True,
+    label="",
+    cpu_bf16=False,
+    on_epoch=None,
+):
+    """Train ``model`` on ``data``; return the per-epoch history (a JSON-able dict).
+
+    A loss that becomes NaN or infinite ends the run early: the history then
+    records ``diverged: True`` and the remaining epochs are not run (a result
+    to show, not an error to hide).  ``on_epoch(history)`` is called after
+    every epoch (the benchmark prints from it).
+    """
+    torch = _torch()
+    from tqdm.auto import tqdm
+
+    device = data.device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    model = model.to(device=device, memory_format=torch.channels_last)
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BN and biases
+    optimizer = torch.optim.SGD(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=True,
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    autocast = _autocast(device, cpu_bf16)
+    n = len(data.x_train)
+    steps_per_epoch = n // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    history = {
+        "epoch": [],
+        "train_loss": [],
+        "test_loss": [],
+        "test_accuracy": [],
+        "seconds": [],
+        "lr": [],
+        "diverged": False,
+        "config": cfg.asdict(),
+        "device": str(device),
+        "train_images": n,
+    }
+    step, elapsed = 0, 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(n, device=device, generator=gen)
+        running, seen = 0.0, 0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{label} epoch {epoch}/{cfg.epochs}".strip(),
+            leave=False,
+            disable=not progress,
+        )
+        for i in bar:
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            x = data.x_train[idx]
+            if cfg.augment:
+                x = crop_flip(x, generator=gen)
+            y = data.y_train[idx]
+            lr = _lr_at(step, total, cfg.lr, cfg.warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(
+                    model(x), y, label_smoothing=cfg.label_smoothing
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            value = loss.item()
+            if not math.isfinite(value):
+                history["diverged"] = True
+                break
+            running += value * len(idx)
+            seen += len(idx)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed += time.perf_counter() - start  # training time only, not evaluation
+        test_loss, test_acc = evaluate(model, data, cpu_bf16=cpu_bf16)
+        history["epoch"].append(epoch)
+        history["train_loss"].append(running / max(seen, 1) if seen else float("nan"))
+        history["test_loss"].append(test_loss if math.isfinite(test_loss) else None)
+        history["test_accuracy"].append(test_acc)
+        history["seconds"].append(round(elapsed, 3))
+        history["lr"].append(lr)
+        if on_epoch is not None:
+            on_epoch(history)
+        if history["diverged"]:
+            break
+    history["train_loss"] = [
+        v if (v is not None and math.isfinite(v)) else None
+        for v in history["train_loss"]
+    ]
+    return history

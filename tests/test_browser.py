@@ -1,0 +1,201 @@
+"""The quiz in a real browser: JupyterLab driven by Playwright in headless Chromium.
+
+Runs when Debian's Chromium is installed (``.ci/run`` installs it, so CI always
+runs this test) and skips with a reason otherwise.  The browser that
+Playwright would download is not used: it cannot be downloaded here.
+
+Every selector is scoped to the notebook's output area: a selector such as
+``text=Correct!`` would also match the *source code* of a cell, and a test that
+can pass while the widget shows the wrong thing proves nothing.  The test also
+clicks a wrong answer first and checks the wrong-answer feedback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from helpers import quiz
+
+from .conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+OUTPUT = ".jp-NotebookPanel .jp-OutputArea-output"  # never the cells' source
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason="Chromium is not installed (apt-get install chromium; .ci/run does it)",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab on a free loopback port with a token, serving a copy of the quiz."""
+    work = tmp_path / "lab"
+    work.mkdir()
+    shutil.copy2(ROOT / "notebooks" / "06_quiz.ipynb", work / "06_quiz.ipynb")
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    env.pop("BNCOURSE_QUIZ_DIR", None)  # the answers file goes beside the notebook
+    env.update(
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+        PYTHONPATH=str(ROOT),
+    )
+    log = open(tmp_path / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    log_text = (tmp_path / "jupyterlab.log").read_text()
+                    pytest.fail(f"JupyterLab exited: {log_text[-2000:]}")
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start within 90 s")
+        yield base, token, work
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _exact(text: str):
+    return re.compile("^" + re.escape(text) + "$")
+
+
+def _as_rendered(text: str, length: int = 30) -> str:
+    """The start of a bank text as the browser shows it: no Markdown marks, no maths."""
+    return re.sub(r"[*`]", "", text.split("$")[0])[:length]
+
+
+def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    expect.set_options(timeout=30_000)
+    base, token, work = lab
+    # the quiz as the notebook builds it (LEARNER = ""): order and option order
+    expected = quiz.Quiz(quiz.load_bank(), learner="", answers_file=tmp_path / "x.json")
+    first = expected.by_id[expected.order[0]]
+    second = expected.by_id[expected.order[1]]
+    wrong = next(i for i in range(len(first.options)) if i not in first.correct)
+    shots = ROOT / "test-output"
+    shots.mkdir(exist_ok=True)
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(f"{base}/lab/tree/06_quiz.ipynb?token={token}")
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
+            try:  # a kernel-selection dialog, if JupyterLab asks: accept its choice
+                page.locator(".jp-Dialog .jp-mod-accept").click(timeout=5000)
+            except sync_api.TimeoutError:
+                pass
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            questions = page.locator(f"{OUTPUT} .bncourse-question")
+            questions.first.wait_for(state="visible")
+            box = questions.nth(0)
+
+            # a wrong answer first: the feedback must say so, with its misconception
+            box.locator(".widget-radio-box label").filter(
+                has_text=_exact(first.options[wrong])
+            ).click()
+            box.locator("button", has_text="Check").click()
+            # locators are re-resolved at every poll, so a re-rendered widget is fine
+            feedback = box.locator(".bncourse-feedback")
+            expect(feedback).to_contain_text("Not quite")
+            expect(feedback).to_contain_text(_as_rendered(first.misconceptions[wrong]))
+
+            # then the right one: "Correct!" and the explanation
+            right = sorted(first.correct)[0]
+            box.locator(".widget-radio-box label").filter(
+                has_text=_exact(first.options[right])
+            ).click()
+            box.locator("button", has_text="Check").click()
+            expect(feedback).to_contain_text("Correct!")
+            expect(feedback).to_contain_text(_as_rendered(first.explanation))
+
+            # a second question, answered right
+            box2 = questions.nth(1)
+            if second.multiple:
+                for i in sorted(second.correct):
+                    box2.locator("label").filter(
+                        has_text=_exact(second.options[i])
+                    ).click()
+            else:
+                box2.locator(".widget-radio-box label").filter(
+                    has_text=_exact(second.options[sorted(second.correct)[0]])
+                ).click()
+            box2.locator("button", has_text="Check").click()
+            expect(box2.locator(".bncourse-feedback")).to_contain_text("Correct!")
+            box.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "quiz_feedback.png"))
+            box.screenshot(path=str(shots / "quiz_question.png"))
+        except Exception:
+            page.screenshot(path=str(shots / "quiz_failure.png"))
+            raise
+        finally:
+            browser.close()
+
+    stored = json.loads((work / quiz.ANSWERS_FILE).read_text())
+    records = stored["answers"]
+    assert records[first.id]["attempts"] == 2 and records[first.id]["correct"]
+    assert records[second.id]["correct"]

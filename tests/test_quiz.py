@@ -1,0 +1,297 @@
+"""The quiz: bank, recorded answers, widgets (ipywidgets 8 and 7.7.1), grading."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import quiz
+
+from .conftest import ROOT
+
+W7 = ROOT / ".venv" / "ipywidgets7"  # `make test` installs ipywidgets 7.7.1 there
+
+
+@pytest.fixture
+def bank():
+    return quiz.load_bank()
+
+
+@pytest.fixture
+def answers(tmp_path):
+    return tmp_path / "answers.json"
+
+
+# --------------------------------------------------------------------------
+# the bank
+# --------------------------------------------------------------------------
+
+
+def test_bank_is_valid_and_covers_every_lesson(bank):
+    raw = json.loads(quiz.bank_path().read_text())
+    assert quiz.validate_bank(raw) == []
+    assert len(bank) >= 30
+    per_lesson = Counter(q.lesson for q in bank)
+    for lesson in ("01", "02", "03", "04", "05"):
+        assert per_lesson[lesson] >= 4, lesson
+    assert per_lesson["general"] == 6  # the six questions of the source notes
+    assert per_lesson["00"] >= 1
+    assert len({q.id for q in bank}) == len(bank)
+    assert any(q.multiple for q in bank), "at least one select-all question"
+    numeric = [q for q in bank if all(o.replace(".", "").isdigit() for o in q.options)]
+    assert numeric, "at least one numeric question"
+
+
+def test_every_wrong_option_names_its_misconception(bank):
+    for q in bank:
+        wrong = set(range(len(q.options))) - q.correct
+        assert set(q.misconceptions) == wrong, q.id
+        assert q.explanation.strip(), q.id
+
+
+def _raw_question(**changes):
+    q = {
+        "id": "x",
+        "lesson": "02",
+        "text": "What?",
+        "options": ["a", "b", "c"],
+        "correct": [0],
+        "explanation": "Because.",
+        "misconceptions": {"1": "no b", "2": "no c"},
+    }
+    q.update(changes)
+    return q
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ([_raw_question(), _raw_question()], "duplicate id"),
+        ([_raw_question(), _raw_question(id="y")], "duplicate question text"),
+        ([_raw_question(correct=[3])], "valid option indices"),
+        ([_raw_question(correct=[])], "valid option indices"),
+        ([_raw_question(options=["a", "b"])], "3 to 5 options"),
+        ([_raw_question(misconceptions={"1": "no b"})], "misconceptions needed"),
+        ([_raw_question(explanation=" ")], "empty explanation"),
+        ([_raw_question(lesson="09")], "is not one of"),
+        ([_raw_question(options=["a", "a", "c"])], "two options are the same"),
+        ({}, "non-empty JSON list"),
+    ],
+)
+def test_validation_names_the_problem(raw, message):
+    problems = quiz.validate_bank(raw)
+    assert any(message in p for p in problems), problems
+
+
+def test_unreadable_bank_says_which_file(tmp_path):
+    bad = tmp_path / "bank.json"
+    bad.write_text("[{")
+    with pytest.raises(quiz.BankError, match="bank.json"):
+        quiz.load_bank(bad)
+
+
+# --------------------------------------------------------------------------
+# answering and recording
+# --------------------------------------------------------------------------
+
+
+def test_answers_are_recorded_saved_and_reloaded(bank, answers, capsys):
+    q = bank[1]
+    first = quiz.Quiz(bank, learner="ada", answers_file=answers)
+    wrong = next(i for i in range(len(q.options)) if i not in q.correct)
+    feedback = first.answer(q.id, q.options[wrong])
+    assert not feedback.correct and q.misconceptions[wrong] in feedback.message
+    feedback = first.answer(q.id, sorted(q.correct))
+    assert feedback.correct and feedback.message.startswith("Correct!")
+    stored = json.loads(answers.read_text())
+    assert stored["learner"] == "ada" and stored["answers"][q.id]["attempts"] == 2
+    assert stored["answers"][q.id]["time"]
+    again = quiz.Quiz(bank, learner="ada", answers_file=answers)
+    assert again.score() == (1, len(bank))
+    assert "loaded 1 recorded answer" in capsys.readouterr().out
+
+
+def test_unknown_question_or_option_is_refused_clearly(bank, answers):
+    my = quiz.Quiz(bank, answers_file=answers)
+    with pytest.raises(KeyError, match="no question"):
+        my.answer("nope", 0)
+    with pytest.raises(ValueError, match="not an option"):
+        my.answer(bank[0].id, "a made-up answer")
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [("{not json", "not a valid answers file"), (None, "edited by hand")],
+)
+def test_corrupt_or_edited_file_is_set_aside_and_reported(
+    bank, answers, capsys, content, problem
+):
+    my = quiz.Quiz(bank, answers_file=answers)
+    my.answer(bank[0].id, sorted(bank[0].correct))
+    if content is None:  # flip an answer to "correct" by hand
+        stored = json.loads(answers.read_text())
+        stored["answers"][bank[0].id]["correct"] = False
+        answers.write_text(json.dumps(stored))
+    else:
+        answers.write_text(content)
+    reloaded = quiz.Quiz(bank, answers_file=answers)
+    out = capsys.readouterr().out
+    assert problem in out and "set aside" in out
+    assert reloaded.score()[0] == 0 and reloaded.problem
+    kept = list(answers.parent.glob("answers.json.untrusted-*"))
+    assert len(kept) == 1 and not answers.exists()
+
+
+def test_question_order_is_seeded_and_options_are_shuffled_per_learner(bank, tmp_path):
+    a = quiz.Quiz(bank, learner="ada", answers_file=tmp_path / "a.json")
+    b = quiz.Quiz(bank, learner="bob", answers_file=tmp_path / "b.json")
+    a2 = quiz.Quiz(bank, learner="ada", answers_file=tmp_path / "c.json")
+    assert a.order == b.order == a2.order
+    assert a.order != [q.id for q in bank]  # shuffled
+    assert a.option_order == a2.option_order
+    assert a.option_order != b.option_order
+
+
+def test_markdown_subset_is_rendered_and_html_escaped():
+    html = quiz.to_html("Use `x.var(0)` and **not** *this* <b>; $\\gamma$")
+    assert "<code>x.var(0)</code>" in html and "<b>not</b>" in html
+    assert "<i>this</i>" in html and "&lt;b&gt;" in html and "$\\gamma$" in html
+
+
+# --------------------------------------------------------------------------
+# the widget, driven through its own buttons
+# --------------------------------------------------------------------------
+
+WIDGET_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, {root!r})
+import ipywidgets as w
+from helpers import quiz
+
+bank = quiz.load_bank()
+my = quiz.Quiz(bank, learner="ada", answers_file={answers!r})
+box = my.widget()
+questions, retry_row, summary = box.children
+first = questions.children[0]
+title, chooser, check_row, feedback = first.children
+q = my.by_id[my.order[0]]
+wrong = next(i for i in range(len(q.options)) if i not in q.correct)
+check = check_row.children[0]
+check.click()
+assert "Pick an answer first" in feedback.value
+chooser.value = wrong
+check.click()
+assert "Not quite" in feedback.value, feedback.value
+chooser.value = sorted(q.correct)[0]
+check.click()
+assert "Correct!" in feedback.value, feedback.value
+multi = next(n for n, qid in enumerate(my.order) if my.by_id[qid].multiple)
+mq = my.by_id[my.order[multi]]
+boxes = questions.children[multi].children[1].children
+for index, cb in zip(my.option_order[mq.id], boxes):
+    cb.value = index in mq.correct
+questions.children[multi].children[2].children[0].click()
+assert "Correct!" in questions.children[multi].children[3].value
+second = questions.children[1]
+q2 = my.by_id[my.order[1]]
+second.children[1].value = [i for i in range(len(q2.options)) if i not in q2.correct][0]
+second.children[2].children[0].click()
+assert "2/35 correct; 1 wrong" in summary.value, summary.value
+retry_row.children[0].click()
+assert len(questions.children) == 1, len(questions.children)
+stored = json.load(open({answers!r}))
+print(w.__version__, len(stored["answers"]))
+"""
+
+
+def _run_widget_script(tmp_path, extra_path=None):
+    script = WIDGET_SCRIPT.format(root=str(ROOT), answers=str(tmp_path / "a.json"))
+    env = None
+    if extra_path:
+        import os
+
+        env = dict(os.environ, PYTHONPATH=str(extra_path))
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
+def test_widget_works_with_the_installed_ipywidgets(tmp_path):
+    version, recorded = _run_widget_script(tmp_path)
+    assert version.startswith("8.") and recorded == "3"
+
+
+@pytest.mark.skipif(
+    not (W7 / "ipywidgets").is_dir(),
+    reason="ipywidgets 7.7.1 is not installed in .venv",
+)
+def test_widget_works_with_colabs_ipywidgets_7(tmp_path):
+    version, recorded = _run_widget_script(tmp_path, extra_path=W7)
+    assert version == "7.7.1" and recorded == "3"
+
+
+# --------------------------------------------------------------------------
+# grading the quiz
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_grader_scores_one_point_per_question(bank, tmp_path):
+    from .test_grade import run_grader
+
+    lesson = "06_quiz"
+    learner = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", 4)
+    # a learner who answered 10 questions right and 2 wrong, file handed in
+    partial = tmp_path / f"{lesson}_ada.ipynb"
+    nbformat.write(copy.deepcopy(learner), partial)
+    my = quiz.Quiz(bank, answers_file=tmp_path / f"{lesson}_ada.answers.json")
+    for q in bank[:10]:
+        my.answer(q.id, sorted(q.correct))
+    for q in bank[10:12]:
+        my.answer(q.id, [i for i in range(len(q.options)) if i not in q.correct][:1])
+    # a learner whose answers file was edited by hand
+    edited = tmp_path / f"{lesson}_eve.ipynb"
+    nbformat.write(copy.deepcopy(learner), edited)
+    stored = json.loads((tmp_path / f"{lesson}_ada.answers.json").read_text())
+    for record in stored["answers"].values():
+        record["correct"] = True
+    (tmp_path / f"{lesson}_eve.answers.json").write_text(json.dumps(stored))
+    paths = [
+        ROOT / "solutions" / f"{lesson}.ipynb",
+        ROOT / "notebooks" / f"{lesson}.ipynb",
+        partial,
+        edited,
+    ]
+    rows = run_grader(tmp_path, paths)
+    solution, untouched, ada, eve = (rows[str(p)] for p in paths)
+    total = len(bank)
+    assert solution["total"] == solution["maximum"] == str(total)
+    assert untouched["total"] == "0"
+    assert float(ada["total"]) == pytest.approx(10 * 35 / total)
+    assert eve["total"] == "0" and "edited by hand" in eve["error"]
+    assert Path(tmp_path / f"{lesson}_ada.answers.json").exists()  # untouched
+
+
+def test_partial_credit_reads_the_score_output():
+    from tools import grade
+
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={grade.SCORE_MIME: {"earned": 7, "possible": 35}}
+        )
+    ]
+    assert grade.partial_credit(cell, 35) == 7
+    assert grade.partial_credit(nbformat.v4.new_code_cell("x"), 2) == 2
+    assert grade.SCORE_MIME == quiz.SCORE_MIME
+    assert importlib.util.find_spec("ipywidgets")
