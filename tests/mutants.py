@@ -628,3 +628,40 @@ SCHEDULE = {
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
 }
+
+
+def _renorm_mutates(dout, cache):
+    dout -= dout.mean(0)  # changes the caller's array
+    return renorm_backward(dout, cache)
+
+
+RENORM_BACKWARD.update(
+    {
+        "NaN dx": (
+            lambda d, c: (
+                renorm_backward(d, c)[0] * np.nan,
+                *renorm_backward(d, c)[1:],
+            ),
+            "NaN",
+        ),
+        "raises TypeError": (lambda d, c: d.sum(foo=1), "raised TypeError"),
+        "transposed dx": (
+            lambda d, c: (renorm_backward(d, c)[0].T, *renorm_backward(d, c)[1:]),
+            "axes are swapped",
+        ),
+        "mutates dout": (_renorm_mutates, "in place"),
+    }
+)
+
+
+def _schedule_raises(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+    return step + "steps"
+
+
+SCHEDULE.update(
+    {
+        "returns None": (lambda *a, **k: None, "returned None"),
+        "raises TypeError": (_schedule_raises, "raised TypeError"),
+        "returns three values": (lambda *a, **k: (1.0, 0.0, 0.0), "tuple of 2"),
+    }
+)

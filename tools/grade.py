@@ -108,6 +108,19 @@ def test_cells(solution_path: Path) -> list:
     return [c for c in nb.cells if c.cell_type == "code" and graded(c) and grade_id(c)]
 
 
+def snapshot_tests(solutions: Path) -> dict:
+    """Every lesson's graded cells, read once before any submission runs.
+
+    Workers get this snapshot (from the grader's private folder), never the
+    solutions folder itself: a submission that overwrites the solution files
+    cannot change how it, or any later submission, is graded.
+    """
+    snapshot = {}
+    for path in sorted(Path(solutions).glob("*.ipynb")):
+        snapshot[path.stem] = [dict(cell) for cell in test_cells(path)]
+    return snapshot
+
+
 def points_of(cell) -> float:
     return float(cell.metadata.get("nbgrader", {}).get("points", 1))
 
@@ -177,7 +190,7 @@ def grade_in_worker(
     submission: Path,
     result_path: Path,
     workdir: Path,
-    solutions: Path,
+    tests_file: Path,
     cell_timeout: int,
     deadline: float,
 ) -> None:
@@ -208,7 +221,12 @@ def grade_in_worker(
         save()
         return
     result["notebook"] = stem
-    tests = test_cells(solutions / f"{stem}.ipynb")
+    snapshot = json.loads(Path(tests_file).read_text())
+    if stem not in snapshot:
+        result["error"] = f"the grader has no tests for {stem}"
+        save()
+        return
+    tests = [nbformat.from_dict(cell) for cell in snapshot[stem]]
     for test in tests:
         result["tests"][grade_id(test)] = [0.0, points_of(test)]
     save()
@@ -321,7 +339,7 @@ def worker_main(args) -> int:
         Path(args.worker),
         Path(args.result),
         Path.cwd(),
-        Path(args.solutions),
+        Path(args.tests),
         args.cell_timeout,
         deadline,
     )
@@ -378,8 +396,8 @@ def grade_one(path: Path, args, env: dict) -> Row:
             str(local),
             "--result",
             str(result_path),
-            "--solutions",
-            str(args.solutions),
+            "--tests",
+            str(args.tests),
             "--timeout",
             str(args.timeout),
             "--cell-timeout",
@@ -430,6 +448,16 @@ def grade_one(path: Path, args, env: dict) -> Row:
 
 def grade_all(paths: list[Path], args) -> list[Row]:
     env = kernel_env(args.jobs)
+    private = Path(tempfile.mkdtemp(prefix="bncourse-grader-"))
+    try:
+        args.tests = private / "tests.json"
+        args.tests.write_text(json.dumps(snapshot_tests(args.solutions)))
+        return _grade_all(paths, args, env)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _grade_all(paths: list[Path], args, env) -> list[Row]:
     rows: dict[int, Row] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(grade_one, p, args, env): i for i, p in enumerate(paths)}
@@ -501,6 +529,7 @@ def parse_args(argv=None):
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--tests", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.jobs = max(1, args.jobs)
     if not args.worker and not args.submissions:

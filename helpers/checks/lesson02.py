@@ -484,6 +484,7 @@ def batchnorm_backward_alt(
     """Check the closed-form backward; with ``staged`` also compare the two."""
 
     def against_staged(p, cache, grads):
+        """Informative only: never fails (the other function has its own check)."""
         label = "backward_alt vs backward"
         if staged is None:
             return ok(label, "skipped (no staged version given)")
@@ -491,17 +492,20 @@ def batchnorm_backward_alt(
         if problem is not None:
             if problem.verdict == TODO:
                 return ok(label, "skipped: batchnorm_backward is not implemented yet")
-            return Result(label, problem.verdict, problem.detail)
+            return ok(label, f"skipped: batchnorm_backward failed ({problem.detail})")
         other, problem = unpack(label, other, 3, "dx, dgamma, dbeta")
         if problem is not None:
-            return problem
-        worst = max(rel_error(a, b) for a, b in zip(grads, other, strict=True))
+            return ok(label, f"skipped: batchnorm_backward {problem.detail}")
+        try:
+            worst = max(rel_error(a, b) for a, b in zip(grads, other, strict=True))
+        except (TypeError, ValueError):
+            return ok(label, "skipped: batchnorm_backward returned non-arrays")
         if worst < BACKWARD_TOL:
             return ok(label, f"max rel. difference {worst:.0e}: they agree")
-        return wrong(
+        return ok(
             label,
-            f"max rel. difference {worst:.0e}: the two backward passes disagree "
-            "(the lines above say which one is off)",
+            f"max rel. difference {worst:.0e}: they disagree; the lines above and "
+            "batchnorm_backward's own check say which one is off",
         )
 
     return _backward_check(
