@@ -86,16 +86,13 @@ def cached(name: str, params: dict, compute: Callable[[], dict], refresh=False) 
         except (OSError, ValueError, KeyError) as exc:
             print(f"[runs] ignoring an unreadable cache file {path} ({exc})")
     results = compute()
-    write_json(
-        path,
-        {
-            "name": name,
-            "params": params,
-            "provenance": provenance(),
-            "results": results,
-        },
-    )
+    _write_record(path, name, params, results)
     return results
+
+
+def _write_record(path: Path, name: str, params: dict, results: dict) -> None:
+    record = {"name": name, "params": params, "provenance": provenance()}
+    write_json(path, {**record, "results": results})
 
 
 def save(name: str, results: dict, params: dict | None = None) -> Path:
@@ -106,15 +103,7 @@ def save(name: str, results: dict, params: dict | None = None) -> Path:
     """
     params = params or {}
     path = results_dir() / f"{name}-{config.mode()}-{_key(params)}.json"
-    write_json(
-        path,
-        {
-            "name": name,
-            "params": params,
-            "provenance": provenance(),
-            "results": results,
-        },
-    )
+    _write_record(path, name, params, results)
     return path
 
 
