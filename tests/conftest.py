@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +21,8 @@ os.environ.setdefault("BNCOURSE_FAST", "1")
 os.environ["BNCOURSE_CACHE"] = tempfile.mkdtemp(prefix="bncourse-test-cache-")
 # The quiz notebook saves its answers file; in tests, not into the repository.
 os.environ["BNCOURSE_QUIZ_DIR"] = tempfile.mkdtemp(prefix="bncourse-test-quiz-")
+for _scratch in (os.environ["BNCOURSE_CACHE"], os.environ["BNCOURSE_QUIZ_DIR"]):
+    atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
 # No MPLBACKEND here: notebook kernels inherit this environment and must keep
 # the inline backend, so that nbval really renders every figure.
 
