@@ -4,17 +4,22 @@
         python benchmarks/bench_05_cifar.py [--epochs 15] [--widths 48,96,192,384]
             [--pool-first] [--bf16] [--batch 256] [--lr 0.2] [--out results.json]
 
-Prints, per epoch and per net, the test accuracy and the training images per
-second, then the share of a training step spent on data handling (batch
+First prints the share of a training step spent on data handling (batch
 selection and augmentation, done on the device by ``helpers.train``) against a
 per-image ``torch.utils.data.DataLoader`` baseline written here, which crops
-and flips one image at a time as a typical tutorial pipeline does.
+and flips one image at a time as a typical tutorial pipeline does (see
+``pipeline_costs``); then trains each net and prints, per epoch, its test
+accuracy and training images per second.  ``--share-only`` stops after the
+first part.
 
 Each net trains at a peak rate that suits it: ``--lr`` for the BN net, a
 quarter of it for the net without BN (the lesson's learning-rate sweep shows
 why: without BN the high rates fail).
 
-``--bf16`` turns on bfloat16 autocast on the CPU (fast on CPUs with AMX or
+The device comes from ``BNCOURSE_DEVICE`` (``cpu``, ``cuda``, default auto), as in
+the lesson; on CUDA the engine uses fp16 autocast with a gradient scaler, and
+the timings wait for the GPU (``torch.cuda.synchronize``) before reading the
+clock.  ``--bf16`` turns on bfloat16 autocast on the CPU (fast on CPUs with AMX or
 AVX-512-BF16, slower elsewhere: the lesson's default is fp32).  Compare
 figures within one run: the machine is shared and noisy.
 """
@@ -60,65 +65,91 @@ class PerImageDataset(torch.utils.data.Dataset):
         )
 
 
-def pipeline_costs(dd, model, batch, cifar, steps=20, bf16=False):
-    """Seconds per training step with each input pipeline, and with none.
+def _per_batch(fn, repeats, device):
+    def sync():  # CUDA runs asynchronously: wait for the work before reading a clock
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
-    "pure": the step on a batch that is already prepared (compute only);
-    "batched": ``helpers.train``'s on-device index selection + crop/flip;
-    "per-image, N workers": a ``DataLoader`` over ``PerImageDataset``.  The
-    share of a pipeline is 1 - pure / its step time: it counts the time the
-    step waits for data *and* the time the workers take from the training on
-    a 2-core machine, which a "time spent waiting" measure would hide.
+    fn()  # warm-up (and, for a DataLoader, starting its workers)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / repeats
+
+
+def pipeline_costs(dd, model, batch, cifar, steps=20, bf16=False):
+    """Seconds per batch: data preparation alone, and whole training steps.
+
+    Returns ``(prepare, step)``.  ``prepare`` times each pipeline producing
+    batches with no training at all: ``helpers.train``'s on-device index
+    selection + crop/flip, and a ``DataLoader`` over ``PerImageDataset`` in
+    the main process (0 workers, so all its work is counted).  The data share
+    of a step is prepare / (prepare + compute), with compute the step on a
+    batch already prepared.  Timing the preparation on its own is far less
+    noisy than subtracting two step times that differ by a few per cent.
+    ``step`` times whole steps: compute only, and with each pipeline feeding
+    it, including a ``DataLoader`` with 2 workers, whose cost on a 2-core
+    machine is the CPU time its workers take from the training.
     """
-    model.train()
+    device = dd.device
+    model = model.to(device=device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    gen = torch.Generator().manual_seed(0)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    gen = torch.Generator(device=device).manual_seed(0)
+    autocast = train._autocast(device, bf16)  # what helpers.train uses
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
 
     def step(x, y):
         with autocast:
             loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
-    order = torch.randperm(len(dd.x_train), generator=gen)
+    order = torch.randperm(len(dd.x_train), generator=gen, device=device)
+    counter = iter(range(10**9))
 
-    def batched(i):
+    def batched():
+        i = next(counter) % (len(order) // batch)
         idx = order[i * batch : (i + 1) * batch]
         return train.crop_flip(dd.x_train[idx], generator=gen), dd.y_train[idx]
 
-    fixed = batched(0)
-    for _ in range(3):  # warm-up
-        step(*fixed)
-    costs = {}
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step(*fixed)
-    costs["pure compute (prepared batch)"] = (time.perf_counter() - t0) / steps
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(*batched(i))
-    costs["batched on the device (helpers.train)"] = (time.perf_counter() - t0) / steps
-    for workers in (0, 2):
-        loader = torch.utils.data.DataLoader(
-            PerImageDataset(cifar.x_train, cifar.y_train),
-            batch_size=batch,
-            shuffle=True,
-            num_workers=workers,
-            persistent_workers=workers > 0,
+    def loader(workers):
+        return iter(
+            torch.utils.data.DataLoader(
+                PerImageDataset(cifar.x_train, cifar.y_train),
+                batch_size=batch,
+                shuffle=True,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+                pin_memory=device.type == "cuda",
+            )
         )
-        it = iter(loader)
-        next(it)  # start the workers before timing
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            x, y = next(it)
-            step(x.contiguous(memory_format=torch.channels_last), y)
-        costs[f"per-image DataLoader, {workers} workers"] = (
-            time.perf_counter() - t0
-        ) / steps
-        del it, loader
-    return costs
+
+    def moved(x, y):  # what a training loop does with each loaded batch
+        x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
+        return x, y.to(device, non_blocking=True)
+
+    batched_name = "batched on the device (helpers.train)"
+    prepare = {batched_name: _per_batch(batched, 5 * steps, device)}
+    serial = loader(0)
+    prepare["per-image DataLoader, main process"] = _per_batch(
+        lambda: moved(*next(serial)), steps, device
+    )
+    fixed = batched()
+    step_time = {
+        "compute only (prepared batch)": _per_batch(lambda: step(*fixed), steps, device)
+    }
+    step_time[batched_name] = _per_batch(lambda: step(*batched()), steps, device)
+    for workers in (0, 2):
+        it = loader(workers)
+        step_time[f"per-image DataLoader, {workers} workers"] = _per_batch(
+            lambda it=it: step(*moved(*next(it))), steps, device
+        )
+        del it
+    return prepare, step_time
 
 
 def main(argv=None) -> int:
@@ -132,6 +163,9 @@ def main(argv=None) -> int:
         "--lr", type=float, default=0.2, help="BN's peak rate; the no-BN net gets lr/4"
     )
     parser.add_argument("--nets", default="bn,none")
+    parser.add_argument(
+        "--steps", type=int, default=20, help="batches per pipeline timing"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--share-only", action="store_true", help="only time the input pipelines"
@@ -140,31 +174,41 @@ def main(argv=None) -> int:
     widths = tuple(int(w) for w in args.widths.split(","))
 
     cifar = data.load_cifar10()
-    dd = train.DeviceData(cifar, device="cpu")
+    dd = train.DeviceData(cifar)  # the device from BNCOURSE_DEVICE (default: auto)
+    if dd.device.type == "cuda":
+        precision = "fp16 autocast"
+        machine = torch.cuda.get_device_name(dd.device)
+    else:
+        precision = "bf16 autocast" if args.bf16 else "fp32"
+        machine = f"{os.cpu_count()} CPU core(s)"
     print(
         f"lesson 05 benchmark: {dd}, widths {widths}, pool_first={args.pool_first}, "
-        f"{'bf16 autocast' if args.bf16 else 'fp32'}, batch {args.batch}, peak lr "
-        f"{args.lr}, {args.epochs} epochs | torch {torch.__version__}, "
-        f"{os.cpu_count()} CPU core(s), Python {platform.python_version()}",
+        f"{precision}, batch {args.batch}, peak lr {args.lr}, {args.epochs} epochs | "
+        f"{machine}, torch {torch.__version__}, Python {platform.python_version()}",
         flush=True,
     )
     torch.manual_seed(0)
-    probe = train.make_vgg(widths, "bn", pool_first=args.pool_first).to(
-        memory_format=torch.channels_last
+    probe = train.make_vgg(widths, "bn", pool_first=args.pool_first)
+    prepare, step_time = pipeline_costs(
+        dd, probe, args.batch, cifar, steps=args.steps, bf16=args.bf16
     )
-    costs = pipeline_costs(dd, probe, args.batch, cifar, bf16=args.bf16)
-    pure = costs["pure compute (prepared batch)"]
-    print("input pipeline, seconds per training step of", args.batch, "images:")
-    for name, seconds in costs.items():
-        share = 1 - pure / seconds
+    compute = step_time["compute only (prepared batch)"]
+    print(f"input pipeline, per batch of {args.batch} images:")
+    for name, seconds in prepare.items():
         print(
-            f"  {name:42s} {seconds * 1000:7.1f} ms  {args.batch / seconds:6.0f} "
-            f"images/s  data share {max(share, 0.0):5.1%}",
+            f"  preparing, {name:38s} {seconds * 1000:7.1f} ms: data share of a step "
+            f"{seconds / (seconds + compute):5.1%}",
+            flush=True,
+        )
+    for name, seconds in step_time.items():
+        print(
+            f"  training step, {name:38s} {seconds * 1000:7.1f} ms "
+            f"({args.batch / seconds:4.0f} images/s)",
             flush=True,
         )
     if args.share_only:
         return 0
-    results = {"pipeline_seconds_per_step": costs}
+    results = {"prepare_seconds": prepare, "step_seconds": step_time}
     for norm in args.nets.split(","):
         model = train.make_vgg(widths, norm, pool_first=args.pool_first)
         lr = args.lr if norm != "none" else args.lr / 4
