@@ -210,6 +210,8 @@ def main(argv=None) -> int:
         return 0
     results = {"prepare_seconds": prepare, "step_seconds": step_time}
     for norm in args.nets.split(","):
+        # the same initial draw whatever the timing above consumed
+        torch.manual_seed(0)
         model = train.make_vgg(widths, norm, pool_first=args.pool_first)
         lr = args.lr if norm != "none" else args.lr / 4
         cfg = train.TrainConfig(
@@ -240,7 +242,12 @@ def main(argv=None) -> int:
             flush=True,
         )
     if args.out:
-        runs.write_json(args.out, {"provenance": runs.provenance(), "results": results})
+        provenance = runs.provenance()
+        provenance["cpu_bf16"] = args.bf16 and dd.device.type == "cpu"
+        provenance["command"] = " ".join(
+            ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
+        )
+        runs.write_json(args.out, {"provenance": provenance, "results": results})
     return 0
 
 
