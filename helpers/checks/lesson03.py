@@ -106,6 +106,19 @@ def _close(a, b, tol=TOL) -> bool:
     return a.shape == b.shape and bool(torch.all((a - b).abs() <= tol * scale))
 
 
+def _with_batch_stats(x, ref, affine, correction):
+    """x normalised per channel with its own statistics (a diagnosis candidate)."""
+    torch = _torch()
+    dims = [0, *range(2, x.dim())]
+    out = (x - x.mean(dims, keepdim=True)) / torch.sqrt(
+        x.var(dims, correction=correction, keepdim=True) + 1e-5
+    )
+    if affine:
+        view = [1, -1] + [1] * (x.dim() - 2)
+        out = out * ref.weight.view(view) + ref.bias.view(view)
+    return out
+
+
 def _make(cls, label, *args, **kwargs):
     module, problem = call(label, cls, *args, **kwargs)
     if problem is not None:
@@ -220,14 +233,7 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
             return wrong(label, f"{at}: output {got}, expected {tuple(expected.shape)}")
         if not _close(out, expected):
-            dims = [0, *range(2, x.dim())]
-            unbiased = (x - x.mean(dims, keepdim=True)) / torch.sqrt(
-                x.var(dims, correction=1, keepdim=True) + 1e-5
-            )
-            if affine:
-                view = [1, -1] + [1] * (x.dim() - 2)
-                unbiased = unbiased * ref.weight.view(view) + ref.bias.view(view)
-            if _close(out, unbiased, 1e-8):
+            if _close(out, _with_batch_stats(x, ref, affine, correction=1), 1e-8):
                 return wrong(
                     label,
                     f"{at}: normalised with the unbiased variance; normalise with "
@@ -237,7 +243,8 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
                 return wrong(
                     label,
                     f"{at}: output differs from PyTorch's for {where} input: take "
-                    f"the statistics over dims {dims} (every dim except channels)",
+                    f"the statistics over dims {[0, *range(2, x.dim())]} (every "
+                    "dim except channels)",
                 )
             return wrong(label, f"{at}: output differs from PyTorch's")
         try:
@@ -289,14 +296,7 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
                 "self.training is True",
             )
     if not _close(out, ref(x)):
-        dims = [0, *range(2, x.dim())]
-        batch = (x - x.mean(dims, keepdim=True)) / torch.sqrt(
-            x.var(dims, correction=0, keepdim=True) + 1e-5
-        )
-        if affine:
-            view = [1, -1] + [1] * (x.dim() - 2)
-            batch = batch * ref.weight.view(view) + ref.bias.view(view)
-        if _close(out, batch, 1e-8):
+        if _close(out, _with_batch_stats(x, ref, affine, correction=0), 1e-8):
             return wrong(
                 label,
                 "eval mode still normalises with the batch's statistics: use "
