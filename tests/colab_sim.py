@@ -1,0 +1,307 @@
+"""A fresh Colab runtime, simulated offline, to run notebooks as a Colab learner does.
+
+    python tests/colab_sim.py notebooks/02_bn_forward_backward.ipynb ...
+        [--python PY] [--site DIR ...] [--setup-only] [--json RESULT]
+
+For every notebook it builds what a new Colab runtime has, then runs the notebook
+top to bottom with nbclient (any error fails it):
+
+* an **empty working folder** (Colab's ``/content``) that holds the notebook alone;
+* a **kernel whose Python has the course's dependencies but not the course**: a
+  new virtual environment whose ``deps.pth`` points at the dependencies'
+  site-packages (``--site``, default: this interpreter's).  A path listed in a
+  ``.pth`` file is not itself a site directory, so the ``.pth`` files there (an
+  editable install of the course among them) are not read: ``import helpers``
+  fails until the setup cell has installed the package, **non-editable**;
+* an importable stand-in ``google.colab`` (imported at start-up by a ``.pth``
+  line, so ``"google.colab" in sys.modules`` is true, as on Colab) whose
+  ``files.download`` records what was offered for download;
+* ``git``'s ``https://github.com/<owner>/<name>`` served from a local mirror of
+  this checkout (its tracked and untracked, not ignored, files: what would be
+  pushed), through ``GIT_CONFIG_GLOBAL`` with ``url.<mirror>.insteadOf``; the
+  user's own git configuration is never read or changed;
+* fast mode (``BNCOURSE_FAST=1``) and a fresh, empty cache.
+
+Colab's own package versions can be put first on the path with ``--site`` (a
+folder made by ``pip install --target``), see the README's test section.
+``--setup-only`` runs the setup cell and nothing else (the solutions' check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+COLAB_STUB = '''"""Stand-in for Colab's google.colab package (tests/colab_sim.py)."""
+SIMULATED = True
+'''
+FILES_STUB = '''"""Stand-in for google.colab.files: records what a notebook offers for download."""
+import json
+import os
+
+RECORD = "{record}"
+
+
+def download(filename):
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f"Cannot find file: {{filename}}")
+    with open(RECORD, "a") as f:
+        f.write(json.dumps(os.path.abspath(filename)) + "\\n")
+'''
+
+
+def _git(*args, cwd: Path, env=None) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env=env
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def git_env(home: Path) -> dict:
+    """An environment in which git reads no configuration of the user's."""
+    env = dict(os.environ)
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=str(home / "gitconfig"),
+        GIT_AUTHOR_NAME="colab-sim",
+        GIT_AUTHOR_EMAIL="colab-sim@localhost",
+        GIT_COMMITTER_NAME="colab-sim",
+        GIT_COMMITTER_EMAIL="colab-sim@localhost",
+        GIT_AUTHOR_DATE="2026-01-01T00:00:00+00:00",
+        GIT_COMMITTER_DATE="2026-01-01T00:00:00+00:00",
+    )
+    return env
+
+
+def publishable_files(root: Path = ROOT) -> list[str]:
+    """The checkout's files as a push would publish them (tracked + not ignored)."""
+    listed = _git(
+        "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=root
+    )
+    return sorted({p for p in listed.split("\0") if p and (root / p).is_file()})
+
+
+def make_mirror(dest: Path, branch: str, root: Path = ROOT) -> Path:
+    """A git repository holding the checkout's publishable files on ``branch``."""
+    dest.mkdir(parents=True)
+    for rel in publishable_files(root):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target)
+    (dest / "gitconfig").unlink(missing_ok=True)
+    env = git_env(dest.parent)
+    Path(env["GIT_CONFIG_GLOBAL"]).touch()
+    _git("init", "-q", "-b", branch, cwd=dest, env=env)
+    _git("add", "-A", cwd=dest, env=env)
+    _git("commit", "-q", "-m", "mirror of the checkout", cwd=dest, env=env)
+    return dest
+
+
+class Runtime:
+    """One simulated Colab runtime: its venv, kernelspec, git config and /content."""
+
+    def __init__(self, base: Path, mirror: Path, python: str, sites: list[str]):
+        from helpers import course
+
+        self.base = base
+        self.content = base / "content"
+        self.content.mkdir(parents=True)
+        self.home = base / "home"
+        self.home.mkdir()
+        self.venv = base / "venv"
+        subprocess.run(
+            [python, "-m", "venv", "--without-pip", str(self.venv)], check=True
+        )
+        self.python = str(self.venv / "bin" / "python")
+        site = Path(
+            subprocess.run(
+                [
+                    self.python,
+                    "-c",
+                    "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        self.site = site
+        (site / "deps.pth").write_text("".join(f"{s}\n" for s in sites))
+        colab = site / "google" / "colab"
+        colab.mkdir(parents=True)
+        (colab / "__init__.py").write_text(COLAB_STUB)
+        self.downloads = base / "downloads.jsonl"
+        (colab / "files.py").write_text(FILES_STUB.format(record=self.downloads))
+        (site / "zz_google_colab.pth").write_text("import google.colab\n")
+        # git: the course's GitHub URL answered by the local mirror
+        self.gitconfig = self.home / "gitconfig"
+        self.gitconfig.write_text(
+            f'[url "file://{mirror}"]\n\tinsteadOf = {course.REPO_URL}\n'
+        )
+        kernels = base / "jupyter" / "kernels" / "colab"
+        kernels.mkdir(parents=True)
+        (kernels / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [
+                        self.python,
+                        "-m",
+                        "ipykernel_launcher",
+                        "-f",
+                        "{connection_file}",
+                    ],
+                    "display_name": "Simulated Colab",
+                    "language": "python",
+                }
+            )
+        )
+
+    def env(self) -> dict:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BNCOURSE_", "PYTHON", "JUPYTER", "GIT_CONFIG", "MPL"))
+            and k not in {"VIRTUAL_ENV", "PYTEST_XDIST_WORKER", "OMP_NUM_THREADS"}
+        }
+        env.update(
+            BNCOURSE_FAST="1",
+            BNCOURSE_CACHE=str(self.base / "cache"),
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL=str(self.gitconfig),
+            JUPYTER_PATH=str(self.base / "jupyter"),
+            PATH=os.pathsep.join([str(self.venv / "bin"), env.get("PATH", "")]),
+            PYTHONNOUSERSITE="1",
+        )
+        return env
+
+
+def setup_cell_index(nb) -> int:
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "setup" in cell.metadata.get("tags", []):
+            return index
+    raise ValueError("no cell tagged 'setup'")
+
+
+def run_notebook(
+    path: Path,
+    mirror: Path,
+    workdir: Path,
+    python: str,
+    sites: list[str],
+    setup_only: bool = False,
+    cell_timeout: int = 900,
+) -> dict:
+    """Run one notebook in a fresh simulated runtime; a dict says what happened."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    runtime = Runtime(workdir, mirror, python, sites)
+    target = runtime.content / path.name
+    shutil.copy2(path, target)
+    nb = nbformat.read(target, as_version=4)
+    if setup_only:
+        nb.cells = nb.cells[: setup_cell_index(nb) + 1]
+    result = {"notebook": str(path), "ok": False, "error": "", "seconds": 0.0}
+    saved, wanted = dict(os.environ), runtime.env()
+    os.environ.clear()
+    os.environ.update(wanted)
+    start = time.monotonic()
+    try:
+        client = NotebookClient(
+            nb,
+            kernel_name="colab",
+            timeout=cell_timeout,
+            resources={"metadata": {"path": str(runtime.content)}},
+        )
+        client.execute()
+        result["ok"] = True
+    except CellExecutionError as exc:
+        result["error"] = str(exc)[-4000:]
+    except Exception as exc:  # a kernel that would not start, a timeout ...
+        result["error"] = f"{type(exc).__name__}: {exc}"[-4000:]
+    finally:
+        result["seconds"] = round(time.monotonic() - start, 1)
+        os.environ.clear()
+        os.environ.update(saved)
+    installed = list(runtime.site.glob("bncourse_helpers-*.dist-info"))
+    result["installed"] = bool(installed)
+    result["editable"] = any(
+        "editable" in (d / "direct_url.json").read_text()
+        for d in installed
+        if (d / "direct_url.json").is_file()
+    )
+    result["checks_installed"] = (runtime.site / "helpers" / "checks").is_dir()
+    result["content"] = sorted(p.name for p in runtime.content.iterdir())
+    result["downloads"] = (
+        [json.loads(x) for x in runtime.downloads.read_text().splitlines()]
+        if runtime.downloads.exists()
+        else []
+    )
+    nbformat.write(nb, workdir / f"executed-{path.name}")
+    return result
+
+
+def default_sites() -> list[str]:
+    return [sysconfig.get_paths()["purelib"]]
+
+
+def main(argv=None) -> int:
+    from helpers import course
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        help="a folder of packages for the kernel, searched before the default",
+    )
+    parser.add_argument("--setup-only", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--keep", type=Path, help="build everything in this folder")
+    args = parser.parse_args(argv)
+    sites = [str(Path(s).resolve()) for s in args.site] + default_sites()
+    base = Path(tempfile.mkdtemp(prefix="colab-sim-", dir=args.keep))
+    try:
+        mirror = make_mirror(base / "mirror" / "repo", course.RELEASE)
+        results = []
+        for index, path in enumerate(args.notebooks):
+            result = run_notebook(
+                path.resolve(),
+                mirror,
+                base / f"runtime-{index}",
+                args.python,
+                sites,
+                setup_only=args.setup_only,
+            )
+            results.append(result)
+            verdict = "ok" if result["ok"] else "FAILED"
+            print(f"{path}: {verdict} ({result['seconds']} s)", flush=True)
+            if not result["ok"]:
+                print(result["error"], flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return 0 if all(r["ok"] for r in results) else 1
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
