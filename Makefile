@@ -6,22 +6,46 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= auto
+PIP    := $(BIN)/python -m pip
+
+# PyTorch, pinned in requirements.txt.  PyPI's Linux wheel bundles CUDA (a
+# download of several GB); on Linux without an NVIDIA GPU the default takes
+# PyTorch's CPU build from its own index instead (about 190 MB).  Override
+# with `make lab TORCH_INDEX=` (PyPI only) or another index URL.
+TORCH       := $(shell grep -E '^torch==' requirements.txt)
+TORCH_CPU   := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(shell [ "$$(uname -s)" = Linux ] && \
+                 ! command -v nvidia-smi >/dev/null 2>&1 && echo $(TORCH_CPU))
+
+# Colab's own versions (its package list, 2026-08) of what the notebooks
+# import, installed beside the environment: the simulated-Colab test
+# (tests/colab_sim.py) and the quiz's widget test run against them.  Python
+# 3.13 and torch 2.11 are the two that differ (see the README's test section).
+COLAB_DIR      := $(VENV)/colab
+COLAB_PACKAGES := numpy==2.1.3 matplotlib==3.10.0 ipywidgets==7.7.1 \
+                  widgetsnbextension==3.6.10 ipython==7.34.0 ipykernel==6.17.1 \
+                  ipython_genutils==0.2.0 backcall==0.2.0 pickleshare==0.7.5 \
+                  decorator==5.1.1
+
+# Root (containers, CI) must say so to JupyterLab, which refuses otherwise.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS   ?=
+export PIP_ROOT_USER_ACTION := ignore
 
 .PHONY: lab test notebooks check clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml setup.py Makefile
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is needed"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	# Colab ships ipywidgets 7.7.1: the quiz's widget is also tested against it,
-	# from this side folder (the environment itself keeps ipywidgets 8).
-	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/ipywidgets7 \
-	  ipywidgets==7.7.1 ipython_genutils
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --no-deps $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH)'
+	$(PIP) install --quiet -r requirements.txt
+	rm -rf $(COLAB_DIR)
+	$(PIP) install --quiet --no-deps --target $(COLAB_DIR) $(COLAB_PACKAGES)
 	touch $@
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
 # pytest exits with 5 when it collected nothing: say so and fail.
 # OMP_NUM_THREADS=1: the xdist workers already use every core.  No MPLBACKEND:

@@ -15,7 +15,9 @@ BNCOURSE_CIFAR10  a path to CIFAR-10: the official ``cifar-10-batches-bin``
 BNCOURSE_DOWNLOAD "0" forbids downloading CIFAR-10 (default: allowed in full
                   mode, never in fast mode).
 BNCOURSE_CACHE    where downloads and results go (default ~/.cache/bncourse).
-BNCOURSE_DATA     the course's ``data/`` folder, when it cannot be found.
+BNCOURSE_DATA     the course's ``data/`` folder to use instead of the one found
+                  (a checkout's ``data/``, or the copy an installed package
+                  ships as ``helpers/_data``).
 BNCOURSE_GRADING  "1" while ``tools/grade.py`` runs a submission: checks
                   raise on a failure instead of only printing it.
 BNCOURSE_QUIZ_DIR where the quiz saves its answers file (default: the
@@ -119,12 +121,10 @@ def _data_candidates() -> list[Path]:
         candidates.append(Path(value).expanduser())
     candidates += [
         here.parent / "data",  # a checkout, or an editable install
+        here / "_data",  # an installed package (wheel, git, Colab): shipped inside
         Path.cwd() / "data",  # the repository root
         Path.cwd().parent / "data",  # notebooks/ or solutions/
     ]
-    from . import course
-
-    candidates.append(Path(course.COLAB_CLONE_DIR) / "data")  # Colab's clone
     unique = []
     for path in candidates:
         if path not in unique:
@@ -142,8 +142,9 @@ def data_dir() -> Path:
     raise FileNotFoundError(
         "The course's data/ folder was not found. Tried:\n  "
         + tried
-        + "\nRun the notebook from a clone of the course repository (its data/ "
-        "folder ships with it), or set BNCOURSE_DATA to that folder."
+        + "\nReinstall the course package (`make lab` in a clone, or `pip install "
+        "<the course's git URL>`: the package ships its data as helpers/_data), "
+        "or set BNCOURSE_DATA to a copy of the repository's data/ folder."
     )
 
 

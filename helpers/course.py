@@ -1,20 +1,58 @@
 """Facts about the course itself: where it lives and which lessons it has.
 
-One constant holds the repository and the release tag.  The Colab badges, the
-Colab set-up lines of every notebook (both written by
-``tools/make_student.py``) and the README's links all come from here, so a
-fork changes these two lines and runs ``make notebooks``.
+Where the course lives is said once, here: the GitHub repository and the
+branch or tag that learners get.  The Colab badges, the Colab set-up lines of
+every notebook (both written by ``tools/make_student.py``) and the README's
+links all come from these two lines, so a fork or a course's own host changes
+them and runs ``make notebooks`` (the README's instructor section says how).
+``tools/make_student.py`` refuses values that do not make a valid URL.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-GITHUB_REPO = "bncourse/batchnorm-course"
-RELEASE = "main"  # a tag such as "v1.0" once the course is released
+GITHUB_REPO = "bncourse/batchnorm-course"  # owner/name on github.com
+RELEASE = "main"  # a branch, or a tag such as "v1.0" once the course is released
 
 REPO_URL = f"https://github.com/{GITHUB_REPO}"
-COLAB_CLONE_DIR = "/content/batchnorm-course"
+
+# GitHub's rules: an owner is 1-39 letters, digits or single hyphens; a name is
+# letters, digits, '.', '_' or '-'.  A ref is what `git check-ref-format` allows,
+# kept to the characters that need no quoting in a URL or a shell.
+_OWNER = r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}"
+_NAME = r"[A-Za-z0-9._-]{1,100}"
+_REF = r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,99}"
+
+
+def location_problems(repo: str | None = None, release: str | None = None) -> list[str]:
+    """What is wrong with the repository and release (empty when both are valid)."""
+    repo = GITHUB_REPO if repo is None else repo
+    release = RELEASE if release is None else release
+    problems = []
+    match = re.fullmatch(rf"({_OWNER})/({_NAME})", repo)
+    if not match or match.group(2) in {".", ".."} or repo.endswith(".git"):
+        problems.append(
+            f"GITHUB_REPO = {repo!r} is not a GitHub repository: write owner/name, "
+            "e.g. 'my-university/batchnorm-course' (no URL, no .git)"
+        )
+    if (
+        not re.fullmatch(_REF, release)
+        or ".." in release
+        or release.endswith((".", "/", ".lock"))
+        or "//" in release
+    ):
+        problems.append(
+            f"RELEASE = {release!r} is not a valid branch or tag name, e.g. 'main' "
+            "or 'v1.0'"
+        )
+    return problems
+
+
+def install_url() -> str:
+    """What Colab's set-up cell gives pip: the course package at ``RELEASE``."""
+    return f"git+https://github.com/{GITHUB_REPO}@{RELEASE}"
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@
   answers programmatically, exactly as a click would.
 * Every answer is recorded in the kernel and saved at once to a small JSON file
   in the notebook's folder, with a timestamp and an attempt count; re-running a
-  cell reloads it, so nothing is lost.  The file carries a checksum: a corrupt
-  or hand-edited file is reported, set aside (renamed, never deleted) and not
-  trusted.  The checksum catches accidents and naive edits, not a determined
-  cheat: the grader is no sandbox (see the README).
+  cell reloads it.  On Colab that folder is deleted with the runtime:
+  ``Quiz.hand_in()`` downloads the file there (and names it elsewhere).  The
+  file carries a checksum: a corrupt or hand-edited file is reported, set
+  aside (renamed, never deleted) and not trusted.  The checksum catches
+  accidents and naive edits, not a determined cheat.
 * ``Quiz.report()`` prints the score and, for ``tools/grade.py``, emits it as a
   ``application/vnd.bncourse.score+json`` output: one point per question.
 """
@@ -365,6 +366,42 @@ class Quiz:
             display({SCORE_MIME: score, "text/plain": ""}, raw=True)
         except ImportError:  # plain Python: the printed line is enough
             pass
+
+    # -- handing in --------------------------------------------------------
+
+    def hand_in(self) -> Path | None:
+        """Say which file to hand in; on Colab, download it to this computer.
+
+        On Colab the answers file lives in the runtime's ``/content`` folder,
+        which is deleted when the runtime ends: the download is the copy that
+        survives.  Elsewhere the file already sits beside the notebook.
+        Returns the file's path (None when nothing was answered yet).
+        """
+        import sys
+
+        if not self.path.is_file():
+            print(
+                "[quiz] nothing to hand in yet: answer a question first (your "
+                f"answers are saved in {self.path.name})"
+            )
+            return None
+        right, total = self.score()
+        if "google.colab" in sys.modules:
+            from google.colab import files
+
+            print(
+                f"[quiz] Colab deletes {self.path.parent} when this runtime ends: "
+                f"your browser now downloads {self.path.name} ({right}/{total} "
+                "correct). Hand it in with this notebook (File > Download > "
+                "Download .ipynb); run this cell again after answering more."
+            )
+            files.download(str(self.path))
+        else:
+            print(
+                f"[quiz] hand in {self.path} ({right}/{total} correct) together "
+                "with this notebook; it is saved after every answer."
+            )
+        return self.path
 
     # -- the widget --------------------------------------------------------
 

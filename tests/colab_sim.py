@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:
 COLAB_STUB = '''"""Stand-in for Colab's google.colab package (tests/colab_sim.py)."""
 SIMULATED = True
 '''
-FILES_STUB = '''"""Stand-in for google.colab.files: records what a notebook offers for download."""
+FILES_STUB = '''"""Stand-in for google.colab.files: records what is downloaded."""
 import json
 import os
 
@@ -60,6 +60,18 @@ def download(filename):
     with open(RECORD, "a") as f:
         f.write(json.dumps(os.path.abspath(filename)) + "\\n")
 '''
+
+
+# Appended to every simulated notebook: which versions the kernel really had.
+VERSIONS_CELL = """
+import json as _json, platform as _platform
+import IPython, ipykernel, ipywidgets, matplotlib, numpy, torch
+print("COLAB-SIM-VERSIONS " + _json.dumps({
+    "python": _platform.python_version(), "torch": torch.__version__,
+    "numpy": numpy.__version__, "matplotlib": matplotlib.__version__,
+    "ipywidgets": ipywidgets.__version__, "ipython": IPython.__version__,
+    "ipykernel": ipykernel.__version__}))
+"""
 
 
 def _git(*args, cwd: Path, env=None) -> str:
@@ -175,7 +187,7 @@ class Runtime:
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("BNCOURSE_", "PYTHON", "JUPYTER", "GIT_CONFIG", "MPL"))
-            and k not in {"VIRTUAL_ENV", "PYTEST_XDIST_WORKER", "OMP_NUM_THREADS"}
+            and k not in {"VIRTUAL_ENV", "PYTEST_XDIST_WORKER"}
         }
         env.update(
             BNCOURSE_FAST="1",
@@ -216,6 +228,7 @@ def run_notebook(
     nb = nbformat.read(target, as_version=4)
     if setup_only:
         nb.cells = nb.cells[: setup_cell_index(nb) + 1]
+    nb.cells.append(nbformat.v4.new_code_cell(VERSIONS_CELL))
     result = {"notebook": str(path), "ok": False, "error": "", "seconds": 0.0}
     saved, wanted = dict(os.environ), runtime.env()
     os.environ.clear()
@@ -232,6 +245,7 @@ def run_notebook(
         result["ok"] = True
     except CellExecutionError as exc:
         result["error"] = str(exc)[-4000:]
+        result["ename"], result["evalue"] = exc.ename, exc.evalue
     except Exception as exc:  # a kernel that would not start, a timeout ...
         result["error"] = f"{type(exc).__name__}: {exc}"[-4000:]
     finally:
@@ -252,8 +266,66 @@ def run_notebook(
         if runtime.downloads.exists()
         else []
     )
+    result["versions"] = {}
+    for output in nb.cells[-1].get("outputs", []):
+        for line in str(output.get("text", "")).splitlines():
+            if line.startswith("COLAB-SIM-VERSIONS "):
+                result["versions"] = json.loads(line.split(" ", 1)[1])
     nbformat.write(nb, workdir / f"executed-{path.name}")
     return result
+
+
+def run_many(
+    notebooks: list[Path],
+    mirror: Path,
+    workdir: Path,
+    sites: list[str] = (),
+    python: str = sys.executable,
+    setup_only: bool = False,
+    jobs: int = 2,
+) -> dict[str, dict]:
+    """Simulate several notebooks, ``jobs`` at a time, each in its own process.
+
+    One process per notebook keeps each one's environment (which the runtime
+    sets in ``os.environ`` for its kernel) to itself.  Returns the results by
+    notebook file name.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item):
+        index, path = item
+        out = workdir / f"result-{index}.json"
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            str(path),
+            "--mirror",
+            str(mirror),
+            "--python",
+            python,
+            "--json",
+            str(out),
+            "--keep",
+            str(workdir),
+        ]
+        command += ["--setup-only"] if setup_only else []
+        for site in sites:
+            command += ["--site", str(site)]
+        env = dict(os.environ)
+        if jobs > 1:  # two kernels' OpenMP threads fighting for the cores: 50x slower
+            env["OMP_NUM_THREADS"] = "1"
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        if out.exists():
+            return json.loads(out.read_text())[0]
+        return {
+            "notebook": str(path),
+            "ok": False,
+            "error": f"the simulation itself failed: {done.stderr[-3000:]}",
+        }
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(one, enumerate(notebooks)))
+    return {Path(r["notebook"]).name: r for r in results}
 
 
 def default_sites() -> list[str]:
@@ -275,11 +347,17 @@ def main(argv=None) -> int:
     parser.add_argument("--setup-only", action="store_true")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep", type=Path, help="build everything in this folder")
+    parser.add_argument(
+        "--mirror",
+        type=Path,
+        help="serve GitHub from this repository (default: "
+        "a new mirror of the checkout; a missing path simulates a failed clone)",
+    )
     args = parser.parse_args(argv)
     sites = [str(Path(s).resolve()) for s in args.site] + default_sites()
     base = Path(tempfile.mkdtemp(prefix="colab-sim-", dir=args.keep))
     try:
-        mirror = make_mirror(base / "mirror" / "repo", course.RELEASE)
+        mirror = args.mirror or make_mirror(base / "mirror" / "repo", course.RELEASE)
         results = []
         for index, path in enumerate(args.notebooks):
             result = run_notebook(

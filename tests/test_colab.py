@@ -82,7 +82,7 @@ def test_wheel_holds_every_subpackage_and_every_data_file(wheel, mirror):
 
 
 def _clean_venv(where: Path) -> str:
-    """A venv that sees the dependencies but not the checkout or its editable install."""
+    """A venv that sees the dependencies, not the checkout or its editable install."""
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(where)], check=True
     )
@@ -170,24 +170,94 @@ def test_non_editable_install_runs_a_check_and_finds_the_data(wheel, tmp_path):
 # the Colab path, simulated (tests/colab_sim.py)
 # --------------------------------------------------------------------------
 
+# `make test` installs Colab's versions of numpy, matplotlib, ipywidgets,
+# IPython and ipykernel here; the simulated kernels put them first.
+COLAB_SITE = ROOT / ".venv" / "colab"
+COLAB_VERSIONS = {
+    "numpy": "2.1.",
+    "matplotlib": "3.10.",
+    "ipywidgets": "7.7.1",
+    "ipython": "7.34.",
+    "ipykernel": "6.17.",
+}
 
-def _simulate(nb_path: Path, mirror: Path, workdir: Path, **kwargs) -> dict:
-    return colab_sim.run_notebook(
-        nb_path, mirror, workdir, sys.executable, colab_sim.default_sites(), **kwargs
+
+def _sites() -> list[str]:
+    return [str(COLAB_SITE)] if (COLAB_SITE / "ipywidgets").is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def learner_runs(mirror, tmp_path_factory):
+    """Every learner copy on its own fresh simulated Colab, two at a time."""
+    return colab_sim.run_many(
+        [ROOT / "notebooks" / name for name in LESSONS],
+        mirror,
+        tmp_path_factory.mktemp("colab"),
+        sites=_sites(),
     )
 
 
 @pytest.mark.parametrize("filename", LESSONS)
-def test_learner_copy_runs_on_a_fresh_colab(filename, mirror, tmp_path):
-    """Alone in /content, course fetched by its setup cell, fast mode, cold cache."""
-    result = _simulate(ROOT / "notebooks" / filename, mirror, tmp_path)
+def test_learner_copy_runs_on_a_fresh_colab(filename, learner_runs):
+    """Alone in /content, course installed by its setup cell, fast mode, cold cache."""
+    result = learner_runs[filename]
     assert result["ok"], result["error"]
     assert result["installed"] and not result["editable"], result
     assert result["checks_installed"]
 
 
+@pytest.mark.skipif(not _sites(), reason="Colab's versions are not in .venv/colab")
+def test_the_simulated_kernels_had_colabs_versions(learner_runs):
+    for name, result in learner_runs.items():
+        versions = result.get("versions", {})
+        for package, prefix in COLAB_VERSIONS.items():
+            assert versions.get(package, "").startswith(prefix), (name, versions)
+
+
 @pytest.mark.parametrize("filename", LESSONS)
-def test_solution_setup_cell_works_on_a_fresh_colab(filename, mirror, tmp_path):
-    result = _simulate(ROOT / "solutions" / filename, mirror, tmp_path, setup_only=True)
+def test_solution_and_learner_copies_share_the_setup_cell(filename):
+    """So the learner copies' Colab runs cover the solutions' setup cells too."""
+    cells = []
+    for folder in ("solutions", "notebooks"):
+        nb = nbformat.read(ROOT / folder / filename, 4)
+        cells.append(nb.cells[colab_sim.setup_cell_index(nb)].source)
+    assert cells[0] == cells[1]
+    assert ms.COLAB_BEGIN in cells[0] and course.install_url() in cells[0]
+
+
+def test_the_quiz_downloads_its_answers_file_on_colab(mirror, tmp_path):
+    """/content vanishes with the runtime: the answers must reach the learner's disk.
+
+    The solution copy answers every question, so it has a file to hand in; it
+    also stands for the solutions' setup cells on a fresh Colab.
+    """
+    name = "06_quiz.ipynb"
+    result = colab_sim.run_many(
+        [ROOT / "solutions" / name], mirror, tmp_path, sites=_sites()
+    )[name]
     assert result["ok"], result["error"]
-    assert result["installed"] and not result["editable"], result
+    assert result["installed"] and not result["editable"]
+    downloaded = [Path(p).name for p in result["downloads"]]
+    assert downloaded == ["06_quiz.answers.json"], result["downloads"]
+
+
+def test_an_unanswered_quiz_offers_no_download(learner_runs):
+    assert learner_runs["06_quiz.ipynb"]["downloads"] == []
+
+
+def test_a_failed_install_says_which_url_and_what_to_do(tmp_path):
+    """The repository moved, is private or the runtime is offline: one clear error."""
+    name = "00_setup_and_conventions.ipynb"
+    results = colab_sim.run_many(
+        [ROOT / "notebooks" / name],
+        tmp_path / "no-such-repository",
+        tmp_path,
+        setup_only=True,
+    )
+    result = results[name]
+    assert not result["ok"]
+    assert result["ename"] == "RuntimeError", result["error"]
+    message = result["evalue"]
+    assert course.install_url() in message, message
+    assert "run this cell again" in message and "public" in message
+    assert "no-such-repository" in message  # git's own reason is shown too

@@ -189,3 +189,39 @@ def test_check_names_a_stale_copy_and_regeneration_is_deterministic(tmp_path):
     (copy / "notebooks" / "99_orphan.ipynb").write_text("{}")
     result = subprocess.run([*script, "--check"], capture_output=True, text=True)
     assert result.returncode == 1 and "99_orphan" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "repo, release",
+    [
+        ("https://github.com/bncourse/batchnorm-course", "main"),
+        ("bncourse/batchnorm-course.git", "main"),
+        ("bncourse", "main"),
+        ("bn course/batchnorm", "main"),
+        ("-bncourse/batchnorm-course", "main"),
+        ("bncourse/batchnorm-course", "main branch"),
+        ("bncourse/batchnorm-course", "v1..0"),
+        ("bncourse/batchnorm-course", ""),
+        ('bncourse/x";rm -rf /;"', "main"),
+    ],
+)
+def test_the_generator_refuses_a_course_location_that_is_not_a_url(
+    monkeypatch, repo, release
+):
+    assert course.location_problems(repo, release)
+    monkeypatch.setattr(course, "GITHUB_REPO", repo)
+    monkeypatch.setattr(course, "RELEASE", release)
+    with pytest.raises(ms.AuthoringError, match="helpers/course.py"):
+        ms.colab_block()
+
+
+@pytest.mark.parametrize(
+    "repo, release",
+    [
+        ("bncourse/batchnorm-course", "main"),
+        ("my-uni/bn_course.2027", "v1.0"),
+        ("a/b", "release/2027-spring"),
+    ],
+)
+def test_well_formed_course_locations_are_accepted(repo, release):
+    assert course.location_problems(repo, release) == []

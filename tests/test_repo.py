@@ -20,7 +20,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
-CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name, where they differ
+# PyPI name -> conda-forge name, where they differ
+CONDA_NAMES = {"torch": "pytorch", "playwright": "playwright-python"}
 
 
 def _name_and_spec(requirement: str):

@@ -249,20 +249,46 @@ def nav_source(lesson: course.Lesson) -> str:
 
 
 def colab_block() -> str:
-    return "\n".join(
-        [
-            COLAB_BEGIN,
-            "import sys",
-            "",
-            'if "google.colab" in sys.modules:  # fetch the course package and data',
-            f'    REPO = "{course.REPO_URL}"',
-            f'    DEST = "{course.COLAB_CLONE_DIR}"',
-            f"    !test -d {{DEST}} || git clone -q --depth 1 -b {course.RELEASE} "
-            "{REPO} {DEST}",
-            "    %pip install -q --no-deps {DEST}  # never touches torch or ipywidgets",
-            COLAB_END,
-        ]
+    """The Colab lines of every setup cell: install the course, or say why not.
+
+    ``pip install git+<repository>@<release>`` fetches the package with its data
+    (no clone to find later); ``--no-deps`` keeps Colab's own torch and
+    ipywidgets.  A failed install raises one error that names the URL and what
+    to do, instead of a ``ModuleNotFoundError`` two lines later.
+    """
+    problems = course.location_problems()
+    if problems:
+        raise AuthoringError("helpers/course.py: " + "; ".join(problems))
+    return COLAB_TEMPLATE.format(
+        begin=COLAB_BEGIN, end=COLAB_END, url=course.install_url()
     )
+
+
+COLAB_TEMPLATE = """\
+{begin}
+import sys
+
+if "google.colab" in sys.modules:  # install the course: code and data
+    import importlib
+    import subprocess
+
+    COURSE = "{url}"
+    try:
+        import helpers.course  # installed already: this cell ran before
+    except ImportError:
+        # --no-deps: Colab's own torch and ipywidgets stay as they are
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", COURSE]
+        done = subprocess.run(pip, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"Colab set-up: could not install the course from {{COURSE}}."
+                f"\\n{{done.stderr.strip()[-800:]}}\\nCheck that this runtime is "
+                "online and that the repository exists and is public (a "
+                "fork? see For instructors in its README), then run this "
+                "cell again."
+            ) from None
+        importlib.invalidate_caches()
+{end}"""
 
 
 def with_colab_block(source: str) -> str:
