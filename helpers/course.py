@@ -57,12 +57,26 @@ def install_url() -> str:
 
 @dataclass(frozen=True)
 class Lesson:
+    """A lesson, declared once; every other list of lessons is derived from these.
+
+    A lesson is four files: ``solutions/<stem>.ipynb`` (the learner copy in
+    ``notebooks/`` is generated), ``helpers/checks/lessonNN.py`` with its
+    public checks in ``__all__`` (when ``has_checks``), ``tests/mutants/lessonNN.py``
+    with a wrong implementation for each check (when ``has_checks``), and this
+    entry.  ``references`` names the records it quotes from ``data/reference/``;
+    ``quiz`` says whether the question bank has questions on it (bank key
+    ``number``).  ``tests/test_course.py`` fails when a file is missing.
+    """
+
     number: str
     slug: str
     title: str
     purpose: str
     prerequisites: str
     minutes: int
+    has_checks: bool = True
+    references: tuple[str, ...] = ()
+    quiz: bool = True
 
     @property
     def filename(self) -> str:
@@ -71,6 +85,16 @@ class Lesson:
     @property
     def stem(self) -> str:
         return f"{self.number}_{self.slug}"
+
+    @property
+    def checks_module(self) -> str | None:
+        """The module of its checks, relative to ``helpers.checks``."""
+        return f"lesson{self.number}" if self.has_checks else None
+
+    @property
+    def mutants_module(self) -> str | None:
+        """The module of its wrong implementations (in the test suite)."""
+        return f"tests.mutants.lesson{self.number}" if self.has_checks else None
 
 
 LESSONS = (
@@ -122,6 +146,7 @@ LESSONS = (
         "it with batch norm and group norm over seeds.",
         "lessons 02 and 03",
         75,
+        references=("04_small_batches", "04_renorm"),
     ),
     Lesson(
         "05",
@@ -132,6 +157,7 @@ LESSONS = (
         "measurement each.",
         "lessons 00-03; convolutional networks",
         60,
+        references=("05_cifar10",),
     ),
     Lesson(
         "06",
@@ -141,8 +167,20 @@ LESSONS = (
         "answer and the misconception behind each wrong one.",
         "lessons 00-05",
         30,
+        has_checks=False,  # graded by the quiz's own score, not by checks
+        quiz=False,
     ),
 )
+
+
+def checked_lessons() -> tuple[Lesson, ...]:
+    """Lessons whose exercises have checks (and mutants)."""
+    return tuple(item for item in LESSONS if item.has_checks)
+
+
+def quiz_keys() -> tuple[str, ...]:
+    """The bank's lesson keys: general questions, then one per lesson."""
+    return ("general", *(item.number for item in LESSONS if item.quiz))
 
 
 def lesson(key: str) -> Lesson:

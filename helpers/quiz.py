@@ -29,18 +29,17 @@ import json
 import os
 import random
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
+from . import config, contract, course
 
 BANK_FILE = "quiz_bank.json"
 ANSWERS_FILE = "06_quiz.answers.json"  # the grader looks for this name
-SCORE_MIME = "application/vnd.bncourse.score+json"
+SCORE_MIME = contract.SCORE_MIME
 # Not a secret: the checksum detects accidental or naive edits of the file.
 _SALT = "bncourse-quiz-v1"
-LESSONS = ("general", "00", "01", "02", "03", "04", "05")
+LESSONS = course.quiz_keys()  # derived from the lesson registry
 
 
 class BankError(ValueError):
@@ -206,10 +205,7 @@ def write_answers(path: Path, answers: dict, learner: str) -> None:
         "answers": answers,
         "checksum": _checksum(answers),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    contract.write_json_atomic(path, data)
 
 
 # --------------------------------------------------------------------------
@@ -269,7 +265,6 @@ class Quiz:
             print(
                 f"[quiz] loaded {len(self.answers)} recorded answer(s) from {self.path}"
             )
-        self._widgets = {}
 
     # -- answering ---------------------------------------------------------
 

@@ -18,11 +18,10 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config
+from . import config, contract
 
 
 def provenance() -> dict:
@@ -63,12 +62,7 @@ def results_dir() -> Path:
 
 def write_json(path: Path, data: dict) -> None:
     """Write atomically: a crash never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    contract.write_json_atomic(path, data)
 
 
 def cached(name: str, params: dict, compute: Callable[[], dict], refresh=False) -> dict:

@@ -136,11 +136,49 @@ def test_strict_raises_in_a_learner_session(learner_mode):
 
 
 def test_run_check_turns_an_unusable_return_value_into_a_line(learner_mode):
-    def body():
-        raise ValueError("cannot convert")
+    class Weird:  # what a learner's function might return
+        def __array__(self, dtype=None, copy=None):
+            raise ValueError("cannot convert")
 
-    report = _core.run_check("f", body, quiet=True)
+    report = _core.run_check("f", lambda: np.asarray(Weird()), quiet=True)
     assert report.verdicts == [_core.ERROR]
+    assert "your code raised ValueError: cannot convert" in report.lines()
+
+
+def test_run_check_tells_a_bug_in_the_check_from_the_learners(learner_mode):
+    def bug_in_the_check():  # a typo inside helpers/checks looks like this
+        return _core.compare("f", np.ones(3), np.ones(3), tol="1e-8")
+
+    report = _core.run_check("f", bug_in_the_check, quiet=True)
+    assert report.verdicts == [_core.ERROR]
+    text = report.lines()
+    assert "the check itself failed" in text and "_core.py line" in text
+    assert "not in your code" in text
+
+    def value_problem():  # NumPy's own code refuses what the learner returned
+        return np.linalg.norm(np.array(["a", "b"]))
+
+    report = _core.run_check("f", value_problem, quiet=True)
+    assert "could not use what your function returned" in report.lines()
+    strings = _core.compare("f", np.array(["a", "b"]), np.ones(2), tol=1e-8)
+    assert not strings and "dtype <U1, expected an array of real" in strings.detail
+
+
+def test_mine_or_reference_says_which_and_never_hides_a_bug(learner_mode, capsys):
+    assert _core.mine_or_reference("L", "mine", "ref", lambda: True) == "mine"
+    assert _core.mine_or_reference("L", "mine", "ref", lambda: False) == "ref"
+
+    def strict_failure():
+        raise _core.CheckFailed("f | WRONG | the mean is off")
+
+    assert _core.mine_or_reference("L", "mine", "ref", strict_failure) == "ref"
+    assert "the mean is off" in capsys.readouterr().out
+
+    def bug():
+        raise KeyError("typo")
+
+    with pytest.raises(KeyError):
+        _core.mine_or_reference("L", "mine", "ref", bug)
 
 
 def test_expect_raises():

@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from helpers import course
+from helpers import contract, course
 from tools import make_student as ms
 
 from .conftest import ROOT
@@ -115,7 +115,7 @@ def test_no_solution_text_leaks_into_the_learner_copy(filename):
             (ms.BEGIN_SOLUTION, ms.END_SOLUTION),
             (ms.BEGIN_HIDDEN, ms.END_HIDDEN),
         ):
-            for region in ms.regions(text, begin, end):
+            for region in contract.regions(text, begin, end):
                 secret += [line.strip() for line in region if line.strip()]
         if ms.SOLUTION_ONLY in ms.tags(cell):
             secret += [line.strip() for line in text.splitlines() if line.strip()]

@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from helpers import quiz
+from tools import grade
 
 from .conftest import ROOT
 
@@ -176,6 +177,7 @@ import json, sys
 sys.path.insert(0, {root!r})
 import ipywidgets as w
 from helpers import quiz
+from tools import grade
 
 bank = quiz.load_bank()
 my = quiz.Quiz(bank, learner="ada", answers_file={answers!r})
@@ -205,7 +207,7 @@ second = questions.children[1]
 q2 = my.by_id[my.order[1]]
 second.children[1].value = [i for i in range(len(q2.options)) if i not in q2.correct][0]
 second.children[2].children[0].click()
-assert "2/35 correct; 1 wrong" in summary.value, summary.value
+assert f"2/{{len(bank)}} correct; 1 wrong" in summary.value, summary.value
 retry_row.children[0].click()
 assert len(questions.children) == 1, len(questions.children)
 stored = json.load(open({answers!r}))
@@ -279,7 +281,9 @@ def test_grader_scores_one_point_per_question(bank, tmp_path):
     total = len(bank)
     assert solution["total"] == solution["maximum"] == str(total)
     assert untouched["total"] == "0"
-    assert float(ada["total"]) == pytest.approx(10 * 35 / total)
+    (quiz_cell,) = grade.test_cells(ROOT / "solutions" / f"{lesson}.ipynb")
+    points = grade.points_of(quiz_cell)  # the quiz's weight in the grade
+    assert float(ada["total"]) == pytest.approx(10 * points / total)
     assert eve["total"] == "0" and "edited by hand" in eve["error"]
     assert Path(tmp_path / f"{lesson}_ada.answers.json").exists()  # untouched
 

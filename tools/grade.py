@@ -34,13 +34,13 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import io
 import json
 import os
 import re
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,11 +51,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SKIP_TAG = "skip-when-grading"
+from helpers import contract  # noqa: E402
+
+SKIP_TAG = contract.SKIP_WHEN_GRADING
 OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
 # A graded cell may give partial credit by displaying this MIME type with
 # {"earned": k, "possible": n}: it then earns points * k / n (the quiz does).
-SCORE_MIME = "application/vnd.bncourse.score+json"
+SCORE_MIME = contract.SCORE_MIME
+grade_id = contract.grade_id
+reported_score = contract.reported_score
 
 
 @dataclass
@@ -101,10 +105,7 @@ def test_cells(solution_path: Path) -> list:
     """The graded cells of a solution notebook, in order (hidden tests kept)."""
     import nbformat
 
-    from tools.make_student import grade_id, graded
-
-    nb = nbformat.read(solution_path, as_version=4)
-    return [c for c in nb.cells if c.cell_type == "code" and graded(c) and grade_id(c)]
+    return contract.graded_cells(nbformat.read(solution_path, as_version=4))
 
 
 def snapshot_tests(solutions: Path) -> dict:
@@ -121,14 +122,12 @@ def snapshot_tests(solutions: Path) -> dict:
 
 
 def points_of(cell) -> float:
-    return float(cell.metadata.get("nbgrader", {}).get("points", 1))
+    return contract.points(cell, default=1.0)
 
 
 def build_notebook(submission, tests: list):
     """The submission with the authoritative test cells in place."""
     import nbformat
-
-    from tools.make_student import grade_id
 
     by_id = {grade_id(t): t for t in tests}
     used, cells = set(), []
@@ -180,9 +179,7 @@ def _client_class():
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    contract.write_atomic(path, json.dumps(data))
 
 
 def grade_in_worker(
@@ -196,8 +193,6 @@ def grade_in_worker(
     """Grade one submission; write the result JSON after every test cell."""
     import nbformat
     from nbclient.exceptions import DeadKernelError
-
-    from tools.make_student import grade_id
 
     result = {"notebook": "", "tests": {}, "error": ""}
 
@@ -309,15 +304,6 @@ def grade_in_worker(
     save()
 
 
-def reported_score(cell) -> dict | None:
-    """The score a graded cell displayed with SCORE_MIME, if any."""
-    for output in cell.get("outputs", []):
-        score = output.get("data", {}).get(SCORE_MIME)
-        if isinstance(score, dict):
-            return score
-    return None
-
-
 def partial_credit(cell, most: float) -> float:
     """Full points, or points * earned / possible if the cell reported a score."""
     score = reported_score(cell)
@@ -328,22 +314,6 @@ def partial_credit(cell, most: float) -> float:
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return 0.0
     return round(most * min(max(fraction, 0.0), 1.0), 2)
-
-
-def worker_main(args) -> int:
-    """Entry point of the worker subprocess (``--worker``)."""
-    limit = args.memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # the kernel inherits it
-    deadline = time.monotonic() + args.timeout
-    grade_in_worker(
-        Path(args.worker),
-        Path(args.result),
-        Path.cwd(),
-        Path(args.tests),
-        args.cell_timeout,
-        deadline,
-    )
-    return 0
 
 
 # --------------------------------------------------------------------------
@@ -376,16 +346,14 @@ class Job:
     workdir: Path
     result_path: Path
     started: float
-    proc: object = None  # a multiprocessing.Process or a subprocess.Popen
+    proc: object = None  # a forked multiprocessing.Process
     killed: str = ""
 
     def pid(self) -> int | None:
         return getattr(self.proc, "pid", None)
 
     def running(self) -> bool:
-        if hasattr(self.proc, "is_alive"):
-            return self.proc.is_alive()
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.is_alive()
 
 
 def _prepare(index: int, path: Path) -> Job:
@@ -437,42 +405,17 @@ def _child(job: Job, args, env: dict) -> None:
 
 
 def _start(job: Job, args, env: dict) -> None:
-    """Fork a child that already has every module imported, or run a subprocess.
+    """Fork a child that already has every module imported.
 
-    Forking saves each submission the ~2 s of importing nbformat and nbclient;
-    where fork is unavailable (Windows) the same work runs as
-    ``python tools/grade.py --worker``.
+    Forking saves each submission the ~2 s of importing nbformat and nbclient.
+    The grader needs POSIX (fork, process groups, resource limits): Linux or
+    macOS; on Windows, run it under WSL.
     """
     import multiprocessing
 
-    if "fork" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("fork")
-        job.proc = context.Process(target=_child, args=(job, args, env), daemon=False)
-        job.proc.start()
-        return
-    job.proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--worker",
-            str(job.workdir / job.path.name),
-            "--result",
-            str(job.result_path),
-            "--tests",
-            str(args.tests),
-            "--timeout",
-            str(args.timeout),
-            "--cell-timeout",
-            str(args.cell_timeout),
-            "--memory-mb",
-            str(args.memory_mb),
-        ],
-        cwd=job.workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: killable as one
-    )
+    context = multiprocessing.get_context("fork")
+    job.proc = context.Process(target=_child, args=(job, args, env), daemon=False)
+    job.proc.start()
 
 
 def _kill(job: Job) -> None:
@@ -483,10 +426,7 @@ def _kill(job: Job) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    if hasattr(job.proc, "join"):
-        job.proc.join(timeout=5)
-    else:
-        job.proc.wait(timeout=5)
+    job.proc.join(timeout=5)
 
 
 def _finish(job: Job) -> Row:
@@ -567,27 +507,19 @@ def write_csv(rows: list[Row], out: Path) -> None:
             key = f"{row.notebook[:2]}:{gid}"
             if key not in columns:
                 columns.append(key)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".grades-", suffix=".csv", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file", "notebook", "total", "maximum", *columns, "error"])
-            for row in rows:
-                cells = []
-                for key in columns:
-                    lesson, gid = key.split(":", 1)
-                    hit = row.tests.get(gid) if row.notebook[:2] == lesson else None
-                    cells.append("" if hit is None else f"{hit[0]:g}")
-                total = f"{row.total:g}" if row.tests else ""
-                maximum = f"{row.maximum:g}" if row.tests else ""
-                writer.writerow(
-                    [row.file, row.notebook, total, maximum, *cells, row.error]
-                )
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "notebook", "total", "maximum", *columns, "error"])
+    for row in rows:
+        cells = []
+        for key in columns:
+            lesson, gid = key.split(":", 1)
+            hit = row.tests.get(gid) if row.notebook[:2] == lesson else None
+            cells.append("" if hit is None else f"{hit[0]:g}")
+        total = f"{row.total:g}" if row.tests else ""
+        maximum = f"{row.maximum:g}" if row.tests else ""
+        writer.writerow([row.file, row.notebook, total, maximum, *cells, row.error])
+    contract.write_atomic(out, buffer.getvalue())
 
 
 def parse_args(argv=None):
@@ -611,20 +543,15 @@ def parse_args(argv=None):
     )
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
-    parser.add_argument("--tests", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.jobs = max(1, args.jobs)
-    if not args.worker and not args.submissions:
+    if not args.submissions:
         parser.error("give at least one submission")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.worker:
-        return worker_main(args)
     start = time.monotonic()
     rows = grade_all([Path(p) for p in args.submissions], args)
     write_csv(rows, args.out)

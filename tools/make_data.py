@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import io
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from helpers import contract  # noqa: E402
+
 DATA = ROOT / "data"
 SHARED_SHA256 = {  # from ../shared/data/README.md
     "cifar10_jpeg.npz": "6d9683bc0c730aabcfe2af1a329b29d70bf3fcf6f4ff2d2dc7e48fcaf71e5aca",  # noqa: E501
@@ -32,12 +37,7 @@ SHARED_SHA256 = {  # from ../shared/data/README.md
 TRAIN_PER_CLASS, TEST_PER_CLASS = 500, 100
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = contract.sha256
 
 
 def save_npz(path: Path, **arrays) -> None:

@@ -17,10 +17,10 @@ nbgrader's markers, indented like the code they replace::
     ### END HIDDEN TESTS
 
 In the learner copy a solution region becomes a stub that raises
-``NotImplementedError`` with the one-line hint written after the marker (text
-after ``BEGIN SOLUTION`` is still nbgrader-compatible: nbgrader only looks for
-the marker in the line), hidden tests and cells tagged ``solution-only`` are
-removed, outputs and noisy metadata are stripped.
+``NotImplementedError`` with the one-line hint written after the marker;
+hidden tests and cells tagged ``solution-only`` are removed, outputs and noisy
+metadata are stripped.  Markers and metadata are read through
+``helpers.contract``, which the grader shares.
 
 The generator also writes, in *both* copies, what authors must not type by
 hand: the header cell (title, purpose, Colab badge for that copy,
@@ -29,9 +29,11 @@ constant in ``helpers/course.py``), the previous/next links, and the lesson
 table in README.md.  Output is deterministic, so ``--check`` can tell when a
 committed file differs from what would be generated.
 
-Why not nbgrader or otter-grader: neither runs on Colab, otter's batch grading
-needs Docker, and both bring heavy dependencies for what is ~300 lines here.
-The markers stay nbgrader's, so a course can adopt nbgrader later.
+Why not nbgrader's ``generate_assignment``: it does not write the Colab lines,
+headers, navigation or README table, and keeps no hint (its stub is a bare
+``raise NotImplementedError()``).  The sources stay nbgrader's format, so a
+course on nbgrader can use them as they are (nbgrader 0.9.6 accepted them,
+hints included, on 2026-12-01).
 """
 
 from __future__ import annotations
@@ -50,20 +52,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python tools/make_student.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from helpers import course  # noqa: E402
+from helpers import contract, course  # noqa: E402
 
 SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
 README = ROOT / "README.md"
 
-BEGIN_SOLUTION = "BEGIN SOLUTION"
-END_SOLUTION = "END SOLUTION"
-BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
-END_HIDDEN = "END HIDDEN TESTS"
-SOLUTION_ONLY = "solution-only"
-SETUP_TAG = "setup"
-HEADER_ID = "bncourse-header"
-NAV_ID = "bncourse-nav"
+BEGIN_SOLUTION = contract.BEGIN_SOLUTION
+END_SOLUTION = contract.END_SOLUTION
+BEGIN_HIDDEN = contract.BEGIN_HIDDEN
+END_HIDDEN = contract.END_HIDDEN
+SOLUTION_ONLY = contract.SOLUTION_ONLY
+SETUP_TAG = contract.SETUP_TAG
+HEADER_ID = contract.HEADER_ID
+NAV_ID = contract.NAV_ID
 COLAB_BEGIN = "# >>> Colab set-up (written by tools/make_student.py)"
 COLAB_END = "# <<< Colab set-up"
 README_BEGIN = "<!-- lessons:begin (written by tools/make_student.py) -->"
@@ -75,6 +77,8 @@ KERNELSPEC = {
     "name": "python3",
 }
 
+graded, grade_id, tags = contract.graded, contract.grade_id, contract.tags
+
 
 class AuthoringError(ValueError):
     """A source notebook breaks a rule the generator relies on."""
@@ -85,24 +89,11 @@ class AuthoringError(ValueError):
 # --------------------------------------------------------------------------
 
 
-def _marker(line: str, word: str) -> bool:
-    stripped = line.strip()
-    return stripped.startswith("#") and word in stripped
-
-
-def regions(source: str, begin: str, end: str) -> list[list[str]]:
-    """The lines inside each ``begin``/``end`` region (markers excluded)."""
-    found, current = [], None
-    for line in source.splitlines():
-        if _marker(line, begin):
-            current = []
-        elif _marker(line, end):
-            if current is not None:
-                found.append(current)
-            current = None
-        elif current is not None:
-            current.append(line)
-    return found
+def _walk(source: str, begin: str, end: str, where: str):
+    try:
+        yield from contract.walk(source, begin, end)
+    except contract.MarkerError as exc:
+        raise AuthoringError(f"{where}: {exc}") from None
 
 
 def _enclosing_function(lines: list[str], index: int, indent: int) -> str | None:
@@ -116,88 +107,59 @@ def _enclosing_function(lines: list[str], index: int, indent: int) -> str | None
     return None
 
 
+def _stub(indent: str, message: str) -> str:
+    """``raise NotImplementedError("...")``, wrapped to the course's 88 columns."""
+    literal = json.dumps(message, ensure_ascii=False)  # "double quotes"
+    stub = indent + f"raise NotImplementedError({literal})"
+    if len(stub) <= 88:
+        return stub
+    width = 88 - len(indent) - 6
+    pieces = textwrap.wrap(message, width, break_on_hyphens=False)
+    pieces = [p + " " for p in pieces[:-1]] + pieces[-1:]
+    return "\n".join(
+        [indent + "raise NotImplementedError("]
+        + [indent + "    " + json.dumps(p, ensure_ascii=False) for p in pieces]
+        + [indent + ")"]
+    )
+
+
 def strip_solutions(source: str, cell_type: str = "code", where: str = "") -> str:
     """Replace each solution region with a stub (code) or a prompt (markdown)."""
     lines = source.splitlines()
-    out, inside = [], False
-    for index, line in enumerate(lines):
-        if _marker(line, BEGIN_SOLUTION):
-            if inside:
-                raise AuthoringError(f"{where}: nested {BEGIN_SOLUTION}")
-            inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            hint = line.strip().split(BEGIN_SOLUTION, 1)[1].strip()
-            hint = re.sub(r"^(hint)?\s*:?\s*", "", hint, flags=re.IGNORECASE)
-            if cell_type == "markdown":
-                out.append(indent + "_Your answer here._")
-                continue
-            name = _enclosing_function(lines, index, len(indent))
-            if name is None:
-                raise AuthoringError(
-                    f"{where}: a solution region outside a function or class "
-                    "would make the learner copy fail when the cell runs; "
-                    "put the exercise in a function"
-                )
-            message = f"{name}: {hint}" if hint else f"{name} is not implemented yet"
-            out.append(indent + "# YOUR CODE HERE")
-            literal = json.dumps(message, ensure_ascii=False)  # "double quotes"
-            stub = indent + f"raise NotImplementedError({literal})"
-            if len(stub) > 88:  # keep within the course's line length
-                width = 88 - len(indent) - 6
-                pieces = textwrap.wrap(message, width, break_on_hyphens=False)
-                pieces = [p + " " for p in pieces[:-1]] + pieces[-1:]
-                stub = "\n".join(
-                    [indent + "raise NotImplementedError("]
-                    + [
-                        indent + "    " + json.dumps(p, ensure_ascii=False)
-                        for p in pieces
-                    ]
-                    + [indent + ")"]
-                )
-            out.append(stub)
-        elif _marker(line, END_SOLUTION):
-            if not inside:
-                raise AuthoringError(f"{where}: {END_SOLUTION} without a begin")
-            inside = False
-        elif not inside:
+    out = []
+    for index, (role, line) in enumerate(
+        _walk(source, BEGIN_SOLUTION, END_SOLUTION, where)
+    ):
+        if role == "outside":
             out.append(line)
-    if inside:
-        raise AuthoringError(f"{where}: {BEGIN_SOLUTION} without an end")
+        if role != "begin":
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        hint = contract.marker(line, BEGIN_SOLUTION).strip()
+        hint = re.sub(r"^(hint)?\s*:?\s*", "", hint, flags=re.IGNORECASE)
+        if cell_type == "markdown":
+            out.append(indent + "_Your answer here._")
+            continue
+        name = _enclosing_function(lines, index, len(indent))
+        if name is None:
+            raise AuthoringError(
+                f"{where}: a solution region outside a function or class "
+                "would make the learner copy fail when the cell runs; "
+                "put the exercise in a function"
+            )
+        message = f"{name}: {hint}" if hint else f"{name} is not implemented yet"
+        out.append(indent + "# YOUR CODE HERE")
+        out.append(_stub(indent, message))
     return "\n".join(out)
 
 
 def strip_hidden(source: str, where: str = "") -> str:
-    out, inside = [], False
-    for line in source.splitlines():
-        if _marker(line, BEGIN_HIDDEN):
-            if inside:
-                raise AuthoringError(f"{where}: nested {BEGIN_HIDDEN}")
-            inside = True
-        elif _marker(line, END_HIDDEN):
-            if not inside:
-                raise AuthoringError(f"{where}: {END_HIDDEN} without a begin")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise AuthoringError(f"{where}: {BEGIN_HIDDEN} without an end")
-    return "\n".join(out).rstrip()
-
-
-def graded(cell) -> bool:
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
-
-
-def grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
-def points(cell) -> float:
-    return float(cell.get("metadata", {}).get("nbgrader", {}).get("points", 0))
-
-
-def tags(cell) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
+    kept = [
+        line
+        for role, line in _walk(source, BEGIN_HIDDEN, END_HIDDEN, where)
+        if role == "outside"
+    ]
+    return "\n".join(kept).rstrip()
 
 
 # --------------------------------------------------------------------------
@@ -470,9 +432,7 @@ def main(argv=None) -> int:
             stale.append(path)
             if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(text)
-                tmp.replace(path)
+                contract.write_atomic(path, text)
     expected_learners = {p.name for p in files if p.parent == NOTEBOOKS}
     orphans = [p for p in NOTEBOOKS.glob("*.ipynb") if p.name not in expected_learners]
     for path in orphans:

@@ -1,9 +1,14 @@
 """Checks learners call after each exercise (``from helpers import checks``).
 
 Each check prints one aligned line per output it verified and returns the
-result(s); see ``_core`` for the rules every check follows.
+result(s); see ``_core`` for the rules every check follows.  The public checks
+of every lesson in ``helpers.course.LESSONS`` are imported here from that
+lesson's module (its ``__all__``), so adding a lesson adds its checks.
 """
 
+from importlib import import_module
+
+from .. import course
 from ._core import (
     CheckFailed,
     Report,
@@ -13,46 +18,26 @@ from ._core import (
     rel_error,
     report,
 )
-from .lesson00 import batch_stats
-from .lesson01 import activation_percentiles, layer_gradient_norms, standardize_columns
-from .lesson02 import (
-    batchnorm_backward,
-    batchnorm_backward_alt,
-    batchnorm_forward,
-    layernorm_backward,
-    layernorm_forward,
-    spatial_batchnorm_backward,
-    spatial_batchnorm_forward,
-)
-from .lesson03 import fold_batchnorm, scratch_batchnorm
-from .lesson04 import batch_renorm, batch_renorm_backward, renorm_schedule
-from .lesson05 import active_fraction, count_parameters, time_to_accuracy
 
 __all__ = [
-    "active_fraction",
-    "activation_percentiles",
     "CheckFailed",
     "Report",
     "Result",
     "abs_error",
-    "batch_renorm",
-    "batch_renorm_backward",
-    "batch_stats",
-    "batchnorm_backward",
-    "batchnorm_backward_alt",
-    "batchnorm_forward",
-    "count_parameters",
-    "layer_gradient_norms",
-    "layernorm_backward",
-    "layernorm_forward",
-    "fold_batchnorm",
     "mine_or_reference",
-    "scratch_batchnorm",
-    "spatial_batchnorm_backward",
-    "spatial_batchnorm_forward",
-    "standardize_columns",
-    "time_to_accuracy",
     "rel_error",
-    "renorm_schedule",
     "report",
 ]
+BY_LESSON: dict[str, tuple[str, ...]] = {}  # lesson number -> its public checks
+
+for _lesson in course.LESSONS:
+    if _lesson.checks_module is None:
+        continue
+    _module = import_module(f".{_lesson.checks_module}", __name__)
+    BY_LESSON[_lesson.number] = tuple(_module.__all__)
+    for _name in _module.__all__:
+        if _name in globals():
+            raise ImportError(f"two lessons define the check {_name!r}")
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)
+del _lesson, _module, _name

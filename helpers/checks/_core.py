@@ -25,6 +25,7 @@ import copy
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -143,15 +144,6 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
         failed = [item for item in items if not item.passed] or items
         raise CheckFailed("\n".join(item.line() for item in failed))
     return result
-
-
-def summary_result(name: str, results: list[Result]) -> Result:
-    """Collapse several results into one (the first failure, or an ok)."""
-    for item in results:
-        if not item.passed:
-            return item
-    details = "; ".join(item.detail for item in results)
-    return ok(name, details)
 
 
 # --------------------------------------------------------------------------
@@ -274,6 +266,8 @@ def to_numpy(value):
     except ImportError:  # pragma: no cover
         pass
     if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":  # strings, objects, complex numbers
+            return None
         return value.astype(np.float64)
     if isinstance(value, (float, int, np.floating, np.integer)):
         return np.asarray(value, dtype=np.float64)
@@ -325,9 +319,12 @@ def shape_problem(
         )
     array = to_numpy(value)
     if array is None:
+        kind = type(value).__name__
+        if isinstance(value, np.ndarray):
+            kind = f"NumPy array of dtype {value.dtype}"
         return wrong(
             name,
-            f"{what} is a {type(value).__name__}, expected an array of shape "
+            f"{what} is a {kind}, expected an array of real numbers of shape "
             f"{tuple(shape)}",
         )
     if array.shape != tuple(shape):
@@ -398,38 +395,90 @@ def compare(
     return wrong(name, detail, err, tol)
 
 
+_HELPERS = str(Path(__file__).resolve().parents[1])
+
+
+def _library_paths() -> tuple[str, ...]:
+    import sys
+    import sysconfig
+
+    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
+    paths |= {sys.prefix, sys.base_prefix}
+    return tuple(str(Path(p).resolve()) for p in paths)
+
+
+def blame(exc: BaseException) -> str:
+    """Whose code raised ``exc`` in a check body: "learner", "check" or "value".
+
+    ``exc`` was caught in :func:`run_check`: its traceback starts there, then
+    the check's body, then whatever the body called.  "learner": a frame of
+    code outside the course package and the installed libraries (the learner's
+    notebook, a method of an object their function returned) is among those
+    calls.  "check": the body itself or course code raised (a bug of ours).
+    "value": raised inside NumPy or torch while the body used the learner's
+    result (an object of an unexpected kind, say).
+    """
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
+    libraries = _library_paths()
+
+    def where(filename: str) -> str:
+        try:
+            path = str(Path(filename).resolve())
+        except (OSError, ValueError):
+            return "learner"
+        if path.startswith(_HELPERS):
+            return "check"
+        if path.startswith(libraries):
+            return "library"
+        return "learner"
+
+    called = [where(frame.filename) for frame in frames[1:]]
+    if "learner" in called:
+        return "learner"
+    if not called or called[-1] == "check":
+        return "check"
+    return "value"
+
+
 def run_check(
     name: str,
     body: Callable[[], Result | list[Result]],
     quiet: bool = False,
     strict: bool | None = None,
 ) -> Report:
-    """Run a check body, turning a bug in the learner's *return value* into a line.
+    """Run a check body, turning an unexpected exception into one honest line.
 
     The bodies call ``call``/``compare`` so they do not raise for anything the
-    learner does; this wrapper is the last line of defence (for example a
-    returned object whose ``__array__`` raises).  It never hides a failure:
-    an unexpected exception is reported as ERROR.
+    learner does; this wrapper is the last line of defence.  It never hides a
+    failure (the verdict is ERROR) and says whose it is: the learner's code
+    (for example a returned object whose ``__array__`` raises), a result the
+    check could not use, or a bug in the check itself, which the learner is
+    asked to report rather than debug.
     """
     try:
         results = body()
     except CheckFailed:
         raise
     except Exception as exc:
-        results = Result(
-            name,
-            ERROR,
-            f"the check could not use what your function returned "
-            f"({type(exc).__name__}: {exc})",
-        )
+        what = f"{type(exc).__name__}: {exc}"
+        kind = blame(exc)
+        if kind == "check":
+            import traceback
+
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            detail = (
+                f"the check itself failed ({what}, in {Path(frame.filename).name} "
+                f"line {frame.lineno}): a bug in the course, not in your code; "
+                "please report it with this line"
+            )
+        elif kind == "learner":
+            detail = f"your code raised {what} while the check used your result"
+        else:
+            detail = f"the check could not use what your function returned ({what})"
+        results = Result(name, ERROR, detail)
     return report(results, quiet=quiet, strict=strict)
-
-
-def first_problem(results: list[Result]) -> Result | None:
-    for item in results:
-        if not item.passed:
-            return item
-    return None
 
 
 def unpack(name: str, value, count: int, names: str):
@@ -453,12 +502,16 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
 
     Lets a later cell use the learner's implementation when it is right and
     fall back to PyTorch's when the exercise is unfinished, so the notebook
-    always runs to the end.  ``check`` must not raise (pass ``strict=False``);
-    if it does anyway, the reference is used.
+    always runs to the end.  ``check`` is a check called with ``strict=False``,
+    which reports the learner's mistakes without raising; a ``CheckFailed``
+    (a strict check) counts as "not right yet".  Any other exception is a bug
+    and is raised, not hidden.
     """
     try:
         passed = bool(check())
-    except Exception:  # an unexpected failure means "not right yet"
+    except CheckFailed as exc:
+        first = str(exc).strip().splitlines()[:1]
+        print(f"{label}: its check failed ({first[0] if first else 'no detail'})")
         passed = False
     name = reference_name or getattr(reference, "__name__", "the reference")
     if passed:

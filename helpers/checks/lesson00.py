@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = ["batch_stats"]
+
 import numpy as np
 
 from ._core import call, compare, expect_raises, run_check, unpack

@@ -6,6 +6,9 @@ References: ``torch.nn.functional.batch_norm`` (column-wise standardisation),
 
 from __future__ import annotations
 
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
+
 import copy
 
 import numpy as np

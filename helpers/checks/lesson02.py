@@ -9,6 +9,17 @@ backward pass, ...) and names the one the learner's answer matches.
 
 from __future__ import annotations
 
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = [
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "batchnorm_forward",
+    "layernorm_backward",
+    "layernorm_forward",
+    "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward",
+]
+
 from dataclasses import dataclass
 
 import numpy as np

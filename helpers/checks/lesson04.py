@@ -10,6 +10,9 @@ paper's schedule (5k warm-up, rmax 3 by 40k, dmax 5 by 25k steps).
 
 from __future__ import annotations
 
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = ["batch_renorm", "batch_renorm_backward", "renorm_schedule"]
+
 import numpy as np
 
 from .. import gradcheck
@@ -52,11 +55,6 @@ def problem(seed=0, n=12, d=5):
 
 
 RMAX, DMAX = 1.5, 0.5
-
-
-def _forward_out(numpy_forward, x, gamma, beta, mean, std, rmax, dmax, **kw):
-    out, cache, rd = numpy_forward(x, gamma, beta, mean, std, rmax, dmax, **kw)
-    return out, cache, rd
 
 
 def _numeric_grads(numpy_forward, x, gamma, beta, mean, std, dout, fixed=True):

@@ -1,4 +1,10 @@
-"""Small torch building blocks shared by the lessons (plumbing, not exercises)."""
+"""NumPy layers wrapped as PyTorch modules (plumbing, not exercises).
+
+``numpy_batchnorm1d`` puts a learner's NumPy forward and backward passes
+inside a ``torch.nn.Module`` (through ``torch.autograd.Function``), so lesson
+02 can train a real network with them.  Named for what it holds: a module
+called ``nn`` would shadow ``torch.nn`` wherever both are imported.
+"""
 
 from __future__ import annotations
 

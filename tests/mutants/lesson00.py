@@ -1,0 +1,70 @@
+"""Lesson 00: wrong ``batch_stats``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import Mutant
+
+
+def correct(x):
+    if x.shape[0] < 2:
+        raise ValueError("need two")
+    return x.mean(0), x.var(0), x.var(0, ddof=1)
+
+
+def _guard(fn):
+    """Add the N<2 ValueError so a variant is wrong in one way only."""
+
+    def wrapped(x):
+        if x.shape[0] < 2:
+            raise ValueError("need two")
+        return fn(x)
+
+    return wrapped
+
+
+def _mutant(name, fn, message):
+    return Mutant("batch_stats", name, {"batch_stats": fn}, message, "batch_stats")
+
+
+MUTANTS = [
+    _mutant(
+        "wrong axis",
+        _guard(lambda x: (x.mean(1), x.var(1), x.var(1, ddof=1))),
+        "reduce over axis=0",
+    ),
+    _mutant(
+        "swapped variances",
+        _guard(lambda x: (x.mean(0), x.var(0, ddof=1), x.var(0))),
+        "this is the unbiased variance",
+    ),
+    _mutant(
+        "both biased",
+        _guard(lambda x: (x.mean(0), x.var(0), x.var(0))),
+        "this is the biased variance",
+    ),
+    _mutant(
+        "standard deviations",
+        _guard(lambda x: (x.mean(0), x.std(0), x.std(0, ddof=1))),
+        "standard deviation",
+    ),
+    _mutant(
+        "keepdims",
+        _guard(lambda x: (x.mean(0, keepdims=True), x.var(0), x.var(0, ddof=1))),
+        "keepdims",
+    ),
+    _mutant(
+        "no ValueError",
+        lambda x: (x.mean(0), x.var(0), x.var(0, ddof=1)),
+        "did not raise ValueError",
+    ),
+    _mutant("returns two", _guard(lambda x: (x.mean(0), x.var(0))), "tuple of 3"),
+    _mutant("returns None", _guard(lambda x: None), "returned None"),
+    _mutant("raises TypeError", _guard(lambda x: x.mean(foo=1)), "raised TypeError"),
+    _mutant(
+        "NaN",
+        _guard(lambda x: (x.mean(0) * np.nan, x.var(0), x.var(0, ddof=1))),
+        "NaN",
+    ),
+]

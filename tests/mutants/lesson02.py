@@ -1,0 +1,331 @@
+"""Lesson 02: wrong forward and backward passes (batch norm, spatial, layer norm).
+
+Built from small correct implementations written here (tests may hold
+solutions; ``helpers`` never does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import Mutant
+
+
+def bn_forward(
+    x,
+    gamma,
+    beta,
+    eps=1e-5,
+    *,
+    axis=0,
+    ddof=0,
+    eps_out=False,
+    affine=True,
+    sqrt=True,
+    check_n=True,
+    fixed_eps=None,
+):
+    if check_n and x.shape[0] < 2:
+        raise ValueError("N < 2")
+    eps = fixed_eps if fixed_eps is not None else eps
+    mu = x.mean(axis=axis, keepdims=True)
+    var = x.var(axis=axis, ddof=ddof, keepdims=True)
+    if eps_out:
+        denom = np.sqrt(var) + eps
+    elif sqrt:
+        denom = np.sqrt(var + eps)
+    else:
+        denom = var + eps
+    x_hat = (x - mu) / denom
+    out = gamma * x_hat + beta if affine else x_hat
+    return out, (x_hat, np.sqrt(var + eps), gamma)
+
+
+def bn_backward(
+    dout,
+    cache,
+    *,
+    mean_branch=True,
+    var_branch=True,
+    gamma_factor=True,
+    sum_dgamma=True,
+    sum_dbeta=True,
+    dgamma_from=None,
+    sign=1.0,
+    mean_params=False,
+):
+    x_hat, std, gamma = cache
+    dx_hat = dout * gamma if gamma_factor else dout
+    dx = dx_hat.copy()
+    if mean_branch:
+        dx = dx - dx_hat.mean(0)
+    if var_branch:
+        dx = dx - x_hat * (dx_hat * x_hat).mean(0)
+    dx = sign * dx / std
+    source = x_hat if dgamma_from is None else dgamma_from(x_hat, std)
+    dgamma = dout * source
+    reduce = np.mean if mean_params else np.sum
+    dgamma = reduce(dgamma, axis=0) if sum_dgamma else dgamma
+    dbeta = reduce(dout, axis=0) if sum_dbeta else dout
+    return dx, dgamma, dbeta
+
+
+def _fwd(**kw):
+    return lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps, **kw)
+
+
+def _bwd(**kw):
+    return lambda d, c: bn_backward(d, c, **kw)
+
+
+BN_FORWARD = {
+    "wrong axis": (_fwd(axis=1), "wrong axis"),
+    "unbiased variance": (_fwd(ddof=1), "unbiased variance"),
+    "eps outside the square root": (_fwd(eps_out=True), "eps is added outside"),
+    "gamma and beta forgotten": (_fwd(affine=False), "not applied"),
+    "missing square root": (_fwd(sqrt=False), "missing square root"),
+    "ignores eps": (_fwd(fixed_eps=1e-5), "ignores its eps argument"),
+    "no ValueError for N=1": (_fwd(check_n=False), "did not raise ValueError"),
+    "returns out only": (
+        lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps)[0],
+        "expected a tuple of 2",
+    ),
+    "returns None": (lambda x, g, b, eps=1e-5: None, "returned None"),
+    "NaN": (
+        lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0] * np.nan, None),
+        "NaN",
+    ),
+    "raises TypeError": (lambda x, g, b, eps=1e-5: x.mean(foo=1), "raised TypeError"),
+    "mutates its input": (
+        lambda x, g, b, eps=1e-5: (x.__isub__(x.mean(0)), bn_forward(x, g, b, eps))[1],
+        "in place",
+    ),
+    "wrong shape": (
+        lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None),
+        "axes are swapped",
+    ),
+}
+
+BN_BACKWARD = {
+    "missing mean branch": (_bwd(mean_branch=False), "branch through mu"),
+    "missing variance branch": (_bwd(var_branch=False), "branch through var"),
+    "mu and var as constants": (
+        _bwd(mean_branch=False, var_branch=False),
+        "as constants",
+    ),
+    "forgets gamma": (_bwd(gamma_factor=False), "forgets gamma"),
+    "dgamma not summed": (_bwd(sum_dgamma=False), "not summed"),
+    "dbeta not summed": (_bwd(sum_dbeta=False), "not summed"),
+    "dgamma and dbeta averaged": (_bwd(mean_params=True), "averaged over the batch"),
+    "dgamma from the centred x": (
+        _bwd(dgamma_from=lambda x_hat, std: x_hat * std),
+        "centred x",
+    ),
+    "wrong sign": (_bwd(sign=-1.0), "wrong sign"),
+    "returns None": (lambda d, c: None, "returned None"),
+    "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
+    "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
+    "NaN dx": (
+        lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:],
+        "NaN",
+    ),
+}
+
+
+def spatial_forward(x, gamma, beta, eps=1e-5, *, mode="right", reshape_back=True):
+    n, c, h, w = x.shape
+    if mode == "per position":
+        flat = x.reshape(n, -1)
+        mu, var = flat.mean(0), flat.var(0)
+        g, b = np.repeat(gamma, h * w), np.repeat(beta, h * w)
+        out = (g * (flat - mu) / np.sqrt(var + eps) + b).reshape(x.shape)
+        return out, None
+    if mode == "naive reshape":
+        cols = x.reshape(-1, c)
+    else:
+        cols = x.transpose(0, 2, 3, 1).reshape(-1, c)
+    out, cache = bn_forward(cols, gamma, beta, eps)
+    if not reshape_back:
+        return out, cache
+    if mode == "naive reshape":
+        return out.reshape(x.shape), cache
+    return out.reshape(n, h, w, c).transpose(0, 3, 1, 2), cache
+
+
+def spatial_backward(dout, cache, *, sum_hw=True):
+    n, c, h, w = dout.shape
+    cols = dout.transpose(0, 2, 3, 1).reshape(-1, c)
+    dx, dgamma, dbeta = bn_backward(cols, cache)
+    dx = dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    if not sum_hw:  # summed over N only
+        x_hat = cache[0].reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        dgamma, dbeta = (dout * x_hat).sum(0), dout.sum(0)
+    return dx, dgamma, dbeta
+
+
+SPATIAL_FORWARD = {
+    "statistics per position": (
+        lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"),
+        "per position",
+    ),
+    "reshape without transpose": (
+        lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"),
+        "without moving C last",
+    ),
+    "not reshaped back": (
+        lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False),
+        "reshape back",
+    ),
+}
+SPATIAL_BACKWARD = {
+    "dgamma summed over N only": (
+        lambda d, c: spatial_backward(d, c, sum_hw=False),
+        "summed over N only",
+    ),
+}
+
+
+def ln_forward(x, gamma, beta, eps=1e-5, *, axis=1, ddof=0):
+    mu = x.mean(axis=axis, keepdims=True)
+    var = x.var(axis=axis, ddof=ddof, keepdims=True)
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    return gamma * x_hat + beta, (x_hat, np.sqrt(var + eps), gamma)
+
+
+def ln_backward(dout, cache, *, sum_dgamma=True):
+    x_hat, std, gamma = cache
+    g = dout * gamma
+    dx = (
+        g - g.mean(1, keepdims=True) - x_hat * (g * x_hat).mean(1, keepdims=True)
+    ) / std
+    dgamma = (dout * x_hat).sum(0) if sum_dgamma else dout * x_hat
+    return dx, dgamma, dout.sum(0)
+
+
+LN_FORWARD = {
+    "normalises columns (batch norm)": (
+        lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0),
+        "wrong axis",
+    ),
+    "unbiased variance": (
+        lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1),
+        "unbiased variance",
+    ),
+}
+LN_BACKWARD = {
+    "dgamma not summed": (
+        lambda d, c: ln_backward(d, c, sum_dgamma=False),
+        "not summed",
+    ),
+}
+
+
+# --------------------------------------------------------------------------
+# as mutants: what each replaces, its message, the test it zeroes
+# --------------------------------------------------------------------------
+
+# Graded tests that run the learner's functions beyond the ones their cells
+# name: the spatial and layer-norm tests call spatial_batchnorm_forward, which
+# calls the learner's batchnorm_forward and batchnorm_backward_alt.
+USES = {
+    "spatial_batchnorm": {"batchnorm_forward", "batchnorm_backward_alt"},
+    "layernorm": {"batchnorm_forward", "batchnorm_backward_alt"},
+}
+
+
+def _forward(x, g, b, eps=1e-5):
+    return bn_forward(x, g, b, eps)
+
+
+# A wrong backward pass comes with right forward and backward passes written
+# here, whose cache (x_hat, std, gamma) it reads: the solution's cache layout
+# is the solution's business.
+RIGHT_BN = {
+    "batchnorm_forward": _forward,
+    "batchnorm_backward": bn_backward,
+    "batchnorm_backward_alt": bn_backward,
+}
+
+
+def _given(*names):
+    return {name: RIGHT_BN[name] for name in names}
+
+
+MUTANTS = (
+    [
+        Mutant(
+            "batchnorm_forward",
+            name,
+            {"batchnorm_forward": fn},
+            message,
+            "batchnorm_forward",
+        )
+        for name, (fn, message) in BN_FORWARD.items()
+    ]
+    + [
+        Mutant(
+            "batchnorm_backward",
+            name,
+            {"batchnorm_backward": fn},
+            message,
+            "batchnorm_backward",
+            given=_given("batchnorm_forward", "batchnorm_backward_alt"),
+        )
+        for name, (fn, message) in BN_BACKWARD.items()
+    ]
+    + [
+        Mutant(
+            "batchnorm_backward_alt",
+            name,
+            {"batchnorm_backward_alt": fn},
+            message,
+            "batchnorm_backward_alt",
+            given=_given("batchnorm_forward", "batchnorm_backward"),
+        )
+        for name, (fn, message) in BN_BACKWARD.items()
+    ]
+    + [
+        Mutant(
+            "spatial_batchnorm_forward",
+            name,
+            {"spatial_batchnorm_forward": fn},
+            message,
+            "spatial_batchnorm",
+            given={"spatial_batchnorm_backward": spatial_backward},
+        )
+        for name, (fn, message) in SPATIAL_FORWARD.items()
+    ]
+    + [
+        Mutant(
+            "spatial_batchnorm_backward",
+            name,
+            {"spatial_batchnorm_backward": fn},
+            message,
+            "spatial_batchnorm",
+            given={"spatial_batchnorm_forward": spatial_forward},
+        )
+        for name, (fn, message) in SPATIAL_BACKWARD.items()
+    ]
+    + [
+        Mutant(
+            "layernorm_forward",
+            name,
+            {"layernorm_forward": fn},
+            message,
+            "layernorm",
+            given={"layernorm_backward": ln_backward},
+        )
+        for name, (fn, message) in LN_FORWARD.items()
+    ]
+    + [
+        Mutant(
+            "layernorm_backward",
+            name,
+            {"layernorm_backward": fn},
+            message,
+            "layernorm",
+            given={"layernorm_forward": ln_forward},
+        )
+        for name, (fn, message) in LN_BACKWARD.items()
+    ]
+)

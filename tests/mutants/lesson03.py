@@ -1,0 +1,230 @@
+"""Lesson 03: a from-scratch batch norm with switchable mistakes, and folding."""
+
+from __future__ import annotations
+
+from . import Mutant
+
+
+def scratch_class(
+    *,
+    running_var="unbiased",  # "biased"
+    momentum_on="new",  # "old"
+    buffers=True,
+    update_in_eval=False,
+    axes="right",  # "batch only": statistics over dim 0 alone
+    eval_uses_batch=False,
+    count_batches=True,
+    handle_none=True,
+    normalise_unbiased=False,
+    count="values",  # "examples": n = N instead of N*L
+    stats_without_grad=False,
+    validate=True,
+):
+    import torch
+    from torch import nn
+
+    class Scratch(nn.Module):
+        def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
+            super().__init__()
+            self.num_features, self.eps = num_features, eps
+            self.momentum, self.affine = momentum, affine
+            if affine:
+                self.weight = nn.Parameter(torch.ones(num_features))
+                self.bias = nn.Parameter(torch.zeros(num_features))
+            else:
+                self.register_parameter("weight", None)
+                self.register_parameter("bias", None)
+            if buffers:
+                self.register_buffer("running_mean", torch.zeros(num_features))
+                self.register_buffer("running_var", torch.ones(num_features))
+                self.register_buffer("num_batches_tracked", torch.tensor(0))
+            else:
+                self.running_mean = torch.zeros(num_features)
+                self.running_var = torch.ones(num_features)
+                self.num_batches_tracked = torch.tensor(0)
+
+        def forward(self, x):
+            if validate and (
+                x.dim() not in (2, 3, 4) or x.shape[1] != self.num_features
+            ):
+                raise ValueError("bad input")
+            dims = [0] if axes == "batch only" else [0, *range(2, x.dim())]
+            view = [1, -1] + [1] * (x.dim() - 2)
+            n = x.numel() // x.shape[1] if count == "values" else x.shape[0]
+            use_batch = self.training or eval_uses_batch
+            if use_batch:
+                if validate and x.numel() // x.shape[1] < 2:
+                    raise ValueError("one value per channel")
+                with torch.set_grad_enabled(
+                    not stats_without_grad and torch.is_grad_enabled()
+                ):
+                    mean = x.mean(dims, keepdim=True)
+                    var = x.var(
+                        dims, correction=1 if normalise_unbiased else 0, keepdim=True
+                    )
+            if self.training or update_in_eval:
+                with torch.no_grad():
+                    if count_batches:
+                        self.num_batches_tracked += 1
+                    m = self.momentum
+                    if m is None:
+                        m = (
+                            1.0 / max(int(self.num_batches_tracked), 1)
+                            if handle_none
+                            else None
+                        )
+                    bm = x.mean([0, *range(2, x.dim())])
+                    bv = x.var([0, *range(2, x.dim())], correction=0)
+                    if running_var == "unbiased":
+                        bv = bv * n / (n - 1)
+                    if momentum_on == "new":
+                        self.running_mean.mul_(1 - m).add_(m * bm)
+                        self.running_var.mul_(1 - m).add_(m * bv)
+                    else:
+                        self.running_mean.mul_(m).add_((1 - m) * bm)
+                        self.running_var.mul_(m).add_((1 - m) * bv)
+            if not use_batch:
+                mean = self.running_mean.view(view)
+                var = self.running_var.view(view)
+            out = (x - mean) / torch.sqrt(var + self.eps)
+            if self.affine:
+                out = out * self.weight.view(view) + self.bias.view(view)
+            return out
+
+    return Scratch
+
+
+SCRATCH = {
+    "biased running_var": (
+        scratch_class(running_var="biased"),
+        "biased batch variance",
+    ),
+    "momentum on the old value": (
+        scratch_class(momentum_on="old"),
+        "momentum is applied to the old value",
+    ),
+    "buffers as plain tensors": (scratch_class(buffers=False), "register_buffer"),
+    "updates in eval mode": (scratch_class(update_in_eval=True), "eval mode changed"),
+    "statistics over N only for 3-D/4-D": (
+        scratch_class(axes="batch only"),
+        "every dim except channels",
+    ),
+    "eval uses batch statistics": (
+        scratch_class(eval_uses_batch=True),
+        "eval mode still normalises",
+    ),
+    "num_batches_tracked not counted": (
+        scratch_class(count_batches=False),
+        "num_batches_tracked",
+    ),
+    "momentum=None not handled": (scratch_class(handle_none=False), "momentum=None"),
+    "normalises with the unbiased variance": (
+        scratch_class(normalise_unbiased=True),
+        "normalised with the unbiased variance",
+    ),
+    "unbiased factor counts examples only": (
+        scratch_class(count="examples"),
+        "n counts every value",
+    ),
+    "statistics outside the graph": (
+        scratch_class(stats_without_grad=True),
+        "gradient differs",
+    ),
+    "no input validation": (scratch_class(validate=False), "did not raise ValueError"),
+}
+
+
+def fold_variant(
+    *,
+    eps=True,
+    subtract_mean=True,
+    add_beta=True,
+    scale_bias=True,
+    sequential=False,
+    in_place=False,
+    copy_settings=True,
+    make_bias=True,
+):
+    import torch
+    from torch import nn
+
+    def fold(layer, bn):
+        if sequential:
+            return nn.Sequential(layer, bn)
+        std = torch.sqrt(bn.running_var + (bn.eps if eps else 0.0))
+        scale = bn.weight / std
+        own = layer.bias if layer.bias is not None else torch.zeros_like(scale)
+        shift = -bn.running_mean * scale if subtract_mean else 0.0
+        bias = (
+            (own * scale if scale_bias else own)
+            + shift
+            + (bn.bias if add_beta else 0.0)
+        )
+        if isinstance(layer, nn.Linear):
+            new = (
+                layer
+                if in_place
+                else nn.Linear(layer.in_features, layer.out_features, bias=make_bias)
+            )
+        else:
+            kwargs = (
+                dict(stride=layer.stride, padding=layer.padding)
+                if copy_settings
+                else {}
+            )
+            new = (
+                layer
+                if in_place
+                else nn.Conv2d(
+                    layer.in_channels,
+                    layer.out_channels,
+                    layer.kernel_size,
+                    bias=make_bias,
+                    **kwargs,
+                )
+            )
+        new = new.to(layer.weight)
+        shape = [-1] + [1] * (layer.weight.dim() - 1)
+        with torch.no_grad():
+            weight = layer.weight * scale.view(shape)
+            new.weight.copy_(weight)
+            if new.bias is not None:
+                new.bias.copy_(bias)
+            elif in_place:
+                new.bias = nn.Parameter(bias)
+        return new
+
+    return fold
+
+
+FOLD = {
+    "no eps": (fold_variant(eps=False), "eps is missing"),
+    "mean not subtracted": (
+        fold_variant(subtract_mean=False),
+        "running mean is not subtracted",
+    ),
+    "beta forgotten": (fold_variant(add_beta=False), "beta is missing"),
+    "own bias not scaled": (fold_variant(scale_bias=False), "own bias is not scaled"),
+    "returns a Sequential": (fold_variant(sequential=True), "returned a Sequential"),
+    "changes the layer in place": (fold_variant(in_place=True), "in place"),
+    "conv settings not copied": (
+        fold_variant(copy_settings=False),
+        "copy every setting",
+    ),
+    "no bias created": (fold_variant(make_bias=False), "has no bias"),
+}
+
+
+MUTANTS = [
+    Mutant(
+        "scratch_batchnorm",
+        name,
+        {"ScratchBatchNorm": cls},
+        message,
+        "scratch_batchnorm",
+    )
+    for name, (cls, message) in SCRATCH.items()
+] + [
+    Mutant("fold_batchnorm", name, {"fold_batchnorm": fn}, message, "fold_batchnorm")
+    for name, (fn, message) in FOLD.items()
+]

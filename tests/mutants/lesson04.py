@@ -1,0 +1,265 @@
+"""Lesson 04: wrong batch renormalization (backward pass, module, schedule)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import Mutant
+
+
+def renorm_forward(
+    x, gamma, beta, running_mean, running_std, rmax, dmax, eps=1e-5, r=None, d=None
+):
+    """The notebook's given NumPy forward pass (not an exercise)."""
+    mu = x.mean(axis=0)
+    std = np.sqrt(x.var(axis=0) + eps)
+    if r is None:
+        r = np.clip(std / running_std, 1.0 / rmax, rmax)
+    if d is None:
+        d = np.clip((mu - running_mean) / running_std, -dmax, dmax)
+    x_hat = (x - mu) / std
+    y_hat = x_hat * r + d
+    return gamma * y_hat + beta, (x_hat, y_hat, std, r, gamma), (r, d)
+
+
+def renorm_backward(dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True):
+    x_hat, y_hat, std, r, gamma = cache
+    g = dout * gamma * (r if with_r else 1.0)
+    dx = (g - g.mean(0) - x_hat * (g * x_hat).mean(0)) / std
+    source = y_hat if dgamma_from == "y_hat" else x_hat
+    dgamma = (dout * source).sum(0) if sum_params else dout * source
+    return dx, dgamma, dout.sum(0)
+
+
+RENORM_BACKWARD = {
+    "misses the factor r": (
+        lambda d, c: renorm_backward(d, c, with_r=False),
+        "misses the factor r",
+    ),
+    "dgamma from x_hat": (
+        lambda d, c: renorm_backward(d, c, dgamma_from="x_hat"),
+        "dgamma uses x_hat",
+    ),
+    "dgamma not summed": (
+        lambda d, c: renorm_backward(d, c, sum_params=False),
+        "not summed",
+    ),
+    "returns None": (lambda d, c: None, "returned None"),
+}
+
+
+def renorm_class(
+    *,
+    detach=True,
+    clip_r=True,
+    clip_d=True,
+    std_update="std",
+    eval_uses_batch=False,
+    attributes=True,
+    validate=True,
+    momentum_on="new",
+    rebind_buffers=False,
+):
+    import torch
+    from torch import nn
+
+    class Renorm(nn.Module):
+        def __init__(self, num_features, eps=1e-5, momentum=0.01, rmax=1.0, dmax=0.0):
+            super().__init__()
+            self.eps, self.momentum = eps, momentum
+            self._fixed = (rmax, dmax)
+            self.rmax, self.dmax = rmax, dmax
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+            self.register_buffer("running_mean", torch.zeros(num_features))
+            self.register_buffer("running_std", torch.ones(num_features))
+            self.num_features = num_features
+
+        def forward(self, x):
+            if validate and x.shape[1] != self.num_features:
+                raise ValueError("channels")
+            dims = [0] if x.dim() == 2 else [0, 2, 3]
+            view = [1, -1] + [1] * (x.dim() - 2)
+            rmax, dmax = (self.rmax, self.dmax) if attributes else self._fixed
+            if not (self.training or eval_uses_batch):
+                x_hat = (x - self.running_mean.view(view)) / self.running_std.view(view)
+                return x_hat * self.weight.view(view) + self.bias.view(view)
+            mean = x.mean(dims)
+            var = x.var(dims, correction=0)
+            std = torch.sqrt(var + self.eps)
+            s, m = (std.detach(), mean.detach()) if detach else (std, mean)
+            r = s / self.running_std
+            d = (m - self.running_mean) / self.running_std
+            if clip_r:
+                r = r.clamp(1 / rmax, rmax)
+            if clip_d:
+                d = d.clamp(-dmax, dmax)
+            if not self.training:  # eval mode normalising with the batch
+                r, d = torch.ones_like(r), torch.zeros_like(d)
+            x_hat = (x - mean.view(view)) / std.view(view) * r.view(view) + d.view(view)
+            if self.training:
+                with torch.no_grad():
+                    a = self.momentum
+                    new_std = {
+                        "std": std,
+                        "var": var + self.eps,
+                        "no eps": torch.sqrt(var),
+                    }[std_update]
+                    if rebind_buffers:  # new tensors: the graph's old ones stay intact
+                        self.running_mean = self.running_mean + a * (
+                            mean - self.running_mean
+                        )
+                        self.running_std = self.running_std + a * (
+                            new_std - self.running_std
+                        )
+                    elif momentum_on == "new":
+                        self.running_mean += a * (mean - self.running_mean)
+                        self.running_std += a * (new_std - self.running_std)
+                    else:
+                        self.running_mean.copy_(mean + a * (self.running_mean - mean))
+                        self.running_std.copy_(
+                            new_std + a * (self.running_std - new_std)
+                        )
+            return x_hat * self.weight.view(view) + self.bias.view(view)
+
+    return Renorm
+
+
+RENORM = {
+    "gradient through r and d": (
+        renorm_class(detach=False, rebind_buffers=True),
+        "flows through r and d",
+    ),
+    "gradient through r and d, buffers in place": (
+        renorm_class(detach=False),
+        "detached statistics",
+    ),
+    "no clipping": (renorm_class(clip_r=False, clip_d=False), "not clipped"),
+    "r not clipped": (renorm_class(clip_r=False), "r is not clipped"),
+    "d not clipped": (renorm_class(clip_d=False), "d is not clipped"),
+    "running std updated with the variance": (
+        renorm_class(std_update="var"),
+        "updated with the variance",
+    ),
+    "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
+    "eval uses batch statistics": (
+        renorm_class(eval_uses_batch=True),
+        "eval mode still uses the batch",
+    ),
+    "rmax and dmax fixed at construction": (
+        renorm_class(attributes=False),
+        "changed nothing",
+    ),
+    "momentum on the old value": (
+        renorm_class(momentum_on="old"),
+        "momentum weighs the old value",
+    ),
+    "no input validation": (renorm_class(validate=False), "ValueError"),
+}
+
+
+def schedule_variant(kind):
+    def schedule(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+        def ramp(t, length, final, start=0.0):
+            return start + (final - start) * min(1.0, max(0.0, t) / length)
+
+        t = step - warmup
+        if kind == "no warm-up delay":
+            return ramp(step, r_steps, rmax_final, 1.0), ramp(step, d_steps, dmax_final)
+        if kind == "swapped":
+            return ramp(t, d_steps, rmax_final, 1.0), ramp(t, r_steps, dmax_final)
+        if kind == "uncapped":
+            return (
+                1.0 + (rmax_final - 1.0) * max(0.0, t) / r_steps,
+                dmax_final * max(0.0, t) / d_steps,
+            )
+        if kind == "constant finals":
+            return ramp(t, r_steps, 3.0, 1.0), ramp(t, d_steps, 5.0)
+        if kind == "returns one value":
+            return ramp(t, r_steps, rmax_final, 1.0)
+        raise AssertionError(kind)
+
+    return schedule
+
+
+SCHEDULE = {
+    "ramps from step 0": (
+        schedule_variant("no warm-up delay"),
+        "start after the warm-up",
+    ),
+    "ramps swapped": (schedule_variant("swapped"), "swapped"),
+    "not capped": (schedule_variant("uncapped"), "keep growing"),
+    "ignores the final values": (schedule_variant("constant finals"), "ignored"),
+    "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
+}
+
+
+def _renorm_mutates(dout, cache):
+    dout -= dout.mean(0)  # changes the caller's array
+    return renorm_backward(dout, cache)
+
+
+RENORM_BACKWARD.update(
+    {
+        "NaN dx": (
+            lambda d, c: (
+                renorm_backward(d, c)[0] * np.nan,
+                *renorm_backward(d, c)[1:],
+            ),
+            "NaN",
+        ),
+        "raises TypeError": (lambda d, c: d.sum(foo=1), "raised TypeError"),
+        "transposed dx": (
+            lambda d, c: (renorm_backward(d, c)[0].T, *renorm_backward(d, c)[1:]),
+            "axes are swapped",
+        ),
+        "mutates dout": (_renorm_mutates, "in place"),
+    }
+)
+
+
+def _schedule_raises(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+    return step + "steps"
+
+
+SCHEDULE.update(
+    {
+        "returns None": (lambda *a, **k: None, "returned None"),
+        "raises TypeError": (_schedule_raises, "raised TypeError"),
+        "returns three values": (lambda *a, **k: (1.0, 0.0, 0.0), "tuple of 2"),
+    }
+)
+
+
+# The notebook's NumPy forward pass is given, not an exercise; the mutants
+# bring this copy of it, whose cache their backward passes read.
+MUTANTS = (
+    [
+        Mutant(
+            "batch_renorm_backward",
+            name,
+            {"batch_renorm_backward": fn},
+            message,
+            "batch_renorm_backward",
+            given={"batch_renorm_forward": renorm_forward},
+        )
+        for name, (fn, message) in RENORM_BACKWARD.items()
+    ]
+    + [
+        Mutant(
+            "batch_renorm",
+            name,
+            {"BatchRenorm": cls},
+            message,
+            "batch_renorm",
+            given={"batch_renorm_forward": renorm_forward},
+        )
+        for name, (cls, message) in RENORM.items()
+    ]
+    + [
+        Mutant(
+            "renorm_schedule", name, {"renorm_schedule": fn}, message, "renorm_schedule"
+        )
+        for name, (fn, message) in SCHEDULE.items()
+    ]
+)
