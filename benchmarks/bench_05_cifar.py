@@ -97,7 +97,7 @@ def pipeline_costs(dd, model, batch, cifar, steps=20, bf16=False):
     model = model.to(device=device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     gen = torch.Generator(device=device).manual_seed(0)
-    autocast = train._autocast(device, bf16)  # what helpers.train uses
+    autocast = train.autocast_context(device, bf16)  # what helpers.train uses
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
 
     def step(x, y):

@@ -12,8 +12,8 @@ BNCOURSE_DEVICE   "cpu", "cuda" or "auto" (default): where torch code runs.
 BNCOURSE_CIFAR10  a path to CIFAR-10: the official ``cifar-10-batches-bin``
                   folder, the official ``cifar-10-binary.tar.gz`` archive, or
                   the JPEG ``.npz`` format described in ``data/README.md``.
-BNCOURSE_DOWNLOAD "0" forbids downloading CIFAR-10 (default: allowed in full
-                  mode, never in fast mode).
+BNCOURSE_DOWNLOAD "0" forbids downloading CIFAR-10, "1" allows it (default: in full
+                  mode yes, in fast mode no).
 BNCOURSE_CACHE    where downloads and results go (default ~/.cache/bncourse).
 BNCOURSE_DATA     the course's ``data/`` folder to use instead of the one found
                   (a checkout's ``data/``, or the copy an installed package

@@ -101,6 +101,24 @@ def save(name: str, results: dict, params: dict | None = None) -> Path:
     return path
 
 
+def records(mode: str | None = None) -> list[dict]:
+    """Every record in the cache (``cached`` and ``save``), optionally of one mode.
+
+    Each is the stored dict: ``name``, ``params``, ``provenance``, ``results``.
+    ``tools/make_reference.py`` ships them; nothing else needs the layout.
+    """
+    found = []
+    for path in sorted(results_dir().glob("*.json")):
+        try:
+            stored = json.loads(path.read_text())
+            made = stored["provenance"]["mode"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a half-written or foreign file is not a record
+        if mode is None or made == mode:
+            found.append(stored)
+    return found
+
+
 def reference_path(name: str) -> Path:
     return config.data_dir() / "reference" / f"{name}.json"
 

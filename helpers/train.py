@@ -197,7 +197,7 @@ def evaluate(model, data, batch_size=1000, cpu_bf16=False):
     torch = _torch()
     model.eval()
     loss, correct = 0.0, 0
-    autocast = _autocast(data.device, cpu_bf16)
+    autocast = autocast_context(data.device, cpu_bf16)
     with torch.no_grad(), autocast:
         for i in range(0, len(data.x_test), batch_size):
             x, y = data.x_test[i : i + batch_size], data.y_test[i : i + batch_size]
@@ -208,7 +208,7 @@ def evaluate(model, data, batch_size=1000, cpu_bf16=False):
     return loss / n, correct / n
 
 
-def _autocast(device, cpu_bf16=False):
+def autocast_context(device, cpu_bf16=False):
     """fp16 autocast on CUDA (the T4 has no bf16); on the CPU fp32, or bf16 if asked.
 
     bf16 on the CPU is fast only on CPUs with AMX or AVX-512-BF16 (and slower
@@ -258,7 +258,7 @@ def train(
         nesterov=True,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    autocast = _autocast(device, cpu_bf16)
+    autocast = autocast_context(device, cpu_bf16)
     n = len(data.x_train)
     steps_per_epoch = n // cfg.batch_size
     total = steps_per_epoch * cfg.epochs

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import csv
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,3 +39,24 @@ def learner_mode(monkeypatch):
 def grading_mode(monkeypatch):
     """The grader's session: a failed check raises CheckFailed."""
     monkeypatch.setenv("BNCOURSE_GRADING", "1")
+
+
+def run_grader(out: Path, paths, *extra: str) -> dict:
+    """Run tools/grade.py on ``paths``, writing ``out``; the CSV rows by file."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "grade.py"),
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out, newline="") as f:
+        return {row["file"]: row for row in csv.DictReader(f)}

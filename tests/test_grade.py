@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import csv
 import shutil
-import subprocess
-import sys
 
 import nbformat
 import pytest
@@ -15,30 +13,14 @@ from helpers import course
 from tools import grade
 from tools import make_student as ms
 
+from . import conftest
 from .conftest import ROOT
 
 FIRST = course.LESSONS[0]
 
 
 def run_grader(tmp_path, paths, *extra):
-    out = tmp_path / "grades.csv"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "grade.py"),
-            "--out",
-            str(out),
-            "--quiet",
-            *extra,
-            *map(str, paths),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr
-    with open(out, newline="") as f:
-        return {row["file"]: row for row in csv.DictReader(f)}
+    return conftest.run_grader(tmp_path / "grades.csv", paths, *extra)
 
 
 def test_build_notebook_uses_the_authoritative_tests_and_keeps_deleted_ones():

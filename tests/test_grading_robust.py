@@ -10,15 +10,12 @@ in ``tests/test_mutants.py``.)
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, run_grader
 
 
 def _digest(folder):
@@ -39,27 +36,16 @@ def test_a_class_with_every_kind_of_submission(tmp_path):
         klass, size=len(make_class.ALL_KINDS), extra_targets=[out]
     )
     solutions_before = _digest(ROOT / "solutions")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "grade.py"),
-            "--out",
-            str(out),
-            "--cell-timeout",
-            "6",
-            "--timeout",
-            "180",
-            "--memory-mb",
-            "3072",
-            *[r["file"] for r in roster],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    rows = run_grader(
+        out,
+        [r["file"] for r in roster],
+        "--cell-timeout",
+        "6",
+        "--timeout",
+        "180",
+        "--memory-mb",
+        "3072",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(out, newline="") as f:
-        rows = {row["file"]: row for row in csv.DictReader(f)}
     assert set(rows) == {r["file"] for r in roster}, "every submission has its row"
     for entry in roster:
         row = rows[entry["file"]]

@@ -20,10 +20,7 @@ end.  A public check (in its module's ``__all__``) without a mutant fails.
 from __future__ import annotations
 
 import ast
-import csv
 import re
-import subprocess
-import sys
 import warnings
 
 import nbformat
@@ -34,7 +31,7 @@ from tools import grade
 from tools import make_student as ms
 
 from . import mutants
-from .conftest import ROOT
+from .conftest import ROOT, run_grader
 
 LESSONS = course.checked_lessons()
 MODULES = {lesson.number: mutants.load(lesson) for lesson in LESSONS}
@@ -239,23 +236,7 @@ def test_one_mutant_per_lesson_through_the_real_grader(tmp_path):
         folder = tmp_path / number
         folder.mkdir()
         paths[number] = _submission(lesson, index, mutant, folder)
-    out = tmp_path / "grades.csv"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "grade.py"),
-            "--out",
-            str(out),
-            "--quiet",
-            *map(str, paths.values()),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(out, newline="") as f:
-        rows = {row["file"]: row for row in csv.DictReader(f)}
+    rows = run_grader(tmp_path / "grades.csv", paths.values())
     for number, (lesson, _, mutant) in chosen.items():
         row = rows[str(paths[number])]
         possible = may_zero(lesson, mutant) | mutant.zeroes

@@ -15,7 +15,6 @@ quote (a GPU for lesson 05), and commit the files.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from helpers import runs  # noqa: E402
 from tools import make_data  # noqa: E402
 
 
@@ -52,17 +52,15 @@ def main(argv=None) -> int:
     ).execute()
     print(f"ran {args.notebook} in full mode in {time.monotonic() - start:.0f} s")
     target = ROOT / "data" / "reference"
-    target.mkdir(parents=True, exist_ok=True)
-    made = sorted((scratch / "results").glob("*-full-*.json"))
+    made = runs.records(mode="full")  # the scratch cache, set above
     if not made:
         print("no cached results were produced", file=sys.stderr)
         return 1
-    for path in made:
-        stored = json.loads(path.read_text())
+    for stored in made:
         if args.only and stored["name"] not in args.only:
             continue
         out = target / f"{stored['name']}.json"
-        shutil.copyfile(path, out)
+        runs.write_json(out, stored)
         print(f"wrote {out.relative_to(ROOT)} ({stored['provenance']})")
     shutil.rmtree(scratch, ignore_errors=True)
     make_data.write_sums()

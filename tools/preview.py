@@ -1,18 +1,21 @@
 """Run a notebook and write what a learner would see: a transcript and the figures.
 
     python tools/preview.py notebooks/02_bn_forward_backward.ipynb --out preview/
-        [--full] [--timeout 600]
+        [--full] [--timeout 600] [--widget-timeout 60]
 
-Writes ``<stem>.txt`` (each cell's source and text output, in order, with the
-time it took) and ``<stem>-cellNN-K.png`` for every figure, so an author can
+Executes the notebook with nbclient, then writes it with nbconvert's Markdown
+exporter: ``<stem>.md`` (each cell's source, headed by its number and the
+seconds it took, and its text output) and every figure as a PNG in
+``<stem>_files/`` (nbconvert's ExtractOutputPreprocessor), so an author can
 read the lesson top to bottom as a newcomer would and look at every figure.
-Runs in fast mode unless ``--full``.
+Runs in fast mode unless ``--full``.  Cells that build widgets (``interact``,
+``.widget()``) get ``--widget-timeout``: without a front end they may wait.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import copy
 import os
 import sys
 import time
@@ -21,6 +24,58 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+WIDGET_HINTS = ("interact(", ".widget(", "ipywidgets")
+
+
+def execute(nb, path: Path, timeout: int, widget_timeout: int) -> dict[int, float]:
+    """Run ``nb`` in place (errors kept in the outputs); seconds per cell."""
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        timeout_func=lambda cell: (
+            widget_timeout if any(h in cell.source for h in WIDGET_HINTS) else timeout
+        ),
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,  # a stuck cell is interrupted, the rest runs
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
+    starts: dict[int, float] = {}
+    times: dict[int, float] = {}
+    client.on_cell_execute = lambda cell, cell_index: starts.__setitem__(
+        cell_index, time.monotonic()
+    )
+    client.on_cell_executed = lambda cell, cell_index, execute_reply: times.__setitem__(
+        cell_index, time.monotonic() - starts.get(cell_index, time.monotonic())
+    )
+    client.execute()
+    return times
+
+
+def export(nb, times: dict[int, float], out: Path, stem: str) -> tuple[Path, int]:
+    """Markdown and PNGs through nbconvert; returns the file and the figure count."""
+    from nbconvert import MarkdownExporter
+
+    shown = copy.deepcopy(nb)
+    for index, cell in enumerate(shown.cells):
+        if cell.cell_type == "code":
+            seconds = times.get(index, 0.0)
+            cell.source = f"# [cell {index}: {seconds:.2f} s]\n" + cell.source
+    exporter = MarkdownExporter()  # extracts figures (ExtractOutputPreprocessor)
+    body, resources = exporter.from_notebook_node(
+        shown, resources={"output_files_dir": f"{stem}_files"}
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    figures = 0
+    for name, data in resources.get("outputs", {}).items():
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        figures += name.endswith(".png")
+    page = out / f"{stem}.md"
+    page.write_text(body)
+    return page, figures
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,65 +83,29 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("preview"))
     parser.add_argument("--full", action="store_true", help="full mode, not fast mode")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument(
+        "--widget-timeout", type=int, default=60, help="seconds per widget cell"
+    )
     args = parser.parse_args(argv)
 
     os.environ["BNCOURSE_FAST"] = "0" if args.full else "1"
     os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend makes the PNGs
     nb = nbformat.read(args.notebook, as_version=4)
-    times = {}
-    client = NotebookClient(
-        nb,
-        timeout=args.timeout,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(args.notebook.parent.resolve())}},
-    )
-    starts = {}
-    client.on_cell_execute = lambda cell, cell_index: starts.__setitem__(
-        cell_index, time.monotonic()
-    )
-    client.on_cell_executed = lambda cell, cell_index, execute_reply: times.__setitem__(
-        cell_index, time.monotonic() - starts.get(cell_index, time.monotonic())
-    )
     start = time.monotonic()
-    client.execute()
+    times = execute(nb, args.notebook, args.timeout, args.widget_timeout)
     total = time.monotonic() - start
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.notebook.stem
-    lines, figures, errors = [], 0, 0
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "markdown":
-            lines += [f"=== [{index}] markdown", cell.source, ""]
-            continue
-        lines += [
-            f"=== [{index}] code ({times.get(index, 0.0):.2f} s)",
-            cell.source,
-            "---",
-        ]
-        for k, output in enumerate(cell.get("outputs", [])):
-            kind = output.get("output_type")
-            if kind == "stream":
-                lines.append(output["text"].rstrip())
-            elif kind == "error":
-                errors += 1
-                lines.append(f"ERROR {output['ename']}: {output['evalue']}")
-            elif kind in ("display_data", "execute_result"):
-                payload = output.get("data", {})
-                if "image/png" in payload:
-                    name = f"{stem}-cell{index:02d}-{k}.png"
-                    (args.out / name).write_bytes(
-                        base64.b64decode(payload["image/png"])
-                    )
-                    lines.append(f"[figure {name}]")
-                    figures += 1
-                elif "text/plain" in payload:
-                    lines.append(payload["text/plain"].rstrip())
-        lines.append("")
-    (args.out / f"{stem}.txt").write_text("\n".join(lines))
+    page, figures = export(nb, times, args.out, args.notebook.stem)
+    errors = [
+        f"cell {i}: {o['ename']}: {o['evalue']}"
+        for i, cell in enumerate(nb.cells)
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    for line in errors:
+        print(f"ERROR {line}", file=sys.stderr)
     print(
-        f"{args.notebook}: {total:.1f} s, {figures} figure(s), {errors} error(s); "
-        f"wrote {args.out / (stem + '.txt')}"
+        f"{args.notebook}: {total:.1f} s, {figures} figure(s), {len(errors)} "
+        f"error(s); wrote {page}"
     )
     return 1 if errors else 0
 

@@ -36,6 +36,9 @@ WRONG = "WRONG"
 ERROR = "ERROR"
 TODO = "not yet"
 
+# PyTorch's default eps for every normalisation layer: the checks' inputs use it.
+EPS = 1e-5
+
 NAME_WIDTH = 34
 VERDICT_WIDTH = 7
 
@@ -479,6 +482,23 @@ def run_check(
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
     return report(results, quiet=quiet, strict=strict)
+
+
+def torch():
+    """torch, imported when a check first needs it (importing helpers stays light)."""
+    import torch as module
+
+    return module
+
+
+def build_module(cls, label: str, *args, **kwargs):
+    """``cls(*args, **kwargs)``, checked to be an ``nn.Module``: (module, problem)."""
+    module, problem = call(label, cls, *args, **kwargs)
+    if problem is not None:
+        return None, problem
+    if not isinstance(module, torch().nn.Module):
+        return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
+    return module, None
 
 
 def unpack(name: str, value, count: int, names: str):

@@ -14,15 +14,7 @@ import copy
 import numpy as np
 
 from .. import gradcheck
-from ._core import (
-    call,
-    compare,
-    ok,
-    rel_error,
-    run_check,
-    shape_problem,
-    wrong,
-)
+from ._core import EPS, call, compare, ok, rel_error, run_check, shape_problem, wrong
 
 # --------------------------------------------------------------------------
 # standardise columns
@@ -77,7 +69,7 @@ def _standardise_mistakes(x: np.ndarray, eps: float) -> dict[str, np.ndarray]:
     }
 
 
-def standardize_columns(fn, x=None, eps=1e-5, quiet=False, strict=None):
+def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1."""
     import torch
     import torch.nn.functional as F

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import gradcheck
 from ._core import (
+    EPS,
     ERROR,
     TODO,
     Result,
@@ -44,7 +45,21 @@ FORWARD_TOL = 1e-10  # float64 against torch
 BACKWARD_TOL = 1e-10  # float64 against torch autograd
 NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
 
-KINDS = ("batch", "spatial", "layer")
+
+@dataclass(frozen=True)
+class Kind:
+    """One of the lesson's three normalisations, and the names its checks use."""
+
+    key: str  # "batch", "spatial" or "layer": which statistics, which reference
+    forward: str  # the learner's forward function's name
+    refuses_one_example: bool  # N = 1 must raise ValueError (batch norm proper)
+
+
+KINDS = {
+    "batch": Kind("batch", "batchnorm_forward", True),
+    "spatial": Kind("spatial", "spatial_batchnorm_forward", False),
+    "layer": Kind("layer", "layernorm_forward", False),
+}
 AVERAGED = "{} is averaged over the batch; gradients of a shared parameter add up (sum)"
 
 
@@ -57,7 +72,7 @@ class Problem:
     eps: float
 
 
-def make_problem(kind: str, seed: int, shape=None, eps=1e-5, tiny=True) -> Problem:
+def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Problem:
     """Non-trivial inputs: x = 5 randn + 12, gamma != 1, beta != 0, random dout.
 
     With ``tiny`` one feature (channel) has a standard deviation of 0.01, so
@@ -317,12 +332,15 @@ def _forward_results(kind, name, fn, p: Problem) -> list[Result]:
     return results
 
 
-def _forward_check(kind, name, fn, seed, shape, eps, quiet, strict, one_example):
-    p = make_problem(kind, seed, shape, eps)
+def _forward_check(kind: Kind, fn, *, seed, shape, eps, quiet, strict):
+    name = kind.forward
+    p = make_problem(kind.key, seed, shape, eps)
 
     def body():
-        results = _forward_results(kind, name, fn, p)
-        if one_example and all(r.verdict not in (TODO, ERROR) for r in results[:1]):
+        results = _forward_results(kind.key, name, fn, p)
+        if kind.refuses_one_example and all(
+            r.verdict not in (TODO, ERROR) for r in results[:1]
+        ):
             single = p.x[:1]
             results.append(
                 expect_raises(
@@ -389,8 +407,9 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
 
 
 def _backward_check(
-    kind, name, forward, backward, seed, shape, quiet, strict, forward_name, also=None
+    kind_: Kind, name, forward, backward, *, seed, shape, quiet, strict, also=None
 ):
+    kind, forward_name = kind_.key, kind_.forward
     p = make_problem(kind, seed, shape)
 
     def body():
@@ -465,28 +484,74 @@ def _backward_check(
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def batchnorm_forward(fn, *, seed=0, shape=None, eps=1e-5, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, eps) -> (out, cache)`` for x of shape (N, D)."""
-    return _forward_check(
-        "batch", "batchnorm_forward", fn, seed, shape, eps, quiet, strict, True
-    )
+def _forward_checker(kind: Kind, default_seed: int, doc: str):
+    """A public forward-pass check: the learner's function, then keywords."""
+
+    def check(fn, *, seed=default_seed, shape=None, eps=EPS, quiet=False, strict=None):
+        return _forward_check(
+            kind, fn, seed=seed, shape=shape, eps=eps, quiet=quiet, strict=strict
+        )
+
+    check.__name__ = check.__qualname__ = kind.forward
+    check.__doc__ = doc
+    return check
 
 
-def batchnorm_backward(
-    forward, backward, *, seed=1, shape=None, quiet=False, strict=None
-):
-    """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` (staged version)."""
-    return _backward_check(
-        "batch",
-        "batchnorm_backward",
-        forward,
-        backward,
-        seed,
-        shape,
-        quiet,
-        strict,
-        "batchnorm_forward",
-    )
+def _backward_checker(kind: Kind, name: str, default_seed: int, doc: str):
+    """A public backward-pass check: the learner's forward and backward."""
+
+    def check(
+        forward, backward, *, seed=default_seed, shape=None, quiet=False, strict=None
+    ):
+        return _backward_check(
+            kind,
+            name,
+            forward,
+            backward,
+            seed=seed,
+            shape=shape,
+            quiet=quiet,
+            strict=strict,
+        )
+
+    check.__name__ = check.__qualname__ = name
+    check.__doc__ = doc
+    return check
+
+
+batchnorm_forward = _forward_checker(
+    KINDS["batch"],
+    0,
+    "Check ``fn(x, gamma, beta, eps) -> (out, cache)`` for x of shape (N, D).",
+)
+batchnorm_backward = _backward_checker(
+    KINDS["batch"],
+    "batchnorm_backward",
+    1,
+    "Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` (staged version).",
+)
+spatial_batchnorm_forward = _forward_checker(
+    KINDS["spatial"],
+    3,
+    "Check ``fn(x, gamma, beta, eps)`` for x of shape (N, C, H, W).",
+)
+spatial_batchnorm_backward = _backward_checker(
+    KINDS["spatial"],
+    "spatial_batchnorm_backward",
+    4,
+    "Check the spatial backward pass: statistics per channel over N, H, W.",
+)
+layernorm_forward = _forward_checker(
+    KINDS["layer"],
+    5,
+    "Check ``fn(x, gamma, beta, eps)``: each row of x (N, D) normalised.",
+)
+layernorm_backward = _backward_checker(
+    KINDS["layer"],
+    "layernorm_backward",
+    6,
+    "Check the layer-norm backward pass: statistics per example.",
+)
 
 
 def batchnorm_backward_alt(
@@ -520,70 +585,13 @@ def batchnorm_backward_alt(
         )
 
     return _backward_check(
-        "batch",
+        KINDS["batch"],
         "batchnorm_backward_alt",
         forward,
         backward_alt,
-        seed,
-        shape,
-        quiet,
-        strict,
-        "batchnorm_forward",
+        seed=seed,
+        shape=shape,
+        quiet=quiet,
+        strict=strict,
         also=against_staged,
-    )
-
-
-def spatial_batchnorm_forward(
-    fn, *, seed=3, shape=None, eps=1e-5, quiet=False, strict=None
-):
-    """Check ``fn(x, gamma, beta, eps)`` for x of shape (N, C, H, W)."""
-    return _forward_check(
-        "spatial",
-        "spatial_batchnorm_forward",
-        fn,
-        seed,
-        shape,
-        eps,
-        quiet,
-        strict,
-        False,
-    )
-
-
-def spatial_batchnorm_backward(
-    forward, backward, *, seed=4, shape=None, quiet=False, strict=None
-):
-    return _backward_check(
-        "spatial",
-        "spatial_batchnorm_backward",
-        forward,
-        backward,
-        seed,
-        shape,
-        quiet,
-        strict,
-        "spatial_batchnorm_forward",
-    )
-
-
-def layernorm_forward(fn, *, seed=5, shape=None, eps=1e-5, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, eps)``: each row of x (N, D) normalised."""
-    return _forward_check(
-        "layer", "layernorm_forward", fn, seed, shape, eps, quiet, strict, False
-    )
-
-
-def layernorm_backward(
-    forward, backward, *, seed=6, shape=None, quiet=False, strict=None
-):
-    return _backward_check(
-        "layer",
-        "layernorm_backward",
-        forward,
-        backward,
-        seed,
-        shape,
-        quiet,
-        strict,
-        "layernorm_forward",
     )

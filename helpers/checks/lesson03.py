@@ -16,8 +16,10 @@ __all__ = ["fold_batchnorm", "scratch_batchnorm"]
 import copy
 
 from ._core import (
+    EPS,
     TODO,
     Result,
+    build_module,
     call,
     compare,
     expect_raises,
@@ -25,6 +27,7 @@ from ._core import (
     run_check,
     wrong,
 )
+from ._core import torch as torch_
 
 TOL = 1e-10
 NAME = "ScratchBatchNorm"
@@ -32,14 +35,8 @@ BATCH_SIZES = (8, 3, 16, 5, 2)
 EXPECTED_KEYS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
 def _reference(shape_tail, momentum=0.1, affine=True, channels=4):
-    torch = _torch()
+    torch = torch_()
     cls = torch.nn.BatchNorm2d if len(shape_tail) == 3 else torch.nn.BatchNorm1d
     return cls(channels, momentum=momentum, affine=affine).double()
 
@@ -52,7 +49,7 @@ class _Shadow:
     """Running statistics under the usual wrong conventions, kept in parallel."""
 
     def __init__(self, channels, momentum):
-        torch = _torch()
+        torch = torch_()
         zeros = torch.zeros(channels, dtype=torch.float64)
         ones = torch.ones(channels, dtype=torch.float64)
         self.momentum = momentum
@@ -102,7 +99,7 @@ class _Shadow:
 
 
 def _close(a, b, tol=TOL) -> bool:
-    torch = _torch()
+    torch = torch_()
     a = a.detach().double().cpu()
     b = b.detach().double().cpu()
     scale = max(float(b.abs().max()), 1e-300) if b.numel() else 1.0
@@ -111,10 +108,10 @@ def _close(a, b, tol=TOL) -> bool:
 
 def _with_batch_stats(x, ref, affine, correction):
     """x normalised per channel with its own statistics (a diagnosis candidate)."""
-    torch = _torch()
+    torch = torch_()
     dims = [0, *range(2, x.dim())]
     out = (x - x.mean(dims, keepdim=True)) / torch.sqrt(
-        x.var(dims, correction=correction, keepdim=True) + 1e-5
+        x.var(dims, correction=correction, keepdim=True) + EPS
     )
     if affine:
         view = [1, -1] + [1] * (x.dim() - 2)
@@ -122,19 +119,12 @@ def _with_batch_stats(x, ref, affine, correction):
     return out
 
 
-def _make(cls, label, *args, **kwargs):
-    module, problem = call(label, cls, *args, **kwargs)
-    if problem is not None:
-        return None, problem
-    torch = _torch()
-    if not isinstance(module, torch.nn.Module):
-        return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
-    return module, None
+_make = build_module
 
 
 def _registration(cls) -> Result:
     label = f"{NAME} buffers"
-    torch = _torch()
+    torch = torch_()
     module, problem = _make(cls, label, 4)
     if problem is not None:
         return problem
@@ -186,7 +176,7 @@ def _registration(cls) -> Result:
 
 
 def _copy_affine(module, ref) -> Result | None:
-    torch = _torch()
+    torch = torch_()
     try:
         with torch.no_grad():
             module.weight.copy_(ref.weight)
@@ -196,19 +186,12 @@ def _copy_affine(module, ref) -> Result | None:
     return None
 
 
-def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
-    """Train both modules on batches of varying size; compare everything."""
-    torch = _torch()
-    where = _describe(shape_tail)
-    label = f"{NAME} {where}"
-    if momentum is None:
-        label = f"{NAME} momentum=None"
-    elif not affine:
-        label = f"{NAME} affine=False"
-    gen = torch.Generator().manual_seed(seed)
+def _pair(cls, label, shape_tail, momentum, affine, gen):
+    """The learner's module and PyTorch's, with the same (random) gamma and beta."""
+    torch = torch_()
     module, problem = _make(cls, label, 4, momentum=momentum, affine=affine)
     if problem is not None:
-        return problem
+        return None, None, problem
     module = module.double()
     ref = _reference(shape_tail, momentum, affine)
     if affine:
@@ -216,9 +199,72 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
             ref.weight.copy_(torch.rand(4, generator=gen, dtype=torch.float64) + 0.5)
             ref.bias.copy_(torch.randn(4, generator=gen, dtype=torch.float64))
         problem = _copy_affine(module, ref)
-        if problem is not None:
-            return problem
-    shadow = _Shadow(4, momentum)
+    return module, ref, problem
+
+
+def _output_problem(label, at, where, out, expected, x, ref, affine):
+    torch = torch_()
+    if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+        return wrong(label, f"{at}: output {got}, expected {tuple(expected.shape)}")
+    if _close(out, expected):
+        return None
+    if _close(out, _with_batch_stats(x, ref, affine, correction=1), 1e-8):
+        return wrong(
+            label,
+            f"{at}: normalised with the unbiased variance; normalise with "
+            "the biased one (running_var is the unbiased one)",
+        )
+    if x.dim() > 2:
+        return wrong(
+            label,
+            f"{at}: output differs from PyTorch's for {where} input: take "
+            f"the statistics over dims {[0, *range(2, x.dim())]} (every "
+            "dim except channels)",
+        )
+    return wrong(label, f"{at}: output differs from PyTorch's")
+
+
+def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affine):
+    try:
+        out.backward(dout)
+    except Exception as exc:
+        return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
+    expected.backward(dout)
+    grads = [("input gradient", xa.grad, xb.grad)]
+    if affine:
+        grads += [
+            ("weight gradient", module.weight.grad, ref.weight.grad),
+            ("bias gradient", module.bias.grad, ref.bias.grad),
+        ]
+    for what, got, want in grads:
+        if got is None or not _close(got, want, 1e-9):
+            return wrong(
+                label,
+                f"{at}: the {what} differs from PyTorch's (are the statistics "
+                "part of the graph? only the running buffers go under no_grad)",
+            )
+    return None
+
+
+def _buffer_problem(label, at, module, ref, shadow):
+    for buffer in ("running_mean", "running_var"):
+        got = getattr(module, buffer)
+        if not _close(got, getattr(ref, buffer)):
+            reason = shadow.explain(buffer, got)
+            return wrong(label, f"{at}: {reason or f'{buffer} differs from PyTorch`s'}")
+    if int(module.num_batches_tracked) != int(ref.num_batches_tracked):
+        return wrong(
+            label,
+            f"{at}: num_batches_tracked is {int(module.num_batches_tracked)}, "
+            f"expected {int(ref.num_batches_tracked)} (add 1 per training batch)",
+        )
+    return None
+
+
+def _training_problem(label, where, module, ref, shape_tail, affine, gen, shadow):
+    """Train both on batches of varying size; the first difference, or None."""
+    torch = torch_()
     module.train()
     ref.train()
     for step, n in enumerate(BATCH_SIZES, start=1):
@@ -232,57 +278,22 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
         expected = ref(xb)
         shadow.update(x)
         at = f"step {step} (batch of {n})"
-        if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
-            return wrong(label, f"{at}: output {got}, expected {tuple(expected.shape)}")
-        if not _close(out, expected):
-            if _close(out, _with_batch_stats(x, ref, affine, correction=1), 1e-8):
-                return wrong(
-                    label,
-                    f"{at}: normalised with the unbiased variance; normalise with "
-                    "the biased one (running_var is the unbiased one)",
-                )
-            if x.dim() > 2:
-                return wrong(
-                    label,
-                    f"{at}: output differs from PyTorch's for {where} input: take "
-                    f"the statistics over dims {[0, *range(2, x.dim())]} (every "
-                    "dim except channels)",
-                )
-            return wrong(label, f"{at}: output differs from PyTorch's")
-        try:
-            out.backward(dout)
-        except Exception as exc:
-            return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
-        expected.backward(dout)
-        grads = [("input gradient", xa.grad, xb.grad)]
-        if affine:
-            grads += [
-                ("weight gradient", module.weight.grad, ref.weight.grad),
-                ("bias gradient", module.bias.grad, ref.bias.grad),
-            ]
-        for what, got, want in grads:
-            if got is None or not _close(got, want, 1e-9):
-                return wrong(
-                    label,
-                    f"{at}: the {what} differs from PyTorch's (are the statistics "
-                    "part of the graph? only the running buffers go under no_grad)",
-                )
-        for buffer in ("running_mean", "running_var"):
-            got = getattr(module, buffer)
-            want = getattr(ref, buffer)
-            if not _close(got, want):
-                reason = shadow.explain(buffer, got)
-                return wrong(
-                    label, f"{at}: {reason or f'{buffer} differs from PyTorch`s'}"
-                )
-        if int(module.num_batches_tracked) != int(ref.num_batches_tracked):
-            return wrong(
-                label,
-                f"{at}: num_batches_tracked is {int(module.num_batches_tracked)}, "
-                f"expected {int(ref.num_batches_tracked)} (add 1 per training batch)",
-            )
-    # eval mode: running statistics, and no update
+        # each returns a failed Result (falsy!) or None: test with `is not None`
+        for problem in (
+            _output_problem(label, at, where, out, expected, x, ref, affine),
+            _gradient_problem(
+                label, at, module, ref, out, expected, xa, xb, dout, affine
+            ),
+            _buffer_problem(label, at, module, ref, shadow),
+        ):
+            if problem is not None:
+                return problem
+    return None
+
+
+def _eval_problem(label, module, ref, shape_tail, affine, gen):
+    """Eval mode: running statistics, and no update of any buffer."""
+    torch = torch_()
     module.eval()
     ref.eval()
     x = 3 * torch.randn(6, 4, *shape_tail[1:], generator=gen, dtype=torch.float64) - 2
@@ -292,30 +303,54 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
         return problem
     after = module.state_dict()
     for key in ("running_mean", "running_var", "num_batches_tracked"):
-        if not _torch().equal(before[key], after[key]):
+        if not torch.equal(before[key], after[key]):
             return wrong(
                 label,
                 f"eval mode changed {key}: update the running statistics only when "
                 "self.training is True",
             )
-    if not _close(out, ref(x)):
-        if _close(out, _with_batch_stats(x, ref, affine, correction=0), 1e-8):
-            return wrong(
-                label,
-                "eval mode still normalises with the batch's statistics: use "
-                "running_mean and running_var when not self.training",
-            )
-        return wrong(label, "eval-mode output differs from PyTorch's")
-    steps = len(BATCH_SIZES)
+    if _close(out, ref(x)):
+        return None
+    if _close(out, _with_batch_stats(x, ref, affine, correction=0), 1e-8):
+        return wrong(
+            label,
+            "eval mode still normalises with the batch's statistics: use "
+            "running_mean and running_var when not self.training",
+        )
+    return wrong(label, "eval-mode output differs from PyTorch's")
+
+
+def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
+    """Train both modules on batches of varying size, then eval; compare all."""
+    torch = torch_()
+    where = _describe(shape_tail)
+    label = f"{NAME} {where}"
+    if momentum is None:
+        label = f"{NAME} momentum=None"
+    elif not affine:
+        label = f"{NAME} affine=False"
+    gen = torch.Generator().manual_seed(seed)
+    module, ref, problem = _pair(cls, label, shape_tail, momentum, affine, gen)
+    if problem is not None:
+        return problem
+    shadow = _Shadow(4, momentum)
+    problem = _training_problem(
+        label, where, module, ref, shape_tail, affine, gen, shadow
+    )
+    if problem is None:  # a failed Result is falsy: never chain with `or`
+        problem = _eval_problem(label, module, ref, shape_tail, affine, gen)
+    if problem is not None:
+        return problem
     return ok(
         label,
-        f"{steps} training steps (batches of {', '.join(map(str, BATCH_SIZES))}) "
-        "and eval: outputs, gradients and buffers match PyTorch",
+        f"{len(BATCH_SIZES)} training steps (batches of "
+        f"{', '.join(map(str, BATCH_SIZES))}) and eval: outputs, gradients and "
+        "buffers match PyTorch",
     )
 
 
 def _bad_inputs(cls) -> list[Result]:
-    torch = _torch()
+    torch = torch_()
     module, problem = _make(cls, f"{NAME} bad input", 4)
     if problem is not None:
         return [problem]
@@ -383,7 +418,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 
 
 def _trained_pair(kind, bias, seed):
-    torch = _torch()
+    torch = torch_()
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if kind == "linear":
@@ -406,7 +441,7 @@ def _trained_pair(kind, bias, seed):
 
 
 def _fold_mistakes(layer, bn, x):
-    torch = _torch()
+    torch = torch_()
     z = layer(x)
     view = [1, -1] + [1] * (z.dim() - 2)
     mean, var = bn.running_mean.view(view), bn.running_var.view(view)
@@ -430,7 +465,7 @@ def _fold_mistakes(layer, bn, x):
 
 
 def _fold_one(fn, kind, bias, seed) -> Result:
-    torch = _torch()
+    torch = torch_()
     label = f"fold_batchnorm {kind}" + ("" if bias else " (no bias)")
     layer, bn, x = _trained_pair(kind, bias, seed)
     with torch.no_grad():

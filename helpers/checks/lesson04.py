@@ -17,8 +17,10 @@ import numpy as np
 
 from .. import gradcheck
 from ._core import (
+    EPS,
     TODO,
     Result,
+    build_module,
     call,
     compare,
     expect_raises,
@@ -27,15 +29,10 @@ from ._core import (
     unpack,
     wrong,
 )
+from ._core import torch as torch_
 
 TOL = 1e-9
 NAME = "BatchRenorm"
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 def problem(seed=0, n=12, d=5):
@@ -106,7 +103,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         dx_through, _, _, _ = _numeric_grads(
             numpy_forward, x, gamma, beta, mean, std, dout, fixed=False
         )
-        x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+        x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS)
         dgamma_x_hat = (dout * x_hat).sum(0)
         not_summed = {
             x.shape: "not summed over the batch: gamma and beta are shared by every "
@@ -157,13 +154,8 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 
 
 def _make(cls, label, *args, **kwargs):
-    module, problem_ = call(label, cls, *args, **kwargs)
-    if problem_ is not None:
-        return None, problem_
-    torch = _torch()
-    if not isinstance(module, torch.nn.Module):
-        return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
-    return module.double(), None
+    module, problem_ = build_module(cls, label, *args, **kwargs)
+    return (None, problem_) if problem_ is not None else (module.double(), None)
 
 
 def _registration(cls) -> Result:
@@ -198,7 +190,7 @@ def _registration(cls) -> Result:
 
 
 def _set_state(module, gamma, beta, mean, std, rmax, dmax):
-    torch = _torch()
+    torch = torch_()
     with torch.no_grad():
         module.weight.copy_(torch.from_numpy(gamma))
         module.bias.copy_(torch.from_numpy(beta))
@@ -229,7 +221,7 @@ INPLACE_HINT = (
 
 
 def _backward(label, out, dout) -> Result | None:
-    torch = _torch()
+    torch = torch_()
     try:
         out.backward(torch.from_numpy(dout))
     except RuntimeError as exc:
@@ -261,7 +253,7 @@ def _clip_mistakes(numpy_forward, rows, gamma, beta, mean, std, rmax, dmax, shap
 
 def _plain_bn_case(cls, numpy_forward, seed) -> Result:
     """With rmax=1 and dmax=0, batch renorm is batch norm."""
-    torch = _torch()
+    torch = torch_()
     import torch.nn.functional as F
 
     label = f"{NAME} rmax=1, dmax=0"
@@ -301,10 +293,97 @@ def _plain_bn_case(cls, numpy_forward, seed) -> Result:
     return ok(label, "output and input gradient equal plain batch norm's")
 
 
+def _output_result(label, out, numpy_forward, rows, gamma, beta, mean, std, shape):
+    """The training-mode output against the NumPy forward pass (named mistakes)."""
+    want, _, _ = numpy_forward(rows, gamma, beta, mean, std, RMAX, DMAX)
+    batch_mean, batch_std = rows.mean(0), np.sqrt(rows.var(0) + EPS)
+    mistakes = _clip_mistakes(
+        numpy_forward, rows, gamma, beta, mean, std, RMAX, DMAX, shape
+    )
+    mistakes["normalised like eval mode (running statistics) in training mode"] = (
+        _from_rows(gamma * (rows - mean) / std + beta, shape)
+    )
+    mistakes[
+        "this is plain batch norm's output: the rmax and dmax set on the module "
+        "were ignored (read self.rmax and self.dmax in forward)"
+    ] = _from_rows(gamma * (rows - batch_mean) / batch_std + beta, shape)
+    return compare(
+        f"{label} output",
+        out,
+        _from_rows(want, shape),
+        tol=TOL,
+        what="the output",
+        diagnoses=mistakes,
+    )
+
+
+def _gradient_result(label, xa, numpy_forward, rows, gamma, beta, mean, std, drows):
+    """The input gradient: r and d must be constants (detached statistics)."""
+    shape = xa.shape
+    dx_fixed, _, _, _ = _numeric_grads(
+        numpy_forward, rows, gamma, beta, mean, std, drows
+    )
+    dx_free, _, _, _ = _numeric_grads(
+        numpy_forward, rows, gamma, beta, mean, std, drows, fixed=False
+    )
+    return compare(
+        f"{label} gradient",
+        xa.grad,
+        _from_rows(dx_fixed, shape),
+        tol=1e-7,
+        what="the input gradient",
+        diagnoses={
+            "the gradient flows through r and d: compute them from detached "
+            "statistics (r.detach(), or under torch.no_grad())": _from_rows(
+                dx_free, shape
+            )
+        },
+    )
+
+
+def _running_results(label, module, rows, mean, std) -> list[Result]:
+    """running_mean and running_std after one training step."""
+    momentum = module.momentum
+    batch_mean, batch_var = rows.mean(0), rows.var(0)
+    batch_std = np.sqrt(batch_var + EPS)
+    return [
+        compare(
+            f"{label} running_mean",
+            module.running_mean,
+            mean + momentum * (batch_mean - mean),
+            tol=TOL,
+            what="running_mean",
+            diagnoses={
+                "running_mean did not change: update it in training mode": mean,
+                "momentum weighs the old value; here "
+                "mu <- mu + momentum * (mu_B - mu)": (
+                    batch_mean + momentum * (mean - batch_mean)
+                ),
+            },
+        ),
+        compare(
+            f"{label} running_std",
+            module.running_std,
+            std + momentum * (batch_std - std),
+            tol=TOL,
+            what="running_std",
+            diagnoses={
+                "running_std is updated with the variance: use the batch's standard "
+                "deviation sigma_B = sqrt(var_B + eps)": std
+                + momentum * (batch_var + EPS - std),
+                "running_std did not change: update it in training mode": std,
+                "running_std is updated with sqrt(var_B), without eps": std
+                + momentum * (np.sqrt(batch_var) - std),
+            },
+        ),
+    ]
+
+
 def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
-    torch = _torch()
-    where = "NCHW" if image else "NC"
-    label = f"{NAME} {where}"
+    """One training step in the general case (r, d clipped): output, gradient,
+    running statistics."""
+    torch = torch_()
+    label = f"{NAME} {'NCHW' if image else 'NC'}"
     x, gamma, beta, mean, std, dout = problem(seed, n=12 if not image else 24)
     if image:  # 24 rows = 2 examples x 3 x 4 positions
         x = _from_rows(x, (2, 5, 3, 4))
@@ -319,95 +398,22 @@ def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
     if problem_ is not None:
         return [problem_]
     rows, drows = _to_rows(x), _to_rows(dout)
-    want, _, _ = numpy_forward(rows, gamma, beta, mean, std, RMAX, DMAX)
-    batch_mean, batch_std = rows.mean(0), np.sqrt(rows.var(0) + 1e-5)
-    mistakes = _clip_mistakes(
-        numpy_forward, rows, gamma, beta, mean, std, RMAX, DMAX, x.shape
-    )
-    mistakes["normalised like eval mode (running statistics) in training mode"] = (
-        _from_rows(gamma * (rows - mean) / std + beta, x.shape)
-    )
-    mistakes[
-        "this is plain batch norm's output: the rmax and dmax set on the module "
-        "were ignored (read self.rmax and self.dmax in forward)"
-    ] = _from_rows(gamma * (rows - batch_mean) / batch_std + beta, x.shape)
     results = [
-        compare(
-            f"{label} output",
-            out,
-            _from_rows(want, x.shape),
-            tol=TOL,
-            what="the output",
-            diagnoses=mistakes,
-        )
+        _output_result(label, out, numpy_forward, rows, gamma, beta, mean, std, x.shape)
     ]
     if not results[0].passed:
         return results
     failed = _backward(f"{label} gradient", out, dout)
     if failed is not None:
         return [*results, failed]
-    dx_fixed, _, _, _ = _numeric_grads(
-        numpy_forward, rows, gamma, beta, mean, std, drows
-    )
-    dx_free, _, _, _ = _numeric_grads(
-        numpy_forward, rows, gamma, beta, mean, std, drows, fixed=False
-    )
     results.append(
-        compare(
-            f"{label} gradient",
-            xa.grad,
-            _from_rows(dx_fixed, x.shape),
-            tol=1e-7,
-            what="the input gradient",
-            diagnoses={
-                "the gradient flows through r and d: compute them from detached "
-                "statistics (r.detach(), or under torch.no_grad())": _from_rows(
-                    dx_free, x.shape
-                )
-            },
-        )
+        _gradient_result(label, xa, numpy_forward, rows, gamma, beta, mean, std, drows)
     )
-    momentum = module.momentum
-    expected_mean = mean + momentum * (batch_mean - mean)
-    expected_std = std + momentum * (batch_std - std)
-    results.append(
-        compare(
-            f"{label} running_mean",
-            module.running_mean,
-            expected_mean,
-            tol=TOL,
-            what="running_mean",
-            diagnoses={
-                "running_mean did not change: update it in training mode": mean,
-                "momentum weighs the old value; here "
-                "mu <- mu + momentum * (mu_B - mu)": (
-                    batch_mean + momentum * (mean - batch_mean)
-                ),
-            },
-        )
-    )
-    results.append(
-        compare(
-            f"{label} running_std",
-            module.running_std,
-            expected_std,
-            tol=TOL,
-            what="running_std",
-            diagnoses={
-                "running_std is updated with the variance: use the batch's standard "
-                "deviation sigma_B = sqrt(var_B + eps)": std
-                + momentum * (rows.var(0) + 1e-5 - std),
-                "running_std did not change: update it in training mode": std,
-                "running_std is updated with sqrt(var_B), without eps": std
-                + momentum * (np.sqrt(rows.var(0)) - std),
-            },
-        )
-    )
-    return results
+    return results + _running_results(label, module, rows, mean, std)
 
 
 def _eval_case(cls, seed) -> Result:
-    torch = _torch()
+    torch = torch_()
     label = f"{NAME} eval"
     x, gamma, beta, mean, std, _ = problem(seed)
     module, problem_ = _make(cls, label, 5)
@@ -419,7 +425,7 @@ def _eval_case(cls, seed) -> Result:
         out, problem_ = call(label, module, torch.from_numpy(x))
     if problem_ is not None:
         return problem_
-    batch = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    batch = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS)
     result = compare(
         label,
         out,
@@ -443,7 +449,7 @@ def _eval_case(cls, seed) -> Result:
 
 def _attributes_case(cls, seed) -> Result:
     """rmax and dmax are read at every call (the schedule changes them)."""
-    torch = _torch()
+    torch = torch_()
     label = f"{NAME} rmax, dmax changed"
     x, gamma, beta, mean, std, _ = problem(seed)
     module, problem_ = _make(cls, label, 5)
@@ -457,7 +463,7 @@ def _attributes_case(cls, seed) -> Result:
     if problem_ is not None:
         return problem_
     with torch.no_grad():
-        plain = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5) * gamma + beta
+        plain = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS) * gamma + beta
     got = out.detach().numpy() if isinstance(out, torch.Tensor) else out
     if got is not None and np.allclose(got, plain, atol=1e-9):
         return wrong(
@@ -470,7 +476,7 @@ def _attributes_case(cls, seed) -> Result:
 
 def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     """Check a BatchRenorm module (Ioffe 2017, Algorithm 1) against references."""
-    torch = _torch()
+    torch = torch_()
 
     def body():
         first = _registration(cls)

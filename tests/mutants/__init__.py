@@ -56,6 +56,18 @@ class Mutant:
         return frozenset({self.test, *self.also})
 
 
+def family(check: str, table: Mapping, test: str, name: str | None = None, **kw):
+    """Mutants of one exercise from a table ``{what is wrong: (wrong, message)}``.
+
+    ``name`` is the notebook name they replace (default: ``check``); ``given``
+    and ``also`` are passed on to every :class:`Mutant`.
+    """
+    return [
+        Mutant(check, what, {name or check: wrong}, message, test, **kw)
+        for what, (wrong, message) in table.items()
+    ]
+
+
 def load(lesson):
     """The mutants module of a ``helpers.course.Lesson``."""
     return import_module(lesson.mutants_module)

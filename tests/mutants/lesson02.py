@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Mutant
+from . import family
 
 
 def bn_forward(
@@ -251,81 +251,42 @@ def _given(*names):
     return {name: RIGHT_BN[name] for name in names}
 
 
-MUTANTS = (
-    [
-        Mutant(
-            "batchnorm_forward",
-            name,
-            {"batchnorm_forward": fn},
-            message,
-            "batchnorm_forward",
-        )
-        for name, (fn, message) in BN_FORWARD.items()
-    ]
-    + [
-        Mutant(
-            "batchnorm_backward",
-            name,
-            {"batchnorm_backward": fn},
-            message,
-            "batchnorm_backward",
-            given=_given("batchnorm_forward", "batchnorm_backward_alt"),
-        )
-        for name, (fn, message) in BN_BACKWARD.items()
-    ]
-    + [
-        Mutant(
-            "batchnorm_backward_alt",
-            name,
-            {"batchnorm_backward_alt": fn},
-            message,
-            "batchnorm_backward_alt",
-            given=_given("batchnorm_forward", "batchnorm_backward"),
-        )
-        for name, (fn, message) in BN_BACKWARD.items()
-    ]
-    + [
-        Mutant(
-            "spatial_batchnorm_forward",
-            name,
-            {"spatial_batchnorm_forward": fn},
-            message,
-            "spatial_batchnorm",
-            given={"spatial_batchnorm_backward": spatial_backward},
-        )
-        for name, (fn, message) in SPATIAL_FORWARD.items()
-    ]
-    + [
-        Mutant(
-            "spatial_batchnorm_backward",
-            name,
-            {"spatial_batchnorm_backward": fn},
-            message,
-            "spatial_batchnorm",
-            given={"spatial_batchnorm_forward": spatial_forward},
-        )
-        for name, (fn, message) in SPATIAL_BACKWARD.items()
-    ]
-    + [
-        Mutant(
-            "layernorm_forward",
-            name,
-            {"layernorm_forward": fn},
-            message,
-            "layernorm",
-            given={"layernorm_backward": ln_backward},
-        )
-        for name, (fn, message) in LN_FORWARD.items()
-    ]
-    + [
-        Mutant(
-            "layernorm_backward",
-            name,
-            {"layernorm_backward": fn},
-            message,
-            "layernorm",
-            given={"layernorm_forward": ln_forward},
-        )
-        for name, (fn, message) in LN_BACKWARD.items()
-    ]
-)
+MUTANTS = [
+    *family("batchnorm_forward", BN_FORWARD, "batchnorm_forward"),
+    *family(
+        "batchnorm_backward",
+        BN_BACKWARD,
+        "batchnorm_backward",
+        given=_given("batchnorm_forward", "batchnorm_backward_alt"),
+    ),
+    *family(
+        "batchnorm_backward_alt",
+        BN_BACKWARD,
+        "batchnorm_backward_alt",
+        given=_given("batchnorm_forward", "batchnorm_backward"),
+    ),
+    *family(
+        "spatial_batchnorm_forward",
+        SPATIAL_FORWARD,
+        "spatial_batchnorm",
+        given={"spatial_batchnorm_backward": spatial_backward},
+    ),
+    *family(
+        "spatial_batchnorm_backward",
+        SPATIAL_BACKWARD,
+        "spatial_batchnorm",
+        given={"spatial_batchnorm_forward": spatial_forward},
+    ),
+    *family(
+        "layernorm_forward",
+        LN_FORWARD,
+        "layernorm",
+        given={"layernorm_backward": ln_backward},
+    ),
+    *family(
+        "layernorm_backward",
+        LN_BACKWARD,
+        "layernorm",
+        given={"layernorm_forward": ln_forward},
+    ),
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import Mutant
+from . import family
 
 
 def scratch_class(
@@ -216,15 +216,6 @@ FOLD = {
 
 
 MUTANTS = [
-    Mutant(
-        "scratch_batchnorm",
-        name,
-        {"ScratchBatchNorm": cls},
-        message,
-        "scratch_batchnorm",
-    )
-    for name, (cls, message) in SCRATCH.items()
-] + [
-    Mutant("fold_batchnorm", name, {"fold_batchnorm": fn}, message, "fold_batchnorm")
-    for name, (fn, message) in FOLD.items()
+    *family("scratch_batchnorm", SCRATCH, "scratch_batchnorm", "ScratchBatchNorm"),
+    *family("fold_batchnorm", FOLD, "fold_batchnorm"),
 ]

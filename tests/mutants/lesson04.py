@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Mutant
+from . import family
 
 
 def renorm_forward(
@@ -233,33 +233,19 @@ SCHEDULE.update(
 
 # The notebook's NumPy forward pass is given, not an exercise; the mutants
 # bring this copy of it, whose cache their backward passes read.
-MUTANTS = (
-    [
-        Mutant(
-            "batch_renorm_backward",
-            name,
-            {"batch_renorm_backward": fn},
-            message,
-            "batch_renorm_backward",
-            given={"batch_renorm_forward": renorm_forward},
-        )
-        for name, (fn, message) in RENORM_BACKWARD.items()
-    ]
-    + [
-        Mutant(
-            "batch_renorm",
-            name,
-            {"BatchRenorm": cls},
-            message,
-            "batch_renorm",
-            given={"batch_renorm_forward": renorm_forward},
-        )
-        for name, (cls, message) in RENORM.items()
-    ]
-    + [
-        Mutant(
-            "renorm_schedule", name, {"renorm_schedule": fn}, message, "renorm_schedule"
-        )
-        for name, (fn, message) in SCHEDULE.items()
-    ]
-)
+MUTANTS = [
+    *family(
+        "batch_renorm_backward",
+        RENORM_BACKWARD,
+        "batch_renorm_backward",
+        given={"batch_renorm_forward": renorm_forward},
+    ),
+    *family(
+        "batch_renorm",
+        RENORM,
+        "batch_renorm",
+        "BatchRenorm",
+        given={"batch_renorm_forward": renorm_forward},
+    ),
+    *family("renorm_schedule", SCHEDULE, "renorm_schedule"),
+]
