@@ -1,13 +1,15 @@
-"""Grading throughput: 30 submissions of notebook 02, with and without workers.
+"""Grading throughput: 30 submissions of notebook 02, without and with the sandbox.
 
-    python benchmarks/bench_grading.py [--size 30] [--cell-timeout 10]
+    python benchmarks/bench_grading.py [--size 30] [--cell-timeout 10] [--one-worker]
 
 Generates the class with ``tools/make_class.py`` (correct, partly correct,
 untouched and every kind of broken notebook, among them one that loops until
-its cell times out) and grades it with ``tools/grade.py`` twice: one worker,
-then one worker per core.  Prints the wall time and seconds per submission of
-each, and checks that both runs give the same scores.  Goal: the class in
-under 90 s on 2 cores.  The looping submission costs at least the cell time
+its cell times out) and grades it with ``tools/grade.py``, one worker per
+core: with ``--sandbox off``, then (where bubblewrap runs) ``--sandbox on``;
+``--one-worker`` adds a run with one worker.  Prints the wall time and seconds
+per submission of each and their ratio, and checks that every run gives the
+same scores.  Goal: the class in under 90 s on 2 cores, the sandbox costing at
+most ~20%.  The looping submission costs at least the cell time
 limit, so the figure depends on ``--cell-timeout`` (10 s here; the grader's
 default is 120 s).  Compare runs within one session: the machine is shared.
 """
@@ -29,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from tools import make_class  # noqa: E402
 
 
-def grade(files, out, jobs, cell_timeout):
+def grade(files, out, jobs, cell_timeout, box):
     start = time.perf_counter()
     subprocess.run(
         [
@@ -42,6 +44,8 @@ def grade(files, out, jobs, cell_timeout):
             str(jobs),
             "--cell-timeout",
             str(cell_timeout),
+            "--sandbox",
+            box,
             *map(str, files),
         ],
         check=True,
@@ -58,7 +62,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=30)
     parser.add_argument("--cell-timeout", type=int, default=10)
+    parser.add_argument("--one-worker", action="store_true")
     args = parser.parse_args(argv)
+    from tools.grading import sandbox
+
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bncourse-class-") as tmp:
         roster = make_class.make_class(Path(tmp) / "class", args.size)
@@ -70,20 +77,36 @@ def main(argv=None) -> int:
             f"{cores} CPU core(s)",
             flush=True,
         )
-        results = {}
-        for jobs in sorted({1, cores}):
-            elapsed, scores = grade(
-                files, Path(tmp) / f"grades-{jobs}.csv", jobs, args.cell_timeout
-            )
-            results[jobs] = scores
+        runs = [(cores, "off")]
+        if sandbox.availability()[0]:
+            runs.append((cores, "on"))
+        else:
+            print(f"  (no sandbox run: {sandbox.availability()[1]})")
+        if args.one_worker:
+            runs.append((1, "off"))
+        results, seconds = {}, {}
+        for jobs, box in runs:
+            out = Path(tmp) / f"grades-{jobs}-{box}.csv"
+            elapsed, scores = grade(files, out, jobs, args.cell_timeout, box)
+            results[jobs, box], seconds[jobs, box] = scores, elapsed
             print(
-                f"  {jobs} worker(s): {elapsed:6.1f} s for the class, "
-                f"{elapsed / len(files):5.2f} s per submission",
+                f"  {jobs} worker(s), sandbox {box:>3}: {elapsed:6.1f} s for the "
+                f"class, {elapsed / len(files):5.2f} s per submission",
                 flush=True,
             )
+        if (cores, "on") in seconds:
+            ratio = seconds[cores, "on"] / seconds[cores, "off"]
+            print(f"  sandbox / no sandbox: {ratio:.2f}x")
         first, *others = results.values()
-        same = all(scores == first for scores in others)
-        print(f"  same scores with every number of workers: {same}")
+        same = all(
+            {k: v[0] for k, v in scores.items()} == {k: v[0] for k, v in first.items()}
+            for scores in others
+        )
+        print(f"  same scores in every run: {same}")
+        for scores in others:
+            for key in sorted(first):
+                if scores.get(key) != first[key]:
+                    print(f"    {Path(key).name}: {first[key]} vs {scores.get(key)}")
     return 0 if same else 1
 
 

@@ -9,12 +9,10 @@
   generated cells' ids.
 * **nbgrader metadata** read through the accessors below (``graded``,
   ``grade_id``, ``points``, ``is_solution``), never by hand.
-* ``SCORE_MIME``: the output type through which a graded cell reports partial
-  credit (``{"earned": k, "possible": n}``).
 * Atomic writes and file hashing.
 
-The learner's kernel imports this module too (the quiz reports its score with
-``SCORE_MIME``), so it depends on the standard library alone.
+The learner's kernel imports this module too (the quiz writes its answers
+file with it), so it depends on the standard library alone.
 """
 
 from __future__ import annotations
@@ -36,8 +34,6 @@ SOLUTION_ONLY = "solution-only"
 SKIP_WHEN_GRADING = "skip-when-grading"
 HEADER_ID = "bncourse-header"
 NAV_ID = "bncourse-nav"
-
-SCORE_MIME = "application/vnd.bncourse.score+json"
 
 
 def marker(line: str, words: str) -> str | None:
@@ -134,15 +130,6 @@ def tags(cell) -> list[str]:
 def graded_cells(nb) -> list:
     """A notebook's graded code cells (with a grade id), in order."""
     return [c for c in nb.cells if c.cell_type == "code" and graded(c) and grade_id(c)]
-
-
-def reported_score(cell) -> dict | None:
-    """The score a graded cell displayed with SCORE_MIME, if any."""
-    for output in cell.get("outputs", []):
-        score = output.get("data", {}).get(SCORE_MIME)
-        if isinstance(score, dict):
-            return score
-    return None
 
 
 # --------------------------------------------------------------------------

@@ -16,8 +16,8 @@
   file carries a checksum: a corrupt or hand-edited file is reported, set
   aside (renamed, never deleted) and not trusted.  The checksum catches
   accidents and naive edits, not a determined cheat.
-* ``Quiz.report()`` prints the score and, for ``tools/grade.py``, emits it as a
-  ``application/vnd.bncourse.score+json`` output: one point per question.
+* ``Quiz.report()`` prints the score: one point per question.  The grader
+  scores the answers file with its own copy of this module.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from . import config, contract, course
 
 BANK_FILE = "quiz_bank.json"
 ANSWERS_FILE = "06_quiz.answers.json"  # the grader looks for this name
-SCORE_MIME = contract.SCORE_MIME
 # Not a secret: the checksum detects accidental or naive edits of the file.
 _SALT = "bncourse-quiz-v1"
 LESSONS = course.quiz_keys()  # derived from the lesson registry
@@ -344,23 +343,14 @@ class Quiz:
         )
 
     def report(self) -> None:
-        """Print the score; give it to the grader as one point per question.
+        """Print the score (one point per question); ``score()`` gives the numbers.
 
-        Returns nothing, so that the cell shows the score line only; use
-        ``score()`` for the numbers.
+        The grader does not read this: it scores the answers file itself, with
+        its own copy of this module (``tools/grading/worker.py``).
         """
-        right, total = self.score()
         print(self.summary())
-        score = {"earned": right, "possible": total}
         if self.problem:
             print(f"[quiz] note: {self.problem}; those answers were not used")
-            score["note"] = f"answers file not used: {self.problem}"
-        try:
-            from IPython.display import display
-
-            display({SCORE_MIME: score, "text/plain": ""}, raw=True)
-        except ImportError:  # plain Python: the printed line is enough
-            pass
 
     # -- handing in --------------------------------------------------------
 

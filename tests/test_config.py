@@ -74,3 +74,18 @@ def test_importing_helpers_changes_nothing():
         "assert 'torch' not in sys.modules, 'torch imported at import time'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_setup_gives_torch_one_thread_unless_asked(capsys):
+    import torch
+
+    import helpers
+
+    before = torch.get_num_threads()
+    try:
+        assert helpers.setup(seed=0).threads == 1 == torch.get_num_threads()
+        assert "(1 thread)" in capsys.readouterr().out
+        torch.set_num_threads(2)
+        assert helpers.setup(seed=0, threads=None).threads == 2
+    finally:
+        torch.set_num_threads(before)

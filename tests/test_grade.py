@@ -12,6 +12,7 @@ import pytest
 from helpers import course
 from tools import grade
 from tools import make_student as ms
+from tools.grading import plan, worker
 
 from . import conftest
 from .conftest import ROOT
@@ -23,22 +24,45 @@ def run_grader(tmp_path, paths, *extra):
     return conftest.run_grader(tmp_path / "grades.csv", paths, *extra)
 
 
-def test_build_notebook_uses_the_authoritative_tests_and_keeps_deleted_ones():
-    tests = grade.test_cells(ROOT / "solutions" / FIRST.filename)
+def test_the_course_tests_replace_the_learners_and_deleted_ones_still_run():
+    plans = plan.snapshot(ROOT / "solutions")
+    tests = plans[FIRST.stem]["tests"]
     assert tests, "lesson 00 has graded cells"
-    assert any(ms.BEGIN_HIDDEN in t.source for t in tests), "hidden tests are kept"
+    assert any(ms.BEGIN_HIDDEN in t["source"] for t in tests), "hidden tests are kept"
     learner = nbformat.read(ROOT / "notebooks" / FIRST.filename, 4)
     tampered = copy.deepcopy(learner)
     for cell in tampered.cells:
         if ms.graded(cell):
             cell.source = "pass  # the learner emptied the test"
-    built = grade.build_notebook(tampered, tests)
-    graded = [c for c in built.cells if ms.graded(c)]
-    assert [c.source for c in graded] == [t.source for t in tests]
+    built = worker.runnable_cells(tampered, tests)
+    assert [c["test"] for c in built if "test" in c] == [t["grade_id"] for t in tests]
+    assert not any("the learner emptied" in c.get("source", "") for c in built)
     deleted = copy.deepcopy(learner)
     deleted.cells = [c for c in deleted.cells if not ms.graded(c)]
-    built = grade.build_notebook(deleted, tests)
-    assert [c.source for c in built.cells[-len(tests) :]] == [t.source for t in tests]
+    built = worker.runnable_cells(deleted, tests)
+    assert [c.get("test") for c in built[-len(tests) :]] == [
+        t["grade_id"] for t in tests
+    ]
+
+
+def test_how_each_test_is_judged_comes_from_the_course():
+    plans = plan.snapshot(ROOT / "solutions")
+    modes = {
+        (stem, t["grade_id"]): t["mode"]
+        for stem, p in plans.items()
+        for t in p["tests"]
+    }
+    assert modes[("02_bn_forward_backward", "batchnorm_backward")] == "grader"
+    assert modes[("03_inference_running_stats", "scratch_batchnorm")] == "kernel"
+    assert modes[("03_inference_running_stats", "fold_batchnorm")] == "grader"
+    assert modes[("06_quiz", "quiz")] == "answers"
+    functions = {
+        t["grade_id"]: t["functions"] for t in plans["02_bn_forward_backward"]["tests"]
+    }
+    assert functions["batchnorm_backward"] == [
+        "batchnorm_backward",
+        "batchnorm_forward",
+    ]
 
 
 def test_lesson_is_found_from_metadata_or_file_name(tmp_path):
@@ -66,9 +90,10 @@ def test_csv_is_written_atomically_with_one_column_per_test(tmp_path):
         "00:t1",
         "00:t2",
         "error",
+        "notes",
     ]
-    assert table[1] == ["a.ipynb", "00_x", "2", "3", "2", "0", ""]
-    assert table[2][-1] == "not a valid notebook"
+    assert table[1] == ["a.ipynb", "00_x", "2", "3", "2", "0", "", ""]
+    assert table[2][-2] == "not a valid notebook"
     assert [p.name for p in tmp_path.iterdir()] == ["g.csv"]  # no temporary left
 
 
@@ -159,3 +184,22 @@ def test_grader_never_touches_its_own_solutions(tmp_path):
     assert rows[str(sub)]["total"] == "0"
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert nbformat.read(sub, 4).cells  # the submission itself is intact
+
+
+def test_an_exercise_solved_by_the_library_is_flagged_not_failed():
+    from helpers.checks import lesson02, lesson03
+    from tools.grading import flags
+
+    learner = nbformat.read(ROOT / "notebooks" / "02_bn_forward_backward.ipynb", 4)
+    given = [c.source for c in learner.cells if c.cell_type == "code"]
+    cheat = (
+        "def batchnorm_forward(x, gamma, beta, eps=1e-5):\n"
+        "    out = F.batch_norm(torch.from_numpy(x), None, None, training=True)\n"
+        "    return out.numpy(), None\n"
+    )
+    notes = flags.notes([*given, cheat], learner, lesson02.SHORTCUTS)
+    assert any("batchnorm_forward calls `F.batch_norm`" in n for n in notes), notes
+    assert flags.notes(given, learner, lesson02.SHORTCUTS) == []  # given code: no
+    scratch = "class ScratchBatchNorm(nn.BatchNorm2d):\n    pass\n"
+    notes = flags.notes([scratch], None, lesson03.SHORTCUTS)
+    assert any("ScratchBatchNorm calls `nn.BatchNorm2d`" in n for n in notes), notes

@@ -176,6 +176,7 @@ def test_check_names_a_stale_copy_and_regeneration_is_deterministic(tmp_path):
             ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__")
         )
     shutil.copy2(ROOT / "README.md", copy / "README.md")
+    shutil.copytree(ROOT / "data" / "reference", copy / "data" / "reference")
     stale = copy / "notebooks" / LESSONS[0]
     stale.write_text(stale.read_text().replace("Learning objectives", "Learning goals"))
     script = [sys.executable, str(copy / "tools" / "make_student.py")]

@@ -2,43 +2,46 @@
 
     python tools/grade.py --out grades.csv submissions/*.ipynb
         [--jobs N] [--timeout 600] [--cell-timeout 120] [--memory-mb 4096]
+        [--sandbox auto|on|off]
 
 For each submission the grader
 
 1. works out which lesson it is (notebook metadata written by the generator,
    else the ``NN_`` prefix of the file name);
-2. takes that lesson's graded test cells (nbgrader metadata ``grade: true``)
-   from the grader's own ``solutions/`` copy, hidden tests included, and puts
-   them in place of the submission's copies (a test cell the learner deleted
-   is appended at the end, so deleting a test never avoids it);
-3. runs the notebook top to bottom in its own fresh kernel, in a temporary
-   working directory, in fast mode with ``BNCOURSE_GRADING=1`` (a failed
-   check then raises), with a time limit per cell and per notebook and a
-   memory limit; cells tagged ``skip-when-grading`` (slow demonstrations that
-   no test needs) are not run;
-4. gives each test cell its points if it ran without an exception, else 0.
+2. takes that lesson's graded tests, hidden tests included, from its own
+   ``solutions/`` copy, read once before any submission runs (the
+   submission's own test cells, points and metadata count for nothing; a test
+   the learner deleted still runs, at the end);
+3. runs the submission's cells in order in a fresh kernel, in a sandbox
+   (``tools/grading/sandbox.py``), in a copy of the submission in a temporary
+   folder, in fast mode with ``BNCOURSE_GRADING=1``, with a time limit per
+   cell and per notebook and resource limits; cells tagged
+   ``skip-when-grading`` (demonstrations no test needs) are skipped;
+4. judges each test **outside the kernel** where it can
+   (``tools/grading/remote.py``): the grader's own checks, in its own process,
+   call the learner's functions in the kernel on inputs drawn here and compare
+   their outputs with PyTorch here; tests of learner-defined classes run in the
+   kernel with a pristine copy of the checks, and the library functions those
+   checks use are fingerprinted and compared here; the quiz is scored from its
+   answers file;
+5. gives each test its points if it passed, else 0, and notes what the code
+   does that an instructor should read (``tools/grading/flags.py``).
 
-Submissions run in parallel, each in its own worker process (default: one per
-core).  A submission that is not valid JSON, loops forever, kills its kernel,
+Submissions run in parallel, each in a forked child (default: one per core).
+A submission that is not valid JSON, loops forever, kills its kernel,
 allocates without bound or prints without end gets a row with its error; it
-never stops the others.  The CSV is written atomically (a temporary file
-renamed into place) once every row is in.
-
-This is not a security sandbox: the learner's code runs with your user's
-rights and can read or write any file you can.  For a real class, run the
-grader in a throw-away container (see the README's grading section).
+never stops the others.  The CSV is written atomically once every row is in.
+What the sandbox protects, and what it does not, is in the README.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import io
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import sys
@@ -52,14 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from helpers import contract  # noqa: E402
-
-SKIP_TAG = contract.SKIP_WHEN_GRADING
-OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
-# A graded cell may give partial credit by displaying this MIME type with
-# {"earned": k, "possible": n}: it then earns points * k / n (the quiz does).
-SCORE_MIME = contract.SCORE_MIME
-grade_id = contract.grade_id
-reported_score = contract.reported_score
+from tools.grading import plan, sandbox, worker  # noqa: E402
 
 
 @dataclass
@@ -69,6 +65,8 @@ class Row:
     tests: dict = field(default_factory=dict)  # grade_id -> [earned, max]
     error: str = ""
     seconds: float = 0.0
+    notes: list = field(default_factory=list)  # flags for the instructor
+    messages: dict = field(default_factory=dict)  # grade_id -> the check's words
 
     @property
     def total(self) -> float:
@@ -108,217 +106,8 @@ def test_cells(solution_path: Path) -> list:
     return contract.graded_cells(nbformat.read(solution_path, as_version=4))
 
 
-def snapshot_tests(solutions: Path) -> dict:
-    """Every lesson's graded cells, read once before any submission runs.
-
-    Workers get this snapshot (from the grader's private folder), never the
-    solutions folder itself: a submission that overwrites the solution files
-    cannot change how it, or any later submission, is graded.
-    """
-    snapshot = {}
-    for path in sorted(Path(solutions).glob("*.ipynb")):
-        snapshot[path.stem] = [dict(cell) for cell in test_cells(path)]
-    return snapshot
-
-
 def points_of(cell) -> float:
     return contract.points(cell, default=1.0)
-
-
-def build_notebook(submission, tests: list):
-    """The submission with the authoritative test cells in place."""
-    import nbformat
-
-    by_id = {grade_id(t): t for t in tests}
-    used, cells = set(), []
-    for cell in submission.cells:
-        if cell.get("cell_type") != "code":
-            continue
-        gid = grade_id(cell)
-        if gid in by_id:
-            if gid in used:  # a duplicated test cell runs once
-                continue
-            used.add(gid)
-            cells.append(copy.deepcopy(by_id[gid]))
-        else:
-            cell = nbformat.v4.new_code_cell(
-                source=str(cell.get("source", "")),
-                metadata={"tags": list(cell.get("metadata", {}).get("tags", []))},
-            )
-            cells.append(cell)
-    for test in tests:  # deleted test cells still run, at the end
-        if grade_id(test) not in used:
-            cells.append(copy.deepcopy(test))
-    out = nbformat.v4.new_notebook()
-    out.cells = cells
-    out.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    return out
-
-
-# --------------------------------------------------------------------------
-# the worker: one submission, one kernel
-# --------------------------------------------------------------------------
-
-
-def _client_class():
-    from nbclient import NotebookClient
-
-    class CappedClient(NotebookClient):
-        """Keeps at most OUTPUT_CAP bytes of output per cell (errors always)."""
-
-        def output(self, outs, msg, display_id, cell_index):
-            if SCORE_MIME in msg.get("content", {}).get("data", {}):
-                return super().output(outs, msg, display_id, cell_index)
-            if msg["msg_type"] != "error":
-                size = sum(len(json.dumps(o, default=str)) for o in outs)
-                if size > OUTPUT_CAP:
-                    return None
-            return super().output(outs, msg, display_id, cell_index)
-
-    return CappedClient
-
-
-def _write_json(path: Path, data: dict) -> None:
-    contract.write_atomic(path, json.dumps(data))
-
-
-def grade_in_worker(
-    submission: Path,
-    result_path: Path,
-    workdir: Path,
-    tests_file: Path,
-    cell_timeout: int,
-    deadline: float,
-) -> None:
-    """Grade one submission; write the result JSON after every test cell."""
-    import nbformat
-    from nbclient.exceptions import DeadKernelError
-
-    result = {"notebook": "", "tests": {}, "error": ""}
-
-    def save():
-        _write_json(result_path, result)
-
-    try:
-        nb = nbformat.read(submission, as_version=4)
-    except Exception as exc:  # not JSON, not a notebook, unreadable
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        result["error"] = f"not a valid notebook ({type(exc).__name__}: {first})"
-        save()
-        return
-    stem = lesson_of(nb, submission)
-    if stem is None:
-        result["error"] = (
-            "cannot tell which lesson this is (no course metadata and no NN_ "
-            "prefix in the file name)"
-        )
-        save()
-        return
-    result["notebook"] = stem
-    snapshot = json.loads(Path(tests_file).read_text())
-    if stem not in snapshot:
-        result["error"] = f"the grader has no tests for {stem}"
-        save()
-        return
-    tests = [nbformat.from_dict(cell) for cell in snapshot[stem]]
-    for test in tests:
-        result["tests"][grade_id(test)] = [0.0, points_of(test)]
-    save()
-
-    runnable = build_notebook(nb, tests)
-    client = _client_class()(
-        runnable,
-        shutdown_kernel="immediate",  # a graceful shutdown costs ~1 s per submission
-        timeout=cell_timeout,
-        interrupt_on_timeout=True,
-        error_on_timeout={
-            "ename": "CellTimeoutError",
-            "evalue": f"cell ran longer than {cell_timeout} s",
-            "traceback": [],
-        },
-        allow_errors=True,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(workdir)}},
-        iopub_timeout=10,
-        raise_on_iopub_timeout=False,
-    )
-    failed: dict[int, str] = {}
-
-    def on_error(cell, cell_index, execute_reply):
-        content = execute_reply.get("content", {})
-        failed[cell_index] = (
-            f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"
-        )
-
-    client.on_cell_error = on_error
-    index = 0
-    notes: list[str] = []
-
-    def where(i: int) -> str:
-        lines = [ln for ln in runnable.cells[i].source.splitlines() if ln.strip()]
-        first = lines[0].strip()[:50] if lines else ""
-        return f'code cell {i + 1} ("{first}")'
-
-    try:
-        with client.setup_kernel():
-            for index, cell in enumerate(runnable.cells):
-                if time.monotonic() > deadline:
-                    result["error"] = (
-                        f"notebook time limit reached before cell {index + 1} "
-                        f"of {len(runnable.cells)}"
-                    )
-                    break
-                if SKIP_TAG in cell.metadata.get("tags", []):
-                    continue
-                client.execute_cell(cell, index)
-                gid = grade_id(cell)
-                if gid in result["tests"] and index not in failed:
-                    most = result["tests"][gid][1]
-                    result["tests"][gid][0] = partial_credit(cell, most)
-                    note = (reported_score(cell) or {}).get("note")
-                    if note:
-                        notes.append(str(note)[:200])
-                save()
-    except DeadKernelError:
-        result["error"] = (
-            f"the kernel died in {where(index)}: os._exit, a crash, or the memory "
-            "limit; later cells did not run"
-        )
-    except Exception as exc:
-        result["error"] = f"grading stopped: {type(exc).__name__}: {exc}"[:300]
-    # Errors outside the test cells do not cost points by themselves, but the
-    # instructor should see them (a timeout, a MemoryError, a NameError ...).
-    test_indices = {i for i, c in enumerate(runnable.cells) if grade_id(c)}
-    others = [
-        f"{where(i)} raised {message.split(':', 1)[0]}"
-        for i, message in sorted(failed.items())
-        if i not in test_indices
-    ]
-    if others:
-        extra = "; ".join(others[:3]) + (
-            f" (+{len(others) - 3} more)" if len(others) > 3 else ""
-        )
-        result["error"] = "; ".join(filter(None, [result["error"], extra]))
-    if notes:
-        result["error"] = "; ".join(filter(None, [result["error"], *notes]))
-    save()
-
-
-def partial_credit(cell, most: float) -> float:
-    """Full points, or points * earned / possible if the cell reported a score."""
-    score = reported_score(cell)
-    if score is None:
-        return most
-    try:
-        fraction = float(score["earned"]) / float(score["possible"])
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return 0.0
-    return round(most * min(max(fraction, 0.0), 1.0), 2)
-
-
-# --------------------------------------------------------------------------
-# the parent: many submissions, a CSV
-# --------------------------------------------------------------------------
 
 
 def kernel_env(jobs: int) -> dict:
@@ -346,6 +135,7 @@ class Job:
     workdir: Path
     result_path: Path
     started: float
+    slot: int = 0
     proc: object = None  # a forked multiprocessing.Process
     killed: str = ""
 
@@ -356,8 +146,12 @@ class Job:
         return self.proc is not None and self.proc.is_alive()
 
 
-def _prepare(index: int, path: Path) -> Job:
-    """A private working directory with the submission (and its quiz answers)."""
+def _prepare(index: int, path: Path, private: Path, slot: int) -> Job:
+    """A working folder with a copy of the submission (and its quiz answers).
+
+    The submission itself is only read; the result goes to the grader's
+    private folder, which the kernel cannot see.
+    """
     from helpers import quiz
 
     workdir = Path(tempfile.mkdtemp(prefix="bncourse-grade-"))
@@ -366,10 +160,11 @@ def _prepare(index: int, path: Path) -> Job:
         path,
         Row(file=str(path)),
         workdir,
-        workdir / ".grade-result.json",
+        private / f"result-{index}.json",
         time.monotonic(),
+        slot,
     )
-    shutil.copy2(path, workdir / path.name)
+    shutil.copyfile(path, workdir / path.name)
     # The quiz's recorded answers travel with the notebook: either
     # <submission>.answers.json or, in a one-learner folder, the name the quiz
     # writes.  They are copied under the name the quiz reads.
@@ -378,7 +173,9 @@ def _prepare(index: int, path: Path) -> Job:
         path.with_name(quiz.ANSWERS_FILE),
     ):
         if answers.is_file():
-            shutil.copy2(answers, workdir / quiz.ANSWERS_FILE)
+            shutil.copyfile(answers, workdir / quiz.ANSWERS_FILE)
+            # the copy the grader scores: the kernel never sees it
+            shutil.copyfile(answers, private / f"answers-{index}.json")
             break
     return job
 
@@ -392,24 +189,47 @@ def _child(job: Job, args, env: dict) -> None:
     os.chdir(job.workdir)
     os.environ.clear()
     os.environ.update(env)
-    limit = args.memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # the kernel inherits it
-    grade_in_worker(
-        job.workdir / job.path.name,
-        job.result_path,
-        job.workdir,
-        Path(args.tests),
-        args.cell_timeout,
-        time.monotonic() + args.timeout,
+    uid = sandbox.kernel_uid(job.slot, args.uid_base) if args.sandbox_on else None
+    sandbox.set_limits(args.memory_mb, uid)  # the kernel inherits them
+    options = worker.Options(
+        cell_timeout=args.cell_timeout,
+        deadline=time.monotonic() + args.timeout,
+        memory_mb=args.memory_mb,
+        slot=job.slot,
+        sandbox=args.sandbox_on,
+        uid_base=args.uid_base,
+        answers=(job.result_path.parent / f"answers-{job.index}.json")
+        if (job.result_path.parent / f"answers-{job.index}.json").is_file()
+        else None,
     )
+    try:
+        worker.grade(
+            job.workdir / job.path.name,
+            job.result_path,
+            job.workdir,
+            args.plans,
+            args.learner_copies,
+            args.shortcuts,
+            options,
+            lesson_of,
+        )
+    except BaseException as exc:  # a bug of the grader's: say so in the row
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        failed = worker.Result(
+            error=f"the grader failed ({type(exc).__name__}: {exc}, "
+            f"{Path(where.filename).name} line {where.lineno})"[:400]
+        )
+        failed.save(job.result_path)
 
 
 def _start(job: Job, args, env: dict) -> None:
     """Fork a child that already has every module imported.
 
-    Forking saves each submission the ~2 s of importing nbformat and nbclient.
-    The grader needs POSIX (fork, process groups, resource limits): Linux or
-    macOS; on Windows, run it under WSL.
+    Forking saves each submission the seconds of importing nbclient, torch and
+    the checks.  The grader needs POSIX (fork, process groups, resource
+    limits): Linux or macOS; on Windows, run it under WSL.
     """
     import multiprocessing
 
@@ -439,26 +259,59 @@ def _finish(job: Job) -> Row:
     else:
         row.notebook = data.get("notebook", "")
         row.tests = {k: list(v) for k, v in data.get("tests", {}).items()}
+        row.messages = dict(data.get("messages", {}))
+        row.notes = list(data.get("notes", []))
         row.error = "; ".join(filter(None, [data.get("error"), job.killed]))
     row.seconds = time.monotonic() - job.started
     shutil.rmtree(job.workdir, ignore_errors=True)
     return row
 
 
+def _course_knowledge(args) -> None:
+    """Everything the workers need, read once from the grader's own files."""
+    import importlib
+
+    import nbformat
+
+    from helpers import course
+
+    args.plans = plan.snapshot(args.solutions)
+    args.learner_copies, args.shortcuts = {}, {}
+    for lesson in course.LESSONS:
+        copy_path = ROOT / "notebooks" / lesson.filename
+        if copy_path.is_file():
+            args.learner_copies[lesson.stem] = nbformat.read(copy_path, as_version=4)
+        if lesson.checks_module:
+            module = importlib.import_module(f"helpers.checks.{lesson.checks_module}")
+            args.shortcuts[lesson.stem] = dict(getattr(module, "SHORTCUTS", {}))
+    # imported once here: forked children share them
+    import matplotlib.pyplot  # noqa: F401
+    import nbclient  # noqa: F401
+    import torch  # noqa: F401
+
+    import helpers.checks  # noqa: F401
+
+
 def grade_all(paths: list[Path], args) -> list[Row]:
     env = kernel_env(args.jobs)
+    usable, why = sandbox.availability()
+    args.sandbox_on = args.sandbox != "off" and usable
+    args.uid_base = sandbox.uid_base(os.getpid())
+    if args.sandbox == "on" and not usable:
+        raise SystemExit(f"grade.py: --sandbox on, but the sandbox cannot run: {why}")
+    if not args.sandbox_on and not args.quiet:
+        reason = "--sandbox off" if args.sandbox == "off" else why
+        print(f"grade.py: WARNING: no sandbox ({reason}): {sandbox.UNPROTECTED}")
+    _course_knowledge(args)
     private = Path(tempfile.mkdtemp(prefix="bncourse-grader-"))
+    os.chmod(private, 0o700)
     try:
-        args.tests = private / "tests.json"
-        args.tests.write_text(json.dumps(snapshot_tests(args.solutions)))
-        import nbclient  # noqa: F401  (imported once here: forked children share it)
-
-        return _grade_all(paths, args, env)
+        return _grade_all(paths, args, env, private)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _grade_all(paths: list[Path], args, env) -> list[Row]:
+def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
     """Run up to ``args.jobs`` children at once; every submission gets a row.
 
     A single-threaded loop (forking from a threaded process is unsafe): start
@@ -468,13 +321,14 @@ def _grade_all(paths: list[Path], args, env) -> list[Row]:
     rows: dict[int, Row] = {}
     pending = list(enumerate(paths))
     running: list[Job] = []
+    free_slots = list(range(args.jobs))
     while pending or running:
-        while pending and len(running) < args.jobs:
+        while pending and free_slots:
             index, path = pending.pop(0)
             try:
                 if not Path(path).is_file():
                     raise FileNotFoundError("file not found")
-                job = _prepare(index, Path(path))
+                job = _prepare(index, Path(path), private, free_slots.pop(0))
                 _start(job, args, env)
                 running.append(job)
             except Exception as exc:  # a bug here must not lose the other rows
@@ -487,6 +341,7 @@ def _grade_all(paths: list[Path], args, env) -> list[Row]:
                 _kill(job)
             if not job.running():
                 running.remove(job)
+                free_slots.append(job.slot)
                 row = rows[job.index] = _finish(job)
                 if not args.quiet:
                     status = f"{row.total:g}/{row.maximum:g}" if row.tests else "-"
@@ -509,7 +364,9 @@ def write_csv(rows: list[Row], out: Path) -> None:
                 columns.append(key)
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
-    writer.writerow(["file", "notebook", "total", "maximum", *columns, "error"])
+    writer.writerow(
+        ["file", "notebook", "total", "maximum", *columns, "error", "notes"]
+    )
     for row in rows:
         cells = []
         for key in columns:
@@ -518,7 +375,10 @@ def write_csv(rows: list[Row], out: Path) -> None:
             cells.append("" if hit is None else f"{hit[0]:g}")
         total = f"{row.total:g}" if row.tests else ""
         maximum = f"{row.maximum:g}" if row.tests else ""
-        writer.writerow([row.file, row.notebook, total, maximum, *cells, row.error])
+        notes = "; ".join(row.notes)
+        writer.writerow(
+            [row.file, row.notebook, total, maximum, *cells, row.error, notes]
+        )
     contract.write_atomic(out, buffer.getvalue())
 
 
@@ -542,6 +402,13 @@ def parse_args(argv=None):
         help="address-space limit of each submission's kernel (default 4096)",
     )
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
+    parser.add_argument(
+        "--sandbox",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run kernels in bubblewrap: auto (if it can run, else warn), on "
+        "(refuse to grade without it), off",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     args.jobs = max(1, args.jobs)

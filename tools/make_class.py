@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.make_student import grade_id, graded  # noqa: E402
+from helpers.contract import grade_id, graded  # noqa: E402
 
 LESSON = "02_bn_forward_backward"
 TESTS = [
@@ -36,16 +36,31 @@ TESTS = [
     "layernorm",
 ]
 
-# A staged backward pass that forgets the branch through the mean (for the
-# solution's cache layout): a typical partly-correct answer.
-BACKWARD_MISSING_MEAN = """def batchnorm_backward(dout, cache):
-    x_hat, std, inv_std, gamma = cache
-    dbeta = dout.sum(axis=0)
-    dgamma = (dout * x_hat).sum(axis=0)
+# A partly-correct answer: a right forward pass and closed-form backward, and a
+# staged backward pass that forgets the branch through the mean.  They share
+# their own cache layout (x_hat, std, gamma), not the solution's.
+PARTLY_WRONG = {
+    "batchnorm_forward_answer": """def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    if x.shape[0] < 2:
+        raise ValueError("batch norm needs at least two examples")
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    std = np.sqrt(var + eps)
+    x_hat = (x - mu) / std
+    return gamma * x_hat + beta, (x_hat, std, gamma)
+""",
+    "batchnorm_backward_answer": """def batchnorm_backward(dout, cache):
+    x_hat, std, gamma = cache
     g = dout * gamma
-    dx = (g - x_hat * (g * x_hat).mean(axis=0)) * inv_std
-    return dx, dgamma, dbeta
-"""
+    dx = (g - x_hat * (g * x_hat).mean(axis=0)) / std
+    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+""",
+    "batchnorm_backward_alt_answer": """def batchnorm_backward_alt(dout, cache):
+    x_hat, std, gamma = cache
+    g = dout * gamma
+    dx = (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0)) / std
+    return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+""",
+}
 
 SNIPPETS = {
     "loop": "while True:\n    pass",
@@ -109,10 +124,7 @@ def build(kind, learner, answers, targets=tuple(EVIL_TARGETS)):
         nb = _with_answers(learner, answers, only={"batchnorm_forward_answer"})
         return nb, {**dict.fromkeys(TESTS, 0), "batchnorm_forward": "full"}, ""
     if kind == "backward_wrong":
-        nb = _with_answers(learner, answers)
-        for cell in nb.cells:
-            if grade_id(cell) == "batchnorm_backward_answer":
-                cell.source = BACKWARD_MISSING_MEAN
+        nb = _with_answers(learner, {**answers, **PARTLY_WRONG})
         return nb, {**full, "batchnorm_backward": 0}, ""
     if kind == "invalid_json":
         return '{"cells": [', None, "not a valid notebook"

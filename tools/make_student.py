@@ -57,6 +57,7 @@ from helpers import contract, course  # noqa: E402
 SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
 README = ROOT / "README.md"
+TIMINGS = ROOT / "data" / "reference" / "timings.json"  # tools/make_reference.py
 
 BEGIN_SOLUTION = contract.BEGIN_SOLUTION
 END_SOLUTION = contract.END_SOLUTION
@@ -181,9 +182,7 @@ def header_source(lesson: course.Lesson, copy_kind: str) -> str:
         badge,
         "",
         f"**Prerequisites:** {lesson.prerequisites}  ",
-        f"**Time:** about {lesson.minutes} minutes; in fast mode "
-        "(`BNCOURSE_FAST=1`) every cell together runs in about a minute on a "
-        "laptop CPU.",
+        f"**Time:** about {lesson.minutes} minutes of study. {run_times(lesson)}",
     ]
     if copy_kind == "solution":
         lines += [
@@ -194,6 +193,31 @@ def header_source(lesson: course.Lesson, copy_kind: str) -> str:
             "from this file.",
         ]
     return "\n".join(lines)
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
+
+
+def run_times(lesson: course.Lesson) -> str:
+    """The header's running times, from data/reference/timings.json (measured)."""
+    record = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    times = record.get("lessons", {}).get(lesson.stem, {})
+    made = record.get("provenance", {})
+    if not {"fast", "full"} <= set(times):
+        raise AuthoringError(
+            f"{TIMINGS.relative_to(ROOT)} has no fast and full times for "
+            f"{lesson.stem}: run `python tools/make_reference.py --timings "
+            f"solutions/{lesson.filename}`"
+        )
+    return (
+        f"Running every cell took {_minutes(times['fast'])} in fast mode "
+        f"(`BNCOURSE_FAST=1`) and {_minutes(times['full'])} in full mode on a "
+        f"{made.get('cores', '?')}-core CPU (measured {made.get('date', '?')}, cold "
+        "cache)."
+    )
 
 
 def nav_source(lesson: course.Lesson) -> str:

@@ -16,6 +16,16 @@ import numpy as np
 from .. import gradcheck
 from ._core import EPS, call, compare, ok, rel_error, run_check, shape_problem, wrong
 
+# Library calls that would solve an exercise for the learner: the grader
+# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+SHORTCUTS = {
+    "standardize_columns": (
+        r"\bbatch_norm\b",
+        r"\bStandardScaler\b",
+        r"\blayer_norm\b",
+    ),
+}
+
 # --------------------------------------------------------------------------
 # standardise columns
 # --------------------------------------------------------------------------

@@ -29,6 +29,13 @@ from ._core import (
 )
 from ._core import torch as torch_
 
+# Library calls that would solve an exercise for the learner: the grader
+# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+SHORTCUTS = {
+    "ScratchBatchNorm": (r"\bnn\.BatchNorm\w*", r"_BatchNorm\b", r"\bbatch_norm\b"),
+    "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
+}
+
 TOL = 1e-10
 NAME = "ScratchBatchNorm"
 BATCH_SIZES = (8, 3, 16, 5, 2)

@@ -31,6 +31,13 @@ from ._core import (
 )
 from ._core import torch as torch_
 
+# Library calls that would solve an exercise for the learner: the grader
+# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+SHORTCUTS = {
+    "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
+    "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
+}
+
 TOL = 1e-9
 NAME = "BatchRenorm"
 
@@ -59,15 +66,19 @@ def _numeric_grads(numpy_forward, x, gamma, beta, mean, std, dout, fixed=True):
     _, _, (r, d) = numpy_forward(x, gamma, beta, mean, std, RMAX, DMAX)
     extra = {"r": r, "d": d} if fixed else {}
 
-    def f(x_=x, g_=gamma, b_=beta):
-        return numpy_forward(x_, g_, b_, mean, std, RMAX, DMAX, **extra)[0]
+    def evaluate(variants):
+        calls = [
+            ((v["x"], v["gamma"], v["beta"], mean, std, RMAX, DMAX), extra)
+            for v in variants
+        ]
+        many = getattr(numpy_forward, "many", None)
+        results = many(calls) if many else [numpy_forward(*a, **k) for a, k in calls]
+        return [result[0] for result in results]
 
-    return (
-        gradcheck.numerical_gradient(lambda v: f(x_=v), x.copy(), dout),
-        gradcheck.numerical_gradient(lambda v: f(g_=v), gamma.copy(), dout),
-        gradcheck.numerical_gradient(lambda v: f(b_=v), beta.copy(), dout),
-        (r, d),
+    found = gradcheck.numerical_gradients(
+        evaluate, {"x": x, "gamma": gamma, "beta": beta}, dout
     )
+    return found["x"], found["gamma"], found["beta"], (r, d)
 
 
 # --------------------------------------------------------------------------

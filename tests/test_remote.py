@@ -1,0 +1,182 @@
+"""The grader's channel to the learner's kernel (tools/grading/remote.py).
+
+A stand-in kernel runs the channel's code in a namespace of its own, as
+IPython would, so the encoding both ways is tested without starting one;
+the real kernel path is tested by the grader's tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tools.grading import remote
+
+
+class FakeKernel:
+    """Executes code like a kernel: a user namespace, display() as an output."""
+
+    def __init__(self, **user):
+        self.user = dict(user)
+        self.space: dict = {}
+
+    def __call__(self, code: str) -> list:
+        outputs = []
+        import IPython.display
+
+        saved = IPython.display.display
+
+        def display(obj, raw=False):
+            outputs.append({"output_type": "display_data", "data": dict(obj)})
+
+        import builtins
+
+        IPython.display.display = display
+        builtins.get_ipython = lambda: types.SimpleNamespace(user_ns=self.user)
+        try:
+            exec(code, self.space)
+        finally:
+            IPython.display.display = saved
+            del builtins.get_ipython
+        return outputs
+
+
+def session_with(**user):
+    kernel = FakeKernel(**user)
+    return remote.Session(kernel), kernel
+
+
+def test_arrays_tuples_dicts_and_numbers_come_back_by_value():
+    def fn(x, d):
+        return x * 2, {"n": d["n"] + 1, "f": np.float32(0.5)}, None, float("nan")
+
+    session, _ = session_with(fn=fn)
+    f = remote.RemoteFunction(session, "fn")
+    out, d, none, nan = f(np.arange(3.0), {"n": 1})
+    assert np.array_equal(out, [0.0, 2.0, 4.0]) and out.dtype == np.float64
+    assert d["n"] == 2 and d["f"] == np.float32(0.5) and none is None
+    assert np.isnan(nan)
+
+
+def test_learner_exceptions_are_raised_here_with_their_type():
+    def fails(x):
+        raise ValueError("N < 2")
+
+    def todo(x):
+        raise NotImplementedError("hint")
+
+    class Odd(Exception):
+        pass
+
+    def odd(x):
+        raise Odd("mine")
+
+    session, _ = session_with(fails=fails, todo=todo, odd=odd)
+    with pytest.raises(ValueError, match="N < 2"):
+        remote.RemoteFunction(session, "fails")(1)
+    with pytest.raises(NotImplementedError):
+        remote.RemoteFunction(session, "todo")(1)
+    with pytest.raises(Exception) as info:
+        remote.RemoteFunction(session, "odd")(1)
+    assert type(info.value).__name__ == "Odd"
+    with pytest.raises(NameError):
+        remote.RemoteFunction(session, "missing")(1)
+
+
+def test_opaque_objects_stay_in_the_kernel_and_go_back_by_handle():
+    class Cache:
+        def __init__(self, x):
+            self.x = x
+
+    def forward(x):
+        return x + 1, Cache(x)
+
+    def backward(cache):
+        return cache.x * 3
+
+    session, _ = session_with(forward=forward, backward=backward)
+    out, cache = remote.RemoteFunction(session, "forward")(np.ones(2))
+    assert isinstance(cache, remote.Opaque) and cache.type_name == "Cache"
+    back = remote.RemoteFunction(session, "backward")(cache)
+    assert np.array_equal(back, [3.0, 3.0])
+
+
+def test_in_place_changes_and_module_state_are_copied_back():
+    def mutate(x):
+        x -= 1
+
+    def train_step(model):
+        model.zero_grad()
+        model(torch.ones(1, 2)).sum().backward()
+        with torch.no_grad():
+            model.weight.add_(1.0)
+
+    session, _ = session_with(mutate=mutate, train_step=train_step)
+    x = np.ones(3)
+    remote.RemoteFunction(session, "mutate")(x)
+    assert np.array_equal(x, [0.0, 0.0, 0.0])
+    model = nn.Linear(2, 1)
+    before = model.weight.detach().clone()
+    remote.RemoteFunction(session, "train_step")(model)
+    assert torch.allclose(model.weight, before + 1) and model.weight.grad is not None
+    remote.RemoteFunction(session, "train_step")(model)  # the same object there
+    assert torch.allclose(model.weight, before + 2)
+
+
+def test_torch_layers_come_back_rebuilt_and_identity_is_kept():
+    def fold(layer, bn):
+        new = nn.Conv2d(2, 3, 3, padding=1, bias=True).double()
+        return new
+
+    def same(layer):
+        return layer
+
+    session, _ = session_with(fold=fold, same=same)
+    layer = nn.Conv2d(2, 3, 3, padding=1).double()
+    got = remote.RemoteFunction(session, "fold")(layer, nn.BatchNorm2d(3).double())
+    assert isinstance(got, nn.Conv2d) and got.padding == (1, 1)
+    assert got(torch.ones(1, 2, 4, 4, dtype=torch.float64)).shape == (1, 3, 4, 4)
+    assert remote.RemoteFunction(session, "same")(layer) is layer
+
+
+def test_many_calls_make_one_round_trip():
+    calls = []
+    session, kernel = session_with(square=lambda v: v * v)
+    execute = kernel.__call__
+
+    def counting(code):
+        calls.append(code)
+        return execute(code)
+
+    session.execute = counting
+    f = remote.RemoteFunction(session, "square")
+    results = f.many([((float(i),), {}) for i in range(50)])
+    assert results == [float(i * i) for i in range(50)] and len(calls) == 1
+
+
+def test_a_reply_without_the_nonce_or_too_big_is_refused():
+    session, kernel = session_with(fn=lambda: 1)
+
+    def forged(code):
+        return [{"data": {remote.MIME: json.dumps({"nonce": "guess", "results": []})}}]
+
+    session.execute = forged
+    with pytest.raises(remote.RemoteError, match="did not answer"):
+        remote.RemoteFunction(session, "fn")()
+    decode = remote._Decoder(session, ())
+    with pytest.raises(remote.RemoteError):
+        decode({"__bnc__": "module", "module": "os", "class": "system"})
+    with pytest.raises(remote.RemoteError):
+        decode({"__bnc__": "nd", "dtype": "|O", "shape": [1], "b64": ""})
+    with pytest.raises(remote.RemoteError, match="nested"):
+        value = 1
+        for _ in range(remote.MAX_DEPTH + 2):
+            value = {"__bnc__": "list", "items": [value]}
+        decode(value)
+    assert isinstance(io.StringIO, type)

@@ -1,0 +1,528 @@
+"""Grade one submission: its kernel (sandboxed), the tests judged outside it.
+
+Runs in a forked child of ``tools/grade.py``.  The submission's cells run in
+the learner's kernel, in order; at each graded test the grader takes over
+(see ``plan``): most tests run here, in this process, with the learner's
+functions called in the kernel (``remote``); tests of learner-defined classes
+run in the kernel with a pristine copy of the checks, and the NumPy and torch
+functions those checks rely on are fingerprinted there and compared here.
+The result (scores, messages, errors, notes) is written after every test to a
+file in the grader's private folder, which the kernel cannot see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers import contract
+
+from . import flags, remote, sandbox
+
+OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
+SETUP_TIMEOUT = 300  # the setup cell imports torch: slow on a busy machine
+CALL_TIMEOUT = 120  # one call of a learner's function
+MESSAGE_CAP = 4000  # characters of a check's printed message kept per test
+
+# Library functions the in-kernel checks use: if the submission replaced one,
+# its fingerprint in the kernel differs from the grader's (name, module, code).
+FINGERPRINTED = (
+    "numpy.allclose",
+    "numpy.array_equal",
+    "numpy.isclose",
+    "numpy.abs",
+    "numpy.max",
+    "numpy.asarray",
+    "numpy.isfinite",
+    "numpy.testing.assert_allclose",
+    "torch.allclose",
+    "torch.equal",
+    "torch.isclose",
+    "torch.abs",
+    "torch.max",
+    "torch.from_numpy",
+    "torch.randn",
+    "torch.tensor",
+    "torch.Tensor.backward",
+    "torch.autograd.backward",
+    "torch.nn.functional.batch_norm",
+    "torch.nn.modules.batchnorm._BatchNorm.forward",
+    "torch.nn.Module.__call__",
+    "torch.nn.Module._call_impl",
+    "copy.deepcopy",
+    "builtins.isinstance",
+    "builtins.float",
+    "builtins.abs",
+    "builtins.max",
+    "builtins.getattr",
+)
+
+FINGERPRINT_CODE = """
+def __bnc_fingerprint(names):
+    import hashlib, importlib
+    out = {}
+    for name in names:
+        parts, obj = name.split("."), None
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr, None)
+            break
+        code = getattr(obj, "__code__", None)
+        out[name] = [type(obj).__name__, getattr(obj, "__module__", None),
+                     getattr(obj, "__qualname__", None),
+                     hashlib.sha256(code.co_code).hexdigest() if code else None]
+    return out
+"""
+
+
+@dataclass
+class Options:
+    cell_timeout: int
+    deadline: float
+    memory_mb: int
+    slot: int
+    sandbox: bool
+    answers: Path | None = None  # the grader's copy of a quiz's answers file
+    uid_base: int = sandbox.FIRST_UID
+
+
+@dataclass
+class Result:
+    notebook: str = ""
+    tests: dict = field(default_factory=dict)  # grade_id -> [earned, max]
+    messages: dict = field(default_factory=dict)  # grade_id -> what the check said
+    error: str = ""
+    notes: list = field(default_factory=list)
+
+    def save(self, path: Path) -> None:
+        contract.write_atomic(path, json.dumps(self.__dict__))
+
+
+def fingerprint(names=FINGERPRINTED) -> dict:
+    """The same fingerprint, computed in the grader's own (pristine) process."""
+    space: dict = {}
+    exec(FINGERPRINT_CODE, space)
+    return space["__bnc_fingerprint"](list(names))
+
+
+# --------------------------------------------------------------------------
+# the kernel
+# --------------------------------------------------------------------------
+
+
+def _client_class():
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        """Keeps at most OUTPUT_CAP bytes of output per cell (errors always)."""
+
+        def output(self, outs, msg, display_id, cell_index):
+            data = msg.get("content", {}).get("data", {})
+            if remote.MIME in data:  # the channel's replies are never capped
+                return super().output(outs, msg, display_id, cell_index)
+            if msg["msg_type"] != "error":
+                size = sum(len(json.dumps(o, default=str)) for o in outs)
+                if size > OUTPUT_CAP:
+                    return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return CappedClient
+
+
+def _kernel_manager(workdir: Path, private: Path, options: Options):
+    """A kernel in the sandbox (ipc sockets in its folder), or plain if it cannot."""
+    from jupyter_client import AsyncKernelManager  # nbclient's own kind
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    import helpers
+    from helpers import config
+
+    usable, _ = sandbox.availability()
+    if not (options.sandbox and usable):
+        return None
+    uid = sandbox.kernel_uid(options.slot, options.uid_base)
+    ipc = sandbox.prepare(workdir, uid)
+    spec = private / "kernels" / "bncourse-sandbox"
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = sandbox.launcher(
+        workdir, Path(helpers.__file__).parent, config.data_dir(), uid
+    )
+    contract.write_atomic(
+        spec / "kernel.json",
+        # "message": the kernel interrupts itself (SIGINT to its own process
+        # group, inside the sandbox); a signal from out here would reach bwrap
+        # first, and bwrap dies of SIGINT, taking the kernel with it.
+        json.dumps(
+            {
+                "argv": argv,
+                "display_name": "sandbox",
+                "language": "python",
+                "interrupt_mode": "message",
+            }
+        ),
+    )
+    return AsyncKernelManager(
+        kernel_name="bncourse-sandbox",
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]),
+        transport="ipc",
+        ip=str(ipc),
+        connection_file=str(private / "connection.json"),
+    )
+
+
+def _timeout_for(options: Options):
+    def timeout(cell) -> int:
+        if contract.SETUP_TAG in contract.tags(cell):
+            return max(SETUP_TIMEOUT, options.cell_timeout)
+        if "__bnc_channel_" in cell.source:
+            return max(CALL_TIMEOUT, options.cell_timeout)
+        return options.cell_timeout
+
+    return timeout
+
+
+# --------------------------------------------------------------------------
+# judging the tests
+# --------------------------------------------------------------------------
+
+
+def _grader_namespace(setup: str) -> dict:
+    """The grader's own imports, as the notebook's setup cell makes them."""
+    space: dict = {"__name__": "__bnc_grader__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(setup, "setup cell", "exec"), space)
+    return space
+
+
+def _judge_here(test: dict, base: dict, session) -> tuple[bool, str]:
+    """Run a test in this process; the learner's functions run in the kernel."""
+    space = dict(base)
+    for name in test["functions"]:
+        space[name] = remote.RemoteFunction(session, name)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(test["source"], f"test {test['grade_id']}", "exec"), space)
+    except Exception as exc:
+        text = printed.getvalue() + f"\n{type(exc).__name__}: {exc}"
+        return False, text.strip()[-MESSAGE_CAP:]
+    return True, printed.getvalue().strip()[-MESSAGE_CAP:]
+
+
+def _kernel_test_code(test: dict, setup: str, package: str, nonce: str) -> str:
+    """The test as a kernel cell: fresh imports and a pristine copy of the checks."""
+    return f"""
+def __bnc_test_{nonce}():
+    import importlib.util, sys
+    name = "__bnc_pristine_{nonce}"
+    spec = importlib.util.spec_from_file_location(
+        name, {package + "/__init__.py"!r}, submodule_search_locations=[{package!r}])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    space = {{"__name__": "__bnc_test__"}}
+    exec(compile({setup!r}, "setup", "exec"), space)
+    user = get_ipython().user_ns
+    for key in {sorted(test["functions"])!r} + {sorted(test.get("classes", []))!r}:
+        if key in user:
+            space[key] = user[key]
+    for key, value in user.items():
+        if key not in space and not key.startswith("_"):
+            space[key] = value  # the notebook's own objects (a model, a quiz)
+    space["checks"] = importlib.import_module(name + ".checks")
+    exec(compile({test["source"]!r}, "graded test", "exec"), space)
+__bnc_test_{nonce}()
+"""
+
+
+def _judge_in_kernel(test, setup, run_code, nonce) -> tuple[bool, str]:
+    import helpers
+
+    package = str(Path(helpers.__file__).parent)
+    outputs = run_code(_kernel_test_code(test, setup, package, nonce))
+    text = "".join(
+        o.get("text", "") for o in outputs if o.get("output_type") == "stream"
+    )
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    if errors:
+        err = errors[0]
+        return False, (text + f"\n{err.get('ename')}: {err.get('evalue')}")[
+            -MESSAGE_CAP:
+        ]
+    theirs = run_code(
+        FINGERPRINT_CODE + f"\nfrom IPython.display import display\nimport json\n"
+        f"display({{'{remote.MIME}': json.dumps({{'nonce': {nonce!r}, "
+        f"'print': __bnc_fingerprint({list(FINGERPRINTED)!r})}})}}, raw=True)"
+    )
+    found = None
+    for output in theirs:
+        data = output.get("data", {}).get(remote.MIME)
+        try:
+            reply = json.loads(data) if isinstance(data, str) else None
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and reply.get("nonce") == nonce:
+            found = reply.get("print")
+    mine = fingerprint()
+    if found is None:
+        return False, "the kernel did not return the library fingerprint"
+    replaced = sorted(k for k in mine if [*mine[k]] != [*found.get(k, [])])
+    if replaced:
+        return False, f"the submission replaced {', '.join(replaced[:5])}"
+    return True, text.strip()[-MESSAGE_CAP:]
+
+
+def _judge_answers(answers: Path) -> tuple[float, str]:
+    """The quiz: scored from its answers file by the grader's own helpers.quiz.
+
+    ``answers`` is the grader's private copy of the file handed in, taken
+    before the kernel started: what the notebook's code does to the file in
+    its folder changes nothing.
+    """
+    from helpers import quiz
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        mine = quiz.Quiz(answers_file=answers, verbose=False)
+    right, total = mine.score()
+    note = f"answers file not used: {mine.problem}" if mine.problem else ""
+    return (right / total if total else 0.0), note
+
+
+# --------------------------------------------------------------------------
+# one submission
+# --------------------------------------------------------------------------
+
+
+def _read(submission: Path, result: Result, lesson_of):
+    import nbformat
+
+    try:
+        nb = nbformat.read(submission, as_version=4)
+    except Exception as exc:  # not JSON, not a notebook, unreadable
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        result.error = f"not a valid notebook ({type(exc).__name__}: {first})"
+        return None, None
+    stem = lesson_of(nb, submission)
+    if stem is None:
+        result.error = (
+            "cannot tell which lesson this is (no course metadata and no NN_ "
+            "prefix in the file name)"
+        )
+        return None, None
+    result.notebook = stem
+    return nb, stem
+
+
+def runnable_cells(submission, tests: list[dict]) -> list:
+    """The submission's code cells with the course's tests in place of its own.
+
+    Each test is a marker cell (``{"test": grade_id}``), at the place of the
+    learner's copy of it; deleted tests come at the end; a duplicated test runs
+    once.  The submission's metadata counts for nothing but its tags (which
+    cells are setup and demonstrations): points, grade ids and cell types come
+    from the course.
+    """
+    by_id = {t["grade_id"]: t for t in tests}
+    used, cells = set(), []
+    for cell in submission.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        gid = contract.grade_id(cell)
+        if gid in by_id:
+            if gid not in used:
+                used.add(gid)
+                cells.append({"test": gid})
+            continue
+        cells.append(
+            {"source": str(cell.get("source", "")), "tags": contract.tags(cell)}
+        )
+    cells += [{"test": t["grade_id"]} for t in tests if t["grade_id"] not in used]
+    return cells
+
+
+def metadata_notes(submission, tests: list[dict]) -> list[str]:
+    """What the submission's own grading metadata claims that the course ignores."""
+    known = {t["grade_id"]: t for t in tests}
+    claims = []
+    for cell in submission.cells:
+        if not contract.graded(cell):
+            continue
+        gid = contract.grade_id(cell)
+        if gid not in known:
+            claims.append(f"a graded cell {gid!r} the course does not have")
+        elif contract.points(cell, known[gid]["points"]) != known[gid]["points"]:
+            claims.append(f"{contract.points(cell):g} points for {gid!r}")
+    if not claims:
+        return []
+    return ["submission metadata ignored (" + "; ".join(claims[:4]) + ")"]
+
+
+def _prepared(submission, result, plans, learner_copies, shortcuts, lesson_of):
+    """(plan, runnable cells) of a readable submission of a known lesson, or None."""
+    nb, stem = _read(submission, result, lesson_of)
+    if nb is None:
+        return None
+    if stem not in plans:
+        result.error = f"the grader has no tests for {stem}"
+        return None
+    plan = plans[stem]
+    for test in plan["tests"]:
+        result.tests[test["grade_id"]] = [0.0, test["points"]]
+    cells = runnable_cells(nb, plan["tests"])
+    code = [c["source"] for c in cells if "source" in c]
+    result.notes = flags.notes(code, learner_copies.get(stem), shortcuts.get(stem, {}))
+    result.notes += metadata_notes(nb, plan["tests"])
+    return plan, cells
+
+
+def grade(
+    submission: Path,
+    result_path: Path,
+    workdir: Path,
+    plans: dict,
+    learner_copies: dict,
+    shortcuts: dict,
+    options: Options,
+    lesson_of,
+) -> None:
+    """Grade one submission; the result file is rewritten after every test."""
+    result = Result()
+    found = _prepared(submission, result, plans, learner_copies, shortcuts, lesson_of)
+    result.save(result_path)
+    if found is None:
+        return
+    plan, cells = found
+    private = Path(tempfile.mkdtemp(prefix="bncourse-kernel-"))
+    try:
+        Run(plan, workdir, private, options, result, result_path).execute(cells)
+    finally:
+        import shutil
+
+        shutil.rmtree(private, ignore_errors=True)
+    result.save(result_path)
+
+
+class Run:
+    """One submission's kernel, the channel to it, and the tests as they come."""
+
+    def __init__(self, plan, workdir, private, options, result, result_path):
+        import nbformat
+
+        self.plan, self.options = plan, options
+        self.result, self.result_path = result, result_path
+        self.tests = {t["grade_id"]: t for t in plan["tests"]}
+        self.runnable = nbformat.v4.new_notebook()
+        self.runnable.cells = [nbformat.v4.new_code_cell("")]  # every cell's slot
+        self.runnable.metadata["kernelspec"] = {"name": "python3", "display_name": "P"}
+        self.client = _client_class()(
+            self.runnable,
+            km=_kernel_manager(workdir, private, options),
+            shutdown_kernel="immediate",
+            timeout=options.cell_timeout,
+            timeout_func=_timeout_for(options),
+            interrupt_on_timeout=True,
+            error_on_timeout={
+                "ename": "CellTimeoutError",
+                "evalue": "time limit",
+                "traceback": [],
+            },
+            allow_errors=True,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(workdir)}},
+            iopub_timeout=10,
+            raise_on_iopub_timeout=False,
+        )
+        self.replies: list[str] = []  # the execute reply's error (a timeout's too)
+        self.client.on_cell_error = self._on_error
+        self.session = remote.Session(self.run_code)
+        self.base = _grader_namespace(plan["setup"])
+        self.nonce = secrets.token_hex(8)
+        self.failed: list[str] = []
+
+    def _on_error(self, cell, cell_index, execute_reply) -> None:  # nbclient's hook
+        self.replies.append(execute_reply.get("content", {}).get("ename", "Error"))
+
+    def run_code(self, source: str, tags=()) -> list:
+        import nbformat
+
+        cell = nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)})
+        self.runnable.cells[0] = cell
+        self.replies.clear()
+        if os.environ.get("BNCOURSE_GRADER_TRACE"):
+            print(f"[grader] run {source[:60]!r}", file=sys.stderr, flush=True)
+        self.client.execute_cell(cell, 0)
+        return cell.get("outputs", [])
+
+    def execute(self, cells: list) -> None:
+        from nbclient.exceptions import DeadKernelError
+
+        position = 0
+        try:
+            with self.client.setup_kernel():
+                for position, cell in enumerate(cells, 1):
+                    if time.monotonic() > self.options.deadline:
+                        self.result.error = (
+                            f"notebook time limit reached before cell {position} "
+                            f"of {len(cells)}"
+                        )
+                        break
+                    self.step(position, cell)
+        except DeadKernelError:
+            self.result.error = (
+                f"the kernel died in code cell {position}: os._exit, a crash, or a "
+                "resource limit; later cells did not run"
+            )
+        except Exception as exc:
+            self.result.error = f"grading stopped: {type(exc).__name__}: {exc}"[:300]
+        if self.failed:
+            extra = "; ".join(self.failed[:3]) + (
+                f" (+{len(self.failed) - 3} more)" if len(self.failed) > 3 else ""
+            )
+            self.result.error = "; ".join(filter(None, [self.result.error, extra]))
+
+    def step(self, position: int, cell: dict) -> None:
+        """One cell of the submission, or one of the course's tests."""
+        if "test" in cell:
+            self.judge(self.tests[cell["test"]])
+            self.result.save(self.result_path)
+            return
+        if contract.SKIP_WHEN_GRADING in cell["tags"]:
+            return
+        outputs = self.run_code(cell["source"], cell["tags"])
+        errors = [o["ename"] for o in outputs if o.get("ename")]
+        if self.replies or errors:
+            lines = [ln for ln in cell["source"].splitlines() if ln.strip()]
+            first = lines[0].strip()[:50] if lines else ""
+            name = (self.replies or errors)[0]
+            self.failed.append(f'code cell {position} ("{first}") raised {name}')
+
+    def judge(self, test: dict) -> None:
+        gid, most, result = test["grade_id"], test["points"], self.result
+        if test["mode"] == "answers":
+            missing = Path("no answers file handed in")
+            fraction, note = _judge_answers(self.options.answers or missing)
+            result.tests[gid][0] = round(most * min(max(fraction, 0.0), 1.0), 2)
+            result.messages[gid] = f"{fraction:.0%} of the questions right"
+            if note:
+                result.notes.append(note[:200])
+            return
+        if test["mode"] == "kernel":
+            passed, message = _judge_in_kernel(
+                test, self.plan["setup"], self.run_code, self.nonce
+            )
+        else:
+            passed, message = _judge_here(test, self.base, self.session)
+        result.tests[gid][0] = most if passed else 0.0
+        result.messages[gid] = message
