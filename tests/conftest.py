@@ -60,3 +60,21 @@ def run_grader(out: Path, paths, *extra: str) -> dict:
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out, newline="") as f:
         return {row["file"]: row for row in csv.DictReader(f)}
+
+
+def quiz_solution_with_answers(folder: Path) -> Path:
+    """The quiz's solution copy handed in with an answers file: every answer right.
+
+    The grader scores the answers file handed in (never what the notebook
+    writes while it is graded), so a submission without one scores zero.
+    """
+    import shutil
+
+    from helpers import quiz
+
+    path = folder / "06_quiz_key.ipynb"
+    shutil.copyfile(ROOT / "solutions" / "06_quiz.ipynb", path)
+    key = quiz.Quiz(answers_file=folder / "06_quiz_key.answers.json", verbose=False)
+    for question in key.questions:
+        key.answer(question.id, sorted(question.correct))
+    return path

@@ -15,7 +15,7 @@ import pytest
 from helpers import quiz
 from tools import grade
 
-from .conftest import ROOT
+from .conftest import ROOT, quiz_solution_with_answers
 
 # `make test` installs Colab's versions there (ipywidgets 7.7.1 among them)
 W7 = ROOT / ".venv" / "colab"
@@ -269,12 +269,10 @@ def test_grader_scores_one_point_per_question(bank, tmp_path):
     for record in stored["answers"].values():
         record["correct"] = True
     (tmp_path / f"{lesson}_eve.answers.json").write_text(json.dumps(stored))
-    paths = [
-        ROOT / "solutions" / f"{lesson}.ipynb",
-        ROOT / "notebooks" / f"{lesson}.ipynb",
-        partial,
-        edited,
-    ]
+    untouched = tmp_path / "untouched" / f"{lesson}.ipynb"
+    untouched.parent.mkdir()
+    nbformat.write(copy.deepcopy(learner), untouched)
+    paths = [quiz_solution_with_answers(tmp_path), untouched, partial, edited]
     rows = run_grader(tmp_path, paths)
     solution, untouched, ada, eve = (rows[str(p)] for p in paths)
     total = len(bank)

@@ -511,8 +511,14 @@ class Run:
     def judge(self, test: dict) -> None:
         gid, most, result = test["grade_id"], test["points"], self.result
         if test["mode"] == "answers":
-            missing = Path("no answers file handed in")
-            fraction, note = _judge_answers(self.options.answers or missing)
+            if self.options.answers is None:
+                result.notes.append(
+                    "no answers file handed in (<notebook>.answers.json, or "
+                    "06_quiz.answers.json beside it): the quiz scores 0"
+                )
+                result.messages[gid] = "no answers file"
+                return
+            fraction, note = _judge_answers(self.options.answers)
             result.tests[gid][0] = round(most * min(max(fraction, 0.0), 1.0), 2)
             result.messages[gid] = f"{fraction:.0%} of the questions right"
             if note:
