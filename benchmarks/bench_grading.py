@@ -5,7 +5,8 @@
 Generates the class with ``tools/make_class.py`` (correct, partly correct,
 untouched and every kind of broken notebook, among them one that loops until
 its cell times out) and grades it with ``tools/grade.py``, one worker per
-core: with ``--sandbox off``, then (where bubblewrap runs) ``--sandbox on``;
+core: with ``--sandbox off``, then (where bubblewrap runs) ``--sandbox on``,
+then the same with ``--feedback`` and ``--report`` (the instructor's outputs);
 ``--one-worker`` adds a run with one worker.  Prints the wall time and seconds
 per submission of each and their ratio, and checks that every run gives the
 same scores.  Goal: the class in under 90 s on 2 cores, the sandbox costing at
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from tools import make_class  # noqa: E402
 
 
-def grade(files, out, jobs, cell_timeout, box):
+def grade(files, out, jobs, cell_timeout, box, extra=()):
     start = time.perf_counter()
     subprocess.run(
         [
@@ -46,6 +47,7 @@ def grade(files, out, jobs, cell_timeout, box):
             str(cell_timeout),
             "--sandbox",
             box,
+            *extra,
             *map(str, files),
         ],
         check=True,
@@ -97,6 +99,17 @@ def main(argv=None) -> int:
         if (cores, "on") in seconds:
             ratio = seconds[cores, "on"] / seconds[cores, "off"]
             print(f"  sandbox / no sandbox: {ratio:.2f}x")
+        box = "on" if (cores, "on") in seconds else "off"
+        extra = ["--feedback", f"{tmp}/feedback", "--report", f"{tmp}/report"]
+        out = Path(tmp) / "grades-outputs.csv"
+        elapsed, scores = grade(files, out, cores, args.cell_timeout, box, extra)
+        results[cores, box, "outputs"] = scores
+        ratio = elapsed / seconds[cores, box]
+        print(
+            f"  {cores} worker(s), sandbox {box:>3}, with feedback and report: "
+            f"{elapsed:6.1f} s ({ratio:.2f}x the same run without them)",
+            flush=True,
+        )
         first, *others = results.values()
         same = all(
             {k: v[0] for k, v in scores.items()} == {k: v[0] for k, v in first.items()}

@@ -84,15 +84,19 @@ def test_csv_is_written_atomically_with_one_column_per_test(tmp_path):
         table = list(csv.reader(f))
     assert table[0] == [
         "file",
+        "learner",
         "notebook",
         "total",
         "maximum",
         "00:t1",
         "00:t2",
+        "mistakes",
+        "quiz",
         "error",
         "notes",
     ]
-    assert table[1] == ["a.ipynb", "00_x", "2", "3", "2", "0", "", ""]
+    assert table[1][:7] == ["a.ipynb", "a", "00_x", "2", "3", "2", "0"]
+    assert table[1][-2:] == ["", ""]
     assert table[2][-2] == "not a valid notebook"
     assert [p.name for p in tmp_path.iterdir()] == ["g.csv"]  # no temporary left
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
@@ -47,6 +48,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from helpers import contract  # noqa: E402
-from tools.grading import plan, sandbox, worker  # noqa: E402
+from tools.grading import plan, report, sandbox, worker  # noqa: E402
 
 
 @dataclass
@@ -67,6 +69,10 @@ class Row:
     seconds: float = 0.0
     notes: list = field(default_factory=list)  # flags for the instructor
     messages: dict = field(default_factory=dict)  # grade_id -> the check's words
+    mistakes: dict = field(default_factory=dict)  # grade_id -> mistakes it named
+    learner: str = ""
+    quiz: dict = field(default_factory=dict)  # question id -> result (the quiz)
+    transcript: list = field(default_factory=list)  # the run, for feedback
 
     @property
     def total(self) -> float:
@@ -261,6 +267,14 @@ def _finish(job: Job) -> Row:
         row.tests = {k: list(v) for k, v in data.get("tests", {}).items()}
         row.messages = dict(data.get("messages", {}))
         row.notes = list(data.get("notes", []))
+        row.learner = str(data.get("learner", ""))
+        row.quiz = dict(data.get("quiz", {}))
+        row.transcript = list(data.get("transcript", []))
+        row.mistakes = {
+            gid: report.named_mistakes(message)
+            for gid, message in row.messages.items()
+            if gid in row.tests and row.tests[gid][0] < row.tests[gid][1]
+        }
         row.error = "; ".join(filter(None, [data.get("error"), job.killed]))
     row.seconds = time.monotonic() - job.started
     shutil.rmtree(job.workdir, ignore_errors=True)
@@ -355,7 +369,12 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
 
 
 def write_csv(rows: list[Row], out: Path) -> None:
-    """One row per submission; the file appears complete or not at all."""
+    """One row per submission; the file appears complete or not at all.
+
+    Columns: file, learner, notebook, total, maximum, one per test
+    (``NN:test_id``), then ``mistakes`` (JSON: test -> the mistakes its check
+    named), ``quiz`` (JSON: question -> result), ``error`` and ``notes``.
+    """
     columns: list[str] = []
     for row in rows:
         for gid in row.tests:
@@ -365,7 +384,18 @@ def write_csv(rows: list[Row], out: Path) -> None:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(
-        ["file", "notebook", "total", "maximum", *columns, "error", "notes"]
+        [
+            "file",
+            "learner",
+            "notebook",
+            "total",
+            "maximum",
+            *columns,
+            "mistakes",
+            "quiz",
+            "error",
+            "notes",
+        ]
     )
     for row in rows:
         cells = []
@@ -375,11 +405,68 @@ def write_csv(rows: list[Row], out: Path) -> None:
             cells.append("" if hit is None else f"{hit[0]:g}")
         total = f"{row.total:g}" if row.tests else ""
         maximum = f"{row.maximum:g}" if row.tests else ""
-        notes = "; ".join(row.notes)
+        learner = report.learner_id(row) if row.tests else ""
         writer.writerow(
-            [row.file, row.notebook, total, maximum, *cells, row.error, notes]
+            [
+                row.file,
+                learner,
+                row.notebook,
+                total,
+                maximum,
+                *cells,
+                json.dumps(row.mistakes, sort_keys=True) if row.mistakes else "",
+                json.dumps(row.quiz, sort_keys=True) if row.quiz else "",
+                row.error,
+                "; ".join(row.notes),
+            ]
         )
     contract.write_atomic(out, buffer.getvalue())
+
+
+def read_csv(path: Path) -> list[Row]:
+    """Rows back from a CSV this grader wrote (to merge shards)."""
+    rows = []
+    with open(path, newline="") as f:
+        for record in csv.DictReader(f):
+            row = Row(file=record["file"], notebook=record["notebook"])
+            row.learner = record.get("learner", "")
+            lesson = record["notebook"][:2]
+            for key, value in record.items():
+                if (
+                    key
+                    and re.fullmatch(r"\d\d:.+", key)
+                    and key[:2] == lesson
+                    and value
+                ):
+                    row.tests[key[3:]] = [float(value), 0.0]
+            row.mistakes = (
+                json.loads(record["mistakes"]) if record.get("mistakes") else {}
+            )
+            row.quiz = json.loads(record["quiz"]) if record.get("quiz") else {}
+            row.error = record.get("error", "")
+            row.notes = [n for n in record.get("notes", "").split("; ") if n]
+            rows.append(row)
+    return rows
+
+
+def _outputs(parser) -> None:
+    """The options for what is written besides the CSV (grading and merging)."""
+    parser.add_argument("--out", type=Path, default=Path("grades.csv"))
+    parser.add_argument(
+        "--feedback", type=Path, help="write one HTML page per submission here"
+    )
+    parser.add_argument(
+        "--report", type=Path, help="write the class report (HTML and CSV) here"
+    )
+    parser.add_argument(
+        "--format",
+        action="append",
+        default=[],
+        choices=("canvas", "moodle", "gradescope"),
+        help="also write a gradebook for Canvas or Moodle (<out>-canvas.csv ...) "
+        "or Gradescope results (gradescope/<submission>.json beside --out)",
+    )
+    parser.add_argument("--quiet", action="store_true")
 
 
 def parse_args(argv=None):
@@ -387,7 +474,7 @@ def parse_args(argv=None):
         description="Grade course notebooks into a CSV (see the module docstring)."
     )
     parser.add_argument("submissions", nargs="*", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("grades.csv"))
+    _outputs(parser)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--timeout", type=int, default=600, help="seconds per notebook (default 600)"
@@ -409,24 +496,118 @@ def parse_args(argv=None):
         help="run kernels in bubblewrap: auto (if it can run, else warn), on "
         "(refuse to grade without it), off",
     )
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--shard",
+        help="K/N: grade only the K-th of N shares of the submissions (a stable "
+        "split by file name), for several machines; join with `grade.py merge`",
+    )
     args = parser.parse_args(argv)
     args.jobs = max(1, args.jobs)
     if not args.submissions:
         parser.error("give at least one submission")
+    if args.shard:
+        match = re.fullmatch(r"(\d+)/(\d+)", args.shard)
+        if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+            parser.error("--shard takes K/N with 1 <= K <= N, e.g. 2/3")
+        args.shard = (int(match.group(1)), int(match.group(2)))
     return args
 
 
+def in_shard(path: Path, shard) -> bool:
+    """Stable: the same file lands in the same shard on every machine and run."""
+    if shard is None:
+        return True
+    k, n = shard
+    digest = hashlib.sha256(Path(path).name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n == k - 1
+
+
+def write_outputs(rows: list[Row], args) -> list[Path]:
+    """The CSV, and the feedback, report and gradebooks asked for."""
+    from helpers import course, quiz
+
+    write_csv(rows, args.out)
+    written = [args.out]
+    bank = None
+    if args.feedback or args.report:
+        try:
+            bank = quiz.load_bank()
+        except quiz.BankError:
+            bank = None
+    if args.feedback:
+        args.feedback.mkdir(parents=True, exist_ok=True)
+        names = Counter(Path(r.file).stem for r in rows)
+        for index, row in enumerate(rows):
+            if not row.tests:
+                continue
+            stem = Path(row.file).stem
+            name = stem if names[stem] == 1 else f"{index:04d}-{stem}"
+            page = args.feedback / f"{name}.html"
+            contract.write_atomic(page, report.feedback_html(row, bank))
+            written.append(page)
+    if args.report:
+        written += list(report.class_report(rows, args.report, bank))
+    for system in args.format:
+        if system == "gradescope":
+            folder = args.out.parent / "gradescope"
+            for row in rows:
+                target = folder / f"{Path(row.file).stem}.json"
+                contract.write_json_atomic(target, report.gradescope_results(row))
+                written.append(target)
+        else:
+            target = args.out.with_name(f"{args.out.stem}-{system}.csv")
+            written.append(report.gradebook(rows, target, system, course.LESSONS))
+    return written
+
+
+def merge_main(argv) -> int:
+    """``grade.py merge --out all.csv shard-*.csv``: one CSV (and outputs) of shards."""
+    parser = argparse.ArgumentParser(
+        prog="grade.py merge", description="Join the CSVs of graded shards."
+    )
+    parser.add_argument("shards", nargs="+", type=Path)
+    _outputs(parser)
+    parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
+    args = parser.parse_args(argv)
+    maxima = {
+        stem: {t["grade_id"]: t["points"] for t in p["tests"]}
+        for stem, p in plan.snapshot(args.solutions).items()
+    }
+    rows, seen = [], set()
+    for shard in args.shards:
+        for row in read_csv(shard):
+            if row.file in seen:
+                raise SystemExit(f"grade.py merge: {row.file} is in two shards")
+            seen.add(row.file)
+            for gid in row.tests:
+                row.tests[gid][1] = maxima.get(row.notebook, {}).get(gid, 0.0)
+            rows.append(row)
+    rows.sort(key=lambda r: r.file)
+    args.feedback = None  # feedback pages are written by each shard's run
+    written = write_outputs(rows, args)
+    if not args.quiet:
+        print(f"merged {len(rows)} rows from {len(args.shards)} shard(s): {written[0]}")
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
     args = parse_args(argv)
     start = time.monotonic()
-    rows = grade_all([Path(p) for p in args.submissions], args)
-    write_csv(rows, args.out)
+    paths = [Path(p) for p in args.submissions if in_shard(Path(p), args.shard)]
+    rows = grade_all(paths, args)
+    graded = time.monotonic() - start
+    write_outputs(rows, args)
     elapsed = time.monotonic() - start
     if not args.quiet:
+        extra = (
+            f" (+{elapsed - graded:.1f} s for the outputs)" if elapsed > graded else ""
+        )
         print(
-            f"graded {len(rows)} submission(s) in {elapsed:.1f} s with "
-            f"{args.jobs} worker(s); wrote {args.out}"
+            f"graded {len(rows)} submission(s) in {graded:.1f} s with "
+            f"{args.jobs} worker(s){extra}; wrote {args.out}"
         )
     return 0
 

@@ -105,6 +105,11 @@ class Result:
     messages: dict = field(default_factory=dict)  # grade_id -> what the check said
     error: str = ""
     notes: list = field(default_factory=list)
+    learner: str = ""  # from the notebook's metadata or the answers file, if any
+    quiz: dict = field(default_factory=dict)  # question id -> {correct, choice, ...}
+    # what the learner saw, for feedback: each cell's source and text output, or
+    # {"test": grade_id} where a test ran
+    transcript: list = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         contract.write_atomic(path, json.dumps(self.__dict__))
@@ -198,6 +203,22 @@ def _timeout_for(options: Options):
 # --------------------------------------------------------------------------
 
 
+def _text(outputs: list, cap: int = 4000) -> str:
+    """The text a cell showed (streams, plain-text results, errors), capped."""
+    parts = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            parts.append(str(output.get("text", "")))
+        elif output.get("output_type") == "error":
+            parts.append(f"{output.get('ename')}: {output.get('evalue')}")
+        else:
+            text = output.get("data", {}).get("text/plain")
+            if isinstance(text, str):
+                parts.append(text)
+    text = "".join(parts)
+    return text if len(text) <= cap else text[:cap] + "\n[... output cut]"
+
+
 def _grader_namespace(setup: str) -> dict:
     """The grader's own imports, as the notebook's setup cell makes them."""
     space: dict = {"__name__": "__bnc_grader__"}
@@ -284,7 +305,7 @@ def _judge_in_kernel(test, setup, run_code, nonce) -> tuple[bool, str]:
     return True, text.strip()[-MESSAGE_CAP:]
 
 
-def _judge_answers(answers: Path) -> tuple[float, str]:
+def _judge_answers(answers: Path) -> tuple[float, str, dict, str]:
     """The quiz: scored from its answers file by the grader's own helpers.quiz.
 
     ``answers`` is the grader's private copy of the file handed in, taken
@@ -297,7 +318,21 @@ def _judge_answers(answers: Path) -> tuple[float, str]:
         mine = quiz.Quiz(answers_file=answers, verbose=False)
     right, total = mine.score()
     note = f"answers file not used: {mine.problem}" if mine.problem else ""
-    return (right / total if total else 0.0), note
+    details = {
+        q.id: {
+            "lesson": q.lesson,
+            "answered": q.id in mine.answers,
+            "correct": bool(mine.answers.get(q.id, {}).get("correct")),
+            "choice": list(mine.answers.get(q.id, {}).get("choice", [])),
+            "attempts": int(mine.answers.get(q.id, {}).get("attempts", 0)),
+        }
+        for q in mine.questions
+    }
+    try:
+        learner = str(json.loads(answers.read_text()).get("learner", ""))[:100]
+    except (OSError, ValueError, AttributeError):
+        learner = ""
+    return (right / total if total else 0.0), note, details, learner
 
 
 # --------------------------------------------------------------------------
@@ -322,6 +357,9 @@ def _read(submission: Path, result: Result, lesson_of):
         )
         return None, None
     result.notebook = stem
+    meta = nb.get("metadata", {}).get("bncourse", {})
+    if isinstance(meta, dict) and isinstance(meta.get("learner"), str):
+        result.learner = meta["learner"][:100]
     return nb, stem
 
 
@@ -496,11 +534,16 @@ class Run:
         """One cell of the submission, or one of the course's tests."""
         if "test" in cell:
             self.judge(self.tests[cell["test"]])
+            self.result.transcript.append({"test": cell["test"]})
             self.result.save(self.result_path)
             return
         if contract.SKIP_WHEN_GRADING in cell["tags"]:
+            self.result.transcript.append({"source": cell["source"], "skipped": True})
             return
         outputs = self.run_code(cell["source"], cell["tags"])
+        self.result.transcript.append(
+            {"source": cell["source"][:20000], "output": _text(outputs)}
+        )
         errors = [o["ename"] for o in outputs if o.get("ename")]
         if self.replies or errors:
             lines = [ln for ln in cell["source"].splitlines() if ln.strip()]
@@ -518,7 +561,8 @@ class Run:
                 )
                 result.messages[gid] = "no answers file"
                 return
-            fraction, note = _judge_answers(self.options.answers)
+            fraction, note, result.quiz, learner = _judge_answers(self.options.answers)
+            result.learner = result.learner or learner
             result.tests[gid][0] = round(most * min(max(fraction, 0.0), 1.0), 2)
             result.messages[gid] = f"{fraction:.0%} of the questions right"
             if note:
