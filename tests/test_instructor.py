@@ -166,7 +166,10 @@ def test_three_shards_merged_equal_one_run(tmp_path):
         paths.append(tmp_path / f"00_learner{index}.ipynb")
         nbformat.write(nb, paths[-1])
     assert learner.cells
-    single = run_grader(tmp_path / "one.csv", paths)
+    outputs = ("--format", "canvas", "--format", "moodle")
+    single = run_grader(
+        tmp_path / "one.csv", paths, "--report", str(tmp_path / "one"), *outputs
+    )
     shards = []
     for k in (1, 2, 3):
         shards.append(tmp_path / f"shard{k}.csv")
@@ -186,6 +189,7 @@ def test_three_shards_merged_equal_one_run(tmp_path):
             str(merged),
             "--report",
             str(tmp_path / "report"),
+            *outputs,
             *map(str, shards),
         ],
         check=True,
@@ -199,6 +203,12 @@ def test_three_shards_merged_equal_one_run(tmp_path):
         f: {k: r[k] for k in keep} for f, r in single.items()
     }
     assert (tmp_path / "report" / "report.html").is_file()
+    for one, other in [
+        (tmp_path / "one" / "report.csv", tmp_path / "report" / "report.csv"),
+        (tmp_path / "one-canvas.csv", tmp_path / "merged-canvas.csv"),
+        (tmp_path / "one-moodle.csv", tmp_path / "merged-moodle.csv"),
+    ]:
+        assert one.read_text() == other.read_text(), other.name
 
 
 def test_the_gradescope_autograder_script_writes_results_json(tmp_path):

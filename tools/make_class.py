@@ -65,7 +65,13 @@ PARTLY_WRONG = {
 SNIPPETS = {
     "loop": "while True:\n    pass",
     "kill": "import os\nos._exit(1)",
-    "memory": "hoard = []\nwhile True:\n    hoard.append(bytearray(50_000_000))",
+    # the hoard is local, so the MemoryError frees it: a kept hoard makes the
+    # next cells' outcome depend on how close to the limit it stopped (a
+    # MemoryError there, or an abort that kills the kernel), not on the code
+    "memory": (
+        "def hoard():\n    kept = []\n    while True:\n"
+        "        kept.append(bytearray(50_000_000))\n\n\nhoard()"
+    ),
     "print": "print('x' * 100_000_000)",
     "evil": (
         "from pathlib import Path\n"
