@@ -146,7 +146,12 @@ LESSONS = (
         "it with batch norm and group norm over seeds.",
         "lessons 02 and 03",
         75,
-        references=("04_small_batches", "04_renorm"),
+        references=(
+            "04_small_batches",
+            "04_modes_bn",
+            "04_renorm",
+            "04_modes_renorm",
+        ),
     ),
     Lesson(
         "05",

@@ -3,7 +3,12 @@
 A lesson's markdown (or a quiz explanation) marks each number it quotes from a
 run, as an HTML comment that Jupyter, Colab and GitHub do not show::
 
-    renorm lifts batch norm from <!--= mean(R["04_renorm"]["batch 2"]["bn"]) | .1% -->35.6%<!--/-->
+    BN reaches <!--= mean(R["04_renorm"]["batch 2"]["bn"]) | .1% -->31.2%<!--/-->
+
+A qualitative claim the prose makes about a run ("larger than the spread",
+"falls below") is written next to it as ``<!--? EXPR -->``, an expression
+that must be true of the records; the generator refuses a notebook whose
+claim is false, and the test names it.
 
 ``EXPR`` is a Python expression over ``R`` (the records in ``data/reference/``,
 by name: each record's ``results``) and the functions below (``mean``,
@@ -34,6 +39,9 @@ PATTERN = re.compile(
 )
 
 
+CLAIM = re.compile(r"<!--\?\s*(?P<expr>.+?)\s*-->", re.S)
+
+
 class QuoteError(ValueError):
     """A marked number whose expression or record is wrong."""
 
@@ -55,6 +63,13 @@ def spread(values) -> float:
 def sem(values) -> float:
     """Standard error of the mean."""
     return statistics.stdev(values) / math.sqrt(len(values))
+
+
+def diff(a, b) -> list[float]:
+    """Paired differences a[i] - b[i] (one seed each: same start, same batches)."""
+    if len(a) != len(b):
+        raise QuoteError(f"paired differences of {len(a)} and {len(b)} values")
+    return [x - y for x, y in zip(a, b, strict=True)]
 
 
 def lo(values) -> float:
@@ -85,6 +100,7 @@ NAMES = {
     "mean": mean,
     "std": std,
     "spread": spread,
+    "diff": diff,
     "sem": sem,
     "lo": lo,
     "hi": hi,
@@ -107,7 +123,9 @@ def value(expr: str, records: Records | None = None):
     except QuoteError:
         raise
     except Exception as exc:
-        raise QuoteError(f"quoted number {expr!r}: {type(exc).__name__}: {exc}")
+        raise QuoteError(
+            f"quoted number {expr!r}: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def render(expr: str, spec: str, records: Records | None = None) -> str:
@@ -144,6 +162,17 @@ def stale(text: str, records: Records | None = None) -> list[str]:
     ]
 
 
+def claims(text: str) -> list[str]:
+    """Every claim marked in ``text`` (its expression)."""
+    return [m["expr"] for m in CLAIM.finditer(text)]
+
+
+def false_claims(text: str, records: Records | None = None) -> list[str]:
+    """The claims of ``text`` that its records do not bear out."""
+    records = Records() if records is None else records
+    return [expr for expr in claims(text) if not value(expr, records)]
+
+
 def plain(text: str) -> str:
-    """``text`` with the markers removed (for widgets that show raw HTML)."""
-    return PATTERN.sub(lambda m: m["text"], fill(text))
+    """``text`` with the markers removed, as written (``fill`` it first)."""
+    return CLAIM.sub("", PATTERN.sub(lambda m: m["text"], text))

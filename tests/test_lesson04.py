@@ -49,7 +49,22 @@ def test_reference_results_are_labelled_with_how_they_were_made():
     made = stored["provenance"]
     assert made["mode"] == "full" and made["torch"] and made["date"]
     results = stored["results"]
-    assert set(results) == {"batch 2", "batch 4", "batch 32", "non-i.i.d. 4×2"}
+    assert set(results) == {"batch 2", "batch 4", "batch 8", "batch 32", "grouped 2×4"}
     for by_norm in results.values():
         assert set(by_norm) == {"bn", "renorm", "groupnorm"}
-        assert all(len(accs) == 3 for accs in by_norm.values())  # three seeds
+        assert all(len(accs) == 5 for accs in by_norm.values())  # five seeds
+
+
+def test_one_run_gives_one_number_in_every_record():
+    """Seed 0 of a setting is the same run wherever it is recorded: no evaluation
+    in between re-estimated its statistics (the old records differed by 2 points)."""
+    from helpers import runs
+
+    renorm = runs.reference("04_renorm")["results"]
+    sweep = runs.reference("04_small_batches")["results"]
+    for size in ("2", "4", "8", "32"):
+        assert sweep[size]["accuracy"] == renorm[f"batch {size}"]["bn"][0], size
+    modes_bn = runs.reference("04_modes_bn")["results"]
+    modes_renorm = runs.reference("04_modes_renorm")["results"]
+    assert modes_bn["eval mode"] == renorm["grouped 2×4"]["bn"][0]
+    assert modes_renorm["eval mode"] == renorm["grouped 2×4"]["renorm"][0]

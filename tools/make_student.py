@@ -25,8 +25,10 @@ metadata are stripped.  Markers and metadata are read through
 The generator also writes, in *both* copies, what authors must not type by
 hand: the header cell (title, purpose, Colab badge for that copy,
 prerequisites, time), the Colab lines of the setup cell (from the repository
-constant in ``helpers/course.py``), the previous/next links, and the lesson
-table in README.md.  Output is deterministic, so ``--check`` can tell when a
+constant in ``helpers/course.py``), the previous/next links, the lesson
+table in README.md, and every number the markdown quotes from a run (marked
+``<!--= EXPR | SPEC -->...<!--/-->``, filled from ``data/reference/``; see
+``helpers/quotes.py``).  Output is deterministic, so ``--check`` can tell when a
 committed file differs from what would be generated.
 
 Why not nbgrader's ``generate_assignment``: it does not write the Colab lines,
@@ -52,12 +54,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python tools/make_student.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from helpers import contract, course  # noqa: E402
+from helpers import contract, course, quotes  # noqa: E402
 
 SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
 README = ROOT / "README.md"
 TIMINGS = ROOT / "data" / "reference" / "timings.json"  # tools/make_reference.py
+RECORDS = quotes.Records()  # numbers quoted in markdown (helpers/quotes.py)
 
 BEGIN_SOLUTION = contract.BEGIN_SOLUTION
 END_SOLUTION = contract.END_SOLUTION
@@ -329,6 +332,18 @@ def normalise_source(nb, lesson: course.Lesson):
             f"'{SETUP_TAG}' (found {len(setup)})"
         )
     setup[0].source = with_colab_block(setup[0].source)
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            try:
+                cell.source = quotes.fill(cell.source, RECORDS)
+                false = quotes.false_claims(cell.source, RECORDS)
+            except quotes.QuoteError as exc:
+                raise AuthoringError(f"{lesson.filename}: {exc}") from None
+            if false:
+                raise AuthoringError(
+                    f"{lesson.filename}: the records do not bear out the claim "
+                    f"{false[0]!r}: rewrite the prose, or rerun the experiment"
+                )
     header = _new_markdown(HEADER_ID, header_source(lesson, "solution"), HEADER_ID)
     nav = _new_markdown(NAV_ID, nav_source(lesson), NAV_ID)
     out = nbformat.v4.new_notebook()

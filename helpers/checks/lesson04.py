@@ -262,6 +262,22 @@ def _clip_mistakes(numpy_forward, rows, gamma, beta, mean, std, rmax, dmax, shap
     }
 
 
+UNBIASED = (
+    "the batch variance is unbiased (divided by N - 1, torch's default for "
+    "x.var()): Algorithm 1 uses the biased one, x.var(dims, correction=0)"
+)
+
+
+def _unbiased_mistake(rows, gamma, beta, mean, std, rmax, dmax, shape):
+    """The output with torch's default ``var()``, the likeliest slip."""
+    batch_mean = rows.mean(0)
+    batch_std = np.sqrt(rows.var(0, ddof=1) + EPS)
+    r = np.clip(batch_std / std, 1.0 / rmax, rmax)
+    d = np.clip((batch_mean - mean) / std, -dmax, dmax)
+    out = gamma * ((rows - batch_mean) / batch_std * r + d) + beta
+    return {UNBIASED: _from_rows(out, shape)}
+
+
 def _plain_bn_case(cls, numpy_forward, seed) -> Result:
     """With rmax=1 and dmax=0, batch renorm is batch norm."""
     torch = torch_()
@@ -288,9 +304,12 @@ def _plain_bn_case(cls, numpy_forward, seed) -> Result:
         want,
         tol=TOL,
         what="the output",
-        diagnoses=_clip_mistakes(
-            numpy_forward, x, gamma, beta, mean, std, 1.0, 0.0, x.shape
-        ),
+        diagnoses={
+            **_clip_mistakes(
+                numpy_forward, x, gamma, beta, mean, std, 1.0, 0.0, x.shape
+            ),
+            **_unbiased_mistake(x, gamma, beta, mean, std, 1.0, 0.0, x.shape),
+        },
     )
     if not result.passed:
         return result
@@ -311,6 +330,7 @@ def _output_result(label, out, numpy_forward, rows, gamma, beta, mean, std, shap
     mistakes = _clip_mistakes(
         numpy_forward, rows, gamma, beta, mean, std, RMAX, DMAX, shape
     )
+    mistakes.update(_unbiased_mistake(rows, gamma, beta, mean, std, RMAX, DMAX, shape))
     mistakes["normalised like eval mode (running statistics) in training mode"] = (
         _from_rows(gamma * (rows - mean) / std + beta, shape)
     )

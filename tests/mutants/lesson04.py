@@ -59,6 +59,7 @@ def renorm_class(
     validate=True,
     momentum_on="new",
     rebind_buffers=False,
+    correction=0,
 ):
     import torch
     from torch import nn
@@ -85,7 +86,7 @@ def renorm_class(
                 x_hat = (x - self.running_mean.view(view)) / self.running_std.view(view)
                 return x_hat * self.weight.view(view) + self.bias.view(view)
             mean = x.mean(dims)
-            var = x.var(dims, correction=0)
+            var = x.var(dims, correction=correction)
             std = torch.sqrt(var + self.eps)
             s, m = (std.detach(), mean.detach()) if detach else (std, mean)
             r = s / self.running_std
@@ -155,6 +156,7 @@ RENORM = {
         "momentum weighs the old value",
     ),
     "no input validation": (renorm_class(validate=False), "ValueError"),
+    "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
 }
 
 
