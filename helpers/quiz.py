@@ -16,8 +16,16 @@
   file carries a checksum: a corrupt or hand-edited file is reported, set
   aside (renamed, never deleted) and not trusted.  The checksum catches
   accidents and naive edits, not a determined cheat.
-* ``Quiz.report()`` prints the score: one point per question.  The grader
-  scores the answers file with its own copy of this module.
+* **Scoring policy.** Practice is unlimited: a learner may answer again after
+  seeing the explanation.  What counts for a grade is set by ``policy``:
+  ``"first"`` (the default: a point for a question answered right at the first
+  attempt), ``"weighted"`` (1/k points for a question first answered right at
+  attempt k) or ``"last"`` (the last answer, for practice only).  The grader
+  takes ``--quiz-policy`` (default ``first``) and writes each question's
+  attempts in its ``quiz`` column.
+* The score is shown in one place at a time: ``Quiz.report()`` displays the
+  same line as the widget and both are updated after every answer.  The
+  grader scores the answers file with its own copy of this module.
 """
 
 from __future__ import annotations
@@ -32,13 +40,24 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, contract, course
+from . import config, contract, course, quotes
 
 BANK_FILE = "quiz_bank.json"
 ANSWERS_FILE = "06_quiz.answers.json"  # the grader looks for this name
 # Not a secret: the checksum detects accidental or naive edits of the file.
 _SALT = "bncourse-quiz-v1"
 LESSONS = course.quiz_keys()  # derived from the lesson registry
+POLICIES = {
+    "first": "a point for each question answered right at the first attempt",
+    "weighted": "1/k points for a question first answered right at attempt k",
+    "last": "a point for each question whose last answer is right (practice)",
+}
+# catch-all options ("All of these", "None of the above") stay last, unshuffled
+CATCH_ALL = re.compile(
+    r"^(all of (these|the above)|all (two|three|four)|none of (these|the above)"
+    r"|both|neither)\W*$",
+    re.I,
+)
 
 
 class BankError(ValueError):
@@ -135,15 +154,25 @@ def load_bank(path=None) -> list[Question]:
     problems = validate_bank(raw)
     if problems:
         raise BankError(f"{path}: " + "; ".join(problems[:5]))
+    records = quotes.Records()
+
+    def shown(text: str) -> str:  # numbers quoted from the lessons' records
+        try:
+            return quotes.plain(quotes.fill(text, records))
+        except quotes.QuoteError as exc:
+            raise BankError(f"{path}: {exc}") from None
+
     return [
         Question(
             id=q["id"],
             lesson=q["lesson"],
-            text=q["text"],
-            options=tuple(q["options"]),
+            text=shown(q["text"]),
+            options=tuple(shown(o) for o in q["options"]),
             correct=frozenset(q["correct"]),
-            explanation=q["explanation"],
-            misconceptions={int(k): v for k, v in q.get("misconceptions", {}).items()},
+            explanation=shown(q["explanation"]),
+            misconceptions={
+                int(k): shown(v) for k, v in q.get("misconceptions", {}).items()
+            },
         )
         for q in raw
     ]
@@ -233,7 +262,15 @@ class Quiz:
         answers_file=None,
         seed: int = 0,
         verbose: bool = True,
+        policy: str = "first",
     ):
+        if policy not in POLICIES:
+            raise ValueError(
+                f"policy must be one of {sorted(POLICIES)}, not {policy!r}"
+            )
+        self.policy = policy
+        self._views: list = []  # displayed score lines, updated after each answer
+        self._summary = None
         self.questions = list(questions) if questions is not None else load_bank()
         self.by_id = {q.id: q for q in self.questions}
         self.learner = learner.strip()
@@ -245,10 +282,11 @@ class Quiz:
         self.order = order
         self.option_order = {}
         for q in self.questions:
-            perm = list(range(len(q.options)))
+            last = [i for i, o in enumerate(q.options) if CATCH_ALL.match(o)]
+            perm = [i for i in range(len(q.options)) if i not in last]
             key = f"{self.learner}|{q.id}".encode()
             random.Random(int(hashlib.sha256(key).hexdigest(), 16)).shuffle(perm)
-            self.option_order[q.id] = perm
+            self.option_order[q.id] = perm + last
         answers, problem = read_answers(self.path)
         self.answers = {k: v for k, v in answers.items() if k in self.by_id}
         self.problem = problem  # kept for report(): the grader shows it
@@ -293,15 +331,21 @@ class Quiz:
         chosen = self._indices(question, choice)
         right = set(chosen) == set(question.correct)
         previous = self.answers.get(question_id, {})
+        attempts = int(previous.get("attempts", 0)) + 1
+        right_at = previous.get("right_at") or (attempts if right else None)
         self.answers[question_id] = {
             "choice": list(chosen),
             "correct": right,
-            "attempts": int(previous.get("attempts", 0)) + 1,
+            "attempts": attempts,
+            "first_choice": previous.get("first_choice", list(chosen)),
+            "first_correct": previous.get("first_correct", right),
+            "right_at": right_at,
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"
             ),
         }
         write_answers(self.path, self.answers, self.learner)
+        self._refresh()
         return Feedback(question, right, chosen, self._message(question, chosen, right))
 
     def _message(self, question, chosen, right) -> str:
@@ -320,11 +364,28 @@ class Quiz:
 
     # -- scores ------------------------------------------------------------
 
-    def score(self) -> tuple[int, int]:
-        right = sum(
-            1 for q in self.questions if self.answers.get(q.id, {}).get("correct")
+    def points(self, question_id: str, policy: str | None = None) -> float:
+        """What one question earns under ``policy`` (default: this quiz's)."""
+        record = self.answers.get(question_id)
+        if not record:
+            return 0.0
+        policy = policy or self.policy
+        if policy == "last":
+            return 1.0 if record.get("correct") else 0.0
+        # files written before attempts were tracked: the last answer, if single
+        single = int(record.get("attempts", 1)) == 1
+        first = record.get("first_correct", bool(record.get("correct")) and single)
+        if policy == "first":
+            return 1.0 if first else 0.0
+        right_at = record.get("right_at") or (
+            1 if first else (None if not record.get("correct") else record["attempts"])
         )
-        return right, len(self.questions)
+        return 1.0 / right_at if right_at else 0.0
+
+    def score(self, policy: str | None = None) -> tuple[float, int]:
+        """(points, number of questions) under ``policy`` (default: this quiz's)."""
+        earned = sum(self.points(q.id, policy) for q in self.questions)
+        return earned, len(self.questions)
 
     def wrong_ids(self) -> list[str]:
         return [
@@ -334,21 +395,50 @@ class Quiz:
         ]
 
     def summary(self) -> str:
-        right, total = self.score()
+        earned, total = self.score()
         answered = sum(1 for q in self.questions if q.id in self.answers)
-        wrong = answered - right
+        now_right = sum(
+            1 for q in self.questions if self.answers.get(q.id, {}).get("correct")
+        )
+        policy = {"first": "first attempts", "weighted": "attempts-weighted"}.get(
+            self.policy, "last answers"
+        )
         return (
-            f"Score: {right}/{total} correct; {wrong} wrong, {total - answered} not "
-            "answered yet."
+            f"Score: {earned:g}/{total} ({policy}, as graded). Practice: {now_right} "
+            f"right now, {answered - now_right} wrong, {total - answered} not answered "
+            "yet."
         )
 
+    def _refresh(self) -> None:
+        """Every score line shown (widget, report cell) says the same."""
+        text = to_html(self.summary())
+        if self._summary is not None:
+            self._summary.value = text
+        for handle in self._views:
+            handle.update(self._bundle(), raw=True)
+
+    def _bundle(self) -> dict:
+        return {"text/html": to_html(self.summary()), "text/plain": self.summary()}
+
     def report(self) -> None:
-        """Print the score (one point per question); ``score()`` gives the numbers.
+        """Show the score (the same line as the widget's, updated after each answer).
 
         The grader does not read this: it scores the answers file itself, with
         its own copy of this module (``tools/grading/worker.py``).
         """
-        print(self.summary())
+        shell = None
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        except ImportError:
+            pass
+        if shell is not None and getattr(shell, "kernel", None) is not None:
+            from IPython.display import display
+
+            self._views.append(display(self._bundle(), raw=True, display_id=True))
+        else:
+            print(self.summary())
         if self.problem:
             print(f"[quiz] note: {self.problem}; those answers were not used")
 
@@ -370,20 +460,20 @@ class Quiz:
                 f"answers are saved in {self.path.name})"
             )
             return None
-        right, total = self.score()
+        earned, total = self.score()
         if "google.colab" in sys.modules:
             from google.colab import files
 
             print(
                 f"[quiz] Colab deletes {self.path.parent} when this runtime ends: "
-                f"your browser now downloads {self.path.name} ({right}/{total} "
-                "correct). Hand it in with this notebook (File > Download > "
+                f"your browser now downloads {self.path.name} ({earned:g}/{total} "
+                "points). Hand it in with this notebook (File > Download > "
                 "Download .ipynb); run this cell again after answering more."
             )
             files.download(str(self.path))
         else:
             print(
-                f"[quiz] hand in {self.path} ({right}/{total} correct) together "
+                f"[quiz] hand in {self.path} ({earned:g}/{total} points) together "
                 "with this notebook; it is saved after every answer."
             )
         return self.path
@@ -393,40 +483,12 @@ class Quiz:
     def _question_widget(self, number: int, question: Question):
         import ipywidgets as w
 
-        perm = self.option_order[question.id]
-        labels = [(question.options[i], i) for i in perm]
-        if question.multiple:
-            chooser = w.VBox(
-                [
-                    w.Checkbox(
-                        value=False,
-                        description=label,
-                        indent=False,
-                        layout=w.Layout(width="auto"),
-                    )
-                    for label, _ in labels
-                ]
-            )
-
-            def chosen():
-                return [
-                    index
-                    for (label, index), box in zip(
-                        labels, chooser.children, strict=True
-                    )
-                    if box.value
-                ]
-
-            hint = " <i>(select every correct answer)</i>"
-        else:
-            chooser = w.RadioButtons(
-                options=labels, value=None, layout=w.Layout(width="auto")
-            )
-
-            def chosen():
-                return [] if chooser.value is None else [chooser.value]
-
-            hint = ""
+        chooser = _choices(
+            [(question.options[i], i) for i in self.option_order[question.id]],
+            question.multiple,
+        )
+        chosen = chooser.chosen
+        hint = " <i>(select every correct answer)</i>" if question.multiple else ""
         title = w.HTMLMath(
             value=f"<b>{number}.</b> {to_html(question.text)}{hint}",
             layout=w.Layout(width="auto"),
@@ -446,11 +508,10 @@ class Quiz:
                     "<span style='color:#b35900'>Pick an answer first.</span>"
                 )
                 return
-            result = self.answer(question.id, picked)
+            result = self.answer(question.id, picked)  # refreshes the score line
             feedback.value = self._feedback_html(
                 question, result.chosen, result.correct
             )
-            self._summary.value = to_html(self.summary())
 
         check.on_click(on_check)
         box = w.VBox(
@@ -493,3 +554,58 @@ class Quiz:
 
         retry.on_click(on_retry)
         return w.VBox([questions, w.HBox([retry]), self._summary])
+
+
+def _choices(labels, multiple: bool):
+    """The options of one question, each rendered like the question (maths, code).
+
+    RadioButtons and Checkbox labels are plain text in ipywidgets 7 and 8, so
+    ``$...$`` would show raw.  Each option is a row: a checkbox without a label,
+    then an ``HTMLMath`` with the option's text.  For a single-answer question
+    the checkboxes behave as radio buttons (checking one clears the others).
+    The container's ``value`` is the chosen option index (single) or the list
+    of indices (multiple), in the bank's numbering.
+    """
+    import ipywidgets as w
+
+    class Choices(w.VBox):
+        def chosen(self) -> list[int]:
+            return [
+                i for i, box in zip(self.indices, self.boxes, strict=True) if box.value
+            ]
+
+        @property
+        def value(self):
+            picked = self.chosen()
+            return picked if self.multiple else (picked[0] if picked else None)
+
+        @value.setter
+        def value(self, choice):
+            wanted = set(choice if self.multiple else [choice])
+            for index, box in zip(self.indices, self.boxes, strict=True):
+                box.value = index in wanted
+
+    boxes, rows = [], []
+    for text, _ in labels:
+        box = w.Checkbox(
+            value=False, indent=False, layout=w.Layout(width="28px", flex="0 0 auto")
+        )
+        label = w.HTMLMath(value=to_html(text), layout=w.Layout(flex="1 1 auto"))
+        row = w.HBox([box, label], layout=w.Layout(align_items="center"))
+        row.add_class("bncourse-option")
+        boxes.append(box)
+        rows.append(row)
+    chooser = Choices(rows)
+    chooser.boxes, chooser.indices = boxes, [index for _, index in labels]
+    chooser.multiple = multiple
+    if not multiple:
+
+        def exclusive(change):
+            if change["new"]:
+                for other in boxes:
+                    if other is not change["owner"] and other.value:
+                        other.value = False
+
+        for box in boxes:
+            box.observe(exclusive, names="value")
+    return chooser

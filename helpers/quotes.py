@@ -72,6 +72,17 @@ def diff(a, b) -> list[float]:
     return [x - y for x, y in zip(a, b, strict=True)]
 
 
+def reach(history: dict, target: float):
+    """Training seconds (cumulative) at the first epoch whose test accuracy
+    reaches ``target``; None if none does (lesson 05's histories)."""
+    for accuracy, seconds in zip(
+        history["test_accuracy"], history["seconds"], strict=True
+    ):
+        if accuracy >= target:
+            return seconds
+    return None
+
+
 def lo(values) -> float:
     return min(values)
 
@@ -101,6 +112,7 @@ NAMES = {
     "std": std,
     "spread": spread,
     "diff": diff,
+    "reach": reach,
     "sem": sem,
     "lo": lo,
     "hi": hi,

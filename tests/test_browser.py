@@ -115,13 +115,37 @@ def lab(tmp_path):
         log.close()
 
 
-def _exact(text: str):
-    return re.compile("^" + re.escape(text) + "$")
-
-
 def _as_rendered(text: str, length: int = 30) -> str:
     """The start of a bank text as the browser shows it: no Markdown marks, no maths."""
     return re.sub(r"[*`]", "", text.split("$")[0])[:length]
+
+
+def _option(box, expected, question, index):
+    """The checkbox of option ``index`` (bank numbering) as this learner sees it."""
+    position = expected.option_order[question.id].index(index)
+    return box.locator(".bncourse-option").nth(position).locator("input")
+
+
+def _no_raw_markup_and_no_overlap(page, questions):
+    """Every question and option as rendered: no raw ``$`` or backtick (MathJax
+    and code rendered), and no option drawn over the next one."""
+    page.wait_for_function(  # MathJax typesets asynchronously
+        "() => !document.querySelector('.bncourse-question .MathJax_Processing')"
+    )
+    count = questions.count()
+    assert count == len(quiz.load_bank())
+    raw = []
+    for n in range(count):
+        box = questions.nth(n)
+        box.scroll_into_view_if_needed()
+        options = box.locator(".bncourse-option")
+        texts = [box.locator(".widget-htmlmath").first.inner_text()]
+        texts += options.all_inner_texts()
+        raw += [t for t in texts if "$" in t or "`" in t]
+        rects = [options.nth(i).bounding_box() for i in range(options.count())]
+        for upper, lower in zip(rects, rects[1:], strict=False):
+            assert upper["y"] + upper["height"] <= lower["y"] + 1, (n, upper, lower)
+    assert raw == [], f"raw markup shown: {raw[:3]}"
 
 
 def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
@@ -155,9 +179,7 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
             box = questions.nth(0)
 
             # a wrong answer first: the feedback must say so, with its misconception
-            box.locator(".widget-radio-box label").filter(
-                has_text=_exact(first.options[wrong])
-            ).click()
+            _option(box, expected, first, wrong).click()
             box.locator("button", has_text="Check").click()
             # locators are re-resolved at every poll, so a re-rendered widget is fine
             feedback = box.locator(".bncourse-feedback")
@@ -166,26 +188,18 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
 
             # then the right one: "Correct!" and the explanation
             right = sorted(first.correct)[0]
-            box.locator(".widget-radio-box label").filter(
-                has_text=_exact(first.options[right])
-            ).click()
+            _option(box, expected, first, right).click()
             box.locator("button", has_text="Check").click()
             expect(feedback).to_contain_text("Correct!")
             expect(feedback).to_contain_text(_as_rendered(first.explanation))
 
             # a second question, answered right
             box2 = questions.nth(1)
-            if second.multiple:
-                for i in sorted(second.correct):
-                    box2.locator("label").filter(
-                        has_text=_exact(second.options[i])
-                    ).click()
-            else:
-                box2.locator(".widget-radio-box label").filter(
-                    has_text=_exact(second.options[sorted(second.correct)[0]])
-                ).click()
+            for i in sorted(second.correct):
+                _option(box2, expected, second, i).click()
             box2.locator("button", has_text="Check").click()
             expect(box2.locator(".bncourse-feedback")).to_contain_text("Correct!")
+            _no_raw_markup_and_no_overlap(page, questions)
             box.scroll_into_view_if_needed()
             page.screenshot(path=str(shots / "quiz_feedback.png"))
             box.screenshot(path=str(shots / "quiz_question.png"))

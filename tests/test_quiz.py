@@ -116,8 +116,65 @@ def test_answers_are_recorded_saved_and_reloaded(bank, answers, capsys):
     assert stored["learner"] == "ada" and stored["answers"][q.id]["attempts"] == 2
     assert stored["answers"][q.id]["time"]
     again = quiz.Quiz(bank, learner="ada", answers_file=answers)
-    assert again.score() == (1, len(bank))
+    # wrong, then right: practice shows it right, the first attempt counted 0
+    assert again.score() == (0, len(bank))  # the default policy: first attempts
+    assert again.score("weighted") == (0.5, len(bank))
+    assert again.score("last") == (1, len(bank))
+    assert stored["answers"][q.id]["first_correct"] is False
+    assert stored["answers"][q.id]["right_at"] == 2
     assert "loaded 1 recorded answer" in capsys.readouterr().out
+
+
+def test_scoring_policies_reward_the_first_attempt_not_persistence(bank, tmp_path):
+    my = quiz.Quiz(bank, answers_file=tmp_path / "a.json")
+    right_away, persistent, gave_up = bank[0], bank[2], bank[3]
+    my.answer(right_away.id, sorted(right_away.correct))
+    for q in (persistent, gave_up):
+        wrong = next(i for i in range(len(q.options)) if i not in q.correct)
+        for _ in range(3):
+            my.answer(q.id, [wrong])
+    my.answer(persistent.id, sorted(persistent.correct))  # right at attempt 4
+    assert my.score("first")[0] == 1
+    assert my.score("weighted")[0] == pytest.approx(1.25)
+    assert my.score("last")[0] == 2
+    my.answer(right_away.id, [i for i in range(9) if i not in right_away.correct][:1])
+    assert my.score("first")[0] == 1, "a later wrong answer keeps the first point"
+    with pytest.raises(ValueError, match="policy"):
+        quiz.Quiz(bank, answers_file=tmp_path / "b.json", policy="best")
+
+
+def test_catch_all_options_come_last_for_every_learner(bank, tmp_path):
+    catch_all = [q for q in bank if any(quiz.CATCH_ALL.match(o) for o in q.options)]
+    assert catch_all, "the bank has catch-all options ('All of these')"
+    for learner in ("", "ada", "bob"):
+        my = quiz.Quiz(bank, learner=learner, answers_file=tmp_path / "a.json")
+        for q in catch_all:
+            shown = [q.options[i] for i in my.option_order[q.id]]
+            tail = [o for o in shown if quiz.CATCH_ALL.match(o)]
+            assert shown[-len(tail) :] == tail, (q.id, shown)
+
+
+def test_the_longest_option_gives_nothing_away(bank):
+    """The correct option is the strictly longest no more often than chance."""
+    single = [q for q in bank if not q.multiple]
+    longest = [
+        q
+        for q in single
+        if all(
+            len(q.options[next(iter(q.correct))]) > len(o)
+            for i, o in enumerate(q.options)
+            if i not in q.correct
+        )
+    ]
+    chance = sum(1 / len(q.options) for q in single)  # if lengths were random
+    assert len(longest) <= chance + 2, (len(longest), round(chance, 1))
+
+
+def test_no_option_shows_raw_code_marks(bank):
+    for q in bank:
+        for option in q.options:
+            shown = quiz.to_html(option)
+            assert "`" not in shown and "**" not in shown, (q.id, option)
 
 
 def test_unknown_question_or_option_is_refused_clearly(bank, answers):
@@ -197,16 +254,20 @@ check.click()
 assert "Correct!" in feedback.value, feedback.value
 multi = next(n for n, qid in enumerate(my.order) if my.by_id[qid].multiple)
 mq = my.by_id[my.order[multi]]
-boxes = questions.children[multi].children[1].children
-for index, cb in zip(my.option_order[mq.id], boxes):
-    cb.value = index in mq.correct
+questions.children[multi].children[1].value = sorted(mq.correct)
 questions.children[multi].children[2].children[0].click()
 assert "Correct!" in questions.children[multi].children[3].value
 second = questions.children[1]
 q2 = my.by_id[my.order[1]]
 second.children[1].value = [i for i in range(len(q2.options)) if i not in q2.correct][0]
 second.children[2].children[0].click()
-assert f"2/{{len(bank)}} correct; 1 wrong" in summary.value, summary.value
+assert f"Score: 1/{{len(bank)}} (first attempts" in summary.value, summary.value
+assert "Practice: 2 right now, 1 wrong" in summary.value, summary.value
+# a single-answer question's boxes act as radio buttons
+chooser.value = wrong
+chooser.boxes[(chooser.indices.index(sorted(q.correct)[0]))].value = True
+assert chooser.value == sorted(q.correct)[0]
+assert sum(b.value for b in chooser.boxes) == 1
 retry_row.children[0].click()
 assert len(questions.children) == 1, len(questions.children)
 stored = json.load(open({answers!r}))
@@ -262,6 +323,7 @@ def test_grader_scores_one_point_per_question(bank, tmp_path):
         my.answer(q.id, sorted(q.correct))
     for q in bank[10:12]:
         my.answer(q.id, [i for i in range(len(q.options)) if i not in q.correct][:1])
+    my.answer(bank[11].id, sorted(bank[11].correct))  # right at the 2nd attempt
     # a learner whose answers file was edited by hand
     edited = tmp_path / f"{lesson}_eve.ipynb"
     nbformat.write(copy.deepcopy(learner), edited)
@@ -280,6 +342,11 @@ def test_grader_scores_one_point_per_question(bank, tmp_path):
     assert untouched["total"] == "0"
     (quiz_cell,) = grade.test_cells(ROOT / "solutions" / f"{lesson}.ipynb")
     points = grade.points_of(quiz_cell)  # the quiz's weight in the grade
-    assert float(ada["total"]) == pytest.approx(10 * points / total)
+    assert float(ada["total"]) == pytest.approx(10 * points / total)  # first tries
+    per_question = json.loads(ada["quiz"])
+    assert per_question[bank[11].id]["attempts"] == 2
+    assert per_question[bank[11].id]["correct"]
+    assert not per_question[bank[11].id]["first_correct"]
+    assert per_question[bank[0].id]["points"] == 1.0
     assert eve["total"] == "0" and "edited by hand" in eve["notes"]
     assert Path(tmp_path / f"{lesson}_ada.answers.json").exists()  # untouched

@@ -201,6 +201,7 @@ def _child(job: Job, args, env: dict) -> None:
         cell_timeout=args.cell_timeout,
         deadline=time.monotonic() + args.timeout,
         memory_mb=args.memory_mb,
+        quiz_policy=getattr(args, "quiz_policy", "first"),
         slot=job.slot,
         sandbox=args.sandbox_on,
         uid_base=args.uid_base,
@@ -487,6 +488,13 @@ def parse_args(argv=None):
         type=int,
         default=4096,
         help="address-space limit of each submission's kernel (default 4096)",
+    )
+    parser.add_argument(
+        "--quiz-policy",
+        choices=("first", "weighted", "last"),
+        default="first",
+        help="what a quiz answer earns: right at the first attempt (default), "
+        "1/k if first right at attempt k, or the last answer (practice)",
     )
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
     parser.add_argument(

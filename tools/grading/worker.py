@@ -96,6 +96,7 @@ class Options:
     sandbox: bool
     answers: Path | None = None  # the grader's copy of a quiz's answers file
     uid_base: int = sandbox.FIRST_UID
+    quiz_policy: str = "first"  # helpers.quiz.POLICIES
 
 
 @dataclass
@@ -305,7 +306,15 @@ def _judge_in_kernel(test, setup, run_code, nonce) -> tuple[bool, str]:
     return True, text.strip()[-MESSAGE_CAP:]
 
 
-def _judge_answers(answers: Path) -> tuple[float, str, dict, str]:
+def quiz_policy_words(options) -> str:
+    from helpers import quiz
+
+    return f"policy {options.quiz_policy}: {quiz.POLICIES[options.quiz_policy]}"
+
+
+def _judge_answers(
+    answers: Path, policy: str = "first"
+) -> tuple[float, str, dict, str]:
     """The quiz: scored from its answers file by the grader's own helpers.quiz.
 
     ``answers`` is the grader's private copy of the file handed in, taken
@@ -315,7 +324,7 @@ def _judge_answers(answers: Path) -> tuple[float, str, dict, str]:
     from helpers import quiz
 
     with contextlib.redirect_stdout(io.StringIO()):
-        mine = quiz.Quiz(answers_file=answers, verbose=False)
+        mine = quiz.Quiz(answers_file=answers, verbose=False, policy=policy)
     right, total = mine.score()
     note = f"answers file not used: {mine.problem}" if mine.problem else ""
     details = {
@@ -325,6 +334,8 @@ def _judge_answers(answers: Path) -> tuple[float, str, dict, str]:
             "correct": bool(mine.answers.get(q.id, {}).get("correct")),
             "choice": list(mine.answers.get(q.id, {}).get("choice", [])),
             "attempts": int(mine.answers.get(q.id, {}).get("attempts", 0)),
+            "first_correct": bool(mine.answers.get(q.id, {}).get("first_correct")),
+            "points": mine.points(q.id),
         }
         for q in mine.questions
     }
@@ -561,10 +572,14 @@ class Run:
                 )
                 result.messages[gid] = "no answers file"
                 return
-            fraction, note, result.quiz, learner = _judge_answers(self.options.answers)
+            fraction, note, result.quiz, learner = _judge_answers(
+                self.options.answers, self.options.quiz_policy
+            )
             result.learner = result.learner or learner
             result.tests[gid][0] = round(most * min(max(fraction, 0.0), 1.0), 2)
-            result.messages[gid] = f"{fraction:.0%} of the questions right"
+            result.messages[gid] = (
+                f"{fraction:.0%} of the points ({quiz_policy_words(self.options)})"
+            )
             if note:
                 result.notes.append(note[:200])
             return
