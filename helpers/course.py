@@ -151,6 +151,7 @@ LESSONS = (
             "04_modes_bn",
             "04_renorm",
             "04_modes_renorm",
+            "04_attached",
         ),
     ),
     Lesson(
