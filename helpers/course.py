@@ -136,6 +136,7 @@ LESSONS = (
         "folding batch norm away for deployment.",
         "lessons 00 and 02; torch.nn.Module basics",
         75,
+        references=("03_tiny_batches",),
     ),
     Lesson(
         "04",

@@ -23,6 +23,7 @@ from ._core import (
     call,
     compare,
     expect_raises,
+    not_implemented,
     ok,
     run_check,
     wrong,
@@ -257,6 +258,14 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affin
 def _buffer_problem(label, at, module, ref, shadow):
     for buffer in ("running_mean", "running_var"):
         got = getattr(module, buffer)
+        if got.requires_grad or got.grad_fn is not None:
+            return wrong(
+                label,
+                f"{at}: {buffer} carries autograd history (it was updated outside "
+                "torch.no_grad()): every step then keeps the whole graph alive, and "
+                "copy.deepcopy(module) fails. Update the buffers in place under "
+                "torch.no_grad()",
+            )
         if not _close(got, getattr(ref, buffer)):
             reason = shadow.explain(buffer, got)
             return wrong(label, f"{at}: {reason or f'{buffer} differs from PyTorch`s'}")
@@ -401,6 +410,99 @@ def _bad_inputs(cls) -> list[Result]:
     return results
 
 
+def _untracked(cls, seed) -> Result:
+    """track_running_stats=False: batch statistics in both modes, no buffers."""
+    torch = torch_()
+    label = f"{NAME} track_running_stats=False"
+    try:
+        module = cls(4, track_running_stats=False).double()
+    except TypeError as exc:
+        return wrong(
+            label,
+            f"ScratchBatchNorm(4, track_running_stats=False) failed ({exc}): accept "
+            "the argument (default True), as torch.nn.BatchNorm1d does",
+        )
+    except NotImplementedError:
+        return not_implemented(label)
+    ref = torch.nn.BatchNorm1d(4, track_running_stats=False).double()
+    for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+        if getattr(module, buffer, None) is not None:
+            return wrong(
+                label,
+                f"{buffer} should be None without tracking "
+                f"(self.register_buffer('{buffer}', None)), as in torch",
+            )
+    gen = torch.Generator().manual_seed(seed)
+    for mode in ("train", "eval"):
+        getattr(module, mode)()
+        getattr(ref, mode)()
+        x = 3 * torch.randn(6, 4, generator=gen, dtype=torch.float64) + 1
+        out, problem = call(label, module, x)
+        if problem is not None:
+            return problem
+        if not _close(out, ref(x)):
+            return wrong(
+                label,
+                f"{mode} mode differs from torch's: without tracked statistics both "
+                "modes normalise with the batch's own (biased) statistics",
+            )
+    return ok(label, "batch statistics in both modes, no buffers, as torch")
+
+
+def _resets(cls, seed) -> Result:
+    """reset_running_stats() and reset_parameters(), as torch's _NormBase has."""
+    torch = torch_()
+    label = f"{NAME} reset_*()"
+    module, problem = _make(cls, label, 4)
+    if problem is not None:
+        return problem
+    module = module.double().train()
+    gen = torch.Generator().manual_seed(seed)
+    _, problem = call(label, module, torch.randn(5, 4, generator=gen).double() + 3)
+    if problem is not None:
+        return problem
+    for method in ("reset_running_stats", "reset_parameters"):
+        if not callable(getattr(module, method, None)):
+            return wrong(label, f"no {method}() method (torch's batch norm has one)")
+    with torch.no_grad():
+        module.weight.fill_(2.0)
+        module.bias.fill_(1.0)
+    try:
+        module.reset_running_stats()
+        after_stats = {
+            k: getattr(module, k).detach().clone()
+            for k in ("running_mean", "running_var", "num_batches_tracked", "weight")
+        }
+        module.reset_parameters()
+    except NotImplementedError:
+        return not_implemented(label)
+    except Exception as exc:
+        return wrong(label, f"a reset raised {type(exc).__name__}: {exc}")
+    if not (
+        torch.equal(after_stats["running_mean"], torch.zeros(4).double())
+        and torch.equal(after_stats["running_var"], torch.ones(4).double())
+        and int(after_stats["num_batches_tracked"]) == 0
+    ):
+        return wrong(
+            label,
+            "reset_running_stats() must set running_mean to 0, running_var to 1 "
+            "and num_batches_tracked to 0 (in place: zero_(), fill_(1))",
+        )
+    if not torch.equal(after_stats["weight"], torch.full((4,), 2.0).double()):
+        return wrong(label, "reset_running_stats() must not touch weight and bias")
+    if not (
+        torch.equal(module.weight.detach(), torch.ones(4).double())
+        and torch.equal(module.bias.detach(), torch.zeros(4).double())
+        and int(module.num_batches_tracked) == 0
+    ):
+        return wrong(
+            label,
+            "reset_parameters() must reset the statistics and set weight to 1, "
+            "bias to 0",
+        )
+    return ok(label, "reset_running_stats() and reset_parameters() as torch's")
+
+
 def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check a from-scratch batch-norm module against torch.nn.BatchNorm1d/2d."""
 
@@ -413,6 +515,8 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             results.append(_sequence(cls, shape_tail, 0.1, True, seed))
         results.append(_sequence(cls, (4, 3), None, True, seed + 1))
         results.append(_sequence(cls, (4,), 0.3, False, seed + 2))
+        results.append(_untracked(cls, seed + 3))
+        results.append(_resets(cls, seed + 4))
         results += _bad_inputs(cls)
         return results
 
@@ -536,6 +640,33 @@ def _fold_one(fn, kind, bias, seed) -> Result:
     return result
 
 
+def _fold_refusals(fn, seed) -> list[Result]:
+    """Folding needs fixed statistics: training mode and untracked BN are refused."""
+    torch = torch_()
+    layer, bn, _ = _trained_pair("linear", True, seed)
+    untracked = torch.nn.BatchNorm1d(bn.num_features, track_running_stats=False)
+    return [
+        expect_raises(
+            "fold_batchnorm training BN",
+            fn,
+            ValueError,
+            "a batch norm in training mode has no fixed statistics to fold (torch: "
+            "'Fusion only for eval!'); check bn.training",
+            layer,
+            copy.deepcopy(bn).train(),
+        ),
+        expect_raises(
+            "fold_batchnorm untracked BN",
+            fn,
+            ValueError,
+            "a batch norm with track_running_stats=False always uses batch "
+            "statistics (running_var is None): say so instead of a TypeError",
+            layer,
+            untracked.double().eval(),
+        ),
+    ]
+
+
 def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(layer, bn)`` returns one layer equal to layer -> bn (eval)."""
 
@@ -548,6 +679,7 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold_one(fn, "linear", False, seed + 1),
             _fold_one(fn, "conv", False, seed + 2),
             _fold_one(fn, "conv", True, seed + 3),
+            *_fold_refusals(fn, seed + 4),
         ]
 
     return run_check("fold_batchnorm", body, quiet=quiet, strict=strict)

@@ -19,22 +19,36 @@ def scratch_class(
     count="values",  # "examples": n = N instead of N*L
     stats_without_grad=False,
     validate=True,
+    untracked=True,  # False: track_running_stats=False keeps buffers anyway
+    resets=True,
+    buffers_in_graph=False,
 ):
     import torch
     from torch import nn
 
     class Scratch(nn.Module):
-        def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
+        def __init__(
+            self,
+            num_features,
+            eps=1e-5,
+            momentum=0.1,
+            affine=True,
+            track_running_stats=True,
+        ):
             super().__init__()
             self.num_features, self.eps = num_features, eps
             self.momentum, self.affine = momentum, affine
+            self.track = track_running_stats or not untracked
             if affine:
                 self.weight = nn.Parameter(torch.ones(num_features))
                 self.bias = nn.Parameter(torch.zeros(num_features))
             else:
                 self.register_parameter("weight", None)
                 self.register_parameter("bias", None)
-            if buffers:
+            if not self.track:
+                for name in ("running_mean", "running_var", "num_batches_tracked"):
+                    self.register_buffer(name, None)
+            elif buffers:
                 self.register_buffer("running_mean", torch.zeros(num_features))
                 self.register_buffer("running_var", torch.ones(num_features))
                 self.register_buffer("num_batches_tracked", torch.tensor(0))
@@ -42,6 +56,19 @@ def scratch_class(
                 self.running_mean = torch.zeros(num_features)
                 self.running_var = torch.ones(num_features)
                 self.num_batches_tracked = torch.tensor(0)
+            if resets:
+                self.reset_running_stats = self._reset_stats
+                self.reset_parameters = self._reset_parameters
+
+        def _reset_stats(self):
+            self.running_mean.zero_()
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+        def _reset_parameters(self):
+            self._reset_stats()
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
 
         def forward(self, x):
             if validate and (
@@ -51,7 +78,7 @@ def scratch_class(
             dims = [0] if axes == "batch only" else [0, *range(2, x.dim())]
             view = [1, -1] + [1] * (x.dim() - 2)
             n = x.numel() // x.shape[1] if count == "values" else x.shape[0]
-            use_batch = self.training or eval_uses_batch
+            use_batch = self.training or eval_uses_batch or not self.track
             if use_batch:
                 if validate and x.numel() // x.shape[1] < 2:
                     raise ValueError("one value per channel")
@@ -62,7 +89,14 @@ def scratch_class(
                     var = x.var(
                         dims, correction=1 if normalise_unbiased else 0, keepdim=True
                     )
-            if self.training or update_in_eval:
+            if self.track and buffers_in_graph and self.training:
+                self.num_batches_tracked += 1
+                m = self.momentum
+                self.running_mean = (1 - m) * self.running_mean + m * mean.flatten()
+                self.running_var = (
+                    1 - m
+                ) * self.running_var + m * var.flatten() * n / (n - 1)
+            elif self.track and (self.training or update_in_eval):
                 with torch.no_grad():
                     if count_batches:
                         self.num_batches_tracked += 1
@@ -131,6 +165,15 @@ SCRATCH = {
         "gradient differs",
     ),
     "no input validation": (scratch_class(validate=False), "did not raise ValueError"),
+    "track_running_stats ignored": (
+        scratch_class(untracked=False),
+        "None without tracking",
+    ),
+    "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
+    "buffers updated in the graph": (
+        scratch_class(buffers_in_graph=True),
+        "autograd history",
+    ),
 }
 
 
@@ -144,11 +187,14 @@ def fold_variant(
     in_place=False,
     copy_settings=True,
     make_bias=True,
+    refuse=True,
 ):
     import torch
     from torch import nn
 
     def fold(layer, bn):
+        if refuse and (bn.training or bn.running_var is None):
+            raise ValueError("fusion only for eval, with running statistics")
         if sequential:
             return nn.Sequential(layer, bn)
         std = torch.sqrt(bn.running_var + (bn.eps if eps else 0.0))
@@ -212,6 +258,10 @@ FOLD = {
         "copy every setting",
     ),
     "no bias created": (fold_variant(make_bias=False), "has no bias"),
+    "folds a batch norm in training mode": (
+        fold_variant(refuse=False),
+        "Fusion only for eval",
+    ),
 }
 
 
