@@ -23,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._notebook import load_solutions  # noqa: E402
-from helpers.timing import best_time, format_seconds  # noqa: E402
+from helpers.timing import best_time, format_seconds, load_warning  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -84,6 +84,9 @@ def main(argv=None) -> int:
         f"Python {platform.python_version()}, numpy {np.__version__}, "
         f"torch {torch.__version__}, {cores} CPU core(s) | best of {args.repeat}"
     )
+    busy = load_warning()  # the same warning as the lesson's timing cell
+    if busy:
+        print(f"  {busy}")
     for name, seconds in results.items():
         print(f"  {name:40s} {format_seconds(seconds):>10s}")
     torch_1 = results["torch forward+backward (1 thread)"]

@@ -21,7 +21,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._notebook import load_solutions  # noqa: E402
-from helpers.timing import best_time, format_seconds  # noqa: E402
+from helpers.timing import best_time, format_seconds, load_warning  # noqa: E402
 
 
 def vgg_like():
@@ -81,6 +81,9 @@ def main(argv=None) -> int:
         f"lesson 03 benchmark: eval-mode inference, batch {args.batch}, float32, "
         f"torch {torch.__version__}, {cores} CPU core(s), best of {args.repeat}"
     )
+    busy = load_warning()  # the same warning as the lesson's timing cell
+    if busy:
+        print(f"  {busy}")
     cases = [
         ("VGG-style CNN, 32x32 images", vgg_like(), (args.batch, 3, 32, 32)),
         ("MLP 784-256-256-10", mlp(), (args.batch, 784)),
