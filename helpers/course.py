@@ -116,6 +116,7 @@ LESSONS = (
         "the evidence on why batch norm works.",
         "lesson 00; gradient descent",
         60,
+        references=("01_subsets", "01_gradients", "01_figure1", "01_saturation"),
     ),
     Lesson(
         "02",

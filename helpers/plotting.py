@@ -23,6 +23,9 @@ COLORS = {
     "groupnorm": "#E69F00",  # group norm and other batch-free norms: orange
     "reference": "#555555",  # a reference, target or ideal: grey
 }
+# Series that are not methods (lesson 01's toy figures: subsets, weight scales,
+# activations), so that the colours above keep one meaning in every figure.
+SERIES = ("#000000", "#56B4E9", "#999999")  # black, sky blue, grey
 LABELS = {
     "bn": "with BN",
     "no_bn": "without BN",

@@ -122,6 +122,8 @@ NAMES = {
     "len": len,
     "round": round,
     "sum": sum,
+    "log10": math.log10,
+    "zip": zip,
     "sorted": sorted,
 }
 
