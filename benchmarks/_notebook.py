@@ -27,3 +27,23 @@ def load_solutions(stem: str, preamble: str = PREAMBLE):
         ):
             exec(compile(cell.source, f"{stem}.ipynb", "exec"), namespace)
     return namespace
+
+
+def write_record(path, name: str, params: dict, results: dict) -> None:
+    """A benchmark's results as a reference record (``helpers.runs``' format), so
+    that the lesson's quoted timings are generated from it (``helpers.quotes``)."""
+    from helpers import runs
+
+    params = {
+        k: (str(v) if not isinstance(v, (int, float, str)) else v)
+        for k, v in params.items()
+        if k != "record"
+    }
+    record = {
+        "name": name,
+        "params": params,
+        "provenance": {**runs.provenance(), "mode": "benchmark"},
+        "results": results,
+    }
+    runs.write_json(Path(path), record)
+    print(f"  wrote {path}")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._notebook import load_solutions  # noqa: E402
+from benchmarks._notebook import load_solutions, write_record  # noqa: E402
 from helpers.timing import best_time, format_seconds, load_warning  # noqa: E402
 
 
@@ -31,6 +31,12 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--d", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="also write the timings as a reference record (data/reference/"
+        "02_benchmark.json is the one lesson 02 quotes)",
+    )
     args = parser.parse_args(argv)
 
     sol = load_solutions("02_bn_forward_backward")
@@ -100,6 +106,8 @@ def main(argv=None) -> int:
     )
     print(f"  numpy f+b_alt / torch f+b ({cores} threads): {ours / torch_all:.2f}x")
     print(f"  backward_alt speed-up over staged:      {speedup:.2f}x  (goal >= 1.5)")
+    if args.record:  # the numbers lesson 02 quotes (helpers/quotes.py)
+        write_record(args.record, "02_benchmark", vars(args), results)
     return 0
 
 

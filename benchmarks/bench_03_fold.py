@@ -20,7 +20,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._notebook import load_solutions  # noqa: E402
+from benchmarks._notebook import load_solutions, write_record  # noqa: E402
 from helpers.timing import best_time, format_seconds, load_warning  # noqa: E402
 
 
@@ -73,6 +73,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="also write the timings as a reference record (data/reference/"
+        "03_benchmark.json is the one lesson 03 quotes)",
+    )
     args = parser.parse_args(argv)
     fold = load_solutions("03_inference_running_stats")["fold_batchnorm"]
     torch.manual_seed(0)
@@ -88,6 +94,7 @@ def main(argv=None) -> int:
         ("VGG-style CNN, 32x32 images", vgg_like(), (args.batch, 3, 32, 32)),
         ("MLP 784-256-256-10", mlp(), (args.batch, 784)),
     ]
+    results = {}
     for name, model, shape in cases:
         model = randomise_statistics(model)
         fast = folded(model, fold)
@@ -98,12 +105,19 @@ def main(argv=None) -> int:
                 torch.set_num_threads(threads)
                 t_bn = best_time(lambda m=model, x=x: m(x), repeat=args.repeat)
                 t_fold = best_time(lambda m=fast, x=x: m(x), repeat=args.repeat)
+                results.setdefault(name, {})[str(threads)] = {
+                    "with BN": t_bn,
+                    "folded": t_fold,
+                    "max difference": error,
+                }
                 print(
                     f"  {name:28s} {threads} thread(s): "
                     f"with BN {format_seconds(t_bn):>9s}"
                     f", folded {format_seconds(t_fold):>9s}, speed-up "
                     f"{t_bn / t_fold:.2f}x (max |diff| {error:.1e})"
                 )
+    if args.record:  # the numbers lesson 03 quotes (helpers/quotes.py)
+        write_record(args.record, "03_benchmark", vars(args), results)
     return 0
 
 

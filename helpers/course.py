@@ -127,6 +127,7 @@ LESSONS = (
         "to convolutions and layer norm.",
         "lesson 00; NumPy broadcasting; the chain rule",
         90,
+        references=("02_benchmark",),
     ),
     Lesson(
         "03",
@@ -137,7 +138,7 @@ LESSONS = (
         "folding batch norm away for deployment.",
         "lessons 00 and 02; torch.nn.Module basics",
         75,
-        references=("03_tiny_batches",),
+        references=("03_tiny_batches", "03_benchmark"),
     ),
     Lesson(
         "04",
