@@ -78,3 +78,56 @@ def test_hidden_shapes_work_with_float32_and_small_batches(learner_mode):
     out, _ = forward_ok(x, np.ones(3), np.zeros(3))
     assert out.shape == (2, 3)
     assert checks.batchnorm_forward(forward_ok, shape=(2, 9), seed=13, quiet=True)
+
+
+# --------------------------------------------------------------------------
+# mistakes no list foresees: combinations, stray factors, broadcasting
+# --------------------------------------------------------------------------
+
+
+def _lines(report):
+    lines = report.lines()
+    return lines if isinstance(lines, str) else " | ".join(lines)
+
+
+def test_a_combination_of_forward_mistakes_is_named_by_an_invariant(learner_mode):
+    def both(x, g, b, eps=1e-5):  # unbiased variance and eps outside the root
+        return m.bn_forward(x, g, b, eps, ddof=1, eps_out=True)
+
+    report = checks.batchnorm_forward(both)
+    assert "spread is not gamma" in _lines(report), _lines(report)
+
+
+def test_a_combination_of_backward_mistakes_is_named_per_gradient(learner_mode):
+    def both(dout, cache):  # no mean branch and no gamma: no listed mistake
+        return m.bn_backward(dout, cache, mean_branch=False, gamma_factor=False)
+
+    def no_variance_no_gamma(dout, cache):
+        return m.bn_backward(dout, cache, var_branch=False, gamma_factor=False)
+
+    text = _lines(checks.batchnorm_backward(forward_ok, both))
+    assert "does not sum to zero" in text, text
+    text = _lines(checks.batchnorm_backward(forward_ok, no_variance_no_gamma))
+    assert "branch through the variance" in text, text
+
+
+def test_a_stray_factor_is_named_even_when_no_mistake_lists_it(learner_mode):
+    def doubled(dout, cache):
+        dx, dgamma, dbeta = m.bn_backward(dout, cache)
+        return 2.0 * dx, dgamma, dbeta
+
+    def bessel(dout, cache):
+        dx, dgamma, dbeta = m.bn_backward(dout, cache)
+        return dx * 16 / 15, dgamma, dbeta  # the check's batch has N = 16
+
+    assert "exactly 2 times" in _lines(checks.batchnorm_backward(forward_ok, doubled))
+    assert "N/(N-1)" in _lines(checks.batchnorm_backward(forward_ok, bessel))
+
+
+def test_a_broadcast_error_says_which_axis(learner_mode):
+    def per_example(x, g, b, eps=1e-5):  # statistics over axis 1 without keepdims
+        mu, var = x.mean(axis=1), x.var(axis=1)
+        return g * (x - mu) / np.sqrt(var + eps) + b, None
+
+    text = _lines(checks.batchnorm_forward(per_example))
+    assert "axis 1, per example" in text and "reduces over axis 0" in text, text

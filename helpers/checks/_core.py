@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,7 +225,8 @@ def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
             name,
             ERROR,
             f"raised {type(exc).__name__}: {message} "
-            "(call the function yourself to see the full traceback)",
+            + (broadcast_hint(message, args) or "")
+            + "(call the function yourself to see the full traceback)",
         )
     for i, snap in before:
         if snap is not None and not _same(snap, args[i]):
@@ -354,6 +356,83 @@ def shape_problem(
     return None
 
 
+def broadcast_hint(message: str, args=()) -> str | None:
+    """Which axis a NumPy or torch broadcast error came from, in words.
+
+    The usual cause in these exercises: a statistic reduced over the wrong axis
+    (shape ``(N,)`` where ``(D,)`` was meant, or the reverse) or a reduction
+    without ``keepdims`` on an image tensor.
+    """
+    shapes = re.findall(r"\(([\d, ]+)\)", message)
+    if not ("broadcast" in message or "must match the size" in message):
+        return None
+    batch = next(
+        (a.shape for a in args if hasattr(a, "shape") and len(a.shape) >= 2), None
+    )
+    if batch is None:
+        return "(a broadcasting error: print the shapes of the arrays combined) "
+    n, d = batch[0], batch[1]
+    sizes = {int(x) for shape in shapes for x in shape.replace(" ", "").split(",") if x}
+    if n != d and n in sizes and len(batch) == 2:
+        return (
+            f"(the batch has N = {n} examples and D = {d} features: an array of "
+            f"length {n} is a statistic taken over axis 1, per example; batch "
+            "norm reduces over axis 0, per feature) "
+        )
+    if len(batch) == 4:
+        return (
+            "(on (N, C, H, W) input, reduce over axes (0, 2, 3) with keepdims=True, "
+            "or reshape to (N*H*W, C) with the channels last) "
+        )
+    return "(a broadcasting error: print the shapes of the arrays combined) "
+
+
+def factor_diagnosis(
+    got, want, known: Mapping[str, object] | None = None
+) -> str | None:
+    """``got`` is ``want`` times a constant, or per feature times a known vector.
+
+    ``known`` maps a name (``"N/(N-1)"``, ``"gamma"``) to the scalar or
+    per-feature factor a mistake would introduce.  Returns a message naming the
+    factor, or None when ``got`` is not a multiple of ``want``.  This survives
+    combinations the listed diagnoses do not foresee.
+    """
+    g, w = to_numpy(got), to_numpy(want)
+    if g is None or w is None or g.shape != w.shape or not np.any(w):
+        return None
+    if not np.all(np.isfinite(g)):
+        return None
+    scale = max(float(np.abs(w).max()), 1e-300)
+    c = float(np.vdot(g.ravel(), w.ravel()) / np.vdot(w.ravel(), w.ravel()))
+    if np.abs(g - c * w).max() <= 1e-6 * scale * max(1.0, abs(c)) and abs(c - 1) > 1e-6:
+        for label, value in (known or {}).items():
+            v = np.asarray(to_numpy(value) if not np.isscalar(value) else value)
+            if v.size == 1 and abs(float(v) - c) <= 1e-6 * max(1.0, abs(c)):
+                return f"the answer times {label} ({c:.4g}): a stray factor {label}"
+        if abs(c + 1) < 1e-6:
+            return "the right magnitude with the wrong sign everywhere"
+        return (
+            f"exactly {c:.4g} times the right answer everywhere: look for a missing "
+            "or extra constant factor"
+        )
+    if g.ndim >= 2:  # a factor per feature (the last axis)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.sum(g * w, axis=0) / np.sum(w * w, axis=0)
+        if np.all(np.isfinite(per)) and np.abs(g - per * w).max() <= 1e-6 * scale:
+            for label, value in (known or {}).items():
+                v = to_numpy(value) if not np.isscalar(value) else None
+                if v is not None and v.shape == per.shape and np.allclose(per, v):
+                    return f"the answer times {label}, feature by feature"
+                if v is not None and v.shape == per.shape and np.allclose(per, 1 / v):
+                    return f"the answer divided by {label}, feature by feature"
+            return (
+                "right up to one factor per feature "
+                f"({', '.join(f'{x:.3g}' for x in per[:4])}...): a per-feature "
+                "scale (gamma? the standard deviation?) is missing or extra"
+            )
+    return None
+
+
 def compare(
     name: str,
     got,
@@ -365,11 +444,17 @@ def compare(
     what: str = "the output",
     hint: str = "",
     shape_hints: Mapping[tuple, str] | None = None,
+    invariants: Sequence[Callable] = (),
+    factors: Mapping[str, object] | None = None,
 ) -> Result:
     """Compare ``got`` with the reference ``want``.
 
     ``diagnoses`` maps a message to the array a typical mistake produces; when
     ``got`` matches one of them (within ``tol``) that message is the verdict.
+    Otherwise each of ``invariants`` (a function of the answer returning a
+    message or None: "dx must sum to zero over the batch") may name what is
+    wrong, and then :func:`factor_diagnosis` (a constant or per-feature factor,
+    named from ``factors``) before the bare error figure.
     """
     want_np = to_numpy(want)
     problem = shape_problem(name, got, want_np.shape, what, shape_hints)
@@ -385,6 +470,15 @@ def compare(
         if cand is not None and cand.shape == want_np.shape:
             if measure(got, cand) <= max(tol, 1e-9):
                 return wrong(name, message, err, tol)
+    # no listed mistake: a stray factor, else what the invariants say; both
+    # survive combinations of mistakes that no list foresees
+    message = factor_diagnosis(got, want_np, factors)
+    if message:
+        return wrong(name, f"{what} is {message}", err, tol)
+    for invariant in invariants or ():
+        message = invariant(to_numpy(got))
+        if message:
+            return wrong(name, f"{message}; {label} {err:.1e}", err, tol)
     got_np = to_numpy(got)
     diff = np.abs(got_np - want_np)
     where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()

@@ -141,6 +141,79 @@ def _from_2d(kind: str, array, shape):
     return array
 
 
+def forward_invariants(kind: str, p: Problem) -> list:
+    """What any correct batch-norm output satisfies, whatever the mistake: per
+    feature, mean beta and standard deviation gamma * sqrt(var / (var + eps))."""
+    if kind == "layer":
+        return []
+    x2 = _as_2d(kind, p.x)
+    spread = p.gamma * np.sqrt(x2.var(0) / (x2.var(0) + p.eps))
+
+    def centred(out):
+        out2 = _as_2d(kind, out)
+        if np.allclose(out2.mean(0), p.beta, atol=1e-6 * np.abs(p.beta).max()):
+            return None
+        return (
+            "the output's per-feature mean is not beta: the centring (subtract the "
+            "mean over the batch axis) or the shift by beta is off"
+        )
+
+    def scaled(out):
+        out2 = _as_2d(kind, out)
+        if np.allclose(out2.std(0), spread, rtol=1e-6):
+            return None
+        return (
+            "the output's per-feature mean is right but its spread is not gamma: "
+            "the division by sqrt(var + eps) or the scale by gamma is off"
+        )
+
+    return [centred, scaled]
+
+
+def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
+    """What batch norm's input gradient always satisfies (section 4): per
+    feature, dx sums to zero over the batch, and its projection on x_hat is
+    the reference's (zero but for eps: sum(x_hat**2) = N var / (var + eps))."""
+    if kind == "layer":
+        return []
+    x2 = _as_2d(kind, p.x)
+    x_hat = (x2 - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
+    scale = np.abs(_as_2d(kind, p.dout)).sum(0).max() * np.abs(p.gamma).max()
+    expected_dot = (_as_2d(kind, dx_ref) * x_hat).sum(0)
+
+    def sums_to_zero(dx):
+        total = np.abs(_as_2d(kind, dx).sum(0)).max()
+        if total <= 1e-6 * scale:
+            return None
+        return (
+            "dx does not sum to zero over the batch, as batch norm's input gradient "
+            "always does: the branch through the mean is missing or wrong"
+        )
+
+    def orthogonal(dx):
+        dot = (_as_2d(kind, dx) * x_hat).sum(0)
+        if np.allclose(dot, expected_dot, rtol=1e-6, atol=1e-6 * scale):
+            return None
+        return (
+            "dx sums to zero but is not orthogonal to x_hat feature by feature, as "
+            "it must be: the branch through the variance is missing or wrong"
+        )
+
+    return [sums_to_zero, orthogonal]
+
+
+def factors(kind: str, p: Problem) -> dict:
+    """Constant and per-feature factors that common slips introduce."""
+    n = _as_2d(kind, p.x).shape[0]
+    return {
+        "N/(N-1)": n / (n - 1),
+        "(N-1)/N": (n - 1) / n,
+        "1/N (averaged, not summed)": 1 / n,
+        "N": float(n),
+        "gamma": p.gamma,
+    }
+
+
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
     """What the usual forward-pass mistakes output for problem ``p``."""
     import torch
@@ -311,6 +384,7 @@ def _forward_results(kind, name, fn, p: Problem) -> list[Result]:
             diagnoses=forward_mistakes(kind, p),
             what="out",
             shape_hints=_output_shape_hints(kind, p),
+            invariants=forward_invariants(kind, p),
         )
     ]
     big_eps = Problem(p.x, p.gamma, p.beta, p.dout, 0.1)
@@ -455,6 +529,8 @@ def _backward_check(
                 diagnoses=mistakes["dx"],
                 what="dx",
                 shape_hints=_output_shape_hints(kind, p),
+                invariants=dx_invariants(kind, p, dx_ref),
+                factors=factors(kind, p),
             ),
             compare(
                 f"{name} dgamma",
@@ -464,6 +540,7 @@ def _backward_check(
                 diagnoses=mistakes["dgamma"],
                 what="dgamma",
                 shape_hints=hints,
+                factors=factors(kind, p),
             ),
             compare(
                 f"{name} dbeta",
@@ -473,6 +550,7 @@ def _backward_check(
                 diagnoses=mistakes["dbeta"],
                 what="dbeta",
                 shape_hints=hints,
+                factors=factors(kind, p),
             ),
             _numeric_result(kind, name, forward, backward, seed),
         ]
