@@ -213,3 +213,18 @@ def test_rel_error_is_normwise_and_robust_near_zero():
     # a round-off difference on a value near zero is small on the output's scale
     got, want = np.array([1e-12 + 1e-16, 2.0]), np.array([1e-12, 2.0])
     assert _core.rel_error(got, want) < 1e-15
+
+
+def test_a_diagnosis_is_printed_once_per_check():
+    from helpers.checks._core import Report, ok, wrong
+
+    report = Report(
+        [
+            wrong("f (N, C)", "forgot eps"),
+            wrong("f (N, C, L)", "forgot eps"),
+            ok("f (N, C, H, W)", "fine"),
+        ]
+    )
+    lines = report.lines().splitlines()
+    assert "forgot eps" in lines[0] and "forgot eps" not in lines[1]
+    assert "the same as above" in lines[1]

@@ -29,3 +29,33 @@ def test_stub_says_not_implemented(learner_mode):
 def test_float32_input_is_accepted(learner_mode):
     x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
     assert checks.batch_stats(correct, x=x, quiet=True)
+
+
+def test_a_float32_batch_is_checked_in_float32(learner_mode):
+    """The hidden test feeds float32: the learner's code must see float32, and a
+    function that is only right in float64 arithmetic still passes at float32
+    precision, while one that breaks in float32 is caught."""
+    import numpy as np
+
+    from helpers import checks
+
+    seen = []
+
+    def right(x):
+        seen.append(x.dtype)
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError("N < 2")
+        return x.mean(0), x.var(0), x.var(0) * n / (n - 1)
+
+    def float16_inside(x):  # loses precision: wrong at float32's tolerance
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError("N < 2")
+        h = x.astype(np.float16)
+        return h.mean(0), h.var(0), h.var(0) * n / (n - 1)
+
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    assert checks.batch_stats(right, x=x, quiet=True)
+    assert seen and all(d == np.float32 for d in seen)
+    assert not checks.batch_stats(float16_inside, x=x, quiet=True)

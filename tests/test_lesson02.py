@@ -131,3 +131,13 @@ def test_a_broadcast_error_says_which_axis(learner_mode):
 
     text = _lines(checks.batchnorm_forward(per_example))
     assert "axis 1, per example" in text and "reduces over axis 0" in text, text
+
+
+def test_a_wrong_shaped_forward_is_named_by_the_backward_check(learner_mode):
+    def flat_forward(x, g, b, eps=1e-5):  # forgets to reshape back to (N, C, H, W)
+        out, cache = m.spatial_forward(x, g, b, eps)
+        return out.reshape(-1, x.shape[1]), cache
+
+    text = _lines(checks.spatial_batchnorm_backward(flat_forward, m.spatial_backward))
+    assert "needs spatial_batchnorm_forward first" in text, text
+    assert "ERROR" not in text, text

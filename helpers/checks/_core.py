@@ -123,7 +123,15 @@ class Report:
         return [r.verdict for r in self.results]
 
     def lines(self) -> str:
-        return "\n".join(r.line() for r in self.results)
+        """One line per result; a diagnosis already given says so, once per check."""
+        seen, out = set(), []
+        for r in self.results:
+            if not r.passed and r.detail in seen:
+                out.append(Result(r.name, r.verdict, "the same as above").line())
+                continue
+            seen.add(r.detail)
+            out.append(r.line())
+        return "\n".join(out)
 
     def __repr__(self) -> str:
         return self.lines()

@@ -22,7 +22,12 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
     """Check ``fn(x) -> (mu, var, var_unbiased)``: per-feature statistics of (N, D)."""
     import torch
 
-    x = default_batch() if x is None else np.asarray(x, dtype=np.float64)
+    # the learner's function gets x in its own dtype (a float32 batch stays
+    # float32); the reference is computed from it in float64
+    x = default_batch() if x is None else np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    tol = 1e-10 if x.dtype == np.float64 else 10 * float(np.finfo(x.dtype).eps)
     n, d = x.shape
 
     def body():
@@ -34,7 +39,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
         if problem is not None:
             return problem
         mu, var, var_u = items
-        t = torch.from_numpy(x)
+        t = torch.from_numpy(x.astype(np.float64))
         ref_mu, ref_var = t.mean(0), t.var(0, correction=0)
         ref_var_u = t.var(0, correction=1)
         per_row = {
@@ -47,7 +52,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
                 "batch_stats mu",
                 mu,
                 ref_mu,
-                tol=1e-10,
+                tol=tol,
                 what="mu",
                 shape_hints=per_row,
             ),
@@ -55,7 +60,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
                 "batch_stats var",
                 var,
                 ref_var,
-                tol=1e-10,
+                tol=tol,
                 what="var",
                 shape_hints=per_row,
                 diagnoses={
@@ -70,7 +75,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
                 "batch_stats var_unbiased",
                 var_u,
                 ref_var_u,
-                tol=1e-10,
+                tol=tol,
                 what="var_unbiased",
                 shape_hints=per_row,
                 diagnoses={

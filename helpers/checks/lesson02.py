@@ -511,6 +511,14 @@ def _backward_check(
         if problem is not None:
             return problem
         out, cache = items
+        shape = getattr(out, "shape", None)
+        if shape != p.x.shape:
+            return wrong(
+                name,
+                f"needs {forward_name} first: it returns out of shape {shape} for an "
+                f"input of shape {p.x.shape} (run its check and fix it), and the "
+                "backward pass can only be checked against a working forward pass",
+            )
         grads, problem = call(name, backward, p.dout, cache)
         if problem is not None:
             return problem
