@@ -141,3 +141,30 @@ def test_a_wrong_shaped_forward_is_named_by_the_backward_check(learner_mode):
     text = _lines(checks.spatial_batchnorm_backward(flat_forward, m.spatial_backward))
     assert "needs spatial_batchnorm_forward first" in text, text
     assert "ERROR" not in text, text
+
+
+def test_the_staged_backward_names_its_first_wrong_stage(learner_mode):
+    """Karpathy-style: the learner's local gradients, stage by stage, against
+    autograd's; the notebook's own variable names are found."""
+
+    def staged(dout, cache, *, bad_dvar=False):
+        x_hat, std, gamma = cache
+        n = dout.shape[0]
+        xc = x_hat * std
+        dbeta, dgamma = dout.sum(0), (dout * x_hat).sum(0)
+        dx_hat = dout * gamma
+        drho = (dx_hat * xc).sum(0)
+        dxc = dx_hat / std
+        ds = -drho / std**2
+        dvar = ds / (2.0 * std) * (2.0 if bad_dvar else 1.0)
+        dxc = dxc + 2.0 * xc * dvar / n
+        dmu = -dxc.sum(0)
+        return dxc + dmu / n, dgamma, dbeta
+
+    def wrong_dvar(dout, cache):
+        return staged(dout, cache, bad_dvar=True)
+
+    text = _lines(checks.batchnorm_backward(forward_ok, wrong_dvar))
+    assert "the first wrong stage is dvar" in text, text
+    assert "dx_hat, drho, ds" in text, text
+    assert checks.batchnorm_backward(forward_ok, staged, quiet=True)
