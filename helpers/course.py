@@ -138,7 +138,7 @@ LESSONS = (
         "folding batch norm away for deployment.",
         "lessons 00 and 02; torch.nn.Module basics",
         75,
-        references=("03_tiny_batches", "03_benchmark"),
+        references=("03_tiny_batches", "03_startup", "03_benchmark"),
     ),
     Lesson(
         "04",
