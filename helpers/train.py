@@ -126,7 +126,7 @@ def make_vgg(
     first does too (four times less compute, for CPUs).
 
     ``norm``: "bn" (conv without bias -> BN -> activation), "bn_after"
-    (conv -> activation -> BN) or "none" (conv with bias -> activation).
+    (conv with bias -> activation -> BN) or "none" (conv with bias -> activation).
     ``activation``: "relu" or "sigmoid".  ``dropout`` before the classifier.
     """
     torch = _torch()
@@ -136,7 +136,9 @@ def make_vgg(
     act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}[activation]
     layers, c_in = [], 3
     for i, width in enumerate(widths):
-        conv = nn.Conv2d(c_in, width, 3, padding=1, bias=(norm == "none"))
+        # a bias right before BN is redundant (BN subtracts the mean); before a
+        # ReLU it is not, so "bn_after" keeps it
+        conv = nn.Conv2d(c_in, width, 3, padding=1, bias=(norm != "bn"))
         if norm == "bn":
             layers += [conv, nn.BatchNorm2d(width), act()]
         elif norm == "bn_after":
@@ -220,35 +222,17 @@ def autocast_context(device, cpu_bf16=False):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16)
 
 
-def train(
-    model,
-    data: DeviceData,
-    cfg: TrainConfig,
-    progress=True,
-    label="",
-    cpu_bf16=False,
-    on_epoch=None,
-):
-    """Train ``model`` on ``data``; return the per-epoch history (a JSON-able dict).
+def _optimizer(model, cfg: TrainConfig, device):
+    """SGD with Nesterov momentum; no weight decay on BN parameters and biases.
 
-    A loss that becomes NaN or infinite ends the run early: the history then
-    records ``diverged: True`` and the remaining epochs are not run (a result
-    to show, not an error to hide).  ``on_epoch(history)`` is called after
-    every epoch (the benchmark prints from it).
+    On CUDA the fused implementation: with it ``GradScaler`` hands the
+    overflow flag to the kernel instead of reading it on the host every step.
     """
     torch = _torch()
-    from tqdm.auto import tqdm
-
-    device = data.device
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    model = model.to(device=device, memory_format=torch.channels_last)
     decay, no_decay = [], []
     for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BN and biases
-    optimizer = torch.optim.SGD(
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.SGD(
         [
             {"params": decay, "weight_decay": cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
@@ -256,13 +240,12 @@ def train(
         lr=cfg.lr,
         momentum=cfg.momentum,
         nesterov=True,
+        fused=device.type == "cuda",
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    autocast = autocast_context(device, cpu_bf16)
-    n = len(data.x_train)
-    steps_per_epoch = n // cfg.batch_size
-    total = steps_per_epoch * cfg.epochs
-    history = {
+
+
+def _new_history(cfg: TrainConfig, device, n: int) -> dict:
+    return {
         "epoch": [],
         "train_loss": [],
         "test_loss": [],
@@ -274,58 +257,109 @@ def train(
         "device": str(device),
         "train_images": n,
     }
-    step, elapsed = 0, 0.0
+
+
+class _Run:
+    """The state of one training run: model, optimizer, schedule, generator."""
+
+    def __init__(self, model, data: DeviceData, cfg: TrainConfig, cpu_bf16: bool):
+        torch = _torch()
+        self.torch, self.data, self.cfg = torch, data, cfg
+        self.device = data.device
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.model = model.to(device=self.device, memory_format=torch.channels_last)
+        self.optimizer = _optimizer(self.model, cfg, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        self.autocast = autocast_context(self.device, cpu_bf16)
+        self.n = len(data.x_train)
+        if self.n == 0:
+            raise ValueError("train(): the data set has no training images")
+        # a data set smaller than one batch trains on all of it, once per epoch
+        self.batch_size = min(cfg.batch_size, self.n)
+        self.steps_per_epoch = self.n // self.batch_size
+        self.total = self.steps_per_epoch * cfg.epochs
+        self.step = 0
+        self.lr = _lr_at(0, self.total, cfg.lr, cfg.warmup)
+
+    def epoch(self, bar) -> tuple[float, int]:
+        """One pass; (summed loss, examples).  The loss is accumulated on the
+        device and read once, here: no host synchronisation inside a step."""
+        torch, cfg, data = self.torch, self.cfg, self.data
+        self.model.train()
+        order = torch.randperm(self.n, device=self.device, generator=self.gen)
+        running = torch.zeros((), device=self.device)
+        for i in bar:
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            x = data.x_train[idx]
+            if cfg.augment:
+                x = crop_flip(x, generator=self.gen)
+            self.lr = _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
+            with self.autocast:
+                loss = torch.nn.functional.cross_entropy(
+                    self.model(x),
+                    data.y_train[idx],
+                    label_smoothing=cfg.label_smoothing,
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.step += 1
+            running += loss.detach().float() * len(idx)
+        return running.item(), self.steps_per_epoch * self.batch_size
+
+
+def train(
+    model,
+    data: DeviceData,
+    cfg: TrainConfig,
+    progress=True,
+    label="",
+    cpu_bf16=False,
+    on_epoch=None,
+):
+    """Train ``model`` on ``data``; return the per-epoch history (a JSON-able dict).
+
+    A loss that becomes NaN or infinite ends the run after that epoch: the
+    history then records ``diverged: True`` and the remaining epochs are not
+    run (a result to show, not an error to hide).  The loss is read from the
+    device once per epoch, never inside a step (``tests/test_train.py``
+    counts).  ``on_epoch(history)`` is called after every epoch (the benchmark
+    prints from it).
+    """
+    from tqdm.auto import tqdm
+
+    run = _Run(model, data, cfg, cpu_bf16)
+    history = _new_history(cfg, run.device, run.n)
+    elapsed = 0.0
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
         start = time.perf_counter()
-        order = torch.randperm(n, device=device, generator=gen)
-        running, seen = 0.0, 0
         bar = tqdm(
-            range(steps_per_epoch),
+            range(run.steps_per_epoch),
             desc=f"{label} epoch {epoch}/{cfg.epochs}".strip(),
             leave=False,
             disable=not progress,
         )
-        for i in bar:
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x = data.x_train[idx]
-            if cfg.augment:
-                x = crop_flip(x, generator=gen)
-            y = data.y_train[idx]
-            lr = _lr_at(step, total, cfg.lr, cfg.warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast:
-                loss = torch.nn.functional.cross_entropy(
-                    model(x), y, label_smoothing=cfg.label_smoothing
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            value = loss.item()
-            if not math.isfinite(value):
-                history["diverged"] = True
-                break
-            running += value * len(idx)
-            seen += len(idx)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        total_loss, seen = run.epoch(bar)
+        if run.device.type == "cuda":
+            run.torch.cuda.synchronize()
         elapsed += time.perf_counter() - start  # training time only, not evaluation
-        test_loss, test_acc = evaluate(model, data, cpu_bf16=cpu_bf16)
+        test_loss, test_acc = evaluate(run.model, data, cpu_bf16=cpu_bf16)
+        train_loss = total_loss / seen
+        history["diverged"] = not math.isfinite(train_loss)
         history["epoch"].append(epoch)
-        history["train_loss"].append(running / max(seen, 1) if seen else float("nan"))
+        history["train_loss"].append(train_loss if math.isfinite(train_loss) else None)
         history["test_loss"].append(test_loss if math.isfinite(test_loss) else None)
         history["test_accuracy"].append(test_acc)
         history["seconds"].append(round(elapsed, 3))
-        history["lr"].append(lr)
+        history["lr"].append(run.lr)
         if on_epoch is not None:
             on_epoch(history)
         if history["diverged"]:
             break
-    history["train_loss"] = [
-        v if (v is not None and math.isfinite(v)) else None
-        for v in history["train_loss"]
-    ]
     return history

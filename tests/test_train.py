@@ -1,0 +1,87 @@
+"""Lesson 05's engine (helpers/train.py): edge cases, host syncs, bf16 by CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from helpers import config, train  # noqa: E402
+
+
+class _Tiny:
+    """A CIFAR-shaped data set of ``n`` random images."""
+
+    def __init__(self, n, n_test=20, seed=0):
+        rng = np.random.default_rng(seed)
+        self.x_train = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        self.y_train = rng.integers(0, 10, n)
+        self.x_test = rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8)
+        self.y_test = rng.integers(0, 10, n_test)
+        self.classes = [str(i) for i in range(10)]
+        self.source = "random"
+
+
+def _net():
+    return train.make_vgg(widths=(8, 8), pool_first=True)
+
+
+def _cfg(**kw):
+    return train.TrainConfig(**{"epochs": 2, "batch_size": 16, **kw})
+
+
+def test_a_data_set_smaller_than_one_batch_trains(monkeypatch):
+    """It raised UnboundLocalError ('lr') before: no step ran."""
+    data = train.DeviceData(_Tiny(5), device="cpu")
+    history = train.train(_net(), data, _cfg(batch_size=256), progress=False)
+    assert history["epoch"] == [1, 2] and all(np.isfinite(history["train_loss"]))
+    with pytest.raises(ValueError, match="no training images"):
+        train.train(_net(), train.DeviceData(_Tiny(0), device="cpu"), _cfg())
+
+
+def test_no_host_synchronisation_inside_a_training_step(monkeypatch):
+    """Reading a tensor on the host (.item(), float(), bool()) waits for the GPU;
+    the engine does it once per epoch, never per step."""
+    data = train.DeviceData(_Tiny(64), device="cpu")
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: (0.0, 0.0))
+    calls = {"n": 0}
+    for name in ("item", "tolist", "__float__", "__bool__", "__int__", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, **kwargs):
+            calls["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    epochs, steps = 3, 64 // 16
+    train.train(_net(), data, _cfg(epochs=epochs), progress=False)
+    assert calls["n"] <= epochs, f"{calls['n']} host reads for {epochs * steps} steps"
+
+
+def test_a_diverging_run_stops_and_says_so():
+    data = train.DeviceData(_Tiny(32), device="cpu")
+    history = train.train(_net(), data, _cfg(lr=1e6, epochs=5), progress=False)
+    assert history["diverged"] and len(history["epoch"]) < 5
+    assert history["train_loss"][-1] is None
+
+
+def test_bf16_by_default_where_the_cpu_has_bf16_units(monkeypatch):
+    assert config.cpu_has_bf16("flags : fpu sse avx512f amx_bf16 amx_tile")
+    assert config.cpu_has_bf16("flags : fpu avx512_bf16")
+    assert not config.cpu_has_bf16("flags : fpu sse avx2 avx512f")
+    monkeypatch.setattr(config, "cpu_has_bf16", lambda cpuinfo=None: True)
+    monkeypatch.delenv("BNCOURSE_CPU_BF16", raising=False)
+    assert config.cpu_bf16()
+    monkeypatch.setenv("BNCOURSE_CPU_BF16", "0")
+    assert not config.cpu_bf16()
+    monkeypatch.setattr(config, "cpu_has_bf16", lambda cpuinfo=None: False)
+    monkeypatch.setenv("BNCOURSE_CPU_BF16", "1")
+    assert config.cpu_bf16()
+
+
+def test_bn_after_the_relu_keeps_the_convolution_bias():
+    before = train.make_vgg(widths=(8, 8), norm="bn")
+    after = train.make_vgg(widths=(8, 8), norm="bn_after")
+    assert before[0].bias is None  # redundant before BN
+    assert after[0].bias is not None  # not redundant before a ReLU
