@@ -127,7 +127,7 @@ LESSONS = (
         "to convolutions and layer norm.",
         "lesson 00; NumPy broadcasting; the chain rule",
         90,
-        references=("02_benchmark",),
+        references=("02_gamma_beta", "02_benchmark"),
     ),
     Lesson(
         "03",
