@@ -168,3 +168,19 @@ def test_the_staged_backward_names_its_first_wrong_stage(learner_mode):
     assert "the first wrong stage is dvar" in text, text
     assert "dx_hat, drho, ds" in text, text
     assert checks.batchnorm_backward(forward_ok, staged, quiet=True)
+
+
+def test_a_skipped_comparison_is_a_note_not_an_ok(learner_mode):
+    report = checks.batchnorm_backward_alt(forward_ok, m.bn_backward, quiet=True)
+    line = next(r for r in report if r.name == "backward_alt vs backward")
+    assert line.verdict == "note" and "skipped" in line.detail
+    assert report.passed  # a note never fails the check
+    report = checks.batchnorm_backward_alt(forward_ok, m.bn_backward, stub, quiet=True)
+    line = next(r for r in report if r.name == "backward_alt vs backward")
+    assert line.verdict == "note"
+
+
+def test_a_whole_network_of_the_learners_layers_is_gradient_checked(learner_mode):
+    report = checks.batchnorm_backward(forward_ok, m.bn_backward, quiet=True)
+    line = next(r for r in report if r.name == "batchnorm_backward in a network")
+    assert line.passed and "match numerical ones" in line.detail

@@ -36,6 +36,7 @@ OK = "ok"
 WRONG = "WRONG"
 ERROR = "ERROR"
 TODO = "not yet"
+INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 
 # PyTorch's default eps for every normalisation layer: the checks' inputs use it.
 EPS = 1e-5
@@ -61,7 +62,7 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return self.verdict == OK
+        return self.verdict in (OK, INFO)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -76,6 +77,11 @@ class Result:
 
 def ok(name, detail, error=None, bound=None) -> Result:
     return Result(name, OK, detail, error, bound)
+
+
+def info(name, detail) -> Result:
+    """A line that informs without judging (a comparison skipped or only shown)."""
+    return Result(name, INFO, detail)
 
 
 def wrong(name, detail, error=None, bound=None) -> Result:

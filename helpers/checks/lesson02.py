@@ -34,6 +34,7 @@ from ._core import (
     call,
     compare,
     expect_raises,
+    info,
     ok,
     quiet_numerics,
     rel_error,
@@ -570,6 +571,10 @@ def _backward_check(
             staged = _stage_result(name, backward, p, cache)
             if staged is not None:
                 results.insert(1, staged)
+        if name == "batchnorm_backward" and all(r.passed for r in results[:3]):
+            network = _network_result(name, forward, backward, seed)
+            if network is not None:
+                results.append(network)
         forward_ok = compare("f", out, reference(kind, p)[0], tol=FORWARD_TOL)
         if not forward_ok.passed and not all(r.passed for r in results[:3]):
             results.append(
@@ -673,6 +678,69 @@ def _stage_result(name, backward, p: Problem, cache) -> Result | None:
     return ok(f"{name} stages", f"{', '.join(checked)} agree with autograd")
 
 
+def _network_result(name, forward, backward, seed) -> Result | None:
+    """CS231n's whole-network check: affine -> your batch norm -> ReLU -> affine
+    -> softmax loss.  The gradients of W1, gamma and beta through your backward
+    pass against centred numerical gradients of the loss through your forward.
+
+    Learner-facing only (plain Python functions): it repeats what the other
+    lines establish, in the setting the layers are for, so grades never depend
+    on it and the grader does not spend remote calls on it.
+    """
+    if not hasattr(forward, "__code__") or not hasattr(backward, "__code__"):
+        return None
+    label = f"{name} in a network"
+    rng = np.random.default_rng(seed + 100)
+    x, labels = rng.standard_normal((12, 6)), rng.integers(0, 3, 12)
+    w2 = 0.5 * rng.standard_normal((5, 3))
+    params = {
+        "W1": 0.5 * rng.standard_normal((6, 5)),
+        "gamma": rng.uniform(0.5, 1.5, 5),
+        "beta": rng.normal(0.0, 0.5, 5),
+    }
+
+    def loss(values, grads=False):
+        out, cache = forward(x @ values["W1"], values["gamma"], values["beta"])
+        scores = np.maximum(out, 0) @ w2
+        scores = scores - scores.max(1, keepdims=True)
+        prob = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
+        value = -np.log(prob[np.arange(12), labels]).mean()
+        if not grads:
+            return value
+        dscores = prob.copy()
+        dscores[np.arange(12), labels] -= 1
+        dout = (dscores / 12) @ w2.T * (out > 0)
+        dh, dgamma, dbeta = backward(dout, cache)
+        return {"W1": x.T @ dh, "gamma": dgamma, "beta": dbeta}
+
+    try:
+        with quiet_numerics():
+            analytic = loss(params, grads=True)
+            worst = 0.0
+            for key, value in params.items():
+                numeric = np.zeros_like(value)
+                for index in np.ndindex(value.shape):
+                    values = {k: v.copy() for k, v in params.items()}
+                    values[key][index] += 1e-6
+                    up = loss(values)
+                    values[key][index] -= 2e-6
+                    numeric[index] = (up - loss(values)) / 2e-6
+                worst = max(worst, rel_error(analytic[key], numeric))
+    except Exception as exc:
+        return info(label, f"skipped: {type(exc).__name__} in the small network")
+    if worst <= 1e-6:
+        return ok(
+            label,
+            "affine -> your BN -> ReLU -> affine -> softmax: the gradients of W1, "
+            f"gamma, beta match numerical ones (max rel. error {worst:.0e})",
+        )
+    return wrong(
+        label,
+        f"in a small network the gradients differ from numerical ones (max rel. "
+        f"error {worst:.0e}): does your backward use the cache of the same call?",
+    )
+
+
 def _forward_checker(kind: Kind, default_seed: int, doc: str):
     """A public forward-pass check: the learner's function, then keywords."""
 
@@ -752,22 +820,22 @@ def batchnorm_backward_alt(
         """Informative only: never fails (the other function has its own check)."""
         label = "backward_alt vs backward"
         if staged is None:
-            return ok(label, "skipped (no staged version given)")
+            return info(label, "skipped (no staged version given)")
         other, problem = call(label, staged, p.dout, cache)
         if problem is not None:
             if problem.verdict == TODO:
-                return ok(label, "skipped: batchnorm_backward is not implemented yet")
-            return ok(label, f"skipped: batchnorm_backward failed ({problem.detail})")
+                return info(label, "skipped: batchnorm_backward is not implemented yet")
+            return info(label, f"skipped: batchnorm_backward failed ({problem.detail})")
         other, problem = unpack(label, other, 3, "dx, dgamma, dbeta")
         if problem is not None:
-            return ok(label, f"skipped: batchnorm_backward {problem.detail}")
+            return info(label, f"skipped: batchnorm_backward {problem.detail}")
         try:
             worst = max(rel_error(a, b) for a, b in zip(grads, other, strict=True))
         except (TypeError, ValueError):
-            return ok(label, "skipped: batchnorm_backward returned non-arrays")
+            return info(label, "skipped: batchnorm_backward returned non-arrays")
         if worst < BACKWARD_TOL:
             return ok(label, f"max rel. difference {worst:.0e}: they agree")
-        return ok(
+        return info(
             label,
             f"max rel. difference {worst:.0e}: they disagree; the lines above and "
             "batchnorm_backward's own check say which one is off",

@@ -449,6 +449,37 @@ def _untracked(cls, seed) -> Result:
     return ok(label, "batch statistics in both modes, no buffers, as torch")
 
 
+def _low_precision(cls, seed) -> Result:
+    """bfloat16 input (mixed precision): output in bfloat16, buffers in float32."""
+    torch = torch_()
+    label = f"{NAME} bfloat16 input"
+    module, problem = _make(cls, label, 4)
+    if problem is not None:
+        return problem
+    ref = torch.nn.BatchNorm1d(4)
+    gen = torch.Generator().manual_seed(seed)
+    x = (3 * torch.randn(16, 4, generator=gen) + 2).bfloat16()
+    module.train()
+    out, problem = call(label, module, x)
+    if problem is not None:
+        return problem
+    want = ref.train()(x)
+    if out.dtype != want.dtype:
+        return wrong(
+            label,
+            f"bfloat16 input gave {str(out.dtype).replace('torch.', '')} output: torch "
+            "returns the input's dtype (compute as you like, then out.to(x.dtype)), "
+            "so that the next layer of a mixed-precision net gets what it expects",
+        )
+    if module.running_var.dtype != torch.float32:
+        return wrong(label, "the buffers changed dtype: keep them float32")
+    if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
+        return wrong(
+            label, "bfloat16 output differs from torch's beyond bfloat16 noise"
+        )
+    return ok(label, "returns bfloat16 for bfloat16 input; buffers stay float32")
+
+
 def _resets(cls, seed) -> Result:
     """reset_running_stats() and reset_parameters(), as torch's _NormBase has."""
     torch = torch_()
@@ -517,6 +548,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         results.append(_sequence(cls, (4,), 0.3, False, seed + 2))
         results.append(_untracked(cls, seed + 3))
         results.append(_resets(cls, seed + 4))
+        results.append(_low_precision(cls, seed + 5))
         results += _bad_inputs(cls)
         return results
 

@@ -22,6 +22,7 @@ def scratch_class(
     untracked=True,  # False: track_running_stats=False keeps buffers anyway
     resets=True,
     buffers_in_graph=False,
+    keep_dtype=True,
 ):
     import torch
     from torch import nn
@@ -123,7 +124,7 @@ def scratch_class(
             out = (x - mean) / torch.sqrt(var + self.eps)
             if self.affine:
                 out = out * self.weight.view(view) + self.bias.view(view)
-            return out
+            return out.to(x.dtype) if keep_dtype else out
 
     return Scratch
 
@@ -170,6 +171,10 @@ SCRATCH = {
         "None without tracking",
     ),
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
+    "bfloat16 input gives float32 output": (
+        scratch_class(keep_dtype=False),
+        "returns the input's dtype",
+    ),
     "buffers updated in the graph": (
         scratch_class(buffers_in_graph=True),
         "autograd history",
