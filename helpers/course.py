@@ -116,7 +116,14 @@ LESSONS = (
         "the evidence on why batch norm works.",
         "lesson 00; gradient descent",
         60,
-        references=("01_subsets", "01_gradients", "01_figure1", "01_saturation"),
+        references=(
+            "01_subsets",
+            "01_gradients",
+            "01_figure1",
+            "01_saturation",
+            "01_learning_rates",
+            "01_descent",
+        ),
     ),
     Lesson(
         "02",
