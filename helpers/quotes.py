@@ -123,6 +123,8 @@ NAMES = {
     "round": round,
     "sum": sum,
     "log10": math.log10,
+    "all": all,
+    "any": any,
     "zip": zip,
     "sorted": sorted,
 }
