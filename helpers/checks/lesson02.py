@@ -492,6 +492,58 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
     )
 
 
+def _explanations(name, kind_: Kind, functions, p, seed, cache_out, gradients):
+    """Lines that explain the gradient lines: the first wrong stage of a staged
+    backward, the whole-network check once all three are right, and a broken
+    forward pass named as the cause."""
+    forward, backward = functions
+    cache, out = cache_out
+    extras = []
+    if name == "batchnorm_backward" and not gradients[0].passed:
+        staged = _stage_result(name, backward, p, cache)
+        if staged is not None:
+            extras.append(staged)
+    if name == "batchnorm_backward" and all(r.passed for r in gradients):
+        network = _network_result(name, forward, backward, seed)
+        if network is not None:
+            extras.append(network)
+    forward_ok = compare("f", out, reference(kind_.key, p)[0], tol=FORWARD_TOL)
+    if not forward_ok.passed and not all(r.passed for r in gradients):
+        extras.append(
+            wrong(
+                name,
+                f"{kind_.forward} itself is off (run its check): the gradients "
+                "above are compared with PyTorch's, which differentiate the "
+                "correct forward pass",
+            )
+        )
+    return extras
+
+
+def _forward_for_backward(name, forward_name, forward, p: Problem):
+    """(out, cache) of the learner's forward pass, or the Result that says why the
+    backward pass cannot be checked yet (not written, raises, wrong shape)."""
+    value, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps)
+    if problem is not None:
+        if problem.verdict == TODO:
+            detail = f"needs {forward_name} first, which is not implemented yet"
+            return None, Result(name, TODO, detail)
+        detail = f"{forward_name} failed: {problem.detail}"
+        return None, Result(name, problem.verdict, detail)
+    items, problem = unpack(forward_name, value, 2, "out, cache")
+    if problem is not None:
+        return None, problem
+    shape = getattr(items[0], "shape", None)
+    if shape != p.x.shape:
+        return None, wrong(
+            name,
+            f"needs {forward_name} first: it returns out of shape {shape} for an "
+            f"input of shape {p.x.shape} (run its check and fix it), and the "
+            "backward pass can only be checked against a working forward pass",
+        )
+    return items, None
+
+
 def _backward_check(
     kind_: Kind, name, forward, backward, *, seed, shape, quiet, strict, also=None
 ):
@@ -499,29 +551,10 @@ def _backward_check(
     p = make_problem(kind, seed, shape)
 
     def body():
-        value, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps)
-        if problem is not None:
-            if problem.verdict == TODO:
-                return Result(
-                    name,
-                    TODO,
-                    f"needs {forward_name} first, which is not implemented yet",
-                )
-            return Result(
-                name, problem.verdict, f"{forward_name} failed: {problem.detail}"
-            )
-        items, problem = unpack(forward_name, value, 2, "out, cache")
+        items, problem = _forward_for_backward(name, forward_name, forward, p)
         if problem is not None:
             return problem
         out, cache = items
-        shape = getattr(out, "shape", None)
-        if shape != p.x.shape:
-            return wrong(
-                name,
-                f"needs {forward_name} first: it returns out of shape {shape} for an "
-                f"input of shape {p.x.shape} (run its check and fix it), and the "
-                "backward pass can only be checked against a working forward pass",
-            )
         grads, problem = call(name, backward, p.dout, cache)
         if problem is not None:
             return problem
@@ -567,24 +600,9 @@ def _backward_check(
         ]
         if also is not None:
             results.append(also(p, cache, grads))
-        if name == "batchnorm_backward" and not results[0].passed:
-            staged = _stage_result(name, backward, p, cache)
-            if staged is not None:
-                results.insert(1, staged)
-        if name == "batchnorm_backward" and all(r.passed for r in results[:3]):
-            network = _network_result(name, forward, backward, seed)
-            if network is not None:
-                results.append(network)
-        forward_ok = compare("f", out, reference(kind, p)[0], tol=FORWARD_TOL)
-        if not forward_ok.passed and not all(r.passed for r in results[:3]):
-            results.append(
-                wrong(
-                    name,
-                    f"{forward_name} itself is off (run its check): the gradients "
-                    "above are compared with PyTorch's, which differentiate the "
-                    "correct forward pass",
-                )
-            )
+        results += _explanations(
+            name, kind_, (forward, backward), p, seed, (cache, out), results[:3]
+        )
         return results
 
     return run_check(name, body, quiet=quiet, strict=strict)

@@ -285,7 +285,11 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
     parts.append("</ul></body></html>")
     page = out_dir / "report.html"
     page.write_text("\n".join(parts))
-    table = out_dir / "report.csv"
+    return page, _report_csv(out_dir / "report.csv", numbers, hardest)
+
+
+def _report_csv(table: Path, numbers: dict, hardest: list) -> Path:
+    """The class report's numbers as CSV, one row per count."""
     with open(table, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["kind", "what", "value", "out of"])
@@ -300,7 +304,7 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
             writer.writerow(["question right", qid, q["right"], q["answered"]])
         for file, error in numbers["errors"]:
             writer.writerow(["error", Path(file).name, error, ""])
-    return page, table
+    return table
 
 
 # --------------------------------------------------------------------------
