@@ -173,7 +173,7 @@ LESSONS = (
         "measurement each.",
         "lessons 00-03; convolutional networks",
         60,
-        references=("05_cifar10",),
+        references=("05_cifar10", "05_lr_stress"),
     ),
     Lesson(
         "06",

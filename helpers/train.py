@@ -155,6 +155,51 @@ def make_vgg(
     return nn.Sequential(*layers)
 
 
+# NVIDIA T4 datasheet: 65 TFLOPS of fp16 on its tensor cores, 320 GB/s of memory.
+T4_FP16_FLOPS = 65e12
+
+
+def forward_flops(model, image_shape=(3, 32, 32)) -> int:
+    """FLOPs (2 per multiply-add) of one image's forward pass through every
+    ``Conv2d`` and ``Linear`` of ``model``; normalisation, activations and
+    pooling are memory-bound and not counted.  Measured with forward hooks on a
+    zero image, so any architecture counts right."""
+    torch = _torch()
+    total = [0]
+
+    def conv(module, inputs, output):
+        per_output = (module.in_channels // module.groups) * math.prod(
+            module.kernel_size
+        )
+        total[0] += 2 * output.numel() * per_output
+
+    def linear(module, inputs, output):
+        total[0] += 2 * output.numel() * module.in_features
+
+    hooks = [
+        m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
+    was_training = model.training
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *image_shape, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return total[0]
+
+
+def projected_seconds(flops_per_image, images, peak=T4_FP16_FLOPS, utilisation=0.3):
+    """Training time projected from FLOPs: forward + backward is about 3 forward
+    passes, at ``utilisation`` of the peak (an assumption to state beside every
+    projected figure: small CNNs reach some 20-40% of a GPU's tensor peak)."""
+    return 3 * flops_per_image * images / (peak * utilisation)
+
+
 def count_bn_layers(model) -> int:
     torch = _torch()
     return sum(
@@ -180,6 +225,7 @@ class TrainConfig:
     warmup: float = 0.2  # share of the steps spent warming up
     augment: bool = True
     seed: int = 0
+    schedule: str = "one-cycle"  # or "constant" (lesson 05's learning-rate stress test)
     extra: dict = field(default_factory=dict)  # anything else worth recording
 
     def asdict(self) -> dict:
@@ -296,7 +342,10 @@ class _Run:
             x = data.x_train[idx]
             if cfg.augment:
                 x = crop_flip(x, generator=self.gen)
-            self.lr = _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
+            if cfg.schedule == "constant":
+                self.lr = cfg.lr
+            else:
+                self.lr = _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
             with self.autocast:

@@ -85,3 +85,22 @@ def test_bn_after_the_relu_keeps_the_convolution_bias():
     after = train.make_vgg(widths=(8, 8), norm="bn_after")
     assert before[0].bias is None  # redundant before BN
     assert after[0].bias is not None  # not redundant before a ReLU
+
+
+def test_forward_flops_are_counted_by_hand_rules():
+    from torch import nn
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),  # 8 x 32 x 32 outputs, 3 x 3 x 3 each
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=2),  # 4 input channels per group
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
+    expected = 2 * (8 * 32 * 32 * 27) + 2 * (8 * 32 * 32 * 4 * 9) + 2 * 10 * 8
+    assert train.forward_flops(model) == expected
+    assert model.training  # the mode is restored
+    seconds = train.projected_seconds(1e9, 50_000, peak=65e12, utilisation=0.25)
+    assert seconds == pytest.approx(3 * 1e9 * 50_000 / (65e12 * 0.25))
