@@ -60,11 +60,6 @@ def spread(values) -> float:
     return (max(values) - min(values)) / 2
 
 
-def sem(values) -> float:
-    """Standard error of the mean."""
-    return statistics.stdev(values) / math.sqrt(len(values))
-
-
 def diff(a, b) -> list[float]:
     """Paired differences a[i] - b[i] (one seed each: same start, same batches)."""
     if len(a) != len(b):
@@ -113,7 +108,6 @@ NAMES = {
     "spread": spread,
     "diff": diff,
     "reach": reach,
-    "sem": sem,
     "lo": lo,
     "hi": hi,
     "abs": abs,

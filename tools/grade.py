@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from helpers import contract  # noqa: E402
+from helpers import contract, quiz  # noqa: E402
 from tools.grading import plan, report, sandbox, worker  # noqa: E402
 
 
@@ -158,8 +158,6 @@ def _prepare(index: int, path: Path, private: Path, slot: int) -> Job:
     The submission itself is only read; the result goes to the grader's
     private folder, which the kernel cannot see.
     """
-    from helpers import quiz
-
     workdir = Path(tempfile.mkdtemp(prefix="bncourse-grade-"))
     job = Job(
         index,
@@ -491,7 +489,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--quiz-policy",
-        choices=("first", "weighted", "last"),
+        choices=tuple(quiz.POLICIES),  # one list of policies: helpers.quiz
         default="first",
         help="what a quiz answer earns: right at the first attempt (default), "
         "1/k if first right at attempt k, or the last answer (practice)",
