@@ -7,6 +7,7 @@ notebook's exercise cells (nbgrader ``solution: true``) in a fresh namespace.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import nbformat
@@ -27,6 +28,22 @@ def load_solutions(stem: str, preamble: str = PREAMBLE):
         ):
             exec(compile(cell.source, f"{stem}.ipynb", "exec"), namespace)
     return namespace
+
+
+def parser(doc: str, record: str, **options) -> argparse.ArgumentParser:
+    """The benchmark's command line: ``--NAME`` (an int) for each option with its
+    default, ``--repeat``, and ``--record`` (the reference record ``record``, in
+    ``data/reference/``, that its lesson quotes)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in {**options, "repeat": 7}.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help=f"also write the timings as a reference record (data/reference/"
+        f"{record}.json is the one the lesson quotes)",
+    )
+    return parser
 
 
 def write_record(path, name: str, params: dict, results: dict) -> None:

@@ -10,7 +10,6 @@ run rather than absolute times between runs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -22,22 +21,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._notebook import load_solutions, write_record  # noqa: E402
+from benchmarks._notebook import load_solutions, parser, write_record  # noqa: E402
 from helpers.timing import best_time, format_seconds, load_warning  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--d", type=int, default=1024)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument(
-        "--record",
-        type=Path,
-        help="also write the timings as a reference record (data/reference/"
-        "02_benchmark.json is the one lesson 02 quotes)",
-    )
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "02_benchmark", n=256, d=1024).parse_args(argv)
 
     sol = load_solutions("02_bn_forward_backward")
     fwd, bwd, alt = (

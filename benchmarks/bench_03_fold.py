@@ -10,7 +10,6 @@ times and the speed-up.  Compare ratios within one run: the machine is shared.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._notebook import load_solutions, write_record  # noqa: E402
+from benchmarks._notebook import load_solutions, parser, write_record  # noqa: E402
 from helpers.timing import best_time, format_seconds, load_warning  # noqa: E402
 
 
@@ -70,16 +69,7 @@ def folded(model, fold):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument(
-        "--record",
-        type=Path,
-        help="also write the timings as a reference record (data/reference/"
-        "03_benchmark.json is the one lesson 03 quotes)",
-    )
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "03_benchmark", batch=64).parse_args(argv)
     fold = load_solutions("03_inference_running_stats")["fold_batchnorm"]
     torch.manual_seed(0)
     cores = os.cpu_count() or 1

@@ -328,3 +328,341 @@ def layer_histograms(record, index=-1, bins=40, limits=(-6, 6)):
                 ax.set_xlabel("sigmoid input")
     fig.suptitle(f"Inputs of every sigmoid at step {steps[index]} (grey: saturated)")
     return fig
+
+
+def lines(series, *, xlabel, ylabel, x=None, logx=False, logy=False, ax=None, **kw):
+    """One line per entry of ``series`` ({label: (values, colour)}), against ``x``
+    (default 1, 2, ...); extra keywords go to every ``ax.plot``."""
+    fig, ax = _axes(ax)
+    for label, (values, color) in series.items():
+        xs = np.arange(1, len(values) + 1) if x is None else x
+        ax.plot(xs, values, color=color, label=label, **kw)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def subset_boundaries(subsets, boundaries, final, period=25, ax=None):
+    """Lesson 01's two subsets and decision boundaries (w1, w2, b) of a logistic
+    regression: after every phase of alternating training (``boundaries``, one
+    per step, phases of ``period`` steps), and ``final`` of the mixed run."""
+    fig, ax = _axes(ax)
+    for (x, y), marker in zip(subsets.values(), ("o", "s"), strict=True):
+        for label, color in ((1, "#c0392b"), (0, "#27ae60")):
+            pts = x[y == label]
+            ax.scatter(
+                pts[:, 0], pts[:, 1], marker=marker, s=10, color=color, alpha=0.6
+            )
+    grid = np.linspace(-5, 5, 2)
+    ends = range(period - 1, len(boundaries), period)  # the end of every phase
+    for k, step in enumerate(ends):
+        w1, w2, b = boundaries[step]
+        alpha = 0.25 + 0.75 * k / max(len(ends) - 1, 1)
+        color = SERIES[1] if k % 2 == 0 else SERIES[0]
+        ax.plot(grid, -(w1 * grid + b) / w2, color=color, alpha=alpha, lw=1)
+    w1, w2, b = final
+    ax.plot(grid, -(w1 * grid + b) / w2, color=SERIES[2], lw=2.5, label="mixed, final")
+    ax.plot([], [], color=SERIES[1], label="alternating: after a subset-1 phase")
+    ax.plot([], [], color=SERIES[0], label="alternating: after a subset-2 phase")
+    ax.set(ylim=(-3, 6), xlabel="feature 1", ylabel="feature 2")
+    ax.set_title("Red: roses, green: not; circles: subset 1, squares: subset 2")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def descent_path(X, y, path, title, ax=None, limit=5.0):
+    """Contours of the mean squared error of ``X @ w - y`` over the weights (log
+    scale) and the path of gradient descent ``path`` (steps, 2)."""
+    fig, ax = _axes(ax)
+    w1, w2 = np.meshgrid(
+        np.linspace(-limit, limit, 200), np.linspace(-limit, limit, 200)
+    )
+    W = np.stack([w1.ravel(), w2.ravel()], axis=1)
+    loss = ((X @ W.T - y[:, None]) ** 2).mean(axis=0).reshape(w1.shape)
+    ax.contour(w1, w2, np.log(loss), levels=20, cmap="viridis", linewidths=0.8)
+    ax.plot(path[:, 0], path[:, 1], ".-", color=SERIES[0], ms=3, lw=1)
+    ax.set(title=title, xlabel="weight 1", ylabel="weight 2", aspect="equal")
+    return fig
+
+
+def gradient_norms(grads, colors):
+    """Two panels, per layer: the norms of dL/dW and of dL/dz (each layer's
+    output) for every net of ``grads``: {name: {"weights": [...], "outputs": [...]}}."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, key, label in [
+        (axes[0], "weights", "norm of dL/dW (the weights)"),
+        (axes[1], "outputs", "norm of dL/dz (each layer's output)"),
+    ]:
+        series = {name: (g[key], colors[name]) for name, g in grads.items()}
+        lines(series, xlabel="layer (1 = input side)", ylabel=label, logy=True, ax=ax)
+        for line in ax.get_lines():
+            line.set_marker("o")
+    axes[1].get_legend().remove()
+    return fig
+
+
+def figure1(record):
+    """Lesson 01's Figure 1: (a) test accuracy with and without BN, (b-d) the 15th,
+    50th and 85th percentiles of one sigmoid input (without BN; with BN, after and
+    before the BN layer) over training."""
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    series = {LABELS[k]: (record[k]["accuracy"], COLORS[k]) for k in ("no_bn", "bn")}
+    x = record["no_bn"]["steps"]
+    lines(series, x=x, xlabel="training step", ylabel="test accuracy", ax=axes[0])
+    axes[0].set_title("(a) test accuracy")
+    for ax, key, name, title in [
+        (axes[1], "no_bn", "percentiles", "(b) without BN: sigmoid input"),
+        (axes[2], "bn", "percentiles", "(c) with BN: sigmoid input (after BN)"),
+        (axes[3], "bn", "before", "(d) with BN: the same unit before BN"),
+    ]:
+        p = np.array(record[key][name])
+        for column, style in enumerate((":", "-", ":")):
+            ax.plot(record[key]["steps"], p[:, column], style, color=COLORS[key])
+        ax.set_xlabel("training step")
+        ax.set_title(title, fontsize=9)
+    axes[1].set_ylim(-4, 4), axes[2].set_ylim(-4, 4)
+    axes[1].set_ylabel("15th, 50th, 85th percentiles")
+    return fig
+
+
+def saturation(record, threshold=2.5):
+    """One panel per layer: the share of sigmoid inputs with |input| > threshold
+    over training, with and without BN (``record`` as for :func:`figure1`)."""
+    layers = len(record["bn"]["inputs"][0])
+    fig, axes = plt.subplots(1, layers, figsize=(4 * layers, 3.2), sharey=True)
+    for layer, ax in enumerate(axes):
+        series = {
+            LABELS[k]: (
+                [
+                    np.mean(np.abs(inputs[layer]) > threshold)
+                    for inputs in record[k]["inputs"]
+                ],
+                COLORS[k],
+            )
+            for k in ("no_bn", "bn")
+        }
+        ylabel = f"share with |input| > {threshold}" if layer == 0 else ""
+        lines(
+            series,
+            x=record["bn"]["steps"],
+            xlabel="training step",
+            ylabel=ylabel,
+            ax=ax,
+        )
+        ax.set_title(f"layer {layer + 1}")
+        if layer:
+            ax.get_legend().remove()
+    return fig
+
+
+def gamma_beta(gamma, beta, bn_out, epochs):
+    """Lesson 02: a trained BN layer's gamma and beta per feature (sorted by
+    gamma), and the histogram of its outputs (``bn_out``) before the ReLU."""
+    order = np.argsort(gamma)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    ax1.plot(gamma[order], "o", ms=3, color=COLORS["bn"], label=r"$\gamma$ (scale)")
+    ax1.plot(beta[order], "o", ms=3, color=COLORS["running"], label=r"$\beta$ (shift)")
+    ax1.axhline(1, color=COLORS["reference"], lw=0.8, ls="--")
+    ax1.axhline(0, color=COLORS["reference"], lw=0.8, ls=":")
+    ax1.set_xlabel("feature of the first BN layer (sorted by gamma)")
+    ax1.set_ylabel("learned value")
+    ax1.legend()
+    ax2.hist(np.ravel(bn_out), bins=80, color=COLORS["bn"], alpha=0.8)
+    ax2.axvline(0, color=COLORS["reference"], lw=0.8)
+    ax2.set_xlabel("BN output before the ReLU (all features, test set)")
+    ax2.set_ylabel("count")
+    fig.suptitle(f"After {epochs} epochs; initial values: gamma = 1, beta = 0")
+    return fig
+
+
+# --------------------------------------------------------------------------
+# lesson 04: results per batch size and per setting, this run beside the reference
+# --------------------------------------------------------------------------
+
+
+def _runs(mine, reference):
+    """(results, filled marker?, label) for this run and the shipped reference."""
+    yield mine, True, "your run"
+    if reference:
+        yield reference, False, "reference"
+
+
+def against_batch_size(mine, reference, labels, mode, color=COLORS["bn"]):
+    """One panel per key of ``labels``: ``results[str(batch size)][key]`` against
+    the batch size, this run (filled, ``mode`` mode) and the reference (open)."""
+    sizes = sorted(int(s) for s in mine)  # JSON keys are strings: "16" < "2"
+    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 3.4))
+    for ax, (key, label) in zip(axes, labels.items(), strict=True):
+        for results, fill, name in _runs(mine, reference):
+            ax.plot(
+                sizes,
+                [results[str(s)][key] for s in sizes],
+                "o-" if fill else "o--",
+                color=color,
+                mfc=color if fill else "white",
+                label=f"{name} ({mode} mode)" if fill else f"{name} (full)",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("training batch size")
+        ax.set_ylabel(label)
+    axes[0].legend()
+    return fig
+
+
+def seed_errorbars(mine, reference, settings, norms, ax=None):
+    """Mean test accuracy ± standard deviation over seeds, per setting and norm
+    (``results[setting][norm]`` = accuracies), this run (filled) and the
+    reference (open); ``norms`` maps a norm to its label."""
+    fig, ax = _axes(ax, figsize=(9, 3.8))
+    for k, (norm, label) in enumerate(norms.items()):
+        for results, fill, name in _runs(mine, reference):
+            for i, setting in enumerate(settings):
+                accs = (results or {}).get(setting, {}).get(norm)
+                if not accs:
+                    continue
+                ax.errorbar(
+                    i + (k - 1) * 0.22 + (0.0 if fill else 0.08),
+                    np.mean(accs),
+                    yerr=0 if len(accs) < 2 else np.std(accs, ddof=1),
+                    fmt="o",
+                    color=COLORS[norm],
+                    mfc=COLORS[norm] if fill else "white",
+                    capsize=3,
+                    label=f"{label} ({name})" if i == 0 else None,
+                )
+    ax.set_xticks(range(len(settings)), list(settings))
+    ax.set_ylabel("test accuracy (eval mode)")
+    ax.set_title("Mean over seeds ± standard deviation")
+    ax.legend(fontsize=8, ncol=2, loc="lower right")
+    return fig
+
+
+# --------------------------------------------------------------------------
+# lesson 05: training histories and sweeps, keyed by norm ("bn" or "none")
+# --------------------------------------------------------------------------
+
+
+def _norm_key(norm):
+    return "bn" if norm == "bn" else "no_bn"
+
+
+def histories(mine, reference=None):
+    """Three panels: test accuracy per epoch and per training second (this run
+    solid, the reference dashed), and this run's train (solid) and test (dotted)
+    loss per epoch.  ``mine[norm]`` is a history of ``helpers.train.train``."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for results, fill, name in _runs(mine, reference):
+        for norm, history in results.items():
+            color, label = (
+                COLORS[_norm_key(norm)],
+                f"{LABELS[_norm_key(norm)]} ({name})",
+            )
+            style = dict(ls="-" if fill else "--", alpha=1.0 if fill else 0.5)
+            axes[0].plot(
+                history["epoch"],
+                history["test_accuracy"],
+                color=color,
+                label=label,
+                **style,
+            )
+            axes[1].plot(
+                history["seconds"], history["test_accuracy"], color=color, **style
+            )
+            if (
+                fill
+            ):  # the third panel: this run only, so its line styles mean one thing
+                axes[2].plot(history["epoch"], history["train_loss"], "-", color=color)
+                axes[2].plot(history["epoch"], history["test_loss"], ":", color=color)
+    for ax, xlabel in zip(axes, ("epoch", "training seconds", "epoch"), strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
+    axes[2].set_ylabel("your run's loss (solid: train, dotted: test)")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def sweep(mine, reference, xlabel, ax=None):
+    """Final test accuracy against a swept setting (``results[norm][value]`` is a
+    history; a diverged run is an x at 0), this run (filled) and the reference."""
+    fig, ax = _axes(ax)
+    for results, fill, name in _runs(mine, reference):
+        for norm, by_x in results.items():
+            color = COLORS[_norm_key(norm)]
+            xs = [float(x) for x in by_x]
+            ys = [
+                None if h["diverged"] else h["test_accuracy"][-1] for h in by_x.values()
+            ]
+            kept = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+            ax.plot(
+                [x for x, _ in kept],
+                [y for _, y in kept],
+                "o-" if fill else "o--",
+                color=color,
+                mfc=color if fill else "white",
+                label=f"{LABELS[_norm_key(norm)]} ({name})",
+            )
+            failed = [x for x, y in zip(xs, ys, strict=True) if y is None]
+            ax.plot(failed, [0.0] * len(failed), "x", color=color, ms=9)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("final test accuracy (x: diverged)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def lr_stress(mine, reference=None, ax=None):
+    """Test accuracy after each epoch of a rising learning rate (``results[norm]``
+    has "lr", "accuracy", "diverged"); an x marks the rate at which it diverged."""
+    fig, ax = _axes(ax)
+    for results, fill, name in _runs(mine, reference):
+        for norm, rows in results.items():
+            color = COLORS[_norm_key(norm)]
+            ax.plot(
+                rows["lr"],
+                rows["accuracy"],
+                "o-" if fill else "o--",
+                color=color,
+                mfc=color if fill else "white",
+                label=f"{LABELS[_norm_key(norm)]} ({name})",
+            )
+            if rows["diverged"]:
+                ax.plot(rows["lr"][-1], 0.1, "x", color=color, ms=10)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (one epoch each, raised after every epoch)")
+    ax.set_ylabel("test accuracy after that epoch")
+    ax.set_title("x: the loss diverged")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def bn_parameters(layers, reference=None):
+    """Every BN layer's gamma and beta (``layers``: one (gamma, beta) pair of
+    lists per layer), jittered per layer; the reference run's beside, in grey."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for params, fill, name in _runs(layers, reference):
+        offset = 0.0 if fill else 0.3
+        for i, (gamma, beta) in enumerate(params):
+            jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(gamma))
+            for ax, values, key in [(axes[0], gamma, "bn"), (axes[1], beta, "running")]:
+                ax.scatter(
+                    i + 1 + offset + jitter[: len(values)],
+                    values,
+                    s=6,
+                    color=COLORS[key] if fill else COLORS["reference"],
+                    alpha=0.5,
+                    label=name if i == 0 else None,
+                )
+    for ax, name, start in [
+        (axes[0], r"$\gamma$ (scale)", 1.0),
+        (axes[1], r"$\beta$ (shift)", 0.0),
+    ]:
+        ax.axhline(start, color=COLORS["reference"], ls="--", lw=1)
+        ax.set_xlabel("BN layer (1 = nearest the input); grey: the reference run")
+        ax.set_ylabel(name)
+        ax.set_xticks(range(1, len(layers) + 1))
+    axes[0].legend(fontsize=8, markerscale=2)
+    return fig

@@ -58,3 +58,28 @@ def test_a_class_with_every_kind_of_submission(tmp_path):
     assert _digest(ROOT / "solutions") == solutions_before, "the grader's tests changed"
     assert not list(klass.glob(".grades-*")), "no temporary CSV left behind"
     assert json.loads((klass / "expected.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_memory_hog_costs_only_its_own_cell(tmp_path):
+    """After a cell's MemoryError the next cells and tests run as in a fresh
+    kernel: IPython's references to the failed frames (kept for %debug) would
+    keep the hoard allocated, and with the default limit the backward test's
+    calls then killed the kernel (2 of 12 points instead of 12)."""
+    import nbformat
+
+    from tools import make_class
+
+    lesson = "02_bn_forward_backward"
+    learner = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", 4)
+    answers = make_class._answers(
+        nbformat.read(ROOT / "solutions" / f"{lesson}.ipynb", 4)
+    )
+    nb, full, note = make_class.build("memory", learner, answers)
+    path = tmp_path / f"{lesson}.ipynb"
+    nbformat.write(nb, path)
+    # the grader's default memory limit, no sandbox: the set-up that failed
+    row = run_grader(tmp_path / "grades.csv", [path], "--sandbox", "off")[str(path)]
+    assert note in row["error"], row
+    assert row["error"].count("raised") == 1, row["error"]
+    assert float(row["total"]) == float(row["maximum"]), row

@@ -65,9 +65,8 @@ PARTLY_WRONG = {
 SNIPPETS = {
     "loop": "while True:\n    pass",
     "kill": "import os\nos._exit(1)",
-    # the hoard is local, so the MemoryError frees it: a kept hoard makes the
-    # next cells' outcome depend on how close to the limit it stopped (a
-    # MemoryError there, or an abort that kills the kernel), not on the code
+    # the hoard is local: once the grader drops IPython's hold on the failed
+    # frames (tools/grading/worker.py, FORGET_FAILURE) the MemoryError frees it
     "memory": (
         "def hoard():\n    kept = []\n    while True:\n"
         "        kept.append(bytearray(50_000_000))\n\n\nhoard()"

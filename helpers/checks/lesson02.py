@@ -561,40 +561,30 @@ def _backward_check(
         grads, problem = unpack(name, grads, 3, "dx, dgamma, dbeta")
         if problem is not None:
             return problem
-        _, dx_ref, dg_ref, db_ref = reference(kind, p)
         mistakes = backward_mistakes(kind, p)
         hints = _not_summed_hints(kind, p)
-        results = [
-            compare(
-                f"{name} dx",
-                grads[0],
-                dx_ref,
-                tol=BACKWARD_TOL,
-                diagnoses=mistakes["dx"],
-                what="dx",
+        refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
+        extra = {
+            "dx": dict(
                 shape_hints=_output_shape_hints(kind, p),
-                invariants=dx_invariants(kind, p, dx_ref),
-                factors=factors(kind, p),
+                invariants=dx_invariants(kind, p, refs["dx"]),
             ),
-            compare(
-                f"{name} dgamma",
-                grads[1],
-                dg_ref,
-                tol=BACKWARD_TOL,
-                diagnoses=mistakes["dgamma"],
-                what="dgamma",
-                shape_hints=hints,
-                factors=factors(kind, p),
-            ),
-            compare(
-                f"{name} dbeta",
-                grads[2],
-                db_ref,
-                tol=BACKWARD_TOL,
-                diagnoses=mistakes["dbeta"],
-                what="dbeta",
-                shape_hints=hints,
-                factors=factors(kind, p),
+            "dgamma": dict(shape_hints=hints),
+            "dbeta": dict(shape_hints=hints),
+        }
+        results = [
+            *(
+                compare(
+                    f"{name} {what}",
+                    grad,
+                    refs[what],
+                    tol=BACKWARD_TOL,
+                    diagnoses=mistakes[what],
+                    what=what,
+                    factors=factors(kind, p),
+                    **extra[what],
+                )
+                for what, grad in zip(refs, grads, strict=True)
             ),
             _numeric_result(kind, name, forward, backward, seed),
         ]

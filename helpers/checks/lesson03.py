@@ -130,6 +130,17 @@ def _with_batch_stats(x, ref, affine, correction):
 _make = build_module
 
 
+def _stepped(cls, label, x, *, double=False):
+    """A 4-channel module after one training-mode call on ``x``:
+    (module, out, None), or (None, None, the check's Result)."""
+    module, problem = _make(cls, label, 4)
+    if problem is not None:
+        return None, None, problem
+    module = (module.double() if double else module).train()
+    out, problem = call(label, module, x)
+    return (None, None, problem) if problem is not None else (module, out, None)
+
+
 def _registration(cls) -> Result:
     label = f"{NAME} buffers"
     torch = torch_()
@@ -453,17 +464,12 @@ def _low_precision(cls, seed) -> Result:
     """bfloat16 input (mixed precision): output in bfloat16, buffers in float32."""
     torch = torch_()
     label = f"{NAME} bfloat16 input"
-    module, problem = _make(cls, label, 4)
-    if problem is not None:
-        return problem
-    ref = torch.nn.BatchNorm1d(4)
     gen = torch.Generator().manual_seed(seed)
     x = (3 * torch.randn(16, 4, generator=gen) + 2).bfloat16()
-    module.train()
-    out, problem = call(label, module, x)
+    module, out, problem = _stepped(cls, label, x)
     if problem is not None:
         return problem
-    want = ref.train()(x)
+    want = torch.nn.BatchNorm1d(4).train()(x)
     if out.dtype != want.dtype:
         return wrong(
             label,
@@ -484,12 +490,9 @@ def _resets(cls, seed) -> Result:
     """reset_running_stats() and reset_parameters(), as torch's _NormBase has."""
     torch = torch_()
     label = f"{NAME} reset_*()"
-    module, problem = _make(cls, label, 4)
-    if problem is not None:
-        return problem
-    module = module.double().train()
     gen = torch.Generator().manual_seed(seed)
-    _, problem = call(label, module, torch.randn(5, 4, generator=gen).double() + 3)
+    x = torch.randn(5, 4, generator=gen).double() + 3
+    module, _, problem = _stepped(cls, label, x, double=True)
     if problem is not None:
         return problem
     for method in ("reset_running_stats", "reset_parameters"):

@@ -120,40 +120,31 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             x.shape: "not summed over the batch: gamma and beta are shared by every "
             "example (sum over axis 0)"
         }
+        diagnoses = {
+            "dx": {
+                "dx lets the gradient flow through r and d: they are constants "
+                "(stop_gradient), so dx is batch norm's dx scaled by r": dx_through,
+                "dx misses the factor r: the gradient reaching x_hat is "
+                "dout * gamma * r": dx_ref / r,
+            },
+            "dgamma": {
+                "dgamma uses x_hat; the output is gamma * (x_hat * r + d) + "
+                "beta, so dgamma = sum(dout * (x_hat * r + d))": dgamma_x_hat
+            },
+            "dbeta": {},
+        }
+        refs = {"dx": dx_ref, "dgamma": dg_ref, "dbeta": db_ref}
         return [
             compare(
-                f"{name} dx",
-                grads[0],
-                dx_ref,
+                f"{name} {what}",
+                grad,
+                refs[what],
                 tol=1e-7,
-                what="dx",
-                diagnoses={
-                    "dx lets the gradient flow through r and d: they are constants "
-                    "(stop_gradient), so dx is batch norm's dx scaled by r": dx_through,
-                    "dx misses the factor r: the gradient reaching x_hat is "
-                    "dout * gamma * r": dx_ref / r,
-                },
-            ),
-            compare(
-                f"{name} dgamma",
-                grads[1],
-                dg_ref,
-                tol=1e-7,
-                what="dgamma",
-                shape_hints=not_summed,
-                diagnoses={
-                    "dgamma uses x_hat; the output is gamma * (x_hat * r + d) + "
-                    "beta, so dgamma = sum(dout * (x_hat * r + d))": dgamma_x_hat
-                },
-            ),
-            compare(
-                f"{name} dbeta",
-                grads[2],
-                db_ref,
-                tol=1e-7,
-                what="dbeta",
-                shape_hints=not_summed,
-            ),
+                what=what,
+                shape_hints=None if what == "dx" else not_summed,
+                diagnoses=diagnoses[what],
+            )
+            for what, grad in zip(refs, grads, strict=True)
         ]
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -167,6 +158,35 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 def _make(cls, label, *args, **kwargs):
     module, problem_ = build_module(cls, label, *args, **kwargs)
     return (None, problem_) if problem_ is not None else (module.double(), None)
+
+
+def _ready(cls, label, state, rmax, dmax, *, train=True):
+    """A 5-channel module in float64 holding ``state`` (gamma, beta, mean, std)
+    and the given rmax, dmax, in training or eval mode; or the check's Result."""
+    module, problem_ = _make(cls, label, 5)
+    if problem_ is not None:
+        return None, problem_
+    _set_state(module, *state, rmax, dmax)
+    return module.train(train), None
+
+
+def _case(cls, label, seed, rmax, dmax, *, train=True):
+    """``problem(seed)`` and a module holding its state: (module, data, Result)."""
+    data = problem(seed)
+    module, problem_ = _ready(cls, label, data[1:5], rmax, dmax, train=train)
+    return module, data, problem_
+
+
+def _output_of(cls, label, seed, rmax, dmax, *, train=True):
+    """The module's output on ``problem(seed)``, without autograd:
+    (module, data, out, Result or None)."""
+    torch = torch_()
+    module, data, problem_ = _case(cls, label, seed, rmax, dmax, train=train)
+    if problem_ is not None:
+        return module, data, None, problem_
+    with torch.no_grad():
+        out, problem_ = call(label, module, torch.from_numpy(data[0]))
+    return module, data, out, problem_
 
 
 def _registration(cls) -> Result:
@@ -284,12 +304,10 @@ def _plain_bn_case(cls, numpy_forward, seed) -> Result:
     import torch.nn.functional as F
 
     label = f"{NAME} rmax=1, dmax=0"
-    x, gamma, beta, mean, std, dout = problem(seed)
-    module, problem_ = _make(cls, label, 5)
+    module, data, problem_ = _case(cls, label, seed, 1.0, 0.0)
+    x, gamma, beta, mean, std, dout = data
     if problem_ is not None:
         return problem_
-    _set_state(module, gamma, beta, mean, std, 1.0, 0.0)
-    module.train()
     xa = torch.tensor(x, requires_grad=True)
     out, problem_ = call(label, module, xa, copy_inputs=False)
     if problem_ is not None:
@@ -377,36 +395,33 @@ def _running_results(label, module, rows, mean, std) -> list[Result]:
     momentum = module.momentum
     batch_mean, batch_var = rows.mean(0), rows.var(0)
     batch_std = np.sqrt(batch_var + EPS)
+    diagnoses = {
+        "running_mean": {
+            "running_mean did not change: update it in training mode": mean,
+            "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)": (
+                batch_mean + momentum * (mean - batch_mean)
+            ),
+        },
+        "running_std": {
+            "running_std is updated with the variance: use the batch's standard "
+            "deviation sigma_B = sqrt(var_B + eps)": std
+            + momentum * (batch_var + EPS - std),
+            "running_std did not change: update it in training mode": std,
+            "running_std is updated with sqrt(var_B), without eps": std
+            + momentum * (np.sqrt(batch_var) - std),
+        },
+    }
+    updates = {"running_mean": (mean, batch_mean), "running_std": (std, batch_std)}
     return [
         compare(
-            f"{label} running_mean",
-            module.running_mean,
-            mean + momentum * (batch_mean - mean),
+            f"{label} {key}",
+            getattr(module, key),
+            old + momentum * (new - old),
             tol=TOL,
-            what="running_mean",
-            diagnoses={
-                "running_mean did not change: update it in training mode": mean,
-                "momentum weighs the old value; here "
-                "mu <- mu + momentum * (mu_B - mu)": (
-                    batch_mean + momentum * (mean - batch_mean)
-                ),
-            },
-        ),
-        compare(
-            f"{label} running_std",
-            module.running_std,
-            std + momentum * (batch_std - std),
-            tol=TOL,
-            what="running_std",
-            diagnoses={
-                "running_std is updated with the variance: use the batch's standard "
-                "deviation sigma_B = sqrt(var_B + eps)": std
-                + momentum * (batch_var + EPS - std),
-                "running_std did not change: update it in training mode": std,
-                "running_std is updated with sqrt(var_B), without eps": std
-                + momentum * (np.sqrt(batch_var) - std),
-            },
-        ),
+            what=key,
+            diagnoses=diagnoses[key],
+        )
+        for key, (old, new) in updates.items()
     ]
 
 
@@ -419,11 +434,9 @@ def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
     if image:  # 24 rows = 2 examples x 3 x 4 positions
         x = _from_rows(x, (2, 5, 3, 4))
         dout = _from_rows(dout, (2, 5, 3, 4))
-    module, problem_ = _make(cls, label, 5)
+    module, problem_ = _ready(cls, label, (gamma, beta, mean, std), RMAX, DMAX)
     if problem_ is not None:
         return [problem_]
-    _set_state(module, gamma, beta, mean, std, RMAX, DMAX)
-    module.train()
     xa = torch.tensor(x, requires_grad=True)
     out, problem_ = call(label, module, xa, copy_inputs=False)
     if problem_ is not None:
@@ -444,16 +457,9 @@ def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
 
 
 def _eval_case(cls, seed) -> Result:
-    torch = torch_()
     label = f"{NAME} eval"
-    x, gamma, beta, mean, std, _ = problem(seed)
-    module, problem_ = _make(cls, label, 5)
-    if problem_ is not None:
-        return problem_
-    _set_state(module, gamma, beta, mean, std, RMAX, DMAX)
-    module.eval()
-    with torch.no_grad():
-        out, problem_ = call(label, module, torch.from_numpy(x))
+    module, data, out, problem_ = _output_of(cls, label, seed, RMAX, DMAX, train=False)
+    x, gamma, beta, mean, std, _ = data
     if problem_ is not None:
         return problem_
     batch = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS)
@@ -482,15 +488,8 @@ def _attributes_case(cls, seed) -> Result:
     """rmax and dmax are read at every call (the schedule changes them)."""
     torch = torch_()
     label = f"{NAME} rmax, dmax changed"
-    x, gamma, beta, mean, std, _ = problem(seed)
-    module, problem_ = _make(cls, label, 5)
-    if problem_ is not None:
-        return problem_
-    _set_state(module, gamma, beta, mean, std, 1.0, 0.0)
-    module.rmax, module.dmax = RMAX, DMAX  # changed after construction
-    module.train()
-    with torch.no_grad():
-        out, problem_ = call(label, module, torch.from_numpy(x))
+    # built with the defaults (rmax=1, dmax=0), then changed as the schedule does
+    _, (x, gamma, beta, *_), out, problem_ = _output_of(cls, label, seed, RMAX, DMAX)
     if problem_ is not None:
         return problem_
     with torch.no_grad():

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import Mutant
+from . import family
 
 
 def standardize(X, eps=1e-5, *, axis=0, ddof=0, eps_out=False, center=True, scale=True):
@@ -38,101 +40,36 @@ def grad_norms(
     return norms[::-1] if reverse else norms
 
 
-def _standardize(name, fn, message):
-    return Mutant(
-        "standardize_columns",
-        name,
-        {"standardize_columns": fn},
-        message,
-        "standardize_columns",
-    )
-
-
-def _percentiles(name, fn, message):
-    return Mutant(
-        "activation_percentiles",
-        name,
-        {"activation_percentiles": fn},
-        message,
-        "activation_percentiles",
-    )
-
-
-def _norms(name, fn, message):
-    return Mutant(
-        "layer_gradient_norms",
-        name,
-        {"layer_gradient_norms": fn},
-        message,
-        "layer_gradient_norms",
-    )
-
-
 def _every_parameter(m, x, y):
     m.zero_grad()
     F.cross_entropy(m(x), y).backward()
     return [p.grad.norm().item() for p in m.parameters()]
 
 
+STANDARDIZE = {
+    "rows instead of columns": (partial(standardize, axis=1), "each row is normalised"),
+    "unbiased": (partial(standardize, ddof=1), "unbiased"),
+    "eps outside": (partial(standardize, eps_out=True), "outside the square root"),
+    "only centred": (partial(standardize, scale=False), "only centred"),
+    "only scaled": (partial(standardize, center=False), "only scaled"),
+    "returns the statistics": (lambda X, eps=1e-5: X.mean(0), "one value per column"),
+    "returns None": (lambda X, eps=1e-5: None, "forget the `return`"),
+}
+PERCENTILES = {
+    "fractions": (partial(percentiles, fraction=True), "as a fraction"),
+    "per column": (partial(percentiles, flatten=False), "flatten"),
+    "nearest rank": (partial(percentiles, method="nearest"), "nearest-rank"),
+    "raises": (lambda v, q=(15, 50, 85): v.nonexistent(), "raised AttributeError"),
+}
+NORMS = {
+    "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
+    "summed loss": (partial(grad_norms, reduction="sum"), "summed"),
+    "reversed": (partial(grad_norms, reverse=True), "reverse order"),
+    "weight norms": (partial(grad_norms, weights=True), "weights' norms"),
+    "every parameter": (_every_parameter, "one norm per parameter"),
+}
 MUTANTS = [
-    _standardize(
-        "rows instead of columns",
-        lambda X, eps=1e-5: standardize(X, eps, axis=1),
-        "each row is normalised",
-    ),
-    _standardize(
-        "unbiased", lambda X, eps=1e-5: standardize(X, eps, ddof=1), "unbiased"
-    ),
-    _standardize(
-        "eps outside",
-        lambda X, eps=1e-5: standardize(X, eps, eps_out=True),
-        "outside the square root",
-    ),
-    _standardize(
-        "only centred",
-        lambda X, eps=1e-5: standardize(X, eps, scale=False),
-        "only centred",
-    ),
-    _standardize(
-        "only scaled",
-        lambda X, eps=1e-5: standardize(X, eps, center=False),
-        "only scaled",
-    ),
-    _standardize(
-        "returns the statistics", lambda X, eps=1e-5: X.mean(0), "one value per column"
-    ),
-    _standardize("returns None", lambda X, eps=1e-5: None, "forget the `return`"),
-    _percentiles(
-        "fractions",
-        lambda v, q=(15, 50, 85): percentiles(v, q, fraction=True),
-        "as a fraction",
-    ),
-    _percentiles(
-        "per column",
-        lambda v, q=(15, 50, 85): percentiles(v, q, flatten=False),
-        "flatten",
-    ),
-    _percentiles(
-        "nearest rank",
-        lambda v, q=(15, 50, 85): percentiles(v, q, method="nearest"),
-        "nearest-rank",
-    ),
-    _percentiles(
-        "raises", lambda v, q=(15, 50, 85): v.nonexistent(), "raised AttributeError"
-    ),
-    _norms(
-        "no zero_grad", lambda m, x, y: grad_norms(m, x, y, zero=False), "zero_grad"
-    ),
-    _norms(
-        "summed loss", lambda m, x, y: grad_norms(m, x, y, reduction="sum"), "summed"
-    ),
-    _norms(
-        "reversed", lambda m, x, y: grad_norms(m, x, y, reverse=True), "reverse order"
-    ),
-    _norms(
-        "weight norms",
-        lambda m, x, y: grad_norms(m, x, y, weights=True),
-        "weights' norms",
-    ),
-    _norms("every parameter", _every_parameter, "one norm per parameter"),
+    *family("standardize_columns", STANDARDIZE, "standardize_columns"),
+    *family("activation_percentiles", PERCENTILES, "activation_percentiles"),
+    *family("layer_gradient_norms", NORMS, "layer_gradient_norms"),
 ]

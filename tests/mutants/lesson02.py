@@ -78,6 +78,7 @@ def _bwd(**kw):
     return lambda d, c: bn_backward(d, c, **kw)
 
 
+# fmt: off
 BN_FORWARD = {
     "wrong axis": (_fwd(axis=1), "wrong axis"),
     "unbiased variance": (_fwd(ddof=1), "unbiased variance"),
@@ -86,50 +87,32 @@ BN_FORWARD = {
     "missing square root": (_fwd(sqrt=False), "missing square root"),
     "ignores eps": (_fwd(fixed_eps=1e-5), "ignores its eps argument"),
     "no ValueError for N=1": (_fwd(check_n=False), "did not raise ValueError"),
-    "returns out only": (
-        lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps)[0],
-        "expected a tuple of 2",
-    ),
+    "returns out only": (lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps)[0], "expected a tuple of 2"),
     "returns None": (lambda x, g, b, eps=1e-5: None, "returned None"),
-    "NaN": (
-        lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0] * np.nan, None),
-        "NaN",
-    ),
+    "NaN": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0] * np.nan, None), "NaN"),
     "raises TypeError": (lambda x, g, b, eps=1e-5: x.mean(foo=1), "raised TypeError"),
-    "mutates its input": (
-        lambda x, g, b, eps=1e-5: (x.__isub__(x.mean(0)), bn_forward(x, g, b, eps))[1],
-        "in place",
-    ),
-    "wrong shape": (
-        lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None),
-        "axes are swapped",
-    ),
+    "mutates its input": (lambda x, g, b, eps=1e-5: (x.__isub__(x.mean(0)), bn_forward(x, g, b, eps))[1], "in place"),
+    "wrong shape": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None), "axes are swapped"),
 }
+# fmt: on
 
+# fmt: off
 BN_BACKWARD = {
     "missing mean branch": (_bwd(mean_branch=False), "branch through mu"),
     "missing variance branch": (_bwd(var_branch=False), "branch through var"),
-    "mu and var as constants": (
-        _bwd(mean_branch=False, var_branch=False),
-        "as constants",
-    ),
+    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "as constants"),
     "forgets gamma": (_bwd(gamma_factor=False), "forgets gamma"),
     "dgamma not summed": (_bwd(sum_dgamma=False), "not summed"),
     "dbeta not summed": (_bwd(sum_dbeta=False), "not summed"),
     "dgamma and dbeta averaged": (_bwd(mean_params=True), "averaged over the batch"),
-    "dgamma from the centred x": (
-        _bwd(dgamma_from=lambda x_hat, std: x_hat * std),
-        "centred x",
-    ),
+    "dgamma from the centred x": (_bwd(dgamma_from=lambda x_hat, std: x_hat * std), "centred x"),
     "wrong sign": (_bwd(sign=-1.0), "wrong sign"),
     "returns None": (lambda d, c: None, "returned None"),
     "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
-    "NaN dx": (
-        lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:],
-        "NaN",
-    ),
+    "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
 }
+# fmt: on
 
 
 def spatial_forward(x, gamma, beta, eps=1e-5, *, mode="right", reshape_back=True):
@@ -163,20 +146,13 @@ def spatial_backward(dout, cache, *, sum_hw=True):
     return dx, dgamma, dbeta
 
 
+# fmt: off
 SPATIAL_FORWARD = {
-    "statistics per position": (
-        lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"),
-        "per position",
-    ),
-    "reshape without transpose": (
-        lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"),
-        "without moving C last",
-    ),
-    "not reshaped back": (
-        lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False),
-        "reshape back",
-    ),
+    "statistics per position": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"), "per position"),
+    "reshape without transpose": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"), "without moving C last"),
+    "not reshaped back": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False), "reshape back"),
 }
+# fmt: on
 SPATIAL_BACKWARD = {
     "dgamma summed over N only": (
         lambda d, c: spatial_backward(d, c, sum_hw=False),
@@ -202,16 +178,12 @@ def ln_backward(dout, cache, *, sum_dgamma=True):
     return dx, dgamma, dout.sum(0)
 
 
+# fmt: off
 LN_FORWARD = {
-    "normalises columns (batch norm)": (
-        lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0),
-        "wrong axis",
-    ),
-    "unbiased variance": (
-        lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1),
-        "unbiased variance",
-    ),
+    "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "wrong axis"),
+    "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "unbiased variance"),
 }
+# fmt: on
 LN_BACKWARD = {
     "dgamma not summed": (
         lambda d, c: ln_backward(d, c, sum_dgamma=False),
@@ -237,56 +209,35 @@ def _forward(x, g, b, eps=1e-5):
     return bn_forward(x, g, b, eps)
 
 
-# A wrong backward pass comes with right forward and backward passes written
-# here, whose cache (x_hat, std, gamma) it reads: the solution's cache layout
-# is the solution's business.
-RIGHT_BN = {
+# Each mutant replaces one name; every other exercise gets a right
+# implementation written here (a wrong backward pass reads the cache, x_hat,
+# std, gamma, of the right forward pass): the solution's cache layout is the
+# solution's business.
+RIGHT = {
     "batchnorm_forward": _forward,
     "batchnorm_backward": bn_backward,
     "batchnorm_backward_alt": bn_backward,
+    "spatial_batchnorm_forward": spatial_forward,
+    "spatial_batchnorm_backward": spatial_backward,
+    "layernorm_forward": ln_forward,
+    "layernorm_backward": ln_backward,
 }
 
-
-def _given(*names):
-    return {name: RIGHT_BN[name] for name in names}
-
+# check (the name it replaces): (its wrong versions, the graded test they zero)
+FAMILIES = {
+    "batchnorm_forward": (BN_FORWARD, "batchnorm_forward"),
+    "batchnorm_backward": (BN_BACKWARD, "batchnorm_backward"),
+    "batchnorm_backward_alt": (BN_BACKWARD, "batchnorm_backward_alt"),
+    "spatial_batchnorm_forward": (SPATIAL_FORWARD, "spatial_batchnorm"),
+    "spatial_batchnorm_backward": (SPATIAL_BACKWARD, "spatial_batchnorm"),
+    "layernorm_forward": (LN_FORWARD, "layernorm"),
+    "layernorm_backward": (LN_BACKWARD, "layernorm"),
+}
 
 MUTANTS = [
-    *family("batchnorm_forward", BN_FORWARD, "batchnorm_forward"),
-    *family(
-        "batchnorm_backward",
-        BN_BACKWARD,
-        "batchnorm_backward",
-        given=_given("batchnorm_forward", "batchnorm_backward_alt"),
-    ),
-    *family(
-        "batchnorm_backward_alt",
-        BN_BACKWARD,
-        "batchnorm_backward_alt",
-        given=_given("batchnorm_forward", "batchnorm_backward"),
-    ),
-    *family(
-        "spatial_batchnorm_forward",
-        SPATIAL_FORWARD,
-        "spatial_batchnorm",
-        given={"spatial_batchnorm_backward": spatial_backward},
-    ),
-    *family(
-        "spatial_batchnorm_backward",
-        SPATIAL_BACKWARD,
-        "spatial_batchnorm",
-        given={"spatial_batchnorm_forward": spatial_forward},
-    ),
-    *family(
-        "layernorm_forward",
-        LN_FORWARD,
-        "layernorm",
-        given={"layernorm_backward": ln_backward},
-    ),
-    *family(
-        "layernorm_backward",
-        LN_BACKWARD,
-        "layernorm",
-        given={"layernorm_forward": ln_forward},
-    ),
+    mutant
+    for check, (table, test) in FAMILIES.items()
+    for mutant in family(
+        check, table, test, given={k: v for k, v in RIGHT.items() if k != check}
+    )
 ]

@@ -129,57 +129,26 @@ def scratch_class(
     return Scratch
 
 
+# fmt: off
 SCRATCH = {
-    "biased running_var": (
-        scratch_class(running_var="biased"),
-        "biased batch variance",
-    ),
-    "momentum on the old value": (
-        scratch_class(momentum_on="old"),
-        "momentum is applied to the old value",
-    ),
+    "biased running_var": (scratch_class(running_var="biased"), "biased batch variance"),
+    "momentum on the old value": (scratch_class(momentum_on="old"), "momentum is applied to the old value"),
     "buffers as plain tensors": (scratch_class(buffers=False), "register_buffer"),
     "updates in eval mode": (scratch_class(update_in_eval=True), "eval mode changed"),
-    "statistics over N only for 3-D/4-D": (
-        scratch_class(axes="batch only"),
-        "every dim except channels",
-    ),
-    "eval uses batch statistics": (
-        scratch_class(eval_uses_batch=True),
-        "eval mode still normalises",
-    ),
-    "num_batches_tracked not counted": (
-        scratch_class(count_batches=False),
-        "num_batches_tracked",
-    ),
+    "statistics over N only for 3-D/4-D": (scratch_class(axes="batch only"), "every dim except channels"),
+    "eval uses batch statistics": (scratch_class(eval_uses_batch=True), "eval mode still normalises"),
+    "num_batches_tracked not counted": (scratch_class(count_batches=False), "num_batches_tracked"),
     "momentum=None not handled": (scratch_class(handle_none=False), "momentum=None"),
-    "normalises with the unbiased variance": (
-        scratch_class(normalise_unbiased=True),
-        "normalised with the unbiased variance",
-    ),
-    "unbiased factor counts examples only": (
-        scratch_class(count="examples"),
-        "n counts every value",
-    ),
-    "statistics outside the graph": (
-        scratch_class(stats_without_grad=True),
-        "gradient differs",
-    ),
+    "normalises with the unbiased variance": (scratch_class(normalise_unbiased=True), "normalised with the unbiased variance"),
+    "unbiased factor counts examples only": (scratch_class(count="examples"), "n counts every value"),
+    "statistics outside the graph": (scratch_class(stats_without_grad=True), "gradient differs"),
     "no input validation": (scratch_class(validate=False), "did not raise ValueError"),
-    "track_running_stats ignored": (
-        scratch_class(untracked=False),
-        "None without tracking",
-    ),
+    "track_running_stats ignored": (scratch_class(untracked=False), "None without tracking"),
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
-    "bfloat16 input gives float32 output": (
-        scratch_class(keep_dtype=False),
-        "returns the input's dtype",
-    ),
-    "buffers updated in the graph": (
-        scratch_class(buffers_in_graph=True),
-        "autograd history",
-    ),
+    "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
+    "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "autograd history"),
 }
+# fmt: on
 
 
 def fold_variant(
@@ -248,26 +217,19 @@ def fold_variant(
     return fold
 
 
+# fmt: off
 FOLD = {
     "no eps": (fold_variant(eps=False), "eps is missing"),
-    "mean not subtracted": (
-        fold_variant(subtract_mean=False),
-        "running mean is not subtracted",
-    ),
+    "mean not subtracted": (fold_variant(subtract_mean=False), "running mean is not subtracted"),
     "beta forgotten": (fold_variant(add_beta=False), "beta is missing"),
     "own bias not scaled": (fold_variant(scale_bias=False), "own bias is not scaled"),
     "returns a Sequential": (fold_variant(sequential=True), "returned a Sequential"),
     "changes the layer in place": (fold_variant(in_place=True), "in place"),
-    "conv settings not copied": (
-        fold_variant(copy_settings=False),
-        "copy every setting",
-    ),
+    "conv settings not copied": (fold_variant(copy_settings=False), "copy every setting"),
     "no bias created": (fold_variant(make_bias=False), "has no bias"),
-    "folds a batch norm in training mode": (
-        fold_variant(refuse=False),
-        "Fusion only for eval",
-    ),
+    "folds a batch norm in training mode": (fold_variant(refuse=False), "Fusion only for eval"),
 }
+# fmt: on
 
 
 MUTANTS = [

@@ -31,21 +31,14 @@ def renorm_backward(dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params
     return dx, dgamma, dout.sum(0)
 
 
+# fmt: off
 RENORM_BACKWARD = {
-    "misses the factor r": (
-        lambda d, c: renorm_backward(d, c, with_r=False),
-        "misses the factor r",
-    ),
-    "dgamma from x_hat": (
-        lambda d, c: renorm_backward(d, c, dgamma_from="x_hat"),
-        "dgamma uses x_hat",
-    ),
-    "dgamma not summed": (
-        lambda d, c: renorm_backward(d, c, sum_params=False),
-        "not summed",
-    ),
+    "misses the factor r": (lambda d, c: renorm_backward(d, c, with_r=False), "misses the factor r"),
+    "dgamma from x_hat": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat"), "dgamma uses x_hat"),
+    "dgamma not summed": (lambda d, c: renorm_backward(d, c, sum_params=False), "not summed"),
     "returns None": (lambda d, c: None, "returned None"),
 }
+# fmt: on
 
 
 def renorm_class(
@@ -126,38 +119,22 @@ def renorm_class(
     return Renorm
 
 
+# fmt: off
 RENORM = {
-    "gradient through r and d": (
-        renorm_class(detach=False, rebind_buffers=True),
-        "flows through r and d",
-    ),
-    "gradient through r and d, buffers in place": (
-        renorm_class(detach=False),
-        "detached statistics",
-    ),
+    "gradient through r and d": (renorm_class(detach=False, rebind_buffers=True), "flows through r and d"),
+    "gradient through r and d, buffers in place": (renorm_class(detach=False), "detached statistics"),
     "no clipping": (renorm_class(clip_r=False, clip_d=False), "not clipped"),
     "r not clipped": (renorm_class(clip_r=False), "r is not clipped"),
     "d not clipped": (renorm_class(clip_d=False), "d is not clipped"),
-    "running std updated with the variance": (
-        renorm_class(std_update="var"),
-        "updated with the variance",
-    ),
+    "running std updated with the variance": (renorm_class(std_update="var"), "updated with the variance"),
     "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
-    "eval uses batch statistics": (
-        renorm_class(eval_uses_batch=True),
-        "eval mode still uses the batch",
-    ),
-    "rmax and dmax fixed at construction": (
-        renorm_class(attributes=False),
-        "changed nothing",
-    ),
-    "momentum on the old value": (
-        renorm_class(momentum_on="old"),
-        "momentum weighs the old value",
-    ),
+    "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "eval mode still uses the batch"),
+    "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),
+    "momentum on the old value": (renorm_class(momentum_on="old"), "momentum weighs the old value"),
     "no input validation": (renorm_class(validate=False), "ValueError"),
     "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
 }
+# fmt: on
 
 
 def schedule_variant(kind):
@@ -184,16 +161,15 @@ def schedule_variant(kind):
     return schedule
 
 
+# fmt: off
 SCHEDULE = {
-    "ramps from step 0": (
-        schedule_variant("no warm-up delay"),
-        "start after the warm-up",
-    ),
+    "ramps from step 0": (schedule_variant("no warm-up delay"), "start after the warm-up"),
     "ramps swapped": (schedule_variant("swapped"), "swapped"),
     "not capped": (schedule_variant("uncapped"), "keep growing"),
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
 }
+# fmt: on
 
 
 def _renorm_mutates(dout, cache):

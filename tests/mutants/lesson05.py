@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
-from . import Mutant
+from . import family
 
 
 def _phi(z):
@@ -46,93 +47,34 @@ def time_to_accuracy(
     return (i if index else history["epoch"][i]), seconds
 
 
-def _m(check, name, fn, message):
-    return Mutant(check, name, {check: fn}, message, check)
-
-
+# fmt: off
+COUNT = {
+    "counts the BN buffers": (partial(count_parameters, buffers=True), "counts the BN buffers"),
+    "counts frozen parameters": (partial(count_parameters, frozen=True), "counts frozen parameters"),
+    "counts tensors": (partial(count_parameters, tensors=True), "counts tensors"),
+    "returns a float": (lambda m: float(count_parameters(m)), "return an int"),
+}
+# fmt: on
+# fmt: off
+TIME = {
+    "epochs from 0": (partial(time_to_accuracy, index=True), "epochs count from 1"),
+    "strict comparison": (partial(time_to_accuracy, strict=True), "use >=, not >"),
+    "last epoch that reaches it": (partial(time_to_accuracy, last=True), "return the first"),
+    "seconds of that epoch alone": (partial(time_to_accuracy, per_epoch=True), "seconds are cumulative"),
+    "never reached returns the last epoch": (lambda h, t: time_to_accuracy(h, t) or (5, 60.0), "return None"),
+}
+# fmt: on
+# fmt: off
+ACTIVE = {
+    "gamma's sign kept": (partial(active_fraction, absolute=False), "use |gamma|"),
+    "share below zero": (partial(active_fraction, below=True), "*below* zero"),
+    "divides by gamma squared": (partial(active_fraction, power=2), "not gamma^2"),
+    "ignores beta": (partial(active_fraction, shift=False), "beta is ignored"),
+    "returns one number": (lambda g, b: float(np.mean(active_fraction(g, b))), "shape"),
+}
+# fmt: on
 MUTANTS = [
-    _m(
-        "count_parameters",
-        "counts the BN buffers",
-        lambda m: count_parameters(m, buffers=True),
-        "counts the BN buffers",
-    ),
-    _m(
-        "count_parameters",
-        "counts frozen parameters",
-        lambda m: count_parameters(m, frozen=True),
-        "counts frozen parameters",
-    ),
-    _m(
-        "count_parameters",
-        "counts tensors",
-        lambda m: count_parameters(m, tensors=True),
-        "counts tensors",
-    ),
-    _m(
-        "count_parameters",
-        "returns a float",
-        lambda m: float(count_parameters(m)),
-        "return an int",
-    ),
-    _m(
-        "time_to_accuracy",
-        "epochs from 0",
-        lambda h, t: time_to_accuracy(h, t, index=True),
-        "epochs count from 1",
-    ),
-    _m(
-        "time_to_accuracy",
-        "strict comparison",
-        lambda h, t: time_to_accuracy(h, t, strict=True),
-        "use >=, not >",
-    ),
-    _m(
-        "time_to_accuracy",
-        "last epoch that reaches it",
-        lambda h, t: time_to_accuracy(h, t, last=True),
-        "return the first",
-    ),
-    _m(
-        "time_to_accuracy",
-        "seconds of that epoch alone",
-        lambda h, t: time_to_accuracy(h, t, per_epoch=True),
-        "seconds are cumulative",
-    ),
-    _m(
-        "time_to_accuracy",
-        "never reached returns the last epoch",
-        lambda h, t: time_to_accuracy(h, t) or (5, 60.0),
-        "return None",
-    ),
-    _m(
-        "active_fraction",
-        "gamma's sign kept",
-        lambda g, b: active_fraction(g, b, absolute=False),
-        "use |gamma|",
-    ),
-    _m(
-        "active_fraction",
-        "share below zero",
-        lambda g, b: active_fraction(g, b, below=True),
-        "*below* zero",
-    ),
-    _m(
-        "active_fraction",
-        "divides by gamma squared",
-        lambda g, b: active_fraction(g, b, power=2),
-        "not gamma^2",
-    ),
-    _m(
-        "active_fraction",
-        "ignores beta",
-        lambda g, b: active_fraction(g, b, shift=False),
-        "beta is ignored",
-    ),
-    _m(
-        "active_fraction",
-        "returns one number",
-        lambda g, b: float(np.mean(active_fraction(g, b))),
-        "shape",
-    ),
+    *family("count_parameters", COUNT, "count_parameters"),
+    *family("time_to_accuracy", TIME, "time_to_accuracy"),
+    *family("active_fraction", ACTIVE, "active_fraction"),
 ]

@@ -59,7 +59,11 @@ def _module_state(m):
     return out
 
 
-def _load_state(m, state):
+def load_state(m, state, decode=lambda v: v):
+    """Copy a ``_module_state`` into module ``m`` (arrays passed through ``decode``).
+
+    The grader's remote.py uses it too, for the states the kernel sends back.
+    """
     torch = _torch()
     params = dict(m.named_parameters(recurse=True))
     buffers = dict(m.named_buffers(recurse=True))
@@ -67,12 +71,13 @@ def _load_state(m, state):
         for key, value in state.items():
             kind, name = key.split(":", 1)
             if kind == "p" and name in params:
-                params[name].copy_(torch.from_numpy(value[0]))
+                values, grad = value
+                params[name].copy_(torch.from_numpy(decode(values)))
                 params[name].grad = (
-                    None if value[1] is None else torch.from_numpy(value[1]).clone()
+                    None if grad is None else torch.from_numpy(decode(grad)).clone()
                 )
             elif kind == "b" and name in buffers:
-                buffers[name].copy_(torch.from_numpy(value))
+                buffers[name].copy_(torch.from_numpy(decode(value)))
 
 
 def _plain_module(m):
@@ -162,7 +167,7 @@ def dec(v):
     if isinstance(v, dict) and v.get("__bnc__") == "ref":
         obj = STORE[v["id"]]
         if v.get("state") is not None:
-            _load_state(obj, v["state"])
+            load_state(obj, v["state"])
         return obj
     if isinstance(v, dict) and v.get("__bnc__") == "new":
         obj = _pickle.loads(v["pickle"])

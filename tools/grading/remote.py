@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-MIME = "application/vnd.bncourse.call+json"  # as in kernel_side.py
+from .kernel_side import MIME, load_state
+
 MAX_REPLY = 64 * 1024 * 1024  # bytes of JSON accepted from the kernel
 MAX_ITEMS = 10_000_000  # array elements per reply
 MAX_DEPTH = 24
@@ -287,7 +288,9 @@ class Session:
         for index, value in result.get("mutated", []):
             self._copy_back(args[int(index)], decode(value))
         for index, state in result.get("states", []):
-            self._load_state(args[int(index)], state, decode)
+            import torch  # noqa: F401  (load_state finds it in sys.modules)
+
+            load_state(args[int(index)], state, decode)
         return decode(result.get("value"))
 
     @staticmethod
@@ -302,24 +305,6 @@ class Session:
                     target.copy_(torch.as_tensor(value).reshape(target.shape))
         except (ValueError, TypeError, RuntimeError):
             pass  # a changed shape: the check's own snapshot still sees a change
-
-    @staticmethod
-    def _load_state(module, state, decode):
-        import torch
-
-        params = dict(module.named_parameters(recurse=True))
-        buffers = dict(module.named_buffers(recurse=True))
-        with torch.no_grad():
-            for key, value in state.items():
-                kind, name = key.split(":", 1)
-                if kind == "p" and name in params:
-                    values, grad = value
-                    params[name].copy_(torch.from_numpy(decode(values)))
-                    params[name].grad = (
-                        None if grad is None else torch.from_numpy(decode(grad))
-                    )
-                elif kind == "b" and name in buffers:
-                    buffers[name].copy_(torch.from_numpy(decode(value)))
 
 
 class RemoteFunction:

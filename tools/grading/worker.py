@@ -87,6 +87,28 @@ def __bnc_fingerprint(names):
 """
 
 
+# IPython keeps the last exception for %debug (sys.last_traceback, the
+# traceback formatter's .tb, the cell's ExecutionResult), and with it every
+# local variable of the frames it went through: after a memory hog's
+# MemoryError its hoard stays allocated, and whether the next cells and tests
+# fail then depends on how close to the limit it stopped, not on the code.
+# The grader drops those references after a failed cell, as a fresh
+# interpreter would.  Run in the learner's kernel; an error here is ignored.
+FORGET_FAILURE = """\
+import sys as _bnc_sys, gc as _bnc_gc
+_bnc_ip = get_ipython()
+_bnc_ip.InteractiveTB.tb = None
+if getattr(_bnc_ip, "last_execution_result", None) is not None:
+    _bnc_ip.last_execution_result.error_in_exec = None
+_bnc_sys.last_type = _bnc_sys.last_value = _bnc_sys.last_traceback = None
+if hasattr(_bnc_sys, "last_exc"):
+    _bnc_sys.last_exc = None
+del _bnc_sys, _bnc_ip
+_bnc_gc.collect()
+del _bnc_gc
+"""
+
+
 @dataclass
 class Options:
     cell_timeout: int
@@ -561,6 +583,7 @@ class Run:
             first = lines[0].strip()[:50] if lines else ""
             name = (self.replies or errors)[0]
             self.failed.append(f'code cell {position} ("{first}") raised {name}')
+            self.run_code(FORGET_FAILURE)  # before the next cell or test
 
     def judge(self, test: dict) -> None:
         gid, most, result = test["grade_id"], test["points"], self.result
