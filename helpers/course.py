@@ -186,6 +186,18 @@ LESSONS = (
         has_checks=False,  # graded by the quiz's own score, not by checks
         quiz=False,
     ),
+    Lesson(
+        "08",
+        "batchnorm_across_devices",
+        "Batch norm across devices: synchronised statistics",
+        "See that data-parallel batch norm is ghost batch norm, write synchronised "
+        "batch norm (forward, backward, running statistics) on torch.distributed, "
+        "recompute population statistics (PreciseBN) and measure what "
+        "synchronisation costs.",
+        "lessons 02-04",
+        60,
+        references=("08_ghost", "08_real", "08_precise", "08_cost"),
+    ),
 )
 
 

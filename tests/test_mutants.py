@@ -68,6 +68,8 @@ def solution_code(lesson) -> list:
             source = cell.source
             if contract.SETUP_TAG in contract.tags(cell):
                 source = source.split(ms.COLAB_END, 1)[-1]  # no Colab lines
+            elif contract.SKIP_WHEN_GRADING in contract.tags(cell):
+                continue  # the grader skips it too
             elif not (contract.is_solution(cell) or _is_definitions(source)):
                 continue
             code.append(compile(source, lesson.filename, "exec"))

@@ -199,3 +199,39 @@ def test_package_tools_tests_and_notebooks_are_linted_alike():
             [*ruff, *command, *targets], cwd=ROOT, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------
+# readable code: short cells (STYLE.md section 4), short functions
+# --------------------------------------------------------------------------
+
+MEDIAN_CELL_LINES = 10  # STYLE.md: "median code cell around 10 lines"
+LONGEST_FUNCTION = 80  # lines, in helpers/ and tools/
+
+
+@pytest.mark.parametrize("folder", ["solutions", "notebooks"])
+def test_code_cells_are_short(folder):
+    """The median code cell of the course, over every lesson of ``folder``, has at
+    most 10 non-blank lines: plot plumbing lives in helpers.plotting."""
+    import statistics
+
+    lengths = [
+        sum(1 for line in cell.source.splitlines() if line.strip())
+        for lesson in course.LESSONS
+        for cell in nbformat.read(ROOT / folder / lesson.filename, 4).cells
+        if cell.cell_type == "code"
+    ]
+    assert statistics.median(lengths) <= MEDIAN_CELL_LINES, sorted(lengths)
+
+
+def test_no_function_in_helpers_or_tools_is_over_80_lines():
+    import ast
+
+    long = []
+    for path in sorted([*ROOT.glob("helpers/**/*.py"), *ROOT.glob("tools/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > LONGEST_FUNCTION:
+                    long.append(f"{path.relative_to(ROOT)}:{node.name} ({length})")
+    assert not long, long

@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python tools/make_student.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from helpers import contract, course, quotes  # noqa: E402
+from helpers import contract, course, quiz, quotes  # noqa: E402
 
 SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
@@ -333,6 +333,8 @@ def normalise_source(nb, lesson: course.Lesson):
         )
     setup[0].source = with_colab_block(setup[0].source)
     for cell in cells:
+        if contract.ANSWERS_TAG in tags(cell):  # the quiz: a point per question
+            cell.metadata["nbgrader"]["points"] = len(quiz.load_bank())
         if cell.cell_type == "markdown":
             try:
                 cell.source = quotes.fill(cell.source, RECORDS)

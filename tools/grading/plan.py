@@ -6,8 +6,9 @@ handed to the workers as JSON:
 * the graded test cells, hidden tests included;
 * how each is judged: ``grader`` (runs in the grader's process; the learner's
   functions it names are called in the kernel), ``kernel`` (names a class or
-  a variable of the notebook: runs in the kernel with a pristine copy of the
-  checks, and the libraries it relies on are fingerprinted), or ``answers``
+  a variable of the notebook, or is tagged ``grade-in-kernel``: runs in the
+  kernel with a pristine copy of the checks, and the libraries it relies on
+  are fingerprinted), or ``answers``
   (tag ``grade-from-answers``: the quiz, scored from the answers file by the
   grader's own ``helpers.quiz``);
 * the solution's setup code, which gives the grader's process the same
@@ -24,7 +25,11 @@ import nbformat
 
 from helpers import contract
 
-ANSWERS_TAG = "grade-from-answers"
+ANSWERS_TAG = contract.ANSWERS_TAG
+# A test whose learner functions take a callable (lesson 08's all_reduce)
+# cannot be judged here with calls into the kernel, which carry data only:
+# this tag runs it in the kernel with a pristine copy of the checks.
+KERNEL_TAG = contract.KERNEL_TAG
 COLAB_END = "# <<< Colab set-up"
 
 
@@ -95,7 +100,11 @@ def lesson_plan(path: Path) -> dict:
         free = read - bound - set(dir(builtins)) - setup_names
         if ANSWERS_TAG in contract.tags(cell):
             mode = "answers"
-        elif free & (classes | variables) or free - functions - classes - variables:
+        elif (
+            KERNEL_TAG in contract.tags(cell)
+            or free & (classes | variables)
+            or free - functions - classes - variables
+        ):
             mode = "kernel"
         else:
             mode = "grader"

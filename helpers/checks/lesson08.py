@@ -1,0 +1,461 @@
+"""Checks for notebook 08 (batch norm across devices).
+
+Every check runs the learner's function on several ranks at once, as threads
+of this process with a summing ``all_reduce`` (``helpers.distributed.
+SimulatedRanks``): rank ``r`` gets its slice of one batch and must produce
+what one process computes on the whole batch (PyTorch, float64).  The slices
+have different sizes, so a mean of the ranks' means (which ignores how many
+examples each has) is told apart from the mean of the batch.
+"""
+
+from __future__ import annotations
+
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "merge_running_stats"]
+
+import numpy as np
+
+from .. import distributed
+from ._core import EPS, Result, call, compare, info, ok, run_check, unpack, wrong
+from ._core import torch as torch_
+
+TOL = 1e-12  # float64, against one process on the whole batch
+SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
+CHANNELS = 4
+
+# Library calls that would solve an exercise for the learner: the grader
+# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+SHORTCUTS = {
+    "sync_batchnorm_forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"),
+    "sync_batchnorm_backward": (r"\bautograd\b", r"\.backward\("),
+}
+
+
+def problem(seed: int = 0, sizes=SIZES, offset=12.0):
+    """(slices of x, gamma, beta, slices of dout): float64, mean ``offset``."""
+    torch = torch_()
+    gen = torch.Generator().manual_seed(seed)
+    n = sum(sizes)
+    x = torch.randn(n, CHANNELS, generator=gen, dtype=torch.float64) * 5 + offset
+    x[:, 1] += 3 * torch.arange(n, dtype=torch.float64) / n  # ranks' means differ
+    gamma = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
+    beta = torch.randn(CHANNELS, generator=gen, dtype=torch.float64)
+    dout = torch.randn(n, CHANNELS, generator=gen, dtype=torch.float64)
+    return list(x.split(list(sizes))), gamma, beta, list(dout.split(list(sizes)))
+
+
+def _ranks(name, fn, per_rank, copy_inputs=True):
+    """Run ``fn`` on every rank: (results, ranks, None) or (None, None, Result).
+    The ranks get copies of ``per_rank`` unless ``copy_inputs`` is false."""
+    ranks = distributed.SimulatedRanks(len(per_rank), timeout=20.0)
+    value, problem_ = call(name, ranks.run, fn, per_rank, copy_inputs=copy_inputs)
+    return (None, None, problem_) if problem_ is not None else (value, ranks, None)
+
+
+# --------------------------------------------------------------------------
+# the forward pass
+# --------------------------------------------------------------------------
+
+
+def _forward_mistakes(xs, gamma, beta):
+    """What the usual mistakes produce, concatenated over the ranks."""
+    torch = torch_()
+    full = torch.cat(xs)
+
+    def normalise(parts):
+        return torch.cat([(x - m) / torch.sqrt(v + EPS) for x, (m, v) in parts])
+
+    mean, var = full.mean(0), full.var(0, correction=0)
+    means = torch.stack([x.mean(0) for x in xs])
+    variances = torch.stack([x.var(0, correction=0) for x in xs])
+    ghost = [(x, (x.mean(0), x.var(0, correction=0))) for x in xs]
+    mean_of_means = means.mean(0)
+    off_var = ((full - mean_of_means) ** 2).mean(0)  # around that wrong mean
+    avg_var = variances.mean(0)
+    return {
+        "each rank normalised with its own statistics (per-device BN, a ghost "
+        "batch): all-reduce the count, the sum and the sum of squares (or the "
+        "squared deviations) so that every rank uses the whole batch's": (
+            gamma * normalise(ghost) + beta
+        ),
+        "the variance is the unbiased one: batch norm normalises with the biased "
+        "variance of the whole batch (divide by the total count N, not N - 1)": (
+            gamma * (full - mean) / torch.sqrt(full.var(0, correction=1) + EPS) + beta
+        ),
+        "the mean is the mean of the ranks' means: the ranks hold different "
+        "numbers of examples, so weigh by counts (all-reduce the sum and the count, "
+        "then divide)": (
+            gamma * (full - mean_of_means) / torch.sqrt(off_var + EPS) + beta
+        ),
+        "the variance is the average of the ranks' variances: that misses how far "
+        "the ranks' means lie from the batch mean (law of total variance); "
+        "all-reduce the squared deviations from the global mean, or E[x^2]": (
+            gamma * (full - mean) / torch.sqrt(avg_var + EPS) + beta
+        ),
+        "gamma and beta are not applied": (full - mean) / torch.sqrt(var + EPS),
+    }
+
+
+def _precision_note(fn, seed) -> Result:
+    """float32 with mean 1e4 and std 1: where E[x^2] - E[x]^2 cancels."""
+    torch = torch_()
+    name = "sync_batchnorm_forward float32"
+    xs, gamma, beta, _ = problem(seed, offset=1e4)
+    xs = [(x - x.mean()) / 5 + 1e4 for x in xs]  # std about 1 around 10,000
+    xs32 = [x.float() for x in xs]
+    per_rank = [(x, gamma.float(), beta.float()) for x in xs32]
+    results, _, problem_ = _ranks(name, fn, per_rank)
+    if problem_ is not None:
+        return info(name, f"skipped ({problem_.detail})")
+    full = torch.cat(xs)
+    want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0.0, EPS)
+    got = torch.cat([torch.as_tensor(out).double() for out, _ in results])
+    err = float((got - want).abs().max())
+    if err < 1e-2:
+        return info(name, f"max abs. error {err:.1e}: numerically stable")
+    return info(
+        name,
+        f"max abs. error {err:.1e} in float32: E[x^2] - E[x]^2 cancels when the mean "
+        "is large against the spread; all-reduce the sum first, then the squared "
+        "deviations from the global mean (or merge per-rank means and variances)",
+    )
+
+
+def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
+    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5) -> (out, cache)`` on 3 ranks."""
+    name = "sync_batchnorm_forward"
+    torch = torch_()
+
+    def body():
+        xs, gamma, beta, _ = problem(seed)
+        results, ranks, problem_ = _ranks(name, fn, [(x, gamma, beta) for x in xs])
+        if problem_ is not None:
+            return problem_
+        outs = []
+        for rank, value in enumerate(results):
+            items, problem_ = unpack(f"{name} rank {rank}", value, 2, "out, cache")
+            if problem_ is not None:
+                return problem_
+            outs.append(torch.as_tensor(items[0]))
+        shapes = {tuple(o.shape) for o in outs}
+        if shapes != {(n, CHANNELS) for n in SIZES} or len(outs) != len(SIZES):
+            return wrong(
+                name,
+                f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
+                "returns its own slice, normalised, of the shape of its x",
+            )
+        full = torch.cat(xs)
+        want = torch.nn.functional.batch_norm(
+            full, None, None, gamma, beta, training=True, eps=EPS
+        )
+        result = compare(
+            f"{name} (3 ranks)",
+            torch.cat(outs),
+            want,
+            tol=TOL,
+            what="the ranks' outputs",
+            diagnoses=_forward_mistakes(xs, gamma, beta),
+        )
+        if result.passed:
+            result.detail += (
+                f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent "
+                "by each rank"
+            )
+        return [result, _precision_note(fn, seed)]
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# the backward pass
+# --------------------------------------------------------------------------
+
+
+def _full_gradients(xs, gamma, beta, douts):
+    """dx, dgamma, dbeta of batch norm on the whole batch (autograd, float64)."""
+    torch = torch_()
+    x = torch.cat(xs).clone().requires_grad_()
+    g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
+    out = torch.nn.functional.batch_norm(x, None, None, g, b, training=True, eps=EPS)
+    out.backward(torch.cat(douts))
+    return x.grad, g.grad, b.grad
+
+
+def _backward_mistakes(xs, gamma, douts):
+    """dx of the usual mistakes, concatenated over the ranks."""
+    torch = torch_()
+
+    def closed_form(x, dy, mean, rho, mean_dy, mean_dy_xhat):
+        x_hat = (x - mean) * rho
+        return gamma * rho * (dy - mean_dy - x_hat * mean_dy_xhat)
+
+    full, dfull = torch.cat(xs), torch.cat(douts)
+    mean, rho = full.mean(0), 1 / torch.sqrt(full.var(0, correction=0) + EPS)
+    x_hat = (full - mean) * rho
+    local = []
+    for x, dy in zip(xs, douts, strict=True):
+        xh = (x - mean) * rho
+        local.append(closed_form(x, dy, mean, rho, dy.mean(0), (dy * xh).mean(0)))
+    ghost = []
+    for x, dy in zip(xs, douts, strict=True):
+        m, r = x.mean(0), 1 / torch.sqrt(x.var(0, correction=0) + EPS)
+        ghost.append(closed_form(x, dy, m, r, dy.mean(0), (dy * (x - m) * r).mean(0)))
+    no_var = gamma * rho * (dfull - dfull.mean(0))
+    return {
+        "dx uses this rank's own means of dy and dy * x_hat: all-reduce their sums "
+        "(and divide by the whole batch's count), as the forward pass did": torch.cat(
+            local
+        ),
+        "dx is per-device batch norm's (ghost batch): the backward pass must use "
+        "the whole batch's statistics and all-reduced sums": torch.cat(ghost),
+        "dx misses the term through the variance: subtract x_hat * mean(dy * x_hat)": (
+            no_var
+        ),
+        "dx misses the term through the mean: subtract the batch mean of dy": (
+            gamma * rho * (dfull - x_hat * (dfull * x_hat).mean(0))
+        ),
+    }
+
+
+def _param_result(name, grads, shares, what, world):
+    """The sum over ranks of the learner's ``what`` against the sum of the true
+    per-rank ``shares``."""
+    torch = torch_()
+    total = torch.stack([torch.as_tensor(g) for g in grads]).sum(0)
+    want = torch.stack(shares).sum(0)
+    return compare(
+        name,
+        total,
+        want,
+        tol=1e-10,
+        what=f"the sum over ranks of {what}",
+        diagnoses={
+            f"{what} was all-reduced: each rank returns its own share (the sum over "
+            "its slice); the data-parallel wrapper (DDP) reduces every parameter's "
+            "gradient over the ranks afterwards, so all-reducing here as well counts "
+            f"the shares {world} times": world * want,
+            f"{what} is averaged over the slice: gamma and beta are shared by every "
+            "example, so sum over axis 0": torch.stack(
+                [share / n for share, n in zip(shares, SIZES, strict=True)]
+            ).sum(0),
+        },
+    )
+
+
+def _shares(xs, douts):
+    """Each rank's true share of dgamma and of dbeta (global x_hat)."""
+    torch = torch_()
+    full = torch.cat(xs)
+    mean, rho = full.mean(0), 1 / torch.sqrt(full.var(0, correction=0) + EPS)
+    dgamma = [(dy * (x - mean) * rho).sum(0) for x, dy in zip(xs, douts, strict=True)]
+    return dgamma, [dy.sum(0) for dy in douts]
+
+
+def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=None):
+    """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3
+    ranks, each with the cache of ``forward`` on its slice."""
+    name = "sync_batchnorm_backward"
+    torch = torch_()
+
+    def both(x, gamma, beta, dout, all_reduce):
+        value = forward(x, gamma, beta, all_reduce)
+        if not isinstance(value, tuple) or len(value) != 2:
+            raise ValueError("the forward pass must return (out, cache)")
+        return backward(dout, value[1], all_reduce)
+
+    def body():
+        xs, gamma, beta, douts = problem(seed)
+        per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
+        results, _, problem_ = _ranks(name, both, per_rank)
+        if problem_ is not None:
+            return problem_
+        grads = []
+        for rank, value in enumerate(results):
+            items, problem_ = unpack(
+                f"{name} rank {rank}", value, 3, "dx, dgamma, dbeta"
+            )
+            if problem_ is not None:
+                return problem_
+            grads.append([torch.as_tensor(v) for v in items])
+        dx, dgamma, dbeta = _full_gradients(xs, gamma, beta, douts)
+        shares = _shares(xs, douts)  # their sums are dgamma and dbeta
+        if {tuple(g[0].shape) for g in grads} != {(n, CHANNELS) for n in SIZES}:
+            return wrong(name, "each rank returns dx for its own slice only")
+        return [
+            compare(
+                f"{name} dx",
+                torch.cat([g[0] for g in grads]),
+                dx,
+                tol=1e-10,
+                what="dx",
+                diagnoses=_backward_mistakes(xs, gamma, douts),
+            ),
+            _param_result(
+                f"{name} dgamma", [g[1] for g in grads], shares[0], "dgamma", 3
+            ),
+            _param_result(
+                f"{name} dbeta", [g[2] for g in grads], shares[1], "dbeta", 3
+            ),
+        ]
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# running statistics across ranks
+# --------------------------------------------------------------------------
+
+
+def _rank_models(seed):
+    """Three ranks' copies of one net with two BN layers whose running
+    statistics drifted apart (different means, variances and counts)."""
+    torch = torch_()
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(seed)
+    models = []
+    for rank in range(3):
+        torch.manual_seed(seed)
+        model = nn.Sequential(
+            nn.Linear(3, 5),
+            nn.BatchNorm1d(5),
+            nn.ReLU(),
+            nn.Linear(5, 4),
+            nn.BatchNorm1d(4),
+        ).double()
+        with torch.no_grad():
+            for bn in (model[1], model[4]):
+                bn.running_mean.copy_(
+                    torch.randn(bn.num_features, generator=gen) + rank
+                )
+                bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+                bn.num_batches_tracked.fill_(10 + rank)
+        models.append(model)
+    return models
+
+
+def _merged(models):
+    """Per BN layer: the mean of the means, and the mean of the variances plus
+    the mean squared distance of the ranks' means from it (equal shares)."""
+    torch = torch_()
+    out = []
+    for index in (1, 4):
+        means = torch.stack([m[index].running_mean for m in models])
+        variances = torch.stack([m[index].running_var for m in models])
+        mean = means.mean(0)
+        out.append((mean, variances.mean(0) + ((means - mean) ** 2).mean(0)))
+    return out
+
+
+def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
+    """Check ``fn(model, all_reduce, world_size)``: every BN layer's running
+    statistics made equal on all ranks, in place, to the merged statistics."""
+    name = "merge_running_stats"
+    torch = torch_()
+
+    def body():
+        models = _rank_models(seed)
+        want = _merged(models)
+        wrongs = []  # per layer: (sum of means, average of variances)
+        for i in (1, 4):
+            means = torch.stack([m[i].running_mean for m in models])
+            wrongs.append(
+                (means.sum(0), torch.stack([m[i].running_var for m in models]).mean(0))
+            )
+        buffers = [
+            [id(m[i].running_mean), id(m[i].running_var)]
+            for m in models
+            for i in (1, 4)
+        ]
+        params = [[p.detach().clone() for p in m.parameters()] for m in models]
+        counts = [[int(m[i].num_batches_tracked) for i in (1, 4)] for m in models]
+
+        def on_rank(model, all_reduce):
+            return fn(model, all_reduce, len(models))
+
+        _, _, problem_ = _ranks(
+            name, on_rank, [(m,) for m in models], copy_inputs=False
+        )
+        if problem_ is None:
+            problem_ = _unchanged(name, models, buffers, params, counts)
+        if problem_ is not None:
+            return problem_
+        results = [
+            result
+            for rank, model in enumerate(models)
+            for result in _layer_results(f"{name} rank {rank}", model, want, wrongs)
+        ]
+        failed = [r for r in results if not r.passed]
+        if failed:
+            return failed[0]
+        worst = max(r.error for r in results)
+        return ok(
+            name, f"both BN layers agree on all 3 ranks, max rel. error {worst:.1e}"
+        )
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _layer_results(label, model, want, wrongs) -> list[Result]:
+    """running_mean and running_var of both BN layers of one rank's model;
+    ``wrongs`` holds, per layer, the sum of the ranks' means and the plain
+    average of their variances (taken before the merge)."""
+    results = []
+    for layer, index in enumerate((1, 4)):
+        (mean, var), (total, plain) = want[layer], wrongs[layer]
+        bn, name = model[index], f"{label}, BN {layer + 1}"
+        results.append(
+            compare(
+                f"{name} mean",
+                bn.running_mean,
+                mean,
+                tol=TOL,
+                what="running_mean",
+                diagnoses={
+                    "running_mean is the sum over ranks: divide by world_size": total
+                },
+            )
+        )
+        results.append(
+            compare(
+                f"{name} var",
+                bn.running_var,
+                var,
+                tol=TOL,
+                what="running_var",
+                diagnoses={
+                    "running_var is the average of the ranks' variances: it misses "
+                    "how far the ranks' means lie from the merged mean (law of "
+                    "total variance: add the mean of (mean_r - mean)^2)": plain,
+                    "running_var is the sum over ranks: divide by world_size": 3
+                    * plain,
+                },
+            )
+        )
+    return results
+
+
+def _unchanged(name, models, buffers, params, counts) -> Result | None:
+    """None, or what the function changed that it must not."""
+    now = [
+        [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in (1, 4)
+    ]
+    if now != buffers:
+        return wrong(
+            name,
+            "a buffer was replaced by a new tensor: update it in place "
+            "(bn.running_mean.copy_(...)) so that the module keeps using it",
+        )
+    for model, before in zip(models, params, strict=True):
+        if any(
+            not np.array_equal(p.detach(), q)
+            for p, q in zip(model.parameters(), before, strict=True)
+        ):
+            return wrong(name, "the weights changed: merge the buffers only")
+    if [[int(m[i].num_batches_tracked) for i in (1, 4)] for m in models] != counts:
+        return wrong(
+            name,
+            "num_batches_tracked changed: it counts this rank's batches; leave it "
+            "(only momentum=None reads it)",
+        )
+    return None

@@ -1,0 +1,155 @@
+"""Lesson 08: wrong synchronised batch norm (forward, backward) and wrong merges
+of running statistics across ranks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import family
+
+EPS = 1e-5
+
+
+def sync_forward(
+    x,
+    gamma,
+    beta,
+    all_reduce,
+    eps=EPS,
+    *,
+    local=False,
+    ddof=0,
+    mean_of_means=False,
+    average_variances=False,
+    affine=True,
+):
+    world = all_reduce(torch.ones(1, dtype=x.dtype))
+    count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))
+    if local:
+        mean, var = x.mean(0), x.var(0, correction=0)
+        count = torch.tensor([float(x.shape[0])], dtype=x.dtype)
+    else:
+        mean = (
+            all_reduce(x.mean(0)) / world
+            if mean_of_means
+            else all_reduce(x.sum(0)) / count
+        )
+        if average_variances:
+            var = all_reduce(x.var(0, correction=0)) / world
+        else:
+            var = all_reduce(((x - mean) ** 2).sum(0)) / (count - ddof)
+    rho = 1.0 / torch.sqrt(var + eps)
+    x_hat = (x - mean) * rho
+    out = gamma * x_hat + beta if affine else x_hat
+    return out, (x_hat, rho, gamma, count)
+
+
+def _forward(x, gamma, beta, all_reduce, eps=EPS):
+    return sync_forward(x, gamma, beta, all_reduce, eps)
+
+
+def sync_backward(
+    dout,
+    cache,
+    all_reduce,
+    *,
+    local=False,
+    reduce_params=False,
+    var_branch=True,
+    mean_params=False,
+):
+    x_hat, rho, gamma, count = cache
+    if local:
+        mean_dy, mean_dy_xhat = dout.mean(0), (dout * x_hat).mean(0)
+    else:
+        sums = all_reduce(torch.stack([dout.sum(0), (dout * x_hat).sum(0)]))
+        mean_dy, mean_dy_xhat = sums / count
+    dx = gamma * rho * (dout - mean_dy - (x_hat * mean_dy_xhat if var_branch else 0))
+    dgamma, dbeta = (dout * x_hat).sum(0), dout.sum(0)
+    if mean_params:
+        dgamma, dbeta = dgamma / len(dout), dbeta / len(dout)
+    if reduce_params:
+        dgamma, dbeta = all_reduce(dgamma), all_reduce(dbeta)
+    return dx, dgamma, dbeta
+
+
+def merge(
+    model,
+    all_reduce,
+    world_size,
+    *,
+    total_variance=True,
+    divide=True,
+    in_place=True,
+    count=False,
+    first_only=False,
+):
+    layers = [
+        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
+    for bn in layers[:1] if first_only else layers:
+        w = world_size if divide else 1
+        mean = all_reduce(bn.running_mean) / w
+        var = all_reduce(bn.running_var) / w
+        if total_variance:
+            var = var + all_reduce((bn.running_mean - mean) ** 2) / world_size
+        if in_place:
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+        else:
+            bn.running_mean, bn.running_var = mean, var
+        if count:
+            bn.num_batches_tracked.copy_(all_reduce(bn.num_batches_tracked))
+
+
+def _fwd(**kw):
+    return lambda x, g, b, all_reduce, eps=EPS: sync_forward(
+        x, g, b, all_reduce, eps, **kw
+    )
+
+
+def _bwd(**kw):
+    return lambda d, c, all_reduce: sync_backward(d, c, all_reduce, **kw)
+
+
+def _merge(**kw):
+    return lambda m, all_reduce, w: merge(m, all_reduce, w, **kw)
+
+
+# fmt: off
+FORWARD = {
+    "each rank's own statistics": (_fwd(local=True), "per-device BN, a ghost"),
+    "unbiased variance": (_fwd(ddof=1), "the unbiased one"),
+    "mean of the ranks' means": (_fwd(mean_of_means=True), "mean of the ranks' means"),
+    "average of the ranks' variances": (_fwd(average_variances=True), "law of total variance"),
+    "gamma and beta forgotten": (_fwd(affine=False), "gamma and beta are not applied"),
+    "returns out only": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps)[0], "expected a tuple of 2"),
+    "calls all_reduce on a list": (lambda x, g, b, all_reduce, eps=EPS: all_reduce([x.sum(0)]), "all_reduce takes a torch.Tensor"),
+}
+BACKWARD = {
+    "this rank's means only": (_bwd(local=True), "this rank's own means"),
+    "dgamma and dbeta all-reduced": (_bwd(reduce_params=True), "counts the shares 3 times"),
+    "missing variance branch": (_bwd(var_branch=False), "misses the term through the variance"),
+    "dgamma and dbeta averaged": (_bwd(mean_params=True), "sum over axis 0"),
+    "returns None": (lambda d, c, all_reduce: None, "returned None"),
+}
+MERGE = {
+    "plain average of the variances": (_merge(total_variance=False), "law of total"),
+    "sum, not average": (_merge(divide=False, total_variance=False), "divide by world_size"),
+    "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
+    "num_batches_tracked summed": (_merge(count=True), "num_batches_tracked changed"),
+    "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
+}
+# fmt: on
+
+MUTANTS = [
+    *family("sync_batchnorm_forward", FORWARD, "sync_batchnorm_forward"),
+    *family(
+        "sync_batchnorm_backward",
+        BACKWARD,
+        "sync_batchnorm_backward",
+        given={"sync_batchnorm_forward": _forward},
+    ),
+    *family("merge_running_stats", MERGE, "merge_running_stats"),
+]

@@ -1,0 +1,164 @@
+"""Lesson 08: real gloo processes (2 ranks), the launcher's failure modes, the
+thread-simulated ranks the checks use, and the torchrun script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import distributed
+
+from .conftest import ROOT
+from .mutants import lesson08 as wrong
+
+pytestmark = pytest.mark.skipif(
+    not distributed.available()[0],
+    reason=f"no worker processes: {distributed.available()[1]}",
+)
+
+
+def test_data_parallel_plain_bn_is_ghost_bn_and_the_ranks_statistics_drift():
+    ranks = distributed.launch(distributed.ddp_train, world_size=2)
+    ghost = distributed.ghost_train(world_size=2)
+    for p, q in zip(ranks[0]["parameters"], ghost, strict=True):
+        assert np.abs(p - q.numpy()).max() < 1e-12
+    for p, q in zip(ranks[0]["parameters"], ranks[1]["parameters"], strict=True):
+        assert np.array_equal(p, q), "DDP keeps the ranks' weights identical"
+    assert np.abs(ranks[0]["running_mean"] - ranks[1]["running_mean"]).max() > 1e-3
+
+
+def _sources():
+    """Right implementations written in the test suite, sent as source text."""
+    forward = (
+        "def sync_batchnorm_forward(x, gamma, beta, all_reduce, eps=1e-5):\n"
+        "    count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))\n"
+        "    mean = all_reduce(x.sum(0)) / count\n"
+        "    var = all_reduce(((x - mean) ** 2).sum(0)) / count\n"
+        "    rho = 1 / torch.sqrt(var + eps)\n"
+        "    x_hat = (x - mean) * rho\n"
+        "    return gamma * x_hat + beta, (x_hat, rho, gamma, count)\n"
+    )
+    backward = (
+        "def sync_batchnorm_backward(dout, cache, all_reduce):\n"
+        "    x_hat, rho, gamma, count = cache\n"
+        "    s = all_reduce(torch.stack([dout.sum(0), (dout * x_hat).sum(0)]))\n"
+        "    s = s / count\n"
+        "    dx = gamma * rho * (dout - s[0] - x_hat * s[1])\n"
+        "    return dx, (dout * x_hat).sum(0), dout.sum(0)\n"
+    )
+    return {"sync_batchnorm_forward": forward, "sync_batchnorm_backward": backward}
+
+
+def test_synchronised_bn_in_two_gloo_processes_equals_one_process_on_the_batch():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 3, generator=gen, dtype=torch.float64) * 4 + 7
+    gamma, beta = (
+        torch.rand(3, dtype=torch.float64) + 0.5,
+        torch.randn(3, dtype=torch.float64),
+    )
+    dout = torch.randn(10, 3, generator=gen, dtype=torch.float64)
+    ranks = distributed.launch(
+        distributed.sync_bn_worker, 2, (_sources(), x, gamma, beta, dout)
+    )
+    xg = x.clone().requires_grad_()
+    g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
+    out = F.batch_norm(xg, None, None, g, b, training=True)
+    out.backward(dout)
+    got = np.concatenate([r["out"] for r in ranks])
+    assert np.abs(got - out.detach().numpy()).max() < 1e-12
+    dx = np.concatenate([r["grads"][0] for r in ranks])
+    assert np.abs(dx - xg.grad.numpy()).max() < 1e-12
+    assert np.abs(sum(r["grads"][1] for r in ranks) - g.grad.numpy()).max() < 1e-12
+    # torch's own SyncBatchNorm refuses CPU tensors: the lesson says so
+    assert "expected input tensor to be on GPU" in ranks[0]["torch_sync_bn"]
+
+
+def fails(rank, world_size):
+    if rank == 1:
+        raise ArithmeticError("rank 1 gives up")
+    return rank
+
+
+def hangs(rank, world_size):
+    time.sleep(600 if rank == 0 else 0)
+    return rank
+
+
+def test_a_failing_worker_is_named_with_its_traceback():
+    with pytest.raises(distributed.DistributedError, match="worker 1 failed") as info:
+        distributed.launch(fails, 2, timeout=60)
+    assert "ArithmeticError: rank 1 gives up" in str(info.value)
+
+
+def test_a_hung_worker_times_out_and_is_stopped():
+    start = time.monotonic()
+    with pytest.raises(
+        distributed.DistributedError, match="did not finish within 20 s"
+    ):
+        distributed.launch(hangs, 2, timeout=20)
+    assert time.monotonic() - start < 300  # stopped, not waited for (600 s)
+
+
+def test_simulated_ranks_sum_and_refuse_mismatched_shapes():
+    ranks = distributed.SimulatedRanks(3)
+    totals = ranks.run(
+        lambda v, reduce: reduce(torch.tensor([v])), [(1.0,), (2.0,), (4.0,)]
+    )
+    assert [float(t) for t in totals] == [7.0, 7.0, 7.0] and ranks.calls == 1
+    with pytest.raises(ValueError, match="different shapes"):
+        distributed.SimulatedRanks(2).run(
+            lambda n, reduce: reduce(torch.zeros(n)), [(2,), (3,)]
+        )
+
+
+def test_a_rank_that_raises_releases_the_others():
+    def body(rank, reduce):
+        if rank == 0:
+            raise KeyError("boom")
+        return reduce(torch.ones(1))
+
+    before = threading.active_count()
+    with pytest.raises(KeyError):
+        distributed.SimulatedRanks(3, timeout=5).run(body, [(0,), (1,), (2,)])
+    time.sleep(0.5)
+    assert threading.active_count() <= before + 1
+
+
+def test_the_checks_accept_right_and_name_wrong_implementations():
+    from helpers.checks import lesson08
+
+    assert lesson08.sync_batchnorm_forward(wrong._forward, quiet=True)
+    assert not lesson08.sync_batchnorm_forward(
+        wrong.FORWARD["each rank's own statistics"][0], quiet=True
+    )
+
+
+@pytest.mark.slow
+def test_the_torchrun_script_runs_on_two_cpu_processes(tmp_path):
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    done = subprocess.run(
+        [
+            *torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(ROOT / "tools" / "ddp_syncbn.py"),
+            "--steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rank 0/2 (gloo, BatchNorm)" in done.stdout
+    assert "rank 1/2 (gloo, BatchNorm)" in done.stdout
+    assert "largest difference of running_mean between ranks" in done.stdout
