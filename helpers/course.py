@@ -187,6 +187,28 @@ LESSONS = (
         quiz=False,
     ),
     Lesson(
+        "07",
+        "why_batchnorm_works",
+        "Why does batch norm work? The evidence, measured",
+        "Put each explanation of batch norm on trial with an experiment: noisy batch "
+        "norm and a gradient measure of internal covariate shift, the loss landscape "
+        "along the gradient, initial scales, scale invariance and weight decay, "
+        "ablations, batch noise as a regulariser, and other normalisers trained.",
+        "lessons 01-03",
+        75,
+        references=(
+            "07_noisy",
+            "07_ics",
+            "07_landscape",
+            "07_init",
+            "07_invariance",
+            "07_decay",
+            "07_ablation",
+            "07_ghost",
+            "07_norms",
+        ),
+    ),
+    Lesson(
         "08",
         "batchnorm_across_devices",
         "Batch norm across devices: synchronised statistics",

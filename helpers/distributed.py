@@ -170,7 +170,7 @@ def _portable(value):
     return value
 
 
-def _worker(rank, world_size, port, target, args, results, timeout):
+def _worker(rank, world_size, port, target, args, kwargs, results, timeout):
     """Entry point of every spawned process (importable, as spawn requires)."""
     import datetime
 
@@ -188,7 +188,7 @@ def _worker(rank, world_size, port, target, args, results, timeout):
             timeout=datetime.timedelta(seconds=timeout),
         )
         try:
-            value = target(rank, world_size, *args)
+            value = target(rank, world_size, *args, **kwargs)
         finally:
             dist.destroy_process_group()
         results.put((rank, "ok", _portable(value)))
@@ -197,9 +197,14 @@ def _worker(rank, world_size, port, target, args, results, timeout):
 
 
 def launch(
-    target: Callable, world_size: int = 2, args: tuple = (), timeout=DEFAULT_TIMEOUT
+    target: Callable,
+    world_size: int = 2,
+    args: tuple = (),
+    timeout=DEFAULT_TIMEOUT,
+    kwargs: dict | None = None,
 ) -> list:
-    """Run ``target(rank, world_size, *args)`` in ``world_size`` gloo processes.
+    """Run ``target(rank, world_size, *args, **kwargs)`` in ``world_size`` gloo
+    processes.
 
     ``target`` must be importable (a function of a module, not of a notebook)
     and its result picklable.  Returns the results by rank.  Raises
@@ -218,7 +223,7 @@ def launch(
     procs = [
         context.Process(
             target=_worker,
-            args=(rank, world_size, port, target, args, results, timeout),
+            args=(rank, world_size, port, target, args, kwargs or {}, results, timeout),
             daemon=True,
         )
         for rank in range(world_size)

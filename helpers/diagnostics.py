@@ -1,0 +1,281 @@
+"""Small nets, training loops and measurements for lesson 07 (why batch norm works).
+
+Everything here is a tool for an experiment, not an answer to an exercise:
+MLPs and a CNN whose normalisation layer is chosen by name, a plain SGD loop
+that records what the experiments read, batch-norm variants for the ablations
+(centring only, scaling only, frozen affine, ghost batches), and the
+scale-invariance measurements.  The exercises of the lesson (the noisy batch
+norm, the gradient-change measure of internal covariate shift, the
+loss-landscape probe) are the learner's; the experiments take them as
+arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as data_
+
+
+def mnist(n_test: int = 1000, seed: int = 0):
+    """The shipped MNIST digits as tensors: (x_train, y_train, x_test, y_test)."""
+    arrays = data_.load_mnist().split(n_test=n_test, seed=seed)
+    return tuple(torch.from_numpy(a) for a in arrays)
+
+
+# --------------------------------------------------------------------------
+# batch-norm variants for the ablations
+# --------------------------------------------------------------------------
+
+
+class CenterOnly(nn.Module):
+    """Subtracts the batch mean (running mean at eval), then adds beta: no scaling."""
+
+    def __init__(self, num_features: int, momentum: float = 0.1):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.momentum = momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    def forward(self, x):
+        if self.training:
+            mean = x.mean(0)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+        else:
+            mean = self.running_mean
+        return x - mean + self.bias
+
+
+class ScaleOnly(nn.Module):
+    """Divides by the batch standard deviation (running one at eval), then scales
+    by gamma: no centring (the root mean square about the mean is kept)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.eps, self.momentum = eps, momentum
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def forward(self, x):
+        if self.training:
+            var = x.var(0, correction=0)
+            with torch.no_grad():
+                self.running_var.lerp_(var, self.momentum)
+        else:
+            var = self.running_var
+        return x / torch.sqrt(var + self.eps) * self.weight
+
+
+def frozen_affine(num_features: int) -> nn.BatchNorm1d:
+    """Batch norm with gamma = 1 and beta = 0 kept fixed (``affine=False``)."""
+    return nn.BatchNorm1d(num_features, affine=False)
+
+
+class GhostBatchNorm1d(nn.BatchNorm1d):
+    """Batch norm computed on consecutive ghost batches of ``ghost`` examples
+    (Hoffer, Hubara & Soudry 2017); eval mode as usual.  The running averages
+    see every ghost batch."""
+
+    def __init__(self, num_features: int, ghost: int, **kw):
+        super().__init__(num_features, **kw)
+        self.ghost = ghost
+
+    def forward(self, x):
+        if not self.training or self.ghost >= len(x):
+            return super().forward(x)
+        return torch.cat(
+            [super(GhostBatchNorm1d, self).forward(c) for c in x.split(self.ghost)]
+        )
+
+
+NORMS: dict[str, Callable[[int], nn.Module]] = {
+    "none": lambda width: nn.Identity(),
+    "bn": nn.BatchNorm1d,
+    "centre only": CenterOnly,
+    "scale only": ScaleOnly,
+    "gamma, beta frozen": frozen_affine,
+}
+
+
+# --------------------------------------------------------------------------
+# nets
+# --------------------------------------------------------------------------
+
+
+def mlp(
+    norm: str | Callable[[int], nn.Module] = "bn",
+    depth: int = 4,
+    width: int = 100,
+    activation: type[nn.Module] = nn.ReLU,
+    init_scale: float | None = None,
+    norm_after_activation: bool = False,
+    dropout: float = 0.0,
+    seed: int = 0,
+) -> nn.Sequential:
+    """784 -> ``depth`` hidden layers of ``width`` -> 10.
+
+    ``norm`` is a name of :data:`NORMS` or a factory ``width -> module``, placed
+    after each hidden affine layer (before the activation, or after it with
+    ``norm_after_activation``).  ``init_scale``, when given, draws every weight
+    from N(0, init_scale^2) and zeroes the biases (CS231n's weight-scale sweep);
+    otherwise PyTorch's default initialisation.
+    """
+    torch.manual_seed(seed)
+    make = NORMS[norm] if isinstance(norm, str) else norm
+    layers, fan_in = [], 784
+    for _ in range(depth):
+        block = [make(width), activation()]
+        block = block[::-1] if norm_after_activation else block
+        layers += [nn.Linear(fan_in, width), *block]
+        layers += [nn.Dropout(dropout)] if dropout else []
+        fan_in = width
+    model = nn.Sequential(*layers, nn.Linear(fan_in, 10))
+    if init_scale is not None:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.Linear):
+                    m.weight.normal_(0.0, init_scale)
+                    m.bias.zero_()
+    return model
+
+
+CNN_NORMS: dict[str, Callable[[int], nn.Module]] = {
+    "none": lambda c: nn.Identity(),
+    "batch norm": nn.BatchNorm2d,
+    "layer norm": lambda c: nn.GroupNorm(1, c),
+    "instance norm": lambda c: nn.GroupNorm(c, c),
+    "group norm": lambda c: nn.GroupNorm(4, c),
+}
+
+
+def cnn(norm: str = "batch norm", channels=(16, 32), seed: int = 0) -> nn.Sequential:
+    """A small CNN for 28x28 digits: (conv 3x3, norm, ReLU, max-pool 2) per
+    stage, then a linear classifier.  Layer norm is GroupNorm(1, C) (over C, H,
+    W of each example), instance norm GroupNorm(C, C) (each channel of each
+    example), group norm 4 groups."""
+    torch.manual_seed(seed)
+    layers, c_in = [], 1
+    for c in channels:
+        conv = nn.Conv2d(c_in, c, 3, padding=1)
+        layers += [conv, CNN_NORMS[norm](c), nn.ReLU(), nn.MaxPool2d(2)]
+        c_in = c
+    side = 28 // 2 ** len(channels)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        *layers,
+        nn.Flatten(),
+        nn.Linear(c_in * side**2, 10),
+    )
+
+
+# --------------------------------------------------------------------------
+# training and evaluation
+# --------------------------------------------------------------------------
+
+
+def accuracy(model, x, y, batch=1000) -> float:
+    """Accuracy in eval mode (the model is put back in the mode it was in)."""
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        hits = [
+            (model(x[i : i + batch]).argmax(1) == y[i : i + batch]).float()
+            for i in range(0, len(x), batch)
+        ]
+    model.train(was)
+    return torch.cat(hits).mean().item()
+
+
+def mean_loss(model, x, y) -> float:
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        value = F.cross_entropy(model(x), y).item()
+    model.train(was)
+    return value
+
+
+def sgd(
+    model,
+    x,
+    y,
+    steps: int,
+    lr: float = 0.1,
+    batch: int = 64,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    every: int = 0,
+    probe: Callable | None = None,
+):
+    """``steps`` steps of SGD on random batches of (x, y), in training mode.
+
+    Returns the history: the training loss of every step (``"loss"``), and,
+    every ``every`` steps, ``probe(model, step)`` (``"probes"``, with the steps
+    in ``"at"``).  A loss that becomes NaN or infinite stops the run
+    (``"diverged"``).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
+    history = {"loss": [], "at": [], "probes": [], "diverged": False}
+    for step in range(steps):
+        if every and step % every == 0 and probe is not None:
+            history["at"].append(step)
+            history["probes"].append(probe(model, step))
+        index = torch.randint(len(x), (batch,), generator=gen)
+        loss = F.cross_entropy(model.train()(x[index]), y[index])
+        if not torch.isfinite(loss):
+            history["diverged"] = True
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history["loss"].append(loss.item())
+    return history
+
+
+# --------------------------------------------------------------------------
+# scale invariance
+# --------------------------------------------------------------------------
+
+
+def scale_invariance(seed: int = 0, scale: float = 10.0) -> dict:
+    """Linear(20, 8) -> BatchNorm1d(8) on a batch: what scaling the weights by
+    ``scale`` changes.  Returns the output's change, the weight gradient's
+    component along the weights (relative), and the ratio of the gradient
+    norms before and after scaling (``scale`` when the gradient shrinks as
+    1/||W||)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(32, 20, generator=gen, dtype=torch.float64)
+    target = torch.randn(32, 8, generator=gen, dtype=torch.float64)
+    torch.manual_seed(seed)
+    layer, bn = nn.Linear(20, 8).double(), nn.BatchNorm1d(8).double()
+    out = {}
+    for name, factor in (("original", 1.0), ("scaled", scale)):
+        w = (layer.weight.detach() * factor).requires_grad_()
+        y = bn(F.linear(x, w, layer.bias))
+        ((y - target) ** 2).mean().backward()
+        out[name] = (y.detach(), w.grad, w.detach())
+    (y1, g1, w1), (y2, g2, _) = out["original"], out["scaled"]
+    return {
+        "output change": (y1 - y2).abs().max().item(),
+        "gradient along the weights": (g1 * w1).sum().abs().item()
+        / (g1.norm() * w1.norm()).item(),
+        "gradient norm ratio": (g1.norm() / g2.norm()).item(),
+    }
+
+
+def first_layer_norm(model) -> float:
+    """||W|| of the first linear layer."""
+    return (
+        next(m for m in model.modules() if isinstance(m, nn.Linear))
+        .weight.norm()
+        .item()
+    )

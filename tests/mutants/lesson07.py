@@ -1,0 +1,130 @@
+"""Lesson 07: wrong noisy batch norm, gradient-change and landscape measurements."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import family
+
+
+def noisy_class(*, where="after", fresh=True, in_eval=False, ranges=True, keep=True):
+    class Noisy(nn.BatchNorm1d):
+        def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
+            super().__init__(num_features, **kw)
+            self.shift, self.spread = shift, spread
+            self.last_noise = self._draw(torch.float64) if not fresh else None
+
+        def _draw(self, dtype):
+            c = self.num_features
+            if not ranges:  # a normal draw: negative scales, shifts out of range
+                return torch.randn(c, dtype=dtype) * self.shift, torch.randn(
+                    c, dtype=dtype
+                )
+            shift = (2 * torch.rand(c, dtype=dtype) - 1) * self.shift
+            return shift, 1 + torch.rand(c, dtype=dtype) * (self.spread - 1)
+
+        def forward(self, x):
+            if not self.training and not in_eval:
+                return super().forward(x)
+            noise = self._draw(x.dtype) if fresh else self.last_noise
+            if keep:
+                self.last_noise = noise
+            shift, scale = noise
+            if where == "before":
+                return super().forward(x * scale + shift)
+            return super().forward(x) * scale + shift
+
+    return Noisy
+
+
+def changed(
+    model, x, y, index, lr, *, before_only=True, zero=True, squared=False, copy_=True
+):
+    work = copy.deepcopy(model) if copy_ else model
+    work.zero_grad()
+    F.cross_entropy(work(x), y).backward()
+    g = work[index].weight.grad.clone()
+    with torch.no_grad():
+        for layer in work if not before_only else work[:index]:
+            for p in layer.parameters():
+                p -= lr * p.grad
+    if zero:
+        work.zero_grad()
+    F.cross_entropy(work(x), y).backward()
+    g2 = work[index].weight.grad
+    distance = (g - g2).norm().item()
+    cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
+    return (distance**2 if squared else distance), cosine
+
+
+def probed(
+    model, x, y, steps, *, normalise=False, cumulative=False, copy_=True, eval_=False
+):
+    work = copy.deepcopy(model) if copy_ else model
+    if eval_:
+        work.eval()
+    params = list(work.parameters())
+    start = [p.detach().clone() for p in params]
+    work.zero_grad()
+    F.cross_entropy(work(x), y).backward()
+    grads = [p.grad.detach().clone() for p in params]
+    g = torch.cat([d.flatten() for d in grads])
+    scale = 1 / g.norm() if normalise else 1.0
+    losses, changes = [], []
+    for eta in steps:
+        with torch.no_grad():
+            for p, p0, d in zip(params, start, grads, strict=True):
+                if cumulative:
+                    p -= eta * scale * d
+                else:
+                    p.copy_(p0 - eta * scale * d)
+        work.zero_grad()
+        loss = F.cross_entropy(work(x), y)
+        loss.backward()
+        losses.append(loss.item())
+        changes.append(
+            (g - torch.cat([p.grad.flatten() for p in params])).norm().item()
+        )
+    return losses, changes
+
+
+def _ics(**kw):
+    return lambda m, x, y, i, lr: changed(m, x, y, i, lr, **kw)
+
+
+def _probe(**kw):
+    return lambda m, x, y, steps: probed(m, x, y, steps, **kw)
+
+
+# fmt: off
+NOISY = {
+    "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
+    "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
+    "noise in eval mode too": (noisy_class(in_eval=True), "no noise at inference"),
+    "noise out of range": (noisy_class(ranges=False), "must be uniform"),
+    "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
+}
+ICS = {
+    "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
+    "no zero_grad": (_ics(zero=False), "call zero_grad()"),
+    "squared distance": (_ics(squared=True), "the distance is squared"),
+    "changes the model": (_ics(copy_=False), "measure on a copy"),
+}
+PROBE = {
+    "normalised gradient": (_probe(normalise=True), "normalised gradient"),
+    "cumulative steps": (_probe(cumulative=True), "the steps piled up"),
+    "changes the model": (_probe(copy_=False), "measure on a copy"),
+    "eval mode": (_probe(eval_=True), "ran in eval mode"),
+    "returns one list": (lambda m, x, y, steps: probed(m, x, y, steps)[0], "expected a tuple of 2"),
+}
+# fmt: on
+
+MUTANTS = [
+    *family("noisy_batchnorm", NOISY, "noisy_batchnorm", name="NoisyBatchNorm"),
+    *family("gradient_change", ICS, "gradient_change"),
+    *family("landscape_probe", PROBE, "landscape_probe"),
+]
