@@ -218,7 +218,7 @@ LESSONS = (
         "synchronisation costs.",
         "lessons 02-04",
         60,
-        references=("08_ghost", "08_real", "08_precise", "08_cost"),
+        references=("08_ghost", "08_real", "08_precise", "08_cost", "04_small_batches"),
     ),
 )
 

@@ -666,3 +666,33 @@ def bn_parameters(layers, reference=None):
         ax.set_xticks(range(1, len(layers) + 1))
     axes[0].legend(fontsize=8, markerscale=2)
     return fig
+
+
+def measures(
+    results, labels, colors, x="at", logx=False, logy=(), marker=None, xlabel="SGD step"
+):
+    """One panel per measure: ``labels`` maps a key of every ``results[name]`` to
+    its axis label, with one line per ``name`` in ``colors[name]``.  ``x`` is a
+    key of each result (default "at", the steps) or the values themselves; a
+    measure with fewer values than ``x`` (a difference between records) is drawn
+    against the last ones.  ``logy`` lists the keys drawn on a log scale."""
+    fig, axes = plt.subplots(
+        1, len(labels), figsize=(5.5 * len(labels), 3.4), squeeze=False
+    )
+    for ax, (key, label) in zip(axes[0], labels.items(), strict=True):
+        for name, result in results.items():
+            xs = result[x] if isinstance(x, str) else x
+            values = result[key]
+            ax.plot(
+                xs[len(xs) - len(values) :],
+                values,
+                color=colors[name],
+                label=name,
+                marker=marker,
+            )
+        ax.set_xscale("log" if logx else "linear")
+        ax.set_yscale("log" if key in logy else "linear")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+    axes[0][0].legend(fontsize=8)
+    return fig
