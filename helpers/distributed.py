@@ -27,6 +27,7 @@ import inspect
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -178,7 +179,10 @@ def _worker(rank, world_size, port, target, args, kwargs, results, timeout):
     import torch.distributed as dist
 
     torch.set_num_threads(1)  # the ranks share this machine's cores
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # loopback only
+    # loopback only: "lo" on Linux, "lo0" on macOS
+    os.environ.setdefault(
+        "GLOO_SOCKET_IFNAME", "lo0" if sys.platform == "darwin" else "lo"
+    )
     try:
         dist.init_process_group(
             "gloo",
