@@ -181,7 +181,7 @@ LESSONS = (
         "The quiz",
         "Questions on every lesson, with instant feedback that explains each "
         "answer and the misconception behind each wrong one.",
-        "lessons 00-05",
+        "lessons 00-05 (07 and 08 for their questions)",
         30,
         has_checks=False,  # graded by the quiz's own score, not by checks
         quiz=False,
