@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_
+from .evaluation import accuracy  # noqa: F401  (re-exported: eval-mode accuracy)
 
 
 def mnist(n_test: int = 1000, seed: int = 0):
@@ -176,28 +177,6 @@ def cnn(norm: str = "batch norm", channels=(16, 32), seed: int = 0) -> nn.Sequen
 # --------------------------------------------------------------------------
 # training and evaluation
 # --------------------------------------------------------------------------
-
-
-def accuracy(model, x, y, batch=1000) -> float:
-    """Accuracy in eval mode (the model is put back in the mode it was in)."""
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        hits = [
-            (model(x[i : i + batch]).argmax(1) == y[i : i + batch]).float()
-            for i in range(0, len(x), batch)
-        ]
-    model.train(was)
-    return torch.cat(hits).mean().item()
-
-
-def mean_loss(model, x, y) -> float:
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        value = F.cross_entropy(model(x), y).item()
-    model.train(was)
-    return value
 
 
 def sgd(
