@@ -10,7 +10,10 @@ Design, for a free Colab T4 and for a 2-core CPU alike:
   pipeline would be the bottleneck);
 * batches are slices of a random permutation of the indices;
 * on CUDA: fp16 autocast with a gradient scaler (the T4 has no bf16),
-  channels_last, ``cudnn.benchmark``; on the CPU plain fp32 by default;
+  channels_last, ``cudnn.benchmark``; on the CPU bf16 autocast where the CPU
+  has bf16 units (``helpers.config.cpu_bf16``), fp32 elsewhere;
+* a few untimed warm-up steps on a copy of the model before the clock starts,
+  so first-call costs are charged to no run;
 * the same code path everywhere; the device and the budget come from
   ``helpers.config``.
 
@@ -21,6 +24,7 @@ re-render without retraining.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -257,10 +261,10 @@ def evaluate(model, data, batch_size=1000, cpu_bf16=False):
 
 
 def autocast_context(device, cpu_bf16=False):
-    """fp16 autocast on CUDA (the T4 has no bf16); on the CPU fp32, or bf16 if asked.
+    """fp16 autocast on CUDA (the T4 has no bf16); on the CPU bf16 if asked, else fp32.
 
     bf16 on the CPU is fast only on CPUs with AMX or AVX-512-BF16 (and slower
-    elsewhere), so it is opt-in; the benchmark reports both.
+    elsewhere); the lesson asks for it where ``config.cpu_bf16()`` says so.
     """
     torch = _torch()
     if device.type == "cuda":
@@ -298,6 +302,8 @@ def _new_history(cfg: TrainConfig, device, n: int) -> dict:
         "test_accuracy": [],
         "seconds": [],
         "lr": [],
+        "cpu_seconds": [],
+        "warmup_seconds": 0.0,
         "diverged": False,
         "config": cfg.asdict(),
         "device": str(device),
@@ -329,6 +335,39 @@ class _Run:
         self.total = self.steps_per_epoch * cfg.epochs
         self.step = 0
         self.lr = _lr_at(0, self.total, cfg.lr, cfg.warmup)
+
+    def warm_up(self, steps: int) -> float:
+        """``steps`` untimed training steps on a copy of the model; seconds spent.
+
+        First calls are slow (cuDNN autotuning under ``cudnn.benchmark``,
+        oneDNN building its kernels on the CPU, the optimizer's first step), and
+        whichever net ran first would be charged for them.  The copy, a fresh
+        optimizer and a generator of its own leave the real run exactly as it
+        would be without the warm-up (``tests/test_train.py`` checks).
+        """
+        if steps <= 0:
+            return 0.0
+        torch = self.torch
+        start = time.perf_counter()
+        model = copy.deepcopy(self.model)
+        optimizer = _optimizer(model, self.cfg, self.device)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
+        first = slice(0, self.batch_size)
+        x, y = self.data.x_train[first], self.data.y_train[first]
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # dropout draws: given back after
+            for _ in range(steps):
+                batch = crop_flip(x, generator=gen) if self.cfg.augment else x
+                with self.autocast:
+                    loss = torch.nn.functional.cross_entropy(model(batch), y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
 
     def epoch(self, bar) -> tuple[float, int]:
         """One pass; (summed loss, examples).  The loss is accumulated on the
@@ -371,8 +410,15 @@ def train(
     label="",
     cpu_bf16=False,
     on_epoch=None,
+    warmup_steps=2,
 ):
     """Train ``model`` on ``data``; return the per-epoch history (a JSON-able dict).
+
+    ``seconds`` is wall-clock training time (evaluation excluded) and
+    ``cpu_seconds`` the CPU time this process spent on it (all its threads),
+    both cumulative per epoch.  Neither includes the ``warmup_steps`` untimed
+    steps run first on a copy of the model (``warmup_seconds`` records them),
+    so per-second comparisons do not depend on which net ran first.
 
     A loss that becomes NaN or infinite ends the run after that epoch: the
     history then records ``diverged: True`` and the remaining epochs are not
@@ -385,9 +431,10 @@ def train(
 
     run = _Run(model, data, cfg, cpu_bf16)
     history = _new_history(cfg, run.device, run.n)
-    elapsed = 0.0
+    history["warmup_seconds"] = round(run.warm_up(warmup_steps), 3)
+    elapsed = cpu = 0.0
     for epoch in range(1, cfg.epochs + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         bar = tqdm(
             range(run.steps_per_epoch),
             desc=f"{label} epoch {epoch}/{cfg.epochs}".strip(),
@@ -398,6 +445,7 @@ def train(
         if run.device.type == "cuda":
             run.torch.cuda.synchronize()
         elapsed += time.perf_counter() - start  # training time only, not evaluation
+        cpu += time.process_time() - cpu_start
         test_loss, test_acc = evaluate(run.model, data, cpu_bf16=cpu_bf16)
         train_loss = total_loss / seen
         history["diverged"] = not math.isfinite(train_loss)
@@ -406,6 +454,7 @@ def train(
         history["test_loss"].append(test_loss if math.isfinite(test_loss) else None)
         history["test_accuracy"].append(test_acc)
         history["seconds"].append(round(elapsed, 3))
+        history["cpu_seconds"].append(round(cpu, 3))
         history["lr"].append(run.lr)
         if on_epoch is not None:
             on_epoch(history)

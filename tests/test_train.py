@@ -104,3 +104,20 @@ def test_forward_flops_are_counted_by_hand_rules():
     assert model.training  # the mode is restored
     seconds = train.projected_seconds(1e9, 50_000, peak=65e12, utilisation=0.25)
     assert seconds == pytest.approx(3 * 1e9 * 50_000 / (65e12 * 0.25))
+
+
+def test_warm_up_is_untimed_and_changes_nothing():
+    """The warm-up runs on a copy: with or without it, the same run, bit for bit
+    (dropout included: it draws from the global generator)."""
+    data = train.DeviceData(_Tiny(48), device="cpu")
+    results = []
+    for steps in (0, 3):
+        torch.manual_seed(0)
+        model = train.make_vgg(widths=(8, 8), pool_first=True, dropout=0.3)
+        history = train.train(model, data, _cfg(), progress=False, warmup_steps=steps)
+        results.append((history, [p.detach().clone() for p in model.parameters()]))
+    (cold, cold_params), (warm, warm_params) = results
+    assert cold["warmup_seconds"] == 0.0 and warm["warmup_seconds"] > 0.0
+    assert cold["train_loss"] == warm["train_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(cold_params, warm_params))
+    assert len(warm["cpu_seconds"]) == len(warm["seconds"]) == 2
