@@ -111,8 +111,42 @@ def crop_flip(images, padding=4, generator=None):
     return out.contiguous(memory_format=torch.channels_last)
 
 
+def flip_shear_zoom(images, shear_degrees=0.2, zoom=0.2, generator=None):
+    """Keras's ``ImageDataGenerator(horizontal_flip=True, shear_range=0.2,
+    zoom_range=0.2)``, the slides' augmentation, for a whole batch on its device.
+
+    Per image: a zoom factor for each axis drawn from [1 - zoom, 1 + zoom], a
+    shear angle from [-shear_degrees, shear_degrees] (Keras's ``shear_range`` is
+    in degrees: 0.2 is a fifth of a degree, next to nothing), edges filled with
+    the nearest pixel (Keras's default), then a coin-flip mirror.  One
+    ``affine_grid`` + ``grid_sample`` call does every image at once.
+    """
+    torch = _torch()
+    F = torch.nn.functional
+    n, device = len(images), images.device
+
+    def uniform(low, high):
+        u = torch.rand(n, device=device, generator=generator)
+        return low + (high - low) * u
+
+    zx, zy = uniform(1 - zoom, 1 + zoom), uniform(1 - zoom, 1 + zoom)
+    shear = torch.deg2rad(uniform(-shear_degrees, shear_degrees))
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = zx  # Keras: shear matrix [[1, -sin s], [0, cos s]] @ zoom
+    theta[:, 0, 1] = -torch.sin(shear) * zy
+    theta[:, 1, 1] = torch.cos(shear) * zy
+    flip = torch.rand(n, device=device, generator=generator) < 0.5
+    theta[:, 0, 0] = torch.where(flip, -theta[:, 0, 0], theta[:, 0, 0])
+    grid = F.affine_grid(theta.to(images.dtype), images.shape, align_corners=False)
+    out = F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+AUGMENTATIONS = {"crop_flip": crop_flip, "flip_shear_zoom": flip_shear_zoom}
+
+
 # --------------------------------------------------------------------------
-# the model
+# the models
 # --------------------------------------------------------------------------
 
 
@@ -156,6 +190,96 @@ def make_vgg(
     if dropout:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(c_in, classes))
+    return nn.Sequential(*layers)
+
+
+# The slides' Inception network (KieferN/Batch_Normalization): GoogLeNet's
+# modules 3a-5b, without its stem.  Per module: 1x1, 3x3 reduce, 3x3,
+# 5x5 reduce, 5x5, pool projection; "pool" is a 3x3 max-pool with stride 2.
+INCEPTION_MODULES = (
+    ("3a", 64, 96, 128, 16, 32, 32),
+    ("3b", 128, 128, 192, 32, 96, 64),
+    "pool",
+    ("4a", 192, 96, 208, 16, 48, 64),
+    ("4b", 160, 112, 224, 24, 64, 64),
+    ("4c", 128, 128, 256, 24, 64, 64),
+    ("4d", 112, 144, 288, 32, 64, 64),
+    ("4e", 256, 160, 320, 32, 128, 128),
+    "pool",
+    ("5a", 256, 160, 320, 32, 128, 128),
+    ("5b", 384, 192, 384, 48, 128, 128),
+)
+
+
+def _inception_conv(c_in, c_out, kernel, norm):
+    """Conv (no bias, as in the slides' code) -> BN without a learned scale -> ReLU.
+
+    Keras's ``BatchNormalization(scale=False)`` keeps beta and fixes gamma at
+    1: a ReLU commutes with a positive scale, so the next convolution can
+    absorb it.  Here gamma is a BN weight frozen at 1 (``requires_grad``
+    False).  BN's momentum and eps are PyTorch's (0.1, 1e-5), not Keras's
+    (0.99 in Keras's convention, 1e-3): with Keras's, the running averages of
+    a run of a few dozen steps would still be mostly their initial values.
+    """
+    torch = _torch()
+    nn = torch.nn
+    layers = [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False)]
+    if norm == "bn":
+        bn = nn.BatchNorm2d(c_out)
+        bn.weight.requires_grad_(False)
+        layers.append(bn)
+    return [*layers, nn.ReLU()]
+
+
+def make_inception(norm="bn", width=1.0, classes=10):
+    """The slides' Inception network for CIFAR-10, ported from their Keras code.
+
+    Nine inception modules (``INCEPTION_MODULES``) on the 32x32 input, 3x3
+    max-pooling with stride 2 after 3b and 4e, global average pooling, one
+    linear layer (the softmax is in the loss).  ``norm``: "bn" (BN after every
+    convolution, before its ReLU, gamma frozen at 1) or "none".  ``width``
+    scales every module's channels (1.0 is the slides' net; the lesson's fast
+    mode uses a quarter of it, a sixteenth of the FLOPs).
+    """
+    torch = _torch()
+    nn = torch.nn
+    if norm not in ("bn", "none"):
+        raise ValueError(f"norm={norm!r}: use 'bn' or 'none'")
+
+    class Module(nn.Module):
+        def __init__(self, c_in, c1, r3, c3, r5, c5, cp):
+            super().__init__()
+            self.branches = nn.ModuleList(
+                [
+                    nn.Sequential(*_inception_conv(c_in, c1, 1, norm)),
+                    nn.Sequential(
+                        *_inception_conv(c_in, r3, 1, norm),
+                        *_inception_conv(r3, c3, 3, norm),
+                    ),
+                    nn.Sequential(
+                        *_inception_conv(c_in, r5, 1, norm),
+                        *_inception_conv(r5, c5, 5, norm),
+                    ),
+                    nn.Sequential(
+                        nn.MaxPool2d(3, stride=1, padding=1),
+                        *_inception_conv(c_in, cp, 1, norm),
+                    ),
+                ]
+            )
+            self.channels = c1 + c3 + c5 + cp
+
+        def forward(self, x):
+            return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+    layers, c_in = [], 3
+    for spec in INCEPTION_MODULES:
+        if spec == "pool":
+            layers.append(nn.MaxPool2d(3, stride=2, padding=1))
+            continue
+        module = Module(c_in, *(max(1, round(c * width)) for c in spec[1:]))
+        layers.append(module)
+        c_in = module.channels
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes)]
     return nn.Sequential(*layers)
 
 
@@ -218,7 +342,8 @@ def count_bn_layers(model) -> int:
 
 @dataclass
 class TrainConfig:
-    """One run's settings.  ``lr`` is the peak of a one-cycle schedule."""
+    """One run's settings.  ``lr`` is the peak of a one-cycle schedule (the
+    starting rate of a step schedule)."""
 
     epochs: int = 5
     batch_size: int = 256
@@ -228,8 +353,13 @@ class TrainConfig:
     label_smoothing: float = 0.1
     warmup: float = 0.2  # share of the steps spent warming up
     augment: bool = True
+    augmentation: str = "crop_flip"  # or "flip_shear_zoom" (the slides' Keras one)
     seed: int = 0
-    schedule: str = "one-cycle"  # or "constant" (lesson 05's learning-rate stress test)
+    # "one-cycle"; "constant" (lesson 05's learning-rate stress test); "step":
+    # lr x 0.1 every ``step_epochs`` epochs (the slides' schedule)
+    schedule: str = "one-cycle"
+    step_epochs: int = 10
+    nesterov: bool = True
     extra: dict = field(default_factory=dict)  # anything else worth recording
 
     def asdict(self) -> dict:
@@ -289,7 +419,7 @@ def _optimizer(model, cfg: TrainConfig, device):
         ],
         lr=cfg.lr,
         momentum=cfg.momentum,
-        nesterov=True,
+        nesterov=cfg.nesterov,
         fused=device.type == "cuda",
     )
 
@@ -358,7 +488,8 @@ class _Run:
         cuda = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # dropout draws: given back after
             for _ in range(steps):
-                batch = crop_flip(x, generator=gen) if self.cfg.augment else x
+                augment = AUGMENTATIONS[self.cfg.augmentation]
+                batch = augment(x, generator=gen) if self.cfg.augment else x
                 with self.autocast:
                     loss = torch.nn.functional.cross_entropy(model(batch), y)
                 optimizer.zero_grad(set_to_none=True)
@@ -368,6 +499,19 @@ class _Run:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
+
+    def rate(self) -> float:
+        """This step's learning rate (a Python float: no device read)."""
+        cfg = self.cfg
+        if cfg.schedule == "constant":
+            return cfg.lr
+        if cfg.schedule == "step":
+            return cfg.lr * 0.1 ** (
+                self.step // self.steps_per_epoch // cfg.step_epochs
+            )
+        if cfg.schedule == "one-cycle":
+            return _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
+        raise ValueError(f"schedule={cfg.schedule!r}: use one-cycle, constant or step")
 
     def epoch(self, bar) -> tuple[float, int]:
         """One pass; (summed loss, examples).  The loss is accumulated on the
@@ -380,11 +524,8 @@ class _Run:
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             x = data.x_train[idx]
             if cfg.augment:
-                x = crop_flip(x, generator=self.gen)
-            if cfg.schedule == "constant":
-                self.lr = cfg.lr
-            else:
-                self.lr = _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
+                x = AUGMENTATIONS[cfg.augmentation](x, generator=self.gen)
+            self.lr = self.rate()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
             with self.autocast:
