@@ -239,8 +239,8 @@ def plain_recipe(cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None
         history["test_accuracy"].append(correct / len(x_test))
         history["seconds"].append(round(wall, 3))
         history["cpu_seconds"].append(round(cpu, 3))
-        if on_epoch is not None:
-            on_epoch(history)
+        if on_epoch is not None and on_epoch(history):
+            break
     return history
 
 
@@ -293,6 +293,7 @@ def _plain_run(cifar, widths, args) -> dict:
             f"{history['cpu_seconds'][-1]:7.1f} CPU-s so far",
             flush=True,
         )
+        return args.stop_at_target and history["test_accuracy"][-1] >= args.target
 
     history = plain_recipe(
         cifar, widths, args.epochs, args.batch, args.lr, on_epoch=report
@@ -351,6 +352,12 @@ def main(argv=None) -> int:
         "--skip-pipeline", action="store_true", help="no input-pipeline timings"
     )
     parser.add_argument(
+        "--stop-at-target",
+        action="store_true",
+        help="end each run at the epoch that reaches --target (its schedule stays "
+        "the one planned for --epochs, so its time to the target is unchanged)",
+    )
+    parser.add_argument(
         "--steps", type=int, default=20, help="batches per pipeline timing"
     )
     parser.add_argument("--out", type=Path, default=None)
@@ -400,9 +407,12 @@ def main(argv=None) -> int:
             print(
                 f"  {norm:4s} epoch {history['epoch'][-1]:2d}: test accuracy "
                 f"{history['test_accuracy'][-1]:.2%}, {len(dd.x_train) / spent:,.0f} "
-                f"train images/s, {seconds[-1]:7.1f} s so far",
+                f"train images/s, {seconds[-1]:7.1f} s, "
+                f"{history['cpu_seconds'][-1]:7.1f} CPU-s so far",
                 flush=True,
             )
+            reached = history["test_accuracy"][-1] >= args.target
+            return args.stop_at_target and norm == "bn" and reached
 
         history = train.train(
             model, dd, cfg, progress=False, cpu_bf16=args.bf16, on_epoch=report

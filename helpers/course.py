@@ -173,7 +173,13 @@ LESSONS = (
         "measurement each.",
         "lessons 00-03; convolutional networks",
         60,
-        references=("05_cifar10", "05_lr_stress", "05_inception", "05_benchmark"),
+        references=(
+            "05_cifar10",
+            "05_lr_stress",
+            "05_inception",
+            "05_benchmark",
+            "05_race",
+        ),
     ),
     Lesson(
         "06",

@@ -566,7 +566,8 @@ def train(
     run (a result to show, not an error to hide).  The loss is read from the
     device once per epoch, never inside a step (``tests/test_train.py``
     counts).  ``on_epoch(history)`` is called after every epoch (the benchmark
-    prints from it).
+    prints from it); if it returns True the run ends there (the learning-rate
+    schedule stays the one planned for ``cfg.epochs``).
     """
     from tqdm.auto import tqdm
 
@@ -597,8 +598,7 @@ def train(
         history["seconds"].append(round(elapsed, 3))
         history["cpu_seconds"].append(round(cpu, 3))
         history["lr"].append(run.lr)
-        if on_epoch is not None:
-            on_epoch(history)
-        if history["diverged"]:
+        stop = on_epoch(history) if on_epoch is not None else False
+        if history["diverged"] or stop:
             break
     return history

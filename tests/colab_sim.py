@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -41,6 +42,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Hang guards, not speed limits: a fast-mode notebook takes a minute or two
+# here, its slowest cell well under one.  One simulated run sat idle for over
+# 15 minutes once (2026-12-01, notebook 01, kernel at 1% CPU): without a limit
+# on the whole run the suite would have waited for ever.
+CELL_LIMIT = 900  # seconds per cell (nbclient)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -215,7 +221,7 @@ def run_notebook(
     python: str,
     sites: list[str],
     setup_only: bool = False,
-    cell_timeout: int = 900,
+    cell_timeout: int = None,
 ) -> dict:
     """Run one notebook in a fresh simulated runtime; a dict says what happened."""
     import nbformat
@@ -238,7 +244,7 @@ def run_notebook(
         client = NotebookClient(
             nb,
             kernel_name="colab",
-            timeout=cell_timeout,
+            timeout=cell_timeout or CELL_LIMIT,
             resources={"metadata": {"path": str(runtime.content)}},
         )
         client.execute()
@@ -283,11 +289,14 @@ def run_many(
     python: str = sys.executable,
     setup_only: bool = False,
     jobs: int = 2,
+    notebook_limit: int = 2400,
 ) -> dict[str, dict]:
     """Simulate several notebooks, ``jobs`` at a time, each in its own process.
 
-    One process per notebook keeps each one's environment (which the runtime
-    sets in ``os.environ`` for its kernel) to itself.  Returns the results by
+    A run that has not finished after ``notebook_limit`` seconds is stopped
+    with its kernel and reported as a hang.  One process per notebook keeps
+    each one's environment (which the runtime sets in ``os.environ`` for its
+    kernel) to itself.  Returns the results by
     notebook file name.
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -314,13 +323,33 @@ def run_many(
         env = dict(os.environ)
         if jobs > 1:  # two kernels' OpenMP threads fighting for the cores: 50x slower
             env["OMP_NUM_THREADS"] = "1"
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        # its own session, so that a hang can be stopped with its kernel
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            _, stderr = proc.communicate(timeout=notebook_limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return {
+                "notebook": str(path),
+                "ok": False,
+                "error": f"the simulated run of {path.name} had not finished after "
+                f"{notebook_limit} s (each cell may take {CELL_LIMIT} s): a hang; its "
+                f"runtime is kept in {workdir} to look at",
+            }
         if out.exists():
             return json.loads(out.read_text())[0]
         return {
             "notebook": str(path),
             "ok": False,
-            "error": f"the simulation itself failed: {done.stderr[-3000:]}",
+            "error": f"the simulation itself failed: {stderr[-3000:]}",
         }
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:

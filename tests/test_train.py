@@ -121,3 +121,25 @@ def test_warm_up_is_untimed_and_changes_nothing():
     assert cold["train_loss"] == warm["train_loss"]
     assert all(torch.equal(a, b) for a, b in zip(cold_params, warm_params))
     assert len(warm["cpu_seconds"]) == len(warm["seconds"]) == 2
+
+
+def test_flip_shear_zoom_is_keras_augmentation_in_its_limits():
+    """No zoom and no shear: each image is itself or its mirror (grid_sample at
+    pixel centres reproduces the pixels); with zoom the images change."""
+    x = torch.randn(16, 3, 32, 32)
+    gen = torch.Generator().manual_seed(0)
+    out = train.flip_shear_zoom(x, shear_degrees=0.0, zoom=0.0, generator=gen)
+    same = (out - x).abs().amax(dim=(1, 2, 3)) < 1e-5
+    mirrored = (out - x.flip(3)).abs().amax(dim=(1, 2, 3)) < 1e-5
+    assert bool((same | mirrored).all()) and 0 < int(mirrored.sum()) < 16
+    zoomed = train.flip_shear_zoom(x, zoom=0.2, generator=gen)
+    assert zoomed.shape == x.shape and not torch.allclose(zoomed, x, atol=1e-2)
+
+
+def test_the_step_schedule_divides_by_ten_every_step_epochs():
+    data = train.DeviceData(_Tiny(32), device="cpu")
+    cfg = _cfg(epochs=5, lr=0.01, schedule="step", step_epochs=2)
+    history = train.train(_net(), data, cfg, progress=False)
+    assert history["lr"] == pytest.approx([0.01, 0.01, 0.001, 0.001, 0.0001])
+    with pytest.raises(ValueError, match="schedule="):
+        train.train(_net(), data, _cfg(schedule="cosine"), progress=False)
