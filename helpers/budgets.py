@@ -61,7 +61,7 @@ _PLAN = {
     },
     # the slides' Inception network: width scales its channels (1.0: theirs)
     "inception": {
-        "fast": dict(width=0.25, n_train=500, n_test=500, epochs=2, step_epochs=1),
+        "fast": dict(width=0.25, n_train=250, n_test=250, epochs=2, step_epochs=1),
         "cpu": dict(width=0.25, n_train=4000, n_test=1000, epochs=6, step_epochs=2),
         "gpu": dict(width=1.0, n_train=10_000, n_test=None, epochs=12, step_epochs=5),
     },

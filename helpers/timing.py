@@ -127,11 +127,28 @@ def expectation(key: str) -> str:
     """What to tell the learner about how long the cell ``key`` will take."""
     from . import config
 
-    record = reference_timings()
-    seconds = record.get("cells", {}).get(key, {}).get(config.mode())
+    seconds = reference_timings().get("cells", {}).get(key, {}).get(config.mode())
     if seconds is None:
         return "no reference timing for this cell yet"
-    made = record.get("provenance", {})
+    return _scaled(seconds)
+
+
+def lesson_expectation(stem: str) -> str:
+    """How long the whole notebook ``stem`` should take in this mode, printed
+    before its long runs start."""
+    from . import config
+
+    seconds = reference_timings().get("lessons", {}).get(stem, {}).get(config.mode())
+    if seconds is None:
+        return f"no reference timing for {stem} in {config.mode()} mode yet"
+    return f"the whole notebook in {config.mode()} mode: {_scaled(seconds)}"
+
+
+def _scaled(seconds: float) -> str:
+    """``seconds`` on the reference machine, scaled to this one by the calibration."""
+    from . import config
+
+    made = reference_timings().get("provenance", {})
     machine, date = made.get("machine", "?"), made.get("date", "?")
     where = f"{format_seconds(seconds)} on the reference machine ({machine}, {date})"
     if config.device() == "cuda":

@@ -50,3 +50,20 @@ def test_save_keeps_combined_results_with_provenance(tmp_path, monkeypatch):
         "main": {"bn": [1, 2]}
     }
     assert stored["params"] == {"epochs": 3} and "torch" in stored["provenance"]
+
+
+def test_a_lesson_says_how_long_it_will_take_before_it_starts(monkeypatch):
+    """Lesson 05 prints its expected time from the shipped timings record."""
+    from helpers import timing
+
+    monkeypatch.setenv("BNCOURSE_FAST", "1")
+    monkeypatch.setattr(timing, "calibration_seconds", lambda: 0.1)
+    record = {
+        "lessons": {"05_demo": {"fast": 40.0}},
+        "provenance": {"calibration_seconds": 0.05, "machine": "m", "date": "d"},
+    }
+    monkeypatch.setattr(timing, "reference_timings", lambda: record)
+    said = timing.lesson_expectation("05_demo")
+    assert "fast mode" in said and "40.0 s on the reference machine" in said, said
+    assert "about 80.0 s here" in said, said  # this machine: half as fast
+    assert "no reference timing" in timing.lesson_expectation("99_missing")
