@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._notebook import write_record  # noqa: E402
 from helpers import data, runs, train  # noqa: E402
 
 
@@ -362,6 +363,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="also write the results as a reference record (lesson 05 quotes "
+        "data/reference/05_race.json and 05_benchmark.json)",
+    )
+    parser.add_argument(
         "--share-only", action="store_true", help="only time the input pipelines"
     )
     args = parser.parse_args(argv)
@@ -427,12 +435,15 @@ def main(argv=None) -> int:
         )
     if "bn" in results and "plain" in results:
         results["race"] = _race_report(results, args)
+    command = " ".join(
+        ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    if args.record:
+        write_record(args.record, args.record.stem, {"command": command}, results)
     if args.out:
         provenance = runs.provenance()
         provenance["cpu_bf16"] = args.bf16 and dd.device.type == "cpu"
-        provenance["command"] = " ".join(
-            ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
-        )
+        provenance["command"] = command
         runs.write_json(args.out, {"provenance": provenance, "results": results})
     return 0
 

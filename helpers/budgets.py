@@ -132,9 +132,18 @@ def experiments(mode: str) -> list[dict]:
         for batch in plan["batches"]
     ]
     rows.append(
-        row("4. regularisers", vgg, REGULARISER_RUNS, sweep["epochs"], n_sweep, 128)
+        row(
+            "4. regularisers",
+            vgg,
+            REGULARISER_RUNS,
+            sweep["epochs"],
+            n_sweep,
+            MAIN_BATCH,
+        )
     )
-    rows.append(row("5. sigmoid", vgg, SIGMOID_RUNS, sweep["epochs"], n_sweep, 128))
+    rows.append(
+        row("5. sigmoid", vgg, SIGMOID_RUNS, sweep["epochs"], n_sweep, MAIN_BATCH)
+    )
     inception = (train.make_inception, dict(width=inc["width"]))
     rows.append(
         row(

@@ -34,9 +34,13 @@ def test_the_projection_counts_what_it_says():
     """3 forward passes per training image at 30% of 65 TFLOPS, one per test image."""
     flops, n, n_test, epochs, batch = 1e9, 10_000, 1000, 2, 100
     expected = (3 * flops * n + flops * n_test) * epochs / (65e12 * 0.3)
-    assert budgets.t4_seconds(flops, n, n_test, epochs, batch) == pytest.approx(expected)
+    assert budgets.t4_seconds(flops, n, n_test, epochs, batch) == pytest.approx(
+        expected
+    )
     # tiny batches are launch-bound: the step floor
-    assert budgets.t4_seconds(1e3, 100, 0, 1, 1) == pytest.approx(100 * budgets.STEP_FLOOR)
+    assert budgets.t4_seconds(1e3, 100, 0, 1, 1) == pytest.approx(
+        100 * budgets.STEP_FLOOR
+    )
 
 
 def test_the_inception_port_is_the_slides_net():

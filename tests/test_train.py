@@ -119,7 +119,7 @@ def test_warm_up_is_untimed_and_changes_nothing():
     (cold, cold_params), (warm, warm_params) = results
     assert cold["warmup_seconds"] == 0.0 and warm["warmup_seconds"] > 0.0
     assert cold["train_loss"] == warm["train_loss"]
-    assert all(torch.equal(a, b) for a, b in zip(cold_params, warm_params))
+    assert all(torch.equal(a, b) for a, b in zip(cold_params, warm_params, strict=True))
     assert len(warm["cpu_seconds"]) == len(warm["seconds"]) == 2
 
 
