@@ -16,12 +16,16 @@ Each net trains at a peak rate that suits it: ``--lr`` for the BN net, a
 quarter of it for the net without BN (the lesson's learning-rate sweep shows
 why: without BN the high rates fail).
 
-The device comes from ``BNCOURSE_DEVICE`` (``cpu``, ``cuda``, default auto), as in
-the lesson; on CUDA the engine uses fp16 autocast with a gradient scaler, and
-the timings wait for the GPU (``torch.cuda.synchronize``) before reading the
-clock.  ``--bf16`` turns on bfloat16 autocast on the CPU (fast on CPUs with AMX or
-AVX-512-BF16, slower elsewhere: the lesson's default is fp32).  Compare
-figures within one run: the machine is shared and noisy.
+The device comes from ``--device`` or ``BNCOURSE_DEVICE`` (``cpu``, ``cuda``,
+default auto), as in the lesson, and is recorded with its name; on CUDA the
+engine uses fp16 autocast with a gradient scaler, and the timings wait for the
+GPU (``torch.cuda.synchronize``) before reading the clock.  ``--bf16`` turns on
+bfloat16 autocast on the CPU (fast on CPUs with AMX or AVX-512-BF16, slower
+elsewhere; the lesson turns it on where the CPU has them).  Every run is
+warmed up untimed first (``helpers.train``), so no net is charged for first
+calls.  ``--nets plain`` adds the baseline, a plain PyTorch loop
+(``plain_recipe``), and with ``bn`` a race to ``--target`` accuracy in wall and
+CPU seconds.  Compare figures within one run: the machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -153,7 +157,9 @@ def pipeline_costs(dd, model, batch, cifar, steps=20, bf16=False):
     return prepare, step_time
 
 
-def plain_recipe(cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None):
+def plain_recipe(
+    cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None, device="cpu"
+):
     """The baseline: a good recipe written as a plain PyTorch loop.
 
     What a careful tutorial does, with none of ``helpers.train``'s engineering:
@@ -164,8 +170,9 @@ def plain_recipe(cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None
     PyTorch's performance guide recommends for CNNs (1.5x on these CPUs), so
     the race measures more than a layout.  Two untimed warm-up steps on a copy of
     the model first, as the engine does, so neither is charged for first calls.
-    Returns a history with the engine's keys (epoch, test_accuracy, seconds,
-    cpu_seconds).
+    On a GPU it does what plain code does: the data stay on the CPU and each
+    augmented batch is copied to ``device``.  Returns a history with the
+    engine's keys (epoch, test_accuracy, seconds, cpu_seconds).
     """
     import copy
 
@@ -180,7 +187,8 @@ def plain_recipe(cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None
 
     x_train, y_train = tensors(cifar.x_train, cifar.y_train)
     x_test, y_test = tensors(cifar.x_test, cifar.y_test)
-    model = train.make_vgg(widths, "bn").to(memory_format=torch.channels_last)
+    model = train.make_vgg(widths, "bn")
+    model = model.to(device=device, memory_format=torch.channels_last)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
     steps = len(x_train) // batch
 
@@ -201,7 +209,8 @@ def plain_recipe(cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None
         return torch.stack(crops).contiguous(memory_format=torch.channels_last)
 
     def one_step(net, opt, idx):
-        loss = loss_fn(net(augment(x_train[idx])), y_train[idx])
+        x = augment(x_train[idx]).to(device, non_blocking=True)
+        loss = loss_fn(net(x), y_train[idx].to(device, non_blocking=True))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -230,7 +239,10 @@ def plain_recipe(cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None
         model.eval()
         with torch.no_grad():
             correct = sum(
-                (model(x_test[i : i + 1000]).argmax(1) == y_test[i : i + 1000])
+                (
+                    model(x_test[i : i + 1000].to(device)).argmax(1).cpu()
+                    == y_test[i : i + 1000]
+                )
                 .sum()
                 .item()
                 for i in range(0, len(x_test), 1000)
@@ -283,7 +295,7 @@ def _pipeline_report(dd, cifar, widths, args) -> dict:
     return {"prepare_seconds": prepare, "step_seconds": step_time}
 
 
-def _plain_run(cifar, widths, args) -> dict:
+def _plain_run(cifar, widths, args, device) -> dict:
     if args.pool_first:
         print("  plain: the baseline has no pool-first option; its net pools later")
 
@@ -297,7 +309,7 @@ def _plain_run(cifar, widths, args) -> dict:
         return args.stop_at_target and history["test_accuracy"][-1] >= args.target
 
     history = plain_recipe(
-        cifar, widths, args.epochs, args.batch, args.lr, on_epoch=report
+        cifar, widths, args.epochs, args.batch, args.lr, on_epoch=report, device=device
     )
     history["config"] = {"widths": widths, "epochs": args.epochs, "fp32": True}
     history["config"].update(batch_size=args.batch, lr=args.lr)
@@ -361,6 +373,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--steps", type=int, default=20, help="batches per pipeline timing"
     )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="default: BNCOURSE_DEVICE"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--record",
@@ -373,6 +388,8 @@ def main(argv=None) -> int:
         "--share-only", action="store_true", help="only time the input pipelines"
     )
     args = parser.parse_args(argv)
+    if args.device:  # what BNCOURSE_DEVICE would say (helpers.config reads it)
+        os.environ["BNCOURSE_DEVICE"] = args.device
     widths = tuple(int(w) for w in args.widths.split(","))
 
     cifar = data.load_cifar10()
@@ -389,14 +406,15 @@ def main(argv=None) -> int:
         f"{machine}, torch {torch.__version__}, Python {platform.python_version()}",
         flush=True,
     )
-    results = {}
+    results = {"machine": {"device": str(dd.device), "name": machine}}
+    results["machine"]["precision"] = precision
     if not args.skip_pipeline:
         results.update(_pipeline_report(dd, cifar, widths, args))
     if args.share_only:
         return 0
     for norm in args.nets.split(","):
         if norm == "plain":
-            results["plain"] = _plain_run(cifar, widths, args)
+            results["plain"] = _plain_run(cifar, widths, args, dd.device)
             continue
         # the same initial draw whatever the timing above consumed
         torch.manual_seed(0)
