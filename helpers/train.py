@@ -238,8 +238,8 @@ def make_inception(norm="bn", width=1.0, classes=10):
     max-pooling with stride 2 after 3b and 4e, global average pooling, one
     linear layer (the softmax is in the loss).  ``norm``: "bn" (BN after every
     convolution, before its ReLU, gamma frozen at 1) or "none".  ``width``
-    scales every module's channels (1.0 is the slides' net; the lesson's fast
-    mode uses a quarter of it, a sixteenth of the FLOPs).
+    scales every module's channels (1.0 is the slides' net; lesson 05's CPU
+    budgets use a quarter of it, a sixteenth of the FLOPs).
     """
     torch = _torch()
     nn = torch.nn
