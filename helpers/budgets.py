@@ -163,7 +163,9 @@ def t4_seconds(flops, n_train, n_test, epochs, batch) -> float:
     """One run's projected seconds on a T4: training (with the step floor) and
     one evaluation of the test images per epoch."""
     steps = epochs * (n_train // min(batch, n_train))
-    per_step = max(train.projected_seconds(flops, batch), STEP_FLOOR)
+    per_step = max(
+        train.projected_seconds(flops, batch, utilisation=UTILISATION), STEP_FLOOR
+    )
     evaluation = epochs * n_test * flops / (train.T4_FP16_FLOPS * UTILISATION)
     return steps * per_step + evaluation
 
