@@ -170,6 +170,9 @@ def t4_seconds(flops, n_train, n_test, epochs, batch) -> float:
     return steps * per_step + evaluation
 
 
+_FLOPS: dict = {}
+
+
 def total_seconds(mode: str = "gpu") -> float:
     """The whole lesson's projected T4 seconds: loading and every run."""
     return LOAD_SECONDS + sum(r["seconds"] for r in projection(mode))
@@ -177,7 +180,7 @@ def total_seconds(mode: str = "gpu") -> float:
 
 def projection(mode: str = "gpu") -> list[dict]:
     """Each experiment's runs with their FLOPs and projected T4 seconds."""
-    flops_of: dict = {}
+    flops_of = _FLOPS  # one forward pass per distinct net and process, not per call
     rows = []
     for row in experiments(mode):
         builder, kwargs = row["builder"]
