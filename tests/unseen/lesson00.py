@@ -142,8 +142,7 @@ ENTRIES = [
         C,
         "Bessel factor from the features",
         bessel_of_features,
-        "the unbiased factor uses the number of features D instead of the batch "
-        "size N",
+        "the unbiased factor uses the number of features D instead of the batch size N",
     ),
     entry(
         C,
@@ -167,8 +166,7 @@ ENTRIES = [
         C,
         "variance pooled over every feature",
         pooled_variance,
-        "the variance is taken over all entries (no axis), one number for all "
-        "features",
+        "the variance is taken over all entries (no axis), one number for all features",
     ),
     entry(
         C,

@@ -222,8 +222,7 @@ ENTRIES = [
         S,
         "loops over four columns",
         std_four_columns,
-        "the loop runs over a hard-coded 4 columns, so other widths are wrong or "
-        "fail",
+        "the loop runs over a hard-coded 4 columns, so other widths are wrong or fail",
     ),
     entry(
         S,
@@ -301,8 +300,7 @@ ENTRIES = [
         G,
         "softmax before cross_entropy",
         gn_softmax_first,
-        "softmax is applied before F.cross_entropy, which applies log-softmax "
-        "itself",
+        "softmax is applied before F.cross_entropy, which applies log-softmax itself",
     ),
     entry(
         G,

@@ -191,9 +191,13 @@ def spatial_keepdims_forward(x, gamma, beta, eps=1e-5, *, axes=(0, 2, 3), view=T
     var = (xc * xc).mean(axis=axes, keepdims=True)
     inv_std = 1.0 / np.sqrt(var + eps)
     x_hat = xc * inv_std
-    g, b = (gamma[None, :, None, None], beta[None, :, None, None]) if view else (
-        gamma,
-        beta,
+    g, b = (
+        (gamma[None, :, None, None], beta[None, :, None, None])
+        if view
+        else (
+            gamma,
+            beta,
+        )
     )
     return g * x_hat + b, (x_hat, inv_std, gamma)
 
@@ -206,9 +210,7 @@ def spatial_keepdims_backward(dout, cache):
     dgamma = (dout * x_hat).sum(axis=axes)
     g = gamma[None, :, None, None]
     dx = (g * inv_std / m) * (
-        m * dout
-        - dbeta[None, :, None, None]
-        - x_hat * dgamma[None, :, None, None]
+        m * dout - dbeta[None, :, None, None] - x_hat * dgamma[None, :, None, None]
     )
     return dx, dgamma, dbeta
 
@@ -218,7 +220,9 @@ def spatial_keepdims_backward(dout, cache):
 # --------------------------------------------------------------------------
 
 
-def ln_forward(x, gamma, beta, eps=1e-5, *, keepdims=True, everything=False, out_eps=False):
+def ln_forward(
+    x, gamma, beta, eps=1e-5, *, keepdims=True, everything=False, out_eps=False
+):
     if everything:
         mu, var = x.mean(), x.var()
     else:
@@ -234,7 +238,8 @@ def ln_backward(dout, cache, *, param_axis=0, with_gamma=True):
     d = dout.shape[1]
     g = dout * gamma if with_gamma else dout
     dx = (
-        g - g.sum(axis=1, keepdims=True) / d
+        g
+        - g.sum(axis=1, keepdims=True) / d
         - x_hat * (g * x_hat).sum(axis=1, keepdims=True) / d
     ) / std
     dgamma = (dout * x_hat).sum(axis=param_axis)

@@ -17,7 +17,7 @@ from . import entry, right
 def renorm_forward(
     x, gamma, beta, running_mean, running_std, rmax, dmax, eps=1e-5, r=None, d=None
 ):
-    """The notebook's given forward pass, caching (x, x_hat, y_hat, std, r, d, gamma)."""
+    """The given forward pass; caches (x, x_hat, y_hat, std, r, d, gamma)."""
     mu = x.mean(axis=0)
     std = np.sqrt(x.var(axis=0) + eps)
     if r is None:
@@ -29,7 +29,9 @@ def renorm_forward(
     return gamma * y_hat + beta, (x, x_hat, y_hat, std, r, d, gamma), (r, d)
 
 
-def backward(dout, cache, *, r_power=1, dgamma_from="y_hat", branch="x_hat", std="cache"):
+def backward(
+    dout, cache, *, r_power=1, dgamma_from="y_hat", branch="x_hat", std="cache"
+):
     x, x_hat, y_hat, sigma, r, d, gamma = cache
     if std == "recomputed":
         sigma = x.std(axis=0)  # no eps
@@ -275,46 +277,96 @@ ENTRIES = [
     ),
     right(B, "one line with einsum", backward_one_line, given=GIVEN),
     right(B, "staged through sigma", backward_staged, given=GIVEN),
-    _m("r inverted", "r = running_std / sigma_B instead of sigma_B / running_std",
-       r_inverted=True),
-    _m("d with the wrong sign", "d = (running_mean - mu_B) / running_std: sign "
-       "flipped", d_sign=-1.0),
-    _m("d divided by the batch std", "d divides by sigma_B instead of running_std",
-       d_by_batch_std=True),
-    _m("r clipped from above only", "r is clipped to rmax but not to 1/rmax from "
-       "below", r_lower_clip=False),
-    _m("running statistics updated before r and d", "the running statistics are "
-       "updated before r and d are computed, so r and d use the new values",
-       update_first=True),
-    _m("eps in eval mode", "eval mode divides by sqrt(running_std^2 + eps) instead "
-       "of running_std", eval_eps=True),
-    _m("running_std starts at 0", "running_std is initialised to zeros instead of "
-       "ones", std_init=0.0),
-    _m("whole normalisation detached", "mean and sigma are detached before "
-       "normalising, so no gradient flows through the batch statistics",
-       detach_all=True),
-    _m("running std from the unbiased variance", "running_std is updated with "
-       "the unbiased batch variance (correction=1)", running_correction=1),
-    _m("torch's default momentum", "the default momentum is 0.1 (torch's batch "
-       "norm) instead of the paper's 0.01", default_momentum=0.1),
-    _m("running statistics left in the graph", "the running statistics are "
-       "rebuilt outside torch.no_grad(), so they carry autograd history across "
-       "steps", update_in_graph=True),
-    _m("statistics over dim 0 for images", "for (N, C, H, W) input the statistics "
-       "are taken over dim 0 only", stat_dims="batch only"),
-    right(M, "var_mean, rsqrt and rebound buffers", renorm_module(
-        stats="var_mean", rebind=True), replaces="BatchRenorm"),
+    _m(
+        "r inverted",
+        "r = running_std / sigma_B instead of sigma_B / running_std",
+        r_inverted=True,
+    ),
+    _m(
+        "d with the wrong sign",
+        "d = (running_mean - mu_B) / running_std: sign flipped",
+        d_sign=-1.0,
+    ),
+    _m(
+        "d divided by the batch std",
+        "d divides by sigma_B instead of running_std",
+        d_by_batch_std=True,
+    ),
+    _m(
+        "r clipped from above only",
+        "r is clipped to rmax but not to 1/rmax from below",
+        r_lower_clip=False,
+    ),
+    _m(
+        "running statistics updated before r and d",
+        "the running statistics are "
+        "updated before r and d are computed, so r and d use the new values",
+        update_first=True,
+    ),
+    _m(
+        "eps in eval mode",
+        "eval mode divides by sqrt(running_std^2 + eps) instead of running_std",
+        eval_eps=True,
+    ),
+    _m(
+        "running_std starts at 0",
+        "running_std is initialised to zeros instead of ones",
+        std_init=0.0,
+    ),
+    _m(
+        "whole normalisation detached",
+        "mean and sigma are detached before "
+        "normalising, so no gradient flows through the batch statistics",
+        detach_all=True,
+    ),
+    _m(
+        "running std from the unbiased variance",
+        "running_std is updated with the unbiased batch variance (correction=1)",
+        running_correction=1,
+    ),
+    _m(
+        "torch's default momentum",
+        "the default momentum is 0.1 (torch's batch norm) instead of the paper's 0.01",
+        default_momentum=0.1,
+    ),
+    _m(
+        "running statistics left in the graph",
+        "the running statistics are "
+        "rebuilt outside torch.no_grad(), so they carry autograd history across "
+        "steps",
+        update_in_graph=True,
+    ),
+    _m(
+        "statistics over dim 0 for images",
+        "for (N, C, H, W) input the statistics are taken over dim 0 only",
+        stat_dims="batch only",
+    ),
+    right(
+        M,
+        "var_mean, rsqrt and rebound buffers",
+        renorm_module(stats="var_mean", rebind=True),
+        replaces="BatchRenorm",
+    ),
     right(M, "images as rows", renorm_module(rows=True), replaces="BatchRenorm"),
-    _s("integer division", "(step - warmup) // r_steps is integer division, so "
-       "the ramps jump from 0 to 1 at their end"),
-    _s("one step late", "the ramps start one step after the warm-up "
-       "(step - warmup - 1)"),
+    _s(
+        "integer division",
+        "(step - warmup) // r_steps is integer division, so "
+        "the ramps jump from 0 to 1 at their end",
+    ),
+    _s(
+        "one step late",
+        "the ramps start one step after the warm-up (step - warmup - 1)",
+    ),
     _s("one length", "dmax ramps over r_steps instead of d_steps"),
-    _s("no lower clip", "the progress is not clipped at 0, so during the warm-up "
-       "rmax < 1 and dmax < 0"),
+    _s(
+        "no lower clip",
+        "the progress is not clipped at 0, so during the warm-up rmax < 1 and dmax < 0",
+    ),
     _s("dmax from 1", "dmax ramps from 1 (like rmax) instead of from 0"),
-    _s("rmax past its final", "rmax = 1 + rmax_final * progress, which ends at "
-       "1 + rmax_final"),
+    _s(
+        "rmax past its final",
+        "rmax = 1 + rmax_final * progress, which ends at 1 + rmax_final",
+    ),
     _s("returns (dmax, rmax)", "the pair is returned in the wrong order"),
     right(S, "np.interp", schedule_interp),
     right(S, "np.clip on both progresses", schedule_clip),

@@ -16,8 +16,15 @@ from . import entry, right
 # --------------------------------------------------------------------------
 
 
-def noisy(*, shift_kind="uniform", scale_kind="uniform", order="scale first",
-          shared=False, plain_bn=False, draw="rand"):
+def noisy(
+    *,
+    shift_kind="uniform",
+    scale_kind="uniform",
+    order="scale first",
+    shared=False,
+    plain_bn=False,
+    draw="rand",
+):
     class NoisyBatchNorm(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kwargs):
             super().__init__(num_features, **kwargs)
@@ -67,9 +74,23 @@ def noisy(*, shift_kind="uniform", scale_kind="uniform", order="scale first",
 # --------------------------------------------------------------------------
 
 
-def changed(model, x, y, index, lr, *, second_on="copy", sign=-1.0, only_linear=False,
-            upto=0, rowwise=False, zero="none", clone=True, mode="train",
-            relative=False):
+def changed(
+    model,
+    x,
+    y,
+    index,
+    lr,
+    *,
+    second_on="copy",
+    sign=-1.0,
+    only_linear=False,
+    upto=0,
+    rowwise=False,
+    zero="none",
+    clone=True,
+    mode="train",
+    relative=False,
+):
     work = copy.deepcopy(model)
     if mode == "eval":
         work.eval()
@@ -128,8 +149,19 @@ def change_with_sgd(model, x, y, index, lr):
 # --------------------------------------------------------------------------
 
 
-def probe(model, x, y, step_sizes, *, compare_to="start", change="difference",
-          matrices_only=False, measure_before=False, clone=True, reduction="mean"):
+def probe(
+    model,
+    x,
+    y,
+    step_sizes,
+    *,
+    compare_to="start",
+    change="difference",
+    matrices_only=False,
+    measure_before=False,
+    clone=True,
+    reduction="mean",
+):
     work = copy.deepcopy(model)
     params = list(work.parameters())
     start = [p.detach().clone() for p in params]
@@ -235,61 +267,144 @@ def _n(name, cause, **kw):
 
 
 ENTRIES = [
-    _n("shift in half the range", "the shift is uniform in [-shift/2, shift/2] "
-       "instead of [-shift, shift]", shift_kind="half"),
-    _n("shift from a clipped normal", "the shift is a normal draw clipped to "
-       "[-shift, shift], not uniform", shift_kind="clipped normal"),
-    _n("scale from 0", "the scale is uniform in [0, spread] instead of "
-       "[1, spread]", scale_kind="from 0"),
-    _n("scale up to 1 + spread", "the scale is uniform in [1, 1 + spread] "
-       "instead of [1, spread]", scale_kind="one plus spread"),
-    _n("shift before the scale", "the shift is added before scaling: "
-       "(out + shift) * scale", order="shift first"),
-    _n("one noise for every channel", "one shift and one scale are drawn and "
-       "shared by all channels instead of one per channel", shared=True),
-    _n("normalises with F.batch_norm by hand", "normalises with "
-       "F.batch_norm(x, None, None) instead of super().forward, so the running "
-       "statistics are never updated (and weight and bias unused)", plain_bn=True),
-    right(N, "uniform_ and addcmul", noisy(draw="uniform_"),
-          replaces="NoisyBatchNorm"),
-    entry(G, "second gradient on the original model", _ics(second_on="original"),
-          "the second gradient is computed on the original model instead of the "
-          "stepped copy"),
-    entry(G, "gradient ascent", _ics(sign=1.0), "the step adds lr * grad "
-          "instead of subtracting it"),
-    entry(G, "only the Linear layers step", _ics(only_linear=True), "only the "
-          "nn.Linear layers before index are stepped; the batch norms' gamma and "
-          "beta are not"),
-    entry(G, "steps the layer itself too", _ics(upto=1), "work[:index + 1] also "
-          "steps the layer being measured (off by one)"),
-    entry(G, "cosine row by row", _ics(rowwise=True), "the cosine is taken row "
-          "by row of the weight gradient and averaged, not over the flattened "
-          "gradient"),
-    entry(G, "first gradient overwritten", _ics(clone=False, zero="in place"),
-          "the first gradient is not cloned and p.grad.zero_() overwrites it, so "
-          "G and G' are the same tensor"),
-    entry(G, "measured in eval mode", _ics(mode="eval"), "the copy is put in eval "
-          "mode, so batch norm uses running statistics"),
-    entry(G, "relative distance", _ics(relative=True), "the distance is divided "
-          "by ||G|| (relative change)"),
+    _n(
+        "shift in half the range",
+        "the shift is uniform in [-shift/2, shift/2] instead of [-shift, shift]",
+        shift_kind="half",
+    ),
+    _n(
+        "shift from a clipped normal",
+        "the shift is a normal draw clipped to [-shift, shift], not uniform",
+        shift_kind="clipped normal",
+    ),
+    _n(
+        "scale from 0",
+        "the scale is uniform in [0, spread] instead of [1, spread]",
+        scale_kind="from 0",
+    ),
+    _n(
+        "scale up to 1 + spread",
+        "the scale is uniform in [1, 1 + spread] instead of [1, spread]",
+        scale_kind="one plus spread",
+    ),
+    _n(
+        "shift before the scale",
+        "the shift is added before scaling: (out + shift) * scale",
+        order="shift first",
+    ),
+    _n(
+        "one noise for every channel",
+        "one shift and one scale are drawn and "
+        "shared by all channels instead of one per channel",
+        shared=True,
+    ),
+    _n(
+        "normalises with F.batch_norm by hand",
+        "normalises with "
+        "F.batch_norm(x, None, None) instead of super().forward, so the running "
+        "statistics are never updated (and weight and bias unused)",
+        plain_bn=True,
+    ),
+    right(N, "uniform_ and addcmul", noisy(draw="uniform_"), replaces="NoisyBatchNorm"),
+    entry(
+        G,
+        "second gradient on the original model",
+        _ics(second_on="original"),
+        "the second gradient is computed on the original model instead of the "
+        "stepped copy",
+    ),
+    entry(
+        G,
+        "gradient ascent",
+        _ics(sign=1.0),
+        "the step adds lr * grad instead of subtracting it",
+    ),
+    entry(
+        G,
+        "only the Linear layers step",
+        _ics(only_linear=True),
+        "only the "
+        "nn.Linear layers before index are stepped; the batch norms' gamma and "
+        "beta are not",
+    ),
+    entry(
+        G,
+        "steps the layer itself too",
+        _ics(upto=1),
+        "work[:index + 1] also steps the layer being measured (off by one)",
+    ),
+    entry(
+        G,
+        "cosine row by row",
+        _ics(rowwise=True),
+        "the cosine is taken row "
+        "by row of the weight gradient and averaged, not over the flattened "
+        "gradient",
+    ),
+    entry(
+        G,
+        "first gradient overwritten",
+        _ics(clone=False, zero="in place"),
+        "the first gradient is not cloned and p.grad.zero_() overwrites it, so "
+        "G and G' are the same tensor",
+    ),
+    entry(
+        G,
+        "measured in eval mode",
+        _ics(mode="eval"),
+        "the copy is put in eval mode, so batch norm uses running statistics",
+    ),
+    entry(
+        G,
+        "relative distance",
+        _ics(relative=True),
+        "the distance is divided by ||G|| (relative change)",
+    ),
     right(G, "SGD optimizer and autograd.grad", change_with_sgd),
-    entry(P, "change against the previous point", _probe(compare_to="previous"),
-          "each gradient change is measured against the previous step's gradient "
-          "instead of the gradient at the start"),
-    entry(P, "gradient norm, not change", _probe(change="norm"), "returns "
-          "||g(w - eta g)|| instead of ||g - g(w - eta g)||"),
-    entry(P, "steps the weight matrices only", _probe(matrices_only=True),
-          "only parameters with 2 or more dimensions are moved; biases and batch "
-          "norm parameters stay"),
-    entry(P, "measured before each step", _probe(measure_before=True), "each "
-          "loss and gradient is measured before moving to w - eta g, so every "
-          "value belongs to the previous step size"),
-    entry(P, "gradient not cloned", _probe(clone=False), "the gradients are not "
-          "cloned and are zeroed in place, so later steps move along the latest "
-          "gradient, not the one at the start"),
-    entry(P, "summed loss", _probe(reduction="sum"), "the loss is summed over "
-          "the batch instead of averaged, so the gradient and the steps are N "
-          "times larger"),
+    entry(
+        P,
+        "change against the previous point",
+        _probe(compare_to="previous"),
+        "each gradient change is measured against the previous step's gradient "
+        "instead of the gradient at the start",
+    ),
+    entry(
+        P,
+        "gradient norm, not change",
+        _probe(change="norm"),
+        "returns ||g(w - eta g)|| instead of ||g - g(w - eta g)||",
+    ),
+    entry(
+        P,
+        "steps the weight matrices only",
+        _probe(matrices_only=True),
+        "only parameters with 2 or more dimensions are moved; biases and batch "
+        "norm parameters stay",
+    ),
+    entry(
+        P,
+        "measured before each step",
+        _probe(measure_before=True),
+        "each "
+        "loss and gradient is measured before moving to w - eta g, so every "
+        "value belongs to the previous step size",
+    ),
+    entry(
+        P,
+        "gradient not cloned",
+        _probe(clone=False),
+        "the gradients are not "
+        "cloned and are zeroed in place, so later steps move along the latest "
+        "gradient, not the one at the start",
+    ),
+    entry(
+        P,
+        "summed loss",
+        _probe(reduction="sum"),
+        "the loss is summed over "
+        "the batch instead of averaged, so the gradient and the steps are N "
+        "times larger",
+    ),
     right(P, "parameters_to_vector", probe_vectors),
     right(P, "torch.func.functional_call", probe_functional),
 ]
