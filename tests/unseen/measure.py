@@ -65,6 +65,7 @@ CRASH = re.compile(
 )
 PASSING_VERDICTS = {"ok", "note"}
 LABELS = ("NAMED", "OBSERVED", "WRONG CAUSE", "FALSE OK", "CRASH")
+OUTPUT_LIMIT = 4000  # characters of each visible output kept in results.json
 
 # --------------------------------------------------------------------------
 # the notebook as the kernel and the grader see it (as tests/test_mutants.py)
@@ -235,7 +236,7 @@ def measure(lesson, item) -> dict:
         "test": item.test,
         "correct": item.correct,
         "cause": item.cause,
-        "output": shown,
+        "output": shown[:OUTPUT_LIMIT],
         "verdict_lines": verdict_lines(shown),
         "raised": None if raised is None else _first_line(raised),
         "crashed": crashed,
@@ -275,10 +276,12 @@ def _cell(text: str, width: int = 240) -> str:
 
 
 def markdown(rows: list[dict], seconds: float) -> str:
+    checks = _commit("helpers", "solutions", "tools")
     out = [
         "# Held-out answers through the checks and the grader",
         "",
-        f"Written by `tests/unseen/measure.py` at commit `{_commit()}`, "
+        f"Written by `tests/unseen/measure.py` at commit `{_commit()}` (checks, "
+        f"solutions and grader last changed at `{checks}`), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, in {seconds:.0f} s. "
         "Visible ok: the visible check raised nothing in grading mode. Hidden: the "
         "lesson's graded cells (hidden tests included) that passed, and points.",
@@ -316,12 +319,13 @@ def markdown(rows: list[dict], seconds: float) -> str:
     return "\n".join(out) + "\n"
 
 
-def _commit() -> str:
+def _commit(*paths: str) -> str:
+    """The short hash of HEAD, or of the last commit that touched ``paths``."""
     try:
         import subprocess
 
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "log", "-1", "--format=%h", "HEAD", "--", *paths],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -334,10 +338,8 @@ def _commit() -> str:
 def summary(labels_path: Path) -> str:
     """Per lesson and overall shares of a labels file (baseline_labels.json)."""
     labels = json.loads(labels_path.read_text())["labels"]
-    rows = []
     header = "| lesson | wrong | " + " | ".join(LABELS) + " | correct | passing |"
-    rows += [header, "|" + "---|" * (len(LABELS) + 4)]
-    totals = {k: 0 for k in (*LABELS, "wrong", "correct", "PASS")}
+    rows = [header, "|" + "---|" * (len(LABELS) + 4)]
     for number in [*unseen.LESSONS, "all"]:
         mine = [v for v in labels.values() if number in ("all", v["lesson"])]
         wrong_ = [v for v in mine if v["label"] in LABELS]
@@ -353,10 +355,25 @@ def summary(labels_path: Path) -> str:
             + " | ".join(shares)
             + f" | {len(right_)} | {passing} |"
         )
-        if number != "all":
-            for k in LABELS:
-                totals[k] += counts[k]
     return "\n".join(rows)
+
+
+def review(results_path: Path, labels_path: Path) -> str:
+    """For relabelling after the checks changed: each entry that needs reading
+    (auto label "?"), its cause, its baseline label and what it prints now."""
+    rows = json.loads(results_path.read_text())["rows"]
+    labels = json.loads(labels_path.read_text())["labels"]
+    out = []
+    for r in rows:
+        before = labels.get(r["id"], {}).get("label", "-")
+        if r["auto_label"] != "?":
+            out.append(f"{r['id']}: {r['auto_label']} (baseline {before})")
+            continue
+        out.append(f"{r['id']}: ? (baseline {before})\n  cause: {r['cause']}")
+        out += [f"  > {line}" for line in r["verdict_lines"][:6]]
+        if r["raised"]:
+            out.append(f"  raised {r['raised']}")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
@@ -366,12 +383,22 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help="write even if filtered")
     parser.add_argument(
         "--summary",
+        nargs="?",
+        const=str(HERE / "baseline_labels.json"),
+        metavar="LABELS",
+        help="print the shares of a labels file (default baseline_labels.json)",
+    )
+    parser.add_argument(
+        "--review",
         action="store_true",
-        help="print the shares of baseline_labels.json and exit",
+        help="print results.json's messages beside the baseline labels, to relabel",
     )
     args = parser.parse_args(argv)
     if args.summary:
-        print(summary(HERE / "baseline_labels.json"))
+        print(summary(Path(args.summary)))
+        return 0
+    if args.review:
+        print(review(HERE / "results.json", HERE / "baseline_labels.json"))
         return 0
     import torch
 
@@ -402,7 +429,12 @@ def main(argv=None) -> int:
     if not filtered or args.write:
         (HERE / "results.json").write_text(
             json.dumps(
-                {"commit": _commit(), "seconds": round(seconds, 1), "rows": rows},
+                {
+                    "commit": _commit(),
+                    "checks_commit": _commit("helpers", "solutions", "tools"),
+                    "seconds": round(seconds, 1),
+                    "rows": rows,
+                },
                 indent=1,
             )
             + "\n"
