@@ -252,6 +252,32 @@ def measure(lesson, item) -> dict:
     }
 
 
+def _driver_failure(lesson, item, exc) -> dict:
+    """The row of an entry this script could not run (a graded cell renamed, say)."""
+    return {
+        "lesson": lesson.number,
+        "id": f"{lesson.number}:{item.id}",
+        "check": item.check,
+        "name": item.name,
+        "test": item.test,
+        "correct": item.correct,
+        "cause": item.cause,
+        "output": "",
+        "verdict_lines": [f"measure.py could not run it: {_first_line(exc)}"],
+        "raised": None,
+        "crashed": False,
+        "visible_ok": False,
+        "visible_grading_error": None,
+        "hidden": {},
+        "hidden_errors": {},
+        "hidden_points": 0.0,
+        "hidden_total": 0.0,
+        "own_test_passed": None,
+        "auto_label": "NOT RUN",
+        "seconds": 0.0,
+    }
+
+
 def auto_label(correct, crashed, raised, refused, hidden) -> str:
     """The labels that need no reading; "?" where a person must read the message."""
     full_marks = all(hidden.values())
@@ -411,7 +437,10 @@ def main(argv=None) -> int:
             rid = f"{number}:{item.id}"
             if args.only and args.only not in rid:
                 continue
-            row = measure(lesson, item)
+            try:
+                row = measure(lesson, item)
+            except Exception as exc:  # the driver's own failure: recorded, not fatal
+                row = _driver_failure(lesson, item, exc)
             rows.append(row)
             print(
                 f"{rid} [{row['auto_label']}] visible_ok={row['visible_ok']} "
