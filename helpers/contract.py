@@ -33,7 +33,6 @@ SETUP_TAG = "setup"
 SOLUTION_ONLY = "solution-only"
 SKIP_WHEN_GRADING = "skip-when-grading"
 ANSWERS_TAG = "grade-from-answers"  # the quiz: scored from the answers file
-KERNEL_TAG = "grade-in-kernel"  # a test judged in the kernel (tools/grading/plan.py)
 HEADER_ID = "bncourse-header"
 NAV_ID = "bncourse-nav"
 

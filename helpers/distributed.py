@@ -115,6 +115,10 @@ class SimulatedRanks:
                 )
             return total.to(tensor.dtype)
 
+        # Which ranks and rank it belongs to: the grader's proxy of a learner's
+        # function (tools/grading/remote.py), called with it, runs the ranks'
+        # calls together where the learner's function lives.
+        all_reduce.ranks, all_reduce.rank = self, rank
         return all_reduce
 
     def run(self, fn: Callable, per_rank_args: list) -> list:

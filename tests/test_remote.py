@@ -180,3 +180,104 @@ def test_a_reply_without_the_nonce_or_too_big_is_refused():
             value = {"__bnc__": "list", "items": [value]}
         decode(value)
     assert isinstance(io.StringIO, type)
+
+
+# --------------------------------------------------------------------------
+# learner-defined modules: proxies here, objects in the (stand-in) kernel
+# --------------------------------------------------------------------------
+
+
+class Doubler(nn.Module):
+    """A learner's module: a parameter, a buffer it updates, an attribute."""
+
+    def __init__(self, n, momentum=0.5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n))
+        self.register_buffer("running", torch.zeros(n))
+        self.momentum = momentum
+        self.last = None
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.running.mul_(1 - self.momentum).add_(self.momentum * x.mean(0))
+        self.last = (x.mean(0).detach(), x.std(0).detach())
+        return 2 * x * self.weight
+
+    def reset(self):
+        self.running.zero_()
+        return "done"
+
+
+def test_a_learner_module_is_a_proxy_that_behaves_like_the_module():
+    session, kernel = session_with(Doubler=Doubler)
+    made = remote.RemoteFunction(session, "Doubler")(3, momentum=0.25)
+    assert isinstance(made, remote.RemoteModule) and isinstance(made, nn.Module)
+    assert made.momentum == 0.25 and set(dict(made.named_parameters())) == {"weight"}
+    assert set(made.state_dict()) == {"weight", "running"}
+    made = made.double()
+    assert made.weight.dtype == torch.float64
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    out = made(x)
+    assert torch.allclose(out, 2 * x.detach())
+    out.backward(torch.ones_like(out))
+    # gradients computed by the kernel's autograd, delivered here
+    assert torch.allclose(x.grad, torch.full_like(x, 2.0))
+    assert torch.allclose(made.weight.grad, 2 * x.detach().sum(0))
+    # buffers mirrored after the call; attributes and methods read remotely
+    assert torch.allclose(made.running, 0.25 * x.detach().mean(0))
+    mean, std = made.last
+    assert torch.allclose(mean, x.detach().mean(0))
+    assert made.reset() == "done" and torch.equal(made.running, torch.zeros(3).double())
+    made.eval()
+    assert not made.training
+
+
+def test_changes_made_here_reach_the_kernel_before_its_next_call():
+    session, kernel = session_with(Doubler=Doubler)
+    made = remote.RemoteFunction(session, "Doubler")(2)
+    with torch.no_grad():
+        made.weight.fill_(3.0)
+        made.running.fill_(7.0)
+    made.momentum = 0.0  # an attribute: set in the kernel
+    out = made(torch.ones(4, 2))
+    assert torch.allclose(out, torch.full((4, 2), 6.0))
+    assert torch.equal(made.running, torch.full((2,), 7.0))  # momentum 0: unchanged
+    copy_ = __import__("copy").deepcopy(made)
+    assert isinstance(copy_, remote.RemoteModule) and copy_ is not made
+    with torch.no_grad():
+        copy_.weight.fill_(1.0)
+    assert torch.equal(made.weight.detach(), torch.full((2,), 3.0))
+
+
+def test_learner_errors_in_a_module_come_back_with_their_type():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise ValueError("wrong channels")
+
+    session, _ = session_with(Broken=Broken)
+    made = remote.RemoteFunction(session, "Broken")()
+    with pytest.raises(ValueError, match="wrong channels"):
+        made(torch.ones(2))
+    with pytest.raises(AttributeError):
+        _ = made.no_such_attribute
+
+
+def test_simulated_ranks_run_in_the_kernel_and_their_all_reduces_are_checked():
+    from helpers import distributed
+
+    def mean_of_all(x, all_reduce):
+        total = all_reduce(x.sum(0))
+        count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))
+        return total / count
+
+    session, _ = session_with(mean_of_all=mean_of_all)
+    fn = remote.RemoteFunction(session, "mean_of_all")
+    shards = [(torch.randn(n, 3, dtype=torch.float64),) for n in (2, 5, 1)]
+    ranks = distributed.SimulatedRanks(3)
+    results = ranks.run(fn, shards)
+    want = torch.cat([s[0] for s in shards]).mean(0)
+    assert all(torch.allclose(r, want) for r in results)
+    assert (ranks.calls, ranks.elements) == (2, 4)
+    with pytest.raises(remote.RemoteError, match="does not add up"):
+        remote._check_log([[(torch.ones(1), torch.ones(1))]] * 2)

@@ -48,7 +48,12 @@ TAMPERING = (
         "walks or deletes files",
     ),
     (r"open\(\s*['\"](/|\.\.)", "opens a file outside its folder"),
-    (r"\bsettrace\b|\bsetprofile\b|addaudithook", "hooks the interpreter"),
+    (
+        r"\bsettrace\b|\bsetprofile\b|addaudithook|input_transformers|"
+        r"ast_transformers|events\s*\.\s*register|set_custom_exc|"
+        r"register_magic|__torch_function__|TorchFunctionMode|TorchDispatchMode",
+        "hooks the interpreter or torch",
+    ),
 )
 
 

@@ -4,13 +4,11 @@ Read once from the grader's own ``solutions/`` (never from a submission) and
 handed to the workers as JSON:
 
 * the graded test cells, hidden tests included;
-* how each is judged: ``grader`` (runs in the grader's process; the learner's
-  functions it names are called in the kernel), ``kernel`` (names a class or
-  a variable of the notebook, or is tagged ``grade-in-kernel``: runs in the
-  kernel with a pristine copy of the checks, and the libraries it relies on
-  are fingerprinted), or ``answers``
-  (tag ``grade-from-answers``: the quiz, scored from the answers file by the
-  grader's own ``helpers.quiz``);
+* how each is judged: ``grader`` (every test but the quiz: it runs in the
+  grader's process, and the notebook's functions and classes it names are
+  called in the kernel through proxies, ``remote.py``; nothing of the test
+  enters the kernel) or ``answers`` (tag ``grade-from-answers``: the quiz,
+  scored from the answers file by the grader's own bank);
 * the solution's setup code, which gives the grader's process the same
   imports (``np``, ``torch``, ``checks`` ...) as the notebook.
 """
@@ -26,10 +24,6 @@ import nbformat
 from helpers import contract
 
 ANSWERS_TAG = contract.ANSWERS_TAG
-# A test whose learner functions take a callable (lesson 08's all_reduce)
-# cannot be judged here with calls into the kernel, which carry data only:
-# this tag runs it in the kernel with a pristine copy of the checks.
-KERNEL_TAG = contract.KERNEL_TAG
 COLAB_END = "# <<< Colab set-up"
 
 
@@ -98,23 +92,16 @@ def lesson_plan(path: Path) -> dict:
     for cell in contract.graded_cells(nb):
         read, bound = _used(cell.source)
         free = read - bound - set(dir(builtins)) - setup_names
-        if ANSWERS_TAG in contract.tags(cell):
-            mode = "answers"
-        elif (
-            KERNEL_TAG in contract.tags(cell)
-            or free & (classes | variables)
-            or free - functions - classes - variables
-        ):
-            mode = "kernel"
-        else:
-            mode = "grader"
         tests.append(
             {
                 "grade_id": contract.grade_id(cell),
                 "points": contract.points(cell, 1.0),
                 "source": cell.source,
-                "mode": mode,
-                "functions": sorted(free & functions),
+                "mode": "answers" if ANSWERS_TAG in contract.tags(cell) else "grader",
+                # called in the kernel: the notebook's functions and classes
+                "functions": sorted(free & (functions | classes)),
+                # fetched from the kernel by value: anything else it defines
+                "values": sorted(free - functions - classes),
                 "tags": contract.tags(cell),
             }
         )

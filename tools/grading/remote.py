@@ -34,9 +34,11 @@ import builtins
 import json
 import pickle
 import secrets
+import threading
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .kernel_side import MIME, load_state
 
@@ -127,6 +129,8 @@ class _Decoder:
 
             array = self.array(v["array"])
             tensor = torch.from_numpy(array) if array.dtype.kind in "biufc?" else array
+            if v.get("torch_dtype") == "bfloat16" and isinstance(tensor, torch.Tensor):
+                tensor = tensor.to(torch.bfloat16)
             if v.get("parameter"):
                 return torch.nn.Parameter(tensor, requires_grad=v["requires_grad"])
             return (
@@ -145,6 +149,8 @@ class _Decoder:
             return self.session.opaque(v["id"], v["type"])
         if kind == "module":
             return self.module(v, depth)
+        if kind == "rmodule":
+            return self.session.remote_module(v["id"], v["type"], v["state"])
         raise RemoteError(f"unknown item {kind!r} in the kernel's reply")
 
     def module(self, v, depth):
@@ -191,6 +197,16 @@ class Session:
 
     # -- handles --------------------------------------------------------------
 
+    def remote_module(self, key: str, type_name: str, state: dict) -> RemoteModule:
+        """The proxy of a learner's module kept in the kernel (one per object)."""
+        for kept_key, kept in self.sent.values():
+            if kept_key == key and isinstance(kept, RemoteModule):
+                kept._bnc_sync(state)
+                return kept
+        found = RemoteModule(self, key, type_name, state)
+        self.sent[id(found)] = (key, found)
+        return found
+
     def opaque(self, key: str, type_name: str) -> Opaque:
         found = Opaque(self, key, type_name)
         self.sent[id(found)] = (key, found)
@@ -209,8 +225,12 @@ class Session:
         """Arguments for the pickle: modules and kernel objects by handle."""
         import torch
 
+        if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+            return value.detach()  # a pickle takes leaves only
         if isinstance(value, Opaque):
             return {"__bnc__": "ref", "id": value._key}
+        if isinstance(value, RemoteModule):
+            return value._bnc_ref()
         if isinstance(value, torch.nn.Module):
             known = self.sent.get(id(value))
             if known is not None and known[1] is value:
@@ -228,15 +248,8 @@ class Session:
 
     # -- calls ------------------------------------------------------------------
 
-    def call_many(self, name: str, calls: list[tuple[tuple, dict]]) -> list:
-        """Call the learner's ``name`` once per (args, kwargs); results in order."""
-        request = {
-            "name": name,
-            "calls": [
-                (self._outgoing(tuple(args)), self._outgoing(dict(kwargs)))
-                for args, kwargs in calls
-            ],
-        }
+    def request(self, request: dict) -> dict:
+        """One request to the kernel's side (``kernel_side.serve``), its reply."""
         blob = base64.b64encode(pickle.dumps(request)).decode()
         code = (
             "import sys as _s\n"
@@ -247,9 +260,20 @@ class Session:
             f"    _s.modules[{self.module_name!r}] = _m\n"
             f"_s.modules[{self.module_name!r}].serve({blob!r}, {self.nonce!r})\n"
         )
+        return self._reply(self.execute(code))
+
+    def call_many(self, name: str, calls: list[tuple[tuple, dict]]) -> list:
+        """Call the learner's ``name`` once per (args, kwargs); results in order."""
         self.calls += len(calls)
-        outputs = self.execute(code)
-        reply = self._reply(outputs)
+        reply = self.request(
+            {
+                "name": name,
+                "calls": [
+                    (self._outgoing(tuple(args)), self._outgoing(dict(kwargs)))
+                    for args, kwargs in calls
+                ],
+            }
+        )
         if "missing" in reply:
             raise NameError(f"name {reply['missing']!r} is not defined")
         results = reply.get("results", [])
@@ -261,6 +285,13 @@ class Session:
 
     def call(self, name: str, args: tuple, kwargs: dict):
         return self.call_many(name, [(args, kwargs)])[0]
+
+    def value(self, name: str):
+        """A notebook variable, by value (a module of the learner's: its proxy)."""
+        reply = self.request({"op": "get", "name": name})
+        if "missing" in reply:
+            raise NameError(f"name {name!r} is not defined")
+        return _Decoder(self, ()).__call__(reply.get("value"))
 
     def _reply(self, outputs) -> dict:
         for output in outputs:
@@ -315,6 +346,9 @@ class RemoteFunction:
         self.__qualname__ = name
 
     def __call__(self, *args, **kwargs):
+        reducer = _with_ranks(self, args, kwargs)
+        if reducer is not None:  # lesson 08: one rank of a call on every rank
+            return _meet(self, reducer, args, kwargs)
         return self._session.call(self.__name__, args, kwargs)
 
     def many(self, calls: list[tuple[tuple, dict]]) -> list:
@@ -326,3 +360,512 @@ class RemoteFunction:
 
     def __deepcopy__(self, memo):
         return self
+
+    def ranks_call(self, calls: list, timeout: float):
+        """One call per simulated rank, all at once in the kernel.
+
+        ``calls`` holds each rank's (args, kwargs), with ``ALL_REDUCE`` where
+        its ``all_reduce`` goes.  The ranks run as threads there (an all-reduce
+        cannot travel as data); every all-reduce's inputs and outputs come back
+        and are added up here: a log that does not add up fails the test.
+        Returns (per-rank replies: values or exceptions, the log).
+        """
+        session = self._session
+        reply = session.request(
+            {
+                "op": "ranks",
+                "name": self.__name__,
+                "per_rank": [
+                    (session._outgoing(tuple(a)), session._outgoing(dict(k)))
+                    for a, k in calls
+                ],
+                "timeout": float(timeout),
+            }
+        )
+        if "missing" in reply:
+            raise NameError(f"name {reply['missing']!r} is not defined")
+        raw = reply.get("results", [])
+        if len(raw) != len(calls):
+            raise RemoteError("the kernel answered for a different number of ranks")
+        outcomes = []
+        for result, (args, _) in zip(raw, calls, strict=True):
+            try:
+                outcomes.append((session._result(result, tuple(args)), None))
+            except Exception as exc:  # that rank's error, raised in its thread
+                outcomes.append((None, exc))
+        decode = _Decoder(session, ())
+        log = [[(decode(i), decode(o)) for i, o in rank] for rank in reply["log"]]
+        _check_log(log)
+        return outcomes, log
+
+
+ALL_REDUCE = {"__bnc__": "all_reduce"}  # where a rank's all_reduce goes
+_MEETINGS: dict = {}
+_MEETINGS_LOCK = threading.Lock()
+
+
+class _Meeting:
+    """The ranks' calls of one learner function, gathered into one request."""
+
+    def __init__(self, world: int, timeout: float):
+        self.calls: list = [None] * world
+        self.arrived = threading.Barrier(world, timeout=timeout)
+        self.done = threading.Barrier(world, timeout=timeout + 60)
+        self.outcomes: list = []
+        self.error: BaseException | None = None
+
+
+def _is_rank_all_reduce(value) -> bool:
+    return callable(value) and hasattr(value, "ranks") and hasattr(value, "rank")
+
+
+def _with_ranks(fn: RemoteFunction, args: tuple, kwargs: dict):
+    """The all_reduce of a ``helpers.distributed.SimulatedRanks`` among the args,
+    or None: the call is then one rank's share of a call on every rank."""
+    for value in (*args, *kwargs.values()):
+        if _is_rank_all_reduce(value):
+            return value
+    return None
+
+
+def _meet(fn: RemoteFunction, reducer, args: tuple, kwargs: dict):
+    """This rank's part of one call on every rank (each rank is a thread here)."""
+    ranks, rank = reducer.ranks, int(reducer.rank)
+    key = (id(ranks), fn.__name__)
+    with _MEETINGS_LOCK:
+        meeting = _MEETINGS.get(key)
+        if meeting is None:
+            meeting = _MEETINGS[key] = _Meeting(ranks.world_size, ranks.timeout)
+    meeting.calls[rank] = (
+        [ALL_REDUCE if _is_rank_all_reduce(a) else a for a in args],
+        {k: ALL_REDUCE if _is_rank_all_reduce(v) else v for k, v in kwargs.items()},
+    )
+    try:
+        first = meeting.arrived.wait() == 0
+    finally:
+        with _MEETINGS_LOCK:
+            if _MEETINGS.get(key) is meeting:
+                del _MEETINGS[key]
+    if first:
+        try:
+            meeting.outcomes, log = fn.ranks_call(meeting.calls, ranks.timeout)
+            sent = log[0] if log else []
+            ranks.calls += len(sent)
+            ranks.elements += sum(int(i.numel()) for i, _ in sent)
+        except BaseException as exc:  # noqa: BLE001 - every rank raises it
+            meeting.error = exc
+    meeting.done.wait()
+    if meeting.error is not None:
+        raise meeting.error
+    value, error = meeting.outcomes[rank]
+    if error is not None:
+        raise error
+    return value
+
+
+def _check_log(log: list) -> None:
+    """Every all-reduce returned the sum of what every rank sent, or RemoteError."""
+    if len({len(rank) for rank in log}) > 1:
+        raise RemoteError("the ranks made different numbers of all-reduce calls")
+    for step in range(len(log[0]) if log else 0):
+        sent = [rank[step][0] for rank in log]
+        if not all(isinstance(t, torch.Tensor) for t in sent):
+            raise RemoteError("an all-reduce log entry is not a tensor")
+        total = torch.stack(sent).sum(0)
+        for rank in log:
+            if not torch.equal(rank[step][1], total.to(rank[step][0].dtype)):
+                raise RemoteError(
+                    f"all-reduce call {step + 1} returned something other than the "
+                    "sum over the ranks (the kernel's log does not add up)"
+                )
+
+
+# --------------------------------------------------------------------------
+# learner-defined modules: a proxy here, the object in the kernel
+# --------------------------------------------------------------------------
+
+
+def _flatten(value, found):
+    """The tensors of a (nested) output, in order; a template to rebuild it."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        found.append(value)
+        return ("t", len(found) - 1)
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, [_flatten(v, found) for v in value])
+    if isinstance(value, dict):
+        return ("dict", {k: _flatten(v, found) for k, v in value.items()})
+    return ("v", value)
+
+
+def _rebuild(template, tensors):
+    kind, item = template
+    if kind == "t":
+        return tensors[item]
+    if kind in ("tuple", "list"):
+        items = [_rebuild(t, tensors) for t in item]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "dict":
+        return {k: _rebuild(t, tensors) for k, t in item.items()}
+    return item
+
+
+class _Box:
+    """What one differentiable remote forward needs between forward and backward."""
+
+    def __init__(self, module, args, kwargs, flags, params):
+        self.module, self.args, self.kwargs = module, args, kwargs
+        self.flags, self.params = flags, params  # params: [(name, Parameter)]
+        self.graph = None
+        self.template = None
+
+    def run(self):
+        value, self.graph = self.module._bnc_forward(
+            self.args, self.kwargs, self.flags, grad=True
+        )
+        found: list = []
+        self.template = _flatten(value, found)
+        return found
+
+    def backward(self, grads):
+        session, key = self.module._bnc_session, self.module._bnc_root._bnc_key
+        reply = session.request(
+            {
+                "op": "backward",
+                "id": key,
+                "graph": self.graph,
+                "grads": [None if g is None else g.detach() for g in grads],
+            }
+        )
+        if "raised" in reply:
+            raise _error_class(str(reply["raised"]))(str(reply.get("message", "")))
+        decode = _Decoder(session, ())
+        inputs = [decode(g) for g in reply.get("inputs", [])]
+        by_name = {str(n): decode(g) for n, g in reply.get("params", [])}
+        wanted = [t for t, f in zip(self.args, self.flags, strict=True) if f]
+        return (
+            [_like(g, t) for g, t in zip(inputs, wanted, strict=False)],
+            [_like(by_name.get(name), p) for name, p in self.params],
+        )
+
+
+def _like(grad, tensor):
+    """A gradient from the kernel in the dtype and shape autograd expects here."""
+    if grad is None or grad.shape != tensor.shape:
+        return None
+    return grad.to(tensor.dtype)
+
+
+def _remote_forward_class():
+    import torch
+
+    class RemoteForward(torch.autograd.Function):
+        """A learner's module called in the kernel, differentiable here."""
+
+        @staticmethod
+        def forward(ctx, box, *tensors):
+            ctx.box = box
+            outputs = box.run()
+            ctx.n_inputs = sum(1 for f in box.flags if f)
+            floating = [o for o in outputs if not o.is_floating_point()]
+            if floating:
+                ctx.mark_non_differentiable(*floating)
+            return tuple(outputs)
+
+        @staticmethod
+        def backward(ctx, *grads):
+            inputs, params = ctx.box.backward(grads)
+            inputs = (inputs + [None] * ctx.n_inputs)[: ctx.n_inputs]
+            return (None, *inputs, *params)
+
+    return RemoteForward
+
+
+_FORWARD = None
+_LOCAL = frozenset({"training"})
+
+
+def _module_base():
+    import torch
+
+    return torch.nn.Module
+
+
+class RemoteModule(_module_base()):
+    """A learner's ``torch.nn.Module`` that lives in the kernel, seen from here.
+
+    It mirrors the object's parameters, buffers and modes as real tensors of
+    this process (so a check reads them, changes them in place, hands them to
+    an optimiser, takes ``state_dict()`` ...), and sends every operation that
+    runs the learner's code to the kernel, with the state it holds: calling it
+    (differentiable: the gradients are asked for when the check runs
+    ``backward``), its other attributes and methods, ``train``/``eval``,
+    ``double``/``float``/``to``, ``copy.deepcopy``.  After each operation the
+    mirror takes the state the kernel reports.  The check judges what comes
+    back here; nothing of it runs in the kernel.
+    """
+
+    def __init__(self, session, key, type_name, state, path="", root=None):
+        super().__init__()
+        object.__setattr__(self, "_bnc_session", session)
+        object.__setattr__(self, "_bnc_key", key)
+        object.__setattr__(self, "_bnc_type", type_name)
+        object.__setattr__(self, "_bnc_path", path)
+        object.__setattr__(self, "_bnc_root", root if root is not None else self)
+        if root is None:
+            self._bnc_sync(state)
+
+    # -- the mirror -------------------------------------------------------------
+
+    def _bnc_sync(self, state: dict) -> None:
+        """Take the kernel's parameters, buffers and modes (in place where it can)."""
+        import torch
+
+        decode = _Decoder(self._bnc_session, ())
+        shells = {"": self}
+        for path, training in sorted(state.get("modules", []), key=lambda m: m[0]):
+            if path and path not in shells:
+                parent, _, name = path.rpartition(".")
+                holder = shells.get(parent, self)
+                child = holder._modules.get(name)
+                if not isinstance(child, RemoteModule):
+                    child = RemoteModule(
+                        self._bnc_session, self._bnc_key, "", {}, path, self
+                    )
+                    holder._modules[name] = child
+                shells[path] = child
+            if path in shells:
+                object.__setattr__(shells[path], "training", bool(training))
+        seen = {p: (set(), set()) for p in shells}
+        with torch.no_grad():
+            for path, name, value, requires_grad in state.get("params", []):
+                shell = shells.get(path)
+                if shell is None:
+                    continue
+                seen[path][0].add(name)
+                new = None if value is None else decode(value)
+                old = shell._parameters.get(name)
+                if new is None:
+                    shell._parameters[name] = None
+                elif isinstance(old, torch.nn.Parameter) and old.shape == new.shape:
+                    if old.dtype == new.dtype:
+                        old.copy_(new)
+                    else:  # .double() keeps the Parameter objects, as torch's does
+                        old.data = new.detach().clone()
+                    old.requires_grad_(bool(requires_grad))
+                else:
+                    shell._parameters[name] = torch.nn.Parameter(
+                        new.detach().clone(), requires_grad=bool(requires_grad)
+                    )
+            for path, name, value, persistent in state.get("buffers", []):
+                shell = shells.get(path)
+                if shell is None:
+                    continue
+                seen[path][1].add(name)
+                new = None if value is None else decode(value)
+                old = shell._buffers.get(name)
+                if (
+                    new is not None
+                    and isinstance(old, torch.Tensor)
+                    and old.shape == new.shape
+                    and old.dtype == new.dtype
+                    and old.requires_grad == new.requires_grad
+                ):
+                    old.copy_(new)
+                else:
+                    shell._buffers[name] = new
+                if persistent:
+                    shell._non_persistent_buffers_set.discard(name)
+                else:
+                    shell._non_persistent_buffers_set.add(name)
+        for path, (params, buffers) in seen.items():
+            shell = shells[path]
+            for name in set(shell._parameters) - params:
+                del shell._parameters[name]
+            for name in set(shell._buffers) - buffers:
+                del shell._buffers[name]
+
+    def _bnc_state(self) -> dict:
+        """What this side holds, for the kernel to load before an operation."""
+        root = self._bnc_root
+        state = {"params": [], "buffers": [], "modules": []}
+        for path, shell in root.named_modules(remove_duplicate=False):
+            state["modules"].append([path, bool(shell.training)])
+            for name, p in shell._parameters.items():
+                state["params"].append(
+                    [
+                        path,
+                        name,
+                        None if p is None else p.detach().clone(),
+                        None if p is None else bool(p.requires_grad),
+                    ]
+                )
+            for name, b in shell._buffers.items():
+                state["buffers"].append(
+                    [path, name, None if b is None else b.detach().clone(), True]
+                )
+        return state
+
+    def _bnc_ref(self) -> dict:
+        return {
+            "__bnc__": "rref",
+            "id": self._bnc_key,
+            "path": self._bnc_path,
+            "rstate": self._bnc_state(),
+        }
+
+    def _bnc_op(self, op: str, **fields) -> dict:
+        """One operation on the kept object; the mirror updated from the reply."""
+        root = self._bnc_root
+        reply = self._bnc_session.request(
+            {
+                "op": op,
+                "id": self._bnc_key,
+                "path": self._bnc_path,
+                "state": root._bnc_state(),
+                **fields,
+            }
+        )
+        if "state" in reply:
+            root._bnc_sync(reply["state"])
+        if "raised" in reply:
+            raise _error_class(str(reply["raised"]))(str(reply.get("message", "")))
+        return reply
+
+    def _bnc_value(self, reply: dict):
+        return _Decoder(self._bnc_session, (self,))(reply.get("value"))
+
+    def _bnc_forward(self, args, kwargs, flags, grad):
+        session = self._bnc_session
+        fields = {
+            "args": session._outgoing(
+                tuple(a.detach() if _is_tensor(a) else a for a in args)
+            ),
+            "kwargs": session._outgoing(dict(kwargs)),
+            "requires_grad": list(flags),
+            "grad": grad,
+        }
+        if grad:
+            session.graphs = getattr(session, "graphs", 0) + 1
+            fields["graph"] = session.graphs
+        reply = self._bnc_op("forward", **fields)
+        for index, value in reply.get("mutated", []):
+            Session._copy_back(args[int(index)], _Decoder(session, ())(value))
+        return self._bnc_value(reply), reply.get("graph")
+
+    # -- what a check does with a module ------------------------------------
+
+    def forward(self, *args, **kwargs):
+        import torch
+
+        flags = [_is_tensor(a) and a.requires_grad for a in args]
+        params = [
+            (name, p)
+            for name, p in self._bnc_root.named_parameters()
+            if p.requires_grad
+        ]
+        if not torch.is_grad_enabled() or not (any(flags) or params):
+            return self._bnc_forward(args, kwargs, flags, grad=False)[0]
+        global _FORWARD
+        if _FORWARD is None:
+            _FORWARD = _remote_forward_class()
+        box = _Box(self, args, kwargs, flags, params)
+        tensors = [a for a, f in zip(args, flags, strict=True) if f]
+        outputs = _FORWARD.apply(box, *tensors, *[p for _, p in params])
+        if not isinstance(outputs, tuple):
+            outputs = (outputs,)
+        return _rebuild(box.template, list(outputs))
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)  # parameters, buffers, children
+        except AttributeError:
+            if name.startswith(("__", "_bnc")) or "_bnc_session" not in self.__dict__:
+                raise
+        reply = self._bnc_op("getattr", name=name)
+        value = reply.get("value")
+        if isinstance(value, dict) and value.get("__bnc__") == "method":
+            return _RemoteMethod(self, name)
+        return self._bnc_value(reply)
+
+    def __setattr__(self, name: str, value) -> None:
+        import torch
+
+        local = (
+            name in _LOCAL
+            or name.startswith("_")
+            or "_bnc_session" not in self.__dict__
+            or isinstance(value, (torch.nn.Parameter, torch.nn.Module))
+            or name in self._parameters
+            or name in self._buffers
+            or name in self._modules
+        )
+        if local:
+            super().__setattr__(name, value)
+            return
+        self._bnc_op("setattr", name=name, value=self._bnc_session._outgoing(value))
+
+    def _bnc_method(self, name, *args, **kwargs):
+        session = self._bnc_session
+        reply = self._bnc_op(
+            "method",
+            name=name,
+            args=session._outgoing(tuple(args)),
+            kwargs=session._outgoing(dict(kwargs)),
+        )
+        return self._bnc_value(reply)
+
+    def train(self, mode: bool = True):
+        self._bnc_method("train", mode)
+        return self
+
+    def double(self):
+        return self._bnc_method("double")
+
+    def float(self):
+        return self._bnc_method("float")
+
+    def half(self):
+        return self._bnc_method("half")
+
+    def bfloat16(self):
+        return self._bnc_method("bfloat16")
+
+    def to(self, *args, **kwargs):
+        return self._bnc_method("to", *args, **kwargs)
+
+    def cpu(self):
+        return self._bnc_method("cpu")
+
+    def type(self, dst_type):
+        return self._bnc_method("type", dst_type)
+
+    def __deepcopy__(self, memo):
+        return self._bnc_value(self._bnc_op("deepcopy"))
+
+    def __repr__(self) -> str:
+        try:
+            text = self._bnc_method("__repr__")
+        except Exception:  # noqa: BLE001 - a repr must not fail
+            text = None
+        return text if isinstance(text, str) else f"<{self._bnc_type} in the kernel>"
+
+
+def _is_tensor(value) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+class _RemoteMethod:
+    """A learner's method (``module.reset_running_stats``), run in the kernel."""
+
+    def __init__(self, module: RemoteModule, name: str):
+        self._module, self.__name__ = module, name
+
+    def __call__(self, *args, **kwargs):
+        return self._module._bnc_method(self.__name__, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<the learner's method {self.__name__}>"

@@ -1,13 +1,15 @@
 """Grade one submission: its kernel (sandboxed), the tests judged outside it.
 
 Runs in a forked child of ``tools/grade.py``.  The submission's cells run in
-the learner's kernel, in order; at each graded test the grader takes over
-(see ``plan``): most tests run here, in this process, with the learner's
-functions called in the kernel (``remote``); tests of learner-defined classes
-run in the kernel with a pristine copy of the checks, and the NumPy and torch
-functions those checks rely on are fingerprinted there and compared here.
-The result (scores, messages, errors, notes) is written after every test to a
-file in the grader's private folder, which the kernel cannot see.
+the learner's kernel, in order; at each graded test the grader takes over:
+the test runs here, in this process, with the grader's own checks, and the
+learner's functions and classes are called in the kernel through proxies
+(``remote``).  No test's code enters the kernel, so nothing the kernel runs
+(input transformers, trace functions, patched libraries) can skip or change
+it; hooks the kernel reports are noted for the instructor.  The grader's own
+requests run without IPython's history.  The result (scores, messages,
+errors, notes) is written after every test to a file in the grader's private
+folder, which the kernel cannot see.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import contextlib
 import io
 import json
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -31,61 +32,6 @@ OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
 SETUP_TIMEOUT = 300  # the setup cell imports torch: slow on a busy machine
 CALL_TIMEOUT = 120  # one call of a learner's function
 MESSAGE_CAP = 4000  # characters of a check's printed message kept per test
-
-# Library functions the in-kernel checks use: if the submission replaced one,
-# its fingerprint in the kernel differs from the grader's (name, module, code).
-FINGERPRINTED = (
-    "numpy.allclose",
-    "numpy.array_equal",
-    "numpy.isclose",
-    "numpy.abs",
-    "numpy.max",
-    "numpy.asarray",
-    "numpy.isfinite",
-    "numpy.testing.assert_allclose",
-    "torch.allclose",
-    "torch.equal",
-    "torch.isclose",
-    "torch.abs",
-    "torch.max",
-    "torch.from_numpy",
-    "torch.randn",
-    "torch.tensor",
-    "torch.Tensor.backward",
-    "torch.autograd.backward",
-    "torch.nn.functional.batch_norm",
-    "torch.nn.modules.batchnorm._BatchNorm.forward",
-    "torch.nn.Module.__call__",
-    "torch.nn.Module._call_impl",
-    "copy.deepcopy",
-    "builtins.isinstance",
-    "builtins.float",
-    "builtins.abs",
-    "builtins.max",
-    "builtins.getattr",
-)
-
-FINGERPRINT_CODE = """
-def __bnc_fingerprint(names):
-    import hashlib, importlib
-    out = {}
-    for name in names:
-        parts, obj = name.split("."), None
-        for cut in range(len(parts), 0, -1):
-            try:
-                obj = importlib.import_module(".".join(parts[:cut]))
-            except ImportError:
-                continue
-            for attr in parts[cut:]:
-                obj = getattr(obj, attr, None)
-            break
-        code = getattr(obj, "__code__", None)
-        out[name] = [type(obj).__name__, getattr(obj, "__module__", None),
-                     getattr(obj, "__qualname__", None),
-                     hashlib.sha256(code.co_code).hexdigest() if code else None]
-    return out
-"""
-
 
 # IPython keeps the last exception for %debug (sys.last_traceback, the
 # traceback formatter's .tb, the cell's ExecutionResult), and with it every
@@ -107,6 +53,30 @@ del _bnc_sys, _bnc_ip
 _bnc_gc.collect()
 del _bnc_gc
 """
+
+
+# What the kernel reports of the hooks it has (run with the learner's code
+# present, so it may lie; it is a note, not a defence).
+HOOK_PROBE = """\
+def _bnc_hooks():
+    import sys, json
+    from IPython.display import display
+    ip = get_ipython()
+    def name(f):
+        return getattr(f, "__qualname__", type(f).__name__)
+    found = {
+        "input transformer": [name(f) for f in ip.input_transformers_post],
+        "AST transformer": [name(f) for f in ip.ast_transformers],
+        "trace function": [name(f) for f in (sys.gettrace(), sys.getprofile()) if f],
+        "event callback": [
+            f"{e}: {name(f)}" for e, fs in ip.events.callbacks.items() for f in fs
+        ],
+        "custom exception handler": [name(ip.CustomTB)] if ip.custom_exceptions else [],
+    }
+    display({MIME: json.dumps(found)}, raw=True)
+_bnc_hooks()
+del _bnc_hooks
+""".replace("MIME", repr(remote.MIME))
 
 
 @dataclass
@@ -136,13 +106,6 @@ class Result:
 
     def save(self, path: Path) -> None:
         contract.write_atomic(path, json.dumps(self.__dict__))
-
-
-def fingerprint(names=FINGERPRINTED) -> dict:
-    """The same fingerprint, computed in the grader's own (pristine) process."""
-    space: dict = {}
-    exec(FINGERPRINT_CODE, space)
-    return space["__bnc_fingerprint"](list(names))
 
 
 # --------------------------------------------------------------------------
@@ -251,81 +214,29 @@ def _grader_namespace(setup: str) -> dict:
 
 
 def _judge_here(test: dict, base: dict, session) -> tuple[bool, str]:
-    """Run a test in this process; the learner's functions run in the kernel."""
+    """Run a test in this process; the learner's functions run in the kernel.
+
+    Every test is judged here: its code, its inputs' seeds and its expected
+    values never enter the kernel.  The notebook's functions and classes are
+    proxies (``remote.RemoteFunction``; an instance of a learner's module is a
+    ``remote.RemoteModule``), its other names are fetched by value.  Whatever
+    the kernel answers is judged as the learner's answer; a test that cannot
+    be judged (the kernel does not answer, a name is missing) fails with the
+    reason.
+    """
     space = dict(base)
-    for name in test["functions"]:
-        space[name] = remote.RemoteFunction(session, name)
     printed = io.StringIO()
     try:
+        for name in test["functions"]:
+            space[name] = remote.RemoteFunction(session, name)
+        for name in test.get("values", []):
+            space[name] = session.value(name)
         with contextlib.redirect_stdout(printed):
             exec(compile(test["source"], f"test {test['grade_id']}", "exec"), space)
     except Exception as exc:
         text = printed.getvalue() + f"\n{type(exc).__name__}: {exc}"
         return False, text.strip()[-MESSAGE_CAP:]
     return True, printed.getvalue().strip()[-MESSAGE_CAP:]
-
-
-def _kernel_test_code(test: dict, setup: str, package: str, nonce: str) -> str:
-    """The test as a kernel cell: fresh imports and a pristine copy of the checks."""
-    return f"""
-def __bnc_test_{nonce}():
-    import importlib.util, sys
-    name = "__bnc_pristine_{nonce}"
-    spec = importlib.util.spec_from_file_location(
-        name, {package + "/__init__.py"!r}, submodule_search_locations=[{package!r}])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    space = {{"__name__": "__bnc_test__"}}
-    exec(compile({setup!r}, "setup", "exec"), space)
-    user = get_ipython().user_ns
-    for key in {sorted(test["functions"])!r} + {sorted(test.get("classes", []))!r}:
-        if key in user:
-            space[key] = user[key]
-    for key, value in user.items():
-        if key not in space and not key.startswith("_"):
-            space[key] = value  # the notebook's own objects (a model, a quiz)
-    space["checks"] = importlib.import_module(name + ".checks")
-    exec(compile({test["source"]!r}, "graded test", "exec"), space)
-__bnc_test_{nonce}()
-"""
-
-
-def _judge_in_kernel(test, setup, run_code, nonce) -> tuple[bool, str]:
-    import helpers
-
-    package = str(Path(helpers.__file__).parent)
-    outputs = run_code(_kernel_test_code(test, setup, package, nonce))
-    text = "".join(
-        o.get("text", "") for o in outputs if o.get("output_type") == "stream"
-    )
-    errors = [o for o in outputs if o.get("output_type") == "error"]
-    if errors:
-        err = errors[0]
-        return False, (text + f"\n{err.get('ename')}: {err.get('evalue')}")[
-            -MESSAGE_CAP:
-        ]
-    theirs = run_code(
-        FINGERPRINT_CODE + f"\nfrom IPython.display import display\nimport json\n"
-        f"display({{'{remote.MIME}': json.dumps({{'nonce': {nonce!r}, "
-        f"'print': __bnc_fingerprint({list(FINGERPRINTED)!r})}})}}, raw=True)"
-    )
-    found = None
-    for output in theirs:
-        data = output.get("data", {}).get(remote.MIME)
-        try:
-            reply = json.loads(data) if isinstance(data, str) else None
-        except ValueError:
-            reply = None
-        if isinstance(reply, dict) and reply.get("nonce") == nonce:
-            found = reply.get("print")
-    mine = fingerprint()
-    if found is None:
-        return False, "the kernel did not return the library fingerprint"
-    replaced = sorted(k for k in mine if [*mine[k]] != [*found.get(k, [])])
-    if replaced:
-        return False, f"the submission replaced {', '.join(replaced[:5])}"
-    return True, text.strip()[-MESSAGE_CAP:]
 
 
 def quiz_policy_words(options) -> str:
@@ -519,13 +430,15 @@ class Run:
         self.client.on_cell_error = self._on_error
         self.session = remote.Session(self.run_code)
         self.base = _grader_namespace(plan["setup"])
-        self.nonce = secrets.token_hex(8)
         self.failed: list[str] = []
+        self.hooks_seen: set[str] = set()
+        self.hooks_baseline: dict | None = None
 
     def _on_error(self, cell, cell_index, execute_reply) -> None:  # nbclient's hook
         self.replies.append(execute_reply.get("content", {}).get("ename", "Error"))
 
-    def run_code(self, source: str, tags=()) -> list:
+    def run_code(self, source: str, tags=(), learner: bool = False) -> list:
+        """Run code in the kernel; only the learner's cells enter its history."""
         import nbformat
 
         cell = nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)})
@@ -533,8 +446,39 @@ class Run:
         self.replies.clear()
         if os.environ.get("BNCOURSE_GRADER_TRACE"):
             print(f"[grader] run {source[:60]!r}", file=sys.stderr, flush=True)
-        self.client.execute_cell(cell, 0)
+        self.client.execute_cell(cell, 0, store_history=learner)
         return cell.get("outputs", [])
+
+    def note_hooks(self) -> None:
+        """Note the interpreter hooks the kernel reports beyond the setup's.
+
+        They cannot change a verdict (no test runs in the kernel); the
+        instructor should still know.  The kernel may lie: the code flags
+        (``flags.py``) read the same from the source.
+        """
+        try:
+            outputs = self.run_code(HOOK_PROBE)
+            found = None
+            for output in outputs:
+                text = output.get("data", {}).get(remote.MIME)
+                if isinstance(text, str) and len(text) < 100_000:
+                    found = json.loads(text)
+            if not isinstance(found, dict):
+                return
+        except Exception:  # noqa: BLE001 - a note, never a failure
+            return
+        if self.hooks_baseline is None:
+            self.hooks_baseline = found
+        for kind, items in found.items():
+            before = self.hooks_baseline.get(kind, [])
+            for item in items if isinstance(items, list) else []:
+                if item not in before and f"{kind}: {item}" not in self.hooks_seen:
+                    self.hooks_seen.add(f"{kind}: {item}"[:120])
+                    self.result.notes.append(
+                        f"the kernel has a hook the course does not install ({kind}: "
+                        f"{str(item)[:80]}); no test ran in the kernel, so it "
+                        "changed no verdict"
+                    )
 
     def execute(self, cells: list) -> None:
         from nbclient.exceptions import DeadKernelError
@@ -573,7 +517,9 @@ class Run:
         if contract.SKIP_WHEN_GRADING in cell["tags"]:
             self.result.transcript.append({"source": cell["source"], "skipped": True})
             return
-        outputs = self.run_code(cell["source"], cell["tags"])
+        outputs = self.run_code(cell["source"], cell["tags"], learner=True)
+        if contract.SETUP_TAG in cell["tags"] and self.hooks_baseline is None:
+            self.note_hooks()  # what the course's own setup installs
         self.result.transcript.append(
             {"source": cell["source"][:20000], "output": _text(outputs)}
         )
@@ -606,11 +552,7 @@ class Run:
             if note:
                 result.notes.append(note[:200])
             return
-        if test["mode"] == "kernel":
-            passed, message = _judge_in_kernel(
-                test, self.plan["setup"], self.run_code, self.nonce
-            )
-        else:
-            passed, message = _judge_here(test, self.base, self.session)
+        passed, message = _judge_here(test, self.base, self.session)
         result.tests[gid][0] = most if passed else 0.0
         result.messages[gid] = message
+        self.note_hooks()
