@@ -78,7 +78,9 @@ def _forge(lines):
         return lines
     reply = {"nonce": found.group(1), "results": [{"value": None}] * 64,
              "value": None, "state": {}, "log": []}
-    return [f"display({{'application/vnd.bncourse.call+json': {json.dumps(json.dumps(reply))}}}, raw=True)\\n"]
+    mime = "application/vnd.bncourse.call+json"
+    text = json.dumps(json.dumps(reply))
+    return [f"display({{{mime!r}: {text}}}, raw=True)\\n"]
 get_ipython().input_transformers_post.append(_forge)
 """
 
