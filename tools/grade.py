@@ -17,13 +17,12 @@ For each submission the grader
    folder, in fast mode with ``BNCOURSE_GRADING=1``, with a time limit per
    cell and per notebook and resource limits; cells tagged
    ``skip-when-grading`` (demonstrations no test needs) are skipped;
-4. judges each test **outside the kernel** where it can
-   (``tools/grading/remote.py``): the grader's own checks, in its own process,
-   call the learner's functions in the kernel on inputs drawn here and compare
-   their outputs with PyTorch here; tests of learner-defined classes run in the
-   kernel with a pristine copy of the checks, and the library functions those
-   checks use are fingerprinted and compared here; the quiz is scored from its
-   answers file;
+4. judges every test **outside the kernel** (``tools/grading/remote.py``):
+   the grader's own checks, in its own process, call the learner's functions
+   and classes in the kernel through proxies, on inputs drawn here, and compare
+   what comes back with PyTorch here; no test's code enters the kernel; the
+   quiz is scored from its answers file (docs/grading-security.md has the
+   threat model);
 5. gives each test its points if it passed, else 0, and notes what the code
    does that an instructor should read (``tools/grading/flags.py``).
 
