@@ -54,7 +54,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from helpers import contract, quiz  # noqa: E402
-from tools.grading import identity, plan, quizscore, report, safe, sandbox, worker  # noqa: E402,I001
+from tools.grading import (  # noqa: E402
+    identity,
+    plan,
+    quizscore,
+    report,
+    safe,
+    sandbox,
+    worker,
+)
 
 
 @dataclass
