@@ -605,7 +605,7 @@ def test_a_class_of_attacks_end_to_end(tmp_path):
     put(f"bob/{L00}.ipynb", _lesson00(GOOD))
     put(f"{L00}_bob.ipynb", _lesson00(None))
     put(f"eve/00_{SCRIPT}.ipynb", _lesson00(NASTY))
-    put(f'=HYPERLINK("http://x")/{L00}.ipynb', _lesson00(GOOD))
+    put(f'=HYPERLINK("http:x")/{L00}.ipynb', _lesson00(GOOD))
     bank = _bank()
     for name, choice in (("dan", [999]), ("liar", None)):
         path = klass / name / f"{QUIZ}.ipynb"
@@ -650,6 +650,7 @@ def test_a_class_of_attacks_end_to_end(tmp_path):
     assert "invalid" in by["dan"]["notes"]
     canvas = {r[3]: r[5:] for r in _table(out.with_name("grades-canvas.csv"))[2:]}
     assert canvas["alice"][0] == "2" and canvas["mallory"][0] == "0"
+    assert canvas['\'=HYPERLINK("http:x")'][0] == "2"  # neutralised, not lost
     assert canvas["bob"][0] == ""  # two submissions: flagged, not chosen
     moodle = _table(out.with_name("grades-moodle.csv"))
     assert any("2 submissions for lesson 00" in r[-1] for r in moodle if r[0] == "bob")
