@@ -172,6 +172,41 @@ def test_two_submissions_with_one_id_are_both_kept_and_flagged(tmp_path):
     assert "2 submissions for lesson 00" in page and f"{L00}_alice.ipynb" in page
 
 
+def test_shards_merged_flag_a_learner_split_across_them(tmp_path):
+    """Attack: two submissions for alice that land in different shards.  Each
+    shard alone has one; ``grade.py merge`` must still flag them (at 3fd9a5f
+    the merged gradebooks kept the last), read the neutralised cells back as
+    they were, and index the pages the shards wrote into one folder."""
+    rows = [
+        _row(tmp_path / "alice" / f"{L00}.ipynb", 2.0),
+        _row(tmp_path / f"{L00}_alice.ipynb", 0.0),
+        _row(tmp_path / "=1+2" / f"{L00}.ipynb", 1.0, error="@SUM(A1)"),
+    ]
+    shards = []
+    for k, part in enumerate((rows[:1], rows[1:]), 1):
+        args = _outputs(tmp_path, report_dir=False, shard=(k, 2))
+        args.out = tmp_path / f"shard{k}.csv"
+        grade.write_outputs(part, args)
+        shards.append(str(args.out))
+    merged = tmp_path / "merged.csv"
+    assert (
+        grade.main(
+            ["merge", "--out", str(merged), "--quiet", "--feedback"]
+            + [str(tmp_path / "feedback"), "--format", "canvas", *shards]
+        )
+        == 0
+    )
+    canvas = {r[3]: r[5] for r in _table(tmp_path / "merged-canvas.csv")[2:]}
+    assert canvas == {"alice": "", "'=1+2": "1"}  # flagged; a formula neutralised
+    table = {r["file"]: r for r in csv.DictReader(open(merged, newline=""))}
+    assert "2 submissions for lesson 00" in table[rows[0].file]["notes"]
+    again = {r.file: r for r in grade.read_csv(merged)}
+    assert again[rows[2].file].error == "@SUM(A1)"
+    assert report.learner_id(again[rows[2].file]) == "=1+2"
+    index = list(csv.DictReader(open(tmp_path / "feedback" / "index.csv")))
+    assert {r["file"] for r in index if r["page"]} == {r.file for r in rows}
+
+
 # --------------------------------------------------------------------------
 # 4. safe outputs
 # --------------------------------------------------------------------------
