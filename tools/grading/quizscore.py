@@ -6,8 +6,8 @@ determined learner).  So the grader trusts nothing in it but the choices:
 
 * each question's first and last answer are recomputed from ``first_choice``
   and ``choice`` against the grader's own bank (``helpers.quiz.load_bank``);
-  the file's ``correct``, ``first_correct`` and ``right_at`` flags count for
-  nothing;
+  the file's ``correct`` and ``first_correct`` flags count for nothing, and
+  ``right_at`` only sets k of the weighted policy (below);
 * a choice must be a list of distinct option indices of that question, and a
   single-answer question's exactly one; anything else (out of range, not an
   int, repeated, too long) scores that question 0 with a note;
