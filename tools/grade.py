@@ -36,9 +36,7 @@ What the sandbox protects, and what it does not, is in the README.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -47,7 +45,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +53,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from helpers import contract, quiz  # noqa: E402
-from tools.grading import plan, report, sandbox, worker  # noqa: E402
+from tools.grading import (  # noqa: E402
+    identity,
+    plan,
+    quizscore,
+    report,
+    safe,
+    sandbox,
+    worker,
+)
 
 
 @dataclass
@@ -69,7 +74,7 @@ class Row:
     notes: list = field(default_factory=list)  # flags for the instructor
     messages: dict = field(default_factory=dict)  # grade_id -> the check's words
     mistakes: dict = field(default_factory=dict)  # grade_id -> mistakes it named
-    learner: str = ""
+    learner: str = ""  # who the submission claims to be: only cross-checked
     quiz: dict = field(default_factory=dict)  # question id -> result (the quiz)
     transcript: list = field(default_factory=list)  # the run, for feedback
 
@@ -265,7 +270,7 @@ def _finish(job: Job) -> Row:
         row.tests = {k: list(v) for k, v in data.get("tests", {}).items()}
         row.messages = dict(data.get("messages", {}))
         row.notes = list(data.get("notes", []))
-        row.learner = str(data.get("learner", ""))
+        row.learner = str(data.get("learner", ""))[:100]
         row.quiz = dict(data.get("quiz", {}))
         row.transcript = list(data.get("transcript", []))
         row.mistakes = {
@@ -274,9 +279,24 @@ def _finish(job: Job) -> Row:
             if gid in row.tests and row.tests[gid][0] < row.tests[gid][1]
         }
         row.error = "; ".join(filter(None, [data.get("error"), job.killed]))
+    # who it is: where the LMS put the file; what the file claims is only noted
+    row.notes += identity.claim_note(
+        identity.identify(row.file, row.notebook), _claims(job, row)
+    )
     row.seconds = time.monotonic() - job.started
     shutil.rmtree(job.workdir, ignore_errors=True)
     return row
+
+
+def _claims(job: Job, row: Row) -> dict:
+    """The learners a submission names: its metadata's, its answers file's."""
+    claims = {"the submission": row.learner}
+    answers = job.result_path.parent / f"answers-{job.index}.json"
+    if answers.is_file():
+        claims["the quiz answers file"] = quizscore.claimed_learner(answers)
+        if claims["the quiz answers file"] == row.learner:  # the worker's fallback
+            claims["the submission"] = ""
+    return claims
 
 
 def _course_knowledge(args) -> None:
@@ -372,78 +392,78 @@ def write_csv(rows: list[Row], out: Path) -> None:
     Columns: file, learner, notebook, total, maximum, one per test
     (``NN:test_id``), then ``mistakes`` (JSON: test -> the mistakes its check
     named), ``quiz`` (JSON: question -> result), ``error`` and ``notes``.
+    Every cell goes through ``safe.cell`` (no spreadsheet formula); two
+    submissions of one learner for one lesson are noted in both rows.
     """
+    report.flag_duplicates(rows)
     columns: list[str] = []
     for row in rows:
         for gid in row.tests:
             key = f"{row.notebook[:2]}:{gid}"
             if key not in columns:
                 columns.append(key)
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "file",
-            "learner",
-            "notebook",
-            "total",
-            "maximum",
-            *columns,
-            "mistakes",
-            "quiz",
-            "error",
-            "notes",
-        ]
-    )
+    header = ["file", "learner", "notebook", "total", "maximum", *columns]
+    header += ["mistakes", "quiz", "error", "notes"]
+    records = []
     for row in rows:
-        cells = []
-        for key in columns:
-            lesson, gid = key.split(":", 1)
-            hit = row.tests.get(gid) if row.notebook[:2] == lesson else None
-            cells.append("" if hit is None else f"{hit[0]:g}")
-        total = f"{row.total:g}" if row.tests else ""
-        maximum = f"{row.maximum:g}" if row.tests else ""
-        learner = report.learner_id(row) if row.tests else ""
-        writer.writerow(
-            [
-                row.file,
-                learner,
-                row.notebook,
-                total,
-                maximum,
-                *cells,
-                json.dumps(row.mistakes, sort_keys=True) if row.mistakes else "",
-                json.dumps(row.quiz, sort_keys=True) if row.quiz else "",
-                row.error,
-                "; ".join(row.notes),
-            ]
-        )
-    contract.write_atomic(out, buffer.getvalue())
+        try:
+            records.append(_csv_record(row, columns))
+        except Exception as exc:  # one row's data never costs the others theirs
+            records.append(
+                [
+                    row.file,
+                    "",
+                    row.notebook,
+                    "",
+                    "",
+                    *[""] * len(columns),
+                    "",
+                    "",
+                    f"row not written: {type(exc).__name__}: {exc}"[:300],
+                    "",
+                ]
+            )
+    contract.write_atomic(out, safe.csv_text(header, records))
+
+
+def _csv_record(row: Row, columns: list[str]) -> list:
+    cells = []
+    for key in columns:
+        lesson, gid = key.split(":", 1)
+        hit = row.tests.get(gid) if row.notebook[:2] == lesson else None
+        cells.append("" if hit is None else f"{hit[0]:g}")
+    total = f"{row.total:g}" if row.tests else ""
+    maximum = f"{row.maximum:g}" if row.tests else ""
+    learner = report.learner_id(row) if row.tests else ""
+    return [
+        row.file,
+        learner,
+        row.notebook,
+        total,
+        maximum,
+        *cells,
+        json.dumps(row.mistakes, sort_keys=True) if row.mistakes else "",
+        json.dumps(row.quiz, sort_keys=True) if row.quiz else "",
+        row.error,
+        "; ".join(map(str, row.notes)),
+    ]
 
 
 def read_csv(path: Path) -> list[Row]:
     """Rows back from a CSV this grader wrote (to merge shards)."""
     rows = []
-    with open(path, newline="") as f:
-        for record in csv.DictReader(f):
-            row = Row(file=record["file"], notebook=record["notebook"])
-            row.learner = record.get("learner", "")
-            lesson = record["notebook"][:2]
-            for key, value in record.items():
-                if (
-                    key
-                    and re.fullmatch(r"\d\d:.+", key)
-                    and key[:2] == lesson
-                    and value
-                ):
-                    row.tests[key[3:]] = [float(value), 0.0]
-            row.mistakes = (
-                json.loads(record["mistakes"]) if record.get("mistakes") else {}
-            )
-            row.quiz = json.loads(record["quiz"]) if record.get("quiz") else {}
-            row.error = record.get("error", "")
-            row.notes = [n for n in record.get("notes", "").split("; ") if n]
-            rows.append(row)
+    for record in safe.read_table(path):
+        row = Row(file=record["file"], notebook=record["notebook"])
+        row.learner = record.get("learner", "")
+        lesson = record["notebook"][:2]
+        for key, value in record.items():
+            if key and re.fullmatch(r"\d\d:.+", key) and key[:2] == lesson and value:
+                row.tests[key[3:]] = [float(value), 0.0]
+        row.mistakes = json.loads(record["mistakes"]) if record.get("mistakes") else {}
+        row.quiz = json.loads(record["quiz"]) if record.get("quiz") else {}
+        row.error = record.get("error", "")
+        row.notes = [n for n in record.get("notes", "").split("; ") if n]
+        rows.append(row)
     return rows
 
 
@@ -462,7 +482,8 @@ def _outputs(parser) -> None:
         default=[],
         choices=("canvas", "moodle", "gradescope"),
         help="also write a gradebook for Canvas or Moodle (<out>-canvas.csv ...) "
-        "or Gradescope results (gradescope/<submission>.json beside --out)",
+        "or Gradescope results (gradescope/<folder>--<name>-<hash>.json beside "
+        "--out, one per submission, listed in gradescope/index.csv)",
     )
     parser.add_argument("--quiet", action="store_true")
 
@@ -527,10 +548,27 @@ def in_shard(path: Path, shard) -> bool:
     return int.from_bytes(digest[:8], "big") % n == k - 1
 
 
+def _index_name(args) -> str:
+    """``index``, or ``index-K-of-N`` for a shard (shards share one folder)."""
+    shard = getattr(args, "shard", None)
+    return f"index-{shard[0]}-of-{shard[1]}" if shard else "index"
+
+
+def _tell(args, message: str) -> None:
+    print(f"grade.py: {message}", file=sys.stderr, flush=True)
+
+
 def write_outputs(rows: list[Row], args) -> list[Path]:
-    """The CSV, and the feedback, report and gradebooks asked for."""
+    """The CSV, and the feedback, report and gradebooks asked for.
+
+    Each submission's files are named by ``safe.output_name`` (unique per
+    submission path, shards included) and listed in an index.  One row that
+    cannot be written costs only its own page or JSON (the index says why);
+    one output that fails costs only itself, with a message.
+    """
     from helpers import course, quiz
 
+    report.flag_duplicates(rows)
     write_csv(rows, args.out)
     written = [args.out]
     bank = None
@@ -541,27 +579,54 @@ def write_outputs(rows: list[Row], args) -> list[Path]:
             bank = None
     if args.feedback:
         args.feedback.mkdir(parents=True, exist_ok=True)
-        names = Counter(Path(r.file).stem for r in rows)
-        for index, row in enumerate(rows):
+        entries = []
+        for row in rows:
             if not row.tests:
+                entries.append(("", row, "not graded: no page"))
                 continue
-            stem = Path(row.file).stem
-            name = stem if names[stem] == 1 else f"{index:04d}-{stem}"
-            page = args.feedback / f"{name}.html"
-            contract.write_atomic(page, report.feedback_html(row, bank))
+            page = args.feedback / f"{safe.output_name(row.file)}.html"
+            try:
+                contract.write_atomic(page, report.feedback_html(row, bank))
+            except Exception as exc:
+                why = f"page not written: {type(exc).__name__}: {exc}"[:300]
+                _tell(args, f"{row.file}: {why}")
+                entries.append(("", row, why))
+                continue
             written.append(page)
+            entries.append((page.name, row, "written"))
+        written.append(report.feedback_index(entries, args.feedback, _index_name(args)))
     if args.report:
-        written += list(report.class_report(rows, args.report, bank))
+        try:
+            written += list(report.class_report(rows, args.report, bank))
+        except Exception as exc:
+            _tell(args, f"the class report failed: {type(exc).__name__}: {exc}")
     for system in args.format:
         if system == "gradescope":
             folder = args.out.parent / "gradescope"
+            entries = []
             for row in rows:
-                target = folder / f"{Path(row.file).stem}.json"
-                contract.write_json_atomic(target, report.gradescope_results(row))
+                target = folder / f"{safe.output_name(row.file)}.json"
+                try:
+                    contract.write_json_atomic(target, report.gradescope_results(row))
+                except Exception as exc:
+                    why = f"not written: {type(exc).__name__}: {exc}"[:300]
+                    _tell(args, f"{row.file}: results {why}")
+                    entries.append(("", row, why))
+                    continue
                 written.append(target)
+                entries.append((target.name, row, "written"))
+            written.append(report.feedback_index(entries, folder, _index_name(args)))
         else:
             target = args.out.with_name(f"{args.out.stem}-{system}.csv")
-            written.append(report.gradebook(rows, target, system, course.LESSONS))
+            try:
+                written.append(report.gradebook(rows, target, system, course.LESSONS))
+            except Exception as exc:
+                _tell(
+                    args, f"the {system} gradebook failed: {type(exc).__name__}: {exc}"
+                )
+    if {"canvas", "moodle"} & set(args.format):
+        target = args.out.with_name(f"{args.out.stem}-conflicts.csv")
+        written.append(report.conflicts_table(rows, target))
     return written
 
 
@@ -588,8 +653,17 @@ def merge_main(argv) -> int:
                 row.tests[gid][1] = maxima.get(row.notebook, {}).get(gid, 0.0)
             rows.append(row)
     rows.sort(key=lambda r: r.file)
-    args.feedback = None  # feedback pages are written by each shard's run
+    pages, args.feedback = args.feedback, None  # each shard's run wrote its pages
     written = write_outputs(rows, args)
+    if pages:  # one index of the pages the shards wrote into this folder
+        entries = []
+        for row in rows:
+            page = pages / f"{safe.output_name(row.file)}.html"
+            found = page.is_file()
+            entries.append(
+                (page.name if found else "", row, "written" if found else "no page")
+            )
+        written.append(report.feedback_index(entries, pages))
     if not args.quiet:
         print(f"merged {len(rows)} rows from {len(args.shards)} shard(s): {written[0]}")
     return 0

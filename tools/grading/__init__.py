@@ -6,4 +6,8 @@
 * ``sandbox``: the kernel's prison (bubblewrap) and resource limits.
 * ``flags``: what a submission does that an instructor should read about
   (an exercise solved by calling the library it re-implements, tampering).
+* ``identity``: who handed a submission in, from where the LMS put it.
+* ``quizscore``: the quiz scored from the choices an answers file records.
+* ``safe``: CSV cells no spreadsheet runs, unique output names, escaped HTML.
+* ``report``: feedback pages, the class report, gradebooks.
 """

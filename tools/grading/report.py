@@ -12,18 +12,27 @@
   options, submissions that errored and why; figures as embedded PNGs.
 * gradebook exports: a Canvas/Moodle-style CSV (one row per learner, one
   column per lesson) and Gradescope's ``results.json``.
+
+Everything a submission controls is the learner's: file and folder names,
+the learner id taken from them (``identity``), what its code printed or
+raised.  It reaches HTML escaped and never through markdown (``safe.esc``;
+nbconvert's sanitiser runs over the feedback page besides), and CSV cells
+neutralised against formulas (``safe.write_table``).  A row that cannot be
+written costs only its own output, with a message.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import functools
 import html
 import io
 import re
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from . import identity, safe
 
 # "worst at index (3, 1): got 2.5, expected 1.25" names values of a hidden
 # test's inputs: the feedback keeps the verdict and the mistake, not them.
@@ -74,8 +83,82 @@ def _safe(message: str) -> str:
 
 
 # --------------------------------------------------------------------------
+# who is who, and who handed in twice
+# --------------------------------------------------------------------------
+
+
+def learner_id(row) -> str:
+    """Who handed it in: from where the LMS put the file (``identity``).
+
+    The notebook's metadata and the quiz answers file's ``learner`` never
+    count: the grader only notes where they disagree with the place.
+    """
+    return identity.identify(row.file, row.notebook).id
+
+
+DUPLICATE = re.compile(r"^\d+ submissions for lesson ")
+
+
+def duplicates(rows) -> dict:
+    """(learner id, lesson) -> its graded rows, where there is more than one."""
+    groups: dict = defaultdict(list)
+    for row in rows:
+        if row.tests:
+            groups[(learner_id(row), row.notebook)].append(row)
+    return {key: group for key, group in groups.items() if len(group) > 1}
+
+
+def duplicate_note(key, group) -> str:
+    learner, lesson = key
+    files = ", ".join(str(r.file) for r in group)
+    scores = ", ".join(f"{r.total:g}" for r in group)
+    return (
+        f"{len(group)} submissions for lesson {lesson[:2]} by {learner!r} (files "
+        f"{files} with scores {scores}): resolve by hand"
+    )
+
+
+def flag_duplicates(rows) -> dict:
+    """Note every submission that shares its learner and lesson with another.
+
+    Idempotent (a CSV read back keeps its notes): an older count is replaced.
+    Returns ``duplicates(rows)``.
+    """
+    found = duplicates(rows)
+    for key, group in found.items():
+        note = duplicate_note(key, group)
+        for row in group:
+            row.notes = [n for n in row.notes if not DUPLICATE.match(str(n))]
+            row.notes.append(note)
+    return found
+
+
+# --------------------------------------------------------------------------
 # feedback for one learner
 # --------------------------------------------------------------------------
+
+# A feedback page's own text is HTML: one line per markdown cell, of the tags
+# nbconvert's sanitiser keeps (div, pre, code, strong, ul, li ...), so that
+# markdown processes none of it.  Learner text is escaped, newlines included.
+
+
+def _text(value) -> str:
+    """Learner text for a line of HTML."""
+    return safe.esc(value).replace("\r", " ").replace("\n", " ")
+
+
+def _pre(value) -> str:
+    """Learner text for a <pre> block, still on one line of the cell."""
+    text = safe.esc(value).replace("\r\n", "\n").replace("\r", "\n")
+    return "<pre>" + text.replace("\n", "&#10;") + "</pre>"
+
+
+def _cell(*parts: str):
+    import nbformat
+
+    return nbformat.v4.new_markdown_cell(
+        '<div class="bnc-feedback">' + "".join(parts) + "</div>"
+    )
 
 
 def feedback_notebook(row, bank=None):
@@ -85,65 +168,82 @@ def feedback_notebook(row, bank=None):
     nb = nbformat.v4.new_notebook()
     score = f"{row.total:g} / {row.maximum:g}" if row.tests else "not graded"
     head = [
-        f"# Feedback: {row.notebook or 'unknown lesson'}",
-        "",
-        f"**{Path(row.file).name}**: {score} points.",
+        f"<div><strong>Feedback: {_text(row.notebook or 'unknown lesson')}</strong>"
+        "</div>",
+        f"<div><code>{_text(Path(str(row.file)).name)}</code> "
+        f"(handed in as <code>{_text(learner_id(row))}</code>): {score} points.</div>",
     ]
     if row.error:
-        head += ["", f"**What went wrong while it ran:** {html.escape(row.error)}"]
+        head.append(
+            f"<div><strong>What went wrong while it ran:</strong> {_text(row.error)}"
+            "</div>"
+        )
     if row.notes:
-        head += [
-            "",
-            "**Notes for your instructor:** " + html.escape("; ".join(row.notes)),
-        ]
-    cells = [nbformat.v4.new_markdown_cell("\n".join(head))]
+        items = "".join(f"<li>{_text(n)}</li>" for n in row.notes)
+        head.append(
+            f"<div><strong>Notes for your instructor:</strong></div><ul>{items}</ul>"
+        )
+    cells = [_cell(*head)]
     for item in row.transcript:
+        if not isinstance(item, dict):
+            continue
         if "test" in item:
-            gid = item["test"]
+            gid = str(item["test"])
             earned, most = row.tests.get(gid, [0, 0])
             verdict = "passed" if earned >= most else "did not pass"
-            text = _safe(row.messages.get(gid, "")) or "(no message)"
+            text = _safe(str(row.messages.get(gid, ""))) or "(no message)"
             cells.append(
-                nbformat.v4.new_markdown_cell(
-                    f"**Test `{gid}`: {earned:g} / {most:g} points ({verdict}).** "
-                    "What the check said:\n\n```\n" + text + "\n```"
+                _cell(
+                    f"<div><strong>Test <code>{_text(gid)}</code>: {earned:g} / "
+                    f"{most:g} points ({verdict}).</strong> What the check said:</div>",
+                    _pre(text),
                 )
             )
             continue
-        cell = nbformat.v4.new_code_cell(item.get("source", ""))
+        cell = nbformat.v4.new_code_cell(str(item.get("source", "")))
         if item.get("skipped"):
             cell.source = "# (not run while grading: a demonstration)\n" + cell.source
         elif item.get("output"):
             cell.outputs = [
-                nbformat.v4.new_output("stream", name="stdout", text=item["output"])
+                nbformat.v4.new_output(
+                    "stream", name="stdout", text=str(item["output"])
+                )
             ]
         cells.append(cell)
     if row.quiz:
-        cells.append(nbformat.v4.new_markdown_cell(_quiz_table(row.quiz, bank)))
+        cells.append(_cell(*_quiz_list(row.quiz, bank)))
     nb.cells = cells
     return nb
 
 
-def _quiz_table(quiz: dict, bank) -> str:
+def _quiz_list(quiz: dict, bank) -> list[str]:
     texts = {q.id: q.text for q in bank} if bank else {}
-    lines = [
-        "## The quiz, question by question",
-        "",
-        "| question | result | attempts |",
-        "|---|---|---|",
-    ]
+    items = []
     for qid, item in quiz.items():
-        result = "right" if item["correct"] else ("wrong" if item["answered"] else "—")
-        text = html.escape(texts.get(qid, qid))[:120].replace("|", "/")
-        lines.append(f"| {text} | {result} | {item['attempts']} |")
-    return "\n".join(lines)
+        item = item if isinstance(item, dict) else {}
+        if item.get("correct"):
+            result = "right"
+        else:
+            result = "wrong" if item.get("answered") else "not answered"
+        text = texts.get(qid, str(qid))[:160]
+        items.append(
+            f"<li>{_text(text)}: <strong>{result}</strong> "
+            f"({_text(item.get('attempts', 0))} attempt(s))</li>"
+        )
+    return [
+        "<div><strong>The quiz, question by question</strong></div>",
+        "<ul>" + "".join(items) + "</ul>",
+    ]
 
 
 @functools.lru_cache(maxsize=1)
 def _exporter():
     from nbconvert import HTMLExporter
 
-    return HTMLExporter(template_name="lab", embed_images=True)
+    options = {"template_name": "lab", "embed_images": True}
+    if "sanitize_html" in HTMLExporter.class_trait_names():  # nbconvert >= 7.0
+        options["sanitize_html"] = True  # defence in depth: all is escaped already
+    return HTMLExporter(**options)
 
 
 def feedback_html(row, bank=None) -> str:
@@ -154,33 +254,82 @@ def feedback_html(row, bank=None) -> str:
     return re.sub(r"<script[^>]*src=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)
 
 
+def feedback_index(entries, folder: Path, name: str = "index") -> Path:
+    """``<name>.csv``: which page (or JSON) is whose, and why one is missing.
+
+    ``entries``: (file name written or '', row, status) per submission.
+    """
+    header = ["page", "file", "learner", "notebook", "total", "maximum", "status"]
+    records = []
+    for page, row, status in entries:
+        total = f"{row.total:g}" if row.tests else ""
+        maximum = f"{row.maximum:g}" if row.tests else ""
+        records.append(
+            [page, row.file, learner_id(row), row.notebook, total, maximum, status]
+        )
+    return safe.write_table(folder / f"{name}.csv", header, records)
+
+
 # --------------------------------------------------------------------------
 # the class
 # --------------------------------------------------------------------------
 
 
-def summary(rows) -> dict:
-    """The report's numbers, from the rows alone (so merged shards give them too)."""
+def _choices(item, question) -> tuple | None:
+    """A recorded choice as valid option indices of ``question``, else None."""
+    choice = item.get("choice") if isinstance(item, dict) else None
+    if not isinstance(choice, (list, tuple)) or not choice:
+        return None
+    limit = len(question.options) if question is not None else 0
+    if not all(type(i) is int and 0 <= i < limit for i in choice):
+        return None
+    return tuple(sorted(set(choice)))
+
+
+def summary(rows, bank=None) -> dict:
+    """The report's numbers, from the rows alone (so merged shards give them too).
+
+    A row whose data cannot be counted is listed with the errors, not fatal.
+    """
+    by_id = {q.id: q for q in bank} if bank else {}
     graded = [r for r in rows if r.tests]
     tests: dict = defaultdict(lambda: [0, 0])
     mistakes: Counter = Counter()
     questions: dict = defaultdict(
         lambda: {"right": 0, "answered": 0, "wrong": Counter()}
     )
+    errors = []
     for row in graded:
-        for gid, (earned, most) in row.tests.items():
-            key = f"{row.notebook[:2]}:{gid}"
-            tests[key][0] += earned >= most
+        try:
+            mine_tests, mine_mistakes, mine_questions = [], [], []
+            for gid, (earned, most) in row.tests.items():
+                mine_tests.append(
+                    (f"{row.notebook[:2]}:{gid}", float(earned) >= float(most))
+                )
+            for gid, named in row.mistakes.items():
+                for mistake in named:
+                    mine_mistakes.append(f"{row.notebook[:2]}:{gid}: {mistake}")
+            for qid, item in row.quiz.items():
+                if not isinstance(item, dict):
+                    continue
+                answered, right = bool(item.get("answered")), bool(item.get("correct"))
+                chosen = _choices(item, by_id.get(qid)) if by_id else None
+                mine_questions.append((str(qid), answered, right, chosen))
+        except Exception as exc:  # one row's data never stops the report
+            errors.append(
+                (row.file, f"not counted in the report: {type(exc).__name__}")
+            )
+            continue
+        for key, passed in mine_tests:
+            tests[key][0] += passed
             tests[key][1] += 1
-        for gid, named in row.mistakes.items():
-            for mistake in named:
-                mistakes[f"{row.notebook[:2]}:{gid}: {mistake}"] += 1
-        for qid, item in row.quiz.items():
+        mistakes.update(mine_mistakes)
+        for qid, answered, right, chosen in mine_questions:
             q = questions[qid]
-            q["answered"] += item["answered"]
-            q["right"] += item["correct"]
-            if item["answered"] and not item["correct"]:
-                q["wrong"][tuple(item["choice"])] += 1
+            q["answered"] += answered
+            q["right"] += right
+            if answered and not right and chosen is not None:
+                q["wrong"][chosen] += 1
     return {
         "submissions": len(rows),
         "graded": len(graded),
@@ -190,7 +339,10 @@ def summary(rows) -> dict:
         },
         "mistakes": mistakes.most_common(20),
         "questions": dict(questions),
-        "errors": [(r.file, r.error) for r in rows if r.error],
+        "errors": [(r.file, r.error) for r in rows if r.error] + errors,
+        "duplicates": [
+            (key, duplicate_note(key, group)) for key, group in duplicates(rows).items()
+        ],
     }
 
 
@@ -216,7 +368,7 @@ def _img(png: str, alt: str) -> str:
 def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
     """report.html and report.csv in ``out_dir``; returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    numbers = summary(rows)
+    numbers = summary(rows, bank)
     texts = {q.id: q for q in bank} if bank else {}
     hardest = sorted(
         (
@@ -239,6 +391,7 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
         ax.set_title("Score distribution")
 
     def passes(ax):
+        # test ids are the course's; a learner's notebook name never gets here
         names = list(numbers["tests"])
         rates = [100 * v["passed"] / v["graded"] for v in numbers["tests"].values()]
         ax.barh(names, rates, color="#55a868")
@@ -246,6 +399,7 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
         ax.set_xlabel("submissions that passed (%)")
         ax.set_title("Each test's pass rate")
 
+    esc = safe.esc
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         "<title>Class report</title><style>body{font-family:sans-serif;max-width:"
@@ -254,14 +408,24 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
         "<h1>Class report</h1>",
         f"<p>{numbers['graded']} of {numbers['submissions']} submissions graded.</p>",
     ]
-    if numbers["scores"]:
-        parts.append(_img(_figure_png(scores), "score distribution"))
-    if numbers["tests"]:
-        parts.append(_img(_figure_png(passes), "pass rate per test"))
+    for draw, alt, wanted in (
+        (scores, "score distribution", numbers["scores"]),
+        (passes, "pass rate per test", numbers["tests"]),
+    ):
+        if wanted:
+            try:
+                parts.append(_img(_figure_png(draw), alt))
+            except Exception as exc:  # a figure is not worth the report
+                parts.append(f"<p>(figure not drawn: {esc(type(exc).__name__)})</p>")
+    if numbers["duplicates"]:
+        parts.append("<h2>Learners with more than one submission</h2><ul>")
+        for _key, note in numbers["duplicates"]:
+            parts.append(f"<li>{esc(note)}</li>")
+        parts.append("</ul>")
     parts.append("<h2>Mistakes the checks named most often</h2><table>")
     parts.append("<tr><th>test: mistake</th><th>submissions</th></tr>")
     for mistake, count in numbers["mistakes"]:
-        parts.append(f"<tr><td>{html.escape(mistake)}</td><td>{count}</td></tr>")
+        parts.append(f"<tr><td>{esc(mistake)}</td><td>{count}</td></tr>")
     parts.append("</table><h2>Hardest quiz questions</h2><table>")
     parts.append(
         "<tr><th>question</th><th>right</th><th>most chosen wrong option</th></tr>"
@@ -274,14 +438,11 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
             option = "; ".join(question.options[i] for i in wrong[0][0])
         text = question.text if question is not None else qid
         parts.append(
-            f"<tr><td>{html.escape(text)}</td><td>{rate:.0%}</td>"
-            f"<td>{html.escape(option)}</td></tr>"
+            f"<tr><td>{esc(text)}</td><td>{rate:.0%}</td><td>{esc(option)}</td></tr>"
         )
     parts.append("</table><h2>Submissions that errored</h2><ul>")
     for file, error in numbers["errors"]:
-        parts.append(
-            f"<li><b>{html.escape(Path(file).name)}</b>: {html.escape(error)}</li>"
-        )
+        parts.append(f"<li><b>{esc(Path(str(file)).name)}</b>: {esc(error)}</li>")
     parts.append("</ul></body></html>")
     page = out_dir / "report.html"
     page.write_text("\n".join(parts))
@@ -290,21 +451,18 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
 
 def _report_csv(table: Path, numbers: dict, hardest: list) -> Path:
     """The class report's numbers as CSV, one row per count."""
-    with open(table, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["kind", "what", "value", "out of"])
-        writer.writerow(
-            ["submissions", "graded", numbers["graded"], numbers["submissions"]]
-        )
-        for name, v in numbers["tests"].items():
-            writer.writerow(["test passed", name, v["passed"], v["graded"]])
-        for mistake, count in numbers["mistakes"]:
-            writer.writerow(["mistake", mistake, count, numbers["graded"]])
-        for _rate, qid, q in hardest:
-            writer.writerow(["question right", qid, q["right"], q["answered"]])
-        for file, error in numbers["errors"]:
-            writer.writerow(["error", Path(file).name, error, ""])
-    return table
+    records = [["submissions", "graded", numbers["graded"], numbers["submissions"]]]
+    for name, v in numbers["tests"].items():
+        records.append(["test passed", name, v["passed"], v["graded"]])
+    for mistake, count in numbers["mistakes"]:
+        records.append(["mistake", mistake, count, numbers["graded"]])
+    for _rate, qid, q in hardest:
+        records.append(["question right", qid, q["right"], q["answered"]])
+    for file, error in numbers["errors"]:
+        records.append(["error", Path(str(file)).name, error, ""])
+    for (learner, lesson), note in numbers["duplicates"]:
+        records.append(["duplicate", learner, note, lesson])
+    return safe.write_table(table, ["kind", "what", "value", "out of"], records)
 
 
 # --------------------------------------------------------------------------
@@ -312,79 +470,107 @@ def _report_csv(table: Path, numbers: dict, hardest: list) -> Path:
 # --------------------------------------------------------------------------
 
 
-def learner_id(row) -> str:
-    """Who handed it in: metadata, else the folder, else the file's own name.
-
-    1. ``metadata.bncourse.learner`` of the notebook, or the ``learner`` field
-       of the quiz's answers file;
-    2. the folder, when submissions come one folder per learner with the
-       lesson's own file name (``alice/02_bn_forward_backward.ipynb``, as
-       LMS downloads often are);
-    3. the file name without the lesson's name: ``02_bn_forward_backward_alice
-       .ipynb`` or ``02_alice.ipynb`` -> ``alice``.
-    """
-    if row.learner:
-        return row.learner
-    path = Path(row.file)
-    stem = path.stem
-    if row.notebook and stem == row.notebook:
-        return path.parent.name
-    rest = stem.replace(row.notebook, "") if row.notebook else stem
-    rest = re.sub(r"^\d\d(?=[_\-. ])", "", rest)
-    return rest.strip("_-. ") or stem
+def _warn(message: str) -> None:
+    print(f"grade.py: {message}", file=sys.stderr, flush=True)
 
 
 def gradebook(rows, path: Path, system: str, lessons) -> Path:
     """One row per learner, one column per lesson (points), for Canvas or Moodle.
 
     Canvas: ``Student``, ``ID``, ``SIS User ID``, ``SIS Login ID``, ``Section``,
-    then one column per assignment, and a ``Points Possible`` row; the learner
-    id goes in ``SIS Login ID`` (Canvas matches on it), ``ID`` is left empty.
-    Moodle: ``username`` then one column per lesson (choose "username" as the
-    identifier when importing the CSV).
+    then one column per assignment, and a ``Points Possible`` row.  A learner
+    id from Canvas's own download names is the Canvas user id: it goes in
+    ``ID``; any other id goes in ``SIS Login ID``.  Moodle: ``username``, one
+    column per lesson and ``Notes`` (leave it on "Ignore" when importing).
+
+    Two submissions of one learner for one lesson: the cell is left empty (no
+    score is chosen for them) and the Moodle ``Notes`` column and the
+    ``-conflicts.csv`` beside the gradebooks say which files and scores to
+    resolve by hand.  Canvas gets no notes column: Canvas makes a new
+    assignment of every column it does not know.
     """
+    conflicts = duplicates(rows)
     by_learner: dict = defaultdict(dict)
+    who: dict = {}
+    notes: dict = defaultdict(list)
     maxima: dict = {}
     for row in rows:
-        if row.tests:
-            by_learner[learner_id(row)][row.notebook] = row.total
-            maxima[row.notebook] = row.maximum
+        if not row.tests:
+            continue
+        try:
+            place = identity.identify(row.file, row.notebook)
+            key = (place.id, row.notebook)
+            if key in conflicts:
+                by_learner[place.id].setdefault(row.notebook, None)
+                note = duplicate_note(key, conflicts[key])
+                if note not in notes[place.id]:
+                    notes[place.id].append(note)
+            else:
+                by_learner[place.id][row.notebook] = float(row.total)
+            who.setdefault(place.id, place)
+            maxima[row.notebook] = float(row.maximum)
+        except Exception as exc:  # one row never costs the others theirs
+            _warn(f"{row.file}: left out of the {system} gradebook ({exc})")
     columns = [stem for stem in (x.stem for x in lessons) if stem in maxima]
     titles = {x.stem: f"{x.number} {x.title}" for x in lessons}
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        if system == "canvas":
-            writer.writerow(
-                ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-                + [titles[c] for c in columns]
-            )
-            writer.writerow(
-                ["Points Possible", "", "", "", ""] + [maxima[c] for c in columns]
-            )
-            for learner, marks in sorted(by_learner.items()):
-                writer.writerow(
-                    [learner, "", "", learner, ""]
-                    + [f"{marks[c]:g}" if c in marks else "" for c in columns]
-                )
-        else:
-            writer.writerow(["username"] + [titles[c] for c in columns])
-            for learner, marks in sorted(by_learner.items()):
-                writer.writerow(
-                    [learner] + [f"{marks[c]:g}" if c in marks else "" for c in columns]
-                )
-    return path
+
+    def cells(marks):
+        return [f"{marks[c]:g}" if marks.get(c) is not None else "" for c in columns]
+
+    records = []
+    if system == "canvas":
+        header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+        header += [titles[c] for c in columns]
+        records.append(
+            ["Points Possible", "", "", "", ""] + [f"{maxima[c]:g}" for c in columns]
+        )
+        for learner, marks in sorted(by_learner.items()):
+            place = who[learner]
+            if place.source == "canvas":
+                first = [place.name, learner, "", "", ""]
+            else:
+                first = [learner, "", "", learner, ""]
+            records.append(first + cells(marks))
+    else:
+        header = ["username"] + [titles[c] for c in columns] + ["Notes"]
+        for learner, marks in sorted(by_learner.items()):
+            records.append([learner] + cells(marks) + ["; ".join(notes[learner])])
+    return safe.write_table(path, header, records)
+
+
+def conflicts_table(rows, path: Path) -> Path:
+    """Every learner and lesson with more than one graded submission."""
+    records = [
+        [
+            learner,
+            lesson,
+            len(group),
+            ", ".join(str(r.file) for r in group),
+            ", ".join(f"{r.total:g}" for r in group),
+        ]
+        for (learner, lesson), group in sorted(duplicates(rows).items())
+    ]
+    return safe.write_table(
+        path, ["learner", "notebook", "submissions", "files", "scores"], records
+    )
 
 
 def gradescope_results(row) -> dict:
-    """Gradescope's autograder ``results.json`` for one submission."""
+    """Gradescope's autograder ``results.json`` for one submission (plain text)."""
     tests = [
         {
-            "name": gid,
+            "name": str(gid),
             "score": earned,
             "max_score": most,
-            "output": _safe(row.messages.get(gid, "")),
+            "output": _safe(str(row.messages.get(gid, ""))),
+            "output_format": "text",
         }
         for gid, (earned, most) in row.tests.items()
     ]
-    output = "; ".join(filter(None, [row.error, *row.notes]))
-    return {"score": row.total, "tests": tests, "output": output}
+    output = "; ".join(filter(None, [row.error, *map(str, row.notes)]))
+    return {
+        "score": row.total,
+        "tests": tests,
+        "output": output,
+        "output_format": "text",
+    }

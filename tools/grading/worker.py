@@ -248,35 +248,25 @@ def quiz_policy_words(options) -> str:
 def _judge_answers(
     answers: Path, policy: str = "first"
 ) -> tuple[float, str, dict, str]:
-    """The quiz: scored from its answers file by the grader's own helpers.quiz.
+    """The quiz: scored from the choices its answers file records (``quizscore``).
 
     ``answers`` is the grader's private copy of the file handed in, taken
     before the kernel started: what the notebook's code does to the file in
-    its folder changes nothing.
+    its folder changes nothing.  The file's own flags count for nothing; a
+    malformed file or an invalid choice becomes a note, never an exception.
+    Returns (fraction of the points, note, each question's result, the
+    learner the file claims, which the grader only cross-checks).
     """
     from helpers import quiz
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        mine = quiz.Quiz(answers_file=answers, verbose=False, policy=policy)
-    right, total = mine.score()
-    note = f"answers file not used: {mine.problem}" if mine.problem else ""
-    details = {
-        q.id: {
-            "lesson": q.lesson,
-            "answered": q.id in mine.answers,
-            "correct": bool(mine.answers.get(q.id, {}).get("correct")),
-            "choice": list(mine.answers.get(q.id, {}).get("choice", [])),
-            "attempts": int(mine.answers.get(q.id, {}).get("attempts", 0)),
-            "first_correct": bool(mine.answers.get(q.id, {}).get("first_correct")),
-            "points": mine.points(q.id),
-        }
-        for q in mine.questions
-    }
+    from . import quizscore
+
     try:
-        learner = str(json.loads(answers.read_text()).get("learner", ""))[:100]
-    except (OSError, ValueError, AttributeError):
-        learner = ""
-    return (right / total if total else 0.0), note, details, learner
+        bank = quiz.load_bank()
+    except quiz.BankError as exc:
+        return 0.0, f"the grader's question bank is broken: {exc}"[:300], {}, ""
+    scored = quizscore.score(answers, bank, policy)
+    return scored.fraction, scored.note, scored.details, scored.learner
 
 
 # --------------------------------------------------------------------------

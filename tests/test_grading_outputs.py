@@ -1,0 +1,704 @@
+"""What the grader writes, against a learner who attacks it (issue 27, items 3-5).
+
+A learner controls everything in a submission: its metadata, its file and
+folder names (what the LMS archive unpacks to), the quiz's answers file, the
+text its code prints and raises.  None of it may
+
+* choose whose gradebook row a score lands in (identity comes from where the
+  LMS put the file; two submissions with one id are both kept and flagged);
+* collide with another submission's output file, or run as script in a page
+  the instructor opens, or as a formula in a spreadsheet the instructor opens;
+* score quiz points its recorded choices do not earn, or stop the class's
+  report and gradebooks.
+
+Each attack was written first and seen to succeed against the grader at
+3fd9a5f.  The unit tests build ``Row`` objects; one end-to-end run grades a
+small class of lesson 00 and quiz submissions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from argparse import Namespace
+from html.parser import HTMLParser
+
+import nbformat
+import pytest
+
+from helpers import quiz
+from tools import grade
+from tools.grading import report, worker
+
+from .conftest import ROOT, run_grader
+
+L00 = "00_setup_and_conventions"
+QUIZ = "06_quiz"
+FORMULAS = {  # folder names, so no "/" in them
+    '=HYPERLINK(CONCAT("http:",A1),"click")',
+    "+cmd|' -C calc'!A0",
+    "@SUM(1+1)*cmd|' -C calc'!A0",
+    "-2+3+cmd|' -C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+}
+SCRIPT = "<img src=x onerror=alert(1)>"
+
+
+def _row(file, total=2.0, notebook=L00, **fields):
+    row = grade.Row(file=str(file), notebook=notebook)
+    row.tests = {"batch_stats": [total, 2.0]}
+    for key, value in fields.items():
+        setattr(row, key, value)
+    return row
+
+
+def _table(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def _outputs(tmp_path, *formats, feedback=True, report_dir=True, shard=None):
+    return Namespace(
+        out=tmp_path / "grades.csv",
+        feedback=(tmp_path / "feedback") if feedback else None,
+        report=(tmp_path / "report") if report_dir else None,
+        format=list(formats),
+        quiet=True,
+        shard=shard,
+    )
+
+
+# --------------------------------------------------------------------------
+# 3. who is who
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        (f"class/alice/{L00}.ipynb", "alice"),
+        (f"class/{L00}_alice.ipynb", "alice"),
+        ("class/00_alice.ipynb", "alice"),
+        # Canvas's "Download submissions": <login>_<user id>_<submission id>_<name>
+        (f"dl/lovelaceada_12345_67890_{L00}.ipynb", "12345"),
+        (f"dl/lovelaceada_LATE_12345_67891_{L00}-1.ipynb", "12345"),
+        # Moodle's: one folder per participant
+        (
+            f"dl/Ada Lovelace_4321_assignsubmission_file_/{L00}.ipynb",
+            "Participant 4321",
+        ),
+        (
+            "dl/Ada Lovelace_4321_assignsubmission_file_/my work.ipynb",
+            "Participant 4321",
+        ),
+        (  # a folder of the learner's own inside Moodle's does not count
+            "dl/Ada Lovelace_4321_assignsubmission_file_/"
+            f"Bob_99_assignsubmission_file_/{L00}.ipynb",
+            "Participant 4321",
+        ),
+    ],
+)
+def test_the_learner_is_who_the_lms_says(path, expected):
+    # metadata and the answers file claim someone else: they count for nothing
+    row = _row(path, learner="alice" if expected != "alice" else "mallory")
+    assert report.learner_id(row) == expected
+
+
+def test_a_claimed_learner_does_not_replace_another_learners_grade(tmp_path):
+    """Attack: an untouched copy whose metadata says ``alice``.  At 3fd9a5f it
+    took alice's row in the Canvas and Moodle gradebooks (last row wins): her
+    honest 2 became the attacker's 0 and the attacker vanished."""
+    rows = [
+        _row(tmp_path / "alice" / f"{L00}.ipynb", 2.0),
+        _row(tmp_path / "mallory" / f"{L00}.ipynb", 0.0, learner="alice"),
+    ]
+    args = _outputs(tmp_path, "canvas", "moodle", feedback=False, report_dir=False)
+    grade.write_outputs(rows, args)
+    canvas = _table(tmp_path / "grades-canvas.csv")
+    assert {r[3]: r[5] for r in canvas[2:]} == {"alice": "2", "mallory": "0"}
+    moodle = _table(tmp_path / "grades-moodle.csv")
+    assert {r[0]: r[1] for r in moodle[1:]} == {"alice": "2", "mallory": "0"}
+    table = {r[0]: r for r in _table(tmp_path / "grades.csv")[1:]}
+    assert table[rows[1].file][1] == "mallory"
+
+
+def test_a_claim_that_disagrees_with_the_place_is_noted(tmp_path):
+    """The grader's worker reports the notebook's (or answers file's) claimed
+    learner; the row keeps the place's id and says who the file claims."""
+    result = tmp_path / "result.json"
+    result.write_text(
+        json.dumps(
+            {"notebook": L00, "tests": {"batch_stats": [0, 2]}, "learner": "alice"}
+        )
+    )
+    path = tmp_path / "mallory" / f"{L00}.ipynb"
+    job = grade.Job(0, path, grade.Row(file=str(path)), tmp_path / "w", result, 0.0)
+    row = grade._finish(job)
+    assert report.learner_id(row) == "mallory"
+    assert any("alice" in note and "mallory" in note for note in row.notes), row.notes
+
+
+def test_two_submissions_with_one_id_are_both_kept_and_flagged(tmp_path):
+    """Attack: a second file for alice's lesson (another folder, the flat
+    layout).  At 3fd9a5f the last row silently replaced the other in both
+    gradebooks."""
+    rows = [
+        _row(tmp_path / "alice" / f"{L00}.ipynb", 2.0),
+        _row(tmp_path / f"{L00}_alice.ipynb", 0.0),
+        _row(tmp_path / "bob" / f"{L00}.ipynb", 1.0),
+    ]
+    args = _outputs(tmp_path, "canvas", "moodle", feedback=False)
+    grade.write_outputs(rows, args)
+    canvas = _table(tmp_path / "grades-canvas.csv")
+    cells = {r[3]: r[5] for r in canvas[2:]}
+    assert cells == {"alice": "", "bob": "1"}  # no score chosen for alice
+    assert "Notes" not in canvas[0]  # Canvas would create an assignment of it
+    conflicts = _table(tmp_path / "grades-conflicts.csv")
+    assert [r[:3] for r in conflicts[1:]] == [["alice", L00, "2"]]
+    assert f"{L00}_alice.ipynb" in conflicts[1][3]
+    moodle = _table(tmp_path / "grades-moodle.csv")
+    assert moodle[0][-1] == "Notes"
+    alice = next(r for r in moodle[1:] if r[0] == "alice")
+    assert alice[1] == "" and "2 submissions for lesson 00" in alice[-1]
+    assert "resolve by hand" in alice[-1] and "2, 0" in alice[-1]
+    table = _table(tmp_path / "grades.csv")
+    notes = {r[0]: r[-1] for r in table[1:]}
+    for row in rows[:2]:
+        assert "2 submissions for lesson 00" in notes[row.file]
+    assert "submissions" not in notes[rows[2].file]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "2 submissions for lesson 00" in page and f"{L00}_alice.ipynb" in page
+
+
+def test_shards_merged_flag_a_learner_split_across_them(tmp_path):
+    """Attack: two submissions for alice that land in different shards.  Each
+    shard alone has one; ``grade.py merge`` must still flag them (at 3fd9a5f
+    the merged gradebooks kept the last), read the neutralised cells back as
+    they were, and index the pages the shards wrote into one folder."""
+    rows = [
+        _row(tmp_path / "alice" / f"{L00}.ipynb", 2.0),
+        _row(tmp_path / f"{L00}_alice.ipynb", 0.0),
+        _row(tmp_path / "=1+2" / f"{L00}.ipynb", 1.0, error="@SUM(A1)"),
+    ]
+    shards = []
+    for k, part in enumerate((rows[:1], rows[1:]), 1):
+        args = _outputs(tmp_path, report_dir=False, shard=(k, 2))
+        args.out = tmp_path / f"shard{k}.csv"
+        grade.write_outputs(part, args)
+        shards.append(str(args.out))
+    merged = tmp_path / "merged.csv"
+    assert (
+        grade.main(
+            ["merge", "--out", str(merged), "--quiet", "--feedback"]
+            + [str(tmp_path / "feedback"), "--format", "canvas", *shards]
+        )
+        == 0
+    )
+    canvas = {r[3]: r[5] for r in _table(tmp_path / "merged-canvas.csv")[2:]}
+    assert canvas == {"alice": "", "'=1+2": "1"}  # flagged; a formula neutralised
+    table = {r["file"]: r for r in csv.DictReader(open(merged, newline=""))}
+    assert "2 submissions for lesson 00" in table[rows[0].file]["notes"]
+    again = {r.file: r for r in grade.read_csv(merged)}
+    assert again[rows[2].file].error == "@SUM(A1)"
+    assert report.learner_id(again[rows[2].file]) == "=1+2"
+    index = list(csv.DictReader(open(tmp_path / "feedback" / "index.csv")))
+    assert {r["file"] for r in index if r["page"]} == {r.file for r in rows}
+
+
+# --------------------------------------------------------------------------
+# 4. safe outputs
+# --------------------------------------------------------------------------
+
+
+def test_output_files_are_unique_per_submission(tmp_path):
+    """Attack: the layout the README recommends (``alice/<lesson>.ipynb``,
+    ``bob/<lesson>.ipynb``) and a file named like the grader's own
+    de-duplicated name (``0001-<lesson>.ipynb``).  At 3fd9a5f Gradescope's
+    JSON was one file for all and a feedback page overwrote another's."""
+    rows = [
+        _row(tmp_path / "alice" / f"{L00}.ipynb", 2.0),
+        _row(tmp_path / "bob" / f"{L00}.ipynb", 0.0),
+        _row(tmp_path / "eve" / f"0001-{L00}.ipynb", 1.0),
+        _row(tmp_path / f"0001-{L00}.ipynb", 0.0),
+    ]
+    for k, part in enumerate((rows[:2], rows[2:]), 1):  # two shards, one folder
+        args = _outputs(tmp_path, "gradescope", report_dir=False, shard=(k, 2))
+        args.out = tmp_path / f"shard{k}.csv"
+        grade.write_outputs(part, args)
+    pages = sorted((tmp_path / "feedback").glob("*.html"))
+    assert len(pages) == len(rows), [p.name for p in pages]
+    results = sorted((tmp_path / "gradescope").glob("*.json"))
+    assert len(results) == len(rows), [p.name for p in results]
+    scores = sorted(json.loads(p.read_text())["score"] for p in results)
+    assert scores == sorted(r.total for r in rows)  # none overwritten
+    # the index says which page is whose, shard by shard
+    indexed = {}
+    for index in (tmp_path / "feedback").glob("index*.csv"):
+        for record in csv.DictReader(open(index, newline="")):
+            indexed[record["file"]] = record["page"]
+    assert set(indexed) == {r.file for r in rows}
+    assert sorted(indexed.values()) == [p.name for p in pages]
+    for row in rows:  # the page is the submission's own
+        page = (tmp_path / "feedback" / indexed[row.file]).read_text()
+        assert f"{row.total:g} / 2 points" in page
+
+
+class _Elements(HTMLParser):
+    """Every element and attribute an HTML page really has (not its text)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad: list = []
+        self.script = False
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.bad.append((tag, name, value))
+            if name in ("href", "src", "action") and "javascript:" in (value or ""):
+                self.bad.append((tag, name, value))
+        if tag in ("img", "iframe", "object", "embed", "svg", "math", "form"):
+            if not (tag == "img" and dict(attrs).get("src", "").startswith("data:")):
+                self.bad.append((tag, attrs))
+        self.script = tag == "script"
+
+    def handle_data(self, data):
+        if self.script and "alert" in data:
+            self.bad.append(("script", data[:80]))
+
+    def handle_endtag(self, tag):
+        self.script = False
+
+
+def _live(page: str) -> list:
+    parser = _Elements()
+    parser.feed(page)
+    return parser.bad
+
+
+def test_learner_strings_never_reach_html_as_markup(tmp_path):
+    """Attack: ``<img src=x onerror=...>`` in a file name (and a learner id from
+    its folder), an error, a note, a check's message that closes its code fence
+    first, a markdown link to ``javascript:``, a transcript's output.  At
+    3fd9a5f the file name became a live element of the feedback page."""
+    folder = tmp_path / SCRIPT
+    row = _row(
+        folder / f"00_{SCRIPT}.ipynb",
+        0.0,
+        error=f"ValueError: {SCRIPT}",
+        notes=[f"[click](javascript:alert(2)) {SCRIPT}"],
+        messages={"batch_stats": f"```\n{SCRIPT}\n```\n[x](javascript:alert(3))"},
+        transcript=[
+            {"source": f"print('{SCRIPT}')", "output": "<script>alert(4)</script>"},
+            {"test": "batch_stats"},
+        ],
+        mistakes={"batch_stats": [SCRIPT]},
+        quiz={
+            "gen-applications": {
+                "lesson": "general",
+                "answered": True,
+                "correct": False,
+                "choice": [0],
+                "attempts": 1,
+                "points": 0.0,
+            }
+        },
+    )
+    row.notebook = f"00_{SCRIPT}"  # a notebook name is the learner's too
+    bank = quiz.load_bank()
+    page = report.feedback_html(row, bank)
+    assert _live(page) == []
+    assert SCRIPT not in page
+    report_page, _ = report.class_report([row], tmp_path / "report", bank)
+    assert _live(report_page.read_text()) == []
+    row.notebook = L00
+    args = _outputs(tmp_path, "canvas")
+    written = grade.write_outputs([row], args)
+    for path in written:
+        if path.suffix == ".html":
+            assert _live(path.read_text()) == [], path
+
+
+def test_no_csv_cell_can_be_a_formula(tmp_path):
+    """Attack: learner ids (from folder names), errors, notes and mistakes that
+    a spreadsheet runs as formulas (OWASP: cells led by = + - @ tab CR).  At
+    3fd9a5f they went into grades.csv and the gradebooks as they were."""
+    rows = []
+    for n, formula in enumerate(sorted(FORMULAS)):
+        rows.append(
+            _row(
+                tmp_path / formula / f"{L00}.ipynb",
+                float(n % 3),
+                error=formula,
+                notes=[formula, "plain"],
+                mistakes={"batch_stats": [formula]},
+            )
+        )
+    rows.append(_row(f"{sorted(FORMULAS)[0]}/{L00}.ipynb", 1.0))  # relative path
+    args = _outputs(tmp_path, "canvas", "moodle")
+    written = grade.write_outputs(rows, args)
+    tables = [p for p in written if p.suffix == ".csv"]
+    tables += list((tmp_path / "feedback").glob("*.csv"))
+    for table in tables:
+        for record in _table(table):
+            for cell in record:
+                assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r"), (table, cell)
+    assert len({p.name for p in tables}) >= 5, tables  # grades, 2 books, report, index
+    # grade.py merge reads the CSV back as it was
+    again = grade.read_csv(args.out)
+    assert [r.file for r in again] == [r.file for r in rows]
+    assert [r.error for r in again] == [r.error for r in rows]
+    assert [r.notes[:2] for r in again] == [r.notes[:2] for r in rows]
+    assert [r.mistakes for r in again] == [r.mistakes for r in rows]
+    ids = [report.learner_id(r) for r in again]
+    assert ids == [report.learner_id(r) for r in rows]
+    assert set(ids[:-1]) == FORMULAS
+
+
+def test_one_bad_row_does_not_stop_the_others_outputs(tmp_path, monkeypatch):
+    """A page that cannot be written costs only that page: the others, the
+    report and the gradebooks are written, and the index says why."""
+    rows = [_row(tmp_path / n / f"{L00}.ipynb", 2.0) for n in ("ada", "bob", "cy")]
+    real = report.feedback_html
+
+    def flaky(row, bank=None):
+        if "bob" in row.file:
+            raise RuntimeError("renderer broke")
+        return real(row, bank)
+
+    monkeypatch.setattr(report, "feedback_html", flaky)
+    args = _outputs(tmp_path, "canvas", "moodle", "gradescope")
+    grade.write_outputs(rows, args)
+    assert len(list((tmp_path / "feedback").glob("*.html"))) >= 2
+    index = list(csv.DictReader(open(tmp_path / "feedback" / "index.csv")))
+    bob = next(r for r in index if "bob" in r["file"])
+    assert "renderer broke" in bob["status"]
+    assert (tmp_path / "report" / "report.html").is_file()
+    assert len(_table(tmp_path / "grades-canvas.csv")) == 5
+
+
+# --------------------------------------------------------------------------
+# 5. the quiz, scored from its choices
+# --------------------------------------------------------------------------
+
+
+def _bank():
+    return {q.id: q for q in quiz.load_bank()}
+
+
+def _answers_file(path, records, learner="", **extra):
+    """A hand-made answers file with a valid checksum (the salt is public)."""
+    data = {
+        "learner": learner,
+        "saved": "2026-12-06T00:00:00+00:00",
+        "answers": records,
+        "checksum": quiz._checksum(records),
+        **extra,
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _wrong(q):
+    return [next(i for i in range(len(q.options)) if i not in q.correct)]
+
+
+def test_a_lying_answers_file_scores_only_what_its_choices_earn(tmp_path):
+    """Attack: every choice wrong, every flag saying right.  At 3fd9a5f the
+    grader trusted the flags: 42/42."""
+    records = {
+        qid: {
+            "choice": _wrong(q),
+            "first_choice": _wrong(q),
+            "correct": True,
+            "first_correct": True,
+            "right_at": 1,
+            "attempts": 1,
+        }
+        for qid, q in _bank().items()
+    }
+    path = _answers_file(tmp_path / "lie.json", records)
+    for policy in ("first", "weighted", "last"):
+        fraction, _note, details, _ = worker._judge_answers(path, policy)
+        assert fraction == 0.0, policy
+        assert not any(d["correct"] or d["first_correct"] for d in details.values())
+
+
+def test_honest_answers_score_by_each_policy(tmp_path):
+    bank = _bank()
+    ids = sorted(bank)
+    right = {qid: sorted(bank[qid].correct) for qid in ids}
+    records = {}
+    for qid in ids[:10]:  # right at once
+        records[qid] = {"choice": right[qid], "first_choice": right[qid], "attempts": 1}
+    for qid in ids[10:14]:  # right at the third attempt
+        records[qid] = {
+            "choice": right[qid],
+            "first_choice": _wrong(bank[qid]),
+            "attempts": 3,
+            "right_at": 3,
+        }
+    for qid in ids[14:16]:  # claims right at once, but the first choice was wrong
+        records[qid] = {
+            "choice": right[qid],
+            "first_choice": _wrong(bank[qid]),
+            "attempts": 4,
+            "right_at": 1,
+            "first_correct": True,
+        }
+    for qid in ids[16:18]:  # wrong to the end
+        records[qid] = {
+            "choice": _wrong(bank[qid]),
+            "first_choice": _wrong(bank[qid]),
+            "attempts": 2,
+        }
+    path = _answers_file(tmp_path / "a.json", records)
+    n = len(ids)
+    first, *_ = worker._judge_answers(path, "first")
+    assert first == pytest.approx(10 / n)
+    weighted, *_ = worker._judge_answers(path, "weighted")
+    assert weighted == pytest.approx((10 + 4 / 3 + 2 / 2) / n)
+    last, *_ = worker._judge_answers(path, "last")
+    assert last == pytest.approx(16 / n)
+
+
+def _report_survives(tmp_path, details, note=""):
+    row = _row(tmp_path / "q" / f"{QUIZ}.ipynb", 0.0, notebook=QUIZ, quiz=details)
+    row.tests = {"quiz": [0.0, 42.0]}
+    row.notes = [note] if note else []
+    bank = quiz.load_bank()
+    page, table = report.class_report([row], tmp_path / "report", bank)
+    assert page.is_file() and table.is_file()
+    assert _live(report.feedback_html(row, bank)) == []
+    args = _outputs(tmp_path, "canvas", "moodle", "gradescope")
+    grade.write_outputs([row], args)
+    return row
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        [999],
+        [-1],
+        ["0"],
+        [True],
+        [0, 0],
+        [0.0],
+        "0",
+        None,
+        {"0": 1},
+        list(range(10**4)),
+    ],
+)
+def test_an_invalid_choice_costs_its_question_not_the_class(tmp_path, choice):
+    """Attack: ``choice: [999]``.  At 3fd9a5f the class report raised
+    IndexError, grade.py exited 1 and nobody got a report or gradebook."""
+    bank = _bank()
+    qid = "gen-applications"
+    records = {qid: {"choice": choice, "first_choice": choice, "attempts": 1}}
+    other = sorted(bank)[1]
+    records[other] = {
+        "choice": sorted(bank[other].correct),
+        "first_choice": sorted(bank[other].correct),
+        "attempts": 1,
+        "correct": True,
+        "first_correct": True,
+    }
+    path = _answers_file(tmp_path / "bad.json", records)
+    fraction, note, details, _ = worker._judge_answers(path, "first")
+    assert fraction == pytest.approx(1 / len(bank))  # the valid answer counts
+    assert qid in note and "invalid" in note, note
+    assert details[qid]["points"] == 0 and not details[qid]["correct"]
+    assert all(
+        isinstance(i, int) and 0 <= i < len(bank[k].options)
+        for k, d in details.items()
+        for i in d["choice"]
+    )
+    _report_survives(tmp_path, details, note)
+    # the worst case at 3fd9a5f: the recorded choice itself reaches the report
+    details[qid]["choice"] = [999]
+    details[qid]["answered"] = True
+    _report_survives(tmp_path, details, note)
+
+
+def test_two_answers_to_a_single_answer_question_score_nothing(tmp_path):
+    bank = _bank()
+    qid = next(k for k, q in bank.items() if not q.multiple)
+    both = sorted(set(bank[qid].correct) | set(_wrong(bank[qid])))
+    path = _answers_file(
+        tmp_path / "a.json", {qid: {"choice": both, "first_choice": both}}
+    )
+    fraction, note, details, _ = worker._judge_answers(path, "first")
+    assert fraction == 0.0 and qid in note
+
+
+def _padded(path, size):
+    records = {
+        qid: {"choice": sorted(q.correct), "first_choice": sorted(q.correct)}
+        for qid, q in _bank().items()
+    }
+    return _answers_file(path, records, pad="x" * size)
+
+
+@pytest.mark.parametrize(
+    "kind", ["not json", "answers list", "top list", "huge", "duplicate ids", "deep"]
+)
+def test_a_malformed_answers_file_gives_a_note_and_never_stops_the_class(
+    tmp_path, kind
+):
+    path = tmp_path / "a.json"
+    bank = _bank()
+    qid = sorted(bank)[0]
+    good = {
+        "choice": sorted(bank[qid].correct),
+        "first_choice": sorted(bank[qid].correct),
+    }
+    if kind == "not json":
+        path.write_text("{this is not json")
+    elif kind == "answers list":
+        path.write_text(json.dumps({"answers": [], "checksum": quiz._checksum([])}))
+    elif kind == "top list":
+        path.write_text("[1, 2, 3]")
+    elif kind == "huge":  # 50 MB of padding around answers that are all right
+        _padded(path, 50 * 2**20)
+    elif kind == "duplicate ids":
+        text = json.dumps({qid: good})[1:-1]
+        answers = "{" + text + ", " + text + "}"
+        checksum = quiz._checksum({qid: good})
+        path.write_text(f'{{"answers": {answers}, "checksum": "{checksum}"}}')
+    elif kind == "deep":
+        path.write_text('{"answers": ' + "[" * 100000 + "]" * 100000 + "}")
+    fraction, note, details, learner = worker._judge_answers(path, "first")
+    assert fraction == 0.0 and "answers file" in note, (kind, note)
+    assert isinstance(learner, str)
+    _report_survives(tmp_path, details, note)
+
+
+def test_unknown_question_ids_are_ignored_and_noted(tmp_path):
+    bank = _bank()
+    qid = sorted(bank)[0]
+    good = {
+        "choice": sorted(bank[qid].correct),
+        "first_choice": sorted(bank[qid].correct),
+    }
+    path = _answers_file(tmp_path / "a.json", {qid: good, "made-up": good})
+    fraction, note, details, _ = worker._judge_answers(path, "first")
+    assert fraction == pytest.approx(1 / len(bank))
+    assert "made-up" in note and "made-up" not in details
+
+
+# --------------------------------------------------------------------------
+# one class, end to end
+# --------------------------------------------------------------------------
+
+
+def _lesson00(body: str | None, learner: str = ""):
+    """Lesson 00 cut to its setup, exercise and graded cells (seconds to run)."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{L00}.ipynb", 4)
+    keep = []
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        grading = cell.metadata.get("nbgrader", {})
+        if "setup" in tags or grading.get("grade") or grading.get("solution"):
+            if body is not None and "raise NotImplementedError" in cell.source:
+                cell.source = body
+            keep.append(cell)
+    nb.cells = keep
+    if learner:
+        nb.metadata.setdefault("bncourse", {})["learner"] = learner
+    return nb
+
+
+GOOD = (
+    "def batch_stats(x):\n    if len(x) < 2:\n        raise ValueError('N < 2')\n"
+    "    return x.mean(0), x.var(0), x.var(0, ddof=1)\n"
+)
+NASTY = (
+    "def batch_stats(x):\n"
+    f"    print({SCRIPT!r} + '```')\n"
+    f"    raise ValueError({SCRIPT!r})\n"
+    f"raise RuntimeError({SCRIPT!r})\n"
+)
+
+
+@pytest.mark.slow
+def test_a_class_of_attacks_end_to_end(tmp_path):
+    klass = tmp_path / "class"
+    paths = {}
+
+    def put(relative, nb):
+        path = klass / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        paths[relative] = path
+        return path
+
+    put(f"alice/{L00}.ipynb", _lesson00(GOOD))
+    put(f"mallory/{L00}.ipynb", _lesson00(None, learner="alice"))
+    put(f"bob/{L00}.ipynb", _lesson00(GOOD))
+    put(f"{L00}_bob.ipynb", _lesson00(None))
+    put(f"eve/00_{SCRIPT}.ipynb", _lesson00(NASTY))
+    put(f'=HYPERLINK("http:x")/{L00}.ipynb', _lesson00(GOOD))
+    bank = _bank()
+    for name, choice in (("dan", [999]), ("liar", None)):
+        path = klass / name / f"{QUIZ}.ipynb"
+        path.parent.mkdir(parents=True)
+        shutil.copyfile(ROOT / "notebooks" / f"{QUIZ}.ipynb", path)
+        records = {
+            qid: {
+                "choice": choice or _wrong(q),
+                "first_choice": choice or _wrong(q),
+                "correct": True,
+                "first_correct": True,
+                "attempts": 1,
+            }
+            for qid, q in bank.items()
+        }
+        _answers_file(path.with_name(f"{QUIZ}.answers.json"), records, learner="alice")
+        paths[name] = path
+    out = tmp_path / "out" / "grades.csv"
+    out.parent.mkdir()
+    rows = run_grader(
+        out,
+        list(paths.values()),
+        "--cell-timeout",
+        "60",
+        "--feedback",
+        str(tmp_path / "feedback"),
+        "--report",
+        str(tmp_path / "report"),
+        "--format",
+        "canvas",
+        "--format",
+        "moodle",
+        "--format",
+        "gradescope",
+    )
+    assert len(rows) == len(paths)
+    by = {name: rows[str(path)] for name, path in paths.items()}
+    assert by[f"alice/{L00}.ipynb"]["total"] == "2"
+    assert by[f"mallory/{L00}.ipynb"]["learner"] == "mallory"
+    assert "alice" in by[f"mallory/{L00}.ipynb"]["notes"]
+    assert by["liar"]["total"] == "0" and by["dan"]["total"] == "0"
+    assert "invalid" in by["dan"]["notes"]
+    canvas = {r[3]: r[5:] for r in _table(out.with_name("grades-canvas.csv"))[2:]}
+    assert canvas["alice"][0] == "2" and canvas["mallory"][0] == "0"
+    assert canvas['\'=HYPERLINK("http:x")'][0] == "2"  # neutralised, not lost
+    assert canvas["bob"][0] == ""  # two submissions: flagged, not chosen
+    moodle = _table(out.with_name("grades-moodle.csv"))
+    assert any("2 submissions for lesson 00" in r[-1] for r in moodle if r[0] == "bob")
+    graded = [r for r in rows.values() if r["total"] != ""]
+    assert len(list((tmp_path / "feedback").glob("*.html"))) >= len(graded)
+    assert len(list((out.parent / "gradescope").glob("*.json"))) == len(paths)
+    html_pages = list((tmp_path / "feedback").glob("*.html"))
+    html_pages.append(tmp_path / "report" / "report.html")
+    for page in html_pages:
+        text = page.read_text()
+        assert _live(text) == [] and SCRIPT not in text, page
+    csvs = [out, out.with_name("grades-canvas.csv"), out.with_name("grades-moodle.csv")]
+    csvs += [tmp_path / "report" / "report.csv", *(tmp_path / "feedback").glob("*.csv")]
+    for table in csvs:
+        for record in _table(table):
+            assert all(c[:1] not in ("=", "+", "-", "@", "\t", "\r") for c in record)
