@@ -215,3 +215,15 @@ def test_an_exercise_solved_by_the_library_is_flagged_not_failed():
     scratch = "class ScratchBatchNorm(nn.BatchNorm2d):\n    pass\n"
     notes = flags.notes([scratch], None, lesson03.SHORTCUTS)
     assert any("ScratchBatchNorm calls `nn.BatchNorm2d`" in n for n in notes), notes
+
+
+def test_the_mistakes_column_keeps_a_hint_and_drops_the_values():
+    from tools.grading import report
+
+    line = (
+        "batchnorm_forward | WRONG | max rel. error 4.1e-06 (expect < 1e-10); worst "
+        "at index (3, 1): got 2.5, expected 1.25. Hint: eps goes inside the sqrt"
+    )
+    (named,) = report.named_mistakes(line)
+    assert "eps goes inside the sqrt" in named
+    assert "2.5" not in named and "1.25" not in named and "(3" not in named
