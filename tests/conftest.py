@@ -41,8 +41,11 @@ def grading_mode(monkeypatch):
     monkeypatch.setenv("BNCOURSE_GRADING", "1")
 
 
-def run_grader(out: Path, paths, *extra: str) -> dict:
-    """Run tools/grade.py on ``paths``, writing ``out``; the CSV rows by file."""
+def run_grader(out: Path, paths, *extra: str, env: dict | None = None) -> dict:
+    """Run tools/grade.py on ``paths``, writing ``out``; the CSV rows by file.
+
+    ``env``: the grader's environment (default: this one).
+    """
     result = subprocess.run(
         [
             sys.executable,
@@ -56,6 +59,7 @@ def run_grader(out: Path, paths, *extra: str) -> dict:
         capture_output=True,
         text=True,
         timeout=900,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out, newline="") as f:
