@@ -74,6 +74,23 @@ except OSError:
 raise type(f"Held{{held}}MB", (Exception,), {{}})()
 """
 
+FILL_SOCKETS = f"""# fill the socket folder
+import os
+held, chunk = 0, b"x" * (8 << 20)
+try:
+    os.chmod(".kernel", 0o777)
+except OSError:
+    pass
+try:
+    for i in range({ATTEMPT_MB} // 8):
+        with open(f".kernel/fill-{{i}}", "wb") as f:
+            f.write(chunk)
+        held += 8
+except OSError:
+    pass
+raise type(f"Held{{held}}MB", (Exception,), {{}})()
+"""
+
 SHOW_ENVIRONMENT = """# show the environment
 import os, glob
 print(dict(os.environ))
@@ -124,6 +141,7 @@ def attacked(tmp_path_factory):
     for name, source in {
         "fill tmp": FILL_TMP,
         "fill workdir": FILL_WORKDIR,
+        "fill sockets": FILL_SOCKETS,
         "environment": SHOW_ENVIRONMENT,
     }.items():
         paths[name] = folder / f"{LESSON}_{name.replace(' ', '_')}.ipynb"
@@ -192,6 +210,20 @@ def test_tmp_holds_no_more_than_the_disk_budget(attacked):
 def test_many_files_hold_no_more_than_the_disk_budget(attacked):
     # 3fd9a5f: 400 MB held (512 MB per file, any number of files)
     assert _held(attacked["rows"]["fill workdir"]) <= DISK_MB
+
+
+@needs_sandbox
+@pytest.mark.slow
+@pytest.mark.xfail(
+    os.geteuid() != 0,
+    reason="graded as an unprivileged user, the kernel runs as that user and can "
+    "make its sealed socket folder writable again (the README says so)",
+    strict=True,
+)
+def test_the_socket_folder_takes_nothing(attacked):
+    # the one folder of the grader's bound into the sandbox, writable until the
+    # kernel is up; 3fd9a5f: it was the working folder (see the test above)
+    assert _held(attacked["rows"]["fill sockets"]) == 0
 
 
 @needs_sandbox
