@@ -300,6 +300,11 @@ def test_sandbox_off_is_said_in_every_row_and_hides_the_environment(tmp_path):
     row = rows[str(path)]
     assert row["total"] != "", row
     assert "unsandboxed" in row["notes"], row
+    from tools import grade
+
+    back = grade.read_csv(out / "grades.csv")  # as `grade.py merge` reads shards
+    assert [r.unsandboxed for r in back] == [True]
+    assert "1 of 1" in sandbox.unsandboxed_warning(back)
     results = json.loads(next((out / "gradescope").glob("*.json")).read_text())
     assert "unsandboxed" in results["output"], results
     # the kernel's own environment is the allow-list (without the sandbox it
@@ -307,3 +312,48 @@ def test_sandbox_off_is_said_in_every_row_and_hides_the_environment(tmp_path):
     written = _everything_written(out)
     assert "BNCOURSE_GRADING" in written
     assert f"'BNC_INSTRUCTOR_TOKEN': '{token}'" not in written
+
+
+# --------------------------------------------------------------------------
+# the file checks alone (no grading: fast, everywhere)
+# --------------------------------------------------------------------------
+
+
+def test_read_regular_reads_a_file_and_refuses_the_rest(tmp_path):
+    from tools.grade import Refused, read_regular
+
+    plain = tmp_path / "plain.ipynb"
+    plain.write_bytes(b"{}")
+    assert read_regular(plain, 10, "the submission") == b"{}"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    (tmp_path / "link.ipynb").symlink_to(secret)
+    os.link(secret, tmp_path / "hard.ipynb")
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    (tmp_path / "dangling.ipynb").symlink_to(tmp_path / "nowhere")
+    for name, words in [
+        ("link.ipynb", "symbolic link"),
+        ("dangling.ipynb", "symbolic link"),
+        ("hard.ipynb", "hard link"),
+        ("fifo.ipynb", "a FIFO"),
+        ("missing.ipynb", "not found"),
+    ]:
+        with pytest.raises(Refused, match=words) as caught:
+            read_regular(tmp_path / name, 1 << 20, "the submission")
+        assert "TOPSECRET" not in str(caught.value)
+    big = tmp_path / "big.ipynb"
+    big.write_bytes(b"x" * 11)
+    with pytest.raises(Refused, match="larger than"):
+        read_regular(big, 10, "the submission")
+
+
+def test_a_learner_folder_that_is_a_link_is_found(tmp_path):
+    from tools.grade import linked_folder
+
+    (tmp_path / "class" / "bob").mkdir(parents=True)
+    (tmp_path / "class" / "mallory").symlink_to(tmp_path / "class" / "bob")
+    (tmp_path / "class" / "bob" / "deep").mkdir()
+    top = tmp_path / "class"
+    assert linked_folder(top / "bob" / "02.ipynb", top) is None
+    assert linked_folder(top / "mallory" / "02.ipynb", top) == "mallory"
+    assert linked_folder(top / "mallory" / "deep" / "02.ipynb", top) == "mallory"

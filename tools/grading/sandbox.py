@@ -55,6 +55,22 @@ UNSANDBOXED_NOTE = (
     "graded unsandboxed (--sandbox off): the submission ran with the grader's "
     "rights, without the sandbox's isolation and disk cap"
 )
+
+
+def unsandboxed_warning(rows) -> str:
+    """One line for a class report or gradebook: how many rows ran unsandboxed.
+
+    ``rows``: the grader's rows (anything with ``notes``); "" when none did.
+    """
+    count = sum(UNSANDBOXED_NOTE in getattr(row, "notes", []) for row in rows)
+    if not count:
+        return ""
+    return (
+        f"WARNING: {count} of {len(rows)} submission(s) were graded unsandboxed "
+        "(--sandbox off): their code ran with the grader's rights"
+    )
+
+
 FIRST_UID = 60000  # unprivileged users for the kernels when graded as root
 DISK_MB = 512  # default cap on what a sandboxed kernel writes (/tmp + work folder)
 
@@ -115,6 +131,11 @@ def availability() -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"bwrap could not run ({exc})"
     if probe.returncode != 0:
+        if "Unknown option" in probe.stderr:
+            return False, (
+                "this bwrap is too old (0.7 or later caps the kernel's /tmp: "
+                f"--size): {probe.stderr.strip()[:120]}"
+            )
         return False, f"bwrap failed here: {probe.stderr.strip()[:200]}"
     return True, ""
 
@@ -221,6 +242,7 @@ def kernel_command(
         IPYTHONDIR="/tmp/ipython",
         JUPYTER_RUNTIME_DIR="/tmp/jupyter",
         TMPDIR="/tmp",
+        BNCOURSE_CACHE="/tmp/bncourse-cache",  # the grader's cache is not bound in
     )
     for name, value in sorted(env.items()):
         args += ["--setenv", name, value]
