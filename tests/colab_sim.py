@@ -18,8 +18,9 @@ top to bottom with nbclient (any error fails it):
   ``files.download`` records what was offered for download;
 * ``git``'s ``https://github.com/<owner>/<name>`` served from a local mirror of
   this checkout (its tracked and untracked, not ignored, files: what would be
-  pushed) or of a learner release folder (``--release``), through ``GIT_CONFIG_GLOBAL`` with ``url.<mirror>.insteadOf``; the
-  user's own git configuration is never read or changed;
+  pushed) or of a learner release folder (``--release``), through
+  ``GIT_CONFIG_GLOBAL`` with ``url.<mirror>.insteadOf``; the user's own git
+  configuration is never read or changed;
 * fast mode (``BNCOURSE_FAST=1``) and a fresh, empty cache.
 
 Colab's own package versions can be put first on the path with ``--site`` (a

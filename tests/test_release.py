@@ -145,9 +145,7 @@ def test_the_package_builds_from_the_release(release, tmp_path):
     assert "helpers/_data/quiz_bank.json" in names
 
 
-def test_the_release_goes_on_a_branch_without_touching_the_checkout(
-    release, tmp_path
-):
+def test_the_release_goes_on_a_branch_without_touching_the_checkout(release, tmp_path):
     repo = tmp_path / "repo"
     env = colab_sim.git_env(tmp_path)
     (tmp_path / "gitconfig").touch()

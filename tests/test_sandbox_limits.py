@@ -153,7 +153,7 @@ def attacked(tmp_path_factory):
     for name, target in links.items():
         paths[name] = folder / f"02_{name.replace(' ', '_')}.ipynb"
         paths[name].symlink_to(target)
-    paths["hard link"] = private / f"02_hard_link.ipynb"  # same file system
+    paths["hard link"] = private / "02_hard_link.ipynb"  # same file system
     os.link(private / "notes.txt", paths["hard link"])
     paths["fifo"] = folder / "02_fifo.ipynb"
     os.mkfifo(paths["fifo"])
@@ -266,7 +266,13 @@ def test_without_bubblewrap_the_grader_refuses_unless_told(tmp_path):
     path = tmp_path / f"{LESSON}.ipynb"
     nbformat.write(_small(LESSON, "x = 1"), path)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "grade.py"), "--out", str(tmp_path / "g.csv"), str(path)],
+        [
+            sys.executable,
+            str(ROOT / "tools" / "grade.py"),
+            "--out",
+            str(tmp_path / "g.csv"),
+            str(path),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -336,7 +342,7 @@ def test_read_regular_reads_a_file_and_refuses_the_rest(tmp_path):
         ("dangling.ipynb", "symbolic link"),
         ("hard.ipynb", "hard link"),
         ("fifo.ipynb", "a FIFO"),
-        ("missing.ipynb", "not found"),
+        ("missing.ipynb", "was not found"),
     ]:
         with pytest.raises(Refused, match=words) as caught:
             read_regular(tmp_path / name, 1 << 20, "the submission")

@@ -32,7 +32,8 @@ A submission that is not valid JSON, loops forever, kills its kernel,
 allocates without bound or prints without end gets a row with its error; it
 never stops the others.  A submission, answers file or learner folder that is
 a link, a hard link or not a regular file is refused (``read_regular``): its
-row says why and nothing of what the link points at.  The CSV is written atomically once every row is in.
+row says why and nothing of what the link points at.  The CSV is written
+atomically once every row is in.
 What the sandbox protects, and what it does not, is in the README.
 """
 
@@ -177,7 +178,7 @@ def read_regular(path: Path, cap: int, what: str) -> bytes:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        raise Refused(f"{what} not found") from None
+        raise Refused(f"{what} was not found") from None
     except OSError as exc:
         raise Refused(f"{what} cannot be read ({exc.strerror})") from None
     mode = info.st_mode
@@ -246,7 +247,9 @@ def _prepare(index: int, path: Path, private: Path, slot: int, top=None) -> Job:
     refused); the result goes to the grader's private folder, which the
     kernel cannot see.
     """
-    linked = linked_folder(path, Path(top) if top else Path(os.path.abspath(path)).parent)
+    linked = linked_folder(
+        path, Path(top) if top else Path(os.path.abspath(path)).parent
+    )
     if linked is not None:
         raise Refused(
             f"refused: the folder {linked!r} is a symbolic link (links are not "

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -117,10 +116,11 @@ def lesson_table() -> str:
 def readme() -> str:
     return f"""# Batch Normalization, hands-on
 
-A course on batch normalization in Jupyter notebooks: from covariate shift to a NumPy forward
-and backward pass checked against PyTorch, running statistics and the bugs of train/eval mode,
-batch renormalization for small and non-i.i.d. batches, a CIFAR-10 comparison that is fast on a
-GPU and honest on a CPU, and a quiz. Every exercise has a check that explains wrong answers.
+A course on batch normalization in Jupyter notebooks: from covariate shift to a
+NumPy forward and backward pass checked against PyTorch, running statistics and
+the bugs of train/eval mode, batch renormalization for small and non-i.i.d.
+batches, a CIFAR-10 comparison that is fast on a GPU and honest on a CPU, and a
+quiz. Every exercise has a check that explains wrong answers.
 
 ## The lessons
 
@@ -128,31 +128,35 @@ GPU and honest on a CPU, and a quiz. Every exercise has a check that explains wr
 
 ## How to run them
 
-**On Colab:** open a lesson from the table and run its first cell: it installs the course
-package (code and data) from this repository, about 10 s, and changes nothing else. Colab
-forgets everything when the runtime ends: download your notebook (File > Download > .ipynb)
-and, for the quiz, the answers file it offers you, and hand those in.
+**On Colab:** open a lesson from the table and run its first cell: it installs
+the course package (code and data) from this repository, about 10 s, and
+changes nothing else. Colab forgets everything when the runtime ends: download
+your notebook (File > Download > .ipynb) and, for the quiz, the answers file it
+offers you, and hand those in.
 
 **On your machine** (Python 3.10 or newer):
 
 ```bash
 python3 -m venv .venv
-.venv/bin/pip install -r requirements.txt   # PyTorch's CPU build on Linux without a GPU:
-                                            #   add --extra-index-url https://download.pytorch.org/whl/cpu
+.venv/bin/pip install -r requirements.txt
 .venv/bin/jupyter lab notebooks/
 ```
 
-or with conda: `conda env create -f environment.yml && conda activate bncourse`.
+(on Linux without an NVIDIA GPU, add `--extra-index-url
+https://download.pytorch.org/whl/cpu` to the install for PyTorch's small CPU
+build), or with conda: `conda env create -f environment.yml && conda activate
+bncourse`.
 
-Work in `notebooks/`, top to bottom: each exercise says what to write, and the check after it
-says what is wrong when something is. `BNCOURSE_FAST=1` makes every experiment short (a few
-seconds on a laptop CPU) when you only want to see the notebook run.
+Work in `notebooks/`, top to bottom: each exercise says what to write, and the
+check after it says what is wrong when something is. `BNCOURSE_FAST=1` makes
+every experiment short (a few seconds on a laptop CPU) when you only want to
+see a notebook run.
 
 ## What is here
 
-`notebooks/` (the lessons), `helpers/` (the course package the notebooks import: data,
-checks, plots, the quiz), `data/` (the datasets and the reference records the lessons quote).
-The license is in `LICENSE`.
+`notebooks/` (the lessons), `helpers/` (the course package the notebooks
+import: data, checks, plots, the quiz), `data/` (the datasets and the
+reference records the lessons quote). The license is in `LICENSE`.
 """
 
 
@@ -163,7 +167,7 @@ def requirements() -> str:
         if line.startswith("torch==")
     ]
     return (
-        "# Everything the lessons need, in one resolve (pip install -r requirements.txt).\n"
+        "# Everything the lessons need: pip install -r requirements.txt\n"
         "# torch is pinned: the build the course is tested with.\n"
         + "\n".join(pinned)
         + "\n-e .[lab]\n"

@@ -302,7 +302,9 @@ def launcher(
     give = f"cp {{connection_file}} {shlex.quote(str(connection))}"
     if uid is not None:
         give += f" && chown {uid}:{uid} {shlex.quote(str(connection))}"
-    redirects = " ".join(f"{fd}<{shlex.quote(str(p))}" for (fd, _), p in zip(inputs, files))
+    redirects = " ".join(
+        f"{fd}<{shlex.quote(str(p))}" for (fd, _), p in zip(inputs, files, strict=True)
+    )
     return ["/bin/sh", "-c", f"{give} && exec {shlex.join(command)} {redirects}"]
 
 
