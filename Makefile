@@ -32,7 +32,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS   ?=
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: lab test notebooks check clean
+.PHONY: lab test notebooks check release clean
 
 $(STAMP): requirements.txt pyproject.toml setup.py Makefile
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is needed"'
@@ -63,6 +63,13 @@ notebooks: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/python tools/make_student.py --check
+
+# The learner-only course (no solutions, tests or grader), for the public
+# repository Colab installs from: `make release` (folder release/) or
+# `make release RELEASE_DIR=...`; tools/make_release.py --branch NAME commits it.
+RELEASE_DIR ?= release
+release: $(STAMP)
+	$(BIN)/python tools/make_release.py $(RELEASE_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -18,8 +18,9 @@ top to bottom with nbclient (any error fails it):
   ``files.download`` records what was offered for download;
 * ``git``'s ``https://github.com/<owner>/<name>`` served from a local mirror of
   this checkout (its tracked and untracked, not ignored, files: what would be
-  pushed), through ``GIT_CONFIG_GLOBAL`` with ``url.<mirror>.insteadOf``; the
-  user's own git configuration is never read or changed;
+  pushed) or of a learner release folder (``--release``), through
+  ``GIT_CONFIG_GLOBAL`` with ``url.<mirror>.insteadOf``; the user's own git
+  configuration is never read or changed;
 * fast mode (``BNCOURSE_FAST=1``) and a fresh, empty cache.
 
 Colab's own package versions can be put first on the path with ``--site`` (a
@@ -106,7 +107,17 @@ def git_env(home: Path) -> dict:
 
 
 def publishable_files(root: Path = ROOT) -> list[str]:
-    """The checkout's files as a push would publish them (tracked + not ignored)."""
+    """The checkout's files as a push would publish them (tracked + not ignored).
+
+    A folder that is not a git checkout (the learner release that
+    ``tools/make_release.py`` writes) is published whole.
+    """
+    if not (root / ".git").exists():
+        return sorted(
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        )
     listed = _git(
         "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=root
     )
@@ -114,7 +125,11 @@ def publishable_files(root: Path = ROOT) -> list[str]:
 
 
 def make_mirror(dest: Path, branch: str, root: Path = ROOT) -> Path:
-    """A git repository holding the checkout's publishable files on ``branch``."""
+    """A git repository holding ``root``'s publishable files on ``branch``.
+
+    ``root``: this checkout (default), or a learner release folder: then Colab's
+    ``pip install git+https://github.com/...`` gets what learners really get.
+    """
     dest.mkdir(parents=True)
     for rel in publishable_files(root):
         target = dest / rel
@@ -382,11 +397,19 @@ def main(argv=None) -> int:
         help="serve GitHub from this repository (default: "
         "a new mirror of the checkout; a missing path simulates a failed clone)",
     )
+    parser.add_argument(
+        "--release",
+        type=Path,
+        help="serve GitHub from a mirror of this learner release folder "
+        "(tools/make_release.py) instead of the checkout",
+    )
     args = parser.parse_args(argv)
     sites = [str(Path(s).resolve()) for s in args.site] + default_sites()
     base = Path(tempfile.mkdtemp(prefix="colab-sim-", dir=args.keep))
     try:
-        mirror = args.mirror or make_mirror(base / "mirror" / "repo", course.RELEASE)
+        mirror = args.mirror or make_mirror(
+            base / "mirror" / "repo", course.RELEASE, root=args.release or ROOT
+        )
         results = []
         for index, path in enumerate(args.notebooks):
             result = run_notebook(

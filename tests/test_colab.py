@@ -3,7 +3,9 @@
 Every other test imports the editable install of the checkout, which hides what
 a real install leaves out (a non-editable ``pip install`` once dropped
 ``helpers/checks/`` and Colab broke).  These tests install the package the way
-Colab and ``pip install`` users get it.
+Colab and ``pip install`` users get it, from the learner release
+(``tools/make_release.py``): the wheel, the install and every simulated Colab
+run use what the public repository holds, not the checkout.
 """
 
 from __future__ import annotations
@@ -29,10 +31,20 @@ LESSONS = [lesson.filename for lesson in course.LESSONS]
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """A git repository of the checkout's publishable files (what a push sends)."""
+def release(tmp_path_factory):
+    """The learner release (tools/make_release.py): what the public repository holds."""
+    from tools import make_release
+
+    folder = tmp_path_factory.mktemp("release") / "course"
+    make_release.write(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mirror(release, tmp_path_factory):
+    """A git repository of the learner release: what Colab installs from."""
     return colab_sim.make_mirror(
-        tmp_path_factory.mktemp("mirror") / "repo", course.RELEASE
+        tmp_path_factory.mktemp("mirror") / "repo", course.RELEASE, root=release
     )
 
 
@@ -187,10 +199,11 @@ def _sites() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def learner_runs(mirror, tmp_path_factory):
-    """Every learner copy on its own fresh simulated Colab, two at a time."""
+def learner_runs(release, mirror, tmp_path_factory):
+    """Every learner copy of the release on its own fresh simulated Colab, two at
+    a time, installing the course from the release."""
     return colab_sim.run_many(
-        [ROOT / "notebooks" / name for name in LESSONS],
+        [release / "notebooks" / name for name in LESSONS],
         mirror,
         tmp_path_factory.mktemp("colab"),
         sites=_sites(),

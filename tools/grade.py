@@ -2,7 +2,7 @@
 
     python tools/grade.py --out grades.csv submissions/*.ipynb
         [--jobs N] [--timeout 600] [--cell-timeout 120] [--memory-mb 4096]
-        [--sandbox auto|on|off]
+        [--disk-mb 512] [--sandbox on|off]
 
 For each submission the grader
 
@@ -29,7 +29,10 @@ For each submission the grader
 Submissions run in parallel, each in a forked child (default: one per core).
 A submission that is not valid JSON, loops forever, kills its kernel,
 allocates without bound or prints without end gets a row with its error; it
-never stops the others.  The CSV is written atomically once every row is in.
+never stops the others.  A submission, answers file or learner folder that is
+a link, a hard link or not a regular file is refused (``read_regular``): its
+row says why and nothing of what the link points at.  The CSV is written
+atomically once every row is in.
 What the sandbox protects, and what it does not, is in the README.
 """
 
@@ -42,6 +45,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -77,6 +81,11 @@ class Row:
     learner: str = ""  # who the submission claims to be: only cross-checked
     quiz: dict = field(default_factory=dict)  # question id -> result (the quiz)
     transcript: list = field(default_factory=list)  # the run, for feedback
+
+    @property
+    def unsandboxed(self) -> bool:
+        """Graded with ``--sandbox off`` (the note survives a merge of shards)."""
+        return sandbox.UNSANDBOXED_NOTE in self.notes
 
     @property
     def total(self) -> float:
@@ -121,8 +130,8 @@ def points_of(cell) -> float:
 
 
 def kernel_env(jobs: int) -> dict:
-    env = dict(os.environ)
-    env.pop("BNCOURSE_QUIZ_DIR", None)  # the quiz reads its file in the workdir
+    """The kernel's environment: an allow-list of the grader's, never all of it."""
+    env = sandbox.allowed_environment(os.environ)
     env.update(
         BNCOURSE_FAST="1",
         BNCOURSE_GRADING="1",
@@ -156,12 +165,112 @@ class Job:
         return self.proc is not None and self.proc.is_alive()
 
 
-def _prepare(index: int, path: Path, private: Path, slot: int) -> Job:
+NOTEBOOK_CAP = 100 << 20  # bytes: a bigger submission is refused
+ANSWERS_CAP = 4 << 20  # bytes of a quiz answers file
+
+
+class Refused(Exception):
+    """A file the grader will not read: the message says why, never what it holds."""
+
+
+def read_regular(path: Path, cap: int, what: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file with one name, else Refused.
+
+    Never follows a link (``O_NOFOLLOW``, and ``lstat`` first so that a FIFO
+    or a device is not even opened); the file opened must be the one checked.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise Refused(f"{what} was not found") from None
+    except OSError as exc:
+        raise Refused(f"{what} cannot be read ({exc.strerror})") from None
+    mode = info.st_mode
+    if stat.S_ISLNK(mode):
+        raise Refused(
+            f"refused: {what} is a symbolic link (hand in the file itself, not a link)"
+        )
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device, socket or folder"
+        raise Refused(f"refused: {what} is not a regular file ({kind})")
+    if info.st_nlink > 1:
+        raise Refused(
+            f"refused: {what} is a hard link ({info.st_nlink} names for one file: "
+            "hand in a copy)"
+        )
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise Refused(f"refused: {what} cannot be opened ({exc.strerror})") from None
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino) or not (
+            stat.S_ISREG(now.st_mode) and now.st_nlink == 1
+        ):
+            raise Refused(f"refused: {what} changed while it was read")
+        if now.st_size > cap:
+            raise Refused(f"refused: {what} is larger than {cap >> 20} MB")
+        chunks, size = [], 0
+        while size <= cap:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > cap:
+            raise Refused(f"refused: {what} is larger than {cap >> 20} MB")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def linked_folder(path: Path, top: Path) -> str | None:
+    """The name of a folder of ``path`` that is a link, else None.
+
+    Checked: the submission's own folder (a learner's folder in an LMS
+    download), and every folder between it and ``top``, the folder that all
+    the submissions graded together share.  Folders above ``top`` are the
+    instructor's (on macOS, /tmp itself is a link).
+    """
+    path = Path(os.path.abspath(path))
+    folders = [path.parent]
+    if top != Path(top.anchor):
+        folders += [p for p in path.parents if top in p.parents]
+    for folder in folders:
+        if folder.is_symlink():
+            return folder.name
+    return None
+
+
+def _prepare(index: int, path: Path, private: Path, slot: int, top=None) -> Job:
     """A working folder with a copy of the submission (and its quiz answers).
 
-    The submission itself is only read; the result goes to the grader's
-    private folder, which the kernel cannot see.
+    The submission itself is only read, without following links (a link, a
+    hard link, a FIFO, a device, or a learner folder that is a link is
+    refused); the result goes to the grader's private folder, which the
+    kernel cannot see.
     """
+    linked = linked_folder(
+        path, Path(top) if top else Path(os.path.abspath(path)).parent
+    )
+    if linked is not None:
+        raise Refused(
+            f"refused: the folder {linked!r} is a symbolic link (links are not "
+            "followed: hand in the files themselves)"
+        )
+    notebook = read_regular(path, NOTEBOOK_CAP, "the submission")
+    # The quiz's recorded answers travel with the notebook: either
+    # <submission>.answers.json or, in a one-learner folder, the name the quiz
+    # writes.  They are copied under the name the quiz reads.
+    answers = None
+    for candidate in (
+        path.with_name(path.stem + ".answers.json"),
+        path.with_name(quiz.ANSWERS_FILE),
+    ):
+        if os.path.lexists(candidate):
+            answers = read_regular(candidate, ANSWERS_CAP, "its answers file")
+            break
     workdir = Path(tempfile.mkdtemp(prefix="bncourse-grade-"))
     job = Job(
         index,
@@ -172,19 +281,11 @@ def _prepare(index: int, path: Path, private: Path, slot: int) -> Job:
         time.monotonic(),
         slot,
     )
-    shutil.copyfile(path, workdir / path.name)
-    # The quiz's recorded answers travel with the notebook: either
-    # <submission>.answers.json or, in a one-learner folder, the name the quiz
-    # writes.  They are copied under the name the quiz reads.
-    for answers in (
-        path.with_name(path.stem + ".answers.json"),
-        path.with_name(quiz.ANSWERS_FILE),
-    ):
-        if answers.is_file():
-            shutil.copyfile(answers, workdir / quiz.ANSWERS_FILE)
-            # the copy the grader scores: the kernel never sees it
-            shutil.copyfile(answers, private / f"answers-{index}.json")
-            break
+    (workdir / path.name).write_bytes(notebook)
+    if answers is not None:
+        (workdir / quiz.ANSWERS_FILE).write_bytes(answers)
+        # the copy the grader scores: the kernel never sees it
+        (private / f"answers-{index}.json").write_bytes(answers)
     return job
 
 
@@ -198,11 +299,13 @@ def _child(job: Job, args, env: dict) -> None:
     os.environ.clear()
     os.environ.update(env)
     uid = sandbox.kernel_uid(job.slot, args.uid_base) if args.sandbox_on else None
-    sandbox.set_limits(args.memory_mb, uid)  # the kernel inherits them
+    disk_mb = getattr(args, "disk_mb", sandbox.DISK_MB)
+    sandbox.set_limits(args.memory_mb, uid, disk_mb)  # the kernel inherits them
     options = worker.Options(
         cell_timeout=args.cell_timeout,
         deadline=time.monotonic() + args.timeout,
         memory_mb=args.memory_mb,
+        disk_mb=disk_mb,
         quiz_policy=getattr(args, "quiz_policy", "first"),
         slot=job.slot,
         sandbox=args.sandbox_on,
@@ -284,7 +387,7 @@ def _finish(job: Job) -> Row:
         identity.identify(row.file, row.notebook), _claims(job, row)
     )
     row.seconds = time.monotonic() - job.started
-    shutil.rmtree(job.workdir, ignore_errors=True)
+    sandbox.remove(job.workdir)
     return row
 
 
@@ -326,21 +429,29 @@ def _course_knowledge(args) -> None:
 
 def grade_all(paths: list[Path], args) -> list[Row]:
     env = kernel_env(args.jobs)
-    usable, why = sandbox.availability()
-    args.sandbox_on = args.sandbox != "off" and usable
+    args.sandbox_on = args.sandbox != "off"
     args.uid_base = sandbox.uid_base(os.getpid())
-    if args.sandbox == "on" and not usable:
-        raise SystemExit(f"grade.py: --sandbox on, but the sandbox cannot run: {why}")
-    if not args.sandbox_on and not args.quiet:
-        reason = "--sandbox off" if args.sandbox == "off" else why
-        print(f"grade.py: WARNING: no sandbox ({reason}): {sandbox.UNPROTECTED}")
+    if args.sandbox_on:
+        usable, why = sandbox.availability()
+        if not usable:
+            raise SystemExit(
+                f"grade.py: the sandbox cannot run here: {why}.\n"
+                f"To grade anyway, say so with --sandbox off: {sandbox.UNPROTECTED}; "
+                "every row, the report and the gradebooks will say it ran unsandboxed."
+            )
+    elif not args.quiet:
+        print(f"grade.py: WARNING: --sandbox off: {sandbox.UNPROTECTED}")
     _course_knowledge(args)
     private = Path(tempfile.mkdtemp(prefix="bncourse-grader-"))
     os.chmod(private, 0o700)
     try:
-        return _grade_all(paths, args, env, private)
+        rows = _grade_all(paths, args, env, private)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+    if not args.sandbox_on:
+        for row in rows:
+            row.notes.append(sandbox.UNSANDBOXED_NOTE)
+    return rows
 
 
 def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
@@ -354,16 +465,20 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
     pending = list(enumerate(paths))
     running: list[Job] = []
     free_slots = list(range(args.jobs))
+    # the folder the submissions share: links below it are refused
+    top = os.path.commonpath([os.path.abspath(p) for p in paths]) if paths else None
+    if top and len(paths) == 1:
+        top = os.path.dirname(top)
     while pending or running:
         while pending and free_slots:
             index, path = pending.pop(0)
+            slot = free_slots.pop(0)
             try:
-                if not Path(path).is_file():
-                    raise FileNotFoundError("file not found")
-                job = _prepare(index, Path(path), private, free_slots.pop(0))
+                job = _prepare(index, Path(path), private, slot, top)
                 _start(job, args, env)
                 running.append(job)
             except Exception as exc:  # a bug here must not lose the other rows
+                free_slots.append(slot)
                 rows[index] = Row(file=str(path), error=f"not graded: {exc}"[:300])
         time.sleep(0.05)
         for job in list(running):
@@ -508,6 +623,14 @@ def parse_args(argv=None):
         help="address-space limit of each submission's kernel (default 4096)",
     )
     parser.add_argument(
+        "--disk-mb",
+        type=int,
+        default=sandbox.DISK_MB,
+        help="what each submission's kernel may write, all files together: its "
+        f"/tmp and working folder, a tmpfs in memory (default {sandbox.DISK_MB}); a "
+        "worker needs --memory-mb plus --disk-mb of memory",
+    )
+    parser.add_argument(
         "--quiz-policy",
         choices=tuple(quiz.POLICIES),  # one list of policies: helpers.quiz
         default="first",
@@ -517,10 +640,11 @@ def parse_args(argv=None):
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions")
     parser.add_argument(
         "--sandbox",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="run kernels in bubblewrap: auto (if it can run, else warn), on "
-        "(refuse to grade without it), off",
+        choices=("on", "off", "auto"),
+        default="on",
+        help="run kernels in bubblewrap: on (the default: refuse to grade where "
+        "it cannot run), off (grade unsandboxed, said in every row); auto is "
+        "the old name of on",
     )
     parser.add_argument(
         "--shard",
@@ -529,6 +653,8 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     args.jobs = max(1, args.jobs)
+    if args.memory_mb < 1 or args.disk_mb < 1:
+        parser.error("--memory-mb and --disk-mb take a positive number of MB")
     if not args.submissions:
         parser.error("give at least one submission")
     if args.shard:

@@ -415,11 +415,12 @@ def lesson_table() -> str:
     ]
     for lesson in course.LESSONS:
         learner = course.colab_url("notebooks", lesson)
-        solution = course.colab_url("solutions", lesson)
+        # the solution: a file of this repository, never a public Colab link
+        # (a graded course keeps it private: tools/make_release.py)
         rows.append(
             f"| {lesson.number} | [{lesson.title}](notebooks/{lesson.filename}) "
             f"| {lesson.purpose} | {lesson.minutes} min "
-            f"| [learner]({learner}) · [solution]({solution}) |"
+            f"| [learner]({learner}) · [solution](solutions/{lesson.filename}) |"
         )
     return "\n".join(rows)
 

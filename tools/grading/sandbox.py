@@ -1,26 +1,35 @@
 """The learner's kernel in a sandbox: bubblewrap, an unprivileged user, limits.
 
-On Linux with ``bwrap`` (Debian's ``bubblewrap``), each submission's kernel
-runs in its own mount, PID, network, IPC and UTS namespaces:
+On Linux with ``bwrap`` (Debian's ``bubblewrap``, 0.7 or later), each
+submission's kernel runs in its own mount, PID, network, IPC and UTS
+namespaces:
 
 * it sees a **read-only** view of what a kernel needs: the system's ``/usr``
   and ``/etc``, the Python installation, the environment's site-packages and
   the course package with its data, nothing else of the machine; not
   ``solutions/``, not the tests, not the grader's files, not the other
   submissions;
-* its working folder (the copy of the submission) is the one place it can
-  write, with a private empty ``/tmp``;
+* it can write only to a private ``/tmp``, a tmpfs of at most ``disk_mb``
+  that also holds its working folder (``/tmp/<the grader's folder name>``,
+  where the submission and its answers file are copied when it starts): one
+  cap for every file it writes, however many; the rest of its file system
+  (``/``, ``/dev``) is read-only;
 * it has **no network** (an empty network namespace: not even the grader's
-  loopback), talks to the grader through Unix sockets in its working folder
-  (ZeroMQ's ``ipc`` transport), and cannot signal the grader (its own PID
+  loopback), talks to the grader through Unix sockets in a folder of the
+  grader's bound into it (ZeroMQ's ``ipc`` transport), which the grader seals
+  once the kernel is up (``seal``), and cannot signal the grader (its own PID
   namespace; ``--die-with-parent``);
+* its environment is an allow-list (``allowed_environment``: ``PATH``,
+  ``LANG``, ``LC_*``, the course's ``BNCOURSE_*`` settings...), never the
+  grader's own (``--clearenv``);
 * run as root, it drops to an unprivileged user (``setpriv``), one per
   worker slot, so that the process limit holds (root is exempt from it).
 
 Resource limits apply with or without the sandbox: address space, processes,
 file size, no core dumps.  Where the sandbox cannot run (no bwrap, macOS,
-user namespaces disabled) the kernel runs directly and the grader prints what
-is not protected (``UNPROTECTED``).
+user namespaces disabled) the grader refuses unless told ``--sandbox off``;
+then the kernel runs directly, with the allow-list environment, and every row
+says so (``UNSANDBOXED_NOTE``).
 """
 
 from __future__ import annotations
@@ -39,9 +48,60 @@ UNPROTECTED = (
     "without the sandbox a submission runs with the grader's rights: it can "
     "read the solutions and other submissions, write any file the grader can, "
     "use the network, signal the grader and start processes without a count "
-    "limit (the memory, time and file-size limits still hold)"
+    "limit, fill the disk, and read the grader's environment from /proc (the "
+    "memory, time and per-file size limits still hold)"
 )
+UNSANDBOXED_NOTE = (
+    "graded unsandboxed (--sandbox off): the submission ran with the grader's "
+    "rights, without the sandbox's isolation and disk cap"
+)
+
+
+def unsandboxed_warning(rows) -> str:
+    """One line for a class report or gradebook: how many rows ran unsandboxed.
+
+    ``rows``: the grader's rows (anything with ``notes``); "" when none did.
+    """
+    count = sum(UNSANDBOXED_NOTE in getattr(row, "notes", []) for row in rows)
+    if not count:
+        return ""
+    return (
+        f"WARNING: {count} of {len(rows)} submission(s) were graded unsandboxed "
+        "(--sandbox off): their code ran with the grader's rights"
+    )
+
+
 FIRST_UID = 60000  # unprivileged users for the kernels when graded as root
+DISK_MB = 512  # default cap on what a sandboxed kernel writes (/tmp + work folder)
+
+# The kernel's environment: these names and prefixes of the grader's, nothing
+# else (a token the instructor exported must not reach a feedback page).
+PASSED_THROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "LD_LIBRARY_PATH",
+    "MPLBACKEND",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+)
+PASSED_PREFIXES = ("LC_", "BNCOURSE_")
+WITHHELD = ("BNCOURSE_QUIZ_DIR",)  # the quiz reads its file in the working folder
+
+
+def allowed_environment(source) -> dict:
+    """The allow-listed part of ``source`` (an environment mapping)."""
+    return {
+        key: value
+        for key, value in source.items()
+        if (key in PASSED_THROUGH or key.startswith(PASSED_PREFIXES))
+        and key not in WITHHELD
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,8 +113,17 @@ def availability() -> tuple[bool, str]:
     if bwrap is None:
         return False, "bwrap is not installed (apt-get install bubblewrap)"
     try:
-        probe = subprocess.run(
-            [bwrap, *system_binds(), "--unshare-all", "--die-with-parent", "true"],
+        probe = subprocess.run(  # the options kernel_command needs (0.7: --size)
+            [
+                bwrap,
+                *system_binds(1),
+                "--clearenv",
+                "--remount-ro",
+                "/",
+                "--unshare-all",
+                "--die-with-parent",
+                "true",
+            ],
             capture_output=True,
             text=True,
             timeout=30,
@@ -62,12 +131,21 @@ def availability() -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"bwrap could not run ({exc})"
     if probe.returncode != 0:
+        if "Unknown option" in probe.stderr:
+            return False, (
+                "this bwrap is too old (0.7 or later caps the kernel's /tmp: "
+                f"--size): {probe.stderr.strip()[:120]}"
+            )
         return False, f"bwrap failed here: {probe.stderr.strip()[:200]}"
     return True, ""
 
 
-def system_binds() -> list[str]:
-    """The system a Python process needs, read-only (and /bin, /lib as they are)."""
+def system_binds(disk_mb: int = DISK_MB) -> list[str]:
+    """The system a Python process needs, read-only (and /bin, /lib as they are).
+
+    ``/tmp`` is a tmpfs of ``disk_mb`` (its pages are memory, outside the
+    address-space limit: the budget of a submission is both).
+    """
     args = []
     for top in ("/usr", "/etc"):
         if os.path.isdir(top):
@@ -84,6 +162,8 @@ def system_binds() -> list[str]:
         "/proc",
         "--perms",
         "1777",
+        "--size",
+        str(disk_mb << 20),
         "--tmpfs",
         "/tmp",
     ]
@@ -109,12 +189,12 @@ def readable_paths(course_package: Path, data_dir: Path) -> list[Path]:
     return kept
 
 
-def _parents(paths: list[Path]) -> list[str]:
+def _parents(paths: list[Path], skip=()) -> list[str]:
     """Mount points' parent folders, made traversable (bwrap makes them 0700)."""
     found = set()
     for path in paths:
         for parent in path.parents:
-            if str(parent) not in ("/", "/tmp"):
+            if str(parent) not in ("/", "/tmp") and parent not in skip:
                 found.add(parent)
     args = []
     for parent in sorted(found, key=lambda p: len(p.parts)):
@@ -122,37 +202,67 @@ def _parents(paths: list[Path]) -> list[str]:
     return args
 
 
+def inside(workdir: Path) -> Path:
+    """The kernel's working folder as the kernel sees it: on its capped /tmp."""
+    return Path("/tmp") / workdir.name
+
+
 def kernel_command(
-    workdir: Path, connection: Path, package: Path, data_dir: Path, uid: int | None
+    workdir: Path,
+    connection: Path,
+    package: Path,
+    data_dir: Path,
+    uid: int | None,
+    disk_mb: int = DISK_MB,
+    inputs: tuple = (),
 ) -> list[str]:
-    """argv of a sandboxed ``ipykernel``: ``connection`` lies inside ``workdir``."""
+    """argv of a sandboxed ``ipykernel``.
+
+    ``connection`` lies in ``workdir/.kernel``, the socket folder, bound into
+    the sandbox at its own path; ``inputs`` are ``(fd, name)`` pairs: files
+    open on those descriptors, copied into the kernel's working folder (on
+    its capped ``/tmp``) when the sandbox starts.
+    """
     read = readable_paths(package, data_dir)
-    args = ["bwrap", *system_binds(), *_parents([*read, workdir])]
+    sockets = connection.parent
+    work = inside(workdir)
+    args = ["bwrap", *system_binds(disk_mb)]
+    args += ["--perms", "0777", "--dir", str(work)]  # the kernel's user writes here
+    args += _parents([*read, sockets], skip=(work,))
     for path in read:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
-    for name, value in (
-        ("HOME", "/tmp"),
-        ("MPLCONFIGDIR", "/tmp/matplotlib"),
-        ("IPYTHONDIR", "/tmp/ipython"),
-        ("JUPYTER_RUNTIME_DIR", "/tmp/jupyter"),
-        ("TMPDIR", "/tmp"),
-    ):
+    args += ["--bind", str(sockets), str(sockets)]
+    for fd, name in inputs:
+        args += ["--perms", "0666", "--file", str(fd), str(work / name)]
+    args += ["--chdir", str(work), "--clearenv"]
+    env = allowed_environment(os.environ)
+    env.update(
+        HOME="/tmp",
+        MPLCONFIGDIR="/tmp/matplotlib",
+        IPYTHONDIR="/tmp/ipython",
+        JUPYTER_RUNTIME_DIR="/tmp/jupyter",
+        TMPDIR="/tmp",
+        BNCOURSE_CACHE="/tmp/bncourse-cache",  # the grader's cache is not bound in
+    )
+    for name, value in sorted(env.items()):
         args += ["--setenv", name, value]
     # ipykernel exits when the process named by JPY_PARENT_PID is gone, and the
-    # grader's PID is invisible from the kernel's own PID namespace.  No
-    # --new-session: the kernel has no terminal to inject into, and staying in
-    # the launcher's process group lets the grader's interrupt (SIGINT to that
-    # group, on a cell's time limit) reach it.
+    # grader's PID is invisible from the kernel's own PID namespace: it is not
+    # set (--clearenv).  No --new-session: the kernel has no terminal to inject
+    # into, and staying in the launcher's process group lets the grader's
+    # interrupt (SIGINT to that group, on a cell's time limit) reach it.
     args += [
-        "--unsetenv",
-        "JPY_PARENT_PID",
         "--unshare-ipc",
         "--unshare-pid",
         "--unshare-net",
         "--unshare-uts",
         "--unshare-cgroup-try",
         "--die-with-parent",
+        # last: nothing but /tmp (capped) and the socket folder is writable
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
     ]
     if uid is not None:
         args += [
@@ -168,30 +278,74 @@ def kernel_command(
 
 
 def launcher(
-    workdir: Path, course_package: Path, data_dir: Path, uid: int | None
+    workdir: Path,
+    course_package: Path,
+    data_dir: Path,
+    uid: int | None,
+    disk_mb: int = DISK_MB,
 ) -> list[str]:
     """The kernelspec's argv: hand the connection file to the kernel, then start it.
 
     jupyter_client writes the connection file with mode 0600 for the grader's
-    user; the kernel (another user, in the sandbox) gets its own copy in its
-    working folder before bwrap starts.
+    user; the kernel (another user, in the sandbox) gets its own copy in the
+    socket folder before bwrap starts.  The files of ``workdir`` (the
+    submission, its answers file) are opened by the shell and copied into the
+    sandbox by bwrap (``--file``).
     """
-    inside = workdir / ".kernel" / "connection.json"
-    command = kernel_command(workdir, inside, course_package, data_dir, uid)
-    give = f"cp {{connection_file}} {shlex.quote(str(inside))}"
+    sockets = workdir / ".kernel"
+    connection = sockets / "connection.json"
+    files = sorted(p for p in workdir.iterdir() if p.is_file() and not p.is_symlink())
+    inputs = tuple((3 + i, p.name) for i, p in enumerate(files))
+    command = kernel_command(
+        workdir, connection, course_package, data_dir, uid, disk_mb, inputs
+    )
+    give = f"cp {{connection_file}} {shlex.quote(str(connection))}"
     if uid is not None:
-        give += f" && chown {uid}:{uid} {shlex.quote(str(inside))}"
-    return ["/bin/sh", "-c", f"{give} && exec {shlex.join(command)}"]
+        give += f" && chown {uid}:{uid} {shlex.quote(str(connection))}"
+    redirects = " ".join(
+        f"{fd}<{shlex.quote(str(p))}" for (fd, _), p in zip(inputs, files, strict=True)
+    )
+    return ["/bin/sh", "-c", f"{give} && exec {shlex.join(command)} {redirects}"]
 
 
 def prepare(workdir: Path, uid: int | None) -> Path:
-    """The kernel's socket folder; everything in ``workdir`` owned by ``uid``."""
+    """The kernel's socket folder (its user may create sockets there)."""
     sockets = workdir / ".kernel"
     sockets.mkdir(exist_ok=True)
     if uid is not None:
-        for path in [workdir, *workdir.rglob("*")]:
-            os.chown(path, uid, uid)
+        os.chown(sockets, uid, uid)
     return sockets / "ipc"
+
+
+def seal(workdir: Path) -> None:
+    """Once the kernel is up: its socket folder takes no new file.
+
+    The kernel has bound its sockets and read its connection file (removed
+    now): the folder becomes the grader's and read-only, so that the one
+    writable place outside the capped /tmp holds nothing the kernel writes.
+    (Graded as an unprivileged user, the kernel runs as that user and could
+    make the folder writable again: see the README.)
+    """
+    sockets = workdir / ".kernel"
+    if not sockets.is_dir():
+        return
+    (sockets / "connection.json").unlink(missing_ok=True)
+    if os.geteuid() == 0:
+        os.chown(sockets, 0, 0)
+    os.chmod(sockets, 0o555)
+
+
+def remove(workdir: Path) -> None:
+    """Delete a working folder, its sealed socket folder included."""
+    import shutil
+
+    sockets = workdir / ".kernel"
+    if sockets.is_dir() and not sockets.is_symlink():
+        try:
+            os.chmod(sockets, 0o700)
+        except OSError:
+            pass
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def uid_base(grader_pid: int) -> int:
@@ -223,7 +377,7 @@ def _processes_of(uid: int) -> int:
     return count
 
 
-def set_limits(memory_mb: int, uid: int | None, file_mb: int = 512) -> None:
+def set_limits(memory_mb: int, uid: int | None, file_mb: int = DISK_MB) -> None:
     """Limits the kernel inherits: memory, processes, file size, no core files.
 
     The process limit counts every process of the user: for the grader's own

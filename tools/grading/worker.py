@@ -89,6 +89,7 @@ class Options:
     answers: Path | None = None  # the grader's copy of a quiz's answers file
     uid_base: int = sandbox.FIRST_UID
     quiz_policy: str = "first"  # helpers.quiz.POLICIES
+    disk_mb: int = sandbox.DISK_MB  # the sandbox's /tmp and working folder
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _kernel_manager(workdir: Path, private: Path, options: Options):
     spec = private / "kernels" / "bncourse-sandbox"
     spec.mkdir(parents=True, exist_ok=True)
     argv = sandbox.launcher(
-        workdir, Path(helpers.__file__).parent, config.data_dir(), uid
+        workdir, Path(helpers.__file__).parent, config.data_dir(), uid, options.disk_mb
     )
     contract.write_atomic(
         spec / "kernel.json",
@@ -392,7 +393,7 @@ class Run:
     def __init__(self, plan, workdir, private, options, result, result_path):
         import nbformat
 
-        self.plan, self.options = plan, options
+        self.plan, self.options, self.workdir = plan, options, workdir
         self.result, self.result_path = result, result_path
         self.tests = {t["grade_id"]: t for t in plan["tests"]}
         self.runnable = nbformat.v4.new_notebook()
@@ -476,6 +477,7 @@ class Run:
         position = 0
         try:
             with self.client.setup_kernel():
+                sandbox.seal(self.workdir)  # before any of the learner's code
                 for position, cell in enumerate(cells, 1):
                     if time.monotonic() > self.options.deadline:
                         self.result.error = (

@@ -1,0 +1,365 @@
+"""Attacks on the grader's limits, its environment and the files it reads.
+
+Each attack is a small submission (lesson 02's or the quiz's setup cell and
+one attack cell: seconds to grade) or a file laid out in the submissions
+folder as an LMS archive could unpack it.  Every one of them succeeded
+against the grader of commit 3fd9a5f (issue 27): /tmp outside the memory
+budget, a per-file size limit only, the grader's whole environment in the
+kernel, links followed with the grader's rights, and no sandbox without a word.
+
+* the sandbox's ``/tmp`` and working folder hold at most ``--disk-mb``
+  between them, however many files;
+* the kernel sees an allow-list environment, never a token the instructor
+  exported (with and without the sandbox);
+* a submission, answers file or learner folder that is a link, a hard link or
+  a FIFO is refused with a row that says why and shows nothing of the target;
+* without bubblewrap the grader refuses unless told ``--sandbox off``, and
+  then every row says that it ran unsandboxed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import contract
+from tools.grading import sandbox
+
+from .conftest import ROOT, quiz_solution_with_answers, run_grader
+
+LESSON = "02_bn_forward_backward"
+DISK_MB = 64
+ATTEMPT_MB = 400  # what each filling attack tries to hold (the old grader held it)
+
+needs_sandbox = pytest.mark.skipif(
+    not sandbox.availability()[0],
+    reason=f"the sandbox cannot run here: {sandbox.availability()[1]}",
+)
+
+# A cell that reports how much it held by the name of the exception it raises:
+# the row's error names it ('code cell 2 ("# fill /tmp") raised Held64MB').
+FILL_TMP = f"""# fill /tmp
+import os
+held, chunk = 0, b"x" * (8 << 20)
+try:
+    for i in range({ATTEMPT_MB} // 8):  # many files of 8 MB
+        with open(f"/tmp/fill-{{i}}", "wb") as f:
+            f.write(chunk)
+        held += 8
+except OSError:
+    pass
+raise type(f"Held{{held}}MB", (Exception,), {{}})()
+"""
+
+FILL_WORKDIR = f"""# fill the working folder
+import os
+held, chunk = 0, b"x" * (8 << 20)
+try:
+    for name in ("a.bin", "b.bin", "c.bin"):  # each file under the old 512 MB limit
+        with open(name, "wb") as f:
+            for _ in range({ATTEMPT_MB} // 3 // 8):
+                f.write(chunk)
+                f.flush()
+                held += 8
+except OSError:
+    pass
+raise type(f"Held{{held}}MB", (Exception,), {{}})()
+"""
+
+FILL_SOCKETS = f"""# fill the socket folder
+import os
+held, chunk = 0, b"x" * (8 << 20)
+try:
+    os.chmod(".kernel", 0o777)
+except OSError:
+    pass
+try:
+    for i in range({ATTEMPT_MB} // 8):
+        with open(f".kernel/fill-{{i}}", "wb") as f:
+            f.write(chunk)
+        held += 8
+except OSError:
+    pass
+raise type(f"Held{{held}}MB", (Exception,), {{}})()
+"""
+
+SHOW_ENVIRONMENT = """# show the environment
+import os, glob
+print(dict(os.environ))
+for path in glob.glob("/proc/*/environ"):
+    try:
+        print(path, open(path, "rb").read().decode(errors="replace"))
+    except OSError:
+        pass
+"""
+
+
+def _small(lesson: str, *sources: str):
+    """The learner copy's setup cell, then ``sources``: seconds to grade."""
+    nb = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", 4)
+    nb.cells = [c for c in nb.cells if contract.SETUP_TAG in contract.tags(c)]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def _held(row) -> int:
+    found = re.findall(r"raised Held(\d+)MB", row["error"])
+    assert found, row
+    return int(found[0])
+
+
+def _everything_written(folder: Path) -> str:
+    """Every file the grader wrote (CSV, feedback pages, gradebooks), as text."""
+    return "\n".join(
+        p.read_text(errors="replace") for p in sorted(folder.rglob("*")) if p.is_file()
+    )
+
+
+def _refused(row, word: str) -> None:
+    assert row["total"] == "", row  # not graded at all
+    assert "refused" in row["error"] and word in row["error"], row["error"]
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory):
+    """One class, graded in the sandbox: the attacks and the links in it."""
+    folder = tmp_path_factory.mktemp("class")
+    out = tmp_path_factory.mktemp("out")
+    secret = "TOPSECRET-" + secrets.token_hex(8)
+    token = "tok-" + secrets.token_hex(12)
+    private = tmp_path_factory.mktemp("instructor")
+    (private / "notes.txt").write_text(secret + " not for learners\n")
+    paths = {}
+    for name, source in {
+        "fill tmp": FILL_TMP,
+        "fill workdir": FILL_WORKDIR,
+        "fill sockets": FILL_SOCKETS,
+        "environment": SHOW_ENVIRONMENT,
+    }.items():
+        paths[name] = folder / f"{LESSON}_{name.replace(' ', '_')}.ipynb"
+        nbformat.write(_small(LESSON, source), paths[name])
+    links = {
+        "symlink to the solution": ROOT / "solutions" / f"{LESSON}.ipynb",
+        "symlink to another file": private / "notes.txt",
+    }
+    for name, target in links.items():
+        paths[name] = folder / f"02_{name.replace(' ', '_')}.ipynb"
+        paths[name].symlink_to(target)
+    paths["hard link"] = private / "02_hard_link.ipynb"  # same file system
+    os.link(private / "notes.txt", paths["hard link"])
+    paths["fifo"] = folder / "02_fifo.ipynb"
+    os.mkfifo(paths["fifo"])
+    # a learner folder that is a link to the solutions: mallory/02_... is the key
+    (folder / "mallory").symlink_to(ROOT / "solutions")
+    paths["symlinked learner folder"] = folder / "mallory" / f"{LESSON}.ipynb"
+    # a quiz handed in with its answers file a link to another learner's
+    quiz_folder = tmp_path_factory.mktemp("quiz")
+    key = quiz_solution_with_answers(quiz_folder)  # bob's answers: every one right
+    paths["answers file a symlink"] = folder / "06_quiz_eve.ipynb"
+    nbformat.write(_small("06_quiz"), paths["answers file a symlink"])
+    (folder / "06_quiz_eve.answers.json").symlink_to(
+        key.with_name(key.stem + ".answers.json")
+    )
+    env = dict(os.environ, BNC_INSTRUCTOR_TOKEN=token)
+    rows = run_grader(
+        out / "grades.csv",
+        paths.values(),
+        "--feedback",
+        str(out / "feedback"),
+        "--format",
+        "gradescope",
+        "--format",
+        "canvas",
+        "--cell-timeout",
+        "60",
+        "--timeout",
+        "240",
+        "--memory-mb",
+        "3072",
+        "--disk-mb",
+        str(DISK_MB),
+        "--sandbox",
+        "on",
+        env=env,
+    )
+    return {
+        "rows": {name: rows[str(path)] for name, path in paths.items()},
+        "written": _everything_written(out),
+        "secret": secret,
+        "token": token,
+    }
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_tmp_holds_no_more_than_the_disk_budget(attacked):
+    # 3fd9a5f: 400 MB held (a private tmpfs outside every limit)
+    assert _held(attacked["rows"]["fill tmp"]) <= DISK_MB
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_many_files_hold_no_more_than_the_disk_budget(attacked):
+    # 3fd9a5f: 400 MB held (512 MB per file, any number of files)
+    assert _held(attacked["rows"]["fill workdir"]) <= DISK_MB
+
+
+@needs_sandbox
+@pytest.mark.slow
+@pytest.mark.xfail(
+    os.geteuid() != 0,
+    reason="graded as an unprivileged user, the kernel runs as that user and can "
+    "make its sealed socket folder writable again (the README says so)",
+    strict=True,
+)
+def test_the_socket_folder_takes_nothing(attacked):
+    # the one folder of the grader's bound into the sandbox, writable until the
+    # kernel is up; 3fd9a5f: it was the working folder (see the test above)
+    assert _held(attacked["rows"]["fill sockets"]) == 0
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_the_graders_environment_never_reaches_the_learner(attacked):
+    row = attacked["rows"]["environment"]
+    assert row["total"] != "", row  # it was graded
+    assert "BNCOURSE_GRADING" in attacked["written"]  # the printout is there...
+    assert attacked["token"] not in attacked["written"]  # ...without the token
+
+
+@needs_sandbox
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, word",
+    [
+        ("symlink to the solution", "link"),
+        ("symlink to another file", "link"),
+        ("hard link", "hard link"),
+        ("fifo", "not a regular file"),
+        ("symlinked learner folder", "link"),
+        ("answers file a symlink", "link"),
+    ],
+)
+def test_links_and_special_files_are_refused(attacked, name, word):
+    _refused(attacked["rows"][name], word)
+    assert attacked["secret"] not in attacked["written"]
+
+
+def _without_bwrap(tmp_path) -> dict:
+    """The grader's environment with a PATH where bwrap cannot be found."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    return dict(os.environ, PATH=str(bin_dir))
+
+
+@pytest.mark.slow
+def test_without_bubblewrap_the_grader_refuses_unless_told(tmp_path):
+    path = tmp_path / f"{LESSON}.ipynb"
+    nbformat.write(_small(LESSON, "x = 1"), path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "grade.py"),
+            "--out",
+            str(tmp_path / "g.csv"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_without_bwrap(tmp_path),
+    )
+    # 3fd9a5f: graded without the sandbox after one console line, exit 0
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "--sandbox off" in result.stderr + result.stdout
+    assert not (tmp_path / "g.csv").exists()
+
+
+@pytest.mark.slow
+def test_sandbox_off_is_said_in_every_row_and_hides_the_environment(tmp_path):
+    path = tmp_path / f"{LESSON}.ipynb"
+    nbformat.write(_small(LESSON, SHOW_ENVIRONMENT), path)
+    token = "tok-" + secrets.token_hex(12)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(_without_bwrap(tmp_path), BNC_INSTRUCTOR_TOKEN=token)
+    rows = run_grader(
+        out / "grades.csv",
+        [path],
+        "--sandbox",
+        "off",
+        "--feedback",
+        str(out / "feedback"),
+        "--format",
+        "gradescope",
+        env=env,
+    )
+    row = rows[str(path)]
+    assert row["total"] != "", row
+    assert "unsandboxed" in row["notes"], row
+    from tools import grade
+
+    back = grade.read_csv(out / "grades.csv")  # as `grade.py merge` reads shards
+    assert [r.unsandboxed for r in back] == [True]
+    assert "1 of 1" in sandbox.unsandboxed_warning(back)
+    results = json.loads(next((out / "gradescope").glob("*.json")).read_text())
+    assert "unsandboxed" in results["output"], results
+    # the kernel's own environment is the allow-list (without the sandbox it
+    # can still read the grader's /proc/<pid>/environ: the README says so)
+    written = _everything_written(out)
+    assert "BNCOURSE_GRADING" in written
+    assert f"'BNC_INSTRUCTOR_TOKEN': '{token}'" not in written
+
+
+# --------------------------------------------------------------------------
+# the file checks alone (no grading: fast, everywhere)
+# --------------------------------------------------------------------------
+
+
+def test_read_regular_reads_a_file_and_refuses_the_rest(tmp_path):
+    from tools.grade import Refused, read_regular
+
+    plain = tmp_path / "plain.ipynb"
+    plain.write_bytes(b"{}")
+    assert read_regular(plain, 10, "the submission") == b"{}"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET")
+    (tmp_path / "link.ipynb").symlink_to(secret)
+    os.link(secret, tmp_path / "hard.ipynb")
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    (tmp_path / "dangling.ipynb").symlink_to(tmp_path / "nowhere")
+    for name, words in [
+        ("link.ipynb", "symbolic link"),
+        ("dangling.ipynb", "symbolic link"),
+        ("hard.ipynb", "hard link"),
+        ("fifo.ipynb", "a FIFO"),
+        ("missing.ipynb", "was not found"),
+    ]:
+        with pytest.raises(Refused, match=words) as caught:
+            read_regular(tmp_path / name, 1 << 20, "the submission")
+        assert "TOPSECRET" not in str(caught.value)
+    big = tmp_path / "big.ipynb"
+    big.write_bytes(b"x" * 11)
+    with pytest.raises(Refused, match="larger than"):
+        read_regular(big, 10, "the submission")
+
+
+def test_a_learner_folder_that_is_a_link_is_found(tmp_path):
+    from tools.grade import linked_folder
+
+    (tmp_path / "class" / "bob").mkdir(parents=True)
+    (tmp_path / "class" / "mallory").symlink_to(tmp_path / "class" / "bob")
+    (tmp_path / "class" / "bob" / "deep").mkdir()
+    top = tmp_path / "class"
+    assert linked_folder(top / "bob" / "02.ipynb", top) is None
+    assert linked_folder(top / "mallory" / "02.ipynb", top) == "mallory"
+    assert linked_folder(top / "mallory" / "deep" / "02.ipynb", top) == "mallory"
