@@ -490,26 +490,37 @@ def _runs(mine, reference):
         yield reference, False, "reference"
 
 
-def against_batch_size(mine, reference, labels, mode, color=COLORS["bn"]):
-    """One panel per key of ``labels``: ``results[str(batch size)][key]`` against
-    the batch size, this run (filled, ``mode`` mode) and the reference (open)."""
+def against_batch_size(mine, reference, panels, mode, color=COLORS["bn"]):
+    """One panel per entry of ``panels``: ``{y label: {key: (legend label, colour)}}``
+    draws ``results[str(batch size)][key]`` for each key against the batch size,
+    this run (filled markers, solid, ``mode`` mode) and the reference (open,
+    dashed).  ``{key: y label}`` is the short form: one series per panel, in
+    ``color``.  A key missing from a run (an older record) is left out."""
+    if all(isinstance(value, str) for value in panels.values()):
+        panels = {label: {key: (None, color)} for key, label in panels.items()}
     sizes = sorted(int(s) for s in mine)  # JSON keys are strings: "16" < "2"
-    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 3.4))
-    for ax, (key, label) in zip(axes, labels.items(), strict=True):
-        for results, fill, name in _runs(mine, reference):
-            ax.plot(
-                sizes,
-                [results[str(s)][key] for s in sizes],
-                "o-" if fill else "o--",
-                color=color,
-                mfc=color if fill else "white",
-                label=f"{name} ({mode} mode)" if fill else f"{name} (full)",
-            )
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False
+    )
+    for ax, (ylabel, series) in zip(axes[0], panels.items(), strict=True):
+        for key, (label, colour) in series.items():
+            for results, fill, name in _runs(mine, reference):
+                if any(key not in results.get(str(s), {}) for s in sizes):
+                    continue
+                run = f"{name} ({mode} mode)" if fill else f"{name} (full)"
+                ax.plot(
+                    sizes,
+                    [results[str(s)][key] for s in sizes],
+                    "o-" if fill else "o--",
+                    color=colour,
+                    mfc=colour if fill else "white",
+                    label=run if label is None else f"{label}, {run}",
+                )
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.set_xlabel("training batch size")
-        ax.set_ylabel(label)
-    axes[0].legend()
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
     return fig
 
 
