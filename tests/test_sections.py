@@ -67,8 +67,8 @@ def _cells(folder, lesson):
 
 def test_the_pattern_finds_references_and_skips_papers():
     text = (
-        "Section 2 argued; see sections 1 and 6, section 1(b), lesson 03's section 5(c);"
-        " Ioffe 2017, section 4.3; the end of section 4."
+        "Section 2 argued; see sections 1 and 6, section 1(b), lesson 03's "
+        "section 5(c); Ioffe 2017, section 4.3; the end of section 4."
     )
     cell = nbformat.v4.new_markdown_cell(text)
     found = [(lesson, ref) for _, lesson, ref, _ in references([cell])]
@@ -94,8 +94,10 @@ def test_every_section_reference_resolves_to_a_heading(folder, lesson):
     own = headings(cells)
     broken = []
     for index, other, ref, context in references(cells):
-        target = own if other in (None, lesson.number) else headings(
-            _cells(folder, course.lesson(other))
+        target = (
+            own
+            if other in (None, lesson.number)
+            else headings(_cells(folder, course.lesson(other)))
         )
         if ref not in target:
             broken.append(f"cell {index}: section {ref} ({context!r})")
