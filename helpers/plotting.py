@@ -420,11 +420,23 @@ def figure1(record):
     ]:
         p = np.array(record[key][name])
         for column, style in enumerate((":", "-", ":")):
-            ax.plot(record[key]["steps"], p[:, column], style, color=COLORS[key])
+            label = ("15th and 85th percentiles", "median", None)[column]
+            ax.plot(
+                record[key]["steps"],
+                p[:, column],
+                style,
+                color=COLORS[key],
+                label=label,
+            )
         ax.set_xlabel("training step")
         ax.set_title(title, fontsize=9)
+    # one vertical span (8 units) in (b)-(d), so drifts compare by eye; (d) has its
+    # own centre, since the unit before BN does not sit at 0
     axes[1].set_ylim(-4, 4), axes[2].set_ylim(-4, 4)
-    axes[1].set_ylabel("15th, 50th, 85th percentiles")
+    centre = float(np.median(np.array(record["bn"]["before"])[:, 1]))
+    axes[3].set_ylim(centre - 4, centre + 4)
+    axes[1].set_ylabel("percentiles of the input")
+    axes[1].legend(fontsize=8, loc="lower right")
     return fig
 
 
