@@ -95,8 +95,8 @@ _BN_NODES = {
     "xc": (r"$x_c = x - \mu$", 3.2, 1.0),
     "var": (r"$\sigma^2 = \frac{1}{m}\sum_i x_c^2$", 4.8, 2.1),
     "std": (r"$s = \sqrt{\sigma^2 + \epsilon}$", 6.4, 2.1),
-    "inv": (r"$r = 1/s$", 8.0, 2.1),
-    "xhat": (r"$\hat{x} = x_c \cdot r$", 8.0, 1.0),
+    "inv": (r"$\rho = 1/s$", 8.0, 2.1),
+    "xhat": (r"$\hat{x} = x_c \cdot \rho$", 8.0, 1.0),
     "scale": (r"$\gamma \hat{x}$", 9.6, 1.0),
     "out": (r"$y = \gamma\hat{x} + \beta$", 11.2, 1.0),
     "gamma": (r"$\gamma$", 9.6, 0.0),
@@ -167,7 +167,7 @@ def bn_graph(ax=None, highlight=("x", "xc")):
         )
     ax.set_title(
         "Batch norm's forward pass, left to right; the backward pass runs right to "
-        "left.\nRed: the gradient of this node is the sum over two branches.",
+        "left.\nVermilion: the gradient of this node is the sum over two branches.",
         fontsize=10,
     )
     return fig
