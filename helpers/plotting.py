@@ -564,6 +564,37 @@ def seed_errorbars(mine, reference, settings, norms, ax=None):
     return fig
 
 
+def paired_differences(mine, reference, settings, a, b, ylabel, ax=None):
+    """Per setting, the paired differences ``results[setting][a] - [b]`` over seeds
+    (same seed: same start, same batches), in points: mean ± twice their standard
+    deviation, this run (filled) and the reference (open).  A bar clear of 0 is a
+    difference the lessons call real (mean above twice the spread)."""
+    fig, ax = _axes(ax, figsize=(9, 3.2))
+    ax.axhline(0, color=COLORS["reference"], lw=0.8)
+    for results, fill, name in _runs(mine, reference):
+        for i, setting in enumerate(settings):
+            first = (results or {}).get(setting, {}).get(a)
+            second = (results or {}).get(setting, {}).get(b)
+            if not first or not second:
+                continue
+            diffs = 100 * np.subtract(first, second)
+            ax.errorbar(
+                i + (0.0 if fill else 0.1),
+                np.mean(diffs),
+                yerr=0 if len(diffs) < 2 else 2 * np.std(diffs, ddof=1),
+                fmt="o",
+                color=COLORS[a],
+                mfc=COLORS[a] if fill else "white",
+                capsize=3,
+                label=name if i == 0 else None,
+            )
+    ax.set_xticks(range(len(settings)), list(settings))
+    ax.set_ylabel(ylabel)
+    ax.set_title("Paired differences per seed: mean ± 2 standard deviations")
+    ax.legend(fontsize=8)
+    return fig
+
+
 # --------------------------------------------------------------------------
 # lesson 05: training histories and sweeps, keyed by norm ("bn" or "none")
 # --------------------------------------------------------------------------
