@@ -102,3 +102,35 @@ def test_every_section_reference_resolves_to_a_heading(folder, lesson):
         if ref not in target:
             broken.append(f"cell {index}: section {ref} ({context!r})")
     assert not broken, f"{lesson.filename}: no such heading for " + "; ".join(broken)
+
+
+def misplaced_pointers(cells) -> list[str]:
+    """Markdown cells saying 'the cell below/above' whose neighbour is no code cell."""
+    wrong = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = " ".join(cell.source.split()).lower()
+        for word, step in (("below", 1), ("above", -1)):
+            near = index + step
+            if f"the cell {word}" in text and (
+                not 0 <= near < len(cells) or cells[near].cell_type != "code"
+            ):
+                wrong.append(f"cell {index}: 'the cell {word}'")
+    return wrong
+
+
+def test_a_pointer_to_prose_is_caught():
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    assert misplaced_pointers([md("The cell below runs it."), code("x = 1")]) == []
+    assert misplaced_pointers([md("The cell below runs it."), md("## 2. Next")])
+    assert misplaced_pointers([md("## 1."), md("As the cell above shows")])
+
+
+@pytest.mark.parametrize(
+    "folder, lesson", COPIES, ids=[f"{f}/{x.number}" for f, x in COPIES]
+)
+def test_the_cell_below_or_above_is_a_code_cell(folder, lesson):
+    """'The cell below checks ...' points at code, not at more prose."""
+    wrong = misplaced_pointers(_cells(folder, lesson))
+    assert not wrong, f"{lesson.filename}: " + "; ".join(wrong)
