@@ -145,7 +145,13 @@ LESSONS = (
         "folding batch norm away for deployment.",
         "lessons 00 and 02; torch.nn.Module basics",
         75,
-        references=("03_tiny_batches", "03_startup", "03_benchmark"),
+        references=(
+            "03_tiny_batches",
+            "03_startup",
+            "03_benchmark",
+            "03_batch_mates",
+            "03_recalibration",
+        ),
     ),
     Lesson(
         "04",

@@ -95,8 +95,8 @@ _BN_NODES = {
     "xc": (r"$x_c = x - \mu$", 3.2, 1.0),
     "var": (r"$\sigma^2 = \frac{1}{m}\sum_i x_c^2$", 4.8, 2.1),
     "std": (r"$s = \sqrt{\sigma^2 + \epsilon}$", 6.4, 2.1),
-    "inv": (r"$r = 1/s$", 8.0, 2.1),
-    "xhat": (r"$\hat{x} = x_c \cdot r$", 8.0, 1.0),
+    "inv": (r"$\rho = 1/s$", 8.0, 2.1),
+    "xhat": (r"$\hat{x} = x_c \cdot \rho$", 8.0, 1.0),
     "scale": (r"$\gamma \hat{x}$", 9.6, 1.0),
     "out": (r"$y = \gamma\hat{x} + \beta$", 11.2, 1.0),
     "gamma": (r"$\gamma$", 9.6, 0.0),
@@ -167,7 +167,7 @@ def bn_graph(ax=None, highlight=("x", "xc")):
         )
     ax.set_title(
         "Batch norm's forward pass, left to right; the backward pass runs right to "
-        "left.\nRed: the gradient of this node is the sum over two branches.",
+        "left.\nVermilion: the gradient of this node is the sum over two branches.",
         fontsize=10,
     )
     return fig
@@ -420,11 +420,23 @@ def figure1(record):
     ]:
         p = np.array(record[key][name])
         for column, style in enumerate((":", "-", ":")):
-            ax.plot(record[key]["steps"], p[:, column], style, color=COLORS[key])
+            label = ("15th and 85th percentiles", "median", None)[column]
+            ax.plot(
+                record[key]["steps"],
+                p[:, column],
+                style,
+                color=COLORS[key],
+                label=label,
+            )
         ax.set_xlabel("training step")
         ax.set_title(title, fontsize=9)
+    # one vertical span (8 units) in (b)-(d), so drifts compare by eye; (d) has its
+    # own centre, since the unit before BN does not sit at 0
     axes[1].set_ylim(-4, 4), axes[2].set_ylim(-4, 4)
-    axes[1].set_ylabel("15th, 50th, 85th percentiles")
+    centre = float(np.median(np.array(record["bn"]["before"])[:, 1]))
+    axes[3].set_ylim(centre - 4, centre + 4)
+    axes[1].set_ylabel("percentiles of the input")
+    axes[1].legend(fontsize=8, loc="lower right")
     return fig
 
 
@@ -490,26 +502,37 @@ def _runs(mine, reference):
         yield reference, False, "reference"
 
 
-def against_batch_size(mine, reference, labels, mode, color=COLORS["bn"]):
-    """One panel per key of ``labels``: ``results[str(batch size)][key]`` against
-    the batch size, this run (filled, ``mode`` mode) and the reference (open)."""
+def against_batch_size(mine, reference, panels, mode, color=COLORS["bn"]):
+    """One panel per entry of ``panels``: ``{y label: {key: (legend label, colour)}}``
+    draws ``results[str(batch size)][key]`` for each key against the batch size,
+    this run (filled markers, solid, ``mode`` mode) and the reference (open,
+    dashed).  ``{key: y label}`` is the short form: one series per panel, in
+    ``color``.  A key missing from a run (an older record) is left out."""
+    if all(isinstance(value, str) for value in panels.values()):
+        panels = {label: {key: (None, color)} for key, label in panels.items()}
     sizes = sorted(int(s) for s in mine)  # JSON keys are strings: "16" < "2"
-    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 3.4))
-    for ax, (key, label) in zip(axes, labels.items(), strict=True):
-        for results, fill, name in _runs(mine, reference):
-            ax.plot(
-                sizes,
-                [results[str(s)][key] for s in sizes],
-                "o-" if fill else "o--",
-                color=color,
-                mfc=color if fill else "white",
-                label=f"{name} ({mode} mode)" if fill else f"{name} (full)",
-            )
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False
+    )
+    for ax, (ylabel, series) in zip(axes[0], panels.items(), strict=True):
+        for key, (label, colour) in series.items():
+            for results, fill, name in _runs(mine, reference):
+                if any(key not in results.get(str(s), {}) for s in sizes):
+                    continue
+                run = f"{name} ({mode} mode)" if fill else f"{name} (full)"
+                ax.plot(
+                    sizes,
+                    [results[str(s)][key] for s in sizes],
+                    "o-" if fill else "o--",
+                    color=colour,
+                    mfc=colour if fill else "white",
+                    label=run if label is None else f"{label}, {run}",
+                )
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.set_xlabel("training batch size")
-        ax.set_ylabel(label)
-    axes[0].legend()
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -538,6 +561,37 @@ def seed_errorbars(mine, reference, settings, norms, ax=None):
     ax.set_ylabel("test accuracy (eval mode)")
     ax.set_title("Mean over seeds ± standard deviation")
     ax.legend(fontsize=8, ncol=2, loc="lower right")
+    return fig
+
+
+def paired_differences(mine, reference, settings, a, b, ylabel, ax=None):
+    """Per setting, the paired differences ``results[setting][a] - [b]`` over seeds
+    (same seed: same start, same batches), in points: mean ± twice their standard
+    deviation, this run (filled) and the reference (open).  A bar clear of 0 is a
+    difference the lessons call real (mean above twice the spread)."""
+    fig, ax = _axes(ax, figsize=(9, 3.2))
+    ax.axhline(0, color=COLORS["reference"], lw=0.8)
+    for results, fill, name in _runs(mine, reference):
+        for i, setting in enumerate(settings):
+            first = (results or {}).get(setting, {}).get(a)
+            second = (results or {}).get(setting, {}).get(b)
+            if not first or not second:
+                continue
+            diffs = 100 * np.subtract(first, second)
+            ax.errorbar(
+                i + (0.0 if fill else 0.1),
+                np.mean(diffs),
+                yerr=0 if len(diffs) < 2 else 2 * np.std(diffs, ddof=1),
+                fmt="o",
+                color=COLORS[a],
+                mfc=COLORS[a] if fill else "white",
+                capsize=3,
+                label=name if i == 0 else None,
+            )
+    ax.set_xticks(range(len(settings)), list(settings))
+    ax.set_ylabel(ylabel)
+    ax.set_title("Paired differences per seed: mean ± 2 standard deviations")
+    ax.legend(fontsize=8)
     return fig
 
 

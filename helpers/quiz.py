@@ -277,9 +277,12 @@ class Quiz:
         self.path = (
             Path(answers_file) if answers_file else config.quiz_dir() / ANSWERS_FILE
         )
+        # by lesson (general questions first, then 00, 01, ...), so that no
+        # question comes before the lessons it needs; seeded order within one
         order = list(self.by_id)
         random.Random(seed).shuffle(order)
-        self.order = order
+        rank = {key: n for n, key in enumerate(LESSONS)}
+        self.order = sorted(order, key=lambda qid: rank[self.by_id[qid].lesson])
         self.option_order = {}
         for q in self.questions:
             last = [i for i, o in enumerate(q.options) if CATCH_ALL.match(o)]
@@ -329,6 +332,11 @@ class Quiz:
             raise KeyError(f"no question {question_id!r}")
         question = self.by_id[question_id]
         chosen = self._indices(question, choice)
+        if len(chosen) > 1 and not question.multiple:
+            raise ValueError(
+                f"question {question_id!r} has one correct answer: choose one option, "
+                f"not {len(chosen)}"
+            )
         right = set(chosen) == set(question.correct)
         previous = self.answers.get(question_id, {})
         attempts = int(previous.get("attempts", 0)) + 1
@@ -456,8 +464,8 @@ class Quiz:
 
         if not self.path.is_file():
             print(
-                "[quiz] nothing to hand in yet: answer a question first (your "
-                f"answers are saved in {self.path.name})"
+                "[quiz] nothing to hand in yet: answer the questions, then run this "
+                f"cell again (your answers are saved in {self.path.name} as you go)"
             )
             return None
         earned, total = self.score()
@@ -488,9 +496,14 @@ class Quiz:
             question.multiple,
         )
         chosen = chooser.chosen
-        hint = " <i>(select every correct answer)</i>" if question.multiple else ""
+        hint = (
+            " <i>(select every correct answer)</i>"
+            if question.multiple
+            else " <i>(one answer)</i>"
+        )
         title = w.HTMLMath(
-            value=f"<b>{number}.</b> {to_html(question.text)}{hint}",
+            value=f"<b>{number}.</b> <small>[{lesson_label(question.lesson)}]</small> "
+            f"{to_html(question.text)}{hint}",
             layout=w.Layout(width="auto"),
         )
         check = w.Button(description="Check", button_style="primary")
@@ -537,7 +550,9 @@ class Quiz:
 
         ids = only if only is not None else self.order
         self._summary = w.HTML(value=to_html(self.summary()))
-        retry = w.Button(description="Retry wrong answers")
+        retry = w.Button(
+            description="Retry wrong answers", layout=w.Layout(width="auto")
+        )
         questions = w.VBox(
             [self._question_widget(n, self.by_id[qid]) for n, qid in enumerate(ids, 1)]
         )
@@ -556,22 +571,38 @@ class Quiz:
         return w.VBox([questions, w.HBox([retry]), self._summary])
 
 
+def lesson_label(key: str) -> str:
+    """How a question's lesson is named in its title: 'lesson 03', 'general'."""
+    return "general" if key == "general" else f"lesson {key}"
+
+
 def _choices(labels, multiple: bool):
     """The options of one question, each rendered like the question (maths, code).
 
     RadioButtons and Checkbox labels are plain text in ipywidgets 7 and 8, so
-    ``$...$`` would show raw.  Each option is a row: a checkbox without a label,
-    then an ``HTMLMath`` with the option's text.  For a single-answer question
-    the checkboxes behave as radio buttons (checking one clears the others).
-    The container's ``value`` is the chosen option index (single) or the list
-    of indices (multiple), in the bank's numbering.
+    ``$...$`` would show raw.  Each option is a row: a button without a label,
+    then an ``HTMLMath`` with the option's text.  A question with several
+    correct options has checkboxes; a single-answer question has radio buttons
+    (a one-option ``RadioButtons`` per row, so the row keeps its maths label),
+    and choosing one clears the others.  The container's ``value`` is the
+    chosen option index (single) or the list of indices (multiple), in the
+    bank's numbering.
     """
     import ipywidgets as w
+
+    def is_on(box) -> bool:
+        return bool(box.value)
+
+    def put(box, on: bool) -> None:
+        if multiple:
+            box.value = on
+        else:
+            box.index = 0 if on else None
 
     class Choices(w.VBox):
         def chosen(self) -> list[int]:
             return [
-                i for i, box in zip(self.indices, self.boxes, strict=True) if box.value
+                i for i, box in zip(self.indices, self.boxes, strict=True) if is_on(box)
             ]
 
         @property
@@ -583,13 +614,15 @@ def _choices(labels, multiple: bool):
         def value(self, choice):
             wanted = set(choice if self.multiple else [choice])
             for index, box in zip(self.indices, self.boxes, strict=True):
-                box.value = index in wanted
+                put(box, index in wanted)
 
     boxes, rows = [], []
     for text, _ in labels:
-        box = w.Checkbox(
-            value=False, indent=False, layout=w.Layout(width="28px", flex="0 0 auto")
-        )
+        size = w.Layout(width="28px", flex="0 0 auto")
+        if multiple:
+            box = w.Checkbox(value=False, indent=False, layout=size)
+        else:
+            box = w.RadioButtons(options=[("", True)], index=None, layout=size)
         label = w.HTMLMath(value=to_html(text), layout=w.Layout(flex="1 1 auto"))
         row = w.HBox([box, label], layout=w.Layout(align_items="center"))
         row.add_class("bncourse-option")
@@ -603,8 +636,8 @@ def _choices(labels, multiple: bool):
         def exclusive(change):
             if change["new"]:
                 for other in boxes:
-                    if other is not change["owner"] and other.value:
-                        other.value = False
+                    if other is not change["owner"] and is_on(other):
+                        put(other, False)
 
         for box in boxes:
             box.observe(exclusive, names="value")

@@ -155,8 +155,12 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
     base, token, work = lab
     # the quiz as the notebook builds it (LEARNER = ""): order and option order
     expected = quiz.Quiz(quiz.load_bank(), learner="", answers_file=tmp_path / "x.json")
-    first = expected.by_id[expected.order[0]]
-    second = expected.by_id[expected.order[1]]
+    # two single-answer questions: the second click must clear the first (radio)
+    one, two = [
+        n for n, qid in enumerate(expected.order) if not expected.by_id[qid].multiple
+    ][:2]
+    first = expected.by_id[expected.order[one]]
+    second = expected.by_id[expected.order[two]]
     wrong = next(i for i in range(len(first.options)) if i not in first.correct)
     shots = ROOT / "test-output"
     shots.mkdir(exist_ok=True)
@@ -176,7 +180,7 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             questions = page.locator(f"{OUTPUT} .bncourse-question")
             questions.first.wait_for(state="visible")
-            box = questions.nth(0)
+            box = questions.nth(one)
 
             # a wrong answer first: the feedback must say so, with its misconception
             _option(box, expected, first, wrong).click()
@@ -194,7 +198,7 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
             expect(feedback).to_contain_text(_as_rendered(first.explanation))
 
             # a second question, answered right
-            box2 = questions.nth(1)
+            box2 = questions.nth(two)
             for i in sorted(second.correct):
                 _option(box2, expected, second, i).click()
             box2.locator("button", has_text="Check").click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -143,15 +144,57 @@ def test_scoring_policies_reward_the_first_attempt_not_persistence(bank, tmp_pat
         quiz.Quiz(bank, answers_file=tmp_path / "b.json", policy="best")
 
 
-def test_catch_all_options_come_last_for_every_learner(bank, tmp_path):
-    catch_all = [q for q in bank if any(quiz.CATCH_ALL.match(o) for o in q.options)]
-    assert catch_all, "the bank has catch-all options ('All of these')"
-    for learner in ("", "ada", "bob"):
-        my = quiz.Quiz(bank, learner=learner, answers_file=tmp_path / "a.json")
-        for q in catch_all:
-            shown = [q.options[i] for i in my.option_order[q.id]]
-            tail = [o for o in shown if quiz.CATCH_ALL.match(o)]
-            assert shown[-len(tail) :] == tail, (q.id, shown)
+def test_no_catch_all_option_is_keyed(bank):
+    """'All three' keyed against its three true items grades the same answer
+    wrong when given item by item (review 2026-12-06, W6): a question whose
+    items are all true lists them and says 'select every correct answer'."""
+    catch_all = re.compile(
+        r"\b(all|each) (of )?(these|the above|three|four|five|options)\b|^all\W*$", re.I
+    )
+    keyed = [
+        (q.id, q.options[i])
+        for q in bank
+        for i in q.correct
+        if catch_all.search(q.options[i]) or quiz.CATCH_ALL.match(q.options[i])
+    ]
+    assert keyed == []
+    assert catch_all.search("All three") and catch_all.search("All of these")
+
+
+def test_catch_all_options_come_last_for_every_learner(tmp_path):
+    raw = [
+        _raw_question(
+            options=["a", "b", "None of these", "c"],
+            misconceptions={"1": "no b", "2": "no", "3": "no c"},
+        )
+    ]
+    questions = [
+        quiz.Question(
+            id=q["id"],
+            lesson=q["lesson"],
+            text=q["text"],
+            options=tuple(q["options"]),
+            correct=frozenset(q["correct"]),
+            explanation=q["explanation"],
+            misconceptions={int(k): v for k, v in q["misconceptions"].items()},
+        )
+        for q in raw
+    ]
+    for learner in ("", "ada", "bob", "eve"):
+        my = quiz.Quiz(questions, learner=learner, answers_file=tmp_path / "a.json")
+        assert my.option_order["x"][-1] == 2
+
+
+def test_a_single_answer_question_takes_one_choice(bank, answers):
+    """Radio semantics in code too: two ticks on a one-answer question are refused,
+    so no recorded answer can hold more than one choice for it."""
+    my = quiz.Quiz(bank, answers_file=answers)
+    single = next(q for q in bank if not q.multiple)
+    with pytest.raises(ValueError, match="one correct answer"):
+        my.answer(single.id, [0, 1])
+    assert single.id not in my.answers
+    multi = next(q for q in bank if q.multiple)
+    assert my.answer(multi.id, sorted(multi.correct)).correct
 
 
 def test_the_longest_option_gives_nothing_away(bank):
@@ -213,9 +256,29 @@ def test_question_order_is_seeded_and_options_are_shuffled_per_learner(bank, tmp
     b = quiz.Quiz(bank, learner="bob", answers_file=tmp_path / "b.json")
     a2 = quiz.Quiz(bank, learner="ada", answers_file=tmp_path / "c.json")
     assert a.order == b.order == a2.order
-    assert a.order != [q.id for q in bank]  # shuffled
+    assert a.order != [q.id for q in bank]  # shuffled within a lesson
     assert a.option_order == a2.option_order
     assert a.option_order != b.option_order
+
+
+def test_questions_come_in_lesson_order(bank, tmp_path):
+    """No question on lesson 08 before one on lesson 00 (review 2026-12-06, C5)."""
+    my = quiz.Quiz(bank, answers_file=tmp_path / "a.json")
+    lessons = [my.by_id[qid].lesson for qid in my.order]
+    assert lessons == sorted(lessons, key=quiz.LESSONS.index)
+    assert lessons[0] == "general" and lessons[-1] == quiz.LESSONS[-1]
+
+
+def test_the_quiz_summary_counts_the_lessons_it_covers(bank):
+    """06's Summary says how many lessons the bank covers (it said six of eight)."""
+    lessons = {q.lesson for q in bank} - {"general"}
+    nb = nbformat.read(ROOT / "solutions" / "06_quiz.ipynb", 4)
+    summary = next(c.source for c in nb.cells if c.source.startswith("## Summary"))
+    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven"}
+    words |= {8: "eight", 9: "nine", 10: "ten"}
+    assert f"{words[len(lessons)]} lessons" in summary, (sorted(lessons), summary)
+    numbers = ", ".join(sorted(lessons)[:-1]) + " and " + sorted(lessons)[-1]
+    assert numbers in summary, numbers
 
 
 def test_markdown_subset_is_rendered_and_html_escaped():
@@ -239,9 +302,10 @@ bank = quiz.load_bank()
 my = quiz.Quiz(bank, learner="ada", answers_file={answers!r})
 box = my.widget()
 questions, retry_row, summary = box.children
-first = questions.children[0]
+one, two = [n for n, qid in enumerate(my.order) if not my.by_id[qid].multiple][:2]
+first = questions.children[one]
 title, chooser, check_row, feedback = first.children
-q = my.by_id[my.order[0]]
+q = my.by_id[my.order[one]]
 wrong = next(i for i in range(len(q.options)) if i not in q.correct)
 check = check_row.children[0]
 check.click()
@@ -257,17 +321,22 @@ mq = my.by_id[my.order[multi]]
 questions.children[multi].children[1].value = sorted(mq.correct)
 questions.children[multi].children[2].children[0].click()
 assert "Correct!" in questions.children[multi].children[3].value
-second = questions.children[1]
-q2 = my.by_id[my.order[1]]
+second = questions.children[two]
+q2 = my.by_id[my.order[two]]
 second.children[1].value = [i for i in range(len(q2.options)) if i not in q2.correct][0]
 second.children[2].children[0].click()
 assert f"Score: 1/{{len(bank)}} (first attempts" in summary.value, summary.value
 assert "Practice: 2 right now, 1 wrong" in summary.value, summary.value
-# a single-answer question's boxes act as radio buttons
+# a single-answer question's options are radio buttons: choosing one clears the rest
+assert not q.multiple and all(isinstance(b, w.RadioButtons) for b in chooser.boxes)
+assert "(one answer)" in title.value
+assert f"[{{quiz.lesson_label(q.lesson)}}]" in title.value
 chooser.value = wrong
-chooser.boxes[(chooser.indices.index(sorted(q.correct)[0]))].value = True
+chooser.boxes[(chooser.indices.index(sorted(q.correct)[0]))].index = 0
 assert chooser.value == sorted(q.correct)[0]
-assert sum(b.value for b in chooser.boxes) == 1
+assert sum(bool(b.value) for b in chooser.boxes) == 1
+mchooser = questions.children[multi].children[1]
+assert all(isinstance(b, w.Checkbox) for b in mchooser.boxes)
 retry_row.children[0].click()
 assert len(questions.children) == 1, len(questions.children)
 stored = json.load(open({answers!r}))
