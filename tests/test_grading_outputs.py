@@ -702,3 +702,21 @@ def test_a_class_of_attacks_end_to_end(tmp_path):
     for table in csvs:
         for record in _table(table):
             assert all(c[:1] not in ("=", "+", "-", "@", "\t", "\r") for c in record)
+
+
+def test_an_unsandboxed_run_is_said_in_the_report_and_the_gradebooks(tmp_path):
+    from helpers import course
+    from tools.grading import sandbox
+
+    rows = [
+        _row(tmp_path / "alice" / f"{L00}.ipynb"),
+        _row(tmp_path / "bob" / f"{L00}.ipynb"),
+    ]
+    rows[1].notes.append(sandbox.UNSANDBOXED_NOTE)
+    page, table = report.class_report(rows, tmp_path / "report")
+    assert "1 of 2 submission(s) were graded unsandboxed" in page.read_text()
+    assert "unsandboxed" in table.read_text()
+    moodle = report.gradebook(rows, tmp_path / "m.csv", "moodle", course.LESSONS)
+    lines = moodle.read_text().splitlines()
+    assert "graded unsandboxed" in next(ln for ln in lines if ln.startswith("bob"))
+    assert "unsandboxed" not in next(ln for ln in lines if ln.startswith("alice"))

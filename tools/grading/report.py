@@ -32,7 +32,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from . import identity, safe
+from . import identity, safe, sandbox
 
 # "worst at index (3, 1): got 2.5, expected 1.25" names values of a hidden
 # test's inputs: the feedback keeps the verdict and the mistake, not them.
@@ -413,6 +413,9 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
         "<h1>Class report</h1>",
         f"<p>{numbers['graded']} of {numbers['submissions']} submissions graded.</p>",
     ]
+    unsandboxed = sandbox.unsandboxed_warning(rows)
+    if unsandboxed:
+        parts.append(f"<p style='color:#b00'><b>{esc(unsandboxed)}</b></p>")
     for draw, alt, wanted in (
         (scores, "score distribution", numbers["scores"]),
         (passes, "pass rate per test", numbers["tests"]),
@@ -451,12 +454,15 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
     parts.append("</ul></body></html>")
     page = out_dir / "report.html"
     page.write_text("\n".join(parts))
-    return page, _report_csv(out_dir / "report.csv", numbers, hardest)
+    table = _report_csv(out_dir / "report.csv", numbers, hardest, unsandboxed)
+    return page, table
 
 
-def _report_csv(table: Path, numbers: dict, hardest: list) -> Path:
+def _report_csv(table: Path, numbers: dict, hardest: list, unsandboxed="") -> Path:
     """The class report's numbers as CSV, one row per count."""
     records = [["submissions", "graded", numbers["graded"], numbers["submissions"]]]
+    if unsandboxed:
+        records.append(["warning", "unsandboxed", unsandboxed, ""])
     for name, v in numbers["tests"].items():
         records.append(["test passed", name, v["passed"], v["graded"]])
     for mistake, count in numbers["mistakes"]:
@@ -514,10 +520,14 @@ def gradebook(rows, path: Path, system: str, lessons) -> Path:
                 by_learner[place.id][row.notebook] = float(row.total)
             who.setdefault(place.id, place)
             maxima[row.notebook] = float(row.maximum)
+            if sandbox.UNSANDBOXED_NOTE in row.notes:
+                notes[place.id].append(f"{row.notebook[:2]}: graded unsandboxed")
         except Exception as exc:  # one row never costs the others theirs
             _warn(f"{row.file}: left out of the {system} gradebook ({exc})")
     columns = [stem for stem in (x.stem for x in lessons) if stem in maxima]
     titles = {x.stem: f"{x.number} {x.title}" for x in lessons}
+    if sandbox.unsandboxed_warning(rows):  # Canvas's CSV has no place for it
+        _warn(f"{path.name}: {sandbox.unsandboxed_warning(rows)}")
 
     def cells(marks):
         return [f"{marks[c]:g}" if marks.get(c) is not None else "" for c in columns]
