@@ -36,6 +36,7 @@ ANSWERS_TAG = "grade-from-answers"  # the quiz: scored from the answers file
 KERNEL_TAG = "grade-in-kernel"  # a test judged in the kernel (tools/grading/plan.py)
 HEADER_ID = "bncourse-header"
 NAV_ID = "bncourse-nav"
+COLAB_ID = "bncourse-colab"  # the Colab set-up cell, collapsed (tools/make_student.py)
 
 
 def marker(line: str, words: str) -> str | None:

@@ -220,9 +220,11 @@ def test_solution_and_learner_copies_share_the_setup_cell(filename):
     cells = []
     for folder in ("solutions", "notebooks"):
         nb = nbformat.read(ROOT / folder / filename, 4)
-        cells.append(nb.cells[colab_sim.setup_cell_index(nb)].source)
+        index = colab_sim.setup_cell_index(nb)
+        cells.append([c.source for c in nb.cells[index - 1 : index + 1]])
     assert cells[0] == cells[1]
-    assert ms.COLAB_BEGIN in cells[0] and course.install_url() in cells[0]
+    colab = cells[0][0]  # the Colab cell comes right before the setup cell
+    assert ms.COLAB_BEGIN in colab and course.install_url() in colab
 
 
 def test_the_quiz_downloads_its_answers_file_on_colab(mirror, tmp_path):

@@ -127,8 +127,9 @@ def test_every_notebook_has_the_course_shape(path):
     ):
         assert heading in text, f"{path.name} lacks {heading}"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert ms.SETUP_TAG in ms.tags(code[0]), "the first code cell is the setup cell"
-    assert "helpers.setup(seed=" in code[0].source
+    assert code[0].id == ms.COLAB_ID, "the first code cell is the Colab set-up"
+    assert ms.SETUP_TAG in ms.tags(code[1]), "the second code cell is the setup cell"
+    assert "helpers.setup(seed=" in code[1].source
     for cell in code:
         assert "os.environ" not in cell.source, "notebooks ask helpers.config instead"
         assert "%matplotlib" not in cell.source
