@@ -38,6 +38,17 @@ COLAB_PACKAGES := numpy==2.1.3 matplotlib==3.10.0 ipywidgets==7.7.1 \
                   ipython_genutils==0.2.0 backcall==0.2.0 pickleshare==0.7.5 \
                   decorator==5.1.1
 
+# Colab's runtime itself, for `make colab-sim`: Python 3.13 with torch 2.11
+# and the versions above, in an environment of its own.  PyTorch's CPU build
+# where its index answers; else PyPI's wheel, the CUDA build (2.6 GB with its
+# NVIDIA libraries, which `import torch` needs even on a CPU).
+COLAB_PYTHON  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+                   $(shell command -v python3.13 2>/dev/null))
+COLAB_RUNTIME := $(VENV)/colab-runtime
+COLAB_TORCH   := torch==2.11.0
+# rebuilt when these versions change, not on every edit of this Makefile
+COLAB_STAMP   := $(COLAB_RUNTIME)/.installed-$(shell echo '$(COLAB_TORCH) $(COLAB_PACKAGES)' | cksum | cut -d' ' -f1)
+
 # Root (containers, CI) must say so to JupyterLab, which refuses otherwise.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS   ?=
@@ -68,6 +79,31 @@ $(STAMP): $(LAB_STAMP) requirements-test.txt
 	rm -rf $(COLAB_DIR)
 	$(PIP) install --no-deps --target $(COLAB_DIR) $(COLAB_PACKAGES)
 	touch $@
+
+# Colab's runtime (make colab-sim): see COLAB_PYTHON above.
+$(COLAB_STAMP):
+	@test -n "$(COLAB_PYTHON)" || { echo "make colab-sim: needs Python 3.13: put python3.13 on PATH or set COLAB_PYTHON=<its path>"; exit 2; }
+	$(call say,[1/4] a Python 3.13 environment in $(COLAB_RUNTIME) ($(COLAB_PYTHON)))
+	rm -rf $(COLAB_RUNTIME)
+	$(COLAB_PYTHON) -m venv $(COLAB_RUNTIME)
+	$(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install --upgrade pip
+	$(call say,[2/4] $(COLAB_TORCH): the CPU build from $(TORCH_CPU) if it answers within $(TORCH_PROBE) s; else PyPI's CUDA build)
+	index=$$($(PYTHON) tools/torch_index.py --timeout $(TORCH_PROBE) '$(TORCH_CPU)') && \
+	  $(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install --no-deps $${index:+--extra-index-url "$$index"} '$(COLAB_TORCH)'
+	$(call say,[3/4] torch's dependencies and the kernel's packages (with PyPI's build: 2 GB of NVIDIA libraries))
+	$(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install '$(COLAB_TORCH)' \
+	  $(filter numpy% matplotlib% ipython==% ipykernel%,$(COLAB_PACKAGES)) pillow tqdm nbformat nbclient
+	$(call say,[4/4] Colab's versions of the notebooks' imports)
+	$(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install --no-deps $(COLAB_PACKAGES)
+	touch $@
+
+# Every learner notebook on a simulated fresh Colab with Colab's own Python and
+# torch (`make test` simulates Colab with this environment's Python and torch).
+# PYDEVD_...: ipykernel's debugger warns about Python 3.13's frozen modules.
+colab-sim: $(LAB_STAMP) $(COLAB_STAMP)
+	$(call say,every learner notebook on a simulated fresh Colab: Python 3.13 and torch 2.11 (tests/colab_sim.py))
+	PYDEVD_DISABLE_FILE_VALIDATION=1 \
+	  $(BIN)/python tests/colab_sim.py --python $(COLAB_RUNTIME)/bin/python notebooks/*.ipynb
 
 lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks/

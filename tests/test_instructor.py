@@ -209,4 +209,3 @@ def test_three_shards_merged_equal_one_run(tmp_path):
         (tmp_path / "one-moodle.csv", tmp_path / "merged-moodle.csv"),
     ]:
         assert one.read_text() == other.read_text(), other.name
-
