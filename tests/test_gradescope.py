@@ -227,3 +227,63 @@ def test_setup_refuses_the_course_one_folder_too_deep(tmp_path):
     )
     assert done.returncode == 2
     assert "make_zip.py" in done.stderr
+
+
+FAKE_PYTHON3 = """#!/bin/sh
+# python3 for setup.sh: a venv whose python records pip's arguments
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+  /bin/mkdir -p "$3/bin"
+  printf '#!/bin/sh\\necho "$*" >>%s\\n' "{log}" >"$3/bin/python"
+  /bin/chmod +x "$3/bin/python"
+  exit 0
+fi
+exec {real} "$@"
+"""
+
+
+def test_the_image_installs_pytorchs_cpu_build_and_only_what_grading_needs(tmp_path):
+    """setup.sh's install steps as they run on Gradescope (pip's arguments recorded)."""
+    import http.server
+    import threading
+
+    from .test_install import _Index  # an index that answers
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{server.server_address[1]}/whl/cpu"
+    root = tmp_path / "autograder"
+    source = root / "source"
+    (source / "tools" / "gradescope").mkdir(parents=True)
+    for rel in ("requirements.txt", "tools/grade.py", "tools/torch_index.py"):
+        shutil.copy2(ROOT / rel, source / rel)
+    shutil.copy2(ROOT / "tools" / "gradescope" / "setup.sh", source / "setup.sh")
+    bin_dir, log = tmp_path / "bin", tmp_path / "pip.log"
+    bin_dir.mkdir()
+    fake = bin_dir / "python3"
+    fake.write_text(FAKE_PYTHON3.format(log=log, real=sys.executable))
+    fake.chmod(0o755)
+    os.symlink(shutil.which("grep"), bin_dir / "grep")  # and no apt-get
+    try:
+        done = subprocess.run(
+            ["/bin/bash", str(source / "setup.sh")],
+            env={
+                "PATH": str(bin_dir),
+                "AUTOGRADER_ROOT": str(root),
+                "TORCH_INDEX": index,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = [line.split() for line in log.read_text().splitlines()]
+    installs = [c for c in calls if "install" in c]
+    torch = [c for c in installs if "--no-deps" in c]
+    assert torch and torch[0][-1] == "torch==2.13.0", installs
+    assert torch[0][torch[0].index("--index-url") + 1] == index  # the CPU build
+    (course,) = [c for c in installs if "-e" in c]
+    assert course[course.index("-e") + 1] == str(source)  # no [lab] or [test] extras
+    assert "-r" not in course and "requirements.txt" not in " ".join(course)
