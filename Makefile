@@ -1,21 +1,32 @@
 # Two commands do all the set-up on a fresh machine with Python >= 3.10 and pip:
-#   make lab    install into .venv and open the course in JupyterLab
-#   make test   install into .venv and run the whole test suite (fast mode)
+#   make lab    install the learner's environment into .venv and open the course
+#               in JupyterLab (the course, PyTorch, JupyterLab: no test or
+#               instructor tools)
+#   make test   add the test and instructor tools to .venv and run the whole
+#               test suite (fast mode)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LAB_STAMP := $(VENV)/.installed-lab
 STAMP  := $(VENV)/.installed
 JOBS   ?= auto
-PIP    := $(BIN)/python -m pip
+# -qq: errors only.  A plain --quiet still prints setuptools' notice about the
+# editable install (a "BuildBackendWarning" box), which reads like an error;
+# each step says what it does instead (`say`).
+PIP    := $(BIN)/python -m pip --quiet --quiet
+say     = @echo "make: $(1)"
 
 # PyTorch, pinned in requirements.txt.  PyPI's Linux wheel bundles CUDA (a
 # download of several GB); on Linux without an NVIDIA GPU the default takes
 # PyTorch's CPU build from its own index instead (about 190 MB).  Override
-# with `make lab TORCH_INDEX=` (PyPI only) or another index URL.
+# with `make lab TORCH_INDEX=` (PyPI only) or another index URL.  An index
+# that does not answer within TORCH_PROBE seconds is skipped, with a message
+# (tools/torch_index.py): pip alone would retry it for minutes.
 TORCH       := $(shell grep -E '^torch==' requirements.txt)
 TORCH_CPU   := https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?= $(shell [ "$$(uname -s)" = Linux ] && \
                  ! command -v nvidia-smi >/dev/null 2>&1 && echo $(TORCH_CPU))
+TORCH_PROBE ?= 5
 
 # Colab's own versions (its package list, 2026-08) of what the notebooks
 # import, installed beside the environment: the simulated-Colab test
@@ -27,24 +38,74 @@ COLAB_PACKAGES := numpy==2.1.3 matplotlib==3.10.0 ipywidgets==7.7.1 \
                   ipython_genutils==0.2.0 backcall==0.2.0 pickleshare==0.7.5 \
                   decorator==5.1.1
 
+# Colab's runtime itself, for `make colab-sim`: Python 3.13 with torch 2.11
+# and the versions above, in an environment of its own.  PyTorch's CPU build
+# where its index answers; else PyPI's wheel, the CUDA build (2.6 GB with its
+# NVIDIA libraries, which `import torch` needs even on a CPU).
+COLAB_PYTHON  ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) \
+                   $(shell command -v python3.13 2>/dev/null))
+COLAB_RUNTIME := $(VENV)/colab-runtime
+COLAB_TORCH   := torch==2.11.0
+# rebuilt when these versions change, not on every edit of this Makefile
+COLAB_STAMP   := $(COLAB_RUNTIME)/.installed-$(shell echo '$(COLAB_TORCH) $(COLAB_PACKAGES)' | cksum | cut -d' ' -f1)
+
 # Root (containers, CI) must say so to JupyterLab, which refuses otherwise.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS   ?=
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: lab test notebooks check release clean
+.PHONY: lab test notebooks check release clean colab-sim
 
-$(STAMP): requirements.txt pyproject.toml setup.py Makefile
+# The learner's environment: what `make lab` needs and nothing else.
+$(LAB_STAMP): requirements.txt pyproject.toml setup.py Makefile tools/torch_index.py
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is needed"'
+	$(call say,[1/4] a virtual environment in $(VENV))
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet --no-deps $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH)'
-	$(PIP) install --quiet -r requirements.txt
-	rm -rf $(COLAB_DIR)
-	$(PIP) install --quiet --no-deps --target $(COLAB_DIR) $(COLAB_PACKAGES)
+	$(call say,[2/4] an up-to-date pip)
+	$(PIP) install --upgrade pip
+	$(call say,[3/4] $(TORCH)$(if $(TORCH_INDEX), from $(TORCH_INDEX) if it answers within $(TORCH_PROBE) s) (a download of 190 MB to several GB: minutes))
+	index=$$($(PYTHON) tools/torch_index.py --timeout $(TORCH_PROBE) '$(TORCH_INDEX)') && \
+	  $(PIP) install --no-deps $${index:+--extra-index-url "$$index"} '$(TORCH)'
+	$(call say,[4/4] the course package and JupyterLab (requirements.txt: a few minutes))
+	$(PIP) install -r requirements.txt
 	touch $@
 
-lab: $(STAMP)
+# `make test`'s environment: the learner's, plus the test and instructor tools
+# (requirements-test.txt) and Colab's versions of the notebooks' imports.
+$(STAMP): $(LAB_STAMP) requirements-test.txt
+	$(call say,[1/2] the test and instructor tools (requirements-test.txt))
+	$(PIP) install -r requirements-test.txt
+	$(call say,[2/2] Colab's package versions into $(COLAB_DIR))
+	rm -rf $(COLAB_DIR)
+	$(PIP) install --no-deps --target $(COLAB_DIR) $(COLAB_PACKAGES)
+	touch $@
+
+# Colab's runtime (make colab-sim): see COLAB_PYTHON above.
+$(COLAB_STAMP):
+	@test -n "$(COLAB_PYTHON)" || { echo "make colab-sim: needs Python 3.13: put python3.13 on PATH or set COLAB_PYTHON=<its path>"; exit 2; }
+	$(call say,[1/4] a Python 3.13 environment in $(COLAB_RUNTIME) ($(COLAB_PYTHON)))
+	rm -rf $(COLAB_RUNTIME)
+	$(COLAB_PYTHON) -m venv $(COLAB_RUNTIME)
+	$(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install --upgrade pip
+	$(call say,[2/4] $(COLAB_TORCH): the CPU build from $(TORCH_CPU) if it answers within $(TORCH_PROBE) s; else PyPI's CUDA build)
+	index=$$($(PYTHON) tools/torch_index.py --timeout $(TORCH_PROBE) '$(TORCH_CPU)') && \
+	  $(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install --no-deps $${index:+--extra-index-url "$$index"} '$(COLAB_TORCH)'
+	$(call say,[3/4] torch's dependencies and the kernel's packages (with PyPI's build: 2 GB of NVIDIA libraries))
+	$(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install '$(COLAB_TORCH)' \
+	  $(filter numpy% matplotlib% ipython==% ipykernel%,$(COLAB_PACKAGES)) pillow tqdm nbformat nbclient
+	$(call say,[4/4] Colab's versions of the notebooks' imports)
+	$(COLAB_RUNTIME)/bin/python -m pip --quiet --quiet install --no-deps $(COLAB_PACKAGES)
+	touch $@
+
+# Every learner notebook on a simulated fresh Colab with Colab's own Python and
+# torch (`make test` simulates Colab with this environment's Python and torch).
+# PYDEVD_...: ipykernel's debugger warns about Python 3.13's frozen modules.
+colab-sim: $(LAB_STAMP) $(COLAB_STAMP)
+	$(call say,every learner notebook on a simulated fresh Colab: Python 3.13 and torch 2.11 (tests/colab_sim.py))
+	PYDEVD_DISABLE_FILE_VALIDATION=1 \
+	  $(BIN)/python tests/colab_sim.py --python $(COLAB_RUNTIME)/bin/python notebooks/*.ipynb
+
+lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
 # pytest exits with 5 when it collected nothing: say so and fail.
@@ -58,10 +119,10 @@ test: $(STAMP)
 	  exit $$rc
 
 # Author tools: regenerate the learner copies, or check they are up to date.
-notebooks: $(STAMP)
+notebooks: $(LAB_STAMP)
 	$(BIN)/python tools/make_student.py
 
-check: $(STAMP)
+check: $(LAB_STAMP)
 	$(BIN)/python tools/make_student.py --check
 
 # The learner-only course (no solutions, tests or grader), for the public

@@ -35,6 +35,7 @@ SKIP_WHEN_GRADING = "skip-when-grading"
 ANSWERS_TAG = "grade-from-answers"  # the quiz: scored from the answers file
 HEADER_ID = "bncourse-header"
 NAV_ID = "bncourse-nav"
+COLAB_ID = "bncourse-colab"  # the Colab set-up cell, collapsed (tools/make_student.py)
 
 
 def marker(line: str, words: str) -> str | None:

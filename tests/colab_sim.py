@@ -372,8 +372,22 @@ def run_many(
     return {Path(r["notebook"]).name: r for r in results}
 
 
-def default_sites() -> list[str]:
-    return [sysconfig.get_paths()["purelib"]]
+def default_sites(python: str = sys.executable) -> list[str]:
+    """The site-packages of the kernel's interpreter (``--python``), not this one's.
+
+    A kernel of another Python (Colab's 3.13 beside this 3.11) must not see this
+    interpreter's packages: their compiled parts would not load, and the pure
+    ones would stand in for packages its own environment lacks.
+    """
+    if Path(python).absolute() == Path(sys.executable).absolute():
+        return [sysconfig.get_paths()["purelib"]]
+    found = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [found.stdout.strip()]
 
 
 def main(argv=None) -> int:
@@ -404,7 +418,7 @@ def main(argv=None) -> int:
         "(tools/make_release.py) instead of the checkout",
     )
     args = parser.parse_args(argv)
-    sites = [str(Path(s).resolve()) for s in args.site] + default_sites()
+    sites = [str(Path(s).resolve()) for s in args.site] + default_sites(args.python)
     base = Path(tempfile.mkdtemp(prefix="colab-sim-", dir=args.keep))
     try:
         mirror = args.mirror or make_mirror(
@@ -422,7 +436,12 @@ def main(argv=None) -> int:
             )
             results.append(result)
             verdict = "ok" if result["ok"] else "FAILED"
-            print(f"{path}: {verdict} ({result['seconds']} s)", flush=True)
+            versions = result["versions"]
+            print(
+                f"{path}: {verdict} ({result['seconds']} s; Python "
+                f"{versions.get('python', '?')}, torch {versions.get('torch', '?')})",
+                flush=True,
+            )
             if not result["ok"]:
                 print(result["error"], flush=True)
         if args.json:

@@ -233,9 +233,11 @@ def test_solution_and_learner_copies_share_the_setup_cell(filename):
     cells = []
     for folder in ("solutions", "notebooks"):
         nb = nbformat.read(ROOT / folder / filename, 4)
-        cells.append(nb.cells[colab_sim.setup_cell_index(nb)].source)
+        index = colab_sim.setup_cell_index(nb)
+        cells.append([c.source for c in nb.cells[index - 1 : index + 1]])
     assert cells[0] == cells[1]
-    assert ms.COLAB_BEGIN in cells[0] and course.install_url() in cells[0]
+    colab = cells[0][0]  # the Colab cell comes right before the setup cell
+    assert ms.COLAB_BEGIN in colab and course.install_url() in colab
 
 
 def test_the_quiz_downloads_its_answers_file_on_colab(mirror, tmp_path):
@@ -274,3 +276,42 @@ def test_a_failed_install_says_which_url_and_what_to_do(tmp_path):
     assert course.install_url() in message, message
     assert "run this cell again" in message and "public" in message
     assert "no-such-repository" in message  # git's own reason is shown too
+
+
+def test_a_kernel_of_another_python_gets_that_pythons_packages_only():
+    """`make colab-sim` runs kernels on Colab's Python 3.13 beside this one.
+
+    Their dependencies must be that interpreter's: this environment's
+    site-packages on a 3.13 path would lend it pure-Python packages it lacks.
+    """
+    other = str(Path(sys.base_prefix) / "bin" / "python3")
+    mine = sysconfig.get_paths()["purelib"]
+    assert colab_sim.default_sites() == [mine]
+    theirs = colab_sim.default_sites(other)
+    assert theirs != [mine] and theirs[0].startswith(sys.base_prefix), theirs
+
+
+def test_make_colab_sim_runs_every_learner_notebook_on_python_313_and_torch_211(
+    tmp_path,
+):
+    done = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-B",
+            f"VENV={tmp_path / 'venv'}",
+            "COLAB_PYTHON=py313",
+            "colab-sim",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    runtime = tmp_path / "venv" / "colab-runtime"
+    assert f"py313 -m venv {runtime}" in lines
+    assert any("'torch==2.11.0'" in ln and "--no-deps" in ln for ln in lines)
+    assert any("ipywidgets==7.7.1" in ln and "ipython==7.34.0" in ln for ln in lines)
+    (run,) = [ln for ln in lines if "tests/colab_sim.py --python" in ln]
+    assert f"--python {runtime}/bin/python" in run and "notebooks/*.ipynb" in run

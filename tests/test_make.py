@@ -8,6 +8,7 @@ machines, and that `make lab` really serves JupyterLab when run as root.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -34,7 +35,7 @@ def _dry_run(tmp_path, path_dirs: list, **variables) -> str:
             "-B",
             f"VENV={tmp_path / 'venv'}",
             *args,
-            f"{tmp_path / 'venv'}/.installed",
+            f"{tmp_path / 'venv'}/.installed-lab",
         ],
         cwd=ROOT,
         env=env,
@@ -46,8 +47,16 @@ def _dry_run(tmp_path, path_dirs: list, **variables) -> str:
 
 
 def _torch_line(output: str) -> str:
-    (line,) = [ln for ln in output.splitlines() if "'torch==" in ln]
-    return line
+    """The torch step: the index the probe is asked about, then pip (one command)."""
+    lines = output.splitlines()
+    (i,) = [i for i, ln in enumerate(lines) if "'torch==" in ln]
+    assert lines[i - 1].startswith("index=$(") and "torch_index.py" in lines[i - 1]
+    return lines[i - 1] + " " + lines[i]
+
+
+def _asked(line: str) -> str:
+    """The index handed to tools/torch_index.py ('' for the default index)."""
+    return re.search(r"torch_index\.py --timeout \S+ '([^']*)'", line).group(1)
 
 
 def _system_path(tmp_path, with_nvidia: bool) -> list:
@@ -64,23 +73,22 @@ def _system_path(tmp_path, with_nvidia: bool) -> list:
 @pytest.mark.skipif(os.uname().sysname != "Linux", reason="the rule is Linux's")
 def test_linux_without_a_gpu_takes_pytorchs_cpu_build(tmp_path):
     line = _torch_line(_dry_run(tmp_path, _system_path(tmp_path, False)))
-    assert f"--extra-index-url {CPU_INDEX}" in line, line
+    assert _asked(line) == CPU_INDEX, line
+    assert '${index:+--extra-index-url "$index"}' in line  # if it answers
     assert "--no-deps" in line  # only torch looks at that index
 
 
 @pytest.mark.skipif(os.uname().sysname != "Linux", reason="the rule is Linux's")
 def test_linux_with_an_nvidia_gpu_keeps_pypis_cuda_build(tmp_path):
     line = _torch_line(_dry_run(tmp_path, _system_path(tmp_path, True)))
-    assert "--extra-index-url" not in line, line
+    assert _asked(line) == "", line
 
 
 def test_the_torch_index_can_be_overridden(tmp_path):
     path = _system_path(tmp_path, False)
-    assert "--extra-index-url" not in _torch_line(
-        _dry_run(tmp_path, path, TORCH_INDEX="")
-    )
+    assert _asked(_torch_line(_dry_run(tmp_path, path, TORCH_INDEX=""))) == ""
     line = _torch_line(_dry_run(tmp_path, path, TORCH_INDEX="https://example.org/x"))
-    assert "--extra-index-url https://example.org/x" in line
+    assert _asked(line) == "https://example.org/x"
     assert "'torch==2.13.0'" in line  # the pin comes from requirements.txt
 
 

@@ -139,14 +139,49 @@ def test_learner_copy_shape(filename):
     assert learner.cells[-1].id == ms.NAV_ID
     assert learner.metadata.bncourse == {"lesson": lesson.stem, "copy": "learner"}
     for cell in learner.cells:
-        assert set(cell.metadata) <= set(ms.KEEP_CELL_METADATA)
+        if cell.id == ms.COLAB_ID:
+            assert cell.metadata == ms.COLAB_METADATA
+        else:
+            assert set(cell.metadata) <= set(ms.KEEP_CELL_METADATA)
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
     setup = [c for c in learner.cells if ms.SETUP_TAG in ms.tags(c)]
-    assert len(setup) == 1 and course.REPO_URL in setup[0].source
-    assert "--no-deps" in setup[0].source  # never reinstalls torch or ipywidgets
+    assert len(setup) == 1 and "helpers.setup(seed=" in setup[0].source
     graded_ids = [ms.grade_id(c) for c in source.cells if ms.graded(c)]
     assert graded_ids == [ms.grade_id(c) for c in learner.cells if ms.graded(c)]
+
+
+@pytest.mark.parametrize("folder", ["solutions", "notebooks"])
+@pytest.mark.parametrize("filename", LESSONS)
+def test_the_colab_install_is_a_folded_cell_and_the_imports_stay_in_view(
+    folder, filename
+):
+    """Colab shows the form's title, JupyterLab folds the code; both run it first."""
+    nb = nbformat.read(ROOT / folder / filename, 4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    colab, setup = code[0], code[1]
+    assert colab.id == ms.COLAB_ID
+    title = colab.source.splitlines()[0]
+    # Colab's form title; "# @title" as Colab itself writes it (and ruff formats it)
+    assert title.startswith("# @title ") and len(title.split("@title ")[1]) > 20
+    assert colab.metadata["cellView"] == "form"  # Colab: a form, code folded
+    assert colab.metadata["jupyter"]["source_hidden"] is True  # JupyterLab
+    assert course.REPO_URL in colab.source and "--no-deps" in colab.source
+    pip = [line for line in colab.source.splitlines() if '"pip", "install"' in line]
+    assert len(pip) == 1 and "--upgrade" not in pip[0] and '"-U"' not in pip[0]
+    assert "torch" not in pip[0] and "ipywidgets" not in pip[0]
+    # the lesson's imports: a plain, unfolded cell right after it
+    assert ms.SETUP_TAG in ms.tags(setup) and "helpers.setup(seed=" in setup.source
+    assert "jupyter" not in setup.metadata and "cellView" not in setup.metadata
+    assert ms.COLAB_BEGIN not in setup.source and "pip" not in setup.source
+    assert nb.cells.index(setup) == nb.cells.index(colab) + 1
+
+
+def test_an_old_setup_cell_with_colab_lines_is_split(tmp_path):
+    """Sources written before the Colab cell existed are split, not duplicated."""
+    old = f"{ms.COLAB_BEGIN}\nimport sys\n{ms.COLAB_END}\n\nimport helpers\n"
+    assert ms.without_colab_block(old) == "import helpers"
+    assert ms.without_colab_block("import helpers") == "import helpers"
 
 
 def test_navigation_links_chain_the_lessons():

@@ -80,3 +80,48 @@ def test_nbgrader_writes_a_copy_equivalent_to_ours(lesson, released):
         assert _normal(mine.source) == _normal(nbg.source), mine.id
     hidden = "".join(c.source for c in theirs.cells)
     assert contract.BEGIN_HIDDEN not in hidden and contract.BEGIN_SOLUTION not in hidden
+
+
+def test_autograde_warns_once_per_test_cell_with_hidden_tests_and_restores_them(
+    released,
+):
+    """nbgrader's "Attribute 'checksum' for cell X has changed!" warnings, explained.
+
+    nbgrader keeps each locked test cell *with* its hidden tests in its
+    gradebook and hands out the cell without them; at autograde it puts the
+    full cell back, so the submitted cell's checksum differs from the stored
+    one and it warns, once per test cell with hidden tests, even for its own
+    untouched release copy.  The warning is how the hidden tests come back.
+    """
+    lesson = course.LESSONS[0]
+    top = released.parent
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        BNCOURSE_GRADING="1",
+        BNCOURSE_FAST="1",
+    )
+    folder = top / "submitted" / "ada" / f"l{lesson.number}"
+    folder.mkdir(parents=True)
+    shutil.copyfile(
+        released / f"l{lesson.number}" / lesson.filename, folder / lesson.filename
+    )
+    for command in (
+        [NBGRADER, "db", "student", "add", "ada"],
+        [NBGRADER, "autograde", f"l{lesson.number}", "--force"],
+    ):
+        done = subprocess.run(command, cwd=top, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    warned = re.findall(r"Attribute 'checksum' for cell (\S+) has changed", done.stderr)
+    source = nbformat.read(ROOT / "solutions" / lesson.filename, 4)
+    with_hidden = [
+        contract.grade_id(c)
+        for c in contract.graded_cells(source)
+        if contract.BEGIN_HIDDEN in c.source
+    ]
+    assert with_hidden and sorted(warned) == sorted(with_hidden), done.stderr[-3000:]
+    graded = nbformat.read(
+        top / "autograded" / "ada" / f"l{lesson.number}" / lesson.filename, 4
+    )
+    restored = [c for c in graded.cells if contract.grade_id(c) in with_hidden]
+    assert restored and all(contract.BEGIN_HIDDEN in c.source for c in restored)

@@ -30,11 +30,13 @@ def _name_and_spec(requirement: str):
     return name, match.group(3).replace(" ", "")
 
 
-def pip_requirements() -> dict[str, str]:
+def pip_requirements(extras=None) -> dict[str, str]:
+    """requirements.txt and pyproject.toml's dependencies, with ``extras`` (all)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        reqs += extra
+    for name, extra in project["optional-dependencies"].items():
+        if extras is None or name in extras:
+            reqs += extra
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
         if line and not line.startswith("-"):
@@ -61,7 +63,9 @@ def conda_requirements() -> dict[str, str]:
 
 
 def test_environment_yml_lists_the_same_packages_and_versions():
-    pip = {CONDA_NAMES.get(k, k): v for k, v in pip_requirements().items()}
+    """The learner's environment, as `make lab` installs it (no test tools)."""
+    lab = pip_requirements(extras=("lab",))
+    pip = {CONDA_NAMES.get(k, k): v for k, v in lab.items()}
     conda = conda_requirements()
     assert pip == conda, {
         "only in pip files": sorted(set(pip) - set(conda)),
@@ -123,8 +127,9 @@ def test_every_notebook_has_the_course_shape(path):
     ):
         assert heading in text, f"{path.name} lacks {heading}"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert ms.SETUP_TAG in ms.tags(code[0]), "the first code cell is the setup cell"
-    assert "helpers.setup(seed=" in code[0].source
+    assert code[0].id == ms.COLAB_ID, "the first code cell is the Colab set-up"
+    assert ms.SETUP_TAG in ms.tags(code[1]), "the second code cell is the setup cell"
+    assert "helpers.setup(seed=" in code[1].source
     for cell in code:
         assert "os.environ" not in cell.source, "notebooks ask helpers.config instead"
         assert "%matplotlib" not in cell.source

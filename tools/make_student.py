@@ -24,8 +24,9 @@ metadata are stripped.  Markers and metadata are read through
 
 The generator also writes, in *both* copies, what authors must not type by
 hand: the header cell (title, purpose, Colab badge for that copy,
-prerequisites, time), the Colab lines of the setup cell (from the repository
-constant in ``helpers/course.py``), the previous/next links, the lesson
+prerequisites, time), the Colab set-up cell before the setup cell (folded in
+Colab and JupyterLab; its install line from the repository constant in
+``helpers/course.py``), the previous/next links, the lesson
 table in README.md, and every number the markdown quotes from a run (marked
 ``<!--= EXPR | SPEC -->...<!--/-->``, filled from ``data/reference/``; see
 ``helpers/quotes.py``).  Output is deterministic, so ``--check`` can tell when a
@@ -70,8 +71,20 @@ SOLUTION_ONLY = contract.SOLUTION_ONLY
 SETUP_TAG = contract.SETUP_TAG
 HEADER_ID = contract.HEADER_ID
 NAV_ID = contract.NAV_ID
+COLAB_ID = contract.COLAB_ID
 COLAB_BEGIN = "# >>> Colab set-up (written by tools/make_student.py)"
 COLAB_END = "# <<< Colab set-up"
+# The Colab cell's one visible line: Colab shows a form's title instead of its
+# code; JupyterLab collapses the code (``jupyter.source_hidden``) and shows
+# what the cell prints.
+COLAB_TITLE = (
+    "Colab set-up: installs the course package on Colab, does nothing elsewhere"
+)
+COLAB_METADATA = {
+    "cellView": "form",  # Colab: a form, its #@title shown, its code folded
+    "jupyter": {"source_hidden": True},  # JupyterLab and Notebook 7: code folded
+    "tags": [COLAB_ID],
+}
 README_BEGIN = "<!-- lessons:begin (written by tools/make_student.py) -->"
 README_END = "<!-- lessons:end -->"
 KEEP_CELL_METADATA = ("tags", "nbgrader")
@@ -238,22 +251,23 @@ def nav_source(lesson: course.Lesson) -> str:
 
 
 def colab_block() -> str:
-    """The Colab lines of every setup cell: install the course, or say why not.
+    """The Colab cell's code: install the course, or say why not.
 
     ``pip install git+<repository>@<release>`` fetches the package with its data
     (no clone to find later); ``--no-deps`` keeps Colab's own torch and
     ipywidgets.  A failed install raises one error that names the URL and what
-    to do, instead of a ``ModuleNotFoundError`` two lines later.
+    to do, instead of a ``ModuleNotFoundError`` in the setup cell.
     """
     problems = course.location_problems()
     if problems:
         raise AuthoringError("helpers/course.py: " + "; ".join(problems))
     return COLAB_TEMPLATE.format(
-        begin=COLAB_BEGIN, end=COLAB_END, url=course.install_url()
+        title=COLAB_TITLE, begin=COLAB_BEGIN, end=COLAB_END, url=course.install_url()
     )
 
 
 COLAB_TEMPLATE = """\
+# @title {title}
 {begin}
 import sys
 
@@ -277,22 +291,32 @@ if "google.colab" in sys.modules:  # install the course: code and data
                 "cell again."
             ) from None
         importlib.invalidate_caches()
+    print("Colab set-up: course installed; Colab's own PyTorch and ipywidgets kept.")
+else:
+    print("Colab set-up: not on Colab, nothing to install.")
 {end}"""
 
 
-def with_colab_block(source: str) -> str:
+def colab_cell():
+    """The first code cell: the Colab install, folded in Colab and JupyterLab."""
+    cell = nbformat.v4.new_code_cell(colab_block())
+    cell.id = COLAB_ID
+    cell.metadata = nbformat.NotebookNode(copy.deepcopy(COLAB_METADATA))
+    return cell
+
+
+def without_colab_block(source: str) -> str:
+    """The setup cell without the Colab lines it held before they had a cell."""
     lines = source.splitlines()
     if COLAB_BEGIN in lines:
         start = lines.index(COLAB_BEGIN)
         if COLAB_END not in lines[start:]:
             raise AuthoringError(f"setup cell: {COLAB_BEGIN!r} without its end")
         end = lines.index(COLAB_END, start)
-        rest = lines[end + 1 :]
-    else:
-        rest = lines
-    while rest and not rest[0].strip():
-        rest = rest[1:]
-    return colab_block() + "\n\n" + "\n".join(rest)
+        lines = lines[:start] + lines[end + 1 :]
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------
@@ -323,7 +347,7 @@ def normalise_source(nb, lesson: course.Lesson):
     cells = [
         _clean_cell(c)
         for c in nb.cells
-        if getattr(c, "id", None) not in (HEADER_ID, NAV_ID)
+        if getattr(c, "id", None) not in (HEADER_ID, NAV_ID, COLAB_ID)
     ]
     setup = [c for c in cells if c.cell_type == "code" and SETUP_TAG in tags(c)]
     if len(setup) != 1:
@@ -331,7 +355,10 @@ def normalise_source(nb, lesson: course.Lesson):
             f"{lesson.filename}: exactly one code cell must be tagged "
             f"'{SETUP_TAG}' (found {len(setup)})"
         )
-    setup[0].source = with_colab_block(setup[0].source)
+    setup[0].source = without_colab_block(setup[0].source)
+    # the Colab install runs first, in a folded cell of its own; the setup
+    # cell keeps the lesson's imports and helpers.setup(), in plain view
+    cells.insert(cells.index(setup[0]), colab_cell())
     for cell in cells:
         if contract.ANSWERS_TAG in tags(cell):  # the quiz: a point per question
             cell.metadata["nbgrader"]["points"] = len(quiz.load_bank())
