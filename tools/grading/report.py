@@ -39,8 +39,19 @@ from . import identity, safe, sandbox
 _VALUES = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
-def named_mistakes(message: str) -> list[str]:
-    """The mistakes a check's printed lines name (its WRONG/ERROR details)."""
+# Where a test's message turns to its hidden part (tools/grading/worker.py):
+# what follows was computed from a hidden test's inputs.
+HIDDEN_FAILED = "\n[hidden test failed]\n"
+# A learner's exception, its type name and message: their words, not the
+# course's (in a hidden test they could carry its inputs out).
+_RAISED = re.compile(r"raised [^:]*:.*$")
+
+
+def named_mistakes(message: str, fallback: bool = True) -> list[str]:
+    """The mistakes a check's printed lines name (its WRONG/ERROR details).
+
+    ``fallback``: with no such line, the message's last line stands in.
+    """
     found = []
     for line in message.splitlines():
         parts = [p.strip() for p in line.split("|")]
@@ -54,7 +65,7 @@ def named_mistakes(message: str) -> list[str]:
             ).strip()
             if detail and detail not in found:
                 found.append(detail)
-    if not found and message.strip():
+    if fallback and not found and message.strip():
         last = message.strip().splitlines()[-1]
         if not last.startswith("CheckFailed"):
             found.append(_VALUES.sub("…", last)[:200])
@@ -70,18 +81,23 @@ def _safe(message: str) -> str:
     verdict and the mistake it names are kept, numbers replaced by ``…``.
     """
     visible, hidden = message, ""
-    for marker in ("CheckFailed:", "AssertionError", "\nTraceback"):
+    for marker in (
+        HIDDEN_FAILED.strip(),
+        "CheckFailed:",
+        "AssertionError",
+        "\nTraceback",
+    ):
         if marker in visible:
             visible, hidden = visible.split(marker, 1)
+            hidden = hidden or " "  # failed, even if it said nothing
             break
     text = visible.strip()
-    hidden = "\n".join(  # lines the visible check printed already are not news
-        line
-        for line in hidden.splitlines()
-        if line.strip() and line.strip() not in text
-    )
     if hidden:
-        named = named_mistakes(hidden)
+        # only the check's own words: never the learner's (an exception's type
+        # and message), never values
+        lines = [ln for ln in hidden.splitlines() if ln.strip() not in text]
+        named = named_mistakes("\n".join(lines), fallback=False)
+        named = [_RAISED.sub("raised an exception", n) for n in named]
         detail = f": {named[0]}" if named else ""
         text += f"\n\nA hidden test failed{detail}."
     return text.strip()

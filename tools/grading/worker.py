@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 from helpers import contract
 
 from . import flags, remote, sandbox
+from .report import HIDDEN_FAILED
 
 OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
 SETUP_TIMEOUT = 300  # the setup cell imports torch: slow on a busy machine
@@ -214,26 +216,40 @@ def _grader_namespace(setup: str) -> dict:
     return space
 
 
-def _judge_here(test: dict, base: dict, session) -> tuple[bool, str]:
-    """Run a test in this process; the learner's functions run in the kernel.
+def split_test(source: str) -> tuple[str, str]:
+    """(the visible part, the hidden part) of a graded cell's source."""
+    visible = contract.without(source, contract.BEGIN_HIDDEN, contract.END_HIDDEN)
+    hidden = contract.regions(source, contract.BEGIN_HIDDEN, contract.END_HIDDEN)
+    return visible, textwrap.dedent("\n".join(line for r in hidden for line in r))
 
-    Every test is judged here: its code, its inputs' seeds and its expected
-    values never enter the kernel.  The notebook's functions and classes are
-    proxies (``remote.RemoteFunction``; an instance of a learner's module is a
-    ``remote.RemoteModule``), its other names are fetched by value.  Whatever
-    the kernel answers is judged as the learner's answer; a test that cannot
-    be judged (the kernel does not answer, a name is missing) fails with the
-    reason.
+
+def test_space(test: dict, base: dict, session) -> dict:
+    """The namespace a test runs in: the setup's imports and the proxies.
+
+    The notebook's functions and classes are proxies
+    (``remote.RemoteFunction``; an instance of a learner's module is a
+    ``remote.RemoteModule``), its other names are fetched by value.
     """
     space = dict(base)
+    for name in test["functions"]:
+        space[name] = remote.RemoteFunction(session, name)
+    for name in test.get("values", []):
+        space[name] = session.value(name)
+    return space
+
+
+def run_test_code(source: str, space: dict, label: str) -> tuple[bool, str]:
+    """Run (part of) a test in this process: (passed, what it printed or raised).
+
+    Every test is judged here: its code, its inputs' seeds and its expected
+    values never enter the kernel.  Whatever the kernel answers is judged as
+    the learner's answer; a test that cannot be judged (the kernel does not
+    answer, a name is missing) fails with the reason.
+    """
     printed = io.StringIO()
     try:
-        for name in test["functions"]:
-            space[name] = remote.RemoteFunction(session, name)
-        for name in test.get("values", []):
-            space[name] = session.value(name)
         with contextlib.redirect_stdout(printed):
-            exec(compile(test["source"], f"test {test['grade_id']}", "exec"), space)
+            exec(compile(source, label, "exec"), space)
     except Exception as exc:
         text = printed.getvalue() + f"\n{type(exc).__name__}: {exc}"
         return False, text.strip()[-MESSAGE_CAP:]
@@ -422,6 +438,7 @@ class Run:
         self.session = remote.Session(self.run_code)
         self.base = _grader_namespace(plan["setup"])
         self.failed: list[str] = []
+        self.hidden: list = []  # tests whose hidden part is still to run
         self.hooks_seen: set[str] = set()
         self.hooks_baseline: dict | None = None
 
@@ -486,6 +503,7 @@ class Run:
                         )
                         break
                     self.step(position, cell)
+                self.judge_hidden()
         except DeadKernelError:
             self.result.error = (
                 f"the kernel died in code cell {position}: os._exit, a crash, or a "
@@ -544,7 +562,46 @@ class Run:
             if note:
                 result.notes.append(note[:200])
             return
-        passed, message = _judge_here(test, self.base, self.session)
-        result.tests[gid][0] = most if passed else 0.0
+        # The visible part runs here, at the test's place; the hidden part after
+        # the last of the learner's cells, so that no cell of theirs runs after
+        # the learner's code has seen a hidden test's inputs.
+        visible, hidden = split_test(test["source"])
+        label = f"test {gid}"
+        try:
+            space = test_space(test, self.base, self.session)
+        except Exception as exc:  # a missing name, a kernel that does not answer
+            space, passed, message = None, False, f"{type(exc).__name__}: {exc}"
+        else:
+            passed, message = run_test_code(visible, space, label)
+        result.tests[gid][0] = most if passed and not hidden.strip() else 0.0
         result.messages[gid] = message
+        if hidden.strip():
+            self.hidden.append((test, space, passed, message, hidden))
+            if passed:
+                result.messages[gid] = (
+                    message + "\n(hidden tests: judged after the notebook's last cell)"
+                ).strip()
         self.note_hooks()
+
+    def judge_hidden(self) -> None:
+        """Every test's hidden part, after the learner's last cell ran.
+
+        What the learner's code prints, raises or keeps from these calls can no
+        longer reach a cell of theirs; the feedback shows only the verdict and
+        the mistake the check named (``report._safe``), never their words.
+        """
+        for test, space, passed, message, hidden in self.hidden:
+            gid = test["grade_id"]
+            if time.monotonic() > self.options.deadline:
+                self.result.messages[gid] = (
+                    message + "\nnot judged: the notebook time limit came first"
+                )
+                continue
+            if not passed:
+                continue  # the visible part failed: no points, its message stands
+            ok_, more = run_test_code(hidden, space, f"hidden test {gid}")
+            self.result.tests[gid][0] = test["points"] if ok_ else 0.0
+            self.result.messages[gid] = (
+                message if ok_ else f"{message}{HIDDEN_FAILED}{more}"
+            ).strip()[-MESSAGE_CAP:]
+            self.result.save(self.result_path)

@@ -1,0 +1,114 @@
+"""A hidden test's inputs never come back to the learner.
+
+A learner's function sees the inputs it is called with.  Before, the hidden
+tests ran at their place in the notebook, so a function could keep a hidden
+test's inputs and a later cell of the learner's print them into the feedback
+page; and a function's exception (its type name and message, the learner's
+words) came back in the hidden test's verdict.  Now every hidden part runs
+after the learner's last cell, and the feedback shows only the check's own
+words for a hidden failure.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import numpy as np
+import pytest
+
+from helpers import checks, contract
+from tools.grading import sandbox
+
+from .conftest import ROOT, run_grader
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not sandbox.availability()[0],
+        reason=f"the sandbox cannot run here: {sandbox.availability()[1]}",
+    ),
+]
+
+LESSON = "00_setup_and_conventions"
+
+# Right answers that keep every input's shape, and a later cell that prints them.
+KEEPS = """
+_seen = []
+def batch_stats(x):
+    _seen.append(tuple(np.shape(x)))
+    if np.shape(x)[0] < 2:
+        raise ValueError("N = 1: no unbiased variance")
+    return np.asarray(x).mean(0), np.asarray(x).var(0), np.asarray(x).var(0, ddof=1)
+"""
+PRINTS = 'print("KEPT " + " ".join("x".join(map(str, s)) for s in _seen))'
+
+# Right for the shapes of the visible check, and for any other shape an
+# exception whose type name and message carry the shape.
+RAISES = """
+def batch_stats(x):
+    x = np.asarray(x)
+    if tuple(x.shape) not in VISIBLE:
+        name = "Shape" + "x".join(map(str, x.shape))
+        raise type(name, (Exception,), {})("rows" + str(x.shape[0]))
+    if x.shape[0] < 2:
+        raise ValueError("N = 1: no unbiased variance")
+    return x.mean(0), x.var(0), x.var(0, ddof=1)
+"""
+
+
+def _visible_shapes() -> set:
+    seen = []
+
+    def record(x):
+        seen.append(tuple(np.shape(x)))
+        if np.shape(x)[0] < 2:
+            raise ValueError("N = 1: no unbiased variance")
+        return np.asarray(x).mean(0), np.asarray(x).var(0), np.asarray(x).var(0, ddof=1)
+
+    checks.batch_stats(record, quiet=True)
+    return set(seen)
+
+
+def _submission(*extra: str):
+    nb = nbformat.read(ROOT / "notebooks" / f"{LESSON}.ipynb", as_version=4)
+    setup = next(c for c in nb.cells if contract.SETUP_TAG in contract.tags(c))
+    cells = [setup] + [nbformat.v4.new_code_cell(code) for code in extra]
+    cells += [c for c in nb.cells if contract.graded(c)]
+    cells.append(nbformat.v4.new_code_cell(PRINTS if "_seen" in extra[-1] else "1"))
+    nb.cells = cells
+    return nb
+
+
+def test_hidden_inputs_and_learner_words_stay_out_of_the_feedback(tmp_path):
+    visible = _visible_shapes()
+    keeps = _submission(KEEPS)
+    raises = _submission(f"import numpy as np\nVISIBLE = {sorted(visible)!r}", RAISES)
+    paths = []
+    for name, nb in (("keeps", keeps), ("raises", raises)):
+        path = tmp_path / name / f"{LESSON}.ipynb"
+        path.parent.mkdir()
+        nbformat.write(nb, path)
+        paths.append(path)
+    rows = run_grader(
+        tmp_path / "grades.csv",
+        paths,
+        "--feedback",
+        str(tmp_path / "feedback"),
+        "--format",
+        "gradescope",
+        "--sandbox",
+        "on",
+    )
+    kept, raised = (rows[str(p)] for p in paths)
+    assert kept["total"] == kept["maximum"]  # a right answer keeps its points
+    assert float(raised["total"]) == 0.0  # and a wrong one fails the hidden test
+    pages = {
+        page: page.read_text()
+        for folder in ("feedback", "gradescope")
+        for page in (tmp_path / folder).rglob("*")
+        if page.suffix in (".html", ".json")
+    }
+    printed = [text for text in pages.values() if "KEPT" in text]
+    assert printed, "the cell that prints the kept shapes ran and is shown"
+    for text in pages.values():
+        for shape in ("64x10", "7x1", "Shape64", "rows64", "rows7"):
+            assert shape not in text, f"a hidden input's shape reached a page: {shape}"
