@@ -302,6 +302,8 @@ def rel_error(got, want) -> float:
     the error on the scale of the result.
     """
     got, want = to_numpy(got), to_numpy(want)
+    if got is None or want is None or got.shape != want.shape:
+        return float("inf")
     if not got.size:
         return 0.0
     scale = max(float(np.max(np.abs(want))), 1e-300)
@@ -387,11 +389,12 @@ def broadcast_hint(message: str, args=()) -> str | None:
         return "(a broadcasting error: print the shapes of the arrays combined) "
     n, d = batch[0], batch[1]
     sizes = {int(x) for shape in shapes for x in shape.replace(" ", "").split(",") if x}
-    if n != d and n in sizes and len(batch) == 2:
+    if n != d and {n, d} & sizes and len(batch) == 2:
         return (
-            f"(the batch has N = {n} examples and D = {d} features: an array of "
-            f"length {n} is a statistic taken over axis 1, per example; batch "
-            "norm reduces over axis 0, per feature) "
+            f"(x is ({n}, {d}): a statistic of length {n} is one per example "
+            f"(taken over axis 1), one of length {d} one per feature (over axis "
+            "0); reduce over the axis you mean with keepdims=True so that it "
+            "lines up with x) "
         )
     if len(batch) == 4:
         return (
@@ -401,50 +404,133 @@ def broadcast_hint(message: str, args=()) -> str | None:
     return "(a broadcasting error: print the shapes of the arrays combined) "
 
 
-def factor_diagnosis(
-    got, want, known: Mapping[str, object] | None = None
-) -> str | None:
-    """``got`` is ``want`` times a constant, or per feature times a known vector.
+def _rows(a, axis):
+    """``a`` as (positions, features): the feature axis last, the rest merged."""
+    if a.ndim == 1 and axis == 0:  # one value per feature (dgamma, a buffer)
+        return a.reshape(1, -1)
+    if axis is None or a.ndim < 2:
+        return a.reshape(-1, 1)
+    return np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
 
-    ``known`` maps a name (``"N/(N-1)"``, ``"gamma"``) to the scalar or
-    per-feature factor a mistake would introduce.  Returns a message naming the
-    factor, or None when ``got`` is not a multiple of ``want``.  This survives
-    combinations the listed diagnoses do not foresee.
+
+def _fmt(values, limit=4) -> str:
+    items = [f"{float(v):.4g}" for v in np.ravel(values)[:limit]]
+    return ", ".join(items) + (", ..." if np.size(values) > limit else "")
+
+
+def _named(value, known: Mapping[str, object]) -> str | None:
+    """The name of ``value`` (a scalar or one per feature) among ``known`` and
+    their simple transforms (inverse, square root, square, negation), or None."""
+    v = np.asarray(value, dtype=float)
+    plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
+    for label, k in {**plain, **dict(known or {})}.items():
+        k = to_numpy(k)
+        if k is None or (k.size != 1 and k.shape != v.shape):
+            continue
+        with np.errstate(all="ignore"):
+            forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
+            forms.update({f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)})
+            forms[f"({label})^2"] = k * k
+        for name, x in forms.items():
+            if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
+                return name.replace("(2)", "2").replace("(1/2)", "1/2")
+    return None
+
+
+def describe(
+    got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None
+) -> str | None:
+    """How ``got`` differs from ``want``, from the shape of the difference alone.
+
+    Karpathy's ``cmp`` generalised: the right values in the wrong places (a
+    transpose, a reshape), a sign flip, one constant factor or offset, one
+    factor or offset per feature (``axis``), or an error confined to some
+    features (``small``: those with a tiny variance, where eps matters) or some
+    positions.  A factor or offset is named when it equals one of ``known``
+    (``{"N/(N-1)": 16/15, "gamma": gamma}``) or a simple transform of one;
+    ``causes`` maps such a signature (``"factor sqrt(N/(N-1))"``) to its cause,
+    added only when the signature matches exactly.  None: no pattern found.
     """
     g, w = to_numpy(got), to_numpy(want)
-    if g is None or w is None or g.shape != w.shape or not np.any(w):
+    if g is None or w is None or g.shape != w.shape or not g.size:
         return None
-    if not np.all(np.isfinite(g)):
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
+    causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
-    c = float(np.vdot(g.ravel(), w.ravel()) / np.vdot(w.ravel(), w.ravel()))
-    if np.abs(g - c * w).max() <= 1e-6 * scale * max(1.0, abs(c)) and abs(c - 1) > 1e-6:
-        for label, value in (known or {}).items():
-            v = np.asarray(to_numpy(value) if not np.isscalar(value) else value)
-            if v.size == 1 and abs(float(v) - c) <= 1e-6 * max(1.0, abs(c)):
-                return f"the answer times {label} ({c:.4g}): a stray factor {label}"
-        if abs(c + 1) < 1e-6:
-            return "the right magnitude with the wrong sign everywhere"
-        return (
-            f"exactly {c:.4g} times the right answer everywhere: look for a missing "
-            "or extra constant factor"
-        )
-    if g.ndim >= 2:  # a factor per feature (the last axis)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = np.sum(g * w, axis=0) / np.sum(w * w, axis=0)
-        if np.all(np.isfinite(per)) and np.abs(g - per * w).max() <= 1e-6 * scale:
-            for label, value in (known or {}).items():
-                v = to_numpy(value) if not np.isscalar(value) else None
-                if v is not None and v.shape == per.shape and np.allclose(per, v):
-                    return f"the answer times {label}, feature by feature"
-                if v is not None and v.shape == per.shape and np.allclose(per, 1 / v):
-                    return f"the answer divided by {label}, feature by feature"
-            return (
-                "right up to one factor per feature "
-                f"({', '.join(f'{x:.3g}' for x in per[:4])}...): a per-feature "
-                "scale (gamma? the standard deviation?) is missing or extra"
-            )
+    close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale  # noqa: E731
+
+    def say(key, text):
+        cause = causes.get(key)
+        return f"{text}: {cause}" if cause else text
+
+    # the right values in the wrong places
+    if close(np.sort(g.ravel()), np.sort(w.ravel())):
+        import itertools
+
+        for perm in itertools.permutations(range(w.ndim)):
+            moved = w.transpose(perm)
+            if list(perm) != sorted(perm) and close(g.ravel(), moved.ravel()):
+                return say(
+                    "permuted",
+                    "the right values in the wrong places: they come in the order of "
+                    f"the expected array with its axes moved to {perm} (a reshape "
+                    "without the transpose it needs, or a transpose not undone?)",
+                )
+        return say("permuted", "the right values in the wrong places (a reshape or an "
+                   "index is off)")
+    if close(g, -w):
+        return say("sign", "the right magnitude with the wrong sign everywhere")
+    c = float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))
+    if close(g, c * w):
+        label = _named(c, known)
+        value = label if label in ("2", "1/2", "-1") else f"{c:.4g}" + (
+            f" = {label}" if label else "")
+        return say(f"factor {label}" if label else "factor",
+                   f"off by the constant factor {value} everywhere")
+    off = float(np.mean(g - w))
+    if close(g, w + off):
+        label = _named(off, known)
+        return say(f"offset {label}" if label else "offset",
+                   f"off by one constant offset, {off:.4g}" + (f" = {label}" if label else ""))
+    g2, w2 = _rows(g, axis), _rows(w, axis)
+    feature = "channel" if g.ndim > 2 else "feature"
+    with np.errstate(all="ignore"):
+        per = np.sum(g2 * w2, axis=0) / np.sum(w2 * w2, axis=0)
+    if g2.shape[1] > 1 and np.all(np.isfinite(per)) and close(g2, per * w2):
+        off_one = np.flatnonzero(np.abs(per - 1) > 1e-6)
+        label = _named(per, known)
+        if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
+            return None
+        if label:
+            return say(f"{feature} factor {label}",
+                       f"each {feature} is off by its own factor, {label} ({_fmt(per)})")
+        if len(off_one) < len(per):
+            return _confined(off_one, feature, small, say, f"by the factor(s) {_fmt(per[off_one])}")
+        return say(f"{feature} factor", f"each {feature} is off by its own factor ({_fmt(per)})")
+    shift = (g2 - w2).mean(0)
+    if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
+        label = _named(shift, known)
+        text = f"each {feature} is shifted by its own offset ({_fmt(shift)})"
+        return say(f"{feature} offset {label}" if label else f"{feature} offset",
+                   text.replace("offset (", f"offset, {label} (") if label else text)
+    err = np.abs(g2 - w2).max(0) / scale
+    bad = np.flatnonzero(err > tol)
+    if 0 < len(bad) < len(err):
+        return _confined(bad, feature, small, say, f"(rel. error up to {err.max():.1e})")
     return None
+
+
+def _confined(bad, feature, small, say, how) -> str:
+    """"only feature 1, the one with a tiny variance, is off": an error confined
+    to some features, and whether they are exactly those where eps matters."""
+    which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
+    text = f"only {feature}{'s' if len(bad) > 1 else ''} {which} {'are' if len(bad) > 1 else 'is'} off {how}"
+    if len(small) and set(int(i) for i in bad) == set(int(i) for i in small):
+        one = len(bad) == 1
+        text += f"; {'it is the one' if one else 'they are the ones'} with a tiny variance, where eps matters"
+        return say("small variance", text)
+    return say(f"only some {feature}s", text + "; the others are right")
 
 
 def compare(
@@ -459,7 +545,10 @@ def compare(
     hint: str = "",
     shape_hints: Mapping[tuple, str] | None = None,
     invariants: Sequence[Callable] = (),
-    factors: Mapping[str, object] | None = None,
+    known: Mapping[str, object] | None = None,
+    causes: Mapping[str, str] | None = None,
+    axis: int | None = 1,
+    small=(),
 ) -> Result:
     """Compare ``got`` with the reference ``want``.
 
@@ -467,8 +556,8 @@ def compare(
     ``got`` matches one of them (within ``tol``) that message is the verdict.
     Otherwise each of ``invariants`` (a function of the answer returning a
     message or None: "dx must sum to zero over the batch") may name what is
-    wrong, and then :func:`factor_diagnosis` (a constant or per-feature factor,
-    named from ``factors``) before the bare error figure.
+    wrong, and then :func:`describe` says how the answer differs (``known``,
+    ``causes``, ``axis`` and ``small`` are passed on) before the bare figure.
     """
     want_np = to_numpy(want)
     problem = shape_problem(name, got, want_np.shape, what, shape_hints)
@@ -484,19 +573,22 @@ def compare(
         if cand is not None and cand.shape == want_np.shape:
             if measure(got, cand) <= max(tol, 1e-9):
                 return wrong(name, message, err, tol)
-    # no listed mistake: a stray factor, else what the invariants say; both
-    # survive combinations of mistakes that no list foresees
-    message = factor_diagnosis(got, want_np, factors)
-    if message:
-        return wrong(name, f"{what} is {message}", err, tol)
-    for invariant in invariants or ():
-        message = invariant(to_numpy(got))
-        if message:
-            return wrong(name, f"{message}; {label} {err:.1e}", err, tol)
+    # no listed mistake: the shape of the difference, else what the invariants
+    # say; both survive combinations of mistakes that no list foresees
+    message = describe(
+        got, want_np, tol=tol, axis=axis, known=known, small=small, causes=causes
+    )
     got_np = to_numpy(got)
     diff = np.abs(got_np - want_np)
     where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
     where = tuple(int(i) for i in where)
+    if message:
+        detail = f"{what}: {message} ({label} {err:.1e}, worst at index {where})"
+        return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
+    for invariant in invariants or ():
+        message = invariant(got_np)
+        if message:
+            return wrong(name, f"{message}; {label} {err:.1e}", err, tol)
     detail = (
         f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
         f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
