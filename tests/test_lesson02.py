@@ -191,3 +191,43 @@ def test_a_whole_network_of_the_learners_layers_is_gradient_checked(learner_mode
     report = checks.batchnorm_backward(forward_ok, m.bn_backward, quiet=True)
     line = next(r for r in report if r.name == "batchnorm_backward in a network")
     assert line.passed and "match numerical ones" in line.detail
+
+
+# --------------------------------------------------------------------------
+# each graded test judges its own exercise (issue 28, review W1 and C6)
+# --------------------------------------------------------------------------
+
+
+def _grades(substitutions, monkeypatch):
+    from helpers import course
+
+    from .test_mutants import grader_outcome
+
+    lesson = next(x for x in course.checked_lessons() if x.number == "02")
+    return grader_outcome(lesson, substitutions, monkeypatch)
+
+
+# the solution's own spatial and layer-norm functions call the namespace's
+# batchnorm_forward and batchnorm_backward_alt, as a learner's reuse does
+REUSED = {"batchnorm_backward": m.bn_backward, "batchnorm_backward_alt": m.bn_backward}
+
+
+@pytest.mark.parametrize("slip", ["eps omitted", "beta subtracted"])
+def test_a_forward_slip_costs_the_forward_points_only(slip, monkeypatch):
+    forward = m.BN_FORWARD[slip][0]
+    outcome = _grades({**REUSED, "batchnorm_forward": forward}, monkeypatch)
+    assert {k for k, v in outcome.items() if not v} == {"batchnorm_forward"}, outcome
+
+
+def test_a_closed_form_slip_costs_its_own_points_only(monkeypatch):
+    """The review's C6: spatial functions that reuse a wrong backward_alt."""
+    wrong = m.BN_BACKWARD["m = dout.shape[1]"][0]
+    given = {"batchnorm_forward": forward_ok, "batchnorm_backward": m.bn_backward}
+    outcome = _grades({**given, "batchnorm_backward_alt": wrong}, monkeypatch)
+    zeroed = {k for k, v in outcome.items() if not v}
+    assert "batchnorm_backward_alt" in zeroed and "spatial_batchnorm" not in zeroed
+
+
+def test_the_one_pass_variance_is_right_and_scores_full_marks(monkeypatch):
+    outcome = _grades({**REUSED, "batchnorm_forward": m.one_pass_forward}, monkeypatch)
+    assert all(outcome.values()), outcome

@@ -429,6 +429,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             continue
         with np.errstate(all="ignore"):
             forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
+            forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
             forms.update({f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)})
             forms[f"({label})^2"] = k * k
         for name, x in forms.items():

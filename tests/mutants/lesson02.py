@@ -70,6 +70,25 @@ def bn_backward(
     return dx, dgamma, dbeta
 
 
+def closed_form(dout, cache, *, count=None):
+    """CS231n's one-line backward; ``count`` in place of N is the review's A1."""
+    x_hat, std, gamma = cache
+    m = dout.shape[0] if count is None else count
+    g = dout * gamma
+    dx = (m * g - g.sum(0) - x_hat * (g * x_hat).sum(0)) / (m * std)
+    return dx, (dout * x_hat).sum(0), dout.sum(0)
+
+
+def one_pass_forward(x, gamma, beta, eps=1e-5):
+    """A correct alternative (Flax's default): var = E[x^2] - mu^2."""
+    if x.shape[0] < 2:
+        raise ValueError("N < 2")
+    mu = x.mean(0)
+    std = np.sqrt((x**2).mean(0) - mu**2 + eps)
+    x_hat = (x - mu) / std
+    return gamma * x_hat + beta, (x_hat, std, gamma)
+
+
 def _fwd(**kw):
     return lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps, **kw)
 
@@ -93,6 +112,9 @@ BN_FORWARD = {
     "raises TypeError": (lambda x, g, b, eps=1e-5: x.mean(foo=1), "raised TypeError"),
     "mutates its input": (lambda x, g, b, eps=1e-5: (x.__isub__(x.mean(0)), bn_forward(x, g, b, eps))[1], "in place"),
     "wrong shape": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None), "axes are swapped"),
+    # the outside review's (2026-12-06, W1): each costs the forward's points only
+    "eps omitted": (_fwd(fixed_eps=0.0), "eps is missing"),
+    "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "beta is subtracted"),
 }
 # fmt: on
 
@@ -111,6 +133,7 @@ BN_BACKWARD = {
     "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
+    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "does not sum to zero"),
 }
 # fmt: on
 
@@ -135,10 +158,12 @@ def spatial_forward(x, gamma, beta, eps=1e-5, *, mode="right", reshape_back=True
     return out.reshape(n, h, w, c).transpose(0, 3, 1, 2), cache
 
 
-def spatial_backward(dout, cache, *, sum_hw=True):
+def spatial_backward(dout, cache, *, sum_hw=True, transpose_back=True):
     n, c, h, w = dout.shape
     cols = dout.transpose(0, 2, 3, 1).reshape(-1, c)
     dx, dgamma, dbeta = bn_backward(cols, cache)
+    if not transpose_back:  # the review's S3
+        return dx.reshape(n, c, h, w), dgamma, dbeta
     dx = dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
     if not sum_hw:  # summed over N only
         x_hat = cache[0].reshape(n, h, w, c).transpose(0, 3, 1, 2)
@@ -158,12 +183,16 @@ SPATIAL_BACKWARD = {
         lambda d, c: spatial_backward(d, c, sum_hw=False),
         "summed over N only",
     ),
+    "dx not transposed back": (
+        lambda d, c: spatial_backward(d, c, transpose_back=False),
+        "a reshape without the transpose",
+    ),
 }
 
 
-def ln_forward(x, gamma, beta, eps=1e-5, *, axis=1, ddof=0):
+def ln_forward(x, gamma, beta, eps=1e-5, *, axis=1, ddof=0, keepdims=True):
     mu = x.mean(axis=axis, keepdims=True)
-    var = x.var(axis=axis, ddof=ddof, keepdims=True)
+    var = x.var(axis=axis, ddof=ddof, keepdims=keepdims)
     x_hat = (x - mu) / np.sqrt(var + eps)
     return gamma * x_hat + beta, (x_hat, np.sqrt(var + eps), gamma)
 
@@ -182,6 +211,7 @@ def ln_backward(dout, cache, *, sum_dgamma=True):
 LN_FORWARD = {
     "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "wrong axis"),
     "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "unbiased variance"),
+    "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
 }
 # fmt: on
 LN_BACKWARD = {
