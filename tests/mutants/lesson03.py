@@ -162,6 +162,9 @@ def fold_variant(
     copy_settings=True,
     make_bias=True,
     refuse=True,
+    copy_all=True,  # False: stride and padding only (the review's D2)
+    handle_affine=True,  # False: assumes bn.weight exists (D4)
+    keep_dtype=True,  # False: a float32 layer whatever the input's dtype (D5)
 ):
     import torch
     from torch import nn
@@ -172,13 +175,18 @@ def fold_variant(
         if sequential:
             return nn.Sequential(layer, bn)
         std = torch.sqrt(bn.running_var + (bn.eps if eps else 0.0))
-        scale = bn.weight / std
+        gamma = bn.weight
+        if handle_affine and gamma is None:
+            gamma, beta = torch.ones_like(std), torch.zeros_like(std)
+        else:
+            beta = bn.bias
+        scale = gamma / std
         own = layer.bias if layer.bias is not None else torch.zeros_like(scale)
         shift = -bn.running_mean * scale if subtract_mean else 0.0
         bias = (
             (own * scale if scale_bias else own)
             + shift
-            + (bn.bias if add_beta else 0.0)
+            + (beta if add_beta else 0.0)
         )
         if isinstance(layer, nn.Linear):
             new = (
@@ -192,6 +200,12 @@ def fold_variant(
                 if copy_settings
                 else {}
             )
+            if copy_settings and copy_all:
+                kwargs.update(
+                    dilation=layer.dilation,
+                    groups=layer.groups,
+                    padding_mode=layer.padding_mode,
+                )
             new = (
                 layer
                 if in_place
@@ -203,7 +217,7 @@ def fold_variant(
                     **kwargs,
                 )
             )
-        new = new.to(layer.weight)
+        new = new.to(layer.weight) if keep_dtype else new.to(layer.weight.device)
         shape = [-1] + [1] * (layer.weight.dim() - 1)
         with torch.no_grad():
             weight = layer.weight * scale.view(shape)
@@ -228,6 +242,10 @@ FOLD = {
     "conv settings not copied": (fold_variant(copy_settings=False), "copy every setting"),
     "no bias created": (fold_variant(make_bias=False), "has no bias"),
     "folds a batch norm in training mode": (fold_variant(refuse=False), "Fusion only for eval"),
+    # the outside review's (2026-12-06, W3 and B1)
+    "dilation and groups not copied": (fold_variant(copy_all=False), "copy every setting"),
+    "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
+    "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
 }
 # fmt: on
 
