@@ -702,6 +702,32 @@ def build_module(cls, label: str, *args, **kwargs):
     return module, None
 
 
+def buffers_outside_graph(name: str, module) -> Result:
+    """Every buffer of a trained ``module`` outside the autograd graph, and the
+    module deep-copyable (what evaluation code does).  Reads ``requires_grad``
+    (kept when the grader mirrors a tensor back), not ``grad_fn`` (lost)."""
+    try:
+        held = sorted(
+            key for key, value in module.named_buffers()
+            if getattr(value, "requires_grad", False)
+        )
+    except Exception as exc:  # the learner's object, not a module
+        return wrong(name, f"its buffers cannot be listed ({type(exc).__name__}: {exc})")
+    if held:
+        return wrong(
+            name,
+            f"{', '.join(held)} require grad after training steps: they are in the "
+            "autograd graph (updated outside torch.no_grad()), so every step keeps "
+            "its graph alive and copy.deepcopy(module) fails. Update the buffers "
+            "under torch.no_grad(), from detached statistics",
+        )
+    try:
+        copy.deepcopy(module)
+    except Exception as exc:
+        return wrong(name, f"copy.deepcopy(module) fails after training: {exc}")
+    return ok(name, "no buffer requires grad; copy.deepcopy(module) works")
+
+
 def unpack(name: str, value, count: int, names: str):
     """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
     if value is None:

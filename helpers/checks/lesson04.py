@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import gradcheck
 from ._core import (
+    buffers_outside_graph,
     EPS,
     TODO,
     Result,
@@ -504,6 +505,30 @@ def _attributes_case(cls, seed) -> Result:
     return ok(label, "module.rmax and module.dmax take effect at the next call")
 
 
+def _graph_case(cls, seed) -> Result:
+    """After training steps with backward, no buffer requires grad (W5 of the
+    review: rebinding outside no_grad keeps every step's graph alive and breaks
+    copy.deepcopy).  ``requires_grad`` is read, not ``grad_fn``: the grader
+    mirrors tensors back as data, without their graph."""
+    torch = torch_()
+    label = f"{NAME} buffers after 3 steps"
+    module, problem_ = _make(cls, label, 5)
+    if problem_ is not None:
+        return problem_
+    module = module.double().train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        x = 3 * torch.randn(8, 5, generator=gen, dtype=torch.float64) + 1
+        out, problem_ = call(label, module, x.requires_grad_(), copy_inputs=False)
+        if problem_ is not None:
+            return problem_
+        outside = buffers_outside_graph(label, module)
+        failed = outside if not outside else _backward(label, out, np.ones((8, 5)))
+        if failed is not None:
+            return failed
+    return outside
+
+
 def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     """Check a BatchRenorm module (Ioffe 2017, Algorithm 1) against references."""
     torch = torch_()
@@ -517,6 +542,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         results += _general_case(cls, numpy_forward, seed + 1, image=True)
         results.append(_eval_case(cls, seed + 2))
         results.append(_attributes_case(cls, seed + 3))
+        results.append(_graph_case(cls, seed + 4))
         module, problem_ = _make(cls, f"{NAME} wrong channels", 5)
         if problem_ is None:
             results.append(

@@ -53,6 +53,7 @@ def renorm_class(
     momentum_on="new",
     rebind_buffers=False,
     correction=0,
+    graph_buffers=False,  # the review's W5: rebinding outside torch.no_grad()
 ):
     import torch
     from torch import nn
@@ -91,7 +92,11 @@ def renorm_class(
             if not self.training:  # eval mode normalising with the batch
                 r, d = torch.ones_like(r), torch.zeros_like(d)
             x_hat = (x - mean.view(view)) / std.view(view) * r.view(view) + d.view(view)
-            if self.training:
+            if self.training and graph_buffers:
+                a = self.momentum
+                self.running_mean = self.running_mean + a * (mean - self.running_mean)
+                self.running_std = self.running_std + a * (std - self.running_std)
+            elif self.training:
                 with torch.no_grad():
                     a = self.momentum
                     new_std = {
@@ -133,6 +138,7 @@ RENORM = {
     "momentum on the old value": (renorm_class(momentum_on="old"), "momentum weighs the old value"),
     "no input validation": (renorm_class(validate=False), "ValueError"),
     "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
+    "buffers left in the autograd graph": (renorm_class(graph_buffers=True), "in the autograd graph"),
 }
 # fmt: on
 
