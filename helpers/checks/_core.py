@@ -728,6 +728,28 @@ def buffers_outside_graph(name: str, module) -> Result:
     return ok(name, "no buffer requires grad; copy.deepcopy(module) works")
 
 
+def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
+    """Why ``samples`` do not look drawn from U[low, high], in numbers (range,
+    one side only, mean, spread), or None.  A Kolmogorov-Smirnov distance
+    above 2.5 / sqrt(n) happens by chance with probability below 1e-5."""
+    x = to_numpy(samples)
+    if x is None or not x.size or not np.all(np.isfinite(x)):
+        return f"{what}: not finite real numbers"
+    x, width = np.sort(x.ravel()), high - low
+    seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
+    expected = f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
+    if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
+        return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}"
+    u, n = (x - low) / width, x.size
+    distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
+    if distance <= 2.5 / np.sqrt(n):
+        return None
+    mid = (low + high) / 2
+    side = " (one-sided: all above the middle)" if x[0] >= mid - 0.05 * width else (
+        " (one-sided: all below the middle)" if x[-1] <= mid + 0.05 * width else "")
+    return f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; {expected}"
+
+
 def unpack(name: str, value, count: int, names: str):
     """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
     if value is None:

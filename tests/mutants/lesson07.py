@@ -11,7 +11,9 @@ from torch import nn
 from . import family
 
 
-def noisy_class(*, where="after", fresh=True, in_eval=False, ranges=True, keep=True):
+def noisy_class(
+    *, where="after", fresh=True, in_eval=False, ranges=True, keep=True, sides=2
+):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
             super().__init__(num_features, **kw)
@@ -24,7 +26,7 @@ def noisy_class(*, where="after", fresh=True, in_eval=False, ranges=True, keep=T
                 return torch.randn(c, dtype=dtype) * self.shift, torch.randn(
                     c, dtype=dtype
                 )
-            shift = (2 * torch.rand(c, dtype=dtype) - 1) * self.shift
+            shift = (sides * torch.rand(c, dtype=dtype) - sides + 1) * self.shift
             return shift, 1 + torch.rand(c, dtype=dtype) * (self.spread - 1)
 
         def forward(self, x):
@@ -106,6 +108,8 @@ NOISY = {
     "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
     "noise in eval mode too": (noisy_class(in_eval=True), "no noise at inference"),
     "noise out of range": (noisy_class(ranges=False), "must be uniform"),
+    # the outside review's (2026-12-06, C9): U[0, shift], one-sided
+    "one-sided shift": (noisy_class(sides=1), "one-sided"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
 }
 ICS = {
