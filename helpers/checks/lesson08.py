@@ -306,6 +306,9 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 # --------------------------------------------------------------------------
 
 
+BN_AT = (1, 4, 6, 8)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d
+
+
 def _rank_models(seed):
     """Three ranks' copies of one net with two BN layers whose running
     statistics drifted apart (different means, variances and counts)."""
@@ -316,15 +319,19 @@ def _rank_models(seed):
     models = []
     for rank in range(3):
         torch.manual_seed(seed)
-        model = nn.Sequential(
+        model = nn.Sequential(  # every kind of batch-norm layer a merge meets
             nn.Linear(3, 5),
             nn.BatchNorm1d(5),
             nn.ReLU(),
             nn.Linear(5, 4),
             nn.BatchNorm1d(4),
+            nn.Unflatten(1, (4, 1, 1)),
+            nn.BatchNorm2d(4),
+            nn.Unflatten(2, (1, 1)),
+            nn.BatchNorm3d(4),
         ).double()
         with torch.no_grad():
-            for bn in (model[1], model[4]):
+            for bn in (model[i] for i in BN_AT):
                 bn.running_mean.copy_(
                     torch.randn(bn.num_features, generator=gen) + rank
                 )
@@ -339,7 +346,7 @@ def _merged(models):
     the mean squared distance of the ranks' means from it (equal shares)."""
     torch = torch_()
     out = []
-    for index in (1, 4):
+    for index in BN_AT:
         means = torch.stack([m[index].running_mean for m in models])
         variances = torch.stack([m[index].running_var for m in models])
         mean = means.mean(0)
@@ -357,7 +364,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         models = _rank_models(seed)
         want = _merged(models)
         wrongs = []  # per layer: (sum of means, average of variances)
-        for i in (1, 4):
+        for i in BN_AT:
             means = torch.stack([m[i].running_mean for m in models])
             wrongs.append(
                 (means.sum(0), torch.stack([m[i].running_var for m in models]).mean(0))
@@ -365,10 +372,10 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         buffers = [
             [id(m[i].running_mean), id(m[i].running_var)]
             for m in models
-            for i in (1, 4)
+            for i in BN_AT
         ]
         params = [[p.detach().clone() for p in m.parameters()] for m in models]
-        counts = [[int(m[i].num_batches_tracked) for i in (1, 4)] for m in models]
+        counts = [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models]
 
         def on_rank(model, all_reduce):
             return fn(model, all_reduce, len(models))
@@ -390,7 +397,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             return failed[0]
         worst = max(r.error for r in results)
         return ok(
-            name, f"both BN layers agree on all 3 ranks, max rel. error {worst:.1e}"
+            name, f"all {len(BN_AT)} BN layers (1d, 2d, 3d) agree on all 3 ranks, max rel. error {worst:.1e}"
         )
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -401,9 +408,10 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
     ``wrongs`` holds, per layer, the sum of the ranks' means and the plain
     average of their variances (taken before the merge)."""
     results = []
-    for layer, index in enumerate((1, 4)):
+    for layer, index in enumerate(BN_AT):
         (mean, var), (total, plain) = want[layer], wrongs[layer]
-        bn, name = model[index], f"{label}, BN {layer + 1}"
+        bn = model[index]
+        name = f"{label}, BN {layer + 1}" + (f" ({type(bn).__name__})" if layer > 1 else "")
         results.append(
             compare(
                 f"{name} mean",
@@ -438,7 +446,7 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
 def _unchanged(name, models, buffers, params, counts) -> Result | None:
     """None, or what the function changed that it must not."""
     now = [
-        [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in (1, 4)
+        [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
     ]
     if now != buffers:
         return wrong(
@@ -452,7 +460,7 @@ def _unchanged(name, models, buffers, params, counts) -> Result | None:
             for p, q in zip(model.parameters(), before, strict=True)
         ):
             return wrong(name, "the weights changed: merge the buffers only")
-    if [[int(m[i].num_batches_tracked) for i in (1, 4)] for m in models] != counts:
+    if [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models] != counts:
         return wrong(
             name,
             "num_batches_tracked changed: it counts this rank's batches; leave it "

@@ -84,10 +84,9 @@ def merge(
     in_place=True,
     count=False,
     first_only=False,
+    kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
 ):
-    layers = [
-        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-    ]
+    layers = [m for m in model.modules() if isinstance(m, kind)]
     for bn in layers[:1] if first_only else layers:
         w = world_size if divide else 1
         mean = all_reduce(bn.running_mean) / w
@@ -140,6 +139,7 @@ MERGE = {
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
     "num_batches_tracked summed": (_merge(count=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
+    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) mean"),
 }
 # fmt: on
 
