@@ -108,6 +108,8 @@ class _Shadow:
 
 def _close(a, b, tol=TOL) -> bool:
     torch = torch_()
+    if not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(b.shape):
+        return False
     a = a.detach().double().cpu()
     b = b.detach().double().cpu()
     scale = max(float(b.abs().max()), 1e-300) if b.numel() else 1.0
@@ -470,6 +472,9 @@ def _low_precision(cls, seed) -> Result:
     if problem is not None:
         return problem
     want = torch.nn.BatchNorm1d(4).train()(x)
+    if not isinstance(out, torch.Tensor) or out.shape != want.shape:
+        return wrong(label, f"bfloat16 input gave {type(out).__name__} "
+                     f"{tuple(getattr(out, 'shape', ()))}, expected {tuple(want.shape)}")
     if out.dtype != want.dtype:
         return wrong(
             label,
