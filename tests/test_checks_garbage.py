@@ -45,7 +45,9 @@ TRANSFORMS = {
     "factor per position": lambda v: _map(v, _factor),
     "transposed": lambda v: _map(v, lambda a: a.T if a.ndim >= 2 else a),
     "NaN": lambda v: _map(v, lambda a: a * float("nan")),
-    "ints": lambda v: _map(v, lambda a: (a * 0).astype(int) if isinstance(a, np.ndarray) else a.long()),
+    "ints": lambda v: _map(
+        v, lambda a: (a * 0).astype(int) if isinstance(a, np.ndarray) else a.long()
+    ),
     "one item short": lambda v: v[:-1] if isinstance(v, tuple) else v,
     "as a list": lambda v: list(v) if isinstance(v, tuple) else [v],
     "None": lambda v: None,
@@ -90,13 +92,19 @@ CASES = cases()
 
 
 @pytest.mark.parametrize(
-    "lesson, name, test, kind", CASES, ids=[f"{c[0].number}-{c[1]}-{c[3]}" for c in CASES]
+    "lesson, name, test, kind",
+    CASES,
+    ids=[f"{c[0].number}-{c[1]}-{c[3]}" for c in CASES],
 )
 def test_garbage_never_crashes_a_check(lesson, name, test, kind, monkeypatch, capsys):
     monkeypatch.delenv("BNCOURSE_GRADING", raising=False)
     right = tm.namespace(lesson, {})[name]
     if kind == "raises":
-        garbage = _raising if not isinstance(right, type) else _garbage_class(right, lambda v: {}["key"])
+        garbage = (
+            _raising
+            if not isinstance(right, type)
+            else _garbage_class(right, lambda v: {}["key"])
+        )
     elif isinstance(right, type):
         garbage = _garbage_class(right, TRANSFORMS[kind])
     else:
@@ -105,5 +113,7 @@ def test_garbage_never_crashes_a_check(lesson, name, test, kind, monkeypatch, ca
     capsys.readouterr()
     exec(code, tm.namespace(lesson, {name: garbage}))  # raises: a crash
     out = capsys.readouterr().out
-    assert "the check itself failed" not in out and "a bug in the course" not in out, out
+    assert "the check itself failed" not in out and "a bug in the course" not in out, (
+        out
+    )
     assert "Traceback" not in out, out

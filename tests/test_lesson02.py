@@ -120,7 +120,9 @@ def test_a_stray_factor_is_named_even_when_no_mistake_lists_it(learner_mode):
         dx, dgamma, dbeta = m.bn_backward(dout, cache)
         return dx * 16 / 15, dgamma, dbeta  # the check's batch has N = 16
 
-    assert "constant factor 2 everywhere" in _lines(checks.batchnorm_backward(forward_ok, doubled))
+    assert "constant factor 2 everywhere" in _lines(
+        checks.batchnorm_backward(forward_ok, doubled)
+    )
     assert "N/(N-1)" in _lines(checks.batchnorm_backward(forward_ok, bessel))
 
 
@@ -131,6 +133,7 @@ def test_a_broadcast_error_says_which_axis(learner_mode):
 
     text = _lines(checks.batchnorm_forward(per_example))
     assert "one per example (taken over axis 1)" in text and "keepdims" in text, text
+
     # layer norm reduces over axis 1: the same hint must not push it to axis 0
     def ln_no_keepdims(x, g, b, eps=1e-5):
         mu, var = x.mean(axis=1), x.var(axis=1)

@@ -430,12 +430,30 @@ def _named(value, known: Mapping[str, object]) -> str | None:
         with np.errstate(all="ignore"):
             forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
             forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
-            forms.update({f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)})
+            forms.update(
+                {f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)}
+            )
             forms[f"({label})^2"] = k * k
         for name, x in forms.items():
             if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
                 return name.replace("(2)", "2").replace("(1/2)", "1/2")
     return None
+
+
+def _permuted(g, w, close) -> str | None:
+    """The right values in the wrong places: which axis order they follow."""
+    import itertools
+
+    if not close(np.sort(g.ravel()), np.sort(w.ravel())):
+        return None
+    for perm in itertools.permutations(range(w.ndim)):
+        if list(perm) != sorted(perm) and close(g.ravel(), w.transpose(perm).ravel()):
+            return (
+                "the right values in the wrong places: they come in the order of "
+                f"the expected array with its axes moved to {perm} (a reshape "
+                "without the transpose it needs, or a transpose not undone?)"
+            )
+    return "the right values in the wrong places (a reshape or an index is off)"
 
 
 def describe(
@@ -465,37 +483,38 @@ def describe(
         cause = causes.get(key)
         return f"{text}: {cause}" if cause else text
 
-    # the right values in the wrong places
-    if close(np.sort(g.ravel()), np.sort(w.ravel())):
-        import itertools
-
-        for perm in itertools.permutations(range(w.ndim)):
-            moved = w.transpose(perm)
-            if list(perm) != sorted(perm) and close(g.ravel(), moved.ravel()):
-                return say(
-                    "permuted",
-                    "the right values in the wrong places: they come in the order of "
-                    f"the expected array with its axes moved to {perm} (a reshape "
-                    "without the transpose it needs, or a transpose not undone?)",
-                )
-        return say("permuted", "the right values in the wrong places (a reshape or an "
-                   "index is off)")
+    moved = _permuted(g, w, close)
+    if moved:
+        return say("permuted", moved)
     if close(g, -w):
         return say("sign", "the right magnitude with the wrong sign everywhere")
     c = float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))
     if close(g, c * w):
         label = _named(c, known)
-        value = label if label in ("2", "1/2", "-1") else f"{c:.4g}" + (
-            f" = {label}" if label else "")
-        return say(f"factor {label}" if label else "factor",
-                   f"off by the constant factor {value} everywhere")
+        value = (
+            label
+            if label in ("2", "1/2", "-1")
+            else f"{c:.4g}" + (f" = {label}" if label else "")
+        )
+        return say(
+            f"factor {label}" if label else "factor",
+            f"off by the constant factor {value} everywhere",
+        )
     off = float(np.mean(g - w))
     if close(g, w + off):
         label = _named(off, known)
-        return say(f"offset {label}" if label else "offset",
-                   f"off by one constant offset, {off:.4g}" + (f" = {label}" if label else ""))
-    g2, w2 = _rows(g, axis), _rows(w, axis)
-    feature = "channel" if g.ndim > 2 else "feature"
+        return say(
+            f"offset {label}" if label else "offset",
+            f"off by one constant offset, {off:.4g}" + (f" = {label}" if label else ""),
+        )
+    return _per_feature(
+        _rows(g, axis), _rows(w, axis), g.ndim, close, say, known, small, tol, scale
+    )
+
+
+def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | None:
+    """describe's signatures per feature: a factor, an offset, a confined error."""
+    feature = "channel" if ndim > 2 else "feature"
     with np.errstate(all="ignore"):
         per = np.sum(g2 * w2, axis=0) / np.sum(w2 * w2, axis=0)
     if g2.shape[1] > 1 and np.all(np.isfinite(per)) and close(g2, per * w2):
@@ -504,32 +523,46 @@ def describe(
         if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
             return None
         if label:
-            return say(f"{feature} factor {label}",
-                       f"each {feature} is off by its own factor, {label} ({_fmt(per)})")
+            return say(
+                f"{feature} factor {label}",
+                f"each {feature} is off by its own factor, {label} ({_fmt(per)})",
+            )
         if len(off_one) < len(per):
-            return _confined(off_one, feature, small, say, f"by the factor(s) {_fmt(per[off_one])}")
-        return say(f"{feature} factor", f"each {feature} is off by its own factor ({_fmt(per)})")
+            return _confined(
+                off_one, feature, small, say, f"by the factor(s) {_fmt(per[off_one])}"
+            )
+        return say(
+            f"{feature} factor",
+            f"each {feature} is off by its own factor ({_fmt(per)})",
+        )
     shift = (g2 - w2).mean(0)
     if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
         label = _named(shift, known)
         text = f"each {feature} is shifted by its own offset ({_fmt(shift)})"
-        return say(f"{feature} offset {label}" if label else f"{feature} offset",
-                   text.replace("offset (", f"offset, {label} (") if label else text)
+        return say(
+            f"{feature} offset {label}" if label else f"{feature} offset",
+            text.replace("offset (", f"offset, {label} (") if label else text,
+        )
     err = np.abs(g2 - w2).max(0) / scale
     bad = np.flatnonzero(err > tol)
     if 0 < len(bad) < len(err):
-        return _confined(bad, feature, small, say, f"(rel. error up to {err.max():.1e})")
+        return _confined(
+            bad, feature, small, say, f"(rel. error up to {err.max():.1e})"
+        )
     return None
 
 
 def _confined(bad, feature, small, say, how) -> str:
-    """"only feature 1, the one with a tiny variance, is off": an error confined
+    """ "only feature 1, the one with a tiny variance, is off": an error confined
     to some features, and whether they are exactly those where eps matters."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
-    text = f"only {feature}{'s' if len(bad) > 1 else ''} {which} {'are' if len(bad) > 1 else 'is'} off {how}"
+    one = len(bad) == 1
+    text = (
+        f"only {feature}{'' if one else 's'} {which} {'is' if one else 'are'} off {how}"
+    )
     if len(small) and set(int(i) for i in bad) == set(int(i) for i in small):
-        one = len(bad) == 1
-        text += f"; {'it is the one' if one else 'they are the ones'} with a tiny variance, where eps matters"
+        who = "it is the one" if one else "they are the ones"
+        text += f"; {who} with a tiny variance, where eps matters"
         return say("small variance", text)
     return say(f"only some {feature}s", text + "; the others are right")
 
@@ -708,11 +741,14 @@ def buffers_outside_graph(name: str, module) -> Result:
     (kept when the grader mirrors a tensor back), not ``grad_fn`` (lost)."""
     try:
         held = sorted(
-            key for key, value in module.named_buffers()
+            key
+            for key, value in module.named_buffers()
             if getattr(value, "requires_grad", False)
         )
     except Exception as exc:  # the learner's object, not a module
-        return wrong(name, f"its buffers cannot be listed ({type(exc).__name__}: {exc})")
+        return wrong(
+            name, f"its buffers cannot be listed ({type(exc).__name__}: {exc})"
+        )
     if held:
         return wrong(
             name,
@@ -737,7 +773,9 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
         return f"{what}: not finite real numbers"
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
-    expected = f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
+    expected = (
+        f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
+    )
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
         return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}"
     u, n = (x - low) / width, x.size
@@ -745,9 +783,17 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     if distance <= 2.5 / np.sqrt(n):
         return None
     mid = (low + high) / 2
-    side = " (one-sided: all above the middle)" if x[0] >= mid - 0.05 * width else (
-        " (one-sided: all below the middle)" if x[-1] <= mid + 0.05 * width else "")
-    return f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; {expected}"
+    side = (
+        " (one-sided: all above the middle)"
+        if x[0] >= mid - 0.05 * width
+        else (
+            " (one-sided: all below the middle)" if x[-1] <= mid + 0.05 * width else ""
+        )
+    )
+    return (
+        f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
+        + expected
+    )
 
 
 def unpack(name: str, value, count: int, names: str):

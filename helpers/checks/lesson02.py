@@ -27,7 +27,6 @@ import numpy as np
 
 from .. import gradcheck
 from ._core import (
-    to_numpy,
     EPS,
     ERROR,
     TODO,
@@ -41,6 +40,7 @@ from ._core import (
     rel_error,
     run_check,
     shape_problem,
+    to_numpy,
     unpack,
     wrong,
 )
@@ -60,6 +60,7 @@ def tolerance(kind: str, p) -> float:
     axis = 1 if kind == "layer" else 0
     kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
     return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
+
 
 # Library calls that would solve an exercise for the learner: the grader
 # flags them in its notes column (tools/grading/flags.py), it does not fail them.
@@ -81,8 +82,6 @@ KINDS = {
     "spatial": Kind("spatial", "spatial_batchnorm_forward", False),
     "layer": Kind("layer", "layernorm_forward", False),
 }
-
-AVERAGED = "{} is averaged over the batch; gradients of a shared parameter add up (sum)"
 
 
 @dataclass
@@ -347,20 +346,12 @@ def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]
         * (dx_hat - mean(dx_hat)),
         "dx treats mu and var as constants: both depend on x, so add the "
         "gradients through them": dx_hat * inv_std,
-        "dx forgets gamma: the gradient reaching x_hat is dout * gamma": inv_std
-        * (dout - mean(dout) - x_hat * mean(dout * x_hat)),
-        "dx has the wrong sign": -inv_std
-        * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)),
     }
     dgamma = {
         "dgamma uses x instead of x_hat: out = gamma * x_hat + beta": (dout * x).sum(0),
-        "dgamma uses the centred x (x - mu) instead of x_hat: divide by the "
-        "standard deviation too": (dout * (x - mu)).sum(0),
-        AVERAGED.format("dgamma"): (dout * x_hat).mean(0),
         "this is dbeta's formula (dgamma and dbeta swapped?)": dout.sum(0),
     }
     dbeta = {
-        AVERAGED.format("dbeta"): dout.mean(0),
         "this is dgamma's formula (dgamma and dbeta swapped?)": (dout * x_hat).sum(0),
     }
     return {
@@ -461,7 +452,9 @@ def _forward_results(kind, name, fn, p: Problem, given=None) -> list[Result]:
             small=() if kind == "layer" else (1,),
         )
     ]
-    results[0] = _judged_with_given(results[0], items[0], _composed(kind, given, p), tol)
+    results[0] = _judged_with_given(
+        results[0], items[0], _composed(kind, given, p), tol
+    )
     big_eps = Problem(p.x, p.gamma, p.beta, p.dout, 0.1)
     value, problem = call(name, fn, p.x, p.gamma, p.beta, eps=0.1)
     if problem is not None:
@@ -629,8 +622,15 @@ def _judge_backward(kind_: Kind, name, out, p, gradients, numeric):
         ]
         why = "right for your forward pass, as the numerical gradients show"
         return [*notes, numeric, info(name, f"{off}; this backward pass is {why}")]
-    return [*gradients, numeric, wrong(name, f"{off}: the gradients above are "
-            "compared with PyTorch's, which differentiate the correct forward")]
+    return [
+        *gradients,
+        numeric,
+        wrong(
+            name,
+            f"{off}: the gradients above are "
+            "compared with PyTorch's, which differentiate the correct forward",
+        ),
+    ]
 
 
 def _forward_for_backward(name, forward_name, forward, p: Problem):
@@ -658,7 +658,16 @@ def _forward_for_backward(name, forward_name, forward, p: Problem):
 
 
 def _backward_check(
-    kind_: Kind, name, forward, backward, *, seed, shape, quiet, strict, also=None,
+    kind_: Kind,
+    name,
+    forward,
+    backward,
+    *,
+    seed,
+    shape,
+    quiet,
+    strict,
+    also=None,
     given=None,
 ):
     kind, forward_name = kind_.key, kind_.forward
@@ -704,14 +713,18 @@ def _backward_check(
         mine = _composed_grads(kind, given, p)
         if mine is not None:  # built on their (N, D) functions, the lesson's way
             gradients = [
-                _judged_with_given(r, g, c, tolerance(kind, p), "batchnorm_backward_alt")
+                _judged_with_given(
+                    r, g, c, tolerance(kind, p), "batchnorm_backward_alt"
+                )
                 for r, g, c in zip(gradients, grads, mine, strict=True)
             ]
         numeric = _numeric_result(kind, name, forward, backward, seed)
         results = _judge_backward(kind_, name, out, p, gradients, numeric)
         if also is not None:
             results.append(also(p, cache, grads))
-        return results + _explanations(name, (forward, backward), p, seed, cache, results)
+        return results + _explanations(
+            name, (forward, backward), p, seed, cache, results
+        )
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
@@ -871,11 +884,23 @@ def _forward_checker(kind: Kind, default_seed: int, doc: str):
     """A public forward-pass check: the learner's function, then keywords."""
 
     def check(
-        fn, given=None, *, seed=default_seed, shape=None, eps=EPS, quiet=False,
+        fn,
+        given=None,
+        *,
+        seed=default_seed,
+        shape=None,
+        eps=EPS,
+        quiet=False,
         strict=None,
     ):
         return _forward_check(
-            kind, fn, seed=seed, shape=shape, eps=eps, quiet=quiet, strict=strict,
+            kind,
+            fn,
+            seed=seed,
+            shape=shape,
+            eps=eps,
+            quiet=quiet,
+            strict=strict,
             given=given,
         )
 
@@ -888,12 +913,25 @@ def _backward_checker(kind: Kind, name: str, default_seed: int, doc: str):
     """A public backward-pass check: the learner's forward and backward."""
 
     def check(
-        forward, backward, given=None, *, seed=default_seed, shape=None, quiet=False,
+        forward,
+        backward,
+        given=None,
+        *,
+        seed=default_seed,
+        shape=None,
+        quiet=False,
         strict=None,
     ):
         return _backward_check(
-            kind, name, forward, backward, seed=seed, shape=shape, quiet=quiet,
-            strict=strict, given=given,
+            kind,
+            name,
+            forward,
+            backward,
+            seed=seed,
+            shape=shape,
+            quiet=quiet,
+            strict=strict,
+            given=given,
         )
 
     check.__name__ = check.__qualname__ = name

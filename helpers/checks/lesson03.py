@@ -22,6 +22,7 @@ from ._core import (
     build_module,
     call,
     compare,
+    describe,
     expect_raises,
     not_implemented,
     ok,
@@ -116,15 +117,19 @@ def _close(a, b, tol=TOL) -> bool:
     return a.shape == b.shape and bool(torch.all((a - b).abs() <= tol * scale))
 
 
-def _with_batch_stats(x, ref, affine, correction):
-    """x normalised per channel with its own statistics (a diagnosis candidate)."""
+def _with_batch_stats(x, ref, affine, correction, dims=None, stats=None):
+    """x normalised per channel with its own statistics over ``dims``, or with
+    ``stats`` = (mean, var) per channel (a module's buffers)."""
     torch = torch_()
-    dims = [0, *range(2, x.dim())]
-    out = (x - x.mean(dims, keepdim=True)) / torch.sqrt(
-        x.var(dims, correction=correction, keepdim=True) + EPS
-    )
+    dims = [0, *range(2, x.dim())] if dims is None else dims
+    view = [1, -1] + [1] * (x.dim() - 2)
+    if stats is None:
+        mean = x.mean(dims, keepdim=True)
+        var = x.var(dims, correction=correction, keepdim=True)
+    else:
+        mean, var = (torch.as_tensor(t).detach().double().view(view) for t in stats)
+    out = (x - mean) / torch.sqrt(var + EPS)
     if affine:
-        view = [1, -1] + [1] * (x.dim() - 2)
         out = out * ref.weight.view(view) + ref.bias.view(view)
     return out
 
@@ -223,7 +228,9 @@ def _pair(cls, label, shape_tail, momentum, affine, gen):
     return module, ref, problem
 
 
-def _output_problem(label, at, where, out, expected, x, ref, affine):
+def _output_problem(label, at, out, expected, x, ref, affine, buffers):
+    """The output of one training step; ``buffers``: the module's running mean
+    and variance before and after it (which a wrong module may normalise with)."""
     torch = torch_()
     if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
@@ -236,14 +243,35 @@ def _output_problem(label, at, where, out, expected, x, ref, affine):
             f"{at}: normalised with the unbiased variance; normalise with "
             "the biased one (running_var is the unbiased one)",
         )
-    if x.dim() > 2:
+    if x.dim() > 2 and _close(out, _with_batch_stats(x, ref, affine, 0, [0]), 1e-8):
         return wrong(
             label,
-            f"{at}: output differs from PyTorch's for {where} input: take "
-            f"the statistics over dims {[0, *range(2, x.dim())]} (every "
-            "dim except channels)",
+            f"{at}: statistics over dim 0 only; take them over dims "
+            f"{[0, *range(2, x.dim())]} (every dim except channels)",
         )
-    return wrong(label, f"{at}: output differs from PyTorch's")
+    for when, stats in buffers.items():
+        if stats and _close(
+            out, _with_batch_stats(x, ref, affine, 0, stats=stats), 1e-8
+        ):
+            return wrong(
+                label,
+                f"{at}: in training mode it normalises with its running buffers "
+                f"(as they are {when} the step): training mode uses the batch's "
+                "own statistics, eval mode the running ones",
+            )
+    seen = describe(out.detach(), expected.detach(), tol=1e-8, axis=1)
+    return wrong(
+        label,
+        f"{at}: the output differs from PyTorch's" + (f": {seen}" if seen else ""),
+    )
+
+
+def _running(module):
+    """(running_mean, running_var) of a module as it reports them, or None."""
+    pair = tuple(getattr(module, k, None) for k in ("running_mean", "running_var"))
+    if not all(hasattr(t, "detach") for t in pair):
+        return None
+    return tuple(t.detach().clone() for t in pair)
 
 
 def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affine):
@@ -301,6 +329,7 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen, shadow
         x = x + 12
         dout = torch.randn(x.shape, generator=gen, dtype=torch.float64)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        before = _running(module)
         out, problem = call(label, module, xa, copy_inputs=False)
         if problem is not None:
             return problem
@@ -309,7 +338,16 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen, shadow
         at = f"step {step} (batch of {n})"
         # each returns a failed Result (falsy!) or None: test with `is not None`
         for problem in (
-            _output_problem(label, at, where, out, expected, x, ref, affine),
+            _output_problem(
+                label,
+                at,
+                out,
+                expected,
+                x,
+                ref,
+                affine,
+                {"before": before, "after": _running(module)},
+            ),
             _gradient_problem(
                 label, at, module, ref, out, expected, xa, xb, dout, affine
             ),
@@ -473,8 +511,11 @@ def _low_precision(cls, seed) -> Result:
         return problem
     want = torch.nn.BatchNorm1d(4).train()(x)
     if not isinstance(out, torch.Tensor) or out.shape != want.shape:
-        return wrong(label, f"bfloat16 input gave {type(out).__name__} "
-                     f"{tuple(getattr(out, 'shape', ()))}, expected {tuple(want.shape)}")
+        return wrong(
+            label,
+            f"bfloat16 input gave {type(out).__name__} "
+            f"{tuple(getattr(out, 'shape', ()))}, expected {tuple(want.shape)}",
+        )
     if out.dtype != want.dtype:
         return wrong(
             label,
@@ -575,7 +616,11 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64"):
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if kind == "linear":
-        layer, bn, shape = torch.nn.Linear(6, 5, bias=bias), torch.nn.BatchNorm1d, (16, 6)
+        layer, bn, shape = (
+            torch.nn.Linear(6, 5, bias=bias),
+            torch.nn.BatchNorm1d,
+            (16, 6),
+        )
     elif kind == "conv":
         layer = torch.nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias)
         bn, shape = torch.nn.BatchNorm2d, (4, 3, 7, 7)
@@ -624,10 +669,44 @@ def _fold_mistakes(layer, bn, x):
         }
 
 
+def _settings_problem(label, kind, folded, layer) -> Result | None:
+    """Every conv setting copied; the layer's dtype and device kept."""
+    if kind != "linear":
+        for attr in (
+            "stride",
+            "padding",
+            "kernel_size",
+            "dilation",
+            "groups",
+            "padding_mode",
+        ):
+            if getattr(folded, attr, None) != getattr(layer, attr):
+                return wrong(
+                    label,
+                    f"the folded conv's {attr} is {getattr(folded, attr, None)}, the "
+                    f"original's {getattr(layer, attr)}: copy every setting "
+                    "(stride, padding, dilation, groups, padding_mode)",
+                )
+    weight = getattr(folded, "weight", None)
+    if (
+        getattr(weight, "dtype", None) != layer.weight.dtype
+        or weight.device != layer.weight.device
+    ):
+        return wrong(
+            label,
+            f"the folded layer's weight is {getattr(weight, 'dtype', None)}, the "
+            f"layer's {layer.weight.dtype}: give the new layer the layer's dtype "
+            "and device (.to(layer.weight))",
+        )
+    return None
+
+
 def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
     torch = torch_()
     label = f"fold_batchnorm {kind}" + ("" if bias else " (no bias)")
-    label += ("" if affine else ", affine=False") + ("" if dtype == "float64" else f", {dtype}")
+    label += ("" if affine else ", affine=False") + (
+        "" if dtype == "float64" else f", {dtype}"
+    )
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype)
     with torch.no_grad():
         want = bn.double()(layer.double()(x))
@@ -668,23 +747,9 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
             return wrong(
                 label, f"changed the original {key} in place: build a new layer"
             )
-    if kind != "linear":
-        for attr in ("stride", "padding", "kernel_size", "dilation", "groups", "padding_mode"):
-            if getattr(folded, attr, None) != getattr(layer, attr):
-                return wrong(
-                    label,
-                    f"the folded conv's {attr} is {getattr(folded, attr, None)}, the "
-                    f"original's {getattr(layer, attr)}: copy every setting "
-                    "(stride, padding, dilation, groups, padding_mode)",
-                )
-    weight = getattr(folded, "weight", None)
-    if getattr(weight, "dtype", None) != layer.weight.dtype or weight.device != layer.weight.device:
-        return wrong(
-            label,
-            f"the folded layer's weight is {getattr(weight, 'dtype', None)}, the "
-            f"layer's {layer.weight.dtype}: give the new layer the layer's dtype "
-            "and device (.to(layer.weight))",
-        )
+    problem = _settings_problem(label, kind, folded, layer)
+    if problem is not None:
+        return problem
     if folded.bias is None:
         return wrong(
             label,

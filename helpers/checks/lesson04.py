@@ -17,10 +17,10 @@ import numpy as np
 
 from .. import gradcheck
 from ._core import (
-    buffers_outside_graph,
     EPS,
     TODO,
     Result,
+    buffers_outside_graph,
     build_module,
     call,
     compare,

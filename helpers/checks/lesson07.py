@@ -8,13 +8,13 @@ __all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]
 import copy
 
 from ._core import (
-    uniform_problem,
     Result,
     build_module,
     call,
     compare,
     ok,
     run_check,
+    uniform_problem,
     unpack,
     wrong,
 )
@@ -163,7 +163,9 @@ def _noise_changes(cls, seed) -> Result:
         message = uniform_problem(samples, low, high, what)
         if message:
             return wrong(label, message)
-    return ok(label, "a new shift and scale per channel at every step, uniform in range")
+    return ok(
+        label, "a new shift and scale per channel at every step, uniform in range"
+    )
 
 
 def _eval_mode(cls, seed) -> Result:

@@ -370,9 +370,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
                 (means.sum(0), torch.stack([m[i].running_var for m in models]).mean(0))
             )
         buffers = [
-            [id(m[i].running_mean), id(m[i].running_var)]
-            for m in models
-            for i in BN_AT
+            [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
         ]
         params = [[p.detach().clone() for p in m.parameters()] for m in models]
         counts = [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models]
@@ -397,7 +395,9 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             return failed[0]
         worst = max(r.error for r in results)
         return ok(
-            name, f"all {len(BN_AT)} BN layers (1d, 2d, 3d) agree on all 3 ranks, max rel. error {worst:.1e}"
+            name,
+            f"all {len(BN_AT)} BN layers (1d, 2d, 3d) agree on all 3 ranks, "
+            f"max rel. error {worst:.1e}",
         )
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -411,7 +411,9 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
     for layer, index in enumerate(BN_AT):
         (mean, var), (total, plain) = want[layer], wrongs[layer]
         bn = model[index]
-        name = f"{label}, BN {layer + 1}" + (f" ({type(bn).__name__})" if layer > 1 else "")
+        name = f"{label}, BN {layer + 1}" + (
+            f" ({type(bn).__name__})" if layer > 1 else ""
+        )
         results.append(
             compare(
                 f"{name} mean",
@@ -445,9 +447,7 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
 
 def _unchanged(name, models, buffers, params, counts) -> Result | None:
     """None, or what the function changed that it must not."""
-    now = [
-        [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
-    ]
+    now = [[id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT]
     if now != buffers:
         return wrong(
             name,

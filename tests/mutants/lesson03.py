@@ -23,6 +23,7 @@ def scratch_class(
     resets=True,
     buffers_in_graph=False,
     keep_dtype=True,
+    train_on_running=False,  # the review's N1: running statistics in training
 ):
     import torch
     from torch import nn
@@ -80,6 +81,7 @@ def scratch_class(
             view = [1, -1] + [1] * (x.dim() - 2)
             n = x.numel() // x.shape[1] if count == "values" else x.shape[0]
             use_batch = self.training or eval_uses_batch or not self.track
+            use_batch = use_batch and not (train_on_running and self.track)
             if use_batch:
                 if validate and x.numel() // x.shape[1] < 2:
                     raise ValueError("one value per channel")
@@ -136,6 +138,7 @@ SCRATCH = {
     "buffers as plain tensors": (scratch_class(buffers=False), "register_buffer"),
     "updates in eval mode": (scratch_class(update_in_eval=True), "eval mode changed"),
     "statistics over N only for 3-D/4-D": (scratch_class(axes="batch only"), "every dim except channels"),
+    "running statistics in training mode": (scratch_class(train_on_running=True), "normalises with its running buffers"),
     "eval uses batch statistics": (scratch_class(eval_uses_batch=True), "eval mode still normalises"),
     "num_batches_tracked not counted": (scratch_class(count_batches=False), "num_batches_tracked"),
     "momentum=None not handled": (scratch_class(handle_none=False), "momentum=None"),
@@ -184,9 +187,7 @@ def fold_variant(
         own = layer.bias if layer.bias is not None else torch.zeros_like(scale)
         shift = -bn.running_mean * scale if subtract_mean else 0.0
         bias = (
-            (own * scale if scale_bias else own)
-            + shift
-            + (beta if add_beta else 0.0)
+            (own * scale if scale_bias else own) + shift + (beta if add_beta else 0.0)
         )
         if isinstance(layer, nn.Linear):
             new = (
