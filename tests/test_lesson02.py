@@ -90,12 +90,27 @@ def _lines(report):
     return lines if isinstance(lines, str) else " | ".join(lines)
 
 
-def test_a_combination_of_forward_mistakes_is_named_by_an_invariant(learner_mode):
+def test_a_combination_of_forward_mistakes_is_named_stage_by_stage(learner_mode):
     def both(x, g, b, eps=1e-5):  # unbiased variance and eps outside the root
         return m.bn_forward(x, g, b, eps, ddof=1, eps_out=True)
 
-    report = checks.batchnorm_forward(both)
-    assert "spread is not gamma" in _lines(report), _lines(report)
+    text = _lines(checks.batchnorm_forward(both))
+    assert "the mean used is the batch mean (right)" in text, text
+    assert "sqrt(v) + eps (eps outside the root), v = the unbiased" in text, text
+
+    def mad(x, g, b, eps=1e-5):  # no listed scale: what is seen, no guess
+        s = np.abs(x - x.mean(0)).mean(0)
+        return g * (x - x.mean(0)) / np.sqrt(s**2 + eps) + b, None
+
+    text = _lines(checks.batchnorm_forward(mad))
+    assert "the scale is none of the usual ones (s / sqrt(var + eps): 0.8" in text
+
+    def in_float32(x, g, b, eps=1e-5):
+        f32 = np.float32
+        return m.bn_forward(x.astype(f32), g.astype(f32), b.astype(f32), f32(eps))
+
+    text = _lines(checks.batchnorm_forward(in_float32))
+    assert "float32 numbers" in text and "centring" not in text, text
 
 
 def test_a_combination_of_backward_mistakes_is_named_per_gradient(learner_mode):

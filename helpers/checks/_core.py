@@ -456,6 +456,20 @@ def _permuted(g, w, close) -> str | None:
     return "the right values in the wrong places (a reshape or an index is off)"
 
 
+def _precision(got, err) -> str | None:
+    """The answer's values are float32 (or bfloat16) numbers and its error is at
+    that format's rounding level: computed in low precision."""
+    for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
+        unit = 2.0 ** -(bits + 1)
+        scaled = np.frexp(got)[0] / unit
+        if np.array_equal(scaled, np.round(scaled)) and err <= most * unit:
+            return (
+                f"its values are {name} numbers and the error is at {name}'s "
+                f"rounding level ({unit:.0e}): compute in float64, as the input is"
+            )
+    return None
+
+
 def describe(
     got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None
 ) -> str | None:
@@ -567,6 +581,132 @@ def _confined(bad, feature, small, say, how) -> str:
     return say(f"only some {feature}s", text + "; the others are right")
 
 
+# --------------------------------------------------------------------------
+# a normalisation's stages, read back from its output
+# --------------------------------------------------------------------------
+
+
+def _match(value, candidates: Mapping[str, object], tol=1e-7):
+    """The first name in ``candidates`` whose array equals ``value``."""
+    for name, cand in candidates.items():
+        cand = np.broadcast_to(np.asarray(cand, dtype=float), value.shape)
+        scale = max(float(np.abs(cand).max()), 1e-300)
+        if np.abs(value - cand).max() <= tol * scale:
+            return name
+    return None
+
+
+def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
+    """``out`` is ``gamma * x_hat + beta`` (gamma, beta along axis 1) with the
+    statistics taken over other axes than ``axes``: which ones, or None."""
+    import itertools
+
+    g, x = to_numpy(out), to_numpy(x)
+    if g is None or x is None or g.shape != x.shape or x.ndim < 2:
+        return None
+    view = [1, -1] + [1] * (x.ndim - 2)
+    gamma, beta = np.reshape(gamma, view), np.reshape(beta, view)
+    scale = max(float(np.abs(g).max()), 1e-300)
+    for k in range(1, x.ndim + 1):
+        for other in itertools.combinations(range(x.ndim), k):
+            if set(other) == set(axes):
+                continue
+            mu, var = x.mean(other, keepdims=True), x.var(other, keepdims=True)
+            with np.errstate(all="ignore"):
+                want = gamma * (x - mu) / np.sqrt(var + eps) + beta
+            if np.abs(g - want).max() <= tol * scale:
+                return (
+                    f"the statistics are taken over axes {other}; this normalisation "
+                    f"takes them over axes {tuple(axes)}"
+                )
+    return None
+
+
+def stages(
+    out, x, gamma, beta, *, eps, means=None, variances=None, groups=None, tol=1e-7
+) -> str | None:
+    """Read back the mean m and the scale s a normalisation used, column by
+    column of 2-D ``x`` (statistics over the rows, within each of ``groups``,
+    a label per row), from ``out = gamma * (x - m) / s + beta`` (gamma, beta
+    broadcast to x), and name each stage: m among ``means`` (the batch mean
+    first), s as sqrt(v + eps), sqrt(v), sqrt(v) + eps or v + eps with v among
+    ``variances`` (biased, unbiased first).  None when ``out`` is not of that
+    form (not affine in x per column and group)."""
+    o, x = to_numpy(out), to_numpy(x)
+    if o is None or x is None or o.shape != x.shape or x.ndim != 2:
+        return None
+    gamma, beta = np.broadcast_to(gamma, x.shape), np.broadcast_to(beta, x.shape)
+    groups = np.zeros(len(x), int) if groups is None else np.asarray(groups)
+    readings = {  # how gamma and beta were applied: as they should be first
+        "": (o - beta) / gamma,
+        "gamma and beta are not applied: out = gamma * x_hat + beta": o,
+        "gamma and beta are swapped: out = gamma * x_hat + beta": (o - gamma) / beta,
+    }
+    first = None
+    for affine, y in readings.items():
+        found = _read_stages(y, x, groups, eps, means, variances, tol)
+        if found == "right":
+            return affine or None  # the stages are right: the difference is elsewhere
+        first = found if affine == "" else first
+    return first
+
+
+def _read_stages(y, x, groups, eps, means, variances, tol):
+    """``stages`` for one reading of the output as x_hat = (x - m) / s."""
+    m, s = np.empty(x.shape), np.empty(x.shape)
+    with np.errstate(all="ignore"):
+        for label in np.unique(groups):
+            rows = groups == label
+            xc = x[rows] - x[rows].mean(0)
+            a = (xc * (y[rows] - y[rows].mean(0))).sum(0) / (xc * xc).sum(0)
+            c = y[rows].mean(0) - a * x[rows].mean(0)
+            if not np.abs(a * x[rows] + c - y[rows]).max() <= tol * np.abs(y).max():
+                return None
+            s[rows], m[rows] = 1 / a, -c / a
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(m))):
+        return None
+    n = len(x)
+    means = {"the batch mean": x.mean(0), **(means or {})}
+    variances = variances or {
+        "the biased variance": x.var(0),
+        "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
+    }
+    forms = {}
+    for name, v in variances.items():
+        v = np.asarray(v, dtype=float)
+        with np.errstate(all="ignore"):
+            forms.update(
+                {
+                    f"sqrt(v + eps), v = {name}": np.sqrt(v + eps),
+                    f"sqrt(v) without eps, v = {name}": np.sqrt(v),
+                    f"sqrt(v) + eps (eps outside the root), v = {name}": np.sqrt(v)
+                    + eps,
+                    f"v + eps (no square root), v = {name}": v + eps,
+                }
+            )
+    right_m, right_s = next(iter(means)), next(iter(forms))
+    got_m, got_s = _match(m, means, tol), _match(s, forms, tol)
+    if got_m == right_m and got_s == right_s:
+        return "right"
+    offset = _fmt(m[0] - x.mean(0))
+    centring = (
+        f"the mean used is {got_m}"
+        if got_m
+        else (f"the mean used is none of the usual ones (m - batch mean: {offset})")
+    )
+    ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
+    scale = (
+        f"the scale divides by {got_s}"
+        if got_s
+        else (f"the scale is none of the usual ones (s / sqrt(var + eps): {ratio})")
+    )
+    parts = [
+        centring + (" (right)" if got_m == right_m else ""),
+        scale + (" (right)" if got_s == right_s else ""),
+    ]
+    return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
+
+
 def compare(
     name: str,
     got,
@@ -609,10 +749,10 @@ def compare(
                 return wrong(name, message, err, tol)
     # no listed mistake: the shape of the difference, else what the invariants
     # say; both survive combinations of mistakes that no list foresees
-    message = describe(
+    got_np = to_numpy(got)
+    message = _precision(got_np, err) or describe(
         got, want_np, tol=tol, axis=axis, known=known, small=small, causes=causes
     )
-    got_np = to_numpy(got)
     diff = np.abs(got_np - want_np)
     where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
     where = tuple(int(i) for i in where)

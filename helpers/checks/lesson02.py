@@ -40,9 +40,11 @@ from ._core import (
     rel_error,
     run_check,
     shape_problem,
+    stages,
     to_numpy,
     unpack,
     wrong,
+    wrong_axes,
 )
 
 FORWARD_TOL = 1e-10  # float64 against torch, on well-conditioned data (the floor)
@@ -157,32 +159,20 @@ def _from_2d(kind: str, array, shape):
 
 
 def forward_invariants(kind: str, p: Problem) -> list:
-    """What any correct batch-norm output satisfies, whatever the mistake: per
-    feature, mean beta and standard deviation gamma * sqrt(var / (var + eps))."""
-    if kind == "layer":
-        return []
-    x2 = _as_2d(kind, p.x)
-    spread = p.gamma * np.sqrt(x2.var(0) / (x2.var(0) + p.eps))
+    """Read the output back stage by stage (``_core.wrong_axes``, ``stages``):
+    over which axes the statistics were taken, which mean and which scale were
+    used."""
+    axes = {"batch": (0,), "spatial": (0, 2, 3), "layer": (1,)}[kind]
+    rows = (lambda a: a.T) if kind == "layer" else (lambda a: _as_2d(kind, a))
+    column = (lambda v: v[:, None]) if kind == "layer" else (lambda v: v)
 
-    def centred(out):
-        out2 = _as_2d(kind, out)
-        if np.allclose(out2.mean(0), p.beta, atol=1e-6 * np.abs(p.beta).max()):
-            return None
-        return (
-            "the output's per-feature mean is not beta: the centring (subtract the "
-            "mean over the batch axis) or the shift by beta is off"
-        )
+    def axes_used(out):
+        return wrong_axes(out, p.x, p.gamma, p.beta, eps=p.eps, axes=axes)
 
-    def scaled(out):
-        out2 = _as_2d(kind, out)
-        if np.allclose(out2.std(0), spread, rtol=1e-6):
-            return None
-        return (
-            "the output's per-feature mean is right but its spread is not gamma: "
-            "the division by sqrt(var + eps) or the scale by gamma is off"
-        )
+    def read_back(out):
+        return stages(rows(out), rows(p.x), column(p.gamma), column(p.beta), eps=p.eps)
 
-    return [centred, scaled]
+    return [axes_used, read_back]
 
 
 def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
@@ -246,78 +236,16 @@ def causes(kind: str, p: Problem) -> dict:
 
 
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
-    """What the usual forward-pass mistakes output for problem ``p``."""
-    import torch
-
-    axis = 1 if kind == "layer" else 0
-    x = torch.from_numpy(_as_2d(kind, p.x))
-    g, b = torch.from_numpy(p.gamma), torch.from_numpy(p.beta)
-    eps = p.eps
-
-    def stats(t, ax):
-        mu = t.mean(ax, keepdim=True)
-        return (
-            mu,
-            t.var(ax, correction=0, keepdim=True),
-            t.var(ax, correction=1, keepdim=True),
-        )
-
-    mu, var, var_u = stats(x, axis)
-    xc = x - mu
-    x_hat = xc / torch.sqrt(var + eps)
-    other = 0 if axis == 1 else 1
-    mu_o, var_o, _ = stats(x, other)
-    what = "example" if kind == "layer" else "feature"
-    across = "its features (axis=1)" if kind == "layer" else "the batch (axis=0)"
-    wrong_axis = (
-        "statistics over the wrong axis: layer norm normalises each example over "
-        "its features (axis=1); this output normalises each feature over the batch"
-        if kind == "layer"
-        else "statistics over the wrong axis: batch norm normalises each feature "
-        "over the batch (axis=0); this output normalises each example over its "
-        "features (that is layer norm)"
-    )
-    variants = {
-        f"normalised with the unbiased variance (divides by N-1); normalise with "
-        f"the biased one, dividing by the number of values per {what}": g
-        * xc
-        / torch.sqrt(var_u + eps)
-        + b,
-        "eps is added outside the square root: use sqrt(var + eps)": g
-        * xc
-        / (torch.sqrt(var) + eps)
-        + b,
-        "eps is missing: divide by sqrt(var + eps)": g * xc / torch.sqrt(var) + b,
-        "divided by the variance, not the standard deviation (missing square root)": g
-        * xc
-        / (var + eps)
-        + b,
-        "gamma and beta are not applied: out = gamma * x_hat + beta": x_hat,
-        "gamma and beta are swapped: out = gamma * x_hat + beta": b * x_hat + g,
-        f"centred but not scaled: divide by sqrt(var + eps), var taken over {across}": g
-        * xc
-        + b,
-        wrong_axis: g * (x - mu_o) / torch.sqrt(var_o + eps) + b,
+    """A mistake that no stage shows: the spatial reshape without its transpose."""
+    if kind != "spatial":
+        return {}
+    n, c, h, w = p.x.shape
+    naive = p.x.reshape(-1, c)
+    out = p.gamma * (naive - naive.mean(0)) / np.sqrt(naive.var(0) + p.eps) + p.beta
+    return {
+        "reshaped to (N*H*W, C) without moving C last: transpose(0, 2, 3, 1) "
+        "before the reshape, and transpose back after": out.reshape(p.x.shape)
     }
-    out = {k: _from_2d(kind, v.numpy(), p.x.shape) for k, v in variants.items()}
-    if kind == "spatial":
-        n, c, h, w = p.x.shape
-        flat = torch.from_numpy(p.x.reshape(n, -1))  # per (c, h, w) position
-        m, v, _ = stats(flat, 0)
-        g_pos = g.repeat_interleave(h * w)
-        b_pos = b.repeat_interleave(h * w)
-        per_position = (g_pos * (flat - m) / torch.sqrt(v + eps) + b_pos).numpy()
-        out[
-            "statistics per position (C*H*W features over N examples), not per "
-            "channel: move C last and merge N, H and W into the batch axis"
-        ] = per_position.reshape(p.x.shape)
-        naive = torch.from_numpy(p.x.reshape(-1, c))  # reshape without transpose
-        m, v, _ = stats(naive, 0)
-        out[
-            "reshaped to (N*H*W, C) without moving C last: transpose(0, 2, 3, 1) "
-            "before the reshape, and transpose back after"
-        ] = ((g * (naive - m) / torch.sqrt(v + eps) + b).numpy()).reshape(p.x.shape)
-    return out
 
 
 def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]:

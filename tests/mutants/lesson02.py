@@ -99,11 +99,11 @@ def _bwd(**kw):
 
 # fmt: off
 BN_FORWARD = {
-    "wrong axis": (_fwd(axis=1), "wrong axis"),
+    "wrong axis": (_fwd(axis=1), "statistics are taken over axes (1,)"),
     "unbiased variance": (_fwd(ddof=1), "unbiased variance"),
-    "eps outside the square root": (_fwd(eps_out=True), "eps is added outside"),
+    "eps outside the square root": (_fwd(eps_out=True), "eps outside the root"),
     "gamma and beta forgotten": (_fwd(affine=False), "not applied"),
-    "missing square root": (_fwd(sqrt=False), "missing square root"),
+    "missing square root": (_fwd(sqrt=False), "no square root"),
     "ignores eps": (_fwd(fixed_eps=1e-5), "ignores its eps argument"),
     "no ValueError for N=1": (_fwd(check_n=False), "did not raise ValueError"),
     "returns out only": (lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps)[0], "expected a tuple of 2"),
@@ -113,7 +113,7 @@ BN_FORWARD = {
     "mutates its input": (lambda x, g, b, eps=1e-5: (x.__isub__(x.mean(0)), bn_forward(x, g, b, eps))[1], "in place"),
     "wrong shape": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None), "axes are swapped"),
     # the outside review's (2026-12-06, W1): each costs the forward's points only
-    "eps omitted": (_fwd(fixed_eps=0.0), "eps is missing"),
+    "eps omitted": (_fwd(fixed_eps=0.0), "sqrt(v) without eps"),
     "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "beta is subtracted"),
 }
 # fmt: on
@@ -173,7 +173,7 @@ def spatial_backward(dout, cache, *, sum_hw=True, transpose_back=True):
 
 # fmt: off
 SPATIAL_FORWARD = {
-    "statistics per position": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"), "per position"),
+    "statistics per position": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"), "taken over axes (0,)"),
     "reshape without transpose": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"), "without moving C last"),
     "not reshaped back": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False), "reshape back"),
 }
@@ -209,7 +209,7 @@ def ln_backward(dout, cache, *, sum_dgamma=True):
 
 # fmt: off
 LN_FORWARD = {
-    "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "wrong axis"),
+    "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "taken over axes (0,)"),
     "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "unbiased variance"),
     "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
 }
