@@ -471,7 +471,7 @@ def _precision(got, err) -> str | None:
 
 
 def describe(
-    got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None
+    got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
 ) -> str | None:
     """How ``got`` differs from ``want``, from the shape of the difference alone.
 
@@ -482,7 +482,9 @@ def describe(
     positions.  A factor or offset is named when it equals one of ``known``
     (``{"N/(N-1)": 16/15, "gamma": gamma}``) or a simple transform of one;
     ``causes`` maps such a signature (``"factor sqrt(N/(N-1))"``) to its cause,
-    added only when the signature matches exactly.  None: no pattern found.
+    added only when the signature matches exactly.  ``directions`` (name:
+    array like ``want``): the difference is, feature by feature, a multiple of
+    one of them or a combination of two ("along x_hat").  None: no pattern.
     """
     g, w = to_numpy(got), to_numpy(want)
     if g is None or w is None or g.shape != w.shape or not g.size:
@@ -521,9 +523,40 @@ def describe(
             f"offset {label}" if label else "offset",
             f"off by one constant offset, {off:.4g}" + (f" = {label}" if label else ""),
         )
+    found = _along(g, w, axis, directions or {}, close, say)
+    if found:
+        return found
     return _per_feature(
         _rows(g, axis), _rows(w, axis), g.ndim, close, say, known, small, tol, scale
     )
+
+
+def _along(g, w, axis, directions, close, say) -> str | None:
+    """The difference g - w is, per feature, along one direction or two."""
+    import itertools
+
+    d = _rows(g - w, axis)
+    vs = {k: _rows(to_numpy(v), axis) for k, v in directions.items()}
+    for k in (1, 2):
+        for names in itertools.combinations(vs, k):
+            basis = np.stack([vs[n] for n in names], -1)  # (rows, features, k)
+            with np.errstate(all="ignore"):
+                gram = np.einsum("rfi,rfj->fij", basis, basis)
+                rhs = np.einsum("rfi,rf->fi", basis, d)[..., None]
+                try:
+                    coef = np.linalg.solve(gram, rhs)[..., 0]
+                except np.linalg.LinAlgError:  # a direction that is zero
+                    continue
+            fit = np.einsum("rfi,fi->rf", basis, coef)
+            if np.all(np.isfinite(coef)) and close(d, fit):
+                key = " and ".join(names)
+                return say(
+                    f"along {key}",
+                    "the difference from the right answer is, feature by feature, "
+                    + ("a multiple of " if k == 1 else "a combination of ")
+                    + key,
+                )
+    return None
 
 
 def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | None:
@@ -723,6 +756,7 @@ def compare(
     causes: Mapping[str, str] | None = None,
     axis: int | None = 1,
     small=(),
+    directions=None,
 ) -> Result:
     """Compare ``got`` with the reference ``want``.
 
@@ -751,7 +785,14 @@ def compare(
     # say; both survive combinations of mistakes that no list foresees
     got_np = to_numpy(got)
     message = _precision(got_np, err) or describe(
-        got, want_np, tol=tol, axis=axis, known=known, small=small, causes=causes
+        got,
+        want_np,
+        tol=tol,
+        axis=axis,
+        known=known,
+        small=small,
+        causes=causes,
+        directions=directions,
     )
     diff = np.abs(got_np - want_np)
     where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()

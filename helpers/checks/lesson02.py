@@ -31,6 +31,7 @@ from ._core import (
     ERROR,
     TODO,
     Result,
+    _fmt,
     call,
     compare,
     expect_raises,
@@ -175,37 +176,36 @@ def forward_invariants(kind: str, p: Problem) -> list:
     return [axes_used, read_back]
 
 
-def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
-    """What batch norm's input gradient always satisfies (section 4): per
-    feature, dx sums to zero over the batch, and its projection on x_hat is
-    the reference's (zero but for eps: sum(x_hat**2) = N var / (var + eps))."""
+def directions(kind: str, p: Problem) -> dict:
+    """The two branches of batch norm's input gradient, per feature: a constant
+    (through the mean) and x_hat (through the variance)."""
     if kind == "layer":
-        return []
+        return {}
     x2 = _as_2d(kind, p.x)
     x_hat = (x2 - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
-    scale = np.abs(_as_2d(kind, p.dout)).sum(0).max() * np.abs(p.gamma).max()
-    expected_dot = (_as_2d(kind, dx_ref) * x_hat).sum(0)
+    return {
+        "1": np.ones(p.x.shape),
+        "x_hat": _from_2d(kind, x_hat, p.x.shape),
+    }
 
-    def sums_to_zero(dx):
-        total = np.abs(_as_2d(kind, dx).sum(0)).max()
-        if total <= 1e-6 * scale:
-            return None
-        return (
-            "dx does not sum to zero over the batch, as batch norm's input gradient "
-            "always does: the branch through the mean, a count (N) or a reshape "
-            "of dx is off"
-        )
 
-    def orthogonal(dx):
-        dot = (_as_2d(kind, dx) * x_hat).sum(0)
-        if np.allclose(dot, expected_dot, rtol=1e-6, atol=1e-6 * scale):
-            return None
-        return (
-            "dx sums to zero but is not orthogonal to x_hat feature by feature, as "
-            "it must be: the branch through the variance is missing or wrong"
-        )
+def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
+    """What batch norm's dx always satisfies, per feature: its sum over the
+    batch and its projection on x_hat are PyTorch's (0, and 0 but for eps)."""
+    ways = directions(kind, p)
+    size = np.abs(dx_ref).sum() if ways else 0.0
 
-    return [sums_to_zero, orthogonal]
+    def check(dx):
+        for name, what in (
+            ("1", "sum over the batch"),
+            ("x_hat", "product with x_hat"),
+        ):
+            got, want = (_as_2d(kind, a * ways[name]).sum(0) for a in (dx, dx_ref))
+            if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * size):
+                return f"dx's {what} per feature is not PyTorch's ({_fmt(got)})"
+        return None
+
+    return [check] if ways else []
 
 
 def known(kind: str, p: Problem) -> dict:
@@ -232,6 +232,11 @@ def causes(kind: str, p: Problem) -> dict:
         f"{feature} factor 1/(gamma)": "the gradient reaching x_hat is dout * gamma",
         f"{feature} factor sigma": "x - mu where x_hat = (x - mu) / sigma is meant",
         f"{feature} offset -2·(beta)": "beta is subtracted: out = gamma * x_hat + beta",
+        "along 1": "the branch through the mean is off (missing, or scaled wrong)",
+        "along x_hat": "the branch through the variance is off (missing, or scaled "
+        "wrong)",
+        "along 1 and x_hat": "both the branch through the mean and the one "
+        "through the variance are off",
     }
 
 
@@ -249,43 +254,22 @@ def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
 
 
 def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]:
-    """What the usual backward-pass mistakes give, per output name."""
-    import torch
-
+    """Swapped or mixed-up parameter gradients (their formulas, per output)."""
     axis = 1 if kind == "layer" else 0
-    x = torch.from_numpy(_as_2d(kind, p.x))
-    dout = torch.from_numpy(_as_2d(kind, p.dout))
-    g = torch.from_numpy(p.gamma)
-    mu = x.mean(axis, keepdim=True)
-    var = x.var(axis, correction=0, keepdim=True)
-    inv_std = 1.0 / torch.sqrt(var + p.eps)
-    x_hat = (x - mu) * inv_std
-    dx_hat = dout * g
-
-    def mean(t):
-        return t.mean(axis, keepdim=True)
-
-    dx = {
-        "dx lacks the branch through mu: mu depends on every x_i, so add the "
-        "gradient that flows back through the mean": inv_std
-        * (dx_hat - x_hat * mean(dx_hat * x_hat)),
-        "dx lacks the branch through var: var depends on every x_i too, so add "
-        "the gradient that flows back through the variance": inv_std
-        * (dx_hat - mean(dx_hat)),
-        "dx treats mu and var as constants: both depend on x, so add the "
-        "gradients through them": dx_hat * inv_std,
-    }
-    dgamma = {
-        "dgamma uses x instead of x_hat: out = gamma * x_hat + beta": (dout * x).sum(0),
-        "this is dbeta's formula (dgamma and dbeta swapped?)": dout.sum(0),
-    }
-    dbeta = {
-        "this is dgamma's formula (dgamma and dbeta swapped?)": (dout * x_hat).sum(0),
-    }
+    x, dout = _as_2d(kind, p.x), _as_2d(kind, p.dout)
+    x_hat = (x - x.mean(axis, keepdims=True)) / np.sqrt(
+        x.var(axis, keepdims=True) + p.eps
+    )
+    swapped = "this is {}'s formula (dgamma and dbeta swapped?)"
     return {
-        "dx": {k: _from_2d(kind, v.numpy(), p.x.shape) for k, v in dx.items()},
-        "dgamma": {k: v.numpy() for k, v in dgamma.items()},
-        "dbeta": {k: v.numpy() for k, v in dbeta.items()},
+        "dx": {},
+        "dgamma": {
+            "dgamma uses x instead of x_hat: out = gamma * x_hat + beta": (
+                dout * x
+            ).sum(0),
+            swapped.format("dbeta"): dout.sum(0),
+        },
+        "dbeta": {swapped.format("dgamma"): (dout * x_hat).sum(0)},
     }
 
 
@@ -618,6 +602,7 @@ def _backward_check(
         extra = {
             "dx": dict(
                 shape_hints=_output_shape_hints(kind, p),
+                directions=directions(kind, p),
                 invariants=dx_invariants(kind, p, refs["dx"]),
                 small=() if kind == "layer" else (1,),
             ),

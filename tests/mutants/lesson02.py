@@ -120,9 +120,9 @@ BN_FORWARD = {
 
 # fmt: off
 BN_BACKWARD = {
-    "missing mean branch": (_bwd(mean_branch=False), "branch through mu"),
-    "missing variance branch": (_bwd(var_branch=False), "branch through var"),
-    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "as constants"),
+    "missing mean branch": (_bwd(mean_branch=False), "the branch through the mean is off"),
+    "missing variance branch": (_bwd(var_branch=False), "the branch through the variance is off"),
+    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "both the branch through the mean and the one"),
     "forgets gamma": (_bwd(gamma_factor=False), "reaching x_hat is dout * gamma"),
     "dgamma not summed": (_bwd(sum_dgamma=False), "not summed"),
     "dbeta not summed": (_bwd(sum_dbeta=False), "not summed"),
@@ -133,7 +133,7 @@ BN_BACKWARD = {
     "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
-    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "does not sum to zero"),
+    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "both the branch through the mean and the one"),
 }
 # fmt: on
 
