@@ -16,7 +16,18 @@ __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "merge_running_s
 import numpy as np
 
 from .. import distributed
-from ._core import EPS, Result, call, compare, info, ok, run_check, unpack, wrong
+from ._core import (
+    EPS,
+    Result,
+    call,
+    compare,
+    info,
+    ok,
+    run_check,
+    stages,
+    unpack,
+    wrong,
+)
 from ._core import torch as torch_
 
 TOL = 1e-12  # float64, against one process on the whole batch
@@ -57,43 +68,56 @@ def _ranks(name, fn, per_rank, copy_inputs=True):
 # --------------------------------------------------------------------------
 
 
-def _forward_mistakes(xs, gamma, beta):
-    """What the usual mistakes produce, concatenated over the ranks."""
+def _read_back(xs, gamma, beta):
+    """The ranks' outputs read back stage by stage (``_core.stages``), per rank:
+    the statistics that exist on 3 ranks of unequal sizes are the candidates."""
     torch = torch_()
-    full = torch.cat(xs)
+    full = torch.cat(xs).numpy()
+    ranks = np.repeat(np.arange(len(xs)), [len(x) for x in xs])
+    sizes, world = np.array([len(x) for x in xs], float), len(xs)
 
-    def normalise(parts):
-        return torch.cat([(x - m) / torch.sqrt(v + EPS) for x, (m, v) in parts])
+    def per_rank(f):  # a statistic of each rank's slice, on that rank's rows
+        return np.concatenate([np.repeat(f(x.numpy())[None], len(x), 0) for x in xs])
 
-    mean, var = full.mean(0), full.var(0, correction=0)
-    means = torch.stack([x.mean(0) for x in xs])
-    variances = torch.stack([x.var(0, correction=0) for x in xs])
-    ghost = [(x, (x.mean(0), x.var(0, correction=0))) for x in xs]
+    own_mean, own_var = per_rank(lambda x: x.mean(0)), per_rank(lambda x: x.var(0))
+    means = own_mean[np.cumsum(sizes).astype(int) - 1]  # one row per rank
+    variances = own_var[np.cumsum(sizes).astype(int) - 1]
+    var, n = full.var(0), len(full)
+    counts = sizes[ranks][:, None]
+    weighted = (sizes[:, None] * variances).sum(0) / n
     mean_of_means = means.mean(0)
-    off_var = ((full - mean_of_means) ** 2).mean(0)  # around that wrong mean
-    avg_var = variances.mean(0)
-    return {
-        "each rank normalised with its own statistics (per-device BN, a ghost "
-        "batch): all-reduce the count, the sum and the sum of squares (or the "
-        "squared deviations) so that every rank uses the whole batch's": (
-            gamma * normalise(ghost) + beta
-        ),
-        "the variance is the unbiased one: batch norm normalises with the biased "
-        "variance of the whole batch (divide by the total count N, not N - 1)": (
-            gamma * (full - mean) / torch.sqrt(full.var(0, correction=1) + EPS) + beta
-        ),
-        "the mean is the mean of the ranks' means: the ranks hold different "
-        "numbers of examples, so weigh by counts (all-reduce the sum and the count, "
-        "then divide)": (
-            gamma * (full - mean_of_means) / torch.sqrt(off_var + EPS) + beta
-        ),
-        "the variance is the average of the ranks' variances: that misses how far "
-        "the ranks' means lie from the batch mean (law of total variance); "
-        "all-reduce the squared deviations from the global mean, or E[x^2]": (
-            gamma * (full - mean) / torch.sqrt(avg_var + EPS) + beta
-        ),
-        "gamma and beta are not applied": (full - mean) / torch.sqrt(var + EPS),
-    }
+
+    def read(out):
+        return stages(
+            out,
+            full,
+            gamma.numpy(),
+            beta.numpy(),
+            eps=EPS,
+            groups=ranks,
+            means={
+                "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
+                "the mean of the ranks' means (unweighted by their sizes)": (
+                    mean_of_means
+                ),
+            },
+            variances={
+                "the batch's biased variance": var,
+                "the unbiased variance (divides by N - 1)": var * n / (n - 1),
+                "this rank's own variance (a ghost batch)": own_var,
+                "the average of the ranks' variances (it misses the spread of "
+                "their means: law of total variance)": variances.mean(0),
+                "the count-weighted average of the ranks' variances (it misses the "
+                "spread of their means)": weighted,
+                "the squared deviations summed over ranks divided by W * n_rank "
+                "(N = W * this rank's count)": var * n / (world * counts),
+                "the variance around the mean of the ranks' means": (
+                    (full - mean_of_means) ** 2
+                ).mean(0),
+            },
+        )
+
+    return [read]
 
 
 def _precision_note(fn, seed) -> Result:
@@ -154,14 +178,14 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             want,
             tol=TOL,
             what="the ranks' outputs",
-            diagnoses=_forward_mistakes(xs, gamma, beta),
+            invariants=_read_back(xs, gamma, beta),
         )
         if result.passed:
             result.detail += (
                 f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent "
                 "by each rank"
             )
-        return [result, _precision_note(fn, seed)]
+        return [result, _precision_note(fn, seed)] if result.passed else result
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
