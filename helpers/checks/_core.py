@@ -423,7 +423,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
     their simple transforms (inverse, square root, square, negation), or None."""
     v = np.asarray(value, dtype=float)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
-    for label, k in {**plain, **dict(known or {})}.items():
+    for label, k in {**dict(known or {}), **plain}.items():
         k = to_numpy(k)
         if k is None or (k.size != 1 and k.shape != v.shape):
             continue
@@ -661,20 +661,23 @@ def stages(
     """Read back the mean m and the scale s a normalisation used, column by
     column of 2-D ``x`` (statistics over the rows, within each of ``groups``,
     a label per row), from ``out = gamma * (x - m) / s + beta`` (gamma, beta
-    broadcast to x), and name each stage: m among ``means`` (the batch mean
-    first), s as sqrt(v + eps), sqrt(v), sqrt(v) + eps or v + eps with v among
-    ``variances`` (biased, unbiased first).  None when ``out`` is not of that
-    form (not affine in x per column and group)."""
+    broadcast to x), and name each stage: m among ``means`` (the right one
+    first; default the batch mean), s as sqrt(v + eps), sqrt(v), sqrt(v) + eps
+    or v + eps with v among ``variances`` (the right one first; default the
+    biased, then the unbiased variance).  None when ``out`` is not of that form
+    (not affine in x per column and group)."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
     gamma, beta = np.broadcast_to(gamma, x.shape), np.broadcast_to(beta, x.shape)
     groups = np.zeros(len(x), int) if groups is None else np.asarray(groups)
-    readings = {  # how gamma and beta were applied: as they should be first
-        "": (o - beta) / gamma,
-        "gamma and beta are not applied: out = gamma * x_hat + beta": o,
-        "gamma and beta are swapped: out = gamma * x_hat + beta": (o - gamma) / beta,
-    }
+    with np.errstate(all="ignore"):  # how gamma and beta were applied
+        readings = {
+            "": (o - beta) / gamma,
+            "gamma and beta are not applied: out = gamma * x_hat + beta": o,
+            "gamma and beta are swapped: out = gamma * x_hat + beta": (o - gamma)
+            / beta,
+        }
     first = None
     for affine, y in readings.items():
         found = _read_stages(y, x, groups, eps, means, variances, tol)
@@ -699,7 +702,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol):
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(m))):
         return None
     n = len(x)
-    means = {"the batch mean": x.mean(0), **(means or {})}
+    means = means if means is not None else {"the batch mean": x.mean(0)}
     variances = variances or {
         "the biased variance": x.var(0),
         "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
@@ -738,6 +741,32 @@ def _read_stages(y, x, groups, eps, means, variances, tol):
         scale + (" (right)" if got_s == right_s else ""),
     ]
     return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
+
+
+def ema_problem(what, new, old, batch, momentum, known=None, causes=None) -> str:
+    """How a running average ``new`` (from ``old`` and a batch statistic, whose
+    right value is ``batch``) differs from ``(1 - momentum) old + momentum
+    batch``: unchanged, another momentum (named among ``known``), or another
+    statistic averaged in (``describe``d against ``batch``)."""
+    new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
+    causes = dict(causes or {})
+    if np.allclose(new, old, rtol=1e-12, atol=0):
+        return f"{what} did not change in a training step: update it in training mode"
+    with np.errstate(all="ignore"):
+        used = (new - old) / (batch - old)
+    if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
+        label = _named(used[0], known)
+        key = f"momentum {label}" if label else "momentum"
+        text = f"{what} moved by the fraction {used[0]:.4g}" + (
+            f" = {label}" if label else ""
+        )
+        text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
+        return f"{text}: {causes[key]}" if key in causes else text
+    stat = (new - (1 - momentum) * old) / momentum
+    seen = describe(stat, batch, axis=0, known=known, causes=causes)
+    return f"{what} averages in a batch statistic that is " + (
+        seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
+    )
 
 
 def compare(

@@ -23,10 +23,12 @@ from ._core import (
     call,
     compare,
     describe,
+    ema_problem,
     expect_raises,
     not_implemented,
     ok,
     run_check,
+    stages,
     wrong,
 )
 from ._core import torch as torch_
@@ -54,57 +56,39 @@ def _describe(shape_tail) -> str:
     return {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(shape_tail)]
 
 
-class _Shadow:
-    """Running statistics under the usual wrong conventions, kept in parallel."""
-
-    def __init__(self, channels, momentum):
-        torch = torch_()
-        zeros = torch.zeros(channels, dtype=torch.float64)
-        ones = torch.ones(channels, dtype=torch.float64)
-        self.momentum = momentum
-        self.steps = 0
-        self.mean = {k: zeros.clone() for k in ("old", "none")}
-        self.var = {k: ones.clone() for k in ("biased", "old", "none", "N only")}
-
-    def update(self, x):
-        self.steps += 1
-        dims = [0, *range(2, x.dim())]
-        n = x.numel() // x.shape[1]
-        m = 1.0 / self.steps if self.momentum is None else self.momentum
-        mean, var_b = x.mean(dims), x.var(dims, correction=0)
-        var_u = var_b * n / (n - 1)
-        self.mean["old"] = m * self.mean["old"] + (1 - m) * mean
-        self.var["old"] = m * self.var["old"] + (1 - m) * var_u
-        self.var["biased"] = (1 - m) * self.var["biased"] + m * var_b
-        count = x.shape[0]  # the wrong count: examples, not values per channel
-        if count > 1:
-            unbiased_by_n = var_b * count / (count - 1)
-            self.var["N only"] = (1 - m) * self.var["N only"] + m * unbiased_by_n
-
-    def explain(self, buffer: str, got) -> str | None:
-        messages = {
-            ("running_var", "biased"): "running_var is updated with the biased batch "
-            "variance; PyTorch stores the unbiased one (multiply by n / (n - 1), n = "
-            "values per channel)",
-            ("running_var", "old"): "momentum is applied to the old value "
-            "(Keras/CS231n style); in PyTorch momentum weighs the new batch: "
-            "running = (1 - momentum) * running + momentum * batch",
-            ("running_mean", "old"): "momentum is applied to the old value; in "
-            "PyTorch momentum weighs the new batch: running = (1 - momentum) * "
-            "running + momentum * batch",
-            ("running_mean", "none"): "running_mean never changes: update it in "
-            "training mode (under torch.no_grad())",
-            ("running_var", "none"): "running_var never changes: update it in "
-            "training mode (under torch.no_grad())",
-            ("running_var", "N only"): "the unbiased factor uses N, but n counts "
-            "every value of a channel: N*L for (N, C, L), N*H*W for (N, C, H, W)",
-        }
-        table = self.mean if buffer == "running_mean" else self.var
-        for key, value in table.items():
-            message = messages.get((buffer, key))
-            if message and got.shape == value.shape and _close(got, value):
-                return message
-        return None
+def _update_problem(buffer, got, old, x, momentum, step, eps) -> str:
+    """Read back how the learner's buffer was updated at one step."""
+    torch = torch_()
+    dims = [0, *range(2, x.dim())]
+    n, examples = x.numel() // x.shape[1], x.shape[0]
+    m = 1.0 / step if momentum is None else momentum
+    batch = x.mean(dims) if buffer == "running_mean" else x.var(dims, correction=1)
+    known = {
+        "1 - momentum": 1 - m,
+        f"1/(k+1), k = {step}": 1 / (step + 1),
+        f"n/(n-1) = {n}/{n - 1}": n / (n - 1),
+        "eps": eps,
+        "the examples-only Bessel factor (N/(N-1)) / (n/(n-1))": (
+            examples * (n - 1) / ((examples - 1) * n) if examples > 1 else 1.0
+        ),
+    }
+    causes = {
+        "momentum 1 - momentum": "momentum is applied to the old value (Keras/"
+        "CS231n style); in PyTorch it weighs the new batch: running = (1 - "
+        "momentum) * running + momentum * batch",
+        f"momentum 1/(k+1), k = {step}": "with momentum=None PyTorch averages "
+        "cumulatively, 1/k at the k-th batch (count the batch first)",
+        f"factor 1/(n/(n-1) = {n}/{n - 1})": "the biased batch variance; PyTorch "
+        "stores the unbiased one (times n / (n - 1), n = values per channel)",
+        f"factor n/(n-1) = {n}/{n - 1}": "Bessel's correction applied twice "
+        "(torch's x.var() is already unbiased)",
+        "offset eps": "eps is stored in running_var; it belongs in the "
+        "normalisation only",
+        "factor the examples-only Bessel factor (N/(N-1)) / (n/(n-1))": "the "
+        "unbiased factor uses N, but n counts every value of a channel: N*L "
+        "for (N, C, L), N*H*W for (N, C, H, W)",
+    }
+    return ema_problem(buffer, got, old, torch.as_tensor(batch), m, known, causes)
 
 
 def _close(a, b, tol=TOL) -> bool:
@@ -296,7 +280,7 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affin
     return None
 
 
-def _buffer_problem(label, at, module, ref, shadow):
+def _buffer_problem(label, at, module, ref, old, x, step):
     for buffer in ("running_mean", "running_var"):
         got = getattr(module, buffer)
         if getattr(got, "requires_grad", False):
@@ -308,8 +292,12 @@ def _buffer_problem(label, at, module, ref, shadow):
                 "torch.no_grad()",
             )
         if not _close(got, getattr(ref, buffer)):
-            reason = shadow.explain(buffer, got)
-            return wrong(label, f"{at}: {reason or f'{buffer} differs from PyTorch`s'}")
+            if not hasattr(got, "shape") or tuple(got.shape) != tuple(old[0].shape):
+                return wrong(label, f"{at}: {buffer} is not a tensor of shape (C,)")
+            reason = _update_problem(
+                buffer, got, old[buffer == "running_var"], x, ref.momentum, step, EPS
+            )
+            return wrong(label, f"{at}: {reason}")
     if int(module.num_batches_tracked) != int(ref.num_batches_tracked):
         return wrong(
             label,
@@ -319,7 +307,7 @@ def _buffer_problem(label, at, module, ref, shadow):
     return None
 
 
-def _training_problem(label, where, module, ref, shape_tail, affine, gen, shadow):
+def _training_problem(label, where, module, ref, shape_tail, affine, gen):
     """Train both on batches of varying size; the first difference, or None."""
     torch = torch_()
     module.train()
@@ -329,12 +317,11 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen, shadow
         x = x + 12
         dout = torch.randn(x.shape, generator=gen, dtype=torch.float64)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        before = _running(module)
+        before, old = _running(module), _running(ref)
         out, problem = call(label, module, xa, copy_inputs=False)
         if problem is not None:
             return problem
         expected = ref(xb)
-        shadow.update(x)
         at = f"step {step} (batch of {n})"
         # each returns a failed Result (falsy!) or None: test with `is not None`
         for problem in (
@@ -351,7 +338,7 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen, shadow
             _gradient_problem(
                 label, at, module, ref, out, expected, xa, xb, dout, affine
             ),
-            _buffer_problem(label, at, module, ref, shadow),
+            _buffer_problem(label, at, module, ref, old, x, step),
         ):
             if problem is not None:
                 return problem
@@ -384,7 +371,28 @@ def _eval_problem(label, module, ref, shape_tail, affine, gen):
             "eval mode still normalises with the batch's statistics: use "
             "running_mean and running_var when not self.training",
         )
-    return wrong(label, "eval-mode output differs from PyTorch's")
+    seen = None
+    if isinstance(out, torch.Tensor) and out.shape == x.shape:
+        weight = ref.weight.detach() if affine else torch.ones(x.shape[1])
+        bias = ref.bias.detach() if affine else torch.zeros(x.shape[1])
+        mean, var = ref.running_mean, ref.running_var
+
+        def rows(t):  # channels last, every other dim merged
+            return t.detach().transpose(1, -1).reshape(-1, x.shape[1])
+
+        x = rows(x)
+        seen = stages(
+            rows(out),
+            x,
+            weight.double(),
+            bias.double(),
+            eps=EPS,
+            means={"running_mean": mean, "the batch mean": x.mean(0)},
+            variances={"running_var": var, "the batch's variance": x.var(0)},
+        )
+    return wrong(
+        label, "eval-mode output differs from PyTorch's" + (f": {seen}" if seen else "")
+    )
 
 
 def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
@@ -400,12 +408,14 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
     module, ref, problem = _pair(cls, label, shape_tail, momentum, affine, gen)
     if problem is not None:
         return problem
-    shadow = _Shadow(4, momentum)
-    problem = _training_problem(
-        label, where, module, ref, shape_tail, affine, gen, shadow
-    )
+    problem = _training_problem(label, where, module, ref, shape_tail, affine, gen)
     if problem is None:  # a failed Result is falsy: never chain with `or`
         problem = _eval_problem(label, module, ref, shape_tail, affine, gen)
+    if problem is not None and momentum is None and "ZeroDivision" in problem.detail:
+        problem.detail += (
+            "; with momentum=None the average is cumulative, 1/k at the k-th batch: "
+            "num_batches_tracked is 0 before the first one, so count it first"
+        )
     if problem is not None:
         return problem
     return ok(

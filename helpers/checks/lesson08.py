@@ -96,6 +96,7 @@ def _read_back(xs, gamma, beta):
             eps=EPS,
             groups=ranks,
             means={
+                "the batch mean": full.mean(0),
                 "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
                 "the mean of the ranks' means (unweighted by their sizes)": (
                     mean_of_means

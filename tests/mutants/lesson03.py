@@ -24,6 +24,8 @@ def scratch_class(
     buffers_in_graph=False,
     keep_dtype=True,
     train_on_running=False,  # the review's N1: running statistics in training
+    none_offset=0,  # momentum=None as 1/(k + offset)
+    eval_eps=True,
 ):
     import torch
     from torch import nn
@@ -105,15 +107,15 @@ def scratch_class(
                         self.num_batches_tracked += 1
                     m = self.momentum
                     if m is None:
-                        m = (
-                            1.0 / max(int(self.num_batches_tracked), 1)
-                            if handle_none
-                            else None
-                        )
+                        k = int(self.num_batches_tracked) + none_offset
+                        m = 1.0 / max(k, 1) if handle_none and not none_offset else None
+                        m = 1.0 / k if none_offset else m
                     bm = x.mean([0, *range(2, x.dim())])
                     bv = x.var([0, *range(2, x.dim())], correction=0)
-                    if running_var == "unbiased":
+                    if running_var in ("unbiased", "twice", "eps"):
                         bv = bv * n / (n - 1)
+                    bv = bv * n / (n - 1) if running_var == "twice" else bv
+                    bv = bv + self.eps if running_var == "eps" else bv
                     if momentum_on == "new":
                         self.running_mean.mul_(1 - m).add_(m * bm)
                         self.running_var.mul_(1 - m).add_(m * bv)
@@ -123,7 +125,8 @@ def scratch_class(
             if not use_batch:
                 mean = self.running_mean.view(view)
                 var = self.running_var.view(view)
-            out = (x - mean) / torch.sqrt(var + self.eps)
+            eps = self.eps if use_batch or eval_eps else 0.0
+            out = (x - mean) / torch.sqrt(var + eps)
             if self.affine:
                 out = out * self.weight.view(view) + self.bias.view(view)
             return out.to(x.dtype) if keep_dtype else out
@@ -133,8 +136,14 @@ def scratch_class(
 
 # fmt: off
 SCRATCH = {
-    "biased running_var": (scratch_class(running_var="biased"), "biased batch variance"),
+    "biased running_var": (scratch_class(running_var="biased"), "the biased batch variance"),
     "momentum on the old value": (scratch_class(momentum_on="old"), "momentum is applied to the old value"),
+    # the outside review's (2026-12-06, C7 and A 3.16)
+    "momentum=None as 1/(k+1)": (scratch_class(none_offset=1), "1/k at the k-th batch"),
+    "momentum=None from a zero count": (scratch_class(none_offset=-1), "count it first"),
+    "Bessel twice": (scratch_class(running_var="twice"), "Bessel's correction applied twice"),
+    "eps stored in running_var": (scratch_class(running_var="eps"), "eps is stored in running_var"),
+    "no eps in eval mode": (scratch_class(eval_eps=False), "sqrt(v) without eps, v = running_var"),
     "buffers as plain tensors": (scratch_class(buffers=False), "register_buffer"),
     "updates in eval mode": (scratch_class(update_in_eval=True), "eval mode changed"),
     "statistics over N only for 3-D/4-D": (scratch_class(axes="batch only"), "every dim except channels"),
