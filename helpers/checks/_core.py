@@ -638,7 +638,7 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
     if g is None or x is None or g.shape != x.shape or x.ndim < 2:
         return None
     view = [1, -1] + [1] * (x.ndim - 2)
-    gamma, beta = np.reshape(gamma, view), np.reshape(beta, view)
+    gamma, beta = (np.reshape(to_numpy(t), view) for t in (gamma, beta))
     scale = max(float(np.abs(g).max()), 1e-300)
     for k in range(1, x.ndim + 1):
         for other in itertools.combinations(range(x.ndim), k):
@@ -669,7 +669,7 @@ def stages(
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
-    gamma, beta = np.broadcast_to(gamma, x.shape), np.broadcast_to(beta, x.shape)
+    gamma, beta = (np.broadcast_to(to_numpy(t), x.shape) for t in (gamma, beta))
     groups = np.zeros(len(x), int) if groups is None else np.asarray(groups)
     with np.errstate(all="ignore"):  # how gamma and beta were applied
         readings = {
