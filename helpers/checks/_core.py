@@ -656,7 +656,17 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
 
 
 def stages(
-    out, x, gamma, beta, *, eps, means=None, variances=None, groups=None, tol=1e-7
+    out,
+    x,
+    gamma,
+    beta,
+    *,
+    eps,
+    means=None,
+    variances=None,
+    groups=None,
+    tol=1e-7,
+    scales=None,
 ) -> str | None:
     """Read back the mean m and the scale s a normalisation used, column by
     column of 2-D ``x`` (statistics over the rows, within each of ``groups``,
@@ -664,8 +674,9 @@ def stages(
     broadcast to x), and name each stage: m among ``means`` (the right one
     first; default the batch mean), s as sqrt(v + eps), sqrt(v), sqrt(v) + eps
     or v + eps with v among ``variances`` (the right one first; default the
-    biased, then the unbiased variance).  None when ``out`` is not of that form
-    (not affine in x per column and group)."""
+    biased, then the unbiased variance), or among ``scales`` when given (name:
+    s).  None when ``out`` is not of that form (not affine in x per column and
+    group)."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -680,14 +691,14 @@ def stages(
         }
     first = None
     for affine, y in readings.items():
-        found = _read_stages(y, x, groups, eps, means, variances, tol)
+        found = _read_stages(y, x, groups, eps, means, variances, tol, scales)
         if found == "right":
             return affine or None  # the stages are right: the difference is elsewhere
         first = found if affine == "" else first
     return first
 
 
-def _read_stages(y, x, groups, eps, means, variances, tol):
+def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     """``stages`` for one reading of the output as x_hat = (x - m) / s."""
     m, s = np.empty(x.shape), np.empty(x.shape)
     with np.errstate(all="ignore"):
@@ -707,8 +718,8 @@ def _read_stages(y, x, groups, eps, means, variances, tol):
         "the biased variance": x.var(0),
         "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
     }
-    forms = {}
-    for name, v in variances.items():
+    forms = dict(scales or {})
+    for name, v in variances.items() if scales is None else ():
         v = np.asarray(v, dtype=float)
         with np.errstate(all="ignore"):
             forms.update(
@@ -786,6 +797,7 @@ def compare(
     axis: int | None = 1,
     small=(),
     directions=None,
+    readers: Sequence[Callable] = (),
 ) -> Result:
     """Compare ``got`` with the reference ``want``.
 
@@ -793,8 +805,10 @@ def compare(
     ``got`` matches one of them (within ``tol``) that message is the verdict.
     Otherwise each of ``invariants`` (a function of the answer returning a
     message or None: "dx must sum to zero over the batch") may name what is
-    wrong, and then :func:`describe` says how the answer differs (``known``,
-    ``causes``, ``axis`` and ``small`` are passed on) before the bare figure.
+    wrong, and :func:`describe` says how the answer differs (``known``,
+    ``causes``, ``axis``, ``small``, ``directions`` are passed on); ``readers``
+    (:func:`stages` and the like) read the answer back stage by stage and win
+    over a description that names no cause.
     """
     want_np = to_numpy(want)
     problem = shape_problem(name, got, want_np.shape, what, shape_hints)
@@ -810,11 +824,11 @@ def compare(
         if cand is not None and cand.shape == want_np.shape:
             if measure(got, cand) <= max(tol, 1e-9):
                 return wrong(name, message, err, tol)
-    # no listed mistake: the shape of the difference, else what the invariants
-    # say; both survive combinations of mistakes that no list foresees
+    # no listed mistake: the shape of the difference and what the invariants
+    # (stage readers) say; a message that names its cause or quantity first
     got_np = to_numpy(got)
-    message = _precision(got_np, err) or describe(
-        got,
+    shape = describe(
+        got_np,
         want_np,
         tol=tol,
         axis=axis,
@@ -823,23 +837,25 @@ def compare(
         causes=causes,
         directions=directions,
     )
+    stage = next(filter(None, (read(got_np) for read in readers)), None)
+    named = shape and any(c in shape for c in (causes or {}).values())
+    if stage and "none of the usual" not in stage and not named:
+        shape = None  # the stage reader names what the shape only describes
+    if not (shape or stage):
+        stage = next(filter(None, (check(got_np) for check in invariants)), None)
+    message = _precision(got_np, err) or shape
     diff = np.abs(got_np - want_np)
-    where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
-    where = tuple(int(i) for i in where)
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     if message:
         detail = f"{what}: {message} ({label} {err:.1e}, worst at index {where})"
-        return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
-    for invariant in invariants or ():
-        message = invariant(got_np)
-        if message:
-            return wrong(name, f"{message}; {label} {err:.1e}", err, tol)
-    detail = (
-        f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
-        f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
-    )
-    if hint:
-        detail += f". Hint: {hint}"
-    return wrong(name, detail, err, tol)
+    elif stage:
+        detail = f"{stage}; {label} {err:.1e}"
+    else:
+        detail = (
+            f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
+            f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
+        )
+    return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
 
 _HELPERS = str(Path(__file__).resolve().parents[1])

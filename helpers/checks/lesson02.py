@@ -358,7 +358,7 @@ def _forward_results(kind, name, fn, p: Problem, given=None) -> list[Result]:
             diagnoses=forward_mistakes(kind, p),
             what="out",
             shape_hints=_output_shape_hints(kind, p),
-            invariants=forward_invariants(kind, p),
+            readers=forward_invariants(kind, p),
             known=known(kind, p),
             causes=causes(kind, p),
             small=() if kind == "layer" else (1,),

@@ -179,7 +179,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             want,
             tol=TOL,
             what="the ranks' outputs",
-            invariants=_read_back(xs, gamma, beta),
+            readers=_read_back(xs, gamma, beta),
         )
         if result.passed:
             result.detail += (
