@@ -433,7 +433,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             forms.update(
                 {f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)}
             )
-            forms[f"({label})^2"] = k * k
+            forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():
             if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
                 return name.replace("(2)", "2").replace("(1/2)", "1/2")
@@ -754,11 +754,13 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
 
 
-def ema_problem(what, new, old, batch, momentum, known=None, causes=None) -> str:
+def ema_problem(
+    what, new, old, batch, momentum, known=None, causes=None, statistics=None
+) -> str:
     """How a running average ``new`` (from ``old`` and a batch statistic, whose
     right value is ``batch``) differs from ``(1 - momentum) old + momentum
     batch``: unchanged, another momentum (named among ``known``), or another
-    statistic averaged in (``describe``d against ``batch``)."""
+    statistic averaged in (one of ``statistics``, or ``describe``d)."""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes = dict(causes or {})
     if np.allclose(new, old, rtol=1e-12, atol=0):
@@ -774,6 +776,9 @@ def ema_problem(what, new, old, batch, momentum, known=None, causes=None) -> str
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
         return f"{text}: {causes[key]}" if key in causes else text
     stat = (new - (1 - momentum) * old) / momentum
+    found = _match(stat, statistics or {}, 1e-9)
+    if found:
+        return f"{what} averages in {found}, not the batch's right statistic"
     seen = describe(stat, batch, axis=0, known=known, causes=causes)
     return f"{what} averages in a batch statistic that is " + (
         seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"

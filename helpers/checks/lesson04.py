@@ -24,6 +24,7 @@ from ._core import (
     build_module,
     call,
     compare,
+    ema_problem,
     expect_raises,
     ok,
     run_check,
@@ -127,8 +128,6 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             "dx": {
                 "dx lets the gradient flow through r and d: they are constants "
                 "(stop_gradient), so dx is batch norm's dx scaled by r": dx_through,
-                "dx misses the factor r: the gradient reaching x_hat is "
-                "dout * gamma * r": dx_ref / r,
             },
             "dgamma": {
                 "dgamma uses x_hat; the output is gamma * (x_hat * r + d) + "
@@ -146,6 +145,14 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
                 what=what,
                 shape_hints=None if what == "dx" else not_summed,
                 diagnoses=diagnoses[what],
+                known={"r": r, "gamma": gamma, f"N = {len(x)}": len(x)},
+                causes={
+                    "feature factor 1/(r)": "dx misses the factor r: the gradient "
+                    "reaching x_hat is dout * gamma * r",
+                    f"factor 1/(N = {len(x)})": "averaged over the batch; the "
+                    "gradients of a shared parameter add up (sum)",
+                },
+                axis=1 if what == "dx" else 0,
             )
             for what, grad in zip(refs, grads, strict=True)
         ]
@@ -380,38 +387,37 @@ def _gradient_result(label, xa, numpy_forward, rows, gamma, beta, mean, std, dro
 
 
 def _running_results(label, module, rows, mean, std) -> list[Result]:
-    """running_mean and running_std after one training step."""
+    """running_mean and running_std after one training step, read back
+    (``_core.ema_problem``) where they differ."""
     momentum = module.momentum
     batch_mean, batch_var = rows.mean(0), rows.var(0)
     batch_std = np.sqrt(batch_var + EPS)
-    diagnoses = {
-        "running_mean": {
-            "running_mean did not change: update it in training mode": mean,
-            "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)": (
-                batch_mean + momentum * (mean - batch_mean)
-            ),
-        },
-        "running_std": {
-            "running_std is updated with the variance: use the batch's standard "
-            "deviation sigma_B = sqrt(var_B + eps)": std
-            + momentum * (batch_var + EPS - std),
-            "running_std did not change: update it in training mode": std,
-            "running_std is updated with sqrt(var_B), without eps": std
-            + momentum * (np.sqrt(batch_var) - std),
-        },
-    }
     updates = {"running_mean": (mean, batch_mean), "running_std": (std, batch_std)}
-    return [
-        compare(
-            f"{label} {key}",
-            getattr(module, key),
-            old + momentum * (new - old),
-            tol=TOL,
-            what=key,
-            diagnoses=diagnoses[key],
+    known = {"1 - momentum": 1 - momentum, "sigma_B": batch_std}
+    causes = {
+        "momentum 1 - momentum": "momentum weighs the old value; here mu <- mu + "
+        "momentum * (mu_B - mu)",
+        "feature factor sigma_B": "running_std is updated with the variance: use "
+        "the batch's standard deviation sigma_B = sqrt(var_B + eps)",
+    }
+    statistics = {
+        "sqrt(var_B), without eps": np.sqrt(batch_var),
+        "var_B + eps, the variance (use sigma_B = sqrt(var_B + eps))": batch_var + EPS,
+    }
+    results = []
+    for key, (old, new) in updates.items():
+        want = old + momentum * (new - old)
+        result = compare(
+            f"{label} {key}", getattr(module, key), want, tol=TOL, what=key
         )
-        for key, (old, new) in updates.items()
-    ]
+        if not result.passed and to_numpy(getattr(module, key)) is not None:
+            got = to_numpy(getattr(module, key))
+            if got.shape == want.shape and np.all(np.isfinite(got)):
+                result.detail = ema_problem(
+                    key, got, old, new, momentum, known, causes, statistics
+                )
+        results.append(result)
+    return results
 
 
 def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:

@@ -131,7 +131,7 @@ RENORM = {
     "no clipping": (renorm_class(clip_r=False, clip_d=False), "not clipped"),
     "r not clipped": (renorm_class(clip_r=False), "r not clipped to"),
     "d not clipped": (renorm_class(clip_d=False), "d not clipped to"),
-    "running std updated with the variance": (renorm_class(std_update="var"), "updated with the variance"),
+    "running std updated with the variance": (renorm_class(std_update="var"), "averages in var_B + eps, the variance"),
     "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
     "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "eval mode still uses the batch"),
     "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),
