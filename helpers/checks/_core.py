@@ -775,10 +775,11 @@ def ema_problem(
         )
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
         return f"{text}: {causes[key]}" if key in causes else text
+    for m, how in ((momentum, ""), (1 - momentum, " with momentum on the old value")):
+        found = _match((new - (1 - m) * old) / m, statistics or {}, 1e-9)
+        if found:
+            return f"{what} averages in {found}{how}, not the batch's right statistic"
     stat = (new - (1 - momentum) * old) / momentum
-    found = _match(stat, statistics or {}, 1e-9)
-    if found:
-        return f"{what} averages in {found}, not the batch's right statistic"
     seen = describe(stat, batch, axis=0, known=known, causes=causes)
     return f"{what} averages in a batch statistic that is " + (
         seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
