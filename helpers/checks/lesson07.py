@@ -12,6 +12,7 @@ from ._core import (
     build_module,
     call,
     compare,
+    describe,
     ok,
     run_check,
     uniform_problem,
@@ -314,13 +315,17 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
         everything = _ics_reference(fresh, x, y, 3, 0.5, before_only=False)
         accumulated = _ics_reference(fresh, x, y, 3, 0.5, zero=False)
         squared = torch.stack([want[0] ** 2, want[1]])
-        return compare(
+        in_eval = _ics_reference(copy.deepcopy(fresh).eval(), x, y, 3, 0.5)
+        g_norm = _grad_of(copy.deepcopy(fresh), x, y, 3).norm()
+        result = compare(
             f"{name} (layer 3)",
             got,
             want,
             tol=1e-8,
             what="(distance, cosine)",
             diagnoses={
+                "measured in eval mode: keep the model's training mode, the "
+                "mode in which it is trained": in_eval,
                 "the layer itself and the layers after it were updated too: Santurkar "
                 "et al. update only the layers *before* it, then ask how its gradient "
                 "moved": everything,
@@ -331,6 +336,18 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
                 ),
             },
         )
+        bare = "worst at index" in result.detail  # no listed mistake matched
+        if bare and abs(float(got[1] - want[1])) <= 1e-8:
+            relative = "return ||G - G'||, not the distance relative to ||G||"
+            seen = describe(
+                got[:1],
+                want[:1],
+                known={"||G||": g_norm},
+                causes={"factor 1/(||G||)": relative},
+            )
+            if seen:
+                result.detail = f"the cosine is right; the distance is {seen}"
+        return result
 
     return run_check(name, body, quiet=quiet, strict=strict)
 

@@ -44,9 +44,22 @@ def noisy_class(
 
 
 def changed(
-    model, x, y, index, lr, *, before_only=True, zero=True, squared=False, copy_=True
+    model,
+    x,
+    y,
+    index,
+    lr,
+    *,
+    before_only=True,
+    zero=True,
+    squared=False,
+    copy_=True,
+    eval_=False,
+    relative=False,
 ):
     work = copy.deepcopy(model) if copy_ else model
+    if eval_:
+        work.eval()
     work.zero_grad()
     F.cross_entropy(work(x), y).backward()
     g = work[index].weight.grad.clone()
@@ -60,6 +73,7 @@ def changed(
     g2 = work[index].weight.grad
     distance = (g - g2).norm().item()
     cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
+    distance = distance / g.norm().item() if relative else distance
     return (distance**2 if squared else distance), cosine
 
 
@@ -117,6 +131,9 @@ ICS = {
     "no zero_grad": (_ics(zero=False), "call zero_grad()"),
     "squared distance": (_ics(squared=True), "the distance is squared"),
     "changes the model": (_ics(copy_=False), "measure on a copy"),
+    # the outside review's (2026-12-06, C8)
+    "eval-mode copy": (_ics(eval_=True), "measured in eval mode"),
+    "relative distance": (_ics(relative=True), "not the distance relative to ||G||"),
 }
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
