@@ -700,10 +700,9 @@ def _settings_problem(label, kind, folded, layer) -> Result | None:
 
 def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
     torch = torch_()
-    label = f"fold_batchnorm {kind}" + ("" if bias else " (no bias)")
-    label += ("" if affine else ", affine=False") + (
-        "" if dtype == "float64" else f", {dtype}"
-    )
+    extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
+    extra = extra if affine else " affine=False"
+    label = f"fold_batchnorm {kind}" + (extra if dtype == "float64" else f" {dtype}")
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype)
     with torch.no_grad():
         want = bn.double()(layer.double()(x))
