@@ -622,7 +622,10 @@ def _confined(bad, feature, small, say, how) -> str:
 def _match(value, candidates: Mapping[str, object], tol=1e-7):
     """The first name in ``candidates`` whose array equals ``value``."""
     for name, cand in candidates.items():
-        cand = np.broadcast_to(np.asarray(cand, dtype=float), value.shape)
+        try:
+            cand = np.broadcast_to(np.asarray(cand, dtype=float), value.shape)
+        except ValueError:  # a shape that cannot be this value's
+            continue
         scale = max(float(np.abs(cand).max()), 1e-300)
         if np.abs(value - cand).max() <= tol * scale:
             return name
@@ -776,10 +779,12 @@ def ema_problem(
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
         return f"{text}: {causes[key]}" if key in causes else text
     for m, how in ((momentum, ""), (1 - momentum, " with momentum on the old value")):
-        found = _match((new - (1 - m) * old) / m, statistics or {}, 1e-9)
+        with np.errstate(all="ignore"):
+            found = m and _match((new - (1 - m) * old) / m, statistics or {}, 1e-9)
         if found:
             return f"{what} averages in {found}{how}, not the batch's right statistic"
-    stat = (new - (1 - momentum) * old) / momentum
+    with np.errstate(all="ignore"):
+        stat = (new - (1 - momentum) * old) / momentum
     seen = describe(stat, batch, axis=0, known=known, causes=causes)
     return f"{what} averages in a batch statistic that is " + (
         seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
