@@ -227,7 +227,22 @@ def _registration(cls) -> Result:
                 f"the default {attr} should be {value} and stored as module.{attr} "
                 "(a plain attribute the training loop may change)",
             )
-    return ok(label, "weight, bias; running_mean and running_std buffers; defaults")
+    given = {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0}
+    module, problem_ = _make(cls, label, 5, **given)
+    if problem_ is not None:
+        return problem_
+    for attr, value in given.items():
+        if getattr(module, attr, None) != value:
+            return wrong(
+                label,
+                f"BatchRenorm(5, {attr}={value}) has module.{attr} = "
+                f"{getattr(module, attr, None)}: store the value passed in",
+            )
+    return ok(
+        label,
+        "weight, bias; running_mean and running_std buffers; defaults and "
+        "keyword arguments kept",
+    )
 
 
 def _set_state(module, gamma, beta, mean, std, rmax, dmax):

@@ -54,6 +54,7 @@ def renorm_class(
     rebind_buffers=False,
     correction=0,
     graph_buffers=False,  # the review's W5: rebinding outside torch.no_grad()
+    keep_arguments=True,
 ):
     import torch
     from torch import nn
@@ -61,6 +62,8 @@ def renorm_class(
     class Renorm(nn.Module):
         def __init__(self, num_features, eps=1e-5, momentum=0.01, rmax=1.0, dmax=0.0):
             super().__init__()
+            if not keep_arguments:  # the defaults, whatever is passed
+                momentum, rmax, dmax = 0.01, 1.0, 0.0
             self.eps, self.momentum = eps, momentum
             self._fixed = (rmax, dmax)
             self.rmax, self.dmax = rmax, dmax
@@ -139,6 +142,7 @@ RENORM = {
     "no input validation": (renorm_class(validate=False), "ValueError"),
     "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
     "buffers left in the autograd graph": (renorm_class(graph_buffers=True), "in the autograd graph"),
+    "constructor arguments ignored": (renorm_class(keep_arguments=False), "store the value passed in"),
 }
 # fmt: on
 
