@@ -619,14 +619,15 @@ def _confined(bad, feature, small, say, how) -> str:
 # --------------------------------------------------------------------------
 
 
-def _match(value, candidates: Mapping[str, object], tol=1e-7):
-    """The first name in ``candidates`` whose array equals ``value``."""
+def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
+    """The first name in ``candidates`` whose array equals ``value`` (relative
+    to the candidate's size, or to ``floor`` for a candidate near zero)."""
     for name, cand in candidates.items():
         try:
             cand = np.broadcast_to(np.asarray(cand, dtype=float), value.shape)
         except ValueError:  # a shape that cannot be this value's
             continue
-        scale = max(float(np.abs(cand).max()), 1e-300)
+        scale = max(float(np.abs(cand).max()), floor)
         if np.abs(value - cand).max() <= tol * scale:
             return name
     return None
@@ -675,11 +676,11 @@ def stages(
     column of 2-D ``x`` (statistics over the rows, within each of ``groups``,
     a label per row), from ``out = gamma * (x - m) / s + beta`` (gamma, beta
     broadcast to x), and name each stage: m among ``means`` (the right one
-    first; default the batch mean), s as sqrt(v + eps), sqrt(v), sqrt(v) + eps
-    or v + eps with v among ``variances`` (the right one first; default the
-    biased, then the unbiased variance), or among ``scales`` when given (name:
-    s).  None when ``out`` is not of that form (not affine in x per column and
-    group)."""
+    first; default the batch mean), s among ``scales`` (name: s; the right one
+    first when given), then as sqrt(v + eps), sqrt(v), sqrt(v) + eps or v + eps
+    with v among ``variances`` (the right one first; default the biased, then
+    the unbiased variance).  None when ``out`` is not of that form (not affine
+    in x per column and group)."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -721,8 +722,8 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         "the biased variance": x.var(0),
         "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
     }
-    forms = dict(scales or {})
-    for name, v in variances.items() if scales is None else ():
+    forms = dict(scales or {})  # named scales first, then the forms below
+    for name, v in variances.items():
         v = np.asarray(v, dtype=float)
         with np.errstate(all="ignore"):
             forms.update(
@@ -735,7 +736,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
                 }
             )
     right_m, right_s = next(iter(means)), next(iter(forms))
-    got_m, got_s = _match(m, means, tol), _match(s, forms, tol)
+    got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
     if got_m == right_m and got_s == right_s:
         return "right"
     offset = _fmt(m[0] - x.mean(0))
