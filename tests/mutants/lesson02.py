@@ -70,12 +70,13 @@ def bn_backward(
     return dx, dgamma, dbeta
 
 
-def closed_form(dout, cache, *, count=None):
+def closed_form(dout, cache, *, count=None, var_count=None):
     """CS231n's one-line backward; ``count`` in place of N is the review's A1."""
     x_hat, std, gamma = cache
     m = dout.shape[0] if count is None else count
+    v = m if var_count is None else var_count
     g = dout * gamma
-    dx = (m * g - g.sum(0) - x_hat * (g * x_hat).sum(0)) / (m * std)
+    dx = (g - g.sum(0) / m - x_hat * (g * x_hat).sum(0) / v) / std
     return dx, (dout * x_hat).sum(0), dout.sum(0)
 
 
@@ -115,6 +116,9 @@ BN_FORWARD = {
     # the outside review's (2026-12-06, W1): each costs the forward's points only
     "eps omitted": (_fwd(fixed_eps=0.0), "sqrt(v) without eps"),
     "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "beta is subtracted"),
+    # combinations and slips no catalogue lists (issue 28): read back by stage
+    "unbiased and eps outside": (_fwd(ddof=1, eps_out=True), "sqrt(v) + eps (eps outside the root), v = the unbiased"),
+    "computed in float32": (lambda x, g, b, eps=1e-5: bn_forward(*(a.astype(np.float32) for a in (x, g, b)), np.float32(eps)), "float32 numbers"),
 }
 # fmt: on
 
@@ -134,6 +138,7 @@ BN_BACKWARD = {
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
     "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "both the branch through the mean and the one"),
+    "N - 1 in the variance branch": (lambda d, c: closed_form(d, c, var_count=d.shape[0] - 1), "a multiple of x_hat"),
 }
 # fmt: on
 
@@ -174,6 +179,7 @@ def spatial_backward(dout, cache, *, sum_hw=True, transpose_back=True):
 # fmt: off
 SPATIAL_FORWARD = {
     "statistics per position": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"), "taken over axes (0,)"),
+    "statistics over N and H only": (lambda x, g, b, eps=1e-5: (g[:, None, None] * (x - x.mean((0, 2), keepdims=True)) / np.sqrt(x.var((0, 2), keepdims=True) + eps) + b[:, None, None], None), "taken over axes (0, 2)"),
     "reshape without transpose": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"), "without moving C last"),
     "not reshaped back": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False), "reshape back"),
 }
@@ -212,6 +218,7 @@ LN_FORWARD = {
     "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "taken over axes (0,)"),
     "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "unbiased variance"),
     "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
+    "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "beta is not added"),
 }
 # fmt: on
 LN_BACKWARD = {
