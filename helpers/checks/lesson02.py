@@ -232,6 +232,7 @@ def causes(kind: str, p: Problem) -> dict:
         f"{feature} factor 1/(gamma)": "the gradient reaching x_hat is dout * gamma",
         f"{feature} factor sigma": "x - mu where x_hat = (x - mu) / sigma is meant",
         f"{feature} offset -2·(beta)": "beta is subtracted: out = gamma * x_hat + beta",
+        f"{feature} offset -(beta)": "beta is not added: out = gamma * x_hat + beta",
         "along 1": "the branch through the mean is off (missing, or scaled wrong)",
         "along x_hat": "the branch through the variance is off (missing, or scaled "
         "wrong)",
