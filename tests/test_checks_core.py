@@ -287,3 +287,12 @@ def test_buffers_in_the_graph_are_found_by_requires_grad():
     bn.running_mean = bn.running_mean + torch.ones(3, requires_grad=True)
     result = _core.buffers_outside_graph("f", bn)
     assert not result and "running_mean require grad" in result.detail
+
+
+def test_low_precision_is_recognised_but_never_for_whole_numbers():
+    want = np.random.default_rng(4).standard_normal((8, 3))
+    got = want.astype(np.float32).astype(np.float64)
+    result = _core.compare("f", got, want, tol=1e-12)
+    assert "float32 numbers" in result.detail
+    counts = _core.compare("f", np.array([100001.0]), np.array([100000.0]), tol=1e-12)
+    assert "float32" not in counts.detail
