@@ -640,30 +640,41 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64"):
     return layer.to(kind_of), bn.to(kind_of), x
 
 
-def _fold_mistakes(layer, bn, x):
+def _fold_reader(layer, bn, x):
+    """The folded layer's output read back as bn's normalisation of the layer's
+    own output z (``_core.stages``): which mean, which scale; the layer's bias
+    and beta as candidates of the mean."""
     torch = torch_()
-    z = layer(x)
-    view = [1, -1] + [1] * (z.dim() - 2)
-    mean, var = bn.running_mean.view(view), bn.running_var.view(view)
-    if bn.weight is None:
-        return {}
-    g, b = bn.weight.view(view), bn.bias.view(view)
-    own_bias = layer.bias.view(view) if layer.bias is not None else 0.0
-    scale = g / torch.sqrt(var + bn.eps)
     with torch.no_grad():
-        return {
-            "eps is missing: divide by sqrt(running_var + eps)": g
-            * (z - mean)
-            / torch.sqrt(var)
-            + b,
-            "the running mean is not subtracted: b' = (b - running_mean) * scale "
-            "+ beta": scale * z + b,
-            "beta is missing from the new bias": scale * (z - mean),
-            "the layer's own bias is not scaled: it goes through batch norm too, "
-            "b' = (b - running_mean) * scale + beta": scale * (z - own_bias - mean)
-            + b
-            + own_bias,
-        }
+        z = _channels_last(layer(x))
+    c = z.shape[1]
+    gamma = bn.weight.detach() if bn.weight is not None else torch.ones(c).double()
+    beta = bn.bias.detach() if bn.bias is not None else torch.zeros(c).double()
+    mean, var = bn.running_mean, bn.running_var
+    s = torch.sqrt(var + bn.eps)
+    own = layer.bias.detach() if layer.bias is not None else torch.zeros(c).double()
+    means = {
+        "running_mean": mean,
+        "0: the running mean is not subtracted, b' = (b - running_mean) * scale "
+        "+ beta": torch.zeros(c),
+        "running_mean + beta s / gamma: beta is missing from the new bias": mean
+        + beta * s / gamma,
+        "running_mean + own bias (1 - 1/scale): the layer's own bias is not scaled, "
+        "b' = (b - running_mean) * scale + beta": mean + own * (1 - s / gamma),
+    }
+
+    def read(out):
+        return stages(
+            _channels_last(torch.as_tensor(out)),
+            z,
+            gamma,
+            beta,
+            eps=bn.eps,
+            means=means,
+            variances={"running_var": var},
+        )
+
+    return [read]
 
 
 def _settings_problem(label, kind, folded, layer) -> Result | None:
@@ -706,7 +717,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype)
     with torch.no_grad():
         want = bn.double()(layer.double()(x))
-        mistakes = _fold_mistakes(layer, bn, x)
+        readers = _fold_reader(layer, bn, x)
         layer, bn = layer.to(getattr(torch, dtype)), bn.to(getattr(torch, dtype))
     before = {
         "layer": copy.deepcopy(layer.state_dict()),
@@ -762,7 +773,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
             got,
             want,
             tol=TOL if dtype == "float64" else 1e-2 if dtype == "float16" else 1e-5,
-            diagnoses=mistakes,
+            readers=readers,
             what="the folded layer's output",
         )
     if result.passed:

@@ -177,6 +177,7 @@ def fold_variant(
     copy_all=True,  # False: stride and padding only (the review's D2)
     handle_affine=True,  # False: assumes bn.weight exists (D4)
     keep_dtype=True,  # False: a float32 layer whatever the input's dtype (D5)
+    eps_out=False,  # the review's C7: sqrt(running_var) + eps
 ):
     import torch
     from torch import nn
@@ -187,6 +188,7 @@ def fold_variant(
         if sequential:
             return nn.Sequential(layer, bn)
         std = torch.sqrt(bn.running_var + (bn.eps if eps else 0.0))
+        std = torch.sqrt(bn.running_var) + bn.eps if eps_out else std
         gamma = bn.weight
         if handle_affine and gamma is None:
             gamma, beta = torch.ones_like(std), torch.zeros_like(std)
@@ -243,7 +245,8 @@ def fold_variant(
 
 # fmt: off
 FOLD = {
-    "no eps": (fold_variant(eps=False), "eps is missing"),
+    "no eps": (fold_variant(eps=False), "sqrt(v) without eps"),
+    "eps outside the root": (fold_variant(eps_out=True), "eps outside the root"),
     "mean not subtracted": (fold_variant(subtract_mean=False), "running mean is not subtracted"),
     "beta forgotten": (fold_variant(add_beta=False), "beta is missing"),
     "own bias not scaled": (fold_variant(scale_bias=False), "own bias is not scaled"),
