@@ -228,3 +228,71 @@ def test_a_diagnosis_is_printed_once_per_check():
     lines = report.lines().splitlines()
     assert "forgot eps" in lines[0] and "forgot eps" not in lines[1]
     assert "the same as above" in lines[1]
+
+
+# --------------------------------------------------------------------------
+# describe: the shape of a difference, from the arrays alone (issue 28)
+# --------------------------------------------------------------------------
+
+
+def test_describe_recognises_factors_offsets_signs_and_permutations():
+    rng = np.random.default_rng(0)
+    want = rng.standard_normal((16, 5))
+    known = {"N/(N-1) = 16/15": 16 / 15}
+    text = _core.describe(want * np.sqrt(16 / 15), want, known=known)
+    assert "1.033 = sqrt(N/(N-1) = 16/15)" in text
+    assert "wrong sign" in _core.describe(-want, want)
+    assert "constant offset, 0.5" in _core.describe(want + 0.5, want)
+    cube = rng.standard_normal((2, 3, 4, 5))
+    moved = cube.transpose(0, 2, 3, 1).reshape(cube.shape)  # reshape, no transpose
+    assert "(0, 2, 3, 1)" in _core.describe(moved, cube)
+    gamma = rng.uniform(0.5, 2, 5)
+    text = _core.describe(want / gamma, want, known={"gamma": gamma})
+    assert "1/(gamma)" in text
+    only = want.copy()
+    only[:, 1] *= 1.05
+    text = _core.describe(only, want, small=(1,))
+    assert "only feature 1" in text and "tiny variance" in text
+    assert "tiny variance" not in _core.describe(only, want, small=(2,))
+
+
+def test_describe_names_a_cause_only_on_an_exact_signature():
+    want = np.random.default_rng(1).standard_normal((8, 3))
+    causes = {"factor 2": "counted twice"}
+    assert _core.describe(2 * want, want, causes=causes).endswith("counted twice")
+    assert "counted twice" not in _core.describe(2.001 * want, want, causes=causes)
+
+
+def test_a_factor_per_position_of_an_image_never_crashes_compare():
+    """The review's B1: a (N, C, H, W) answer with a per-position factor."""
+    rng = np.random.default_rng(2)
+    want = rng.standard_normal((4, 5, 3, 3))
+    got = want * rng.uniform(0.5, 2, want.shape)
+    assert not _core.compare("f", got.astype(np.float32), want, tol=1e-8)
+
+
+def test_uniform_problem_describes_a_one_sided_draw():
+    rng = np.random.default_rng(3)
+    assert _core.uniform_problem(rng.uniform(-1.5, 1.5, 256), -1.5, 1.5, "s") is None
+    text = _core.uniform_problem(rng.uniform(0, 1.5, 256), -1.5, 1.5, "s")
+    assert "one-sided" in text
+    assert "std" in _core.uniform_problem(rng.normal(0, 0.2, 256), -1.5, 1.5, "s")
+
+
+def test_buffers_in_the_graph_are_found_by_requires_grad():
+    import torch
+
+    bn = torch.nn.BatchNorm1d(3)
+    assert _core.buffers_outside_graph("f", bn)
+    bn.running_mean = bn.running_mean + torch.ones(3, requires_grad=True)
+    result = _core.buffers_outside_graph("f", bn)
+    assert not result and "running_mean require grad" in result.detail
+
+
+def test_low_precision_is_recognised_but_never_for_whole_numbers():
+    want = np.random.default_rng(4).standard_normal((8, 3))
+    got = want.astype(np.float32).astype(np.float64)
+    result = _core.compare("f", got, want, tol=1e-12)
+    assert "float32 numbers" in result.detail
+    counts = _core.compare("f", np.array([100001.0]), np.array([100000.0]), tol=1e-12)
+    assert "float32" not in counts.detail

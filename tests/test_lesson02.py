@@ -90,12 +90,27 @@ def _lines(report):
     return lines if isinstance(lines, str) else " | ".join(lines)
 
 
-def test_a_combination_of_forward_mistakes_is_named_by_an_invariant(learner_mode):
+def test_a_combination_of_forward_mistakes_is_named_stage_by_stage(learner_mode):
     def both(x, g, b, eps=1e-5):  # unbiased variance and eps outside the root
         return m.bn_forward(x, g, b, eps, ddof=1, eps_out=True)
 
-    report = checks.batchnorm_forward(both)
-    assert "spread is not gamma" in _lines(report), _lines(report)
+    text = _lines(checks.batchnorm_forward(both))
+    assert "the mean used is the batch mean (right)" in text, text
+    assert "sqrt(v) + eps (eps outside the root), v = the unbiased" in text, text
+
+    def mad(x, g, b, eps=1e-5):  # no listed scale: what is seen, no guess
+        s = np.abs(x - x.mean(0)).mean(0)
+        return g * (x - x.mean(0)) / np.sqrt(s**2 + eps) + b, None
+
+    text = _lines(checks.batchnorm_forward(mad))
+    assert "the scale is none of the usual ones (s / sqrt(var + eps): 0.8" in text
+
+    def in_float32(x, g, b, eps=1e-5):
+        f32 = np.float32
+        return m.bn_forward(x.astype(f32), g.astype(f32), b.astype(f32), f32(eps))
+
+    text = _lines(checks.batchnorm_forward(in_float32))
+    assert "float32 numbers" in text and "centring" not in text, text
 
 
 def test_a_combination_of_backward_mistakes_is_named_per_gradient(learner_mode):
@@ -106,9 +121,9 @@ def test_a_combination_of_backward_mistakes_is_named_per_gradient(learner_mode):
         return m.bn_backward(dout, cache, var_branch=False, gamma_factor=False)
 
     text = _lines(checks.batchnorm_backward(forward_ok, both))
-    assert "does not sum to zero" in text, text
+    assert "dx's sum over the batch per feature is not PyTorch's" in text, text
     text = _lines(checks.batchnorm_backward(forward_ok, no_variance_no_gamma))
-    assert "branch through the variance" in text, text
+    assert "dx's product with x_hat per feature is not PyTorch's" in text, text
 
 
 def test_a_stray_factor_is_named_even_when_no_mistake_lists_it(learner_mode):
@@ -120,7 +135,9 @@ def test_a_stray_factor_is_named_even_when_no_mistake_lists_it(learner_mode):
         dx, dgamma, dbeta = m.bn_backward(dout, cache)
         return dx * 16 / 15, dgamma, dbeta  # the check's batch has N = 16
 
-    assert "exactly 2 times" in _lines(checks.batchnorm_backward(forward_ok, doubled))
+    assert "constant factor 2 everywhere" in _lines(
+        checks.batchnorm_backward(forward_ok, doubled)
+    )
     assert "N/(N-1)" in _lines(checks.batchnorm_backward(forward_ok, bessel))
 
 
@@ -130,7 +147,15 @@ def test_a_broadcast_error_says_which_axis(learner_mode):
         return g * (x - mu) / np.sqrt(var + eps) + b, None
 
     text = _lines(checks.batchnorm_forward(per_example))
-    assert "axis 1, per example" in text and "reduces over axis 0" in text, text
+    assert "one per example (taken over axis 1)" in text and "keepdims" in text, text
+
+    # layer norm reduces over axis 1: the same hint must not push it to axis 0
+    def ln_no_keepdims(x, g, b, eps=1e-5):
+        mu, var = x.mean(axis=1), x.var(axis=1)
+        return g * (x - mu) / np.sqrt(var + eps) + b, None
+
+    text = _lines(checks.layernorm_forward(ln_no_keepdims))
+    assert "keepdims=True" in text and "batch norm reduces" not in text, text
 
 
 def test_a_wrong_shaped_forward_is_named_by_the_backward_check(learner_mode):
@@ -184,3 +209,43 @@ def test_a_whole_network_of_the_learners_layers_is_gradient_checked(learner_mode
     report = checks.batchnorm_backward(forward_ok, m.bn_backward, quiet=True)
     line = next(r for r in report if r.name == "batchnorm_backward in a network")
     assert line.passed and "match numerical ones" in line.detail
+
+
+# --------------------------------------------------------------------------
+# each graded test judges its own exercise (issue 28, review W1 and C6)
+# --------------------------------------------------------------------------
+
+
+def _grades(substitutions, monkeypatch):
+    from helpers import course
+
+    from .test_mutants import grader_outcome
+
+    lesson = next(x for x in course.checked_lessons() if x.number == "02")
+    return grader_outcome(lesson, substitutions, monkeypatch)
+
+
+# the solution's own spatial and layer-norm functions call the namespace's
+# batchnorm_forward and batchnorm_backward_alt, as a learner's reuse does
+REUSED = {"batchnorm_backward": m.bn_backward, "batchnorm_backward_alt": m.bn_backward}
+
+
+@pytest.mark.parametrize("slip", ["eps omitted", "beta subtracted"])
+def test_a_forward_slip_costs_the_forward_points_only(slip, monkeypatch):
+    forward = m.BN_FORWARD[slip][0]
+    outcome = _grades({**REUSED, "batchnorm_forward": forward}, monkeypatch)
+    assert {k for k, v in outcome.items() if not v} == {"batchnorm_forward"}, outcome
+
+
+def test_a_closed_form_slip_costs_its_own_points_only(monkeypatch):
+    """The review's C6: spatial functions that reuse a wrong backward_alt."""
+    wrong = m.BN_BACKWARD["m = dout.shape[1]"][0]
+    given = {"batchnorm_forward": forward_ok, "batchnorm_backward": m.bn_backward}
+    outcome = _grades({**given, "batchnorm_backward_alt": wrong}, monkeypatch)
+    zeroed = {k for k, v in outcome.items() if not v}
+    assert "batchnorm_backward_alt" in zeroed and "spatial_batchnorm" not in zeroed
+
+
+def test_the_one_pass_variance_is_right_and_scores_full_marks(monkeypatch):
+    outcome = _grades({**REUSED, "batchnorm_forward": m.one_pass_forward}, monkeypatch)
+    assert all(outcome.values()), outcome

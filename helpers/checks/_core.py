@@ -302,6 +302,8 @@ def rel_error(got, want) -> float:
     the error on the scale of the result.
     """
     got, want = to_numpy(got), to_numpy(want)
+    if got is None or want is None or got.shape != want.shape:
+        return float("inf")
     if not got.size:
         return 0.0
     scale = max(float(np.max(np.abs(want))), 1e-300)
@@ -387,11 +389,12 @@ def broadcast_hint(message: str, args=()) -> str | None:
         return "(a broadcasting error: print the shapes of the arrays combined) "
     n, d = batch[0], batch[1]
     sizes = {int(x) for shape in shapes for x in shape.replace(" ", "").split(",") if x}
-    if n != d and n in sizes and len(batch) == 2:
+    if n != d and {n, d} & sizes and len(batch) == 2:
         return (
-            f"(the batch has N = {n} examples and D = {d} features: an array of "
-            f"length {n} is a statistic taken over axis 1, per example; batch "
-            "norm reduces over axis 0, per feature) "
+            f"(x is ({n}, {d}): a statistic of length {n} is one per example "
+            f"(taken over axis 1), one of length {d} one per feature (over axis "
+            "0); reduce over the axis you mean with keepdims=True so that it "
+            "lines up with x) "
         )
     if len(batch) == 4:
         return (
@@ -401,50 +404,394 @@ def broadcast_hint(message: str, args=()) -> str | None:
     return "(a broadcasting error: print the shapes of the arrays combined) "
 
 
-def factor_diagnosis(
-    got, want, known: Mapping[str, object] | None = None
-) -> str | None:
-    """``got`` is ``want`` times a constant, or per feature times a known vector.
+def _rows(a, axis):
+    """``a`` as (positions, features): the feature axis last, the rest merged."""
+    if a.ndim == 1 and axis == 0:  # one value per feature (dgamma, a buffer)
+        return a.reshape(1, -1)
+    if axis is None or a.ndim < 2:
+        return a.reshape(-1, 1)
+    return np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
 
-    ``known`` maps a name (``"N/(N-1)"``, ``"gamma"``) to the scalar or
-    per-feature factor a mistake would introduce.  Returns a message naming the
-    factor, or None when ``got`` is not a multiple of ``want``.  This survives
-    combinations the listed diagnoses do not foresee.
-    """
-    g, w = to_numpy(got), to_numpy(want)
-    if g is None or w is None or g.shape != w.shape or not np.any(w):
+
+def _fmt(values, limit=4) -> str:
+    items = [f"{float(v):.4g}" for v in np.ravel(values)[:limit]]
+    return ", ".join(items) + (", ..." if np.size(values) > limit else "")
+
+
+def _named(value, known: Mapping[str, object]) -> str | None:
+    """The name of ``value`` (a scalar or one per feature) among ``known`` and
+    their simple transforms (inverse, square root, square, negation), or None."""
+    v = np.asarray(value, dtype=float)
+    plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
+    for label, k in {**dict(known or {}), **plain}.items():
+        k = to_numpy(k)
+        if k is None or (k.size != 1 and k.shape != v.shape):
+            continue
+        with np.errstate(all="ignore"):
+            forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
+            forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
+            forms.update(
+                {f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)}
+            )
+            forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
+        for name, x in forms.items():
+            if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
+                return name.replace("(2)", "2").replace("(1/2)", "1/2")
+    return None
+
+
+def _permuted(g, w, close) -> str | None:
+    """The right values in the wrong places: which axis order they follow."""
+    import itertools
+
+    if not close(np.sort(g.ravel()), np.sort(w.ravel())):
         return None
-    if not np.all(np.isfinite(g)):
-        return None
-    scale = max(float(np.abs(w).max()), 1e-300)
-    c = float(np.vdot(g.ravel(), w.ravel()) / np.vdot(w.ravel(), w.ravel()))
-    if np.abs(g - c * w).max() <= 1e-6 * scale * max(1.0, abs(c)) and abs(c - 1) > 1e-6:
-        for label, value in (known or {}).items():
-            v = np.asarray(to_numpy(value) if not np.isscalar(value) else value)
-            if v.size == 1 and abs(float(v) - c) <= 1e-6 * max(1.0, abs(c)):
-                return f"the answer times {label} ({c:.4g}): a stray factor {label}"
-        if abs(c + 1) < 1e-6:
-            return "the right magnitude with the wrong sign everywhere"
-        return (
-            f"exactly {c:.4g} times the right answer everywhere: look for a missing "
-            "or extra constant factor"
-        )
-    if g.ndim >= 2:  # a factor per feature (the last axis)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = np.sum(g * w, axis=0) / np.sum(w * w, axis=0)
-        if np.all(np.isfinite(per)) and np.abs(g - per * w).max() <= 1e-6 * scale:
-            for label, value in (known or {}).items():
-                v = to_numpy(value) if not np.isscalar(value) else None
-                if v is not None and v.shape == per.shape and np.allclose(per, v):
-                    return f"the answer times {label}, feature by feature"
-                if v is not None and v.shape == per.shape and np.allclose(per, 1 / v):
-                    return f"the answer divided by {label}, feature by feature"
+    for perm in itertools.permutations(range(w.ndim)):
+        if list(perm) != sorted(perm) and close(g.ravel(), w.transpose(perm).ravel()):
             return (
-                "right up to one factor per feature "
-                f"({', '.join(f'{x:.3g}' for x in per[:4])}...): a per-feature "
-                "scale (gamma? the standard deviation?) is missing or extra"
+                "the right values in the wrong places: they come in the order of "
+                f"the expected array with its axes moved to {perm} (a reshape "
+                "without the transpose it needs, or a transpose not undone?)"
+            )
+    return "the right values in the wrong places (a reshape or an index is off)"
+
+
+def _precision(got, err) -> str | None:
+    """The answer's values are float32 (or bfloat16) numbers and its error is at
+    that format's rounding level: computed in low precision."""
+    if np.array_equal(got, np.round(got)):  # whole numbers fit every format
+        return None
+    for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
+        unit = 2.0 ** -(bits + 1)
+        scaled = np.frexp(got)[0] / unit
+        if np.array_equal(scaled, np.round(scaled)) and err <= most * unit:
+            return (
+                f"its values are {name} numbers and the error is at {name}'s "
+                f"rounding level ({unit:.0e}): compute in float64, as the input is"
             )
     return None
+
+
+def describe(
+    got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
+) -> str | None:
+    """How ``got`` differs from ``want``, from the shape of the difference alone.
+
+    Karpathy's ``cmp`` generalised: the right values in the wrong places (a
+    transpose, a reshape), a sign flip, one constant factor or offset, one
+    factor or offset per feature (``axis``), or an error confined to some
+    features (``small``: those with a tiny variance, where eps matters) or some
+    positions.  A factor or offset is named when it equals one of ``known``
+    (``{"N/(N-1)": 16/15, "gamma": gamma}``) or a simple transform of one;
+    ``causes`` maps such a signature (``"factor sqrt(N/(N-1))"``) to its cause,
+    added only when the signature matches exactly.  ``directions`` (name:
+    array like ``want``): the difference is, feature by feature, a multiple of
+    one of them or a combination of two ("along x_hat").  None: no pattern.
+    """
+    g, w = to_numpy(got), to_numpy(want)
+    if g is None or w is None or g.shape != w.shape or not g.size:
+        return None
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
+        return None
+    causes = dict(causes or {})
+    scale = max(float(np.abs(w).max()), 1e-300)
+    close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale  # noqa: E731
+
+    def say(key, text):
+        cause = causes.get(key)
+        return f"{text}: {cause}" if cause else text
+
+    moved = _permuted(g, w, close)
+    if moved:
+        return say("permuted", moved)
+    if close(g, -w):
+        return say("sign", "the right magnitude with the wrong sign everywhere")
+    c = float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))
+    if close(g, c * w):
+        label = _named(c, known)
+        value = (
+            label
+            if label in ("2", "1/2", "-1")
+            else f"{c:.4g}" + (f" = {label}" if label else "")
+        )
+        return say(
+            f"factor {label}" if label else "factor",
+            f"off by the constant factor {value} everywhere",
+        )
+    off = float(np.mean(g - w))
+    if close(g, w + off):
+        label = _named(off, known)
+        return say(
+            f"offset {label}" if label else "offset",
+            f"off by one constant offset, {off:.4g}" + (f" = {label}" if label else ""),
+        )
+    found = _along(g, w, axis, directions or {}, close, say)
+    if found:
+        return found
+    return _per_feature(
+        _rows(g, axis), _rows(w, axis), g.ndim, close, say, known, small, tol, scale
+    )
+
+
+def _along(g, w, axis, directions, close, say) -> str | None:
+    """The difference g - w is, per feature, along one direction or two."""
+    import itertools
+
+    d = _rows(g - w, axis)
+    vs = {k: _rows(to_numpy(v), axis) for k, v in directions.items()}
+    for k in (1, 2):
+        for names in itertools.combinations(vs, k):
+            basis = np.stack([vs[n] for n in names], -1)  # (rows, features, k)
+            with np.errstate(all="ignore"):
+                gram = np.einsum("rfi,rfj->fij", basis, basis)
+                rhs = np.einsum("rfi,rf->fi", basis, d)[..., None]
+                try:
+                    coef = np.linalg.solve(gram, rhs)[..., 0]
+                except np.linalg.LinAlgError:  # a direction that is zero
+                    continue
+            fit = np.einsum("rfi,fi->rf", basis, coef)
+            if np.all(np.isfinite(coef)) and close(d, fit):
+                key = " and ".join(names)
+                return say(
+                    f"along {key}",
+                    "the difference from the right answer is, feature by feature, "
+                    + ("a multiple of " if k == 1 else "a combination of ")
+                    + key,
+                )
+    return None
+
+
+def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | None:
+    """describe's signatures per feature: a factor, an offset, a confined error."""
+    feature = "channel" if ndim > 2 else "feature"
+    with np.errstate(all="ignore"):
+        per = np.sum(g2 * w2, axis=0) / np.sum(w2 * w2, axis=0)
+    if g2.shape[1] > 1 and np.all(np.isfinite(per)) and close(g2, per * w2):
+        off_one = np.flatnonzero(np.abs(per - 1) > 1e-6)
+        label = _named(per, known)
+        if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
+            return None
+        if label:
+            return say(
+                f"{feature} factor {label}",
+                f"each {feature} is off by its own factor, {label} ({_fmt(per)})",
+            )
+        if len(off_one) < len(per):
+            return _confined(
+                off_one, feature, small, say, f"by the factor(s) {_fmt(per[off_one])}"
+            )
+        return say(
+            f"{feature} factor",
+            f"each {feature} is off by its own factor ({_fmt(per)})",
+        )
+    shift = (g2 - w2).mean(0)
+    if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
+        label = _named(shift, known)
+        text = f"each {feature} is shifted by its own offset ({_fmt(shift)})"
+        return say(
+            f"{feature} offset {label}" if label else f"{feature} offset",
+            text.replace("offset (", f"offset, {label} (") if label else text,
+        )
+    err = np.abs(g2 - w2).max(0) / scale
+    bad = np.flatnonzero(err > tol)
+    if 0 < len(bad) < len(err):
+        return _confined(
+            bad, feature, small, say, f"(rel. error up to {err.max():.1e})"
+        )
+    return None
+
+
+def _confined(bad, feature, small, say, how) -> str:
+    """ "only feature 1, the one with a tiny variance, is off": an error confined
+    to some features, and whether they are exactly those where eps matters."""
+    which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
+    one = len(bad) == 1
+    text = (
+        f"only {feature}{'' if one else 's'} {which} {'is' if one else 'are'} off {how}"
+    )
+    if len(small) and set(int(i) for i in bad) == set(int(i) for i in small):
+        who = "it is the one" if one else "they are the ones"
+        text += f"; {who} with a tiny variance, where eps matters"
+        return say("small variance", text)
+    return say(f"only some {feature}s", text + "; the others are right")
+
+
+# --------------------------------------------------------------------------
+# a normalisation's stages, read back from its output
+# --------------------------------------------------------------------------
+
+
+def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
+    """The first name in ``candidates`` whose array equals ``value`` (relative
+    to the candidate's size, or to ``floor`` for a candidate near zero)."""
+    for name, cand in candidates.items():
+        try:
+            cand = np.broadcast_to(np.asarray(cand, dtype=float), value.shape)
+        except ValueError:  # a shape that cannot be this value's
+            continue
+        scale = max(float(np.abs(cand).max()), floor)
+        if np.abs(value - cand).max() <= tol * scale:
+            return name
+    return None
+
+
+def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
+    """``out`` is ``gamma * x_hat + beta`` (gamma, beta along axis 1) with the
+    statistics taken over other axes than ``axes``: which ones, or None."""
+    import itertools
+
+    g, x = to_numpy(out), to_numpy(x)
+    if g is None or x is None or g.shape != x.shape or x.ndim < 2:
+        return None
+    view = [1, -1] + [1] * (x.ndim - 2)
+    gamma, beta = (np.reshape(to_numpy(t), view) for t in (gamma, beta))
+    scale = max(float(np.abs(g).max()), 1e-300)
+    for k in range(1, x.ndim + 1):
+        for other in itertools.combinations(range(x.ndim), k):
+            if set(other) == set(axes):
+                continue
+            mu, var = x.mean(other, keepdims=True), x.var(other, keepdims=True)
+            with np.errstate(all="ignore"):
+                want = gamma * (x - mu) / np.sqrt(var + eps) + beta
+            if np.abs(g - want).max() <= tol * scale:
+                return (
+                    f"the statistics are taken over axes {other}; this normalisation "
+                    f"takes them over axes {tuple(axes)}"
+                )
+    return None
+
+
+def stages(
+    out,
+    x,
+    gamma,
+    beta,
+    *,
+    eps,
+    means=None,
+    variances=None,
+    groups=None,
+    tol=1e-7,
+    scales=None,
+) -> str | None:
+    """Read back the mean m and the scale s a normalisation used, column by
+    column of 2-D ``x`` (statistics over the rows, within each of ``groups``,
+    a label per row), from ``out = gamma * (x - m) / s + beta`` (gamma, beta
+    broadcast to x), and name each stage: m among ``means`` (the right one
+    first; default the batch mean), s among ``scales`` (name: s; the right one
+    first when given), then as sqrt(v + eps), sqrt(v), sqrt(v) + eps or v + eps
+    with v among ``variances`` (the right one first; default the biased, then
+    the unbiased variance).  None when ``out`` is not of that form (not affine
+    in x per column and group)."""
+    o, x = to_numpy(out), to_numpy(x)
+    if o is None or x is None or o.shape != x.shape or x.ndim != 2:
+        return None
+    gamma, beta = (np.broadcast_to(to_numpy(t), x.shape) for t in (gamma, beta))
+    groups = np.zeros(len(x), int) if groups is None else np.asarray(groups)
+    with np.errstate(all="ignore"):  # how gamma and beta were applied
+        readings = {
+            "": (o - beta) / gamma,
+            "gamma and beta are not applied: out = gamma * x_hat + beta": o,
+            "gamma and beta are swapped: out = gamma * x_hat + beta": (o - gamma)
+            / beta,
+        }
+    first = None
+    for affine, y in readings.items():
+        found = _read_stages(y, x, groups, eps, means, variances, tol, scales)
+        if found == "right":
+            return affine or None  # the stages are right: the difference is elsewhere
+        first = found if affine == "" else first
+    return first
+
+
+def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
+    """``stages`` for one reading of the output as x_hat = (x - m) / s."""
+    m, s = np.empty(x.shape), np.empty(x.shape)
+    with np.errstate(all="ignore"):
+        for label in np.unique(groups):
+            rows = groups == label
+            xc = x[rows] - x[rows].mean(0)
+            a = (xc * (y[rows] - y[rows].mean(0))).sum(0) / (xc * xc).sum(0)
+            c = y[rows].mean(0) - a * x[rows].mean(0)
+            if not np.abs(a * x[rows] + c - y[rows]).max() <= tol * np.abs(y).max():
+                return None
+            s[rows], m[rows] = 1 / a, -c / a
+    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(m))):
+        return None
+    n = len(x)
+    means = means if means is not None else {"the batch mean": x.mean(0)}
+    variances = variances or {
+        "the biased variance": x.var(0),
+        "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
+    }
+    forms = dict(scales or {})  # named scales first, then the forms below
+    for name, v in variances.items():
+        v = np.asarray(v, dtype=float)
+        with np.errstate(all="ignore"):
+            forms.update(
+                {
+                    f"sqrt(v + eps), v = {name}": np.sqrt(v + eps),
+                    f"sqrt(v) without eps, v = {name}": np.sqrt(v),
+                    f"sqrt(v) + eps (eps outside the root), v = {name}": np.sqrt(v)
+                    + eps,
+                    f"v + eps (no square root), v = {name}": v + eps,
+                }
+            )
+    right_m, right_s = next(iter(means)), next(iter(forms))
+    got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
+    if got_m == right_m and got_s == right_s:
+        return "right"
+    offset = _fmt(m[0] - x.mean(0))
+    centring = (
+        f"the mean used is {got_m}"
+        if got_m
+        else (f"the mean used is none of the usual ones (m - batch mean: {offset})")
+    )
+    ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
+    scale = (
+        f"the scale divides by {got_s}"
+        if got_s
+        else (f"the scale is none of the usual ones (s / sqrt(var + eps): {ratio})")
+    )
+    parts = [
+        centring + (" (right)" if got_m == right_m else ""),
+        scale + (" (right)" if got_s == right_s else ""),
+    ]
+    return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
+
+
+def ema_problem(
+    what, new, old, batch, momentum, known=None, causes=None, statistics=None
+) -> str:
+    """How a running average ``new`` (from ``old`` and a batch statistic, whose
+    right value is ``batch``) differs from ``(1 - momentum) old + momentum
+    batch``: unchanged, another momentum (named among ``known``), or another
+    statistic averaged in (one of ``statistics``, or ``describe``d)."""
+    new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
+    causes = dict(causes or {})
+    if np.allclose(new, old, rtol=1e-12, atol=0):
+        return f"{what} did not change in a training step: update it in training mode"
+    with np.errstate(all="ignore"):
+        used = (new - old) / (batch - old)
+    if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
+        label = _named(used[0], known)
+        key = f"momentum {label}" if label else "momentum"
+        text = f"{what} moved by the fraction {used[0]:.4g}" + (
+            f" = {label}" if label else ""
+        )
+        text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
+        return f"{text}: {causes[key]}" if key in causes else text
+    for m, how in ((momentum, ""), (1 - momentum, " with momentum on the old value")):
+        with np.errstate(all="ignore"):
+            found = m and _match((new - (1 - m) * old) / m, statistics or {}, 1e-9)
+        if found:
+            return f"{what} averages in {found}{how}, not the batch's right statistic"
+    with np.errstate(all="ignore"):
+        stat = (new - (1 - momentum) * old) / momentum
+    seen = describe(stat, batch, axis=0, known=known, causes=causes)
+    return f"{what} averages in a batch statistic that is " + (
+        seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
+    )
 
 
 def compare(
@@ -459,7 +806,12 @@ def compare(
     hint: str = "",
     shape_hints: Mapping[tuple, str] | None = None,
     invariants: Sequence[Callable] = (),
-    factors: Mapping[str, object] | None = None,
+    known: Mapping[str, object] | None = None,
+    causes: Mapping[str, str] | None = None,
+    axis: int | None = 1,
+    small=(),
+    directions=None,
+    readers: Sequence[Callable] = (),
 ) -> Result:
     """Compare ``got`` with the reference ``want``.
 
@@ -467,8 +819,10 @@ def compare(
     ``got`` matches one of them (within ``tol``) that message is the verdict.
     Otherwise each of ``invariants`` (a function of the answer returning a
     message or None: "dx must sum to zero over the batch") may name what is
-    wrong, and then :func:`factor_diagnosis` (a constant or per-feature factor,
-    named from ``factors``) before the bare error figure.
+    wrong, and :func:`describe` says how the answer differs (``known``,
+    ``causes``, ``axis``, ``small``, ``directions`` are passed on); ``readers``
+    (:func:`stages` and the like) read the answer back stage by stage and win
+    over a description that names no cause.
     """
     want_np = to_numpy(want)
     problem = shape_problem(name, got, want_np.shape, what, shape_hints)
@@ -484,26 +838,38 @@ def compare(
         if cand is not None and cand.shape == want_np.shape:
             if measure(got, cand) <= max(tol, 1e-9):
                 return wrong(name, message, err, tol)
-    # no listed mistake: a stray factor, else what the invariants say; both
-    # survive combinations of mistakes that no list foresees
-    message = factor_diagnosis(got, want_np, factors)
-    if message:
-        return wrong(name, f"{what} is {message}", err, tol)
-    for invariant in invariants or ():
-        message = invariant(to_numpy(got))
-        if message:
-            return wrong(name, f"{message}; {label} {err:.1e}", err, tol)
+    # no listed mistake: the shape of the difference and what the invariants
+    # (stage readers) say; a message that names its cause or quantity first
     got_np = to_numpy(got)
-    diff = np.abs(got_np - want_np)
-    where = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
-    where = tuple(int(i) for i in where)
-    detail = (
-        f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
-        f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
+    shape = describe(
+        got_np,
+        want_np,
+        tol=tol,
+        axis=axis,
+        known=known,
+        small=small,
+        causes=causes,
+        directions=directions,
     )
-    if hint:
-        detail += f". Hint: {hint}"
-    return wrong(name, detail, err, tol)
+    stage = next(filter(None, (read(got_np) for read in readers)), None)
+    named = shape and any(c in shape for c in (causes or {}).values())
+    if stage and "none of the usual" not in stage and not named:
+        shape = None  # the stage reader names what the shape only describes
+    if not (shape or stage):
+        stage = next(filter(None, (check(got_np) for check in invariants)), None)
+    message = _precision(got_np, err) or shape
+    diff = np.abs(got_np - want_np)
+    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    if message:
+        detail = f"{what}: {message} ({label} {err:.1e}, worst at index {where})"
+    elif stage:
+        detail = f"{stage}; {label} {err:.1e}"
+    else:
+        detail = (
+            f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
+            f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
+        )
+    return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
 
 _HELPERS = str(Path(__file__).resolve().parents[1])
@@ -607,6 +973,67 @@ def build_module(cls, label: str, *args, **kwargs):
     if not isinstance(module, torch().nn.Module):
         return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
     return module, None
+
+
+def buffers_outside_graph(name: str, module) -> Result:
+    """Every buffer of a trained ``module`` outside the autograd graph, and the
+    module deep-copyable (what evaluation code does).  Reads ``requires_grad``
+    (kept when the grader mirrors a tensor back), not ``grad_fn`` (lost)."""
+    try:
+        held = sorted(
+            key
+            for key, value in module.named_buffers()
+            if getattr(value, "requires_grad", False)
+        )
+    except Exception as exc:  # the learner's object, not a module
+        return wrong(
+            name, f"its buffers cannot be listed ({type(exc).__name__}: {exc})"
+        )
+    if held:
+        return wrong(
+            name,
+            f"{', '.join(held)} require grad after training steps: they are in the "
+            "autograd graph (updated outside torch.no_grad()), so every step keeps "
+            "its graph alive and copy.deepcopy(module) fails. Update the buffers "
+            "under torch.no_grad(), from detached statistics",
+        )
+    try:
+        copy.deepcopy(module)
+    except Exception as exc:
+        return wrong(name, f"copy.deepcopy(module) fails after training: {exc}")
+    return ok(name, "no buffer requires grad; copy.deepcopy(module) works")
+
+
+def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
+    """Why ``samples`` do not look drawn from U[low, high], in numbers (range,
+    one side only, mean, spread), or None.  A Kolmogorov-Smirnov distance
+    above 2.5 / sqrt(n) happens by chance with probability below 1e-5."""
+    x = to_numpy(samples)
+    if x is None or not x.size or not np.all(np.isfinite(x)):
+        return f"{what}: not finite real numbers"
+    x, width = np.sort(x.ravel()), high - low
+    seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
+    expected = (
+        f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
+    )
+    if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
+        return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}"
+    u, n = (x - low) / width, x.size
+    distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
+    if distance <= 2.5 / np.sqrt(n):
+        return None
+    mid = (low + high) / 2
+    side = (
+        " (one-sided: all above the middle)"
+        if x[0] >= mid - 0.05 * width
+        else (
+            " (one-sided: all below the middle)" if x[-1] <= mid + 0.05 * width else ""
+        )
+    )
+    return (
+        f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
+        + expected
+    )
 
 
 def unpack(name: str, value, count: int, names: str):

@@ -14,7 +14,18 @@ import copy
 import numpy as np
 
 from .. import gradcheck
-from ._core import EPS, call, compare, ok, rel_error, run_check, shape_problem, wrong
+from ._core import (
+    EPS,
+    call,
+    compare,
+    ok,
+    rel_error,
+    run_check,
+    shape_problem,
+    stages,
+    wrong,
+    wrong_axes,
+)
 
 # Library calls that would solve an exercise for the learner: the grader
 # flags them in its notes column (tools/grading/flags.py), it does not fail them.
@@ -41,42 +52,34 @@ EXAMPLE_4X6 = np.array(
 )
 
 
-def _standardise_mistakes(x: np.ndarray, eps: float) -> dict[str, np.ndarray]:
-    import torch
+def _read_back(x: np.ndarray, eps: float) -> list:
+    """The answer read back (``_core``): over which axis, centred on which mean,
+    divided by which scale."""
+    mean, var = x.mean(0), x.var(0)
 
-    t = torch.from_numpy(x)
-
-    def stats(axis):
-        mu = t.mean(axis, keepdim=True)
-        return (
-            mu,
-            t.var(axis, correction=0, keepdim=True),
-            t.var(axis, correction=1, keepdim=True),
+    def axes_used(out):
+        return wrong_axes(
+            out, x, np.ones(x.shape[1]), np.zeros(x.shape[1]), eps=eps, axes=(0,)
         )
 
-    mu, var, var_u = stats(0)
-    mu_r, var_r, _ = stats(1)
-    return {
-        "each row is normalised (per example, layer norm); standardise each "
-        "column: statistics over axis 0, the batch": (
-            (t - mu_r) / torch.sqrt(var_r + eps)
-        ).numpy(),
-        "divided by the unbiased standard deviation (N-1); use the biased one "
-        "(divide by N, np.var's default)": ((t - mu) / torch.sqrt(var_u + eps)).numpy(),
-        "eps is added outside the square root: use sqrt(var + eps)": (
-            (t - mu) / (torch.sqrt(var) + eps)
-        ).numpy(),
-        "eps is missing: divide by sqrt(var + eps)": (
-            (t - mu) / torch.sqrt(var)
-        ).numpy(),
-        "only centred: divide by sqrt(var + eps) too": (t - mu).numpy(),
-        "only scaled: subtract the column mean too": (
-            t / torch.sqrt(var + eps)
-        ).numpy(),
-        "divided by the variance, not the standard deviation": (
-            (t - mu) / (var + eps)
-        ).numpy(),
-    }
+    def read(out):
+        return stages(
+            out,
+            x,
+            1.0,
+            0.0,
+            eps=eps,
+            means={
+                "the column mean": mean,
+                "0: only scaled, subtract the column mean too": 0.0,
+            },
+            scales={
+                "sqrt(var + eps)": np.sqrt(var + eps),
+                "1: only centred, divide by sqrt(var + eps) too": 1.0,
+            },
+        )
+
+    return [axes_used, read]
 
 
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
@@ -103,7 +106,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             value,
             want,
             tol=1e-10,
-            diagnoses=_standardise_mistakes(x, eps),
+            readers=_read_back(x, eps),
             shape_hints={
                 (columns,): "one value per column: return the whole standardised "
                 "matrix, not its statistics",

@@ -12,8 +12,10 @@ from ._core import (
     build_module,
     call,
     compare,
+    describe,
     ok,
     run_check,
+    uniform_problem,
     unpack,
     wrong,
 )
@@ -135,29 +137,36 @@ def _noise_changes(cls, seed) -> Result:
     module = module.double().train()
     x, _ = _batch(seed, c=64)
     draws = []
-    for _ in range(2):
-        with torch.no_grad():
-            _, problem = call(label, module, x)
-        if problem is not None:
-            return problem
-        noise, problem = _noise(module, label)
-        if problem is not None:
-            return problem
-        draws.append(noise)
-    (s1, c1), (s2, c2) = draws
+    with torch.random.fork_rng():  # reproducible draws; the learner's RNG kept
+        torch.manual_seed(seed)
+        for _ in range(4):
+            with torch.no_grad():
+                _, problem = call(label, module, x)
+            if problem is not None:
+                return problem
+            noise, problem = _noise(module, label)
+            if problem is not None:
+                return problem
+            draws.append(noise)
+    (s1, c1), (s2, c2) = draws[:2]
     if torch.equal(s1, s2) or torch.equal(c1, c2):
         return wrong(
             label,
             "the same noise at two steps: draw a new shift and scale at every "
             "training-mode call (in forward, not in __init__)",
         )
-    if s1.abs().max() > 1.5 + 1e-12 or s1.abs().max() < 0.3:
-        return wrong(
-            label, "the shift must be uniform in [-shift, shift] (here shift=1.5)"
-        )
-    if c1.min() < 1 - 1e-12 or c1.max() > 3 + 1e-12 or c1.max() < 1.5:
-        return wrong(label, "the scale must be uniform in [1, spread] (here spread=3)")
-    return ok(label, "a new shift and scale per channel at every step, in range")
+    shifts = torch.cat([s for s, _ in draws])
+    scales = torch.cat([c for _, c in draws])
+    for samples, low, high, what in (
+        (shifts, -1.5, 1.5, "the shift (here shift=1.5)"),
+        (scales, 1.0, 3.0, "the scale (here spread=3)"),
+    ):
+        message = uniform_problem(samples, low, high, what)
+        if message:
+            return wrong(label, message)
+    return ok(
+        label, "a new shift and scale per channel at every step, uniform in range"
+    )
 
 
 def _eval_mode(cls, seed) -> Result:
@@ -306,13 +315,17 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
         everything = _ics_reference(fresh, x, y, 3, 0.5, before_only=False)
         accumulated = _ics_reference(fresh, x, y, 3, 0.5, zero=False)
         squared = torch.stack([want[0] ** 2, want[1]])
-        return compare(
+        in_eval = _ics_reference(copy.deepcopy(fresh).eval(), x, y, 3, 0.5)
+        g_norm = _grad_of(copy.deepcopy(fresh), x, y, 3).norm()
+        result = compare(
             f"{name} (layer 3)",
             got,
             want,
             tol=1e-8,
             what="(distance, cosine)",
             diagnoses={
+                "measured in eval mode: keep the model's training mode, the "
+                "mode in which it is trained": in_eval,
                 "the layer itself and the layers after it were updated too: Santurkar "
                 "et al. update only the layers *before* it, then ask how its gradient "
                 "moved": everything,
@@ -323,6 +336,18 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
                 ),
             },
         )
+        bare = "worst at index" in result.detail  # no listed mistake matched
+        if bare and abs(float(got[1] - want[1])) <= 1e-8:
+            relative = "return ||G - G'||, not the distance relative to ||G||"
+            seen = describe(
+                got[:1],
+                want[:1],
+                known={"||G||": g_norm},
+                causes={"factor 1/(||G||)": relative},
+            )
+            if seen:
+                result.detail = f"the cosine is right; the distance is {seen}"
+        return result
 
     return run_check(name, body, quiet=quiet, strict=strict)
 

@@ -16,7 +16,18 @@ __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "merge_running_s
 import numpy as np
 
 from .. import distributed
-from ._core import EPS, Result, call, compare, info, ok, run_check, unpack, wrong
+from ._core import (
+    EPS,
+    Result,
+    call,
+    compare,
+    info,
+    ok,
+    run_check,
+    stages,
+    unpack,
+    wrong,
+)
 from ._core import torch as torch_
 
 TOL = 1e-12  # float64, against one process on the whole batch
@@ -57,43 +68,57 @@ def _ranks(name, fn, per_rank, copy_inputs=True):
 # --------------------------------------------------------------------------
 
 
-def _forward_mistakes(xs, gamma, beta):
-    """What the usual mistakes produce, concatenated over the ranks."""
+def _read_back(xs, gamma, beta):
+    """The ranks' outputs read back stage by stage (``_core.stages``), per rank:
+    the statistics that exist on 3 ranks of unequal sizes are the candidates."""
     torch = torch_()
-    full = torch.cat(xs)
+    full = torch.cat(xs).numpy()
+    ranks = np.repeat(np.arange(len(xs)), [len(x) for x in xs])
+    sizes, world = np.array([len(x) for x in xs], float), len(xs)
 
-    def normalise(parts):
-        return torch.cat([(x - m) / torch.sqrt(v + EPS) for x, (m, v) in parts])
+    def per_rank(f):  # a statistic of each rank's slice, on that rank's rows
+        return np.concatenate([np.repeat(f(x.numpy())[None], len(x), 0) for x in xs])
 
-    mean, var = full.mean(0), full.var(0, correction=0)
-    means = torch.stack([x.mean(0) for x in xs])
-    variances = torch.stack([x.var(0, correction=0) for x in xs])
-    ghost = [(x, (x.mean(0), x.var(0, correction=0))) for x in xs]
+    own_mean, own_var = per_rank(lambda x: x.mean(0)), per_rank(lambda x: x.var(0))
+    means = own_mean[np.cumsum(sizes).astype(int) - 1]  # one row per rank
+    variances = own_var[np.cumsum(sizes).astype(int) - 1]
+    var, n = full.var(0), len(full)
+    counts = sizes[ranks][:, None]
+    weighted = (sizes[:, None] * variances).sum(0) / n
     mean_of_means = means.mean(0)
-    off_var = ((full - mean_of_means) ** 2).mean(0)  # around that wrong mean
-    avg_var = variances.mean(0)
-    return {
-        "each rank normalised with its own statistics (per-device BN, a ghost "
-        "batch): all-reduce the count, the sum and the sum of squares (or the "
-        "squared deviations) so that every rank uses the whole batch's": (
-            gamma * normalise(ghost) + beta
-        ),
-        "the variance is the unbiased one: batch norm normalises with the biased "
-        "variance of the whole batch (divide by the total count N, not N - 1)": (
-            gamma * (full - mean) / torch.sqrt(full.var(0, correction=1) + EPS) + beta
-        ),
-        "the mean is the mean of the ranks' means: the ranks hold different "
-        "numbers of examples, so weigh by counts (all-reduce the sum and the count, "
-        "then divide)": (
-            gamma * (full - mean_of_means) / torch.sqrt(off_var + EPS) + beta
-        ),
-        "the variance is the average of the ranks' variances: that misses how far "
-        "the ranks' means lie from the batch mean (law of total variance); "
-        "all-reduce the squared deviations from the global mean, or E[x^2]": (
-            gamma * (full - mean) / torch.sqrt(avg_var + EPS) + beta
-        ),
-        "gamma and beta are not applied": (full - mean) / torch.sqrt(var + EPS),
-    }
+
+    def read(out):
+        return stages(
+            out,
+            full,
+            gamma.numpy(),
+            beta.numpy(),
+            eps=EPS,
+            groups=ranks,
+            means={
+                "the batch mean": full.mean(0),
+                "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
+                "the mean of the ranks' means (unweighted by their sizes)": (
+                    mean_of_means
+                ),
+            },
+            variances={
+                "the batch's biased variance": var,
+                "the unbiased variance (divides by N - 1)": var * n / (n - 1),
+                "this rank's own variance (a ghost batch)": own_var,
+                "the average of the ranks' variances (it misses the spread of "
+                "their means: law of total variance)": variances.mean(0),
+                "the count-weighted average of the ranks' variances (it misses the "
+                "spread of their means)": weighted,
+                "the squared deviations summed over ranks divided by W * n_rank "
+                "(N = W * this rank's count)": var * n / (world * counts),
+                "the variance around the mean of the ranks' means": (
+                    (full - mean_of_means) ** 2
+                ).mean(0),
+            },
+        )
+
+    return [read]
 
 
 def _precision_note(fn, seed) -> Result:
@@ -154,14 +179,14 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             want,
             tol=TOL,
             what="the ranks' outputs",
-            diagnoses=_forward_mistakes(xs, gamma, beta),
+            readers=_read_back(xs, gamma, beta),
         )
         if result.passed:
             result.detail += (
                 f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent "
                 "by each rank"
             )
-        return [result, _precision_note(fn, seed)]
+        return [result, _precision_note(fn, seed)] if result.passed else result
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
@@ -306,6 +331,9 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 # --------------------------------------------------------------------------
 
 
+BN_AT = (1, 4, 6, 8)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d
+
+
 def _rank_models(seed):
     """Three ranks' copies of one net with two BN layers whose running
     statistics drifted apart (different means, variances and counts)."""
@@ -316,15 +344,19 @@ def _rank_models(seed):
     models = []
     for rank in range(3):
         torch.manual_seed(seed)
-        model = nn.Sequential(
+        model = nn.Sequential(  # every kind of batch-norm layer a merge meets
             nn.Linear(3, 5),
             nn.BatchNorm1d(5),
             nn.ReLU(),
             nn.Linear(5, 4),
             nn.BatchNorm1d(4),
+            nn.Unflatten(1, (4, 1, 1)),
+            nn.BatchNorm2d(4),
+            nn.Unflatten(2, (1, 1)),
+            nn.BatchNorm3d(4),
         ).double()
         with torch.no_grad():
-            for bn in (model[1], model[4]):
+            for bn in (model[i] for i in BN_AT):
                 bn.running_mean.copy_(
                     torch.randn(bn.num_features, generator=gen) + rank
                 )
@@ -339,7 +371,7 @@ def _merged(models):
     the mean squared distance of the ranks' means from it (equal shares)."""
     torch = torch_()
     out = []
-    for index in (1, 4):
+    for index in BN_AT:
         means = torch.stack([m[index].running_mean for m in models])
         variances = torch.stack([m[index].running_var for m in models])
         mean = means.mean(0)
@@ -357,18 +389,16 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         models = _rank_models(seed)
         want = _merged(models)
         wrongs = []  # per layer: (sum of means, average of variances)
-        for i in (1, 4):
+        for i in BN_AT:
             means = torch.stack([m[i].running_mean for m in models])
             wrongs.append(
                 (means.sum(0), torch.stack([m[i].running_var for m in models]).mean(0))
             )
         buffers = [
-            [id(m[i].running_mean), id(m[i].running_var)]
-            for m in models
-            for i in (1, 4)
+            [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
         ]
         params = [[p.detach().clone() for p in m.parameters()] for m in models]
-        counts = [[int(m[i].num_batches_tracked) for i in (1, 4)] for m in models]
+        counts = [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models]
 
         def on_rank(model, all_reduce):
             return fn(model, all_reduce, len(models))
@@ -390,7 +420,9 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             return failed[0]
         worst = max(r.error for r in results)
         return ok(
-            name, f"both BN layers agree on all 3 ranks, max rel. error {worst:.1e}"
+            name,
+            f"all {len(BN_AT)} BN layers (1d, 2d, 3d) agree on all 3 ranks, "
+            f"max rel. error {worst:.1e}",
         )
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -401,9 +433,12 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
     ``wrongs`` holds, per layer, the sum of the ranks' means and the plain
     average of their variances (taken before the merge)."""
     results = []
-    for layer, index in enumerate((1, 4)):
+    for layer, index in enumerate(BN_AT):
         (mean, var), (total, plain) = want[layer], wrongs[layer]
-        bn, name = model[index], f"{label}, BN {layer + 1}"
+        bn = model[index]
+        name = f"{label}, BN {layer + 1}" + (
+            f" ({type(bn).__name__})" if layer > 1 else ""
+        )
         results.append(
             compare(
                 f"{name} mean",
@@ -437,9 +472,7 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
 
 def _unchanged(name, models, buffers, params, counts) -> Result | None:
     """None, or what the function changed that it must not."""
-    now = [
-        [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in (1, 4)
-    ]
+    now = [[id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT]
     if now != buffers:
         return wrong(
             name,
@@ -452,7 +485,7 @@ def _unchanged(name, models, buffers, params, counts) -> Result | None:
             for p, q in zip(model.parameters(), before, strict=True)
         ):
             return wrong(name, "the weights changed: merge the buffers only")
-    if [[int(m[i].num_batches_tracked) for i in (1, 4)] for m in models] != counts:
+    if [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models] != counts:
         return wrong(
             name,
             "num_batches_tracked changed: it counts this rank's batches; leave it "

@@ -47,9 +47,12 @@ def _every_parameter(m, x, y):
 
 
 STANDARDIZE = {
-    "rows instead of columns": (partial(standardize, axis=1), "each row is normalised"),
+    "rows instead of columns": (
+        partial(standardize, axis=1),
+        "statistics are taken over axes (1,)",
+    ),
     "unbiased": (partial(standardize, ddof=1), "unbiased"),
-    "eps outside": (partial(standardize, eps_out=True), "outside the square root"),
+    "eps outside": (partial(standardize, eps_out=True), "eps outside the root"),
     "only centred": (partial(standardize, scale=False), "only centred"),
     "only scaled": (partial(standardize, center=False), "only scaled"),
     "returns the statistics": (lambda X, eps=1e-5: X.mean(0), "one value per column"),

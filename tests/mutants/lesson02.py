@@ -70,6 +70,26 @@ def bn_backward(
     return dx, dgamma, dbeta
 
 
+def closed_form(dout, cache, *, count=None, var_count=None):
+    """CS231n's one-line backward; ``count`` in place of N is the review's A1."""
+    x_hat, std, gamma = cache
+    m = dout.shape[0] if count is None else count
+    v = m if var_count is None else var_count
+    g = dout * gamma
+    dx = (g - g.sum(0) / m - x_hat * (g * x_hat).sum(0) / v) / std
+    return dx, (dout * x_hat).sum(0), dout.sum(0)
+
+
+def one_pass_forward(x, gamma, beta, eps=1e-5):
+    """A correct alternative (Flax's default): var = E[x^2] - mu^2."""
+    if x.shape[0] < 2:
+        raise ValueError("N < 2")
+    mu = x.mean(0)
+    std = np.sqrt((x**2).mean(0) - mu**2 + eps)
+    x_hat = (x - mu) / std
+    return gamma * x_hat + beta, (x_hat, std, gamma)
+
+
 def _fwd(**kw):
     return lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps, **kw)
 
@@ -80,11 +100,11 @@ def _bwd(**kw):
 
 # fmt: off
 BN_FORWARD = {
-    "wrong axis": (_fwd(axis=1), "wrong axis"),
+    "wrong axis": (_fwd(axis=1), "statistics are taken over axes (1,)"),
     "unbiased variance": (_fwd(ddof=1), "unbiased variance"),
-    "eps outside the square root": (_fwd(eps_out=True), "eps is added outside"),
+    "eps outside the square root": (_fwd(eps_out=True), "eps outside the root"),
     "gamma and beta forgotten": (_fwd(affine=False), "not applied"),
-    "missing square root": (_fwd(sqrt=False), "missing square root"),
+    "missing square root": (_fwd(sqrt=False), "no square root"),
     "ignores eps": (_fwd(fixed_eps=1e-5), "ignores its eps argument"),
     "no ValueError for N=1": (_fwd(check_n=False), "did not raise ValueError"),
     "returns out only": (lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps)[0], "expected a tuple of 2"),
@@ -93,24 +113,32 @@ BN_FORWARD = {
     "raises TypeError": (lambda x, g, b, eps=1e-5: x.mean(foo=1), "raised TypeError"),
     "mutates its input": (lambda x, g, b, eps=1e-5: (x.__isub__(x.mean(0)), bn_forward(x, g, b, eps))[1], "in place"),
     "wrong shape": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None), "axes are swapped"),
+    # the outside review's (2026-12-06, W1): each costs the forward's points only
+    "eps omitted": (_fwd(fixed_eps=0.0), "sqrt(v) without eps"),
+    "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "beta is subtracted"),
+    # combinations and slips no catalogue lists (issue 28): read back by stage
+    "unbiased and eps outside": (_fwd(ddof=1, eps_out=True), "sqrt(v) + eps (eps outside the root), v = the unbiased"),
+    "computed in float32": (lambda x, g, b, eps=1e-5: bn_forward(*(a.astype(np.float32) for a in (x, g, b)), np.float32(eps)), "float32 numbers"),
 }
 # fmt: on
 
 # fmt: off
 BN_BACKWARD = {
-    "missing mean branch": (_bwd(mean_branch=False), "branch through mu"),
-    "missing variance branch": (_bwd(var_branch=False), "branch through var"),
-    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "as constants"),
-    "forgets gamma": (_bwd(gamma_factor=False), "forgets gamma"),
+    "missing mean branch": (_bwd(mean_branch=False), "the branch through the mean is off"),
+    "missing variance branch": (_bwd(var_branch=False), "the branch through the variance is off"),
+    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "both the branch through the mean and the one"),
+    "forgets gamma": (_bwd(gamma_factor=False), "reaching x_hat is dout * gamma"),
     "dgamma not summed": (_bwd(sum_dgamma=False), "not summed"),
     "dbeta not summed": (_bwd(sum_dbeta=False), "not summed"),
     "dgamma and dbeta averaged": (_bwd(mean_params=True), "averaged over the batch"),
-    "dgamma from the centred x": (_bwd(dgamma_from=lambda x_hat, std: x_hat * std), "centred x"),
+    "dgamma from the centred x": (_bwd(dgamma_from=lambda x_hat, std: x_hat * std), "x - mu where x_hat"),
     "wrong sign": (_bwd(sign=-1.0), "wrong sign"),
     "returns None": (lambda d, c: None, "returned None"),
     "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
+    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "both the branch through the mean and the one"),
+    "N - 1 in the variance branch": (lambda d, c: closed_form(d, c, var_count=d.shape[0] - 1), "a multiple of x_hat"),
 }
 # fmt: on
 
@@ -135,10 +163,12 @@ def spatial_forward(x, gamma, beta, eps=1e-5, *, mode="right", reshape_back=True
     return out.reshape(n, h, w, c).transpose(0, 3, 1, 2), cache
 
 
-def spatial_backward(dout, cache, *, sum_hw=True):
+def spatial_backward(dout, cache, *, sum_hw=True, transpose_back=True):
     n, c, h, w = dout.shape
     cols = dout.transpose(0, 2, 3, 1).reshape(-1, c)
     dx, dgamma, dbeta = bn_backward(cols, cache)
+    if not transpose_back:  # the review's S3
+        return dx.reshape(n, c, h, w), dgamma, dbeta
     dx = dx.reshape(n, h, w, c).transpose(0, 3, 1, 2)
     if not sum_hw:  # summed over N only
         x_hat = cache[0].reshape(n, h, w, c).transpose(0, 3, 1, 2)
@@ -148,7 +178,8 @@ def spatial_backward(dout, cache, *, sum_hw=True):
 
 # fmt: off
 SPATIAL_FORWARD = {
-    "statistics per position": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"), "per position"),
+    "statistics per position": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="per position"), "taken over axes (0,)"),
+    "statistics over N and H only": (lambda x, g, b, eps=1e-5: (g[:, None, None] * (x - x.mean((0, 2), keepdims=True)) / np.sqrt(x.var((0, 2), keepdims=True) + eps) + b[:, None, None], None), "taken over axes (0, 2)"),
     "reshape without transpose": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"), "without moving C last"),
     "not reshaped back": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False), "reshape back"),
 }
@@ -158,12 +189,16 @@ SPATIAL_BACKWARD = {
         lambda d, c: spatial_backward(d, c, sum_hw=False),
         "summed over N only",
     ),
+    "dx not transposed back": (
+        lambda d, c: spatial_backward(d, c, transpose_back=False),
+        "a reshape without the transpose",
+    ),
 }
 
 
-def ln_forward(x, gamma, beta, eps=1e-5, *, axis=1, ddof=0):
+def ln_forward(x, gamma, beta, eps=1e-5, *, axis=1, ddof=0, keepdims=True):
     mu = x.mean(axis=axis, keepdims=True)
-    var = x.var(axis=axis, ddof=ddof, keepdims=True)
+    var = x.var(axis=axis, ddof=ddof, keepdims=keepdims)
     x_hat = (x - mu) / np.sqrt(var + eps)
     return gamma * x_hat + beta, (x_hat, np.sqrt(var + eps), gamma)
 
@@ -180,8 +215,10 @@ def ln_backward(dout, cache, *, sum_dgamma=True):
 
 # fmt: off
 LN_FORWARD = {
-    "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "wrong axis"),
+    "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "taken over axes (0,)"),
     "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "unbiased variance"),
+    "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
+    "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "beta is not added"),
 }
 # fmt: on
 LN_BACKWARD = {

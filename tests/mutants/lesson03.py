@@ -23,6 +23,9 @@ def scratch_class(
     resets=True,
     buffers_in_graph=False,
     keep_dtype=True,
+    train_on_running=False,  # the review's N1: running statistics in training
+    none_offset=0,  # momentum=None as 1/(k + offset)
+    eval_eps=True,
 ):
     import torch
     from torch import nn
@@ -80,6 +83,7 @@ def scratch_class(
             view = [1, -1] + [1] * (x.dim() - 2)
             n = x.numel() // x.shape[1] if count == "values" else x.shape[0]
             use_batch = self.training or eval_uses_batch or not self.track
+            use_batch = use_batch and not (train_on_running and self.track)
             if use_batch:
                 if validate and x.numel() // x.shape[1] < 2:
                     raise ValueError("one value per channel")
@@ -103,15 +107,15 @@ def scratch_class(
                         self.num_batches_tracked += 1
                     m = self.momentum
                     if m is None:
-                        m = (
-                            1.0 / max(int(self.num_batches_tracked), 1)
-                            if handle_none
-                            else None
-                        )
+                        k = int(self.num_batches_tracked) + none_offset
+                        m = 1.0 / max(k, 1) if handle_none and not none_offset else None
+                        m = 1.0 / k if none_offset else m
                     bm = x.mean([0, *range(2, x.dim())])
                     bv = x.var([0, *range(2, x.dim())], correction=0)
-                    if running_var == "unbiased":
+                    if running_var in ("unbiased", "twice", "eps"):
                         bv = bv * n / (n - 1)
+                    bv = bv * n / (n - 1) if running_var == "twice" else bv
+                    bv = bv + self.eps if running_var == "eps" else bv
                     if momentum_on == "new":
                         self.running_mean.mul_(1 - m).add_(m * bm)
                         self.running_var.mul_(1 - m).add_(m * bv)
@@ -121,7 +125,8 @@ def scratch_class(
             if not use_batch:
                 mean = self.running_mean.view(view)
                 var = self.running_var.view(view)
-            out = (x - mean) / torch.sqrt(var + self.eps)
+            eps = self.eps if use_batch or eval_eps else 0.0
+            out = (x - mean) / torch.sqrt(var + eps)
             if self.affine:
                 out = out * self.weight.view(view) + self.bias.view(view)
             return out.to(x.dtype) if keep_dtype else out
@@ -131,15 +136,22 @@ def scratch_class(
 
 # fmt: off
 SCRATCH = {
-    "biased running_var": (scratch_class(running_var="biased"), "biased batch variance"),
+    "biased running_var": (scratch_class(running_var="biased"), "the biased batch variance"),
     "momentum on the old value": (scratch_class(momentum_on="old"), "momentum is applied to the old value"),
+    # the outside review's (2026-12-06, C7 and A 3.16)
+    "momentum=None as 1/(k+1)": (scratch_class(none_offset=1), "1/k at the k-th batch"),
+    "momentum=None from a zero count": (scratch_class(none_offset=-1), "count it first"),
+    "Bessel twice": (scratch_class(running_var="twice"), "Bessel's correction applied twice"),
+    "eps stored in running_var": (scratch_class(running_var="eps"), "eps is stored in running_var"),
+    "no eps in eval mode": (scratch_class(eval_eps=False), "sqrt(v) without eps, v = running_var"),
     "buffers as plain tensors": (scratch_class(buffers=False), "register_buffer"),
     "updates in eval mode": (scratch_class(update_in_eval=True), "eval mode changed"),
-    "statistics over N only for 3-D/4-D": (scratch_class(axes="batch only"), "every dim except channels"),
-    "eval uses batch statistics": (scratch_class(eval_uses_batch=True), "eval mode still normalises"),
+    "statistics over N only for 3-D/4-D": (scratch_class(axes="batch only"), "taken over axes (0,)"),
+    "running statistics in training mode": (scratch_class(train_on_running=True), "the running mean after the step (training mode"),
+    "eval uses batch statistics": (scratch_class(eval_uses_batch=True), "eval mode uses the running statistics"),
     "num_batches_tracked not counted": (scratch_class(count_batches=False), "num_batches_tracked"),
     "momentum=None not handled": (scratch_class(handle_none=False), "momentum=None"),
-    "normalises with the unbiased variance": (scratch_class(normalise_unbiased=True), "normalised with the unbiased variance"),
+    "normalises with the unbiased variance": (scratch_class(normalise_unbiased=True), "v = the unbiased variance (n - 1)"),
     "unbiased factor counts examples only": (scratch_class(count="examples"), "n counts every value"),
     "statistics outside the graph": (scratch_class(stats_without_grad=True), "gradient differs"),
     "no input validation": (scratch_class(validate=False), "did not raise ValueError"),
@@ -162,6 +174,10 @@ def fold_variant(
     copy_settings=True,
     make_bias=True,
     refuse=True,
+    copy_all=True,  # False: stride and padding only (the review's D2)
+    handle_affine=True,  # False: assumes bn.weight exists (D4)
+    keep_dtype=True,  # False: a float32 layer whatever the input's dtype (D5)
+    eps_out=False,  # the review's C7: sqrt(running_var) + eps
 ):
     import torch
     from torch import nn
@@ -172,13 +188,17 @@ def fold_variant(
         if sequential:
             return nn.Sequential(layer, bn)
         std = torch.sqrt(bn.running_var + (bn.eps if eps else 0.0))
-        scale = bn.weight / std
+        std = torch.sqrt(bn.running_var) + bn.eps if eps_out else std
+        gamma = bn.weight
+        if handle_affine and gamma is None:
+            gamma, beta = torch.ones_like(std), torch.zeros_like(std)
+        else:
+            beta = bn.bias
+        scale = gamma / std
         own = layer.bias if layer.bias is not None else torch.zeros_like(scale)
         shift = -bn.running_mean * scale if subtract_mean else 0.0
         bias = (
-            (own * scale if scale_bias else own)
-            + shift
-            + (bn.bias if add_beta else 0.0)
+            (own * scale if scale_bias else own) + shift + (beta if add_beta else 0.0)
         )
         if isinstance(layer, nn.Linear):
             new = (
@@ -192,6 +212,12 @@ def fold_variant(
                 if copy_settings
                 else {}
             )
+            if copy_settings and copy_all:
+                kwargs.update(
+                    dilation=layer.dilation,
+                    groups=layer.groups,
+                    padding_mode=layer.padding_mode,
+                )
             new = (
                 layer
                 if in_place
@@ -203,7 +229,7 @@ def fold_variant(
                     **kwargs,
                 )
             )
-        new = new.to(layer.weight)
+        new = new.to(layer.weight) if keep_dtype else new.to(layer.weight.device)
         shape = [-1] + [1] * (layer.weight.dim() - 1)
         with torch.no_grad():
             weight = layer.weight * scale.view(shape)
@@ -219,7 +245,8 @@ def fold_variant(
 
 # fmt: off
 FOLD = {
-    "no eps": (fold_variant(eps=False), "eps is missing"),
+    "no eps": (fold_variant(eps=False), "sqrt(v) without eps"),
+    "eps outside the root": (fold_variant(eps_out=True), "eps outside the root"),
     "mean not subtracted": (fold_variant(subtract_mean=False), "running mean is not subtracted"),
     "beta forgotten": (fold_variant(add_beta=False), "beta is missing"),
     "own bias not scaled": (fold_variant(scale_bias=False), "own bias is not scaled"),
@@ -228,6 +255,10 @@ FOLD = {
     "conv settings not copied": (fold_variant(copy_settings=False), "copy every setting"),
     "no bias created": (fold_variant(make_bias=False), "has no bias"),
     "folds a batch norm in training mode": (fold_variant(refuse=False), "Fusion only for eval"),
+    # the outside review's (2026-12-06, W3 and B1)
+    "dilation and groups not copied": (fold_variant(copy_all=False), "copy every setting"),
+    "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
+    "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
 }
 # fmt: on
 

@@ -53,6 +53,8 @@ def renorm_class(
     momentum_on="new",
     rebind_buffers=False,
     correction=0,
+    graph_buffers=False,  # the review's W5: rebinding outside torch.no_grad()
+    keep_arguments=True,
 ):
     import torch
     from torch import nn
@@ -60,6 +62,8 @@ def renorm_class(
     class Renorm(nn.Module):
         def __init__(self, num_features, eps=1e-5, momentum=0.01, rmax=1.0, dmax=0.0):
             super().__init__()
+            if not keep_arguments:  # the defaults, whatever is passed
+                momentum, rmax, dmax = 0.01, 1.0, 0.0
             self.eps, self.momentum = eps, momentum
             self._fixed = (rmax, dmax)
             self.rmax, self.dmax = rmax, dmax
@@ -91,7 +95,11 @@ def renorm_class(
             if not self.training:  # eval mode normalising with the batch
                 r, d = torch.ones_like(r), torch.zeros_like(d)
             x_hat = (x - mean.view(view)) / std.view(view) * r.view(view) + d.view(view)
-            if self.training:
+            if self.training and graph_buffers:
+                a = self.momentum
+                self.running_mean = self.running_mean + a * (mean - self.running_mean)
+                self.running_std = self.running_std + a * (std - self.running_std)
+            elif self.training:
                 with torch.no_grad():
                     a = self.momentum
                     new_std = {
@@ -124,15 +132,17 @@ RENORM = {
     "gradient through r and d": (renorm_class(detach=False, rebind_buffers=True), "flows through r and d"),
     "gradient through r and d, buffers in place": (renorm_class(detach=False), "detached statistics"),
     "no clipping": (renorm_class(clip_r=False, clip_d=False), "not clipped"),
-    "r not clipped": (renorm_class(clip_r=False), "r is not clipped"),
-    "d not clipped": (renorm_class(clip_d=False), "d is not clipped"),
-    "running std updated with the variance": (renorm_class(std_update="var"), "updated with the variance"),
+    "r not clipped": (renorm_class(clip_r=False), "r not clipped to"),
+    "d not clipped": (renorm_class(clip_d=False), "d not clipped to"),
+    "running std updated with the variance": (renorm_class(std_update="var"), "averages in var_B + eps, the variance"),
     "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
     "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "eval mode still uses the batch"),
     "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),
     "momentum on the old value": (renorm_class(momentum_on="old"), "momentum weighs the old value"),
     "no input validation": (renorm_class(validate=False), "ValueError"),
     "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
+    "buffers left in the autograd graph": (renorm_class(graph_buffers=True), "in the autograd graph"),
+    "constructor arguments ignored": (renorm_class(keep_arguments=False), "store the value passed in"),
 }
 # fmt: on
 

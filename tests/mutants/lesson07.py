@@ -11,7 +11,9 @@ from torch import nn
 from . import family
 
 
-def noisy_class(*, where="after", fresh=True, in_eval=False, ranges=True, keep=True):
+def noisy_class(
+    *, where="after", fresh=True, in_eval=False, ranges=True, keep=True, sides=2
+):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
             super().__init__(num_features, **kw)
@@ -24,7 +26,7 @@ def noisy_class(*, where="after", fresh=True, in_eval=False, ranges=True, keep=T
                 return torch.randn(c, dtype=dtype) * self.shift, torch.randn(
                     c, dtype=dtype
                 )
-            shift = (2 * torch.rand(c, dtype=dtype) - 1) * self.shift
+            shift = (sides * torch.rand(c, dtype=dtype) - sides + 1) * self.shift
             return shift, 1 + torch.rand(c, dtype=dtype) * (self.spread - 1)
 
         def forward(self, x):
@@ -42,9 +44,22 @@ def noisy_class(*, where="after", fresh=True, in_eval=False, ranges=True, keep=T
 
 
 def changed(
-    model, x, y, index, lr, *, before_only=True, zero=True, squared=False, copy_=True
+    model,
+    x,
+    y,
+    index,
+    lr,
+    *,
+    before_only=True,
+    zero=True,
+    squared=False,
+    copy_=True,
+    eval_=False,
+    relative=False,
 ):
     work = copy.deepcopy(model) if copy_ else model
+    if eval_:
+        work.eval()
     work.zero_grad()
     F.cross_entropy(work(x), y).backward()
     g = work[index].weight.grad.clone()
@@ -58,6 +73,7 @@ def changed(
     g2 = work[index].weight.grad
     distance = (g - g2).norm().item()
     cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
+    distance = distance / g.norm().item() if relative else distance
     return (distance**2 if squared else distance), cosine
 
 
@@ -106,6 +122,8 @@ NOISY = {
     "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
     "noise in eval mode too": (noisy_class(in_eval=True), "no noise at inference"),
     "noise out of range": (noisy_class(ranges=False), "must be uniform"),
+    # the outside review's (2026-12-06, C9): U[0, shift], one-sided
+    "one-sided shift": (noisy_class(sides=1), "one-sided"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
 }
 ICS = {
@@ -113,6 +131,9 @@ ICS = {
     "no zero_grad": (_ics(zero=False), "call zero_grad()"),
     "squared distance": (_ics(squared=True), "the distance is squared"),
     "changes the model": (_ics(copy_=False), "measure on a copy"),
+    # the outside review's (2026-12-06, C8)
+    "eval-mode copy": (_ics(eval_=True), "measured in eval mode"),
+    "relative distance": (_ics(relative=True), "not the distance relative to ||G||"),
 }
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),

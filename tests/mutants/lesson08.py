@@ -23,6 +23,8 @@ def sync_forward(
     mean_of_means=False,
     average_variances=False,
     affine=True,
+    count_as="all",  # "world": N = W * n_r; "weighted": sum of n_r var_r / N
+    eps_out=False,
 ):
     world = all_reduce(torch.ones(1, dtype=x.dtype))
     count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))
@@ -37,9 +39,13 @@ def sync_forward(
         )
         if average_variances:
             var = all_reduce(x.var(0, correction=0)) / world
+        elif count_as == "weighted":
+            var = all_reduce(x.var(0, correction=0) * x.shape[0]) / count
+        elif count_as == "world":
+            var = all_reduce(((x - mean) ** 2).sum(0)) / (world * x.shape[0])
         else:
             var = all_reduce(((x - mean) ** 2).sum(0)) / (count - ddof)
-    rho = 1.0 / torch.sqrt(var + eps)
+    rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
     x_hat = (x - mean) * rho
     out = gamma * x_hat + beta if affine else x_hat
     return out, (x_hat, rho, gamma, count)
@@ -84,10 +90,9 @@ def merge(
     in_place=True,
     count=False,
     first_only=False,
+    kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
 ):
-    layers = [
-        m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-    ]
+    layers = [m for m in model.modules() if isinstance(m, kind)]
     for bn in layers[:1] if first_only else layers:
         w = world_size if divide else 1
         mean = all_reduce(bn.running_mean) / w
@@ -119,11 +124,15 @@ def _merge(**kw):
 
 # fmt: off
 FORWARD = {
-    "each rank's own statistics": (_fwd(local=True), "per-device BN, a ghost"),
-    "unbiased variance": (_fwd(ddof=1), "the unbiased one"),
+    "each rank's own statistics": (_fwd(local=True), "ghost batch"),
+    "unbiased variance": (_fwd(ddof=1), "the unbiased variance"),
     "mean of the ranks' means": (_fwd(mean_of_means=True), "mean of the ranks' means"),
     "average of the ranks' variances": (_fwd(average_variances=True), "law of total variance"),
     "gamma and beta forgotten": (_fwd(affine=False), "gamma and beta are not applied"),
+    # the outside review's (2026-12-06, C8)
+    "N = W * n_r": (_fwd(count_as="world"), "divided by W * n_rank"),
+    "count-weighted variances": (_fwd(count_as="weighted"), "count-weighted average"),
+    "eps outside the root": (_fwd(eps_out=True), "eps outside the root"),
     "returns out only": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps)[0], "expected a tuple of 2"),
     "calls all_reduce on a list": (lambda x, g, b, all_reduce, eps=EPS: all_reduce([x.sum(0)]), "all_reduce takes a torch.Tensor"),
 }
@@ -140,6 +149,7 @@ MERGE = {
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
     "num_batches_tracked summed": (_merge(count=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
+    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) mean"),
 }
 # fmt: on
 
