@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from argparse import Namespace
 from html.parser import HTMLParser
@@ -720,3 +721,45 @@ def test_an_unsandboxed_run_is_said_in_the_report_and_the_gradebooks(tmp_path):
     lines = moodle.read_text().splitlines()
     assert "graded unsandboxed" in next(ln for ln in lines if ln.startswith("bob"))
     assert "unsandboxed" not in next(ln for ln in lines if ln.startswith("alice"))
+
+
+def test_ids_that_only_look_alike_are_flagged_as_one_learner(tmp_path):
+    from helpers import course
+
+    alike = ["alice", "Alice\u200b", "\uff41lice", "ali\u0301ce"]
+    rows = [_row(tmp_path / name / f"{L00}.ipynb", total=2.0) for name in alike]
+    rows.append(_row(tmp_path / "bob" / f"{L00}.ipynb", total=1.0))
+    found = report.duplicates(rows)
+    assert len(found) == 1 and len(next(iter(found.values()))) == len(alike)
+    moodle = report.gradebook(rows, tmp_path / "m.csv", "moodle", course.LESSONS)
+    table = {r[0]: r for r in _table(moodle)[1:]}
+    assert table["bob"][1] == "1"
+    for name in alike:  # every look-alike's mark withheld and flagged
+        assert table[name][1] == "" and "resolve by hand" in table[name][-1]
+
+
+@pytest.mark.slow
+def test_a_file_name_that_is_not_utf8_is_graded_and_every_output_written(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    odd = os.path.join(os.fsencode(folder), b"00_x\xff\xfe.ipynb")
+    with open(odd, "wb") as f:  # the solution, under a name that is not UTF-8
+        f.write((ROOT / "solutions" / f"{L00}.ipynb").read_bytes())
+    out = tmp_path / "out"
+    rows = run_grader(
+        out / "grades.csv",
+        [os.fsdecode(odd)],
+        "--feedback",
+        str(out / "feedback"),
+        "--report",
+        str(out / "report"),
+        "--format",
+        "canvas",
+        "--format",
+        "gradescope",
+    )
+    (row,) = rows.values()
+    assert row["total"] == row["maximum"] and "\\xff" in row["file"]
+    assert list((out / "feedback").glob("*.html"))
+    assert (out / "report" / "report.html").is_file()
+    assert list(out.rglob("*.json")) and (out / "grades-canvas.csv").is_file()

@@ -68,6 +68,12 @@ from tools.grading import (  # noqa: E402
 )
 
 
+def shown(path) -> str:
+    """A path as the grader writes it: a name that is not UTF-8 (bytes a learner
+    chose) gets its odd bytes as ``\\xff`` escapes, never a crash of the outputs."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
 @dataclass
 class Row:
     file: str
@@ -275,7 +281,7 @@ def _prepare(index: int, path: Path, private: Path, slot: int, top=None) -> Job:
     job = Job(
         index,
         path,
-        Row(file=str(path)),
+        Row(file=shown(path)),
         workdir,
         private / f"result-{index}.json",
         time.monotonic(),
@@ -479,7 +485,7 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
                 running.append(job)
             except Exception as exc:  # a bug here must not lose the other rows
                 free_slots.append(slot)
-                rows[index] = Row(file=str(path), error=f"not graded: {exc}"[:300])
+                rows[index] = Row(file=shown(path), error=f"not graded: {exc}"[:300])
         time.sleep(0.05)
         for job in list(running):
             overdue = time.monotonic() - job.started > args.timeout + 60
@@ -497,7 +503,7 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
                         f"{row.file}: {status} ({row.seconds:.1f} s){note}", flush=True
                     )
     for index, path in enumerate(paths):  # never silently missing
-        rows.setdefault(index, Row(file=str(path), error="not graded"))
+        rows.setdefault(index, Row(file=shown(path), error="not graded"))
     return [rows[i] for i in range(len(paths))]
 
 

@@ -29,6 +29,7 @@ and both are flagged for the instructor (``report.flag_duplicates``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -86,3 +87,21 @@ def claim_note(identity: Identity, claims: dict) -> list[str]:
                 f"{identity.id!r}: the place counts"
             )
     return notes
+
+
+def canonical(learner_id: str) -> str:
+    """What two ids that look alike share: one learner, as far as the grader knows.
+
+    NFKC (full-width letters, ligatures), no invisible or combining characters
+    and no spaces, case-folded: ``Alice``, ``alice\u200b`` and ``ａｌｉｃｅ``
+    all give ``alice``.  Two submissions of one lesson whose ids share this
+    form are flagged as one learner's (``report.duplicates``), so an id that
+    imitates another's can never stand beside it unnoticed.
+    """
+    text = unicodedata.normalize("NFKD", str(learner_id))
+    kept = (
+        ch
+        for ch in text
+        if not ch.isspace() and unicodedata.category(ch)[0] not in "CMZ"
+    )
+    return unicodedata.normalize("NFKC", "".join(kept).casefold())

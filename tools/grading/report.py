@@ -121,16 +121,22 @@ DUPLICATE = re.compile(r"^\d+ submissions for lesson ")
 
 
 def duplicates(rows) -> dict:
-    """(learner id, lesson) -> its graded rows, where there is more than one."""
+    """(learner, lesson) -> its graded rows, where there is more than one.
+
+    The learner is the id's ``identity.canonical`` form: ids that only look
+    alike (case, invisible characters, full-width letters) count as one.
+    """
     groups: dict = defaultdict(list)
     for row in rows:
         if row.tests:
-            groups[(learner_id(row), row.notebook)].append(row)
+            key = (identity.canonical(learner_id(row)), row.notebook)
+            groups[key].append(row)
     return {key: group for key, group in groups.items() if len(group) > 1}
 
 
 def duplicate_note(key, group) -> str:
-    learner, lesson = key
+    _, lesson = key
+    learner = " / ".join(sorted({learner_id(r) for r in group}))
     files = ", ".join(str(r.file) for r in group)
     scores = ", ".join(f"{r.total:g}" for r in group)
     return (
@@ -526,7 +532,7 @@ def gradebook(rows, path: Path, system: str, lessons) -> Path:
             continue
         try:
             place = identity.identify(row.file, row.notebook)
-            key = (place.id, row.notebook)
+            key = (identity.canonical(place.id), row.notebook)
             if key in conflicts:
                 by_learner[place.id].setdefault(row.notebook, None)
                 note = duplicate_note(key, conflicts[key])
