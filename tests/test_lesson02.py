@@ -249,3 +249,26 @@ def test_a_closed_form_slip_costs_its_own_points_only(monkeypatch):
 def test_the_one_pass_variance_is_right_and_scores_full_marks(monkeypatch):
     outcome = _grades({**REUSED, "batchnorm_forward": m.one_pass_forward}, monkeypatch)
     assert all(outcome.values()), outcome
+
+
+def test_a_wrapper_of_a_degenerate_function_gets_no_reuse_credit(monkeypatch):
+    """Reuse credit is for a slip: an (N, D) 'batch norm' that returns zeros, and
+    spatial functions that wrap it faithfully, earn nothing (the outside red
+    team's lying answers scored the spatial points this way)."""
+    import numpy as np
+
+    def zeros_forward(x, gamma, beta, eps=1e-5):
+        return np.zeros_like(x), {"x": x}
+
+    def zeros_backward(dout, cache):
+        return np.zeros_like(dout), np.zeros(dout.shape[1]), np.zeros(dout.shape[1])
+
+    outcome = _grades(
+        {
+            "batchnorm_forward": zeros_forward,
+            "batchnorm_backward": zeros_backward,
+            "batchnorm_backward_alt": zeros_backward,
+        },
+        monkeypatch,
+    )
+    assert not outcome["spatial_batchnorm"] and not outcome["layernorm"], outcome

@@ -325,10 +325,55 @@ def _composed(kind, given, p: Problem):
     return p.gamma * out.T + p.beta
 
 
-def _judged_with_given(result, got, composed, tol, given_name="batchnorm_forward"):
+def _wrong_view(kind, given, p: Problem):
+    """The learner's (N, D) function applied to the wrong 2-D view of the input
+    (spatial: reshaped without the transpose; layer norm: not transposed), its
+    output mapped back the same wrong way: (out, dx) or None."""
+    x = p.x.reshape(-1, p.x.shape[1]) if kind == "spatial" else p.x
+    gamma = p.gamma if kind == "spatial" else np.ones(x.shape[1])
+    beta = p.beta if kind == "spatial" else np.zeros(x.shape[1])
+    forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
+    value, problem = call("given", forward, x, gamma, beta, eps=p.eps)
+    if problem is not None or not isinstance(value, (tuple, list)) or len(value) != 2:
+        return None
+    out, dx = to_numpy(value[0]), None
+    if backward is not None:
+        dout = p.dout.reshape(x.shape)
+        grads, problem = call("given", backward, dout, value[1])
+        if problem is None and isinstance(grads, (tuple, list)) and grads:
+            dx = to_numpy(grads[0])
+    return out, dx
+
+
+def _layout_blind(kind, given, p: Problem) -> bool:
+    """Whether the learner's (N, D) function cannot tell the right view of the
+    input from a wrong one (zeros, the identity, anything elementwise): then an
+    answer "built on it" proves nothing, and earns no reuse credit."""
+    if given is None or kind == "batch":
+        return True
+    wrong = _wrong_view(kind, given, p)
+    if wrong is None or wrong[0] is None:
+        return True
+    right = _composed(kind, given[0] if isinstance(given, (tuple, list)) else given, p)
+    if right is None or right.size != wrong[0].size:
+        return True
+    other = wrong[0].reshape(right.shape)
+    if kind == "layer":  # as _composed maps the layer-norm output
+        other = p.gamma * other + p.beta
+    if rel_error(right, other) >= 1e-6:
+        return False
+    return True
+
+
+def _judged_with_given(
+    result, got, composed, tol, given_name="batchnorm_forward", blind=False
+):
     """A spatial or layer-norm answer built right on the learner's own (N, D)
-    function passes: that function's slip costs its own exercise's points."""
-    if result.passed or composed is None or to_numpy(got) is None:
+    function passes: that function's slip costs its own exercise's points.
+
+    Only where that could have failed: an (N, D) function that cannot tell the
+    input's layout (``_layout_blind``: zeros, the identity) gives no credit."""
+    if blind or result.passed or composed is None or to_numpy(got) is None:
         return result
     if getattr(to_numpy(got), "shape", None) != composed.shape:
         return result
@@ -366,7 +411,11 @@ def _forward_results(kind, name, fn, p: Problem, given=None) -> list[Result]:
         )
     ]
     results[0] = _judged_with_given(
-        results[0], items[0], _composed(kind, given, p), tol
+        results[0],
+        items[0],
+        _composed(kind, given, p),
+        tol,
+        blind=_layout_blind(kind, given, p),
     )
     big_eps = Problem(p.x, p.gamma, p.beta, p.dout, 0.1)
     value, problem = call(name, fn, p.x, p.gamma, p.beta, eps=0.1)
@@ -486,6 +535,17 @@ def _explanations(name, functions, p, seed, cache, gradients):
         if network is not None:
             extras.append(network)
     return extras
+
+
+def _grads_blind(kind, given, p: Problem, mine) -> bool:
+    """``_layout_blind`` for the backward: the (N, D) backward's dx on the wrong
+    view equals the one on the right view (zeros, a pass-through)."""
+    wrong = _wrong_view(kind, given, p)
+    if mine is None or wrong is None or wrong[1] is None or mine[0] is None:
+        return True
+    if wrong[1].size != mine[0].size:
+        return True
+    return rel_error(mine[0], wrong[1].reshape(mine[0].shape)) < 1e-6
 
 
 def _composed_grads(kind, given, p: Problem):
@@ -625,10 +685,11 @@ def _backward_check(
             for what, grad in zip(refs, grads, strict=True)
         ]
         mine = _composed_grads(kind, given, p)
+        blind = _layout_blind(kind, given, p) or _grads_blind(kind, given, p, mine)
         if mine is not None:  # built on their (N, D) functions, the lesson's way
             gradients = [
                 _judged_with_given(
-                    r, g, c, tolerance(kind, p), "batchnorm_backward_alt"
+                    r, g, c, tolerance(kind, p), "batchnorm_backward_alt", blind
                 )
                 for r, g, c in zip(gradients, grads, mine, strict=True)
             ]
