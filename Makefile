@@ -32,7 +32,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS   ?=
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: lab test notebooks check clean
+.PHONY: lab test notebooks check clean gpu-check
 
 $(STAMP): requirements.txt pyproject.toml setup.py Makefile
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is needed"'
@@ -63,6 +63,11 @@ notebooks: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/python tools/make_student.py --check
+
+# Lesson 05's GPU plan on one real GPU, in under 8 minutes: the main pair to its
+# budget, the projection against the clock, the race (benchmarks/gpu_check.py).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

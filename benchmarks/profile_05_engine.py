@@ -72,7 +72,7 @@ def profile_engine(dd, widths, batch, bf16, steps):
     torch.manual_seed(0)
     model = train.make_vgg(widths, "bn")
     cfg = train.TrainConfig(epochs=1, batch_size=batch, lr=0.2)
-    run = train._Run(model, dd, cfg, bf16)
+    run = train._Run(model, dd, cfg, train.Policy.for_device(dd.device, bf16))
     run.warm_up(2)
     clock = Clock(dd.device)
     run.model.train()
@@ -83,13 +83,13 @@ def profile_engine(dd, widths, batch, bf16, steps):
         idx = order[i * batch : (i + 1) * batch]
         x = dd.x_train[idx]
         clock.lap("batch")
-        x = train.AUGMENTATIONS[cfg.augmentation](x, generator=run.gen)
+        x = run.augment(x, generator=run.gen)
         clock.lap("augment")
         run.lr = run.rate()
         for group in run.optimizer.param_groups:
             group["lr"] = run.lr
         clock.lap("optimiser")
-        with run.autocast:
+        with run.policy.autocast():
             loss = torch.nn.functional.cross_entropy(
                 run.model(x), dd.y_train[idx], label_smoothing=cfg.label_smoothing
             )
@@ -104,57 +104,55 @@ def profile_engine(dd, widths, batch, bf16, steps):
         running += loss.detach().float() * len(idx)
         clock.lap("bookkeeping")
     clock.reset()
-    train.evaluate(run.model, dd, cpu_bf16=bf16)
+    train.evaluate(run.model, dd, policy=run.policy)
     clock.lap("evaluation")
     return clock.steps
 
 
 def profile_plain(dd, widths, batch, bf16, steps):
-    """The same phases for a plain loop of the same precision: a whole-batch
-    flip and one translation per batch, bf16 autocast around the forward,
-    ``torch.optim.SGD`` with ``OneCycleLR``, the loss read every step."""
-    F = torch.nn.functional
+    """The same phases for the benchmark's plain loop of the same precision
+    (``bench_05_cifar.plain_recipe``'s step, written out)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_05_cifar import plain_augment
+
     torch.manual_seed(0)
-    model = train.make_vgg(widths, "bn").to(memory_format=torch.channels_last)
+    model = train.make_vgg(widths, "bn").to(
+        dd.device, memory_format=torch.channels_last
+    )
     optimizer = torch.optim.SGD(
         model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4
     )
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.2, total_steps=steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
-
-    def augment(x):
-        flip = torch.rand(len(x)) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        dy, dx = torch.randint(0, 5, (2,)).tolist()
-        return F.pad(x, (2,) * 4)[:, :, dy : dy + 32, dx : dx + 32]
-
+    policy = train.Policy.for_device(dd.device, bf16)  # the same autocast and scaler
+    scaler = policy.scaler()
     clock = Clock(dd.device)
-    order = torch.randperm(len(dd.x_train))
+    order = torch.randperm(len(dd.x_train), device=dd.device)
     model.train()
     for i in range(steps):
         clock.reset()
         idx = order[i * batch : (i + 1) * batch]
         x, y = dd.x_train[idx], dd.y_train[idx]
         clock.lap("batch")
-        x = augment(x).contiguous(memory_format=torch.channels_last)
+        x = plain_augment(x)
         clock.lap("augment")
-        with autocast:
+        with policy.autocast():
             loss = loss_fn(model(x), y)
         clock.lap("forward")
         optimizer.zero_grad()
-        loss.backward()
+        scaler.scale(loss).backward()
         clock.lap("backward")
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
         clock.lap("optimiser")
-        loss.item()
+        loss.detach()
         clock.lap("bookkeeping")
     clock.reset()
     model.eval()
-    with torch.no_grad(), autocast:
-        for i in range(0, len(dd.x_test), 1000):
-            model(dd.x_test[i : i + 1000]).argmax(1)
+    with torch.no_grad(), policy.autocast():
+        for i in range(0, len(dd.x_test), batch):
+            model(dd.x_test[i : i + batch]).argmax(1)
     clock.lap("evaluation")
     return clock.steps
 
