@@ -42,23 +42,31 @@ forward's time in the convolutions (oneDNN), batch norm, max-pooling and the
 ReLUs.  Inside a step there was no overhead to remove.  Outside it, the
 evaluation did cost: batches of 1,000 test images took 8.7 s per 10,000
 images, twice the 4.6 s of batches of 250 (larger activations than the
-caches hold), i.e. 12% on top of a 50,000-image epoch, and the page faults of
-its large allocations tripled the process's system time.
+caches hold), i.e. 12% on top of a 50,000-image epoch, and the whole
+process's system time was 2-3 times the plain loop's (most likely the page
+faults of those large allocations; not measured apart).
 
 The engine against the plain loop of the same precision (``plain_recipe``,
 bf16 autocast on this CPU), pinned side by side: the two commands at the
 same time, each with ``OMP_NUM_THREADS=1`` and ``taskset`` on its own core
 (swapped each repeat), one epoch of the same 10,000 images, widths
 32-64-128-256, batch 256 (``benchmarks/results/engine_vs_plain_pinned.json``;
-load average 8-150 from other jobs).  Training CPU-seconds of the epoch,
-engine over plain: before the trim 1.07, 0.99, 1.04 (mean 1.03); after it
-1.04, 1.00, 1.00 (mean 1.01): the same, within the noise of a shared
-machine, as it must be, since both run the same kernels (above).  The whole
-process (``/usr/bin/time`` user + system: loading, warm-up and an evaluation
-of 10,000 test images included): before 1.23, 1.19, 1.21; after 1.01, 0.97,
-0.98, the evaluation's batches of 1,000 being the difference.  So the
-issue's 78 against 38 CPU-seconds per epoch (issue 31) was not reproduced:
-the engine's step was never twice the plain step of the same precision.
+load average 4-150 from other jobs).  Training CPU-seconds of the epoch,
+engine over plain: before the trim 1.07, 0.99, 1.04 (median 1.04); after it
+1.04, 1.00, 1.00, 1.03, 0.85, 0.92, 1.22 (median 1.00).  The whole process
+(``/usr/bin/time`` user + system: loading, warm-up and an evaluation of
+10,000 test images included): before 1.23, 1.19, 1.21; after 1.01, 0.97,
+0.98, 0.98, 0.91, 0.93, 1.25 (median 0.98), the evaluation's batches of 1,000
+being the difference.  Side by side, a shared machine's noise is up to +-20%; with
+the two loops alternating step by step in one process
+(``profile_05_engine.py --interleaved 40``) the engine's steps cost 1.01,
+1.06, 0.98 and 1.00 times the plain loop's: the same within a few per cent,
+as it must be, since both run the same kernels (above).  So the issue's 78
+against 38 CPU-seconds per epoch (issue 31) was not reproduced: the engine's
+step was never twice the plain step of the same precision.  After the trim
+the profile is unchanged inside a step (forward 33%, backward 64%,
+augmentation 1.6%) and the evaluation of 10,000 images costs 3.5-4.8 s
+instead of 8.7 (``benchmarks/results/profile_05_engine_after_core*.json``).
 (One epoch of 39 steps to a peak of 0.2 leaves both nets at chance accuracy:
 these runs time, they do not train.)
 """

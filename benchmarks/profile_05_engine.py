@@ -157,6 +157,68 @@ def profile_plain(dd, widths, batch, bf16, steps):
     return clock.steps
 
 
+def interleaved(dd, widths, batch, bf16, steps):
+    """CPU-seconds of ``steps`` whole steps of the engine (``train_step`` and
+    its bookkeeping) and of the plain loop (``plain_recipe``'s step), the two
+    alternating step by step in one process, so a shared machine's load falls
+    on both alike; each side warmed up by two steps first."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_05_cifar import plain_augment
+
+    torch.manual_seed(0)
+    cfg = train.TrainConfig(epochs=1, batch_size=batch, lr=0.2)
+    policy = train.Policy.for_device(dd.device, bf16)
+    run = train._Run(train.make_vgg(widths, "bn"), dd, cfg, policy)
+    running = torch.zeros((), device=dd.device)
+
+    def engine(idx):
+        nonlocal running
+        running += run.train_step(dd.x_train[idx], dd.y_train[idx]).float() * batch
+
+    torch.manual_seed(0)
+    model = train.make_vgg(widths, "bn").to(
+        dd.device, memory_format=torch.channels_last
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, 0.2, total_steps=steps + 2
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    scaler, total = policy.scaler(), torch.zeros((), device=dd.device)
+
+    def plain(idx):
+        nonlocal total
+        with policy.autocast():
+            loss = loss_fn(model(plain_augment(dd.x_train[idx])), dd.y_train[idx])
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        schedule.step()
+        total += loss.detach()
+
+    order = torch.randperm(len(dd.x_train), device=dd.device)
+    spent = {"engine": 0.0, "plain": 0.0}
+    sides = {"engine": engine, "plain": plain}
+    run.model.train(), model.train()
+    for i in range(steps + 2):
+        idx = order[(i * batch) % (len(order) - batch) :][:batch]
+        names = ("engine", "plain") if i % 2 == 0 else ("plain", "engine")
+        for name in names:
+            start = time.process_time()
+            sides[name](idx)
+            if i >= 2:  # two warm-up steps each
+                spent[name] += time.process_time() - start
+    return {
+        "steps": steps,
+        "engine_cpu_s": round(spent["engine"], 3),
+        "plain_cpu_s": round(spent["plain"], 3),
+        "engine_over_plain": round(spent["engine"] / spent["plain"], 4),
+    }
+
+
 def summary(steps) -> dict:
     """Median milliseconds per step of each phase and its share of the step
     (the median step's phases), and the evaluation (the last entry)."""
@@ -182,6 +244,13 @@ def main(argv=None) -> int:
     parser.add_argument("--n-train", type=int, default=12_800)
     parser.add_argument("--test", type=int, default=10_000)
     parser.add_argument("--torch-profiler", action="store_true")
+    parser.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also time STEPS steps of each, engine and plain alternating",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     widths = tuple(int(w) for w in args.widths.split(","))
@@ -207,6 +276,11 @@ def main(argv=None) -> int:
             f"{results[name]['evaluation_ms']:.0f} ms",
             flush=True,
         )
+    if args.interleaved:
+        results["interleaved"] = interleaved(
+            dd, widths, args.batch, args.bf16, args.interleaved
+        )
+        print(f"interleaved whole steps: {results['interleaved']}", flush=True)
     if args.torch_profiler:
         from torch.profiler import ProfilerActivity, profile
 
