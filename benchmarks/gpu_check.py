@@ -12,7 +12,8 @@ one: no GPU was lent to the project; a T4 takes longer):
    ``helpers.train`` under the CUDA policy (fp16 autocast, gradient scaler,
    fused SGD, a synchronised clock).
 2. **The projection against the clock**: each run's measured seconds
-   (training and evaluation, the clock read after ``torch.cuda.synchronize``)
+   (training, evaluation and the two untimed-in-history warm-up steps, the
+   clock read after ``torch.cuda.synchronize``)
    beside ``budgets.t4_seconds``' projection for a T4, and the ratio.  On
    another GPU the ratio says how far that GPU is from the projected T4, not
    whether the T4 budget holds.
