@@ -54,7 +54,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS   ?=
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: lab test notebooks check release clean colab-sim
+.PHONY: lab test notebooks check release clean colab-sim gpu-check
 
 # The learner's environment: what `make lab` needs and nothing else.
 $(LAB_STAMP): requirements.txt pyproject.toml setup.py Makefile tools/torch_index.py
@@ -131,6 +131,11 @@ check: $(LAB_STAMP)
 RELEASE_DIR ?= release
 release: $(STAMP)
 	$(BIN)/python tools/make_release.py $(RELEASE_DIR)
+
+# Lesson 05's GPU plan on one real GPU, in under 8 minutes: the main pair to its
+# budget, the projection against the clock, the race (benchmarks/gpu_check.py).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -12,9 +12,10 @@ and flips one image at a time as a typical tutorial pipeline does (see
 accuracy and training images per second.  ``--share-only`` stops after the
 first part.
 
-Each net trains at a peak rate that suits it: ``--lr`` for the BN net, a
-quarter of it for the net without BN (the lesson's learning-rate sweep shows
-why: without BN the high rates fail).
+The rates are not tuned: ``--lr`` for the BN net and a quarter of it for the
+net without BN.  The lesson's own sweep (smaller budget, batch 128) puts the
+best rate of the net without BN *above* the BN net's (the outside review of
+2026-12-06, W3), so these figures do not compare each net at its best rate.
 
 The device comes from ``--device`` or ``BNCOURSE_DEVICE`` (``cpu``, ``cuda``,
 default auto), as in the lesson, and is recorded with its name; on CUDA the
@@ -23,9 +24,51 @@ GPU (``torch.cuda.synchronize``) before reading the clock.  ``--bf16`` turns on
 bfloat16 autocast on the CPU (fast on CPUs with AMX or AVX-512-BF16, slower
 elsewhere; the lesson turns it on where the CPU has them).  Every run is
 warmed up untimed first (``helpers.train``), so no net is charged for first
-calls.  ``--nets plain`` adds the baseline, a plain PyTorch loop
-(``plain_recipe``), and with ``bn`` a race to ``--target`` accuracy in wall and
-CPU seconds.  Compare figures within one run: the machine is shared and noisy.
+calls.  ``--nets plain`` adds the baseline, a plain PyTorch loop of the
+engine's precision (``plain_recipe``), and with ``bn`` a race to ``--target``
+accuracy in wall and CPU seconds.  Compare figures within one run: the
+machine is shared and noisy.
+
+Where the engine's time goes (``benchmarks/profile_05_engine.py``, 2026-12-06,
+before the engine was trimmed; the race's configuration: VGG 32-64-128-256 with
+BN, batch 256, bf16 autocast, one thread pinned to one core of the 2-core AMX
+Xeon, the machine shared with other jobs (load average 8-20), median of 40
+steps; ``benchmarks/results/profile_05_engine_before.json``): a step cost
+about 363 ms, of which the forward with the loss 35%, the backward 62%, the
+batched crop-and-flip 1.6% (5.7 ms), batch selection 0.2%, the optimiser
+(SGD step, the learning rate, the disabled scaler) 0.3% and the bookkeeping
+(the loss summed on the device) under 0.1%.  ``torch.profiler`` puts the
+forward's time in the convolutions (oneDNN), batch norm, max-pooling and the
+ReLUs.  Inside a step there was no overhead to remove.  Outside it, the
+evaluation did cost: batches of 1,000 test images took 8.7 s per 10,000
+images, twice the 4.6 s of batches of 250 (larger activations than the
+caches hold), i.e. 12% on top of a 50,000-image epoch, and the whole
+process's system time was 2-3 times the plain loop's (most likely the page
+faults of those large allocations; not measured apart).
+
+The engine against the plain loop of the same precision (``plain_recipe``,
+bf16 autocast on this CPU), pinned side by side: the two commands at the
+same time, each with ``OMP_NUM_THREADS=1`` and ``taskset`` on its own core
+(swapped each repeat), one epoch of the same 10,000 images, widths
+32-64-128-256, batch 256 (``benchmarks/results/engine_vs_plain_pinned.json``;
+load average 4-150 from other jobs).  Training CPU-seconds of the epoch,
+engine over plain: before the trim 1.07, 0.99, 1.04 (median 1.04); after it
+1.04, 1.00, 1.00, 1.03, 0.85, 0.92, 1.22 (median 1.00).  The whole process
+(``/usr/bin/time`` user + system: loading, warm-up and an evaluation of
+10,000 test images included): before 1.23, 1.19, 1.21; after 1.01, 0.97,
+0.98, 0.98, 0.91, 0.93, 1.25 (median 0.98), the evaluation's batches of 1,000
+being the difference.  Side by side, a shared machine's noise is up to +-20%; with
+the two loops alternating step by step in one process
+(``profile_05_engine.py --interleaved 40``) the engine's steps cost 1.01,
+1.06, 0.98 and 1.00 times the plain loop's: the same within a few per cent,
+as it must be, since both run the same kernels (above).  So the issue's 78
+against 38 CPU-seconds per epoch (issue 31) was not reproduced: the engine's
+step was never twice the plain step of the same precision.  After the trim
+the profile is unchanged inside a step (forward 33%, backward 64%,
+augmentation 1.6%) and the evaluation of 10,000 images costs 3.5-4.8 s
+instead of 8.7 (``benchmarks/results/profile_05_engine_after_core*.json``).
+(One epoch of 39 steps to a peak of 0.2 leaves both nets at chance accuracy:
+these runs time, they do not train.)
 """
 
 from __future__ import annotations
@@ -102,11 +145,11 @@ def pipeline_costs(dd, model, batch, cifar, steps=20, bf16=False):
     model = model.to(device=device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     gen = torch.Generator(device=device).manual_seed(0)
-    autocast = train.autocast_context(device, bf16)  # what helpers.train uses
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    policy = train.Policy.for_device(device, bf16)  # what helpers.train uses
+    scaler = policy.scaler()
 
     def step(x, y):
-        with autocast:
+        with policy.autocast():
             loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()
         scaler.scale(loss).backward()
@@ -157,99 +200,94 @@ def pipeline_costs(dd, model, batch, cifar, steps=20, bf16=False):
     return prepare, step_time
 
 
-def plain_recipe(
-    cifar, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None, device="cpu"
-):
-    """The baseline: a good recipe written as a plain PyTorch loop.
+def plain_augment(x):
+    """A random horizontal flip and a random translation of up to 4 pixels for
+    each image of a batch, at once: index arithmetic on the zero-padded batch."""
+    F, n, device = torch.nn.functional, len(x), x.device
+    flip = torch.rand(n, device=device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    padded = F.pad(x, (4, 4, 4, 4))
+    dy, dx = torch.randint(0, 9, (2, n, 1, 1, 1), device=device)
+    rows = dy + torch.arange(32, device=device).view(1, 1, 32, 1)
+    cols = dx + torch.arange(32, device=device).view(1, 1, 1, 32)
+    i = torch.arange(n, device=device).view(n, 1, 1, 1)
+    c = torch.arange(x.shape[1], device=device).view(1, -1, 1, 1)
+    return padded[i, c, rows, cols].contiguous(memory_format=torch.channels_last)
 
-    What a careful tutorial does, with none of ``helpers.train``'s engineering:
-    the same BN net (``train.make_vgg(widths, "bn")``), SGD with Nesterov
-    momentum and weight decay 5e-4, ``OneCycleLR`` to ``lr``, label smoothing
-    0.1, random flips and 2-pixel translations, float32, the loss read every
-    step.  It does get the channels_last memory layout, the one-line change
-    PyTorch's performance guide recommends for CNNs (1.5x on these CPUs), so
-    the race measures more than a layout.  Two untimed warm-up steps on a copy of
-    the model first, as the engine does, so neither is charged for first calls.
-    On a GPU it does what plain code does: the data stay on the CPU and each
-    augmented batch is copied to ``device``.  Returns a history with the
-    engine's keys (epoch, test_accuracy, seconds, cpu_seconds).
+
+def plain_recipe(
+    dd, widths, epochs, batch=256, lr=0.2, seed=0, on_epoch=None, bf16=False
+):
+    """The baseline: the loop a careful learner writes, in the engine's precision.
+
+    The same BN net (``train.make_vgg(widths, "bn")``) in channels_last, the
+    data as tensors on the device (``dd``, the engine's own), batched
+    augmentation (``plain_augment``), SGD with Nesterov momentum and weight
+    decay 5e-4 on every parameter, ``OneCycleLR`` to ``lr``, label smoothing
+    0.1, the loss summed on the device and read once per epoch.  Precision as
+    the engine's: fp16 autocast with a ``GradScaler`` on CUDA, bf16 autocast on
+    the CPU with ``bf16``, else float32.  Two untimed warm-up steps on a copy
+    of the model first, as the engine does.  Returns a history with the
+    engine's keys (epoch, test_accuracy, seconds, cpu_seconds, train_loss).
     """
     import copy
 
-    nn, F = torch.nn, torch.nn.functional
+    device, cuda = dd.device, dd.device.type == "cuda"
     torch.manual_seed(seed)
-    mean = torch.tensor(train.CIFAR_MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(train.CIFAR_STD).view(1, 3, 1, 1) * 255
+    model = train.make_vgg(widths, "bn").to(device, memory_format=torch.channels_last)
+    low = torch.float16 if cuda else torch.bfloat16
+    autocast = torch.autocast(device.type, dtype=low, enabled=cuda or bf16)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    steps = len(dd.x_train) // batch
 
-    def tensors(images, labels):
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-        return ((x - mean) / std).contiguous(), torch.from_numpy(labels).long()
-
-    x_train, y_train = tensors(cifar.x_train, cifar.y_train)
-    x_test, y_test = tensors(cifar.x_test, cifar.y_test)
-    model = train.make_vgg(widths, "bn")
-    model = model.to(device=device, memory_format=torch.channels_last)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1)
-    steps = len(x_train) // batch
-
-    def optimizer_for(net):
+    def sgd(net):
         return torch.optim.SGD(
             net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4
         )
 
-    def augment(x):
-        flip = torch.rand(len(x)) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        padded = F.pad(x, (2, 2, 2, 2))
-        dy, dx = torch.randint(0, 5, (2, len(x))).tolist()
-        crops = [
-            padded[i, :, a : a + 32, b : b + 32]
-            for i, (a, b) in enumerate(zip(dy, dx, strict=True))
-        ]
-        return torch.stack(crops).contiguous(memory_format=torch.channels_last)
-
-    def one_step(net, opt, idx):
-        x = augment(x_train[idx]).to(device, non_blocking=True)
-        loss = loss_fn(net(x), y_train[idx].to(device, non_blocking=True))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+    def step(net, optimizer, scaler, idx):
+        with autocast:
+            loss = loss_fn(net(plain_augment(dd.x_train[idx])), dd.y_train[idx])
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss.detach()
 
     spare = copy.deepcopy(model)  # the warm-up, untimed, on a copy
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        optimizer, scaler = sgd(spare), torch.amp.GradScaler(device.type, enabled=cuda)
         for _ in range(2):
-            one_step(spare, optimizer_for(spare), torch.arange(batch))
+            step(spare, optimizer, scaler, torch.arange(batch, device=device))
     del spare
-    optimizer = optimizer_for(model)
+    optimizer, scaler = sgd(model), torch.amp.GradScaler(device.type, enabled=cuda)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=epochs * steps
+        optimizer, lr, total_steps=epochs * steps
     )
     history = {"epoch": [], "test_accuracy": [], "seconds": [], "cpu_seconds": []}
     history["train_loss"], wall, cpu = [], 0.0, 0.0
     for epoch in range(1, epochs + 1):
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train()
-        order, total = torch.randperm(len(x_train)), 0.0
+        order, total = torch.randperm(len(dd.x_train), device=device), 0.0
         for i in range(steps):
-            total += one_step(model, optimizer, order[i * batch : (i + 1) * batch])
+            total += step(model, optimizer, scaler, order[i * batch : (i + 1) * batch])
             schedule.step()
+        total = float(total)  # waits for the device: the clock is read after
         wall += time.perf_counter() - start
         cpu += time.process_time() - cpu_start
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             correct = sum(
                 (
-                    model(x_test[i : i + 1000].to(device)).argmax(1).cpu()
-                    == y_test[i : i + 1000]
-                )
-                .sum()
-                .item()
-                for i in range(0, len(x_test), 1000)
+                    model(dd.x_test[i : i + batch]).argmax(1)
+                    == dd.y_test[i : i + batch]
+                ).sum()
+                for i in range(0, len(dd.x_test), batch)
             )
         history["epoch"].append(epoch)
         history["train_loss"].append(total / steps)
-        history["test_accuracy"].append(correct / len(x_test))
+        history["test_accuracy"].append(int(correct) / len(dd.x_test))
         history["seconds"].append(round(wall, 3))
         history["cpu_seconds"].append(round(cpu, 3))
         if on_epoch is not None and on_epoch(history):
@@ -295,7 +333,7 @@ def _pipeline_report(dd, cifar, widths, args) -> dict:
     return {"prepare_seconds": prepare, "step_seconds": step_time}
 
 
-def _plain_run(cifar, widths, args, device) -> dict:
+def _plain_run(dd, widths, args) -> dict:
     if args.pool_first:
         print("  plain: the baseline has no pool-first option; its net pools later")
 
@@ -309,9 +347,9 @@ def _plain_run(cifar, widths, args, device) -> dict:
         return args.stop_at_target and history["test_accuracy"][-1] >= args.target
 
     history = plain_recipe(
-        cifar, widths, args.epochs, args.batch, args.lr, on_epoch=report, device=device
+        dd, widths, args.epochs, args.batch, args.lr, on_epoch=report, bf16=args.bf16
     )
-    history["config"] = {"widths": widths, "epochs": args.epochs, "fp32": True}
+    history["config"] = {"widths": widths, "epochs": args.epochs, "bf16": args.bf16}
     history["config"].update(batch_size=args.batch, lr=args.lr)
     return history
 
@@ -353,7 +391,7 @@ def main(argv=None) -> int:
         "--nets",
         default="bn,none,plain",
         help="bn and none: helpers.train with and without BN; plain: the baseline "
-        "loop (plain_recipe), the BN net in fp32",
+        "loop (plain_recipe), the BN net in the engine's precision",
     )
     parser.add_argument(
         "--target",
@@ -376,6 +414,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), help="default: BNCOURSE_DEVICE"
     )
+    parser.add_argument(
+        "--n-train", type=int, default=None, help="a random subset (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--record",
@@ -393,7 +434,9 @@ def main(argv=None) -> int:
     widths = tuple(int(w) for w in args.widths.split(","))
 
     cifar = data.load_cifar10()
-    dd = train.DeviceData(cifar)  # the device from BNCOURSE_DEVICE (default: auto)
+    dd = train.DeviceData(
+        cifar, n_train=args.n_train
+    )  # the device from BNCOURSE_DEVICE (default: auto)
     if dd.device.type == "cuda":
         precision = "fp16 autocast"
         machine = torch.cuda.get_device_name(dd.device)
@@ -414,7 +457,7 @@ def main(argv=None) -> int:
         return 0
     for norm in args.nets.split(","):
         if norm == "plain":
-            results["plain"] = _plain_run(cifar, widths, args, dd.device)
+            results["plain"] = _plain_run(dd, widths, args)
             continue
         # the same initial draw whatever the timing above consumed
         torch.manual_seed(0)

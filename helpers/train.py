@@ -1,6 +1,12 @@
-"""A fast CIFAR-10 training engine for lesson 05 (the lesson is the comparison).
+"""Lesson 05's CIFAR-10 training loop (the lesson is the comparison, not the loop).
 
-Design, for a free Colab T4 and for a 2-core CPU alike:
+It is the loop a careful learner writes, no faster per epoch:
+``benchmarks/bench_05_cifar.py``'s ``plain_recipe`` is that loop in some 40
+lines with the same precision, and the engine costs the same CPU-seconds per
+epoch (the benchmark's docstring: where the time goes, and the pinned
+side-by-side measurement).  What it adds is bookkeeping the lessons need: a
+per-epoch history, untimed warm-up, divergence detection, the schedules the
+lesson compares.  Design, for a free Colab T4 and for a 2-core CPU alike:
 
 * the whole data set lives on the device as one tensor, normalised once
   (float16 on CUDA, float32 on the CPU), in channels_last layout;
@@ -9,9 +15,12 @@ Design, for a free Colab T4 and for a 2-core CPU alike:
   Python work and no DataLoader workers (Colab has 2 CPU cores; a per-image
   pipeline would be the bottleneck);
 * batches are slices of a random permutation of the indices;
-* on CUDA: fp16 autocast with a gradient scaler (the T4 has no bf16),
-  channels_last, ``cudnn.benchmark``; on the CPU bf16 autocast where the CPU
-  has bf16 units (``helpers.config.cpu_bf16``), fp32 elsewhere;
+* the device policy is one object (``Policy``): on CUDA fp16 autocast with a
+  gradient scaler (the T4 has no bf16), fused SGD, ``cudnn.benchmark``, a
+  clock read after ``torch.cuda.synchronize``; on the CPU bf16 autocast where
+  the CPU has bf16 units (``helpers.config.cpu_bf16``), fp32 elsewhere; the
+  tests run the CUDA policy on the CPU;
+* the loss is summed on the device and read once per epoch, never per step;
 * a few untimed warm-up steps on a copy of the model before the clock starts,
   so first-call costs are charged to no run;
 * the same code path everywhere; the device and the budget come from
@@ -27,7 +36,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -374,131 +383,128 @@ def _lr_at(step, total, peak, warmup):
     return peak * max(0.0, (total - step) / max(1, total - up))
 
 
-def evaluate(model, data, batch_size=1000, cpu_bf16=False):
-    """(test loss, test accuracy) in eval mode."""
+@dataclass(frozen=True)
+class Policy:
+    """How one device trains, in one place: the autocast dtype (None: float32),
+    the gradient scaler, the fused optimiser, cuDNN's autotuner, and whether the
+    clock waits for the device.  ``Policy.for_device`` picks them; every field
+    is plain, so ``tests/test_train.py`` runs the CUDA policy on the CPU
+    (fp16 autocast, ``GradScaler("cpu")``, fused SGD) and a typo in a CUDA-only
+    line fails there.
+    """
+
+    device: object  # a torch.device
+    autocast_dtype: object = None  # torch.float16, torch.bfloat16 or None
+    grad_scaler: bool = False
+    fused: bool = False
+    cudnn_benchmark: bool = False
+    synchronize: bool = False  # torch.cuda.synchronize() before reading a clock
+
+    @classmethod
+    def for_device(cls, device, cpu_bf16=False) -> Policy:
+        """CUDA: fp16 autocast with a scaler (the T4 has no bf16), fused SGD (the
+        scaler hands it the overflow flag: no host read per step), cuDNN's
+        autotuner, a synchronised clock.  CPU: bf16 autocast if ``cpu_bf16``
+        (fast only with AMX or AVX-512-BF16, see ``config.cpu_bf16``), else fp32.
+        """
+        torch = _torch()
+        device = torch.device(device)
+        if device.type == "cuda":
+            return cls(device, torch.float16, True, True, True, True)
+        return cls(device, torch.bfloat16 if cpu_bf16 else None)
+
+    def on(self, device) -> Policy:
+        """The same choices on another device (the tests run CUDA's on the CPU)."""
+        return replace(self, device=_torch().device(device))
+
+    def autocast(self):
+        torch = _torch()
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def scaler(self):
+        return _torch().amp.GradScaler(self.device.type, enabled=self.grad_scaler)
+
+    def generator(self, seed):
+        return _torch().Generator(device=self.device).manual_seed(seed)
+
+    def prepare(self, model):
+        torch = _torch()
+        if self.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+        return model.to(device=self.device, memory_format=torch.channels_last)
+
+    def optimizer(self, model, cfg: TrainConfig):
+        """SGD (Nesterov by default); no weight decay on BN parameters and biases."""
+        params = list(model.parameters())
+        return _torch().optim.SGD(
+            [
+                {"params": [p for p in params if p.ndim > 1]},
+                {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+            fused=self.fused,
+        )
+
+    def clock(self) -> float:
+        """Wall-clock seconds, after the device has finished its queued work."""
+        if self.synchronize:
+            _torch().cuda.synchronize()
+        return time.perf_counter()
+
+    def describe(self) -> str:
+        dtype = str(self.autocast_dtype).replace("torch.", "")
+        precision = "float32" if self.autocast_dtype is None else f"{dtype} autocast"
+        return precision + (" with a gradient scaler" if self.grad_scaler else "")
+
+
+def evaluate(model, data, batch_size=256, cpu_bf16=False, policy=None):
+    """(test loss, test accuracy) in eval mode.  Batches of 256: batches of
+    1,000 cost twice as much per image on the CPU (their activations outgrow
+    the caches; ``benchmarks/bench_05_cifar.py``'s docstring)."""
     torch = _torch()
+    policy = policy or Policy.for_device(data.device, cpu_bf16)
     model.eval()
-    loss, correct = 0.0, 0
-    autocast = autocast_context(data.device, cpu_bf16)
-    with torch.no_grad(), autocast:
+    loss = correct = 0
+    with torch.no_grad(), policy.autocast():
         for i in range(0, len(data.x_test), batch_size):
             x, y = data.x_test[i : i + batch_size], data.y_test[i : i + batch_size]
             logits = model(x).float()
-            loss += torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            loss += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
     n = len(data.x_test)
-    return loss / n, correct / n
-
-
-def autocast_context(device, cpu_bf16=False):
-    """fp16 autocast on CUDA (the T4 has no bf16); on the CPU bf16 if asked, else fp32.
-
-    bf16 on the CPU is fast only on CPUs with AMX or AVX-512-BF16 (and slower
-    elsewhere); the lesson asks for it where ``config.cpu_bf16()`` says so.
-    """
-    torch = _torch()
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16)
-
-
-def _optimizer(model, cfg: TrainConfig, device):
-    """SGD with Nesterov momentum; no weight decay on BN parameters and biases.
-
-    On CUDA the fused implementation: with it ``GradScaler`` hands the
-    overflow flag to the kernel instead of reading it on the host every step.
-    """
-    torch = _torch()
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return torch.optim.SGD(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.nesterov,
-        fused=device.type == "cuda",
-    )
-
-
-def _new_history(cfg: TrainConfig, device, n: int) -> dict:
-    return {
-        "epoch": [],
-        "train_loss": [],
-        "test_loss": [],
-        "test_accuracy": [],
-        "seconds": [],
-        "lr": [],
-        "cpu_seconds": [],
-        "warmup_seconds": 0.0,
-        "diverged": False,
-        "config": cfg.asdict(),
-        "device": str(device),
-        "train_images": n,
-    }
+    return float(loss) / n, int(correct) / n
 
 
 class _Run:
-    """The state of one training run: model, optimizer, schedule, generator."""
+    """One training run: model, optimiser, scaler, generator, schedule."""
 
-    def __init__(self, model, data: DeviceData, cfg: TrainConfig, cpu_bf16: bool):
+    def __init__(self, model, data: DeviceData, cfg: TrainConfig, policy: Policy):
         torch = _torch()
-        self.torch, self.data, self.cfg = torch, data, cfg
-        self.device = data.device
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        torch.manual_seed(cfg.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.model = model.to(device=self.device, memory_format=torch.channels_last)
-        self.optimizer = _optimizer(self.model, cfg, self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
-        self.autocast = autocast_context(self.device, cpu_bf16)
+        if cfg.schedule not in ("one-cycle", "constant", "step"):
+            raise ValueError(
+                f"schedule={cfg.schedule!r}: use one-cycle, constant or step"
+            )
         self.n = len(data.x_train)
         if self.n == 0:
             raise ValueError("train(): the data set has no training images")
+        self.data, self.cfg, self.policy = data, cfg, policy
+        torch.manual_seed(cfg.seed)
+        self.gen = policy.generator(cfg.seed)
+        self.model = policy.prepare(model)
+        self.optimizer = policy.optimizer(self.model, cfg)
+        self.scaler = policy.scaler()
+        self.augment = AUGMENTATIONS[cfg.augmentation] if cfg.augment else None
         # a data set smaller than one batch trains on all of it, once per epoch
         self.batch_size = min(cfg.batch_size, self.n)
         self.steps_per_epoch = self.n // self.batch_size
         self.total = self.steps_per_epoch * cfg.epochs
         self.step = 0
-        self.lr = _lr_at(0, self.total, cfg.lr, cfg.warmup)
-
-    def warm_up(self, steps: int) -> float:
-        """``steps`` untimed training steps on a copy of the model; seconds spent.
-
-        First calls are slow (cuDNN autotuning under ``cudnn.benchmark``,
-        oneDNN building its kernels on the CPU, the optimizer's first step), and
-        whichever net ran first would be charged for them.  The copy, a fresh
-        optimizer and a generator of its own leave the real run exactly as it
-        would be without the warm-up (``tests/test_train.py`` checks).
-        """
-        if steps <= 0:
-            return 0.0
-        torch = self.torch
-        start = time.perf_counter()
-        model = copy.deepcopy(self.model)
-        optimizer = _optimizer(model, self.cfg, self.device)
-        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
-        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
-        first = slice(0, self.batch_size)
-        x, y = self.data.x_train[first], self.data.y_train[first]
-        cuda = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):  # dropout draws: given back after
-            for _ in range(steps):
-                augment = AUGMENTATIONS[self.cfg.augmentation]
-                batch = augment(x, generator=gen) if self.cfg.augment else x
-                with self.autocast:
-                    loss = torch.nn.functional.cross_entropy(model(batch), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+        self.lr = self.rate()
 
     def rate(self) -> float:
         """This step's learning rate (a Python float: no device read)."""
@@ -509,38 +515,62 @@ class _Run:
             return cfg.lr * 0.1 ** (
                 self.step // self.steps_per_epoch // cfg.step_epochs
             )
-        if cfg.schedule == "one-cycle":
-            return _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
-        raise ValueError(f"schedule={cfg.schedule!r}: use one-cycle, constant or step")
+        return _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
 
-    def epoch(self, bar) -> tuple[float, int]:
-        """One pass; (summed loss, examples).  The loss is accumulated on the
-        device and read once, here: no host synchronisation inside a step."""
-        torch, cfg, data = self.torch, self.cfg, self.data
+    def train_step(self, x, y):
+        """One step on a batch; the loss stays on the device."""
+        torch = _torch()
+        if self.augment is not None:
+            x = self.augment(x, generator=self.gen)
+        self.lr = self.rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        with self.policy.autocast():
+            loss = torch.nn.functional.cross_entropy(
+                self.model(x), y, label_smoothing=self.cfg.label_smoothing
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return loss.detach()
+
+    def epoch(self, bar):
+        """One pass over a random permutation; the summed loss, on the device."""
+        torch, data, b = _torch(), self.data, self.batch_size
         self.model.train()
-        order = torch.randperm(self.n, device=self.device, generator=self.gen)
-        running = torch.zeros((), device=self.device)
+        order = torch.randperm(self.n, device=data.device, generator=self.gen)
+        running = torch.zeros((), device=data.device)
         for i in bar:
-            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            x = data.x_train[idx]
-            if cfg.augment:
-                x = AUGMENTATIONS[cfg.augmentation](x, generator=self.gen)
-            self.lr = self.rate()
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr
-            with self.autocast:
-                loss = torch.nn.functional.cross_entropy(
-                    self.model(x),
-                    data.y_train[idx],
-                    label_smoothing=cfg.label_smoothing,
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.step += 1
-            running += loss.detach().float() * len(idx)
-        return running.item(), self.steps_per_epoch * self.batch_size
+            idx = order[i * b : (i + 1) * b]
+            running += self.train_step(data.x_train[idx], data.y_train[idx]).float() * b
+        return running
+
+    def warm_up(self, steps: int) -> float:
+        """``steps`` untimed steps on a copy (its own optimiser and generator);
+        seconds spent.  First calls are slow (oneDNN building kernels, cuDNN's
+        autotuner), and whichever net ran first would be charged for them; the
+        real run is left bit for bit as it would be (``tests/test_train.py``)."""
+        if steps <= 0:
+            return 0.0
+        torch = _torch()
+        start = self.policy.clock()
+        cuda = [self.data.device] if self.data.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # dropout draws: given back after
+            spare = _Run(
+                copy.deepcopy(self.model),
+                self.data,
+                replace(self.cfg, seed=self.cfg.seed + 1),
+                self.policy,
+            )
+            x, y = (
+                self.data.x_train[: self.batch_size],
+                self.data.y_train[: self.batch_size],
+            )
+            for _ in range(steps):
+                spare.train_step(x, y)
+        return self.policy.clock() - start
 
 
 def train(
@@ -552,14 +582,17 @@ def train(
     cpu_bf16=False,
     on_epoch=None,
     warmup_steps=2,
+    policy: Policy | None = None,
 ):
     """Train ``model`` on ``data``; return the per-epoch history (a JSON-able dict).
 
-    ``seconds`` is wall-clock training time (evaluation excluded) and
-    ``cpu_seconds`` the CPU time this process spent on it (all its threads),
-    both cumulative per epoch.  Neither includes the ``warmup_steps`` untimed
-    steps run first on a copy of the model (``warmup_seconds`` records them),
-    so per-second comparisons do not depend on which net ran first.
+    ``policy`` defaults to ``Policy.for_device(data.device, cpu_bf16)``.
+    ``seconds`` is wall-clock training time (evaluation excluded; the clock
+    waits for the device) and ``cpu_seconds`` the CPU time this process spent
+    on it (all its threads), both cumulative per epoch.  Neither includes the
+    ``warmup_steps`` untimed steps run first on a copy of the model
+    (``warmup_seconds`` records them), so per-second comparisons do not depend
+    on which net ran first.
 
     A loss that becomes NaN or infinite ends the run after that epoch: the
     history then records ``diverged: True`` and the remaining epochs are not
@@ -571,25 +604,27 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    run = _Run(model, data, cfg, cpu_bf16)
-    history = _new_history(cfg, run.device, run.n)
+    policy = policy or Policy.for_device(data.device, cpu_bf16)
+    run = _Run(model, data, cfg, policy)
+    history = {"epoch": [], "train_loss": [], "test_loss": [], "test_accuracy": []}
+    history.update(seconds=[], lr=[], cpu_seconds=[], diverged=False)
+    history.update(config=cfg.asdict(), device=str(data.device), train_images=run.n)
+    history["precision"] = policy.describe()
     history["warmup_seconds"] = round(run.warm_up(warmup_steps), 3)
     elapsed = cpu = 0.0
     for epoch in range(1, cfg.epochs + 1):
-        start, cpu_start = time.perf_counter(), time.process_time()
+        start, cpu_start = policy.clock(), time.process_time()
         bar = tqdm(
             range(run.steps_per_epoch),
             desc=f"{label} epoch {epoch}/{cfg.epochs}".strip(),
             leave=False,
             disable=not progress,
         )
-        total_loss, seen = run.epoch(bar)
-        if run.device.type == "cuda":
-            run.torch.cuda.synchronize()
-        elapsed += time.perf_counter() - start  # training time only, not evaluation
+        running = run.epoch(bar)
+        elapsed += policy.clock() - start  # training time only, not evaluation
         cpu += time.process_time() - cpu_start
-        test_loss, test_acc = evaluate(run.model, data, cpu_bf16=cpu_bf16)
-        train_loss = total_loss / seen
+        train_loss = running.item() / (run.steps_per_epoch * run.batch_size)
+        test_loss, test_acc = evaluate(run.model, data, policy=policy)
         history["diverged"] = not math.isfinite(train_loss)
         history["epoch"].append(epoch)
         history["train_loss"].append(train_loss if math.isfinite(train_loss) else None)

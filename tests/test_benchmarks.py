@@ -28,6 +28,12 @@ CASES = {
         ["data share of a step", "per-image DataLoader, 2 workers", "epoch  1:"]
         + ["plain epoch  1:", "race to 5%: plain", "x the engine's CPU-seconds"],
     ),
+    # the GPU check's code, on the CPU at tiny sizes (no GPU runs in CI)
+    "gpu_check.py": (
+        ["--allow-cpu", "--tiny", "--out", "gpu_check.json", "--target", "0.05"],
+        ["gpu-check on CPU", "main pair, bn", "main pair, none", "projected on a T4"]
+        + ["race to 5%: plain", "whole check", "wrote gpu_check.json"],
+    ),
 }
 
 

@@ -61,3 +61,35 @@ def test_the_notebook_reads_its_sizes_from_the_plan():
     assert "budgets.lesson05(" in code
     for literal in ("n_train=4000", "epochs=15", "factor=2.0"):
         assert literal not in code, f"{literal}: a size typed in the notebook"
+
+
+def test_the_gpu_check_holds_its_clock_against_the_projection():
+    """benchmarks/gpu_check.py's arithmetic, with a fake clock: the seconds it
+    reports are the clock's, set beside the T4 projection of the same run."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import gpu_check
+
+    row = gpu_check.against_projection(90.0, 1e9, 50_000, 10_000, 15, 128)
+    projected = budgets.t4_seconds(1e9, 50_000, 10_000, 15, 128)
+    assert row["projected_t4_seconds"] == round(projected, 2)
+    assert row["measured_over_projected"] == round(90.0 / projected, 3)
+
+    class Tiny:
+        rng = np.random.default_rng(0)
+        x_train = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+        x_test = x_train[:8]
+        y_train, y_test = rng.integers(0, 10, 32), rng.integers(0, 10, 8)
+        classes, source = tuple("0123456789"), "random"
+
+    ticks = iter([100.0, 107.5])
+    policy = train.Policy.for_device("cpu")
+    dd = train.DeviceData(Tiny(), device="cpu")
+    net = dict(widths=(4, 4), pool_first=True)
+    history, seconds = gpu_check.timed_run(
+        "bn", dd, net, 1, 16, policy, clock=lambda: next(ticks)
+    )
+    assert seconds == 7.5 and history["epoch"] == [1]

@@ -143,3 +143,56 @@ def test_the_step_schedule_divides_by_ten_every_step_epochs():
     assert history["lr"] == pytest.approx([0.01, 0.01, 0.001, 0.001, 0.0001])
     with pytest.raises(ValueError, match="schedule="):
         train.train(_net(), data, _cfg(schedule="cosine"), progress=False)
+
+
+def test_the_cuda_policy_is_what_a_gpu_needs():
+    cuda = train.Policy.for_device("cuda")
+    assert cuda.autocast_dtype == torch.float16  # the T4 has no bf16
+    assert cuda.grad_scaler and cuda.fused and cuda.cudnn_benchmark and cuda.synchronize
+    cpu = train.Policy.for_device("cpu", cpu_bf16=True)
+    assert cpu.autocast_dtype == torch.bfloat16
+    assert not (cpu.grad_scaler or cpu.fused or cpu.cudnn_benchmark or cpu.synchronize)
+    assert train.Policy.for_device("cpu").autocast_dtype is None  # float32
+    assert cuda.describe() == "float16 autocast with a gradient scaler"
+
+
+def test_the_cuda_policy_trains_on_the_cpu(monkeypatch):
+    """fp16 autocast, GradScaler, fused SGD, cuDNN's autotuner and the synchronised
+    clock, each run here: a typo in a line only a GPU would reach fails in CI."""
+    syncs = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: syncs.append(a))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    policy = train.Policy.for_device("cuda").on("cpu")
+    data = train.DeviceData(_Tiny(64), device="cpu")
+    run = train._Run(_net(), data, _cfg(), policy)
+    assert run.optimizer.defaults["fused"] and run.scaler.is_enabled()
+    assert torch.backends.cudnn.benchmark
+    with policy.autocast():
+        assert run.model(data.x_test[:2]).dtype == torch.float16
+    history = train.train(_net(), data, _cfg(epochs=3), progress=False, policy=policy)
+    assert all(np.isfinite(history["train_loss"])) and len(history["epoch"]) == 3
+    assert history["precision"] == "float16 autocast with a gradient scaler"
+    # every clock reading waited for the device: warm-up's two, each epoch's two
+    assert len(syncs) == 2 + 2 * 3
+
+
+def test_the_seconds_are_the_clock_s_differences(monkeypatch):
+    """A fake clock that ticks one second per reading: each epoch is charged the
+    readings around it, not evaluation or warm-up."""
+    ticks = iter(range(1000))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(ticks)))
+    data = train.DeviceData(_Tiny(32), device="cpu")
+    history = train.train(_net(), data, _cfg(epochs=3), progress=False)
+    assert history["warmup_seconds"] == 1.0
+    assert history["seconds"] == [1.0, 2.0, 3.0]
+
+
+def test_evaluation_in_batches_is_the_whole_test_set_s():
+    """Loss and accuracy summed on the device over batches (the last one short)."""
+    data = train.DeviceData(_Tiny(16, n_test=700), device="cpu")
+    model = _net()
+    loss, accuracy = train.evaluate(model, data, batch_size=256)
+    logits = model.eval()(data.x_test).float()
+    expected = torch.nn.functional.cross_entropy(logits, data.y_test).item()
+    assert loss == pytest.approx(expected, rel=1e-5)
+    assert accuracy == pytest.approx((logits.argmax(1) == data.y_test).float().mean())
