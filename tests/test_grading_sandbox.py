@@ -363,3 +363,44 @@ def test_a_learner_folder_that_is_a_link_is_found(tmp_path):
     assert linked_folder(top / "bob" / "02.ipynb", top) is None
     assert linked_folder(top / "mallory" / "02.ipynb", top) == "mallory"
     assert linked_folder(top / "mallory" / "deep" / "02.ipynb", top) == "mallory"
+
+
+def test_the_kernel_cannot_hold_memory_outside_its_address_space(tmp_path):
+    """A memfd or System V shared memory holds memory the address-space limit
+    does not count (the held-out battery held 1.7 GB under --memory-mb 1024
+    with a memfd): the sandbox's seccomp filter refuses both calls, and a
+    kernel's usual work (torch) still runs."""
+    import platform
+    import subprocess
+    import sys
+
+    if not sandbox.availability()[0] or sandbox.seccomp_program() is None:
+        pytest.skip(f"no sandbox or no filter for {platform.machine()}")
+    code = (
+        "import ctypes, os\n"
+        "try:\n"
+        "    os.memfd_create('hoard'); print('memfd allowed')\n"
+        "except OSError as e:\n"
+        "    print('memfd refused', e.errno)\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('shmget', libc.shmget(0, 1 << 20, 0o1600), ctypes.get_errno())\n"
+        "import torch\n"
+        "print('torch', torch.ones(3).sum().item())\n"
+    )
+    shell = (
+        f"exec bwrap --ro-bind / / --dev /dev --proc /proc --unshare-ipc "
+        f'--seccomp 9 {sys.executable} -c "$CODE" 9<{sandbox.seccomp_file()}'
+    )
+    run = subprocess.run(
+        ["/bin/sh", "-c", shell],
+        env={"CODE": code, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "memfd refused 1" in run.stdout, run.stdout + run.stderr
+    assert "shmget -1 1" in run.stdout, run.stdout + run.stderr
+    assert "torch 3.0" in run.stdout, run.stdout + run.stderr
+    # the launcher hands the filter to every sandboxed kernel
+    argv = sandbox.launcher(tmp_path, tmp_path, tmp_path, None)
+    assert "--seccomp" in argv[-1] and sandbox.seccomp_file() in argv[-1]

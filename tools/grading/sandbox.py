@@ -207,6 +207,58 @@ def inside(workdir: Path) -> Path:
     return Path("/tmp") / workdir.name
 
 
+# Memory a process can hold without mapping it escapes the address-space
+# limit: a memfd written to, System V shared memory.  No memory cgroup is
+# writable here (nor on many graders' machines), so the kernel may not create
+# them: a seccomp filter (classic BPF, handed to bwrap's --seccomp) makes those
+# calls fail with EPERM.  Nothing a notebook of the course needs uses them.
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+DENIED_CALLS = {  # memfd_create, memfd_secret, shmget
+    "x86_64": (319, 447, 29),
+    "aarch64": (279, 447, 194),
+}
+
+
+def seccomp_program(machine: str | None = None) -> bytes | None:
+    """The filter's instructions (``struct sock_filter``), or None for a machine
+    whose system-call numbers are not listed here (then there is no filter)."""
+    import platform
+    import struct
+
+    machine = machine or platform.machine()
+    if machine not in DENIED_CALLS:
+        return None
+    calls = DENIED_CALLS[machine]
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, ERRNO(EPERM)
+    n = len(calls)
+    program = [
+        (ld, 0, 0, 4),  # the architecture
+        (jeq, 0, n + 3, AUDIT_ARCH[machine]),  # another one: allow
+        (ld, 0, 0, 0),  # the call's number
+        (jge, n + 1, 0, 0x40000000),  # x32 calls (x86_64): deny
+        *[(jeq, n - i, 0, nr) for i, nr in enumerate(calls)],
+        (ret, 0, 0, allow),
+        (ret, 0, 0, deny),
+    ]
+    return b"".join(struct.pack("<HBBI", *item) for item in program)
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_file() -> str | None:
+    """The filter written once per grader, for the launcher's shell to open."""
+    import tempfile
+
+    program = seccomp_program()
+    if program is None:
+        return None
+    fd, path = tempfile.mkstemp(prefix="bncourse-seccomp-", suffix=".bpf")
+    with os.fdopen(fd, "wb") as f:
+        f.write(program)
+    os.chmod(path, 0o644)
+    return path
+
+
 def kernel_command(
     workdir: Path,
     connection: Path,
@@ -215,6 +267,7 @@ def kernel_command(
     uid: int | None,
     disk_mb: int = DISK_MB,
     inputs: tuple = (),
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """argv of a sandboxed ``ipykernel``.
 
@@ -258,6 +311,7 @@ def kernel_command(
         "--unshare-uts",
         "--unshare-cgroup-try",
         "--die-with-parent",
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         # last: nothing but /tmp (capped) and the socket folder is writable
         "--remount-ro",
         "/dev",
@@ -296,8 +350,10 @@ def launcher(
     connection = sockets / "connection.json"
     files = sorted(p for p in workdir.iterdir() if p.is_file() and not p.is_symlink())
     inputs = tuple((3 + i, p.name) for i, p in enumerate(files))
+    program = seccomp_file()
+    seccomp_fd = 3 + len(files) if program else None
     command = kernel_command(
-        workdir, connection, course_package, data_dir, uid, disk_mb, inputs
+        workdir, connection, course_package, data_dir, uid, disk_mb, inputs, seccomp_fd
     )
     give = f"cp {{connection_file}} {shlex.quote(str(connection))}"
     if uid is not None:
@@ -305,6 +361,8 @@ def launcher(
     redirects = " ".join(
         f"{fd}<{shlex.quote(str(p))}" for (fd, _), p in zip(inputs, files, strict=True)
     )
+    if program:
+        redirects += f" {seccomp_fd}<{shlex.quote(program)}"
     return ["/bin/sh", "-c", f"{give} && exec {shlex.join(command)} {redirects}"]
 
 
