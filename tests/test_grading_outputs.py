@@ -734,8 +734,15 @@ def test_ids_that_only_look_alike_are_flagged_as_one_learner(tmp_path):
     moodle = report.gradebook(rows, tmp_path / "m.csv", "moodle", course.LESSONS)
     table = {r[0]: r for r in _table(moodle)[1:]}
     assert table["bob"][1] == "1"
-    for name in alike:  # every look-alike's mark withheld and flagged
+    # the one plain id keeps its mark; every look-alike's is withheld; all flagged
+    assert table["alice"][1] == "2" and "resolve by hand" in table["alice"][-1]
+    for name in alike[1:]:
         assert table[name][1] == "" and "resolve by hand" in table[name][-1]
+    # the same plain id twice, or two that differ in case: nothing is kept
+    twice = [_row(tmp_path / d / "x" / f"{L00}.ipynb") for d in ("a", "b")]
+    cased = [_row(tmp_path / n / f"{L00}.ipynb") for n in ("carol", "Carol")]
+    for group in (twice, cased):
+        assert report.keeper(next(iter(report.duplicates(group).values()))) is None
 
 
 @pytest.mark.slow

@@ -134,6 +134,25 @@ def duplicates(rows) -> dict:
     return {key: group for key, group in groups.items() if len(group) > 1}
 
 
+def keeper(group):
+    """The one submission of a look-alike group whose mark the gradebooks keep,
+    or None (then every mark is withheld until the instructor decides).
+
+    Kept only where exactly one of the group has a plain id (``identity.
+    canonical`` leaves it as it is, but for case) and the others do not: a
+    look-alike that adds invisible, full-width or combining characters to
+    ``bob`` cannot withhold bob's mark, and its own is withheld.  The same id
+    twice, or two plain ids that differ in case, keep nothing.
+    """
+    plain = [
+        r
+        for r in group
+        if identity.canonical(learner_id(r)) == learner_id(r).casefold()
+        and learner_id(r).isprintable()
+    ]
+    return plain[0] if len(plain) == 1 else None
+
+
 def duplicate_note(key, group) -> str:
     _, lesson = key
     learner = " / ".join(sorted({learner_id(r) for r in group}))
@@ -533,7 +552,10 @@ def gradebook(rows, path: Path, system: str, lessons) -> Path:
         try:
             place = identity.identify(row.file, row.notebook)
             key = (identity.canonical(place.id), row.notebook)
-            if key in conflicts:
+            if key in conflicts and row is keeper(conflicts[key]):
+                by_learner[place.id][row.notebook] = float(row.total)
+                notes[place.id].append(duplicate_note(key, conflicts[key]))
+            elif key in conflicts:
                 by_learner[place.id].setdefault(row.notebook, None)
                 note = duplicate_note(key, conflicts[key])
                 if note not in notes[place.id]:
