@@ -157,7 +157,9 @@ def _fake_grader(tmp_path: Path, count: int) -> Path:
     fake = tmp_path / "fake-python"
     fake.write_text(
         "#!/usr/bin/env bash\n"
-        'while [ "$1" != --out ]; do shift; done\n'
+        # a call without --out (run_autograder's sandbox probe) fails: no sandbox
+        'while [ $# -gt 0 ] && [ "$1" != --out ]; do shift; done\n'
+        "[ $# -gt 0 ] || exit 1\n"
         'dir="$(dirname "$2")/any-folder"; mkdir -p "$dir"\n'
         f"for i in $(seq 1 {count}); do\n"
         '  echo \'{"score": 1, "tests": [], "output": ""}\' >"$dir/$RANDOM-$i.json"\n'
