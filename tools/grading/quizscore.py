@@ -128,6 +128,17 @@ def points(first_right: bool, last_right: bool, right_at: int, policy: str) -> f
     return 0.0
 
 
+def _note_unknown(result, unknown: list) -> None:
+    """A note for answers to questions the bank does not have (ignored)."""
+    unknown = sorted(str(k)[:40] for k in unknown)
+    if unknown:
+        more = f" (+{len(unknown) - 3} more)" if len(unknown) > 3 else ""
+        result.notes.append(
+            f"answers file: unknown question(s) {', '.join(map(repr, unknown[:3]))}"
+            f"{more} ignored"
+        )
+
+
 def score(path: Path, bank, policy: str = "first") -> Scored:
     """Each question of ``bank`` scored from the choices ``path`` records."""
     result = Scored()
@@ -162,13 +173,7 @@ def score(path: Path, bank, policy: str = "first") -> Scored:
         result.notes.append(f"answers file not used: {type(exc).__name__}: {exc}"[:300])
         return result
     by_id = {q.id: q for q in questions}
-    unknown = sorted(str(k)[:40] for k in answers if k not in by_id)
-    if unknown:
-        more = f" (+{len(unknown) - 3} more)" if len(unknown) > 3 else ""
-        result.notes.append(
-            f"answers file: unknown question(s) {', '.join(map(repr, unknown[:3]))}"
-            f"{more} ignored"
-        )
+    _note_unknown(result, [k for k in answers if k not in by_id])
     invalid = []
     for qid, record in answers.items():
         if qid not in by_id:

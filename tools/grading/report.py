@@ -411,6 +411,21 @@ def _img(png: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
 
 
+def _report_head(numbers: dict, unsandboxed: str) -> list[str]:
+    """The class report's opening: title, counts, and a warning if unsandboxed."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<title>Class report</title><style>body{font-family:sans-serif;max-width:"
+        "60em;margin:2em auto}td,th{border:1px solid #ccc;padding:.2em .5em}"
+        "table{border-collapse:collapse}</style></head><body>",
+        "<h1>Class report</h1>",
+        f"<p>{numbers['graded']} of {numbers['submissions']} submissions graded.</p>",
+    ]
+    if unsandboxed:
+        parts.append(f"<p style='color:#b00'><b>{safe.esc(unsandboxed)}</b></p>")
+    return parts
+
+
 def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
     """report.html and report.csv in ``out_dir``; returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -446,17 +461,8 @@ def class_report(rows, out_dir: Path, bank=None) -> tuple[Path, Path]:
         ax.set_title("Each test's pass rate")
 
     esc = safe.esc
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        "<title>Class report</title><style>body{font-family:sans-serif;max-width:"
-        "60em;margin:2em auto}td,th{border:1px solid #ccc;padding:.2em .5em}"
-        "table{border-collapse:collapse}</style></head><body>",
-        "<h1>Class report</h1>",
-        f"<p>{numbers['graded']} of {numbers['submissions']} submissions graded.</p>",
-    ]
     unsandboxed = sandbox.unsandboxed_warning(rows)
-    if unsandboxed:
-        parts.append(f"<p style='color:#b00'><b>{esc(unsandboxed)}</b></p>")
+    parts = _report_head(numbers, unsandboxed)
     for draw, alt, wanted in (
         (scores, "score distribution", numbers["scores"]),
         (passes, "pass rate per test", numbers["tests"]),
