@@ -370,6 +370,9 @@ def prepare(workdir: Path, uid: int | None) -> Path:
     """The kernel's socket folder (its user may create sockets there)."""
     sockets = workdir / ".kernel"
     sockets.mkdir(exist_ok=True)
+    for old in sockets.iterdir():  # a kernel started again: its old sockets
+        old.unlink(missing_ok=True)
+    os.chmod(sockets, 0o755)  # unsealed (``seal``) for the new kernel
     if uid is not None:
         os.chown(sockets, uid, uid)
     return sockets / "ipc"

@@ -415,9 +415,22 @@ class Run:
         self.runnable = nbformat.v4.new_notebook()
         self.runnable.cells = [nbformat.v4.new_code_cell("")]  # every cell's slot
         self.runnable.metadata["kernelspec"] = {"name": "python3", "display_name": "P"}
-        self.client = _client_class()(
+        self.private = private
+        self.client = self._new_client()
+        self.replies: list[str] = []  # the execute reply's error (a timeout's too)
+        self.session = remote.Session(self.run_code)
+        self.base = _grader_namespace(plan["setup"])
+        self.failed: list[str] = []
+        self.hidden: list = []  # tests whose hidden part is still to run
+        self.hooks_seen: set[str] = set()
+        self.hooks_baseline: dict | None = None
+
+    def _new_client(self):
+        """An nbclient client with a kernel (in the sandbox) of its own."""
+        options, workdir = self.options, self.workdir
+        client = _client_class()(
             self.runnable,
-            km=_kernel_manager(workdir, private, options),
+            km=_kernel_manager(workdir, self.private, options),
             shutdown_kernel="immediate",
             timeout=options.cell_timeout,
             timeout_func=_timeout_for(options),
@@ -433,14 +446,36 @@ class Run:
             iopub_timeout=10,
             raise_on_iopub_timeout=False,
         )
-        self.replies: list[str] = []  # the execute reply's error (a timeout's too)
-        self.client.on_cell_error = self._on_error
-        self.session = remote.Session(self.run_code)
-        self.base = _grader_namespace(plan["setup"])
-        self.failed: list[str] = []
-        self.hidden: list = []  # tests whose hidden part is still to run
-        self.hooks_seen: set[str] = set()
-        self.hooks_baseline: dict | None = None
+        client.on_cell_error = self._on_error
+        return client
+
+    def replay_and_judge_hidden(self, cells: list, died_at: int) -> None:
+        """The hidden parts still to run when the kernel died (or ran out of
+        time): in a fresh kernel, after the learner's cells before the one that
+        ended it, replayed without a transcript.  Earlier tests keep what their
+        hidden parts earn, as they did when the hidden parts ran in place."""
+        if not self.hidden:
+            return
+        try:
+            self.client = self._new_client()
+            with self.client.setup_kernel():
+                sandbox.seal(self.workdir)
+                for cell in cells[: max(died_at - 1, 0)]:
+                    if time.monotonic() > self.options.deadline:
+                        break
+                    if (
+                        "source" in cell
+                        and contract.SKIP_WHEN_GRADING not in cell["tags"]
+                    ):
+                        self.run_code(cell["source"], cell["tags"], learner=True)
+                self.judge_hidden()
+        except Exception as exc:  # noqa: BLE001 - the row says what happened
+            for test, *_ in self.hidden:
+                gid = test["grade_id"]
+                if self.result.tests[gid][0] == 0:
+                    self.result.messages[gid] += (
+                        f"\nhidden tests not judged: {type(exc).__name__}"
+                    )
 
     def _on_error(self, cell, cell_index, execute_reply) -> None:  # nbclient's hook
         self.replies.append(execute_reply.get("content", {}).get("ename", "Error"))
@@ -491,7 +526,7 @@ class Run:
     def execute(self, cells: list) -> None:
         from nbclient.exceptions import DeadKernelError
 
-        position = 0
+        position, died_at = 0, 0
         try:
             with self.client.setup_kernel():
                 sandbox.seal(self.workdir)  # before any of the learner's code
@@ -509,8 +544,13 @@ class Run:
                 f"the kernel died in code cell {position}: os._exit, a crash, or a "
                 "resource limit; later cells did not run"
             )
+            died_at = position
         except Exception as exc:
             self.result.error = f"grading stopped: {type(exc).__name__}: {exc}"[:300]
+        if died_at and any(
+            self.result.tests[t["grade_id"]][0] == 0 for t, *_ in self.hidden
+        ):
+            self.replay_and_judge_hidden(cells, died_at)
         if self.failed:
             extra = "; ".join(self.failed[:3]) + (
                 f" (+{len(self.failed) - 3} more)" if len(self.failed) > 3 else ""
@@ -590,7 +630,8 @@ class Run:
         longer reach a cell of theirs; the feedback shows only the verdict and
         the mistake the check named (``report._safe``), never their words.
         """
-        for test, space, passed, message, hidden in self.hidden:
+        while self.hidden:
+            test, space, passed, message, hidden = self.hidden.pop(0)
             gid = test["grade_id"]
             if time.monotonic() > self.options.deadline:
                 self.result.messages[gid] = (
