@@ -557,42 +557,30 @@ def _like(grad, tensor):
     return grad.to(tensor.dtype)
 
 
-def _remote_forward_class():
-    import torch
+class RemoteForward(torch.autograd.Function):
+    """A learner's module called in the kernel, differentiable here."""
 
-    class RemoteForward(torch.autograd.Function):
-        """A learner's module called in the kernel, differentiable here."""
+    @staticmethod
+    def forward(ctx, box, *tensors):
+        ctx.box = box
+        outputs = box.run()
+        ctx.n_inputs = sum(1 for f in box.flags if f)
+        floating = [o for o in outputs if not o.is_floating_point()]
+        if floating:
+            ctx.mark_non_differentiable(*floating)
+        return tuple(outputs)
 
-        @staticmethod
-        def forward(ctx, box, *tensors):
-            ctx.box = box
-            outputs = box.run()
-            ctx.n_inputs = sum(1 for f in box.flags if f)
-            floating = [o for o in outputs if not o.is_floating_point()]
-            if floating:
-                ctx.mark_non_differentiable(*floating)
-            return tuple(outputs)
-
-        @staticmethod
-        def backward(ctx, *grads):
-            inputs, params = ctx.box.backward(grads)
-            inputs = (inputs + [None] * ctx.n_inputs)[: ctx.n_inputs]
-            return (None, *inputs, *params)
-
-    return RemoteForward
+    @staticmethod
+    def backward(ctx, *grads):
+        inputs, params = ctx.box.backward(grads)
+        inputs = (inputs + [None] * ctx.n_inputs)[: ctx.n_inputs]
+        return (None, *inputs, *params)
 
 
-_FORWARD = None
 _LOCAL = frozenset({"training"})
 
 
-def _module_base():
-    import torch
-
-    return torch.nn.Module
-
-
-class RemoteModule(_module_base()):
+class RemoteModule(torch.nn.Module):
     """A learner's ``torch.nn.Module`` that lives in the kernel, seen from here.
 
     It mirrors the object's parameters, buffers and modes as real tensors of
@@ -767,12 +755,9 @@ class RemoteModule(_module_base()):
         ]
         if not torch.is_grad_enabled() or not (any(flags) or params):
             return self._bnc_forward(args, kwargs, flags, grad=False)[0]
-        global _FORWARD
-        if _FORWARD is None:
-            _FORWARD = _remote_forward_class()
         box = _Box(self, args, kwargs, flags, params)
         tensors = [a for a, f in zip(args, flags, strict=True) if f]
-        outputs = _FORWARD.apply(box, *tensors, *[p for _, p in params])
+        outputs = RemoteForward.apply(box, *tensors, *[p for _, p in params])
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
         return _rebuild(box.template, list(outputs))
