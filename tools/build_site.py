@@ -67,6 +67,8 @@ NO_OUTPUT_TAGS = {"grade-from-answers"}
 NO_OUTPUT_IDS = {"quiz-hand-in"}
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(([^)]*)\)")
 COMMENT = re.compile(r"<!--.*?-->", re.S)
+# code (fenced or inline, skipped) or maths ($$...$$ or $...$), left to right
+CODE_OR_MATHS = re.compile(r"```.*?```|`[^`\n]*`|\$\$.+?\$\$|\$[^$]+?\$", re.S)
 QUIZ_NOTE = (
     "*On this page the quiz is not live (it needs a running kernel): each "
     "question's answer is folded under it. To answer and be scored, open the "
@@ -110,12 +112,19 @@ def run_key(nb, digest: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def execute(source: Path, timeout: int) -> nbformat.NotebookNode:
-    """Run a solution notebook top to bottom in a scratch folder; errors fail."""
+def execute(source: Path, timeout: int, cache: Path) -> nbformat.NotebookNode:
+    """Run a solution notebook top to bottom in a scratch folder; errors fail.
+
+    The kernel's ``BNCOURSE_CACHE`` is ``cache``, whose experiment results are
+    removed first (they are keyed by parameters, not by code: a run must
+    compute its own); downloaded and decoded data sets stay there.
+    """
     nb = nbformat.read(source, as_version=4)
+    shutil.rmtree(cache / "results", ignore_errors=True)
+    saved = {k: os.environ.get(k) for k in ("BNCOURSE_QUIZ_DIR", "BNCOURSE_CACHE")}
     with tempfile.TemporaryDirectory(prefix="bncourse-site-") as work:
-        env_quiz = os.environ.get("BNCOURSE_QUIZ_DIR")
         os.environ["BNCOURSE_QUIZ_DIR"] = work  # the quiz's answers file
+        os.environ["BNCOURSE_CACHE"] = str(cache)
         try:
             client = NotebookClient(
                 nb,
@@ -133,10 +142,11 @@ def execute(source: Path, timeout: int) -> nbformat.NotebookNode:
         except Exception as exc:  # nbclient's CellExecutionError, a timeout ...
             raise SiteError(f"{source.name} failed to run: {exc}") from None
         finally:
-            if env_quiz is None:
-                os.environ.pop("BNCOURSE_QUIZ_DIR", None)
-            else:
-                os.environ["BNCOURSE_QUIZ_DIR"] = env_quiz
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     return nb
 
 
@@ -152,7 +162,7 @@ def executed(lesson: course.Lesson, cache: Path, digest: str, timeout: int, log)
             return old
     log(f"  {lesson.stem}: running the instructor's copy ({mode()} mode) ...")
     start = time.monotonic()
-    nb = execute(source, timeout)
+    nb = execute(source, timeout, cache.parent.parent / "cache")
     seconds = time.monotonic() - start
     nb.metadata["bncourse_site"] = {
         "key": key,
@@ -195,6 +205,20 @@ def _progress_bar(output, state: dict):
     return nbformat.v4.new_output("stream", name="stderr", text=text + "\n")
 
 
+def join_inline_maths(text: str) -> str:
+    """Inline maths on one line.  Jupyter and Colab take the maths out before
+    parsing the Markdown, MyST after: a ``$...$`` broken before ``- x`` would
+    become a list item there, and its TeX would show raw."""
+
+    def join(match):
+        span = match.group(0)
+        if span.startswith("$") and not span.startswith("$$") and "\n" in span:
+            return re.sub(r"\s*\n\s*", " ", span)
+        return span
+
+    return CODE_OR_MATHS.sub(join, text)
+
+
 def _markdown_output(text: str):
     return nbformat.v4.new_output("display_data", data={"text/markdown": text})
 
@@ -218,7 +242,7 @@ def page_notebook(lesson: course.Lesson, solved, lessons=None) -> nbformat.Noteb
     for cell in nb.cells:
         tags = set(cell.metadata.get("tags", []))
         if cell.cell_type == "markdown":
-            cell.source = COMMENT.sub("", quotes.plain(cell.source))
+            cell.source = join_inline_maths(COMMENT.sub("", quotes.plain(cell.source)))
             if "bncourse-header" in tags:
                 cell.source = header(lesson, cell.source, run)
             elif "bncourse-nav" in tags:
