@@ -104,6 +104,23 @@ def _lessons(site: Path) -> list[course.Lesson]:
     return [item for item in course.LESSONS if (site / f"{item.stem}.html").exists()]
 
 
+def _answer_lines(lesson: course.Lesson) -> set[str]:
+    """Code lines of the instructor's copy that the learner copy does not have:
+    the answers, which the site must never show."""
+
+    def lines(folder):
+        nb = json.loads((ROOT / folder / lesson.filename).read_text())
+        return {
+            line.strip()
+            for cell in nb["cells"]
+            if cell["cell_type"] == "code"
+            for line in "".join(cell["source"]).splitlines()
+            if len(line.strip()) > 20
+        }
+
+    return lines("solutions") - lines("notebooks")
+
+
 def _figures(site: Path, lesson: course.Lesson) -> int:
     """How many figures the page's executed notebook holds (the page must show them)."""
     nb = json.loads((site.parent / "src" / lesson.filename).read_text())
@@ -138,12 +155,19 @@ IMAGES = """() => [...document.images].map(i => ({
 }))"""
 
 
-def _open(page, url: str) -> None:
+def _open(page, url: str, offsite: list, timeout_error) -> None:
     page.goto(url, wait_until="load")
     # MathJax (on the pages that have maths) typesets after load; its promise
     # settles when the page is done
     if page.locator("script[src*='mathjax']").count():
-        page.wait_for_function("() => window.MathJax && MathJax.startup")
+        try:
+            page.wait_for_function(
+                "() => window.MathJax && MathJax.startup", timeout=30_000
+            )
+        except timeout_error:
+            pytest.fail(
+                f"{url}: MathJax did not start; requests to other hosts: {offsite}"
+            )
         page.evaluate("() => MathJax.startup.promise")
 
 
@@ -204,7 +228,7 @@ def test_every_page_of_the_site_in_chromium(site, served, capsys):
         )
         try:
             # the front page: the lesson table links every lesson, Colab and a download
-            _open(page, f"{served}/index.html")
+            _open(page, f"{served}/index.html", offsite, sync_api.TimeoutError)
             counts["index"] = _check_page(page, "index")
             for lesson in lessons:
                 row = page.locator("table tr", has_text=lesson.title).first
@@ -217,7 +241,7 @@ def test_every_page_of_the_site_in_chromium(site, served, capsys):
 
             for lesson in lessons:
                 name = lesson.stem
-                _open(page, f"{served}/{name}.html")
+                _open(page, f"{served}/{name}.html", offsite, sync_api.TimeoutError)
                 counts[name] = found = _check_page(page, name)
                 # every figure of the notebook, loaded (checked above)
                 assert found["figures"] == _figures(site, lesson), (name, found)
@@ -244,7 +268,14 @@ def test_every_page_of_the_site_in_chromium(site, served, capsys):
                 if lesson.number == "01":  # a slider demo: the note, not a widget
                     assert page.get_by_text("the slider is not live").count() == 1
                     assert found["figures"] > 0
-                if lesson.number == "02":
+                # the learner's copy: no answer's code, the stubs, their outputs
+                code = page.locator(".cell_input").all_inner_texts()
+                code = {line.strip() for block in code for line in block.splitlines()}
+                assert code & _answer_lines(lesson) == set(), name
+                if lesson.number == "02":  # an exercise: its stub, then its check
+                    stub = page.locator(".cell_input", has_text="NotImplementedError")
+                    stub.first.evaluate("e => e.scrollIntoView({block: 'start'})")
+                    page.evaluate("() => window.scrollBy(0, -160)")
                     page.screenshot(path=str(SHOTS / "site_lesson.png"))
                 if lesson.number == "06":
                     _check_quiz(page)
