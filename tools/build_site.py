@@ -68,7 +68,7 @@ NO_OUTPUT_IDS = {"quiz-hand-in"}
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(([^)]*)\)")
 COMMENT = re.compile(r"<!--.*?-->", re.S)
 # code (fenced or inline, skipped) or maths ($$...$$ or $...$), left to right
-CODE_OR_MATHS = re.compile(r"```.*?```|`[^`\n]*`|\$\$.+?\$\$|\$[^$]+?\$", re.S)
+CODE_OR_MATHS = re.compile(r"```.*?```|`[^`]*`|\$\$.+?\$\$|\$[^$]+?\$", re.S)
 QUIZ_NOTE = (
     "*On this page the quiz is not live (it needs a running kernel): each "
     "question's answer is folded under it. To answer and be scored, open the "
@@ -223,6 +223,47 @@ def _markdown_output(text: str):
     return nbformat.v4.new_output("display_data", data={"text/markdown": text})
 
 
+def _page_markdown(cell, lesson: course.Lesson, run: dict, present: set) -> str:
+    """A markdown cell as the site shows it: no quote markers, links that work."""
+    tags = set(cell.metadata.get("tags", []))
+    source = join_inline_maths(COMMENT.sub("", quotes.plain(cell.source)))
+    if "bncourse-header" in tags:
+        return header(lesson, source, run)
+    if "bncourse-nav" in tags:
+        source = source.replace("../README.md", "index.md")
+        for item in course.LESSONS:  # a lesson this build leaves out: on GitHub
+            if item.filename not in present:
+                source = source.replace(
+                    f"]({item.filename})",
+                    f"]({course.REPO_URL}/blob/{course.RELEASE}/notebooks/"
+                    f"{item.filename})",
+                )
+    return source
+
+
+def _page_outputs(cell, outputs: list, state: dict, where: str) -> list:
+    """A code cell's outputs from the instructor's run, widgets made static."""
+    tags = set(cell.metadata.get("tags", []))
+    if tags & NO_OUTPUT_TAGS or cell.id in NO_OUTPUT_IDS:
+        return []
+    shown = []
+    for output in copy.deepcopy(outputs):
+        if not _is_widget(output):
+            shown.append(output)
+        elif QUIZ_WIDGET_CALL.match(cell.source):
+            shown.append(_markdown_output(QUIZ_NOTE + quiz.static_markdown()))
+        elif (bar := _progress_bar(output, state)) is not None:
+            shown.append(bar)
+        elif "interactive(" in "".join(output["data"].get("text/plain", "")):
+            shown.append(_markdown_output(SLIDER_NOTE))
+        else:
+            raise SiteError(
+                f"{where}: cell {cell.id} shows a widget that has no static "
+                "fallback (tools/build_site.py)"
+            )
+    return shown
+
+
 def page_notebook(lesson: course.Lesson, solved, lessons=None) -> nbformat.NotebookNode:
     """The learner copy of ``lesson`` with the outputs of ``solved``.
 
@@ -240,21 +281,8 @@ def page_notebook(lesson: course.Lesson, solved, lessons=None) -> nbformat.Noteb
     )
     run = solved.metadata["bncourse_site"]
     for cell in nb.cells:
-        tags = set(cell.metadata.get("tags", []))
         if cell.cell_type == "markdown":
-            cell.source = join_inline_maths(COMMENT.sub("", quotes.plain(cell.source)))
-            if "bncourse-header" in tags:
-                cell.source = header(lesson, cell.source, run)
-            elif "bncourse-nav" in tags:
-                cell.source = cell.source.replace("../README.md", "index.md")
-                for item in course.LESSONS:
-                    if item.filename not in present:
-                        cell.source = cell.source.replace(
-                            f"]({item.filename})",
-                            f"]({course.REPO_URL}/blob/{course.RELEASE}/notebooks/"
-                            f"{item.filename})",
-                        )
-            continue
+            cell.source = _page_markdown(cell, lesson, run, present)
         if cell.cell_type != "code":
             continue
         if cell.id not in outputs:
@@ -262,26 +290,10 @@ def page_notebook(lesson: course.Lesson, solved, lessons=None) -> nbformat.Noteb
                 f"{lesson.filename}: cell {cell.id} of the learner copy is not in the "
                 "solutions (run tools/make_student.py)"
             )
-        shown = []
-        if not (tags & NO_OUTPUT_TAGS or cell.id in NO_OUTPUT_IDS):
-            for output in copy.deepcopy(outputs[cell.id]):
-                if not _is_widget(output):
-                    shown.append(output)
-                elif QUIZ_WIDGET_CALL.match(cell.source):
-                    shown.append(_markdown_output(QUIZ_NOTE + quiz.static_markdown()))
-                elif (bar := _progress_bar(output, state)) is not None:
-                    shown.append(bar)
-                elif "interactive(" in "".join(output["data"].get("text/plain", "")):
-                    shown.append(_markdown_output(SLIDER_NOTE))
-                else:
-                    raise SiteError(
-                        f"{lesson.filename}: cell {cell.id} shows a widget that has "
-                        "no static fallback (tools/build_site.py)"
-                    )
-        cell.outputs = shown
+        cell.outputs = _page_outputs(cell, outputs[cell.id], state, lesson.filename)
         cell.execution_count = None
-        if "setup" in tags:  # the Colab install lines: folded, one click away
-            cell.metadata.setdefault("tags", []).append("hide-input")
+        if "setup" in cell.metadata.get("tags", []):  # Colab's install lines, folded
+            cell.metadata["tags"].append("hide-input")
     nb.metadata.pop("widgets", None)
     return nb
 
