@@ -450,7 +450,7 @@ def main(argv=None) -> int:
         default=None,
         help="MathJax 3's es5 folder (default: the copy in requirements-site.txt)",
     )
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     args = parser.parse_args(argv)
     lessons = course.LESSONS
     if args.lessons:
