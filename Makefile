@@ -54,7 +54,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS   ?=
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: lab test notebooks check release clean colab-sim gpu-check
+.PHONY: lab test notebooks check release clean colab-sim gpu-check site
 
 # The learner's environment: what `make lab` needs and nothing else.
 $(LAB_STAMP): requirements.txt pyproject.toml setup.py Makefile tools/torch_index.py
@@ -105,13 +105,27 @@ colab-sim: $(LAB_STAMP) $(COLAB_STAMP)
 	PYDEVD_DISABLE_FILE_VALIDATION=1 \
 	  $(BIN)/python tests/colab_sim.py --python $(COLAB_RUNTIME)/bin/python notebooks/*.ipynb
 
+# The course as a website (README: "The course as a website"): every lesson
+# with the outputs of a full-mode run (SITE_FAST=1 for fast mode), built
+# offline into $(SITE_OUT)/html; runs are cached, so a prose edit rebuilds fast.
+SITE_STAMP := $(VENV)/.site-installed
+SITE_OUT   ?= build/site
+SITE_FAST  ?=
+
+$(SITE_STAMP): $(STAMP) requirements-site.txt
+	$(PIP) install --quiet -r requirements-site.txt
+	touch $@
+
+site: $(SITE_STAMP)
+	BNCOURSE_FAST=$(SITE_FAST) $(BIN)/python tools/build_site.py --out $(SITE_OUT) $(SITE_ARGS)
+
 lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
 # pytest exits with 5 when it collected nothing: say so and fail.
 # OMP_NUM_THREADS=1: the xdist workers already use every core.  No MPLBACKEND:
 # kernels keep the inline backend, so every figure is really rendered to PNG.
-test: $(STAMP)
+test: $(STAMP) $(SITE_STAMP)
 	BNCOURSE_FAST=1 OMP_NUM_THREADS=1 \
 	  $(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS); \
 	  rc=$$?; \

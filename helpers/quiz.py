@@ -642,3 +642,61 @@ def _choices(labels, multiple: bool):
         for box in boxes:
             box.observe(exclusive, names="value")
     return chooser
+
+
+# --------------------------------------------------------------------------
+# a static page: the bank without a kernel (the course's website)
+# --------------------------------------------------------------------------
+
+
+def static_markdown(questions=None) -> str:
+    """The whole bank as MyST Markdown, for a page that has no kernel.
+
+    A static site cannot run the widget, so the website shows this instead:
+    every question (grouped by lesson, general questions first) with its
+    options lettered (a), (b), ... in the bank's order, and the answer, the
+    explanation and what each wrong option stands for folded in a
+    ``<details>`` element, so a reader can try a question before unfolding it.
+    Each question is a ``div.bncourse-static-question`` with the question's id.
+    The bank's light Markdown (`code`, **bold**, *italics*, $maths$) is MyST already.
+    """
+    questions = list(questions) if questions is not None else load_bank()
+    titles = {
+        item.number: f"Lesson {item.number} · {item.title}" for item in course.LESSONS
+    }
+    titles["general"] = "General questions"
+    keys = list(LESSONS) + sorted({q.lesson for q in questions} - set(LESSONS))
+    lines: list[str] = []
+    number = 0
+    for key in keys:
+        group = [q for q in questions if q.lesson == key]
+        if not group:
+            continue
+        lines += [f'<p class="rubric">{html.escape(titles.get(key, key))}</p>', ""]
+        for q in group:
+            number += 1
+            hint = " *(select every correct answer)*" if q.multiple else ""
+            lines += [
+                f'<div class="bncourse-static-question" id="quiz-{q.id}">',
+                "",
+                f"**{number}.** {q.text}{hint}",
+                "",
+            ]
+            lines += [f"- **({chr(97 + i)})** {o}" for i, o in enumerate(q.options)]
+            right = ", ".join(f"({chr(97 + i)})" for i in sorted(q.correct))
+            lines += [
+                "",
+                '<details class="bncourse-answer">'
+                "<summary>Answer and explanation</summary>",
+                "",
+                f"**Answer: {right}.** {q.explanation}",
+                "",
+            ]
+            wrong = [
+                f"- **({chr(97 + i)})** {q.misconceptions[i]}"
+                for i in sorted(q.misconceptions)
+            ]
+            if wrong:
+                lines += ["Why not the others:", "", *wrong, ""]
+            lines += ["</details>", "", "</div>", ""]
+    return "\n".join(lines)
