@@ -2,13 +2,14 @@
 #   make lab    install the learner's environment into .venv and open the course
 #               in JupyterLab (the course, PyTorch, JupyterLab: no test or
 #               instructor tools)
-#   make test   add the test and instructor tools to .venv and run the whole
+#   make test   add the test, instructor and website tools to .venv and run the whole
 #               test suite (fast mode)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 LAB_STAMP := $(VENV)/.installed-lab
 STAMP  := $(VENV)/.installed
+SITE_STAMP := $(VENV)/.site-installed
 JOBS   ?= auto
 # -qq: errors only.  A plain --quiet still prints setuptools' notice about the
 # editable install (a "BuildBackendWarning" box), which reads like an error;
@@ -72,7 +73,7 @@ $(LAB_STAMP): requirements.txt pyproject.toml setup.py Makefile tools/torch_inde
 
 # `make test`'s environment: the learner's, plus the test and instructor tools
 # (requirements-test.txt) and Colab's versions of the notebooks' imports.
-$(STAMP): $(LAB_STAMP) requirements-test.txt
+$(STAMP): $(LAB_STAMP) $(SITE_STAMP) requirements-test.txt
 	$(call say,[1/2] the test and instructor tools (requirements-test.txt))
 	$(PIP) install -r requirements-test.txt
 	$(call say,[2/2] Colab's package versions into $(COLAB_DIR))
@@ -108,12 +109,12 @@ colab-sim: $(LAB_STAMP) $(COLAB_STAMP)
 # The course as a website (README: "The course as a website"): every lesson
 # with the outputs of a full-mode run (SITE_FAST=1 for fast mode), built
 # offline into $(SITE_OUT)/html; runs are cached, so a prose edit rebuilds fast.
-SITE_STAMP := $(VENV)/.site-installed
 SITE_OUT   ?= build/site
 SITE_FAST  ?=
 
-$(SITE_STAMP): $(STAMP) requirements-site.txt
-	$(PIP) install --quiet -r requirements-site.txt
+$(SITE_STAMP): $(LAB_STAMP) requirements-site.txt
+	$(call say,the website's tools (requirements-site.txt: Sphinx, MyST-NB, MathJax))
+	$(PIP) install -r requirements-site.txt
 	touch $@
 
 site: $(SITE_STAMP)
@@ -125,7 +126,7 @@ lab: $(LAB_STAMP)
 # pytest exits with 5 when it collected nothing: say so and fail.
 # OMP_NUM_THREADS=1: the xdist workers already use every core.  No MPLBACKEND:
 # kernels keep the inline backend, so every figure is really rendered to PNG.
-test: $(STAMP) $(SITE_STAMP)
+test: $(STAMP)
 	BNCOURSE_FAST=1 OMP_NUM_THREADS=1 \
 	  $(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS); \
 	  rc=$$?; \
