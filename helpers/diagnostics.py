@@ -179,6 +179,41 @@ def cnn(norm: str = "batch norm", channels=(16, 32), seed: int = 0) -> nn.Sequen
 # --------------------------------------------------------------------------
 
 
+def bn_fed_weights(model) -> list[nn.Parameter]:
+    """The weights of every linear or convolutional layer whose output goes
+    straight into a batch-norm layer: the scale-invariant weights (batch norm
+    divides their scale away).  Their biases are left out (batch norm removes
+    them too, so their gradient is zero)."""
+    modules = [m for m in model.modules() if not isinstance(m, nn.Sequential)]
+    return [
+        layer.weight
+        for layer, after in zip(modules, modules[1:], strict=False)
+        if isinstance(layer, nn.Linear | nn.Conv2d)
+        and isinstance(after, nn.modules.batchnorm._BatchNorm)
+    ]
+
+
+def optimizer(
+    model,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    decay_only: list | None = None,
+) -> torch.optim.SGD:
+    """SGD with momentum; weight decay on every parameter, or, with
+    ``decay_only``, on those parameters only (two parameter groups)."""
+    if decay_only is None:
+        groups = [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    else:
+        chosen = {id(p) for p in decay_only}
+        rest = [p for p in model.parameters() if id(p) not in chosen]
+        groups = [
+            {"params": list(decay_only), "weight_decay": weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+
+
 def sgd(
     model,
     x,
@@ -191,20 +226,26 @@ def sgd(
     seed: int = 0,
     every: int = 0,
     probe: Callable | None = None,
+    decay_only: list | None = None,
+    lr_drop: tuple[int, float] | None = None,
 ):
     """``steps`` steps of SGD on random batches of (x, y), in training mode.
 
     Returns the history: the training loss of every step (``"loss"``), and,
     every ``every`` steps, ``probe(model, step)`` (``"probes"``, with the steps
     in ``"at"``).  A loss that becomes NaN or infinite stops the run
-    (``"diverged"``).
+    (``"diverged"``).  ``weight_decay`` applies to every parameter, or only to
+    the parameters in ``decay_only`` (see :func:`optimizer`); ``lr_drop =
+    (step, factor)`` multiplies the learning rate by ``factor`` from ``step``
+    on.
     """
     gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-    )
+    opt = optimizer(model, lr, momentum, weight_decay, decay_only)
     history = {"loss": [], "at": [], "probes": [], "diverged": False}
     for step in range(steps):
+        if lr_drop is not None and step == lr_drop[0]:
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_drop[1]
         if every and step % every == 0 and probe is not None:
             history["at"].append(step)
             history["probes"].append(probe(model, step))
@@ -213,9 +254,9 @@ def sgd(
         if not torch.isfinite(loss):
             history["diverged"] = True
             break
-        optimizer.zero_grad()
+        opt.zero_grad()
         loss.backward()
-        optimizer.step()
+        opt.step()
         history["loss"].append(loss.item())
     return history
 
@@ -249,6 +290,43 @@ def scale_invariance(seed: int = 0, scale: float = 10.0) -> dict:
         / (g1.norm() * w1.norm()).item(),
         "gradient norm ratio": (g1.norm() / g2.norm()).item(),
     }
+
+
+def rescale_to_he(model, scale: float, bn_fed: bool = True, classifier: bool = False):
+    """Multiply weights drawn from N(0, ``scale``^2) by sqrt(2 / fan_in) / scale,
+    to He's scale: those of the layers that feed a batch norm (``bn_fed``: the
+    function does not change, up to eps) and/or the last linear layer
+    (``classifier``: it does, since no normalisation follows it).  In place;
+    returns the model."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    chosen = {id(w) for w in bn_fed_weights(model)} if bn_fed else set()
+    with torch.no_grad():
+        for layer in linears:
+            last = layer is linears[-1]
+            if id(layer.weight) in chosen or (classifier and last):
+                layer.weight.mul_((2 / layer.in_features) ** 0.5 / scale)
+    return model
+
+
+def train_only(model, part: str):
+    """Freeze every parameter except ``part``: "gamma, beta" (the affine
+    parameters of every batch-norm layer: Frankle, Schwab & Morcos's
+    BatchNorm-only training) or "classifier" (the last linear layer: a
+    linear read-out of random features).  In place; returns the model."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    keep = {
+        "gamma, beta": [
+            p
+            for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for p in m.parameters()
+        ],
+        "classifier": list(linears[-1].parameters()),
+    }[part]
+    chosen = {id(p) for p in keep}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+    return model
 
 
 def first_layer_norm(model) -> float:
