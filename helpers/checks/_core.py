@@ -373,35 +373,41 @@ def shape_problem(
 
 
 def broadcast_hint(message: str, args=()) -> str | None:
-    """Which axis a NumPy or torch broadcast error came from, in words.
-
-    The usual cause in these exercises: a statistic reduced over the wrong axis
-    (shape ``(N,)`` where ``(D,)`` was meant, or the reverse) or a reduction
-    without ``keepdims`` on an image tensor.
-    """
-    shapes = re.findall(r"\(([\d, ]+)\)", message)
+    """What the shapes in a NumPy or torch broadcast error prove, in words: a
+    statistic of one example's length or one feature's against (N, D) input,
+    or a 1-D array of C values lined up with the last axis of image input.
+    Nothing is guessed beyond the shapes."""
     if not ("broadcast" in message or "must match the size" in message):
         return None
+    found = re.findall(r"\(([\d, ]+)\)", message)
+    sizes = {int(v) for text in found for v in text.replace(" ", "").split(",") if v}
+    shapes = [  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
+        tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        for text in found
+        if "," in text
+    ]
     batch = next(
         (a.shape for a in args if hasattr(a, "shape") and len(a.shape) >= 2), None
     )
+    generic = "(a broadcasting error: print the shapes of the arrays combined) "
     if batch is None:
-        return "(a broadcasting error: print the shapes of the arrays combined) "
+        return generic
     n, d = batch[0], batch[1]
-    sizes = {int(x) for shape in shapes for x in shape.replace(" ", "").split(",") if x}
-    if n != d and {n, d} & sizes and len(batch) == 2:
+    if len(batch) == 2 and n != d and {n, d} & sizes:
         return (
             f"(x is ({n}, {d}): a statistic of length {n} is one per example "
             f"(taken over axis 1), one of length {d} one per feature (over axis "
             "0); reduce over the axis you mean with keepdims=True so that it "
             "lines up with x) "
         )
-    if len(batch) == 4:
+    if len(batch) > 2 and (d,) in shapes and d != batch[-1]:
         return (
-            "(on (N, C, H, W) input, reduce over axes (0, 2, 3) with keepdims=True, "
-            "or reshape to (N*H*W, C) with the channels last) "
+            f"(x has shape {tuple(batch)}: an array of {d} values, one per "
+            f"channel, lines up with x's last axis ({batch[-1]} values), not "
+            f"with the channels: give it the shape (1, {d}{', 1' * (len(batch) - 2)}"
+            ") or reduce with keepdims=True) "
         )
-    return "(a broadcasting error: print the shapes of the arrays combined) "
+    return generic
 
 
 def _rows(a, axis):
@@ -420,9 +426,13 @@ def _fmt(values, limit=4) -> str:
 
 def _named(value, known: Mapping[str, object]) -> str | None:
     """The name of ``value`` (a scalar or one per feature) among ``known`` and
-    their simple transforms (inverse, square root, square, negation), or None."""
+    their simple transforms (inverse, square root, square, negation, double),
+    or None.  A name is given only when one quantity alone explains the value,
+    and a transform only when the value is not a plain number: a fraction 1
+    is "1", not "2·(1 - momentum)" because the momentum happens to be 1/2."""
     v = np.asarray(value, dtype=float)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
+    direct, derived, simple = [], [], None
     for label, k in {**dict(known or {}), **plain}.items():
         k = to_numpy(k)
         if k is None or (k.size != 1 and k.shape != v.shape):
@@ -436,8 +446,13 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():
             if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
-                return name.replace("(2)", "2").replace("(1/2)", "1/2")
-    return None
+                if label in plain:
+                    simple = simple or (label if name == label else None)
+                else:
+                    (direct if name == label else derived).append(name)
+                break
+    names = direct or ([] if simple else derived)
+    return names[0] if len(names) == 1 else simple
 
 
 def _permuted(g, w, close) -> str | None:
@@ -775,6 +790,7 @@ def ema_problem(
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
         label = _named(used[0], known)
+        label = None if label in ("1", "2", "1/2", "-1") else label
         key = f"momentum {label}" if label else "momentum"
         text = f"{what} moved by the fraction {used[0]:.4g}" + (
             f" = {label}" if label else ""
@@ -1005,12 +1021,21 @@ def buffers_outside_graph(name: str, module) -> Result:
 
 
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
-    """Why ``samples`` do not look drawn from U[low, high], in numbers (range,
-    one side only, mean, spread), or None.  A Kolmogorov-Smirnov distance
-    above 2.5 / sqrt(n) happens by chance with probability below 1e-5."""
+    """Why ``samples`` (one row per call, one column per channel) do not look
+    drawn independently from U[low, high], in numbers (shared across channels,
+    repeated, range, one side only, mean, spread), or None.  A
+    Kolmogorov-Smirnov distance above 2.5 / sqrt(n) happens by chance with
+    probability below 1e-5."""
     x = to_numpy(samples)
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
+    if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
+        return (
+            f"{what}: at each call every channel gets the same value: draw one "
+            f"value per channel (shape ({x.shape[1]},))"
+        )
+    if np.unique(x).size < x.size:  # a continuous draw repeats no value
+        return f"{what}: only {np.unique(x).size} distinct values among {x.size}"
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
     expected = (

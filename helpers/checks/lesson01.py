@@ -122,7 +122,17 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             torch.from_numpy(EXAMPLE_4X6), None, None, training=True, eps=eps
         )
         second = compare(f"{name} 4x6 example", example, want, tol=1e-10)
-        return [result, second]
+        other, problem = call(name, fn, x, eps=0.01)  # eps matters: a tiny column
+        if problem is not None:
+            return [result, second, problem]
+        third = compare(
+            f"{name} eps=0.01",
+            other,
+            F.batch_norm(torch.from_numpy(x), None, None, training=True, eps=0.01),
+            tol=1e-10,
+            diagnoses={"the eps argument is ignored: use the eps passed in": value},
+        )
+        return [result, second, third]
 
     return run_check("standardize_columns", body, quiet=quiet, strict=strict)
 

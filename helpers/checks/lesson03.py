@@ -17,6 +17,8 @@ import copy
 
 from ._core import (
     EPS,
+    INFO,
+    OK,
     TODO,
     Result,
     build_module,
@@ -92,13 +94,14 @@ def _update_problem(buffer, got, old, x, momentum, step, eps) -> str:
     return ema_problem(buffer, got, old, torch.as_tensor(batch), m, known, causes)
 
 
-def _close(a, b, tol=TOL) -> bool:
+def _close(a, b, tol=TOL, scale=0.0) -> bool:
+    """``a`` equals ``b`` to ``tol`` times the larger of max |b| and ``scale``."""
     torch = torch_()
     if not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(b.shape):
         return False
     a = a.detach().double().cpu()
     b = b.detach().double().cpu()
-    scale = max(float(b.abs().max()), 1e-300) if b.numel() else 1.0
+    scale = max(float(b.abs().max()) if b.numel() else 1.0, scale, 1e-300)
     return a.shape == b.shape and bool(torch.all((a - b).abs() <= tol * scale))
 
 
@@ -171,6 +174,15 @@ def _registration(cls) -> Result:
         module.load_state_dict(torch.nn.BatchNorm1d(4).state_dict())
     except Exception as exc:
         return wrong(label, f"cannot load torch.nn.BatchNorm1d's state_dict: {exc}")
+    module, problem = _make(cls, label, 4, affine=False)
+    if problem is not None:
+        return problem
+    if list(module.parameters()) or getattr(module, "weight", None) is not None:
+        return wrong(
+            label,
+            "with affine=False the module has parameters: torch's has none "
+            "(self.register_parameter('weight', None), likewise bias)",
+        )
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 
 
@@ -255,12 +267,29 @@ def _running(module):
     return tuple(t.detach().clone() for t in pair)
 
 
+def _detached_grad(x, weight, dout):
+    """The input gradient with the batch statistics detached (outside the
+    graph): the one hypothesis a wrong input gradient is tested against."""
+    torch = torch_()
+    x = x.detach().clone().requires_grad_()
+    dims, view = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+    with torch.no_grad():
+        mu, var = x.mean(dims, keepdim=True), x.var(dims, keepdim=True, correction=0)
+    y = (x - mu) / torch.sqrt(var + EPS) * weight.detach().reshape(view)
+    return torch.autograd.grad(y, x, dout)[0]
+
+
 def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affine):
     try:
         out.backward(dout)
     except Exception as exc:
         return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
     expected.backward(dout)
+    c = xb.shape[1]
+    weight = ref.weight if affine else torch_().ones(c, dtype=xb.dtype)
+    # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
+    sigma = _channels_last(xb).var(0, correction=0).add(EPS).sqrt().min()
+    scale = float(dout.abs().max() * weight.detach().abs().max() / sigma)
     grads = [("input gradient", xa.grad, xb.grad)]
     if affine:
         grads += [
@@ -268,12 +297,21 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affin
             ("bias gradient", module.bias.grad, ref.bias.grad),
         ]
     for what, got, want in grads:
-        if got is None or not _close(got, want, 1e-9):
-            return wrong(
-                label,
-                f"{at}: the {what} differs from PyTorch's (are the statistics "
-                "part of the graph? only the running buffers go under no_grad)",
+        if got is None:
+            return wrong(label, f"{at}: no {what}: the output is not connected to it")
+        if _close(got, want, 1e-9, scale if what == "input gradient" else 0.0):
+            continue
+        seen = describe(got.detach(), want.detach(), tol=1e-8, axis=1)
+        if what == "input gradient" and _close(got, _detached_grad(xb, weight, dout)):
+            seen = (
+                "it is the gradient with the batch statistics detached (computed "
+                "under no_grad or .detach()): only the running buffers go outside "
+                "the graph"
             )
+        return wrong(
+            label,
+            f"{at}: the {what} differs from PyTorch's" + (f": {seen}" if seen else ""),
+        )
     return None
 
 
@@ -320,6 +358,14 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen):
             return problem
         expected = ref(xb)
         at = f"step {step} (batch of {n})"
+        # the running buffers are candidates of the statistics used only where
+        # they are PyTorch's (else they may hold the learner's own slip)
+        pairs = {"before": (before, old), "after": (_running(module), _running(ref))}
+        verified = {
+            when: mine
+            for when, (mine, right) in pairs.items()
+            if mine and all(_close(a, b) for a, b in zip(mine, right, strict=True))
+        }
         # each returns a failed Result (falsy!) or None: test with `is not None`
         for problem in (
             _output_problem(
@@ -330,7 +376,7 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen):
                 x,
                 ref,
                 affine,
-                {"before": before, "after": _running(module)},
+                verified,
             ),
             _gradient_problem(
                 label, at, module, ref, out, expected, xa, xb, dout, affine
@@ -550,6 +596,7 @@ def _resets(cls, seed) -> Result:
             k: getattr(module, k).detach().clone()
             for k in ("running_mean", "running_var", "num_batches_tracked", "weight")
         }
+        module(x)  # statistics again, for reset_parameters() to reset
         module.reset_parameters()
     except NotImplementedError:
         return not_implemented(label)
@@ -571,6 +618,7 @@ def _resets(cls, seed) -> Result:
         torch.equal(module.weight.detach(), torch.ones(4).double())
         and torch.equal(module.bias.detach(), torch.zeros(4).double())
         and int(module.num_batches_tracked) == 0
+        and torch.equal(module.running_mean.detach(), torch.zeros(4).double())
     ):
         return wrong(
             label,
@@ -606,7 +654,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 # --------------------------------------------------------------------------
 
 
-def _trained_pair(kind, bias, seed, affine=True, dtype="float64"):
+def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
     """A layer and a trained eval-mode batch norm; ``kind`` "linear", "conv" or
     "grouped" (dilated, grouped, reflect-padded: every conv setting differs)."""
     torch = torch_()
@@ -626,7 +674,8 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64"):
             4, 6, 3, padding=2, dilation=2, groups=2, bias=bias, padding_mode="reflect"
         )
         bn, shape = torch.nn.BatchNorm2d, (4, 4, 8, 8)
-    layer, bn = layer.double(), bn(layer.weight.shape[0], affine=affine).double()
+    layer = layer.double()
+    bn = bn(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
         for _ in range(4):  # give the running statistics non-trivial values
             bn(layer(3 * torch.randn(*shape, generator=gen, dtype=torch.float64) + 1))
@@ -663,6 +712,12 @@ def _fold_reader(layer, bn, x):
         "b' = (b - running_mean) * scale + beta": mean + own * (1 - s / gamma),
     }
 
+    scales = {"sqrt(running_var + eps)": s}
+    if bn.eps != EPS:
+        scales[f"sqrt(running_var + 1e-5): use bn.eps ({bn.eps:g})"] = (
+            var + EPS
+        ).sqrt()
+
     def read(out):
         return stages(
             _channels_last(torch.as_tensor(out)),
@@ -672,6 +727,7 @@ def _fold_reader(layer, bn, x):
             eps=bn.eps,
             means=means,
             variances={"running_var": var},
+            scales=scales,
         )
 
     return [read]
@@ -709,12 +765,13 @@ def _settings_problem(label, kind, folded, layer) -> Result | None:
     return None
 
 
-def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
+def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Result:
     torch = torch_()
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
     extra = extra if affine else " affine=False"
+    extra = extra if eps == EPS else f" eps={eps:g}"
     label = f"fold_batchnorm {kind}" + (extra if dtype == "float64" else f" {dtype}")
-    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype)
+    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps)
     with torch.no_grad():
         want = bn.double()(layer.double()(x))
         readers = _fold_reader(layer, bn, x)
@@ -727,17 +784,6 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
     # is seen (the expected output was computed above, before the call)
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)
     if problem is not None:
-        if not affine and problem.verdict != TODO:
-            problem.detail += (
-                "; with affine=False bn.weight and bn.bias are None: fold with "
-                "gamma = 1 and beta = 0"
-            )
-        if kind == "grouped" and problem.verdict != TODO:
-            problem.detail += (
-                "; this conv has dilation=2, groups=2 (weight of shape "
-                f"{tuple(layer.weight.shape)}) and padding_mode='reflect': copy "
-                "every setting"
-            )
         return problem
     want_type = torch.nn.Linear if kind == "linear" else torch.nn.Conv2d
     if not isinstance(folded, want_type):
@@ -808,6 +854,29 @@ def _fold_refusals(fn, seed) -> list[Result]:
     ]
 
 
+# (passing case, failing case, the one setting between them): a failure seen
+# only where that setting differs locates the mistake (a differential diagnosis)
+FOLD_CONTRASTS = (
+    (0, 1, "the layer has no bias (fold into a new bias)"),
+    (3, 2, "the conv has no bias (fold into a new bias)"),
+    (3, 4, "the conv has dilation=2, groups=2 and padding_mode='reflect'"),
+    (0, 5, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
+    (3, 6, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
+    (0, 7, "the layers are float32"),
+    (2, 8, "the layers are float16"),
+    (3, 9, "bn.eps is 1e-3, not the default 1e-5"),
+)
+
+
+def _contrasts(results, contrasts) -> list[Result]:
+    """Say, on a failed case whose twin differing in one setting passes, that
+    the failure comes only with that setting."""
+    for good, bad, setting in contrasts:
+        if results[good].passed and results[bad].verdict not in (OK, INFO, TODO):
+            results[bad].detail += f" (it fails only where {setting})"
+    return results
+
+
 def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(layer, bn)`` returns one layer equal to layer -> bn (eval)."""
 
@@ -815,7 +884,7 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
         first = _fold_one(fn, "linear", True, seed)
         if first.verdict == TODO:  # one "not yet" line is enough
             return first
-        return [
+        results = [
             first,
             _fold_one(fn, "linear", False, seed + 1),
             _fold_one(fn, "conv", False, seed + 2),
@@ -825,7 +894,9 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold_one(fn, "conv", True, seed + 7, affine=False),
             _fold_one(fn, "linear", True, seed + 8, dtype="float32"),
             _fold_one(fn, "conv", False, seed + 9, dtype="float16"),
+            _fold_one(fn, "conv", True, seed + 10, eps=1e-3),
             *_fold_refusals(fn, seed + 4),
         ]
+        return _contrasts(results, FOLD_CONTRASTS)
 
     return run_check("fold_batchnorm", body, quiet=quiet, strict=strict)

@@ -155,8 +155,8 @@ def _noise_changes(cls, seed) -> Result:
             "the same noise at two steps: draw a new shift and scale at every "
             "training-mode call (in forward, not in __init__)",
         )
-    shifts = torch.cat([s for s, _ in draws])
-    scales = torch.cat([c for _, c in draws])
+    shifts = torch.stack([s for s, _ in draws])
+    scales = torch.stack([c for _, c in draws])
     for samples, low, high, what in (
         (shifts, -1.5, 1.5, "the shift (here shift=1.5)"),
         (scales, 1.0, 3.0, "the scale (here spread=3)"),

@@ -173,9 +173,9 @@ def schedule_variant(kind):
 
 # fmt: off
 SCHEDULE = {
-    "ramps from step 0": (schedule_variant("no warm-up delay"), "start after the warm-up"),
-    "ramps swapped": (schedule_variant("swapped"), "swapped"),
-    "not capped": (schedule_variant("uncapped"), "keep growing"),
+    "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5000"),
+    "ramps swapped": (schedule_variant("swapped"), "ramps over 20000 steps (d_steps = 20000)"),
+    "not capped": (schedule_variant("uncapped"), "cap it at the final value"),
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
 }

@@ -12,7 +12,14 @@ from . import family
 
 
 def noisy_class(
-    *, where="after", fresh=True, in_eval=False, ranges=True, keep=True, sides=2
+    *,
+    where="after",
+    fresh=True,
+    in_eval=False,
+    ranges=True,
+    keep=True,
+    sides=2,
+    shared=False,  # True: one shift and one scale for every channel
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -26,8 +33,10 @@ def noisy_class(
                 return torch.randn(c, dtype=dtype) * self.shift, torch.randn(
                     c, dtype=dtype
                 )
-            shift = (sides * torch.rand(c, dtype=dtype) - sides + 1) * self.shift
-            return shift, 1 + torch.rand(c, dtype=dtype) * (self.spread - 1)
+            k = 1 if shared else c
+            shift = (sides * torch.rand(k, dtype=dtype) - sides + 1) * self.shift
+            scale = 1 + torch.rand(k, dtype=dtype) * (self.spread - 1)
+            return shift.expand(c).clone(), scale.expand(c).clone()
 
         def forward(self, x):
             if not self.training and not in_eval:
@@ -124,6 +133,7 @@ NOISY = {
     "noise out of range": (noisy_class(ranges=False), "must be uniform"),
     # the outside review's (2026-12-06, C9): U[0, shift], one-sided
     "one-sided shift": (noisy_class(sides=1), "one-sided"),
+    "one noise for all channels": (noisy_class(shared=True), "every channel gets the same value"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
 }
 ICS = {
