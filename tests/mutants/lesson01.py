@@ -57,7 +57,10 @@ STANDARDIZE = {
     "only scaled": (partial(standardize, center=False), "only scaled"),
     "returns the statistics": (lambda X, eps=1e-5: X.mean(0), "one value per column"),
     "returns None": (lambda X, eps=1e-5: None, "forget the `return`"),
-    "eps argument ignored": (lambda X, eps=1e-5: standardize(X), "eps argument is ignored"),
+    "eps argument ignored": (
+        lambda X, eps=1e-5: standardize(X),
+        "eps argument is ignored",
+    ),
 }
 PERCENTILES = {
     "fractions": (partial(percentiles, fraction=True), "as a fraction"),
