@@ -142,6 +142,12 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 # --------------------------------------------------------------------------
 
 
+# numpy.percentile's methods but its default, "linear"
+METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
+interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
+nearest""".split()
+
+
 def activation_percentiles(fn, quiet=False, strict=None):
     """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile."""
     import torch
@@ -170,11 +176,11 @@ def activation_percentiles(fn, quiet=False, strict=None):
             mistakes = {
                 "q was used as a fraction: numpy.percentile takes percents (15, "
                 "not 0.15)": np.percentile(flat, np.asarray(q) / 100.0),
-                "nearest-rank percentiles; use numpy's default linear "
-                "interpolation": np.percentile(flat, q, method="nearest"),
-                "lower percentiles; use numpy's default linear interpolation": (
-                    np.percentile(flat, q, method="lower")
-                ),
+                **{  # every other method numpy.percentile knows
+                    f"numpy.percentile's method={method!r}; use its default, "
+                    "linear interpolation": np.percentile(flat, q, method=method)
+                    for method in METHODS
+                },
             }
             hints = {
                 (len(q), values.shape[1]): "percentiles of each column, not of all "

@@ -146,7 +146,16 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
                 shape_hints=None if what == "dx" else not_summed,
                 diagnoses=diagnoses[what],
                 known={"r": r, "gamma": gamma, f"N = {len(x)}": len(x)},
+                directions={"1": np.ones_like(x), "x_hat": x_hat}
+                if what == "dx"
+                else None,
                 causes={
+                    "along 1": "the branch through the batch mean is off (missing, or "
+                    "scaled wrong)",
+                    "along x_hat": "the branch through sigma_B is off (missing, or "
+                    "scaled wrong)",
+                    "along 1 and x_hat": "both the branch through the batch mean and "
+                    "the one through sigma_B are off",
                     "feature factor 1/(r)": "dx misses the factor r: the gradient "
                     "reaching x_hat is dout * gamma * r",
                     f"factor 1/(N = {len(x)})": "averaged over the batch; the "
@@ -632,9 +641,11 @@ def _schedule_problem(name, fn) -> Result | None:
     for step in steps:
         value, problem_ = call(name, fn, int(step), **PAPER)
         if problem_ is None:
-            value, problem_ = unpack(name, value, 2, "rmax, dmax")
+            raw, (value, problem_) = value, unpack(name, value, 2, "rmax, dmax")
         if problem_ is not None:
             return problem_
+        if not isinstance(raw, tuple):  # what `schedule(...) == (1.0, 0.0)` needs
+            return wrong(name, f"returned a {type(raw).__name__}: return a tuple")
         try:
             curves.append((float(value[0]), float(value[1])))
         except (TypeError, ValueError):

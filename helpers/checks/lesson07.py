@@ -9,6 +9,7 @@ import copy
 
 from ._core import (
     Result,
+    buffers_outside_graph,
     build_module,
     call,
     compare,
@@ -121,10 +122,14 @@ def _train_step(cls, seed) -> list[Result]:
             "the running statistics are batch norm's own, of x (before the noise)",
         ),
     }
-    return [result] + [
-        compare(f"{label} {name}", got, want, tol=tol, what=what, hint=hint)
-        for name, (got, want, tol, what, hint) in pairs.items()
-    ]
+    return (
+        [result]
+        + [
+            compare(f"{label} {name}", got, want, tol=tol, what=what, hint=hint)
+            for name, (got, want, tol, what, hint) in pairs.items()
+        ]
+        + [buffers_outside_graph(f"{label} buffers", module)]
+    )
 
 
 def _noise_changes(cls, seed) -> Result:
@@ -334,6 +339,13 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
                 "the distance is squared: return ||G - G'||, the Euclidean norm": (
                     squared
                 ),
+                "the layers before it moved up the gradient: an SGD step is w - lr "
+                "* grad": _ics_reference(fresh, x, y, 3, -0.5),
+                **{
+                    f"this is layer {i}'s gradient, not layer 3's (the index passed "
+                    "in)": _ics_reference(fresh, x, y, i, 0.5)
+                    for i in (0, 6)
+                },
             },
         )
         bare = "worst at index" in result.detail  # no listed mistake matched
@@ -428,6 +440,9 @@ def landscape_probe(fn, *, seed=0, quiet=False, strict=None):
                 ),
                 "the probe ran in eval mode: keep the model's training mode, the mode "
                 "in which it is trained": _probe_reference(evaluated, x, y, steps),
+                "the probe moved up the gradient: the step is w - eta * g": (
+                    _probe_reference(fresh, x, y, [-eta for eta in steps])
+                ),
             },
         )
 

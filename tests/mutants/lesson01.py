@@ -65,7 +65,7 @@ STANDARDIZE = {
 PERCENTILES = {
     "fractions": (partial(percentiles, fraction=True), "as a fraction"),
     "per column": (partial(percentiles, flatten=False), "flatten"),
-    "nearest rank": (partial(percentiles, method="nearest"), "nearest-rank"),
+    "nearest rank": (partial(percentiles, method="nearest"), "method='nearest'"),
     "raises": (lambda v, q=(15, 50, 85): v.nonexistent(), "raised AttributeError"),
 }
 NORMS = {

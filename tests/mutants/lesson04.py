@@ -22,10 +22,12 @@ def renorm_forward(
     return gamma * y_hat + beta, (x_hat, y_hat, std, r, gamma), (r, d)
 
 
-def renorm_backward(dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True):
+def renorm_backward(
+    dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True, mean=True
+):
     x_hat, y_hat, std, r, gamma = cache
     g = dout * gamma * (r if with_r else 1.0)
-    dx = (g - g.mean(0) - x_hat * (g * x_hat).mean(0)) / std
+    dx = (g - (g.mean(0) if mean else 0.0) - x_hat * (g * x_hat).mean(0)) / std
     source = y_hat if dgamma_from == "y_hat" else x_hat
     dgamma = (dout * source).sum(0) if sum_params else dout * source
     return dx, dgamma, dout.sum(0)
@@ -37,6 +39,7 @@ RENORM_BACKWARD = {
     "dgamma from x_hat": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat"), "dgamma uses x_hat"),
     "dgamma not summed": (lambda d, c: renorm_backward(d, c, sum_params=False), "not summed"),
     "returns None": (lambda d, c: None, "returned None"),
+    "no mean branch": (lambda d, c: renorm_backward(d, c, mean=False), "the branch through the batch mean is off"),
 }
 # fmt: on
 
@@ -164,6 +167,8 @@ def schedule_variant(kind):
             )
         if kind == "constant finals":
             return ramp(t, r_steps, 3.0, 1.0), ramp(t, d_steps, 5.0)
+        if kind == "paper":
+            return ramp(t, r_steps, rmax_final, 1.0), ramp(t, d_steps, dmax_final)
         if kind == "returns one value":
             return ramp(t, r_steps, rmax_final, 1.0)
         raise AssertionError(kind)
@@ -178,6 +183,7 @@ SCHEDULE = {
     "not capped": (schedule_variant("uncapped"), "cap it at the final value"),
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
+    "returns a list": (lambda *a, **k: list(schedule_variant("paper")(*a, **k)), "return a tuple"),
 }
 # fmt: on
 

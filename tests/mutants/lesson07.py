@@ -52,6 +52,19 @@ def noisy_class(
     return Noisy
 
 
+def noisy_in_graph():
+    """Right output and noise, but running_mean rebound to a graph tensor."""
+
+    class InGraph(noisy_class()):
+        def forward(self, x):
+            out = super().forward(x)
+            if self.training:
+                self.running_mean = self.running_mean + 0.0 * out.mean(0)
+            return out
+
+    return InGraph
+
+
 def changed(
     model,
     x,
@@ -134,6 +147,7 @@ NOISY = {
     # the outside review's (2026-12-06, C9): U[0, shift], one-sided
     "one-sided shift": (noisy_class(sides=1), "one-sided"),
     "one noise for all channels": (noisy_class(shared=True), "every channel gets the same value"),
+    "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
 }
 ICS = {
