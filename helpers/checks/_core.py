@@ -410,6 +410,28 @@ def broadcast_hint(message: str, args=()) -> str | None:
     return generic
 
 
+def channels_last(a):
+    """(N, C, ...) as (N * ..., C): the channel axis last, the others merged
+    (NumPy or torch, detached); 2-D input as it is."""
+    a = a.detach() if hasattr(a, "detach") else a
+    if a.ndim <= 2:
+        return a
+    moved = np.moveaxis(a, 1, -1) if isinstance(a, np.ndarray) else a.movedim(1, -1)
+    return moved.reshape(-1, a.shape[1])
+
+
+def from_channels_last(rows, shape):
+    """The inverse of :func:`channels_last` for an array of ``shape``."""
+    if len(shape) <= 2:
+        return rows
+    moved = rows.reshape(shape[0], *shape[2:], shape[1])
+    return (
+        np.moveaxis(moved, -1, 1)
+        if isinstance(moved, np.ndarray)
+        else moved.movedim(-1, 1)
+    )
+
+
 def _rows(a, axis):
     """``a`` as (positions, features): the feature axis last, the rest merged."""
     if a.ndim == 1 and axis == 0:  # one value per feature (dgamma, a buffer)

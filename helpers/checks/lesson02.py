@@ -33,8 +33,10 @@ from ._core import (
     Result,
     _fmt,
     call,
+    channels_last,
     compare,
     expect_raises,
+    from_channels_last,
     info,
     ok,
     quiet_numerics,
@@ -146,17 +148,7 @@ def reference(kind: str, p: Problem):
 
 def _as_2d(kind: str, array):
     """View a problem as (examples, features) over which statistics are taken."""
-    if kind == "spatial":
-        n, c, h, w = array.shape
-        return array.transpose(0, 2, 3, 1).reshape(-1, c)
-    return array
-
-
-def _from_2d(kind: str, array, shape):
-    if kind == "spatial":
-        n, c, h, w = shape
-        return array.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-    return array
+    return channels_last(array) if kind == "spatial" else array
 
 
 def forward_invariants(kind: str, p: Problem) -> list:
@@ -185,7 +177,7 @@ def directions(kind: str, p: Problem) -> dict:
     x_hat = (x2 - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
     return {
         "1": np.ones(p.x.shape),
-        "x_hat": _from_2d(kind, x_hat, p.x.shape),
+        "x_hat": from_channels_last(x_hat, p.x.shape),
     }
 
 
@@ -326,7 +318,7 @@ def _composed(kind, given, p: Problem):
     if out is None or out.shape != args[0].shape:
         return None
     if kind == "spatial":
-        return _from_2d(kind, out, p.x.shape)
+        return from_channels_last(out, p.x.shape)
     return p.gamma * out.T + p.beta
 
 
@@ -578,7 +570,7 @@ def _composed_grads(kind, given, p: Problem):
         return None
     if layer:
         return dx2.T, (p.dout * x_hat.T).sum(0), p.dout.sum(0)
-    return _from_2d(kind, dx2, p.x.shape), to_numpy(grads[1]), to_numpy(grads[2])
+    return from_channels_last(dx2, p.x.shape), to_numpy(grads[1]), to_numpy(grads[2])
 
 
 def _judge_backward(kind_: Kind, name, out, p, gradients, numeric):

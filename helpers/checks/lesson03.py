@@ -23,6 +23,7 @@ from ._core import (
     Result,
     build_module,
     call,
+    channels_last,
     compare,
     describe,
     ema_problem,
@@ -103,11 +104,6 @@ def _close(a, b, tol=TOL, scale=0.0) -> bool:
     b = b.detach().double().cpu()
     scale = max(float(b.abs().max()) if b.numel() else 1.0, scale, 1e-300)
     return a.shape == b.shape and bool(torch.all((a - b).abs() <= tol * scale))
-
-
-def _channels_last(t):
-    """(values, C): channels last, every other dim merged."""
-    return t.detach().transpose(1, -1).reshape(-1, t.shape[1])
 
 
 _make = build_module
@@ -223,7 +219,7 @@ def _output_problem(label, at, out, expected, x, ref, affine, buffers):
         return wrong(label, f"{at}: output {got}, expected {tuple(expected.shape)}")
     if _close(out, expected):
         return None
-    c, rows = x.shape[1], _channels_last
+    c, rows = x.shape[1], channels_last
     weight = ref.weight.detach() if affine else torch.ones(c, dtype=x.dtype)
     bias = ref.bias.detach() if affine else torch.zeros(c, dtype=x.dtype)
     var, n = rows(x).var(0, correction=0), len(rows(x))
@@ -288,7 +284,7 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affin
     c = xb.shape[1]
     weight = ref.weight if affine else torch_().ones(c, dtype=xb.dtype)
     # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
-    sigma = _channels_last(xb).var(0, correction=0).add(EPS).sqrt().min()
+    sigma = channels_last(xb).var(0, correction=0).add(EPS).sqrt().min()
     scale = float(dout.abs().max() * weight.detach().abs().max() / sigma)
     grads = [("input gradient", xa.grad, xb.grad)]
     if affine:
@@ -410,9 +406,9 @@ def _eval_problem(label, module, ref, shape_tail, affine, gen):
         return None
     seen = None
     if isinstance(out, torch.Tensor) and out.shape == x.shape:
-        c, rows = x.shape[1], _channels_last(x)
+        c, rows = x.shape[1], channels_last(x)
         seen = stages(
-            _channels_last(out),
+            channels_last(out),
             rows,
             ref.weight.detach() if affine else torch.ones(c, dtype=x.dtype),
             ref.bias.detach() if affine else torch.zeros(c, dtype=x.dtype),
@@ -695,7 +691,7 @@ def _fold_reader(layer, bn, x):
     and beta as candidates of the mean."""
     torch = torch_()
     with torch.no_grad():
-        z = _channels_last(layer(x))
+        z = channels_last(layer(x))
     c = z.shape[1]
     gamma = bn.weight.detach() if bn.weight is not None else torch.ones(c).double()
     beta = bn.bias.detach() if bn.bias is not None else torch.zeros(c).double()
@@ -720,7 +716,7 @@ def _fold_reader(layer, bn, x):
 
     def read(out):
         return stages(
-            _channels_last(torch.as_tensor(out)),
+            channels_last(torch.as_tensor(out)),
             z,
             gamma,
             beta,

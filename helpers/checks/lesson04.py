@@ -23,9 +23,11 @@ from ._core import (
     buffers_outside_graph,
     build_module,
     call,
+    channels_last,
     compare,
     ema_problem,
     expect_raises,
+    from_channels_last,
     ok,
     run_check,
     stages,
@@ -264,20 +266,6 @@ def _set_state(module, gamma, beta, mean, std, rmax, dmax):
     module.rmax, module.dmax = rmax, dmax
 
 
-def _to_rows(x):
-    """(N, C, H, W) -> (N*H*W, C), the layout the NumPy forward works on."""
-    if x.ndim == 4:
-        return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
-    return x
-
-
-def _from_rows(rows, shape):
-    if len(shape) == 4:
-        n, c, h, w = shape
-        return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-    return rows
-
-
 INPLACE_HINT = (
     "backward failed because a tensor it needs was changed in place: r and d are "
     "in the autograd graph (they depend on running_std, which the step then "
@@ -329,7 +317,7 @@ def _read_back(rows, gamma, beta, mean, std, rmax, dmax, shape):
         if got is None or got.shape != shape:
             return None
         return stages(
-            _to_rows(got), rows, gamma, beta, eps=EPS, means=means, scales=scales
+            channels_last(got), rows, gamma, beta, eps=EPS, means=means, scales=scales
         )
 
     return [read]
@@ -379,7 +367,7 @@ def _output_result(label, out, numpy_forward, rows, gamma, beta, mean, std, shap
     return compare(
         f"{label} output",
         out,
-        _from_rows(want, shape),
+        from_channels_last(want, shape),
         tol=TOL,
         what="the output",
         readers=_read_back(rows, gamma, beta, mean, std, RMAX, DMAX, shape),
@@ -398,12 +386,12 @@ def _gradient_result(label, xa, numpy_forward, rows, gamma, beta, mean, std, dro
     return compare(
         f"{label} gradient",
         xa.grad,
-        _from_rows(dx_fixed, shape),
+        from_channels_last(dx_fixed, shape),
         tol=1e-7,
         what="the input gradient",
         diagnoses={
             "the gradient flows through r and d: compute them from detached "
-            "statistics (r.detach(), or under torch.no_grad())": _from_rows(
+            "statistics (r.detach(), or under torch.no_grad())": from_channels_last(
                 dx_free, shape
             )
         },
@@ -451,8 +439,8 @@ def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
     label = f"{NAME} {'NCHW' if image else 'NC'}"
     x, gamma, beta, mean, std, dout = problem(seed, n=12 if not image else 24)
     if image:  # 24 rows = 2 examples x 3 x 4 positions
-        x = _from_rows(x, (2, 5, 3, 4))
-        dout = _from_rows(dout, (2, 5, 3, 4))
+        x = from_channels_last(x, (2, 5, 3, 4))
+        dout = from_channels_last(dout, (2, 5, 3, 4))
     module, problem_ = _ready(cls, label, (gamma, beta, mean, std), RMAX, DMAX)
     if problem_ is not None:
         return [problem_]
@@ -460,7 +448,7 @@ def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
     out, problem_ = call(label, module, xa, copy_inputs=False)
     if problem_ is not None:
         return [problem_]
-    rows, drows = _to_rows(x), _to_rows(dout)
+    rows, drows = channels_last(x), channels_last(dout)
     results = [
         _output_result(label, out, numpy_forward, rows, gamma, beta, mean, std, x.shape)
     ]
