@@ -1013,6 +1013,49 @@ def build_module(cls, label: str, *args, **kwargs):
     return module, None
 
 
+def registration_problem(label, module, buffers, params, attrs=None):
+    """A wrong Result if ``module`` lacks a registered buffer or parameter of
+    ``buffers``/``params`` (name: the tensor it starts as, or None) or an
+    attribute of
+    ``attrs`` (name: value); else None."""
+    torch_ = torch()
+    for kind, wanted, found in (
+        ("buffer", buffers, dict(module.named_buffers())),
+        ("parameter", params, dict(module.named_parameters())),
+    ):
+        for key, start in wanted.items():
+            if key not in found:
+                plain = isinstance(getattr(module, key, None), torch_.Tensor)
+                how = (
+                    "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
+                )
+                return wrong(
+                    label,
+                    f"{key} is not a registered {kind}: "
+                    + (
+                        f"it is a plain attribute: use {how}"
+                        if plain
+                        else "it does not exist"
+                    )
+                    + ", so that state_dict saves it and .to() and .double() move it",
+                )
+            got = found[key].detach()
+            if start is not None and (
+                got.shape != start.shape
+                or not torch_.equal(got.double(), start.double())
+            ):
+                return wrong(label, f"{key} should start as {start.tolist()}")
+    for attr, value in (attrs or {}).items():
+        if getattr(module, attr, None) != value:
+            return wrong(
+                label,
+                f"module.{attr} is {getattr(module, attr, None)}, expected {value}: "
+                "store the value passed in (default or keyword argument) as a plain "
+                "attribute",
+            )
+    return None
+
+
 def buffers_outside_graph(name: str, module) -> Result:
     """Every buffer of a trained ``module`` outside the autograd graph, and the
     module deep-copyable (what evaluation code does).  Reads ``requires_grad``
