@@ -13,6 +13,8 @@ from __future__ import annotations
 # The public checks: each one has wrong implementations in tests/mutants/.
 __all__ = ["batch_renorm", "batch_renorm_backward", "renorm_schedule"]
 
+import re
+
 import numpy as np
 
 from .. import gradcheck
@@ -242,20 +244,21 @@ def _set_state(module, gamma, beta, mean, std, rmax, dmax):
     module.rmax, module.dmax = rmax, dmax
 
 
-INPLACE_HINT = (
-    "backward failed because a tensor it needs was changed in place: r and d are "
-    "in the autograd graph (they depend on running_std, which the step then "
-    "updates). Compute r and d from detached statistics (stop_gradient)"
-)
-
-
 def _backward(label, out, dout) -> Result | None:
     torch = torch_()
     try:
         out.backward(torch.from_numpy(dout))
     except RuntimeError as exc:
-        if "inplace operation" in str(exc):
-            return wrong(label, INPLACE_HINT)
+        # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
+        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
+        if "inplace operation" in str(exc) and changed and int(changed[1]) == 5:
+            return wrong(
+                label,
+                "backward failed: a per-channel tensor the graph needs (shape [5]) "
+                "was changed in place after the output used it: the running buffers "
+                "are, so r and d hold them in the graph. Compute r and d from "
+                "detached statistics (stop_gradient)",
+            )
         return wrong(label, f"backward failed (RuntimeError: {exc})"[:300])
     except Exception as exc:
         return wrong(label, f"backward failed ({type(exc).__name__}: {exc})"[:300])

@@ -106,30 +106,36 @@ def _train_step(cls, seed) -> list[Result]:
         return [result]
     out.backward(dy)
     want.backward(dy)
-    pairs = {  # name: (got, want, tolerance, what, hint)
-        "dx": (
+    plain = xr.detach().clone().requires_grad_()  # batch norm's dx, no scale
+    torch.nn.functional.batch_norm(plain, None, None, training=True).backward(dy)
+    noisy = x * scale + shift
+    return [
+        result,
+        compare(
+            f"{label} dx",
             xa.grad,
             xr.grad,
-            1e-10,
-            "the input gradient",
-            "the noise is a constant: the gradient is batch norm's, times the scale",
+            tol=1e-10,
+            what="the input gradient",
+            diagnoses={
+                "batch norm's dx without the noise's scale: the output is "
+                "scale * BN(x) + shift, so dx is scaled too": plain.grad
+            },
         ),
-        "running_var": (
+        compare(
+            f"{label} running_var",
             module.running_var,
             ref.running_var,
-            1e-12,
-            "running_var",
-            "the running statistics are batch norm's own, of x (before the noise)",
+            tol=1e-12,
+            what="running_var",
+            diagnoses={
+                "running_var averages the variance of the noisy input (x * "
+                "scale + shift): the running statistics are batch norm's, of x": 0.9
+                + 0.1 * noisy.var(0)
+            },
         ),
-    }
-    return (
-        [result]
-        + [
-            compare(f"{label} {name}", got, want, tol=tol, what=what, hint=hint)
-            for name, (got, want, tol, what, hint) in pairs.items()
-        ]
-        + [buffers_outside_graph(f"{label} buffers", module)]
-    )
+        buffers_outside_graph(f"{label} buffers", module),
+    ]
 
 
 def _noise_changes(cls, seed) -> Result:
@@ -193,13 +199,21 @@ def _eval_mode(cls, seed) -> Result:
         out, problem = call(label, module, x)
     if problem is not None:
         return problem
+    want, noise = ref.eval()(x).detach(), getattr(module, "last_noise", None)
+    noisy = {}
+    if isinstance(noise, tuple) and len(noise) == 2:  # the noise this call drew
+        shift, scale = (torch.as_tensor(t, dtype=torch.float64) for t in noise)
+        noisy[
+            "the noise is applied in eval mode: no noise at inference, eval mode "
+            "is plain batch norm"
+        ] = want * scale + shift
+    batch = torch.nn.functional.batch_norm(x, None, None, training=True)
+    noisy[
+        "eval mode uses the batch's statistics: it is plain batch norm with the "
+        "running ones"
+    ] = batch
     return compare(
-        label,
-        out,
-        ref.eval()(x).detach(),
-        tol=1e-12,
-        what="the eval-mode output",
-        hint="no noise at inference: eval mode is plain batch norm",
+        label, out, want, tol=1e-12, what="the eval-mode output", diagnoses=noisy
     )
 
 
