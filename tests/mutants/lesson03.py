@@ -28,6 +28,7 @@ def scratch_class(
     eval_eps=True,
     affine_params=False,  # True: weight and bias even with affine=False
     reset_all=True,  # False: reset_parameters() leaves the statistics
+    one_pass=False,  # True: var = E[x^2] - mean^2, right but rounded otherwise
 ):
     import torch
     from torch import nn
@@ -97,6 +98,8 @@ def scratch_class(
                     var = x.var(
                         dims, correction=1 if normalise_unbiased else 0, keepdim=True
                     )
+                    if one_pass:
+                        var = (x * x).mean(dims, keepdim=True) - mean * mean
             if self.track and buffers_in_graph and self.training:
                 self.num_batches_tracked += 1
                 m = self.momentum
