@@ -149,30 +149,25 @@ nearest""".split()
 
 
 def activation_percentiles(fn, quiet=False, strict=None):
-    """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile."""
+    """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile:
+    on a tensor, on a NumPy array, and with the default ``q``."""
     import torch
 
     def body():
         name = "activation_percentiles"
-        rng = np.random.default_rng(3)
-        values = torch.from_numpy(rng.standard_normal((40, 7)) * 2 + 1)  # any shape
+        values = np.random.default_rng(3).standard_normal((40, 7)) * 2 + 1
+        cases = {  # label: (values, keywords): any shape, tensor or array
+            "q=3 values": (torch.from_numpy(values), {"q": (15, 50, 85)}),
+            "q=5 values": (torch.from_numpy(values), {"q": (5, 25, 50, 75, 95)}),
+            "NumPy input": (values[:20], {"q": (10, 90)}),
+            "default q": (torch.from_numpy(values[:, :3]), {}),
+        }
         results = []
-        for q in ((15, 50, 85), (5, 25, 50, 75, 95)):
-            got, problem = call(name, fn, values, q=q)
+        for label, (data, keywords) in cases.items():
+            got, problem = call(name, fn, data, **keywords)
             if problem is not None:
-                return problem
-            flat = values.numpy().ravel()
-            want = np.percentile(flat, q)
-            if got is not None and not isinstance(got, np.ndarray):
-                try:
-                    got = np.asarray(
-                        got.detach().cpu().numpy() if hasattr(got, "detach") else got,
-                        dtype=float,
-                    )
-                except (TypeError, ValueError):
-                    return wrong(
-                        name, f"returned a {type(got).__name__}: return numbers"
-                    )
+                return results + [problem]
+            flat, q = np.asarray(data).ravel(), keywords.get("q", (15, 50, 85))
             mistakes = {
                 "q was used as a fraction: numpy.percentile takes percents (15, "
                 "not 0.15)": np.percentile(flat, np.asarray(q) / 100.0),
@@ -183,16 +178,16 @@ def activation_percentiles(fn, quiet=False, strict=None):
                 },
             }
             hints = {
-                (len(q), values.shape[1]): "percentiles of each column, not of all "
+                (len(q), data.shape[1]): "percentiles of each column, not of all "
                 "the values: flatten the tensor first",
-                (len(q), values.shape[0]): "percentiles of each row, not of all the "
+                (len(q), data.shape[0]): "percentiles of each row, not of all the "
                 "values: flatten the tensor first",
             }
             results.append(
                 compare(
-                    f"{name} q={len(q)} values",
-                    got,
-                    want,
+                    f"{name} {label}",
+                    _numbers(got),
+                    np.percentile(flat, q),
                     tol=1e-12,
                     diagnoses=mistakes,
                     shape_hints=hints,
@@ -203,6 +198,16 @@ def activation_percentiles(fn, quiet=False, strict=None):
         return results
 
     return run_check("activation_percentiles", body, quiet=quiet, strict=strict)
+
+
+def _numbers(value):
+    """A tensor, list or array as a float64 array (else as it is, for
+    ``compare`` to describe)."""
+    try:
+        value = value.detach().cpu().numpy() if hasattr(value, "detach") else value
+        return value if value is None else np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return value
 
 
 # --------------------------------------------------------------------------

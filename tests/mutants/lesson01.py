@@ -67,6 +67,10 @@ PERCENTILES = {
     "per column": (partial(percentiles, flatten=False), "flatten"),
     "nearest rank": (partial(percentiles, method="nearest"), "method='nearest'"),
     "raises": (lambda v, q=(15, 50, 85): v.nonexistent(), "raised AttributeError"),
+    "tensors only": (
+        lambda v, q=(15, 50, 85): np.percentile(v.detach().numpy().ravel(), q),
+        "has no attribute 'detach'",
+    ),
 }
 NORMS = {
     "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
