@@ -70,6 +70,22 @@ def problem(seed=0, n=12, d=5):
 RMAX, DMAX = 1.5, 0.5
 
 
+# dx's two branches, per feature: through the batch mean (a constant) and
+# through sigma_B (along x_hat); a difference along them names the branch
+BRANCHES = {
+    "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
+    "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
+    "along 1 and x_hat": "both the branch through the batch mean and the one "
+    "through sigma_B are off",
+}
+
+
+def _branches(rows, shape):
+    """{"1": ones, "x_hat": the batch's x_hat} in the layout of ``shape``."""
+    x_hat = (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
+    return {"1": np.ones(shape), "x_hat": from_channels_last(x_hat, shape)}
+
+
 def _numeric_grads(numpy_forward, x, gamma, beta, mean, std, dout, fixed=True):
     """Numerical dx, dgamma, dbeta; with ``fixed`` r and d are held constant."""
     _, _, (r, d) = numpy_forward(x, gamma, beta, mean, std, RMAX, DMAX)
@@ -151,16 +167,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
                 shape_hints=None if what == "dx" else not_summed,
                 diagnoses=diagnoses[what],
                 known={"r": r, "gamma": gamma, f"N = {len(x)}": len(x)},
-                directions={"1": np.ones_like(x), "x_hat": x_hat}
-                if what == "dx"
-                else None,
+                directions=_branches(x, x.shape) if what == "dx" else None,
                 causes={
-                    "along 1": "the branch through the batch mean is off (missing, or "
-                    "scaled wrong)",
-                    "along x_hat": "the branch through sigma_B is off (missing, or "
-                    "scaled wrong)",
-                    "along 1 and x_hat": "both the branch through the batch mean and "
-                    "the one through sigma_B are off",
+                    **BRANCHES,
                     "feature factor 1/(r)": "dx misses the factor r: the gradient "
                     "reaching x_hat is dout * gamma * r",
                     f"factor 1/(N = {len(x)})": "averaged over the batch; the "
@@ -334,7 +343,15 @@ def _plain_bn_case(cls, numpy_forward, seed) -> Result:
     if failed is not None:
         return failed
     want.backward(torch.from_numpy(dout))
-    grad = compare(label, xa.grad, xb.grad, tol=TOL, what="the input gradient")
+    grad = compare(
+        label,
+        xa.grad,
+        xb.grad,
+        tol=TOL,
+        what="the input gradient",
+        directions=_branches(x, x.shape),
+        causes=BRANCHES,
+    )
     if not grad.passed:
         return grad
     return ok(label, "output and input gradient equal plain batch norm's")
@@ -368,6 +385,8 @@ def _gradient_result(label, xa, numpy_forward, rows, gamma, beta, mean, std, dro
         from_channels_last(dx_fixed, shape),
         tol=1e-7,
         what="the input gradient",
+        directions=_branches(rows, tuple(shape)),
+        causes=BRANCHES,
         diagnoses={
             "the gradient flows through r and d: compute them from detached "
             "statistics (r.detach(), or under torch.no_grad())": from_channels_last(
@@ -448,17 +467,27 @@ def _eval_case(cls, seed) -> Result:
     x, gamma, beta, mean, std, _ = data
     if problem_ is not None:
         return problem_
-    batch = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS)
+    batch = " (eval mode uses the running statistics)"
+
+    def read(got):  # which mean and which scale eval mode used
+        return stages(
+            to_numpy(got),
+            x,
+            gamma,
+            beta,
+            eps=EPS,
+            means={"running_mean": mean, f"the batch mean{batch}": x.mean(0)},
+            scales={"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)},
+            variances={"running_std ** 2 (it already holds sqrt(var + eps))": std**2},
+        )
+
     result = compare(
         label,
         out,
         gamma * (x - mean) / std + beta,
         tol=TOL,
         what="the eval-mode output",
-        diagnoses={
-            "eval mode still uses the batch's statistics: use running_mean and "
-            "running_std": gamma * batch + beta
-        },
+        readers=[read],
     )
     if result.passed:
         still = module.running_mean.detach().numpy()
