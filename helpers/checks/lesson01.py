@@ -256,6 +256,34 @@ def _numeric_norms(model, x, y):
     return np.array(norms)
 
 
+def _statistics(model, x, y) -> dict:
+    """Other summaries of each nn.Linear's weight gradient than its norm (by
+    autograd), each a hypothesis: name -> one value per layer."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    grads = [m.weight.grad for m in layers]
+    with_bias = [m.weight.grad.norm() ** 2 + m.bias.grad.norm() ** 2 for m in layers]
+    its = "each weight gradient's"
+    found = {
+        f"{its} squared norm: return ||dL/dW||": [g.norm() ** 2 for g in grads],
+        f"{its} mean absolute value: return ||dL/dW||": [g.abs().mean() for g in grads],
+        f"{its} largest absolute value: return ||dL/dW||": [
+            g.abs().max() for g in grads
+        ],
+        f"{its} root mean square: return ||dL/dW||": [
+            g.norm() / g.numel() ** 0.5 for g in grads
+        ],
+        "the norm of weight and bias gradients together: return the weight's alone": [
+            v**0.5 for v in with_bias
+        ],
+    }
+    return {k: np.array([float(v) for v in values]) for k, values in found.items()}
+
+
 def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y) -> [||dL/dW|| per nn.Linear, input to output]``."""
 
@@ -300,6 +328,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
             ),
             "the loss is summed over the batch; use the mean (F.cross_entropy's "
             "default), as training does": want * len(x),
+            **_statistics(copy.deepcopy(model), x, y),
         }
         result = compare(name, got, want, tol=1e-6, diagnoses=mistakes)
         if not result.passed:

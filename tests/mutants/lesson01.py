@@ -40,6 +40,10 @@ def grad_norms(
     return norms[::-1] if reverse else norms
 
 
+def _squared(m, x, y):
+    return [v**2 for v in grad_norms(m, x, y)]
+
+
 def _every_parameter(m, x, y):
     m.zero_grad()
     F.cross_entropy(m(x), y).backward()
@@ -78,6 +82,7 @@ NORMS = {
     "reversed": (partial(grad_norms, reverse=True), "reverse order"),
     "weight norms": (partial(grad_norms, weights=True), "weights' norms"),
     "every parameter": (_every_parameter, "one norm per parameter"),
+    "squared norms": (_squared, "squared norm"),
 }
 MUTANTS = [
     *family("standardize_columns", STANDARDIZE, "standardize_columns"),
