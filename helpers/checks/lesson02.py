@@ -214,23 +214,37 @@ def known(kind: str, p: Problem) -> dict:
     }
 
 
-def causes(kind: str, p: Problem) -> dict:
-    """Signatures (see ``_core.describe``) that name one cause exactly."""
+def causes(kind: str, p: Problem, what: str = "out") -> dict:
+    """Signatures (see ``_core.describe``) that name one cause exactly, for
+    the output ``what`` ("out", "dx", "dgamma" or "dbeta") only."""
     n = _as_2d(kind, p.x).shape[0] if kind != "layer" else p.x.shape[1]
     feature = "channel" if kind == "spatial" else "feature"
-    return {
+    summed = {
         f"factor 1/(N = {n})": "averaged over the batch; gradients of a shared "
-        "parameter add up (sum)",
-        f"{feature} factor 1/(gamma)": "the gradient reaching x_hat is dout * gamma",
-        f"{feature} factor sigma": "x - mu where x_hat = (x - mu) / sigma is meant",
-        f"{feature} offset -2·(beta)": "beta is subtracted: out = gamma * x_hat + beta",
-        f"{feature} offset -(beta)": "beta is not added: out = gamma * x_hat + beta",
-        "along 1": "the branch through the mean is off (missing, or scaled wrong)",
-        "along x_hat": "the branch through the variance is off (missing, or scaled "
-        "wrong)",
-        "along 1 and x_hat": "both the branch through the mean and the one "
-        "through the variance are off",
+        "parameter add up (sum)"
     }
+    return {
+        "out": {
+            f"{feature} offset -2·(beta)": "beta is subtracted: out = gamma * x_hat "
+            "+ beta",
+            f"{feature} offset -(beta)": "beta is not added: out = gamma * x_hat + "
+            "beta",
+        },
+        "dx": {
+            f"{feature} factor 1/(gamma)": "the gradient reaching x_hat is dout * "
+            "gamma",
+            "along 1": "the branch through the mean is off (missing, or scaled wrong)",
+            "along x_hat": "the branch through the variance is off (missing, or "
+            "scaled wrong)",
+            "along 1 and x_hat": "both the branch through the mean and the one "
+            "through the variance are off",
+        },
+        "dgamma": {
+            **summed,
+            f"{feature} factor sigma": "x - mu where x_hat = (x - mu) / sigma is meant",
+        },
+        "dbeta": summed,
+    }[what]
 
 
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
@@ -679,7 +693,7 @@ def _backward_check(
                 diagnoses=mistakes[what],
                 what=what,
                 known=known(kind, p),
-                causes=causes(kind, p),
+                causes=causes(kind, p, what),
                 **extra[what],
             )
             for what, grad in zip(refs, grads, strict=True)

@@ -172,6 +172,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
                     **BRANCHES,
                     "feature factor 1/(r)": "dx misses the factor r: the gradient "
                     "reaching x_hat is dout * gamma * r",
+                }
+                if what == "dx"
+                else {
                     f"factor 1/(N = {len(x)})": "averaged over the batch; the "
                     "gradients of a shared parameter add up (sum)",
                 },
