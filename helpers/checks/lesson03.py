@@ -51,10 +51,10 @@ BATCH_SIZES = (8, 3, 16, 5, 2)
 EXPECTED_KEYS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 
 
-def _reference(shape_tail, momentum=0.1, affine=True, channels=4):
+def _reference(shape_tail, momentum=0.1, affine=True, channels=4, eps=EPS):
     torch = torch_()
     cls = torch.nn.BatchNorm2d if len(shape_tail) == 3 else torch.nn.BatchNorm1d
-    return cls(channels, momentum=momentum, affine=affine).double()
+    return cls(channels, eps=eps, momentum=momentum, affine=affine).double()
 
 
 def _describe(shape_tail) -> str:
@@ -172,14 +172,17 @@ def _copy_affine(module, ref) -> Result | None:
     return None
 
 
-def _pair(cls, label, shape_tail, momentum, affine, gen):
+def _pair(cls, label, shape_tail, momentum, affine, gen, eps=EPS):
     """The learner's module and PyTorch's, with the same (random) gamma and beta."""
     torch = torch_()
-    module, problem = _make(cls, label, 4, momentum=momentum, affine=affine)
+    given = {"momentum": momentum, "affine": affine} | (
+        {} if eps == EPS else {"eps": eps}
+    )
+    module, problem = _make(cls, label, 4, **given)
     if problem is not None:
         return None, None, problem
     module = module.double()
-    ref = _reference(shape_tail, momentum, affine)
+    ref = _reference(shape_tail, momentum, affine, eps=eps)
     if affine:
         with torch.no_grad():
             ref.weight.copy_(torch.rand(4, generator=gen, dtype=torch.float64) + 0.5)
@@ -203,14 +206,25 @@ def _output_problem(label, at, out, expected, x, ref, affine, buffers):
     bias = ref.bias.detach() if affine else torch.zeros(c, dtype=x.dtype)
     var, n = rows(x).var(0, correction=0), len(rows(x))
     running = " (training mode uses the batch's own statistics)"
+    scales = None
+    if ref.eps != EPS:  # the right scale first, then the default eps's
+        scales = {
+            "sqrt(var + eps)": torch.sqrt(var + ref.eps),
+            f"sqrt(var + 1e-5): the module's eps ({ref.eps:g}) is not used": (
+                torch.sqrt(var + EPS)
+            ),
+        }
     seen = (
-        wrong_axes(out.detach(), x, weight, bias, eps=EPS, axes=[0, *range(2, x.dim())])
+        wrong_axes(
+            out.detach(), x, weight, bias, eps=ref.eps, axes=[0, *range(2, x.dim())]
+        )
         or stages(
             rows(out),
             rows(x),
             weight,
             bias,
-            eps=EPS,
+            eps=ref.eps,
+            scales=scales,
             means={"the batch mean": rows(x).mean(0)}
             | {
                 f"the running mean {when} the step{running}": b[0]
@@ -242,7 +256,7 @@ def _running(module):
     return tuple(t.detach().clone() for t in pair)
 
 
-def _detached_grad(x, weight, dout):
+def _detached_grad(x, weight, dout, eps):
     """The input gradient with the batch statistics detached (outside the
     graph): the one hypothesis a wrong input gradient is tested against."""
     torch = torch_()
@@ -250,7 +264,7 @@ def _detached_grad(x, weight, dout):
     dims, view = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
     with torch.no_grad():
         mu, var = x.mean(dims, keepdim=True), x.var(dims, keepdim=True, correction=0)
-    y = (x - mu) / torch.sqrt(var + EPS) * weight.detach().reshape(view)
+    y = (x - mu) / torch.sqrt(var + eps) * weight.detach().reshape(view)
     return torch.autograd.grad(y, x, dout)[0]
 
 
@@ -263,7 +277,7 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affin
     c = xb.shape[1]
     weight = ref.weight if affine else torch_().ones(c, dtype=xb.dtype)
     # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
-    sigma = channels_last(xb).var(0, correction=0).add(EPS).sqrt().min()
+    sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
     scale = float(dout.abs().max() * weight.detach().abs().max() / sigma)
     grads = [("input gradient", xa.grad, xb.grad)]
     if affine:
@@ -277,7 +291,9 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affin
         if _close(got, want, 1e-9, scale if what == "input gradient" else 0.0):
             continue
         seen = describe(got.detach(), want.detach(), tol=1e-8, axis=1)
-        if what == "input gradient" and _close(got, _detached_grad(xb, weight, dout)):
+        if what == "input gradient" and _close(
+            got, _detached_grad(xb, weight, dout, ref.eps)
+        ):
             seen = (
                 "it is the gradient with the batch statistics detached (computed "
                 "under no_grad or .detach()): only the running buffers go outside "
@@ -305,7 +321,13 @@ def _buffer_problem(label, at, module, ref, old, x, step):
             if not hasattr(got, "shape") or tuple(got.shape) != tuple(old[0].shape):
                 return wrong(label, f"{at}: {buffer} is not a tensor of shape (C,)")
             reason = _update_problem(
-                buffer, got, old[buffer == "running_var"], x, ref.momentum, step, EPS
+                buffer,
+                got,
+                old[buffer == "running_var"],
+                x,
+                ref.momentum,
+                step,
+                ref.eps,
             )
             return wrong(label, f"{at}: {reason}")
     if int(module.num_batches_tracked) != int(ref.num_batches_tracked):
@@ -391,7 +413,7 @@ def _eval_problem(label, module, ref, shape_tail, affine, gen):
             rows,
             ref.weight.detach() if affine else torch.ones(c, dtype=x.dtype),
             ref.bias.detach() if affine else torch.zeros(c, dtype=x.dtype),
-            eps=EPS,
+            eps=ref.eps,
             means={
                 "running_mean": ref.running_mean,
                 "the batch mean (eval mode uses the running statistics)": rows.mean(0),
@@ -403,7 +425,7 @@ def _eval_problem(label, module, ref, shape_tail, affine, gen):
     )
 
 
-def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
+def _sequence(cls, shape_tail, momentum, affine, seed, eps=EPS) -> Result:
     """Train both modules on batches of varying size, then eval; compare all."""
     torch = torch_()
     where = _describe(shape_tail)
@@ -412,8 +434,10 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
         label = f"{NAME} momentum=None"
     elif not affine:
         label = f"{NAME} affine=False"
+    elif eps != EPS:
+        label = f"{NAME} eps={eps:g}"
     gen = torch.Generator().manual_seed(seed)
-    module, ref, problem = _pair(cls, label, shape_tail, momentum, affine, gen)
+    module, ref, problem = _pair(cls, label, shape_tail, momentum, affine, gen, eps)
     if problem is not None:
         return problem
     problem = _training_problem(label, where, module, ref, shape_tail, affine, gen)
@@ -615,6 +639,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             results.append(_sequence(cls, shape_tail, 0.1, True, seed))
         results.append(_sequence(cls, (4, 3), None, True, seed + 1))
         results.append(_sequence(cls, (4,), 0.3, False, seed + 2))
+        results.append(_sequence(cls, (4,), 0.1, True, seed + 6, eps=1e-3))
         results.append(_untracked(cls, seed + 3))
         results.append(_resets(cls, seed + 4))
         results.append(_low_precision(cls, seed + 5))

@@ -29,6 +29,7 @@ def scratch_class(
     affine_params=False,  # True: weight and bias even with affine=False
     reset_all=True,  # False: reset_parameters() leaves the statistics
     one_pass=False,  # True: var = E[x^2] - mean^2, right but rounded otherwise
+    fixed_eps=False,  # True: 1e-5 whatever eps is passed
 ):
     import torch
     from torch import nn
@@ -43,7 +44,7 @@ def scratch_class(
             track_running_stats=True,
         ):
             super().__init__()
-            self.num_features, self.eps = num_features, eps
+            self.num_features, self.eps = num_features, 1e-5 if fixed_eps else eps
             self.momentum, self.affine = momentum, affine
             self.track = track_running_stats or not untracked
             if affine or affine_params:
@@ -167,6 +168,7 @@ SCRATCH = {
     "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "autograd history"),
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must reset the statistics"),
+    "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
 }
 # fmt: on
 
