@@ -266,6 +266,8 @@ def _statistics(model, x, y) -> dict:
     model.zero_grad()
     F.cross_entropy(model(x), y).backward()
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if any(m.weight.grad is None or m.bias.grad is None for m in layers):
+        return {}  # the learner's function froze a layer: no hypotheses
     grads = [m.weight.grad for m in layers]
     with_bias = [m.weight.grad.norm() ** 2 + m.bias.grad.norm() ** 2 for m in layers]
     its = "each weight gradient's"

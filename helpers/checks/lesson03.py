@@ -644,9 +644,19 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         results.append(_resets(cls, seed + 4))
         results.append(_low_precision(cls, seed + 5))
         results += _bad_inputs(cls)
-        return results
+        return _contrasts(results, SCRATCH_CONTRASTS)
 
     return run_check(NAME, body, quiet=quiet, strict=strict)
+
+
+# the sequences of scratch_batchnorm's results: (N, C) first, then one change
+SCRATCH_CONTRASTS = (
+    (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
+    (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
+    (2, 4, "momentum=None: a cumulative average, 1/k at the k-th batch"),
+    (1, 5, "affine=False: weight and bias are None"),
+    (1, 6, "eps=1e-3 is passed to the constructor"),
+)
 
 
 # --------------------------------------------------------------------------
