@@ -134,6 +134,11 @@ def _ics(**kw):
     return lambda m, x, y, i, lr: changed(m, x, y, i, lr, **kw)
 
 
+def _one_minus_cosine(m, x, y, i, lr):
+    distance, cosine = changed(m, x, y, i, lr)
+    return distance, 1 - cosine
+
+
 def _probe(**kw):
     return lambda m, x, y, steps: probed(m, x, y, steps, **kw)
 
@@ -157,7 +162,8 @@ ICS = {
     "changes the model": (_ics(copy_=False), "measure on a copy"),
     # the outside review's (2026-12-06, C8)
     "eval-mode copy": (_ics(eval_=True), "measured in eval mode"),
-    "relative distance": (_ics(relative=True), "not the distance relative to ||G||"),
+    "relative distance": (_ics(relative=True), "the distance is relative to ||G||"),
+    "1 - cosine": (_one_minus_cosine, "this is 1 - cos(G, G')"),
 }
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
