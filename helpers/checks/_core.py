@@ -363,11 +363,18 @@ def shape_problem(
             f"{what} has shape {array.shape}, expected {tuple(shape)}{hint}",
         )
     if not np.all(np.isfinite(array)):
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        bad = ~np.isfinite(array)
+        where = ""
+        if array.ndim >= 2:  # which features (axis 1) hold them, if not all
+            rows = np.flatnonzero(
+                np.moveaxis(bad, 1, 0).reshape(bad.shape[1], -1).any(1)
+            )
+            if len(rows) < bad.shape[1]:
+                where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
         return wrong(
             name,
-            f"{what} contains {bad} NaN or infinite value(s): a division by "
-            "zero, or a square root of a negative number?",
+            f"{what} contains {int(bad.sum())} NaN or infinite value(s){where}: a "
+            "division by zero, or a square root of a negative number?",
         )
     return None
 
