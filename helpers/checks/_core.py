@@ -878,11 +878,22 @@ def compare(
     err = measure(got, want_np)
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
-    for message, candidate in (diagnoses or {}).items():
-        cand = to_numpy(candidate)
-        if cand is not None and cand.shape == want_np.shape:
-            if measure(got, cand) <= max(tol, 1e-9):
-                return wrong(name, message, err, tol)
+    matches = [
+        message
+        for message, candidate in (diagnoses or {}).items()
+        if getattr(to_numpy(candidate), "shape", None) == want_np.shape
+        and measure(got, candidate) <= max(tol, 1e-9)
+    ]
+    if len(matches) == 1:
+        return wrong(name, matches[0], err, tol)
+    if matches:  # two hypotheses reproduce it: naming one would be a guess
+        return wrong(
+            name,
+            f"{what} is what each of {len(matches)} mistakes gives here, so it "
+            "cannot say which: " + " | ".join(matches),
+            err,
+            tol,
+        )
     # no listed mistake: the shape of the difference and what the invariants
     # (stage readers) say; a message that names its cause or quantity first
     got_np = to_numpy(got)
@@ -1106,19 +1117,27 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
             f"{what}: at each call every channel gets the same value: draw one "
             f"value per channel (shape ({x.shape[1]},))"
         )
-    if np.unique(x).size < x.size:  # a continuous draw repeats no value
-        return f"{what}: only {np.unique(x).size} distinct values among {x.size}"
+    values, counts = np.unique(x, return_counts=True)
+    repeats = ""  # a continuous draw repeats no value
+    if len(values) < x.size:
+        most = values[np.argsort(-counts, kind="stable")][: np.sum(counts > 1)]
+        ends = int(np.sum((x == low) | (x == high)))
+        repeats = (
+            f"; only {len(values)} distinct values among {x.size} (repeated: "
+            f"{_fmt(most, 3)})"
+            + (f", {ends} of them exactly at the ends of the range" if ends > 1 else "")
+        )
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
     expected = (
         f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
     )
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
-        return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}"
+        return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}{repeats}"
     u, n = (x - low) / width, x.size
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
     if distance <= 2.5 / np.sqrt(n):
-        return None
+        return f"{what}: {repeats[2:]}" if repeats else None
     mid = (low + high) / 2
     side = (
         " (one-sided: all above the middle)"
@@ -1130,6 +1149,7 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     return (
         f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
         + expected
+        + repeats
     )
 
 

@@ -163,35 +163,45 @@ def activation_percentiles(fn, quiet=False, strict=None):
             "NumPy input": (values[:20], {"q": (10, 90)}),
             "default q": (torch.from_numpy(values[:, :3]), {}),
         }
-        results = []
+        seen = []  # per case: label, the answer, the reference, the hypotheses
         for label, (data, keywords) in cases.items():
             got, problem = call(name, fn, data, **keywords)
             if problem is not None:
-                return results + [problem]
+                return [problem]
             flat, q = np.asarray(data).ravel(), keywords.get("q", (15, 50, 85))
             mistakes = {
                 "q was used as a fraction: numpy.percentile takes percents (15, "
                 "not 0.15)": np.percentile(flat, np.asarray(q) / 100.0),
                 **{  # every other method numpy.percentile knows
-                    f"numpy.percentile's method={method!r}; use its default, "
-                    "linear interpolation": np.percentile(flat, q, method=method)
+                    f"these are numpy.percentile's values with method={method!r}; "
+                    "use its default, linear interpolation": np.percentile(
+                        flat, q, method=method
+                    )
                     for method in METHODS
                 },
             }
-            hints = {
-                (len(q), data.shape[1]): "percentiles of each column, not of all "
-                "the values: flatten the tensor first",
-                (len(q), data.shape[0]): "percentiles of each row, not of all the "
-                "values: flatten the tensor first",
-            }
+            seen.append((label, data, _numbers(got), np.percentile(flat, q), mistakes))
+        # a hypothesis is named only if it reproduces the answer in every case
+        kept = {
+            message
+            for message in seen[0][4]
+            if all(rel_error(got, m[message]) <= 1e-9 for *_, got, _, m in seen)
+        }
+        results = []
+        for label, data, got, want, mistakes in seen:
             results.append(
                 compare(
                     f"{name} {label}",
-                    _numbers(got),
-                    np.percentile(flat, q),
+                    got,
+                    want,
                     tol=1e-12,
-                    diagnoses=mistakes,
-                    shape_hints=hints,
+                    diagnoses={k: v for k, v in mistakes.items() if k in kept},
+                    shape_hints={
+                        (len(want), data.shape[1]): "percentiles of each column, "
+                        "not of all the values: flatten the tensor first",
+                        (len(want), data.shape[0]): "percentiles of each row, not "
+                        "of all the values: flatten the tensor first",
+                    },
                 )
             )
             if not results[-1].passed:

@@ -236,8 +236,9 @@ def causes(kind: str, p: Problem, what: str = "out") -> dict:
             "along 1": "the branch through the mean is off (missing, or scaled wrong)",
             "along x_hat": "the branch through the variance is off (missing, or "
             "scaled wrong)",
-            "along 1 and x_hat": "both the branch through the mean and the one "
-            "through the variance are off",
+            "along 1 and x_hat": "the direct term dout * gamma / sigma is right; "
+            "what differs lies in the branches through the mean and the variance "
+            "(one or both)",
         },
         "dgamma": {
             **summed,

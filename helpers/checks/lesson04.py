@@ -75,8 +75,8 @@ RMAX, DMAX = 1.5, 0.5
 BRANCHES = {
     "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
     "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
-    "along 1 and x_hat": "both the branch through the batch mean and the one "
-    "through sigma_B are off",
+    "along 1 and x_hat": "the direct term is right; what differs lies in the "
+    "branches through the batch mean and sigma_B (one or both)",
 }
 
 
@@ -593,24 +593,44 @@ PAPER_POINTS = {  # step -> (rmax, dmax), as the paper states them
 }
 
 
-def _ramp(values, steps):
+def _ramp(at, values, steps):
     """(first value, step it starts moving, step it stops, last value) of a
-    sampled curve; the moving steps are None for a constant."""
+    curve sampled at ``steps``; ``at(step)`` gives its value at any step, to
+    find the exact steps between samples.  None for a constant's steps."""
     moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
     if not moving.size:
         return values[0], None, None, values[-1]
-    return values[0], steps[moving[0]], steps[moving[-1] + 1], values[-1]
+
+    def first(lo, hi, changed):  # the first step in (lo, hi] where changed
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if changed(at(mid)) else (mid, hi)
+        return int(hi)
+
+    i, j = moving[0], moving[-1]
+    start = first(steps[i], steps[i + 1], lambda v: not abs(v - values[0]) <= 1e-12)
+    stop = first(steps[j], steps[j + 1], lambda v: abs(v - values[-1]) <= 1e-12)
+    return values[0], start, stop, values[-1]
 
 
 def _ramp_problem(what, got, want, steps, lengths) -> str | None:
     """How the learner's ramp of ``what`` differs from the paper's, read off
-    the sampled curves: its start value, where it starts and stops moving
-    (the length named among ``lengths``), where it ends."""
-    (a0, a1, a2, a3), (b0, b1, b2, b3) = _ramp(got, steps), _ramp(want, steps)
+    the curves (``got``, ``want``: (function of the step, samples)): its start
+    value, where it starts and stops moving (the length named among
+    ``lengths``), where it ends."""
+    (a0, a1, a2, a3), (b0, b1, b2, b3) = _ramp(*got, steps), _ramp(*want, steps)
     paper = "the paper's"
     if a1 is None:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
+    if a1 == a2:  # one step: a jump, not a ramp
+        return "; ".join(
+            parts
+            + [
+                f"{what} jumps to {a3:.4g} at step {a2}, {paper} ramps from "
+                f"step {b1} to step {b2}"
+            ]
+        )
     if a1 != b1:
         parts.append(
             f"{what} starts moving at step {a1}, {paper} after the warm-up, at "
@@ -622,11 +642,11 @@ def _ramp_problem(what, got, want, steps, lengths) -> str | None:
             "the final value"
         )
     elif a2 - a1 != b2 - b1:
-        named = [k for k, v in lengths.items() if v == a2 - a1]
+        named = [k for k, v in lengths.items() if v == a2 - a1 + 1]
         parts.append(
-            f"{what} ramps over {a2 - a1} steps"
+            f"{what} ramps over {a2 - a1 + 1} steps"
             + (f" ({named[0]})" if named else "")
-            + f", {paper} over {b2 - b1}"
+            + f", {paper} over {b2 - b1 + 1}"
         )
     if a3 != b3 and a2 != steps[-1]:
         parts.append(f"{what} ends at {a3:.4g}, {paper} at {b3:.4g}")
@@ -654,8 +674,25 @@ def _schedule_problem(name, fn) -> Result | None:
     if np.allclose(got, want, rtol=0, atol=1e-9):
         return None
     lengths = {f"{k} = {v}": v for k, v in PAPER.items()}
+
+    def curve(i):  # the learner's i-th value at any step (NaN if it fails)
+        def at(step):
+            value, failed = call(name, fn, int(step), **PAPER)
+            try:
+                return float(value[i]) if failed is None else float("nan")
+            except (TypeError, ValueError, IndexError, KeyError):
+                return float("nan")
+
+        return at
+
     found = [
-        _ramp_problem(what, got[:, i], want[:, i], steps, lengths)
+        _ramp_problem(
+            what,
+            (curve(i), got[:, i]),
+            (lambda step, i=i: _paper(step)[i], want[:, i]),
+            steps,
+            lengths,
+        )
         for i, what in enumerate(("rmax", "dmax"))
     ]
     worst = int(np.argmax(np.abs(got - want).max(1)))

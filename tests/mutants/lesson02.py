@@ -128,7 +128,7 @@ BN_FORWARD = {
 BN_BACKWARD = {
     "missing mean branch": (_bwd(mean_branch=False), "the branch through the mean is off"),
     "missing variance branch": (_bwd(var_branch=False), "the branch through the variance is off"),
-    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "both the branch through the mean and the one"),
+    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "what differs lies in the branches through the mean and the variance"),
     "forgets gamma": (_bwd(gamma_factor=False), "reaching x_hat is dout * gamma"),
     "dgamma not summed": (_bwd(sum_dgamma=False), "not summed"),
     "dbeta not summed": (_bwd(sum_dbeta=False), "not summed"),
@@ -139,7 +139,7 @@ BN_BACKWARD = {
     "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
-    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "both the branch through the mean and the one"),
+    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "what differs lies in the branches through the mean and the variance"),
     "N - 1 in the variance branch": (lambda d, c: closed_form(d, c, var_count=d.shape[0] - 1), "a multiple of x_hat"),
 }
 # fmt: on

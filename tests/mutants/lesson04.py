@@ -178,7 +178,7 @@ def schedule_variant(kind):
 
 # fmt: off
 SCHEDULE = {
-    "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5000"),
+    "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
     "ramps swapped": (schedule_variant("swapped"), "ramps over 20000 steps (d_steps = 20000)"),
     "not capped": (schedule_variant("uncapped"), "cap it at the final value"),
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),

@@ -20,6 +20,7 @@ def noisy_class(
     keep=True,
     sides=2,
     shared=False,  # True: one shift and one scale for every channel
+    by_hand=False,  # True: F.batch_norm without running statistics
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -47,6 +48,8 @@ def noisy_class(
             shift, scale = noise
             if where == "before":
                 return super().forward(x * scale + shift)
+            if by_hand:
+                return F.batch_norm(x, None, None, training=True) * scale + shift
             return super().forward(x) * scale + shift
 
     return Noisy
@@ -152,6 +155,7 @@ NOISY = {
     # the outside review's (2026-12-06, C9): U[0, shift], one-sided
     "one-sided shift": (noisy_class(sides=1), "one-sided"),
     "one noise for all channels": (noisy_class(shared=True), "every channel gets the same value"),
+    "running statistics never updated": (noisy_class(by_hand=True), "running_var did not change in a training step"),
     "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
 }
