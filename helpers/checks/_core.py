@@ -878,22 +878,10 @@ def compare(
     err = measure(got, want_np)
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
-    matches = [
-        message
-        for message, candidate in (diagnoses or {}).items()
-        if getattr(to_numpy(candidate), "shape", None) == want_np.shape
-        and measure(got, candidate) <= max(tol, 1e-9)
-    ]
-    if len(matches) == 1:
-        return wrong(name, matches[0], err, tol)
-    if matches:  # two hypotheses reproduce it: naming one would be a guess
-        return wrong(
-            name,
-            f"{what} is what each of {len(matches)} mistakes gives here, so it "
-            "cannot say which: " + " | ".join(matches),
-            err,
-            tol,
-        )
+    near = max(tol, 1e-9)  # a listed mistake is recomputed, maybe otherwise rounded
+    listed = _listed(got, want_np, diagnoses, lambda a, b: measure(a, b) <= near, what)
+    if listed:
+        return wrong(name, listed, err, tol)
     # no listed mistake: the shape of the difference and what the invariants
     # (stage readers) say; a message that names its cause or quantity first
     got_np = to_numpy(got)
@@ -926,6 +914,24 @@ def compare(
             f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
         )
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
+
+
+def _listed(got, want, diagnoses, close, what) -> str | None:
+    """The message of the one listed mistake (``diagnoses``: message -> what
+    it gives) that reproduces ``got``; where two do, naming one would be a
+    guess: both are given as candidates."""
+    matches = [
+        message
+        for message, candidate in (diagnoses or {}).items()
+        if getattr(to_numpy(candidate), "shape", None) == want.shape
+        and close(got, candidate)
+    ]
+    if len(matches) < 2:
+        return matches[0] if matches else None
+    return (
+        f"{what} is what each of {len(matches)} mistakes gives here, so it cannot "
+        "say which: " + " | ".join(matches)
+    )
 
 
 _HELPERS = str(Path(__file__).resolve().parents[1])

@@ -77,10 +77,10 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
     x = default_batch() if x is None else np.asarray(x)
     x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
     rng = np.random.default_rng(1)
-    extra = {
-        "N=2": rng.normal(-4.0, 3.0, (2, 3)),
-        "D=1": rng.normal(-4.0, 3.0, (7, 1)),
-        "float32": rng.normal(size=(5, 4)).astype(np.float32),
+    extra = {  # not the graded test's own shapes, which stay hidden
+        "N=2": rng.normal(-4.0, 3.0, (2, 5)),
+        "D=1": rng.normal(-4.0, 3.0, (9, 1)),
+        "float32": rng.normal(size=(6, 3)).astype(np.float32),
     }
 
     def body():
