@@ -205,7 +205,7 @@ def quiet_numerics():
         yield
 
 
-def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
+def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwargs):
     """Call ``fn(*args, **kwargs)`` and turn every way it can fail into a Result.
 
     Returns ``(value, None)`` on success or ``(None, result)`` when the call
@@ -214,6 +214,8 @@ def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
     are copies of ``args``, so a function that mutates them cannot spoil the
     reference the check compares against; ``copy_inputs=False`` passes the
     caller's own objects (needed when the check reads ``.grad`` afterwards).
+    ``returns=(count, names)``: the value must be a tuple of ``count`` items
+    (:func:`unpack`), returned as one.
     """
     if not callable(fn):
         return None, wrong(
@@ -250,7 +252,7 @@ def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
                 "arrays instead of writing into the caller's (e.g. x = x - mu, "
                 "not x -= mu)",
             )
-    return value, None
+    return (value, None) if returns is None else unpack(name, value, *returns)
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):

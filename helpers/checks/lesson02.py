@@ -50,6 +50,7 @@ from ._core import (
     wrong_axes,
 )
 
+OUT, GRADS = (2, "out, cache"), (3, "dx, dgamma, dbeta")  # what the passes return
 FORWARD_TOL = 1e-10  # float64 against torch, on well-conditioned data (the floor)
 BACKWARD_TOL = 1e-10
 NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
@@ -399,10 +400,7 @@ def _judged_with_given(
 
 
 def _forward_results(kind, name, fn, p: Problem, given=None) -> list[Result]:
-    value, problem = call(name, fn, p.x, p.gamma, p.beta, eps=p.eps)
-    if problem is not None:
-        return [problem]
-    items, problem = unpack(name, value, 2, "out, cache")
+    items, problem = call(name, fn, p.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
     if problem is not None:
         return [problem]
     want = reference(kind, p)[0]
@@ -457,9 +455,7 @@ def _forward_results(kind, name, fn, p: Problem, given=None) -> list[Result]:
 def _batch_of_two(name, fn, p: Problem) -> Result:
     """The smallest batch batch norm handles (N = 2): computed, not refused."""
     two, label = Problem(p.x[:2], p.gamma, p.beta, p.dout[:2], p.eps), f"{name} N=2"
-    value, problem = call(label, fn, two.x, p.gamma, p.beta, eps=p.eps)
-    if problem is None:
-        value, problem = unpack(label, value, 2, "out, cache")
+    value, problem = call(label, fn, two.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
     if problem is not None:  # a failed Result is falsy: never use `or`
         return problem
     want = reference("batch", two)[0]
@@ -498,16 +494,10 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
     """Compare the learner's backward with numerical gradients of their forward."""
     shape = {"batch": (6, 4), "spatial": (3, 2, 2, 3), "layer": (4, 6)}[kind]
     p = make_problem(kind, seed + 100, shape, tiny=False)
-    value, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps)
+    items, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
     if problem is not None:
         return problem
-    items, problem = unpack(name, value, 2, "out, cache")
-    if problem is not None:
-        return problem
-    grads, problem = call(name, backward, p.dout, items[1])
-    if problem is not None:
-        return problem
-    grads, problem = unpack(name, grads, 3, "dx, dgamma, dbeta")
+    grads, problem = call(name, backward, p.dout, items[1], returns=GRADS)
     if problem is not None:
         return problem
 
@@ -666,10 +656,7 @@ def _backward_check(
         if problem is not None:
             return problem
         out, cache = items
-        grads, problem = call(name, backward, p.dout, cache)
-        if problem is not None:
-            return problem
-        grads, problem = unpack(name, grads, 3, "dx, dgamma, dbeta")
+        grads, problem = call(name, backward, p.dout, cache, returns=GRADS)
         if problem is not None:
             return problem
         mistakes = backward_mistakes(kind, p)

@@ -127,10 +127,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
                 f"the given forward pass failed: {problem_.detail}",
             )
         _, cache, _ = value
-        grads, problem_ = call(name, backward, dout, cache)
-        if problem_ is not None:
-            return problem_
-        grads, problem_ = unpack(name, grads, 3, "dx, dgamma, dbeta")
+        grads, problem_ = call(
+            name, backward, dout, cache, returns=(3, "dx, dgamma, dbeta")
+        )
         if problem_ is not None:
             return problem_
         dx_ref, dg_ref, db_ref, (r, _) = _numeric_grads(
