@@ -11,8 +11,12 @@ Rules every check follows:
 * It never raises in a learner's notebook.  An unfinished stub (which raises
   ``NotImplementedError``) gives "not implemented yet"; any other exception, a
   ``None``, a wrong shape or a NaN gives a specific message.
-* When the answer is wrong it tries the usual mistakes (wrong axis, unbiased
-  variance, eps outside the square root, ...) and names the one that matches.
+* When the answer is wrong it names a cause only where one hypothesis, the
+  reference recomputed with a single change (other axes, N - 1, eps outside
+  the root, a missing term, another momentum, buffers left alone, ...),
+  reproduces the answer to round-off, and no other does; else it says what was
+  observed (which output or stage differs, by what factor, offset or
+  permutation, where), never a guess.
 * While ``tools/grade.py`` runs a submission (``config.grading()``), a failed
   check raises :class:`CheckFailed`, which is how the grader scores a test.
 * References are PyTorch or numerical gradients, never a copy of the solution.
