@@ -14,8 +14,8 @@ from .mutants.lesson00 import correct
 
 def test_correct_answer_passes(learner_mode, capsys):
     report = checks.batch_stats(correct)
-    assert report and report.verdicts == ["ok"] * 4
-    assert capsys.readouterr().out.count("| ok") == 4
+    assert report and report.verdicts == ["ok"] * 7  # 3 + N=2, D=1, float32 + N=1
+    assert capsys.readouterr().out.count("| ok") == 7
 
 
 def test_stub_says_not_implemented(learner_mode):

@@ -5,6 +5,8 @@ Each classic mistake's message: tests/mutants/lesson04.py, via test_mutants.py.
 
 from __future__ import annotations
 
+import pytest
+
 from helpers import checks
 
 from .mutants import lesson04 as m
@@ -26,6 +28,8 @@ def test_the_paper_schedule_passes_and_the_check_knows_the_paper_values(learner_
     assert checks.renorm_schedule(schedule, quiet=True)
     points = checks.lesson04.PAPER_POINTS
     assert points[40000] == (3.0, 5.0) and points[5000] == (1.0, 0.0)
+    for step, values in points.items():  # the curve the check samples
+        assert checks.lesson04._paper(step) == pytest.approx(values, abs=1e-12)
 
 
 def stub(*args, **kwargs):

@@ -11,8 +11,12 @@ Rules every check follows:
 * It never raises in a learner's notebook.  An unfinished stub (which raises
   ``NotImplementedError``) gives "not implemented yet"; any other exception, a
   ``None``, a wrong shape or a NaN gives a specific message.
-* When the answer is wrong it tries the usual mistakes (wrong axis, unbiased
-  variance, eps outside the square root, ...) and names the one that matches.
+* When the answer is wrong it names a cause only where one hypothesis, the
+  reference recomputed with a single change (other axes, N - 1, eps outside
+  the root, a missing term, another momentum, buffers left alone, ...),
+  reproduces the answer to round-off, and no other does; else it says what was
+  observed (which output or stage differs, by what factor, offset or
+  permutation, where), never a guess.
 * While ``tools/grade.py`` runs a submission (``config.grading()``), a failed
   check raises :class:`CheckFailed`, which is how the grader scores a test.
 * References are PyTorch or numerical gradients, never a copy of the solution.
@@ -205,7 +209,7 @@ def quiet_numerics():
         yield
 
 
-def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
+def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwargs):
     """Call ``fn(*args, **kwargs)`` and turn every way it can fail into a Result.
 
     Returns ``(value, None)`` on success or ``(None, result)`` when the call
@@ -214,6 +218,8 @@ def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
     are copies of ``args``, so a function that mutates them cannot spoil the
     reference the check compares against; ``copy_inputs=False`` passes the
     caller's own objects (needed when the check reads ``.grad`` afterwards).
+    ``returns=(count, names)``: the value must be a tuple of ``count`` items
+    (:func:`unpack`), returned as one.
     """
     if not callable(fn):
         return None, wrong(
@@ -250,7 +256,7 @@ def call(name: str, fn: Callable, *args, copy_inputs: bool = True, **kwargs):
                 "arrays instead of writing into the caller's (e.g. x = x - mu, "
                 "not x -= mu)",
             )
-    return value, None
+    return (value, None) if returns is None else unpack(name, value, *returns)
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
@@ -363,45 +369,80 @@ def shape_problem(
             f"{what} has shape {array.shape}, expected {tuple(shape)}{hint}",
         )
     if not np.all(np.isfinite(array)):
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        bad = ~np.isfinite(array)
+        where = ""
+        if array.ndim >= 2:  # which features (axis 1) hold them, if not all
+            rows = np.flatnonzero(
+                np.moveaxis(bad, 1, 0).reshape(bad.shape[1], -1).any(1)
+            )
+            if len(rows) < bad.shape[1]:
+                where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
         return wrong(
             name,
-            f"{what} contains {bad} NaN or infinite value(s): a division by "
-            "zero, or a square root of a negative number?",
+            f"{what} contains {int(bad.sum())} NaN or infinite value(s){where}: a "
+            "division by zero, or a square root of a negative number?",
         )
     return None
 
 
 def broadcast_hint(message: str, args=()) -> str | None:
-    """Which axis a NumPy or torch broadcast error came from, in words.
-
-    The usual cause in these exercises: a statistic reduced over the wrong axis
-    (shape ``(N,)`` where ``(D,)`` was meant, or the reverse) or a reduction
-    without ``keepdims`` on an image tensor.
-    """
-    shapes = re.findall(r"\(([\d, ]+)\)", message)
+    """What the shapes in a NumPy or torch broadcast error prove, in words: a
+    statistic of one example's length or one feature's against (N, D) input,
+    or a 1-D array of C values lined up with the last axis of image input.
+    Nothing is guessed beyond the shapes."""
     if not ("broadcast" in message or "must match the size" in message):
         return None
+    found = re.findall(r"\(([\d, ]+)\)", message)
+    sizes = {int(v) for text in found for v in text.replace(" ", "").split(",") if v}
+    shapes = [  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
+        tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        for text in found
+        if "," in text
+    ]
     batch = next(
         (a.shape for a in args if hasattr(a, "shape") and len(a.shape) >= 2), None
     )
+    generic = "(a broadcasting error: print the shapes of the arrays combined) "
     if batch is None:
-        return "(a broadcasting error: print the shapes of the arrays combined) "
+        return generic
     n, d = batch[0], batch[1]
-    sizes = {int(x) for shape in shapes for x in shape.replace(" ", "").split(",") if x}
-    if n != d and {n, d} & sizes and len(batch) == 2:
+    if len(batch) == 2 and n != d and {n, d} & sizes:
         return (
             f"(x is ({n}, {d}): a statistic of length {n} is one per example "
             f"(taken over axis 1), one of length {d} one per feature (over axis "
             "0); reduce over the axis you mean with keepdims=True so that it "
             "lines up with x) "
         )
-    if len(batch) == 4:
+    if len(batch) > 2 and (d,) in shapes and d != batch[-1]:
         return (
-            "(on (N, C, H, W) input, reduce over axes (0, 2, 3) with keepdims=True, "
-            "or reshape to (N*H*W, C) with the channels last) "
+            f"(x has shape {tuple(batch)}: an array of {d} values, one per "
+            f"channel, lines up with x's last axis ({batch[-1]} values), not "
+            f"with the channels: give it the shape (1, {d}{', 1' * (len(batch) - 2)}"
+            ") or reduce with keepdims=True) "
         )
-    return "(a broadcasting error: print the shapes of the arrays combined) "
+    return generic
+
+
+def channels_last(a):
+    """(N, C, ...) as (N * ..., C): the channel axis last, the others merged
+    (NumPy or torch, detached); 2-D input as it is."""
+    a = a.detach() if hasattr(a, "detach") else a
+    if a.ndim <= 2:
+        return a
+    moved = np.moveaxis(a, 1, -1) if isinstance(a, np.ndarray) else a.movedim(1, -1)
+    return moved.reshape(-1, a.shape[1])
+
+
+def from_channels_last(rows, shape):
+    """The inverse of :func:`channels_last` for an array of ``shape``."""
+    if len(shape) <= 2:
+        return rows
+    moved = rows.reshape(shape[0], *shape[2:], shape[1])
+    return (
+        np.moveaxis(moved, -1, 1)
+        if isinstance(moved, np.ndarray)
+        else moved.movedim(-1, 1)
+    )
 
 
 def _rows(a, axis):
@@ -420,9 +461,13 @@ def _fmt(values, limit=4) -> str:
 
 def _named(value, known: Mapping[str, object]) -> str | None:
     """The name of ``value`` (a scalar or one per feature) among ``known`` and
-    their simple transforms (inverse, square root, square, negation), or None."""
+    their simple transforms (inverse, square root, square, negation, double),
+    or None.  A name is given only when one quantity alone explains the value,
+    and a transform only when the value is not a plain number: a fraction 1
+    is "1", not "2·(1 - momentum)" because the momentum happens to be 1/2."""
     v = np.asarray(value, dtype=float)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
+    direct, derived, simple = [], [], None
     for label, k in {**dict(known or {}), **plain}.items():
         k = to_numpy(k)
         if k is None or (k.size != 1 and k.shape != v.shape):
@@ -436,8 +481,13 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():
             if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
-                return name.replace("(2)", "2").replace("(1/2)", "1/2")
-    return None
+                if label in plain:
+                    simple = simple or (label if name == label else None)
+                else:
+                    (direct if name == label else derived).append(name)
+                break
+    names = direct or ([] if simple else derived)
+    return names[0] if len(names) == 1 else simple
 
 
 def _permuted(g, w, close) -> str | None:
@@ -775,6 +825,7 @@ def ema_problem(
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
         label = _named(used[0], known)
+        label = None if label in ("1", "2", "1/2", "-1") else label
         key = f"momentum {label}" if label else "momentum"
         text = f"{what} moved by the fraction {used[0]:.4g}" + (
             f" = {label}" if label else ""
@@ -833,11 +884,10 @@ def compare(
     err = measure(got, want_np)
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
-    for message, candidate in (diagnoses or {}).items():
-        cand = to_numpy(candidate)
-        if cand is not None and cand.shape == want_np.shape:
-            if measure(got, cand) <= max(tol, 1e-9):
-                return wrong(name, message, err, tol)
+    near = max(tol, 1e-9)  # a listed mistake is recomputed, maybe otherwise rounded
+    listed = _listed(got, want_np, diagnoses, lambda a, b: measure(a, b) <= near, what)
+    if listed:
+        return wrong(name, listed, err, tol)
     # no listed mistake: the shape of the difference and what the invariants
     # (stage readers) say; a message that names its cause or quantity first
     got_np = to_numpy(got)
@@ -870,6 +920,24 @@ def compare(
             f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
         )
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
+
+
+def _listed(got, want, diagnoses, close, what) -> str | None:
+    """The message of the one listed mistake (``diagnoses``: message -> what
+    it gives) that reproduces ``got``; where two do, naming one would be a
+    guess: both are given as candidates."""
+    matches = [
+        message
+        for message, candidate in (diagnoses or {}).items()
+        if getattr(to_numpy(candidate), "shape", None) == want.shape
+        and close(got, candidate)
+    ]
+    if len(matches) < 2:
+        return matches[0] if matches else None
+    return (
+        f"{what} is what each of {len(matches)} mistakes gives here, so it cannot "
+        "say which: " + " | ".join(matches)
+    )
 
 
 _HELPERS = str(Path(__file__).resolve().parents[1])
@@ -975,6 +1043,49 @@ def build_module(cls, label: str, *args, **kwargs):
     return module, None
 
 
+def registration_problem(label, module, buffers, params, attrs=None):
+    """A wrong Result if ``module`` lacks a registered buffer or parameter of
+    ``buffers``/``params`` (name: the tensor it starts as, or None) or an
+    attribute of
+    ``attrs`` (name: value); else None."""
+    torch_ = torch()
+    for kind, wanted, found in (
+        ("buffer", buffers, dict(module.named_buffers())),
+        ("parameter", params, dict(module.named_parameters())),
+    ):
+        for key, start in wanted.items():
+            if key not in found:
+                plain = isinstance(getattr(module, key, None), torch_.Tensor)
+                how = (
+                    "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
+                )
+                return wrong(
+                    label,
+                    f"{key} is not a registered {kind}: "
+                    + (
+                        f"it is a plain attribute: use {how}"
+                        if plain
+                        else "it does not exist"
+                    )
+                    + ", so that state_dict saves it and .to() and .double() move it",
+                )
+            got = found[key].detach()
+            if start is not None and (
+                got.shape != start.shape
+                or not torch_.equal(got.double(), start.double())
+            ):
+                return wrong(label, f"{key} should start as {start.tolist()}")
+    for attr, value in (attrs or {}).items():
+        if getattr(module, attr, None) != value:
+            return wrong(
+                label,
+                f"module.{attr} is {getattr(module, attr, None)}, expected {value}: "
+                "store the value passed in (default or keyword argument) as a plain "
+                "attribute",
+            )
+    return None
+
+
 def buffers_outside_graph(name: str, module) -> Result:
     """Every buffer of a trained ``module`` outside the autograd graph, and the
     module deep-copyable (what evaluation code does).  Reads ``requires_grad``
@@ -1005,23 +1116,40 @@ def buffers_outside_graph(name: str, module) -> Result:
 
 
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
-    """Why ``samples`` do not look drawn from U[low, high], in numbers (range,
-    one side only, mean, spread), or None.  A Kolmogorov-Smirnov distance
-    above 2.5 / sqrt(n) happens by chance with probability below 1e-5."""
+    """Why ``samples`` (one row per call, one column per channel) do not look
+    drawn independently from U[low, high], in numbers (shared across channels,
+    repeated, range, one side only, mean, spread), or None.  A
+    Kolmogorov-Smirnov distance above 2.5 / sqrt(n) happens by chance with
+    probability below 1e-5."""
     x = to_numpy(samples)
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
+    if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
+        return (
+            f"{what}: at each call every channel gets the same value: draw one "
+            f"value per channel (shape ({x.shape[1]},))"
+        )
+    values, counts = np.unique(x, return_counts=True)
+    repeats = ""  # a continuous draw repeats no value
+    if len(values) < x.size:
+        most = values[np.argsort(-counts, kind="stable")][: np.sum(counts > 1)]
+        ends = int(np.sum((x == low) | (x == high)))
+        repeats = (
+            f"; only {len(values)} distinct values among {x.size} (repeated: "
+            f"{_fmt(most, 3)})"
+            + (f", {ends} of them exactly at the ends of the range" if ends > 1 else "")
+        )
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
     expected = (
         f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
     )
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
-        return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}"
+        return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}{repeats}"
     u, n = (x - low) / width, x.size
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
     if distance <= 2.5 / np.sqrt(n):
-        return None
+        return f"{what}: {repeats[2:]}" if repeats else None
     mid = (low + high) / 2
     side = (
         " (one-sided: all above the middle)"
@@ -1033,6 +1161,7 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     return (
         f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
         + expected
+        + repeats
     )
 
 

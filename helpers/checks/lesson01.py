@@ -107,6 +107,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             want,
             tol=1e-10,
             readers=_read_back(x, eps),
+            small=np.flatnonzero(x.var(0) < 100 * eps),  # where eps matters
             shape_hints={
                 (columns,): "one value per column: return the whole standardised "
                 "matrix, not its statistics",
@@ -122,7 +123,17 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             torch.from_numpy(EXAMPLE_4X6), None, None, training=True, eps=eps
         )
         second = compare(f"{name} 4x6 example", example, want, tol=1e-10)
-        return [result, second]
+        other, problem = call(name, fn, x, eps=0.01)  # eps matters: a tiny column
+        if problem is not None:
+            return [result, second, problem]
+        third = compare(
+            f"{name} eps=0.01",
+            other,
+            F.batch_norm(torch.from_numpy(x), None, None, training=True, eps=0.01),
+            tol=1e-10,
+            diagnoses={"the eps argument is ignored: use the eps passed in": value},
+        )
+        return [result, second, third]
 
     return run_check("standardize_columns", body, quiet=quiet, strict=strict)
 
@@ -132,54 +143,65 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 # --------------------------------------------------------------------------
 
 
+# numpy.percentile's methods but its default, "linear"
+METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
+interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
+nearest""".split()
+
+
 def activation_percentiles(fn, quiet=False, strict=None):
-    """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile."""
+    """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile:
+    on a tensor, on a NumPy array, and with the default ``q``."""
     import torch
 
     def body():
         name = "activation_percentiles"
-        rng = np.random.default_rng(3)
-        values = torch.from_numpy(rng.standard_normal((40, 7)) * 2 + 1)  # any shape
-        results = []
-        for q in ((15, 50, 85), (5, 25, 50, 75, 95)):
-            got, problem = call(name, fn, values, q=q)
+        values = np.random.default_rng(3).standard_normal((40, 7)) * 2 + 1
+        cases = {  # label: (values, keywords): any shape, tensor or array
+            "q=3 values": (torch.from_numpy(values), {"q": (15, 50, 85)}),
+            "q=5 values": (torch.from_numpy(values), {"q": (5, 25, 50, 75, 95)}),
+            "NumPy input": (values[:20], {"q": (10, 90)}),
+            "default q": (torch.from_numpy(values[:, :3]), {}),
+        }
+        seen = []  # per case: label, the answer, the reference, the hypotheses
+        for label, (data, keywords) in cases.items():
+            got, problem = call(name, fn, data, **keywords)
             if problem is not None:
-                return problem
-            flat = values.numpy().ravel()
-            want = np.percentile(flat, q)
-            if got is not None and not isinstance(got, np.ndarray):
-                try:
-                    got = np.asarray(
-                        got.detach().cpu().numpy() if hasattr(got, "detach") else got,
-                        dtype=float,
-                    )
-                except (TypeError, ValueError):
-                    return wrong(
-                        name, f"returned a {type(got).__name__}: return numbers"
-                    )
+                return [problem]
+            flat, q = np.asarray(data).ravel(), keywords.get("q", (15, 50, 85))
             mistakes = {
                 "q was used as a fraction: numpy.percentile takes percents (15, "
                 "not 0.15)": np.percentile(flat, np.asarray(q) / 100.0),
-                "nearest-rank percentiles; use numpy's default linear "
-                "interpolation": np.percentile(flat, q, method="nearest"),
-                "lower percentiles; use numpy's default linear interpolation": (
-                    np.percentile(flat, q, method="lower")
-                ),
+                **{  # every other method numpy.percentile knows
+                    f"these are numpy.percentile's values with method={method!r}; "
+                    "use its default, linear interpolation": np.percentile(
+                        flat, q, method=method
+                    )
+                    for method in METHODS
+                },
             }
-            hints = {
-                (len(q), values.shape[1]): "percentiles of each column, not of all "
-                "the values: flatten the tensor first",
-                (len(q), values.shape[0]): "percentiles of each row, not of all the "
-                "values: flatten the tensor first",
-            }
+            seen.append((label, data, _numbers(got), np.percentile(flat, q), mistakes))
+        # a hypothesis is named only if it reproduces the answer in every case
+        kept = {
+            message
+            for message in seen[0][4]
+            if all(rel_error(got, m[message]) <= 1e-9 for *_, got, _, m in seen)
+        }
+        results = []
+        for label, data, got, want, mistakes in seen:
             results.append(
                 compare(
-                    f"{name} q={len(q)} values",
+                    f"{name} {label}",
                     got,
                     want,
                     tol=1e-12,
-                    diagnoses=mistakes,
-                    shape_hints=hints,
+                    diagnoses={k: v for k, v in mistakes.items() if k in kept},
+                    shape_hints={
+                        (len(want), data.shape[1]): "percentiles of each column, "
+                        "not of all the values: flatten the tensor first",
+                        (len(want), data.shape[0]): "percentiles of each row, not "
+                        "of all the values: flatten the tensor first",
+                    },
                 )
             )
             if not results[-1].passed:
@@ -187,6 +209,16 @@ def activation_percentiles(fn, quiet=False, strict=None):
         return results
 
     return run_check("activation_percentiles", body, quiet=quiet, strict=strict)
+
+
+def _numbers(value):
+    """A tensor, list or array as a float64 array (else as it is, for
+    ``compare`` to describe)."""
+    try:
+        value = value.detach().cpu().numpy() if hasattr(value, "detach") else value
+        return value if value is None else np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return value
 
 
 # --------------------------------------------------------------------------
@@ -235,6 +267,36 @@ def _numeric_norms(model, x, y):
     return np.array(norms)
 
 
+def _statistics(model, x, y) -> dict:
+    """Other summaries of each nn.Linear's weight gradient than its norm (by
+    autograd), each a hypothesis: name -> one value per layer."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if any(m.weight.grad is None or m.bias.grad is None for m in layers):
+        return {}  # the learner's function froze a layer: no hypotheses
+    grads = [m.weight.grad for m in layers]
+    with_bias = [m.weight.grad.norm() ** 2 + m.bias.grad.norm() ** 2 for m in layers]
+    its = "each weight gradient's"
+    found = {
+        f"{its} squared norm: return ||dL/dW||": [g.norm() ** 2 for g in grads],
+        f"{its} mean absolute value: return ||dL/dW||": [g.abs().mean() for g in grads],
+        f"{its} largest absolute value: return ||dL/dW||": [
+            g.abs().max() for g in grads
+        ],
+        f"{its} root mean square: return ||dL/dW||": [
+            g.norm() / g.numel() ** 0.5 for g in grads
+        ],
+        "the norm of weight and bias gradients together: return the weight's alone": [
+            v**0.5 for v in with_bias
+        ],
+    }
+    return {k: np.array([float(v) for v in values]) for k, values in found.items()}
+
+
 def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y) -> [||dL/dW|| per nn.Linear, input to output]``."""
 
@@ -279,6 +341,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
             ),
             "the loss is summed over the batch; use the mean (F.cross_entropy's "
             "default), as training does": want * len(x),
+            **_statistics(copy.deepcopy(model), x, y),
         }
         result = compare(name, got, want, tol=1e-6, diagnoses=mistakes)
         if not result.passed:

@@ -33,8 +33,10 @@ from ._core import (
     Result,
     _fmt,
     call,
+    channels_last,
     compare,
     expect_raises,
+    from_channels_last,
     info,
     ok,
     quiet_numerics,
@@ -48,6 +50,7 @@ from ._core import (
     wrong_axes,
 )
 
+OUT, GRADS = (2, "out, cache"), (3, "dx, dgamma, dbeta")  # what the passes return
 FORWARD_TOL = 1e-10  # float64 against torch, on well-conditioned data (the floor)
 BACKWARD_TOL = 1e-10
 NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
@@ -146,17 +149,7 @@ def reference(kind: str, p: Problem):
 
 def _as_2d(kind: str, array):
     """View a problem as (examples, features) over which statistics are taken."""
-    if kind == "spatial":
-        n, c, h, w = array.shape
-        return array.transpose(0, 2, 3, 1).reshape(-1, c)
-    return array
-
-
-def _from_2d(kind: str, array, shape):
-    if kind == "spatial":
-        n, c, h, w = shape
-        return array.reshape(n, h, w, c).transpose(0, 3, 1, 2)
-    return array
+    return channels_last(array) if kind == "spatial" else array
 
 
 def forward_invariants(kind: str, p: Problem) -> list:
@@ -185,7 +178,7 @@ def directions(kind: str, p: Problem) -> dict:
     x_hat = (x2 - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
     return {
         "1": np.ones(p.x.shape),
-        "x_hat": _from_2d(kind, x_hat, p.x.shape),
+        "x_hat": from_channels_last(x_hat, p.x.shape),
     }
 
 
@@ -222,23 +215,38 @@ def known(kind: str, p: Problem) -> dict:
     }
 
 
-def causes(kind: str, p: Problem) -> dict:
-    """Signatures (see ``_core.describe``) that name one cause exactly."""
+def causes(kind: str, p: Problem, what: str = "out") -> dict:
+    """Signatures (see ``_core.describe``) that name one cause exactly, for
+    the output ``what`` ("out", "dx", "dgamma" or "dbeta") only."""
     n = _as_2d(kind, p.x).shape[0] if kind != "layer" else p.x.shape[1]
     feature = "channel" if kind == "spatial" else "feature"
-    return {
+    summed = {
         f"factor 1/(N = {n})": "averaged over the batch; gradients of a shared "
-        "parameter add up (sum)",
-        f"{feature} factor 1/(gamma)": "the gradient reaching x_hat is dout * gamma",
-        f"{feature} factor sigma": "x - mu where x_hat = (x - mu) / sigma is meant",
-        f"{feature} offset -2·(beta)": "beta is subtracted: out = gamma * x_hat + beta",
-        f"{feature} offset -(beta)": "beta is not added: out = gamma * x_hat + beta",
-        "along 1": "the branch through the mean is off (missing, or scaled wrong)",
-        "along x_hat": "the branch through the variance is off (missing, or scaled "
-        "wrong)",
-        "along 1 and x_hat": "both the branch through the mean and the one "
-        "through the variance are off",
+        "parameter add up (sum)"
     }
+    return {
+        "out": {
+            f"{feature} offset -2·(beta)": "beta is subtracted: out = gamma * x_hat "
+            "+ beta",
+            f"{feature} offset -(beta)": "beta is not added: out = gamma * x_hat + "
+            "beta",
+        },
+        "dx": {
+            f"{feature} factor 1/(gamma)": "the gradient reaching x_hat is dout * "
+            "gamma",
+            "along 1": "the branch through the mean is off (missing, or scaled wrong)",
+            "along x_hat": "the branch through the variance is off (missing, or "
+            "scaled wrong)",
+            "along 1 and x_hat": "the direct term dout * gamma / sigma is right; "
+            "what differs lies in the branches through the mean and the variance "
+            "(one or both)",
+        },
+        "dgamma": {
+            **summed,
+            f"{feature} factor sigma": "x - mu where x_hat = (x - mu) / sigma is meant",
+        },
+        "dbeta": summed,
+    }[what]
 
 
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
@@ -262,8 +270,13 @@ def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]
         x.var(axis, keepdims=True) + p.eps
     )
     swapped = "this is {}'s formula (dgamma and dbeta swapped?)"
+    ones = Problem(p.x, np.ones_like(p.gamma), p.beta, p.dout, p.eps)
     return {
-        "dx": {},
+        "dx": {
+            "dx misses gamma: the gradient reaching x_hat is dout * gamma": (
+                reference(kind, ones)[1]
+            )
+        },
         "dgamma": {
             "dgamma uses x instead of x_hat: out = gamma * x_hat + beta": (
                 dout * x
@@ -321,7 +334,7 @@ def _composed(kind, given, p: Problem):
     if out is None or out.shape != args[0].shape:
         return None
     if kind == "spatial":
-        return _from_2d(kind, out, p.x.shape)
+        return from_channels_last(out, p.x.shape)
     return p.gamma * out.T + p.beta
 
 
@@ -387,10 +400,7 @@ def _judged_with_given(
 
 
 def _forward_results(kind, name, fn, p: Problem, given=None) -> list[Result]:
-    value, problem = call(name, fn, p.x, p.gamma, p.beta, eps=p.eps)
-    if problem is not None:
-        return [problem]
-    items, problem = unpack(name, value, 2, "out, cache")
+    items, problem = call(name, fn, p.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
     if problem is not None:
         return [problem]
     want = reference(kind, p)[0]
@@ -442,6 +452,16 @@ def _forward_results(kind, name, fn, p: Problem, given=None) -> list[Result]:
     return results
 
 
+def _batch_of_two(name, fn, p: Problem) -> Result:
+    """The smallest batch batch norm handles (N = 2): computed, not refused."""
+    two, label = Problem(p.x[:2], p.gamma, p.beta, p.dout[:2], p.eps), f"{name} N=2"
+    value, problem = call(label, fn, two.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
+    if problem is not None:  # a failed Result is falsy: never use `or`
+        return problem
+    want = reference("batch", two)[0]
+    return compare(label, value[0], want, tol=tolerance("batch", two), what="out")
+
+
 def _forward_check(kind: Kind, fn, *, seed, shape, eps, quiet, strict, given=None):
     name = kind.forward
     p = make_problem(kind.key, seed, shape, eps)
@@ -451,6 +471,7 @@ def _forward_check(kind: Kind, fn, *, seed, shape, eps, quiet, strict, given=Non
         if kind.refuses_one_example and all(
             r.verdict not in (TODO, ERROR) for r in results[:1]
         ):
+            results.append(_batch_of_two(name, fn, p))
             single = p.x[:1]
             results.append(
                 expect_raises(
@@ -473,16 +494,10 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
     """Compare the learner's backward with numerical gradients of their forward."""
     shape = {"batch": (6, 4), "spatial": (3, 2, 2, 3), "layer": (4, 6)}[kind]
     p = make_problem(kind, seed + 100, shape, tiny=False)
-    value, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps)
+    items, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
     if problem is not None:
         return problem
-    items, problem = unpack(name, value, 2, "out, cache")
-    if problem is not None:
-        return problem
-    grads, problem = call(name, backward, p.dout, items[1])
-    if problem is not None:
-        return problem
-    grads, problem = unpack(name, grads, 3, "dx, dgamma, dbeta")
+    grads, problem = call(name, backward, p.dout, items[1], returns=GRADS)
     if problem is not None:
         return problem
 
@@ -519,22 +534,12 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
     )
 
 
-def _explanations(name, functions, p, seed, cache, gradients):
-    """The first wrong stage of a staged backward, and the whole-network check
-    once all three gradients are right."""
-    forward, backward = functions
-    extras = []
-    if name == "batchnorm_backward" and not gradients[0].passed:
-        if gradients[0].verdict == "note":  # judged on its own forward: no stages
-            return extras
-        staged = _stage_result(name, backward, p, cache)
-        if staged is not None:
-            extras.append(staged)
-    if name == "batchnorm_backward" and all(r.verdict == "ok" for r in gradients):
-        network = _network_result(name, forward, backward, seed)
-        if network is not None:
-            extras.append(network)
-    return extras
+def _explanations(name, backward, p, cache, gradients):
+    """The first wrong stage of a staged backward (Karpathy's ``cmp``)."""
+    if name != "batchnorm_backward" or gradients[0].verdict in ("ok", "note"):
+        return []  # right, or judged on its own forward: no stages
+    staged = _stage_result(name, backward, p, cache)
+    return [] if staged is None else [staged]
 
 
 def _grads_blind(kind, given, p: Problem, mine) -> bool:
@@ -570,7 +575,7 @@ def _composed_grads(kind, given, p: Problem):
         return None
     if layer:
         return dx2.T, (p.dout * x_hat.T).sum(0), p.dout.sum(0)
-    return _from_2d(kind, dx2, p.x.shape), to_numpy(grads[1]), to_numpy(grads[2])
+    return from_channels_last(dx2, p.x.shape), to_numpy(grads[1]), to_numpy(grads[2])
 
 
 def _judge_backward(kind_: Kind, name, out, p, gradients, numeric):
@@ -651,10 +656,7 @@ def _backward_check(
         if problem is not None:
             return problem
         out, cache = items
-        grads, problem = call(name, backward, p.dout, cache)
-        if problem is not None:
-            return problem
-        grads, problem = unpack(name, grads, 3, "dx, dgamma, dbeta")
+        grads, problem = call(name, backward, p.dout, cache, returns=GRADS)
         if problem is not None:
             return problem
         mistakes = backward_mistakes(kind, p)
@@ -679,7 +681,7 @@ def _backward_check(
                 diagnoses=mistakes[what],
                 what=what,
                 known=known(kind, p),
-                causes=causes(kind, p),
+                causes=causes(kind, p, what),
                 **extra[what],
             )
             for what, grad in zip(refs, grads, strict=True)
@@ -697,9 +699,7 @@ def _backward_check(
         results = _judge_backward(kind_, name, out, p, gradients, numeric)
         if also is not None:
             results.append(also(p, cache, grads))
-        return results + _explanations(
-            name, (forward, backward), p, seed, cache, results
-        )
+        return results + _explanations(name, backward, p, cache, results)
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
@@ -790,69 +790,6 @@ def _stage_result(name, backward, p: Problem, cache) -> Result | None:
     if not checked:
         return None
     return ok(f"{name} stages", f"{', '.join(checked)} agree with autograd")
-
-
-def _network_result(name, forward, backward, seed) -> Result | None:
-    """CS231n's whole-network check: affine -> your batch norm -> ReLU -> affine
-    -> softmax loss.  The gradients of W1, gamma and beta through your backward
-    pass against centred numerical gradients of the loss through your forward.
-
-    Learner-facing only (plain Python functions): it repeats what the other
-    lines establish, in the setting the layers are for, so grades never depend
-    on it and the grader does not spend remote calls on it.
-    """
-    if not hasattr(forward, "__code__") or not hasattr(backward, "__code__"):
-        return None
-    label = f"{name} in a network"
-    rng = np.random.default_rng(seed + 100)
-    x, labels = rng.standard_normal((12, 6)), rng.integers(0, 3, 12)
-    w2 = 0.5 * rng.standard_normal((5, 3))
-    params = {
-        "W1": 0.5 * rng.standard_normal((6, 5)),
-        "gamma": rng.uniform(0.5, 1.5, 5),
-        "beta": rng.normal(0.0, 0.5, 5),
-    }
-
-    def loss(values, grads=False):
-        out, cache = forward(x @ values["W1"], values["gamma"], values["beta"])
-        scores = np.maximum(out, 0) @ w2
-        scores = scores - scores.max(1, keepdims=True)
-        prob = np.exp(scores) / np.exp(scores).sum(1, keepdims=True)
-        value = -np.log(prob[np.arange(12), labels]).mean()
-        if not grads:
-            return value
-        dscores = prob.copy()
-        dscores[np.arange(12), labels] -= 1
-        dout = (dscores / 12) @ w2.T * (out > 0)
-        dh, dgamma, dbeta = backward(dout, cache)
-        return {"W1": x.T @ dh, "gamma": dgamma, "beta": dbeta}
-
-    try:
-        with quiet_numerics():
-            analytic = loss(params, grads=True)
-            worst = 0.0
-            for key, value in params.items():
-                numeric = np.zeros_like(value)
-                for index in np.ndindex(value.shape):
-                    values = {k: v.copy() for k, v in params.items()}
-                    values[key][index] += 1e-6
-                    up = loss(values)
-                    values[key][index] -= 2e-6
-                    numeric[index] = (up - loss(values)) / 2e-6
-                worst = max(worst, rel_error(analytic[key], numeric))
-    except Exception as exc:
-        return info(label, f"skipped: {type(exc).__name__} in the small network")
-    if worst <= 1e-6:
-        return ok(
-            label,
-            "affine -> your BN -> ReLU -> affine -> softmax: the gradients of W1, "
-            f"gamma, beta match numerical ones (max rel. error {worst:.0e})",
-        )
-    return wrong(
-        label,
-        f"in a small network the gradients differ from numerical ones (max rel. "
-        f"error {worst:.0e}): does your backward use the cache of the same call?",
-    )
 
 
 def _forward_checker(kind: Kind, default_seed: int, doc: str):

@@ -17,16 +17,20 @@ import copy
 
 from ._core import (
     EPS,
+    INFO,
+    OK,
     TODO,
     Result,
     build_module,
     call,
+    channels_last,
     compare,
     describe,
     ema_problem,
     expect_raises,
     not_implemented,
     ok,
+    registration_problem,
     run_check,
     stages,
     wrong,
@@ -47,10 +51,10 @@ BATCH_SIZES = (8, 3, 16, 5, 2)
 EXPECTED_KEYS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 
 
-def _reference(shape_tail, momentum=0.1, affine=True, channels=4):
+def _reference(shape_tail, momentum=0.1, affine=True, channels=4, eps=EPS):
     torch = torch_()
     cls = torch.nn.BatchNorm2d if len(shape_tail) == 3 else torch.nn.BatchNorm1d
-    return cls(channels, momentum=momentum, affine=affine).double()
+    return cls(channels, eps=eps, momentum=momentum, affine=affine).double()
 
 
 def _describe(shape_tail) -> str:
@@ -92,19 +96,15 @@ def _update_problem(buffer, got, old, x, momentum, step, eps) -> str:
     return ema_problem(buffer, got, old, torch.as_tensor(batch), m, known, causes)
 
 
-def _close(a, b, tol=TOL) -> bool:
+def _close(a, b, tol=TOL, scale=0.0) -> bool:
+    """``a`` equals ``b`` to ``tol`` times the larger of max |b| and ``scale``."""
     torch = torch_()
     if not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(b.shape):
         return False
     a = a.detach().double().cpu()
     b = b.detach().double().cpu()
-    scale = max(float(b.abs().max()), 1e-300) if b.numel() else 1.0
+    scale = max(float(b.abs().max()) if b.numel() else 1.0, scale, 1e-300)
     return a.shape == b.shape and bool(torch.all((a - b).abs() <= tol * scale))
-
-
-def _channels_last(t):
-    """(values, C): channels last, every other dim merged."""
-    return t.detach().transpose(1, -1).reshape(-1, t.shape[1])
 
 
 _make = build_module
@@ -127,25 +127,15 @@ def _registration(cls) -> Result:
     module, problem = _make(cls, label, 4)
     if problem is not None:
         return problem
-    buffers = dict(module.named_buffers())
-    params = dict(module.named_parameters())
-    for key in ("running_mean", "running_var", "num_batches_tracked"):
-        if key not in buffers:
-            how = (
-                "it is a plain attribute: use self.register_buffer(...) so that it "
-                "is saved in state_dict and moved by .to() and .double()"
-                if isinstance(getattr(module, key, None), torch.Tensor)
-                else "it does not exist"
-            )
-            return wrong(label, f"{key} is not a registered buffer: {how}")
-    for key in ("weight", "bias"):
-        if key not in params:
-            return wrong(
-                label,
-                f"{key} is not a parameter: with affine=True create "
-                f"nn.Parameter(torch.{'ones' if key == 'weight' else 'zeros'}"
-                "(num_features))",
-            )
+    ones, zeros = torch.ones(4), torch.zeros(4)
+    problem = registration_problem(
+        label,
+        module,
+        {"running_mean": zeros, "running_var": ones, "num_batches_tracked": zeros[0]},
+        {"weight": ones, "bias": zeros},
+    )
+    if problem is not None:
+        return problem
     keys = set(module.state_dict())
     if keys != EXPECTED_KEYS:
         return wrong(
@@ -153,24 +143,21 @@ def _registration(cls) -> Result:
             f"state_dict keys {sorted(keys)} differ from PyTorch's "
             f"{sorted(EXPECTED_KEYS)}",
         )
-    initial = {
-        "running_mean": torch.zeros(4),
-        "running_var": torch.ones(4),
-        "weight": torch.ones(4),
-        "bias": torch.zeros(4),
-    }
-    state = module.state_dict()
-    for key, value in initial.items():
-        if state[key].shape != value.shape or not torch.equal(
-            state[key].float(), value
-        ):
-            return wrong(label, f"{key} should start as {value.tolist()}")
-    if state["num_batches_tracked"].dtype != torch.long:
+    if module.num_batches_tracked.dtype != torch.long:
         return wrong(label, "num_batches_tracked should be a long (int64) tensor")
     try:  # interoperability: torch's state_dict loads into the module
         module.load_state_dict(torch.nn.BatchNorm1d(4).state_dict())
     except Exception as exc:
         return wrong(label, f"cannot load torch.nn.BatchNorm1d's state_dict: {exc}")
+    module, problem = _make(cls, label, 4, affine=False)
+    if problem is not None:
+        return problem
+    if list(module.parameters()) or getattr(module, "weight", None) is not None:
+        return wrong(
+            label,
+            "with affine=False the module has parameters: torch's has none "
+            "(self.register_parameter('weight', None), likewise bias)",
+        )
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 
 
@@ -185,14 +172,17 @@ def _copy_affine(module, ref) -> Result | None:
     return None
 
 
-def _pair(cls, label, shape_tail, momentum, affine, gen):
+def _pair(cls, label, shape_tail, momentum, affine, gen, eps=EPS):
     """The learner's module and PyTorch's, with the same (random) gamma and beta."""
     torch = torch_()
-    module, problem = _make(cls, label, 4, momentum=momentum, affine=affine)
+    given = {"momentum": momentum, "affine": affine} | (
+        {} if eps == EPS else {"eps": eps}
+    )
+    module, problem = _make(cls, label, 4, **given)
     if problem is not None:
         return None, None, problem
     module = module.double()
-    ref = _reference(shape_tail, momentum, affine)
+    ref = _reference(shape_tail, momentum, affine, eps=eps)
     if affine:
         with torch.no_grad():
             ref.weight.copy_(torch.rand(4, generator=gen, dtype=torch.float64) + 0.5)
@@ -211,19 +201,30 @@ def _output_problem(label, at, out, expected, x, ref, affine, buffers):
         return wrong(label, f"{at}: output {got}, expected {tuple(expected.shape)}")
     if _close(out, expected):
         return None
-    c, rows = x.shape[1], _channels_last
+    c, rows = x.shape[1], channels_last
     weight = ref.weight.detach() if affine else torch.ones(c, dtype=x.dtype)
     bias = ref.bias.detach() if affine else torch.zeros(c, dtype=x.dtype)
     var, n = rows(x).var(0, correction=0), len(rows(x))
     running = " (training mode uses the batch's own statistics)"
+    scales = None
+    if ref.eps != EPS:  # the right scale first, then the default eps's
+        scales = {
+            "sqrt(var + eps)": torch.sqrt(var + ref.eps),
+            f"sqrt(var + 1e-5): the module's eps ({ref.eps:g}) is not used": (
+                torch.sqrt(var + EPS)
+            ),
+        }
     seen = (
-        wrong_axes(out.detach(), x, weight, bias, eps=EPS, axes=[0, *range(2, x.dim())])
+        wrong_axes(
+            out.detach(), x, weight, bias, eps=ref.eps, axes=[0, *range(2, x.dim())]
+        )
         or stages(
             rows(out),
             rows(x),
             weight,
             bias,
-            eps=EPS,
+            eps=ref.eps,
+            scales=scales,
             means={"the batch mean": rows(x).mean(0)}
             | {
                 f"the running mean {when} the step{running}": b[0]
@@ -255,12 +256,29 @@ def _running(module):
     return tuple(t.detach().clone() for t in pair)
 
 
+def _detached_grad(x, weight, dout, eps):
+    """The input gradient with the batch statistics detached (outside the
+    graph): the one hypothesis a wrong input gradient is tested against."""
+    torch = torch_()
+    x = x.detach().clone().requires_grad_()
+    dims, view = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+    with torch.no_grad():
+        mu, var = x.mean(dims, keepdim=True), x.var(dims, keepdim=True, correction=0)
+    y = (x - mu) / torch.sqrt(var + eps) * weight.detach().reshape(view)
+    return torch.autograd.grad(y, x, dout)[0]
+
+
 def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affine):
     try:
         out.backward(dout)
     except Exception as exc:
         return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
     expected.backward(dout)
+    c = xb.shape[1]
+    weight = ref.weight if affine else torch_().ones(c, dtype=xb.dtype)
+    # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
+    sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
+    scale = float(dout.abs().max() * weight.detach().abs().max() / sigma)
     grads = [("input gradient", xa.grad, xb.grad)]
     if affine:
         grads += [
@@ -268,12 +286,23 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout, affin
             ("bias gradient", module.bias.grad, ref.bias.grad),
         ]
     for what, got, want in grads:
-        if got is None or not _close(got, want, 1e-9):
-            return wrong(
-                label,
-                f"{at}: the {what} differs from PyTorch's (are the statistics "
-                "part of the graph? only the running buffers go under no_grad)",
+        if got is None:
+            return wrong(label, f"{at}: no {what}: the output is not connected to it")
+        if _close(got, want, 1e-9, scale if what == "input gradient" else 0.0):
+            continue
+        seen = describe(got.detach(), want.detach(), tol=1e-8, axis=1)
+        if what == "input gradient" and _close(
+            got, _detached_grad(xb, weight, dout, ref.eps)
+        ):
+            seen = (
+                "it is the gradient with the batch statistics detached (computed "
+                "under no_grad or .detach()): only the running buffers go outside "
+                "the graph"
             )
+        return wrong(
+            label,
+            f"{at}: the {what} differs from PyTorch's" + (f": {seen}" if seen else ""),
+        )
     return None
 
 
@@ -292,7 +321,13 @@ def _buffer_problem(label, at, module, ref, old, x, step):
             if not hasattr(got, "shape") or tuple(got.shape) != tuple(old[0].shape):
                 return wrong(label, f"{at}: {buffer} is not a tensor of shape (C,)")
             reason = _update_problem(
-                buffer, got, old[buffer == "running_var"], x, ref.momentum, step, EPS
+                buffer,
+                got,
+                old[buffer == "running_var"],
+                x,
+                ref.momentum,
+                step,
+                ref.eps,
             )
             return wrong(label, f"{at}: {reason}")
     if int(module.num_batches_tracked) != int(ref.num_batches_tracked):
@@ -320,6 +355,14 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen):
             return problem
         expected = ref(xb)
         at = f"step {step} (batch of {n})"
+        # the running buffers are candidates of the statistics used only where
+        # they are PyTorch's (else they may hold the learner's own slip)
+        pairs = {"before": (before, old), "after": (_running(module), _running(ref))}
+        verified = {
+            when: mine
+            for when, (mine, right) in pairs.items()
+            if mine and all(_close(a, b) for a, b in zip(mine, right, strict=True))
+        }
         # each returns a failed Result (falsy!) or None: test with `is not None`
         for problem in (
             _output_problem(
@@ -330,7 +373,7 @@ def _training_problem(label, where, module, ref, shape_tail, affine, gen):
                 x,
                 ref,
                 affine,
-                {"before": before, "after": _running(module)},
+                verified,
             ),
             _gradient_problem(
                 label, at, module, ref, out, expected, xa, xb, dout, affine
@@ -364,13 +407,13 @@ def _eval_problem(label, module, ref, shape_tail, affine, gen):
         return None
     seen = None
     if isinstance(out, torch.Tensor) and out.shape == x.shape:
-        c, rows = x.shape[1], _channels_last(x)
+        c, rows = x.shape[1], channels_last(x)
         seen = stages(
-            _channels_last(out),
+            channels_last(out),
             rows,
             ref.weight.detach() if affine else torch.ones(c, dtype=x.dtype),
             ref.bias.detach() if affine else torch.zeros(c, dtype=x.dtype),
-            eps=EPS,
+            eps=ref.eps,
             means={
                 "running_mean": ref.running_mean,
                 "the batch mean (eval mode uses the running statistics)": rows.mean(0),
@@ -382,7 +425,7 @@ def _eval_problem(label, module, ref, shape_tail, affine, gen):
     )
 
 
-def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
+def _sequence(cls, shape_tail, momentum, affine, seed, eps=EPS) -> Result:
     """Train both modules on batches of varying size, then eval; compare all."""
     torch = torch_()
     where = _describe(shape_tail)
@@ -391,8 +434,10 @@ def _sequence(cls, shape_tail, momentum, affine, seed) -> Result:
         label = f"{NAME} momentum=None"
     elif not affine:
         label = f"{NAME} affine=False"
+    elif eps != EPS:
+        label = f"{NAME} eps={eps:g}"
     gen = torch.Generator().manual_seed(seed)
-    module, ref, problem = _pair(cls, label, shape_tail, momentum, affine, gen)
+    module, ref, problem = _pair(cls, label, shape_tail, momentum, affine, gen, eps)
     if problem is not None:
         return problem
     problem = _training_problem(label, where, module, ref, shape_tail, affine, gen)
@@ -550,6 +595,7 @@ def _resets(cls, seed) -> Result:
             k: getattr(module, k).detach().clone()
             for k in ("running_mean", "running_var", "num_batches_tracked", "weight")
         }
+        module(x)  # statistics again, for reset_parameters() to reset
         module.reset_parameters()
     except NotImplementedError:
         return not_implemented(label)
@@ -571,6 +617,7 @@ def _resets(cls, seed) -> Result:
         torch.equal(module.weight.detach(), torch.ones(4).double())
         and torch.equal(module.bias.detach(), torch.zeros(4).double())
         and int(module.num_batches_tracked) == 0
+        and torch.equal(module.running_mean.detach(), torch.zeros(4).double())
     ):
         return wrong(
             label,
@@ -592,13 +639,24 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             results.append(_sequence(cls, shape_tail, 0.1, True, seed))
         results.append(_sequence(cls, (4, 3), None, True, seed + 1))
         results.append(_sequence(cls, (4,), 0.3, False, seed + 2))
+        results.append(_sequence(cls, (4,), 0.1, True, seed + 6, eps=1e-3))
         results.append(_untracked(cls, seed + 3))
         results.append(_resets(cls, seed + 4))
         results.append(_low_precision(cls, seed + 5))
         results += _bad_inputs(cls)
-        return results
+        return _contrasts(results, SCRATCH_CONTRASTS)
 
     return run_check(NAME, body, quiet=quiet, strict=strict)
+
+
+# the sequences of scratch_batchnorm's results: (N, C) first, then one change
+SCRATCH_CONTRASTS = (
+    (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
+    (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
+    (2, 4, "momentum=None: a cumulative average, 1/k at the k-th batch"),
+    (1, 5, "affine=False: weight and bias are None"),
+    (1, 6, "eps=1e-3 is passed to the constructor"),
+)
 
 
 # --------------------------------------------------------------------------
@@ -606,7 +664,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 # --------------------------------------------------------------------------
 
 
-def _trained_pair(kind, bias, seed, affine=True, dtype="float64"):
+def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
     """A layer and a trained eval-mode batch norm; ``kind`` "linear", "conv" or
     "grouped" (dilated, grouped, reflect-padded: every conv setting differs)."""
     torch = torch_()
@@ -626,7 +684,8 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64"):
             4, 6, 3, padding=2, dilation=2, groups=2, bias=bias, padding_mode="reflect"
         )
         bn, shape = torch.nn.BatchNorm2d, (4, 4, 8, 8)
-    layer, bn = layer.double(), bn(layer.weight.shape[0], affine=affine).double()
+    layer = layer.double()
+    bn = bn(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
         for _ in range(4):  # give the running statistics non-trivial values
             bn(layer(3 * torch.randn(*shape, generator=gen, dtype=torch.float64) + 1))
@@ -646,7 +705,7 @@ def _fold_reader(layer, bn, x):
     and beta as candidates of the mean."""
     torch = torch_()
     with torch.no_grad():
-        z = _channels_last(layer(x))
+        z = channels_last(layer(x))
     c = z.shape[1]
     gamma = bn.weight.detach() if bn.weight is not None else torch.ones(c).double()
     beta = bn.bias.detach() if bn.bias is not None else torch.zeros(c).double()
@@ -663,15 +722,22 @@ def _fold_reader(layer, bn, x):
         "b' = (b - running_mean) * scale + beta": mean + own * (1 - s / gamma),
     }
 
+    scales = {"sqrt(running_var + eps)": s}
+    if bn.eps != EPS:
+        scales[f"sqrt(running_var + 1e-5): use bn.eps ({bn.eps:g})"] = (
+            var + EPS
+        ).sqrt()
+
     def read(out):
         return stages(
-            _channels_last(torch.as_tensor(out)),
+            channels_last(torch.as_tensor(out)),
             z,
             gamma,
             beta,
             eps=bn.eps,
             means=means,
             variances={"running_var": var},
+            scales=scales,
         )
 
     return [read]
@@ -709,12 +775,13 @@ def _settings_problem(label, kind, folded, layer) -> Result | None:
     return None
 
 
-def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
+def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Result:
     torch = torch_()
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
     extra = extra if affine else " affine=False"
+    extra = extra if eps == EPS else f" eps={eps:g}"
     label = f"fold_batchnorm {kind}" + (extra if dtype == "float64" else f" {dtype}")
-    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype)
+    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps)
     with torch.no_grad():
         want = bn.double()(layer.double()(x))
         readers = _fold_reader(layer, bn, x)
@@ -727,17 +794,6 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64") -> Result:
     # is seen (the expected output was computed above, before the call)
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)
     if problem is not None:
-        if not affine and problem.verdict != TODO:
-            problem.detail += (
-                "; with affine=False bn.weight and bn.bias are None: fold with "
-                "gamma = 1 and beta = 0"
-            )
-        if kind == "grouped" and problem.verdict != TODO:
-            problem.detail += (
-                "; this conv has dilation=2, groups=2 (weight of shape "
-                f"{tuple(layer.weight.shape)}) and padding_mode='reflect': copy "
-                "every setting"
-            )
         return problem
     want_type = torch.nn.Linear if kind == "linear" else torch.nn.Conv2d
     if not isinstance(folded, want_type):
@@ -808,6 +864,29 @@ def _fold_refusals(fn, seed) -> list[Result]:
     ]
 
 
+# (passing case, failing case, the one setting between them): a failure seen
+# only where that setting differs locates the mistake (a differential diagnosis)
+FOLD_CONTRASTS = (
+    (0, 1, "the layer has no bias (fold into a new bias)"),
+    (3, 2, "the conv has no bias (fold into a new bias)"),
+    (3, 4, "the conv has dilation=2, groups=2 and padding_mode='reflect'"),
+    (0, 5, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
+    (3, 6, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
+    (0, 7, "the layers are float32"),
+    (2, 8, "the layers are float16"),
+    (3, 9, "bn.eps is 1e-3, not the default 1e-5"),
+)
+
+
+def _contrasts(results, contrasts) -> list[Result]:
+    """Say, on a failed case whose twin differing in one setting passes, that
+    the failure comes only with that setting."""
+    for good, bad, setting in contrasts:
+        if results[good].passed and results[bad].verdict not in (OK, INFO, TODO):
+            results[bad].detail += f" (it fails only where {setting})"
+    return results
+
+
 def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(layer, bn)`` returns one layer equal to layer -> bn (eval)."""
 
@@ -815,7 +894,7 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
         first = _fold_one(fn, "linear", True, seed)
         if first.verdict == TODO:  # one "not yet" line is enough
             return first
-        return [
+        results = [
             first,
             _fold_one(fn, "linear", False, seed + 1),
             _fold_one(fn, "conv", False, seed + 2),
@@ -825,7 +904,9 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold_one(fn, "conv", True, seed + 7, affine=False),
             _fold_one(fn, "linear", True, seed + 8, dtype="float32"),
             _fold_one(fn, "conv", False, seed + 9, dtype="float16"),
+            _fold_one(fn, "conv", True, seed + 10, eps=1e-3),
             *_fold_refusals(fn, seed + 4),
         ]
+        return _contrasts(results, FOLD_CONTRASTS)
 
     return run_check("fold_batchnorm", body, quiet=quiet, strict=strict)

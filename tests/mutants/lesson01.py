@@ -40,6 +40,10 @@ def grad_norms(
     return norms[::-1] if reverse else norms
 
 
+def _squared(m, x, y):
+    return [v**2 for v in grad_norms(m, x, y)]
+
+
 def _every_parameter(m, x, y):
     m.zero_grad()
     F.cross_entropy(m(x), y).backward()
@@ -57,12 +61,20 @@ STANDARDIZE = {
     "only scaled": (partial(standardize, center=False), "only scaled"),
     "returns the statistics": (lambda X, eps=1e-5: X.mean(0), "one value per column"),
     "returns None": (lambda X, eps=1e-5: None, "forget the `return`"),
+    "eps argument ignored": (
+        lambda X, eps=1e-5: standardize(X),
+        "eps argument is ignored",
+    ),
 }
 PERCENTILES = {
     "fractions": (partial(percentiles, fraction=True), "as a fraction"),
     "per column": (partial(percentiles, flatten=False), "flatten"),
-    "nearest rank": (partial(percentiles, method="nearest"), "nearest-rank"),
+    "nearest rank": (partial(percentiles, method="nearest"), "method='nearest'"),
     "raises": (lambda v, q=(15, 50, 85): v.nonexistent(), "raised AttributeError"),
+    "tensors only": (
+        lambda v, q=(15, 50, 85): np.percentile(v.detach().numpy().ravel(), q),
+        "has no attribute 'detach'",
+    ),
 }
 NORMS = {
     "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
@@ -70,6 +82,7 @@ NORMS = {
     "reversed": (partial(grad_norms, reverse=True), "reverse order"),
     "weight norms": (partial(grad_norms, weights=True), "weights' norms"),
     "every parameter": (_every_parameter, "one norm per parameter"),
+    "squared norms": (_squared, "squared norm"),
 }
 MUTANTS = [
     *family("standardize_columns", STANDARDIZE, "standardize_columns"),

@@ -24,8 +24,9 @@ def bn_forward(
     sqrt=True,
     check_n=True,
     fixed_eps=None,
+    min_n=2,
 ):
-    if check_n and x.shape[0] < 2:
+    if check_n and x.shape[0] < min_n:
         raise ValueError("N < 2")
     eps = fixed_eps if fixed_eps is not None else eps
     mu = x.mean(axis=axis, keepdims=True)
@@ -107,6 +108,7 @@ BN_FORWARD = {
     "missing square root": (_fwd(sqrt=False), "no square root"),
     "ignores eps": (_fwd(fixed_eps=1e-5), "ignores its eps argument"),
     "no ValueError for N=1": (_fwd(check_n=False), "did not raise ValueError"),
+    "refuses N=2": (_fwd(min_n=3), "batchnorm_forward N=2 "),
     "returns out only": (lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps)[0], "expected a tuple of 2"),
     "returns None": (lambda x, g, b, eps=1e-5: None, "returned None"),
     "NaN": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0] * np.nan, None), "NaN"),
@@ -126,7 +128,7 @@ BN_FORWARD = {
 BN_BACKWARD = {
     "missing mean branch": (_bwd(mean_branch=False), "the branch through the mean is off"),
     "missing variance branch": (_bwd(var_branch=False), "the branch through the variance is off"),
-    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "both the branch through the mean and the one"),
+    "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "what differs lies in the branches through the mean and the variance"),
     "forgets gamma": (_bwd(gamma_factor=False), "reaching x_hat is dout * gamma"),
     "dgamma not summed": (_bwd(sum_dgamma=False), "not summed"),
     "dbeta not summed": (_bwd(sum_dbeta=False), "not summed"),
@@ -137,7 +139,7 @@ BN_BACKWARD = {
     "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
-    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "both the branch through the mean and the one"),
+    "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "what differs lies in the branches through the mean and the variance"),
     "N - 1 in the variance branch": (lambda d, c: closed_form(d, c, var_count=d.shape[0] - 1), "a multiple of x_hat"),
 }
 # fmt: on
@@ -182,6 +184,7 @@ SPATIAL_FORWARD = {
     "statistics over N and H only": (lambda x, g, b, eps=1e-5: (g[:, None, None] * (x - x.mean((0, 2), keepdims=True)) / np.sqrt(x.var((0, 2), keepdims=True) + eps) + b[:, None, None], None), "taken over axes (0, 2)"),
     "reshape without transpose": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"), "without moving C last"),
     "not reshaped back": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False), "reshape back"),
+    "gamma against the last axis": (lambda x, g, b, eps=1e-5: (g * (x - x.mean((0, 2, 3), keepdims=True)) / np.sqrt(x.var((0, 2, 3), keepdims=True) + eps) + b, None), "lines up with x's last axis"),
 }
 # fmt: on
 SPATIAL_BACKWARD = {

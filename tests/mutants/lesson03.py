@@ -26,6 +26,10 @@ def scratch_class(
     train_on_running=False,  # the review's N1: running statistics in training
     none_offset=0,  # momentum=None as 1/(k + offset)
     eval_eps=True,
+    affine_params=False,  # True: weight and bias even with affine=False
+    reset_all=True,  # False: reset_parameters() leaves the statistics
+    one_pass=False,  # True: var = E[x^2] - mean^2, right but rounded otherwise
+    fixed_eps=False,  # True: 1e-5 whatever eps is passed
 ):
     import torch
     from torch import nn
@@ -40,10 +44,10 @@ def scratch_class(
             track_running_stats=True,
         ):
             super().__init__()
-            self.num_features, self.eps = num_features, eps
+            self.num_features, self.eps = num_features, 1e-5 if fixed_eps else eps
             self.momentum, self.affine = momentum, affine
             self.track = track_running_stats or not untracked
-            if affine:
+            if affine or affine_params:
                 self.weight = nn.Parameter(torch.ones(num_features))
                 self.bias = nn.Parameter(torch.zeros(num_features))
             else:
@@ -70,7 +74,8 @@ def scratch_class(
             self.num_batches_tracked.zero_()
 
         def _reset_parameters(self):
-            self._reset_stats()
+            if reset_all:
+                self._reset_stats()
             nn.init.ones_(self.weight)
             nn.init.zeros_(self.bias)
 
@@ -94,6 +99,8 @@ def scratch_class(
                     var = x.var(
                         dims, correction=1 if normalise_unbiased else 0, keepdim=True
                     )
+                    if one_pass:
+                        var = (x * x).mean(dims, keepdim=True) - mean * mean
             if self.track and buffers_in_graph and self.training:
                 self.num_batches_tracked += 1
                 m = self.momentum
@@ -159,6 +166,9 @@ SCRATCH = {
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
     "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
     "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "autograd history"),
+    "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
+    "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must reset the statistics"),
+    "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
 }
 # fmt: on
 
@@ -178,6 +188,7 @@ def fold_variant(
     handle_affine=True,  # False: assumes bn.weight exists (D4)
     keep_dtype=True,  # False: a float32 layer whatever the input's dtype (D5)
     eps_out=False,  # the review's C7: sqrt(running_var) + eps
+    bn_eps=True,  # False: a fixed 1e-5 instead of bn.eps
 ):
     import torch
     from torch import nn
@@ -187,7 +198,8 @@ def fold_variant(
             raise ValueError("fusion only for eval, with running statistics")
         if sequential:
             return nn.Sequential(layer, bn)
-        std = torch.sqrt(bn.running_var + (bn.eps if eps else 0.0))
+        e = bn.eps if bn_eps else 1e-5
+        std = torch.sqrt(bn.running_var + (e if eps else 0.0))
         std = torch.sqrt(bn.running_var) + bn.eps if eps_out else std
         gamma = bn.weight
         if handle_affine and gamma is None:
@@ -253,10 +265,11 @@ FOLD = {
     "returns a Sequential": (fold_variant(sequential=True), "returned a Sequential"),
     "changes the layer in place": (fold_variant(in_place=True), "in place"),
     "conv settings not copied": (fold_variant(copy_settings=False), "copy every setting"),
+    "fixed eps": (fold_variant(bn_eps=False), "use bn.eps"),
     "no bias created": (fold_variant(make_bias=False), "has no bias"),
     "folds a batch norm in training mode": (fold_variant(refuse=False), "Fusion only for eval"),
     # the outside review's (2026-12-06, W3 and B1)
-    "dilation and groups not copied": (fold_variant(copy_all=False), "copy every setting"),
+    "dilation and groups not copied": (fold_variant(copy_all=False), "fails only where the conv has dilation=2, groups=2"),
     "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
     "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
 }

@@ -22,10 +22,12 @@ def renorm_forward(
     return gamma * y_hat + beta, (x_hat, y_hat, std, r, gamma), (r, d)
 
 
-def renorm_backward(dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True):
+def renorm_backward(
+    dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True, mean=True
+):
     x_hat, y_hat, std, r, gamma = cache
     g = dout * gamma * (r if with_r else 1.0)
-    dx = (g - g.mean(0) - x_hat * (g * x_hat).mean(0)) / std
+    dx = (g - (g.mean(0) if mean else 0.0) - x_hat * (g * x_hat).mean(0)) / std
     source = y_hat if dgamma_from == "y_hat" else x_hat
     dgamma = (dout * source).sum(0) if sum_params else dout * source
     return dx, dgamma, dout.sum(0)
@@ -37,6 +39,7 @@ RENORM_BACKWARD = {
     "dgamma from x_hat": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat"), "dgamma uses x_hat"),
     "dgamma not summed": (lambda d, c: renorm_backward(d, c, sum_params=False), "not summed"),
     "returns None": (lambda d, c: None, "returned None"),
+    "no mean branch": (lambda d, c: renorm_backward(d, c, mean=False), "the branch through the batch mean is off"),
 }
 # fmt: on
 
@@ -136,7 +139,7 @@ RENORM = {
     "d not clipped": (renorm_class(clip_d=False), "d not clipped to"),
     "running std updated with the variance": (renorm_class(std_update="var"), "averages in var_B + eps, the variance"),
     "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
-    "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "eval mode still uses the batch"),
+    "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "the batch mean (eval mode uses the running statistics)"),
     "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),
     "momentum on the old value": (renorm_class(momentum_on="old"), "momentum weighs the old value"),
     "no input validation": (renorm_class(validate=False), "ValueError"),
@@ -164,6 +167,8 @@ def schedule_variant(kind):
             )
         if kind == "constant finals":
             return ramp(t, r_steps, 3.0, 1.0), ramp(t, d_steps, 5.0)
+        if kind == "paper":
+            return ramp(t, r_steps, rmax_final, 1.0), ramp(t, d_steps, dmax_final)
         if kind == "returns one value":
             return ramp(t, r_steps, rmax_final, 1.0)
         raise AssertionError(kind)
@@ -173,11 +178,12 @@ def schedule_variant(kind):
 
 # fmt: off
 SCHEDULE = {
-    "ramps from step 0": (schedule_variant("no warm-up delay"), "start after the warm-up"),
-    "ramps swapped": (schedule_variant("swapped"), "swapped"),
-    "not capped": (schedule_variant("uncapped"), "keep growing"),
+    "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
+    "ramps swapped": (schedule_variant("swapped"), "ramps over 20000 steps (d_steps = 20000)"),
+    "not capped": (schedule_variant("uncapped"), "cap it at the final value"),
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
+    "returns a list": (lambda *a, **k: list(schedule_variant("paper")(*a, **k)), "return a tuple"),
 }
 # fmt: on
 

@@ -12,7 +12,15 @@ from . import family
 
 
 def noisy_class(
-    *, where="after", fresh=True, in_eval=False, ranges=True, keep=True, sides=2
+    *,
+    where="after",
+    fresh=True,
+    in_eval=False,
+    ranges=True,
+    keep=True,
+    sides=2,
+    shared=False,  # True: one shift and one scale for every channel
+    by_hand=False,  # True: F.batch_norm without running statistics
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -26,8 +34,10 @@ def noisy_class(
                 return torch.randn(c, dtype=dtype) * self.shift, torch.randn(
                     c, dtype=dtype
                 )
-            shift = (sides * torch.rand(c, dtype=dtype) - sides + 1) * self.shift
-            return shift, 1 + torch.rand(c, dtype=dtype) * (self.spread - 1)
+            k = 1 if shared else c
+            shift = (sides * torch.rand(k, dtype=dtype) - sides + 1) * self.shift
+            scale = 1 + torch.rand(k, dtype=dtype) * (self.spread - 1)
+            return shift.expand(c).clone(), scale.expand(c).clone()
 
         def forward(self, x):
             if not self.training and not in_eval:
@@ -38,9 +48,24 @@ def noisy_class(
             shift, scale = noise
             if where == "before":
                 return super().forward(x * scale + shift)
+            if by_hand:
+                return F.batch_norm(x, None, None, training=True) * scale + shift
             return super().forward(x) * scale + shift
 
     return Noisy
+
+
+def noisy_in_graph():
+    """Right output and noise, but running_mean rebound to a graph tensor."""
+
+    class InGraph(noisy_class()):
+        def forward(self, x):
+            out = super().forward(x)
+            if self.training:
+                self.running_mean = self.running_mean + 0.0 * out.mean(0)
+            return out
+
+    return InGraph
 
 
 def changed(
@@ -112,6 +137,11 @@ def _ics(**kw):
     return lambda m, x, y, i, lr: changed(m, x, y, i, lr, **kw)
 
 
+def _one_minus_cosine(m, x, y, i, lr):
+    distance, cosine = changed(m, x, y, i, lr)
+    return distance, 1 - cosine
+
+
 def _probe(**kw):
     return lambda m, x, y, steps: probed(m, x, y, steps, **kw)
 
@@ -124,6 +154,9 @@ NOISY = {
     "noise out of range": (noisy_class(ranges=False), "must be uniform"),
     # the outside review's (2026-12-06, C9): U[0, shift], one-sided
     "one-sided shift": (noisy_class(sides=1), "one-sided"),
+    "one noise for all channels": (noisy_class(shared=True), "every channel gets the same value"),
+    "running statistics never updated": (noisy_class(by_hand=True), "running_var did not change in a training step"),
+    "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
 }
 ICS = {
@@ -133,7 +166,8 @@ ICS = {
     "changes the model": (_ics(copy_=False), "measure on a copy"),
     # the outside review's (2026-12-06, C8)
     "eval-mode copy": (_ics(eval_=True), "measured in eval mode"),
-    "relative distance": (_ics(relative=True), "not the distance relative to ||G||"),
+    "relative distance": (_ics(relative=True), "the distance is relative to ||G||"),
+    "1 - cosine": (_one_minus_cosine, "this is 1 - cos(G, G')"),
 }
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
