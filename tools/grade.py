@@ -261,9 +261,11 @@ def _prepare(
     hard link, a FIFO, a device, or a learner folder that is a link is
     refused); the result goes to the grader's private folder, which the
     kernel cannot see.  ``klass`` is the class folder (``identity.
-    class_folder``): it says whether the submission is in a learner's own
-    folder (``answers_files``).
+    class_folder``; by default ``top``): it says whether the submission is in
+    a learner's own folder (``answers_files``).
     """
+    if klass is None and top is not None:
+        klass = str(top)
     linked = linked_folder(
         path, Path(top) if top else Path(os.path.abspath(path)).parent
     )
