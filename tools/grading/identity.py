@@ -65,17 +65,17 @@ def class_folder(files) -> str | None:
     """The folder every submission in ``files`` lies below (the paths as given).
 
     The folder that all of them share: with one submission, the folder it is
-    in.  None where there is none (no file, or relative and absolute paths
-    mixed).  Every shard of a class must be given the same list (the README
-    says so), so every shard finds the same folder.
+    in; ``""`` for the current folder; None for no file.  Relative and
+    absolute paths mixed: the absolute folder.  Every shard of a class must be
+    given the same list (the README says so), so every shard finds the same.
     """
     folders = [os.path.dirname(os.path.normpath(str(f))) for f in files]
     if not folders:
         return None
     try:
         return os.path.commonpath(folders) if any(folders) else ""
-    except ValueError:  # "" beside "/x", or absolute and relative mixed
-        return None if not all(f == "" for f in folders) else ""
+    except ValueError:  # absolute and relative mixed
+        return os.path.commonpath([os.path.abspath(f or ".") for f in folders])
 
 
 def parts_below(file: str, top: str | None) -> tuple[str, ...] | None:
@@ -87,6 +87,8 @@ def parts_below(file: str, top: str | None) -> tuple[str, ...] | None:
         parts = PurePath(path).parts
         return None if PurePath(path).is_absolute() else parts
     top = os.path.normpath(top)
+    if os.path.isabs(top) and not os.path.isabs(path):
+        path = os.path.abspath(path)
     try:
         if os.path.commonpath([top, path]) != top:
             return None
