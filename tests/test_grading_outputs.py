@@ -855,6 +855,24 @@ def test_a_folder_inside_a_learners_folder_never_names_the_learner(tmp_path):
         assert identity.identify(str(path), L00, top).id == expected, inner
 
 
+def test_the_class_folder_is_the_one_all_submissions_share(tmp_path, monkeypatch):
+    """The level ids are read at: the folder every submission given lies below,
+    the same for relative, absolute and mixed paths (shards are given the same
+    list, so they agree)."""
+    from tools.grading import identity
+
+    monkeypatch.chdir(tmp_path)
+    files = ["class/alice/x.ipynb", "class/mallory/bob/y.ipynb", "class/00_eve.ipynb"]
+    mixed = [str(tmp_path / files[0]), *files[1:]]
+    absolute = [str(tmp_path / f) for f in files]
+    for given in (files, mixed, absolute):
+        top = identity.class_folder(given)
+        ids = [identity.identify(f, L00, top).id for f in given]
+        assert ids == ["alice", "mallory", "eve"], (given, top)
+    assert identity.class_folder(["00_a.ipynb", "00_b.ipynb"]) == ""
+    assert identity.identify("00_a.ipynb", L00, "").id == "a"
+
+
 def test_an_answers_file_belongs_only_to_the_submission_it_names(tmp_path):
     """Attack (A07): a stray ``06_quiz.answers.json`` in a flat folder.  At
     2c3fb8b it scored every quiz notebook of that folder that had no answers

@@ -65,17 +65,20 @@ def class_folder(files) -> str | None:
     """The folder every submission in ``files`` lies below (the paths as given).
 
     The folder that all of them share: with one submission, the folder it is
-    in; ``""`` for the current folder; None for no file.  Relative and
-    absolute paths mixed: the absolute folder.  Every shard of a class must be
-    given the same list (the README says so), so every shard finds the same.
+    in; ``""`` for the current folder.  Relative and absolute paths mixed:
+    the absolute folder.  None where there is none: no file, or only the file
+    system's root is shared (then ``identify`` reads each layout as it comes).
+    Every shard of a class must be given the same list (the README says so),
+    so every shard finds the same.
     """
     folders = [os.path.dirname(os.path.normpath(str(f))) for f in files]
     if not folders:
         return None
     try:
-        return os.path.commonpath(folders) if any(folders) else ""
+        shared = os.path.commonpath(folders) if any(folders) else ""
     except ValueError:  # absolute and relative mixed
-        return os.path.commonpath([os.path.abspath(f or ".") for f in folders])
+        shared = os.path.commonpath([os.path.abspath(f or ".") for f in folders])
+    return None if shared and shared == os.path.dirname(shared) else shared
 
 
 def parts_below(file: str, top: str | None) -> tuple[str, ...] | None:
