@@ -85,6 +85,10 @@ def _outputs(tmp_path, *formats, feedback=True, report_dir=True, shard=None):
         # Canvas's "Download submissions": <login>_<user id>_<submission id>_<name>
         (f"dl/lovelaceada_12345_67890_{L00}.ipynb", "12345"),
         (f"dl/lovelaceada_LATE_12345_67891_{L00}-1.ipynb", "12345"),
+        (  # Canvas's ids are ASCII digits: Arabic-Indic ones are a file name
+            f"dl/lovelaceada_\u0661\u0662\u0663_67890_{L00}.ipynb",
+            "lovelaceada_\u0661\u0662\u0663_67890",
+        ),
         # Moodle's: one folder per participant
         (
             f"dl/Ada Lovelace_4321_assignsubmission_file_/{L00}.ipynb",

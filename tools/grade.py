@@ -2,7 +2,7 @@
 
     python tools/grade.py --out grades.csv submissions/*.ipynb
         [--jobs N] [--timeout 600] [--cell-timeout 120] [--memory-mb 4096]
-        [--disk-mb 512] [--sandbox on|off]
+        [--disk-mb 512] [--sandbox on|off] [--class-folder DIR]
 
 For each submission the grader
 

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePath
 
-MOODLE_FOLDER = re.compile(r"^(?P<name>.*)_(?P<id>\d+)_assignsubmission_[a-z]+_?$")
+# the LMS's ids are ASCII digits (``\d`` would take any script's digits)
+MOODLE_FOLDER = re.compile(r"^(?P<name>.*)_(?P<id>[0-9]+)_assignsubmission_[a-z]+_?$")
 CANVAS_FILE = re.compile(
-    r"^(?P<login>[^_/]+)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<original>.+)$"
+    r"^(?P<login>[^_/]+)(?:_LATE)?_(?P<uid>[0-9]+)_(?P<sid>[0-9]+)_(?P<original>.+)$"
 )
 MAX_ID = 100  # characters
 
