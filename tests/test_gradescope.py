@@ -256,7 +256,12 @@ def test_the_image_installs_pytorchs_cpu_build_and_only_what_grading_needs(tmp_p
     root = tmp_path / "autograder"
     source = root / "source"
     (source / "tools" / "gradescope").mkdir(parents=True)
-    for rel in ("requirements.txt", "tools/grade.py", "tools/torch_index.py"):
+    for rel in (
+        "requirements.txt",
+        "requirements-test.txt",
+        "tools/grade.py",
+        "tools/torch_index.py",
+    ):
         shutil.copy2(ROOT / rel, source / rel)
     shutil.copy2(ROOT / "tools" / "gradescope" / "setup.sh", source / "setup.sh")
     bin_dir, log = tmp_path / "bin", tmp_path / "pip.log"
@@ -289,3 +294,10 @@ def test_the_image_installs_pytorchs_cpu_build_and_only_what_grading_needs(tmp_p
     (course,) = [c for c in installs if "-e" in c]
     assert course[course.index("-e") + 1] == str(source)  # no [lab] or [test] extras
     assert "-r" not in course and "requirements.txt" not in " ".join(course)
+    # the grader's own library, at the pin the test suite runs with
+    (pin,) = [
+        line
+        for line in (ROOT / "requirements-test.txt").read_text().splitlines()
+        if line.startswith("confusable-homoglyphs==")
+    ]
+    assert pin in course, course

@@ -85,6 +85,10 @@ def _outputs(tmp_path, *formats, feedback=True, report_dir=True, shard=None):
         # Canvas's "Download submissions": <login>_<user id>_<submission id>_<name>
         (f"dl/lovelaceada_12345_67890_{L00}.ipynb", "12345"),
         (f"dl/lovelaceada_LATE_12345_67891_{L00}-1.ipynb", "12345"),
+        (  # Canvas's ids are ASCII digits: Arabic-Indic ones are a file name
+            f"dl/lovelaceada_\u0661\u0662\u0663_67890_{L00}.ipynb",
+            "lovelaceada_\u0661\u0662\u0663_67890",
+        ),
         # Moodle's: one folder per participant
         (
             f"dl/Ada Lovelace_4321_assignsubmission_file_/{L00}.ipynb",
@@ -642,7 +646,18 @@ def test_a_class_of_attacks_end_to_end(tmp_path):
     put(f"{L00}_bob.ipynb", _lesson00(None))
     put(f"eve/00_{SCRIPT}.ipynb", _lesson00(NASTY))
     put(f'=HYPERLINK("http:x")/{L00}.ipynb', _lesson00(GOOD))
+    put(f"trudy/carol/{L00}.ipynb", _lesson00(GOOD))  # a folder in an archive
     bank = _bank()
+    # a quiz in the flat part of the class, and an answers file there that
+    # names no submission (every answer right): never erin's (A07)
+    erin = klass / f"{QUIZ}_erin.ipynb"
+    shutil.copyfile(ROOT / "notebooks" / f"{QUIZ}.ipynb", erin)
+    paths["erin"] = erin
+    right = {
+        qid: {"choice": sorted(q.correct), "first_choice": sorted(q.correct)}
+        for qid, q in bank.items()
+    }
+    _answers_file(klass / quiz.ANSWERS_FILE, right)
     for name, choice in (("dan", [999]), ("liar", None)):
         path = klass / name / f"{QUIZ}.ipynb"
         path.parent.mkdir(parents=True)
@@ -684,6 +699,9 @@ def test_a_class_of_attacks_end_to_end(tmp_path):
     assert "alice" in by[f"mallory/{L00}.ipynb"]["notes"]
     assert by["liar"]["total"] == "0" and by["dan"]["total"] == "0"
     assert "invalid" in by["dan"]["notes"]
+    assert by["erin"]["total"] == "0" and "names no submission" in by["erin"]["notes"]
+    nested = by[f"trudy/carol/{L00}.ipynb"]
+    assert nested["learner"] == "trudy" and "graded as 'trudy'" in nested["notes"]
     canvas = {r[3]: r[5:] for r in _table(out.with_name("grades-canvas.csv"))[2:]}
     assert canvas["alice"][0] == "2" and canvas["mallory"][0] == "0"
     assert canvas['\'=HYPERLINK("http:x")'][0] == "2"  # neutralised, not lost
@@ -726,7 +744,9 @@ def test_an_unsandboxed_run_is_said_in_the_report_and_the_gradebooks(tmp_path):
 def test_ids_that_only_look_alike_are_flagged_as_one_learner(tmp_path):
     from helpers import course
 
-    alike = ["alice", "Alice\u200b", "\uff41lice", "ali\u0301ce"]
+    # case, a zero-width space, a full-width a, a Cyrillic a, a Hangul filler
+    # (the last two were not grouped at 2c3fb8b: three rows rendered "alice")
+    alike = ["alice", "Alice\u200b", "\uff41lice", "\u0430lice", "alice\u3164"]
     rows = [_row(tmp_path / name / f"{L00}.ipynb", total=2.0) for name in alike]
     rows.append(_row(tmp_path / "bob" / f"{L00}.ipynb", total=1.0))
     found = report.duplicates(rows)
@@ -743,6 +763,150 @@ def test_ids_that_only_look_alike_are_flagged_as_one_learner(tmp_path):
     cased = [_row(tmp_path / n / f"{L00}.ipynb") for n in ("carol", "Carol")]
     for group in (twice, cased):
         assert report.keeper(next(iter(report.duplicates(group).values()))) is None
+
+
+def _marks(rows, tmp_path):
+    """The Moodle gradebook's first lesson cell, by username."""
+    from helpers import course
+
+    moodle = report.gradebook(rows, tmp_path / "m.csv", "moodle", course.LESSONS)
+    return {r[0]: r[1] for r in _table(moodle)[1:]}
+
+
+def test_an_honest_accented_or_spaced_name_keeps_its_mark(tmp_path):
+    """Attack (A04): ``Jose`` beside an honest ``José``, ``AnnaLee`` beside
+    ``Anna Lee``.  At 2c3fb8b the honest ids were not "plain" (canonical
+    dropped accents and spaces), so the impostor kept its mark and the honest
+    one's was withheld.  They are different ids that a reader tells apart: each
+    keeps its own.  A decomposed ``José`` does look like the precomposed one:
+    the precomposed (plain) one keeps its mark."""
+    klass = tmp_path / "class"
+    honest = ["Jos\u00e9", "Anna Lee", "\u0418\u0432\u0430\u043d", "\u6f22\u3042"]
+    rows = [_row(klass / name / f"{L00}.ipynb", total=2.0) for name in honest]
+    rows += [_row(klass / name / f"{L00}.ipynb", 0.0) for name in ("Jose", "AnnaLee")]
+    assert report.duplicates(rows) == {}
+    marks = _marks(rows, tmp_path)
+    assert {name: marks[name] for name in honest} == dict.fromkeys(honest, "2")
+    assert marks["Jose"] == marks["AnnaLee"] == "0"
+    decomposed = [
+        _row(klass / "Jos\u00e9" / f"{L00}.ipynb", total=2.0),
+        _row(klass / "Jose\u0301" / f"{L00}.ipynb", total=0.0),
+    ]
+    (group,) = report.duplicates(decomposed).values()
+    assert report.keeper(group) is decomposed[0]
+    marks = _marks(decomposed, tmp_path)
+    assert marks["Jos\u00e9"] == "2" and marks["Jose\u0301"] == ""
+
+
+@pytest.mark.parametrize(
+    "name, plain",
+    [
+        ("alice", True),
+        ("Jos\u00e9", True),
+        ("Anna Lee", True),
+        ("Participant 4321", True),
+        ("\u0418\u0432\u0430\u043d", True),  # Cyrillic alone
+        ("\u5c71\u7530\u305f\u308d\u3046", True),  # Han with Hiragana
+        ("Jose\u0301", False),  # decomposed
+        ("\u0430lice", False),  # Cyrillic a among Latin letters
+        ("alice\u3164", False),
+        ("ali\u200bce", False),
+        ("\uff41lice", False),
+        ("Anna\u00a0Lee", False),
+        ("Anna  Lee", False),
+        (" alice", False),
+    ],
+)
+def test_a_plain_id_is_one_a_reader_sees_as_it_is(name, plain):
+    from tools.grading import identity
+
+    assert identity.plain(name) is plain
+
+
+def test_a_folder_inside_a_learners_folder_never_names_the_learner(tmp_path):
+    """Attack (A06): mallory's archive unpacks to ``mallory/bob/<lesson>``.
+    At 2c3fb8b the innermost folder was the id: it was graded as bob and bob's
+    honest mark was withheld.  The id is the first folder below the class
+    folder, the LMS's folder for Moodle, the file name for Canvas."""
+    from tools.grading import identity
+
+    klass = tmp_path / "class"
+    rows = [
+        _row(klass / "bob" / f"{L00}.ipynb", 2.0),
+        _row(klass / "mallory" / "bob" / f"{L00}.ipynb", 0.0),
+        _row(klass / "alice" / f"{L00}.ipynb", 1.0),
+    ]
+    args = _outputs(tmp_path, "canvas", "moodle", feedback=False, report_dir=False)
+    grade.write_outputs(rows, args)
+    moodle = {r[0]: r[1] for r in _table(tmp_path / "grades-moodle.csv")[1:]}
+    assert moodle == {"bob": "2", "mallory": "0", "alice": "1"}
+    table = {r[0]: r for r in _table(tmp_path / "grades.csv")[1:]}
+    assert table[rows[1].file][1] == "mallory"
+    assert "submissions" not in table[rows[0].file][-1]
+    top = str(klass)
+    note = identity.nested_note(rows[1].file, top)
+    assert "'bob'" in note and "graded as 'mallory'" in note
+    assert identity.nested_note(rows[0].file, top) == ""
+    for inner, expected in (  # an LMS's name inside a learner's folder: no id
+        (f"Bob_99_assignsubmission_file_/{L00}.ipynb", "mallory"),
+        (f"bob_12345_678_{L00}.ipynb", "mallory"),
+        (
+            f"Ada_4321_assignsubmission_file_/Bob_99_assignsubmission_file_/{L00}.ipynb",
+            "Participant 4321",
+        ),
+    ):
+        path = klass / ("" if inner.startswith("Ada") else "mallory") / inner
+        assert identity.identify(str(path), L00, top).id == expected, inner
+
+
+def test_the_class_folder_is_the_one_all_submissions_share(tmp_path, monkeypatch):
+    """The level ids are read at: the folder every submission given lies below,
+    the same for relative, absolute and mixed paths (shards are given the same
+    list, so they agree)."""
+    from tools.grading import identity
+
+    monkeypatch.chdir(tmp_path)
+    files = ["class/alice/x.ipynb", "class/mallory/bob/y.ipynb", "class/00_eve.ipynb"]
+    mixed = [str(tmp_path / files[0]), *files[1:]]
+    absolute = [str(tmp_path / f) for f in files]
+    for given in (files, mixed, absolute):
+        top = identity.class_folder(given)
+        ids = [identity.identify(f, L00, top).id for f in given]
+        assert ids == ["alice", "mallory", "eve"], (given, top)
+    assert identity.class_folder(["00_a.ipynb", "00_b.ipynb"]) == ""
+    assert identity.identify("00_a.ipynb", L00, "").id == "a"
+
+
+def test_an_answers_file_belongs_only_to_the_submission_it_names(tmp_path):
+    """Attack (A07): a stray ``06_quiz.answers.json`` in a flat folder.  At
+    2c3fb8b it scored every quiz notebook of that folder that had no answers
+    file of its own.  It is a submission's only in a learner's own folder."""
+    klass = tmp_path / "class"
+    (klass / "dan").mkdir(parents=True)
+    quiz_nb = (ROOT / "notebooks" / f"{QUIZ}.ipynb").read_bytes()
+    for path in (klass / f"{QUIZ}_erin.ipynb", klass / f"{QUIZ}_fay.ipynb"):
+        path.write_bytes(quiz_nb)
+    (klass / "dan" / f"{QUIZ}_mine.ipynb").write_bytes(quiz_nb)
+    stray = b'{"answers": {}}'
+    (klass / quiz.ANSWERS_FILE).write_bytes(stray)
+    (klass / f"{QUIZ}_fay.answers.json").write_bytes(b'{"fay": 1}')
+    (klass / "dan" / quiz.ANSWERS_FILE).write_bytes(b'{"dan": 1}')
+    private = tmp_path / "private"
+    private.mkdir()
+    copied, jobs = {}, {}
+    for index, name in enumerate(
+        (f"{QUIZ}_erin.ipynb", f"{QUIZ}_fay.ipynb", f"dan/{QUIZ}_mine.ipynb")
+    ):
+        jobs[name] = grade._prepare(index, klass / name, private, 0, klass)
+        answers = private / f"answers-{index}.json"
+        copied[name] = answers.read_bytes() if answers.exists() else None
+        shutil.rmtree(jobs[name].workdir)
+    assert copied == {
+        f"{QUIZ}_erin.ipynb": None,
+        f"{QUIZ}_fay.ipynb": b'{"fay": 1}',
+        f"dan/{QUIZ}_mine.ipynb": b'{"dan": 1}',
+    }
+    assert jobs[f"{QUIZ}_erin.ipynb"].unclaimed == quiz.ANSWERS_FILE  # noted
 
 
 @pytest.mark.slow

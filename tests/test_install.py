@@ -37,6 +37,7 @@ TEST_AND_INSTRUCTOR_TOOLS = {
     "nbval",
     "playwright",
     "ruff",
+    "confusable-homoglyphs",  # the grader's look-alike ids
 }
 
 

@@ -2,7 +2,7 @@
 
     python tools/grade.py --out grades.csv submissions/*.ipynb
         [--jobs N] [--timeout 600] [--cell-timeout 120] [--memory-mb 4096]
-        [--disk-mb 512] [--sandbox on|off]
+        [--disk-mb 512] [--sandbox on|off] [--class-folder DIR]
 
 For each submission the grader
 
@@ -87,6 +87,8 @@ class Row:
     learner: str = ""  # who the submission claims to be: only cross-checked
     quiz: dict = field(default_factory=dict)  # question id -> result (the quiz)
     transcript: list = field(default_factory=list)  # the run, for feedback
+    # the folder the learner's id is read below (``identity.class_folder``)
+    class_folder: str | None = None
 
     @property
     def unsandboxed(self) -> bool:
@@ -163,6 +165,7 @@ class Job:
     slot: int = 0
     proc: object = None  # a forked multiprocessing.Process
     killed: str = ""
+    unclaimed: str = ""  # an answers file beside it that names no submission
 
     def pid(self) -> int | None:
         return getattr(self.proc, "pid", None)
@@ -249,14 +252,20 @@ def linked_folder(path: Path, top: Path) -> str | None:
     return None
 
 
-def _prepare(index: int, path: Path, private: Path, slot: int, top=None) -> Job:
+def _prepare(
+    index: int, path: Path, private: Path, slot: int, top=None, klass=None
+) -> Job:
     """A working folder with a copy of the submission (and its quiz answers).
 
     The submission itself is only read, without following links (a link, a
     hard link, a FIFO, a device, or a learner folder that is a link is
     refused); the result goes to the grader's private folder, which the
-    kernel cannot see.
+    kernel cannot see.  ``klass`` is the class folder (``identity.
+    class_folder``; by default ``top``): it says whether the submission is in
+    a learner's own folder (``answers_files``).
     """
+    if klass is None and top is not None:
+        klass = str(top)
     linked = linked_folder(
         path, Path(top) if top else Path(os.path.abspath(path)).parent
     )
@@ -266,14 +275,9 @@ def _prepare(index: int, path: Path, private: Path, slot: int, top=None) -> Job:
             "followed: hand in the files themselves)"
         )
     notebook = read_regular(path, NOTEBOOK_CAP, "the submission")
-    # The quiz's recorded answers travel with the notebook: either
-    # <submission>.answers.json or, in a one-learner folder, the name the quiz
-    # writes.  They are copied under the name the quiz reads.
     answers = None
-    for candidate in (
-        path.with_name(path.stem + ".answers.json"),
-        path.with_name(quiz.ANSWERS_FILE),
-    ):
+    candidates, unclaimed = answers_files(path, klass)
+    for candidate in candidates:
         if os.path.lexists(candidate):
             answers = read_regular(candidate, ANSWERS_CAP, "its answers file")
             break
@@ -287,12 +291,35 @@ def _prepare(index: int, path: Path, private: Path, slot: int, top=None) -> Job:
         time.monotonic(),
         slot,
     )
+    if answers is None and unclaimed and os.path.lexists(unclaimed):
+        job.unclaimed = unclaimed.name
     (workdir / path.name).write_bytes(notebook)
     if answers is not None:
         (workdir / quiz.ANSWERS_FILE).write_bytes(answers)
         # the copy the grader scores: the kernel never sees it
         (private / f"answers-{index}.json").write_bytes(answers)
     return job
+
+
+def answers_files(path: Path, klass) -> tuple[list[Path], Path | None]:
+    """The quiz answers files that can be this submission's, first found counts,
+    and the one it may not take.
+
+    An answers file belongs to the submission it names,
+    ``<submission>.answers.json``; the name the quiz writes
+    (``06_quiz.answers.json``) is a submission's only in a learner's own
+    folder (a folder below the class folder, ``klass``).  In a flat folder
+    that name is no one's: it is never used for another's notebook (the row
+    says it was there).
+    """
+    own = path.with_name(path.stem + ".answers.json")
+    written = path.with_name(quiz.ANSWERS_FILE)
+    parts = identity.parts_below(shown(path), klass)
+    if written == own:
+        return [own], None
+    if parts is not None and len(parts) > 1:
+        return [own, written], None
+    return [own], written
 
 
 def _child(job: Job, args, env: dict) -> None:
@@ -388,9 +415,14 @@ def _finish(job: Job) -> Row:
             if gid in row.tests and row.tests[gid][0] < row.tests[gid][1]
         }
         row.error = "; ".join(filter(None, [data.get("error"), job.killed]))
+    if job.unclaimed and quiz.ANSWERS_FILE == f"{row.notebook}.answers.json":
+        row.notes.append(
+            f"{job.unclaimed!r} beside it names no submission (a flat folder: "
+            f"{job.path.stem + '.answers.json'!r} would be this one's): not used"
+        )
     # who it is: where the LMS put the file; what the file claims is only noted
     row.notes += identity.claim_note(
-        identity.identify(row.file, row.notebook), _claims(job, row)
+        identity.identify(row.file, row.notebook, row.class_folder), _claims(job, row)
     )
     row.seconds = time.monotonic() - job.started
     sandbox.remove(job.workdir)
@@ -475,12 +507,16 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
     top = os.path.commonpath([os.path.abspath(p) for p in paths]) if paths else None
     if top and len(paths) == 1:
         top = os.path.dirname(top)
+    klass = getattr(args, "class_folder", None)
+    if klass is None:
+        klass = identity.class_folder([shown(p) for p in paths])
     while pending or running:
         while pending and free_slots:
             index, path = pending.pop(0)
             slot = free_slots.pop(0)
             try:
-                job = _prepare(index, Path(path), private, slot, top)
+                job = _prepare(index, Path(path), private, slot, top, klass)
+                job.row.class_folder = klass
                 _start(job, args, env)
                 running.append(job)
             except Exception as exc:  # a bug here must not lose the other rows
@@ -504,6 +540,11 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
                     )
     for index, path in enumerate(paths):  # never silently missing
         rows.setdefault(index, Row(file=shown(path), error="not graded"))
+    for row in rows.values():  # the id is read below the class folder
+        row.class_folder = klass
+        note = identity.nested_note(row.file, klass)
+        if note and note not in row.notes:
+            row.notes.append(note)
     return [rows[i] for i in range(len(paths))]
 
 
@@ -607,6 +648,12 @@ def _outputs(parser) -> None:
         "--out, one per submission, listed in gradescope/index.csv)",
     )
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--class-folder",
+        help="the folder that holds the class's submissions: a learner's id is "
+        "read from the first folder or file name below it (default: the folder "
+        "all the submissions share)",
+    )
 
 
 def parse_args(argv=None):
@@ -700,6 +747,7 @@ def write_outputs(rows: list[Row], args) -> list[Path]:
     """
     from helpers import course, quiz
 
+    place(rows, getattr(args, "class_folder", None))
     report.flag_duplicates(rows)
     write_csv(rows, args.out)
     written = [args.out]
@@ -762,6 +810,17 @@ def write_outputs(rows: list[Row], args) -> list[Path]:
     return written
 
 
+def place(rows: list[Row], klass=None) -> None:
+    """Give every row that has none the class folder its id is read below:
+    ``klass`` (``--class-folder``), else the folder all the rows share."""
+    if any(row.class_folder is None for row in rows):
+        if klass is None:
+            klass = identity.class_folder([row.file for row in rows])
+        for row in rows:
+            if row.class_folder is None:
+                row.class_folder = klass
+
+
 def merge_main(argv) -> int:
     """``grade.py merge --out all.csv shard-*.csv``: one CSV (and outputs) of shards."""
     parser = argparse.ArgumentParser(
@@ -807,6 +866,8 @@ def main(argv=None) -> int:
         return merge_main(argv[1:])
     args = parse_args(argv)
     start = time.monotonic()
+    if args.class_folder is None:  # the whole class's, so every shard agrees
+        args.class_folder = identity.class_folder(map(shown, args.submissions))
     paths = [Path(p) for p in args.submissions if in_shard(Path(p), args.shard)]
     rows = grade_all(paths, args)
     graded = time.monotonic() - start

@@ -20,12 +20,15 @@ python3="${PYTHON3:-python3}"
 deps="${AUTOGRADER_DEPS:-}"
 say() { echo "setup.sh: $*"; }
 
-if [ ! -f "$src/tools/grade.py" ] || [ ! -f "$src/requirements.txt" ]; then
+if [ ! -f "$src/tools/grade.py" ] || [ ! -f "$src/requirements.txt" ] ||
+  [ ! -f "$src/requirements-test.txt" ]; then
   echo "setup.sh: the course is not at the root of $src (is it one folder" \
     "deeper?). Build the zip with tools/gradescope/make_zip.py." >&2
   exit 2
 fi
 torch="$(grep -E '^torch==' "$src/requirements.txt")"
+# the grader's own library (look-alike learner ids), pinned with the test tools
+grader="$(grep -E '^confusable-homoglyphs==' "$src/requirements-test.txt")"
 
 if [ -z "$deps" ]; then
   say "[1/4] system packages: python3-venv, bubblewrap (the grader's sandbox)"
@@ -49,7 +52,7 @@ if [ -z "$deps" ]; then
   "${pip[@]}" install --upgrade pip
   "${pip[@]}" install --no-deps ${index:+--index-url "$index"} "$torch"
   say "[4/4] the course package and what grading needs (pyproject.toml's dependencies)"
-  "${pip[@]}" install "$torch" -e "$src"
+  "${pip[@]}" install "$torch" "$grader" -e "$src"
 else
   say "[3/4] dependencies from $deps (AUTOGRADER_DEPS: nothing downloaded)"
   purelib="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -63,7 +66,7 @@ fi
 import sys
 from pathlib import Path
 
-import helpers, ipykernel, nbclient, torch  # noqa: E401
+import confusable_homoglyphs, helpers, ipykernel, nbclient, torch  # noqa: E401
 
 src = Path(sys.argv[1]).resolve()
 where = Path(helpers.__file__).resolve()

@@ -114,7 +114,12 @@ def learner_id(row) -> str:
     The notebook's metadata and the quiz answers file's ``learner`` never
     count: the grader only notes where they disagree with the place.
     """
-    return identity.identify(row.file, row.notebook).id
+    return place_of(row).id
+
+
+def place_of(row) -> identity.Identity:
+    """Where the LMS put it, read below the row's class folder, if it has one."""
+    return identity.identify(row.file, row.notebook, getattr(row, "class_folder", None))
 
 
 DUPLICATE = re.compile(r"^\d+ submissions for lesson ")
@@ -123,15 +128,34 @@ DUPLICATE = re.compile(r"^\d+ submissions for lesson ")
 def duplicates(rows) -> dict:
     """(learner, lesson) -> its graded rows, where there is more than one.
 
-    The learner is the id's ``identity.canonical`` form: ids that only look
-    alike (case, invisible characters, full-width letters) count as one.
+    Ids that look alike count as one learner: ids that share a key of
+    ``identity.lookalike_keys`` (Unicode's confusable skeleton, with and
+    without case), and every id joined to them that way.  The learner in the
+    key is the group's ids, ``" / "``-joined.
     """
+    graded = [row for row in rows if row.tests]
+    parent = list(range(len(graded)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict = {}
+    for i, row in enumerate(graded):
+        for key in identity.lookalike_keys(learner_id(row)):
+            j = first.setdefault((key, row.notebook), i)
+            parent[root(i)] = root(j)
     groups: dict = defaultdict(list)
-    for row in rows:
-        if row.tests:
-            key = (identity.canonical(learner_id(row)), row.notebook)
-            groups[key].append(row)
-    return {key: group for key, group in groups.items() if len(group) > 1}
+    for i, row in enumerate(graded):
+        groups[root(i)].append(row)
+    found = {}
+    for group in groups.values():
+        if len(group) > 1:
+            learner = " / ".join(sorted({learner_id(r) for r in group}))
+            found[(learner, group[0].notebook)] = group
+    return found
 
 
 def keeper(group):
@@ -139,17 +163,15 @@ def keeper(group):
     or None (then every mark is withheld until the instructor decides).
 
     Kept only where exactly one of the group has a plain id (``identity.
-    canonical`` leaves it as it is, but for case) and the others do not: a
-    look-alike that adds invisible, full-width or combining characters to
-    ``bob`` cannot withhold bob's mark, and its own is withheld.  The same id
-    twice, or two plain ids that differ in case, keep nothing.
+    plain``: NFC, no invisible, default-ignorable or full-width character, one
+    script) and the others do not: a look-alike that adds invisible
+    characters to ``bob``, writes it with a Cyrillic ``о`` or decomposes its
+    accents cannot withhold bob's mark, and its own is withheld.  An honest
+    ``José`` or ``Anna Lee`` is plain.  The same id twice, or two plain ids
+    that look alike (``Carol`` and ``carol``, ``Ian`` and ``lan``), keep
+    nothing.
     """
-    plain = [
-        r
-        for r in group
-        if identity.canonical(learner_id(r)) == learner_id(r).casefold()
-        and learner_id(r).isprintable()
-    ]
+    plain = [r for r in group if identity.plain(learner_id(r))]
     return plain[0] if len(plain) == 1 else None
 
 
@@ -548,6 +570,7 @@ def gradebook(rows, path: Path, system: str, lessons) -> Path:
     assignment of every column it does not know.
     """
     conflicts = duplicates(rows)
+    group_of = {id(r): key for key, group in conflicts.items() for r in group}
     by_learner: dict = defaultdict(dict)
     who: dict = {}
     notes: dict = defaultdict(list)
@@ -556,8 +579,8 @@ def gradebook(rows, path: Path, system: str, lessons) -> Path:
         if not row.tests:
             continue
         try:
-            place = identity.identify(row.file, row.notebook)
-            key = (identity.canonical(place.id), row.notebook)
+            place = place_of(row)
+            key = group_of.get(id(row))
             if key in conflicts and row is keeper(conflicts[key]):
                 by_learner[place.id][row.notebook] = float(row.total)
                 notes[place.id].append(duplicate_note(key, conflicts[key]))
