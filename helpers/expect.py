@@ -172,12 +172,12 @@ def _number(got, want, rtol, atol, what: str) -> None:
         raise TypeError(f"expect() cannot compare with {_describe(want)}")
     if not isinstance(got, numbers.Real):
         raise Mismatch(f"{what} is {_describe(got)}, expected a real number")
-    _values(
-        np.asarray(float(got)), np.asarray(float(want)), rtol, atol, what
-    )
+    _values(np.asarray(float(got)), np.asarray(float(want)), rtol, atol, what)
 
 
-def expect(got, want, *, rtol: float = RTOL, atol: float = ATOL, what: str = "the answer"):
+def expect(
+    got, want, *, rtol: float = RTOL, atol: float = ATOL, what: str = "the answer"
+):
     """Raise :class:`Mismatch` unless ``got`` is ``want`` (see the module doc).
 
     ``want`` is the test's reference, computed by the test (never the
@@ -196,9 +196,7 @@ def expect(got, want, *, rtol: float = RTOL, atol: float = ATOL, what: str = "th
                 f"of {len(want)} item(s)"
             )
         if len(got) != len(want):
-            raise Mismatch(
-                f"{what} has {len(got)} item(s), expected {len(want)}"
-            )
+            raise Mismatch(f"{what} has {len(got)} item(s), expected {len(want)}")
         for index, (g, w) in enumerate(zip(got, want, strict=True)):
             expect(g, w, rtol=rtol, atol=atol, what=f"{what}[{index}]")
         return
@@ -210,9 +208,11 @@ def expect(got, want, *, rtol: float = RTOL, atol: float = ATOL, what: str = "th
     if torch is not None and isinstance(want, torch.Tensor):
         if not isinstance(got, torch.Tensor):
             raise Mismatch(f"{what} is {_describe(got)}, expected a tensor")
-        if got.is_complex() != want.is_complex() or (
-            got.is_floating_point() != want.is_floating_point()
-        ) or ((got.dtype == torch.bool) != (want.dtype == torch.bool)):
+        if (
+            got.is_complex() != want.is_complex()
+            or (got.is_floating_point() != want.is_floating_point())
+            or ((got.dtype == torch.bool) != (want.dtype == torch.bool))
+        ):
             raise Mismatch(
                 f"{what} is a tensor of dtype {got.dtype}, expected one of the "
                 f"same kind as {want.dtype}"

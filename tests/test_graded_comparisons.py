@@ -88,13 +88,19 @@ ACCEPTED = {
     "float32 for float64, within the tolerance": (REF.astype(np.float32), REF),
     "round-off": (REF + 1e-12, REF),
     "an int32 array for int64": (np.arange(3, dtype=np.int32), np.arange(3)),
-    "NaN where the reference is NaN": (np.array([np.nan, 1.0]), np.array([np.nan, 1.0])),
+    "NaN where the reference is NaN": (
+        np.array([np.nan, 1.0]),
+        np.array([np.nan, 1.0]),
+    ),
     "a tensor": (torch.ones(2, 3, dtype=torch.float32), torch.ones(2, 3).double()),
     "a bfloat16 tensor, within its tolerance": (
         torch.ones(4, dtype=torch.bfloat16),
         torch.ones(4),
     ),
-    "a count as a 0-d long tensor": (torch.tensor(7, dtype=torch.int32), torch.tensor(7)),
+    "a count as a 0-d long tensor": (
+        torch.tensor(7, dtype=torch.int32),
+        torch.tensor(7),
+    ),
     "an int": (24, 24),
     "a NumPy integer": (np.int64(24), 24),
     "a float": (0.2, 0.2),
@@ -127,7 +133,8 @@ def test_expect_raises_under_python_O():
     import subprocess
     import sys
 
-    code = "from helpers.expect import expect; import numpy as np; expect([1.0], np.ones(1))"
+    code = "import numpy as np\nfrom helpers.expect import expect\n"
+    code += "expect([1.0], np.ones(1))"
     done = subprocess.run(
         [sys.executable, "-O", "-c", code], cwd=ROOT, capture_output=True, text=True
     )
@@ -272,7 +279,9 @@ def test_renorm_schedule_check_refuses_tensors_for_numbers():
         )
 
     def tensors(*args, **kwargs):
-        return tuple(torch.tensor(v, dtype=torch.float64) for v in right(*args, **kwargs))
+        return tuple(
+            torch.tensor(v, dtype=torch.float64) for v in right(*args, **kwargs)
+        )
 
     assert checks.renorm_schedule(right, quiet=True, strict=False).passed
     assert not checks.renorm_schedule(tensors, quiet=True, strict=False).passed
@@ -334,4 +343,3 @@ def test_count_parameters_check_refuses_a_tensor_of_shape_1_1():
         return torch.tensor([[n]])
 
     assert not checks.count_parameters(boxed, quiet=True, strict=False).passed
-
