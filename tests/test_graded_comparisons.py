@@ -343,3 +343,81 @@ def test_count_parameters_check_refuses_a_tensor_of_shape_1_1():
         return torch.tensor([[n]])
 
     assert not checks.count_parameters(boxed, quiet=True, strict=False).passed
+
+
+def _solution(stem: str, *answers: str) -> dict:
+    """The namespace of a lesson's setup and the given solution cells."""
+    import contextlib
+    import io
+
+    nb = nbformat.read(ROOT / "solutions" / f"{stem}.ipynb", as_version=4)
+    space: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(plan.setup_source(nb), space)
+        for cell in nb.cells:
+            if contract.grade_id(cell) in answers:
+                exec(cell.source, space)
+    return space
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="helpers/checks/_core.py to_numpy() turns a tensor into float64 with "
+    ".double(), which drops a complex tensor's imaginary part: every tensor check "
+    "built on compare() passes right + 1j * anything (here "
+    "checks.sync_batchnorm_forward and checks.sync_batchnorm_backward)",
+)
+def test_tensor_checks_refuse_a_complex_answer():
+    import warnings
+
+    from helpers import checks
+
+    space = _solution(
+        "08_batchnorm_across_devices", "sync_forward_answer", "sync_backward_answer"
+    )
+    forward, backward = (
+        space["sync_batchnorm_forward"],
+        space["sync_batchnorm_backward"],
+    )
+
+    def complex_forward(*args, **kwargs):
+        out, cache = forward(*args, **kwargs)
+        return out + 1j * torch.ones_like(out), cache
+
+    def complex_backward(*args, **kwargs):
+        dx, dgamma, dbeta = backward(*args, **kwargs)
+        return dx + 1j * torch.ones_like(dx), dgamma, dbeta
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert checks.sync_batchnorm_forward(forward, quiet=True, strict=False).passed
+        assert not checks.sync_batchnorm_forward(
+            complex_forward, quiet=True, strict=False
+        ).passed
+        assert not checks.sync_batchnorm_backward(
+            forward, complex_backward, quiet=True, strict=False
+        ).passed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="helpers/checks/lesson01.py layer_gradient_norms() reads each norm with "
+    "float(), which drops a complex number's imaginary part: a complex array "
+    "passes for the list of floats",
+)
+def test_layer_gradient_norms_check_refuses_a_complex_array():
+    import warnings
+
+    from helpers import checks
+
+    norms = _solution("01_covariate_shift", "gradnorms_answer")["layer_gradient_norms"]
+
+    def complex_norms(*args):
+        return np.asarray(norms(*args)) + 1j
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert checks.layer_gradient_norms(norms, quiet=True, strict=False).passed
+        assert not checks.layer_gradient_norms(
+            complex_norms, quiet=True, strict=False
+        ).passed
