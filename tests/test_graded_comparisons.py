@@ -8,9 +8,10 @@ cell of every lesson, visible and hidden parts, so that a bare ``allclose``,
 ``==`` or ``assert`` cannot come back.  What the grader does with these
 answers end to end: ``tests/test_grading_strict.py``.
 
-The checks the tests call (``helpers/checks``) compare on their own; where one
-of them accepts such an answer it is named below in an ``xfail(strict=True)``
-test, which starts to pass (and so fails) the day that check is fixed.
+The checks the tests call (``helpers/checks``) compare on their own: the tests
+at the end give them the answers they once accepted (booleans or complex
+numbers for floats, a list for an array, a fractional epoch, a tensor for a
+count, 0-d tensors for numbers) and expect a refusal.
 """
 
 from __future__ import annotations
@@ -240,30 +241,17 @@ def test_expect_is_never_fetched_from_the_kernel():
 
 
 # --------------------------------------------------------------------------
-# the checks the tests call: what they still accept (helpers/checks is being
-# rewritten; each xfail names the check and starts to pass when it is fixed)
+# the checks the tests call refuse what they once accepted (each of these
+# passed a wrong answer before _core.real and the stricter _core.to_numpy)
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers/checks/_core.py to_numpy() takes boolean and integer arrays "
-    "(dtype kind 'biu') as floats, so compare() and shape_problem() ignore the "
-    "dtype kind: every check built on compare() passes a boolean or integer "
-    "array whose values equal the reference",
-)
 def test_compare_refuses_a_boolean_array_for_floats():
     from helpers.checks import _core
 
     assert not _core.compare("x", np.ones(3, dtype=bool), np.ones(3), tol=1e-8).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers/checks/lesson04.py renorm_schedule() reads each item with "
-    "float() and unpack() takes a list, so a pair of 0-d tensors or 0-d arrays, "
-    "or a list, passes for the tuple (rmax, dmax) of two numbers",
-)
 def test_renorm_schedule_check_refuses_tensors_for_numbers():
     from helpers import checks
 
@@ -287,12 +275,6 @@ def test_renorm_schedule_check_refuses_tensors_for_numbers():
     assert not checks.renorm_schedule(tensors, quiet=True, strict=False).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers/checks/lesson05.py time_to_accuracy() reads the epoch with "
-    "int(), which truncates: an epoch of 3.7 passes as 3 (and 3.0, or a "
-    "one-element array, pass as the int 3)",
-)
 def test_time_to_accuracy_check_refuses_a_fractional_epoch():
     from helpers import checks
 
@@ -312,12 +294,6 @@ def test_time_to_accuracy_check_refuses_a_fractional_epoch():
     assert not checks.time_to_accuracy(fractional, quiet=True, strict=False).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers/checks/lesson01.py activation_percentiles() converts any "
-    "answer with np.asarray(dtype=float): a list passes, though the exercise asks "
-    "for a NumPy array",
-)
 def test_activation_percentiles_check_refuses_a_list():
     from helpers import checks
 
@@ -329,12 +305,6 @@ def test_activation_percentiles_check_refuses_a_list():
     assert not checks.activation_percentiles(as_list, quiet=True, strict=False).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers/checks/lesson05.py count_parameters() calls .item() on a "
-    "tensor answer: a tensor of any shape holding one integer (torch.tensor([[n]])) "
-    "passes as the int n",
-)
 def test_count_parameters_check_refuses_a_tensor_of_shape_1_1():
     from helpers import checks
 
@@ -360,13 +330,6 @@ def _solution(stem: str, *answers: str) -> dict:
     return space
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers/checks/_core.py to_numpy() turns a tensor into float64 with "
-    ".double(), which drops a complex tensor's imaginary part: every tensor check "
-    "built on compare() passes right + 1j * anything (here "
-    "checks.sync_batchnorm_forward and checks.sync_batchnorm_backward)",
-)
 def test_tensor_checks_refuse_a_complex_answer():
     import warnings
 
@@ -399,12 +362,6 @@ def test_tensor_checks_refuse_a_complex_answer():
         ).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers/checks/lesson01.py layer_gradient_norms() reads each norm with "
-    "float(), which drops a complex number's imaginary part: a complex array "
-    "passes for the list of floats",
-)
 def test_layer_gradient_norms_check_refuses_a_complex_array():
     import warnings
 

@@ -286,17 +286,32 @@ def to_numpy(value):
     try:
         import torch
 
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, torch.Tensor):  # .double() would drop an imaginary part
+            if value.is_complex() or value.dtype == torch.bool:
+                return None
             return value.detach().cpu().double().numpy()
     except ImportError:  # pragma: no cover
         pass
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biuf":  # strings, objects, complex numbers
+        if value.dtype.kind not in "iuf":  # booleans, strings, objects, complex
             return None
         return value.astype(np.float64)
     if isinstance(value, (float, int, np.floating, np.integer)):
         return np.asarray(value, dtype=np.float64)
     return None
+
+
+def real(value, integer: bool = False):
+    """One real number as Python's int or float, or TypeError: never a bool,
+    a complex number, an array or a tensor (float() would read a 0-d tensor
+    and drop an imaginary part; int() would truncate 3.7 to 3)."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(
+            f"a {type(value).__name__} where {'an int' if integer else 'a number'} "
+            "is expected"
+        )
+    return int(value) if integer else float(value)
 
 
 def rel_error(got, want) -> float:

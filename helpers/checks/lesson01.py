@@ -19,6 +19,7 @@ from ._core import (
     call,
     compare,
     ok,
+    real,
     rel_error,
     run_check,
     shape_problem,
@@ -168,6 +169,9 @@ def activation_percentiles(fn, quiet=False, strict=None):
             got, problem = call(name, fn, data, **keywords)
             if problem is not None:
                 return [problem]
+            if not isinstance(got, np.ndarray):
+                return [wrong(f"{name} {label}", f"returned a {type(got).__name__}: "
+                              "return a NumPy array (np.percentile gives one)")]
             flat, q = np.asarray(data).ravel(), keywords.get("q", (15, 50, 85))
             mistakes = {
                 "q was used as a fraction: numpy.percentile takes percents (15, "
@@ -311,7 +315,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         if got is None:
             return wrong(name, "returned None: did you forget `return`?")
         try:
-            got = np.asarray([float(v) for v in got])
+            got = np.asarray([real(v) for v in got])
         except (TypeError, ValueError):
             return wrong(
                 name,

@@ -31,6 +31,7 @@ from ._core import (
     expect_raises,
     from_channels_last,
     ok,
+    real,
     registration_problem,
     run_check,
     stages,
@@ -665,7 +666,7 @@ def _schedule_problem(name, fn) -> Result | None:
         if not isinstance(raw, tuple):  # what `schedule(...) == (1.0, 0.0)` needs
             return wrong(name, f"returned a {type(raw).__name__}: return a tuple")
         try:
-            curves.append((float(value[0]), float(value[1])))
+            curves.append((real(value[0]), real(value[1])))
         except (TypeError, ValueError):
             return wrong(name, f"returned {value!r}: expected two numbers")
     got = np.array(curves)
@@ -722,7 +723,7 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
         value, problem_ = call(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
         if problem_ is not None:
             return problem_
-        if not np.allclose([float(v) for v in value], (2.0, 0.5), atol=1e-9):
+        if not np.allclose([real(v) for v in value], (2.0, 0.5), atol=1e-9):
             return wrong(
                 name,
                 "rmax_final and dmax_final are ignored: with warmup=0, r_steps=10, "

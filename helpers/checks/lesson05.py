@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._core import call, compare, ok, run_check, wrong
+from ._core import call, compare, ok, real, run_check, wrong
 
 # --------------------------------------------------------------------------
 # counting parameters
@@ -53,8 +53,6 @@ def count_parameters(fn, quiet=False, strict=None):
             got, problem = call(name, fn, model, copy_inputs=False)
             if problem is not None:
                 return problem
-            if isinstance(got, torch.Tensor):
-                got = got.item()
             if not isinstance(got, (int, np.integer)) or isinstance(got, bool):
                 return wrong(name, f"returned a {type(got).__name__}; return an int")
             if got == want:
@@ -156,7 +154,7 @@ def time_to_accuracy(fn, quiet=False, strict=None):
                 continue
             try:
                 epoch, seconds = got
-                pair = (int(epoch), float(seconds))
+                pair = (real(epoch, integer=True), real(seconds))
             except (TypeError, ValueError):
                 return wrong(
                     name,
