@@ -140,6 +140,40 @@ def test_the_checks_accept_right_and_name_wrong_implementations():
     )
 
 
+def test_the_forward_check_holds_running_statistics_to_torch_with_a_rank_of_one():
+    """Issue 32: running_mean and running_var as nn.BatchNorm1d on the whole
+    batch (unbiased with the global count, momentum), slices of 4, 7 and 1."""
+    from helpers.checks import lesson08
+
+    xs = [torch.randn(n, 4, dtype=torch.float64) + 3 for n in (4, 7, 1)]
+    mean0, var0 = torch.zeros(4, dtype=torch.float64), torch.ones(4).double()
+    ranks = [(x, mean0.clone(), var0.clone()) for x in xs]
+
+    def on_rank(x, rm, rv, reduce):
+        return wrong._forward(
+            x,
+            torch.ones(4).double(),
+            torch.zeros(4).double(),
+            reduce,
+            1e-5,
+            rm,
+            rv,
+            0.3,
+        )
+
+    distributed.SimulatedRanks(3).run(on_rank, ranks)
+    want = torch.nn.BatchNorm1d(4, momentum=0.3).double()
+    want(torch.cat(xs))
+    for _, rm, rv in ranks:
+        assert torch.allclose(rm, want.running_mean, rtol=1e-13, atol=0)
+        assert torch.allclose(rv, want.running_var, rtol=1e-13, atol=0)
+    # a forward pass that never touches the running statistics fails the check
+    ignores = wrong.FORWARD["running stats rebound, not updated"][0]
+    report = lesson08.sync_batchnorm_forward(ignores, quiet=True)
+    assert not report
+    assert "running_var did not change for the caller" in report.lines()
+
+
 @pytest.mark.slow
 def test_the_torchrun_script_runs_on_two_cpu_processes(tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run"]

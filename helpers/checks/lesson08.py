@@ -21,6 +21,7 @@ from ._core import (
     Result,
     call,
     compare,
+    ema_problem,
     info,
     ok,
     run_check,
@@ -186,9 +187,212 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
                 f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent "
                 "by each rank"
             )
-        return [result, _precision_note(fn, seed)] if result.passed else result
+        if not result.passed:
+            return result
+        return [result, *_running_results(fn, seed), _precision_note(fn, seed)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# the forward pass's running statistics (PyTorch's convention)
+# --------------------------------------------------------------------------
+
+RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
+MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
+
+
+def _running_start(seed):
+    """The running statistics every rank holds before the step (float64)."""
+    torch = torch_()
+    gen = torch.Generator().manual_seed(seed + 1000)
+    mean = torch.randn(CHANNELS, generator=gen, dtype=torch.float64) + 2
+    var = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
+    return mean, var
+
+
+def torch_running(xs, mean0, var0, momentum=MOMENTUM):
+    """running_mean and running_var of ``nn.BatchNorm1d`` after one training
+    step on the concatenated batch: the reference, PyTorch itself."""
+    torch = torch_()
+    bn = torch.nn.BatchNorm1d(CHANNELS, momentum=momentum).double()
+    with torch.no_grad():
+        bn.running_mean.copy_(mean0)
+        bn.running_var.copy_(var0)
+        bn.train()(torch.cat(xs))
+    return bn.running_mean.clone(), bn.running_var.clone()
+
+
+def _running_mistakes(xs, mean0, var0, m=MOMENTUM):
+    """Per statistic: {message: what every rank would hold (rows: ranks)}."""
+    full = torch_().cat(xs).numpy()
+    mean0, var0 = mean0.numpy(), var0.numpy()
+    sizes = np.array([len(x) for x in xs], float)[:, None]
+    world, n = len(xs), len(full)
+    mean, var = full.mean(0), full.var(0)
+    own_mean = np.stack([x.numpy().mean(0) for x in xs])
+    own_var = np.stack([x.numpy().var(0) for x in xs])
+    with np.errstate(all="ignore"):
+        own_unbiased = own_var * sizes / (sizes - 1)
+        local_count = var * sizes / (sizes - 1)
+
+    def rows(old, stat, k=m):
+        return np.broadcast_to((1 - k) * old + k * stat, (world, len(old)))
+
+    unbiased = var * n / (n - 1)
+    mean_rows = {
+        "running_mean averages in this rank's own mean (a ghost batch): use the "
+        "all-reduced mean of the whole batch": rows(mean0, own_mean),
+        "running_mean averages in the mean of the ranks' means: weigh them by their "
+        "counts (use the whole batch's mean)": rows(mean0, own_mean.mean(0)),
+        "running_mean moved by 1 - momentum: momentum weights the new batch, "
+        "(1 - momentum) * running_mean + momentum * mean": rows(mean0, mean, 1 - m),
+        "running_mean moved by 0.1, not by the momentum passed (0.3): use the "
+        "momentum argument": rows(mean0, mean, 0.1),
+        "running_mean did not change for the caller: update the tensor in place "
+        "(running_mean.mul_(1 - momentum).add_(momentum * mean)); assigning a new "
+        "tensor to the name changes nothing outside your function": rows(mean0, mean0),
+    }
+    var_rows = {
+        "running_var uses this rank's count for the unbiased correction, "
+        "n_r / (n_r - 1) (infinite on a rank of 1 example): use the whole batch's "
+        "N / (N - 1), N the all-reduced count": rows(var0, local_count),
+        "running_var stores the biased variance: PyTorch stores the unbiased one, "
+        "variance * N / (N - 1) with N the whole batch's count": rows(var0, var),
+        "running_var averages in this rank's own unbiased variance (a ghost "
+        "batch): use the whole batch's": rows(var0, own_unbiased),
+        "running_var averages in the average of the ranks' own variances (it "
+        "misses the spread of their means, and weighs them equally): use the whole "
+        "batch's unbiased variance": rows(var0, own_unbiased.mean(0)),
+        "running_var averages in the average of the ranks' biased variances: use "
+        "the whole batch's unbiased variance": rows(var0, own_var.mean(0)),
+        "running_var moved by 1 - momentum: momentum weights the new batch, "
+        "(1 - momentum) * running_var + momentum * unbiased variance": rows(
+            var0, unbiased, 1 - m
+        ),
+        "running_var moved by 0.1, not by the momentum passed (0.3): use the "
+        "momentum argument": rows(var0, unbiased, 0.1),
+        "running_var did not change for the caller: update the tensor in place "
+        "(running_var.mul_(1 - momentum).add_(momentum * unbiased)); assigning a "
+        "new tensor to the name changes nothing outside your function": rows(
+            var0, var0
+        ),
+    }
+    return mean_rows, var_rows
+
+
+def _same_rows(got, cand) -> bool:
+    """Equal to 1e-9 where finite, and non-finite at the same places."""
+    got, cand = np.asarray(got, float), np.asarray(cand, float)
+    if got.shape != cand.shape:
+        return False
+    finite = np.isfinite(cand)
+    if not np.array_equal(np.isfinite(got), finite):
+        return False
+    return bool(np.allclose(got[finite], cand[finite], rtol=1e-9, atol=1e-12))
+
+
+def _running_results(fn, seed) -> list[Result]:
+    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples) and
+    compare every rank's buffers with nn.BatchNorm1d on the whole batch."""
+    name = "sync forward running stats"
+    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
+    mean0, var0 = _running_start(seed)
+    buffers = [(mean0.clone(), var0.clone()) for _ in xs]
+    per_rank = [
+        (x, gamma, beta, rm, rv) for x, (rm, rv) in zip(xs, buffers, strict=True)
+    ]
+
+    def on_rank(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
+        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
+
+    _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
+    if problem_ is not None:
+        if "positional argument" in problem_.detail:
+            problem_.detail += (
+                "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
+                "running_mean=None, running_var=None, momentum=0.1)"
+            )
+        return [problem_]
+    want_mean, want_var = torch_running(xs, mean0, var0)
+    mistakes = _running_mistakes(xs, mean0, var0)
+    results = []
+    for k, (what, want) in enumerate(
+        (("running_mean", want_mean), ("running_var", want_var))
+    ):
+        got = np.stack([np.asarray(b[k].detach(), float) for b in buffers])
+        label = f"sync forward {what}"
+        rows = np.broadcast_to(want.numpy(), got.shape)
+        if _same_rows(got, rows) and np.all(np.isfinite(got)):
+            err = max(float(np.abs(got - rows).max() / np.abs(rows).max()), 0.0)
+            results.append(
+                ok(
+                    label,
+                    f"all 3 ranks (4, 7, 1 examples) equal nn.BatchNorm1d on the "
+                    f"whole batch, max rel. error {err:.1e} (expect < {TOL:.0e})",
+                    err,
+                    TOL,
+                )
+            )
+            continue
+        named = next(
+            (msg for msg, cand in mistakes[k].items() if _same_rows(got, cand)), None
+        )
+        if named is not None:
+            results.append(wrong(label, named))
+            continue
+        bad = [r for r in range(len(xs)) if not _same_rows(got[r], rows[r])]
+        if any(not np.all(np.isfinite(got[r])) for r in bad):
+            r = next(r for r in bad if not np.all(np.isfinite(got[r])))
+            results.append(
+                wrong(
+                    label,
+                    f"{what} is not finite on rank {r} ({RUNNING_SIZES[r]} "
+                    "example(s)): a division by this rank's count (minus one)? "
+                    "Use the whole batch's count N",
+                )
+            )
+            continue
+        if np.ptp(got, axis=0).max() > 1e-9 * np.abs(got).max():
+            results.append(
+                wrong(
+                    label,
+                    f"the ranks hold different {what} (ranks {bad} differ from "
+                    "PyTorch's): each rank must update with the whole batch's "
+                    "statistics, so that all ranks keep the same buffers",
+                )
+            )
+            continue
+        results.append(
+            compare(
+                label,
+                got[0],
+                want,
+                tol=TOL,
+                what=what,
+                readers=[
+                    lambda g, what=what, want=want, k=k: _core_ema(
+                        what, g, (mean0, var0)[k], xs, k
+                    )
+                ],
+            )
+        )
+    return results
+
+
+def _core_ema(what, new, old, xs, k):
+    """How ``new`` differs from PyTorch's update (``_core.ema_problem``)."""
+    full = torch_().cat(xs).numpy()
+    n = len(full)
+    batch = full.mean(0) if k == 0 else full.var(0) * n / (n - 1)
+    return ema_problem(
+        what,
+        new,
+        old,
+        batch,
+        MOMENTUM,
+        statistics={"the biased variance": full.var(0)} if k else None,
+    )
 
 
 # --------------------------------------------------------------------------

@@ -17,6 +17,9 @@ def sync_forward(
     beta,
     all_reduce,
     eps=EPS,
+    running_mean=None,
+    running_var=None,
+    momentum=0.1,
     *,
     local=False,
     ddof=0,
@@ -25,6 +28,7 @@ def sync_forward(
     affine=True,
     count_as="all",  # "world": N = W * n_r; "weighted": sum of n_r var_r / N
     eps_out=False,
+    running="right",  # how the running statistics are updated (RUNNING below)
 ):
     world = all_reduce(torch.ones(1, dtype=x.dtype))
     count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))
@@ -45,14 +49,54 @@ def sync_forward(
             var = all_reduce(((x - mean) ** 2).sum(0)) / (world * x.shape[0])
         else:
             var = all_reduce(((x - mean) ** 2).sum(0)) / (count - ddof)
+    if running_mean is not None:
+        _update(
+            x,
+            mean,
+            var,
+            count,
+            world,
+            running_mean,
+            running_var,
+            momentum,
+            running,
+            all_reduce,
+        )
     rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
     x_hat = (x - mean) * rho
     out = gamma * x_hat + beta if affine else x_hat
     return out, (x_hat, rho, gamma, count)
 
 
-def _forward(x, gamma, beta, all_reduce, eps=EPS):
-    return sync_forward(x, gamma, beta, all_reduce, eps)
+def _update(x, mean, var, count, world, rm, rv, m, how, all_reduce):
+    """The running statistics, right (PyTorch) or in one of RUNNING's ways."""
+    n_r = x.shape[0]
+    new_mean, new_var = mean, var * count / (count - 1)
+    if how == "local count":
+        new_var = var * n_r / (n_r - 1) if n_r > 1 else var * float("inf")
+    elif how == "biased":
+        new_var = var
+    elif how == "own statistics":
+        new_mean = x.mean(0)
+        new_var = x.var(0) if n_r > 1 else x.var(0, correction=0) + float("inf")
+    elif how == "average of variances":
+        new_var = all_reduce(x.var(0) if n_r > 1 else x.sum(0) * float("inf"))
+        new_var = new_var / world
+    elif how == "momentum reversed":
+        m = 1 - m
+    elif how == "default momentum":
+        m = 0.1
+    with torch.no_grad():
+        if how == "rebound":
+            rm = (1 - m) * rm + m * new_mean
+            rv = (1 - m) * rv + m * new_var
+            return
+        rm.mul_(1 - m).add_(m * new_mean)
+        rv.mul_(1 - m).add_(m * new_var)
+
+
+def _forward(x, gamma, beta, all_reduce, eps=EPS, *running):
+    return sync_forward(x, gamma, beta, all_reduce, eps, *running)
 
 
 def sync_backward(
@@ -109,8 +153,8 @@ def merge(
 
 
 def _fwd(**kw):
-    return lambda x, g, b, all_reduce, eps=EPS: sync_forward(
-        x, g, b, all_reduce, eps, **kw
+    return lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(
+        x, g, b, all_reduce, eps, *rest, **kw
     )
 
 
@@ -135,6 +179,15 @@ FORWARD = {
     "eps outside the root": (_fwd(eps_out=True), "eps outside the root"),
     "returns out only": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps)[0], "expected a tuple of 2"),
     "calls all_reduce on a list": (lambda x, g, b, all_reduce, eps=EPS: all_reduce([x.sum(0)]), "all_reduce takes a torch.Tensor"),
+    # running statistics (issue 32): PyTorch's convention or a named mistake
+    "running_var with this rank's count": (_fwd(running="local count"), "uses this rank's count for the unbiased correction"),
+    "running_var biased": (_fwd(running="biased"), "stores the biased variance"),
+    "running stats of this rank's slice": (_fwd(running="own statistics"), "running_mean averages in this rank's own mean"),
+    "running_var from the ranks' variances": (_fwd(running="average of variances"), "average of the ranks' own variances"),
+    "momentum reversed": (_fwd(running="momentum reversed"), "running_mean moved by 1 - momentum"),
+    "momentum argument ignored": (_fwd(running="default momentum"), "not by the momentum passed"),
+    "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change for the caller"),
+    "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
 }
 BACKWARD = {
     "this rank's means only": (_bwd(local=True), "this rank's own means"),
