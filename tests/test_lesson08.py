@@ -174,6 +174,49 @@ def test_the_forward_check_holds_running_statistics_to_torch_with_a_rank_of_one(
     assert "running_var did not change for the caller" in report.lines()
 
 
+def test_the_merge_weighs_unequal_shares_and_every_bn_type():
+    """Issue 32: shards of 50, 200 and 20 examples drawn from different
+    distributions; each rank's BatchNorm1d holds its shard's mean and unbiased
+    variance (momentum 1); the merge must give the union's, the law of total
+    variance with weights n_r / N."""
+    from helpers.checks import lesson08
+
+    gen = torch.Generator().manual_seed(0)
+    shards = [
+        torch.randn(n, 3, generator=gen, dtype=torch.float64) * (1 + r) + 4 * r
+        for r, n in enumerate((50, 200, 20))
+    ]
+    models = []
+    for x in shards:
+        bn = torch.nn.BatchNorm1d(3, momentum=1.0).double()
+        bn(x)  # running statistics = this shard's mean and unbiased variance
+        models.append((torch.nn.Sequential(bn), len(x)))
+    distributed.SimulatedRanks(3).run(
+        lambda m, n, reduce: wrong.merge(m, reduce, n), models
+    )
+    n = torch.tensor([len(x) for x in shards], dtype=torch.float64)[:, None]
+    means = torch.stack([x.mean(0) for x in shards])
+    variances = torch.stack([x.var(0) for x in shards])
+    mean = (n * means).sum(0) / n.sum()
+    var = (n * (variances + (means - mean) ** 2)).sum(0) / n.sum()
+    assert torch.allclose(mean, torch.cat(shards).mean(0), rtol=1e-13, atol=0)
+    # the union's unbiased variance, up to the shards' unbiased corrections
+    assert torch.allclose(var, torch.cat(shards).var(0), rtol=2e-2, atol=0)
+    for model, _ in models:
+        assert torch.allclose(model[0].running_mean, mean, rtol=1e-13, atol=0)
+        assert torch.allclose(model[0].running_var, var, rtol=1e-13, atol=0)
+    assert lesson08.merge_running_stats(
+        lambda m, a, c: wrong.merge(m, a, c), quiet=True
+    )
+    for name in (
+        "equal weights (the merge for equal shares)",
+        "BatchNorm1d, 2d and 3d only",
+        "no term between the ranks",
+    ):
+        report = lesson08.merge_running_stats(wrong.MERGE[name][0], quiet=True)
+        assert not report and wrong.MERGE[name][1] in report.lines(), name
+
+
 @pytest.mark.slow
 def test_the_torchrun_script_runs_on_two_cpu_processes(tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run"]

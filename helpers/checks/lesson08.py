@@ -535,20 +535,22 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 # --------------------------------------------------------------------------
 
 
-BN_AT = (1, 4, 6, 8)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d
+BN_AT = (1, 4, 6, 8, 10)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d, SyncBatchNorm
+SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
 
 
 def _rank_models(seed):
-    """Three ranks' copies of one net with two BN layers whose running
-    statistics drifted apart (different means, variances and counts)."""
+    """Three ranks' copies of one net with five BN layers (every kind a merge
+    meets) whose running statistics drifted apart: different means, variances
+    and batch counts."""
     torch = torch_()
     from torch import nn
 
     gen = torch.Generator().manual_seed(seed)
     models = []
-    for rank in range(3):
+    for rank in range(len(SHARES)):
         torch.manual_seed(seed)
-        model = nn.Sequential(  # every kind of batch-norm layer a merge meets
+        model = nn.Sequential(
             nn.Linear(3, 5),
             nn.BatchNorm1d(5),
             nn.ReLU(),
@@ -558,11 +560,13 @@ def _rank_models(seed):
             nn.BatchNorm2d(4),
             nn.Unflatten(2, (1, 1)),
             nn.BatchNorm3d(4),
+            nn.Flatten(),
+            nn.SyncBatchNorm(4),  # its buffers exist on a CPU; its forward needs a GPU
         ).double()
         with torch.no_grad():
             for bn in (model[i] for i in BN_AT):
                 bn.running_mean.copy_(
-                    torch.randn(bn.num_features, generator=gen) + rank
+                    torch.randn(bn.num_features, generator=gen) + 1.5 * rank
                 )
                 bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
                 bn.num_batches_tracked.fill_(10 + rank)
@@ -570,46 +574,67 @@ def _rank_models(seed):
     return models
 
 
-def _merged(models):
-    """Per BN layer: the mean of the means, and the mean of the variances plus
-    the mean squared distance of the ranks' means from it (equal shares)."""
+def _candidates(models, index):
+    """(right mean, right var, {message: mean}, {message: var}) of one layer."""
     torch = torch_()
-    out = []
-    for index in BN_AT:
-        means = torch.stack([m[index].running_mean for m in models])
-        variances = torch.stack([m[index].running_var for m in models])
-        mean = means.mean(0)
-        out.append((mean, variances.mean(0) + ((means - mean) ** 2).mean(0)))
-    return out
+    means = torch.stack([m[index].running_mean for m in models])
+    variances = torch.stack([m[index].running_var for m in models])
+    world = len(models)
+    w = torch.tensor(SHARES, dtype=torch.float64)[:, None] / sum(SHARES)
+    mean = (w * means).sum(0)
+    within, between = (w * variances).sum(0), (w * (means - mean) ** 2).sum(0)
+    equal = means.mean(0)
+    equal_var = variances.mean(0) + ((means - equal) ** 2).mean(0)
+    mean_msgs = {
+        "running_mean weighs the ranks equally (the mean of their means): weigh "
+        "each by its share, count / N with N = all_reduce(count)": equal,
+        "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
+        "running_mean is the count-weighted sum divided by world size, not by the "
+        "total count N = all_reduce(count)": (
+            torch.tensor(SHARES, dtype=torch.float64)[:, None] * means
+        ).sum(0)
+        / world,
+    }
+    var_msgs = {
+        "running_var is the count-weighted average of the ranks' variances: it "
+        "misses how far the ranks' means lie from the merged mean (law of total "
+        "variance: add the weighted mean of (mean_r - mean)^2)": within,
+        "running_var weighs the ranks equally (both terms of the law of total "
+        "variance): weigh each rank by its share, count / N": equal_var,
+        "running_var is the plain average of the ranks' variances: weigh them by "
+        "their counts, and add the spread of the ranks' means (law of total "
+        "variance)": variances.mean(0),
+        "running_var weighs the variances by count but the spread of the means "
+        "equally (1/W): weigh both terms by count / N": within
+        + ((means - mean) ** 2).mean(0),
+        "running_var is the sum over ranks: weigh each by count / N": variances.sum(0),
+        "running_var adds the spread of the ranks' means around their unweighted "
+        "mean: use the count-weighted mean in both terms": within
+        + (w * (means - equal) ** 2).sum(0),
+    }
+    return mean, within + between, mean_msgs, var_msgs
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(model, all_reduce, world_size)``: every BN layer's running
-    statistics made equal on all ranks, in place, to the merged statistics."""
+    """Check ``fn(model, all_reduce, count)``: every BN layer's running
+    statistics made equal on all ranks, in place, to the merged statistics of
+    ranks holding 50, 200 and 20 examples."""
     name = "merge_running_stats"
-    torch = torch_()
 
     def body():
         models = _rank_models(seed)
-        want = _merged(models)
-        wrongs = []  # per layer: (sum of means, average of variances)
-        for i in BN_AT:
-            means = torch.stack([m[i].running_mean for m in models])
-            wrongs.append(
-                (means.sum(0), torch.stack([m[i].running_var for m in models]).mean(0))
-            )
+        layers = [_candidates(models, i) for i in BN_AT]
         buffers = [
             [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
         ]
         params = [[p.detach().clone() for p in m.parameters()] for m in models]
         counts = [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models]
 
-        def on_rank(model, all_reduce):
-            return fn(model, all_reduce, len(models))
+        def on_rank(model, count, all_reduce):
+            return fn(model, all_reduce, count)
 
-        _, _, problem_ = _ranks(
-            name, on_rank, [(m,) for m in models], copy_inputs=False
-        )
+        per_rank = [(m, n) for m, n in zip(models, SHARES, strict=True)]
+        _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
         if problem_ is None:
             problem_ = _unchanged(name, models, buffers, params, counts)
         if problem_ is not None:
@@ -617,28 +642,29 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         results = [
             result
             for rank, model in enumerate(models)
-            for result in _layer_results(f"{name} rank {rank}", model, want, wrongs)
+            for result in _layer_results(f"{name} rank {rank}", model, layers)
         ]
         failed = [r for r in results if not r.passed]
-        if failed:
-            return failed[0]
+        if failed:  # the first layer that is wrong: its mean and its variance
+            where = failed[0].name.rsplit(" ", 1)[0]
+            return [r for r in failed if r.name.rsplit(" ", 1)[0] == where]
         worst = max(r.error for r in results)
         return ok(
             name,
-            f"all {len(BN_AT)} BN layers (1d, 2d, 3d) agree on all 3 ranks, "
-            f"max rel. error {worst:.1e}",
+            f"all {len(BN_AT)} BN layers (1d, 2d, 3d, SyncBatchNorm) agree on all "
+            f"3 ranks (shares {', '.join(map(str, SHARES))}), max rel. error "
+            f"{worst:.1e}",
         )
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _layer_results(label, model, want, wrongs) -> list[Result]:
-    """running_mean and running_var of both BN layers of one rank's model;
-    ``wrongs`` holds, per layer, the sum of the ranks' means and the plain
-    average of their variances (taken before the merge)."""
+def _layer_results(label, model, layers) -> list[Result]:
+    """running_mean and running_var of every BN layer of one rank's model
+    against the merge (``layers``: per layer, ``_candidates``, taken before)."""
     results = []
     for layer, index in enumerate(BN_AT):
-        (mean, var), (total, plain) = want[layer], wrongs[layer]
+        mean, var, mean_msgs, var_msgs = layers[layer]
         bn = model[index]
         name = f"{label}, BN {layer + 1}" + (
             f" ({type(bn).__name__})" if layer > 1 else ""
@@ -650,9 +676,7 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
                 mean,
                 tol=TOL,
                 what="running_mean",
-                diagnoses={
-                    "running_mean is the sum over ranks: divide by world_size": total
-                },
+                diagnoses=mean_msgs,
             )
         )
         results.append(
@@ -662,13 +686,7 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
                 var,
                 tol=TOL,
                 what="running_var",
-                diagnoses={
-                    "running_var is the average of the ranks' variances: it misses "
-                    "how far the ranks' means lie from the merged mean (law of "
-                    "total variance: add the mean of (mean_r - mean)^2)": plain,
-                    "running_var is the sum over ranks: divide by world_size": 3
-                    * plain,
-                },
+                diagnoses=var_msgs,
             )
         )
     return results

@@ -127,28 +127,34 @@ def sync_backward(
 def merge(
     model,
     all_reduce,
-    world_size,
+    count,
     *,
+    weights="count",  # "equal": 1/W (the merge before issue 32); "spread equal"
     total_variance=True,
     divide=True,
     in_place=True,
-    count=False,
+    count_batches=False,
     first_only=False,
     kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
 ):
+    total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
+    world = all_reduce(torch.ones(1, dtype=torch.float64))
+    share = count / total if weights != "equal" else 1 / world
+    if not divide:
+        share = share * 0 + 1
     layers = [m for m in model.modules() if isinstance(m, kind)]
     for bn in layers[:1] if first_only else layers:
-        w = world_size if divide else 1
-        mean = all_reduce(bn.running_mean) / w
-        var = all_reduce(bn.running_var) / w
+        mean = all_reduce(share * bn.running_mean)
+        var = all_reduce(share * bn.running_var)
         if total_variance:
-            var = var + all_reduce((bn.running_mean - mean) ** 2) / world_size
+            spread_share = 1 / world if weights == "spread equal" else share
+            var = var + all_reduce(spread_share * (bn.running_mean - mean) ** 2)
         if in_place:
             bn.running_mean.copy_(mean)
             bn.running_var.copy_(var)
         else:
             bn.running_mean, bn.running_var = mean, var
-        if count:
+        if count_batches:
             bn.num_batches_tracked.copy_(all_reduce(bn.num_batches_tracked))
 
 
@@ -197,12 +203,16 @@ BACKWARD = {
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
 }
 MERGE = {
-    "plain average of the variances": (_merge(total_variance=False), "law of total"),
-    "sum, not average": (_merge(divide=False, total_variance=False), "divide by world_size"),
+    "plain average of the variances": (_merge(weights="equal", total_variance=False), "plain average of the ranks' variances"),
+    "equal weights (the merge for equal shares)": (_merge(weights="equal"), "running_mean weighs the ranks equally"),
+    "no term between the ranks": (_merge(total_variance=False), "count-weighted average of the ranks' variances"),
+    "spread of the means weighed equally": (_merge(weights="spread equal"), "weighs the variances by count but the spread"),
+    "sum, not average": (_merge(divide=False, total_variance=False), "running_mean is the sum over ranks"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
-    "num_batches_tracked summed": (_merge(count=True), "num_batches_tracked changed"),
+    "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) mean"),
+    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) mean"),
 }
 # fmt: on
 
