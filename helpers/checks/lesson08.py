@@ -430,7 +430,14 @@ def _backward_mistakes(xs, gamma, douts):
         m, r = x.mean(0), 1 / torch.sqrt(x.var(0, correction=0) + EPS)
         ghost.append(closed_form(x, dy, m, r, dy.mean(0), (dy * (x - m) * r).mean(0)))
     no_var = gamma * rho * (dfull - dfull.mean(0))
+    sums = dfull.sum(0), (dfull * x_hat).sum(0)
+    by_local = [  # the all-reduced sums divided by this rank's count
+        closed_form(x, dy, mean, rho, sums[0] / len(x), sums[1] / len(x))
+        for x, dy in zip(xs, douts, strict=True)
+    ]
     return {
+        "dx divides the all-reduced sums by this rank's count: divide by the whole "
+        "batch's count N (the forward pass's all-reduced count)": torch.cat(by_local),
         "dx uses this rank's own means of dy and dy * x_hat: all-reduce their sums "
         "(and divide by the whole batch's count), as the forward pass did": torch.cat(
             local
@@ -575,50 +582,57 @@ def _rank_models(seed):
 
 
 def _candidates(models, index):
-    """(right mean, right var, {message: mean}, {message: var}) of one layer."""
+    """(right mean, right var, {message: mean}, {message: var}) of one layer:
+    the mean and unbiased variance of all ranks' values (Chan et al.)."""
     torch = torch_()
     means = torch.stack([m[index].running_mean for m in models])
     variances = torch.stack([m[index].running_var for m in models])
-    world = len(models)
-    w = torch.tensor(SHARES, dtype=torch.float64)[:, None] / sum(SHARES)
-    mean = (w * means).sum(0)
-    within, between = (w * variances).sum(0), (w * (means - mean) ** 2).sum(0)
+    n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
+    big, world = n.sum(), len(models)
+    mean = (n * means).sum(0) / big
+    within = ((n - 1) * variances).sum(0) / (big - 1)
+    var = within + (n * (means - mean) ** 2).sum(0) / (big - 1)
     equal = means.mean(0)
-    equal_var = variances.mean(0) + ((means - equal) ** 2).mean(0)
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
-        "each by its share, count / N with N = all_reduce(count)": equal,
+        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": equal,
         "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
-        "running_mean is the count-weighted sum divided by world size, not by the "
-        "total count N = all_reduce(count)": (
-            torch.tensor(SHARES, dtype=torch.float64)[:, None] * means
-        ).sum(0)
-        / world,
+        "running_mean is the count-weighted sum divided by the number of ranks, not "
+        "by the total count N = all_reduce(count)": (n * means).sum(0) / world,
     }
     var_msgs = {
-        "running_var is the count-weighted average of the ranks' variances: it "
-        "misses how far the ranks' means lie from the merged mean (law of total "
-        "variance: add the weighted mean of (mean_r - mean)^2)": within,
+        "running_var misses how far the ranks' means lie from the merged mean (law "
+        "of total variance: add sum(count * (mean_r - mean)^2), then divide by "
+        "N - 1)": within,
+        "running_var misses how far the ranks' means lie from the merged mean (law "
+        "of total variance: add the count-weighted (mean_r - mean)^2)": (
+            n * variances
+        ).sum(0)
+        / big,
         "running_var weighs the ranks equally (both terms of the law of total "
-        "variance): weigh each rank by its share, count / N": equal_var,
+        "variance): weigh each rank by its count": variances.mean(0)
+        + ((means - equal) ** 2).mean(0),
         "running_var is the plain average of the ranks' variances: weigh them by "
         "their counts, and add the spread of the ranks' means (law of total "
         "variance)": variances.mean(0),
         "running_var weighs the variances by count but the spread of the means "
-        "equally (1/W): weigh both terms by count / N": within
+        "equally (1/W): weigh both terms by the counts": within
         + ((means - mean) ** 2).mean(0),
-        "running_var is the sum over ranks: weigh each by count / N": variances.sum(0),
-        "running_var adds the spread of the ranks' means around their unweighted "
-        "mean: use the count-weighted mean in both terms": within
-        + (w * (means - equal) ** 2).sum(0),
+        "running_var treats the ranks' variances as biased (weights count / N): "
+        "PyTorch's running_var is unbiased, so (count - 1) * running_var is the "
+        "sum of squared deviations; divide the total by N - 1": (
+            n * (variances + (means - mean) ** 2)
+        ).sum(0)
+        / big,
+        "running_var is the sum over ranks: weigh each by its count": variances.sum(0),
     }
-    return mean, within + between, mean_msgs, var_msgs
+    return mean, var, mean_msgs, var_msgs
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, all_reduce, count)``: every BN layer's running
-    statistics made equal on all ranks, in place, to the merged statistics of
-    ranks holding 50, 200 and 20 examples."""
+    statistics made equal on all ranks, in place, to the mean and unbiased
+    variance of all the values behind them (ranks of 50, 200 and 20)."""
     name = "merge_running_stats"
 
     def body():

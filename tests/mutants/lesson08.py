@@ -108,13 +108,14 @@ def sync_backward(
     reduce_params=False,
     var_branch=True,
     mean_params=False,
+    local_count=False,
 ):
     x_hat, rho, gamma, count = cache
     if local:
         mean_dy, mean_dy_xhat = dout.mean(0), (dout * x_hat).mean(0)
     else:
         sums = all_reduce(torch.stack([dout.sum(0), (dout * x_hat).sum(0)]))
-        mean_dy, mean_dy_xhat = sums / count
+        mean_dy, mean_dy_xhat = sums / (len(dout) if local_count else count)
     dx = gamma * rho * (dout - mean_dy - (x_hat * mean_dy_xhat if var_branch else 0))
     dgamma, dbeta = (dout * x_hat).sum(0), dout.sum(0)
     if mean_params:
@@ -129,9 +130,7 @@ def merge(
     all_reduce,
     count,
     *,
-    weights="count",  # "equal": 1/W (the merge before issue 32); "spread equal"
-    total_variance=True,
-    divide=True,
+    how="right",  # or one of the wrong formulas below
     in_place=True,
     count_batches=False,
     first_only=False,
@@ -139,16 +138,28 @@ def merge(
 ):
     total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
     world = all_reduce(torch.ones(1, dtype=torch.float64))
-    share = count / total if weights != "equal" else 1 / world
-    if not divide:
-        share = share * 0 + 1
     layers = [m for m in model.modules() if isinstance(m, kind)]
     for bn in layers[:1] if first_only else layers:
-        mean = all_reduce(share * bn.running_mean)
-        var = all_reduce(share * bn.running_var)
-        if total_variance:
-            spread_share = 1 / world if weights == "spread equal" else share
-            var = var + all_reduce(spread_share * (bn.running_mean - mean) ** 2)
+        m, v = bn.running_mean, bn.running_var
+        if how == "equal":  # the merge before issue 32: right for equal shares
+            mean = all_reduce(m) / world
+            var = all_reduce(v) / world + all_reduce((m - mean) ** 2) / world
+        elif how == "plain":
+            mean, var = all_reduce(m) / world, all_reduce(v) / world
+        elif how == "sum":
+            mean, var = all_reduce(m), all_reduce(v)
+        else:
+            mean = all_reduce(count * m) / total
+            within = all_reduce((count - 1) * v) / (total - 1)
+            between = all_reduce(count * (m - mean) ** 2) / (total - 1)
+            if how == "population":  # the stored variances taken as biased
+                var = all_reduce(count * (v + (m - mean) ** 2)) / total
+            elif how == "no between":
+                var = within
+            elif how == "spread equal":
+                var = within + all_reduce((m - mean) ** 2) / world
+            else:
+                var = within + between
         if in_place:
             bn.running_mean.copy_(mean)
             bn.running_var.copy_(var)
@@ -201,13 +212,15 @@ BACKWARD = {
     "missing variance branch": (_bwd(var_branch=False), "misses the term through the variance"),
     "dgamma and dbeta averaged": (_bwd(mean_params=True), "sum over axis 0"),
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
+    "reduced sums over this rank's count": (_bwd(local_count=True), "divides the all-reduced sums by this rank's count"),
 }
 MERGE = {
-    "plain average of the variances": (_merge(weights="equal", total_variance=False), "plain average of the ranks' variances"),
-    "equal weights (the merge for equal shares)": (_merge(weights="equal"), "running_mean weighs the ranks equally"),
-    "no term between the ranks": (_merge(total_variance=False), "count-weighted average of the ranks' variances"),
-    "spread of the means weighed equally": (_merge(weights="spread equal"), "weighs the variances by count but the spread"),
-    "sum, not average": (_merge(divide=False, total_variance=False), "running_mean is the sum over ranks"),
+    "plain average of the variances": (_merge(how="plain"), "plain average of the ranks' variances"),
+    "equal weights (the merge for equal shares)": (_merge(how="equal"), "running_mean weighs the ranks equally"),
+    "no term between the ranks": (_merge(how="no between"), "misses how far the ranks' means lie"),
+    "spread of the means weighed equally": (_merge(how="spread equal"), "weighs the variances by count but the spread"),
+    "variances taken as biased": (_merge(how="population"), "treats the ranks' variances as biased"),
+    "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
