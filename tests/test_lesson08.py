@@ -253,9 +253,17 @@ def test_capstone_synchronised_bn_trains_in_two_gloo_processes_as_one_process():
         "sync_batchnorm_forward": FORWARD_WITH_RUNNING,
         "sync_batch_norm": SYNC_BATCH_NORM,
     }
+    x = torch.randn(6, 4, dtype=torch.float64) * 3 + 5
+    gamma, beta = torch.rand(4).double() + 0.5, torch.randn(4).double()
     ranks = distributed.launch(
-        distributed.sync_bn_train, 2, (sources,), kwargs={"steps": 4, "timed_steps": 5}
+        distributed.sync_bn_capstone,
+        2,
+        (sources, x, gamma, beta, torch.randn(6, 4).double()),
+        kwargs={"steps": 4, "timed_steps": 5},
     )
+    want = F.batch_norm(x, None, None, gamma, beta, training=True)
+    got = np.concatenate([r["out"] for r in ranks])
+    assert np.abs(got - want.numpy()).max() < 1e-12
     one = distributed.whole_batch_train(steps=4)
     start = distributed.small_net()
     for rank in ranks:
