@@ -316,68 +316,56 @@ def _running_results(fn, seed) -> list[Result]:
         return [problem_]
     want_mean, want_var = torch_running(xs, mean0, var0)
     mistakes = _running_mistakes(xs, mean0, var0)
-    results = []
-    for k, (what, want) in enumerate(
-        (("running_mean", want_mean), ("running_var", want_var))
-    ):
-        got = np.stack([np.asarray(b[k].detach(), float) for b in buffers])
-        label = f"sync forward {what}"
-        rows = np.broadcast_to(want.numpy(), got.shape)
-        if _same_rows(got, rows) and np.all(np.isfinite(got)):
-            err = max(float(np.abs(got - rows).max() / np.abs(rows).max()), 0.0)
-            results.append(
-                ok(
-                    label,
-                    f"all 3 ranks (4, 7, 1 examples) equal nn.BatchNorm1d on the "
-                    f"whole batch, max rel. error {err:.1e} (expect < {TOL:.0e})",
-                    err,
-                    TOL,
-                )
-            )
-            continue
-        named = next(
-            (msg for msg, cand in mistakes[k].items() if _same_rows(got, cand)), None
+    return [
+        _judge_running(
+            what,
+            np.stack([np.asarray(b[k].detach(), float) for b in buffers]),
+            want,
+            mistakes[k],
+            lambda g, what=what, k=k: _core_ema(what, g, (mean0, var0)[k], xs, k),
         )
-        if named is not None:
-            results.append(wrong(label, named))
-            continue
-        bad = [r for r in range(len(xs)) if not _same_rows(got[r], rows[r])]
-        if any(not np.all(np.isfinite(got[r])) for r in bad):
-            r = next(r for r in bad if not np.all(np.isfinite(got[r])))
-            results.append(
-                wrong(
-                    label,
-                    f"{what} is not finite on rank {r} ({RUNNING_SIZES[r]} "
-                    "example(s)): a division by this rank's count (minus one)? "
-                    "Use the whole batch's count N",
-                )
-            )
-            continue
-        if np.ptp(got, axis=0).max() > 1e-9 * np.abs(got).max():
-            results.append(
-                wrong(
-                    label,
-                    f"the ranks hold different {what} (ranks {bad} differ from "
-                    "PyTorch's): each rank must update with the whole batch's "
-                    "statistics, so that all ranks keep the same buffers",
-                )
-            )
-            continue
-        results.append(
-            compare(
+        for k, (what, want) in enumerate(
+            (("running_mean", want_mean), ("running_var", want_var))
+        )
+    ]
+
+
+def _judge_running(what, got, want, mistakes, reader) -> Result:
+    """One running statistic of every rank (rows of ``got``) against PyTorch's
+    ``want``: ok, a named mistake, a non-finite or diverging rank, or how it
+    differs (``reader``: ``_core.ema_problem``)."""
+    label = f"sync forward {what}"
+    rows = np.broadcast_to(want.numpy(), got.shape)
+    if np.all(np.isfinite(got)):
+        err = float(np.abs(got - rows).max() / np.abs(rows).max())
+        if err <= TOL:
+            return ok(
                 label,
-                got[0],
-                want,
-                tol=TOL,
-                what=what,
-                readers=[
-                    lambda g, what=what, want=want, k=k: _core_ema(
-                        what, g, (mean0, var0)[k], xs, k
-                    )
-                ],
+                "all 3 ranks (4, 7, 1 examples) equal nn.BatchNorm1d on the whole "
+                f"batch, max rel. error {err:.1e} (expect < {TOL:.0e})",
+                err,
+                TOL,
             )
+    named = next((m for m, cand in mistakes.items() if _same_rows(got, cand)), None)
+    if named is not None:
+        return wrong(label, named)
+    bad = [r for r in range(len(got)) if not _same_rows(got[r], rows[r])]
+    infinite = [r for r in bad if not np.all(np.isfinite(got[r]))]
+    if infinite:
+        return wrong(
+            label,
+            f"{what} is not finite on rank {infinite[0]} "
+            f"({RUNNING_SIZES[infinite[0]]} example(s)): a division by this rank's "
+            "count (minus one)? Use the whole batch's count N",
         )
-    return results
+    if np.ptp(got, axis=0).max() > 1e-9 * np.abs(got).max():
+        return wrong(
+            label,
+            f"the ranks hold different {what} (ranks {bad} differ from PyTorch's): "
+            "each rank must update with the whole batch's statistics, so that all "
+            "ranks keep the same buffers",
+        )
+    return compare(label, got[0], want, tol=TOL, what=what, readers=[reader])
 
 
 def _core_ema(what, new, old, xs, k):
