@@ -379,6 +379,15 @@ def ddp_train(rank, world_size, steps=3, batch=16, lr=0.1, broadcast_buffers=Fal
     }
 
 
+def ddp_train_twice(rank, world_size, **kwargs):
+    """:func:`ddp_train` without and with the buffer broadcast, in the same
+    processes (one start-up: spawning costs seconds)."""
+    return [
+        ddp_train(rank, world_size, broadcast_buffers=broadcast, **kwargs)
+        for broadcast in (False, True)
+    ]
+
+
 def ghost_train(world_size, steps=3, batch=16, lr=0.1):
     """One process, the same SGD as :func:`ddp_train`: batch norm on each
     ``batch // world_size`` slice separately (ghost batches), loss averaged."""

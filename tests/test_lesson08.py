@@ -25,7 +25,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_data_parallel_plain_bn_is_ghost_bn_and_the_ranks_statistics_drift():
-    ranks = distributed.launch(distributed.ddp_train, world_size=2)
+    both = distributed.launch(distributed.ddp_train_twice, world_size=2)
+    ranks, synced = [r[0] for r in both], [r[1] for r in both]
+
+    def drift(pair):
+        return np.abs(pair[0]["running_mean"] - pair[1]["running_mean"]).max()
+
+    assert 0 < drift(synced) < drift(ranks)  # the broadcast hides all but a step
     ghost = distributed.ghost_train(world_size=2)
     for p, q in zip(ranks[0]["parameters"], ghost, strict=True):
         assert np.abs(p - q.numpy()).max() < 1e-12
