@@ -486,7 +486,8 @@ def sync_bn_train(rank, world_size, sources, steps=3, batch=16, lr=0.1, timed_st
     source); returns the parameters and running statistics after ``steps``
     SGD steps on this rank's half of each batch, and, with ``timed_steps``,
     the median seconds of one training step with the learner's synchronised BN
-    and with plain (per-rank) BN."""
+    and with plain (per-rank) BN, and of the time spent inside the learner's
+    all-reduces in a step."""
     import statistics
 
     import torch
@@ -498,7 +499,16 @@ def sync_bn_train(rank, world_size, sources, steps=3, batch=16, lr=0.1, timed_st
         space[name] = rebuild(text, name)
     for fn in space.values():  # the functions call each other by name
         fn.__globals__.update(space)
-    function = space["sync_batch_norm"](torch_all_reduce)
+    waited = [0.0]  # seconds spent inside the learner's all-reduces
+
+    def timed_all_reduce(tensor):
+        start = time.perf_counter()
+        try:
+            return torch_all_reduce(tensor)
+        finally:
+            waited[0] += time.perf_counter() - start
+
+    function = space["sync_batch_norm"](timed_all_reduce)
     per = batch // world_size
     mine = slice(rank * per, (rank + 1) * per)
 
@@ -513,15 +523,16 @@ def sync_bn_train(rank, world_size, sources, steps=3, batch=16, lr=0.1, timed_st
         ddp = DDP(model, **{sync: False})
         optimizer = torch.optim.SGD(ddp.parameters(), lr=lr)
         xs, ys = toy_batches(n_steps, batch, seed=data_seed)
-        laps = []
+        laps, inside = [], []
         for x, y in zip(xs, ys, strict=True):
-            start = time.perf_counter()
+            start, waited[0] = time.perf_counter(), 0.0
             loss = F.cross_entropy(ddp(x[mine]), y[mine])
             optimizer.zero_grad()
             loss.backward()  # DDP averages the gradients over the ranks
             optimizer.step()
             laps.append(time.perf_counter() - start)
-        return model, laps
+            inside.append(waited[0])
+        return model, (laps, inside)
 
     model, _ = train(function_bn_net(function), steps)
     bn = model[1]
@@ -531,12 +542,13 @@ def sync_bn_train(rank, world_size, sources, steps=3, batch=16, lr=0.1, timed_st
         "running_var": bn.running_var.clone(),
     }
     if timed_steps:
-        _, synced = train(function_bn_net(function), timed_steps, data_seed=1)
-        _, plain = train(small_net(), timed_steps, data_seed=1)
+        _, (synced, inside) = train(function_bn_net(function), timed_steps, 1)
+        _, (plain, _) = train(small_net(), timed_steps, data_seed=1)
         result["seconds"] = {
             "synchronised": statistics.median(synced[2:]),
             "plain": statistics.median(plain[2:]),
         }
+        result["all-reduce seconds"] = statistics.median(inside[2:])
     return result
 
 
