@@ -227,12 +227,20 @@ LESSONS = (
         "batchnorm_across_devices",
         "Batch norm across devices: synchronised statistics",
         "See that data-parallel batch norm is ghost batch norm, write synchronised "
-        "batch norm (forward, backward, running statistics) on torch.distributed, "
-        "recompute population statistics (PreciseBN) and measure what "
+        "batch norm (forward, backward, running statistics) on torch.distributed and "
+        "train a network with it in real processes, merge the statistics of unequal "
+        "shards, recompute population statistics (PreciseBN) and measure what "
         "synchronisation costs.",
         "lessons 02-04",
         60,
-        references=("08_ghost", "08_real", "08_precise", "08_cost", "04_small_batches"),
+        references=(
+            "08_ghost",
+            "08_real",
+            "08_capstone",
+            "08_precise",
+            "08_cost",
+            "04_small_batches",
+        ),
     ),
 )
 

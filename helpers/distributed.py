@@ -290,11 +290,17 @@ def source_of(fn: Callable) -> str:
 
 
 def rebuild(source: str, name: str) -> Callable:
-    """Define ``name`` from ``source`` in a fresh namespace (numpy and torch)."""
+    """Define ``name`` from ``source`` in a fresh namespace (numpy, torch, nn, F)."""
     import numpy as np
     import torch
 
-    space = {"np": np, "torch": torch, "math": __import__("math")}
+    space = {
+        "np": np,
+        "torch": torch,
+        "nn": torch.nn,
+        "F": torch.nn.functional,
+        "math": __import__("math"),
+    }
     exec(compile(source, f"<{name}>", "exec"), space)
     return space[name]
 
@@ -373,6 +379,15 @@ def ddp_train(rank, world_size, steps=3, batch=16, lr=0.1, broadcast_buffers=Fal
     }
 
 
+def ddp_train_twice(rank, world_size, **kwargs):
+    """:func:`ddp_train` without and with the buffer broadcast, in the same
+    processes (one start-up: spawning costs seconds)."""
+    return [
+        ddp_train(rank, world_size, broadcast_buffers=broadcast, **kwargs)
+        for broadcast in (False, True)
+    ]
+
+
 def ghost_train(world_size, steps=3, batch=16, lr=0.1):
     """One process, the same SGD as :func:`ddp_train`: batch norm on each
     ``batch // world_size`` slice separately (ghost batches), loss averaged."""
@@ -434,3 +449,135 @@ def all_reduce_seconds(rank, world_size, sizes, repeat=20):
             laps.append(time.perf_counter() - start)
         times[size] = statistics.median(laps)
     return times
+
+
+# --------------------------------------------------------------------------
+# the capstone: a learner's synchronised BN, as an autograd Function, trains
+# --------------------------------------------------------------------------
+
+
+def function_bn_net(function, channels=8, seed=0):
+    """:func:`small_net` with its BN layer's training-mode forward replaced by
+    ``function(x, gamma, beta, running_mean, running_var)`` (a differentiable
+    batch norm that updates the running statistics in place); eval mode is
+    PyTorch's, with the running statistics."""
+    from torch import nn
+
+    class FunctionBatchNorm1d(nn.BatchNorm1d):
+        def forward(self, x):
+            if not self.training:
+                return super().forward(x)
+            self.num_batches_tracked += 1
+            return function(
+                x, self.weight, self.bias, self.running_mean, self.running_var
+            )
+
+    net = small_net(channels, seed)
+    bn = FunctionBatchNorm1d(channels).double()
+    bn.load_state_dict(net[1].state_dict())
+    net[1] = bn
+    return net
+
+
+def sync_bn_train(rank, world_size, sources, steps=3, batch=16, lr=0.1, timed_steps=0):
+    """The capstone, in each gloo process: :func:`small_net` trained with DDP
+    and the learner's synchronised BN (``sources["sync_batch_norm"]`` builds
+    the autograd Function from the learner's forward and backward, sent as
+    source); returns the parameters and running statistics after ``steps``
+    SGD steps on this rank's half of each batch, and, with ``timed_steps``,
+    the median seconds of one training step with the learner's synchronised BN
+    and with plain (per-rank) BN, and of the time spent inside the learner's
+    all-reduces in a step."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    space = {}
+    for name, text in sources.items():
+        space[name] = rebuild(text, name)
+    for fn in space.values():  # the functions call each other by name
+        fn.__globals__.update(space)
+    waited = [0.0]  # seconds spent inside the learner's all-reduces
+
+    def timed_all_reduce(tensor):
+        start = time.perf_counter()
+        try:
+            return torch_all_reduce(tensor)
+        finally:
+            waited[0] += time.perf_counter() - start
+
+    function = space["sync_batch_norm"](timed_all_reduce)
+    per = batch // world_size
+    mine = slice(rank * per, (rank + 1) * per)
+
+    # the buffers are the same on every rank: no broadcast (see ddp_train)
+    sync = (
+        "forward_sync_buffers"
+        if "forward_sync_buffers" in _parameters(DDP)
+        else "broadcast_buffers"
+    )
+
+    def train(model, n_steps, data_seed=0):
+        ddp = DDP(model, **{sync: False})
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=lr)
+        xs, ys = toy_batches(n_steps, batch, seed=data_seed)
+        laps, inside = [], []
+        for x, y in zip(xs, ys, strict=True):
+            start, waited[0] = time.perf_counter(), 0.0
+            loss = F.cross_entropy(ddp(x[mine]), y[mine])
+            optimizer.zero_grad()
+            loss.backward()  # DDP averages the gradients over the ranks
+            optimizer.step()
+            laps.append(time.perf_counter() - start)
+            inside.append(waited[0])
+        return model, (laps, inside)
+
+    model, _ = train(function_bn_net(function), steps)
+    bn = model[1]
+    result = {
+        "parameters": [p.detach().clone() for p in model.parameters()],
+        "running_mean": bn.running_mean.clone(),
+        "running_var": bn.running_var.clone(),
+    }
+    if timed_steps:
+        _, (synced, inside) = train(function_bn_net(function), timed_steps, 1)
+        _, (plain, _) = train(small_net(), timed_steps, data_seed=1)
+        result["seconds"] = {
+            "synchronised": statistics.median(synced[2:]),
+            "plain": statistics.median(plain[2:]),
+        }
+        result["all-reduce seconds"] = statistics.median(inside[2:])
+    return result
+
+
+def whole_batch_train(steps=3, batch=16, lr=0.1):
+    """One process, the same SGD as :func:`sync_bn_train` with PyTorch's
+    ``nn.BatchNorm1d`` on the whole batch: what synchronised BN must equal."""
+    import torch
+    import torch.nn.functional as F
+
+    model = small_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    xs, ys = toy_batches(steps, batch)
+    for x, y in zip(xs, ys, strict=True):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    bn = model[1]
+    return {
+        "parameters": [p.detach().clone() for p in model.parameters()],
+        "running_mean": bn.running_mean.clone(),
+        "running_var": bn.running_var.clone(),
+    }
+
+
+def sync_bn_capstone(rank, world_size, sources, x, gamma, beta, dout, **train):
+    """:func:`sync_bn_worker` and then :func:`sync_bn_train` in the same
+    processes (one start-up: spawning costs seconds), results merged."""
+    return {
+        **sync_bn_worker(rank, world_size, sources, x, gamma, beta, dout),
+        **sync_bn_train(rank, world_size, sources, **train),
+    }

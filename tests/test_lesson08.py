@@ -25,7 +25,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_data_parallel_plain_bn_is_ghost_bn_and_the_ranks_statistics_drift():
-    ranks = distributed.launch(distributed.ddp_train, world_size=2)
+    both = distributed.launch(distributed.ddp_train_twice, world_size=2)
+    ranks, synced = [r[0] for r in both], [r[1] for r in both]
+
+    def drift(pair):
+        return np.abs(pair[0]["running_mean"] - pair[1]["running_mean"]).max()
+
+    assert 0 < drift(synced) < drift(ranks)  # the broadcast hides all but a step
     ghost = distributed.ghost_train(world_size=2)
     for p, q in zip(ranks[0]["parameters"], ghost, strict=True):
         assert np.abs(p - q.numpy()).max() < 1e-12
@@ -138,6 +144,188 @@ def test_the_checks_accept_right_and_name_wrong_implementations():
     assert not lesson08.sync_batchnorm_forward(
         wrong.FORWARD["each rank's own statistics"][0], quiet=True
     )
+
+
+def test_the_forward_check_holds_running_statistics_to_torch_with_a_rank_of_one():
+    """Issue 32: running_mean and running_var as nn.BatchNorm1d on the whole
+    batch (unbiased with the global count, momentum), slices of 4, 7 and 1."""
+    from helpers.checks import lesson08
+
+    xs = [torch.randn(n, 4, dtype=torch.float64) + 3 for n in (4, 7, 1)]
+    mean0, var0 = torch.zeros(4, dtype=torch.float64), torch.ones(4).double()
+    ranks = [(x, mean0.clone(), var0.clone()) for x in xs]
+
+    def on_rank(x, rm, rv, reduce):
+        return wrong._forward(
+            x,
+            torch.ones(4).double(),
+            torch.zeros(4).double(),
+            reduce,
+            1e-5,
+            rm,
+            rv,
+            0.3,
+        )
+
+    distributed.SimulatedRanks(3).run(on_rank, ranks)
+    want = torch.nn.BatchNorm1d(4, momentum=0.3).double()
+    want(torch.cat(xs))
+    for _, rm, rv in ranks:
+        assert torch.allclose(rm, want.running_mean, rtol=1e-13, atol=0)
+        assert torch.allclose(rv, want.running_var, rtol=1e-13, atol=0)
+    # a forward pass that never touches the running statistics fails the check
+    ignores = wrong.FORWARD["running stats rebound, not updated"][0]
+    report = lesson08.sync_batchnorm_forward(ignores, quiet=True)
+    assert not report
+    assert "running_var did not change for the caller" in report.lines()
+
+
+def test_the_merge_weighs_unequal_shares_and_every_bn_type():
+    """Issue 32: shards of 50, 200 and 20 examples drawn from different
+    distributions; each rank's BatchNorm1d holds its shard's mean and unbiased
+    variance (momentum 1); the merge must give what BatchNorm1d computes on the
+    concatenated shards."""
+    from helpers.checks import lesson08
+
+    gen = torch.Generator().manual_seed(0)
+    shards = [
+        torch.randn(n, 3, generator=gen, dtype=torch.float64) * (1 + r) + 4 * r
+        for r, n in enumerate((50, 200, 20))
+    ]
+    models = []
+    for x in shards:
+        bn = torch.nn.BatchNorm1d(3, momentum=1.0).double()
+        bn(x)  # running statistics = this shard's mean and unbiased variance
+        models.append((torch.nn.Sequential(bn), len(x)))
+    distributed.SimulatedRanks(3).run(
+        lambda m, n, reduce: wrong.merge(m, reduce, n), models
+    )
+    union = torch.nn.BatchNorm1d(3, momentum=1.0).double()
+    union(torch.cat(shards))
+    for model, _ in models:
+        got = model[0]
+        assert torch.allclose(got.running_mean, union.running_mean, rtol=1e-13, atol=0)
+        assert torch.allclose(got.running_var, union.running_var, rtol=1e-13, atol=0)
+    assert lesson08.merge_running_stats(
+        lambda m, a, c: wrong.merge(m, a, c), quiet=True
+    )
+    for name in (
+        "equal weights (the merge for equal shares)",
+        "BatchNorm1d, 2d and 3d only",
+        "no term between the ranks",
+        "variances taken as biased",
+    ):
+        report = lesson08.merge_running_stats(wrong.MERGE[name][0], quiet=True)
+        assert not report and wrong.MERGE[name][1] in report.lines(), name
+
+
+SYNC_BATCH_NORM = (
+    "def sync_batch_norm(all_reduce, eps=1e-5, momentum=0.1):\n"
+    "    class SyncBN(torch.autograd.Function):\n"
+    "        @staticmethod\n"
+    "        def forward(ctx, x, gamma, beta, running_mean, running_var):\n"
+    "            out, ctx.cache = sync_batchnorm_forward(\n"
+    "                x, gamma, beta, all_reduce, eps, running_mean, running_var,\n"
+    "                momentum)\n"
+    "            return out\n"
+    "        @staticmethod\n"
+    "        def backward(ctx, dout):\n"
+    "            grads = sync_batchnorm_backward(dout, ctx.cache, all_reduce)\n"
+    "            return (*grads, None, None)\n"
+    "    return SyncBN.apply\n"
+)
+FORWARD_WITH_RUNNING = (
+    "def sync_batchnorm_forward(x, gamma, beta, all_reduce, eps=1e-5,\n"
+    "                           running_mean=None, running_var=None, momentum=0.1):\n"
+    "    count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))\n"
+    "    mean = all_reduce(x.sum(0)) / count\n"
+    "    var = all_reduce(((x - mean) ** 2).sum(0)) / count\n"
+    "    if running_mean is not None:\n"
+    "        running_mean.mul_(1 - momentum).add_(momentum * mean)\n"
+    "        unbiased = var * count / (count - 1)\n"
+    "        running_var.mul_(1 - momentum).add_(momentum * unbiased)\n"
+    "    rho = 1 / torch.sqrt(var + eps)\n"
+    "    x_hat = (x - mean) * rho\n"
+    "    return gamma * x_hat + beta, (x_hat, rho, gamma, count)\n"
+)
+
+
+def test_capstone_synchronised_bn_trains_in_two_gloo_processes_as_one_process():
+    """Issue 32: the autograd Function around the forward and backward passes,
+    under DDP in 2 gloo processes, trains as nn.BatchNorm1d on the whole batch
+    (weights and running statistics), and the processes time a step."""
+    sources = {
+        **_sources(),
+        "sync_batchnorm_forward": FORWARD_WITH_RUNNING,
+        "sync_batch_norm": SYNC_BATCH_NORM,
+    }
+    x = torch.randn(6, 4, dtype=torch.float64) * 3 + 5
+    gamma, beta = torch.rand(4).double() + 0.5, torch.randn(4).double()
+    ranks = distributed.launch(
+        distributed.sync_bn_capstone,
+        2,
+        (sources, x, gamma, beta, torch.randn(6, 4).double()),
+        kwargs={"steps": 4, "timed_steps": 5},
+    )
+    want = F.batch_norm(x, None, None, gamma, beta, training=True)
+    got = np.concatenate([r["out"] for r in ranks])
+    assert np.abs(got - want.numpy()).max() < 1e-12
+    one = distributed.whole_batch_train(steps=4)
+    start = distributed.small_net()
+    for rank in ranks:
+        moved = 0.0
+        for p, q, p0 in zip(
+            rank["parameters"], one["parameters"], start.parameters(), strict=True
+        ):
+            assert np.abs(p - q.numpy()).max() < 1e-12
+            moved = max(moved, np.abs(p - p0.detach().numpy()).max())
+        assert moved > 1e-3  # it trained
+        for key in ("running_mean", "running_var"):
+            assert np.abs(rank[key] - one[key].numpy()).max() < 1e-12
+        assert set(rank["seconds"]) == {"synchronised", "plain"}
+        assert all(s > 0 for s in rank["seconds"].values())
+
+
+def _launcher_script() -> str:
+    """The launch.py that lesson 08 shows in a markdown cell, as written."""
+    import nbformat
+
+    nb = nbformat.read(
+        ROOT / "solutions" / "08_batchnorm_across_devices.ipynb", as_version=4
+    )
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "save it as `launch.py`" in cell.source:
+            return cell.source.split("```python\n", 1)[1].split("```", 1)[0]
+    raise AssertionError("lesson 08 shows no launch.py")
+
+
+def test_the_launcher_the_lesson_shows_runs_as_written(tmp_path):
+    """Issue 32: init_process_group, rank and world size, all_reduce and
+    destroy_process_group, in a script a learner can copy."""
+    script = _launcher_script()
+    for needed in (
+        "dist.init_process_group(",
+        "dist.get_rank()",
+        "dist.get_world_size()",
+        "dist.all_reduce(",
+        "dist.destroy_process_group()",
+        "mp.spawn(",
+    ):
+        assert needed in script, needed
+    # the lesson's port, swapped for a free one so that runs do not collide
+    path = tmp_path / "launch.py"
+    path.write_text(script.replace("29500", str(distributed.free_port())))
+    done = subprocess.run(
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rank 0 of 2: 4 examples of N = 9" in done.stdout
+    assert "rank 1 of 2: 5 examples of N = 9" in done.stdout
 
 
 @pytest.mark.slow

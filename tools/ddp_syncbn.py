@@ -4,10 +4,14 @@
 
 Runs unchanged on CPUs and on GPUs.  On CPUs the processes use the ``gloo``
 backend and plain batch norm, since ``nn.SyncBatchNorm`` synchronises CUDA
-(and XPU, HPU) tensors only: every rank normalises its own slice, and the
-ranks' running statistics differ at the end.  On GPUs (one per process,
-``LOCAL_RANK``) they use ``nccl`` and every BN layer is converted with
-``nn.SyncBatchNorm.convert_sync_batchnorm``: the ranks' statistics agree.
+(and XPU, HPU) tensors only: every rank normalises its own slice.  DDP's
+default buffer broadcast copies rank 0's running statistics to every rank
+before each forward pass, so at the end the ranks' statistics differ only by
+the last step's update (lesson 08, section 1).  The ranks draw their data
+from different distributions (rank r's inputs scaled by 1 + r, shifted by r).
+On GPUs (one per process, ``LOCAL_RANK``) they use ``nccl`` and every BN
+layer is converted with ``nn.SyncBatchNorm.convert_sync_batchnorm``: the
+ranks' statistics agree.
 Each rank trains on its own random batches of ``--batch`` images (3 x 16 x 16)
 and prints its first BN layer's running mean; rank 0 also prints the largest
 difference between ranks.

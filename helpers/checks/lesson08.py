@@ -21,6 +21,7 @@ from ._core import (
     Result,
     call,
     compare,
+    ema_problem,
     info,
     ok,
     run_check,
@@ -186,9 +187,200 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
                 f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent "
                 "by each rank"
             )
-        return [result, _precision_note(fn, seed)] if result.passed else result
+        if not result.passed:
+            return result
+        return [result, *_running_results(fn, seed), _precision_note(fn, seed)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# the forward pass's running statistics (PyTorch's convention)
+# --------------------------------------------------------------------------
+
+RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
+MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
+
+
+def _running_start(seed):
+    """The running statistics every rank holds before the step (float64)."""
+    torch = torch_()
+    gen = torch.Generator().manual_seed(seed + 1000)
+    mean = torch.randn(CHANNELS, generator=gen, dtype=torch.float64) + 2
+    var = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
+    return mean, var
+
+
+def torch_running(xs, mean0, var0, momentum=MOMENTUM):
+    """running_mean and running_var of ``nn.BatchNorm1d`` after one training
+    step on the concatenated batch: the reference, PyTorch itself."""
+    torch = torch_()
+    bn = torch.nn.BatchNorm1d(CHANNELS, momentum=momentum).double()
+    with torch.no_grad():
+        bn.running_mean.copy_(mean0)
+        bn.running_var.copy_(var0)
+        bn.train()(torch.cat(xs))
+    return bn.running_mean.clone(), bn.running_var.clone()
+
+
+def _running_mistakes(xs, mean0, var0, m=MOMENTUM):
+    """Per statistic: {message: what every rank would hold (rows: ranks)}."""
+    full = torch_().cat(xs).numpy()
+    mean0, var0 = mean0.numpy(), var0.numpy()
+    sizes = np.array([len(x) for x in xs], float)[:, None]
+    world, n = len(xs), len(full)
+    mean, var = full.mean(0), full.var(0)
+    own_mean = np.stack([x.numpy().mean(0) for x in xs])
+    own_var = np.stack([x.numpy().var(0) for x in xs])
+    with np.errstate(all="ignore"):
+        own_unbiased = own_var * sizes / (sizes - 1)
+        local_count = var * sizes / (sizes - 1)
+
+    def rows(old, stat, k=m):
+        return np.broadcast_to((1 - k) * old + k * stat, (world, len(old)))
+
+    unbiased = var * n / (n - 1)
+    mean_rows = {
+        "running_mean averages in this rank's own mean (a ghost batch): use the "
+        "all-reduced mean of the whole batch": rows(mean0, own_mean),
+        "running_mean averages in the mean of the ranks' means: weigh them by their "
+        "counts (use the whole batch's mean)": rows(mean0, own_mean.mean(0)),
+        "running_mean moved by 1 - momentum: momentum weights the new batch, "
+        "(1 - momentum) * running_mean + momentum * mean": rows(mean0, mean, 1 - m),
+        "running_mean moved by 0.1, not by the momentum passed (0.3): use the "
+        "momentum argument": rows(mean0, mean, 0.1),
+        "running_mean did not change for the caller: update the tensor in place "
+        "(running_mean.mul_(1 - momentum).add_(momentum * mean)); assigning a new "
+        "tensor to the name changes nothing outside your function": rows(mean0, mean0),
+    }
+    var_rows = {
+        "running_var uses this rank's count for the unbiased correction, "
+        "n_r / (n_r - 1) (infinite on a rank of 1 example): use the whole batch's "
+        "N / (N - 1), N the all-reduced count": rows(var0, local_count),
+        "running_var stores the biased variance: PyTorch stores the unbiased one, "
+        "variance * N / (N - 1) with N the whole batch's count": rows(var0, var),
+        "running_var averages in this rank's own unbiased variance (a ghost "
+        "batch): use the whole batch's": rows(var0, own_unbiased),
+        "running_var averages in the average of the ranks' own variances (it "
+        "misses the spread of their means, and weighs them equally): use the whole "
+        "batch's unbiased variance": rows(var0, own_unbiased.mean(0)),
+        "running_var averages in the average of the ranks' biased variances: use "
+        "the whole batch's unbiased variance": rows(var0, own_var.mean(0)),
+        "running_var moved by 1 - momentum: momentum weights the new batch, "
+        "(1 - momentum) * running_var + momentum * unbiased variance": rows(
+            var0, unbiased, 1 - m
+        ),
+        "running_var moved by 0.1, not by the momentum passed (0.3): use the "
+        "momentum argument": rows(var0, unbiased, 0.1),
+        "running_var did not change for the caller: update the tensor in place "
+        "(running_var.mul_(1 - momentum).add_(momentum * unbiased)); assigning a "
+        "new tensor to the name changes nothing outside your function": rows(
+            var0, var0
+        ),
+    }
+    return mean_rows, var_rows
+
+
+def _same_rows(got, cand) -> bool:
+    """Equal to 1e-9 where finite, and non-finite at the same places."""
+    got, cand = np.asarray(got, float), np.asarray(cand, float)
+    if got.shape != cand.shape:
+        return False
+    finite = np.isfinite(cand)
+    if not np.array_equal(np.isfinite(got), finite):
+        return False
+    return bool(np.allclose(got[finite], cand[finite], rtol=1e-9, atol=1e-12))
+
+
+def _running_results(fn, seed) -> list[Result]:
+    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples) and
+    compare every rank's buffers with nn.BatchNorm1d on the whole batch."""
+    name = "sync forward running stats"
+    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
+    mean0, var0 = _running_start(seed)
+    buffers = [(mean0.clone(), var0.clone()) for _ in xs]
+    per_rank = [
+        (x, gamma, beta, rm, rv) for x, (rm, rv) in zip(xs, buffers, strict=True)
+    ]
+
+    def on_rank(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
+        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
+
+    _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
+    if problem_ is not None:
+        if "positional argument" in problem_.detail:
+            problem_.detail += (
+                "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
+                "running_mean=None, running_var=None, momentum=0.1)"
+            )
+        return [problem_]
+    want_mean, want_var = torch_running(xs, mean0, var0)
+    mistakes = _running_mistakes(xs, mean0, var0)
+    return [
+        _judge_running(
+            what,
+            np.stack([np.asarray(b[k].detach(), float) for b in buffers]),
+            want,
+            mistakes[k],
+            lambda g, what=what, k=k: _core_ema(what, g, (mean0, var0)[k], xs, k),
+        )
+        for k, (what, want) in enumerate(
+            (("running_mean", want_mean), ("running_var", want_var))
+        )
+    ]
+
+
+def _judge_running(what, got, want, mistakes, reader) -> Result:
+    """One running statistic of every rank (rows of ``got``) against PyTorch's
+    ``want``: ok, a named mistake, a non-finite or diverging rank, or how it
+    differs (``reader``: ``_core.ema_problem``)."""
+    label = f"sync forward {what}"
+    rows = np.broadcast_to(want.numpy(), got.shape)
+    if np.all(np.isfinite(got)):
+        err = float(np.abs(got - rows).max() / np.abs(rows).max())
+        if err <= TOL:
+            return ok(
+                label,
+                "all 3 ranks (4, 7, 1 examples) equal nn.BatchNorm1d on the whole "
+                f"batch, max rel. error {err:.1e} (expect < {TOL:.0e})",
+                err,
+                TOL,
+            )
+    named = next((m for m, cand in mistakes.items() if _same_rows(got, cand)), None)
+    if named is not None:
+        return wrong(label, named)
+    bad = [r for r in range(len(got)) if not _same_rows(got[r], rows[r])]
+    infinite = [r for r in bad if not np.all(np.isfinite(got[r]))]
+    if infinite:
+        return wrong(
+            label,
+            f"{what} is not finite on rank {infinite[0]} "
+            f"({RUNNING_SIZES[infinite[0]]} example(s)): a division by this rank's "
+            "count (minus one)? Use the whole batch's count N",
+        )
+    if np.ptp(got, axis=0).max() > 1e-9 * np.abs(got).max():
+        return wrong(
+            label,
+            f"the ranks hold different {what} (ranks {bad} differ from PyTorch's): "
+            "each rank must update with the whole batch's statistics, so that all "
+            "ranks keep the same buffers",
+        )
+    return compare(label, got[0], want, tol=TOL, what=what, readers=[reader])
+
+
+def _core_ema(what, new, old, xs, k):
+    """How ``new`` differs from PyTorch's update (``_core.ema_problem``)."""
+    full = torch_().cat(xs).numpy()
+    n = len(full)
+    batch = full.mean(0) if k == 0 else full.var(0) * n / (n - 1)
+    return ema_problem(
+        what,
+        new,
+        old,
+        batch,
+        MOMENTUM,
+        statistics={"the biased variance": full.var(0)} if k else None,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -226,7 +418,14 @@ def _backward_mistakes(xs, gamma, douts):
         m, r = x.mean(0), 1 / torch.sqrt(x.var(0, correction=0) + EPS)
         ghost.append(closed_form(x, dy, m, r, dy.mean(0), (dy * (x - m) * r).mean(0)))
     no_var = gamma * rho * (dfull - dfull.mean(0))
+    sums = dfull.sum(0), (dfull * x_hat).sum(0)
+    by_local = [  # the all-reduced sums divided by this rank's count
+        closed_form(x, dy, mean, rho, sums[0] / len(x), sums[1] / len(x))
+        for x, dy in zip(xs, douts, strict=True)
+    ]
     return {
+        "dx divides the all-reduced sums by this rank's count: divide by the whole "
+        "batch's count N (the forward pass's all-reduced count)": torch.cat(by_local),
         "dx uses this rank's own means of dy and dy * x_hat: all-reduce their sums "
         "(and divide by the whole batch's count), as the forward pass did": torch.cat(
             local
@@ -331,20 +530,22 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 # --------------------------------------------------------------------------
 
 
-BN_AT = (1, 4, 6, 8)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d
+BN_AT = (1, 4, 6, 8, 10)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d, SyncBatchNorm
+SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
 
 
 def _rank_models(seed):
-    """Three ranks' copies of one net with two BN layers whose running
-    statistics drifted apart (different means, variances and counts)."""
+    """Three ranks' copies of one net with five BN layers (every kind a merge
+    meets) whose running statistics drifted apart: different means, variances
+    and batch counts."""
     torch = torch_()
     from torch import nn
 
     gen = torch.Generator().manual_seed(seed)
     models = []
-    for rank in range(3):
+    for rank in range(len(SHARES)):
         torch.manual_seed(seed)
-        model = nn.Sequential(  # every kind of batch-norm layer a merge meets
+        model = nn.Sequential(
             nn.Linear(3, 5),
             nn.BatchNorm1d(5),
             nn.ReLU(),
@@ -354,11 +555,13 @@ def _rank_models(seed):
             nn.BatchNorm2d(4),
             nn.Unflatten(2, (1, 1)),
             nn.BatchNorm3d(4),
+            nn.Flatten(),
+            nn.SyncBatchNorm(4),  # its buffers exist on a CPU; its forward needs a GPU
         ).double()
         with torch.no_grad():
             for bn in (model[i] for i in BN_AT):
                 bn.running_mean.copy_(
-                    torch.randn(bn.num_features, generator=gen) + rank
+                    torch.randn(bn.num_features, generator=gen) + 1.5 * rank
                 )
                 bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
                 bn.num_batches_tracked.fill_(10 + rank)
@@ -366,46 +569,74 @@ def _rank_models(seed):
     return models
 
 
-def _merged(models):
-    """Per BN layer: the mean of the means, and the mean of the variances plus
-    the mean squared distance of the ranks' means from it (equal shares)."""
+def _candidates(models, index):
+    """(right mean, right var, {message: mean}, {message: var}) of one layer:
+    the mean and unbiased variance of all ranks' values (Chan et al.)."""
     torch = torch_()
-    out = []
-    for index in BN_AT:
-        means = torch.stack([m[index].running_mean for m in models])
-        variances = torch.stack([m[index].running_var for m in models])
-        mean = means.mean(0)
-        out.append((mean, variances.mean(0) + ((means - mean) ** 2).mean(0)))
-    return out
+    means = torch.stack([m[index].running_mean for m in models])
+    variances = torch.stack([m[index].running_var for m in models])
+    n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
+    big, world = n.sum(), len(models)
+    mean = (n * means).sum(0) / big
+    within = ((n - 1) * variances).sum(0) / (big - 1)
+    var = within + (n * (means - mean) ** 2).sum(0) / (big - 1)
+    equal = means.mean(0)
+    mean_msgs = {
+        "running_mean weighs the ranks equally (the mean of their means): weigh "
+        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": equal,
+        "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
+        "running_mean is the count-weighted sum divided by the number of ranks, not "
+        "by the total count N = all_reduce(count)": (n * means).sum(0) / world,
+    }
+    var_msgs = {
+        "running_var misses how far the ranks' means lie from the merged mean (law "
+        "of total variance: add sum(count * (mean_r - mean)^2), then divide by "
+        "N - 1)": within,
+        "running_var misses how far the ranks' means lie from the merged mean (law "
+        "of total variance: add the count-weighted (mean_r - mean)^2)": (
+            n * variances
+        ).sum(0)
+        / big,
+        "running_var weighs the ranks equally (both terms of the law of total "
+        "variance): weigh each rank by its count": variances.mean(0)
+        + ((means - equal) ** 2).mean(0),
+        "running_var is the plain average of the ranks' variances: weigh them by "
+        "their counts, and add the spread of the ranks' means (law of total "
+        "variance)": variances.mean(0),
+        "running_var weighs the variances by count but the spread of the means "
+        "equally (1/W): weigh both terms by the counts": within
+        + ((means - mean) ** 2).mean(0),
+        "running_var treats the ranks' variances as biased (weights count / N): "
+        "PyTorch's running_var is unbiased, so (count - 1) * running_var is the "
+        "sum of squared deviations; divide the total by N - 1": (
+            n * (variances + (means - mean) ** 2)
+        ).sum(0)
+        / big,
+        "running_var is the sum over ranks: weigh each by its count": variances.sum(0),
+    }
+    return mean, var, mean_msgs, var_msgs
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(model, all_reduce, world_size)``: every BN layer's running
-    statistics made equal on all ranks, in place, to the merged statistics."""
+    """Check ``fn(model, all_reduce, count)``: every BN layer's running
+    statistics made equal on all ranks, in place, to the mean and unbiased
+    variance of all the values behind them (ranks of 50, 200 and 20)."""
     name = "merge_running_stats"
-    torch = torch_()
 
     def body():
         models = _rank_models(seed)
-        want = _merged(models)
-        wrongs = []  # per layer: (sum of means, average of variances)
-        for i in BN_AT:
-            means = torch.stack([m[i].running_mean for m in models])
-            wrongs.append(
-                (means.sum(0), torch.stack([m[i].running_var for m in models]).mean(0))
-            )
+        layers = [_candidates(models, i) for i in BN_AT]
         buffers = [
             [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
         ]
         params = [[p.detach().clone() for p in m.parameters()] for m in models]
         counts = [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models]
 
-        def on_rank(model, all_reduce):
-            return fn(model, all_reduce, len(models))
+        def on_rank(model, count, all_reduce):
+            return fn(model, all_reduce, count)
 
-        _, _, problem_ = _ranks(
-            name, on_rank, [(m,) for m in models], copy_inputs=False
-        )
+        per_rank = [(m, n) for m, n in zip(models, SHARES, strict=True)]
+        _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
         if problem_ is None:
             problem_ = _unchanged(name, models, buffers, params, counts)
         if problem_ is not None:
@@ -413,28 +644,29 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         results = [
             result
             for rank, model in enumerate(models)
-            for result in _layer_results(f"{name} rank {rank}", model, want, wrongs)
+            for result in _layer_results(f"{name} rank {rank}", model, layers)
         ]
         failed = [r for r in results if not r.passed]
-        if failed:
-            return failed[0]
+        if failed:  # the first layer that is wrong: its mean and its variance
+            where = failed[0].name.rsplit(" ", 1)[0]
+            return [r for r in failed if r.name.rsplit(" ", 1)[0] == where]
         worst = max(r.error for r in results)
         return ok(
             name,
-            f"all {len(BN_AT)} BN layers (1d, 2d, 3d) agree on all 3 ranks, "
-            f"max rel. error {worst:.1e}",
+            f"all {len(BN_AT)} BN layers (1d, 2d, 3d, SyncBatchNorm) agree on all "
+            f"3 ranks (shares {', '.join(map(str, SHARES))}), max rel. error "
+            f"{worst:.1e}",
         )
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _layer_results(label, model, want, wrongs) -> list[Result]:
-    """running_mean and running_var of both BN layers of one rank's model;
-    ``wrongs`` holds, per layer, the sum of the ranks' means and the plain
-    average of their variances (taken before the merge)."""
+def _layer_results(label, model, layers) -> list[Result]:
+    """running_mean and running_var of every BN layer of one rank's model
+    against the merge (``layers``: per layer, ``_candidates``, taken before)."""
     results = []
     for layer, index in enumerate(BN_AT):
-        (mean, var), (total, plain) = want[layer], wrongs[layer]
+        mean, var, mean_msgs, var_msgs = layers[layer]
         bn = model[index]
         name = f"{label}, BN {layer + 1}" + (
             f" ({type(bn).__name__})" if layer > 1 else ""
@@ -446,9 +678,7 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
                 mean,
                 tol=TOL,
                 what="running_mean",
-                diagnoses={
-                    "running_mean is the sum over ranks: divide by world_size": total
-                },
+                diagnoses=mean_msgs,
             )
         )
         results.append(
@@ -458,13 +688,7 @@ def _layer_results(label, model, want, wrongs) -> list[Result]:
                 var,
                 tol=TOL,
                 what="running_var",
-                diagnoses={
-                    "running_var is the average of the ranks' variances: it misses "
-                    "how far the ranks' means lie from the merged mean (law of "
-                    "total variance: add the mean of (mean_r - mean)^2)": plain,
-                    "running_var is the sum over ranks: divide by world_size": 3
-                    * plain,
-                },
+                diagnoses=var_msgs,
             )
         )
     return results

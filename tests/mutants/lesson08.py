@@ -17,6 +17,9 @@ def sync_forward(
     beta,
     all_reduce,
     eps=EPS,
+    running_mean=None,
+    running_var=None,
+    momentum=0.1,
     *,
     local=False,
     ddof=0,
@@ -25,6 +28,7 @@ def sync_forward(
     affine=True,
     count_as="all",  # "world": N = W * n_r; "weighted": sum of n_r var_r / N
     eps_out=False,
+    running="right",  # how the running statistics are updated (RUNNING below)
 ):
     world = all_reduce(torch.ones(1, dtype=x.dtype))
     count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))
@@ -45,14 +49,54 @@ def sync_forward(
             var = all_reduce(((x - mean) ** 2).sum(0)) / (world * x.shape[0])
         else:
             var = all_reduce(((x - mean) ** 2).sum(0)) / (count - ddof)
+    if running_mean is not None:
+        _update(
+            x,
+            mean,
+            var,
+            count,
+            world,
+            running_mean,
+            running_var,
+            momentum,
+            running,
+            all_reduce,
+        )
     rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
     x_hat = (x - mean) * rho
     out = gamma * x_hat + beta if affine else x_hat
     return out, (x_hat, rho, gamma, count)
 
 
-def _forward(x, gamma, beta, all_reduce, eps=EPS):
-    return sync_forward(x, gamma, beta, all_reduce, eps)
+def _update(x, mean, var, count, world, rm, rv, m, how, all_reduce):
+    """The running statistics, right (PyTorch) or in one of RUNNING's ways."""
+    n_r = x.shape[0]
+    new_mean, new_var = mean, var * count / (count - 1)
+    if how == "local count":
+        new_var = var * n_r / (n_r - 1) if n_r > 1 else var * float("inf")
+    elif how == "biased":
+        new_var = var
+    elif how == "own statistics":
+        new_mean = x.mean(0)
+        new_var = x.var(0) if n_r > 1 else x.var(0, correction=0) + float("inf")
+    elif how == "average of variances":
+        new_var = all_reduce(x.var(0) if n_r > 1 else x.sum(0) * float("inf"))
+        new_var = new_var / world
+    elif how == "momentum reversed":
+        m = 1 - m
+    elif how == "default momentum":
+        m = 0.1
+    with torch.no_grad():
+        if how == "rebound":
+            rm = (1 - m) * rm + m * new_mean
+            rv = (1 - m) * rv + m * new_var
+            return
+        rm.mul_(1 - m).add_(m * new_mean)
+        rv.mul_(1 - m).add_(m * new_var)
+
+
+def _forward(x, gamma, beta, all_reduce, eps=EPS, *running):
+    return sync_forward(x, gamma, beta, all_reduce, eps, *running)
 
 
 def sync_backward(
@@ -64,13 +108,14 @@ def sync_backward(
     reduce_params=False,
     var_branch=True,
     mean_params=False,
+    local_count=False,
 ):
     x_hat, rho, gamma, count = cache
     if local:
         mean_dy, mean_dy_xhat = dout.mean(0), (dout * x_hat).mean(0)
     else:
         sums = all_reduce(torch.stack([dout.sum(0), (dout * x_hat).sum(0)]))
-        mean_dy, mean_dy_xhat = sums / count
+        mean_dy, mean_dy_xhat = sums / (len(dout) if local_count else count)
     dx = gamma * rho * (dout - mean_dy - (x_hat * mean_dy_xhat if var_branch else 0))
     dgamma, dbeta = (dout * x_hat).sum(0), dout.sum(0)
     if mean_params:
@@ -83,34 +128,50 @@ def sync_backward(
 def merge(
     model,
     all_reduce,
-    world_size,
+    count,
     *,
-    total_variance=True,
-    divide=True,
+    how="right",  # or one of the wrong formulas below
     in_place=True,
-    count=False,
+    count_batches=False,
     first_only=False,
     kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
 ):
+    total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
+    world = all_reduce(torch.ones(1, dtype=torch.float64))
     layers = [m for m in model.modules() if isinstance(m, kind)]
     for bn in layers[:1] if first_only else layers:
-        w = world_size if divide else 1
-        mean = all_reduce(bn.running_mean) / w
-        var = all_reduce(bn.running_var) / w
-        if total_variance:
-            var = var + all_reduce((bn.running_mean - mean) ** 2) / world_size
+        m, v = bn.running_mean, bn.running_var
+        if how == "equal":  # the merge before issue 32: right for equal shares
+            mean = all_reduce(m) / world
+            var = all_reduce(v) / world + all_reduce((m - mean) ** 2) / world
+        elif how == "plain":
+            mean, var = all_reduce(m) / world, all_reduce(v) / world
+        elif how == "sum":
+            mean, var = all_reduce(m), all_reduce(v)
+        else:
+            mean = all_reduce(count * m) / total
+            within = all_reduce((count - 1) * v) / (total - 1)
+            between = all_reduce(count * (m - mean) ** 2) / (total - 1)
+            if how == "population":  # the stored variances taken as biased
+                var = all_reduce(count * (v + (m - mean) ** 2)) / total
+            elif how == "no between":
+                var = within
+            elif how == "spread equal":
+                var = within + all_reduce((m - mean) ** 2) / world
+            else:
+                var = within + between
         if in_place:
             bn.running_mean.copy_(mean)
             bn.running_var.copy_(var)
         else:
             bn.running_mean, bn.running_var = mean, var
-        if count:
+        if count_batches:
             bn.num_batches_tracked.copy_(all_reduce(bn.num_batches_tracked))
 
 
 def _fwd(**kw):
-    return lambda x, g, b, all_reduce, eps=EPS: sync_forward(
-        x, g, b, all_reduce, eps, **kw
+    return lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(
+        x, g, b, all_reduce, eps, *rest, **kw
     )
 
 
@@ -135,6 +196,15 @@ FORWARD = {
     "eps outside the root": (_fwd(eps_out=True), "eps outside the root"),
     "returns out only": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps)[0], "expected a tuple of 2"),
     "calls all_reduce on a list": (lambda x, g, b, all_reduce, eps=EPS: all_reduce([x.sum(0)]), "all_reduce takes a torch.Tensor"),
+    # running statistics (issue 32): PyTorch's convention or a named mistake
+    "running_var with this rank's count": (_fwd(running="local count"), "uses this rank's count for the unbiased correction"),
+    "running_var biased": (_fwd(running="biased"), "stores the biased variance"),
+    "running stats of this rank's slice": (_fwd(running="own statistics"), "running_mean averages in this rank's own mean"),
+    "running_var from the ranks' variances": (_fwd(running="average of variances"), "average of the ranks' own variances"),
+    "momentum reversed": (_fwd(running="momentum reversed"), "running_mean moved by 1 - momentum"),
+    "momentum argument ignored": (_fwd(running="default momentum"), "not by the momentum passed"),
+    "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change for the caller"),
+    "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
 }
 BACKWARD = {
     "this rank's means only": (_bwd(local=True), "this rank's own means"),
@@ -142,14 +212,20 @@ BACKWARD = {
     "missing variance branch": (_bwd(var_branch=False), "misses the term through the variance"),
     "dgamma and dbeta averaged": (_bwd(mean_params=True), "sum over axis 0"),
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
+    "reduced sums over this rank's count": (_bwd(local_count=True), "divides the all-reduced sums by this rank's count"),
 }
 MERGE = {
-    "plain average of the variances": (_merge(total_variance=False), "law of total"),
-    "sum, not average": (_merge(divide=False, total_variance=False), "divide by world_size"),
+    "plain average of the variances": (_merge(how="plain"), "plain average of the ranks' variances"),
+    "equal weights (the merge for equal shares)": (_merge(how="equal"), "running_mean weighs the ranks equally"),
+    "no term between the ranks": (_merge(how="no between"), "misses how far the ranks' means lie"),
+    "spread of the means weighed equally": (_merge(how="spread equal"), "weighs the variances by count but the spread"),
+    "variances taken as biased": (_merge(how="population"), "treats the ranks' variances as biased"),
+    "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
-    "num_batches_tracked summed": (_merge(count=True), "num_batches_tracked changed"),
+    "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) mean"),
+    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) mean"),
 }
 # fmt: on
 
