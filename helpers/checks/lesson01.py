@@ -170,8 +170,13 @@ def activation_percentiles(fn, quiet=False, strict=None):
             if problem is not None:
                 return [problem]
             if not isinstance(got, np.ndarray):
-                return [wrong(f"{name} {label}", f"returned a {type(got).__name__}: "
-                              "return a NumPy array (np.percentile gives one)")]
+                return [
+                    wrong(
+                        f"{name} {label}",
+                        f"returned a {type(got).__name__}: "
+                        "return a NumPy array (np.percentile gives one)",
+                    )
+                ]
             flat, q = np.asarray(data).ravel(), keywords.get("q", (15, 50, 85))
             mistakes = {
                 "q was used as a fraction: numpy.percentile takes percents (15, "
