@@ -74,12 +74,12 @@ def _bnc_hooks():
     def name(f):
         return str(getattr(f, "__qualname__", type(f).__name__))[:100]
     found = {
-        "input transformer": [name(f) for f in ip.input_transformers_post][:50],
-        "AST transformer": [name(f) for f in ip.ast_transformers][:50],
+        "input transformer": [name(f) for f in ip.input_transformers_post],
+        "AST transformer": [name(f) for f in ip.ast_transformers],
         "trace function": [name(f) for f in (sys.gettrace(), sys.getprofile()) if f],
         "event callback": [
             f"{e}: {name(f)}" for e, fs in ip.events.callbacks.items() for f in fs
-        ][:50],
+        ],
         "custom exception handler": [name(ip.CustomTB)] if ip.custom_exceptions else [],
     }
     display({MIME: json.dumps(found)}, raw=True)
@@ -559,7 +559,7 @@ class Run:
             self.hooks_baseline = found
         for kind, items in found.items():
             before = self.hooks_baseline.get(kind, [])
-            for item in items[:1000] if isinstance(items, list) else []:
+            for item in items if isinstance(items, list) else []:
                 if item in before:
                     continue
                 hook = safe.learner_text(f"{kind}: {item}", 120)
