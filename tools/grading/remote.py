@@ -109,11 +109,11 @@ def learner_error(reply: dict, hidden: bool = False) -> Exception:
             kind = isinstance(found, type) and issubclass(found, Exception)
             base = found if kind else Exception
             return type(HIDDEN_ERROR, (base,), {"__qualname__": HIDDEN_ERROR})()
-        except TypeError:  # a builtin that cannot be made without arguments
+        except (TypeError, ValueError):  # a builtin that needs arguments
             return type(HIDDEN_ERROR, (Exception,), {})()
     try:
         return _error_class(name)(message)
-    except TypeError:
+    except (TypeError, ValueError):  # a builtin that needs other arguments
         return type(name, (Exception,), {})(message)
 
 

@@ -48,7 +48,7 @@ HIDDEN_FAILED = "\n[hidden test failed]\n"
 # these filters are a second line: what follows "raised" on the line, quoted
 # text and <...> (a returned string, an object of the kernel's) are dropped.
 _RAISED = re.compile(r"raised .*$")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|<[^>]*>|'.*$|\".*$")
+_QUOTED = re.compile(r"(?<![A-Za-z])'[^']*(?:'|$)|\"[^\"]*(?:\"|$)|<[^>]*(?:>|$)")
 
 
 def named_mistakes(message: str, fallback: bool = True) -> list[str]:

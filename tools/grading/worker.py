@@ -642,7 +642,7 @@ class Run:
             lines = [
                 ln for ln in cell["source"][:SOURCE_CAP].splitlines() if ln.strip()
             ]
-            first = safe.learner_text(lines[0].strip() if lines else "", 50)
+            first = safe.learner_text(lines[0].strip()[:50] if lines else "")
             name = safe.learner_text((self.replies or errors)[0], 100)
             self.failed.append(f'code cell {position} ("{first}") raised {name}')
             self.run_code(FORGET_FAILURE)  # before the next cell or test
