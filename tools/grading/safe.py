@@ -59,6 +59,9 @@ _ONE_LINE = re.compile(f"[ \t]*[{_BREAKS}][{_BREAKS} \t]*")
 _LINES = re.compile(f"\r\n|[{_BREAKS}]")
 
 
+_CUT = re.compile(r" \[\.\.\. (\d+) more characters\]$")
+
+
 def _escape(match) -> str:
     char = match.group(0)
     if "\ud800" <= char <= "\udfff":
@@ -80,9 +83,12 @@ def learner_text(value, limit: int = TEXT_CAP, *, lines: bool = False) -> str:
         text = bytes(value).decode("utf-8", "backslashreplace")
     else:
         text = value if isinstance(value, str) else str(value)
-    cut = len(text) - limit if len(text) > limit else 0
-    if cut:
-        text = text[:limit]
+    found = _CUT.search(text)  # cut before: cleaned again, it stays as it is
+    before = int(found.group(1)) if found else 0
+    if found:
+        text = text[: found.start()]
+    size = len(text)
+    text = text[:limit]
     text = _LINES.sub("\n", text) if lines else _ONE_LINE.sub(" ", text)
     if lines:  # keep the newlines (and tabs) of what the cell printed
         text = re.sub(
@@ -92,6 +98,8 @@ def learner_text(value, limit: int = TEXT_CAP, *, lines: bool = False) -> str:
         )
     else:
         text = _INERT.sub(_escape, text)
+    cut = before + max(size - limit, 0) + max(len(text) - limit, 0)
+    text = text[:limit]
     if cut:
         text += f" [... {cut} more characters]"
     return text
@@ -125,7 +133,10 @@ def path_text(path) -> str:
     """A path as the grader shows it, one to one: its bytes as UTF-8, where
     ``\\`` is a backslash, ``\\xff`` a byte that is not UTF-8 and ``\\u001b``
     a control character or bidi override (escaped, never raw)."""
-    raw = os.fsencode(path)
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:  # a surrogate that no file system name decodes to
+        raw = os.fspath(path).encode("utf-8", "surrogatepass")
     text = raw.decode("utf-8", "surrogateescape").replace("\\", "\\\\")
 
     def escape(match) -> str:
