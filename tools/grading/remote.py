@@ -309,9 +309,8 @@ class Session:
                 ],
             }
         )
-        if "missing" in reply:
-            missing = safe.learner_text(reply["missing"], 100)
-            raise NameError(f"name {missing!r} is not defined")
+        if "missing" in reply:  # the name asked for, not the kernel's words
+            raise NameError(f"name {name!r} is not defined")
         results = reply.get("results", [])
         if len(results) != len(calls):
             raise RemoteError("the kernel answered a different number of calls")
@@ -420,9 +419,8 @@ class RemoteFunction:
                 "timeout": float(timeout),
             }
         )
-        if "missing" in reply:
-            missing = safe.learner_text(reply["missing"], 100)
-            raise NameError(f"name {missing!r} is not defined")
+        if "missing" in reply:  # the name asked for, not the kernel's words
+            raise NameError(f"name {self.__name__!r} is not defined")
         raw = reply.get("results", [])
         if len(raw) != len(calls):
             raise RemoteError("the kernel answered for a different number of ranks")
@@ -874,7 +872,7 @@ class RemoteModule(torch.nn.Module):
         except Exception:  # noqa: BLE001 - a repr must not fail
             text = None
         if isinstance(text, str) and not self._bnc_session.hidden:
-            return safe.learner_text(text, 2000, lines=True)
+            return safe.learner_text(text, 2000)  # one line: it forges none
         return f"<{self._bnc_type} in the kernel>"
 
 
