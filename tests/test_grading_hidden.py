@@ -11,6 +11,8 @@ words for a hidden failure.
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import numpy as np
 import pytest
@@ -49,6 +51,23 @@ def batch_stats(x):
     if tuple(x.shape) not in VISIBLE:
         name = "Shape" + "x".join(map(str, x.shape))
         raise type(name, (Exception,), {})("rows" + str(x.shape[0]))
+    if x.shape[0] < 2:
+        raise ValueError("N = 1: no unbiased variance")
+    return x.mean(0), x.var(0), x.var(0, ddof=1)
+"""
+
+# The same, with the shape spelled in letters in the exception's TYPE NAME,
+# which ends in a newline and forges a check's line (GRADER-FINDINGS A01: the
+# filter needed a colon on the name's line, the value filter took digits only).
+SPELLS = """
+def batch_stats(x):
+    x = np.asarray(x)
+    if tuple(x.shape) not in VISIBLE:
+        spelled = "".join(
+            "abcdefghij"[int(c)] if c.isdigit() else "Q" for c in str(x.shape)
+        )
+        name = "LEAK" + spelled + "\\nbatch_stats | WRONG | LEAK" + spelled
+        raise type(name, (ValueError,), {})("LEAK" + spelled)
     if x.shape[0] < 2:
         raise ValueError("N = 1: no unbiased variance")
     return x.mean(0), x.var(0), x.var(0, ddof=1)
@@ -112,3 +131,38 @@ def test_hidden_inputs_and_learner_words_stay_out_of_the_feedback(tmp_path):
     for text in pages.values():
         for shape in ("64x10", "7x1", "Shape64", "rows64", "rows7"):
             assert shape not in text, f"a hidden input's shape reached a page: {shape}"
+
+
+def test_no_learner_word_reaches_a_hidden_tests_feedback(tmp_path):
+    """Attack (A01): the shape spelled in letters in an exception's type name
+    that ends in a newline.  At 2c3fb8b the feedback page and Gradescope's
+    JSON said "A hidden test failed: raised LEAKgeQba..." (the inputs)."""
+    visible = _visible_shapes()
+    path = tmp_path / "spells" / f"{LESSON}.ipynb"
+    path.parent.mkdir()
+    nbformat.write(
+        _submission(f"import numpy as np\nVISIBLE = {sorted(visible)!r}", SPELLS), path
+    )
+    rows = run_grader(
+        tmp_path / "grades.csv",
+        [path],
+        "--feedback",
+        str(tmp_path / "feedback"),
+        "--format",
+        "gradescope",
+        "--sandbox",
+        "on",
+    )
+    row = rows[str(path)]
+    assert float(row["total"]) == 0.0, row  # the hidden test failed
+    pages = [
+        page.read_text()
+        for folder in ("feedback", "gradescope")
+        for page in (tmp_path / folder).rglob("*")
+        if page.suffix in (".html", ".json")
+    ]
+    assert len(pages) == 2
+    for text in pages:  # the source shows "LEAK" + ...; the spelled shape never
+        assert "A hidden test failed" in text
+        leak = re.search(r"LEAK[a-jQ]", text)
+        assert leak is None, text[leak.start() - 200 :][:400]

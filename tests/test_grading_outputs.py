@@ -19,6 +19,7 @@ small class of lesson 00 and quiz submissions.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ import pytest
 
 from helpers import quiz
 from tools import grade
-from tools.grading import report, worker
+from tools.grading import report, safe, worker
 
 from .conftest import ROOT, run_grader
 
@@ -934,3 +935,268 @@ def test_a_file_name_that_is_not_utf8_is_graded_and_every_output_written(tmp_pat
     assert list((out / "feedback").glob("*.html"))
     assert (out / "report" / "report.html").is_file()
     assert list(out.rglob("*.json")) and (out / "grades-canvas.csv").is_file()
+
+
+# --------------------------------------------------------------------------
+# 6. learner text: one line, no control characters, bounded (GRADER-FINDINGS
+#    A03, A15, A18-A21, A24; each seen failing at 2c3fb8b)
+# --------------------------------------------------------------------------
+
+SEPARATORS = (",", ";", "\t", "|")
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# what a kernel sends: a lone surrogate, a terminal's clear screen, window
+# title and clipboard write (OSC 52), a C1 CSI, a bidi override, a forged line
+NASTY_TEXT = (
+    "a\ud800b\x1b[2J\x1b]0;title\x07\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m"
+    "\u202egnp.exe\nlayernorm_forward | WRONG | the check itself failed\r\nend"
+)
+
+
+def test_learner_text_is_one_clean_bounded_line():
+    text = safe.learner_text(NASTY_TEXT)
+    assert text.isprintable(), repr(text)  # no control, surrogate or newline
+    text.encode("utf-8")  # writable: the lone surrogate is gone
+    for part in ("\\u001b[2J", "\\u009b31m", "\\u202egnp", "end"):
+        assert part in text, (part, text)
+    assert "WRONG" in text and text.count("\n") == 0
+    lines = safe.learner_text(NASTY_TEXT, lines=True)
+    assert lines.splitlines()[1].startswith("layernorm_forward | WRONG")
+    assert all(line.isprintable() for line in lines.splitlines())
+    assert safe.learner_text(b"bad \xff byte") == "bad \\xff byte"
+    capped = safe.learner_text("x" * 10_000, 100)
+    assert len(capped) < 200 and capped.startswith("x" * 100), capped
+    assert "9900 more" in capped and safe.learner_text(capped, 100) == capped
+    # idempotent: records read back and cleaned again stay as they are
+    assert safe.learner_text(text) == text
+    notes = safe.learner_notes([f"hook {i}\n" for i in range(1000)])
+    assert len("; ".join(notes)) < 10_000
+    assert notes[-1].startswith("... and ") and "more" in notes[-1], notes[-1]
+    assert safe.learner_notes(notes) == notes
+
+
+def test_no_csv_field_under_any_separator_is_a_formula(tmp_path):
+    """Attack (A03): formulas after a ``;`` (or ``,``, tab, ``|``) inside a
+    folder name, an error, a note and a mistake.  At 2c3fb8b only a cell's
+    first character was neutralised: ``x;=1+2`` was a live formula in a
+    spreadsheet that splits on ``;``."""
+    hidden = [
+        f"x{sep}{pad}{lead}1+2"
+        for sep in SEPARATORS
+        for lead in "=+-@"
+        for pad in ("", " ", '"')
+    ]
+    hidden += ["x;\r=1", "x;'=1", "x; '=1", "'", "''"]
+    rows = []
+    for n, text in enumerate(hidden):
+        folder = text.replace("\r", "_")  # a folder name: no CR (shown escapes it)
+        rows.append(
+            _row(
+                tmp_path / f"f{n}" / folder / f"{L00}.ipynb",
+                float(n % 3),
+                error=text,
+                notes=[text, "plain"],
+                mistakes={"batch_stats": [text]},
+            )
+        )
+    args = _outputs(tmp_path, "canvas", "moodle", "gradescope")
+    written = grade.write_outputs(rows, args)
+    tables = [p for p in written if p.suffix == ".csv"]
+    assert len({p.name for p in tables}) >= 5, tables
+    for table in tables:
+        raw = table.read_text()
+        for sep in SEPARATORS:
+            # a spreadsheet that splits on ``sep``: by the CSV rules, and naively
+            parsed = csv.reader(io.StringIO(raw, newline=""), delimiter=sep)
+            fields = [f for record in parsed for f in record]
+            fields += [f for line in raw.splitlines() for f in line.split(sep)]
+            for field in fields:
+                lead = field.lstrip(' "')[:1]
+                assert lead not in TRIGGERS, (table.name, sep, field)
+    again = grade.read_csv(args.out)  # grade.py merge reads every value back
+    assert [r.error for r in again] == hidden
+    for row, text in zip(again, hidden, strict=True):  # notes are joined by "; "
+        assert "; ".join(row.notes).startswith(f"{text}; plain"), row.notes
+    assert [r.mistakes for r in again] == [{"batch_stats": [h]} for h in hidden]
+    assert [r.file for r in again] == [r.file for r in rows]
+
+
+def test_kernel_text_enters_the_records_clean(tmp_path, capsys):
+    """Attack (A18-A20): a result whose error, notes, messages, learner and
+    transcript hold a lone surrogate, terminal escapes and forged lines.  At
+    2c3fb8b write_csv raised UnicodeEncodeError (no output for the class) and
+    grade.py printed the escapes raw."""
+    result = tmp_path / "result.json"
+    result.write_text(
+        json.dumps(
+            {
+                "notebook": L00,
+                "tests": {"batch_stats": [0, 2]},
+                "error": f'code cell 3 ("{NASTY_TEXT}") raised {NASTY_TEXT}',
+                "notes": [f"the kernel has a hook ({NASTY_TEXT})"] * 3
+                + [f"n{i}" for i in range(500)],
+                "messages": {"batch_stats": f"batch_stats | WRONG | {NASTY_TEXT}"},
+                "learner": NASTY_TEXT,
+                "transcript": [
+                    {"source": NASTY_TEXT * 10_000, "skipped": True},
+                    {"source": "print(1)", "output": NASTY_TEXT * 10_000},
+                    {"test": "batch_stats"},
+                ],
+            }
+        )
+    )
+    path = tmp_path / "alice" / f"{L00}.ipynb"
+    job = grade.Job(0, path, grade.Row(file=str(path)), tmp_path / "w", result, 0.0)
+    row = grade._finish(job)
+    for text in (row.error, row.learner, *row.notes):
+        assert text.isprintable() and len(text) <= 1000, text[:200]
+    assert len(row.notes) < 40 and any(n.startswith("... and ") for n in row.notes)
+    for line in row.messages["batch_stats"].splitlines():
+        assert line.isprintable(), line
+    for cell in row.transcript[:2]:
+        for value in cell.values():
+            if isinstance(value, str):
+                assert len(value) < 50_000 and "\x1b" not in value
+                value.encode("utf-8")
+    for named in row.mistakes["batch_stats"]:
+        assert named.isprintable()
+    args = _outputs(tmp_path, "canvas", "moodle", "gradescope")
+    args.quiet = False
+    grade.write_outputs([row], args)
+    assert args.out.is_file() and (tmp_path / "report" / "report.html").is_file()
+    # the class report's mistakes and the CSV: no forged line
+    report_csv = _table(tmp_path / "report" / "report.csv")
+    assert not any(r[1].startswith("layernorm_forward") for r in report_csv), report_csv
+    printed = capsys.readouterr()
+    assert "\x1b" not in printed.out + printed.err
+
+
+def test_shown_paths_are_injective_and_shard_on_their_bytes(tmp_path):
+    """Attack (A24): a name with the raw byte 0xff and one with the text
+    ``\\xff`` were shown alike (``merge`` stopped: "in two shards"), and
+    ``--shard`` raised UnicodeEncodeError on the raw byte (every shard died)."""
+    raw = tmp_path / os.fsdecode(b"00_x\xff.ipynb")
+    text = tmp_path / "00_x\\xff.ipynb"
+    names = {grade.shown(raw), grade.shown(text)}
+    assert len(names) == 2, names
+    escaped = grade.shown(tmp_path / "00_a\x1b[2J\nb\u202e.ipynb")
+    assert escaped.isprintable() and "\\u001b" in escaped and "\\u202e" in escaped
+    assert grade.shown(tmp_path / "00_José Lee.ipynb").endswith("00_José Lee.ipynb")
+    for shard in ((1, 2), (2, 2)):
+        grade.in_shard(raw, shard)  # no exception
+    assert sum(grade.in_shard(raw, (k, 3)) for k in (1, 2, 3)) == 1
+    rows = [_row(name, 1.0) for name in sorted(names)]
+    shards = []
+    for k, row in enumerate(rows, 1):
+        args = _outputs(tmp_path, feedback=False, report_dir=False, shard=(k, 2))
+        args.out = tmp_path / f"shard{k}.csv"
+        grade.write_outputs([row], args)
+        shards.append(str(args.out))
+    merged = tmp_path / "merged.csv"
+    assert grade.main(["merge", "--out", str(merged), "--quiet", *shards]) == 0
+    assert sorted(r.file for r in grade.read_csv(merged)) == sorted(names)
+
+
+def test_merge_reads_any_csv_the_grader_wrote_and_never_stops_on_a_row(tmp_path):
+    """Attack (A15): a 203,043-character notes cell (1000 hook notes) made
+    ``grade.py merge`` fail with "field larger than field limit" and write
+    nothing; one row that does not parse must cost only itself."""
+    rows = [
+        _row(tmp_path / "flood" / f"{L00}.ipynb", 1.0, notes=["n" * 300_000]),
+        _row(tmp_path / "bob" / f"{L00}.ipynb", 2.0),
+    ]
+    args = _outputs(tmp_path, feedback=False, report_dir=False)
+    grade.write_csv(rows, args.out)
+    broken = tmp_path / "broken.csv"
+    text = args.out.read_text().replace(
+        "\n" + rows[1].file,
+        "\n" + str(tmp_path / "cy" / f"{L00}.ipynb") + ",cy,"
+        f"{L00},x,2,oops,{{not json,,,\n" + rows[1].file,
+        1,
+    )
+    broken.write_text(text)
+    merged = tmp_path / "merged.csv"
+    assert grade.main(["merge", "--out", str(merged), "--quiet", str(broken)]) == 0
+    again = {r.file: r for r in grade.read_csv(merged)}
+    assert again[rows[1].file].total == 2.0
+    assert again[rows[0].file].total == 1.0
+    cy = again[str(tmp_path / "cy" / f"{L00}.ipynb")]
+    assert "not read back" in cy.error and not cy.tests, cy
+
+
+def _bare_run(tmp_path, outputs):
+    """A worker.Run without a kernel: ``run_code`` answers ``outputs``."""
+    run = object.__new__(worker.Run)
+    run.result = worker.Result(notebook=L00)
+    run.result_path = tmp_path / "result.json"
+    run.hooks_baseline, run.hooks_seen = None, set()
+    run.failed, run.replies, run.kept = [], [], 0
+    run.run_code = lambda *a, **k: outputs
+    return run
+
+
+def test_a_hook_report_too_large_or_too_long_is_itself_a_note(tmp_path):
+    """Attack (A15): 4000 event callbacks made the hook probe's reply larger
+    than 100 kB; at 2c3fb8b it was ignored and no hook was noted at all.  1000
+    callbacks gave 1000 notes (a 203,043-character CSV cell)."""
+    from tools.grading import remote
+
+    huge = json.dumps({"event callback": ["post_run_cell: f"] * 20_000})
+    run = _bare_run(tmp_path, [{"data": {remote.MIME: huge}}])
+    run.hooks_baseline = {}
+    run.note_hooks()
+    assert any("too large" in n for n in run.result.notes), run.result.notes
+    many = {"event callback": [f"post_run_cell: f{i}\ud800" for i in range(1000)]}
+    run = _bare_run(tmp_path, [{"data": {remote.MIME: json.dumps(many)}}])
+    run.hooks_baseline = {}
+    run.note_hooks()
+    assert len(run.result.notes) <= 40, len(run.result.notes)
+    for note in run.result.notes:
+        note.encode("utf-8")
+        assert note.isprintable()
+
+
+def test_every_transcript_cell_is_capped(tmp_path):
+    """Attack (A21): a 28 MB cell tagged skip-when-grading was kept whole (a
+    35 MB feedback page, 1.2 GB in the grader); cells that ran were capped."""
+    from helpers import contract
+
+    run = _bare_run(tmp_path, [])
+    big = "x = 1  # " + "y" * 3_000_000
+    run.step(1, {"source": big, "tags": [contract.SKIP_WHEN_GRADING]})
+    run.step(2, {"source": big + "\x1b[2J", "tags": []})
+    assert len(run.result.transcript) == 2
+    for item in run.result.transcript:
+        assert len(item["source"]) <= 25_000, len(item["source"])
+        assert "\x1b" not in item["source"]
+
+
+def test_a_hidden_failure_shows_nothing_of_the_learners_exception():
+    """Attack (A01): in a hidden test, an exception whose TYPE NAME spells the
+    inputs and ends in a newline (the filter needed a colon on its line).  The
+    grader raises the learner's exception with its words only while a visible
+    test runs; in a hidden one it is an anonymous exception of the same kind."""
+    from tools.grading import remote
+
+    session = remote.Session(lambda code: [])
+    reply = {"raised": "ValueError", "message": "rows sixtyfour"}
+    spelled = {"raised": "LEAKsixfour\nx | WRONG | LEAKsixfour", "message": "LEAKm"}
+    with pytest.raises(ValueError) as seen:
+        session._result(reply, ())
+    assert "sixtyfour" in str(seen.value)  # a visible test shows the learner's words
+    with pytest.raises(Exception) as seen:
+        session._result(spelled, ())
+    assert "\n" not in type(seen.value).__name__  # one line
+    session.hidden = True
+    for answer in (reply, spelled):
+        with pytest.raises(Exception) as seen:
+            session._result(answer, ())
+        shown_ = f"{type(seen.value).__name__}: {seen.value!s} {seen.value!r}"
+        assert "LEAK" not in shown_ and "sixtyfour" not in shown_, shown_
+    with pytest.raises(ValueError):  # a check that expects a ValueError still works
+        session._result(reply, ())
+    message = (
+        "batch_stats | ok | shapes" + report.HIDDEN_FAILED + "batch_stats | WRONG | "
+        "raised LEAKsixfour\nbatch_stats | WRONG | returned 'LEAKabc' <LEAKdef in "
+        "the learner's kernel>"
+    )
+    assert "LEAK" not in report._safe(message), report._safe(message)

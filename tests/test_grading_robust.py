@@ -10,8 +10,11 @@ in ``tests/test_mutants.py``.)
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -83,3 +86,80 @@ def test_a_memory_hog_costs_only_its_own_cell(tmp_path):
     assert note in row["error"], row
     assert row["error"].count("raised") == 1, row["error"]
     assert float(row["total"]) == float(row["maximum"]), row
+
+
+# GRADER-FINDINGS A15, A18-A21: a kernel that sends what no report can hold.
+HOOKS = """
+ip = get_ipython()
+def _hook(lines):
+    return lines
+_hook.__qualname__ = "\\ud800 hook"
+ip.input_transformers_post.append(_hook)
+for _i in range(1000):
+    def _each(result):
+        pass
+    _each.__qualname__ = f"\\ud800 {_i}"
+    ip.events.register("post_run_cell", _each)
+"""
+BAD_NAME = (
+    "def batch_stats(x):\n"
+    "    raise type('Bad\\nbatch_stats | WRONG | forged', (Exception,), {})"
+    "('\\ud800 \\x1b]52;c;cm0gLXJmIH4=\\x07')\n"
+)
+ESCAPES = "# \x1b[2J\x1b]0;pwned\x07\x1b]52;c;cm0gLXJmIH4=\x07\nraise ValueError('x')\n"
+
+
+@pytest.mark.slow
+def test_what_the_kernel_sends_cannot_stop_or_forge_the_outputs(tmp_path):
+    """Attacks (A15, A18-A21): hooks named with a lone surrogate, 1000 of them;
+    an exception type name with a newline that forges a check's line; terminal
+    escapes in a failing cell's first line; a 3 MB cell tagged
+    skip-when-grading.  At 2c3fb8b grade.py exited 1 (UnicodeEncodeError) and
+    wrote nothing for the class."""
+    import nbformat
+
+    from helpers import contract
+
+    lesson = "00_setup_and_conventions"
+    nb = nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", 4)
+    setup = next(c for c in nb.cells if contract.SETUP_TAG in contract.tags(c))
+    skipped = nbformat.v4.new_code_cell("x = 1  # " + "y" * 3_000_000)
+    skipped.metadata["tags"] = [contract.SKIP_WHEN_GRADING]
+    nb.cells = [setup, *map(nbformat.v4.new_code_cell, (HOOKS, ESCAPES, BAD_NAME))]
+    nb.cells += [skipped] + [
+        c
+        for c in nbformat.read(ROOT / "notebooks" / f"{lesson}.ipynb", 4).cells
+        if contract.graded(c)
+    ]
+    path = tmp_path / "mallory" / f"{lesson}.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    out = tmp_path / "out" / "grades.csv"
+    command = [sys.executable, str(ROOT / "tools" / "grade.py"), "--out", str(out)]
+    command += ["--report", str(tmp_path / "report"), "--feedback"]
+    command += [str(tmp_path / "feedback"), "--format", "moodle", "--sandbox", "off"]
+    done = subprocess.run(
+        [*command, str(path)], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "\x1b" not in done.stdout + done.stderr, done.stdout  # A18
+    with open(out, newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert "\x1b" not in row["error"] and "\\u001b" in row["error"], row["error"]
+    assert "hook" in row["notes"] and len(row["notes"]) < 10_000, len(row["notes"])
+    mistakes = json.loads(row["mistakes"][row["mistakes"].startswith("'") :])
+    for named in mistakes["batch_stats"]:  # A19: no forged line
+        assert not named.startswith("forged"), mistakes
+    report_csv = (tmp_path / "report" / "report.csv").read_text()
+    assert "\nforged" not in report_csv and ",forged" not in report_csv
+    (page,) = (tmp_path / "feedback").glob("*.html")
+    assert page.stat().st_size < 1_000_000, page.stat().st_size  # A21
+    merged = tmp_path / "merged.csv"
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "grade.py"), "merge", "--out"]
+        + [str(merged), "--quiet", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0 and merged.is_file(), again.stderr[-2000:]

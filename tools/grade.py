@@ -69,9 +69,10 @@ from tools.grading import (  # noqa: E402
 
 
 def shown(path) -> str:
-    """A path as the grader writes it: a name that is not UTF-8 (bytes a learner
-    chose) gets its odd bytes as ``\\xff`` escapes, never a crash of the outputs."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    """A path as the grader writes it (``safe.path_text``): one to one, so two
+    files are never shown alike; a byte that is not UTF-8 is ``\\xff``, a
+    control character or bidi override an escape, a backslash ``\\\\``."""
+    return safe.path_text(path)
 
 
 @dataclass
@@ -402,19 +403,7 @@ def _finish(job: Job) -> Row:
     except (OSError, ValueError):
         row.error = job.killed or "the grading worker failed before writing a result"
     else:
-        row.notebook = data.get("notebook", "")
-        row.tests = {k: list(v) for k, v in data.get("tests", {}).items()}
-        row.messages = dict(data.get("messages", {}))
-        row.notes = list(data.get("notes", []))
-        row.learner = str(data.get("learner", ""))[:100]
-        row.quiz = dict(data.get("quiz", {}))
-        row.transcript = list(data.get("transcript", []))
-        row.mistakes = {
-            gid: report.named_mistakes(message)
-            for gid, message in row.messages.items()
-            if gid in row.tests and row.tests[gid][0] < row.tests[gid][1]
-        }
-        row.error = "; ".join(filter(None, [data.get("error"), job.killed]))
+        _from_worker(row, data, job.killed)
     if job.unclaimed and quiz.ANSWERS_FILE == f"{row.notebook}.answers.json":
         row.notes.append(
             f"{job.unclaimed!r} beside it names no submission (a flat folder: "
@@ -427,6 +416,29 @@ def _finish(job: Job) -> Row:
     row.seconds = time.monotonic() - job.started
     sandbox.remove(job.workdir)
     return row
+
+
+def _from_worker(row: Row, data: dict, killed: str = "") -> None:
+    """The worker's result into the row: where what the kernel sent (its
+    exceptions, hooks, outputs, the cells' sources) enters the grader's
+    records, every piece of it goes through ``safe.learner_text``."""
+    text = safe.learner_text
+    row.notebook = text(data.get("notebook", ""), 100)
+    row.tests = {text(k, 100): list(v) for k, v in data.get("tests", {}).items()}
+    row.messages = {
+        text(gid, 100): text(message, worker.MESSAGE_CAP, lines=True)
+        for gid, message in dict(data.get("messages", {})).items()
+    }
+    row.notes = safe.learner_notes(data.get("notes", []))
+    row.learner = text(data.get("learner", ""), 100)
+    row.quiz = dict(data.get("quiz", {}))
+    row.transcript = worker.capped_transcript(data.get("transcript", []))
+    row.mistakes = {
+        gid: report.named_mistakes(message)
+        for gid, message in row.messages.items()
+        if gid in row.tests and row.tests[gid][0] < row.tests[gid][1]
+    }
+    row.error = text("; ".join(filter(None, [data.get("error"), killed])), 1000)
 
 
 def _claims(job: Job, row: Row) -> dict:
@@ -521,7 +533,8 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
                 running.append(job)
             except Exception as exc:  # a bug here must not lose the other rows
                 free_slots.append(slot)
-                rows[index] = Row(file=shown(path), error=f"not graded: {exc}"[:300])
+                why = safe.learner_text(f"not graded: {exc}")
+                rows[index] = Row(file=shown(path), error=why)
         time.sleep(0.05)
         for job in list(running):
             overdue = time.monotonic() - job.started > args.timeout + 60
@@ -535,9 +548,8 @@ def _grade_all(paths: list[Path], args, env, private: Path) -> list[Row]:
                 if not args.quiet:
                     status = f"{row.total:g}/{row.maximum:g}" if row.tests else "-"
                     note = f"  [{row.error}]" if row.error else ""
-                    print(
-                        f"{row.file}: {status} ({row.seconds:.1f} s){note}", flush=True
-                    )
+                    line = f"{row.file}: {status} ({row.seconds:.1f} s){note}"
+                    print(safe.learner_text(line, 2000), flush=True)
     for index, path in enumerate(paths):  # never silently missing
         rows.setdefault(index, Row(file=shown(path), error="not graded"))
     for row in rows.values():  # the id is read below the class folder
@@ -612,21 +624,38 @@ def _csv_record(row: Row, columns: list[str]) -> list:
 
 
 def read_csv(path: Path) -> list[Row]:
-    """Rows back from a CSV this grader wrote (to merge shards)."""
+    """Rows back from a CSV this grader wrote (to merge shards).
+
+    A record that does not parse costs only itself: its row keeps the file
+    and says why, with no scores.
+    """
     rows = []
     for record in safe.read_table(path):
-        row = Row(file=record["file"], notebook=record["notebook"])
-        row.learner = record.get("learner", "")
-        lesson = record["notebook"][:2]
-        for key, value in record.items():
-            if key and re.fullmatch(r"\d\d:.+", key) and key[:2] == lesson and value:
-                row.tests[key[3:]] = [float(value), 0.0]
-        row.mistakes = json.loads(record["mistakes"]) if record.get("mistakes") else {}
-        row.quiz = json.loads(record["quiz"]) if record.get("quiz") else {}
-        row.error = record.get("error", "")
-        row.notes = [n for n in record.get("notes", "").split("; ") if n]
+        row = Row(file=str(record.get("file") or ""))
+        try:
+            _read_record(row, record)
+        except Exception as exc:  # one bad record never stops the merge
+            row.notebook, row.tests, row.mistakes, row.quiz = "", {}, {}, {}
+            row.error = safe.learner_text(
+                f"not read back from {Path(path).name}: {type(exc).__name__}: {exc}"
+            )
         rows.append(row)
     return rows
+
+
+def _read_record(row: Row, record: dict) -> None:
+    row.notebook = record.get("notebook") or ""
+    row.learner = record.get("learner") or ""
+    lesson = row.notebook[:2]
+    for key, value in record.items():
+        if key and re.fullmatch(r"\d\d:.+", key) and key[:2] == lesson and value:
+            row.tests[key[3:]] = [float(value), 0.0]
+    row.mistakes = json.loads(record["mistakes"]) if record.get("mistakes") else {}
+    row.quiz = json.loads(record["quiz"]) if record.get("quiz") else {}
+    if not isinstance(row.mistakes, dict) or not isinstance(row.quiz, dict):
+        raise ValueError("its mistakes or quiz column is not a JSON object")
+    row.error = record.get("error") or ""
+    row.notes = [n for n in (record.get("notes") or "").split("; ") if n]
 
 
 def _outputs(parser) -> None:
@@ -702,7 +731,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--shard",
         help="K/N: grade only the K-th of N shares of the submissions (a stable "
-        "split by file name), for several machines; join with `grade.py merge`",
+        "split by file name, its bytes), for several machines; join with "
+        "`grade.py merge`",
     )
     args = parser.parse_args(argv)
     args.jobs = max(1, args.jobs)
@@ -723,7 +753,7 @@ def in_shard(path: Path, shard) -> bool:
     if shard is None:
         return True
     k, n = shard
-    digest = hashlib.sha256(Path(path).name.encode()).digest()
+    digest = hashlib.sha256(os.fsencode(Path(path).name)).digest()
     return int.from_bytes(digest[:8], "big") % n == k - 1
 
 
@@ -734,7 +764,7 @@ def _index_name(args) -> str:
 
 
 def _tell(args, message: str) -> None:
-    print(f"grade.py: {message}", file=sys.stderr, flush=True)
+    print(f"grade.py: {safe.learner_text(message, 2000)}", file=sys.stderr, flush=True)
 
 
 def write_outputs(rows: list[Row], args) -> list[Path]:
@@ -837,8 +867,9 @@ def merge_main(argv) -> int:
     rows, seen = [], set()
     for shard in args.shards:
         for row in read_csv(shard):
-            if row.file in seen:
-                raise SystemExit(f"grade.py merge: {row.file} is in two shards")
+            if row.file and row.file in seen:
+                where = safe.learner_text(row.file, 2000)
+                raise SystemExit(f"grade.py merge: {where} is in two shards")
             seen.add(row.file)
             for gid in row.tests:
                 row.tests[gid][1] = maxima.get(row.notebook, {}).get(gid, 0.0)

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import safe
 from .kernel_side import MIME, load_state
 
 MAX_REPLY = 64 * 1024 * 1024  # bytes of JSON accepted from the kernel
@@ -85,6 +86,35 @@ def _error_class(name: str) -> type:
     if isinstance(found, type) and issubclass(found, Exception):
         return found
     return type(name, (Exception,), {})  # keeps the learner's type name
+
+
+# The name of a learner's exception raised during a hidden test.
+HIDDEN_ERROR = "an exception"
+
+
+def learner_error(reply: dict, hidden: bool = False) -> Exception:
+    """The exception to raise here for one the learner's code raised there.
+
+    Its type name and message are the learner's text (``safe.learner_text``:
+    one line, no control characters, capped).  In a hidden test
+    (``hidden``) they could carry the test's inputs out: the exception is then
+    of the same builtin kind (a check that expects a ValueError still sees
+    one) but named ``HIDDEN_ERROR`` and without a message.
+    """
+    name = safe.learner_text(reply.get("raised", "Exception"), 100)
+    message = safe.learner_text(reply.get("message", ""), 2000)
+    if hidden:
+        try:
+            found = getattr(builtins, name, None)
+            kind = isinstance(found, type) and issubclass(found, Exception)
+            base = found if kind else Exception
+            return type(HIDDEN_ERROR, (base,), {"__qualname__": HIDDEN_ERROR})()
+        except (TypeError, ValueError):  # a builtin that needs arguments
+            return type(HIDDEN_ERROR, (Exception,), {})()
+    try:
+        return _error_class(name)(message)
+    except (TypeError, ValueError):  # a builtin that needs other arguments
+        return type(name, (Exception,), {})(message)
 
 
 class _Decoder:
@@ -194,6 +224,9 @@ class Session:
         self.module_name = f"__bnc_channel_{self.nonce}"
         self.sent: dict[int, tuple[str, object]] = {}  # id(obj) -> (handle, obj)
         self.calls = 0
+        # a hidden test runs: the learner's words (exceptions, the type names of
+        # their objects) are not passed on (``learner_error``)
+        self.hidden = False
 
     # -- handles --------------------------------------------------------------
 
@@ -203,11 +236,13 @@ class Session:
             if kept_key == key and isinstance(kept, RemoteModule):
                 kept._bnc_sync(state)
                 return kept
+        type_name = "a module" if self.hidden else safe.learner_text(type_name, 100)
         found = RemoteModule(self, key, type_name, state)
         self.sent[id(found)] = (key, found)
         return found
 
     def opaque(self, key: str, type_name: str) -> Opaque:
+        type_name = "an object" if self.hidden else safe.learner_text(type_name, 100)
         found = Opaque(self, key, type_name)
         self.sent[id(found)] = (key, found)
         return found
@@ -274,8 +309,8 @@ class Session:
                 ],
             }
         )
-        if "missing" in reply:
-            raise NameError(f"name {reply['missing']!r} is not defined")
+        if "missing" in reply:  # the name asked for, not the kernel's words
+            raise NameError(f"name {name!r} is not defined")
         results = reply.get("results", [])
         if len(results) != len(calls):
             raise RemoteError("the kernel answered a different number of calls")
@@ -296,10 +331,12 @@ class Session:
     def _reply(self, outputs) -> dict:
         for output in outputs:
             if output.get("output_type") == "error":
-                raise RemoteError(
-                    f"the call failed in the kernel: {output.get('ename')}: "
-                    f"{output.get('evalue')}"
+                if self.hidden:
+                    raise RemoteError("the call failed in the kernel")
+                what = safe.learner_text(
+                    f"{output.get('ename')}: {output.get('evalue')}", 500
                 )
+                raise RemoteError(f"the call failed in the kernel: {what}")
         for output in outputs:
             text = output.get("data", {}).get(MIME)
             if not isinstance(text, str) or len(text) > MAX_REPLY:
@@ -315,7 +352,7 @@ class Session:
     def _result(self, result: dict, args: tuple):
         decode = _Decoder(self, args)
         if "raised" in result:
-            raise _error_class(str(result["raised"]))(str(result.get("message", "")))
+            raise learner_error(result, self.hidden)
         for index, value in result.get("mutated", []):
             self._copy_back(args[int(index)], decode(value))
         for index, state in result.get("states", []):
@@ -382,8 +419,8 @@ class RemoteFunction:
                 "timeout": float(timeout),
             }
         )
-        if "missing" in reply:
-            raise NameError(f"name {reply['missing']!r} is not defined")
+        if "missing" in reply:  # the name asked for, not the kernel's words
+            raise NameError(f"name {self.__name__!r} is not defined")
         raw = reply.get("results", [])
         if len(raw) != len(calls):
             raise RemoteError("the kernel answered for a different number of ranks")
@@ -539,7 +576,7 @@ class _Box:
             }
         )
         if "raised" in reply:
-            raise _error_class(str(reply["raised"]))(str(reply.get("message", "")))
+            raise learner_error(reply, session.hidden)
         decode = _Decoder(session, ())
         inputs = [decode(g) for g in reply.get("inputs", [])]
         by_name = {str(n): decode(g) for n, g in reply.get("params", [])}
@@ -718,7 +755,7 @@ class RemoteModule(torch.nn.Module):
         if "state" in reply:
             root._bnc_sync(reply["state"])
         if "raised" in reply:
-            raise _error_class(str(reply["raised"]))(str(reply.get("message", "")))
+            raise learner_error(reply, self._bnc_session.hidden)
         return reply
 
     def _bnc_value(self, reply: dict):
@@ -834,7 +871,9 @@ class RemoteModule(torch.nn.Module):
             text = self._bnc_method("__repr__")
         except Exception:  # noqa: BLE001 - a repr must not fail
             text = None
-        return text if isinstance(text, str) else f"<{self._bnc_type} in the kernel>"
+        if isinstance(text, str) and not self._bnc_session.hidden:
+            return safe.learner_text(text, 2000)  # one line: it forges none
+        return f"<{self._bnc_type} in the kernel>"
 
 
 def _is_tensor(value) -> bool:

@@ -43,8 +43,12 @@ _VALUES = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 # what follows was computed from a hidden test's inputs.
 HIDDEN_FAILED = "\n[hidden test failed]\n"
 # A learner's exception, its type name and message: their words, not the
-# course's (in a hidden test they could carry its inputs out).
-_RAISED = re.compile(r"raised [^:]*:.*$")
+# course's (in a hidden test they could carry its inputs out).  The grader
+# raises a hidden call's exception without them (``remote.Session.hidden``);
+# these filters are a second line: what follows "raised" on the line, quoted
+# text and <...> (a returned string, an object of the kernel's) are dropped.
+_RAISED = re.compile(r"raised .*$")
+_QUOTED = re.compile(r"(?<![A-Za-z])'[^']*(?:'|$)|\"[^\"]*(?:\"|$)|<[^>]*(?:>|$)")
 
 
 def named_mistakes(message: str, fallback: bool = True) -> list[str]:
@@ -97,7 +101,7 @@ def _safe(message: str) -> str:
         # and message), never values
         lines = [ln for ln in hidden.splitlines() if ln.strip() not in text]
         named = named_mistakes("\n".join(lines), fallback=False)
-        named = [_RAISED.sub("raised an exception", n) for n in named]
+        named = [_QUOTED.sub("…", _RAISED.sub("raised an exception", n)) for n in named]
         detail = f": {named[0]}" if named else ""
         text += f"\n\nA hidden test failed{detail}."
     return text.strip()
@@ -551,7 +555,7 @@ def _report_csv(table: Path, numbers: dict, hardest: list, unsandboxed="") -> Pa
 
 
 def _warn(message: str) -> None:
-    print(f"grade.py: {message}", file=sys.stderr, flush=True)
+    print(f"grade.py: {safe.learner_text(message, 2000)}", file=sys.stderr, flush=True)
 
 
 def gradebook(rows, path: Path, system: str, lessons) -> Path:

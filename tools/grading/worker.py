@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import textwrap
@@ -27,10 +28,16 @@ from pathlib import Path
 
 from helpers import contract
 
-from . import flags, remote, sandbox
+from . import flags, remote, safe, sandbox
 from .report import HIDDEN_FAILED
 
 OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
+SOURCE_CAP = 20_000  # characters of a cell's source in the transcript
+TEXT_CAP = 4000  # characters of a cell's text output in the transcript
+TRANSCRIPT_CAP = 2_000_000  # characters of the whole transcript
+HOOK_NOTES = 10  # hooks noted one by one; the rest are counted
+HOOK_REPLY_CAP = 100_000  # characters of the hook probe's reply read
+_MORE_HOOKS = re.compile(r"the kernel has \d+ more hook\(s\)")
 SETUP_TIMEOUT = 300  # the setup cell imports torch: slow on a busy machine
 CALL_TIMEOUT = 120  # one call of a learner's function
 MESSAGE_CAP = 4000  # characters of a check's printed message kept per test
@@ -65,7 +72,7 @@ def _bnc_hooks():
     from IPython.display import display
     ip = get_ipython()
     def name(f):
-        return getattr(f, "__qualname__", type(f).__name__)
+        return str(getattr(f, "__qualname__", type(f).__name__))[:100]
     found = {
         "input transformer": [name(f) for f in ip.input_transformers_post],
         "AST transformer": [name(f) for f in ip.ast_transformers],
@@ -192,7 +199,36 @@ def _timeout_for(options: Options):
 # --------------------------------------------------------------------------
 
 
-def _text(outputs: list, cap: int = 4000) -> str:
+def capped_transcript(items, budget: int = TRANSCRIPT_CAP) -> list:
+    """A transcript as the records keep it: every cell, skipped or run, its
+    source and output ``safe.learner_text`` (lines kept) and capped, and the
+    whole within ``budget`` characters (later sources are then left out)."""
+    kept = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if "test" in item:
+            kept.append({"test": safe.learner_text(item["test"], 100)})
+            continue
+        entry = _transcript_cell(item.get("source", ""), item.get("output", ""), budget)
+        if item.get("skipped"):
+            entry = {"source": entry["source"], "skipped": True}
+        budget -= len(entry["source"]) + len(entry.get("output", ""))
+        kept.append(entry)
+    return kept
+
+
+def _transcript_cell(source, output, budget: int) -> dict:
+    """One cell for the transcript: its source and output, capped."""
+    if budget <= 0:
+        return {"source": "# (source not kept: the transcript's limit)", "output": ""}
+    return {
+        "source": safe.learner_text(source, min(SOURCE_CAP, budget), lines=True),
+        "output": safe.learner_text(output, TEXT_CAP, lines=True),
+    }
+
+
+def _text(outputs: list, cap: int = TEXT_CAP) -> str:
     """The text a cell showed (streams, plain-text results, errors), capped."""
     parts = []
     for output in outputs:
@@ -310,7 +346,7 @@ def _read(submission: Path, result: Result, lesson_of):
     result.notebook = stem
     meta = nb.get("metadata", {}).get("bncourse", {})
     if isinstance(meta, dict) and isinstance(meta.get("learner"), str):
-        result.learner = meta["learner"][:100]
+        result.learner = safe.learner_text(meta["learner"], 100)
     return nb, stem
 
 
@@ -424,6 +460,7 @@ class Run:
         self.hidden: list = []  # tests whose hidden part is still to run
         self.hooks_seen: set[str] = set()
         self.hooks_baseline: dict | None = None
+        self.kept = 0  # characters of the transcript so far (TRANSCRIPT_CAP)
 
     def _new_client(self):
         """An nbclient client with a kernel (in the sandbox) of its own."""
@@ -504,7 +541,15 @@ class Run:
             found = None
             for output in outputs:
                 text = output.get("data", {}).get(remote.MIME)
-                if isinstance(text, str) and len(text) < 100_000:
+                if isinstance(text, str) and len(text) > HOOK_REPLY_CAP:
+                    self._note_hook(
+                        "too large",
+                        f"the kernel's report of its hooks was too large to read "
+                        f"({len(text):,} characters): it may have hooks the course "
+                        "does not install; no test ran in the kernel, so they "
+                        "changed no verdict",
+                    )
+                elif isinstance(text, str):
                     found = json.loads(text)
             if not isinstance(found, dict):
                 return
@@ -515,13 +560,28 @@ class Run:
         for kind, items in found.items():
             before = self.hooks_baseline.get(kind, [])
             for item in items if isinstance(items, list) else []:
-                if item not in before and f"{kind}: {item}" not in self.hooks_seen:
-                    self.hooks_seen.add(f"{kind}: {item}"[:120])
-                    self.result.notes.append(
-                        f"the kernel has a hook the course does not install ({kind}: "
-                        f"{str(item)[:80]}); no test ran in the kernel, so it "
-                        "changed no verdict"
-                    )
+                if item in before:
+                    continue
+                hook = safe.learner_text(f"{kind}: {item}", 120)
+                self._note_hook(
+                    hook,
+                    f"the kernel has a hook the course does not install ({hook}); "
+                    "no test ran in the kernel, so it changed no verdict",
+                )
+
+    def _note_hook(self, key: str, note: str) -> None:
+        """A note per hook, the first HOOK_NOTES of them; then one that counts."""
+        if key in self.hooks_seen:
+            return
+        self.hooks_seen.add(key)
+        if len(self.hooks_seen) <= HOOK_NOTES:
+            self.result.notes.append(safe.learner_text(note, 400))
+            return
+        notes = [n for n in self.result.notes if not _MORE_HOOKS.match(str(n))]
+        self.result.notes = notes + [
+            f"the kernel has {len(self.hooks_seen) - HOOK_NOTES} more hook(s) the "
+            "course does not install (not listed one by one)"
+        ]
 
     def execute(self, cells: list) -> None:
         from nbclient.exceptions import DeadKernelError
@@ -565,19 +625,25 @@ class Run:
             self.result.save(self.result_path)
             return
         if contract.SKIP_WHEN_GRADING in cell["tags"]:
-            self.result.transcript.append({"source": cell["source"], "skipped": True})
+            entry = _transcript_cell(cell["source"], "", TRANSCRIPT_CAP - self.kept)
+            self.kept += len(entry["source"])
+            self.result.transcript.append({"source": entry["source"], "skipped": True})
             return
         outputs = self.run_code(cell["source"], cell["tags"], learner=True)
         if contract.SETUP_TAG in cell["tags"] and self.hooks_baseline is None:
             self.note_hooks()  # what the course's own setup installs
-        self.result.transcript.append(
-            {"source": cell["source"][:20000], "output": _text(outputs)}
+        entry = _transcript_cell(
+            cell["source"], _text(outputs), TRANSCRIPT_CAP - self.kept
         )
+        self.kept += len(entry["source"]) + len(entry["output"])
+        self.result.transcript.append(entry)
         errors = [o["ename"] for o in outputs if o.get("ename")]
         if self.replies or errors:
-            lines = [ln for ln in cell["source"].splitlines() if ln.strip()]
-            first = lines[0].strip()[:50] if lines else ""
-            name = (self.replies or errors)[0]
+            lines = [
+                ln for ln in cell["source"][:SOURCE_CAP].splitlines() if ln.strip()
+            ]
+            first = safe.learner_text(lines[0].strip()[:50] if lines else "")
+            name = safe.learner_text((self.replies or errors)[0], 100)
             self.failed.append(f'code cell {position} ("{first}") raised {name}')
             self.run_code(FORGET_FAILURE)  # before the next cell or test
 
@@ -630,6 +696,7 @@ class Run:
         longer reach a cell of theirs; the feedback shows only the verdict and
         the mistake the check named (``report._safe``), never their words.
         """
+        self.session.hidden = True  # the learner's words stay out (``remote``)
         while self.hidden:
             test, space, passed, message, hidden = self.hidden.pop(0)
             gid = test["grade_id"]
