@@ -106,6 +106,9 @@ def ship_timings(args) -> int:
     except (OSError, ValueError):
         record = {}
     lessons, cells = record.get("lessons", {}), record.get("cells", {})
+    # when and under what load each lesson was timed: the provenance above
+    # describes only the last command, and lessons are re-timed one at a time
+    measured = record.get("measured", {})
     loads = [os.getloadavg()[0]]
 
     def record() -> dict:
@@ -125,6 +128,7 @@ def ship_timings(args) -> int:
                 "included, cold cache) and of each long cell, per mode",
             },
             "lessons": dict(sorted(lessons.items())),
+            "measured": dict(sorted(measured.items())),
             "cells": dict(sorted(cells.items())),
         }
 
@@ -134,6 +138,10 @@ def ship_timings(args) -> int:
             scratch = Path(tempfile.mkdtemp(prefix="bncourse-timing-"))
             seconds = run_notebook(Path(path), mode, scratch, args.timeout)
             lessons.setdefault(stem, {})[mode] = round(seconds, 1)
+            measured.setdefault(stem, {})[mode] = {
+                "date": datetime.date.today().isoformat(),
+                "load_average": round(os.getloadavg()[0], 2),
+            }
             for key, cell_seconds in timing.recorded(mode).items():
                 cells.setdefault(key, {})[mode] = cell_seconds
             loads.append(os.getloadavg()[0])
