@@ -163,6 +163,7 @@ class Job:
     slot: int = 0
     proc: object = None  # a forked multiprocessing.Process
     killed: str = ""
+    uid: int | None = None  # the kernel's own user (graded as root)
 
     def pid(self) -> int | None:
         return getattr(self.proc, "pid", None)
@@ -304,7 +305,8 @@ def _child(job: Job, args, env: dict) -> None:
     os.chdir(job.workdir)
     os.environ.clear()
     os.environ.update(env)
-    uid = sandbox.kernel_uid(job.slot, args.uid_base) if args.sandbox_on else None
+    # graded as root, the kernel runs as the slot's own user, sandbox or not
+    uid = sandbox.kernel_uid(job.slot, args.uid_base)
     disk_mb = getattr(args, "disk_mb", sandbox.DISK_MB)
     sandbox.set_limits(args.memory_mb, uid, disk_mb)  # the kernel inherits them
     options = worker.Options(
@@ -353,6 +355,7 @@ def _start(job: Job, args, env: dict) -> None:
 
     context = multiprocessing.get_context("fork")
     job.proc = context.Process(target=_child, args=(job, args, env), daemon=False)
+    job.uid = sandbox.kernel_uid(job.slot, args.uid_base)
     job.proc.start()
 
 
@@ -365,6 +368,8 @@ def _kill(job: Job) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     job.proc.join(timeout=5)
+    if job.uid is not None:  # whatever left the child's group (setsid, orphans)
+        sandbox.kill_user(job.uid)
 
 
 def _finish(job: Job) -> Row:
