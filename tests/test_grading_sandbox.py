@@ -414,8 +414,7 @@ BUDGET_MB = 2048  # --memory-mb of the class below
 CHILDREN, CHILD_MB = 4, 600  # each under the address-space limit, together over
 
 # Forked children each get their own address-space limit: on main, four of
-# them held 4 x 600 MB under --memory-mb 2048 (A22).  The cell reports what
-# its children held by the name of the exception it raises.
+# them held 4 x 600 MB under --memory-mb 2048 (A22).
 FORKED_MEMORY = f"""# forked children hold memory
 import os, time
 reads = []
@@ -495,7 +494,8 @@ def budgeted(tmp_path_factory):
 @needs_sandbox
 @pytest.mark.slow
 def test_forked_processes_share_one_memory_budget(budgeted):
-    # main: 'raised Held2400MB' (each child its own --memory-mb)
+    # main: nothing ended it; the cell ran to its time limit (CellTimeoutError)
+    # with its four children holding 2,400 MB, each under its own --memory-mb
     row = budgeted["forked memory"]
     assert row["total"] != "", row  # graded
     assert "sandbox was ended" in row["error"], row["error"]
@@ -506,7 +506,8 @@ def test_forked_processes_share_one_memory_budget(budgeted):
 @needs_sandbox
 @pytest.mark.slow
 def test_files_count_in_the_disk_budget_however_small(budgeted):
-    # main: the 30,000 empty files were not counted (64 MB allows 4,096)
+    # main: the 30,000 empty files were not counted (64 MB allows 4,096): the
+    # cell ran to its time limit
     row = budgeted["many files"]
     assert row["total"] != "", row
     assert "sandbox was ended" in row["error"], row["error"]

@@ -562,7 +562,11 @@ def descendants(pid: int) -> list[int]:
     """The live (not zombie) processes below ``pid``, children first."""
     children: dict[int, list[int]] = {}
     states: dict[int, bytes] = {}
-    for entry in os.scandir("/proc"):
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:  # no /proc (macOS): nothing found, nothing watched
+        return []
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(int(entry.name))
