@@ -583,17 +583,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _kilobytes(path: str, keys: tuple[str, ...]) -> int:
-    total = 0
+def _kilobytes(path: str) -> dict[str, int] | None:
+    """The ``name: N kB`` lines of a /proc file; None when it cannot be read."""
+    found = {}
     try:
         with open(path) as f:
             for line in f:
                 name, _, value = line.partition(":")
-                if name in keys:
-                    total += int(value.split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
-    return total
+                words = value.split()
+                if len(words) == 2 and words[1] == "kB" and words[0].isdigit():
+                    found[name] = int(words[0])
+    except OSError:
+        return None
+    return found
 
 
 def memory_held(pids, precise: bool = False) -> int:
@@ -602,15 +604,20 @@ def memory_held(pids, precise: bool = False) -> int:
     Cheap: each one's resident anonymous and shared memory (``RssAnon``,
     ``RssShmem``: pages a fork shares are counted in each process, an upper
     bound).  Precise: each one's proportional share (``Pss_Anon``,
-    ``Pss_Shmem`` of ``smaps_rollup``), what the processes hold together.
-    File-backed pages (the libraries) are page cache, not counted.
+    ``Pss_Shmem`` of ``smaps_rollup``; ``Pss`` on kernels before 5.9), what
+    the processes hold together; where that file cannot be read, the cheap
+    count.  File-backed pages (the libraries) are page cache, not counted.
     """
     total = 0
     for pid in pids:
-        if precise:
-            held = _kilobytes(f"/proc/{pid}/smaps_rollup", ("Pss_Anon", "Pss_Shmem"))
+        rollup = _kilobytes(f"/proc/{pid}/smaps_rollup") if precise else None
+        if rollup and "Pss_Anon" in rollup:
+            held = rollup["Pss_Anon"] + rollup.get("Pss_Shmem", 0)
+        elif rollup and "Pss" in rollup:
+            held = rollup["Pss"]
         else:
-            held = _kilobytes(f"/proc/{pid}/status", ("RssAnon", "RssShmem"))
+            status = _kilobytes(f"/proc/{pid}/status") or {}
+            held = status.get("RssAnon", 0) + status.get("RssShmem", 0)
         total += held << 10
     return total
 
