@@ -380,10 +380,6 @@ def plain_launcher(workdir: Path, uid: int) -> list[str]:
     once (``kill_user``), however it detaches itself.
     """
     connection = workdir / ".kernel" / "connection.json"
-    give = (
-        f"cp {{connection_file}} {shlex.quote(str(connection))}"
-        f" && chown {uid}:{uid} {shlex.quote(str(connection))}"
-    )
     command = [
         "/usr/bin/setpriv",
         f"--reuid={uid}",
@@ -398,7 +394,60 @@ def plain_launcher(workdir: Path, uid: int) -> list[str]:
         "-f",
         str(connection),
     ]
-    return ["/bin/sh", "-c", f"{give} && exec {shlex.join(command)}"]
+    # the copy and the hand-over in Python: no shell tool, whatever PATH holds
+    give = (
+        "import os, shutil, sys; _, src, dst, uid, *argv = sys.argv; "
+        "shutil.copyfile(src, dst); os.chown(dst, int(uid), int(uid)); "
+        "os.execv(argv[0], argv)"
+    )
+    return [
+        sys.executable,
+        "-I",
+        "-c",
+        give,
+        "{connection_file}",
+        str(connection),
+        str(uid),
+        *command,
+    ]
+
+
+PROBE_UID = 65534  # "nobody": a user with no group of the grader's
+
+
+@functools.lru_cache(maxsize=1)
+def plain_unreachable() -> str:
+    """ "" when an unprivileged user can start the kernel's interpreter and
+    import the course and ipykernel, else why not (tried once per grader, as
+    ``PROBE_UID``: without the sandbox, the kernel's user needs to reach
+    them with the rights of "others").  Root only."""
+    import helpers
+
+    course = str(Path(helpers.__file__).resolve().parent.parent)
+    try:
+        probe = subprocess.run(
+            [
+                "/usr/bin/setpriv",
+                f"--reuid={PROBE_UID}",
+                f"--regid={PROBE_UID}",
+                "--clear-groups",
+                "--",
+                sys.executable,
+                "-c",
+                "import sys; sys.path[:0] = sys.argv[1:]; import helpers, ipykernel",
+                course,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)[:160]
+    if probe.returncode != 0:
+        lines = (probe.stderr or probe.stdout).strip().splitlines()
+        return (lines[-1] if lines else f"exit status {probe.returncode}")[:160]
+    return ""
 
 
 def plain_environment(workdir: Path) -> dict:

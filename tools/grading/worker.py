@@ -141,11 +141,13 @@ def _client_class():
     return CappedClient
 
 
-def _kernel_manager(workdir: Path, private: Path, options: Options):
+def _kernel_manager(workdir: Path, private: Path, options: Options, notes=None):
     """A kernel in the sandbox (ipc sockets in its folder), or plain if it cannot.
 
     Plain and graded as root, the kernel runs as this slot's unprivileged
-    user, in a working folder it owns (``sandbox.plain_launcher``).
+    user, in a working folder it owns (``sandbox.plain_launcher``); where
+    no unprivileged user can start it (``sandbox.plain_unreachable``), it
+    runs as root and ``notes`` says so.
     """
     from jupyter_client import AsyncKernelManager  # nbclient's own kind
     from jupyter_client.kernelspec import KernelSpecManager
@@ -158,6 +160,14 @@ def _kernel_manager(workdir: Path, private: Path, options: Options):
     if not (options.sandbox and usable):
         if uid is None:
             return None  # the grader's own user: the README says what remains
+        blocked = sandbox.plain_unreachable()
+        if blocked:
+            if notes is not None:
+                notes.append(
+                    "the kernel ran as root: an unprivileged user cannot start it "
+                    f"here ({blocked[-100:]}), so it could write the grader's files"
+                )
+            return None
         sandbox.prepare(workdir, uid)
         sandbox.give_to(workdir, uid)
         spec = private / "kernels" / "bncourse-plain"
@@ -495,7 +505,7 @@ class Run:
         options, workdir = self.options, self.workdir
         client = _client_class()(
             self.runnable,
-            km=_kernel_manager(workdir, self.private, options),
+            km=_kernel_manager(workdir, self.private, options, self.result.notes),
             shutdown_kernel="immediate",
             timeout=options.cell_timeout,
             timeout_func=lambda cell: self.limit,
