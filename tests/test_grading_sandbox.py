@@ -14,7 +14,10 @@ kernel, links followed with the grader's rights, and no sandbox without a word.
 * a submission, answers file or learner folder that is a link, a hard link or
   a FIFO is refused with a row that says why and shows nothing of the target;
 * without bubblewrap the grader refuses unless told ``--sandbox off``, and
-  then every row says that it ran unsandboxed.
+  then every row says that it ran unsandboxed;
+* the budget is one for the whole sandbox (outside review, 2026-12-06: A22,
+  A08, A16): forked children share ``--memory-mb``, empty files count against
+  ``--disk-mb``, and no cell's tags or text stretch ``--cell-timeout``.
 """
 
 from __future__ import annotations
