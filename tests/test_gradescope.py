@@ -56,9 +56,25 @@ def _unpack_like_gradescope(archive: Path, root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    """The zip built by the README's command, unpacked and set up: /autograder."""
-    tmp = tmp_path_factory.mktemp("gradescope")
+def image():
+    """The zip built by the README's command, unpacked and set up: /autograder.
+
+    Built where every user may pass, as /autograder is on Gradescope (pytest's
+    own temporary folders are the grader's alone): graded as root without the
+    sandbox, the kernel runs as an unprivileged user and must reach the
+    course and its environment.
+    """
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="bncourse-gradescope-"))
+    tmp.chmod(0o755)
+    try:
+        yield _build_image(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_image(tmp: Path) -> dict:
     words = readme_command()
     assert words[:2] == [".venv/bin/python", "tools/gradescope/make_zip.py"], words
     out = words[words.index("--out") + 1]
@@ -85,6 +101,102 @@ def image(tmp_path_factory):
     # Gradescope copies run_autograder to /autograder when it builds the image
     shutil.copy2(source / "run_autograder", root / "run_autograder")
     return {"root": root, "source": source, "setup": setup.stdout}
+
+
+# A process the kernel detaches (setsid, then a second fork) outlived the
+# grader's killpg on main and rewrote Gradescope's JSON before run_autograder
+# copied it (finding A23): the fallback without the sandbox ran the kernel as
+# root.  The cell says, in a folder everyone may write, whether the kernel
+# could create Gradescope's results file, and which process it left behind.
+DETACHED = """# leave a process behind
+import json, os, time
+spy, results = {spy!r}, {results!r}
+try:
+    os.makedirs(os.path.dirname(results), exist_ok=True)
+    with open(results, "w") as f:
+        f.write(json.dumps({{"score": 99, "tests": [], "output": "forged"}}))
+    verdict = "wrote"
+except OSError:
+    verdict = "denied"
+with open(os.path.join(spy, "probe"), "w") as f:
+    f.write(verdict)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(os.path.join(spy, "pid.tmp"), "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(os.path.join(spy, "pid.tmp"), os.path.join(spy, "pid"))
+        for _ in range(2400):  # two minutes: rewrite the results whenever they exist
+            try:
+                if os.path.exists(results):
+                    with open(results, "w") as f:
+                        f.write(json.dumps({{"score": 99, "tests": [], "output": "x"}}))
+            except OSError:
+                pass
+            time.sleep(0.05)
+    os._exit(0)
+os.wait()
+while not os.path.exists(os.path.join(spy, "pid")):
+    time.sleep(0.05)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Gradescope grades as root")
+def test_without_the_sandbox_nothing_outlives_the_kernel_or_writes_the_results(
+    image, tmp_path
+):
+    import tempfile
+
+    import nbformat
+
+    root = image["root"]
+    spy = Path(tempfile.mkdtemp(prefix="bncourse-spy-"))
+    spy.chmod(0o777)
+    nb = nbformat.read(ROOT / "solutions" / LESSON, 4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            DETACHED.format(
+                spy=str(spy), results=str(root / "results" / "results.json")
+            )
+        )
+    )
+    submission = tmp_path / LESSON
+    nbformat.write(nb, submission)
+    no_bwrap = tmp_path / "bin"  # bubblewrap cannot run: the fallback
+    no_bwrap.mkdir()
+    (no_bwrap / "bwrap").write_text(
+        "#!/bin/sh\necho 'no user namespaces' >&2\nexit 1\n"
+    )
+    (no_bwrap / "bwrap").chmod(0o755)
+    pid = None
+    try:
+        done = _run(
+            root,
+            {LESSON: submission},
+            PATH=f"{no_bwrap}:{os.environ['PATH']}",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        assert "--sandbox off" in done.stderr, done.stderr  # the fallback ran
+        pid = int((spy / "pid").read_text())
+        # main: the kernel ran as root and wrote it
+        assert (spy / "probe").read_text() == "denied"
+        # main: the detached process was still running, rewriting the results
+        assert not _alive(pid), f"process {pid} outlived the grading"
+        results = json.loads((root / "results" / "results.json").read_text())
+        assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
+        assert "unsandboxed" in results["output"], results["output"]
+    finally:
+        if pid is not None and _alive(pid):
+            os.kill(pid, 9)
+        shutil.rmtree(spy, ignore_errors=True)
 
 
 def test_the_zip_has_the_scripts_and_the_course_at_its_root(image):

@@ -14,7 +14,10 @@ kernel, links followed with the grader's rights, and no sandbox without a word.
 * a submission, answers file or learner folder that is a link, a hard link or
   a FIFO is refused with a row that says why and shows nothing of the target;
 * without bubblewrap the grader refuses unless told ``--sandbox off``, and
-  then every row says that it ran unsandboxed.
+  then every row says that it ran unsandboxed;
+* the budget is one for the whole sandbox (outside review, 2026-12-06: A22,
+  A08, A16): forked children share ``--memory-mb``, empty files count against
+  ``--disk-mb``, and no cell's tags or text stretch ``--cell-timeout``.
 """
 
 from __future__ import annotations
@@ -404,3 +407,189 @@ def test_the_kernel_cannot_hold_memory_outside_its_address_space(tmp_path):
     # the launcher hands the filter to every sandboxed kernel
     argv = sandbox.launcher(tmp_path, tmp_path, tmp_path, None)
     assert "--seccomp" in argv[-1] and sandbox.seccomp_file() in argv[-1]
+
+
+# --------------------------------------------------------------------------
+# one budget for the whole sandbox (outside review, findings A22, A08, A16)
+# --------------------------------------------------------------------------
+
+BUDGET_MB = 2048  # --memory-mb of the class below
+CHILDREN, CHILD_MB = 4, 600  # each under the address-space limit, together over
+
+# Forked children each get their own address-space limit: on main, four of
+# them held 4 x 600 MB under --memory-mb 2048 (A22).
+FORKED_MEMORY = f"""# forked children hold memory
+import os, time
+reads = []
+for _ in range({CHILDREN}):
+    r, w = os.pipe()
+    if os.fork() == 0:
+        hoard = b"x" * ({CHILD_MB} << 20)  # touched: resident
+        os.write(w, b"1")
+        time.sleep(120)
+        os._exit(0)
+    reads.append(r)
+held = sum(len(os.read(r, 1)) for r in reads) * {CHILD_MB}
+time.sleep(30)  # holding it while the grader looks
+raise type(f"Held{{held}}MB", (Exception,), {{}})()
+"""
+
+# Empty files cost the kernel memory (~1.2 KiB each) that the tmpfs's size
+# does not count: on main, 150,000 of them took ~183 MB outside --disk-mb (A08).
+MANY_FILES = """# many empty files
+import os, time
+made = 0
+for made in range(1, 30001):
+    open(f"/tmp/empty-{made}", "w").close()
+time.sleep(30)  # holding them while the grader looks
+raise type(f"Made{made}Files", (Exception,), {})()
+"""
+
+# What the learner controls never stretches --cell-timeout (A16): on main a
+# cell tagged setup got 300 s, a cell holding the channel's name 120 s.
+LONG_CELLS = [
+    ("# tagged setup\nimport time\ntime.sleep(100)", ["setup"]),
+    ("# names the channel\nimport time\ntime.sleep(100)  # __bnc_channel_x", []),
+]
+
+
+def _with_tags(lesson: str, cells) -> nbformat.NotebookNode:
+    nb = _small(lesson)
+    nb.cells = [
+        nbformat.v4.new_code_cell(source, metadata={"tags": tags})
+        for source, tags in cells
+    ]
+    return nb
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory):
+    """One class graded in the sandbox with small budgets: the attacks on the
+    budget and an honest short submission."""
+    folder = tmp_path_factory.mktemp("budget")
+    notebooks = {
+        "forked memory": _small(LESSON, FORKED_MEMORY),
+        "many files": _small(LESSON, MANY_FILES),
+        "long cells": _with_tags(LESSON, LONG_CELLS),
+        "honest": _small(LESSON, "x = 1"),
+    }
+    paths = {}
+    for name, nb in notebooks.items():
+        paths[name] = folder / f"{LESSON}_{name.replace(' ', '_')}.ipynb"
+        nbformat.write(nb, paths[name])
+    rows = run_grader(
+        folder / "grades.csv",
+        paths.values(),
+        "--cell-timeout",
+        "20",
+        "--timeout",
+        "400",
+        "--memory-mb",
+        str(BUDGET_MB),
+        "--disk-mb",
+        str(DISK_MB),
+        "--sandbox",
+        "on",
+    )
+    return {name: rows[str(path)] for name, path in paths.items()}
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_forked_processes_share_one_memory_budget(budgeted):
+    # main: nothing ended it; the cell ran to its time limit (CellTimeoutError)
+    # with its four children holding 2,400 MB, each under its own --memory-mb
+    row = budgeted["forked memory"]
+    assert row["total"] != "", row  # graded
+    assert "sandbox was ended" in row["error"], row["error"]
+    assert "memory" in row["error"] and "--memory-mb 2048" in row["error"], row
+    assert "raised Held" not in row["error"], row["error"]
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_files_count_in_the_disk_budget_however_small(budgeted):
+    # main: the 30,000 empty files were not counted (64 MB allows 4,096): the
+    # cell ran to its time limit
+    row = budgeted["many files"]
+    assert row["total"] != "", row
+    assert "sandbox was ended" in row["error"], row["error"]
+    assert "--disk-mb 64" in row["error"], row["error"]
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_no_cell_gets_more_than_the_cell_time_limit(budgeted):
+    # main: both cells ran their 100 s (a setup tag: 300 s; the channel's name: 120 s)
+    error = budgeted["long cells"]["error"]
+    for cell in (
+        'code cell 1 ("# tagged setup")',
+        'code cell 2 ("# names the channel")',
+    ):
+        # interrupted at the limit: the kernel's KeyboardInterrupt or the
+        # client's CellTimeoutError, whichever came first
+        assert re.search(
+            re.escape(cell) + " raised (CellTimeoutError|KeyboardInterrupt)", error
+        ), error
+
+
+@needs_sandbox
+@pytest.mark.slow
+def test_an_honest_kernel_fits_its_budget_and_time(budgeted):
+    row = budgeted["honest"]
+    assert row["total"] != "", row
+    assert "sandbox was ended" not in row["error"], row["error"]
+    assert "code cell 1" not in row["error"], row["error"]  # the setup cell ran
+
+
+def test_the_watchdog_counts_every_process_and_ends_them_all(tmp_path):
+    """The watchdog's parts, on plain processes (no grading, no sandbox): the
+    processes below a root, an orphan included, their memory summed, and all
+    of them ended, a setsid'd double-forked one included."""
+    code = (
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        hoard = b'x' * (64 << 20)\n"
+        "        open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "        time.sleep(120)\n"
+        "    os._exit(0)\n"
+        "time.sleep(120)\n"
+    )
+    marker = tmp_path / "orphan"
+    script = (
+        "import subprocess, sys, time\n"
+        "from tools.grading import sandbox\n"
+        "assert sandbox.become_subreaper()\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {code!r}, {str(marker)!r}])\n"
+        f"while not __import__('os').path.exists({str(marker)!r}):\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(0.2)\n"
+        "import os\n"
+        "below = sandbox.descendants(os.getpid())\n"
+        f"orphan = int(open({str(marker)!r}).read())\n"
+        "print('orphan below', orphan in below)\n"
+        "print('held MB', sandbox.memory_held(below, precise=True) >> 20)\n"
+        "dog = sandbox.Watchdog(os.getpid(), memory_mb=32, disk_mb=64)\n"
+        "dog.look()\n"
+        "print('reason', dog.reason)\n"
+        "print('left', sandbox.descendants(os.getpid()))\n"
+        "where = f'/proc/{orphan}/stat'\n"
+        "st = open(where).read() if os.path.exists(where) else 'x) gone'\n"
+        "print('orphan state', st.rsplit(')', 1)[1].split()[0])\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = run.stdout + run.stderr
+    assert "orphan below True" in out, out
+    held = int(re.search(r"held MB (\d+)", out).group(1))
+    assert held >= 64, out
+    assert "over --memory-mb 32" in out, out
+    assert "left []" in out, out
+    assert "orphan state S" not in out and "orphan state R" not in out, out

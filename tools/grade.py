@@ -167,6 +167,7 @@ class Job:
     proc: object = None  # a forked multiprocessing.Process
     killed: str = ""
     unclaimed: str = ""  # an answers file beside it that names no submission
+    uid: int | None = None  # the kernel's own user (graded as root)
 
     def pid(self) -> int | None:
         return getattr(self.proc, "pid", None)
@@ -332,7 +333,8 @@ def _child(job: Job, args, env: dict) -> None:
     os.chdir(job.workdir)
     os.environ.clear()
     os.environ.update(env)
-    uid = sandbox.kernel_uid(job.slot, args.uid_base) if args.sandbox_on else None
+    # graded as root, the kernel runs as the slot's own user, sandbox or not
+    uid = sandbox.kernel_uid(job.slot, args.uid_base)
     disk_mb = getattr(args, "disk_mb", sandbox.DISK_MB)
     sandbox.set_limits(args.memory_mb, uid, disk_mb)  # the kernel inherits them
     options = worker.Options(
@@ -381,6 +383,7 @@ def _start(job: Job, args, env: dict) -> None:
 
     context = multiprocessing.get_context("fork")
     job.proc = context.Process(target=_child, args=(job, args, env), daemon=False)
+    job.uid = sandbox.kernel_uid(job.slot, args.uid_base)
     job.proc.start()
 
 
@@ -393,6 +396,8 @@ def _kill(job: Job) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     job.proc.join(timeout=5)
+    if job.uid is not None:  # whatever left the child's group (setsid, orphans)
+        sandbox.kill_user(job.uid)
 
 
 def _finish(job: Job) -> Row:
@@ -491,6 +496,8 @@ def grade_all(paths: list[Path], args) -> list[Row]:
             )
     elif not args.quiet:
         print(f"grade.py: WARNING: --sandbox off: {sandbox.UNPROTECTED}")
+    if not args.sandbox_on and os.geteuid() == 0:
+        sandbox.plain_unreachable()  # once, before the workers fork
     _course_knowledge(args)
     private = Path(tempfile.mkdtemp(prefix="bncourse-grader-"))
     os.chmod(private, 0o700)

@@ -26,10 +26,12 @@ namespaces:
   worker slot, so that the process limit holds (root is exempt from it).
 
 Resource limits apply with or without the sandbox: address space, processes,
-file size, no core dumps.  Where the sandbox cannot run (no bwrap, macOS,
-user namespaces disabled) the grader refuses unless told ``--sandbox off``;
-then the kernel runs directly, with the allow-list environment, and every row
-says so (``UNSANDBOXED_NOTE``).
+file size, no core dumps; and one budget for every process and file of the
+submission together (``Watchdog``), which ends them all.  Where the sandbox
+cannot run (no bwrap, macOS, user namespaces disabled) the grader refuses
+unless told ``--sandbox off``; then the kernel runs directly, with the
+allow-list environment (graded as root: as an unprivileged user of its own,
+``plain_launcher``), and every row says so (``UNSANDBOXED_NOTE``).
 """
 
 from __future__ import annotations
@@ -45,15 +47,17 @@ import sysconfig
 from pathlib import Path
 
 UNPROTECTED = (
-    "without the sandbox a submission runs with the grader's rights: it can "
-    "read the solutions and other submissions, write any file the grader can, "
-    "use the network, signal the grader and start processes without a count "
-    "limit, fill the disk, and read the grader's environment from /proc (the "
-    "memory, time and per-file size limits still hold)"
+    "without the sandbox a submission can read the solutions and other "
+    "submissions, use the network and fill the disk; graded as an ordinary "
+    "user it also runs with the grader's rights: it can write any file the "
+    "grader can, signal the grader and read the grader's environment from "
+    "/proc (graded as root, it runs as an unprivileged user of its own instead; "
+    "the memory budget, the time limits, the per-file size limit and the end "
+    "of every process it starts still hold)"
 )
 UNSANDBOXED_NOTE = (
-    "graded unsandboxed (--sandbox off): the submission ran with the grader's "
-    "rights, without the sandbox's isolation and disk cap"
+    "graded unsandboxed (--sandbox off): the submission ran without the "
+    "sandbox's isolation and disk cap"
 )
 
 
@@ -67,7 +71,7 @@ def unsandboxed_warning(rows) -> str:
         return ""
     return (
         f"WARNING: {count} of {len(rows)} submission(s) were graded unsandboxed "
-        "(--sandbox off): their code ran with the grader's rights"
+        "(--sandbox off): their code ran without the sandbox's isolation"
     )
 
 
@@ -366,6 +370,106 @@ def launcher(
     return ["/bin/sh", "-c", f"{give} && exec {shlex.join(command)} {redirects}"]
 
 
+def plain_launcher(workdir: Path, uid: int) -> list[str]:
+    """The kernelspec's argv without the sandbox, graded as root: the kernel
+    runs as ``uid`` (an unprivileged user of this grader's, ``kernel_uid``).
+
+    It can then write only where that user may (its working folder, which
+    it owns, and the machine's world-writable folders), never the grader's
+    private folder or outputs, and every process it starts can be killed at
+    once (``kill_user``), however it detaches itself.
+    """
+    connection = workdir / ".kernel" / "connection.json"
+    command = [
+        "/usr/bin/setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+        sys.executable,
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        str(connection),
+    ]
+    # the copy and the hand-over in Python: no shell tool, whatever PATH holds
+    give = (
+        "import os, shutil, sys; _, src, dst, uid, *argv = sys.argv; "
+        "shutil.copyfile(src, dst); os.chown(dst, int(uid), int(uid)); "
+        "os.execv(argv[0], argv)"
+    )
+    return [
+        sys.executable,
+        "-I",
+        "-c",
+        give,
+        "{connection_file}",
+        str(connection),
+        str(uid),
+        *command,
+    ]
+
+
+PROBE_UID = 65534  # "nobody": a user with no group of the grader's
+
+
+@functools.lru_cache(maxsize=1)
+def plain_unreachable() -> str:
+    """ "" when an unprivileged user can start the kernel's interpreter and
+    import the course and ipykernel, else why not (tried once per grader, as
+    ``PROBE_UID``: without the sandbox, the kernel's user needs to reach
+    them with the rights of "others").  Root only."""
+    import helpers
+
+    course = str(Path(helpers.__file__).resolve().parent.parent)
+    try:
+        probe = subprocess.run(
+            [
+                "/usr/bin/setpriv",
+                f"--reuid={PROBE_UID}",
+                f"--regid={PROBE_UID}",
+                "--clear-groups",
+                "--",
+                sys.executable,
+                "-c",
+                "import sys; sys.path[:0] = sys.argv[1:]; import helpers, ipykernel",
+                course,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)[:160]
+    if probe.returncode != 0:
+        lines = (probe.stderr or probe.stdout).strip().splitlines()
+        return (lines[-1] if lines else f"exit status {probe.returncode}")[:160]
+    return ""
+
+
+def plain_environment(workdir: Path) -> dict:
+    """Where the unsandboxed kernel's user keeps its caches: its own folder."""
+    return {
+        "HOME": str(workdir),
+        "MPLCONFIGDIR": str(workdir / ".matplotlib"),
+        "IPYTHONDIR": str(workdir / ".ipython"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / ".jupyter"),
+        "TMPDIR": str(workdir),
+        "BNCOURSE_CACHE": str(workdir / ".bncourse-cache"),
+    }
+
+
+def give_to(workdir: Path, uid: int) -> None:
+    """The working folder and its files belong to the kernel's user."""
+    os.chown(workdir, uid, uid)
+    for path in workdir.iterdir():
+        if path.is_file() and not path.is_symlink():
+            os.chown(path, uid, uid)
+
+
 def prepare(workdir: Path, uid: int | None) -> Path:
     """The kernel's socket folder (its user may create sockets there)."""
     sockets = workdir / ".kernel"
@@ -458,3 +562,259 @@ def set_limits(memory_mb: int, uid: int | None, file_mb: int = DISK_MB) -> None:
     if hard != resource.RLIM_INFINITY:
         procs = min(procs, hard)
     resource.setrlimit(resource.RLIMIT_NPROC, (procs, procs if uid else hard))
+
+
+# --------------------------------------------------------------------------
+# one budget for the whole sandbox, and nothing outlives it
+# --------------------------------------------------------------------------
+#
+# The address-space limit (RLIMIT_AS) counts one process: a kernel that forks
+# gets it again for every child, and the files of the sandbox's tmpfs cost
+# kernel memory per inode that --size does not count.  No memory cgroup is
+# writable where the course is tested, so the grader watches instead: a
+# thread of the worker (``Watchdog``) sums, a few times a second, the memory
+# of every process the kernel started and what the sandbox's tmpfs holds, and
+# ends the whole sandbox when either is over its budget.  Every process the
+# kernel starts stays a descendant of the worker (the worker is a child
+# subreaper: an orphan, double-forked or not, is re-parented to it, and in the
+# sandbox to its PID namespace's init), so one walk of /proc finds them all.
+
+FILE_COST = 16 << 10  # bytes of --disk-mb per file of the tmpfs (see files_held)
+WATCH_INTERVAL = 0.2  # seconds between two looks; 0.05 when over half the budget
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Orphans of this process's descendants are re-parented to it (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/<pid>/stat after the command's name (which may hold anything)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw[raw.rfind(b")") + 2 :].split()
+
+
+def descendants(pid: int) -> list[int]:
+    """The live (not zombie) processes below ``pid``, children first."""
+    children: dict[int, list[int]] = {}
+    states: dict[int, bytes] = {}
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:  # no /proc (macOS): nothing found, nothing watched
+        return []
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is None or len(fields) < 2:
+            continue
+        states[int(entry.name)] = fields[0]
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [], list(children.get(pid, []))
+    while queue:
+        child = queue.pop(0)
+        if states.get(child) not in (b"Z", b"X"):
+            found.append(child)
+        queue += children.get(child, [])
+    return found
+
+
+def _kilobytes(path: str) -> dict[str, int] | None:
+    """The ``name: N kB`` lines of a /proc file; None when it cannot be read."""
+    found = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                words = value.split()
+                if len(words) == 2 and words[1] == "kB" and words[0].isdigit():
+                    found[name] = int(words[0])
+    except OSError:
+        return None
+    return found
+
+
+def memory_held(pids, precise: bool = False) -> int:
+    """Bytes of memory the processes hold: anonymous and shared memory.
+
+    Cheap: each one's resident anonymous and shared memory (``RssAnon``,
+    ``RssShmem``: pages a fork shares are counted in each process, an upper
+    bound).  Precise: each one's proportional share (``Pss_Anon``,
+    ``Pss_Shmem`` of ``smaps_rollup``; ``Pss`` on kernels before 5.9), what
+    the processes hold together; where that file cannot be read, the cheap
+    count.  File-backed pages (the libraries) are page cache, not counted.
+    """
+    total = 0
+    for pid in pids:
+        rollup = _kilobytes(f"/proc/{pid}/smaps_rollup") if precise else None
+        if rollup and "Pss_Anon" in rollup:
+            held = rollup["Pss_Anon"] + rollup.get("Pss_Shmem", 0)
+        elif rollup and "Pss" in rollup:
+            held = rollup["Pss"]
+        else:
+            status = _kilobytes(f"/proc/{pid}/status") or {}
+            held = status.get("RssAnon", 0) + status.get("RssShmem", 0)
+        total += held << 10
+    return total
+
+
+def files_held(pids) -> tuple[int, int]:
+    """(bytes, files) on the sandbox's tmpfs.
+
+    Read through ``/proc/<pid>/root/tmp`` of a process inside the sandbox
+    (one whose /tmp is not the grader's); (0, 0) without a sandbox.  The
+    bytes are capped by the tmpfs's size (the writer gets ENOSPC); its files
+    are not (each costs the kernel ~1.2 KiB of memory, however small: 150,000
+    empty files took 183 MB), so the watchdog allows one file per
+    ``FILE_COST`` of the disk budget: their memory stays under 8 % of it.
+    """
+    try:
+        ours = os.stat("/tmp").st_dev
+    except OSError:
+        ours = None
+    seen, used, files = set(), 0, 0
+    for pid in pids:
+        try:
+            where = f"/proc/{pid}/root/tmp"
+            device = os.stat(where).st_dev
+            if device == ours or device in seen:
+                continue
+            info = os.statvfs(where)
+        except OSError:
+            continue
+        seen.add(device)
+        used += (info.f_blocks - info.f_bfree) * info.f_frsize
+        files += info.f_files - info.f_ffree
+    return used, files
+
+
+def kill_user(uid: int) -> None:
+    """SIGKILL every process of ``uid`` at once (kill(-1) as that user).
+
+    A forked child takes the user and signals; nothing is executed, so the
+    user's process limit (reached by a fork bomb) cannot stop it.  Root only.
+    """
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def end_all(root: int, uid: int | None = None, rounds: int = 50) -> int:
+    """Kill every process below ``root`` (and every process of ``uid``).
+
+    Repeated until none is left (a process may fork between two looks);
+    returns how many were seen.  ``root`` should be a subreaper
+    (``become_subreaper``) so that orphans are still below it.
+    """
+    import signal
+
+    seen: set[int] = set()
+    for _ in range(rounds):
+        if uid is not None and os.geteuid() == 0:
+            kill_user(uid)
+        alive = descendants(root)
+        if not alive:
+            break
+        seen |= set(alive)
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        import time
+
+        time.sleep(0.01)
+    return len(seen)
+
+
+class Watchdog:
+    """A thread that ends the sandbox when it holds more than its budget.
+
+    The budget is the submission's, for the whole sandbox however many
+    processes and files it makes: ``memory_mb`` for the memory of every
+    process below ``root`` (the worker; see ``memory_held``); ``disk_mb`` for
+    the tmpfs, whose size caps its bytes and whose files the watchdog counts
+    (``files_held``).  Over either, every process of the sandbox is killed
+    (``end_all``) and ``reason`` says why.
+    """
+
+    def __init__(
+        self, root: int, memory_mb: int, disk_mb: int, uid: int | None = None
+    ) -> None:
+        import threading
+
+        self.root, self.uid = root, uid
+        self.memory, self.disk = memory_mb << 20, disk_mb << 20
+        self.reason = ""
+        self.looks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        interval = WATCH_INTERVAL
+        while not self._stop.wait(interval):
+            try:
+                interval = self.look()
+            except Exception:  # noqa: BLE001 - a look that failed; the next one
+                interval = WATCH_INTERVAL
+
+    def look(self) -> float:
+        """One look; returns the seconds to the next."""
+        self.looks += 1
+        pids = descendants(self.root)
+        memory = memory_held(pids)
+        if memory > self.memory:  # the upper bound is over: the shares decide
+            memory = memory_held(pids, precise=True)
+        _, files = files_held(pids)
+        most_files = self.disk // FILE_COST
+        over = []
+        if memory > self.memory:
+            over.append(
+                f"its processes ({len(pids)}) held {memory >> 20} MB of memory, "
+                f"over --memory-mb {self.memory >> 20}"
+            )
+        if files > most_files:
+            over.append(
+                f"it made {files} files, over the {most_files} that --disk-mb "
+                f"{self.disk >> 20} allows (one per {FILE_COST >> 10} KB: each "
+                "costs memory however small)"
+            )
+        if over:
+            self.reason = (
+                "the sandbox was ended: " + " and ".join(over) + " (one budget for "
+                "every process and file the submission makes)"
+            )
+            end_all(self.root, self.uid)
+            return WATCH_INTERVAL
+        busy = memory > self.memory // 2 or files > most_files // 2
+        return WATCH_INTERVAL / 4 if busy else WATCH_INTERVAL

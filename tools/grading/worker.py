@@ -38,7 +38,13 @@ TRANSCRIPT_CAP = 2_000_000  # characters of the whole transcript
 HOOK_NOTES = 10  # hooks noted one by one; the rest are counted
 HOOK_REPLY_CAP = 100_000  # characters of the hook probe's reply read
 _MORE_HOOKS = re.compile(r"the kernel has \d+ more hook\(s\)")
-SETUP_TIMEOUT = 300  # the setup cell imports torch: slow on a busy machine
+# Time limits.  Every cell of the learner's runs under the instructor's
+# --cell-timeout, whatever its tags or text say.  The grader's own requests
+# (a call of a learner's function, the hook probe) get CALL_TIMEOUT, and
+# importing the setup's modules, before the learner's first cell, gets
+# WARM_TIMEOUT: the grader decides which request is its own (``run_code``),
+# never from a cell's source or tags.
+WARM_TIMEOUT = 300  # importing torch: slow on a busy machine
 CALL_TIMEOUT = 120  # one call of a learner's function
 MESSAGE_CAP = 4000  # characters of a check's printed message kept per test
 
@@ -142,8 +148,14 @@ def _client_class():
     return CappedClient
 
 
-def _kernel_manager(workdir: Path, private: Path, options: Options):
-    """A kernel in the sandbox (ipc sockets in its folder), or plain if it cannot."""
+def _kernel_manager(workdir: Path, private: Path, options: Options, notes=None):
+    """A kernel in the sandbox (ipc sockets in its folder), or plain if it cannot.
+
+    Plain and graded as root, the kernel runs as this slot's unprivileged
+    user, in a working folder it owns (``sandbox.plain_launcher``); where
+    no unprivileged user can start it (``sandbox.plain_unreachable``), it
+    runs as root and ``notes`` says so.
+    """
     from jupyter_client import AsyncKernelManager  # nbclient's own kind
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -151,9 +163,38 @@ def _kernel_manager(workdir: Path, private: Path, options: Options):
     from helpers import config
 
     usable, _ = sandbox.availability()
-    if not (options.sandbox and usable):
-        return None
     uid = sandbox.kernel_uid(options.slot, options.uid_base)
+    if not (options.sandbox and usable):
+        if uid is None:
+            return None  # the grader's own user: the README says what remains
+        blocked = sandbox.plain_unreachable()
+        if blocked:
+            if notes is not None:
+                notes.append(
+                    "the kernel ran as root: an unprivileged user cannot start it "
+                    f"here ({blocked[-100:]}), so it could write the grader's files"
+                )
+            return None
+        sandbox.prepare(workdir, uid)
+        sandbox.give_to(workdir, uid)
+        spec = private / "kernels" / "bncourse-plain"
+        spec.mkdir(parents=True, exist_ok=True)
+        contract.write_atomic(
+            spec / "kernel.json",
+            json.dumps(
+                {
+                    "argv": sandbox.plain_launcher(workdir, uid),
+                    "display_name": "plain",
+                    "language": "python",
+                    "env": sandbox.plain_environment(workdir),
+                }
+            ),
+        )
+        return AsyncKernelManager(
+            kernel_name="bncourse-plain",
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]),
+            connection_file=str(private / "connection.json"),
+        )
     ipc = sandbox.prepare(workdir, uid)
     spec = private / "kernels" / "bncourse-sandbox"
     spec.mkdir(parents=True, exist_ok=True)
@@ -183,15 +224,39 @@ def _kernel_manager(workdir: Path, private: Path, options: Options):
     )
 
 
-def _timeout_for(options: Options):
-    def timeout(cell) -> int:
-        if contract.SETUP_TAG in contract.tags(cell):
-            return max(SETUP_TIMEOUT, options.cell_timeout)
-        if "__bnc_channel_" in cell.source:
-            return max(CALL_TIMEOUT, options.cell_timeout)
-        return options.cell_timeout
+def warm_up_code(setup: str) -> str:
+    """The grader's request that imports the course setup's modules.
 
-    return timeout
+    Run in the kernel before the learner's first cell, with its own time
+    limit, so that the learner's setup cell (which imports them again) fits
+    in --cell-timeout.  It binds no name in the learner's namespace; the
+    modules come from the grader's own copy of the setup, never the
+    submission's.
+    """
+    import ast
+
+    names: list[str] = []
+    try:
+        tree = ast.parse(setup)
+    except SyntaxError:
+        return "pass"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return (
+        "def _bnc_warm():\n"
+        "    import importlib\n"
+        f"    for name in {sorted(set(names))!r}:\n"
+        "        try:\n"
+        "            importlib.import_module(name)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "_bnc_warm()\n"
+        "del _bnc_warm\n"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -430,12 +495,21 @@ def grade(
         return
     plan, cells = found
     private = Path(tempfile.mkdtemp(prefix="bncourse-kernel-"))
+    # Every process the kernel starts stays below this one (orphans are
+    # re-parented here), is counted in one budget and is ended with it.
+    sandbox.become_subreaper()
+    uid = sandbox.kernel_uid(options.slot, options.uid_base)
+    watchdog = sandbox.Watchdog(os.getpid(), options.memory_mb, options.disk_mb, uid)
     try:
-        Run(plan, workdir, private, options, result, result_path).execute(cells)
+        with watchdog:
+            Run(plan, workdir, private, options, result, result_path).execute(cells)
     finally:
+        sandbox.end_all(os.getpid(), uid)
         import shutil
 
         shutil.rmtree(private, ignore_errors=True)
+    if watchdog.reason:
+        result.error = "; ".join(filter(None, [watchdog.reason, result.error]))
     result.save(result_path)
 
 
@@ -452,6 +526,7 @@ class Run:
         self.runnable.cells = [nbformat.v4.new_code_cell("")]  # every cell's slot
         self.runnable.metadata["kernelspec"] = {"name": "python3", "display_name": "P"}
         self.private = private
+        self.limit = options.cell_timeout  # the running request's (run_code)
         self.client = self._new_client()
         self.replies: list[str] = []  # the execute reply's error (a timeout's too)
         self.session = remote.Session(self.run_code)
@@ -467,10 +542,10 @@ class Run:
         options, workdir = self.options, self.workdir
         client = _client_class()(
             self.runnable,
-            km=_kernel_manager(workdir, self.private, options),
+            km=_kernel_manager(workdir, self.private, options, self.result.notes),
             shutdown_kernel="immediate",
             timeout=options.cell_timeout,
-            timeout_func=_timeout_for(options),
+            timeout_func=lambda cell: self.limit,
             interrupt_on_timeout=True,
             error_on_timeout={
                 "ename": "CellTimeoutError",
@@ -497,6 +572,7 @@ class Run:
             self.client = self._new_client()
             with self.client.setup_kernel():
                 sandbox.seal(self.workdir)
+                self.run_code(warm_up_code(self.plan["setup"]), limit=WARM_TIMEOUT)
                 for cell in cells[: max(died_at - 1, 0)]:
                     if time.monotonic() > self.options.deadline:
                         break
@@ -517,13 +593,24 @@ class Run:
     def _on_error(self, cell, cell_index, execute_reply) -> None:  # nbclient's hook
         self.replies.append(execute_reply.get("content", {}).get("ename", "Error"))
 
-    def run_code(self, source: str, tags=(), learner: bool = False) -> list:
-        """Run code in the kernel; only the learner's cells enter its history."""
+    def run_code(
+        self, source: str, tags=(), learner: bool = False, limit: int | None = None
+    ) -> list:
+        """Run code in the kernel; only the learner's cells enter its history.
+
+        A learner's cell gets the instructor's --cell-timeout, nothing else;
+        a request of the grader's gets ``limit`` (default CALL_TIMEOUT, or
+        --cell-timeout where that is longer).
+        """
         import nbformat
 
         cell = nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)})
         self.runnable.cells[0] = cell
         self.replies.clear()
+        if learner:
+            self.limit = self.options.cell_timeout
+        else:
+            self.limit = limit or max(CALL_TIMEOUT, self.options.cell_timeout)
         if os.environ.get("BNCOURSE_GRADER_TRACE"):
             print(f"[grader] run {source[:60]!r}", file=sys.stderr, flush=True)
         self.client.execute_cell(cell, 0, store_history=learner)
@@ -590,6 +677,7 @@ class Run:
         try:
             with self.client.setup_kernel():
                 sandbox.seal(self.workdir)  # before any of the learner's code
+                self.run_code(warm_up_code(self.plan["setup"]), limit=WARM_TIMEOUT)
                 for position, cell in enumerate(cells, 1):
                     if time.monotonic() > self.options.deadline:
                         self.result.error = (
