@@ -123,6 +123,19 @@ def reference_timings() -> dict:
         return {}
 
 
+def provenance(key: str) -> dict:
+    """Where and when ``key`` (a lesson's stem or a cell's key, both starting
+    with the lesson's number) was timed in this mode: the lesson's own record
+    if it was re-timed (``measured``), else the record's first run."""
+    from . import config
+
+    record = reference_timings()
+    for stem, modes in record.get("measured", {}).items():
+        if stem[:2] == key[:2] and config.mode() in modes:
+            return {**record.get("provenance", {}), **modes[config.mode()]}
+    return record.get("provenance", {})
+
+
 def expectation(key: str) -> str:
     """What to tell the learner about how long the cell ``key`` will take."""
     from . import config
@@ -130,7 +143,7 @@ def expectation(key: str) -> str:
     seconds = reference_timings().get("cells", {}).get(key, {}).get(config.mode())
     if seconds is None:
         return "no reference timing for this cell yet"
-    return _scaled(seconds)
+    return _scaled(seconds, key)
 
 
 def lesson_expectation(stem: str) -> str:
@@ -141,14 +154,14 @@ def lesson_expectation(stem: str) -> str:
     seconds = reference_timings().get("lessons", {}).get(stem, {}).get(config.mode())
     if seconds is None:
         return f"no reference timing for {stem} in {config.mode()} mode yet"
-    return f"the whole notebook in {config.mode()} mode: {_scaled(seconds)}"
+    return f"the whole notebook in {config.mode()} mode: {_scaled(seconds, stem)}"
 
 
-def _scaled(seconds: float) -> str:
+def _scaled(seconds: float, key: str) -> str:
     """``seconds`` on the reference machine, scaled to this one by the calibration."""
     from . import config
 
-    made = reference_timings().get("provenance", {})
+    made = provenance(key)
     machine, date = made.get("machine", "?"), made.get("date", "?")
     where = f"{format_seconds(seconds)} on the reference machine ({machine}, {date})"
     if config.device() == "cuda":

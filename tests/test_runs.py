@@ -67,3 +67,29 @@ def test_a_lesson_says_how_long_it_will_take_before_it_starts(monkeypatch):
     assert "fast mode" in said and "40.0 s on the reference machine" in said, said
     assert "about 80.0 s here" in said, said  # this machine: half as fast
     assert "no reference timing" in timing.lesson_expectation("99_missing")
+
+
+def test_a_lesson_re_timed_on_another_machine_is_scaled_by_its_own_calibration(
+    monkeypatch,
+):
+    """One record holds lessons timed on different machines and days: each
+    lesson's (and its cells') estimate uses the run that timed it."""
+    from helpers import timing
+
+    monkeypatch.setenv("BNCOURSE_FAST", "1")
+    monkeypatch.setattr(timing, "calibration_seconds", lambda: 0.1)
+    record = {
+        "lessons": {"05_demo": {"fast": 40.0}, "07_demo": {"fast": 40.0}},
+        "cells": {"07_cell": {"fast": 10.0}},
+        "measured": {
+            "07_demo": {
+                "fast": {"calibration_seconds": 0.2, "machine": "n", "date": "e"}
+            }
+        },
+        "provenance": {"calibration_seconds": 0.05, "machine": "m", "date": "d"},
+    }
+    monkeypatch.setattr(timing, "reference_timings", lambda: record)
+    assert "about 80.0 s here" in timing.lesson_expectation("05_demo")
+    re_timed = timing.lesson_expectation("07_demo")
+    assert "about 20.0 s here" in re_timed and "(n, e)" in re_timed, re_timed
+    assert "about 5.0 s here" in timing.expectation("07_cell")

@@ -106,14 +106,19 @@ def ship_timings(args) -> int:
     except (OSError, ValueError):
         record = {}
     lessons, cells = record.get("lessons", {}), record.get("cells", {})
-    # when and under what load each lesson was timed: the provenance above
-    # describes only the last command, and lessons are re-timed one at a time
+    # each lesson's own provenance (machine, calibration, date, load): lessons
+    # are re-timed one at a time, not always on the machine of the first run
     measured = record.get("measured", {})
     loads = [os.getloadavg()[0]]
 
+    first = record.get(
+        "provenance"
+    )  # the record's first run: every lesson not re-timed
+
     def record() -> dict:
         return {
-            "provenance": {
+            "provenance": first
+            or {
                 "machine": machine(),
                 "cores": os.cpu_count(),
                 "python": platform.python_version(),
@@ -138,9 +143,11 @@ def ship_timings(args) -> int:
             scratch = Path(tempfile.mkdtemp(prefix="bncourse-timing-"))
             seconds = run_notebook(Path(path), mode, scratch, args.timeout)
             lessons.setdefault(stem, {})[mode] = round(seconds, 1)
-            measured.setdefault(stem, {})[mode] = {
+            measured.setdefault(stem, {})[mode] = {  # this run's own provenance
                 "date": datetime.date.today().isoformat(),
                 "load_average": round(os.getloadavg()[0], 2),
+                "machine": machine(),
+                "calibration_seconds": round(timing.calibration_seconds(), 4),
             }
             for key, cell_seconds in timing.recorded(mode).items():
                 cells.setdefault(key, {})[mode] = cell_seconds

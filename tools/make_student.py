@@ -221,18 +221,27 @@ def run_times(lesson: course.Lesson) -> str:
     """The header's running times, from data/reference/timings.json (measured)."""
     record = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
     times = record.get("lessons", {}).get(lesson.stem, {})
-    made = record.get("provenance", {})
     if not {"fast", "full"} <= set(times):
         raise AuthoringError(
             f"{TIMINGS.relative_to(ROOT)} has no fast and full times for "
             f"{lesson.stem}: run `python tools/make_reference.py --timings "
             f"solutions/{lesson.filename}`"
         )
+    made = record.get("provenance", {})
+    # a lesson re-timed since the first run has its own provenance, per mode
+    own = [record.get("measured", {}).get(lesson.stem, {}).get(m, {}) for m in times]
+    date = max([o["date"] for o in own if "date" in o] or [made.get("date", "?")])
+    load = max([o.get("load_average", 0) for o in own] or [0])
+    busy = (
+        f", on a machine busy with other jobs: load average {load:.0f}; an idle one "
+        "is faster"
+        if load >= 2
+        else ""
+    )
     return (
         f"Running every cell took {_minutes(times['fast'])} in fast mode "
         f"(`BNCOURSE_FAST=1`) and {_minutes(times['full'])} in full mode on a "
-        f"{made.get('cores', '?')}-core CPU (measured {made.get('date', '?')}, cold "
-        "cache)."
+        f"{made.get('cores', '?')}-core CPU (measured {date}, cold cache{busy})."
     )
 
 
