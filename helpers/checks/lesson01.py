@@ -163,6 +163,11 @@ def activation_percentiles(fn, quiet=False, strict=None):
             "q=5 values": (torch.from_numpy(values), {"q": (5, 25, 50, 75, 95)}),
             "NumPy input": (values[:20], {"q": (10, 90)}),
             "default q": (torch.from_numpy(values[:, :3]), {}),
+            # activations straight from a forward pass are in the autograd graph
+            "tensor in the graph": (
+                torch.from_numpy(values[:10]).requires_grad_(),
+                {"q": (15, 50, 85)},
+            ),
         }
         seen = []  # per case: label, the answer, the reference, the hypotheses
         for label, (data, keywords) in cases.items():
@@ -177,7 +182,8 @@ def activation_percentiles(fn, quiet=False, strict=None):
                         "return a NumPy array (np.percentile gives one)",
                     )
                 ]
-            flat, q = np.asarray(data).ravel(), keywords.get("q", (15, 50, 85))
+            plain = data.detach().numpy() if torch.is_tensor(data) else data
+            flat, q = np.asarray(plain).ravel(), keywords.get("q", (15, 50, 85))
             mistakes = {
                 "q was used as a fraction: numpy.percentile takes percents (15, "
                 "not 0.15)": np.percentile(flat, np.asarray(q) / 100.0),

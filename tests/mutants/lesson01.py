@@ -75,6 +75,12 @@ PERCENTILES = {
         lambda v, q=(15, 50, 85): np.percentile(v.detach().numpy().ravel(), q),
         "has no attribute 'detach'",
     ),
+    "numpy() in the graph": (
+        lambda v, q=(15, 50, 85): np.percentile(
+            (v.numpy() if isinstance(v, torch.Tensor) else v).ravel(), q
+        ),
+        "Can't call numpy() on Tensor that requires grad",
+    ),
 }
 NORMS = {
     "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
