@@ -28,6 +28,14 @@ CASES = {
         ["data share of a step", "per-image DataLoader, 2 workers", "epoch  1:"]
         + ["plain epoch  1:", "race to 5%: plain", "x the engine's CPU-seconds"],
     ),
+    # the fast recipe at tiny widths, and one of its ablations
+    "bench_05_cifar.py fast": (
+        ["--epochs", "1", "--widths", "4,4,4,4", "--batch", "64", "--n-train", "512"]
+        + ["--nets", "fast,fast-no_tta+no_whitening,plain", "--fast-epochs", "1"]
+        + ["--fast-widths", "4,4,4", "--target", "0.05", "--skip-pipeline"],
+        ["fast epoch  1:", "fast with test-time augmentation:", "race to 5%: fast"]
+        + ["fast-no_tta+no_whitening epoch  1:", "x the plain loop's CPU-seconds"],
+    ),
     # the GPU check's code, on the CPU at tiny sizes (no GPU runs in CI)
     "gpu_check.py": (
         ["--allow-cpu", "--tiny", "--out", "gpu_check.json", "--target", "0.05"],
@@ -41,7 +49,7 @@ CASES = {
 def test_benchmark_runs_and_prints_what_the_lesson_quotes(script, tmp_path):
     args, expected = CASES[script]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        [sys.executable, str(ROOT / "benchmarks" / script.split()[0]), *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -50,3 +58,25 @@ def test_benchmark_runs_and_prints_what_the_lesson_quotes(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for text in expected:
         assert text in proc.stdout, f"{text!r} missing from:\n{proc.stdout[-2000:]}"
+
+
+def test_the_race_counts_the_fast_recipe_s_set_up_and_tta():
+    """Time to a target: the first epoch that reaches it; the fast recipe's
+    whitening set-up is added, and its final evaluation with test-time
+    augmentation counts as a last row, its cost included."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_05_cifar import time_to
+
+    history = {
+        "epoch": [1, 2],
+        "test_accuracy": [0.5, 0.82],
+        "seconds": [10.0, 20.0],
+        "cpu_seconds": [15.0, 30.0],
+    }
+    assert time_to(history, 0.8) == (2, 20.0, 30.0)
+    assert time_to(history, 0.84) is None
+    history.update(whiten_seconds=1.0, whiten_cpu_seconds=2.0)
+    history.update(tta_accuracy=0.85, tta_seconds=3.0, tta_cpu_seconds=4.0)
+    assert time_to(history, 0.8) == (2, 21.0, 32.0)
+    assert time_to(history, 0.84) == (2, 24.0, 36.0)
+    assert time_to(history, 0.9) is None
