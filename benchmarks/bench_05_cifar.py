@@ -29,6 +29,26 @@ engine's precision (``plain_recipe``), and with ``bn`` a race to ``--target``
 accuracy in wall and CPU seconds.  Compare figures within one run: the
 machine is shared and noisy.
 
+The fast recipe (``--nets fast``, ``fast_recipe``): the engine running what the
+fastest CIFAR-10 training uses, Keller Jordan's airbench
+(github.com/KellerJordan/cifar10-airbench, ``airbench93``'s widths 64-128-128;
+David Page's "How to train your ResNet" before it): its net
+(``train.make_airbench``: a frozen first layer that whitens 2x2 patches of the
+training images, GELUs, BN without a learned scale, identity-initialised
+convolutions, logits scaled by 1/9), batch 1,024, its hyperparameters (rate
+1.5 on a mean loss, momentum 0.85, weight decay 0.0153/11.5 of the rate, BN
+biases at 64 times the rate, label smoothing 0.2, one cycle from a fifth of
+the peak to 7% of it), 2-pixel reflected translations, lookahead, and its
+test-time flips and shifts, for 4 epochs.  Its time to a target counts the
+whitening layer's set-up and the final evaluation with test-time
+augmentation.  Not taken from airbench: its alternating flips, the whitening
+bias frozen after 3 epochs, weight decay on BN biases, and its step-exact
+fractional epochs.  ``--nets fast-<part>[+<part>]`` runs it without the parts
+named (``ABLATIONS``), and ``--collect`` gathers such runs' ``--out`` files in
+one ablation record.
+
+{RACE}
+
 Where the engine's time goes (``benchmarks/profile_05_engine.py``, 2026-12-06,
 before the engine was trimmed; the race's configuration: VGG 32-64-128-256 with
 BN, batch 256, bf16 autocast, one thread pinned to one core of the 2-core AMX
@@ -74,6 +94,7 @@ these runs time, they do not train.)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -429,7 +450,16 @@ def _plain_run(dd, widths, args) -> dict:
             f"{history['cpu_seconds'][-1]:7.1f} CPU-s so far",
             flush=True,
         )
-        return args.stop_at_target and history["test_accuracy"][-1] >= args.target
+        reached = args.stop_at_target and history["test_accuracy"][-1] >= args.target
+        spent = (
+            args.plain_cpu_budget
+            and history["cpu_seconds"][-1] >= args.plain_cpu_budget
+        )
+        if spent and not reached:
+            print(
+                f"  plain: stopped, {args.plain_cpu_budget:g} CPU-s spent", flush=True
+            )
+        return reached or spent
 
     history = plain_recipe(
         dd, widths, args.epochs, args.batch, args.lr, on_epoch=report, bf16=args.bf16
@@ -500,6 +530,18 @@ def _race_report(results, args) -> dict:
         print(
             f"  the plain loop took {ratio:.2f}x the engine's CPU-seconds", flush=True
         )
+    if race.get("fast") and not race["plain"]:
+        # the plain loop stopped (or its schedule ended) short of the target:
+        # it would have needed more than the CPU-seconds it had spent
+        spent = results["plain"]["cpu_seconds"][-1]
+        bound = race["fast"]["cpu_seconds"] / spent
+        race["fast_over_plain_cpu_seconds_at_most"] = round(bound, 3)
+        print(
+            f"  the fast recipe took at most {bound:.2f}x the plain loop's "
+            f"CPU-seconds (the plain loop stopped below {args.target:.0%} after "
+            f"{spent:.0f})",
+            flush=True,
+        )
     if race.get("fast") and race["plain"]:
         for unit in ("cpu_seconds", "seconds"):
             ratio = race["fast"][unit] / race["plain"][unit]
@@ -511,6 +553,37 @@ def _race_report(results, args) -> dict:
             flush=True,
         )
     return race
+
+
+def collect_ablations(paths) -> dict:
+    """The ablation table from the ``--out`` files of runs of the fast recipe
+    and its ablations (``--nets fast`` or ``fast-<a>``): per run, its final
+    accuracy (with test-time augmentation where the run had it), its accuracy
+    without it, and its CPU and wall seconds, set-up and final evaluation
+    included; each row with the command and machine that produced it."""
+    table = {}
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for name, history in saved["results"].items():
+            if not (name == "fast" or name.startswith("fast-")):
+                continue
+            row = {
+                k: history[k]
+                for k in ("final_accuracy", "total_cpu_seconds", "total_seconds")
+            }
+            row["accuracy_without_tta"] = history["test_accuracy"][-1]
+            row["test_accuracy"] = history["test_accuracy"]
+            row["cpu_seconds"] = history["cpu_seconds"]
+            row["ablate"] = history["config"]["recipe"]["ablate"]
+            row["command"] = saved["provenance"]["command"]
+            row["threads"] = saved["results"]["machine"].get("threads")
+            row["machine"] = saved["results"]["machine"]["name"]
+            table[name] = row
+    return {
+        "recipe": {**FAST_RECIPE, **FAST_NET},
+        "ablations": ABLATIONS,
+        "runs": table,
+    }
 
 
 def main(argv=None) -> int:
@@ -556,6 +629,13 @@ def main(argv=None) -> int:
         "--n-train", type=int, default=None, help="a random subset (default: all)"
     )
     parser.add_argument(
+        "--plain-cpu-budget",
+        type=float,
+        default=None,
+        help="stop the plain loop after the epoch that brings its CPU-seconds to "
+        "this (the race then bounds the ratio instead of measuring it)",
+    )
+    parser.add_argument(
         "--fast-epochs",
         type=int,
         default=None,
@@ -580,7 +660,22 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--share-only", action="store_true", help="only time the input pipelines"
     )
+    parser.add_argument(
+        "--collect",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="write --record from these --out files of fast-recipe runs (the "
+        "ablation table; data/reference/05_fast_ablation.json) and stop",
+    )
     args = parser.parse_args(argv)
+    if args.collect:
+        params = {"command": "benchmarks/bench_05_cifar.py --collect ..."}
+        params["sources"] = " ".join(p.name for p in args.collect)
+        write_record(
+            args.record, args.record.stem, params, collect_ablations(args.collect)
+        )
+        return 0
     if args.device:  # what BNCOURSE_DEVICE would say (helpers.config reads it)
         os.environ["BNCOURSE_DEVICE"] = args.device
     widths = tuple(int(w) for w in args.widths.split(","))

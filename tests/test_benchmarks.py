@@ -80,3 +80,33 @@ def test_the_race_counts_the_fast_recipe_s_set_up_and_tta():
     assert time_to(history, 0.8) == (2, 21.0, 32.0)
     assert time_to(history, 0.84) == (2, 24.0, 36.0)
     assert time_to(history, 0.9) is None
+
+
+def test_a_plain_loop_stopped_short_of_the_target_bounds_the_ratio():
+    """Stopped (--plain-cpu-budget) below the target, the plain loop would have
+    needed more than the CPU-seconds it spent: the race says 'at most'."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_05_cifar import _race_report
+
+    def history(accuracies, cpu):
+        return {
+            "epoch": list(range(1, len(cpu) + 1)),
+            "test_accuracy": accuracies,
+            "seconds": cpu,
+            "cpu_seconds": cpu,
+        }
+
+    results = {
+        "fast": history([0.7, 0.85], [100.0, 200.0]),
+        "plain": history([0.5, 0.6, 0.7], [200.0, 400.0, 800.0]),
+    }
+    race = _race_report(results, argparse.Namespace(target=0.84))
+    assert race["plain"] == {} and race["fast"]["cpu_seconds"] == 200.0
+    assert race["fast_over_plain_cpu_seconds_at_most"] == 0.25
+    assert "fast_over_plain_cpu_seconds" not in race
+    results["plain"]["test_accuracy"][-1] = 0.9
+    race = _race_report(results, argparse.Namespace(target=0.84))
+    assert race["fast_over_plain_cpu_seconds"] == 0.25
+    assert "fast_over_plain_cpu_seconds_at_most" not in race
