@@ -97,17 +97,18 @@ class DeviceData:
         )
 
 
-def crop_flip(images, padding=4, generator=None):
+def crop_flip(images, padding=4, generator=None, mode="constant"):
     """Random crops (after zero padding) and horizontal flips of a whole batch.
 
     Done with index arithmetic on the batch's device: the padded batch is
     indexed with per-image row and column offsets, so no Python loop runs
     per image.  ``images`` is (N, C, H, W); the result has the same shape.
+    ``mode="reflect"`` pads with the mirrored border instead of zeros.
     """
     torch = _torch()
     n, c, h, w = images.shape
     device = images.device
-    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    padded = torch.nn.functional.pad(images, (padding,) * 4, mode=mode)
     dy = torch.randint(0, 2 * padding + 1, (n,), device=device, generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n,), device=device, generator=generator)
     rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]
@@ -151,7 +152,17 @@ def flip_shear_zoom(images, shear_degrees=0.2, zoom=0.2, generator=None):
     return out.contiguous(memory_format=torch.channels_last)
 
 
-AUGMENTATIONS = {"crop_flip": crop_flip, "flip_shear_zoom": flip_shear_zoom}
+def translate2_flip(images, generator=None):
+    """airbench's augmentation: flips and translations of up to 2 pixels, the
+    border reflected (``crop_flip`` with ``padding=2, mode="reflect"``)."""
+    return crop_flip(images, padding=2, generator=generator, mode="reflect")
+
+
+AUGMENTATIONS = {
+    "crop_flip": crop_flip,
+    "flip_shear_zoom": flip_shear_zoom,
+    "translate2_flip": translate2_flip,
+}
 
 
 # --------------------------------------------------------------------------
@@ -200,6 +211,72 @@ def make_vgg(
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(c_in, classes))
     return nn.Sequential(*layers)
+
+
+def make_airbench(widths=(64, 128, 128), classes=10, dirac=True, gelu=True):
+    """Keller Jordan's airbench net (``airbench93``'s widths by default), the
+    fast recipe's net.
+
+    A 2x2 convolution without padding whose 24 filters are the train set's
+    patch-whitening transform and its negative (frozen; ``init_whitening``
+    sets them), a GELU, then three groups of conv 3x3 -> max-pool 2 -> BN ->
+    GELU -> conv 3x3 -> BN -> GELU, a 3x3 max-pool, a linear layer without
+    bias and the logits scaled by 1/9.  The BN layers have no learned scale
+    (a ReLU-like unit commutes with it), eps 1e-12 and momentum 0.4 (airbench's
+    0.6 in the other convention); with ``dirac`` each convolution starts as an
+    identity on its first input channels (``torch.nn.init.dirac_``) plus
+    PyTorch's default draw.  ``gelu=False`` puts ReLUs instead.
+    """
+    torch = _torch()
+    nn = torch.nn
+    act = nn.GELU if gelu else nn.ReLU
+
+    class Scale(nn.Module):
+        def forward(self, x):
+            return x / 9
+
+    def conv(c_in, c_out):
+        layer = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        if dirac:
+            with torch.no_grad():
+                nn.init.dirac_(layer.weight[:c_in])
+        return layer
+
+    def bn(c):
+        norm = nn.BatchNorm2d(c, eps=1e-12, momentum=0.4)
+        norm.weight.requires_grad_(False)
+        return norm
+
+    whiten = nn.Conv2d(3, 24, 2, padding=0, bias=True)
+    whiten.weight.requires_grad_(False)
+    layers, c_in = [whiten, act()], 24
+    for width in widths:
+        layers += [conv(c_in, width), nn.MaxPool2d(2), bn(width), act()]
+        layers += [conv(width, width), bn(width), act()]
+        c_in = width
+    layers += [nn.MaxPool2d(3), nn.Flatten(), nn.Linear(c_in, classes, bias=False)]
+    return nn.Sequential(*layers, Scale())
+
+
+def init_whitening(model, images, eps=5e-4):
+    """Set the first layer of ``make_airbench``'s net to whiten 2x2 patches of
+    ``images`` (normalised, N x 3 x 32 x 32; airbench uses 5,000 train images):
+    the eigenvectors of the patches' covariance, each divided by the square
+    root of its eigenvalue, and their negatives."""
+    torch = _torch()
+    layer = model[0]
+    c, (h, w) = images.shape[1], layer.weight.shape[2:]
+    with torch.no_grad():
+        x = images.float()
+        patches = (
+            x.unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c * h * w)
+        )
+        covariance = patches.T @ patches / len(patches)
+        values, vectors = torch.linalg.eigh(covariance)
+        values, vectors = values.flip(0), vectors.T.flip(0)
+        scaled = (vectors / torch.sqrt(values + eps)[:, None]).reshape(-1, c, h, w)
+        layer.weight.copy_(torch.cat((scaled, -scaled)))
+    return model
 
 
 # The slides' Inception network (KieferN/Batch_Normalization): GoogLeNet's
@@ -369,18 +446,31 @@ class TrainConfig:
     schedule: str = "one-cycle"
     step_epochs: int = 10
     nesterov: bool = True
+    # the fast recipe's parts (airbench, Page): one-cycle from lr * lr_start up
+    # to lr, then down to lr * lr_end; BN parameters at bias_lr_scale times the
+    # rate; lookahead (the weights pulled to an average of themselves every 5
+    # steps, airbench's schedule); test-time augmentation of the final
+    # evaluation (1: mirror, 2: mirror and 1-pixel translations)
+    lr_start: float = 0.0
+    lr_end: float = 0.0
+    bias_lr_scale: float = 1.0
+    lookahead: bool = False
+    tta: int = 0
     extra: dict = field(default_factory=dict)  # anything else worth recording
 
     def asdict(self) -> dict:
         return asdict(self)
 
 
-def _lr_at(step, total, peak, warmup):
-    """Linear warm-up to ``peak``, then linear decay to 0 (one cycle)."""
+def _lr_at(step, total, peak, warmup, start=0.0, end=0.0):
+    """Linear warm-up to ``peak``, then linear decay to 0 (one cycle); with
+    ``start`` or ``end``, from ``peak * start`` and down to ``peak * end``."""
     up = max(1, int(total * warmup))
     if step < up:
-        return peak * (step + 1) / up
-    return peak * max(0.0, (total - step) / max(1, total - up))
+        frac = (step + 1) / up
+        return peak * (start + (1 - start) * frac)
+    frac = max(0.0, (total - step) / max(1, total - up))
+    return peak * (end + (1 - end) * frac)
 
 
 @dataclass(frozen=True)
@@ -436,13 +526,31 @@ class Policy:
         return model.to(device=self.device, memory_format=torch.channels_last)
 
     def optimizer(self, model, cfg: TrainConfig):
-        """SGD (Nesterov by default); no weight decay on BN parameters and biases."""
-        params = list(model.parameters())
-        return _torch().optim.SGD(
-            [
-                {"params": [p for p in params if p.ndim > 1]},
-                {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-            ],
+        """SGD (Nesterov by default); no weight decay on BN parameters and
+        biases; BN parameters at ``cfg.bias_lr_scale`` times the rate (the
+        ``lr_scale`` of their group; ``_Run`` applies it)."""
+        torch = _torch()
+        norms = {
+            id(p)
+            for m in model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            for p in m.parameters()
+        }
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.ndim > 1]},
+            {
+                "params": [p for p in params if p.ndim <= 1 and id(p) not in norms],
+                "weight_decay": 0.0,
+            },
+            {
+                "params": [p for p in params if id(p) in norms],
+                "weight_decay": 0.0,
+                "lr_scale": cfg.bias_lr_scale,
+            },
+        ]
+        return torch.optim.SGD(
+            [g for g in groups if g["params"]],
             lr=cfg.lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov,
@@ -462,8 +570,9 @@ class Policy:
         return precision + (" with a gradient scaler" if self.grad_scaler else "")
 
 
-def evaluate(model, data, batch_size=256, cpu_bf16=False, policy=None):
-    """(test loss, test accuracy) in eval mode.  Batches of 256: batches of
+def evaluate(model, data, batch_size=256, cpu_bf16=False, policy=None, tta=0):
+    """(test loss, test accuracy) in eval mode, with ``tta`` the level of
+    test-time augmentation (``tta_logits``).  Batches of 256: batches of
     1,000 cost twice as much per image on the CPU (their activations outgrow
     the caches; ``benchmarks/bench_05_cifar.py``'s docstring)."""
     torch = _torch()
@@ -473,11 +582,55 @@ def evaluate(model, data, batch_size=256, cpu_bf16=False, policy=None):
     with torch.no_grad(), policy.autocast():
         for i in range(0, len(data.x_test), batch_size):
             x, y = data.x_test[i : i + batch_size], data.y_test[i : i + batch_size]
-            logits = model(x).float()
+            logits = tta_logits(model, x, tta)
             loss += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
     n = len(data.x_test)
     return float(loss) / n, int(correct) / n
+
+
+class Lookahead:
+    """airbench's lookahead: every 5 steps the weights (and BN's running
+    statistics) move to an average that trails them, ``avg += (1 - decay) *
+    (w - avg); w = avg``, with ``decay = 0.95**5 * (step / total)**3``: no
+    pull early, more and more towards the end; the last step sets the
+    weights to the average (decay 1)."""
+
+    def __init__(self, model):
+        self.average = {
+            k: v.detach().clone()
+            for k, v in model.state_dict().items()
+            if v.is_floating_point()
+        }
+
+    def update(self, model, step, total):
+        torch = _torch()
+        decay = 1.0 if step >= total else 0.95**5 * (step / total) ** 3
+        state = model.state_dict()
+        with torch.no_grad():
+            for k, average in self.average.items():
+                average.lerp_(state[k], 1 - decay)
+                state[k].copy_(average)
+
+
+def tta_logits(model, x, level):
+    """Logits averaged over test-time views: 0 the image; 1 it and its mirror;
+    2 also both shifted by one pixel up-left and down-right (reflected
+    border), the shifts weighted half as a whole (airbench's weighting)."""
+    torch = _torch()
+    if level == 0:
+        return model(x).float()
+    logits = (model(x).float() + model(x.flip(-1)).float()) / 2
+    if level == 1:
+        return logits
+    padded = torch.nn.functional.pad(x, (1,) * 4, mode="reflect")
+    h, w = x.shape[-2:]
+    shifted = [padded[..., :h, :w], padded[..., 2 : h + 2, 2 : w + 2]]
+    views = [
+        tta_logits(model, v.contiguous(memory_format=torch.channels_last), 1)
+        for v in shifted
+    ]
+    return logits / 2 + (views[0] + views[1]) / 4
 
 
 class _Run:
@@ -505,6 +658,7 @@ class _Run:
         self.total = self.steps_per_epoch * cfg.epochs
         self.step = 0
         self.lr = self.rate()
+        self.lookahead = Lookahead(self.model) if cfg.lookahead else None
 
     def rate(self) -> float:
         """This step's learning rate (a Python float: no device read)."""
@@ -515,7 +669,9 @@ class _Run:
             return cfg.lr * 0.1 ** (
                 self.step // self.steps_per_epoch // cfg.step_epochs
             )
-        return _lr_at(self.step, self.total, cfg.lr, cfg.warmup)
+        return _lr_at(
+            self.step, self.total, cfg.lr, cfg.warmup, cfg.lr_start, cfg.lr_end
+        )
 
     def train_step(self, x, y):
         """One step on a batch; the loss stays on the device."""
@@ -524,7 +680,7 @@ class _Run:
             x = self.augment(x, generator=self.gen)
         self.lr = self.rate()
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+            group["lr"] = self.lr * group.get("lr_scale", 1.0)
         with self.policy.autocast():
             loss = torch.nn.functional.cross_entropy(
                 self.model(x), y, label_smoothing=self.cfg.label_smoothing
@@ -534,6 +690,10 @@ class _Run:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
+        if self.lookahead is not None and (
+            self.step % 5 == 0 or self.step == self.total
+        ):
+            self.lookahead.update(self.model, self.step, self.total)
         return loss.detach()
 
     def epoch(self, bar):
@@ -600,7 +760,9 @@ def train(
     device once per epoch, never inside a step (``tests/test_train.py``
     counts).  ``on_epoch(history)`` is called after every epoch (the benchmark
     prints from it); if it returns True the run ends there (the learning-rate
-    schedule stays the one planned for ``cfg.epochs``).
+    schedule stays the one planned for ``cfg.epochs``).  With ``cfg.tta`` the
+    last epoch is evaluated once more with test-time augmentation, timed:
+    ``tta_accuracy``, ``tta_seconds`` and ``tta_cpu_seconds``.
     """
     from tqdm.auto import tqdm
 
@@ -633,6 +795,14 @@ def train(
         history["seconds"].append(round(elapsed, 3))
         history["cpu_seconds"].append(round(cpu, 3))
         history["lr"].append(run.lr)
+        last = epoch == cfg.epochs
+        if cfg.tta and last and not history["diverged"]:
+            # the recipe's final evaluation is part of its cost: timed
+            start, cpu_start = policy.clock(), time.process_time()
+            _, accuracy = evaluate(run.model, data, policy=policy, tta=cfg.tta)
+            history["tta_accuracy"] = accuracy
+            history["tta_seconds"] = round(policy.clock() - start, 3)
+            history["tta_cpu_seconds"] = round(time.process_time() - cpu_start, 3)
         stop = on_epoch(history) if on_epoch is not None else False
         if history["diverged"] or stop:
             break

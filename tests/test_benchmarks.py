@@ -24,9 +24,14 @@ CASES = {
     # fast mode: the shipped CIFAR-10 subset, a tiny net, one epoch
     "bench_05_cifar.py": (
         ["--epochs", "1", "--widths", "4,4,4,4", "--pool-first", "--batch", "64"]
-        + ["--steps", "2", "--nets", "bn,none,plain", "--target", "0.05"],
+        + ["--steps", "2", "--target", "0.05"]
+        # and the fast recipe at tiny widths, with one of its ablations
+        + ["--nets", "bn,none,plain,fast,fast-no_tta+no_whitening"]
+        + ["--fast-epochs", "1", "--fast-widths", "4,4,4"],
         ["data share of a step", "per-image DataLoader, 2 workers", "epoch  1:"]
-        + ["plain epoch  1:", "race to 5%: plain", "x the engine's CPU-seconds"],
+        + ["plain epoch  1:", "race to 5%: plain", "x the engine's CPU-seconds"]
+        + ["fast epoch  1:", "fast with test-time augmentation:", "race to 5%: fast"]
+        + ["fast-no_tta+no_whitening epoch  1:", "x the plain loop's CPU-seconds"],
     ),
     # the GPU check's code, on the CPU at tiny sizes (no GPU runs in CI)
     "gpu_check.py": (
@@ -50,3 +55,55 @@ def test_benchmark_runs_and_prints_what_the_lesson_quotes(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     for text in expected:
         assert text in proc.stdout, f"{text!r} missing from:\n{proc.stdout[-2000:]}"
+
+
+def test_the_race_counts_the_fast_recipe_s_set_up_and_tta():
+    """Time to a target: the first epoch that reaches it; the fast recipe's
+    whitening set-up is added, and its final evaluation with test-time
+    augmentation counts as a last row, its cost included."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_05_cifar import time_to
+
+    history = {
+        "epoch": [1, 2],
+        "test_accuracy": [0.5, 0.82],
+        "seconds": [10.0, 20.0],
+        "cpu_seconds": [15.0, 30.0],
+    }
+    assert time_to(history, 0.8) == (2, 20.0, 30.0)
+    assert time_to(history, 0.84) is None
+    history.update(whiten_seconds=1.0, whiten_cpu_seconds=2.0)
+    history.update(tta_accuracy=0.85, tta_seconds=3.0, tta_cpu_seconds=4.0)
+    assert time_to(history, 0.8) == (2, 21.0, 32.0)
+    assert time_to(history, 0.84) == (2, 24.0, 36.0)
+    assert time_to(history, 0.9) is None
+
+
+def test_a_plain_loop_stopped_short_of_the_target_bounds_the_ratio():
+    """Stopped (--plain-cpu-budget) below the target, the plain loop would have
+    needed more than the CPU-seconds it spent: the race says 'at most'."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bench_05_cifar import _race_report
+
+    def history(accuracies, cpu):
+        return {
+            "epoch": list(range(1, len(cpu) + 1)),
+            "test_accuracy": accuracies,
+            "seconds": cpu,
+            "cpu_seconds": cpu,
+        }
+
+    results = {
+        "fast": history([0.7, 0.85], [100.0, 200.0]),
+        "plain": history([0.5, 0.6, 0.7], [200.0, 400.0, 800.0]),
+    }
+    race = _race_report(results, argparse.Namespace(target=0.84))
+    assert race["plain"] == {} and race["fast"]["cpu_seconds"] == 200.0
+    assert race["fast_over_plain_cpu_seconds_at_most"] == 0.25
+    assert "fast_over_plain_cpu_seconds" not in race
+    results["plain"]["test_accuracy"][-1] = 0.9
+    race = _race_report(results, argparse.Namespace(target=0.84))
+    assert race["fast_over_plain_cpu_seconds"] == 0.25
+    assert "fast_over_plain_cpu_seconds_at_most" not in race

@@ -196,3 +196,116 @@ def test_evaluation_in_batches_is_the_whole_test_set_s():
     expected = torch.nn.functional.cross_entropy(logits, data.y_test).item()
     assert loss == pytest.approx(expected, rel=1e-5)
     assert accuracy == pytest.approx((logits.argmax(1) == data.y_test).float().mean())
+
+
+# --------------------------------------------------------------------------
+# the fast recipe's parts (benchmarks/bench_05_cifar.py's fast_recipe)
+# --------------------------------------------------------------------------
+
+
+def test_one_cycle_from_a_floor_and_down_to_a_floor():
+    """lr_start and lr_end: airbench's schedule starts at a fifth of the peak
+    and ends at 7% of it; without them, the one-cycle schedule as before."""
+    total, up = 100, 23
+    rates = [train._lr_at(s, total, 1.0, 0.23, 0.2, 0.07) for s in range(total)]
+    assert rates[0] == pytest.approx(0.2 + 0.8 / up)
+    assert rates[up - 1] == pytest.approx(1.0) and max(rates) == pytest.approx(1.0)
+    assert rates[-1] == pytest.approx(0.07 + 0.93 / (total - up))
+    plain = [train._lr_at(s, total, 0.4, 0.2) for s in range(total)]
+    assert plain[0] == pytest.approx(0.4 / 20) and plain[-1] == pytest.approx(0.4 / 80)
+
+
+def test_the_whitening_layer_whitens_2x2_patches():
+    """After init_whitening, the first 12 filters' outputs over the patches
+    have (nearly) the identity as covariance; the other 12 are their negatives."""
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(200, 3, 33, 33, generator=gen)
+    images = (base[..., :32, :32] + base[..., 1:, 1:]) * torch.tensor(
+        [1.0, 2.0, 0.5]
+    ).view(1, 3, 1, 1)  # correlated neighbours, unequal channels
+    model = train.init_whitening(train.make_airbench((8, 8, 8)), images, eps=0.0)
+    with torch.no_grad():
+        out = torch.nn.functional.conv2d(images, model[0].weight)  # no bias
+    flat = out[:, :12].permute(1, 0, 2, 3).reshape(12, -1)
+    covariance = flat @ flat.T / flat.shape[1]
+    assert torch.allclose(covariance, torch.eye(12), atol=1e-3)
+    assert torch.equal(model[0].weight[12:], -model[0].weight[:12])
+    assert not model[0].weight.requires_grad
+
+
+def test_lookahead_moves_the_weights_to_a_trailing_average():
+    model = torch.nn.Linear(3, 2)
+    start = model.weight.detach().clone()
+    lookahead = train.Lookahead(model)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.update(model, 50, 100)  # decay 0.95**5 / 8: most of the way
+    decay = 0.95**5 * 0.5**3
+    assert torch.allclose(model.weight, start + (1 - decay))
+    assert torch.equal(lookahead.average["weight"], model.weight)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    lookahead.update(model, 100, 100)  # the last step: back to the average
+    assert torch.allclose(model.weight, start + (1 - decay))
+
+
+def test_test_time_augmentation_weighs_airbench_s_six_views():
+    """Level 2: half the image and its mirror, a quarter each shifted pair
+    (one pixel up-left, one down-right, the border reflected), by NumPy."""
+    x = torch.randn(4, 3, 32, 32)
+
+    def model(images):  # a function of position: any shift or flip changes it
+        return images[:, :, :2, :5].reshape(len(images), -1)[:, :10]
+
+    def views(a):
+        return (model(a) + model(a.flip(-1))) / 2
+
+    padded = torch.from_numpy(
+        np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)), "reflect")
+    )
+    expected = (
+        views(x) / 2 + (views(padded[..., :32, :32]) + views(padded[..., 2:, 2:])) / 4
+    )
+    assert torch.allclose(train.tta_logits(model, x, 2), expected)
+    assert torch.allclose(train.tta_logits(model, x, 1), views(x))
+    assert torch.equal(train.tta_logits(model, x, 0), model(x))
+
+
+def test_translate2_flip_shifts_by_at_most_two_pixels_with_reflection():
+    x = torch.randn(32, 3, 32, 32)
+    out = train.translate2_flip(x, generator=torch.Generator().manual_seed(0))
+    padded = torch.from_numpy(
+        np.pad(x.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), "reflect")
+    )
+    for image, source in zip(out, padded, strict=True):
+        candidates = [
+            c
+            for dy in range(5)
+            for dx in range(5)
+            for c in (source[:, dy : dy + 32, dx : dx + 32],)
+            for c in (c, c.flip(-1))
+        ]
+        assert any(torch.equal(image, c) for c in candidates)
+
+
+def test_bn_parameters_train_at_bias_lr_scale_times_the_rate():
+    data = train.DeviceData(_Tiny(32), device="cpu")
+    model = train.make_airbench((8, 8, 8))
+    run = train._Run(
+        model, data, _cfg(bias_lr_scale=64.0), train.Policy.for_device("cpu")
+    )
+    run.train_step(data.x_train[:16], data.y_train[:16])
+    rates = {id(p): g["lr"] for g in run.optimizer.param_groups for p in g["params"]}
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(rates[id(m.bias)] == pytest.approx(64 * run.lr) for m in bn)
+    assert all(id(m.weight) not in rates for m in bn)  # frozen at 1
+    assert rates[id(model[2].weight)] == pytest.approx(run.lr)
+
+
+def test_the_fast_recipe_s_last_evaluation_is_timed_with_tta():
+    data = train.DeviceData(_Tiny(64), device="cpu")
+    model = train.make_airbench((8, 8, 8))
+    history = train.train(model, data, _cfg(tta=2, lookahead=True), progress=False)
+    assert 0.0 <= history["tta_accuracy"] <= 1.0
+    assert history["tta_cpu_seconds"] > 0.0 and history["tta_seconds"] > 0.0
+    assert "tta_accuracy" not in train.train(_net(), data, _cfg(), progress=False)
