@@ -227,3 +227,19 @@ def test_the_mistakes_column_keeps_a_hint_and_drops_the_values():
     (named,) = report.named_mistakes(line)
     assert "eps goes inside the sqrt" in named
     assert "2.5" not in named and "1.25" not in named and "(3" not in named
+
+
+def test_the_assignment_not_the_file_decides_the_lesson(tmp_path):
+    """A notebook's metadata never chooses its lesson where its name or the
+    instructor's --lesson gives one (the third outside attack: a quiz handed
+    in as lesson 08 was graded as the quiz, 42 points)."""
+    from helpers import course
+
+    quiz, last = course.lesson("06").stem, course.LESSONS[-1].stem
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["bncourse"] = {"lesson": quiz}
+    assert grade.lesson_of(nb, tmp_path / f"{last}.ipynb") == last
+    assert grade.lesson_of(nb, tmp_path / f"bob_222_333_{last}.ipynb") == last
+    assert grade.lesson_of(nb, tmp_path / f"{quiz}.ipynb", pinned="08") == last
+    assert grade.lesson_of(nb, tmp_path / f"{last}_{quiz}.ipynb") is None  # two
+    assert grade.lesson_of(nb, tmp_path / "alice.ipynb") == quiz  # nothing else

@@ -413,3 +413,29 @@ def test_the_image_installs_pytorchs_cpu_build_and_only_what_grading_needs(tmp_p
         if line.startswith("confusable-homoglyphs==")
     ]
     assert pin in course, course
+
+
+def test_the_zips_lesson_pins_what_run_autograder_grades(tmp_path):
+    """make_zip.py --lesson writes LESSON; run_autograder passes it on as
+    grade.py's --lesson (a submission's name or metadata cannot choose)."""
+    import zipfile
+
+    sys.path.insert(0, str(ROOT / "tools" / "gradescope"))
+    import make_zip
+
+    names = make_zip.build(tmp_path / "a.zip", lesson=Path(LESSON).stem)
+    assert "LESSON" in names
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        assert archive.read("LESSON").decode().strip() == Path(LESSON).stem
+    root = _scripts_only(tmp_path)
+    (root / "source" / "LESSON").write_text(Path(LESSON).stem + "\n")
+    fake = _fake_grader(tmp_path, 1)
+    log = tmp_path / "args.txt"
+    fake.write_text(
+        fake.read_text().replace(
+            "#!/usr/bin/env bash\n", f'#!/usr/bin/env bash\necho "$@" >>{log}\n', 1
+        )
+    )
+    done = _run(root, {LESSON: ROOT / "notebooks" / LESSON}, PYTHON=str(fake))
+    assert done.returncode == 0, done.stderr
+    assert f"--lesson {Path(LESSON).stem}" in log.read_text()

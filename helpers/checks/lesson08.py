@@ -299,9 +299,10 @@ def _running_results(fn, seed) -> list[Result]:
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
     mean0, var0 = _running_start(seed)
     buffers = [(mean0.clone(), var0.clone()) for _ in xs]
-    per_rank = [
-        (x, gamma, beta, rm, rv) for x, (rm, rv) in zip(xs, buffers, strict=True)
-    ]
+    # the ranks get copies of the inputs (only the buffers are theirs to write):
+    # the reference below is built from the check's own, untouched xs
+    given = [(x.clone(), gamma.clone(), beta.clone()) for x in xs]
+    per_rank = [(*g, rm, rv) for g, (rm, rv) in zip(given, buffers, strict=True)]
 
     def on_rank(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
         return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
@@ -314,6 +315,15 @@ def _running_results(fn, seed) -> list[Result]:
                 "running_mean=None, running_var=None, momentum=0.1)"
             )
         return [problem_]
+    for rank, (x, g, b) in enumerate(given):
+        if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
+            return [
+                wrong(
+                    name,
+                    f"rank {rank} changed its input x, gamma or beta in place: only "
+                    "running_mean and running_var are the function's to write",
+                )
+            ]
     want_mean, want_var = torch_running(xs, mean0, var0)
     mistakes = _running_mistakes(xs, mean0, var0)
     return [

@@ -99,6 +99,16 @@ def _forward(x, gamma, beta, all_reduce, eps=EPS, *running):
     return sync_forward(x, gamma, beta, all_reduce, eps, *running)
 
 
+def _zeroing(x, gamma, beta, all_reduce, eps=EPS, *running):
+    """Right, then writes zeros into x: a reference built from x after the
+    call would agree with whatever the buffers hold (the third outside attack)."""
+    value = sync_forward(x, gamma, beta, all_reduce, eps, *running)
+    if running:
+        with torch.no_grad():
+            x.zero_()
+    return value
+
+
 def sync_backward(
     dout,
     cache,
@@ -204,6 +214,7 @@ FORWARD = {
     "momentum reversed": (_fwd(running="momentum reversed"), "running_mean moved by 1 - momentum"),
     "momentum argument ignored": (_fwd(running="default momentum"), "not by the momentum passed"),
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change for the caller"),
+    "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
     "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
 }
 BACKWARD = {

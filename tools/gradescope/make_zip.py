@@ -55,11 +55,19 @@ def _add(archive: zipfile.ZipFile, path: Path, name: str) -> None:
     archive.writestr(info, path.read_bytes())
 
 
-def build(out: Path, root: Path = ROOT) -> list[str]:
-    """Write the zip; return its names, the two scripts first."""
+def build(out: Path, root: Path = ROOT, lesson: str | None = None) -> list[str]:
+    """Write the zip; return its names, the two scripts first.  ``lesson``
+    pins the assignment's lesson (a file ``LESSON`` that run_autograder
+    passes to grade.py's --lesson): a submission's name or metadata then
+    cannot choose which lesson's tests it is graded by."""
     names = list(SCRIPTS)
     out = out.resolve()
     with zipfile.ZipFile(out, "w") as archive:
+        if lesson:
+            info = zipfile.ZipInfo("LESSON", STAMP)
+            info.external_attr = (0o100000 | 0o644) << 16
+            archive.writestr(info, lesson + "\n")
+            names.append("LESSON")
         for script in SCRIPTS:
             _add(archive, HERE / script, script)
         for rel in course_files(root):
@@ -73,8 +81,27 @@ def build(out: Path, root: Path = ROOT) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("autograder.zip"))
+    parser.add_argument(
+        "--lesson",
+        help="the assignment's lesson (NN): every submission is graded as it",
+    )
     args = parser.parse_args(argv)
-    names = build(args.out)
+    lesson = None
+    if args.lesson:
+        sys.path.insert(0, str(ROOT))
+        from helpers import course
+
+        try:
+            lesson = course.lesson(args.lesson).stem
+        except KeyError:
+            parser.error(f"no lesson {args.lesson!r}")
+    else:
+        print(
+            "make_zip: no --lesson: a submission's file name (or metadata) chooses "
+            "the lesson it is graded as; give --lesson NN for an assignment",
+            file=sys.stderr,
+        )
+    names = build(args.out, lesson=lesson)
     size = args.out.stat().st_size / 1e6
     print(
         f"make_zip: wrote {args.out} ({len(names)} files, {size:.1f} MB): upload it "

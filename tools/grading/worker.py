@@ -410,6 +410,12 @@ def _read(submission: Path, result: Result, lesson_of):
         return None, None
     result.notebook = stem
     meta = nb.get("metadata", {}).get("bncourse", {})
+    claimed = meta.get("lesson") if isinstance(meta, dict) else None
+    if isinstance(claimed, str) and claimed != stem:
+        result.notes.append(
+            f"the notebook's metadata names lesson {safe.learner_text(claimed, 60)!r}"
+            f"; graded as {stem}, the lesson its name or the assignment gives"
+        )
     if isinstance(meta, dict) and isinstance(meta.get("learner"), str):
         result.learner = safe.learner_text(meta["learner"], 100)
     return nb, stem
