@@ -35,17 +35,17 @@ fastest CIFAR-10 training uses, Keller Jordan's airbench
 David Page's "How to train your ResNet" before it): its net
 (``train.make_airbench``: a frozen first layer that whitens 2x2 patches of the
 training images, GELUs, BN without a learned scale, identity-initialised
-convolutions, logits scaled by 1/9), batch 1,024, its hyperparameters (rate
-1.5 on a mean loss, momentum 0.85, weight decay 0.0153/11.5 of the rate, BN
-biases at 64 times the rate, label smoothing 0.2, one cycle from a fifth of
-the peak to 7% of it), 2-pixel reflected translations, lookahead, and its
-test-time flips and shifts, for 4 epochs.  Its time to a target counts the
-whitening layer's set-up, and the final evaluation with test-time
-augmentation where only that evaluation reaches the target.  Not taken from airbench: its alternating flips, the whitening
-bias frozen after 3 epochs, weight decay on BN biases, and its step-exact
-fractional epochs.  ``--nets fast-<part>[+<part>]`` runs it without the parts
-named (``ABLATIONS``), and ``--collect`` gathers such runs' ``--out`` files in
-one ablation record.
+convolutions, logits scaled by 1/9), batch 1,024, its hyperparameters (rate 1.5
+on a mean loss, momentum 0.85, weight decay 0.0153/11.5 of the rate, BN biases
+at 64 times the rate, label smoothing 0.2, one cycle from a fifth of the peak
+to 7% of it), 2-pixel reflected translations, lookahead, and its test-time
+flips and shifts, for 4 epochs. Its time to a target counts the whitening
+layer's set-up, and the final evaluation with test-time augmentation where only
+that evaluation reaches the target. Not taken from airbench: its alternating
+flips, the whitening bias frozen after 3 epochs, weight decay on BN biases, and
+its step-exact fractional epochs. ``--nets fast-<part>[+<part>]`` runs it
+without the parts named (``ABLATIONS``), and ``--collect`` gathers such runs'
+``--out`` files in one ablation record.
 
 The race, 2026-12-06 (``data/reference/05_race.json``,
 ``benchmarks/results/bench_05_race_cpu.json``; ``--nets fast,plain
@@ -54,38 +54,45 @@ one process on 2 threads with ``OMP_WAIT_POLICY=PASSIVE`` (a first try with
 spinning OpenMP threads charged an epoch 2.2 times the CPU-seconds it costs one
 thread, on the loaded machine), a 2-core AMD EPYC with AVX-512-BF16, bf16
 autocast on both sides, load average 2-110 from other jobs): the plain loop
-reached 84% at epoch 13 (84.34%) after 1310 CPU-seconds
-(2564 s), its epochs costing 72-137 CPU-s; the fast recipe reached
-84.52% at its 4th and last epoch (per epoch 54.3%, 70.5%, 78.2%, 84.5%) after
-342 CPU-seconds, the whitening set-up (0.4 CPU-s) included, its epochs
-costing 81-87 CPU-s: **0.26 times the plain loop's CPU-seconds**
-(0.38 times its wall time; the fast recipe ran while the machine was busiest).
-Half a point above the target, one seed: its test-time views (not needed,
-not counted) took it to 85.63% for 18 more CPU-seconds.  One thread:
-not raced (no CPU time left); on one thread an epoch of the fast recipe cost
-57-63 CPU-s (the ablation runs below) against 81-87 on two.  During
-the plain loop's epoch 13 the running process's race report was replaced by
-the committed one, which only adds a bound for a plain loop stopped short of
-the target (``--plain-cpu-budget``; unused: it reached 84%).
+reached 84% at epoch 13 (84.34%) after 1310 CPU-seconds (2564 s), its epochs
+costing 72-137 CPU-s; the fast recipe reached 84.52% at its 4th and last epoch
+(per epoch 54.3%, 70.5%, 78.2%, 84.5%) after 342 CPU-seconds, the whitening
+set-up (0.4 CPU-s) included, its epochs costing 81-87 CPU-s: **0.26 times the
+plain loop's CPU-seconds** (0.38 times its wall time; the fast recipe ran while
+the machine was busiest).  Half a point above the target, one seed: its
+test-time views (not needed, not counted) took it to 85.63% for 18 more
+CPU-seconds.  During the plain loop's epoch 13 the running process's race
+report was replaced by the committed one, which only adds a bound for a plain
+loop stopped short of the target (``--plain-cpu-budget``; unused: it reached
+84%).
+
+One thread, the two side by side, each with ``--threads 1`` pinned to its own
+core (``--nets fast`` and ``--nets plain`` at the same time,
+``benchmarks/results/bench_05_race_1thread_*``): the fast recipe reached 84.82%
+at epoch 4 after 233 CPU-seconds (277 s); the plain loop was stopped at the
+session's end after epoch 11, at 82.22% and 745 CPU-seconds (1106 s; its log,
+it wrote no ``--out``): short of 84%, so the fast recipe took **at most 0.31
+times** its CPU-seconds on one thread, a bound.  One thread costs less CPU per
+epoch than two (the fast recipe 57-59 CPU-s against 81-87): on two threads both
+loops pay for the threads' synchronisation.
 
 What some parts buy (``data/reference/05_fast_ablation.json``, from the runs'
-``--out`` files in ``benchmarks/results/bench_05_fast_*.json``; one seed each,
-full CIFAR-10, 4 epochs, bf16, one thread but for the recipe itself (the
-race's run, two threads), so compare the one-thread runs' CPU-seconds with each
-other only; their wall times are meaningless, two were paused): the recipe 85.63% with test-time views and
-84.52% without (the race's run; the views add 1.1 points for
-18 CPU-s); without the whitening layer (PyTorch's draw, trained)
-84.34% and 83.21%, 1.3 points less: it would have missed 84%; without
-lookahead 85.81% and 84.57%: lookahead bought nothing measurable at
-this budget, within one seed's noise (kept only because the race ran with it:
-drop it when the race is rerun); batch 512 at half the rate 86.21% and
-84.90%, no worse, and as cheap per epoch (259 CPU-s in all against
-252 at batch 1,024): a larger batch buys nothing on a CPU, where a
-step costs in proportion to its images.  Not measured for lack of CPU time:
-GELU against ReLU, the identity initialisation, the BN biases' 64-fold rate,
-label smoothing 0.2 against 0.1, the schedule's floor and the reflected
-2-pixel translations (``ABLATIONS`` names each; ``--nets fast-<name>`` runs
-one).  The rates of the lesson's BN and no-BN pair are not tuned (above).
+``--out`` files in ``benchmarks/results/``; one seed each, full CIFAR-10, 4
+epochs, bf16, one thread; the final accuracy with test-time views and without,
+and the CPU-seconds of the whole run; wall times meaningless, some runs were
+paused): the recipe 85.76% and 84.82%, 251 CPU-s (the one-thread race's run;
+the views add 0.9 points for 18 CPU-s); without the whitening layer (PyTorch's
+draw, trained) 84.34% and 83.21%, 249 CPU-s: 1.6 points less, short of 84%;
+with ReLUs for GELUs 85.08% and 84.20%, 261 CPU-s; without lookahead 85.81% and
+84.57%, 252 CPU-s: lookahead bought nothing measurable at this budget, within
+one seed's noise (kept only because the races ran with it: drop it when they
+are rerun); batch 512 at half the rate 86.21% and 84.90%, 259 CPU-s, no worse
+and as cheap: a larger batch buys nothing on a CPU, where a step costs in
+proportion to its images.  Not measured for lack of CPU time: the identity
+initialisation, the BN biases' 64-fold rate, label smoothing 0.2 against 0.1,
+the schedule's floor, the reflected 2-pixel translations (``ABLATIONS`` names
+each; ``--nets fast-<name>`` runs one).  The rates of the lesson's BN and no-BN
+pair are not tuned (above).
 
 Where the engine's time goes (``benchmarks/profile_05_engine.py``, 2026-12-06,
 before the engine was trimmed; the race's configuration: VGG 32-64-128-256 with
@@ -598,7 +605,8 @@ def collect_ablations(paths) -> dict:
     and its ablations (``--nets fast`` or ``fast-<a>``): per run, its final
     accuracy (with test-time augmentation where the run had it), its accuracy
     without it, and its CPU and wall seconds, set-up and final evaluation
-    included; each row with the command and machine that produced it."""
+    included; each row with the command and machine that produced it, named
+    by the run and its threads."""
     table = {}
     for path in paths:
         saved = json.loads(Path(path).read_text())
@@ -616,7 +624,7 @@ def collect_ablations(paths) -> dict:
             row["command"] = saved["provenance"]["command"]
             row["threads"] = saved["results"]["machine"].get("threads")
             row["machine"] = saved["results"]["machine"]["name"]
-            table[name] = row
+            table[f"{name}, {row['threads']} thread(s)"] = row
     return {
         "recipe": {**FAST_RECIPE, **FAST_NET},
         "ablations": ABLATIONS,
