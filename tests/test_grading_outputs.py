@@ -327,10 +327,13 @@ def test_learner_strings_never_reach_html_as_markup(tmp_path):
             assert _live(path.read_text()) == [], path
 
 
-def test_no_csv_cell_can_be_a_formula(tmp_path):
+def test_no_csv_cell_can_be_a_formula(tmp_path, monkeypatch):
     """Attack: learner ids (from folder names), errors, notes and mistakes that
     a spreadsheet runs as formulas (OWASP: cells led by = + - @ tab CR).  At
     3fd9a5f they went into grades.csv and the gradebooks as they were."""
+    # the relative path below is the class's, whatever folder pytest runs in
+    # (relative and absolute paths mixed resolve against the current folder)
+    monkeypatch.chdir(tmp_path)
     rows = []
     for n, formula in enumerate(sorted(FORMULAS)):
         rows.append(
