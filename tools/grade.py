@@ -368,7 +368,7 @@ def _child(job: Job, args, env: dict) -> None:
             args.learner_copies,
             args.shortcuts,
             options,
-            functools.partial(lesson_of, pinned=args.lesson),
+            functools.partial(lesson_of, pinned=getattr(args, "lesson", None)),
         )
     except BaseException as exc:  # a bug of the grader's: say so in the row
         import traceback
