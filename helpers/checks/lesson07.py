@@ -25,11 +25,21 @@ from ._core import (
 )
 from ._core import torch as torch_
 
-NAME = "NoisyBatchNorm"
 SHIFT, SPREAD = 1.5, 3.0  # the noise the checks ask for
 SHIFTS, SCALES = (-SHIFT, SHIFT), (1.0, SPREAD)  # the ranges they are drawn from
-ICS = {"the distance ||G - G'||": slice(0, 1), "the cosine": slice(1, 2)}  # answers
+ICS = {"the distance ||G - G'||": slice(0, 1), "the cosine": slice(1, 2)}
 PROBE = {"the losses L(w - eta * g)": slice(0, 3), "the gradient changes": slice(3, 6)}
+HINTS = {  # what to look at, by which parts of an answer are off
+    "gradient_change": {
+        (0,): "the cosine is right; the distance is the 2-norm of G - G'",
+        (1,): "the distance is right; the cosine is <G, G'> / (||G|| ||G'||)",
+        (0, 1): "G or G' is off: G' follows an SGD step of the earlier layers only",
+    },
+    "landscape_probe": {
+        (0,): "the points w - eta * g are off: each starts from w, all parameters",
+        (1,): "the points are right; take ||grad - g|| over all parameters, from 0",
+    },
+}
 
 
 def _batch(seed, c=5):
@@ -62,7 +72,7 @@ def _noisy_call(module, label, x):
 
 def _train_step(cls, seed) -> list:
     """Training mode: output, dx, running_var, buffers (with the module's noise)."""
-    label = f"{NAME} train"
+    label = "NoisyBatchNorm train"
     bn = lambda t: torch_().nn.functional.batch_norm(t, None, None, training=True)
     module, problem = build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
     if problem is not None:
@@ -74,7 +84,6 @@ def _train_step(cls, seed) -> list:
         return [out]
     shift, scale = noise
     want, plain = bn(xr) * scale + shift, bn(x)  # gamma = 1, beta = 0 at the start
-    known = {"the noise's scale": scale, "the noise's shift": shift}
     d = {
         "no noise was applied: multiply the normalised output by the scale and add "
         "the shift (per channel)": plain,
@@ -83,11 +92,11 @@ def _train_step(cls, seed) -> list:
         "the output used the noise stored in the other order: module.last_noise "
         "must be (shift, scale)": plain * shift + scale,
     }
-    result = compare(label, out, want.detach(), tol=1e-10, known=known, diagnoses=d)
+    result = compare(label, out, want.detach(), tol=1e-10, diagnoses=d)
     if not result.passed:
         return [result]
     torch_().autograd.backward([out, want], [dy, dy])
-    dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx", known=known)
+    dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx")
     running = _running_var(label, module, x, x * scale + shift)
     return [result, dx, running, buffers_outside_graph(f"{label} buffers", module)]
 
@@ -110,7 +119,7 @@ def _running_var(label, module, x, noisy):
 def _noise_draws(cls, seed):
     """A new noise at each call, uniform in range, shift and scale independent."""
     torch = torch_()
-    label = f"{NAME} noise"
+    label = "NoisyBatchNorm noise"
     module, problem = build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return problem
@@ -148,19 +157,19 @@ def _noise_draws(cls, seed):
 def _eval_mode(cls, seed):
     """Eval mode: plain batch norm with the running statistics, no noise."""
     torch = torch_()
-    label = f"{NAME} eval"
+    label = "NoisyBatchNorm eval"
     module, problem = build_module(cls, label, 5)
     if problem is not None:
         return problem
-    module, ref, x = module.double(), torch.nn.BatchNorm1d(5).double(), _batch(seed)[0]
+    module, x = module.double().eval(), _batch(seed)[0]
     with torch.no_grad():
-        for m in (module, ref):
-            m.running_mean.fill_(1.5)
-            m.running_var.fill_(4.0)
-        out, problem = call(label, module.eval(), x)
+        module.running_mean.fill_(1.5)
+        module.running_var.fill_(4.0)
+        out, problem = call(label, module, x)
     if problem is not None:
         return problem
-    want, noise = ref.eval()(x).detach(), getattr(module, "last_noise", None)
+    want = (x - 1.5) / (4.0 + 1e-5) ** 0.5  # gamma = 1, beta = 0, eps = 1e-5
+    noise = getattr(module, "last_noise", None)
     batch = torch.nn.functional.batch_norm(x, None, None, training=True)
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
     if isinstance(noise, tuple) and len(noise) == 2:  # the noise this call drew
@@ -177,7 +186,7 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     def body():
         return [*_train_step(cls, seed), _noise_draws(cls, seed), _eval_mode(cls, seed)]
 
-    return run_check(NAME, body, quiet=quiet, strict=strict)
+    return run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 
 
 # gradient_change and landscape_probe: measurements on a small net
@@ -240,9 +249,8 @@ def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
 
 
 def _measurement(name, fn, seed, args, names, parts, answers):
-    """A check's body: ``fn(model, x, y, *args)`` must leave :func:`_net`'s model
-    unchanged and return a pair (``names``) of as many numbers as ``parts`` cover,
-    judged by :func:`_judge` with ``answers(model, x, y, got)``."""
+    """A check's body: ``fn(model, x, y, *args)`` must leave :func:`_net`'s model as
+    it was and return a pair (``names``), judged by :func:`_judge` part by part."""
 
     def body():
         model, x, y = _net(seed)
@@ -263,55 +271,55 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         if any(v is None for v in flat) or sum(v.size for v in flat) != size:
             return wrong(name, f"return {names}: {size} numbers in all")
         got = torch_().tensor(np.concatenate([np.ravel(v) for v in flat]))
-        want, diagnoses, degenerate = answers(_net(seed)[0], x, y, got)
-        return _judge(name, got, want, names, diagnoses, parts, degenerate)
+        want, still, diagnoses = answers(_net(seed)[0], x, y)
+        return _judge(name, got, want, still, diagnoses, parts, HINTS[name])
 
     return body
 
 
-def _judge(label, got, want, what, diagnoses, parts, degenerate):
-    """``compare`` with the listed mistakes; when none fits, a degenerate answer
-    (that many mistakes give; message -> whether it is this one) is said as such,
-    any other by its pattern (``describe``); then which ``parts`` are right."""
-    result = compare(label, got, want, tol=1e-8, what=what, diagnoses=diagnoses)
+def _judge(label, got, want, still, diagnoses, parts, hints):
+    """``compare`` with the listed mistakes; when none fits, the pattern of the
+    difference (``describe``), which ``parts`` (name: slice) are right and a hint
+    by those that are off, unless they are what nothing moving gives (``still``):
+    many slips give that, so no cause is named."""
+    result = compare(label, got, want, tol=1e-8, diagnoses=diagnoses)
     if result.passed or any(message in result.detail for message in diagnoses):
         return result
-    g, w = to_numpy(got), to_numpy(want)
-    said, show = [], lambda a: ", ".join(f"{v:.6g}" for v in a)
-    for part, i in parts.items():
-        if np.all(np.abs(g[i] - w[i]) <= 1e-8 * np.abs(w[i]).max()):
+    g, w, s = to_numpy(got), to_numpy(want), to_numpy(still)
+    same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
+    show = lambda a: ", ".join(f"{v:.6g}" for v in a)
+    said, off = [describe(g, w, tol=1e-8, axis=None)], []
+    for k, (part, i) in enumerate(parts.items()):
+        if same(g[i], w[i]):
             said.append(f"{part}: right, {show(g[i])}")
         else:
             said.append(f"{part}: got {show(g[i])}, expected {show(w[i])}")
-    how = next((message for message, seen in degenerate.items() if seen), None)
-    how = how or describe(g, w, tol=1e-8, axis=None)
-    result.detail = (f"{how}; " if how else "") + "; ".join(said)
+            off.append(k)
+    idle = all(same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off)
+    hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
+    still = "what is off is what the measurement gives when nothing moves, as many "
+    still += "slips do: nothing moved, or a gradient read from .grad was overwritten"
+    said.append(still if idle else None if said[0] else hint)
+    result.detail = "; ".join(filter(None, said))
     return result
 
 
-def _ics_answers(model, x, y, got):
-    """gradient_change's right answer, listed mistakes and degenerate answer."""
-    ics = lambda m=model, **how: _ics_reference(m, x, y, 3, 0.5, **how)
-    want, g3 = ics(), _grads(copy.deepcopy(model), x, y)[1][4]  # layer 3's G
-    relative = want.new([1 / g3.norm(), 1])
+def _ics_answers(model, x, y):
+    """gradient_change's right answer, the answer when nothing moves, mistakes."""
+    ics = lambda m=model, lr=0.5, **how: _ics_reference(m, x, y, 3, lr, **how)
+    want, g3 = ics(), _grads(copy.deepcopy(model), x, y)[1][4].norm()  # ||G||
     (d, c), model_eval = want, copy.deepcopy(model).eval()
     diagnoses = {
         "measured in eval mode: keep the training mode": ics(model_eval),
-        "the layer itself and the layers after it were updated too: update only the "
-        "layers before it": ics(before_only=False),
+        "the layer itself and the layers after it were updated too: update only "
+        "the layers before it": ics(before_only=False),
         "the second gradient was added to the first: call zero_grad() before the "
         "second backward pass": ics(zero=False),
         "the distance is squared: return ||G - G'||": want.new([d * d, c]),
-        "the distance is relative to ||G||: return ||G - G'||": want * relative,
+        "the distance is relative to ||G||: return ||G - G'||": want.new([d / g3, c]),
         "this is 1 - cos(G, G'): return the cosine": want.new([d, 1 - c]),
     }
-    same = abs(got[0]) <= 1e-12 and abs(got[1] - 1) <= 1e-12
-    degenerate = {  # what many slips give: no cause can be named
-        "distance 0 and cosine 1: your G' is exactly your G. Either nothing that "
-        "layer 3's gradient depends on moved, or G and G' are one tensor (G read "
-        "from .grad without .clone(), then overwritten)": same
-    }
-    return want, diagnoses, degenerate
+    return want, ics(lr=0.0), diagnoses
 
 
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
@@ -321,26 +329,18 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     return run_check("gradient_change", body, quiet=quiet, strict=strict)
 
 
-def _probe_answers(model, x, y, got, steps=(0.05, 0.2, 0.8)):
-    """landscape_probe's right answer, listed mistakes and degenerate answers."""
-    probe = lambda m=model, **how: _probe_reference(m, x, y, steps, **how)
-    model_eval = copy.deepcopy(model).eval()
+def _probe_answers(model, x, y, steps=(0.05, 0.2, 0.8)):
+    """landscape_probe's right answer, the answer when nothing moves, mistakes."""
+    probe = lambda m=model, eta=steps, **how: _probe_reference(m, x, y, eta, **how)
+    evaluated = copy.deepcopy(model).eval()
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
         "w - eta * g": probe(normalise=True),
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
-        "the probe ran in eval mode: keep the training mode": probe(model_eval),
+        "the probe ran in eval mode: keep the training mode": probe(evaluated),
     }
-    start = _grads(copy.deepcopy(model), x, y)[0]  # the loss at w
-    unmoved, still = np.allclose(got[:3], start, rtol=1e-10), not any(got[3:])
-    degenerate = {  # what many slips give: no cause can be named
-        f"every loss is the loss at w itself ({start:.6g}): the parameters did not "
-        "move, or the loss was taken on another copy than the one moved": unmoved,
-        "every gradient change is 0: the gradient at w - eta * g was compared with "
-        "itself (g read from .grad without .clone(), then overwritten?)": still,
-    }
-    return probe(), diagnoses, degenerate
+    return probe(), probe(eta=[0.0] * len(steps)), diagnoses
 
 
 def landscape_probe(fn, *, seed=0, quiet=False, strict=None):
