@@ -33,7 +33,7 @@ HINTS = {  # what to look at, by which parts of an answer are off
     "gradient_change": {
         (0,): "the cosine is right; the distance is the 2-norm of G - G'",
         (1,): "the distance is right; the cosine is <G, G'> / (||G|| ||G'||)",
-        (0, 1): "G or G' is off: G' follows an SGD step of the earlier layers only",
+        (0, 1): "G or G' is off: G' follows a step of all earlier parameters, only",
     },
     "landscape_probe": {
         (0,): "the points w - eta * g are off: each starts from w, all parameters",
@@ -58,15 +58,16 @@ def _noisy_call(module, label, x):
     if not (isinstance(noise, tuple) and len(noise) == 2):
         message = "after a training-mode call, module.last_noise must be the pair "
         return wrong(label, message + "(shift, scale) of the noise it just used"), None
-    shift, scale = (torch_().as_tensor(t) for t in noise)
+    shift, scale = (to_numpy(t) for t in noise)
     c = module.num_features
-    if shift.shape != (c,) or scale.shape != (c,):
-        message = f"the noise has shapes {tuple(shift.shape)}, {tuple(scale.shape)}: "
-        message += f"draw one shift and one scale per channel, shape ({c},)"
-    elif shift.requires_grad or scale.requires_grad:
+    shapes = [f"{type(t).__name__} {tuple(np.shape(t))}" for t in noise]
+    if shift is None or scale is None or shift.shape != (c,) or scale.shape != (c,):
+        message = f"the noise is {shapes[0]}, {shapes[1]}: draw one shift and one "
+        message += f"scale per channel, tensors of shape ({c},)"
+    elif any(getattr(t, "requires_grad", False) for t in noise):
         message = "the noise requires grad: it is a constant, draw it without autograd"
     else:
-        return out, (shift.double(), scale.double())
+        return out, (torch_().as_tensor(shift), torch_().as_tensor(scale))
     return wrong(label, message), None
 
 
@@ -104,6 +105,8 @@ def _train_step(cls, seed) -> list:
 def _running_var(label, module, x, noisy):
     """running_var after one step from 1 (momentum 0.1), else how it moved."""
     want, got = 0.9 + 0.1 * x.var(0), getattr(module, "running_var", None)
+    if got is None:  # "running_var is None" would ask for a missing `return`
+        return wrong(f"{label} running_var", "none kept: keep track_running_stats=True")
     what = "running_var"
     result = compare(f"{label} {what}", got, want, tol=1e-12, what=what)
     got = to_numpy(got)
@@ -162,22 +165,24 @@ def _eval_mode(cls, seed):
     if problem is not None:
         return problem
     module, x = module.double().eval(), _batch(seed)[0]
-    with torch.no_grad():
-        module.running_mean.fill_(1.5)
-        module.running_var.fill_(4.0)
-        out, problem = call(label, module, x)
+    try:
+        with torch.no_grad():
+            module.running_mean.fill_(1.5)
+            module.running_var.fill_(4.0)
+    except (AttributeError, TypeError, RuntimeError):
+        return wrong(label, "no running statistics: keep track_running_stats=True")
+    out, problem = call(label, module, x)
     if problem is not None:
         return problem
     want = (x - 1.5) / (4.0 + 1e-5) ** 0.5  # gamma = 1, beta = 0, eps = 1e-5
-    noise = getattr(module, "last_noise", None)
+    noise = getattr(module, "last_noise", None)  # the noise this call drew, if any
+    noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
     batch = torch.nn.functional.batch_norm(x, None, None, training=True)
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
-    if isinstance(noise, tuple) and len(noise) == 2:  # the noise this call drew
-        shift, scale = (torch.as_tensor(t, dtype=torch.float64) for t in noise)
+    if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
-        diagnoses[inference] = want * scale + shift
-    what = "the eval-mode output"
-    return compare(label, out, want, tol=1e-12, what=what, diagnoses=diagnoses)
+        diagnoses[inference] = to_numpy(want) * noise[1] + noise[0]
+    return compare(label, out, want, tol=1e-12, what="eval output", diagnoses=diagnoses)
 
 
 def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
@@ -187,9 +192,6 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         return [*_train_step(cls, seed), _noise_draws(cls, seed), _eval_mode(cls, seed)]
 
     return run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
-
-
-# gradient_change and landscape_probe: measurements on a small net
 
 
 def _net(seed):
@@ -206,7 +208,6 @@ def _net(seed):
 
 
 def _grads(model, x, y):
-    """The loss and every parameter's gradient, computed from zero."""
     model.zero_grad()
     loss = torch_().nn.functional.cross_entropy(model(x), y)
     loss.backward()
@@ -267,21 +268,19 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
         flat = [to_numpy(v) for v in items]
-        size = max(index.stop for index in parts.values())
-        if any(v is None for v in flat) or sum(v.size for v in flat) != size:
-            return wrong(name, f"return {names}: {size} numbers in all")
-        got = torch_().tensor(np.concatenate([np.ravel(v) for v in flat]))
         want, still, diagnoses = answers(_net(seed)[0], x, y)
+        if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
+            return wrong(name, f"return {names}: {len(want)} numbers in all")
+        got = torch_().tensor(np.concatenate([np.ravel(v) for v in flat]))
         return _judge(name, got, want, still, diagnoses, parts, HINTS[name])
 
     return body
 
 
 def _judge(label, got, want, still, diagnoses, parts, hints):
-    """``compare`` with the listed mistakes; when none fits, the pattern of the
-    difference (``describe``), which ``parts`` (name: slice) are right and a hint
-    by those that are off, unless they are what nothing moving gives (``still``):
-    many slips give that, so no cause is named."""
+    """``compare`` with the listed mistakes; else the pattern (``describe``), which
+    ``parts`` are right, and a hint by those that are off, unless they are what
+    nothing moving gives (``still``): many slips give that, so no cause is named."""
     result = compare(label, got, want, tol=1e-8, diagnoses=diagnoses)
     if result.passed or any(message in result.detail for message in diagnoses):
         return result
