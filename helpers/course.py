@@ -212,6 +212,7 @@ LESSONS = (
             "07_noisy",
             "07_ics",
             "07_landscape",
+            "07_collapse",
             "07_init",
             "07_init_control",
             "07_invariance",

@@ -7,12 +7,14 @@ __all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]
 
 import copy
 
+import numpy as np
+
 from ._core import (
-    Result,
     buffers_outside_graph,
     build_module,
     call,
     compare,
+    describe,
     ema_problem,
     ok,
     run_check,
@@ -23,447 +25,325 @@ from ._core import (
 )
 from ._core import torch as torch_
 
-NAME = "NoisyBatchNorm"
+SHIFT, SPREAD = 1.5, 3.0  # the noise the checks ask for
+SHIFTS, SCALES = (-SHIFT, SHIFT), (1.0, SPREAD)  # the ranges they are drawn from
+ICS = {"the distance ||G - G'||": slice(0, 1), "the cosine": slice(1, 2)}
+PROBE = {"the losses L(w - eta * g)": slice(0, 3), "the gradient changes": slice(3, 6)}
+HINTS = {  # what to look at, by which parts of an answer are off
+    "gradient_change": {
+        (0,): "the cosine is right; the distance is the 2-norm of G - G'",
+        (1,): "the distance is right; the cosine is <G, G'> / (||G|| ||G'||)",
+        (0, 1): "G or G' is off: G' follows a step of all earlier parameters, only",
+    },
+    "landscape_probe": {
+        (0,): "the points w - eta * g are off: each starts from w, all parameters",
+        (1,): "the points are right; take ||grad - g|| over all parameters, from 0",
+    },
+}
 
-# Library calls that would solve an exercise for the learner: none here (the
-# exercises are measurements), so nothing is flagged.
-SHORTCUTS: dict = {}
 
-
-def _batch(seed, n=16, c=5):
+def _batch(seed, c=5):
     torch = torch_()
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, c, generator=gen, dtype=torch.float64) * 3 + 2
-    return x, torch.randn(n, c, generator=gen, dtype=torch.float64)
+    x = torch.randn(16, c, generator=gen, dtype=torch.float64) * 3 + 2
+    return x, torch.randn(16, c, generator=gen, dtype=torch.float64)
 
 
-# --------------------------------------------------------------------------
-# NoisyBatchNorm
-# --------------------------------------------------------------------------
-
-
-def _noise(module, label):
-    """(shift, scale) from ``module.last_noise``, or a Result saying what is wrong."""
-    torch = torch_()
+def _noisy_call(module, label, x):
+    """(out, module.last_noise in float64) after ``module(x)``, or (a Result, None)."""
+    out, problem = call(label, module, x, copy_inputs=False)
     noise = getattr(module, "last_noise", None)
+    if problem is not None:
+        return problem, None
     if not (isinstance(noise, tuple) and len(noise) == 2):
-        return None, wrong(
-            label,
-            "after a training-mode call, module.last_noise must be the pair "
-            "(shift, scale) of the noise it just used",
-        )
-    shift, scale = (torch.as_tensor(t) for t in noise)
-    if shift.shape != (module.num_features,) or scale.shape != (module.num_features,):
-        return None, wrong(
-            label,
-            f"the noise has shapes {tuple(shift.shape)}, {tuple(scale.shape)}: draw "
-            f"one shift and one scale per channel, shape ({module.num_features},)",
-        )
-    if shift.requires_grad or scale.requires_grad:
-        return None, wrong(
-            label, "the noise requires grad: it is a constant, draw it without autograd"
-        )
-    return (shift.double(), scale.double()), None
+        message = "after a training-mode call, module.last_noise must be the pair "
+        return wrong(label, message + "(shift, scale) of the noise it just used"), None
+    shift, scale = (to_numpy(t) for t in noise)
+    c = module.num_features
+    shapes = [f"{type(t).__name__} {tuple(np.shape(t))}" for t in noise]
+    if shift is None or scale is None or shift.shape != (c,) or scale.shape != (c,):
+        message = f"the noise is {shapes[0]}, {shapes[1]}: draw one shift and one "
+        message += f"scale per channel, tensors of shape ({c},)"
+    elif any(getattr(t, "requires_grad", False) for t in noise):
+        message = "the noise requires grad: it is a constant, draw it without autograd"
+    else:
+        return out, (torch_().as_tensor(shift), torch_().as_tensor(scale))
+    return wrong(label, message), None
 
 
-def _train_step(cls, seed) -> list[Result]:
-    """Training mode: the output, the input gradient and the buffers of torch's
-    batch norm, with the module's own noise applied after it."""
-    torch = torch_()
-    label = f"{NAME} train"
-    module, problem = build_module(cls, label, 5, shift=1.5, spread=3.0)
+def _train_step(cls, seed) -> list:
+    """Training mode: output, dx, running_var, buffers (with the module's noise)."""
+    label = "NoisyBatchNorm train"
+    bn = lambda t: torch_().nn.functional.batch_norm(t, None, None, training=True)
+    module, problem = build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return [problem]
-    module = module.double().train()
-    ref = torch.nn.BatchNorm1d(5).double().train()
-    x, dy = _batch(seed)
+    module, (x, dy) = module.double().train(), _batch(seed)
     xa, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out, problem = call(label, module, xa, copy_inputs=False)
-    if problem is not None:
-        return [problem]
-    noise, problem = _noise(module, label)
-    if problem is not None:
-        return [problem]
+    out, noise = _noisy_call(module, label, xa)
+    if noise is None:
+        return [out]
     shift, scale = noise
-    want = ref(xr) * scale + shift
-    # what batch norm alone gives (gamma = 1, beta = 0 at the start): no noise
-    normalised = torch.nn.functional.batch_norm(x, None, None, training=True)
-    result = compare(
-        label,
-        out,
-        want.detach(),
-        tol=1e-10,
-        what="the output",
-        diagnoses={
-            "no noise was applied: multiply the normalised output by the scale and add "
-            "the shift (per channel)": normalised,
-            "the noise was added before the normalisation, which removes it: add it "
-            "after batch norm": torch.nn.functional.batch_norm(
-                x * scale + shift, None, None, training=True
-            ),
-        },
-    )
+    want, plain = bn(xr) * scale + shift, bn(x)  # gamma = 1, beta = 0 at the start
+    d = {
+        "no noise was applied: multiply the normalised output by the scale and add "
+        "the shift (per channel)": plain,
+        "the noise was added before the normalisation, which removes it: add it "
+        "after batch norm": bn(x * scale + shift),
+        "the output used the noise stored in the other order: module.last_noise "
+        "must be (shift, scale)": plain * shift + scale,
+    }
+    result = compare(label, out, want.detach(), tol=1e-10, diagnoses=d)
     if not result.passed:
         return [result]
-    out.backward(dy)
-    want.backward(dy)
-    plain = xr.detach().clone().requires_grad_()  # batch norm's dx, no scale
-    torch.nn.functional.batch_norm(plain, None, None, training=True).backward(dy)
-    noisy = x * scale + shift
-    return [
-        result,
-        compare(
-            f"{label} dx",
-            xa.grad,
-            xr.grad,
-            tol=1e-10,
-            what="the input gradient",
-            diagnoses={
-                "batch norm's dx without the noise's scale: the output is "
-                "scale * BN(x) + shift, so dx is scaled too": plain.grad
-            },
-        ),
-        _running_var(label, module, x, noisy),
-        buffers_outside_graph(f"{label} buffers", module),
-    ]
+    torch_().autograd.backward([out, want], [dy, dy])
+    dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx")
+    running = _running_var(label, module, x, x * scale + shift)
+    return [result, dx, running, buffers_outside_graph(f"{label} buffers", module)]
 
 
-def _running_var(label, module, x, noisy) -> Result:
-    """running_var after one step from 1, momentum 0.1, read back
-    (``_core.ema_problem``) where it differs: not updated, another momentum,
-    another variance averaged in (the noisy input's)."""
-    torch = torch_()
-    want = 0.9 + 0.1 * x.var(0)  # PyTorch keeps the unbiased variance
-    result = compare(
-        f"{label} running_var", module.running_var, want, tol=1e-12, what="running_var"
-    )
-    got = to_numpy(module.running_var)
-    if not result.passed and got is not None and got.shape == tuple(want.shape):
-        noisy_var = "the variance of the noisy input x * scale + shift (the running "
-        result.detail = ema_problem(
-            "running_var",
-            got,
-            torch.ones(x.shape[1]),
-            x.var(0),
-            0.1,
-            statistics={noisy_var + "statistics are batch norm's, of x)": noisy.var(0)},
-        )
+def _running_var(label, module, x, noisy):
+    """running_var after one step from 1 (momentum 0.1), else how it moved."""
+    want, got = 0.9 + 0.1 * x.var(0), getattr(module, "running_var", None)
+    if got is None:  # "running_var is None" would ask for a missing `return`
+        return wrong(f"{label} running_var", "none kept: keep track_running_stats=True")
+    what = "running_var"
+    result = compare(f"{label} {what}", got, want, tol=1e-12, what=what)
+    got = to_numpy(got)
+    if result.passed or got is None or got.shape != tuple(want.shape):
+        return result
+    noisy = {"the variance of the noisy output, not of x": noisy.var(0)}
+    known, twice = {"1 - 0.9^2": 0.19}, {"momentum 1 - 0.9^2": "two updates in a call?"}
+    batch, old = to_numpy(x.var(0)), np.ones(len(got))  # torch: unbiased var
+    result.detail = ema_problem(what, got, old, batch, 0.1, known, twice, noisy)
     return result
 
 
-def _noise_changes(cls, seed) -> Result:
-    """A fresh noise at every training-mode call, within the stated ranges."""
+def _noise_draws(cls, seed):
+    """A new noise at each call, uniform in range, shift and scale independent."""
     torch = torch_()
-    label = f"{NAME} noise"
-    module, problem = build_module(cls, label, 64, shift=1.5, spread=3.0)
+    label = "NoisyBatchNorm noise"
+    module, problem = build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return problem
-    module = module.double().train()
-    x, _ = _batch(seed, c=64)
-    draws = []
-    with torch.random.fork_rng():  # reproducible draws; the learner's RNG kept
+    module, x, draws = module.double().train(), _batch(seed, c=64)[0], []
+    with torch.random.fork_rng(), torch.no_grad():  # the learner's RNG is kept
         torch.manual_seed(seed)
-        for _ in range(4):
-            with torch.no_grad():
-                _, problem = call(label, module, x)
-            if problem is not None:
-                return problem
-            noise, problem = _noise(module, label)
-            if problem is not None:
+        for _ in range(8):
+            problem, noise = _noisy_call(module, label, x)
+            if noise is None:
                 return problem
             draws.append(noise)
-    (s1, c1), (s2, c2) = draws[:2]
-    if torch.equal(s1, s2) or torch.equal(c1, c2):
-        return wrong(
-            label,
-            "the same noise at two steps: draw a new shift and scale at every "
-            "training-mode call (in forward, not in __init__)",
-        )
-    shifts = torch.stack([s for s, _ in draws])
-    scales = torch.stack([c for _, c in draws])
-    for samples, low, high, what in (
-        (shifts, -1.5, 1.5, "the shift (here shift=1.5)"),
-        (scales, 1.0, 3.0, "the scale (here spread=3)"),
-    ):
-        message = uniform_problem(samples, low, high, what)
-        if message:
-            return wrong(label, message)
-    return ok(
-        label, "a new shift and scale per channel at every step, uniform in range"
-    )
+    shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
+    same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
+    swapped = uniform_problem(shifts, *SCALES, "") is None
+    swapped = swapped and uniform_problem(scales, *SHIFTS, "") is None
+    with np.errstate(all="ignore"):
+        r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
+    problems = {  # message: whether it applies; the first that does is said
+        "the same noise at two steps: draw a new shift and scale at every "
+        "training-mode call (in forward, not in __init__)": same,
+        "module.last_noise looks like (scale, shift): its first item is uniform in "
+        "[1, spread], its second in [-shift, shift]; store (shift, scale)": swapped,
+        uniform_problem(shifts, *SHIFTS, f"the shift (here shift={SHIFT:g})"): True,
+        uniform_problem(scales, *SCALES, f"the scale (here spread={SPREAD:g})"): True,
+        f"the shift and the scale are correlated (r = {r:.2f} over 512 draws; "
+        f"independent ones give |r| < {bound:.2f} but once in a million): draw each "
+        "from its own torch.rand": not abs(r) < bound,
+    }
+    message = next((m for m, applies in problems.items() if m and applies), None)
+    if message:
+        return wrong(label, message)
+    return ok(label, "new noise per channel at every step, uniform, independent")
 
 
-def _eval_mode(cls, seed) -> Result:
+def _eval_mode(cls, seed):
     """Eval mode: plain batch norm with the running statistics, no noise."""
     torch = torch_()
-    label = f"{NAME} eval"
+    label = "NoisyBatchNorm eval"
     module, problem = build_module(cls, label, 5)
     if problem is not None:
         return problem
-    module = module.double()
-    ref = torch.nn.BatchNorm1d(5).double()
-    x, _ = _batch(seed)
-    with torch.no_grad():
-        for m in (module, ref):
-            m.running_mean.fill_(1.5)
-            m.running_var.fill_(4.0)
-    module.eval()
-    with torch.no_grad():
-        out, problem = call(label, module, x)
+    module, x = module.double().eval(), _batch(seed)[0]
+    try:
+        with torch.no_grad():
+            module.running_mean.fill_(1.5)
+            module.running_var.fill_(4.0)
+    except (AttributeError, TypeError, RuntimeError):
+        return wrong(label, "no running statistics: keep track_running_stats=True")
+    out, problem = call(label, module, x)
     if problem is not None:
         return problem
-    want, noise = ref.eval()(x).detach(), getattr(module, "last_noise", None)
-    noisy = {}
-    if isinstance(noise, tuple) and len(noise) == 2:  # the noise this call drew
-        shift, scale = (torch.as_tensor(t, dtype=torch.float64) for t in noise)
-        noisy[
-            "the noise is applied in eval mode: no noise at inference, eval mode "
-            "is plain batch norm"
-        ] = want * scale + shift
+    want = (x - 1.5) / (4.0 + 1e-5) ** 0.5  # gamma = 1, beta = 0, eps = 1e-5
+    noise = getattr(module, "last_noise", None)  # the noise this call drew, if any
+    noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
     batch = torch.nn.functional.batch_norm(x, None, None, training=True)
-    noisy[
-        "eval mode uses the batch's statistics: it is plain batch norm with the "
-        "running ones"
-    ] = batch
-    return compare(
-        label, out, want, tol=1e-12, what="the eval-mode output", diagnoses=noisy
-    )
+    diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
+    if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
+        inference = "the noise is applied in eval mode: no noise at inference"
+        diagnoses[inference] = to_numpy(want) * noise[1] + noise[0]
+    return compare(label, out, want, tol=1e-12, what="eval output", diagnoses=diagnoses)
 
 
 def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check ``NoisyBatchNorm(num_features, shift=1.0, spread=2.0)``."""
 
     def body():
-        return [
-            *_train_step(cls, seed),
-            _noise_changes(cls, seed),
-            _eval_mode(cls, seed),
-        ]
+        return [*_train_step(cls, seed), _noise_draws(cls, seed), _eval_mode(cls, seed)]
 
-    return run_check(NAME, body, quiet=quiet, strict=strict)
-
-
-# --------------------------------------------------------------------------
-# internal covariate shift, Santurkar et al.'s way
-# --------------------------------------------------------------------------
+    return run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 
 
 def _net(seed):
     """A float64 MLP with batch norm, in training mode, and a batch."""
     torch = torch_()
-    from torch import nn
-
+    nn = torch.nn
     torch.manual_seed(seed)
-    model = (
-        nn.Sequential(
-            nn.Linear(6, 8),
-            nn.BatchNorm1d(8),
-            nn.ReLU(),
-            nn.Linear(8, 8),
-            nn.BatchNorm1d(8),
-            nn.ReLU(),
-            nn.Linear(8, 3),
-        )
-        .double()
-        .train()
-    )
+    layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8)]
+    layers += [nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)]
     gen = torch.Generator().manual_seed(seed + 1)
     x = torch.randn(20, 6, generator=gen, dtype=torch.float64) * 2 + 1
-    return model, x, torch.randint(3, (20,), generator=gen)
+    y = torch.randint(3, (20,), generator=gen)
+    return nn.Sequential(*layers).double().train(), x, y
 
 
-def _grad_of(model, x, y, index):
-    torch = torch_()
+def _grads(model, x, y):
     model.zero_grad()
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-    return model[index].weight.grad.detach().clone()
+    loss = torch_().nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
 
 def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True):
     """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before ``index``."""
     torch = torch_()
     work = copy.deepcopy(model)
-    g = _grad_of(work, x, y, index)
+    _grads(work, x, y)
+    g = work[index].weight.grad.clone()
     with torch.no_grad():
-        for i, layer in enumerate(work):
-            if before_only and i >= index:
-                break
+        for layer in list(work)[: index if before_only else None]:
             for p in layer.parameters():
                 p -= lr * p.grad
-    if zero:
-        g2 = _grad_of(work, x, y, index)
-    else:  # gradients accumulate on top of the first ones
-        torch.nn.functional.cross_entropy(work(x), y).backward()
-        g2 = work[index].weight.grad.detach().clone()
-    cos = (g * g2).sum() / (g.norm() * g2.norm())
-    return torch.stack([(g - g2).norm(), cos])
+    if zero:  # else the second gradients pile up on the first ones
+        work.zero_grad()
+    torch.nn.functional.cross_entropy(work(x), y).backward()
+    g2 = work[index].weight.grad
+    return torch.stack([(g - g2).norm(), (g * g2).sum() / (g.norm() * g2.norm())])
 
 
-def _state(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _unchanged(label, model, before) -> Result | None:
+def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
+    """The losses at w - eta * g, then the norms of the gradient changes."""
     torch = torch_()
-    state = model.state_dict()
-    changed = [
-        key for key, value in state.items() if not torch.equal(value, before[key])
-    ]
-    if not changed:
-        return None
-    return wrong(
-        label,
-        f"the model's {changed[0]} changed: measure on a copy (copy.deepcopy(model)), "
-        "since a training-mode forward pass also updates batch norm's buffers",
-    )
+    work = copy.deepcopy(model)
+    params, (_, grads) = list(work.parameters()), _grads(work, x, y)
+    start = [p.detach().clone() for p in params]
+    g = torch.cat([d.flatten() for d in grads])
+    scale, losses, changes = (1 / g.norm() if normalise else 1.0), [], []
+    for eta in steps:
+        with torch.no_grad():
+            for p, p0, d in zip(params, start, grads, strict=True):
+                p.copy_((p if cumulative else p0) - eta * scale * d)
+        loss, moved = _grads(work, x, y)
+        losses.append(loss)
+        changes.append((g - torch.cat([d.flatten() for d in moved])).norm().item())
+    return torch.tensor(losses + changes, dtype=torch.float64)
 
 
-def _measured(name, fn, seed, args, names):
-    """Call ``fn(model, x, y, *args)`` on :func:`_net`'s model and batch; the model
-    must come back unchanged and the result be a pair: (pair, (x, y), None) or
-    (None, (x, y), the check's Result)."""
-    model, x, y = _net(seed)
-    before = _state(model)
-    value, problem = call(name, fn, model, x, y, *args, copy_inputs=False)
-    if problem is None:
-        problem = _unchanged(name, model, before)
-    if problem is None:
-        value, problem = unpack(name, value, 2, names)
-    return (None, (x, y), problem) if problem is not None else (value, (x, y), None)
+def _measurement(name, fn, seed, args, names, parts, answers):
+    """A check's body: ``fn(model, x, y, *args)`` must leave :func:`_net`'s model as
+    it was and return a pair (``names``), judged by :func:`_judge` part by part."""
+
+    def body():
+        model, x, y = _net(seed)
+        before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        value, problem = call(name, fn, model, x, y, *args, copy_inputs=False)
+        after = model.state_dict().items()
+        changed = [k for k, v in after if not torch_().equal(v, before[k])]
+        if problem is None and changed:
+            message = f"the model's {changed[0]} changed: measure on a copy, "
+            problem = wrong(name, message + "copy.deepcopy(model) (buffers move too)")
+        if problem is None:
+            value, problem = unpack(name, value, 2, names)
+        if problem is not None:
+            return problem
+        items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
+        flat = [to_numpy(v) for v in items]
+        want, still, diagnoses = answers(_net(seed)[0], x, y)
+        if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
+            return wrong(name, f"return {names}: {len(want)} numbers in all")
+        got = torch_().tensor(np.concatenate([np.ravel(v) for v in flat]))
+        return _judge(name, got, want, still, diagnoses, parts, HINTS[name])
+
+    return body
+
+
+def _judge(label, got, want, still, diagnoses, parts, hints):
+    """``compare`` with the listed mistakes; else the pattern (``describe``), which
+    ``parts`` are right, and a hint by those that are off, unless they are what
+    nothing moving gives (``still``): many slips give that, so no cause is named."""
+    result = compare(label, got, want, tol=1e-8, diagnoses=diagnoses)
+    if result.passed or any(message in result.detail for message in diagnoses):
+        return result
+    g, w, s = to_numpy(got), to_numpy(want), to_numpy(still)
+    same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
+    show = lambda a: ", ".join(f"{v:.6g}" for v in a)
+    said, off = [describe(g, w, tol=1e-8, axis=None)], []
+    for k, (part, i) in enumerate(parts.items()):
+        if same(g[i], w[i]):
+            said.append(f"{part}: right, {show(g[i])}")
+        else:
+            said.append(f"{part}: got {show(g[i])}, expected {show(w[i])}")
+            off.append(k)
+    idle = all(same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off)
+    hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
+    still = "what is off is what the measurement gives when nothing moves, as many "
+    still += "slips do: nothing moved, or a gradient read from .grad was overwritten"
+    said.append(still if idle else None if said[0] else hint)
+    result.detail = "; ".join(filter(None, said))
+    return result
+
+
+def _ics_answers(model, x, y):
+    """gradient_change's right answer, the answer when nothing moves, mistakes."""
+    ics = lambda m=model, lr=0.5, **how: _ics_reference(m, x, y, 3, lr, **how)
+    want, g3 = ics(), _grads(copy.deepcopy(model), x, y)[1][4].norm()  # ||G||
+    (d, c), model_eval = want, copy.deepcopy(model).eval()
+    diagnoses = {
+        "measured in eval mode: keep the training mode": ics(model_eval),
+        "the layer itself and the layers after it were updated too: update only "
+        "the layers before it": ics(before_only=False),
+        "the second gradient was added to the first: call zero_grad() before the "
+        "second backward pass": ics(zero=False),
+        "the distance is squared: return ||G - G'||": want.new([d * d, c]),
+        "the distance is relative to ||G||: return ||G - G'||": want.new([d / g3, c]),
+        "this is 1 - cos(G, G'): return the cosine": want.new([d, 1 - c]),
+    }
+    return want, ics(lr=0.0), diagnoses
 
 
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
-    name = "gradient_change"
-    torch = torch_()
-
-    def body():
-        items, (x, y), problem = _measured(name, fn, seed, (3, 0.5), "distance, cosine")
-        if problem is not None:
-            return problem
-        got = torch.tensor([float(items[0]), float(items[1])], dtype=torch.float64)
-        fresh, _, _ = _net(seed)
-        want = _ics_reference(fresh, x, y, 3, 0.5)
-        everything = _ics_reference(fresh, x, y, 3, 0.5, before_only=False)
-        accumulated = _ics_reference(fresh, x, y, 3, 0.5, zero=False)
-        in_eval = _ics_reference(copy.deepcopy(fresh).eval(), x, y, 3, 0.5)
-        d, c = want
-        g_norm = _grad_of(copy.deepcopy(fresh), x, y, 3).norm()
-        return compare(
-            f"{name} (layer 3)",
-            got,
-            want,
-            tol=1e-8,
-            what="(distance, cosine)",
-            diagnoses={
-                "measured in eval mode: keep the model's training mode, the "
-                "mode in which it is trained": in_eval,
-                "the layer itself and the layers after it were updated too: Santurkar "
-                "et al. update only the layers *before* it, then ask how its gradient "
-                "moved": everything,
-                "the second gradient was added to the first: call zero_grad() before "
-                "the second backward pass": accumulated,
-                "the layers before it moved up the gradient: an SGD step is w - lr "
-                "* grad": _ics_reference(fresh, x, y, 3, -0.5),
-                **{
-                    f"this is layer {i}'s gradient, not layer 3's (the index passed "
-                    "in)": _ics_reference(fresh, x, y, i, 0.5)
-                    for i in (0, 6)
-                },
-                "the distance is squared: return ||G - G'||": torch.stack([d**2, c]),
-                "the distance is relative to ||G||: return ||G - G'||": torch.stack(
-                    [d / g_norm, c]
-                ),
-                "this is 1 - cos(G, G'): return the cosine": torch.stack([d, 1 - c]),
-                "this is the angle between G and G': return its cosine": torch.stack(
-                    [d, torch.arccos(c)]
-                ),
-            },
-        )
-
-    return run_check(name, body, quiet=quiet, strict=strict)
+    names = "(distance, cosine)"
+    body = _measurement("gradient_change", fn, seed, (3, 0.5), names, ICS, _ics_answers)
+    return run_check("gradient_change", body, quiet=quiet, strict=strict)
 
 
-# --------------------------------------------------------------------------
-# the loss landscape along the gradient
-# --------------------------------------------------------------------------
-
-
-def _flat_grad(model, x, y):
-    torch = torch_()
-    model.zero_grad()
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
-
-
-def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
-    torch = torch_()
-    work = copy.deepcopy(model)
-    start = [p.detach().clone() for p in work.parameters()]
-    _, g = _flat_grad(work, x, y)
-    grads = [p.grad.detach().clone() for p in work.parameters()]
-    scale = 1 / g.norm() if normalise else 1.0
-    losses, changes = [], []
-    for eta in steps:
-        with torch.no_grad():
-            for p, p0, dp in zip(work.parameters(), start, grads, strict=True):
-                if cumulative:
-                    p -= eta * scale * dp
-                else:
-                    p.copy_(p0 - eta * scale * dp)
-        loss, g2 = _flat_grad(work, x, y)
-        losses.append(loss)
-        changes.append((g - g2).norm().item())
-    return torch.tensor(losses + changes, dtype=torch.float64)
+def _probe_answers(model, x, y, steps=(0.05, 0.2, 0.8)):
+    """landscape_probe's right answer, the answer when nothing moves, mistakes."""
+    probe = lambda m=model, eta=steps, **how: _probe_reference(m, x, y, eta, **how)
+    evaluated = copy.deepcopy(model).eval()
+    diagnoses = {
+        "the step followed the normalised gradient g / ||g||: move along g itself, "
+        "w - eta * g": probe(normalise=True),
+        "the steps piled up: each step size starts from the original weights, "
+        "w - eta * g": probe(cumulative=True),
+        "the probe ran in eval mode: keep the training mode": probe(evaluated),
+    }
+    return probe(), probe(eta=[0.0] * len(steps)), diagnoses
 
 
 def landscape_probe(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, step_sizes) -> (losses, grad_changes)``."""
-    name = "landscape_probe"
-    torch = torch_()
-    steps = [0.05, 0.2, 0.8]
-
-    def body():
-        items, (x, y), problem = _measured(
-            name, fn, seed, (steps,), "losses, grad_changes"
-        )
-        if problem is not None:
-            return problem
-        try:
-            got = torch.tensor(
-                [float(v) for part in items for v in part], dtype=torch.float64
-            )
-        except (TypeError, ValueError):
-            return wrong(name, "return two lists of numbers, one value per step size")
-        if got.shape != (2 * len(steps),):
-            return wrong(
-                name,
-                f"return one loss and one gradient change per step size ({len(steps)})",
-            )
-        fresh, _, _ = _net(seed)
-        evaluated = copy.deepcopy(fresh).eval()
-        return compare(
-            f"{name} (3 steps)",
-            got,
-            _probe_reference(fresh, x, y, steps),
-            tol=1e-8,
-            what="(losses, gradient changes)",
-            diagnoses={
-                "the step followed the normalised gradient g / ||g||: Santurkar et al. "
-                "move along the gradient itself, w - eta * g": _probe_reference(
-                    fresh, x, y, steps, normalise=True
-                ),
-                "the steps piled up: each step size starts from the original weights, "
-                "w - eta * g, not from where the previous one ended": _probe_reference(
-                    fresh, x, y, steps, cumulative=True
-                ),
-                "the probe ran in eval mode: keep the model's training mode, the mode "
-                "in which it is trained": _probe_reference(evaluated, x, y, steps),
-                "the probe moved up the gradient: the step is w - eta * g": (
-                    _probe_reference(fresh, x, y, [-eta for eta in steps])
-                ),
-            },
-        )
-
-    return run_check(name, body, quiet=quiet, strict=strict)
+    args, names = ([0.05, 0.2, 0.8],), "(losses, grad_changes)"
+    body = _measurement("landscape_probe", fn, seed, args, names, PROBE, _probe_answers)
+    return run_check("landscape_probe", body, quiet=quiet, strict=strict)

@@ -21,6 +21,9 @@ def noisy_class(
     sides=2,
     shared=False,  # True: one shift and one scale for every channel
     by_hand=False,  # True: F.batch_norm without running statistics
+    tied=False,  # True: one uniform draw gives both the shift and the scale
+    swapped=False,  # True: last_noise kept as (scale, shift)
+    twice=False,  # True: batch norm's forward (and its buffer update) run twice
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -35,8 +38,9 @@ def noisy_class(
                     c, dtype=dtype
                 )
             k = 1 if shared else c
-            shift = (sides * torch.rand(k, dtype=dtype) - sides + 1) * self.shift
-            scale = 1 + torch.rand(k, dtype=dtype) * (self.spread - 1)
+            u = torch.rand(k, dtype=dtype)
+            shift = (sides * u - sides + 1) * self.shift
+            scale = 1 + (u if tied else torch.rand(k, dtype=dtype)) * (self.spread - 1)
             return shift.expand(c).clone(), scale.expand(c).clone()
 
         def forward(self, x):
@@ -44,12 +48,14 @@ def noisy_class(
                 return super().forward(x)
             noise = self._draw(x.dtype) if fresh else self.last_noise
             if keep:
-                self.last_noise = noise
+                self.last_noise = noise[::-1] if swapped else noise
             shift, scale = noise
             if where == "before":
                 return super().forward(x * scale + shift)
             if by_hand:
                 return F.batch_norm(x, None, None, training=True) * scale + shift
+            if twice:
+                super().forward(x)
             return super().forward(x) * scale + shift
 
     return Noisy
@@ -142,6 +148,30 @@ def _one_minus_cosine(m, x, y, i, lr):
     return distance, 1 - cosine
 
 
+def _aliased(m, x, y, i, lr):
+    """G kept as a reference to .grad, which zero_grad() then empties in place."""
+    work = copy.deepcopy(m)
+    F.cross_entropy(work(x), y).backward()
+    g = work[i].weight.grad
+    with torch.no_grad():
+        for layer in work[:i]:
+            for p in layer.parameters():
+                p -= lr * p.grad
+    work.zero_grad(set_to_none=False)
+    F.cross_entropy(work(x), y).backward()
+    g2 = work[i].weight.grad
+    return (g - g2).norm().item(), F.cosine_similarity(
+        g.flatten(), g2.flatten(), dim=0
+    ).item()
+
+
+def _unmoved_loss(m, x, y, steps):
+    """Right gradient changes, but every loss taken on the model before the step."""
+    _, changes = probed(m, x, y, steps)
+    loss = F.cross_entropy(copy.deepcopy(m)(x), y).item()
+    return [loss] * len(steps), changes
+
+
 def _probe(**kw):
     return lambda m, x, y, steps: probed(m, x, y, steps, **kw)
 
@@ -158,6 +188,9 @@ NOISY = {
     "running statistics never updated": (noisy_class(by_hand=True), "running_var did not change in a training step"),
     "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
+    "shift and scale from one draw": (noisy_class(tied=True), "the shift and the scale are correlated"),
+    "last_noise as (scale, shift)": (noisy_class(swapped=True), "stored in the other order"),
+    "batch norm run twice": (noisy_class(twice=True), "two updates in a call"),
 }
 ICS = {
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
@@ -168,6 +201,7 @@ ICS = {
     "eval-mode copy": (_ics(eval_=True), "measured in eval mode"),
     "relative distance": (_ics(relative=True), "the distance is relative to ||G||"),
     "1 - cosine": (_one_minus_cosine, "this is 1 - cos(G, G')"),
+    "G aliased to the zeroed gradient": (_aliased, "what the measurement gives when nothing moves"),
 }
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
@@ -175,6 +209,7 @@ PROBE = {
     "changes the model": (_probe(copy_=False), "measure on a copy"),
     "eval mode": (_probe(eval_=True), "ran in eval mode"),
     "returns one list": (lambda m, x, y, steps: probed(m, x, y, steps)[0], "expected a tuple of 2"),
+    "losses of the unmoved model": (_unmoved_loss, "what the measurement gives when nothing moves"),
 }
 # fmt: on
 
