@@ -165,7 +165,7 @@ SCRATCH = {
     "track_running_stats ignored": (scratch_class(untracked=False), "None without tracking"),
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
     "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
-    "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "autograd history"),
+    "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "in the autograd graph"),
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must reset the statistics"),
     "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
