@@ -167,7 +167,7 @@ SCRATCH = {
     "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
     "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "in the autograd graph"),
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
-    "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must reset the statistics"),
+    "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),
     "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
 }
 # fmt: on
