@@ -171,50 +171,45 @@ def _running(module):
     return tuple(t.detach().clone() for t in pair)
 
 
-def _detached_grads(x, weight, dout, eps):
-    """The input gradient with a batch statistic detached (under no_grad, or
-    from x.detach()), for each one: the hypotheses a wrong one is tested on."""
-    torch = torch_()
-    dims, view = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
-    found = {}
-    for what in ("statistics", "mean", "variance"):
-        xd = x.detach().clone().requires_grad_()
-        mu, var = xd.mean(dims, keepdim=True), xd.var(dims, keepdim=True, correction=0)
-        mu = mu if what == "variance" else mu.detach()
-        var = var if what == "mean" else var.detach()
-        y = (xd - mu) / torch.sqrt(var + eps) * weight.detach().reshape(view)
-        key = (
-            f"it is the gradient with the batch {what} detached (under no_grad or "
-            "from x.detach()): only the running buffers go outside the graph"
-        )
-        found[key] = torch.autograd.grad(y, xd, dout)[0]
-    return found
-
-
 def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
+    """The input, weight and bias gradients against PyTorch's; a wrong input
+    gradient is tested against the batch statistics, mean or variance detached
+    (under no_grad or from x.detach())."""
+    torch = torch_()
     try:
         out.backward(dout)
     except Exception as exc:
         return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
     expected.backward(dout)
-    weight = ref.weight if ref.affine else torch_().ones(xb.shape[1]).double()
+    weight = ref.weight.detach() if ref.affine else torch.ones(4).double()
+    dims, view = [0, *range(2, xb.dim())], [1, -1] + [1] * (xb.dim() - 2)
     # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
     sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
-    scale = float(dout.abs().max() * weight.detach().abs().max() / sigma)
+    scale = float(dout.abs().max() * weight.abs().max() / sigma)
     grads = [("input gradient", xa.grad, xb.grad, scale)]
-    if ref.affine:
-        grads += [
-            ("weight gradient", module.weight.grad, ref.weight.grad, 0.0),
-            ("bias gradient", module.bias.grad, ref.bias.grad, 0.0),
-        ]
+    for key in ("weight", "bias") if ref.affine else ():
+        mine = getattr(getattr(module, key, None), "grad", None)
+        grads.append((f"{key} gradient", mine, getattr(ref, key).grad, 0.0))
     for what, got, want, floor in grads:
         if got is None:
             return wrong(label, f"{at}: no {what}: the output is not connected to it")
         if _close(got, want, 1e-9, floor):
             continue
-        tried = _detached_grads(xb, weight, dout, ref.eps) if floor else {}
-        fits = [k for k, g in tried.items() if _close(got, g, 1e-9, floor)]
-        seen = fits[0] if len(fits) == 1 else core.describe(got, want, tol=1e-8)
+        fits = []
+        for cut in ("statistics", "mean", "variance") if floor else ():
+            xd = xb.detach().clone().requires_grad_()
+            mu, var = xd.mean(dims, True), xd.var(dims, correction=0, keepdim=True)
+            mu = mu if cut == "variance" else mu.detach()
+            var = var if cut == "mean" else var.detach()
+            y = (xd - mu) / torch.sqrt(var + ref.eps) * weight.reshape(view)
+            if _close(got, torch.autograd.grad(y, xd, dout)[0], 1e-9, floor):
+                fits.append(cut)
+        seen = core.describe(got, want, tol=1e-8)
+        if len(fits) == 1:
+            seen = (
+                f"it is the gradient with the batch {fits[0]} detached (under no_grad "
+                "or from x.detach()): only the running buffers go outside the graph"
+            )
         return wrong(
             label,
             f"{at}: the {what} differs from PyTorch's" + (f": {seen}" if seen else ""),
@@ -250,62 +245,49 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     m = ref.momentum if ref.momentum is not None else 1 / k
     seen = f"{buffer} is not PyTorch's"
     if still[0]:
-        seen = f"{buffer} did not change in this step; PyTorch's moved {m:.4g} of "
-        seen += "the way to the batch's value"
+        seen = (
+            f"{buffer} did not change; PyTorch's moved {m:.4g} of the way to the batch"
+        )
     dims = dims[: x.dim() - 1]
     stats = [r[3].var(dims) if var else r[3].mean(dims) for r in records]
     for (step, before, after, xs), stat in zip(records, stats, strict=True):
         o, y, s = (to_numpy(t).ravel() for t in (before, after, stat))
-        design = np.stack([o, s, np.ones_like(s)], 1)
+        design, tol = np.stack([o, s, np.ones_like(s)], 1), 1e-9 * np.abs(y).max()
         rank = np.linalg.matrix_rank(design, 1e-6 * np.abs(design).max())
         if np.allclose(y, o) or rank < 3:
             continue
-        a, b, c = np.linalg.lstsq(design, y, rcond=None)[0]
-        size = np.abs(y).max()
-        if not np.allclose(design @ (a, b, c), y, rtol=0, atol=1e-9 * size):
+        abc = np.linalg.lstsq(design, y, rcond=None)[0]
+        if not np.allclose(design @ abc, y, rtol=0, atol=tol):
             break  # not of that form
         m = ref.momentum if ref.momentum is not None else 1 / step
-        n, e = xs.numel() // xs.shape[1], xs.shape[0]
+        n, f = xs.numel() // xs.shape[1], xs.shape[0] / (xs.shape[0] - 1)
+        # NaN where a cause does not apply (the variance's to running_mean)
+        q, r = (1 if var else np.nan), (1 if ref.momentum is None else np.nan)
         causes = {  # (a, b, c): the cause
             (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n "
-            "style); in PyTorch it weighs the new batch: running = (1 - momentum) "
-            "* running + momentum * batch",
+            "style); PyTorch's is (1 - momentum) * old + momentum * batch",
             (1, m, 0): "the old value is not multiplied by (1 - momentum)",
+            (step / (step + 1), r / (step + 1), 0): "with momentum=None PyTorch "
+            "averages cumulatively, 1/k at the k-th batch (count the batch first)",
+            (1 - m, q * m * (n - 1) / n, 0): "the biased batch variance; PyTorch "
+            "stores the unbiased one (times n / (n - 1), n = values per channel)",
+            (1 - m, q * m * n / (n - 1), 0): "Bessel's correction applied twice "
+            "(torch's x.var() is already unbiased)",
+            (1 - m, q * m * f * (n - 1) / n, 0): "the unbiased factor uses N, but n "
+            "counts every value of a channel: N*L or N*H*W",
+            (1 - m, m, q * m * ref.eps): "eps is stored in running_var; it belongs "
+            "in the normalisation only",
         }
-        if ref.momentum is None:
-            causes[step / (step + 1), 1 / (step + 1), 0] = (
-                "with momentum=None PyTorch averages cumulatively, 1/k at the k-th "
-                "batch (count the batch first)"
-            )
-        if var:
-            causes[1 - m, m * (n - 1) / n, 0] = (
-                "the biased batch variance; PyTorch stores the unbiased one (times "
-                "n / (n - 1), n = values per channel)"
-            )
-            causes[1 - m, m * n / (n - 1), 0] = (
-                "Bessel's correction applied twice (torch's x.var() is already "
-                "unbiased)"
-            )
-            causes[1 - m, m * e * (n - 1) / ((e - 1) * n), 0] = (
-                "the unbiased factor uses N, but n counts every value of a channel: "
-                "N*L for (N, C, L), N*H*W for (N, C, H, W)"
-            )
-            causes[1 - m, m, m * ref.eps] = (
-                "eps is stored in running_var; it belongs in the normalisation only"
-            )
-        tol = 1e-9 * size
-        fits = [w for abc, w in causes.items() if np.allclose((a, b, c), abc, 0, tol)]
-        rule = f"{a:.4g}·old + {b:.4g}·batch"
-        rule += f" + {c:.4g}" if abs(c) > 1e-9 * size else ""
-        what = "unbiased variance" if var else "mean"
+        fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
+        rule = f"{abc[0]:.4g}·old + {abc[1]:.4g}·batch"
+        rule += f" + {abc[2]:.4g}" if abs(abc[2]) > tol else ""
+        stat = "unbiased variance" if var else "mean"
         return (
-            f"{seen}; read at step {step}: {buffer} = {rule}; PyTorch's: "
-            f"{1 - m:.4g}·old + {m:.4g}·batch (batch = the batch's {what})"
+            f"{seen}; read at step {step}: {buffer} = {rule}; PyTorch's: {1 - m:.4g}"
+            f"·old + {m:.4g}·batch (batch = the batch's {stat})"
             + (f": {fits[0]}" if len(fits) == 1 else "")
         )
-    if still[0]:
-        return seen
-    return core.ema_problem(buffer, got, mine, stats[0], m)
+    return seen if still[0] else core.ema_problem(buffer, got, mine, stats[0], m)
 
 
 def _training_problem(label, module, ref, tail, gen):
