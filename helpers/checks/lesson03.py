@@ -1,9 +1,8 @@
 """Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
 
-The learner's module runs beside ``torch.nn.BatchNorm1d``/``2d`` in float64
-over training batches of varying size, then in eval mode; the first thing that
-differs is judged: the output (which mean, which scale), the gradients, then
-the buffers (the update read back as ``a * old + b * batch + c``).
+The learner's module runs beside ``torch.nn.BatchNorm1d``/``2d``, trained on
+batches of varying size, then in eval mode; the first thing that differs is
+judged: the output (which mean, which scale), the gradients, then the buffers.
 """
 
 from __future__ import annotations
@@ -43,8 +42,7 @@ def _close(a, b, tol=TOL, scale=0.0) -> bool:
 
 
 def _stepped(cls, label, x, *, double=False):
-    """A 4-channel module after one training-mode call on ``x``:
-    (module, out, None), or (None, None, the check's Result)."""
+    """A module after a training step on ``x``: (module, out, None) or a Result."""
     module, problem = core.build_module(cls, label, 4)
     if problem is not None:
         return None, None, problem
@@ -106,15 +104,13 @@ def _pair(cls, label, tail, gen, **given):
 
 
 def _merged(candidates):
-    """``candidates`` (name: values, the right one first) without those equal to
-    the right one, and those equal to each other joined under one name, "a or
-    b": to name one of two that fit alike would be a guess."""
+    """``candidates`` (the right one first) less those equal to it, those equal to
+    each other joined, "a or b": naming one of two that fit alike is a guess."""
     groups = []
     for name, value in candidates.items():
         v = to_numpy(value)
-        same = [
-            g for g in groups if g[1].shape == v.shape and np.allclose(g[1], v, 1e-9, 0)
-        ]
+        same = [g for g in groups if g[1].shape == v.shape]
+        same = [g for g in same if np.allclose(g[1], v, 1e-9, 0)]
         if not same:
             groups.append(([name], v))
         elif same[0] is not groups[0]:
@@ -210,10 +206,8 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
                 f"it is the gradient with the batch {fits[0]} detached (under no_grad "
                 "or from x.detach()): only the running buffers go outside the graph"
             )
-        return wrong(
-            label,
-            f"{at}: the {what} differs from PyTorch's" + (f": {seen}" if seen else ""),
-        )
+        seen = f": {seen}" if seen else ""
+        return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
     return None
 
 
@@ -304,15 +298,12 @@ def _training_problem(label, module, ref, tail, gen):
         if problem is not None:
             return problem
         expected, rows, at = ref(xb), channels_last(x), f"step {step} (batch of {n})"
-        var = rows.var(0, correction=0)
+        var, values = rows.var(0, correction=0), len(rows)
         zeros, ones = torch.zeros(rows.shape[1]), torch.ones(rows.shape[1])
         means = {"the batch mean": rows.mean(0), "0 (nothing is subtracted)": zeros}
-        variances = {
-            "the batch's biased variance": var,
-            "the unbiased variance (n - 1): normalise with the biased one "
-            "(running_var keeps the unbiased one)": var * len(rows) / (len(rows) - 1),
-            "1": ones,
-        }
+        unbiased = "the unbiased variance (n - 1): normalise with the biased one"
+        variances = {"the batch's biased variance": var, "1": ones}
+        variances[unbiased] = var * values / (values - 1)
         for when, pair in (("before", before), ("after", _running(module))):
             if pair:  # the learner's own buffers, used in place of the batch's
                 means[f"the running mean {when} the step{running}"] = pair[0]
@@ -330,22 +321,12 @@ def _training_problem(label, module, ref, tail, gen):
             return wrong(label, f"{at}: {graph.detail}")
         count, want = getattr(module, "num_batches_tracked", None), step
         if not hasattr(count, "numel") or count.numel() != 1 or int(count) != want:
-            return wrong(
-                label,
-                f"{at}: num_batches_tracked is {count!r}, expected tensor({want}) (add "
-                "1 per training batch)",
-            )
+            return wrong(label, f"{at}: num_batches_tracked is {count!r}, not {want}")
         for buffer in BUFFERS[:2]:
             if not _close(getattr(module, buffer, None), getattr(ref, buffer)):
                 why = _update_problem(label, module, ref, buffer, step, before, x, gen)
                 return wrong(label, f"{at}: {why}")
-    return _eval_problem(label, module, ref, tail, gen)
-
-
-def _eval_problem(label, module, ref, tail, gen):
-    """Eval mode: the running statistics (the batch's if untracked), no update."""
-    torch = torch_()
-    module.eval()
+    module.eval()  # eval mode: the running statistics (the batch's if untracked)
     ref.eval()
     x = 3 * torch.randn(6, 4, *tail[1:], generator=gen).double() - 2
     before = copy.deepcopy(module.state_dict())
@@ -354,11 +335,7 @@ def _eval_problem(label, module, ref, tail, gen):
         return problem
     for key in BUFFERS:
         if key in before and not _close(module.state_dict().get(key), before[key], 0):
-            return wrong(
-                label,
-                f"eval mode changed {key}: update the running statistics only when "
-                "self.training is True",
-            )
+            return wrong(label, f"eval mode changed {key}: update it only in training")
     rows, tracked = channels_last(x), ref.track_running_stats
     means = {"running_mean": ref.running_mean} if tracked else {}
     variances = {"running_var": ref.running_var} if tracked else {}
@@ -373,19 +350,14 @@ def _sequence(cls, tail, seed, **given) -> Result:
     eval: outputs, gradients and buffers compared at every step."""
     torch = torch_()
     shape = {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(tail)]
-    setting = ", ".join(f"{k}={v}" for k, v in given.items() if k != "momentum")
-    if given.get("momentum", 0.1) is None:
-        setting = "momentum=None"
-    label = f"{NAME} {setting or shape}"
+    setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or v is None]
+    label = f"{NAME} {setting[-1] if setting else shape}"
     gen = torch.Generator().manual_seed(seed)
     module, ref, problem = _pair(cls, label, tail, gen, **given)
     kept = [k for k in BUFFERS if getattr(module, k, None) is not None]
     if problem is None and kept and not ref.track_running_stats:
-        problem = wrong(
-            label,
-            f"{kept[0]} should be None without tracking "
-            f"(self.register_buffer('{kept[0]}', None)), as in torch",
-        )
+        why = f"{kept[0]} should be None without tracking (register_buffer(name, None))"
+        problem = wrong(label, why)
     if problem is None:  # a failed Result is falsy: never chain with `or`
         problem = _training_problem(label, module, ref, tail, gen)
     if problem is not None and "ZeroDivision" in problem.detail and "None" in label:
@@ -428,21 +400,18 @@ def _low_precision(cls, seed) -> Result:
     """bfloat16 input (mixed precision): output in bfloat16, buffers in float32."""
     torch = torch_()
     label = f"{NAME} bfloat16 input"
-    gen = torch.Generator().manual_seed(seed)
-    x = (3 * torch.randn(16, 4, generator=gen) + 2).bfloat16()
-    module, out, problem = _stepped(cls, label, x)
+    x = 3 * torch.randn(16, 4, generator=torch.Generator().manual_seed(seed)) + 2
+    module, out, problem = _stepped(cls, label, x.bfloat16())
     if problem is not None:
         return problem
-    want = torch.nn.BatchNorm1d(4).train()(x)
-    if not isinstance(out, torch.Tensor) or out.shape != want.shape:
-        got = f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}"
-        return wrong(label, f"bfloat16 input gave {got}, expected {tuple(want.shape)}")
-    if out.dtype != want.dtype:
+    want = torch.nn.BatchNorm1d(4).train()(x.bfloat16())
+    kind = getattr(out, "dtype", type(out).__name__)
+    if kind != torch.bfloat16 or out.shape != want.shape:
         return wrong(
             label,
-            f"bfloat16 input gave {str(out.dtype)[6:]} output: torch returns the "
-            "input's dtype (compute as you like, then out.to(x.dtype)), so that the "
-            "next layer of a mixed-precision net gets what it expects",
+            f"bfloat16 input gave {kind} {tuple(getattr(out, 'shape', ()))}: torch "
+            "returns the input's dtype and shape (compute as you like, then "
+            "out.to(x.dtype)), which the next layer of a mixed-precision net expects",
         )
     if getattr(getattr(module, "running_var", None), "dtype", None) != torch.float32:
         return wrong(label, "the buffers changed dtype: keep them float32")
@@ -460,32 +429,32 @@ def _resets(cls, seed) -> Result:
     if problem is not None:
         return problem
     kinds = {k: getattr(getattr(module, k, None), "dtype", None) for k in BUFFERS}
-    start = {"running_mean": 0, "running_var": 1, "num_batches_tracked": 0}
     with torch.no_grad():
         module.weight.fill_(2.0)
         module.bias.fill_(1.0)
     for method, params, rule in (
-        ("reset_running_stats", {"weight": 2, "bias": 1}, "leave weight and bias"),
-        ("reset_parameters", {"weight": 1, "bias": 0}, "set weight to 1, bias to 0"),
+        ("reset_running_stats", (2, 1), "leave weight and bias"),
+        ("reset_parameters", (1, 0), "set weight to 1, bias to 0"),
     ):
         if not callable(getattr(module, method, None)):
             return wrong(label, f"no {method}() method (torch's batch norm has one)")
         _, problem = call(label, getattr(module, method))
         if problem is not None:
             return problem
-        for key, value in (start | params).items():
+        values = (0, 1, 0, *params)
+        for key, value in zip((*BUFFERS, "weight", "bias"), values, strict=True):
             t = getattr(module, key, None)
             kind = getattr(t, "dtype", type(t).__name__)
-            if kind != kinds.get(key, kind) or not torch.all(
+            same = kind == kinds.get(key, kind) and torch.all(
                 torch.as_tensor(t == value)
-            ):
+            )
+            if not same:
                 seen = core._fmt(to_numpy(t)) if hasattr(t, "dtype") else t
-                was = f", it was {kinds[key]}" if kind != kinds.get(key, kind) else ""
                 return wrong(
                     label,
                     f"{method}() must set running_mean to 0, running_var to 1 and "
                     f"num_batches_tracked to 0 in place (zero_(), fill_(1)) and "
-                    f"{rule}: {key} is {seen} ({kind}{was}) after it",
+                    f"{rule}: {key} is {seen} ({kind}) after it",
                 )
         _, problem = call(label, module, x)  # statistics again, to reset again
         if problem is not None:
@@ -528,8 +497,7 @@ SCRATCH_CONTRASTS = (
 
 
 def _contrasts(results, contrasts) -> list[Result]:
-    """Say, on a failed case whose twin differing in one setting passes, that
-    the failure comes only with that setting."""
+    """A failed case whose twin, one setting apart, passes: say so."""
     for good, bad, setting in contrasts:
         bad = results[bad]
         if results[good].passed and not bad.passed and bad.verdict != TODO:
@@ -543,9 +511,8 @@ def _contrasts(results, contrasts) -> list[Result]:
 
 
 def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
-    """A layer, a trained eval-mode batch norm (both of ``dtype``) and a float64
-    input; ``kind`` "linear", "conv" or "grouped" (dilated, grouped,
-    reflect-padded: every conv setting differs)."""
+    """A layer, a trained eval-mode batch norm (of ``dtype``) and an input; kind
+    "linear", "conv" or "grouped" (dilated, grouped, reflect-padded)."""
     torch = torch_()
     nn, gen = torch.nn, torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -581,28 +548,49 @@ def _fold_reader(layer, bn, x):
     gamma = bn.weight.detach() if bn.weight is not None else torch.ones(c).double()
     beta = bn.bias.detach() if bn.bias is not None else torch.zeros(c).double()
     own = layer.bias.detach() if layer.bias is not None else torch.zeros(c).double()
-    s, right = torch.sqrt(var + bn.eps), "b' = (b - running_mean) * scale + beta"
-    means = {"running_mean": mean}
-    for what, value in (
-        ("0: the running mean is not subtracted", 0 * mean),
-        ("running_mean + beta s / gamma: beta is missing", mean + beta * s / gamma),
-        ("running_mean + own bias: the layer's own bias is left out", mean + own),
-        (
-            "running_mean + own bias (1 - 1/scale): the own bias is not scaled",
-            (mean + own * (1 - s / gamma)),
-        ),
-        (
-            "running_mean - beta (1 - 1/scale): beta is scaled too",
-            (mean - beta * (1 - s / gamma)),
-        ),
-    ):
-        means[f"{what}, {right}"] = value
+    s = torch.sqrt(var + bn.eps)
+    t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
+    means = {
+        "0: the running mean is not subtracted": 0 * mean,
+        "running_mean + beta s / gamma: beta is missing": mean + beta * s / gamma,
+        "running_mean + b: the layer's own bias b is left out": mean + own,
+        "running_mean + b (1 - 1/scale): the own bias is not scaled": mean + own * t,
+        "running_mean - beta (1 - 1/scale): beta is scaled too": mean - beta * t,
+    }
+    means = {"running_mean": mean} | {f"{k}, {right}": v for k, v in means.items()}
     scales = {"sqrt(running_var + eps)": s}
-    if bn.eps != EPS:
-        scales[f"sqrt(running_var + 1e-5): use bn.eps ({bn.eps:g})"] = (
-            var + EPS
-        ).sqrt()
+    scales["sqrt(running_var + 1e-5): use bn.eps"] = (var + EPS).sqrt()
     return [_reader("", z, gamma, beta, bn.eps, means, {"running_var": var}, scales)]
+
+
+def _fold_problem(kind, folded, layer, originals) -> str | None:
+    """Why ``folded`` is not a new layer of the layer's kind, settings, dtype and
+    device, with a bias, the originals (module: its state_dict before) intact."""
+    torch = torch_()
+    want = torch.nn.Linear if kind == "linear" else torch.nn.Conv2d
+    if not isinstance(folded, want):
+        return f"returned a {type(folded).__name__}: return one {want.__name__}"
+    for module, old in originals.items():
+        new, key = module.state_dict(), "layer" if module is layer else "bn"
+        if set(new) != set(old) or any(not torch.equal(old[k], new[k]) for k in new):
+            return f"changed the original {key} in place: build a new layer"
+    settings = ("stride", "padding", "kernel_size", "dilation", "groups")
+    for attr in (*settings, "padding_mode") if kind != "linear" else ():
+        mine, theirs = getattr(folded, attr, None), getattr(layer, attr)
+        if mine != theirs:
+            return (
+                f"the folded conv's {attr} is {mine}, the original's {theirs}: copy "
+                "every setting (stride, padding, dilation, groups, padding_mode)"
+            )
+    w, v = folded.weight, layer.weight
+    if (w.dtype, w.device) != (v.dtype, v.device):
+        return (
+            f"the folded layer's weight is {w.dtype}, the layer's {v.dtype}: give the "
+            "new layer the layer's dtype and device (.to(layer.weight))"
+        )
+    if folded.bias is None:
+        return "the folded layer has no bias: create it with bias=True, always"
+    return None
 
 
 def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Result:
@@ -618,47 +606,15 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Re
         want = bn.double()(layer.double()(x))
         readers = _fold_reader(layer, bn, x)
         layer, bn = layer.to(getattr(torch, dtype)), bn.to(getattr(torch, dtype))
-    before = [copy.deepcopy(m.state_dict()) for m in (layer, bn)]
+    before = {m: copy.deepcopy(m.state_dict()) for m in (layer, bn)}
     # the learner's function gets the real layers, so that an in-place change
     # is seen (the expected output was computed above, before the call)
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)
     if problem is not None:
         return problem
-    want_type = torch.nn.Linear if kind == "linear" else torch.nn.Conv2d
-    if not isinstance(folded, want_type):
-        return wrong(
-            label,
-            f"returned a {type(folded).__name__}; return one {want_type.__name__} "
-            "(that is the point: one layer instead of two)",
-        )
-    for key, old, module in zip(("layer", "bn"), before, (layer, bn), strict=True):
-        new = module.state_dict()
-        if set(new) != set(old) or any(not torch.equal(old[k], new[k]) for k in new):
-            return wrong(
-                label, f"changed the original {key} in place: build a new layer"
-            )
-    settings = ("stride", "padding", "kernel_size", "dilation", "groups")
-    for attr in (*settings, "padding_mode") if kind != "linear" else ():
-        if getattr(folded, attr, None) != getattr(layer, attr):
-            return wrong(
-                label,
-                f"the folded conv's {attr} is {getattr(folded, attr, None)}, the "
-                f"original's {getattr(layer, attr)}: copy every setting (stride, "
-                "padding, dilation, groups, padding_mode)",
-            )
-    w, v = folded.weight, layer.weight
-    if (w.dtype, w.device) != (v.dtype, v.device):
-        return wrong(
-            label,
-            f"the folded layer's weight is {w.dtype}, the layer's {v.dtype}: give the "
-            "new layer the layer's dtype and device (.to(layer.weight))",
-        )
-    if folded.bias is None:
-        return wrong(
-            label,
-            "the folded layer has no bias: it needs one even when the original had "
-            "none (create it with bias=True)",
-        )
+    problem = _fold_problem(kind, folded, layer, before)
+    if problem:
+        return wrong(label, problem)
     with torch.no_grad():
         try:
             got = copy.deepcopy(folded).double()(x)
@@ -717,10 +673,8 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
         for (what, why), b in zip(
             REFUSALS.items(), (bn.train(), untracked), strict=True
         ):
-            refused = core.expect_raises(
-                f"fold_batchnorm {what}", fn, ValueError, why, layer, b
-            )
-            results.append(refused)
+            name = f"fold_batchnorm {what}"
+            results.append(core.expect_raises(name, fn, ValueError, why, layer, b))
         return _contrasts(results, FOLD_CONTRASTS)
 
     return core.run_check("fold_batchnorm", body, quiet=quiet, strict=strict)
