@@ -85,16 +85,16 @@ def _pair(cls, label, tail, gen, **given):
     """The learner's module and PyTorch's, float64, in training mode, with the
     same random gamma and beta: (module, ref, None) or (None, None, Result)."""
     torch = torch_()
-    module, problem = core.build_module(cls, label, 4, **given)
+    module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return None, None, problem
     kind = torch.nn.BatchNorm2d if len(tail) == 3 else torch.nn.BatchNorm1d
-    ref = kind(4, **given).double()
+    ref = kind(tail[0], **given).double()
     try:
         module = module.double().train()
         with torch.no_grad():
-            gamma = torch.rand(4, generator=gen) + 0.5
-            values = {"weight": gamma, "bias": torch.randn(4, generator=gen)}
+            gamma = torch.rand(tail[0], generator=gen) + 0.5
+            values = {"weight": gamma, "bias": torch.randn(tail[0], generator=gen)}
             for key, value in values.items() if ref.affine else ():
                 getattr(ref, key).copy_(value)
                 getattr(module, key).copy_(value)
@@ -156,6 +156,8 @@ def _compared(label, at, got, want, ref, x, means, variances):
         return None
     if not result.detail.startswith(at):
         result.detail = f"{at}: {result.detail}"
+    if 1e-9 < result.error < 1e-6 and ": got " in result.detail:  # nothing read
+        result.detail += " (errors of float32's rounding size: computed in float32?)"
     return result
 
 
@@ -177,7 +179,7 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
     except Exception as exc:
         return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
     expected.backward(dout)
-    weight = ref.weight.detach() if ref.affine else torch.ones(4).double()
+    weight = ref.weight.detach() if ref.affine else torch.ones(xb.shape[1]).double()
     dims, view = [0, *range(2, xb.dim())], [1, -1] + [1] * (xb.dim() - 2)
     # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
     sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
@@ -290,7 +292,7 @@ def _training_problem(label, module, ref, tail, gen):
     torch = torch_()
     running = " (training mode uses the batch's own statistics)"
     for step, n in enumerate(BATCH_SIZES, start=1):
-        x = 5 * torch.randn(n, 4, *tail[1:], generator=gen).double() + 12
+        x = 5 * torch.randn(n, *tail, generator=gen).double() + 12
         dout = torch.randn(x.shape, generator=gen).double()
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         before = _running(module)
@@ -328,7 +330,7 @@ def _training_problem(label, module, ref, tail, gen):
                 return wrong(label, f"{at}: {why}")
     module.eval()  # eval mode: the running statistics (the batch's if untracked)
     ref.eval()
-    x = 3 * torch.randn(6, 4, *tail[1:], generator=gen).double() - 2
+    x = 3 * torch.randn(6, *tail, generator=gen).double() - 2
     before = copy.deepcopy(module.state_dict())
     out, problem = call(label, module, x)
     if problem is not None:
@@ -361,10 +363,7 @@ def _sequence(cls, tail, seed, **given) -> Result:
     if problem is None:  # a failed Result is falsy: never chain with `or`
         problem = _training_problem(label, module, ref, tail, gen)
     if problem is not None and "ZeroDivision" in problem.detail and "None" in label:
-        problem.detail += (
-            "; with momentum=None the average is cumulative, 1/k at the k-th batch: "
-            "num_batches_tracked is 0 before the first one, so count it first"
-        )
+        problem.detail += "; momentum=None is 1/k at the k-th batch: count it first"
     if problem is not None:
         return problem
     sizes = ", ".join(map(str, BATCH_SIZES))
@@ -470,7 +469,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         if first.verdict == TODO:
             return first
         results = [first]
-        results += [_sequence(cls, tail, seed) for tail in ((4,), (4, 5), (4, 3, 3))]
+        results += [_sequence(cls, tail, seed) for tail in ((4,), (4, 5), (3, 3, 3))]
         results += [
             _sequence(cls, (4, 3), seed + 1, momentum=None),
             _sequence(cls, (4,), seed + 2, momentum=0.3, affine=False),
