@@ -113,6 +113,12 @@ def test_an_update_without_decay_is_read_as_one(learner_mode):
     assert "offset" not in seen and "Bessel" not in seen, seen
 
 
+def test_eps_stored_before_or_after_bessels_factor_is_named(learner_mode):
+    for where in ("eps", "eps first"):
+        seen = details(scratch(running_var=where), "(N, C)")
+        assert "eps is stored in running_var" in seen, (where, seen)
+
+
 def test_float32_arithmetic_is_not_blamed_on_the_statistics(learner_mode):
     import torch
 

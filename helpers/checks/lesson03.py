@@ -259,6 +259,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         n, f = xs.numel() // xs.shape[1], xs.shape[0] / (xs.shape[0] - 1)
         # NaN where a cause does not apply (the variance's to running_mean)
         q, r = (1 if var else np.nan), (1 if ref.momentum is None else np.nan)
+        stored = "eps is stored in running_var; it belongs in the normalisation only"
         causes = {  # (a, b, c): the cause
             (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n "
             "style); PyTorch's is (1 - momentum) * old + momentum * batch",
@@ -271,8 +272,8 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
             "(torch's x.var() is already unbiased)",
             (1 - m, q * m * f * (n - 1) / n, 0): "the unbiased factor uses N, but n "
             "counts every value of a channel: N*L or N*H*W",
-            (1 - m, m, q * m * ref.eps): "eps is stored in running_var; it belongs "
-            "in the normalisation only",
+            (1 - m, m, q * m * ref.eps): stored,
+            (1 - m, m, q * m * ref.eps * n / (n - 1)): stored,  # before Bessel's
         }
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
         rule = f"{abc[0]:.4g}·old + {abc[1]:.4g}·batch"

@@ -135,6 +135,8 @@ def scratch_class(
                         bv = bv * n / (n - 1)
                     bv = bv * n / (n - 1) if running_var == "twice" else bv
                     bv = bv + self.eps if running_var == "eps" else bv
+                    if running_var == "eps first":  # eps, then Bessel's factor
+                        bv = (bv + self.eps) * n / (n - 1)
                     if not decay_old:
                         self.running_mean.add_(m * bm)
                         self.running_var.add_(m * bv)
