@@ -148,3 +148,36 @@ def test_the_visible_check_uses_three_channels_as_the_hidden_test(learner_mode):
             super().__init__(4, **kwargs)
 
     assert not checks.scratch_batchnorm(FourOnly, quiet=True)
+
+
+def test_buffers_never_written_back_are_told_so_and_nothing_about_momentum(
+    learner_mode,
+):
+    import torch
+
+    class NeverWritten(m.scratch_class()):
+        def forward(self, x):
+            kept = [self.running_mean.clone(), self.running_var.clone()]
+            out = super().forward(x)
+            with torch.no_grad():
+                self.running_mean.copy_(kept[0])
+                self.running_var.copy_(kept[1])
+            return out
+
+    seen = details(checks.scratch_batchnorm(NeverWritten, quiet=True), "(N, C)")
+    assert "did not change in 4 training steps" in seen, seen
+    assert "momentum" not in seen, seen
+
+
+def test_a_count_that_turns_float_fails_as_the_hidden_test_does(learner_mode):
+    """The hidden test compares num_batches_tracked with tensor(7), a long."""
+
+    class FloatCount(m.scratch_class()):
+        def forward(self, x):
+            out = super().forward(x)
+            if self.training:
+                self.num_batches_tracked = self.num_batches_tracked.float()
+            return out
+
+    seen = details(checks.scratch_batchnorm(FloatCount, quiet=True), "(N, C)")
+    assert "(a long)" in seen, seen
