@@ -165,7 +165,7 @@ def test_buffers_never_written_back_are_told_so_and_nothing_about_momentum(
             return out
 
     seen = details(checks.scratch_batchnorm(NeverWritten, quiet=True), "(N, C)")
-    assert "did not change in 4 training steps" in seen, seen
+    assert "did not change in 4 training step(s)" in seen, seen
     assert "momentum" not in seen, seen
 
 

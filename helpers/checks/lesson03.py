@@ -235,7 +235,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         records.append((step, records[-1][2], new.detach().clone(), xt))
     still = [torch.equal(r[1], r[2]) for r in records]
     if all(still):
-        return f"{buffer} did not change in {len(records)} training steps: update it"
+        return f"{buffer} did not change in {len(records)} training step(s): update it"
     m = ref.momentum if ref.momentum is not None else 1 / k
     seen = f"{buffer} is not PyTorch's"
     if still[0]:
