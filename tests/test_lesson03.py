@@ -138,9 +138,9 @@ def test_a_fold_without_the_layers_own_bias_is_named(learner_mode):
     assert "the layer's own bias b is left out" in seen, seen
 
 
-def test_the_visible_check_uses_three_channels_as_the_hidden_test(learner_mode):
-    """A module built for 4 channels only passes no visible check: the hidden
-    test builds ScratchBatchNorm(3, momentum=0.5)."""
+def test_a_module_built_for_four_channels_only_fails_the_visible_check(learner_mode):
+    """The hidden test builds ScratchBatchNorm(3, momentum=0.5): the visible
+    check does not build 4 channels only."""
     base = m.scratch_class()
 
     class FourOnly(base):
