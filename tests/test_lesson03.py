@@ -59,3 +59,125 @@ def torch_module():
     import torch
 
     return torch.nn.Module
+
+
+# --------------------------------------------------------------------------
+# the first thing that differs is blamed; a degenerate answer names no cause
+# (issue 28: wrong answers nobody listed, and the wrong causes of round 2)
+# --------------------------------------------------------------------------
+
+
+def details(report, name) -> str:
+    return " | ".join(r.detail for r in report if r.name == f"ScratchBatchNorm {name}")
+
+
+def scratch(**mistake):
+    return checks.scratch_batchnorm(m.scratch_class(**mistake), quiet=True)
+
+
+def test_a_buffer_that_starts_wrong_is_told_its_start(learner_mode):
+    """running_var zeroed at construction: the batch statistic averaged in is
+    right, its start is not (it was read as 'a statistic off by an offset')."""
+    seen = details(scratch(start_var=0.0), "(N, C)")
+    assert "before the first step: it starts at 1" in seen, seen
+    assert "offset" not in seen and "averages in" not in seen, seen
+
+
+def test_a_buffer_left_unchanged_at_step_one_is_read_from_later_steps(learner_mode):
+    """Keras's momentum with momentum=None leaves the buffer as it is at step 1
+    (weight 1 on the old value): that is no proof that it is never updated."""
+    seen = details(scratch(momentum_on="old"), "momentum=None")
+    assert "momentum is applied to the old value" in seen, seen
+    assert "update it in training mode" not in seen, seen
+
+
+def test_running_statistics_in_training_are_not_blamed_on_the_variance(learner_mode):
+    """With momentum=None running_var after step 1 is the unbiased variance:
+    both readings are given, neither is named alone."""
+    seen = details(scratch(train_on_running=True), "momentum=None")
+    assert "running_var after the step" in seen, seen
+
+
+def test_an_output_left_unnormalised_is_not_named_running_statistics(learner_mode):
+    """out = gamma * x + beta at step 1 uses mean 0 and scale 1, which are also
+    the buffers' start: the check lists both, it does not pick one."""
+    seen = details(scratch(normalise=False), "(N, C)")
+    assert "0 (nothing is subtracted)" in seen, seen
+
+
+def test_an_update_without_decay_is_read_as_one(learner_mode):
+    """running += momentum * batch: read at step 2, where the old values
+    differ across channels (at step 1 they are all 1 and read as an offset)."""
+    seen = details(scratch(decay_old=False), "(N, C)")
+    assert "the old value is not multiplied by (1 - momentum)" in seen, seen
+    assert "offset" not in seen and "Bessel" not in seen, seen
+
+
+def test_eps_stored_before_or_after_bessels_factor_is_named(learner_mode):
+    for where in ("eps", "eps first"):
+        seen = details(scratch(running_var=where), "(N, C)")
+        assert "eps is stored in running_var" in seen, (where, seen)
+
+
+def test_float32_arithmetic_is_not_blamed_on_the_statistics(learner_mode):
+    import torch
+
+    report = scratch(compute_dtype=torch.float32)
+    seen = details(report, "track_running_stats=False")
+    assert "float32" in seen and "biased" not in seen, seen
+
+
+def test_a_reset_must_work_in_place(learner_mode):
+    seen = details(scratch(reset_in_place=False), "reset_*()")
+    assert "in place" in seen and "float32" in seen, seen
+
+
+def test_a_fold_without_the_layers_own_bias_is_named(learner_mode):
+    report = checks.fold_batchnorm(m.fold_variant(own_bias=False), quiet=True)
+    seen = " | ".join(r.detail for r in report if r.name == "fold_batchnorm conv")
+    assert "the layer's own bias b is left out" in seen, seen
+
+
+def test_a_module_built_for_four_channels_only_fails_the_visible_check(learner_mode):
+    """The hidden test builds ScratchBatchNorm(3, momentum=0.5): the visible
+    check does not build 4 channels only."""
+    base = m.scratch_class()
+
+    class FourOnly(base):
+        def __init__(self, num_features, **kwargs):
+            super().__init__(4, **kwargs)
+
+    assert not checks.scratch_batchnorm(FourOnly, quiet=True)
+
+
+def test_buffers_never_written_back_are_told_so_and_nothing_about_momentum(
+    learner_mode,
+):
+    import torch
+
+    class NeverWritten(m.scratch_class()):
+        def forward(self, x):
+            kept = [self.running_mean.clone(), self.running_var.clone()]
+            out = super().forward(x)
+            with torch.no_grad():
+                self.running_mean.copy_(kept[0])
+                self.running_var.copy_(kept[1])
+            return out
+
+    seen = details(checks.scratch_batchnorm(NeverWritten, quiet=True), "(N, C)")
+    assert "did not change in 4 training step(s)" in seen, seen
+    assert "momentum" not in seen, seen
+
+
+def test_a_count_that_turns_float_fails_as_the_hidden_test_does(learner_mode):
+    """The hidden test compares num_batches_tracked with tensor(7), a long."""
+
+    class FloatCount(m.scratch_class()):
+        def forward(self, x):
+            out = super().forward(x)
+            if self.training:
+                self.num_batches_tracked = self.num_batches_tracked.float()
+            return out
+
+    seen = details(checks.scratch_batchnorm(FloatCount, quiet=True), "(N, C)")
+    assert "(a long)" in seen, seen

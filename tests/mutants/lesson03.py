@@ -30,6 +30,11 @@ def scratch_class(
     reset_all=True,  # False: reset_parameters() leaves the statistics
     one_pass=False,  # True: var = E[x^2] - mean^2, right but rounded otherwise
     fixed_eps=False,  # True: 1e-5 whatever eps is passed
+    start_var=1.0,  # running_var's first value (0: zeroed at construction)
+    compute_dtype=None,  # e.g. torch.float32: the normalisation computed in it
+    normalise=True,  # False: out = gamma * x + beta, no statistics used
+    decay_old=True,  # False: running += momentum * batch
+    reset_in_place=True,  # False: reset_running_stats() binds new float32 tensors
 ):
     import torch
     from torch import nn
@@ -58,7 +63,9 @@ def scratch_class(
                     self.register_buffer(name, None)
             elif buffers:
                 self.register_buffer("running_mean", torch.zeros(num_features))
-                self.register_buffer("running_var", torch.ones(num_features))
+                self.register_buffer(
+                    "running_var", start_var + torch.zeros(num_features)
+                )
                 self.register_buffer("num_batches_tracked", torch.tensor(0))
             else:
                 self.running_mean = torch.zeros(num_features)
@@ -69,6 +76,11 @@ def scratch_class(
                 self.reset_parameters = self._reset_parameters
 
         def _reset_stats(self):
+            if not reset_in_place:
+                self.running_mean = torch.zeros(self.num_features)
+                self.running_var = torch.ones(self.num_features)
+                self.num_batches_tracked = torch.tensor(0)
+                return
             self.running_mean.zero_()
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
@@ -123,7 +135,12 @@ def scratch_class(
                         bv = bv * n / (n - 1)
                     bv = bv * n / (n - 1) if running_var == "twice" else bv
                     bv = bv + self.eps if running_var == "eps" else bv
-                    if momentum_on == "new":
+                    if running_var == "eps first":  # eps, then Bessel's factor
+                        bv = (bv + self.eps) * n / (n - 1)
+                    if not decay_old:
+                        self.running_mean.add_(m * bm)
+                        self.running_var.add_(m * bv)
+                    elif momentum_on == "new":
                         self.running_mean.mul_(1 - m).add_(m * bm)
                         self.running_var.mul_(1 - m).add_(m * bv)
                     else:
@@ -133,7 +150,10 @@ def scratch_class(
                 mean = self.running_mean.view(view)
                 var = self.running_var.view(view)
             eps = self.eps if use_batch or eval_eps else 0.0
-            out = (x - mean) / torch.sqrt(var + eps)
+            xc = x
+            if compute_dtype is not None:
+                xc, mean, var = (t.to(compute_dtype) for t in (x, mean, var))
+            out = (xc - mean) / torch.sqrt(var + eps) if normalise else xc
             if self.affine:
                 out = out * self.weight.view(view) + self.bias.view(view)
             return out.to(x.dtype) if keep_dtype else out
@@ -165,9 +185,9 @@ SCRATCH = {
     "track_running_stats ignored": (scratch_class(untracked=False), "None without tracking"),
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
     "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
-    "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "autograd history"),
+    "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "in the autograd graph"),
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
-    "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must reset the statistics"),
+    "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),
     "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
 }
 # fmt: on
@@ -189,6 +209,7 @@ def fold_variant(
     keep_dtype=True,  # False: a float32 layer whatever the input's dtype (D5)
     eps_out=False,  # the review's C7: sqrt(running_var) + eps
     bn_eps=True,  # False: a fixed 1e-5 instead of bn.eps
+    own_bias=True,  # False: the layer's own bias left out of the new bias
 ):
     import torch
     from torch import nn
@@ -208,6 +229,7 @@ def fold_variant(
             beta = bn.bias
         scale = gamma / std
         own = layer.bias if layer.bias is not None else torch.zeros_like(scale)
+        own = own if own_bias else torch.zeros_like(scale)
         shift = -bn.running_mean * scale if subtract_mean else 0.0
         bias = (
             (own * scale if scale_bias else own) + shift + (beta if add_beta else 0.0)
