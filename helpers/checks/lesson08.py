@@ -11,7 +11,12 @@ examples each has) is told apart from the mean of the batch.
 from __future__ import annotations
 
 # The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "merge_running_stats"]
+__all__ = [
+    "sync_batchnorm_forward",
+    "sync_batchnorm_backward",
+    "sync_bn_layer",
+    "merge_running_stats",
+]
 
 import numpy as np
 
@@ -40,6 +45,8 @@ CHANNELS = 4
 SHORTCUTS = {
     "sync_batchnorm_forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"),
     "sync_batchnorm_backward": (r"\bautograd\b", r"\.backward\("),
+    "sync_bn_forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"),
+    "sync_bn_backward": (r"\bautograd\b", r"\.backward\("),
 }
 
 
@@ -324,6 +331,12 @@ def _running_results(fn, seed) -> list[Result]:
                     "running_mean and running_var are the function's to write",
                 )
             ]
+    return _buffer_results(buffers, xs, mean0, var0)
+
+
+def _buffer_results(buffers, xs, mean0, var0) -> list[Result]:
+    """Every rank's (running_mean, running_var) in ``buffers`` against
+    nn.BatchNorm1d after one training step on the whole batch."""
     want_mean, want_var = torch_running(xs, mean0, var0)
     mistakes = _running_mistakes(xs, mean0, var0)
     return [
@@ -408,6 +421,12 @@ def _full_gradients(xs, gamma, beta, douts):
     return x.grad, g.grad, b.grad
 
 
+def _statistics(xs):
+    """The whole batch's mean and 1 / sqrt(biased variance + eps)."""
+    full = torch_().cat(xs)
+    return full.mean(0), 1 / (full.var(0, correction=0) + EPS).sqrt()
+
+
 def _backward_mistakes(xs, gamma, douts):
     """dx of the usual mistakes, concatenated over the ranks."""
     torch = torch_()
@@ -416,34 +435,32 @@ def _backward_mistakes(xs, gamma, douts):
         x_hat = (x - mean) * rho
         return gamma * rho * (dy - mean_dy - x_hat * mean_dy_xhat)
 
-    full, dfull = torch.cat(xs), torch.cat(douts)
-    mean, rho = full.mean(0), 1 / torch.sqrt(full.var(0, correction=0) + EPS)
-    x_hat = (full - mean) * rho
-    local = []
-    for x, dy in zip(xs, douts, strict=True):
-        xh = (x - mean) * rho
-        local.append(closed_form(x, dy, mean, rho, dy.mean(0), (dy * xh).mean(0)))
-    ghost = []
-    for x, dy in zip(xs, douts, strict=True):
-        m, r = x.mean(0), 1 / torch.sqrt(x.var(0, correction=0) + EPS)
-        ghost.append(closed_form(x, dy, m, r, dy.mean(0), (dy * (x - m) * r).mean(0)))
-    no_var = gamma * rho * (dfull - dfull.mean(0))
+    pairs = list(zip(xs, douts, strict=True))
+    dfull, (mean, rho) = torch.cat(douts), _statistics(xs)
+    x_hat = (torch.cat(xs) - mean) * rho
     sums = dfull.sum(0), (dfull * x_hat).sum(0)
-    by_local = [  # the all-reduced sums divided by this rank's count
-        closed_form(x, dy, mean, rho, sums[0] / len(x), sums[1] / len(x))
-        for x, dy in zip(xs, douts, strict=True)
-    ]
+
+    def per_rank(stats, means):  # dx with each rank's statistics and means
+        return torch.cat(
+            [closed_form(x, dy, *stats(x), *means(x, dy, *stats(x))) for x, dy in pairs]
+        )
+
+    own = lambda x: (x.mean(0), 1 / (x.var(0, correction=0) + EPS).sqrt())  # noqa: E731
+    local = lambda x, dy, m, r: (dy.mean(0), (dy * (x - m) * r).mean(0))  # noqa: E731
     return {
         "dx divides the all-reduced sums by this rank's count: divide by the whole "
-        "batch's count N (the forward pass's all-reduced count)": torch.cat(by_local),
+        "batch's count N (the forward pass's all-reduced count)": per_rank(
+            lambda x: (mean, rho),
+            lambda x, dy, m, r: (sums[0] / len(x), sums[1] / len(x)),
+        ),
         "dx uses this rank's own means of dy and dy * x_hat: all-reduce their sums "
-        "(and divide by the whole batch's count), as the forward pass did": torch.cat(
-            local
+        "(and divide by the whole batch's count), as the forward pass did": per_rank(
+            lambda x: (mean, rho), local
         ),
         "dx is per-device batch norm's (ghost batch): the backward pass must use "
-        "the whole batch's statistics and all-reduced sums": torch.cat(ghost),
+        "the whole batch's statistics and all-reduced sums": per_rank(own, local),
         "dx misses the term through the variance: subtract x_hat * mean(dy * x_hat)": (
-            no_var
+            gamma * rho * (dfull - dfull.mean(0))
         ),
         "dx misses the term through the mean: subtract the batch mean of dy": (
             gamma * rho * (dfull - x_hat * (dfull * x_hat).mean(0))
@@ -451,10 +468,18 @@ def _backward_mistakes(xs, gamma, douts):
     }
 
 
-def _param_result(name, grads, shares, what, world):
-    """The sum over ranks of the learner's ``what`` against the sum of the true
-    per-rank ``shares``."""
+def _param_result(name, grads, shares, what, sizes):
+    """The sum over ranks of the learner's ``what`` (one (C,) share per rank)
+    against the sum of the true per-rank ``shares``."""
     torch = torch_()
+    shapes = [tuple(torch.as_tensor(g).shape) for g in grads]
+    if any(s != (CHANNELS,) for s in shapes):
+        return wrong(
+            name,
+            f"{what} has the shapes {shapes} on the ranks, expected ({CHANNELS},) "
+            "each: sum this rank's examples' contributions over axis 0 (gamma and "
+            "beta are shared by every example)",
+        )
     total = torch.stack([torch.as_tensor(g) for g in grads]).sum(0)
     want = torch.stack(shares).sum(0)
     return compare(
@@ -467,29 +492,51 @@ def _param_result(name, grads, shares, what, world):
             f"{what} was all-reduced: each rank returns its own share (the sum over "
             "its slice); the data-parallel wrapper (DDP) reduces every parameter's "
             "gradient over the ranks afterwards, so all-reducing here as well counts "
-            f"the shares {world} times": world * want,
+            f"the shares {len(sizes)} times": len(sizes) * want,
             f"{what} is averaged over the slice: gamma and beta are shared by every "
             "example, so sum over axis 0": torch.stack(
-                [share / n for share, n in zip(shares, SIZES, strict=True)]
+                [share / n for share, n in zip(shares, sizes, strict=True)]
             ).sum(0),
         },
     )
 
 
-def _shares(xs, douts):
-    """Each rank's true share of dgamma and of dbeta (global x_hat)."""
+def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
+    """Every rank's (dx, dgamma, dbeta) against one process on the whole batch:
+    dx put together, dgamma and dbeta summed over the ranks (DDP's reduction)."""
     torch = torch_()
-    full = torch.cat(xs)
-    mean, rho = full.mean(0), 1 / torch.sqrt(full.var(0, correction=0) + EPS)
-    dgamma = [(dy * (x - mean) * rho).sum(0) for x, dy in zip(xs, douts, strict=True)]
-    return dgamma, [dy.sum(0) for dy in douts]
+    sizes = [len(x) for x in xs]
+    dxs = [torch.as_tensor(g[0]) for g in grads]
+    if [tuple(d.shape) for d in dxs] != [(n, CHANNELS) for n in sizes]:
+        return [wrong(name, "each rank returns dx for its own slice only")]
+    mean, rho = _statistics(xs)
+    shares = [
+        [(dy * (x - mean) * rho).sum(0) for x, dy in zip(xs, douts)],
+        [dy.sum(0) for dy in douts],
+    ]
+    diagnoses = _backward_mistakes(xs, gamma, douts)
+    return [
+        compare(
+            f"{name} dx",
+            torch.cat(dxs),
+            _full_gradients(xs, gamma, beta, douts)[0],
+            tol=1e-10,
+            what="dx",
+            diagnoses=diagnoses,
+        ),
+        *(
+            _param_result(
+                f"{name} {what}", [g[k + 1] for g in grads], shares[k], what, sizes
+            )
+            for k, what in enumerate(("dgamma", "dbeta"))
+        ),
+    ]
 
 
 def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3
     ranks, each with the cache of ``forward`` on its slice."""
     name = "sync_batchnorm_backward"
-    torch = torch_()
 
     def both(x, gamma, beta, dout, all_reduce):
         value = forward(x, gamma, beta, all_reduce)
@@ -510,26 +557,193 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
             )
             if problem_ is not None:
                 return problem_
-            grads.append([torch.as_tensor(v) for v in items])
-        dx, dgamma, dbeta = _full_gradients(xs, gamma, beta, douts)
-        shares = _shares(xs, douts)  # their sums are dgamma and dbeta
-        if {tuple(g[0].shape) for g in grads} != {(n, CHANNELS) for n in SIZES}:
-            return wrong(name, "each rank returns dx for its own slice only")
+            grads.append(items)
+        return _gradient_results(name, grads, xs, gamma, beta, douts)
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+# --------------------------------------------------------------------------
+# the capstone: the layer as torch.autograd.Function's two halves
+# --------------------------------------------------------------------------
+
+SAVED = "(x, gamma, mean, invstd, count)"
+
+
+def _saved_problem(name, saved, x, gamma) -> str | None:
+    """None, or why ``saved`` is not the tuple ctx.save_for_backward keeps."""
+    torch = torch_()
+    if saved is None or (isinstance(saved, (tuple, list)) and not saved):
+        return (
+            f"saved is {saved!r}: the forward pass saves nothing for backward; "
+            f"return the tensors ctx.save_for_backward keeps, {SAVED}"
+        )
+    if not isinstance(saved, (tuple, list)) or len(saved) != 5:
+        return f"saved must be a tuple of 5 tensors, {SAVED}"
+    kinds = [type(s).__name__ for s in saved if not isinstance(s, torch.Tensor)]
+    if kinds:
+        return (
+            f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only "
+            "(keep the count as the all-reduced tensor)"
+        )
+    if saved[2].numel() != CHANNELS or saved[3].numel() != CHANNELS:
+        return f"saved mean and invstd must hold one value per channel ({CHANNELS})"
+    if saved[4].numel() != 1:
+        return "saved count must be one number, the whole batch's N (a tensor)"
+    for i, (got, want) in enumerate(((saved[0], x), (saved[1], gamma))):
+        if got.shape != want.shape or not torch.equal(got, want):
+            return (
+                f"saved[{i}] is not the {('input x', 'gamma')[i]} itself: save "
+                f"{SAVED}, as PyTorch's SyncBatchNorm does (backward recomputes "
+                "x_hat from x, mean and invstd)"
+            )
+    return None
+
+
+def _layer_forward(name, results, xs, gamma, beta) -> list[Result] | None:
+    """The ranks' saved statistics, then their output: the first stage wrong."""
+    torch = torch_()
+    items = []
+    for rank, value in enumerate(results):
+        pair, problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
+        if problem_ is not None:
+            return [problem_]
+        why = _saved_problem(name, pair[1], xs[rank], gamma)
+        if why is not None:
+            return [wrong(f"{name} rank {rank}", why)]
+        items.append(pair)
+    mean, invstd = _statistics(xs)
+    full, world = torch.cat(xs), len(xs)
+    own = [(x.mean(0), x.var(0, correction=0)) for x in xs]
+    var, n = full.var(0, correction=0), len(full)
+    counts = torch.tensor([float(len(x)) for x in xs], dtype=torch.float64)[:, None]
+    rows = lambda t: t.expand(world, CHANNELS)  # noqa: E731
+    root = lambda v: 1 / (v + EPS).sqrt()  # noqa: E731
+    stages_ = (
+        (
+            "mean",
+            2,
+            mean,
+            {
+                "the saved mean is this rank's own mean (a ghost batch): all-reduce the "
+                "sum and the count": torch.stack([m for m, _ in own]),
+                "the saved mean is the mean of the ranks' means (unweighted by their "
+                "sizes): divide the all-reduced sum by the all-reduced count": rows(
+                    torch.stack([m for m, _ in own]).mean(0)
+                ),
+            },
+        ),
+        (
+            "invstd",
+            3,
+            invstd,
+            {
+                "the saved invstd uses this rank's own variance (a ghost batch)": root(
+                    torch.stack([v for _, v in own])
+                ),
+                "the saved invstd uses the unbiased variance: normalise with the biased "
+                "one, divided by N": rows(root(var * n / (n - 1))),
+                "the saved invstd has eps outside the square root: 1 / sqrt(var + eps)": rows(
+                    1 / (var.sqrt() + EPS)
+                ),
+                "the saved invstd uses the average of the ranks' variances (it misses the "
+                "spread of their means)": rows(
+                    root(torch.stack([v for _, v in own]).mean(0))
+                ),
+                "the saved invstd divides the squared deviations by W * n_rank, not by the "
+                "all-reduced count N": root(var * n / (world * counts)),
+            },
+        ),
+    )
+    for what, k, want, diagnoses in stages_:
+        got = torch.stack([s[k].reshape(CHANNELS).double() for _, s in items])
+        result = compare(
+            f"{name} saved {what}",
+            got,
+            rows(want),
+            tol=TOL,
+            what=f"the saved {what}",
+            diagnoses=diagnoses,
+            axis=None,
+        )
+        if not result.passed:
+            return [result]
+    counts_ = [float(s[4].reshape(())) for _, s in items]
+    if any(c != n for c in counts_):
         return [
-            compare(
-                f"{name} dx",
-                torch.cat([g[0] for g in grads]),
-                dx,
-                tol=1e-10,
-                what="dx",
-                diagnoses=_backward_mistakes(xs, gamma, douts),
-            ),
-            _param_result(
-                f"{name} dgamma", [g[1] for g in grads], shares[0], "dgamma", 3
-            ),
-            _param_result(
-                f"{name} dbeta", [g[2] for g in grads], shares[1], "dbeta", 3
-            ),
+            wrong(
+                f"{name} saved count",
+                f"the saved counts are {counts_}: save "
+                f"the whole batch's count N = {n}, all-reduced",
+            )
+        ]
+    x_hat = (full - mean) * invstd
+    out = torch.cat([torch.as_tensor(o) for o, _ in items])
+    result = compare(
+        f"{name} out",
+        out,
+        gamma * x_hat + beta,
+        tol=TOL,
+        what="the ranks' outputs",
+        diagnoses={
+            "gamma and beta are not applied: out = gamma * x_hat + beta": x_hat,
+            "gamma and beta are swapped: out = gamma * x_hat + beta": beta * x_hat
+            + gamma,
+        },
+    )
+    return [result]
+
+
+def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
+    """Check the capstone's halves of a torch.autograd.Function on 3 ranks of 4,
+    7 and 1 examples: ``forward(x, gamma, beta, running_mean, running_var,
+    all_reduce, eps, momentum) -> (out, saved)`` (saved: the tensors for
+    ctx.save_for_backward, then out, then the running statistics, stage by
+    stage) and ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None,
+    None)``, given the right saved tensors (so it is judged on its own)."""
+    name = "sync_bn_layer"
+    torch = torch_()
+
+    def body():
+        xs, gamma, beta, douts = problem(seed, sizes=RUNNING_SIZES)
+        mean0, var0 = _running_start(seed)
+        buffers = [(mean0.clone(), var0.clone()) for _ in xs]
+        given = [
+            (x.clone(), gamma.clone(), beta.clone(), *b) for x, b in zip(xs, buffers)
+        ]
+
+        def step(x, g, b, rm, rv, all_reduce):
+            return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
+
+        results, _, problem_ = _ranks(f"{name} forward", step, given, copy_inputs=False)
+        found = [problem_] if problem_ is not None else (
+            _layer_forward(name, results, xs, gamma, beta)
+        )
+        if all(r.passed for r in found):
+            found += _buffer_results(buffers, xs, mean0, var0)
+        mean, invstd = _statistics(xs)
+        count = torch.tensor([float(sum(RUNNING_SIZES))], dtype=torch.float64)
+        saved = [(x, gamma, mean, invstd, count) for x in xs]
+        values, _, problem_ = _ranks(
+            f"{name} backward", backward, list(zip(saved, douts))
+        )
+        grads = []
+        for rank, value in enumerate(values or ()):
+            items, problem_ = unpack(
+                f"{name} backward rank {rank}",
+                value,
+                5,
+                "dx, dgamma, dbeta, None, None: one gradient per input of forward; "
+                "None for running_mean and running_var",
+            )
+            if problem_ is not None:
+                break
+            grads.append(items)
+        if problem_ is not None:
+            return [*found, problem_]
+        return [
+            *found,
+            *_gradient_results(f"{name} backward", grads, xs, gamma, beta, douts),
         ]
 
     return run_check(name, body, quiet=quiet, strict=strict)

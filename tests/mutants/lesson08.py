@@ -1,5 +1,5 @@
-"""Lesson 08: wrong synchronised batch norm (forward, backward) and wrong merges
-of running statistics across ranks."""
+"""Lesson 08: wrong synchronised batch norm (forward, backward, the capstone's
+autograd Function halves) and wrong merges of running statistics across ranks."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def sync_forward(
     count_as="all",  # "world": N = W * n_r; "weighted": sum of n_r var_r / N
     eps_out=False,
     running="right",  # how the running statistics are updated (RUNNING below)
+    layer=False,  # the capstone's saved tensors: (x, gamma, mean, invstd, count)
 ):
     world = all_reduce(torch.ones(1, dtype=x.dtype))
     count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))
@@ -65,6 +66,8 @@ def sync_forward(
     rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
     x_hat = (x - mean) * rho
     out = gamma * x_hat + beta if affine else x_hat
+    if layer:
+        return out, (x, gamma, mean, rho, count)
     return out, (x_hat, rho, gamma, count)
 
 
@@ -135,6 +138,36 @@ def sync_backward(
     return dx, dgamma, dbeta
 
 
+def layer_forward(x, gamma, beta, rm, rv, all_reduce, eps=EPS, momentum=0.1, **kw):
+    """The capstone's forward half: (out, saved), saved wrong in ``save`` ways."""
+    save = kw.pop("save", "right")
+    out, saved = sync_forward(
+        x, gamma, beta, all_reduce, eps, rm, rv, momentum, layer=True, **kw
+    )
+    x, gamma, mean, invstd, count = saved
+    if save == "nothing":  # ctx.save_for_backward forgotten
+        return out, ()
+    if save == "x_hat":
+        return out, ((x - mean) * invstd, gamma, mean, invstd, count)
+    if save == "own mean":
+        return out, (x, gamma, x.mean(0), invstd, count)
+    if save == "float count":
+        return out, (x, gamma, mean, invstd, float(count))
+    return out, saved
+
+
+def layer_backward(saved, dout, all_reduce, *, nones=True, per_example=False, **kw):
+    """The capstone's backward half, from (x, gamma, mean, invstd, count)."""
+    x, gamma, mean, invstd, count = saved
+    x_hat = (x - mean) * invstd
+    dx, dgamma, dbeta = sync_backward(
+        dout, (x_hat, invstd, gamma, count), all_reduce, **kw
+    )
+    if per_example:
+        dgamma, dbeta = dout * x_hat, dout
+    return (dx, dgamma, dbeta, None, None) if nones else (dx, dgamma, dbeta)
+
+
 def merge(
     model,
     all_reduce,
@@ -193,6 +226,14 @@ def _merge(**kw):
     return lambda m, all_reduce, w: merge(m, all_reduce, w, **kw)
 
 
+def _lfwd(**kw):
+    return lambda *args: layer_forward(*args, **kw)
+
+
+def _lbwd(**kw):
+    return lambda saved, dout, all_reduce: layer_backward(saved, dout, all_reduce, **kw)
+
+
 # fmt: off
 FORWARD = {
     "each rank's own statistics": (_fwd(local=True), "ghost batch"),
@@ -225,6 +266,25 @@ BACKWARD = {
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
     "reduced sums over this rank's count": (_bwd(local_count=True), "divides the all-reduced sums by this rank's count"),
 }
+LAYER_FORWARD = {
+    "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
+    "each rank's own statistics": (_lfwd(local=True), "the saved mean is this rank's own mean"),
+    "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
+    "unbiased variance": (_lfwd(ddof=1), "the saved invstd uses the unbiased variance"),
+    "eps outside the root": (_lfwd(eps_out=True), "eps outside the square root"),
+    "ctx.save_for_backward forgotten": (_lfwd(save="nothing"), "saves nothing for backward"),
+    "saves x_hat, not x": (_lfwd(save="x_hat"), "saved[0] is not the input x"),
+    "count saved as a float": (_lfwd(save="float count"), "ctx.save_for_backward takes tensors only"),
+    "running_var with this rank's count": (_lfwd(running="local count"), "uses this rank's count for the unbiased correction"),
+    "gamma and beta forgotten": (_lfwd(affine=False), "gamma and beta are not applied"),
+}
+LAYER_BACKWARD = {
+    "sums not all-reduced": (_lbwd(local=True), "this rank's own means"),
+    "sums over this rank's count": (_lbwd(local_count=True), "divides the all-reduced sums by this rank's count"),
+    "dgamma and dbeta all-reduced": (_lbwd(reduce_params=True), "counts the shares 3 times"),
+    "dgamma and dbeta not summed": (_lbwd(per_example=True), "sum this rank's examples' contributions"),
+    "three gradients, no None for the buffers": (_lbwd(nones=False), "one gradient per input of forward"),
+}
 MERGE = {
     "plain average of the variances": (_merge(how="plain"), "plain average of the ranks' variances"),
     "equal weights (the merge for equal shares)": (_merge(how="equal"), "running_mean weighs the ranks equally"),
@@ -248,5 +308,7 @@ MUTANTS = [
         "sync_batchnorm_backward",
         given={"sync_batchnorm_forward": _forward},
     ),
+    *family("sync_bn_layer", LAYER_FORWARD, "sync_bn_layer", name="sync_bn_forward"),
+    *family("sync_bn_layer", LAYER_BACKWARD, "sync_bn_layer", name="sync_bn_backward"),
     *family("merge_running_stats", MERGE, "merge_running_stats"),
 ]
