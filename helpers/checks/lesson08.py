@@ -1,11 +1,14 @@
 """Checks for notebook 08 (batch norm across devices).
 
-Every check runs the learner's function on several ranks at once, as threads
+Every check runs the learner's functions on several ranks at once, as threads
 of this process with a summing ``all_reduce`` (``helpers.distributed.
 SimulatedRanks``): rank ``r`` gets its slice of one batch and must produce
 what one process computes on the whole batch (PyTorch, float64).  The slices
 have different sizes, so a mean of the ranks' means (which ignores how many
-examples each has) is told apart from the mean of the batch.
+examples each has) is told apart from the mean of the batch.  A cause is named
+only when one listed mistake alone reproduces the answer, and only at the first
+stage that differs (statistics, output, running statistics); otherwise the
+check says what it observed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ._core import (
     ema_problem,
     info,
     ok,
+    rel_error,
     run_check,
     stages,
     unpack,
@@ -38,15 +42,18 @@ from ._core import torch as torch_
 
 TOL = 1e-12  # float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
+RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
 CHANNELS = 4
+MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 
 # Library calls that would solve an exercise for the learner: the grader
 # flags them in its notes column (tools/grading/flags.py), it does not fail them.
+_BN, _AUTOGRAD = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"), (r"\bautograd\b",)
 SHORTCUTS = {
-    "sync_batchnorm_forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"),
-    "sync_batchnorm_backward": (r"\bautograd\b", r"\.backward\("),
-    "sync_bn_forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"),
-    "sync_bn_backward": (r"\bautograd\b", r"\.backward\("),
+    "sync_batchnorm_forward": _BN,
+    "sync_batchnorm_backward": (*_AUTOGRAD, r"\.backward\("),
+    "sync_bn_forward": _BN,
+    "sync_bn_backward": (*_AUTOGRAD, r"\.backward\("),
 }
 
 
@@ -71,62 +78,69 @@ def _ranks(name, fn, per_rank, copy_inputs=True):
     return (None, None, problem_) if problem_ is not None else (value, ranks, None)
 
 
-# --------------------------------------------------------------------------
-# the forward pass
-# --------------------------------------------------------------------------
-
-
-def _read_back(xs, gamma, beta):
-    """The ranks' outputs read back stage by stage (``_core.stages``), per rank:
-    the statistics that exist on 3 ranks of unequal sizes are the candidates."""
+def _variants(xs):
+    """The statistics that exist on ranks of unequal sizes, one row per rank:
+    ({name: mean}, {name: biased variance}), the right one first."""
     torch = torch_()
-    full = torch.cat(xs).numpy()
-    ranks = np.repeat(np.arange(len(xs)), [len(x) for x in xs])
-    sizes, world = np.array([len(x) for x in xs], float), len(xs)
+    full, world = torch.cat(xs), len(xs)
+    n, var = len(full), full.var(0, correction=0)
+    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
+    own_mean = torch.stack([x.mean(0) for x in xs])
+    own_var = torch.stack([x.var(0, correction=0) for x in xs])
+    return {
+        "the batch mean": full.mean(0).expand(world, -1),
+        "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
+        "the mean of the ranks' means (unweighted by their sizes)": own_mean.mean(
+            0
+        ).expand(world, -1),
+    }, {
+        "the batch's biased variance": var.expand(world, -1),
+        "the unbiased variance (divides by N - 1)": var.expand(world, -1) * n / (n - 1),
+        "this rank's own variance (a ghost batch)": own_var,
+        "the average of the ranks' variances (it misses the spread of their means: "
+        "law of total variance)": own_var.mean(0).expand(world, -1),
+        "the count-weighted average of the ranks' variances (it misses the spread "
+        "of their means)": (sizes * own_var).sum(0).expand(world, -1) / n,
+        "the squared deviations summed over ranks divided by W * n_rank "
+        "(N = W * this rank's count)": var * n / (world * sizes),
+        "the variance around the mean of the ranks' means": (
+            (full - own_mean.mean(0)) ** 2
+        )
+        .mean(0)
+        .expand(world, -1),
+    }
 
-    def per_rank(f):  # a statistic of each rank's slice, on that rank's rows
-        return np.concatenate([np.repeat(f(x.numpy())[None], len(x), 0) for x in xs])
 
-    own_mean, own_var = per_rank(lambda x: x.mean(0)), per_rank(lambda x: x.var(0))
-    means = own_mean[np.cumsum(sizes).astype(int) - 1]  # one row per rank
-    variances = own_var[np.cumsum(sizes).astype(int) - 1]
-    var, n = full.var(0), len(full)
-    counts = sizes[ranks][:, None]
-    weighted = (sizes[:, None] * variances).sum(0) / n
-    mean_of_means = means.mean(0)
+def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
+    """The ranks' outputs, put together, against F.batch_norm on the whole
+    batch, read back stage by stage (per rank when ``groups``)."""
+    torch = torch_()
+    full = torch.cat(xs)
+    want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
+    counts = torch.tensor([len(x) for x in xs])
+    ranks = np.repeat(np.arange(len(xs)), counts.numpy())
+    means, variances = (
+        {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
+    )
 
-    def read(out):
+    def read(got):
         return stages(
-            out,
+            got,
             full,
-            gamma.numpy(),
-            beta.numpy(),
+            gamma,
+            beta,
             eps=EPS,
-            groups=ranks,
-            means={
-                "the batch mean": full.mean(0),
-                "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
-                "the mean of the ranks' means (unweighted by their sizes)": (
-                    mean_of_means
-                ),
-            },
-            variances={
-                "the batch's biased variance": var,
-                "the unbiased variance (divides by N - 1)": var * n / (n - 1),
-                "this rank's own variance (a ghost batch)": own_var,
-                "the average of the ranks' variances (it misses the spread of "
-                "their means: law of total variance)": variances.mean(0),
-                "the count-weighted average of the ranks' variances (it misses the "
-                "spread of their means)": weighted,
-                "the squared deviations summed over ranks divided by W * n_rank "
-                "(N = W * this rank's count)": var * n / (world * counts),
-                "the variance around the mean of the ranks' means": (
-                    (full - mean_of_means) ** 2
-                ).mean(0),
-            },
+            groups=ranks if groups else None,
+            means=means,
+            variances=variances,
         )
 
-    return [read]
+    return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
+
+
+# --------------------------------------------------------------------------
+# the forward pass and its running statistics (PyTorch's convention)
+# --------------------------------------------------------------------------
 
 
 def _precision_note(fn, seed) -> Result:
@@ -135,8 +149,7 @@ def _precision_note(fn, seed) -> Result:
     name = "sync_batchnorm_forward float32"
     xs, gamma, beta, _ = problem(seed, offset=1e4)
     xs = [(x - x.mean()) / 5 + 1e4 for x in xs]  # std about 1 around 10,000
-    xs32 = [x.float() for x in xs]
-    per_rank = [(x, gamma.float(), beta.float()) for x in xs32]
+    per_rank = [(x.float(), gamma.float(), beta.float()) for x in xs]
     results, _, problem_ = _ranks(name, fn, per_rank)
     if problem_ is not None:
         return info(name, f"skipped ({problem_.detail})")
@@ -155,7 +168,9 @@ def _precision_note(fn, seed) -> Result:
 
 
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5) -> (out, cache)`` on 3 ranks."""
+    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
+    running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
+    then the running statistics, then a float32 note."""
     name = "sync_batchnorm_forward"
     torch = torch_()
 
@@ -170,43 +185,22 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             if problem_ is not None:
                 return problem_
             outs.append(torch.as_tensor(items[0]))
-        shapes = {tuple(o.shape) for o in outs}
-        if shapes != {(n, CHANNELS) for n in SIZES} or len(outs) != len(SIZES):
+        if [tuple(o.shape) for o in outs] != [(n, CHANNELS) for n in SIZES]:
             return wrong(
                 name,
                 f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
                 "returns its own slice, normalised, of the shape of its x",
             )
-        full = torch.cat(xs)
-        want = torch.nn.functional.batch_norm(
-            full, None, None, gamma, beta, training=True, eps=EPS
-        )
-        result = compare(
-            f"{name} (3 ranks)",
-            torch.cat(outs),
-            want,
-            tol=TOL,
-            what="the ranks' outputs",
-            readers=_read_back(xs, gamma, beta),
-        )
-        if result.passed:
-            result.detail += (
-                f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent "
-                "by each rank"
-            )
+        result = _compare_out(f"{name} (3 ranks)", torch.cat(outs), xs, gamma, beta)
         if not result.passed:
             return result
+        result.detail += (
+            f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent by "
+            "each rank"
+        )
         return [result, *_running_results(fn, seed), _precision_note(fn, seed)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
-
-
-# --------------------------------------------------------------------------
-# the forward pass's running statistics (PyTorch's convention)
-# --------------------------------------------------------------------------
-
-RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
-MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 
 
 def _running_start(seed):
@@ -218,90 +212,8 @@ def _running_start(seed):
     return mean, var
 
 
-def torch_running(xs, mean0, var0, momentum=MOMENTUM):
-    """running_mean and running_var of ``nn.BatchNorm1d`` after one training
-    step on the concatenated batch: the reference, PyTorch itself."""
-    torch = torch_()
-    bn = torch.nn.BatchNorm1d(CHANNELS, momentum=momentum).double()
-    with torch.no_grad():
-        bn.running_mean.copy_(mean0)
-        bn.running_var.copy_(var0)
-        bn.train()(torch.cat(xs))
-    return bn.running_mean.clone(), bn.running_var.clone()
-
-
-def _running_mistakes(xs, mean0, var0, m=MOMENTUM):
-    """Per statistic: {message: what every rank would hold (rows: ranks)}."""
-    full = torch_().cat(xs).numpy()
-    mean0, var0 = mean0.numpy(), var0.numpy()
-    sizes = np.array([len(x) for x in xs], float)[:, None]
-    world, n = len(xs), len(full)
-    mean, var = full.mean(0), full.var(0)
-    own_mean = np.stack([x.numpy().mean(0) for x in xs])
-    own_var = np.stack([x.numpy().var(0) for x in xs])
-    with np.errstate(all="ignore"):
-        own_unbiased = own_var * sizes / (sizes - 1)
-        local_count = var * sizes / (sizes - 1)
-
-    def rows(old, stat, k=m):
-        return np.broadcast_to((1 - k) * old + k * stat, (world, len(old)))
-
-    unbiased = var * n / (n - 1)
-    mean_rows = {
-        "running_mean averages in this rank's own mean (a ghost batch): use the "
-        "all-reduced mean of the whole batch": rows(mean0, own_mean),
-        "running_mean averages in the mean of the ranks' means: weigh them by their "
-        "counts (use the whole batch's mean)": rows(mean0, own_mean.mean(0)),
-        "running_mean moved by 1 - momentum: momentum weights the new batch, "
-        "(1 - momentum) * running_mean + momentum * mean": rows(mean0, mean, 1 - m),
-        "running_mean moved by 0.1, not by the momentum passed (0.3): use the "
-        "momentum argument": rows(mean0, mean, 0.1),
-        "running_mean did not change for the caller: update the tensor in place "
-        "(running_mean.mul_(1 - momentum).add_(momentum * mean)); assigning a new "
-        "tensor to the name changes nothing outside your function": rows(mean0, mean0),
-    }
-    var_rows = {
-        "running_var uses this rank's count for the unbiased correction, "
-        "n_r / (n_r - 1) (infinite on a rank of 1 example): use the whole batch's "
-        "N / (N - 1), N the all-reduced count": rows(var0, local_count),
-        "running_var stores the biased variance: PyTorch stores the unbiased one, "
-        "variance * N / (N - 1) with N the whole batch's count": rows(var0, var),
-        "running_var averages in this rank's own unbiased variance (a ghost "
-        "batch): use the whole batch's": rows(var0, own_unbiased),
-        "running_var averages in the average of the ranks' own variances (it "
-        "misses the spread of their means, and weighs them equally): use the whole "
-        "batch's unbiased variance": rows(var0, own_unbiased.mean(0)),
-        "running_var averages in the average of the ranks' biased variances: use "
-        "the whole batch's unbiased variance": rows(var0, own_var.mean(0)),
-        "running_var moved by 1 - momentum: momentum weights the new batch, "
-        "(1 - momentum) * running_var + momentum * unbiased variance": rows(
-            var0, unbiased, 1 - m
-        ),
-        "running_var moved by 0.1, not by the momentum passed (0.3): use the "
-        "momentum argument": rows(var0, unbiased, 0.1),
-        "running_var did not change for the caller: update the tensor in place "
-        "(running_var.mul_(1 - momentum).add_(momentum * unbiased)); assigning a "
-        "new tensor to the name changes nothing outside your function": rows(
-            var0, var0
-        ),
-    }
-    return mean_rows, var_rows
-
-
-def _same_rows(got, cand) -> bool:
-    """Equal to 1e-9 where finite, and non-finite at the same places."""
-    got, cand = np.asarray(got, float), np.asarray(cand, float)
-    if got.shape != cand.shape:
-        return False
-    finite = np.isfinite(cand)
-    if not np.array_equal(np.isfinite(got), finite):
-        return False
-    return bool(np.allclose(got[finite], cand[finite], rtol=1e-9, atol=1e-12))
-
-
 def _running_results(fn, seed) -> list[Result]:
-    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples) and
-    compare every rank's buffers with nn.BatchNorm1d on the whole batch."""
+    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples)."""
     name = "sync forward running stats"
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
     mean0, var0 = _running_start(seed)
@@ -331,94 +243,101 @@ def _running_results(fn, seed) -> list[Result]:
                     "running_mean and running_var are the function's to write",
                 )
             ]
-    return _buffer_results(buffers, xs, mean0, var0)
+    return _buffer_results("sync forward", buffers, xs, mean0, var0)
 
 
-def _buffer_results(buffers, xs, mean0, var0) -> list[Result]:
+def _buffer_results(label, buffers, xs, mean0, var0) -> list[Result]:
     """Every rank's (running_mean, running_var) in ``buffers`` against
-    nn.BatchNorm1d after one training step on the whole batch."""
-    want_mean, want_var = torch_running(xs, mean0, var0)
-    mistakes = _running_mistakes(xs, mean0, var0)
-    return [
-        _judge_running(
-            what,
-            np.stack([np.asarray(b[k].detach(), float) for b in buffers]),
-            want,
-            mistakes[k],
-            lambda g, what=what, k=k: _core_ema(what, g, (mean0, var0)[k], xs, k),
+    nn.BatchNorm1d after one training step on the whole batch, as
+    ``_core.ema_problem`` reads them: which statistic, which momentum."""
+    torch = torch_()
+    bn = torch.nn.BatchNorm1d(CHANNELS, momentum=MOMENTUM).double()
+    with torch.no_grad():
+        bn.running_mean.copy_(mean0)
+        bn.running_var.copy_(var0)
+        bn.train()(torch.cat(xs))
+    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
+    means, variances = _variants(xs)
+    var, own = next(iter(variances.values())), variances[list(variances)[2]]
+    n = sum(len(x) for x in xs)
+    with np.errstate(all="ignore"):
+        stats = (
+            {k: v for k, v in list(means.items())[1:]},
+            {
+                "the biased variance (PyTorch stores the unbiased one, variance * "
+                "N / (N - 1) with N the whole batch's count)": var,
+                "the variance corrected with this rank's count, n_r / (n_r - 1): "
+                "use the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
+                "this rank's own unbiased variance (a ghost batch)": own
+                * sizes
+                / (sizes - 1),
+                "the average of the ranks' own variances (it misses the spread of "
+                "their means)": (own * sizes / (sizes - 1)).mean(0).expand(3, -1),
+            },
         )
-        for k, (what, want) in enumerate(
-            (("running_mean", want_mean), ("running_var", want_var))
+    batches = (means["the batch mean"], var * n / (n - 1))
+    return [
+        _judge_buffer(f"{label} {what}", what, buffer, old, batch, stat, want)
+        for what, buffer, old, batch, stat, want in zip(
+            ("running_mean", "running_var"),
+            (torch.stack([b[k].detach() for b in buffers]) for k in (0, 1)),
+            (mean0, var0),
+            batches,
+            stats,
+            (bn.running_mean, bn.running_var),
+            strict=True,
         )
     ]
 
 
-def _judge_running(what, got, want, mistakes, reader) -> Result:
-    """One running statistic of every rank (rows of ``got``) against PyTorch's
-    ``want``: ok, a named mistake, a non-finite or diverging rank, or how it
-    differs (``reader``: ``_core.ema_problem``)."""
-    label = f"sync forward {what}"
-    rows = np.broadcast_to(want.numpy(), got.shape)
-    if np.all(np.isfinite(got)):
-        err = float(np.abs(got - rows).max() / np.abs(rows).max())
-        if err <= TOL:
-            return ok(
-                label,
-                "all 3 ranks (4, 7, 1 examples) equal nn.BatchNorm1d on the whole "
-                f"batch, max rel. error {err:.1e} (expect < {TOL:.0e})",
-                err,
-                TOL,
-            )
-    named = next((m for m, cand in mistakes.items() if _same_rows(got, cand)), None)
-    if named is not None:
-        return wrong(label, named)
-    bad = [r for r in range(len(got)) if not _same_rows(got[r], rows[r])]
-    infinite = [r for r in bad if not np.all(np.isfinite(got[r]))]
-    if infinite:
+def _judge_buffer(label, what, got, old, batch, statistics, want) -> Result:
+    """One running statistic of every rank (rows of ``got``) against PyTorch's."""
+    got, want = got.numpy().astype(float), np.broadcast_to(want.numpy(), got.shape)
+    finite = np.isfinite(got).all(1)
+    err = rel_error(got[finite], want[finite]) if finite.any() else np.inf
+    if finite.all() and err <= TOL:
+        return ok(label, f"all 3 ranks equal nn.BatchNorm1d, max rel. error {err:.1e}")
+    if np.allclose(got, old.numpy(), rtol=1e-12, atol=0):
         return wrong(
             label,
-            f"{what} is not finite on rank {infinite[0]} "
-            f"({RUNNING_SIZES[infinite[0]]} example(s)): a division by this rank's "
-            "count (minus one)? Use the whole batch's count N",
+            f"{what} did not change: update the tensor passed in place "
+            f"({what}.mul_(1 - momentum).add_(momentum * ...)); assigning a new "
+            "tensor to the name changes nothing for the caller",
         )
-    if np.ptp(got, axis=0).max() > 1e-9 * np.abs(got).max():
+    if not finite.any():
         return wrong(
             label,
-            f"the ranks hold different {what} (ranks {bad} differ from PyTorch's): "
-            "each rank must update with the whole batch's statistics, so that all "
-            "ranks keep the same buffers",
+            f"{what} is NaN or infinite on every rank: one rank holds 1 example, so "
+            "whatever divides by its n_r - 1 = 0 (its own unbiased variance, the "
+            "correction n_r / (n_r - 1)) is infinite, and an all-reduce spreads it; "
+            "use the whole batch's statistics and count N",
         )
-    return compare(label, got[0], want, tol=TOL, what=what, readers=[reader])
-
-
-def _core_ema(what, new, old, xs, k):
-    """How ``new`` differs from PyTorch's update (``_core.ema_problem``)."""
-    full = torch_().cat(xs).numpy()
-    n = len(full)
-    batch = full.mean(0) if k == 0 else full.var(0) * n / (n - 1)
-    return ema_problem(
+    known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
+    causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
+    rows = (got, np.broadcast_to(old.numpy(), got.shape), batch.numpy())
+    seen = ema_problem(
         what,
-        new,
-        old,
-        batch,
+        *(r[finite] for r in rows),
         MOMENTUM,
-        statistics={"the biased variance": full.var(0)} if k else None,
+        known=known,
+        causes=causes,
+        statistics={k: v.numpy()[finite].ravel() for k, v in statistics.items()},
+    )
+    if finite.all():
+        return wrong(label, seen, err, TOL)
+    bad = [
+        f"{r} ({n} example{'s' if n > 1 else ''})"
+        for r, n in enumerate(RUNNING_SIZES)
+        if not finite[r]
+    ]
+    return wrong(
+        label, f"{what} is not finite on rank {', '.join(bad)}; on the others, {seen}"
     )
 
 
 # --------------------------------------------------------------------------
 # the backward pass
 # --------------------------------------------------------------------------
-
-
-def _full_gradients(xs, gamma, beta, douts):
-    """dx, dgamma, dbeta of batch norm on the whole batch (autograd, float64)."""
-    torch = torch_()
-    x = torch.cat(xs).clone().requires_grad_()
-    g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
-    out = torch.nn.functional.batch_norm(x, None, None, g, b, training=True, eps=EPS)
-    out.backward(torch.cat(douts))
-    return x.grad, g.grad, b.grad
 
 
 def _statistics(xs):
@@ -430,35 +349,37 @@ def _statistics(xs):
 def _backward_mistakes(xs, gamma, douts):
     """dx of the usual mistakes, concatenated over the ranks."""
     torch = torch_()
-
-    def closed_form(x, dy, mean, rho, mean_dy, mean_dy_xhat):
-        x_hat = (x - mean) * rho
-        return gamma * rho * (dy - mean_dy - x_hat * mean_dy_xhat)
-
-    pairs = list(zip(xs, douts, strict=True))
-    dfull, (mean, rho) = torch.cat(douts), _statistics(xs)
+    (mean, rho), dfull = _statistics(xs), torch.cat(douts)
     x_hat = (torch.cat(xs) - mean) * rho
     sums = dfull.sum(0), (dfull * x_hat).sum(0)
 
-    def per_rank(stats, means):  # dx with each rank's statistics and means
-        return torch.cat(
-            [closed_form(x, dy, *stats(x), *means(x, dy, *stats(x))) for x, dy in pairs]
-        )
+    def per_rank(means, ghost=False):  # dx with each rank's own means of dy
+        parts = []
+        for x, dy in zip(xs, douts, strict=True):
+            m, r = (
+                (x.mean(0), 1 / (x.var(0, correction=0) + EPS).sqrt())
+                if ghost
+                else (mean, rho)
+            )
+            xh = (x - m) * r
+            mean_dy, mean_dy_xhat = means(x, dy, xh)
+            parts.append(gamma * r * (dy - mean_dy - xh * mean_dy_xhat))
+        return torch.cat(parts)
 
-    own = lambda x: (x.mean(0), 1 / (x.var(0, correction=0) + EPS).sqrt())  # noqa: E731
-    local = lambda x, dy, m, r: (dy.mean(0), (dy * (x - m) * r).mean(0))  # noqa: E731
+    def own(x, dy, xh):
+        return dy.mean(0), (dy * xh).mean(0)
+
     return {
         "dx divides the all-reduced sums by this rank's count: divide by the whole "
         "batch's count N (the forward pass's all-reduced count)": per_rank(
-            lambda x: (mean, rho),
-            lambda x, dy, m, r: (sums[0] / len(x), sums[1] / len(x)),
+            lambda x, dy, xh: (sums[0] / len(x), sums[1] / len(x))
         ),
         "dx uses this rank's own means of dy and dy * x_hat: all-reduce their sums "
         "(and divide by the whole batch's count), as the forward pass did": per_rank(
-            lambda x: (mean, rho), local
+            own
         ),
         "dx is per-device batch norm's (ghost batch): the backward pass must use "
-        "the whole batch's statistics and all-reduced sums": per_rank(own, local),
+        "the whole batch's statistics and all-reduced sums": per_rank(own, True),
         "dx misses the term through the variance: subtract x_hat * mean(dy * x_hat)": (
             gamma * rho * (dfull - dfull.mean(0))
         ),
@@ -468,69 +389,68 @@ def _backward_mistakes(xs, gamma, douts):
     }
 
 
-def _param_result(name, grads, shares, what, sizes):
-    """The sum over ranks of the learner's ``what`` (one (C,) share per rank)
-    against the sum of the true per-rank ``shares``."""
-    torch = torch_()
-    shapes = [tuple(torch.as_tensor(g).shape) for g in grads]
-    if any(s != (CHANNELS,) for s in shapes):
-        return wrong(
-            name,
-            f"{what} has the shapes {shapes} on the ranks, expected ({CHANNELS},) "
-            "each: sum this rank's examples' contributions over axis 0 (gamma and "
-            "beta are shared by every example)",
-        )
-    total = torch.stack([torch.as_tensor(g) for g in grads]).sum(0)
-    want = torch.stack(shares).sum(0)
-    return compare(
-        name,
-        total,
-        want,
-        tol=1e-10,
-        what=f"the sum over ranks of {what}",
-        diagnoses={
-            f"{what} was all-reduced: each rank returns its own share (the sum over "
-            "its slice); the data-parallel wrapper (DDP) reduces every parameter's "
-            "gradient over the ranks afterwards, so all-reducing here as well counts "
-            f"the shares {len(sizes)} times": len(sizes) * want,
-            f"{what} is averaged over the slice: gamma and beta are shared by every "
-            "example, so sum over axis 0": torch.stack(
-                [share / n for share, n in zip(shares, sizes, strict=True)]
-            ).sum(0),
-        },
-    )
-
-
 def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
-    """Every rank's (dx, dgamma, dbeta) against one process on the whole batch:
+    """Every rank's (dx, dgamma, dbeta) against autograd on the whole batch:
     dx put together, dgamma and dbeta summed over the ranks (DDP's reduction)."""
     torch = torch_()
     sizes = [len(x) for x in xs]
     dxs = [torch.as_tensor(g[0]) for g in grads]
     if [tuple(d.shape) for d in dxs] != [(n, CHANNELS) for n in sizes]:
         return [wrong(name, "each rank returns dx for its own slice only")]
+    x = torch.cat(xs).clone().requires_grad_()
+    g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
+    torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS).backward(
+        torch.cat(douts)
+    )
     mean, rho = _statistics(xs)
-    shares = [
-        [(dy * (x - mean) * rho).sum(0) for x, dy in zip(xs, douts)],
+    shares = (
+        [(dy * (x - mean) * rho).sum(0) for x, dy in zip(xs, douts, strict=True)],
         [dy.sum(0) for dy in douts],
-    ]
-    diagnoses = _backward_mistakes(xs, gamma, douts)
-    return [
+    )
+    results = [
         compare(
             f"{name} dx",
             torch.cat(dxs),
-            _full_gradients(xs, gamma, beta, douts)[0],
+            x.grad,
             tol=1e-10,
             what="dx",
-            diagnoses=diagnoses,
-        ),
-        *(
-            _param_result(
-                f"{name} {what}", [g[k + 1] for g in grads], shares[k], what, sizes
-            )
-            for k, what in enumerate(("dgamma", "dbeta"))
-        ),
+            diagnoses=_backward_mistakes(xs, gamma, douts),
+        )
     ]
+    for k, what in enumerate(("dgamma", "dbeta")):
+        got = [torch.as_tensor(grad[k + 1]) for grad in grads]
+        if any(tuple(t.shape) != (CHANNELS,) for t in got):
+            results.append(
+                wrong(
+                    f"{name} {what}",
+                    f"{what} has the shapes {[tuple(t.shape) for t in got]} on the "
+                    f"ranks, expected ({CHANNELS},) each: sum this rank's examples' "
+                    "contributions over axis 0 (gamma and beta are shared by every "
+                    "example)",
+                )
+            )
+            continue
+        want = torch.stack(shares[k]).sum(0)
+        averaged = sum(s / n for s, n in zip(shares[k], sizes, strict=True))
+        results.append(
+            compare(
+                f"{name} {what}",
+                torch.stack(got).sum(0),
+                want,
+                tol=1e-10,
+                what=f"the sum over ranks of {what}",
+                diagnoses={
+                    f"{what} was all-reduced: each rank returns its own share (the "
+                    "sum over its slice); the data-parallel wrapper (DDP) reduces "
+                    "every parameter's gradient over the ranks afterwards, so "
+                    "all-reducing here as well counts the shares "
+                    f"{len(xs)} times": len(xs) * want,
+                    f"{what} is averaged over the slice: gamma and beta are shared "
+                    "by every example, so sum over axis 0": averaged,
+                },
+            )
+        )
+    return results
 
 
 def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=None):
@@ -564,14 +484,29 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 
 
 # --------------------------------------------------------------------------
-# the capstone: the layer as torch.autograd.Function's two halves
+# the capstone: the two halves of a torch.autograd.Function
 # --------------------------------------------------------------------------
 
 SAVED = "(x, gamma, mean, invstd, count)"
 
 
-def _saved_problem(name, saved, x, gamma) -> str | None:
-    """None, or why ``saved`` is not the tuple ctx.save_for_backward keeps."""
+def _outputs(name, outs, xs):
+    """(the ranks' outputs put together, None) or (None, what is wrong)."""
+    torch = torch_()
+    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
+    if kinds:
+        return None, wrong(name, f"out is a {kinds[0]}: return a torch tensor")
+    if [tuple(o.shape) for o in outs] != [(len(x), CHANNELS) for x in xs]:
+        return None, wrong(
+            name,
+            f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
+            "returns its own slice, normalised, of the shape of its x",
+        )
+    return torch.cat(outs).double(), None
+
+
+def _saved_problem(saved, x, gamma) -> str | None:
+    """None, or why ``saved`` is not what ctx.save_for_backward should keep."""
     torch = torch_()
     if saved is None or (isinstance(saved, (tuple, list)) and not saved):
         return (
@@ -586,121 +521,78 @@ def _saved_problem(name, saved, x, gamma) -> str | None:
             f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only "
             "(keep the count as the all-reduced tensor)"
         )
-    if saved[2].numel() != CHANNELS or saved[3].numel() != CHANNELS:
-        return f"saved mean and invstd must hold one value per channel ({CHANNELS})"
-    if saved[4].numel() != 1:
-        return "saved count must be one number, the whole batch's N (a tensor)"
-    for i, (got, want) in enumerate(((saved[0], x), (saved[1], gamma))):
-        if got.shape != want.shape or not torch.equal(got, want):
+    if [s.numel() for s in saved[2:]] != [CHANNELS, CHANNELS, 1]:
+        return "saved mean and invstd hold one value per channel, the count one"
+    for i, what in enumerate(("the input x", "gamma")):
+        if not torch.equal(saved[i], (x, gamma)[i]):
             return (
-                f"saved[{i}] is not the {('input x', 'gamma')[i]} itself: save "
-                f"{SAVED}, as PyTorch's SyncBatchNorm does (backward recomputes "
-                "x_hat from x, mean and invstd)"
+                f"saved[{i}] is not {what} itself: save {SAVED}, as PyTorch's "
+                "SyncBatchNorm does (backward recomputes x_hat from them)"
             )
     return None
 
 
-def _layer_forward(name, results, xs, gamma, beta) -> list[Result] | None:
-    """The ranks' saved statistics, then their output: the first stage wrong."""
+def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
+    """What the ranks saved (mean, invstd, count), then their output: the
+    first stage that is wrong, or the output's verdict."""
     torch = torch_()
     items = []
     for rank, value in enumerate(results):
         pair, problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
         if problem_ is not None:
             return [problem_]
-        why = _saved_problem(name, pair[1], xs[rank], gamma)
+        why = _saved_problem(pair[1], xs[rank], gamma)
         if why is not None:
             return [wrong(f"{name} rank {rank}", why)]
         items.append(pair)
-    mean, invstd = _statistics(xs)
-    full, world = torch.cat(xs), len(xs)
-    own = [(x.mean(0), x.var(0, correction=0)) for x in xs]
-    var, n = full.var(0, correction=0), len(full)
-    counts = torch.tensor([float(len(x)) for x in xs], dtype=torch.float64)[:, None]
-    rows = lambda t: t.expand(world, CHANNELS)  # noqa: E731
-    root = lambda v: 1 / (v + EPS).sqrt()  # noqa: E731
-    stages_ = (
-        (
-            "mean",
-            2,
-            mean,
-            {
-                "the saved mean is this rank's own mean (a ghost batch): all-reduce the "
-                "sum and the count": torch.stack([m for m, _ in own]),
-                "the saved mean is the mean of the ranks' means (unweighted by their "
-                "sizes): divide the all-reduced sum by the all-reduced count": rows(
-                    torch.stack([m for m, _ in own]).mean(0)
-                ),
-            },
-        ),
-        (
-            "invstd",
-            3,
-            invstd,
-            {
-                "the saved invstd uses this rank's own variance (a ghost batch)": root(
-                    torch.stack([v for _, v in own])
-                ),
-                "the saved invstd uses the unbiased variance: normalise with the biased "
-                "one, divided by N": rows(root(var * n / (n - 1))),
-                "the saved invstd has eps outside the square root: 1 / sqrt(var + eps)": rows(
-                    1 / (var.sqrt() + EPS)
-                ),
-                "the saved invstd uses the average of the ranks' variances (it misses the "
-                "spread of their means)": rows(
-                    root(torch.stack([v for _, v in own]).mean(0))
-                ),
-                "the saved invstd divides the squared deviations by W * n_rank, not by the "
-                "all-reduced count N": root(var * n / (world * counts)),
-            },
-        ),
+    means, variances = _variants(xs)
+    var = next(iter(variances.values()))
+    invstds = {
+        f"the saved invstd uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()
+    }
+    invstds["the saved invstd has eps outside the square root: 1 / sqrt(var + eps)"] = (
+        1 / (var.sqrt() + EPS)
     )
-    for what, k, want, diagnoses in stages_:
-        got = torch.stack([s[k].reshape(CHANNELS).double() for _, s in items])
+    saved = (
+        ("mean", {f"the saved mean is {k}": v for k, v in means.items()}),
+        ("invstd", invstds),
+    )
+    for k, (what, options) in enumerate(saved):
+        got = torch.stack([s[2 + k].reshape(CHANNELS).double() for _, s in items])
+        (_, want), *mistakes = options.items()  # the right one first
         result = compare(
             f"{name} saved {what}",
             got,
-            rows(want),
+            want,
             tol=TOL,
             what=f"the saved {what}",
-            diagnoses=diagnoses,
+            diagnoses=dict(mistakes),
             axis=None,
         )
         if not result.passed:
             return [result]
-    counts_ = [float(s[4].reshape(())) for _, s in items]
-    if any(c != n for c in counts_):
+    counts = [float(s[4].reshape(())) for _, s in items]
+    if counts != [float(sum(len(x) for x in xs))] * len(xs):
         return [
             wrong(
                 f"{name} saved count",
-                f"the saved counts are {counts_}: save "
-                f"the whole batch's count N = {n}, all-reduced",
+                f"the saved counts are {counts}: save the whole batch's count N, "
+                "all-reduced",
             )
         ]
-    x_hat = (full - mean) * invstd
-    out = torch.cat([torch.as_tensor(o) for o, _ in items])
-    result = compare(
-        f"{name} out",
-        out,
-        gamma * x_hat + beta,
-        tol=TOL,
-        what="the ranks' outputs",
-        diagnoses={
-            "gamma and beta are not applied: out = gamma * x_hat + beta": x_hat,
-            "gamma and beta are swapped: out = gamma * x_hat + beta": beta * x_hat
-            + gamma,
-        },
-    )
-    return [result]
+    out, problem_ = _outputs(f"{name} out", [o for o, _ in items], xs)
+    if problem_ is not None:
+        return [problem_]
+    return [_compare_out(f"{name} out", out, xs, gamma, beta, False)]
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check the capstone's halves of a torch.autograd.Function on 3 ranks of 4,
     7 and 1 examples: ``forward(x, gamma, beta, running_mean, running_var,
-    all_reduce, eps, momentum) -> (out, saved)`` (saved: the tensors for
-    ctx.save_for_backward, then out, then the running statistics, stage by
-    stage) and ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None,
-    None)``, given the right saved tensors (so it is judged on its own)."""
+    all_reduce, eps, momentum) -> (out, saved)`` stage by stage (the tensors
+    saved for ctx.save_for_backward, the output, the running statistics), and
+    ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None, None)``
+    given the right saved tensors, so that it is judged on its own."""
     name = "sync_bn_layer"
     torch = torch_()
 
@@ -709,31 +601,32 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         mean0, var0 = _running_start(seed)
         buffers = [(mean0.clone(), var0.clone()) for _ in xs]
         given = [
-            (x.clone(), gamma.clone(), beta.clone(), *b) for x, b in zip(xs, buffers)
+            (x.clone(), gamma.clone(), beta.clone(), *b)
+            for x, b in zip(xs, buffers, strict=True)
         ]
 
         def step(x, g, b, rm, rv, all_reduce):
             return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
 
         results, _, problem_ = _ranks(f"{name} forward", step, given, copy_inputs=False)
-        found = [problem_] if problem_ is not None else (
-            _layer_forward(name, results, xs, gamma, beta)
+        found = (
+            [problem_]
+            if problem_ is not None
+            else _layer_forward(name, results, xs, gamma, beta)
         )
         if all(r.passed for r in found):
-            found += _buffer_results(buffers, xs, mean0, var0)
-        mean, invstd = _statistics(xs)
+            found += _buffer_results(name, buffers, xs, mean0, var0)
         count = torch.tensor([float(sum(RUNNING_SIZES))], dtype=torch.float64)
-        saved = [(x, gamma, mean, invstd, count) for x in xs]
-        values, _, problem_ = _ranks(
-            f"{name} backward", backward, list(zip(saved, douts))
-        )
+        saved = [(x, gamma, *_statistics(xs), count) for x in xs]
+        per_rank = list(zip(saved, douts, strict=True))
+        values, _, problem_ = _ranks(f"{name} backward", backward, per_rank)
         grads = []
         for rank, value in enumerate(values or ()):
             items, problem_ = unpack(
                 f"{name} backward rank {rank}",
                 value,
                 5,
-                "dx, dgamma, dbeta, None, None: one gradient per input of forward; "
+                "dx, dgamma, dbeta, None, None: one gradient per input of forward, "
                 "None for running_mean and running_var",
             )
             if problem_ is not None:
@@ -753,15 +646,18 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
 # running statistics across ranks
 # --------------------------------------------------------------------------
 
-
-BN_AT = (1, 4, 6, 8, 10)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
+
+
+def _bns(model):
+    batchnorm = torch_().nn.modules.batchnorm._BatchNorm
+    return [m for m in model.modules() if isinstance(m, batchnorm)]
 
 
 def _rank_models(seed):
     """Three ranks' copies of one net with five BN layers (every kind a merge
-    meets) whose running statistics drifted apart: different means, variances
-    and batch counts."""
+    meets, the last nested in a block) whose running statistics drifted apart:
+    different means, variances and batch counts."""
     torch = torch_()
     from torch import nn
 
@@ -780,10 +676,10 @@ def _rank_models(seed):
             nn.Unflatten(2, (1, 1)),
             nn.BatchNorm3d(4),
             nn.Flatten(),
-            nn.SyncBatchNorm(4),  # its buffers exist on a CPU; its forward needs a GPU
+            nn.Sequential(nn.SyncBatchNorm(4)),  # buffers on a CPU; forward on a GPU
         ).double()
         with torch.no_grad():
-            for bn in (model[i] for i in BN_AT):
+            for bn in _bns(model):
                 bn.running_mean.copy_(
                     torch.randn(bn.num_features, generator=gen) + 1.5 * rank
                 )
@@ -793,18 +689,19 @@ def _rank_models(seed):
     return models
 
 
-def _candidates(models, index):
+def _candidates(models, layer):
     """(right mean, right var, {message: mean}, {message: var}) of one layer:
     the mean and unbiased variance of all ranks' values (Chan et al.)."""
     torch = torch_()
-    means = torch.stack([m[index].running_mean for m in models])
-    variances = torch.stack([m[index].running_var for m in models])
+    means = torch.stack([_bns(m)[layer].running_mean for m in models])
+    variances = torch.stack([_bns(m)[layer].running_var for m in models])
     n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
     big, world = n.sum(), len(models)
     mean = (n * means).sum(0) / big
     within = ((n - 1) * variances).sum(0) / (big - 1)
     var = within + (n * (means - mean) ** 2).sum(0) / (big - 1)
     equal = means.mean(0)
+    law = "law of total variance"
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
         "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": equal,
@@ -813,20 +710,17 @@ def _candidates(models, index):
         "by the total count N = all_reduce(count)": (n * means).sum(0) / world,
     }
     var_msgs = {
-        "running_var misses how far the ranks' means lie from the merged mean (law "
-        "of total variance: add sum(count * (mean_r - mean)^2), then divide by "
-        "N - 1)": within,
-        "running_var misses how far the ranks' means lie from the merged mean (law "
-        "of total variance: add the count-weighted (mean_r - mean)^2)": (
-            n * variances
-        ).sum(0)
+        "running_var misses how far the ranks' means lie from the merged mean "
+        f"({law}: add sum(count * (mean_r - mean)^2), then divide by N - 1)": within,
+        "running_var misses how far the ranks' means lie from the merged mean "
+        f"({law}: add the count-weighted (mean_r - mean)^2)": (n * variances).sum(0)
         / big,
-        "running_var weighs the ranks equally (both terms of the law of total "
-        "variance): weigh each rank by its count": variances.mean(0)
-        + ((means - equal) ** 2).mean(0),
+        f"running_var weighs the ranks equally (both terms of the {law}): weigh "
+        "each rank by its count": variances.mean(0) + ((means - equal) ** 2).mean(0),
         "running_var is the plain average of the ranks' variances: weigh them by "
-        "their counts, and add the spread of the ranks' means (law of total "
-        "variance)": variances.mean(0),
+        f"their counts, and add the spread of the ranks' means ({law})": variances.mean(
+            0
+        ),
         "running_var weighs the variances by count but the spread of the means "
         "equally (1/W): weigh both terms by the counts": within
         + ((means - mean) ** 2).mean(0),
@@ -838,7 +732,7 @@ def _candidates(models, index):
         / big,
         "running_var is the sum over ranks: weigh each by its count": variances.sum(0),
     }
-    return mean, var, mean_msgs, var_msgs
+    return (mean, var), (mean_msgs, var_msgs), (means, variances)
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
@@ -849,79 +743,57 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
 
     def body():
         models = _rank_models(seed)
-        layers = [_candidates(models, i) for i in BN_AT]
-        buffers = [
-            [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
-        ]
+        layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
+        buffers = [[id(b) for bn in _bns(m) for b in bn.buffers()] for m in models]
         params = [[p.detach().clone() for p in m.parameters()] for m in models]
-        counts = [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models]
 
         def on_rank(model, count, all_reduce):
             return fn(model, all_reduce, count)
 
-        per_rank = [(m, n) for m, n in zip(models, SHARES, strict=True)]
+        per_rank = list(zip(models, SHARES, strict=True))
         _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
         if problem_ is None:
-            problem_ = _unchanged(name, models, buffers, params, counts)
+            problem_ = _unchanged(name, models, buffers, params)
         if problem_ is not None:
             return problem_
-        results = [
-            result
-            for rank, model in enumerate(models)
-            for result in _layer_results(f"{name} rank {rank}", model, layers)
-        ]
-        failed = [r for r in results if not r.passed]
-        if failed:  # the first layer that is wrong: its mean and its variance
-            where = failed[0].name.rsplit(" ", 1)[0]
-            return [r for r in failed if r.name.rsplit(" ", 1)[0] == where]
-        worst = max(r.error for r in results)
+        for rank, model in enumerate(models):
+            for layer, (bn, (right, mistakes, before)) in enumerate(
+                zip(_bns(model), layers, strict=True)
+            ):
+                label = f"{name} rank {rank}, BN {layer + 1}" + (
+                    f" ({type(bn).__name__})" if layer > 1 else ""
+                )
+                results = [
+                    compare(
+                        f"{label} {what[8:12]}",
+                        getattr(bn, what),
+                        right[k],
+                        tol=TOL,
+                        what=what,
+                        diagnoses={
+                            **mistakes[k],
+                            f"{what} is unchanged on this layer: the merge did not "
+                            "reach it (loop over model.modules(), nested blocks "
+                            "included, and test isinstance(m, nn.modules.batchnorm."
+                            "_BatchNorm))": before[k][rank],
+                        },
+                    )
+                    for k, what in enumerate(("running_mean", "running_var"))
+                ]
+                if not all(r.passed for r in results):  # the first wrong layer
+                    return results
         return ok(
             name,
-            f"all {len(BN_AT)} BN layers (1d, 2d, 3d, SyncBatchNorm) agree on all "
-            f"3 ranks (shares {', '.join(map(str, SHARES))}), max rel. error "
-            f"{worst:.1e}",
+            f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree "
+            f"on all 3 ranks (shares {', '.join(map(str, SHARES))})",
         )
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _layer_results(label, model, layers) -> list[Result]:
-    """running_mean and running_var of every BN layer of one rank's model
-    against the merge (``layers``: per layer, ``_candidates``, taken before)."""
-    results = []
-    for layer, index in enumerate(BN_AT):
-        mean, var, mean_msgs, var_msgs = layers[layer]
-        bn = model[index]
-        name = f"{label}, BN {layer + 1}" + (
-            f" ({type(bn).__name__})" if layer > 1 else ""
-        )
-        results.append(
-            compare(
-                f"{name} mean",
-                bn.running_mean,
-                mean,
-                tol=TOL,
-                what="running_mean",
-                diagnoses=mean_msgs,
-            )
-        )
-        results.append(
-            compare(
-                f"{name} var",
-                bn.running_var,
-                var,
-                tol=TOL,
-                what="running_var",
-                diagnoses=var_msgs,
-            )
-        )
-    return results
-
-
-def _unchanged(name, models, buffers, params, counts) -> Result | None:
+def _unchanged(name, models, buffers, params) -> Result | None:
     """None, or what the function changed that it must not."""
-    now = [[id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT]
-    if now != buffers:
+    if [[id(b) for bn in _bns(m) for b in bn.buffers()] for m in models] != buffers:
         return wrong(
             name,
             "a buffer was replaced by a new tensor: update it in place "
@@ -933,7 +805,8 @@ def _unchanged(name, models, buffers, params, counts) -> Result | None:
             for p, q in zip(model.parameters(), before, strict=True)
         ):
             return wrong(name, "the weights changed: merge the buffers only")
-    if [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models] != counts:
+    counts = [[int(bn.num_batches_tracked) for bn in _bns(m)] for m in models]
+    if counts != [[10 + rank] * len(c) for rank, c in enumerate(counts)]:
         return wrong(
             name,
             "num_batches_tracked changed: it counts this rank's batches; leave it "

@@ -178,10 +178,12 @@ def merge(
     count_batches=False,
     first_only=False,
     kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
+    top_level=False,  # model.children(): BN layers nested in blocks are missed
 ):
     total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
     world = all_reduce(torch.ones(1, dtype=torch.float64))
-    layers = [m for m in model.modules() if isinstance(m, kind)]
+    modules = model.children() if top_level else model.modules()
+    layers = [m for m in modules if isinstance(m, kind)]
     for bn in layers[:1] if first_only else layers:
         m, v = bn.running_mean, bn.running_var
         if how == "equal":  # the merge before issue 32: right for equal shares
@@ -248,13 +250,13 @@ FORWARD = {
     "returns out only": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps)[0], "expected a tuple of 2"),
     "calls all_reduce on a list": (lambda x, g, b, all_reduce, eps=EPS: all_reduce([x.sum(0)]), "all_reduce takes a torch.Tensor"),
     # running statistics (issue 32): PyTorch's convention or a named mistake
-    "running_var with this rank's count": (_fwd(running="local count"), "uses this rank's count for the unbiased correction"),
-    "running_var biased": (_fwd(running="biased"), "stores the biased variance"),
+    "running_var with this rank's count": (_fwd(running="local count"), "corrected with this rank's count"),
+    "running_var biased": (_fwd(running="biased"), "averages in the biased variance"),
     "running stats of this rank's slice": (_fwd(running="own statistics"), "running_mean averages in this rank's own mean"),
-    "running_var from the ranks' variances": (_fwd(running="average of variances"), "average of the ranks' own variances"),
-    "momentum reversed": (_fwd(running="momentum reversed"), "running_mean moved by 1 - momentum"),
-    "momentum argument ignored": (_fwd(running="default momentum"), "not by the momentum passed"),
-    "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change for the caller"),
+    "running_var from the ranks' variances": (_fwd(running="average of variances"), "NaN or infinite on every rank"),
+    "momentum reversed": (_fwd(running="momentum reversed"), "= 1 - momentum"),
+    "momentum argument ignored": (_fwd(running="default momentum"), "use the momentum argument"),
+    "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
     "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
 }
@@ -275,7 +277,7 @@ LAYER_FORWARD = {
     "ctx.save_for_backward forgotten": (_lfwd(save="nothing"), "saves nothing for backward"),
     "saves x_hat, not x": (_lfwd(save="x_hat"), "saved[0] is not the input x"),
     "count saved as a float": (_lfwd(save="float count"), "ctx.save_for_backward takes tensors only"),
-    "running_var with this rank's count": (_lfwd(running="local count"), "uses this rank's count for the unbiased correction"),
+    "running_var with this rank's count": (_lfwd(running="local count"), "corrected with this rank's count"),
     "gamma and beta forgotten": (_lfwd(affine=False), "gamma and beta are not applied"),
 }
 LAYER_BACKWARD = {
@@ -296,6 +298,7 @@ MERGE = {
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) mean"),
+    "top-level children only": (_merge(top_level=True), "is unchanged on this layer: the merge did not reach it"),
     "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) mean"),
 }
 # fmt: on
