@@ -4,11 +4,10 @@ Every check runs the learner's functions on several ranks at once, as threads
 of this process with a summing ``all_reduce`` (``helpers.distributed.
 SimulatedRanks``): rank ``r`` gets its slice of one batch and must produce
 what one process computes on the whole batch (PyTorch, float64).  The slices
-have different sizes, so a mean of the ranks' means (which ignores how many
-examples each has) is told apart from the mean of the batch.  A cause is named
-only when one listed mistake alone reproduces the answer, and only at the first
-stage that differs (statistics, output, running statistics); otherwise the
-check says what it observed.
+have different sizes, so a mean of the ranks' means is told apart from the
+mean of the batch.  A cause is named only when one listed mistake alone
+reproduces the answer, at the first stage that differs (statistics, output,
+running statistics); otherwise the check says what it observed.
 """
 
 from __future__ import annotations
@@ -79,36 +78,50 @@ def _ranks(name, fn, per_rank, copy_inputs=True):
 
 
 def _variants(xs):
-    """The statistics that exist on ranks of unequal sizes, one row per rank:
-    ({name: mean}, {name: biased variance}), the right one first."""
+    """The statistics that exist on ranks of unequal sizes, one row per rank
+    (W, C): ({name: mean}, {name: biased variance}), the right one first."""
     torch = torch_()
     full, world = torch.cat(xs), len(xs)
-    n, var = len(full), full.var(0, correction=0)
+    n, var = len(full), full.var(0, correction=0).expand(world, -1)
     sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
     own_mean = torch.stack([x.mean(0) for x in xs])
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
+    rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
+    law = "it misses the spread of their means: law of total variance"
     return {
-        "the batch mean": full.mean(0).expand(world, -1),
+        "the batch mean": rows * full.mean(0),
         "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
-        "the mean of the ranks' means (unweighted by their sizes)": own_mean.mean(
-            0
-        ).expand(world, -1),
+        "the mean of the ranks' means (unweighted by their sizes)": rows
+        * own_mean.mean(0),
     }, {
-        "the batch's biased variance": var.expand(world, -1),
-        "the unbiased variance (divides by N - 1)": var.expand(world, -1) * n / (n - 1),
+        "the batch's biased variance": var,
+        "the unbiased variance (divides by N - 1)": var * n / (n - 1),
         "this rank's own variance (a ghost batch)": own_var,
-        "the average of the ranks' variances (it misses the spread of their means: "
-        "law of total variance)": own_var.mean(0).expand(world, -1),
-        "the count-weighted average of the ranks' variances (it misses the spread "
-        "of their means)": (sizes * own_var).sum(0).expand(world, -1) / n,
-        "the squared deviations summed over ranks divided by W * n_rank "
-        "(N = W * this rank's count)": var * n / (world * sizes),
-        "the variance around the mean of the ranks' means": (
-            (full - own_mean.mean(0)) ** 2
-        )
-        .mean(0)
-        .expand(world, -1),
+        f"the average of the ranks' variances ({law})": rows * own_var.mean(0),
+        f"the count-weighted average of the ranks' variances ({law})": rows
+        * (sizes * own_var).sum(0)
+        / n,
+        "the squared deviations divided by W * n_rank (N = W * this rank's count)": var
+        * n
+        / (world * sizes),
+        "the variance around the mean of the ranks' means": rows
+        * ((full - own_mean.mean(0)) ** 2).mean(0),
     }
+
+
+def _outputs(name, outs, xs):
+    """(the ranks' outputs put together, None) or (None, what is wrong)."""
+    torch = torch_()
+    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
+    if kinds:
+        return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
+    if [tuple(o.shape) for o in outs] != [(len(x), CHANNELS) for x in xs]:
+        return None, wrong(
+            name,
+            f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
+            "returns its own slice's, of the shape of its x",
+        )
+    return torch.cat(outs), None
 
 
 def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
@@ -118,10 +131,10 @@ def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
     full = torch.cat(xs)
     want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
     counts = torch.tensor([len(x) for x in xs])
-    ranks = np.repeat(np.arange(len(xs)), counts.numpy())
-    means, variances = (
+    per_row = [
         {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
-    )
+    ]
+    groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
 
     def read(got):
         return stages(
@@ -130,9 +143,9 @@ def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
             gamma,
             beta,
             eps=EPS,
-            groups=ranks if groups else None,
-            means=means,
-            variances=variances,
+            groups=groups,
+            means=per_row[0],
+            variances=per_row[1],
         )
 
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
@@ -145,17 +158,19 @@ def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
 
 def _precision_note(fn, seed) -> Result:
     """float32 with mean 1e4 and std 1: where E[x^2] - E[x]^2 cancels."""
-    torch = torch_()
     name = "sync_batchnorm_forward float32"
     xs, gamma, beta, _ = problem(seed, offset=1e4)
     xs = [(x - x.mean()) / 5 + 1e4 for x in xs]  # std about 1 around 10,000
     per_rank = [(x.float(), gamma.float(), beta.float()) for x in xs]
     results, _, problem_ = _ranks(name, fn, per_rank)
+    if problem_ is None:
+        got, problem_ = _outputs(name, [r[0] for r in results], xs)
     if problem_ is not None:
         return info(name, f"skipped ({problem_.detail})")
-    full = torch.cat(xs)
-    want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0.0, EPS)
-    got = torch.cat([torch.as_tensor(out).double() for out, _ in results])
+    full = torch_().cat(xs)
+    want = torch_().nn.functional.batch_norm(
+        full, None, None, gamma, beta, True, 0, EPS
+    )
     err = float((got - want).abs().max())
     if err < 1e-2:
         return info(name, f"max abs. error {err:.1e}: numerically stable")
@@ -172,137 +187,129 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
     then the running statistics, then a float32 note."""
     name = "sync_batchnorm_forward"
-    torch = torch_()
 
     def body():
         xs, gamma, beta, _ = problem(seed)
         results, ranks, problem_ = _ranks(name, fn, [(x, gamma, beta) for x in xs])
+        for rank, value in enumerate(results or ()):
+            results[rank], problem_ = unpack(
+                f"{name} rank {rank}", value, 2, "out, cache"
+            )
+            if problem_ is not None:
+                break
+        if problem_ is None:
+            out, problem_ = _outputs(name, [r[0] for r in results], xs)
         if problem_ is not None:
             return problem_
-        outs = []
-        for rank, value in enumerate(results):
-            items, problem_ = unpack(f"{name} rank {rank}", value, 2, "out, cache")
-            if problem_ is not None:
-                return problem_
-            outs.append(torch.as_tensor(items[0]))
-        if [tuple(o.shape) for o in outs] != [(n, CHANNELS) for n in SIZES]:
-            return wrong(
-                name,
-                f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
-                "returns its own slice, normalised, of the shape of its x",
-            )
-        result = _compare_out(f"{name} (3 ranks)", torch.cat(outs), xs, gamma, beta)
+        result = _compare_out(f"{name} (3 ranks)", out, xs, gamma, beta)
         if not result.passed:
             return result
-        result.detail += (
-            f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent by "
-            "each rank"
-        )
+        result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
         return [result, *_running_results(fn, seed), _precision_note(fn, seed)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _running_start(seed):
-    """The running statistics every rank holds before the step (float64)."""
+def _running_start(xs, seed):
+    """Every rank's running statistics before the step (float64)."""
     torch = torch_()
     gen = torch.Generator().manual_seed(seed + 1000)
     mean = torch.randn(CHANNELS, generator=gen, dtype=torch.float64) + 2
     var = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
-    return mean, var
+    return [(mean.clone(), var.clone()) for _ in xs]
 
 
 def _running_results(fn, seed) -> list[Result]:
     """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples)."""
     name = "sync forward running stats"
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    mean0, var0 = _running_start(seed)
-    buffers = [(mean0.clone(), var0.clone()) for _ in xs]
+    buffers = _running_start(xs, seed)
     # the ranks get copies of the inputs (only the buffers are theirs to write):
     # the reference below is built from the check's own, untouched xs
-    given = [(x.clone(), gamma.clone(), beta.clone()) for x in xs]
-    per_rank = [(*g, rm, rv) for g, (rm, rv) in zip(given, buffers, strict=True)]
+    given = [
+        (x.clone(), gamma.clone(), beta.clone(), *b)
+        for x, b in zip(xs, buffers, strict=True)
+    ]
 
     def on_rank(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
         return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
 
-    _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
-    if problem_ is not None:
-        if "positional argument" in problem_.detail:
-            problem_.detail += (
-                "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
-                "running_mean=None, running_var=None, momentum=0.1)"
-            )
-        return [problem_]
-    for rank, (x, g, b) in enumerate(given):
+    _, _, problem_ = _ranks(name, on_rank, given, copy_inputs=False)
+    if problem_ is not None and "positional argument" in problem_.detail:
+        problem_.detail += (
+            "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
+            "running_mean=None, running_var=None, momentum=0.1)"
+        )
+    for rank, (x, g, b, *_) in enumerate(given if problem_ is None else ()):
         if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
-            return [
-                wrong(
-                    name,
-                    f"rank {rank} changed its input x, gamma or beta in place: only "
-                    "running_mean and running_var are the function's to write",
-                )
-            ]
-    return _buffer_results("sync forward", buffers, xs, mean0, var0)
+            problem_ = wrong(
+                name,
+                f"rank {rank} changed its input x, gamma or beta in place: only "
+                "running_mean and running_var are the function's to write",
+            )
+    if problem_ is not None:
+        return [problem_]
+    return _buffer_results("sync forward", buffers, xs, seed)
 
 
-def _buffer_results(label, buffers, xs, mean0, var0) -> list[Result]:
+def _buffer_results(label, buffers, xs, seed) -> list[Result]:
     """Every rank's (running_mean, running_var) in ``buffers`` against
-    nn.BatchNorm1d after one training step on the whole batch, as
-    ``_core.ema_problem`` reads them: which statistic, which momentum."""
+    PyTorch's update with the whole batch's mean and unbiased variance
+    (tests/test_lesson08.py: nn.BatchNorm1d's), read by ``_core.ema_problem``."""
     torch = torch_()
-    bn = torch.nn.BatchNorm1d(CHANNELS, momentum=MOMENTUM).double()
-    with torch.no_grad():
-        bn.running_mean.copy_(mean0)
-        bn.running_var.copy_(var0)
-        bn.train()(torch.cat(xs))
+    old = _running_start(xs, seed)[0]
     sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
     means, variances = _variants(xs)
-    var, own = next(iter(variances.values())), variances[list(variances)[2]]
-    n = sum(len(x) for x in xs)
+    var, own = (
+        variances["the batch's biased variance"],
+        variances["this rank's own variance (a ghost batch)"],
+    )
+    n = int(sizes.sum())
     with np.errstate(all="ignore"):
-        stats = (
-            {k: v for k, v in list(means.items())[1:]},
+        candidates = (
+            dict(list(means.items())[1:]),
             {
-                "the biased variance (PyTorch stores the unbiased one, variance * "
-                "N / (N - 1) with N the whole batch's count)": var,
-                "the variance corrected with this rank's count, n_r / (n_r - 1): "
-                "use the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
+                "the biased variance (PyTorch stores the unbiased one, variance * N / "
+                "(N - 1) with N the whole batch's count)": var,
+                "the variance corrected with this rank's count, n_r / (n_r - 1): use "
+                "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
                 "this rank's own unbiased variance (a ghost batch)": own
                 * sizes
                 / (sizes - 1),
-                "the average of the ranks' own variances (it misses the spread of "
-                "their means)": (own * sizes / (sizes - 1)).mean(0).expand(3, -1),
             },
         )
     batches = (means["the batch mean"], var * n / (n - 1))
     return [
-        _judge_buffer(f"{label} {what}", what, buffer, old, batch, stat, want)
-        for what, buffer, old, batch, stat, want in zip(
-            ("running_mean", "running_var"),
-            (torch.stack([b[k].detach() for b in buffers]) for k in (0, 1)),
-            (mean0, var0),
-            batches,
-            stats,
-            (bn.running_mean, bn.running_var),
-            strict=True,
+        _judge_buffer(
+            f"{label} {what}",
+            what,
+            torch.stack([b[k].detach() for b in buffers]).numpy(),
+            old[k].numpy(),
+            batches[k].numpy(),
+            candidates[k],
+            ((1 - MOMENTUM) * old[k] + MOMENTUM * batches[k]).numpy(),
         )
+        for k, what in enumerate(("running_mean", "running_var"))
     ]
 
 
 def _judge_buffer(label, what, got, old, batch, statistics, want) -> Result:
-    """One running statistic of every rank (rows of ``got``) against PyTorch's."""
-    got, want = got.numpy().astype(float), np.broadcast_to(want.numpy(), got.shape)
+    """One running statistic of every rank (rows of ``got``) against PyTorch's
+    ``want``: unchanged, non-finite (on which ranks), or how it was updated."""
     finite = np.isfinite(got).all(1)
-    err = rel_error(got[finite], want[finite]) if finite.any() else np.inf
+    err = (
+        rel_error(got[finite], np.broadcast_to(want, got.shape)[finite])
+        if finite.any()
+        else np.inf
+    )
     if finite.all() and err <= TOL:
-        return ok(label, f"all 3 ranks equal nn.BatchNorm1d, max rel. error {err:.1e}")
-    if np.allclose(got, old.numpy(), rtol=1e-12, atol=0):
+        return ok(label, f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}")
+    if np.allclose(got, old, rtol=1e-12, atol=0):
         return wrong(
             label,
-            f"{what} did not change: update the tensor passed in place "
-            f"({what}.mul_(1 - momentum).add_(momentum * ...)); assigning a new "
-            "tensor to the name changes nothing for the caller",
+            f"{what} did not change: update the tensor passed in place ({what}.mul_"
+            "(1 - momentum).add_(momentum * ...)); assigning a new tensor to the "
+            "name changes nothing for the caller",
         )
     if not finite.any():
         return wrong(
@@ -312,21 +319,24 @@ def _judge_buffer(label, what, got, old, batch, statistics, want) -> Result:
             "correction n_r / (n_r - 1)) is infinite, and an all-reduce spreads it; "
             "use the whole batch's statistics and count N",
         )
-    known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
-    causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
-    rows = (got, np.broadcast_to(old.numpy(), got.shape), batch.numpy())
     seen = ema_problem(
         what,
-        *(r[finite] for r in rows),
+        got[finite],
+        np.broadcast_to(old, got.shape)[finite],
+        batch[finite],
         MOMENTUM,
-        known=known,
-        causes=causes,
-        statistics={k: v.numpy()[finite].ravel() for k, v in statistics.items()},
+        known={"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1},
+        causes={"momentum PyTorch's default momentum": "use the momentum argument"},
+        statistics={  # finite ones only: _core._match scales by the candidate
+            k: v.numpy()[finite].ravel()
+            for k, v in statistics.items()
+            if np.isfinite(v.numpy()[finite]).all()
+        },
     )
     if finite.all():
         return wrong(label, seen, err, TOL)
     bad = [
-        f"{r} ({n} example{'s' if n > 1 else ''})"
+        f"{r} ({n} example{'s' * (n > 1)})"
         for r, n in enumerate(RUNNING_SIZES)
         if not finite[r]
     ]
@@ -353,14 +363,10 @@ def _backward_mistakes(xs, gamma, douts):
     x_hat = (torch.cat(xs) - mean) * rho
     sums = dfull.sum(0), (dfull * x_hat).sum(0)
 
-    def per_rank(means, ghost=False):  # dx with each rank's own means of dy
+    def per_rank(means, ghost=False):  # dx from each rank's means of dy, dy x_hat
         parts = []
         for x, dy in zip(xs, douts, strict=True):
-            m, r = (
-                (x.mean(0), 1 / (x.var(0, correction=0) + EPS).sqrt())
-                if ghost
-                else (mean, rho)
-            )
+            m, r = _statistics([x]) if ghost else (mean, rho)
             xh = (x - m) * r
             mean_dy, mean_dy_xhat = means(x, dy, xh)
             parts.append(gamma * r * (dy - mean_dy - xh * mean_dy_xhat))
@@ -393,45 +399,44 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
     """Every rank's (dx, dgamma, dbeta) against autograd on the whole batch:
     dx put together, dgamma and dbeta summed over the ranks (DDP's reduction)."""
     torch = torch_()
-    sizes = [len(x) for x in xs]
-    dxs = [torch.as_tensor(g[0]) for g in grads]
-    if [tuple(d.shape) for d in dxs] != [(n, CHANNELS) for n in sizes]:
-        return [wrong(name, "each rank returns dx for its own slice only")]
+    if not all(isinstance(t, torch.Tensor) for g in grads for t in g[:3]):
+        return [wrong(name, "dx, dgamma and dbeta must be tensors on every rank")]
+    dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs)
+    if problem_ is not None:
+        return [problem_]
     x = torch.cat(xs).clone().requires_grad_()
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
-    torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS).backward(
-        torch.cat(douts)
-    )
-    mean, rho = _statistics(xs)
-    shares = (
-        [(dy * (x - mean) * rho).sum(0) for x, dy in zip(xs, douts, strict=True)],
-        [dy.sum(0) for dy in douts],
-    )
+    out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
+    out.backward(torch.cat(douts))
     results = [
         compare(
             f"{name} dx",
-            torch.cat(dxs),
+            dx,
             x.grad,
             tol=1e-10,
             what="dx",
             diagnoses=_backward_mistakes(xs, gamma, douts),
         )
     ]
+    mean, rho = _statistics(xs)
     for k, what in enumerate(("dgamma", "dbeta")):
-        got = [torch.as_tensor(grad[k + 1]) for grad in grads]
+        got = [grad[k + 1] for grad in grads]
         if any(tuple(t.shape) != (CHANNELS,) for t in got):
+            shapes = [tuple(t.shape) for t in got]
             results.append(
                 wrong(
                     f"{name} {what}",
-                    f"{what} has the shapes {[tuple(t.shape) for t in got]} on the "
-                    f"ranks, expected ({CHANNELS},) each: sum this rank's examples' "
-                    "contributions over axis 0 (gamma and beta are shared by every "
-                    "example)",
+                    f"{what} has the shapes {shapes} on the ranks, not ({CHANNELS},): "
+                    "sum this rank's examples' contributions over axis 0 (gamma and "
+                    "beta are shared by every example)",
                 )
             )
             continue
-        want = torch.stack(shares[k]).sum(0)
-        averaged = sum(s / n for s, n in zip(shares[k], sizes, strict=True))
+        shares = [
+            dy * ((x - mean) * rho if k == 0 else 1)
+            for x, dy in zip(xs, douts, strict=True)
+        ]
+        want = (g.grad, b.grad)[k]
         results.append(
             compare(
                 f"{name} {what}",
@@ -443,10 +448,13 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
                     f"{what} was all-reduced: each rank returns its own share (the "
                     "sum over its slice); the data-parallel wrapper (DDP) reduces "
                     "every parameter's gradient over the ranks afterwards, so "
-                    "all-reducing here as well counts the shares "
-                    f"{len(xs)} times": len(xs) * want,
+                    f"all-reducing here as well counts the shares {len(xs)} times": (
+                        len(xs) * want
+                    ),
                     f"{what} is averaged over the slice: gamma and beta are shared "
-                    "by every example, so sum over axis 0": averaged,
+                    "by every example, so sum over axis 0": sum(
+                        s.mean(0) for s in shares
+                    ),
                 },
             )
         )
@@ -467,20 +475,23 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     def body():
         xs, gamma, beta, douts = problem(seed)
         per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
-        results, _, problem_ = _ranks(name, both, per_rank)
-        if problem_ is not None:
-            return problem_
-        grads = []
-        for rank, value in enumerate(results):
-            items, problem_ = unpack(
-                f"{name} rank {rank}", value, 3, "dx, dgamma, dbeta"
-            )
-            if problem_ is not None:
-                return problem_
-            grads.append(items)
-        return _gradient_results(name, grads, xs, gamma, beta, douts)
+        return _grads_of(
+            name, both, per_rank, 3, "dx, dgamma, dbeta", xs, gamma, beta, douts
+        )
 
     return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _grads_of(name, fn, per_rank, count, names, xs, gamma, beta, douts):
+    """``fn`` on every rank, its first three items judged by _gradient_results."""
+    results, _, problem_ = _ranks(name, fn, per_rank)
+    for rank, value in enumerate(results or ()):
+        results[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
+        if problem_ is not None:
+            break
+    if problem_ is not None:
+        return [problem_]
+    return _gradient_results(name, results, xs, gamma, beta, douts)
 
 
 # --------------------------------------------------------------------------
@@ -490,25 +501,10 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 SAVED = "(x, gamma, mean, invstd, count)"
 
 
-def _outputs(name, outs, xs):
-    """(the ranks' outputs put together, None) or (None, what is wrong)."""
-    torch = torch_()
-    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
-    if kinds:
-        return None, wrong(name, f"out is a {kinds[0]}: return a torch tensor")
-    if [tuple(o.shape) for o in outs] != [(len(x), CHANNELS) for x in xs]:
-        return None, wrong(
-            name,
-            f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
-            "returns its own slice, normalised, of the shape of its x",
-        )
-    return torch.cat(outs).double(), None
-
-
 def _saved_problem(saved, x, gamma) -> str | None:
     """None, or why ``saved`` is not what ctx.save_for_backward should keep."""
     torch = torch_()
-    if saved is None or (isinstance(saved, (tuple, list)) and not saved):
+    if saved is None or saved == ():
         return (
             f"saved is {saved!r}: the forward pass saves nothing for backward; "
             f"return the tensors ctx.save_for_backward keeps, {SAVED}"
@@ -536,30 +532,28 @@ def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
     """What the ranks saved (mean, invstd, count), then their output: the
     first stage that is wrong, or the output's verdict."""
     torch = torch_()
-    items = []
     for rank, value in enumerate(results):
-        pair, problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
-        if problem_ is not None:
-            return [problem_]
-        why = _saved_problem(pair[1], xs[rank], gamma)
-        if why is not None:
-            return [wrong(f"{name} rank {rank}", why)]
-        items.append(pair)
+        results[rank], problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
+        why = (
+            None if problem_ is not None else _saved_problem(value[1], xs[rank], gamma)
+        )
+        if problem_ is not None or why is not None:
+            return [
+                problem_ if problem_ is not None else wrong(f"{name} rank {rank}", why)
+            ]
     means, variances = _variants(xs)
-    var = next(iter(variances.values()))
     invstds = {
         f"the saved invstd uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()
     }
+    var = variances["the batch's biased variance"]
     invstds["the saved invstd has eps outside the square root: 1 / sqrt(var + eps)"] = (
         1 / (var.sqrt() + EPS)
     )
-    saved = (
-        ("mean", {f"the saved mean is {k}": v for k, v in means.items()}),
-        ("invstd", invstds),
-    )
-    for k, (what, options) in enumerate(saved):
-        got = torch.stack([s[2 + k].reshape(CHANNELS).double() for _, s in items])
+    saved = ({f"the saved mean is {k}": v for k, v in means.items()}, invstds)
+    for k, options in enumerate(saved):
+        got = torch.stack([s[2 + k].reshape(CHANNELS).double() for _, s in results])
         (_, want), *mistakes = options.items()  # the right one first
+        what = ("mean", "invstd")[k]
         result = compare(
             f"{name} saved {what}",
             got,
@@ -571,19 +565,20 @@ def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
         )
         if not result.passed:
             return [result]
-    counts = [float(s[4].reshape(())) for _, s in items]
-    if counts != [float(sum(len(x) for x in xs))] * len(xs):
+    counts = [float(s[4].reshape(())) for _, s in results]
+    if counts != [float(sum(RUNNING_SIZES))] * len(xs):
         return [
             wrong(
                 f"{name} saved count",
-                f"the saved counts are {counts}: save the whole batch's count N, "
-                "all-reduced",
+                f"the saved counts are {counts}: save the whole batch's count N",
             )
         ]
-    out, problem_ = _outputs(f"{name} out", [o for o, _ in items], xs)
-    if problem_ is not None:
-        return [problem_]
-    return [_compare_out(f"{name} out", out, xs, gamma, beta, False)]
+    out, problem_ = _outputs(f"{name} out", [o for o, _ in results], xs)
+    return [
+        problem_
+        if problem_ is not None
+        else _compare_out(f"{name} out", out, xs, gamma, beta, False)
+    ]
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
@@ -594,12 +589,10 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None, None)``
     given the right saved tensors, so that it is judged on its own."""
     name = "sync_bn_layer"
-    torch = torch_()
 
     def body():
         xs, gamma, beta, douts = problem(seed, sizes=RUNNING_SIZES)
-        mean0, var0 = _running_start(seed)
-        buffers = [(mean0.clone(), var0.clone()) for _ in xs]
+        buffers = _running_start(xs, seed)
         given = [
             (x.clone(), gamma.clone(), beta.clone(), *b)
             for x, b in zip(xs, buffers, strict=True)
@@ -615,28 +608,16 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
             else _layer_forward(name, results, xs, gamma, beta)
         )
         if all(r.passed for r in found):
-            found += _buffer_results(name, buffers, xs, mean0, var0)
-        count = torch.tensor([float(sum(RUNNING_SIZES))], dtype=torch.float64)
+            found += _buffer_results(name, buffers, xs, seed)
+        count = torch_().tensor([float(sum(RUNNING_SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
+        names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
         per_rank = list(zip(saved, douts, strict=True))
-        values, _, problem_ = _ranks(f"{name} backward", backward, per_rank)
-        grads = []
-        for rank, value in enumerate(values or ()):
-            items, problem_ = unpack(
-                f"{name} backward rank {rank}",
-                value,
-                5,
-                "dx, dgamma, dbeta, None, None: one gradient per input of forward, "
-                "None for running_mean and running_var",
-            )
-            if problem_ is not None:
-                break
-            grads.append(items)
-        if problem_ is not None:
-            return [*found, problem_]
         return [
             *found,
-            *_gradient_results(f"{name} backward", grads, xs, gamma, beta, douts),
+            *_grads_of(
+                f"{name} backward", backward, per_rank, 5, names, xs, gamma, beta, douts
+            ),
         ]
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -666,16 +647,10 @@ def _rank_models(seed):
     for rank in range(len(SHARES)):
         torch.manual_seed(seed)
         model = nn.Sequential(
-            nn.Linear(3, 5),
             nn.BatchNorm1d(5),
-            nn.ReLU(),
-            nn.Linear(5, 4),
             nn.BatchNorm1d(4),
-            nn.Unflatten(1, (4, 1, 1)),
             nn.BatchNorm2d(4),
-            nn.Unflatten(2, (1, 1)),
             nn.BatchNorm3d(4),
-            nn.Flatten(),
             nn.Sequential(nn.SyncBatchNorm(4)),  # buffers on a CPU; forward on a GPU
         ).double()
         with torch.no_grad():
@@ -690,49 +665,44 @@ def _rank_models(seed):
 
 
 def _candidates(models, layer):
-    """(right mean, right var, {message: mean}, {message: var}) of one layer:
-    the mean and unbiased variance of all ranks' values (Chan et al.)."""
+    """Per buffer of one layer (running_mean, running_var): (the right merge,
+    {message: a wrong merge}, every rank's value before the merge).  Right: the
+    mean and unbiased variance of all ranks' values (Chan et al.)."""
     torch = torch_()
     means = torch.stack([_bns(m)[layer].running_mean for m in models])
     variances = torch.stack([_bns(m)[layer].running_var for m in models])
     n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
-    big, world = n.sum(), len(models)
+    big = n.sum()
     mean = (n * means).sum(0) / big
     within = ((n - 1) * variances).sum(0) / (big - 1)
-    var = within + (n * (means - mean) ** 2).sum(0) / (big - 1)
-    equal = means.mean(0)
-    law = "law of total variance"
+    between = (n * (means - mean) ** 2).sum(0) / (big - 1)
+    law = "(law of total variance"
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
-        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": equal,
+        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": (
+            means.mean(0)
+        ),
         "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
-        "running_mean is the count-weighted sum divided by the number of ranks, not "
-        "by the total count N = all_reduce(count)": (n * means).sum(0) / world,
     }
     var_msgs = {
         "running_var misses how far the ranks' means lie from the merged mean "
-        f"({law}: add sum(count * (mean_r - mean)^2), then divide by N - 1)": within,
-        "running_var misses how far the ranks' means lie from the merged mean "
-        f"({law}: add the count-weighted (mean_r - mean)^2)": (n * variances).sum(0)
-        / big,
-        f"running_var weighs the ranks equally (both terms of the {law}): weigh "
-        "each rank by its count": variances.mean(0) + ((means - equal) ** 2).mean(0),
+        f"{law}: add sum(count * (mean_r - mean)^2), then divide by N - 1)": within,
         "running_var is the plain average of the ranks' variances: weigh them by "
-        f"their counts, and add the spread of the ranks' means ({law})": variances.mean(
-            0
+        f"their counts, and add the spread of the ranks' means {law})": (
+            variances.mean(0)
         ),
         "running_var weighs the variances by count but the spread of the means "
-        "equally (1/W): weigh both terms by the counts": within
-        + ((means - mean) ** 2).mean(0),
+        "equally (1/W): weigh both terms by the counts": (
+            within + ((means - mean) ** 2).mean(0)
+        ),
         "running_var treats the ranks' variances as biased (weights count / N): "
         "PyTorch's running_var is unbiased, so (count - 1) * running_var is the "
         "sum of squared deviations; divide the total by N - 1": (
             n * (variances + (means - mean) ** 2)
         ).sum(0)
         / big,
-        "running_var is the sum over ranks: weigh each by its count": variances.sum(0),
     }
-    return (mean, var), (mean_msgs, var_msgs), (means, variances)
+    return (mean, mean_msgs, means), (within + between, var_msgs, variances)
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
@@ -744,42 +714,27 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     def body():
         models = _rank_models(seed)
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
-        buffers = [[id(b) for bn in _bns(m) for b in bn.buffers()] for m in models]
-        params = [[p.detach().clone() for p in m.parameters()] for m in models]
+        before = (
+            [[id(b) for b in m.buffers()] for m in models],
+            [[p.detach().clone() for p in m.parameters()] for m in models],
+        )
 
         def on_rank(model, count, all_reduce):
             return fn(model, all_reduce, count)
 
         per_rank = list(zip(models, SHARES, strict=True))
         _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
-        if problem_ is None:
-            problem_ = _unchanged(name, models, buffers, params)
+        problem_ = _unchanged(name, models, *before) if problem_ is None else problem_
         if problem_ is not None:
             return problem_
         for rank, model in enumerate(models):
-            for layer, (bn, (right, mistakes, before)) in enumerate(
+            for layer, (bn, buffers) in enumerate(
                 zip(_bns(model), layers, strict=True)
             ):
                 label = f"{name} rank {rank}, BN {layer + 1}" + (
                     f" ({type(bn).__name__})" if layer > 1 else ""
                 )
-                results = [
-                    compare(
-                        f"{label} {what[8:12]}",
-                        getattr(bn, what),
-                        right[k],
-                        tol=TOL,
-                        what=what,
-                        diagnoses={
-                            **mistakes[k],
-                            f"{what} is unchanged on this layer: the merge did not "
-                            "reach it (loop over model.modules(), nested blocks "
-                            "included, and test isinstance(m, nn.modules.batchnorm."
-                            "_BatchNorm))": before[k][rank],
-                        },
-                    )
-                    for k, what in enumerate(("running_mean", "running_var"))
-                ]
+                results = _merged_layer(label, bn, buffers, rank)
                 if not all(r.passed for r in results):  # the first wrong layer
                     return results
         return ok(
@@ -791,20 +746,52 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
+def _merged_layer(label, bn, buffers, rank) -> list[Result]:
+    """running_mean and running_var of one rank's layer against the merge
+    (``buffers``: per buffer, the right value, the mistakes, every rank's old)."""
+    got = (bn.running_mean, bn.running_var)
+    if all(g.equal(old[rank]) for g, (_, _, old) in zip(got, buffers, strict=True)):
+        return [
+            wrong(
+                f"{label} buffers",
+                "running_mean and running_var are unchanged on this layer: the merge "
+                "did not reach it (loop over model.modules(), nested blocks included, "
+                "and test isinstance(m, nn.modules.batchnorm._BatchNorm))",
+            )
+        ]
+    return [
+        compare(
+            f"{label} {what[8:12]}",
+            value,
+            right,
+            tol=TOL,
+            what=what,
+            diagnoses={
+                **mistakes,
+                f"{what} is unchanged while the other buffer was merged: copy the "
+                f"merged {what} into it": old[rank],
+            },
+        )
+        for what, value, (right, mistakes, old) in zip(
+            ("running_mean", "running_var"), got, buffers, strict=True
+        )
+    ]
+
+
 def _unchanged(name, models, buffers, params) -> Result | None:
     """None, or what the function changed that it must not."""
-    if [[id(b) for bn in _bns(m) for b in bn.buffers()] for m in models] != buffers:
+    if [[id(b) for b in m.buffers()] for m in models] != buffers:
         return wrong(
             name,
             "a buffer was replaced by a new tensor: update it in place "
             "(bn.running_mean.copy_(...)) so that the module keeps using it",
         )
-    for model, before in zip(models, params, strict=True):
-        if any(
-            not np.array_equal(p.detach(), q)
-            for p, q in zip(model.parameters(), before, strict=True)
-        ):
-            return wrong(name, "the weights changed: merge the buffers only")
+    if any(
+        not p.equal(q)
+        for m, ps in zip(models, params, strict=True)
+        for p, q in zip(m.parameters(), ps, strict=True)
+    ):
+        return wrong(name, "the weights changed: merge the buffers only")
     counts = [[int(bn.num_batches_tracked) for bn in _bns(m)] for m in models]
     if counts != [[10 + rank] * len(c) for rank, c in enumerate(counts)]:
         return wrong(

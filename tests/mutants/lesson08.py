@@ -296,10 +296,10 @@ MERGE = {
     "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
-    "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
-    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) mean"),
-    "top-level children only": (_merge(top_level=True), "is unchanged on this layer: the merge did not reach it"),
-    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) mean"),
+    "first BN layer only": (_merge(first_only=True), "BN 2 buffers"),
+    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
+    "top-level children only": (_merge(top_level=True), "the merge did not reach it"),
+    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) buffers"),
 }
 # fmt: on
 
