@@ -395,6 +395,49 @@ def _backward_mistakes(xs, gamma, douts):
     }
 
 
+def _dx_reader(xs, gamma, douts):
+    """A ``compare`` reader of dx: dx = gamma * invstd * (dy - a - x_hat * b)
+    fitted per rank and feature; a and b against sum(dy) / N and
+    sum(dy * x_hat) / N, the right means: what each sum was divided by."""
+    torch = torch_()
+    mean, rho = _statistics(xs)
+    dy, n = torch.cat(douts).numpy(), sum(len(x) for x in xs)
+    x_hat = ((torch.cat(xs) - mean) * rho).numpy()
+    counts = np.repeat([len(x) for x in xs], [len(x) for x in xs])[:, None]
+    ranks = np.split(np.arange(n), np.cumsum([len(x) for x in xs])[:-1])
+
+    def term(got, total):
+        with np.errstate(all="ignore"):
+            used = total / got  # the divisor, N when right
+        for divisor, words in (
+            (n, "right"),
+            (-n, "of the wrong sign (added, not subtracted)"),
+            (n - 1, "divided by N - 1, not N"),
+            (counts, "divided by this rank's count, not N"),
+            (1, "the all-reduced sum itself, not divided by N"),
+            (np.inf, "missing"),
+        ):
+            if np.allclose(used, divisor, rtol=1e-7):
+                return words
+        return "none of the usual"
+
+    def read(got):
+        z = dy - np.asarray(got, float) / (gamma * rho).numpy()
+        a, b = np.empty_like(z), np.empty_like(z)
+        for rows in ranks:  # z = a + b * x_hat on each rank: least squares
+            xc = x_hat[rows] - x_hat[rows].mean(0)
+            b[rows] = (xc * (z[rows] - z[rows].mean(0))).sum(0) / (xc * xc).sum(0)
+            a[rows] = z[rows].mean(0) - b[rows] * x_hat[rows].mean(0)
+        if not np.abs(a + b * x_hat - z).max() <= 1e-8 * np.abs(z).max():
+            return None  # not of that form
+        found = term(a, dy.sum(0)), term(b, (dy * x_hat).sum(0))
+        if found[0] == found[1]:
+            return f"in dx, both terms mean(dy) and mean(dy * x_hat) are {found[0]}"
+        return f"in dx, mean(dy) is {found[0]}; mean(dy * x_hat) is {found[1]}"
+
+    return read
+
+
 def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
     """Every rank's (dx, dgamma, dbeta) against autograd on the whole batch:
     dx put together, dgamma and dbeta summed over the ranks (DDP's reduction)."""
@@ -416,6 +459,8 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
             tol=1e-10,
             what="dx",
             diagnoses=_backward_mistakes(xs, gamma, douts),
+            known={"gamma": gamma},
+            readers=[_dx_reader(xs, gamma, douts)],
         )
     ]
     mean, rho = _statistics(xs)
@@ -444,6 +489,7 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
                 want,
                 tol=1e-10,
                 what=f"the sum over ranks of {what}",
+                known={"N": sum(len(x) for x in xs)},
                 diagnoses={
                     f"{what} was all-reduced: each rank returns its own share (the "
                     "sum over its slice); the data-parallel wrapper (DDP) reduces "
@@ -766,6 +812,7 @@ def _merged_layer(label, bn, buffers, rank) -> list[Result]:
             right,
             tol=TOL,
             what=what,
+            known={"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)},
             diagnoses={
                 **mistakes,
                 f"{what} is unchanged while the other buffer was merged: copy the "
