@@ -356,43 +356,14 @@ def _statistics(xs):
     return full.mean(0), 1 / (full.var(0, correction=0) + EPS).sqrt()
 
 
-def _backward_mistakes(xs, gamma, douts):
-    """dx of the usual mistakes, concatenated over the ranks."""
-    torch = torch_()
-    (mean, rho), dfull = _statistics(xs), torch.cat(douts)
-    x_hat = (torch.cat(xs) - mean) * rho
-    sums = dfull.sum(0), (dfull * x_hat).sum(0)
-
-    def per_rank(means, ghost=False):  # dx from each rank's means of dy, dy x_hat
-        parts = []
-        for x, dy in zip(xs, douts, strict=True):
-            m, r = _statistics([x]) if ghost else (mean, rho)
-            xh = (x - m) * r
-            mean_dy, mean_dy_xhat = means(x, dy, xh)
-            parts.append(gamma * r * (dy - mean_dy - xh * mean_dy_xhat))
-        return torch.cat(parts)
-
-    def own(x, dy, xh):
-        return dy.mean(0), (dy * xh).mean(0)
-
-    return {
-        "dx divides the all-reduced sums by this rank's count: divide by the whole "
-        "batch's count N (the forward pass's all-reduced count)": per_rank(
-            lambda x, dy, xh: (sums[0] / len(x), sums[1] / len(x))
-        ),
-        "dx uses this rank's own means of dy and dy * x_hat: all-reduce their sums "
-        "(and divide by the whole batch's count), as the forward pass did": per_rank(
-            own
-        ),
-        "dx is per-device batch norm's (ghost batch): the backward pass must use "
-        "the whole batch's statistics and all-reduced sums": per_rank(own, True),
-        "dx misses the term through the variance: subtract x_hat * mean(dy * x_hat)": (
-            gamma * rho * (dfull - dfull.mean(0))
-        ),
-        "dx misses the term through the mean: subtract the batch mean of dy": (
-            gamma * rho * (dfull - x_hat * (dfull * x_hat).mean(0))
-        ),
-    }
+def _ghost_dx(xs, gamma, douts):
+    """dx of per-device batch norm: each rank's own statistics and means."""
+    parts = []
+    for x, dy in zip(xs, douts, strict=True):
+        mean, rho = _statistics([x])
+        x_hat = (x - mean) * rho
+        parts.append(gamma * rho * (dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)))
+    return torch_().cat(parts)
 
 
 def _dx_reader(xs, gamma, douts):
@@ -406,16 +377,22 @@ def _dx_reader(xs, gamma, douts):
     counts = np.repeat([len(x) for x in xs], [len(x) for x in xs])[:, None]
     ranks = np.split(np.arange(n), np.cumsum([len(x) for x in xs])[:-1])
 
-    def term(got, total):
+    def term(got, values):
+        own = np.concatenate(
+            [np.broadcast_to(values[r].mean(0), values[r].shape) for r in ranks]
+        )
+        if np.allclose(got, own, rtol=1e-7):
+            return "this rank's own mean, not the all-reduced sum divided by N"
+        if np.abs(got).max() <= 1e-9 * np.abs(values).max():
+            return "missing"
         with np.errstate(all="ignore"):
-            used = total / got  # the divisor, N when right
+            used = values.sum(0) / got  # the divisor, N when right
         for divisor, words in (
             (n, "right"),
             (-n, "of the wrong sign (added, not subtracted)"),
             (n - 1, "divided by N - 1, not N"),
             (counts, "divided by this rank's count, not N"),
             (1, "the all-reduced sum itself, not divided by N"),
-            (np.inf, "missing"),
         ):
             if np.allclose(used, divisor, rtol=1e-7):
                 return words
@@ -430,7 +407,7 @@ def _dx_reader(xs, gamma, douts):
             a[rows] = z[rows].mean(0) - b[rows] * x_hat[rows].mean(0)
         if not np.abs(a + b * x_hat - z).max() <= 1e-8 * np.abs(z).max():
             return None  # not of that form
-        found = term(a, dy.sum(0)), term(b, (dy * x_hat).sum(0))
+        found = term(a, dy), term(b, dy * x_hat)
         if found[0] == found[1]:
             return f"in dx, both terms mean(dy) and mean(dy * x_hat) are {found[0]}"
         return f"in dx, mean(dy) is {found[0]}; mean(dy * x_hat) is {found[1]}"
@@ -458,7 +435,12 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
             x.grad,
             tol=1e-10,
             what="dx",
-            diagnoses=_backward_mistakes(xs, gamma, douts),
+            diagnoses={
+                "dx is per-device batch norm's (ghost batch): the backward pass must "
+                "use the whole batch's statistics and all-reduced sums": _ghost_dx(
+                    xs, gamma, douts
+                )
+            },
             known={"gamma": gamma},
             readers=[_dx_reader(xs, gamma, douts)],
         )
@@ -655,7 +637,8 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         )
         if all(r.passed for r in found):
             found += _buffer_results(name, buffers, xs, seed)
-        count = torch_().tensor([float(sum(RUNNING_SIZES))], dtype=torch_().float64)
+        xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
+        count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
         names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
         per_rank = list(zip(saved, douts, strict=True))

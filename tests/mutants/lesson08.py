@@ -261,12 +261,12 @@ FORWARD = {
     "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
 }
 BACKWARD = {
-    "this rank's means only": (_bwd(local=True), "this rank's own means"),
+    "this rank's means only": (_bwd(local=True), "this rank's own mean, not the all-reduced sum"),
     "dgamma and dbeta all-reduced": (_bwd(reduce_params=True), "counts the shares 3 times"),
-    "missing variance branch": (_bwd(var_branch=False), "misses the term through the variance"),
+    "missing variance branch": (_bwd(var_branch=False), "mean(dy * x_hat) is missing"),
     "dgamma and dbeta averaged": (_bwd(mean_params=True), "sum over axis 0"),
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
-    "reduced sums over this rank's count": (_bwd(local_count=True), "divides the all-reduced sums by this rank's count"),
+    "reduced sums over this rank's count": (_bwd(local_count=True), "divided by this rank's count, not N"),
 }
 LAYER_FORWARD = {
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
@@ -281,8 +281,8 @@ LAYER_FORWARD = {
     "gamma and beta forgotten": (_lfwd(affine=False), "gamma and beta are not applied"),
 }
 LAYER_BACKWARD = {
-    "sums not all-reduced": (_lbwd(local=True), "this rank's own means"),
-    "sums over this rank's count": (_lbwd(local_count=True), "divides the all-reduced sums by this rank's count"),
+    "sums not all-reduced": (_lbwd(local=True), "this rank's own mean, not the all-reduced sum"),
+    "sums over this rank's count": (_lbwd(local_count=True), "divided by this rank's count, not N"),
     "dgamma and dbeta all-reduced": (_lbwd(reduce_params=True), "counts the shares 3 times"),
     "dgamma and dbeta not summed": (_lbwd(per_example=True), "sum this rank's examples' contributions"),
     "three gradients, no None for the buffers": (_lbwd(nones=False), "one gradient per input of forward"),
