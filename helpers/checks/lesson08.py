@@ -109,7 +109,7 @@ def _variants(xs):
     }
 
 
-def _outputs(name, outs, xs):
+def _outputs(name, outs, xs, what="out"):
     """(the ranks' outputs put together, None) or (None, what is wrong)."""
     torch = torch_()
     kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
@@ -118,8 +118,8 @@ def _outputs(name, outs, xs):
     if [tuple(o.shape) for o in outs] != [(len(x), CHANNELS) for x in xs]:
         return None, wrong(
             name,
-            f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
-            "returns its own slice's, of the shape of its x",
+            f"{what} has the shapes {[tuple(o.shape) for o in outs]} on the ranks: "
+            "each rank returns its own slice's, of the shape of its x",
         )
     return torch.cat(outs), None
 
@@ -421,7 +421,7 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
     torch = torch_()
     if not all(isinstance(t, torch.Tensor) for g in grads for t in g[:3]):
         return [wrong(name, "dx, dgamma and dbeta must be tensors on every rank")]
-    dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs)
+    dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
     if problem_ is not None:
         return [problem_]
     x = torch.cat(xs).clone().requires_grad_()
@@ -562,13 +562,11 @@ def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
     torch = torch_()
     for rank, value in enumerate(results):
         results[rank], problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
-        why = (
-            None if problem_ is not None else _saved_problem(value[1], xs[rank], gamma)
-        )
-        if problem_ is not None or why is not None:
-            return [
-                problem_ if problem_ is not None else wrong(f"{name} rank {rank}", why)
-            ]
+        if problem_ is not None:
+            return [problem_]
+        why = _saved_problem(value[1], xs[rank], gamma)
+        if why is not None:
+            return [wrong(f"{name} rank {rank}", why)]
     means, variances = _variants(xs)
     invstds = {
         f"the saved invstd uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()
@@ -579,7 +577,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
     )
     saved = ({f"the saved mean is {k}": v for k, v in means.items()}, invstds)
     for k, options in enumerate(saved):
-        got = torch.stack([s[2 + k].reshape(CHANNELS).double() for _, s in results])
+        got = torch.stack([s[2 + k].reshape(CHANNELS) for _, s in results])
         (_, want), *mistakes = options.items()  # the right one first
         what = ("mean", "invstd")[k]
         result = compare(
@@ -593,8 +591,8 @@ def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
         )
         if not result.passed:
             return [result]
-    counts = [float(s[4].reshape(())) for _, s in results]
-    if counts != [float(sum(RUNNING_SIZES))] * len(xs):
+    counts = [s[4].reshape(()).item() for _, s in results]
+    if counts != [sum(RUNNING_SIZES)] * len(xs):
         return [
             wrong(
                 f"{name} saved count",
