@@ -93,6 +93,9 @@ def _variants(xs):
         "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
         "the mean of the ranks' means (unweighted by their sizes)": rows
         * own_mean.mean(0),
+        "the all-reduced sum divided by W * n_rank (N = W * this rank's count)": (
+            full.sum(0) / (world * sizes)
+        ),
     }, {
         "the batch's biased variance": var,
         "the unbiased variance (divides by N - 1)": var * n / (n - 1),
