@@ -1,17 +1,24 @@
 """Checks for notebook 08 (batch norm across devices).
 
-Every check runs the learner's function on several ranks at once, as threads
+Every check runs the learner's functions on several ranks at once, as threads
 of this process with a summing ``all_reduce`` (``helpers.distributed.
 SimulatedRanks``): rank ``r`` gets its slice of one batch and must produce
 what one process computes on the whole batch (PyTorch, float64).  The slices
-have different sizes, so a mean of the ranks' means (which ignores how many
-examples each has) is told apart from the mean of the batch.
+have different sizes, so a mean of the ranks' means is told apart from the
+mean of the batch.  A cause is named only when one listed mistake alone
+reproduces the answer, at the first stage that differs (statistics, output,
+running statistics); otherwise the check says what it observed.
 """
 
 from __future__ import annotations
 
 # The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "merge_running_stats"]
+__all__ = [
+    "sync_batchnorm_forward",
+    "sync_batchnorm_backward",
+    "sync_bn_layer",
+    "merge_running_stats",
+]
 
 import numpy as np
 
@@ -24,6 +31,7 @@ from ._core import (
     ema_problem,
     info,
     ok,
+    rel_error,
     run_check,
     stages,
     unpack,
@@ -33,13 +41,18 @@ from ._core import torch as torch_
 
 TOL = 1e-12  # float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
+RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
 CHANNELS = 4
+MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 
 # Library calls that would solve an exercise for the learner: the grader
 # flags them in its notes column (tools/grading/flags.py), it does not fail them.
+_BN, _AUTOGRAD = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"), (r"\bautograd\b",)
 SHORTCUTS = {
-    "sync_batchnorm_forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"),
-    "sync_batchnorm_backward": (r"\bautograd\b", r"\.backward\("),
+    "sync_batchnorm_forward": _BN,
+    "sync_batchnorm_backward": (*_AUTOGRAD, r"\.backward\("),
+    "sync_bn_forward": _BN,
+    "sync_bn_backward": (*_AUTOGRAD, r"\.backward\("),
 }
 
 
@@ -64,78 +77,103 @@ def _ranks(name, fn, per_rank, copy_inputs=True):
     return (None, None, problem_) if problem_ is not None else (value, ranks, None)
 
 
-# --------------------------------------------------------------------------
-# the forward pass
-# --------------------------------------------------------------------------
-
-
-def _read_back(xs, gamma, beta):
-    """The ranks' outputs read back stage by stage (``_core.stages``), per rank:
-    the statistics that exist on 3 ranks of unequal sizes are the candidates."""
+def _variants(xs):
+    """The statistics that exist on ranks of unequal sizes, one row per rank
+    (W, C): ({name: mean}, {name: biased variance}), the right one first."""
     torch = torch_()
-    full = torch.cat(xs).numpy()
-    ranks = np.repeat(np.arange(len(xs)), [len(x) for x in xs])
-    sizes, world = np.array([len(x) for x in xs], float), len(xs)
+    full, world = torch.cat(xs), len(xs)
+    n, var = len(full), full.var(0, correction=0).expand(world, -1)
+    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
+    own_mean = torch.stack([x.mean(0) for x in xs])
+    own_var = torch.stack([x.var(0, correction=0) for x in xs])
+    rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
+    law = "it misses the spread of their means: law of total variance"
+    return {
+        "the batch mean": rows * full.mean(0),
+        "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
+        "the mean of the ranks' means (unweighted by their sizes)": rows
+        * own_mean.mean(0),
+        "the all-reduced sum divided by W * n_rank (N = W * this rank's count)": (
+            full.sum(0) / (world * sizes)
+        ),
+    }, {
+        "the batch's biased variance": var,
+        "the unbiased variance (divides by N - 1)": var * n / (n - 1),
+        "this rank's own variance (a ghost batch)": own_var,
+        f"the average of the ranks' variances ({law})": rows * own_var.mean(0),
+        f"the count-weighted average of the ranks' variances ({law})": rows
+        * (sizes * own_var).sum(0)
+        / n,
+        "the squared deviations divided by W * n_rank (N = W * this rank's count)": var
+        * n
+        / (world * sizes),
+        "the variance around the mean of the ranks' means": rows
+        * ((full - own_mean.mean(0)) ** 2).mean(0),
+    }
 
-    def per_rank(f):  # a statistic of each rank's slice, on that rank's rows
-        return np.concatenate([np.repeat(f(x.numpy())[None], len(x), 0) for x in xs])
 
-    own_mean, own_var = per_rank(lambda x: x.mean(0)), per_rank(lambda x: x.var(0))
-    means = own_mean[np.cumsum(sizes).astype(int) - 1]  # one row per rank
-    variances = own_var[np.cumsum(sizes).astype(int) - 1]
-    var, n = full.var(0), len(full)
-    counts = sizes[ranks][:, None]
-    weighted = (sizes[:, None] * variances).sum(0) / n
-    mean_of_means = means.mean(0)
+def _outputs(name, outs, xs, what="out"):
+    """(the ranks' outputs put together, None) or (None, what is wrong)."""
+    torch = torch_()
+    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
+    if kinds:
+        return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
+    if [tuple(o.shape) for o in outs] != [(len(x), CHANNELS) for x in xs]:
+        return None, wrong(
+            name,
+            f"{what} has the shapes {[tuple(o.shape) for o in outs]} on the ranks: "
+            "each rank returns its own slice's, of the shape of its x",
+        )
+    return torch.cat(outs), None
 
-    def read(out):
+
+def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
+    """The ranks' outputs, put together, against F.batch_norm on the whole
+    batch, read back stage by stage (per rank when ``groups``)."""
+    torch = torch_()
+    full = torch.cat(xs)
+    want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
+    counts = torch.tensor([len(x) for x in xs])
+    per_row = [
+        {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
+    ]
+    groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
+
+    def read(got):
         return stages(
-            out,
+            got,
             full,
-            gamma.numpy(),
-            beta.numpy(),
+            gamma,
+            beta,
             eps=EPS,
-            groups=ranks,
-            means={
-                "the batch mean": full.mean(0),
-                "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
-                "the mean of the ranks' means (unweighted by their sizes)": (
-                    mean_of_means
-                ),
-            },
-            variances={
-                "the batch's biased variance": var,
-                "the unbiased variance (divides by N - 1)": var * n / (n - 1),
-                "this rank's own variance (a ghost batch)": own_var,
-                "the average of the ranks' variances (it misses the spread of "
-                "their means: law of total variance)": variances.mean(0),
-                "the count-weighted average of the ranks' variances (it misses the "
-                "spread of their means)": weighted,
-                "the squared deviations summed over ranks divided by W * n_rank "
-                "(N = W * this rank's count)": var * n / (world * counts),
-                "the variance around the mean of the ranks' means": (
-                    (full - mean_of_means) ** 2
-                ).mean(0),
-            },
+            groups=groups,
+            means=per_row[0],
+            variances=per_row[1],
         )
 
-    return [read]
+    return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
+
+
+# --------------------------------------------------------------------------
+# the forward pass and its running statistics (PyTorch's convention)
+# --------------------------------------------------------------------------
 
 
 def _precision_note(fn, seed) -> Result:
     """float32 with mean 1e4 and std 1: where E[x^2] - E[x]^2 cancels."""
-    torch = torch_()
     name = "sync_batchnorm_forward float32"
     xs, gamma, beta, _ = problem(seed, offset=1e4)
     xs = [(x - x.mean()) / 5 + 1e4 for x in xs]  # std about 1 around 10,000
-    xs32 = [x.float() for x in xs]
-    per_rank = [(x, gamma.float(), beta.float()) for x in xs32]
+    per_rank = [(x.float(), gamma.float(), beta.float()) for x in xs]
     results, _, problem_ = _ranks(name, fn, per_rank)
+    if problem_ is None:
+        got, problem_ = _outputs(name, [r[0] for r in results], xs)
     if problem_ is not None:
         return info(name, f"skipped ({problem_.detail})")
-    full = torch.cat(xs)
-    want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0.0, EPS)
-    got = torch.cat([torch.as_tensor(out).double() for out, _ in results])
+    full = torch_().cat(xs)
+    want = torch_().nn.functional.batch_norm(
+        full, None, None, gamma, beta, True, 0, EPS
+    )
     err = float((got - want).abs().max())
     if err < 1e-2:
         return info(name, f"max abs. error {err:.1e}: numerically stable")
@@ -148,248 +186,165 @@ def _precision_note(fn, seed) -> Result:
 
 
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5) -> (out, cache)`` on 3 ranks."""
+    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
+    running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
+    then the running statistics, then a float32 note."""
     name = "sync_batchnorm_forward"
-    torch = torch_()
 
     def body():
         xs, gamma, beta, _ = problem(seed)
         results, ranks, problem_ = _ranks(name, fn, [(x, gamma, beta) for x in xs])
+        for rank, value in enumerate(results or ()):
+            results[rank], problem_ = unpack(
+                f"{name} rank {rank}", value, 2, "out, cache"
+            )
+            if problem_ is not None:
+                break
+        if problem_ is None:
+            out, problem_ = _outputs(name, [r[0] for r in results], xs)
         if problem_ is not None:
             return problem_
-        outs = []
-        for rank, value in enumerate(results):
-            items, problem_ = unpack(f"{name} rank {rank}", value, 2, "out, cache")
-            if problem_ is not None:
-                return problem_
-            outs.append(torch.as_tensor(items[0]))
-        shapes = {tuple(o.shape) for o in outs}
-        if shapes != {(n, CHANNELS) for n in SIZES} or len(outs) != len(SIZES):
-            return wrong(
-                name,
-                f"rank outputs of shapes {[tuple(o.shape) for o in outs]}: each rank "
-                "returns its own slice, normalised, of the shape of its x",
-            )
-        full = torch.cat(xs)
-        want = torch.nn.functional.batch_norm(
-            full, None, None, gamma, beta, training=True, eps=EPS
-        )
-        result = compare(
-            f"{name} (3 ranks)",
-            torch.cat(outs),
-            want,
-            tol=TOL,
-            what="the ranks' outputs",
-            readers=_read_back(xs, gamma, beta),
-        )
-        if result.passed:
-            result.detail += (
-                f"; {ranks.calls} all-reduce call(s), {ranks.elements} numbers sent "
-                "by each rank"
-            )
+        result = _compare_out(f"{name} (3 ranks)", out, xs, gamma, beta)
         if not result.passed:
             return result
+        result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
         return [result, *_running_results(fn, seed), _precision_note(fn, seed)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# --------------------------------------------------------------------------
-# the forward pass's running statistics (PyTorch's convention)
-# --------------------------------------------------------------------------
-
-RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
-MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
-
-
-def _running_start(seed):
-    """The running statistics every rank holds before the step (float64)."""
+def _running_start(xs, seed):
+    """Every rank's running statistics before the step (float64)."""
     torch = torch_()
     gen = torch.Generator().manual_seed(seed + 1000)
     mean = torch.randn(CHANNELS, generator=gen, dtype=torch.float64) + 2
     var = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
-    return mean, var
-
-
-def torch_running(xs, mean0, var0, momentum=MOMENTUM):
-    """running_mean and running_var of ``nn.BatchNorm1d`` after one training
-    step on the concatenated batch: the reference, PyTorch itself."""
-    torch = torch_()
-    bn = torch.nn.BatchNorm1d(CHANNELS, momentum=momentum).double()
-    with torch.no_grad():
-        bn.running_mean.copy_(mean0)
-        bn.running_var.copy_(var0)
-        bn.train()(torch.cat(xs))
-    return bn.running_mean.clone(), bn.running_var.clone()
-
-
-def _running_mistakes(xs, mean0, var0, m=MOMENTUM):
-    """Per statistic: {message: what every rank would hold (rows: ranks)}."""
-    full = torch_().cat(xs).numpy()
-    mean0, var0 = mean0.numpy(), var0.numpy()
-    sizes = np.array([len(x) for x in xs], float)[:, None]
-    world, n = len(xs), len(full)
-    mean, var = full.mean(0), full.var(0)
-    own_mean = np.stack([x.numpy().mean(0) for x in xs])
-    own_var = np.stack([x.numpy().var(0) for x in xs])
-    with np.errstate(all="ignore"):
-        own_unbiased = own_var * sizes / (sizes - 1)
-        local_count = var * sizes / (sizes - 1)
-
-    def rows(old, stat, k=m):
-        return np.broadcast_to((1 - k) * old + k * stat, (world, len(old)))
-
-    unbiased = var * n / (n - 1)
-    mean_rows = {
-        "running_mean averages in this rank's own mean (a ghost batch): use the "
-        "all-reduced mean of the whole batch": rows(mean0, own_mean),
-        "running_mean averages in the mean of the ranks' means: weigh them by their "
-        "counts (use the whole batch's mean)": rows(mean0, own_mean.mean(0)),
-        "running_mean moved by 1 - momentum: momentum weights the new batch, "
-        "(1 - momentum) * running_mean + momentum * mean": rows(mean0, mean, 1 - m),
-        "running_mean moved by 0.1, not by the momentum passed (0.3): use the "
-        "momentum argument": rows(mean0, mean, 0.1),
-        "running_mean did not change for the caller: update the tensor in place "
-        "(running_mean.mul_(1 - momentum).add_(momentum * mean)); assigning a new "
-        "tensor to the name changes nothing outside your function": rows(mean0, mean0),
-    }
-    var_rows = {
-        "running_var uses this rank's count for the unbiased correction, "
-        "n_r / (n_r - 1) (infinite on a rank of 1 example): use the whole batch's "
-        "N / (N - 1), N the all-reduced count": rows(var0, local_count),
-        "running_var stores the biased variance: PyTorch stores the unbiased one, "
-        "variance * N / (N - 1) with N the whole batch's count": rows(var0, var),
-        "running_var averages in this rank's own unbiased variance (a ghost "
-        "batch): use the whole batch's": rows(var0, own_unbiased),
-        "running_var averages in the average of the ranks' own variances (it "
-        "misses the spread of their means, and weighs them equally): use the whole "
-        "batch's unbiased variance": rows(var0, own_unbiased.mean(0)),
-        "running_var averages in the average of the ranks' biased variances: use "
-        "the whole batch's unbiased variance": rows(var0, own_var.mean(0)),
-        "running_var moved by 1 - momentum: momentum weights the new batch, "
-        "(1 - momentum) * running_var + momentum * unbiased variance": rows(
-            var0, unbiased, 1 - m
-        ),
-        "running_var moved by 0.1, not by the momentum passed (0.3): use the "
-        "momentum argument": rows(var0, unbiased, 0.1),
-        "running_var did not change for the caller: update the tensor in place "
-        "(running_var.mul_(1 - momentum).add_(momentum * unbiased)); assigning a "
-        "new tensor to the name changes nothing outside your function": rows(
-            var0, var0
-        ),
-    }
-    return mean_rows, var_rows
-
-
-def _same_rows(got, cand) -> bool:
-    """Equal to 1e-9 where finite, and non-finite at the same places."""
-    got, cand = np.asarray(got, float), np.asarray(cand, float)
-    if got.shape != cand.shape:
-        return False
-    finite = np.isfinite(cand)
-    if not np.array_equal(np.isfinite(got), finite):
-        return False
-    return bool(np.allclose(got[finite], cand[finite], rtol=1e-9, atol=1e-12))
+    return [(mean.clone(), var.clone()) for _ in xs]
 
 
 def _running_results(fn, seed) -> list[Result]:
-    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples) and
-    compare every rank's buffers with nn.BatchNorm1d on the whole batch."""
+    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples)."""
     name = "sync forward running stats"
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    mean0, var0 = _running_start(seed)
-    buffers = [(mean0.clone(), var0.clone()) for _ in xs]
+    buffers = _running_start(xs, seed)
     # the ranks get copies of the inputs (only the buffers are theirs to write):
     # the reference below is built from the check's own, untouched xs
-    given = [(x.clone(), gamma.clone(), beta.clone()) for x in xs]
-    per_rank = [(*g, rm, rv) for g, (rm, rv) in zip(given, buffers, strict=True)]
+    given = [
+        (x.clone(), gamma.clone(), beta.clone(), *b)
+        for x, b in zip(xs, buffers, strict=True)
+    ]
 
     def on_rank(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
         return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
 
-    _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
-    if problem_ is not None:
-        if "positional argument" in problem_.detail:
-            problem_.detail += (
-                "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
-                "running_mean=None, running_var=None, momentum=0.1)"
-            )
-        return [problem_]
-    for rank, (x, g, b) in enumerate(given):
+    _, _, problem_ = _ranks(name, on_rank, given, copy_inputs=False)
+    if problem_ is not None and "positional argument" in problem_.detail:
+        problem_.detail += (
+            "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
+            "running_mean=None, running_var=None, momentum=0.1)"
+        )
+    for rank, (x, g, b, *_) in enumerate(given if problem_ is None else ()):
         if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
-            return [
-                wrong(
-                    name,
-                    f"rank {rank} changed its input x, gamma or beta in place: only "
-                    "running_mean and running_var are the function's to write",
-                )
-            ]
-    want_mean, want_var = torch_running(xs, mean0, var0)
-    mistakes = _running_mistakes(xs, mean0, var0)
+            problem_ = wrong(
+                name,
+                f"rank {rank} changed its input x, gamma or beta in place: only "
+                "running_mean and running_var are the function's to write",
+            )
+    if problem_ is not None:
+        return [problem_]
+    return _buffer_results("sync forward", buffers, xs, seed)
+
+
+def _buffer_results(label, buffers, xs, seed) -> list[Result]:
+    """Every rank's (running_mean, running_var) in ``buffers`` against
+    PyTorch's update with the whole batch's mean and unbiased variance
+    (tests/test_lesson08.py: nn.BatchNorm1d's), read by ``_core.ema_problem``."""
+    torch = torch_()
+    old = _running_start(xs, seed)[0]
+    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
+    means, variances = _variants(xs)
+    var, own = (
+        variances["the batch's biased variance"],
+        variances["this rank's own variance (a ghost batch)"],
+    )
+    n = int(sizes.sum())
+    with np.errstate(all="ignore"):
+        candidates = (
+            dict(list(means.items())[1:]),
+            {
+                "the biased variance (PyTorch stores the unbiased one, variance * N / "
+                "(N - 1) with N the whole batch's count)": var,
+                "the variance corrected with this rank's count, n_r / (n_r - 1): use "
+                "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
+                "this rank's own unbiased variance (a ghost batch)": own
+                * sizes
+                / (sizes - 1),
+            },
+        )
+    batches = (means["the batch mean"], var * n / (n - 1))
     return [
-        _judge_running(
+        _judge_buffer(
+            f"{label} {what}",
             what,
-            np.stack([np.asarray(b[k].detach(), float) for b in buffers]),
-            want,
-            mistakes[k],
-            lambda g, what=what, k=k: _core_ema(what, g, (mean0, var0)[k], xs, k),
+            torch.stack([b[k].detach() for b in buffers]).numpy(),
+            old[k].numpy(),
+            batches[k].numpy(),
+            candidates[k],
+            ((1 - MOMENTUM) * old[k] + MOMENTUM * batches[k]).numpy(),
         )
-        for k, (what, want) in enumerate(
-            (("running_mean", want_mean), ("running_var", want_var))
-        )
+        for k, what in enumerate(("running_mean", "running_var"))
     ]
 
 
-def _judge_running(what, got, want, mistakes, reader) -> Result:
+def _judge_buffer(label, what, got, old, batch, statistics, want) -> Result:
     """One running statistic of every rank (rows of ``got``) against PyTorch's
-    ``want``: ok, a named mistake, a non-finite or diverging rank, or how it
-    differs (``reader``: ``_core.ema_problem``)."""
-    label = f"sync forward {what}"
-    rows = np.broadcast_to(want.numpy(), got.shape)
-    if np.all(np.isfinite(got)):
-        err = float(np.abs(got - rows).max() / np.abs(rows).max())
-        if err <= TOL:
-            return ok(
-                label,
-                "all 3 ranks (4, 7, 1 examples) equal nn.BatchNorm1d on the whole "
-                f"batch, max rel. error {err:.1e} (expect < {TOL:.0e})",
-                err,
-                TOL,
-            )
-    named = next((m for m, cand in mistakes.items() if _same_rows(got, cand)), None)
-    if named is not None:
-        return wrong(label, named)
-    bad = [r for r in range(len(got)) if not _same_rows(got[r], rows[r])]
-    infinite = [r for r in bad if not np.all(np.isfinite(got[r]))]
-    if infinite:
+    ``want``: unchanged, non-finite (on which ranks), or how it was updated."""
+    finite = np.isfinite(got).all(1)
+    err = (
+        rel_error(got[finite], np.broadcast_to(want, got.shape)[finite])
+        if finite.any()
+        else np.inf
+    )
+    if finite.all() and err <= TOL:
+        return ok(label, f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}")
+    if np.allclose(got, old, rtol=1e-12, atol=0):
         return wrong(
             label,
-            f"{what} is not finite on rank {infinite[0]} "
-            f"({RUNNING_SIZES[infinite[0]]} example(s)): a division by this rank's "
-            "count (minus one)? Use the whole batch's count N",
+            f"{what} did not change: update the tensor passed in place ({what}.mul_"
+            "(1 - momentum).add_(momentum * ...)); assigning a new tensor to the "
+            "name changes nothing for the caller",
         )
-    if np.ptp(got, axis=0).max() > 1e-9 * np.abs(got).max():
+    if not finite.any():
         return wrong(
             label,
-            f"the ranks hold different {what} (ranks {bad} differ from PyTorch's): "
-            "each rank must update with the whole batch's statistics, so that all "
-            "ranks keep the same buffers",
+            f"{what} is NaN or infinite on every rank: one rank holds 1 example, so "
+            "whatever divides by its n_r - 1 = 0 (its own unbiased variance, the "
+            "correction n_r / (n_r - 1)) is infinite, and an all-reduce spreads it; "
+            "use the whole batch's statistics and count N",
         )
-    return compare(label, got[0], want, tol=TOL, what=what, readers=[reader])
-
-
-def _core_ema(what, new, old, xs, k):
-    """How ``new`` differs from PyTorch's update (``_core.ema_problem``)."""
-    full = torch_().cat(xs).numpy()
-    n = len(full)
-    batch = full.mean(0) if k == 0 else full.var(0) * n / (n - 1)
-    return ema_problem(
+    seen = ema_problem(
         what,
-        new,
-        old,
-        batch,
+        got[finite],
+        np.broadcast_to(old, got.shape)[finite],
+        batch[finite],
         MOMENTUM,
-        statistics={"the biased variance": full.var(0)} if k else None,
+        known={"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1},
+        causes={"momentum PyTorch's default momentum": "use the momentum argument"},
+        statistics={  # finite ones only: _core._match scales by the candidate
+            k: v.numpy()[finite].ravel()
+            for k, v in statistics.items()
+            if np.isfinite(v.numpy()[finite]).all()
+        },
+    )
+    if finite.all():
+        return wrong(label, seen, err, TOL)
+    bad = [
+        f"{r} ({n} example{'s' * (n > 1)})"
+        for r, n in enumerate(RUNNING_SIZES)
+        if not finite[r]
+    ]
+    return wrong(
+        label, f"{what} is not finite on rank {', '.join(bad)}; on the others, {seen}"
     )
 
 
@@ -398,98 +353,149 @@ def _core_ema(what, new, old, xs, k):
 # --------------------------------------------------------------------------
 
 
-def _full_gradients(xs, gamma, beta, douts):
-    """dx, dgamma, dbeta of batch norm on the whole batch (autograd, float64)."""
+def _statistics(xs):
+    """The whole batch's mean and 1 / sqrt(biased variance + eps)."""
+    full = torch_().cat(xs)
+    return full.mean(0), 1 / (full.var(0, correction=0) + EPS).sqrt()
+
+
+def _ghost_dx(xs, gamma, douts):
+    """dx of per-device batch norm: each rank's own statistics and means."""
+    parts = []
+    for x, dy in zip(xs, douts, strict=True):
+        mean, rho = _statistics([x])
+        x_hat = (x - mean) * rho
+        parts.append(gamma * rho * (dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)))
+    return torch_().cat(parts)
+
+
+def _dx_reader(xs, gamma, douts):
+    """A ``compare`` reader of dx: dx = gamma * invstd * (dy - a - x_hat * b)
+    fitted per rank and feature; a and b against sum(dy) / N and
+    sum(dy * x_hat) / N, the right means: what each sum was divided by."""
     torch = torch_()
+    mean, rho = _statistics(xs)
+    dy, n = torch.cat(douts).numpy(), sum(len(x) for x in xs)
+    x_hat = ((torch.cat(xs) - mean) * rho).numpy()
+    counts = np.repeat([len(x) for x in xs], [len(x) for x in xs])[:, None]
+    ranks = np.split(np.arange(n), np.cumsum([len(x) for x in xs])[:-1])
+
+    def term(got, values):
+        own = np.concatenate(
+            [np.broadcast_to(values[r].mean(0), values[r].shape) for r in ranks]
+        )
+        if np.allclose(got, own, rtol=1e-7):
+            return "this rank's own mean, not the all-reduced sum divided by N"
+        if np.abs(got).max() <= 1e-9 * np.abs(values).max():
+            return "missing"
+        with np.errstate(all="ignore"):
+            used = values.sum(0) / got  # the divisor, N when right
+        for divisor, words in (
+            (n, "right"),
+            (-n, "of the wrong sign (added, not subtracted)"),
+            (n - 1, "divided by N - 1, not N"),
+            (counts, "divided by this rank's count, not N"),
+            (1, "the all-reduced sum itself, not divided by N"),
+        ):
+            if np.allclose(used, divisor, rtol=1e-7):
+                return words
+        return "none of the usual"
+
+    def read(got):
+        z = dy - np.asarray(got, float) / (gamma * rho).numpy()
+        a, b = np.empty_like(z), np.empty_like(z)
+        for rows in ranks:  # z = a + b * x_hat on each rank: least squares
+            xc = x_hat[rows] - x_hat[rows].mean(0)
+            b[rows] = (xc * (z[rows] - z[rows].mean(0))).sum(0) / (xc * xc).sum(0)
+            a[rows] = z[rows].mean(0) - b[rows] * x_hat[rows].mean(0)
+        if not np.abs(a + b * x_hat - z).max() <= 1e-8 * np.abs(z).max():
+            return None  # not of that form
+        found = term(a, dy), term(b, dy * x_hat)
+        if found[0] == found[1]:
+            return f"in dx, both terms mean(dy) and mean(dy * x_hat) are {found[0]}"
+        return f"in dx, mean(dy) is {found[0]}; mean(dy * x_hat) is {found[1]}"
+
+    return read
+
+
+def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
+    """Every rank's (dx, dgamma, dbeta) against autograd on the whole batch:
+    dx put together, dgamma and dbeta summed over the ranks (DDP's reduction)."""
+    torch = torch_()
+    if not all(isinstance(t, torch.Tensor) for g in grads for t in g[:3]):
+        return [wrong(name, "dx, dgamma and dbeta must be tensors on every rank")]
+    dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
+    if problem_ is not None:
+        return [problem_]
     x = torch.cat(xs).clone().requires_grad_()
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
-    out = torch.nn.functional.batch_norm(x, None, None, g, b, training=True, eps=EPS)
+    out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
-    return x.grad, g.grad, b.grad
-
-
-def _backward_mistakes(xs, gamma, douts):
-    """dx of the usual mistakes, concatenated over the ranks."""
-    torch = torch_()
-
-    def closed_form(x, dy, mean, rho, mean_dy, mean_dy_xhat):
-        x_hat = (x - mean) * rho
-        return gamma * rho * (dy - mean_dy - x_hat * mean_dy_xhat)
-
-    full, dfull = torch.cat(xs), torch.cat(douts)
-    mean, rho = full.mean(0), 1 / torch.sqrt(full.var(0, correction=0) + EPS)
-    x_hat = (full - mean) * rho
-    local = []
-    for x, dy in zip(xs, douts, strict=True):
-        xh = (x - mean) * rho
-        local.append(closed_form(x, dy, mean, rho, dy.mean(0), (dy * xh).mean(0)))
-    ghost = []
-    for x, dy in zip(xs, douts, strict=True):
-        m, r = x.mean(0), 1 / torch.sqrt(x.var(0, correction=0) + EPS)
-        ghost.append(closed_form(x, dy, m, r, dy.mean(0), (dy * (x - m) * r).mean(0)))
-    no_var = gamma * rho * (dfull - dfull.mean(0))
-    sums = dfull.sum(0), (dfull * x_hat).sum(0)
-    by_local = [  # the all-reduced sums divided by this rank's count
-        closed_form(x, dy, mean, rho, sums[0] / len(x), sums[1] / len(x))
-        for x, dy in zip(xs, douts, strict=True)
+    results = [
+        compare(
+            f"{name} dx",
+            dx,
+            x.grad,
+            tol=1e-10,
+            what="dx",
+            diagnoses={
+                "dx is per-device batch norm's (ghost batch): the backward pass must "
+                "use the whole batch's statistics and all-reduced sums": _ghost_dx(
+                    xs, gamma, douts
+                )
+            },
+            known={"gamma": gamma},
+            readers=[_dx_reader(xs, gamma, douts)],
+        )
     ]
-    return {
-        "dx divides the all-reduced sums by this rank's count: divide by the whole "
-        "batch's count N (the forward pass's all-reduced count)": torch.cat(by_local),
-        "dx uses this rank's own means of dy and dy * x_hat: all-reduce their sums "
-        "(and divide by the whole batch's count), as the forward pass did": torch.cat(
-            local
-        ),
-        "dx is per-device batch norm's (ghost batch): the backward pass must use "
-        "the whole batch's statistics and all-reduced sums": torch.cat(ghost),
-        "dx misses the term through the variance: subtract x_hat * mean(dy * x_hat)": (
-            no_var
-        ),
-        "dx misses the term through the mean: subtract the batch mean of dy": (
-            gamma * rho * (dfull - x_hat * (dfull * x_hat).mean(0))
-        ),
-    }
-
-
-def _param_result(name, grads, shares, what, world):
-    """The sum over ranks of the learner's ``what`` against the sum of the true
-    per-rank ``shares``."""
-    torch = torch_()
-    total = torch.stack([torch.as_tensor(g) for g in grads]).sum(0)
-    want = torch.stack(shares).sum(0)
-    return compare(
-        name,
-        total,
-        want,
-        tol=1e-10,
-        what=f"the sum over ranks of {what}",
-        diagnoses={
-            f"{what} was all-reduced: each rank returns its own share (the sum over "
-            "its slice); the data-parallel wrapper (DDP) reduces every parameter's "
-            "gradient over the ranks afterwards, so all-reducing here as well counts "
-            f"the shares {world} times": world * want,
-            f"{what} is averaged over the slice: gamma and beta are shared by every "
-            "example, so sum over axis 0": torch.stack(
-                [share / n for share, n in zip(shares, SIZES, strict=True)]
-            ).sum(0),
-        },
-    )
-
-
-def _shares(xs, douts):
-    """Each rank's true share of dgamma and of dbeta (global x_hat)."""
-    torch = torch_()
-    full = torch.cat(xs)
-    mean, rho = full.mean(0), 1 / torch.sqrt(full.var(0, correction=0) + EPS)
-    dgamma = [(dy * (x - mean) * rho).sum(0) for x, dy in zip(xs, douts, strict=True)]
-    return dgamma, [dy.sum(0) for dy in douts]
+    mean, rho = _statistics(xs)
+    for k, what in enumerate(("dgamma", "dbeta")):
+        got = [grad[k + 1] for grad in grads]
+        if any(tuple(t.shape) != (CHANNELS,) for t in got):
+            shapes = [tuple(t.shape) for t in got]
+            results.append(
+                wrong(
+                    f"{name} {what}",
+                    f"{what} has the shapes {shapes} on the ranks, not ({CHANNELS},): "
+                    "sum this rank's examples' contributions over axis 0 (gamma and "
+                    "beta are shared by every example)",
+                )
+            )
+            continue
+        shares = [
+            dy * ((x - mean) * rho if k == 0 else 1)
+            for x, dy in zip(xs, douts, strict=True)
+        ]
+        want = (g.grad, b.grad)[k]
+        results.append(
+            compare(
+                f"{name} {what}",
+                torch.stack(got).sum(0),
+                want,
+                tol=1e-10,
+                what=f"the sum over ranks of {what}",
+                known={"N": sum(len(x) for x in xs)},
+                diagnoses={
+                    f"{what} was all-reduced: each rank returns its own share (the "
+                    "sum over its slice); the data-parallel wrapper (DDP) reduces "
+                    "every parameter's gradient over the ranks afterwards, so "
+                    f"all-reducing here as well counts the shares {len(xs)} times": (
+                        len(xs) * want
+                    ),
+                    f"{what} is averaged over the slice: gamma and beta are shared "
+                    "by every example, so sum over axis 0": sum(
+                        s.mean(0) for s in shares
+                    ),
+                },
+            )
+        )
+    return results
 
 
 def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3
     ranks, each with the cache of ``forward`` on its slice."""
     name = "sync_batchnorm_backward"
-    torch = torch_()
 
     def both(x, gamma, beta, dout, all_reduce):
         value = forward(x, gamma, beta, all_reduce)
@@ -500,35 +506,147 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     def body():
         xs, gamma, beta, douts = problem(seed)
         per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
-        results, _, problem_ = _ranks(name, both, per_rank)
+        return _grads_of(
+            name, both, per_rank, 3, "dx, dgamma, dbeta", xs, gamma, beta, douts
+        )
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _grads_of(name, fn, per_rank, count, names, xs, gamma, beta, douts):
+    """``fn`` on every rank, its first three items judged by _gradient_results."""
+    results, _, problem_ = _ranks(name, fn, per_rank)
+    for rank, value in enumerate(results or ()):
+        results[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
         if problem_ is not None:
-            return problem_
-        grads = []
-        for rank, value in enumerate(results):
-            items, problem_ = unpack(
-                f"{name} rank {rank}", value, 3, "dx, dgamma, dbeta"
+            break
+    if problem_ is not None:
+        return [problem_]
+    return _gradient_results(name, results, xs, gamma, beta, douts)
+
+
+# --------------------------------------------------------------------------
+# the capstone: the two halves of a torch.autograd.Function
+# --------------------------------------------------------------------------
+
+SAVED = "(x, gamma, mean, invstd, count)"
+
+
+def _saved_problem(saved, x, gamma) -> str | None:
+    """None, or why ``saved`` is not what ctx.save_for_backward should keep."""
+    torch = torch_()
+    if saved is None or saved == ():
+        return (
+            f"saved is {saved!r}: the forward pass saves nothing for backward; "
+            f"return the tensors ctx.save_for_backward keeps, {SAVED}"
+        )
+    if not isinstance(saved, (tuple, list)) or len(saved) != 5:
+        return f"saved must be a tuple of 5 tensors, {SAVED}"
+    kinds = [type(s).__name__ for s in saved if not isinstance(s, torch.Tensor)]
+    if kinds:
+        return (
+            f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only "
+            "(keep the count as the all-reduced tensor)"
+        )
+    if [s.numel() for s in saved[2:]] != [CHANNELS, CHANNELS, 1]:
+        return "saved mean and invstd hold one value per channel, the count one"
+    for i, what in enumerate(("the input x", "gamma")):
+        if not torch.equal(saved[i], (x, gamma)[i]):
+            return (
+                f"saved[{i}] is not {what} itself: save {SAVED}, as PyTorch's "
+                "SyncBatchNorm does (backward recomputes x_hat from them)"
             )
-            if problem_ is not None:
-                return problem_
-            grads.append([torch.as_tensor(v) for v in items])
-        dx, dgamma, dbeta = _full_gradients(xs, gamma, beta, douts)
-        shares = _shares(xs, douts)  # their sums are dgamma and dbeta
-        if {tuple(g[0].shape) for g in grads} != {(n, CHANNELS) for n in SIZES}:
-            return wrong(name, "each rank returns dx for its own slice only")
+    return None
+
+
+def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
+    """What the ranks saved (mean, invstd, count), then their output: the
+    first stage that is wrong, or the output's verdict."""
+    torch = torch_()
+    for rank, value in enumerate(results):
+        results[rank], problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
+        if problem_ is not None:
+            return [problem_]
+        why = _saved_problem(value[1], xs[rank], gamma)
+        if why is not None:
+            return [wrong(f"{name} rank {rank}", why)]
+    means, variances = _variants(xs)
+    invstds = {
+        f"the saved invstd uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()
+    }
+    var = variances["the batch's biased variance"]
+    invstds["the saved invstd has eps outside the square root: 1 / sqrt(var + eps)"] = (
+        1 / (var.sqrt() + EPS)
+    )
+    saved = ({f"the saved mean is {k}": v for k, v in means.items()}, invstds)
+    for k, options in enumerate(saved):
+        got = torch.stack([s[2 + k].reshape(CHANNELS) for _, s in results])
+        (_, want), *mistakes = options.items()  # the right one first
+        what = ("mean", "invstd")[k]
+        result = compare(
+            f"{name} saved {what}",
+            got,
+            want,
+            tol=TOL,
+            what=f"the saved {what}",
+            diagnoses=dict(mistakes),
+            axis=None,
+        )
+        if not result.passed:
+            return [result]
+    counts = [s[4].reshape(()).item() for _, s in results]
+    if counts != [sum(RUNNING_SIZES)] * len(xs):
         return [
-            compare(
-                f"{name} dx",
-                torch.cat([g[0] for g in grads]),
-                dx,
-                tol=1e-10,
-                what="dx",
-                diagnoses=_backward_mistakes(xs, gamma, douts),
-            ),
-            _param_result(
-                f"{name} dgamma", [g[1] for g in grads], shares[0], "dgamma", 3
-            ),
-            _param_result(
-                f"{name} dbeta", [g[2] for g in grads], shares[1], "dbeta", 3
+            wrong(
+                f"{name} saved count",
+                f"the saved counts are {counts}: save the whole batch's count N",
+            )
+        ]
+    out, problem_ = _outputs(f"{name} out", [o for o, _ in results], xs)
+    return [
+        problem_
+        if problem_ is not None
+        else _compare_out(f"{name} out", out, xs, gamma, beta, False)
+    ]
+
+
+def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
+    """Check the capstone's halves of a torch.autograd.Function on 3 ranks of 4,
+    7 and 1 examples: ``forward(x, gamma, beta, running_mean, running_var,
+    all_reduce, eps, momentum) -> (out, saved)`` stage by stage (the tensors
+    saved for ctx.save_for_backward, the output, the running statistics), and
+    ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None, None)``
+    given the right saved tensors, so that it is judged on its own."""
+    name = "sync_bn_layer"
+
+    def body():
+        xs, gamma, beta, douts = problem(seed, sizes=RUNNING_SIZES)
+        buffers = _running_start(xs, seed)
+        given = [
+            (x.clone(), gamma.clone(), beta.clone(), *b)
+            for x, b in zip(xs, buffers, strict=True)
+        ]
+
+        def step(x, g, b, rm, rv, all_reduce):
+            return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
+
+        results, _, problem_ = _ranks(f"{name} forward", step, given, copy_inputs=False)
+        found = (
+            [problem_]
+            if problem_ is not None
+            else _layer_forward(name, results, xs, gamma, beta)
+        )
+        if all(r.passed for r in found):
+            found += _buffer_results(name, buffers, xs, seed)
+        xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
+        count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
+        saved = [(x, gamma, *_statistics(xs), count) for x in xs]
+        names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
+        per_rank = list(zip(saved, douts, strict=True))
+        return [
+            *found,
+            *_grads_of(
+                f"{name} backward", backward, per_rank, 5, names, xs, gamma, beta, douts
             ),
         ]
 
@@ -539,15 +657,18 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 # running statistics across ranks
 # --------------------------------------------------------------------------
 
-
-BN_AT = (1, 4, 6, 8, 10)  # BatchNorm1d twice, BatchNorm2d, BatchNorm3d, SyncBatchNorm
 SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
+
+
+def _bns(model):
+    batchnorm = torch_().nn.modules.batchnorm._BatchNorm
+    return [m for m in model.modules() if isinstance(m, batchnorm)]
 
 
 def _rank_models(seed):
     """Three ranks' copies of one net with five BN layers (every kind a merge
-    meets) whose running statistics drifted apart: different means, variances
-    and batch counts."""
+    meets, the last nested in a block) whose running statistics drifted apart:
+    different means, variances and batch counts."""
     torch = torch_()
     from torch import nn
 
@@ -556,20 +677,14 @@ def _rank_models(seed):
     for rank in range(len(SHARES)):
         torch.manual_seed(seed)
         model = nn.Sequential(
-            nn.Linear(3, 5),
             nn.BatchNorm1d(5),
-            nn.ReLU(),
-            nn.Linear(5, 4),
             nn.BatchNorm1d(4),
-            nn.Unflatten(1, (4, 1, 1)),
             nn.BatchNorm2d(4),
-            nn.Unflatten(2, (1, 1)),
             nn.BatchNorm3d(4),
-            nn.Flatten(),
-            nn.SyncBatchNorm(4),  # its buffers exist on a CPU; its forward needs a GPU
+            nn.Sequential(nn.SyncBatchNorm(4)),  # buffers on a CPU; forward on a GPU
         ).double()
         with torch.no_grad():
-            for bn in (model[i] for i in BN_AT):
+            for bn in _bns(model):
                 bn.running_mean.copy_(
                     torch.randn(bn.num_features, generator=gen) + 1.5 * rank
                 )
@@ -579,52 +694,45 @@ def _rank_models(seed):
     return models
 
 
-def _candidates(models, index):
-    """(right mean, right var, {message: mean}, {message: var}) of one layer:
-    the mean and unbiased variance of all ranks' values (Chan et al.)."""
+def _candidates(models, layer):
+    """Per buffer of one layer (running_mean, running_var): (the right merge,
+    {message: a wrong merge}, every rank's value before the merge).  Right: the
+    mean and unbiased variance of all ranks' values (Chan et al.)."""
     torch = torch_()
-    means = torch.stack([m[index].running_mean for m in models])
-    variances = torch.stack([m[index].running_var for m in models])
+    means = torch.stack([_bns(m)[layer].running_mean for m in models])
+    variances = torch.stack([_bns(m)[layer].running_var for m in models])
     n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
-    big, world = n.sum(), len(models)
+    big = n.sum()
     mean = (n * means).sum(0) / big
     within = ((n - 1) * variances).sum(0) / (big - 1)
-    var = within + (n * (means - mean) ** 2).sum(0) / (big - 1)
-    equal = means.mean(0)
+    between = (n * (means - mean) ** 2).sum(0) / (big - 1)
+    law = "(law of total variance"
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
-        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": equal,
+        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": (
+            means.mean(0)
+        ),
         "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
-        "running_mean is the count-weighted sum divided by the number of ranks, not "
-        "by the total count N = all_reduce(count)": (n * means).sum(0) / world,
     }
     var_msgs = {
-        "running_var misses how far the ranks' means lie from the merged mean (law "
-        "of total variance: add sum(count * (mean_r - mean)^2), then divide by "
-        "N - 1)": within,
-        "running_var misses how far the ranks' means lie from the merged mean (law "
-        "of total variance: add the count-weighted (mean_r - mean)^2)": (
-            n * variances
-        ).sum(0)
-        / big,
-        "running_var weighs the ranks equally (both terms of the law of total "
-        "variance): weigh each rank by its count": variances.mean(0)
-        + ((means - equal) ** 2).mean(0),
+        "running_var misses how far the ranks' means lie from the merged mean "
+        f"{law}: add sum(count * (mean_r - mean)^2), then divide by N - 1)": within,
         "running_var is the plain average of the ranks' variances: weigh them by "
-        "their counts, and add the spread of the ranks' means (law of total "
-        "variance)": variances.mean(0),
+        f"their counts, and add the spread of the ranks' means {law})": (
+            variances.mean(0)
+        ),
         "running_var weighs the variances by count but the spread of the means "
-        "equally (1/W): weigh both terms by the counts": within
-        + ((means - mean) ** 2).mean(0),
+        "equally (1/W): weigh both terms by the counts": (
+            within + ((means - mean) ** 2).mean(0)
+        ),
         "running_var treats the ranks' variances as biased (weights count / N): "
         "PyTorch's running_var is unbiased, so (count - 1) * running_var is the "
         "sum of squared deviations; divide the total by N - 1": (
             n * (variances + (means - mean) ** 2)
         ).sum(0)
         / big,
-        "running_var is the sum over ranks: weigh each by its count": variances.sum(0),
     }
-    return mean, var, mean_msgs, var_msgs
+    return (mean, mean_msgs, means), (within + between, var_msgs, variances)
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
@@ -635,91 +743,88 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
 
     def body():
         models = _rank_models(seed)
-        layers = [_candidates(models, i) for i in BN_AT]
-        buffers = [
-            [id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT
-        ]
-        params = [[p.detach().clone() for p in m.parameters()] for m in models]
-        counts = [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models]
+        layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
+        before = (
+            [[id(b) for b in m.buffers()] for m in models],
+            [[p.detach().clone() for p in m.parameters()] for m in models],
+        )
 
         def on_rank(model, count, all_reduce):
             return fn(model, all_reduce, count)
 
-        per_rank = [(m, n) for m, n in zip(models, SHARES, strict=True)]
+        per_rank = list(zip(models, SHARES, strict=True))
         _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
-        if problem_ is None:
-            problem_ = _unchanged(name, models, buffers, params, counts)
+        problem_ = _unchanged(name, models, *before) if problem_ is None else problem_
         if problem_ is not None:
             return problem_
-        results = [
-            result
-            for rank, model in enumerate(models)
-            for result in _layer_results(f"{name} rank {rank}", model, layers)
-        ]
-        failed = [r for r in results if not r.passed]
-        if failed:  # the first layer that is wrong: its mean and its variance
-            where = failed[0].name.rsplit(" ", 1)[0]
-            return [r for r in failed if r.name.rsplit(" ", 1)[0] == where]
-        worst = max(r.error for r in results)
+        for rank, model in enumerate(models):
+            for layer, (bn, buffers) in enumerate(
+                zip(_bns(model), layers, strict=True)
+            ):
+                label = f"{name} rank {rank}, BN {layer + 1}" + (
+                    f" ({type(bn).__name__})" if layer > 1 else ""
+                )
+                results = _merged_layer(label, bn, buffers, rank)
+                if not all(r.passed for r in results):  # the first wrong layer
+                    return results
         return ok(
             name,
-            f"all {len(BN_AT)} BN layers (1d, 2d, 3d, SyncBatchNorm) agree on all "
-            f"3 ranks (shares {', '.join(map(str, SHARES))}), max rel. error "
-            f"{worst:.1e}",
+            f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree "
+            f"on all 3 ranks (shares {', '.join(map(str, SHARES))})",
         )
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _layer_results(label, model, layers) -> list[Result]:
-    """running_mean and running_var of every BN layer of one rank's model
-    against the merge (``layers``: per layer, ``_candidates``, taken before)."""
-    results = []
-    for layer, index in enumerate(BN_AT):
-        mean, var, mean_msgs, var_msgs = layers[layer]
-        bn = model[index]
-        name = f"{label}, BN {layer + 1}" + (
-            f" ({type(bn).__name__})" if layer > 1 else ""
-        )
-        results.append(
-            compare(
-                f"{name} mean",
-                bn.running_mean,
-                mean,
-                tol=TOL,
-                what="running_mean",
-                diagnoses=mean_msgs,
+def _merged_layer(label, bn, buffers, rank) -> list[Result]:
+    """running_mean and running_var of one rank's layer against the merge
+    (``buffers``: per buffer, the right value, the mistakes, every rank's old)."""
+    got = (bn.running_mean, bn.running_var)
+    if all(g.equal(old[rank]) for g, (_, _, old) in zip(got, buffers, strict=True)):
+        return [
+            wrong(
+                f"{label} buffers",
+                "running_mean and running_var are unchanged on this layer: the merge "
+                "did not reach it (loop over model.modules(), nested blocks included, "
+                "and test isinstance(m, nn.modules.batchnorm._BatchNorm))",
             )
+        ]
+    return [
+        compare(
+            f"{label} {what[8:12]}",
+            value,
+            right,
+            tol=TOL,
+            what=what,
+            known={"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)},
+            diagnoses={
+                **mistakes,
+                f"{what} is unchanged while the other buffer was merged: copy the "
+                f"merged {what} into it": old[rank],
+            },
         )
-        results.append(
-            compare(
-                f"{name} var",
-                bn.running_var,
-                var,
-                tol=TOL,
-                what="running_var",
-                diagnoses=var_msgs,
-            )
+        for what, value, (right, mistakes, old) in zip(
+            ("running_mean", "running_var"), got, buffers, strict=True
         )
-    return results
+    ]
 
 
-def _unchanged(name, models, buffers, params, counts) -> Result | None:
+def _unchanged(name, models, buffers, params) -> Result | None:
     """None, or what the function changed that it must not."""
-    now = [[id(m[i].running_mean), id(m[i].running_var)] for m in models for i in BN_AT]
-    if now != buffers:
+    if [[id(b) for b in m.buffers()] for m in models] != buffers:
         return wrong(
             name,
             "a buffer was replaced by a new tensor: update it in place "
             "(bn.running_mean.copy_(...)) so that the module keeps using it",
         )
-    for model, before in zip(models, params, strict=True):
-        if any(
-            not np.array_equal(p.detach(), q)
-            for p, q in zip(model.parameters(), before, strict=True)
-        ):
-            return wrong(name, "the weights changed: merge the buffers only")
-    if [[int(m[i].num_batches_tracked) for i in BN_AT] for m in models] != counts:
+    if any(
+        not p.equal(q)
+        for m, ps in zip(models, params, strict=True)
+        for p, q in zip(m.parameters(), ps, strict=True)
+    ):
+        return wrong(name, "the weights changed: merge the buffers only")
+    counts = [[int(bn.num_batches_tracked) for bn in _bns(m)] for m in models]
+    if counts != [[10 + rank] * len(c) for rank, c in enumerate(counts)]:
         return wrong(
             name,
             "num_batches_tracked changed: it counts this rank's batches; leave it "

@@ -1,5 +1,5 @@
-"""Lesson 08: wrong synchronised batch norm (forward, backward) and wrong merges
-of running statistics across ranks."""
+"""Lesson 08: wrong synchronised batch norm (forward, backward, the capstone's
+autograd Function halves) and wrong merges of running statistics across ranks."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def sync_forward(
     count_as="all",  # "world": N = W * n_r; "weighted": sum of n_r var_r / N
     eps_out=False,
     running="right",  # how the running statistics are updated (RUNNING below)
+    layer=False,  # the capstone's saved tensors: (x, gamma, mean, invstd, count)
 ):
     world = all_reduce(torch.ones(1, dtype=x.dtype))
     count = all_reduce(torch.tensor([float(x.shape[0])], dtype=x.dtype))
@@ -65,6 +66,8 @@ def sync_forward(
     rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
     x_hat = (x - mean) * rho
     out = gamma * x_hat + beta if affine else x_hat
+    if layer:
+        return out, (x, gamma, mean, rho, count)
     return out, (x_hat, rho, gamma, count)
 
 
@@ -135,6 +138,36 @@ def sync_backward(
     return dx, dgamma, dbeta
 
 
+def layer_forward(x, gamma, beta, rm, rv, all_reduce, eps=EPS, momentum=0.1, **kw):
+    """The capstone's forward half: (out, saved), saved wrong in ``save`` ways."""
+    save = kw.pop("save", "right")
+    out, saved = sync_forward(
+        x, gamma, beta, all_reduce, eps, rm, rv, momentum, layer=True, **kw
+    )
+    x, gamma, mean, invstd, count = saved
+    if save == "nothing":  # ctx.save_for_backward forgotten
+        return out, ()
+    if save == "x_hat":
+        return out, ((x - mean) * invstd, gamma, mean, invstd, count)
+    if save == "own mean":
+        return out, (x, gamma, x.mean(0), invstd, count)
+    if save == "float count":
+        return out, (x, gamma, mean, invstd, float(count))
+    return out, saved
+
+
+def layer_backward(saved, dout, all_reduce, *, nones=True, per_example=False, **kw):
+    """The capstone's backward half, from (x, gamma, mean, invstd, count)."""
+    x, gamma, mean, invstd, count = saved
+    x_hat = (x - mean) * invstd
+    dx, dgamma, dbeta = sync_backward(
+        dout, (x_hat, invstd, gamma, count), all_reduce, **kw
+    )
+    if per_example:
+        dgamma, dbeta = dout * x_hat, dout
+    return (dx, dgamma, dbeta, None, None) if nones else (dx, dgamma, dbeta)
+
+
 def merge(
     model,
     all_reduce,
@@ -145,10 +178,12 @@ def merge(
     count_batches=False,
     first_only=False,
     kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
+    top_level=False,  # model.children(): BN layers nested in blocks are missed
 ):
     total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
     world = all_reduce(torch.ones(1, dtype=torch.float64))
-    layers = [m for m in model.modules() if isinstance(m, kind)]
+    modules = model.children() if top_level else model.modules()
+    layers = [m for m in modules if isinstance(m, kind)]
     for bn in layers[:1] if first_only else layers:
         m, v = bn.running_mean, bn.running_var
         if how == "equal":  # the merge before issue 32: right for equal shares
@@ -193,6 +228,14 @@ def _merge(**kw):
     return lambda m, all_reduce, w: merge(m, all_reduce, w, **kw)
 
 
+def _lfwd(**kw):
+    return lambda *args: layer_forward(*args, **kw)
+
+
+def _lbwd(**kw):
+    return lambda saved, dout, all_reduce: layer_backward(saved, dout, all_reduce, **kw)
+
+
 # fmt: off
 FORWARD = {
     "each rank's own statistics": (_fwd(local=True), "ghost batch"),
@@ -207,23 +250,42 @@ FORWARD = {
     "returns out only": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps)[0], "expected a tuple of 2"),
     "calls all_reduce on a list": (lambda x, g, b, all_reduce, eps=EPS: all_reduce([x.sum(0)]), "all_reduce takes a torch.Tensor"),
     # running statistics (issue 32): PyTorch's convention or a named mistake
-    "running_var with this rank's count": (_fwd(running="local count"), "uses this rank's count for the unbiased correction"),
-    "running_var biased": (_fwd(running="biased"), "stores the biased variance"),
+    "running_var with this rank's count": (_fwd(running="local count"), "corrected with this rank's count"),
+    "running_var biased": (_fwd(running="biased"), "averages in the biased variance"),
     "running stats of this rank's slice": (_fwd(running="own statistics"), "running_mean averages in this rank's own mean"),
-    "running_var from the ranks' variances": (_fwd(running="average of variances"), "average of the ranks' own variances"),
-    "momentum reversed": (_fwd(running="momentum reversed"), "running_mean moved by 1 - momentum"),
-    "momentum argument ignored": (_fwd(running="default momentum"), "not by the momentum passed"),
-    "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change for the caller"),
+    "running_var from the ranks' variances": (_fwd(running="average of variances"), "NaN or infinite on every rank"),
+    "momentum reversed": (_fwd(running="momentum reversed"), "= 1 - momentum"),
+    "momentum argument ignored": (_fwd(running="default momentum"), "use the momentum argument"),
+    "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
     "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
 }
 BACKWARD = {
-    "this rank's means only": (_bwd(local=True), "this rank's own means"),
+    "this rank's means only": (_bwd(local=True), "this rank's own mean, not the all-reduced sum"),
     "dgamma and dbeta all-reduced": (_bwd(reduce_params=True), "counts the shares 3 times"),
-    "missing variance branch": (_bwd(var_branch=False), "misses the term through the variance"),
+    "missing variance branch": (_bwd(var_branch=False), "mean(dy * x_hat) is missing"),
     "dgamma and dbeta averaged": (_bwd(mean_params=True), "sum over axis 0"),
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
-    "reduced sums over this rank's count": (_bwd(local_count=True), "divides the all-reduced sums by this rank's count"),
+    "reduced sums over this rank's count": (_bwd(local_count=True), "divided by this rank's count, not N"),
+}
+LAYER_FORWARD = {
+    "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
+    "each rank's own statistics": (_lfwd(local=True), "the saved mean is this rank's own mean"),
+    "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
+    "unbiased variance": (_lfwd(ddof=1), "the saved invstd uses the unbiased variance"),
+    "eps outside the root": (_lfwd(eps_out=True), "eps outside the square root"),
+    "ctx.save_for_backward forgotten": (_lfwd(save="nothing"), "saves nothing for backward"),
+    "saves x_hat, not x": (_lfwd(save="x_hat"), "saved[0] is not the input x"),
+    "count saved as a float": (_lfwd(save="float count"), "ctx.save_for_backward takes tensors only"),
+    "running_var with this rank's count": (_lfwd(running="local count"), "corrected with this rank's count"),
+    "gamma and beta forgotten": (_lfwd(affine=False), "gamma and beta are not applied"),
+}
+LAYER_BACKWARD = {
+    "sums not all-reduced": (_lbwd(local=True), "this rank's own mean, not the all-reduced sum"),
+    "sums over this rank's count": (_lbwd(local_count=True), "divided by this rank's count, not N"),
+    "dgamma and dbeta all-reduced": (_lbwd(reduce_params=True), "counts the shares 3 times"),
+    "dgamma and dbeta not summed": (_lbwd(per_example=True), "sum this rank's examples' contributions"),
+    "three gradients, no None for the buffers": (_lbwd(nones=False), "one gradient per input of forward"),
 }
 MERGE = {
     "plain average of the variances": (_merge(how="plain"), "plain average of the ranks' variances"),
@@ -234,9 +296,10 @@ MERGE = {
     "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
-    "first BN layer only": (_merge(first_only=True), "BN 2 mean"),
-    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) mean"),
-    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) mean"),
+    "first BN layer only": (_merge(first_only=True), "BN 2 buffers"),
+    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
+    "top-level children only": (_merge(top_level=True), "the merge did not reach it"),
+    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) buffers"),
 }
 # fmt: on
 
@@ -248,5 +311,7 @@ MUTANTS = [
         "sync_batchnorm_backward",
         given={"sync_batchnorm_forward": _forward},
     ),
+    *family("sync_bn_layer", LAYER_FORWARD, "sync_bn_layer", name="sync_bn_forward"),
+    *family("sync_bn_layer", LAYER_BACKWARD, "sync_bn_layer", name="sync_bn_backward"),
     *family("merge_running_stats", MERGE, "merge_running_stats"),
 ]

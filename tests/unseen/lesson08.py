@@ -15,12 +15,23 @@ EPS = 1e-5
 # --------------------------------------------------------------------------
 
 
+def _running(running_mean, running_var, momentum, mean, var, count):
+    """PyTorch's update, from whatever statistics the answer computed."""
+    if running_mean is not None:
+        with torch.no_grad():
+            running_mean.mul_(1 - momentum).add_(momentum * mean)
+            running_var.mul_(1 - momentum).add_(momentum * var * count / (count - 1))
+
+
 def forward(
     x,
     gamma,
     beta,
     all_reduce,
     eps=EPS,
+    running_mean=None,
+    running_var=None,
+    momentum=0.1,
     *,
     count_by="sum",
     eps_out=False,
@@ -43,6 +54,7 @@ def forward(
         var = all_reduce(((x - x.mean(0)) ** 2).sum(0)) / count
     else:
         var = all_reduce(((x - mean) ** 2).sum(0)) / count
+    _running(running_mean, running_var, momentum, mean, var, count)
     rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
     x_hat = (x - mean) * rho
     g, b = (beta, gamma) if swap_affine else (gamma, beta)
@@ -50,17 +62,19 @@ def forward(
 
 
 def _fwd(**kw):
-    def sync_batchnorm_forward(x, gamma, beta, all_reduce, eps=EPS):
-        return forward(x, gamma, beta, all_reduce, eps, **kw)
+    def sync_batchnorm_forward(x, gamma, beta, all_reduce, eps=EPS, *running):
+        return forward(x, gamma, beta, all_reduce, eps, *running, **kw)
 
     return sync_batchnorm_forward
 
 
-def right_forward(x, gamma, beta, all_reduce, eps=EPS):
-    return forward(x, gamma, beta, all_reduce, eps)
+def right_forward(x, gamma, beta, all_reduce, eps=EPS, *running):
+    return forward(x, gamma, beta, all_reduce, eps, *running)
 
 
-def forward_one_pass(x, gamma, beta, all_reduce, eps=EPS):
+def forward_one_pass(
+    x, gamma, beta, all_reduce, eps=EPS, running_mean=None, running_var=None, m=0.1
+):
     """One all-reduce of (count, sum, sum of squares), accumulated in float64."""
     x64 = x.double()
     packed = torch.cat(
@@ -75,12 +89,15 @@ def forward_one_pass(x, gamma, beta, all_reduce, eps=EPS):
     count, s, ss = total[:1], total[1 : 1 + c], total[1 + c :]
     mean = s / count
     var = (ss / count - mean * mean).clamp_min(0)
+    _running(running_mean, running_var, m, mean.to(x.dtype), var.to(x.dtype), count)
     rho = (1.0 / torch.sqrt(var + eps)).to(x.dtype)
     x_hat = (x - mean.to(x.dtype)) * rho
     return gamma * x_hat + beta, (x_hat, rho, gamma, count.to(x.dtype))
 
 
-def forward_chan(x, gamma, beta, all_reduce, eps=EPS):
+def forward_chan(
+    x, gamma, beta, all_reduce, eps=EPS, running_mean=None, running_var=None, m=0.1
+):
     """Per-rank mean and M2 merged across ranks (Chan et al.'s parallel formula)."""
     n = torch.tensor([float(x.shape[0])], dtype=x.dtype)
     local_mean = x.mean(0)
@@ -88,6 +105,7 @@ def forward_chan(x, gamma, beta, all_reduce, eps=EPS):
     count = all_reduce(n)
     mean = all_reduce(n * local_mean) / count
     total_m2 = all_reduce(m2 + n * (local_mean - mean) ** 2)
+    _running(running_mean, running_var, m, mean, total_m2 / count, count)
     rho = torch.rsqrt(total_m2 / count + eps)
     x_hat = (x - mean) * rho
     return gamma * x_hat + beta, (x_hat, rho, gamma, count)
@@ -158,61 +176,71 @@ def _bns(model, top_level_only=False):
 def merge(
     model,
     all_reduce,
-    world_size,
+    count,
     *,
     top_level_only=False,
     unbiased_spread=False,
     mean_first=False,
-    weights="equal",
+    weights="count",
     average="var",
     write_mean=True,
     spread="square",
 ):
+    """The count-weighted merge (the current API), with one mistake on top."""
+    world = all_reduce(torch.ones(1, dtype=torch.float64))
     for bn in _bns(model, top_level_only):
+        n = torch.tensor([float(count)], dtype=torch.float64)
         if weights == "batches":
-            n = bn.num_batches_tracked.to(bn.running_mean.dtype)
-            total = all_reduce(n)
-            mean = all_reduce(n * bn.running_mean) / total
-        else:
-            mean = all_reduce(bn.running_mean) / world_size
+            n = bn.num_batches_tracked.to(torch.float64).reshape(1)
+        total = all_reduce(n)
+        mean = all_reduce(n * bn.running_mean) / total
         if mean_first:
             bn.running_mean.copy_(mean)
         gap = bn.running_mean - mean
         gap = gap.abs() if spread == "abs" else gap**2
-        between = all_reduce(gap) / (world_size - 1 if unbiased_spread else world_size)
-        if average == "std":
-            within = (all_reduce(bn.running_var.sqrt()) / world_size) ** 2
+        between = all_reduce(n * gap)
+        if unbiased_spread:  # a second Bessel correction, over the ranks
+            between = between * world / (world - 1)
+        if average == "std":  # the ranks' standard deviations averaged, squared
+            within = all_reduce((n - 1) * bn.running_var.sqrt()) / (total - world)
+            within = (total - world) * within**2
         else:
-            within = all_reduce(bn.running_var) / world_size
+            within = all_reduce((n - 1) * bn.running_var)
         if write_mean:
             bn.running_mean.copy_(mean)
-        bn.running_var.copy_(within + between)
+        bn.running_var.copy_((within + between) / (total - 1))
 
 
 def _merge(**kw):
-    def merge_running_stats(model, all_reduce, world_size):
-        return merge(model, all_reduce, world_size, **kw)
+    def merge_running_stats(model, all_reduce, count):
+        return merge(model, all_reduce, count, **kw)
 
     return merge_running_stats
 
 
-def merge_moments(model, all_reduce, world_size):
-    """E[m^2] - E[m]^2 for the spread of the ranks' means."""
+def merge_moments(model, all_reduce, count):
+    """E[m^2] - E[m]^2 (count-weighted) for the spread of the ranks' means."""
+    n = torch.tensor([float(count)], dtype=torch.float64)
+    total = all_reduce(n)
     for bn in _bns(model):
-        mean = all_reduce(bn.running_mean) / world_size
-        second = all_reduce(bn.running_mean**2) / world_size
-        var = all_reduce(bn.running_var) / world_size + (second - mean**2)
+        mean = all_reduce(n * bn.running_mean) / total
+        second = all_reduce(n * bn.running_mean**2) / total
+        within = all_reduce((n - 1) * bn.running_var)
         bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
+        bn.running_var.copy_((within + total * (second - mean**2)) / (total - 1))
 
 
-def merge_stacked(model, all_reduce, world_size):
-    """Both buffers in one all-reduce per layer, written back with .data[...]."""
+def merge_stacked(model, all_reduce, count):
+    """Both terms in one all-reduce per layer, written back with .data[...]."""
+    n = torch.tensor([float(count)], dtype=torch.float64)
+    total = all_reduce(n)
     for bn in _bns(model):
         c = bn.num_features
-        mean = all_reduce(bn.running_mean) / world_size
-        packed = torch.cat([bn.running_var, (bn.running_mean - mean) ** 2])
-        merged = all_reduce(packed) / world_size
+        mean = all_reduce(n * bn.running_mean) / total
+        packed = torch.cat(
+            [(n - 1) * bn.running_var, n * (bn.running_mean - mean) ** 2]
+        )
+        merged = all_reduce(packed) / (total - 1)
         bn.running_mean.data[...] = mean
         bn.running_var.data[...] = merged[:c] + merged[c:]
 
@@ -317,7 +345,8 @@ ENTRIES = [
         M_,
         "spread over world_size - 1",
         _merge(unbiased_spread=True),
-        "the spread of the means is divided by world_size - 1",
+        "the spread of the means gets a second Bessel correction over the "
+        "ranks, world_size / (world_size - 1)",
     ),
     entry(
         M_,
@@ -331,8 +360,8 @@ ENTRIES = [
         M_,
         "weighted by num_batches_tracked",
         _merge(weights="batches"),
-        "the means are weighted by each rank's num_batches_tracked; the ranks "
-        "should count equally",
+        "the means are weighted by each rank's num_batches_tracked, not by the "
+        "count of examples behind its statistics",
     ),
     entry(
         M_,
