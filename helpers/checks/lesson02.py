@@ -24,7 +24,7 @@ __all__ = [
 
 import copy
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 import numpy as np
 
@@ -56,13 +56,7 @@ def tolerance(kind: str, p) -> float:
     return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
 
 
-@dataclass
-class Problem:
-    x: np.ndarray
-    gamma: np.ndarray
-    beta: np.ndarray
-    dout: np.ndarray
-    eps: float
+Problem = namedtuple("Problem", "x gamma beta dout eps")  # one check's inputs
 
 
 def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Problem:
@@ -107,17 +101,13 @@ def forward_invariants(kind: str, p: Problem) -> list:
     """Read the output back stage by stage (``_core.wrong_axes``, ``stages``):
     over which axes the statistics were taken, which mean and which scale."""
     axes = {"batch": (0,), "spatial": (0, 2, 3), "layer": (1,)}[kind]
-    rows = (lambda a: a.T) if kind == "layer" else (lambda a: _as_2d(kind, a))
-    column = (lambda v: v[:, None]) if kind == "layer" else (lambda v: v)
-
-    def axes_used(out):
-        return _core.wrong_axes(out, p.x, p.gamma, p.beta, eps=p.eps, axes=axes)
-
-    def read_back(out):
-        g, b = column(p.gamma), column(p.beta)
-        return _core.stages(rows(out), rows(p.x), g, b, eps=p.eps)
-
-    return [axes_used, read_back]
+    layer = kind == "layer"
+    rows = (lambda a: a.T) if layer else (lambda a: _as_2d(kind, a))
+    g, b = (p.gamma[:, None], p.beta[:, None]) if layer else (p.gamma, p.beta)
+    return [
+        lambda out: _core.wrong_axes(out, p.x, p.gamma, p.beta, eps=p.eps, axes=axes),
+        lambda out: _core.stages(rows(out), rows(p.x), g, b, eps=p.eps),
+    ]
 
 
 def directions(kind: str, p: Problem) -> dict:
@@ -241,11 +231,8 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
     if problem.verdict != _core.ERROR or f"({d},{n})" not in problem.detail:
         return problem
     head = re.split(r" \(x is \(| \(a broadcasting error", problem.detail)[0]
-    hint = (
-        f" (({d}, {n}) is x transposed: a 1-D array of {d} values lines up with "
-        f"its last axis, of {n}; along its first axis it needs the shape ({d}, 1), "
-        "or apply it after transposing back)"
-    )
+    hint = f" (({d}, {n}) is x transposed: {d} values in a 1-D array line up with its"
+    hint += f" last axis; along its first they need the shape ({d}, 1))"
     return Result(problem.name, _core.ERROR, head + hint)
 
 
@@ -339,13 +326,15 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
     name, p = FORWARD[kind], make_problem(kind, seed, shape, eps)
     args = (p.x, p.gamma, p.beta)
 
-    def output(label, p, **how):
-        """Call ``fn`` on problem ``p`` and compare its out with PyTorch's."""
-        value, problem = call(label, fn, p.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
-        if problem is not None:
-            return problem
-        tol, want = tolerance(kind, p), reference(kind, p)[0]
-        return compare(label, value[0], want, tol=tol, what="out", **how)
+    def output(label, p, got=None, **how):
+        """``fn``'s out on problem ``p`` (or ``got``) compared with PyTorch's."""
+        if got is None:
+            value, problem = call(label, fn, *p[:3], eps=p.eps, returns=OUT)
+            if problem is not None:
+                return problem
+            got = value[0]
+        want, tol = reference(kind, p)[0], tolerance(kind, p)
+        return compare(label, got, want, tol=tol, what="out", **how)
 
     def body():
         items, problem = call(name, fn, *args, eps=p.eps, returns=OUT)
@@ -353,38 +342,23 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
             items, problem = call(name, _copying(fn), *args, eps=p.eps, returns=OUT)
         if problem is not None:
             return _transposed_hint(problem, p) if kind == "layer" else problem
-        result = compare(
-            f"{name} out",
-            items[0],
-            reference(kind, p)[0],
-            tol=tolerance(kind, p),
-            diagnoses=forward_mistakes(kind, p),
-            what="out",
-            shape_hints=shape_hints(kind, p)[1],
-            readers=forward_invariants(kind, p),
-            known=known(kind, p),
-            causes=causes(kind, p),
-            small=() if kind == "layer" else (1,),
-        )
-        mine = _given(kind, given, p)
-        tol, name_ = tolerance(kind, p), FORWARD["batch"]
-        result = _credited(result, items[0], mine and mine[0], tol, name_)
+        how = dict(diagnoses=forward_mistakes(kind, p), causes=causes(kind, p))
+        how |= dict(readers=forward_invariants(kind, p), known=known(kind, p))
+        how |= dict(shape_hints=shape_hints(kind, p)[1], small=(1,) * (kind != "layer"))
+        result = output(f"{name} out", p, got=items[0], **how)
+        mine, tol = _given(kind, given, p), tolerance(kind, p)
+        result = _credited(result, items[0], mine and mine[0], tol, FORWARD["batch"])
         if result.verdict != "ok":
             return result
-        slip = {
-            "ignores its eps argument (a fixed 1e-5?): use the eps passed in": items[0]
-        }
-        results = [
-            result,
-            output(f"{name} eps=0.1", Problem(*args, p.dout, 0.1), diagnoses=slip),
-        ]
+        slip = "ignores its eps argument (a fixed 1e-5?): use the eps passed in"
+        eps = output(f"{name} eps=0.1", p._replace(eps=0.1), diagnoses={slip: items[0]})
         if kind != "batch":
-            return results
-        two = Problem(p.x[:2], p.gamma, p.beta, p.dout[:2], p.eps)  # the smallest
+            return [result, eps]
+        two = p._replace(x=p.x[:2], dout=p.dout[:2])  # the smallest batch
         why = "one example has zero variance: PyTorch refuses it in training mode too"
         label = f"{name} batch of one"
         one = _core.expect_raises(label, fn, ValueError, why, p.x[:1], *args[1:])
-        return [*results, output(f"{name} N=2", two), one]
+        return [result, eps, output(f"{name} N=2", two), one]
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)
 
@@ -479,17 +453,16 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
     the slip); "odd" (an array is none of them, or two share their memory:
     what was seen); None (no array to read)."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
-    where = lambda path: "cache" + "".join(f"[{k!r}]" for k in path)
+    where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     for i, (path, a) in enumerate(found):
-        if any(np.shares_memory(a, b) for _, b in found[i + 1 :]):
-            text = "is one array in memory with another array of the cache"
-            return "odd", cache, f"your forward pass's {where(path)} {text}"
+        if any(np.may_share_memory(a, b) for _, b in found[i + 1 :]):
+            return "odd", cache, f"{where(path)} is one array with another of the cache"
     for slip, quantities in variants if found else ():
         keys = [_core._match(a, quantities, 1e-8) for _, a in found]
         if None in keys:
             continue
         if not slip or not forward_off:
-            text = f"your forward pass's cache holds quantities made with {slip}"
+            text = f"{where(())} holds quantities made with {slip}"
             return ("odd", cache, text) if slip else ("right", cache, "")
         fixed = copy.deepcopy(cache)
         for (_, a), key in zip(_arrays(fixed), keys, strict=True):
@@ -497,11 +470,8 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
         return "repaired", fixed, slip
     for path, a in found:
         if all(_core._match(a, q, 1e-8) is None for _, q in variants):
-            text = (
-                f"your forward pass's {where(path)} is none of the forward's "
-                "quantities (x_hat, x - mu, mu, var, sqrt(var + eps), their "
-                "inverses, x, gamma, beta)"
-            )
+            text = f"{where(path)} is none of the forward's quantities (x_hat, "
+            text += "x - mu, mu, var, sqrt(var + eps), their inverses, x, gamma, beta)"
             seen = _core._match(a, {"out": to_numpy(out)}, 1e-8)
             return "odd", cache, text + (f": it equals {seen}" if seen else "")
     return None, cache, ""
@@ -600,16 +570,12 @@ def _stage_result(name, backward, p: Problem, cache, out):
                 "with autograd's gradient of the same quantity; right before it: "
                 + (", ".join(checked) or "none checked before it"),
             ), False
-        forward = {k: v for k, v in wanted.items() if k[0] != "d"} | {
-            "out": to_numpy(out)
-        }
-        seen = _core._match(got, forward, 1e-8)
+        forward = {k: v for k, v in wanted.items() if k[0] != "d"}
+        seen = _core._match(got, {**forward, "out": to_numpy(out)}, 1e-8)
+        text = f"your backward pass's {spelling} (as it returns) is not {stage}"
+        text += f": it equals {seen}" if seen else ""
         return wrong(
-            label,
-            f"your backward pass's {spelling} (its value when the function returns) "
-            f"is not {stage}" + (f": it equals {seen}" if seen else "") + "; it is "
-            "read before any gradient is computed, so every gradient computed from "
-            "it is off with it: compare it with the forward pass's first",
+            label, text + "; it comes before every gradient: fix it first"
         ), True
     if not checked:
         return None, False
