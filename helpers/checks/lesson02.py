@@ -1,12 +1,9 @@
 """Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
 
-References: ``torch.nn.functional.batch_norm`` / ``layer_norm`` with autograd in
-float64, and numerical gradients of the learner's own forward pass.
-``_core.compare`` says how an answer differs and names a cause only where its
-signature is specific.  A backward pass is judged on its own (a forward slip is
-recomputed out of the cache it reads) and names a cause only when that cache
-holds the forward's right quantities; else the first quantity that differs is
-shown, Karpathy's per-intermediate ``cmp``.
+References: torch autograd in float64, and numerical gradients of the learner's
+forward.  A backward pass is judged on its own (a forward slip is recomputed out
+of its cache) and names a cause only when the cache it reads holds the forward's
+right quantities; else the first quantity that differs is shown (Karpathy's cmp).
 """
 
 from __future__ import annotations
@@ -33,8 +30,7 @@ from . import _core
 from ._core import EPS, Result, call, compare, info, ok, rel_error, to_numpy, wrong
 
 OUT, GRADS = (2, "out, cache"), (3, "dx, dgamma, dbeta")  # what the passes return
-FORWARD_TOL = 1e-10  # float64 against torch, on well-conditioned data (the floor)
-BACKWARD_TOL = 1e-10
+FORWARD_TOL = BACKWARD_TOL = 1e-10  # float64 against torch, well-conditioned data
 NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
 FORWARD = {"batch": "batchnorm_forward", "layer": "layernorm_forward"}
 FORWARD["spatial"] = "spatial_batchnorm_forward"  # each kind's forward, by name
@@ -46,11 +42,9 @@ SHORTCUTS = {name: _TORCH for name in __all__}  # NumPy exercises: no torch at a
 
 
 def tolerance(kind: str, p) -> float:
-    """The error a correct float64 implementation may make on ``p``: the
-    problem's conditioning, not one implementation's rounding.  A variance
-    of values with mean mu and variance var is known to about
-    u * (mu^2 + var) / var (u = 2.2e-16): the one-pass E[x^2] - mu^2, as right
-    as the two-pass formula, reaches it on a feature with a tiny spread."""
+    """The error a correct float64 implementation may make on ``p``, from the
+    problem's conditioning: a variance is known to u * (mu^2 + var) / var, which
+    the one-pass E[x^2] - mu^2, right too, reaches on a feature of tiny spread."""
     x2, axis = (p.x, 1) if kind == "layer" else (_as_2d(kind, p.x), 0)
     kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
     return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
@@ -66,11 +60,9 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
     if shape is None:
         shape = {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
     x = 5.0 * rng.standard_normal(shape) + 12.0
-    if tiny:
-        if kind == "layer":  # layer norm: one example with a tiny spread
-            x[1] = 12.0 + 0.01 * rng.standard_normal(shape[1:])
-        else:
-            x[:, 1] = 12.0 + 0.01 * rng.standard_normal(x[:, 1].shape)
+    if tiny:  # one feature (layer norm: one example) with a tiny spread
+        rows = 1 if kind == "layer" else (slice(None), 1)
+        x[rows] = 12.0 + 0.01 * rng.standard_normal(x[rows].shape)
     gamma = rng.uniform(0.5, 2.0, shape[1])
     beta = rng.normal(0.0, 1.0, shape[1])
     return Problem(x, gamma, beta, rng.standard_normal(shape), eps)
@@ -128,10 +120,8 @@ def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
     size = np.abs(dx_ref).sum() if ways else 0.0
 
     def check(dx):
-        for name, what in (
-            ("1", "sum over the batch"),
-            ("x_hat", "product with x_hat"),
-        ):
+        labels = {"1": "sum over the batch", "x_hat": "product with x_hat"}
+        for name, what in labels.items():
             got, want = (_as_2d(kind, a * ways[name]).sum(0) for a in (dx, dx_ref))
             if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * size):
                 return f"dx's {what} per feature is not PyTorch's ({_core._fmt(got)})"
@@ -170,9 +160,8 @@ def causes(kind: str, p: Problem, what: str = "out") -> dict:
             f"{f} factor 1/(gamma)": "the gradient reaching x_hat is dout * gamma",
             "along 1": branch.format("mean"),
             "along x_hat": branch.format("variance"),
-            "along 1 and x_hat": "the direct term dout * gamma / sigma is right; "
-            "what differs lies in the branches through the mean and the variance "
-            "(one or both)",
+            "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
+            "differs lies in the branches through the mean and the variance",
         },
         "dgamma": {**summed, f"{f} factor sigma": "x - mu where x_hat is meant"},
         "dbeta": summed,
@@ -237,12 +226,10 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
-    """The learner's (N, D) functions (``given``: batchnorm_forward, or it and
-    batchnorm_backward_alt) run the way the lesson suggests: spatial on the
-    channels-last rows, layer norm on x.T with gamma = 1 and beta = 0 (with
-    ``wrong_view``: the view a slip uses, reshaped without the transpose, or
-    not transposed).  [out, dx, dgamma, dbeta] in the problem's layout, None
-    where a call failed."""
+    """[out, dx, dgamma, dbeta] from the learner's (N, D) functions (``given``:
+    batchnorm_forward, maybe with batchnorm_backward_alt) the lesson's way:
+    spatial on channels-last rows, layer norm on x.T with unit gamma, beta
+    (``wrong_view``: reshaped without the transpose, not transposed)."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
     if wrong_view:
@@ -272,10 +259,9 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
 
 
 def _given(kind, given, p: Problem):
-    """``_composed`` on the right view, or None without ``given`` or when the
-    learner's (N, D) functions give the same on a wrong view (zeros, the
-    identity, anything elementwise): an answer "built on them" then proves
-    nothing, and earns no reuse credit."""
+    """``_composed``, or None without ``given`` or when the (N, D) functions give
+    the same on a wrong view (zeros, the identity, anything elementwise): an
+    answer "built on them" then proves nothing and earns no reuse credit."""
     if given is None or kind == "batch":
         return None
     mine, other = _composed(kind, given, p), _composed(kind, given, p, True)
@@ -287,9 +273,8 @@ def _given(kind, given, p: Problem):
 
 
 def _credited(result, got, mine, tol, given_name) -> Result:
-    """A spatial or layer-norm answer built right on the learner's own (N, D)
-    function (``mine``: what that gives) passes: that function's slip costs its
-    own exercise's points."""
+    """An answer built right on the learner's own (N, D) function (``mine``: what
+    that gives) passes: that function's slip costs its own exercise's points."""
     if result.passed or mine is None or to_numpy(got) is None:
         return result
     if to_numpy(got).shape != mine.shape or rel_error(got, mine) > tol:
@@ -313,15 +298,6 @@ def _copying(fn):
     return copied if callable(fn) else fn
 
 
-def _writes_input(kind, given, p: Problem) -> bool:
-    """Whether the learner's (N, D) batchnorm_forward writes into its input."""
-    forward = given[0] if isinstance(given, (tuple, list)) else given
-    x2 = p.x.T if kind == "layer" else _core.channels_last(p.x)
-    unit = np.ones(x2.shape[1]), np.zeros(x2.shape[1])
-    _, problem = call("given", forward, x2, *unit, eps=p.eps)
-    return problem is not None and "in place" in problem.detail
-
-
 def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
     name, p = FORWARD[kind], make_problem(kind, seed, shape, eps)
     args = (p.x, p.gamma, p.beta)
@@ -338,8 +314,6 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
 
     def body():
         items, problem = call(name, fn, *args, eps=p.eps, returns=OUT)
-        if problem is not None and kind != "batch" and _writes_input(kind, given, p):
-            items, problem = call(name, _copying(fn), *args, eps=p.eps, returns=OUT)
         if problem is not None:
             return _transposed_hint(problem, p) if kind == "layer" else problem
         how = dict(diagnoses=forward_mistakes(kind, p), causes=causes(kind, p))
@@ -414,8 +388,7 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
 
 
 def _arrays(cache, path=()):
-    """(path, array) for each float array of several values in a cache (a
-    tuple, list or dict, nested), in order."""
+    """(path, array) for each float array in a cache (tuples, lists, dicts)."""
     if isinstance(cache, np.ndarray):
         if cache.dtype.kind == "f" and cache.size > 1:
             yield path, cache
@@ -430,12 +403,9 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
     with each usual slip in the variance or the scale (``_core.stages``' forms)."""
     x, mu, found = p.x, p.x.mean(0), []
     for v_slip, var in (("", x.var(0)), ("the unbiased variance", x.var(0, ddof=1))):
-        scales = {
-            "": np.sqrt(var + p.eps),
-            "no eps": np.sqrt(var),
-            "eps outside the root": np.sqrt(var) + p.eps,
-            "no square root": var + p.eps,
-        }
+        scales = {"": np.sqrt(var + p.eps), "no eps": np.sqrt(var)}
+        scales["eps outside the root"] = np.sqrt(var) + p.eps
+        scales["no square root"] = var + p.eps
         for s_slip, s in scales.items():
             with np.errstate(all="ignore"):
                 q = {"x_hat": (x - mu) / s, "x - mu": x - mu, "mu": mu, "var": var}
@@ -447,11 +417,10 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """The learner's cache read as the forward's quantities (``_arrays``):
-    (status, the cache to use, a note).  "right"; "repaired" (the forward is
-    off and its arrays are all one usual slip's: a copy recomputed right, and
-    the slip); "odd" (an array is none of them, or two share their memory:
-    what was seen); None (no array to read)."""
+    """The learner's cache read as the forward's quantities: (status, the cache
+    to use, a note): "right"; "repaired" (the forward is off, its arrays are all
+    one usual slip's: a copy made right, the slip); "odd" (an array is none of
+    them, or two share memory: what was seen); None (no array to read)."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     for i, (path, a) in enumerate(found):
@@ -477,9 +446,8 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
     return None, cache, ""
 
 
-# The staged backward's local variables by the names of lesson 02's table (and
-# a few common spellings), in the order it computes them: first what it reads
-# from the cache (the closed form reads them too), then the local gradients.
+# The staged backward's locals by lesson 02's names (and common spellings), in
+# its order: what it reads from the cache (so does the closed form), then gradients.
 STAGES = {
     "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
     "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
@@ -495,8 +463,7 @@ STAGES = {
 
 
 def _stage_references(p: Problem) -> dict:
-    """Every stage of ``STAGES`` on the check's problem (float64): the forward's
-    quantities, and autograd's gradient of each intermediate."""
+    """``STAGES`` on ``p``: the forward's quantities, autograd's gradients."""
     import torch
 
     x = torch.tensor(p.x, requires_grad=True)
@@ -549,9 +516,8 @@ def _locals_at_return(fn, *args):
 
 
 def _stage_result(name, backward, p: Problem, cache, out):
-    """Karpathy's stage-by-stage comparison of the backward pass's local
-    variables (``STAGES``, by name; None if none is found): (a Result, and
-    whether the first that differs is a forward quantity it reads)."""
+    """Karpathy's stage-by-stage ``cmp`` of the backward's locals (``STAGES``):
+    (a Result or None, whether the first that differs is a forward quantity)."""
     found = _locals_at_return(backward, copy.deepcopy(p.dout), copy.deepcopy(cache))
     wanted, checked, label = _stage_references(p), [], f"{name} stages"
     for stage, spellings in STAGES.items():
@@ -583,11 +549,9 @@ def _stage_result(name, backward, p: Problem, cache, out):
 
 
 def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
-    """A backward pass is judged on its own (STYLE.md 6): when the learner's
-    forward is off (``error``, its max rel. error), it passes if it is right
-    with the cache of a right forward pass (``slip``: the learner's cache was
-    recomputed right) or for the learner's own forward (its numerical
-    gradients); the forward's slip costs the forward."""
+    """A backward pass is judged on its own (STYLE.md 6): when the forward is
+    off (``error``), it passes if right with a right forward's cache (``slip``:
+    how theirs was made) or for their forward (its numerical gradients)."""
     if all(r.passed for r in gradients) and any(r.verdict == "note" for r in gradients):
         why = "differs as the (N, D) function it uses is off"
         return [*gradients, info(numeric.name, f"{why} ({numeric.detail})")]
@@ -614,23 +578,19 @@ def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result
     (the cache the backward pass read holds the forward's right quantities)."""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
     params, outputs = shape_hints(kind, p)
-    mistakes = backward_mistakes(kind, p)
+    mistakes, tol = backward_mistakes(kind, p), tolerance(kind, p)
     dx = dict(directions=directions(kind, p), small=() if kind == "layer" else (1,))
     dx |= dict(invariants=dx_invariants(kind, p, refs["dx"]), shape_hints=outputs)
-    return [
-        compare(
-            f"{name} {what}",
-            grad,
-            refs[what],
-            tol=tolerance(kind, p),
-            diagnoses=mistakes[what] if named else None,
-            what=what,
-            known=known(kind, p),
-            causes=causes(kind, p, what) if named else None,
-            **(dx if what == "dx" else dict(shape_hints=params, axis=0)),
+    results = []
+    for what, grad in zip(refs, grads, strict=True):
+        how = dx if what == "dx" else dict(shape_hints=params, axis=0)
+        if named:
+            how = how | dict(diagnoses=mistakes[what], causes=causes(kind, p, what))
+        label, want = f"{name} {what}", refs[what]
+        results.append(
+            compare(label, grad, want, tol=tol, what=what, known=known(kind, p), **how)
         )
-        for what, grad in zip(refs, grads, strict=True)
-    ]
+    return results
 
 
 def _backward_check(kind, name, forward, backward, given, options, also=None):
@@ -638,9 +598,7 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
     forward, p = _copying(forward), make_problem(kind, seed, shape)
 
     def body():
-        items, problem = call(
-            name, forward, p.x, p.gamma, p.beta, eps=p.eps, returns=OUT
-        )
+        items, problem = call(name, forward, *p[:3], eps=p.eps, returns=OUT)
         shape = getattr(items[0], "shape", None) if problem is None else p.x.shape
         if shape != p.x.shape:
             problem = wrong(name, f"out has shape {shape} for x of shape {p.x.shape}")
@@ -686,10 +644,8 @@ def batchnorm_backward(
     forward, backward, *, seed=1, shape=None, quiet=False, strict=None
 ):
     """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` (staged version)."""
-    options = seed, shape, quiet, strict
-    return _backward_check(
-        "batch", "batchnorm_backward", forward, backward, None, options
-    )
+    options, name = (seed, shape, quiet, strict), "batchnorm_backward"
+    return _backward_check("batch", name, forward, backward, None, options)
 
 
 def spatial_batchnorm_backward(
@@ -726,13 +682,9 @@ def batchnorm_backward_alt(
         worst = max(rel_error(a, b) for a, b in zip(grads, other, strict=True))
         if worst < BACKWARD_TOL:
             return ok(label, f"max rel. difference {worst:.0e}: they agree")
-        return info(
-            label,
-            f"max rel. difference {worst:.0e}: they disagree; the lines above and "
-            "batchnorm_backward's own check say which one is off",
-        )
+        why = "the lines above and batchnorm_backward's check say which one is off"
+        return info(label, f"max rel. difference {worst:.0e}: they disagree; {why}")
 
     options, name = (seed, shape, quiet, strict), "batchnorm_backward_alt"
-    return _backward_check(
-        "batch", name, forward, backward_alt, None, options, against_staged
-    )
+    also = against_staged
+    return _backward_check("batch", name, forward, backward_alt, None, options, also)
