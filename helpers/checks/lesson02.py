@@ -418,32 +418,32 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
     """The learner's cache read as the forward's quantities: (status, the cache
-    to use, a note): "right"; "repaired" (the forward is off, its arrays are all
-    one usual slip's: a copy made right, the slip); "odd" (an array is none of
-    them, or two share memory: what was seen); None (no array to read)."""
+    to use, a note): "right"; "repaired" (the forward is off, each array is one
+    made with usual slips: a copy made right, the slips); "odd" (an array is
+    none, shares memory with another, or has a slip while out is right: what
+    was seen); None (no array to read)."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
+    slips, keys = set(), []
     for i, (path, a) in enumerate(found):
         if any(np.may_share_memory(a, b) for _, b in found[i + 1 :]):
-            return "odd", cache, f"{where(path)} is one array with another of the cache"
-    for slip, quantities in variants if found else ():
-        keys = [_core._match(a, quantities, 1e-8) for _, a in found]
-        if None in keys:
-            continue
-        if not slip or not forward_off:
-            text = f"{where(())} holds quantities made with {slip}"
-            return ("odd", cache, text) if slip else ("right", cache, "")
-        fixed = copy.deepcopy(cache)
-        for (_, a), key in zip(_arrays(fixed), keys, strict=True):
-            a[...] = variants[0][1][key]  # the right forward's value
-        return "repaired", fixed, slip
-    for path, a in found:
-        if all(_core._match(a, q, 1e-8) is None for _, q in variants):
+            return "odd", cache, f"{where(path)} shares memory with another array"
+        matches = ((slip, _core._match(a, q, 1e-8)) for slip, q in variants)
+        slip, key = next(((s, k) for s, k in matches if k), (None, None))
+        if key is None:
             text = f"{where(path)} is none of the forward's quantities (x_hat, "
             text += "x - mu, mu, var, sqrt(var + eps), their inverses, x, gamma, beta)"
             seen = _core._match(a, {"out": to_numpy(out)}, 1e-8)
             return "odd", cache, text + (f": it equals {seen}" if seen else "")
-    return None, cache, ""
+        slips, keys = slips | {slip}, [*keys, key]
+    slip = " and ".join(sorted(filter(None, slips)))
+    if not slip or not forward_off:
+        text = f"{where(())} holds quantities made with {slip}"
+        return ("odd", cache, text) if slip else ("right" if found else None, cache, "")
+    fixed = copy.deepcopy(cache)
+    for (_, a), key in zip(_arrays(fixed), keys, strict=True):
+        a[...] = variants[0][1][key]  # the right forward's value
+    return "repaired", fixed, slip
 
 
 # The staged backward's locals by lesson 02's names (and common spellings), in
