@@ -224,7 +224,20 @@ def _grades(substitutions, monkeypatch):
 REUSED = {"batchnorm_backward": m.bn_backward, "batchnorm_backward_alt": m.bn_backward}
 
 
-@pytest.mark.parametrize("slip", ["eps omitted", "beta subtracted"])
+# forward slips whose cache holds x_hat and std made with a usual slip (the
+# variance, eps, the root) or that a right backward reads right anyway
+SLIPS = [
+    "eps omitted",
+    "beta subtracted",
+    "unbiased variance",
+    "eps outside the square root",
+    "missing square root",
+    "unbiased and eps outside",
+    "gamma and beta forgotten",
+]
+
+
+@pytest.mark.parametrize("slip", SLIPS)
 def test_a_forward_slip_costs_the_forward_points_only(slip, monkeypatch):
     forward = m.BN_FORWARD[slip][0]
     outcome = _grades({**REUSED, "batchnorm_forward": forward}, monkeypatch)
@@ -266,3 +279,70 @@ def test_a_wrapper_of_a_degenerate_function_gets_no_reuse_credit(monkeypatch):
         monkeypatch,
     )
     assert not outcome["spatial_batchnorm"] and not outcome["layernorm"], outcome
+
+
+def test_a_right_backward_passes_its_check_with_a_slipped_forward(learner_mode):
+    """The backward pass is judged with its forward's cache made right: a right
+    backward, given a forward with the unbiased variance, passes its check, and
+    no stage of it is blamed."""
+    wrong_forward = m.BN_FORWARD["unbiased variance"][0]
+    for check in (checks.batchnorm_backward, checks.batchnorm_backward_alt):
+        report = check(wrong_forward, m.bn_backward, quiet=True)
+        text = _lines(report)
+        assert report.passed, text
+        assert "itself is off" in text and "the unbiased variance" in text, text
+        assert "wrong stage" not in text, text
+
+
+# --------------------------------------------------------------------------
+# no cause from a cascade: a cache that is off is shown, not a branch blamed
+# --------------------------------------------------------------------------
+
+
+def scaled_in_place(x, g, b, eps=1e-5):
+    """Right out; the cached x_hat is scaled into out in place (aliased)."""
+    x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + eps)
+    cache = (x_hat, np.sqrt(x.var(0) + eps), g)
+    x_hat *= g
+    x_hat += b
+    return x_hat, cache
+
+
+def test_a_cache_overwritten_in_place_is_shown_not_a_branch_blamed(learner_mode):
+    for check in (checks.batchnorm_backward, checks.batchnorm_backward_alt):
+        text = _lines(check(scaled_in_place, m.bn_backward))
+        assert "it equals out" in text, text
+        assert "the branch through" not in text and "first wrong stage" not in text
+
+
+def test_the_backward_reads_its_forward_quantities_before_its_stages(learner_mode):
+    """Karpathy's cmp starts at what the backward reads: a local xc that holds
+    x_hat is the first that differs, not the drho computed from it."""
+
+    def staged(dout, cache):
+        x_hat, std, gamma = cache
+        n = dout.shape[0]
+        xc = x_hat  # meant: x_hat * std
+        dx_hat = dout * gamma
+        drho = (dx_hat * xc).sum(0)
+        ds = -drho / std**2
+        dvar = ds / (2.0 * std)
+        dxc = dx_hat / std + 2.0 * xc * dvar / n
+        dmu = -dxc.sum(0)
+        return dxc + dmu / n, (dout * x_hat).sum(0), dout.sum(0)
+
+    text = _lines(checks.batchnorm_backward(forward_ok, staged))
+    assert "xc (as it returns) is not x - mu: it equals x_hat" in text, text
+    assert "the branch through" not in text and "drho" not in text, text
+
+
+def test_gamma_along_x_transposed_is_not_called_a_statistic(learner_mode):
+    def through_transpose(x, g, b, eps=1e-5):  # gamma lined up with x.T's rows
+        xt = x.T
+        x_hat = (xt - xt.mean(0)) / np.sqrt(xt.var(0) + eps)
+        return (g * x_hat + b).T, None
+
+    for check in (checks.layernorm_forward, checks.layernorm_backward):
+        args = (through_transpose,) * (1 if check is checks.layernorm_forward else 2)
+        text = _lines(check(*args))
+        assert "x transposed" in text and "statistic" not in text, text
