@@ -347,3 +347,53 @@ def test_gamma_along_x_transposed_is_not_called_a_statistic(learner_mode):
         args = (through_transpose,) * (1 if check is checks.layernorm_forward else 2)
         text = _lines(check(*args))
         assert "x transposed" in text and "statistic" not in text, text
+
+
+def _with_cache(make):
+    """A right out, with the cache ``make(x_hat, std, gamma)``."""
+
+    def forward(x, g, b, eps=1e-5):
+        out, (x_hat, std, gamma) = m.bn_forward(x, g, b, eps)
+        return out, make(x_hat, std, gamma)
+
+    return forward
+
+
+def _from_any(dout, cache):  # a right backward that finds its arrays anywhere
+    while isinstance(cache, list) and cache and cache[0] is cache:
+        cache = cache[1]
+    parts = cache.values() if isinstance(cache, dict) else cache
+    return m.bn_backward(dout, tuple(np.asarray(a, dtype=float) for a in parts))
+
+
+def _self_holding(*arrays):
+    cache = []
+    cache.extend([cache, arrays])
+    return cache
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda *a: dict(zip(("x_hat", "std", "gamma"), a, strict=True)),
+        lambda *a: [a[0].astype(np.float32), *a[1:]],
+        lambda *a: (a[0] * np.nan, *a[1:]),
+        lambda *a: tuple(np.broadcast_to(v, v.shape) for v in a),
+        _self_holding,
+        lambda *a: None,
+    ],
+)
+def test_any_cache_is_read_without_crashing_the_check(make, learner_mode):
+    text = _lines(checks.batchnorm_backward(_with_cache(make), _from_any))
+    assert "a bug in the course" not in text and "Traceback" not in text, text
+
+
+def test_a_dict_cache_of_a_slipped_forward_is_made_right(learner_mode):
+    def unbiased(x, g, b, eps=1e-5):
+        out, (x_hat, std, gamma) = m.bn_forward(x, g, b, eps, ddof=1)
+        return out, {"x_hat": x_hat, "std": std, "gamma": gamma}
+
+    def backward(dout, cache):
+        return m.bn_backward(dout, (cache["x_hat"], cache["std"], cache["gamma"]))
+
+    assert checks.batchnorm_backward(unbiased, backward, quiet=True)
