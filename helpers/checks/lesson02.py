@@ -560,8 +560,8 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
     off = f"{FORWARD[kind]} itself is off (run its check)"
     if all(r.passed for r in gradients):
         how = f"; its cache's x_hat and the like, made with {slip}, were made right"
-        why = f"{off}{how if slip else ''}: judged against PyTorch's gradients above"
-        return [*gradients, info(numeric.name, f"{why} (numeric: {numeric.detail})")]
+        why = f"{off}{how if slip else ''}: judged by PyTorch's gradients, it is right"
+        return [*gradients, info(numeric.name, why)]
     if numeric.passed and error < 0.5:
         differs = lambda r: info(r.name, f"differs from PyTorch's ({r.detail})")
         notes = [r if r.passed else differs(r) for r in gradients]
