@@ -71,6 +71,7 @@ def test_forward_error_is_flagged_in_the_backward_check(learner_mode):
     assert "numeric" in text and "itself is off" in text
     numeric = [r for r in report if r.name.endswith("numeric")][0]
     assert numeric.passed  # consistent with its own forward pass
+    assert report.passed, text  # the forward's slip costs the forward only
 
 
 def test_hidden_shapes_work_with_float32_and_small_batches(learner_mode):
@@ -224,7 +225,20 @@ def _grades(substitutions, monkeypatch):
 REUSED = {"batchnorm_backward": m.bn_backward, "batchnorm_backward_alt": m.bn_backward}
 
 
-@pytest.mark.parametrize("slip", ["eps omitted", "beta subtracted"])
+# forward slips whose cache holds x_hat and std made with a usual slip (the
+# variance, eps, the root) or that a right backward reads right anyway
+SLIPS = [
+    "eps omitted",
+    "beta subtracted",
+    "unbiased variance",
+    "eps outside the square root",
+    "missing square root",
+    "unbiased and eps outside",
+    "gamma and beta forgotten",
+]
+
+
+@pytest.mark.parametrize("slip", SLIPS)
 def test_a_forward_slip_costs_the_forward_points_only(slip, monkeypatch):
     forward = m.BN_FORWARD[slip][0]
     outcome = _grades({**REUSED, "batchnorm_forward": forward}, monkeypatch)
@@ -266,3 +280,120 @@ def test_a_wrapper_of_a_degenerate_function_gets_no_reuse_credit(monkeypatch):
         monkeypatch,
     )
     assert not outcome["spatial_batchnorm"] and not outcome["layernorm"], outcome
+
+
+def test_a_right_backward_passes_its_check_with_a_slipped_forward(learner_mode):
+    """The backward pass is judged with its forward's cache made right: a right
+    backward, given a forward with the unbiased variance, passes its check, and
+    no stage of it is blamed."""
+    wrong_forward = m.BN_FORWARD["unbiased variance"][0]
+    for check in (checks.batchnorm_backward, checks.batchnorm_backward_alt):
+        report = check(wrong_forward, m.bn_backward, quiet=True)
+        text = _lines(report)
+        assert report.passed, text
+        assert "itself is off" in text and "the unbiased variance" in text, text
+        assert "wrong stage" not in text, text
+
+
+# --------------------------------------------------------------------------
+# no cause from a cascade: a cache that is off is shown, not a branch blamed
+# --------------------------------------------------------------------------
+
+
+def scaled_in_place(x, g, b, eps=1e-5):
+    """Right out; the cached x_hat is scaled into out in place (aliased)."""
+    x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + eps)
+    cache = (x_hat, np.sqrt(x.var(0) + eps), g)
+    x_hat *= g
+    x_hat += b
+    return x_hat, cache
+
+
+def test_a_cache_overwritten_in_place_is_shown_not_a_branch_blamed(learner_mode):
+    for check in (checks.batchnorm_backward, checks.batchnorm_backward_alt):
+        text = _lines(check(scaled_in_place, m.bn_backward))
+        assert "it equals out" in text, text
+        assert "the branch through" not in text and "first wrong stage" not in text
+
+
+def test_the_backward_reads_its_forward_quantities_before_its_stages(learner_mode):
+    """Karpathy's cmp starts at what the backward reads: a local xc that holds
+    x_hat is the first that differs, not the drho computed from it."""
+
+    def staged(dout, cache):
+        x_hat, std, gamma = cache
+        n = dout.shape[0]
+        xc = x_hat  # meant: x_hat * std
+        dx_hat = dout * gamma
+        drho = (dx_hat * xc).sum(0)
+        ds = -drho / std**2
+        dvar = ds / (2.0 * std)
+        dxc = dx_hat / std + 2.0 * xc * dvar / n
+        dmu = -dxc.sum(0)
+        return dxc + dmu / n, (dout * x_hat).sum(0), dout.sum(0)
+
+    text = _lines(checks.batchnorm_backward(forward_ok, staged))
+    assert "xc (as it returns) is not x - mu: it equals x_hat" in text, text
+    assert "the branch through" not in text and "drho" not in text, text
+
+
+def test_gamma_along_x_transposed_is_not_called_a_statistic(learner_mode):
+    def through_transpose(x, g, b, eps=1e-5):  # gamma lined up with x.T's rows
+        xt = x.T
+        x_hat = (xt - xt.mean(0)) / np.sqrt(xt.var(0) + eps)
+        return (g * x_hat + b).T, None
+
+    for check in (checks.layernorm_forward, checks.layernorm_backward):
+        args = (through_transpose,) * (1 if check is checks.layernorm_forward else 2)
+        text = _lines(check(*args))
+        assert "x transposed" in text and "statistic" not in text, text
+
+
+def _with_cache(make):
+    """A right out, with the cache ``make(x_hat, std, gamma)``."""
+
+    def forward(x, g, b, eps=1e-5):
+        out, (x_hat, std, gamma) = m.bn_forward(x, g, b, eps)
+        return out, make(x_hat, std, gamma)
+
+    return forward
+
+
+def _from_any(dout, cache):  # a right backward that finds its arrays anywhere
+    while isinstance(cache, list) and cache and cache[0] is cache:
+        cache = cache[1]
+    parts = cache.values() if isinstance(cache, dict) else cache
+    return m.bn_backward(dout, tuple(np.asarray(a, dtype=float) for a in parts))
+
+
+def _self_holding(*arrays):
+    cache = []
+    cache.extend([cache, arrays])
+    return cache
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda *a: dict(zip(("x_hat", "std", "gamma"), a, strict=True)),
+        lambda *a: [a[0].astype(np.float32), *a[1:]],
+        lambda *a: (a[0] * np.nan, *a[1:]),
+        lambda *a: tuple(np.broadcast_to(v, v.shape) for v in a),
+        _self_holding,
+        lambda *a: None,
+    ],
+)
+def test_any_cache_is_read_without_crashing_the_check(make, learner_mode):
+    text = _lines(checks.batchnorm_backward(_with_cache(make), _from_any))
+    assert "a bug in the course" not in text and "Traceback" not in text, text
+
+
+def test_a_dict_cache_of_a_slipped_forward_is_made_right(learner_mode):
+    def unbiased(x, g, b, eps=1e-5):
+        out, (x_hat, std, gamma) = m.bn_forward(x, g, b, eps, ddof=1)
+        return out, {"x_hat": x_hat, "std": std, "gamma": gamma}
+
+    def backward(dout, cache):
+        return m.bn_backward(dout, (cache["x_hat"], cache["std"], cache["gamma"]))
+
+    assert checks.batchnorm_backward(unbiased, backward, quiet=True)
