@@ -83,16 +83,30 @@ def _x_hat(rows):
     return (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 
 
+def _spreads(var, n):
+    """sigma_B as a learner may compute it, {words: value}; the right one,
+    sqrt(var_B + eps) of the biased variance, first."""
+    found = {}
+    unbiased = " of the unbiased variance (use correction=0)"
+    for which, v in (("", var), (unbiased, var * n / (n - 1))):
+        found[f"sqrt(var_B + eps){which}"] = np.sqrt(v + EPS)
+        found[f"sqrt(var_B), without eps{which}"] = np.sqrt(v)
+        found[f"sqrt(var_B) + eps, eps outside the root{which}"] = np.sqrt(v) + EPS
+        found[f"var_B + eps, the variance{which}"] = v + EPS
+    return found
+
+
 def _branches(rows, shape):
     """{"1": ones, "x_hat": the batch's x_hat} in the layout of ``shape``."""
     return {"1": np.ones(shape), "x_hat": from_channels_last(_x_hat(rows), shape)}
 
 
-def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed=True, bounds=None):
-    """Numerical dx, dgamma, dbeta; with ``fixed`` r and d are held constant."""
+def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
+    """Numerical dx, dgamma, dbeta, holding constant those of r and d named
+    in ``fixed`` (both, as Algorithm 1 does, by default)."""
     bounds = bounds or (RMAX, DMAX)
     _, _, (r, d) = forward(x, gamma, beta, mean, std, *bounds)
-    extra = {"r": r, "d": d} if fixed else {}
+    extra = {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
 
     def evaluate(variants):
         calls = [
@@ -113,7 +127,7 @@ def _close(a, b, tol=1e-7):
     return np.abs(a - b) <= tol * max(float(np.abs(b).max()), 1.0)
 
 
-def _terms(backward, cache, dgamma, dout, r, d) -> str | None:
+def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
     """What the learner's dgamma sums: the backward pass called with dout = 1
     on one example at a time gives that example's term, read per feature as
     x_hat * a + b (the right term is y_hat = x_hat * r + d)."""
@@ -125,7 +139,7 @@ def _terms(backward, cache, dgamma, dout, r, d) -> str | None:
         terms.append(None if failed is not None else to_numpy(value[1]))
         if terms[-1] is None or terms[-1].shape != dout.shape[1:]:
             return None
-    s, x_hat = np.array(terms), cache[0]
+    s = np.array(terms)
     a, b = (s * x_hat).sum(0) / (x_hat * x_hat).sum(0), s.mean(0)
     linear = np.allclose((dout * s).sum(0), dgamma, rtol=1e-9, atol=1e-12)
     if not (linear and _close(a * x_hat + b, s).all()):
@@ -147,10 +161,14 @@ def _terms(backward, cache, dgamma, dout, r, d) -> str | None:
 # the NumPy backward pass
 # --------------------------------------------------------------------------
 
-THROUGH = (
-    "the gradient flows through r and d: they are constants (stop_gradient), "
-    "so dx is batch norm's dx scaled by r: compute them from detached statistics"
-)
+THROUGH = {  # a gradient through r and d, which are constants: name -> held
+    "the gradient flows through r and d: they are constants (stop_gradient), so "
+    "dx is batch norm's dx scaled by r: compute them from detached statistics": "",
+    "the gradient flows through r (d is held constant): r is a constant too "
+    "(stop_gradient): compute it from detached statistics": "d",
+    "the gradient flows through d (r is held constant): d is a constant too "
+    "(stop_gradient): compute it from detached statistics": "r",
+}
 DX_CAUSES = {
     **BRANCHES,
     "feature factor 1/(r)": "dx misses the factor r: the gradient reaching x_hat "
@@ -173,13 +191,18 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             return failed
         data = (numpy_forward, x, gamma, beta, mean, std, dout)
         dx, dgamma, dbeta, (r, d) = _numeric_grads(*data)
-        known = {"r": r, "gamma": gamma, f"N = {len(x)}": len(x)}
+        known = {
+            "r": r,
+            "gamma": gamma,
+            "sigma_B": np.sqrt(x.var(0) + EPS),
+            f"N = {len(x)}": len(x),
+        }
         summed = "not summed over the batch: gamma and beta are shared by every "
         averaged = "averaged over the batch; the gradients of a shared parameter "
         kw = dict(tol=1e-7, known=known, axis=0)
         kw["shape_hints"] = {x.shape: summed + "example (sum over axis 0)"}
         kw["causes"] = {f"factor 1/(N = {len(x)})": averaged + "add up (sum)"}
-        through = {THROUGH: _numeric_grads(*data, fixed=False)[0]}
+        through = {k: _numeric_grads(*data, held)[0] for k, held in THROUGH.items()}
         results = [
             compare(
                 f"{name} dx",
@@ -196,7 +219,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             compare(f"{name} dbeta", got[2], dbeta, what="dbeta", **kw),
         ]
         if not results[1] and results[1].error is not None:  # finite, shaped
-            read = _terms(backward, value[1], to_numpy(got[1]), dout, r, d)
+            read = _terms(backward, value[1], to_numpy(got[1]), dout, _x_hat(x), r, d)
             error = f" (max rel. error {results[1].error:.1e})"
             results[1].detail = read + error if read else results[1].detail
         return results
@@ -221,11 +244,23 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
         return None, None, failed
     module = module.double().train(how.get("train", True))
     keys = ("weight", "bias", "running_mean", "running_std")
-    with torch.no_grad():
-        for key, value in zip(keys, state or (), strict=False):
-            getattr(module, key).copy_(torch.from_numpy(value))
-    if not kw:
-        module.rmax, module.dmax = bounds
+    try:  # what the notebook's training loop does to the module
+        with torch.no_grad():
+            for key, value in zip(keys, state or (), strict=False):
+                getattr(module, key).copy_(torch.from_numpy(value))
+        if not kw:
+            module.rmax, module.dmax = bounds
+    except Exception as exc:
+        return (
+            None,
+            None,
+            wrong(
+                label,
+                f"setting weight, bias, the buffers and rmax, dmax = {bounds} failed "
+                f"({type(exc).__name__}: {exc}): keep rmax and dmax plain attributes, "
+                "which the schedule sets between steps"[:300],
+            ),
+        )
     if x is None:
         return module, None, None
     with torch.set_grad_enabled(x.requires_grad):
@@ -281,6 +316,9 @@ def _stage(what, got, want, raw, lo, hi) -> str | None:
     where = f"feature{'s' if bad.size > 1 else ''} {', '.join(map(str, bad))}"
     text = f"{what} is off in {where}: yours {_fmt(got[bad], 5)}, expected "
     text += f"{_fmt(want[bad], 5)}"
+    tiny = np.abs(got[bad] / want[bad] - 1).max()
+    if tiny < 1e-3:  # equal to 4 digits: say by how much
+        text = f"{what} is off in {where} by relative differences up to {tiny:.1e}"
     if _close(got[bad], raw[bad]).all():
         return text + f": there {what} is not clipped to [{lo:.4g}, {hi:.4g}]"
     inside = ((raw[bad] >= lo) & (raw[bad] <= hi)).all()
@@ -310,15 +348,14 @@ def _reader(rows, state, bounds, momentum, shape):
         r_no: rd(clip=(False, True)),
         d_no: rd(clip=(True, False)),
         f"{r_no}; {d_no} ({eval_mode})": rd(clip=(False, False)),
-        "sigma_B is computed from the unbiased batch variance (use correction=0)": (
-            rd(s=np.sqrt(var * n / (n - 1) + EPS))
-        ),
         "r and d are computed from the running statistics after this step's "
         "update: compute them before updating the buffers": rd(run=fresh),
         "d is divided by sigma_B; d = (mu_B - running_mean) / running_std": (
             rd(by=sigma)
         ),
     }
+    for words, s in list(_spreads(var, n).items())[1:]:
+        changes[f"sigma_B is {words}"] = rd(s=s)
     right, raw = rd(), (sigma / std, (mu - mean) / std)
 
     def read(got):
@@ -405,9 +442,10 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False):
     if failed is not None or not result.passed:
         return [result if failed is None else failed]
     data = (numpy_forward, rows, gamma, beta, mean, std, drows)
-    fixed, free = (_numeric_grads(*data, f, bounds)[0] for f in (True, False))
+    fixed = _numeric_grads(*data, "rd", bounds)[0]
+    held = {k: _numeric_grads(*data, f, bounds)[0] for k, f in THROUGH.items()}
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES)
-    kw["diagnoses"] = {THROUGH: from_channels_last(free, shape)}
+    kw["diagnoses"] = {k: from_channels_last(v, shape) for k, v in held.items()}
     want = from_channels_last(fixed, shape)
     grad = compare(label, xa.grad, want, directions=_branches(rows, shape), **kw)
     if bounds == (1.0, 0.0) or not grad.passed:
@@ -419,33 +457,23 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False):
 def _running(label, module, rows, mean, std) -> list[Result]:
     """running_mean and running_std after one training step, read back
     (``_core.ema_problem``) where they differ."""
-    momentum, n, var = module.momentum, len(rows), rows.var(0)
-    sigma = np.sqrt(var + EPS)
-    known = {"1 - momentum": 1 - momentum, "sigma_B": sigma}
+    momentum, batch = module.momentum, _spreads(rows.var(0), len(rows))
+    known = {"1 - momentum": 1 - momentum}
     causes = {
         "momentum 1 - momentum": "momentum weighs the old value; here mu <- mu + "
-        "momentum * (mu_B - mu)",
-        "feature factor sigma_B": "running_std is updated with the variance: use "
-        "the batch's standard deviation sigma_B = sqrt(var_B + eps)",
+        "momentum * (mu_B - mu)"
     }
-    statistics = {
-        "sqrt(var_B), without eps": np.sqrt(var),
-        "var_B + eps, the variance (use sigma_B = sqrt(var_B + eps))": var + EPS,
-        "the std of the unbiased variance (use correction=0)": np.sqrt(
-            var * n / (n - 1) + EPS
-        ),
-    }
+    sigma, *others = batch.items()
     results = []
     for key, old, new in (
         ("running_mean", mean, rows.mean(0)),
-        ("running_std", std, sigma),
+        ("running_std", std, sigma[1]),
     ):
         got = getattr(module, key, None)
-        result = compare(
-            f"{label} {key}", got, old + momentum * (new - old), tol=TOL, what=key
-        )
+        want = old + momentum * (new - old)
+        result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
         if not result and result.error is not None:  # finite, of the shape
-            args = (to_numpy(got), old, new, momentum, known, causes, statistics)
+            args = (to_numpy(got), old, new, momentum, known, causes, dict(others))
             result.detail = ema_problem(key, *args)
         results.append(result)
     return results
@@ -550,26 +578,20 @@ def _ramp(at, values, steps):
 def _ramp_problem(what, got, want, steps, lengths) -> str | None:
     """How the learner's ramp of ``what`` differs from the paper's, read off
     the curves (``got``, ``want``: (function of the step, samples)): its start
-    value, where it starts moving and how (a jump or a step of the ramp),
+    value, where it starts moving and how (a jump, or one step of a ramp),
     where it stops (the length named among ``lengths``), where it ends."""
     (a0, a1, a2, a3), (b0, b1, b2, b3) = _ramp(*got, steps), _ramp(*want, steps)
     paper = "the paper's"
     if a1 is None:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
-    if a1 == a2:  # one step: a jump, not a ramp
-        return "; ".join(
-            [
-                *parts,
-                f"{what} jumps to {a3:.4g} at step {a2}, {paper} ramps from "
-                f"step {b1} to step {b2}",
-            ]
-        )
-    first = got[0](a1) - a0  # a ramp's first move is one step's worth of it
-    if abs(first) > 2 * abs(a3 - a0) / (a2 - a1 + 1):
+    jump = got[0](a1) - a0  # a ramp's first move is one step's worth of it
+    jumps = a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1)
+    if jumps:
+        then = f", then moves until step {a2}" if a2 > a1 else ""
         parts.append(
-            f"{what} jumps from {a0:.4g} to {a0 + first:.4g} at step {a1}, then "
-            f"moves until step {a2}; {paper} ramps from {b0:.4g} at step {b1 - 1}"
+            f"{what} jumps from {a0:.4g} to {a0 + jump:.4g} at step {a1}{then}; "
+            f"{paper} ramps from step {b1} to step {b2}"
         )
     elif a1 != b1:
         parts.append(
@@ -577,16 +599,12 @@ def _ramp_problem(what, got, want, steps, lengths) -> str | None:
             f"step {b1}"
         )
     if a2 == steps[-1]:
+        parts.append(f"{what} is still moving at step {a2}: cap it at the final value")
+    elif a2 - a1 != b2 - b1 and not jumps:
+        named = [f" ({k})" for k, v in lengths.items() if v == a2 - a1 + 1]
         parts.append(
-            f"{what} is still moving at step {a2}, the last probed: cap it at "
-            "the final value"
-        )
-    elif a2 - a1 != b2 - b1 and len(parts) < 2 + (a0 != b0):
-        named = [k for k, v in lengths.items() if v == a2 - a1 + 1]
-        parts.append(
-            f"{what} ramps over {a2 - a1 + 1} steps"
-            + (f" ({named[0]})" if named else "")
-            + f", {paper} over {b2 - b1 + 1}"
+            f"{what} ramps over {a2 - a1 + 1} steps{''.join(named[:1])}, {paper} "
+            f"over {b2 - b1 + 1}"
         )
     if a3 != b3 and a2 != steps[-1]:
         parts.append(f"{what} ends at {a3:.4g}, {paper} at {b3:.4g}")
