@@ -19,28 +19,9 @@ import re
 import numpy as np
 
 from .. import gradcheck
-from ._core import (
-    EPS,
-    TODO,
-    Result,
-    _fmt,
-    buffers_outside_graph,
-    build_module,
-    call,
-    channels_last,
-    compare,
-    ema_problem,
-    expect_raises,
-    from_channels_last,
-    ok,
-    real,
-    registration_problem,
-    run_check,
-    stages,
-    to_numpy,
-    unpack,
-    wrong,
-)
+from . import _core
+from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, wrong
+from ._core import from_channels_last as unrows
 from ._core import torch as torch_
 
 # Library calls that would solve an exercise for the learner: the grader
@@ -77,28 +58,46 @@ BRANCHES = {
     "along 1 and x_hat": "the direct term is right; what differs lies in the "
     "branches through the batch mean and sigma_B (one or both)",
 }
+# a gradient through r or d, which are constants (stop_gradient): message ->
+# which of them the numerical gradient holds constant
+THROUGH = {
+    f"the gradient flows through {k}: {v}constant (stop_gradient); compute "
+    f"{k} from detached statistics": held
+    for k, v, held in (
+        ("r and d", "they are constants, so dx is batch norm's dx scaled by r; ", ""),
+        ("r (d is held constant)", "r is a ", "d"),
+        ("d (r is held constant)", "d is a ", "r"),
+    )
+}
 
 
 def _x_hat(rows):
     return (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 
 
+def _close(a, b, tol=1e-7):
+    return np.abs(a - b) <= tol * max(float(np.abs(b).max()), 1.0)
+
+
 def _spreads(var, n):
     """sigma_B as a learner may compute it, {words: value}; the right one,
     sqrt(var_B + eps) of the biased variance, first."""
     found = {}
-    unbiased = " of the unbiased variance (use correction=0)"
-    for which, v in (("", var), (unbiased, var * n / (n - 1))):
+    for which, v in (
+        ("", var),
+        (" of the unbiased variance (use correction=0)", var * n / (n - 1)),
+    ):
         found[f"sqrt(var_B + eps){which}"] = np.sqrt(v + EPS)
         found[f"sqrt(var_B), without eps{which}"] = np.sqrt(v)
         found[f"sqrt(var_B) + eps, eps outside the root{which}"] = np.sqrt(v) + EPS
         found[f"var_B + eps, the variance{which}"] = v + EPS
+        found[f"var_B, the variance without eps{which}"] = v
     return found
 
 
 def _branches(rows, shape):
     """{"1": ones, "x_hat": the batch's x_hat} in the layout of ``shape``."""
-    return {"1": np.ones(shape), "x_hat": from_channels_last(_x_hat(rows), shape)}
+    return {"1": np.ones(shape), "x_hat": unrows(_x_hat(rows), shape)}
 
 
 def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
@@ -117,14 +116,9 @@ def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=
         results = many(calls) if many else [forward(*a, **k) for a, k in calls]
         return [result[0] for result in results]
 
-    found = gradcheck.numerical_gradients(
-        evaluate, {"x": x, "gamma": gamma, "beta": beta}, dout
-    )
+    inputs = {"x": x, "gamma": gamma, "beta": beta}
+    found = gradcheck.numerical_gradients(evaluate, inputs, dout)
     return found["x"], found["gamma"], found["beta"], (r, d)
-
-
-def _close(a, b, tol=1e-7):
-    return np.abs(a - b) <= tol * max(float(np.abs(b).max()), 1.0)
 
 
 def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
@@ -146,11 +140,8 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
         return None  # no such reading
     scale = [k for k, v in {"": 1.0, " * r": r}.items() if _close(a, v).all()]
     shift = [k for k, v in {"": 0.0, " + d": d}.items() if _close(b, v).all()]
-    term = (
-        f"x_hat{scale[0]}{shift[0]}"
-        if scale and shift
-        else (f"x_hat * a + b with a = ({_fmt(a, 5)}), b = ({_fmt(b, 5)})")
-    )
+    term = f"x_hat * a + b with a = ({_fmt(a, 5)}), b = ({_fmt(b, 5)})"
+    term = f"x_hat{scale[0]}{shift[0]}" if scale and shift else term
     return (
         f"dgamma uses {term}; the output is gamma * y_hat + beta with y_hat = "
         "x_hat * r + d, so dgamma = sum(dout * y_hat)"
@@ -160,20 +151,6 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
 # --------------------------------------------------------------------------
 # the NumPy backward pass
 # --------------------------------------------------------------------------
-
-THROUGH = {  # a gradient through r and d, which are constants: name -> held
-    "the gradient flows through r and d: they are constants (stop_gradient), so "
-    "dx is batch norm's dx scaled by r: compute them from detached statistics": "",
-    "the gradient flows through r (d is held constant): r is a constant too "
-    "(stop_gradient): compute it from detached statistics": "d",
-    "the gradient flows through d (r is held constant): d is a constant too "
-    "(stop_gradient): compute it from detached statistics": "r",
-}
-DX_CAUSES = {
-    **BRANCHES,
-    "feature factor 1/(r)": "dx misses the factor r: the gradient reaching x_hat "
-    "is dout * gamma * r",
-}
 
 
 def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, strict=None):
@@ -191,30 +168,24 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             return failed
         data = (numpy_forward, x, gamma, beta, mean, std, dout)
         dx, dgamma, dbeta, (r, d) = _numeric_grads(*data)
-        known = {
-            "r": r,
-            "gamma": gamma,
-            "sigma_B": np.sqrt(x.var(0) + EPS),
-            f"N = {len(x)}": len(x),
-        }
+        n, sigma = len(x), np.sqrt(x.var(0) + EPS)
+        known = {"r": r, "gamma": gamma, "sigma_B": sigma, f"N = {n}": n}
         summed = "not summed over the batch: gamma and beta are shared by every "
         averaged = "averaged over the batch; the gradients of a shared parameter "
         kw = dict(tol=1e-7, known=known, axis=0)
         kw["shape_hints"] = {x.shape: summed + "example (sum over axis 0)"}
-        kw["causes"] = {f"factor 1/(N = {len(x)})": averaged + "add up (sum)"}
-        through = {k: _numeric_grads(*data, held)[0] for k, held in THROUGH.items()}
+        kw["causes"] = {f"factor 1/(N = {n})": averaged + "add up (sum)"}
+        dx_kw = dict(tol=1e-7, known=known, directions=_branches(x, x.shape))
+        dx_kw["diagnoses"] = {
+            k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()
+        }
+        dx_kw["causes"] = {
+            **BRANCHES,
+            "feature factor 1/(r)": "dx misses the "
+            "factor r: the gradient reaching x_hat is dout * gamma * r",
+        }
         results = [
-            compare(
-                f"{name} dx",
-                got[0],
-                dx,
-                tol=1e-7,
-                what="dx",
-                diagnoses=through,
-                known=known,
-                causes=DX_CAUSES,
-                directions=_branches(x, x.shape),
-            ),
+            compare(f"{name} dx", got[0], dx, what="dx", **dx_kw),
             compare(f"{name} dgamma", got[1], dgamma, what="dgamma", **kw),
             compare(f"{name} dbeta", got[2], dbeta, what="dbeta", **kw),
         ]
@@ -224,7 +195,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             results[1].detail = read + error if read else results[1].detail
         return results
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return _core.run_check(name, body, quiet=quiet, strict=strict)
 
 
 # --------------------------------------------------------------------------
@@ -239,7 +210,7 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     its output on ``x`` (if given): (module, output, None) or (.., Result)."""
     torch = torch_()
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
-    module, failed = build_module(cls, label, 5, **kw)
+    module, failed = _core.build_module(cls, label, 5, **kw)
     if failed is not None:
         return None, None, failed
     module = module.double().train(how.get("train", True))
@@ -274,11 +245,11 @@ def _registration(cls) -> Result:
     torch = torch_()
     buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0}):
-        module, failed = build_module(cls, label, 5, **given)
+        module, failed = _core.build_module(cls, label, 5, **given)
         attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, **given}
         params = {"weight": None, "bias": None}
         if failed is None:
-            failed = registration_problem(label, module, buffers, params, attrs)
+            failed = _core.registration_problem(label, module, buffers, params, attrs)
         if failed is not None:
             return failed
     return ok(
@@ -315,7 +286,7 @@ def _stage(what, got, want, raw, lo, hi) -> str | None:
         return f"{what} has the wrong sign in every feature"
     where = f"feature{'s' if bad.size > 1 else ''} {', '.join(map(str, bad))}"
     text = f"{what} is off in {where}: yours {_fmt(got[bad], 5)}, expected "
-    text += f"{_fmt(want[bad], 5)}"
+    text += _fmt(want[bad], 5)
     tiny = np.abs(got[bad] / want[bad] - 1).max()
     if tiny < 1e-3:  # equal to 4 digits: say by how much
         text = f"{what} is off in {where} by relative differences up to {tiny:.1e}"
@@ -333,35 +304,37 @@ def _reader(rows, state, bounds, momentum, shape):
     gives both r and d; else each stage that differs is described, and plain
     batch norm (r = 1, d = 0), which many mistakes give, is only said."""
     (gamma, beta, mean, std), (rmax, dmax) = state, bounds
-    mu, var, n = rows.mean(0), rows.var(0), len(rows)
+    mu, var = rows.mean(0), rows.var(0)
     sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
 
-    def rd(s=sigma, run=(mean, std), clip=(True, True), by=None):
-        r, d = s / run[1], (mu - run[0]) / (run[1] if by is None else by)
-        r = np.clip(r, 1 / rmax, rmax) if clip[0] else r
-        return r * sigma / s, np.clip(d, -dmax, dmax) if clip[1] else d
+    def rd(s=sigma, run=(mean, std), clip="rd", by=None, r_s=None):
+        r = (s if r_s is None else r_s) / run[1]
+        d = (mu - run[0]) / (run[1] if by is None else by)
+        r = np.clip(r, 1 / rmax, rmax) if "r" in clip else r
+        return r * sigma / s, np.clip(d, -dmax, dmax) if "d" in clip else d
 
     fresh = (mean + momentum * (mu - mean), std + momentum * (sigma - std))
     r_no, d_no = "r not clipped to [1/rmax, rmax]", "d not clipped to [-dmax, dmax]"
-    eval_mode = "the output is (x - running_mean) / running_std, eval mode's"
     changes = {
-        r_no: rd(clip=(False, True)),
-        d_no: rd(clip=(True, False)),
-        f"{r_no}; {d_no} ({eval_mode})": rd(clip=(False, False)),
+        r_no: rd(clip="d"),
+        d_no: rd(clip="r"),
+        f"{r_no}; {d_no} (the output is (x - running_mean) / running_std, eval "
+        "mode's)": rd(clip=""),
         "r and d are computed from the running statistics after this step's "
         "update: compute them before updating the buffers": rd(run=fresh),
-        "d is divided by sigma_B; d = (mu_B - running_mean) / running_std": (
-            rd(by=sigma)
+        "d is divided by sigma_B; d = (mu_B - running_mean) / running_std": rd(
+            by=sigma
         ),
     }
-    for words, s in list(_spreads(var, n).items())[1:]:
+    for words, s in list(_spreads(var, len(rows)).items())[1:]:
         changes[f"sigma_B is {words}"] = rd(s=s)
+        changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
     right, raw = rd(), (sigma / std, (mu - mean) / std)
 
     def read(got):
         if got.shape != shape:
             return None
-        y = channels_last(got)
+        y = _core.channels_last(got)
         with np.errstate(all="ignore"):
             for plain, z in ((False, (y - beta) / gamma), (True, y)):
                 a, b = (z * x_hat).sum(0) / (x_hat * x_hat).sum(0), z.mean(0)
@@ -393,77 +366,67 @@ def _reading(got, right, raw, bounds, changes) -> str:
         )
     if len(fits) == 1:
         return head + fits[0]
-    seen = (
+    seen = [
         _stage("r", a, r, raw[0], 1 / rmax, rmax),
         _stage("d", b, d, raw[1], -dmax, dmax),
-    )
+    ]
     if fits:
-        seen += (f"each of these single changes gives it: {' | '.join(fits)}",)
+        seen.append(f"each of these single changes gives it: {' | '.join(fits)}")
     return head + "; ".join(filter(None, seen))
-
-
-def _constructor(cls, label, state, x, want) -> str | None:
-    """Why an output is plain batch norm's where rmax and dmax were set after
-    construction: the same module given them as arguments is right."""
-    _, out, failed = _ready(cls, label, state, x=x.detach(), given=True)
-    if failed is None and compare(label, out, want, tol=TOL).passed:
-        return (
-            "setting module.rmax and module.dmax after construction changed nothing "
-            "(given to the constructor they work): read them in forward()"
-        )
-    return None
 
 
 def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False):
     """One training step: the output (read back where wrong), then the input
     gradient and, unless plain batch norm (``bounds`` 1, 0), the running
     statistics and the buffers outside the graph."""
-    torch = torch_()
-    label = f"{NAME} {'NCHW' if image else 'NC'}" + (
-        "" if bounds != (1.0, 0.0) else " rmax=1, dmax=0"
-    )
+    torch, plain = torch_(), bounds == (1.0, 0.0)
+    suffix = " rmax=1, dmax=0" if plain else ""
+    label = f"{NAME} {'NCHW' if image else 'NC'}{suffix}"
     rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
-    x, dout = from_channels_last(rows, shape), from_channels_last(drows, shape)
-    state = (gamma, beta, mean, std)
-    xa = torch.tensor(x, requires_grad=True)
-    module, out, failed = _ready(cls, label, state, bounds, xa)
+    x, state = (
+        torch.tensor(unrows(rows, shape), requires_grad=True),
+        (gamma, beta, mean, std),
+    )
+    module, out, failed = _ready(cls, label, state, bounds, x)
     if failed is not None:
         return [failed]
-    want = numpy_forward(rows, gamma, beta, mean, std, *bounds)[0]
+    want = unrows(numpy_forward(rows, *state, *bounds)[0], shape)
     read = _reader(rows, state, bounds, module.momentum, shape)
-    kw = dict(tol=TOL, readers=[read], what="the output")
-    want = from_channels_last(want, shape)
-    result = compare(label, out, want, **kw)
-    if "plain batch norm's" in result.detail:
-        named = _constructor(cls, label, state, xa, want)
-        result.detail = named or result.detail
-    failed = None if not result.passed else _backward(label, out, dout)
-    if failed is not None or not result.passed:
-        return [result if failed is None else failed]
+    result = compare(label, out, want, tol=TOL, what="the output", readers=[read])
+    if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
+        _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
+        if failed is None and compare(label, out2, want, tol=TOL):
+            result.detail = (
+                "setting module.rmax and module.dmax after construction changed "
+                "nothing (given to the constructor they work): read them in forward()"
+            )
+    failed = _backward(label, out, unrows(drows, shape)) if result else result
+    if failed is not None:
+        return [failed]
     data = (numpy_forward, rows, gamma, beta, mean, std, drows)
-    fixed = _numeric_grads(*data, "rd", bounds)[0]
-    held = {k: _numeric_grads(*data, f, bounds)[0] for k, f in THROUGH.items()}
-    kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES)
-    kw["diagnoses"] = {k: from_channels_last(v, shape) for k, v in held.items()}
-    want = from_channels_last(fixed, shape)
-    grad = compare(label, xa.grad, want, directions=_branches(rows, shape), **kw)
-    if bounds == (1.0, 0.0) or not grad.passed:
-        return [grad if not grad.passed else ok(label, "output and gradient right")]
+    held = {
+        k: unrows(_numeric_grads(*data, f, bounds)[0], shape)
+        for k, f in THROUGH.items()
+    }
+    want = unrows(_numeric_grads(*data, "rd", bounds)[0], shape)
+    kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
+    grad = compare(label, x.grad, want, directions=_branches(rows, shape), **kw)
+    if plain or not grad:
+        return [grad if not grad else ok(label, "output and input gradient right")]
     statistics = _running(label, module, rows, mean, std)
-    return [result, grad, *statistics, buffers_outside_graph(label, module)]
+    return [result, grad, *statistics, _core.buffers_outside_graph(label, module)]
 
 
 def _running(label, module, rows, mean, std) -> list[Result]:
     """running_mean and running_std after one training step, read back
     (``_core.ema_problem``) where they differ."""
     momentum, batch = module.momentum, _spreads(rows.var(0), len(rows))
-    known = {"1 - momentum": 1 - momentum}
+    known, (sigma, *others) = {"1 - momentum": 1 - momentum}, batch.items()
     causes = {
         "momentum 1 - momentum": "momentum weighs the old value; here mu <- mu + "
         "momentum * (mu_B - mu)"
     }
-    sigma, *others = batch.items()
     results = []
     for key, old, new in (
         ("running_mean", mean, rows.mean(0)),
@@ -474,7 +437,7 @@ def _running(label, module, rows, mean, std) -> list[Result]:
         result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
         if not result and result.error is not None:  # finite, of the shape
             args = (to_numpy(got), old, new, momentum, known, causes, dict(others))
-            result.detail = ema_problem(key, *args)
+            result.detail = _core.ema_problem(key, *args)
         results.append(result)
     return results
 
@@ -489,20 +452,21 @@ def _eval_case(cls, seed) -> Result:
     if failed is not None:
         return failed
     batch = " (eval mode uses the running statistics)"
-    means = {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}
-    scales = {"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)}
-    variances = {
+    given = dict(eps=EPS)
+    given["means"] = {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}
+    given["scales"] = {"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)}
+    given["variances"] = {
         "running_std ** 2 (it already holds sqrt(var + eps))": std**2,
         "running_std (it is a standard deviation: divide by it)": std,
     }
-    given = dict(means=means, scales=scales, variances=variances, eps=EPS)
-    read = lambda got: stages(got, x, gamma, beta, **given)  # which mean, which scale
+    read = lambda got: _core.stages(got, x, gamma, beta, **given)  # which m, which s
     want = gamma * (x - mean) / std + beta
-    kw = dict(tol=TOL, what="the eval-mode output", readers=[read])
-    result = compare(label, out, want, **kw)
-    if result.passed and not np.array_equal(to_numpy(module.running_mean), mean):
+    result = compare(
+        label, out, want, tol=TOL, what="the eval-mode output", readers=[read]
+    )
+    if result and not np.array_equal(to_numpy(module.running_mean), mean):
         return wrong(label, "eval mode changed running_mean: update only in training")
-    if result.passed:
+    if result:
         result.detail = "uses running_mean and running_std; " + result.detail
     return result
 
@@ -513,7 +477,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
 
     def body():
         first = _registration(cls)
-        if first.verdict == TODO:
+        if first.verdict == _core.TODO:
             return first
         results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
         results += _step(cls, numpy_forward, seed)
@@ -524,10 +488,10 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         why = "an input with 3 channels for num_features=5 must be refused"
         x = torch.zeros(4, 3, dtype=torch.float64)
         if failed is None:
-            failed = expect_raises(label, module, ValueError, why, x)
+            failed = _core.expect_raises(label, module, ValueError, why, x)
         return [*results, failed]
 
-    return run_check(NAME, body, quiet=quiet, strict=strict)
+    return _core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
 # --------------------------------------------------------------------------
@@ -575,17 +539,19 @@ def _ramp(at, values, steps):
     return values[0], start, stop, values[-1]
 
 
-def _ramp_problem(what, got, want, steps, lengths) -> str | None:
-    """How the learner's ramp of ``what`` differs from the paper's, read off
-    the curves (``got``, ``want``: (function of the step, samples)): its start
-    value, where it starts moving and how (a jump, or one step of a ramp),
-    where it stops (the length named among ``lengths``), where it ends."""
-    (a0, a1, a2, a3), (b0, b1, b2, b3) = _ramp(*got, steps), _ramp(*want, steps)
-    paper = "the paper's"
+def _ramp_problem(what, at, values, steps) -> str | None:
+    """How the learner's ramp of ``what`` (``at(step)``, ``values`` sampled at
+    ``steps``) differs from the paper's: its start value, where it starts
+    moving and how (a jump, or one step of a ramp), where it stops (a length
+    named among ``PAPER``'s), where it ends."""
+    i = ("rmax", "dmax").index(what)
+    want = np.array([_paper(t)[i] for t in steps])
+    (a0, a1, a2, a3) = _ramp(at, values, steps)
+    (b0, b1, b2, b3), paper = _ramp(lambda t: _paper(t)[i], want, steps), "the paper's"
     if a1 is None:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
-    jump = got[0](a1) - a0  # a ramp's first move is one step's worth of it
+    jump = at(a1) - a0  # a ramp's first move is one step's worth of it
     jumps = a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1)
     if jumps:
         then = f", then moves until step {a2}" if a2 > a1 else ""
@@ -601,89 +567,71 @@ def _ramp_problem(what, got, want, steps, lengths) -> str | None:
     if a2 == steps[-1]:
         parts.append(f"{what} is still moving at step {a2}: cap it at the final value")
     elif a2 - a1 != b2 - b1 and not jumps:
-        named = [f" ({k})" for k, v in lengths.items() if v == a2 - a1 + 1]
+        named = [f" ({k} = {v})" for k, v in PAPER.items() if v == a2 - a1 + 1]
         parts.append(
-            f"{what} ramps over {a2 - a1 + 1} steps{''.join(named[:1])}, {paper} "
-            f"over {b2 - b1 + 1}"
+            f"{what} ramps over {a2 - a1 + 1} steps{''.join(named[:1])}, {paper} over {b2 - b1 + 1}"
         )
     if a3 != b3 and a2 != steps[-1]:
         parts.append(f"{what} ends at {a3:.4g}, {paper} at {b3:.4g}")
     return "; ".join(parts) or None
 
 
-def _schedule_problem(name, fn) -> Result | None:
-    """The learner's schedule sampled every 500 steps to 100k, as two curves."""
-    steps = np.arange(0, 100001, 500)
-    curves = []
-    for step in steps:
-        value, failed = call(name, fn, int(step), **PAPER)
-        if failed is None:
-            raw, (value, failed) = value, unpack(name, value, 2, "rmax, dmax")
-        if failed is not None:
-            return failed
-        if not isinstance(raw, tuple):  # what `schedule(...) == (1.0, 0.0)` needs
-            return wrong(name, f"returned a {type(raw).__name__}: return a tuple")
-        try:
-            curves.append((real(value[0]), real(value[1])))
-        except (TypeError, ValueError):
-            return wrong(name, f"returned {value!r}: expected two numbers")
-    got = np.array(curves)
-    want = np.array([_paper(t) for t in steps])
-    if np.allclose(got, want, rtol=0, atol=1e-9):
-        return None
-    lengths = {f"{k} = {v}": v for k, v in PAPER.items()}
-
-    def curve(i):  # the learner's i-th value at any step (NaN if it fails)
-        def at(step):
-            value, failed = call(name, fn, int(step), **PAPER)
-            try:
-                return float(value[i]) if failed is None else float("nan")
-            except (TypeError, ValueError, IndexError, KeyError):
-                return float("nan")
-
-        return at
-
-    found = [
-        _ramp_problem(
-            what,
-            (curve(i), got[:, i]),
-            (lambda step, i=i: _paper(step)[i], want[:, i]),
-            steps,
-            lengths,
-        )
-        for i, what in enumerate(("rmax", "dmax"))
-    ]
-    worst = int(np.argmax(np.abs(got - want).max(1)))
-    seen = "; ".join(filter(None, found))
-    seen += f"{'; ' if seen else ''}the largest difference: at step {steps[worst]} " + (
-        f"(rmax, dmax) = ({got[worst, 0]:.6g}, {got[worst, 1]:.6g}), "
-        f"expected ({want[worst, 0]:.6g}, {want[worst, 1]:.6g})"
-    )
-    return wrong(name, f"with the paper's schedule: {seen}")
+def _values(name, fn, step, *args, **kwargs):
+    """``fn(step, ...)`` as two floats, or the Result saying why it is not."""
+    value, failed = call(name, fn, step, *args, **kwargs)
+    if failed is None:
+        raw, (value, failed) = value, _core.unpack(name, value, 2, "rmax, dmax")
+    if failed is not None:
+        return None, failed
+    if not isinstance(raw, tuple):  # what `schedule(...) == (1.0, 0.0)` needs
+        return None, wrong(name, f"returned a {type(raw).__name__}: return a tuple")
+    try:
+        return (_core.real(value[0]), _core.real(value[1])), None
+    except (TypeError, ValueError):
+        return None, wrong(name, f"returned {value!r}: expected two numbers")
 
 
 def renorm_schedule(fn, *, quiet=False, strict=None):
-    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``."""
+    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``:
+    the paper's schedule sampled every 500 steps to 100k, as two curves read
+    back where they differ, then other final values."""
     name = "renorm_schedule"
 
     def body():
-        failed = _schedule_problem(name, fn)
-        if failed is not None:
-            return failed
-        # the final values are parameters, not constants
-        value, failed = call(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
-        if failed is not None:
-            return failed
-        if not np.allclose([real(v) for v in value], (2.0, 0.5), atol=1e-9):
+        steps, got = np.arange(0, 100001, 500), []
+        for step in steps:
+            value, failed = _values(name, fn, int(step), **PAPER)
+            if failed is not None:
+                return failed
+            got.append(value)
+        got, want = np.array(got), np.array([_paper(t) for t in steps])
+        if not np.allclose(got, want, rtol=0, atol=1e-9):
+            at = lambda i: (
+                lambda t: (_values(name, fn, int(t), **PAPER)[0] or [np.nan] * 2)[i]
+            )
+            found = [
+                _ramp_problem(w, at(i), got[:, i], steps)
+                for i, w in enumerate(("rmax", "dmax"))
+            ]
+            k = int(np.argmax(np.abs(got - want).max(1)))
+            found.append(
+                f"the largest difference: at step {steps[k]} (rmax, dmax) = "
+                f"({got[k, 0]:.6g}, {got[k, 1]:.6g}), expected ({want[k, 0]:.6g}, "
+                f"{want[k, 1]:.6g})"
+            )
             return wrong(
+                name, "with the paper's schedule: " + "; ".join(filter(None, found))
+            )
+        # the final values are parameters, not constants
+        value, failed = _values(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
+        if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
+            failed = wrong(
                 name,
                 "rmax_final and dmax_final are ignored: with warmup=0, r_steps=10, "
                 f"d_steps=20, rmax_final=2, dmax_final=1 step 10 gives {value}, "
                 "expected (2.0, 0.5)",
             )
-        return ok(
-            name,
-            "the paper's schedule every 500 steps to 100k, and custom final values",
-        )
+        why = "the paper's schedule every 500 steps to 100k, and custom final values"
+        return failed if failed is not None else ok(name, why)
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return _core.run_check(name, body, quiet=quiet, strict=strict)
