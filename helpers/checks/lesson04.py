@@ -71,6 +71,9 @@ THROUGH = {
 }
 
 
+MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
+
+
 def _x_hat(rows):
     return (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 
@@ -82,11 +85,8 @@ def _close(a, b, tol=1e-7):
 def _spreads(var, n):
     """sigma_B as a learner may compute it, {words: value}; the right one,
     sqrt(var_B + eps) of the biased variance, first."""
-    found = {}
-    for which, v in (
-        ("", var),
-        (" of the unbiased variance (use correction=0)", var * n / (n - 1)),
-    ):
+    found, unbiased = {}, " of the unbiased variance (use correction=0)"
+    for which, v in (("", var), (unbiased, var * n / (n - 1))):
         found[f"sqrt(var_B + eps){which}"] = np.sqrt(v + EPS)
         found[f"sqrt(var_B), without eps{which}"] = np.sqrt(v)
         found[f"sqrt(var_B) + eps, eps outside the root{which}"] = np.sqrt(v) + EPS
@@ -103,15 +103,12 @@ def _branches(rows, shape):
 def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
     """Numerical dx, dgamma, dbeta, holding constant those of r and d named
     in ``fixed`` (both, as Algorithm 1 does, by default)."""
-    bounds = bounds or (RMAX, DMAX)
-    _, _, (r, d) = forward(x, gamma, beta, mean, std, *bounds)
+    given = (mean, std, *(bounds or (RMAX, DMAX)))
+    _, _, (r, d) = forward(x, gamma, beta, *given)
     extra = {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
 
     def evaluate(variants):
-        calls = [
-            ((v["x"], v["gamma"], v["beta"], mean, std, *bounds), extra)
-            for v in variants
-        ]
+        calls = [((v["x"], v["gamma"], v["beta"], *given), extra) for v in variants]
         many = getattr(forward, "many", None)
         results = many(calls) if many else [forward(*a, **k) for a, k in calls]
         return [result[0] for result in results]
@@ -125,10 +122,8 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
     """What the learner's dgamma sums: the backward pass called with dout = 1
     on one example at a time gives that example's term, read per feature as
     x_hat * a + b (the right term is y_hat = x_hat * r + d)."""
-    terms = []
-    for i in range(len(dout)):
-        one = np.zeros_like(dout)
-        one[i] = 1.0
+    terms, ones = [], np.eye(len(dout))[:, :, None] * np.ones(dout.shape[1:])
+    for one in ones:  # dout = 1 on one example, 0 on the others
         value, failed = call("dgamma", backward, one, cache, returns=(3, ""))
         terms.append(None if failed is not None else to_numpy(value[1]))
         if terms[-1] is None or terms[-1].shape != dout.shape[1:]:
@@ -142,10 +137,7 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
     shift = [k for k, v in {"": 0.0, " + d": d}.items() if _close(b, v).all()]
     term = f"x_hat * a + b with a = ({_fmt(a, 5)}), b = ({_fmt(b, 5)})"
     term = f"x_hat{scale[0]}{shift[0]}" if scale and shift else term
-    return (
-        f"dgamma uses {term}; the output is gamma * y_hat + beta with y_hat = "
-        "x_hat * r + d, so dgamma = sum(dout * y_hat)"
-    )
+    return f"dgamma uses {term}; the output is gamma * (x_hat * r + d) + beta"
 
 
 # --------------------------------------------------------------------------
@@ -179,11 +171,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         dx_kw["diagnoses"] = {
             k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()
         }
-        dx_kw["causes"] = {
-            **BRANCHES,
-            "feature factor 1/(r)": "dx misses the "
-            "factor r: the gradient reaching x_hat is dout * gamma * r",
-        }
+        dx_kw["causes"] = {**BRANCHES, "feature factor 1/(r)": MISSES_R}
         results = [
             compare(f"{name} dx", got[0], dx, what="dx", **dx_kw),
             compare(f"{name} dgamma", got[1], dgamma, what="dgamma", **kw),
@@ -222,16 +210,12 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
         if not kw:
             module.rmax, module.dmax = bounds
     except Exception as exc:
-        return (
-            None,
-            None,
-            wrong(
-                label,
-                f"setting weight, bias, the buffers and rmax, dmax = {bounds} failed "
-                f"({type(exc).__name__}: {exc}): keep rmax and dmax plain attributes, "
-                "which the schedule sets between steps"[:300],
-            ),
+        why = f"setting weight, bias, the buffers, rmax and dmax failed ({exc!r}"
+        why = (
+            why[:200]
+            + "): keep rmax and dmax plain attributes (the schedule sets them)"
         )
+        return None, None, wrong(label, why)
     if x is None:
         return module, None, None
     with torch.set_grad_enabled(x.requires_grad):
@@ -252,9 +236,7 @@ def _registration(cls) -> Result:
             failed = _core.registration_problem(label, module, buffers, params, attrs)
         if failed is not None:
             return failed
-    return ok(
-        label, "weight, bias; running_mean and running_std buffers; defaults kept"
-    )
+    return ok(label, "weight, bias; running_mean, running_std buffers; defaults kept")
 
 
 def _backward(label, out, dout) -> Result | None:
@@ -315,6 +297,7 @@ def _reader(rows, state, bounds, momentum, shape):
 
     fresh = (mean + momentum * (mu - mean), std + momentum * (sigma - std))
     r_no, d_no = "r not clipped to [1/rmax, rmax]", "d not clipped to [-dmax, dmax]"
+    d_is = "d = (mu_B - running_mean) / running_std"
     changes = {
         r_no: rd(clip="d"),
         d_no: rd(clip="r"),
@@ -322,14 +305,13 @@ def _reader(rows, state, bounds, momentum, shape):
         "mode's)": rd(clip=""),
         "r and d are computed from the running statistics after this step's "
         "update: compute them before updating the buffers": rd(run=fresh),
-        "d is divided by sigma_B; d = (mu_B - running_mean) / running_std": rd(
-            by=sigma
-        ),
+        f"d is divided by sigma_B: {d_is}": rd(by=sigma),
     }
     for words, s in list(_spreads(var, len(rows)).items())[1:]:
         changes[f"sigma_B is {words}"] = rd(s=s)
         changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
     right, raw = rd(), (sigma / std, (mu - mean) / std)
+    same = lambda p, q: _close(p[0], q[0]).all() and _close(p[1], q[1]).all()
 
     def read(got):
         if got.shape != shape:
@@ -340,39 +322,31 @@ def _reader(rows, state, bounds, momentum, shape):
                 a, b = (z * x_hat).sum(0) / (x_hat * x_hat).sum(0), z.mean(0)
                 if not _close(a * x_hat + b, z).all():
                     continue
-                if not plain:
-                    return _reading((a, b), right, raw, bounds, changes)
-                if _close(a, right[0]).all() and _close(b, right[1]).all():
+                if plain and same((a, b), right):
                     return "gamma and beta are not applied: out = gamma * y_hat + beta"
+                if plain:
+                    continue
+                head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
+                fits = [k for k, v in changes.items() if same((a, b), v)]
+                if _close(a, 1.0).all() and _close(b, 0.0).all():
+                    return head + (
+                        "r = 1 and d = 0 in every feature, plain batch norm's; "
+                        f"expected r = ({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
+                        " (are r and d applied, from this batch, with module.rmax "
+                        "and module.dmax read at each call?)"
+                    )
+                if len(fits) == 1:
+                    return head + fits[0]
+                seen = [_stage("r", a, right[0], raw[0], 1 / rmax, rmax)]
+                seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax))
+                if fits:
+                    seen.append(
+                        f"each of these single changes gives it: {' | '.join(fits)}"
+                    )
+                return head + "; ".join(filter(None, seen))
         return None
 
     return read
-
-
-def _reading(got, right, raw, bounds, changes) -> str:
-    """The stages r and d read back (``got``), in words (``_reader``)."""
-    (a, b), (r, d), (rmax, dmax) = got, right, bounds
-    head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
-    fits = [
-        k
-        for k, (r_, d_) in changes.items()
-        if _close(a, r_).all() and _close(b, d_).all()
-    ]
-    if _close(a, 1.0).all() and _close(b, 0.0).all():
-        return head + (
-            "r = 1 and d = 0 in every feature, plain batch norm's; expected r = "
-            f"({_fmt(r, 5)}), d = ({_fmt(d, 5)}) (are r and d applied, from this "
-            "batch, with module.rmax and module.dmax read at each call?)"
-        )
-    if len(fits) == 1:
-        return head + fits[0]
-    seen = [
-        _stage("r", a, r, raw[0], 1 / rmax, rmax),
-        _stage("d", b, d, raw[1], -dmax, dmax),
-    ]
-    if fits:
-        seen.append(f"each of these single changes gives it: {' | '.join(fits)}")
-    return head + "; ".join(filter(None, seen))
 
 
 def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False):
@@ -405,11 +379,8 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False):
     if failed is not None:
         return [failed]
     data = (numpy_forward, rows, gamma, beta, mean, std, drows)
-    held = {
-        k: unrows(_numeric_grads(*data, f, bounds)[0], shape)
-        for k, f in THROUGH.items()
-    }
-    want = unrows(_numeric_grads(*data, "rd", bounds)[0], shape)
+    numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
+    held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
     grad = compare(label, x.grad, want, directions=_branches(rows, shape), **kw)
     if plain or not grad:
@@ -428,10 +399,8 @@ def _running(label, module, rows, mean, std) -> list[Result]:
         "momentum * (mu_B - mu)"
     }
     results = []
-    for key, old, new in (
-        ("running_mean", mean, rows.mean(0)),
-        ("running_std", std, sigma[1]),
-    ):
+    pairs = (("running_mean", mean, rows.mean(0)), ("running_std", std, sigma[1]))
+    for key, old, new in pairs:
         got = getattr(module, key, None)
         want = old + momentum * (new - old)
         result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
@@ -567,10 +536,9 @@ def _ramp_problem(what, at, values, steps) -> str | None:
     if a2 == steps[-1]:
         parts.append(f"{what} is still moving at step {a2}: cap it at the final value")
     elif a2 - a1 != b2 - b1 and not jumps:
-        named = [f" ({k} = {v})" for k, v in PAPER.items() if v == a2 - a1 + 1]
-        parts.append(
-            f"{what} ramps over {a2 - a1 + 1} steps{''.join(named[:1])}, {paper} over {b2 - b1 + 1}"
-        )
+        named = "".join(f" ({k} = {v})" for k, v in PAPER.items() if v == a2 - a1 + 1)
+        parts.append(f"{what} ramps over {a2 - a1 + 1} steps{named}, {paper} over ")
+        parts[-1] += f"{b2 - b1 + 1}"
     if a3 != b3 and a2 != steps[-1]:
         parts.append(f"{what} ends at {a3:.4g}, {paper} at {b3:.4g}")
     return "; ".join(parts) or None
