@@ -1,12 +1,9 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017).
 
-References: the notebook's *given* NumPy forward pass (not an exercise),
-passed in by the caller (with rmax=1, dmax=0 it is plain batch norm), and
-centred numerical gradients of it with r and d held constant, as Algorithm
-1's stop_gradient prescribes; the schedule is checked against the paper's
-(5k warm-up, rmax 3 by 40k, dmax 5 by 25k steps).  A wrong output is read
-back stage by stage, as gamma * (x_hat * r + d) + beta with the batch's
-x_hat: which r and which d it used, feature by feature.
+References: the notebook's *given* NumPy forward pass (rmax=1, dmax=0: batch
+norm) and its centred numerical gradients with r and d held constant, as
+Algorithm 1's stop_gradient prescribes; the paper's schedule.  A wrong output
+is read back as gamma * (x_hat * r + d) + beta: which r, which d it used.
 """
 
 from __future__ import annotations
@@ -37,9 +34,8 @@ RMAX, DMAX = 1.5, 0.5
 
 
 def problem(seed=0, n=12, d=5):
-    """A batch whose statistics differ from the running ones, so r and d matter:
-    some features' r and d fall inside [1/rmax, rmax] and [-dmax, dmax], some
-    outside, so the clipping is exercised both ways."""
+    """A batch whose statistics differ from the running ones: some features' r
+    and d are clipped, some not, so the clipping is exercised both ways."""
     rng = np.random.default_rng(seed)
     x = rng.normal(3.0, 2.0, size=(n, d))
     running_mean = np.array([3.2, 2.0, 3.0, 5.5, 3.1])[:d]
@@ -50,27 +46,22 @@ def problem(seed=0, n=12, d=5):
     return x, gamma, beta, running_mean, running_std, dout
 
 
-# dx's two branches, per feature: through the batch mean (a constant) and
-# through sigma_B (along x_hat); a difference along them names the branch
+# dx's branches through the batch mean (a constant) and sigma_B (along x_hat)
 BRANCHES = {
     "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
     "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
     "along 1 and x_hat": "the direct term is right; what differs lies in the "
     "branches through the batch mean and sigma_B (one or both)",
 }
-# a gradient through r or d, which are constants (stop_gradient): message ->
-# which of them the numerical gradient holds constant
+# a gradient through r or d, constants (stop_gradient): message -> which of
+# them the numerical gradient holds constant
+DETACH = "(stop_gradient): compute it from detached statistics"
 THROUGH = {
-    f"the gradient flows through {k}: {v}constant (stop_gradient); compute "
-    f"{k} from detached statistics": held
-    for k, v, held in (
-        ("r and d", "they are constants, so dx is batch norm's dx scaled by r; ", ""),
-        ("r (d is held constant)", "r is a ", "d"),
-        ("d (r is held constant)", "d is a ", "r"),
-    )
+    f"the gradient flows through r and d: they are constants {DETACH}": "",
+    f"the gradient flows through r (d is held constant): r is a constant {DETACH}": "d",
+    f"the gradient flows through d (r is held constant): d is a constant {DETACH}": "r",
 }
-
-
+SUMMED = "not summed over the batch: gamma and beta are shared by every example"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
 
 
@@ -162,11 +153,11 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         dx, dgamma, dbeta, (r, d) = _numeric_grads(*data)
         n, sigma = len(x), np.sqrt(x.var(0) + EPS)
         known = {"r": r, "gamma": gamma, "sigma_B": sigma, f"N = {n}": n}
-        summed = "not summed over the batch: gamma and beta are shared by every "
-        averaged = "averaged over the batch; the gradients of a shared parameter "
-        kw = dict(tol=1e-7, known=known, axis=0)
-        kw["shape_hints"] = {x.shape: summed + "example (sum over axis 0)"}
-        kw["causes"] = {f"factor 1/(N = {n})": averaged + "add up (sum)"}
+        kw = dict(tol=1e-7, known=known, axis=0, shape_hints={x.shape: SUMMED})
+        kw["causes"] = {
+            f"factor 1/(N = {n})": "averaged over the batch; the "
+            "gradients of a shared parameter add up (sum)"
+        }
         dx_kw = dict(tol=1e-7, known=known, directions=_branches(x, x.shape))
         dx_kw["diagnoses"] = {
             k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()
@@ -192,10 +183,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 
 
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
-    """A 5-channel module in float64 holding ``state`` (gamma, beta, mean,
-    std) with rmax, dmax = ``bounds`` set after construction (``given=True``:
-    as constructor arguments), in training mode unless ``train=False``, and
-    its output on ``x`` (if given): (module, output, None) or (.., Result)."""
+    """A 5-channel float64 module holding ``state`` (gamma, beta, mean, std),
+    rmax and dmax set after construction (``given=True``: passed to it), and
+    its output on ``x`` if given: (module, output, None) or (.., Result)."""
     torch = torch_()
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
     module, failed = _core.build_module(cls, label, 5, **kw)
@@ -246,12 +236,12 @@ def _backward(label, out, dout) -> Result | None:
         # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
         changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
         if "inplace operation" in str(exc) and changed and int(changed[1]) == 5:
+            why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
+            why += "changed in place after the output used it: the running buffers "
             return wrong(
                 label,
-                "backward failed: a per-channel tensor the graph needs (shape [5]) "
-                "was changed in place after the output used it: the running buffers "
-                "are, so r and d hold them in the graph. Compute r and d from "
-                "detached statistics (stop_gradient)",
+                why + "are, so r and d hold them: compute r and d "
+                "from detached statistics (stop_gradient)",
             )
         return wrong(label, f"backward failed ({type(exc).__name__}: {exc})"[:300])
     return None
@@ -317,34 +307,30 @@ def _reader(rows, state, bounds, momentum, shape):
         if got.shape != shape:
             return None
         y = _core.channels_last(got)
+        fit = lambda z: ((z * x_hat).sum(0) / (x_hat * x_hat).sum(0), z.mean(0))
         with np.errstate(all="ignore"):
-            for plain, z in ((False, (y - beta) / gamma), (True, y)):
-                a, b = (z * x_hat).sum(0) / (x_hat * x_hat).sum(0), z.mean(0)
-                if not _close(a * x_hat + b, z).all():
-                    continue
-                if plain and same((a, b), right):
-                    return "gamma and beta are not applied: out = gamma * y_hat + beta"
-                if plain:
-                    continue
-                head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
-                fits = [k for k, v in changes.items() if same((a, b), v)]
-                if _close(a, 1.0).all() and _close(b, 0.0).all():
-                    return head + (
-                        "r = 1 and d = 0 in every feature, plain batch norm's; "
-                        f"expected r = ({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
-                        " (are r and d applied, from this batch, with module.rmax "
-                        "and module.dmax read at each call?)"
-                    )
-                if len(fits) == 1:
-                    return head + fits[0]
-                seen = [_stage("r", a, right[0], raw[0], 1 / rmax, rmax)]
-                seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax))
-                if fits:
-                    seen.append(
-                        f"each of these single changes gives it: {' | '.join(fits)}"
-                    )
-                return head + "; ".join(filter(None, seen))
-        return None
+            a, b = fit(y)
+            if not _close(a * x_hat + b, y).all():
+                return None  # not gamma * (x_hat * r + d) + beta for any r, d
+            if same((a, b), right):
+                return "gamma and beta are not applied: out = gamma * y_hat + beta"
+            a, b = fit((y - beta) / gamma)
+        head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
+        fits = [k for k, v in changes.items() if same((a, b), v)]
+        if _close(a, 1.0).all() and _close(b, 0.0).all():
+            return head + (
+                "r = 1 and d = 0 in every feature, plain batch norm's; expected r = "
+                f"({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)}) (are r and d "
+                "applied, from this batch, with module.rmax and module.dmax read at "
+                "each call?)"
+            )
+        if len(fits) == 1:
+            return head + fits[0]
+        seen = [_stage("r", a, right[0], raw[0], 1 / rmax, rmax)]
+        seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax))
+        if fits:
+            seen.append(f"each of these single changes gives it: {' | '.join(fits)}")
+        return head + "; ".join(filter(None, seen))
 
     return read
 
@@ -354,8 +340,7 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False):
     gradient and, unless plain batch norm (``bounds`` 1, 0), the running
     statistics and the buffers outside the graph."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
-    suffix = " rmax=1, dmax=0" if plain else ""
-    label = f"{NAME} {'NCHW' if image else 'NC'}{suffix}"
+    label = f"{NAME} {'NCHW' if image else 'NC'}{' rmax=1, dmax=0' if plain else ''}"
     rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
     x, state = (
@@ -452,10 +437,9 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         results += _step(cls, numpy_forward, seed)
         results += _step(cls, numpy_forward, seed + 1, image=True)
         results.append(_eval_case(cls, seed + 2))
-        label = f"{NAME} wrong channels"
+        label, x = f"{NAME} wrong channels", torch.zeros(4, 3, dtype=torch.float64)
         module, _, failed = _ready(cls, label)
         why = "an input with 3 channels for num_features=5 must be refused"
-        x = torch.zeros(4, 3, dtype=torch.float64)
         if failed is None:
             failed = _core.expect_raises(label, module, ValueError, why, x)
         return [*results, failed]
@@ -471,12 +455,10 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
 # (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
 PAPER_POINTS = {  # step -> (rmax, dmax), as the paper states them
-    0: (1.0, 0.0),
     5000: (1.0, 0.0),
     12500: (1.0 + 2.0 * 7500 / 35000, 5.0 * 7500 / 20000),
     25000: (1.0 + 2.0 * 20000 / 35000, 5.0),
     40000: (3.0, 5.0),
-    100000: (3.0, 5.0),
 }
 
 
@@ -508,19 +490,22 @@ def _ramp(at, values, steps):
     return values[0], start, stop, values[-1]
 
 
-def _ramp_problem(what, at, values, steps) -> str | None:
-    """How the learner's ramp of ``what`` (``at(step)``, ``values`` sampled at
-    ``steps``) differs from the paper's: its start value, where it starts
-    moving and how (a jump, or one step of a ramp), where it stops (a length
-    named among ``PAPER``'s), where it ends."""
-    i = ("rmax", "dmax").index(what)
-    want = np.array([_paper(t)[i] for t in steps])
-    (a0, a1, a2, a3) = _ramp(at, values, steps)
-    (b0, b1, b2, b3), paper = _ramp(lambda t: _paper(t)[i], want, steps), "the paper's"
+def _ramp_problem(i, at, values, steps) -> str | None:
+    """How the learner's ramp of rmax (``i`` = 0) or dmax (1) differs from the
+    paper's (``at(step)``: the learner's pair, ``values`` sampled at ``steps``):
+    its start value, where it starts moving and how (a jump, or one step of a
+    ramp), where it stops (a length named among ``PAPER``'s), where it ends."""
+    what, paper, want = (
+        ("rmax", "dmax")[i],
+        "the paper's",
+        [_paper(t)[i] for t in steps],
+    )
+    a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
+    b0, b1, b2, b3 = _ramp(lambda t: _paper(t)[i], np.array(want), steps)
     if a1 is None:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
-    jump = at(a1) - a0  # a ramp's first move is one step's worth of it
+    jump = at(a1)[i] - a0  # a ramp's first move is one step's worth of it
     jumps = a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1)
     if jumps:
         then = f", then moves until step {a2}" if a2 > a1 else ""
@@ -574,19 +559,11 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             got.append(value)
         got, want = np.array(got), np.array([_paper(t) for t in steps])
         if not np.allclose(got, want, rtol=0, atol=1e-9):
-            at = lambda i: (
-                lambda t: (_values(name, fn, int(t), **PAPER)[0] or [np.nan] * 2)[i]
-            )
-            found = [
-                _ramp_problem(w, at(i), got[:, i], steps)
-                for i, w in enumerate(("rmax", "dmax"))
-            ]
-            k = int(np.argmax(np.abs(got - want).max(1)))
-            found.append(
-                f"the largest difference: at step {steps[k]} (rmax, dmax) = "
-                f"({got[k, 0]:.6g}, {got[k, 1]:.6g}), expected ({want[k, 0]:.6g}, "
-                f"{want[k, 1]:.6g})"
-            )
+            at = lambda t: _values(name, fn, int(t), **PAPER)[0] or (np.nan, np.nan)
+            found = [_ramp_problem(i, at, got[:, i], steps) for i in (0, 1)]
+            k, pair = int(np.argmax(np.abs(got - want).max(1))), "({:.6g}, {:.6g})"
+            found.append(f"the largest difference: at step {steps[k]} (rmax, dmax) = ")
+            found[-1] += f"{pair.format(*got[k])}, expected {pair.format(*want[k])}"
             return wrong(
                 name, "with the paper's schedule: " + "; ".join(filter(None, found))
             )
