@@ -61,6 +61,7 @@ THROUGH = {
     f"the gradient flows through r (d is held constant): r is a constant {DETACH}": "d",
     f"the gradient flows through d (r is held constant): d is a constant {DETACH}": "r",
 }
+AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
 
@@ -154,15 +155,12 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         n, sigma = len(x), np.sqrt(x.var(0) + EPS)
         known = {"r": r, "gamma": gamma, "sigma_B": sigma, f"N = {n}": n}
         kw = dict(tol=1e-7, known=known, axis=0, shape_hints={x.shape: SUMMED})
-        kw["causes"] = {
-            f"factor 1/(N = {n})": "averaged over the batch; the "
-            "gradients of a shared parameter add up (sum)"
-        }
+        kw["causes"] = {f"factor 1/(N = {n})": AVERAGED}
+        held = {k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()}
         dx_kw = dict(tol=1e-7, known=known, directions=_branches(x, x.shape))
-        dx_kw["diagnoses"] = {
-            k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()
-        }
-        dx_kw["causes"] = {**BRANCHES, "feature factor 1/(r)": MISSES_R}
+        dx_kw.update(
+            diagnoses=held, causes={**BRANCHES, "feature factor 1/(r)": MISSES_R}
+        )
         results = [
             compare(f"{name} dx", got[0], dx, what="dx", **dx_kw),
             compare(f"{name} dgamma", got[1], dgamma, what="dgamma", **kw),
@@ -200,11 +198,8 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
         if not kw:
             module.rmax, module.dmax = bounds
     except Exception as exc:
-        why = f"setting weight, bias, the buffers, rmax and dmax failed ({exc!r}"
-        why = (
-            why[:200]
-            + "): keep rmax and dmax plain attributes (the schedule sets them)"
-        )
+        why = f"setting weight, bias, the buffers, rmax and dmax failed ({exc!r}"[:200]
+        why += "): keep rmax and dmax plain attributes (the schedule sets them)"
         return None, None, wrong(label, why)
     if x is None:
         return module, None, None
@@ -335,21 +330,22 @@ def _reader(rows, state, bounds, momentum, shape):
     return read
 
 
-def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False):
+def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True):
     """One training step: the output (read back where wrong), then the input
     gradient and, unless plain batch norm (``bounds`` 1, 0), the running
-    statistics and the buffers outside the graph."""
+    statistics and the buffers outside the graph.  Or one step in eval mode."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
     label = f"{NAME} {'NCHW' if image else 'NC'}{' rmax=1, dmax=0' if plain else ''}"
+    label = label if train else f"{NAME} eval"
     rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
-    x, state = (
-        torch.tensor(unrows(rows, shape), requires_grad=True),
-        (gamma, beta, mean, std),
-    )
-    module, out, failed = _ready(cls, label, state, bounds, x)
-    if failed is not None:
-        return [failed]
+    state = (gamma, beta, mean, std)
+    x = torch.tensor(unrows(rows, shape), requires_grad=train)
+    module, out, failed = _ready(cls, label, state, bounds, x, train=train)
+    if failed is not None or not train:
+        return [
+            failed if failed is not None else _eval(label, module, out, rows, state)
+        ]
     want = unrows(numpy_forward(rows, *state, *bounds)[0], shape)
     read = _reader(rows, state, bounds, module.momentum, shape)
     result = compare(label, out, want, tol=TOL, what="the output", readers=[read])
@@ -379,11 +375,8 @@ def _running(label, module, rows, mean, std) -> list[Result]:
     (``_core.ema_problem``) where they differ."""
     momentum, batch = module.momentum, _spreads(rows.var(0), len(rows))
     known, (sigma, *others) = {"1 - momentum": 1 - momentum}, batch.items()
-    causes = {
-        "momentum 1 - momentum": "momentum weighs the old value; here mu <- mu + "
-        "momentum * (mu_B - mu)"
-    }
-    results = []
+    old_value = "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)"
+    causes, results = {"momentum 1 - momentum": old_value}, []
     pairs = (("running_mean", mean, rows.mean(0)), ("running_std", std, sigma[1]))
     for key, old, new in pairs:
         got = getattr(module, key, None)
@@ -396,16 +389,9 @@ def _running(label, module, rows, mean, std) -> list[Result]:
     return results
 
 
-def _eval_case(cls, seed) -> Result:
+def _eval(label, module, out, x, state) -> Result:
     """Eval mode normalises with the running statistics and changes nothing."""
-    torch = torch_()
-    label = f"{NAME} eval"
-    x, gamma, beta, mean, std, _ = problem(seed)
-    state = (gamma, beta, mean, std)
-    module, out, failed = _ready(cls, label, state, x=torch.tensor(x), train=False)
-    if failed is not None:
-        return failed
-    batch = " (eval mode uses the running statistics)"
+    (gamma, beta, mean, std), batch = state, " (eval mode uses the running statistics)"
     given = dict(eps=EPS)
     given["means"] = {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}
     given["scales"] = {"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)}
@@ -414,10 +400,8 @@ def _eval_case(cls, seed) -> Result:
         "running_std (it is a standard deviation: divide by it)": std,
     }
     read = lambda got: _core.stages(got, x, gamma, beta, **given)  # which m, which s
-    want = gamma * (x - mean) / std + beta
-    result = compare(
-        label, out, want, tol=TOL, what="the eval-mode output", readers=[read]
-    )
+    want, what = gamma * (x - mean) / std + beta, "the eval-mode output"
+    result = compare(label, out, want, tol=TOL, what=what, readers=[read])
     if result and not np.array_equal(to_numpy(module.running_mean), mean):
         return wrong(label, "eval mode changed running_mean: update only in training")
     if result:
@@ -436,7 +420,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
         results += _step(cls, numpy_forward, seed)
         results += _step(cls, numpy_forward, seed + 1, image=True)
-        results.append(_eval_case(cls, seed + 2))
+        results += _step(cls, numpy_forward, seed + 2, train=False)
         label, x = f"{NAME} wrong channels", torch.zeros(4, 3, dtype=torch.float64)
         module, _, failed = _ready(cls, label)
         why = "an input with 3 channels for num_features=5 must be refused"
@@ -495,13 +479,12 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     paper's (``at(step)``: the learner's pair, ``values`` sampled at ``steps``):
     its start value, where it starts moving and how (a jump, or one step of a
     ramp), where it stops (a length named among ``PAPER``'s), where it ends."""
-    what, paper, want = (
-        ("rmax", "dmax")[i],
-        "the paper's",
-        [_paper(t)[i] for t in steps],
-    )
+    what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
     a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
-    b0, b1, b2, b3 = _ramp(lambda t: _paper(t)[i], np.array(want), steps)
+    b0, b3, length = (
+        (1.0, 3.0, PAPER["r_steps"]) if i == 0 else (0.0, 5.0, PAPER["d_steps"])
+    )
+    b1, b2 = start + 1, start + length  # the first step it moves, the last
     if a1 is None:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
@@ -514,10 +497,8 @@ def _ramp_problem(i, at, values, steps) -> str | None:
             f"{paper} ramps from step {b1} to step {b2}"
         )
     elif a1 != b1:
-        parts.append(
-            f"{what} starts moving at step {a1}, {paper} after the warm-up, at "
-            f"step {b1}"
-        )
+        parts.append(f"{what} starts moving at step {a1}, {paper} after the warm-up, ")
+        parts[-1] += f"at step {b1}"
     if a2 == steps[-1]:
         parts.append(f"{what} is still moving at step {a2}: cap it at the final value")
     elif a2 - a1 != b2 - b1 and not jumps:
