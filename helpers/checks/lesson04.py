@@ -28,8 +28,7 @@ SHORTCUTS = {
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
 
-TOL = 1e-9
-NAME = "BatchRenorm"
+TOL, NAME = 1e-9, "BatchRenorm"
 RMAX, DMAX = 1.5, 0.5
 
 
@@ -40,10 +39,8 @@ def problem(seed=0, n=12, d=5):
     x = rng.normal(3.0, 2.0, size=(n, d))
     running_mean = np.array([3.2, 2.0, 3.0, 5.5, 3.1])[:d]
     running_std = np.array([1.9, 1.0, 4.5, 2.1, 2.0])[:d]
-    gamma = rng.uniform(0.5, 2.0, d)
-    beta = rng.normal(0.0, 1.0, d)
-    dout = rng.standard_normal((n, d))
-    return x, gamma, beta, running_mean, running_std, dout
+    gamma, beta = rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d)
+    return x, gamma, beta, running_mean, running_std, rng.standard_normal((n, d))
 
 
 # dx's branches through the batch mean (a constant) and sigma_B (along x_hat)
@@ -55,11 +52,11 @@ BRANCHES = {
 }
 # a gradient through r or d, constants (stop_gradient): message -> which of
 # them the numerical gradient holds constant
-DETACH = "(stop_gradient): compute it from detached statistics"
+DETACHED = "compute r and d from detached statistics (stop_gradient)"
 THROUGH = {
-    f"the gradient flows through r and d: they are constants {DETACH}": "",
-    f"the gradient flows through r (d is held constant): r is a constant {DETACH}": "d",
-    f"the gradient flows through d (r is held constant): d is a constant {DETACH}": "r",
+    f"the gradient flows through r and d: they are constants; {DETACHED}": "",
+    f"the gradient flows through r (d is held constant): {DETACHED}": "d",
+    f"the gradient flows through d (r is held constant): {DETACHED}": "r",
 }
 AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
@@ -111,9 +108,8 @@ def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=
 
 
 def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
-    """What the learner's dgamma sums: the backward pass called with dout = 1
-    on one example at a time gives that example's term, read per feature as
-    x_hat * a + b (the right term is y_hat = x_hat * r + d)."""
+    """What dgamma sums (the right term: x_hat * r + d), read per feature as x_hat * a
+    + b from the backward pass called with dout = 1 on one example at a time."""
     terms, ones = [], np.eye(len(dout))[:, :, None] * np.ones(dout.shape[1:])
     for one in ones:  # dout = 1 on one example, 0 on the others
         value, failed = call("dgamma", backward, one, cache, returns=(3, ""))
@@ -210,13 +206,11 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
 def _registration(cls) -> Result:
     """The paper keeps the running standard deviation, not the variance; rmax,
     dmax and momentum are plain attributes the training loop may change."""
-    label = f"{NAME} buffers"
-    torch = torch_()
+    label, torch, params = f"{NAME} buffers", torch_(), {"weight": None, "bias": None}
     buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0}):
         module, failed = _core.build_module(cls, label, 5, **given)
         attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, **given}
-        params = {"weight": None, "bias": None}
         if failed is None:
             failed = _core.registration_problem(label, module, buffers, params, attrs)
         if failed is not None:
@@ -232,12 +226,8 @@ def _backward(label, out, dout) -> Result | None:
         changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
         if "inplace operation" in str(exc) and changed and int(changed[1]) == 5:
             why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
-            why += "changed in place after the output used it: the running buffers "
-            return wrong(
-                label,
-                why + "are, so r and d hold them: compute r and d "
-                "from detached statistics (stop_gradient)",
-            )
+            why += "changed in place after the output used it: the running buffers are,"
+            return wrong(label, f"{why} so r and d hold them: {DETACHED}")
         return wrong(label, f"backward failed ({type(exc).__name__}: {exc})"[:300])
     return None
 
@@ -254,7 +244,7 @@ def _stage(what, got, want, raw, lo, hi) -> str | None:
     where = f"feature{'s' if bad.size > 1 else ''} {', '.join(map(str, bad))}"
     text = f"{what} is off in {where}: yours {_fmt(got[bad], 5)}, expected "
     text += _fmt(want[bad], 5)
-    tiny = np.abs(got[bad] / want[bad] - 1).max()
+    tiny = np.abs(got[bad] - want[bad]).max() / max(np.abs(want[bad]).max(), 1e-300)
     if tiny < 1e-3:  # equal to 4 digits: say by how much
         text = f"{what} is off in {where} by relative differences up to {tiny:.1e}"
     if _close(got[bad], raw[bad]).all():
@@ -455,9 +445,8 @@ def _paper(step, final=(3.0, 5.0)):
 
 
 def _ramp(at, values, steps):
-    """(first value, step it starts moving, step it stops, last value) of a
-    curve sampled at ``steps``; ``at(step)`` gives its value at any step, to
-    find the exact steps between samples.  None for a constant's steps."""
+    """(first value, step it starts moving, step it stops, last value) of a curve
+    sampled at ``steps``; the steps found exactly with ``at``; None if constant."""
     moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
     if not moving.size:
         return values[0], None, None, values[-1]
@@ -545,18 +534,16 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             k, pair = int(np.argmax(np.abs(got - want).max(1))), "({:.6g}, {:.6g})"
             found.append(f"the largest difference: at step {steps[k]} (rmax, dmax) = ")
             found[-1] += f"{pair.format(*got[k])}, expected {pair.format(*want[k])}"
-            return wrong(
-                name, "with the paper's schedule: " + "; ".join(filter(None, found))
-            )
+            seen = "; ".join(filter(None, found))
+            return wrong(name, f"with the paper's schedule: {seen}")
         # the final values are parameters, not constants
         value, failed = _values(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
+        why = (
+            "rmax_final and dmax_final are ignored: with warmup=0, r_steps=10, d_steps"
+        )
+        why += f"=20, rmax_final=2, dmax_final=1 step 10 gives {value}, not (2, 0.5)"
         if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
-            failed = wrong(
-                name,
-                "rmax_final and dmax_final are ignored: with warmup=0, r_steps=10, "
-                f"d_steps=20, rmax_final=2, dmax_final=1 step 10 gives {value}, "
-                "expected (2.0, 0.5)",
-            )
+            failed = wrong(name, why)
         why = "the paper's schedule every 500 steps to 100k, and custom final values"
         return failed if failed is not None else ok(name, why)
 
