@@ -21,8 +21,7 @@ from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, wrong
 from ._core import from_channels_last as unrows
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 SHORTCUTS = {
     "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
@@ -50,8 +49,7 @@ BRANCHES = {
     "along 1 and x_hat": "the direct term is right; what differs lies in the "
     "branches through the batch mean and sigma_B (one or both)",
 }
-# a gradient through r or d, constants (stop_gradient): message -> which of
-# them the numerical gradient holds constant
+# a gradient through r or d (constants): message -> those of r, d held constant
 DETACHED = "compute r and d from detached statistics (stop_gradient)"
 THROUGH = {
     f"the gradient flows through r and d: they are constants; {DETACHED}": "",
@@ -72,8 +70,7 @@ def _close(a, b, tol=1e-7):
 
 
 def _spreads(var, n):
-    """sigma_B as a learner may compute it, {words: value}; the right one,
-    sqrt(var_B + eps) of the biased variance, first."""
+    """sigma_B as a learner may compute it, {words: value}, the right one first."""
     found, unbiased = {}, " of the unbiased variance (use correction=0)"
     for which, v in (("", var), (unbiased, var * n / (n - 1))):
         found[f"sqrt(var_B + eps){which}"] = np.sqrt(v + EPS)
@@ -177,9 +174,8 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 
 
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
-    """A 5-channel float64 module holding ``state`` (gamma, beta, mean, std),
-    rmax and dmax set after construction (``given=True``: passed to it), and
-    its output on ``x`` if given: (module, output, None) or (.., Result)."""
+    """A 5-channel float64 module holding ``state``, ``bounds`` set as rmax, dmax
+    (``given=True``: passed to it), its output on ``x``: (module, out, Result)."""
     torch = torch_()
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
     module, failed = _core.build_module(cls, label, 5, **kw)
@@ -232,25 +228,32 @@ def _backward(label, out, dout) -> Result | None:
     return None
 
 
-def _stage(what, got, want, raw, lo, hi) -> str | None:
+def _stage(what, got, want, raw, lo, hi, known) -> str | None:
     """How one stage (r or d, per feature) differs from its reference, seen:
-    which features, their values, and the value before clipping to [lo, hi]."""
+    which features, their values or common factor (named among ``known``),
+    and the value before clipping to [lo, hi]."""
     got = np.where(np.abs(got) < 1e-12, 0.0, got)  # round-off, not a value
     bad = np.flatnonzero(~_close(got, want))
     if not bad.size:
         return None
-    if bad.size > 1 and _close(got, -want).all() and np.ptp(np.abs(want)) > 1e-6:
+    (g, w, v), many = (got[bad], want[bad], raw[bad]), bad.size > 1
+    if many and _close(got, -want).all() and np.ptp(np.abs(want)) > 1e-6:
         return f"{what} has the wrong sign in every feature"
-    where = f"feature{'s' if bad.size > 1 else ''} {', '.join(map(str, bad))}"
-    text = f"{what} is off in {where}: yours {_fmt(got[bad], 5)}, expected "
-    text += _fmt(want[bad], 5)
-    tiny = np.abs(got[bad] - want[bad]).max() / max(np.abs(want[bad]).max(), 1e-300)
+    where = f"feature{'s' if many else ''} {', '.join(map(str, bad))}"
+    text = f"{what} is off in {where}: yours {_fmt(g, 5)}, expected {_fmt(w, 5)}"
+    tiny = np.abs(g - w).max() / max(np.abs(w).max(), 1e-300)
     if tiny < 1e-3:  # equal to 4 digits: say by how much
         text = f"{what} is off in {where} by relative differences up to {tiny:.1e}"
-    if _close(got[bad], raw[bad]).all():
+    with np.errstate(all="ignore"):
+        ratio, name = g / w, many and _core._named(g[0] / w[0], known)
+    if many and g.all() and np.ptp(ratio) <= 1e-6 * abs(ratio[0]):
+        text += f", by the same factor {ratio[0]:.6g}{' = ' + name if name else ''}"
+    elif many and np.ptp(g - w) <= 1e-9:
+        text += f", by the same offset {g[0] - w[0]:.4g}"
+    if _close(g, v).all():
         return text + f": there {what} is not clipped to [{lo:.4g}, {hi:.4g}]"
-    inside = ((raw[bad] >= lo) & (raw[bad] <= hi)).all()
-    text += f" ({what} before clipping to [{lo:.4g}, {hi:.4g}]: {_fmt(raw[bad], 5)}"
+    text += f" ({what} before clipping to [{lo:.4g}, {hi:.4g}]: {_fmt(v, 5)}"
+    inside = ((v >= lo) & (v <= hi)).all()
     return text + (", inside the range: nothing to clip)" if inside else ")")
 
 
@@ -311,8 +314,9 @@ def _reader(rows, state, bounds, momentum, shape):
             )
         if len(fits) == 1:
             return head + fits[0]
-        seen = [_stage("r", a, right[0], raw[0], 1 / rmax, rmax)]
-        seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax))
+        known = {"N/(N-1)": len(rows) / (len(rows) - 1), "rmax": rmax}
+        seen = [_stage("r", a, right[0], raw[0], 1 / rmax, rmax, known)]
+        seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax, known))
         if fits:
             seen.append(f"each of these single changes gives it: {' | '.join(fits)}")
         return head + "; ".join(filter(None, seen))
@@ -332,19 +336,19 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     state = (gamma, beta, mean, std)
     x = torch.tensor(unrows(rows, shape), requires_grad=train)
     module, out, failed = _ready(cls, label, state, bounds, x, train=train)
-    if failed is not None or not train:
-        return [
-            failed if failed is not None else _eval(label, module, out, rows, state)
-        ]
+    if failed is not None:
+        return [failed]
+    if not train:
+        return [_eval(label, module, out, rows, state)]
     want = unrows(numpy_forward(rows, *state, *bounds)[0], shape)
     read = _reader(rows, state, bounds, module.momentum, shape)
     result = compare(label, out, want, tol=TOL, what="the output", readers=[read])
     if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
         _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
         if failed is None and compare(label, out2, want, tol=TOL):
-            result.detail = (
-                "setting module.rmax and module.dmax after construction changed "
-                "nothing (given to the constructor they work): read them in forward()"
+            result.detail = "setting module.rmax and module.dmax after construction "
+            result.detail += (
+                "changed nothing (passed to it they work): read them in forward()"
             )
     failed = _backward(label, out, unrows(drows, shape)) if result else result
     if failed is not None:
@@ -361,8 +365,7 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
 
 
 def _running(label, module, rows, mean, std) -> list[Result]:
-    """running_mean and running_std after one training step, read back
-    (``_core.ema_problem``) where they differ."""
+    """running_mean and running_std after one step, read back where they differ."""
     momentum, batch = module.momentum, _spreads(rows.var(0), len(rows))
     known, (sigma, *others) = {"1 - momentum": 1 - momentum}, batch.items()
     old_value = "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)"
@@ -385,10 +388,8 @@ def _eval(label, module, out, x, state) -> Result:
     given = dict(eps=EPS)
     given["means"] = {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}
     given["scales"] = {"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)}
-    given["variances"] = {
-        "running_std ** 2 (it already holds sqrt(var + eps))": std**2,
-        "running_std (it is a standard deviation: divide by it)": std,
-    }
+    std_is = "running_std (it is a standard deviation already: divide by it)"
+    given["variances"] = {"running_std ** 2": std**2, std_is: std}
     read = lambda got: _core.stages(got, x, gamma, beta, **given)  # which m, which s
     want, what = gamma * (x - mean) / std + beta, "the eval-mode output"
     result = compare(label, out, want, tol=TOL, what=what, readers=[read])
@@ -437,8 +438,7 @@ PAPER_POINTS = {  # step -> (rmax, dmax), as the paper states them
 
 
 def _paper(step, final=(3.0, 5.0)):
-    """The paper's (rmax, dmax) at ``step``, between ``PAPER_POINTS`` (a test
-    holds them equal there)."""
+    """The paper's (rmax, dmax) at ``step`` (a test holds it to PAPER_POINTS)."""
     t = max(0.0, step - PAPER["warmup"])
     r = 1.0 + (final[0] - 1.0) * min(1.0, t / PAPER["r_steps"])
     return r, final[1] * min(1.0, t / PAPER["d_steps"])
@@ -470,10 +470,8 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     ramp), where it stops (a length named among ``PAPER``'s), where it ends."""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
     a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
-    b0, b3, length = (
-        (1.0, 3.0, PAPER["r_steps"]) if i == 0 else (0.0, 5.0, PAPER["d_steps"])
-    )
-    b1, b2 = start + 1, start + length  # the first step it moves, the last
+    b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values
+    b1, b2 = start + 1, start + (PAPER["r_steps"], PAPER["d_steps"])[i]
     if a1 is None:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
