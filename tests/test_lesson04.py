@@ -26,8 +26,14 @@ def test_the_paper_schedule_passes_and_the_check_knows_the_paper_values(learner_
         )
 
     assert checks.renorm_schedule(schedule, quiet=True)
-    points = checks.lesson04.PAPER_POINTS
-    assert points[40000] == (3.0, 5.0) and points[5000] == (1.0, 0.0)
+    points = {  # step -> (rmax, dmax), as the paper states them
+        0: (1.0, 0.0),
+        5000: (1.0, 0.0),
+        12500: (1.0 + 2.0 * 7500 / 35000, 5.0 * 7500 / 20000),
+        25000: (1.0 + 2.0 * 20000 / 35000, 5.0),
+        40000: (3.0, 5.0),
+        100000: (3.0, 5.0),
+    }
     for step, values in points.items():  # the curve the check samples
         assert checks.lesson04._paper(step) == pytest.approx(values, abs=1e-12)
 

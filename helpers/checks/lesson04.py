@@ -56,6 +56,8 @@ THROUGH = {
     f"the gradient flows through r (d is held constant): {DETACHED}": "d",
     f"the gradient flows through d (r is held constant): {DETACHED}": "r",
 }
+IMAGES = "(N, C) input works: (N, C, H, W) input takes its statistics per channel, "
+IMAGES += "over axes (0, 2, 3), and gamma, beta, r, d broadcast as (1, C, 1, 1)"
 AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
@@ -250,6 +252,9 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
         text += f", by the same factor {ratio[0]:.6g}{' = ' + name if name else ''}"
     elif many and np.ptp(g - w) <= 1e-9:
         text += f", by the same offset {g[0] - w[0]:.4g}"
+    for sign, word in ((-1, "negative"), (1, "positive")):  # one sign only?
+        if bad.size < want.size and list(bad) == list(np.flatnonzero(want * sign > 0)):
+            text += f"; exactly the features where {what} should be {word}"
     if _close(g, v).all():
         return text + f": there {what} is not clipped to [{lo:.4g}, {hi:.4g}]"
     text += f" ({what} before clipping to [{lo:.4g}, {hi:.4g}]: {_fmt(v, 5)}"
@@ -409,8 +414,11 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         if first.verdict == _core.TODO:
             return first
         results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
-        results += _step(cls, numpy_forward, seed)
-        results += _step(cls, numpy_forward, seed + 1, image=True)
+        nc = _step(cls, numpy_forward, seed)
+        nchw = _step(cls, numpy_forward, seed + 1, image=True)
+        if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
+            nchw[0].detail += "; " + IMAGES
+        results += nc + nchw
         results += _step(cls, numpy_forward, seed + 2, train=False)
         label, x = f"{NAME} wrong channels", torch.zeros(4, 3, dtype=torch.float64)
         module, _, failed = _ready(cls, label)
@@ -429,16 +437,10 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
 # The paper's schedule: plain BN for 5k steps, then rmax rising linearly to 3
 # (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
-PAPER_POINTS = {  # step -> (rmax, dmax), as the paper states them
-    5000: (1.0, 0.0),
-    12500: (1.0 + 2.0 * 7500 / 35000, 5.0 * 7500 / 20000),
-    25000: (1.0 + 2.0 * 20000 / 35000, 5.0),
-    40000: (3.0, 5.0),
-}
 
 
 def _paper(step, final=(3.0, 5.0)):
-    """The paper's (rmax, dmax) at ``step`` (a test holds it to PAPER_POINTS)."""
+    """The paper's (rmax, dmax) at ``step`` (a test holds it to the paper's)."""
     t = max(0.0, step - PAPER["warmup"])
     r = 1.0 + (final[0] - 1.0) * min(1.0, t / PAPER["r_steps"])
     return r, final[1] * min(1.0, t / PAPER["d_steps"])
