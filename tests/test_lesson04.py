@@ -86,7 +86,7 @@ def test_a_degenerate_output_is_described_not_blamed_on_one_cause(learner_mode):
     report = checks.batch_renorm(
         m.renorm_class(apply_rd=False), m.renorm_forward, quiet=True
     )
-    (line,) = [r.detail for r in report if r.name == "BatchRenorm NC"]
+    (line,) = [r.detail for r in report if r.name == "BatchRenorm NC output"]
     assert "r = 1 and d = 0 in every feature" in line
     for cause in ("not clipped", "unbiased", "update", "divided by sigma_B"):
         assert cause not in line, line
@@ -97,7 +97,7 @@ def test_the_stage_that_differs_first_is_the_one_blamed(learner_mode):
     report = checks.batch_renorm(
         m.renorm_class(d_by_batch_std=True), m.renorm_forward, quiet=True
     )
-    (line,) = [r.detail for r in report if r.name == "BatchRenorm NC"]
+    (line,) = [r.detail for r in report if r.name == "BatchRenorm NC output"]
     assert "d is divided by sigma_B" in line and "r is off" not in line, line
     report = checks.batch_renorm(
         m.renorm_class(d_sign=-1.0), m.renorm_forward, quiet=True

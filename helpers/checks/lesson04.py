@@ -29,6 +29,8 @@ SHORTCUTS = {
 
 TOL, NAME = 1e-9, "BatchRenorm"
 RMAX, DMAX = 1.5, 0.5
+_x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
+_close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 
 
 def problem(seed=0, n=12, d=5):
@@ -61,14 +63,6 @@ IMAGES += "over axes (0, 2, 3), and gamma, beta, r, d broadcast as (1, C, 1, 1)"
 AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
-
-
-def _x_hat(rows):
-    return (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
-
-
-def _close(a, b, tol=1e-7):
-    return np.abs(a - b) <= tol * max(float(np.abs(b).max()), 1.0)
 
 
 def _spreads(var, n):
@@ -140,8 +134,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         x, gamma, beta, mean, std, dout = problem(seed)
         value, failed = call(name, numpy_forward, x, gamma, beta, mean, std, RMAX, DMAX)
         if failed is not None:
-            detail = f"the given forward pass failed: {failed.detail}"
-            return Result(name, failed.verdict, detail)
+            return Result(
+                name, failed.verdict, "the given forward failed: " + failed.detail
+            )
         got, failed = call(name, backward, dout, value[1], returns=(3, "dx, ..."))
         if failed is not None:
             return failed
@@ -185,16 +180,16 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
         return None, None, failed
     module = module.double().train(how.get("train", True))
     keys = ("weight", "bias", "running_mean", "running_std")
+    doing, hint = "setting weight, bias, running_mean and running_std", ""
     try:  # what the notebook's training loop does to the module
         with torch.no_grad():
             for key, value in zip(keys, state or (), strict=False):
                 getattr(module, key).copy_(torch.from_numpy(value))
+        doing, hint = "setting module.rmax and module.dmax", ": keep them plain floats"
         if not kw:
             module.rmax, module.dmax = bounds
     except Exception as exc:
-        why = f"setting weight, bias, the buffers, rmax and dmax failed ({exc!r}"[:200]
-        why += "): keep rmax and dmax plain attributes (the schedule sets them)"
-        return None, None, wrong(label, why)
+        return None, None, wrong(label, f"{doing} failed ({exc!r}"[:250] + ")" + hint)
     if x is None:
         return module, None, None
     with torch.set_grad_enabled(x.requires_grad):
@@ -346,32 +341,37 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     if not train:
         return [_eval(label, module, out, rows, state)]
     want = unrows(numpy_forward(rows, *state, *bounds)[0], shape)
-    read = _reader(rows, state, bounds, module.momentum, shape)
-    result = compare(label, out, want, tol=TOL, what="the output", readers=[read])
+    momentum = getattr(module, "momentum", None)  # missing or not a number: the default
+    momentum = momentum if isinstance(momentum, (int, float)) else 0.01
+    read = _reader(rows, state, bounds, momentum, shape)
+    result = compare(f"{label} output", out, want, tol=TOL, readers=[read])
     if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
         _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
         if failed is None and compare(label, out2, want, tol=TOL):
-            result.detail = "setting module.rmax and module.dmax after construction "
-            result.detail += (
-                "changed nothing (passed to it they work): read them in forward()"
+            result.detail = (
+                "module.rmax and module.dmax set after construction changed "
             )
-    failed = _backward(label, out, unrows(drows, shape)) if result else result
+            result.detail += "nothing (passed to it they work): read them in forward()"
+    dout = unrows(drows, shape)
+    failed = _backward(f"{label} gradient", out, dout) if result else result
     if failed is not None:
         return [failed]
     data = (numpy_forward, rows, gamma, beta, mean, std, drows)
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
-    grad = compare(label, x.grad, want, directions=_branches(rows, shape), **kw)
+    kw["directions"] = _branches(rows, shape)
+    grad = compare(f"{label} gradient", x.grad, want, **kw)
     if plain or not grad:
         return [grad if not grad else ok(label, "output and input gradient right")]
-    statistics = _running(label, module, rows, mean, std)
-    return [result, grad, *statistics, _core.buffers_outside_graph(label, module)]
+    statistics = _running(label, module, momentum, rows, mean, std)
+    graph = _core.buffers_outside_graph(f"{label} buffers", module)
+    return [result, grad, *statistics, graph]
 
 
-def _running(label, module, rows, mean, std) -> list[Result]:
+def _running(label, module, momentum, rows, mean, std) -> list[Result]:
     """running_mean and running_std after one step, read back where they differ."""
-    momentum, batch = module.momentum, _spreads(rows.var(0), len(rows))
+    batch = _spreads(rows.var(0), len(rows))
     known, (sigma, *others) = {"1 - momentum": 1 - momentum}, batch.items()
     old_value = "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)"
     causes, results = {"momentum 1 - momentum": old_value}, []

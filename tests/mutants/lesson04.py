@@ -165,7 +165,7 @@ RENORM = {
     "buffers updated before r and d": (renorm_class(update_first=True), "after this step's update"),
     "r and d never applied": (renorm_class(apply_rd=False), "r = 1 and d = 0 in every feature, plain batch norm's"),
     "d with the wrong sign": (renorm_class(d_sign=-1.0), "d has the wrong sign in every feature"),
-    "rmax and dmax as buffers": (renorm_class(bounds_as_buffers=True), "keep rmax and dmax plain attributes"),
+    "rmax and dmax as buffers": (renorm_class(bounds_as_buffers=True), "setting module.rmax and module.dmax failed (TypeError"),
 }
 # fmt: on
 
