@@ -329,7 +329,7 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     gradient and, unless plain batch norm (``bounds`` 1, 0), the running
     statistics and the buffers outside the graph.  Or one step in eval mode."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
-    label = f"{NAME} {'NCHW' if image else 'NC'}{' rmax=1, dmax=0' if plain else ''}"
+    label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label = label if train else f"{NAME} eval"
     rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
