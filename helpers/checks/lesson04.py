@@ -62,6 +62,8 @@ IMAGES = "(N, C) input works: (N, C, H, W) input takes its statistics per channe
 IMAGES += "over axes (0, 2, 3), and gamma, beta, r, d broadcast as (1, C, 1, 1)"
 AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
+MIXED = "dx mixes the features: with dout nonzero in feature 0 only, your dx is "
+MIXED += "nonzero in other features; the means in dx are over the batch (axis 0)"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
 
 
@@ -83,8 +85,7 @@ def _branches(rows, shape):
 
 
 def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
-    """Numerical dx, dgamma, dbeta, holding constant those of r and d named
-    in ``fixed`` (both, as Algorithm 1 does, by default)."""
+    """Numerical dx, dgamma, dbeta, holding constant r and d if in ``fixed``."""
     given = (mean, std, *(bounds or (RMAX, DMAX)))
     _, _, (r, d) = forward(x, gamma, beta, *given)
     extra = {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
@@ -100,16 +101,24 @@ def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=
     return found["x"], found["gamma"], found["beta"], (r, d)
 
 
+def _probe(backward, cache, douts, k):
+    """Item ``k`` of what the backward pass returns for each of ``douts``, or None."""
+    found = []
+    for dout in douts:
+        value, failed = call("probe", backward, dout, cache, returns=(3, ""))
+        found.append(None if failed is not None else to_numpy(value[k]))
+        if found[-1] is None or found[-1].shape != found[0].shape:
+            return None
+    return np.array(found)
+
+
 def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
     """What dgamma sums (the right term: x_hat * r + d), read per feature as x_hat * a
     + b from the backward pass called with dout = 1 on one example at a time."""
-    terms, ones = [], np.eye(len(dout))[:, :, None] * np.ones(dout.shape[1:])
-    for one in ones:  # dout = 1 on one example, 0 on the others
-        value, failed = call("dgamma", backward, one, cache, returns=(3, ""))
-        terms.append(None if failed is not None else to_numpy(value[1]))
-        if terms[-1] is None or terms[-1].shape != dout.shape[1:]:
-            return None
-    s = np.array(terms)
+    ones = np.eye(len(dout))[:, :, None] * np.ones_like(dout[0])  # one example each
+    s = _probe(backward, cache, ones, 1)
+    if s is None or s.shape != dout.shape:
+        return None
     a, b = (s * x_hat).sum(0) / (x_hat * x_hat).sum(0), s.mean(0)
     linear = np.allclose((dout * s).sum(0), dgamma, rtol=1e-9, atol=1e-12)
     if not (linear and _close(a * x_hat + b, s).all()):
@@ -134,9 +143,8 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         x, gamma, beta, mean, std, dout = problem(seed)
         value, failed = call(name, numpy_forward, x, gamma, beta, mean, std, RMAX, DMAX)
         if failed is not None:
-            return Result(
-                name, failed.verdict, "the given forward failed: " + failed.detail
-            )
+            why = "the given forward pass failed: " + failed.detail
+            return Result(name, failed.verdict, why)
         got, failed = call(name, backward, dout, value[1], returns=(3, "dx, ..."))
         if failed is not None:
             return failed
@@ -147,15 +155,19 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         kw = dict(tol=1e-7, known=known, axis=0, shape_hints={x.shape: SUMMED})
         kw["causes"] = {f"factor 1/(N = {n})": AVERAGED}
         held = {k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()}
-        dx_kw = dict(tol=1e-7, known=known, directions=_branches(x, x.shape))
-        dx_kw.update(
-            diagnoses=held, causes={**BRANCHES, "feature factor 1/(r)": MISSES_R}
-        )
+        causes = {**BRANCHES, "feature factor 1/(r)": MISSES_R}
+        dx_kw = dict(tol=1e-7, known=known, diagnoses=held, causes=causes, what="dx")
+        dx_kw["directions"] = _branches(x, x.shape)
         results = [
-            compare(f"{name} dx", got[0], dx, what="dx", **dx_kw),
+            compare(f"{name} dx", got[0], dx, **dx_kw),
             compare(f"{name} dgamma", got[1], dgamma, what="dgamma", **kw),
             compare(f"{name} dbeta", got[2], dbeta, what="dbeta", **kw),
         ]
+        one = np.where(np.arange(len(gamma)) == 0, dout, 0.0)  # feature 0's dout
+        mixed = None if results[0] else _probe(backward, value[1], [one], 0)
+        if mixed is not None and mixed.shape[1:] == dout.shape:  # 0 but in feature 0
+            if np.abs(mixed[0, :, 1:]).max() > 1e-9 * np.abs(mixed).max():
+                results[0].detail = f"{MIXED} (max rel. error {results[0].error:.1e})"
         if not results[1] and results[1].error is not None:  # finite, shaped
             read = _terms(backward, value[1], to_numpy(got[1]), dout, _x_hat(x), r, d)
             error = f" (max rel. error {results[1].error:.1e})"
@@ -197,8 +209,7 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
 
 
 def _registration(cls) -> Result:
-    """The paper keeps the running standard deviation, not the variance; rmax,
-    dmax and momentum are plain attributes the training loop may change."""
+    """Buffers running_mean, running_std (a std, as the paper); plain attributes."""
     label, torch, params = f"{NAME} buffers", torch_(), {"weight": None, "bias": None}
     buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0}):
@@ -226,9 +237,8 @@ def _backward(label, out, dout) -> Result | None:
 
 
 def _stage(what, got, want, raw, lo, hi, known) -> str | None:
-    """How one stage (r or d, per feature) differs from its reference, seen:
-    which features, their values or common factor (named among ``known``),
-    and the value before clipping to [lo, hi]."""
+    """How stage r or d differs, seen: where, its values or common factor (named
+    among ``known``) or one-sidedness, and the value before clipping to [lo, hi]."""
     got = np.where(np.abs(got) < 1e-12, 0.0, got)  # round-off, not a value
     bad = np.flatnonzero(~_close(got, want))
     if not bad.size:
@@ -259,10 +269,9 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
 
 def _reader(rows, state, bounds, momentum, shape):
     """A reader for ``compare``: the output read back as gamma * (x_hat * r + d)
-    + beta with the batch's x_hat, per feature (exact when the output is affine
-    in x_hat).  A cause is named when exactly one single change of Algorithm 1
-    gives both r and d; else each stage that differs is described, and plain
-    batch norm (r = 1, d = 0), which many mistakes give, is only said."""
+    + beta per feature.  A cause is named when exactly one single change of
+    Algorithm 1 gives both r and d; else each stage that differs is described,
+    and plain batch norm (r = 1, d = 0), which many mistakes give, only said."""
     (gamma, beta, mean, std), (rmax, dmax) = state, bounds
     mu, var = rows.mean(0), rows.var(0)
     sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
@@ -306,11 +315,10 @@ def _reader(rows, state, bounds, momentum, shape):
         head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
         fits = [k for k, v in changes.items() if same((a, b), v)]
         if _close(a, 1.0).all() and _close(b, 0.0).all():
-            return head + (
-                "r = 1 and d = 0 in every feature, plain batch norm's; expected r = "
-                f"({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)}) (are r and d "
-                "applied, from this batch, with module.rmax and module.dmax read at "
-                "each call?)"
+            expected = f"r = ({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
+            why = "r = 1 and d = 0 in every feature, plain batch norm's (r and d not "
+            return (
+                head + why + f"applied, or rmax, dmax not read?); expected {expected}"
             )
         if len(fits) == 1:
             return head + fits[0]
@@ -325,9 +333,8 @@ def _reader(rows, state, bounds, momentum, shape):
 
 
 def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True):
-    """One training step: the output (read back where wrong), then the input
-    gradient and, unless plain batch norm (``bounds`` 1, 0), the running
-    statistics and the buffers outside the graph.  Or one step in eval mode."""
+    """One training step: the output (read back), the input gradient and, but for
+    plain batch norm, the running statistics and buffers; or one eval step."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label = label if train else f"{NAME} eval"
@@ -348,10 +355,8 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
         _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
         if failed is None and compare(label, out2, want, tol=TOL):
-            result.detail = (
-                "module.rmax and module.dmax set after construction changed "
-            )
-            result.detail += "nothing (passed to it they work): read them in forward()"
+            result.detail = "module.rmax, module.dmax set after construction changed "
+            result.detail += "nothing (passed to it, they work): read them in forward()"
     dout = unrows(drows, shape)
     failed = _backward(f"{label} gradient", out, dout) if result else result
     if failed is not None:
@@ -447,8 +452,7 @@ def _paper(step, final=(3.0, 5.0)):
 
 
 def _ramp(at, values, steps):
-    """(first value, step it starts moving, step it stops, last value) of a curve
-    sampled at ``steps``; the steps found exactly with ``at``; None if constant."""
+    """(first value, first moving step, last one, last value); steps exact by ``at``."""
     moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
     if not moving.size:
         return values[0], None, None, values[-1]
@@ -466,10 +470,9 @@ def _ramp(at, values, steps):
 
 
 def _ramp_problem(i, at, values, steps) -> str | None:
-    """How the learner's ramp of rmax (``i`` = 0) or dmax (1) differs from the
-    paper's (``at(step)``: the learner's pair, ``values`` sampled at ``steps``):
-    its start value, where it starts moving and how (a jump, or one step of a
-    ramp), where it stops (a length named among ``PAPER``'s), where it ends."""
+    """How the ramp of rmax (``i`` = 0) or dmax (1) (``at(step)``: the pair,
+    ``values`` at ``steps``) differs from the paper's: its start value, where it
+    starts moving and how (a jump?), where it stops (a length of ``PAPER``?)."""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
     a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
     b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values
@@ -515,9 +518,8 @@ def _values(name, fn, step, *args, **kwargs):
 
 
 def renorm_schedule(fn, *, quiet=False, strict=None):
-    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``:
-    the paper's schedule sampled every 500 steps to 100k, as two curves read
-    back where they differ, then other final values."""
+    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``: the
+    paper's schedule every 500 steps to 100k, read back where wrong; final values."""
     name = "renorm_schedule"
 
     def body():
@@ -538,10 +540,8 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             return wrong(name, f"with the paper's schedule: {seen}")
         # the final values are parameters, not constants
         value, failed = _values(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
-        why = (
-            "rmax_final and dmax_final are ignored: with warmup=0, r_steps=10, d_steps"
-        )
-        why += f"=20, rmax_final=2, dmax_final=1 step 10 gives {value}, not (2, 0.5)"
+        why = "rmax_final and dmax_final are ignored: warmup=0, r_steps=10, d_steps=20"
+        why += f", rmax_final=2, dmax_final=1 at step 10 give {value}, not (2, 0.5)"
         if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
             failed = wrong(name, why)
         why = "the paper's schedule every 500 steps to 100k, and custom final values"

@@ -23,11 +23,12 @@ def renorm_forward(
 
 
 def renorm_backward(
-    dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True, mean=True
+    dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True, mean=True, axis=0
 ):
     x_hat, y_hat, std, r, gamma = cache
     g = dout * gamma * (r if with_r else 1.0)
-    dx = (g - (g.mean(0) if mean else 0.0) - x_hat * (g * x_hat).mean(0)) / std
+    centred = g - (g.mean(axis, keepdims=True) if mean else 0.0)
+    dx = (centred - x_hat * (g * x_hat).mean(axis, keepdims=True)) / std
     source = {"y_hat": y_hat, "x_hat": x_hat, "x_hat * r": x_hat * r}[dgamma_from]
     dgamma = (dout * source).sum(0) if sum_params else dout * source
     return dx, dgamma, dout.sum(0)
@@ -40,6 +41,7 @@ RENORM_BACKWARD = {
     "dgamma not summed": (lambda d, c: renorm_backward(d, c, sum_params=False), "not summed"),
     "returns None": (lambda d, c: None, "returned None"),
     "no mean branch": (lambda d, c: renorm_backward(d, c, mean=False), "the branch through the batch mean is off"),
+    "means over the features": (lambda d, c: renorm_backward(d, c, axis=1), "dx mixes the features"),
     "dgamma without d": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat * r"), "dgamma uses x_hat * r;"),
 }
 # fmt: on
