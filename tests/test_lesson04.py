@@ -26,8 +26,14 @@ def test_the_paper_schedule_passes_and_the_check_knows_the_paper_values(learner_
         )
 
     assert checks.renorm_schedule(schedule, quiet=True)
-    points = checks.lesson04.PAPER_POINTS
-    assert points[40000] == (3.0, 5.0) and points[5000] == (1.0, 0.0)
+    points = {  # step -> (rmax, dmax), as the paper states them
+        0: (1.0, 0.0),
+        5000: (1.0, 0.0),
+        12500: (1.0 + 2.0 * 7500 / 35000, 5.0 * 7500 / 20000),
+        25000: (1.0 + 2.0 * 20000 / 35000, 5.0),
+        40000: (3.0, 5.0),
+        100000: (3.0, 5.0),
+    }
     for step, values in points.items():  # the curve the check samples
         assert checks.lesson04._paper(step) == pytest.approx(values, abs=1e-12)
 
@@ -72,3 +78,28 @@ def test_one_run_gives_one_number_in_every_record():
     modes_renorm = runs.reference("04_modes_renorm")["results"]
     assert modes_bn["eval mode"] == renorm["grouped 2×4"]["bn"][0]
     assert modes_renorm["eval mode"] == renorm["grouped 2×4"]["renorm"][0]
+
+
+def test_a_degenerate_output_is_described_not_blamed_on_one_cause(learner_mode):
+    """r = 1 and d = 0 everywhere (plain batch norm) fits many mistakes: the
+    check says what it read, names no single change of Algorithm 1."""
+    report = checks.batch_renorm(
+        m.renorm_class(apply_rd=False), m.renorm_forward, quiet=True
+    )
+    (line,) = [r.detail for r in report if r.name == "BatchRenorm NC output"]
+    assert "r = 1 and d = 0 in every feature" in line
+    for cause in ("not clipped", "unbiased", "update", "divided by sigma_B"):
+        assert cause not in line, line
+
+
+def test_the_stage_that_differs_first_is_the_one_blamed(learner_mode):
+    """A wrong d with a right r: the reading blames d alone, in numbers."""
+    report = checks.batch_renorm(
+        m.renorm_class(d_by_batch_std=True), m.renorm_forward, quiet=True
+    )
+    (line,) = [r.detail for r in report if r.name == "BatchRenorm NC output"]
+    assert "d is divided by sigma_B" in line and "r is off" not in line, line
+    report = checks.batch_renorm(
+        m.renorm_class(d_sign=-1.0), m.renorm_forward, quiet=True
+    )
+    assert not any("r is off" in r.detail for r in report), report.lines()

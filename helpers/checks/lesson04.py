@@ -1,11 +1,9 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017).
 
-References: ``torch.nn.functional.batch_norm`` for the case rmax=1, dmax=0
-(renorm is then plain batch norm); otherwise the notebook's *given* NumPy
-forward pass (not an exercise), passed in by the caller, and centred
-numerical gradients of it with r and d held constant, as Algorithm 1's
-stop_gradient prescribes.  The schedule is checked against values of the
-paper's schedule (5k warm-up, rmax 3 by 40k, dmax 5 by 25k steps).
+References: the notebook's *given* NumPy forward pass (rmax=1, dmax=0: batch
+norm) and its centred numerical gradients with r and d held constant, as
+Algorithm 1's stop_gradient prescribes; the paper's schedule.  A wrong output
+is read back as gamma * (x_hat * r + d) + beta: which r, which d it used.
 """
 
 from __future__ import annotations
@@ -18,93 +16,118 @@ import re
 import numpy as np
 
 from .. import gradcheck
-from ._core import (
-    EPS,
-    TODO,
-    Result,
-    buffers_outside_graph,
-    build_module,
-    call,
-    channels_last,
-    compare,
-    ema_problem,
-    expect_raises,
-    from_channels_last,
-    ok,
-    real,
-    registration_problem,
-    run_check,
-    stages,
-    to_numpy,
-    unpack,
-    wrong,
-)
+from . import _core
+from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, wrong
+from ._core import from_channels_last as unrows
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 SHORTCUTS = {
     "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
 
-TOL = 1e-9
-NAME = "BatchRenorm"
+TOL, NAME = 1e-9, "BatchRenorm"
+RMAX, DMAX = 1.5, 0.5
+_x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
+_close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 
 
 def problem(seed=0, n=12, d=5):
-    """A batch whose statistics differ from the running ones, so r and d matter.
-
-    Some features' r and d fall inside [1/rmax, rmax] and [-dmax, dmax], some
-    outside, so the clipping is exercised both ways.
-    """
+    """A batch whose statistics differ from the running ones: some features' r
+    and d are clipped, some not, so the clipping is exercised both ways."""
     rng = np.random.default_rng(seed)
     x = rng.normal(3.0, 2.0, size=(n, d))
     running_mean = np.array([3.2, 2.0, 3.0, 5.5, 3.1])[:d]
     running_std = np.array([1.9, 1.0, 4.5, 2.1, 2.0])[:d]
-    gamma = rng.uniform(0.5, 2.0, d)
-    beta = rng.normal(0.0, 1.0, d)
-    dout = rng.standard_normal((n, d))
-    return x, gamma, beta, running_mean, running_std, dout
+    gamma, beta = rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d)
+    return x, gamma, beta, running_mean, running_std, rng.standard_normal((n, d))
 
 
-RMAX, DMAX = 1.5, 0.5
-
-
-# dx's two branches, per feature: through the batch mean (a constant) and
-# through sigma_B (along x_hat); a difference along them names the branch
+# dx's branches through the batch mean (a constant) and sigma_B (along x_hat)
 BRANCHES = {
     "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
     "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
     "along 1 and x_hat": "the direct term is right; what differs lies in the "
     "branches through the batch mean and sigma_B (one or both)",
 }
+# a gradient through r or d (constants): message -> those of r, d held constant
+DETACHED = "compute r and d from detached statistics (stop_gradient)"
+THROUGH = {
+    f"the gradient flows through r and d: they are constants; {DETACHED}": "",
+    f"the gradient flows through r (d is held constant): {DETACHED}": "d",
+    f"the gradient flows through d (r is held constant): {DETACHED}": "r",
+}
+IMAGES = "(N, C) input works: (N, C, H, W) input takes its statistics per channel, "
+IMAGES += "over axes (0, 2, 3), and gamma, beta, r, d broadcast as (1, C, 1, 1)"
+AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
+SUMMED = "not summed over the batch: gamma and beta are shared by every example"
+MIXED = "dx mixes the features: with dout nonzero in feature 0 only, your dx is "
+MIXED += "nonzero in other features; the means in dx are over the batch (axis 0)"
+MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
+
+
+def _spreads(var, n):
+    """sigma_B as a learner may compute it, {words: value}, the right one first."""
+    found, unbiased = {}, " of the unbiased variance (use correction=0)"
+    for which, v in (("", var), (unbiased, var * n / (n - 1))):
+        found[f"sqrt(var_B + eps){which}"] = np.sqrt(v + EPS)
+        found[f"sqrt(var_B), without eps{which}"] = np.sqrt(v)
+        found[f"sqrt(var_B) + eps, eps outside the root{which}"] = np.sqrt(v) + EPS
+        found[f"var_B + eps, the variance{which}"] = v + EPS
+        found[f"var_B, the variance without eps{which}"] = v
+    return found
 
 
 def _branches(rows, shape):
     """{"1": ones, "x_hat": the batch's x_hat} in the layout of ``shape``."""
-    x_hat = (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
-    return {"1": np.ones(shape), "x_hat": from_channels_last(x_hat, shape)}
+    return {"1": np.ones(shape), "x_hat": unrows(_x_hat(rows), shape)}
 
 
-def _numeric_grads(numpy_forward, x, gamma, beta, mean, std, dout, fixed=True):
-    """Numerical dx, dgamma, dbeta; with ``fixed`` r and d are held constant."""
-    _, _, (r, d) = numpy_forward(x, gamma, beta, mean, std, RMAX, DMAX)
-    extra = {"r": r, "d": d} if fixed else {}
+def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
+    """Numerical dx, dgamma, dbeta, holding constant r and d if in ``fixed``."""
+    given = (mean, std, *(bounds or (RMAX, DMAX)))
+    _, _, (r, d) = forward(x, gamma, beta, *given)
+    extra = {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
 
     def evaluate(variants):
-        calls = [
-            ((v["x"], v["gamma"], v["beta"], mean, std, RMAX, DMAX), extra)
-            for v in variants
-        ]
-        many = getattr(numpy_forward, "many", None)
-        results = many(calls) if many else [numpy_forward(*a, **k) for a, k in calls]
+        calls = [((v["x"], v["gamma"], v["beta"], *given), extra) for v in variants]
+        many = getattr(forward, "many", None)
+        results = many(calls) if many else [forward(*a, **k) for a, k in calls]
         return [result[0] for result in results]
 
-    found = gradcheck.numerical_gradients(
-        evaluate, {"x": x, "gamma": gamma, "beta": beta}, dout
-    )
+    inputs = {"x": x, "gamma": gamma, "beta": beta}
+    found = gradcheck.numerical_gradients(evaluate, inputs, dout)
     return found["x"], found["gamma"], found["beta"], (r, d)
+
+
+def _probe(backward, cache, douts, k):
+    """Item ``k`` of what the backward pass returns for each of ``douts``, or None."""
+    found = []
+    for dout in douts:
+        value, failed = call("probe", backward, dout, cache, returns=(3, ""))
+        found.append(None if failed is not None else to_numpy(value[k]))
+        if found[-1] is None or found[-1].shape != found[0].shape:
+            return None
+    return np.array(found)
+
+
+def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
+    """What dgamma sums (the right term: x_hat * r + d), read per feature as x_hat * a
+    + b from the backward pass called with dout = 1 on one example at a time."""
+    ones = np.eye(len(dout))[:, :, None] * np.ones_like(dout[0])  # one example each
+    s = _probe(backward, cache, ones, 1)
+    if s is None or s.shape != dout.shape:
+        return None
+    a, b = (s * x_hat).sum(0) / (x_hat * x_hat).sum(0), s.mean(0)
+    linear = np.allclose((dout * s).sum(0), dgamma, rtol=1e-9, atol=1e-12)
+    if not (linear and _close(a * x_hat + b, s).all()):
+        return None  # no such reading
+    scale = [k for k, v in {"": 1.0, " * r": r}.items() if _close(a, v).all()]
+    shift = [k for k, v in {"": 0.0, " + d": d}.items() if _close(b, v).all()]
+    term = f"x_hat * a + b with a = ({_fmt(a, 5)}), b = ({_fmt(b, 5)})"
+    term = f"x_hat{scale[0]}{shift[0]}" if scale and shift else term
+    return f"dgamma uses {term}; the output is gamma * (x_hat * r + d) + beta"
 
 
 # --------------------------------------------------------------------------
@@ -118,72 +141,40 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 
     def body():
         x, gamma, beta, mean, std, dout = problem(seed)
-        value, problem_ = call(
-            name, numpy_forward, x, gamma, beta, mean, std, RMAX, DMAX
-        )
-        if problem_ is not None:
-            return Result(
-                name,
-                problem_.verdict,
-                f"the given forward pass failed: {problem_.detail}",
-            )
-        _, cache, _ = value
-        grads, problem_ = call(
-            name, backward, dout, cache, returns=(3, "dx, dgamma, dbeta")
-        )
-        if problem_ is not None:
-            return problem_
-        dx_ref, dg_ref, db_ref, (r, _) = _numeric_grads(
-            numpy_forward, x, gamma, beta, mean, std, dout
-        )
-        dx_through, _, _, _ = _numeric_grads(
-            numpy_forward, x, gamma, beta, mean, std, dout, fixed=False
-        )
-        x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS)
-        dgamma_x_hat = (dout * x_hat).sum(0)
-        not_summed = {
-            x.shape: "not summed over the batch: gamma and beta are shared by every "
-            "example (sum over axis 0)"
-        }
-        diagnoses = {
-            "dx": {
-                "dx lets the gradient flow through r and d: they are constants "
-                "(stop_gradient), so dx is batch norm's dx scaled by r": dx_through,
-            },
-            "dgamma": {
-                "dgamma uses x_hat; the output is gamma * (x_hat * r + d) + "
-                "beta, so dgamma = sum(dout * (x_hat * r + d))": dgamma_x_hat
-            },
-            "dbeta": {},
-        }
-        refs = {"dx": dx_ref, "dgamma": dg_ref, "dbeta": db_ref}
-        return [
-            compare(
-                f"{name} {what}",
-                grad,
-                refs[what],
-                tol=1e-7,
-                what=what,
-                shape_hints=None if what == "dx" else not_summed,
-                diagnoses=diagnoses[what],
-                known={"r": r, "gamma": gamma, f"N = {len(x)}": len(x)},
-                directions=_branches(x, x.shape) if what == "dx" else None,
-                causes={
-                    **BRANCHES,
-                    "feature factor 1/(r)": "dx misses the factor r: the gradient "
-                    "reaching x_hat is dout * gamma * r",
-                }
-                if what == "dx"
-                else {
-                    f"factor 1/(N = {len(x)})": "averaged over the batch; the "
-                    "gradients of a shared parameter add up (sum)",
-                },
-                axis=1 if what == "dx" else 0,
-            )
-            for what, grad in zip(refs, grads, strict=True)
+        value, failed = call(name, numpy_forward, x, gamma, beta, mean, std, RMAX, DMAX)
+        if failed is not None:
+            why = "the given forward pass failed: " + failed.detail
+            return Result(name, failed.verdict, why)
+        got, failed = call(name, backward, dout, value[1], returns=(3, "dx, ..."))
+        if failed is not None:
+            return failed
+        data = (numpy_forward, x, gamma, beta, mean, std, dout)
+        dx, dgamma, dbeta, (r, d) = _numeric_grads(*data)
+        n, sigma = len(x), np.sqrt(x.var(0) + EPS)
+        known = {"r": r, "gamma": gamma, "sigma_B": sigma, f"N = {n}": n}
+        kw = dict(tol=1e-7, known=known, axis=0, shape_hints={x.shape: SUMMED})
+        kw["causes"] = {f"factor 1/(N = {n})": AVERAGED}
+        held = {k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()}
+        causes = {**BRANCHES, "feature factor 1/(r)": MISSES_R}
+        dx_kw = dict(tol=1e-7, known=known, diagnoses=held, causes=causes, what="dx")
+        dx_kw["directions"] = _branches(x, x.shape)
+        results = [
+            compare(f"{name} dx", got[0], dx, **dx_kw),
+            compare(f"{name} dgamma", got[1], dgamma, what="dgamma", **kw),
+            compare(f"{name} dbeta", got[2], dbeta, what="dbeta", **kw),
         ]
+        one = np.where(np.arange(len(gamma)) == 0, dout, 0.0)  # feature 0's dout
+        mixed = None if results[0] else _probe(backward, value[1], [one], 0)
+        if mixed is not None and mixed.shape[1:] == dout.shape:  # 0 but in feature 0
+            if np.abs(mixed[0, :, 1:]).max() > 1e-9 * np.abs(mixed).max():
+                results[0].detail = f"{MIXED} (max rel. error {results[0].error:.1e})"
+        if not results[1] and results[1].error is not None:  # finite, shaped
+            read = _terms(backward, value[1], to_numpy(got[1]), dout, _x_hat(x), r, d)
+            error = f" (max rel. error {results[1].error:.1e})"
+            results[1].detail = read + error if read else results[1].detail
+        return results
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return _core.run_check(name, body, quiet=quiet, strict=strict)
 
 
 # --------------------------------------------------------------------------
@@ -191,359 +182,232 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 # --------------------------------------------------------------------------
 
 
-def _make(cls, label, *args, **kwargs):
-    module, problem_ = build_module(cls, label, *args, **kwargs)
-    return (None, problem_) if problem_ is not None else (module.double(), None)
-
-
-def _ready(cls, label, state, rmax, dmax, *, train=True):
-    """A 5-channel module in float64 holding ``state`` (gamma, beta, mean, std)
-    and the given rmax, dmax, in training or eval mode; or the check's Result."""
-    module, problem_ = _make(cls, label, 5)
-    if problem_ is not None:
-        return None, problem_
-    _set_state(module, *state, rmax, dmax)
-    return module.train(train), None
-
-
-def _case(cls, label, seed, rmax, dmax, *, train=True):
-    """``problem(seed)`` and a module holding its state: (module, data, Result)."""
-    data = problem(seed)
-    module, problem_ = _ready(cls, label, data[1:5], rmax, dmax, train=train)
-    return module, data, problem_
-
-
-def _output_of(cls, label, seed, rmax, dmax, *, train=True):
-    """The module's output on ``problem(seed)``, without autograd:
-    (module, data, out, Result or None)."""
+def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
+    """A 5-channel float64 module holding ``state``, ``bounds`` set as rmax, dmax
+    (``given=True``: passed to it), its output on ``x``: (module, out, Result)."""
     torch = torch_()
-    module, data, problem_ = _case(cls, label, seed, rmax, dmax, train=train)
-    if problem_ is not None:
-        return module, data, None, problem_
-    with torch.no_grad():
-        out, problem_ = call(label, module, torch.from_numpy(data[0]))
-    return module, data, out, problem_
+    kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
+    module, failed = _core.build_module(cls, label, 5, **kw)
+    if failed is not None:
+        return None, None, failed
+    module = module.double().train(how.get("train", True))
+    keys = ("weight", "bias", "running_mean", "running_std")
+    doing, hint = "setting weight, bias, running_mean and running_std", ""
+    try:  # what the notebook's training loop does to the module
+        with torch.no_grad():
+            for key, value in zip(keys, state or (), strict=False):
+                getattr(module, key).copy_(torch.from_numpy(value))
+        doing, hint = "setting module.rmax and module.dmax", ": keep them plain floats"
+        if not kw:
+            module.rmax, module.dmax = bounds
+    except Exception as exc:
+        return None, None, wrong(label, f"{doing} failed ({exc!r}"[:250] + ")" + hint)
+    if x is None:
+        return module, None, None
+    with torch.set_grad_enabled(x.requires_grad):
+        return module, *call(label, module, x, copy_inputs=False)
 
 
 def _registration(cls) -> Result:
-    """The paper keeps the running standard deviation, not the variance; rmax,
-    dmax and momentum are plain attributes the training loop may change."""
-    label = f"{NAME} buffers"
-    torch = torch_()
+    """Buffers running_mean, running_std (a std, as the paper); plain attributes."""
+    label, torch, params = f"{NAME} buffers", torch_(), {"weight": None, "bias": None}
     buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0}):
-        module, problem_ = _make(cls, label, 5, **given)
-        if problem_ is None:
-            attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, **given}
-            params = {"weight": None, "bias": None}
-            problem_ = registration_problem(label, module, buffers, params, attrs)
-        if problem_ is not None:
-            return problem_
-    return ok(
-        label,
-        "weight, bias; running_mean and running_std buffers; defaults and "
-        "keyword arguments kept",
-    )
-
-
-def _set_state(module, gamma, beta, mean, std, rmax, dmax):
-    torch = torch_()
-    with torch.no_grad():
-        module.weight.copy_(torch.from_numpy(gamma))
-        module.bias.copy_(torch.from_numpy(beta))
-        module.running_mean.copy_(torch.from_numpy(mean))
-        module.running_std.copy_(torch.from_numpy(std))
-    module.rmax, module.dmax = rmax, dmax
+        module, failed = _core.build_module(cls, label, 5, **given)
+        attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, **given}
+        if failed is None:
+            failed = _core.registration_problem(label, module, buffers, params, attrs)
+        if failed is not None:
+            return failed
+    return ok(label, "weight, bias; running_mean, running_std buffers; defaults kept")
 
 
 def _backward(label, out, dout) -> Result | None:
-    torch = torch_()
     try:
-        out.backward(torch.from_numpy(dout))
-    except RuntimeError as exc:
+        out.backward(torch_().from_numpy(dout))
+    except Exception as exc:
         # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
         changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
         if "inplace operation" in str(exc) and changed and int(changed[1]) == 5:
-            return wrong(
-                label,
-                "backward failed: a per-channel tensor the graph needs (shape [5]) "
-                "was changed in place after the output used it: the running buffers "
-                "are, so r and d hold them in the graph. Compute r and d from "
-                "detached statistics (stop_gradient)",
-            )
-        return wrong(label, f"backward failed (RuntimeError: {exc})"[:300])
-    except Exception as exc:
+            why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
+            why += "changed in place after the output used it: the running buffers are,"
+            return wrong(label, f"{why} so r and d hold them: {DETACHED}")
         return wrong(label, f"backward failed ({type(exc).__name__}: {exc})"[:300])
     return None
 
 
-def _read_back(rows, gamma, beta, mean, std, rmax, dmax, shape):
-    """The output read back as gamma * ((x - mu_B) / sigma_B * r + d) + beta,
-    i.e. x centred on mu_B - d sigma_B / r and divided by sigma_B / r
-    (``_core.stages``): r and d clipped or not, sigma_B biased or not."""
-    mu = rows.mean(0)
-    means, scales = {}, {}
-    for unbiased in (False, True):
-        sigma = np.sqrt(rows.var(0, ddof=int(unbiased)) + EPS)
-        b = " from the unbiased batch variance (use correction=0)" if unbiased else ""
-        for r_clip, d_clip in (
-            (True, True),
-            (False, True),
-            (True, False),
-            (False, False),
-        ):
-            r = np.clip(sigma / std, 1 / rmax, rmax) if r_clip else sigma / std
-            d = (mu - mean) / std
-            d = np.clip(d, -dmax, dmax) if d_clip else d
-            r_name = "r" if r_clip else "r not clipped to [1/rmax, rmax]"
-            d_name = "d" if d_clip else "d not clipped to [-dmax, dmax]"
-            means[f"mu_B - {d_name} sigma_B / {r_name}{b}"] = mu - d * sigma / r
-            scales[f"sigma_B / {r_name}{b}"] = sigma / r
-    means["the running mean (eval mode's)"] = mean
-    scales["the running std (eval mode's)"] = std
-    means["mu_B (d = 0)"], scales["sigma_B (r = 1)"] = mu, np.sqrt(rows.var(0) + EPS)
+def _stage(what, got, want, raw, lo, hi, known) -> str | None:
+    """How stage r or d differs, seen: where, its values or common factor (named
+    among ``known``) or one-sidedness, and the value before clipping to [lo, hi]."""
+    got = np.where(np.abs(got) < 1e-12, 0.0, got)  # round-off, not a value
+    bad = np.flatnonzero(~_close(got, want))
+    if not bad.size:
+        return None
+    (g, w, v), many = (got[bad], want[bad], raw[bad]), bad.size > 1
+    if many and _close(got, -want).all() and np.ptp(np.abs(want)) > 1e-6:
+        return f"{what} has the wrong sign in every feature"
+    where = f"feature{'s' if many else ''} {', '.join(map(str, bad))}"
+    text = f"{what} is off in {where}: yours {_fmt(g, 5)}, expected {_fmt(w, 5)}"
+    tiny = np.abs(g - w).max() / max(np.abs(w).max(), 1e-300)
+    if tiny < 1e-3:  # equal to 4 digits: say by how much
+        text = f"{what} is off in {where} by relative differences up to {tiny:.1e}"
+    with np.errstate(all="ignore"):
+        ratio, name = g / w, many and _core._named(g[0] / w[0], known)
+    if many and g.all() and np.ptp(ratio) <= 1e-6 * abs(ratio[0]):
+        text += f", by the same factor {ratio[0]:.6g}{' = ' + name if name else ''}"
+    elif many and np.ptp(g - w) <= 1e-9:
+        text += f", by the same offset {g[0] - w[0]:.4g}"
+    for sign, word in ((-1, "negative"), (1, "positive")):  # one sign only?
+        if bad.size < want.size and list(bad) == list(np.flatnonzero(want * sign > 0)):
+            text += f"; exactly the features where {what} should be {word}"
+    if _close(g, v).all():
+        return text + f": there {what} is not clipped to [{lo:.4g}, {hi:.4g}]"
+    text += f" ({what} before clipping to [{lo:.4g}, {hi:.4g}]: {_fmt(v, 5)}"
+    inside = ((v >= lo) & (v <= hi)).all()
+    return text + (", inside the range: nothing to clip)" if inside else ")")
 
-    def read(out):
-        got = to_numpy(out)
-        if got is None or got.shape != shape:
+
+def _reader(rows, state, bounds, momentum, shape):
+    """A reader for ``compare``: the output read back as gamma * (x_hat * r + d)
+    + beta per feature.  A cause is named when exactly one single change of
+    Algorithm 1 gives both r and d; else each stage that differs is described,
+    and plain batch norm (r = 1, d = 0), which many mistakes give, only said."""
+    (gamma, beta, mean, std), (rmax, dmax) = state, bounds
+    mu, var = rows.mean(0), rows.var(0)
+    sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
+
+    def rd(s=sigma, run=(mean, std), clip="rd", by=None, r_s=None):
+        r = (s if r_s is None else r_s) / run[1]
+        d = (mu - run[0]) / (run[1] if by is None else by)
+        r = np.clip(r, 1 / rmax, rmax) if "r" in clip else r
+        return r * sigma / s, np.clip(d, -dmax, dmax) if "d" in clip else d
+
+    fresh = (mean + momentum * (mu - mean), std + momentum * (sigma - std))
+    r_no, d_no = "r not clipped to [1/rmax, rmax]", "d not clipped to [-dmax, dmax]"
+    d_is = "d = (mu_B - running_mean) / running_std"
+    changes = {
+        r_no: rd(clip="d"),
+        d_no: rd(clip="r"),
+        f"{r_no}; {d_no} (the output is (x - running_mean) / running_std, eval "
+        "mode's)": rd(clip=""),
+        "r and d are computed from the running statistics after this step's "
+        "update: compute them before updating the buffers": rd(run=fresh),
+        f"d is divided by sigma_B: {d_is}": rd(by=sigma),
+    }
+    for words, s in list(_spreads(var, len(rows)).items())[1:]:
+        changes[f"sigma_B is {words}"] = rd(s=s)
+        changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
+    right, raw = rd(), (sigma / std, (mu - mean) / std)
+    same = lambda p, q: _close(p[0], q[0]).all() and _close(p[1], q[1]).all()
+
+    def read(got):
+        if got.shape != shape:
             return None
-        return stages(
-            channels_last(got), rows, gamma, beta, eps=EPS, means=means, scales=scales
-        )
-
-    return [read]
-
-
-def _plain_bn_case(cls, numpy_forward, seed) -> Result:
-    """With rmax=1 and dmax=0, batch renorm is batch norm."""
-    torch = torch_()
-    import torch.nn.functional as F
-
-    label = f"{NAME} rmax=1, dmax=0"
-    module, data, problem_ = _case(cls, label, seed, 1.0, 0.0)
-    x, gamma, beta, mean, std, dout = data
-    if problem_ is not None:
-        return problem_
-    xa = torch.tensor(x, requires_grad=True)
-    out, problem_ = call(label, module, xa, copy_inputs=False)
-    if problem_ is not None:
-        return problem_
-    xb = torch.tensor(x, requires_grad=True)
-    want = F.batch_norm(
-        xb, None, None, torch.from_numpy(gamma), torch.from_numpy(beta), training=True
-    )
-    result = compare(
-        label,
-        out,
-        want,
-        tol=TOL,
-        what="the output",
-        readers=_read_back(x, gamma, beta, mean, std, 1.0, 0.0, x.shape),
-    )
-    if not result.passed:
-        return result
-    failed = _backward(label, out, dout)
-    if failed is not None:
-        return failed
-    want.backward(torch.from_numpy(dout))
-    grad = compare(
-        label,
-        xa.grad,
-        xb.grad,
-        tol=TOL,
-        what="the input gradient",
-        directions=_branches(x, x.shape),
-        causes=BRANCHES,
-    )
-    if not grad.passed:
-        return grad
-    return ok(label, "output and input gradient equal plain batch norm's")
-
-
-def _output_result(label, out, numpy_forward, rows, gamma, beta, mean, std, shape):
-    """The training-mode output against the NumPy forward pass (named mistakes)."""
-    want, _, _ = numpy_forward(rows, gamma, beta, mean, std, RMAX, DMAX)
-    return compare(
-        f"{label} output",
-        out,
-        from_channels_last(want, shape),
-        tol=TOL,
-        what="the output",
-        readers=_read_back(rows, gamma, beta, mean, std, RMAX, DMAX, shape),
-    )
-
-
-def _gradient_result(label, xa, numpy_forward, rows, gamma, beta, mean, std, drows):
-    """The input gradient: r and d must be constants (detached statistics)."""
-    shape = xa.shape
-    dx_fixed, _, _, _ = _numeric_grads(
-        numpy_forward, rows, gamma, beta, mean, std, drows
-    )
-    dx_free, _, _, _ = _numeric_grads(
-        numpy_forward, rows, gamma, beta, mean, std, drows, fixed=False
-    )
-    return compare(
-        f"{label} gradient",
-        xa.grad,
-        from_channels_last(dx_fixed, shape),
-        tol=1e-7,
-        what="the input gradient",
-        directions=_branches(rows, tuple(shape)),
-        causes=BRANCHES,
-        diagnoses={
-            "the gradient flows through r and d: compute them from detached "
-            "statistics (r.detach(), or under torch.no_grad())": from_channels_last(
-                dx_free, shape
+        y = _core.channels_last(got)
+        fit = lambda z: ((z * x_hat).sum(0) / (x_hat * x_hat).sum(0), z.mean(0))
+        with np.errstate(all="ignore"):
+            a, b = fit(y)
+            if not _close(a * x_hat + b, y).all():
+                return None  # not gamma * (x_hat * r + d) + beta for any r, d
+            if same((a, b), right):
+                return "gamma and beta are not applied: out = gamma * y_hat + beta"
+            a, b = fit((y - beta) / gamma)
+        head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
+        fits = [k for k, v in changes.items() if same((a, b), v)]
+        if _close(a, 1.0).all() and _close(b, 0.0).all():
+            expected = f"r = ({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
+            why = "r = 1 and d = 0 in every feature, plain batch norm's (r and d not "
+            return (
+                head + why + f"applied, or rmax, dmax not read?); expected {expected}"
             )
-        },
-    )
+        if len(fits) == 1:
+            return head + fits[0]
+        known = {"N/(N-1)": len(rows) / (len(rows) - 1), "rmax": rmax}
+        seen = [_stage("r", a, right[0], raw[0], 1 / rmax, rmax, known)]
+        seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax, known))
+        if fits:
+            seen.append(f"each of these single changes gives it: {' | '.join(fits)}")
+        return head + "; ".join(filter(None, seen))
+
+    return read
 
 
-def _running_results(label, module, rows, mean, std) -> list[Result]:
-    """running_mean and running_std after one training step, read back
-    (``_core.ema_problem``) where they differ."""
-    momentum = module.momentum
-    batch_mean, batch_var = rows.mean(0), rows.var(0)
-    batch_std = np.sqrt(batch_var + EPS)
-    updates = {"running_mean": (mean, batch_mean), "running_std": (std, batch_std)}
-    known = {"1 - momentum": 1 - momentum, "sigma_B": batch_std}
-    causes = {
-        "momentum 1 - momentum": "momentum weighs the old value; here mu <- mu + "
-        "momentum * (mu_B - mu)",
-        "feature factor sigma_B": "running_std is updated with the variance: use "
-        "the batch's standard deviation sigma_B = sqrt(var_B + eps)",
-    }
-    statistics = {
-        "sqrt(var_B), without eps": np.sqrt(batch_var),
-        "var_B + eps, the variance (use sigma_B = sqrt(var_B + eps))": batch_var + EPS,
-    }
-    results = []
-    for key, (old, new) in updates.items():
+def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True):
+    """One training step: the output (read back), the input gradient and, but for
+    plain batch norm, the running statistics and buffers; or one eval step."""
+    torch, plain = torch_(), bounds == (1.0, 0.0)
+    label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
+    label = label if train else f"{NAME} eval"
+    rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
+    shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
+    state = (gamma, beta, mean, std)
+    x = torch.tensor(unrows(rows, shape), requires_grad=train)
+    module, out, failed = _ready(cls, label, state, bounds, x, train=train)
+    if failed is not None:
+        return [failed]
+    if not train:
+        return [_eval(label, module, out, rows, state)]
+    want = unrows(numpy_forward(rows, *state, *bounds)[0], shape)
+    momentum = getattr(module, "momentum", None)  # missing or not a number: the default
+    momentum = momentum if isinstance(momentum, (int, float)) else 0.01
+    read = _reader(rows, state, bounds, momentum, shape)
+    result = compare(f"{label} output", out, want, tol=TOL, readers=[read])
+    if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
+        _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
+        if failed is None and compare(label, out2, want, tol=TOL):
+            result.detail = "module.rmax, module.dmax set after construction changed "
+            result.detail += "nothing (passed to it, they work): read them in forward()"
+    dout = unrows(drows, shape)
+    failed = _backward(f"{label} gradient", out, dout) if result else result
+    if failed is not None:
+        return [failed]
+    data = (numpy_forward, rows, gamma, beta, mean, std, drows)
+    numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
+    held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
+    kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
+    kw["directions"] = _branches(rows, shape)
+    grad = compare(f"{label} gradient", x.grad, want, **kw)
+    if plain or not grad:
+        return [grad if not grad else ok(label, "output and input gradient right")]
+    statistics = _running(label, module, momentum, rows, mean, std)
+    graph = _core.buffers_outside_graph(f"{label} buffers", module)
+    return [result, grad, *statistics, graph]
+
+
+def _running(label, module, momentum, rows, mean, std) -> list[Result]:
+    """running_mean and running_std after one step, read back where they differ."""
+    batch = _spreads(rows.var(0), len(rows))
+    known, (sigma, *others) = {"1 - momentum": 1 - momentum}, batch.items()
+    old_value = "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)"
+    causes, results = {"momentum 1 - momentum": old_value}, []
+    pairs = (("running_mean", mean, rows.mean(0)), ("running_std", std, sigma[1]))
+    for key, old, new in pairs:
+        got = getattr(module, key, None)
         want = old + momentum * (new - old)
-        result = compare(
-            f"{label} {key}", getattr(module, key), want, tol=TOL, what=key
-        )
-        if not result.passed and to_numpy(getattr(module, key)) is not None:
-            got = to_numpy(getattr(module, key))
-            if got.shape == want.shape and np.all(np.isfinite(got)):
-                result.detail = ema_problem(
-                    key, got, old, new, momentum, known, causes, statistics
-                )
+        result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
+        if not result and result.error is not None:  # finite, of the shape
+            args = (to_numpy(got), old, new, momentum, known, causes, dict(others))
+            result.detail = _core.ema_problem(key, *args)
         results.append(result)
     return results
 
 
-def _general_case(cls, numpy_forward, seed, image=False) -> list[Result]:
-    """One training step in the general case (r, d clipped): output, gradient,
-    running statistics."""
-    torch = torch_()
-    label = f"{NAME} {'NCHW' if image else 'NC'}"
-    x, gamma, beta, mean, std, dout = problem(seed, n=12 if not image else 24)
-    if image:  # 24 rows = 2 examples x 3 x 4 positions
-        x = from_channels_last(x, (2, 5, 3, 4))
-        dout = from_channels_last(dout, (2, 5, 3, 4))
-    module, problem_ = _ready(cls, label, (gamma, beta, mean, std), RMAX, DMAX)
-    if problem_ is not None:
-        return [problem_]
-    xa = torch.tensor(x, requires_grad=True)
-    out, problem_ = call(label, module, xa, copy_inputs=False)
-    if problem_ is not None:
-        return [problem_]
-    rows, drows = channels_last(x), channels_last(dout)
-    results = [
-        _output_result(label, out, numpy_forward, rows, gamma, beta, mean, std, x.shape)
-    ]
-    if not results[0].passed:
-        return results
-    failed = _backward(f"{label} gradient", out, dout)
-    if failed is not None:
-        return [*results, failed]
-    results.append(
-        _gradient_result(label, xa, numpy_forward, rows, gamma, beta, mean, std, drows)
-    )
-    return results + _running_results(label, module, rows, mean, std)
-
-
-def _eval_case(cls, seed) -> Result:
-    label = f"{NAME} eval"
-    module, data, out, problem_ = _output_of(cls, label, seed, RMAX, DMAX, train=False)
-    x, gamma, beta, mean, std, _ = data
-    if problem_ is not None:
-        return problem_
-    batch = " (eval mode uses the running statistics)"
-
-    def read(got):  # which mean and which scale eval mode used
-        return stages(
-            to_numpy(got),
-            x,
-            gamma,
-            beta,
-            eps=EPS,
-            means={"running_mean": mean, f"the batch mean{batch}": x.mean(0)},
-            scales={"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)},
-            variances={"running_std ** 2 (it already holds sqrt(var + eps))": std**2},
-        )
-
-    result = compare(
-        label,
-        out,
-        gamma * (x - mean) / std + beta,
-        tol=TOL,
-        what="the eval-mode output",
-        readers=[read],
-    )
-    if result.passed:
-        still = module.running_mean.detach().numpy()
-        if not np.array_equal(still, mean):
-            return wrong(
-                label, "eval mode changed running_mean: update only in training"
-            )
+def _eval(label, module, out, x, state) -> Result:
+    """Eval mode normalises with the running statistics and changes nothing."""
+    (gamma, beta, mean, std), batch = state, " (eval mode uses the running statistics)"
+    given = dict(eps=EPS)
+    given["means"] = {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}
+    given["scales"] = {"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)}
+    std_is = "running_std (it is a standard deviation already: divide by it)"
+    given["variances"] = {"running_std ** 2": std**2, std_is: std}
+    read = lambda got: _core.stages(got, x, gamma, beta, **given)  # which m, which s
+    want, what = gamma * (x - mean) / std + beta, "the eval-mode output"
+    result = compare(label, out, want, tol=TOL, what=what, readers=[read])
+    if result and not np.array_equal(to_numpy(module.running_mean), mean):
+        return wrong(label, "eval mode changed running_mean: update only in training")
+    if result:
         result.detail = "uses running_mean and running_std; " + result.detail
     return result
-
-
-def _attributes_case(cls, seed) -> Result:
-    """rmax and dmax are read at every call (the schedule changes them)."""
-    torch = torch_()
-    label = f"{NAME} rmax, dmax changed"
-    # built with the defaults (rmax=1, dmax=0), then changed as the schedule does
-    _, (x, gamma, beta, *_), out, problem_ = _output_of(cls, label, seed, RMAX, DMAX)
-    if problem_ is not None:
-        return problem_
-    with torch.no_grad():
-        plain = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS) * gamma + beta
-    got = out.detach().numpy() if isinstance(out, torch.Tensor) else out
-    if got is not None and np.allclose(got, plain, atol=1e-9):
-        return wrong(
-            label,
-            "setting module.rmax and module.dmax after construction changed nothing: "
-            "read self.rmax and self.dmax in forward()",
-        )
-    return ok(label, "module.rmax and module.dmax take effect at the next call")
-
-
-def _graph_case(cls, seed) -> Result:
-    """After training steps with backward, no buffer requires grad (W5 of the
-    review: rebinding outside no_grad keeps every step's graph alive and breaks
-    copy.deepcopy).  ``requires_grad`` is read, not ``grad_fn``: the grader
-    mirrors tensors back as data, without their graph."""
-    torch = torch_()
-    label = f"{NAME} buffers after 3 steps"
-    module, problem_ = _make(cls, label, 5)
-    if problem_ is not None:
-        return problem_
-    module = module.double().train()
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(3):
-        x = 3 * torch.randn(8, 5, generator=gen, dtype=torch.float64) + 1
-        out, problem_ = call(label, module, x.requires_grad_(), copy_inputs=False)
-        if problem_ is not None:
-            return problem_
-        outside = buffers_outside_graph(label, module)
-        failed = outside if not outside else _backward(label, out, np.ones((8, 5)))
-        if failed is not None:
-            return failed
-    return outside
 
 
 def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
@@ -552,28 +416,23 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
 
     def body():
         first = _registration(cls)
-        if first.verdict == TODO:
+        if first.verdict == _core.TODO:
             return first
-        results = [first, _plain_bn_case(cls, numpy_forward, seed)]
-        results += _general_case(cls, numpy_forward, seed)
-        results += _general_case(cls, numpy_forward, seed + 1, image=True)
-        results.append(_eval_case(cls, seed + 2))
-        results.append(_attributes_case(cls, seed + 3))
-        results.append(_graph_case(cls, seed + 4))
-        module, problem_ = _make(cls, f"{NAME} wrong channels", 5)
-        if problem_ is None:
-            results.append(
-                expect_raises(
-                    f"{NAME} wrong channels",
-                    module.train(),
-                    ValueError,
-                    "an input with 3 channels for num_features=5 must be refused",
-                    torch.zeros(4, 3, dtype=torch.float64),
-                )
-            )
-        return results
+        results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
+        nc = _step(cls, numpy_forward, seed)
+        nchw = _step(cls, numpy_forward, seed + 1, image=True)
+        if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
+            nchw[0].detail += "; " + IMAGES
+        results += nc + nchw
+        results += _step(cls, numpy_forward, seed + 2, train=False)
+        label, x = f"{NAME} wrong channels", torch.zeros(4, 3, dtype=torch.float64)
+        module, _, failed = _ready(cls, label)
+        why = "an input with 3 channels for num_features=5 must be refused"
+        if failed is None:
+            failed = _core.expect_raises(label, module, ValueError, why, x)
+        return [*results, failed]
 
-    return run_check(NAME, body, quiet=quiet, strict=strict)
+    return _core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
 # --------------------------------------------------------------------------
@@ -583,20 +442,17 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
 # The paper's schedule: plain BN for 5k steps, then rmax rising linearly to 3
 # (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
-PAPER_POINTS = {  # step -> (rmax, dmax), as the paper states them
-    0: (1.0, 0.0),
-    5000: (1.0, 0.0),
-    12500: (1.0 + 2.0 * 7500 / 35000, 5.0 * 7500 / 20000),
-    25000: (1.0 + 2.0 * 20000 / 35000, 5.0),
-    40000: (3.0, 5.0),
-    100000: (3.0, 5.0),
-}
+
+
+def _paper(step, final=(3.0, 5.0)):
+    """The paper's (rmax, dmax) at ``step`` (a test holds it to the paper's)."""
+    t = max(0.0, step - PAPER["warmup"])
+    r = 1.0 + (final[0] - 1.0) * min(1.0, t / PAPER["r_steps"])
+    return r, final[1] * min(1.0, t / PAPER["d_steps"])
 
 
 def _ramp(at, values, steps):
-    """(first value, step it starts moving, step it stops, last value) of a
-    curve sampled at ``steps``; ``at(step)`` gives its value at any step, to
-    find the exact steps between samples.  None for a constant's steps."""
+    """(first value, first moving step, last one, last value); steps exact by ``at``."""
     moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
     if not moving.size:
         return values[0], None, None, values[-1]
@@ -613,126 +469,82 @@ def _ramp(at, values, steps):
     return values[0], start, stop, values[-1]
 
 
-def _ramp_problem(what, got, want, steps, lengths) -> str | None:
-    """How the learner's ramp of ``what`` differs from the paper's, read off
-    the curves (``got``, ``want``: (function of the step, samples)): its start
-    value, where it starts and stops moving (the length named among
-    ``lengths``), where it ends."""
-    (a0, a1, a2, a3), (b0, b1, b2, b3) = _ramp(*got, steps), _ramp(*want, steps)
-    paper = "the paper's"
+def _ramp_problem(i, at, values, steps) -> str | None:
+    """How the ramp of rmax (``i`` = 0) or dmax (1) (``at(step)``: the pair,
+    ``values`` at ``steps``) differs from the paper's: its start value, where it
+    starts moving and how (a jump?), where it stops (a length of ``PAPER``?)."""
+    what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
+    a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
+    b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values
+    b1, b2 = start + 1, start + (PAPER["r_steps"], PAPER["d_steps"])[i]
     if a1 is None:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
-    if a1 == a2:  # one step: a jump, not a ramp
-        return "; ".join(
-            parts
-            + [
-                f"{what} jumps to {a3:.4g} at step {a2}, {paper} ramps from "
-                f"step {b1} to step {b2}"
-            ]
-        )
-    if a1 != b1:
+    jump = at(a1)[i] - a0  # a ramp's first move is one step's worth of it
+    jumps = a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1)
+    if jumps:
+        then = f", then moves until step {a2}" if a2 > a1 else ""
         parts.append(
-            f"{what} starts moving at step {a1}, {paper} after the warm-up, at "
-            f"step {b1}"
+            f"{what} jumps from {a0:.4g} to {a0 + jump:.4g} at step {a1}{then}; "
+            f"{paper} ramps from step {b1} to step {b2}"
         )
+    elif a1 != b1:
+        parts.append(f"{what} starts moving at step {a1}, {paper} after the warm-up, ")
+        parts[-1] += f"at step {b1}"
     if a2 == steps[-1]:
-        parts.append(
-            f"{what} is still moving at step {a2}, the last probed: cap it at "
-            "the final value"
-        )
-    elif a2 - a1 != b2 - b1:
-        named = [k for k, v in lengths.items() if v == a2 - a1 + 1]
-        parts.append(
-            f"{what} ramps over {a2 - a1 + 1} steps"
-            + (f" ({named[0]})" if named else "")
-            + f", {paper} over {b2 - b1 + 1}"
-        )
+        parts.append(f"{what} is still moving at step {a2}: cap it at the final value")
+    elif a2 - a1 != b2 - b1 and not jumps:
+        named = "".join(f" ({k} = {v})" for k, v in PAPER.items() if v == a2 - a1 + 1)
+        parts.append(f"{what} ramps over {a2 - a1 + 1} steps{named}, {paper} over ")
+        parts[-1] += f"{b2 - b1 + 1}"
     if a3 != b3 and a2 != steps[-1]:
         parts.append(f"{what} ends at {a3:.4g}, {paper} at {b3:.4g}")
     return "; ".join(parts) or None
 
 
-def _schedule_problem(name, fn) -> Result | None:
-    """The learner's schedule sampled every 500 steps to 100k, as two curves."""
-    steps = np.arange(0, 100001, 500)
-    curves = []
-    for step in steps:
-        value, problem_ = call(name, fn, int(step), **PAPER)
-        if problem_ is None:
-            raw, (value, problem_) = value, unpack(name, value, 2, "rmax, dmax")
-        if problem_ is not None:
-            return problem_
-        if not isinstance(raw, tuple):  # what `schedule(...) == (1.0, 0.0)` needs
-            return wrong(name, f"returned a {type(raw).__name__}: return a tuple")
-        try:
-            curves.append((real(value[0]), real(value[1])))
-        except (TypeError, ValueError):
-            return wrong(name, f"returned {value!r}: expected two numbers")
-    got = np.array(curves)
-    want = np.array([_paper(t) for t in steps])
-    if np.allclose(got, want, rtol=0, atol=1e-9):
-        return None
-    lengths = {f"{k} = {v}": v for k, v in PAPER.items()}
-
-    def curve(i):  # the learner's i-th value at any step (NaN if it fails)
-        def at(step):
-            value, failed = call(name, fn, int(step), **PAPER)
-            try:
-                return float(value[i]) if failed is None else float("nan")
-            except (TypeError, ValueError, IndexError, KeyError):
-                return float("nan")
-
-        return at
-
-    found = [
-        _ramp_problem(
-            what,
-            (curve(i), got[:, i]),
-            (lambda step, i=i: _paper(step)[i], want[:, i]),
-            steps,
-            lengths,
-        )
-        for i, what in enumerate(("rmax", "dmax"))
-    ]
-    worst = int(np.argmax(np.abs(got - want).max(1)))
-    seen = "; ".join(filter(None, found)) or (
-        f"at step {steps[worst]} got (rmax, dmax) = ({got[worst, 0]:.4g}, "
-        f"{got[worst, 1]:.4g}), expected ({want[worst, 0]:.4g}, {want[worst, 1]:.4g})"
-    )
-    return wrong(name, f"with the paper's schedule: {seen}")
-
-
-def _paper(step, final=(3.0, 5.0)):
-    """The paper's (rmax, dmax) at ``step``, between ``PAPER_POINTS`` (a test
-    holds them equal there)."""
-    t = max(0.0, step - PAPER["warmup"])
-    r = 1.0 + (final[0] - 1.0) * min(1.0, t / PAPER["r_steps"])
-    return r, final[1] * min(1.0, t / PAPER["d_steps"])
+def _values(name, fn, step, *args, **kwargs):
+    """``fn(step, ...)`` as two floats, or the Result saying why it is not."""
+    value, failed = call(name, fn, step, *args, **kwargs)
+    if failed is None:
+        raw, (value, failed) = value, _core.unpack(name, value, 2, "rmax, dmax")
+    if failed is not None:
+        return None, failed
+    if not isinstance(raw, tuple):  # what `schedule(...) == (1.0, 0.0)` needs
+        return None, wrong(name, f"returned a {type(raw).__name__}: return a tuple")
+    try:
+        return (_core.real(value[0]), _core.real(value[1])), None
+    except (TypeError, ValueError):
+        return None, wrong(name, f"returned {value!r}: expected two numbers")
 
 
 def renorm_schedule(fn, *, quiet=False, strict=None):
-    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``."""
+    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``: the
+    paper's schedule every 500 steps to 100k, read back where wrong; final values."""
     name = "renorm_schedule"
 
     def body():
-        problem_ = _schedule_problem(name, fn)
-        if problem_ is not None:
-            return problem_
+        steps, got = np.arange(0, 100001, 500), []
+        for step in steps:
+            value, failed = _values(name, fn, int(step), **PAPER)
+            if failed is not None:
+                return failed
+            got.append(value)
+        got, want = np.array(got), np.array([_paper(t) for t in steps])
+        if not np.allclose(got, want, rtol=0, atol=1e-9):
+            at = lambda t: _values(name, fn, int(t), **PAPER)[0] or (np.nan, np.nan)
+            found = [_ramp_problem(i, at, got[:, i], steps) for i in (0, 1)]
+            k, pair = int(np.argmax(np.abs(got - want).max(1))), "({:.6g}, {:.6g})"
+            found.append(f"the largest difference: at step {steps[k]} (rmax, dmax) = ")
+            found[-1] += f"{pair.format(*got[k])}, expected {pair.format(*want[k])}"
+            seen = "; ".join(filter(None, found))
+            return wrong(name, f"with the paper's schedule: {seen}")
         # the final values are parameters, not constants
-        value, problem_ = call(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
-        if problem_ is not None:
-            return problem_
-        if not np.allclose([real(v) for v in value], (2.0, 0.5), atol=1e-9):
-            return wrong(
-                name,
-                "rmax_final and dmax_final are ignored: with warmup=0, r_steps=10, "
-                f"d_steps=20, rmax_final=2, dmax_final=1 step 10 gives {value}, "
-                "expected (2.0, 0.5)",
-            )
-        return ok(
-            name,
-            "the paper's schedule every 500 steps to 100k, and custom final values",
-        )
+        value, failed = _values(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
+        why = "rmax_final and dmax_final are ignored: warmup=0, r_steps=10, d_steps=20"
+        why += f", rmax_final=2, dmax_final=1 at step 10 give {value}, not (2, 0.5)"
+        if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
+            failed = wrong(name, why)
+        why = "the paper's schedule every 500 steps to 100k, and custom final values"
+        return failed if failed is not None else ok(name, why)
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return _core.run_check(name, body, quiet=quiet, strict=strict)

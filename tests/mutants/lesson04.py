@@ -23,12 +23,13 @@ def renorm_forward(
 
 
 def renorm_backward(
-    dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True, mean=True
+    dout, cache, *, with_r=True, dgamma_from="y_hat", sum_params=True, mean=True, axis=0
 ):
     x_hat, y_hat, std, r, gamma = cache
     g = dout * gamma * (r if with_r else 1.0)
-    dx = (g - (g.mean(0) if mean else 0.0) - x_hat * (g * x_hat).mean(0)) / std
-    source = y_hat if dgamma_from == "y_hat" else x_hat
+    centred = g - (g.mean(axis, keepdims=True) if mean else 0.0)
+    dx = (centred - x_hat * (g * x_hat).mean(axis, keepdims=True)) / std
+    source = {"y_hat": y_hat, "x_hat": x_hat, "x_hat * r": x_hat * r}[dgamma_from]
     dgamma = (dout * source).sum(0) if sum_params else dout * source
     return dx, dgamma, dout.sum(0)
 
@@ -40,6 +41,8 @@ RENORM_BACKWARD = {
     "dgamma not summed": (lambda d, c: renorm_backward(d, c, sum_params=False), "not summed"),
     "returns None": (lambda d, c: None, "returned None"),
     "no mean branch": (lambda d, c: renorm_backward(d, c, mean=False), "the branch through the batch mean is off"),
+    "means over the features": (lambda d, c: renorm_backward(d, c, axis=1), "dx mixes the features"),
+    "dgamma without d": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat * r"), "dgamma uses x_hat * r;"),
 }
 # fmt: on
 
@@ -58,6 +61,11 @@ def renorm_class(
     correction=0,
     graph_buffers=False,  # the review's W5: rebinding outside torch.no_grad()
     keep_arguments=True,
+    d_by_batch_std=False,
+    update_first=False,
+    apply_rd=True,
+    d_sign=1.0,
+    bounds_as_buffers=False,
 ):
     import torch
     from torch import nn
@@ -70,6 +78,10 @@ def renorm_class(
             self.eps, self.momentum = eps, momentum
             self._fixed = (rmax, dmax)
             self.rmax, self.dmax = rmax, dmax
+            if bounds_as_buffers:  # tensors the training loop cannot set to floats
+                del self.rmax, self.dmax
+                self.register_buffer("rmax", torch.tensor(float(rmax)))
+                self.register_buffer("dmax", torch.tensor(float(dmax)))
             self.weight = nn.Parameter(torch.ones(num_features))
             self.bias = nn.Parameter(torch.zeros(num_features))
             self.register_buffer("running_mean", torch.zeros(num_features))
@@ -89,20 +101,25 @@ def renorm_class(
             var = x.var(dims, correction=correction)
             std = torch.sqrt(var + self.eps)
             s, m = (std.detach(), mean.detach()) if detach else (std, mean)
+            if update_first:  # the buffers moved before r and d are computed
+                with torch.no_grad():
+                    self.running_mean += self.momentum * (m - self.running_mean)
+                    self.running_std += self.momentum * (s - self.running_std)
             r = s / self.running_std
-            d = (m - self.running_mean) / self.running_std
+            d = (m - self.running_mean) / (s if d_by_batch_std else self.running_std)
             if clip_r:
                 r = r.clamp(1 / rmax, rmax)
             if clip_d:
                 d = d.clamp(-dmax, dmax)
-            if not self.training:  # eval mode normalising with the batch
+            if not (self.training and apply_rd):  # plain batch norm
                 r, d = torch.ones_like(r), torch.zeros_like(d)
+            d = d_sign * d
             x_hat = (x - mean.view(view)) / std.view(view) * r.view(view) + d.view(view)
             if self.training and graph_buffers:
                 a = self.momentum
                 self.running_mean = self.running_mean + a * (mean - self.running_mean)
                 self.running_std = self.running_std + a * (std - self.running_std)
-            elif self.training:
+            elif self.training and not update_first:
                 with torch.no_grad():
                     a = self.momentum
                     new_std = {
@@ -146,6 +163,11 @@ RENORM = {
     "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
     "buffers left in the autograd graph": (renorm_class(graph_buffers=True), "in the autograd graph"),
     "constructor arguments ignored": (renorm_class(keep_arguments=False), "store the value passed in"),
+    "d divided by the batch std": (renorm_class(d_by_batch_std=True), "d is divided by sigma_B"),
+    "buffers updated before r and d": (renorm_class(update_first=True), "after this step's update"),
+    "r and d never applied": (renorm_class(apply_rd=False), "r = 1 and d = 0 in every feature, plain batch norm's"),
+    "d with the wrong sign": (renorm_class(d_sign=-1.0), "d has the wrong sign in every feature"),
+    "rmax and dmax as buffers": (renorm_class(bounds_as_buffers=True), "setting module.rmax and module.dmax failed (TypeError"),
 }
 # fmt: on
 
@@ -169,6 +191,11 @@ def schedule_variant(kind):
             return ramp(t, r_steps, 3.0, 1.0), ramp(t, d_steps, 5.0)
         if kind == "paper":
             return ramp(t, r_steps, rmax_final, 1.0), ramp(t, d_steps, dmax_final)
+        if kind == "jumps at the warm-up's end":  # a quarter of the way at once
+            return (
+                ramp(t + r_steps / 4 * (t > 0), r_steps, rmax_final, 1.0),
+                ramp(t + d_steps / 4 * (t > 0), d_steps, dmax_final),
+            )
         if kind == "returns one value":
             return ramp(t, r_steps, rmax_final, 1.0)
         raise AssertionError(kind)
@@ -179,6 +206,7 @@ def schedule_variant(kind):
 # fmt: off
 SCHEDULE = {
     "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
+    "jumps at the warm-up's end": (schedule_variant("jumps at the warm-up's end"), "rmax jumps from 1 to 1.5 at step 5001"),
     "ramps swapped": (schedule_variant("swapped"), "ramps over 20000 steps (d_steps = 20000)"),
     "not capped": (schedule_variant("uncapped"), "cap it at the final value"),
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
