@@ -13,10 +13,11 @@ Rules every check follows:
   ``None``, a wrong shape or a NaN gives a specific message.
 * When the answer is wrong it names a cause only where one hypothesis, the
   reference recomputed with a single change (other axes, N - 1, eps outside
-  the root, a missing term, another momentum, buffers left alone, ...),
-  reproduces the answer to round-off, and no other does; else it says what was
-  observed (which output or stage differs, by what factor, offset or
-  permutation, where), never a guess.
+  the root, a missing term, another momentum, ...), reproduces the answer to
+  round-off, no other does, the input tells it from the right answer, and the
+  answer is not degenerate (zeros, ones, one constant: many mistakes give
+  those).  Otherwise it says what was observed (which output or stage differs,
+  by what factor, offset or permutation, where), never a guess.
 * While ``tools/grade.py`` runs a submission (``config.grading()``), a failed
   check raises :class:`CheckFailed`, which is how the grader scores a test.
 * References are PyTorch or numerical gradients, never a copy of the solution.
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import re
+import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,8 +78,7 @@ class Result:
         name = self.name.ljust(NAME_WIDTH)
         return f"{name} | {self.verdict:<{VERDICT_WIDTH}} | {self.detail}"
 
-    def __repr__(self) -> str:  # what a learner sees if they echo a result
-        return self.line()
+    __repr__ = line  # what a learner sees if they echo a result
 
 
 def ok(name, detail, error=None, bound=None) -> Result:
@@ -137,14 +139,12 @@ class Report:
         seen, out = set(), []
         for r in self.results:
             if not r.passed and r.detail in seen:
-                out.append(Result(r.name, r.verdict, "the same as above").line())
-                continue
+                r = Result(r.name, r.verdict, "the same as above")
             seen.add(r.detail)
             out.append(r.line())
         return "\n".join(out)
 
-    def __repr__(self) -> str:
-        return self.lines()
+    __repr__ = lines
 
     def _ipython_display_(self) -> None:  # already printed by the check
         return None
@@ -161,8 +161,7 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
     result = Report(items)
     if not quiet:
         print(result.lines())
-    must_raise = config.grading() if strict is None else strict
-    if must_raise and not result.passed:
+    if (config.grading() if strict is None else strict) and not result.passed:
         failed = [item for item in items if not item.passed] or items
         raise CheckFailed("\n".join(item.line() for item in failed))
     return result
@@ -174,36 +173,21 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
 
 
 def _snapshot(value):
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):
-            return value.detach().clone()
-    except ImportError:  # pragma: no cover - torch is always installed here
-        pass
     if isinstance(value, np.ndarray):
         return value.copy()
-    return None
+    return value.detach().clone() if isinstance(value, torch().Tensor) else None
 
 
 def _same(before, after) -> bool:
-    try:
-        import torch
-
-        if isinstance(before, torch.Tensor):
-            return torch.equal(before, after.detach())
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(before, torch().Tensor):
+        return torch().equal(before, after.detach())
     return np.array_equal(before, after, equal_nan=True)
 
 
 @contextlib.contextmanager
 def quiet_numerics():
-    """Silence NumPy's divide-by-zero warnings while the learner's code runs.
-
-    The check reports NaNs and infinities itself, in one line; a warning
-    printed from inside NumPy would only point at library code.
-    """
+    """Silence NumPy's divide-by-zero warnings while the learner's code runs:
+    the check reports NaNs and infinities itself, in one line."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
@@ -215,11 +199,9 @@ def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwarg
     Returns ``(value, None)`` on success or ``(None, result)`` when the call
     raised or changed one of its array inputs in place.  Test the second item
     with ``is not None``: a failed :class:`Result` is falsy.  The inputs passed
-    are copies of ``args``, so a function that mutates them cannot spoil the
-    reference the check compares against; ``copy_inputs=False`` passes the
-    caller's own objects (needed when the check reads ``.grad`` afterwards).
-    ``returns=(count, names)``: the value must be a tuple of ``count`` items
-    (:func:`unpack`), returned as one.
+    are copies of ``args`` (``copy_inputs=False``: the caller's own objects,
+    needed when the check reads ``.grad`` afterwards).  ``returns=(count,
+    names)``: the value must be a tuple of ``count`` items (:func:`unpack`).
     """
     if not callable(fn):
         return None, wrong(
@@ -228,8 +210,7 @@ def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwarg
             "itself, without calling it (no parentheses)",
         )
     if copy_inputs:
-        args = copy.deepcopy(args)
-        kwargs = copy.deepcopy(kwargs)
+        args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
     before = [(i, _snapshot(a)) for i, a in enumerate(args)]
     try:
         with quiet_numerics():
@@ -237,10 +218,8 @@ def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwarg
     except NotImplementedError:
         return None, not_implemented(name)
     except Exception as exc:  # the learner's bug, reported, never re-raised
-        message = str(exc).strip().splitlines()
-        message = message[0] if message else ""
-        if len(message) > 120:
-            message = message[:117] + "..."
+        message = (str(exc).strip().splitlines() or [""])[0]
+        message = message[:117] + "..." if len(message) > 120 else message
         return None, Result(
             name,
             ERROR,
@@ -276,6 +255,20 @@ def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
     return wrong(name, f"did not raise {exc_type.__name__}: {why}")
 
 
+def unpack(name: str, value, count: int, names: str):
+    """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
+    if value is None:
+        return None, wrong(name, "returned None: did you forget `return`?")
+    if not isinstance(value, (tuple, list)) or len(value) != count:
+        got = f"a {type(value).__name__}" + (
+            f" of {len(value)} items" if isinstance(value, (tuple, list)) else ""
+        )
+        return None, wrong(
+            name, f"returned {got}; expected a tuple of {count}: ({names})"
+        )
+    return tuple(value), None
+
+
 # --------------------------------------------------------------------------
 # comparing arrays
 # --------------------------------------------------------------------------
@@ -283,19 +276,12 @@ def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
 
 def to_numpy(value):
     """A float64 NumPy copy of an array or tensor (or None if it is neither)."""
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):  # .double() would drop an imaginary part
-            if value.is_complex() or value.dtype == torch.bool:
-                return None
-            return value.detach().cpu().double().numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "iuf":  # booleans, strings, objects, complex
+    if isinstance(value, torch().Tensor):  # .double() would drop an imaginary part
+        if value.is_complex() or value.dtype == torch().bool:
             return None
-        return value.astype(np.float64)
+        return value.detach().cpu().double().numpy()
+    if isinstance(value, np.ndarray):  # not booleans, strings, objects, complex
+        return value.astype(np.float64) if value.dtype.kind in "iuf" else None
     if isinstance(value, (float, int, np.floating, np.integer)):
         return np.asarray(value, dtype=np.float64)
     return None
@@ -327,8 +313,7 @@ def rel_error(got, want) -> float:
         return float("inf")
     if not got.size:
         return 0.0
-    scale = max(float(np.max(np.abs(want))), 1e-300)
-    return float(np.max(np.abs(got - want))) / scale
+    return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-300)
 
 
 def abs_error(got, want) -> float:
@@ -336,28 +321,20 @@ def abs_error(got, want) -> float:
     return float(np.max(np.abs(got - want))) if got.size else 0.0
 
 
-def shape_problem(
-    name: str,
-    value,
-    shape,
-    what: str = "the output",
-    shape_hints: Mapping[tuple, str] | None = None,
-):
+def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     """A Result describing why ``value`` is not an array of ``shape``, or None.
 
     ``shape_hints`` maps a wrong shape a typical mistake produces (a reduction
     over the wrong axis, say) to the explanation to give.
     """
+    shape = tuple(shape)
     if value is None:
-        return wrong(
-            name,
-            f"{what} is None: did you forget the `return` statement?",
-        )
-    if isinstance(value, (tuple, list)) and not isinstance(value, np.ndarray):
+        return wrong(name, f"{what} is None: did you forget the `return` statement?")
+    if isinstance(value, (tuple, list)):
         return wrong(
             name,
             f"{what} is a {type(value).__name__} of {len(value)} items, "
-            f"expected one array of shape {tuple(shape)}",
+            f"expected one array of shape {shape}",
         )
     array = to_numpy(value)
     if array is None:
@@ -366,30 +343,23 @@ def shape_problem(
             kind = f"NumPy array of dtype {value.dtype}"
         return wrong(
             name,
-            f"{what} is a {kind}, expected an array of real numbers of shape "
-            f"{tuple(shape)}",
+            f"{what} is a {kind}, expected an array of real numbers of shape {shape}",
         )
-    if array.shape != tuple(shape):
+    if array.shape != shape:
         hint = ""
         if shape_hints and array.shape in shape_hints:
             hint = ": " + shape_hints[array.shape]
-        elif array.size == 1 and len(shape) >= 1:
+        elif array.size == 1 and shape:
             hint = ": it looks reduced over every axis (check the `axis=`)"
         elif len(array.shape) == len(shape) - 1:
             hint = ": a dimension is missing (keepdims, or the wrong axis?)"
         elif sorted(array.shape) == sorted(shape):
             hint = ": the axes are swapped (a transpose?)"
-        return wrong(
-            name,
-            f"{what} has shape {array.shape}, expected {tuple(shape)}{hint}",
-        )
+        return wrong(name, f"{what} has shape {array.shape}, expected {shape}{hint}")
     if not np.all(np.isfinite(array)):
-        bad = ~np.isfinite(array)
-        where = ""
+        bad, where = ~np.isfinite(array), ""
         if array.ndim >= 2:  # which features (axis 1) hold them, if not all
-            rows = np.flatnonzero(
-                np.moveaxis(bad, 1, 0).reshape(bad.shape[1], -1).any(1)
-            )
+            rows = np.flatnonzero(_rows(bad, 1).any(0))
             if len(rows) < bad.shape[1]:
                 where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
         return wrong(
@@ -414,9 +384,7 @@ def broadcast_hint(message: str, args=()) -> str | None:
         for text in found
         if "," in text
     ]
-    batch = next(
-        (a.shape for a in args if hasattr(a, "shape") and len(a.shape) >= 2), None
-    )
+    batch = next((a.shape for a in args if len(getattr(a, "shape", ())) >= 2), None)
     generic = "(a broadcasting error: print the shapes of the arrays combined) "
     if batch is None:
         return generic
@@ -460,6 +428,11 @@ def from_channels_last(rows, shape):
     )
 
 
+# --------------------------------------------------------------------------
+# describing a difference: its signature, and when it is evidence
+# --------------------------------------------------------------------------
+
+
 def _rows(a, axis):
     """``a`` as (positions, features): the feature axis last, the rest merged."""
     if a.ndim == 1 and axis == 0:  # one value per feature (dgamma, a buffer)
@@ -472,6 +445,34 @@ def _rows(a, axis):
 def _fmt(values, limit=4) -> str:
     items = [f"{float(v):.4g}" for v in np.ravel(values)[:limit]]
     return ", ".join(items) + (", ..." if np.size(values) > limit else "")
+
+
+def _trivial(a) -> bool:
+    """Every value the same (more than one), or only 0, 1 and -1."""
+    a = np.ravel(a)
+    return a.size > 0 and (
+        (a.size > 1 and np.ptp(a) == 0) or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0))))
+    )
+
+
+def degenerate(got, want) -> str | None:
+    """What a degenerate answer is, in words ("every value is 0.5"), or None.
+
+    Zeros, ones, one constant, only 0s and 1s (a distance 0 and a cosine 1):
+    answers that many different mistakes give (nothing computed, a value
+    overwritten, a gradient zeroed, an input returned unchanged), so matching
+    one hypothesis there is no evidence for it.  None when the right answer is
+    trivial itself, or ``got`` is not a finite real array.
+    """
+    g, w = to_numpy(got), to_numpy(want)
+    if g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g):
+        return None
+    if _trivial(w) and g.shape == w.shape:
+        return None
+    values = np.unique(g)
+    if len(values) == 1:
+        return f"every value is {values[0]:.4g}"
+    return "it holds only the values " + " and ".join(f"{v:g}" for v in values)
 
 
 def _named(value, known: Mapping[str, object]) -> str | None:
@@ -490,9 +491,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
         with np.errstate(all="ignore"):
             forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
             forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
-            forms.update(
-                {f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)}
-            )
+            forms.update({f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": k**-0.5})
             forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():
             if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
@@ -507,8 +506,6 @@ def _named(value, known: Mapping[str, object]) -> str | None:
 
 def _permuted(g, w, close) -> str | None:
     """The right values in the wrong places: which axis order they follow."""
-    import itertools
-
     if not close(np.sort(g.ravel()), np.sort(w.ravel())):
         return None
     for perm in itertools.permutations(range(w.ndim)):
@@ -542,11 +539,12 @@ def describe(
 ) -> str | None:
     """How ``got`` differs from ``want``, from the shape of the difference alone.
 
-    Karpathy's ``cmp`` generalised: the right values in the wrong places (a
-    transpose, a reshape), a sign flip, one constant factor or offset, one
-    factor or offset per feature (``axis``), or an error confined to some
-    features (``small``: those with a tiny variance, where eps matters) or some
-    positions.  A factor or offset is named when it equals one of ``known``
+    Karpathy's ``cmp`` generalised: a degenerate answer (zeros, a constant:
+    said, never explained), the right values in the wrong places (a transpose,
+    a reshape), a sign flip, one constant factor or offset, one factor or
+    offset per feature (``axis``), or an error confined to some features
+    (``small``: those with a tiny variance, where eps matters) or positions.
+    A factor or offset is named when it equals one of ``known``
     (``{"N/(N-1)": 16/15, "gamma": gamma}``) or a simple transform of one;
     ``causes`` maps such a signature (``"factor sqrt(N/(N-1))"``) to its cause,
     added only when the signature matches exactly.  ``directions`` (name:
@@ -558,13 +556,15 @@ def describe(
         return None
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
+    seen = degenerate(g, w)
+    if seen:
+        return seen
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
     close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale  # noqa: E731
 
     def say(key, text):
-        cause = causes.get(key)
-        return f"{text}: {cause}" if cause else text
+        return f"{text}: {causes[key]}" if causes.get(key) else text
 
     moved = _permuted(g, w, close)
     if moved:
@@ -579,17 +579,15 @@ def describe(
             if label in ("2", "1/2", "-1")
             else f"{c:.4g}" + (f" = {label}" if label else "")
         )
-        return say(
-            f"factor {label}" if label else "factor",
-            f"off by the constant factor {value} everywhere",
-        )
+        key = f"factor {label}" if label else "factor"
+        return say(key, f"off by the constant factor {value} everywhere")
     off = float(np.mean(g - w))
     if close(g, w + off):
         label = _named(off, known)
-        return say(
-            f"offset {label}" if label else "offset",
-            f"off by one constant offset, {off:.4g}" + (f" = {label}" if label else ""),
+        text = f"off by one constant offset, {off:.4g}" + (
+            f" = {label}" if label else ""
         )
+        return say(f"offset {label}" if label else "offset", text)
     found = _along(g, w, axis, directions or {}, close, say)
     if found:
         return found
@@ -600,8 +598,6 @@ def describe(
 
 def _along(g, w, axis, directions, close, say) -> str | None:
     """The difference g - w is, per feature, along one direction or two."""
-    import itertools
-
     d = _rows(g - w, axis)
     vs = {k: _rows(to_numpy(v), axis) for k, v in directions.items()}
     for k in (1, 2):
@@ -637,14 +633,11 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
             return None
         if label:
-            return say(
-                f"{feature} factor {label}",
-                f"each {feature} is off by its own factor, {label} ({_fmt(per)})",
-            )
+            text = f"each {feature} is off by its own factor, {label} ({_fmt(per)})"
+            return say(f"{feature} factor {label}", text)
         if len(off_one) < len(per):
-            return _confined(
-                off_one, feature, small, say, f"by the factor(s) {_fmt(per[off_one])}"
-            )
+            how = f"by the factor(s) {_fmt(per[off_one])}"
+            return _confined(off_one, feature, small, say, how)
         return say(
             f"{feature} factor",
             f"each {feature} is off by its own factor ({_fmt(per)})",
@@ -652,11 +645,11 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
     shift = (g2 - w2).mean(0)
     if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
         label = _named(shift, known)
-        text = f"each {feature} is shifted by its own offset ({_fmt(shift)})"
-        return say(
-            f"{feature} offset {label}" if label else f"{feature} offset",
-            text.replace("offset (", f"offset, {label} (") if label else text,
+        text = f"each {feature} is shifted by its own offset" + (
+            f", {label}" if label else ""
         )
+        key = f"{feature} offset {label}" if label else f"{feature} offset"
+        return say(key, f"{text} ({_fmt(shift)})")
     err = np.abs(g2 - w2).max(0) / scale
     bad = np.flatnonzero(err > tol)
     if 0 < len(bad) < len(err):
@@ -674,10 +667,11 @@ def _confined(bad, feature, small, say, how) -> str:
     text = (
         f"only {feature}{'' if one else 's'} {which} {'is' if one else 'are'} off {how}"
     )
-    if len(small) and set(int(i) for i in bad) == set(int(i) for i in small):
+    if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
         who = "it is the one" if one else "they are the ones"
-        text += f"; {who} with a tiny variance, where eps matters"
-        return say("small variance", text)
+        return say(
+            "small variance", f"{text}; {who} with a tiny variance, where eps matters"
+        )
     return say(f"only some {feature}s", text + "; the others are right")
 
 
@@ -687,24 +681,23 @@ def _confined(bad, feature, small, say, how) -> str:
 
 
 def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
-    """The first name in ``candidates`` whose array equals ``value`` (relative
-    to the candidate's size, or to ``floor`` for a candidate near zero)."""
+    """The names in ``candidates`` whose array equals ``value`` (relative to
+    the candidate's size, or to ``floor`` for a candidate near zero), joined
+    by " or " when several do (naming one would be a guess); else None."""
+    found = []
     for name, cand in candidates.items():
         try:
             cand = np.broadcast_to(np.asarray(cand, dtype=float), value.shape)
         except ValueError:  # a shape that cannot be this value's
             continue
-        scale = max(float(np.abs(cand).max()), floor)
-        if np.abs(value - cand).max() <= tol * scale:
-            return name
-    return None
+        if np.abs(value - cand).max() <= tol * max(float(np.abs(cand).max()), floor):
+            found.append(name)
+    return " or ".join(found) or None
 
 
 def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
     """``out`` is ``gamma * x_hat + beta`` (gamma, beta along axis 1) with the
     statistics taken over other axes than ``axes``: which ones, or None."""
-    import itertools
-
     g, x = to_numpy(out), to_numpy(x)
     if g is None or x is None or g.shape != x.shape or x.ndim < 2:
         return None
@@ -746,8 +739,9 @@ def stages(
     first; default the batch mean), s among ``scales`` (name: s; the right one
     first when given), then as sqrt(v + eps), sqrt(v), sqrt(v) + eps or v + eps
     with v among ``variances`` (the right one first; default the biased, then
-    the unbiased variance).  None when ``out`` is not of that form (not affine
-    in x per column and group)."""
+    the unbiased variance).  A stage two candidates explain is given as both.
+    None when ``out`` is not of that form (not affine in x per column and
+    group)."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -793,17 +787,17 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     for name, v in variances.items():
         v = np.asarray(v, dtype=float)
         with np.errstate(all="ignore"):
-            forms.update(
-                {
-                    f"sqrt(v + eps), v = {name}": np.sqrt(v + eps),
-                    f"sqrt(v) without eps, v = {name}": np.sqrt(v),
-                    f"sqrt(v) + eps (eps outside the root), v = {name}": np.sqrt(v)
-                    + eps,
-                    f"v + eps (no square root), v = {name}": v + eps,
-                }
+            forms[f"sqrt(v + eps), v = {name}"] = np.sqrt(v + eps)
+            forms[f"sqrt(v) without eps, v = {name}"] = np.sqrt(v)
+            forms[f"sqrt(v) + eps (eps outside the root), v = {name}"] = (
+                np.sqrt(v) + eps
             )
+            forms[f"v + eps (no square root), v = {name}"] = v + eps
     right_m, right_s = next(iter(means)), next(iter(forms))
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
+    # the right stage among several that fit: it is right, whatever else fits
+    got_m = right_m if right_m in (got_m or "").split(" or ") else got_m
+    got_s = right_s if right_s in (got_s or "").split(" or ") else got_s
     if got_m == right_m and got_s == right_s:
         return "right"
     offset = _fmt(m[0] - x.mean(0))
@@ -830,12 +824,16 @@ def ema_problem(
 ) -> str:
     """How a running average ``new`` (from ``old`` and a batch statistic, whose
     right value is ``batch``) differs from ``(1 - momentum) old + momentum
-    batch``: unchanged, another momentum (named among ``known``), or another
-    statistic averaged in (one of ``statistics``, or ``describe``d)."""
+    batch``: unchanged (said, not explained: many mistakes leave it), another
+    momentum (named among ``known``), or another statistic averaged in (one of
+    ``statistics``, or ``describe``d)."""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes = dict(causes or {})
     if np.allclose(new, old, rtol=1e-12, atol=0):
-        return f"{what} did not change in a training step: update it in training mode"
+        return (
+            f"{what} did not change in a training step; it should move {momentum:g} "
+            "of the way to the batch's value"
+        )
     with np.errstate(all="ignore"):
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
@@ -872,23 +870,20 @@ def compare(
     hint: str = "",
     shape_hints: Mapping[tuple, str] | None = None,
     invariants: Sequence[Callable] = (),
-    known: Mapping[str, object] | None = None,
-    causes: Mapping[str, str] | None = None,
-    axis: int | None = 1,
-    small=(),
-    directions=None,
     readers: Sequence[Callable] = (),
+    **signature,
 ) -> Result:
     """Compare ``got`` with the reference ``want``.
 
-    ``diagnoses`` maps a message to the array a typical mistake produces; when
-    ``got`` matches one of them (within ``tol``) that message is the verdict.
-    Otherwise each of ``invariants`` (a function of the answer returning a
-    message or None: "dx must sum to zero over the batch") may name what is
-    wrong, and :func:`describe` says how the answer differs (``known``,
-    ``causes``, ``axis``, ``small``, ``directions`` are passed on); ``readers``
-    (:func:`stages` and the like) read the answer back stage by stage and win
-    over a description that names no cause.
+    ``diagnoses`` maps a message to the array a typical mistake produces; the
+    one that alone reproduces ``got`` is the verdict (:func:`_listed`: not
+    from a degenerate answer, nor where the input cannot tell it from the
+    right one).  Otherwise each of ``invariants`` (a function of the answer
+    returning a message or None: "dx must sum to zero over the batch") may
+    name what is wrong, and :func:`describe` says how the answer differs (the
+    keywords ``known``, ``causes``, ``axis``, ``small``, ``directions`` are
+    passed on); ``readers`` (:func:`stages` and the like) read the answer back
+    stage by stage and win over a description that names no cause.
     """
     want_np = to_numpy(want)
     problem = shape_problem(name, got, want_np.shape, what, shape_hints)
@@ -899,25 +894,15 @@ def compare(
     err = measure(got, want_np)
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
-    near = max(tol, 1e-9)  # a listed mistake is recomputed, maybe otherwise rounded
-    listed = _listed(got, want_np, diagnoses, lambda a, b: measure(a, b) <= near, what)
+    got_np = to_numpy(got)
+    listed = _listed(got_np, want_np, diagnoses, measure, max(tol, 1e-9), what)
     if listed:
         return wrong(name, listed, err, tol)
-    # no listed mistake: the shape of the difference and what the invariants
-    # (stage readers) say; a message that names its cause or quantity first
-    got_np = to_numpy(got)
-    shape = describe(
-        got_np,
-        want_np,
-        tol=tol,
-        axis=axis,
-        known=known,
-        small=small,
-        causes=causes,
-        directions=directions,
-    )
+    # no listed mistake: the shape of the difference and what the stage readers
+    # (then the invariants) say; a message that names its cause or quantity first
+    shape = describe(got_np, want_np, tol=tol, **signature)
     stage = next(filter(None, (read(got_np) for read in readers)), None)
-    named = shape and any(c in shape for c in (causes or {}).values())
+    named = shape and any(c in shape for c in (signature.get("causes") or {}).values())
     if stage and "none of the usual" not in stage and not named:
         shape = None  # the stage reader names what the shape only describes
     if not (shape or stage):
@@ -937,16 +922,28 @@ def compare(
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
 
-def _listed(got, want, diagnoses, close, what) -> str | None:
-    """The message of the one listed mistake (``diagnoses``: message -> what
-    it gives) that reproduces ``got``; where two do, naming one would be a
-    guess: both are given as candidates."""
-    matches = [
-        message
-        for message, candidate in (diagnoses or {}).items()
-        if getattr(to_numpy(candidate), "shape", None) == want.shape
-        and close(got, candidate)
-    ]
+def _listed(got, want, diagnoses, measure, near, what) -> str | None:
+    """The message of the one listed mistake (``diagnoses``: message -> what it
+    gives) that reproduces ``got`` within ``near``, and ten times closer than
+    it is to the right answer (else the input does not tell them apart).
+    Where two fit, naming one would be a guess: both are given as candidates;
+    so is the one that fits a degenerate answer (:func:`degenerate`), which
+    many unlisted mistakes give too."""
+    matches = []
+    for message, candidate in (diagnoses or {}).items():
+        candidate = to_numpy(candidate)
+        if getattr(candidate, "shape", None) != want.shape:
+            continue
+        apart = measure(candidate, want)
+        if measure(got, candidate) <= min(near, apart / 10):
+            matches.append(message)
+    seen = degenerate(got, want) if matches else None
+    if seen:
+        which = "one candidate" if len(matches) == 1 else "candidates"
+        return (
+            f"{what}: {seen}, which many different mistakes give, so the check "
+            f"cannot say which ({which}: " + " | ".join(matches) + ")"
+        )
     if len(matches) < 2:
         return matches[0] if matches else None
     return (
@@ -954,6 +951,10 @@ def _listed(got, want, diagnoses, close, what) -> str | None:
         "say which: " + " | ".join(matches)
     )
 
+
+# --------------------------------------------------------------------------
+# running a check body; modules
+# --------------------------------------------------------------------------
 
 _HELPERS = str(Path(__file__).resolve().parents[1])
 
@@ -978,9 +979,6 @@ def blame(exc: BaseException) -> str:
     "value": raised inside NumPy or torch while the body used the learner's
     result (an object of an unexpected kind, say).
     """
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
     libraries = _library_paths()
 
     def where(filename: str) -> str:
@@ -990,24 +988,16 @@ def blame(exc: BaseException) -> str:
             return "learner"
         if path.startswith(_HELPERS):
             return "check"
-        if path.startswith(libraries):
-            return "library"
-        return "learner"
+        return "library" if path.startswith(libraries) else "learner"
 
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
     called = [where(frame.filename) for frame in frames[1:]]
     if "learner" in called:
         return "learner"
-    if not called or called[-1] == "check":
-        return "check"
-    return "value"
+    return "check" if not called or called[-1] == "check" else "value"
 
 
-def run_check(
-    name: str,
-    body: Callable[[], Result | list[Result]],
-    quiet: bool = False,
-    strict: bool | None = None,
-) -> Report:
+def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
     """Run a check body, turning an unexpected exception into one honest line.
 
     The bodies call ``call``/``compare`` so they do not raise for anything the
@@ -1022,11 +1012,8 @@ def run_check(
     except CheckFailed:
         raise
     except Exception as exc:
-        what = f"{type(exc).__name__}: {exc}"
-        kind = blame(exc)
+        what, kind = f"{type(exc).__name__}: {exc}", blame(exc)
         if kind == "check":
-            import traceback
-
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             detail = (
                 f"the check itself failed ({what}, in {Path(frame.filename).name} "
@@ -1061,19 +1048,17 @@ def build_module(cls, label: str, *args, **kwargs):
 def registration_problem(label, module, buffers, params, attrs=None):
     """A wrong Result if ``module`` lacks a registered buffer or parameter of
     ``buffers``/``params`` (name: the tensor it starts as, or None) or an
-    attribute of
-    ``attrs`` (name: value); else None."""
-    torch_ = torch()
+    attribute of ``attrs`` (name: value); else None."""
     for kind, wanted, found in (
         ("buffer", buffers, dict(module.named_buffers())),
         ("parameter", params, dict(module.named_parameters())),
     ):
         for key, start in wanted.items():
             if key not in found:
-                plain = isinstance(getattr(module, key, None), torch_.Tensor)
                 how = (
                     "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
                 )
+                plain = isinstance(getattr(module, key, None), torch().Tensor)
                 return wrong(
                     label,
                     f"{key} is not a registered {kind}: "
@@ -1087,7 +1072,7 @@ def registration_problem(label, module, buffers, params, attrs=None):
             got = found[key].detach()
             if start is not None and (
                 got.shape != start.shape
-                or not torch_.equal(got.double(), start.double())
+                or not torch().equal(got.double(), start.double())
             ):
                 return wrong(label, f"{key} should start as {start.tolist()}")
     for attr, value in (attrs or {}).items():
@@ -1156,44 +1141,21 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
         )
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
-    expected = (
-        f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
-    )
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
         return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}{repeats}"
     u, n = (x - low) / width, x.size
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
     if distance <= 2.5 / np.sqrt(n):
         return f"{what}: {repeats[2:]}" if repeats else None
-    mid = (low + high) / 2
-    side = (
-        " (one-sided: all above the middle)"
-        if x[0] >= mid - 0.05 * width
-        else (
-            " (one-sided: all below the middle)" if x[-1] <= mid + 0.05 * width else ""
-        )
-    )
+    mid, side = (low + high) / 2, ""
+    if x[0] >= mid - 0.05 * width:
+        side = " (one-sided: all above the middle)"
+    elif x[-1] <= mid + 0.05 * width:
+        side = " (one-sided: all below the middle)"
     return (
         f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
-        + expected
-        + repeats
+        f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}{repeats}"
     )
-
-
-def unpack(name: str, value, count: int, names: str):
-    """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
-    if value is None:
-        return None, wrong(name, "returned None: did you forget `return`?")
-    if not isinstance(value, (tuple, list)) or len(value) != count:
-        got = (
-            f"a {type(value).__name__} of {len(value)} items"
-            if isinstance(value, (tuple, list))
-            else f"a {type(value).__name__}"
-        )
-        return None, wrong(
-            name, f"returned {got}; expected a tuple of {count}: ({names})"
-        )
-    return tuple(value), None
 
 
 def mine_or_reference(label: str, mine, reference, check, reference_name=None):
