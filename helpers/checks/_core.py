@@ -1,26 +1,19 @@
 """Machinery shared by every exercise check.
 
 A check calls the learner's function on inputs it makes itself, compares the
-result with a reference computed by PyTorch (or a numerical gradient), and
-prints one aligned line::
+result with a reference (PyTorch or a numerical gradient, never a copy of the
+solution) and prints one aligned line per output::
 
     batch_stats var            | ok      | max rel. error 3e-16 (expect < 1e-10)
 
-Rules every check follows:
-
-* It never raises in a learner's notebook.  An unfinished stub (which raises
-  ``NotImplementedError``) gives "not implemented yet"; any other exception, a
-  ``None``, a wrong shape or a NaN gives a specific message.
-* When the answer is wrong it names a cause only where one hypothesis, the
-  reference recomputed with a single change (other axes, N - 1, eps outside
-  the root, a missing term, another momentum, ...), reproduces the answer to
-  round-off, no other does, the input tells it from the right answer, and the
-  answer is not degenerate (zeros, ones, one constant: many mistakes give
-  those).  Otherwise it says what was observed (which output or stage differs,
-  by what factor, offset or permutation, where), never a guess.
-* While ``tools/grade.py`` runs a submission (``config.grading()``), a failed
-  check raises :class:`CheckFailed`, which is how the grader scores a test.
-* References are PyTorch or numerical gradients, never a copy of the solution.
+It never raises in a learner's notebook (a stub gives "not implemented yet",
+anything else a specific message); while ``tools/grade.py`` runs
+(``config.grading()``) a failure raises :class:`CheckFailed`.  A wrong answer
+gets a cause only where one hypothesis (the reference with a single change)
+reproduces it, no other does, the input tells it from the right answer and
+the answer is not degenerate (zeros, a constant: many mistakes give those);
+otherwise what was observed: which output or stage differs, by what factor,
+offset or permutation, where.  Never a guess.
 """
 
 from __future__ import annotations
@@ -31,25 +24,18 @@ import itertools
 import re
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import config
 
-OK = "ok"
-WRONG = "WRONG"
-ERROR = "ERROR"
-TODO = "not yet"
+OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
-
-# PyTorch's default eps for every normalisation layer: the checks' inputs use it.
-EPS = 1e-5
-
-NAME_WIDTH = 34
-VERDICT_WIDTH = 7
+EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
+NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
 class CheckFailed(AssertionError):
@@ -65,7 +51,6 @@ class Result:
     detail: str
     error: float | None = None
     bound: float | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -95,49 +80,29 @@ def wrong(name, detail, error=None, bound=None) -> Result:
 
 
 def not_implemented(name) -> Result:
-    return Result(
-        name,
-        TODO,
-        "not implemented yet: replace the `raise NotImplementedError` line "
-        "with your code, then run this cell again",
-    )
+    how = "replace the `raise NotImplementedError` line with your code, then run"
+    return Result(name, TODO, f"not implemented yet: {how} this cell again")
 
 
-class Report:
-    """The results of one check call: falsy if any part failed.
-
-    In a notebook the check has already printed its lines, so the report
-    displays nothing when it is the last expression of a cell; ``repr`` (plain
-    Python, pytest) shows the lines.
-    """
-
-    def __init__(self, results: list[Result]):
-        self.results = list(results)
+class Report(list):
+    """The results of one check call (a list of Result): falsy if any failed;
+    a notebook shows nothing for it (the check printed its lines)."""
 
     @property
     def passed(self) -> bool:
-        return bool(self.results) and all(r.passed for r in self.results)
+        return bool(len(self)) and all(r.passed for r in self)
 
     def __bool__(self) -> bool:
         return self.passed
 
-    def __iter__(self):
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __getitem__(self, index) -> Result:
-        return self.results[index]
-
     @property
     def verdicts(self) -> list[str]:
-        return [r.verdict for r in self.results]
+        return [r.verdict for r in self]
 
     def lines(self) -> str:
         """One line per result; a diagnosis already given says so, once per check."""
         seen, out = set(), []
-        for r in self.results:
+        for r in self:
             if not r.passed and r.detail in seen:
                 r = Result(r.name, r.verdict, "the same as above")
             seen.add(r.detail)
@@ -151,12 +116,8 @@ class Report:
 
 
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
-    """Print one line per result and return them as a :class:`Report`.
-
-    A failure raises :class:`CheckFailed` when ``strict`` is true, or, when
-    ``strict`` is None (the default), while the grader runs the notebook.
-    Hidden tests pass ``strict=True``; a learner's session never raises.
-    """
+    """Print one line per result and return them as a :class:`Report`; raise
+    :class:`CheckFailed` on a failure if ``strict`` (default: while grading)."""
     items = [results] if isinstance(results, Result) else list(results)
     result = Report(items)
     if not quiet:
@@ -167,51 +128,37 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
     return result
 
 
-# --------------------------------------------------------------------------
-# calling the learner's code safely
-# --------------------------------------------------------------------------
-
-
-def _snapshot(value):
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    return value.detach().clone() if isinstance(value, torch().Tensor) else None
-
-
-def _same(before, after) -> bool:
-    if isinstance(before, torch().Tensor):
-        return torch().equal(before, after.detach())
-    return np.array_equal(before, after, equal_nan=True)
+# --- calling the learner's code safely ---
+def _changed(before, after) -> bool:
+    if isinstance(before, np.ndarray):
+        return not np.array_equal(before, after, equal_nan=True)
+    return not torch().equal(before, after.detach())
 
 
 @contextlib.contextmanager
 def quiet_numerics():
-    """Silence NumPy's divide-by-zero warnings while the learner's code runs:
-    the check reports NaNs and infinities itself, in one line."""
+    """Silence NumPy's warnings while the learner's code runs: the check
+    reports NaNs and infinities itself."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
 
 
 def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwargs):
-    """Call ``fn(*args, **kwargs)`` and turn every way it can fail into a Result.
-
-    Returns ``(value, None)`` on success or ``(None, result)`` when the call
-    raised or changed one of its array inputs in place.  Test the second item
-    with ``is not None``: a failed :class:`Result` is falsy.  The inputs passed
-    are copies of ``args`` (``copy_inputs=False``: the caller's own objects,
-    needed when the check reads ``.grad`` afterwards).  ``returns=(count,
-    names)``: the value must be a tuple of ``count`` items (:func:`unpack`).
-    """
+    """``fn(*args, **kwargs)`` as ``(value, None)``, or ``(None, result)`` when it
+    raised or changed an array input in place (test ``is not None``).  It gets
+    copies of ``args`` unless ``copy_inputs=False`` (to read ``.grad``);
+    ``returns=(count, names)``: a tuple of ``count`` items (:func:`unpack`)."""
     if not callable(fn):
-        return None, wrong(
-            name,
-            f"expected a function, got {type(fn).__name__}: pass the function "
-            "itself, without calling it (no parentheses)",
-        )
+        why = "pass the function itself, without calling it (no parentheses)"
+        return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
     if copy_inputs:
         args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
-    before = [(i, _snapshot(a)) for i, a in enumerate(args)]
+    before = [  # the array inputs, to tell whether the call changed them
+        (i, a.copy() if isinstance(a, np.ndarray) else a.detach().clone())
+        for i, a in enumerate(args)
+        if isinstance(a, (np.ndarray, torch().Tensor))
+    ]
     try:
         with quiet_numerics():
             value = fn(*args, **kwargs)
@@ -220,21 +167,16 @@ def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwarg
     except Exception as exc:  # the learner's bug, reported, never re-raised
         message = (str(exc).strip().splitlines() or [""])[0]
         message = message[:117] + "..." if len(message) > 120 else message
-        return None, Result(
+        kind, hint = type(exc).__name__, broadcast_hint(message, args) or ""
+        see = "(call the function yourself to see the full traceback)"
+        return None, Result(name, ERROR, f"raised {kind}: {message} {hint}{see}")
+    changed = [i + 1 for i, snap in before if _changed(snap, args[i])]
+    if changed:
+        return None, wrong(
             name,
-            ERROR,
-            f"raised {type(exc).__name__}: {message} "
-            + (broadcast_hint(message, args) or "")
-            + "(call the function yourself to see the full traceback)",
+            f"changed its input argument #{changed[0]} in place: compute new arrays "
+            "instead of writing into the caller's (e.g. x = x - mu, not x -= mu)",
         )
-    for i, snap in before:
-        if snap is not None and not _same(snap, args[i]):
-            return None, wrong(
-                name,
-                f"changed its input argument #{i + 1} in place: compute new "
-                "arrays instead of writing into the caller's (e.g. x = x - mu, "
-                "not x -= mu)",
-            )
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
@@ -248,10 +190,8 @@ def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
     except exc_type as exc:
         return ok(name, f"raises {type(exc).__name__} as it should ({why})")
     except Exception as exc:
-        return wrong(
-            name,
-            f"raised {type(exc).__name__} but {exc_type.__name__} was expected ({why})",
-        )
+        got = f"raised {type(exc).__name__} but {exc_type.__name__} was expected"
+        return wrong(name, f"{got} ({why})")
     return wrong(name, f"did not raise {exc_type.__name__}: {why}")
 
 
@@ -260,20 +200,15 @@ def unpack(name: str, value, count: int, names: str):
     if value is None:
         return None, wrong(name, "returned None: did you forget `return`?")
     if not isinstance(value, (tuple, list)) or len(value) != count:
-        got = f"a {type(value).__name__}" + (
-            f" of {len(value)} items" if isinstance(value, (tuple, list)) else ""
-        )
+        sized = isinstance(value, (tuple, list))
+        got = f"a {type(value).__name__}" + (f" of {len(value)} items" if sized else "")
         return None, wrong(
             name, f"returned {got}; expected a tuple of {count}: ({names})"
         )
     return tuple(value), None
 
 
-# --------------------------------------------------------------------------
-# comparing arrays
-# --------------------------------------------------------------------------
-
-
+# --- comparing arrays ---
 def to_numpy(value):
     """A float64 NumPy copy of an array or tensor (or None if it is neither)."""
     if isinstance(value, torch().Tensor):  # .double() would drop an imaginary part
@@ -288,9 +223,8 @@ def to_numpy(value):
 
 
 def real(value, integer: bool = False):
-    """One real number as Python's int or float, or TypeError: never a bool,
-    a complex number, an array or a tensor (float() would read a 0-d tensor
-    and drop an imaginary part; int() would truncate 3.7 to 3)."""
+    """One real number as Python's int or float, or TypeError: never a bool, a
+    complex number, an array or a tensor (float() would read a 0-d tensor)."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise TypeError(
@@ -301,19 +235,17 @@ def real(value, integer: bool = False):
 
 
 def rel_error(got, want) -> float:
-    """Norm-wise relative error: max |got - want| / max |want|.
-
-    CS231n divides element by element (|a - b| / (|a| + |b|)), which blows up
-    on outputs near zero: a normalised feature has many, and round-off alone
-    then looks like an error.  Dividing by the largest reference value measures
-    the error on the scale of the result.
-    """
+    """Norm-wise relative error, max |got - want| / max |want|: an element-wise
+    one (CS231n's) blows up on the many outputs near zero of a normalisation."""
     got, want = to_numpy(got), to_numpy(want)
     if got is None or want is None or got.shape != want.shape:
         return float("inf")
-    if not got.size:
-        return 0.0
-    return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-300)
+    return (
+        0.0
+        if not got.size
+        else float(np.max(np.abs(got - want)))
+        / max(float(np.max(np.abs(want))), 1e-300)
+    )
 
 
 def abs_error(got, want) -> float:
@@ -322,11 +254,8 @@ def abs_error(got, want) -> float:
 
 
 def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
-    """A Result describing why ``value`` is not an array of ``shape``, or None.
-
-    ``shape_hints`` maps a wrong shape a typical mistake produces (a reduction
-    over the wrong axis, say) to the explanation to give.
-    """
+    """A Result saying why ``value`` is not an array of ``shape``, or None
+    (``shape_hints``: a wrong shape -> the typical mistake that gives it)."""
     shape = tuple(shape)
     if value is None:
         return wrong(name, f"{what} is None: did you forget the `return` statement?")
@@ -339,8 +268,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     array = to_numpy(value)
     if array is None:
         kind = type(value).__name__
-        if isinstance(value, np.ndarray):
-            kind = f"NumPy array of dtype {value.dtype}"
+        kind = f"NumPy array of dtype {value.dtype}" if kind == "ndarray" else kind
         return wrong(
             name,
             f"{what} is a {kind}, expected an array of real numbers of shape {shape}",
@@ -371,19 +299,16 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
 
 
 def broadcast_hint(message: str, args=()) -> str | None:
-    """What the shapes in a NumPy or torch broadcast error prove, in words: a
-    statistic of one example's length or one feature's against (N, D) input,
-    or a 1-D array of C values lined up with the last axis of image input.
-    Nothing is guessed beyond the shapes."""
+    """What the shapes in a broadcast error prove, in words (a statistic per
+    example, not per feature; C values lined up with an image's last axis)."""
     if not ("broadcast" in message or "must match the size" in message):
         return None
-    found = re.findall(r"\(([\d, ]+)\)", message)
-    sizes = {int(v) for text in found for v in text.replace(" ", "").split(",") if v}
-    shapes = [  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
-        tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-        for text in found
-        if "," in text
-    ]
+    found = {  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
+        text: tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        for text in re.findall(r"\(([\d, ]+)\)", message)
+    }
+    sizes = {v for numbers in found.values() for v in numbers}
+    shapes = [numbers for text, numbers in found.items() if "," in text]
     batch = next((a.shape for a in args if len(getattr(a, "shape", ())) >= 2), None)
     generic = "(a broadcasting error: print the shapes of the arrays combined) "
     if batch is None:
@@ -412,29 +337,21 @@ def channels_last(a):
     a = a.detach() if hasattr(a, "detach") else a
     if a.ndim <= 2:
         return a
-    moved = np.moveaxis(a, 1, -1) if isinstance(a, np.ndarray) else a.movedim(1, -1)
-    return moved.reshape(-1, a.shape[1])
+    move = np.moveaxis if isinstance(a, np.ndarray) else type(a).movedim
+    return move(a, 1, -1).reshape(-1, a.shape[1])
 
 
 def from_channels_last(rows, shape):
     """The inverse of :func:`channels_last` for an array of ``shape``."""
     if len(shape) <= 2:
         return rows
-    moved = rows.reshape(shape[0], *shape[2:], shape[1])
-    return (
-        np.moveaxis(moved, -1, 1)
-        if isinstance(moved, np.ndarray)
-        else moved.movedim(-1, 1)
-    )
+    move = np.moveaxis if isinstance(rows, np.ndarray) else type(rows).movedim
+    return move(rows.reshape(shape[0], *shape[2:], shape[1]), -1, 1)
 
 
-# --------------------------------------------------------------------------
-# describing a difference: its signature, and when it is evidence
-# --------------------------------------------------------------------------
-
-
+# --- describing a difference: its signature, and when it is evidence ---
 def _rows(a, axis):
-    """``a`` as (positions, features): the feature axis last, the rest merged."""
+    """``a`` as (positions, features)."""
     if a.ndim == 1 and axis == 0:  # one value per feature (dgamma, a buffer)
         return a.reshape(1, -1)
     if axis is None or a.ndim < 2:
@@ -456,14 +373,9 @@ def _trivial(a) -> bool:
 
 
 def degenerate(got, want) -> str | None:
-    """What a degenerate answer is, in words ("every value is 0.5"), or None.
-
-    Zeros, ones, one constant, only 0s and 1s (a distance 0 and a cosine 1):
-    answers that many different mistakes give (nothing computed, a value
-    overwritten, a gradient zeroed, an input returned unchanged), so matching
-    one hypothesis there is no evidence for it.  None when the right answer is
-    trivial itself, or ``got`` is not a finite real array.
-    """
+    """A degenerate answer in words ("every value is 0.5"): zeros, a constant,
+    only 0s and 1s (distance 0, cosine 1), which many mistakes give, so that
+    matching one is no evidence.  None if not, or if the right one is too."""
     g, w = to_numpy(got), to_numpy(want)
     if g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g):
         return None
@@ -476,11 +388,9 @@ def degenerate(got, want) -> str | None:
 
 
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """The name of ``value`` (a scalar or one per feature) among ``known`` and
-    their simple transforms (inverse, square root, square, negation, double),
-    or None.  A name is given only when one quantity alone explains the value,
-    and a transform only when the value is not a plain number: a fraction 1
-    is "1", not "2·(1 - momentum)" because the momentum happens to be 1/2."""
+    """The name of ``value`` (scalar or per feature) among ``known`` and simple
+    transforms (inverse, root, square, negation, double) when one alone fits,
+    or None; a plain number (1, 2, 1/2, -1) is said as such."""
     v = np.asarray(value, dtype=float)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
@@ -537,20 +447,12 @@ def _precision(got, err) -> str | None:
 def describe(
     got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
 ) -> str | None:
-    """How ``got`` differs from ``want``, from the shape of the difference alone.
-
-    Karpathy's ``cmp`` generalised: a degenerate answer (zeros, a constant:
-    said, never explained), the right values in the wrong places (a transpose,
-    a reshape), a sign flip, one constant factor or offset, one factor or
-    offset per feature (``axis``), or an error confined to some features
-    (``small``: those with a tiny variance, where eps matters) or positions.
-    A factor or offset is named when it equals one of ``known``
-    (``{"N/(N-1)": 16/15, "gamma": gamma}``) or a simple transform of one;
-    ``causes`` maps such a signature (``"factor sqrt(N/(N-1))"``) to its cause,
-    added only when the signature matches exactly.  ``directions`` (name:
-    array like ``want``): the difference is, feature by feature, a multiple of
-    one of them or a combination of two ("along x_hat").  None: no pattern.
-    """
+    """How ``got`` differs from ``want`` (Karpathy's ``cmp`` generalised), or
+    None: degenerate (said, never explained), permuted, a sign flip, a factor
+    or offset, overall or per feature (``axis``), along ``directions``, or
+    confined to some features (``small``: where eps matters).  A factor equal
+    to one of ``known`` (``{"N/(N-1)": 16/15}``) or a simple transform is
+    named; ``causes`` maps a signature (``"factor N/(N-1)"``) to its cause."""
     g, w = to_numpy(got), to_numpy(want)
     if g is None or w is None or g.shape != w.shape or not g.size:
         return None
@@ -574,11 +476,8 @@ def describe(
     c = float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))
     if close(g, c * w):
         label = _named(c, known)
-        value = (
-            label
-            if label in ("2", "1/2", "-1")
-            else f"{c:.4g}" + (f" = {label}" if label else "")
-        )
+        value = f"{c:.4g}" + (f" = {label}" if label else "")
+        value = label if label in ("2", "1/2", "-1") else value
         key = f"factor {label}" if label else "factor"
         return say(key, f"off by the constant factor {value} everywhere")
     off = float(np.mean(g - w))
@@ -638,24 +537,20 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         if len(off_one) < len(per):
             how = f"by the factor(s) {_fmt(per[off_one])}"
             return _confined(off_one, feature, small, say, how)
-        return say(
-            f"{feature} factor",
-            f"each {feature} is off by its own factor ({_fmt(per)})",
-        )
+        text = f"each {feature} is off by its own factor ({_fmt(per)})"
+        return say(f"{feature} factor", text)
     shift = (g2 - w2).mean(0)
     if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
         label = _named(shift, known)
-        text = f"each {feature} is shifted by its own offset" + (
-            f", {label}" if label else ""
-        )
         key = f"{feature} offset {label}" if label else f"{feature} offset"
+        named = f", {label}" if label else ""
+        text = f"each {feature} is shifted by its own offset{named}"
         return say(key, f"{text} ({_fmt(shift)})")
     err = np.abs(g2 - w2).max(0) / scale
     bad = np.flatnonzero(err > tol)
     if 0 < len(bad) < len(err):
-        return _confined(
-            bad, feature, small, say, f"(rel. error up to {err.max():.1e})"
-        )
+        how = f"(rel. error up to {err.max():.1e})"
+        return _confined(bad, feature, small, say, how)
     return None
 
 
@@ -663,27 +558,22 @@ def _confined(bad, feature, small, say, how) -> str:
     """ "only feature 1, the one with a tiny variance, is off": an error confined
     to some features, and whether they are exactly those where eps matters."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
-    one = len(bad) == 1
-    text = (
-        f"only {feature}{'' if one else 's'} {which} {'is' if one else 'are'} off {how}"
+    plural, verb, who = (
+        ("", "is", "it is the one")
+        if len(bad) == 1
+        else (("s", "are", "they are the ones"))
     )
+    text = f"only {feature}{plural} {which} {verb} off {how}"
     if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
-        who = "it is the one" if one else "they are the ones"
-        return say(
-            "small variance", f"{text}; {who} with a tiny variance, where eps matters"
-        )
+        text += f"; {who} with a tiny variance, where eps matters"
+        return say("small variance", text)
     return say(f"only some {feature}s", text + "; the others are right")
 
 
-# --------------------------------------------------------------------------
-# a normalisation's stages, read back from its output
-# --------------------------------------------------------------------------
-
-
+# --- a normalisation's stages, read back from its output ---
 def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
-    """The names in ``candidates`` whose array equals ``value`` (relative to
-    the candidate's size, or to ``floor`` for a candidate near zero), joined
-    by " or " when several do (naming one would be a guess); else None."""
+    """The names of ``candidates`` equal to ``value`` (relative to their size or
+    ``floor``), all of them (" or ") when several are: one would be a guess."""
     found = []
     for name, cand in candidates.items():
         try:
@@ -720,28 +610,14 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
 
 
 def stages(
-    out,
-    x,
-    gamma,
-    beta,
-    *,
-    eps,
-    means=None,
-    variances=None,
-    groups=None,
-    tol=1e-7,
-    scales=None,
+    out, x, gamma, beta, *, eps, means=None, variances=None, groups=None, scales=None
 ) -> str | None:
-    """Read back the mean m and the scale s a normalisation used, column by
-    column of 2-D ``x`` (statistics over the rows, within each of ``groups``,
-    a label per row), from ``out = gamma * (x - m) / s + beta`` (gamma, beta
-    broadcast to x), and name each stage: m among ``means`` (the right one
-    first; default the batch mean), s among ``scales`` (name: s; the right one
-    first when given), then as sqrt(v + eps), sqrt(v), sqrt(v) + eps or v + eps
-    with v among ``variances`` (the right one first; default the biased, then
-    the unbiased variance).  A stage two candidates explain is given as both.
-    None when ``out`` is not of that form (not affine in x per column and
-    group)."""
+    """Read back the mean m and the scale s per column of 2-D ``x`` (and per
+    ``groups``, a label per row) from ``out = gamma * (x - m) / s + beta``, and
+    name them: m among ``means`` (the right one first; default the batch
+    mean), s among ``scales``, then sqrt(v + eps), sqrt(v), sqrt(v) + eps,
+    v + eps for v among ``variances`` (default biased, unbiased).  A stage two
+    candidates fit is given as both; None where out is not affine in x."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -756,7 +632,7 @@ def stages(
         }
     first = None
     for affine, y in readings.items():
-        found = _read_stages(y, x, groups, eps, means, variances, tol, scales)
+        found = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
         if found == "right":
             return affine or None  # the stages are right: the difference is elsewhere
         first = found if affine == "" else first
@@ -787,11 +663,10 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     for name, v in variances.items():
         v = np.asarray(v, dtype=float)
         with np.errstate(all="ignore"):
+            root = np.sqrt(v)
             forms[f"sqrt(v + eps), v = {name}"] = np.sqrt(v + eps)
-            forms[f"sqrt(v) without eps, v = {name}"] = np.sqrt(v)
-            forms[f"sqrt(v) + eps (eps outside the root), v = {name}"] = (
-                np.sqrt(v) + eps
-            )
+            forms[f"sqrt(v) without eps, v = {name}"] = root
+            forms[f"sqrt(v) + eps (eps outside the root), v = {name}"] = root + eps
             forms[f"v + eps (no square root), v = {name}"] = v + eps
     right_m, right_s = next(iter(means)), next(iter(forms))
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
@@ -800,21 +675,15 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     got_s = right_s if right_s in (got_s or "").split(" or ") else got_s
     if got_m == right_m and got_s == right_s:
         return "right"
-    offset = _fmt(m[0] - x.mean(0))
-    centring = (
-        f"the mean used is {got_m}"
-        if got_m
-        else (f"the mean used is none of the usual ones (m - batch mean: {offset})")
-    )
+    usual = "none of the usual ones"
+    centring = got_m or f"{usual} (m - batch mean: {_fmt(m[0] - x.mean(0))})"
     ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
     scale = (
-        f"the scale divides by {got_s}"
-        if got_s
-        else (f"the scale is none of the usual ones (s / sqrt(var + eps): {ratio})")
+        f"divides by {got_s}" if got_s else f"is {usual} (s / sqrt(var + eps): {ratio})"
     )
     parts = [
-        centring + (" (right)" if got_m == right_m else ""),
-        scale + (" (right)" if got_s == right_s else ""),
+        f"the mean used is {centring}" + (" (right)" if got_m == right_m else ""),
+        f"the scale {scale}" + (" (right)" if got_s == right_s else ""),
     ]
     return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
 
@@ -822,18 +691,14 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
 def ema_problem(
     what, new, old, batch, momentum, known=None, causes=None, statistics=None
 ) -> str:
-    """How a running average ``new`` (from ``old`` and a batch statistic, whose
-    right value is ``batch``) differs from ``(1 - momentum) old + momentum
-    batch``: unchanged (said, not explained: many mistakes leave it), another
-    momentum (named among ``known``), or another statistic averaged in (one of
-    ``statistics``, or ``describe``d)."""
+    """How a running average ``new`` differs from ``(1 - momentum) old +
+    momentum batch``: unchanged (said, not explained), another momentum (named
+    among ``known``) or another statistic (of ``statistics``, or described)."""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes = dict(causes or {})
     if np.allclose(new, old, rtol=1e-12, atol=0):
-        return (
-            f"{what} did not change in a training step; it should move {momentum:g} "
-            "of the way to the batch's value"
-        )
+        should = f"it should move {momentum:g} of the way to the batch's value"
+        return f"{what} did not change in a training step; {should}"
     with np.errstate(all="ignore"):
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
@@ -858,35 +723,17 @@ def ema_problem(
     )
 
 
-def compare(
-    name: str,
-    got,
-    want,
-    *,
-    tol: float,
-    diagnoses: Mapping[str, object] | None = None,
-    metric: str = "rel",
-    what: str = "the output",
-    hint: str = "",
-    shape_hints: Mapping[tuple, str] | None = None,
-    invariants: Sequence[Callable] = (),
-    readers: Sequence[Callable] = (),
-    **signature,
-) -> Result:
-    """Compare ``got`` with the reference ``want``.
-
-    ``diagnoses`` maps a message to the array a typical mistake produces; the
-    one that alone reproduces ``got`` is the verdict (:func:`_listed`: not
-    from a degenerate answer, nor where the input cannot tell it from the
-    right one).  Otherwise each of ``invariants`` (a function of the answer
-    returning a message or None: "dx must sum to zero over the batch") may
-    name what is wrong, and :func:`describe` says how the answer differs (the
-    keywords ``known``, ``causes``, ``axis``, ``small``, ``directions`` are
-    passed on); ``readers`` (:func:`stages` and the like) read the answer back
-    stage by stage and win over a description that names no cause.
-    """
+def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
+    """``got`` against the reference ``want``, a Result: the one of ``diagnoses``
+    (message -> what it gives) that reproduces it (:func:`_listed`); else
+    :func:`describe` (``known``, ``causes``, ``axis``, ``small``, ``directions``)
+    unless ``readers`` (:func:`stages`...) read it back; else ``invariants``
+    (answer -> message or None).  Also ``metric``, ``shape_hints``, ``hint``."""
+    metric, hint = options.pop("metric", "rel"), options.pop("hint", "")
+    readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
     want_np = to_numpy(want)
-    problem = shape_problem(name, got, want_np.shape, what, shape_hints)
+    hints = options.pop("shape_hints", None)
+    problem = shape_problem(name, got, want_np.shape, what, hints)
     if problem is not None:
         return problem
     measure = rel_error if metric == "rel" else abs_error
@@ -900,9 +747,9 @@ def compare(
         return wrong(name, listed, err, tol)
     # no listed mistake: the shape of the difference and what the stage readers
     # (then the invariants) say; a message that names its cause or quantity first
-    shape = describe(got_np, want_np, tol=tol, **signature)
+    shape = describe(got_np, want_np, tol=tol, **options)
     stage = next(filter(None, (read(got_np) for read in readers)), None)
-    named = shape and any(c in shape for c in (signature.get("causes") or {}).values())
+    named = shape and any(c in shape for c in (options.get("causes") or {}).values())
     if stage and "none of the usual" not in stage and not named:
         shape = None  # the stage reader names what the shape only describes
     if not (shape or stage):
@@ -923,12 +770,9 @@ def compare(
 
 
 def _listed(got, want, diagnoses, measure, near, what) -> str | None:
-    """The message of the one listed mistake (``diagnoses``: message -> what it
-    gives) that reproduces ``got`` within ``near``, and ten times closer than
-    it is to the right answer (else the input does not tell them apart).
-    Where two fit, naming one would be a guess: both are given as candidates;
-    so is the one that fits a degenerate answer (:func:`degenerate`), which
-    many unlisted mistakes give too."""
+    """The one listed mistake that reproduces ``got`` within ``near``, ten times
+    closer than to ``want`` (else the input cannot tell them apart); several,
+    or one fitting a degenerate answer, are only candidates."""
     matches = []
     for message, candidate in (diagnoses or {}).items():
         candidate = to_numpy(candidate)
@@ -937,49 +781,33 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
         apart = measure(candidate, want)
         if measure(got, candidate) <= min(near, apart / 10):
             matches.append(message)
-    seen = degenerate(got, want) if matches else None
+    seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:
         which = "one candidate" if len(matches) == 1 else "candidates"
         return (
             f"{what}: {seen}, which many different mistakes give, so the check "
-            f"cannot say which ({which}: " + " | ".join(matches) + ")"
+            f"cannot say which ({which}: {listed})"
         )
     if len(matches) < 2:
-        return matches[0] if matches else None
-    return (
-        f"{what} is what each of {len(matches)} mistakes gives here, so it cannot "
-        "say which: " + " | ".join(matches)
-    )
+        return listed or None
+    many = f"{what} is what each of {len(matches)} mistakes gives here"
+    return f"{many}, so it cannot say which: {listed}"
 
 
-# --------------------------------------------------------------------------
-# running a check body; modules
-# --------------------------------------------------------------------------
-
+# --- running a check body; modules ---
 _HELPERS = str(Path(__file__).resolve().parents[1])
 
 
-def _library_paths() -> tuple[str, ...]:
+def blame(exc: BaseException) -> str:
+    """Whose code raised ``exc`` in a check body (:func:`run_check`): "learner"
+    (a frame outside the course and the libraries), "check" (course code: our
+    bug) or "value" (NumPy or torch, on the learner's result)."""
     import sys
     import sysconfig
 
     paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
     paths |= {sys.prefix, sys.base_prefix}
-    return tuple(str(Path(p).resolve()) for p in paths)
-
-
-def blame(exc: BaseException) -> str:
-    """Whose code raised ``exc`` in a check body: "learner", "check" or "value".
-
-    ``exc`` was caught in :func:`run_check`: its traceback starts there, then
-    the check's body, then whatever the body called.  "learner": a frame of
-    code outside the course package and the installed libraries (the learner's
-    notebook, a method of an object their function returned) is among those
-    calls.  "check": the body itself or course code raised (a bug of ours).
-    "value": raised inside NumPy or torch while the body used the learner's
-    result (an object of an unexpected kind, say).
-    """
-    libraries = _library_paths()
+    libraries = tuple(str(Path(p).resolve()) for p in paths)
 
     def where(filename: str) -> str:
         try:
@@ -998,15 +826,9 @@ def blame(exc: BaseException) -> str:
 
 
 def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
-    """Run a check body, turning an unexpected exception into one honest line.
-
-    The bodies call ``call``/``compare`` so they do not raise for anything the
-    learner does; this wrapper is the last line of defence.  It never hides a
-    failure (the verdict is ERROR) and says whose it is: the learner's code
-    (for example a returned object whose ``__array__`` raises), a result the
-    check could not use, or a bug in the check itself, which the learner is
-    asked to report rather than debug.
-    """
+    """Run a check body; an unexpected exception (the last line of defence:
+    bodies use ``call`` and ``compare``) becomes one ERROR line saying whose it
+    is: the learner's code, a result the check could not use, or our bug."""
     try:
         results = body()
     except CheckFailed:
@@ -1046,33 +868,29 @@ def build_module(cls, label: str, *args, **kwargs):
 
 
 def registration_problem(label, module, buffers, params, attrs=None):
-    """A wrong Result if ``module`` lacks a registered buffer or parameter of
-    ``buffers``/``params`` (name: the tensor it starts as, or None) or an
-    attribute of ``attrs`` (name: value); else None."""
+    """A wrong Result if ``module`` lacks a registered buffer or parameter
+    (name: the tensor it starts as, or None) or an attribute (name: value)."""
     for kind, wanted, found in (
         ("buffer", buffers, dict(module.named_buffers())),
         ("parameter", params, dict(module.named_parameters())),
     ):
+        how = "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
         for key, start in wanted.items():
             if key not in found:
-                how = (
-                    "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
-                )
                 plain = isinstance(getattr(module, key, None), torch().Tensor)
+                why = (
+                    f"it is a plain attribute: use {how}"
+                    if plain
+                    else "it does not exist"
+                )
                 return wrong(
                     label,
-                    f"{key} is not a registered {kind}: "
-                    + (
-                        f"it is a plain attribute: use {how}"
-                        if plain
-                        else "it does not exist"
-                    )
-                    + ", so that state_dict saves it and .to() and .double() move it",
+                    f"{key} is not a registered {kind}: {why}, so that state_dict "
+                    "saves it and .to() and .double() move it",
                 )
-            got = found[key].detach()
+            got = found[key].detach().double()
             if start is not None and (
-                got.shape != start.shape
-                or not torch().equal(got.double(), start.double())
+                got.shape != start.shape or not torch().equal(got, start.double())
             ):
                 return wrong(label, f"{key} should start as {start.tolist()}")
     for attr, value in (attrs or {}).items():
@@ -1087,14 +905,11 @@ def registration_problem(label, module, buffers, params, attrs=None):
 
 
 def buffers_outside_graph(name: str, module) -> Result:
-    """Every buffer of a trained ``module`` outside the autograd graph, and the
-    module deep-copyable (what evaluation code does).  Reads ``requires_grad``
-    (kept when the grader mirrors a tensor back), not ``grad_fn`` (lost)."""
+    """Every buffer of a trained ``module`` outside the autograd graph (by
+    ``requires_grad``: it survives the grader's mirroring); deep-copyable."""
     try:
         held = sorted(
-            key
-            for key, value in module.named_buffers()
-            if getattr(value, "requires_grad", False)
+            k for k, v in module.named_buffers() if getattr(v, "requires_grad", 0)
         )
     except Exception as exc:  # the learner's object, not a module
         return wrong(
@@ -1116,11 +931,9 @@ def buffers_outside_graph(name: str, module) -> Result:
 
 
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
-    """Why ``samples`` (one row per call, one column per channel) do not look
-    drawn independently from U[low, high], in numbers (shared across channels,
-    repeated, range, one side only, mean, spread), or None.  A
-    Kolmogorov-Smirnov distance above 2.5 / sqrt(n) happens by chance with
-    probability below 1e-5."""
+    """Why ``samples`` (a row per call, a column per channel) do not look drawn
+    independently from U[low, high], in numbers, or None.  A Kolmogorov-Smirnov
+    distance above 2.5 / sqrt(n) happens by chance with probability < 1e-5."""
     x = to_numpy(samples)
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
@@ -1159,15 +972,9 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
 
 
 def mine_or_reference(label: str, mine, reference, check, reference_name=None):
-    """``mine`` if ``check()`` passes, else ``reference``; prints which is used.
-
-    Lets a later cell use the learner's implementation when it is right and
-    fall back to PyTorch's when the exercise is unfinished, so the notebook
-    always runs to the end.  ``check`` is a check called with ``strict=False``,
-    which reports the learner's mistakes without raising; a ``CheckFailed``
-    (a strict check) counts as "not right yet".  Any other exception is a bug
-    and is raised, not hidden.
-    """
+    """``mine`` if ``check()`` passes, else ``reference`` (so that a notebook
+    runs to its end); prints which.  A ``CheckFailed`` counts as "not right
+    yet"; any other exception is a bug, raised."""
     try:
         passed = bool(check())
     except CheckFailed as exc:
