@@ -49,8 +49,8 @@ def _stats_results(fn, x, label="batch_stats") -> list:
             ] = twin
             theirs = to_numpy(value[0])
             if not results[0] and getattr(theirs, "shape", None) == (d,):
-                spread = ((t - t.new_tensor(theirs)) ** 2).sum(0) / (n + 1 - i)
-                kwargs["diagnoses"]["right about your mu, which is wrong"] = spread
+                own = ((t - t.new_tensor(theirs)) ** 2).sum(0) / (n + 1 - i)
+                kwargs["diagnoses"]["right for your mu, which is wrong: fix mu"] = own
         results.append(compare(f"{label} {what}", value[i], want, tol=tol, **kwargs))
     return results
 

@@ -35,7 +35,6 @@ SHORTCUTS = {
 }
 
 # --- standardise columns ---
-
 EXAMPLE_4X6 = np.array(
     [
         [1.0, -3, 4, -2, 5, 4],
@@ -110,16 +109,16 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 
 
 # --- percentiles of an activation ---
-
 # numpy.percentile's methods but its default, "linear"
 METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
 interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
 nearest""".split()
-FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
-SUMMED = (
-    "the loss is summed over the batch; use the mean (F.cross_entropy's default), "
-    "as training does"
+RANKS = (
+    "each value returned is one of the data's own values, with no interpolation "
+    "between neighbouring ranks: numpy.percentile's default interpolates linearly"
 )
+FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
+SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
 
 
 def activation_percentiles(fn, quiet=False, strict=None):
@@ -153,21 +152,24 @@ def activation_percentiles(fn, quiet=False, strict=None):
                 for m in METHODS
             }
             mistakes[FRACTION] = np.percentile(flat, np.asarray(q) / 100.0)
-            seen.append((label, data.shape, got, np.percentile(flat, q), mistakes))
+            want = np.percentile(flat, q)
+            seen.append((label, data.shape, flat, got, want, mistakes))
         # a hypothesis is named only if it reproduces the answer in every case
         kept = [
             k
-            for k in seen[0][4]
+            for k in seen[0][-1]
             if all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m in seen)
         ]
         results = []
-        for label, shape, got, want, mistakes in seen:
+        for label, shape, flat, got, want, mistakes in seen:
             hints = {
                 (len(want), shape[i]): f"percentiles of each {what}, not of all the "
                 "values: flatten the tensor first"
                 for i, what in ((1, "column"), (0, "row"))
             }
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
+            ranks = lambda g, flat=flat: RANKS if np.isin(g, flat).all() else None  # noqa: E731
+            kwargs["invariants"] = [ranks]  # what several methods have in common
             results.append(compare(f"{name} {label}", got, want, tol=1e-12, **kwargs))
             if not results[-1]:
                 break
@@ -177,8 +179,6 @@ def activation_percentiles(fn, quiet=False, strict=None):
 
 
 # --- per-layer gradient norms ---
-
-
 def _tiny_model(seed):
     torch_, nn = torch(), torch().nn
     torch_.manual_seed(seed)
