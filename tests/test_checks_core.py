@@ -340,7 +340,11 @@ def test_a_stage_two_candidates_explain_is_given_as_both():
     twin = x.mean(0) + 1
     out = (x - twin) / np.sqrt(x.var(0) + 1e-5)
     text = _core.stages(
-        out, x, 1.0, 0.0, eps=1e-5,
+        out,
+        x,
+        1.0,
+        0.0,
+        eps=1e-5,
         means={"the batch mean": x.mean(0), "mean + 1": twin, "shifted": twin},
     )
     assert "mean + 1 or shifted" in text
