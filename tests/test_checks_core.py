@@ -354,3 +354,12 @@ def test_an_unchanged_running_average_is_observed_not_explained():
     text = _core.ema_problem("running_mean", np.zeros(3), np.zeros(3), np.ones(3), 0.1)
     assert "did not change in a training step" in text
     assert "0.1 of the way" in text
+
+
+def test_one_number_has_no_signature_and_a_factor_near_1_is_not_called_1():
+    """A 1-element answer is a multiple (and a shift) of any other: describe
+    says nothing; a factor that rounds to 1 is written as 1 + its excess."""
+    assert _core.describe(np.array([2.0]), np.array([1.0])) is None
+    want = np.random.default_rng(8).standard_normal((6, 3))
+    text = _core.describe(want * (1 + 5e-9), want, tol=1e-10)
+    assert "1 + 5e-09" in text and "1 = 1" not in text

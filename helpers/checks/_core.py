@@ -459,7 +459,7 @@ def describe(
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
     seen = degenerate(g, w)
-    if seen:
+    if seen or g.size == 1:  # one number is a multiple of any other: no signature
         return seen
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
@@ -478,6 +478,7 @@ def describe(
         label = _named(c, known)
         value = f"{c:.4g}" + (f" = {label}" if label else "")
         value = label if label in ("2", "1/2", "-1") else value
+        value = f"1 + {c - 1:.2g}" if label == "1" else value
         key = f"factor {label}" if label else "factor"
         return say(key, f"off by the constant factor {value} everywhere")
     off = float(np.mean(g - w))

@@ -42,7 +42,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
             kind, by, twin = other[i]
-            kwargs["known"], kwargs["diagnoses"] = {}, {std: want.sqrt()}
+            kwargs["causes"], kwargs["diagnoses"] = {}, {std: want.sqrt()}
             kwargs["diagnoses"][
                 f"this is the {kind} variance (divides by {by}); `var` is the biased "
                 "one (np.var's default ddof=0), `var_unbiased` divides by N-1 (ddof=1)"
