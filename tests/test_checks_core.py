@@ -353,7 +353,7 @@ def test_a_stage_two_candidates_explain_is_given_as_both():
 def test_an_unchanged_running_average_is_observed_not_explained():
     text = _core.ema_problem("running_mean", np.zeros(3), np.zeros(3), np.ones(3), 0.1)
     assert "did not change in a training step" in text
-    assert "0.1 of the way" in text
+    assert "a fraction 0.1 of the way" in text
 
 
 def test_one_number_has_no_signature_and_a_factor_near_1_is_not_called_1():

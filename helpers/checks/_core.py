@@ -698,8 +698,8 @@ def ema_problem(
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes = dict(causes or {})
     if np.allclose(new, old, rtol=1e-12, atol=0):
-        should = f"it should move {momentum:g} of the way to the batch's value"
-        return f"{what} did not change in a training step; {should}"
+        should = f"it should move a fraction {momentum:g} of the way to the batch's"
+        return f"{what} did not change in a training step; {should} value"
     with np.errstate(all="ignore"):
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
