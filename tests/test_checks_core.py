@@ -363,3 +363,10 @@ def test_one_number_has_no_signature_and_a_factor_near_1_is_not_called_1():
     want = np.random.default_rng(8).standard_normal((6, 3))
     text = _core.describe(want * (1 + 5e-9), want, tol=1e-10)
     assert "1 + 5e-09" in text and "1 = 1" not in text
+
+
+def test_a_bare_difference_shows_the_digits_that_tell_the_numbers_apart():
+    result = _core.compare(
+        "f", np.array([1.98672 + 5e-9]), np.array([1.98672]), tol=1e-10
+    )
+    assert "got 1.986720005, expected 1.98672" in result.detail

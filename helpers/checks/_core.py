@@ -137,8 +137,7 @@ def _changed(before, after) -> bool:
 
 @contextlib.contextmanager
 def quiet_numerics():
-    """Silence NumPy's warnings while the learner's code runs: the check
-    reports NaNs and infinities itself."""
+    """Silence NumPy's warnings in the learner's code: checks report NaNs."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
@@ -762,10 +761,11 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         detail = f"{what}: {message} ({label} {err:.1e}, worst at index {where})"
     elif stage:
         detail = f"{stage}; {label} {err:.1e}"
-    else:
+    else:  # with the digits that tell the two numbers apart
+        d = 6 if f"{got_np[where]:.6g}" != f"{want_np[where]:.6g}" else 15
         detail = (
             f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
-            f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
+            f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
         )
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
