@@ -75,4 +75,18 @@ def test_a_wrong_mean_is_blamed_once_not_in_the_variances(learner_mode):
 
     lines = checks.batch_stats(sum_over_n_minus_1, quiet=True).lines().splitlines()
     assert "N/(N-1) = 16/15" in lines[0] and "divided by N-1" in lines[0]
-    assert "right for your mu" in lines[1] and "the same as above" in lines[2]
+    assert (
+        "taken from your mu, which is wrong" in lines[1]
+        and "the same as above" in lines[2]
+    )
+
+
+def test_deviations_from_another_centre_are_named(learner_mode):
+    def uncentred(x):  # the mean of x**2, not of the squared deviations
+        if x.shape[0] < 2:
+            raise ValueError("N < 2")
+        n = x.shape[0]
+        return x.mean(0), (x**2).mean(0), (x**2).sum(0) / (n - 1)
+
+    text = checks.batch_stats(uncentred, quiet=True).lines()
+    assert "the deviations are taken from 0 (x is not centred)" in text
