@@ -370,3 +370,10 @@ def test_a_bare_difference_shows_the_digits_that_tell_the_numbers_apart():
         "f", np.array([1.98672 + 5e-9]), np.array([1.98672]), tol=1e-10
     )
     assert "got 1.986720005, expected 1.98672" in result.detail
+
+
+def test_a_stage_of_one_number_for_every_column_is_said():
+    x = np.random.default_rng(9).normal([1.0, -2.0, 5.0], [1.0, 3.0, 0.5], (10, 3))
+    out = (x - x.mean(0)) / np.sqrt(x.var() + 1e-5)  # one variance for the matrix
+    text = _core.stages(out, x, 1.0, 0.0, eps=1e-5)
+    assert "the scale divides by one number for every column" in text

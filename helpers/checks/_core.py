@@ -85,8 +85,8 @@ def not_implemented(name) -> Result:
 
 
 class Report(list):
-    """The results of one check call (a list of Result): falsy if any failed;
-    a notebook shows nothing for it (the check printed its lines)."""
+    """A check's results (a list of Result), falsy if any failed; a notebook
+    shows nothing for it (the check printed its lines)."""
 
     @property
     def passed(self) -> bool:
@@ -116,8 +116,8 @@ class Report(list):
 
 
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
-    """Print one line per result and return them as a :class:`Report`; raise
-    :class:`CheckFailed` on a failure if ``strict`` (default: while grading)."""
+    """Print and return a :class:`Report`; raise on a failure if ``strict``
+    (None, the default: while grading)."""
     items = [results] if isinstance(results, Result) else list(results)
     result = Report(items)
     if not quiet:
@@ -372,9 +372,8 @@ def _trivial(a) -> bool:
 
 
 def degenerate(got, want) -> str | None:
-    """A degenerate answer in words ("every value is 0.5"): zeros, a constant,
-    only 0s and 1s (distance 0, cosine 1), which many mistakes give, so that
-    matching one is no evidence.  None if not, or if the right one is too."""
+    """A degenerate answer in words ("every value is 0.5": zeros, a constant, only
+    0 and 1), which many mistakes give, or None (also when ``want`` is one)."""
     g, w = to_numpy(got), to_numpy(want)
     if g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g):
         return None
@@ -387,9 +386,8 @@ def degenerate(got, want) -> str | None:
 
 
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """The name of ``value`` (scalar or per feature) among ``known`` and simple
-    transforms (inverse, root, square, negation, double) when one alone fits,
-    or None; a plain number (1, 2, 1/2, -1) is said as such."""
+    """The name of ``value`` among ``known`` and simple transforms (inverse, root,
+    square, negation, double) when one alone fits; 1, 2, 1/2, -1 as such."""
     v = np.asarray(value, dtype=float)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
@@ -428,8 +426,7 @@ def _permuted(g, w, close) -> str | None:
 
 
 def _precision(got, err) -> str | None:
-    """The answer's values are float32 (or bfloat16) numbers and its error is at
-    that format's rounding level: computed in low precision."""
+    """Values that are float32 (bfloat16) numbers, with an error at that rounding."""
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
         return None
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
@@ -555,8 +552,7 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
 
 
 def _confined(bad, feature, small, say, how) -> str:
-    """ "only feature 1, the one with a tiny variance, is off": an error confined
-    to some features, and whether they are exactly those where eps matters."""
+    """An error confined to some features; whether they are those where eps matters."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
     plural, verb, who = (
         ("", "is", "it is the one")
@@ -677,10 +673,14 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         return "right"
     usual = "none of the usual ones"
     centring = got_m or f"{usual} (m - batch mean: {_fmt(m[0] - x.mean(0))})"
+    if not got_m and np.ptp(m) <= 1e-9 * np.abs(m).max():  # a stage of one number
+        centring = f"one number for every column, {m.flat[0]:.4g}"
     ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
     scale = (
         f"divides by {got_s}" if got_s else f"is {usual} (s / sqrt(var + eps): {ratio})"
     )
+    if not got_s and np.ptp(s) <= 1e-9 * np.abs(s).max():
+        scale = f"divides by one number for every column, {s.flat[0]:.4g}"
     parts = [
         f"the mean used is {centring}" + (" (right)" if got_m == right_m else ""),
         f"the scale {scale}" + (" (right)" if got_s == right_s else ""),
