@@ -296,3 +296,84 @@ def test_low_precision_is_recognised_but_never_for_whole_numbers():
     assert "float32 numbers" in result.detail
     counts = _core.compare("f", np.array([100001.0]), np.array([100000.0]), tol=1e-12)
     assert "float32" not in counts.detail
+
+
+# --------------------------------------------------------------------------
+# no cause named from a degenerate answer, or from evidence that does not
+# tell the hypotheses apart (issue 28, round 2's wrong causes)
+# --------------------------------------------------------------------------
+
+
+def test_a_constant_answer_names_no_single_mistake():
+    want = np.array([0.5, 0.16, 0.84, 0.66, 0.69, 0.02])
+    half = np.full(6, 0.5)
+    result = _core.compare("f", half, want, tol=1e-6, diagnoses={"beta ignored": half})
+    assert not result and not result.detail.startswith("beta ignored")
+    assert "every value is 0.5" in result.detail and "candidate" in result.detail
+
+
+def test_a_trivial_pair_like_distance_0_cosine_1_names_no_single_mistake():
+    want, trivial = np.array([0.72, 0.91]), np.array([0.0, 1.0])
+    result = _core.compare("f", trivial, want, tol=1e-8, diagnoses={"layer 0": trivial})
+    assert "only the values 0 and 1" in result.detail
+    assert not result.detail.startswith("layer 0")
+
+
+def test_describe_says_what_a_degenerate_answer_is_not_a_factor():
+    want = np.random.default_rng(5).standard_normal((6, 3))
+    assert _core.describe(np.zeros((6, 3)), want) == "every value is 0"
+    assert "factor" not in _core.describe(np.full((6, 3), 2.0), want)
+
+
+def test_a_hypothesis_the_input_cannot_tell_from_the_reference_is_not_named():
+    want = np.random.default_rng(6).standard_normal(5) + 3
+    close_to_right = want * (1 + 2e-10)
+    got = want * (1 + 3e-10)
+    result = _core.compare(
+        "f", got, want, tol=1e-10, diagnoses={"unbiased": close_to_right}
+    )
+    assert not result and "unbiased" not in result.detail
+
+
+def test_a_stage_two_candidates_explain_is_given_as_both():
+    x = np.random.default_rng(7).standard_normal((12, 3))
+    twin = x.mean(0) + 1
+    out = (x - twin) / np.sqrt(x.var(0) + 1e-5)
+    text = _core.stages(
+        out,
+        x,
+        1.0,
+        0.0,
+        eps=1e-5,
+        means={"the batch mean": x.mean(0), "mean + 1": twin, "shifted": twin},
+    )
+    assert "mean + 1 or shifted" in text
+
+
+def test_an_unchanged_running_average_is_observed_not_explained():
+    text = _core.ema_problem("running_mean", np.zeros(3), np.zeros(3), np.ones(3), 0.1)
+    assert "did not change in a training step" in text
+    assert "a fraction 0.1 of the way" in text
+
+
+def test_one_number_has_no_signature_and_a_factor_near_1_is_not_called_1():
+    """A 1-element answer is a multiple (and a shift) of any other: describe
+    says nothing; a factor that rounds to 1 is written as 1 + its excess."""
+    assert _core.describe(np.array([2.0]), np.array([1.0])) is None
+    want = np.random.default_rng(8).standard_normal((6, 3))
+    text = _core.describe(want * (1 + 5e-9), want, tol=1e-10)
+    assert "1 + 5e-09" in text and "1 = 1" not in text
+
+
+def test_a_bare_difference_shows_the_digits_that_tell_the_numbers_apart():
+    result = _core.compare(
+        "f", np.array([1.98672 + 5e-9]), np.array([1.98672]), tol=1e-10
+    )
+    assert "got 1.986720005, expected 1.98672" in result.detail
+
+
+def test_a_stage_of_one_number_for_every_column_is_said():
+    x = np.random.default_rng(9).normal([1.0, -2.0, 5.0], [1.0, 3.0, 0.5], (10, 3))
+    out = (x - x.mean(0)) / np.sqrt(x.var() + 1e-5)  # one variance for the matrix
+    text = _core.stages(out, x, 1.0, 0.0, eps=1e-5)
+    assert "the scale divides by one number for every column" in text

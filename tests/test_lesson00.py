@@ -59,3 +59,34 @@ def test_a_float32_batch_is_checked_in_float32(learner_mode):
     assert checks.batch_stats(right, x=x, quiet=True)
     assert seen and all(d == np.float32 for d in seen)
     assert not checks.batch_stats(float16_inside, x=x, quiet=True)
+
+
+def test_a_wrong_mean_is_blamed_once_not_in_the_variances(learner_mode):
+    """var computed about the learner's own wrong mean: the mean is the first
+    wrong statistic, the variances say they follow from it."""
+
+    def sum_over_n_minus_1(x):
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError("N < 2")
+        mu = x.sum(0) / (n - 1)
+        spread = ((x - mu) ** 2).sum(0)
+        return mu, spread / n, spread / (n - 1)
+
+    lines = checks.batch_stats(sum_over_n_minus_1, quiet=True).lines().splitlines()
+    assert "N/(N-1) = 16/15" in lines[0] and "divided by N-1" in lines[0]
+    assert (
+        "taken from your mu, which is wrong" in lines[1]
+        and "the same as above" in lines[2]
+    )
+
+
+def test_deviations_from_another_centre_are_named(learner_mode):
+    def uncentred(x):  # the mean of x**2, not of the squared deviations
+        if x.shape[0] < 2:
+            raise ValueError("N < 2")
+        n = x.shape[0]
+        return x.mean(0), (x**2).mean(0), (x**2).sum(0) / (n - 1)
+
+    text = checks.batch_stats(uncentred, quiet=True).lines()
+    assert "the deviations are taken from 0 (x is not centred)" in text

@@ -30,3 +30,29 @@ def test_stub_says_not_yet(kind, learner_mode):
         raise NotImplementedError("stub")
 
     assert CHECKS[kind](stub, quiet=True).verdicts == ["not yet"]
+
+
+def test_percentiles_without_interpolation_are_observed_as_such(learner_mode):
+    """Sorted values at rank int(n q / 100): no numpy method gives it in every
+    case, so none is named; what is observed is said (each value is a datum)."""
+    import numpy as np
+
+    def by_index(values, q=(15, 50, 85)):
+        v = values.detach().numpy() if hasattr(values, "detach") else values
+        v = np.sort(np.ravel(v))
+        return np.array([v[min(int(p / 100 * len(v)), len(v) - 1)] for p in q])
+
+    text = checks.activation_percentiles(by_index, quiet=True).lines()
+    assert "one of the data's own values" in text and "method=" not in text
+
+
+def test_a_factor_of_the_batch_size_is_recognised_either_way(learner_mode):
+    import torch.nn.functional as F
+
+    def divided_twice(model, x, y):
+        model.zero_grad()
+        (F.cross_entropy(model(x), y) / len(x)).backward()
+        return [m.weight.grad.norm().item() for m in model if hasattr(m, "weight")]
+
+    text = checks.layer_gradient_norms(divided_twice, quiet=True).lines()
+    assert "0.125 = 1/(N)" in text and "summed" not in text

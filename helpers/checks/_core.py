@@ -1,52 +1,41 @@
 """Machinery shared by every exercise check.
 
 A check calls the learner's function on inputs it makes itself, compares the
-result with a reference computed by PyTorch (or a numerical gradient), and
-prints one aligned line::
+result with a reference (PyTorch or a numerical gradient, never a copy of the
+solution) and prints one aligned line per output::
 
     batch_stats var            | ok      | max rel. error 3e-16 (expect < 1e-10)
 
-Rules every check follows:
-
-* It never raises in a learner's notebook.  An unfinished stub (which raises
-  ``NotImplementedError``) gives "not implemented yet"; any other exception, a
-  ``None``, a wrong shape or a NaN gives a specific message.
-* When the answer is wrong it names a cause only where one hypothesis, the
-  reference recomputed with a single change (other axes, N - 1, eps outside
-  the root, a missing term, another momentum, buffers left alone, ...),
-  reproduces the answer to round-off, and no other does; else it says what was
-  observed (which output or stage differs, by what factor, offset or
-  permutation, where), never a guess.
-* While ``tools/grade.py`` runs a submission (``config.grading()``), a failed
-  check raises :class:`CheckFailed`, which is how the grader scores a test.
-* References are PyTorch or numerical gradients, never a copy of the solution.
+It never raises in a learner's notebook (a stub gives "not implemented yet",
+anything else a specific message); while ``tools/grade.py`` runs
+(``config.grading()``) a failure raises :class:`CheckFailed`.  A wrong answer
+gets a cause only where one hypothesis (the reference with a single change)
+reproduces it, no other does, the input tells it from the right answer and
+the answer is not degenerate (zeros, a constant: many mistakes give those);
+otherwise what was observed: which output or stage differs, by what factor,
+offset or permutation, where.  Never a guess.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import re
+import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import config
 
-OK = "ok"
-WRONG = "WRONG"
-ERROR = "ERROR"
-TODO = "not yet"
+OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
-
-# PyTorch's default eps for every normalisation layer: the checks' inputs use it.
-EPS = 1e-5
-
-NAME_WIDTH = 34
-VERDICT_WIDTH = 7
+EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
+NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
 class CheckFailed(AssertionError):
@@ -62,7 +51,6 @@ class Result:
     detail: str
     error: float | None = None
     bound: float | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -75,8 +63,7 @@ class Result:
         name = self.name.ljust(NAME_WIDTH)
         return f"{name} | {self.verdict:<{VERDICT_WIDTH}} | {self.detail}"
 
-    def __repr__(self) -> str:  # what a learner sees if they echo a result
-        return self.line()
+    __repr__ = line  # what a learner sees if they echo a result
 
 
 def ok(name, detail, error=None, bound=None) -> Result:
@@ -93,169 +80,102 @@ def wrong(name, detail, error=None, bound=None) -> Result:
 
 
 def not_implemented(name) -> Result:
-    return Result(
-        name,
-        TODO,
-        "not implemented yet: replace the `raise NotImplementedError` line "
-        "with your code, then run this cell again",
-    )
+    how = "replace the `raise NotImplementedError` line with your code, then run"
+    return Result(name, TODO, f"not implemented yet: {how} this cell again")
 
 
-class Report:
-    """The results of one check call: falsy if any part failed.
-
-    In a notebook the check has already printed its lines, so the report
-    displays nothing when it is the last expression of a cell; ``repr`` (plain
-    Python, pytest) shows the lines.
-    """
-
-    def __init__(self, results: list[Result]):
-        self.results = list(results)
+class Report(list):
+    """A check's results (a list of Result), falsy if any failed; a notebook
+    shows nothing for it (the check printed its lines)."""
 
     @property
     def passed(self) -> bool:
-        return bool(self.results) and all(r.passed for r in self.results)
+        return bool(len(self)) and all(r.passed for r in self)
 
     def __bool__(self) -> bool:
         return self.passed
 
-    def __iter__(self):
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __getitem__(self, index) -> Result:
-        return self.results[index]
-
     @property
     def verdicts(self) -> list[str]:
-        return [r.verdict for r in self.results]
+        return [r.verdict for r in self]
 
     def lines(self) -> str:
         """One line per result; a diagnosis already given says so, once per check."""
         seen, out = set(), []
-        for r in self.results:
+        for r in self:
             if not r.passed and r.detail in seen:
-                out.append(Result(r.name, r.verdict, "the same as above").line())
-                continue
+                r = Result(r.name, r.verdict, "the same as above")
             seen.add(r.detail)
             out.append(r.line())
         return "\n".join(out)
 
-    def __repr__(self) -> str:
-        return self.lines()
+    __repr__ = lines
 
     def _ipython_display_(self) -> None:  # already printed by the check
         return None
 
 
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
-    """Print one line per result and return them as a :class:`Report`.
-
-    A failure raises :class:`CheckFailed` when ``strict`` is true, or, when
-    ``strict`` is None (the default), while the grader runs the notebook.
-    Hidden tests pass ``strict=True``; a learner's session never raises.
-    """
+    """Print and return a :class:`Report`; raise on a failure if ``strict``
+    (None, the default: while grading)."""
     items = [results] if isinstance(results, Result) else list(results)
     result = Report(items)
     if not quiet:
         print(result.lines())
-    must_raise = config.grading() if strict is None else strict
-    if must_raise and not result.passed:
+    if (config.grading() if strict is None else strict) and not result.passed:
         failed = [item for item in items if not item.passed] or items
         raise CheckFailed("\n".join(item.line() for item in failed))
     return result
 
 
-# --------------------------------------------------------------------------
-# calling the learner's code safely
-# --------------------------------------------------------------------------
-
-
-def _snapshot(value):
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):
-            return value.detach().clone()
-    except ImportError:  # pragma: no cover - torch is always installed here
-        pass
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    return None
-
-
-def _same(before, after) -> bool:
-    try:
-        import torch
-
-        if isinstance(before, torch.Tensor):
-            return torch.equal(before, after.detach())
-    except ImportError:  # pragma: no cover
-        pass
-    return np.array_equal(before, after, equal_nan=True)
+# --- calling the learner's code safely ---
+def _changed(before, after) -> bool:
+    if isinstance(before, np.ndarray):
+        return not np.array_equal(before, after, equal_nan=True)
+    return not torch().equal(before, after.detach())
 
 
 @contextlib.contextmanager
 def quiet_numerics():
-    """Silence NumPy's divide-by-zero warnings while the learner's code runs.
-
-    The check reports NaNs and infinities itself, in one line; a warning
-    printed from inside NumPy would only point at library code.
-    """
+    """Silence NumPy's warnings in the learner's code: checks report NaNs."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
 
 
 def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwargs):
-    """Call ``fn(*args, **kwargs)`` and turn every way it can fail into a Result.
-
-    Returns ``(value, None)`` on success or ``(None, result)`` when the call
-    raised or changed one of its array inputs in place.  Test the second item
-    with ``is not None``: a failed :class:`Result` is falsy.  The inputs passed
-    are copies of ``args``, so a function that mutates them cannot spoil the
-    reference the check compares against; ``copy_inputs=False`` passes the
-    caller's own objects (needed when the check reads ``.grad`` afterwards).
-    ``returns=(count, names)``: the value must be a tuple of ``count`` items
-    (:func:`unpack`), returned as one.
-    """
+    """``fn(*args, **kwargs)`` as ``(value, None)``, or ``(None, result)`` when it
+    raised or changed an array input in place (test ``is not None``).  It gets
+    copies of ``args`` unless ``copy_inputs=False`` (to read ``.grad``);
+    ``returns=(count, names)``: a tuple of ``count`` items (:func:`unpack`)."""
     if not callable(fn):
-        return None, wrong(
-            name,
-            f"expected a function, got {type(fn).__name__}: pass the function "
-            "itself, without calling it (no parentheses)",
-        )
+        why = "pass the function itself, without calling it (no parentheses)"
+        return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
     if copy_inputs:
-        args = copy.deepcopy(args)
-        kwargs = copy.deepcopy(kwargs)
-    before = [(i, _snapshot(a)) for i, a in enumerate(args)]
+        args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+    before = [  # the array inputs, to tell whether the call changed them
+        (i, a.copy() if isinstance(a, np.ndarray) else a.detach().clone())
+        for i, a in enumerate(args)
+        if isinstance(a, (np.ndarray, torch().Tensor))
+    ]
     try:
         with quiet_numerics():
             value = fn(*args, **kwargs)
     except NotImplementedError:
         return None, not_implemented(name)
     except Exception as exc:  # the learner's bug, reported, never re-raised
-        message = str(exc).strip().splitlines()
-        message = message[0] if message else ""
-        if len(message) > 120:
-            message = message[:117] + "..."
-        return None, Result(
+        message = (str(exc).strip().splitlines() or [""])[0]
+        message = message[:117] + "..." if len(message) > 120 else message
+        kind, hint = type(exc).__name__, broadcast_hint(message, args) or ""
+        see = "(call the function yourself to see the full traceback)"
+        return None, Result(name, ERROR, f"raised {kind}: {message} {hint}{see}")
+    changed = [i + 1 for i, snap in before if _changed(snap, args[i])]
+    if changed:
+        return None, wrong(
             name,
-            ERROR,
-            f"raised {type(exc).__name__}: {message} "
-            + (broadcast_hint(message, args) or "")
-            + "(call the function yourself to see the full traceback)",
+            f"changed its input argument #{changed[0]} in place: compute new arrays "
+            "instead of writing into the caller's (e.g. x = x - mu, not x -= mu)",
         )
-    for i, snap in before:
-        if snap is not None and not _same(snap, args[i]):
-            return None, wrong(
-                name,
-                f"changed its input argument #{i + 1} in place: compute new "
-                "arrays instead of writing into the caller's (e.g. x = x - mu, "
-                "not x -= mu)",
-            )
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
@@ -269,42 +189,41 @@ def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
     except exc_type as exc:
         return ok(name, f"raises {type(exc).__name__} as it should ({why})")
     except Exception as exc:
-        return wrong(
-            name,
-            f"raised {type(exc).__name__} but {exc_type.__name__} was expected ({why})",
-        )
+        got = f"raised {type(exc).__name__} but {exc_type.__name__} was expected"
+        return wrong(name, f"{got} ({why})")
     return wrong(name, f"did not raise {exc_type.__name__}: {why}")
 
 
-# --------------------------------------------------------------------------
-# comparing arrays
-# --------------------------------------------------------------------------
+def unpack(name: str, value, count: int, names: str):
+    """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
+    if value is None:
+        return None, wrong(name, "returned None: did you forget `return`?")
+    if not isinstance(value, (tuple, list)) or len(value) != count:
+        sized = isinstance(value, (tuple, list))
+        got = f"a {type(value).__name__}" + (f" of {len(value)} items" if sized else "")
+        return None, wrong(
+            name, f"returned {got}; expected a tuple of {count}: ({names})"
+        )
+    return tuple(value), None
 
 
+# --- comparing arrays ---
 def to_numpy(value):
     """A float64 NumPy copy of an array or tensor (or None if it is neither)."""
-    try:
-        import torch
-
-        if isinstance(value, torch.Tensor):  # .double() would drop an imaginary part
-            if value.is_complex() or value.dtype == torch.bool:
-                return None
-            return value.detach().cpu().double().numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "iuf":  # booleans, strings, objects, complex
+    if isinstance(value, torch().Tensor):  # .double() would drop an imaginary part
+        if value.is_complex() or value.dtype == torch().bool:
             return None
-        return value.astype(np.float64)
+        return value.detach().cpu().double().numpy()
+    if isinstance(value, np.ndarray):  # not booleans, strings, objects, complex
+        return value.astype(np.float64) if value.dtype.kind in "iuf" else None
     if isinstance(value, (float, int, np.floating, np.integer)):
         return np.asarray(value, dtype=np.float64)
     return None
 
 
 def real(value, integer: bool = False):
-    """One real number as Python's int or float, or TypeError: never a bool,
-    a complex number, an array or a tensor (float() would read a 0-d tensor
-    and drop an imaginary part; int() would truncate 3.7 to 3)."""
+    """One real number as Python's int or float, or TypeError: never a bool, a
+    complex number, an array or a tensor (float() would read a 0-d tensor)."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise TypeError(
@@ -315,20 +234,17 @@ def real(value, integer: bool = False):
 
 
 def rel_error(got, want) -> float:
-    """Norm-wise relative error: max |got - want| / max |want|.
-
-    CS231n divides element by element (|a - b| / (|a| + |b|)), which blows up
-    on outputs near zero: a normalised feature has many, and round-off alone
-    then looks like an error.  Dividing by the largest reference value measures
-    the error on the scale of the result.
-    """
+    """Norm-wise relative error, max |got - want| / max |want|: an element-wise
+    one (CS231n's) blows up on the many outputs near zero of a normalisation."""
     got, want = to_numpy(got), to_numpy(want)
     if got is None or want is None or got.shape != want.shape:
         return float("inf")
-    if not got.size:
-        return 0.0
-    scale = max(float(np.max(np.abs(want))), 1e-300)
-    return float(np.max(np.abs(got - want))) / scale
+    return (
+        0.0
+        if not got.size
+        else float(np.max(np.abs(got - want)))
+        / max(float(np.max(np.abs(want))), 1e-300)
+    )
 
 
 def abs_error(got, want) -> float:
@@ -336,60 +252,41 @@ def abs_error(got, want) -> float:
     return float(np.max(np.abs(got - want))) if got.size else 0.0
 
 
-def shape_problem(
-    name: str,
-    value,
-    shape,
-    what: str = "the output",
-    shape_hints: Mapping[tuple, str] | None = None,
-):
-    """A Result describing why ``value`` is not an array of ``shape``, or None.
-
-    ``shape_hints`` maps a wrong shape a typical mistake produces (a reduction
-    over the wrong axis, say) to the explanation to give.
-    """
+def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
+    """A Result saying why ``value`` is not an array of ``shape``, or None
+    (``shape_hints``: a wrong shape -> the typical mistake that gives it)."""
+    shape = tuple(shape)
     if value is None:
-        return wrong(
-            name,
-            f"{what} is None: did you forget the `return` statement?",
-        )
-    if isinstance(value, (tuple, list)) and not isinstance(value, np.ndarray):
+        return wrong(name, f"{what} is None: did you forget the `return` statement?")
+    if isinstance(value, (tuple, list)):
         return wrong(
             name,
             f"{what} is a {type(value).__name__} of {len(value)} items, "
-            f"expected one array of shape {tuple(shape)}",
+            f"expected one array of shape {shape}",
         )
     array = to_numpy(value)
     if array is None:
         kind = type(value).__name__
-        if isinstance(value, np.ndarray):
-            kind = f"NumPy array of dtype {value.dtype}"
+        kind = f"NumPy array of dtype {value.dtype}" if kind == "ndarray" else kind
         return wrong(
             name,
-            f"{what} is a {kind}, expected an array of real numbers of shape "
-            f"{tuple(shape)}",
+            f"{what} is a {kind}, expected an array of real numbers of shape {shape}",
         )
-    if array.shape != tuple(shape):
+    if array.shape != shape:
         hint = ""
         if shape_hints and array.shape in shape_hints:
             hint = ": " + shape_hints[array.shape]
-        elif array.size == 1 and len(shape) >= 1:
+        elif array.size == 1 and shape:
             hint = ": it looks reduced over every axis (check the `axis=`)"
         elif len(array.shape) == len(shape) - 1:
             hint = ": a dimension is missing (keepdims, or the wrong axis?)"
         elif sorted(array.shape) == sorted(shape):
             hint = ": the axes are swapped (a transpose?)"
-        return wrong(
-            name,
-            f"{what} has shape {array.shape}, expected {tuple(shape)}{hint}",
-        )
+        return wrong(name, f"{what} has shape {array.shape}, expected {shape}{hint}")
     if not np.all(np.isfinite(array)):
-        bad = ~np.isfinite(array)
-        where = ""
+        bad, where = ~np.isfinite(array), ""
         if array.ndim >= 2:  # which features (axis 1) hold them, if not all
-            rows = np.flatnonzero(
-                np.moveaxis(bad, 1, 0).reshape(bad.shape[1], -1).any(1)
-            )
+            rows = np.flatnonzero(_rows(bad, 1).any(0))
             if len(rows) < bad.shape[1]:
                 where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
         return wrong(
@@ -401,22 +298,17 @@ def shape_problem(
 
 
 def broadcast_hint(message: str, args=()) -> str | None:
-    """What the shapes in a NumPy or torch broadcast error prove, in words: a
-    statistic of one example's length or one feature's against (N, D) input,
-    or a 1-D array of C values lined up with the last axis of image input.
-    Nothing is guessed beyond the shapes."""
+    """What the shapes in a broadcast error prove, in words (a statistic per
+    example, not per feature; C values lined up with an image's last axis)."""
     if not ("broadcast" in message or "must match the size" in message):
         return None
-    found = re.findall(r"\(([\d, ]+)\)", message)
-    sizes = {int(v) for text in found for v in text.replace(" ", "").split(",") if v}
-    shapes = [  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
-        tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-        for text in found
-        if "," in text
-    ]
-    batch = next(
-        (a.shape for a in args if hasattr(a, "shape") and len(a.shape) >= 2), None
-    )
+    found = {  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
+        text: tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        for text in re.findall(r"\(([\d, ]+)\)", message)
+    }
+    sizes = {v for numbers in found.values() for v in numbers}
+    shapes = [numbers for text, numbers in found.items() if "," in text]
+    batch = next((a.shape for a in args if len(getattr(a, "shape", ())) >= 2), None)
     generic = "(a broadcasting error: print the shapes of the arrays combined) "
     if batch is None:
         return generic
@@ -444,24 +336,21 @@ def channels_last(a):
     a = a.detach() if hasattr(a, "detach") else a
     if a.ndim <= 2:
         return a
-    moved = np.moveaxis(a, 1, -1) if isinstance(a, np.ndarray) else a.movedim(1, -1)
-    return moved.reshape(-1, a.shape[1])
+    move = np.moveaxis if isinstance(a, np.ndarray) else type(a).movedim
+    return move(a, 1, -1).reshape(-1, a.shape[1])
 
 
 def from_channels_last(rows, shape):
     """The inverse of :func:`channels_last` for an array of ``shape``."""
     if len(shape) <= 2:
         return rows
-    moved = rows.reshape(shape[0], *shape[2:], shape[1])
-    return (
-        np.moveaxis(moved, -1, 1)
-        if isinstance(moved, np.ndarray)
-        else moved.movedim(-1, 1)
-    )
+    move = np.moveaxis if isinstance(rows, np.ndarray) else type(rows).movedim
+    return move(rows.reshape(shape[0], *shape[2:], shape[1]), -1, 1)
 
 
+# --- describing a difference: its signature, and when it is evidence ---
 def _rows(a, axis):
-    """``a`` as (positions, features): the feature axis last, the rest merged."""
+    """``a`` as (positions, features)."""
     if a.ndim == 1 and axis == 0:  # one value per feature (dgamma, a buffer)
         return a.reshape(1, -1)
     if axis is None or a.ndim < 2:
@@ -474,12 +363,31 @@ def _fmt(values, limit=4) -> str:
     return ", ".join(items) + (", ..." if np.size(values) > limit else "")
 
 
+def _trivial(a) -> bool:
+    """Every value the same (more than one), or only 0, 1 and -1."""
+    a = np.ravel(a)
+    return a.size > 0 and (
+        (a.size > 1 and np.ptp(a) == 0) or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0))))
+    )
+
+
+def degenerate(got, want) -> str | None:
+    """A degenerate answer in words ("every value is 0.5": zeros, a constant, only
+    0 and 1), which many mistakes give, or None (also when ``want`` is one)."""
+    g, w = to_numpy(got), to_numpy(want)
+    if g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g):
+        return None
+    if _trivial(w) and g.shape == w.shape:
+        return None
+    values = np.unique(g)
+    if len(values) == 1:
+        return f"every value is {values[0]:.4g}"
+    return "it holds only the values " + " and ".join(f"{v:g}" for v in values)
+
+
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """The name of ``value`` (a scalar or one per feature) among ``known`` and
-    their simple transforms (inverse, square root, square, negation, double),
-    or None.  A name is given only when one quantity alone explains the value,
-    and a transform only when the value is not a plain number: a fraction 1
-    is "1", not "2·(1 - momentum)" because the momentum happens to be 1/2."""
+    """The name of ``value`` among ``known`` and simple transforms (inverse, root,
+    square, negation, double) when one alone fits; 1, 2, 1/2, -1 as such."""
     v = np.asarray(value, dtype=float)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
@@ -490,9 +398,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
         with np.errstate(all="ignore"):
             forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
             forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
-            forms.update(
-                {f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": 1 / np.sqrt(k)}
-            )
+            forms.update({f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": k**-0.5})
             forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():
             if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
@@ -507,8 +413,6 @@ def _named(value, known: Mapping[str, object]) -> str | None:
 
 def _permuted(g, w, close) -> str | None:
     """The right values in the wrong places: which axis order they follow."""
-    import itertools
-
     if not close(np.sort(g.ravel()), np.sort(w.ravel())):
         return None
     for perm in itertools.permutations(range(w.ndim)):
@@ -522,8 +426,7 @@ def _permuted(g, w, close) -> str | None:
 
 
 def _precision(got, err) -> str | None:
-    """The answer's values are float32 (or bfloat16) numbers and its error is at
-    that format's rounding level: computed in low precision."""
+    """Values that are float32 (bfloat16) numbers, with an error at that rounding."""
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
         return None
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
@@ -540,31 +443,26 @@ def _precision(got, err) -> str | None:
 def describe(
     got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
 ) -> str | None:
-    """How ``got`` differs from ``want``, from the shape of the difference alone.
-
-    Karpathy's ``cmp`` generalised: the right values in the wrong places (a
-    transpose, a reshape), a sign flip, one constant factor or offset, one
-    factor or offset per feature (``axis``), or an error confined to some
-    features (``small``: those with a tiny variance, where eps matters) or some
-    positions.  A factor or offset is named when it equals one of ``known``
-    (``{"N/(N-1)": 16/15, "gamma": gamma}``) or a simple transform of one;
-    ``causes`` maps such a signature (``"factor sqrt(N/(N-1))"``) to its cause,
-    added only when the signature matches exactly.  ``directions`` (name:
-    array like ``want``): the difference is, feature by feature, a multiple of
-    one of them or a combination of two ("along x_hat").  None: no pattern.
-    """
+    """How ``got`` differs from ``want`` (Karpathy's ``cmp`` generalised), or
+    None: degenerate (said, never explained), permuted, a sign flip, a factor
+    or offset, overall or per feature (``axis``), along ``directions``, or
+    confined to some features (``small``: where eps matters).  A factor equal
+    to one of ``known`` (``{"N/(N-1)": 16/15}``) or a simple transform is
+    named; ``causes`` maps a signature (``"factor N/(N-1)"``) to its cause."""
     g, w = to_numpy(got), to_numpy(want)
     if g is None or w is None or g.shape != w.shape or not g.size:
         return None
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
+    seen = degenerate(g, w)
+    if seen or g.size == 1:  # one number is a multiple of any other: no signature
+        return seen
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
     close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale  # noqa: E731
 
     def say(key, text):
-        cause = causes.get(key)
-        return f"{text}: {cause}" if cause else text
+        return f"{text}: {causes[key]}" if causes.get(key) else text
 
     moved = _permuted(g, w, close)
     if moved:
@@ -574,22 +472,18 @@ def describe(
     c = float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))
     if close(g, c * w):
         label = _named(c, known)
-        value = (
-            label
-            if label in ("2", "1/2", "-1")
-            else f"{c:.4g}" + (f" = {label}" if label else "")
-        )
-        return say(
-            f"factor {label}" if label else "factor",
-            f"off by the constant factor {value} everywhere",
-        )
+        value = f"{c:.4g}" + (f" = {label}" if label else "")
+        value = label if label in ("2", "1/2", "-1") else value
+        value = f"1 + {c - 1:.2g}" if label == "1" else value
+        key = f"factor {label}" if label else "factor"
+        return say(key, f"off by the constant factor {value} everywhere")
     off = float(np.mean(g - w))
     if close(g, w + off):
         label = _named(off, known)
-        return say(
-            f"offset {label}" if label else "offset",
-            f"off by one constant offset, {off:.4g}" + (f" = {label}" if label else ""),
+        text = f"off by one constant offset, {off:.4g}" + (
+            f" = {label}" if label else ""
         )
+        return say(f"offset {label}" if label else "offset", text)
     found = _along(g, w, axis, directions or {}, close, say)
     if found:
         return found
@@ -600,8 +494,6 @@ def describe(
 
 def _along(g, w, axis, directions, close, say) -> str | None:
     """The difference g - w is, per feature, along one direction or two."""
-    import itertools
-
     d = _rows(g - w, axis)
     vs = {k: _rows(to_numpy(v), axis) for k, v in directions.items()}
     for k in (1, 2):
@@ -637,74 +529,61 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
             return None
         if label:
-            return say(
-                f"{feature} factor {label}",
-                f"each {feature} is off by its own factor, {label} ({_fmt(per)})",
-            )
+            text = f"each {feature} is off by its own factor, {label} ({_fmt(per)})"
+            return say(f"{feature} factor {label}", text)
         if len(off_one) < len(per):
-            return _confined(
-                off_one, feature, small, say, f"by the factor(s) {_fmt(per[off_one])}"
-            )
-        return say(
-            f"{feature} factor",
-            f"each {feature} is off by its own factor ({_fmt(per)})",
-        )
+            how = f"by the factor(s) {_fmt(per[off_one])}"
+            return _confined(off_one, feature, small, say, how)
+        text = f"each {feature} is off by its own factor ({_fmt(per)})"
+        return say(f"{feature} factor", text)
     shift = (g2 - w2).mean(0)
     if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
         label = _named(shift, known)
-        text = f"each {feature} is shifted by its own offset ({_fmt(shift)})"
-        return say(
-            f"{feature} offset {label}" if label else f"{feature} offset",
-            text.replace("offset (", f"offset, {label} (") if label else text,
-        )
+        key = f"{feature} offset {label}" if label else f"{feature} offset"
+        named = f", {label}" if label else ""
+        text = f"each {feature} is shifted by its own offset{named}"
+        return say(key, f"{text} ({_fmt(shift)})")
     err = np.abs(g2 - w2).max(0) / scale
     bad = np.flatnonzero(err > tol)
     if 0 < len(bad) < len(err):
-        return _confined(
-            bad, feature, small, say, f"(rel. error up to {err.max():.1e})"
-        )
+        how = f"(rel. error up to {err.max():.1e})"
+        return _confined(bad, feature, small, say, how)
     return None
 
 
 def _confined(bad, feature, small, say, how) -> str:
-    """ "only feature 1, the one with a tiny variance, is off": an error confined
-    to some features, and whether they are exactly those where eps matters."""
+    """An error confined to some features; whether they are those where eps matters."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
-    one = len(bad) == 1
-    text = (
-        f"only {feature}{'' if one else 's'} {which} {'is' if one else 'are'} off {how}"
+    plural, verb, who = (
+        ("", "is", "it is the one")
+        if len(bad) == 1
+        else (("s", "are", "they are the ones"))
     )
-    if len(small) and set(int(i) for i in bad) == set(int(i) for i in small):
-        who = "it is the one" if one else "they are the ones"
+    text = f"only {feature}{plural} {which} {verb} off {how}"
+    if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
         text += f"; {who} with a tiny variance, where eps matters"
         return say("small variance", text)
     return say(f"only some {feature}s", text + "; the others are right")
 
 
-# --------------------------------------------------------------------------
-# a normalisation's stages, read back from its output
-# --------------------------------------------------------------------------
-
-
+# --- a normalisation's stages, read back from its output ---
 def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
-    """The first name in ``candidates`` whose array equals ``value`` (relative
-    to the candidate's size, or to ``floor`` for a candidate near zero)."""
+    """The names of ``candidates`` equal to ``value`` (relative to their size or
+    ``floor``), all of them (" or ") when several are: one would be a guess."""
+    found = []
     for name, cand in candidates.items():
         try:
             cand = np.broadcast_to(np.asarray(cand, dtype=float), value.shape)
         except ValueError:  # a shape that cannot be this value's
             continue
-        scale = max(float(np.abs(cand).max()), floor)
-        if np.abs(value - cand).max() <= tol * scale:
-            return name
-    return None
+        if np.abs(value - cand).max() <= tol * max(float(np.abs(cand).max()), floor):
+            found.append(name)
+    return " or ".join(found) or None
 
 
 def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
     """``out`` is ``gamma * x_hat + beta`` (gamma, beta along axis 1) with the
     statistics taken over other axes than ``axes``: which ones, or None."""
-    import itertools
-
     g, x = to_numpy(out), to_numpy(x)
     if g is None or x is None or g.shape != x.shape or x.ndim < 2:
         return None
@@ -727,27 +606,14 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
 
 
 def stages(
-    out,
-    x,
-    gamma,
-    beta,
-    *,
-    eps,
-    means=None,
-    variances=None,
-    groups=None,
-    tol=1e-7,
-    scales=None,
+    out, x, gamma, beta, *, eps, means=None, variances=None, groups=None, scales=None
 ) -> str | None:
-    """Read back the mean m and the scale s a normalisation used, column by
-    column of 2-D ``x`` (statistics over the rows, within each of ``groups``,
-    a label per row), from ``out = gamma * (x - m) / s + beta`` (gamma, beta
-    broadcast to x), and name each stage: m among ``means`` (the right one
-    first; default the batch mean), s among ``scales`` (name: s; the right one
-    first when given), then as sqrt(v + eps), sqrt(v), sqrt(v) + eps or v + eps
-    with v among ``variances`` (the right one first; default the biased, then
-    the unbiased variance).  None when ``out`` is not of that form (not affine
-    in x per column and group)."""
+    """Read back the mean m and the scale s per column of 2-D ``x`` (and per
+    ``groups``, a label per row) from ``out = gamma * (x - m) / s + beta``, and
+    name them: m among ``means`` (the right one first; default the batch
+    mean), s among ``scales``, then sqrt(v + eps), sqrt(v), sqrt(v) + eps,
+    v + eps for v among ``variances`` (default biased, unbiased).  A stage two
+    candidates fit is given as both; None where out is not affine in x."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -762,7 +628,7 @@ def stages(
         }
     first = None
     for affine, y in readings.items():
-        found = _read_stages(y, x, groups, eps, means, variances, tol, scales)
+        found = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
         if found == "right":
             return affine or None  # the stages are right: the difference is elsewhere
         first = found if affine == "" else first
@@ -793,34 +659,31 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     for name, v in variances.items():
         v = np.asarray(v, dtype=float)
         with np.errstate(all="ignore"):
-            forms.update(
-                {
-                    f"sqrt(v + eps), v = {name}": np.sqrt(v + eps),
-                    f"sqrt(v) without eps, v = {name}": np.sqrt(v),
-                    f"sqrt(v) + eps (eps outside the root), v = {name}": np.sqrt(v)
-                    + eps,
-                    f"v + eps (no square root), v = {name}": v + eps,
-                }
-            )
+            root = np.sqrt(v)
+            forms[f"sqrt(v + eps), v = {name}"] = np.sqrt(v + eps)
+            forms[f"sqrt(v) without eps, v = {name}"] = root
+            forms[f"sqrt(v) + eps (eps outside the root), v = {name}"] = root + eps
+            forms[f"v + eps (no square root), v = {name}"] = v + eps
     right_m, right_s = next(iter(means)), next(iter(forms))
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
+    # the right stage among several that fit: it is right, whatever else fits
+    got_m = right_m if right_m in (got_m or "").split(" or ") else got_m
+    got_s = right_s if right_s in (got_s or "").split(" or ") else got_s
     if got_m == right_m and got_s == right_s:
         return "right"
-    offset = _fmt(m[0] - x.mean(0))
-    centring = (
-        f"the mean used is {got_m}"
-        if got_m
-        else (f"the mean used is none of the usual ones (m - batch mean: {offset})")
-    )
+    usual = "none of the usual ones"
+    centring = got_m or f"{usual} (m - batch mean: {_fmt(m[0] - x.mean(0))})"
+    if not got_m and np.ptp(m) <= 1e-9 * np.abs(m).max():  # a stage of one number
+        centring = f"one number for every column, {m.flat[0]:.4g}"
     ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
     scale = (
-        f"the scale divides by {got_s}"
-        if got_s
-        else (f"the scale is none of the usual ones (s / sqrt(var + eps): {ratio})")
+        f"divides by {got_s}" if got_s else f"is {usual} (s / sqrt(var + eps): {ratio})"
     )
+    if not got_s and np.ptp(s) <= 1e-9 * np.abs(s).max():
+        scale = f"divides by one number for every column, {s.flat[0]:.4g}"
     parts = [
-        centring + (" (right)" if got_m == right_m else ""),
-        scale + (" (right)" if got_s == right_s else ""),
+        f"the mean used is {centring}" + (" (right)" if got_m == right_m else ""),
+        f"the scale {scale}" + (" (right)" if got_s == right_s else ""),
     ]
     return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
 
@@ -828,14 +691,14 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
 def ema_problem(
     what, new, old, batch, momentum, known=None, causes=None, statistics=None
 ) -> str:
-    """How a running average ``new`` (from ``old`` and a batch statistic, whose
-    right value is ``batch``) differs from ``(1 - momentum) old + momentum
-    batch``: unchanged, another momentum (named among ``known``), or another
-    statistic averaged in (one of ``statistics``, or ``describe``d)."""
+    """How a running average ``new`` differs from ``(1 - momentum) old +
+    momentum batch``: unchanged (said, not explained), another momentum (named
+    among ``known``) or another statistic (of ``statistics``, or described)."""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes = dict(causes or {})
     if np.allclose(new, old, rtol=1e-12, atol=0):
-        return f"{what} did not change in a training step: update it in training mode"
+        should = f"it should move a fraction {momentum:g} of the way to the batch's"
+        return f"{what} did not change in a training step; {should} value"
     with np.errstate(all="ignore"):
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
@@ -860,38 +723,17 @@ def ema_problem(
     )
 
 
-def compare(
-    name: str,
-    got,
-    want,
-    *,
-    tol: float,
-    diagnoses: Mapping[str, object] | None = None,
-    metric: str = "rel",
-    what: str = "the output",
-    hint: str = "",
-    shape_hints: Mapping[tuple, str] | None = None,
-    invariants: Sequence[Callable] = (),
-    known: Mapping[str, object] | None = None,
-    causes: Mapping[str, str] | None = None,
-    axis: int | None = 1,
-    small=(),
-    directions=None,
-    readers: Sequence[Callable] = (),
-) -> Result:
-    """Compare ``got`` with the reference ``want``.
-
-    ``diagnoses`` maps a message to the array a typical mistake produces; when
-    ``got`` matches one of them (within ``tol``) that message is the verdict.
-    Otherwise each of ``invariants`` (a function of the answer returning a
-    message or None: "dx must sum to zero over the batch") may name what is
-    wrong, and :func:`describe` says how the answer differs (``known``,
-    ``causes``, ``axis``, ``small``, ``directions`` are passed on); ``readers``
-    (:func:`stages` and the like) read the answer back stage by stage and win
-    over a description that names no cause.
-    """
+def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
+    """``got`` against the reference ``want``, a Result: the one of ``diagnoses``
+    (message -> what it gives) that reproduces it (:func:`_listed`); else
+    :func:`describe` (``known``, ``causes``, ``axis``, ``small``, ``directions``)
+    unless ``readers`` (:func:`stages`...) read it back; else ``invariants``
+    (answer -> message or None).  Also ``metric``, ``shape_hints``, ``hint``."""
+    metric, hint = options.pop("metric", "rel"), options.pop("hint", "")
+    readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
     want_np = to_numpy(want)
-    problem = shape_problem(name, got, want_np.shape, what, shape_hints)
+    hints = options.pop("shape_hints", None)
+    problem = shape_problem(name, got, want_np.shape, what, hints)
     if problem is not None:
         return problem
     measure = rel_error if metric == "rel" else abs_error
@@ -899,25 +741,15 @@ def compare(
     err = measure(got, want_np)
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
-    near = max(tol, 1e-9)  # a listed mistake is recomputed, maybe otherwise rounded
-    listed = _listed(got, want_np, diagnoses, lambda a, b: measure(a, b) <= near, what)
+    got_np = to_numpy(got)
+    listed = _listed(got_np, want_np, diagnoses, measure, max(tol, 1e-9), what)
     if listed:
         return wrong(name, listed, err, tol)
-    # no listed mistake: the shape of the difference and what the invariants
-    # (stage readers) say; a message that names its cause or quantity first
-    got_np = to_numpy(got)
-    shape = describe(
-        got_np,
-        want_np,
-        tol=tol,
-        axis=axis,
-        known=known,
-        small=small,
-        causes=causes,
-        directions=directions,
-    )
+    # no listed mistake: the shape of the difference and what the stage readers
+    # (then the invariants) say; a message that names its cause or quantity first
+    shape = describe(got_np, want_np, tol=tol, **options)
     stage = next(filter(None, (read(got_np) for read in readers)), None)
-    named = shape and any(c in shape for c in (causes or {}).values())
+    named = shape and any(c in shape for c in (options.get("causes") or {}).values())
     if stage and "none of the usual" not in stage and not named:
         shape = None  # the stage reader names what the shape only describes
     if not (shape or stage):
@@ -929,59 +761,54 @@ def compare(
         detail = f"{what}: {message} ({label} {err:.1e}, worst at index {where})"
     elif stage:
         detail = f"{stage}; {label} {err:.1e}"
-    else:
+    else:  # with the digits that tell the two numbers apart
+        d = 6 if f"{got_np[where]:.6g}" != f"{want_np[where]:.6g}" else 15
         detail = (
             f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
-            f"got {got_np[where]:.6g}, expected {want_np[where]:.6g}"
+            f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
         )
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
 
-def _listed(got, want, diagnoses, close, what) -> str | None:
-    """The message of the one listed mistake (``diagnoses``: message -> what
-    it gives) that reproduces ``got``; where two do, naming one would be a
-    guess: both are given as candidates."""
-    matches = [
-        message
-        for message, candidate in (diagnoses or {}).items()
-        if getattr(to_numpy(candidate), "shape", None) == want.shape
-        and close(got, candidate)
-    ]
+def _listed(got, want, diagnoses, measure, near, what) -> str | None:
+    """The one listed mistake that reproduces ``got`` within ``near``, ten times
+    closer than to ``want`` (else the input cannot tell them apart); several,
+    or one fitting a degenerate answer, are only candidates."""
+    matches = []
+    for message, candidate in (diagnoses or {}).items():
+        candidate = to_numpy(candidate)
+        if getattr(candidate, "shape", None) != want.shape:
+            continue
+        apart = measure(candidate, want)
+        if measure(got, candidate) <= min(near, apart / 10):
+            matches.append(message)
+    seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
+    if seen:
+        which = "one candidate" if len(matches) == 1 else "candidates"
+        return (
+            f"{what}: {seen}, which many different mistakes give, so the check "
+            f"cannot say which ({which}: {listed})"
+        )
     if len(matches) < 2:
-        return matches[0] if matches else None
-    return (
-        f"{what} is what each of {len(matches)} mistakes gives here, so it cannot "
-        "say which: " + " | ".join(matches)
-    )
+        return listed or None
+    many = f"{what} is what each of {len(matches)} mistakes gives here"
+    return f"{many}, so it cannot say which: {listed}"
 
 
+# --- running a check body; modules ---
 _HELPERS = str(Path(__file__).resolve().parents[1])
 
 
-def _library_paths() -> tuple[str, ...]:
+def blame(exc: BaseException) -> str:
+    """Whose code raised ``exc`` in a check body (:func:`run_check`): "learner"
+    (a frame outside the course and the libraries), "check" (course code: our
+    bug) or "value" (NumPy or torch, on the learner's result)."""
     import sys
     import sysconfig
 
     paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
     paths |= {sys.prefix, sys.base_prefix}
-    return tuple(str(Path(p).resolve()) for p in paths)
-
-
-def blame(exc: BaseException) -> str:
-    """Whose code raised ``exc`` in a check body: "learner", "check" or "value".
-
-    ``exc`` was caught in :func:`run_check`: its traceback starts there, then
-    the check's body, then whatever the body called.  "learner": a frame of
-    code outside the course package and the installed libraries (the learner's
-    notebook, a method of an object their function returned) is among those
-    calls.  "check": the body itself or course code raised (a bug of ours).
-    "value": raised inside NumPy or torch while the body used the learner's
-    result (an object of an unexpected kind, say).
-    """
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
-    libraries = _library_paths()
+    libraries = tuple(str(Path(p).resolve()) for p in paths)
 
     def where(filename: str) -> str:
         try:
@@ -990,43 +817,26 @@ def blame(exc: BaseException) -> str:
             return "learner"
         if path.startswith(_HELPERS):
             return "check"
-        if path.startswith(libraries):
-            return "library"
-        return "learner"
+        return "library" if path.startswith(libraries) else "learner"
 
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
     called = [where(frame.filename) for frame in frames[1:]]
     if "learner" in called:
         return "learner"
-    if not called or called[-1] == "check":
-        return "check"
-    return "value"
+    return "check" if not called or called[-1] == "check" else "value"
 
 
-def run_check(
-    name: str,
-    body: Callable[[], Result | list[Result]],
-    quiet: bool = False,
-    strict: bool | None = None,
-) -> Report:
-    """Run a check body, turning an unexpected exception into one honest line.
-
-    The bodies call ``call``/``compare`` so they do not raise for anything the
-    learner does; this wrapper is the last line of defence.  It never hides a
-    failure (the verdict is ERROR) and says whose it is: the learner's code
-    (for example a returned object whose ``__array__`` raises), a result the
-    check could not use, or a bug in the check itself, which the learner is
-    asked to report rather than debug.
-    """
+def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
+    """Run a check body; an unexpected exception (the last line of defence:
+    bodies use ``call`` and ``compare``) becomes one ERROR line saying whose it
+    is: the learner's code, a result the check could not use, or our bug."""
     try:
         results = body()
     except CheckFailed:
         raise
     except Exception as exc:
-        what = f"{type(exc).__name__}: {exc}"
-        kind = blame(exc)
+        what, kind = f"{type(exc).__name__}: {exc}", blame(exc)
         if kind == "check":
-            import traceback
-
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             detail = (
                 f"the check itself failed ({what}, in {Path(frame.filename).name} "
@@ -1059,35 +869,29 @@ def build_module(cls, label: str, *args, **kwargs):
 
 
 def registration_problem(label, module, buffers, params, attrs=None):
-    """A wrong Result if ``module`` lacks a registered buffer or parameter of
-    ``buffers``/``params`` (name: the tensor it starts as, or None) or an
-    attribute of
-    ``attrs`` (name: value); else None."""
-    torch_ = torch()
+    """A wrong Result if ``module`` lacks a registered buffer or parameter
+    (name: the tensor it starts as, or None) or an attribute (name: value)."""
     for kind, wanted, found in (
         ("buffer", buffers, dict(module.named_buffers())),
         ("parameter", params, dict(module.named_parameters())),
     ):
+        how = "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
         for key, start in wanted.items():
             if key not in found:
-                plain = isinstance(getattr(module, key, None), torch_.Tensor)
-                how = (
-                    "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
+                plain = isinstance(getattr(module, key, None), torch().Tensor)
+                why = (
+                    f"it is a plain attribute: use {how}"
+                    if plain
+                    else "it does not exist"
                 )
                 return wrong(
                     label,
-                    f"{key} is not a registered {kind}: "
-                    + (
-                        f"it is a plain attribute: use {how}"
-                        if plain
-                        else "it does not exist"
-                    )
-                    + ", so that state_dict saves it and .to() and .double() move it",
+                    f"{key} is not a registered {kind}: {why}, so that state_dict "
+                    "saves it and .to() and .double() move it",
                 )
-            got = found[key].detach()
+            got = found[key].detach().double()
             if start is not None and (
-                got.shape != start.shape
-                or not torch_.equal(got.double(), start.double())
+                got.shape != start.shape or not torch().equal(got, start.double())
             ):
                 return wrong(label, f"{key} should start as {start.tolist()}")
     for attr, value in (attrs or {}).items():
@@ -1102,14 +906,11 @@ def registration_problem(label, module, buffers, params, attrs=None):
 
 
 def buffers_outside_graph(name: str, module) -> Result:
-    """Every buffer of a trained ``module`` outside the autograd graph, and the
-    module deep-copyable (what evaluation code does).  Reads ``requires_grad``
-    (kept when the grader mirrors a tensor back), not ``grad_fn`` (lost)."""
+    """Every buffer of a trained ``module`` outside the autograd graph (by
+    ``requires_grad``: it survives the grader's mirroring); deep-copyable."""
     try:
         held = sorted(
-            key
-            for key, value in module.named_buffers()
-            if getattr(value, "requires_grad", False)
+            k for k, v in module.named_buffers() if getattr(v, "requires_grad", 0)
         )
     except Exception as exc:  # the learner's object, not a module
         return wrong(
@@ -1131,11 +932,9 @@ def buffers_outside_graph(name: str, module) -> Result:
 
 
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
-    """Why ``samples`` (one row per call, one column per channel) do not look
-    drawn independently from U[low, high], in numbers (shared across channels,
-    repeated, range, one side only, mean, spread), or None.  A
-    Kolmogorov-Smirnov distance above 2.5 / sqrt(n) happens by chance with
-    probability below 1e-5."""
+    """Why ``samples`` (a row per call, a column per channel) do not look drawn
+    independently from U[low, high], in numbers, or None.  A Kolmogorov-Smirnov
+    distance above 2.5 / sqrt(n) happens by chance with probability < 1e-5."""
     x = to_numpy(samples)
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
@@ -1156,56 +955,27 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
         )
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
-    expected = (
-        f"U[{low:g}, {high:g}] has mean {(low + high) / 2:g}, std {width / 12**0.5:.3g}"
-    )
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
         return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}{repeats}"
     u, n = (x - low) / width, x.size
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
     if distance <= 2.5 / np.sqrt(n):
         return f"{what}: {repeats[2:]}" if repeats else None
-    mid = (low + high) / 2
-    side = (
-        " (one-sided: all above the middle)"
-        if x[0] >= mid - 0.05 * width
-        else (
-            " (one-sided: all below the middle)" if x[-1] <= mid + 0.05 * width else ""
-        )
-    )
+    mid, side = (low + high) / 2, ""
+    if x[0] >= mid - 0.05 * width:
+        side = " (one-sided: all above the middle)"
+    elif x[-1] <= mid + 0.05 * width:
+        side = " (one-sided: all below the middle)"
     return (
         f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
-        + expected
-        + repeats
+        f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}{repeats}"
     )
-
-
-def unpack(name: str, value, count: int, names: str):
-    """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
-    if value is None:
-        return None, wrong(name, "returned None: did you forget `return`?")
-    if not isinstance(value, (tuple, list)) or len(value) != count:
-        got = (
-            f"a {type(value).__name__} of {len(value)} items"
-            if isinstance(value, (tuple, list))
-            else f"a {type(value).__name__}"
-        )
-        return None, wrong(
-            name, f"returned {got}; expected a tuple of {count}: ({names})"
-        )
-    return tuple(value), None
 
 
 def mine_or_reference(label: str, mine, reference, check, reference_name=None):
-    """``mine`` if ``check()`` passes, else ``reference``; prints which is used.
-
-    Lets a later cell use the learner's implementation when it is right and
-    fall back to PyTorch's when the exercise is unfinished, so the notebook
-    always runs to the end.  ``check`` is a check called with ``strict=False``,
-    which reports the learner's mistakes without raising; a ``CheckFailed``
-    (a strict check) counts as "not right yet".  Any other exception is a bug
-    and is raised, not hidden.
-    """
+    """``mine`` if ``check()`` passes, else ``reference`` (so that a notebook
+    runs to its end); prints which.  A ``CheckFailed`` counts as "not right
+    yet"; any other exception is a bug, raised."""
     try:
         passed = bool(check())
     except CheckFailed as exc:

@@ -7,65 +7,49 @@ __all__ = ["batch_stats"]
 
 import numpy as np
 
-from ._core import Result, call, compare, expect_raises, ok, run_check, unpack
+from ._core import call, compare, expect_raises, ok, run_check, to_numpy, torch
 
 
-def default_batch(seed: int = 0, n: int = 16) -> np.ndarray:
-    """A batch of 5 features with very different means and scales."""
-    rng = np.random.default_rng(seed)
-    loc = np.array([12.0, -3.0, 0.5, 7.0, 100.0])
-    scale = np.array([5.0, 0.1, 2.0, 30.0, 1.0])
-    return rng.normal(loc, scale, size=(n, loc.size))
-
-
-def _stats_results(fn, x, label="batch_stats") -> list[Result]:
+def _stats_results(fn, x, label="batch_stats") -> list:
     """``fn(x)``'s three statistics against torch's, computed in float64 from
-    ``x`` in its own dtype (a float32 batch stays float32 for the learner)."""
-    import torch
-
+    ``x`` in its own dtype (a float32 batch stays float32 for the learner).
+    With a wrong mean, a variance right about that mean says so: the first
+    wrong statistic is blamed, not those computed from it."""
     tol = 1e-10 if x.dtype == np.float64 else 10 * float(np.finfo(x.dtype).eps)
-    n, d = x.shape
-    value, problem = call(label, fn, x)
-    if problem is None:
-        value, problem = unpack(label, value, 3, "mu, var, var_unbiased")
+    value, problem = call(label, fn, x, returns=(3, "mu, var, var_unbiased"))
     if problem is not None:
         return [problem]
-    t = torch.from_numpy(x.astype(np.float64))
+    t, (n, d), results = torch().from_numpy(x.astype(np.float64)), x.shape, []
     biased, unbiased = t.var(0, correction=0), t.var(0, correction=1)
-    refs = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
-    other = {
-        "var": ("unbiased", "N-1", unbiased),
-        "var_unbiased": ("biased", "N", biased),
-    }
     hints = {
-        (n,): f"one value per example (N={n}) instead of one per feature "
-        f"(D={d}): reduce over axis=0, the batch axis",
+        (n,): f"one value per example (N={n}), not one per feature (D={d}): "
+        "reduce over axis=0, the batch axis",
         (1, d): "keepdims=True left a (1, D) array: return shape (D,)",
     }
-    results = []
-    for (what, want), got in zip(refs.items(), value, strict=True):
-        kind, by, twin = other.get(what, (None, None, None))
-        diagnoses = (
-            {}
-            if twin is None
-            else {
+    bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
+    other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
+    stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
+    for i, (what, want) in enumerate(stats.items()):
+        kwargs = {"what": what, "shape_hints": hints, "known": {bessel: n / (n - 1)}}
+        kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
+        if i:  # a variance: the other one, a standard deviation, about their mu
+            kind, by, twin = other[i]
+            kwargs["causes"], kwargs["diagnoses"] = {}, {std: want.sqrt()}
+            kwargs["diagnoses"][
                 f"this is the {kind} variance (divides by {by}); `var` is the biased "
-                "one (np.var's default ddof=0), `var_unbiased` divides by N-1 "
-                "(ddof=1)": twin,
-                "this is a standard deviation; the variance is its square": want.sqrt(),
+                "one (np.var's default ddof=0), `var_unbiased` divides by N-1 (ddof=1)"
+            ] = twin
+            centres = {  # deviations from another centre than each feature's mean
+                "0 (x is not centred)": 0.0,
+                "the mean of all the values, not from each feature's": t.mean(),
             }
-        )
-        results.append(
-            compare(
-                f"{label} {what}",
-                got,
-                want,
-                tol=tol,
-                what=what,
-                shape_hints=hints,
-                diagnoses=diagnoses,
-            )
-        )
+            theirs = to_numpy(value[0])
+            if not results[0] and getattr(theirs, "shape", None) == (d,):
+                centres["your mu, which is wrong: fix mu"] = t.new_tensor(theirs)
+            for centre, c in centres.items():
+                spread = ((t - c) ** 2).sum(0) / (n + 1 - i)
+                kwargs["diagnoses"][f"the deviations are taken from {centre}"] = spread
+        results.append(compare(f"{label} {what}", value[i], want, tol=tol, **kwargs))
     return results
 
 
@@ -73,31 +57,24 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
     """Check ``fn(x) -> (mu, var, var_unbiased)``: per-feature statistics of
     (N, D).  Without ``x``, also on the smallest batch (N = 2), one feature
     and a float32 batch, as the graded test does."""
-    given = x is not None
-    x = default_batch() if x is None else np.asarray(x)
+    loc, scale = [12.0, -3.0, 0.5, 7.0, 100.0], [5.0, 0.1, 2.0, 30.0, 1.0]
+    batch = np.random.default_rng(0).normal(loc, scale, (16, 5))  # very unlike features
+    given, x = x is not None, batch if x is None else np.asarray(x)
     x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
     rng = np.random.default_rng(1)
     extra = {  # not the graded test's own shapes, which stay hidden
-        "N=2": rng.normal(-4.0, 3.0, (2, 5)),
-        "D=1": rng.normal(-4.0, 3.0, (9, 1)),
-        "float32": rng.normal(size=(6, 3)).astype(np.float32),
+        "batch_stats N=2": rng.normal(-4.0, 3.0, (2, 5)),
+        "batch_stats D=1": rng.normal(-4.0, 3.0, (9, 1)),
+        "batch_stats float32": rng.normal(size=(6, 3)).astype(np.float32),
     }
 
     def body():
         results = _stats_results(fn, x)
-        if all(r.passed for r in results) and not given:
-            for label, batch in extra.items():
-                found = _stats_results(fn, batch, f"batch_stats {label}")
-                bad = [r for r in found if not r.passed]
-                results += bad[:1] or [ok(f"batch_stats {label}", "right")]
-        return results + [
-            expect_raises(
-                "batch_stats batch of one",
-                fn,
-                ValueError,
-                "with N=1 the unbiased variance divides by N-1 = 0",
-                x[:1],
-            )
-        ]
+        for label, batch in extra.items() if all(results) and not given else ():
+            bad = [r for r in _stats_results(fn, batch, label) if not r]
+            results += bad[:1] or [ok(label, "right")]
+        why = "with N=1 the unbiased variance divides by N-1 = 0"
+        one = expect_raises("batch_stats batch of one", fn, ValueError, why, x[:1])
+        return results + [one]
 
     return run_check("batch_stats", body, quiet=quiet, strict=strict)
