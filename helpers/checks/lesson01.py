@@ -90,13 +90,16 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         read = {"shape_hints": hints, "readers": _read_back(x, eps), "small": small}
         results = [compare(name, value, reference(x, eps), tol=1e-10, **read)]
         ignored = {"the eps argument is ignored: use the eps passed in": value}
+        default = "called without eps (the signature's default eps=1e-5)"
         for label, data, e, diagnoses in (
             ("4x6 example", EXAMPLE_4X6, eps, {}),
             ("eps=0.01", x, 0.01, ignored),  # eps matters: a tiny column
+            (default, x, None, {}),  # the later cells rely on the default
         ):
-            got, problem = call(name, fn, data, eps=e) if results[0] else (None, None)
+            given = {} if e is None else {"eps": e}
+            got, problem = call(name, fn, data, **given) if results[0] else (None, None)
             if problem is not None or got is not None:
-                want = reference(data, e)
+                want = reference(data, EPS if e is None else e)
                 results.append(
                     problem
                     or compare(

@@ -425,12 +425,21 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
             nchw[0].detail += "; " + IMAGES
         results += nc + nchw
         results += _step(cls, numpy_forward, seed + 2, train=False)
-        label, x = f"{NAME} wrong channels", torch.zeros(4, 3, dtype=torch.float64)
-        module, _, failed = _ready(cls, label)
-        why = "an input with 3 channels for num_features=5 must be refused"
-        if failed is None:
-            failed = _core.expect_raises(label, module, ValueError, why, x)
-        return [*results, failed]
+        refusals = {  # every refusal the exercise asks for (num_features=5)
+            "wrong channels": ((4, 3), "3 channels for num_features=5"),
+            "3-D input": ((4, 5, 6), "(N, C, L): only (N, C) and (N, C, H, W)"),
+            "1-D input": ((5,), "(C,): only (N, C) and (N, C, H, W)"),
+            "one value": ((1, 5), "one value per channel in training"),
+        }
+        for what, (shape, why) in refusals.items():
+            label, x = f"{NAME} {what}", torch.ones(shape, dtype=torch.float64)
+            module, _, failed = _ready(cls, label)
+            if failed is None:
+                failed = _core.expect_raises(label, module, ValueError, why, x)
+            results.append(failed)
+            if not failed.passed:
+                break
+        return results
 
     return _core.run_check(NAME, body, quiet=quiet, strict=strict)
 

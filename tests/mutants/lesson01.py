@@ -65,6 +65,10 @@ STANDARDIZE = {
         lambda X, eps=1e-5: standardize(X),
         "eps argument is ignored",
     ),
+    "another default eps": (
+        lambda X, eps=1e-3: standardize(X, eps),
+        "called without eps (the signature's default eps=1e-5)",
+    ),
 }
 PERCENTILES = {
     "fractions": (partial(percentiles, fraction=True), "as a fraction"),

@@ -89,8 +89,11 @@ def renorm_class(
             self.num_features = num_features
 
         def forward(self, x):
-            if validate and x.shape[1] != self.num_features:
-                raise ValueError("channels")
+            ranks = validate is True and x.dim() not in (2, 4)  # "channels": only those
+            if validate and (ranks or x.shape[1] != self.num_features):
+                raise ValueError("rank or channels")
+            if validate is True and self.training and x.numel() // x.shape[1] < 2:
+                raise ValueError("one value per channel")
             dims = [0] if x.dim() == 2 else [0, 2, 3]
             view = [1, -1] + [1] * (x.dim() - 2)
             rmax, dmax = (self.rmax, self.dmax) if attributes else self._fixed
@@ -160,6 +163,7 @@ RENORM = {
     "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),
     "momentum on the old value": (renorm_class(momentum_on="old"), "momentum weighs the old value"),
     "no input validation": (renorm_class(validate=False), "ValueError"),
+    "3-D input accepted": (renorm_class(validate="channels"), "(N, C, L)"),
     "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
     "buffers left in the autograd graph": (renorm_class(graph_buffers=True), "in the autograd graph"),
     "constructor arguments ignored": (renorm_class(keep_arguments=False), "store the value passed in"),
