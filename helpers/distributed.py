@@ -195,6 +195,10 @@ def _worker(rank, world_size, port, target, args, kwargs, results, timeout):
             world_size=world_size,
             timeout=datetime.timedelta(seconds=timeout),
         )
+        # every rank finishes connecting before any may exit: a rank whose
+        # target returns at once could otherwise close its sockets while a
+        # slower rank is still in gloo's handshake ("Connection closed by peer")
+        dist.barrier()
         try:
             value = target(rank, world_size, *args, **kwargs)
         finally:
