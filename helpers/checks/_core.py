@@ -313,6 +313,13 @@ def broadcast_hint(message: str, args=()) -> str | None:
     if batch is None:
         return generic
     n, d = batch[0], batch[1]
+    odd = [s for s in shapes if len(s) == len(batch) and s != tuple(batch)]
+    if len(batch) == 2 and odd:  # a 2-D operand: say how it lines up, not what it is
+        return (
+            f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
+            f"with it: shapes line up from the right, so one value per feature "
+            f"needs the shape ({d},) or (1, {d}), one per example ({n}, 1)) "
+        )
     if len(batch) == 2 and n != d and {n, d} & sizes:
         return (
             f"(x is ({n}, {d}): a statistic of length {n} is one per example "

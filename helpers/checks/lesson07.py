@@ -119,8 +119,10 @@ def _running_var(label, module, x, noisy):
     return result
 
 
-def _noise_draws(cls, seed):
-    """A new noise at each call, uniform in range, shift and scale independent."""
+def _noise_draws(cls, seed, used_as_stored=False):
+    """A new noise at each call, uniform in range, shift and scale independent.
+    ``used_as_stored``: the output used last_noise as (shift, scale), so ranges
+    that look swapped are draws swapped, not the order it is stored in."""
     torch = torch_()
     label = "NoisyBatchNorm noise"
     module, problem = build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
@@ -143,8 +145,14 @@ def _noise_draws(cls, seed):
     problems = {  # message: whether it applies; the first that does is said
         "the same noise at two steps: draw a new shift and scale at every "
         "training-mode call (in forward, not in __init__)": same,
-        "module.last_noise looks like (scale, shift): its first item is uniform in "
-        "[1, spread], its second in [-shift, shift]; store (shift, scale)": swapped,
+        (
+            "the shift is drawn from the scale's range [1, spread] and the scale "
+            "from the shift's [-shift, shift] (the output uses them as stored)"
+            if used_as_stored
+            else "module.last_noise's first item is uniform in [1, spread], its "
+            "second in [-shift, shift]: stored as (scale, shift), or each drawn "
+            "from the other's range"
+        ): swapped,
         uniform_problem(shifts, *SHIFTS, f"the shift (here shift={SHIFT:g})"): True,
         uniform_problem(scales, *SCALES, f"the scale (here spread={SPREAD:g})"): True,
         f"the shift and the scale are correlated (r = {r:.2f} over 512 draws; "
@@ -189,7 +197,9 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check ``NoisyBatchNorm(num_features, shift=1.0, spread=2.0)``."""
 
     def body():
-        return [*_train_step(cls, seed), _noise_draws(cls, seed), _eval_mode(cls, seed)]
+        train = _train_step(cls, seed)
+        draws = _noise_draws(cls, seed, used_as_stored=train[0].passed)
+        return [*train, draws, _eval_mode(cls, seed)]
 
     return run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 

@@ -120,6 +120,7 @@ BN_FORWARD = {
     "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "beta is subtracted"),
     # combinations and slips no catalogue lists (issue 28): read back by stage
     "unbiased and eps outside": (_fwd(ddof=1, eps_out=True), "sqrt(v) + eps (eps outside the root), v = the unbiased"),
+    "gamma and beta as columns": (lambda x, g, b, eps=1e-5: bn_forward(x, g.reshape(-1, 1), b.reshape(-1, 1), eps), "an array of shape (5, 1) does not line up"),
     "computed in float32": (lambda x, g, b, eps=1e-5: bn_forward(*(a.astype(np.float32) for a in (x, g, b)), np.float32(eps)), "float32 numbers"),
 }
 # fmt: on

@@ -24,6 +24,7 @@ def noisy_class(
     tied=False,  # True: one uniform draw gives both the shift and the scale
     swapped=False,  # True: last_noise kept as (scale, shift)
     twice=False,  # True: batch norm's forward (and its buffer update) run twice
+    crossed=False,  # True: the shift drawn from the scale's range and vice versa
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -41,6 +42,9 @@ def noisy_class(
             u = torch.rand(k, dtype=dtype)
             shift = (sides * u - sides + 1) * self.shift
             scale = 1 + (u if tied else torch.rand(k, dtype=dtype)) * (self.spread - 1)
+            if crossed:
+                v = (scale - 1) / (self.spread - 1)  # uniform in [0, 1]
+                shift, scale = 1 + u * (self.spread - 1), (2 * v - 1) * self.shift
             return shift.expand(c).clone(), scale.expand(c).clone()
 
         def forward(self, x):
@@ -191,6 +195,7 @@ NOISY = {
     "shift and scale from one draw": (noisy_class(tied=True), "the shift and the scale are correlated"),
     "last_noise as (scale, shift)": (noisy_class(swapped=True), "stored in the other order"),
     "batch norm run twice": (noisy_class(twice=True), "two updates in a call"),
+    "ranges crossed": (noisy_class(crossed=True), "the shift is drawn from the scale's range"),
 }
 ICS = {
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
