@@ -1,13 +1,12 @@
 """Checks for notebook 08 (batch norm across devices).
 
-Every check runs the learner's functions on several ranks at once, as threads
-of this process with a summing ``all_reduce`` (``helpers.distributed.
-SimulatedRanks``): rank ``r`` gets its slice of one batch and must produce
-what one process computes on the whole batch (PyTorch, float64).  The slices
-have different sizes, so a mean of the ranks' means is told apart from the
-mean of the batch.  A cause is named only when one listed mistake alone
-reproduces the answer, at the first stage that differs (statistics, output,
-running statistics); otherwise the check says what it observed.
+Every check runs the learner's functions on 3 ranks at once, as threads with a
+summing ``all_reduce`` (``helpers.distributed.SimulatedRanks``): rank ``r``
+gets its slice of one batch and must produce what one process computes on the
+whole batch (PyTorch, float64).  The slices have unequal sizes, so a mean of
+the ranks' means is told apart from the batch's.  A cause is named only when
+one listed mistake alone reproduces the answer, at the first stage that
+differs; otherwise the check says what it observed.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from .. import distributed
 from ._core import (
     EPS,
     Result,
+    _match,
     call,
     compare,
     ema_problem,
@@ -69,12 +69,17 @@ def problem(seed: int = 0, sizes=SIZES, offset=12.0):
     return list(x.split(list(sizes))), gamma, beta, list(dout.split(list(sizes)))
 
 
-def _ranks(name, fn, per_rank, copy_inputs=True):
-    """Run ``fn`` on every rank: (results, ranks, None) or (None, None, Result).
-    The ranks get copies of ``per_rank`` unless ``copy_inputs`` is false."""
+def _ranks(name, fn, per_rank, count=0, names="", copy_inputs=True):
+    """Run ``fn`` on every rank (on copies of ``per_rank`` unless not
+    ``copy_inputs``), each rank's value a tuple of ``count`` items when given:
+    (values, ranks, None) or (None, None, what is wrong)."""
     ranks = distributed.SimulatedRanks(len(per_rank), timeout=20.0)
-    value, problem_ = call(name, ranks.run, fn, per_rank, copy_inputs=copy_inputs)
-    return (None, None, problem_) if problem_ is not None else (value, ranks, None)
+    values, problem_ = call(name, ranks.run, fn, per_rank, copy_inputs=copy_inputs)
+    for rank, value in enumerate(values if count and problem_ is None else ()):
+        values[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
+        if problem_ is not None:
+            break
+    return (None, None, problem_) if problem_ is not None else (values, ranks, None)
 
 
 def _variants(xs):
@@ -88,14 +93,13 @@ def _variants(xs):
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
     rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
     law = "it misses the spread of their means: law of total variance"
+    by_world = "divided by W * n_rank (N = W * this rank's count)"
     return {
         "the batch mean": rows * full.mean(0),
         "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
         "the mean of the ranks' means (unweighted by their sizes)": rows
         * own_mean.mean(0),
-        "the all-reduced sum divided by W * n_rank (N = W * this rank's count)": (
-            full.sum(0) / (world * sizes)
-        ),
+        f"the all-reduced sum {by_world}": full.sum(0) / (world * sizes),
     }, {
         "the batch's biased variance": var,
         "the unbiased variance (divides by N - 1)": var * n / (n - 1),
@@ -104,12 +108,16 @@ def _variants(xs):
         f"the count-weighted average of the ranks' variances ({law})": rows
         * (sizes * own_var).sum(0)
         / n,
-        "the squared deviations divided by W * n_rank (N = W * this rank's count)": var
-        * n
-        / (world * sizes),
+        f"the squared deviations {by_world}": var * n / (world * sizes),
         "the variance around the mean of the ranks' means": rows
         * ((full - own_mean.mean(0)) ** 2).mean(0),
     }
+
+
+def _statistics(xs):
+    """The whole batch's mean and 1 / sqrt(biased variance + eps)."""
+    full = torch_().cat(xs)
+    return full.mean(0), 1 / (full.var(0, correction=0) + EPS).sqrt()
 
 
 def _outputs(name, outs, xs, what="out"):
@@ -127,16 +135,19 @@ def _outputs(name, outs, xs, what="out"):
     return torch.cat(outs), None
 
 
-def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
+def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
     """The ranks' outputs, put together, against F.batch_norm on the whole
     batch, read back stage by stage (per rank when ``groups``)."""
     torch = torch_()
+    out, problem_ = _outputs(label, outs, xs)
+    if problem_ is not None:
+        return problem_
     full = torch.cat(xs)
     want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
     counts = torch.tensor([len(x) for x in xs])
-    per_row = [
+    means, variances = (
         {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
-    ]
+    )
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
 
     def read(got):
@@ -147,8 +158,8 @@ def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
             beta,
             eps=EPS,
             groups=groups,
-            means=per_row[0],
-            variances=per_row[1],
+            means=means,
+            variances=variances,
         )
 
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
@@ -159,13 +170,47 @@ def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
 # --------------------------------------------------------------------------
 
 
+def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
+    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
+    running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
+    then the running statistics, then a float32 note."""
+    name = "sync_batchnorm_forward"
+
+    def step(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
+        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
+
+    def body():
+        xs, gamma, beta, _ = problem(seed)
+        per_rank = [(x, gamma, beta) for x in xs]
+        results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
+        if problem_ is not None:
+            return problem_
+        outs = [r[0] for r in results]
+        result = _compare_out(f"{name} (3 ranks)", outs, xs, gamma, beta)
+        if not result.passed:
+            return result
+        result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
+        note = _precision_note(fn, seed)
+        xs, *_, buffers, problem_ = _step("sync forward running stats", step, seed)
+        if problem_ is not None and "positional argument" in problem_.detail:
+            problem_.detail += (
+                "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
+                "running_mean=None, running_var=None, momentum=0.1)"
+            )
+        if problem_ is None:
+            return [result, *_buffer_results("sync forward", buffers, xs, seed), note]
+        return [result, problem_, note]
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
 def _precision_note(fn, seed) -> Result:
     """float32 with mean 1e4 and std 1: where E[x^2] - E[x]^2 cancels."""
     name = "sync_batchnorm_forward float32"
     xs, gamma, beta, _ = problem(seed, offset=1e4)
     xs = [(x - x.mean()) / 5 + 1e4 for x in xs]  # std about 1 around 10,000
     per_rank = [(x.float(), gamma.float(), beta.float()) for x in xs]
-    results, _, problem_ = _ranks(name, fn, per_rank)
+    results, _, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
     if problem_ is None:
         got, problem_ = _outputs(name, [r[0] for r in results], xs)
     if problem_ is not None:
@@ -175,74 +220,35 @@ def _precision_note(fn, seed) -> Result:
         full, None, None, gamma, beta, True, 0, EPS
     )
     err = float((got - want).abs().max())
-    if err < 1e-2:
-        return info(name, f"max abs. error {err:.1e}: numerically stable")
     return info(
         name,
-        f"max abs. error {err:.1e} in float32: E[x^2] - E[x]^2 cancels when the mean "
-        "is large against the spread; all-reduce the sum first, then the squared "
-        "deviations from the global mean (or merge per-rank means and variances)",
+        f"max abs. error {err:.1e}: numerically stable"
+        if err < 1e-2
+        else f"max abs. error {err:.1e} in float32: E[x^2] - E[x]^2 cancels when the "
+        "mean is large against the spread; all-reduce the sum first, then the "
+        "squared deviations from the global mean",
     )
 
 
-def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
-    running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
-    then the running statistics, then a float32 note."""
-    name = "sync_batchnorm_forward"
-
-    def body():
-        xs, gamma, beta, _ = problem(seed)
-        results, ranks, problem_ = _ranks(name, fn, [(x, gamma, beta) for x in xs])
-        for rank, value in enumerate(results or ()):
-            results[rank], problem_ = unpack(
-                f"{name} rank {rank}", value, 2, "out, cache"
-            )
-            if problem_ is not None:
-                break
-        if problem_ is None:
-            out, problem_ = _outputs(name, [r[0] for r in results], xs)
-        if problem_ is not None:
-            return problem_
-        result = _compare_out(f"{name} (3 ranks)", out, xs, gamma, beta)
-        if not result.passed:
-            return result
-        result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
-        return [result, *_running_results(fn, seed), _precision_note(fn, seed)]
-
-    return run_check(name, body, quiet=quiet, strict=strict)
-
-
-def _running_start(xs, seed):
-    """Every rank's running statistics before the step (float64)."""
+def _running_start(seed):
+    """Every rank's running_mean and running_var before the step."""
     torch = torch_()
     gen = torch.Generator().manual_seed(seed + 1000)
     mean = torch.randn(CHANNELS, generator=gen, dtype=torch.float64) + 2
-    var = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
-    return [(mean.clone(), var.clone()) for _ in xs]
+    return mean, torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
 
 
-def _running_results(fn, seed) -> list[Result]:
-    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples)."""
-    name = "sync forward running stats"
+def _step(name, step, seed, count=0, names=""):
+    """``step(x, gamma, beta, running_mean, running_var, all_reduce)`` on ranks
+    of 4, 7 and 1 examples, each with its own copies of the inputs and of the
+    running statistics: (xs, gamma, beta, values, buffers, None or a Result)."""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    buffers = _running_start(xs, seed)
-    # the ranks get copies of the inputs (only the buffers are theirs to write):
-    # the reference below is built from the check's own, untouched xs
+    buffers = [tuple(t.clone() for t in _running_start(seed)) for _ in xs]
     given = [
         (x.clone(), gamma.clone(), beta.clone(), *b)
         for x, b in zip(xs, buffers, strict=True)
     ]
-
-    def on_rank(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
-        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
-
-    _, _, problem_ = _ranks(name, on_rank, given, copy_inputs=False)
-    if problem_ is not None and "positional argument" in problem_.detail:
-        problem_.detail += (
-            "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
-            "running_mean=None, running_var=None, momentum=0.1)"
-        )
+    values, _, problem_ = _ranks(name, step, given, count, names, copy_inputs=False)
     for rank, (x, g, b, *_) in enumerate(given if problem_ is None else ()):
         if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
             problem_ = wrong(
@@ -250,102 +256,83 @@ def _running_results(fn, seed) -> list[Result]:
                 f"rank {rank} changed its input x, gamma or beta in place: only "
                 "running_mean and running_var are the function's to write",
             )
-    if problem_ is not None:
-        return [problem_]
-    return _buffer_results("sync forward", buffers, xs, seed)
+    return xs, gamma, beta, values, buffers, problem_
 
 
 def _buffer_results(label, buffers, xs, seed) -> list[Result]:
-    """Every rank's (running_mean, running_var) in ``buffers`` against
-    PyTorch's update with the whole batch's mean and unbiased variance
-    (tests/test_lesson08.py: nn.BatchNorm1d's), read by ``_core.ema_problem``."""
+    """Every rank's running_mean and running_var (``buffers``) against PyTorch's
+    update with the whole batch's mean and unbiased variance (nn.BatchNorm1d's):
+    unchanged, not finite (on which ranks), or as ``_core.ema_problem`` reads it."""
     torch = torch_()
-    old = _running_start(xs, seed)[0]
     sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
-    means, variances = _variants(xs)
-    var, own = (
-        variances["the batch's biased variance"],
-        variances["this rank's own variance (a ghost batch)"],
-    )
     n = int(sizes.sum())
-    with np.errstate(all="ignore"):
-        candidates = (
-            dict(list(means.items())[1:]),
-            {
-                "the biased variance (PyTorch stores the unbiased one, variance * N / "
-                "(N - 1) with N the whole batch's count)": var,
-                "the variance corrected with this rank's count, n_r / (n_r - 1): use "
-                "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
-                "this rank's own unbiased variance (a ghost batch)": own
-                * sizes
-                / (sizes - 1),
-            },
-        )
-    batches = (means["the batch mean"], var * n / (n - 1))
-    return [
-        _judge_buffer(
-            f"{label} {what}",
-            what,
-            torch.stack([b[k].detach() for b in buffers]).numpy(),
-            old[k].numpy(),
-            batches[k].numpy(),
-            candidates[k],
-            ((1 - MOMENTUM) * old[k] + MOMENTUM * batches[k]).numpy(),
-        )
-        for k, what in enumerate(("running_mean", "running_var"))
-    ]
-
-
-def _judge_buffer(label, what, got, old, batch, statistics, want) -> Result:
-    """One running statistic of every rank (rows of ``got``) against PyTorch's
-    ``want``: unchanged, non-finite (on which ranks), or how it was updated."""
-    finite = np.isfinite(got).all(1)
-    err = (
-        rel_error(got[finite], np.broadcast_to(want, got.shape)[finite])
-        if finite.any()
-        else np.inf
-    )
-    if finite.all() and err <= TOL:
-        return ok(label, f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}")
-    if np.allclose(got, old, rtol=1e-12, atol=0):
-        return wrong(
-            label,
-            f"{what} did not change: update the tensor passed in place ({what}.mul_"
-            "(1 - momentum).add_(momentum * ...)); assigning a new tensor to the "
-            "name changes nothing for the caller",
-        )
-    if not finite.any():
-        return wrong(
-            label,
-            f"{what} is NaN or infinite on every rank: one rank holds 1 example, so "
-            "whatever divides by its n_r - 1 = 0 (its own unbiased variance, the "
-            "correction n_r / (n_r - 1)) is infinite, and an all-reduce spreads it; "
-            "use the whole batch's statistics and count N",
-        )
-    seen = ema_problem(
-        what,
-        got[finite],
-        np.broadcast_to(old, got.shape)[finite],
-        batch[finite],
-        MOMENTUM,
-        known={"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1},
-        causes={"momentum PyTorch's default momentum": "use the momentum argument"},
-        statistics={  # finite ones only: _core._match scales by the candidate
-            k: v.numpy()[finite].ravel()
-            for k, v in statistics.items()
-            if np.isfinite(v.numpy()[finite]).all()
+    means, variances = _variants(xs)
+    var = variances["the batch's biased variance"]
+    own = variances["this rank's own variance (a ghost batch)"]
+    candidates = (
+        dict(list(means.items())[1:]),
+        {
+            "the biased variance (PyTorch stores the unbiased one, variance * N / "
+            "(N - 1) with N the whole batch's count)": var,
+            "the variance corrected with this rank's count, n_r / (n_r - 1): use "
+            "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
+            "this rank's own unbiased variance (a ghost batch)": own
+            * sizes
+            / (sizes - 1),
         },
     )
-    if finite.all():
-        return wrong(label, seen, err, TOL)
-    bad = [
-        f"{r} ({n} example{'s' * (n > 1)})"
-        for r, n in enumerate(RUNNING_SIZES)
-        if not finite[r]
-    ]
-    return wrong(
-        label, f"{what} is not finite on rank {', '.join(bad)}; on the others, {seen}"
-    )
+    results, batches = [], (means["the batch mean"], var * n / (n - 1))
+    for k, what in enumerate(("running_mean", "running_var")):
+        label_k, old = f"{label} {what}", _running_start(seed)[k].numpy()
+        got = torch.stack([b[k].detach() for b in buffers]).numpy()
+        batch = batches[k].numpy()
+        want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
+        finite = np.isfinite(got).all(1)
+        err = rel_error(got[finite], want[finite]) if finite.any() else np.inf
+        if finite.all() and err <= TOL:
+            results.append(
+                ok(
+                    label_k,
+                    f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}",
+                )
+            )
+            continue
+        if np.allclose(got, old, rtol=1e-12, atol=0):
+            seen = (
+                f"{what} did not change: update the tensor passed in place "
+                f"({what}.mul_(1 - momentum).add_(momentum * ...)); assigning a new "
+                "tensor to the name changes nothing for the caller"
+            )
+        elif not finite.any():
+            seen = (
+                f"{what} is NaN or infinite on every rank: one rank holds 1 example, "
+                "so whatever divides by its n_r - 1 = 0 is infinite, and an "
+                "all-reduce spreads it; use the whole batch's count N"
+            )
+        else:
+            seen = ema_problem(
+                what,
+                got[finite],
+                np.broadcast_to(old, got.shape)[finite],
+                batch[finite],
+                MOMENTUM,
+                known={"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1},
+                causes={
+                    "momentum PyTorch's default momentum": "use the momentum argument"
+                },
+                statistics={  # finite ones only: _core._match scales by the candidate
+                    s: v.numpy()[finite].ravel()
+                    for s, v in candidates[k].items()
+                    if np.isfinite(v.numpy()[finite]).all()
+                },
+            )
+        bad = [f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~finite)]
+        if bad and finite.any():
+            seen = (
+                f"{what} is not finite on rank {', '.join(bad)}; on the others, {seen}"
+            )
+        results.append(wrong(label_k, seen, err if finite.all() else None, TOL))
+    return results
 
 
 # --------------------------------------------------------------------------
@@ -353,53 +340,32 @@ def _judge_buffer(label, what, got, old, batch, statistics, want) -> Result:
 # --------------------------------------------------------------------------
 
 
-def _statistics(xs):
-    """The whole batch's mean and 1 / sqrt(biased variance + eps)."""
-    full = torch_().cat(xs)
-    return full.mean(0), 1 / (full.var(0, correction=0) + EPS).sqrt()
-
-
-def _ghost_dx(xs, gamma, douts):
-    """dx of per-device batch norm: each rank's own statistics and means."""
-    parts = []
-    for x, dy in zip(xs, douts, strict=True):
-        mean, rho = _statistics([x])
-        x_hat = (x - mean) * rho
-        parts.append(gamma * rho * (dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)))
-    return torch_().cat(parts)
-
-
 def _dx_reader(xs, gamma, douts):
-    """A ``compare`` reader of dx: dx = gamma * invstd * (dy - a - x_hat * b)
-    fitted per rank and feature; a and b against sum(dy) / N and
-    sum(dy * x_hat) / N, the right means: what each sum was divided by."""
+    """A ``compare`` reader of dx: fits dx = gamma * invstd * (dy - a - x_hat * b)
+    per rank and feature and says what a and b are (right: the all-reduced sums
+    of dy and of dy * x_hat, divided by N)."""
     torch = torch_()
     mean, rho = _statistics(xs)
-    dy, n = torch.cat(douts).numpy(), sum(len(x) for x in xs)
+    sizes = [len(x) for x in xs]
+    n, dy = sum(sizes), torch.cat(douts).numpy()
     x_hat = ((torch.cat(xs) - mean) * rho).numpy()
-    counts = np.repeat([len(x) for x in xs], [len(x) for x in xs])[:, None]
-    ranks = np.split(np.arange(n), np.cumsum([len(x) for x in xs])[:-1])
+    ranks = np.split(np.arange(n), np.cumsum(sizes)[:-1])
 
     def term(got, values):
-        own = np.concatenate(
-            [np.broadcast_to(values[r].mean(0), values[r].shape) for r in ranks]
-        )
-        if np.allclose(got, own, rtol=1e-7):
-            return "this rank's own mean, not the all-reduced sum divided by N"
+        total = np.broadcast_to(values.sum(0), values.shape)
+        own = np.concatenate([values[r].mean(0) + 0 * values[r] for r in ranks])
+        forms = {
+            "this rank's own mean, not the all-reduced sum divided by N": own,
+            "right": total / n,
+            "of the wrong sign (added, not subtracted)": -total / n,
+            "divided by N - 1, not N": total / (n - 1),
+            "divided by this rank's count, not N": total
+            / np.repeat(sizes, sizes)[:, None],
+            "the all-reduced sum itself, not divided by N": total,
+        }
         if np.abs(got).max() <= 1e-9 * np.abs(values).max():
             return "missing"
-        with np.errstate(all="ignore"):
-            used = values.sum(0) / got  # the divisor, N when right
-        for divisor, words in (
-            (n, "right"),
-            (-n, "of the wrong sign (added, not subtracted)"),
-            (n - 1, "divided by N - 1, not N"),
-            (counts, "divided by this rank's count, not N"),
-            (1, "the all-reduced sum itself, not divided by N"),
-        ):
-            if np.allclose(used, divisor, rtol=1e-7):
-                return words
-        return "none of the usual"
+        return _match(got, forms) or "none of the usual"
 
     def read(got):
         z = dy - np.asarray(got, float) / (gamma * rho).numpy()
@@ -418,10 +384,14 @@ def _dx_reader(xs, gamma, douts):
     return read
 
 
-def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
-    """Every rank's (dx, dgamma, dbeta) against autograd on the whole batch:
-    dx put together, dgamma and dbeta summed over the ranks (DDP's reduction)."""
+def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
+    """``fn`` on every rank, its (dx, dgamma, dbeta) against autograd on the
+    whole batch: dx put together, dgamma and dbeta summed over the ranks (DDP's
+    reduction)."""
     torch = torch_()
+    grads, _, problem_ = _ranks(name, fn, per_rank, count, names)
+    if problem_ is not None:
+        return [problem_]
     if not all(isinstance(t, torch.Tensor) for g in grads for t in g[:3]):
         return [wrong(name, "dx, dgamma and dbeta must be tensors on every rank")]
     dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
@@ -429,8 +399,10 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
         return [problem_]
     x = torch.cat(xs).clone().requires_grad_()
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
-    out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
-    out.backward(torch.cat(douts))
+    torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS).backward(
+        torch.cat(douts)
+    )
+    reader = _dx_reader(xs, gamma, douts)
     results = [
         compare(
             f"{name} dx",
@@ -438,14 +410,8 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
             x.grad,
             tol=1e-10,
             what="dx",
-            diagnoses={
-                "dx is per-device batch norm's (ghost batch): the backward pass must "
-                "use the whole batch's statistics and all-reduced sums": _ghost_dx(
-                    xs, gamma, douts
-                )
-            },
             known={"gamma": gamma},
-            readers=[_dx_reader(xs, gamma, douts)],
+            readers=[reader],
         )
     ]
     mean, rho = _statistics(xs)
@@ -463,10 +429,16 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
             )
             continue
         shares = [
-            dy * ((x - mean) * rho if k == 0 else 1)
-            for x, dy in zip(xs, douts, strict=True)
+            dy * ((x - mean) * rho) ** (1 - k) for x, dy in zip(xs, douts, strict=True)
         ]
         want = (g.grad, b.grad)[k]
+        diagnoses = {
+            f"{what} was all-reduced: each rank returns its own share (the sum over "
+            "its slice); DDP all-reduces every parameter's gradient afterwards, so "
+            f"this counts the shares {len(xs)} times": len(xs) * want,
+            f"{what} is averaged over the slice: gamma and beta are shared by every "
+            "example, so sum over axis 0": sum(s.mean(0) for s in shares),
+        }
         results.append(
             compare(
                 f"{name} {what}",
@@ -475,18 +447,7 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
                 tol=1e-10,
                 what=f"the sum over ranks of {what}",
                 known={"N": sum(len(x) for x in xs)},
-                diagnoses={
-                    f"{what} was all-reduced: each rank returns its own share (the "
-                    "sum over its slice); the data-parallel wrapper (DDP) reduces "
-                    "every parameter's gradient over the ranks afterwards, so "
-                    f"all-reducing here as well counts the shares {len(xs)} times": (
-                        len(xs) * want
-                    ),
-                    f"{what} is averaged over the slice: gamma and beta are shared "
-                    "by every example, so sum over axis 0": sum(
-                        s.mean(0) for s in shares
-                    ),
-                },
+                diagnoses=diagnoses,
             )
         )
     return results
@@ -506,23 +467,10 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     def body():
         xs, gamma, beta, douts = problem(seed)
         per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
-        return _grads_of(
-            name, both, per_rank, 3, "dx, dgamma, dbeta", xs, gamma, beta, douts
-        )
+        names = "dx, dgamma, dbeta"
+        return _gradients(name, both, per_rank, 3, names, xs, gamma, beta, douts)
 
     return run_check(name, body, quiet=quiet, strict=strict)
-
-
-def _grads_of(name, fn, per_rank, count, names, xs, gamma, beta, douts):
-    """``fn`` on every rank, its first three items judged by _gradient_results."""
-    results, _, problem_ = _ranks(name, fn, per_rank)
-    for rank, value in enumerate(results or ()):
-        results[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
-        if problem_ is not None:
-            break
-    if problem_ is not None:
-        return [problem_]
-    return _gradient_results(name, results, xs, gamma, beta, douts)
 
 
 # --------------------------------------------------------------------------
@@ -536,10 +484,7 @@ def _saved_problem(saved, x, gamma) -> str | None:
     """None, or why ``saved`` is not what ctx.save_for_backward should keep."""
     torch = torch_()
     if saved is None or saved == ():
-        return (
-            f"saved is {saved!r}: the forward pass saves nothing for backward; "
-            f"return the tensors ctx.save_for_backward keeps, {SAVED}"
-        )
+        return f"saved is {saved!r}: the forward pass saves nothing for backward"
     if not isinstance(saved, (tuple, list)) or len(saved) != 5:
         return f"saved must be a tuple of 5 tensors, {SAVED}"
     kinds = [type(s).__name__ for s in saved if not isinstance(s, torch.Tensor)]
@@ -552,103 +497,70 @@ def _saved_problem(saved, x, gamma) -> str | None:
         return "saved mean and invstd hold one value per channel, the count one"
     for i, what in enumerate(("the input x", "gamma")):
         if not torch.equal(saved[i], (x, gamma)[i]):
-            return (
-                f"saved[{i}] is not {what} itself: save {SAVED}, as PyTorch's "
-                "SyncBatchNorm does (backward recomputes x_hat from them)"
-            )
+            return f"saved[{i}] is not {what} itself: backward recomputes x_hat"
     return None
 
 
-def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
-    """What the ranks saved (mean, invstd, count), then their output: the
-    first stage that is wrong, or the output's verdict."""
+def _layer_forward(name, results, xs, gamma, beta) -> Result:
+    """What the ranks saved (its form, mean, invstd, count), then their output:
+    the first stage that is wrong, or the output's verdict."""
     torch = torch_()
-    for rank, value in enumerate(results):
-        results[rank], problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
-        if problem_ is not None:
-            return [problem_]
-        why = _saved_problem(value[1], xs[rank], gamma)
+    for rank, (_, saved) in enumerate(results):
+        why = _saved_problem(saved, xs[rank], gamma)
         if why is not None:
-            return [wrong(f"{name} rank {rank}", why)]
+            return wrong(f"{name} rank {rank}", f"{why}; save {SAVED}")
     means, variances = _variants(xs)
-    invstds = {
-        f"the saved invstd uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()
-    }
     var = variances["the batch's biased variance"]
-    invstds["the saved invstd has eps outside the square root: 1 / sqrt(var + eps)"] = (
-        1 / (var.sqrt() + EPS)
-    )
-    saved = ({f"the saved mean is {k}": v for k, v in means.items()}, invstds)
-    for k, options in enumerate(saved):
+    invstds = {f"uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()}
+    invstds["has eps outside the square root"] = 1 / (var.sqrt() + EPS)
+    means = {f"is {k}": v for k, v in means.items()}
+    for k, (what, options) in enumerate((("mean", means), ("invstd", invstds))):
         got = torch.stack([s[2 + k].reshape(CHANNELS) for _, s in results])
         (_, want), *mistakes = options.items()  # the right one first
-        what = ("mean", "invstd")[k]
         result = compare(
             f"{name} saved {what}",
             got,
             want,
             tol=TOL,
             what=f"the saved {what}",
-            diagnoses=dict(mistakes),
+            diagnoses={f"the saved {what} {m}": v for m, v in mistakes},
             axis=None,
         )
         if not result.passed:
-            return [result]
+            return result
     counts = [s[4].reshape(()).item() for _, s in results]
     if counts != [sum(RUNNING_SIZES)] * len(xs):
-        return [
-            wrong(
-                f"{name} saved count",
-                f"the saved counts are {counts}: save the whole batch's count N",
-            )
-        ]
-    out, problem_ = _outputs(f"{name} out", [o for o, _ in results], xs)
-    return [
-        problem_
-        if problem_ is not None
-        else _compare_out(f"{name} out", out, xs, gamma, beta, False)
-    ]
+        return wrong(f"{name} saved count", f"the saved counts are {counts}, not N")
+    return _compare_out(f"{name} out", [o for o, _ in results], xs, gamma, beta, False)
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check the capstone's halves of a torch.autograd.Function on 3 ranks of 4,
-    7 and 1 examples: ``forward(x, gamma, beta, running_mean, running_var,
-    all_reduce, eps, momentum) -> (out, saved)`` stage by stage (the tensors
-    saved for ctx.save_for_backward, the output, the running statistics), and
-    ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None, None)``
-    given the right saved tensors, so that it is judged on its own."""
+    """Check the capstone's halves of a torch.autograd.Function on 3 ranks:
+    ``forward(x, gamma, beta, running_mean, running_var, all_reduce, eps,
+    momentum) -> (out, saved)`` stage by stage (the tensors saved for backward,
+    the output, the running statistics), and ``backward(saved, dout,
+    all_reduce) -> (dx, dgamma, dbeta, None, None)`` given the right saved
+    tensors, so that it is judged on its own."""
     name = "sync_bn_layer"
 
+    def step(x, g, b, rm, rv, all_reduce):
+        return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
+
     def body():
-        xs, gamma, beta, douts = problem(seed, sizes=RUNNING_SIZES)
-        buffers = _running_start(xs, seed)
-        given = [
-            (x.clone(), gamma.clone(), beta.clone(), *b)
-            for x, b in zip(xs, buffers, strict=True)
-        ]
-
-        def step(x, g, b, rm, rv, all_reduce):
-            return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
-
-        results, _, problem_ = _ranks(f"{name} forward", step, given, copy_inputs=False)
-        found = (
-            [problem_]
-            if problem_ is not None
-            else _layer_forward(name, results, xs, gamma, beta)
-        )
-        if all(r.passed for r in found):
+        found = _step(f"{name} forward", step, seed, 2, "out, saved")
+        xs, gamma, beta, results, buffers, problem_ = found
+        if problem_ is None:
+            problem_ = _layer_forward(name, results, xs, gamma, beta)
+        found = [problem_]
+        if problem_.passed:
             found += _buffer_results(name, buffers, xs, seed)
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
-        names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
         per_rank = list(zip(saved, douts, strict=True))
-        return [
-            *found,
-            *_grads_of(
-                f"{name} backward", backward, per_rank, 5, names, xs, gamma, beta, douts
-            ),
-        ]
+        names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
+        args = (per_rank, 5, names, xs, gamma, beta, douts)
+        return [*found, *_gradients(f"{name} backward", backward, *args)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
@@ -738,32 +650,47 @@ def _candidates(models, layer):
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, all_reduce, count)``: every BN layer's running
     statistics made equal on all ranks, in place, to the mean and unbiased
-    variance of all the values behind them (ranks of 50, 200 and 20)."""
+    variance of all the values behind them (ranks of 50, 200 and 20), with the
+    same buffer tensors, weights and ``num_batches_tracked``."""
     name = "merge_running_stats"
+
+    def on_rank(model, count, all_reduce):
+        return fn(model, all_reduce, count)
 
     def body():
         models = _rank_models(seed)
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
-        before = (
-            [[id(b) for b in m.buffers()] for m in models],
-            [[p.detach().clone() for p in m.parameters()] for m in models],
-        )
-
-        def on_rank(model, count, all_reduce):
-            return fn(model, all_reduce, count)
-
+        buffers = [[id(b) for b in m.buffers()] for m in models]
+        params = [[p.detach().clone() for p in m.parameters()] for m in models]
         per_rank = list(zip(models, SHARES, strict=True))
         _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
-        problem_ = _unchanged(name, models, *before) if problem_ is None else problem_
         if problem_ is not None:
             return problem_
+        if [[id(b) for b in m.buffers()] for m in models] != buffers:
+            return wrong(
+                name,
+                "a buffer was replaced by a new tensor: update it in place "
+                "(bn.running_mean.copy_(...)) so that the module keeps using it",
+            )
+        if any(
+            not p.equal(q)
+            for m, ps in zip(models, params, strict=True)
+            for p, q in zip(m.parameters(), ps, strict=True)
+        ):
+            return wrong(name, "the weights changed: merge the buffers only")
+        counts = [[int(bn.num_batches_tracked) for bn in _bns(m)] for m in models]
+        if counts != [[10 + rank] * len(c) for rank, c in enumerate(counts)]:
+            return wrong(
+                name,
+                "num_batches_tracked changed: it counts this rank's batches; leave it "
+                "(only momentum=None reads it)",
+            )
         for rank, model in enumerate(models):
             for layer, (bn, buffers) in enumerate(
                 zip(_bns(model), layers, strict=True)
             ):
-                label = f"{name} rank {rank}, BN {layer + 1}" + (
-                    f" ({type(bn).__name__})" if layer > 1 else ""
-                )
+                kind = f" ({type(bn).__name__})" if layer > 1 else ""
+                label = f"{name} rank {rank}, BN {layer + 1}{kind}"
                 results = _merged_layer(label, bn, buffers, rank)
                 if not all(r.passed for r in results):  # the first wrong layer
                     return results
@@ -797,37 +724,9 @@ def _merged_layer(label, bn, buffers, rank) -> list[Result]:
             tol=TOL,
             what=what,
             known={"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)},
-            diagnoses={
-                **mistakes,
-                f"{what} is unchanged while the other buffer was merged: copy the "
-                f"merged {what} into it": old[rank],
-            },
+            diagnoses=mistakes,
         )
-        for what, value, (right, mistakes, old) in zip(
+        for what, value, (right, mistakes, _) in zip(
             ("running_mean", "running_var"), got, buffers, strict=True
         )
     ]
-
-
-def _unchanged(name, models, buffers, params) -> Result | None:
-    """None, or what the function changed that it must not."""
-    if [[id(b) for b in m.buffers()] for m in models] != buffers:
-        return wrong(
-            name,
-            "a buffer was replaced by a new tensor: update it in place "
-            "(bn.running_mean.copy_(...)) so that the module keeps using it",
-        )
-    if any(
-        not p.equal(q)
-        for m, ps in zip(models, params, strict=True)
-        for p, q in zip(m.parameters(), ps, strict=True)
-    ):
-        return wrong(name, "the weights changed: merge the buffers only")
-    counts = [[int(bn.num_batches_tracked) for bn in _bns(m)] for m in models]
-    if counts != [[10 + rank] * len(c) for rank, c in enumerate(counts)]:
-        return wrong(
-            name,
-            "num_batches_tracked changed: it counts this rank's batches; leave it "
-            "(only momentum=None reads it)",
-        )
-    return None
