@@ -19,6 +19,8 @@ __all__ = [
     "merge_running_stats",
 ]
 
+from functools import partial
+
 import numpy as np
 
 from .. import distributed
@@ -149,27 +151,12 @@ def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
         {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
     )
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
-
-    def read(got):
-        return stages(
-            got,
-            full,
-            gamma,
-            beta,
-            eps=EPS,
-            groups=groups,
-            means=means,
-            variances=variances,
-        )
-
+    kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
+    read = partial(stages, x=full, gamma=gamma, beta=beta, **kw)
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
 
 
-# --------------------------------------------------------------------------
 # the forward pass and its running statistics (PyTorch's convention)
-# --------------------------------------------------------------------------
-
-
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
     running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
@@ -259,6 +246,10 @@ def _step(name, step, seed, count=0, names=""):
     return xs, gamma, beta, values, buffers, problem_
 
 
+KNOWN = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
+CAUSES = {"momentum PyTorch's default momentum": "use the momentum argument"}
+
+
 def _buffer_results(label, buffers, xs, seed) -> list[Result]:
     """Every rank's running_mean and running_var (``buffers``) against PyTorch's
     update with the whole batch's mean and unbiased variance (nn.BatchNorm1d's):
@@ -269,33 +260,27 @@ def _buffer_results(label, buffers, xs, seed) -> list[Result]:
     means, variances = _variants(xs)
     var = variances["the batch's biased variance"]
     own = variances["this rank's own variance (a ghost batch)"]
-    candidates = (
+    unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
+    statistics = (
         dict(list(means.items())[1:]),
         {
-            "the biased variance (PyTorch stores the unbiased one, variance * N / "
-            "(N - 1) with N the whole batch's count)": var,
+            f"the biased variance ({unbiased})": var,
             "the variance corrected with this rank's count, n_r / (n_r - 1): use "
             "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
             "this rank's own unbiased variance (a ghost batch)": own
-            * sizes
-            / (sizes - 1),
+            * (sizes / (sizes - 1)),
         },
     )
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
     for k, what in enumerate(("running_mean", "running_var")):
-        label_k, old = f"{label} {what}", _running_start(seed)[k].numpy()
+        old, batch = _running_start(seed)[k].numpy(), batches[k].numpy()
         got = torch.stack([b[k].detach() for b in buffers]).numpy()
-        batch = batches[k].numpy()
         want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
-        finite = np.isfinite(got).all(1)
-        err = rel_error(got[finite], want[finite]) if finite.any() else np.inf
-        if finite.all() and err <= TOL:
-            results.append(
-                ok(
-                    label_k,
-                    f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}",
-                )
-            )
+        fin = np.isfinite(got).all(1)
+        err = rel_error(got[fin], want[fin]) if fin.any() else np.inf
+        if fin.all() and err <= TOL:
+            seen = f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}"
+            results.append(ok(f"{label} {what}", seen))
             continue
         if np.allclose(got, old, rtol=1e-12, atol=0):
             seen = (
@@ -303,43 +288,29 @@ def _buffer_results(label, buffers, xs, seed) -> list[Result]:
                 f"({what}.mul_(1 - momentum).add_(momentum * ...)); assigning a new "
                 "tensor to the name changes nothing for the caller"
             )
-        elif not finite.any():
+        elif not fin.any():
             seen = (
                 f"{what} is NaN or infinite on every rank: one rank holds 1 example, "
                 "so whatever divides by its n_r - 1 = 0 is infinite, and an "
                 "all-reduce spreads it; use the whole batch's count N"
             )
-        else:
+        else:  # on the finite ranks; _core._match scales by the candidate
+            stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
+            stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
+            olds, batch = np.broadcast_to(old, got.shape)[fin], batch[fin]
             seen = ema_problem(
-                what,
-                got[finite],
-                np.broadcast_to(old, got.shape)[finite],
-                batch[finite],
-                MOMENTUM,
-                known={"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1},
-                causes={
-                    "momentum PyTorch's default momentum": "use the momentum argument"
-                },
-                statistics={  # finite ones only: _core._match scales by the candidate
-                    s: v.numpy()[finite].ravel()
-                    for s, v in candidates[k].items()
-                    if np.isfinite(v.numpy()[finite]).all()
-                },
+                what, got[fin], olds, batch, MOMENTUM, KNOWN, CAUSES, stats
             )
-        bad = [f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~finite)]
-        if bad and finite.any():
+        bad = [f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~fin)]
+        if bad and fin.any():
             seen = (
                 f"{what} is not finite on rank {', '.join(bad)}; on the others, {seen}"
             )
-        results.append(wrong(label_k, seen, err if finite.all() else None, TOL))
+        results.append(wrong(f"{label} {what}", seen, err if fin.all() else None, TOL))
     return results
 
 
-# --------------------------------------------------------------------------
 # the backward pass
-# --------------------------------------------------------------------------
-
-
 def _dx_reader(xs, gamma, douts):
     """A ``compare`` reader of dx: fits dx = gamma * invstd * (dy - a - x_hat * b)
     per rank and feature and says what a and b are (right: the all-reduced sums
@@ -414,24 +385,22 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             readers=[reader],
         )
     ]
+    shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
+    if set(shapes) != {(CHANNELS,)}:
+        return results + [
+            wrong(
+                f"{name} dgamma, dbeta",
+                f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
+                f"({CHANNELS},): sum this rank's examples' contributions over axis 0",
+            )
+        ]
     mean, rho = _statistics(xs)
     for k, what in enumerate(("dgamma", "dbeta")):
-        got = [grad[k + 1] for grad in grads]
-        if any(tuple(t.shape) != (CHANNELS,) for t in got):
-            shapes = [tuple(t.shape) for t in got]
-            results.append(
-                wrong(
-                    f"{name} {what}",
-                    f"{what} has the shapes {shapes} on the ranks, not ({CHANNELS},): "
-                    "sum this rank's examples' contributions over axis 0 (gamma and "
-                    "beta are shared by every example)",
-                )
-            )
-            continue
-        shares = [
-            dy * ((x - mean) * rho) ** (1 - k) for x, dy in zip(xs, douts, strict=True)
-        ]
         want = (g.grad, b.grad)[k]
+        shares = [
+            dy * ((x - mean) * rho if k == 0 else 1)
+            for x, dy in zip(xs, douts, strict=True)
+        ]
         diagnoses = {
             f"{what} was all-reduced: each rank returns its own share (the sum over "
             "its slice); DDP all-reduces every parameter's gradient afterwards, so "
@@ -439,10 +408,11 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             f"{what} is averaged over the slice: gamma and beta are shared by every "
             "example, so sum over axis 0": sum(s.mean(0) for s in shares),
         }
+        got = torch.stack([grad[k + 1] for grad in grads]).sum(0)
         results.append(
             compare(
                 f"{name} {what}",
-                torch.stack(got).sum(0),
+                got,
                 want,
                 tol=1e-10,
                 what=f"the sum over ranks of {what}",
@@ -473,9 +443,7 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# --------------------------------------------------------------------------
 # the capstone: the two halves of a torch.autograd.Function
-# --------------------------------------------------------------------------
 
 SAVED = "(x, gamma, mean, invstd, count)"
 
@@ -565,11 +533,10 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# --------------------------------------------------------------------------
 # running statistics across ranks
-# --------------------------------------------------------------------------
 
 SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
+BUFFERS = ("running_mean", "running_var")
 
 
 def _bns(model):
@@ -617,34 +584,46 @@ def _candidates(models, layer):
     big = n.sum()
     mean = (n * means).sum(0) / big
     within = ((n - 1) * variances).sum(0) / (big - 1)
-    between = (n * (means - mean) ** 2).sum(0) / (big - 1)
-    law = "(law of total variance"
+    spread = (means - mean) ** 2
+    law = "(law of total variance)"
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
-        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": (
-            means.mean(0)
-        ),
+        "each by its count, sum(count * mean_r) / N": means.mean(0),
         "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
     }
     var_msgs = {
         "running_var misses how far the ranks' means lie from the merged mean "
-        f"{law}: add sum(count * (mean_r - mean)^2), then divide by N - 1)": within,
+        f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1)": within,
         "running_var is the plain average of the ranks' variances: weigh them by "
-        f"their counts, and add the spread of the ranks' means {law})": (
-            variances.mean(0)
+        f"their counts, and add the spread of the ranks' means {law}": variances.mean(
+            0
         ),
         "running_var weighs the variances by count but the spread of the means "
-        "equally (1/W): weigh both terms by the counts": (
-            within + ((means - mean) ** 2).mean(0)
-        ),
+        "equally (1/W): weigh both by the counts": within + spread.mean(0),
         "running_var treats the ranks' variances as biased (weights count / N): "
-        "PyTorch's running_var is unbiased, so (count - 1) * running_var is the "
-        "sum of squared deviations; divide the total by N - 1": (
-            n * (variances + (means - mean) ** 2)
-        ).sum(0)
-        / big,
+        "(count - 1) * running_var is the sum of squared deviations; divide the "
+        "total by N - 1": (n * (variances + spread)).sum(0) / big,
     }
-    return (mean, mean_msgs, means), (within + between, var_msgs, variances)
+    right = within + (n * spread).sum(0) / (big - 1)
+    return (mean, mean_msgs, means), (right, var_msgs, variances)
+
+
+def _state(model):
+    """What a merge must leave alone: buffer objects, weights, batch counts."""
+    return (
+        [id(b) for b in model.buffers()],
+        [p.detach().clone().ravel().tolist() for p in model.parameters()],
+        [int(bn.num_batches_tracked) for bn in _bns(model)],
+    )
+
+
+LEFT_ALONE = (
+    "a buffer was replaced by a new tensor: update it in place "
+    "(bn.running_mean.copy_(...)) so that the module keeps using it",
+    "the weights changed: merge the buffers only",
+    "num_batches_tracked changed: it counts this rank's batches; leave it "
+    "(only momentum=None reads it)",
+)
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
@@ -660,40 +639,21 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     def body():
         models = _rank_models(seed)
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
-        buffers = [[id(b) for b in m.buffers()] for m in models]
-        params = [[p.detach().clone() for p in m.parameters()] for m in models]
+        before = [_state(m) for m in models]
         per_rank = list(zip(models, SHARES, strict=True))
         _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
         if problem_ is not None:
             return problem_
-        if [[id(b) for b in m.buffers()] for m in models] != buffers:
-            return wrong(
-                name,
-                "a buffer was replaced by a new tensor: update it in place "
-                "(bn.running_mean.copy_(...)) so that the module keeps using it",
-            )
-        if any(
-            not p.equal(q)
-            for m, ps in zip(models, params, strict=True)
-            for p, q in zip(m.parameters(), ps, strict=True)
-        ):
-            return wrong(name, "the weights changed: merge the buffers only")
-        counts = [[int(bn.num_batches_tracked) for bn in _bns(m)] for m in models]
-        if counts != [[10 + rank] * len(c) for rank, c in enumerate(counts)]:
-            return wrong(
-                name,
-                "num_batches_tracked changed: it counts this rank's batches; leave it "
-                "(only momentum=None reads it)",
-            )
-        for rank, model in enumerate(models):
-            for layer, (bn, buffers) in enumerate(
-                zip(_bns(model), layers, strict=True)
-            ):
-                kind = f" ({type(bn).__name__})" if layer > 1 else ""
-                label = f"{name} rank {rank}, BN {layer + 1}{kind}"
-                results = _merged_layer(label, bn, buffers, rank)
-                if not all(r.passed for r in results):  # the first wrong layer
-                    return results
+        after = [_state(m) for m in models]
+        for i, message in enumerate(LEFT_ALONE):
+            if [s[i] for s in after] != [s[i] for s in before]:
+                return wrong(name, message)
+        for layer, buffers in enumerate(layers):
+            bns = [_bns(m)[layer] for m in models]
+            kind = f" ({type(bns[0]).__name__})" if layer > 1 else ""
+            results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers)
+            if not all(r.passed for r in results):  # the first wrong layer
+                return results
         return ok(
             name,
             f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree "
@@ -703,11 +663,11 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _merged_layer(label, bn, buffers, rank) -> list[Result]:
-    """running_mean and running_var of one rank's layer against the merge
-    (``buffers``: per buffer, the right value, the mistakes, every rank's old)."""
-    got = (bn.running_mean, bn.running_var)
-    if all(g.equal(old[rank]) for g, (_, _, old) in zip(got, buffers, strict=True)):
+def _merged_layer(label, bns, buffers) -> list[Result]:
+    """One layer's running_mean and running_var on every rank (``bns``) against
+    the merge (``buffers``: per buffer, the right value, the mistakes, the old)."""
+    got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
+    if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
         return [
             wrong(
                 f"{label} buffers",
@@ -716,17 +676,21 @@ def _merged_layer(label, bn, buffers, rank) -> list[Result]:
                 "and test isinstance(m, nn.modules.batchnorm._BatchNorm))",
             )
         ]
+    known = {"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)}
     return [
         compare(
             f"{label} {what[8:12]}",
             value,
-            right,
+            right.expand_as(value),
             tol=TOL,
             what=what,
-            known={"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)},
-            diagnoses=mistakes,
+            known=known,
+            diagnoses={
+                **{k: v.expand_as(value) for k, v in mistakes.items()},
+                f"{what} is unchanged: merge it as well": old,
+            },
         )
-        for what, value, (right, mistakes, _) in zip(
-            ("running_mean", "running_var"), got, buffers, strict=True
+        for what, value, (right, mistakes, old) in zip(
+            BUFFERS, got, buffers, strict=True
         )
     ]
