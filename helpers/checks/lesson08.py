@@ -1,12 +1,8 @@
-"""Checks for notebook 08 (batch norm across devices).
-
-Every check runs the learner's functions on 3 ranks at once, as threads with a
-summing ``all_reduce`` (``helpers.distributed.SimulatedRanks``): rank ``r``
-gets its slice of one batch and must produce what one process computes on the
-whole batch (PyTorch, float64).  The slices have unequal sizes, so a mean of
-the ranks' means is told apart from the batch's.  A cause is named only when
-one listed mistake alone reproduces the answer, at the first stage that
-differs; otherwise the check says what it observed.
+"""Checks for notebook 08 (batch norm across devices): the learner's functions
+run on 3 ranks at once (threads with a summing ``all_reduce``), on slices of
+unequal sizes of one batch, against one process on the whole batch (PyTorch,
+float64).  A cause is named only when one listed mistake alone reproduces the
+answer, at the first stage that differs; otherwise the check says what it saw.
 """
 
 from __future__ import annotations
@@ -72,8 +68,7 @@ def problem(seed: int = 0, sizes=SIZES, offset=12.0):
 
 
 def _ranks(name, fn, per_rank, count=0, names="", copy_inputs=True):
-    """Run ``fn`` on every rank (on copies of ``per_rank`` unless not
-    ``copy_inputs``), each rank's value a tuple of ``count`` items when given:
+    """``fn`` on every rank, each value unpacked into ``count`` items when given:
     (values, ranks, None) or (None, None, what is wrong)."""
     ranks = distributed.SimulatedRanks(len(per_rank), timeout=20.0)
     values, problem_ = call(name, ranks.run, fn, per_rank, copy_inputs=copy_inputs)
@@ -94,13 +89,13 @@ def _variants(xs):
     own_mean = torch.stack([x.mean(0) for x in xs])
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
     rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
+    mean_of_means = rows * own_mean.mean(0)
     law = "it misses the spread of their means: law of total variance"
     by_world = "divided by W * n_rank (N = W * this rank's count)"
     return {
         "the batch mean": rows * full.mean(0),
         "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
-        "the mean of the ranks' means (unweighted by their sizes)": rows
-        * own_mean.mean(0),
+        "the mean of the ranks' means (unweighted by their sizes)": mean_of_means,
         f"the all-reduced sum {by_world}": full.sum(0) / (world * sizes),
     }, {
         "the batch's biased variance": var,
@@ -112,7 +107,7 @@ def _variants(xs):
         / n,
         f"the squared deviations {by_world}": var * n / (world * sizes),
         "the variance around the mean of the ranks' means": rows
-        * ((full - own_mean.mean(0)) ** 2).mean(0),
+        * ((full - mean_of_means[0]) ** 2).mean(0),
     }
 
 
@@ -185,7 +180,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
                 "running_mean=None, running_var=None, momentum=0.1)"
             )
         if problem_ is None:
-            return [result, *_buffer_results("sync forward", buffers, xs, seed), note]
+            return [result, *_buffer_results("sync forward", buffers, seed), note]
         return [result, problem_, note]
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -202,11 +197,8 @@ def _precision_note(fn, seed) -> Result:
         got, problem_ = _outputs(name, [r[0] for r in results], xs)
     if problem_ is not None:
         return info(name, f"skipped ({problem_.detail})")
-    full = torch_().cat(xs)
-    want = torch_().nn.functional.batch_norm(
-        full, None, None, gamma, beta, True, 0, EPS
-    )
-    err = float((got - want).abs().max())
+    mean, rho = _statistics(xs)
+    err = float((got - gamma * (torch_().cat(xs) - mean) * rho - beta).abs().max())
     return info(
         name,
         f"max abs. error {err:.1e}: numerically stable"
@@ -217,20 +209,11 @@ def _precision_note(fn, seed) -> Result:
     )
 
 
-def _running_start(seed):
-    """Every rank's running_mean and running_var before the step."""
-    torch = torch_()
-    gen = torch.Generator().manual_seed(seed + 1000)
-    mean = torch.randn(CHANNELS, generator=gen, dtype=torch.float64) + 2
-    return mean, torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
-
-
 def _step(name, step, seed, count=0, names=""):
     """``step(x, gamma, beta, running_mean, running_var, all_reduce)`` on ranks
-    of 4, 7 and 1 examples, each with its own copies of the inputs and of the
-    running statistics: (xs, gamma, beta, values, buffers, None or a Result)."""
+    of 4, 7 and 1: (xs, gamma, beta, values, buffers, None or what is wrong)."""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    buffers = [tuple(t.clone() for t in _running_start(seed)) for _ in xs]
+    buffers = [(beta + 2, gamma.clone()) for _ in xs]  # running_mean, running_var
     given = [
         (x.clone(), gamma.clone(), beta.clone(), *b)
         for x, b in zip(xs, buffers, strict=True)
@@ -250,11 +233,11 @@ KNOWN = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
 CAUSES = {"momentum PyTorch's default momentum": "use the momentum argument"}
 
 
-def _buffer_results(label, buffers, xs, seed) -> list[Result]:
-    """Every rank's running_mean and running_var (``buffers``) against PyTorch's
-    update with the whole batch's mean and unbiased variance (nn.BatchNorm1d's):
-    unchanged, not finite (on which ranks), or as ``_core.ema_problem`` reads it."""
+def _buffer_results(label, buffers, seed) -> list[Result]:
+    """Every rank's running_mean and running_var (``buffers``) against
+    nn.BatchNorm1d's update on the whole batch, read by ``_core.ema_problem``."""
     torch = torch_()
+    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
     sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
     n = int(sizes.sum())
     means, variances = _variants(xs)
@@ -273,7 +256,7 @@ def _buffer_results(label, buffers, xs, seed) -> list[Result]:
     )
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
     for k, what in enumerate(("running_mean", "running_var")):
-        old, batch = _running_start(seed)[k].numpy(), batches[k].numpy()
+        old, batch = (beta + 2, gamma)[k].numpy(), batches[k].numpy()
         got = torch.stack([b[k].detach() for b in buffers]).numpy()
         want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
         fin = np.isfinite(got).all(1)
@@ -321,22 +304,22 @@ def _dx_reader(xs, gamma, douts):
     n, dy = sum(sizes), torch.cat(douts).numpy()
     x_hat = ((torch.cat(xs) - mean) * rho).numpy()
     ranks = np.split(np.arange(n), np.cumsum(sizes)[:-1])
+    counts = np.repeat(sizes, sizes)[:, None]
 
     def term(got, values):
         total = np.broadcast_to(values.sum(0), values.shape)
         own = np.concatenate([values[r].mean(0) + 0 * values[r] for r in ranks])
         forms = {
+            "missing": 0 * values,
             "this rank's own mean, not the all-reduced sum divided by N": own,
             "right": total / n,
             "of the wrong sign (added, not subtracted)": -total / n,
             "divided by N - 1, not N": total / (n - 1),
-            "divided by this rank's count, not N": total
-            / np.repeat(sizes, sizes)[:, None],
+            "divided by this rank's count, not N": total / counts,
             "the all-reduced sum itself, not divided by N": total,
         }
-        if np.abs(got).max() <= 1e-9 * np.abs(values).max():
-            return "missing"
-        return _match(got, forms) or "none of the usual"
+        floor = 1e-2 * np.abs(values).max()  # "missing": |got| below 1e-9 of it
+        return _match(got, forms, floor=floor) or "none of the usual"
 
     def read(got):
         z = dy - np.asarray(got, float) / (gamma * rho).numpy()
@@ -356,9 +339,8 @@ def _dx_reader(xs, gamma, douts):
 
 
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
-    """``fn`` on every rank, its (dx, dgamma, dbeta) against autograd on the
-    whole batch: dx put together, dgamma and dbeta summed over the ranks (DDP's
-    reduction)."""
+    """``fn`` on every rank, its dx put together and its dgamma and dbeta summed
+    over the ranks (DDP's reduction) against autograd on the whole batch."""
     torch = torch_()
     grads, _, problem_ = _ranks(name, fn, per_rank, count, names)
     if problem_ is not None:
@@ -448,33 +430,24 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 SAVED = "(x, gamma, mean, invstd, count)"
 
 
-def _saved_problem(saved, x, gamma) -> str | None:
-    """None, or why ``saved`` is not what ctx.save_for_backward should keep."""
-    torch = torch_()
-    if saved is None or saved == ():
-        return f"saved is {saved!r}: the forward pass saves nothing for backward"
-    if not isinstance(saved, (tuple, list)) or len(saved) != 5:
-        return f"saved must be a tuple of 5 tensors, {SAVED}"
-    kinds = [type(s).__name__ for s in saved if not isinstance(s, torch.Tensor)]
-    if kinds:
-        return (
-            f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only "
-            "(keep the count as the all-reduced tensor)"
-        )
-    if [s.numel() for s in saved[2:]] != [CHANNELS, CHANNELS, 1]:
-        return "saved mean and invstd hold one value per channel, the count one"
-    for i, what in enumerate(("the input x", "gamma")):
-        if not torch.equal(saved[i], (x, gamma)[i]):
-            return f"saved[{i}] is not {what} itself: backward recomputes x_hat"
-    return None
-
-
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
     """What the ranks saved (its form, mean, invstd, count), then their output:
     the first stage that is wrong, or the output's verdict."""
     torch = torch_()
     for rank, (_, saved) in enumerate(results):
-        why = _saved_problem(saved, xs[rank], gamma)
+        why = None
+        if saved is None or saved == ():
+            why = f"saved is {saved!r}: the forward pass saves nothing for backward"
+        elif not isinstance(saved, (tuple, list)) or len(saved) != 5:
+            why = "saved must be a tuple of 5 tensors"
+        elif kinds := [type(s).__name__ for s in saved if not torch.is_tensor(s)]:
+            why = f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only"
+        elif [s.numel() for s in saved[2:]] != [CHANNELS, CHANNELS, 1]:
+            why = "saved mean and invstd hold one value per channel, the count one"
+        elif not torch.equal(saved[0], xs[rank]):
+            why = "saved[0] is not the input x itself: backward recomputes x_hat"
+        elif not torch.equal(saved[1], gamma):
+            why = "saved[1] is not gamma itself"
         if why is not None:
             return wrong(f"{name} rank {rank}", f"{why}; save {SAVED}")
     means, variances = _variants(xs)
@@ -503,12 +476,10 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check the capstone's halves of a torch.autograd.Function on 3 ranks:
-    ``forward(x, gamma, beta, running_mean, running_var, all_reduce, eps,
-    momentum) -> (out, saved)`` stage by stage (the tensors saved for backward,
-    the output, the running statistics), and ``backward(saved, dout,
-    all_reduce) -> (dx, dgamma, dbeta, None, None)`` given the right saved
-    tensors, so that it is judged on its own."""
+    """Check the capstone's ``forward(x, gamma, beta, running_mean, running_var,
+    all_reduce, eps, momentum) -> (out, saved)`` stage by stage (saved, out,
+    running statistics), and ``backward(saved, dout, all_reduce) -> (dx, dgamma,
+    dbeta, None, None)`` given the right saved tensors, on 3 ranks."""
     name = "sync_bn_layer"
 
     def step(x, g, b, rm, rv, all_reduce):
@@ -521,7 +492,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
             problem_ = _layer_forward(name, results, xs, gamma, beta)
         found = [problem_]
         if problem_.passed:
-            found += _buffer_results(name, buffers, xs, seed)
+            found += _buffer_results(name, buffers, seed)
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
@@ -545,16 +516,11 @@ def _bns(model):
 
 
 def _rank_models(seed):
-    """Three ranks' copies of one net with five BN layers (every kind a merge
-    meets, the last nested in a block) whose running statistics drifted apart:
-    different means, variances and batch counts."""
+    """Three ranks' copies of one net with five BN layers of every kind, the
+    last nested in a block, whose buffers drifted apart."""
     torch = torch_()
-    from torch import nn
-
-    gen = torch.Generator().manual_seed(seed)
-    models = []
+    nn, gen, models = torch.nn, torch.Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
-        torch.manual_seed(seed)
         model = nn.Sequential(
             nn.BatchNorm1d(5),
             nn.BatchNorm1d(4),
@@ -574,9 +540,8 @@ def _rank_models(seed):
 
 
 def _candidates(models, layer):
-    """Per buffer of one layer (running_mean, running_var): (the right merge,
-    {message: a wrong merge}, every rank's value before the merge).  Right: the
-    mean and unbiased variance of all ranks' values (Chan et al.)."""
+    """Per buffer of one layer: (the right merge, the mean and unbiased variance
+    of all values (Chan et al.), {message: a wrong merge}, every rank's old)."""
     torch = torch_()
     means = torch.stack([_bns(m)[layer].running_mean for m in models])
     variances = torch.stack([_bns(m)[layer].running_var for m in models])
@@ -585,7 +550,7 @@ def _candidates(models, layer):
     mean = (n * means).sum(0) / big
     within = ((n - 1) * variances).sum(0) / (big - 1)
     spread = (means - mean) ** 2
-    law = "(law of total variance)"
+    law, plain = "(law of total variance)", variances.mean(0)
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
         "each by its count, sum(count * mean_r) / N": means.mean(0),
@@ -595,9 +560,7 @@ def _candidates(models, layer):
         "running_var misses how far the ranks' means lie from the merged mean "
         f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1)": within,
         "running_var is the plain average of the ranks' variances: weigh them by "
-        f"their counts, and add the spread of the ranks' means {law}": variances.mean(
-            0
-        ),
+        f"their counts, and add the spread of the ranks' means {law}": plain,
         "running_var weighs the variances by count but the spread of the means "
         "equally (1/W): weigh both by the counts": within + spread.mean(0),
         "running_var treats the ranks' variances as biased (weights count / N): "
