@@ -106,6 +106,7 @@ def _variants(xs):
         * (sizes * own_var).sum(0)
         / n,
         f"the squared deviations {by_world}": var * n / (world * sizes),
+        "the squared deviations divided by this rank's count, not N": var * n / sizes,
         "the variance around the mean of the ranks' means": rows
         * ((full - mean_of_means[0]) ** 2).mean(0),
     }
@@ -454,6 +455,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
     var = variances["the batch's biased variance"]
     invstds = {f"uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()}
     invstds["has eps outside the square root"] = 1 / (var.sqrt() + EPS)
+    invstds["is sqrt(var + eps), not its inverse"] = (var + EPS).sqrt()
     means = {f"is {k}": v for k, v in means.items()}
     for k, (what, options) in enumerate((("mean", means), ("invstd", invstds))):
         got = torch.stack([s[2 + k].reshape(CHANNELS) for _, s in results])
