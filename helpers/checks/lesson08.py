@@ -356,18 +356,8 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS).backward(
         torch.cat(douts)
     )
-    reader = _dx_reader(xs, gamma, douts)
-    results = [
-        compare(
-            f"{name} dx",
-            dx,
-            x.grad,
-            tol=1e-10,
-            what="dx",
-            known={"gamma": gamma},
-            readers=[reader],
-        )
-    ]
+    kw = {"known": {"gamma": gamma}, "readers": [_dx_reader(xs, gamma, douts)]}
+    results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
     if set(shapes) != {(CHANNELS,)}:
         return results + [
@@ -378,11 +368,11 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             )
         ]
     mean, rho = _statistics(xs)
+    x_hats = [(part - mean) * rho for part in xs]
     for k, what in enumerate(("dgamma", "dbeta")):
         want = (g.grad, b.grad)[k]
         shares = [
-            dy * ((x - mean) * rho if k == 0 else 1)
-            for x, dy in zip(xs, douts, strict=True)
+            dy * (h if k == 0 else 1) for h, dy in zip(x_hats, douts, strict=True)
         ]
         diagnoses = {
             f"{what} was all-reduced: each rank returns its own share (the sum over "
@@ -392,17 +382,9 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             "example, so sum over axis 0": sum(s.mean(0) for s in shares),
         }
         got = torch.stack([grad[k + 1] for grad in grads]).sum(0)
-        results.append(
-            compare(
-                f"{name} {what}",
-                got,
-                want,
-                tol=1e-10,
-                what=f"the sum over ranks of {what}",
-                known={"N": sum(len(x) for x in xs)},
-                diagnoses=diagnoses,
-            )
-        )
+        kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
+        kw["known"] = {"N": sum(len(part) for part in xs)}
+        results.append(compare(f"{name} {what}", got, want, tol=1e-10, **kw))
     return results
 
 
@@ -460,15 +442,9 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
     for k, (what, options) in enumerate((("mean", means), ("invstd", invstds))):
         got = torch.stack([s[2 + k].reshape(CHANNELS) for _, s in results])
         (_, want), *mistakes = options.items()  # the right one first
-        result = compare(
-            f"{name} saved {what}",
-            got,
-            want,
-            tol=TOL,
-            what=f"the saved {what}",
-            diagnoses={f"the saved {what} {m}": v for m, v in mistakes},
-            axis=None,
-        )
+        diagnoses = {f"the saved {what} {m}": v for m, v in mistakes}
+        kw = {"what": f"the saved {what}", "diagnoses": diagnoses, "axis": None}
+        result = compare(f"{name} saved {what}", got, want, tol=TOL, **kw)
         if not result.passed:
             return result
     counts = [s[4].reshape(()).item() for _, s in results]
@@ -641,21 +617,12 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
                 "and test isinstance(m, nn.modules.batchnorm._BatchNorm))",
             )
         ]
-    known = {"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)}
-    return [
-        compare(
-            f"{label} {what[8:12]}",
-            value,
-            right.expand_as(value),
-            tol=TOL,
-            what=what,
-            known=known,
-            diagnoses={
-                **{k: v.expand_as(value) for k, v in mistakes.items()},
-                f"{what} is unchanged: merge it as well": old,
-            },
-        )
-        for what, value, (right, mistakes, old) in zip(
-            BUFFERS, got, buffers, strict=True
-        )
-    ]
+    results = []
+    for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
+        diagnoses = {k: v.expand_as(value) for k, v in mistakes.items()}
+        diagnoses[f"{what} is unchanged: merge it as well"] = old
+        kw = {"what": what, "diagnoses": diagnoses}
+        kw["known"] = {"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)}
+        right = right.expand_as(value)
+        results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
+    return results
