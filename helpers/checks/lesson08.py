@@ -90,6 +90,7 @@ def _variants(xs):
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
     rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
     mean_of_means = rows * own_mean.mean(0)
+    weighted = rows * (sizes * own_var).sum(0) / n
     law = "it misses the spread of their means: law of total variance"
     by_world = "divided by W * n_rank (N = W * this rank's count)"
     return {
@@ -102,13 +103,11 @@ def _variants(xs):
         "the unbiased variance (divides by N - 1)": var * n / (n - 1),
         "this rank's own variance (a ghost batch)": own_var,
         f"the average of the ranks' variances ({law})": rows * own_var.mean(0),
-        f"the count-weighted average of the ranks' variances ({law})": rows
-        * (sizes * own_var).sum(0)
-        / n,
+        f"the count-weighted average of the ranks' variances ({law})": weighted,
         f"the squared deviations {by_world}": var * n / (world * sizes),
         "the squared deviations divided by this rank's count, not N": var * n / sizes,
         "the variance around the mean of the ranks' means": rows
-        * ((full - mean_of_means[0]) ** 2).mean(0),
+        * (full - mean_of_means[0]).square().mean(0),
     }
 
 
@@ -230,10 +229,6 @@ def _step(name, step, seed, count=0, names=""):
     return xs, gamma, beta, values, buffers, problem_
 
 
-KNOWN = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
-CAUSES = {"momentum PyTorch's default momentum": "use the momentum argument"}
-
-
 def _buffer_results(label, buffers, seed) -> list[Result]:
     """Every rank's running_mean and running_var (``buffers``) against
     nn.BatchNorm1d's update on the whole batch, read by ``_core.ema_problem``."""
@@ -255,6 +250,8 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
             * (sizes / (sizes - 1)),
         },
     )
+    known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
+    causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
     for k, what in enumerate(("running_mean", "running_var")):
         old, batch = (beta + 2, gamma)[k].numpy(), batches[k].numpy()
@@ -268,22 +265,20 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
             continue
         if np.allclose(got, old, rtol=1e-12, atol=0):
             seen = (
-                f"{what} did not change: update the tensor passed in place "
-                f"({what}.mul_(1 - momentum).add_(momentum * ...)); assigning a new "
-                "tensor to the name changes nothing for the caller"
+                f"{what} did not change: update the tensor passed in place, "
+                f"{what}.mul_(1 - momentum).add_(momentum * ...), not the name"
             )
         elif not fin.any():
             seen = (
-                f"{what} is NaN or infinite on every rank: one rank holds 1 example, "
-                "so whatever divides by its n_r - 1 = 0 is infinite, and an "
-                "all-reduce spreads it; use the whole batch's count N"
+                f"{what} is NaN or infinite on every rank: a rank of 1 example makes "
+                "its n_r - 1 zero, an all-reduce spreads it; use the batch's count N"
             )
         else:  # on the finite ranks; _core._match scales by the candidate
             stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
             stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
             olds, batch = np.broadcast_to(old, got.shape)[fin], batch[fin]
             seen = ema_problem(
-                what, got[fin], olds, batch, MOMENTUM, KNOWN, CAUSES, stats
+                what, got[fin], olds, batch, MOMENTUM, known, causes, stats
             )
         bad = [f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~fin)]
         if bad and fin.any():
@@ -410,8 +405,6 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 
 # the capstone: the two halves of a torch.autograd.Function
 
-SAVED = "(x, gamma, mean, invstd, count)"
-
 
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
     """What the ranks saved (its form, mean, invstd, count), then their output:
@@ -432,7 +425,9 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
         elif not torch.equal(saved[1], gamma):
             why = "saved[1] is not gamma itself"
         if why is not None:
-            return wrong(f"{name} rank {rank}", f"{why}; save {SAVED}")
+            return wrong(
+                f"{name} rank {rank}", f"{why}; save (x, gamma, mean, invstd, count)"
+            )
     means, variances = _variants(xs)
     var = variances["the batch's biased variance"]
     invstds = {f"uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()}
@@ -553,7 +548,7 @@ def _state(model):
     """What a merge must leave alone: buffer objects, weights, batch counts."""
     return (
         [id(b) for b in model.buffers()],
-        [p.detach().clone().ravel().tolist() for p in model.parameters()],
+        [p.tolist() for p in model.parameters()],
         [int(bn.num_batches_tracked) for bn in _bns(model)],
     )
 
