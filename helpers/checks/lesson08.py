@@ -494,19 +494,14 @@ def _rank_models(seed):
     torch = torch_()
     nn, gen, models = torch.nn, torch.Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
-        model = nn.Sequential(
-            nn.BatchNorm1d(5),
-            nn.BatchNorm1d(4),
-            nn.BatchNorm2d(4),
-            nn.BatchNorm3d(4),
-            nn.Sequential(nn.SyncBatchNorm(4)),  # buffers on a CPU; forward on a GPU
-        ).double()
+        plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4), nn.BatchNorm2d(4)]
+        sync = nn.SyncBatchNorm(4)  # buffers on a CPU; forward on a GPU
+        model = nn.Sequential(*plain, nn.BatchNorm3d(4), nn.Sequential(sync)).double()
         with torch.no_grad():
             for bn in _bns(model):
-                bn.running_mean.copy_(
-                    torch.randn(bn.num_features, generator=gen) + 1.5 * rank
-                )
-                bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+                k = bn.num_features
+                bn.running_mean.copy_(torch.randn(k, generator=gen) + 1.5 * rank)
+                bn.running_var.copy_(torch.rand(k, generator=gen) + 0.5)
                 bn.num_batches_tracked.fill_(10 + rank)
         models.append(model)
     return models
