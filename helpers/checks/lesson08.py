@@ -276,15 +276,11 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
         else:  # on the finite ranks; _core._match scales by the candidate
             stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
             stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
-            olds, batch = np.broadcast_to(old, got.shape)[fin], batch[fin]
-            seen = ema_problem(
-                what, got[fin], olds, batch, MOMENTUM, known, causes, stats
-            )
-        bad = [f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~fin)]
+            args = got[fin], np.broadcast_to(old, got.shape)[fin], batch[fin]
+            seen = ema_problem(what, *args, MOMENTUM, known, causes, stats)
+        bad = ", ".join(f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~fin))
         if bad and fin.any():
-            seen = (
-                f"{what} is not finite on rank {', '.join(bad)}; on the others, {seen}"
-            )
+            seen = f"{what} is not finite on rank {bad}; on the others, {seen}"
         results.append(wrong(f"{label} {what}", seen, err if fin.all() else None, TOL))
     return results
 
@@ -348,9 +344,8 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         return [problem_]
     x = torch.cat(xs).clone().requires_grad_()
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
-    torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS).backward(
-        torch.cat(douts)
-    )
+    out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
+    out.backward(torch.cat(douts))
     kw = {"known": {"gamma": gamma}, "readers": [_dx_reader(xs, gamma, douts)]}
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
@@ -364,17 +359,15 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         ]
     mean, rho = _statistics(xs)
     x_hats = [(part - mean) * rho for part in xs]
+    shares = ([h * dy for h, dy in zip(x_hats, douts, strict=True)], douts)
     for k, what in enumerate(("dgamma", "dbeta")):
         want = (g.grad, b.grad)[k]
-        shares = [
-            dy * (h if k == 0 else 1) for h, dy in zip(x_hats, douts, strict=True)
-        ]
         diagnoses = {
             f"{what} was all-reduced: each rank returns its own share (the sum over "
             "its slice); DDP all-reduces every parameter's gradient afterwards, so "
             f"this counts the shares {len(xs)} times": len(xs) * want,
             f"{what} is averaged over the slice: gamma and beta are shared by every "
-            "example, so sum over axis 0": sum(s.mean(0) for s in shares),
+            "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
         got = torch.stack([grad[k + 1] for grad in grads]).sum(0)
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
