@@ -123,12 +123,10 @@ def _outputs(name, outs, xs, what="out"):
     kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
     if kinds:
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
-    if [tuple(o.shape) for o in outs] != [(len(x), CHANNELS) for x in xs]:
-        return None, wrong(
-            name,
-            f"{what} has the shapes {[tuple(o.shape) for o in outs]} on the ranks: "
-            "each rank returns its own slice's, of the shape of its x",
-        )
+    shapes = [tuple(o.shape) for o in outs]
+    if shapes != [(len(x), CHANNELS) for x in xs]:
+        why = f"{what} has the shapes {shapes} on the ranks: each its x's shape"
+        return None, wrong(name, why)
     return torch.cat(outs), None
 
 
