@@ -236,7 +236,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
     n = int(sizes.sum())
     means, variances = _variants(xs)
     var = variances["the batch's biased variance"]
-    own = variances["this rank's own variance (a ghost batch)"]
+    own = variances["this rank's own variance (a ghost batch)"] * sizes / (sizes - 1)
     unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
     statistics = (
         dict(list(means.items())[1:]),
@@ -244,8 +244,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
             f"the biased variance ({unbiased})": var,
             "the variance corrected with this rank's count, n_r / (n_r - 1): use "
             "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
-            "this rank's own unbiased variance (a ghost batch)": own
-            * (sizes / (sizes - 1)),
+            "this rank's own unbiased variance (a ghost batch)": own,
         },
     )
     known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
