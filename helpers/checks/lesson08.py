@@ -1,13 +1,8 @@
-"""Checks for notebook 08 (batch norm across devices).
-
-Every check runs the learner's functions on several ranks at once, as threads
-of this process with a summing ``all_reduce`` (``helpers.distributed.
-SimulatedRanks``): rank ``r`` gets its slice of one batch and must produce
-what one process computes on the whole batch (PyTorch, float64).  The slices
-have different sizes, so a mean of the ranks' means is told apart from the
-mean of the batch.  A cause is named only when one listed mistake alone
-reproduces the answer, at the first stage that differs (statistics, output,
-running statistics); otherwise the check says what it observed.
+"""Checks for notebook 08 (batch norm across devices): the learner's functions
+run on 3 ranks at once (threads with a summing ``all_reduce``), on slices of
+unequal sizes of one batch, against one process on the whole batch (PyTorch,
+float64).  A cause is named only when one listed mistake alone reproduces the
+answer, at the first stage that differs; otherwise the check says what it saw.
 """
 
 from __future__ import annotations
@@ -20,12 +15,15 @@ __all__ = [
     "merge_running_stats",
 ]
 
+from functools import partial
+
 import numpy as np
 
 from .. import distributed
 from ._core import (
     EPS,
     Result,
+    _match,
     call,
     compare,
     ema_problem,
@@ -69,12 +67,16 @@ def problem(seed: int = 0, sizes=SIZES, offset=12.0):
     return list(x.split(list(sizes))), gamma, beta, list(dout.split(list(sizes)))
 
 
-def _ranks(name, fn, per_rank, copy_inputs=True):
-    """Run ``fn`` on every rank: (results, ranks, None) or (None, None, Result).
-    The ranks get copies of ``per_rank`` unless ``copy_inputs`` is false."""
+def _ranks(name, fn, per_rank, count=0, names="", copy_inputs=True):
+    """``fn`` on every rank, each value unpacked into ``count`` items when given:
+    (values, ranks, None) or (None, None, what is wrong)."""
     ranks = distributed.SimulatedRanks(len(per_rank), timeout=20.0)
-    value, problem_ = call(name, ranks.run, fn, per_rank, copy_inputs=copy_inputs)
-    return (None, None, problem_) if problem_ is not None else (value, ranks, None)
+    values, problem_ = call(name, ranks.run, fn, per_rank, copy_inputs=copy_inputs)
+    for rank, value in enumerate(values if count and problem_ is None else ()):
+        values[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
+        if problem_ is not None:
+            break
+    return (None, None, problem_) if problem_ is not None else (values, ranks, None)
 
 
 def _variants(xs):
@@ -87,270 +89,26 @@ def _variants(xs):
     own_mean = torch.stack([x.mean(0) for x in xs])
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
     rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
+    mean_of_means = rows * own_mean.mean(0)
+    weighted = rows * (sizes * own_var).sum(0) / n
     law = "it misses the spread of their means: law of total variance"
+    by_world = "divided by W * n_rank (N = W * this rank's count)"
     return {
         "the batch mean": rows * full.mean(0),
         "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
-        "the mean of the ranks' means (unweighted by their sizes)": rows
-        * own_mean.mean(0),
-        "the all-reduced sum divided by W * n_rank (N = W * this rank's count)": (
-            full.sum(0) / (world * sizes)
-        ),
+        "the mean of the ranks' means (unweighted by their sizes)": mean_of_means,
+        f"the all-reduced sum {by_world}": full.sum(0) / (world * sizes),
     }, {
         "the batch's biased variance": var,
         "the unbiased variance (divides by N - 1)": var * n / (n - 1),
         "this rank's own variance (a ghost batch)": own_var,
         f"the average of the ranks' variances ({law})": rows * own_var.mean(0),
-        f"the count-weighted average of the ranks' variances ({law})": rows
-        * (sizes * own_var).sum(0)
-        / n,
-        "the squared deviations divided by W * n_rank (N = W * this rank's count)": var
-        * n
-        / (world * sizes),
+        f"the count-weighted average of the ranks' variances ({law})": weighted,
+        f"the squared deviations {by_world}": var * n / (world * sizes),
+        "the squared deviations divided by this rank's count, not N": var * n / sizes,
         "the variance around the mean of the ranks' means": rows
-        * ((full - own_mean.mean(0)) ** 2).mean(0),
+        * (full - mean_of_means[0]).square().mean(0),
     }
-
-
-def _outputs(name, outs, xs, what="out"):
-    """(the ranks' outputs put together, None) or (None, what is wrong)."""
-    torch = torch_()
-    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
-    if kinds:
-        return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
-    if [tuple(o.shape) for o in outs] != [(len(x), CHANNELS) for x in xs]:
-        return None, wrong(
-            name,
-            f"{what} has the shapes {[tuple(o.shape) for o in outs]} on the ranks: "
-            "each rank returns its own slice's, of the shape of its x",
-        )
-    return torch.cat(outs), None
-
-
-def _compare_out(label, out, xs, gamma, beta, groups=True) -> Result:
-    """The ranks' outputs, put together, against F.batch_norm on the whole
-    batch, read back stage by stage (per rank when ``groups``)."""
-    torch = torch_()
-    full = torch.cat(xs)
-    want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
-    counts = torch.tensor([len(x) for x in xs])
-    per_row = [
-        {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
-    ]
-    groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
-
-    def read(got):
-        return stages(
-            got,
-            full,
-            gamma,
-            beta,
-            eps=EPS,
-            groups=groups,
-            means=per_row[0],
-            variances=per_row[1],
-        )
-
-    return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
-
-
-# --------------------------------------------------------------------------
-# the forward pass and its running statistics (PyTorch's convention)
-# --------------------------------------------------------------------------
-
-
-def _precision_note(fn, seed) -> Result:
-    """float32 with mean 1e4 and std 1: where E[x^2] - E[x]^2 cancels."""
-    name = "sync_batchnorm_forward float32"
-    xs, gamma, beta, _ = problem(seed, offset=1e4)
-    xs = [(x - x.mean()) / 5 + 1e4 for x in xs]  # std about 1 around 10,000
-    per_rank = [(x.float(), gamma.float(), beta.float()) for x in xs]
-    results, _, problem_ = _ranks(name, fn, per_rank)
-    if problem_ is None:
-        got, problem_ = _outputs(name, [r[0] for r in results], xs)
-    if problem_ is not None:
-        return info(name, f"skipped ({problem_.detail})")
-    full = torch_().cat(xs)
-    want = torch_().nn.functional.batch_norm(
-        full, None, None, gamma, beta, True, 0, EPS
-    )
-    err = float((got - want).abs().max())
-    if err < 1e-2:
-        return info(name, f"max abs. error {err:.1e}: numerically stable")
-    return info(
-        name,
-        f"max abs. error {err:.1e} in float32: E[x^2] - E[x]^2 cancels when the mean "
-        "is large against the spread; all-reduce the sum first, then the squared "
-        "deviations from the global mean (or merge per-rank means and variances)",
-    )
-
-
-def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
-    running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
-    then the running statistics, then a float32 note."""
-    name = "sync_batchnorm_forward"
-
-    def body():
-        xs, gamma, beta, _ = problem(seed)
-        results, ranks, problem_ = _ranks(name, fn, [(x, gamma, beta) for x in xs])
-        for rank, value in enumerate(results or ()):
-            results[rank], problem_ = unpack(
-                f"{name} rank {rank}", value, 2, "out, cache"
-            )
-            if problem_ is not None:
-                break
-        if problem_ is None:
-            out, problem_ = _outputs(name, [r[0] for r in results], xs)
-        if problem_ is not None:
-            return problem_
-        result = _compare_out(f"{name} (3 ranks)", out, xs, gamma, beta)
-        if not result.passed:
-            return result
-        result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
-        return [result, *_running_results(fn, seed), _precision_note(fn, seed)]
-
-    return run_check(name, body, quiet=quiet, strict=strict)
-
-
-def _running_start(xs, seed):
-    """Every rank's running statistics before the step (float64)."""
-    torch = torch_()
-    gen = torch.Generator().manual_seed(seed + 1000)
-    mean = torch.randn(CHANNELS, generator=gen, dtype=torch.float64) + 2
-    var = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
-    return [(mean.clone(), var.clone()) for _ in xs]
-
-
-def _running_results(fn, seed) -> list[Result]:
-    """Run ``fn`` with running statistics on 3 ranks (4, 7 and 1 examples)."""
-    name = "sync forward running stats"
-    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    buffers = _running_start(xs, seed)
-    # the ranks get copies of the inputs (only the buffers are theirs to write):
-    # the reference below is built from the check's own, untouched xs
-    given = [
-        (x.clone(), gamma.clone(), beta.clone(), *b)
-        for x, b in zip(xs, buffers, strict=True)
-    ]
-
-    def on_rank(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
-        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
-
-    _, _, problem_ = _ranks(name, on_rank, given, copy_inputs=False)
-    if problem_ is not None and "positional argument" in problem_.detail:
-        problem_.detail += (
-            "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
-            "running_mean=None, running_var=None, momentum=0.1)"
-        )
-    for rank, (x, g, b, *_) in enumerate(given if problem_ is None else ()):
-        if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
-            problem_ = wrong(
-                name,
-                f"rank {rank} changed its input x, gamma or beta in place: only "
-                "running_mean and running_var are the function's to write",
-            )
-    if problem_ is not None:
-        return [problem_]
-    return _buffer_results("sync forward", buffers, xs, seed)
-
-
-def _buffer_results(label, buffers, xs, seed) -> list[Result]:
-    """Every rank's (running_mean, running_var) in ``buffers`` against
-    PyTorch's update with the whole batch's mean and unbiased variance
-    (tests/test_lesson08.py: nn.BatchNorm1d's), read by ``_core.ema_problem``."""
-    torch = torch_()
-    old = _running_start(xs, seed)[0]
-    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
-    means, variances = _variants(xs)
-    var, own = (
-        variances["the batch's biased variance"],
-        variances["this rank's own variance (a ghost batch)"],
-    )
-    n = int(sizes.sum())
-    with np.errstate(all="ignore"):
-        candidates = (
-            dict(list(means.items())[1:]),
-            {
-                "the biased variance (PyTorch stores the unbiased one, variance * N / "
-                "(N - 1) with N the whole batch's count)": var,
-                "the variance corrected with this rank's count, n_r / (n_r - 1): use "
-                "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
-                "this rank's own unbiased variance (a ghost batch)": own
-                * sizes
-                / (sizes - 1),
-            },
-        )
-    batches = (means["the batch mean"], var * n / (n - 1))
-    return [
-        _judge_buffer(
-            f"{label} {what}",
-            what,
-            torch.stack([b[k].detach() for b in buffers]).numpy(),
-            old[k].numpy(),
-            batches[k].numpy(),
-            candidates[k],
-            ((1 - MOMENTUM) * old[k] + MOMENTUM * batches[k]).numpy(),
-        )
-        for k, what in enumerate(("running_mean", "running_var"))
-    ]
-
-
-def _judge_buffer(label, what, got, old, batch, statistics, want) -> Result:
-    """One running statistic of every rank (rows of ``got``) against PyTorch's
-    ``want``: unchanged, non-finite (on which ranks), or how it was updated."""
-    finite = np.isfinite(got).all(1)
-    err = (
-        rel_error(got[finite], np.broadcast_to(want, got.shape)[finite])
-        if finite.any()
-        else np.inf
-    )
-    if finite.all() and err <= TOL:
-        return ok(label, f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}")
-    if np.allclose(got, old, rtol=1e-12, atol=0):
-        return wrong(
-            label,
-            f"{what} did not change: update the tensor passed in place ({what}.mul_"
-            "(1 - momentum).add_(momentum * ...)); assigning a new tensor to the "
-            "name changes nothing for the caller",
-        )
-    if not finite.any():
-        return wrong(
-            label,
-            f"{what} is NaN or infinite on every rank: one rank holds 1 example, so "
-            "whatever divides by its n_r - 1 = 0 (its own unbiased variance, the "
-            "correction n_r / (n_r - 1)) is infinite, and an all-reduce spreads it; "
-            "use the whole batch's statistics and count N",
-        )
-    seen = ema_problem(
-        what,
-        got[finite],
-        np.broadcast_to(old, got.shape)[finite],
-        batch[finite],
-        MOMENTUM,
-        known={"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1},
-        causes={"momentum PyTorch's default momentum": "use the momentum argument"},
-        statistics={  # finite ones only: _core._match scales by the candidate
-            k: v.numpy()[finite].ravel()
-            for k, v in statistics.items()
-            if np.isfinite(v.numpy()[finite]).all()
-        },
-    )
-    if finite.all():
-        return wrong(label, seen, err, TOL)
-    bad = [
-        f"{r} ({n} example{'s' * (n > 1)})"
-        for r, n in enumerate(RUNNING_SIZES)
-        if not finite[r]
-    ]
-    return wrong(
-        label, f"{what} is not finite on rank {', '.join(bad)}; on the others, {seen}"
-    )
-
-
-# --------------------------------------------------------------------------
-# the backward pass
-# --------------------------------------------------------------------------
 
 
 def _statistics(xs):
@@ -359,47 +117,198 @@ def _statistics(xs):
     return full.mean(0), 1 / (full.var(0, correction=0) + EPS).sqrt()
 
 
-def _ghost_dx(xs, gamma, douts):
-    """dx of per-device batch norm: each rank's own statistics and means."""
-    parts = []
-    for x, dy in zip(xs, douts, strict=True):
-        mean, rho = _statistics([x])
-        x_hat = (x - mean) * rho
-        parts.append(gamma * rho * (dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)))
-    return torch_().cat(parts)
+def _outputs(name, outs, xs, what="out"):
+    """(the ranks' outputs put together, None) or (None, what is wrong)."""
+    torch = torch_()
+    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
+    if kinds:
+        return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
+    shapes = [tuple(o.shape) for o in outs]
+    if shapes != [(len(x), CHANNELS) for x in xs]:
+        why = f"{what} has the shapes {shapes} on the ranks: each its x's shape"
+        return None, wrong(name, why)
+    return torch.cat(outs), None
 
 
+def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
+    """The ranks' outputs, put together, against F.batch_norm on the whole
+    batch, read back stage by stage (per rank when ``groups``)."""
+    torch = torch_()
+    out, problem_ = _outputs(label, outs, xs)
+    if problem_ is not None:
+        return problem_
+    full = torch.cat(xs)
+    want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
+    counts = torch.tensor([len(x) for x in xs])
+    means, variances = (
+        {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
+    )
+    groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
+    kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
+    read = partial(stages, x=full, gamma=gamma, beta=beta, **kw)
+    return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
+
+
+# the forward pass and its running statistics (PyTorch's convention)
+def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
+    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
+    running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
+    then the running statistics, then a float32 note."""
+    name = "sync_batchnorm_forward"
+
+    def step(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
+        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
+
+    def body():
+        xs, gamma, beta, _ = problem(seed)
+        per_rank = [(x, gamma, beta) for x in xs]
+        results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
+        if problem_ is not None:
+            return problem_
+        outs = [r[0] for r in results]
+        result = _compare_out(f"{name} (3 ranks)", outs, xs, gamma, beta)
+        if not result.passed:
+            return result
+        result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
+        note = _precision_note(fn, seed)
+        xs, *_, buffers, problem_ = _step("sync forward running stats", step, seed)
+        if problem_ is not None and "positional argument" in problem_.detail:
+            problem_.detail += (
+                "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
+                "running_mean=None, running_var=None, momentum=0.1)"
+            )
+        if problem_ is None:
+            return [result, *_buffer_results("sync forward", buffers, seed), note]
+        return [result, problem_, note]
+
+    return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _precision_note(fn, seed) -> Result:
+    """float32 with mean 1e4 and std 1: where E[x^2] - E[x]^2 cancels."""
+    name = "sync_batchnorm_forward float32"
+    xs, gamma, beta, _ = problem(seed, offset=1e4)
+    xs = [(x - x.mean()) / 5 + 1e4 for x in xs]  # std about 1 around 10,000
+    per_rank = [(x.float(), gamma.float(), beta.float()) for x in xs]
+    results, _, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
+    if problem_ is None:
+        got, problem_ = _outputs(name, [r[0] for r in results], xs)
+    if problem_ is not None:
+        return info(name, f"skipped ({problem_.detail})")
+    mean, rho = _statistics(xs)
+    err = float((got - gamma * (torch_().cat(xs) - mean) * rho - beta).abs().max())
+    return info(
+        name,
+        f"max abs. error {err:.1e}: numerically stable"
+        if err < 1e-2
+        else f"max abs. error {err:.1e} in float32: E[x^2] - E[x]^2 cancels when the "
+        "mean is large against the spread; all-reduce the sum first, then the "
+        "squared deviations from the global mean",
+    )
+
+
+def _step(name, step, seed, count=0, names=""):
+    """``step(x, gamma, beta, running_mean, running_var, all_reduce)`` on ranks
+    of 4, 7 and 1: (xs, gamma, beta, values, buffers, None or what is wrong)."""
+    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
+    buffers = [(beta + 2, gamma.clone()) for _ in xs]  # running_mean, running_var
+    given = [
+        (x.clone(), gamma.clone(), beta.clone(), *b)
+        for x, b in zip(xs, buffers, strict=True)
+    ]
+    values, _, problem_ = _ranks(name, step, given, count, names, copy_inputs=False)
+    for rank, (x, g, b, *_) in enumerate(given if problem_ is None else ()):
+        if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
+            problem_ = wrong(
+                name,
+                f"rank {rank} changed its input x, gamma or beta in place: only "
+                "running_mean and running_var are the function's to write",
+            )
+    return xs, gamma, beta, values, buffers, problem_
+
+
+def _buffer_results(label, buffers, seed) -> list[Result]:
+    """Every rank's running_mean and running_var (``buffers``) against
+    nn.BatchNorm1d's update on the whole batch, read by ``_core.ema_problem``."""
+    torch = torch_()
+    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
+    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
+    n = int(sizes.sum())
+    means, variances = _variants(xs)
+    var = variances["the batch's biased variance"]
+    own = variances["this rank's own variance (a ghost batch)"] * sizes / (sizes - 1)
+    unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
+    statistics = (
+        dict(list(means.items())[1:]),
+        {
+            f"the biased variance ({unbiased})": var,
+            "the variance corrected with this rank's count, n_r / (n_r - 1): use "
+            "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
+            "this rank's own unbiased variance (a ghost batch)": own,
+        },
+    )
+    known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
+    causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
+    results, batches = [], (means["the batch mean"], var * n / (n - 1))
+    for k, what in enumerate(("running_mean", "running_var")):
+        old, batch = (beta + 2, gamma)[k].numpy(), batches[k].numpy()
+        got = torch.stack([b[k].detach() for b in buffers]).numpy()
+        want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
+        fin = np.isfinite(got).all(1)
+        err = rel_error(got[fin], want[fin]) if fin.any() else np.inf
+        if fin.all() and err <= TOL:
+            seen = f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}"
+            results.append(ok(f"{label} {what}", seen))
+            continue
+        if np.allclose(got, old, rtol=1e-12, atol=0):
+            seen = (
+                f"{what} did not change: update the tensor passed in place, "
+                f"{what}.mul_(1 - momentum).add_(momentum * ...), not the name"
+            )
+        elif not fin.any():
+            seen = (
+                f"{what} is NaN or infinite on every rank: a rank of 1 example makes "
+                "its n_r - 1 zero, an all-reduce spreads it; use the batch's count N"
+            )
+        else:  # on the finite ranks; _core._match scales by the candidate
+            stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
+            stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
+            args = got[fin], np.broadcast_to(old, got.shape)[fin], batch[fin]
+            seen = ema_problem(what, *args, MOMENTUM, known, causes, stats)
+        bad = ", ".join(f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~fin))
+        if bad and fin.any():
+            seen = f"{what} is not finite on rank {bad}; on the others, {seen}"
+        results.append(wrong(f"{label} {what}", seen, err if fin.all() else None, TOL))
+    return results
+
+
+# the backward pass
 def _dx_reader(xs, gamma, douts):
-    """A ``compare`` reader of dx: dx = gamma * invstd * (dy - a - x_hat * b)
-    fitted per rank and feature; a and b against sum(dy) / N and
-    sum(dy * x_hat) / N, the right means: what each sum was divided by."""
+    """A ``compare`` reader of dx: fits dx = gamma * invstd * (dy - a - x_hat * b)
+    per rank and feature and says what a and b are (right: the all-reduced sums
+    of dy and of dy * x_hat, divided by N)."""
     torch = torch_()
     mean, rho = _statistics(xs)
-    dy, n = torch.cat(douts).numpy(), sum(len(x) for x in xs)
+    sizes = [len(x) for x in xs]
+    n, dy = sum(sizes), torch.cat(douts).numpy()
     x_hat = ((torch.cat(xs) - mean) * rho).numpy()
-    counts = np.repeat([len(x) for x in xs], [len(x) for x in xs])[:, None]
-    ranks = np.split(np.arange(n), np.cumsum([len(x) for x in xs])[:-1])
+    ranks = np.split(np.arange(n), np.cumsum(sizes)[:-1])
+    counts = np.repeat(sizes, sizes)[:, None]
 
     def term(got, values):
-        own = np.concatenate(
-            [np.broadcast_to(values[r].mean(0), values[r].shape) for r in ranks]
-        )
-        if np.allclose(got, own, rtol=1e-7):
-            return "this rank's own mean, not the all-reduced sum divided by N"
-        if np.abs(got).max() <= 1e-9 * np.abs(values).max():
-            return "missing"
-        with np.errstate(all="ignore"):
-            used = values.sum(0) / got  # the divisor, N when right
-        for divisor, words in (
-            (n, "right"),
-            (-n, "of the wrong sign (added, not subtracted)"),
-            (n - 1, "divided by N - 1, not N"),
-            (counts, "divided by this rank's count, not N"),
-            (1, "the all-reduced sum itself, not divided by N"),
-        ):
-            if np.allclose(used, divisor, rtol=1e-7):
-                return words
-        return "none of the usual"
+        total = np.broadcast_to(values.sum(0), values.shape)
+        own = np.concatenate([values[r].mean(0) + 0 * values[r] for r in ranks])
+        forms = {
+            "missing": 0 * values,
+            "this rank's own mean, not the all-reduced sum divided by N": own,
+            "right": total / n,
+            "of the wrong sign (added, not subtracted)": -total / n,
+            "divided by N - 1, not N": total / (n - 1),
+            "divided by this rank's count, not N": total / counts,
+            "the all-reduced sum itself, not divided by N": total,
+        }
+        floor = 1e-2 * np.abs(values).max()  # "missing": |got| below 1e-9 of it
+        return _match(got, forms, floor=floor) or "none of the usual"
 
     def read(got):
         z = dy - np.asarray(got, float) / (gamma * rho).numpy()
@@ -418,10 +327,13 @@ def _dx_reader(xs, gamma, douts):
     return read
 
 
-def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
-    """Every rank's (dx, dgamma, dbeta) against autograd on the whole batch:
-    dx put together, dgamma and dbeta summed over the ranks (DDP's reduction)."""
+def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
+    """``fn`` on every rank, its dx put together and its dgamma and dbeta summed
+    over the ranks (DDP's reduction) against autograd on the whole batch."""
     torch = torch_()
+    grads, _, problem_ = _ranks(name, fn, per_rank, count, names)
+    if problem_ is not None:
+        return [problem_]
     if not all(isinstance(t, torch.Tensor) for g in grads for t in g[:3]):
         return [wrong(name, "dx, dgamma and dbeta must be tensors on every rank")]
     dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
@@ -431,64 +343,33 @@ def _gradient_results(name, grads, xs, gamma, beta, douts) -> list[Result]:
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
     out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
-    results = [
-        compare(
-            f"{name} dx",
-            dx,
-            x.grad,
-            tol=1e-10,
-            what="dx",
-            diagnoses={
-                "dx is per-device batch norm's (ghost batch): the backward pass must "
-                "use the whole batch's statistics and all-reduced sums": _ghost_dx(
-                    xs, gamma, douts
-                )
-            },
-            known={"gamma": gamma},
-            readers=[_dx_reader(xs, gamma, douts)],
-        )
-    ]
-    mean, rho = _statistics(xs)
-    for k, what in enumerate(("dgamma", "dbeta")):
-        got = [grad[k + 1] for grad in grads]
-        if any(tuple(t.shape) != (CHANNELS,) for t in got):
-            shapes = [tuple(t.shape) for t in got]
-            results.append(
-                wrong(
-                    f"{name} {what}",
-                    f"{what} has the shapes {shapes} on the ranks, not ({CHANNELS},): "
-                    "sum this rank's examples' contributions over axis 0 (gamma and "
-                    "beta are shared by every example)",
-                )
+    kw = {"known": {"gamma": gamma}, "readers": [_dx_reader(xs, gamma, douts)]}
+    results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
+    shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
+    if set(shapes) != {(CHANNELS,)}:
+        return results + [
+            wrong(
+                f"{name} dgamma, dbeta",
+                f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
+                f"({CHANNELS},): sum this rank's examples' contributions over axis 0",
             )
-            continue
-        shares = [
-            dy * ((x - mean) * rho if k == 0 else 1)
-            for x, dy in zip(xs, douts, strict=True)
         ]
+    mean, rho = _statistics(xs)
+    x_hats = [(part - mean) * rho for part in xs]
+    shares = ([h * dy for h, dy in zip(x_hats, douts, strict=True)], douts)
+    for k, what in enumerate(("dgamma", "dbeta")):
         want = (g.grad, b.grad)[k]
-        results.append(
-            compare(
-                f"{name} {what}",
-                torch.stack(got).sum(0),
-                want,
-                tol=1e-10,
-                what=f"the sum over ranks of {what}",
-                known={"N": sum(len(x) for x in xs)},
-                diagnoses={
-                    f"{what} was all-reduced: each rank returns its own share (the "
-                    "sum over its slice); the data-parallel wrapper (DDP) reduces "
-                    "every parameter's gradient over the ranks afterwards, so "
-                    f"all-reducing here as well counts the shares {len(xs)} times": (
-                        len(xs) * want
-                    ),
-                    f"{what} is averaged over the slice: gamma and beta are shared "
-                    "by every example, so sum over axis 0": sum(
-                        s.mean(0) for s in shares
-                    ),
-                },
-            )
-        )
+        diagnoses = {
+            f"{what} was all-reduced: each rank returns its own share (the sum over "
+            "its slice); DDP all-reduces every parameter's gradient afterwards, so "
+            f"this counts the shares {len(xs)} times": len(xs) * want,
+            f"{what} is averaged over the slice: gamma and beta are shared by every "
+            "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
+        }
+        got = torch.stack([grad[k + 1] for grad in grads]).sum(0)
+        kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
+        kw["known"] = {"N": sum(len(part) for part in xs)}
+        results.append(compare(f"{name} {what}", got, want, tol=1e-10, **kw))
     return results
 
 
@@ -506,158 +387,90 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     def body():
         xs, gamma, beta, douts = problem(seed)
         per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
-        return _grads_of(
-            name, both, per_rank, 3, "dx, dgamma, dbeta", xs, gamma, beta, douts
-        )
+        names = "dx, dgamma, dbeta"
+        return _gradients(name, both, per_rank, 3, names, xs, gamma, beta, douts)
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _grads_of(name, fn, per_rank, count, names, xs, gamma, beta, douts):
-    """``fn`` on every rank, its first three items judged by _gradient_results."""
-    results, _, problem_ = _ranks(name, fn, per_rank)
-    for rank, value in enumerate(results or ()):
-        results[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
-        if problem_ is not None:
-            break
-    if problem_ is not None:
-        return [problem_]
-    return _gradient_results(name, results, xs, gamma, beta, douts)
-
-
-# --------------------------------------------------------------------------
 # the capstone: the two halves of a torch.autograd.Function
-# --------------------------------------------------------------------------
-
-SAVED = "(x, gamma, mean, invstd, count)"
 
 
-def _saved_problem(saved, x, gamma) -> str | None:
-    """None, or why ``saved`` is not what ctx.save_for_backward should keep."""
+def _layer_forward(name, results, xs, gamma, beta) -> Result:
+    """What the ranks saved (its form, mean, invstd, count), then their output:
+    the first stage that is wrong, or the output's verdict."""
     torch = torch_()
-    if saved is None or saved == ():
-        return (
-            f"saved is {saved!r}: the forward pass saves nothing for backward; "
-            f"return the tensors ctx.save_for_backward keeps, {SAVED}"
-        )
-    if not isinstance(saved, (tuple, list)) or len(saved) != 5:
-        return f"saved must be a tuple of 5 tensors, {SAVED}"
-    kinds = [type(s).__name__ for s in saved if not isinstance(s, torch.Tensor)]
-    if kinds:
-        return (
-            f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only "
-            "(keep the count as the all-reduced tensor)"
-        )
-    if [s.numel() for s in saved[2:]] != [CHANNELS, CHANNELS, 1]:
-        return "saved mean and invstd hold one value per channel, the count one"
-    for i, what in enumerate(("the input x", "gamma")):
-        if not torch.equal(saved[i], (x, gamma)[i]):
-            return (
-                f"saved[{i}] is not {what} itself: save {SAVED}, as PyTorch's "
-                "SyncBatchNorm does (backward recomputes x_hat from them)"
-            )
-    return None
-
-
-def _layer_forward(name, results, xs, gamma, beta) -> list[Result]:
-    """What the ranks saved (mean, invstd, count), then their output: the
-    first stage that is wrong, or the output's verdict."""
-    torch = torch_()
-    for rank, value in enumerate(results):
-        results[rank], problem_ = unpack(f"{name} rank {rank}", value, 2, "out, saved")
-        if problem_ is not None:
-            return [problem_]
-        why = _saved_problem(value[1], xs[rank], gamma)
+    for rank, (_, saved) in enumerate(results):
+        why = None
+        if saved is None or saved == ():
+            why = f"saved is {saved!r}: the forward pass saves nothing for backward"
+        elif not isinstance(saved, (tuple, list)) or len(saved) != 5:
+            why = "saved must be a tuple of 5 tensors"
+        elif kinds := [type(s).__name__ for s in saved if not torch.is_tensor(s)]:
+            why = f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only"
+        elif [s.numel() for s in saved[2:]] != [CHANNELS, CHANNELS, 1]:
+            why = "saved mean and invstd hold one value per channel, the count one"
+        elif not torch.equal(saved[0], xs[rank]):
+            why = "saved[0] is not the input x itself: backward recomputes x_hat"
+        elif not torch.equal(saved[1], gamma):
+            why = "saved[1] is not gamma itself"
         if why is not None:
-            return [wrong(f"{name} rank {rank}", why)]
+            return wrong(
+                f"{name} rank {rank}", f"{why}; save (x, gamma, mean, invstd, count)"
+            )
     means, variances = _variants(xs)
-    invstds = {
-        f"the saved invstd uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()
-    }
     var = variances["the batch's biased variance"]
-    invstds["the saved invstd has eps outside the square root: 1 / sqrt(var + eps)"] = (
-        1 / (var.sqrt() + EPS)
-    )
-    saved = ({f"the saved mean is {k}": v for k, v in means.items()}, invstds)
-    for k, options in enumerate(saved):
+    invstds = {f"uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()}
+    invstds["has eps outside the square root"] = 1 / (var.sqrt() + EPS)
+    invstds["is sqrt(var + eps), not its inverse"] = (var + EPS).sqrt()
+    means = {f"is {k}": v for k, v in means.items()}
+    for k, (what, options) in enumerate((("mean", means), ("invstd", invstds))):
         got = torch.stack([s[2 + k].reshape(CHANNELS) for _, s in results])
         (_, want), *mistakes = options.items()  # the right one first
-        what = ("mean", "invstd")[k]
-        result = compare(
-            f"{name} saved {what}",
-            got,
-            want,
-            tol=TOL,
-            what=f"the saved {what}",
-            diagnoses=dict(mistakes),
-            axis=None,
-        )
+        diagnoses = {f"the saved {what} {m}": v for m, v in mistakes}
+        kw = {"what": f"the saved {what}", "diagnoses": diagnoses, "axis": None}
+        result = compare(f"{name} saved {what}", got, want, tol=TOL, **kw)
         if not result.passed:
-            return [result]
+            return result
     counts = [s[4].reshape(()).item() for _, s in results]
     if counts != [sum(RUNNING_SIZES)] * len(xs):
-        return [
-            wrong(
-                f"{name} saved count",
-                f"the saved counts are {counts}: save the whole batch's count N",
-            )
-        ]
-    out, problem_ = _outputs(f"{name} out", [o for o, _ in results], xs)
-    return [
-        problem_
-        if problem_ is not None
-        else _compare_out(f"{name} out", out, xs, gamma, beta, False)
-    ]
+        return wrong(f"{name} saved count", f"the saved counts are {counts}, not N")
+    return _compare_out(f"{name} out", [o for o, _ in results], xs, gamma, beta, False)
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check the capstone's halves of a torch.autograd.Function on 3 ranks of 4,
-    7 and 1 examples: ``forward(x, gamma, beta, running_mean, running_var,
-    all_reduce, eps, momentum) -> (out, saved)`` stage by stage (the tensors
-    saved for ctx.save_for_backward, the output, the running statistics), and
-    ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None, None)``
-    given the right saved tensors, so that it is judged on its own."""
+    """Check the capstone's ``forward(x, gamma, beta, running_mean, running_var,
+    all_reduce, eps, momentum) -> (out, saved)`` stage by stage (saved, out,
+    running statistics), and ``backward(saved, dout, all_reduce) -> (dx, dgamma,
+    dbeta, None, None)`` given the right saved tensors, on 3 ranks."""
     name = "sync_bn_layer"
 
+    def step(x, g, b, rm, rv, all_reduce):
+        return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
+
     def body():
-        xs, gamma, beta, douts = problem(seed, sizes=RUNNING_SIZES)
-        buffers = _running_start(xs, seed)
-        given = [
-            (x.clone(), gamma.clone(), beta.clone(), *b)
-            for x, b in zip(xs, buffers, strict=True)
-        ]
-
-        def step(x, g, b, rm, rv, all_reduce):
-            return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
-
-        results, _, problem_ = _ranks(f"{name} forward", step, given, copy_inputs=False)
-        found = (
-            [problem_]
-            if problem_ is not None
-            else _layer_forward(name, results, xs, gamma, beta)
-        )
-        if all(r.passed for r in found):
-            found += _buffer_results(name, buffers, xs, seed)
+        found = _step(f"{name} forward", step, seed, 2, "out, saved")
+        xs, gamma, beta, results, buffers, problem_ = found
+        if problem_ is None:
+            problem_ = _layer_forward(name, results, xs, gamma, beta)
+        found = [problem_]
+        if problem_.passed:
+            found += _buffer_results(name, buffers, seed)
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
-        names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
         per_rank = list(zip(saved, douts, strict=True))
-        return [
-            *found,
-            *_grads_of(
-                f"{name} backward", backward, per_rank, 5, names, xs, gamma, beta, douts
-            ),
-        ]
+        names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
+        args = (per_rank, 5, names, xs, gamma, beta, douts)
+        return [*found, *_gradients(f"{name} backward", backward, *args)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# --------------------------------------------------------------------------
 # running statistics across ranks
-# --------------------------------------------------------------------------
 
 SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
+BUFFERS = ("running_mean", "running_var")
 
 
 def _bns(model):
@@ -666,38 +479,27 @@ def _bns(model):
 
 
 def _rank_models(seed):
-    """Three ranks' copies of one net with five BN layers (every kind a merge
-    meets, the last nested in a block) whose running statistics drifted apart:
-    different means, variances and batch counts."""
+    """Three ranks' copies of one net with five BN layers of every kind, the
+    last nested in a block, whose buffers drifted apart."""
     torch = torch_()
-    from torch import nn
-
-    gen = torch.Generator().manual_seed(seed)
-    models = []
+    nn, gen, models = torch.nn, torch.Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
-        torch.manual_seed(seed)
-        model = nn.Sequential(
-            nn.BatchNorm1d(5),
-            nn.BatchNorm1d(4),
-            nn.BatchNorm2d(4),
-            nn.BatchNorm3d(4),
-            nn.Sequential(nn.SyncBatchNorm(4)),  # buffers on a CPU; forward on a GPU
-        ).double()
+        plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4), nn.BatchNorm2d(4)]
+        sync = nn.SyncBatchNorm(4)  # buffers on a CPU; forward on a GPU
+        model = nn.Sequential(*plain, nn.BatchNorm3d(4), nn.Sequential(sync)).double()
         with torch.no_grad():
             for bn in _bns(model):
-                bn.running_mean.copy_(
-                    torch.randn(bn.num_features, generator=gen) + 1.5 * rank
-                )
-                bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+                k = bn.num_features
+                bn.running_mean.copy_(torch.randn(k, generator=gen) + 1.5 * rank)
+                bn.running_var.copy_(torch.rand(k, generator=gen) + 0.5)
                 bn.num_batches_tracked.fill_(10 + rank)
         models.append(model)
     return models
 
 
 def _candidates(models, layer):
-    """Per buffer of one layer (running_mean, running_var): (the right merge,
-    {message: a wrong merge}, every rank's value before the merge).  Right: the
-    mean and unbiased variance of all ranks' values (Chan et al.)."""
+    """Per buffer of one layer: (the right merge, the mean and unbiased variance
+    of all values (Chan et al.), {message: a wrong merge}, every rank's old)."""
     torch = torch_()
     means = torch.stack([_bns(m)[layer].running_mean for m in models])
     variances = torch.stack([_bns(m)[layer].running_var for m in models])
@@ -705,68 +507,74 @@ def _candidates(models, layer):
     big = n.sum()
     mean = (n * means).sum(0) / big
     within = ((n - 1) * variances).sum(0) / (big - 1)
-    between = (n * (means - mean) ** 2).sum(0) / (big - 1)
-    law = "(law of total variance"
+    spread = (means - mean) ** 2
+    law, plain = "(law of total variance)", variances.mean(0)
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
-        "each by its count, sum(count * mean_r) / N with N = all_reduce(count)": (
-            means.mean(0)
-        ),
+        "each by its count, sum(count * mean_r) / N": means.mean(0),
         "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
     }
     var_msgs = {
         "running_var misses how far the ranks' means lie from the merged mean "
-        f"{law}: add sum(count * (mean_r - mean)^2), then divide by N - 1)": within,
+        f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1)": within,
         "running_var is the plain average of the ranks' variances: weigh them by "
-        f"their counts, and add the spread of the ranks' means {law})": (
-            variances.mean(0)
-        ),
+        f"their counts, and add the spread of the ranks' means {law}": plain,
         "running_var weighs the variances by count but the spread of the means "
-        "equally (1/W): weigh both terms by the counts": (
-            within + ((means - mean) ** 2).mean(0)
-        ),
+        "equally (1/W): weigh both by the counts": within + spread.mean(0),
         "running_var treats the ranks' variances as biased (weights count / N): "
-        "PyTorch's running_var is unbiased, so (count - 1) * running_var is the "
-        "sum of squared deviations; divide the total by N - 1": (
-            n * (variances + (means - mean) ** 2)
-        ).sum(0)
-        / big,
+        "(count - 1) * running_var is the sum of squared deviations; divide the "
+        "total by N - 1": (n * (variances + spread)).sum(0) / big,
     }
-    return (mean, mean_msgs, means), (within + between, var_msgs, variances)
+    right = within + (n * spread).sum(0) / (big - 1)
+    return (mean, mean_msgs, means), (right, var_msgs, variances)
+
+
+def _state(model):
+    """What a merge must leave alone: buffer objects, weights, batch counts."""
+    return (
+        [id(b) for b in model.buffers()],
+        [p.tolist() for p in model.parameters()],
+        [int(bn.num_batches_tracked) for bn in _bns(model)],
+    )
+
+
+LEFT_ALONE = (
+    "a buffer was replaced by a new tensor: update it in place "
+    "(bn.running_mean.copy_(...)) so that the module keeps using it",
+    "the weights changed: merge the buffers only",
+    "num_batches_tracked changed: it counts this rank's batches; leave it "
+    "(only momentum=None reads it)",
+)
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, all_reduce, count)``: every BN layer's running
     statistics made equal on all ranks, in place, to the mean and unbiased
-    variance of all the values behind them (ranks of 50, 200 and 20)."""
+    variance of all the values behind them (ranks of 50, 200 and 20), with the
+    same buffer tensors, weights and ``num_batches_tracked``."""
     name = "merge_running_stats"
+
+    def on_rank(model, count, all_reduce):
+        return fn(model, all_reduce, count)
 
     def body():
         models = _rank_models(seed)
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
-        before = (
-            [[id(b) for b in m.buffers()] for m in models],
-            [[p.detach().clone() for p in m.parameters()] for m in models],
-        )
-
-        def on_rank(model, count, all_reduce):
-            return fn(model, all_reduce, count)
-
+        before = [_state(m) for m in models]
         per_rank = list(zip(models, SHARES, strict=True))
         _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
-        problem_ = _unchanged(name, models, *before) if problem_ is None else problem_
         if problem_ is not None:
             return problem_
-        for rank, model in enumerate(models):
-            for layer, (bn, buffers) in enumerate(
-                zip(_bns(model), layers, strict=True)
-            ):
-                label = f"{name} rank {rank}, BN {layer + 1}" + (
-                    f" ({type(bn).__name__})" if layer > 1 else ""
-                )
-                results = _merged_layer(label, bn, buffers, rank)
-                if not all(r.passed for r in results):  # the first wrong layer
-                    return results
+        after = [_state(m) for m in models]
+        for i, message in enumerate(LEFT_ALONE):
+            if [s[i] for s in after] != [s[i] for s in before]:
+                return wrong(name, message)
+        for layer, buffers in enumerate(layers):
+            bns = [_bns(m)[layer] for m in models]
+            kind = f" ({type(bns[0]).__name__})" if layer > 1 else ""
+            results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers)
+            if not all(r.passed for r in results):  # the first wrong layer
+                return results
         return ok(
             name,
             f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree "
@@ -776,11 +584,11 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _merged_layer(label, bn, buffers, rank) -> list[Result]:
-    """running_mean and running_var of one rank's layer against the merge
-    (``buffers``: per buffer, the right value, the mistakes, every rank's old)."""
-    got = (bn.running_mean, bn.running_var)
-    if all(g.equal(old[rank]) for g, (_, _, old) in zip(got, buffers, strict=True)):
+def _merged_layer(label, bns, buffers) -> list[Result]:
+    """One layer's running_mean and running_var on every rank (``bns``) against
+    the merge (``buffers``: per buffer, the right value, the mistakes, the old)."""
+    got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
+    if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
         return [
             wrong(
                 f"{label} buffers",
@@ -789,45 +597,12 @@ def _merged_layer(label, bn, buffers, rank) -> list[Result]:
                 "and test isinstance(m, nn.modules.batchnorm._BatchNorm))",
             )
         ]
-    return [
-        compare(
-            f"{label} {what[8:12]}",
-            value,
-            right,
-            tol=TOL,
-            what=what,
-            known={"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)},
-            diagnoses={
-                **mistakes,
-                f"{what} is unchanged while the other buffer was merged: copy the "
-                f"merged {what} into it": old[rank],
-            },
-        )
-        for what, value, (right, mistakes, old) in zip(
-            ("running_mean", "running_var"), got, buffers, strict=True
-        )
-    ]
-
-
-def _unchanged(name, models, buffers, params) -> Result | None:
-    """None, or what the function changed that it must not."""
-    if [[id(b) for b in m.buffers()] for m in models] != buffers:
-        return wrong(
-            name,
-            "a buffer was replaced by a new tensor: update it in place "
-            "(bn.running_mean.copy_(...)) so that the module keeps using it",
-        )
-    if any(
-        not p.equal(q)
-        for m, ps in zip(models, params, strict=True)
-        for p, q in zip(m.parameters(), ps, strict=True)
-    ):
-        return wrong(name, "the weights changed: merge the buffers only")
-    counts = [[int(bn.num_batches_tracked) for bn in _bns(m)] for m in models]
-    if counts != [[10 + rank] * len(c) for rank, c in enumerate(counts)]:
-        return wrong(
-            name,
-            "num_batches_tracked changed: it counts this rank's batches; leave it "
-            "(only momentum=None reads it)",
-        )
-    return None
+    results = []
+    for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
+        diagnoses = {k: v.expand_as(value) for k, v in mistakes.items()}
+        diagnoses[f"{what} is unchanged: merge it as well"] = old
+        kw = {"what": what, "diagnoses": diagnoses}
+        kw["known"] = {"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)}
+        right = right.expand_as(value)
+        results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
+    return results
