@@ -15,6 +15,7 @@ __all__ = [
     "merge_running_stats",
 ]
 
+import copy
 from functools import partial
 
 import numpy as np
@@ -327,15 +328,27 @@ def _dx_reader(xs, gamma, douts):
     return read
 
 
+def _flat(value) -> list:
+    """The items of nested tuples and lists, in order."""
+    if not isinstance(value, (tuple, list)):
+        return [value]
+    return [leaf for item in value for leaf in _flat(item)]
+
+
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     """``fn`` on every rank, its dx put together and its dgamma and dbeta summed
     over the ranks (DDP's reduction) against autograd on the whole batch."""
     torch = torch_()
-    grads, _, problem_ = _ranks(name, fn, per_rank, count, names)
+    per_rank, kept = copy.deepcopy(per_rank), copy.deepcopy(per_rank)
+    grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy_inputs=False)
     if problem_ is not None:
         return [problem_]
-    if not all(isinstance(t, torch.Tensor) for g in grads for t in g[:3]):
-        return [wrong(name, "dx, dgamma and dbeta must be tensors on every rank")]
+    for rank, (now, was) in enumerate(zip(per_rank, kept, strict=True)):
+        for a, b in zip(_flat(now), _flat(was), strict=True):
+            if torch.is_tensor(b) and not torch.equal(a, b):
+                what = "dout" if torch.equal(b, douts[rank]) else "an input tensor"
+                why = "compute new tensors (dx = dout * ..., not dout *= ...)"
+                return [wrong(name, f"changed {what} in place on rank {rank}: {why}")]
     dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
     if problem_ is not None:
         return [problem_]

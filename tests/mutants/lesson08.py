@@ -138,6 +138,13 @@ def sync_backward(
     return dx, dgamma, dbeta
 
 
+def _dout_zeroed(dout, cache, all_reduce):
+    """Right gradients, then dout zeroed in place (to 'free' it): the caller's."""
+    grads = sync_backward(dout, cache, all_reduce)
+    dout.zero_()
+    return grads
+
+
 def layer_forward(x, gamma, beta, rm, rv, all_reduce, eps=EPS, momentum=0.1, **kw):
     """The capstone's forward half: (out, saved), saved wrong in ``save`` ways."""
     save = kw.pop("save", "right")
@@ -267,6 +274,7 @@ BACKWARD = {
     "dgamma and dbeta averaged": (_bwd(mean_params=True), "sum over axis 0"),
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
     "reduced sums over this rank's count": (_bwd(local_count=True), "divided by this rank's count, not N"),
+    "dout zeroed after use": (_dout_zeroed, "changed dout in place"),
 }
 LAYER_FORWARD = {
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
