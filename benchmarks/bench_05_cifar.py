@@ -38,8 +38,8 @@ training images, GELUs, BN without a learned scale, identity-initialised
 convolutions, logits scaled by 1/9), batch 1,024, its hyperparameters (rate 1.5
 on a mean loss, momentum 0.85, weight decay 0.0153/11.5 of the rate, BN biases
 at 64 times the rate, label smoothing 0.2, one cycle from a fifth of the peak
-to 7% of it), 2-pixel reflected translations, lookahead, and its test-time
-flips and shifts, for 4 epochs. Its time to a target counts the whitening
+to 7% of it), 2-pixel reflected translations, and its test-time flips and
+shifts, for 4 epochs; not its lookahead, which bought nothing here (below). Its time to a target counts the whitening
 layer's set-up, and the final evaluation with test-time augmentation where only
 that evaluation reaches the target. Not taken from airbench: its alternating
 flips, the whitening bias frozen after 3 epochs, weight decay on BN biases, and
@@ -85,10 +85,10 @@ the views add 0.9 points for 18 CPU-s); without the whitening layer (PyTorch's
 draw, trained) 84.34% and 83.21%, 249 CPU-s: 1.6 points less, short of 84%;
 with ReLUs for GELUs 85.08% and 84.20%, 261 CPU-s; without lookahead 85.81% and
 84.57%, 252 CPU-s: lookahead bought nothing measurable at this budget, within
-one seed's noise (kept only because the races ran with it: drop it when they
-are rerun); batch 512 at half the rate 86.21% and 84.90%, 259 CPU-s, no worse
-and as cheap: a larger batch buys nothing on a CPU, where a step costs in
-proportion to its images.  Not measured for lack of CPU time: the identity
+one seed's noise, and was deleted from the engine (the 2-thread race ran
+with it, the measured 1-thread race without); batch 512 at half the rate
+86.21% and 84.90%, 259 CPU-s, no worse and as cheap: a larger batch buys
+nothing on a CPU, where a step costs in proportion to its images.  Not measured for lack of CPU time: the identity
 initialisation, the BN biases' 64-fold rate, label smoothing 0.2 against 0.1,
 the schedule's floor, the reflected 2-pixel translations (``ABLATIONS`` names
 each; ``--nets fast-<name>`` runs one).  The rates of the lesson's BN and no-BN
@@ -376,7 +376,6 @@ FAST_RECIPE = {
     "lr_start": 0.2,
     "lr_end": 0.07,
     "bias_lr_scale": 64.0,
-    "lookahead": True,
     "tta": 2,
     "augmentation": "translate2_flip",
 }
@@ -384,7 +383,6 @@ FAST_NET = {"widths": (64, 128, 128), "dirac": True, "gelu": True, "whiten": Tru
 # each ablation: what changes from the recipe (the rate is rescaled with the batch)
 ABLATIONS = {
     "no_tta": {"tta": 0},
-    "no_lookahead": {"lookahead": False},
     "no_bias_lr_scale": {"bias_lr_scale": 1.0},
     "smoothing_0.1": {"label_smoothing": 0.1},
     "crop4_zero_pad": {"augmentation": "crop_flip"},
