@@ -39,9 +39,10 @@ convolutions, logits scaled by 1/9), batch 1,024, its hyperparameters (rate 1.5
 on a mean loss, momentum 0.85, weight decay 0.0153/11.5 of the rate, BN biases
 at 64 times the rate, label smoothing 0.2, one cycle from a fifth of the peak
 to 7% of it), 2-pixel reflected translations, and its test-time flips and
-shifts, for 4 epochs; not its lookahead, which bought nothing here (below). Its time to a target counts the whitening
-layer's set-up, and the final evaluation with test-time augmentation where only
-that evaluation reaches the target. Not taken from airbench: its alternating
+shifts, for 4 epochs; not its lookahead, which bought nothing here (below).
+Its time to a target counts the whitening layer's set-up, and the final
+evaluation with test-time augmentation where only that evaluation reaches the
+target. Not taken from airbench: its alternating
 flips, the whitening bias frozen after 3 epochs, weight decay on BN biases, and
 its step-exact fractional epochs. ``--nets fast-<part>[+<part>]`` runs it
 without the parts named (``ABLATIONS``), and ``--collect`` gathers such runs'
@@ -88,9 +89,9 @@ with ReLUs for GELUs 85.08% and 84.20%, 261 CPU-s; without lookahead 85.81% and
 one seed's noise, and was deleted from the engine (the 2-thread race ran
 with it, the measured 1-thread race without); batch 512 at half the rate
 86.21% and 84.90%, 259 CPU-s, no worse and as cheap: a larger batch buys
-nothing on a CPU, where a step costs in proportion to its images.  Not measured for lack of CPU time: the identity
-initialisation, the BN biases' 64-fold rate, label smoothing 0.2 against 0.1,
-the schedule's floor, the reflected 2-pixel translations (``ABLATIONS`` names
+nothing on a CPU, where a step costs in proportion to its images.  Not
+measured for lack of CPU time: the identity initialisation, the BN biases'
+64-fold rate, label smoothing 0.2 against 0.1, the schedule's floor, the reflected 2-pixel translations (``ABLATIONS`` names
 each; ``--nets fast-<name>`` runs one).  The rates of the lesson's BN and no-BN
 pair are not tuned (above).
 
