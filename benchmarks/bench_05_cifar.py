@@ -91,8 +91,9 @@ with it, the measured 1-thread race without); batch 512 at half the rate
 86.21% and 84.90%, 259 CPU-s, no worse and as cheap: a larger batch buys
 nothing on a CPU, where a step costs in proportion to its images.  Not
 measured for lack of CPU time: the identity initialisation, the BN biases'
-64-fold rate, label smoothing 0.2 against 0.1, the schedule's floor, the reflected 2-pixel translations (``ABLATIONS`` names
-each; ``--nets fast-<name>`` runs one).  The rates of the lesson's BN and no-BN
+64-fold rate, label smoothing 0.2 against 0.1, the schedule's floor, the
+reflected 2-pixel translations (``ABLATIONS`` names each; ``--nets
+fast-<name>`` runs one).  The rates of the lesson's BN and no-BN
 pair are not tuned (above).
 
 Where the engine's time goes (``benchmarks/profile_05_engine.py``, 2026-12-06,
