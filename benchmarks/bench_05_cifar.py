@@ -600,6 +600,142 @@ def _race_report(results, args) -> dict:
     return race
 
 
+def _lr_none(args) -> float:
+    """The no-BN net's peak rate: ``--lr-none``, else a quarter of ``--lr``."""
+    return args.lr_none if args.lr_none is not None else args.lr / 4
+
+
+def _vgg_run(dd, widths, norm, lr, seed, args, label=None) -> dict:
+    """The lesson's VGG net (``norm`` "bn" or "none") trained by the engine,
+    its initial draw and its batches from ``seed``, whatever ran before."""
+    label = label or norm
+    torch.manual_seed(seed)
+    model = train.make_vgg(widths, norm, pool_first=args.pool_first)
+    cfg = train.TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch,
+        lr=lr,
+        seed=seed,
+        extra={"bf16_cpu": args.bf16, "widths": widths},
+    )
+
+    def report(history):
+        seconds = history["seconds"]
+        spent = seconds[-1] - (seconds[-2] if len(seconds) > 1 else 0.0)
+        print(
+            f"  {label:4s} epoch {history['epoch'][-1]:2d}: test accuracy "
+            f"{history['test_accuracy'][-1]:.2%}, {len(dd.x_train) / spent:,.0f} "
+            f"train images/s, {seconds[-1]:7.1f} s, "
+            f"{history['cpu_seconds'][-1]:7.1f} CPU-s so far",
+            flush=True,
+        )
+        reached = history["test_accuracy"][-1] >= args.target
+        return args.stop_at_target and norm == "bn" and reached
+
+    history = train.train(
+        model, dd, cfg, progress=False, cpu_bf16=args.bf16, on_epoch=report
+    )
+    print(f"  {label}: warm-up (untimed) {history['warmup_seconds']:.1f} s")
+    best = max(history["test_accuracy"])
+    print(
+        f"  {label}: best test accuracy {best:.2%} at peak lr {lr:g} "
+        "(target for BN: 87%)",
+        flush=True,
+    )
+    return history
+
+
+def _spread(accuracies) -> dict:
+    """Final accuracies over seeds: the list, mean, lowest, highest, and the
+    sample standard deviation."""
+    a = np.asarray(accuracies, dtype=float)
+    return {
+        "final_accuracy": [float(x) for x in a],
+        "mean": float(a.mean()),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+    }
+
+
+def seed_study(dd, widths, args, save=None) -> dict:
+    """The BN and no-BN pair over ``--seeds``, and with ``--lr-sweep`` each net
+    at its own best rate.
+
+    In this order, so that what is done first is what matters most: (1) both
+    nets at the untuned rates (``--lr``, ``--lr-none``) for every seed; (2) on
+    the first seed, each net at every other rate of ``--lr-sweep``; (3) each
+    net whose best rate on the first seed (final test accuracy) is not its
+    untuned one, at that rate for the other seeds.  ``save(study)`` is called
+    after every run (a partial study is still a record of what ran).  Each
+    run keeps its per-epoch accuracies and CPU-seconds; each net its spread
+    over seeds (``_spread``) at the untuned rate and, with a sweep, at its best.
+    """
+    seeds = [int(s) for s in args.seeds.split(",")]
+    sweep = [float(r) for r in args.lr_sweep.split(",")] if args.lr_sweep else []
+    untuned = {"bn": args.lr, "none": _lr_none(args)}
+    study = {"seeds": seeds, "lr_sweep": sweep, "untuned_lr": untuned, "runs": {}}
+    study["budget"] = {
+        "train_images": len(dd.x_train),
+        "test_images": len(dd.x_test),
+        "epochs": args.epochs,
+        "batch_size": args.batch,
+        "widths": list(widths),
+        "pool_first": args.pool_first,
+        "bf16": args.bf16,
+        "threads": torch.get_num_threads(),
+    }
+
+    def name(norm, lr, seed):
+        return f"{norm} lr {lr:g} seed {seed}"
+
+    def run(norm, lr, seed):
+        key = name(norm, lr, seed)
+        if key not in study["runs"]:
+            h = _vgg_run(dd, widths, norm, lr, seed, args, label=key)
+            keep = ("test_accuracy", "train_loss", "seconds", "cpu_seconds")
+            study["runs"][key] = {k: h[k] for k in keep}
+            study["runs"][key].update(lr=lr, seed=seed, diverged=h["diverged"])
+            if save is not None:
+                save(study)
+        return study["runs"][key]["test_accuracy"][-1]
+
+    def final(norm, lr):
+        return [run(norm, lr, s) for s in seeds]
+
+    for seed in seeds:  # (1) interleaved: an unfinished study still pairs seeds
+        for norm in ("bn", "none"):
+            run(norm, untuned[norm], seed)
+    for norm in ("bn", "none"):
+        study[norm] = {
+            "untuned": {"lr": untuned[norm], **_spread(final(norm, untuned[norm]))}
+        }
+    for norm in ("bn", "none"):  # (2)
+        rates = sorted({*sweep, untuned[norm]}) if sweep else []
+        study[norm]["sweep"] = {f"{r:g}": run(norm, r, seeds[0]) for r in rates}
+    for norm in ("bn", "none"):  # (3)
+        if sweep:
+            best = max(study[norm]["sweep"], key=study[norm]["sweep"].get)
+            study[norm]["best_lr"] = float(best)
+            study[norm]["tuned"] = {
+                "lr": float(best),
+                **_spread(final(norm, float(best))),
+            }
+            if save is not None:
+                save(study)
+    for norm in ("bn", "none"):
+        for kind in ("untuned", "tuned"):
+            if kind in study[norm]:
+                row = study[norm][kind]
+                print(
+                    f"  {norm:4s} {kind:7s} lr {row['lr']:g}: final test accuracy "
+                    f"{row['mean']:.2%} mean over seeds {seeds} (lowest "
+                    f"{row['min']:.2%}, highest {row['max']:.2%}, sd {row['std']:.2%})",
+                    flush=True,
+                )
+    return study
+
+
 def collect_ablations(paths) -> dict:
     """The ablation table from the ``--out`` files of runs of the fast recipe
     and its ablations (``--nets fast`` or ``fast-<a>``): per run, its final
@@ -641,6 +777,23 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument(
         "--lr", type=float, default=0.2, help="BN's peak rate; the no-BN net gets lr/4"
+    )
+    parser.add_argument(
+        "--lr-none",
+        type=float,
+        default=None,
+        help="the no-BN net's peak rate (default: a quarter of --lr)",
+    )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="e.g. 0,1,2: the BN and no-BN pair over these seeds instead of --nets "
+        "(seed_study; with --lr-sweep, each net also at its best rate)",
+    )
+    parser.add_argument(
+        "--lr-sweep",
+        default=None,
+        help="e.g. 0.05,0.1,0.2: with --seeds, the rates tried on the first seed",
     )
     parser.add_argument(
         "--nets",
@@ -751,6 +904,25 @@ def main(argv=None) -> int:
         results.update(_pipeline_report(dd, cifar, widths, args))
     if args.share_only:
         return 0
+    command = " ".join(
+        ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+
+    def save(results):
+        if args.record:
+            write_record(args.record, args.record.stem, {"command": command}, results)
+        if args.out:
+            provenance = runs.provenance()
+            provenance["cpu_bf16"] = args.bf16 and dd.device.type == "cpu"
+            provenance["command"] = command
+            runs.write_json(args.out, {"provenance": provenance, "results": results})
+
+    if args.seeds:
+        results["study"] = seed_study(
+            dd, widths, args, lambda study: save({**results, "study": study})
+        )
+        save(results)
+        return 0
     for norm in args.nets.split(","):
         if norm == "plain":
             results["plain"] = _plain_run(dd, widths, args)
@@ -758,53 +930,11 @@ def main(argv=None) -> int:
         if norm == "fast" or norm.startswith("fast-"):
             results[norm] = _fast_run(dd, norm, args)
             continue
-        # the same initial draw whatever the timing above consumed
-        torch.manual_seed(0)
-        model = train.make_vgg(widths, norm, pool_first=args.pool_first)
-        lr = args.lr if norm != "none" else args.lr / 4
-        cfg = train.TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch,
-            lr=lr,
-            extra={"bf16_cpu": args.bf16, "widths": widths},
-        )
-
-        def report(history, norm=norm):
-            seconds = history["seconds"]
-            spent = seconds[-1] - (seconds[-2] if len(seconds) > 1 else 0.0)
-            print(
-                f"  {norm:4s} epoch {history['epoch'][-1]:2d}: test accuracy "
-                f"{history['test_accuracy'][-1]:.2%}, {len(dd.x_train) / spent:,.0f} "
-                f"train images/s, {seconds[-1]:7.1f} s, "
-                f"{history['cpu_seconds'][-1]:7.1f} CPU-s so far",
-                flush=True,
-            )
-            reached = history["test_accuracy"][-1] >= args.target
-            return args.stop_at_target and norm == "bn" and reached
-
-        history = train.train(
-            model, dd, cfg, progress=False, cpu_bf16=args.bf16, on_epoch=report
-        )
-        print(f"  {norm}: warm-up (untimed) {history['warmup_seconds']:.1f} s")
-        results[norm] = history
-        best = max(history["test_accuracy"])
-        print(
-            f"  {norm}: best test accuracy {best:.2%} at peak lr {lr:g} "
-            "(target for BN: 87%)",
-            flush=True,
-        )
+        lr = args.lr if norm != "none" else _lr_none(args)
+        results[norm] = _vgg_run(dd, widths, norm, lr, 0, args)
     if "plain" in results and ("bn" in results or "fast" in results):
         results["race"] = _race_report(results, args)
-    command = " ".join(
-        ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
-    )
-    if args.record:
-        write_record(args.record, args.record.stem, {"command": command}, results)
-    if args.out:
-        provenance = runs.provenance()
-        provenance["cpu_bf16"] = args.bf16 and dd.device.type == "cpu"
-        provenance["command"] = command
-        runs.write_json(args.out, {"provenance": provenance, "results": results})
+    save(results)
     return 0
 
 
