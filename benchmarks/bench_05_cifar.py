@@ -736,6 +736,23 @@ def seed_study(dd, widths, args, save=None) -> dict:
     return study
 
 
+def race_from(paths, target) -> dict:
+    """The race from the ``--out`` files of runs made apart (the one-thread
+    race: ``--nets fast`` and ``--nets plain`` side by side, each pinned to its
+    own core): their histories, each file's command and machine, and the
+    race's report (``_race_report``)."""
+    results, commands, machines = {}, {}, {}
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for name, history in saved["results"].items():
+            if name in ("fast", "plain", "bn"):
+                results[name] = history
+                commands[name] = saved["provenance"]["command"]
+                machines[name] = saved["results"]["machine"]
+    race = _race_report(results, argparse.Namespace(target=target))
+    return {**results, "race": race, "commands": commands, "machines": machines}
+
+
 def collect_ablations(paths) -> dict:
     """The ablation table from the ``--out`` files of runs of the fast recipe
     and its ablations (``--nets fast`` or ``fast-<a>``): per run, its final
@@ -857,6 +874,21 @@ def main(argv=None) -> int:
         "data/reference/05_race.json and 05_benchmark.json)",
     )
     parser.add_argument(
+        "--race-from",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="race the runs of these --out files (fast, plain, bn) to --target and "
+        "write the report as --record, under --record-key if given (the record's "
+        "other keys kept), then stop",
+    )
+    parser.add_argument(
+        "--record-key",
+        default=None,
+        help="with --race-from: the key of the record's results to write (e.g. "
+        "one_thread in data/reference/05_race.json)",
+    )
+    parser.add_argument(
         "--share-only", action="store_true", help="only time the input pipelines"
     )
     parser.add_argument(
@@ -868,6 +900,20 @@ def main(argv=None) -> int:
         "ablation table; data/reference/05_fast_ablation.json) and stop",
     )
     args = parser.parse_args(argv)
+    if args.race_from:
+        report = race_from(args.race_from, args.target)
+        command = " ".join(
+            ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
+        )
+        report["command"] = command
+        if args.record_key:
+            record = json.loads(args.record.read_text())
+            record["results"][args.record_key] = report
+            runs.write_json(args.record, record)
+            print(f"  wrote {args.record} ({args.record_key})")
+        elif args.record:
+            write_record(args.record, args.record.stem, {"command": command}, report)
+        return 0
     if args.collect:
         params = {"command": "benchmarks/bench_05_cifar.py --collect ..."}
         params["sources"] = " ".join(p.name for p in args.collect)

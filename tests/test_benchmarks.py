@@ -170,3 +170,48 @@ def test_the_seed_study_pairs_seeds_then_tunes_each_net_s_rate(monkeypatch):
     assert study["bn"]["sweep"] == pytest.approx(
         {"0.05": 0.8, "0.1": 0.75, "0.2": 0.65}
     )
+
+
+def test_a_race_from_runs_made_apart_keeps_the_record_s_other_keys(tmp_path):
+    """--race-from: the one-thread race from two --out files (fast and plain,
+    run side by side), written under --record-key of an existing record."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_05_cifar as bench
+
+    def out(name, accuracies, cpu):
+        history = {
+            "epoch": list(range(1, len(cpu) + 1)),
+            "test_accuracy": accuracies,
+            "seconds": [2 * c for c in cpu],
+            "cpu_seconds": cpu,
+        }
+        path = tmp_path / f"{name}.json"
+        machine = {"name": "2 CPU core(s)", "threads": 1}
+        path.write_text(
+            json.dumps(
+                {
+                    "provenance": {"command": f"--nets {name}"},
+                    "results": {name: history, "machine": machine},
+                }
+            )
+        )
+        return str(path)
+
+    record = tmp_path / "05_race.json"
+    record.write_text(json.dumps({"name": "05_race", "results": {"race": "kept"}}))
+    fast = out("fast", [0.7, 0.85], [50.0, 100.0])
+    plain = out("plain", [0.6, 0.8, 0.86], [100.0, 200.0, 400.0])
+    args = ["--race-from", fast, plain, "--record", str(record)]
+    assert bench.main([*args, "--record-key", "one_thread"]) == 0
+    written = json.loads(record.read_text())["results"]
+    assert written["race"] == "kept"
+    race = written["one_thread"]["race"]
+    assert race["plain"] == {"epoch": 3, "seconds": 800.0, "cpu_seconds": 400.0}
+    assert race["fast_over_plain_cpu_seconds"] == 0.25
+    assert race["fast_over_plain_seconds"] == 0.25
+    assert written["one_thread"]["commands"] == {
+        "fast": "--nets fast",
+        "plain": "--nets plain",
+    }
