@@ -889,6 +889,9 @@ def main(argv=None) -> int:
         "one_thread in data/reference/05_race.json)",
     )
     parser.add_argument(
+        "--note", default=None, help="with --race-from: how the runs were made"
+    )
+    parser.add_argument(
         "--share-only", action="store_true", help="only time the input pipelines"
     )
     parser.add_argument(
@@ -906,6 +909,8 @@ def main(argv=None) -> int:
             ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
         )
         report["command"] = command
+        if args.note:
+            report["note"] = args.note
         if args.record_key:
             record = json.loads(args.record.read_text())
             record["results"][args.record_key] = report
