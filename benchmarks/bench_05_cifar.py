@@ -68,14 +68,19 @@ loop stopped short of the target (``--plain-cpu-budget``; unused: it reached
 84%).
 
 One thread, the two side by side, each with ``--threads 1`` pinned to its own
-core (``--nets fast`` and ``--nets plain`` at the same time,
-``benchmarks/results/bench_05_race_1thread_*``): the fast recipe reached 84.82%
-at epoch 4 after 233 CPU-seconds (277 s); the plain loop was stopped at the
-session's end after epoch 11, at 82.22% and 745 CPU-seconds (1106 s; its log,
-it wrote no ``--out``): short of 84%, so the fast recipe took **at most 0.31
-times** its CPU-seconds on one thread, a bound.  One thread costs less CPU per
-epoch than two (the fast recipe 57-59 CPU-s against 81-87): on two threads both
-loops pay for the threads' synchronisation.
+core (``--nets fast`` and ``--nets plain`` at the same time, then
+``--race-from`` their ``--out`` files into ``05_race.json``'s ``one_thread``;
+``benchmarks/results/bench_05_race_1thread_measured.sh`` and its ``.json`` and
+``.log`` files), 2026-12-06, after lookahead's deletion: the fast recipe
+reached 84.57% at epoch 4 after 250 CPU-seconds (991 s), the plain loop 84.27%
+at epoch 13 after 886 CPU-seconds (3055 s): **0.28 times the plain loop's
+CPU-seconds** (0.32 times its wall time; load average 3-36 from other jobs).
+Each side's accuracies are those of the earlier, stopped one-thread runs
+epoch for epoch (``bench_05_race_1thread_*.log``; one thread is
+deterministic), the fast recipe's those of its run without lookahead
+(below).  One thread costs less CPU per epoch than two (the plain loop 65-71
+CPU-s, mean 68, against 72-137, mean 101; the fast recipe 62-64 against
+81-87): on two threads both loops pay for the threads' synchronisation.
 
 What some parts buy (``data/reference/05_fast_ablation.json``, from the runs'
 ``--out`` files in ``benchmarks/results/``; one seed each, full CIFAR-10, 4
