@@ -1,6 +1,7 @@
 """Collect benchmarks/results/05_epoch_parity/* into one JSON summary."""
 
-import json, statistics
+import json
+import statistics
 from pathlib import Path
 
 D = Path("benchmarks/results/05_epoch_parity")
