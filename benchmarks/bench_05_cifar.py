@@ -140,7 +140,14 @@ the profile is unchanged inside a step (forward 33%, backward 64%,
 augmentation 1.6%) and the evaluation of 10,000 images costs 3.5-4.8 s
 instead of 8.7 (``benchmarks/results/profile_05_engine_after_core*.json``).
 (One epoch of 39 steps to a peak of 0.2 leaves both nets at chance accuracy:
-these runs time, they do not train.)
+these runs time, they do not train.)  After lookahead's deletion
+(2026-12-06; ``benchmarks/results/engine_vs_plain_05_after_deletion.json``,
+the runs and their script in ``benchmarks/results/05_epoch_parity/``, the same
+one-epoch runs), engine over plain, training CPU-seconds: one thread, side by
+side pinned, 0.97 and 1.09 (the whole process 1.00 and 1.05); two threads, one
+process at a time, 1.05 and 0.92 (1.07 and 0.93).  Two repeats each: 1.00
+within a shared machine's noise.  On two threads an epoch cost either loop
+about twice its one-thread CPU-seconds (24-33 against 12-15).
 """
 
 from __future__ import annotations
