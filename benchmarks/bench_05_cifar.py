@@ -16,6 +16,17 @@ The rates are not tuned: ``--lr`` for the BN net and a quarter of it for the
 net without BN.  The lesson's own sweep (smaller budget, batch 128) puts the
 best rate of the net without BN *above* the BN net's (the outside review of
 2026-12-06, W3), so these figures do not compare each net at its best rate.
+``--seeds 0,1,2 --lr-sweep 0.05,0.1,0.2`` (``seed_study``) repeats the pair
+over seeds and tries rates.  Its run of 2026-12-06
+(``data/reference/05_seeds.json``, ``benchmarks/results/bench_05_seeds.*``;
+``--epochs 4 --widths 48,96,192,384 --pool-first --bf16 --batch 256 --lr 0.2
+--lr-none 0.05 --skip-pipeline --threads 1``: the 15-epoch pair's nets and
+settings at 4 epochs, to fit 40 CPU-minutes; 12 runs of 132-154 CPU-s on
+one thread): at the untuned rates, with BN 78.80% (78.60-79.01) and without
+71.33% (71.24-71.45) over the three seeds; on seed 0, BN 78.14%, 78.92% and
+79.01% at 0.05, 0.1 and 0.2, no BN 71.29%, 75.12% and 63.04%; each at its
+best (BN 0.2, no BN 0.1) over the three seeds, BN 78.80% and no BN 74.74%
+(74.22-75.12): a gap of 3.7-4.6 points in every seed instead of 7.2-7.7.
 
 The device comes from ``--device`` or ``BNCOURSE_DEVICE`` (``cpu``, ``cuda``,
 default auto), as in the lesson, and is recorded with its name; on CUDA the
