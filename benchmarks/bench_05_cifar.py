@@ -16,6 +16,17 @@ The rates are not tuned: ``--lr`` for the BN net and a quarter of it for the
 net without BN.  The lesson's own sweep (smaller budget, batch 128) puts the
 best rate of the net without BN *above* the BN net's (the outside review of
 2026-12-06, W3), so these figures do not compare each net at its best rate.
+``--seeds 0,1,2 --lr-sweep 0.05,0.1,0.2`` (``seed_study``) repeats the pair
+over seeds and tries rates.  Its run of 2026-12-06
+(``data/reference/05_seeds.json``, ``benchmarks/results/bench_05_seeds.*``;
+``--epochs 4 --widths 48,96,192,384 --pool-first --bf16 --batch 256 --lr 0.2
+--lr-none 0.05 --skip-pipeline --threads 1``: the 15-epoch pair's nets and
+settings at 4 epochs, to fit 40 CPU-minutes; 12 runs of 132-154 CPU-s on
+one thread): at the untuned rates, with BN 78.80% (78.60-79.01) and without
+71.33% (71.24-71.45) over the three seeds; on seed 0, BN 78.14%, 78.92% and
+79.01% at 0.05, 0.1 and 0.2, no BN 71.29%, 75.12% and 63.04%; each at its
+best (BN 0.2, no BN 0.1) over the three seeds, BN 78.80% and no BN 74.74%
+(74.22-75.12): a gap of 3.7-4.6 points in every seed instead of 7.2-7.7.
 
 The device comes from ``--device`` or ``BNCOURSE_DEVICE`` (``cpu``, ``cuda``,
 default auto), as in the lesson, and is recorded with its name; on CUDA the
@@ -38,10 +49,11 @@ training images, GELUs, BN without a learned scale, identity-initialised
 convolutions, logits scaled by 1/9), batch 1,024, its hyperparameters (rate 1.5
 on a mean loss, momentum 0.85, weight decay 0.0153/11.5 of the rate, BN biases
 at 64 times the rate, label smoothing 0.2, one cycle from a fifth of the peak
-to 7% of it), 2-pixel reflected translations, lookahead, and its test-time
-flips and shifts, for 4 epochs. Its time to a target counts the whitening
-layer's set-up, and the final evaluation with test-time augmentation where only
-that evaluation reaches the target. Not taken from airbench: its alternating
+to 7% of it), 2-pixel reflected translations, and its test-time flips and
+shifts, for 4 epochs; not its lookahead, which bought nothing here (below).
+Its time to a target counts the whitening layer's set-up, and the final
+evaluation with test-time augmentation where only that evaluation reaches the
+target. Not taken from airbench: its alternating
 flips, the whitening bias frozen after 3 epochs, weight decay on BN biases, and
 its step-exact fractional epochs. ``--nets fast-<part>[+<part>]`` runs it
 without the parts named (``ABLATIONS``), and ``--collect`` gathers such runs'
@@ -67,14 +79,19 @@ loop stopped short of the target (``--plain-cpu-budget``; unused: it reached
 84%).
 
 One thread, the two side by side, each with ``--threads 1`` pinned to its own
-core (``--nets fast`` and ``--nets plain`` at the same time,
-``benchmarks/results/bench_05_race_1thread_*``): the fast recipe reached 84.82%
-at epoch 4 after 233 CPU-seconds (277 s); the plain loop was stopped at the
-session's end after epoch 11, at 82.22% and 745 CPU-seconds (1106 s; its log,
-it wrote no ``--out``): short of 84%, so the fast recipe took **at most 0.31
-times** its CPU-seconds on one thread, a bound.  One thread costs less CPU per
-epoch than two (the fast recipe 57-59 CPU-s against 81-87): on two threads both
-loops pay for the threads' synchronisation.
+core (``--nets fast`` and ``--nets plain`` at the same time, then
+``--race-from`` their ``--out`` files into ``05_race.json``'s ``one_thread``;
+``benchmarks/results/bench_05_race_1thread_measured.sh`` and its ``.json`` and
+``.log`` files), 2026-12-06, after lookahead's deletion: the fast recipe
+reached 84.57% at epoch 4 after 250 CPU-seconds (991 s), the plain loop 84.27%
+at epoch 13 after 886 CPU-seconds (3055 s): **0.28 times the plain loop's
+CPU-seconds** (0.32 times its wall time; load average 3-36 from other jobs).
+Each side's accuracies are those of the earlier, stopped one-thread runs
+epoch for epoch (``bench_05_race_1thread_*.log``; one thread is
+deterministic), the fast recipe's those of its run without lookahead
+(below).  One thread costs less CPU per epoch than two (the plain loop 65-71
+CPU-s, mean 68, against 72-137, mean 101; the fast recipe 62-64 against
+81-87): on two threads both loops pay for the threads' synchronisation.
 
 What some parts buy (``data/reference/05_fast_ablation.json``, from the runs'
 ``--out`` files in ``benchmarks/results/``; one seed each, full CIFAR-10, 4
@@ -85,13 +102,14 @@ the views add 0.9 points for 18 CPU-s); without the whitening layer (PyTorch's
 draw, trained) 84.34% and 83.21%, 249 CPU-s: 1.6 points less, short of 84%;
 with ReLUs for GELUs 85.08% and 84.20%, 261 CPU-s; without lookahead 85.81% and
 84.57%, 252 CPU-s: lookahead bought nothing measurable at this budget, within
-one seed's noise (kept only because the races ran with it: drop it when they
-are rerun); batch 512 at half the rate 86.21% and 84.90%, 259 CPU-s, no worse
-and as cheap: a larger batch buys nothing on a CPU, where a step costs in
-proportion to its images.  Not measured for lack of CPU time: the identity
-initialisation, the BN biases' 64-fold rate, label smoothing 0.2 against 0.1,
-the schedule's floor, the reflected 2-pixel translations (``ABLATIONS`` names
-each; ``--nets fast-<name>`` runs one).  The rates of the lesson's BN and no-BN
+one seed's noise, and was deleted from the engine (the 2-thread race ran
+with it, the measured 1-thread race without); batch 512 at half the rate
+86.21% and 84.90%, 259 CPU-s, no worse and as cheap: a larger batch buys
+nothing on a CPU, where a step costs in proportion to its images.  Not
+measured for lack of CPU time: the identity initialisation, the BN biases'
+64-fold rate, label smoothing 0.2 against 0.1, the schedule's floor, the
+reflected 2-pixel translations (``ABLATIONS`` names each; ``--nets
+fast-<name>`` runs one).  The rates of the lesson's BN and no-BN
 pair are not tuned (above).
 
 Where the engine's time goes (``benchmarks/profile_05_engine.py``, 2026-12-06,
@@ -133,7 +151,14 @@ the profile is unchanged inside a step (forward 33%, backward 64%,
 augmentation 1.6%) and the evaluation of 10,000 images costs 3.5-4.8 s
 instead of 8.7 (``benchmarks/results/profile_05_engine_after_core*.json``).
 (One epoch of 39 steps to a peak of 0.2 leaves both nets at chance accuracy:
-these runs time, they do not train.)
+these runs time, they do not train.)  After lookahead's deletion
+(2026-12-06; ``benchmarks/results/engine_vs_plain_05_after_deletion.json``,
+the runs and their script in ``benchmarks/results/05_epoch_parity/``, the same
+one-epoch runs), engine over plain, training CPU-seconds: one thread, side by
+side pinned, 0.97 and 1.09 (the whole process 1.00 and 1.05); two threads, one
+process at a time, 1.05 and 0.92 (1.07 and 0.93).  Two repeats each: 1.00
+within a shared machine's noise.  On two threads an epoch cost either loop
+about twice its one-thread CPU-seconds (24-33 against 12-15).
 """
 
 from __future__ import annotations
@@ -376,7 +401,6 @@ FAST_RECIPE = {
     "lr_start": 0.2,
     "lr_end": 0.07,
     "bias_lr_scale": 64.0,
-    "lookahead": True,
     "tta": 2,
     "augmentation": "translate2_flip",
 }
@@ -384,7 +408,6 @@ FAST_NET = {"widths": (64, 128, 128), "dirac": True, "gelu": True, "whiten": Tru
 # each ablation: what changes from the recipe (the rate is rescaled with the batch)
 ABLATIONS = {
     "no_tta": {"tta": 0},
-    "no_lookahead": {"lookahead": False},
     "no_bias_lr_scale": {"bias_lr_scale": 1.0},
     "smoothing_0.1": {"label_smoothing": 0.1},
     "crop4_zero_pad": {"augmentation": "crop_flip"},
@@ -600,6 +623,159 @@ def _race_report(results, args) -> dict:
     return race
 
 
+def _lr_none(args) -> float:
+    """The no-BN net's peak rate: ``--lr-none``, else a quarter of ``--lr``."""
+    return args.lr_none if args.lr_none is not None else args.lr / 4
+
+
+def _vgg_run(dd, widths, norm, lr, seed, args, label=None) -> dict:
+    """The lesson's VGG net (``norm`` "bn" or "none") trained by the engine,
+    its initial draw and its batches from ``seed``, whatever ran before."""
+    label = label or norm
+    torch.manual_seed(seed)
+    model = train.make_vgg(widths, norm, pool_first=args.pool_first)
+    cfg = train.TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch,
+        lr=lr,
+        seed=seed,
+        extra={"bf16_cpu": args.bf16, "widths": widths},
+    )
+
+    def report(history):
+        seconds = history["seconds"]
+        spent = seconds[-1] - (seconds[-2] if len(seconds) > 1 else 0.0)
+        print(
+            f"  {label:4s} epoch {history['epoch'][-1]:2d}: test accuracy "
+            f"{history['test_accuracy'][-1]:.2%}, {len(dd.x_train) / spent:,.0f} "
+            f"train images/s, {seconds[-1]:7.1f} s, "
+            f"{history['cpu_seconds'][-1]:7.1f} CPU-s so far",
+            flush=True,
+        )
+        reached = history["test_accuracy"][-1] >= args.target
+        return args.stop_at_target and norm == "bn" and reached
+
+    history = train.train(
+        model, dd, cfg, progress=False, cpu_bf16=args.bf16, on_epoch=report
+    )
+    print(f"  {label}: warm-up (untimed) {history['warmup_seconds']:.1f} s")
+    best = max(history["test_accuracy"])
+    print(
+        f"  {label}: best test accuracy {best:.2%} at peak lr {lr:g} "
+        "(target for BN: 87%)",
+        flush=True,
+    )
+    return history
+
+
+def _spread(accuracies) -> dict:
+    """Final accuracies over seeds: the list, mean, lowest, highest, and the
+    sample standard deviation."""
+    a = np.asarray(accuracies, dtype=float)
+    return {
+        "final_accuracy": [float(x) for x in a],
+        "mean": float(a.mean()),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+    }
+
+
+def seed_study(dd, widths, args, save=None) -> dict:
+    """The BN and no-BN pair over ``--seeds``, and with ``--lr-sweep`` each net
+    at its own best rate.
+
+    In this order, so that what is done first is what matters most: (1) both
+    nets at the untuned rates (``--lr``, ``--lr-none``) for every seed; (2) on
+    the first seed, each net at every other rate of ``--lr-sweep``; (3) each
+    net whose best rate on the first seed (final test accuracy) is not its
+    untuned one, at that rate for the other seeds.  ``save(study)`` is called
+    after every run (a partial study is still a record of what ran).  Each
+    run keeps its per-epoch accuracies and CPU-seconds; each net its spread
+    over seeds (``_spread``) at the untuned rate and, with a sweep, at its best.
+    """
+    seeds = [int(s) for s in args.seeds.split(",")]
+    sweep = [float(r) for r in args.lr_sweep.split(",")] if args.lr_sweep else []
+    untuned = {"bn": args.lr, "none": _lr_none(args)}
+    study = {"seeds": seeds, "lr_sweep": sweep, "untuned_lr": untuned, "runs": {}}
+    study["budget"] = {
+        "train_images": len(dd.x_train),
+        "test_images": len(dd.x_test),
+        "epochs": args.epochs,
+        "batch_size": args.batch,
+        "widths": list(widths),
+        "pool_first": args.pool_first,
+        "bf16": args.bf16,
+        "threads": torch.get_num_threads(),
+    }
+
+    def name(norm, lr, seed):
+        return f"{norm} lr {lr:g} seed {seed}"
+
+    def run(norm, lr, seed):
+        key = name(norm, lr, seed)
+        if key not in study["runs"]:
+            h = _vgg_run(dd, widths, norm, lr, seed, args, label=key)
+            keep = ("test_accuracy", "train_loss", "seconds", "cpu_seconds")
+            study["runs"][key] = {k: h[k] for k in keep}
+            study["runs"][key].update(lr=lr, seed=seed, diverged=h["diverged"])
+            if save is not None:
+                save(study)
+        return study["runs"][key]["test_accuracy"][-1]
+
+    def final(norm, lr):
+        return [run(norm, lr, s) for s in seeds]
+
+    for seed in seeds:  # (1) interleaved: an unfinished study still pairs seeds
+        for norm in ("bn", "none"):
+            run(norm, untuned[norm], seed)
+    for norm in ("bn", "none"):
+        study[norm] = {
+            "untuned": {"lr": untuned[norm], **_spread(final(norm, untuned[norm]))}
+        }
+    for norm in ("bn", "none"):  # (2)
+        rates = sorted({*sweep, untuned[norm]}) if sweep else []
+        study[norm]["sweep"] = {f"{r:g}": run(norm, r, seeds[0]) for r in rates}
+    for norm in ("bn", "none"):  # (3)
+        if sweep:
+            best = max(study[norm]["sweep"], key=study[norm]["sweep"].get)
+            study[norm]["best_lr"] = float(best)
+            study[norm]["tuned"] = {
+                "lr": float(best),
+                **_spread(final(norm, float(best))),
+            }
+            if save is not None:
+                save(study)
+    for norm in ("bn", "none"):
+        for kind in ("untuned", "tuned"):
+            if kind in study[norm]:
+                row = study[norm][kind]
+                print(
+                    f"  {norm:4s} {kind:7s} lr {row['lr']:g}: final test accuracy "
+                    f"{row['mean']:.2%} mean over seeds {seeds} (lowest "
+                    f"{row['min']:.2%}, highest {row['max']:.2%}, sd {row['std']:.2%})",
+                    flush=True,
+                )
+    return study
+
+
+def race_from(paths, target) -> dict:
+    """The race from the ``--out`` files of runs made apart (the one-thread
+    race: ``--nets fast`` and ``--nets plain`` side by side, each pinned to its
+    own core): their histories, each file's command and machine, and the
+    race's report (``_race_report``)."""
+    results, commands, machines = {}, {}, {}
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for name, history in saved["results"].items():
+            if name in ("fast", "plain", "bn"):
+                results[name] = history
+                commands[name] = saved["provenance"]["command"]
+                machines[name] = saved["results"]["machine"]
+    race = _race_report(results, argparse.Namespace(target=target))
+    return {**results, "race": race, "commands": commands, "machines": machines}
+
+
 def collect_ablations(paths) -> dict:
     """The ablation table from the ``--out`` files of runs of the fast recipe
     and its ablations (``--nets fast`` or ``fast-<a>``): per run, its final
@@ -641,6 +817,23 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument(
         "--lr", type=float, default=0.2, help="BN's peak rate; the no-BN net gets lr/4"
+    )
+    parser.add_argument(
+        "--lr-none",
+        type=float,
+        default=None,
+        help="the no-BN net's peak rate (default: a quarter of --lr)",
+    )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="e.g. 0,1,2: the BN and no-BN pair over these seeds instead of --nets "
+        "(seed_study; with --lr-sweep, each net also at its best rate)",
+    )
+    parser.add_argument(
+        "--lr-sweep",
+        default=None,
+        help="e.g. 0.05,0.1,0.2: with --seeds, the rates tried on the first seed",
     )
     parser.add_argument(
         "--nets",
@@ -704,6 +897,24 @@ def main(argv=None) -> int:
         "data/reference/05_race.json and 05_benchmark.json)",
     )
     parser.add_argument(
+        "--race-from",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="race the runs of these --out files (fast, plain, bn) to --target and "
+        "write the report as --record, under --record-key if given (the record's "
+        "other keys kept), then stop",
+    )
+    parser.add_argument(
+        "--record-key",
+        default=None,
+        help="with --race-from: the key of the record's results to write (e.g. "
+        "one_thread in data/reference/05_race.json)",
+    )
+    parser.add_argument(
+        "--note", default=None, help="with --race-from: how the runs were made"
+    )
+    parser.add_argument(
         "--share-only", action="store_true", help="only time the input pipelines"
     )
     parser.add_argument(
@@ -715,6 +926,22 @@ def main(argv=None) -> int:
         "ablation table; data/reference/05_fast_ablation.json) and stop",
     )
     args = parser.parse_args(argv)
+    if args.race_from:
+        report = race_from(args.race_from, args.target)
+        command = " ".join(
+            ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
+        )
+        report["command"] = command
+        if args.note:
+            report["note"] = args.note
+        if args.record_key:
+            record = json.loads(args.record.read_text())
+            record["results"][args.record_key] = report
+            runs.write_json(args.record, record)
+            print(f"  wrote {args.record} ({args.record_key})")
+        elif args.record:
+            write_record(args.record, args.record.stem, {"command": command}, report)
+        return 0
     if args.collect:
         params = {"command": "benchmarks/bench_05_cifar.py --collect ..."}
         params["sources"] = " ".join(p.name for p in args.collect)
@@ -751,6 +978,25 @@ def main(argv=None) -> int:
         results.update(_pipeline_report(dd, cifar, widths, args))
     if args.share_only:
         return 0
+    command = " ".join(
+        ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+
+    def save(results):
+        if args.record:
+            write_record(args.record, args.record.stem, {"command": command}, results)
+        if args.out:
+            provenance = runs.provenance()
+            provenance["cpu_bf16"] = args.bf16 and dd.device.type == "cpu"
+            provenance["command"] = command
+            runs.write_json(args.out, {"provenance": provenance, "results": results})
+
+    if args.seeds:
+        results["study"] = seed_study(
+            dd, widths, args, lambda study: save({**results, "study": study})
+        )
+        save(results)
+        return 0
     for norm in args.nets.split(","):
         if norm == "plain":
             results["plain"] = _plain_run(dd, widths, args)
@@ -758,53 +1004,11 @@ def main(argv=None) -> int:
         if norm == "fast" or norm.startswith("fast-"):
             results[norm] = _fast_run(dd, norm, args)
             continue
-        # the same initial draw whatever the timing above consumed
-        torch.manual_seed(0)
-        model = train.make_vgg(widths, norm, pool_first=args.pool_first)
-        lr = args.lr if norm != "none" else args.lr / 4
-        cfg = train.TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch,
-            lr=lr,
-            extra={"bf16_cpu": args.bf16, "widths": widths},
-        )
-
-        def report(history, norm=norm):
-            seconds = history["seconds"]
-            spent = seconds[-1] - (seconds[-2] if len(seconds) > 1 else 0.0)
-            print(
-                f"  {norm:4s} epoch {history['epoch'][-1]:2d}: test accuracy "
-                f"{history['test_accuracy'][-1]:.2%}, {len(dd.x_train) / spent:,.0f} "
-                f"train images/s, {seconds[-1]:7.1f} s, "
-                f"{history['cpu_seconds'][-1]:7.1f} CPU-s so far",
-                flush=True,
-            )
-            reached = history["test_accuracy"][-1] >= args.target
-            return args.stop_at_target and norm == "bn" and reached
-
-        history = train.train(
-            model, dd, cfg, progress=False, cpu_bf16=args.bf16, on_epoch=report
-        )
-        print(f"  {norm}: warm-up (untimed) {history['warmup_seconds']:.1f} s")
-        results[norm] = history
-        best = max(history["test_accuracy"])
-        print(
-            f"  {norm}: best test accuracy {best:.2%} at peak lr {lr:g} "
-            "(target for BN: 87%)",
-            flush=True,
-        )
+        lr = args.lr if norm != "none" else _lr_none(args)
+        results[norm] = _vgg_run(dd, widths, norm, lr, 0, args)
     if "plain" in results and ("bn" in results or "fast" in results):
         results["race"] = _race_report(results, args)
-    command = " ".join(
-        ["benchmarks/bench_05_cifar.py", *(sys.argv[1:] if argv is None else argv)]
-    )
-    if args.record:
-        write_record(args.record, args.record.stem, {"command": command}, results)
-    if args.out:
-        provenance = runs.provenance()
-        provenance["cpu_bf16"] = args.bf16 and dd.device.type == "cpu"
-        provenance["command"] = command
-        runs.write_json(args.out, {"provenance": provenance, "results": results})
+    save(results)
     return 0
 
 

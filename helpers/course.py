@@ -185,6 +185,7 @@ LESSONS = (
             "05_inception",
             "05_benchmark",
             "05_race",
+            "05_seeds",
         ),
     ),
     Lesson(

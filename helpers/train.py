@@ -448,13 +448,12 @@ class TrainConfig:
     nesterov: bool = True
     # the fast recipe's parts (airbench, Page): one-cycle from lr * lr_start up
     # to lr, then down to lr * lr_end; BN parameters at bias_lr_scale times the
-    # rate; lookahead (the weights pulled to an average of themselves every 5
-    # steps, airbench's schedule); test-time augmentation of the final
-    # evaluation (1: mirror, 2: mirror and 1-pixel translations)
+    # rate; test-time augmentation of the final evaluation (1: mirror, 2:
+    # mirror and 1-pixel translations).  No lookahead: airbench's bought
+    # nothing measurable here (data/reference/05_fast_ablation.json)
     lr_start: float = 0.0
     lr_end: float = 0.0
     bias_lr_scale: float = 1.0
-    lookahead: bool = False
     tta: int = 0
     extra: dict = field(default_factory=dict)  # anything else worth recording
 
@@ -589,30 +588,6 @@ def evaluate(model, data, batch_size=256, cpu_bf16=False, policy=None, tta=0):
     return float(loss) / n, int(correct) / n
 
 
-class Lookahead:
-    """airbench's lookahead: every 5 steps the weights (and BN's running
-    statistics) move to an average that trails them, ``avg += (1 - decay) *
-    (w - avg); w = avg``, with ``decay = 0.95**5 * (step / total)**3``: no
-    pull early, more and more towards the end; the last step sets the
-    weights to the average (decay 1)."""
-
-    def __init__(self, model):
-        self.average = {
-            k: v.detach().clone()
-            for k, v in model.state_dict().items()
-            if v.is_floating_point()
-        }
-
-    def update(self, model, step, total):
-        torch = _torch()
-        decay = 1.0 if step >= total else 0.95**5 * (step / total) ** 3
-        state = model.state_dict()
-        with torch.no_grad():
-            for k, average in self.average.items():
-                average.lerp_(state[k], 1 - decay)
-                state[k].copy_(average)
-
-
 def tta_logits(model, x, level):
     """Logits averaged over test-time views: 0 the image; 1 it and its mirror;
     2 also both shifted by one pixel up-left and down-right (reflected
@@ -658,7 +633,6 @@ class _Run:
         self.total = self.steps_per_epoch * cfg.epochs
         self.step = 0
         self.lr = self.rate()
-        self.lookahead = Lookahead(self.model) if cfg.lookahead else None
 
     def rate(self) -> float:
         """This step's learning rate (a Python float: no device read)."""
@@ -690,10 +664,6 @@ class _Run:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
-        if self.lookahead is not None and (
-            self.step % 5 == 0 or self.step == self.total
-        ):
-            self.lookahead.update(self.model, self.step, self.total)
         return loss.detach()
 
     def epoch(self, bar):

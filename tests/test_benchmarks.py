@@ -107,3 +107,111 @@ def test_a_plain_loop_stopped_short_of_the_target_bounds_the_ratio():
     race = _race_report(results, argparse.Namespace(target=0.84))
     assert race["fast_over_plain_cpu_seconds"] == 0.25
     assert "fast_over_plain_cpu_seconds_at_most" not in race
+
+
+def test_the_seed_study_pairs_seeds_then_tunes_each_net_s_rate(monkeypatch):
+    """--seeds with --lr-sweep: both nets at the untuned rates for every seed,
+    the sweep on the first seed, then each net at its best rate for the other
+    seeds; each net's spread over seeds.  Fake runs: accuracy = a function of
+    the net, the rate and the seed."""
+    import argparse
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_05_cifar as bench
+
+    def accuracy(norm, lr, seed):  # BN best at 0.05, no BN at 0.2
+        best = {"bn": 0.05, "none": 0.2}[norm]
+        return 0.8 - abs(lr - best) + seed / 100
+
+    order = []
+
+    def fake_run(dd, widths, norm, lr, seed, args, label=None):
+        order.append((norm, lr, seed))
+        acc = accuracy(norm, lr, seed)
+        return {
+            "test_accuracy": [acc / 2, acc],
+            "train_loss": [2.0, 1.0],
+            "seconds": [1.0, 2.0],
+            "cpu_seconds": [1.0, 2.0],
+            "diverged": False,
+        }
+
+    monkeypatch.setattr(bench, "_vgg_run", fake_run)
+    dd = argparse.Namespace(x_train=range(100), x_test=range(10))
+    args = argparse.Namespace(
+        seeds="0,1,2",
+        lr_sweep="0.05,0.1,0.2",
+        lr=0.2,
+        lr_none=0.05,
+        epochs=2,
+        batch=16,
+        pool_first=True,
+        bf16=False,
+    )
+    saved = []
+    study = bench.seed_study(dd, (4, 4), args, save=saved.append)
+    # (1) the untuned pair first, seed by seed
+    assert order[:6] == [
+        (norm, {"bn": 0.2, "none": 0.05}[norm], seed)
+        for seed in (0, 1, 2)
+        for norm in ("bn", "none")
+    ]
+    assert len(order) == len(set(order)) == 6 + 4 + 4  # no run twice
+    assert len(saved) >= len(order)  # a save after every run
+    assert study["bn"]["best_lr"] == 0.05 and study["none"]["best_lr"] == 0.2
+    tuned = study["none"]["tuned"]
+    assert tuned["final_accuracy"] == pytest.approx([0.8, 0.81, 0.82])
+    assert tuned["mean"] == pytest.approx(0.81)
+    assert (tuned["min"], tuned["max"]) == pytest.approx((0.8, 0.82))
+    assert tuned["std"] == pytest.approx(0.01)
+    untuned = study["bn"]["untuned"]
+    assert untuned["lr"] == 0.2
+    assert untuned["final_accuracy"] == pytest.approx([0.65, 0.66, 0.67])
+    assert study["bn"]["sweep"] == pytest.approx(
+        {"0.05": 0.8, "0.1": 0.75, "0.2": 0.65}
+    )
+
+
+def test_a_race_from_runs_made_apart_keeps_the_record_s_other_keys(tmp_path):
+    """--race-from: the one-thread race from two --out files (fast and plain,
+    run side by side), written under --record-key of an existing record."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_05_cifar as bench
+
+    def out(name, accuracies, cpu):
+        history = {
+            "epoch": list(range(1, len(cpu) + 1)),
+            "test_accuracy": accuracies,
+            "seconds": [2 * c for c in cpu],
+            "cpu_seconds": cpu,
+        }
+        path = tmp_path / f"{name}.json"
+        machine = {"name": "2 CPU core(s)", "threads": 1}
+        path.write_text(
+            json.dumps(
+                {
+                    "provenance": {"command": f"--nets {name}"},
+                    "results": {name: history, "machine": machine},
+                }
+            )
+        )
+        return str(path)
+
+    record = tmp_path / "05_race.json"
+    record.write_text(json.dumps({"name": "05_race", "results": {"race": "kept"}}))
+    fast = out("fast", [0.7, 0.85], [50.0, 100.0])
+    plain = out("plain", [0.6, 0.8, 0.86], [100.0, 200.0, 400.0])
+    args = ["--race-from", fast, plain, "--record", str(record)]
+    assert bench.main([*args, "--record-key", "one_thread"]) == 0
+    written = json.loads(record.read_text())["results"]
+    assert written["race"] == "kept"
+    race = written["one_thread"]["race"]
+    assert race["plain"] == {"epoch": 3, "seconds": 800.0, "cpu_seconds": 400.0}
+    assert race["fast_over_plain_cpu_seconds"] == 0.25
+    assert race["fast_over_plain_seconds"] == 0.25
+    assert written["one_thread"]["commands"] == {
+        "fast": "--nets fast",
+        "plain": "--nets plain",
+    }

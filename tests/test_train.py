@@ -233,22 +233,6 @@ def test_the_whitening_layer_whitens_2x2_patches():
     assert not model[0].weight.requires_grad
 
 
-def test_lookahead_moves_the_weights_to_a_trailing_average():
-    model = torch.nn.Linear(3, 2)
-    start = model.weight.detach().clone()
-    lookahead = train.Lookahead(model)
-    with torch.no_grad():
-        model.weight.add_(1.0)
-    lookahead.update(model, 50, 100)  # decay 0.95**5 / 8: most of the way
-    decay = 0.95**5 * 0.5**3
-    assert torch.allclose(model.weight, start + (1 - decay))
-    assert torch.equal(lookahead.average["weight"], model.weight)
-    with torch.no_grad():
-        model.weight.add_(1.0)
-    lookahead.update(model, 100, 100)  # the last step: back to the average
-    assert torch.allclose(model.weight, start + (1 - decay))
-
-
 def test_test_time_augmentation_weighs_airbench_s_six_views():
     """Level 2: half the image and its mirror, a quarter each shifted pair
     (one pixel up-left, one down-right, the border reflected), by NumPy."""
@@ -305,7 +289,7 @@ def test_bn_parameters_train_at_bias_lr_scale_times_the_rate():
 def test_the_fast_recipe_s_last_evaluation_is_timed_with_tta():
     data = train.DeviceData(_Tiny(64), device="cpu")
     model = train.make_airbench((8, 8, 8))
-    history = train.train(model, data, _cfg(tta=2, lookahead=True), progress=False)
+    history = train.train(model, data, _cfg(tta=2), progress=False)
     assert 0.0 <= history["tta_accuracy"] <= 1.0
     assert history["tta_cpu_seconds"] > 0.0 and history["tta_seconds"] > 0.0
     assert "tta_accuracy" not in train.train(_net(), data, _cfg(), progress=False)
