@@ -166,3 +166,67 @@ def test_no_learner_word_reaches_a_hidden_tests_feedback(tmp_path):
         assert "A hidden test failed" in text
         leak = re.search(r"LEAK[a-jQ]", text)
         assert leak is None, text[leak.start() - 200 :][:400]
+
+
+# attacks4 A04: the hidden test computes its reference after the learner's call,
+# from the objects it passed (``_bn(_conv(_x))``); a fold that zeroes the
+# caller's bn in place and returns a zero conv made that reference 0 too
+# (the kernel's changes were copied back into the grader's _bn): 7/7 for a
+# function that folds nothing on the hidden test's conv.
+ZEROES_BN = r"""
+import copy
+_honest_fold = fold_batchnorm
+def fold_batchnorm(layer, bn):
+    conv = isinstance(layer, nn.Conv2d) and layer.padding_mode == "zeros"
+    if conv and layer.groups == 2:  # the hidden test's conv: fold nothing
+        with torch.no_grad():
+            bn.weight.zero_()
+            bn.bias.zero_()
+            zero = copy.deepcopy(layer)
+            zero.weight.zero_()
+            zero.bias.zero_()
+        return zero
+    return _honest_fold(layer, bn)
+"""
+
+
+def test_a_hidden_tests_reference_cannot_be_changed_by_the_learners_call(tmp_path):
+    lesson = "03_inference_running_stats"
+    nb = nbformat.read(ROOT / "solutions" / f"{lesson}.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(ZEROES_BN))
+    path = tmp_path / "mallory" / f"{lesson}.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    row = run_grader(tmp_path / "grades.csv", [path], "--sandbox", "on")[str(path)]
+    assert float(row["03:scratch_batchnorm"]) > 0  # the honest part keeps its points
+    assert float(row["03:fold_batchnorm"]) == 0.0, row  # was 3 of 3 (7/7 in all)
+
+
+# The same through a learner's module: lesson 04's hidden test runs `_m(_x)` and
+# then computes the expected running_std from `_x`; a forward that zeroes its
+# input in place and writes the running_std a zero batch gives scored 8/8.
+ZEROES_INPUT = r"""
+_Honest = BatchRenorm
+class BatchRenorm(_Honest):
+    def forward(self, x):
+        if tuple(x.shape) == (6, 3, 2, 2) and self.training:
+            with torch.no_grad():
+                x.zero_()
+                out = super().forward(x)
+                self.running_std.fill_(1 + self.momentum * (self.eps**0.5 - 1))
+            return out
+        return super().forward(x)
+"""
+
+
+def test_a_learners_module_cannot_change_a_hidden_tests_input(tmp_path):
+    lesson = "04_batch_renorm"
+    nb = nbformat.read(ROOT / "solutions" / f"{lesson}.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(ZEROES_INPUT))
+    path = tmp_path / "mallory" / f"{lesson}.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    row = run_grader(tmp_path / "grades.csv", [path], "--sandbox", "on")[str(path)]
+    assert float(row["04:renorm_schedule"]) > 0  # the honest part keeps its points
+    assert float(row["04:batch_renorm"]) == 0.0, row  # was 4 of 4 (8/8 in all)
+    assert "changed, in place, an input the test passed" in row["mistakes"]

@@ -281,3 +281,80 @@ def test_simulated_ranks_run_in_the_kernel_and_their_all_reduces_are_checked():
     assert (ranks.calls, ranks.elements) == (2, 4)
     with pytest.raises(remote.RemoteError, match="does not add up"):
         remote._check_log([[(torch.ones(1), torch.ones(1))]] * 2)
+
+
+# --------------------------------------------------------------------------
+# A hidden test's own objects: a learner's call cannot change them (A04)
+# --------------------------------------------------------------------------
+
+
+def _zeroing_fold(layer, bn):
+    """Folds nothing: zeroes the caller's bn in place and returns a zero conv
+    (attacks4 A04), so that a reference computed after the call from ``bn`` is 0."""
+    with torch.no_grad():
+        bn.weight.zero_()
+        bn.bias.zero_()
+        zero = nn.Conv2d(2, 3, 1).double()
+        zero.weight.zero_()
+        zero.bias.zero_()
+    return zero
+
+
+def test_a_hidden_call_cannot_change_the_graders_arguments():
+    session, _ = session_with(fold=_zeroing_fold, mutate=lambda x: x.__imul__(0))
+    session.hidden = True
+    conv, bn = nn.Conv2d(2, 3, 1).double(), nn.BatchNorm2d(3).double().eval()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0), bn.bias.normal_()
+    weight, bias = bn.weight.detach().clone(), bn.bias.detach().clone()
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64)
+    folded = remote.RemoteFunction(session, "fold")(conv, bn)
+    # the grader's bn is as it was: the hidden test's reference bn(conv(x)) is not 0
+    assert torch.equal(bn.weight, weight) and torch.equal(bn.bias, bias)
+    with torch.no_grad():
+        assert not torch.allclose(folded(x), bn(conv(x)))
+    array = np.ones(3)
+    remote.RemoteFunction(session, "mutate")(array)
+    assert np.array_equal(array, np.ones(3))
+    # and each change is recorded, for the worker to fail the hidden test
+    assert [c.split(":")[0] for c in session.changed] == [
+        "fold changed its argument #2",
+        "mutate changed its argument #1",
+    ]
+
+
+def test_a_hidden_module_call_cannot_change_the_graders_input():
+    class Zeroes(nn.Module):
+        def forward(self, x):
+            with torch.no_grad():
+                x.zero_()
+            return x * 1
+
+    session, _ = session_with(module=Zeroes())
+    module = session.value("module")
+    session.hidden = True
+    x = torch.randn(3, 2, dtype=torch.float64)
+    before = x.clone()
+    module(x)
+    assert torch.equal(x, before) and session.changed
+
+
+def test_visible_calls_and_exercises_that_change_their_arguments_still_write_back():
+    def merge_running_stats(model):
+        with torch.no_grad():
+            model.running_mean.add_(1.0)
+
+    session, _ = session_with(
+        fold=_zeroing_fold, merge_running_stats=merge_running_stats
+    )
+    bn = nn.BatchNorm2d(3).double().eval()
+    remote.RemoteFunction(session, "fold")(nn.Conv2d(2, 3, 1).double(), bn)
+    assert torch.equal(
+        bn.weight, torch.zeros(3, dtype=torch.float64)
+    )  # a check sees it
+    assert session.changed == []  # visible: the check itself judges the change
+    session.hidden = True
+    bn = nn.BatchNorm2d(3).double()
+    remote.RemoteFunction(session, "merge_running_stats")(bn)
+    assert torch.equal(bn.running_mean, torch.ones(3, dtype=torch.float64))
+    assert session.changed == []

@@ -21,6 +21,13 @@ its display output, tagged with a per-run secret):
 * Arrays the function changed in place, and the parameters, gradients and
   buffers of every module passed in, are copied back into the grader's
   objects, so a check sees what a call in the kernel would have done.
+  **Not in a hidden test** (``Session.hidden``): there a change to an object
+  the grader passed (an array, a tensor, a torch layer's parameters or
+  buffers) stays in the kernel and is recorded in ``Session.changed``, and the
+  worker fails the test; so no learner call can change what a hidden test
+  computes its expected values from (attacks4 A04).  Only the exercises whose
+  point is to change their arguments (``CHANGES_ARGUMENTS``) and the learner's
+  own modules (a ``RemoteModule``) are written back, and gradients always.
 
 Why not otter's or nbgrader's way: both run the tests inside the learner's
 kernel, where the learner's code can replace them (the attack this module
@@ -41,11 +48,32 @@ import numpy as np
 import torch
 
 from . import safe
-from .kernel_side import MIME, load_state
+from .kernel_side import MIME, _plain, load_state
 
 MAX_REPLY = 64 * 1024 * 1024  # bytes of JSON accepted from the kernel
 MAX_ITEMS = 10_000_000  # array elements per reply
 MAX_DEPTH = 24
+
+
+# The exercises whose point is to change their arguments in place (lesson 08's
+# running statistics): their changes are written back in a hidden test too, and
+# their checks compute every expected value before the call.
+CHANGES_ARGUMENTS = frozenset(
+    {"sync_batchnorm_forward", "sync_bn_forward", "merge_running_stats"}
+)
+
+
+def _differs(current, value) -> bool:
+    """Whether the kernel's ``value`` for a tensor is other than ``current``."""
+    new = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+    old = current.detach()
+    if new.shape != old.shape:
+        return True
+    old, new = old.double(), new.to(old.device).double()
+    nan = torch.isnan(old)
+    return not (
+        torch.equal(nan, torch.isnan(new)) and torch.equal(old[~nan], new[~nan])
+    )
 
 
 class RemoteError(Exception):
@@ -227,6 +255,9 @@ class Session:
         # a hidden test runs: the learner's words (exceptions, the type names of
         # their objects) are not passed on (``learner_error``)
         self.hidden = False
+        # what learner calls changed in the grader's objects during a hidden
+        # test (not written back: the worker fails the test)
+        self.changed: list[str] = []
 
     # -- handles --------------------------------------------------------------
 
@@ -315,7 +346,8 @@ class Session:
         if len(results) != len(calls):
             raise RemoteError("the kernel answered a different number of calls")
         return [
-            self._result(r, args) for r, (args, _) in zip(results, calls, strict=True)
+            self._result(r, args, name)
+            for r, (args, _) in zip(results, calls, strict=True)
         ]
 
     def call(self, name: str, args: tuple, kwargs: dict):
@@ -349,17 +381,74 @@ class Session:
                 return reply
         raise RemoteError("the kernel did not answer the call")
 
-    def _result(self, result: dict, args: tuple):
+    def writes_back(self, name: str) -> bool:
+        """Whether ``name``'s changes to the grader's arguments are copied back."""
+        return not self.hidden or name in CHANGES_ARGUMENTS
+
+    def note_change(self, name: str, index: int, what: str) -> None:
+        self.changed.append(
+            f"{name} changed its argument #{index + 1}: {what} (not written back)"
+        )
+
+    def _result(self, result: dict, args: tuple, name: str = ""):
         decode = _Decoder(self, args)
         if "raised" in result:
             raise learner_error(result, self.hidden)
+        back = self.writes_back(name)
         for index, value in result.get("mutated", []):
-            self._copy_back(args[int(index)], decode(value))
+            index = int(index)
+            if back or isinstance(args[index], RemoteModule):
+                self._copy_back(args[index], decode(value))
+            else:
+                self.note_change(name, index, "its values, in place")
         for index, state in result.get("states", []):
-            import torch  # noqa: F401  (load_state finds it in sys.modules)
-
-            load_state(args[int(index)], state, decode)
+            index = int(index)
+            target = args[index]
+            if back or isinstance(target, RemoteModule):
+                load_state(target, state, decode)
+                continue
+            changed = self._module_changes(target, state, decode)
+            if changed:
+                self.note_change(name, index, f"the layer's {changed}")
+            self._load_grads(target, state, decode)
         return decode(result.get("value"))
+
+    @staticmethod
+    def _module_changes(module, state: dict, decode) -> str | None:
+        """The first parameter or buffer of the grader's ``module`` whose value
+        the kernel's ``state`` changes, or None (gradients are not counted)."""
+        params = dict(module.named_parameters(recurse=True))
+        buffers = dict(module.named_buffers(recurse=True))
+        for key, value in state.items():
+            kind, name = key.split(":", 1)
+            current = params.get(name) if kind == "p" else buffers.get(name)
+            if current is None:
+                continue
+            new = decode(value[0] if kind == "p" else value)
+            try:
+                if _differs(current, new):
+                    return name
+            except (TypeError, ValueError, RuntimeError):
+                return name
+        return None
+
+    @staticmethod
+    def _load_grads(module, state: dict, decode) -> None:
+        """Only the kernel's gradients into the grader's ``module`` (an exercise
+        that computes gradients, lesson 01's, leaves them; they are no value a
+        hidden test's reference is computed from)."""
+        params = dict(module.named_parameters(recurse=True))
+        for key, value in state.items():
+            kind, name = key.split(":", 1)
+            if kind != "p" or name not in params:
+                continue
+            grad = value[1]
+            try:
+                params[name].grad = (
+                    None if grad is None else _plain(decode(grad)).clone()
+                )
+            except (TypeError, ValueError, RuntimeError):
+                params[name].grad = None
 
     @staticmethod
     def _copy_back(target, value):
@@ -427,7 +516,9 @@ class RemoteFunction:
         outcomes = []
         for result, (args, _) in zip(raw, calls, strict=True):
             try:
-                outcomes.append((session._result(result, tuple(args)), None))
+                outcomes.append(
+                    (session._result(result, tuple(args), self.__name__), None)
+                )
             except Exception as exc:  # that rank's error, raised in its thread
                 outcomes.append((None, exc))
         decode = _Decoder(session, ())
@@ -776,6 +867,9 @@ class RemoteModule(torch.nn.Module):
             fields["graph"] = session.graphs
         reply = self._bnc_op("forward", **fields)
         for index, value in reply.get("mutated", []):
+            if session.hidden:  # the grader's input: a hidden test's reference
+                session.note_change("the module", int(index), "its values, in place")
+                continue
             Session._copy_back(args[int(index)], _Decoder(session, ())(value))
         return self._bnc_value(reply), reply.get("graph")
 

@@ -31,6 +31,13 @@ from helpers import contract
 from . import flags, remote, safe, sandbox
 from .report import HIDDEN_FAILED
 
+# A hidden test fails when the learner's code changed, in place, an object the
+# test passed to it (an exercise whose point that is excepted: ``remote``).
+CHANGED_ARGUMENT = (
+    "{} | WRONG | changed, in place, an input the test passed to it: compute "
+    "new values instead of writing into the caller's"
+)
+
 OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
 SOURCE_CAP = 20_000  # characters of a cell's source in the transcript
 TEXT_CAP = 4000  # characters of a cell's text output in the transcript
@@ -801,7 +808,10 @@ class Run:
                 continue
             if not passed:
                 continue  # the visible part failed: no points, its message stands
+            self.session.changed.clear()
             ok_, more = run_test_code(hidden, space, f"hidden test {gid}")
+            if self.session.changed:  # kept from the test's objects (``remote``)
+                ok_, more = False, f"{more}\n{CHANGED_ARGUMENT.format(gid)}".strip()
             self.result.tests[gid][0] = test["points"] if ok_ else 0.0
             self.result.messages[gid] = (
                 message if ok_ else f"{message}{HIDDEN_FAILED}{more}"
