@@ -505,9 +505,7 @@ def _contrasts(results, contrasts) -> list[Result]:
     return results
 
 
-# --------------------------------------------------------------------------
-# folding batch norm into the previous layer
-# --------------------------------------------------------------------------
+# --- folding batch norm into the previous layer ---
 
 
 def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
