@@ -28,8 +28,7 @@ from ._core import (
     wrong_axes,
 )
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 SHORTCUTS = {
     "standardize_columns": (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
 }

@@ -18,8 +18,7 @@ from . import _core as core
 from ._core import EPS, TODO, Result, call, channels_last, ok, to_numpy, wrong
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 SHORTCUTS = {
     "ScratchBatchNorm": (r"\bnn\.BatchNorm\w*", r"_BatchNorm\b", r"\bbatch_norm\b"),
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),

@@ -43,8 +43,7 @@ RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
 CHANNELS = 4
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 _BN, _AUTOGRAD = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"), (r"\bautograd\b",)
 SHORTCUTS = {
     "sync_batchnorm_forward": _BN,
