@@ -13,20 +13,8 @@ import copy
 
 import numpy as np
 
-from ._core import (
-    EPS,
-    call,
-    compare,
-    ok,
-    real,
-    rel_error,
-    run_check,
-    shape_problem,
-    stages,
-    torch,
-    wrong,
-    wrong_axes,
-)
+from . import _core
+from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
 
 # Library calls that would solve an exercise: tools/grading/flags.py notes them.
 SHORTCUTS = {
@@ -54,8 +42,8 @@ def _read_back(x: np.ndarray, eps: float) -> list:
         "1: only centred, divide by sqrt(var + eps) too": 1.0,
     }
     return [
-        lambda out: wrong_axes(out, x, ones, zeros, eps=eps, axes=(0,)),
-        lambda out: stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
+        lambda out: _core.wrong_axes(out, x, ones, zeros, eps=eps, axes=(0,)),
+        lambda out: _core.stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
     ]
 
 
@@ -225,7 +213,7 @@ def _floats(name, got):
     if got is None:
         return wrong(name, "returned None: did you forget `return`?")
     try:
-        return np.asarray([real(v) for v in got], dtype=float)
+        return np.asarray([_core.real(v) for v in got], dtype=float)
     except (TypeError, ValueError):
         inner = sorted({type(v).__name__ for v in got}) if isinstance(got, list) else []
         return wrong(
@@ -248,7 +236,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         got = problem if problem is not None else _floats(name, got)
         if not isinstance(got, np.ndarray):
             return got
-        shaped = shape_problem(name, got, want.shape, "the list of norms")
+        shaped = _core.shape_problem(name, got, want.shape, "the list of norms")
         if shaped is not None and got.shape == (2 * len(want),):
             shaped.detail = (
                 "one norm per parameter (weights and biases): return one norm per "

@@ -21,20 +21,8 @@ from functools import partial
 import numpy as np
 
 from .. import distributed
-from ._core import (
-    EPS,
-    Result,
-    _match,
-    call,
-    compare,
-    ema_problem,
-    ok,
-    rel_error,
-    run_check,
-    stages,
-    unpack,
-    wrong,
-)
+from . import _core
+from ._core import EPS, Result, call, compare, ok, run_check, unpack, wrong
 from ._core import torch as torch_
 
 TOL = 1e-12  # float64, against one process on the whole batch
@@ -144,7 +132,7 @@ def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
     )
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
     kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
-    read = partial(stages, x=full, gamma=gamma, beta=beta, **kw)
+    read = partial(_core.stages, x=full, gamma=gamma, beta=beta, **kw)
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
 
 
@@ -230,7 +218,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
         got = torch.stack([b[k].detach() for b in buffers]).numpy()
         want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
         fin = np.isfinite(got).all(1)
-        err = rel_error(got[fin], want[fin]) if fin.any() else np.inf
+        err = _core.rel_error(got[fin], want[fin]) if fin.any() else np.inf
         if fin.all() and err <= TOL:
             seen = f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}"
             results.append(ok(f"{label} {what}", seen))
@@ -249,7 +237,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
             stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
             stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
             args = got[fin], np.broadcast_to(old, got.shape)[fin], batch[fin]
-            seen = ema_problem(what, *args, MOMENTUM, known, causes, stats)
+            seen = _core.ema_problem(what, *args, MOMENTUM, known, causes, stats)
         bad = ", ".join(f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~fin))
         if bad and fin.any():
             seen = f"{what} is not finite on rank {bad}; on the others, {seen}"
@@ -283,7 +271,7 @@ def _dx_reader(xs, gamma, douts):
             "the all-reduced sum itself, not divided by N": total,
         }
         floor = 1e-2 * np.abs(values).max()  # "missing": |got| below 1e-9 of it
-        return _match(got, forms, floor=floor) or "none of the usual"
+        return _core._match(got, forms, floor=floor) or "none of the usual"
 
     def read(got):
         z = dy - np.asarray(got, float) / (gamma * rho).numpy()
