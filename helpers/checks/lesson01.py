@@ -216,12 +216,9 @@ def _floats(name, got):
         return np.asarray([_core.real(v) for v in got], dtype=float)
     except (TypeError, ValueError):
         inner = sorted({type(v).__name__ for v in got}) if isinstance(got, list) else []
-        return wrong(
-            name,
-            f"returned a {type(got).__name__}{' of ' if inner else ''}"
-            f"{', '.join(inner)}: return one float per nn.Linear (.item() gives a "
-            "tensor's number)",
-        )
+        why = f"returned a {type(got).__name__}{' of ' if inner else ''}"
+        why += f"{', '.join(inner)}: return one float per nn.Linear (.item() gives a "
+        return wrong(name, why + "tensor's number)")
 
 
 def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
@@ -258,11 +255,9 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         if rel_error(again, want) > 1e-6:
             same = again.shape == want.shape and np.all(want > 0)
             ratio = float(np.median(again / want)) if same else float("nan")
-            return wrong(
-                name,
-                f"a second call gives other norms ({ratio:.1f}x the first): the "
-                "gradients accumulate; call model.zero_grad() before backward()",
-            )
+            why = f"a second call gives other norms ({ratio:.1f}x the first): the "
+            why += "gradients accumulate; call model.zero_grad() before backward()"
+            return wrong(name, why)
         return [result, ok(f"{name} called twice", "same norms (gradients reset)")]
 
     return run_check("layer_gradient_norms", body, quiet=quiet, strict=strict)

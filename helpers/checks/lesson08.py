@@ -182,11 +182,9 @@ def _step(name, step, seed, count=0, names=""):
     values, _, problem_ = _ranks(name, step, given, count, names, copy_inputs=False)
     for rank, (x, g, b, *_) in enumerate(given if problem_ is None else ()):
         if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
-            problem_ = wrong(
-                name,
-                f"rank {rank} changed its input x, gamma or beta in place: only "
-                "running_mean and running_var are the function's to write",
-            )
+            why = f"rank {rank} changed its input x, gamma or beta in place: only "
+            why += "running_mean and running_var are the function's to write"
+            problem_ = wrong(name, why)
     return xs, gamma, beta, values, buffers, problem_
 
 
@@ -322,13 +320,9 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
     if set(shapes) != {(CHANNELS,)}:
-        return results + [
-            wrong(
-                f"{name} dgamma, dbeta",
-                f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
-                f"({CHANNELS},): sum this rank's examples' contributions over axis 0",
-            )
-        ]
+        why = f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
+        why += f"({CHANNELS},): sum this rank's examples' contributions over axis 0"
+        return results + [wrong(f"{name} dgamma, dbeta", why)]
     mean, rho = _statistics(xs)
     x_hats = [(part - mean) * rho for part in xs]
     shares = ([h * dy for h, dy in zip(x_hats, douts, strict=True)], douts)
@@ -550,11 +544,9 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers)
             if not all(r.passed for r in results):  # the first wrong layer
                 return results
-        return ok(
-            name,
-            f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree "
-            f"on all 3 ranks (shares {', '.join(map(str, SHARES))})",
-        )
+        seen = f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) "
+        seen += f"agree on all 3 ranks (shares {', '.join(map(str, SHARES))})"
+        return ok(name, seen)
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
@@ -564,14 +556,10 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
     the merge (``buffers``: per buffer, the right value, the mistakes, the old)."""
     got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
     if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
-        return [
-            wrong(
-                f"{label} buffers",
-                "running_mean and running_var are unchanged on this layer: the merge "
-                "did not reach it (loop over model.modules(), nested blocks included, "
-                "and test isinstance(m, nn.modules.batchnorm._BatchNorm))",
-            )
-        ]
+        why = "running_mean and running_var are unchanged on this layer: the merge "
+        why += "did not reach it (loop over model.modules(), nested blocks included, "
+        why += "and test isinstance(m, nn.modules.batchnorm._BatchNorm))"
+        return [wrong(f"{label} buffers", why)]
     results = []
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
         diagnoses = {k: v.expand_as(value) for k, v in mistakes.items()}
