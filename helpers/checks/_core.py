@@ -171,11 +171,9 @@ def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwarg
         return None, Result(name, ERROR, f"raised {kind}: {message} {hint}{see}")
     changed = [i + 1 for i, snap in before if _changed(snap, args[i])]
     if changed:
-        return None, wrong(
-            name,
-            f"changed its input argument #{changed[0]} in place: compute new arrays "
-            "instead of writing into the caller's (e.g. x = x - mu, not x -= mu)",
-        )
+        why = f"changed its input argument #{changed[0]} in place: compute new arrays "
+        why += "instead of writing into the caller's (e.g. x = x - mu, not x -= mu)"
+        return None, wrong(name, why)
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
@@ -259,19 +257,14 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     if value is None:
         return wrong(name, f"{what} is None: did you forget the `return` statement?")
     if isinstance(value, (tuple, list)):
-        return wrong(
-            name,
-            f"{what} is a {type(value).__name__} of {len(value)} items, "
-            f"expected one array of shape {shape}",
-        )
+        why = f"{what} is a {type(value).__name__} of {len(value)} items, "
+        return wrong(name, why + f"expected one array of shape {shape}")
     array = to_numpy(value)
     if array is None:
         kind = type(value).__name__
         kind = f"NumPy array of dtype {value.dtype}" if kind == "ndarray" else kind
-        return wrong(
-            name,
-            f"{what} is a {kind}, expected an array of real numbers of shape {shape}",
-        )
+        why = f"{what} is a {kind}, expected an array of real numbers of shape {shape}"
+        return wrong(name, why)
     if array.shape != shape:
         hint = ""
         if shape_hints and array.shape in shape_hints:
@@ -289,11 +282,9 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
             rows = np.flatnonzero(_rows(bad, 1).any(0))
             if len(rows) < bad.shape[1]:
                 where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
-        return wrong(
-            name,
-            f"{what} contains {int(bad.sum())} NaN or infinite value(s){where}: a "
-            "division by zero, or a square root of a negative number?",
-        )
+        why = f"{what} contains {int(bad.sum())} NaN or infinite value(s){where}: a "
+        why += "division by zero, or a square root of a negative number?"
+        return wrong(name, why)
     return None
 
 
@@ -891,11 +882,9 @@ def registration_problem(label, module, buffers, params, attrs=None):
                     if plain
                     else "it does not exist"
                 )
-                return wrong(
-                    label,
-                    f"{key} is not a registered {kind}: {why}, so that state_dict "
-                    "saves it and .to() and .double() move it",
-                )
+                message = f"{key} is not a registered {kind}: {why}, so that "
+                message += "state_dict saves it and .to() and .double() move it"
+                return wrong(label, message)
             got = found[key].detach().double()
             if start is not None and (
                 got.shape != start.shape or not torch().equal(got, start.double())
@@ -903,12 +892,9 @@ def registration_problem(label, module, buffers, params, attrs=None):
                 return wrong(label, f"{key} should start as {start.tolist()}")
     for attr, value in (attrs or {}).items():
         if getattr(module, attr, None) != value:
-            return wrong(
-                label,
-                f"module.{attr} is {getattr(module, attr, None)}, expected {value}: "
-                "store the value passed in (default or keyword argument) as a plain "
-                "attribute",
-            )
+            why = f"module.{attr} is {getattr(module, attr, None)}, expected {value}: "
+            why += "store the value passed in (default or keyword argument) as a plain "
+            return wrong(label, why + "attribute")
     return None
 
 
@@ -920,17 +906,13 @@ def buffers_outside_graph(name: str, module) -> Result:
             k for k, v in module.named_buffers() if getattr(v, "requires_grad", 0)
         )
     except Exception as exc:  # the learner's object, not a module
-        return wrong(
-            name, f"its buffers cannot be listed ({type(exc).__name__}: {exc})"
-        )
+        why = f"its buffers cannot be listed ({type(exc).__name__}: {exc})"
+        return wrong(name, why)
     if held:
-        return wrong(
-            name,
-            f"{', '.join(held)} require grad after training steps: they are in the "
-            "autograd graph (updated outside torch.no_grad()), so every step keeps "
-            "its graph alive and copy.deepcopy(module) fails. Update the buffers "
-            "under torch.no_grad(), from detached statistics",
-        )
+        why = f"{', '.join(held)} require grad after training steps: they are in the "
+        why += "autograd graph (updated outside torch.no_grad()), so every step keeps "
+        why += "its graph alive and copy.deepcopy(module) fails. Update the buffers "
+        return wrong(name, why + "under torch.no_grad(), from detached statistics")
     try:
         copy.deepcopy(module)
     except Exception as exc:

@@ -13,23 +13,10 @@ import copy
 
 import numpy as np
 
-from ._core import (
-    EPS,
-    call,
-    compare,
-    ok,
-    real,
-    rel_error,
-    run_check,
-    shape_problem,
-    stages,
-    torch,
-    wrong,
-    wrong_axes,
-)
+from . import _core
+from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 SHORTCUTS = {
     "standardize_columns": (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
 }
@@ -55,8 +42,8 @@ def _read_back(x: np.ndarray, eps: float) -> list:
         "1: only centred, divide by sqrt(var + eps) too": 1.0,
     }
     return [
-        lambda out: wrong_axes(out, x, ones, zeros, eps=eps, axes=(0,)),
-        lambda out: stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
+        lambda out: _core.wrong_axes(out, x, ones, zeros, eps=eps, axes=(0,)),
+        lambda out: _core.stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
     ]
 
 
@@ -226,15 +213,12 @@ def _floats(name, got):
     if got is None:
         return wrong(name, "returned None: did you forget `return`?")
     try:
-        return np.asarray([real(v) for v in got], dtype=float)
+        return np.asarray([_core.real(v) for v in got], dtype=float)
     except (TypeError, ValueError):
         inner = sorted({type(v).__name__ for v in got}) if isinstance(got, list) else []
-        return wrong(
-            name,
-            f"returned a {type(got).__name__}{' of ' if inner else ''}"
-            f"{', '.join(inner)}: return one float per nn.Linear (.item() gives a "
-            "tensor's number)",
-        )
+        why = f"returned a {type(got).__name__}{' of ' if inner else ''}"
+        why += f"{', '.join(inner)}: return one float per nn.Linear (.item() gives a "
+        return wrong(name, why + "tensor's number)")
 
 
 def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
@@ -249,7 +233,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         got = problem if problem is not None else _floats(name, got)
         if not isinstance(got, np.ndarray):
             return got
-        shaped = shape_problem(name, got, want.shape, "the list of norms")
+        shaped = _core.shape_problem(name, got, want.shape, "the list of norms")
         if shaped is not None and got.shape == (2 * len(want),):
             shaped.detail = (
                 "one norm per parameter (weights and biases): return one norm per "
@@ -271,11 +255,9 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         if rel_error(again, want) > 1e-6:
             same = again.shape == want.shape and np.all(want > 0)
             ratio = float(np.median(again / want)) if same else float("nan")
-            return wrong(
-                name,
-                f"a second call gives other norms ({ratio:.1f}x the first): the "
-                "gradients accumulate; call model.zero_grad() before backward()",
-            )
+            why = f"a second call gives other norms ({ratio:.1f}x the first): the "
+            why += "gradients accumulate; call model.zero_grad() before backward()"
+            return wrong(name, why)
         return [result, ok(f"{name} called twice", "same norms (gradients reset)")]
 
     return run_check("layer_gradient_norms", body, quiet=quiet, strict=strict)

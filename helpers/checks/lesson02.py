@@ -35,8 +35,7 @@ NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
 FORWARD = {"batch": "batchnorm_forward", "layer": "layernorm_forward"}
 FORWARD["spatial"] = "spatial_batchnorm_forward"  # each kind's forward, by name
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 _TORCH = (r"\bF\.\w+", r"\bbatch_norm\b", r"\blayer_norm\b", r"\btorch\.\w+")
 SHORTCUTS = {name: _TORCH for name in __all__}  # NumPy exercises: no torch at all
 

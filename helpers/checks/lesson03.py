@@ -18,8 +18,7 @@ from . import _core as core
 from ._core import EPS, TODO, Result, call, channels_last, ok, to_numpy, wrong
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise for the learner: the grader
-# flags them in its notes column (tools/grading/flags.py), it does not fail them.
+# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 SHORTCUTS = {
     "ScratchBatchNorm": (r"\bnn\.BatchNorm\w*", r"_BatchNorm\b", r"\bbatch_norm\b"),
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
@@ -70,11 +69,9 @@ def _registration(cls) -> Result:
     if problem is not None:
         return problem
     if list(module.parameters()) or getattr(module, "weight", None) is not None:
-        return wrong(
-            label,
-            "with affine=False the module has parameters: torch's has none "
-            "(self.register_parameter('weight', None), likewise bias)",
-        )
+        why = "with affine=False the module has parameters: torch's has none "
+        why += "(self.register_parameter('weight', None), likewise bias)"
+        return wrong(label, why)
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 
 
@@ -407,12 +404,10 @@ def _low_precision(cls, seed) -> Result:
     want = torch.nn.BatchNorm1d(4).train()(x.bfloat16())
     kind = getattr(out, "dtype", type(out).__name__)
     if kind != torch.bfloat16 or out.shape != want.shape:
-        return wrong(
-            label,
-            f"bfloat16 input gave {kind} {tuple(getattr(out, 'shape', ()))}: torch "
-            "returns the input's dtype and shape (compute as you like, then "
-            "out.to(x.dtype)), which the next layer of a mixed-precision net expects",
-        )
+        why = f"bfloat16 input gave {kind} {tuple(getattr(out, 'shape', ()))}: torch "
+        why += "returns the input's dtype and shape (compute as you like, then "
+        why += "out.to(x.dtype)), which the next layer of a mixed-precision net expects"
+        return wrong(label, why)
     if getattr(getattr(module, "running_var", None), "dtype", None) != torch.float32:
         return wrong(label, "the buffers changed dtype: keep them float32")
     if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
@@ -450,12 +445,9 @@ def _resets(cls, seed) -> Result:
             )
             if not same:
                 seen = core._fmt(to_numpy(t)) if hasattr(t, "dtype") else t
-                return wrong(
-                    label,
-                    f"{method}() must set running_mean to 0, running_var to 1 and "
-                    f"num_batches_tracked to 0 in place (zero_(), fill_(1)) and "
-                    f"{rule}: {key} is {seen} ({kind}) after it",
-                )
+                why = f"{method}() must set running_mean to 0, running_var to 1 and "
+                why += "num_batches_tracked to 0 in place (zero_(), fill_(1)) and "
+                return wrong(label, why + f"{rule}: {key} is {seen} ({kind}) after it")
         _, problem = call(label, module, x)  # statistics again, to reset again
         if problem is not None:
             return problem
@@ -505,9 +497,7 @@ def _contrasts(results, contrasts) -> list[Result]:
     return results
 
 
-# --------------------------------------------------------------------------
-# folding batch norm into the previous layer
-# --------------------------------------------------------------------------
+# --- folding batch norm into the previous layer ---
 
 
 def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):

@@ -130,9 +130,7 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
     return f"dgamma uses {term}; the output is gamma * (x_hat * r + d) + beta"
 
 
-# --------------------------------------------------------------------------
-# the NumPy backward pass
-# --------------------------------------------------------------------------
+# --- the NumPy backward pass ---
 
 
 def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, strict=None):
@@ -177,9 +175,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
     return _core.run_check(name, body, quiet=quiet, strict=strict)
 
 
-# --------------------------------------------------------------------------
-# the torch module
-# --------------------------------------------------------------------------
+# --- the torch module ---
 
 
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
@@ -444,9 +440,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     return _core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
-# --------------------------------------------------------------------------
-# the schedule
-# --------------------------------------------------------------------------
+# --- the schedule ---
 
 # The paper's schedule: plain BN for 5k steps, then rmax rising linearly to 3
 # (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).

@@ -9,20 +9,8 @@ import copy
 
 import numpy as np
 
-from ._core import (
-    buffers_outside_graph,
-    build_module,
-    call,
-    compare,
-    describe,
-    ema_problem,
-    ok,
-    run_check,
-    to_numpy,
-    uniform_problem,
-    unpack,
-    wrong,
-)
+from . import _core
+from ._core import call, compare, ok, to_numpy, uniform_problem, wrong
 from ._core import torch as torch_
 
 SHIFT, SPREAD = 1.5, 3.0  # the noise the checks ask for
@@ -75,7 +63,7 @@ def _train_step(cls, seed) -> list:
     """Training mode: output, dx, running_var, buffers (with the module's noise)."""
     label = "NoisyBatchNorm train"
     bn = lambda t: torch_().nn.functional.batch_norm(t, None, None, training=True)
-    module, problem = build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
+    module, problem = _core.build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return [problem]
     module, (x, dy) = module.double().train(), _batch(seed)
@@ -99,7 +87,8 @@ def _train_step(cls, seed) -> list:
     torch_().autograd.backward([out, want], [dy, dy])
     dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx")
     running = _running_var(label, module, x, x * scale + shift)
-    return [result, dx, running, buffers_outside_graph(f"{label} buffers", module)]
+    buffers = _core.buffers_outside_graph(f"{label} buffers", module)
+    return [result, dx, running, buffers]
 
 
 def _running_var(label, module, x, noisy):
@@ -115,7 +104,7 @@ def _running_var(label, module, x, noisy):
     noisy = {"the variance of the noisy output, not of x": noisy.var(0)}
     known, twice = {"1 - 0.9^2": 0.19}, {"momentum 1 - 0.9^2": "two updates in a call?"}
     batch, old = to_numpy(x.var(0)), np.ones(len(got))  # torch: unbiased var
-    result.detail = ema_problem(what, got, old, batch, 0.1, known, twice, noisy)
+    result.detail = _core.ema_problem(what, got, old, batch, 0.1, known, twice, noisy)
     return result
 
 
@@ -125,7 +114,7 @@ def _noise_draws(cls, seed, used_as_stored=False):
     that look swapped are draws swapped, not the order it is stored in."""
     torch = torch_()
     label = "NoisyBatchNorm noise"
-    module, problem = build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
+    module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return problem
     module, x, draws = module.double().train(), _batch(seed, c=64)[0], []
@@ -169,7 +158,7 @@ def _eval_mode(cls, seed):
     """Eval mode: plain batch norm with the running statistics, no noise."""
     torch = torch_()
     label = "NoisyBatchNorm eval"
-    module, problem = build_module(cls, label, 5)
+    module, problem = _core.build_module(cls, label, 5)
     if problem is not None:
         return problem
     module, x = module.double().eval(), _batch(seed)[0]
@@ -201,7 +190,7 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         draws = _noise_draws(cls, seed, used_as_stored=train[0].passed)
         return [*train, draws, _eval_mode(cls, seed)]
 
-    return run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
+    return _core.run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 
 
 def _net(seed):
@@ -273,7 +262,7 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             message = f"the model's {changed[0]} changed: measure on a copy, "
             problem = wrong(name, message + "copy.deepcopy(model) (buffers move too)")
         if problem is None:
-            value, problem = unpack(name, value, 2, names)
+            value, problem = _core.unpack(name, value, 2, names)
         if problem is not None:
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
@@ -297,7 +286,7 @@ def _judge(label, got, want, still, diagnoses, parts, hints):
     g, w, s = to_numpy(got), to_numpy(want), to_numpy(still)
     same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
     show = lambda a: ", ".join(f"{v:.6g}" for v in a)
-    said, off = [describe(g, w, tol=1e-8, axis=None)], []
+    said, off = [_core.describe(g, w, tol=1e-8, axis=None)], []
     for k, (part, i) in enumerate(parts.items()):
         if same(g[i], w[i]):
             said.append(f"{part}: right, {show(g[i])}")
@@ -335,7 +324,7 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
     names = "(distance, cosine)"
     body = _measurement("gradient_change", fn, seed, (3, 0.5), names, ICS, _ics_answers)
-    return run_check("gradient_change", body, quiet=quiet, strict=strict)
+    return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
 
 
 def _probe_answers(model, x, y, steps=(0.05, 0.2, 0.8)):
@@ -356,4 +345,4 @@ def landscape_probe(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, step_sizes) -> (losses, grad_changes)``."""
     args, names = ([0.05, 0.2, 0.8],), "(losses, grad_changes)"
     body = _measurement("landscape_probe", fn, seed, args, names, PROBE, _probe_answers)
-    return run_check("landscape_probe", body, quiet=quiet, strict=strict)
+    return _core.run_check("landscape_probe", body, quiet=quiet, strict=strict)
