@@ -581,9 +581,9 @@ def write_csv(rows: list[Row], out: Path) -> None:
 
     Columns: file, learner, notebook, total, maximum, one per test
     (``NN:test_id``), then ``mistakes`` (JSON: test -> the mistakes its check
-    named), ``quiz`` (JSON: question -> result), ``error``, ``notes``
-    (``safe.join_notes``) and ``sandbox`` (``off`` for a row graded with
-    ``--sandbox off``, else ``on``).  Every cell goes through ``safe.cell``
+    named), ``quiz`` (JSON: question -> result), ``error``, ``sandbox``
+    (``off`` for a row graded with ``--sandbox off``, else ``on``) and
+    ``notes`` (``safe.join_notes``).  Every cell goes through ``safe.cell``
     (no spreadsheet formula); two submissions of one learner for one lesson
     are noted in both rows.
     """
@@ -595,7 +595,7 @@ def write_csv(rows: list[Row], out: Path) -> None:
             if key not in columns:
                 columns.append(key)
     header = ["file", "learner", "notebook", "total", "maximum", *columns]
-    header += ["mistakes", "quiz", "error", "notes", "sandbox"]
+    header += ["mistakes", "quiz", "error", "sandbox", "notes"]
     records = []
     for row in rows:
         try:
@@ -612,8 +612,8 @@ def write_csv(rows: list[Row], out: Path) -> None:
                     "",
                     "",
                     f"row not written: {type(exc).__name__}: {exc}"[:300],
-                    "",
                     "off" if row.unsandboxed else "on",
+                    "",
                 ]
             )
     contract.write_atomic(out, safe.csv_text(header, records))
@@ -638,8 +638,8 @@ def _csv_record(row: Row, columns: list[str]) -> list:
         json.dumps(row.mistakes, sort_keys=True) if row.mistakes else "",
         json.dumps(row.quiz, sort_keys=True) if row.quiz else "",
         row.error,
-        safe.join_notes(row.notes),
         "off" if row.unsandboxed else "on",
+        safe.join_notes(row.notes),
     ]
 
 

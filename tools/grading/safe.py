@@ -18,8 +18,8 @@ side:
   also their full-width forms and any control character) gets a leading
   ``'``, and so does every field of it that a spreadsheet splitting on another
   separator (``,``, ``;``, ``|``, tab, space, any whitespace) would see: a
-  piece after a separator that starts (after quotes) with a trigger or a
-  ``'``.
+  piece after a separator that starts (after quotes and apostrophes) with a
+  trigger.
   ``uncell`` removes exactly those, so every value comes back as it was
   (``grade.py merge`` reads the CSVs it wrote).  ``write_table`` and
   ``read_table`` are the only CSV writer and reader of the grader's outputs.
@@ -187,12 +187,17 @@ _FIELDS = re.compile(r"([,;|\s])")
 _TRIGGER = re.compile("[=+\\-@\uff1d\uff0b\uff0d\uff20\x00-\x1f\x7f-\x9f]")
 
 
-def _risky(piece: str, first: bool, text: str) -> bool:
-    lead = piece.lstrip('"')[:1]
-    if lead == "'" or (lead and _TRIGGER.match(lead)):
-        return True
-    # a cell that starts with a separator that is a control (a tab, a CR)
-    return first and piece == "" and bool(_TRIGGER.match(text[:1]))
+def _leads(text: str):
+    """The start of every field of ``text`` (its pieces between separators)
+    and whether a spreadsheet would run it: whether its text from there, after
+    quotes and apostrophes, starts with a trigger (a piece that is only quotes
+    is judged by the separator after it: a tab, a CR)."""
+    pieces, at = _FIELDS.split(text), 0
+    for index, piece in enumerate(pieces):
+        if index % 2 == 0:
+            lead = text[at:].lstrip("'\"")[:1]
+            yield index, bool(lead) and bool(_TRIGGER.match(lead))
+        at += len(piece)
 
 
 def cell(value) -> str:
@@ -202,8 +207,8 @@ def cell(value) -> str:
     if not text:
         return text
     pieces = _FIELDS.split(text)
-    for index in range(0, len(pieces), 2):
-        if _risky(pieces[index], index == 0, text):
+    for index, risky in list(_leads(text)):
+        if risky:
             pieces[index] = "'" + pieces[index]
     text = "".join(pieces)
     try:
@@ -214,10 +219,11 @@ def cell(value) -> str:
 
 
 def uncell(text: str) -> str:
-    """The value ``cell`` was given."""
+    """The value ``cell`` was given: a field it prefixed still starts with a
+    trigger after its quotes and apostrophes, one it left never does."""
     pieces = _FIELDS.split(text)
-    for index in range(0, len(pieces), 2):
-        if pieces[index][:1] == "'":
+    for index, risky in list(_leads(text)):
+        if risky and pieces[index][:1] == "'":
             pieces[index] = pieces[index][1:]
     return "".join(pieces)
 
