@@ -98,11 +98,12 @@ def test_csv_is_written_atomically_with_one_column_per_test(tmp_path):
         "mistakes",
         "quiz",
         "error",
+        "sandbox",
         "notes",
     ]
     assert table[1][:7] == ["a.ipynb", "a", "00_x", "2", "3", "2", "0"]
-    assert table[1][-2:] == ["", ""]
-    assert table[2][-2] == "not a valid notebook"
+    assert table[1][-3:] == ["", "on", ""]
+    assert table[2][-3] == "not a valid notebook"
     assert [p.name for p in tmp_path.iterdir()] == ["g.csv"]  # no temporary left
 
 

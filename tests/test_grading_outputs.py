@@ -736,6 +736,7 @@ def test_an_unsandboxed_run_is_said_in_the_report_and_the_gradebooks(tmp_path):
         _row(tmp_path / "bob" / f"{L00}.ipynb"),
     ]
     rows[1].notes.append(sandbox.UNSANDBOXED_NOTE)
+    rows[1].unsandboxed = True  # the status; the note only says it
     page, table = report.class_report(rows, tmp_path / "report")
     assert "1 of 2 submission(s) were graded unsandboxed" in page.read_text()
     assert "unsandboxed" in table.read_text()
@@ -1021,6 +1022,110 @@ def test_no_csv_field_under_any_separator_is_a_formula(tmp_path):
         assert "; ".join(row.notes).startswith(f"{text}; plain"), row.notes
     assert [r.mistakes for r in again] == [{"batch_stats": [h]} for h in hidden]
     assert [r.file for r in again] == [r.file for r in rows]
+
+
+# Every separator a spreadsheet's import dialog offers (Excel's Text Import
+# Wizard, LibreOffice's CSV dialog: comma, semicolon, tab, space, and "other",
+# often a pipe) and the other whitespace it may split on.
+WHITESPACE = (" ", "\x0b", "\x0c", "\x1f", "\x85", "\xa0", "\u2003", "\u3000")
+
+
+def test_no_csv_field_under_a_space_or_other_whitespace_is_a_formula(tmp_path):
+    """Attack (held-out A02, 4th battery): Excel's and LibreOffice's import
+    dialogs split on a space too; a file named `` =2+3`` and a failing cell
+    whose first line is ``y =1+1 #`` gave the fields ``=2+3`` and ``=1+1``,
+    unprefixed, in every CSV the grader wrote (``safe._FIELDS`` had no space).
+    A control character after a separator starts a field as a trigger too."""
+    hidden = [
+        f"x{sep}{pad}{lead}1+2"
+        for sep in WHITESPACE
+        for lead in ("=", "+", "-", "@", "\x01", "\x1b")
+        for pad in ("", '"')
+    ]
+    hidden += ["y =1+1 #", " =2+3", "a  @b", "a\xa0'=1", "'", "x '"]
+    rows = [
+        _row(
+            tmp_path / f"f{n}" / f"mallory {text[:12]} x" / f"{L00}.ipynb",
+            float(n % 3),
+            error=f'code cell 9 ("{text}") raised ValueError',
+            notes=[text, "plain"],
+            mistakes={"batch_stats": [text]},
+        )
+        for n, text in enumerate(hidden)
+    ]
+    args = _outputs(tmp_path, "canvas", "moodle", "gradescope")
+    written = grade.write_outputs(rows, args)
+    tables = [p for p in written if p.suffix == ".csv"]
+    assert len({p.name for p in tables}) >= 5, tables
+    leads = ("=", "+", "-", "@", *(chr(c) for c in range(32)))
+    for table in tables:
+        raw = table.read_text()
+        for sep in (*SEPARATORS, *WHITESPACE):
+            parsed = csv.reader(io.StringIO(raw, newline=""), delimiter=sep)
+            fields = [f for record in parsed for f in record]
+            fields += [f for line in raw.splitlines() for f in line.split(sep)]
+            for field in fields:
+                lead = field.lstrip(' "')[:1]
+                assert lead not in leads, (table.name, repr(sep), field)
+    again = grade.read_csv(args.out)  # grade.py merge reads every value back
+    assert [r.error for r in again] == [r.error for r in rows]
+    assert [r.notes for r in again] == [[text, "plain"] for text in hidden]
+    assert [r.mistakes for r in again] == [{"batch_stats": [h]} for h in hidden]
+    assert [r.file for r in again] == [r.file for r in rows]
+
+
+def test_a_note_cannot_forge_the_unsandboxed_status_through_a_merge(tmp_path):
+    """Attack (held-out A03, 4th battery): a graded cell's ``grade_id`` of
+    ``x; <the unsandboxed note>; y`` is echoed in a note; ``grade.py merge``
+    split the notes at "; " and read a row's status from a note's text, so
+    the merged report, the Moodle notes and the console said that a sandboxed
+    run was graded unsandboxed (and any other note could be forged).  The
+    status is its own column; a note's own "; " is escaped (``;;``)."""
+    from tools.grading import sandbox
+
+    forged = f"x; {sandbox.UNSANDBOXED_NOTE}; y"
+    fake_dup = "2 submissions for lesson 00 by 'carol' (files a): resolve by hand"
+    rows = [
+        _row(tmp_path / "alice" / f"{L00}.ipynb"),
+        _row(
+            tmp_path / "mallory" / f"{L00}.ipynb",
+            notes=[
+                f"submission metadata ignored (a graded cell {forged!r} the course "
+                "does not have)",
+                f"q; {fake_dup}; r",
+                "ends with a semicolon;",
+                ";; ;",
+            ],
+        ),
+    ]
+    shards = []
+    for k, part in enumerate((rows[:1], rows[1:]), 1):
+        args = _outputs(tmp_path, report_dir=False, feedback=False, shard=(k, 2))
+        args.out = tmp_path / f"shard{k}.csv"
+        grade.write_outputs(part, args)
+        shards.append(str(args.out))
+    merged = tmp_path / "merged.csv"
+    assert (
+        grade.main(
+            ["merge", "--out", str(merged), "--quiet", "--report"]
+            + [str(tmp_path / "report"), "--format", "moodle", *shards]
+        )
+        == 0
+    )
+    back = {r.file: r for r in grade.read_csv(merged)}
+    assert back[rows[1].file].notes == rows[1].notes  # as they were, not split
+    assert not any(r.unsandboxed for r in back.values())
+    assert sandbox.unsandboxed_warning(list(back.values())) == ""
+    assert "unsandboxed" not in (tmp_path / "report" / "report.csv").read_text()
+    assert "WARNING" not in (tmp_path / "report" / "report.html").read_text()
+    moodle = (tmp_path / "merged-moodle.csv").read_text()
+    assert "00: graded unsandboxed" not in moodle, moodle
+    # the status the grader did record survives the merge, in its own column
+    rows[0].unsandboxed = True
+    args = _outputs(tmp_path, report_dir=False, feedback=False)
+    grade.write_outputs(rows, args)
+    back = {r.file: r for r in grade.read_csv(args.out)}
+    assert [back[r.file].unsandboxed for r in rows] == [True, False]
 
 
 def test_kernel_text_enters_the_records_clean(tmp_path, capsys):

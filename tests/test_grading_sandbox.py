@@ -409,6 +409,112 @@ def test_the_kernel_cannot_hold_memory_outside_its_address_space(tmp_path):
     assert "--seccomp" in argv[-1] and sandbox.seccomp_file() in argv[-1]
 
 
+def test_no_library_of_the_kernel_uses_an_ipc_call_the_filter_refuses():
+    """What a kernel really uses: no shared library of the course's
+    environment (torch, NumPy, zmq, the interpreter's extensions) imports a
+    function whose call the filter refuses (``sandbox.DENIED_SYMBOLS``), so
+    refusing them costs no lesson anything (POSIX ``shm_open``, which torch
+    imports, makes a file in ``/dev/shm``: read-only in the sandbox)."""
+    import shutil
+    import sysconfig
+
+    if shutil.which("nm") is None:
+        pytest.skip("no nm")
+    roots = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    roots.add(sysconfig.get_config_var("DESTSHARED") or sys.prefix)
+    libraries = sorted(
+        {str(p) for root in roots for p in Path(root).rglob("*.so*") if p.is_file()}
+    )
+    assert any("libtorch_cpu" in p for p in libraries), len(libraries)
+    found = []
+    for start in range(0, len(libraries), 50):
+        run = subprocess.run(
+            ["nm", "-D", "--undefined-only", "-A", *libraries[start : start + 50]],
+            capture_output=True,
+            text=True,
+        )
+        for line in run.stdout.splitlines():
+            symbol = line.split()[-1].split("@")[0]
+            if symbol in sandbox.DENIED_SYMBOLS:
+                found.append(line)
+    assert not found, found
+
+
+# i386 system calls from a 64-bit process (``int 0x80``): the filter sees
+# another architecture; the numbers are i386's (getpid 20, shmget 395, msgget
+# 399, semget 393, mq_open 277, memfd_create 356).
+_I386 = """
+import ctypes, mmap
+def i386(nr, a=0, b=0, c=0):
+    word = lambda n: n.to_bytes(4, "little")
+    code = (b"\\x53\\xb8" + word(nr) + b"\\xbb" + word(a) + b"\\xb9" + word(b)
+            + b"\\xba" + word(c) + b"\\xcd\\x80\\x5b\\xc3")
+    m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    m.write(code)
+    f = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))
+    return f()
+"""
+
+
+def test_the_kernel_cannot_create_ipc_objects_the_budget_does_not_count(tmp_path):
+    """Attack (held-out A06, 4th battery): 32,000 System V message queues of
+    16 KiB each held ~500 MB of kernel memory per submission that neither the
+    watchdog nor the address-space limit counts (the filter refused only
+    shmget).  Every System V and POSIX IPC object a kernel could create is
+    refused (msgget, semget, shmget, mq_open; memfd too), and so is every
+    call of another architecture (i386 calls through ``int 0x80`` bypassed
+    the whole filter); a kernel's usual work (torch, a thread pool, a pipe,
+    a socket pair) still runs."""
+    import platform
+    import subprocess
+    import sys
+
+    if not sandbox.availability()[0] or sandbox.seccomp_program() is None:
+        pytest.skip(f"no sandbox or no filter for {platform.machine()}")
+    code = (
+        "import ctypes, os, socket\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def call(name, *args):\n"
+        "    ctypes.set_errno(0)\n"
+        "    result = getattr(libc, name)(*args)\n"
+        "    verdict = 'refused' if result == -1 else 'allowed'\n"
+        "    print(name, verdict, ctypes.get_errno())\n"
+        "call('msgget', 0, 0o1600)\n"
+        "call('semget', 0, 1, 0o1600)\n"
+        "call('shmget', 0, 1 << 20, 0o1600)\n"
+        "call('mq_open', b'/hoard', os.O_CREAT | os.O_RDWR, 0o600, None)\n"
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "print('torch', torch.ones(1000, 100).sum().item())\n"
+        "r, w = os.pipe(); a, b = socket.socketpair(); print('pipes ok')\n"
+    )
+    if platform.machine() == "x86_64":
+        code += _I386 + (
+            "print('i386 getpid', 'allowed' if i386(20) > 0 else 'refused')\n"
+            "for nr, name in ((395, 'shmget'), (399, 'msgget'), (393, 'semget')):\n"
+            "    print('i386', name, 'allowed' if i386(nr, 0, 1 << 16, 0o1600) >= 0"
+            " else 'refused')\n"
+        )
+    shell = (
+        f"exec bwrap --ro-bind / / --dev /dev --proc /proc --unshare-ipc "
+        f'--seccomp 9 {sys.executable} -c "$CODE" 9<{sandbox.seccomp_file()}'
+    )
+    run = subprocess.run(
+        ["/bin/sh", "-c", shell],
+        env={"CODE": code, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = run.stdout + run.stderr
+    for name in ("msgget", "semget", "shmget", "mq_open"):
+        assert f"{name} refused 1" in run.stdout, out
+    assert "torch 100000.0" in run.stdout and "pipes ok" in run.stdout, out
+    if platform.machine() == "x86_64":
+        assert "allowed" not in run.stdout, out
+        assert run.stdout.count("refused") == 8, out
+
+
 # --------------------------------------------------------------------------
 # one budget for the whole sandbox (outside review, findings A22, A08, A16)
 # --------------------------------------------------------------------------

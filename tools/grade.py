@@ -91,11 +91,10 @@ class Row:
     transcript: list = field(default_factory=list)  # the run, for feedback
     # the folder the learner's id is read below (``identity.class_folder``)
     class_folder: str | None = None
-
-    @property
-    def unsandboxed(self) -> bool:
-        """Graded with ``--sandbox off`` (the note survives a merge of shards)."""
-        return sandbox.UNSANDBOXED_NOTE in self.notes
+    # graded with ``--sandbox off``: the grader's own status, in its own CSV
+    # column (``sandbox``), never read from a note's text (notes hold learner
+    # words); the note only says it
+    unsandboxed: bool = False
 
     @property
     def total(self) -> float:
@@ -516,6 +515,7 @@ def grade_all(paths: list[Path], args) -> list[Row]:
         shutil.rmtree(private, ignore_errors=True)
     if not args.sandbox_on:
         for row in rows:
+            row.unsandboxed = True
             row.notes.append(sandbox.UNSANDBOXED_NOTE)
     return rows
 
@@ -581,9 +581,11 @@ def write_csv(rows: list[Row], out: Path) -> None:
 
     Columns: file, learner, notebook, total, maximum, one per test
     (``NN:test_id``), then ``mistakes`` (JSON: test -> the mistakes its check
-    named), ``quiz`` (JSON: question -> result), ``error`` and ``notes``.
-    Every cell goes through ``safe.cell`` (no spreadsheet formula); two
-    submissions of one learner for one lesson are noted in both rows.
+    named), ``quiz`` (JSON: question -> result), ``error``, ``sandbox``
+    (``off`` for a row graded with ``--sandbox off``, else ``on``) and
+    ``notes`` (``safe.join_notes``).  Every cell goes through ``safe.cell``
+    (no spreadsheet formula); two submissions of one learner for one lesson
+    are noted in both rows.
     """
     report.flag_duplicates(rows)
     columns: list[str] = []
@@ -593,7 +595,7 @@ def write_csv(rows: list[Row], out: Path) -> None:
             if key not in columns:
                 columns.append(key)
     header = ["file", "learner", "notebook", "total", "maximum", *columns]
-    header += ["mistakes", "quiz", "error", "notes"]
+    header += ["mistakes", "quiz", "error", "sandbox", "notes"]
     records = []
     for row in rows:
         try:
@@ -610,6 +612,7 @@ def write_csv(rows: list[Row], out: Path) -> None:
                     "",
                     "",
                     f"row not written: {type(exc).__name__}: {exc}"[:300],
+                    "off" if row.unsandboxed else "on",
                     "",
                 ]
             )
@@ -635,7 +638,8 @@ def _csv_record(row: Row, columns: list[str]) -> list:
         json.dumps(row.mistakes, sort_keys=True) if row.mistakes else "",
         json.dumps(row.quiz, sort_keys=True) if row.quiz else "",
         row.error,
-        "; ".join(map(str, row.notes)),
+        "off" if row.unsandboxed else "on",
+        safe.join_notes(row.notes),
     ]
 
 
@@ -671,7 +675,14 @@ def _read_record(row: Row, record: dict) -> None:
     if not isinstance(row.mistakes, dict) or not isinstance(row.quiz, dict):
         raise ValueError("its mistakes or quiz column is not a JSON object")
     row.error = record.get("error") or ""
-    row.notes = [n for n in (record.get("notes") or "").split("; ") if n]
+    row.notes = safe.split_notes(record.get("notes") or "")
+    # the grader's status, from its own column; a CSV of an older grader has
+    # none: its exact note then (learner words in a note cannot make one)
+    status = record.get("sandbox")
+    if status is None:
+        row.unsandboxed = sandbox.UNSANDBOXED_NOTE in row.notes
+    else:
+        row.unsandboxed = status == "off"
 
 
 def _outputs(parser) -> None:

@@ -597,7 +597,7 @@ def gradebook(rows, path: Path, system: str, lessons) -> Path:
                 by_learner[place.id][row.notebook] = float(row.total)
             who.setdefault(place.id, place)
             maxima[row.notebook] = float(row.maximum)
-            if sandbox.UNSANDBOXED_NOTE in row.notes:
+            if getattr(row, "unsandboxed", False):
                 notes[place.id].append(f"{row.notebook[:2]}: graded unsandboxed")
         except Exception as exc:  # one row never costs the others theirs
             _warn(f"{row.file}: left out of the {system} gradebook ({exc})")
@@ -626,7 +626,7 @@ def gradebook(rows, path: Path, system: str, lessons) -> Path:
     else:
         header = ["username"] + [titles[c] for c in columns] + ["Notes"]
         for learner, marks in sorted(by_learner.items()):
-            records.append([learner] + cells(marks) + ["; ".join(notes[learner])])
+            records.append([learner] + cells(marks) + [safe.join_notes(notes[learner])])
     return safe.write_table(path, header, records)
 
 
@@ -659,7 +659,7 @@ def gradescope_results(row) -> dict:
         }
         for gid, (earned, most) in row.tests.items()
     ]
-    output = "; ".join(filter(None, [row.error, *map(str, row.notes)]))
+    output = "; ".join(filter(None, [row.error, safe.join_notes(row.notes)]))
     return {
         "score": row.total,
         "tests": tests,

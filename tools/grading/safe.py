@@ -14,10 +14,12 @@ side:
   asked for lines (so it cannot start a line of a report, a CSV's mistakes or
   the console), and capped; ``learner_notes`` caps a list of notes as a whole.
 * ``cell``: a CSV cell that a spreadsheet would run as a formula (OWASP: one
-  that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets
-  a leading ``'``, and so does every field of it that a spreadsheet splitting
-  on another separator (``,``, ``;``, tab, ``|``) would see: a piece after a
-  separator that starts (after spaces and quotes) with a trigger or a ``'``.
+  that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return; here
+  also their full-width forms and any control character) gets a leading
+  ``'``, and so does every field of it that a spreadsheet splitting on another
+  separator (``,``, ``;``, ``|``, tab, space, any whitespace) would see: a
+  piece after a separator that starts (after quotes and apostrophes) with a
+  trigger.
   ``uncell`` removes exactly those, so every value comes back as it was
   (``grade.py merge`` reads the CSVs it wrote).  ``write_table`` and
   ``read_table`` are the only CSV writer and reader of the grader's outputs.
@@ -43,7 +45,7 @@ from pathlib import Path, PurePath
 
 from helpers import contract
 
-FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's (``_TRIGGER`` has more)
 
 TEXT_CAP = 300  # characters of one piece of learner text (an error, a note)
 NOTES_COUNT = 30  # notes kept per submission; the rest are counted
@@ -129,6 +131,30 @@ def learner_notes(notes, count: int = NOTES_COUNT, total: int = NOTES_CAP) -> li
     return kept
 
 
+NOTE_SEPARATOR = "; "
+_NOTE_TOKENS = re.compile(r";;|; |;|[^;]+")
+
+
+def join_notes(notes) -> str:
+    """Notes in one cell, ``"; "`` between them; a note's own ``;`` is written
+    ``;;``, so no text inside a note (a learner's words, a grader's own list)
+    reads as the end of one note and the start of another."""
+    return NOTE_SEPARATOR.join(str(note).replace(";", ";;") for note in notes)
+
+
+def split_notes(text: str) -> list:
+    """The notes ``join_notes`` was given (empty ones dropped)."""
+    notes, current = [], []
+    for token in _NOTE_TOKENS.findall(text or ""):
+        if token == NOTE_SEPARATOR:
+            notes.append("".join(current))
+            current = []
+        else:
+            current.append(";" if token == ";;" else token)
+    notes.append("".join(current))
+    return [note for note in notes if note]
+
+
 def path_text(path) -> str:
     """A path as the grader shows it, one to one: its bytes as UTF-8, where
     ``\\`` is a backslash, ``\\xff`` a byte that is not UTF-8 and ``\\u001b``
@@ -148,16 +174,30 @@ def path_text(path) -> str:
     return re.sub(f"[\x00-\x1f\x7f-\x9f{_BIDI}\u2028\u2029\ud800-\udfff]", escape, text)
 
 
-# A field a spreadsheet sees: the cell cut at any separator it may split on
-# (and at line breaks); a trigger after spaces or quotes counts too.
-_FIELDS = re.compile(r"([,;\t|\r\n])")
+# A field a spreadsheet sees: the cell cut at any separator it may split on.
+# Excel's Text Import Wizard and LibreOffice's CSV dialog offer comma,
+# semicolon, tab and space (and "other": a pipe is the usual one); line breaks
+# end a record; and any other whitespace (``\s``: vertical tab, form feed, the
+# information separators, NEL, no-break and ideographic spaces ...) may be
+# taken for one.  A trigger after quotes counts too.  (An arbitrary letter
+# typed as "other" is not covered: no text could be written under it.)
+_FIELDS = re.compile(r"([,;|\s])")
+# A field a spreadsheet may run: one that starts with = + - @ (OWASP; their
+# full-width forms too) or a control character (tab and CR are OWASP's).
+_TRIGGER = re.compile("[=+\\-@\uff1d\uff0b\uff0d\uff20\x00-\x1f\x7f-\x9f]")
 
 
-def _risky(piece: str, first: bool, text: str) -> bool:
-    lead = piece.lstrip(' "')[:1]
-    if lead in FORMULA_LEADS or lead == "'":
-        return True
-    return first and piece == "" and text[:1] in FORMULA_LEADS  # a leading tab, CR
+def _leads(text: str):
+    """The start of every field of ``text`` (its pieces between separators)
+    and whether a spreadsheet would run it: whether its text from there, after
+    quotes and apostrophes, starts with a trigger (a piece that is only quotes
+    is judged by the separator after it: a tab, a CR)."""
+    pieces, at = _FIELDS.split(text), 0
+    for index, piece in enumerate(pieces):
+        if index % 2 == 0:
+            lead = text[at:].lstrip("'\"")[:1]
+            yield index, bool(lead) and bool(_TRIGGER.match(lead))
+        at += len(piece)
 
 
 def cell(value) -> str:
@@ -167,8 +207,8 @@ def cell(value) -> str:
     if not text:
         return text
     pieces = _FIELDS.split(text)
-    for index in range(0, len(pieces), 2):
-        if _risky(pieces[index], index == 0, text):
+    for index, risky in list(_leads(text)):
+        if risky:
             pieces[index] = "'" + pieces[index]
     text = "".join(pieces)
     try:
@@ -179,10 +219,11 @@ def cell(value) -> str:
 
 
 def uncell(text: str) -> str:
-    """The value ``cell`` was given."""
+    """The value ``cell`` was given: a field it prefixed still starts with a
+    trigger after its quotes and apostrophes, one it left never does."""
     pieces = _FIELDS.split(text)
-    for index in range(0, len(pieces), 2):
-        if pieces[index][:1] == "'":
+    for index, risky in list(_leads(text)):
+        if risky and pieces[index][:1] == "'":
             pieces[index] = pieces[index][1:]
     return "".join(pieces)
 

@@ -64,9 +64,10 @@ UNSANDBOXED_NOTE = (
 def unsandboxed_warning(rows) -> str:
     """One line for a class report or gradebook: how many rows ran unsandboxed.
 
-    ``rows``: the grader's rows (anything with ``notes``); "" when none did.
+    ``rows``: the grader's rows (their ``unsandboxed`` status, never a note's
+    text); "" when none did.
     """
-    count = sum(UNSANDBOXED_NOTE in getattr(row, "notes", []) for row in rows)
+    count = sum(bool(getattr(row, "unsandboxed", False)) for row in rows)
     if not count:
         return ""
     return (
@@ -212,15 +213,26 @@ def inside(workdir: Path) -> Path:
 
 
 # Memory a process can hold without mapping it escapes the address-space
-# limit: a memfd written to, System V shared memory.  No memory cgroup is
+# limit and the watchdog: a memfd written to, and every IPC object the kernel
+# keeps for a process (System V shared memory, message queues and semaphore
+# sets; POSIX message queues): 32,000 message queues of 16 KiB held ~500 MB
+# of kernel memory per submission (held-out A06).  No memory cgroup is
 # writable here (nor on many graders' machines), so the kernel may not create
 # them: a seccomp filter (classic BPF, handed to bwrap's --seccomp) makes those
-# calls fail with EPERM.  Nothing a notebook of the course needs uses them.
+# calls fail with EPERM, and every call of another architecture (i386's
+# through ``int 0x80``, arm32's) too.  Nothing a notebook of the course needs
+# uses them: no library in the course's environment imports msgget, semget,
+# shmget or mq_open (``tests/test_grading_sandbox.py`` reads their symbols),
+# and the lessons run sandboxed under the filter.  Creating none, the kernel
+# can attach, send to or wait on none (a fresh IPC namespace has none).
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
-DENIED_CALLS = {  # memfd_create, memfd_secret, shmget
-    "x86_64": (319, 447, 29),
-    "aarch64": (279, 447, 194),
+DENIED_CALLS = {
+    # memfd_create, memfd_secret, shmget, msgget, semget, mq_open
+    "x86_64": (319, 447, 29, 68, 64, 240),
+    "aarch64": (279, 447, 194, 186, 190, 180),
 }
+# the C library's functions for those calls (a library importing one uses one)
+DENIED_SYMBOLS = ("shmget", "msgget", "semget", "mq_open", "memfd_create")
 
 
 def seccomp_program(machine: str | None = None) -> bytes | None:
@@ -238,7 +250,7 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
     n = len(calls)
     program = [
         (ld, 0, 0, 4),  # the architecture
-        (jeq, 0, n + 3, AUDIT_ARCH[machine]),  # another one: allow
+        (jeq, 0, n + 3, AUDIT_ARCH[machine]),  # another one: deny
         (ld, 0, 0, 0),  # the call's number
         (jge, n + 1, 0, 0x40000000),  # x32 calls (x86_64): deny
         *[(jeq, n - i, 0, nr) for i, nr in enumerate(calls)],
