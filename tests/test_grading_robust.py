@@ -228,8 +228,11 @@ def test_what_the_kernel_sends_is_charged_whatever_its_type():
         client.process_message(
             _message(
                 "comm_open",
-                {"comm_id": f"c{i}", "target_name": "jupyter.widget", "data": {
-                    "state": state, "buffer_paths": []}},
+                {
+                    "comm_id": f"c{i}",
+                    "target_name": "jupyter.widget",
+                    "data": {"state": state, "buffer_paths": []},
+                },
             ),
             cell,
             0,
@@ -239,9 +242,7 @@ def test_what_the_kernel_sends_is_charged_whatever_its_type():
     assert len(cell.outputs) <= 1_000_000 // 200, len(cell.outputs)
     assert not client.widget_state and not client.widget_buffers
     with pytest.raises(CellExecutionComplete):  # a request still ends
-        client.process_message(
-            _message("status", {"execution_state": "idle"}), cell, 0
-        )
+        client.process_message(_message("status", {"execution_state": "idle"}), cell, 0)
 
 
 FLOOD = """
@@ -275,7 +276,9 @@ def test_a_flood_of_cells_or_messages_costs_only_its_own_row(tmp_path):
         cell = nbformat.v4.new_code_cell("")
         cell.metadata["tags"] = [contract.SKIP_WHEN_GRADING]
         empty.append(cell)
-    setup = [i for i, c in enumerate(nb.cells) if contract.SETUP_TAG in contract.tags(c)]
+    setup = [
+        i for i, c in enumerate(nb.cells) if contract.SETUP_TAG in contract.tags(c)
+    ]
     at = setup[0] + 1
     nb.cells[at:at] = [nbformat.v4.new_code_cell(FLOOD), *empty]
     path = tmp_path / "mallory" / f"{lesson}.ipynb"
