@@ -680,10 +680,9 @@ class Run:
             print(f"[grader] run {source[:60]!r}", file=sys.stderr, flush=True)
         # One budget a request for everything the kernel sends (CappedClient):
         # a learner's cell keeps OUTPUT_CAP, a grader's request room for the
-        # largest reply the channel accepts.
-        budget = Budget(
-            OUTPUT_CAP if learner else remote.MAX_REPLY + OUTPUT_CAP, MESSAGE_COST
-        )
+        # largest reply the channel accepts (measured as the message's JSON,
+        # where the reply's own quotes are escaped: twice MAX_REPLY).
+        budget = Budget(OUTPUT_CAP if learner else 2 * remote.MAX_REPLY, MESSAGE_COST)
         self.client.budget, self.client.learner = budget, learner
         getattr(self.client, "_display_id_map", {}).clear()  # kept across cells
         try:
