@@ -1237,7 +1237,8 @@ def _bare_run(tmp_path, outputs):
     run.result = worker.Result(notebook=L00)
     run.result_path = tmp_path / "result.json"
     run.hooks_baseline, run.hooks_seen = None, set()
-    run.failed, run.replies, run.kept = [], [], 0
+    run.failed, run.replies, run.position, run.flooded = [], [], 0, {}
+    run.kept = worker.Budget(worker.TRANSCRIPT_CAP, worker.ENTRY_COST)
     run.run_code = lambda *a, **k: outputs
     return run
 
@@ -1276,6 +1277,21 @@ def test_every_transcript_cell_is_capped(tmp_path):
     for item in run.result.transcript:
         assert len(item["source"]) <= 25_000, len(item["source"])
         assert "\x1b" not in item["source"]
+
+
+def test_empty_skipped_cells_are_not_free(tmp_path):
+    """Attack (attacks4 A01): an empty source cost 0 characters, so 50,000
+    empty cells tagged skip-when-grading were all kept (a 30.8 MB feedback
+    page that took 587 s to render in the grader's process).  Each entry now
+    costs at least ENTRY_COST, and the row says how many were left out."""
+    from helpers import contract
+
+    run = _bare_run(tmp_path, [])
+    for position in range(1, 5001):
+        run.step(position, {"source": "", "tags": [contract.SKIP_WHEN_GRADING]})
+    kept = len(run.result.transcript)
+    assert kept <= worker.TRANSCRIPT_CAP // worker.ENTRY_COST, kept
+    assert "cells are not in the feedback" in run.flood_note(), run.flood_note()
 
 
 def test_a_hidden_failure_shows_nothing_of_the_learners_exception():

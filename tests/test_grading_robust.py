@@ -163,3 +163,140 @@ def test_what_the_kernel_sends_cannot_stop_or_forge_the_outputs(tmp_path):
         timeout=300,
     )
     assert again.returncode == 0 and merged.is_file(), again.stderr[-2000:]
+
+
+# attacks4 A01, A05, A10: what a submission makes the grader hold or render is
+# charged to a budget per item, at least a minimum cost each, so that no kind
+# of item (an empty cell, an empty message, a widget's comm) is free.
+def test_every_transcript_entry_costs_at_least_a_minimum():
+    """A01: 5,000 empty skipped cells cost 0 characters, so the transcript
+    kept all 5,000 (and 50,000: a 30 MB page rendered for 10 minutes in the
+    grader's own process)."""
+    from tools.grading import worker
+
+    items = [{"source": "", "skipped": True}] * 5000
+    kept = worker.capped_transcript(items + [{"test": "t"}], budget=200_000)
+    assert len(kept) <= 200_000 // 2000 + 1, len(kept)
+    assert kept[-1] == {"test": "t"}, "the grader's tests are always kept"
+
+
+def _message(msg_type, content, buffers=()):
+    return {
+        "msg_type": msg_type,
+        "header": {"msg_type": msg_type},
+        "parent_header": {"msg_id": "m"},
+        "content": content,
+        "buffers": list(buffers),
+        "metadata": {},
+    }
+
+
+def test_what_the_kernel_sends_is_charged_whatever_its_type():
+    """A05, A10: outputs of the channel's MIME type, error outputs and widget
+    comms were never capped: a kernel held ~3 GB in the grader's worker (which
+    the watchdog does not count).  Every message now costs its size, at least
+    a minimum, against one budget a request."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionComplete
+
+    from tools.grading import remote, worker
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    nb.cells = [cell]
+    client = worker._client_class()(nb, km=None)
+    client.reset_execution_trackers()
+    client.clear_before_next_output = False  # as execute_cell sets it
+    cell.metadata["execution"] = {}
+    for _ in range(3000):  # empty messages are not free either
+        client.process_message(
+            _message("display_data", {"data": {}, "metadata": {}}), cell, 0
+        )
+    blob = "x" * 100_000
+    for i in range(30):
+        client.process_message(
+            _message("display_data", {"data": {remote.MIME: blob}, "metadata": {}}),
+            cell,
+            0,
+        )
+        client.process_message(
+            _message("error", {"ename": "E", "evalue": blob, "traceback": [blob]}),
+            cell,
+            0,
+        )
+        state = {"_model_module": "m", "_model_name": "n", "v": blob}
+        client.process_message(
+            _message(
+                "comm_open",
+                {
+                    "comm_id": f"c{i}",
+                    "target_name": "jupyter.widget",
+                    "data": {"state": state, "buffer_paths": []},
+                },
+            ),
+            cell,
+            0,
+        )
+    held = sum(len(json.dumps(o, default=str)) for o in cell.outputs)
+    assert held <= 1_100_000, held  # 9 MB before
+    assert len(cell.outputs) <= 1_000_000 // 200, len(cell.outputs)
+    assert not client.widget_state and not client.widget_buffers
+    with pytest.raises(CellExecutionComplete):  # a request still ends
+        client.process_message(_message("status", {"execution_state": "idle"}), cell, 0)
+
+
+FLOOD = """
+from IPython.display import display
+from ipykernel.comm import Comm
+for _i in range(12):
+    display({"application/vnd.bncourse.call+json": "x" * 1_000_000}, raw=True)
+    Comm(target_name="jupyter.widget", data={"state": {
+        "_model_module": "m", "_model_name": "n", "v": "x" * 1_000_000}})
+"""
+
+
+@pytest.mark.slow
+def test_a_flood_of_cells_or_messages_costs_only_its_own_row(tmp_path):
+    """A01 scaled down (5,000 empty skipped cells) and A05/A10 (a cell that
+    sends 24 MB of the channel's MIME type and of widget comms): the feedback
+    page keeps a bounded number of cells, the row says what was dropped and
+    keeps its points, and an honest submission graded with it is unchanged."""
+    import nbformat
+
+    from helpers import contract
+    from tools.grading import worker
+
+    lesson = "00_setup_and_conventions"
+    honest = tmp_path / "alice" / f"{lesson}.ipynb"
+    honest.parent.mkdir()
+    honest.write_bytes((ROOT / "solutions" / f"{lesson}.ipynb").read_bytes())
+    nb = nbformat.read(ROOT / "solutions" / f"{lesson}.ipynb", 4)
+    empty = []
+    for _ in range(5000):
+        cell = nbformat.v4.new_code_cell("")
+        cell.metadata["tags"] = [contract.SKIP_WHEN_GRADING]
+        empty.append(cell)
+    setup = [
+        i for i, c in enumerate(nb.cells) if contract.SETUP_TAG in contract.tags(c)
+    ]
+    at = setup[0] + 1
+    nb.cells[at:at] = [nbformat.v4.new_code_cell(FLOOD), *empty]
+    path = tmp_path / "mallory" / f"{lesson}.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    rows = run_grader(
+        tmp_path / "grades.csv",
+        [honest, path],
+        "--feedback",
+        str(tmp_path / "feedback"),
+    )
+    row, alice = rows[str(path)], rows[str(honest)]
+    assert float(alice["total"]) == float(alice["maximum"]) > 0, alice
+    assert float(row["total"]) == float(row["maximum"]), row
+    assert "cells are not in the feedback" in row["notes"], row["notes"]
+    assert "the kernel sent more than the grader keeps" in row["notes"], row["notes"]
+    assert "grader keeps" not in alice["notes"], alice["notes"]
+    assert "not in the feedback" not in alice["notes"], alice["notes"]
+    (page,) = [p for p in (tmp_path / "feedback").glob("*.html") if "mallory" in p.name]
+    cells = page.read_text().count('class="jp-Cell jp-CodeCell')
+    assert cells <= worker.TRANSCRIPT_CAP // worker.ENTRY_COST, cells

@@ -42,6 +42,13 @@ OUTPUT_CAP = 1_000_000  # bytes of output kept per cell; the rest is dropped
 SOURCE_CAP = 20_000  # characters of a cell's source in the transcript
 TEXT_CAP = 4000  # characters of a cell's text output in the transcript
 TRANSCRIPT_CAP = 2_000_000  # characters of the whole transcript
+# What a submission makes the grader hold is charged to a budget per item,
+# each item at least a minimum cost, so that no kind of item is free: an empty
+# cell (GRADER-FINDINGS attacks4 A01: 50,000 empty skipped cells cost 0
+# characters and made a 30 MB feedback page that took 10 minutes to render in
+# the grader's own process), an empty message, a widget's comm.
+ENTRY_COST = 2000  # characters: at most TRANSCRIPT_CAP // ENTRY_COST entries
+MESSAGE_COST = 200  # bytes: at most OUTPUT_CAP // MESSAGE_COST messages a cell
 HOOK_NOTES = 10  # hooks noted one by one; the rest are counted
 HOOK_REPLY_CAP = 100_000  # characters of the hook probe's reply read
 _MORE_HOOKS = re.compile(r"the kernel has \d+ more hook\(s\)")
@@ -136,21 +143,67 @@ class Result:
 # --------------------------------------------------------------------------
 
 
+class Budget:
+    """What one request may make the grader hold, charged item by item.
+
+    Each item costs its size, and at least ``least``, so that a flood of
+    empty items is bounded as surely as one large item.  What does not fit is
+    dropped and counted (``dropped``, ``dropped_size``) for the row's note.
+    """
+
+    def __init__(self, limit: int, least: int):
+        self.limit, self.least = limit, least
+        self.spent = self.dropped = self.dropped_size = 0
+
+    def charge(self, size: int) -> bool:
+        cost = max(size, self.least)
+        if self.spent + cost > self.limit:
+            self.dropped += 1
+            self.dropped_size += size
+            return False
+        self.spent += cost
+        return True
+
+
+def _message_size(msg: dict) -> int:
+    """Bytes a kernel message holds (its content and binary buffers)."""
+    size = len(json.dumps(msg.get("content", {}), default=str))
+    return size + sum(len(b) for b in msg.get("buffers") or [])
+
+
 def _client_class():
     from nbclient import NotebookClient
 
     class CappedClient(NotebookClient):
-        """Keeps at most OUTPUT_CAP bytes of output per cell (errors always)."""
+        """Every message the kernel sends is charged to the request's budget.
 
-        def output(self, outs, msg, display_id, cell_index):
-            data = msg.get("content", {}).get("data", {})
-            if remote.MIME in data:  # the channel's replies are never capped
-                return super().output(outs, msg, display_id, cell_index)
-            if msg["msg_type"] != "error":
-                size = sum(len(json.dumps(o, default=str)) for o in outs)
-                if size > OUTPUT_CAP:
-                    return None
-            return super().output(outs, msg, display_id, cell_index)
+        The worker runs outside the sandbox, so the watchdog does not count
+        what it holds (attacks4 A05, A10: ~3 GB of a kernel's outputs and
+        widget comms kept here).  So every message of every type (outputs,
+        errors, the channel's replies, comms) is charged to ``budget``
+        (``Budget``, at least MESSAGE_COST each) and dropped past it.  Widget
+        comms are never kept (no widget is rendered here), and the channel's
+        MIME type is kept only for the grader's own requests, which read it.
+        Only ``status`` passes unconditionally: nbclient needs it to see that
+        a request ended, and it holds nothing.
+        """
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.budget = Budget(OUTPUT_CAP, MESSAGE_COST)  # Run.run_code's
+            self.learner = True  # the request running is a learner's cell
+
+        def process_message(self, msg, cell, cell_index):
+            if msg.get("msg_type") == "status":
+                return super().process_message(msg, cell, cell_index)
+            if not self.budget.charge(_message_size(msg)):
+                return None
+            if str(msg.get("msg_type", "")).startswith("comm"):
+                return None  # no widget state or comm object is kept
+            data = msg.get("content", {}).get("data")
+            if self.learner and isinstance(data, dict) and remote.MIME in data:
+                return None  # read only from the grader's own requests
+            return super().process_message(msg, cell, cell_index)
 
     return CappedClient
 
@@ -275,18 +328,21 @@ def capped_transcript(items, budget: int = TRANSCRIPT_CAP) -> list:
     """A transcript as the records keep it: every cell, skipped or run, its
     source and output ``safe.learner_text`` (lines kept) and capped, and the
     whole within ``budget`` characters (later sources are then left out)."""
-    kept = []
+    kept, left = [], Budget(budget, ENTRY_COST)
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
-        if "test" in item:
+        if "test" in item:  # the grader's tests: as many as its plan has
             kept.append({"test": safe.learner_text(item["test"], 100)})
             continue
-        entry = _transcript_cell(item.get("source", ""), item.get("output", ""), budget)
+        room = left.limit - left.spent
+        entry = _transcript_cell(item.get("source", ""), item.get("output", ""), room)
         if item.get("skipped"):
             entry = {"source": entry["source"], "skipped": True}
-        budget -= len(entry["source"]) + len(entry.get("output", ""))
-        kept.append(entry)
+        # every entry costs at least ENTRY_COST: an empty one is a cell of the
+        # feedback page too (attacks4 A01)
+        if left.charge(len(entry["source"]) + len(entry.get("output", ""))):
+            kept.append(entry)
     return kept
 
 
@@ -548,7 +604,10 @@ class Run:
         self.hidden: list = []  # tests whose hidden part is still to run
         self.hooks_seen: set[str] = set()
         self.hooks_baseline: dict | None = None
-        self.kept = 0  # characters of the transcript so far (TRANSCRIPT_CAP)
+        # the transcript: every entry at least ENTRY_COST (``Budget``)
+        self.kept = Budget(TRANSCRIPT_CAP, ENTRY_COST)
+        self.position = 0  # the learner's cell running (for the notes)
+        self.flooded: dict[str, int] = {}  # what the kernel sent past the budgets
 
     def _new_client(self):
         """An nbclient client with a kernel (in the sandbox) of its own."""
@@ -626,8 +685,43 @@ class Run:
             self.limit = limit or max(CALL_TIMEOUT, self.options.cell_timeout)
         if os.environ.get("BNCOURSE_GRADER_TRACE"):
             print(f"[grader] run {source[:60]!r}", file=sys.stderr, flush=True)
-        self.client.execute_cell(cell, 0, store_history=learner)
+        # One budget a request for everything the kernel sends (CappedClient):
+        # a learner's cell keeps OUTPUT_CAP, a grader's request room for the
+        # largest reply the channel accepts (measured as the message's JSON,
+        # where the reply's own quotes are escaped: twice MAX_REPLY).
+        budget = Budget(OUTPUT_CAP if learner else 2 * remote.MAX_REPLY, MESSAGE_COST)
+        self.client.budget, self.client.learner = budget, learner
+        getattr(self.client, "_display_id_map", {}).clear()  # kept across cells
+        try:
+            self.client.execute_cell(cell, 0, store_history=learner)
+        finally:
+            if budget.dropped:
+                self.flooded.setdefault("cell", self.position)
+                self.flooded["messages"] = self.flooded.get("messages", 0) + (
+                    budget.dropped
+                )
+                self.flooded["bytes"] = self.flooded.get("bytes", 0) + (
+                    budget.dropped_size
+                )
         return cell.get("outputs", [])
+
+    def flood_note(self) -> str:
+        """The row's note for what the budgets dropped, or ''."""
+        notes = []
+        if self.flooded:
+            notes.append(
+                f"the kernel sent more than the grader keeps (first in code cell "
+                f"{self.flooded['cell']}): {self.flooded['messages']:,} messages "
+                f"({self.flooded['bytes'] / 1e6:,.1f} MB of outputs, errors or "
+                f"comms) were dropped, {OUTPUT_CAP // 1_000_000} MB a cell at most"
+            )
+        if self.kept.dropped:
+            notes.append(
+                f"{self.kept.dropped:,} cells are not in the feedback: the "
+                f"transcript keeps {TRANSCRIPT_CAP:,} characters, each cell "
+                f"counted as at least {ENTRY_COST:,}"
+            )
+        return "; ".join(notes)
 
     def note_hooks(self) -> None:
         """Note the interpreter hooks the kernel reports beyond the setup's.
@@ -712,6 +806,8 @@ class Run:
             self.result.tests[t["grade_id"]][0] == 0 for t, *_ in self.hidden
         ):
             self.replay_and_judge_hidden(cells, died_at)
+        if self.flood_note():
+            self.result.notes.append(self.flood_note())
         if self.failed:
             extra = "; ".join(self.failed[:3]) + (
                 f" (+{len(self.failed) - 3} more)" if len(self.failed) > 3 else ""
@@ -725,19 +821,14 @@ class Run:
             self.result.transcript.append({"test": cell["test"]})
             self.result.save(self.result_path)
             return
+        self.position = position
         if contract.SKIP_WHEN_GRADING in cell["tags"]:
-            entry = _transcript_cell(cell["source"], "", TRANSCRIPT_CAP - self.kept)
-            self.kept += len(entry["source"])
-            self.result.transcript.append({"source": entry["source"], "skipped": True})
+            self._keep(_transcript_cell(cell["source"], "", self._room()), True)
             return
         outputs = self.run_code(cell["source"], cell["tags"], learner=True)
         if contract.SETUP_TAG in cell["tags"] and self.hooks_baseline is None:
             self.note_hooks()  # what the course's own setup installs
-        entry = _transcript_cell(
-            cell["source"], _text(outputs), TRANSCRIPT_CAP - self.kept
-        )
-        self.kept += len(entry["source"]) + len(entry["output"])
-        self.result.transcript.append(entry)
+        self._keep(_transcript_cell(cell["source"], _text(outputs), self._room()))
         errors = [o["ename"] for o in outputs if o.get("ename")]
         if self.replies or errors:
             lines = [
@@ -747,6 +838,16 @@ class Run:
             name = safe.learner_text((self.replies or errors)[0], 100)
             self.failed.append(f'code cell {position} ("{first}") raised {name}')
             self.run_code(FORGET_FAILURE)  # before the next cell or test
+
+    def _room(self) -> int:
+        return self.kept.limit - self.kept.spent
+
+    def _keep(self, entry: dict, skipped: bool = False) -> None:
+        """A cell's entry in the transcript, if the budget has room for it."""
+        if skipped:
+            entry = {"source": entry["source"], "skipped": True}
+        if self.kept.charge(len(entry["source"]) + len(entry.get("output", ""))):
+            self.result.transcript.append(entry)
 
     def judge(self, test: dict) -> None:
         gid, most, result = test["grade_id"], test["points"], self.result
