@@ -29,6 +29,10 @@ from helpers import quiz
 
 from .conftest import ROOT
 
+# waits that only a hung program exceeds: a busy CI machine (the suite runs two
+# files at once, and other jobs may share the cores) must never fail them
+PATIENCE_MS = 600_000
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -93,7 +97,7 @@ def lab(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + PATIENCE_MS / 1000
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
@@ -104,7 +108,7 @@ def lab(tmp_path):
                     pytest.fail(f"JupyterLab exited: {log_text[-2000:]}")
                 time.sleep(0.5)
         else:
-            pytest.fail("JupyterLab did not start within 90 s")
+            pytest.fail(f"JupyterLab did not start within {PATIENCE_MS // 1000} s")
         yield base, token, work
     finally:
         server.terminate()
@@ -151,7 +155,7 @@ def _no_raw_markup_and_no_overlap(page, questions):
 def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
-    expect.set_options(timeout=30_000)
+    expect.set_options(timeout=PATIENCE_MS)
     base, token, work = lab
     # the quiz as the notebook builds it (LEARNER = ""): order and option order
     expected = quiz.Quiz(quiz.load_bank(), learner="", answers_file=tmp_path / "x.json")
@@ -168,12 +172,12 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(PATIENCE_MS)
         try:
             page.goto(f"{base}/lab/tree/06_quiz.ipynb?token={token}")
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
             try:  # a kernel-selection dialog, if JupyterLab asks: accept its choice
-                page.locator(".jp-Dialog .jp-mod-accept").click(timeout=5000)
+                page.locator(".jp-Dialog .jp-mod-accept").click(timeout=20_000)
             except sync_api.TimeoutError:
                 pass
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()

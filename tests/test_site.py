@@ -36,7 +36,7 @@ import pytest
 from helpers import course, quiz
 
 from .conftest import ROOT
-from .test_browser import CHROMIUM, CHROMIUM_FLAGS
+from .test_browser import CHROMIUM, CHROMIUM_FLAGS, PATIENCE_MS
 
 SUBSET = ("00", "01", "02", "06")
 SHOTS = ROOT / "test-output"
@@ -162,7 +162,7 @@ def _open(page, url: str, offsite: list, timeout_error) -> None:
     if page.locator("script[src*='mathjax']").count():
         try:
             page.wait_for_function(
-                "() => window.MathJax && MathJax.startup", timeout=30_000
+                "() => window.MathJax && MathJax.startup", timeout=PATIENCE_MS
             )
         except timeout_error:
             pytest.fail(
@@ -216,7 +216,7 @@ def test_every_page_of_the_site_in_chromium(site, served, capsys):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(PATIENCE_MS)
         page.route("**/*", route)
         page.on("request", lambda r: requests.append(r.url))
         page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
