@@ -36,6 +36,27 @@ def test_exceptions_are_reported_with_their_type(exc, name):
     assert f"raised {name}" in problem.detail
 
 
+def test_an_exception_names_the_learners_line_the_libraries_meaning_and_the_input():
+    # a diagnosis from the error's signature: where it was raised in the learner's
+    # code, what the library's words mean, and on which input (a guard that
+    # refuses N = 2 shows the (2, 3) it refused)
+    def percentiles(x):
+        return np.quantile(x, [1, 50, 99], axis=0)
+
+    def guarded(x):
+        if len(x) < 3:
+            raise ValueError("need more examples")
+        return x
+
+    _, problem = _core.call("f", percentiles, np.ones((4, 3)))
+    assert "in your line `return np.quantile(x, [1, 50, 99], axis=0)`" in problem.detail
+    assert "np.quantile takes fractions" in problem.detail
+    assert "called with inputs of shape (4, 3)" in problem.detail
+    _, problem = _core.call("f", guarded, np.ones((2, 3), np.float32))
+    assert "your own test refused an input" in problem.detail
+    assert "(2, 3) float32" in problem.detail
+
+
 def test_mutating_the_input_is_caught_and_the_caller_keeps_its_data():
     data = np.arange(4.0)
 

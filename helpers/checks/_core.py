@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import re
+import sys
+import sysconfig
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
@@ -164,17 +167,63 @@ def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwarg
     except NotImplementedError:
         return None, not_implemented(name)
     except Exception as exc:  # the learner's bug, reported, never re-raised
-        message = (str(exc).strip().splitlines() or [""])[0]
-        message = message[:117] + "..." if len(message) > 120 else message
-        kind, hint = type(exc).__name__, broadcast_hint(message, args) or ""
-        see = "(call the function yourself to see the full traceback)"
-        return None, Result(name, ERROR, f"raised {kind}: {message} {hint}{see}")
+        return None, Result(name, ERROR, "raised " + raised(exc, args))
     changed = [i + 1 for i, snap in before if _changed(snap, args[i])]
     if changed:
         why = f"changed its input argument #{changed[0]} in place: compute new arrays "
         why += "instead of writing into the caller's (e.g. x = x - mu, not x -= mu)"
         return None, wrong(name, why)
     return (value, None) if returns is None else unpack(name, value, *returns)
+
+
+# A library's words -> what they mean in the learner's code (the error's signature)
+MEANINGS = {
+    r"does not require grad and does not have a grad_fn": "what backward() ran on "
+    "has no autograd graph: it was computed under torch.no_grad(), or from detached "
+    "tensors or NumPy values",
+    r"leaf Variable that requires grad is being used in an in-place": "a parameter "
+    "is changed in place while autograd records: update it under torch.no_grad()",
+    r"backward through the graph a second time": "backward() ran twice through one "
+    "graph: run the forward pass again before each backward()",
+    r"grad can be implicitly created only for scalar": "backward() needs one number:"
+    " reduce the loss first (e.g. .mean())",
+    r"numpy\(\) on Tensor that requires grad": "call .detach() before .numpy()",
+    r"Quantiles must be in the range \[0, 1\]": "np.quantile takes fractions (0.01 "
+    "for 1%), np.percentile takes percents",
+    r"'numpy.ndarray' object has no attribute": "a NumPy array is used as a torch "
+    "tensor: this method is torch's",
+    r"'Tensor' object has no attribute": "a torch tensor is used as a NumPy array: "
+    "this attribute is NumPy's",
+    r"same dtype|expected scalar type|dtype.* but got": "tensors of two dtypes meet "
+    "(float32 and float64?): keep one dtype, the input's",
+    r"index out of range|out of bounds|index \d+ is out": "an index past the end "
+    "(Python counts from 0, and -1 is the last)",
+}
+
+
+def raised(exc: BaseException, args=()) -> str:
+    """``exc`` from the learner's code in words: its message, the learner's line
+    that raised it, what the library's words mean, the inputs' shapes."""
+    message = (str(exc).strip().splitlines() or [""])[0]
+    message = message[:117] + "..." if len(message) > 120 else message
+    text = f"{type(exc).__name__}: {message}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if not _whose(f.filename)]
+    if mine and mine[-1].line:
+        line = mine[-1].line.strip()
+        text += f", in your line `{line[:80]}` ({mine[-1].name})"
+        if line.startswith("raise"):  # checks call with inputs the exercise accepts
+            text += ": your own test refused an input the exercise accepts"
+    meaning = broadcast_hint(message, args)
+    found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
+    text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
+    shapes = []
+    for a in (a for a in args if isinstance(a, (np.ndarray, torch().Tensor))):
+        dtype = str(a.dtype).replace("torch.", "")
+        shapes.append(f"{tuple(a.shape)}" + ("" if dtype == "float64" else f" {dtype}"))
+    if shapes:
+        text += f"(called with inputs of shape {', '.join(shapes)}) "
+    return text + "(call the function yourself to see the full traceback)"
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
@@ -797,28 +846,28 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
 _HELPERS = str(Path(__file__).resolve().parents[1])
 
 
+@functools.cache
+def _whose(filename: str) -> str | None:
+    """None for the learner's code; "check" for the course's, "library" else."""
+    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
+    libraries = tuple(
+        str(Path(p).resolve()) for p in paths | {sys.prefix, sys.base_prefix}
+    )
+    try:
+        path = str(Path(filename).resolve())
+    except (OSError, ValueError):
+        return None
+    if path.startswith(_HELPERS):
+        return "check"
+    return "library" if path.startswith(libraries) else None
+
+
 def blame(exc: BaseException) -> str:
     """Whose code raised ``exc`` in a check body (:func:`run_check`): "learner"
     (a frame outside the course and the libraries), "check" (course code: our
     bug) or "value" (NumPy or torch, on the learner's result)."""
-    import sys
-    import sysconfig
-
-    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
-    paths |= {sys.prefix, sys.base_prefix}
-    libraries = tuple(str(Path(p).resolve()) for p in paths)
-
-    def where(filename: str) -> str:
-        try:
-            path = str(Path(filename).resolve())
-        except (OSError, ValueError):
-            return "learner"
-        if path.startswith(_HELPERS):
-            return "check"
-        return "library" if path.startswith(libraries) else "learner"
-
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
-    called = [where(frame.filename) for frame in frames[1:]]
+    called = [_whose(frame.filename) or "learner" for frame in frames[1:]]
     if "learner" in called:
         return "learner"
     return "check" if not called or called[-1] == "check" else "value"
@@ -842,7 +891,7 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
                 "please report it with this line"
             )
         elif kind == "learner":
-            detail = f"your code raised {what} while the check used your result"
+            detail = f"your code raised {raised(exc)} while the check used your result"
         else:
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
