@@ -57,6 +57,44 @@ def test_an_exception_names_the_learners_line_the_libraries_meaning_and_the_inpu
     assert "(2, 3) float32" in problem.detail
 
 
+def test_outputs_returned_in_another_order_are_named_whatever_their_shapes():
+    rng = np.random.default_rng(0)
+    returns = {"dx": rng.normal(size=(6, 4)), "dgamma": rng.normal(size=4)}
+    returns["dbeta"] = rng.normal(size=4)
+
+    def judge(slot, returned):
+        what = list(returns)[slot]
+        return _core.compare(
+            "f",
+            returned[slot],
+            returns[what],
+            tol=1e-9,
+            what=what,
+            returns=returns,
+            returned=returned,
+        ).detail
+
+    swapped = (returns["dx"], returns["dbeta"], returns["dgamma"])
+    assert "dgamma holds the expected dbeta and the other way round" in judge(
+        1, swapped
+    )
+    assert "return (dx, dgamma, dbeta) in this order" in judge(2, swapped)
+    # one output holding another's value is no swap unless that one holds its value
+    # (var computed as the unbiased variance, and var_unbiased wrong too)
+    once = (returns["dx"], returns["dbeta"], 2 * returns["dbeta"])
+    assert "holds the expected" not in judge(1, once)
+    # outputs whose expected values are equal cannot be told apart: no order named
+    same = {**returns, "dbeta": returns["dgamma"]}
+    returns.update(same)
+    assert "holds the expected" not in judge(
+        2, (same["dx"], same["dbeta"], same["dgamma"] + 1)
+    )
+    # a reduction over the other axis, said by the axes of the other outputs
+    wrong_axis = (returns["dx"], rng.normal(size=6), returns["dbeta"])
+    assert "one value per index of axis 0 of dx (6, 4)" in judge(1, wrong_axis)
+    assert "reduce over axis 0, not 1" in judge(1, wrong_axis)
+
+
 def test_mutating_the_input_is_caught_and_the_caller_keeps_its_data():
     data = np.arange(4.0)
 
@@ -398,3 +436,33 @@ def test_a_stage_of_one_number_for_every_column_is_said():
     out = (x - x.mean(0)) / np.sqrt(x.var() + 1e-5)  # one variance for the matrix
     text = _core.stages(out, x, 1.0, 0.0, eps=1e-5)
     assert "the scale divides by one number for every column" in text
+
+
+def test_a_factor_that_is_a_ratio_of_counts_is_named_with_the_count():
+    # N - 2 where N - 1 belongs (ddof=2), and 1/N, are named from the count alone
+    named = _core._named(15 / 14, {"N": 16})
+    assert named == "(N-1)/(N-2) with N = 16"
+    assert _core._named(1 / 16, {"N": 16}) == "1/(N)"
+    assert _core._named(0.9961, {"N": 16}) is None  # no ratio of N's: not named
+    # a ratio already known by another name is not named twice
+    assert _core._named(16 / 15, {"N": 16, "Bessel": 16 / 15}) == "Bessel"
+
+
+def test_the_right_answer_for_a_slipped_input_is_named():
+    # a loop from 1, a range one short, |x|: the reference on the slipped input
+    x = np.random.default_rng(0).normal(3.0, 2.0, (9, 4))
+    source = (lambda z: z.mean(0), x)
+    got = _core.compare("f", x[1:].mean(0), x.mean(0), tol=1e-10, source=source)
+    assert "right answer for x[1:]" in got.detail
+    got = _core.compare("f", np.abs(x).mean(0), x.mean(0), tol=1e-10, source=source)
+    assert "right answer for |x|" in got.detail
+    # when a slip gives the same answer as the right input, it is not named
+    positive = np.abs(x)
+    got = _core.compare(
+        "f",
+        positive.mean(0) + 1,
+        positive.mean(0),
+        tol=1e-10,
+        source=(lambda z: z.mean(0), positive),
+    )
+    assert "right answer for" not in got.detail

@@ -435,10 +435,18 @@ def degenerate(got, want) -> str | None:
 def _named(value, known: Mapping[str, object]) -> str | None:
     """The name of ``value`` among ``known`` and simple transforms (inverse, root,
     square, negation, double) when one alone fits; 1, 2, 1/2, -1 as such."""
-    v = np.asarray(value, dtype=float)
+    v, known = np.asarray(value, dtype=float), dict(known or {})
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
-    for label, k in {**dict(known or {}), **plain}.items():
+    for label, n in list(known.items()):  # a count N: the ratios (N + a)/(N + b)
+        if isinstance(n, (int, np.integer)) and n > 2 and not isinstance(n, bool):
+            head, values = label.split(" = ")[0], [to_numpy(k) for k in known.values()]
+            for a, b in itertools.permutations(range(-2, 3), 2):
+                term = [f"({head}{c:+d})" if c else head for c in (a, b)]
+                ratio = (n + a) / (n + b)
+                if not any(k.size == 1 and np.isclose(k, ratio) for k in values):
+                    known[f"{term[0]}/{term[1]} with {head} = {n}"] = ratio
+    for label, k in {**known, **plain}.items():
         k = to_numpy(k)
         if k is None or (k.size != 1 and k.shape != v.shape):
             continue
@@ -778,8 +786,20 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     (answer -> message or None).  Also ``metric``, ``shape_hints``, ``hint``."""
     metric, hint = options.pop("metric", "rel"), options.pop("hint", "")
     readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
-    want_np = to_numpy(want)
-    hints = options.pop("shape_hints", None)
+    want_np, returns = to_numpy(want), options.pop("returns", {})
+    hints = {**_sizes(got, want_np, returns), **(options.pop("shape_hints", {}) or {})}
+    order, near, swap = (
+        f"return ({', '.join(returns)}) in this order",
+        max(tol, 1e-9),
+        "",
+    )
+    for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
+        other = returns[key]  # two outputs swapped: each holds the other's value
+        swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
+        if swapped and rel_error(other, want_np) > 10 * near:
+            swap = f"{what} holds the expected {key} and the other way round: {order}"
+    if swap and np.shape(got) != want_np.shape:
+        return wrong(name, swap)
     problem = shape_problem(name, got, want_np.shape, what, hints)
     if problem is not None:
         return problem
@@ -789,9 +809,11 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
     got_np = to_numpy(got)
+    if options.get("source"):  # the right function of a slipped input
+        diagnoses = {**slips(*options.pop("source")), **(diagnoses or {})}
     listed = _listed(got_np, want_np, diagnoses, measure, max(tol, 1e-9), what)
-    if listed:
-        return wrong(name, listed, err, tol)
+    if listed or swap:  # a listed mistake first: it says what each output is
+        return wrong(name, listed or swap, err, tol)
     # no listed mistake: the shape of the difference and what the stage readers
     # (then the invariants) say; a message that names its cause or quantity first
     shape = describe(got_np, want_np, tol=tol, **options)
@@ -815,6 +837,43 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
             f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
         )
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
+
+
+def slips(reference: Callable, x) -> dict:
+    """``reference`` (the right answer as a function of the input ``x``) on the
+    inputs a slip gives it: message -> value, as :func:`compare`'s ``diagnoses``."""
+    forms = {
+        "x[1:] (x without its first example: a loop or slice from 1?)": x[1:],
+        "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
+        "x[:1] (the first example only)": x[:1],
+        "|x| (the absolute values)": abs(x),
+    }
+    found = {}
+    for how, value in forms.items() if len(x) > 2 else ():
+        with quiet_numerics(), contextlib.suppress(Exception):
+            warnings.simplefilter("ignore")
+            found[f"this is the right answer for {how}"] = reference(value)
+    return found
+
+
+def _sizes(got, want, returns) -> dict:
+    """A 1-D answer of the wrong length, by the axes of the other outputs
+    (``returns``) whose sizes its length and the expected one are."""
+    got = np.shape(got) if isinstance(got, (np.ndarray, torch().Tensor)) else None
+    if got is None or len(got) != 1 or want.ndim != 1:
+        return {}
+    for key, other in returns.items():
+        shape = np.shape(other)
+        mine, right = (
+            [a for a in range(len(shape)) if shape[a] == n] for n in (got[0], len(want))
+        )
+        if len(shape) == 2 and len(mine) == len(right) == 1 and mine != right:
+            one, per = (f"one value per index of axis {a[0]}" for a in (mine, right))
+            return {
+                got: f"{one} of {key} {shape}, where {per} is expected: reduce "
+                f"over axis {mine[0]}, not {right[0]}"
+            }
+    return {}
 
 
 def _listed(got, want, diagnoses, measure, near, what) -> str | None:

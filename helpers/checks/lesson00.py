@@ -30,7 +30,13 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
     for i, (what, want) in enumerate(stats.items()):
-        kwargs = {"what": what, "shape_hints": hints, "known": {bessel: n / (n - 1)}}
+        kwargs = {"what": what, "shape_hints": hints, "returns": stats}
+        kwargs["source"] = (
+            lambda z, i=i: (z.mean(0), z.var(0, correction=i))[i > 0],
+            t,
+        )
+        kwargs["returned"] = value
+        kwargs["known"] = {bessel: n / (n - 1), "N": n}
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
             kind, by, twin = other[i]

@@ -143,21 +143,23 @@ def activation_percentiles(fn, quiet=False, strict=None):
             }
             mistakes[FRACTION] = np.percentile(flat, np.asarray(q) / 100.0)
             want = np.percentile(flat, q)
-            seen.append((label, data.shape, flat, got, want, mistakes))
+            seen.append((label, data.shape, flat, got, want, mistakes, q))
         # a hypothesis is named only if it reproduces the answer in every case
         kept = [
             k
-            for k in seen[0][-1]
-            if all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m in seen)
+            for k in seen[0][-2]
+            if all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m, _ in seen)
         ]
         results = []
-        for label, shape, flat, got, want, mistakes in seen:
+        for label, shape, flat, got, want, mistakes, q in seen:
             hints = {
                 (len(want), shape[i]): f"percentiles of each {what}, not of all the "
                 "values: flatten the tensor first"
                 for i, what in ((1, "column"), (0, "row"))
             }
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
+            rows = flat.reshape(shape)  # the right answer for a slipped input
+            kwargs["source"] = (lambda z, q=q: np.percentile(np.ravel(z), q), rows)
             ranks = lambda g, flat=flat: RANKS if np.isin(g, flat).all() else None  # noqa: E731
             kwargs["invariants"] = [ranks]  # what several methods have in common
             results.append(compare(f"{name} {label}", got, want, tol=1e-12, **kwargs))

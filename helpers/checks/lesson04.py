@@ -156,6 +156,8 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         causes = {**BRANCHES, "feature factor 1/(r)": MISSES_R}
         dx_kw = dict(tol=1e-7, known=known, diagnoses=held, causes=causes, what="dx")
         dx_kw["directions"] = _branches(x, x.shape)
+        kw["returns"] = dx_kw["returns"] = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
+        kw["returned"] = dx_kw["returned"] = got
         results = [
             compare(f"{name} dx", got[0], dx, **dx_kw),
             compare(f"{name} dgamma", got[1], dgamma, what="dgamma", **kw),

@@ -316,7 +316,8 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
     out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
-    kw = {"known": {"gamma": gamma}, "readers": [_dx_reader(xs, gamma, douts)]}
+    kw = {"known": {"gamma": gamma, "N": sum(map(len, xs))}}
+    kw["readers"] = [_dx_reader(xs, gamma, douts)]
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
     if set(shapes) != {(CHANNELS,)}:
@@ -326,6 +327,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     mean, rho = _statistics(xs)
     x_hats = [(part - mean) * rho for part in xs]
     shares = ([h * dy for h, dy in zip(x_hats, douts, strict=True)], douts)
+    sums = [torch.stack([grad[k] for grad in grads]).sum(0) for k in (1, 2)]
     for k, what in enumerate(("dgamma", "dbeta")):
         want = (g.grad, b.grad)[k]
         diagnoses = {
@@ -335,10 +337,10 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             f"{what} is averaged over the slice: gamma and beta are shared by every "
             "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
-        got = torch.stack([grad[k + 1] for grad in grads]).sum(0)
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
-        kw["known"] = {"N": sum(len(part) for part in xs)}
-        results.append(compare(f"{name} {what}", got, want, tol=1e-10, **kw))
+        kw["returns"] = {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}
+        kw["returned"], kw["known"] = (dx, *sums), {"N": sum(map(len, xs))}
+        results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     return results
 
 
