@@ -466,3 +466,36 @@ def test_the_right_answer_for_a_slipped_input_is_named():
         source=(lambda z: z.mean(0), positive),
     )
     assert "right answer for" not in got.detail
+
+
+def test_stages_name_other_centres_scales_and_a_beta_added_before_the_scale():
+    x = np.random.default_rng(1).normal(2.0, 3.0, (12, 4))
+    gamma, beta = np.linspace(0.5, 2.0, 4), np.linspace(-1.0, 1.0, 4)
+    x_hat = (x - np.median(x, 0)) / np.sqrt(x.var(0) + 1e-5)
+    found = _core.stages(gamma * x_hat + beta, x, gamma, beta, eps=1e-5)
+    assert "the median, not the mean" in found
+    x_hat = (x - x.min(0)) / np.ptp(x, 0)
+    found = _core.stages(gamma * x_hat + beta, x, gamma, beta, eps=1e-5)
+    assert "minimum (min-max scaling?)" in found and "the range" in found
+    x_hat = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    found = _core.stages(gamma * (x_hat + beta), x, gamma, beta, eps=1e-5)
+    assert found.startswith("beta is added before the scale")
+    found = _core.stages(x_hat + beta, x, gamma, beta, eps=1e-5)
+    assert found.startswith("gamma is not applied")
+
+
+def test_an_answer_that_is_a_named_multiple_of_another_output_says_so():
+    # var_unbiased computed as var * (N+1)/N: relative to the right answer the
+    # factor (1 - 1/N^2) names nothing; relative to var it is (N+1)/N
+    x = np.random.default_rng(2).normal(size=(16, 3))
+    returns = {"var": x.var(0), "var_unbiased": x.var(0, ddof=1)}
+    got = _core.compare(
+        "f",
+        x.var(0) * 17 / 16,
+        returns["var_unbiased"],
+        tol=1e-10,
+        what="var_unbiased",
+        returns=returns,
+        known={"N": 16},
+    )
+    assert "it is the expected var times 1.062 = (N+1)/N with N = 16" in got.detail

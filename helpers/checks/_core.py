@@ -680,6 +680,10 @@ def stages(
             "gamma and beta are not applied: out = gamma * x_hat + beta": o,
             "gamma and beta are swapped: out = gamma * x_hat + beta": (o - gamma)
             / beta,
+            "beta is added before the scale: out = gamma * x_hat + beta": o / gamma
+            - beta,
+            "gamma is not applied: out = gamma * x_hat + beta": o - beta,
+            "beta is not applied: out = gamma * x_hat + beta": o / gamma,
         }
     first = None
     for affine, y in readings.items():
@@ -706,6 +710,8 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         return None
     n = len(x)
     means = means if means is not None else {"the batch mean": x.mean(0)}
+    means = {**means, "the median, not the mean": np.median(x, 0)}
+    means["the minimum (min-max scaling?), not the mean"] = x.min(0)
     variances = variances or {
         "the biased variance": x.var(0),
         "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
@@ -719,6 +725,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
             forms[f"sqrt(v) without eps, v = {name}"] = root
             forms[f"sqrt(v) + eps (eps outside the root), v = {name}"] = root + eps
             forms[f"v + eps (no square root), v = {name}"] = v + eps
+    forms["the range, max - min (min-max scaling?)"] = np.ptp(x, 0)
     right_m, right_s = next(iter(means)), next(iter(forms))
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
     # the right stage among several that fit: it is right, whatever else fits
@@ -817,6 +824,14 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     # no listed mistake: the shape of the difference and what the stage readers
     # (then the invariants) say; a message that names its cause or quantity first
     shape = describe(got_np, want_np, tol=tol, **options)
+    for key, other in returns.items() if " = " not in (shape or "") else ():
+        o = to_numpy(other)  # a named multiple of another output's expected value
+        if o is None or o.shape != got_np.shape or rel_error(o, want_np) <= near:
+            continue
+        c = float(np.vdot(got_np, o) / max(np.vdot(o, o), 1e-300))
+        factor = _named(c, options.get("known"))
+        if factor and factor != "1" and rel_error(got_np, c * o) <= near:
+            shape = f"it is the expected {key} times {c:.4g} = {factor}"
     stage = next(filter(None, (read(got_np) for read in readers)), None)
     named = shape and any(c in shape for c in (options.get("causes") or {}).values())
     if stage and "none of the usual" not in stage and not named:
