@@ -499,3 +499,68 @@ def test_an_answer_that_is_a_named_multiple_of_another_output_says_so():
         known={"N": 16},
     )
     assert "it is the expected var times 1.062 = (N+1)/N with N = 16" in got.detail
+
+
+def test_a_change_to_anything_the_caller_passed_is_caught_arrays_nested_or_models():
+    import torch
+
+    # an array inside a tuple (a backward pass that overwrites its cache)
+    def overwrites(dout, cache):
+        x_hat = cache[0]
+        x_hat *= 2
+        return dout
+
+    _, problem = _core.call("f", overwrites, np.ones(3), (np.ones(3), 2.0))
+    assert "changed its input argument #2 (item [0]) in place" in problem.detail
+
+    def model():
+        return torch.nn.Sequential(torch.nn.Linear(3, 2)).double()
+
+    # a model passed in: converted to float32, switched to eval mode, stepped
+    for slip, says in (
+        (lambda m: m.float(), "parameter 0.weight in place"),
+        (lambda m: m.eval(), "switched its input argument #1 to eval mode"),
+        (lambda m: m[0].bias.data.add_(1), "parameter 0.bias in place"),
+    ):
+        _, problem = _core.call("f", slip, model(), copy_inputs=False)
+        assert problem is not None and says in problem.detail
+        assert "work on a copy" in problem.detail
+
+    # a module whose forward changes its own parameters (noise folded in)
+    class Folds(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            with torch.no_grad():
+                self.weight.mul_(0.5)
+            return x * self.weight
+
+    _, problem = _core.call("f", Folds(), torch.ones(2, 3), copy_inputs=False)
+    assert "changed your module's parameter weight in place" in problem.detail
+    # arguments that are the function's to change (watch=False), and buffers
+    bn = torch.nn.BatchNorm1d(3)
+    value, problem = _core.call("f", bn, torch.randn(4, 3), copy_inputs=False)
+    assert problem is None and bn.num_batches_tracked == 1
+    _, problem = _core.call("f", overwrites, np.ones(3), (np.ones(3),), watch=False)
+    assert problem is None
+
+
+def test_a_buffer_left_out_of_the_state_dict_or_in_another_dtype_is_caught():
+    import torch
+
+    class Norm(torch.nn.Module):
+        def __init__(self, persistent=True, dtype=torch.float32):
+            super().__init__()
+            self.register_buffer("running_mean", torch.zeros(3, dtype=dtype))
+            self.register_buffer("count", torch.tensor(0), persistent=persistent)
+
+    start = {"running_mean": torch.zeros(3), "count": torch.zeros(())}
+    assert _core.registration_problem("f", Norm(), start, {}) is None
+    problem = _core.registration_problem("f", Norm(persistent=False), start, {})
+    assert "count is registered with persistent=False" in problem.detail
+    problem = _core.registration_problem("f", Norm(dtype=torch.float64), start, {})
+    assert "running_mean is torch.float64, not the default torch.float32" in (
+        problem.detail
+    )

@@ -135,7 +135,36 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
 def _changed(before, after) -> bool:
     if isinstance(before, np.ndarray):
         return not np.array_equal(before, after, equal_nan=True)
-    return not torch().equal(before, after.detach())
+    return before.dtype != after.dtype or not torch().equal(before, after.detach())
+
+
+def _watch(value, where: str, depth=0) -> list:
+    """(where, object, snapshot) for each array in ``value`` (nested in tuples,
+    lists and dicts), a module's parameters and its training mode, to tell
+    afterwards whether a call changed them (buffers are a module's to update)."""
+    if isinstance(value, np.ndarray):
+        return [(where, value, value.copy())]
+    if isinstance(value, torch().Tensor):
+        return [(where, value, value.detach().clone())]
+    if isinstance(value, torch().nn.Module):
+        found = [
+            (f"{where}'s parameter {k}", p, p.detach().clone())
+            for k, p in value.named_parameters()
+        ]
+        return found + [(f"{where} mode", value, value.training)]
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if (isinstance(value, (tuple, list)))
+        else ()
+    )
+    return [
+        w
+        for k, v in items
+        if depth < 3
+        for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)
+    ]
 
 
 @contextlib.contextmanager
@@ -146,21 +175,27 @@ def quiet_numerics():
         yield
 
 
-def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwargs):
+def call(
+    name: str,
+    fn: Callable,
+    *args,
+    copy_inputs=True,
+    returns=None,
+    watch=True,
+    **kwargs,
+):
     """``fn(*args, **kwargs)`` as ``(value, None)``, or ``(None, result)`` when it
     raised or changed an array input in place (test ``is not None``).  It gets
     copies of ``args`` unless ``copy_inputs=False`` (to read ``.grad``);
-    ``returns=(count, names)``: a tuple of ``count`` items (:func:`unpack`)."""
+    ``returns=(count, names)``: a tuple of ``count`` items (:func:`unpack`);
+    ``watch=False``: the arguments are the function's to change."""
     if not callable(fn):
         why = "pass the function itself, without calling it (no parentheses)"
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
     if copy_inputs:
         args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
-    before = [  # the array inputs, to tell whether the call changed them
-        (i, a.copy() if isinstance(a, np.ndarray) else a.detach().clone())
-        for i, a in enumerate(args)
-        if isinstance(a, (np.ndarray, torch().Tensor))
-    ]
+    watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
+    watched.append(_watch(fn, "your module"))
     try:
         with quiet_numerics():
             value = fn(*args, **kwargs)
@@ -168,11 +203,19 @@ def call(name: str, fn: Callable, *args, copy_inputs=True, returns=None, **kwarg
         return None, not_implemented(name)
     except Exception as exc:  # the learner's bug, reported, never re-raised
         return None, Result(name, ERROR, "raised " + raised(exc, args))
-    changed = [i + 1 for i, snap in before if _changed(snap, args[i])]
-    if changed:
-        why = f"changed its input argument #{changed[0]} in place: compute new arrays "
-        why += "instead of writing into the caller's (e.g. x = x - mu, not x -= mu)"
-        return None, wrong(name, why)
+    for where, now, snap in itertools.chain(*watched) if watch else ():
+        model = "leave the caller's model as it was: work on a copy (copy.deepcopy)"
+        if where.endswith(" mode") and now.training != snap:
+            how = "eval" if snap else "training"
+            return None, wrong(name, f"switched {where[:-5]} to {how} mode: {model}")
+        if not where.endswith(" mode") and _changed(snap, now):
+            why = "compute new arrays instead of writing into the caller's (e.g. x = "
+            why = (
+                model + "; .float() converts it in place"
+                if "'s param" in where
+                else (why + "x - mu, not x -= mu)")
+            )
+            return None, wrong(name, f"changed {where} in place: {why}")
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
@@ -1008,11 +1051,17 @@ def registration_problem(label, module, buffers, params, attrs=None):
                 message = f"{key} is not a registered {kind}: {why}, so that "
                 message += "state_dict saves it and .to() and .double() move it"
                 return wrong(label, message)
-            got = found[key].detach().double()
+            got, dtype = found[key].detach().double(), found[key].dtype
             if start is not None and (
                 got.shape != start.shape or not torch().equal(got, start.double())
             ):
                 return wrong(label, f"{key} should start as {start.tolist()}")
+            if kind == "buffer" and key not in module.state_dict():
+                why = "registered with persistent=False: state_dict() leaves it out"
+                return wrong(label, f"{key} is {why}, so a saved model loses it")
+            if start is not None and dtype.is_floating_point and dtype != start.dtype:
+                why = f"{key} is {dtype}, not the default {start.dtype} of a new "
+                return wrong(label, why + "module's tensors (.double() converts later)")
     for attr, value in (attrs or {}).items():
         if getattr(module, attr, None) != value:
             why = f"module.{attr} is {getattr(module, attr, None)}, expected {value}: "

@@ -58,7 +58,9 @@ def _ranks(name, fn, per_rank, count=0, names="", copy_inputs=True):
     """``fn`` on every rank, each value unpacked into ``count`` items when given:
     (values, ranks, None) or (None, None, what is wrong)."""
     ranks = distributed.SimulatedRanks(len(per_rank), timeout=20.0)
-    values, problem_ = call(name, ranks.run, fn, per_rank, copy_inputs=copy_inputs)
+    values, problem_ = call(
+        name, ranks.run, fn, per_rank, copy_inputs=copy_inputs, watch=False
+    )
     for rank, value in enumerate(values if count and problem_ is None else ()):
         values[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
         if problem_ is not None:

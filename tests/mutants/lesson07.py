@@ -201,7 +201,7 @@ ICS = {
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
     "no zero_grad": (_ics(zero=False), "call zero_grad()"),
     "squared distance": (_ics(squared=True), "the distance is squared"),
-    "changes the model": (_ics(copy_=False), "measure on a copy"),
+    "changes the model": (_ics(copy_=False), "work on a copy"),
     # the outside review's (2026-12-06, C8)
     "eval-mode copy": (_ics(eval_=True), "measured in eval mode"),
     "relative distance": (_ics(relative=True), "the distance is relative to ||G||"),
@@ -211,7 +211,7 @@ ICS = {
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
     "cumulative steps": (_probe(cumulative=True), "the steps piled up"),
-    "changes the model": (_probe(copy_=False), "measure on a copy"),
+    "changes the model": (_probe(copy_=False), "work on a copy"),
     "eval mode": (_probe(eval_=True), "ran in eval mode"),
     "returns one list": (lambda m, x, y, steps: probed(m, x, y, steps)[0], "expected a tuple of 2"),
     "losses of the unmoved model": (_unmoved_loss, "what the measurement gives when nothing moves"),
