@@ -564,3 +564,19 @@ def test_a_buffer_left_out_of_the_state_dict_or_in_another_dtype_is_caught():
     assert "running_mean is torch.float64, not the default torch.float32" in (
         problem.detail
     )
+
+
+def test_shapes_and_precedence_are_read_from_what_the_answer_shows():
+    # a squeezed axis is another shape of the right values, not "reduced over every
+    # axis"; x - mu / s is read as the precedence of / over -; a reshape of x
+    # whose columns are not its channels is said as such, not blamed on gamma
+    got = _core.shape_problem("f", np.float64(2.0), (1,))
+    assert "an axis of size 1 dropped or added (reshape to (1,))" in got.detail
+    x = np.random.default_rng(3).normal(5.0, 2.0, (10, 3))
+    out = x - x.mean(0) / np.sqrt(x.var(0) + 1e-5)
+    found = _core.stages(out, x, 1.0, 0.0, eps=1e-5)
+    assert "x - mu / s needs brackets" in found
+    message = "operands could not be broadcast together with shapes (3,) (60,6)"
+    hint = _core.broadcast_hint(message, (np.ones((4, 3, 5, 6)),))
+    assert "not one per channel: C = x.shape[1] = 3" in hint
+    assert "give it the shape (1, 3, 1, 1)" not in hint

@@ -361,6 +361,8 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
         hint = ""
         if shape_hints and array.shape in shape_hints:
             hint = ": " + shape_hints[array.shape]
+        elif [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
+            hint = f": an axis of size 1 dropped or added (reshape to {shape})"
         elif array.size == 1 and shape:
             hint = ": it looks reduced over every axis (check the `axis=`)"
         elif len(array.shape) == len(shape) - 1:
@@ -410,7 +412,14 @@ def broadcast_hint(message: str, args=()) -> str | None:
             "0); reduce over the axis you mean with keepdims=True so that it "
             "lines up with x) "
         )
-    if len(batch) > 2 and (d,) in shapes and d != batch[-1]:
+    flat = [s for s in shapes if len(s) == 2 and np.prod(s) == np.prod(batch)]
+    if len(batch) > 2 and flat and flat[0][1] != d:  # x reshaped, channels not last
+        return (
+            f"({flat[0]} holds x's {np.prod(batch)} values in {flat[0][1]} columns, "
+            f"not one per channel: C = x.shape[1] = {d}; move the channels last, "
+            f"then reshape to (-1, C): x.transpose(0, 2, 3, 1).reshape(-1, {d})) "
+        )
+    if len(batch) > 2 and (d,) in shapes and d != batch[-1] and tuple(batch) in shapes:
         return (
             f"(x has shape {tuple(batch)}: an array of {d} values, one per "
             f"channel, lines up with x's last axis ({batch[-1]} values), not "
@@ -770,6 +779,9 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
             forms[f"v + eps (no square root), v = {name}"] = v + eps
     forms["the range, max - min (min-max scaling?)"] = np.ptp(x, 0)
     right_m, right_s = next(iter(means)), next(iter(forms))
+    with np.errstate(all="ignore"):  # x - mu / s: the precedence of / over -
+        over = np.asarray(means[right_m], dtype=float) / forms[right_s]
+    means["the mean divided by the scale (x - mu / s needs brackets)"] = over
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
     # the right stage among several that fit: it is right, whatever else fits
     got_m = right_m if right_m in (got_m or "").split(" or ") else got_m
