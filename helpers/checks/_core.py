@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import itertools
 import re
 import sys
@@ -267,6 +268,25 @@ def raised(exc: BaseException, args=()) -> str:
     if shapes:
         text += f"(called with inputs of shape {', '.join(shapes)}) "
     return text + "(call the function yourself to see the full traceback)"
+
+
+def defaults_problem(name: str, fn, **spec) -> Result | None:
+    """A wrong Result if ``fn``'s signature (a class's ``__init__``) gives one of
+    ``spec``'s parameters another default than the exercise's, or None."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin, or not a function
+        return None
+    for key, want in spec.items():
+        got = params.get(key, inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY))
+        if got.default is not inspect.Parameter.empty and got.default != want:
+            why = f"{key} defaults to {got.default!r}; the exercise's signature says "
+            return wrong(name, why + f"{key}={want!r}, and later cells rely on it")
+        if key not in params and all(p.kind != p.VAR_KEYWORD for p in params.values()):
+            return wrong(
+                name, f"has no parameter {key} (the exercise's {key}={want!r})"
+            )
+    return None
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
