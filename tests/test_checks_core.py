@@ -55,6 +55,15 @@ def test_an_exception_names_the_learners_line_the_libraries_meaning_and_the_inpu
     _, problem = _core.call("f", guarded, np.ones((2, 3), np.float32))
     assert "your own test refused an input" in problem.detail
     assert "(2, 3) float32" in problem.detail
+    # the library's words for a slip made elsewhere: a None, a Linear built (out, in)
+    import torch
+
+    for slip, says in (
+        (lambda t: t.grad.norm(), "a .grad before backward() or after zero_grad()"),
+        (lambda t: torch.nn.Linear(3, 2)(t), "takes the input's size first"),
+    ):
+        _, problem = _core.call("f", slip, torch.ones(3, 2))
+        assert says in problem.detail
 
 
 def test_outputs_returned_in_another_order_are_named_whatever_their_shapes():

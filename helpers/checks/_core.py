@@ -240,8 +240,19 @@ MEANINGS = {
     "this attribute is NumPy's",
     r"same dtype|expected scalar type|dtype.* but got": "tensors of two dtypes meet "
     "(float32 and float64?): keep one dtype, the input's",
-    r"index out of range|out of bounds|index \d+ is out": "an index past the end "
+    r"index out of range|index \d+ is out": "an index past the end "
     "(Python counts from 0, and -1 is the last)",
+    r"Dimension out of range|axis \d+ is out of bounds": "an axis past the array's "
+    "last one: check its ndim (a squeezed axis, keepdims?)",
+    r"mat1 and mat2 shapes|not aligned": "a matrix product's inner sizes differ: "
+    "nn.Linear(in_features, out_features) takes the input's size first",
+    r"'NoneType'": "a value is None: a .grad before backward() or after zero_grad(), "
+    "a function without `return`, or a layer without bias",
+    r"values to unpack": "the names on the left and the values on the right differ "
+    "in number (a shape, or a tuple returned?)",
+    r"stack expects each tensor|only one element tensors": "torch.stack joins "
+    "tensors of one shape into a new axis; torch.cat joins along an existing one",
+    r"division by zero": "a division by a count or length that is 0 here",
 }
 
 
