@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import inspect
 import itertools
 import re
 import sys
@@ -205,17 +204,19 @@ def call(
     except Exception as exc:  # the learner's bug, reported, never re-raised
         return None, Result(name, ERROR, "raised " + raised(exc, args))
     for where, now, snap in itertools.chain(*watched) if watch else ():
-        model = "leave the caller's model as it was: work on a copy (copy.deepcopy)"
+        why = "leave the caller's model as it was: work on a copy (copy.deepcopy)"
         if where.endswith(" mode") and now.training != snap:
             how = "eval" if snap else "training"
-            return None, wrong(name, f"switched {where[:-5]} to {how} mode: {model}")
+            return None, wrong(name, f"switched {where[:-5]} to {how} mode: {why}")
+        if where.startswith("your module"):  # its forward pass
+            why = "a forward pass leaves parameters to the optimizer; what it updates "
+            why += "(running statistics) are buffers (register_buffer)"
+        elif "'s param" in where:
+            why += "; .float() converts it in place"
+        else:
+            why = "compute new arrays instead of writing into the caller's (e.g. "
+            why += "x = x - mu, not x -= mu)"
         if not where.endswith(" mode") and _changed(snap, now):
-            why = "compute new arrays instead of writing into the caller's (e.g. x = "
-            why = (
-                model + "; .float() converts it in place"
-                if "'s param" in where
-                else (why + "x - mu, not x -= mu)")
-            )
             return None, wrong(name, f"changed {where} in place: {why}")
     return (value, None) if returns is None else unpack(name, value, *returns)
 
@@ -279,25 +280,6 @@ def raised(exc: BaseException, args=()) -> str:
     if shapes:
         text += f"(called with inputs of shape {', '.join(shapes)}) "
     return text + "(call the function yourself to see the full traceback)"
-
-
-def defaults_problem(name: str, fn, **spec) -> Result | None:
-    """A wrong Result if ``fn``'s signature (a class's ``__init__``) gives one of
-    ``spec``'s parameters another default than the exercise's, or None."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # a builtin, or not a function
-        return None
-    for key, want in spec.items():
-        got = params.get(key, inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY))
-        if got.default is not inspect.Parameter.empty and got.default != want:
-            why = f"{key} defaults to {got.default!r}; the exercise's signature says "
-            return wrong(name, why + f"{key}={want!r}, and later cells rely on it")
-        if key not in params and all(p.kind != p.VAR_KEYWORD for p in params.values()):
-            return wrong(
-                name, f"has no parameter {key} (the exercise's {key}={want!r})"
-            )
-    return None
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
@@ -829,6 +811,13 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     )
     if not got_s and np.ptp(s) <= 1e-9 * np.abs(s).max():
         scale = f"divides by one number for every column, {s.flat[0]:.4g}"
+    with np.errstate(all="ignore"):  # sqrt(v + e) with another e, the same for all
+        e = s * s - np.asarray(next(iter(variances.values())), dtype=float)
+    named = any(k in (got_s or "") for k in scales or {})  # the lesson's own
+    if got_s != right_s and not named and np.ptp(e) <= 1e-3 * abs(e.flat[0]) != 0:
+        same = _named(e.flat[0], {"eps": eps})
+        scale = f"divides by sqrt(var + e) with e = {e.flat[0]:.3g}"
+        scale += f" = {same}" if same else f", not eps = {eps:g}"
     parts = [
         f"the mean used is {centring}" + (" (right)" if got_m == right_m else ""),
         f"the scale {scale}" + (" (right)" if got_s == right_s else ""),
