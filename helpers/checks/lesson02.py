@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 import copy
+import itertools
 import re
 from collections import namedtuple
 
@@ -417,8 +418,12 @@ def _arrays(cache, path=()):
 def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
     """What a batch-norm forward pass may cache, computed right (first), then
     with each usual slip in the variance or the scale (``_core.stages``' forms)."""
-    x, mu, found = p.x, p.x.mean(0), []
-    for v_slip, var in (("", x.var(0)), ("the unbiased variance", x.var(0, ddof=1))):
+    x, found = p.x, []
+    for axis, ddof in itertools.product((0, 1), (0, 1)):  # the right one first
+        keep = {"axis": axis, "keepdims": axis > 0}
+        mu, var = x.mean(**keep), x.var(ddof=ddof, **keep)
+        slips = ("statistics over axis 1" * axis, "the unbiased variance" * ddof)
+        v_slip = ", ".join(filter(None, slips))
         scales = {"": np.sqrt(var + p.eps), "no eps": np.sqrt(var)}
         scales["eps outside the root"] = np.sqrt(var) + p.eps
         scales["no square root"] = var + p.eps
@@ -456,10 +461,21 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
     if not slip or not forward_off:
         text = f"{where(())} holds quantities made with {slip}"
         return ("odd", cache, text) if slip else ("right" if found else None, cache, "")
-    fixed = copy.deepcopy(cache)
-    for (_, a), key in zip(_arrays(fixed), keys, strict=True):
-        a[...] = variants[0][1][key]  # the right forward's value
-    return "repaired", fixed, slip
+    right = {
+        path: variants[0][1][key] for (path, _), key in zip(found, keys, strict=True)
+    }
+    return "repaired", _rebuilt(cache, right), slip  # the right forward's values
+
+
+def _rebuilt(cache, new: dict, path=()):
+    """A copy of ``cache`` (tuples, lists, dicts) with the arrays at ``new``'s paths."""
+    if path in new:
+        return np.array(new[path], dtype=float)
+    if isinstance(cache, (tuple, list)):
+        return type(cache)(_rebuilt(c, new, (*path, i)) for i, c in enumerate(cache))
+    if isinstance(cache, dict):
+        return {k: _rebuilt(v, new, (*path, k)) for k, v in cache.items()}
+    return copy.deepcopy(cache)
 
 
 # The staged backward's locals by lesson 02's names (and common spellings), in
