@@ -67,11 +67,9 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         value, problem = call(name, fn, x, eps=eps)
         if problem is not None:
             return problem
-        hints = {
-            (columns,): "one value per column: return the whole standardised "
-            "matrix, not its statistics",
-            (rows,): "one value per row: return the whole standardised matrix",
-        }
+        whole = "return the whole standardised matrix"
+        hints = {(columns,): f"one value per column: {whole}, not its statistics"}
+        hints[(rows,)] = f"one value per row: {whole}"
         small = np.flatnonzero(x.var(0) < 100 * eps)  # where eps matters
         read = {"shape_hints": hints, "readers": _read_back(x, eps), "small": small}
         results = [compare(name, value, reference(x, eps), tol=1e-10, **read)]
@@ -142,11 +140,8 @@ def activation_percentiles(fn, quiet=False, strict=None):
             want = np.percentile(flat, q)
             seen.append((label, data.shape, flat, got, want, mistakes, q))
         # a hypothesis is named only if it reproduces the answer in every case
-        kept = [
-            k
-            for k in seen[0][-2]
-            if all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m, _ in seen)
-        ]
+        fits = lambda k: all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m, _ in seen)
+        kept = [k for k in seen[0][-2] if fits(k)]
         results = []
         for label, shape, flat, got, want, mistakes, q in seen:
             hints = {
