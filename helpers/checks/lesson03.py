@@ -400,16 +400,15 @@ def _resets(cls, seed) -> Result:
     with torch.no_grad():
         module.weight.fill_(2.0)
         module.bias.fill_(1.0)
-    for method, params, rule in (
-        ("reset_running_stats", (2, 1), "leave weight and bias"),
-        ("reset_parameters", (1, 0), "set weight to 1, bias to 0"),
+    for method, values, rule in (  # after it: the buffers, weight and bias
+        ("reset_running_stats", (0, 1, 0, 2, 1), "leave weight and bias"),
+        ("reset_parameters", (0, 1, 0, 1, 0), "set weight to 1, bias to 0"),
     ):
         if not callable(getattr(module, method, None)):
             return wrong(label, f"no {method}() method (torch's batch norm has one)")
         _, problem = call(label, getattr(module, method))
         if problem is not None:
             return problem
-        values = (0, 1, 0, *params)
         for key, value in zip((*BUFFERS, "weight", "bias"), values, strict=True):
             t = getattr(module, key, None)
             kind = getattr(t, "dtype", type(t).__name__)
@@ -544,10 +543,8 @@ def _fold_problem(kind, folded, layer, originals) -> str | None:
             )
     w, v = folded.weight, layer.weight
     if (w.dtype, w.device) != (v.dtype, v.device):
-        return (
-            f"the folded layer's weight is {w.dtype}, the layer's {v.dtype}: give the "
-            "new layer the layer's dtype and device (.to(layer.weight))"
-        )
+        why = f"the folded layer's weight is {w.dtype}, the layer's {v.dtype}: give "
+        return why + "the new layer the layer's dtype and device (.to(layer.weight))"
     if folded.bias is None:
         return "the folded layer has no bias: create it with bias=True, always"
     return None
@@ -567,8 +564,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Re
         readers = _fold_reader(layer, bn, x)
         layer, bn = layer.to(getattr(torch, dtype)), bn.to(getattr(torch, dtype))
     before = {m: copy.deepcopy(m.state_dict()) for m in (layer, bn)}
-    # the learner's function gets the real layers, so that an in-place change
-    # is seen (the expected output was computed above, before the call)
+    # the real layers, so that an in-place change is seen (want is computed above)
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)
     if problem is not None:
         return problem
@@ -586,8 +582,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Re
     return result
 
 
-# (passing case, failing case, the one setting between them): a failure seen
-# only where that setting differs locates the mistake (a differential diagnosis)
+# (passing case, failing case, the one setting between them): a differential diagnosis
 FOLD_CONTRASTS = (
     (0, 1, "the layer has no bias (fold into a new bias)"),
     (3, 2, "the conv has no bias (fold into a new bias)"),
