@@ -41,9 +41,8 @@ def count_parameters(fn, quiet=False, strict=None):
                 return wrong(name, f"returned a {type(got).__name__}; return an int")
             if got == want:
                 continue
-            params = list(model.parameters())
-            every = sum(p.numel() for p in params)
-            tensors = sum(p.requires_grad for p in params)
+            every = sum(p.numel() for p in model.parameters())
+            tensors = sum(p.requires_grad for p in model.parameters())
             gives = {  # what each single mistake gives: named where it alone fits
                 "counts the BN buffers (not trained, not parameters)": want + buffers,
                 "counts frozen parameters too: count those with requires_grad": every,
