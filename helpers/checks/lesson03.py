@@ -251,11 +251,9 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         rule = f"{abc[0]:.4g}·old + {abc[1]:.4g}·batch"
         rule += f" + {abc[2]:.4g}" if abs(abc[2]) > tol else ""
         stat = "unbiased variance" if var else "mean"
-        return (
-            f"{seen}; read at step {step}: {buffer} = {rule}; PyTorch's: {1 - m:.4g}"
-            f"·old + {m:.4g}·batch (batch = the batch's {stat})"
-            + (f": {fits[0]}" if len(fits) == 1 else "")
-        )
+        seen += f"; read at step {step}: {buffer} = {rule}; PyTorch's: {1 - m:.4g}·old"
+        seen += f" + {m:.4g}·batch (batch = the batch's {stat})"
+        return seen + (f": {fits[0]}" if len(fits) == 1 else "")
     return seen if still[0] else core.ema_problem(buffer, got, mine, stats[0], m)
 
 
