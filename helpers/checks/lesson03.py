@@ -509,7 +509,6 @@ def _fold_reader(layer, bn, x):
     t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
     means = {
         "0: the running mean is not subtracted": 0 * mean,
-        "running_mean + beta s / gamma: beta is missing": mean + beta * s / gamma,
         "running_mean + b: the layer's own bias b is left out": mean + own,
         "running_mean + b (1 - 1/scale): the own bias is not scaled": mean + own * t,
         "running_mean - beta (1 - 1/scale): beta is scaled too": mean - beta * t,
