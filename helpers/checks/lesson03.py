@@ -99,6 +99,7 @@ def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=())
     """A ``_core.compare`` reader: the output's statistics taken over other axes
     than ``axes``, or which mean m and scale s (``_core.stages``)."""
     given = {"means": means, "variances": variances, "scales": scales}
+    given = {k: d and {n: to_numpy(v) for n, v in d.items()} for k, d in given.items()}
 
     def read(out):
         seen = axes and core.wrong_axes(out, x, gamma, beta, eps=eps, axes=axes)
