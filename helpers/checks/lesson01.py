@@ -33,8 +33,7 @@ EXAMPLE_4X6 = np.array(
 
 
 def _read_back(x: np.ndarray, eps: float) -> list:
-    """The answer read back (``_core``): over which axis, centred on which mean,
-    divided by which scale."""
+    """The answer read back (``_core``): which axis, which mean, which scale."""
     ones, zeros = np.ones(x.shape[1]), np.zeros(x.shape[1])
     means = {"the column mean": x.mean(0), "0, only scaled: subtract the mean too": 0}
     scales = {
@@ -68,31 +67,27 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         value, problem = call(name, fn, x, eps=eps)
         if problem is not None:
             return problem
-        hints = {
-            (columns,): "one value per column: return the whole standardised "
-            "matrix, not its statistics",
-            (rows,): "one value per row: return the whole standardised matrix",
-        }
+        whole = "return the whole standardised matrix"
+        hints = {(columns,): f"one value per column: {whole}, not its statistics"}
+        hints[(rows,)] = f"one value per row: {whole}"
         small = np.flatnonzero(x.var(0) < 100 * eps)  # where eps matters
         read = {"shape_hints": hints, "readers": _read_back(x, eps), "small": small}
         results = [compare(name, value, reference(x, eps), tol=1e-10, **read)]
+        if not results[0]:
+            return results
         ignored = {"the eps argument is ignored: use the eps passed in": value}
         default = "called without eps (the signature's default eps=1e-5)"
-        for label, data, e, diagnoses in (
+        for case, data, e, diagnoses in (
             ("4x6 example", EXAMPLE_4X6, eps, {}),
             ("eps=0.01", x, 0.01, ignored),  # eps matters: a tiny column
             (default, x, None, {}),  # the later cells rely on the default
         ):
-            given = {} if e is None else {"eps": e}
-            got, problem = call(name, fn, data, **given) if results[0] else (None, None)
-            if problem is not None or got is not None:
+            label, given = f"{name} {case}", {} if e is None else {"eps": e}
+            got, problem = call(label, fn, data, **given)
+            if problem is None:  # a failed Result is falsy: never chain with `or`
                 want = reference(data, EPS if e is None else e)
-                results.append(
-                    problem
-                    or compare(
-                        f"{name} {label}", got, want, tol=1e-10, diagnoses=diagnoses
-                    )
-                )
+                problem = compare(label, got, want, tol=1e-10, diagnoses=diagnoses)
+            results.append(problem)
         return results
 
     return run_check("standardize_columns", body, quiet=quiet, strict=strict)
@@ -146,11 +141,8 @@ def activation_percentiles(fn, quiet=False, strict=None):
             want = np.percentile(flat, q)
             seen.append((label, data.shape, flat, got, want, mistakes, q))
         # a hypothesis is named only if it reproduces the answer in every case
-        kept = [
-            k
-            for k in seen[0][-2]
-            if all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m, _ in seen)
-        ]
+        fits = lambda k: all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m, _ in seen)
+        kept = [k for k in seen[0][-2] if fits(k)]
         results = []
         for label, shape, flat, got, want, mistakes, q in seen:
             hints = {
@@ -188,9 +180,8 @@ def _tiny_model(seed):
 
 
 def _summaries(model, x, y) -> tuple:
-    """||dL/dW|| of each nn.Linear (``torch.autograd.grad``; L: the mean
-    cross-entropy) and other summaries, each a hypothesis: message -> one
-    value per layer."""
+    """||dL/dW|| of each nn.Linear (L: the mean cross-entropy) and other
+    summaries, each a hypothesis: message -> one value per layer."""
     layers = [m for m in model.modules() if isinstance(m, torch().nn.Linear)]
     loss = torch().nn.functional.cross_entropy(model(x), y)
     params = list(model.parameters())
@@ -243,12 +234,9 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         got = problem if problem is not None else _floats(name, got)
         if not isinstance(got, np.ndarray):
             return got
-        shaped = _core.shape_problem(name, got, want.shape, "the list of norms")
-        if shaped is not None and got.shape == (len(list(model.parameters())),):
-            shaped.detail = (
-                "one norm per parameter (weights and biases): return one norm per "
-                "nn.Linear, of its weight's gradient"
-            )
+        every = "one norm per parameter (weights and biases): return one norm per "
+        hint = {(len(list(model.parameters())),): every + "nn.Linear, of its weight's"}
+        shaped = _core.shape_problem(name, got, want.shape, "the list of norms", hint)
         if shaped is not None:
             return shaped
         batch = {"known": {"N": len(x)}, "causes": {"factor N": SUMMED}}

@@ -15,15 +15,13 @@ def _models():
     """Small models with their trainable-parameter counts, worked out by hand."""
     nn = torch().nn
     conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
-    conv_bn = nn.Sequential(
-        nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU()
-    )  # 216 + 2*8 = 232 (the BN buffers are not parameters)
+    conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
     mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
     frozen = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))  # 15 + 8, first frozen
     frozen[0].requires_grad_(False)
     return [
         ("conv with bias", conv_bias, 224, 0),
-        ("conv + BN", conv_bn, 232, 8 + 8 + 1),
+        ("conv + BN", conv_bn, 232, 8 + 8 + 1),  # 216 + 2*8: buffers are not parameters
         ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
         ("first layer frozen", frozen, 8, 0),
     ]
@@ -43,9 +41,8 @@ def count_parameters(fn, quiet=False, strict=None):
                 return wrong(name, f"returned a {type(got).__name__}; return an int")
             if got == want:
                 continue
-            params = list(model.parameters())
-            every = sum(p.numel() for p in params)
-            tensors = sum(p.requires_grad for p in params)
+            every = sum(p.numel() for p in model.parameters())
+            tensors = sum(p.requires_grad for p in model.parameters())
             gives = {  # what each single mistake gives: named where it alone fits
                 "counts the BN buffers (not trained, not parameters)": want + buffers,
                 "counts frozen parameters too: count those with requires_grad": every,

@@ -98,20 +98,18 @@ def _running_var(label, module, x, noisy):
         return wrong(f"{label} running_var", "none kept: keep track_running_stats=True")
     what = "running_var"
     result = compare(f"{label} {what}", got, want, tol=1e-12, what=what)
-    got = to_numpy(got)
-    if result.passed or got is None or got.shape != tuple(want.shape):
+    if result.passed or result.error is None:  # None: not an array of shape (C,)
         return result
     noisy = {"the variance of the noisy output, not of x": noisy.var(0)}
     known, twice = {"1 - 0.9^2": 0.19}, {"momentum 1 - 0.9^2": "two updates in a call?"}
-    batch, old = to_numpy(x.var(0)), np.ones(len(got))  # torch: unbiased var
+    batch, old = to_numpy(x.var(0)), np.ones(len(want))  # torch: unbiased var
     result.detail = _core.ema_problem(what, got, old, batch, 0.1, known, twice, noisy)
     return result
 
 
 def _noise_draws(cls, seed, used_as_stored=False):
-    """A new noise at each call, uniform in range, shift and scale independent.
-    ``used_as_stored``: the output used last_noise as (shift, scale), so ranges
-    that look swapped are draws swapped, not the order it is stored in."""
+    """A new noise at each call, uniform in range, shift and scale independent;
+    ``used_as_stored``: ranges that look swapped are draws swapped."""
     torch = torch_()
     label = "NoisyBatchNorm noise"
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
@@ -156,14 +154,13 @@ def _noise_draws(cls, seed, used_as_stored=False):
 
 def _eval_mode(cls, seed):
     """Eval mode: plain batch norm with the running statistics, no noise."""
-    torch = torch_()
     label = "NoisyBatchNorm eval"
     module, problem = _core.build_module(cls, label, 5)
     if problem is not None:
         return problem
     module, x = module.double().eval(), _batch(seed)[0]
     try:
-        with torch.no_grad():
+        with torch_().no_grad():
             module.running_mean.fill_(1.5)
             module.running_var.fill_(4.0)
     except (AttributeError, TypeError, RuntimeError):
@@ -174,7 +171,7 @@ def _eval_mode(cls, seed):
     want = (x - 1.5) / (4.0 + 1e-5) ** 0.5  # gamma = 1, beta = 0, eps = 1e-5
     noise = getattr(module, "last_noise", None)  # the noise this call drew, if any
     noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
-    batch = torch.nn.functional.batch_norm(x, None, None, training=True)
+    batch = torch_().nn.functional.batch_norm(x, None, None, training=True)
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
     if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
@@ -196,11 +193,10 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 def _net(seed):
     """A float64 MLP with batch norm, in training mode, and a batch."""
     torch = torch_()
-    nn = torch.nn
+    nn, gen = torch.nn, torch.Generator().manual_seed(seed + 1)
     torch.manual_seed(seed)
     layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8)]
     layers += [nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)]
-    gen = torch.Generator().manual_seed(seed + 1)
     x = torch.randn(20, 6, generator=gen, dtype=torch.float64) * 2 + 1
     y = torch.randint(3, (20,), generator=gen)
     return nn.Sequential(*layers).double().train(), x, y
@@ -250,7 +246,10 @@ def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
 
 def _measurement(name, fn, seed, args, names, parts, answers):
     """A check's body: ``fn(model, x, y, *args)`` must leave :func:`_net`'s model as
-    it was and return a pair (``names``), judged by :func:`_judge` part by part."""
+    it was and return a pair (``names``): ``compare`` with the listed mistakes;
+    else the pattern (``describe``), which ``parts`` are right, and a hint by
+    those that are off, unless they are what nothing moving gives (``still``):
+    many slips give that, so no cause is named."""
 
     def body():
         model, x, y = _net(seed)
@@ -270,36 +269,29 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         want, still, diagnoses = answers(_net(seed)[0], x, y)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
-        got = torch_().tensor(np.concatenate([np.ravel(v) for v in flat]))
-        return _judge(name, got, want, still, diagnoses, parts, HINTS[name])
+        g = np.concatenate([np.ravel(v) for v in flat])
+        result = compare(name, g, want, tol=1e-8, diagnoses=diagnoses)
+        if result.passed or any(message in result.detail for message in diagnoses):
+            return result
+        w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
+        same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
+        show = lambda a: ", ".join(f"{v:.6g}" for v in a)
+        said, off = [_core.describe(g, w, tol=1e-8, axis=None)], []
+        for k, (part, i) in enumerate(parts.items()):
+            if same(g[i], w[i]):
+                said.append(f"{part}: right, {show(g[i])}")
+            else:
+                said.append(f"{part}: got {show(g[i])}, expected {show(w[i])}")
+                off.append(k)
+        idle = all(same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off)
+        hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
+        still = "what is off is what the measurement gives when nothing moves, as "
+        still += "many slips do: nothing moved, or a gradient read from .grad was "
+        said.append(still + "overwritten" if idle else None if said[0] else hint)
+        result.detail = "; ".join(filter(None, said))
+        return result
 
     return body
-
-
-def _judge(label, got, want, still, diagnoses, parts, hints):
-    """``compare`` with the listed mistakes; else the pattern (``describe``), which
-    ``parts`` are right, and a hint by those that are off, unless they are what
-    nothing moving gives (``still``): many slips give that, so no cause is named."""
-    result = compare(label, got, want, tol=1e-8, diagnoses=diagnoses)
-    if result.passed or any(message in result.detail for message in diagnoses):
-        return result
-    g, w, s = to_numpy(got), to_numpy(want), to_numpy(still)
-    same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
-    show = lambda a: ", ".join(f"{v:.6g}" for v in a)
-    said, off = [_core.describe(g, w, tol=1e-8, axis=None)], []
-    for k, (part, i) in enumerate(parts.items()):
-        if same(g[i], w[i]):
-            said.append(f"{part}: right, {show(g[i])}")
-        else:
-            said.append(f"{part}: got {show(g[i])}, expected {show(w[i])}")
-            off.append(k)
-    idle = all(same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off)
-    hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
-    still = "what is off is what the measurement gives when nothing moves, as many "
-    still += "slips do: nothing moved, or a gradient read from .grad was overwritten"
-    said.append(still if idle else None if said[0] else hint)
-    result.detail = "; ".join(filter(None, said))
-    return result
 
 
 def _ics_answers(model, x, y):
