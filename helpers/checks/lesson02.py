@@ -21,6 +21,7 @@ __all__ = [
 
 import copy
 import re
+import sys
 from collections import namedtuple
 
 import numpy as np
@@ -68,9 +69,8 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
 
 def reference(kind: str, p: Problem):
     """(out, dx, dgamma, dbeta) from torch autograd in float64."""
-    import torch
-    import torch.nn.functional as F
-
+    torch = _core.torch()
+    F = torch.nn.functional
     x = torch.tensor(p.x, dtype=torch.float64, requires_grad=True)
     g = torch.tensor(p.gamma, dtype=torch.float64, requires_grad=True)
     b = torch.tensor(p.beta, dtype=torch.float64, requires_grad=True)
@@ -230,8 +230,7 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
         to2 = _core.channels_last
         back = lambda a: _core.from_channels_last(a, shape)
     x2 = to2(p.x)
-    unit = (np.ones(x2.shape[1]), np.zeros(x2.shape[1]))
-    affine = unit if layer else (p.gamma, p.beta)
+    affine = (np.ones(x2.shape[1]), np.zeros(x2.shape[1])) if layer else p[1:3]
     value, problem = call("given", forward, x2, *affine, eps=p.eps, returns=OUT)
     out2 = None if problem is not None else to_numpy(value[0])
     if out2 is None or out2.shape != x2.shape:
@@ -457,8 +456,7 @@ STAGES = {
 
 def _stage_references(p: Problem) -> dict:
     """``STAGES`` on ``p``: the forward's quantities, autograd's gradients."""
-    import torch
-
+    torch = _core.torch()
     x = torch.tensor(p.x, requires_grad=True)
     mu = x.mean(0)
     xc = x - mu
@@ -479,8 +477,6 @@ def _stage_references(p: Problem) -> dict:
 def _locals_at_return(fn, *args):
     """Call ``fn``; the local variables of it and of the functions it calls from
     the same source (a helper of theirs) as they return (sys.setprofile)."""
-    import sys
-
     code, kept = getattr(fn, "__code__", None), {}
     where = getattr(code, "co_filename", None)  # the learner's cell or file
     if where is None:  # not plain Python (the grader's remote proxy): no locals
