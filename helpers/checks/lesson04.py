@@ -312,11 +312,9 @@ def _reader(rows, state, bounds, momentum, shape):
         head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
         fits = [k for k, v in changes.items() if same((a, b), v)]
         if _close(a, 1.0).all() and _close(b, 0.0).all():
-            expected = f"r = ({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
+            expected = f"expected r = ({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
             why = "r = 1 and d = 0 in every feature, plain batch norm's (r and d not "
-            return (
-                head + why + f"applied, or rmax, dmax not read?); expected {expected}"
-            )
+            return head + why + f"applied, or rmax, dmax not read?); {expected}"
         if len(fits) == 1:
             return head + fits[0]
         known = {"N/(N-1)": len(rows) / (len(rows) - 1), "rmax": rmax}
@@ -409,7 +407,6 @@ def _eval(label, module, out, x, state) -> Result:
 
 def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     """Check a BatchRenorm module (Ioffe 2017, Algorithm 1) against references."""
-    torch = torch_()
 
     def body():
         first = _registration(cls)
@@ -429,7 +426,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
             "one value": ((1, 5), "one value per channel in training"),
         }
         for what, (shape, why) in refusals.items():
-            label, x = f"{NAME} {what}", torch.ones(shape, dtype=torch.float64)
+            label, x = f"{NAME} {what}", torch_().ones(shape, dtype=torch_().float64)
             module, _, failed = _ready(cls, label)
             if failed is None:
                 failed = _core.expect_raises(label, module, ValueError, why, x)
