@@ -139,10 +139,8 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
     running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
     then the running statistics."""
-    name = "sync_batchnorm_forward"
-
-    def step(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
-        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
+    name = "sync_batchnorm_forward"  # step: positional, as PyTorch orders them
+    step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, MOMENTUM)
 
     def body():
         xs, gamma, beta, _ = problem(seed)
@@ -196,15 +194,11 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
     var = variances["the batch's biased variance"]
     own = variances["this rank's own variance (a ghost batch)"] * sizes / (sizes - 1)
     unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
-    statistics = (
-        dict(list(means.items())[1:]),
-        {
-            f"the biased variance ({unbiased})": var,
-            "the variance corrected with this rank's count, n_r / (n_r - 1): use "
-            "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
-            "this rank's own unbiased variance (a ghost batch)": own,
-        },
-    )
+    corrected = "the variance corrected with this rank's count, n_r / (n_r - 1): use "
+    stats = {f"the biased variance ({unbiased})": var}
+    stats[corrected + "the whole batch's N / (N - 1)"] = var * sizes / (sizes - 1)
+    stats["this rank's own unbiased variance (a ghost batch)"] = own
+    statistics = (dict(list(means.items())[1:]), stats)
     known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
     causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
@@ -407,9 +401,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     running statistics), and ``backward(saved, dout, all_reduce) -> (dx, dgamma,
     dbeta, None, None)`` given the right saved tensors, on 3 ranks."""
     name = "sync_bn_layer"
-
-    def step(x, g, b, rm, rv, all_reduce):
-        return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
+    step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
     def body():
         found = _step(f"{name} forward", step, seed, 2, "out, saved")
@@ -516,9 +508,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     variance of all the values behind them (ranks of 50, 200 and 20), with the
     same buffer tensors, weights and ``num_batches_tracked``."""
     name = "merge_running_stats"
-
-    def on_rank(model, count, all_reduce):
-        return fn(model, all_reduce, count)
+    on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
 
     def body():
         models = _rank_models(seed)
@@ -558,8 +548,7 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
         diagnoses = {k: v.expand_as(value) for k, v in mistakes.items()}
         diagnoses[f"{what} is unchanged: merge it as well"] = old
-        kw = {"what": what, "diagnoses": diagnoses}
-        kw["known"] = {"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)}
+        kw = {"what": what, "diagnoses": diagnoses, "known": {"N": sum(SHARES)}}
         right = right.expand_as(value)
         results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
     return results
