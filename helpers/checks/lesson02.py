@@ -57,8 +57,7 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
     """x = 5 randn + 12, gamma != 1, beta != 0, random dout; with ``tiny`` one
     feature (channel) has a spread of 0.01, where eps and its place matter."""
     rng = np.random.default_rng(seed)
-    if shape is None:
-        shape = {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
+    shape = shape or {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
     x = 5.0 * rng.standard_normal(shape) + 12.0
     if tiny:  # one feature (layer norm: one example) with a tiny spread
         rows = 1 if kind == "layer" else (slice(None), 1)
@@ -113,13 +112,12 @@ def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
     """What batch norm's dx always satisfies, per feature: its sum over the
     batch and its projection on x_hat are PyTorch's (0, and 0 but for eps)."""
     ways = directions(kind, p)
-    size = np.abs(dx_ref).sum() if ways else 0.0
 
     def check(dx):
         labels = {"1": "sum over the batch", "x_hat": "product with x_hat"}
         for name, what in labels.items():
             got, want = (_as_2d(kind, a * ways[name]).sum(0) for a in (dx, dx_ref))
-            if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * size):
+            if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * abs(dx_ref).sum()):
                 return f"dx's {what} per feature is not PyTorch's ({_core._fmt(got)})"
         return None
 
@@ -140,10 +138,8 @@ def causes(kind: str, p: Problem, what: str = "out") -> dict:
     the output ``what`` ("out", "dx", "dgamma" or "dbeta") only."""
     n = next(k for k in known(kind, p) if k.startswith("N = "))
     f = "channel" if kind == "spatial" else "feature"
-    summed = {
-        f"factor 1/({n})": "averaged over the batch; gradients of a shared "
-        "parameter add up (sum)"
-    }
+    summed = "averaged over the batch; gradients of a shared parameter add up (sum)"
+    summed = {f"factor 1/({n})": summed}
     affine = "out = gamma * x_hat + beta"
     branch = "the branch through the {} is off (missing, or scaled wrong)"
     return {
@@ -169,10 +165,8 @@ def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
         return {}
     naive = p.x.reshape(-1, p.x.shape[1])
     out = p.gamma * (naive - naive.mean(0)) / np.sqrt(naive.var(0) + p.eps) + p.beta
-    return {
-        "reshaped to (N*H*W, C) without moving C last: transpose(0, 2, 3, 1) "
-        "before the reshape, and transpose back after": out.reshape(p.x.shape)
-    }
+    why = "reshaped to (N*H*W, C) without moving C last: transpose(0, 2, 3, 1) before"
+    return {why + " the reshape, and transpose back after": out.reshape(p.x.shape)}
 
 
 def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]:
@@ -253,10 +247,8 @@ def _given(kind, given, p: Problem):
     if given is None or kind == "batch":
         return None
     mine, other = _composed(kind, given, p), _composed(kind, given, p, True)
-    same = [
-        a is None or b is None or rel_error(a, b) < 1e-6
-        for a, b in zip(mine[:2], other[:2], strict=True)
-    ]
+    pairs = zip(mine[:2], other[:2], strict=True)
+    same = [a is None or b is None or rel_error(a, b) < 1e-6 for a, b in pairs]
     return None if same[0] or (mine[1] is not None and same[1]) else mine
 
 
