@@ -22,6 +22,7 @@ __all__ = [
 import copy
 import itertools
 import re
+import sys
 from collections import namedtuple
 
 import numpy as np
@@ -57,8 +58,7 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
     """x = 5 randn + 12, gamma != 1, beta != 0, random dout; with ``tiny`` one
     feature (channel) has a spread of 0.01, where eps and its place matter."""
     rng = np.random.default_rng(seed)
-    if shape is None:
-        shape = {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
+    shape = shape or {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
     x = 5.0 * rng.standard_normal(shape) + 12.0
     if tiny:  # one feature (layer norm: one example) with a tiny spread
         rows = 1 if kind == "layer" else (slice(None), 1)
@@ -69,9 +69,8 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
 
 def reference(kind: str, p: Problem):
     """(out, dx, dgamma, dbeta) from torch autograd in float64."""
-    import torch
-    import torch.nn.functional as F
-
+    torch = _core.torch()
+    F = torch.nn.functional
     x = torch.tensor(p.x, dtype=torch.float64, requires_grad=True)
     g = torch.tensor(p.gamma, dtype=torch.float64, requires_grad=True)
     b = torch.tensor(p.beta, dtype=torch.float64, requires_grad=True)
@@ -114,13 +113,12 @@ def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
     """What batch norm's dx always satisfies, per feature: its sum over the
     batch and its projection on x_hat are PyTorch's (0, and 0 but for eps)."""
     ways = directions(kind, p)
-    size = np.abs(dx_ref).sum() if ways else 0.0
 
     def check(dx):
         labels = {"1": "sum over the batch", "x_hat": "product with x_hat"}
         for name, what in labels.items():
             got, want = (_as_2d(kind, a * ways[name]).sum(0) for a in (dx, dx_ref))
-            if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * size):
+            if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * abs(dx_ref).sum()):
                 return f"dx's {what} per feature is not PyTorch's ({_core._fmt(got)})"
         return None
 
@@ -129,12 +127,11 @@ def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
 
 def known(kind: str, p: Problem) -> dict:
     """Quantities of the problem a slip multiplies by (their inverses, roots and
-    squares are recognised too), named for the learner."""
+    squares, and ratios of the count N such as N/(N-1), are recognised too)."""
     x2 = _as_2d(kind, p.x)
     n = p.x.shape[1] if kind == "layer" else x2.shape[0]
     sigma = {} if kind == "layer" else {"sigma": np.sqrt(x2.var(0) + p.eps)}
-    ratio = {f"N/(N-1) = {n}/{n - 1}": n / (n - 1), f"N = {n}": float(n)}
-    return {**ratio, "gamma": p.gamma, "beta": p.beta, **sigma}
+    return {f"N = {n}": n, "gamma": p.gamma, "beta": p.beta, **sigma}
 
 
 def causes(kind: str, p: Problem, what: str = "out") -> dict:
@@ -142,10 +139,8 @@ def causes(kind: str, p: Problem, what: str = "out") -> dict:
     the output ``what`` ("out", "dx", "dgamma" or "dbeta") only."""
     n = next(k for k in known(kind, p) if k.startswith("N = "))
     f = "channel" if kind == "spatial" else "feature"
-    summed = {
-        f"factor 1/({n})": "averaged over the batch; gradients of a shared "
-        "parameter add up (sum)"
-    }
+    summed = "averaged over the batch; gradients of a shared parameter add up (sum)"
+    summed = {f"factor 1/({n})": summed}
     affine = "out = gamma * x_hat + beta"
     branch = "the branch through the {} is off (missing, or scaled wrong)"
     return {
@@ -171,36 +166,28 @@ def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
         return {}
     naive = p.x.reshape(-1, p.x.shape[1])
     out = p.gamma * (naive - naive.mean(0)) / np.sqrt(naive.var(0) + p.eps) + p.beta
-    return {
-        "reshaped to (N*H*W, C) without moving C last: transpose(0, 2, 3, 1) "
-        "before the reshape, and transpose back after": out.reshape(p.x.shape)
-    }
+    why = "reshaped to (N*H*W, C) without moving C last: transpose(0, 2, 3, 1) before"
+    return {why + " the reshape, and transpose back after": out.reshape(p.x.shape)}
 
 
 def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]:
-    """Swapped parameter gradients and a dx without gamma (their formulas)."""
-    x, dout = _as_2d(kind, p.x), _as_2d(kind, p.dout)
-    axis = 1 if kind == "layer" else 0
-    mu, var = x.mean(axis, keepdims=True), x.var(axis, keepdims=True)
+    """Swapped parameter gradients and a dx without gamma (their values)."""
     swapped = "this is {}'s formula (dgamma and dbeta swapped?)"
     ones = Problem(p.x, np.ones_like(p.gamma), p.beta, p.dout, p.eps)
     no_gamma = "dx misses gamma: the gradient reaching x_hat is dout * gamma"
+    dgamma, dbeta = reference(kind, p)[2:]
     return {
         "dx": {no_gamma: reference(kind, ones)[1]},
-        "dgamma": {swapped.format("dbeta"): dout.sum(0)},
-        "dbeta": {
-            swapped.format("dgamma"): (dout * (x - mu) / np.sqrt(var + p.eps)).sum(0)
-        },
+        "dgamma": {swapped.format("dbeta"): dbeta},
+        "dbeta": {swapped.format("dgamma"): dgamma},
     }
 
 
 def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
     """Wrong shapes that say what was done: (for dgamma and dbeta, for out and dx)."""
     where = " and over H and W" if kind == "spatial" else " (axis 0)"
-    hint = (
-        "not summed: gamma and beta are shared by every example, so their "
-        "gradients add up over the batch" + where
-    )
+    hint = "not summed: gamma and beta are shared by every example, so their "
+    hint += "gradients add up over the batch" + where
     params = {p.x.shape: hint, _as_2d(kind, p.x).shape: hint}
     if kind != "spatial":
         return params, {}
@@ -238,8 +225,7 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
         to2 = _core.channels_last
         back = lambda a: _core.from_channels_last(a, shape)
     x2 = to2(p.x)
-    unit = (np.ones(x2.shape[1]), np.zeros(x2.shape[1]))
-    affine = unit if layer else (p.gamma, p.beta)
+    affine = (np.ones(x2.shape[1]), np.zeros(x2.shape[1])) if layer else p[1:3]
     value, problem = call("given", forward, x2, *affine, eps=p.eps, returns=OUT)
     out2 = None if problem is not None else to_numpy(value[0])
     if out2 is None or out2.shape != x2.shape:
@@ -262,37 +248,26 @@ def _given(kind, given, p: Problem):
     if given is None or kind == "batch":
         return None
     mine, other = _composed(kind, given, p), _composed(kind, given, p, True)
-    same = [
-        a is None or b is None or rel_error(a, b) < 1e-6
-        for a, b in zip(mine[:2], other[:2], strict=True)
-    ]
+    pairs = zip(mine[:2], other[:2], strict=True)
+    same = [a is None or b is None or rel_error(a, b) < 1e-6 for a, b in pairs]
     return None if same[0] or (mine[1] is not None and same[1]) else mine
 
 
 def _credited(result, got, mine, tol, given_name) -> Result:
     """An answer built right on the learner's own (N, D) function (``mine``: what
     that gives) passes: that function's slip costs its own exercise's points."""
-    if result.passed or mine is None or to_numpy(got) is None:
-        return result
-    if to_numpy(got).shape != mine.shape or rel_error(got, mine) > tol:
-        return result
-    return info(
-        result.name,
-        f"right for your {given_name}, which this uses and which is off (its own "
-        f"check says how; here {result.detail})",
-    )
+    if result.passed or mine is None or rel_error(got, mine) > tol:
+        return result  # (rel_error is infinite for a shape or type not mine's)
+    why = f"right for your {given_name}, which this uses and which is off (its own "
+    return info(result.name, why + f"check says how; here {result.detail})")
 
 
 def _in_order(value):
     """(out, cache) from a forward pass that returns (cache, out): that slip costs
     the forward's own check, not the checks of the backward passes that use it."""
-    if (
-        isinstance(value, tuple)
-        and len(value) == 2
-        and isinstance(value[1], np.ndarray)
-    ):
-        return value[::-1] if isinstance(value[0], (tuple, list, dict)) else value
-    return value
+    swapped = isinstance(value, tuple) and len(value) == 2
+    swapped = swapped and isinstance(value[0], (tuple, list, dict))
+    return value[::-1] if swapped and isinstance(value[1], np.ndarray) else value
 
 
 def _copying(fn):
@@ -309,7 +284,6 @@ def _copying(fn):
 
 def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
     name, p = FORWARD[kind], make_problem(kind, seed, shape, eps)
-    args = (p.x, p.gamma, p.beta)
 
     def output(label, p, got=None, **how):
         """``fn``'s out on problem ``p`` (or ``got``) compared with PyTorch's."""
@@ -324,7 +298,7 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         return compare(label, got, want, tol=tol, what="out", **how)
 
     def body():
-        items, problem = call(name, fn, *args, eps=p.eps, returns=OUT)
+        items, problem = call(name, fn, *p[:3], eps=p.eps, returns=OUT)
         if problem is not None:
             return _transposed_hint(problem, p) if kind == "layer" else problem
         how = dict(diagnoses=forward_mistakes(kind, p), causes=causes(kind, p))
@@ -345,7 +319,7 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         two = p._replace(x=p.x[:2], dout=p.dout[:2])  # the smallest batch
         why = "one example has zero variance: PyTorch refuses it in training mode too"
         label = f"{name} batch of one"
-        one = _core.expect_raises(label, fn, ValueError, why, p.x[:1], *args[1:])
+        one = _core.expect_raises(label, fn, ValueError, why, p.x[:1], *p[1:3])
         return [result, eps, output(f"{name} N=2", two), one]
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)
@@ -376,20 +350,19 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
     """Compare the learner's backward with numerical gradients of their forward."""
     shape = {"batch": (6, 4), "spatial": (3, 2, 2, 3), "layer": (4, 6)}[kind]
     p, label = make_problem(kind, seed + 100, shape, tiny=False), f"{name} numeric"
-    items, problem = call(name, forward, p.x, p.gamma, p.beta, eps=p.eps, returns=OUT)
-    if problem is not None:
-        return problem
-    grads, problem = call(name, backward, p.dout, items[1], returns=GRADS)
+    items, problem = call(name, forward, *p[:3], eps=p.eps, returns=OUT)
+    if problem is None:
+        grads, problem = call(name, backward, p.dout, items[1], returns=GRADS)
     if problem is not None:
         return problem
     inputs = {"x": p.x, "gamma": p.gamma, "beta": p.beta}
-    evaluate = gradcheck.evaluator(
-        forward, tuple(inputs), pick=lambda r: _in_order(r)[0], eps=p.eps
-    )
+    pick = lambda r: _in_order(r)[0]
+    evaluate = gradcheck.evaluator(forward, tuple(inputs), pick=pick, eps=p.eps)
     try:
         found = gradcheck.numerical_gradients(evaluate, inputs, p.dout)
     except Exception as exc:  # the forward pass failed on a nudged input
-        return Result(label, _core.ERROR, f"on a nudged input it raised {exc!r:.120}")
+        why = "on a nudged input it raised " + _core.raised(exc)
+        return Result(label, _core.ERROR, why)
     errors = {}
     for key, got in zip(("dx", "dgamma", "dbeta"), grads, strict=True):
         shaped = _core.shape_problem(name, got, found[key[1:]].shape, key)
@@ -496,8 +469,7 @@ STAGES = {
 
 def _stage_references(p: Problem) -> dict:
     """``STAGES`` on ``p``: the forward's quantities, autograd's gradients."""
-    import torch
-
+    torch = _core.torch()
     x = torch.tensor(p.x, requires_grad=True)
     mu = x.mean(0)
     xc = x - mu
@@ -510,12 +482,7 @@ def _stage_references(p: Problem) -> dict:
     for tensor in named.values():
         tensor.retain_grad()
     y.backward(torch.from_numpy(p.dout))
-    read = {
-        "x_hat": x_hat,
-        "x - mu": xc,
-        "sqrt(var + eps)": s,
-        "1/sqrt(var + eps)": rho,
-    }
+    read = dict(zip(list(STAGES)[:4], (x_hat, xc, s, rho), strict=True))
     values = {k: v.detach().numpy() for k, v in read.items()}
     return values | {k: v.grad.numpy() for k, v in named.items()}
 
@@ -523,8 +490,6 @@ def _stage_references(p: Problem) -> dict:
 def _locals_at_return(fn, *args):
     """Call ``fn``; the local variables of it and of the functions it calls from
     the same source (a helper of theirs) as they return (sys.setprofile)."""
-    import sys
-
     code, kept = getattr(fn, "__code__", None), {}
     where = getattr(code, "co_filename", None)  # the learner's cell or file
     if where is None:  # not plain Python (the grader's remote proxy): no locals
@@ -562,19 +527,14 @@ def _stage_result(name, backward, p: Problem, cache, out):
             checked.append(stage)
             continue
         if stage.startswith("d"):
-            return wrong(
-                label,
-                f"the first wrong stage is {stage} (your local variable), compared "
-                "with autograd's gradient of the same quantity; right before it: "
-                + (", ".join(checked) or "none checked before it"),
-            ), False
+            why = f"the first wrong stage is {stage} (your local variable), compared "
+            why += "with autograd's gradient of the same quantity; right before it: "
+            return wrong(label, why + (", ".join(checked) or "none checked")), False
         forward = {k: v for k, v in wanted.items() if k[0] != "d"}
         seen = _core._match(got, {**forward, "out": to_numpy(out)}, 1e-8)
         text = f"your backward pass's {spelling} (as it returns) is not {stage}"
-        text += f": it equals {seen}" if seen else ""
-        return wrong(
-            label, text + "; it comes before every gradient: fix it first"
-        ), True
+        text += (f": it equals {seen}" if seen else "") + "; it comes before every "
+        return wrong(label, text + "gradient: fix it first"), True
     if not checked:
         return None, False
     return info(label, f"{', '.join(checked)} agree; what differs comes after"), False
@@ -614,13 +574,11 @@ def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result
     results = []
     for what, grad in zip(refs, grads, strict=True):
         how = dx if what == "dx" else dict(shape_hints=params, axis=0)
-        how = how | dict(returns=refs, returned=grads)
+        how = how | dict(returns=refs, returned=grads, known=known(kind, p))
         if named:
             how = how | dict(diagnoses=mistakes[what], causes=causes(kind, p, what))
-        label, want = f"{name} {what}", refs[what]
-        results.append(
-            compare(label, grad, want, tol=tol, what=what, known=known(kind, p), **how)
-        )
+        label = f"{name} {what}"
+        results.append(compare(label, grad, refs[what], tol=tol, what=what, **how))
     return results
 
 
@@ -645,20 +603,16 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
         grads, problem = call(name, backward, p.dout, used, returns=GRADS)
         if problem is not None:
             return problem
-        refs = reference(kind, p)[1:]
-        good = [rel_error(g, r) <= tol for g, r in zip(grads, refs, strict=True)]
-        failing = not all(good)  # NaN included
+        pairs = zip(grads, reference(kind, p)[1:], strict=True)
+        failing = not all(rel_error(g, r) <= tol for g, r in pairs)  # NaN included
         stage, early = None, False
         if failing and kind == "batch":
             stage, early = _stage_result(name, backward, p, used, out)
         right = status in ("right", "repaired") or (status is None and error <= tol)
         gradients = _gradient_results(kind, name, grads, p, right and not early)
-        mine = _given(kind, given, p)
-        if mine is not None and mine[1] is not None:  # their (N, D) functions
-            gradients = [
-                _credited(r, g, c, tol, "batchnorm_backward_alt")
-                for r, g, c in zip(gradients, grads, mine[1:], strict=True)
-            ]
+        mine = _given(kind, given, p) or [None] * 4  # their (N, D) functions
+        credit = lambda r, g, c: _credited(r, g, c, tol, "batchnorm_backward_alt")
+        gradients = list(map(credit, gradients, grads, mine[1:]))
         numeric = _numeric_result(kind, name, forward, backward, seed)
         slip = note if status == "repaired" else ""
         results = _judge_backward(kind, name, error, p, gradients, numeric, slip)
@@ -704,8 +658,8 @@ def batchnorm_backward_alt(
     """Check the closed-form backward; with ``staged`` also compare the two."""
     label = "backward_alt vs backward"
 
-    def against_staged(p, cache, grads):
-        """Informative only: never fails (the other function has its own check)."""
+    def also(p, cache, grads):
+        """Against ``staged``: a note, never a failure (it has its own check)."""
         if staged is None:
             return info(label, "skipped (no staged version given)")
         other, problem = call(label, staged, p.dout, cache, returns=GRADS)
@@ -718,5 +672,4 @@ def batchnorm_backward_alt(
         return info(label, f"max rel. difference {worst:.0e}: they disagree; {why}")
 
     options, name = (seed, shape, quiet, strict), "batchnorm_backward_alt"
-    also = against_staged
     return _backward_check("batch", name, forward, backward_alt, None, options, also)

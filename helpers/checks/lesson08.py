@@ -32,13 +32,10 @@ CHANNELS = 4
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 
 # Library calls that would solve an exercise: tools/grading/flags.py notes them.
-_BN, _AUTOGRAD = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*"), (r"\bautograd\b",)
-SHORTCUTS = {
-    "sync_batchnorm_forward": _BN,
-    "sync_batchnorm_backward": (*_AUTOGRAD, r"\.backward\("),
-    "sync_bn_forward": _BN,
-    "sync_bn_backward": (*_AUTOGRAD, r"\.backward\("),
-}
+_BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")
+_GRAD = (r"\bautograd\b", r"\.backward\(")
+SHORTCUTS = {"sync_batchnorm_forward": _BN, "sync_batchnorm_backward": _GRAD}
+SHORTCUTS |= {"sync_bn_forward": _BN, "sync_bn_backward": _GRAD}
 
 
 def problem(seed: int = 0, sizes=SIZES):
@@ -108,15 +105,14 @@ def _statistics(xs):
 
 def _outputs(name, outs, xs, what="out"):
     """(the ranks' outputs put together, None) or (None, what is wrong)."""
-    torch = torch_()
-    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch.Tensor)]
+    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]
     if kinds:
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
     shapes = [tuple(o.shape) for o in outs]
     if shapes != [(len(x), CHANNELS) for x in xs]:
         why = f"{what} has the shapes {shapes} on the ranks: each its x's shape"
         return None, wrong(name, why)
-    return torch.cat(outs), None
+    return torch_().cat(outs), None
 
 
 def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
@@ -143,10 +139,8 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
     running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
     then the running statistics."""
-    name = "sync_batchnorm_forward"
-
-    def step(x, g, b, rm, rv, all_reduce):  # positional, as PyTorch orders them
-        return fn(x, g, b, all_reduce, EPS, rm, rv, MOMENTUM)
+    name = "sync_batchnorm_forward"  # step: positional, as PyTorch orders them
+    step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, MOMENTUM)
 
     def body():
         xs, gamma, beta, _ = problem(seed)
@@ -160,13 +154,12 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
         xs, *_, buffers, problem_ = _step("sync forward running stats", step, seed)
-        if problem_ is not None and "positional argument" in problem_.detail:
-            problem_.detail += (
-                "; the function takes (x, gamma, beta, all_reduce, eps=1e-5, "
-                "running_mean=None, running_var=None, momentum=0.1)"
-            )
         if problem_ is None:
             return [result, *_buffer_results("sync forward", buffers, seed)]
+        if "positional argument" in problem_.detail:  # the signature, then
+            takes = "x, gamma, beta, all_reduce, eps=1e-5, running_mean=None, "
+            problem_.detail += f"; the function takes ({takes}running_var=None, "
+            problem_.detail += "momentum=0.1)"
         return [result, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -201,15 +194,11 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
     var = variances["the batch's biased variance"]
     own = variances["this rank's own variance (a ghost batch)"] * sizes / (sizes - 1)
     unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
-    statistics = (
-        dict(list(means.items())[1:]),
-        {
-            f"the biased variance ({unbiased})": var,
-            "the variance corrected with this rank's count, n_r / (n_r - 1): use "
-            "the whole batch's N / (N - 1)": var * sizes / (sizes - 1),
-            "this rank's own unbiased variance (a ghost batch)": own,
-        },
-    )
+    corrected = "the variance corrected with this rank's count, n_r / (n_r - 1): use "
+    stats = {f"the biased variance ({unbiased})": var}
+    stats[corrected + "the whole batch's N / (N - 1)"] = var * sizes / (sizes - 1)
+    stats["this rank's own unbiased variance (a ghost batch)"] = own
+    statistics = (dict(list(means.items())[1:]), stats)
     known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
     causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
@@ -224,15 +213,12 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
             results.append(ok(f"{label} {what}", seen))
             continue
         if np.allclose(got, old, rtol=1e-12, atol=0):
-            seen = (
-                f"{what} did not change: update the tensor passed in place, "
-                f"{what}.mul_(1 - momentum).add_(momentum * ...), not the name"
-            )
+            seen = f"{what} did not change: update the tensor passed in place, "
+            seen += f"{what}.mul_(1 - momentum).add_(momentum * ...), not the name"
         elif not fin.any():
-            seen = (
-                f"{what} is NaN or infinite on every rank: a rank of 1 example makes "
-                "its n_r - 1 zero, an all-reduce spreads it; use the batch's count N"
-            )
+            seen = f"{what} is NaN or infinite on every rank: a rank of 1 example "
+            seen += "makes its n_r - 1 zero, an all-reduce spreads it; use the "
+            seen += "batch's count N"
         else:  # on the finite ranks; _core._match scales by the candidate
             stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
             stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
@@ -250,11 +236,10 @@ def _dx_reader(xs, gamma, douts):
     """A ``compare`` reader of dx: fits dx = gamma * invstd * (dy - a - x_hat * b)
     per rank and feature and says what a and b are (right: the all-reduced sums
     of dy and of dy * x_hat, divided by N)."""
-    torch = torch_()
     mean, rho = _statistics(xs)
     sizes = [len(x) for x in xs]
-    n, dy = sum(sizes), torch.cat(douts).numpy()
-    x_hat = ((torch.cat(xs) - mean) * rho).numpy()
+    n, dy = sum(sizes), torch_().cat(douts).numpy()
+    x_hat = ((torch_().cat(xs) - mean) * rho).numpy()
     ranks = np.split(np.arange(n), np.cumsum(sizes)[:-1])
     counts = np.repeat(sizes, sizes)[:, None]
 
@@ -388,9 +373,8 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
         elif not torch.equal(saved[1], gamma):
             why = "saved[1] is not gamma itself"
         if why is not None:
-            return wrong(
-                f"{name} rank {rank}", f"{why}; save (x, gamma, mean, invstd, count)"
-            )
+            why += "; save (x, gamma, mean, invstd, count)"
+            return wrong(f"{name} rank {rank}", why)
     means, variances = _variants(xs)
     var = variances["the batch's biased variance"]
     invstds = {f"uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()}
@@ -417,9 +401,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     running statistics), and ``backward(saved, dout, all_reduce) -> (dx, dgamma,
     dbeta, None, None)`` given the right saved tensors, on 3 ranks."""
     name = "sync_bn_layer"
-
-    def step(x, g, b, rm, rv, all_reduce):
-        return forward(x, g, b, rm, rv, all_reduce, EPS, MOMENTUM)
+    step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
     def body():
         found = _step(f"{name} forward", step, seed, 2, "out, saved")
@@ -526,9 +508,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     variance of all the values behind them (ranks of 50, 200 and 20), with the
     same buffer tensors, weights and ``num_batches_tracked``."""
     name = "merge_running_stats"
-
-    def on_rank(model, count, all_reduce):
-        return fn(model, all_reduce, count)
+    on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
 
     def body():
         models = _rank_models(seed)
@@ -568,8 +548,7 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
         diagnoses = {k: v.expand_as(value) for k, v in mistakes.items()}
         diagnoses[f"{what} is unchanged: merge it as well"] = old
-        kw = {"what": what, "diagnoses": diagnoses}
-        kw["known"] = {"(N - 1) / N": (sum(SHARES) - 1) / sum(SHARES)}
+        kw = {"what": what, "diagnoses": diagnoses, "known": {"N": sum(SHARES)}}
         right = right.expand_as(value)
         results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
     return results
