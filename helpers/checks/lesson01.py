@@ -235,7 +235,8 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         if not isinstance(got, np.ndarray):
             return got
         every = "one norm per parameter (weights and biases): return one norm per "
-        hint = {(len(list(model.parameters())),): every + "nn.Linear, of its weight's"}
+        every += "nn.Linear, of its weight's gradient"
+        hint = {(len(list(model.parameters())),): every}
         shaped = _core.shape_problem(name, got, want.shape, "the list of norms", hint)
         if shaped is not None:
             return shaped
