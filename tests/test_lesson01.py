@@ -5,6 +5,7 @@ Each plausible mistake's message: tests/mutants/lesson01.py, via test_mutants.py
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from helpers import checks
@@ -56,3 +57,17 @@ def test_a_factor_of_the_batch_size_is_recognised_either_way(learner_mode):
 
     text = checks.layer_gradient_norms(divided_twice, quiet=True).lines()
     assert "0.125 = 1/(N)" in text and "summed" not in text
+
+
+def test_a_signature_without_a_default_eps_is_not_told_to_return(learner_mode):
+    """standardize_columns(X, eps) with no default: the call without eps raises a
+    TypeError; `problem or compare(...)` (a failed Result is falsy) read the
+    missing value as 'did you forget the return statement?'."""
+
+    def standardize(x, eps):
+        return (x - x.mean(0)) / np.sqrt(x.var(0) + eps)
+
+    report = checks.standardize_columns(standardize, quiet=True)
+    seen = report.lines()
+    assert "raised TypeError" in seen and "missing 1 required" in seen, seen
+    assert "forget the `return`" not in seen, seen

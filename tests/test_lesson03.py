@@ -181,3 +181,36 @@ def test_a_count_that_turns_float_fails_as_the_hidden_test_does(learner_mode):
 
     seen = details(checks.scratch_batchnorm(FloatCount, quiet=True), "(N, C)")
     assert "(a long)" in seen, seen
+
+
+def test_buffers_created_in_the_first_forward_are_said_not_a_crash(learner_mode):
+    """running_mean/var None in __init__, made in forward: the check itself used
+    to fail (old[...] on None) instead of saying what is wrong."""
+    import torch
+    from torch import nn
+
+    class Lazy(nn.Module):
+        def __init__(
+            self, c, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True
+        ):
+            super().__init__()
+            self.eps, self.running_mean, self.running_var = eps, None, None
+            self.weight = nn.Parameter(torch.ones(c))
+            self.bias = nn.Parameter(torch.zeros(c))
+            self.register_buffer("num_batches_tracked", torch.tensor(0))
+
+        def forward(self, x):
+            m, v = x.mean(0), x.var(0, unbiased=False)
+            if self.training:
+                with torch.no_grad():
+                    old = 0 if self.running_mean is None else self.running_mean
+                    self.running_mean = 0.9 * old + 0.1 * m
+                    self.num_batches_tracked += 1
+                    self.running_var = 0.9 + 0.1 * x.var(0)
+            else:
+                m, v = self.running_mean, self.running_var
+            return (x - m) / torch.sqrt(v + self.eps) * self.weight + self.bias
+
+    seen = checks.scratch_batchnorm(Lazy, quiet=True).lines()
+    assert "the check itself failed" not in seen, seen
+    assert "not a tensor before this step" in seen, seen
