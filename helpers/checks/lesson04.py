@@ -184,7 +184,8 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     (``given=True``: passed to it), its output on ``x``: (module, out, Result)."""
     torch = torch_()
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
-    module, failed = _core.build_module(cls, label, 5, **kw)
+    moved = {"momentum": how["momentum"]} if how.get("momentum") else {}
+    module, failed = _core.build_module(cls, label, 5, **kw, **moved)
     if failed is not None:
         return None, None, failed
     module = module.double().train(how.get("train", True))
@@ -327,7 +328,7 @@ def _reader(rows, state, bounds, momentum, shape):
     return read
 
 
-def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True):
+def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True, m=0):
     """One training step: the output (read back), the input gradient and, but for
     plain batch norm, the running statistics and buffers; or one eval step."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
@@ -337,14 +338,14 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
     state = (gamma, beta, mean, std)
     x = torch.tensor(unrows(rows, shape), requires_grad=train)
-    module, out, failed = _ready(cls, label, state, bounds, x, train=train)
+    module, out, failed = _ready(cls, label, state, bounds, x, train=train, momentum=m)
     if failed is not None:
         return [failed]
     if not train:
         return [_eval(label, module, out, rows, state)]
     want = unrows(numpy_forward(rows, *state, *bounds)[0], shape)
     momentum = getattr(module, "momentum", None)  # missing or not a number: the default
-    momentum = momentum if isinstance(momentum, (int, float)) else 0.01
+    momentum = m or (momentum if isinstance(momentum, (int, float)) else 0.01)
     read = _reader(rows, state, bounds, momentum, shape)
     result = compare(f"{label} output", out, want, tol=TOL, readers=[read])
     if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
@@ -413,7 +414,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         if first.verdict == _core.TODO:
             return first
         results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
-        nc = _step(cls, numpy_forward, seed)
+        nc = _step(cls, numpy_forward, seed, m=0.2)  # the momentum passed is used
         nchw = _step(cls, numpy_forward, seed + 1, image=True)
         if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
             nchw[0].detail += "; " + IMAGES

@@ -66,6 +66,7 @@ def renorm_class(
     apply_rd=True,
     d_sign=1.0,
     bounds_as_buffers=False,
+    fixed_momentum=False,
 ):
     import torch
     from torch import nn
@@ -124,7 +125,7 @@ def renorm_class(
                 self.running_std = self.running_std + a * (std - self.running_std)
             elif self.training and not update_first:
                 with torch.no_grad():
-                    a = self.momentum
+                    a = 0.01 if fixed_momentum else self.momentum  # the default, always
                     new_std = {
                         "std": std,
                         "var": var + self.eps,
@@ -172,6 +173,7 @@ RENORM = {
     "r and d never applied": (renorm_class(apply_rd=False), "r = 1 and d = 0 in every feature, plain batch norm's"),
     "d with the wrong sign": (renorm_class(d_sign=-1.0), "d has the wrong sign in every feature"),
     "rmax and dmax as buffers": (renorm_class(bounds_as_buffers=True), "setting module.rmax and module.dmax failed (TypeError"),
+    "momentum fixed at the default in the update": (renorm_class(fixed_momentum=True), "moved by the fraction 0.01"),
 }
 # fmt: on
 
