@@ -544,7 +544,17 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
         why += f", rmax_final=2, dmax_final=1 at step 10 give {value}, not (2, 0.5)"
         if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
             failed = wrong(name, why)
-        why = "the paper's schedule every 500 steps to 100k, and custom final values"
+        zero = ((10, (1.0, 0.0)), (11, (3.0, 5.0)))  # ramps of no steps
+        for step, want in zero if failed is None else ():
+            value, failed = _values(name, fn, step, 10, 0, 0)
+            if failed is None and not np.allclose(value, want, atol=1e-9):
+                why = f"with warmup=10 and ramps of 0 steps, step {step} gives {value}"
+                why += f", not {want}: (1, 0) up to warmup, the final values after it"
+                failed = wrong(name, why)
+            if failed is not None:
+                break
+        why = "the paper's schedule every 500 steps to 100k, custom final values, "
+        why += "ramps of 0 steps"
         return failed if failed is not None else ok(name, why)
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)

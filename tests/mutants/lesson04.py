@@ -204,6 +204,9 @@ def schedule_variant(kind):
             )
         if kind == "returns one value":
             return ramp(t, r_steps, rmax_final, 1.0)
+        if kind == "no ramp at the warm-up step":  # 0 steps: final already at warmup
+            done = lambda n: float(t >= 0) if n == 0 else min(1.0, max(0.0, t) / n)  # noqa: E731
+            return 1.0 + (rmax_final - 1.0) * done(r_steps), dmax_final * done(d_steps)
         raise AssertionError(kind)
 
     return schedule
@@ -218,6 +221,8 @@ SCHEDULE = {
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
     "returns a list": (lambda *a, **k: list(schedule_variant("paper")(*a, **k)), "return a tuple"),
+    "a ramp of 0 steps divides by 0": (schedule_variant("paper"), "a division by a count or length that is 0"),
+    "a ramp of 0 steps ends at the warm-up step": (schedule_variant("no ramp at the warm-up step"), "step 10 gives (3.0, 5.0), not (1.0, 0.0)"),
 }
 # fmt: on
 
