@@ -87,6 +87,11 @@ def _train_step(cls, seed) -> list:
     torch_().autograd.backward([out, want], [dy, dy])
     dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx")
     running = _running_var(label, module, x, x * scale + shift)
+    count = getattr(module, "num_batches_tracked", None)  # batch norm's buffers: all
+    if running.passed and count is not None and int(count) != 1:
+        why = f"num_batches_tracked is {int(count)} after one training step, not 1: "
+        why += "super().forward(x) counts the steps, F.batch_norm alone does not"
+        running = wrong(f"{label} num_batches_tracked", why)
     buffers = _core.buffers_outside_graph(f"{label} buffers", module)
     return [result, dx, running, buffers]
 
@@ -251,8 +256,17 @@ def _measurement(name, fn, seed, args, names, parts, answers):
     those that are off, unless they are what nothing moving gives (``still``):
     many slips give that, so no cause is named."""
 
-    def body():
+    def body():  # in training mode, then in eval mode (the model keeps its mode)
+        result = None
+        for train, how in ((True, args[0]), (False, args[1])):
+            result = run(train, how)
+            if not result.passed:
+                break
+        return result
+
+    def run(train, args):
         model, x, y = _net(seed)
+        model.train(train)
         before = {k: v.detach().clone() for k, v in model.state_dict().items()}
         value, problem = call(name, fn, model, x, y, *args, copy_inputs=False)
         after = model.state_dict().items()
@@ -266,7 +280,7 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
         flat = [to_numpy(v) for v in items]
-        want, still, diagnoses = answers(_net(seed)[0], x, y)
+        want, still, diagnoses = answers(_net(seed)[0].train(train), x, y, *args)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
         g = np.concatenate([np.ravel(v) for v in flat])
@@ -294,13 +308,20 @@ def _measurement(name, fn, seed, args, names, parts, answers):
     return body
 
 
-def _ics_answers(model, x, y):
+def _modes(model) -> tuple[str, object]:
+    """A message for a measurement in the other mode, and a copy in that mode."""
+    now, other = ("training", "eval") if model.training else ("eval", "training")
+    why = f"measured in {other} mode: keep the model's mode ({now} here)"
+    return why, copy.deepcopy(model).train(not model.training)
+
+
+def _ics_answers(model, x, y, index, lr):
     """gradient_change's right answer, the answer when nothing moves, mistakes."""
-    ics = lambda m=model, lr=0.5, **how: _ics_reference(m, x, y, 3, lr, **how)
-    want, g3 = ics(), _grads(copy.deepcopy(model), x, y)[1][4].norm()  # ||G||
-    (d, c), model_eval = want, copy.deepcopy(model).eval()
+    ics = lambda m=model, lr=lr, **how: _ics_reference(m, x, y, index, lr, **how)
+    want, g3 = ics(), _grads(copy.deepcopy(model), x, y)[1][4].norm()  # ||G||, layer 3
+    (d, c), (other, flipped) = want, _modes(model)
     diagnoses = {
-        "measured in eval mode: keep the training mode": ics(model_eval),
+        other: ics(flipped),
         "the layer itself and the layers after it were updated too: update only "
         "the layers before it": ics(before_only=False),
         "the second gradient was added to the first: call zero_grad() before the "
@@ -315,26 +336,28 @@ def _ics_answers(model, x, y):
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
     names = "(distance, cosine)"
-    body = _measurement("gradient_change", fn, seed, (3, 0.5), names, ICS, _ics_answers)
+    runs = ((3, 0.5), (3, 0.5))  # in training mode, then in eval mode
+    body = _measurement("gradient_change", fn, seed, runs, names, ICS, _ics_answers)
     return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
 
 
-def _probe_answers(model, x, y, steps=(0.05, 0.2, 0.8)):
+def _probe_answers(model, x, y, steps):
     """landscape_probe's right answer, the answer when nothing moves, mistakes."""
     probe = lambda m=model, eta=steps, **how: _probe_reference(m, x, y, eta, **how)
-    evaluated = copy.deepcopy(model).eval()
+    (other, flipped), order = _modes(model), sorted(steps)
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
         "w - eta * g": probe(normalise=True),
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
-        "the probe ran in eval mode: keep the training mode": probe(evaluated),
+        other.replace("measured", "the probe ran"): probe(flipped),
+        "the step sizes were sorted: keep the order given": probe(eta=order),
     }
     return probe(), probe(eta=[0.0] * len(steps)), diagnoses
 
 
 def landscape_probe(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, step_sizes) -> (losses, grad_changes)``."""
-    args, names = ([0.05, 0.2, 0.8],), "(losses, grad_changes)"
+    args, names = (([0.05, 0.2, 0.8],), ([0.8, 0.05, 0.2],)), "(losses, grad_changes)"
     body = _measurement("landscape_probe", fn, seed, args, names, PROBE, _probe_answers)
     return _core.run_check("landscape_probe", body, quiet=quiet, strict=strict)

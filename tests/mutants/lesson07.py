@@ -25,6 +25,7 @@ def noisy_class(
     swapped=False,  # True: last_noise kept as (scale, shift)
     twice=False,  # True: batch norm's forward (and its buffer update) run twice
     crossed=False,  # True: the shift drawn from the scale's range and vice versa
+    uncounted=False,  # True: F.batch_norm with the buffers, num_batches_tracked left
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -58,6 +59,10 @@ def noisy_class(
                 return super().forward(x * scale + shift)
             if by_hand:
                 return F.batch_norm(x, None, None, training=True) * scale + shift
+            if uncounted:
+                args = (self.running_mean, self.running_var, self.weight, self.bias)
+                out = F.batch_norm(x, *args, True, self.momentum, self.eps)
+                return out * scale + shift
             if twice:
                 super().forward(x)
             return super().forward(x) * scale + shift
@@ -91,10 +96,11 @@ def changed(
     copy_=True,
     eval_=False,
     relative=False,
+    train_=False,
 ):
     work = copy.deepcopy(model) if copy_ else model
-    if eval_:
-        work.eval()
+    if eval_ or train_:
+        work.train(train_)
     work.zero_grad()
     F.cross_entropy(work(x), y).backward()
     g = work[index].weight.grad.clone()
@@ -113,9 +119,11 @@ def changed(
 
 
 def probed(
-    model, x, y, steps, *, normalise=False, cumulative=False, copy_=True, eval_=False
+    model, x, y, steps, *, normalise=False, cumulative=False, copy_=True, eval_=False,
+    sort_=False,
 ):
     work = copy.deepcopy(model) if copy_ else model
+    steps = sorted(steps) if sort_ else steps
     if eval_:
         work.eval()
     params = list(work.parameters())
@@ -196,6 +204,7 @@ NOISY = {
     "last_noise as (scale, shift)": (noisy_class(swapped=True), "stored in the other order"),
     "batch norm run twice": (noisy_class(twice=True), "two updates in a call"),
     "ranges crossed": (noisy_class(crossed=True), "the shift is drawn from the scale's range"),
+    "steps not counted": (noisy_class(uncounted=True), "num_batches_tracked is 0 after one training step"),
 }
 ICS = {
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
@@ -204,6 +213,7 @@ ICS = {
     "changes the model": (_ics(copy_=False), "work on a copy"),
     # the outside review's (2026-12-06, C8)
     "eval-mode copy": (_ics(eval_=True), "measured in eval mode"),
+    "training-mode copy": (_ics(train_=True), "measured in training mode: keep the model's mode (eval here)"),
     "relative distance": (_ics(relative=True), "the distance is relative to ||G||"),
     "1 - cosine": (_one_minus_cosine, "this is 1 - cos(G, G')"),
     "G aliased to the zeroed gradient": (_aliased, "what the measurement gives when nothing moves"),
@@ -213,6 +223,7 @@ PROBE = {
     "cumulative steps": (_probe(cumulative=True), "the steps piled up"),
     "changes the model": (_probe(copy_=False), "work on a copy"),
     "eval mode": (_probe(eval_=True), "ran in eval mode"),
+    "step sizes sorted": (_probe(sort_=True), "the step sizes were sorted"),
     "returns one list": (lambda m, x, y, steps: probed(m, x, y, steps)[0], "expected a tuple of 2"),
     "losses of the unmoved model": (_unmoved_loss, "what the measurement gives when nothing moves"),
 }
