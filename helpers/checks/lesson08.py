@@ -97,10 +97,10 @@ def _variants(xs):
     }
 
 
-def _statistics(xs):
+def _statistics(xs, eps=EPS):
     """The whole batch's mean and 1 / sqrt(biased variance + eps)."""
     full = torch_().cat(xs)
-    return full.mean(0), 1 / (full.var(0, correction=0) + EPS).sqrt()
+    return full.mean(0), 1 / (full.var(0, correction=0) + eps).sqrt()
 
 
 def _outputs(name, outs, xs, what="out"):
@@ -409,7 +409,17 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         if problem_ is None:
             problem_ = _layer_forward(name, results, xs, gamma, beta)
         found = [problem_]
-        if problem_.passed:
+        if problem_.passed:  # and with another eps: the one passed in is used
+            at = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, 0.1, 0.1)
+            *_, saved, _, failed = _step(f"{name} eps=0.1", at, seed, 2, "out, saved")
+            if failed is None:  # a failed Result is falsy: test for None
+                got = torch_().stack([s[3].reshape(-1) for _, s in saved])
+                want = _statistics(xs, 0.1)[1].expand(len(xs), -1)
+                kw = {"what": "the saved invstd with eps=0.1", "tol": TOL}
+                fixed = _statistics(xs)[1].expand(len(xs), -1)
+                kw["diagnoses"] = {"made with eps=1e-5: use the eps passed in": fixed}
+                failed = compare(f"{name} eps=0.1", got, want, **kw)
+            found.append(failed)
             found += _buffer_results(name, buffers, seed)
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
@@ -543,6 +553,10 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
         why = "running_mean and running_var are unchanged on this layer: the merge "
         why += "did not reach it (loop over model.modules(), nested blocks included, "
         why += "and test isinstance(m, nn.modules.batchnorm._BatchNorm))"
+        if " BN 1" in label:  # the first, top-level layer: any walk finds it
+            why = "running_mean and running_var are unchanged, on the first layer "
+            why += "too: write the merged values into them in place (bn.running_mean"
+            why += ".copy_(...)); what the function returns is not used"
         return [wrong(f"{label} buffers", why)]
     results = []
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):

@@ -186,6 +186,7 @@ def merge(
     first_only=False,
     kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
     top_level=False,  # model.children(): BN layers nested in blocks are missed
+    written=True,  # False: the merged values are computed and returned, not written
 ):
     total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
     world = all_reduce(torch.ones(1, dtype=torch.float64))
@@ -212,6 +213,8 @@ def merge(
                 var = within + all_reduce((m - mean) ** 2) / world
             else:
                 var = within + between
+        if not written:
+            continue
         if in_place:
             bn.running_mean.copy_(mean)
             bn.running_var.copy_(var)
@@ -287,6 +290,7 @@ LAYER_FORWARD = {
     "count saved as a float": (_lfwd(save="float count"), "ctx.save_for_backward takes tensors only"),
     "running_var with this rank's count": (_lfwd(running="local count"), "corrected with this rank's count"),
     "gamma and beta forgotten": (_lfwd(affine=False), "gamma and beta are not applied"),
+    "eps argument ignored": (lambda x, g, b, m, v, r, eps=EPS, mo=0.1: layer_forward(x, g, b, m, v, r, EPS, mo), "use the eps passed in"),
 }
 LAYER_BACKWARD = {
     "sums not all-reduced": (_lbwd(local=True), "this rank's own mean, not the all-reduced sum"),
@@ -307,6 +311,7 @@ MERGE = {
     "first BN layer only": (_merge(first_only=True), "BN 2 buffers"),
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
     "top-level children only": (_merge(top_level=True), "the merge did not reach it"),
+    "merged values not written": (_merge(written=False), "write the merged values into them in place"),
     "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) buffers"),
 }
 # fmt: on
