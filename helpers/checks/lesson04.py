@@ -167,7 +167,8 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         if mixed is not None and mixed.shape[1:] == dout.shape:  # 0 but in feature 0
             if np.abs(mixed[0, :, 1:]).max() > 1e-9 * np.abs(mixed).max():
                 results[0].detail = f"{MIXED} (max rel. error {results[0].error:.1e})"
-        if not results[1] and results[1].error is not None:  # finite, shaped
+        swapped = "the other way round" in results[1].detail  # the outputs' order
+        if not (results[1] or swapped) and results[1].error is not None:
             read = _terms(backward, value[1], to_numpy(got[1]), dout, _x_hat(x), r, d)
             error = f" (max rel. error {results[1].error:.1e})"
             results[1].detail = read + error if read else results[1].detail

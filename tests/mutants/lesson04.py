@@ -40,6 +40,7 @@ RENORM_BACKWARD = {
     "dgamma from x_hat": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat"), "dgamma uses x_hat"),
     "dgamma not summed": (lambda d, c: renorm_backward(d, c, sum_params=False), "not summed"),
     "returns None": (lambda d, c: None, "returned None"),
+    "dgamma and dbeta returned in each other's place": (lambda d, c: (lambda g: (g[0], g[2], g[1]))(renorm_backward(d, c)), "dgamma holds the expected dbeta and the other way round"),
     "no mean branch": (lambda d, c: renorm_backward(d, c, mean=False), "the branch through the batch mean is off"),
     "means over the features": (lambda d, c: renorm_backward(d, c, axis=1), "dx mixes the features"),
     "dgamma without d": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat * r"), "dgamma uses x_hat * r;"),
