@@ -593,3 +593,11 @@ def test_shapes_and_precedence_are_read_from_what_the_answer_shows():
     hint = _core.broadcast_hint(message, (np.ones((4, 3, 5, 6)),))
     assert "not one per channel: C = x.shape[1] = 3" in hint
     assert "give it the shape (1, 3, 1, 1)" not in hint
+
+
+def test_a_known_value_that_is_a_list_neither_crashes_nor_hides_a_count():
+    # the count's ratios are checked against every known value: a list among them
+    # used to crash the check ('NoneType' has no attribute 'size')
+    assert _core._named(15 / 14, {"N": 16, "sizes": [30, 20]}) == (
+        "(N-1)/(N-2) with N = 16"
+    )

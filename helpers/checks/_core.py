@@ -509,7 +509,10 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             for a, b in itertools.permutations(range(-2, 3), 2):
                 term = [f"({head}{c:+d})" if c else head for c in (a, b)]
                 ratio = (n + a) / (n + b)
-                if not any(k.size == 1 and np.isclose(k, ratio) for k in values):
+                if not any(
+                    k is not None and k.size == 1 and np.isclose(k, ratio)
+                    for k in values
+                ):
                     known[f"{term[0]}/{term[1]} with {head} = {n}"] = ratio
     for label, k in {**known, **plain}.items():
         k = to_numpy(k)

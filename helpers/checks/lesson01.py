@@ -240,7 +240,9 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         shaped = _core.shape_problem(name, got, want.shape, "the list of norms", hint)
         if shaped is not None:
             return shaped
-        batch = {"known": {"N": len(x)}, "causes": {"factor N": SUMMED}}
+        sizes = np.array([m.weight.numel() for m in model if hasattr(m, "weight")])
+        batch = {"known": {"N": len(x), "each weight's number of entries": sizes}}
+        batch |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
         result = compare(name, got, want, tol=1e-6, diagnoses=mistakes, **batch)
         if not result:
             return result
