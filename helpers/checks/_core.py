@@ -55,12 +55,10 @@ class Result:
     error: float | None = None
     bound: float | None = None
 
-    @property
-    def passed(self) -> bool:
+    def __bool__(self) -> bool:
         return self.verdict in (OK, INFO)
 
-    def __bool__(self) -> bool:
-        return self.passed
+    passed = property(__bool__)
 
     def line(self) -> str:
         name = self.name.ljust(NAME_WIDTH)
@@ -88,15 +86,12 @@ def not_implemented(name) -> Result:
 
 
 class Report(list):
-    """A check's results (a list of Result), falsy if any failed; a notebook
-    shows nothing for it (the check printed its lines)."""
-
-    @property
-    def passed(self) -> bool:
-        return bool(len(self)) and all(r.passed for r in self)
+    """A check's results (a list of Result), falsy if any failed."""
 
     def __bool__(self) -> bool:
-        return self.passed
+        return bool(len(self)) and all(r.passed for r in self)
+
+    passed = property(__bool__)
 
     @property
     def verdicts(self) -> list[str]:
@@ -121,12 +116,11 @@ class Report(list):
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
     """Print and return a :class:`Report`; raise on a failure if ``strict``
     (None, the default: while grading)."""
-    items = [results] if isinstance(results, Result) else list(results)
-    result = Report(items)
+    result = Report([results] if isinstance(results, Result) else results)
     if not quiet:
         print(result.lines())
     if (config.grading() if strict is None else strict) and not result.passed:
-        failed = [item for item in items if not item.passed] or items
+        failed = [item for item in result if not item.passed] or result
         raise CheckFailed("\n".join(item.line() for item in failed))
     return result
 
@@ -152,18 +146,11 @@ def _watch(value, where: str, depth=0) -> list:
             for k, p in value.named_parameters()
         ]
         return found + [(f"{where} mode", value, value.training)]
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if (isinstance(value, (tuple, list)))
-        else ()
-    )
+    if depth >= 3 or not isinstance(value, (dict, tuple, list)):
+        return []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
     return [
-        w
-        for k, v in items
-        if depth < 3
-        for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)
+        w for k, v in items for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)
     ]
 
 
@@ -273,12 +260,11 @@ def raised(exc: BaseException, args=()) -> str:
     meaning = broadcast_hint(message, args)
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
     text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
-    shapes = []
-    for a in (a for a in args if isinstance(a, (np.ndarray, torch().Tensor))):
-        dtype = str(a.dtype).replace("torch.", "")
-        shapes.append(f"{tuple(a.shape)}" + ("" if dtype == "float64" else f" {dtype}"))
+    arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
+    dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
+    shapes = ", ".join(f"{tuple(a.shape)} {dtype(a)}".strip() for a in arrays)
     if shapes:
-        text += f"(called with inputs of shape {', '.join(shapes)}) "
+        text += f"(called with inputs of shape {shapes}) "
     return text + "(call the function yourself to see the full traceback)"
 
 
@@ -304,9 +290,8 @@ def unpack(name: str, value, count: int, names: str):
     if not isinstance(value, (tuple, list)) or len(value) != count:
         sized = isinstance(value, (tuple, list))
         got = f"a {type(value).__name__}" + (f" of {len(value)} items" if sized else "")
-        return None, wrong(
-            name, f"returned {got}; expected a tuple of {count}: ({names})"
-        )
+        why = f"returned {got}; expected a tuple of {count}: ({names})"
+        return None, wrong(name, why)
     return tuple(value), None
 
 
@@ -329,10 +314,8 @@ def real(value, integer: bool = False):
     complex number, an array or a tensor (float() would read a 0-d tensor)."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(
-            f"a {type(value).__name__} where {'an int' if integer else 'a number'} "
-            "is expected"
-        )
+        wanted = "an int" if integer else "a number"
+        raise TypeError(f"a {type(value).__name__} where {wanted} is expected")
     return int(value) if integer else float(value)
 
 
@@ -342,12 +325,7 @@ def rel_error(got, want) -> float:
     got, want = to_numpy(got), to_numpy(want)
     if got is None or want is None or got.shape != want.shape:
         return float("inf")
-    return (
-        0.0
-        if not got.size
-        else float(np.max(np.abs(got - want)))
-        / max(float(np.max(np.abs(want))), 1e-300)
-    )
+    return abs_error(got, want) / max(float(np.max(np.abs(want), initial=0)), 1e-300)
 
 
 def abs_error(got, want) -> float:
@@ -579,7 +557,7 @@ def describe(
         return seen
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
-    close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale  # noqa: E731
+    close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale
 
     def say(key, text):
         return f"{text}: {causes[key]}" if causes.get(key) else text
@@ -599,11 +577,10 @@ def describe(
         return say(key, f"off by the constant factor {value} everywhere")
     off = float(np.mean(g - w))
     if close(g, w + off):
-        label = _named(off, known)
-        text = f"off by one constant offset, {off:.4g}" + (
-            f" = {label}" if label else ""
-        )
-        return say(f"offset {label}" if label else "offset", text)
+        label, text = _named(off, known), f"off by one constant offset, {off:.4g}"
+        if label:
+            return say(f"offset {label}", f"{text} = {label}")
+        return say("offset", text)
     found = _along(g, w, axis, directions or {}, close, say)
     if found:
         return found
@@ -628,13 +605,9 @@ def _along(g, w, axis, directions, close, say) -> str | None:
                     continue
             fit = np.einsum("rfi,fi->rf", basis, coef)
             if np.all(np.isfinite(coef)) and close(d, fit):
-                key = " and ".join(names)
-                return say(
-                    f"along {key}",
-                    "the difference from the right answer is, feature by feature, "
-                    + ("a multiple of " if k == 1 else "a combination of ")
-                    + key,
-                )
+                key, how = " and ".join(names), ("a multiple of ", "a combination of ")
+                text = "the difference from the right answer is, feature by feature, "
+                return say(f"along {key}", text + how[k - 1] + key)
     return None
 
 
@@ -674,11 +647,9 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
 def _confined(bad, feature, small, say, how) -> str:
     """An error confined to some features; whether they are those where eps matters."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
-    plural, verb, who = (
-        ("", "is", "it is the one")
-        if len(bad) == 1
-        else (("s", "are", "they are the ones"))
-    )
+    plural, verb, who = "s", "are", "they are the ones"
+    if len(bad) == 1:
+        plural, verb, who = "", "is", "it is the one"
     text = f"only {feature}{plural} {which} {verb} off {how}"
     if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
         text += f"; {who} with a tiny variance, where eps matters"
@@ -718,10 +689,8 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
             with np.errstate(all="ignore"):
                 want = gamma * (x - mu) / np.sqrt(var + eps) + beta
             if np.abs(g - want).max() <= tol * scale:
-                return (
-                    f"the statistics are taken over axes {other}; this normalisation "
-                    f"takes them over axes {tuple(axes)}"
-                )
+                how = f"this normalisation takes them over axes {tuple(axes)}"
+                return f"the statistics are taken over axes {other}; {how}"
     return None
 
 
@@ -742,16 +711,15 @@ def stages(
     with np.errstate(all="ignore"):  # how gamma and beta were applied
         readings = {
             "": (o - beta) / gamma,
-            "gamma and beta are not applied: out = gamma * x_hat + beta": o,
-            "gamma and beta are swapped: out = gamma * x_hat + beta": (o - gamma)
-            / beta,
-            "beta is added before the scale: out = gamma * x_hat + beta": o / gamma
-            - beta,
-            "gamma is not applied: out = gamma * x_hat + beta": o - beta,
-            "beta is not applied: out = gamma * x_hat + beta": o / gamma,
+            "gamma and beta are not applied": o,
+            "gamma and beta are swapped": (o - gamma) / beta,
+            "beta is added before the scale": o / gamma - beta,
+            "gamma is not applied": o - beta,
+            "beta is not applied": o / gamma,
         }
     first = None
     for affine, y in readings.items():
+        affine = affine and f"{affine}: out = gamma * x_hat + beta"
         found = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
         if found == "right":
             return affine or None  # the stages are right: the difference is elsewhere
@@ -818,11 +786,10 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         same = _named(e.flat[0], {"eps": eps})
         scale = f"divides by sqrt(var + e) with e = {e.flat[0]:.3g}"
         scale += f" = {same}" if same else f", not eps = {eps:g}"
-    parts = [
-        f"the mean used is {centring}" + (" (right)" if got_m == right_m else ""),
-        f"the scale {scale}" + (" (right)" if got_s == right_s else ""),
-    ]
-    return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
+    centring += " (right)" * (got_m == right_m)
+    where = f"the mean used is {centring}; the scale {scale}"
+    where += " (right)" * (got_s == right_s)
+    return f"out = gamma * (x - m) / s + beta per feature, where {where}"
 
 
 def ema_problem(
@@ -841,10 +808,8 @@ def ema_problem(
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
         label = _named(used[0], known)
         label = None if label in ("1", "2", "1/2", "-1") else label
-        key = f"momentum {label}" if label else "momentum"
-        text = f"{what} moved by the fraction {used[0]:.4g}" + (
-            f" = {label}" if label else ""
-        )
+        key, named = (f"momentum {label}", f" = {label}") if label else ("momentum", "")
+        text = f"{what} moved by the fraction {used[0]:.4g}{named}"
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
         return f"{text}: {causes[key]}" if key in causes else text
     for m, how in ((momentum, ""), (1 - momentum, " with momentum on the old value")):
@@ -855,9 +820,8 @@ def ema_problem(
     with np.errstate(all="ignore"):
         stat = (new - (1 - momentum) * old) / momentum
     seen = describe(stat, batch, axis=0, known=known, causes=causes)
-    return f"{what} averages in a batch statistic that is " + (
-        seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
-    )
+    seen = seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
+    return f"{what} averages in a batch statistic that is {seen}"
 
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
@@ -870,11 +834,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
     want_np, returns = to_numpy(want), options.pop("returns", {})
     hints = {**_sizes(got, want_np, returns), **(options.pop("shape_hints", {}) or {})}
-    order, near, swap = (
-        f"return ({', '.join(returns)}) in this order",
-        max(tol, 1e-9),
-        "",
-    )
+    order = f"return ({', '.join(returns)}) in this order"
+    near, swap = max(tol, 1e-9), ""
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
         other = returns[key]  # two outputs swapped: each holds the other's value
         swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
@@ -1074,19 +1035,14 @@ def registration_problem(label, module, buffers, params, attrs=None):
         how = "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
         for key, start in wanted.items():
             if key not in found:
-                plain = isinstance(getattr(module, key, None), torch().Tensor)
-                why = (
-                    f"it is a plain attribute: use {how}"
-                    if plain
-                    else "it does not exist"
-                )
+                why = "it does not exist"
+                if isinstance(getattr(module, key, None), torch().Tensor):
+                    why = f"it is a plain attribute: use {how}"
                 message = f"{key} is not a registered {kind}: {why}, so that "
                 message += "state_dict saves it and .to() and .double() move it"
                 return wrong(label, message)
             got, dtype = found[key].detach().double(), found[key].dtype
-            if start is not None and (
-                got.shape != start.shape or not torch().equal(got, start.double())
-            ):
+            if start is not None and not torch().equal(got, start.double()):
                 return wrong(label, f"{key} should start as {start.tolist()}")
             if kind == "buffer" and key not in module.state_dict():
                 why = "registered with persistent=False: state_dict() leaves it out"
@@ -1141,11 +1097,9 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     if len(values) < x.size:
         most = values[np.argsort(-counts, kind="stable")][: np.sum(counts > 1)]
         ends = int(np.sum((x == low) | (x == high)))
-        repeats = (
-            f"; only {len(values)} distinct values among {x.size} (repeated: "
-            f"{_fmt(most, 3)})"
-            + (f", {ends} of them exactly at the ends of the range" if ends > 1 else "")
-        )
+        repeats = f"; only {len(values)} distinct values among {x.size} (repeated: "
+        repeats += f"{_fmt(most, 3)})"
+        repeats += f", {ends} of them exactly at the ends of the range" * (ends > 1)
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:

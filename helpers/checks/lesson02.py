@@ -71,9 +71,7 @@ def reference(kind: str, p: Problem):
     """(out, dx, dgamma, dbeta) from torch autograd in float64."""
     torch = _core.torch()
     F = torch.nn.functional
-    x = torch.tensor(p.x, dtype=torch.float64, requires_grad=True)
-    g = torch.tensor(p.gamma, dtype=torch.float64, requires_grad=True)
-    b = torch.tensor(p.beta, dtype=torch.float64, requires_grad=True)
+    x, g, b = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in p[:3])
     if kind == "layer":
         out = F.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
     else:
