@@ -141,10 +141,8 @@ def _watch(value, where: str, depth=0) -> list:
     if isinstance(value, torch().Tensor):
         return [(where, value, value.detach().clone())]
     if isinstance(value, torch().nn.Module):
-        found = [
-            (f"{where}'s parameter {k}", p, p.detach().clone())
-            for k, p in value.named_parameters()
-        ]
+        params = value.named_parameters()
+        found = [(f"{where}'s parameter {k}", p, p.detach().clone()) for k, p in params]
         return found + [(f"{where} mode", value, value.training)]
     if depth >= 3 or not isinstance(value, (dict, tuple, list)):
         return []
@@ -163,13 +161,7 @@ def quiet_numerics():
 
 
 def call(
-    name: str,
-    fn: Callable,
-    *args,
-    copy_inputs=True,
-    returns=None,
-    watch=True,
-    **kwargs,
+    name: str, fn: Callable, *args, copy_inputs=True, returns=None, watch=True, **kwargs
 ):
     """``fn(*args, **kwargs)`` as ``(value, None)``, or ``(None, result)`` when it
     raised or changed an array input in place (test ``is not None``).  It gets
@@ -391,32 +383,25 @@ def broadcast_hint(message: str, args=()) -> str | None:
     n, d = batch[0], batch[1]
     odd = [s for s in shapes if len(s) == len(batch) and s != tuple(batch)]
     if len(batch) == 2 and odd:  # a 2-D operand: say how it lines up, not what it is
-        return (
-            f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
-            f"with it: shapes line up from the right, so one value per feature "
-            f"needs the shape ({d},) or (1, {d}), one per example ({n}, 1)) "
-        )
+        why = f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
+        why += "with it: shapes line up from the right, so one value per feature "
+        return why + f"needs the shape ({d},) or (1, {d}), one per example ({n}, 1)) "
     if len(batch) == 2 and n != d and {n, d} & sizes:
-        return (
-            f"(x is ({n}, {d}): a statistic of length {n} is one per example "
-            f"(taken over axis 1), one of length {d} one per feature (over axis "
-            "0); reduce over the axis you mean with keepdims=True so that it "
-            "lines up with x) "
-        )
+        why = f"(x is ({n}, {d}): a statistic of length {n} is one per example "
+        why += f"(taken over axis 1), one of length {d} one per feature (over axis "
+        why += "0); reduce over the axis you mean with keepdims=True so that it "
+        return why + "lines up with x) "
     flat = [s for s in shapes if len(s) == 2 and np.prod(s) == np.prod(batch)]
     if len(batch) > 2 and flat and flat[0][1] != d:  # x reshaped, channels not last
-        return (
-            f"({flat[0]} holds x's {np.prod(batch)} values in {flat[0][1]} columns, "
-            f"not one per channel: C = x.shape[1] = {d}; move the channels last, "
-            f"then reshape to (-1, C): x.transpose(0, 2, 3, 1).reshape(-1, {d})) "
-        )
+        why = f"({flat[0]} holds x's {np.prod(batch)} values in {flat[0][1]} columns, "
+        why += f"not one per channel: C = x.shape[1] = {d}; move the channels last, "
+        why += "then reshape to (-1, C): "
+        return why + f"x.transpose(0, 2, 3, 1).reshape(-1, {d})) "
     if len(batch) > 2 and (d,) in shapes and d != batch[-1] and tuple(batch) in shapes:
-        return (
-            f"(x has shape {tuple(batch)}: an array of {d} values, one per "
-            f"channel, lines up with x's last axis ({batch[-1]} values), not "
-            f"with the channels: give it the shape (1, {d}{', 1' * (len(batch) - 2)}"
-            ") or reduce with keepdims=True) "
-        )
+        why = f"(x has shape {tuple(batch)}: an array of {d} values, one per "
+        why += f"channel, lines up with x's last axis ({batch[-1]} values), not "
+        why += f"with the channels: give it the shape (1, {d}{', 1' * (len(batch) - 2)}"
+        return why + ") or reduce with keepdims=True) "
     return generic
 
 
@@ -515,11 +500,9 @@ def _permuted(g, w, close) -> str | None:
         return None
     for perm in itertools.permutations(range(w.ndim)):
         if list(perm) != sorted(perm) and close(g.ravel(), w.transpose(perm).ravel()):
-            return (
-                "the right values in the wrong places: they come in the order of "
-                f"the expected array with its axes moved to {perm} (a reshape "
-                "without the transpose it needs, or a transpose not undone?)"
-            )
+            why = "the right values in the wrong places: they come in the order of "
+            why += f"the expected array with its axes moved to {perm} (a reshape "
+            return why + "without the transpose it needs, or a transpose not undone?)"
     return "the right values in the wrong places (a reshape or an index is off)"
 
 
@@ -531,10 +514,9 @@ def _precision(got, err) -> str | None:
         unit = 2.0 ** -(bits + 1)
         scaled = np.frexp(got)[0] / unit
         if np.array_equal(scaled, np.round(scaled)) and err <= most * unit:
-            return (
-                f"its values are {name} numbers and the error is at {name}'s "
-                f"rounding level ({unit:.0e}): compute in float64, as the input is"
-            )
+            why = f"its values are {name} numbers and the error is at {name}'s "
+            why += f"rounding level ({unit:.0e}): compute in float64, "
+            return why + "as the input is"
     return None
 
 
@@ -774,9 +756,8 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     if not got_m and np.ptp(m) <= 1e-9 * np.abs(m).max():  # a stage of one number
         centring = f"one number for every column, {m.flat[0]:.4g}"
     ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
-    scale = (
-        f"divides by {got_s}" if got_s else f"is {usual} (s / sqrt(var + eps): {ratio})"
-    )
+    scale = f"is {usual} (s / sqrt(var + eps): {ratio})"
+    scale = f"divides by {got_s}" if got_s else scale
     if not got_s and np.ptp(s) <= 1e-9 * np.abs(s).max():
         scale = f"divides by one number for every column, {s.flat[0]:.4g}"
     with np.errstate(all="ignore"):  # sqrt(v + e) with another e, the same for all
@@ -883,10 +864,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         detail = f"{stage}; {label} {err:.1e}"
     else:  # with the digits that tell the two numbers apart
         d = 6 if f"{got_np[where]:.6g}" != f"{want_np[where]:.6g}" else 15
-        detail = (
-            f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
-            f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
-        )
+        detail = f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
+        detail += f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
 
@@ -920,10 +899,8 @@ def _sizes(got, want, returns) -> dict:
         )
         if len(shape) == 2 and len(mine) == len(right) == 1 and mine != right:
             one, per = (f"one value per index of axis {a[0]}" for a in (mine, right))
-            return {
-                got: f"{one} of {key} {shape}, where {per} is expected: reduce "
-                f"over axis {mine[0]}, not {right[0]}"
-            }
+            why = f"{one} of {key} {shape}, where {per} is expected: reduce "
+            return {got: why + f"over axis {mine[0]}, not {right[0]}"}
     return {}
 
 
@@ -942,10 +919,8 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:
         which = "one candidate" if len(matches) == 1 else "candidates"
-        return (
-            f"{what}: {seen}, which many different mistakes give, so the check "
-            f"cannot say which ({which}: {listed})"
-        )
+        why = f"{what}: {seen}, which many different mistakes give, so the check "
+        return why + f"cannot say which ({which}: {listed})"
     if len(matches) < 2:
         return listed or None
     many = f"{what} is what each of {len(matches)} mistakes gives here"
@@ -995,11 +970,9 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
         what, kind = f"{type(exc).__name__}: {exc}", blame(exc)
         if kind == "check":
             frame = traceback.extract_tb(exc.__traceback__)[-1]
-            detail = (
-                f"the check itself failed ({what}, in {Path(frame.filename).name} "
-                f"line {frame.lineno}): a bug in the course, not in your code; "
-                "please report it with this line"
-            )
+            detail = f"the check itself failed ({what}, in {Path(frame.filename).name} "
+            detail += f"line {frame.lineno}): a bug in the course, not in your code; "
+            detail += "please report it with this line"
         elif kind == "learner":
             detail = f"your code raised {raised(exc)} while the check used your result"
         else:
@@ -1088,10 +1061,8 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
     if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
-        return (
-            f"{what}: at each call every channel gets the same value: draw one "
-            f"value per channel (shape ({x.shape[1]},))"
-        )
+        why = f"{what}: at each call every channel gets the same value: draw one "
+        return why + f"value per channel (shape ({x.shape[1]},))"
     values, counts = np.unique(x, return_counts=True)
     repeats = ""  # a continuous draw repeats no value
     if len(values) < x.size:
@@ -1113,10 +1084,9 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
         side = " (one-sided: all above the middle)"
     elif x[-1] <= mid + 0.05 * width:
         side = " (one-sided: all below the middle)"
-    return (
-        f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
-        f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}{repeats}"
-    )
+    why = f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
+    why += f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}"
+    return why + repeats
 
 
 def mine_or_reference(label: str, mine, reference, check, reference_name=None):
