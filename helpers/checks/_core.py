@@ -441,9 +441,8 @@ def _fmt(values, limit=4) -> str:
 def _trivial(a) -> bool:
     """Every value the same (more than one), or only 0, 1 and -1."""
     a = np.ravel(a)
-    return a.size > 0 and (
-        (a.size > 1 and np.ptp(a) == 0) or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0))))
-    )
+    same = a.size > 1 and np.ptp(a) == 0
+    return a.size > 0 and (same or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0)))))
 
 
 def degenerate(got, want) -> str | None:
@@ -530,9 +529,8 @@ def describe(
     to one of ``known`` (``{"N/(N-1)": 16/15}``) or a simple transform is
     named; ``causes`` maps a signature (``"factor N/(N-1)"``) to its cause."""
     g, w = to_numpy(got), to_numpy(want)
-    if g is None or w is None or g.shape != w.shape or not g.size:
-        return None
-    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
+    fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
+    if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
     seen = degenerate(g, w)
     if seen or g.size == 1:  # one number is a multiple of any other: no signature
@@ -723,13 +721,12 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
             s[rows], m[rows] = 1 / a, -c / a
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(m))):
         return None
-    n = len(x)
     means = means if means is not None else {"the batch mean": x.mean(0)}
     means = {**means, "the median, not the mean": np.median(x, 0)}
     means["the minimum (min-max scaling?), not the mean"] = x.min(0)
     variances = variances or {
         "the biased variance": x.var(0),
-        "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
+        "the unbiased variance (n - 1)": x.var(0) * len(x) / (len(x) - 1),
     }
     forms = dict(scales or {})  # named scales first, then the forms below
     for name, v in variances.items():
@@ -913,8 +910,7 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
         candidate = to_numpy(candidate)
         if getattr(candidate, "shape", None) != want.shape:
             continue
-        apart = measure(candidate, want)
-        if measure(got, candidate) <= min(near, apart / 10):
+        if measure(got, candidate) <= min(near, measure(candidate, want) / 10):
             matches.append(message)
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:

@@ -416,7 +416,7 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
     was seen); None (no array to read)."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
-    slips, keys = set(), []
+    slips, right = set(), {}  # right: the arrays made right, by path
     for i, (path, a) in enumerate(found):
         if any(np.may_share_memory(a, b) for _, b in found[i + 1 :]):
             return "odd", cache, f"{where(path)} shares memory with another array"
@@ -427,14 +427,12 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
             text += "x - mu, mu, var, sqrt(var + eps), their inverses, x, gamma, beta)"
             seen = _core._match(a, {"out": to_numpy(out)}, 1e-8)
             return "odd", cache, text + (f": it equals {seen}" if seen else "")
-        slips, keys = slips | {slip}, [*keys, key]
+        slips.add(slip)
+        right[path] = variants[0][1][key]
     slip = " and ".join(sorted(filter(None, slips)))
     if not slip or not forward_off:
         text = f"{where(())} holds quantities made with {slip}"
         return ("odd", cache, text) if slip else ("right" if found else None, cache, "")
-    right = {
-        path: variants[0][1][key] for (path, _), key in zip(found, keys, strict=True)
-    }
     return "repaired", _rebuilt(cache, right), slip  # the right forward's values
 
 
@@ -488,8 +486,7 @@ def _stage_references(p: Problem) -> dict:
 def _locals_at_return(fn, *args):
     """Call ``fn``; the local variables of it and of the functions it calls from
     the same source (a helper of theirs) as they return (sys.setprofile)."""
-    code, kept = getattr(fn, "__code__", None), {}
-    where = getattr(code, "co_filename", None)  # the learner's cell or file
+    where, kept = getattr(getattr(fn, "__code__", None), "co_filename", None), {}
     if where is None:  # not plain Python (the grader's remote proxy): no locals
         return kept
 
@@ -517,10 +514,9 @@ def _stage_result(name, backward, p: Problem, cache, out):
     wanted, checked, label = _stage_references(p), [], f"{name} stages"
     for stage, spellings in STAGES.items():
         spelling = next((n for n in spellings if n in found), None)
-        got = None if spelling is None else to_numpy(found[spelling])
+        got, want = to_numpy(found.get(spelling)), wanted[stage]
         if got is None:
             continue
-        want = wanted[stage]
         if got.size == want.size and rel_error(got.reshape(want.shape), want) <= 1e-8:
             checked.append(stage)
             continue
