@@ -133,9 +133,8 @@ def _changed(before, after) -> bool:
 
 
 def _watch(value, where: str, depth=0) -> list:
-    """(where, object, snapshot) for each array in ``value`` (nested in tuples,
-    lists and dicts), a module's parameters and its training mode, to tell
-    afterwards whether a call changed them (buffers are a module's to update)."""
+    """(where, object, snapshot) of each array in ``value`` (also nested), a module's
+    parameters and its mode: what a call must not change (buffers are the module's)."""
     if isinstance(value, np.ndarray):
         return [(where, value, value.copy())]
     if isinstance(value, torch().Tensor):

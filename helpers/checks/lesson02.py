@@ -377,9 +377,8 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
 
 def _arrays(cache, path=()):
     """(path, array) for each float array in a cache (tuples, lists, dicts)."""
-    if isinstance(cache, np.ndarray):
-        if cache.dtype.kind == "f" and cache.size > 1:
-            yield path, cache
+    if isinstance(cache, np.ndarray) and cache.dtype.kind == "f" and cache.size > 1:
+        yield path, cache
     elif isinstance(cache, (tuple, list, dict)) and len(path) < 8:  # not endless
         items = cache.items() if isinstance(cache, dict) else enumerate(cache)
         for key, item in items:
@@ -409,11 +408,10 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """The learner's cache read as the forward's quantities: (status, the cache
-    to use, a note): "right"; "repaired" (the forward is off, each array is one
-    made with usual slips: a copy made right, the slips); "odd" (an array is
-    none, shares memory with another, or has a slip while out is right: what
-    was seen); None (no array to read)."""
+    """The learner's cache read as the forward's quantities: (status, the cache to
+    use, a note): "right"; "repaired" (the forward is off, each array is one made
+    with usual slips: a copy made right, the slips); "odd" (an array is none, shares
+    memory with another, or has a slip while out is right: what was seen); None."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     slips, right = set(), {}  # right: the arrays made right, by path
