@@ -32,7 +32,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     common = dict(shape_hints=hints, returns=stats, returned=value)
     common["known"] = {bessel: n / (n - 1), "N": n}
     for i, (what, want) in enumerate(stats.items()):
-        statistic = lambda z, i=i: (z.mean(0), z.var(0, correction=i))[i > 0]
+        statistic = lambda z, i=i: z.var(0, correction=i - 1) if i else z.mean(0)
         kwargs = dict(common, what=what, source=(statistic, t))
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
