@@ -561,11 +561,8 @@ def describe(
             return say(f"offset {label}", f"{text} = {label}")
         return say("offset", text)
     found = _along(g, w, axis, directions or {}, close, say)
-    if found:
-        return found
-    return _per_feature(
-        _rows(g, axis), _rows(w, axis), g.ndim, close, say, known, small, tol, scale
-    )
+    g2, w2 = _rows(g, axis), _rows(w, axis)
+    return found or _per_feature(g2, w2, g.ndim, close, say, known, small, tol, scale)
 
 
 def _along(g, w, axis, directions, close, say) -> str | None:
@@ -930,9 +927,8 @@ _HELPERS = str(Path(__file__).resolve().parents[1])
 def _whose(filename: str) -> str | None:
     """None for the learner's code; "check" for the course's, "library" else."""
     paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
-    libraries = tuple(
-        str(Path(p).resolve()) for p in paths | {sys.prefix, sys.base_prefix}
-    )
+    paths |= {sys.prefix, sys.base_prefix}
+    libraries = tuple(str(Path(p).resolve()) for p in paths)
     try:
         path = str(Path(filename).resolve())
     except (OSError, ValueError):
@@ -1006,9 +1002,8 @@ def registration_problem(label, module, buffers, params, attrs=None):
                 why = "it does not exist"
                 if isinstance(getattr(module, key, None), torch().Tensor):
                     why = f"it is a plain attribute: use {how}"
-                message = f"{key} is not a registered {kind}: {why}, so that "
-                message += "state_dict saves it and .to() and .double() move it"
-                return wrong(label, message)
+                why += ", so that state_dict saves it and .to() and .double() move it"
+                return wrong(label, f"{key} is not a registered {kind}: {why}")
             got, dtype = found[key].detach().double(), found[key].dtype
             if start is not None and not torch().equal(got, start.double()):
                 return wrong(label, f"{key} should start as {start.tolist()}")
@@ -1030,9 +1025,8 @@ def buffers_outside_graph(name: str, module) -> Result:
     """Every buffer of a trained ``module`` outside the autograd graph (by
     ``requires_grad``: it survives the grader's mirroring); deep-copyable."""
     try:
-        held = sorted(
-            k for k, v in module.named_buffers() if getattr(v, "requires_grad", 0)
-        )
+        buffers = module.named_buffers()
+        held = sorted(k for k, v in buffers if getattr(v, "requires_grad", 0))
     except Exception as exc:  # the learner's object, not a module
         why = f"its buffers cannot be listed ({type(exc).__name__}: {exc})"
         return wrong(name, why)

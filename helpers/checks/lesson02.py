@@ -171,11 +171,10 @@ def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
 def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]:
     """Swapped parameter gradients and a dx without gamma (their values)."""
     swapped = "this is {}'s formula (dgamma and dbeta swapped?)"
-    ones = Problem(p.x, np.ones_like(p.gamma), p.beta, p.dout, p.eps)
     no_gamma = "dx misses gamma: the gradient reaching x_hat is dout * gamma"
     dgamma, dbeta = reference(kind, p)[2:]
     return {
-        "dx": {no_gamma: reference(kind, ones)[1]},
+        "dx": {no_gamma: reference(kind, p._replace(gamma=np.ones_like(p.gamma)))[1]},
         "dgamma": {swapped.format("dbeta"): dbeta},
         "dbeta": {swapped.format("dgamma"): dgamma},
     }
