@@ -55,12 +55,10 @@ class Result:
     error: float | None = None
     bound: float | None = None
 
-    @property
-    def passed(self) -> bool:
+    def __bool__(self) -> bool:
         return self.verdict in (OK, INFO)
 
-    def __bool__(self) -> bool:
-        return self.passed
+    passed = property(__bool__)
 
     def line(self) -> str:
         name = self.name.ljust(NAME_WIDTH)
@@ -88,15 +86,12 @@ def not_implemented(name) -> Result:
 
 
 class Report(list):
-    """A check's results (a list of Result), falsy if any failed; a notebook
-    shows nothing for it (the check printed its lines)."""
-
-    @property
-    def passed(self) -> bool:
-        return bool(len(self)) and all(r.passed for r in self)
+    """A check's results (a list of Result), falsy if any failed."""
 
     def __bool__(self) -> bool:
-        return self.passed
+        return bool(len(self)) and all(r.passed for r in self)
+
+    passed = property(__bool__)
 
     @property
     def verdicts(self) -> list[str]:
@@ -121,12 +116,11 @@ class Report(list):
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
     """Print and return a :class:`Report`; raise on a failure if ``strict``
     (None, the default: while grading)."""
-    items = [results] if isinstance(results, Result) else list(results)
-    result = Report(items)
+    result = Report([results] if isinstance(results, Result) else results)
     if not quiet:
         print(result.lines())
     if (config.grading() if strict is None else strict) and not result.passed:
-        failed = [item for item in items if not item.passed] or items
+        failed = [item for item in result if not item.passed] or result
         raise CheckFailed("\n".join(item.line() for item in failed))
     return result
 
@@ -139,31 +133,21 @@ def _changed(before, after) -> bool:
 
 
 def _watch(value, where: str, depth=0) -> list:
-    """(where, object, snapshot) for each array in ``value`` (nested in tuples,
-    lists and dicts), a module's parameters and its training mode, to tell
-    afterwards whether a call changed them (buffers are a module's to update)."""
+    """(where, object, snapshot) of each array in ``value`` (also nested), a module's
+    parameters and its mode: what a call must not change (buffers are the module's)."""
     if isinstance(value, np.ndarray):
         return [(where, value, value.copy())]
     if isinstance(value, torch().Tensor):
         return [(where, value, value.detach().clone())]
     if isinstance(value, torch().nn.Module):
-        found = [
-            (f"{where}'s parameter {k}", p, p.detach().clone())
-            for k, p in value.named_parameters()
-        ]
+        params = value.named_parameters()
+        found = [(f"{where}'s parameter {k}", p, p.detach().clone()) for k, p in params]
         return found + [(f"{where} mode", value, value.training)]
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if (isinstance(value, (tuple, list)))
-        else ()
-    )
+    if depth >= 3 or not isinstance(value, (dict, tuple, list)):
+        return []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
     return [
-        w
-        for k, v in items
-        if depth < 3
-        for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)
+        w for k, v in items for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)
     ]
 
 
@@ -176,13 +160,7 @@ def quiet_numerics():
 
 
 def call(
-    name: str,
-    fn: Callable,
-    *args,
-    copy_inputs=True,
-    returns=None,
-    watch=True,
-    **kwargs,
+    name: str, fn: Callable, *args, copy_inputs=True, returns=None, watch=True, **kwargs
 ):
     """``fn(*args, **kwargs)`` as ``(value, None)``, or ``(None, result)`` when it
     raised or changed an array input in place (test ``is not None``).  It gets
@@ -273,12 +251,11 @@ def raised(exc: BaseException, args=()) -> str:
     meaning = broadcast_hint(message, args)
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
     text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
-    shapes = []
-    for a in (a for a in args if isinstance(a, (np.ndarray, torch().Tensor))):
-        dtype = str(a.dtype).replace("torch.", "")
-        shapes.append(f"{tuple(a.shape)}" + ("" if dtype == "float64" else f" {dtype}"))
+    arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
+    dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
+    shapes = ", ".join(f"{tuple(a.shape)} {dtype(a)}".strip() for a in arrays)
     if shapes:
-        text += f"(called with inputs of shape {', '.join(shapes)}) "
+        text += f"(called with inputs of shape {shapes}) "
     return text + "(call the function yourself to see the full traceback)"
 
 
@@ -304,9 +281,8 @@ def unpack(name: str, value, count: int, names: str):
     if not isinstance(value, (tuple, list)) or len(value) != count:
         sized = isinstance(value, (tuple, list))
         got = f"a {type(value).__name__}" + (f" of {len(value)} items" if sized else "")
-        return None, wrong(
-            name, f"returned {got}; expected a tuple of {count}: ({names})"
-        )
+        why = f"returned {got}; expected a tuple of {count}: ({names})"
+        return None, wrong(name, why)
     return tuple(value), None
 
 
@@ -329,10 +305,8 @@ def real(value, integer: bool = False):
     complex number, an array or a tensor (float() would read a 0-d tensor)."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(
-            f"a {type(value).__name__} where {'an int' if integer else 'a number'} "
-            "is expected"
-        )
+        wanted = "an int" if integer else "a number"
+        raise TypeError(f"a {type(value).__name__} where {wanted} is expected")
     return int(value) if integer else float(value)
 
 
@@ -342,12 +316,7 @@ def rel_error(got, want) -> float:
     got, want = to_numpy(got), to_numpy(want)
     if got is None or want is None or got.shape != want.shape:
         return float("inf")
-    return (
-        0.0
-        if not got.size
-        else float(np.max(np.abs(got - want)))
-        / max(float(np.max(np.abs(want))), 1e-300)
-    )
+    return abs_error(got, want) / max(float(np.max(np.abs(want), initial=0)), 1e-300)
 
 
 def abs_error(got, want) -> float:
@@ -413,32 +382,25 @@ def broadcast_hint(message: str, args=()) -> str | None:
     n, d = batch[0], batch[1]
     odd = [s for s in shapes if len(s) == len(batch) and s != tuple(batch)]
     if len(batch) == 2 and odd:  # a 2-D operand: say how it lines up, not what it is
-        return (
-            f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
-            f"with it: shapes line up from the right, so one value per feature "
-            f"needs the shape ({d},) or (1, {d}), one per example ({n}, 1)) "
-        )
+        why = f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
+        why += "with it: shapes line up from the right, so one value per feature "
+        return why + f"needs the shape ({d},) or (1, {d}), one per example ({n}, 1)) "
     if len(batch) == 2 and n != d and {n, d} & sizes:
-        return (
-            f"(x is ({n}, {d}): a statistic of length {n} is one per example "
-            f"(taken over axis 1), one of length {d} one per feature (over axis "
-            "0); reduce over the axis you mean with keepdims=True so that it "
-            "lines up with x) "
-        )
+        why = f"(x is ({n}, {d}): a statistic of length {n} is one per example "
+        why += f"(taken over axis 1), one of length {d} one per feature (over axis "
+        why += "0); reduce over the axis you mean with keepdims=True so that it "
+        return why + "lines up with x) "
     flat = [s for s in shapes if len(s) == 2 and np.prod(s) == np.prod(batch)]
     if len(batch) > 2 and flat and flat[0][1] != d:  # x reshaped, channels not last
-        return (
-            f"({flat[0]} holds x's {np.prod(batch)} values in {flat[0][1]} columns, "
-            f"not one per channel: C = x.shape[1] = {d}; move the channels last, "
-            f"then reshape to (-1, C): x.transpose(0, 2, 3, 1).reshape(-1, {d})) "
-        )
+        why = f"({flat[0]} holds x's {np.prod(batch)} values in {flat[0][1]} columns, "
+        why += f"not one per channel: C = x.shape[1] = {d}; move the channels last, "
+        why += "then reshape to (-1, C): "
+        return why + f"x.transpose(0, 2, 3, 1).reshape(-1, {d})) "
     if len(batch) > 2 and (d,) in shapes and d != batch[-1] and tuple(batch) in shapes:
-        return (
-            f"(x has shape {tuple(batch)}: an array of {d} values, one per "
-            f"channel, lines up with x's last axis ({batch[-1]} values), not "
-            f"with the channels: give it the shape (1, {d}{', 1' * (len(batch) - 2)}"
-            ") or reduce with keepdims=True) "
-        )
+        why = f"(x has shape {tuple(batch)}: an array of {d} values, one per "
+        why += f"channel, lines up with x's last axis ({batch[-1]} values), not "
+        why += f"with the channels: give it the shape (1, {d}{', 1' * (len(batch) - 2)}"
+        return why + ") or reduce with keepdims=True) "
     return generic
 
 
@@ -478,9 +440,8 @@ def _fmt(values, limit=4) -> str:
 def _trivial(a) -> bool:
     """Every value the same (more than one), or only 0, 1 and -1."""
     a = np.ravel(a)
-    return a.size > 0 and (
-        (a.size > 1 and np.ptp(a) == 0) or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0))))
-    )
+    same = a.size > 1 and np.ptp(a) == 0
+    return a.size > 0 and (same or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0)))))
 
 
 def degenerate(got, want) -> str | None:
@@ -540,11 +501,9 @@ def _permuted(g, w, close) -> str | None:
         return None
     for perm in itertools.permutations(range(w.ndim)):
         if list(perm) != sorted(perm) and close(g.ravel(), w.transpose(perm).ravel()):
-            return (
-                "the right values in the wrong places: they come in the order of "
-                f"the expected array with its axes moved to {perm} (a reshape "
-                "without the transpose it needs, or a transpose not undone?)"
-            )
+            why = "the right values in the wrong places: they come in the order of "
+            why += f"the expected array with its axes moved to {perm} (a reshape "
+            return why + "without the transpose it needs, or a transpose not undone?)"
     return "the right values in the wrong places (a reshape or an index is off)"
 
 
@@ -556,10 +515,9 @@ def _precision(got, err) -> str | None:
         unit = 2.0 ** -(bits + 1)
         scaled = np.frexp(got)[0] / unit
         if np.array_equal(scaled, np.round(scaled)) and err <= most * unit:
-            return (
-                f"its values are {name} numbers and the error is at {name}'s "
-                f"rounding level ({unit:.0e}): compute in float64, as the input is"
-            )
+            why = f"its values are {name} numbers and the error is at {name}'s "
+            why += f"rounding level ({unit:.0e}): compute in float64, "
+            return why + "as the input is"
     return None
 
 
@@ -573,16 +531,15 @@ def describe(
     to one of ``known`` (``{"N/(N-1)": 16/15}``) or a simple transform is
     named; ``causes`` maps a signature (``"factor N/(N-1)"``) to its cause."""
     g, w = to_numpy(got), to_numpy(want)
-    if g is None or w is None or g.shape != w.shape or not g.size:
-        return None
-    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
+    fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
+    if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
     seen = degenerate(g, w)
     if seen or g.size == 1:  # one number is a multiple of any other: no signature
         return seen
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
-    close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale  # noqa: E731
+    close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale
 
     def say(key, text):
         return f"{text}: {causes[key]}" if causes.get(key) else text
@@ -602,17 +559,13 @@ def describe(
         return say(key, f"off by the constant factor {value} everywhere")
     off = float(np.mean(g - w))
     if close(g, w + off):
-        label = _named(off, known)
-        text = f"off by one constant offset, {off:.4g}" + (
-            f" = {label}" if label else ""
-        )
-        return say(f"offset {label}" if label else "offset", text)
+        label, text = _named(off, known), f"off by one constant offset, {off:.4g}"
+        if label:
+            return say(f"offset {label}", f"{text} = {label}")
+        return say("offset", text)
     found = _along(g, w, axis, directions or {}, close, say)
-    if found:
-        return found
-    return _per_feature(
-        _rows(g, axis), _rows(w, axis), g.ndim, close, say, known, small, tol, scale
-    )
+    g2, w2 = _rows(g, axis), _rows(w, axis)
+    return found or _per_feature(g2, w2, g.ndim, close, say, known, small, tol, scale)
 
 
 def _along(g, w, axis, directions, close, say) -> str | None:
@@ -631,13 +584,9 @@ def _along(g, w, axis, directions, close, say) -> str | None:
                     continue
             fit = np.einsum("rfi,fi->rf", basis, coef)
             if np.all(np.isfinite(coef)) and close(d, fit):
-                key = " and ".join(names)
-                return say(
-                    f"along {key}",
-                    "the difference from the right answer is, feature by feature, "
-                    + ("a multiple of " if k == 1 else "a combination of ")
-                    + key,
-                )
+                key, how = " and ".join(names), ("a multiple of ", "a combination of ")
+                text = "the difference from the right answer is, feature by feature, "
+                return say(f"along {key}", text + how[k - 1] + key)
     return None
 
 
@@ -677,11 +626,9 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
 def _confined(bad, feature, small, say, how) -> str:
     """An error confined to some features; whether they are those where eps matters."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
-    plural, verb, who = (
-        ("", "is", "it is the one")
-        if len(bad) == 1
-        else (("s", "are", "they are the ones"))
-    )
+    plural, verb, who = "s", "are", "they are the ones"
+    if len(bad) == 1:
+        plural, verb, who = "", "is", "it is the one"
     text = f"only {feature}{plural} {which} {verb} off {how}"
     if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
         text += f"; {who} with a tiny variance, where eps matters"
@@ -721,10 +668,8 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
             with np.errstate(all="ignore"):
                 want = gamma * (x - mu) / np.sqrt(var + eps) + beta
             if np.abs(g - want).max() <= tol * scale:
-                return (
-                    f"the statistics are taken over axes {other}; this normalisation "
-                    f"takes them over axes {tuple(axes)}"
-                )
+                how = f"this normalisation takes them over axes {tuple(axes)}"
+                return f"the statistics are taken over axes {other}; {how}"
     return None
 
 
@@ -745,16 +690,15 @@ def stages(
     with np.errstate(all="ignore"):  # how gamma and beta were applied
         readings = {
             "": (o - beta) / gamma,
-            "gamma and beta are not applied: out = gamma * x_hat + beta": o,
-            "gamma and beta are swapped: out = gamma * x_hat + beta": (o - gamma)
-            / beta,
-            "beta is added before the scale: out = gamma * x_hat + beta": o / gamma
-            - beta,
-            "gamma is not applied: out = gamma * x_hat + beta": o - beta,
-            "beta is not applied: out = gamma * x_hat + beta": o / gamma,
+            "gamma and beta are not applied": o,
+            "gamma and beta are swapped": (o - gamma) / beta,
+            "beta is added before the scale": o / gamma - beta,
+            "gamma is not applied": o - beta,
+            "beta is not applied": o / gamma,
         }
     first = None
     for affine, y in readings.items():
+        affine = affine and f"{affine}: out = gamma * x_hat + beta"
         found = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
         if found == "right":
             return affine or None  # the stages are right: the difference is elsewhere
@@ -776,13 +720,12 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
             s[rows], m[rows] = 1 / a, -c / a
     if not (np.all(np.isfinite(s)) and np.all(np.isfinite(m))):
         return None
-    n = len(x)
     means = means if means is not None else {"the batch mean": x.mean(0)}
     means = {**means, "the median, not the mean": np.median(x, 0)}
     means["the minimum (min-max scaling?), not the mean"] = x.min(0)
     variances = variances or {
         "the biased variance": x.var(0),
-        "the unbiased variance (n - 1)": x.var(0) * n / (n - 1),
+        "the unbiased variance (n - 1)": x.var(0) * len(x) / (len(x) - 1),
     }
     forms = dict(scales or {})  # named scales first, then the forms below
     for name, v in variances.items():
@@ -809,9 +752,8 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     if not got_m and np.ptp(m) <= 1e-9 * np.abs(m).max():  # a stage of one number
         centring = f"one number for every column, {m.flat[0]:.4g}"
     ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
-    scale = (
-        f"divides by {got_s}" if got_s else f"is {usual} (s / sqrt(var + eps): {ratio})"
-    )
+    scale = f"is {usual} (s / sqrt(var + eps): {ratio})"
+    scale = f"divides by {got_s}" if got_s else scale
     if not got_s and np.ptp(s) <= 1e-9 * np.abs(s).max():
         scale = f"divides by one number for every column, {s.flat[0]:.4g}"
     with np.errstate(all="ignore"):  # sqrt(v + e) with another e, the same for all
@@ -821,11 +763,10 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         same = _named(e.flat[0], {"eps": eps})
         scale = f"divides by sqrt(var + e) with e = {e.flat[0]:.3g}"
         scale += f" = {same}" if same else f", not eps = {eps:g}"
-    parts = [
-        f"the mean used is {centring}" + (" (right)" if got_m == right_m else ""),
-        f"the scale {scale}" + (" (right)" if got_s == right_s else ""),
-    ]
-    return "out = gamma * (x - m) / s + beta per feature, where " + "; ".join(parts)
+    centring += " (right)" * (got_m == right_m)
+    where = f"the mean used is {centring}; the scale {scale}"
+    where += " (right)" * (got_s == right_s)
+    return f"out = gamma * (x - m) / s + beta per feature, where {where}"
 
 
 def ema_problem(
@@ -844,10 +785,8 @@ def ema_problem(
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
         label = _named(used[0], known)
         label = None if label in ("1", "2", "1/2", "-1") else label
-        key = f"momentum {label}" if label else "momentum"
-        text = f"{what} moved by the fraction {used[0]:.4g}" + (
-            f" = {label}" if label else ""
-        )
+        key, named = (f"momentum {label}", f" = {label}") if label else ("momentum", "")
+        text = f"{what} moved by the fraction {used[0]:.4g}{named}"
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
         return f"{text}: {causes[key]}" if key in causes else text
     for m, how in ((momentum, ""), (1 - momentum, " with momentum on the old value")):
@@ -858,9 +797,8 @@ def ema_problem(
     with np.errstate(all="ignore"):
         stat = (new - (1 - momentum) * old) / momentum
     seen = describe(stat, batch, axis=0, known=known, causes=causes)
-    return f"{what} averages in a batch statistic that is " + (
-        seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
-    )
+    seen = seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
+    return f"{what} averages in a batch statistic that is {seen}"
 
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
@@ -873,11 +811,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
     want_np, returns = to_numpy(want), options.pop("returns", {})
     hints = {**_sizes(got, want_np, returns), **(options.pop("shape_hints", {}) or {})}
-    order, near, swap = (
-        f"return ({', '.join(returns)}) in this order",
-        max(tol, 1e-9),
-        "",
-    )
+    order = f"return ({', '.join(returns)}) in this order"
+    near, swap = max(tol, 1e-9), ""
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
         other = returns[key]  # two outputs swapped: each holds the other's value
         swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
@@ -925,10 +860,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         detail = f"{stage}; {label} {err:.1e}"
     else:  # with the digits that tell the two numbers apart
         d = 6 if f"{got_np[where]:.6g}" != f"{want_np[where]:.6g}" else 15
-        detail = (
-            f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
-            f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
-        )
+        detail = f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
+        detail += f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
 
@@ -962,10 +895,8 @@ def _sizes(got, want, returns) -> dict:
         )
         if len(shape) == 2 and len(mine) == len(right) == 1 and mine != right:
             one, per = (f"one value per index of axis {a[0]}" for a in (mine, right))
-            return {
-                got: f"{one} of {key} {shape}, where {per} is expected: reduce "
-                f"over axis {mine[0]}, not {right[0]}"
-            }
+            why = f"{one} of {key} {shape}, where {per} is expected: reduce "
+            return {got: why + f"over axis {mine[0]}, not {right[0]}"}
     return {}
 
 
@@ -978,16 +909,13 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
         candidate = to_numpy(candidate)
         if getattr(candidate, "shape", None) != want.shape:
             continue
-        apart = measure(candidate, want)
-        if measure(got, candidate) <= min(near, apart / 10):
+        if measure(got, candidate) <= min(near, measure(candidate, want) / 10):
             matches.append(message)
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:
         which = "one candidate" if len(matches) == 1 else "candidates"
-        return (
-            f"{what}: {seen}, which many different mistakes give, so the check "
-            f"cannot say which ({which}: {listed})"
-        )
+        why = f"{what}: {seen}, which many different mistakes give, so the check "
+        return why + f"cannot say which ({which}: {listed})"
     if len(matches) < 2:
         return listed or None
     many = f"{what} is what each of {len(matches)} mistakes gives here"
@@ -1002,9 +930,8 @@ _HELPERS = str(Path(__file__).resolve().parents[1])
 def _whose(filename: str) -> str | None:
     """None for the learner's code; "check" for the course's, "library" else."""
     paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
-    libraries = tuple(
-        str(Path(p).resolve()) for p in paths | {sys.prefix, sys.base_prefix}
-    )
+    paths |= {sys.prefix, sys.base_prefix}
+    libraries = tuple(str(Path(p).resolve()) for p in paths)
     try:
         path = str(Path(filename).resolve())
     except (OSError, ValueError):
@@ -1037,11 +964,9 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
         what, kind = f"{type(exc).__name__}: {exc}", blame(exc)
         if kind == "check":
             frame = traceback.extract_tb(exc.__traceback__)[-1]
-            detail = (
-                f"the check itself failed ({what}, in {Path(frame.filename).name} "
-                f"line {frame.lineno}): a bug in the course, not in your code; "
-                "please report it with this line"
-            )
+            detail = f"the check itself failed ({what}, in {Path(frame.filename).name} "
+            detail += f"line {frame.lineno}): a bug in the course, not in your code; "
+            detail += "please report it with this line"
         elif kind == "learner":
             detail = f"your code raised {raised(exc)} while the check used your result"
         else:
@@ -1077,19 +1002,13 @@ def registration_problem(label, module, buffers, params, attrs=None):
         how = "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
         for key, start in wanted.items():
             if key not in found:
-                plain = isinstance(getattr(module, key, None), torch().Tensor)
-                why = (
-                    f"it is a plain attribute: use {how}"
-                    if plain
-                    else "it does not exist"
-                )
-                message = f"{key} is not a registered {kind}: {why}, so that "
-                message += "state_dict saves it and .to() and .double() move it"
-                return wrong(label, message)
+                why = "it does not exist"
+                if isinstance(getattr(module, key, None), torch().Tensor):
+                    why = f"it is a plain attribute: use {how}"
+                why += ", so that state_dict saves it and .to() and .double() move it"
+                return wrong(label, f"{key} is not a registered {kind}: {why}")
             got, dtype = found[key].detach().double(), found[key].dtype
-            if start is not None and (
-                got.shape != start.shape or not torch().equal(got, start.double())
-            ):
+            if start is not None and not torch().equal(got, start.double()):
                 return wrong(label, f"{key} should start as {start.tolist()}")
             if kind == "buffer" and key not in module.state_dict():
                 why = "registered with persistent=False: state_dict() leaves it out"
@@ -1109,9 +1028,8 @@ def buffers_outside_graph(name: str, module) -> Result:
     """Every buffer of a trained ``module`` outside the autograd graph (by
     ``requires_grad``: it survives the grader's mirroring); deep-copyable."""
     try:
-        held = sorted(
-            k for k, v in module.named_buffers() if getattr(v, "requires_grad", 0)
-        )
+        buffers = module.named_buffers()
+        held = sorted(k for k, v in buffers if getattr(v, "requires_grad", 0))
     except Exception as exc:  # the learner's object, not a module
         why = f"its buffers cannot be listed ({type(exc).__name__}: {exc})"
         return wrong(name, why)
@@ -1135,20 +1053,16 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
     if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
-        return (
-            f"{what}: at each call every channel gets the same value: draw one "
-            f"value per channel (shape ({x.shape[1]},))"
-        )
+        why = f"{what}: at each call every channel gets the same value: draw one "
+        return why + f"value per channel (shape ({x.shape[1]},))"
     values, counts = np.unique(x, return_counts=True)
     repeats = ""  # a continuous draw repeats no value
     if len(values) < x.size:
         most = values[np.argsort(-counts, kind="stable")][: np.sum(counts > 1)]
         ends = int(np.sum((x == low) | (x == high)))
-        repeats = (
-            f"; only {len(values)} distinct values among {x.size} (repeated: "
-            f"{_fmt(most, 3)})"
-            + (f", {ends} of them exactly at the ends of the range" if ends > 1 else "")
-        )
+        repeats = f"; only {len(values)} distinct values among {x.size} (repeated: "
+        repeats += f"{_fmt(most, 3)})"
+        repeats += f", {ends} of them exactly at the ends of the range" * (ends > 1)
     x, width = np.sort(x.ravel()), high - low
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
@@ -1162,10 +1076,9 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
         side = " (one-sided: all above the middle)"
     elif x[-1] <= mid + 0.05 * width:
         side = " (one-sided: all below the middle)"
-    return (
-        f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
-        f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}{repeats}"
-    )
+    why = f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
+    why += f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}"
+    return why + repeats
 
 
 def mine_or_reference(label: str, mine, reference, check, reference_name=None):

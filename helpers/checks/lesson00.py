@@ -29,22 +29,18 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
     other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
+    common = dict(shape_hints=hints, returns=stats, returned=value)
+    common["known"] = {bessel: n / (n - 1), "N": n}
     for i, (what, want) in enumerate(stats.items()):
-        kwargs = {"what": what, "shape_hints": hints, "returns": stats}
-        kwargs["source"] = (
-            lambda z, i=i: (z.mean(0), z.var(0, correction=i))[i > 0],
-            t,
-        )
-        kwargs["returned"] = value
-        kwargs["known"] = {bessel: n / (n - 1), "N": n}
+        statistic = lambda z, i=i: z.var(0, correction=i - 1) if i else z.mean(0)
+        kwargs = dict(common, what=what, source=(statistic, t))
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
             kind, by, twin = other[i]
-            kwargs["causes"], kwargs["diagnoses"] = {}, {std: want.sqrt()}
-            kwargs["diagnoses"][
-                f"this is the {kind} variance (divides by {by}); `var` is the biased "
-                "one (np.var's default ddof=0), `var_unbiased` divides by N-1 (ddof=1)"
-            ] = twin
+            why = f"this is the {kind} variance (divides by {by}); `var` is the "
+            why += "biased one (np.var's default ddof=0), `var_unbiased` divides by "
+            why += "N-1 (ddof=1)"
+            kwargs["causes"], kwargs["diagnoses"] = {}, {std: want.sqrt(), why: twin}
             centres = {  # deviations from another centre than each feature's mean
                 "0 (x is not centred)": 0.0,
                 "the mean of all the values, not from each feature's": t.mean(),

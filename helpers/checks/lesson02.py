@@ -71,9 +71,7 @@ def reference(kind: str, p: Problem):
     """(out, dx, dgamma, dbeta) from torch autograd in float64."""
     torch = _core.torch()
     F = torch.nn.functional
-    x = torch.tensor(p.x, dtype=torch.float64, requires_grad=True)
-    g = torch.tensor(p.gamma, dtype=torch.float64, requires_grad=True)
-    b = torch.tensor(p.beta, dtype=torch.float64, requires_grad=True)
+    x, g, b = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in p[:3])
     if kind == "layer":
         out = F.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
     else:
@@ -173,11 +171,10 @@ def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
 def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]:
     """Swapped parameter gradients and a dx without gamma (their values)."""
     swapped = "this is {}'s formula (dgamma and dbeta swapped?)"
-    ones = Problem(p.x, np.ones_like(p.gamma), p.beta, p.dout, p.eps)
     no_gamma = "dx misses gamma: the gradient reaching x_hat is dout * gamma"
     dgamma, dbeta = reference(kind, p)[2:]
     return {
-        "dx": {no_gamma: reference(kind, ones)[1]},
+        "dx": {no_gamma: reference(kind, p._replace(gamma=np.ones_like(p.gamma)))[1]},
         "dgamma": {swapped.format("dbeta"): dbeta},
         "dbeta": {swapped.format("dgamma"): dgamma},
     }
@@ -379,9 +376,8 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
 
 def _arrays(cache, path=()):
     """(path, array) for each float array in a cache (tuples, lists, dicts)."""
-    if isinstance(cache, np.ndarray):
-        if cache.dtype.kind == "f" and cache.size > 1:
-            yield path, cache
+    if isinstance(cache, np.ndarray) and cache.dtype.kind == "f" and cache.size > 1:
+        yield path, cache
     elif isinstance(cache, (tuple, list, dict)) and len(path) < 8:  # not endless
         items = cache.items() if isinstance(cache, dict) else enumerate(cache)
         for key, item in items:
@@ -411,14 +407,13 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """The learner's cache read as the forward's quantities: (status, the cache
-    to use, a note): "right"; "repaired" (the forward is off, each array is one
-    made with usual slips: a copy made right, the slips); "odd" (an array is
-    none, shares memory with another, or has a slip while out is right: what
-    was seen); None (no array to read)."""
+    """The learner's cache read as the forward's quantities: (status, the cache to
+    use, a note): "right"; "repaired" (the forward is off, each array is one made
+    with usual slips: a copy made right, the slips); "odd" (an array is none, shares
+    memory with another, or has a slip while out is right: what was seen); None."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
-    slips, keys = set(), []
+    slips, right = set(), {}  # right: the arrays made right, by path
     for i, (path, a) in enumerate(found):
         if any(np.may_share_memory(a, b) for _, b in found[i + 1 :]):
             return "odd", cache, f"{where(path)} shares memory with another array"
@@ -429,14 +424,12 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
             text += "x - mu, mu, var, sqrt(var + eps), their inverses, x, gamma, beta)"
             seen = _core._match(a, {"out": to_numpy(out)}, 1e-8)
             return "odd", cache, text + (f": it equals {seen}" if seen else "")
-        slips, keys = slips | {slip}, [*keys, key]
+        slips.add(slip)
+        right[path] = variants[0][1][key]
     slip = " and ".join(sorted(filter(None, slips)))
     if not slip or not forward_off:
         text = f"{where(())} holds quantities made with {slip}"
         return ("odd", cache, text) if slip else ("right" if found else None, cache, "")
-    right = {
-        path: variants[0][1][key] for (path, _), key in zip(found, keys, strict=True)
-    }
     return "repaired", _rebuilt(cache, right), slip  # the right forward's values
 
 
@@ -490,8 +483,7 @@ def _stage_references(p: Problem) -> dict:
 def _locals_at_return(fn, *args):
     """Call ``fn``; the local variables of it and of the functions it calls from
     the same source (a helper of theirs) as they return (sys.setprofile)."""
-    code, kept = getattr(fn, "__code__", None), {}
-    where = getattr(code, "co_filename", None)  # the learner's cell or file
+    where, kept = getattr(getattr(fn, "__code__", None), "co_filename", None), {}
     if where is None:  # not plain Python (the grader's remote proxy): no locals
         return kept
 
@@ -519,10 +511,9 @@ def _stage_result(name, backward, p: Problem, cache, out):
     wanted, checked, label = _stage_references(p), [], f"{name} stages"
     for stage, spellings in STAGES.items():
         spelling = next((n for n in spellings if n in found), None)
-        got = None if spelling is None else to_numpy(found[spelling])
+        got, want = to_numpy(found.get(spelling)), wanted[stage]
         if got is None:
             continue
-        want = wanted[stage]
         if got.size == want.size and rel_error(got.reshape(want.shape), want) <= 1e-8:
             checked.append(stage)
             continue
