@@ -90,3 +90,14 @@ def test_deviations_from_another_centre_are_named(learner_mode):
 
     text = checks.batch_stats(uncentred, quiet=True).lines()
     assert "the deviations are taken from 0 (x is not centred)" in text
+
+
+def test_a_variance_of_a_slipped_input_is_named(learner_mode):
+    # the right variance of x[1:]: the slips are tried with each variance's own
+    # correction (0 for var), not the next one
+    def stats(x):
+        if len(x) < 2:
+            raise ValueError("one example")
+        return x.mean(0), x[1:].var(0), x.var(0, ddof=1)
+
+    assert "right answer for x[1:]" in checks.batch_stats(stats, quiet=True).lines()
