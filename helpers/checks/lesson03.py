@@ -516,10 +516,8 @@ def _fold_problem(kind, folded, layer, originals) -> str | None:
     for attr in (*settings, "padding_mode") if kind != "linear" else ():
         mine, theirs = getattr(folded, attr, None), getattr(layer, attr)
         if mine != theirs:
-            return (
-                f"the folded conv's {attr} is {mine}, the original's {theirs}: copy "
-                "every setting (stride, padding, dilation, groups, padding_mode)"
-            )
+            how = "copy every setting (stride, padding, dilation, groups, padding_mode)"
+            return f"the folded conv's {attr} is {mine}, the original's {theirs}: {how}"
     w, v = folded.weight, layer.weight
     if (w.dtype, w.device) != (v.dtype, v.device):
         why = f"the folded layer's weight is {w.dtype}, the layer's {v.dtype}: give "
