@@ -1,8 +1,7 @@
 """Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
 
-The learner's module runs beside ``torch.nn.BatchNorm1d``/``2d``, trained on
-batches of varying size, then in eval mode; the first thing that differs is
-judged: the output (which mean, which scale), the gradients, then the buffers.
+The learner's module runs beside torch's BatchNorm1d/2d on batches of varying
+size, then in eval mode: the first difference (output, gradients, buffers) is judged.
 """
 
 from __future__ import annotations
@@ -52,18 +51,15 @@ def _stepped(cls, label, x, *, double=False):
 def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
     label = f"{NAME} buffers"
-    torch = torch_()
     module, problem = core.build_module(cls, label, 4)
     if problem is not None:
         return problem
-    one, zero = torch.ones(4), torch.zeros(4)
-    start = {"running_mean": zero, "running_var": one, "num_batches_tracked": zero[0]}
+    one, zero = torch_().ones(4), torch_().zeros(4)  # the count: a long
+    start = dict(running_mean=zero, running_var=one, num_batches_tracked=zero[0].long())
     params = {"weight": one, "bias": zero}
     problem = core.registration_problem(label, module, start, params)
     if problem is not None:
         return problem
-    if module.num_batches_tracked.dtype != torch.long:
-        return wrong(label, "num_batches_tracked should be a long (int64) tensor")
     module, problem = core.build_module(cls, label, 4, affine=False)
     if problem is not None:
         return problem
@@ -96,25 +92,21 @@ def _pair(cls, label, tail, gen, **given):
 
 
 def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=()):
-    """A ``_core.compare`` reader: the output's statistics taken over other axes
-    than ``axes``, or which mean m and scale s (``_core.stages``)."""
-    given = {"means": means, "variances": variances, "scales": scales}
-    given = {k: d and {n: to_numpy(v) for n, v in d.items()} for k, d in given.items()}
+    """A ``compare`` reader: the axes of the statistics, else which mean and scale."""
+    kw = {"means": means, "variances": variances, "scales": scales}
+    kw = {k: d and {n: to_numpy(v) for n, v in d.items()} for k, d in kw.items()}
+    rows = channels_last(x)
 
     def read(out):
         seen = axes and core.wrong_axes(out, x, gamma, beta, eps=eps, axes=axes)
-        rows = channels_last(x)
-        seen = seen or core.stages(
-            channels_last(out), rows, gamma, beta, eps=eps, **given
-        )
+        seen = seen or core.stages(channels_last(out), rows, gamma, beta, eps=eps, **kw)
         return seen and prefix + seen
 
     return read
 
 
 def _compared(label, at, got, want, ref, x, means, variances):
-    """``_core.compare`` of an output with PyTorch's, read back (``_reader``;
-    ``means``, ``variances``: candidates, the right one first); None if right."""
+    """An output against PyTorch's, read back by ``_reader``; None if right."""
     c, v = x.shape[1], to_numpy(next(iter(variances.values())))
     gamma = ref.weight.detach() if ref.affine else torch_().ones(c).double()
     beta = ref.bias.detach() if ref.affine else torch_().zeros(c).double()
@@ -143,15 +135,13 @@ def _running(module):
 
 
 def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
-    """The input, weight and bias gradients against PyTorch's; a wrong input
-    gradient against the batch statistics, mean or variance detached."""
-    torch = torch_()
+    """Input, weight and bias gradients against PyTorch's (dx: statistics detached?)."""
     try:
         out.backward(dout)
     except Exception as exc:
         return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
     expected.backward(dout)
-    weight = ref.weight.detach() if ref.affine else torch.ones(xb.shape[1]).double()
+    weight = ref.weight.detach() if ref.affine else xb.new_ones(xb.shape[1])
     dims, view = [0, *range(2, xb.dim())], [1, -1] + [1] * (xb.dim() - 2)
     # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
     sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
@@ -171,15 +161,14 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
             mu, var = xd.mean(dims, True), xd.var(dims, correction=0, keepdim=True)
             mu = mu if cut == "variance" else mu.detach()
             var = var if cut == "mean" else var.detach()
-            y = (xd - mu) / torch.sqrt(var + ref.eps) * weight.reshape(view)
-            if _close(got, torch.autograd.grad(y, xd, dout)[0], 1e-9, floor):
+            y = (xd - mu) / (var + ref.eps).sqrt() * weight.reshape(view)
+            if _close(got, torch_().autograd.grad(y, xd, dout)[0], 1e-9, floor):
                 fits.append(cut)
         seen = core.describe(got, want, tol=1e-8)
         if len(fits) == 1:
-            seen = (
-                f"it is the gradient with the batch {fits[0]} detached (under no_grad "
-                "or from x.detach()): only the running buffers go outside the graph"
-            )
+            seen = f"it is the gradient with the batch {fits[0]} detached (under "
+            seen += "no_grad or from x.detach()): only the running buffers go "
+            seen += "outside the graph"
         seen = f": {seen}" if seen else ""
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
     return None
@@ -187,9 +176,8 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
 
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change,
-    or the update read back as new = a * old + b * batch + c at the first step
-    (``k`` or up to three more) where a, b and c can be told apart (not at step
-    1: the old values are all 0, or all 1); else ``_core.ema_problem``."""
+    or new = a * old + b * batch + c read at the first step (``k`` or up to three
+    more) where a, b and c can be told apart; else ``_core.ema_problem``."""
     torch = torch_()
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
@@ -320,8 +308,7 @@ def _training_problem(label, module, ref, tail, gen):
 
 
 def _sequence(cls, tail, seed, **given) -> Result:
-    """Train the learner's module and PyTorch's on batches of varying size, then
-    eval: outputs, gradients and buffers compared at every step."""
+    """Train the module beside PyTorch's on batches of varying size, then eval."""
     shape = {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(tail)]
     setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or v is None]
     label = f"{NAME} {setting[-1] if setting else shape}"
@@ -430,9 +417,9 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         first = _registration(cls)
         if first.verdict == TODO:
             return first
-        results = [first]
-        results += [_sequence(cls, tail, seed) for tail in ((4,), (4, 5), (5, 3, 3))]
-        results += [
+        results = [
+            first,
+            *(_sequence(cls, tail, seed) for tail in ((4,), (4, 5), (5, 3, 3))),
             _sequence(cls, (4, 3), seed + 1, momentum=None),
             _sequence(cls, (4,), seed + 2, momentum=0.3, affine=False),
             _sequence(cls, (4,), seed + 6, eps=1e-3),
@@ -467,11 +454,8 @@ def _contrasts(results, contrasts) -> list[Result]:
 
 
 # --- folding batch norm into the previous layer ---
-
-
 def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
-    """A layer, a trained eval-mode batch norm (of ``dtype``) and an input; kind
-    "linear", "conv" or "grouped" (dilated, grouped, reflect-padded)."""
+    """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
     torch = torch_()
     nn, gen = torch.nn, torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -497,8 +481,7 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
 
 
 def _fold_reader(layer, bn, x):
-    """The folded layer's output read back as bn of the layer's own output z
-    (``_core.stages``); each term of the new bias wrong is a candidate mean."""
+    """The folded output as bn of the layer's output z (a wrong bias term: a mean)."""
     torch = torch_()
     with torch.no_grad():
         z = channels_last(layer(x))
@@ -521,24 +504,20 @@ def _fold_reader(layer, bn, x):
 
 
 def _fold_problem(kind, folded, layer, originals) -> str | None:
-    """Why ``folded`` is not a new layer of the layer's kind, settings, dtype and
-    device, with a bias, the originals (module: its state_dict before) intact."""
-    torch = torch_()
-    want = torch.nn.Linear if kind == "linear" else torch.nn.Conv2d
+    """Why ``folded`` is not a new layer like ``layer`` with a bias, originals kept."""
+    want = torch_().nn.Linear if kind == "linear" else torch_().nn.Conv2d
     if not isinstance(folded, want):
         return f"returned a {type(folded).__name__}: return one {want.__name__}"
     for module, old in originals.items():
         new, key = module.state_dict(), "layer" if module is layer else "bn"
-        if set(new) != set(old) or any(not torch.equal(old[k], new[k]) for k in new):
+        if set(new) != set(old) or any(not old[k].equal(new[k]) for k in new):
             return f"changed the original {key} in place: build a new layer"
     settings = ("stride", "padding", "kernel_size", "dilation", "groups")
     for attr in (*settings, "padding_mode") if kind != "linear" else ():
         mine, theirs = getattr(folded, attr, None), getattr(layer, attr)
         if mine != theirs:
-            return (
-                f"the folded conv's {attr} is {mine}, the original's {theirs}: copy "
-                "every setting (stride, padding, dilation, groups, padding_mode)"
-            )
+            how = "copy every setting (stride, padding, dilation, groups, padding_mode)"
+            return f"the folded conv's {attr} is {mine}, the original's {theirs}: {how}"
     w, v = folded.weight, layer.weight
     if (w.dtype, w.device) != (v.dtype, v.device):
         why = f"the folded layer's weight is {w.dtype}, the layer's {v.dtype}: give "
@@ -549,18 +528,16 @@ def _fold_problem(kind, folded, layer, originals) -> str | None:
 
 
 def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Result:
-    """One fold of a trained pair: a new layer of the same kind, settings, dtype
-    and device, the originals untouched, its output that of layer -> bn."""
-    torch = torch_()
+    """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
     extra = extra if affine else " affine=False"
     extra = extra if eps == EPS else f" eps={eps:g}"
     label = f"fold_batchnorm {kind}" + (extra if dtype == "float64" else f" {dtype}")
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps)
-    with torch.no_grad():
+    with torch_().no_grad():
         want = bn.double()(layer.double()(x))
         readers = _fold_reader(layer, bn, x)
-        layer, bn = layer.to(getattr(torch, dtype)), bn.to(getattr(torch, dtype))
+        layer, bn = layer.to(getattr(torch_(), dtype)), bn.to(getattr(torch_(), dtype))
     before = {m: copy.deepcopy(m.state_dict()) for m in (layer, bn)}
     # the real layers, so that an in-place change is seen (want is computed above)
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)

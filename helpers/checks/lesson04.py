@@ -1,9 +1,8 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017).
 
 References: the notebook's *given* NumPy forward pass (rmax=1, dmax=0: batch
-norm) and its centred numerical gradients with r and d held constant, as
-Algorithm 1's stop_gradient prescribes; the paper's schedule.  A wrong output
-is read back as gamma * (x_hat * r + d) + beta: which r, which d it used.
+norm), its numerical gradients with r and d held constant (Algorithm 1's
+stop_gradient), the paper's schedule.  Outputs are read back as r and d.
 """
 
 from __future__ import annotations
@@ -34,8 +33,7 @@ _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 
 
 def problem(seed=0, n=12, d=5):
-    """A batch whose statistics differ from the running ones: some features' r
-    and d are clipped, some not, so the clipping is exercised both ways."""
+    """A batch whose r and d are clipped in some features, not in the others."""
     rng = np.random.default_rng(seed)
     x = rng.normal(3.0, 2.0, size=(n, d))
     running_mean = np.array([3.2, 2.0, 3.0, 5.5, 3.1])[:d]
@@ -131,8 +129,6 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
 
 
 # --- the NumPy backward pass ---
-
-
 def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, strict=None):
     """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` with r, d constant."""
     name = "batch_renorm_backward"
@@ -178,12 +174,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 
 
 # --- the torch module ---
-
-
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     """A 5-channel float64 module holding ``state``, ``bounds`` set as rmax, dmax
     (``given=True``: passed to it), its output on ``x``: (module, out, Result)."""
-    torch = torch_()
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
     moved = {"momentum": how["momentum"]} if how.get("momentum") else {}
     module, failed = _core.build_module(cls, label, 5, **kw, **moved)
@@ -193,9 +186,9 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     keys = ("weight", "bias", "running_mean", "running_std")
     doing, hint = "setting weight, bias, running_mean and running_std", ""
     try:  # what the notebook's training loop does to the module
-        with torch.no_grad():
+        with torch_().no_grad():
             for key, value in zip(keys, state or (), strict=False):
-                getattr(module, key).copy_(torch.from_numpy(value))
+                getattr(module, key).copy_(torch_().from_numpy(value))
         doing, hint = "setting module.rmax and module.dmax", ": keep them plain floats"
         if not kw:
             module.rmax, module.dmax = bounds
@@ -203,7 +196,7 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
         return None, None, wrong(label, f"{doing} failed ({exc!r}"[:250] + ")" + hint)
     if x is None:
         return module, None, None
-    with torch.set_grad_enabled(x.requires_grad):
+    with torch_().set_grad_enabled(x.requires_grad):
         return module, *call(label, module, x, copy_inputs=False)
 
 
@@ -236,8 +229,7 @@ def _backward(label, out, dout) -> Result | None:
 
 
 def _stage(what, got, want, raw, lo, hi, known) -> str | None:
-    """How stage r or d differs, seen: where, its values or common factor (named
-    among ``known``) or one-sidedness, and the value before clipping to [lo, hi]."""
+    """How stage r or d differs: where, values, a common factor or sign, clipping."""
     got = np.where(np.abs(got) < 1e-12, 0.0, got)  # round-off, not a value
     bad = np.flatnonzero(~_close(got, want))
     if not bad.size:
@@ -267,10 +259,9 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
 
 
 def _reader(rows, state, bounds, momentum, shape):
-    """A reader for ``compare``: the output read back as gamma * (x_hat * r + d)
-    + beta per feature.  A cause is named when exactly one single change of
-    Algorithm 1 gives both r and d; else each stage that differs is described,
-    and plain batch norm (r = 1, d = 0), which many mistakes give, only said."""
+    """A ``compare`` reader: the output as gamma * (x_hat * r + d) + beta per
+    feature; the one single change of Algorithm 1 that gives both r and d, else
+    how each differs (plain batch norm's r = 1, d = 0, which many give: said)."""
     (gamma, beta, mean, std), (rmax, dmax) = state, bounds
     mu, var = rows.mean(0), rows.var(0)
     sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
@@ -441,7 +432,6 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
 
 
 # --- the schedule ---
-
 # The paper's schedule: plain BN for 5k steps, then rmax rising linearly to 3
 # (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
@@ -473,9 +463,8 @@ def _ramp(at, values, steps):
 
 
 def _ramp_problem(i, at, values, steps) -> str | None:
-    """How the ramp of rmax (``i`` = 0) or dmax (1) (``at(step)``: the pair,
-    ``values`` at ``steps``) differs from the paper's: its start value, where it
-    starts moving and how (a jump?), where it stops (a length of ``PAPER``?)."""
+    """How the ramp of rmax (``i`` = 0) or dmax (1) (``values`` at ``steps``; any
+    step by ``at``) differs from the paper's: start, first move, jump, length."""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
     a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
     b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values

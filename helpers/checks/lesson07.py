@@ -113,8 +113,7 @@ def _running_var(label, module, x, noisy):
 
 
 def _noise_draws(cls, seed, used_as_stored=False):
-    """A new noise at each call, uniform in range, shift and scale independent;
-    ``used_as_stored``: ranges that look swapped are draws swapped."""
+    """A new noise at each call, uniform in range, shift and scale independent."""
     torch = torch_()
     label = "NoisyBatchNorm noise"
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
@@ -216,19 +215,18 @@ def _grads(model, x, y):
 
 def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True):
     """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before ``index``."""
-    torch = torch_()
     work = copy.deepcopy(model)
     _grads(work, x, y)
     g = work[index].weight.grad.clone()
-    with torch.no_grad():
+    with torch_().no_grad():
         for layer in list(work)[: index if before_only else None]:
             for p in layer.parameters():
                 p -= lr * p.grad
     if zero:  # else the second gradients pile up on the first ones
         work.zero_grad()
-    torch.nn.functional.cross_entropy(work(x), y).backward()
+    torch_().nn.functional.cross_entropy(work(x), y).backward()
     g2 = work[index].weight.grad
-    return torch.stack([(g - g2).norm(), (g * g2).sum() / (g.norm() * g2.norm())])
+    return torch_().stack([(g - g2).norm(), (g * g2).sum() / (g.norm() * g2.norm())])
 
 
 def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
@@ -250,19 +248,13 @@ def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
 
 
 def _measurement(name, fn, seed, args, names, parts, answers):
-    """A check's body: ``fn(model, x, y, *args)`` must leave :func:`_net`'s model as
-    it was and return a pair (``names``): ``compare`` with the listed mistakes;
-    else the pattern (``describe``), which ``parts`` are right, and a hint by
-    those that are off, unless they are what nothing moving gives (``still``):
-    many slips give that, so no cause is named."""
+    """A check's body: ``fn(model, x, y, *args)`` leaves the model as it was and
+    returns a pair (``names``) compared with the listed mistakes, else described
+    part by part (``parts``), with a hint unless it is what nothing moving gives."""
 
     def body():  # in training mode, then in eval mode (the model keeps its mode)
-        result = None
-        for train, how in ((True, args[0]), (False, args[1])):
-            result = run(train, how)
-            if not result.passed:
-                break
-        return result
+        first = run(True, args[0])
+        return run(False, args[1]) if first.passed else first
 
     def run(train, args):
         model, x, y = _net(seed)

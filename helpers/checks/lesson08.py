@@ -1,8 +1,6 @@
 """Checks for notebook 08 (batch norm across devices): the learner's functions
 run on 3 ranks at once (threads with a summing ``all_reduce``), on slices of
-unequal sizes of one batch, against one process on the whole batch (PyTorch,
-float64).  A cause is named only when one listed mistake alone reproduces the
-answer, at the first stage that differs; otherwise the check says what it saw.
+unequal sizes of one batch, against one process on the whole batch (float64).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ __all__ = [
     "merge_running_stats",
 ]
 
-import copy
 from functools import partial
 
 import numpy as np
@@ -116,8 +113,7 @@ def _outputs(name, outs, xs, what="out"):
 
 
 def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
-    """The ranks' outputs, put together, against F.batch_norm on the whole
-    batch, read back stage by stage (per rank when ``groups``)."""
+    """The ranks' outputs against F.batch_norm on the whole batch, stage by stage."""
     torch = torch_()
     out, problem_ = _outputs(label, outs, xs)
     if problem_ is not None:
@@ -170,13 +166,11 @@ def _step(name, step, seed, count=0, names=""):
     of 4, 7 and 1: (xs, gamma, beta, values, buffers, None or what is wrong)."""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
     buffers = [(beta + 2, gamma.clone()) for _ in xs]  # running_mean, running_var
-    given = [
-        (x.clone(), gamma.clone(), beta.clone(), *b)
-        for x, b in zip(xs, buffers, strict=True)
-    ]
+    given = [(x, gamma, beta, *b) for x, b in zip(xs, buffers, strict=True)]
+    watched = [_core._watch(args[:3], "") for args in given]  # x, gamma, beta
     values, _, problem_ = _ranks(name, step, given, count, names, copy_inputs=False)
-    for rank, (x, g, b, *_) in enumerate(given if problem_ is None else ()):
-        if not all(torch_().equal(*p) for p in ((x, xs[rank]), (g, gamma), (b, beta))):
+    for rank, found in enumerate(watched if problem_ is None else ()):
+        if any(_core._changed(was, now) for _, now, was in found):
             why = f"rank {rank} changed its input x, gamma or beta in place: only "
             why += "running_mean and running_var are the function's to write"
             problem_ = wrong(name, why)
@@ -184,11 +178,9 @@ def _step(name, step, seed, count=0, names=""):
 
 
 def _buffer_results(label, buffers, seed) -> list[Result]:
-    """Every rank's running_mean and running_var (``buffers``) against
-    nn.BatchNorm1d's update on the whole batch, read by ``_core.ema_problem``."""
-    torch = torch_()
+    """Each rank's running_mean and running_var against nn.BatchNorm1d's update."""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
+    sizes = torch_().tensor([[float(len(x))] for x in xs], dtype=torch_().float64)
     n = int(sizes.sum())
     means, variances = _variants(xs)
     var = variances["the batch's biased variance"]
@@ -204,7 +196,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
     for k, what in enumerate(("running_mean", "running_var")):
         old, batch = (beta + 2, gamma)[k].numpy(), batches[k].numpy()
-        got = torch.stack([b[k].detach() for b in buffers]).numpy()
+        got = torch_().stack([b[k].detach() for b in buffers]).numpy()
         want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
         fin = np.isfinite(got).all(1)
         err = _core.rel_error(got[fin], want[fin]) if fin.any() else np.inf
@@ -233,9 +225,8 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
 
 # the backward pass
 def _dx_reader(xs, gamma, douts):
-    """A ``compare`` reader of dx: fits dx = gamma * invstd * (dy - a - x_hat * b)
-    per rank and feature and says what a and b are (right: the all-reduced sums
-    of dy and of dy * x_hat, divided by N)."""
+    """A ``compare`` reader of dx = gamma * invstd * (dy - a - x_hat * b) per rank
+    and feature: what a and b are (right: sum(dy) / N and sum(dy * x_hat) / N)."""
     mean, rho = _statistics(xs)
     sizes = [len(x) for x in xs]
     n, dy = sum(sizes), torch_().cat(douts).numpy()
@@ -275,26 +266,21 @@ def _dx_reader(xs, gamma, douts):
     return read
 
 
-def _flat(value) -> list:
-    """The items of nested tuples and lists, in order."""
-    if not isinstance(value, (tuple, list)):
-        return [value]
-    return [leaf for item in value for leaf in _flat(item)]
-
-
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
-    """``fn`` on every rank, its dx put together and its dgamma and dbeta summed
-    over the ranks (DDP's reduction) against autograd on the whole batch."""
+    """``fn`` on every rank: dx joined, dgamma and dbeta summed (DDP), vs autograd."""
     torch = torch_()
-    per_rank, kept = copy.deepcopy(per_rank), copy.deepcopy(per_rank)
+    watched = [  # the tensors each rank is given (dout last), to leave alone
+        _core._watch(args[-1], "dout") + _core._watch(args[:-1], "an input tensor")
+        for args in per_rank
+    ]
     grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy_inputs=False)
     if problem_ is not None:
         return [problem_]
-    for rank, (now, was) in enumerate(zip(per_rank, kept, strict=True)):
-        for a, b in zip(_flat(now), _flat(was), strict=True):
-            if torch.is_tensor(b) and not torch.equal(a, b):
-                what = "dout" if torch.equal(b, douts[rank]) else "an input tensor"
+    for rank, found in enumerate(watched):
+        for where, now, was in found:
+            if _core._changed(was, now):
                 why = "compute new tensors (dx = dout * ..., not dout *= ...)"
+                what = where.split(" (")[0]
                 return [wrong(name, f"changed {what} in place on rank {rank}: {why}")]
     dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
     if problem_ is not None:
@@ -352,11 +338,8 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 
 
 # the capstone: the two halves of a torch.autograd.Function
-
-
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
-    """What the ranks saved (its form, mean, invstd, count), then their output:
-    the first stage that is wrong, or the output's verdict."""
+    """The first wrong stage of what the ranks saved, else their output's verdict."""
     torch = torch_()
     for rank, (_, saved) in enumerate(results):
         why = None
@@ -396,10 +379,9 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check the capstone's ``forward(x, gamma, beta, running_mean, running_var,
-    all_reduce, eps, momentum) -> (out, saved)`` stage by stage (saved, out,
-    running statistics), and ``backward(saved, dout, all_reduce) -> (dx, dgamma,
-    dbeta, None, None)`` given the right saved tensors, on 3 ranks."""
+    """Check the capstone on 3 ranks: ``forward(x, gamma, beta, running_mean,
+    running_var, all_reduce, eps, momentum) -> (out, saved)`` stage by stage, and
+    ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None, None)``."""
     name = "sync_bn_layer"
     step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
@@ -433,7 +415,6 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
 
 
 # running statistics across ranks
-
 SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
 BUFFERS = ("running_mean", "running_var")
 
@@ -444,8 +425,7 @@ def _bns(model):
 
 
 def _rank_models(seed):
-    """Three ranks' copies of one net with five BN layers of every kind, the
-    last nested in a block, whose buffers drifted apart."""
+    """Three ranks' copies of a net of 5 BN layers (one nested), buffers apart."""
     torch = torch_()
     nn, gen, models = torch.nn, torch.Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
@@ -463,8 +443,7 @@ def _rank_models(seed):
 
 
 def _candidates(models, layer):
-    """Per buffer of one layer: (the right merge, the mean and unbiased variance
-    of all values (Chan et al.), {message: a wrong merge}, every rank's old)."""
+    """Per buffer: (the right merge (Chan et al.), {message: a wrong one}, the old)."""
     torch = torch_()
     means = torch.stack([_bns(m)[layer].running_mean for m in models])
     variances = torch.stack([_bns(m)[layer].running_var for m in models])
@@ -513,10 +492,9 @@ LEFT_ALONE = (
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(model, all_reduce, count)``: every BN layer's running
-    statistics made equal on all ranks, in place, to the mean and unbiased
-    variance of all the values behind them (ranks of 50, 200 and 20), with the
-    same buffer tensors, weights and ``num_batches_tracked``."""
+    """Check ``fn(model, all_reduce, count)``: every BN layer's buffers set in
+    place, on all ranks, to the mean and unbiased variance of all the values
+    behind them (ranks of 50, 200 and 20); nothing else changed."""
     name = "merge_running_stats"
     on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
 
@@ -546,8 +524,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
 
 
 def _merged_layer(label, bns, buffers) -> list[Result]:
-    """One layer's running_mean and running_var on every rank (``bns``) against
-    the merge (``buffers``: per buffer, the right value, the mistakes, the old)."""
+    """One layer's buffers on every rank (``bns``) against the merge (``buffers``)."""
     got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
     if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
         why = "running_mean and running_var are unchanged on this layer: the merge "
