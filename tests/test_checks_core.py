@@ -574,7 +574,7 @@ def test_a_buffer_left_out_of_the_state_dict_or_in_another_dtype_is_caught():
     problem = _core.registration_problem("f", Norm(persistent=False), start, {})
     assert "count is registered with persistent=False" in problem.detail
     problem = _core.registration_problem("f", Norm(dtype=torch.float64), start, {})
-    assert "running_mean is torch.float64, not the default torch.float32" in (
+    assert "running_mean is torch.float64, not torch.float32 as in PyTorch" in (
         problem.detail
     )
 

@@ -1014,8 +1014,8 @@ def registration_problem(label, module, buffers, params, attrs=None):
                 why = "registered with persistent=False: state_dict() leaves it out"
                 return wrong(label, f"{key} is {why}, so a saved model loses it")
             if start is not None and dtype.is_floating_point and dtype != start.dtype:
-                why = f"{key} is {dtype}, not the default {start.dtype} of a new "
-                return wrong(label, why + "module's tensors (.double() converts later)")
+                why = f"{key} is {dtype}, not {start.dtype} as in PyTorch's module "
+                return wrong(label, why + "(float buffers follow .double() later)")
     for attr, value in (attrs or {}).items():
         if getattr(module, attr, None) != value:
             why = f"module.{attr} is {getattr(module, attr, None)}, expected {value}: "

@@ -119,7 +119,15 @@ def changed(
 
 
 def probed(
-    model, x, y, steps, *, normalise=False, cumulative=False, copy_=True, eval_=False,
+    model,
+    x,
+    y,
+    steps,
+    *,
+    normalise=False,
+    cumulative=False,
+    copy_=True,
+    eval_=False,
     sort_=False,
 ):
     work = copy.deepcopy(model) if copy_ else model
