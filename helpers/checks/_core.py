@@ -189,9 +189,9 @@ def call(
         if where.startswith("your module"):  # its forward pass
             why = "a forward pass leaves parameters to the optimizer; what it updates "
             why += "(running statistics) are buffers (register_buffer)"
-        elif "'s param" in where:
-            why += "; .float() converts it in place"
-        else:
+        elif "'s param" in where and snap.dtype != now.dtype:
+            why += f"; .float() or .to() converted it to {now.dtype} in place"
+        elif "'s param" not in where:
             why = "compute new arrays instead of writing into the caller's (e.g. "
             why += "x = x - mu, not x -= mu)"
         if not where.endswith(" mode") and _changed(snap, now):
