@@ -465,6 +465,9 @@ def test_the_right_answer_for_a_slipped_input_is_named():
     assert "right answer for x[1:]" in got.detail
     got = _core.compare("f", np.abs(x).mean(0), x.mean(0), tol=1e-10, source=source)
     assert "right answer for |x|" in got.detail
+    ties, median = np.array([1.0, 1.0, 1.0, 2.0, 5.0]), lambda z: np.median(z)
+    got = _core.compare("f", 2.0, 1.0, tol=1e-10, source=(median, ties))
+    assert "right answer for x's distinct values" in got.detail
     # when a slip gives the same answer as the right input, it is not named
     positive = np.abs(x)
     got = _core.compare(
@@ -584,7 +587,9 @@ def test_shapes_and_precedence_are_read_from_what_the_answer_shows():
     # axis"; x - mu / s is read as the precedence of / over -; a reshape of x
     # whose columns are not its channels is said as such, not blamed on gamma
     got = _core.shape_problem("f", np.float64(2.0), (1,))
-    assert "an axis of size 1 dropped or added (reshape to (1,))" in got.detail
+    assert "an axis of size 1 dropped; the values are right in number" in got.detail
+    got = _core.shape_problem("f", np.ones((1, 3)), (3,))
+    assert "an axis of size 1 kept (keepdims=True?)" in got.detail
     x = np.random.default_rng(3).normal(5.0, 2.0, (10, 3))
     out = x - x.mean(0) / np.sqrt(x.var(0) + 1e-5)
     found = _core.stages(out, x, 1.0, 0.0, eps=1e-5)

@@ -344,7 +344,9 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
         if shape_hints and array.shape in shape_hints:
             hint = ": " + shape_hints[array.shape]
         elif [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
-            hint = f": an axis of size 1 dropped or added (reshape to {shape})"
+            how = "kept (keepdims=True?)" if array.ndim > len(shape) else "dropped"
+            hint = f": an axis of size 1 {how}; the values are right in number, "
+            hint += f"return them with the shape {shape}"
         elif array.size == 1 and shape:
             hint = ": it looks reduced over every axis (check the `axis=`)"
         elif len(array.shape) == len(shape) - 1:
@@ -873,6 +875,9 @@ def slips(reference: Callable, x) -> dict:
         "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
         "x[:1] (the first example only)": x[:1],
         "|x| (the absolute values)": abs(x),
+        "x's distinct values (np.unique: repeated values dropped)": np.unique(
+            to_numpy(x)
+        ),
     }
     found = {}
     for how, value in forms.items() if len(x) > 2 else ():
