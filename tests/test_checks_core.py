@@ -590,6 +590,8 @@ def test_shapes_and_precedence_are_read_from_what_the_answer_shows():
     assert "an axis of size 1 dropped; the values are right in number" in got.detail
     got = _core.shape_problem("f", np.ones((1, 3)), (3,))
     assert "an axis of size 1 kept (keepdims=True?)" in got.detail
+    got = _core.shape_problem("f", np.ones((1, 3, 1, 1)), (3,))  # no keepdims here
+    assert "3 axes of size 1 added (a reshape?)" in got.detail
     x = np.random.default_rng(3).normal(5.0, 2.0, (10, 3))
     out = x - x.mean(0) / np.sqrt(x.var(0) + 1e-5)
     found = _core.stages(out, x, 1.0, 0.0, eps=1e-5)

@@ -344,8 +344,10 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
         if shape_hints and array.shape in shape_hints:
             hint = ": " + shape_hints[array.shape]
         elif [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
-            how = "kept (keepdims=True?)" if array.ndim > len(shape) else "dropped"
-            hint = f": an axis of size 1 {how}; the values are right in number, "
+            extra, how = array.ndim - len(shape), "an axis of size 1 dropped"
+            how = "an axis of size 1 kept (keepdims=True?)" if extra == 1 else how
+            how = f"{extra} axes of size 1 added (a reshape?)" if extra > 1 else how
+            hint = f": {how}; the values are right in number, "
             hint += f"return them with the shape {shape}"
         elif array.size == 1 and shape:
             hint = ": it looks reduced over every axis (check the `axis=`)"
@@ -875,9 +877,7 @@ def slips(reference: Callable, x) -> dict:
         "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
         "x[:1] (the first example only)": x[:1],
         "|x| (the absolute values)": abs(x),
-        "x's distinct values (np.unique: repeated values dropped)": np.unique(
-            to_numpy(x)
-        ),
+        "x's distinct values (np.unique drops repeated values)": np.unique(to_numpy(x)),
     }
     found = {}
     for how, value in forms.items() if len(x) > 2 else ():
