@@ -555,6 +555,12 @@ def test_a_change_to_anything_the_caller_passed_is_caught_arrays_nested_or_model
 
     _, problem = _core.call("f", Folds(), torch.ones(2, 3), copy_inputs=False)
     assert "changed your module's parameter weight in place" in problem.detail
+    # a parameter left uninitialised (NaN) and untouched is not "changed"
+    untouched = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        untouched.weight.fill_(float("nan"))
+    _, problem = _core.call("f", lambda m: 0, untouched, copy_inputs=False)
+    assert problem is None
     # arguments that are the function's to change (watch=False), and buffers
     bn = torch.nn.BatchNorm1d(3)
     value, problem = _core.call("f", bn, torch.randn(4, 3), copy_inputs=False)

@@ -129,7 +129,8 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
 def _changed(before, after) -> bool:
     if isinstance(before, np.ndarray):
         return not np.array_equal(before, after, equal_nan=True)
-    return before.dtype != after.dtype or not torch().equal(before, after.detach())
+    same = torch().equal(before.nan_to_num(), after.detach().nan_to_num())  # NaN == NaN
+    return before.dtype != after.dtype or not same
 
 
 def _watch(value, where: str, depth=0) -> list:
