@@ -614,3 +614,16 @@ def test_a_known_value_that_is_a_list_neither_crashes_nor_hides_a_count():
     assert _core._named(15 / 14, {"N": 16, "sizes": [30, 20]}) == (
         "(N-1)/(N-2) with N = 16"
     )
+
+
+def test_a_notimplementederror_from_a_library_is_not_read_as_the_exercise_stub():
+    # torch raises NotImplementedError for some wrong calls: that is an error in the
+    # learner's finished code, not the skeleton's "raise NotImplementedError"
+    import torch
+
+    def finished(x):
+        return torch.nn.functional.cross_entropy(x.long(), x)  # arguments swapped
+
+    _, problem = _core.call("f", finished, torch.zeros(4, 3))
+    assert problem.verdict == _core.ERROR, problem.detail
+    assert "raised NotImplementedError" in problem.detail
