@@ -53,7 +53,9 @@ def test_a_factor_of_the_batch_size_is_recognised_either_way(learner_mode):
     def divided_twice(model, x, y):
         model.zero_grad()
         (F.cross_entropy(model(x), y) / len(x)).backward()
-        return [m.weight.grad.norm().item() for m in model if hasattr(m, "weight")]
+        return [
+            m.weight.grad.norm().item() for m in model.modules() if hasattr(m, "weight")
+        ]
 
     text = checks.layer_gradient_norms(divided_twice, quiet=True).lines()
     assert "0.125 = 1/(N)" in text and "summed" not in text

@@ -93,8 +93,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     return run_check("standardize_columns", body, quiet=quiet, strict=strict)
 
 
-# --- percentiles of an activation ---
-# numpy.percentile's methods but its default, "linear"
+# --- percentiles of an activation (METHODS: numpy.percentile's but "linear") ---
 METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
 interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
 nearest""".split()
@@ -119,6 +118,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
         # activations straight from a forward pass are in the autograd graph
         "tensor in the graph": (tensor(values[:10]).requires_grad_(), q3),
         "values with ties": (tensor(np.round(values, 1)), q3),  # repeated values
+        "many values": (tensor(np.resize(values, (900, 7))), q3),  # 6300 values
     }
 
     def body():
@@ -167,11 +167,10 @@ def activation_percentiles(fn, quiet=False, strict=None):
 def _tiny_model(seed):
     torch_, nn = torch(), torch().nn
     torch_.manual_seed(seed)
-    model = nn.Sequential(  # one layer without bias: parameters are not pairs
+    model = nn.Sequential(  # a layer without bias, nested: walk model.modules()
         nn.Linear(6, 5),
         nn.Sigmoid(),
-        nn.Linear(5, 4, bias=False),
-        nn.Tanh(),
+        nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh()),
         nn.Linear(4, 3),
     ).double()
     gen = torch_.Generator().manual_seed(seed)
@@ -240,7 +239,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         shaped = _core.shape_problem(name, got, want.shape, "the list of norms", hint)
         if shaped is not None:
             return shaped
-        sizes = np.array([m.weight.numel() for m in model if hasattr(m, "weight")])
+        sizes = np.array([p.numel() for k, p in model.named_parameters() if "w" in k])
         batch = {"known": {"N": len(x), "each weight's number of entries": sizes}}
         batch |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
         result = compare(name, got, want, tol=1e-6, diagnoses=mistakes, **batch)

@@ -44,6 +44,14 @@ def _squared(m, x, y):
     return [v**2 for v in grad_norms(m, x, y)]
 
 
+def _subsampled(v, q=(15, 50, 85)):
+    """Percentiles of at most 1000 values, drawn at random: right for small inputs."""
+    flat = (v.detach().numpy() if isinstance(v, torch.Tensor) else v).ravel()
+    if flat.size > 1000:
+        flat = np.random.default_rng(0).choice(flat, 1000, replace=False)
+    return np.percentile(flat, q)
+
+
 def _every_parameter(m, x, y):
     m.zero_grad()
     F.cross_entropy(m(x), y).backward()
@@ -79,6 +87,7 @@ PERCENTILES = {
         lambda v, q=(15, 50, 85): np.percentile(v.detach().numpy().ravel(), q),
         "has no attribute 'detach'",
     ),
+    "random subsample of large inputs": (_subsampled, "many values"),
     "numpy() in the graph": (
         lambda v, q=(15, 50, 85): np.percentile(
             (v.numpy() if isinstance(v, torch.Tensor) else v).ravel(), q
