@@ -59,11 +59,45 @@ def test_an_exception_names_the_learners_line_the_libraries_meaning_and_the_inpu
     import torch
 
     for slip, says in (
-        (lambda t: t.grad.norm(), "a .grad before backward() or after zero_grad()"),
+        (lambda t: t.grad.norm(), "is None here: no backward() has reached it"),
         (lambda t: torch.nn.Linear(3, 2)(t), "takes the input's size first"),
     ):
         _, problem = _core.call("f", slip, torch.ones(3, 2))
         assert says in problem.detail
+
+
+def test_a_none_is_named_by_the_expression_that_holds_it():
+    # the learner's raising line is read in its own frame: which name or attribute
+    # is None, and where such a None comes from (not a list of candidates)
+    import copy
+
+    import torch
+
+    def stepped(model, x):
+        work = copy.deepcopy(model)
+        for p in work.parameters():
+            p -= 0.1 * p.grad
+
+    def update(x, running_mean=None):
+        running_mean.mul_(0.9).add_(0.1 * x.mean(0))
+
+    def biased(layer):
+        return layer.weight.sum() + layer.bias.sum()
+
+    def given(x, running_mean=None):
+        if running_mean:
+            return x
+
+    model, x = torch.nn.Linear(3, 2), torch.ones(4, 3)
+    for fn, args, says in (
+        (stepped, (model, x), "`p.grad` is None here: no backward() has reached it"),
+        (update, (x,), "`running_mean` is None here: the caller left out this"),
+        (biased, (torch.nn.Linear(3, 2, bias=False),), "`layer.bias` is None here"),
+        (given, (x, torch.ones(3)), "test an optional argument with `is not None`"),
+    ):
+        _, problem = _core.call("f", fn, *args)
+        assert says in problem.detail, problem.detail
+        assert "a function without `return`, or a layer" not in problem.detail
 
 
 def test_outputs_returned_in_another_order_are_named_whatever_their_shapes():

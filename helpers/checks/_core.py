@@ -18,6 +18,7 @@ offset or permutation, where.  Never a guess.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import functools
@@ -233,6 +234,8 @@ MEANINGS = {
     r"stack expects each tensor|only one element tensors": "torch.stack joins "
     "tensors of one shape into a new axis; torch.cat joins along an existing one",
     r"division by zero": "a division by a count or length that is 0 here",
+    r"value of (a )?Tensor with more|truth value of an array": "an array used as "
+    "True or False (`if t:`): test an optional argument with `is not None`",
 }
 
 
@@ -249,7 +252,7 @@ def raised(exc: BaseException, args=()) -> str:
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
         if line.startswith("raise"):  # checks call with inputs the exercise accepts
             text += ": your own test refused an input the exercise accepts"
-    meaning = broadcast_hint(message, args)
+    meaning = broadcast_hint(message, args) or _none_named(exc, message)
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
     text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
@@ -258,6 +261,59 @@ def raised(exc: BaseException, args=()) -> str:
     if shapes:
         text += f"(called with inputs of shape {shapes}) "
     return text + "(call the function yourself to see the full traceback)"
+
+
+def _none_named(exc: BaseException, message: str) -> str | None:
+    """Which name or attribute (``p.grad``) in the learner's raising line is None,
+    read from its frame, and where such a None comes from; None if unknown."""
+    tb, frame = exc.__traceback__, None
+    while tb is not None:  # the learner's last frame
+        frame = frame if _whose(tb.tb_frame.f_code.co_filename) else tb.tb_frame
+        tb = tb.tb_next
+    line = frame and traceback.extract_stack(frame, 1)[0].line
+    if "NoneType" not in message or not line:
+        return None
+    try:  # a line that opens a block (`if x:`) parses with a body added
+        tree = ast.parse(line if not line.endswith(":") else line + " pass")
+    except SyntaxError:
+        return None
+    names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
+    scope = {**frame.f_globals, **frame.f_locals}
+    none = [n for n in names if _lookup(n, scope)]
+    if len(none) != 1:
+        return None
+    code, name = frame.f_code, none[0]
+    arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    why = "follow it back to where it was set"
+    if name.endswith(".grad"):
+        why = "no backward() has reached it since the tensor was made or zeroed (a "
+        why += "model's deepcopy does not copy .grad)"
+    elif name.endswith(".bias"):
+        why = "the layer has no bias (bias=False)"
+    elif name in arguments:
+        why = "the caller left out this optional argument: test `is not None`"
+    return f"(`{name}` is None here: {why}) "
+
+
+def _plain(node) -> bool:
+    """A name or a chain of attributes on a name (``p.grad``)."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def _lookup(dotted: str, scope: dict) -> bool:
+    """Whether ``dotted`` is None in ``scope`` (attributes read, nothing called)."""
+    head, *rest = dotted.split(".")
+    value = scope.get(head, ...)
+    for attr in rest:
+        if value is None or value is ...:
+            return False
+        try:
+            value = getattr(value, attr)
+        except Exception:  # a property of the learner's that raises
+            return False
+    return value is None
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
@@ -976,6 +1032,8 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
         elif kind == "learner":
             detail = f"your code raised {raised(exc)} while the check used your result"
         else:
+            found = [m for k, m in MEANINGS.items() if re.search(k, what)][:1]
+            what = "; ".join([what, *found])
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
     return report(results, quiet=quiet, strict=strict)

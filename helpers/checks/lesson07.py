@@ -159,7 +159,7 @@ def _noise_draws(cls, seed, used_as_stored=False):
 def _eval_mode(cls, seed):
     """Eval mode: plain batch norm with the running statistics, no noise."""
     label = "NoisyBatchNorm eval"
-    module, problem = _core.build_module(cls, label, 5)
+    module, problem = _core.build_module(cls, label, 5, eps=0.1)  # passed on
     if problem is not None:
         return problem
     module, x = module.double().eval(), _batch(seed)[0]
@@ -172,11 +172,13 @@ def _eval_mode(cls, seed):
     out, problem = call(label, module, x)
     if problem is not None:
         return problem
-    want = (x - 1.5) / (4.0 + 1e-5) ** 0.5  # gamma = 1, beta = 0, eps = 1e-5
+    want = (x - 1.5) / (4.0 + 0.1) ** 0.5  # gamma = 1, beta = 0, eps = 0.1
     noise = getattr(module, "last_noise", None)  # the noise this call drew, if any
     noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
     batch = torch_().nn.functional.batch_norm(x, None, None, training=True)
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
+    why = "eps=0.1 was not used: pass **kwargs on, super().__init__(num_features, "
+    diagnoses[why + "**kwargs)"] = (x - 1.5) / (4.0 + 1e-5) ** 0.5
     if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
         diagnoses[inference] = to_numpy(want) * noise[1] + noise[0]
@@ -200,7 +202,7 @@ def _net(seed):
     nn, gen = torch.nn, torch.Generator().manual_seed(seed + 1)
     torch.manual_seed(seed)
     layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8)]
-    layers += [nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)]
+    layers += [nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3)]  # 6 follows a BN
     x = torch.randn(20, 6, generator=gen, dtype=torch.float64) * 2 + 1
     y = torch.randint(3, (20,), generator=gen)
     return nn.Sequential(*layers).double().train(), x, y
@@ -213,13 +215,13 @@ def _grads(model, x, y):
     return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
 
-def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True):
+def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True, short=0):
     """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before ``index``."""
     work = copy.deepcopy(model)
     _grads(work, x, y)
     g = work[index].weight.grad.clone()
     with torch_().no_grad():
-        for layer in list(work)[: index if before_only else None]:
+        for layer in list(work)[: index - short if before_only else None]:
             for p in layer.parameters():
                 p -= lr * p.grad
     if zero:  # else the second gradients pile up on the first ones
@@ -271,6 +273,9 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         if problem is not None:
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
+        if any(isinstance(v, torch_().Tensor) for v in items):
+            why = "return Python numbers (.item()): a tensor keeps its autograd graph"
+            return wrong(name, why + " and the memory it holds")
         flat = [to_numpy(v) for v in items]
         want, still, diagnoses = answers(_net(seed)[0].train(train), x, y, *args)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
@@ -310,14 +315,18 @@ def _modes(model) -> tuple[str, object]:
 def _ics_answers(model, x, y, index, lr):
     """gradient_change's right answer, the answer when nothing moves, mistakes."""
     ics = lambda m=model, lr=lr, **how: _ics_reference(m, x, y, index, lr, **how)
-    want, g3 = ics(), _grads(copy.deepcopy(model), x, y)[1][4].norm()  # ||G||, layer 3
+    work = copy.deepcopy(model)
+    _grads(work, x, y)
+    want, g3 = ics(), work[index].weight.grad.norm()  # ||G||
     (d, c), (other, flipped) = want, _modes(model)
+    short = f"the layer just before it was not updated: step all of model[:{index}]"
     diagnoses = {
         other: ics(flipped),
         "the layer itself and the layers after it were updated too: update only "
         "the layers before it": ics(before_only=False),
         "the second gradient was added to the first: call zero_grad() before the "
         "second backward pass": ics(zero=False),
+        short: ics(short=1),
         "the distance is squared: return ||G - G'||": want.new([d * d, c]),
         "the distance is relative to ||G||: return ||G - G'||": want.new([d / g3, c]),
         "this is 1 - cos(G, G'): return the cosine": want.new([d, 1 - c]),
@@ -328,7 +337,7 @@ def _ics_answers(model, x, y, index, lr):
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
     names = "(distance, cosine)"
-    runs = ((3, 0.5), (3, 0.5))  # in training mode, then in eval mode
+    runs = ((3, 0.5), (6, 0.5))  # in training mode, then in eval mode
     body = _measurement("gradient_change", fn, seed, runs, names, ICS, _ics_answers)
     return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
 

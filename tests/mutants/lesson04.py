@@ -44,6 +44,7 @@ RENORM_BACKWARD = {
     "no mean branch": (lambda d, c: renorm_backward(d, c, mean=False), "the branch through the batch mean is off"),
     "means over the features": (lambda d, c: renorm_backward(d, c, axis=1), "dx mixes the features"),
     "dgamma without d": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat * r"), "dgamma uses x_hat * r;"),
+    "float32 cache": (lambda d, c: renorm_backward(d, tuple(a.astype(np.float32) for a in c)), "expect < 5e-09"),
 }
 # fmt: on
 
@@ -68,6 +69,8 @@ def renorm_class(
     d_sign=1.0,
     bounds_as_buffers=False,
     fixed_momentum=False,
+    eval_keeps_rd=False,
+    batch_guard=False,
 ):
     import torch
     from torch import nn
@@ -96,11 +99,15 @@ def renorm_class(
                 raise ValueError("rank or channels")
             if validate is True and self.training and x.numel() // x.shape[1] < 2:
                 raise ValueError("one value per channel")
+            if batch_guard and self.training and x.shape[0] < 2:  # not per channel
+                raise ValueError("one example")
             dims = [0] if x.dim() == 2 else [0, 2, 3]
             view = [1, -1] + [1] * (x.dim() - 2)
             rmax, dmax = (self.rmax, self.dmax) if attributes else self._fixed
             if not (self.training or eval_uses_batch):
                 x_hat = (x - self.running_mean.view(view)) / self.running_std.view(view)
+                if eval_keeps_rd and hasattr(self, "_rd"):  # the last step's r and d
+                    x_hat = x_hat * self._rd[0].view(view) + self._rd[1].view(view)
                 return x_hat * self.weight.view(view) + self.bias.view(view)
             mean = x.mean(dims)
             var = x.var(dims, correction=correction)
@@ -119,6 +126,7 @@ def renorm_class(
             if not (self.training and apply_rd):  # plain batch norm
                 r, d = torch.ones_like(r), torch.zeros_like(d)
             d = d_sign * d
+            self._rd = (r.detach(), d.detach())
             x_hat = (x - mean.view(view)) / std.view(view) * r.view(view) + d.view(view)
             if self.training and graph_buffers:
                 a = self.momentum
@@ -175,6 +183,8 @@ RENORM = {
     "d with the wrong sign": (renorm_class(d_sign=-1.0), "d has the wrong sign in every feature"),
     "rmax and dmax as buffers": (renorm_class(bounds_as_buffers=True), "setting module.rmax and module.dmax failed (TypeError"),
     "momentum fixed at the default in the update": (renorm_class(fixed_momentum=True), "moved by the fraction 0.01"),
+    "the last r and d applied in eval mode": (renorm_class(eval_keeps_rd=True), "one training-mode call before changed the eval-mode output"),
+    "an image batch of one refused": (renorm_class(batch_guard=True), "has 4 values per channel: accept it"),
 }
 # fmt: on
 

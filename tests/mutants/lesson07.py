@@ -26,10 +26,11 @@ def noisy_class(
     twice=False,  # True: batch norm's forward (and its buffer update) run twice
     crossed=False,  # True: the shift drawn from the scale's range and vice versa
     uncounted=False,  # True: F.batch_norm with the buffers, num_batches_tracked left
+    dropped=False,  # True: the keyword arguments (eps, momentum) not passed on
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
-            super().__init__(num_features, **kw)
+            super().__init__(num_features, **({} if dropped else kw))
             self.shift, self.spread = shift, spread
             self.last_noise = self._draw(torch.float64) if not fresh else None
 
@@ -97,6 +98,7 @@ def changed(
     eval_=False,
     relative=False,
     train_=False,
+    short=False,
 ):
     work = copy.deepcopy(model) if copy_ else model
     if eval_ or train_:
@@ -105,7 +107,7 @@ def changed(
     F.cross_entropy(work(x), y).backward()
     g = work[index].weight.grad.clone()
     with torch.no_grad():
-        for layer in work if not before_only else work[:index]:
+        for layer in work if not before_only else work[: index - short]:
             for p in layer.parameters():
                 p -= lr * p.grad
     if zero:
@@ -213,6 +215,7 @@ NOISY = {
     "batch norm run twice": (noisy_class(twice=True), "two updates in a call"),
     "ranges crossed": (noisy_class(crossed=True), "the shift is drawn from the scale's range"),
     "steps not counted": (noisy_class(uncounted=True), "num_batches_tracked is 0 after one training step"),
+    "keyword arguments dropped": (noisy_class(dropped=True), "pass **kwargs on"),
 }
 ICS = {
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
@@ -225,6 +228,8 @@ ICS = {
     "relative distance": (_ics(relative=True), "the distance is relative to ||G||"),
     "1 - cosine": (_one_minus_cosine, "this is 1 - cos(G, G')"),
     "G aliased to the zeroed gradient": (_aliased, "what the measurement gives when nothing moves"),
+    "one layer short": (_ics(short=True), "the layer just before it was not updated"),
+    "returns tensors": (lambda *a: tuple(map(torch.tensor, changed(*a))), "return Python numbers (.item())"),
 }
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
