@@ -568,8 +568,12 @@ def _permuted(g, w, close) -> str | None:
     return "the right values in the wrong places (a reshape or an index is off)"
 
 
-def _precision(got, err) -> str | None:
-    """Values that are float32 (bfloat16) numbers, with an error at that rounding."""
+def _precision(got, err, want, dtype) -> str | None:
+    """Values that are float32 (bfloat16) numbers, with an error at that rounding;
+    integers where the right values have fractions."""
+    if "int" in str(dtype) and not np.array_equal(want, np.round(want)):
+        why = f"its dtype is {dtype}, and the right values have fractions: return "
+        return why + "floats (an integer input gives float results)"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
         return None
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
@@ -912,7 +916,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         shape = None  # the stage reader names what the shape only describes
     if not (shape or stage):
         stage = next(filter(None, (check(got_np) for check in invariants)), None)
-    message = _precision(got_np, err) or shape
+    message = _precision(got_np, err, want_np, getattr(got, "dtype", "")) or shape
     diff = np.abs(got_np - want_np)
     where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     if message:

@@ -15,7 +15,8 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     ``x`` in its own dtype (a float32 batch stays float32 for the learner).
     With a wrong mean, a variance right about that mean says so: the first
     wrong statistic is blamed, not those computed from it."""
-    tol = 1e-10 if x.dtype == np.float64 else 10 * float(np.finfo(x.dtype).eps)
+    low = x.dtype.kind == "f" and x.dtype.itemsize < 8  # float32, float16
+    tol = 10 * float(np.finfo(x.dtype).eps) if low else 1e-10
     value, problem = call(label, fn, x, returns=(3, "mu, var, var_unbiased"))
     if problem is not None:
         return [problem]
@@ -68,6 +69,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
         "batch_stats N=2": rng.normal(-4.0, 3.0, (2, 5)),
         "batch_stats D=1": rng.normal(-4.0, 3.0, (9, 1)),
         "batch_stats float32": rng.normal(size=(6, 3)).astype(np.float32),
+        "batch_stats integers": rng.integers(0, 256, (7, 3)),  # pixel values
     }
 
     def body():
@@ -77,6 +79,8 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
             results += bad[:1] or [ok(label, "right")]
         why = "with N=1 the unbiased variance divides by N-1 = 0"
         one = expect_raises("batch_stats batch of one", fn, ValueError, why, x[:1])
-        return results + [one]
+        why = "N=0: no statistic at all; the exercise asks for a ValueError when N < 2"
+        none = expect_raises("batch_stats empty batch", fn, ValueError, why, x[:0])
+        return results + [one, none]
 
     return run_check("batch_stats", body, quiet=quiet, strict=strict)

@@ -59,6 +59,16 @@ MUTANTS = [
         lambda x: (x.mean(0), x.var(0), x.var(0, ddof=1)),
         "did not raise ValueError",
     ),
+    _mutant(
+        "results in the input's dtype",
+        _guard(lambda x: [s.astype(x.dtype) for s in correct(x)]),
+        "its dtype is int64, and the right values have fractions",
+    ),
+    _mutant(
+        "no ValueError for an empty batch",
+        lambda x: correct(x) if len(x) else (x.mean(0), x.var(0), x.var(0)),
+        "N=0: no statistic at all",
+    ),
     _mutant("returns two", _guard(lambda x: (x.mean(0), x.var(0))), "tuple of 3"),
     _mutant("returns None", _guard(lambda x: None), "returned None"),
     _mutant("raises TypeError", _guard(lambda x: x.mean(foo=1)), "raised TypeError"),
