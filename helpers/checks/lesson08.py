@@ -292,6 +292,12 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     kw = {"known": {"gamma": gamma, "N": sum(map(len, xs))}}
     kw["readers"] = [_dx_reader(xs, gamma, douts)]
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
+    kinds = {type(t).__name__ for g in grads for t in g[1:3]} - {"Tensor"}
+    if kinds:  # None, an array: not a gradient autograd can use
+        why = (
+            f"dgamma or dbeta is a {kinds.pop()}: return tensors of shape ({CHANNELS},)"
+        )
+        return results + [wrong(f"{name} dgamma, dbeta", why)]
     shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
     if set(shapes) != {(CHANNELS,)}:
         why = f"dgamma and dbeta have the shapes {shapes} on the ranks, not "

@@ -298,6 +298,7 @@ LAYER_BACKWARD = {
     "dgamma and dbeta all-reduced": (_lbwd(reduce_params=True), "counts the shares 3 times"),
     "dgamma and dbeta not summed": (_lbwd(per_example=True), "sum this rank's examples' contributions"),
     "three gradients, no None for the buffers": (_lbwd(nones=False), "one gradient per input of forward"),
+    "no gradients for gamma and beta": (lambda *a: (layer_backward(*a)[0], *[None] * 4), "dgamma or dbeta is a NoneType"),
 }
 MERGE = {
     "plain average of the variances": (_merge(how="plain"), "plain average of the ranks' variances"),
