@@ -206,8 +206,9 @@ MEANINGS = {
     r"does not require grad and does not have a grad_fn": "what backward() ran on "
     "has no autograd graph: it was computed under torch.no_grad(), or from detached "
     "tensors or NumPy values",
-    r"leaf Variable that requires grad is being used in an in-place": "a parameter "
-    "is changed in place while autograd records: update it under torch.no_grad()",
+    r"leaf Variable that requires grad is being used in an in-place": "a tensor "
+    "that requires grad is changed in place while autograd records: compute a new "
+    "tensor, or update a parameter under torch.no_grad()",
     r"backward through the graph a second time": "backward() ran twice through one "
     "graph: run the forward pass again before each backward()",
     r"grad can be implicitly created only for scalar": "backward() needs one number:"
@@ -252,7 +253,7 @@ def raised(exc: BaseException, args=()) -> str:
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
         if line.startswith("raise"):  # checks call with inputs the exercise accepts
             text += ": your own test refused an input the exercise accepts"
-    meaning = broadcast_hint(message, args) or _none_named(exc, message)
+    meaning = broadcast_hint(message, args) or _read_frame(exc, message)
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
     text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
@@ -263,27 +264,37 @@ def raised(exc: BaseException, args=()) -> str:
     return text + "(call the function yourself to see the full traceback)"
 
 
-def _none_named(exc: BaseException, message: str) -> str | None:
-    """Which name or attribute (``p.grad``) in the learner's raising line is None,
-    read from its frame, and where such a None comes from; None if unknown."""
+def _read_frame(exc: BaseException, message: str) -> str | None:
+    """What the learner's raising line did, read in its own frame: which name or
+    attribute in it is None (``p.grad``), or which tensor that requires grad it
+    changed in place, and what that means; None where not one name fits."""
     tb, frame = exc.__traceback__, None
     while tb is not None:  # the learner's last frame
         frame = frame if _whose(tb.tb_frame.f_code.co_filename) else tb.tb_frame
         tb = tb.tb_next
     line = frame and traceback.extract_stack(frame, 1)[0].line
-    if "NoneType" not in message or not line:
-        return None
     try:  # a line that opens a block (`if x:`) parses with a body added
         tree = ast.parse(line if not line.endswith(":") else line + " pass")
-    except SyntaxError:
+    except (SyntaxError, AttributeError, TypeError):  # no line
         return None
-    names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
+    code, nodes = frame.f_code, list(ast.walk(tree))
+    arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    if "leaf Variable" in message:  # x -= ..., x.sub_(...)
+        found = [n.target for n in nodes if isinstance(n, ast.AugAssign)]
+        calls = [n.func for n in nodes if isinstance(n, ast.Call)]
+        found += [f.value for f in calls if getattr(f, "attr", "").endswith("_")]
+        names = {ast.unparse(n) for n in found if _plain(n)}
+        name = names.pop() if len(names) == 1 else None
+        if name in arguments:
+            why = f"(`{name}` is an input that requires grad: compute a new tensor "
+            return why + f"({name} = {name} - ...), never change an input in place) "
+        return name and f"(`{name}` requires grad: change it only under no_grad()) "
+    names = dict.fromkeys(ast.unparse(n) for n in nodes if _plain(n))
     scope = {**frame.f_globals, **frame.f_locals}
     none = [n for n in names if _lookup(n, scope)]
-    if len(none) != 1:
+    if "NoneType" not in message or len(none) != 1:
         return None
-    code, name = frame.f_code, none[0]
-    arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    name = none[0]
     why = "follow it back to where it was set"
     if name.endswith(".grad"):
         why = "no backward() has reached it since the tensor was made or zeroed (a "
@@ -385,6 +396,10 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     """A Result saying why ``value`` is not an array of ``shape``, or None
     (``shape_hints``: a wrong shape -> the typical mistake that gives it)."""
     shape = tuple(shape)
+    if value is None and "gradient" in what:  # a .grad: not a value returned
+        why = f"{what} is None: backward() did not reach it, so the output is not "
+        why += "connected to it in autograd (the graph is cut: torch.no_grad(), "
+        return wrong(name, why + ".detach() or NumPy on the way)")
     if value is None:
         return wrong(name, f"{what} is None: did you forget the `return` statement?")
     if isinstance(value, (tuple, list)):
@@ -446,6 +461,10 @@ def broadcast_hint(message: str, args=()) -> str | None:
         why = f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
         why += "with it: shapes line up from the right, so one value per feature "
         return why + f"needs the shape ({d},) or (1, {d}), one per example ({n}, 1)) "
+    if len(batch) == 2 and n != d and {n, d} & sizes and not shapes:  # torch's sizes
+        why = f"(x is ({n}, {d}): what meets it lines up from the right: one value "
+        why += f"per feature has the shape ({d},) or (1, {d}), one per example "
+        return why + f"({n}, 1); print the shapes of the tensors combined) "
     if len(batch) == 2 and n != d and {n, d} & sizes:
         why = f"(x is ({n}, {d}): a statistic of length {n} is one per example "
         why += f"(taken over axis 1), one of length {d} one per feature (over axis "
@@ -877,8 +896,12 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     want_np, returns = to_numpy(want), options.pop("returns", {})
     hints = {**_sizes(got, want_np, returns), **(options.pop("shape_hints", {}) or {})}
     order = f"return ({', '.join(returns)}) in this order"
-    near, swap = max(tol, 1e-9), ""
+    near, swap, alias = max(tol, 1e-9), "", None
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
+        shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
+        if key != what and shared and np.may_share_memory(got, theirs):
+            alias = f"{what} is the same array as {key}: a change made in place to "
+            alias += "one changed the other; return separate arrays (a copy)"
         other = returns[key]  # two outputs swapped: each holds the other's value
         swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
         if swapped and rel_error(other, want_np) > 10 * near:
@@ -893,6 +916,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     err = measure(got, want_np)
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
+    if alias:
+        return wrong(name, alias, err, tol)
     got_np = to_numpy(got)
     if options.get("source"):  # the right function of a slipped input
         diagnoses = {**slips(*options.pop("source")), **(diagnoses or {})}

@@ -35,6 +35,9 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     for i, (what, want) in enumerate(stats.items()):
         statistic = lambda z, i=i: z.var(0, correction=i - 1) if i else z.mean(0)
         kwargs = dict(common, what=what, source=(statistic, t))
+        theirs, across = to_numpy(value[i]), to_numpy(statistic(t.T))  # per example
+        if theirs is None or theirs.shape != (n,) or not np.allclose(theirs, across):
+            kwargs["shape_hints"] = {(1, d): hints[(1, d)]}  # the shape alone: no cause
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
             kind, by, twin = other[i]
@@ -69,7 +72,8 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
         "batch_stats N=2": rng.normal(-4.0, 3.0, (2, 5)),
         "batch_stats D=1": rng.normal(-4.0, 3.0, (9, 1)),
         "batch_stats float32": rng.normal(size=(6, 3)).astype(np.float32),
-        "batch_stats integers": rng.integers(0, 256, (7, 3)),  # pixel values
+        "batch_stats integers": rng.integers(0, 4, (7, 3)),  # counts, zeros among them
+        "batch_stats again, new values": batch * 2 - 1,  # the first one's shape
     }
 
     def body():

@@ -24,7 +24,9 @@ HINTS = {  # what to look at, by which parts of an answer are off
         (0, 1): "G or G' is off: G' follows a step of all earlier parameters, only",
     },
     "landscape_probe": {
-        (0,): "the points w - eta * g are off: each starts from w, all parameters",
+        (0,): "the gradient changes are right, so the points are: the loss taken "
+        "there differs (the cross-entropy at w - eta * g itself)",
+        (0, 1): "the points w - eta * g are off: each starts from w, all parameters",
         (1,): "the points are right; take ||grad - g|| over all parameters, from 0",
     },
 }

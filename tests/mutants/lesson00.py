@@ -24,6 +24,26 @@ def _guard(fn):
     return wrapped
 
 
+def _aliased(x):
+    mu, var = x.mean(0), x.var(0)
+    var_unbiased = var
+    var_unbiased *= len(x) / (len(x) - 1)  # var too: one array
+    return mu, var, var_unbiased
+
+
+def _nonzero(x):
+    n = np.count_nonzero(x, axis=0)  # N read as the non-zero entries
+    mu = x.sum(0) / n
+    return mu, ((x - mu) ** 2).sum(0) / n, ((x - mu) ** 2).sum(0) / (n - 1)
+
+
+_MEMO: dict = {}
+
+
+def _memo(x):
+    return _MEMO.setdefault(x.shape, correct(x))  # the first answer per shape
+
+
 def _mutant(name, fn, message):
     return Mutant("batch_stats", name, {"batch_stats": fn}, message, "batch_stats")
 
@@ -69,6 +89,9 @@ MUTANTS = [
         lambda x: correct(x) if len(x) else (x.mean(0), x.var(0), x.var(0)),
         "N=0: no statistic at all",
     ),
+    _mutant("var and var_unbiased one array", _guard(_aliased), "the same array as"),
+    _mutant("N counts the non-zero entries", _guard(_nonzero), "integers mu"),
+    _mutant("remembers its first answer", _guard(_memo), "again, new values"),
     _mutant("returns two", _guard(lambda x: (x.mean(0), x.var(0))), "tuple of 3"),
     _mutant("returns None", _guard(lambda x: None), "returned None"),
     _mutant("raises TypeError", _guard(lambda x: x.mean(foo=1)), "raised TypeError"),
