@@ -52,6 +52,12 @@ def _subsampled(v, q=(15, 50, 85)):
     return np.percentile(flat, q)
 
 
+def _named_weight(m, x, y):
+    m.zero_grad()
+    F.cross_entropy(m(x), y).backward()
+    return [p.grad.norm().item() for k, p in m.named_parameters() if "weight" in k]
+
+
 def _every_parameter(m, x, y):
     m.zero_grad()
     F.cross_entropy(m(x), y).backward()
@@ -106,6 +112,7 @@ NORMS = {
     "weight norms": (partial(grad_norms, weights=True), "weights' norms"),
     "every parameter": (_every_parameter, "one norm per parameter"),
     "squared norms": (_squared, "squared norm"),
+    "every parameter named weight": (_named_weight, "every parameter named weight"),
 }
 MUTANTS = [
     *family("standardize_columns", STANDARDIZE, "standardize_columns"),
