@@ -103,3 +103,17 @@ def test_the_stage_that_differs_first_is_the_one_blamed(learner_mode):
         m.renorm_class(d_sign=-1.0), m.renorm_forward, quiet=True
     )
     assert not any("r is off" in r.detail for r in report), report.lines()
+
+
+def test_final_values_are_called_ignored_only_when_the_defaults_come_out(learner_mode):
+    # right for the paper's ramps (r_steps > d_steps), but both values final once
+    # the r ramp ends: the custom finals are used, so "ignored" would be a wrong cause
+    def schedule(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+        t = max(0.0, step - warmup)
+        if r_steps and t >= r_steps:
+            return rmax_final, dmax_final
+        r = 1.0 + (rmax_final - 1.0) * min(1.0, t / r_steps if r_steps else 1.0)
+        return r, dmax_final * min(1.0, t / d_steps if d_steps else 1.0)
+
+    text = checks.renorm_schedule(schedule, quiet=True).lines()
+    assert "give (2.0, 1.0), not (2, 0.5)" in text and "ignored" not in text, text

@@ -71,6 +71,8 @@ def renorm_class(
     fixed_momentum=False,
     eval_keeps_rd=False,
     batch_guard=False,
+    plain_no_update=False,  # r = 1, d = 0: plain batch norm, buffers left alone
+    eval_flat=False,  # eval mode's statistics not reshaped for 4-D input
 ):
     import torch
     from torch import nn
@@ -94,16 +96,24 @@ def renorm_class(
             self.num_features = num_features
 
         def forward(self, x):
-            ranks = validate is True and x.dim() not in (2, 4)  # "channels": only those
-            if validate and (ranks or x.shape[1] != self.num_features):
-                raise ValueError("rank or channels")
-            if validate is True and self.training and x.numel() // x.shape[1] < 2:
+            if validate in (True, "2-D") and x.dim() not in (2, 4):
+                raise ValueError("rank")  # validate="channels": channels only
+            checked = validate != "2-D" or x.dim() == 2  # "2-D": channels of (N, C)
+            if validate and checked and x.shape[1] != self.num_features:
+                raise ValueError("channels")
+            if (
+                validate in (True, "2-D")
+                and self.training
+                and x.numel() // x.shape[1] < 2
+            ):
                 raise ValueError("one value per channel")
             if batch_guard and self.training and x.shape[0] < 2:  # not per channel
                 raise ValueError("one example")
             dims = [0] if x.dim() == 2 else [0, 2, 3]
             view = [1, -1] + [1] * (x.dim() - 2)
             rmax, dmax = (self.rmax, self.dmax) if attributes else self._fixed
+            if eval_flat:
+                view = [-1]
             if not (self.training or eval_uses_batch):
                 x_hat = (x - self.running_mean.view(view)) / self.running_std.view(view)
                 if eval_keeps_rd and hasattr(self, "_rd"):  # the last step's r and d
@@ -132,7 +142,11 @@ def renorm_class(
                 a = self.momentum
                 self.running_mean = self.running_mean + a * (mean - self.running_mean)
                 self.running_std = self.running_std + a * (std - self.running_std)
-            elif self.training and not update_first:
+            elif (
+                self.training
+                and not update_first
+                and not (plain_no_update and rmax == 1 and dmax == 0)
+            ):
                 with torch.no_grad():
                     a = 0.01 if fixed_momentum else self.momentum  # the default, always
                     new_std = {
@@ -185,6 +199,9 @@ RENORM = {
     "momentum fixed at the default in the update": (renorm_class(fixed_momentum=True), "moved by the fraction 0.01"),
     "the last r and d applied in eval mode": (renorm_class(eval_keeps_rd=True), "one training-mode call before changed the eval-mode output"),
     "an image batch of one refused": (renorm_class(batch_guard=True), "has 4 values per channel: accept it"),
+    "plain batch norm without the running update": (renorm_class(plain_no_update=True), "rmax=1 dmax=0 running_mean"),
+    "channels checked for 2-D input only": (renorm_class(validate="2-D"), "wrong channels, 4-D"),
+    "eval mode not reshaped for 4-D input": (renorm_class(eval_flat=True), "eval NCHW"),
 }
 # fmt: on
 
