@@ -63,18 +63,23 @@ def _noisy_call(module, label, x):
 
 def _train_step(cls, seed) -> list:
     """Training mode: output, dx, running_var, buffers (with the module's noise)."""
-    label = "NoisyBatchNorm train"
-    bn = lambda t: torch_().nn.functional.batch_norm(t, None, None, training=True)
+    label, torch = "NoisyBatchNorm train", torch_()
     module, problem = _core.build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return [problem]
     module, (x, dy) = module.double().train(), _batch(seed)
+    w, b = torch.linspace(0.5, 2, 5).double(), torch.linspace(-1, 1, 5).double()
+    with torch.no_grad():  # gamma and beta not 1 and 0: the noise comes after them
+        module.weight.copy_(w)
+        module.bias.copy_(b)
+    norm = lambda t: torch.nn.functional.batch_norm(t, None, None, training=True)
+    bn = lambda t: norm(t) * w + b
     xa, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
     out, noise = _noisy_call(module, label, xa)
     if noise is None:
         return [out]
     shift, scale = noise
-    want, plain = bn(xr) * scale + shift, bn(x)  # gamma = 1, beta = 0 at the start
+    want, plain = bn(xr) * scale + shift, bn(x)
     d = {
         "no noise was applied: multiply the normalised output by the scale and add "
         "the shift (per channel)": plain,
@@ -82,6 +87,8 @@ def _train_step(cls, seed) -> list:
         "after batch norm": bn(x * scale + shift),
         "the output used the noise stored in the other order: module.last_noise "
         "must be (shift, scale)": plain * shift + scale,
+        "the noise was applied before gamma and beta: apply it to batch norm's "
+        "output, super().forward(x)": (norm(x) * scale + shift) * w + b,
     }
     result = compare(label, out, want.detach(), tol=1e-10, diagnoses=d)
     if not result.passed:

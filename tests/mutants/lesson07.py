@@ -27,6 +27,7 @@ def noisy_class(
     crossed=False,  # True: the shift drawn from the scale's range and vice versa
     uncounted=False,  # True: F.batch_norm with the buffers, num_batches_tracked left
     dropped=False,  # True: the keyword arguments (eps, momentum) not passed on
+    inside=False,  # True: the noise between the normalisation and gamma, beta
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -58,8 +59,14 @@ def noisy_class(
             shift, scale = noise
             if where == "before":
                 return super().forward(x * scale + shift)
+            if inside:
+                out = F.batch_norm(
+                    x, self.running_mean, self.running_var, None, None, True
+                )
+                return (out * scale + shift) * self.weight + self.bias
             if by_hand:
-                return F.batch_norm(x, None, None, training=True) * scale + shift
+                out = F.batch_norm(x, None, None, self.weight, self.bias, training=True)
+                return out * scale + shift
             if uncounted:
                 args = (self.running_mean, self.running_var, self.weight, self.bias)
                 out = F.batch_norm(x, *args, True, self.momentum, self.eps)
@@ -216,6 +223,7 @@ NOISY = {
     "ranges crossed": (noisy_class(crossed=True), "the shift is drawn from the scale's range"),
     "steps not counted": (noisy_class(uncounted=True), "num_batches_tracked is 0 after one training step"),
     "keyword arguments dropped": (noisy_class(dropped=True), "pass **kwargs on"),
+    "noise before gamma and beta": (noisy_class(inside=True), "the noise was applied before gamma and beta"),
 }
 ICS = {
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
