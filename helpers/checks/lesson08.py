@@ -149,9 +149,16 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         if not result.passed:
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
+        low = [tuple(t.float() for t in args) for args in per_rank]
+        found, _, problem_ = _ranks(f"{name} float32", fn, low, 2, "out, cache")
+        kinds = {str(r[0].dtype) for r in found or ()} - {"torch.float32"}
+        if problem_ is None and kinds:
+            why = f"float32 inputs give {kinds.pop()} outputs: keep the input's dtype"
+            return [result, wrong(f"{name} float32", why)]
         xs, *_, buffers, problem_ = _step("sync forward running stats", step, seed)
         if problem_ is None:
-            return [result, *_buffer_results("sync forward", buffers, seed)]
+            results = [result, *_buffer_results("sync forward", buffers, seed)]
+            return results + [_still(fn, seed)]
         if "positional argument" in problem_.detail:  # the signature, then
             takes = "x, gamma, beta, all_reduce, eps=1e-5, running_mean=None, "
             problem_.detail += f"; the function takes ({takes}running_var=None, "
@@ -159,6 +166,20 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         return [result, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _still(fn, seed) -> Result:
+    """With momentum=0 the running statistics keep their values."""
+    label = "sync forward momentum=0"
+    step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, 0.0)
+    _, gamma, beta, _, buffers, problem_ = _step(label, step, seed)
+    kept = all(m.equal(beta + 2) and v.equal(gamma) for m, v in buffers)
+    if problem_ is None and not kept:
+        why = "with momentum=0 the running statistics moved: 0 is a momentum (keep "
+        return wrong(label, why + "the old values), not a missing argument")
+    if problem_ is not None:  # a failed Result is falsy: never `or`
+        return problem_
+    return ok(label, "the running statistics keep their values")
 
 
 def _step(name, step, seed, count=0, names=""):

@@ -66,6 +66,7 @@ def sync_forward(
     rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
     x_hat = (x - mean) * rho
     out = gamma * x_hat + beta if affine else x_hat
+    out = out.double() if running == "float64 out" else out
     if layer:
         return out, (x, gamma, mean, rho, count)
     return out, (x_hat, rho, gamma, count)
@@ -89,6 +90,8 @@ def _update(x, mean, var, count, world, rm, rv, m, how, all_reduce):
         m = 1 - m
     elif how == "default momentum":
         m = 0.1
+    elif how == "zero as missing":
+        m = m or 0.1
     with torch.no_grad():
         if how == "rebound":
             rm = (1 - m) * rm + m * new_mean
@@ -266,6 +269,8 @@ FORWARD = {
     "running_var from the ranks' variances": (_fwd(running="average of variances"), "NaN or infinite on every rank"),
     "momentum reversed": (_fwd(running="momentum reversed"), "= 1 - momentum"),
     "momentum argument ignored": (_fwd(running="default momentum"), "use the momentum argument"),
+    "momentum 0 read as missing": (_fwd(running="zero as missing"), "0 is a momentum"),
+    "float32 input, float64 output": (_fwd(running="float64 out"), "float32 inputs give torch.float64 outputs"),
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
     "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
