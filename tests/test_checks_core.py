@@ -100,6 +100,52 @@ def test_a_none_is_named_by_the_expression_that_holds_it():
         assert "a function without `return`, or a layer" not in problem.detail
 
 
+def test_common_library_errors_get_their_meaning():
+    import torch
+
+    class Late(torch.nn.Module):
+        def __init__(self):
+            self.w = torch.nn.Parameter(torch.ones(3))
+            super().__init__()
+
+    def saved(x):
+        y = torch.exp(x)
+        y += 1  # exp saved y for its backward
+        y.sum().backward()
+
+    for fn, arg, says in (
+        (lambda x: x.mean(dim=0), np.ones((3, 2)), "NumPy's is axis="),
+        (
+            lambda x: x.mean(0, keepdim=True),
+            np.ones((3, 2)),
+            "NumPy's keyword is keepdims",
+        ),
+        (lambda x: x.t().view(-1), torch.ones(3, 2), "use .reshape()"),
+        (lambda x: x.mean(), torch.arange(4), "convert an integer tensor first"),
+        (lambda x: x.reshape(5, -1), np.ones((3, 2)), "another number of values"),
+        (saved, torch.ones(3, requires_grad=True), "the graph saved was changed"),
+        (lambda x: Late(), None, "call super().__init__() first"),
+    ):
+        _, problem = _core.call("f", fn, arg)
+        assert says in problem.detail, problem.detail
+
+
+def test_a_per_feature_factor_is_named_as_a_product_of_two_known_quantities():
+    # no single known quantity fits, a product of two powers does: named, and only
+    # when exactly one product fits (a unique signature, never a guess)
+    rng = np.random.default_rng(0)
+    want, sigma, r = (
+        rng.normal(size=(12, 5)),
+        rng.uniform(1, 3, 5),
+        rng.uniform(1, 2, 5),
+    )
+    known = {"sigma": sigma, "r": r}
+    text = _core.describe(want * (sigma / r) ** 2, want, known=known)
+    assert "each feature is off by its own factor, (sigma)^2/(r)^2" in text, text
+    text = _core.describe(want * sigma * r * 1.5, want, known=known)
+    assert "own factor (" in text and "sigma" not in text, text
+
+
 def test_outputs_returned_in_another_order_are_named_whatever_their_shapes():
     rng = np.random.default_rng(0)
     returns = {"dx": rng.normal(size=(6, 4)), "dgamma": rng.normal(size=4)}

@@ -235,6 +235,22 @@ MEANINGS = {
     r"stack expects each tensor|only one element tensors": "torch.stack joins "
     "tensors of one shape into a new axis; torch.cat joins along an existing one",
     r"division by zero": "a division by a count or length that is 0 here",
+    r"needed for gradient computation has been modified by an inplace": "a tensor "
+    "the graph saved was changed in place after it was used (x -= ..., .add_(), "
+    "t[...] = ...): compute a new tensor",
+    r"unexpected keyword argument 'dim'": "dim= is torch's keyword; NumPy's is axis=",
+    r"unexpected keyword argument 'keepdim'": "NumPy's keyword is keepdims= "
+    "(torch's is keepdim=)",
+    r"before Module.__init__\(\) call": "call super().__init__() first in __init__, "
+    "before assigning parameters, buffers or layers",
+    r"could not infer output dtype": "torch averages only floating-point tensors: "
+    "convert an integer tensor first (.double())",
+    r"is invalid for input of size|cannot reshape array of size": "the new shape "
+    "holds another number of values than the array (the sizes must multiply to it)",
+    r"view size is not compatible": "view() needs contiguous memory: after a "
+    "transpose or permute, use .reshape()",
+    r"more than 1 value per channel when training": "batch norm in training mode "
+    "needs more than one value per channel: here a batch of one",
     r"value of (a )?Tensor with more|truth value of an array": "an array used as "
     "True or False (`if t:`): test an optional argument with `is not None`",
 }
@@ -572,7 +588,25 @@ def _named(value, known: Mapping[str, object]) -> str | None:
                     (direct if name == label else derived).append(name)
                 break
     names = direct or ([] if simple else derived)
-    return names[0] if len(names) == 1 else simple
+    if names or simple or v.size < 3 or np.ptp(v) == 0:
+        return names[0] if len(names) == 1 else simple
+    # a vector none of them gives alone: a product of two powers, named if one fits
+    vectors = {k: to_numpy(x) for k, x in known.items()}
+    vectors = {k: x for k, x in vectors.items() if x is not None and x.shape == v.shape}
+    pairs = []
+    for (a, x), (b, y) in itertools.combinations(vectors.items(), 2):
+        for i, j in itertools.product((1, -1, 2, -2), repeat=2):
+            with np.errstate(all="ignore"):
+                if not np.allclose(v, x**i * y**j, rtol=1e-6, atol=1e-12):
+                    continue
+            up = [_power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
+            down = [_power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
+            pairs.append("·".join(up or ["1"]) + "".join(f"/{t}" for t in down))
+    return pairs[0] if len(pairs) == 1 else None
+
+
+def _power(name, n) -> str:
+    return f"({name})" + (f"^{n}" if n > 1 else "")
 
 
 def _permuted(g, w, close) -> str | None:
