@@ -15,7 +15,7 @@ changes made here at run time, not in a copy:
   so round2's own lessonNN.py are not loaded; the entries import round2's
   ``_format`` by name);
 - results are written into this folder (measure.HERE points here);
-- round2's reference gets round3's additions (reference3.install, a copy of
+- round2's reference gets round3's additions (reference3.install, imported from
   tests/unseen/round3/reference3.py) and this set's (reference4.install): a few
   properties of lessons 00-03 that round2's verifiers do not look at.
 
@@ -70,8 +70,10 @@ def main() -> int:
     sys.path.insert(0, str(tooling))
     import measure  # round2's: sets ROOT from --repo, chdir, sys.path (repo first)
 
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parents[1] / "round3"))  # round 3's, imported
     import reference3
+
+    sys.path[0] = str(HERE)
     import reference4
 
     reference3.install(measure.reference)

@@ -15,8 +15,8 @@ changes made here at run time, not in a copy:
   so round2's own lessonNN.py are not loaded; the entries import round2's
   ``_format`` by name);
 - results are written into this folder (measure.HERE points here);
-- round2's reference gets round3's additions (reference3.install, a copy of
-  tests/unseen/round3/reference3.py) round4's (reference4.install) and this set's (reference5.install): a few
+- round2's reference gets round3's additions (reference3.install, imported from
+  tests/unseen/round3/reference3.py) round4's (reference4.install, imported from round4/part_a) and this set's (reference5.install): a few
   properties of lessons 00-03 that round2's verifiers do not look at.
 
 Nothing is copied from round2, so a fix there reaches this set too.
@@ -70,9 +70,13 @@ def main() -> int:
     sys.path.insert(0, str(tooling))
     import measure  # round2's: sets ROOT from --repo, chdir, sys.path (repo first)
 
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parents[1] / "round3"))  # round 3's, imported
     import reference3
+
+    sys.path[0] = str(HERE.parents[1] / "round4" / "part_a")  # round 4's, imported
     import reference4
+
+    sys.path[0] = str(HERE)
     import reference5
 
     reference3.install(measure.reference)
