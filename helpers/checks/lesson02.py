@@ -19,6 +19,7 @@ __all__ = [
     "spatial_batchnorm_forward",
 ]
 
+import contextlib
 import copy
 import itertools
 import re
@@ -380,7 +381,6 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
         keep = {"axis": axis, "keepdims": axis > 0}
         mu, var = x.mean(**keep), x.var(ddof=ddof, **keep)
         slips = ("statistics over axis 1" * axis, "the unbiased variance" * ddof)
-        v_slip = ", ".join(filter(None, slips))
         scales = {"": np.sqrt(var + p.eps), "no eps": np.sqrt(var)}
         scales["eps outside the root"] = np.sqrt(var) + p.eps
         scales["no square root"] = var + p.eps
@@ -389,7 +389,7 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
                 q = {"x_hat": (x - mu) / s, "x - mu": x - mu, "mu": mu, "var": var}
                 q |= {"var + eps": var + p.eps, "scale": s, "1/scale": 1 / s}
                 q |= {"1/(var + eps)": 1 / (var + p.eps), "x": x}
-            slip = ", ".join(filter(None, (v_slip, s_slip)))
+            slip = ", ".join(filter(None, (*slips, s_slip)))
             found.append((slip, q | {"gamma": p.gamma, "beta": p.beta}))
     return found
 
@@ -479,11 +479,9 @@ def _locals_at_return(fn, *args):
 
     previous = sys.getprofile()
     sys.setprofile(profile)
-    try:
-        with _core.quiet_numerics():
+    try:  # its exception is suppressed: the comparison of dx reported it
+        with _core.quiet_numerics(), contextlib.suppress(Exception):
             fn(*args)
-    except Exception:
-        pass  # the comparison of dx already reported it
     finally:
         sys.setprofile(previous)
     return kept

@@ -398,8 +398,7 @@ def _resets(cls, seed) -> Result:
         for key, value in zip((*BUFFERS, "weight", "bias"), values, strict=True):
             t = getattr(module, key, None)
             kind = getattr(t, "dtype", type(t).__name__)
-            same = kind == kinds.get(key, kind) and torch.as_tensor(t == value).all()
-            if not same:
+            if not (kind == kinds.get(key, kind) and torch.as_tensor(t == value).all()):
                 seen = core._fmt(to_numpy(t)) if hasattr(t, "dtype") else t
                 why = f"{method}() must set running_mean to 0, running_var to 1 and "
                 why += "num_batches_tracked to 0 in place (zero_(), fill_(1)) and "
