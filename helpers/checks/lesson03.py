@@ -459,16 +459,15 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
     nn, gen = torch.nn, torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if kind == "linear":
-        layer, bn, shape = nn.Linear(6, 5, bias=bias), nn.BatchNorm1d, (16, 6)
+        layer, shape = nn.Linear(6, 5, bias=bias), (16, 6)
     elif kind == "conv":
-        layer = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias)
-        bn, shape = nn.BatchNorm2d, (4, 3, 7, 7)
+        layer, shape = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias), (4, 3, 7, 7)
     else:
-        settings = {"dilation": 2, "groups": 2, "padding_mode": "reflect"}
-        layer = nn.Conv2d(4, 6, 3, padding=2, bias=bias, **settings)
-        bn, shape = nn.BatchNorm2d, (4, 4, 8, 8)
+        settings = {"padding": 2, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
+        layer, shape = nn.Conv2d(4, 6, 3, bias=bias, **settings), (4, 4, 8, 8)
     layer = layer.double().eval()
-    bn = bn(layer.weight.shape[0], eps=eps, affine=affine).double()
+    norm = nn.BatchNorm1d if kind == "linear" else nn.BatchNorm2d
+    bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
         for _ in range(4):  # give the running statistics non-trivial values
             bn(layer(3 * torch.randn(*shape, generator=gen).double() + 1))
@@ -481,14 +480,12 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
 
 def _fold_reader(layer, bn, x):
     """The folded output as bn of the layer's output z (a wrong bias term: a mean)."""
-    torch = torch_()
-    with torch.no_grad():
-        z = channels_last(layer(x))
+    z = channels_last(layer(x))  # (called under no_grad, layer and bn in float64)
     c, mean, var = z.shape[1], bn.running_mean, bn.running_var
-    gamma = bn.weight.detach() if bn.weight is not None else torch.ones(c).double()
-    beta = bn.bias.detach() if bn.bias is not None else torch.zeros(c).double()
-    own = layer.bias.detach() if layer.bias is not None else torch.zeros(c).double()
-    s = torch.sqrt(var + bn.eps)
+    gamma = bn.weight.detach() if bn.weight is not None else z.new_ones(c)
+    beta = bn.bias.detach() if bn.bias is not None else z.new_zeros(c)
+    own = layer.bias.detach() if layer.bias is not None else z.new_zeros(c)
+    s = (var + bn.eps).sqrt()
     t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
     means = {
         "0: the running mean is not subtracted": 0 * mean,
