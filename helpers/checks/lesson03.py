@@ -72,17 +72,16 @@ def _registration(cls) -> Result:
 
 def _pair(cls, label, tail, gen, **given):
     """The learner's module and torch's, float64, alike: (module, ref, problem)."""
-    torch = torch_()
     module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return None, None, problem
-    kind = torch.nn.BatchNorm2d if len(tail) == 3 else torch.nn.BatchNorm1d
+    kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
     ref = kind(tail[0], **given).double()
     try:
         module = module.double().train()
-        with torch.no_grad():
-            gamma = torch.rand(tail[0], generator=gen) + 0.5
-            values = {"weight": gamma, "bias": torch.randn(tail[0], generator=gen)}
+        with torch_().no_grad():
+            gamma = torch_().rand(tail[0], generator=gen) + 0.5
+            values = {"weight": gamma, "bias": torch_().randn(tail[0], generator=gen)}
             for key, value in values.items() if ref.affine else ():
                 getattr(ref, key).copy_(value)
                 getattr(module, key).copy_(value)
@@ -178,27 +177,26 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change,
     or new = a * old + b * batch + c read at the first step (``k`` or up to three
     more) where a, b and c can be told apart; else ``_core.ema_problem``."""
-    torch = torch_()
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, right = getattr(module, buffer, None), getattr(ref, buffer)
     mine, var, dims = old[BUFFERS.index(buffer)], buffer == "running_var", [0, 2, 3]
-    if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(right.shape):
+    if not isinstance(got, torch_().Tensor) or tuple(got.shape) != tuple(right.shape):
         return f"{buffer} is not a tensor of shape (C,)"
     if not got.isfinite().all():
         return f"{buffer} holds NaN or infinite values after this step"
-    if k == 1 and not torch.all(mine == float(var)):
+    if k == 1 and not torch_().all(mine == float(var)):
         values = core._fmt(to_numpy(mine))
         return f"{buffer} is {values} before the first step: it starts at {var:d}"
     records = [(k, mine, got.detach().clone(), x)]
     for step in range(k + 1, k + 4):  # more steps of the learner's own module
-        xt = 5 * torch.randn(6, *x.shape[1:], generator=gen).double() + 12
+        xt = 5 * torch_().randn(6, *x.shape[1:], generator=gen).double() + 12
         _, problem = call(label, module, xt)
         new = getattr(module, buffer, None)
-        if problem is not None or not isinstance(new, torch.Tensor):
+        if problem is not None or not isinstance(new, torch_().Tensor):
             break
         records.append((step, records[-1][2], new.detach().clone(), xt))
-    still = [torch.equal(r[1], r[2]) for r in records]
+    still = [torch_().equal(r[1], r[2]) for r in records]
     if all(still):
         return f"{buffer} did not change in {len(records)} training step(s): update it"
     m = ref.momentum if ref.momentum is not None else 1 / k
@@ -248,11 +246,10 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
 
 def _training_problem(label, module, ref, tail, gen):
     """Train both on batches of varying size, then eval: the first difference."""
-    torch = torch_()
     running = " (training mode uses the batch's own statistics)"
     for step, n in enumerate(BATCH_SIZES, start=1):
-        x = 5 * torch.randn(n, *tail, generator=gen).double() + 12
-        dout = torch.randn(x.shape, generator=gen).double()
+        x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
+        dout = torch_().randn(x.shape, generator=gen).double()
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         before = _running(module)
         out, problem = call(label, module, xa, copy_inputs=False)
@@ -281,7 +278,7 @@ def _training_problem(label, module, ref, tail, gen):
             return wrong(label, f"{at}: {graph.detail}")
         count = getattr(module, "num_batches_tracked", None)
         kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
-        if kind != (torch.long, ()) or int(count) != step:
+        if kind != (torch_().long, ()) or int(count) != step:
             seen = f"num_batches_tracked is {count!r}, not tensor({step}) (a long)"
             return wrong(label, f"{at}: {seen}")
         for buffer in BUFFERS[:2]:
@@ -290,7 +287,7 @@ def _training_problem(label, module, ref, tail, gen):
                 return wrong(label, f"{at}: {why}")
     module.eval()  # eval mode: the running statistics (the batch's if untracked)
     ref.eval()
-    x = 3 * torch.randn(6, *tail, generator=gen).double() - 2
+    x = 3 * torch_().randn(6, *tail, generator=gen).double() - 2
     before = copy.deepcopy(module.state_dict())
     out, problem = call(label, module, x)
     if problem is not None:
