@@ -8,17 +8,6 @@ right quantities; else the first quantity that differs is shown (Karpathy's cmp)
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = [
-    "batchnorm_backward",
-    "batchnorm_backward_alt",
-    "batchnorm_forward",
-    "layernorm_backward",
-    "layernorm_forward",
-    "spatial_batchnorm_backward",
-    "spatial_batchnorm_forward",
-]
-
 import contextlib
 import copy
 import itertools
@@ -31,6 +20,11 @@ import numpy as np
 from .. import gradcheck
 from . import _core
 from ._core import EPS, Result, call, compare, info, ok, rel_error, to_numpy, wrong
+
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = ["batchnorm_backward", "batchnorm_backward_alt", "batchnorm_forward"]
+__all__ += ["layernorm_backward", "layernorm_forward"]
+__all__ += ["spatial_batchnorm_backward", "spatial_batchnorm_forward"]
 
 OUT, GRADS = (2, "out, cache"), (3, "dx, dgamma, dbeta")  # what the passes return
 FORWARD_TOL = BACKWARD_TOL = 1e-10  # float64 against torch, well-conditioned data
@@ -56,8 +50,7 @@ Problem = namedtuple("Problem", "x gamma beta dout eps")  # one check's inputs
 
 
 def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Problem:
-    """x = 5 randn + 12, gamma != 1, beta != 0, random dout; with ``tiny`` one
-    feature (channel) has a spread of 0.01, where eps and its place matter."""
+    """Inputs; with ``tiny`` a feature spreads 0.01: where eps and its place matter."""
     rng = np.random.default_rng(seed)
     shape = shape or {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
     x = 5.0 * rng.standard_normal(shape) + 12.0
@@ -198,10 +191,9 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
-    """[out, dx, dgamma, dbeta] from the learner's (N, D) functions (``given``:
-    batchnorm_forward, maybe with batchnorm_backward_alt) the lesson's way:
-    spatial on channels-last rows, layer norm on x.T with unit gamma, beta
-    (``wrong_view``: reshaped without the transpose, not transposed)."""
+    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given`` (batchnorm_forward,
+    maybe batchnorm_backward_alt) the lesson's way: spatial on channels-last rows, layer
+    norm on x.T with unit gamma, beta (``wrong_view``: without the transpose)."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
     if wrong_view:  # (N, D) layer norm: these reshapes change nothing
@@ -374,8 +366,7 @@ def _arrays(cache, path=()):
 
 
 def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
-    """What a batch-norm forward pass may cache, computed right (first), then
-    with each usual slip in the variance or the scale (``_core.stages``' forms)."""
+    """What a forward pass may cache: made right (first), then with each usual slip."""
     x, found = p.x, []
     for axis, ddof in itertools.product((0, 1), (0, 1)):  # the right one first
         keep = {"axis": axis, "keepdims": axis > 0}
@@ -467,8 +458,7 @@ def _stage_references(p: Problem) -> dict:
 
 
 def _locals_at_return(fn, *args):
-    """Call ``fn``; the local variables of it and of the functions it calls from
-    the same source (a helper of theirs) as they return (sys.setprofile)."""
+    """Call ``fn``; the locals of it and of its helpers (same file) as they return."""
     where, kept = getattr(getattr(fn, "__code__", None), "co_filename", None), {}
     if where is None:  # not plain Python (the grader's remote proxy): no locals
         return kept
