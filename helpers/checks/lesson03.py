@@ -54,9 +54,8 @@ def _registration(cls) -> Result:
     module, problem = core.build_module(cls, label, 4)
     if problem is not None:
         return problem
-    one, zero = torch_().ones(4), torch_().zeros(4)  # the count: a long
-    start = dict(running_mean=zero, running_var=one, num_batches_tracked=zero[0].long())
-    params = {"weight": one, "bias": zero}
+    ref = torch_().nn.BatchNorm1d(4)  # its buffers and parameters as they start
+    start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
     problem = core.registration_problem(label, module, start, params)
     if problem is not None:
         return problem
