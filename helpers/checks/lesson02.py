@@ -8,17 +8,7 @@ right quantities; else the first quantity that differs is shown (Karpathy's cmp)
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = [
-    "batchnorm_backward",
-    "batchnorm_backward_alt",
-    "batchnorm_forward",
-    "layernorm_backward",
-    "layernorm_forward",
-    "spatial_batchnorm_backward",
-    "spatial_batchnorm_forward",
-]
-
+import contextlib
 import copy
 import itertools
 import re
@@ -30,6 +20,11 @@ import numpy as np
 from .. import gradcheck
 from . import _core
 from ._core import EPS, Result, call, compare, info, ok, rel_error, to_numpy, wrong
+
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = ["batchnorm_backward", "batchnorm_backward_alt", "batchnorm_forward"]
+__all__ += ["layernorm_backward", "layernorm_forward"]
+__all__ += ["spatial_batchnorm_backward", "spatial_batchnorm_forward"]
 
 OUT, GRADS = (2, "out, cache"), (3, "dx, dgamma, dbeta")  # what the passes return
 FORWARD_TOL = BACKWARD_TOL = 1e-10  # float64 against torch, well-conditioned data
@@ -46,7 +41,7 @@ def tolerance(kind: str, p) -> float:
     """The error a correct float64 implementation may make on ``p``, from the
     problem's conditioning: a variance is known to u * (mu^2 + var) / var, which
     the one-pass E[x^2] - mu^2, right too, reaches on a feature of tiny spread."""
-    x2, axis = (p.x, 1) if kind == "layer" else (_as_2d(kind, p.x), 0)
+    x2, axis = (p.x, 1) if kind == "layer" else (_core.channels_last(p.x), 0)
     kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
     return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
 
@@ -55,8 +50,7 @@ Problem = namedtuple("Problem", "x gamma beta dout eps")  # one check's inputs
 
 
 def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Problem:
-    """x = 5 randn + 12, gamma != 1, beta != 0, random dout; with ``tiny`` one
-    feature (channel) has a spread of 0.01, where eps and its place matter."""
+    """Inputs; with ``tiny`` a feature spreads 0.01: where eps and its place matter."""
     rng = np.random.default_rng(seed)
     shape = shape or {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
     x = 5.0 * rng.standard_normal(shape) + 12.0
@@ -80,16 +74,10 @@ def reference(kind: str, p: Problem):
     return tuple(t.detach().numpy() for t in (out, x.grad, g.grad, b.grad))
 
 
-def _as_2d(kind: str, array):
-    """View a problem as (examples, features) over which statistics are taken."""
-    return _core.channels_last(array) if kind == "spatial" else array
-
-
 def forward_invariants(kind: str, p: Problem) -> list:
-    """Read the output back stage by stage (``_core.wrong_axes``, ``stages``):
-    over which axes the statistics were taken, which mean and which scale."""
+    """Readers of the output (``_core.wrong_axes``, ``stages``): axes, mean, scale."""
     axes = {"batch": (0,), "spatial": (0, 2, 3), "layer": (1,)}[kind]
-    rows = (lambda a: a.T) if kind == "layer" else (lambda a: _as_2d(kind, a))
+    rows = (lambda a: a.T) if kind == "layer" else _core.channels_last
     g, b = (p.gamma[:, None], p.beta[:, None]) if kind == "layer" else p[1:3]
     return [
         lambda out: _core.wrong_axes(out, p.x, p.gamma, p.beta, eps=p.eps, axes=axes),
@@ -98,24 +86,22 @@ def forward_invariants(kind: str, p: Problem) -> list:
 
 
 def directions(kind: str, p: Problem) -> dict:
-    """The two branches of batch norm's input gradient, per feature: a constant
-    (through the mean) and x_hat (through the variance)."""
+    """dx's two branches per feature: 1 (through the mean), x_hat (the variance)."""
     if kind == "layer":
         return {}
-    x2, shape = _as_2d(kind, p.x), p.x.shape
+    x2, shape = _core.channels_last(p.x), p.x.shape
     x_hat = (x2 - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
     return {"1": np.ones(shape), "x_hat": _core.from_channels_last(x_hat, shape)}
 
 
 def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
-    """What batch norm's dx always satisfies, per feature: its sum over the
-    batch and its projection on x_hat are PyTorch's (0, and 0 but for eps)."""
-    ways = directions(kind, p)
+    """What dx always satisfies: per feature, PyTorch's sum and product with x_hat."""
+    ways, rows = directions(kind, p), _core.channels_last
 
     def check(dx):
         labels = {"1": "sum over the batch", "x_hat": "product with x_hat"}
         for name, what in labels.items():
-            got, want = (_as_2d(kind, a * ways[name]).sum(0) for a in (dx, dx_ref))
+            got, want = (rows(a * ways[name]).sum(0) for a in (dx, dx_ref))
             if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * abs(dx_ref).sum()):
                 return f"dx's {what} per feature is not PyTorch's ({_core._fmt(got)})"
         return None
@@ -124,17 +110,15 @@ def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
 
 
 def known(kind: str, p: Problem) -> dict:
-    """Quantities of the problem a slip multiplies by (their inverses, roots and
-    squares, and ratios of the count N such as N/(N-1), are recognised too)."""
-    x2 = _as_2d(kind, p.x)
+    """What a slip multiplies by (also their inverses, roots, squares, N/(N-1))."""
+    x2 = _core.channels_last(p.x)
     n = p.x.shape[1] if kind == "layer" else x2.shape[0]
     sigma = {} if kind == "layer" else {"sigma": np.sqrt(x2.var(0) + p.eps)}
     return {f"N = {n}": n, "gamma": p.gamma, "beta": p.beta, **sigma}
 
 
 def causes(kind: str, p: Problem, what: str = "out") -> dict:
-    """Signatures (see ``_core.describe``) that name one cause exactly, for
-    the output ``what`` ("out", "dx", "dgamma" or "dbeta") only."""
+    """Signatures (``_core.describe``) that name one cause exactly, for ``what``."""
     n = next(k for k in known(kind, p) if k.startswith("N = "))
     f = "channel" if kind == "spatial" else "feature"
     summed = "averaged over the batch; gradients of a shared parameter add up (sum)"
@@ -185,7 +169,7 @@ def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
     where = " and over H and W" if kind == "spatial" else " (axis 0)"
     hint = "not summed: gamma and beta are shared by every example, so their "
     hint += "gradients add up over the batch" + where
-    params = {p.x.shape: hint, _as_2d(kind, p.x).shape: hint}
+    params = {p.x.shape: hint, _core.channels_last(p.x).shape: hint}
     if kind != "spatial":
         return params, {}
     n, c, h, w = p.x.shape
@@ -207,20 +191,17 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
-    """[out, dx, dgamma, dbeta] from the learner's (N, D) functions (``given``:
-    batchnorm_forward, maybe with batchnorm_backward_alt) the lesson's way:
-    spatial on channels-last rows, layer norm on x.T with unit gamma, beta
-    (``wrong_view``: reshaped without the transpose, not transposed)."""
+    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given`` (batchnorm_forward,
+    maybe batchnorm_backward_alt) the lesson's way: spatial on channels-last rows, layer
+    norm on x.T with unit gamma, beta (``wrong_view``: without the transpose)."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
-    if wrong_view:
-        to2 = (lambda a: a) if layer else (lambda a: a.reshape(-1, shape[1]))
-        back = (lambda a: a) if layer else (lambda a: a.reshape(shape))
+    if wrong_view:  # (N, D) layer norm: these reshapes change nothing
+        to2, back = (lambda a: a.reshape(-1, shape[1])), (lambda a: a.reshape(shape))
     elif layer:
         to2 = back = lambda a: a.T
     else:
-        to2 = _core.channels_last
-        back = lambda a: _core.from_channels_last(a, shape)
+        to2, back = _core.channels_last, lambda a: _core.from_channels_last(a, shape)
     x2 = to2(p.x)
     affine = (np.ones(x2.shape[1]), np.zeros(x2.shape[1])) if layer else p[1:3]
     value, problem = call("given", forward, x2, *affine, eps=p.eps, returns=OUT)
@@ -385,14 +366,12 @@ def _arrays(cache, path=()):
 
 
 def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
-    """What a batch-norm forward pass may cache, computed right (first), then
-    with each usual slip in the variance or the scale (``_core.stages``' forms)."""
+    """What a forward pass may cache: made right (first), then with each usual slip."""
     x, found = p.x, []
     for axis, ddof in itertools.product((0, 1), (0, 1)):  # the right one first
         keep = {"axis": axis, "keepdims": axis > 0}
         mu, var = x.mean(**keep), x.var(ddof=ddof, **keep)
         slips = ("statistics over axis 1" * axis, "the unbiased variance" * ddof)
-        v_slip = ", ".join(filter(None, slips))
         scales = {"": np.sqrt(var + p.eps), "no eps": np.sqrt(var)}
         scales["eps outside the root"] = np.sqrt(var) + p.eps
         scales["no square root"] = var + p.eps
@@ -401,7 +380,7 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
                 q = {"x_hat": (x - mu) / s, "x - mu": x - mu, "mu": mu, "var": var}
                 q |= {"var + eps": var + p.eps, "scale": s, "1/scale": 1 / s}
                 q |= {"1/(var + eps)": 1 / (var + p.eps), "x": x}
-            slip = ", ".join(filter(None, (v_slip, s_slip)))
+            slip = ", ".join(filter(None, (*slips, s_slip)))
             found.append((slip, q | {"gamma": p.gamma, "beta": p.beta}))
     return found
 
@@ -472,33 +451,27 @@ def _stage_references(p: Problem) -> dict:
     x_hat = xc * rho
     y = torch.from_numpy(p.gamma) * x_hat + torch.from_numpy(p.beta)
     named = {"dx_hat": x_hat, "drho": rho, "ds": s, "dvar": var, "dxc": xc, "dmu": mu}
-    for tensor in named.values():
-        tensor.retain_grad()
-    y.backward(torch.from_numpy(p.dout))
-    read = dict(zip(list(STAGES)[:4], (x_hat, xc, s, rho), strict=True))
-    values = {k: v.detach().numpy() for k, v in read.items()}
-    return values | {k: v.grad.numpy() for k, v in named.items()}
+    grads = torch.autograd.grad(y, list(named.values()), torch.from_numpy(p.dout))
+    read = zip(STAGES, (x_hat, xc, s, rho), strict=False)  # the first four stages
+    values = {k: v.detach().numpy() for k, v in read}
+    return values | {k: g.numpy() for k, g in zip(named, grads, strict=True)}
 
 
 def _locals_at_return(fn, *args):
-    """Call ``fn``; the local variables of it and of the functions it calls from
-    the same source (a helper of theirs) as they return (sys.setprofile)."""
+    """Call ``fn``; the locals of it and of its helpers (same file) as they return."""
     where, kept = getattr(getattr(fn, "__code__", None), "co_filename", None), {}
     if where is None:  # not plain Python (the grader's remote proxy): no locals
         return kept
 
     def profile(frame, event, arg):
         if event == "return" and frame.f_code.co_filename == where:
-            for key, value in frame.f_locals.items():
-                kept.setdefault(key, value)
+            kept.update({k: v for k, v in frame.f_locals.items() if k not in kept})
 
     previous = sys.getprofile()
     sys.setprofile(profile)
-    try:
-        with _core.quiet_numerics():
+    try:  # its exception is suppressed: the comparison of dx reported it
+        with _core.quiet_numerics(), contextlib.suppress(Exception):
             fn(*args)
-    except Exception:
-        pass  # the comparison of dx already reported it
     finally:
         sys.setprofile(previous)
     return kept

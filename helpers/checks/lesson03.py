@@ -54,9 +54,8 @@ def _registration(cls) -> Result:
     module, problem = core.build_module(cls, label, 4)
     if problem is not None:
         return problem
-    one, zero = torch_().ones(4), torch_().zeros(4)  # the count: a long
-    start = dict(running_mean=zero, running_var=one, num_batches_tracked=zero[0].long())
-    params = {"weight": one, "bias": zero}
+    ref = torch_().nn.BatchNorm1d(4)  # its buffers and parameters as they start
+    start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
     problem = core.registration_problem(label, module, start, params)
     if problem is not None:
         return problem
@@ -72,17 +71,16 @@ def _registration(cls) -> Result:
 
 def _pair(cls, label, tail, gen, **given):
     """The learner's module and torch's, float64, alike: (module, ref, problem)."""
-    torch = torch_()
     module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return None, None, problem
-    kind = torch.nn.BatchNorm2d if len(tail) == 3 else torch.nn.BatchNorm1d
+    kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
     ref = kind(tail[0], **given).double()
     try:
         module = module.double().train()
-        with torch.no_grad():
-            gamma = torch.rand(tail[0], generator=gen) + 0.5
-            values = {"weight": gamma, "bias": torch.randn(tail[0], generator=gen)}
+        with torch_().no_grad():
+            gamma = torch_().rand(tail[0], generator=gen) + 0.5
+            values = {"weight": gamma, "bias": torch_().randn(tail[0], generator=gen)}
             for key, value in values.items() if ref.affine else ():
                 getattr(ref, key).copy_(value)
                 getattr(module, key).copy_(value)
@@ -178,27 +176,26 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change,
     or new = a * old + b * batch + c read at the first step (``k`` or up to three
     more) where a, b and c can be told apart; else ``_core.ema_problem``."""
-    torch = torch_()
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, right = getattr(module, buffer, None), getattr(ref, buffer)
     mine, var, dims = old[BUFFERS.index(buffer)], buffer == "running_var", [0, 2, 3]
-    if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(right.shape):
+    if not isinstance(got, torch_().Tensor) or tuple(got.shape) != tuple(right.shape):
         return f"{buffer} is not a tensor of shape (C,)"
     if not got.isfinite().all():
         return f"{buffer} holds NaN or infinite values after this step"
-    if k == 1 and not torch.all(mine == float(var)):
+    if k == 1 and not torch_().all(mine == float(var)):
         values = core._fmt(to_numpy(mine))
         return f"{buffer} is {values} before the first step: it starts at {var:d}"
     records = [(k, mine, got.detach().clone(), x)]
     for step in range(k + 1, k + 4):  # more steps of the learner's own module
-        xt = 5 * torch.randn(6, *x.shape[1:], generator=gen).double() + 12
+        xt = 5 * torch_().randn(6, *x.shape[1:], generator=gen).double() + 12
         _, problem = call(label, module, xt)
         new = getattr(module, buffer, None)
-        if problem is not None or not isinstance(new, torch.Tensor):
+        if problem is not None or not isinstance(new, torch_().Tensor):
             break
         records.append((step, records[-1][2], new.detach().clone(), xt))
-    still = [torch.equal(r[1], r[2]) for r in records]
+    still = [torch_().equal(r[1], r[2]) for r in records]
     if all(still):
         return f"{buffer} did not change in {len(records)} training step(s): update it"
     m = ref.momentum if ref.momentum is not None else 1 / k
@@ -248,11 +245,10 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
 
 def _training_problem(label, module, ref, tail, gen):
     """Train both on batches of varying size, then eval: the first difference."""
-    torch = torch_()
     running = " (training mode uses the batch's own statistics)"
     for step, n in enumerate(BATCH_SIZES, start=1):
-        x = 5 * torch.randn(n, *tail, generator=gen).double() + 12
-        dout = torch.randn(x.shape, generator=gen).double()
+        x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
+        dout = torch_().randn(x.shape, generator=gen).double()
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         before = _running(module)
         out, problem = call(label, module, xa, copy_inputs=False)
@@ -281,7 +277,7 @@ def _training_problem(label, module, ref, tail, gen):
             return wrong(label, f"{at}: {graph.detail}")
         count = getattr(module, "num_batches_tracked", None)
         kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
-        if kind != (torch.long, ()) or int(count) != step:
+        if kind != (torch_().long, ()) or int(count) != step:
             seen = f"num_batches_tracked is {count!r}, not tensor({step}) (a long)"
             return wrong(label, f"{at}: {seen}")
         for buffer in BUFFERS[:2]:
@@ -290,7 +286,7 @@ def _training_problem(label, module, ref, tail, gen):
                 return wrong(label, f"{at}: {why}")
     module.eval()  # eval mode: the running statistics (the batch's if untracked)
     ref.eval()
-    x = 3 * torch.randn(6, *tail, generator=gen).double() - 2
+    x = 3 * torch_().randn(6, *tail, generator=gen).double() - 2
     before = copy.deepcopy(module.state_dict())
     out, problem = call(label, module, x)
     if problem is not None:
@@ -398,8 +394,7 @@ def _resets(cls, seed) -> Result:
         for key, value in zip((*BUFFERS, "weight", "bias"), values, strict=True):
             t = getattr(module, key, None)
             kind = getattr(t, "dtype", type(t).__name__)
-            same = kind == kinds.get(key, kind) and torch.as_tensor(t == value).all()
-            if not same:
+            if not (kind == kinds.get(key, kind) and torch.as_tensor(t == value).all()):
                 seen = core._fmt(to_numpy(t)) if hasattr(t, "dtype") else t
                 why = f"{method}() must set running_mean to 0, running_var to 1 and "
                 why += "num_batches_tracked to 0 in place (zero_(), fill_(1)) and "
@@ -460,16 +455,15 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
     nn, gen = torch.nn, torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if kind == "linear":
-        layer, bn, shape = nn.Linear(6, 5, bias=bias), nn.BatchNorm1d, (16, 6)
+        layer, shape = nn.Linear(6, 5, bias=bias), (16, 6)
     elif kind == "conv":
-        layer = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias)
-        bn, shape = nn.BatchNorm2d, (4, 3, 7, 7)
+        layer, shape = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias), (4, 3, 7, 7)
     else:
-        settings = {"dilation": 2, "groups": 2, "padding_mode": "reflect"}
-        layer = nn.Conv2d(4, 6, 3, padding=2, bias=bias, **settings)
-        bn, shape = nn.BatchNorm2d, (4, 4, 8, 8)
+        settings = {"padding": 2, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
+        layer, shape = nn.Conv2d(4, 6, 3, bias=bias, **settings), (4, 4, 8, 8)
     layer = layer.double().eval()
-    bn = bn(layer.weight.shape[0], eps=eps, affine=affine).double()
+    norm = nn.BatchNorm1d if kind == "linear" else nn.BatchNorm2d
+    bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
         for _ in range(4):  # give the running statistics non-trivial values
             bn(layer(3 * torch.randn(*shape, generator=gen).double() + 1))
@@ -482,14 +476,12 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
 
 def _fold_reader(layer, bn, x):
     """The folded output as bn of the layer's output z (a wrong bias term: a mean)."""
-    torch = torch_()
-    with torch.no_grad():
-        z = channels_last(layer(x))
+    z = channels_last(layer(x))  # (called under no_grad, layer and bn in float64)
     c, mean, var = z.shape[1], bn.running_mean, bn.running_var
-    gamma = bn.weight.detach() if bn.weight is not None else torch.ones(c).double()
-    beta = bn.bias.detach() if bn.bias is not None else torch.zeros(c).double()
-    own = layer.bias.detach() if layer.bias is not None else torch.zeros(c).double()
-    s = torch.sqrt(var + bn.eps)
+    gamma = bn.weight.detach() if bn.weight is not None else z.new_ones(c)
+    beta = bn.bias.detach() if bn.bias is not None else z.new_zeros(c)
+    own = layer.bias.detach() if layer.bias is not None else z.new_zeros(c)
+    s = (var + bn.eps).sqrt()
     t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
     means = {
         "0: the running mean is not subtracted": 0 * mean,

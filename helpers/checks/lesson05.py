@@ -10,7 +10,6 @@ import numpy as np
 from ._core import _match, call, compare, ok, real, run_check, torch, wrong
 
 
-# --- counting parameters ---
 def _models():
     """Small models with their trainable-parameter counts, worked out by hand."""
     nn = torch().nn
@@ -55,7 +54,6 @@ def count_parameters(fn, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# --- reading gamma and beta ---
 def active_fraction(fn, quiet=False, strict=None):
     """Check ``fn(gamma, beta) -> fraction`` = P(gamma * z + beta > 0), z ~ N(0, 1)."""
     name = "active_fraction"
@@ -84,7 +82,6 @@ def active_fraction(fn, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# --- time to accuracy ---
 WHY = {
     "index": "epochs count from 1 (use history['epoch'], not the list index)",
     "strict": "an accuracy equal to the target counts: use >=, not >",
