@@ -306,7 +306,7 @@ def _training_problem(label, module, ref, tail, gen):
 def _sequence(cls, tail, seed, **given) -> Result:
     """Train the module beside PyTorch's on batches of varying size, then eval."""
     shape = {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(tail)]
-    setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or v is None]
+    setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or not v]
     label = f"{NAME} {setting[-1] if setting else shape}"
     gen = torch_().Generator().manual_seed(seed)
     module, ref, problem = _pair(cls, label, tail, gen, **given)
@@ -346,6 +346,26 @@ def _bad_inputs(cls) -> list[Result]:
     _, _, problem = _stepped(cls, label, torch_().randn(1, 4, 3).double(), double=True)
     works = "works: one example with 3 positions has 3 values per channel"
     return results + [problem if problem is not None else ok(label, works)]
+
+
+def _ranks(cls, seed) -> Result:
+    """One module on (N, C), then (N, C, L) (BatchNorm1d takes both), then in
+    eval mode on one example (the running statistics need no batch)."""
+    torch, label = torch_(), f"{NAME} 2-D, then 3-D, then eval"
+    gen = torch.Generator().manual_seed(seed)
+    module, ref, problem = _pair(cls, label, (4,), gen)
+    for shape, train in (((8, 4), True), ((2, 4, 3), True), ((1, 4), False)):
+        x = torch.randn(*shape, generator=gen).double()
+        if problem is None:
+            out, problem = call(label, module.train(train), x)
+        if problem is None and not _close(out, ref.train(train)(x)):
+            problem = wrong(label, f"the output for {shape} differs from PyTorch's")
+        if problem is not None:  # what this call asks beyond the others
+            why = "eval mode takes one example: it uses the running statistics"
+            why = "the axes come from each input, (N, C) or (N, C, L)" if train else why
+            problem.detail += f" ({why})"
+            return problem
+    return ok(label, "(N, C), then (N, C, L), then one example in eval mode")
 
 
 def _low_precision(cls, seed) -> Result:
@@ -402,6 +422,18 @@ def _resets(cls, seed) -> Result:
         _, problem = call(label, module, x)  # statistics again, to reset again
         if problem is not None:
             return problem
+    for setting, rule in (
+        ("affine=False", "weight and bias are None, nothing to reset"),
+        ("track_running_stats=False", "the buffers are None, nothing to reset"),
+    ):
+        key, value = setting.split("=")
+        module, problem = core.build_module(cls, label, 4, **{key: False})
+        for method in ("reset_running_stats", "reset_parameters"):
+            if problem is None:
+                _, problem = call(label, getattr(module, method, None))
+        if problem is not None:
+            problem.detail += f" (with {setting}: {rule}, as in torch's)"
+            return problem
     return ok(label, "reset_running_stats() and reset_parameters() as torch's")
 
 
@@ -419,9 +451,11 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             _sequence(cls, (4,), seed + 2, momentum=0.3, affine=False),
             _sequence(cls, (4,), seed + 6, eps=1e-3),
             _sequence(cls, (4,), seed + 3, track_running_stats=False),
+            _sequence(cls, (4,), seed + 7, momentum=0.0),
             _resets(cls, seed + 4),
             _low_precision(cls, seed + 5),
             *_bad_inputs(cls),
+            _ranks(cls, seed + 8),
         ]
         return _contrasts(results, SCRATCH_CONTRASTS)
 

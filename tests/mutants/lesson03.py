@@ -35,6 +35,10 @@ def scratch_class(
     normalise=True,  # False: out = gamma * x + beta, no statistics used
     decay_old=True,  # False: running += momentum * batch
     reset_in_place=True,  # False: reset_running_stats() binds new float32 tensors
+    reset_guards=True,  # False: resets assume affine and tracked statistics
+    zero_momentum=True,  # False: momentum=0 read as missing (the default 0.1)
+    eval_guard=False,  # True: one value per channel refused in eval mode too
+    fixed_dims=False,  # True: the reduction axes of the first input kept
 ):
     import torch
     from torch import nn
@@ -76,6 +80,8 @@ def scratch_class(
                 self.reset_parameters = self._reset_parameters
 
         def _reset_stats(self):
+            if reset_guards and not self.track:
+                return
             if not reset_in_place:
                 self.running_mean = torch.zeros(self.num_features)
                 self.running_var = torch.ones(self.num_features)
@@ -88,8 +94,9 @@ def scratch_class(
         def _reset_parameters(self):
             if reset_all:
                 self._reset_stats()
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+            if self.weight is not None or not reset_guards:
+                nn.init.ones_(self.weight)
+                nn.init.zeros_(self.bias)
 
         def forward(self, x):
             if validate and (
@@ -97,6 +104,9 @@ def scratch_class(
             ):
                 raise ValueError("bad input")
             dims = [0] if axes == "batch only" else [0, *range(2, x.dim())]
+            dims = self.__dict__.setdefault("_dims", dims) if fixed_dims else dims
+            if eval_guard and x.numel() // x.shape[1] < 2:
+                raise ValueError("one value per channel")
             view = [1, -1] + [1] * (x.dim() - 2)
             n = x.numel() // x.shape[1] if count == "values" else x.shape[0]
             use_batch = self.training or eval_uses_batch or not self.track
@@ -124,7 +134,7 @@ def scratch_class(
                 with torch.no_grad():
                     if count_batches:
                         self.num_batches_tracked += 1
-                    m = self.momentum
+                    m = self.momentum if zero_momentum else (self.momentum or 0.1)
                     if m is None:
                         k = int(self.num_batches_tracked) + none_offset
                         m = 1.0 / max(k, 1) if handle_none and not none_offset else None
@@ -189,6 +199,10 @@ SCRATCH = {
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),
     "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
+    "resets without guards": (scratch_class(reset_guards=False), "with affine=False: weight and bias are None"),
+    "momentum=0 read as missing": (scratch_class(zero_momentum=False), "momentum=0.0"),
+    "one value refused in eval mode": (scratch_class(eval_guard=True), "eval mode takes one example"),
+    "reduction axes of the first input kept": (scratch_class(fixed_dims=True), "the axes come from each input"),
 }
 # fmt: on
 
