@@ -78,7 +78,6 @@ def _spreads(var, n):
 
 
 def _branches(rows, shape):
-    """{"1": ones, "x_hat": the batch's x_hat} in the layout of ``shape``."""
     return {"1": np.ones(shape), "x_hat": unrows(_x_hat(rows), shape)}
 
 
