@@ -2,8 +2,7 @@
 
 References: the notebook's *given* NumPy forward pass (rmax=1, dmax=0: batch
 norm), its numerical gradients with r and d held constant (Algorithm 1's
-stop_gradient), the paper's schedule.  Outputs are read back as r and d.
-"""
+stop_gradient), the paper's schedule.  Outputs are read back as r and d."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Checks for notebook 08 (batch norm across devices): the learner's functions
 run on 3 ranks at once (threads with a summing ``all_reduce``), on slices of
-unequal sizes of one batch, against one process on the whole batch (float64).
-"""
+unequal sizes of one batch, against one process on the whole batch (float64)."""
 
 from __future__ import annotations
 
@@ -427,9 +426,8 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
-        per_rank = list(zip(saved, douts, strict=True))
         names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
-        args = (per_rank, 5, names, xs, gamma, beta, douts)
+        args = (list(zip(saved, douts, strict=True)), 5, names, xs, gamma, beta, douts)
         return [*found, *_gradients(f"{name} backward", backward, *args)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
