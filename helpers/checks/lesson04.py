@@ -2,8 +2,7 @@
 
 References: the notebook's *given* NumPy forward pass (rmax=1, dmax=0: batch
 norm), its numerical gradients with r and d held constant (Algorithm 1's
-stop_gradient), the paper's schedule.  Outputs are read back as r and d.
-"""
+stop_gradient), the paper's schedule.  Outputs are read back as r and d."""
 
 from __future__ import annotations
 
@@ -78,23 +77,17 @@ def _spreads(var, n):
 
 
 def _branches(rows, shape):
-    """{"1": ones, "x_hat": the batch's x_hat} in the layout of ``shape``."""
     return {"1": np.ones(shape), "x_hat": unrows(_x_hat(rows), shape)}
 
 
 def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
     """Numerical dx, dgamma, dbeta, holding constant r and d if in ``fixed``."""
-    given = (mean, std, *(bounds or (RMAX, DMAX)))
-    _, _, (r, d) = forward(x, gamma, beta, *given)
-    extra = {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
-
-    def evaluate(variants):
-        calls = [((v["x"], v["gamma"], v["beta"], *given), extra) for v in variants]
-        many = getattr(forward, "many", None)
-        results = many(calls) if many else [forward(*a, **k) for a, k in calls]
-        return [result[0] for result in results]
-
+    names = ("running_mean", "running_std", "rmax", "dmax")  # the given forward's
+    given = dict(zip(names, (mean, std, *(bounds or (RMAX, DMAX))), strict=True))
+    _, _, (r, d) = forward(x, gamma, beta, **given)
+    given |= {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
     inputs = {"x": x, "gamma": gamma, "beta": beta}
+    evaluate = gradcheck.evaluator(forward, tuple(inputs), lambda out: out[0], **given)
     found = gradcheck.numerical_gradients(evaluate, inputs, dout)
     return found["x"], found["gamma"], found["beta"], (r, d)
 

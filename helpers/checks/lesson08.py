@@ -1,7 +1,6 @@
 """Checks for notebook 08 (batch norm across devices): the learner's functions
 run on 3 ranks at once (threads with a summing ``all_reduce``), on slices of
-unequal sizes of one batch, against one process on the whole batch (float64).
-"""
+unequal sizes of one batch, against one process on the whole batch (float64)."""
 
 from __future__ import annotations
 
@@ -48,18 +47,16 @@ def problem(seed: int = 0, sizes=SIZES):
     return list(x.split(list(sizes))), gamma, beta, list(dout.split(list(sizes)))
 
 
-def _ranks(name, fn, per_rank, count=0, names="", copy_inputs=True):
+def _ranks(name, fn, per_rank, count=0, names="", copy=True):
     """``fn`` on every rank, each value unpacked into ``count`` items when given:
     (values, ranks, None) or (None, None, what is wrong)."""
     ranks = distributed.SimulatedRanks(len(per_rank), timeout=20.0)
-    values, problem_ = call(
-        name, ranks.run, fn, per_rank, copy_inputs=copy_inputs, watch=False
-    )
-    for rank, value in enumerate(values if count and problem_ is None else ()):
-        values[rank], problem_ = unpack(f"{name} rank {rank}", value, count, names)
-        if problem_ is not None:
+    values, failed = call(name, ranks.run, fn, per_rank, copy_inputs=copy, watch=False)
+    for rank, value in enumerate(values if count and failed is None else ()):
+        values[rank], failed = unpack(f"{name} rank {rank}", value, count, names)
+        if failed is not None:
             break
-    return (None, None, problem_) if problem_ is not None else (values, ranks, None)
+    return (None, None, failed) if failed is not None else (values, ranks, None)
 
 
 def _variants(xs):
@@ -95,7 +92,6 @@ def _variants(xs):
 
 
 def _statistics(xs, eps=EPS):
-    """The whole batch's mean and 1 / sqrt(biased variance + eps)."""
     full = torch_().cat(xs)
     return full.mean(0), 1 / (full.var(0, correction=0) + eps).sqrt()
 
@@ -173,12 +169,11 @@ def _still(fn, seed) -> Result:
     label = "sync forward momentum=0"
     step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, 0.0)
     _, gamma, beta, _, buffers, problem_ = _step(label, step, seed)
-    kept = all(m.equal(beta + 2) and v.equal(gamma) for m, v in buffers)
-    if problem_ is None and not kept:
-        why = "with momentum=0 the running statistics moved: 0 is a momentum (keep "
-        return wrong(label, why + "the old values), not a missing argument")
     if problem_ is not None:  # a failed Result is falsy: never `or`
         return problem_
+    if not all(m.equal(beta + 2) and v.equal(gamma) for m, v in buffers):
+        why = "with momentum=0 the running statistics moved: 0 is a momentum (keep "
+        return wrong(label, why + "the old values), not a missing argument")
     return ok(label, "the running statistics keep their values")
 
 
@@ -189,7 +184,7 @@ def _step(name, step, seed, count=0, names=""):
     buffers = [(beta + 2, gamma.clone()) for _ in xs]  # running_mean, running_var
     given = [(x, gamma, beta, *b) for x, b in zip(xs, buffers, strict=True)]
     watched = [_core._watch(args[:3], "") for args in given]  # x, gamma, beta
-    values, _, problem_ = _ranks(name, step, given, count, names, copy_inputs=False)
+    values, _, problem_ = _ranks(name, step, given, count, names, copy=False)
     for rank, found in enumerate(watched if problem_ is None else ()):
         if any(_core._changed(was, now) for _, now, was in found):
             why = f"rank {rank} changed its input x, gamma or beta in place: only "
@@ -294,7 +289,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         _core._watch(args[-1], "dout") + _core._watch(args[:-1], "an input tensor")
         for args in per_rank
     ]
-    grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy_inputs=False)
+    grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy=False)
     if problem_ is not None:
         return [problem_]
     for rank, found in enumerate(watched):
@@ -315,10 +310,8 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     kinds = {type(t).__name__ for g in grads for t in g[1:3]} - {"Tensor"}
     if kinds:  # None, an array: not a gradient autograd can use
-        why = (
-            f"dgamma or dbeta is a {kinds.pop()}: return tensors of shape ({CHANNELS},)"
-        )
-        return results + [wrong(f"{name} dgamma, dbeta", why)]
+        why = f"dgamma or dbeta is a {kinds.pop()}: return tensors of shape "
+        return results + [wrong(f"{name} dgamma, dbeta", why + f"({CHANNELS},)")]
     shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
     if set(shapes) != {(CHANNELS,)}:
         why = f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
@@ -433,9 +426,8 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
-        per_rank = list(zip(saved, douts, strict=True))
         names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
-        args = (per_rank, 5, names, xs, gamma, beta, douts)
+        args = (list(zip(saved, douts, strict=True)), 5, names, xs, gamma, beta, douts)
         return [*found, *_gradients(f"{name} backward", backward, *args)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -530,7 +522,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
         before = [_state(m) for m in models]
         per_rank = list(zip(models, SHARES, strict=True))
-        _, _, problem_ = _ranks(name, on_rank, per_rank, copy_inputs=False)
+        _, _, problem_ = _ranks(name, on_rank, per_rank, copy=False)
         if problem_ is not None:
             return problem_
         after = [_state(m) for m in models]
