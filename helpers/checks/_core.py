@@ -344,7 +344,6 @@ def _lookup(dotted: str, scope: dict) -> bool:
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
-    """Check that ``fn`` raises ``exc_type`` (e.g. ValueError on bad input)."""
     try:
         with quiet_numerics():
             fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
@@ -562,14 +561,12 @@ def _named(value, known: Mapping[str, object]) -> str | None:
     direct, derived, simple = [], [], None
     for label, n in list(known.items()):  # a count N: the ratios (N + a)/(N + b)
         if isinstance(n, (int, np.integer)) and n > 2 and not isinstance(n, bool):
-            head, values = label.split(" = ")[0], [to_numpy(k) for k in known.values()]
+            head, values = label.split(" = ")[0], map(to_numpy, known.values())
+            numbers = [k for k in values if k is not None and k.size == 1]
             for a, b in itertools.permutations(range(-2, 3), 2):
                 term = [f"({head}{c:+d})" if c else head for c in (a, b)]
                 ratio = (n + a) / (n + b)
-                if not any(
-                    k is not None and k.size == 1 and np.isclose(k, ratio)
-                    for k in values
-                ):
+                if not any(np.isclose(k, ratio) for k in numbers):
                     known[f"{term[0]}/{term[1]} with {head} = {n}"] = ratio
     for label, k in {**known, **plain}.items():
         k = to_numpy(k)
@@ -593,20 +590,16 @@ def _named(value, known: Mapping[str, object]) -> str | None:
     # a vector none of them gives alone: a product of two powers, named if one fits
     vectors = {k: to_numpy(x) for k, x in known.items()}
     vectors = {k: x for k, x in vectors.items() if x is not None and x.shape == v.shape}
-    pairs = []
+    pairs, power = [], lambda name, n: f"({name})" + (f"^{n}" if n > 1 else "")
     for (a, x), (b, y) in itertools.combinations(vectors.items(), 2):
         for i, j in itertools.product((1, -1, 2, -2), repeat=2):
             with np.errstate(all="ignore"):
                 if not np.allclose(v, x**i * y**j, rtol=1e-6, atol=1e-12):
                     continue
-            up = [_power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
-            down = [_power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
+            up = [power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
+            down = [power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
             pairs.append("·".join(up or ["1"]) + "".join(f"/{t}" for t in down))
     return pairs[0] if len(pairs) == 1 else None
-
-
-def _power(name, n) -> str:
-    return f"({name})" + (f"^{n}" if n > 1 else "")
 
 
 def _permuted(g, w, close) -> str | None:

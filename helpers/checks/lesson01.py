@@ -47,16 +47,13 @@ def _read_back(x: np.ndarray, eps: float) -> list:
 
 
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
-    """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1; on a
-    batch with one tiny column (where eps matters), the 4x6 example and
-    eps=0.01."""
+    """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1; on a batch
+    with one tiny column (where eps matters), the 4x6 example and eps=0.01."""
     import torch.nn.functional as F
 
     if x is None:
-        rng = np.random.default_rng(0)
-        loc = np.array([12.0, -3.0, 0.5, 7.0])
-        scale = np.array([5.0, 0.01, 2.0, 30.0])  # one tiny spread: eps matters
-        x = rng.normal(loc, scale, size=(10, 4))
+        scale = [5.0, 0.01, 2.0, 30.0]  # one tiny spread: eps matters
+        x = np.random.default_rng(0).normal([12.0, -3.0, 0.5, 7.0], scale, (10, 4))
     x = np.asarray(x, dtype=np.float64)
 
     def reference(data, e):
