@@ -651,10 +651,7 @@ def describe(
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
     close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale
-
-    def say(key, text):
-        return f"{text}: {causes[key]}" if causes.get(key) else text
-
+    say = lambda key, text: f"{text}: {causes[key]}" if causes.get(key) else text
     moved = _permuted(g, w, close)
     if moved:
         return say("permuted", moved)

@@ -34,14 +34,11 @@ EXAMPLE_4X6 = np.array(
 
 def _read_back(x: np.ndarray, eps: float) -> list:
     """The answer read back (``_core``): which axis, which mean, which scale."""
-    ones, zeros = np.ones(x.shape[1]), np.zeros(x.shape[1])
     means = {"the column mean": x.mean(0), "0, only scaled: subtract the mean too": 0}
-    scales = {
-        "sqrt(var + eps)": np.sqrt(x.var(0) + eps),
-        "1: only centred, divide by sqrt(var + eps) too": 1.0,
-    }
+    scales = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
+    scales["1: only centred, divide by sqrt(var + eps) too"] = 1.0
     return [
-        lambda out: _core.wrong_axes(out, x, ones, zeros, eps=eps, axes=(0,)),
+        lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,)),
         lambda out: _core.stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
     ]
 
@@ -143,11 +140,9 @@ def activation_percentiles(fn, quiet=False, strict=None):
         ranked = all(np.isin(got, flat).all() for _, _, flat, got, *_ in seen)
         results = []
         for label, shape, flat, got, want, mistakes, q in seen:
-            hints = {
-                (len(want), shape[i]): f"percentiles of each {what}, not of all the "
-                "values: flatten the tensor first"
-                for i, what in ((1, "column"), (0, "row"))
-            }
+            whole = "not of all the values: flatten the tensor first"
+            hints = {(len(want), shape[1]): f"percentiles of each column, {whole}"}
+            hints[(len(want), shape[0])] = f"percentiles of each row, {whole}"
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
             rows = flat.reshape(shape)  # the right answer for a slipped input
             kwargs["source"] = (lambda z, q=q: np.percentile(np.ravel(z), q), rows)
