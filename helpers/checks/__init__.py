@@ -14,9 +14,8 @@ from . import _core
 # _core's public names (from helpers.checks import report), then each lesson's
 __all__ = ["CheckFailed", "Report", "Result", "abs_error", "mine_or_reference"]
 __all__ += ["rel_error", "report"]
+globals().update({_name: getattr(_core, _name) for _name in __all__})
 BY_LESSON: dict[str, tuple[str, ...]] = {}  # lesson number -> its public checks
-for _name in __all__:
-    globals()[_name] = getattr(_core, _name)
 for _lesson in course.LESSONS:
     if _lesson.checks_module is None:
         continue

@@ -668,9 +668,8 @@ def describe(
     off = float(np.mean(g - w))
     if close(g, w + off):
         label, text = _named(off, known), f"off by one constant offset, {off:.4g}"
-        if label:
-            return say(f"offset {label}", f"{text} = {label}")
-        return say("offset", text)
+        key, named = (f"offset {label}", f" = {label}") if label else ("offset", "")
+        return say(key, text + named)
     found = _along(g, w, axis, directions or {}, close, say)
     g2, w2 = _rows(g, axis), _rows(w, axis)
     return found or _per_feature(g2, w2, g.ndim, close, say, known, small, tol, scale)
@@ -708,21 +707,18 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         label = _named(per, known)
         if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
             return None
-        if label:
-            text = f"each {feature} is off by its own factor, {label} ({_fmt(per)})"
-            return say(f"{feature} factor {label}", text)
-        if len(off_one) < len(per):
-            how = f"by the factor(s) {_fmt(per[off_one])}"
-            return _confined(off_one, feature, small, say, how)
-        text = f"each {feature} is off by its own factor ({_fmt(per)})"
-        return say(f"{feature} factor", text)
+        if label or len(off_one) == len(per):
+            named = f", {label}" if label else ""
+            text = f"each {feature} is off by its own factor{named} ({_fmt(per)})"
+            return say(f"{feature} factor" + (f" {label}" if label else ""), text)
+        how = f"by the factor(s) {_fmt(per[off_one])}"
+        return _confined(off_one, feature, small, say, how)
     shift = (g2 - w2).mean(0)
     if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
         label = _named(shift, known)
-        key = f"{feature} offset {label}" if label else f"{feature} offset"
         named = f", {label}" if label else ""
-        text = f"each {feature} is shifted by its own offset{named}"
-        return say(key, f"{text} ({_fmt(shift)})")
+        text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
+        return say(f"{feature} offset" + (f" {label}" if label else ""), text)
     err = np.abs(g2 - w2).max(0) / scale
     bad = np.flatnonzero(err > tol)
     if 0 < len(bad) < len(err):
