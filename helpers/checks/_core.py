@@ -591,14 +591,13 @@ def _named(value, known: Mapping[str, object]) -> str | None:
     vectors = {k: to_numpy(x) for k, x in known.items()}
     vectors = {k: x for k, x in vectors.items() if x is not None and x.shape == v.shape}
     pairs, power = [], lambda name, n: f"({name})" + (f"^{n}" if n > 1 else "")
-    for (a, x), (b, y) in itertools.combinations(vectors.items(), 2):
-        for i, j in itertools.product((1, -1, 2, -2), repeat=2):
-            with np.errstate(all="ignore"):
-                if not np.allclose(v, x**i * y**j, rtol=1e-6, atol=1e-12):
-                    continue
-            up = [power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
-            down = [power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
-            pairs.append("·".join(up or ["1"]) + "".join(f"/{t}" for t in down))
+    with np.errstate(all="ignore"):
+        for (a, x), (b, y) in itertools.combinations(vectors.items(), 2):
+            for i, j in itertools.product((1, -1, 2, -2), repeat=2):
+                if np.allclose(v, x**i * y**j, rtol=1e-6, atol=1e-12):
+                    up = [power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
+                    down = [power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
+                    pairs.append("·".join(up or ["1"]) + "".join(f"/{t}" for t in down))
     return pairs[0] if len(pairs) == 1 else None
 
 
