@@ -344,7 +344,6 @@ def _lookup(dotted: str, scope: dict) -> bool:
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
-    """Check that ``fn`` raises ``exc_type`` (e.g. ValueError on bad input)."""
     try:
         with quiet_numerics():
             fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
@@ -562,14 +561,12 @@ def _named(value, known: Mapping[str, object]) -> str | None:
     direct, derived, simple = [], [], None
     for label, n in list(known.items()):  # a count N: the ratios (N + a)/(N + b)
         if isinstance(n, (int, np.integer)) and n > 2 and not isinstance(n, bool):
-            head, values = label.split(" = ")[0], [to_numpy(k) for k in known.values()]
+            head, values = label.split(" = ")[0], map(to_numpy, known.values())
+            numbers = [k for k in values if k is not None and k.size == 1]
             for a, b in itertools.permutations(range(-2, 3), 2):
                 term = [f"({head}{c:+d})" if c else head for c in (a, b)]
                 ratio = (n + a) / (n + b)
-                if not any(
-                    k is not None and k.size == 1 and np.isclose(k, ratio)
-                    for k in values
-                ):
+                if not any(np.isclose(k, ratio) for k in numbers):
                     known[f"{term[0]}/{term[1]} with {head} = {n}"] = ratio
     for label, k in {**known, **plain}.items():
         k = to_numpy(k)
@@ -593,20 +590,15 @@ def _named(value, known: Mapping[str, object]) -> str | None:
     # a vector none of them gives alone: a product of two powers, named if one fits
     vectors = {k: to_numpy(x) for k, x in known.items()}
     vectors = {k: x for k, x in vectors.items() if x is not None and x.shape == v.shape}
-    pairs = []
-    for (a, x), (b, y) in itertools.combinations(vectors.items(), 2):
-        for i, j in itertools.product((1, -1, 2, -2), repeat=2):
-            with np.errstate(all="ignore"):
-                if not np.allclose(v, x**i * y**j, rtol=1e-6, atol=1e-12):
-                    continue
-            up = [_power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
-            down = [_power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
-            pairs.append("·".join(up or ["1"]) + "".join(f"/{t}" for t in down))
+    pairs, power = [], lambda name, n: f"({name})" + (f"^{n}" if n > 1 else "")
+    with np.errstate(all="ignore"):
+        for (a, x), (b, y) in itertools.combinations(vectors.items(), 2):
+            for i, j in itertools.product((1, -1, 2, -2), repeat=2):
+                if np.allclose(v, x**i * y**j, rtol=1e-6, atol=1e-12):
+                    up = [power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
+                    down = [power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
+                    pairs.append("·".join(up or ["1"]) + "".join(f"/{t}" for t in down))
     return pairs[0] if len(pairs) == 1 else None
-
-
-def _power(name, n) -> str:
-    return f"({name})" + (f"^{n}" if n > 1 else "")
 
 
 def _permuted(g, w, close) -> str | None:
@@ -658,10 +650,7 @@ def describe(
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
     close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale
-
-    def say(key, text):
-        return f"{text}: {causes[key]}" if causes.get(key) else text
-
+    say = lambda key, text: f"{text}: {causes[key]}" if causes.get(key) else text
     moved = _permuted(g, w, close)
     if moved:
         return say("permuted", moved)
@@ -678,9 +667,8 @@ def describe(
     off = float(np.mean(g - w))
     if close(g, w + off):
         label, text = _named(off, known), f"off by one constant offset, {off:.4g}"
-        if label:
-            return say(f"offset {label}", f"{text} = {label}")
-        return say("offset", text)
+        key, named = (f"offset {label}", f" = {label}") if label else ("offset", "")
+        return say(key, text + named)
     found = _along(g, w, axis, directions or {}, close, say)
     g2, w2 = _rows(g, axis), _rows(w, axis)
     return found or _per_feature(g2, w2, g.ndim, close, say, known, small, tol, scale)
@@ -718,21 +706,18 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         label = _named(per, known)
         if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
             return None
-        if label:
-            text = f"each {feature} is off by its own factor, {label} ({_fmt(per)})"
-            return say(f"{feature} factor {label}", text)
-        if len(off_one) < len(per):
-            how = f"by the factor(s) {_fmt(per[off_one])}"
-            return _confined(off_one, feature, small, say, how)
-        text = f"each {feature} is off by its own factor ({_fmt(per)})"
-        return say(f"{feature} factor", text)
+        if label or len(off_one) == len(per):
+            named = f", {label}" if label else ""
+            text = f"each {feature} is off by its own factor{named} ({_fmt(per)})"
+            return say(f"{feature} factor" + (f" {label}" if label else ""), text)
+        how = f"by the factor(s) {_fmt(per[off_one])}"
+        return _confined(off_one, feature, small, say, how)
     shift = (g2 - w2).mean(0)
     if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
         label = _named(shift, known)
-        key = f"{feature} offset {label}" if label else f"{feature} offset"
         named = f", {label}" if label else ""
-        text = f"each {feature} is shifted by its own offset{named}"
-        return say(key, f"{text} ({_fmt(shift)})")
+        text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
+        return say(f"{feature} offset" + (f" {label}" if label else ""), text)
     err = np.abs(g2 - w2).max(0) / scale
     bad = np.flatnonzero(err > tol)
     if 0 < len(bad) < len(err):

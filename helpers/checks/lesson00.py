@@ -22,11 +22,9 @@ def _stats_results(fn, x, label="batch_stats") -> list:
         return [problem]
     t, (n, d), results = torch().from_numpy(x.astype(np.float64)), x.shape, []
     biased, unbiased = t.var(0, correction=0), t.var(0, correction=1)
-    hints = {
-        (n,): f"one value per example (N={n}), not one per feature (D={d}): "
-        "reduce over axis=0, the batch axis",
-        (1, d): "keepdims=True left a (1, D) array: return shape (D,)",
-    }
+    per = f"one value per example (N={n}), not one per feature (D={d}): reduce over "
+    hints = {(n,): per + "axis=0, the batch axis"}
+    hints[(1, d)] = "keepdims=True left a (1, D) array: return shape (D,)"
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
     other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
@@ -45,10 +43,8 @@ def _stats_results(fn, x, label="batch_stats") -> list:
             why += "biased one (np.var's default ddof=0), `var_unbiased` divides by "
             why += "N-1 (ddof=1)"
             kwargs["causes"], kwargs["diagnoses"] = {}, {std: want.sqrt(), why: twin}
-            centres = {  # deviations from another centre than each feature's mean
-                "0 (x is not centred)": 0.0,
-                "the mean of all the values, not from each feature's": t.mean(),
-            }
+            centres = {"0 (x is not centred)": 0.0}  # not each feature's mean
+            centres["the mean of all the values, not from each feature's"] = t.mean()
             theirs = to_numpy(value[0])
             if not results[0] and getattr(theirs, "shape", None) == (d,):
                 centres["your mu, which is wrong: fix mu"] = t.new_tensor(theirs)

@@ -34,29 +34,23 @@ EXAMPLE_4X6 = np.array(
 
 def _read_back(x: np.ndarray, eps: float) -> list:
     """The answer read back (``_core``): which axis, which mean, which scale."""
-    ones, zeros = np.ones(x.shape[1]), np.zeros(x.shape[1])
     means = {"the column mean": x.mean(0), "0, only scaled: subtract the mean too": 0}
-    scales = {
-        "sqrt(var + eps)": np.sqrt(x.var(0) + eps),
-        "1: only centred, divide by sqrt(var + eps) too": 1.0,
-    }
+    scales = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
+    scales["1: only centred, divide by sqrt(var + eps) too"] = 1.0
     return [
-        lambda out: _core.wrong_axes(out, x, ones, zeros, eps=eps, axes=(0,)),
+        lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,)),
         lambda out: _core.stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
     ]
 
 
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
-    """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1; on a
-    batch with one tiny column (where eps matters), the 4x6 example and
-    eps=0.01."""
+    """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1; on a batch
+    with one tiny column (where eps matters), the 4x6 example and eps=0.01."""
     import torch.nn.functional as F
 
     if x is None:
-        rng = np.random.default_rng(0)
-        loc = np.array([12.0, -3.0, 0.5, 7.0])
-        scale = np.array([5.0, 0.01, 2.0, 30.0])  # one tiny spread: eps matters
-        x = rng.normal(loc, scale, size=(10, 4))
+        scale = [5.0, 0.01, 2.0, 30.0]  # one tiny spread: eps matters
+        x = np.random.default_rng(0).normal([12.0, -3.0, 0.5, 7.0], scale, (10, 4))
     x = np.asarray(x, dtype=np.float64)
 
     def reference(data, e):
@@ -146,11 +140,9 @@ def activation_percentiles(fn, quiet=False, strict=None):
         ranked = all(np.isin(got, flat).all() for _, _, flat, got, *_ in seen)
         results = []
         for label, shape, flat, got, want, mistakes, q in seen:
-            hints = {
-                (len(want), shape[i]): f"percentiles of each {what}, not of all the "
-                "values: flatten the tensor first"
-                for i, what in ((1, "column"), (0, "row"))
-            }
+            whole = "not of all the values: flatten the tensor first"
+            hints = {(len(want), shape[1]): f"percentiles of each column, {whole}"}
+            hints[(len(want), shape[0])] = f"percentiles of each row, {whole}"
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
             rows = flat.reshape(shape)  # the right answer for a slipped input
             kwargs["source"] = (lambda z, q=q: np.percentile(np.ravel(z), q), rows)
