@@ -161,7 +161,7 @@ def _tiny_model(seed):
     torch_.manual_seed(seed)
     model = nn.Sequential(  # a layer without bias, nested: walk model.modules()
         nn.Linear(6, 5),
-        nn.BatchNorm1d(5),  # a weight that is not an nn.Linear's
+        nn.BatchNorm1d(5, track_running_stats=False),  # a weight, not a Linear's
         nn.Sigmoid(),
         nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh()),
         nn.Linear(4, 3),
