@@ -89,6 +89,8 @@ def _train_step(cls, seed) -> list:
         "must be (shift, scale)": plain * shift + scale,
         "the noise was applied before gamma and beta: apply it to batch norm's "
         "output, super().forward(x)": (norm(x) * scale + shift) * w + b,
+        "the shift was added before the scale, which scales it too: out * scale + "
+        "shift": (plain + shift) * scale,
     }
     result = compare(label, out, want.detach(), tol=1e-10, diagnoses=d)
     if not result.passed:
@@ -355,6 +357,7 @@ def _probe_answers(model, x, y, steps):
     """landscape_probe's right answer, the answer when nothing moves, mistakes."""
     probe = lambda m=model, eta=steps, **how: _probe_reference(m, x, y, eta, **how)
     (other, flipped), order = _modes(model), sorted(steps)
+    etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
         "w - eta * g": probe(normalise=True),
@@ -362,6 +365,8 @@ def _probe_answers(model, x, y, steps):
         "w - eta * g": probe(cumulative=True),
         other.replace("measured", "the probe ran"): probe(flipped),
         "the step sizes were sorted: keep the order given": probe(eta=order),
+        "each gradient change is divided by its eta (a smoothness): return "
+        "||grad - g|| itself": probe() / etas,
     }
     return probe(), probe(eta=[0.0] * len(steps)), diagnoses
 

@@ -248,7 +248,7 @@ def _dx_reader(xs, gamma, douts):
     n, dy = sum(sizes), torch_().cat(douts).numpy()
     x_hat = ((torch_().cat(xs) - mean) * rho).numpy()
     ranks = np.split(np.arange(n), np.cumsum(sizes)[:-1])
-    counts = np.repeat(sizes, sizes)[:, None]
+    counts, g = np.repeat(sizes, sizes)[:, None], gamma.numpy()
 
     def term(got, values):
         total = np.broadcast_to(values.sum(0), values.shape)
@@ -261,6 +261,8 @@ def _dx_reader(xs, gamma, douts):
             "divided by N - 1, not N": total / (n - 1),
             "divided by this rank's count, not N": total / counts,
             "the all-reduced sum itself, not divided by N": total,
+            "the sum all-reduced twice, counted once per rank": total * len(xs) / n,
+            "divided by gamma (it multiplies dy alone, not the bracket)": total / g / n,
         }
         floor = 1e-2 * np.abs(values).max()  # "missing": |got| below 1e-9 of it
         return _core._match(got, forms, floor=floor) or "none of the usual"
@@ -333,6 +335,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
         kw["returns"] = {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}
         kw["returned"], kw["known"] = (dx, *sums), {"N": sum(map(len, xs))}
+        kw["known"]["gamma"], kw["axis"] = gamma, 0  # a factor per feature
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     return results
 

@@ -28,6 +28,7 @@ def noisy_class(
     uncounted=False,  # True: F.batch_norm with the buffers, num_batches_tracked left
     dropped=False,  # True: the keyword arguments (eps, momentum) not passed on
     inside=False,  # True: the noise between the normalisation and gamma, beta
+    shift_first=False,  # True: (out + shift) * scale
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -59,6 +60,8 @@ def noisy_class(
             shift, scale = noise
             if where == "before":
                 return super().forward(x * scale + shift)
+            if shift_first:
+                return (super().forward(x) + shift) * scale
             if inside:
                 out = F.batch_norm(
                     x, self.running_mean, self.running_var, None, None, True
@@ -201,6 +204,11 @@ def _unmoved_loss(m, x, y, steps):
     return [loss] * len(steps), changes
 
 
+def _per_eta(m, x, y, steps):
+    losses, changes = probed(m, x, y, steps)
+    return losses, [c / eta for c, eta in zip(changes, steps, strict=True)]
+
+
 def _probe(**kw):
     return lambda m, x, y, steps: probed(m, x, y, steps, **kw)
 
@@ -224,6 +232,7 @@ NOISY = {
     "steps not counted": (noisy_class(uncounted=True), "num_batches_tracked is 0 after one training step"),
     "keyword arguments dropped": (noisy_class(dropped=True), "pass **kwargs on"),
     "noise before gamma and beta": (noisy_class(inside=True), "the noise was applied before gamma and beta"),
+    "shift added before the scale": (noisy_class(shift_first=True), "the shift was added before the scale"),
 }
 ICS = {
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
@@ -247,6 +256,7 @@ PROBE = {
     "step sizes sorted": (_probe(sort_=True), "the step sizes were sorted"),
     "returns one list": (lambda m, x, y, steps: probed(m, x, y, steps)[0], "expected a tuple of 2"),
     "losses of the unmoved model": (_unmoved_loss, "what the measurement gives when nothing moves"),
+    "changes divided by eta": (_per_eta, "each gradient change is divided by its eta"),
 }
 # fmt: on
 

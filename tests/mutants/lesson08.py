@@ -125,15 +125,21 @@ def sync_backward(
     var_branch=True,
     mean_params=False,
     local_count=False,
+    twice=False,  # the sums all-reduced a second time
+    gamma_on="bracket",  # "dy": gamma multiplies dy alone; "dgamma": dgamma too
 ):
     x_hat, rho, gamma, count = cache
     if local:
         mean_dy, mean_dy_xhat = dout.mean(0), (dout * x_hat).mean(0)
     else:
         sums = all_reduce(torch.stack([dout.sum(0), (dout * x_hat).sum(0)]))
+        sums = all_reduce(sums) if twice else sums
         mean_dy, mean_dy_xhat = sums / (len(dout) if local_count else count)
     dx = gamma * rho * (dout - mean_dy - (x_hat * mean_dy_xhat if var_branch else 0))
+    if gamma_on == "dy":
+        dx = rho * (gamma * dout - mean_dy - x_hat * mean_dy_xhat)
     dgamma, dbeta = (dout * x_hat).sum(0), dout.sum(0)
+    dgamma = dgamma * gamma if gamma_on == "dgamma" else dgamma
     if mean_params:
         dgamma, dbeta = dgamma / len(dout), dbeta / len(dout)
     if reduce_params:
@@ -283,6 +289,9 @@ BACKWARD = {
     "returns None": (lambda d, c, all_reduce: None, "returned None"),
     "reduced sums over this rank's count": (_bwd(local_count=True), "divided by this rank's count, not N"),
     "dout zeroed after use": (_dout_zeroed, "changed dout in place"),
+    "sums all-reduced twice": (_bwd(twice=True), "all-reduced twice, counted once per rank"),
+    "gamma on dy alone": (_bwd(gamma_on="dy"), "divided by gamma (it multiplies dy alone"),
+    "dgamma times gamma": (_bwd(gamma_on="dgamma"), "each feature is off by its own factor, gamma"),
 }
 LAYER_FORWARD = {
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
