@@ -14,7 +14,7 @@ from .mutants.lesson00 import correct
 
 def test_correct_answer_passes(learner_mode, capsys):
     report = checks.batch_stats(correct)
-    # 3 + N=2, D=1, float32, integers, new values + N=1, N=0
+    # 3 + N=2, D=1, float32, zeros, new values + N=1, N=0
     assert report and report.verdicts == ["ok"] * 10
     assert capsys.readouterr().out.count("| ok") == 10
 

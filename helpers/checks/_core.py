@@ -617,8 +617,7 @@ def _precision(got, err, want, dtype) -> str | None:
     """Values that are float32 (bfloat16) numbers, with an error at that rounding;
     integers where the right values have fractions."""
     if "int" in str(dtype) and not np.array_equal(want, np.round(want)):
-        why = f"its dtype is {dtype}, and the right values have fractions: return "
-        return why + "floats (an integer input gives float results)"
+        return f"its dtype is {dtype}, and the right values have fractions"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
         return None
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):

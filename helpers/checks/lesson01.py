@@ -72,14 +72,14 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         ignored = {"the eps argument is ignored: use the eps passed in": value}
         default = "called without eps (the signature's default eps=1e-5)"
         for case, data, e, diagnoses in (
-            ("4x6 integers", EXAMPLE_4X6.astype(int), eps, {}),
+            ("4x6 example", EXAMPLE_4X6, eps, {}),
             ("eps=0.01", x, 0.01, ignored),  # eps matters: a tiny column
             (default, x, None, {}),  # the later cells rely on the default
         ):
             label, given = f"{name} {case}", {} if e is None else {"eps": e}
             got, problem = call(label, fn, data, **given)
             if problem is None:  # a failed Result is falsy: never chain with `or`
-                want = reference(data.astype(float), EPS if e is None else e)
+                want = reference(data, EPS if e is None else e)
                 problem = compare(label, got, want, tol=1e-10, diagnoses=diagnoses)
             results.append(problem)
         return results

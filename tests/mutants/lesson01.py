@@ -83,10 +83,6 @@ STANDARDIZE = {
         lambda X, eps=1e-3: standardize(X, eps),
         "called without eps (the signature's default eps=1e-5)",
     ),
-    "output in the input's dtype": (
-        lambda X, eps=1e-5: standardize(X, eps).astype(X.dtype),
-        "its dtype is int64, and the right values have fractions",
-    ),
 }
 PERCENTILES = {
     "fractions": (partial(percentiles, fraction=True), "as a fraction"),
