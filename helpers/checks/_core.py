@@ -203,56 +203,43 @@ def call(
 
 # A library's words -> what they mean in the learner's code (the error's signature)
 MEANINGS = {
-    r"does not require grad and does not have a grad_fn": "what backward() ran on "
-    "has no autograd graph: it was computed under torch.no_grad(), or from detached "
-    "tensors or NumPy values",
-    r"leaf Variable that requires grad is being used in an in-place": "a tensor "
-    "that requires grad is changed in place while autograd records: compute a new "
-    "tensor, or update a parameter under torch.no_grad()",
-    r"backward through the graph a second time": "backward() ran twice through one "
-    "graph: run the forward pass again before each backward()",
-    r"grad can be implicitly created only for scalar": "backward() needs one number:"
-    " reduce the loss first (e.g. .mean())",
+    r"does not have a grad_fn": "what backward() ran on has no autograd graph "
+    "(computed under torch.no_grad(), or from detached tensors or NumPy values)",
+    r"leaf Variable that requires grad": "a tensor that requires grad is changed in "
+    "place: compute a new one, or update a parameter under torch.no_grad()",
+    r"graph a second time": "backward() ran twice through one graph: run the "
+    "forward pass again before each backward()",
+    r"only for scalar": "backward() needs one number: reduce the loss (.mean())",
     r"numpy\(\) on Tensor that requires grad": "call .detach() before .numpy()",
-    r"Quantiles must be in the range \[0, 1\]": "np.quantile takes fractions (0.01 "
-    "for 1%), np.percentile takes percents",
-    r"'numpy.ndarray' object has no attribute": "a NumPy array is used as a torch "
-    "tensor: this method is torch's",
-    r"'Tensor' object has no attribute": "a torch tensor is used as a NumPy array: "
-    "this attribute is NumPy's",
+    r"Quantiles must be in": "np.quantile takes fractions, np.percentile percents",
+    r"'numpy.ndarray' object has no": "a NumPy array used as a torch tensor",
+    r"'Tensor' object has no attribute": "a torch tensor used as a NumPy array",
     r"same dtype|expected scalar type|dtype.* but got": "tensors of two dtypes meet "
-    "(float32 and float64?): keep one dtype, the input's",
-    r"index out of range|index \d+ is out": "an index past the end "
-    "(Python counts from 0, and -1 is the last)",
+    "(float32 and float64?): keep the input's",
+    r"index out of range|index \d+ is out": "an index past the end (from 0; -1 last)",
     r"Dimension out of range|axis \d+ is out of bounds": "an axis past the array's "
-    "last one: check its ndim (a squeezed axis, keepdims?)",
+    "last one (a squeezed axis, keepdims?)",
     r"mat1 and mat2 shapes|not aligned": "a matrix product's inner sizes differ: "
     "nn.Linear(in_features, out_features) takes the input's size first",
     r"'NoneType'": "a value is None: a .grad before backward() or after zero_grad(), "
     "a function without `return`, or a layer without bias",
-    r"values to unpack": "the names on the left and the values on the right differ "
-    "in number (a shape, or a tuple returned?)",
-    r"stack expects each tensor|only one element tensors": "torch.stack joins "
-    "tensors of one shape into a new axis; torch.cat joins along an existing one",
+    r"values to unpack": "more or fewer names than values (a tuple returned?)",
+    r"stack expects each|only one element tensors": "torch.stack joins tensors of "
+    "one shape along a new axis, torch.cat along an existing one",
     r"division by zero": "a division by a count or length that is 0 here",
-    r"needed for gradient computation has been modified by an inplace": "a tensor "
-    "the graph saved was changed in place after it was used (x -= ..., .add_(), "
-    "t[...] = ...): compute a new tensor",
-    r"unexpected keyword argument 'dim'": "dim= is torch's keyword; NumPy's is axis=",
-    r"unexpected keyword argument 'keepdim'": "NumPy's keyword is keepdims= "
-    "(torch's is keepdim=)",
-    r"before Module.__init__\(\) call": "call super().__init__() first in __init__, "
-    "before assigning parameters, buffers or layers",
-    r"could not infer output dtype": "torch averages only floating-point tensors: "
-    "convert an integer tensor first (.double())",
-    r"is invalid for input of size|cannot reshape array of size": "the new shape "
-    "holds another number of values than the array (the sizes must multiply to it)",
-    r"view size is not compatible": "view() needs contiguous memory: after a "
-    "transpose or permute, use .reshape()",
-    r"more than 1 value per channel when training": "batch norm in training mode "
-    "needs more than one value per channel: here a batch of one",
-    r"value of (a )?Tensor with more|truth value of an array": "an array used as "
-    "True or False (`if t:`): test an optional argument with `is not None`",
+    r"modified by an inplace": "a tensor the graph saved was changed in place "
+    "after it was used (x -= ..., .add_()): compute a new tensor",
+    r"argument 'dim'": "dim= is torch's keyword; NumPy's is axis=",
+    r"argument 'keepdim'": "NumPy's keyword is keepdims= (torch's keepdim=)",
+    r"before Module.__init__": "call super().__init__() first in __init__",
+    r"could not infer output dtype": "convert an integer tensor first (.double())",
+    r"invalid for input of size|cannot reshape": "the new shape holds another "
+    "number of values than the array",
+    r"view size is not compatible": "after a transpose, use .reshape(), not .view()",
+    r"more than 1 value per channel": "batch norm needs more than one value per "
+    "channel in training: here a batch of one",
+    r"value of (a )?Tensor with more|truth value of an": "an array used as True or "
+    "False (`if t:`): test an optional argument with `is not None`",
 }
 
 
@@ -301,10 +288,9 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
         found += [f.value for f in calls if getattr(f, "attr", "").endswith("_")]
         names = {ast.unparse(n) for n in found if _plain(n)}
         name = names.pop() if len(names) == 1 else None
-        if name in arguments:
-            why = f"(`{name}` is an input that requires grad: compute a new tensor "
-            return why + f"({name} = {name} - ...), never change an input in place) "
-        return name and f"(`{name}` requires grad: change it only under no_grad()) "
+        why = "change it in place only under no_grad()"
+        why = "it is an input: compute a new tensor" if name in arguments else why
+        return name and f"(`{name}` requires grad: {why}) "
     names = dict.fromkeys(ast.unparse(n) for n in nodes if _plain(n))
     scope = {**frame.f_globals, **frame.f_locals}
     none = [n for n in names if _lookup(n, scope)]
@@ -313,8 +299,7 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     name = none[0]
     why = "follow it back to where it was set"
     if name.endswith(".grad"):
-        why = "no backward() has reached it since the tensor was made or zeroed (a "
-        why += "model's deepcopy does not copy .grad)"
+        why = "no backward() has reached it (a model's deepcopy does not copy .grad)"
     elif name.endswith(".bias"):
         why = "the layer has no bias (bias=False)"
     elif name in arguments:
