@@ -100,6 +100,16 @@ def test_a_none_is_named_by_the_expression_that_holds_it():
         assert "a function without `return`, or a layer" not in problem.detail
 
 
+def test_a_model_passed_in_keeps_its_buffers():
+    # a measurement run on the caller's model in training mode moves its batch
+    # norm's running statistics: the caller's buffers, caught by `call` itself
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    _, problem = _core.call("f", lambda m, x: m(x), model, torch.ones(5, 3))
+    assert "buffer 1.running_mean in place" in problem.detail, problem.detail
+
+
 def test_common_library_errors_get_their_meaning():
     import torch
 

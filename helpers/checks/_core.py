@@ -136,14 +136,16 @@ def _changed(before, after) -> bool:
 
 def _watch(value, where: str, depth=0) -> list:
     """(where, object, snapshot) of each array in ``value`` (also nested), a module's
-    parameters and its mode: what a call must not change (buffers are the module's)."""
+    parameters, buffers (but for the learner's own: its forward's) and its mode."""
     if isinstance(value, np.ndarray):
         return [(where, value, value.copy())]
     if isinstance(value, torch().Tensor):
         return [(where, value, value.detach().clone())]
     if isinstance(value, torch().nn.Module):
-        params = value.named_parameters()
-        found = [(f"{where}'s parameter {k}", p, p.detach().clone()) for k, p in params]
+        state = {f"parameter {k}": p for k, p in value.named_parameters()}
+        if where != "your module":  # a model passed in: its buffers are the caller's
+            state |= {f"buffer {k}": b for k, b in value.named_buffers()}
+        found = [(f"{where}'s {k}", t, t.detach().clone()) for k, t in state.items()]
         return found + [(f"{where} mode", value, value.training)]
     if depth >= 3 or not isinstance(value, (dict, tuple, list)):
         return []
@@ -191,9 +193,9 @@ def call(
         if where.startswith("your module"):  # its forward pass
             why = "a forward pass leaves parameters to the optimizer; what it updates "
             why += "(running statistics) are buffers (register_buffer)"
-        elif "'s param" in where and snap.dtype != now.dtype:
+        elif "'s " in where and snap.dtype != now.dtype:
             why += f"; .float() or .to() converted it to {now.dtype} in place"
-        elif "'s param" not in where:
+        elif "'s " not in where:
             why = "compute new arrays instead of writing into the caller's (e.g. "
             why += "x = x - mu, not x -= mu)"
         if not where.endswith(" mode") and _changed(snap, now):
