@@ -32,8 +32,9 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     for i, (what, want) in enumerate(stats.items()):
         statistic = lambda z, i=i: z.var(0, correction=i - 1) if i else z.mean(0)
         kwargs = dict(common, what=what, source=(statistic, t))
-        theirs, across = to_numpy(value[i]), to_numpy(statistic(t.T))  # per example
-        if theirs is None or theirs.shape != (n,) or not np.allclose(theirs, across):
+        theirs = to_numpy(value[i])  # one per example only if it is the statistic's
+        across = d > 1 and theirs is not None and theirs.shape == (n,)
+        if not (across and np.allclose(theirs, to_numpy(statistic(t.T)))):
             kwargs["shape_hints"] = {(1, d): hints[(1, d)]}  # the shape alone: no cause
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
