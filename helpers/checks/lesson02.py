@@ -121,8 +121,7 @@ def causes(kind: str, p: Problem, what: str = "out") -> dict:
     """Signatures (``_core.describe``) that name one cause exactly, for ``what``."""
     n = next(k for k in known(kind, p) if k.startswith("N = "))
     f = "channel" if kind == "spatial" else "feature"
-    summed = "averaged over the batch; gradients of a shared parameter add up (sum)"
-    summed = {f"factor 1/({n})": summed}
+    summed = {f"factor 1/({n})": "averaged over the batch; shared gradients are summed"}
     affine = "out = gamma * x_hat + beta"
     branch = "the branch through the {} is off (missing, or scaled wrong)"
     return {
@@ -167,8 +166,7 @@ def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]
 def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
     """Wrong shapes that say what was done: (for dgamma and dbeta, for out and dx)."""
     where = " and over H and W" if kind == "spatial" else " (axis 0)"
-    hint = "not summed: gamma and beta are shared by every example, so their "
-    hint += "gradients add up over the batch" + where
+    hint = "not summed: gradients of shared gamma, beta add up over the batch" + where
     params = {p.x.shape: hint, _core.channels_last(p.x).shape: hint}
     if kind != "spatial":
         return params, {}
@@ -191,9 +189,8 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
-    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given`` (batchnorm_forward,
-    maybe batchnorm_backward_alt) the lesson's way: spatial on channels-last rows, layer
-    norm on x.T with unit gamma, beta (``wrong_view``: without the transpose)."""
+    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given``, as the lesson uses
+    them: channels-last rows; x.T, unit gamma, beta (``wrong_view``: no transpose)."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
     if wrong_view:  # (N, D) layer norm: these reshapes change nothing
@@ -386,10 +383,9 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """The learner's cache read as the forward's quantities: (status, the cache to
-    use, a note): "right"; "repaired" (the forward is off, each array is one made
-    with usual slips: a copy made right, the slips); "odd" (an array is none, shares
-    memory with another, or has a slip while out is right: what was seen); None."""
+    """The cache as the forward's quantities: (status, cache to use, note): "right";
+    "repaired" (forward off, arrays made with usual slips: a right copy, the slips);
+    "odd" (an array unknown, shared, or slipped while out is right: what); or None."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     slips, right = set(), {}  # right: the arrays made right, by path

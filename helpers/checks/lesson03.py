@@ -64,8 +64,7 @@ def _registration(cls) -> Result:
         return problem
     if list(module.parameters()) or getattr(module, "weight", None) is not None:
         why = "with affine=False the module has parameters: torch's has none "
-        why += "(self.register_parameter('weight', None), likewise bias)"
-        return wrong(label, why)
+        return wrong(label, why + "(register_parameter('weight', None), also bias)")
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 
 
@@ -164,9 +163,8 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
                 fits.append(cut)
         seen = core.describe(got, want, tol=1e-8)
         if len(fits) == 1:
-            seen = f"it is the gradient with the batch {fits[0]} detached (under "
-            seen += "no_grad or from x.detach()): only the running buffers go "
-            seen += "outside the graph"
+            seen = f"it is the gradient with the batch {fits[0]} detached (no_grad, "
+            seen += "x.detach()): only the running buffers go outside the graph"
         seen = f": {seen}" if seen else ""
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
     return None
@@ -219,8 +217,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         q, r = (1 if var else np.nan), (1 if ref.momentum is None else np.nan)
         stored = "eps is stored in running_var; it belongs in the normalisation only"
         causes = {  # (a, b, c): the cause
-            (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n "
-            "style); PyTorch's is (1 - momentum) * old + momentum * batch",
+            (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n style)",
             (1, m, 0): "the old value is not multiplied by (1 - momentum)",
             (step / (step + 1), r / (step + 1), 0): "with momentum=None PyTorch "
             "averages cumulatively, 1/k at the k-th batch (count the batch first)",
@@ -370,8 +367,7 @@ def _ranks(cls, seed) -> Result:
 
 def _low_precision(cls, seed) -> Result:
     """bfloat16 input (mixed precision): output in bfloat16, buffers in float32."""
-    torch = torch_()
-    label = f"{NAME} bfloat16 input"
+    torch, label = torch_(), f"{NAME} bfloat16 input"
     x = 3 * torch.randn(16, 4, generator=torch.Generator().manual_seed(seed)) + 2
     module, out, problem = _stepped(cls, label, x.bfloat16())
     if problem is not None:
@@ -380,9 +376,8 @@ def _low_precision(cls, seed) -> Result:
     kind = getattr(out, "dtype", type(out).__name__)
     if kind != torch.bfloat16 or out.shape != want.shape:
         why = f"bfloat16 input gave {kind} {tuple(getattr(out, 'shape', ()))}: torch "
-        why += "returns the input's dtype and shape (compute as you like, then "
-        why += "out.to(x.dtype)), which the next layer of a mixed-precision net expects"
-        return wrong(label, why)
+        why += "returns the input's dtype and shape, which mixed precision's next layer"
+        return wrong(label, why + " expects: compute as you like, then out.to(x.dtype)")
     if getattr(getattr(module, "running_var", None), "dtype", None) != torch.float32:
         return wrong(label, "the buffers changed dtype: keep them float32")
     if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
@@ -392,8 +387,7 @@ def _low_precision(cls, seed) -> Result:
 
 def _resets(cls, seed) -> Result:
     """reset_running_stats() and reset_parameters(), in place, as torch's."""
-    torch = torch_()
-    label = f"{NAME} reset_*()"
+    torch, label = torch_(), f"{NAME} reset_*()"
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(seed)).double() + 3
     module, _, problem = _stepped(cls, label, x, double=True)
     if problem is not None:

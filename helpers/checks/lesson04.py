@@ -59,8 +59,7 @@ IMAGES = "(N, C) input works: (N, C, H, W) input takes its statistics per channe
 IMAGES += "over axes (0, 2, 3), and gamma, beta, r, d broadcast as (1, C, 1, 1)"
 AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
-MIXED = "dx mixes the features: with dout nonzero in feature 0 only, your dx is "
-MIXED += "nonzero in other features; the means in dx are over the batch (axis 0)"
+MIXED = "dx mixes the features: dout in feature 0 alone changed others; mean on axis 0"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
 
 
@@ -320,8 +319,7 @@ def _reader(rows, state, bounds, momentum, shape):
 
 
 def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True, m=0):
-    """One training step: the output (read back), the input gradient and, but for
-    plain batch norm, the running statistics and buffers; or one eval step."""
+    """One training step (output, input gradient, running statistics) or eval step."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
@@ -564,8 +562,7 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
                 failed = wrong(name, why)
             if failed is not None:
                 break
-        why = "the paper's schedule every 500 steps to 100k, custom final values, "
-        why += "ramps of 0 steps"
+        why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return failed if failed is not None else ok(name, why)
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)
