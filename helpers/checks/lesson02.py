@@ -38,9 +38,8 @@ SHORTCUTS = {name: _TORCH for name in __all__}  # NumPy exercises: no torch at a
 
 
 def tolerance(kind: str, p) -> float:
-    """The error a correct float64 implementation may make on ``p``, from the
-    problem's conditioning: a variance is known to u * (mu^2 + var) / var, which
-    the one-pass E[x^2] - mu^2, right too, reaches on a feature of tiny spread."""
+    """The error a right float64 answer may make on ``p``: a variance is known to u *
+    (mu^2 + var) / var, which one-pass E[x^2] - mu^2 (right too) hits on tiny spread"""
     x2, axis = (p.x, 1) if kind == "layer" else (_core.channels_last(p.x), 0)
     kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
     return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
@@ -217,9 +216,8 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
 
 
 def _given(kind, given, p: Problem):
-    """``_composed``, or None without ``given`` or when the (N, D) functions give
-    the same on a wrong view (zeros, the identity, anything elementwise): an
-    answer "built on them" then proves nothing and earns no reuse credit."""
+    """``_composed``, or None without ``given`` or if the (N, D) functions give the same
+    on a wrong view (zeros, identity, elementwise): building on them earns no credit."""
     if given is None or kind == "batch":
         return None
     mine, other = _composed(kind, given, p), _composed(kind, given, p, True)
@@ -238,16 +236,14 @@ def _credited(result, got, mine, tol, given_name) -> Result:
 
 
 def _in_order(value):
-    """(out, cache) from a forward pass that returns (cache, out): that slip costs
-    the forward's own check, not the checks of the backward passes that use it."""
+    """(out, cache) from a forward returning (cache, out): only its own check fails."""
     swapped = isinstance(value, tuple) and len(value) == 2
     swapped = swapped and isinstance(value[0], (tuple, list, dict))
     return value[::-1] if swapped and isinstance(value[1], np.ndarray) else value
 
 
 def _copying(fn):
-    """``fn`` on copies of its arguments: a forward pass that writes into its
-    input costs its own check (which says so), not the checks that use it."""
+    """``fn`` on copies: a forward writing into its input fails only its own check."""
 
     def copied(*args, **kwargs):
         return _in_order(fn(*copy.deepcopy(args), **kwargs))
@@ -501,9 +497,8 @@ def _stage_result(name, backward, p: Problem, cache, out):
 
 
 def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
-    """A backward pass is judged on its own (STYLE.md 6): when the forward is
-    off (``error``), it passes if right with a right forward's cache (``slip``:
-    how theirs was made) or for their forward (its numerical gradients)."""
+    """Judged on its own (STYLE.md 6): with the forward off (``error``), right with a
+    right forward's cache (``slip``: how theirs was made) or for theirs (numerically)"""
     if all(r.passed for r in gradients) and any(r.verdict == "note" for r in gradients):
         why = "differs as the (N, D) function it uses is off"
         return [*gradients, info(numeric.name, f"{why} ({numeric.detail})")]
@@ -524,8 +519,7 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
 
 
 def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result]:
-    """dx, dgamma and dbeta against PyTorch's; causes named only when ``named``
-    (the cache the backward pass read holds the forward's right quantities)."""
+    """dx, dgamma, dbeta against PyTorch's; causes named if ``named`` (a right cache)"""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
     params, outputs = shape_hints(kind, p)
     mistakes, tol = backward_mistakes(kind, p), tolerance(kind, p)

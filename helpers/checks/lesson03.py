@@ -171,9 +171,8 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
 
 
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
-    """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change,
-    or new = a * old + b * batch + c read at the first step (``k`` or up to three
-    more) where a, b and c can be told apart; else ``_core.ema_problem``."""
+    """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change, or
+    a * old + b * batch + c, read at the first of steps k..k+3 telling a, b, c apart."""
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, right = getattr(module, buffer, None), getattr(ref, buffer)
@@ -346,8 +345,7 @@ def _bad_inputs(cls) -> list[Result]:
 
 
 def _ranks(cls, seed) -> Result:
-    """One module on (N, C), then (N, C, L) (BatchNorm1d takes both), then in
-    eval mode on one example (the running statistics need no batch)."""
+    """One module on (N, C), (N, C, L) (BatchNorm1d takes both), then eval on one."""
     torch, label = torch_(), f"{NAME} 2-D, then 3-D, then eval"
     gen = torch.Generator().manual_seed(seed)
     module, ref, problem = _pair(cls, label, (4,), gen)

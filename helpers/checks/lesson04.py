@@ -257,9 +257,8 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
 
 
 def _reader(rows, state, bounds, momentum, shape):
-    """A ``compare`` reader: the output as gamma * (x_hat * r + d) + beta per
-    feature; the one single change of Algorithm 1 that gives both r and d, else
-    how each differs (plain batch norm's r = 1, d = 0, which many give: said)."""
+    """A ``compare`` reader: out as gamma * (x_hat * r + d) + beta per feature; the one
+    change of Algorithm 1 giving r and d, else how each differs (r = 1, d = 0 too)"""
     (gamma, beta, mean, std), (rmax, dmax) = state, bounds
     mu, var = rows.mean(0), rows.var(0)
     sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
@@ -480,8 +479,7 @@ def _ramp(at, values, steps):
 
 
 def _ramp_problem(i, at, values, steps) -> str | None:
-    """How the ramp of rmax (``i`` = 0) or dmax (1) (``values`` at ``steps``; any
-    step by ``at``) differs from the paper's: start, first move, jump, length."""
+    """How the ramp of rmax (``i`` = 0) or dmax differs from the paper's: start, span"""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
     a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
     b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values

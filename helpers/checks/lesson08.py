@@ -331,8 +331,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
 
 
 def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3
-    ranks, each with the cache of ``forward`` on its slice."""
+    """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3 ranks."""
     name = "sync_batchnorm_backward"
 
     def both(x, gamma, beta, dout, all_reduce):
