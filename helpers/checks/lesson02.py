@@ -1,10 +1,9 @@
 """Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
 
-References: torch autograd in float64, and numerical gradients of the learner's
-forward.  A backward pass is judged on its own (a forward slip is recomputed out
-of its cache) and names a cause only when the cache it reads holds the forward's
-right quantities; else the first quantity that differs is shown (Karpathy's cmp).
-"""
+References: torch autograd in float64, numerical gradients of the learner's forward.
+A backward pass is judged on its own (a forward slip is recomputed out of its cache)
+and names a cause only when the cache it reads holds the forward's right quantities;
+else the first quantity that differs is shown (Karpathy's cmp)."""
 
 from __future__ import annotations
 
@@ -483,8 +482,7 @@ def _stage_result(name, backward, p: Problem, cache, out):
             checked.append(stage)
             continue
         if stage.startswith("d"):
-            why = f"the first wrong stage is {stage} (your local variable), compared "
-            why += "with autograd's gradient of the same quantity; right before it: "
+            why = f"the first wrong stage is {stage} (per autograd); right before it: "
             return wrong(label, why + (", ".join(checked) or "none checked")), False
         forward = {k: v for k, v in wanted.items() if k[0] != "d"}
         seen = _core._match(got, {**forward, "out": to_numpy(out)}, 1e-8)

@@ -1,13 +1,11 @@
 """Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
 
-The learner's module runs beside torch's BatchNorm1d/2d on batches of varying
-size, then in eval mode: the first difference (output, gradients, buffers) is judged.
-"""
+The learner's module runs beside torch's BatchNorm1d/2d on batches of varying size,
+then in eval mode: the first difference (output, gradients, buffers) is judged."""
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = ["fold_batchnorm", "scratch_batchnorm"]
+__all__ = ["fold_batchnorm", "scratch_batchnorm"]  # each has mutants in tests/mutants/
 
 import copy
 

@@ -316,9 +316,8 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     for k, what in enumerate(("dgamma", "dbeta")):
         want = (g.grad, b.grad)[k]
         diagnoses = {
-            f"{what} was all-reduced: each rank returns its own share (the sum over "
-            "its slice); DDP all-reduces every parameter's gradient afterwards, so "
-            f"this counts the shares {len(xs)} times": len(xs) * want,
+            f"{what} was all-reduced; DDP does that afterwards, so this counts the "
+            f"shares {len(xs)} times: return this rank's sum": len(xs) * want,
             f"{what} is averaged over the slice: gamma and beta are shared by every "
             "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
@@ -476,9 +475,8 @@ def _candidates(models, layer):
         f"their counts, and add the spread of the ranks' means {law}": plain,
         "running_var weighs the variances by count but the spread of the means "
         "equally (1/W): weigh both by the counts": within + spread.mean(0),
-        "running_var treats the ranks' variances as biased (weights count / N): "
-        "(count - 1) * running_var is the sum of squared deviations; divide the "
-        "total by N - 1": (n * (variances + spread)).sum(0) / big,
+        "running_var treats the ranks' variances as biased: weights count / N, "
+        "not (count - 1) / (N - 1)": (n * (variances + spread)).sum(0) / big,
     }
     right = within + (n * spread).sum(0) / (big - 1)
     return (mean, mean_msgs, means), (right, var_msgs, variances)
