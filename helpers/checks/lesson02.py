@@ -31,9 +31,8 @@ NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
 FORWARD = {"batch": "batchnorm_forward", "layer": "layernorm_forward"}
 FORWARD["spatial"] = "spatial_batchnorm_forward"  # each kind's forward, by name
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 _TORCH = (r"\bF\.\w+", r"\bbatch_norm\b", r"\blayer_norm\b", r"\btorch\.\w+")
-SHORTCUTS = {name: _TORCH for name in __all__}  # NumPy exercises: no torch at all
+SHORTCUTS = {name: _TORCH for name in __all__}  # flags.py notes any torch call
 
 
 def tolerance(kind: str, p) -> float:
@@ -62,12 +61,11 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
 def reference(kind: str, p: Problem):
     """(out, dx, dgamma, dbeta) from torch autograd in float64."""
     torch = _core.torch()
-    F = torch.nn.functional
     x, g, b = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in p[:3])
     if kind == "layer":
-        out = F.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
-    else:
-        out = F.batch_norm(x, None, None, g, b, training=True, eps=p.eps)
+        out = torch.nn.functional.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
+    else:  # training=True
+        out = torch.nn.functional.batch_norm(x, None, None, g, b, True, eps=p.eps)
     out.backward(torch.from_numpy(p.dout))
     return tuple(t.detach().numpy() for t in (out, x.grad, g.grad, b.grad))
 
@@ -469,8 +467,7 @@ def _locals_at_return(fn, *args):
 
 
 def _stage_result(name, backward, p: Problem, cache, out):
-    """Karpathy's stage-by-stage ``cmp`` of the backward's locals (``STAGES``):
-    (a Result or None, whether the first that differs is a forward quantity)."""
+    """Karpathy's cmp of the backward's locals: (Result, first wrong is forward's)"""
     found = _locals_at_return(backward, copy.deepcopy(p.dout), copy.deepcopy(cache))
     wanted, checked, label = _stage_references(p), [], f"{name} stages"
     for stage, spellings in STAGES.items():

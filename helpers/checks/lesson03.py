@@ -15,8 +15,7 @@ from . import _core as core
 from ._core import EPS, TODO, Result, call, channels_last, ok, to_numpy, wrong
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
-SHORTCUTS = {
+SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags.py)
     "ScratchBatchNorm": (r"\bnn\.BatchNorm\w*", r"_BatchNorm\b", r"\bbatch_norm\b"),
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
 }
@@ -452,8 +451,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     return core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
-# the sequences of scratch_batchnorm's results: (N, C) first, then one change
-SCRATCH_CONTRASTS = (
+SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one change
     (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
     (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
     (2, 4, "momentum=None: a cumulative average, 1/k at the k-th batch"),
@@ -573,8 +571,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Re
     return result
 
 
-# (passing case, failing case, the one setting between them): a differential diagnosis
-FOLD_CONTRASTS = (
+FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
     (0, 1, "the layer has no bias (fold into a new bias)"),
     (3, 2, "the conv has no bias (fold into a new bias)"),
     (3, 4, "the conv has dilation=2, groups=2 and padding_mode='reflect'"),

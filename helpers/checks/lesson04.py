@@ -18,8 +18,7 @@ from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, wrong
 from ._core import from_channels_last as unrows
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
-SHORTCUTS = {
+SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags.py)
     "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
@@ -40,16 +39,14 @@ def problem(seed=0, n=12, d=5):
     return x, gamma, beta, running_mean, running_std, rng.standard_normal((n, d))
 
 
-# dx's branches through the batch mean (a constant) and sigma_B (along x_hat)
-BRANCHES = {
+BRANCHES = {  # dx's branches through the batch mean (along 1) and sigma_B (x_hat)
     "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
     "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
     "along 1 and x_hat": "the direct term is right; what differs lies in the "
     "branches through the batch mean and sigma_B (one or both)",
 }
-# a gradient through r or d (constants): message -> those of r, d held constant
 DETACHED = "compute r and d from detached statistics (stop_gradient)"
-THROUGH = {
+THROUGH = {  # a gradient through r or d (constants): message -> those held constant
     f"the gradient flows through r and d: they are constants; {DETACHED}": "",
     f"the gradient flows through r (d is held constant): {DETACHED}": "d",
     f"the gradient flows through d (r is held constant): {DETACHED}": "r",
@@ -102,8 +99,7 @@ def _probe(backward, cache, douts, k):
 
 
 def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
-    """What dgamma sums (the right term: x_hat * r + d), read per feature as x_hat * a
-    + b from the backward pass called with dout = 1 on one example at a time."""
+    """dgamma's summand (x_hat * r + d) read as x_hat * a + b, one example at a time"""
     ones = np.eye(len(dout))[:, :, None] * np.ones_like(dout[0])  # one example each
     s = _probe(backward, cache, ones, 1)
     if s is None or s.shape != dout.shape:
@@ -166,8 +162,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 
 # --- the torch module ---
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
-    """A 5-channel float64 module holding ``state``, ``bounds`` set as rmax, dmax
-    (``given=True``: passed to it), its output on ``x``: (module, out, Result)."""
+    """A float64 module (5 channels) with ``state``, ``bounds``, and its out on ``x``"""
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
     moved = {"momentum": how["momentum"]} if how.get("momentum") else {}
     module, failed = _core.build_module(cls, label, 5, **kw, **moved)
@@ -274,8 +269,7 @@ def _reader(rows, state, bounds, momentum, shape):
     changes = {
         r_no: rd(clip="d"),
         d_no: rd(clip="r"),
-        f"{r_no}; {d_no} (the output is (x - running_mean) / running_std, eval "
-        "mode's)": rd(clip=""),
+        f"{r_no}; {d_no} (eval mode's (x - running_mean) / running_std)": rd(clip=""),
         "r and d are computed from the running statistics after this step's "
         "update: compute them before updating the buffers": rd(run=fresh),
         f"d is divided by sigma_B: {d_is}": rd(by=sigma),
