@@ -301,16 +301,14 @@ def batchnorm_forward(fn, *, seed=0, shape=None, eps=EPS, quiet=False, strict=No
 def spatial_batchnorm_forward(
     fn, given=None, *, seed=3, shape=None, eps=EPS, quiet=False, strict=None
 ):
-    """Check ``fn(x, gamma, beta, eps)`` for x of shape (N, C, H, W); ``given``:
-    the learner's batchnorm_forward, if ``fn`` uses it."""
+    """Check ``fn(x, gamma, beta, eps)`` for NCHW x; ``given``: batchnorm_forward"""
     return _forward_check("spatial", fn, given, seed, shape, eps, quiet, strict)
 
 
 def layernorm_forward(
     fn, given=None, *, seed=5, shape=None, eps=EPS, quiet=False, strict=None
 ):
-    """Check ``fn(x, gamma, beta, eps)``: each row of x (N, D) normalised;
-    ``given``: the learner's batchnorm_forward, if ``fn`` uses it."""
+    """Check ``fn(x, gamma, beta, eps)`` per row of x; ``given``: batchnorm_forward"""
     return _forward_check("layer", fn, given, seed, shape, eps, quiet, strict)
 
 
@@ -586,8 +584,7 @@ def batchnorm_backward(
 def spatial_batchnorm_backward(
     forward, backward, given=None, *, seed=4, shape=None, quiet=False, strict=None
 ):
-    """Check the spatial backward pass: statistics per channel over N, H, W;
-    ``given``: the learner's (batchnorm_forward, batchnorm_backward_alt)."""
+    """Check the spatial backward; ``given``: (batchnorm_forward, ..._backward_alt)"""
     options, name = (seed, shape, quiet, strict), "spatial_batchnorm_backward"
     return _backward_check("spatial", name, forward, backward, given, options)
 
@@ -595,8 +592,7 @@ def spatial_batchnorm_backward(
 def layernorm_backward(
     forward, backward, given=None, *, seed=6, shape=None, quiet=False, strict=None
 ):
-    """Check the layer-norm backward pass: statistics per example; ``given``:
-    the learner's (batchnorm_forward, batchnorm_backward_alt)."""
+    """Check layer norm's backward; ``given``: (batchnorm_forward, ..._backward_alt)"""
     options, name = (seed, shape, quiet, strict), "layernorm_backward"
     return _backward_check("layer", name, forward, backward, given, options)
 

@@ -20,8 +20,7 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
 }
 
-TOL = 1e-10
-NAME = "ScratchBatchNorm"
+TOL, NAME = 1e-10, "ScratchBatchNorm"
 BATCH_SIZES = (8, 3, 16, 5, 2)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 

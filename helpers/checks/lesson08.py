@@ -1,6 +1,5 @@
-"""Checks for notebook 08 (batch norm across devices): the learner's functions
-run on 3 ranks at once (threads with a summing ``all_reduce``), on slices of
-unequal sizes of one batch, against one process on the whole batch (float64)."""
+"""Checks for notebook 08: the learner's functions in float64 on 3 ranks (threads,
+a summing ``all_reduce``), unequal slices of a batch, vs one process on the whole"""
 
 from __future__ import annotations
 
