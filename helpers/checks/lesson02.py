@@ -1,9 +1,8 @@
 """Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
 
-References: torch autograd in float64, numerical gradients of the learner's forward.
-A backward pass is judged on its own (a forward slip is recomputed out of its cache)
-and names a cause only when the cache it reads holds the forward's right quantities;
-else the first quantity that differs is shown (Karpathy's cmp)."""
+References: torch autograd (float64), numerical gradients of the learner's forward. A
+backward pass is judged alone (a forward slip is redone from its cache); it names a
+cause only if its cache holds the right quantities, else the first that differs (cmp)"""
 
 from __future__ import annotations
 
@@ -173,8 +172,7 @@ def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
 
 
 def _transposed_hint(problem: Result, p: Problem) -> Result:
-    """Layer norm through x.T: NumPy's broadcast error names x.T's shape, whose
-    1-D partner need not be a statistic (gamma and beta have D values too)."""
+    """Layer norm via x.T: NumPy names x.T's shape; its 1-D partner may be gamma/beta"""
     n, d = p.x.shape
     if problem.verdict != _core.ERROR or f"({d},{n})" not in problem.detail:
         return problem
@@ -213,8 +211,7 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
 
 
 def _given(kind, given, p: Problem):
-    """``_composed``, or None without ``given`` or if the (N, D) functions give the same
-    on a wrong view (zeros, identity, elementwise): building on them earns no credit."""
+    """``_composed``; None if no ``given`` or a wrong view gives the same: no credit"""
     if given is None or kind == "batch":
         return None
     mine, other = _composed(kind, given, p), _composed(kind, given, p, True)
@@ -224,8 +221,7 @@ def _given(kind, given, p: Problem):
 
 
 def _credited(result, got, mine, tol, given_name) -> Result:
-    """An answer built right on the learner's own (N, D) function (``mine``: what
-    that gives) passes: that function's slip costs its own exercise's points."""
+    """Right on their off (N, D) function (``mine``): passes; that one's check fails"""
     if result.passed or mine is None or rel_error(got, mine) > tol:
         return result  # (rel_error is infinite for a shape or type not mine's)
     why = f"right for your {given_name}, which this uses and which is off (its own "
@@ -410,8 +406,7 @@ def _rebuilt(cache, new: dict, path=()):
     return copy.deepcopy(cache)
 
 
-# The staged backward's locals by lesson 02's names (and common spellings), in
-# its order: what it reads from the cache (so does the closed form), then gradients.
+# the staged backward's locals (and common spellings), in order: cache, then gradients
 STAGES = {
     "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
     "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
@@ -490,8 +485,7 @@ def _stage_result(name, backward, p: Problem, cache, out):
 
 
 def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
-    """Judged on its own (STYLE.md 6): with the forward off (``error``), right with a
-    right forward's cache (``slip``: how theirs was made) or for theirs (numerically)"""
+    """STYLE.md 6: with the forward off, right on a right cache or on theirs passes"""
     if all(r.passed for r in gradients) and any(r.verdict == "note" for r in gradients):
         why = "differs as the (N, D) function it uses is off"
         return [*gradients, info(numeric.name, f"{why} ({numeric.detail})")]

@@ -1,8 +1,7 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017).
 
-References: the notebook's *given* NumPy forward pass (rmax=1, dmax=0: batch
-norm), its numerical gradients with r and d held constant (Algorithm 1's
-stop_gradient), the paper's schedule.  Outputs are read back as r and d."""
+References: the *given* NumPy forward (rmax=1, dmax=0: batch norm), its numerical
+gradients with r, d constant (stop_gradient), the paper's schedule; out read as r, d"""
 
 from __future__ import annotations
 

@@ -494,8 +494,7 @@ LEFT_ALONE = (
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(model, all_reduce, count)``: every BN layer's buffers set in place
-    to the mean and unbiased variance of all ranks' values (50, 200, 20), no more."""
+    """Check ``fn(model, all_reduce, count)``: BN buffers merged in place, no more"""
     name = "merge_running_stats"
     on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
 
