@@ -1,10 +1,8 @@
 """Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
 
-References: torch autograd in float64, and numerical gradients of the learner's
-forward.  A backward pass is judged on its own (a forward slip is recomputed out
-of its cache) and names a cause only when the cache it reads holds the forward's
-right quantities; else the first quantity that differs is shown (Karpathy's cmp).
-"""
+References: torch autograd (float64), numerical gradients of the learner's forward. A
+backward pass is judged alone (a forward slip is redone from its cache); it names a
+cause only if its cache holds the right quantities, else the first that differs (cmp)"""
 
 from __future__ import annotations
 
@@ -32,15 +30,13 @@ NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
 FORWARD = {"batch": "batchnorm_forward", "layer": "layernorm_forward"}
 FORWARD["spatial"] = "spatial_batchnorm_forward"  # each kind's forward, by name
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 _TORCH = (r"\bF\.\w+", r"\bbatch_norm\b", r"\blayer_norm\b", r"\btorch\.\w+")
-SHORTCUTS = {name: _TORCH for name in __all__}  # NumPy exercises: no torch at all
+SHORTCUTS = {name: _TORCH for name in __all__}  # flags.py notes any torch call
 
 
 def tolerance(kind: str, p) -> float:
-    """The error a correct float64 implementation may make on ``p``, from the
-    problem's conditioning: a variance is known to u * (mu^2 + var) / var, which
-    the one-pass E[x^2] - mu^2, right too, reaches on a feature of tiny spread."""
+    """The error a right float64 answer may make on ``p``: a variance is known to u *
+    (mu^2 + var) / var, which one-pass E[x^2] - mu^2 (right too) hits on tiny spread"""
     x2, axis = (p.x, 1) if kind == "layer" else (_core.channels_last(p.x), 0)
     kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
     return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
@@ -64,12 +60,11 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
 def reference(kind: str, p: Problem):
     """(out, dx, dgamma, dbeta) from torch autograd in float64."""
     torch = _core.torch()
-    F = torch.nn.functional
     x, g, b = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in p[:3])
     if kind == "layer":
-        out = F.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
-    else:
-        out = F.batch_norm(x, None, None, g, b, training=True, eps=p.eps)
+        out = torch.nn.functional.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
+    else:  # training=True
+        out = torch.nn.functional.batch_norm(x, None, None, g, b, True, eps=p.eps)
     out.backward(torch.from_numpy(p.dout))
     return tuple(t.detach().numpy() for t in (out, x.grad, g.grad, b.grad))
 
@@ -121,8 +116,7 @@ def causes(kind: str, p: Problem, what: str = "out") -> dict:
     """Signatures (``_core.describe``) that name one cause exactly, for ``what``."""
     n = next(k for k in known(kind, p) if k.startswith("N = "))
     f = "channel" if kind == "spatial" else "feature"
-    summed = "averaged over the batch; gradients of a shared parameter add up (sum)"
-    summed = {f"factor 1/({n})": summed}
+    summed = {f"factor 1/({n})": "averaged over the batch; shared gradients are summed"}
     affine = "out = gamma * x_hat + beta"
     branch = "the branch through the {} is off (missing, or scaled wrong)"
     return {
@@ -167,8 +161,7 @@ def backward_mistakes(kind: str, p: Problem) -> dict[str, dict[str, np.ndarray]]
 def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
     """Wrong shapes that say what was done: (for dgamma and dbeta, for out and dx)."""
     where = " and over H and W" if kind == "spatial" else " (axis 0)"
-    hint = "not summed: gamma and beta are shared by every example, so their "
-    hint += "gradients add up over the batch" + where
+    hint = "not summed: gradients of shared gamma, beta add up over the batch" + where
     params = {p.x.shape: hint, _core.channels_last(p.x).shape: hint}
     if kind != "spatial":
         return params, {}
@@ -179,8 +172,7 @@ def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
 
 
 def _transposed_hint(problem: Result, p: Problem) -> Result:
-    """Layer norm through x.T: NumPy's broadcast error names x.T's shape, whose
-    1-D partner need not be a statistic (gamma and beta have D values too)."""
+    """Layer norm via x.T: NumPy names x.T's shape; its 1-D partner may be gamma/beta"""
     n, d = p.x.shape
     if problem.verdict != _core.ERROR or f"({d},{n})" not in problem.detail:
         return problem
@@ -191,9 +183,8 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
-    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given`` (batchnorm_forward,
-    maybe batchnorm_backward_alt) the lesson's way: spatial on channels-last rows, layer
-    norm on x.T with unit gamma, beta (``wrong_view``: without the transpose)."""
+    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given``, as the lesson uses
+    them: channels-last rows; x.T, unit gamma, beta (``wrong_view``: no transpose)."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
     if wrong_view:  # (N, D) layer norm: these reshapes change nothing
@@ -220,9 +211,7 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
 
 
 def _given(kind, given, p: Problem):
-    """``_composed``, or None without ``given`` or when the (N, D) functions give
-    the same on a wrong view (zeros, the identity, anything elementwise): an
-    answer "built on them" then proves nothing and earns no reuse credit."""
+    """``_composed``; None if no ``given`` or a wrong view gives the same: no credit"""
     if given is None or kind == "batch":
         return None
     mine, other = _composed(kind, given, p), _composed(kind, given, p, True)
@@ -232,8 +221,7 @@ def _given(kind, given, p: Problem):
 
 
 def _credited(result, got, mine, tol, given_name) -> Result:
-    """An answer built right on the learner's own (N, D) function (``mine``: what
-    that gives) passes: that function's slip costs its own exercise's points."""
+    """Right on their off (N, D) function (``mine``): passes; that one's check fails"""
     if result.passed or mine is None or rel_error(got, mine) > tol:
         return result  # (rel_error is infinite for a shape or type not mine's)
     why = f"right for your {given_name}, which this uses and which is off (its own "
@@ -241,16 +229,14 @@ def _credited(result, got, mine, tol, given_name) -> Result:
 
 
 def _in_order(value):
-    """(out, cache) from a forward pass that returns (cache, out): that slip costs
-    the forward's own check, not the checks of the backward passes that use it."""
+    """(out, cache) from a forward returning (cache, out): only its own check fails."""
     swapped = isinstance(value, tuple) and len(value) == 2
     swapped = swapped and isinstance(value[0], (tuple, list, dict))
     return value[::-1] if swapped and isinstance(value[1], np.ndarray) else value
 
 
 def _copying(fn):
-    """``fn`` on copies of its arguments: a forward pass that writes into its
-    input costs its own check (which says so), not the checks that use it."""
+    """``fn`` on copies: a forward writing into its input fails only its own check."""
 
     def copied(*args, **kwargs):
         return _in_order(fn(*copy.deepcopy(args), **kwargs))
@@ -311,16 +297,14 @@ def batchnorm_forward(fn, *, seed=0, shape=None, eps=EPS, quiet=False, strict=No
 def spatial_batchnorm_forward(
     fn, given=None, *, seed=3, shape=None, eps=EPS, quiet=False, strict=None
 ):
-    """Check ``fn(x, gamma, beta, eps)`` for x of shape (N, C, H, W); ``given``:
-    the learner's batchnorm_forward, if ``fn`` uses it."""
+    """Check ``fn(x, gamma, beta, eps)`` for NCHW x; ``given``: batchnorm_forward"""
     return _forward_check("spatial", fn, given, seed, shape, eps, quiet, strict)
 
 
 def layernorm_forward(
     fn, given=None, *, seed=5, shape=None, eps=EPS, quiet=False, strict=None
 ):
-    """Check ``fn(x, gamma, beta, eps)``: each row of x (N, D) normalised;
-    ``given``: the learner's batchnorm_forward, if ``fn`` uses it."""
+    """Check ``fn(x, gamma, beta, eps)`` per row of x; ``given``: batchnorm_forward"""
     return _forward_check("layer", fn, given, seed, shape, eps, quiet, strict)
 
 
@@ -386,10 +370,9 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """The learner's cache read as the forward's quantities: (status, the cache to
-    use, a note): "right"; "repaired" (the forward is off, each array is one made
-    with usual slips: a copy made right, the slips); "odd" (an array is none, shares
-    memory with another, or has a slip while out is right: what was seen); None."""
+    """The cache as the forward's quantities: (status, cache to use, note): "right";
+    "repaired" (forward off, arrays made with usual slips: a right copy, the slips);
+    "odd" (an array unknown, shared, or slipped while out is right: what); or None."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     slips, right = set(), {}  # right: the arrays made right, by path
@@ -423,8 +406,7 @@ def _rebuilt(cache, new: dict, path=()):
     return copy.deepcopy(cache)
 
 
-# The staged backward's locals by lesson 02's names (and common spellings), in
-# its order: what it reads from the cache (so does the closed form), then gradients.
+# the staged backward's locals (and common spellings), in order: cache, then gradients
 STAGES = {
     "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
     "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
@@ -478,8 +460,7 @@ def _locals_at_return(fn, *args):
 
 
 def _stage_result(name, backward, p: Problem, cache, out):
-    """Karpathy's stage-by-stage ``cmp`` of the backward's locals (``STAGES``):
-    (a Result or None, whether the first that differs is a forward quantity)."""
+    """Karpathy's cmp of the backward's locals: (Result, first wrong is forward's)"""
     found = _locals_at_return(backward, copy.deepcopy(p.dout), copy.deepcopy(cache))
     wanted, checked, label = _stage_references(p), [], f"{name} stages"
     for stage, spellings in STAGES.items():
@@ -491,8 +472,7 @@ def _stage_result(name, backward, p: Problem, cache, out):
             checked.append(stage)
             continue
         if stage.startswith("d"):
-            why = f"the first wrong stage is {stage} (your local variable), compared "
-            why += "with autograd's gradient of the same quantity; right before it: "
+            why = f"the first wrong stage is {stage} (per autograd); right before it: "
             return wrong(label, why + (", ".join(checked) or "none checked")), False
         forward = {k: v for k, v in wanted.items() if k[0] != "d"}
         seen = _core._match(got, {**forward, "out": to_numpy(out)}, 1e-8)
@@ -505,9 +485,7 @@ def _stage_result(name, backward, p: Problem, cache, out):
 
 
 def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
-    """A backward pass is judged on its own (STYLE.md 6): when the forward is
-    off (``error``), it passes if right with a right forward's cache (``slip``:
-    how theirs was made) or for their forward (its numerical gradients)."""
+    """STYLE.md 6: with the forward off, right on a right cache or on theirs passes"""
     if all(r.passed for r in gradients) and any(r.verdict == "note" for r in gradients):
         why = "differs as the (N, D) function it uses is off"
         return [*gradients, info(numeric.name, f"{why} ({numeric.detail})")]
@@ -528,8 +506,7 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
 
 
 def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result]:
-    """dx, dgamma and dbeta against PyTorch's; causes named only when ``named``
-    (the cache the backward pass read holds the forward's right quantities)."""
+    """dx, dgamma, dbeta against PyTorch's; causes named if ``named`` (a right cache)"""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
     params, outputs = shape_hints(kind, p)
     mistakes, tol = backward_mistakes(kind, p), tolerance(kind, p)
@@ -601,8 +578,7 @@ def batchnorm_backward(
 def spatial_batchnorm_backward(
     forward, backward, given=None, *, seed=4, shape=None, quiet=False, strict=None
 ):
-    """Check the spatial backward pass: statistics per channel over N, H, W;
-    ``given``: the learner's (batchnorm_forward, batchnorm_backward_alt)."""
+    """Check the spatial backward; ``given``: (batchnorm_forward, ..._backward_alt)"""
     options, name = (seed, shape, quiet, strict), "spatial_batchnorm_backward"
     return _backward_check("spatial", name, forward, backward, given, options)
 
@@ -610,8 +586,7 @@ def spatial_batchnorm_backward(
 def layernorm_backward(
     forward, backward, given=None, *, seed=6, shape=None, quiet=False, strict=None
 ):
-    """Check the layer-norm backward pass: statistics per example; ``given``:
-    the learner's (batchnorm_forward, batchnorm_backward_alt)."""
+    """Check layer norm's backward; ``given``: (batchnorm_forward, ..._backward_alt)"""
     options, name = (seed, shape, quiet, strict), "layernorm_backward"
     return _backward_check("layer", name, forward, backward, given, options)
 

@@ -1,13 +1,11 @@
 """Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
 
-The learner's module runs beside torch's BatchNorm1d/2d on batches of varying
-size, then in eval mode: the first difference (output, gradients, buffers) is judged.
-"""
+The learner's module runs beside torch's BatchNorm1d/2d on batches of varying size,
+then in eval mode: the first difference (output, gradients, buffers) is judged."""
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = ["fold_batchnorm", "scratch_batchnorm"]
+__all__ = ["fold_batchnorm", "scratch_batchnorm"]  # each has mutants in tests/mutants/
 
 import copy
 
@@ -17,14 +15,12 @@ from . import _core as core
 from ._core import EPS, TODO, Result, call, channels_last, ok, to_numpy, wrong
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
-SHORTCUTS = {
+SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags.py)
     "ScratchBatchNorm": (r"\bnn\.BatchNorm\w*", r"_BatchNorm\b", r"\bbatch_norm\b"),
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
 }
 
-TOL = 1e-10
-NAME = "ScratchBatchNorm"
+TOL, NAME = 1e-10, "ScratchBatchNorm"
 BATCH_SIZES = (8, 3, 16, 5, 2)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -64,8 +60,7 @@ def _registration(cls) -> Result:
         return problem
     if list(module.parameters()) or getattr(module, "weight", None) is not None:
         why = "with affine=False the module has parameters: torch's has none "
-        why += "(self.register_parameter('weight', None), likewise bias)"
-        return wrong(label, why)
+        return wrong(label, why + "(register_parameter('weight', None), also bias)")
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 
 
@@ -164,18 +159,16 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
                 fits.append(cut)
         seen = core.describe(got, want, tol=1e-8)
         if len(fits) == 1:
-            seen = f"it is the gradient with the batch {fits[0]} detached (under "
-            seen += "no_grad or from x.detach()): only the running buffers go "
-            seen += "outside the graph"
+            seen = f"it is the gradient with the batch {fits[0]} detached (no_grad, "
+            seen += "x.detach()): only the running buffers go outside the graph"
         seen = f": {seen}" if seen else ""
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
     return None
 
 
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
-    """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change,
-    or new = a * old + b * batch + c read at the first step (``k`` or up to three
-    more) where a, b and c can be told apart; else ``_core.ema_problem``."""
+    """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change, or
+    a * old + b * batch + c, read at the first of steps k..k+3 telling a, b, c apart."""
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, right = getattr(module, buffer, None), getattr(ref, buffer)
@@ -219,8 +212,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         q, r = (1 if var else np.nan), (1 if ref.momentum is None else np.nan)
         stored = "eps is stored in running_var; it belongs in the normalisation only"
         causes = {  # (a, b, c): the cause
-            (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n "
-            "style); PyTorch's is (1 - momentum) * old + momentum * batch",
+            (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n style)",
             (1, m, 0): "the old value is not multiplied by (1 - momentum)",
             (step / (step + 1), r / (step + 1), 0): "with momentum=None PyTorch "
             "averages cumulatively, 1/k at the k-th batch (count the batch first)",
@@ -349,8 +341,7 @@ def _bad_inputs(cls) -> list[Result]:
 
 
 def _ranks(cls, seed) -> Result:
-    """One module on (N, C), then (N, C, L) (BatchNorm1d takes both), then in
-    eval mode on one example (the running statistics need no batch)."""
+    """One module on (N, C), (N, C, L) (BatchNorm1d takes both), then eval on one."""
     torch, label = torch_(), f"{NAME} 2-D, then 3-D, then eval"
     gen = torch.Generator().manual_seed(seed)
     module, ref, problem = _pair(cls, label, (4,), gen)
@@ -370,8 +361,7 @@ def _ranks(cls, seed) -> Result:
 
 def _low_precision(cls, seed) -> Result:
     """bfloat16 input (mixed precision): output in bfloat16, buffers in float32."""
-    torch = torch_()
-    label = f"{NAME} bfloat16 input"
+    torch, label = torch_(), f"{NAME} bfloat16 input"
     x = 3 * torch.randn(16, 4, generator=torch.Generator().manual_seed(seed)) + 2
     module, out, problem = _stepped(cls, label, x.bfloat16())
     if problem is not None:
@@ -380,9 +370,8 @@ def _low_precision(cls, seed) -> Result:
     kind = getattr(out, "dtype", type(out).__name__)
     if kind != torch.bfloat16 or out.shape != want.shape:
         why = f"bfloat16 input gave {kind} {tuple(getattr(out, 'shape', ()))}: torch "
-        why += "returns the input's dtype and shape (compute as you like, then "
-        why += "out.to(x.dtype)), which the next layer of a mixed-precision net expects"
-        return wrong(label, why)
+        why += "returns the input's dtype and shape, which mixed precision's next layer"
+        return wrong(label, why + " expects: compute as you like, then out.to(x.dtype)")
     if getattr(getattr(module, "running_var", None), "dtype", None) != torch.float32:
         return wrong(label, "the buffers changed dtype: keep them float32")
     if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
@@ -392,8 +381,7 @@ def _low_precision(cls, seed) -> Result:
 
 def _resets(cls, seed) -> Result:
     """reset_running_stats() and reset_parameters(), in place, as torch's."""
-    torch = torch_()
-    label = f"{NAME} reset_*()"
+    torch, label = torch_(), f"{NAME} reset_*()"
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(seed)).double() + 3
     module, _, problem = _stepped(cls, label, x, double=True)
     if problem is not None:
@@ -462,8 +450,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     return core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
-# the sequences of scratch_batchnorm's results: (N, C) first, then one change
-SCRATCH_CONTRASTS = (
+SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one change
     (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
     (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
     (2, 4, "momentum=None: a cumulative average, 1/k at the k-th batch"),
@@ -583,8 +570,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Re
     return result
 
 
-# (passing case, failing case, the one setting between them): a differential diagnosis
-FOLD_CONTRASTS = (
+FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
     (0, 1, "the layer has no bias (fold into a new bias)"),
     (3, 2, "the conv has no bias (fold into a new bias)"),
     (3, 4, "the conv has dilation=2, groups=2 and padding_mode='reflect'"),

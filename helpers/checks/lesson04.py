@@ -1,13 +1,11 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017).
 
-References: the notebook's *given* NumPy forward pass (rmax=1, dmax=0: batch
-norm), its numerical gradients with r and d held constant (Algorithm 1's
-stop_gradient), the paper's schedule.  Outputs are read back as r and d."""
+References: the *given* NumPy forward (rmax=1, dmax=0: batch norm), its numerical
+gradients with r, d constant (stop_gradient), the paper's schedule; out read as r, d"""
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = ["batch_renorm", "batch_renorm_backward", "renorm_schedule"]
+__all__ = ["batch_renorm", "batch_renorm_backward", "renorm_schedule"]  # with mutants
 
 import re
 
@@ -19,8 +17,7 @@ from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, wrong
 from ._core import from_channels_last as unrows
 from ._core import torch as torch_
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
-SHORTCUTS = {
+SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags.py)
     "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
@@ -41,16 +38,14 @@ def problem(seed=0, n=12, d=5):
     return x, gamma, beta, running_mean, running_std, rng.standard_normal((n, d))
 
 
-# dx's branches through the batch mean (a constant) and sigma_B (along x_hat)
-BRANCHES = {
+BRANCHES = {  # dx's branches through the batch mean (along 1) and sigma_B (x_hat)
     "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
     "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
     "along 1 and x_hat": "the direct term is right; what differs lies in the "
     "branches through the batch mean and sigma_B (one or both)",
 }
-# a gradient through r or d (constants): message -> those of r, d held constant
 DETACHED = "compute r and d from detached statistics (stop_gradient)"
-THROUGH = {
+THROUGH = {  # a gradient through r or d (constants): message -> those held constant
     f"the gradient flows through r and d: they are constants; {DETACHED}": "",
     f"the gradient flows through r (d is held constant): {DETACHED}": "d",
     f"the gradient flows through d (r is held constant): {DETACHED}": "r",
@@ -59,8 +54,7 @@ IMAGES = "(N, C) input works: (N, C, H, W) input takes its statistics per channe
 IMAGES += "over axes (0, 2, 3), and gamma, beta, r, d broadcast as (1, C, 1, 1)"
 AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
-MIXED = "dx mixes the features: with dout nonzero in feature 0 only, your dx is "
-MIXED += "nonzero in other features; the means in dx are over the batch (axis 0)"
+MIXED = "dx mixes the features: dout in feature 0 alone changed others; mean on axis 0"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
 
 
@@ -104,8 +98,7 @@ def _probe(backward, cache, douts, k):
 
 
 def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
-    """What dgamma sums (the right term: x_hat * r + d), read per feature as x_hat * a
-    + b from the backward pass called with dout = 1 on one example at a time."""
+    """dgamma's summand (x_hat * r + d) read as x_hat * a + b, one example at a time"""
     ones = np.eye(len(dout))[:, :, None] * np.ones_like(dout[0])  # one example each
     s = _probe(backward, cache, ones, 1)
     if s is None or s.shape != dout.shape:
@@ -168,8 +161,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 
 # --- the torch module ---
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
-    """A 5-channel float64 module holding ``state``, ``bounds`` set as rmax, dmax
-    (``given=True``: passed to it), its output on ``x``: (module, out, Result)."""
+    """A float64 module (5 channels) with ``state``, ``bounds``, and its out on ``x``"""
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
     moved = {"momentum": how["momentum"]} if how.get("momentum") else {}
     module, failed = _core.build_module(cls, label, 5, **kw, **moved)
@@ -258,9 +250,8 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
 
 
 def _reader(rows, state, bounds, momentum, shape):
-    """A ``compare`` reader: the output as gamma * (x_hat * r + d) + beta per
-    feature; the one single change of Algorithm 1 that gives both r and d, else
-    how each differs (plain batch norm's r = 1, d = 0, which many give: said)."""
+    """A ``compare`` reader: out as gamma * (x_hat * r + d) + beta per feature; the one
+    change of Algorithm 1 giving r and d, else how each differs (r = 1, d = 0 too)"""
     (gamma, beta, mean, std), (rmax, dmax) = state, bounds
     mu, var = rows.mean(0), rows.var(0)
     sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
@@ -277,8 +268,7 @@ def _reader(rows, state, bounds, momentum, shape):
     changes = {
         r_no: rd(clip="d"),
         d_no: rd(clip="r"),
-        f"{r_no}; {d_no} (the output is (x - running_mean) / running_std, eval "
-        "mode's)": rd(clip=""),
+        f"{r_no}; {d_no} (eval mode's (x - running_mean) / running_std)": rd(clip=""),
         "r and d are computed from the running statistics after this step's "
         "update: compute them before updating the buffers": rd(run=fresh),
         f"d is divided by sigma_B: {d_is}": rd(by=sigma),
@@ -304,9 +294,8 @@ def _reader(rows, state, bounds, momentum, shape):
         head = "read as gamma * (x_hat * r + d) + beta with the batch's x_hat: "
         fits = [k for k, v in changes.items() if same((a, b), v)]
         if _close(a, 1.0).all() and _close(b, 0.0).all():
-            expected = f"expected r = ({_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
-            why = "r = 1 and d = 0 in every feature, plain batch norm's (r and d not "
-            return head + why + f"applied, or rmax, dmax not read?); {expected}"
+            why = "r = 1 and d = 0 in every feature, plain batch norm's; expected r = ("
+            return head + why + f"{_fmt(right[0], 5)}), d = ({_fmt(right[1], 5)})"
         if len(fits) == 1:
             return head + fits[0]
         known = {"N/(N-1)": len(rows) / (len(rows) - 1), "rmax": rmax}
@@ -320,8 +309,7 @@ def _reader(rows, state, bounds, momentum, shape):
 
 
 def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True, m=0):
-    """One training step: the output (read back), the input gradient and, but for
-    plain batch norm, the running statistics and buffers; or one eval step."""
+    """One training step (output, input gradient, running statistics) or eval step."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
@@ -450,9 +438,8 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     return _core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
-# --- the schedule ---
-# The paper's schedule: plain BN for 5k steps, then rmax rising linearly to 3
-# (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
+# --- the schedule: the paper's is plain BN for 5k steps, then rmax rising linearly
+# to 3 (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
 
 
@@ -482,8 +469,7 @@ def _ramp(at, values, steps):
 
 
 def _ramp_problem(i, at, values, steps) -> str | None:
-    """How the ramp of rmax (``i`` = 0) or dmax (1) (``values`` at ``steps``; any
-    step by ``at``) differs from the paper's: start, first move, jump, length."""
+    """How the ramp of rmax (``i`` = 0) or dmax differs from the paper's: start, span"""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
     a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
     b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values
@@ -559,13 +545,11 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
         for step, want in zero if failed is None else ():
             value, failed = _values(name, fn, step, 10, 0, 0)
             if failed is None and not np.allclose(value, want, atol=1e-9):
-                why = f"with warmup=10 and ramps of 0 steps, step {step} gives {value}"
-                why += f", not {want}: (1, 0) up to warmup, the final values after it"
-                failed = wrong(name, why)
+                why = f"warmup=10, 0-step ramps: step {step} gives {value}, not {want}"
+                failed = wrong(name, why + ": (1, 0) up to warmup, final values after")
             if failed is not None:
                 break
-        why = "the paper's schedule every 500 steps to 100k, custom final values, "
-        why += "ramps of 0 steps"
+        why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return failed if failed is not None else ok(name, why)
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)

@@ -1,16 +1,7 @@
-"""Checks for notebook 08 (batch norm across devices): the learner's functions
-run on 3 ranks at once (threads with a summing ``all_reduce``), on slices of
-unequal sizes of one batch, against one process on the whole batch (float64)."""
+"""Checks for notebook 08: the learner's functions in float64 on 3 ranks (threads,
+a summing ``all_reduce``), unequal slices of a batch, vs one process on the whole"""
 
 from __future__ import annotations
-
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = [
-    "sync_batchnorm_forward",
-    "sync_batchnorm_backward",
-    "sync_bn_layer",
-    "merge_running_stats",
-]
 
 from functools import partial
 
@@ -21,14 +12,17 @@ from . import _core
 from ._core import EPS, Result, call, compare, ok, run_check, unpack, wrong
 from ._core import torch as torch_
 
+# The public checks: each one has wrong implementations in tests/mutants/.
+__all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "sync_bn_layer"]
+__all__ += ["merge_running_stats"]
+
 TOL = 1e-12  # float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
 RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
 CHANNELS = 4
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
-_BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")
+_BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")  # calls that flags.py notes
 _GRAD = (r"\bautograd\b", r"\.backward\(")
 SHORTCUTS = {"sync_batchnorm_forward": _BN, "sync_batchnorm_backward": _GRAD}
 SHORTCUTS |= {"sync_bn_forward": _BN, "sync_bn_backward": _GRAD}
@@ -48,8 +42,7 @@ def problem(seed: int = 0, sizes=SIZES):
 
 
 def _ranks(name, fn, per_rank, count=0, names="", copy=True):
-    """``fn`` on every rank, each value unpacked into ``count`` items when given:
-    (values, ranks, None) or (None, None, what is wrong)."""
+    """``fn`` on every rank, unpacked into ``count`` items: (values, ranks, problem)"""
     ranks = distributed.SimulatedRanks(len(per_rank), timeout=20.0)
     values, failed = call(name, ranks.run, fn, per_rank, copy_inputs=copy, watch=False)
     for rank, value in enumerate(values if count and failed is None else ()):
@@ -60,8 +53,7 @@ def _ranks(name, fn, per_rank, count=0, names="", copy=True):
 
 
 def _variants(xs):
-    """The statistics that exist on ranks of unequal sizes, one row per rank
-    (W, C): ({name: mean}, {name: biased variance}), the right one first."""
+    """Per rank (W, C): ({name: mean}, {name: biased variance}), the right one first"""
     torch = torch_()
     full, world = torch.cat(xs), len(xs)
     n, var = len(full), full.var(0, correction=0).expand(world, -1)
@@ -103,8 +95,7 @@ def _outputs(name, outs, xs, what="out"):
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
     shapes = [tuple(o.shape) for o in outs]
     if shapes != [(len(x), CHANNELS) for x in xs]:
-        why = f"{what} has the shapes {shapes} on the ranks: each its x's shape"
-        return None, wrong(name, why)
+        return None, wrong(name, f"{what} has the shapes {shapes}: each its x's shape")
     return torch_().cat(outs), None
 
 
@@ -117,9 +108,8 @@ def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
     full = torch.cat(xs)
     want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
     counts = torch.tensor([len(x) for x in xs])
-    means, variances = (
-        {k: v.repeat_interleave(counts, 0) for k, v in d.items()} for d in _variants(xs)
-    )
+    per_row = lambda d: {k: v.repeat_interleave(counts, 0) for k, v in d.items()}
+    means, variances = map(per_row, _variants(xs))
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
     kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
     read = partial(_core.stages, x=full, gamma=gamma, beta=beta, **kw)
@@ -128,9 +118,8 @@ def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
 
 # the forward pass and its running statistics (PyTorch's convention)
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None,
-    running_var=None, momentum=0.1) -> (out, cache)`` on 3 ranks: the output,
-    then the running statistics."""
+    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var
+    =None, momentum=0.1) -> (out, cache)`` on 3 ranks: output, running statistics."""
     name = "sync_batchnorm_forward"  # step: positional, as PyTorch orders them
     step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, MOMENTUM)
 
@@ -156,9 +145,8 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             results = [result, *_buffer_results("sync forward", buffers, seed)]
             return results + [_still(fn, seed)]
         if "positional argument" in problem_.detail:  # the signature, then
-            takes = "x, gamma, beta, all_reduce, eps=1e-5, running_mean=None, "
-            problem_.detail += f"; the function takes ({takes}running_var=None, "
-            problem_.detail += "momentum=0.1)"
+            takes = "gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var"
+            problem_.detail += f"; the function takes (x, {takes}=None, momentum=0.1)"
         return [result, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -172,14 +160,13 @@ def _still(fn, seed) -> Result:
     if problem_ is not None:  # a failed Result is falsy: never `or`
         return problem_
     if not all(m.equal(beta + 2) and v.equal(gamma) for m, v in buffers):
-        why = "with momentum=0 the running statistics moved: 0 is a momentum (keep "
-        return wrong(label, why + "the old values), not a missing argument")
+        why = "the running statistics moved: 0 is a momentum, not a missing argument"
+        return wrong(label, f"with momentum=0 {why} (keep the old values)")
     return ok(label, "the running statistics keep their values")
 
 
 def _step(name, step, seed, count=0, names=""):
-    """``step(x, gamma, beta, running_mean, running_var, all_reduce)`` on ranks
-    of 4, 7 and 1: (xs, gamma, beta, values, buffers, None or what is wrong)."""
+    """``step(x, gamma, beta, running_mean, running_var, all_reduce)``, ranks 4, 7, 1"""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
     buffers = [(beta + 2, gamma.clone()) for _ in xs]  # running_mean, running_var
     given = [(x, gamma, beta, *b) for x, b in zip(xs, buffers, strict=True)]
@@ -187,9 +174,8 @@ def _step(name, step, seed, count=0, names=""):
     values, _, problem_ = _ranks(name, step, given, count, names, copy=False)
     for rank, found in enumerate(watched if problem_ is None else ()):
         if any(_core._changed(was, now) for _, now, was in found):
-            why = f"rank {rank} changed its input x, gamma or beta in place: only "
-            why += "running_mean and running_var are the function's to write"
-            problem_ = wrong(name, why)
+            why = f"rank {rank} changed its input x, gamma or beta in place: write "
+            problem_ = wrong(name, why + "only running_mean and running_var")
     return xs, gamma, beta, values, buffers, problem_
 
 
@@ -224,9 +210,8 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
             seen = f"{what} did not change: update the tensor passed in place, "
             seen += f"{what}.mul_(1 - momentum).add_(momentum * ...), not the name"
         elif not fin.any():
-            seen = f"{what} is NaN or infinite on every rank: a rank of 1 example "
-            seen += "makes its n_r - 1 zero, an all-reduce spreads it; use the "
-            seen += "batch's count N"
+            seen = f"{what} is NaN or infinite on every rank: a rank of 1 example has "
+            seen += "n_r - 1 = 0, an all-reduce spreads it; use the batch's count N"
         else:  # on the finite ranks; _core._match scales by the candidate
             stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
             stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
@@ -326,9 +311,8 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     for k, what in enumerate(("dgamma", "dbeta")):
         want = (g.grad, b.grad)[k]
         diagnoses = {
-            f"{what} was all-reduced: each rank returns its own share (the sum over "
-            "its slice); DDP all-reduces every parameter's gradient afterwards, so "
-            f"this counts the shares {len(xs)} times": len(xs) * want,
+            f"{what} was all-reduced; DDP does that afterwards, so this counts the "
+            f"shares {len(xs)} times: return this rank's sum": len(xs) * want,
             f"{what} is averaged over the slice: gamma and beta are shared by every "
             "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
@@ -341,8 +325,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
 
 
 def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3
-    ranks, each with the cache of ``forward`` on its slice."""
+    """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3 ranks."""
     name = "sync_batchnorm_backward"
 
     def both(x, gamma, beta, dout, all_reduce):
@@ -403,8 +386,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check the capstone on 3 ranks: ``forward(x, gamma, beta, running_mean,
-    running_var, all_reduce, eps, momentum) -> (out, saved)`` stage by stage, and
-    ``backward(saved, dout, all_reduce) -> (dx, dgamma, dbeta, None, None)``."""
+    running_var, all_reduce, eps, momentum)``, ``backward(saved, dout, all_reduce)``"""
     name = "sync_bn_layer"
     step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
@@ -487,9 +469,8 @@ def _candidates(models, layer):
         f"their counts, and add the spread of the ranks' means {law}": plain,
         "running_var weighs the variances by count but the spread of the means "
         "equally (1/W): weigh both by the counts": within + spread.mean(0),
-        "running_var treats the ranks' variances as biased (weights count / N): "
-        "(count - 1) * running_var is the sum of squared deviations; divide the "
-        "total by N - 1": (n * (variances + spread)).sum(0) / big,
+        "running_var treats the ranks' variances as biased: weights count / N, "
+        "not (count - 1) / (N - 1)": (n * (variances + spread)).sum(0) / big,
     }
     right = within + (n * spread).sum(0) / (big - 1)
     return (mean, mean_msgs, means), (right, var_msgs, variances)
@@ -508,15 +489,12 @@ LEFT_ALONE = (
     "a buffer was replaced by a new tensor: update it in place "
     "(bn.running_mean.copy_(...)) so that the module keeps using it",
     "the weights changed: merge the buffers only",
-    "num_batches_tracked changed: it counts this rank's batches; leave it "
-    "(only momentum=None reads it)",
+    "num_batches_tracked changed: leave it (this rank's count, read by momentum=None)",
 )
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(model, all_reduce, count)``: every BN layer's buffers set in
-    place, on all ranks, to the mean and unbiased variance of all the values
-    behind them (ranks of 50, 200 and 20); nothing else changed."""
+    """Check ``fn(model, all_reduce, count)``: BN buffers merged in place, no more"""
     name = "merge_running_stats"
     on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
 
@@ -538,9 +516,8 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers)
             if not all(r.passed for r in results):  # the first wrong layer
                 return results
-        seen = f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) "
-        seen += f"agree on all 3 ranks (shares {', '.join(map(str, SHARES))})"
-        return ok(name, seen)
+        seen = f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree"
+        return ok(name, f"{seen} on all 3 ranks (shares {', '.join(map(str, SHARES))})")
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
@@ -549,13 +526,11 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
     """One layer's buffers on every rank (``bns``) against the merge (``buffers``)."""
     got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
     if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
-        why = "running_mean and running_var are unchanged on this layer: the merge "
-        why += "did not reach it (loop over model.modules(), nested blocks included, "
-        why += "and test isinstance(m, nn.modules.batchnorm._BatchNorm))"
+        why = "unchanged on this layer: the merge did not reach it (use model.modules()"
+        why += ", nested too; test isinstance(m, nn.modules.batchnorm._BatchNorm))"
         if " BN 1" in label:  # the first, top-level layer: any walk finds it
-            why = "running_mean and running_var are unchanged, on the first layer "
-            why += "too: write the merged values into them in place (bn.running_mean"
-            why += ".copy_(...)); what the function returns is not used"
+            why = "unchanged on the first layer too: write the merged values into them"
+            why += " in place (bn.running_mean.copy_(...)); a return value is unused"
         return [wrong(f"{label} buffers", why)]
     results = []
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
