@@ -38,7 +38,6 @@ def scratch_class(
     reset_guards=True,  # False: resets assume affine and tracked statistics
     zero_momentum=True,  # False: momentum=0 read as missing (the default 0.1)
     eval_guard=False,  # True: one value per channel refused in eval mode too
-    fixed_dims=False,  # True: the reduction axes of the first input kept
 ):
     import torch
     from torch import nn
@@ -104,7 +103,6 @@ def scratch_class(
             ):
                 raise ValueError("bad input")
             dims = [0] if axes == "batch only" else [0, *range(2, x.dim())]
-            dims = self.__dict__.setdefault("_dims", dims) if fixed_dims else dims
             if eval_guard and x.numel() // x.shape[1] < 2:
                 raise ValueError("one value per channel")
             view = [1, -1] + [1] * (x.dim() - 2)
@@ -199,10 +197,9 @@ SCRATCH = {
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),
     "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
-    "resets without guards": (scratch_class(reset_guards=False), "with affine=False: weight and bias are None"),
+    "resets without guards": (scratch_class(reset_guards=False), "with affine=False: nothing to reset"),
     "momentum=0 read as missing": (scratch_class(zero_momentum=False), "momentum=0.0"),
-    "one value refused in eval mode": (scratch_class(eval_guard=True), "eval mode takes one example"),
-    "reduction axes of the first input kept": (scratch_class(fixed_dims=True), "the axes come from each input"),
+    "one value refused in eval mode": (scratch_class(eval_guard=True), "eval, one example"),
 }
 # fmt: on
 
