@@ -140,22 +140,6 @@ def test_common_library_errors_get_their_meaning():
         assert says in problem.detail, problem.detail
 
 
-def test_a_per_feature_factor_is_named_as_a_product_of_two_known_quantities():
-    # no single known quantity fits, a product of two powers does: named, and only
-    # when exactly one product fits (a unique signature, never a guess)
-    rng = np.random.default_rng(0)
-    want, sigma, r = (
-        rng.normal(size=(12, 5)),
-        rng.uniform(1, 3, 5),
-        rng.uniform(1, 2, 5),
-    )
-    known = {"sigma": sigma, "r": r}
-    text = _core.describe(want * (sigma / r) ** 2, want, known=known)
-    assert "each feature is off by its own factor, (sigma)^2/(r)^2" in text, text
-    text = _core.describe(want * sigma * r * 1.5, want, known=known)
-    assert "own factor (" in text and "sigma" not in text, text
-
-
 def test_outputs_returned_in_another_order_are_named_whatever_their_shapes():
     rng = np.random.default_rng(0)
     returns = {"dx": rng.normal(size=(6, 4)), "dgamma": rng.normal(size=4)}

@@ -270,9 +270,10 @@ def raised(exc: BaseException, args=()) -> str:
 
 
 def _read_frame(exc: BaseException, message: str) -> str | None:
-    """What the learner's raising line did, read in its own frame: which name or
-    attribute in it is None (``p.grad``), or which tensor that requires grad it
-    changed in place, and what that means; None where not one name fits."""
+    """Which name or attribute (``p.grad``) in the learner's raising line is None,
+    read in its own frame, and where such a None comes from; else None."""
+    if "NoneType" not in message:
+        return None
     tb, frame = exc.__traceback__, None
     while tb is not None:  # the learner's last frame
         frame = frame if _whose(tb.tb_frame.f_code.co_filename) else tb.tb_frame
@@ -282,21 +283,11 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
         tree = ast.parse(line if not line.endswith(":") else line + " pass")
     except (SyntaxError, AttributeError, TypeError):  # no line
         return None
-    code, nodes = frame.f_code, list(ast.walk(tree))
+    code, scope = frame.f_code, {**frame.f_globals, **frame.f_locals}
     arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-    if "leaf Variable" in message:  # x -= ..., x.sub_(...)
-        found = [n.target for n in nodes if isinstance(n, ast.AugAssign)]
-        calls = [n.func for n in nodes if isinstance(n, ast.Call)]
-        found += [f.value for f in calls if getattr(f, "attr", "").endswith("_")]
-        names = {ast.unparse(n) for n in found if _plain(n)}
-        name = names.pop() if len(names) == 1 else None
-        why = "change it in place only under no_grad()"
-        why = "it is an input: compute a new tensor" if name in arguments else why
-        return name and f"(`{name}` requires grad: {why}) "
-    names = dict.fromkeys(ast.unparse(n) for n in nodes if _plain(n))
-    scope = {**frame.f_globals, **frame.f_locals}
+    names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
     none = [n for n in names if _lookup(n, scope)]
-    if "NoneType" not in message or len(none) != 1:
+    if len(none) != 1:
         return None
     name = none[0]
     why = "follow it back to where it was set"
@@ -309,8 +300,7 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     return f"(`{name}` is None here: {why}) "
 
 
-def _plain(node) -> bool:
-    """A name or a chain of attributes on a name (``p.grad``)."""
+def _plain(node) -> bool:  # a name, or attributes on a name (p.grad)
     while isinstance(node, ast.Attribute):
         node = node.value
     return isinstance(node, ast.Name)
@@ -399,9 +389,8 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     (``shape_hints``: a wrong shape -> the typical mistake that gives it)."""
     shape = tuple(shape)
     if value is None and "gradient" in what:  # a .grad: not a value returned
-        why = f"{what} is None: backward() did not reach it, so the output is not "
-        why += "connected to it in autograd (the graph is cut: torch.no_grad(), "
-        return wrong(name, why + ".detach() or NumPy on the way)")
+        why = f"{what} is None: backward() did not reach it: the graph is cut "
+        return wrong(name, why + "(torch.no_grad(), .detach() or NumPy on the way)")
     if value is None:
         return wrong(name, f"{what} is None: did you forget the `return` statement?")
     if isinstance(value, (tuple, list)):
@@ -572,20 +561,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
                     (direct if name == label else derived).append(name)
                 break
     names = direct or ([] if simple else derived)
-    if names or simple or v.size < 3 or np.ptp(v) == 0:
-        return names[0] if len(names) == 1 else simple
-    # a vector none of them gives alone: a product of two powers, named if one fits
-    vectors = {k: to_numpy(x) for k, x in known.items()}
-    vectors = {k: x for k, x in vectors.items() if x is not None and x.shape == v.shape}
-    pairs, power = [], lambda name, n: f"({name})" + (f"^{n}" if n > 1 else "")
-    with np.errstate(all="ignore"):
-        for (a, x), (b, y) in itertools.combinations(vectors.items(), 2):
-            for i, j in itertools.product((1, -1, 2, -2), repeat=2):
-                if np.allclose(v, x**i * y**j, rtol=1e-6, atol=1e-12):
-                    up = [power(k, n) for k, n in ((a, i), (b, j)) if n > 0]
-                    down = [power(k, -n) for k, n in ((a, i), (b, j)) if n < 0]
-                    pairs.append("·".join(up or ["1"]) + "".join(f"/{t}" for t in down))
-    return pairs[0] if len(pairs) == 1 else None
+    return names[0] if len(names) == 1 else simple
 
 
 def _permuted(g, w, close) -> str | None:
@@ -905,8 +881,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
         shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
         if key != what and shared and np.may_share_memory(got, theirs):
-            alias = f"{what} is the same array as {key}: a change made in place to "
-            alias += "one changed the other; return separate arrays (a copy)"
+            alias = f"{what} is the same array as {key}: return a copy"
         other = returns[key]  # two outputs swapped: each holds the other's value
         swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
         if swapped and rel_error(other, want_np) > 10 * near:

@@ -197,7 +197,7 @@ RENORM = {
     "d with the wrong sign": (renorm_class(d_sign=-1.0), "d has the wrong sign in every feature"),
     "rmax and dmax as buffers": (renorm_class(bounds_as_buffers=True), "setting module.rmax and module.dmax failed (TypeError"),
     "momentum fixed at the default in the update": (renorm_class(fixed_momentum=True), "moved by the fraction 0.01"),
-    "the last r and d applied in eval mode": (renorm_class(eval_keeps_rd=True), "one training-mode call before changed the eval-mode output"),
+    "the last r and d applied in eval mode": (renorm_class(eval_keeps_rd=True), "BatchRenorm eval                   | WRONG"),
     "an image batch of one refused": (renorm_class(batch_guard=True), "your own test refused an input the exercise accepts"),
     "plain batch norm without the running update": (renorm_class(plain_no_update=True), "rmax=1 dmax=0 running_mean"),
     "channels checked for 2-D input only": (renorm_class(validate="2-D"), "wrong channels, 4-D"),
