@@ -133,7 +133,7 @@ def test_common_library_errors_get_their_meaning():
         (lambda x: x.t().view(-1), torch.ones(3, 2), "use .reshape()"),
         (lambda x: x.mean(), torch.arange(4), "convert an integer tensor first"),
         (lambda x: x.reshape(5, -1), np.ones((3, 2)), "another number of values"),
-        (saved, torch.ones(3, requires_grad=True), "the graph saved was changed"),
+        (saved, torch.ones(3, requires_grad=True), "this graph saved was changed in place after the forward"),
         (lambda x: Late(), None, "call super().__init__() first"),
     ):
         _, problem = _core.call("f", fn, arg)

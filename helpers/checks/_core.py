@@ -229,8 +229,8 @@ MEANINGS = {
     r"stack expects each|only one element tensors": "torch.stack joins tensors of "
     "one shape along a new axis, torch.cat along an existing one",
     r"division by zero": "a division by a count or length that is 0 here",
-    r"modified by an inplace": "a tensor the graph saved was changed in place "
-    "after it was used (x -= ..., .add_()): compute a new tensor",
+    r"modified by an inplace": "a tensor this graph saved was changed in place "
+    "after the forward pass that built the graph",
     r"argument 'dim'": "dim= is torch's keyword; NumPy's is axis=",
     r"argument 'keepdim'": "NumPy's keyword is keepdims= (torch's keepdim=)",
     r"before Module.__init__": "call super().__init__() first in __init__",
