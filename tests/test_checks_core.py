@@ -133,7 +133,11 @@ def test_common_library_errors_get_their_meaning():
         (lambda x: x.t().view(-1), torch.ones(3, 2), "use .reshape()"),
         (lambda x: x.mean(), torch.arange(4), "convert an integer tensor first"),
         (lambda x: x.reshape(5, -1), np.ones((3, 2)), "another number of values"),
-        (saved, torch.ones(3, requires_grad=True), "this graph saved was changed in place after the forward"),
+        (
+            saved,
+            torch.ones(3, requires_grad=True),
+            "this graph saved was changed in place after the forward",
+        ),
         (lambda x: Late(), None, "call super().__init__() first"),
     ):
         _, problem = _core.call("f", fn, arg)
@@ -675,7 +679,7 @@ def test_shapes_and_precedence_are_read_from_what_the_answer_shows():
     x = np.random.default_rng(3).normal(5.0, 2.0, (10, 3))
     out = x - x.mean(0) / np.sqrt(x.var(0) + 1e-5)
     found = _core.stages(out, x, 1.0, 0.0, eps=1e-5)
-    assert "x - mu / s needs brackets" in found
+    assert "the mean divided by the scale (as x - mu / s gives)" in found
     message = "operands could not be broadcast together with shapes (3,) (60,6)"
     hint = _core.broadcast_hint(message, (np.ones((4, 3, 5, 6)),))
     assert "not one per channel: C = x.shape[1] = 3" in hint

@@ -135,8 +135,7 @@ def _changed(before, after) -> bool:
 
 
 def _watch(value, where: str, depth=0) -> list:
-    """(where, object, snapshot) of each array in ``value`` (also nested), a module's
-    parameters, buffers (but for the learner's own: its forward's) and its mode."""
+    """(where, object, snapshot): arrays (nested too), a module's state and mode."""
     if isinstance(value, np.ndarray):
         return [(where, value, value.copy())]
     if isinstance(value, torch().Tensor):
@@ -200,6 +199,11 @@ def call(
             why += "x = x - mu, not x -= mu)"
         if not where.endswith(" mode") and _changed(snap, now):
             return None, wrong(name, f"changed {where} in place: {why}")
+    outs = value if isinstance(value, tuple | list) else [value]
+    kinds = lambda items: {type(a).__name__ for a in items if hasattr(a, "shape")}
+    if kinds(args) == {"ndarray"} and "Tensor" in kinds(outs):
+        why = "returned torch tensors for NumPy input: return NumPy arrays"
+        return None, wrong(name, why)
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
@@ -216,6 +220,7 @@ MEANINGS = {
     r"Quantiles must be in": "np.quantile takes fractions, np.percentile percents",
     r"'numpy.ndarray' object has no": "a NumPy array used as a torch tensor",
     r"'Tensor' object has no attribute": "a torch tensor used as a NumPy array",
+    r"target dtype to be Long": "cross_entropy's targets are class indices (int64)",
     r"same dtype|expected scalar type|dtype.* but got": "tensors of two dtypes meet "
     "(float32 and float64?): keep the input's",
     r"index out of range|index \d+ is out": "an index past the end (from 0; -1 last)",
@@ -270,8 +275,7 @@ def raised(exc: BaseException, args=()) -> str:
 
 
 def _read_frame(exc: BaseException, message: str) -> str | None:
-    """Which name or attribute (``p.grad``) in the learner's raising line is None,
-    read in its own frame, and where such a None comes from; else None."""
+    """The one name or attribute (``p.grad``) None in the learner's raising line."""
     if "NoneType" not in message:
         return None
     tb, frame = exc.__traceback__, None
@@ -308,14 +312,11 @@ def _plain(node) -> bool:  # a name, or attributes on a name (p.grad)
 
 def _lookup(dotted: str, scope: dict) -> bool:
     """Whether ``dotted`` is None in ``scope`` (attributes read, nothing called)."""
-    head, *rest = dotted.split(".")
-    value = scope.get(head, ...)
-    for attr in rest:
-        if value is None or value is ...:
-            return False
-        try:
-            value = getattr(value, attr)
-        except Exception:  # a property of the learner's that raises
+    value = scope.get(dotted.split(".")[0], ...)
+    for attr in dotted.split(".")[1:]:  # an attribute of None: not this one
+        try:  # (a property of the learner's may raise too)
+            value = ... if value is None else getattr(value, attr)
+        except Exception:
             return False
     return value is None
 
@@ -805,7 +806,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     right_m, right_s = next(iter(means)), next(iter(forms))
     with np.errstate(all="ignore"):  # x - mu / s: the precedence of / over -
         over = np.asarray(means[right_m], dtype=float) / forms[right_s]
-    means["the mean divided by the scale (x - mu / s needs brackets)"] = over
+    means["the mean divided by the scale (as x - mu / s gives)"] = over
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
     # the right stage among several that fit: it is right, whatever else fits
     got_m = right_m if right_m in (got_m or "").split(" or ") else got_m

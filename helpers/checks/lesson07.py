@@ -21,7 +21,7 @@ HINTS = {  # what to look at, by which parts of an answer are off
     "gradient_change": {
         (0,): "the cosine is right; the distance is the 2-norm of G - G'",
         (1,): "the distance is right; the cosine is <G, G'> / (||G|| ||G'||)",
-        (0, 1): "G or G' is off: G' follows a step of all earlier parameters, only",
+        (0, 1): "both differ: G or G' is off",
     },
     "landscape_probe": {
         (0,): "the gradient changes are right, so the points are: the loss taken "
@@ -85,8 +85,8 @@ def _train_step(cls, seed) -> list:
         "the shift (per channel)": plain,
         "the noise was added before the normalisation, which removes it: add it "
         "after batch norm": bn(x * scale + shift),
-        "the output used the noise stored in the other order: module.last_noise "
-        "must be (shift, scale)": plain * shift + scale,
+        "the output is out * shift + scale: shift and scale swapped in the formula, "
+        "or last_noise not (shift, scale)": plain * shift + scale,
         "the noise was applied before gamma and beta: apply it to batch norm's "
         "output, super().forward(x)": (norm(x) * scale + shift) * w + b,
         "the shift was added before the scale, which scales it too: out * scale + "

@@ -160,8 +160,8 @@ def _still(fn, seed) -> Result:
     if problem_ is not None:  # a failed Result is falsy: never `or`
         return problem_
     if not all(m.equal(beta + 2) and v.equal(gamma) for m, v in buffers):
-        why = "the running statistics moved: 0 is a momentum, not a missing argument"
-        return wrong(label, f"with momentum=0 {why} (keep the old values)")
+        why = "moved: 0 is a momentum, they keep their values"
+        return wrong(label, f"with momentum=0 the running statistics {why}")
     return ok(label, "the running statistics keep their values")
 
 

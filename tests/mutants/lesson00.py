@@ -44,6 +44,12 @@ def _memo(x):
     return _MEMO.setdefault(x.shape, correct(x))  # the first answer per shape
 
 
+def _tensors(x):
+    import torch
+
+    return tuple(torch.from_numpy(s) for s in correct(x))  # a NumPy exercise
+
+
 def _mutant(name, fn, message):
     return Mutant("batch_stats", name, {"batch_stats": fn}, message, "batch_stats")
 
@@ -92,6 +98,9 @@ MUTANTS = [
     _mutant("var and var_unbiased one array", _guard(_aliased), "the same array as"),
     _mutant("N counts the non-zero entries", _guard(_nonzero), "zeros mu"),
     _mutant("remembers its first answer", _guard(_memo), "again, new values"),
+    _mutant(
+        "returns torch tensors", _tensors, "returned torch tensors for NumPy input"
+    ),
     _mutant("returns two", _guard(lambda x: (x.mean(0), x.var(0))), "tuple of 3"),
     _mutant("returns None", _guard(lambda x: None), "returned None"),
     _mutant("raises TypeError", _guard(lambda x: x.mean(foo=1)), "raised TypeError"),

@@ -226,7 +226,7 @@ NOISY = {
     "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
     "shift and scale from one draw": (noisy_class(tied=True), "the shift and the scale are correlated"),
-    "last_noise as (scale, shift)": (noisy_class(swapped=True), "stored in the other order"),
+    "last_noise as (scale, shift)": (noisy_class(swapped=True), "shift and scale swapped in the formula"),
     "batch norm run twice": (noisy_class(twice=True), "two updates in a call"),
     "ranges crossed": (noisy_class(crossed=True), "the shift is drawn from the scale's range"),
     "steps not counted": (noisy_class(uncounted=True), "num_batches_tracked is 0 after one training step"),

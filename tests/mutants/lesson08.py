@@ -275,7 +275,7 @@ FORWARD = {
     "running_var from the ranks' variances": (_fwd(running="average of variances"), "NaN or infinite on every rank"),
     "momentum reversed": (_fwd(running="momentum reversed"), "= 1 - momentum"),
     "momentum argument ignored": (_fwd(running="default momentum"), "use the momentum argument"),
-    "momentum 0 read as missing": (_fwd(running="zero as missing"), "0 is a momentum"),
+    "momentum 0 read as missing": (_fwd(running="zero as missing"), "0 is a momentum, they keep their values"),
     "float32 input, float64 output": (_fwd(running="float64 out"), "float32 inputs give torch.float64 outputs"),
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
