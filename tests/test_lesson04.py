@@ -117,3 +117,19 @@ def test_final_values_are_called_ignored_only_when_the_defaults_come_out(learner
 
     text = checks.renorm_schedule(schedule, quiet=True).lines()
     assert "give (2.0, 1.0), not (2, 0.5)" in text and "ignored" not in text, text
+
+
+def test_a_training_step_that_breaks_the_buffers_is_told_not_a_crash(learner_mode):
+    # eval mode is judged after one training step and the state set again: a forward
+    # that rebinds running_std to None must get a message, not "a bug in the course"
+    base = m.renorm_class()
+
+    class Broken(base):
+        def forward(self, x):
+            out = super().forward(x)
+            if self.training:
+                self.running_std = None
+            return out
+
+    text = checks.batch_renorm(Broken, m.renorm_forward, quiet=True).lines()
+    assert "a bug in the course" not in text and "BatchRenorm" in text, text

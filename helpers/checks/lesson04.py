@@ -177,14 +177,15 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
         doing, hint = "setting module.rmax and module.dmax", ": keep them plain floats"
         if not kw:
             module.rmax, module.dmax = bounds
+        doing, hint = "setting the state again after a training step", ""
+        if not how.get("train", True) and x is not None:  # eval after a training
+            with torch_().no_grad():  # step (r and d it kept must not be used)
+                call(label, module.train(), x * 3 + 1)
+                for key, value in zip(keys, state or (), strict=False):
+                    getattr(module, key).copy_(torch_().from_numpy(value))
+            module.eval()
     except Exception as exc:
         return None, None, wrong(label, f"{doing} failed ({exc!r}"[:250] + ")" + hint)
-    if not how.get("train", True) and x is not None:  # eval after a training step
-        with torch_().no_grad():  # (r and d it kept must not be used), state again
-            call(label, module.train(), x * 3 + 1)
-            for key, value in zip(keys, state, strict=False):
-                getattr(module, key).copy_(torch_().from_numpy(value))
-        module.eval()
     if x is None:
         return module, None, None
     with torch_().set_grad_enabled(x.requires_grad):
