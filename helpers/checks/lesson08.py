@@ -136,7 +136,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
         low = [tuple(t.float() for t in args) for args in per_rank]
         found, _, problem_ = _ranks(f"{name} float32", fn, low, 2, "out, cache")
-        kinds = {str(r[0].dtype) for r in found or ()} - {"torch.float32"}
+        kinds = {getattr(r[0], "dtype", None) for r in found or ()} - {torch_().float32}
         if problem_ is None and kinds:
             why = f"float32 inputs give {kinds.pop()} outputs: keep the input's dtype"
             return [result, wrong(f"{name} float32", why)]
