@@ -705,3 +705,61 @@ def test_a_notimplementederror_from_a_library_is_not_read_as_the_exercise_stub()
     _, problem = _core.call("f", finished, torch.zeros(4, 3))
     assert problem.verdict == _core.ERROR, problem.detail
     assert "raised NotImplementedError" in problem.detail
+
+
+# issue 28, session 6: signatures of mistakes nobody listed (round 7's observed-only)
+def test_a_function_whose_parameters_differ_from_the_exercise_is_told_so():
+    def mine(x, epsilon=1e-5):  # the exercise's parameter is eps
+        return x
+
+    _, result = _core.call("f", mine, np.ones((3, 2)), eps=0.1)
+    assert "keep the exercise's parameters: their names and order" in result.detail
+
+
+@pytest.mark.parametrize(
+    "body, meaning",
+    [
+        ("math.sqrt(x.var(0))", "math's functions take one number"),
+        ("torch.cat([torch.ones(2, 2), torch.ones(2)])", "flatten each"),
+        ("torch.nn.Sigmoid().weight", "not every layer has weight and bias"),
+        ("np.einsum('ij->i', x[None])", "one letter per axis"),
+        ("F.batch_norm(torch.ones(3, 2), None, None)", "training=True"),
+    ],
+)
+def test_library_errors_of_unlisted_mistakes_get_their_meaning(body, meaning):
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    scope = {"math": math, "torch": torch, "F": F, "np": np}
+    _, result = _core.call("f", lambda x: eval(body, scope, {"x": x}), np.ones((3, 2)))
+    assert meaning in result.detail, result.detail
+
+
+def test_an_error_at_float32_rounding_without_a_pattern_is_said():
+    want = np.random.default_rng(0).normal(size=(8, 3))
+    got = want.astype(np.float32).astype(np.float64) + want * 1e-12  # not float32
+    result = _core.compare("f", got, want, tol=1e-10)
+    assert "float32's rounding size" in result.detail, result.detail
+    one = _core.compare("f", got[:1, :1], want[:1, :1], tol=1e-10)  # no pattern to see
+    assert "float32" not in one.detail
+
+
+def test_an_answer_with_entries_cut_off_an_axis_is_named():
+    want = np.arange(1.0, 21.0).reshape(4, 5)
+    result = _core.compare("f", want[:, 1:], want, tol=1e-10, what="mu")
+    assert "the right values except the first 1 along axis 1" in result.detail
+    result = _core.compare("f", want[:-2], want, tol=1e-10, what="mu")
+    assert "except the last 2 along axis 0" in result.detail
+
+
+def test_a_caller_tensor_detached_in_place_is_a_change():
+    import torch
+
+    def mine(t):
+        t.detach_()  # the caller's tensor leaves the graph
+        return t * 2
+
+    _, result = _core.call("f", mine, torch.ones(3, requires_grad=True))
+    assert "detach_() or requires_grad_() changed it" in result.detail

@@ -1,10 +1,6 @@
-"""Checks learners call after each exercise (``from helpers import checks``).
-
-Each check prints one aligned line per output it verified and returns the
-result(s); see ``_core`` for the rules every check follows.  The public checks
-of every lesson in ``helpers.course.LESSONS`` are imported here from that
-lesson's module (its ``__all__``), so adding a lesson adds its checks.
-"""
+"""Checks learners call after each exercise (``from helpers import checks``): one
+aligned line per output verified (rules: ``_core``).  Every lesson's public checks
+(its module's ``__all__``) are imported here, so adding a lesson adds its checks."""
 
 from importlib import import_module
 

@@ -11,10 +11,8 @@ from ._core import call, compare, expect_raises, ok, run_check, to_numpy, torch
 
 
 def _stats_results(fn, x, label="batch_stats") -> list:
-    """``fn(x)``'s three statistics against torch's, computed in float64 from
-    ``x`` in its own dtype (a float32 batch stays float32 for the learner).
-    With a wrong mean, a variance right about that mean says so: the first
-    wrong statistic is blamed, not those computed from it."""
+    """``fn(x)``'s three statistics against torch's in float64 (``x`` keeps its dtype);
+    the first wrong one is blamed (a variance right about a wrong mean says so)."""
     tol = 1e-10 if x.dtype == np.float64 else 10 * float(np.finfo(x.dtype).eps)
     value, problem = call(label, fn, x, returns=(3, "mu, var, var_unbiased"))
     if problem is not None:
@@ -56,9 +54,8 @@ def _stats_results(fn, x, label="batch_stats") -> list:
 
 
 def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
-    """Check ``fn(x) -> (mu, var, var_unbiased)``: per-feature statistics of
-    (N, D).  Without ``x``, also on the smallest batch (N = 2), one feature
-    and a float32 batch, as the graded test does."""
+    """Check ``fn(x) -> (mu, var, var_unbiased)`` per feature of (N, D); without
+    ``x`` also N = 2, one feature and float32, as the graded test does."""
     loc, scale = [12.0, -3.0, 0.5, 7.0, 100.0], [5.0, 0.1, 2.0, 30.0, 1.0]
     batch = np.random.default_rng(0).normal(loc, scale, (16, 5))  # very unlike features
     given, x = x is not None, batch if x is None else np.asarray(x)

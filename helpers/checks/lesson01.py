@@ -1,8 +1,5 @@
-"""Checks for notebook 01: standardisation, percentiles, per-layer gradient norms.
-
-References: ``torch.nn.functional.batch_norm`` (column-wise standardisation),
-``numpy.percentile`` (linear interpolation) and centred numerical gradients.
-"""
+"""Checks for notebook 01: standardisation, percentiles, per-layer gradient norms,
+against ``F.batch_norm``, ``np.percentile`` and centred numerical gradients."""
 
 from __future__ import annotations
 

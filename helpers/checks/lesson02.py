@@ -1,5 +1,4 @@
 """Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
-
 References: torch autograd (float64), numerical gradients of the learner's forward. A
 backward pass is judged alone (a forward slip is redone from its cache); it names a
 cause only if its cache holds the right quantities, else the first that differs (cmp)"""
@@ -284,7 +283,9 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         why = "one example has zero variance: PyTorch refuses it in training mode too"
         label = f"{name} batch of one"
         one = _core.expect_raises(label, fn, ValueError, why, p.x[:1], *p[1:3])
-        return [result, eps, output(f"{name} N=2", two), one]
+        big = make_problem(kind, seed + 1, (48, 5))  # past the first rows
+        big = output(f"{name} N=48", big, readers=forward_invariants(kind, big))
+        return [result, eps, output(f"{name} N=2", two), big, one]
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)
 

@@ -1,7 +1,5 @@
 """Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
-
-The learner's module runs beside torch's BatchNorm1d/2d on batches of varying size,
-then in eval mode: the first difference (output, gradients, buffers) is judged."""
+The learner's module runs beside torch's BatchNorm1d/2d; the first difference counts."""
 
 from __future__ import annotations
 
@@ -463,7 +461,7 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
         layer, shape = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias), (4, 3, 7, 7)
     else:
         settings = {"padding": 2, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
-        layer, shape = nn.Conv2d(4, 6, 3, bias=bias, **settings), (4, 4, 8, 8)
+        layer, shape = nn.Conv2d(4, 6, (3, 2), bias=bias, **settings), (4, 4, 8, 8)
     layer = layer.double().eval()
     norm = nn.BatchNorm1d if kind == "linear" else nn.BatchNorm2d
     bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
@@ -551,7 +549,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Re
 FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
     (0, 1, "the layer has no bias (fold into a new bias)"),
     (3, 2, "the conv has no bias (fold into a new bias)"),
-    (3, 4, "the conv has dilation=2, groups=2 and padding_mode='reflect'"),
+    (3, 4, "the conv has dilation=2, groups=2, a 3x2 kernel, padding_mode='reflect'"),
     (0, 5, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
     (3, 6, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
     (0, 7, "the layers are float32"),

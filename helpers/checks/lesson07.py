@@ -261,9 +261,8 @@ def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
 
 
 def _measurement(name, fn, seed, args, names, parts, answers):
-    """A check's body: ``fn(model, x, y, *args)`` leaves the model as it was and
-    returns a pair (``names``) compared with the listed mistakes, else described
-    part by part (``parts``), with a hint unless it is what nothing moving gives."""
+    """A check's body: ``fn(model, x, y, *args)`` leaves the model as it was; its pair
+    (``names``) vs the listed mistakes, else described by ``parts``, with a hint."""
 
     def body():  # in training mode, then in eval mode (the model keeps its mode)
         first = run(True, args[0])

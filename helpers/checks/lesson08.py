@@ -355,8 +355,8 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
             why = "saved must be a tuple of 5 tensors"
         elif kinds := [type(s).__name__ for s in saved if not torch.is_tensor(s)]:
             why = f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only"
-        elif [s.numel() for s in saved[2:]] != [CHANNELS, CHANNELS, 1]:
-            why = "saved mean and invstd hold one value per channel, the count one"
+        elif {s.shape for s in saved[2:4]} != {(CHANNELS,)} or saved[4].numel() != 1:
+            why = "saved mean and invstd have the shape (C,), the count one value"
         elif not torch.equal(saved[0], xs[rank]):
             why = "saved[0] is not the input x itself: backward recomputes x_hat"
         elif not torch.equal(saved[1], gamma):

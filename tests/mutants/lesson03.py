@@ -221,6 +221,7 @@ def fold_variant(
     eps_out=False,  # the review's C7: sqrt(running_var) + eps
     bn_eps=True,  # False: a fixed 1e-5 instead of bn.eps
     own_bias=True,  # False: the layer's own bias left out of the new bias
+    square=False,  # True: the kernel's first size only (round 7's false ok)
 ):
     import torch
     from torch import nn
@@ -269,7 +270,7 @@ def fold_variant(
                 else nn.Conv2d(
                     layer.in_channels,
                     layer.out_channels,
-                    layer.kernel_size,
+                    layer.kernel_size[0] if square else layer.kernel_size,
                     bias=make_bias,
                     **kwargs,
                 )
@@ -305,6 +306,7 @@ FOLD = {
     "dilation and groups not copied": (fold_variant(copy_all=False), "fails only where the conv has dilation=2, groups=2"),
     "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
     "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
+    "the kernel's first size only": (fold_variant(square=True), "a 3x2 kernel"),
 }
 # fmt: on
 
