@@ -763,3 +763,25 @@ def test_a_caller_tensor_detached_in_place_is_a_change():
 
     _, result = _core.call("f", mine, torch.ones(3, requires_grad=True))
     assert "detach_() or requires_grad_() changed it" in result.detail
+
+
+_seen = {}
+
+
+def _mean_of_the_first_call(x):
+    _seen.setdefault("mu", x.mean(0))  # round 8's class: a result kept between calls
+    return x - _seen["mu"]
+
+
+def test_a_function_that_keeps_state_between_calls_is_told_where():
+    _, result = _core.call("f", _mean_of_the_first_call, np.ones((3, 2)))
+    assert "changed the global `_seen` during the call" in result.detail
+
+    def running(x, seen=[]):  # noqa: B006 (the mistake)
+        seen.append(x)
+        return np.concatenate(seen).mean(0)
+
+    _, result = _core.call("f", running, np.ones((3, 2)))
+    assert "changed a default argument during the call" in result.detail
+    value, result = _core.call("f", lambda x, eps=1e-5: x.mean(0), np.ones((3, 2)))
+    assert result is None

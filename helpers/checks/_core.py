@@ -16,6 +16,7 @@ import contextlib
 import copy
 import functools
 import itertools
+import pickle
 import re
 import sys
 import sysconfig
@@ -173,6 +174,7 @@ def call(
         args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
+    state = _state(fn)
     try:
         with quiet_numerics():
             value = fn(*args, **kwargs)
@@ -181,11 +183,13 @@ def call(
         if isinstance(exc, NotImplementedError) and not _whose(last):
             return None, not_implemented(name)
         return None, Result(name, ERROR, "raised " + raised(exc, args))
-    for where, now, snap in itertools.chain(*watched) if watch else ():
+    for where, now, snap in itertools.chain(*watched):
         why = "leave the caller's model as it was: work on a copy (copy.deepcopy)"
         if where.endswith(" mode") and now.training != snap:
             how = "eval" if snap else "training"
             return None, wrong(name, f"switched {where[:-5]} to {how} mode: {why}")
+        if not watch:  # the function may change the arguments' values, not modes
+            continue
         if getattr(snap, "requires_grad", False) != getattr(now, "requires_grad", 0):
             why = "detach_() or requires_grad_() changed it: use .detach(), a new one"
         elif where.startswith("your module"):  # its forward pass
@@ -198,12 +202,37 @@ def call(
             why += "x = x - mu, not x -= mu)"
         if not where.endswith(" mode") and _changed(snap, now):
             return None, wrong(name, f"changed {where} in place: {why}")
+    now = _state(fn)
+    for where in (k for k in now if now[k] != state.get(k)) if watch else ():
+        why = f"changed {where} during the call: it keeps state between calls (a "
+        why += "cache, a running total), so the next input's answer depends on this "
+        return None, wrong(name, why + "one: compute from the arguments alone")
     outs = value if isinstance(value, tuple | list) else [value]
     kinds = lambda items: {type(a).__name__ for a in items if hasattr(a, "shape")}
     if kinds(args) == {"ndarray"} and "Tensor" in kinds(outs):
         why = "returned torch tensors for NumPy input: return NumPy arrays"
         return None, wrong(name, why)
     return (value, None) if returns is None else unpack(name, value, *returns)
+
+
+def _state(fn) -> dict:
+    """What a plain function keeps between calls, pickled: the data its code names
+    as globals, its defaults, its attributes, the variables it closes over."""
+    if (code := getattr(fn, "__code__", None)) is None:
+        return {}
+    cells = zip(code.co_freevars, getattr(fn, "__closure__", None) or (), strict=False)
+    found = {f"the global `{n}`": fn.__globals__.get(n) for n in code.co_names}
+    found |= {f"the enclosing `{n}`": c for n, c in cells}
+    found["a default argument"] = (fn.__defaults__ or ()) + (fn.__kwdefaults__,)
+    found["an attribute of your function"] = getattr(fn, "__dict__", None)
+    data, state = (np.ndarray, list, dict, set, tuple, int, float, torch().Tensor), {}
+    for where, value in found.items():
+        with contextlib.suppress(Exception):  # an empty cell, a thing not data
+            value = value.cell_contents if type(value).__name__ == "cell" else value
+            small = getattr(value, "nbytes", 0) < 2**24  # not a data set
+            if value is None or isinstance(value, data) and small:
+                state[where] = pickle.dumps(value)
+    return state
 
 
 # A library's words -> what they mean in the learner's code (the error's signature)
@@ -271,11 +300,14 @@ def raised(exc: BaseException, args=()) -> str:
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
         if line.startswith("raise"):  # checks call with inputs the exercise accepts
             text += ": your own test refused an input the exercise accepts"
-    meaning = broadcast_hint(message, args) or _read_frame(exc, message)
+    seen = _read_frame(exc, message)  # the None named, or the shapes in the line
+    shapes = seen if seen and seen.startswith("(in that") else ""
+    meaning = broadcast_hint(message, args) or (None if shapes else seen)
     if not mine and isinstance(exc, TypeError):  # binding the check's arguments
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
     text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
+    text += shapes
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
     shapes = ", ".join(f"{tuple(a.shape)} {dtype(a)}".strip() for a in arrays)
@@ -285,9 +317,8 @@ def raised(exc: BaseException, args=()) -> str:
 
 
 def _read_frame(exc: BaseException, message: str) -> str | None:
-    """The one name or attribute (``p.grad``) None in the learner's raising line."""
-    if "NoneType" not in message:
-        return None
+    """The learner's raising line read in its own frame: the one name or attribute
+    (``p.grad``) that is None, else the shapes of the arrays and tuples it names."""
     tb, frame = exc.__traceback__, None
     while tb is not None:  # the learner's last frame
         frame = frame if _whose(tb.tb_frame.f_code.co_filename) else tb.tb_frame
@@ -300,7 +331,19 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     code, scope = frame.f_code, {**frame.f_globals, **frame.f_locals}
     arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
     names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
-    none = [n for n in names if _lookup(n, scope)]
+    values = {n: _value(n, scope) for n in names}
+    if "NoneType" not in message:
+        arrays = (np.ndarray, torch().Tensor)
+        seen = [
+            f"{n} {tuple(v.shape)}" for n, v in values.items() if isinstance(v, arrays)
+        ]
+        seen += [
+            f"{n}: {len(v)} items"
+            for n, v in values.items()
+            if type(v) in (tuple, list)
+        ]
+        return f"(in that line: {', '.join(seen[:6])}) " if seen else None
+    none = [n for n, v in values.items() if v is None]
     if len(none) != 1:
         return None
     name = none[0]
@@ -320,15 +363,15 @@ def _plain(node) -> bool:  # a name, or attributes on a name (p.grad)
     return isinstance(node, ast.Name)
 
 
-def _lookup(dotted: str, scope: dict) -> bool:
-    """Whether ``dotted`` is None in ``scope`` (attributes read, nothing called)."""
+def _value(dotted: str, scope: dict):
+    """``dotted``'s value in ``scope`` (attributes read, nothing called), or ..."""
     value = scope.get(dotted.split(".")[0], ...)
     for attr in dotted.split(".")[1:]:  # an attribute of None: not this one
         try:  # (a property of the learner's may raise too)
             value = ... if value is None else getattr(value, attr)
         except Exception:
-            return False
-    return value is None
+            return ...
+    return value
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
@@ -420,6 +463,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
         elif [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
             extra, how = array.ndim - len(shape), "an axis of size 1 dropped"
             how = "an axis of size 1 kept (keepdims=True?)" if extra == 1 else how
+            how = "np.matrix keeps results 2-D" if type(value) is np.matrix else how
             how = f"{extra} axes of size 1 added (a reshape?)" if extra > 1 else how
             hint = f": {how}; the values are right in number, "
             hint += f"return them with the shape {shape}"
@@ -463,15 +507,10 @@ def broadcast_hint(message: str, args=()) -> str | None:
         why = f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
         why += "with it: shapes line up from the right, so one value per feature "
         return why + f"needs the shape ({d},) or (1, {d}), one per example ({n}, 1)) "
-    if len(batch) == 2 and n != d and {n, d} & sizes and not shapes:  # torch's sizes
+    if len(batch) == 2 and n != d and {n, d} & sizes:  # said, not guessed: which
         why = f"(x is ({n}, {d}): what meets it lines up from the right: one value "
         why += f"per feature has the shape ({d},) or (1, {d}), one per example "
-        return why + f"({n}, 1); print the shapes of the tensors combined) "
-    if len(batch) == 2 and n != d and {n, d} & sizes:
-        why = f"(x is ({n}, {d}): a statistic of length {n} is one per example "
-        why += f"(taken over axis 1), one of length {d} one per feature (over axis "
-        why += "0); reduce over the axis you mean with keepdims=True so that it "
-        return why + "lines up with x) "
+        return why + f"({n}, 1), as keepdims=True keeps it) "
     flat = [s for s in shapes if len(s) == 2 and np.prod(s) == np.prod(batch)]
     if len(batch) > 2 and flat and flat[0][1] != d:  # x reshaped, channels not last
         why = f"({flat[0]} holds x's {np.prod(batch)} values in {flat[0][1]} columns, "
@@ -594,6 +633,12 @@ def _precision(got, err, want, dtype) -> str | None:
         return f"its dtype is {dtype}, and the right values have fractions"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
         return None
+    for k in range(1, 7):  # round(value, k): k decimals, and off by less than 10^-k
+        near = np.abs(got - want).max() <= 10.0**-k and not np.all(
+            want == np.round(want, k)
+        )
+        if near and np.allclose(got, np.round(got, k), 0, 1e-13):
+            return f"its values are rounded to {k} decimals: return them unrounded"
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
         unit = 2.0 ** -(bits + 1)
         scaled = np.frexp(got)[0] / unit

@@ -21,7 +21,6 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     biased, unbiased = t.var(0, correction=0), t.var(0, correction=1)
     per = f"one value per example (N={n}), not one per feature (D={d}): reduce over "
     hints = {(n,): per + "axis=0, the batch axis"}
-    hints[(1, d)] = "keepdims=True left a (1, D) array: return shape (D,)"
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
     other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
@@ -33,7 +32,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
         theirs = to_numpy(value[i])  # one per example only if it is the statistic's
         across = d > 1 and theirs is not None and theirs.shape == (n,)
         if not (across and np.allclose(theirs, to_numpy(statistic(t.T)))):
-            kwargs["shape_hints"] = {(1, d): hints[(1, d)]}  # the shape alone: no cause
+            kwargs["shape_hints"] = {}  # the shape alone: no cause
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
             kind, by, twin = other[i]
@@ -41,7 +40,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
             why += "biased one (np.var's default ddof=0), `var_unbiased` divides by "
             why += "N-1 (ddof=1)"
             kwargs["causes"], kwargs["diagnoses"] = {}, {std: want.sqrt(), why: twin}
-            centres = {"0 (x is not centred)": 0.0}  # not each feature's mean
+            centres = {"0 (x is not centred) or 2·mu (the same sums)": 0.0}
             centres["the mean of all the values, not from each feature's"] = t.mean()
             theirs = to_numpy(value[0])
             if not results[0] and getattr(theirs, "shape", None) == (d,):

@@ -63,6 +63,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         hints[(rows,)] = f"one value per row: {whole}"
         small = np.flatnonzero(x.var(0) < 100 * eps)  # where eps matters
         read = {"shape_hints": hints, "readers": _read_back(x, eps), "small": small}
+        read["known"] = {"var + eps": x.var(0) + eps}  # a factor per column
         results = [compare(name, value, reference(x, eps), tol=1e-10, **read)]
         if not results[0]:
             return results
@@ -70,6 +71,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         default = "called without eps (the signature's default eps=1e-5)"
         for case, data, e, diagnoses in (
             ("4x6 example", EXAMPLE_4X6, eps, {}),
+            ("one column", x[:, :1], eps, {}),  # D = 1 stays 2-D
             ("eps=0.01", x, 0.01, ignored),  # eps matters: a tiny column
             (default, x, None, {}),  # the later cells rely on the default
         ):
@@ -110,12 +112,13 @@ def activation_percentiles(fn, quiet=False, strict=None):
         "tensor in the graph": (tensor(values[:10]).requires_grad_(), q3),
         "values with ties": (tensor(np.round(values, 1)), q3),  # repeated values
         "many values": (tensor(np.resize(values, (900, 7))), q3),  # 6300 values
+        "1-D values": (values[:, 0], {"q": (10, 90)}),  # as the graded test's
     }
 
     def body():
         name, seen = "activation_percentiles", []
         for label, (data, keywords) in cases.items():
-            got, problem = call(name, fn, data, **keywords)
+            got, problem = call(f"{name} {label}", fn, data, **keywords)
             if problem is None and not isinstance(got, np.ndarray):
                 why = f"returned a {type(got).__name__}: return a NumPy array"
                 problem = wrong(f"{name} {label}", why + " (np.percentile gives one)")
@@ -137,9 +140,9 @@ def activation_percentiles(fn, quiet=False, strict=None):
         ranked = all(np.isin(got, flat).all() for _, _, flat, got, *_ in seen)
         results = []
         for label, shape, flat, got, want, mistakes, q in seen:
-            whole = "not of all the values: flatten the tensor first"
-            hints = {(len(want), shape[1]): f"percentiles of each column, {whole}"}
-            hints[(len(want), shape[0])] = f"percentiles of each row, {whole}"
+            whole = "percentiles of each {}, not of all the values: flatten it first"
+            each = zip(("column", "row"), shape[::-1] * (len(shape) == 2), strict=False)
+            hints = {(len(want), n): whole.format(a) for a, n in each}
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
             rows = flat.reshape(shape)  # the right answer for a slipped input
             kwargs["source"] = (lambda z, q=q: np.percentile(np.ravel(z), q), rows)

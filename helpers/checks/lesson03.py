@@ -127,6 +127,9 @@ def _running(module):
 
 def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
     """Input, weight and bias gradients against PyTorch's (dx: statistics detached?)."""
+    if not out.requires_grad:  # x requires grad
+        why = "the output does not require grad: the forward pass cut the graph"
+        return wrong(label, f"{at}: {why} (torch.no_grad(), .detach() or NumPy)")
     try:
         out.backward(dout)
     except Exception as exc:
@@ -240,11 +243,14 @@ def _training_problem(label, module, ref, tail, gen):
         x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
         dout = torch_().randn(x.shape, generator=gen).double()
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        before = _running(module)
-        out, problem = call(label, module, xa, copy_inputs=False)
+        before, quiet = _running(module), step == 4  # a step without autograd too
+        with torch_().set_grad_enabled(not quiet):
+            out, problem = call(label, module, xa, copy_inputs=False)
+            expected = ref(xb)
         if problem is not None:
             return problem
-        expected, rows, at = ref(xb), channels_last(x), f"step {step} (batch of {n})"
+        rows, at = channels_last(x), f"step {step} (batch of {n})"
+        at = f"step {step} (batch of {n}, under torch.no_grad())" if quiet else at
         var, values = rows.var(0, correction=0), len(rows)
         means = {"the batch mean": rows.mean(0), "0 (nothing is subtracted)": 0}
         unbiased = "the unbiased variance (n - 1): normalise with the biased one"
@@ -255,9 +261,11 @@ def _training_problem(label, module, ref, tail, gen):
                 means[f"the running mean {when} the step{running}"] = pair[0]
                 variances[f"running_var {when} the step"] = pair[1]
         problem = _compared(label, at, out, expected, ref, x, means, variances)
-        if problem is None:
+        if problem is None and not quiet:
             args = (module, ref, out, expected, xa, xb, dout)
             problem = _gradient_problem(label, at, *args)
+        if problem is None and step == 2:  # eval in between: nothing kept from it
+            problem = _evaluate(label, "eval after step 2", module, ref, tail, gen)
         if problem is not None or not ref.track_running_stats:
             if problem is not None:
                 return problem
@@ -274,11 +282,16 @@ def _training_problem(label, module, ref, tail, gen):
             if not _close(getattr(module, buffer, None), getattr(ref, buffer)):
                 why = _update_problem(label, module, ref, buffer, step, before, x, gen)
                 return wrong(label, f"{at}: {why}")
-    module.eval()  # eval mode: the running statistics (the batch's if untracked)
-    ref.eval()
+    return _evaluate(label, "eval mode", module, ref, tail, gen)
+
+
+def _evaluate(label, at, module, ref, tail, gen):
+    """Eval mode: the running statistics (the batch's if untracked), gradients too."""
+    module.eval(), ref.eval()
     x = 3 * torch_().randn(6, *tail, generator=gen).double() - 2
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     before = copy.deepcopy(module.state_dict())
-    out, problem = call(label, module, x)
+    out, problem = call(label, module, xa, copy_inputs=False)
     if problem is not None:
         return problem
     for key in BUFFERS:
@@ -290,7 +303,12 @@ def _training_problem(label, module, ref, tail, gen):
     means["the batch mean (eval mode uses the running statistics)"] = rows.mean(0)
     variances["the batch's biased variance"] = rows.var(0, correction=0)
     variances["the batch's unbiased variance"] = rows.var(0)
-    return _compared(label, "eval mode", out, ref(x), ref, x, means, variances)
+    expected, dout = ref(xb), torch_().randn(x.shape, generator=gen).double()
+    problem = _compared(label, at, out, expected, ref, x, means, variances)
+    if problem is None:
+        problem = _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout)
+    module.train(), ref.train()
+    return problem
 
 
 def _sequence(cls, tail, seed, **given) -> Result:

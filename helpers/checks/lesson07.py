@@ -118,6 +118,8 @@ def _running_var(label, module, x, noisy):
         return result
     noisy = {"the variance of the noisy output, not of x": noisy.var(0)}
     known, twice = {"1 - 0.9^2": 0.19}, {"momentum 1 - 0.9^2": "two updates in a call?"}
+    known["N"], biased = len(x), f"factor (N-1)/N with N = {len(x)}"
+    twice[biased] = "the biased variance: running_var averages in the unbiased one"
     batch, old = to_numpy(x.var(0)), np.ones(len(want))  # torch: unbiased var
     result.detail = _core.ema_problem(what, got, old, batch, 0.1, known, twice, noisy)
     return result
@@ -291,7 +293,8 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
         same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
         show = lambda a: ", ".join(f"{v:.6g}" for v in a)
-        said, off = [_core.describe(g, w, tol=1e-8, axis=None)], []
+        seen = _core._precision(g, result.error, w, g.dtype)  # rounded, float32
+        said, off = [seen or _core.describe(g, w, tol=1e-8, axis=None)], []
         for k, (part, i) in enumerate(parts.items()):
             if same(g[i], w[i]):
                 said.append(f"{part}: right, {show(g[i])}")

@@ -113,7 +113,8 @@ def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
     kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
     read = partial(_core.stages, x=full, gamma=gamma, beta=beta, **kw)
-    return compare(label, out, want, tol=TOL, what="the ranks' outputs", readers=[read])
+    kw = {"readers": [read], "known": {"W = the number of ranks": len(xs)}}
+    return compare(label, out, want, tol=TOL, what="the ranks' outputs", **kw)
 
 
 # the forward pass and its running statistics (PyTorch's convention)
@@ -161,6 +162,7 @@ def _still(fn, seed) -> Result:
         return problem_
     if not all(m.equal(beta + 2) and v.equal(gamma) for m, v in buffers):
         why = "moved: 0 is a momentum, they keep their values"
+        why = why if all(v.isfinite().all() for _, v in buffers) else "are not finite"
         return wrong(label, f"with momentum=0 the running statistics {why}")
     return ok(label, "the running statistics keep their values")
 
@@ -292,7 +294,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
     out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
-    kw = {"known": {"gamma": gamma, "N": sum(map(len, xs))}}
+    kw = {"known": {"gamma": gamma, "N": len(x), "invstd": _statistics(xs)[1]}}
     kw["readers"] = [_dx_reader(xs, gamma, douts)]
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     kinds = {type(t).__name__ for g in grads for t in g[1:3]} - {"Tensor"}

@@ -44,6 +44,16 @@ def _memo(x):
     return _MEMO.setdefault(x.shape, correct(x))  # the first answer per shape
 
 
+_SEEN: dict = {}
+
+
+def _first_mean(x):  # round 8's class (issue 28): a result kept between calls
+    if x.shape[0] < 2:
+        raise ValueError("N < 2")
+    mu = _SEEN.setdefault("mu", x.mean(0))
+    return mu, ((x - mu) ** 2).mean(0), ((x - mu) ** 2).sum(0) / (len(x) - 1)
+
+
 def _tensors(x):
     import torch
 
@@ -98,6 +108,7 @@ MUTANTS = [
     _mutant("var and var_unbiased one array", _guard(_aliased), "the same array as"),
     _mutant("N counts the non-zero entries", _guard(_nonzero), "zeros mu"),
     _mutant("remembers its first answer", _guard(_memo), "again, new values"),
+    _mutant("mean kept in a global", _first_mean, "changed the global `_SEEN` during"),
     _mutant(
         "returns torch tensors", _tensors, "returned torch tensors for NumPy input"
     ),

@@ -79,6 +79,10 @@ STANDARDIZE = {
         lambda X, eps=1e-5: standardize(X),
         "eps argument is ignored",
     ),
+    "one column squeezed": (
+        lambda X, eps=1e-5: np.squeeze(standardize(X, eps)),
+        "standardize_columns one column",
+    ),
     "another default eps": (
         lambda X, eps=1e-3: standardize(X, eps),
         "called without eps (the signature's default eps=1e-5)",
@@ -94,6 +98,12 @@ PERCENTILES = {
         "has no attribute 'detach'",
     ),
     "random subsample of large inputs": (_subsampled, "many values"),
+    "rows concatenated": (
+        lambda v, q=(15, 50, 85): np.percentile(
+            np.concatenate(list(v.detach().numpy() if hasattr(v, "detach") else v)), q
+        ),
+        "activation_percentiles 1-D values",
+    ),
     "numpy() in the graph": (
         lambda v, q=(15, 50, 85): np.percentile(
             (v.numpy() if isinstance(v, torch.Tensor) else v).ravel(), q

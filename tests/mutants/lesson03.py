@@ -169,6 +169,38 @@ def scratch_class(
     return Scratch
 
 
+def scratch_protocol(kind):
+    """Round 8's false oks (issue 28): what a module does across modes and calls."""
+    import torch
+
+    class Variant(scratch_class()):
+        def forward(self, x):
+            stats = (self.running_mean, self.running_var)
+            if kind == "eval under no_grad" and not self.training:
+                with torch.no_grad():
+                    return super().forward(x)
+            if kind == "updates with grad only" and not torch.is_grad_enabled():
+                kept = [t.clone() for t in (*stats, self.num_batches_tracked)]
+                out = super().forward(x)
+                for t, old in zip(
+                    (*stats, self.num_batches_tracked), kept, strict=True
+                ):
+                    t.copy_(old)
+                return out
+            if kind == "eval statistics cached" and not self.training:
+                first = self.__dict__.setdefault("first", [t.clone() for t in stats])
+                now = [t.clone() for t in stats]
+                for t, old in zip(stats, first, strict=True):
+                    t.copy_(old)
+                out = super().forward(x)
+                for t, old in zip(stats, now, strict=True):
+                    t.copy_(old)
+                return out
+            return super().forward(x)
+
+    return Variant
+
+
 # fmt: off
 SCRATCH = {
     "biased running_var": (scratch_class(running_var="biased"), "the biased batch variance"),
@@ -200,6 +232,9 @@ SCRATCH = {
     "resets without guards": (scratch_class(reset_guards=False), "with affine=False: nothing to reset"),
     "momentum=0 read as missing": (scratch_class(zero_momentum=False), "momentum=0.0"),
     "one value refused in eval mode": (scratch_class(eval_guard=True), "eval, one example"),
+    "eval under no_grad": (scratch_protocol("eval under no_grad"), "eval after step 2: the output does not require grad"),
+    "running statistics updated with grad only": (scratch_protocol("updates with grad only"), "under torch.no_grad()): num_batches_tracked is tensor(3)"),
+    "eval statistics cached at the first eval": (scratch_protocol("eval statistics cached"), "eval mode: "),
 }
 # fmt: on
 

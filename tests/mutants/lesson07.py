@@ -247,6 +247,7 @@ ICS = {
     "G aliased to the zeroed gradient": (_aliased, "what the measurement gives when nothing moves"),
     "one layer short": (_ics(short=True), "the layer just before it was not updated"),
     "returns tensors": (lambda *a: tuple(map(torch.tensor, changed(*a))), "return Python numbers (.item())"),
+    "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
 }
 PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),

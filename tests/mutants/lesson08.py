@@ -264,6 +264,7 @@ FORWARD = {
     "mean of the ranks' means": (_fwd(mean_of_means=True), "mean of the ranks' means"),
     "average of the ranks' variances": (_fwd(average_variances=True), "law of total variance"),
     "gamma and beta forgotten": (_fwd(affine=False), "gamma and beta are not applied"),
+    "gamma and beta all-reduced": (lambda x, g, b, reduce, *rest: sync_forward(x, reduce(g.clone()), reduce(b.clone()), reduce, *rest), "3 = W = the number of ranks"),
     # the outside review's (2026-12-06, C8)
     "N = W * n_r": (_fwd(count_as="world"), "divided by W * n_rank"),
     "count-weighted variances": (_fwd(count_as="weighted"), "count-weighted average"),
@@ -330,6 +331,8 @@ MERGE = {
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
     "top-level children only": (_merge(top_level=True), "the merge did not reach it"),
     "merged values not written": (_merge(written=False), "write the merged values into them in place"),
+    # round 8's false ok (issue 28): call watches a model's mode even where it lets buffers change
+    "model left in eval mode": (lambda model, all_reduce, count: (merge(model, all_reduce, count), model.eval())[0], "to eval mode"),
     "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) buffers"),
 }
 # fmt: on
