@@ -399,9 +399,13 @@ def _resets(cls, seed) -> Result:
     ):
         if not callable(getattr(module, method, None)):
             return wrong(label, f"no {method}() method (torch's batch norm has one)")
+        held = {k: getattr(module, k, None) for k in (*BUFFERS, "weight", "bias")}
         _, problem = call(label, getattr(module, method))
         if problem is not None:
             return problem
+        for key in (k for k, t in held.items() if getattr(module, k, None) is not t):
+            why = f"{method}() replaced {key} by a new tensor: reset it in place (an "
+            return wrong(label, why + "optimizer built before holds the old one)")
         for key, value in zip((*BUFFERS, "weight", "bias"), values, strict=True):
             t = getattr(module, key, None)
             kind = getattr(t, "dtype", type(t).__name__)
@@ -535,13 +539,15 @@ def _fold_problem(kind, folded, layer) -> str | None:
     return None
 
 
-def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS) -> Result:
+def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS, train=0):
     """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
     extra = extra if affine else " affine=False"
     extra = extra if eps == EPS else f" eps={eps:g}"
+    extra = " layer.train()" if train else extra  # only bn's mode matters
     label = f"fold_batchnorm {kind}" + (extra if dtype == "float64" else f" {dtype}")
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps)
+    layer.train(bool(train))
     with torch_().no_grad():
         want = bn.double()(layer.double()(x))
         readers = _fold_reader(layer, bn, x)
@@ -600,6 +606,7 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold_one(fn, "linear", True, seed + 8, dtype="float32"),
             _fold_one(fn, "conv", False, seed + 9, dtype="float16"),
             _fold_one(fn, "conv", True, seed + 10, eps=1e-3),
+            _fold_one(fn, "linear", True, seed + 11, train=True),
         ]
         layer, bn, _ = _trained_pair("linear", True, seed + 4)
         free = torch_().nn.BatchNorm1d(5, track_running_stats=False).double().eval()

@@ -347,9 +347,14 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     if not grad:
         return [grad]
     statistics = _running(label, module, momentum, rows, mean, std)
+    graph = _core.buffers_outside_graph(f"{label} buffers", module)
+    with torch.no_grad():  # training mode without autograd updates them too
+        old, (_, failed) = module.running_mean.clone(), call(label, module, x.detach())
+    if failed is None and torch.equal(old, module.running_mean):
+        why = "a training step under torch.no_grad() left running_mean unchanged"
+        statistics.append(wrong(f"{label} no_grad", why + ": it moves in training"))
     if plain:  # r = 1, d = 0: the running statistics move all the same
         return [ok(label, "output and input gradient right")] + statistics
-    graph = _core.buffers_outside_graph(f"{label} buffers", module)
     return [result, grad, *statistics, graph]
 
 
@@ -407,6 +412,9 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         label, x = f"{NAME} image batch of one", torch_().randn(1, 5, 2, 2).double()
         module, _, failed = _ready(cls, label)  # 4 values per channel: enough
         failed = call(label, module, x)[1] if failed is None else failed
+        label = f"{NAME} eval, one example"  # the running statistics need no batch
+        if failed is None:
+            failed = call(label, module.eval(), torch_().randn(1, 5).double())[1]
         if failed is not None:
             return [*results, failed]
         refusals = {  # every refusal the exercise asks for (num_features=5)

@@ -99,7 +99,7 @@ def _outputs(name, outs, xs, what="out"):
     return torch_().cat(outs), None
 
 
-def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
+def _compare_out(label, outs, xs, gamma, beta, groups=True, given=()) -> Result:
     """The ranks' outputs against F.batch_norm on the whole batch, stage by stage."""
     torch = torch_()
     out, problem_ = _outputs(label, outs, xs)
@@ -110,6 +110,9 @@ def _compare_out(label, outs, xs, gamma, beta, groups=True) -> Result:
     counts = torch.tensor([len(x) for x in xs])
     per_row = lambda d: {k: v.repeat_interleave(counts, 0) for k, v in d.items()}
     means, variances = map(per_row, _variants(xs))
+    for when, (m, v) in dict(given).items():  # the running statistics passed in
+        means[f"running_mean {when} (training normalises with the batch's)"] = m
+        variances[f"running_var {when}"] = v
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
     kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
     read = partial(_core.stages, x=full, gamma=gamma, beta=beta, **kw)
@@ -141,9 +144,12 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         if problem_ is None and kinds:
             why = f"float32 inputs give {kinds.pop()} outputs: keep the input's dtype"
             return [result, wrong(f"{name} float32", why)]
-        xs, *_, buffers, problem_ = _step("sync forward running stats", step, seed)
+        label = "sync forward running stats"  # the output with them given, too
+        xs, g, b, values, buffers, problem_ = _step(label, step, seed, 2, "out, cache")
         if problem_ is None:
-            results = [result, *_buffer_results("sync forward", buffers, seed)]
+            given = {"before the update": (b + 2, g), "after it": buffers[0]}
+            out = _compare_out(label, [v[0] for v in values], xs, g, b, False, given)
+            results = [result, out, *_buffer_results("sync forward", buffers, seed)]
             return results + [_still(fn, seed)]
         if "positional argument" in problem_.detail:  # the signature, then
             takes = "gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var"

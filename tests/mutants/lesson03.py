@@ -176,6 +176,9 @@ def scratch_protocol(kind):
     class Variant(scratch_class()):
         def forward(self, x):
             stats = (self.running_mean, self.running_var)
+            if kind == "new parameters" and not hasattr(self, "reset_parameters_"):
+                self.reset_parameters_ = self.reset_parameters
+                self.reset_parameters = self._new_parameters
             if kind == "eval under no_grad" and not self.training:
                 with torch.no_grad():
                     return super().forward(x)
@@ -197,6 +200,11 @@ def scratch_protocol(kind):
                     t.copy_(old)
                 return out
             return super().forward(x)
+
+        def _new_parameters(self):
+            self.reset_parameters_()
+            self.weight = torch.nn.Parameter(torch.ones_like(self.weight))
+            self.bias = torch.nn.Parameter(torch.zeros_like(self.bias))
 
     return Variant
 
@@ -232,6 +240,7 @@ SCRATCH = {
     "resets without guards": (scratch_class(reset_guards=False), "with affine=False: nothing to reset"),
     "momentum=0 read as missing": (scratch_class(zero_momentum=False), "momentum=0.0"),
     "one value refused in eval mode": (scratch_class(eval_guard=True), "eval, one example"),
+    "reset_parameters makes new parameters": (scratch_protocol("new parameters"), "reset_parameters() replaced weight by a new tensor"),
     "eval under no_grad": (scratch_protocol("eval under no_grad"), "eval after step 2: the output does not require grad"),
     "running statistics updated with grad only": (scratch_protocol("updates with grad only"), "under torch.no_grad()): num_batches_tracked is tensor(3)"),
     "eval statistics cached at the first eval": (scratch_protocol("eval statistics cached"), "eval mode: "),
@@ -324,6 +333,10 @@ def fold_variant(
     return fold
 
 
+def _raise(exc):
+    raise exc
+
+
 # fmt: off
 FOLD = {
     "no eps": (fold_variant(eps=False), "sqrt(v) without eps"),
@@ -342,6 +355,7 @@ FOLD = {
     "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
     "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
     "the kernel's first size only": (fold_variant(square=True), "a 3x2 kernel"),
+    "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else _raise(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }
 # fmt: on
 

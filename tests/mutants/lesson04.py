@@ -73,6 +73,8 @@ def renorm_class(
     batch_guard=False,
     plain_no_update=False,  # r = 1, d = 0: plain batch norm, buffers left alone
     eval_flat=False,  # eval mode's statistics not reshaped for 4-D input
+    eval_guard=False,  # round 8's false oks: one value refused in eval mode too,
+    grad_only=False,  # and no running update in a training step under no_grad
 ):
     import torch
     from torch import nn
@@ -103,7 +105,7 @@ def renorm_class(
                 raise ValueError("channels")
             if (
                 validate in (True, "2-D")
-                and self.training
+                and (self.training or eval_guard)
                 and x.numel() // x.shape[1] < 2
             ):
                 raise ValueError("one value per channel")
@@ -146,6 +148,7 @@ def renorm_class(
                 self.training
                 and not update_first
                 and not (plain_no_update and rmax == 1 and dmax == 0)
+                and (torch.is_grad_enabled() or not grad_only)
             ):
                 with torch.no_grad():
                     a = 0.01 if fixed_momentum else self.momentum  # the default, always
@@ -176,6 +179,8 @@ def renorm_class(
 
 # fmt: off
 RENORM = {
+    "one value refused in eval mode": (renorm_class(eval_guard=True), "eval, one example"),
+    "no running update under no_grad": (renorm_class(grad_only=True), "under torch.no_grad() left running_mean unchanged"),
     "gradient through r and d": (renorm_class(detach=False, rebind_buffers=True), "flows through r and d"),
     "gradient through r and d, buffers in place": (renorm_class(detach=False), "detached statistics"),
     "no clipping": (renorm_class(clip_r=False, clip_d=False), "not clipped"),

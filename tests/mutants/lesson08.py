@@ -235,6 +235,14 @@ def merge(
             bn.num_batches_tracked.copy_(all_reduce(bn.num_batches_tracked))
 
 
+def _running_used(x, g, b, all_reduce, eps=EPS, rm=None, rv=None, momentum=0.1):
+    """Round 8's false ok: training mode normalises with the running statistics."""
+    out, cache = sync_forward(x, g, b, all_reduce, eps, rm, rv, momentum)
+    if rm is not None:
+        out = g * (x - rm) / (rv + eps).sqrt() + b
+    return out, cache
+
+
 def _fwd(**kw):
     return lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(
         x, g, b, all_reduce, eps, *rest, **kw
@@ -264,6 +272,7 @@ FORWARD = {
     "mean of the ranks' means": (_fwd(mean_of_means=True), "mean of the ranks' means"),
     "average of the ranks' variances": (_fwd(average_variances=True), "law of total variance"),
     "gamma and beta forgotten": (_fwd(affine=False), "gamma and beta are not applied"),
+    "normalises with the running statistics given": (_running_used, "running_mean after it (training normalises with the batch's)"),
     "gamma and beta all-reduced": (lambda x, g, b, reduce, *rest: sync_forward(x, reduce(g.clone()), reduce(b.clone()), reduce, *rest), "3 = W = the number of ranks"),
     # the outside review's (2026-12-06, C8)
     "N = W * n_r": (_fwd(count_as="world"), "divided by W * n_rank"),
