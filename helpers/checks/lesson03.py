@@ -335,6 +335,7 @@ def _sequence(cls, tail, seed, **given) -> Result:
 BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
     ("wrong channels", (8, 3), "3 channels for num_features=4 must be refused"),
     ("5-D input", (2, 4, 2, 2, 2), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
+    ("1-D input", (4,), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
     ("one value/channel", (1, 4), "in training one value per channel has no variance"),
 )
 

@@ -180,22 +180,26 @@ def _eval_mode(cls, seed):
         with torch_().no_grad():
             module.running_mean.fill_(1.5)
             module.running_var.fill_(4.0)
+            module.weight.fill_(2.0)  # gamma and beta are applied in eval too
+            module.bias.fill_(0.5)
     except (AttributeError, TypeError, RuntimeError):
         return wrong(label, "no running statistics: keep track_running_stats=True")
     out, problem = call(label, module, x)
     if problem is not None:
         return problem
-    want = (x - 1.5) / (4.0 + 0.1) ** 0.5  # gamma = 1, beta = 0, eps = 0.1
+    plain = (x - 1.5) / (4.0 + 0.1) ** 0.5  # eps = 0.1
+    want, affine = 2 * plain + 0.5, {"gamma and beta are not applied": plain}
     noise = getattr(module, "last_noise", None)  # the noise this call drew, if any
     noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
-    batch = torch_().nn.functional.batch_norm(x, None, None, training=True)
+    batch = 2 * torch_().nn.functional.batch_norm(x, None, None, training=True) + 0.5
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
     why = "eps=0.1 was not used: pass **kwargs on, super().__init__(num_features, "
-    diagnoses[why + "**kwargs)"] = (x - 1.5) / (4.0 + 1e-5) ** 0.5
+    diagnoses[why + "**kwargs)"] = 2 * (x - 1.5) / (4.0 + 1e-5) ** 0.5 + 0.5
     if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
         diagnoses[inference] = to_numpy(want) * noise[1] + noise[0]
-    return compare(label, out, want, tol=1e-12, what="eval output", diagnoses=diagnoses)
+    kw = {"what": "eval output", "diagnoses": diagnoses | affine}
+    return compare(label, out, want, tol=1e-12, **kw)
 
 
 def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
@@ -218,6 +222,8 @@ def _net(seed):
     layers += [nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3)]  # 6 follows a BN
     x = torch.randn(20, 6, generator=gen, dtype=torch.float64) * 2 + 1
     y = torch.randint(3, (20,), generator=gen)
+    with torch.no_grad():  # a gradient of norm > 2: clipping it would show
+        layers[-1].weight.mul_(3)
     return nn.Sequential(*layers).double().train(), x, y
 
 
@@ -279,6 +285,8 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         if problem is not None:
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
+        if any(isinstance(v, np.ndarray) for v in items):  # 0-d arrays too
+            return wrong(name, "return Python numbers (float(a)), not NumPy arrays")
         if any(isinstance(v, torch_().Tensor) for v in items):
             why = "return Python numbers (.item()): a tensor keeps its autograd graph"
             return wrong(name, why + " and the memory it holds")

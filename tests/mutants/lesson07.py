@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -247,6 +248,7 @@ ICS = {
     "G aliased to the zeroed gradient": (_aliased, "what the measurement gives when nothing moves"),
     "one layer short": (_ics(short=True), "the layer just before it was not updated"),
     "returns tensors": (lambda *a: tuple(map(torch.tensor, changed(*a))), "return Python numbers (.item())"),
+    "0-d arrays returned": (lambda *a: tuple(np.asarray(v) for v in changed(*a)), "not NumPy arrays"),
     "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
 }
 PROBE = {
