@@ -3,7 +3,6 @@ against ``F.batch_norm``, ``np.percentile`` and centred numerical gradients."""
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
 
 import copy
@@ -14,9 +13,8 @@ from . import _core
 from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
 
 # Library calls that would solve an exercise: tools/grading/flags.py notes them.
-SHORTCUTS = {
-    "standardize_columns": (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
-}
+_NORMS = (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
+SHORTCUTS = {"standardize_columns": _NORMS}
 
 # --- standardise columns ---
 EXAMPLE_4X6 = np.array(
@@ -88,10 +86,8 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
 interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
 nearest""".split()
-RANKS = (
-    "each value returned is one of the data's own values, with no interpolation "
-    "between neighbouring ranks: numpy.percentile's default interpolates linearly"
-)
+RANKS = "each value returned is one of the data's own values, with no interpolation "
+RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
 FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
 SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
 
@@ -177,24 +173,22 @@ def _summaries(model, x, y) -> tuple:
     found = dict(zip(map(id, params), torch().autograd.grad(loss, params), strict=True))
     w = [found[id(m.weight)] for m in layers]
     b = [found.get(id(m.bias), torch().zeros(1)) for m in layers]
-    norms, its = np.array([float(g.norm()) for g in w]), "each weight gradient's"
+    norms = np.array([float(g.norm()) for g in w])
+    its = "each weight gradient's {}: return ||dL/dW||".format
     reverse = "the norms are in reverse order: list the layers from input to output"
+    weights = [m.weight.detach().norm() for m in layers]
+    both = [(g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)]
     found = {
         reverse: norms[::-1],
         "the norms of every other parameter: not every layer has a bias; take each "
         "nn.Linear's weight": [g.norm() for g in list(found.values())[::2]],
-        "these are the weights' norms, not their gradients' norms": [
-            m.weight.detach().norm() for m in layers
-        ],
-        f"{its} squared norm: return ||dL/dW||": [g.norm() ** 2 for g in w],
-        f"{its} mean absolute value: return ||dL/dW||": [g.abs().mean() for g in w],
-        f"{its} largest absolute value: return ||dL/dW||": [g.abs().max() for g in w],
-        f"{its} root mean square: return ||dL/dW||": [
-            g.norm() / g.numel() ** 0.5 for g in w
-        ],
-        "the norm of weight and bias gradients together: return the weight's alone": [
-            (g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)
-        ],
+        "these are the weights' norms, not their gradients' norms": weights,
+        its("squared norm"): [g.norm() ** 2 for g in w],
+        its("mean absolute value"): [g.abs().mean() for g in w],
+        its("largest absolute value"): [g.abs().max() for g in w],
+        its("root mean square"): [g.norm() / g.numel() ** 0.5 for g in w],
+        "the norm of weight and bias gradients together: return the weight's "
+        "alone": both,
         "every parameter named weight, batch norm's too: take each nn.Linear's": [
             found[id(p)].norm() for k, p in model.named_parameters() if "weight" in k
         ],
