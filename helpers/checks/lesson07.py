@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]
+__all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]  # with mutants
 
 import copy
 
@@ -125,8 +124,7 @@ def _running_var(label, module, x, noisy):
 
 def _noise_draws(cls, seed, used_as_stored=False):
     """A new noise at each call, uniform in range, shift and scale independent."""
-    torch = torch_()
-    label = "NoisyBatchNorm noise"
+    label, torch = "NoisyBatchNorm noise", torch_()
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return problem
@@ -340,8 +338,7 @@ def _ics_answers(model, x, y, index, lr):
 
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
-    names = "(distance, cosine)"
-    runs = ((3, 0.5), (6, 0.5))  # in training mode, then in eval mode
+    runs, names = ((3, 0.5), (6, 0.5)), "(distance, cosine)"  # training, then eval
     body = _measurement("gradient_change", fn, seed, runs, names, ICS, _ics_answers)
     return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
 
