@@ -12,9 +12,8 @@ from . import _core
 from ._core import EPS, Result, call, compare, ok, run_check, unpack, wrong
 from ._core import torch as torch_
 
-# The public checks: each one has wrong implementations in tests/mutants/.
 __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "sync_bn_layer"]
-__all__ += ["merge_running_stats"]
+__all__ += ["merge_running_stats"]  # each public check has mutants in tests/mutants/
 
 TOL = 1e-12  # float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
