@@ -41,15 +41,12 @@ def _read_back(x: np.ndarray, eps: float) -> list:
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1; on a batch
     with one tiny column (where eps matters), the 4x6 example and eps=0.01."""
-    import torch.nn.functional as F
-
+    batch_norm, tensor = torch().nn.functional.batch_norm, torch().from_numpy
     if x is None:
         scale = [5.0, 0.01, 2.0, 30.0]  # one tiny spread: eps matters
         x = np.random.default_rng(0).normal([12.0, -3.0, 0.5, 7.0], scale, (10, 4))
     x = np.asarray(x, dtype=np.float64)
-
-    def reference(data, e):
-        return F.batch_norm(torch().from_numpy(data), None, None, training=True, eps=e)
+    bn = lambda d, e: batch_norm(tensor(d), None, None, training=True, eps=e)
 
     def body():
         name, (rows, columns) = "standardize_columns", x.shape
@@ -61,7 +58,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         hints[(rows,)] = f"one value per row: {whole}"
         small = np.flatnonzero(x.var(0) < 100 * eps)  # where eps matters
         read = {"shape_hints": hints, "readers": _read_back(x, eps), "small": small}
-        results = [compare(name, value, reference(x, eps), tol=1e-10, **read)]
+        results = [compare(name, value, bn(x, eps), tol=1e-10, **read)]
         if not results[0]:
             return results
         ignored = {"the eps argument is ignored: use the eps passed in": value}
@@ -74,7 +71,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             label, given = f"{name} {case}", {} if e is None else {"eps": e}
             got, problem = call(label, fn, data, **given)
             if problem is None:  # a failed Result is falsy: never chain with `or`
-                want = reference(data, EPS if e is None else e)
+                want = bn(data, EPS if e is None else e)
                 problem = compare(label, got, want, tol=1e-10, diagnoses=diagnoses)
             results.append(problem)
         return results
@@ -152,13 +149,10 @@ def activation_percentiles(fn, quiet=False, strict=None):
 def _tiny_model(seed):
     torch_, nn = torch(), torch().nn
     torch_.manual_seed(seed)
-    model = nn.Sequential(  # a layer without bias, nested: walk model.modules()
-        nn.Linear(6, 5),
-        nn.BatchNorm1d(5, track_running_stats=False),  # a weight, not a Linear's
-        nn.Sigmoid(),
-        nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh()),
-        nn.Linear(4, 3),
-    ).double()
+    # BN's weight is no Linear's; a Linear without bias, nested: walk model.modules()
+    layers = [nn.Linear(6, 5), nn.BatchNorm1d(5, track_running_stats=False)]
+    nested = nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())
+    model = nn.Sequential(*layers, nn.Sigmoid(), nested, nn.Linear(4, 3)).double()
     gen = torch_.Generator().manual_seed(seed)
     x = torch_.randn(8, 6, generator=gen, dtype=torch_.float64)
     return model, x, torch_.randint(0, 3, (8,), generator=gen)
