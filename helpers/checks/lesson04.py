@@ -1,5 +1,4 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017).
-
 References: the *given* NumPy forward (rmax=1, dmax=0: batch norm), its numerical
 gradients with r, d constant (stop_gradient), the paper's schedule; out read as r, d"""
 
@@ -361,8 +360,7 @@ def _running(label, module, momentum, rows, mean, std) -> list[Result]:
     causes, results = {"momentum 1 - momentum": old_value}, []
     pairs = (("running_mean", mean, rows.mean(0)), ("running_std", std, sigma[1]))
     for key, old, new in pairs:
-        got = getattr(module, key, None)
-        want = old + momentum * (new - old)
+        got, want = getattr(module, key, None), old + momentum * (new - old)
         result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
         if not result and result.error is not None:  # finite, of the shape
             args = (to_numpy(got), old, new, momentum, known, causes, dict(others))
