@@ -403,8 +403,7 @@ def _rebuilt(cache, new: dict, path=()):
     return copy.deepcopy(cache)
 
 
-# the staged backward's locals (and common spellings), in order: cache, then gradients
-STAGES = {
+STAGES = {  # the staged backward's locals and common spellings: cache, then gradients
     "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
     "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
     "sqrt(var + eps)": ("std", "sqrtvar"),
