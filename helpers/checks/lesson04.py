@@ -25,6 +25,7 @@ TOL, NAME = 1e-9, "BatchRenorm"
 RMAX, DMAX = 1.5, 0.5
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
+_branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
 
 
 def problem(seed=0, n=12, d=5):
@@ -67,10 +68,6 @@ def _spreads(var, n):
         found[f"var_B + eps, the variance{which}"] = v + EPS
         found[f"var_B, the variance without eps{which}"] = v
     return found
-
-
-def _branches(rows, shape):
-    return {"1": np.ones(shape), "x_hat": unrows(_x_hat(rows), shape)}
 
 
 def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
