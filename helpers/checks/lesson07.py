@@ -32,8 +32,7 @@ HINTS = {  # what to look at, by which parts of an answer are off
 
 
 def _batch(seed, c=5):
-    torch = torch_()
-    gen = torch.Generator().manual_seed(seed)
+    torch, gen = torch_(), torch_().Generator().manual_seed(seed)
     x = torch.randn(16, c, generator=gen, dtype=torch.float64) * 3 + 2
     return x, torch.randn(16, c, generator=gen, dtype=torch.float64)
 
@@ -242,8 +241,7 @@ def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True, short
 
 def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
     """The losses at w - eta * g, then the norms of the gradient changes."""
-    torch = torch_()
-    work = copy.deepcopy(model)
+    torch, work = torch_(), copy.deepcopy(model)
     params, (_, grads) = list(work.parameters()), _grads(work, x, y)
     start = [p.detach().clone() for p in params]
     g = torch.cat([d.flatten() for d in grads])
