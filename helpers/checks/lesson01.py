@@ -17,14 +17,8 @@ _NORMS = (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
 SHORTCUTS = {"standardize_columns": _NORMS}
 
 # --- standardise columns ---
-EXAMPLE_4X6 = np.array(
-    [
-        [1.0, -3, 4, -2, 5, 4],
-        [2, -6, 9, -1, 8, 2],
-        [2, -6, 9, -1, 9, 7],
-        [-1, 3, -4, 2, -5, -4],
-    ]
-)
+_ROWS = [[1, -3, 4, -2, 5, 4], [2, -6, 9, -1, 8, 2], [2, -6, 9, -1, 9, 7]]
+EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # notebook 01's
 
 
 def _read_back(x: np.ndarray, eps: float) -> list:
