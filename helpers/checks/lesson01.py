@@ -3,7 +3,6 @@ against ``F.batch_norm``, ``np.percentile`` and centred numerical gradients."""
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
 
 import copy
@@ -14,19 +13,12 @@ from . import _core
 from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
 
 # Library calls that would solve an exercise: tools/grading/flags.py notes them.
-SHORTCUTS = {
-    "standardize_columns": (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
-}
+_NORMS = (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
+SHORTCUTS = {"standardize_columns": _NORMS}
 
 # --- standardise columns ---
-EXAMPLE_4X6 = np.array(
-    [
-        [1.0, -3, 4, -2, 5, 4],
-        [2, -6, 9, -1, 8, 2],
-        [2, -6, 9, -1, 9, 7],
-        [-1, 3, -4, 2, -5, -4],
-    ]
-)
+_ROWS = [[1, -3, 4, -2, 5, 4], [2, -6, 9, -1, 8, 2], [2, -6, 9, -1, 9, 7]]
+EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # notebook 01's
 
 
 def _read_back(x: np.ndarray, eps: float) -> list:
@@ -43,15 +35,12 @@ def _read_back(x: np.ndarray, eps: float) -> list:
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1; on a batch
     with one tiny column (where eps matters), the 4x6 example and eps=0.01."""
-    import torch.nn.functional as F
-
+    batch_norm, tensor = torch().nn.functional.batch_norm, torch().from_numpy
     if x is None:
         scale = [5.0, 0.01, 2.0, 30.0]  # one tiny spread: eps matters
         x = np.random.default_rng(0).normal([12.0, -3.0, 0.5, 7.0], scale, (10, 4))
     x = np.asarray(x, dtype=np.float64)
-
-    def reference(data, e):
-        return F.batch_norm(torch().from_numpy(data), None, None, training=True, eps=e)
+    bn = lambda d, e: batch_norm(tensor(d), None, None, training=True, eps=e)
 
     def body():
         name, (rows, columns) = "standardize_columns", x.shape
@@ -64,7 +53,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         small = np.flatnonzero(x.var(0) < 100 * eps)  # where eps matters
         read = {"shape_hints": hints, "readers": _read_back(x, eps), "small": small}
         read["known"] = {"var + eps": x.var(0) + eps}  # a factor per column
-        results = [compare(name, value, reference(x, eps), tol=1e-10, **read)]
+        results = [compare(name, value, bn(x, eps), tol=1e-10, **read)]
         if not results[0]:
             return results
         ignored = {"the eps argument is ignored: use the eps passed in": value}
@@ -78,7 +67,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             label, given = f"{name} {case}", {} if e is None else {"eps": e}
             got, problem = call(label, fn, data, **given)
             if problem is None:  # a failed Result is falsy: never chain with `or`
-                want = reference(data, EPS if e is None else e)
+                want = bn(data, EPS if e is None else e)
                 problem = compare(label, got, want, tol=1e-10, diagnoses=diagnoses)
             results.append(problem)
         return results
@@ -90,10 +79,8 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
 interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
 nearest""".split()
-RANKS = (
-    "each value returned is one of the data's own values, with no interpolation "
-    "between neighbouring ranks: numpy.percentile's default interpolates linearly"
-)
+RANKS = "each value returned is one of the data's own values, with no interpolation "
+RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
 FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
 SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
 
@@ -159,13 +146,10 @@ def activation_percentiles(fn, quiet=False, strict=None):
 def _tiny_model(seed):
     torch_, nn = torch(), torch().nn
     torch_.manual_seed(seed)
-    model = nn.Sequential(  # a layer without bias, nested: walk model.modules()
-        nn.Linear(6, 5),
-        nn.BatchNorm1d(5, track_running_stats=False),  # a weight, not a Linear's
-        nn.Sigmoid(),
-        nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh()),
-        nn.Linear(4, 3),
-    ).double()
+    # BN's weight is no Linear's; a Linear without bias, nested: walk model.modules()
+    layers = [nn.Linear(6, 5), nn.BatchNorm1d(5, track_running_stats=False)]
+    nested = nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())
+    model = nn.Sequential(*layers, nn.Sigmoid(), nested, nn.Linear(4, 3)).double()
     gen = torch_.Generator().manual_seed(seed)
     x = torch_.randn(8, 6, generator=gen, dtype=torch_.float64)
     return model, x, torch_.randint(0, 3, (8,), generator=gen)
@@ -180,24 +164,22 @@ def _summaries(model, x, y) -> tuple:
     found = dict(zip(map(id, params), torch().autograd.grad(loss, params), strict=True))
     w = [found[id(m.weight)] for m in layers]
     b = [found.get(id(m.bias), torch().zeros(1)) for m in layers]
-    norms, its = np.array([float(g.norm()) for g in w]), "each weight gradient's"
+    norms = np.array([float(g.norm()) for g in w])
+    its = "each weight gradient's {}: return ||dL/dW||".format
     reverse = "the norms are in reverse order: list the layers from input to output"
+    weights = [m.weight.detach().norm() for m in layers]
+    both = [(g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)]
     found = {
         reverse: norms[::-1],
         "the norms of every other parameter: not every layer has a bias; take each "
         "nn.Linear's weight": [g.norm() for g in list(found.values())[::2]],
-        "these are the weights' norms, not their gradients' norms": [
-            m.weight.detach().norm() for m in layers
-        ],
-        f"{its} squared norm: return ||dL/dW||": [g.norm() ** 2 for g in w],
-        f"{its} mean absolute value: return ||dL/dW||": [g.abs().mean() for g in w],
-        f"{its} largest absolute value: return ||dL/dW||": [g.abs().max() for g in w],
-        f"{its} root mean square: return ||dL/dW||": [
-            g.norm() / g.numel() ** 0.5 for g in w
-        ],
-        "the norm of weight and bias gradients together: return the weight's alone": [
-            (g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)
-        ],
+        "these are the weights' norms, not their gradients' norms": weights,
+        its("squared norm"): [g.norm() ** 2 for g in w],
+        its("mean absolute value"): [g.abs().mean() for g in w],
+        its("largest absolute value"): [g.abs().max() for g in w],
+        its("root mean square"): [g.norm() / g.numel() ** 0.5 for g in w],
+        "the norm of weight and bias gradients together: return the weight's "
+        "alone": both,
         "every parameter named weight, batch norm's too: take each nn.Linear's": [
             found[id(p)].norm() for k, p in model.named_parameters() if "weight" in k
         ],

@@ -18,9 +18,8 @@ from .. import gradcheck
 from . import _core
 from ._core import EPS, Result, call, compare, info, ok, rel_error, to_numpy, wrong
 
-# The public checks: each one has wrong implementations in tests/mutants/.
 __all__ = ["batchnorm_backward", "batchnorm_backward_alt", "batchnorm_forward"]
-__all__ += ["layernorm_backward", "layernorm_forward"]
+__all__ += ["layernorm_backward", "layernorm_forward"]  # each has mutants in tests/
 __all__ += ["spatial_batchnorm_backward", "spatial_batchnorm_forward"]
 
 OUT, GRADS = (2, "out, cache"), (3, "dx, dgamma, dbeta")  # what the passes return
@@ -236,10 +235,7 @@ def _in_order(value):
 
 def _copying(fn):
     """``fn`` on copies: a forward writing into its input fails only its own check."""
-
-    def copied(*args, **kwargs):
-        return _in_order(fn(*copy.deepcopy(args), **kwargs))
-
+    copied = lambda *args, **kwargs: _in_order(fn(*copy.deepcopy(args), **kwargs))
     if hasattr(fn, "many"):  # the grader's remote function: one round trip
         copied.many = fn.many
     return copied if callable(fn) else fn
@@ -407,8 +403,7 @@ def _rebuilt(cache, new: dict, path=()):
     return copy.deepcopy(cache)
 
 
-# the staged backward's locals (and common spellings), in order: cache, then gradients
-STAGES = {
+STAGES = {  # the staged backward's locals and common spellings: cache, then gradients
     "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
     "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
     "sqrt(var + eps)": ("std", "sqrtvar"),

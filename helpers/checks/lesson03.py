@@ -51,9 +51,8 @@ def _registration(cls) -> Result:
     ref = torch_().nn.BatchNorm1d(4)  # its buffers and parameters as they start
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
     problem = core.registration_problem(label, module, start, params)
-    if problem is not None:
-        return problem
-    module, problem = core.build_module(cls, label, 4, affine=False)
+    if problem is None:
+        module, problem = core.build_module(cls, label, 4, affine=False)
     if problem is not None:
         return problem
     if list(module.parameters()) or getattr(module, "weight", None) is not None:
@@ -137,9 +136,8 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
     expected.backward(dout)
     weight = ref.weight.detach() if ref.affine else xb.new_ones(xb.shape[1])
     dims, view = [0, *range(2, xb.dim())], [1, -1] + [1] * (xb.dim() - 2)
-    # the scale of dx's terms before they cancel: |dout| |gamma| / sigma
     sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
-    scale = float(dout.abs().max() * weight.abs().max() / sigma)
+    scale = float(dout.abs().max() * weight.abs().max() / sigma)  # of dx's terms
     grads = [("input gradient", xa.grad, xb.grad, scale)]
     for key in ("weight", "bias") if ref.affine else ():
         mine = getattr(getattr(module, key, None), "grad", None)
@@ -351,8 +349,7 @@ def _bad_inputs(cls) -> list[Result]:
         core.expect_raises(f"{NAME} {what}", module, ValueError, why, zeros(*s))
         for what, s, why in BAD_INPUTS
     ]
-    label = f"{NAME} one example, L=3"
-    x = torch_().randn(1, 4, 3).double()
+    label, x = f"{NAME} one example, L=3", torch_().randn(1, 4, 3).double()
     module, _, problem = _stepped(cls, label, x, double=True)
     works = "works: one example with 3 positions has 3 values per channel"
     results.append(problem if problem is not None else ok(label, works))

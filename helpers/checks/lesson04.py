@@ -1,5 +1,4 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017).
-
 References: the *given* NumPy forward (rmax=1, dmax=0: batch norm), its numerical
 gradients with r, d constant (stop_gradient), the paper's schedule; out read as r, d"""
 
@@ -26,6 +25,7 @@ TOL, NAME = 1e-9, "BatchRenorm"
 RMAX, DMAX = 1.5, 0.5
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
+_branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
 
 
 def problem(seed=0, n=12, d=5):
@@ -68,10 +68,6 @@ def _spreads(var, n):
         found[f"var_B + eps, the variance{which}"] = v + EPS
         found[f"var_B, the variance without eps{which}"] = v
     return found
-
-
-def _branches(rows, shape):
-    return {"1": np.ones(shape), "x_hat": unrows(_x_hat(rows), shape)}
 
 
 def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
@@ -366,8 +362,7 @@ def _running(label, module, momentum, rows, mean, std) -> list[Result]:
     causes, results = {"momentum 1 - momentum": old_value}, []
     pairs = (("running_mean", mean, rows.mean(0)), ("running_std", std, sigma[1]))
     for key, old, new in pairs:
-        got = getattr(module, key, None)
-        want = old + momentum * (new - old)
+        got, want = getattr(module, key, None), old + momentum * (new - old)
         result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
         if not result and result.error is not None:  # finite, of the shape
             args = (to_numpy(got), old, new, momentum, known, causes, dict(others))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-# The public checks: each one has wrong implementations in tests/mutants/.
-__all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]
+__all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]  # with mutants
 
 import copy
 
@@ -33,8 +32,7 @@ HINTS = {  # what to look at, by which parts of an answer are off
 
 
 def _batch(seed, c=5):
-    torch = torch_()
-    gen = torch.Generator().manual_seed(seed)
+    torch, gen = torch_(), torch_().Generator().manual_seed(seed)
     x = torch.randn(16, c, generator=gen, dtype=torch.float64) * 3 + 2
     return x, torch.randn(16, c, generator=gen, dtype=torch.float64)
 
@@ -127,8 +125,7 @@ def _running_var(label, module, x, noisy):
 
 def _noise_draws(cls, seed, used_as_stored=False):
     """A new noise at each call, uniform in range, shift and scale independent."""
-    torch = torch_()
-    label = "NoisyBatchNorm noise"
+    label, torch = "NoisyBatchNorm noise", torch_()
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return problem
@@ -252,8 +249,7 @@ def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True, short
 
 def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
     """The losses at w - eta * g, then the norms of the gradient changes."""
-    torch = torch_()
-    work = copy.deepcopy(model)
+    torch, work = torch_(), copy.deepcopy(model)
     params, (_, grads) = list(work.parameters()), _grads(work, x, y)
     start = [p.detach().clone() for p in params]
     g = torch.cat([d.flatten() for d in grads])
@@ -351,8 +347,7 @@ def _ics_answers(model, x, y, index, lr):
 
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
-    names = "(distance, cosine)"
-    runs = ((3, 0.5), (6, 0.5))  # in training mode, then in eval mode
+    runs, names = ((3, 0.5), (6, 0.5)), "(distance, cosine)"  # training, then eval
     body = _measurement("gradient_change", fn, seed, runs, names, ICS, _ics_answers)
     return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
 

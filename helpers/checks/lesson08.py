@@ -12,9 +12,8 @@ from . import _core
 from ._core import EPS, Result, call, compare, ok, run_check, unpack, wrong
 from ._core import torch as torch_
 
-# The public checks: each one has wrong implementations in tests/mutants/.
 __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "sync_bn_layer"]
-__all__ += ["merge_running_stats"]
+__all__ += ["merge_running_stats"]  # each public check has mutants in tests/mutants/
 
 TOL = 1e-12  # float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
@@ -31,8 +30,7 @@ SHORTCUTS |= {"sync_bn_forward": _BN, "sync_bn_backward": _GRAD}
 def problem(seed: int = 0, sizes=SIZES):
     """(slices of x, gamma, beta, slices of dout): float64, mean 12."""
     torch = torch_()
-    gen = torch.Generator().manual_seed(seed)
-    n = sum(sizes)
+    gen, n = torch.Generator().manual_seed(seed), sum(sizes)
     x = torch.randn(n, CHANNELS, generator=gen, dtype=torch.float64) * 5 + 12.0
     x[:, 1] += 3 * torch.arange(n, dtype=torch.float64) / n  # ranks' means differ
     gamma = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
@@ -316,8 +314,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     x_hats = [(part - mean) * rho for part in xs]
     shares = ([h * dy for h, dy in zip(x_hats, douts, strict=True)], douts)
     sums = [torch.stack([grad[k] for grad in grads]).sum(0) for k in (1, 2)]
-    for k, what in enumerate(("dgamma", "dbeta")):
-        want = (g.grad, b.grad)[k]
+    for k, (what, want) in enumerate((("dgamma", g.grad), ("dbeta", b.grad))):
         diagnoses = {
             f"{what} was all-reduced; DDP does that afterwards, so this counts the "
             f"shares {len(xs)} times: return this rank's sum": len(xs) * want,
