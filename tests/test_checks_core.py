@@ -785,3 +785,22 @@ def test_a_function_that_keeps_state_between_calls_is_told_where():
     assert "changed a default argument during the call" in result.detail
     value, result = _core.call("f", lambda x, eps=1e-5: x.mean(0), np.ones((3, 2)))
     assert result is None
+
+
+def test_the_grad_of_a_detached_copy_is_named_not_guessed():
+    import torch
+
+    def norms(model):  # round 9's wrong cause: .detach() makes a tensor without .grad
+        model(torch.ones(2, 3)).sum().backward()
+        return [model.weight.detach().grad.norm().item()]
+
+    _, result = _core.call("f", norms, torch.nn.Linear(3, 2))
+    assert "a tensor made by a call (.detach(), .clone()) has no .grad" in result.detail
+
+
+def test_a_list_of_one_where_several_are_expected_is_not_called_reduced():
+    want = np.array([1.0, 2.0, 3.0])  # one value of a list: not a reduction seen
+    result = _core.compare("f", np.array([7.0]), want, tol=1e-10)
+    assert "reduced over every axis" not in result.detail, result.detail
+    result = _core.compare("f", np.array([1.0]), want, tol=1e-10)
+    assert "except the last 2 along axis 0" in result.detail, result.detail

@@ -344,6 +344,9 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
         ]
         return f"(in that line: {', '.join(seen[:6])}) " if seen else None
     none = [n for n, v in values.items() if v is None]
+    if not none and re.search(r"\)\.grad\b", line):  # p.detach().grad: a new tensor
+        why = "a tensor made by a call (.detach(), .clone()) has no .grad: read the "
+        return f"({why}parameter's own .grad) "
     if len(none) != 1:
         return None
     name = none[0]
@@ -467,7 +470,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
             how = f"{extra} axes of size 1 added (a reshape?)" if extra > 1 else how
             hint = f": {how}; the values are right in number, "
             hint += f"return them with the shape {shape}"
-        elif array.size == 1 and shape:
+        elif array.size == 1 and len(shape) > 1:
             hint = ": it looks reduced over every axis (check the `axis=`)"
         elif len(array.shape) == len(shape) - 1:
             hint = ": a dimension is missing (keepdims, or the wrong axis?)"

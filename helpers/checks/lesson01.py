@@ -100,6 +100,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
         "values with ties": (tensor(np.round(values, 1)), q3),  # repeated values
         "many values": (tensor(np.resize(values, (900, 7))), q3),  # 6300 values
         "1-D values": (values[:, 0], {"q": (10, 90)}),  # as the graded test's
+        "3-D values": (tensor(values[:36].reshape(4, 9, 7)), q3),  # any shape
     }
 
     def body():

@@ -110,6 +110,11 @@ MUTANTS = [
     _mutant("remembers its first answer", _guard(_memo), "again, new values"),
     _mutant("mean kept in a global", _first_mean, "changed the global `_SEEN` during"),
     _mutant(
+        "Bessel's correction only below N = 30",  # round 9's false ok
+        _guard(lambda x: (x.mean(0), x.var(0), x.var(0, ddof=int(len(x) < 30)))),
+        "batch_stats N=48 var_unbiased",
+    ),
+    _mutant(
         "returns torch tensors", _tensors, "returned torch tensors for NumPy input"
     ),
     _mutant("returns two", _guard(lambda x: (x.mean(0), x.var(0))), "tuple of 3"),

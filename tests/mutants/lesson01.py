@@ -98,6 +98,15 @@ PERCENTILES = {
         "has no attribute 'detach'",
     ),
     "random subsample of large inputs": (_subsampled, "many values"),
+    "flattened as two dimensions": (
+        lambda v, q=(15, 50, 85): np.percentile(
+            np.asarray(v.detach() if hasattr(v, "detach") else v).reshape(
+                -1 if v.ndim < 3 else v.shape[0] * v.shape[1]
+            ),
+            q,
+        ),
+        "activation_percentiles 3-D values",
+    ),
     "rows concatenated": (
         lambda v, q=(15, 50, 85): np.percentile(
             np.concatenate(list(v.detach().numpy() if hasattr(v, "detach") else v)), q
