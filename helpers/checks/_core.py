@@ -67,7 +67,6 @@ def ok(name, detail, error=None, bound=None) -> Result:
 
 
 def info(name, detail) -> Result:
-    """A line that informs without judging (a comparison skipped or only shown)."""
     return Result(name, INFO, detail)
 
 
@@ -125,11 +124,8 @@ def _changed(before, after) -> bool:
     if isinstance(before, np.ndarray):
         return not np.array_equal(before, after, equal_nan=True)
     same = torch().equal(before.nan_to_num(), after.detach().nan_to_num())  # NaN == NaN
-    return (
-        before.dtype != after.dtype
-        or not same
-        or before.requires_grad != after.requires_grad
-    )
+    grad = before.requires_grad != after.requires_grad
+    return before.dtype != after.dtype or not same or grad
 
 
 def _watch(value, where: str, depth=0) -> list:
@@ -148,9 +144,8 @@ def _watch(value, where: str, depth=0) -> list:
     if depth >= 3 or not isinstance(value, (dict, tuple, list)):
         return []
     items = value.items() if isinstance(value, dict) else enumerate(value)
-    return [
-        w for k, v in items for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)
-    ]
+    found = (_watch(v, f"{where} (item [{k!r}])", depth + 1) for k, v in items)
+    return list(itertools.chain(*found))
 
 
 @contextlib.contextmanager
@@ -161,9 +156,7 @@ def quiet_numerics():
         yield
 
 
-def call(
-    name: str, fn: Callable, *args, copy_inputs=True, returns=None, watch=True, **kwargs
-):
+def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     """``fn(*args, **kwargs)`` on copies of ``args`` (unless ``copy_inputs=False``)
     as ``(value, None)``, or ``(None, result)`` when it raised or changed an input;
     ``returns=(count, names)``: :func:`unpack`; ``watch=False``: may change them."""
@@ -311,8 +304,7 @@ def raised(exc: BaseException, args=()) -> str:
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
     shapes = ", ".join(f"{tuple(a.shape)} {dtype(a)}".strip() for a in arrays)
-    if shapes:
-        text += f"(called with inputs of shape {shapes}) "
+    text += f"(called with inputs of shape {shapes}) " if shapes else ""
     return text + "(call the function yourself to see the full traceback)"
 
 
@@ -333,15 +325,9 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
     values = {n: _value(n, scope) for n in names}
     if "NoneType" not in message:
-        arrays = (np.ndarray, torch().Tensor)
-        seen = [
-            f"{n} {tuple(v.shape)}" for n, v in values.items() if isinstance(v, arrays)
-        ]
-        seen += [
-            f"{n}: {len(v)} items"
-            for n, v in values.items()
-            if type(v) in (tuple, list)
-        ]
+        items, arrays = values.items(), (np.ndarray, torch().Tensor)
+        seen = [f"{n} {tuple(v.shape)}" for n, v in items if isinstance(v, arrays)]
+        seen += [f"{n}: {len(v)} items" for n, v in items if type(v) in (tuple, list)]
         return f"(in that line: {', '.join(seen[:6])}) " if seen else None
     none = [n for n, v in values.items() if v is None]
     if len(none) != 1:
@@ -404,9 +390,8 @@ def unpack(name: str, value, count: int, names: str):
 def to_numpy(value):
     """A float64 NumPy copy of an array or tensor (or None if it is neither)."""
     if isinstance(value, torch().Tensor):  # .double() would drop an imaginary part
-        if value.is_complex() or value.dtype == torch().bool:
-            return None
-        return value.detach().cpu().double().numpy()
+        unfit = value.is_complex() or value.dtype == torch().bool
+        return None if unfit else value.detach().cpu().double().numpy()
     if isinstance(value, np.ndarray):  # not booleans, strings, objects, complex
         return value.astype(np.float64) if value.dtype.kind in "iuf" else None
     if isinstance(value, (float, int, np.floating, np.integer)):
@@ -634,9 +619,8 @@ def _precision(got, err, want, dtype) -> str | None:
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
         return None
     for k in range(1, 7):  # round(value, k): k decimals, and off by less than 10^-k
-        near = np.abs(got - want).max() <= 10.0**-k and not np.all(
-            want == np.round(want, k)
-        )
+        rounded = np.all(want == np.round(want, k))  # then rounding is no mistake
+        near = np.abs(got - want).max() <= 10.0**-k and not rounded
         if near and np.allclose(got, np.round(got, k), 0, 1e-13):
             return f"its values are rounded to {k} decimals: return them unrounded"
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
@@ -661,15 +645,13 @@ def describe(
     fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
     if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
-    seen = degenerate(g, w)
-    if seen or g.size == 1:  # one number is a multiple of any other: no signature
-        return seen
+    if (seen := degenerate(g, w)) or g.size == 1:
+        return seen  # one number is a multiple of any other: no signature
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
     close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale
     say = lambda key, text: f"{text}: {causes[key]}" if causes.get(key) else text
-    moved = _permuted(g, w, close)
-    if moved:
+    if moved := _permuted(g, w, close):
         return say("permuted", moved)
     if close(g, -w):
         return say("sign", "the right magnitude with the wrong sign everywhere")
@@ -782,12 +764,10 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
     scale = max(float(np.abs(g).max()), 1e-300)
     for k in range(1, x.ndim + 1):
         for other in itertools.combinations(range(x.ndim), k):
-            if set(other) == set(axes):
-                continue
             mu, var = x.mean(other, keepdims=True), x.var(other, keepdims=True)
             with np.errstate(all="ignore"):
                 want = gamma * (x - mu) / np.sqrt(var + eps) + beta
-            if np.abs(g - want).max() <= tol * scale:
+            if set(other) != set(axes) and np.abs(g - want).max() <= tol * scale:
                 how = f"this normalisation takes them over axes {tuple(axes)}"
                 return f"the statistics are taken over axes {other}; {how}"
     return None
@@ -948,8 +928,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
             if k > 0 and rel_error(got_np, want_np.take(kept, axis)) <= near:
                 why = f"the right values except the {part} {k} along axis {axis} "
                 hints[got_np.shape] = why + "(a loop or slice skips them)"
-    problem = shape_problem(name, got, want_np.shape, what, hints)
-    if problem is not None:
+    if (problem := shape_problem(name, got, want_np.shape, what, hints)) is not None:
         return problem
     measure = rel_error if metric == "rel" else abs_error
     label = "max rel. error" if metric == "rel" else "max abs. error"
@@ -1039,9 +1018,8 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
     matches = []
     for message, candidate in (diagnoses or {}).items():
         candidate = to_numpy(candidate)
-        if getattr(candidate, "shape", None) != want.shape:
-            continue
-        if measure(got, candidate) <= min(near, measure(candidate, want) / 10):
+        fits = getattr(candidate, "shape", None) == want.shape
+        if fits and measure(got, candidate) <= min(near, measure(candidate, want) / 10):
             matches.append(message)
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:
@@ -1055,9 +1033,6 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
 
 
 # --- running a check body; modules ---
-_HELPERS = str(Path(__file__).resolve().parents[1])
-
-
 @functools.cache
 def _whose(filename: str) -> str | None:
     """None for the learner's code; "check" for the course's, "library" else."""
@@ -1068,7 +1043,7 @@ def _whose(filename: str) -> str | None:
         path = str(Path(filename).resolve())
     except (OSError, ValueError):
         return None
-    if path.startswith(_HELPERS):
+    if path.startswith(str(Path(__file__).resolve().parents[1])):  # the helpers
         return "check"
     return "library" if path.startswith(libraries) else None
 
@@ -1109,9 +1084,7 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
 
 def torch():
     """torch, imported when a check first needs it (importing helpers stays light)."""
-    import torch as module
-
-    return module
+    return __import__("torch")
 
 
 def build_module(cls, label: str, *args, **kwargs):
@@ -1127,11 +1100,10 @@ def build_module(cls, label: str, *args, **kwargs):
 def registration_problem(label, module, buffers, params, attrs=None):
     """A wrong Result if ``module`` lacks a registered buffer or parameter
     (name: the tensor it starts as, or None) or an attribute (name: value)."""
-    for kind, wanted, found in (
-        ("buffer", buffers, dict(module.named_buffers())),
-        ("parameter", params, dict(module.named_parameters())),
+    for kind, wanted, found, how in (
+        ("buffer", buffers, dict(module.named_buffers()), "self.register_buffer(...)"),
+        ("parameter", params, dict(module.named_parameters()), "nn.Parameter"),
     ):
-        how = "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
         for key, start in wanted.items():
             if key not in found:
                 why = "it does not exist"
@@ -1203,11 +1175,10 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
     if distance <= 2.5 / np.sqrt(n):
         return f"{what}: {repeats[2:]}" if repeats else None
-    mid, side = (low + high) / 2, ""
-    if x[0] >= mid - 0.05 * width:
-        side = " (one-sided: all above the middle)"
-    elif x[-1] <= mid + 0.05 * width:
-        side = " (one-sided: all below the middle)"
+    mid = (low + high) / 2
+    above, below = x[0] >= mid - 0.05 * width, x[-1] <= mid + 0.05 * width
+    half = "above" if above else "below" if below else ""
+    side = f" (one-sided: all {half} the middle)" if half else ""
     why = f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
     why += f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}"
     return why + repeats
