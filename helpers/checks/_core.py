@@ -108,8 +108,7 @@ class Report(list):
 
 
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
-    """Print and return a :class:`Report`; raise on a failure if ``strict``
-    (None, the default: while grading)."""
+    """Print and return a Report; raise on a failure if ``strict`` (None: grading)."""
     result = Report([results] if isinstance(results, Result) else results)
     if not quiet:
         print(result.lines())
@@ -311,10 +310,9 @@ def raised(exc: BaseException, args=()) -> str:
 def _read_frame(exc: BaseException, message: str) -> str | None:
     """The learner's raising line read in its own frame: the one name or attribute
     (``p.grad``) that is None, else the shapes of the arrays and tuples it names."""
-    tb, frame = exc.__traceback__, None
-    while tb is not None:  # the learner's last frame
-        frame = frame if _whose(tb.tb_frame.f_code.co_filename) else tb.tb_frame
-        tb = tb.tb_next
+    frames = (f for f, _ in traceback.walk_tb(exc.__traceback__))
+    mine = [f for f in frames if not _whose(f.f_code.co_filename)]
+    frame = mine[-1] if mine else None  # the learner's last frame
     line = frame and traceback.extract_stack(frame, 1)[0].line
     try:  # a line that opens a block (`if x:`) parses with a body added
         tree = ast.parse(line if not line.endswith(":") else line + " pass")
@@ -332,8 +330,7 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     none = [n for n, v in values.items() if v is None]
     if len(none) != 1:
         return None
-    name = none[0]
-    why = "follow it back to where it was set"
+    name, why = none[0], "follow it back to where it was set"
     if name.endswith(".grad"):
         why = "no backward() has reached it (a model's deepcopy does not copy .grad)"
     elif name.endswith(".bias"):
@@ -378,8 +375,7 @@ def unpack(name: str, value, count: int, names: str):
     """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
     if value is None:
         return None, wrong(name, "returned None: did you forget `return`?")
-    if not isinstance(value, (tuple, list)) or len(value) != count:
-        sized = isinstance(value, (tuple, list))
+    if not (sized := isinstance(value, (tuple, list))) or len(value) != count:
         got = f"a {type(value).__name__}" + (f" of {len(value)} items" if sized else "")
         why = f"returned {got}; expected a tuple of {count}: ({names})"
         return None, wrong(name, why)
@@ -511,8 +507,7 @@ def broadcast_hint(message: str, args=()) -> str | None:
 
 
 def channels_last(a):
-    """(N, C, ...) as (N * ..., C): the channel axis last, the others merged
-    (NumPy or torch, detached); 2-D input as it is."""
+    """(N, C, ...) as (N * ..., C), NumPy or torch, detached; 2-D input as it is."""
     a = a.detach() if hasattr(a, "detach") else a
     if a.ndim <= 2:
         return a
@@ -1000,11 +995,10 @@ def _sizes(got, want, returns) -> dict:
     got = np.shape(got) if isinstance(got, (np.ndarray, torch().Tensor)) else None
     if got is None or len(got) != 1 or want.ndim != 1:
         return {}
+    lengths = got[0], len(want)  # the answer's and the expected one
     for key, other in returns.items():
         shape = np.shape(other)
-        mine, right = (
-            [a for a in range(len(shape)) if shape[a] == n] for n in (got[0], len(want))
-        )
+        mine, right = ([a for a, m in enumerate(shape) if m == n] for n in lengths)
         if len(shape) == 2 and len(mine) == len(right) == 1 and mine != right:
             one, per = (f"one value per index of axis {a[0]}" for a in (mine, right))
             why = f"{one} of {key} {shape}, where {per} is expected: reduce "
@@ -1059,8 +1053,7 @@ def blame(exc: BaseException) -> str:
 
 
 def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
-    """Run a check body; an unexpected exception (the last line of defence) becomes
-    one ERROR line saying whose it is (:func:`blame`)."""
+    """Run a check body; an exception becomes one ERROR line saying whose (blame)."""
     try:
         results = body()
     except CheckFailed:
@@ -1090,11 +1083,9 @@ def torch():
 def build_module(cls, label: str, *args, **kwargs):
     """``cls(*args, **kwargs)``, checked to be an ``nn.Module``: (module, problem)."""
     module, problem = call(label, cls, *args, **kwargs)
-    if problem is not None:
-        return None, problem
-    if not isinstance(module, torch().nn.Module):
-        return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
-    return module, None
+    if problem is None and not isinstance(module, torch().nn.Module):
+        problem = wrong(label, f"built a {type(module).__name__}, not an nn.Module")
+    return (module, None) if problem is None else (None, problem)
 
 
 def registration_problem(label, module, buffers, params, attrs=None):
