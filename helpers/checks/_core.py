@@ -1,13 +1,11 @@
-"""Machinery shared by every exercise check: call the learner's function on
-inputs the check makes, compare with a reference (PyTorch or a numerical
-gradient, never a copy of the solution), print one aligned line per output.
-Never raises in a notebook; while grading (``config.grading()``) a failure
-raises :class:`CheckFailed`.  A wrong answer gets a cause only where one
-hypothesis (the reference with a single change) reproduces it, no other does,
-the input tells it from the right answer and the answer is not degenerate
-(zeros, a constant); else what was observed (which output or stage differs, by
-what factor, offset, permutation, where, at what rounding).  Never a guess.
-"""
+"""Machinery shared by every exercise check: call the learner's function on inputs the
+check makes, compare with a reference (PyTorch or a numerical gradient, never a copy of
+the solution), print one aligned line per output.  Never raises in a notebook; while
+grading (``config.grading()``) a failure raises :class:`CheckFailed`.  A wrong answer
+gets a cause only where one hypothesis (the reference with a single change) reproduces
+it, no other does, the input tells it from the right answer and the answer is not
+degenerate (zeros, a constant); else what was observed (which output or stage differs,
+by what factor, offset, permutation, where, at what rounding).  Never a guess."""
 
 from __future__ import annotations
 
@@ -319,7 +317,6 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     except (SyntaxError, AttributeError, TypeError):  # no line
         return None
     code, scope = frame.f_code, {**frame.f_globals, **frame.f_locals}
-    arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
     names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
     values = {n: _value(n, scope) for n in names}
     if "NoneType" not in message:
@@ -335,7 +332,7 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
         why = "no backward() has reached it (a model's deepcopy does not copy .grad)"
     elif name.endswith(".bias"):
         why = "the layer has no bias (bias=False)"
-    elif name in arguments:
+    elif name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
         why = "the caller left out this optional argument: test `is not None`"
     return f"(`{name}` is None here: {why}) "
 
