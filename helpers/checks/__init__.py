@@ -12,9 +12,7 @@ __all__ = ["CheckFailed", "Report", "Result", "abs_error", "mine_or_reference"]
 __all__ += ["rel_error", "report"]
 globals().update({_name: getattr(_core, _name) for _name in __all__})
 BY_LESSON: dict[str, tuple[str, ...]] = {}  # lesson number -> its public checks
-for _lesson in course.LESSONS:
-    if _lesson.checks_module is None:
-        continue
+for _lesson in [x for x in course.LESSONS if x.checks_module is not None]:
     _module = import_module(f".{_lesson.checks_module}", __name__)
     BY_LESSON[_lesson.number] = tuple(_module.__all__)
     for _name in _module.__all__:

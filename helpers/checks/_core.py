@@ -1,13 +1,11 @@
-"""Machinery shared by every exercise check: call the learner's function on
-inputs the check makes, compare with a reference (PyTorch or a numerical
-gradient, never a copy of the solution), print one aligned line per output.
-Never raises in a notebook; while grading (``config.grading()``) a failure
-raises :class:`CheckFailed`.  A wrong answer gets a cause only where one
-hypothesis (the reference with a single change) reproduces it, no other does,
-the input tells it from the right answer and the answer is not degenerate
-(zeros, a constant); else what was observed (which output or stage differs, by
-what factor, offset, permutation, where, at what rounding).  Never a guess.
-"""
+"""Machinery shared by every exercise check: call the learner's function on inputs the
+check makes, compare with a reference (PyTorch or a numerical gradient, never a copy of
+the solution), print one aligned line per output.  Never raises in a notebook; while
+grading (``config.grading()``) a failure raises :class:`CheckFailed`.  A wrong answer
+gets a cause only where one hypothesis (the reference with a single change) reproduces
+it, no other does, the input tells it from the right answer and the answer is not
+degenerate (zeros, a constant); else what was observed (which output or stage differs,
+by what factor, offset, permutation, where, at what rounding).  Never a guess."""
 
 from __future__ import annotations
 
@@ -67,7 +65,6 @@ def ok(name, detail, error=None, bound=None) -> Result:
 
 
 def info(name, detail) -> Result:
-    """A line that informs without judging (a comparison skipped or only shown)."""
     return Result(name, INFO, detail)
 
 
@@ -109,8 +106,7 @@ class Report(list):
 
 
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
-    """Print and return a :class:`Report`; raise on a failure if ``strict``
-    (None, the default: while grading)."""
+    """Print and return a Report; raise on a failure if ``strict`` (None: grading)."""
     result = Report([results] if isinstance(results, Result) else results)
     if not quiet:
         print(result.lines())
@@ -125,11 +121,8 @@ def _changed(before, after) -> bool:
     if isinstance(before, np.ndarray):
         return not np.array_equal(before, after, equal_nan=True)
     same = torch().equal(before.nan_to_num(), after.detach().nan_to_num())  # NaN == NaN
-    return (
-        before.dtype != after.dtype
-        or not same
-        or before.requires_grad != after.requires_grad
-    )
+    grad = before.requires_grad != after.requires_grad
+    return before.dtype != after.dtype or not same or grad
 
 
 def _watch(value, where: str, depth=0) -> list:
@@ -148,9 +141,8 @@ def _watch(value, where: str, depth=0) -> list:
     if depth >= 3 or not isinstance(value, (dict, tuple, list)):
         return []
     items = value.items() if isinstance(value, dict) else enumerate(value)
-    return [
-        w for k, v in items for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)
-    ]
+    found = (_watch(v, f"{where} (item [{k!r}])", depth + 1) for k, v in items)
+    return list(itertools.chain(*found))
 
 
 @contextlib.contextmanager
@@ -161,9 +153,7 @@ def quiet_numerics():
         yield
 
 
-def call(
-    name: str, fn: Callable, *args, copy_inputs=True, returns=None, watch=True, **kwargs
-):
+def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     """``fn(*args, **kwargs)`` on copies of ``args`` (unless ``copy_inputs=False``)
     as ``(value, None)``, or ``(None, result)`` when it raised or changed an input;
     ``returns=(count, names)``: :func:`unpack`; ``watch=False``: may change them."""
@@ -311,37 +301,28 @@ def raised(exc: BaseException, args=()) -> str:
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
     shapes = ", ".join(f"{tuple(a.shape)} {dtype(a)}".strip() for a in arrays)
-    if shapes:
-        text += f"(called with inputs of shape {shapes}) "
+    text += f"(called with inputs of shape {shapes}) " if shapes else ""
     return text + "(call the function yourself to see the full traceback)"
 
 
 def _read_frame(exc: BaseException, message: str) -> str | None:
     """The learner's raising line read in its own frame: the one name or attribute
     (``p.grad``) that is None, else the shapes of the arrays and tuples it names."""
-    tb, frame = exc.__traceback__, None
-    while tb is not None:  # the learner's last frame
-        frame = frame if _whose(tb.tb_frame.f_code.co_filename) else tb.tb_frame
-        tb = tb.tb_next
+    frames = (f for f, _ in traceback.walk_tb(exc.__traceback__))
+    mine = [f for f in frames if not _whose(f.f_code.co_filename)]
+    frame = mine[-1] if mine else None  # the learner's last frame
     line = frame and traceback.extract_stack(frame, 1)[0].line
     try:  # a line that opens a block (`if x:`) parses with a body added
         tree = ast.parse(line if not line.endswith(":") else line + " pass")
     except (SyntaxError, AttributeError, TypeError):  # no line
         return None
     code, scope = frame.f_code, {**frame.f_globals, **frame.f_locals}
-    arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
     names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
     values = {n: _value(n, scope) for n in names}
     if "NoneType" not in message:
-        arrays = (np.ndarray, torch().Tensor)
-        seen = [
-            f"{n} {tuple(v.shape)}" for n, v in values.items() if isinstance(v, arrays)
-        ]
-        seen += [
-            f"{n}: {len(v)} items"
-            for n, v in values.items()
-            if type(v) in (tuple, list)
-        ]
+        items, arrays = values.items(), (np.ndarray, torch().Tensor)
+        seen = [f"{n} {tuple(v.shape)}" for n, v in items if isinstance(v, arrays)]
+        seen += [f"{n}: {len(v)} items" for n, v in items if type(v) in (tuple, list)]
         return f"(in that line: {', '.join(seen[:6])}) " if seen else None
     none = [n for n, v in values.items() if v is None]
     if not none and re.search(r"\)\.grad\b", line):  # p.detach().grad: a new tensor
@@ -349,13 +330,12 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
         return f"({why}parameter's own .grad) "
     if len(none) != 1:
         return None
-    name = none[0]
-    why = "follow it back to where it was set"
+    name, why = none[0], "follow it back to where it was set"
     if name.endswith(".grad"):
         why = "no backward() has reached it (a model's deepcopy does not copy .grad)"
     elif name.endswith(".bias"):
         why = "the layer has no bias (bias=False)"
-    elif name in arguments:
+    elif name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
         why = "the caller left out this optional argument: test `is not None`"
     return f"(`{name}` is None here: {why}) "
 
@@ -395,8 +375,7 @@ def unpack(name: str, value, count: int, names: str):
     """Check ``value`` is a tuple of ``count`` items; return (items, problem)."""
     if value is None:
         return None, wrong(name, "returned None: did you forget `return`?")
-    if not isinstance(value, (tuple, list)) or len(value) != count:
-        sized = isinstance(value, (tuple, list))
+    if not (sized := isinstance(value, (tuple, list))) or len(value) != count:
         got = f"a {type(value).__name__}" + (f" of {len(value)} items" if sized else "")
         why = f"returned {got}; expected a tuple of {count}: ({names})"
         return None, wrong(name, why)
@@ -407,9 +386,8 @@ def unpack(name: str, value, count: int, names: str):
 def to_numpy(value):
     """A float64 NumPy copy of an array or tensor (or None if it is neither)."""
     if isinstance(value, torch().Tensor):  # .double() would drop an imaginary part
-        if value.is_complex() or value.dtype == torch().bool:
-            return None
-        return value.detach().cpu().double().numpy()
+        unfit = value.is_complex() or value.dtype == torch().bool
+        return None if unfit else value.detach().cpu().double().numpy()
     if isinstance(value, np.ndarray):  # not booleans, strings, objects, complex
         return value.astype(np.float64) if value.dtype.kind in "iuf" else None
     if isinstance(value, (float, int, np.floating, np.integer)):
@@ -529,8 +507,7 @@ def broadcast_hint(message: str, args=()) -> str | None:
 
 
 def channels_last(a):
-    """(N, C, ...) as (N * ..., C): the channel axis last, the others merged
-    (NumPy or torch, detached); 2-D input as it is."""
+    """(N, C, ...) as (N * ..., C), NumPy or torch, detached; 2-D input as it is."""
     a = a.detach() if hasattr(a, "detach") else a
     if a.ndim <= 2:
         return a
@@ -637,9 +614,8 @@ def _precision(got, err, want, dtype) -> str | None:
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
         return None
     for k in range(1, 7):  # round(value, k): k decimals, and off by less than 10^-k
-        near = np.abs(got - want).max() <= 10.0**-k and not np.all(
-            want == np.round(want, k)
-        )
+        rounded = np.all(want == np.round(want, k))  # then rounding is no mistake
+        near = np.abs(got - want).max() <= 10.0**-k and not rounded
         if near and np.allclose(got, np.round(got, k), 0, 1e-13):
             return f"its values are rounded to {k} decimals: return them unrounded"
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
@@ -664,15 +640,13 @@ def describe(
     fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
     if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
         return None
-    seen = degenerate(g, w)
-    if seen or g.size == 1:  # one number is a multiple of any other: no signature
-        return seen
+    if (seen := degenerate(g, w)) or g.size == 1:
+        return seen  # one number is a multiple of any other: no signature
     causes = dict(causes or {})
     scale = max(float(np.abs(w).max()), 1e-300)
     close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale
     say = lambda key, text: f"{text}: {causes[key]}" if causes.get(key) else text
-    moved = _permuted(g, w, close)
-    if moved:
+    if moved := _permuted(g, w, close):
         return say("permuted", moved)
     if close(g, -w):
         return say("sign", "the right magnitude with the wrong sign everywhere")
@@ -785,12 +759,10 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
     scale = max(float(np.abs(g).max()), 1e-300)
     for k in range(1, x.ndim + 1):
         for other in itertools.combinations(range(x.ndim), k):
-            if set(other) == set(axes):
-                continue
             mu, var = x.mean(other, keepdims=True), x.var(other, keepdims=True)
             with np.errstate(all="ignore"):
                 want = gamma * (x - mu) / np.sqrt(var + eps) + beta
-            if np.abs(g - want).max() <= tol * scale:
+            if set(other) != set(axes) and np.abs(g - want).max() <= tol * scale:
                 how = f"this normalisation takes them over axes {tuple(axes)}"
                 return f"the statistics are taken over axes {other}; {how}"
     return None
@@ -951,8 +923,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
             if k > 0 and rel_error(got_np, want_np.take(kept, axis)) <= near:
                 why = f"the right values except the {part} {k} along axis {axis} "
                 hints[got_np.shape] = why + "(a loop or slice skips them)"
-    problem = shape_problem(name, got, want_np.shape, what, hints)
-    if problem is not None:
+    if (problem := shape_problem(name, got, want_np.shape, what, hints)) is not None:
         return problem
     measure = rel_error if metric == "rel" else abs_error
     label = "max rel. error" if metric == "rel" else "max abs. error"
@@ -1024,11 +995,10 @@ def _sizes(got, want, returns) -> dict:
     got = np.shape(got) if isinstance(got, (np.ndarray, torch().Tensor)) else None
     if got is None or len(got) != 1 or want.ndim != 1:
         return {}
+    lengths = got[0], len(want)  # the answer's and the expected one
     for key, other in returns.items():
         shape = np.shape(other)
-        mine, right = (
-            [a for a in range(len(shape)) if shape[a] == n] for n in (got[0], len(want))
-        )
+        mine, right = ([a for a, m in enumerate(shape) if m == n] for n in lengths)
         if len(shape) == 2 and len(mine) == len(right) == 1 and mine != right:
             one, per = (f"one value per index of axis {a[0]}" for a in (mine, right))
             why = f"{one} of {key} {shape}, where {per} is expected: reduce "
@@ -1042,9 +1012,8 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
     matches = []
     for message, candidate in (diagnoses or {}).items():
         candidate = to_numpy(candidate)
-        if getattr(candidate, "shape", None) != want.shape:
-            continue
-        if measure(got, candidate) <= min(near, measure(candidate, want) / 10):
+        fits = getattr(candidate, "shape", None) == want.shape
+        if fits and measure(got, candidate) <= min(near, measure(candidate, want) / 10):
             matches.append(message)
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:
@@ -1058,9 +1027,6 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
 
 
 # --- running a check body; modules ---
-_HELPERS = str(Path(__file__).resolve().parents[1])
-
-
 @functools.cache
 def _whose(filename: str) -> str | None:
     """None for the learner's code; "check" for the course's, "library" else."""
@@ -1071,7 +1037,7 @@ def _whose(filename: str) -> str | None:
         path = str(Path(filename).resolve())
     except (OSError, ValueError):
         return None
-    if path.startswith(_HELPERS):
+    if path.startswith(str(Path(__file__).resolve().parents[1])):  # the helpers
         return "check"
     return "library" if path.startswith(libraries) else None
 
@@ -1087,8 +1053,7 @@ def blame(exc: BaseException) -> str:
 
 
 def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
-    """Run a check body; an unexpected exception (the last line of defence) becomes
-    one ERROR line saying whose it is (:func:`blame`)."""
+    """Run a check body; an exception becomes one ERROR line saying whose (blame)."""
     try:
         results = body()
     except CheckFailed:
@@ -1112,29 +1077,24 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
 
 def torch():
     """torch, imported when a check first needs it (importing helpers stays light)."""
-    import torch as module
-
-    return module
+    return __import__("torch")
 
 
 def build_module(cls, label: str, *args, **kwargs):
     """``cls(*args, **kwargs)``, checked to be an ``nn.Module``: (module, problem)."""
     module, problem = call(label, cls, *args, **kwargs)
-    if problem is not None:
-        return None, problem
-    if not isinstance(module, torch().nn.Module):
-        return None, wrong(label, f"built a {type(module).__name__}, not an nn.Module")
-    return module, None
+    if problem is None and not isinstance(module, torch().nn.Module):
+        problem = wrong(label, f"built a {type(module).__name__}, not an nn.Module")
+    return (module, None) if problem is None else (None, problem)
 
 
 def registration_problem(label, module, buffers, params, attrs=None):
     """A wrong Result if ``module`` lacks a registered buffer or parameter
     (name: the tensor it starts as, or None) or an attribute (name: value)."""
-    for kind, wanted, found in (
-        ("buffer", buffers, dict(module.named_buffers())),
-        ("parameter", params, dict(module.named_parameters())),
+    for kind, wanted, found, how in (
+        ("buffer", buffers, dict(module.named_buffers()), "self.register_buffer(...)"),
+        ("parameter", params, dict(module.named_parameters()), "nn.Parameter"),
     ):
-        how = "self.register_buffer(...)" if kind == "buffer" else "nn.Parameter"
         for key, start in wanted.items():
             if key not in found:
                 why = "it does not exist"
@@ -1206,11 +1166,10 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
     if distance <= 2.5 / np.sqrt(n):
         return f"{what}: {repeats[2:]}" if repeats else None
-    mid, side = (low + high) / 2, ""
-    if x[0] >= mid - 0.05 * width:
-        side = " (one-sided: all above the middle)"
-    elif x[-1] <= mid + 0.05 * width:
-        side = " (one-sided: all below the middle)"
+    mid = (low + high) / 2
+    above, below = x[0] >= mid - 0.05 * width, x[-1] <= mid + 0.05 * width
+    half = "above" if above else "below" if below else ""
+    side = f" (one-sided: all {half} the middle)" if half else ""
     why = f"{what} must be uniform in [{low:g}, {high:g}]: {n} values {seen}{side}; "
     why += f"U[{low:g}, {high:g}] has mean {mid:g}, std {width / 12**0.5:.3g}"
     return why + repeats
