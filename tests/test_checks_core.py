@@ -802,5 +802,21 @@ def test_a_list_of_one_where_several_are_expected_is_not_called_reduced():
     want = np.array([1.0, 2.0, 3.0])  # one value of a list: not a reduction seen
     result = _core.compare("f", np.array([7.0]), want, tol=1e-10)
     assert "reduced over every axis" not in result.detail, result.detail
+    result = _core.compare("f", np.float64(7.0), want, tol=1e-10)  # a scalar: it is
+    assert "reduced over every axis" in result.detail, result.detail
     result = _core.compare("f", np.array([1.0]), want, tol=1e-10)
     assert "except the last 2 along axis 0" in result.detail, result.detail
+
+
+def test_state_kept_by_a_function_the_check_wraps_is_seen():
+    """Round 9's false ok: lesson 08 runs the learner's function inside its own
+    wrappers (one per rank); what the learner's function keeps is still seen."""
+    totals = {}
+
+    def learner(x):  # the total of the first call, kept
+        totals.setdefault("n", len(x))
+        return x
+
+    wrapper = lambda x: learner(x)  # noqa: E731 (as lesson 08's on_rank)
+    _, result = _core.call("f", lambda f, x: f(x), wrapper, np.ones(3), watch=False)
+    assert "changed the enclosing `totals` during the call" in result.detail

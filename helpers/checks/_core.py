@@ -164,7 +164,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
         args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
-    state = _state(fn)
+    state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
     try:
         with quiet_numerics():
             value = fn(*args, **kwargs)
@@ -192,8 +192,8 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
             why += "x = x - mu, not x -= mu)"
         if not where.endswith(" mode") and _changed(snap, now):
             return None, wrong(name, f"changed {where} in place: {why}")
-    now = _state(fn)
-    for where in (k for k in now if now[k] != state.get(k)) if watch else ():
+    now = {k: v for f in (fn, *args) for k, v in _state(f).items()}
+    for where in (k for k in now if now[k] != state.get(k)):
         why = f"changed {where} during the call: it keeps state between calls (a "
         why += "cache, a running total), so the next input's answer depends on this "
         return None, wrong(name, why + "one: compute from the arguments alone")
@@ -205,10 +205,12 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
-def _state(fn) -> dict:
+def _state(fn, depth=0) -> dict:
     """What a plain function keeps between calls, pickled: the data its code names
-    as globals, its defaults, its attributes, the variables it closes over."""
-    if (code := getattr(fn, "__code__", None)) is None:
+    as globals, its defaults, its attributes, the variables it closes over; and
+    what the functions it names keep (a helper, a wrapped function: not a library's)."""
+    code = getattr(fn, "__code__", None)
+    if code is None or depth > 2 or depth and _whose(code.co_filename) == "library":
         return {}
     cells = zip(code.co_freevars, getattr(fn, "__closure__", None) or (), strict=False)
     found = {f"the global `{n}`": fn.__globals__.get(n) for n in code.co_names}
@@ -219,6 +221,7 @@ def _state(fn) -> dict:
     for where, value in found.items():
         with contextlib.suppress(Exception):  # an empty cell, a thing not data
             value = value.cell_contents if type(value).__name__ == "cell" else value
+            state |= _state(value, depth + 1) if callable(value) else {}
             small = getattr(value, "nbytes", 0) < 2**24  # not a data set
             if value is None or isinstance(value, data) and small:
                 state[where] = pickle.dumps(value)
@@ -448,7 +451,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
             how = f"{extra} axes of size 1 added (a reshape?)" if extra > 1 else how
             hint = f": {how}; the values are right in number, "
             hint += f"return them with the shape {shape}"
-        elif array.size == 1 and len(shape) > 1:
+        elif array.size == 1 and (array.ndim < len(shape) or len(shape) > 1):
             hint = ": it looks reduced over every axis (check the `axis=`)"
         elif len(array.shape) == len(shape) - 1:
             hint = ": a dimension is missing (keepdims, or the wrong axis?)"
@@ -907,7 +910,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
         shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
         if key != what and shared and np.may_share_memory(got, theirs):
-            alias = f"{what} is the same array as {key}: return a copy"
+            alias = f"{what} is the same array as {key}: compute each as its own array"
         other = returns[key]  # two outputs swapped: each holds the other's value
         swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
         if swapped and rel_error(other, want_np) > 10 * near:
@@ -956,8 +959,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         stage = next(filter(None, (check(got_np) for check in invariants)), None)
     message = _precision(got_np, err, want_np, getattr(got, "dtype", "")) or shape
     if not (message or stage) and 1e-9 < err <= 4e-6 and want_np.size > 3:
-        message = "an error of float32's rounding size (6e-08) with no pattern: a "
-        message += "step ran in float32 (.float(), np.float32): keep float64 throughout"
+        message = "an error of float32's rounding size (6e-08) with no pattern: a step "
+        message += "in float32 (.float(), np.float32), or a term that small left out"
     diff = np.abs(got_np - want_np)
     where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     if message:

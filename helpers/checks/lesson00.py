@@ -19,7 +19,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     t, (n, d), results = torch().from_numpy(x.astype(np.float64)), x.shape, []
     biased, unbiased = t.var(0, correction=0), t.var(0, correction=1)
     per = f"one value per example (N={n}), not one per feature (D={d}): reduce over "
-    hints = {(n,): per + "axis=0, the batch axis"}
+    hints = {(n,): per + "axis=0 of x, the batch axis (each is one example's)"}
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
     other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}

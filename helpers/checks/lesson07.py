@@ -129,14 +129,14 @@ def _noise_draws(cls, seed, used_as_stored=False):
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return problem
-    module, x, draws = module.double().train(), _batch(seed, c=64)[0], []
+    module, x, draws, outs = module.double().train(), _batch(seed, c=64)[0], [], []
     with torch.random.fork_rng(), torch.no_grad():  # the learner's RNG is kept
         torch.manual_seed(seed)
         for _ in range(8):
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
-            draws.append(noise)
+            draws.append(noise), outs.append(problem)
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None
@@ -144,6 +144,8 @@ def _noise_draws(cls, seed, used_as_stored=False):
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
     problems = {  # message: whether it applies; the first that does is said
+        "module.last_noise is the same at two steps but the outputs differ: store "
+        "the noise each call applies": same and not torch.equal(outs[0], outs[1]),
         "the same noise at two steps: draw a new shift and scale at every "
         "training-mode call (in forward, not in __init__)": same,
         (

@@ -107,7 +107,7 @@ MUTANTS = [
     ),
     _mutant("var and var_unbiased one array", _guard(_aliased), "the same array as"),
     _mutant("N counts the non-zero entries", _guard(_nonzero), "zeros mu"),
-    _mutant("remembers its first answer", _guard(_memo), "again, new values"),
+    _mutant("remembers its first answer", _guard(_memo), "changed the global `_MEMO`"),
     _mutant("mean kept in a global", _first_mean, "changed the global `_SEEN` during"),
     _mutant(
         "Bessel's correction only below N = 30",  # round 9's false ok

@@ -30,6 +30,7 @@ def noisy_class(
     dropped=False,  # True: the keyword arguments (eps, momentum) not passed on
     inside=False,  # True: the noise between the normalisation and gamma, beta
     shift_first=False,  # True: (out + shift) * scale
+    stale=False,  # True: last_noise kept from the first call (round 8's wrong cause)
 ):
     class Noisy(nn.BatchNorm1d):
         def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
@@ -56,7 +57,7 @@ def noisy_class(
             if not self.training and not in_eval:
                 return super().forward(x)
             noise = self._draw(x.dtype) if fresh else self.last_noise
-            if keep:
+            if keep and not (stale and self.last_noise is not None):
                 self.last_noise = noise[::-1] if swapped else noise
             shift, scale = noise
             if where == "before":
@@ -218,6 +219,7 @@ def _probe(**kw):
 NOISY = {
     "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
     "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
+    "last_noise kept from the first call": (noisy_class(stale=True), "module.last_noise is the same at two steps but the outputs differ"),
     "noise in eval mode too": (noisy_class(in_eval=True), "no noise at inference"),
     "noise out of range": (noisy_class(ranges=False), "must be uniform"),
     # the outside review's (2026-12-06, C9): U[0, shift], one-sided
