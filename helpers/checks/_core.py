@@ -60,16 +60,12 @@ class Result:
     __repr__ = line  # what a learner sees if they echo a result
 
 
-def ok(name, detail, error=None, bound=None) -> Result:
-    return Result(name, OK, detail, error, bound)
-
-
-def info(name, detail) -> Result:
-    return Result(name, INFO, detail)
-
-
 def wrong(name, detail, error=None, bound=None) -> Result:
     return Result(name, WRONG, detail, error, bound)
+
+
+ok = lambda name, detail, error=None, bound=None: Result(name, OK, detail, error, bound)
+info = lambda name, detail: Result(name, INFO, detail)
 
 
 def not_implemented(name) -> Result:
@@ -434,8 +430,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     if isinstance(value, (tuple, list)):
         why = f"{what} is a {type(value).__name__} of {len(value)} items, "
         return wrong(name, why + f"expected one array of shape {shape}")
-    array = to_numpy(value)
-    if array is None:
+    if (array := to_numpy(value)) is None:
         kind = type(value).__name__
         kind = f"NumPy array of dtype {value.dtype}" if kind == "ndarray" else kind
         why = f"{what} is a {kind}, expected an array of real numbers of shape {shape}"
@@ -622,8 +617,7 @@ def _precision(got, err, want, dtype) -> str | None:
         if near and np.allclose(got, np.round(got, k), 0, 1e-13):
             return f"its values are rounded to {k} decimals: return them unrounded"
     for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
-        unit = 2.0 ** -(bits + 1)
-        scaled = np.frexp(got)[0] / unit
+        scaled = np.frexp(got)[0] / (unit := 2.0 ** -(bits + 1))
         if np.array_equal(scaled, np.round(scaled)) and err <= most * unit:
             why = f"its values are {name} numbers and the error is at {name}'s "
             why += f"rounding level ({unit:.0e}): compute in float64, "
@@ -645,8 +639,7 @@ def describe(
         return None
     if (seen := degenerate(g, w)) or g.size == 1:
         return seen  # one number is a multiple of any other: no signature
-    causes = dict(causes or {})
-    scale = max(float(np.abs(w).max()), 1e-300)
+    causes, scale = dict(causes or {}), max(float(np.abs(w).max()), 1e-300)
     close = lambda a, b: float(np.abs(a - b).max()) <= max(tol, 1e-9) * scale
     say = lambda key, text: f"{text}: {causes[key]}" if causes.get(key) else text
     if moved := _permuted(g, w, close):
@@ -699,8 +692,7 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
     with np.errstate(all="ignore"):
         per = np.sum(g2 * w2, axis=0) / np.sum(w2 * w2, axis=0)
     if g2.shape[1] > 1 and np.all(np.isfinite(per)) and close(g2, per * w2):
-        off_one = np.flatnonzero(np.abs(per - 1) > 1e-6)
-        label = _named(per, known)
+        off_one, label = np.flatnonzero(np.abs(per - 1) > 1e-6), _named(per, known)
         if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
             return None
         if label or len(off_one) == len(per):
@@ -715,8 +707,7 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         named = f", {label}" if label else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
         return say(f"{feature} offset" + (f" {label}" if label else ""), text)
-    err = np.abs(g2 - w2).max(0) / scale
-    bad = np.flatnonzero(err > tol)
+    bad = np.flatnonzero((err := np.abs(g2 - w2).max(0) / scale) > tol)
     if 0 < len(bad) < len(err):
         how = f"(rel. error up to {err.max():.1e})"
         return _confined(bad, feature, small, say, how)
@@ -827,9 +818,8 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     for name, v in variances.items():
         v = np.asarray(v, dtype=float)
         with np.errstate(all="ignore"):
-            root = np.sqrt(v)
             forms[f"sqrt(v + eps), v = {name}"] = np.sqrt(v + eps)
-            forms[f"sqrt(v) without eps, v = {name}"] = root
+            forms[f"sqrt(v) without eps, v = {name}"] = root = np.sqrt(v)
             forms[f"sqrt(v) + eps (eps outside the root), v = {name}"] = root + eps
             forms[f"v + eps (no square root), v = {name}"] = v + eps
     forms["the range, max - min (min-max scaling?)"] = np.ptp(x, 0)

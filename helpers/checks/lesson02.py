@@ -314,8 +314,7 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
         grads, problem = call(name, backward, p.dout, items[1], returns=GRADS)
     if problem is not None:
         return problem
-    inputs = {"x": p.x, "gamma": p.gamma, "beta": p.beta}
-    pick = lambda r: _in_order(r)[0]
+    inputs, pick = dict(x=p.x, gamma=p.gamma, beta=p.beta), lambda r: _in_order(r)[0]
     evaluate = gradcheck.evaluator(forward, tuple(inputs), pick=pick, eps=p.eps)
     try:
         found = gradcheck.numerical_gradients(evaluate, inputs, p.dout)
@@ -421,12 +420,9 @@ def _stage_references(p: Problem) -> dict:
     """``STAGES`` on ``p``: the forward's quantities, autograd's gradients."""
     torch = _core.torch()
     x = torch.tensor(p.x, requires_grad=True)
-    mu = x.mean(0)
-    xc = x - mu
-    var = (xc**2).mean(0)
-    s = torch.sqrt(var + p.eps)
-    rho = 1 / s
-    x_hat = xc * rho
+    xc = x - (mu := x.mean(0))
+    s = torch.sqrt((var := (xc**2).mean(0)) + p.eps)
+    x_hat = xc * (rho := 1 / s)
     y = torch.from_numpy(p.gamma) * x_hat + torch.from_numpy(p.beta)
     named = {"dx_hat": x_hat, "drho": rho, "ds": s, "dvar": var, "dxc": xc, "dmu": mu}
     grads = torch.autograd.grad(y, list(named.values()), torch.from_numpy(p.dout))

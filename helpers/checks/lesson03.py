@@ -35,10 +35,9 @@ def _close(a, b, tol=TOL, scale=0.0) -> bool:
 def _stepped(cls, label, x, *, double=False):
     """A module after a training step on ``x``: (module, out, None) or a Result."""
     module, problem = core.build_module(cls, label, 4)
-    if problem is not None:
-        return None, None, problem
-    module = (module.double() if double else module).train()
-    out, problem = call(label, module, x)
+    if problem is None:
+        module = (module.double() if double else module).train()
+        out, problem = call(label, module, x)
     return (None, None, problem) if problem is not None else (module, out, None)
 
 
@@ -343,8 +342,7 @@ def _bad_inputs(cls) -> list[Result]:
     module, problem = core.build_module(cls, f"{NAME} bad input", 4)
     if problem is not None:
         return [problem]
-    module = module.double().train()
-    zeros = lambda *shape: torch_().zeros(*shape).double()
+    module, zeros = module.double().train(), lambda *s: torch_().zeros(*s).double()
     results = [
         core.expect_raises(f"{NAME} {what}", module, ValueError, why, zeros(*s))
         for what, s, why in BAD_INPUTS
@@ -389,8 +387,7 @@ def _resets(cls, seed) -> Result:
         return problem
     kinds = {k: getattr(getattr(module, k, None), "dtype", None) for k in BUFFERS}
     with torch.no_grad():
-        module.weight.fill_(2.0)
-        module.bias.fill_(1.0)
+        module.weight.fill_(2.0), module.bias.fill_(1.0)
     for method, values, rule in (  # after it: the buffers, weight and bias
         ("reset_running_stats", (0, 1, 0, 2, 1), "leave weight and bias"),
         ("reset_parameters", (0, 1, 0, 1, 0), "set weight to 1, bias to 0"),
@@ -554,8 +551,7 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS, train
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)
     if problem is not None:
         return problem
-    problem = _fold_problem(kind, folded, layer)
-    if problem:
+    if problem := _fold_problem(kind, folded, layer):
         return wrong(label, problem)
     got, problem = call(label, copy.deepcopy(folded).double(), x)
     if problem is not None:

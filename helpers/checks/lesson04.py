@@ -32,10 +32,9 @@ def problem(seed=0, n=12, d=5):
     """A batch whose r and d are clipped in some features, not in the others."""
     rng = np.random.default_rng(seed)
     x = rng.normal(3.0, 2.0, size=(n, d))
-    running_mean = np.array([3.2, 2.0, 3.0, 5.5, 3.1])[:d]
-    running_std = np.array([1.9, 1.0, 4.5, 2.1, 2.0])[:d]
+    mean, std = np.array([[3.2, 2.0, 3.0, 5.5, 3.1], [1.9, 1.0, 4.5, 2.1, 2.0]])[:, :d]
     gamma, beta = rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d)
-    return x, gamma, beta, running_mean, running_std, rng.standard_normal((n, d))
+    return x, gamma, beta, mean, std, rng.standard_normal((n, d))  # running mean, std
 
 
 BRANCHES = {  # dx's branches through the batch mean (along 1) and sigma_B (x_hat)

@@ -162,8 +162,7 @@ def _noise_draws(cls, seed, used_as_stored=False):
         f"independent ones give |r| < {bound:.2f} but once in a million): draw each "
         "from its own torch.rand": not abs(r) < bound,
     }
-    message = next((m for m, applies in problems.items() if m and applies), None)
-    if message:
+    if message := next((m for m, a in problems.items() if m and a), None):
         return wrong(label, message)
     return ok(label, "new noise per channel at every step, uniform, independent")
 
@@ -177,10 +176,8 @@ def _eval_mode(cls, seed):
     module, x = module.double().eval(), _batch(seed)[0]
     try:
         with torch_().no_grad():
-            module.running_mean.fill_(1.5)
-            module.running_var.fill_(4.0)
-            module.weight.fill_(2.0)  # gamma and beta are applied in eval too
-            module.bias.fill_(0.5)
+            module.running_mean.fill_(1.5), module.running_var.fill_(4.0)
+            module.weight.fill_(2.0), module.bias.fill_(0.5)  # applied in eval too
     except (AttributeError, TypeError, RuntimeError):
         return wrong(label, "no running statistics: keep track_running_stats=True")
     out, problem = call(label, module, x)
@@ -228,15 +225,13 @@ def _net(seed):
 
 def _grads(model, x, y):
     model.zero_grad()
-    loss = torch_().nn.functional.cross_entropy(model(x), y)
-    loss.backward()
+    (loss := torch_().nn.functional.cross_entropy(model(x), y)).backward()
     return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
 
 def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True, short=0):
     """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before ``index``."""
-    work = copy.deepcopy(model)
-    _grads(work, x, y)
+    _grads(work := copy.deepcopy(model), x, y)
     g = work[index].weight.grad.clone()
     with torch_().no_grad():
         for layer in list(work)[: index - short if before_only else None]:
@@ -328,8 +323,7 @@ def _modes(model) -> tuple[str, object]:
 def _ics_answers(model, x, y, index, lr):
     """gradient_change's right answer, the answer when nothing moves, mistakes."""
     ics = lambda m=model, lr=lr, **how: _ics_reference(m, x, y, index, lr, **how)
-    work = copy.deepcopy(model)
-    _grads(work, x, y)
+    _grads(work := copy.deepcopy(model), x, y)
     want, g3 = ics(), work[index].weight.grad.norm()  # ||G||
     (d, c), (other, flipped) = want, _modes(model)
     short = f"the layer just before it was not updated: step all of model[:{index}]"

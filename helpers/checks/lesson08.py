@@ -15,10 +15,9 @@ from ._core import torch as torch_
 __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "sync_bn_layer"]
 __all__ += ["merge_running_stats"]  # each public check has mutants in tests/mutants/
 
-TOL = 1e-12  # float64, against one process on the whole batch
+TOL, CHANNELS = 1e-12, 4  # TOL: float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
 RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
-CHANNELS = 4
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 
 _BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")  # calls that flags.py notes
@@ -29,13 +28,12 @@ SHORTCUTS |= {"sync_bn_forward": _BN, "sync_bn_backward": _GRAD}
 
 def problem(seed: int = 0, sizes=SIZES):
     """(slices of x, gamma, beta, slices of dout): float64, mean 12."""
-    torch = torch_()
-    gen, n = torch.Generator().manual_seed(seed), sum(sizes)
-    x = torch.randn(n, CHANNELS, generator=gen, dtype=torch.float64) * 5 + 12.0
+    torch, n = torch_(), sum(sizes)
+    kw = {"generator": torch.Generator().manual_seed(seed), "dtype": torch.float64}
+    x = torch.randn(n, CHANNELS, **kw) * 5 + 12.0
     x[:, 1] += 3 * torch.arange(n, dtype=torch.float64) / n  # ranks' means differ
-    gamma = torch.rand(CHANNELS, generator=gen, dtype=torch.float64) + 0.5
-    beta = torch.randn(CHANNELS, generator=gen, dtype=torch.float64)
-    dout = torch.randn(n, CHANNELS, generator=gen, dtype=torch.float64)
+    gamma, beta = torch.rand(CHANNELS, **kw) + 0.5, torch.randn(CHANNELS, **kw)
+    dout = torch.randn(n, CHANNELS, **kw)
     return list(x.split(list(sizes))), gamma, beta, list(dout.split(list(sizes)))
 
 
@@ -189,8 +187,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
     """Each rank's running_mean and running_var against nn.BatchNorm1d's update."""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
     sizes = torch_().tensor([[float(len(x))] for x in xs], dtype=torch_().float64)
-    n = int(sizes.sum())
-    means, variances = _variants(xs)
+    (means, variances), n = _variants(xs), int(sizes.sum())
     var = variances["the batch's biased variance"]
     own = variances["this rank's own variance (a ghost batch)"] * sizes / (sizes - 1)
     unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
@@ -234,8 +231,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
 def _dx_reader(xs, gamma, douts):
     """A ``compare`` reader of dx = gamma * invstd * (dy - a - x_hat * b) per rank
     and feature: what a and b are (right: sum(dy) / N and sum(dy * x_hat) / N)."""
-    mean, rho = _statistics(xs)
-    sizes = [len(x) for x in xs]
+    (mean, rho), sizes = _statistics(xs), [len(x) for x in xs]
     n, dy = sum(sizes), torch_().cat(douts).numpy()
     x_hat = ((torch_().cat(xs) - mean) * rho).numpy()
     ranks = np.split(np.arange(n), np.cumsum(sizes)[:-1])
@@ -457,8 +453,7 @@ def _candidates(models, layer):
     means = torch.stack([_bns(m)[layer].running_mean for m in models])
     variances = torch.stack([_bns(m)[layer].running_var for m in models])
     n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
-    big = n.sum()
-    mean = (n * means).sum(0) / big
+    mean = (n * means).sum(0) / (big := n.sum())
     within = ((n - 1) * variances).sum(0) / (big - 1)
     spread = (means - mean) ** 2
     law, plain = "(law of total variance)", variances.mean(0)
