@@ -202,9 +202,8 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
 
 
 def _state(fn, depth=0) -> dict:
-    """What a plain function keeps between calls, pickled: the data its code names
-    as globals, its defaults, its attributes, the variables it closes over; and
-    what the functions it names keep (a helper, a wrapped function: not a library's)."""
+    """What a plain function keeps between calls, pickled: the data its code names as
+    globals, its defaults, attributes and closure; the same of functions it names."""
     code = getattr(fn, "__code__", None)
     if code is None or depth > 2 or depth and _whose(code.co_filename) == "library":
         return {}
@@ -277,8 +276,7 @@ MEANINGS = {
 
 
 def raised(exc: BaseException, args=()) -> str:
-    """``exc`` from the learner's code in words: its message, the learner's line
-    that raised it, what the library's words mean, the inputs' shapes."""
+    """``exc`` in words: its message, the learner's line, its meaning, input shapes."""
     message = (str(exc).strip().splitlines() or [""])[0]
     message = message[:117] + "..." if len(message) > 120 else message
     text = f"{type(exc).__name__}: {message}"
@@ -601,12 +599,14 @@ def _permuted(g, w, close) -> str | None:
             why = "the right values in the wrong places: they come in the order of "
             why += f"the expected array with its axes moved to {perm} (a reshape "
             return why + "without the transpose it needs, or a transpose not undone?)"
+    for axis in (a for a in range(w.ndim) if close(g, np.flip(w, a))):
+        return f"the right values in reverse order along axis {axis} (sorted down?)"
     return "the right values in the wrong places (a reshape or an index is off)"
 
 
 def _precision(got, err, want, dtype) -> str | None:
-    """Values that are float32 (bfloat16) numbers, with an error at that rounding;
-    integers where the right values have fractions."""
+    """Values that are bfloat16 (float16, float32) numbers with an error at that
+    rounding; integers where the right values have fractions."""
     if "int" in str(dtype) and not np.array_equal(want, np.round(want)):
         return f"its dtype is {dtype}, and the right values have fractions"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
@@ -616,7 +616,8 @@ def _precision(got, err, want, dtype) -> str | None:
         near = np.abs(got - want).max() <= 10.0**-k and not rounded
         if near and np.allclose(got, np.round(got, k), 0, 1e-13):
             return f"its values are rounded to {k} decimals: return them unrounded"
-    for name, bits, most in (("float32", 23, 1e4), ("bfloat16", 7, 16)):
+    formats = (("bfloat16", 7, 16), ("float16", 10, 16), ("float32", 23, 1e4))
+    for name, bits, most in formats:  # the narrowest first: each fits in the next
         scaled = np.frexp(got)[0] / (unit := 2.0 ** -(bits + 1))
         if np.array_equal(scaled, np.round(scaled)) and err <= most * unit:
             why = f"its values are {name} numbers and the error is at {name}'s "
@@ -865,6 +866,8 @@ def ema_problem(
     if np.allclose(new, old, rtol=1e-12, atol=0):
         should = f"it should move a fraction {momentum:g} of the way to the batch's"
         return f"{what} did not change in a training step; {should} value"
+    if np.allclose(new, old + momentum * batch, rtol=1e-9, atol=0):  # no decay
+        return f"{what} = old + momentum * batch: multiply the old by (1 - momentum)"
     with np.errstate(all="ignore"):
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
@@ -923,13 +926,11 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     err = measure(got, want_np)
     if err <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
-    if alias:
-        return wrong(name, alias, err, tol)
     if options.get("source"):  # the right function of a slipped input
         diagnoses = {**slips(*options.pop("source")), **(diagnoses or {})}
     listed = _listed(got_np, want_np, diagnoses, measure, max(tol, 1e-9), what)
-    if listed or swap:  # a listed mistake first: it says what each output is
-        return wrong(name, listed or swap, err, tol)
+    if listed or swap or alias:  # what each output is; one array for two, said too
+        return wrong(name, "; ".join(filter(None, (listed or swap, alias))), err, tol)
     # no listed mistake: the shape of the difference and what the stage readers
     # (then the invariants) say; a message that names its cause or quantity first
     shape = describe(got_np, want_np, tol=tol, **options)
@@ -1078,6 +1079,8 @@ def build_module(cls, label: str, *args, **kwargs):
     module, problem = call(label, cls, *args, **kwargs)
     if problem is None and not isinstance(module, torch().nn.Module):
         problem = wrong(label, f"built a {type(module).__name__}, not an nn.Module")
+    elif problem is None and module.train() is not module:  # .double().train() chains
+        problem = wrong(label, "train() did not return the module: return self")
     return (module, None) if problem is None else (None, problem)
 
 

@@ -18,8 +18,8 @@ def _stats_results(fn, x, label="batch_stats") -> list:
         return [problem]
     t, (n, d), results = torch().from_numpy(x.astype(np.float64)), x.shape, []
     biased, unbiased = t.var(0, correction=0), t.var(0, correction=1)
-    per = f"one value per example (N={n}), not one per feature (D={d}): reduce over "
-    hints = {(n,): per + "axis=0 of x, the batch axis (each is one example's)"}
+    per = f"one value per example (N={n}), not one per feature (D={d}): each is a "
+    hints = {(n,): per + "statistic of one example's features; take them over axis 0"}
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
     other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
@@ -64,7 +64,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
         "batch_stats N=48": rng.normal(-4.0, 3.0, (48, 5)),  # past any small-N rule
         "batch_stats D=1": rng.normal(-4.0, 3.0, (9, 1)),
         "batch_stats float32": rng.normal(size=(6, 3)).astype(np.float32),
-        "batch_stats zeros": rng.integers(0, 4, (7, 3)) * 1.0,  # ReLU-like: many 0
+        "batch_stats zeros": rng.integers(0, 4, (7, 3)) * [1.0, 1.0, 0.0],  # ReLU
         "batch_stats again, new values": batch * 2 - 1,  # the first one's shape
     }
 

@@ -477,7 +477,7 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
     elif kind == "conv":
         layer, shape = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias), (4, 3, 7, 7)
     else:
-        settings = {"padding": 2, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
+        settings = {"padding": 3, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
         layer, shape = nn.Conv2d(4, 6, (3, 2), bias=bias, **settings), (4, 4, 8, 8)
     layer = layer.double().eval()
     norm = nn.BatchNorm1d if kind == "linear" else nn.BatchNorm2d

@@ -357,6 +357,7 @@ def _running(label, module, momentum, rows, mean, std) -> list[Result]:
     """running_mean and running_std after one step, read back where they differ."""
     batch = _spreads(rows.var(0), len(rows))
     known, (sigma, *others) = {"1 - momentum": 1 - momentum}, batch.items()
+    known["momentum"] = momentum  # 1/momentum: the batch term not weighted
     old_value = "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)"
     causes, results = {"momentum 1 - momentum": old_value}, []
     pairs = (("running_mean", mean, rows.mean(0)), ("running_std", std, sigma[1]))
@@ -406,9 +407,8 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         label, x = f"{NAME} image batch of one", torch_().randn(1, 5, 2, 2).double()
         module, _, failed = _ready(cls, label)  # 4 values per channel: enough
         failed = call(label, module, x)[1] if failed is None else failed
-        label = f"{NAME} eval, one example"  # the running statistics need no batch
-        if failed is None:
-            failed = call(label, module.eval(), torch_().randn(1, 5).double())[1]
+        one = f"{NAME} eval, one example", torch_().randn(1, 5).double()  # no batch
+        failed = call(one[0], module.eval(), one[1])[1] if failed is None else failed
         if failed is not None:
             return [*results, failed]
         refusals = {  # every refusal the exercise asks for (num_features=5)
@@ -527,7 +527,7 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             seen = "; ".join(filter(None, found))
             return wrong(name, f"with the paper's schedule: {seen}")
         # the final values are parameters, not constants
-        value, failed = _values(name, fn, 10, 0, 10, 20, rmax_final=2.0, dmax_final=1.0)
+        value, failed = _values(name, fn, 10, 0, 10, 20, 2.0, 1.0)  # positional too
         ignored = failed is None and np.allclose(value, (3.0, 2.5), atol=1e-9)
         why = "rmax_final and dmax_final are ignored: " if ignored else ""
         why += "warmup=0, r_steps=10, d_steps=20, rmax_final=2, dmax_final=1 at step "

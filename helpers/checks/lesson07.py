@@ -305,7 +305,7 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         idle = all(same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off)
         hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
         still = "what is off is what the measurement gives when nothing moves, as "
-        still += "many slips do: nothing moved, or a gradient read from .grad was "
+        still += "many slips do: not computed, nothing moved, or a .grad read that was "
         said.append(still + "overwritten" if idle else None if said[0] else hint)
         result.detail = "; ".join(filter(None, said))
         return result

@@ -197,6 +197,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
     stats["this rank's own unbiased variance (a ghost batch)"] = own
     statistics = (dict(list(means.items())[1:]), stats)
     known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
+    known["momentum"] = MOMENTUM  # 1/momentum: the batch term not weighted
     causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
     for k, what in enumerate(("running_mean", "running_var")):

@@ -54,6 +54,10 @@ def _first_mean(x):  # round 8's class (issue 28): a result kept between calls
     return mu, ((x - mu) ** 2).mean(0), ((x - mu) ** 2).sum(0) / (len(x) - 1)
 
 
+def _raise(exc):
+    raise exc
+
+
 def _tensors(x):
     import torch
 
@@ -68,7 +72,7 @@ MUTANTS = [
     _mutant(
         "wrong axis",
         _guard(lambda x: (x.mean(1), x.var(1), x.var(1, ddof=1))),
-        "reduce over axis=0",
+        "take them over axis 0",
     ),
     _mutant(
         "swapped variances",
@@ -109,6 +113,11 @@ MUTANTS = [
     _mutant("N counts the non-zero entries", _guard(_nonzero), "zeros mu"),
     _mutant("remembers its first answer", _guard(_memo), "changed the global `_MEMO`"),
     _mutant("mean kept in a global", _first_mean, "changed the global `_SEEN` during"),
+    _mutant(
+        "a constant feature refused",  # round 10's false ok: var 0 is a variance
+        _guard(lambda x: correct(x) if x.var(0).all() else _raise(ValueError("var 0"))),
+        "batch_stats zeros",
+    ),
     _mutant(
         "Bessel's correction only below N = 30",  # round 9's false ok
         _guard(lambda x: (x.mean(0), x.var(0), x.var(0, ddof=int(len(x) < 30)))),

@@ -107,6 +107,12 @@ PERCENTILES = {
         ),
         "activation_percentiles 3-D values",
     ),
+    "sorted largest first": (
+        lambda v, q=(15, 50, 85): np.percentile(
+            np.asarray(v.detach() if hasattr(v, "detach") else v), [100 - k for k in q]
+        ),
+        "in reverse order along axis 0",
+    ),
     "rows concatenated": (
         lambda v, q=(15, 50, 85): np.percentile(
             np.concatenate(list(v.detach().numpy() if hasattr(v, "detach") else v)), q

@@ -201,6 +201,10 @@ def scratch_protocol(kind):
                 return out
             return super().forward(x)
 
+        def train(self, mode=True):  # an override that forgets `return self`
+            out = super().train(mode)
+            return None if kind == "train returns None" else out
+
         def _new_parameters(self):
             self.reset_parameters_()
             self.weight = torch.nn.Parameter(torch.ones_like(self.weight))
@@ -240,6 +244,7 @@ SCRATCH = {
     "resets without guards": (scratch_class(reset_guards=False), "with affine=False: nothing to reset"),
     "momentum=0 read as missing": (scratch_class(zero_momentum=False), "momentum=0.0"),
     "one value refused in eval mode": (scratch_class(eval_guard=True), "eval, one example"),
+    "train() without return": (scratch_protocol("train returns None"), "train() did not return the module"),
     "reset_parameters makes new parameters": (scratch_protocol("new parameters"), "reset_parameters() replaced weight by a new tensor"),
     "eval under no_grad": (scratch_protocol("eval under no_grad"), "eval after step 2: the output does not require grad"),
     "running statistics updated with grad only": (scratch_protocol("updates with grad only"), "under torch.no_grad()): num_batches_tracked is tensor(3)"),

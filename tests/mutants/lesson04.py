@@ -246,7 +246,13 @@ def schedule_variant(kind):
 
 
 # fmt: off
+def _keyword_only(step, warmup, r_steps, d_steps, *, rmax_final=3.0, dmax_final=5.0):
+    """Round 10's false ok: the final bounds only as keywords."""
+    return schedule_variant("paper")(step, warmup, r_steps, d_steps, rmax_final, dmax_final)
+
+
 SCHEDULE = {
+    "final bounds keyword-only": (_keyword_only, "keep the exercise's parameters"),
     "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
     "jumps at the warm-up's end": (schedule_variant("jumps at the warm-up's end"), "rmax jumps from 1 to 1.5 at step 5001"),
     "ramps swapped": (schedule_variant("swapped"), "ramps over 20000 steps (d_steps = 20000)"),

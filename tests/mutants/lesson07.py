@@ -250,6 +250,7 @@ ICS = {
     "G aliased to the zeroed gradient": (_aliased, "what the measurement gives when nothing moves"),
     "one layer short": (_ics(short=True), "the layer just before it was not updated"),
     "returns tensors": (lambda *a: tuple(map(torch.tensor, changed(*a))), "return Python numbers (.item())"),
+    "compared in half precision": (lambda *a: tuple(float(torch.tensor(v).half()) for v in changed(*a)), "its values are float16 numbers"),
     "0-d arrays returned": (lambda *a: tuple(np.asarray(v) for v in changed(*a)), "not NumPy arrays"),
     "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
 }
@@ -258,6 +259,7 @@ PROBE = {
     "cumulative steps": (_probe(cumulative=True), "the steps piled up"),
     "changes the model": (_probe(copy_=False), "work on a copy"),
     "eval mode": (_probe(eval_=True), "ran in eval mode"),
+    "gradient changes left as zeros": (lambda *a: (probed(*a)[0], [0.0] * len(probed(*a)[1])), "not computed, nothing moved"),
     "step sizes sorted": (_probe(sort_=True), "the step sizes were sorted"),
     "returns one list": (lambda m, x, y, steps: probed(m, x, y, steps)[0], "expected a tuple of 2"),
     "losses of the unmoved model": (_unmoved_loss, "what the measurement gives when nothing moves"),

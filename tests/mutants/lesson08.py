@@ -92,10 +92,15 @@ def _update(x, mean, var, count, world, rm, rv, m, how, all_reduce):
         m = 0.1
     elif how == "zero as missing":
         m = m or 0.1
+    elif how == "batch term unweighted":  # (1 - m) * old + batch (round 7's)
+        new_mean, new_var = new_mean / m, new_var / m
     with torch.no_grad():
         if how == "rebound":
             rm = (1 - m) * rm + m * new_mean
             rv = (1 - m) * rv + m * new_var
+            return
+        if how == "no decay":  # mul_ forgotten (round 10's wrong cause)
+            rm.add_(m * new_mean), rv.add_(m * new_var)
             return
         rm.mul_(1 - m).add_(m * new_mean)
         rv.mul_(1 - m).add_(m * new_var)
@@ -288,6 +293,8 @@ FORWARD = {
     "momentum reversed": (_fwd(running="momentum reversed"), "= 1 - momentum"),
     "momentum argument ignored": (_fwd(running="default momentum"), "use the momentum argument"),
     "momentum 0 read as missing": (_fwd(running="zero as missing"), "0 is a momentum, they keep their values"),
+    "old value not decayed": (_fwd(running="no decay"), "multiply the old by (1 - momentum)"),
+    "batch term not weighted by momentum": (_fwd(running="batch term unweighted"), "= 1/(momentum)"),
     "float32 input, float64 output": (_fwd(running="float64 out"), "float32 inputs give torch.float64 outputs"),
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
