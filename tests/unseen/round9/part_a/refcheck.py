@@ -1,0 +1,24 @@
+"""Reference verdicts only (no check is run): python refcheck.py --repo /work/wt-r8base"""
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+repo = sys.argv[sys.argv.index("--repo") + 1]
+sys.path.insert(0, str(Path(repo) / "tests/unseen/round2"))
+import measure  # noqa: E402
+
+import reference9  # noqa: E402
+
+reference9.install(measure.reference)
+sys.path.insert(0, str(HERE))
+for name in [m for m in sys.modules if m.startswith("lesson") and m[6:].isdigit()]:
+    del sys.modules[name]
+import importlib  # noqa: E402
+
+for num in ("00", "01", "02"):
+    mod = importlib.import_module(f"lesson{num}")
+    lesson = measure.lesson_of(num)
+    for item in mod.ENTRIES:
+        probs = measure._reference(lesson, item, item.substitutions())
+        ok = (not probs) if item.correct else bool(probs)
+        print(f"{'ok ' if ok else 'BAD'} {num} {'R' if item.correct else 'W'} {item.id}: {probs[:2]}")
