@@ -147,12 +147,12 @@ def activation_percentiles(fn, quiet=False, strict=None):
 def _tiny_model(seed):
     torch_, nn = torch(), torch().nn
     torch_.manual_seed(seed)
-    # BN's weight is no Linear's; a Linear without bias, nested: walk model.modules()
     layers = [nn.Linear(6, 5), nn.BatchNorm1d(5, track_running_stats=False)]
-    nested = nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())
-    model = nn.Sequential(*layers, nn.Sigmoid(), nested, nn.Linear(4, 3)).double()
+    nested = [nn.Sigmoid(), nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())]
+    deep = [nn.Identity()] * 6  # the last Linear is "10"; BN is no Linear; nested bias
+    model = nn.Sequential(*layers, *nested, *deep, nn.Linear(4, 3)).double()
     gen = torch_.Generator().manual_seed(seed)
-    x = torch_.randn(8, 6, generator=gen, dtype=torch_.float64)
+    x = 3 * torch_.randn(8, 6, generator=gen, dtype=torch_.float64) + 2  # not standard
     return model, x, torch_.randint(0, 3, (8,), generator=gen)
 
 

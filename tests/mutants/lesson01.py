@@ -40,6 +40,17 @@ def grad_norms(
     return norms[::-1] if reverse else norms
 
 
+def _by_name(m, x, y):  # round 10's false ok: "10" sorts before "3.0"
+    m.zero_grad()
+    F.cross_entropy(m(x), y).backward()
+    named = sorted((k, v) for k, v in m.named_modules() if isinstance(v, nn.Linear))
+    return [v.weight.grad.norm().item() for _, v in named]
+
+
+def _standardised(m, x, y):  # round 10's false ok: x standardised first
+    return grad_norms(m, (x - x.mean(0)) / x.std(0), y)
+
+
 def _squared(m, x, y):
     return [v**2 for v in grad_norms(m, x, y)]
 
@@ -127,6 +138,8 @@ PERCENTILES = {
     ),
 }
 NORMS = {
+    "layers sorted by name": (_by_name, "the right values in the wrong places"),
+    "inputs standardised first": (_standardised, "| WRONG   | max rel. error"),
     "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
     "summed loss": (partial(grad_norms, reduction="sum"), "summed"),
     "reversed": (partial(grad_norms, reverse=True), "reverse order"),
