@@ -205,7 +205,7 @@ def _state(fn, depth=0) -> dict:
     """What a plain function keeps between calls, pickled: the data its code names as
     globals, its defaults, attributes and closure; the same of functions it names."""
     code = getattr(fn, "__code__", None)
-    if code is None or depth > 2 or depth and _whose(code.co_filename) == "library":
+    if code is None or depth > 2 or _whose(code.co_filename) == "library":
         return {}
     cells = zip(code.co_freevars, getattr(fn, "__closure__", None) or (), strict=False)
     found = {f"the global `{n}`": fn.__globals__.get(n) for n in code.co_names}
