@@ -290,7 +290,7 @@ def raised(exc: BaseException, args=()) -> str:
     seen = _read_frame(exc, message)  # the None named, or the shapes in the line
     shapes = seen if seen and seen.startswith("(in that") else ""
     meaning = broadcast_hint(message, args) or (None if shapes else seen)
-    if not mine and isinstance(exc, TypeError):  # binding the check's arguments
+    if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
     text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
