@@ -343,9 +343,10 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
         return [grad]
     statistics = _running(label, module, momentum, rows, mean, std)
     graph = _core.buffers_outside_graph(f"{label} buffers", module)
+    now = lambda: np.array(to_numpy(getattr(module, "running_mean", None)), dtype=float)
     with torch.no_grad():  # training mode without autograd updates them too
-        old, (_, failed) = module.running_mean.clone(), call(label, module, x.detach())
-    if failed is None and torch.equal(old, module.running_mean):
+        old, (_, failed) = now(), call(label, module, x.detach())
+    if failed is None and np.array_equal(old, now()):  # (a missing one: NaN, unequal)
         why = "a training step under torch.no_grad() left running_mean unchanged"
         statistics.append(wrong(f"{label} no_grad", why + ": it moves in training"))
     if plain:  # r = 1, d = 0: the running statistics move all the same
@@ -526,8 +527,7 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             found[-1] += f"{pair.format(*got[k])}, expected {pair.format(*want[k])}"
             seen = "; ".join(filter(None, found))
             return wrong(name, f"with the paper's schedule: {seen}")
-        # the final values are parameters, not constants
-        value, failed = _values(name, fn, 10, 0, 10, 20, 2.0, 1.0)  # positional too
+        value, failed = _values(name, fn, 10, 0, 10, 20, 2.0, 1.0)  # finals: parameters
         ignored = failed is None and np.allclose(value, (3.0, 2.5), atol=1e-9)
         why = "rmax_final and dmax_final are ignored: " if ignored else ""
         why += "warmup=0, r_steps=10, d_steps=20, rmax_final=2, dmax_final=1 at step "
