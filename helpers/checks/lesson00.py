@@ -8,6 +8,10 @@ import numpy as np
 
 from ._core import call, compare, expect_raises, ok, run_check, to_numpy, torch
 
+STATS = """mu = x.mean(axis=0)
+var = ((x - mu) ** 2).mean(axis=0)
+var_unbiased = ((x - mu) ** 2).sum(axis=0) / (len(x) - 1)"""  # neighbours' reference
+
 
 def _stats_results(fn, x, label="batch_stats") -> list:
     """``fn(x)``'s three statistics against torch's in float64 (``x`` keeps its dtype);
@@ -28,6 +32,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     for i, (what, want) in enumerate(stats.items()):
         statistic = lambda z, i=i: z.var(0, correction=i - 1) if i else z.mean(0)
         kwargs = dict(common, what=what, source=(statistic, t))
+        kwargs["program"] = (STATS, {"x": x.astype(np.float64)}, what)
         theirs = to_numpy(value[i])  # one per example only if it is the statistic's
         across = d > 1 and theirs is not None and theirs.shape == (n,)
         if not (across and np.allclose(theirs, to_numpy(statistic(t.T)))):

@@ -41,6 +41,23 @@ def tolerance(kind: str, p) -> float:
 
 
 Problem = namedtuple("Problem", "x gamma beta dout eps")  # one check's inputs
+PROGRAM = """mu = x.mean({a})
+var = x.var({a})
+x_hat = (x - mu) / np.sqrt(var + eps)
+out = gamma * x_hat + beta
+dbeta = dout.sum(axis=0)
+dgamma = (dout * x_hat).sum(axis=0)
+dx_hat = dout * gamma
+dx = (dx_hat - dx_hat.mean({a}) - x_hat * (dx_hat * x_hat).mean({a})) / np.sqrt(var + eps)
+"""  # the reference written out, for the neighbours (_core) of 2-D answers
+ALT = "dx = gamma / (len(x) * np.sqrt(var + eps)) * (len(x) * dout - dbeta - x_hat * dgamma)"
+
+
+def program(kind, p: Problem, out: str, alt=False):
+    """The neighbours' (program, inputs, output) for ``out``; none for 4-D x."""
+    a = "axis=0" if kind == "batch" else "axis=1, keepdims=True"
+    text = PROGRAM.format(a=a) + (ALT if alt and kind == "batch" else "")
+    return None if kind == "spatial" else (text, p._asdict(), out)
 
 
 def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Problem:
@@ -263,6 +280,7 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         how = dict(diagnoses=forward_mistakes(kind, p), causes=causes(kind, p))
         how |= dict(readers=forward_invariants(kind, p), known=known(kind, p))
         how |= dict(shape_hints=shape_hints(kind, p)[1], small=(1,) * (kind != "layer"))
+        how |= dict(program=program(kind, p, "out"))
         result = output(f"{name} out", p, got=items[0], **how)
         mine, tol = _given(kind, given, p), tolerance(kind, p)
         result = _credited(result, items[0], mine and mine[0], tol, FORWARD["batch"])
@@ -510,6 +528,7 @@ def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result
         how = how | dict(returns=refs, returned=grads, known=known(kind, p))
         if named:
             how = how | dict(diagnoses=mistakes[what], causes=causes(kind, p, what))
+            how |= dict(program=program(kind, p, what, name.endswith("_alt")))
         label = f"{name} {what}"
         results.append(compare(label, grad, refs[what], tol=tol, what=what, **how))
     return results

@@ -80,10 +80,19 @@ STANDARDIZE = {
         partial(standardize, axis=1),
         "statistics are taken over axes (1,)",
     ),
-    "unbiased": (partial(standardize, ddof=1), "unbiased"),
-    "eps outside": (partial(standardize, eps_out=True), "eps outside the root"),
-    "only centred": (partial(standardize, scale=False), "only centred"),
-    "only scaled": (partial(standardize, center=False), "only scaled"),
+    "unbiased": (
+        partial(standardize, ddof=1),
+        "`x.var(axis=0, ddof=1)` where `x.var(axis=0)`",
+    ),
+    "eps outside": (
+        partial(standardize, eps_out=True),
+        "`np.sqrt(x.var(axis=0)) + eps` where",
+    ),
+    "only centred": (
+        partial(standardize, scale=False),
+        "`x - mu` where `(x - mu) / np.sqrt(",
+    ),
+    "only scaled": (partial(standardize, center=False), "`x` where `x - mu` belongs"),
     "returns the statistics": (lambda X, eps=1e-5: X.mean(0), "one value per column"),
     "returns None": (lambda X, eps=1e-5: None, "forget the `return`"),
     "eps argument ignored": (

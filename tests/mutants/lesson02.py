@@ -102,10 +102,10 @@ def _bwd(**kw):
 # fmt: off
 BN_FORWARD = {
     "wrong axis": (_fwd(axis=1), "statistics are taken over axes (1,)"),
-    "unbiased variance": (_fwd(ddof=1), "unbiased variance"),
-    "eps outside the square root": (_fwd(eps_out=True), "eps outside the root"),
+    "unbiased variance": (_fwd(ddof=1), "`x.var(axis=0, ddof=1)` where `x.var(axis=0)`"),
+    "eps outside the square root": (_fwd(eps_out=True), "`np.sqrt(var) + eps` where `np.sqrt(var + eps)`"),
     "gamma and beta forgotten": (_fwd(affine=False), "not applied"),
-    "missing square root": (_fwd(sqrt=False), "no square root"),
+    "missing square root": (_fwd(sqrt=False), "`var + eps` where `np.sqrt(var + eps)`"),
     "ignores eps": (_fwd(fixed_eps=1e-5), "ignores its eps argument"),
     "no ValueError for N=1": (_fwd(check_n=False), "did not raise ValueError"),
     "refuses N=2": (_fwd(min_n=3), "batchnorm_forward N=2 "),
@@ -116,7 +116,7 @@ BN_FORWARD = {
     "mutates its input": (lambda x, g, b, eps=1e-5: (x.__isub__(x.mean(0)), bn_forward(x, g, b, eps))[1], "in place"),
     "wrong shape": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None), "axes are swapped"),
     # the outside review's (2026-12-06, W1): each costs the forward's points only
-    "eps omitted": (_fwd(fixed_eps=0.0), "sqrt(v) without eps"),
+    "eps omitted": (_fwd(fixed_eps=0.0), "`var` where `var + eps` belongs"),
     "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "beta is subtracted"),
     # combinations and slips no catalogue lists (issue 28): read back by stage
     "unbiased and eps outside": (_fwd(ddof=1, eps_out=True), "sqrt(v) + eps (eps outside the root), v = the unbiased"),
@@ -222,7 +222,7 @@ def ln_backward(dout, cache, *, sum_dgamma=True):
 # fmt: off
 LN_FORWARD = {
     "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "taken over axes (0,)"),
-    "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "unbiased variance"),
+    "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "keepdims=True, ddof=1)` where"),
     "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
     "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "beta is not added"),
 }
