@@ -993,6 +993,7 @@ def _variants(node, names):
         (a, op, b), kind = (node.left, node.op, node.right), type(node.op)
         yield from (a, b, *([ast.BinOp(a, _OPS[kind](), b)] if kind in _OPS else []))
         yield from [ast.BinOp(b, op, a)] if kind in (ast.Sub, ast.Div, ast.Pow) else []
+        yield from [ast.BinOp(ast.Constant(1), op, b)] if kind is ast.Div else []
         if isinstance(a, ast.BinOp):  # (a - b) / c written a - b / c
             yield ast.BinOp(a.left, a.op, ast.BinOp(a.right, op, b))
     if not isinstance(node, ast.Call):

@@ -117,7 +117,7 @@ BN_FORWARD = {
     "wrong shape": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0].T, None), "axes are swapped"),
     # the outside review's (2026-12-06, W1): each costs the forward's points only
     "eps omitted": (_fwd(fixed_eps=0.0), "`var` where `var + eps` belongs"),
-    "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "beta is subtracted"),
+    "beta subtracted": (lambda x, g, b, eps=1e-5: bn_forward(x, g, -b, eps), "`gamma * x_hat - beta` where `gamma * x_hat + beta`"),
     # combinations and slips no catalogue lists (issue 28): read back by stage
     "unbiased and eps outside": (_fwd(ddof=1, eps_out=True), "sqrt(v) + eps (eps outside the root), v = the unbiased"),
     "gamma and beta as columns": (lambda x, g, b, eps=1e-5: bn_forward(x, g.reshape(-1, 1), b.reshape(-1, 1), eps), "an array of shape (5, 1) does not line up"),
@@ -132,11 +132,11 @@ BN_BACKWARD = {
     "missing mean branch": (_bwd(mean_branch=False), "the branch through the mean is off"),
     "missing variance branch": (_bwd(var_branch=False), "the branch through the variance is off"),
     "mu and var as constants": (_bwd(mean_branch=False, var_branch=False), "what differs lies in the branches through the mean and the variance"),
-    "forgets gamma": (_bwd(gamma_factor=False), "reaching x_hat is dout * gamma"),
+    "forgets gamma": (_bwd(gamma_factor=False), "`dout` where `dout * gamma` belongs"),
     "dgamma not summed": (_bwd(sum_dgamma=False), "not summed"),
     "dbeta not summed": (_bwd(sum_dbeta=False), "not summed"),
-    "dgamma and dbeta averaged": (_bwd(mean_params=True), "averaged over the batch"),
-    "dgamma from the centred x": (_bwd(dgamma_from=lambda x_hat, std: x_hat * std), "x - mu where x_hat"),
+    "dgamma and dbeta averaged": (_bwd(mean_params=True), "`(dout * x_hat).mean(axis=0)` where `(dout * x_hat).sum(axis=0)`"),
+    "dgamma from the centred x": (_bwd(dgamma_from=lambda x_hat, std: x_hat * std), "`x - mu` where `(x - mu) / std` belongs"),
     "wrong sign": (_bwd(sign=-1.0), "wrong sign"),
     "returns None": (lambda d, c: None, "returned None"),
     "returns two": (lambda d, c: bn_backward(d, c)[:2], "tuple of 3"),
@@ -224,7 +224,7 @@ LN_FORWARD = {
     "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "taken over axes (0,)"),
     "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "keepdims=True, ddof=1)` where"),
     "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
-    "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "beta is not added"),
+    "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "`gamma * x_hat` where `gamma * x_hat + beta` belongs"),
 }
 # fmt: on
 LN_BACKWARD = {
