@@ -601,7 +601,7 @@ def _permuted(g, w, close) -> str | None:
             return why + "without the transpose it needs, or a transpose not undone?)"
     for axis in (a for a in range(w.ndim) if close(g, np.flip(w, a))):
         return f"the right values in reverse order along axis {axis} (sorted down?)"
-    return "the right values in the wrong places (a reshape or an index is off)"
+    return "the right values in the wrong places"
 
 
 def _precision(got, err, want, dtype) -> str | None:
@@ -884,9 +884,10 @@ def ema_problem(
             return f"{what} averages in {found}{how}, not the batch's right statistic"
     with np.errstate(all="ignore"):
         stat = (new - (1 - momentum) * old) / momentum
-    seen = describe(stat, batch, axis=0, known=known, causes=causes)
-    seen = seen or f"none of the usual ones (ratio to PyTorch's: {_fmt(stat / batch)})"
-    return f"{what} averages in a batch statistic that is {seen}"
+    if seen := describe(stat, batch, axis=0, known=known, causes=causes):
+        return f"{what} averages in a batch statistic that is {seen}"
+    why = f"{what} is not (1 - momentum) * old + momentum * a usual batch statistic "
+    return why + f"(read that way, its ratio to PyTorch's: {_fmt(stat / batch)})"
 
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):

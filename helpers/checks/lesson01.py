@@ -228,7 +228,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         sizes = np.array([m.weight.numel() for m in linear])
         batch = {"known": {"N": len(x), "each weight's number of entries": sizes}}
         batch |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
-        result = compare(name, got, want, tol=1e-6, diagnoses=mistakes, **batch)
+        result = compare(name, got, want, tol=1e-9, diagnoses=mistakes, **batch)
         if not result:
             return result
         again, problem = call(name, fn, model, x, y, copy_inputs=False)

@@ -343,9 +343,10 @@ def _bad_inputs(cls) -> list[Result]:
     if problem is not None:
         return [problem]
     module, zeros = module.double().train(), lambda *s: torch_().zeros(*s).double()
-    results = [
-        core.expect_raises(f"{NAME} {what}", module, ValueError, why, zeros(*s))
-        for what, s, why in BAD_INPUTS
+    results = [  # in eval too, but for one value per channel (running statistics)
+        core.expect_raises(f"{NAME} {what}{mode}", m, ValueError, why, zeros(*s))
+        for m, mode in ((module, ""), (copy.deepcopy(module).eval(), " (eval)"))
+        for what, s, why in BAD_INPUTS[: 4 if mode == "" else 3]
     ]
     label, x = f"{NAME} one example, L=3", torch_().randn(1, 4, 3).double()
     module, _, problem = _stepped(cls, label, x, double=True)
@@ -355,7 +356,15 @@ def _bad_inputs(cls) -> list[Result]:
     if module is not None:
         _, problem = call(label, module.eval(), torch_().randn(1, 4).double())
         results.append(problem if problem is not None else ok(label, "works in eval"))
-    return results
+    label = f"{NAME} eval, untrained"  # running statistics 0 and 1, not the batch's
+    module, problem = core.build_module(cls, label, 4)
+    if problem is None:
+        x = 3 * torch_().randn(8, 4).double() + 2
+        out, problem = call(label, module.double().eval(), x)
+        want = torch_().nn.BatchNorm1d(4).double().eval()(x)
+        if problem is None:  # (a failed Result is falsy: no `or`)
+            problem = core.compare(label, out, want, tol=TOL, what="eval output")
+    return [*results, problem]
 
 
 def _low_precision(cls, seed) -> Result:
@@ -467,7 +476,7 @@ def _contrasts(results, contrasts) -> list[Result]:
 
 
 # --- folding batch norm into the previous layer ---
-def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
+def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps=4):
     """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
     torch = torch_()
     nn, gen = torch.nn, torch.Generator().manual_seed(seed)
@@ -483,7 +492,7 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
     norm = nn.BatchNorm1d if kind == "linear" else nn.BatchNorm2d
     bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
-        for _ in range(4):  # give the running statistics non-trivial values
+        for _ in range(steps):  # give the running statistics non-trivial values
             bn(layer(3 * torch.randn(*shape, generator=gen).double() + 1))
         if affine:
             bn.weight.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
@@ -534,14 +543,17 @@ def _fold_problem(kind, folded, layer) -> str | None:
     return None
 
 
-def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS, train=0):
+def _fold_one(
+    fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS, train=0, steps=4
+):
     """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
     extra = extra if affine else " affine=False"
     extra = extra if eps == EPS else f" eps={eps:g}"
     extra = " layer.train()" if train else extra  # only bn's mode matters
+    extra = extra if steps else " untrained BN"  # running stats 0 and 1: foldable
     label = f"fold_batchnorm {kind}" + (extra if dtype == "float64" else f" {dtype}")
-    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps)
+    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
     layer.train(bool(train))
     with torch_().no_grad():
         want = bn.double()(layer.double()(x))
@@ -601,6 +613,7 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold_one(fn, "conv", False, seed + 9, dtype="float16"),
             _fold_one(fn, "conv", True, seed + 10, eps=1e-3),
             _fold_one(fn, "linear", True, seed + 11, train=True),
+            _fold_one(fn, "linear", True, seed + 12, steps=0),
         ]
         layer, bn, _ = _trained_pair("linear", True, seed + 4)
         free = torch_().nn.BatchNorm1d(5, track_running_stats=False).double().eval()

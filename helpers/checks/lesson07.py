@@ -204,7 +204,12 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     def body():
         train = _train_step(cls, seed)
         draws = _noise_draws(cls, seed, used_as_stored=train[0].passed)
-        return [*train, draws, _eval_mode(cls, seed)]
+        label = "NoisyBatchNorm affine=False"  # no weight to shape the noise on
+        module, problem = _core.build_module(cls, label, 5, affine=False)
+        if problem is None:
+            _, problem = _core.call(label, module.double().train(), _batch(seed)[0])
+        last = problem if problem is not None else _core.ok(label, "trains")
+        return [*train, draws, _eval_mode(cls, seed), last]
 
     return _core.run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 
