@@ -958,7 +958,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     if not (shape or stage):
         stage = next(filter(None, (check(got_np) for check in invariants)), None)
     message = _precision(got_np, err, want_np, getattr(got, "dtype", "")) or shape
-    if not (message or stage) and 1e-9 < err <= 4e-6 and want_np.size > 3:
+    rounding = not (message or stage) and want_np.size > 3  # or a factor 1 + 6e-09
+    if (rounding or "factor 1 + " in (message or "")) and 1e-9 < err <= 4e-6:
         message = "an error of float32's rounding size (6e-08) with no pattern: a step "
         message += "in float32 (.float(), np.float32), or a term that small left out"
     diff = np.abs(got_np - want_np)

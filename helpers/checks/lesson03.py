@@ -62,11 +62,14 @@ def _registration(cls) -> Result:
 
 def _pair(cls, label, tail, gen, **given):
     """The learner's module and torch's, float64, alike: (module, ref, problem)."""
+    later = given.pop("momentum_later", None)  # set after __init__: read it in forward
     module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return None, None, problem
     kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
     ref = kind(tail[0], **given).double()
+    if later is not None:
+        module.momentum = ref.momentum = later
     try:
         module = module.double().train()
         with torch_().no_grad():
@@ -348,6 +351,12 @@ def _bad_inputs(cls) -> list[Result]:
         for m, mode in ((module, ""), (copy.deepcopy(module).eval(), " (eval)"))
         for what, s, why in BAD_INPUTS[: 4 if mode == "" else 3]
     ]
+    initial = {"running_mean": 0, "running_var": 1}  # (torch counts the batch first)
+    held = {k: to_numpy(getattr(module, k, None)) for k in initial}
+    moved = [k for k, v in held.items() if v is not None and np.any(v != initial[k])]
+    why = "changed by refused inputs: check the input before updating them"
+    if moved:
+        results.append(wrong(f"{NAME} refused input", f"{', '.join(moved)} {why}"))
     label, x = f"{NAME} one example, L=3", torch_().randn(1, 4, 3).double()
     module, _, problem = _stepped(cls, label, x, double=True)
     works = "works: one example with 3 positions has 3 values per channel"
@@ -447,6 +456,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             _sequence(cls, (4,), seed + 6, eps=1e-3),
             _sequence(cls, (4,), seed + 3, track_running_stats=False),
             _sequence(cls, (4,), seed + 7, momentum=0.0),
+            _sequence(cls, (4,), seed + 8, momentum_later=0.5),
             _resets(cls, seed + 4),
             _low_precision(cls, seed + 5),
             *_bad_inputs(cls),

@@ -51,6 +51,14 @@ def _standardised(m, x, y):  # round 10's false ok: x standardised first
     return grad_norms(m, (x - x.mean(0)) / x.std(0), y)
 
 
+def _float32_logits(m, x, y):  # round 11's false ok: float32 for float64 input
+    m.zero_grad()
+    F.cross_entropy(m(x).float(), y).backward()
+    return [
+        v.weight.grad.norm().item() for v in m.modules() if isinstance(v, nn.Linear)
+    ]
+
+
 def _squared(m, x, y):
     return [v**2 for v in grad_norms(m, x, y)]
 
@@ -155,6 +163,7 @@ NORMS = {
     "weight norms": (partial(grad_norms, weights=True), "weights' norms"),
     "every parameter": (_every_parameter, "one norm per parameter"),
     "squared norms": (_squared, "squared norm"),
+    "logits in float32": (_float32_logits, "an error of float32's rounding size"),
     "every parameter named weight": (_named_weight, "every parameter named weight"),
 }
 MUTANTS = [

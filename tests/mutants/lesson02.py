@@ -148,6 +148,11 @@ BN_BACKWARD = {
 # fmt: on
 
 
+def _refuse_one(x):  # round 10's false ok: one image has H * W values per channel
+    if len(x) < 2:
+        raise ValueError("batch norm needs two images")
+
+
 def spatial_forward(x, gamma, beta, eps=1e-5, *, mode="right", reshape_back=True):
     n, c, h, w = x.shape
     if mode == "per position":
@@ -187,6 +192,7 @@ SPATIAL_FORWARD = {
     "statistics over N and H only": (lambda x, g, b, eps=1e-5: (g[:, None, None] * (x - x.mean((0, 2), keepdims=True)) / np.sqrt(x.var((0, 2), keepdims=True) + eps) + b[:, None, None], None), "taken over axes (0, 2)"),
     "reshape without transpose": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, mode="naive reshape"), "without moving C last"),
     "not reshaped back": (lambda x, g, b, eps=1e-5: spatial_forward(x, g, b, eps, reshape_back=False), "reshape back"),
+    "one image refused": (lambda x, g, b, eps=1e-5: _refuse_one(x) or spatial_forward(x, g, b, eps), "spatial_batchnorm_forward N=1"),
     "gamma against the last axis": (lambda x, g, b, eps=1e-5: (g * (x - x.mean((0, 2, 3), keepdims=True)) / np.sqrt(x.var((0, 2, 3), keepdims=True) + eps) + b, None), "lines up with x's last axis"),
 }
 # fmt: on

@@ -174,8 +174,26 @@ def scratch_protocol(kind):
     import torch
 
     class Variant(scratch_class()):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.momentum_at_init = self.momentum
+
         def forward(self, x):
             stats = (self.running_mean, self.running_var)
+            if kind == "momentum read at init":  # round 9's false ok
+                self.momentum = self.momentum_at_init
+            one_value = x.numel() // x.shape[1] < 2
+            if kind == "guard after the update" and self.training and one_value:
+                self.running_var.fill_(float("inf"))  # round 10's false ok
+                raise ValueError("one value per channel")
+            if kind == "batch statistics untrained" and not self.training:
+                if int(self.num_batches_tracked) == 0:  # round 11's false ok
+                    return torch.nn.functional.batch_norm(
+                        x, None, None, self.weight, self.bias, True, 0.0, self.eps
+                    )
+            if kind == "channels checked in training only" and not self.training:
+                if x.shape[1] != self.num_features:  # round 11's false ok
+                    return x
             if kind == "new parameters" and not hasattr(self, "reset_parameters_"):
                 self.reset_parameters_ = self.reset_parameters
                 self.reset_parameters = self._new_parameters
@@ -249,6 +267,10 @@ SCRATCH = {
     "eval under no_grad": (scratch_protocol("eval under no_grad"), "eval after step 2: the output does not require grad"),
     "running statistics updated with grad only": (scratch_protocol("updates with grad only"), "under torch.no_grad()): num_batches_tracked is tensor(3)"),
     "eval statistics cached at the first eval": (scratch_protocol("eval statistics cached"), "eval mode: "),
+    "momentum read at init": (scratch_protocol("momentum read at init"), "ScratchBatchNorm momentum_later=0.5 | WRONG"),
+    "guard after the update": (scratch_protocol("guard after the update"), "running_var changed by refused inputs"),
+    "batch statistics in eval before training": (scratch_protocol("batch statistics untrained"), "ScratchBatchNorm eval, untrained   | WRONG"),
+    "channels checked in training only": (scratch_protocol("channels checked in training only"), "ScratchBatchNorm wrong channels (eval) | WRONG"),
 }
 # fmt: on
 
@@ -360,6 +382,7 @@ FOLD = {
     "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
     "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
     "the kernel's first size only": (fold_variant(square=True), "a 3x2 kernel"),
+    "refuses an untrained batch norm": (lambda layer, bn: _raise(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
     "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else _raise(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }
 # fmt: on

@@ -83,6 +83,17 @@ def noisy_class(
     return Noisy
 
 
+def noisy_from_weight():
+    """Round 11's false ok: the noise drawn like the weight, which affine=False lacks."""
+
+    class FromWeight(noisy_class()):
+        def _draw(self, dtype):
+            u, v = torch.rand_like(self.weight), torch.rand_like(self.weight)
+            return (2 * u - 1) * self.shift, 1 + v * (self.spread - 1)
+
+    return FromWeight
+
+
 def noisy_in_graph():
     """Right output and noise, but running_mean rebound to a graph tensor."""
 
@@ -227,6 +238,7 @@ NOISY = {
     "one noise for all channels": (noisy_class(shared=True), "every channel gets the same value"),
     "running statistics never updated": (noisy_class(by_hand=True), "running_var did not change in a training step"),
     "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
+    "noise drawn like the weight": (noisy_from_weight(), "NoisyBatchNorm affine=False        | ERROR"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
     "shift and scale from one draw": (noisy_class(tied=True), "the shift and the scale are correlated"),
     "last_noise as (scale, shift)": (noisy_class(swapped=True), "shift and scale swapped in the formula"),
