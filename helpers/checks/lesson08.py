@@ -134,6 +134,10 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         if not result.passed:
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
+        if any(_shares(out, cache) for out, cache in results):  # round 11's false ok
+            why = "the cache holds the output tensor itself (one storage): an in-place "
+            why += "step on out changes what backward reads; make out a new tensor"
+            return wrong(f"{name} cache", why)
         low = [tuple(t.float() for t in args) for args in per_rank]
         found, _, problem_ = _ranks(f"{name} float32", fn, low, 2, "out, cache")
         kinds = {getattr(r[0], "dtype", None) for r in found or ()} - {torch_().float32}
@@ -153,6 +157,14 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         return [result, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _shares(out, cache) -> bool:
+    """A tensor of ``cache`` (a tuple, list or dict) on the storage of ``out``."""
+    items = cache.values() if isinstance(cache, dict) else cache
+    ptr = lambda t: isinstance(t, torch_().Tensor) and t.untyped_storage().data_ptr()
+    items = items if isinstance(items, (tuple, list, type({}.values()))) else [items]
+    return bool(ptr(out)) and any(ptr(t) == ptr(out) for t in items)
 
 
 def _still(fn, seed) -> Result:
