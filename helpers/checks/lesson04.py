@@ -260,6 +260,7 @@ def _reader(rows, state, bounds, momentum, shape):
 
     fresh = (mean + momentum * (mu - mean), std + momentum * (sigma - std))
     r_no, d_no = "r not clipped to [1/rmax, rmax]", "d not clipped to [-dmax, dmax]"
+    r_no += " (or x - mu_B divided by running_std: x_hat times that unclipped r)"
     d_is = "d = (mu_B - running_mean) / running_std"
     changes = {
         r_no: rd(clip="d"),
@@ -273,6 +274,8 @@ def _reader(rows, state, bounds, momentum, shape):
         changes[f"sigma_B is {words}"] = rd(s=s)
         changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
     right, raw = rd(), (sigma / std, (mu - mean) / std)
+    after = "r and d are applied to gamma * x_hat + beta: apply them to x_hat first"
+    changes[after] = (right[0], (beta * (right[0] - 1) + right[1]) / gamma)
     same = lambda p, q: _close(p[0], q[0]).all() and _close(p[1], q[1]).all()
 
     def read(got):
@@ -308,6 +311,7 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     """One training step (output, input gradient, running statistics) or eval step."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
+    label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
     rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
@@ -400,6 +404,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
         nc = _step(cls, numpy_forward, seed, m=0.2)  # the momentum passed is used
         nchw = _step(cls, numpy_forward, seed + 1, image=True)
+        nc += _step(cls, numpy_forward, seed + 4, (1e3, 1e3)) if all(nc) else []
         if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
             nchw[0].detail += "; " + IMAGES
         results += nc + nchw

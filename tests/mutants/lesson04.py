@@ -75,6 +75,9 @@ def renorm_class(
     eval_flat=False,  # eval mode's statistics not reshaped for 4-D input
     eval_guard=False,  # round 8's false oks: one value refused in eval mode too,
     grad_only=False,  # and no running update in a training step under no_grad
+    rd_after_affine=False,  # round 11's wrong cause: (gamma * x_hat + beta) * r + d
+    running_if_unclipped=False,  # round 11's false ok: same output, other gradient
+    by_running_std=False,  # round 11's wrong cause: (x - mu_B) / running_std + d
 ):
     import torch
     from torch import nn
@@ -131,6 +134,8 @@ def renorm_class(
                     self.running_std += self.momentum * (s - self.running_std)
             r = s / self.running_std
             d = (m - self.running_mean) / (s if d_by_batch_std else self.running_std)
+            inside = bool((r == r.clamp(1 / rmax, rmax)).all())
+            inside = inside and bool((d == d.clamp(-dmax, dmax)).all())
             if clip_r:
                 r = r.clamp(1 / rmax, rmax)
             if clip_d:
@@ -140,6 +145,13 @@ def renorm_class(
             d = d_sign * d
             self._rd = (r.detach(), d.detach())
             x_hat = (x - mean.view(view)) / std.view(view) * r.view(view) + d.view(view)
+            running = [
+                t.clone().view(view) for t in (self.running_mean, self.running_std)
+            ]
+            if running_if_unclipped and self.training and inside:
+                x_hat = (x - running[0]) / running[1]
+            if by_running_std and self.training:
+                x_hat = (x - mean.view(view)) / running[1] + d.view(view)
             if self.training and graph_buffers:
                 a = self.momentum
                 self.running_mean = self.running_mean + a * (mean - self.running_mean)
@@ -172,6 +184,10 @@ def renorm_class(
                         self.running_std.copy_(
                             new_std + a * (self.running_std - new_std)
                         )
+            if rd_after_affine and self.training:
+                y = (x - mean.view(view)) / std.view(view)
+                y = y * self.weight.view(view) + self.bias.view(view)
+                return y * r.view(view) + d.view(view)
             return x_hat * self.weight.view(view) + self.bias.view(view)
 
     return Renorm
@@ -207,6 +223,9 @@ RENORM = {
     "plain batch norm without the running update": (renorm_class(plain_no_update=True), "rmax=1 dmax=0 running_mean"),
     "channels checked for 2-D input only": (renorm_class(validate="2-D"), "wrong channels, 4-D"),
     "eval mode not reshaped for 4-D input": (renorm_class(eval_flat=True), "eval NCHW"),
+    "r and d applied after gamma and beta": (renorm_class(rd_after_affine=True), "r and d are applied to gamma * x_hat + beta"),
+    "running statistics when nothing is clipped": (renorm_class(running_if_unclipped=True), "BatchRenorm NC nothing clipped gradient"),
+    "deviations divided by running_std": (renorm_class(by_running_std=True), "or x - mu_B divided by running_std"),
 }
 # fmt: on
 
