@@ -530,7 +530,16 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             if not all(r.passed for r in results):  # the first wrong layer
                 return results
         seen = f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree"
-        return ok(name, f"{seen} on all 3 ranks (shares {', '.join(map(str, SHARES))})")
+        done = ok(name, f"{seen} on all 3 ranks (shares {', '.join(map(str, SHARES))})")
+        low = list(zip([m.float() for m in _rank_models(seed)], SHARES, strict=True))
+        _, _, problem_ = _ranks(f"{name} float32", on_rank, low, copy=False)
+        kinds = {b.dtype for m, _ in low for b in m.buffers() if b.is_floating_point()}
+        if problem_ is None and kinds != {torch_().float32}:  # round 10's false ok
+            why = f"float32 layers hold {sorted(map(str, kinds))} buffers after it: "
+            problem_ = wrong(
+                f"{name} float32", why + "keep their dtype (copy_ into them)"
+            )
+        return done if problem_ is None else [done, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
 

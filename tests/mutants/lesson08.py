@@ -231,7 +231,9 @@ def merge(
                 var = within + between
         if not written:
             continue
-        if in_place:
+        if in_place == "data":  # round 10's false ok: float64 through .data
+            bn.running_mean.data, bn.running_var.data = mean.double(), var.double()
+        elif in_place:
             bn.running_mean.copy_(mean)
             bn.running_var.copy_(var)
         else:
@@ -349,6 +351,7 @@ MERGE = {
     "variances taken as biased": (_merge(how="population"), "treats the ranks' variances as biased"),
     "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
+    "float64 written through .data": (_merge(in_place="data"), "float32 layers hold ['torch.float64'] buffers"),
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 buffers"),
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
