@@ -862,7 +862,9 @@ def ema_problem(
     """How a running average ``new`` differs from ``(1 - m) old + m batch``: unchanged,
     another momentum (among ``known``), another statistic (``statistics``, or seen)."""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
-    causes = dict(causes or {})
+    causes, right = dict(causes or {}), (1 - momentum) * old + momentum * batch
+    if seen := _precision(new, rel_error(new, right), right, new.dtype):
+        return f"{what}: {seen}"
     if np.allclose(new, old, rtol=1e-12, atol=0):
         should = f"it should move a fraction {momentum:g} of the way to the batch's"
         return f"{what} did not change in a training step; {should} value"

@@ -302,7 +302,7 @@ def _reader(rows, state, bounds, momentum, shape):
         seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax, known))
         if fits:
             seen.append(f"each of these single changes gives it: {' | '.join(fits)}")
-        return head + "; ".join(filter(None, seen))
+        return head + "; ".join(filter(None, seen)) if any(seen) else None
 
     return read
 
