@@ -820,3 +820,53 @@ def test_state_kept_by_a_function_the_check_wraps_is_seen():
     wrapper = lambda x: learner(x)  # noqa: E731 (as lesson 08's on_rank)
     _, result = _core.call("f", lambda f, x: f(x), wrapper, np.ones(3), watch=False)
     assert "changed the enclosing `totals` during the call" in result.detail
+
+
+NORMALISE = "mu = x.mean(axis=0)\nvar = x.var(axis=0)\nout = (x - mu) / np.sqrt(var + eps)"
+
+
+@pytest.mark.parametrize(
+    "wrong, edit",
+    [  # each one edit of the reference, as a learner writes it
+        (lambda x: (x - x.mean(0)) / (np.sqrt(x.var(0)) + 1e-5), "`np.sqrt(var) + eps`"),
+        (lambda x: (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + 1e-5), "ddof=1)`"),
+        (lambda x: (x - x.mean()) / np.sqrt(x.var(0) + 1e-5), "`x.mean()` where"),
+        (lambda x: (x - x.mean(0)) / np.sqrt(x.std(0) + 1e-5), "`x.std(axis=0)`"),
+        (lambda x: (x - x.mean(0)) / np.sqrt(x.var(1, keepdims=True) + 1e-5), "axis=1"),
+    ],
+)
+def test_one_edit_of_the_reference_is_named_as_that_edit(wrong, edit):
+    x = np.random.default_rng(0).normal([1.0, -3.0, 8.0], [2.0, 0.5, 4.0], (9, 3))
+    want = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    program = (NORMALISE, {"x": x, "eps": 1e-5}, "out")
+    result = _core.compare("f", wrong(x), want, tol=1e-10, program=program)
+    assert not result and "the right formula with one change" in result.detail
+    assert edit in result.detail, result.detail
+
+
+def test_neighbours_skip_edits_that_change_nothing_or_repeat_a_value():
+    x = np.random.default_rng(1).normal(size=(6, 2))
+    found = _core.neighbours(NORMALISE, {"x": x, "eps": 1e-5}, "out")
+    want = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    values = list(found.values())
+    assert values and all(_core.rel_error(v, want) > 1e-9 for v in values)
+    assert all(  # one message per distinct answer: no "cannot say which"
+        _core.rel_error(a, b) > 1e-9 for i, a in enumerate(values) for b in values[:i]
+    )
+
+
+def test_an_upstream_edit_that_zeroes_a_term_is_not_offered():
+    """x_hat = 0 (mu = x) would explain any mistake that drops x_hat's terms."""
+    x = np.random.default_rng(2).normal(size=(8, 3))
+    program = "mu = x.mean(axis=0)\nx_hat = x - mu\nout = 2 * x + x_hat"
+    found = _core.neighbours(program, {"x": x}, "out")
+    assert not any("the mu that out uses: `x`" in k for k in found), list(found)
+
+
+def test_a_right_answer_or_a_sign_flip_gets_no_neighbour():
+    x = np.random.default_rng(3).normal(size=(7, 2))
+    want = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    program = (NORMALISE, {"x": x, "eps": 1e-5}, "out")
+    assert _core.compare("f", want.copy(), want, tol=1e-10, program=program)
+    flipped = _core.compare("f", -want, want, tol=1e-10, program=program)
+    assert "wrong sign" in flipped.detail and "one change" not in flipped.detail

@@ -1029,16 +1029,17 @@ def neighbours(program: str, env: Mapping, out: str) -> dict:
     tree, found, values, scope = ast.parse(program), {}, [], {"np": np, **env}
     want = _run(tree, scope, out)[out]
     names = {k: np.shape(v) for k, v in scope.items() if k != "np" and k[0] != "_"}
+    targets = [t.id for line in tree.body for t in line.targets if t.id != out]
     for line in tree.body:
         for node in ast.walk(line.value):
             for new in _variants(node, names):
                 edited = copy.deepcopy(tree, {id(node): new})
                 run = _run(ast.fix_missing_locations(edited), {**env, "np": np}, out)
                 name, value = line.targets[0].id, run and run[out]
-                if value is None or value.shape != want.shape:
+                if value is None or value.shape != want.shape or np.isnan(value).any():
                     continue
-                if name != out and _trivial(run[name]):  # a term that vanishes
-                    continue  # (x_hat = 0) says little: the output's own edits do
+                if any(_trivial(run[t]) > _trivial(scope[t]) for t in targets):
+                    continue  # an intermediate that vanishes (x_hat = 0) says little
                 if any(rel_error(value, v) < 1e-9 for v in (want, *values)):
                     continue  # no change, or an edit found first gives these numbers
                 name = name if name == out else f"the {name} that {out} uses"
