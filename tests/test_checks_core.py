@@ -139,6 +139,12 @@ def test_common_library_errors_get_their_meaning():
             "this graph saved was changed in place after the forward",
         ),
         (lambda x: Late(), None, "call super().__init__() first"),
+        (lambda x: x.mean(0).item(), np.ones((3, 2)), "take one number"),
+        (lambda x: x.mean(0).item(), torch.ones(3, 2), "take one number"),
+        (lambda x: (x - 1) ^ 2, np.ones(3), "a power is `**`"),
+        (lambda x: x.shape < 2, np.ones(3), "compared with a number"),
+        (lambda x: x.__setitem__(0, 1), (1, 2), "a tuple cannot change"),
+        (lambda x: torch.cat(t for t in x), torch.ones(2, 3), "pass [... for ...]"),
     ):
         _, problem = _core.call("f", fn, arg)
         assert says in problem.detail, problem.detail

@@ -272,6 +272,12 @@ MEANINGS = {
     r"object has no attribute '(weight|bias)'": "not every layer has weight and "
     "bias (an activation has none): pick layers by isinstance",
     r"einstein sum|subscripts": "an einsum needs one letter per axis of each array",
+    r"size 1 to a Python scalar|cannot be converted to Scalar": ".item() and float() "
+    "take one number; this holds several (a reduction left out?)",
+    r"bitwise_xor": "`^` is a bitwise XOR in Python: a power is `**`",
+    r"instances of 'tuple' and": "a tuple (a shape?) compared with a number: len(x)",
+    r"'tuple' object does not support item": "a tuple cannot change: build a new one",
+    r"not generator": "a generator where a list is taken: pass [... for ...]",
 }
 
 
