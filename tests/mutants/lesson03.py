@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import family
+from . import family, raise_
 
 
 def scratch_class(
@@ -360,10 +360,6 @@ def fold_variant(
     return fold
 
 
-def _raise(exc):
-    raise exc
-
-
 # fmt: off
 FOLD = {
     "no eps": (fold_variant(eps=False), "sqrt(v) without eps"),
@@ -382,8 +378,8 @@ FOLD = {
     "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
     "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
     "the kernel's first size only": (fold_variant(square=True), "a 3x2 kernel"),
-    "refuses an untrained batch norm": (lambda layer, bn: _raise(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
-    "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else _raise(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
+    "refuses an untrained batch norm": (lambda layer, bn: raise_(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
+    "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else raise_(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }
 # fmt: on
 
