@@ -9,28 +9,23 @@ import numpy as np
 from ._core import _match, call, compare, ok, real, run_check, torch, wrong
 
 
-def _models():
-    """Small models with their trainable-parameter counts, worked out by hand."""
-    nn = torch().nn
-    conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
-    conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
-    mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
-    frozen = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))  # 15 + 8, first frozen
-    frozen[0].requires_grad_(False)
-    return [
-        ("conv with bias", conv_bias, 224, 0),
-        ("conv + BN", conv_bn, 232, 8 + 8 + 1),  # 216 + 2*8: buffers are not parameters
-        ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
-        ("first layer frozen", frozen, 8, 0),
-    ]
-
-
 def count_parameters(fn, quiet=False, strict=None):
     """Check ``fn(model) -> int``: the number of trainable parameter values."""
     name = "count_parameters"
 
-    def body():
-        models = _models()
+    def body():  # small models, their trainable-parameter counts worked out by hand
+        nn = torch().nn
+        conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
+        conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
+        mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
+        frozen = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))  # 15 + 8, first frozen
+        frozen[0].requires_grad_(False)
+        models = [  # with the BN buffers' counts: buffers are not parameters
+            ("conv with bias", conv_bias, 224, 0),
+            ("conv + BN", conv_bn, 216 + 2 * 8, 8 + 8 + 1),
+            ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
+            ("first layer frozen", frozen, 8, 0),
+        ]
         for label, model, want, buffers in models:
             got, problem = call(name, fn, model, copy_inputs=False)
             if problem is not None:

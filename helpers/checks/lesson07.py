@@ -46,8 +46,7 @@ def _noisy_call(module, label, x):
     if not (isinstance(noise, tuple) and len(noise) == 2):
         message = "after a training-mode call, module.last_noise must be the pair "
         return wrong(label, message + "(shift, scale) of the noise it just used"), None
-    shift, scale = (to_numpy(t) for t in noise)
-    c = module.num_features
+    (shift, scale), c = map(to_numpy, noise), module.num_features
     shapes = [f"{type(t).__name__} {tuple(np.shape(t))}" for t in noise]
     if shift is None or scale is None or shift.shape != (c,) or scale.shape != (c,):
         message = f"the noise is {shapes[0]}, {shapes[1]}: draw one shift and one "
@@ -123,7 +122,7 @@ def _running_var(label, module, x, noisy):
     return result
 
 
-def _noise_draws(cls, seed, used_as_stored=False):
+def _noise_draws(cls, seed, stored=False):
     """A new noise at each call, uniform in range, shift and scale independent."""
     label, torch = "NoisyBatchNorm noise", torch_()
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
@@ -141,6 +140,7 @@ def _noise_draws(cls, seed, used_as_stored=False):
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None
     swapped = swapped and uniform_problem(scales, *SHIFTS, "") is None
+    stored = swapped and stored  # the output uses them as stored: said so
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
     problems = {  # message: whether it applies; the first that does is said
@@ -148,14 +148,11 @@ def _noise_draws(cls, seed, used_as_stored=False):
         "the noise each call applies": same and not torch.equal(outs[0], outs[1]),
         "the same noise at two steps: draw a new shift and scale at every "
         "training-mode call (in forward, not in __init__)": same,
-        (
-            "the shift is drawn from the scale's range [1, spread] and the scale "
-            "from the shift's [-shift, shift] (the output uses them as stored)"
-            if used_as_stored
-            else "module.last_noise's first item is uniform in [1, spread], its "
-            "second in [-shift, shift]: stored as (scale, shift), or each drawn "
-            "from the other's range"
-        ): swapped,
+        "the shift is drawn from the scale's range [1, spread] and the scale "
+        "from the shift's [-shift, shift] (the output uses them as stored)": stored,
+        "module.last_noise's first item is uniform in [1, spread], its second in "
+        "[-shift, shift]: stored as (scale, shift), or each drawn from the other's "
+        "range": swapped,
         uniform_problem(shifts, *SHIFTS, f"the shift (here shift={SHIFT:g})"): True,
         uniform_problem(scales, *SCALES, f"the scale (here spread={SPREAD:g})"): True,
         f"the shift and the scale are correlated (r = {r:.2f} over 512 draws; "
@@ -203,7 +200,7 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 
     def body():
         train = _train_step(cls, seed)
-        draws = _noise_draws(cls, seed, used_as_stored=train[0].passed)
+        draws = _noise_draws(cls, seed, stored=train[0].passed)
         return [*train, draws, _eval_mode(cls, seed)]
 
     return _core.run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
@@ -262,8 +259,7 @@ def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
 
 
 def _measurement(name, fn, seed, args, names, parts, answers):
-    """A check's body: ``fn(model, x, y, *args)`` leaves the model as it was; its pair
-    (``names``) vs the listed mistakes, else described by ``parts``, with a hint."""
+    """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
 
     def body():  # in training mode, then in eval mode (the model keeps its mode)
         first = run(True, args[0])

@@ -84,8 +84,9 @@ def _statistics(xs, eps=EPS):
     return full.mean(0), 1 / (full.var(0, correction=0) + eps).sqrt()
 
 
-def _outputs(name, outs, xs, what="out"):
-    """(the ranks' outputs put together, None) or (None, what is wrong)."""
+def _outputs(name, values, xs, what="out"):
+    """(the ranks' outputs (``values``' first items) joined, None) or (None, why)."""
+    outs = [value[0] for value in values]
     kinds = [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]
     if kinds:
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
@@ -95,10 +96,10 @@ def _outputs(name, outs, xs, what="out"):
     return torch_().cat(outs), None
 
 
-def _compare_out(label, outs, xs, gamma, beta, groups=True, given=()) -> Result:
+def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Result:
     """The ranks' outputs against F.batch_norm on the whole batch, stage by stage."""
     torch = torch_()
-    out, problem_ = _outputs(label, outs, xs)
+    out, problem_ = _outputs(label, values, xs)
     if problem_ is not None:
         return problem_
     full = torch.cat(xs)
@@ -129,8 +130,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
         if problem_ is not None:
             return problem_
-        outs = [r[0] for r in results]
-        result = _compare_out(f"{name} (3 ranks)", outs, xs, gamma, beta)
+        result = _compare_out(f"{name} (3 ranks)", results, xs, gamma, beta)
         if not result.passed:
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
@@ -144,7 +144,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         xs, g, b, values, buffers, problem_ = _step(label, step, seed, 2, "out, cache")
         if problem_ is None:
             given = {"before the update": (b + 2, g), "after it": buffers[0]}
-            out = _compare_out(label, [v[0] for v in values], xs, g, b, False, given)
+            out = _compare_out(label, values, xs, g, b, False, given)
             results = [result, out, *_buffer_results("sync forward", buffers, seed)]
             return results + [_still(fn, seed)]
         if "positional argument" in problem_.detail:  # the signature, then
@@ -288,14 +288,15 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
                 why = "compute new tensors (dx = dout * ..., not dout *= ...)"
                 what = where.split(" (")[0]
                 return [wrong(name, f"changed {what} in place on rank {rank}: {why}")]
-    dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
+    dx, problem_ = _outputs(f"{name} dx", grads, xs, "dx")
     if problem_ is not None:
         return [problem_]
     x = torch.cat(xs).clone().requires_grad_()
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
     out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
-    kw = {"known": {"gamma": gamma, "N": len(x), "invstd": _statistics(xs)[1]}}
+    mean, rho = _statistics(xs)
+    kw = {"known": {"gamma": gamma, "N": len(x), "invstd": rho}}
     kw["readers"] = [_dx_reader(xs, gamma, douts)]
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     kinds = {type(t).__name__ for g in grads for t in g[1:3]} - {"Tensor"}
@@ -307,9 +308,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         why = f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
         why += f"({CHANNELS},): sum this rank's examples' contributions over axis 0"
         return results + [wrong(f"{name} dgamma, dbeta", why)]
-    mean, rho = _statistics(xs)
-    x_hats = [(part - mean) * rho for part in xs]
-    shares = ([h * dy for h, dy in zip(x_hats, douts, strict=True)], douts)
+    shares = ([(p - mean) * rho * dy for p, dy in zip(xs, douts, strict=True)], douts)
     sums = [torch.stack([grad[k] for grad in grads]).sum(0) for k in (1, 2)]
     for k, (what, want) in enumerate((("dgamma", g.grad), ("dbeta", b.grad))):
         diagnoses = {
@@ -319,9 +318,9 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
-        kw["returns"] = {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}
-        kw["returned"], kw["known"] = (dx, *sums), {"N": sum(map(len, xs))}
-        kw["known"]["gamma"], kw["axis"] = gamma, 0  # a factor per feature
+        kw |= {"returns": {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}}
+        kw |= {"returned": (dx, *sums), "known": {"N": len(x), "gamma": gamma}}
+        kw["axis"] = 0  # a factor per feature
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     return results
 
@@ -383,7 +382,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
     counts = [s[4].reshape(()).item() for _, s in results]
     if counts != [sum(RUNNING_SIZES)] * len(xs):
         return wrong(f"{name} saved count", f"the saved counts are {counts}, not N")
-    return _compare_out(f"{name} out", [o for o, _ in results], xs, gamma, beta, False)
+    return _compare_out(f"{name} out", results, xs, gamma, beta, False)
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
@@ -408,8 +407,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 fixed = _statistics(xs)[1].expand(len(xs), -1)
                 kw["diagnoses"] = {"made with eps=1e-5: use the eps passed in": fixed}
                 failed = compare(f"{name} eps=0.1", got, want, **kw)
-            found.append(failed)
-            found += _buffer_results(name, buffers, seed)
+            found += [failed, *_buffer_results(name, buffers, seed)]
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
