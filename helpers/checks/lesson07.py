@@ -62,11 +62,10 @@ def _train_step(cls, seed) -> list:
     """Training mode: output, dx, running_var, buffers (with the module's noise)."""
     label, torch = "NoisyBatchNorm train", torch_()
     module, problem = _core.build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
-    if problem is not None:
-        return [problem]
-    module, (x, dy) = module.double().train(), _batch(seed)
-    w, b = torch.linspace(0.5, 2, 5).double(), torch.linspace(-1, 1, 5).double()
-    _, problem = call(label, module.load_state_dict, dict(weight=w, bias=b), False)
+    if problem is None:  # then gamma and beta, not 1 and 0
+        module, (x, dy) = module.double().train(), _batch(seed)
+        w, b = torch.linspace(0.5, 2, 5).double(), torch.linspace(-1, 1, 5).double()
+        _, problem = call(label, module.load_state_dict, dict(weight=w, bias=b), False)
     if problem is not None:
         return [problem]
     norm = lambda t: torch.nn.functional.batch_norm(t, None, None, training=True)
@@ -206,8 +205,8 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     return _core.run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 
 
-def _net(seed):
-    """A float64 MLP with batch norm, in training mode, and a batch."""
+def _net(seed, train=True):
+    """A float64 MLP with batch norm, in training mode or not, and a batch."""
     torch = torch_()
     nn, gen = torch.nn, torch.Generator().manual_seed(seed + 1)
     torch.manual_seed(seed)
@@ -217,11 +216,12 @@ def _net(seed):
     y = torch.randint(3, (20,), generator=gen)
     with torch.no_grad():  # a gradient of norm > 2: clipping it would show
         layers[-1].weight.mul_(3)
-    return nn.Sequential(*layers).double().train(), x, y
+    return nn.Sequential(*layers).double().train(train), x, y
 
 
-def _grads(model, x, y):
-    model.zero_grad()
+def _grads(model, x, y, zero=True):
+    if zero:  # else the second gradients pile up on the first ones
+        model.zero_grad()
     (loss := torch_().nn.functional.cross_entropy(model(x), y)).backward()
     return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
@@ -234,9 +234,7 @@ def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True, short
         for layer in list(work)[: index - short if before_only else None]:
             for p in layer.parameters():
                 p -= lr * p.grad
-    if zero:  # else the second gradients pile up on the first ones
-        work.zero_grad()
-    torch_().nn.functional.cross_entropy(work(x), y).backward()
+    _grads(work, x, y, zero)
     g2 = work[index].weight.grad
     return torch_().stack([(g - g2).norm(), (g * g2).sum() / (g.norm() * g2.norm())])
 
@@ -266,8 +264,7 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         return run(False, args[1]) if first.passed else first
 
     def run(train, args):
-        model, x, y = _net(seed)
-        model.train(train)
+        model, x, y = _net(seed, train)
         value, problem = call(name, fn, model, x, y, *args, copy_inputs=False)
         if problem is None:
             value, problem = _core.unpack(name, value, 2, names)
@@ -280,7 +277,7 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             why = "return Python numbers (.item()): a tensor keeps its autograd graph"
             return wrong(name, why + " and the memory it holds")
         flat = [to_numpy(v) for v in items]
-        want, still, diagnoses = answers(_net(seed)[0].train(train), x, y, *args)
+        want, still, diagnoses = answers(_net(seed, train)[0], x, y, *args)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
         g = np.concatenate([np.ravel(v) for v in flat])

@@ -1,5 +1,4 @@
-"""Checks for notebook 08: the learner's functions in float64 on 3 ranks (threads,
-a summing ``all_reduce``), unequal slices of a batch, vs one process on the whole"""
+"""Checks for notebook 08: the learner's functions on 3 ranks vs one process, float64"""
 
 from __future__ import annotations
 
@@ -145,7 +144,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         if problem_ is None:
             given = {"before the update": (b + 2, g), "after it": buffers[0]}
             out = _compare_out(label, values, xs, g, b, False, given)
-            results = [result, out, *_buffer_results("sync forward", buffers, seed)]
+            results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
             return results + [_still(fn, seed)]
         if "positional argument" in problem_.detail:  # the signature, then
             takes = "gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var"
@@ -183,9 +182,8 @@ def _step(name, step, seed, count=0, names=""):
     return xs, gamma, beta, values, buffers, problem_
 
 
-def _buffer_results(label, buffers, seed) -> list[Result]:
-    """Each rank's running_mean and running_var against nn.BatchNorm1d's update."""
-    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
+def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
+    """Each rank's running_mean and running_var (``_step``'s) vs nn.BatchNorm1d's."""
     sizes = torch_().tensor([[float(len(x))] for x in xs], dtype=torch_().float64)
     (means, variances), n = _variants(xs), int(sizes.sum())
     var = variances["the batch's biased variance"]
@@ -230,8 +228,7 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
 
 # the backward pass
 def _dx_reader(xs, gamma, douts):
-    """A ``compare`` reader of dx = gamma * invstd * (dy - a - x_hat * b) per rank
-    and feature: what a and b are (right: sum(dy) / N and sum(dy * x_hat) / N)."""
+    """A ``compare`` reader: a and b in dx = gamma * invstd * (dy - a - x_hat * b)."""
     (mean, rho), sizes = _statistics(xs), [len(x) for x in xs]
     n, dy = sum(sizes), torch_().cat(douts).numpy()
     x_hat = ((torch_().cat(xs) - mean) * rho).numpy()
@@ -407,7 +404,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 fixed = _statistics(xs)[1].expand(len(xs), -1)
                 kw["diagnoses"] = {"made with eps=1e-5: use the eps passed in": fixed}
                 failed = compare(f"{name} eps=0.1", got, want, **kw)
-            found += [failed, *_buffer_results(name, buffers, seed)]
+            found += [failed, *_buffer_results(name, buffers, xs, gamma, beta)]
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
@@ -448,9 +445,8 @@ def _rank_models(seed):
 
 def _candidates(models, layer):
     """Per buffer: (the right merge (Chan et al.), {message: a wrong one}, the old)."""
-    torch = torch_()
-    means = torch.stack([_bns(m)[layer].running_mean for m in models])
-    variances = torch.stack([_bns(m)[layer].running_var for m in models])
+    torch, bns = torch_(), [_bns(m)[layer] for m in models]
+    means, variances = (torch.stack([getattr(bn, k) for bn in bns]) for k in BUFFERS)
     n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
     mean = (n * means).sum(0) / (big := n.sum())
     within = ((n - 1) * variances).sum(0) / (big - 1)
