@@ -76,12 +76,12 @@ def active_fraction(fn, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-WHY = {
-    "index": "epochs count from 1 (use history['epoch'], not the list index)",
-    "strict": "an accuracy equal to the target counts: use >=, not >",
-    "last": "that is the last epoch; return the first that reaches the target",
-    "per epoch": "seconds are cumulative: take history['seconds'] at that epoch",
-}
+WHY = (  # time_to_accuracy's single mistakes: epoch index, >, last epoch, per epoch
+    "epochs count from 1 (use history['epoch'], not the list index)",
+    "an accuracy equal to the target counts: use >=, not >",
+    "that is the last epoch; return the first that reaches the target",
+    "seconds are cumulative: take history['seconds'] at that epoch",
+)
 
 
 def time_to_accuracy(fn, quiet=False, strict=None):
@@ -115,12 +115,9 @@ def time_to_accuracy(fn, quiet=False, strict=None):
                 continue
             i = want[0] - 1
             above = [(j + 1, sec[j]) for j, a in enumerate(acc) if a > target]
-            gives = {  # what each single mistake gives: named where it alone fits
-                WHY["index"]: (i, want[1]),
-                WHY["strict"]: above[0] if above else np.nan,
-                WHY["last"]: (len(acc), sec[-1]),
-                WHY["per epoch"]: (want[0], sec[i] - (sec[i - 1] if i else 0.0)),
-            }
+            values = [(i, want[1]), above[0] if above else np.nan, (len(acc), sec[-1])]
+            values.append((want[0], sec[i] - (sec[i - 1] if i else 0.0)))
+            gives = dict(zip(WHY, values, strict=True))  # named where one alone fits
             why = _match(np.asarray(pair, dtype=float), gives, 0) or what
             return wrong(name, f"target {target}: got {pair}, expected {want}; {why}")
         return ok(name, f"{len(cases)} targets, including an exact tie and 'never'")

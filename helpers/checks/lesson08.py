@@ -49,8 +49,7 @@ def _ranks(name, fn, per_rank, count=0, names="", copy=True):
 
 def _variants(xs):
     """Per rank (W, C): ({name: mean}, {name: biased variance}), the right one first"""
-    torch = torch_()
-    full, world = torch.cat(xs), len(xs)
+    torch, full, world = torch_(), torch_().cat(xs), len(xs)
     n, var = len(full), full.var(0, correction=0).expand(world, -1)
     sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
     own_mean = torch.stack([x.mean(0) for x in xs])
@@ -89,19 +88,17 @@ def _outputs(name, values, xs, what="out"):
     kinds = [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]
     if kinds:
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
-    shapes = [tuple(o.shape) for o in outs]
-    if shapes != [(len(x), CHANNELS) for x in xs]:
+    if (shapes := [tuple(o.shape) for o in outs]) != [(len(x), CHANNELS) for x in xs]:
         return None, wrong(name, f"{what} has the shapes {shapes}: each its x's shape")
     return torch_().cat(outs), None
 
 
 def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Result:
     """The ranks' outputs against F.batch_norm on the whole batch, stage by stage."""
-    torch = torch_()
     out, problem_ = _outputs(label, values, xs)
     if problem_ is not None:
         return problem_
-    full = torch.cat(xs)
+    torch, full = torch_(), torch_().cat(xs)
     want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
     counts = torch.tensor([len(x) for x in xs])
     per_row = lambda d: {k: v.repeat_interleave(counts, 0) for k, v in d.items()}
@@ -271,7 +268,6 @@ def _dx_reader(xs, gamma, douts):
 
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     """``fn`` on every rank: dx joined, dgamma and dbeta summed (DDP), vs autograd."""
-    torch = torch_()
     watched = [  # the tensors each rank is given (dout last), to leave alone
         _core._watch(args[-1], "dout") + _core._watch(args[:-1], "an input tensor")
         for args in per_rank
@@ -288,7 +284,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     dx, problem_ = _outputs(f"{name} dx", grads, xs, "dx")
     if problem_ is not None:
         return [problem_]
-    x = torch.cat(xs).clone().requires_grad_()
+    torch, x = torch_(), torch_().cat(xs).clone().requires_grad_()
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
     out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
