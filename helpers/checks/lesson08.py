@@ -115,8 +115,7 @@ def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Resul
 
 # the forward pass and its running statistics (PyTorch's convention)
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var
-    =None, momentum=0.1) -> (out, cache)`` on 3 ranks: output, running statistics."""
+    """Check ``fn(x, gamma, beta, all_reduce, eps, ...) -> (out, cache)`` on 3 ranks."""
     name = "sync_batchnorm_forward"  # step: positional, as PyTorch orders them
     step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, MOMENTUM)
 
@@ -223,7 +222,6 @@ def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
     return results
 
 
-# the backward pass
 def _dx_reader(xs, gamma, douts):
     """A ``compare`` reader: a and b in dx = gamma * invstd * (dy - a - x_hat * b)."""
     (mean, rho), sizes = _statistics(xs), [len(x) for x in xs]
@@ -337,7 +335,6 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# the capstone: the two halves of a torch.autograd.Function
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
     """The first wrong stage of what the ranks saved, else their output's verdict."""
     torch = torch_()
@@ -411,7 +408,6 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# running statistics across ranks
 SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
 BUFFERS = ("running_mean", "running_var")
 
