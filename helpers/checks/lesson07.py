@@ -288,13 +288,11 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
         show = lambda a: ", ".join(f"{v:.6g}" for v in a)
         seen = _core._precision(g, result.error, w, g.dtype)  # rounded, float32
-        said, off = [seen or _core.describe(g, w, tol=1e-8, axis=None)], []
+        said = [seen or _core.describe(g, w, tol=1e-8, axis=None)]
+        off = [k for k, i in enumerate(parts.values()) if not same(g[i], w[i])]
         for k, (part, i) in enumerate(parts.items()):
-            if same(g[i], w[i]):
-                said.append(f"{part}: right, {show(g[i])}")
-            else:
-                said.append(f"{part}: got {show(g[i])}, expected {show(w[i])}")
-                off.append(k)
+            tail = f", expected {show(w[i])}" if k in off else ""
+            said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
         idle = all(same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off)
         hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
         still = "what is off is what the measurement gives when nothing moves, as "

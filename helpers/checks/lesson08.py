@@ -85,8 +85,7 @@ def _statistics(xs, eps=EPS):
 def _outputs(name, values, xs, what="out"):
     """(the ranks' outputs (``values``' first items) joined, None) or (None, why)."""
     outs = [value[0] for value in values]
-    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]
-    if kinds:
+    if kinds := [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]:
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
     if (shapes := [tuple(o.shape) for o in outs]) != [(len(x), CHANNELS) for x in xs]:
         return None, wrong(name, f"{what} has the shapes {shapes}: each its x's shape")
