@@ -8,6 +8,13 @@ import numpy as np
 
 from ._core import _match, call, compare, ok, real, run_check, torch, wrong
 
+WHY = (  # time_to_accuracy's single mistakes: epoch index, >, last epoch, per epoch
+    "epochs count from 1 (use history['epoch'], not the list index)",
+    "an accuracy equal to the target counts: use >=, not >",
+    "that is the last epoch; return the first that reaches the target",
+    "seconds are cumulative: take history['seconds'] at that epoch",
+)
+
 
 def count_parameters(fn, quiet=False, strict=None):
     """Check ``fn(model) -> int``: the number of trainable parameter values."""
@@ -74,14 +81,6 @@ def active_fraction(fn, quiet=False, strict=None):
         return compare(name, got, want, tol=1e-6, **kwargs)
 
     return run_check(name, body, quiet=quiet, strict=strict)
-
-
-WHY = (  # time_to_accuracy's single mistakes: epoch index, >, last epoch, per epoch
-    "epochs count from 1 (use history['epoch'], not the list index)",
-    "an accuracy equal to the target counts: use >=, not >",
-    "that is the last epoch; return the first that reaches the target",
-    "seconds are cumulative: take history['seconds'] at that epoch",
-)
 
 
 def time_to_accuracy(fn, quiet=False, strict=None):

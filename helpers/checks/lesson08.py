@@ -18,6 +18,14 @@ TOL, CHANNELS = 1e-12, 4  # TOL: float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
 RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
+SHARES = (50, 200, 20)  # merge: the examples behind each rank's statistics, unequal
+BUFFERS = ("running_mean", "running_var")
+LEFT_ALONE = (  # what a merge must leave alone, as _state lists it
+    "a buffer was replaced by a new tensor: update it in place "
+    "(bn.running_mean.copy_(...)) so that the module keeps using it",
+    "the weights changed: merge the buffers only",
+    "num_batches_tracked changed: leave it (this rank's count, read by momentum=None)",
+)
 
 _BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")  # calls that flags.py notes
 _GRAD = (r"\bautograd\b", r"\.backward\(")
@@ -407,10 +415,6 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
-BUFFERS = ("running_mean", "running_var")
-
-
 def _bns(model):
     batchnorm = torch_().nn.modules.batchnorm._BatchNorm
     return [m for m in model.modules() if isinstance(m, batchnorm)]
@@ -469,14 +473,6 @@ def _state(model):
         [p.tolist() for p in model.parameters()],
         [int(bn.num_batches_tracked) for bn in _bns(model)],
     )
-
-
-LEFT_ALONE = (
-    "a buffer was replaced by a new tensor: update it in place "
-    "(bn.running_mean.copy_(...)) so that the module keeps using it",
-    "the weights changed: merge the buffers only",
-    "num_batches_tracked changed: leave it (this rank's count, read by momentum=None)",
-)
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
