@@ -124,7 +124,7 @@ def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Resul
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(x, gamma, beta, all_reduce, eps, ...) -> (out, cache)`` on 3 ranks."""
     name = "sync_batchnorm_forward"  # step: positional, as PyTorch orders them
-    step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, MOMENTUM)
+    step = lambda x, g, b, m, v, reduce, mo=MOMENTUM: fn(x, g, b, reduce, EPS, m, v, mo)
 
     def body():
         xs, gamma, beta, _ = problem(seed)
@@ -148,7 +148,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             given = {"before the update": (b + 2, g), "after it": buffers[0]}
             out = _compare_out(label, values, xs, g, b, False, given)
             results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
-            return results + [_still(fn, seed)]
+            return results + [_still(partial(step, mo=0.0), seed)]
         if "positional argument" in problem_.detail:  # the signature, then
             takes = "gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var"
             problem_.detail += f"; the function takes (x, {takes}=None, momentum=0.1)"
@@ -157,10 +157,9 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-def _still(fn, seed) -> Result:
-    """With momentum=0 the running statistics keep their values."""
+def _still(step, seed) -> Result:
+    """With momentum=0 (``step`` passes it) the running statistics keep their values."""
     label = "sync forward momentum=0"
-    step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, 0.0)
     _, gamma, beta, _, buffers, problem_ = _step(label, step, seed)
     if problem_ is not None:  # a failed Result is falsy: never `or`
         return problem_
