@@ -259,13 +259,9 @@ def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
 def _measurement(name, fn, seed, args, names, parts, answers):
     """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
 
-    def body():  # in training mode, then in eval mode (the model keeps its mode)
-        first = run(True, args[0])
-        return run(False, args[1]) if first.passed else first
-
-    def run(train, args):
-        model, x, y = _net(seed, train)
-        value, problem = call(name, fn, model, x, y, *args, copy_inputs=False)
+    def run(train=True):
+        (model, x, y), extra = _net(seed, train), args[0 if train else 1]
+        value, problem = call(name, fn, model, x, y, *extra, copy_inputs=False)
         if problem is None:
             value, problem = _core.unpack(name, value, 2, names)
         if problem is not None:
@@ -277,11 +273,13 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             why = "return Python numbers (.item()): a tensor keeps its autograd graph"
             return wrong(name, why + " and the memory it holds")
         flat = [to_numpy(v) for v in items]
-        want, still, diagnoses = answers(_net(seed, train)[0], x, y, *args)
+        want, still, diagnoses = answers(_net(seed, train)[0], x, y, *extra)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
         g = np.concatenate([np.ravel(v) for v in flat])
         result = compare(name, g, want, tol=1e-8, diagnoses=diagnoses)
+        if result.passed and train:  # then in eval mode (the model keeps its mode)
+            return run(False)
         if result.passed or any(message in result.detail for message in diagnoses):
             return result
         w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
@@ -301,7 +299,7 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         result.detail = "; ".join(filter(None, said))
         return result
 
-    return body
+    return run
 
 
 def _modes(model) -> tuple[str, object]:
