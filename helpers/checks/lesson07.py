@@ -273,7 +273,10 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             why = "return Python numbers (.item()): a tensor keeps its autograd graph"
             return wrong(name, why + " and the memory it holds")
         flat = [to_numpy(v) for v in items]
-        want, still, diagnoses = answers(_net(seed, train)[0], x, y, *extra)
+        now, other = ("training", "eval") if train else ("eval", "training")
+        mode = f"measured in {other} mode: keep the model's mode ({now} here)"
+        models = _net(seed, train)[0], _net(seed, not train)[0]  # and in the other mode
+        want, still, diagnoses = answers(*models, mode, x, y, *extra)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
         g = np.concatenate([np.ravel(v) for v in flat])
@@ -302,19 +305,12 @@ def _measurement(name, fn, seed, args, names, parts, answers):
     return run
 
 
-def _modes(model) -> tuple[str, object]:
-    """A message for a measurement in the other mode, and a copy in that mode."""
-    now, other = ("training", "eval") if model.training else ("eval", "training")
-    why = f"measured in {other} mode: keep the model's mode ({now} here)"
-    return why, copy.deepcopy(model).train(not model.training)
-
-
-def _ics_answers(model, x, y, index, lr):
+def _ics_answers(model, flipped, other, x, y, index, lr):
     """gradient_change's right answer, the answer when nothing moves, mistakes."""
     ics = lambda m=model, lr=lr, **how: _ics_reference(m, x, y, index, lr, **how)
     _grads(work := copy.deepcopy(model), x, y)
     want, g3 = ics(), work[index].weight.grad.norm()  # ||G||
-    (d, c), (other, flipped) = want, _modes(model)
+    d, c = want
     short = f"the layer just before it was not updated: step all of model[:{index}]"
     diagnoses = {
         other: ics(flipped),
@@ -337,10 +333,9 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
 
 
-def _probe_answers(model, x, y, steps):
+def _probe_answers(model, flipped, other, x, y, steps):
     """landscape_probe's right answer, the answer when nothing moves, mistakes."""
     probe = lambda m=model, eta=steps, **how: _probe_reference(m, x, y, eta, **how)
-    (other, flipped), order = _modes(model), sorted(steps)
     etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
@@ -348,7 +343,7 @@ def _probe_answers(model, x, y, steps):
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
         other.replace("measured", "the probe ran"): probe(flipped),
-        "the step sizes were sorted: keep the order given": probe(eta=order),
+        "the step sizes were sorted: keep the order given": probe(eta=sorted(steps)),
         "each gradient change is divided by its eta (a smoothness): return "
         "||grad - g|| itself": probe() / etas,
     }
