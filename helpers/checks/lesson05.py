@@ -25,13 +25,12 @@ def count_parameters(fn, quiet=False, strict=None):
         conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
         conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
         mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
-        frozen = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))  # 15 + 8, first frozen
-        frozen[0].requires_grad_(False)
+        frozen = nn.Sequential(nn.Linear(4, 3).requires_grad_(False), nn.Linear(3, 2))
         models = [  # with the BN buffers' counts: buffers are not parameters
             ("conv with bias", conv_bias, 224, 0),
             ("conv + BN", conv_bn, 216 + 2 * 8, 8 + 8 + 1),
             ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
-            ("first layer frozen", frozen, 8, 0),
+            ("first layer frozen", frozen, 8, 0),  # of 15 + 8
         ]
         for label, model, want, buffers in models:
             got, problem = call(name, fn, model, copy_inputs=False)

@@ -120,7 +120,6 @@ def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Resul
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", **kw)
 
 
-# the forward pass and its running statistics (PyTorch's convention)
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(x, gamma, beta, all_reduce, eps, ...) -> (out, cache)`` on 3 ranks."""
     name = "sync_batchnorm_forward"  # step: positional, as PyTorch orders them
@@ -272,14 +271,12 @@ def _dx_reader(xs, gamma, douts):
 
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     """``fn`` on every rank: dx joined, dgamma and dbeta summed (DDP), vs autograd."""
-    watched = [  # the tensors each rank is given (dout last), to leave alone
-        _core._watch(args[-1], "dout") + _core._watch(args[:-1], "an input tensor")
-        for args in per_rank
-    ]
+    watch = _core._watch  # the tensors each rank is given (dout last), to leave alone
+    before = [watch(a[-1], "dout") + watch(a[:-1], "an input tensor") for a in per_rank]
     grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy=False)
     if problem_ is not None:
         return [problem_]
-    for rank, found in enumerate(watched):
+    for rank, found in enumerate(before):
         for where, now, was in found:
             if _core._changed(was, now):
                 why = "compute new tensors (dx = dout * ..., not dout *= ...)"
@@ -382,8 +379,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check the capstone on 3 ranks: ``forward(x, gamma, beta, running_mean,
-    running_var, all_reduce, eps, momentum)``, ``backward(saved, dout, all_reduce)``"""
+    """Check the capstone on 3 ranks: ``forward`` as ``step`` calls it, ``backward``."""
     name = "sync_bn_layer"
     step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
