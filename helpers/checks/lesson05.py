@@ -8,29 +8,30 @@ import numpy as np
 
 from ._core import _match, call, compare, ok, real, run_check, torch, wrong
 
-
-def _models():
-    """Small models with their trainable-parameter counts, worked out by hand."""
-    nn = torch().nn
-    conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
-    conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
-    mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
-    frozen = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))  # 15 + 8, first frozen
-    frozen[0].requires_grad_(False)
-    return [
-        ("conv with bias", conv_bias, 224, 0),
-        ("conv + BN", conv_bn, 232, 8 + 8 + 1),  # 216 + 2*8: buffers are not parameters
-        ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
-        ("first layer frozen", frozen, 8, 0),
-    ]
+WHY = (  # time_to_accuracy's single mistakes: epoch index, >, last epoch, per epoch
+    "epochs count from 1 (use history['epoch'], not the list index)",
+    "an accuracy equal to the target counts: use >=, not >",
+    "that is the last epoch; return the first that reaches the target",
+    "seconds are cumulative: take history['seconds'] at that epoch",
+)
 
 
 def count_parameters(fn, quiet=False, strict=None):
     """Check ``fn(model) -> int``: the number of trainable parameter values."""
     name = "count_parameters"
 
-    def body():
-        models = _models()
+    def body():  # small models, their trainable-parameter counts worked out by hand
+        nn = torch().nn
+        conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
+        conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
+        mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
+        frozen = nn.Sequential(nn.Linear(4, 3).requires_grad_(False), nn.Linear(3, 2))
+        models = [  # with the BN buffers' counts: buffers are not parameters
+            ("conv with bias", conv_bias, 224, 0),
+            ("conv + BN", conv_bn, 216 + 2 * 8, 8 + 8 + 1),
+            ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
+            ("first layer frozen", frozen, 8, 0),  # of 15 + 8
+        ]
         for label, model, want, buffers in models:
             got, problem = call(name, fn, model, copy_inputs=False)
             if problem is not None:
@@ -81,14 +82,6 @@ def active_fraction(fn, quiet=False, strict=None):
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-WHY = {
-    "index": "epochs count from 1 (use history['epoch'], not the list index)",
-    "strict": "an accuracy equal to the target counts: use >=, not >",
-    "last": "that is the last epoch; return the first that reaches the target",
-    "per epoch": "seconds are cumulative: take history['seconds'] at that epoch",
-}
-
-
 def time_to_accuracy(fn, quiet=False, strict=None):
     """Check ``fn(history, target) -> (epoch, seconds)`` or None if never reached."""
     name = "time_to_accuracy"
@@ -120,12 +113,9 @@ def time_to_accuracy(fn, quiet=False, strict=None):
                 continue
             i = want[0] - 1
             above = [(j + 1, sec[j]) for j, a in enumerate(acc) if a > target]
-            gives = {  # what each single mistake gives: named where it alone fits
-                WHY["index"]: (i, want[1]),
-                WHY["strict"]: above[0] if above else np.nan,
-                WHY["last"]: (len(acc), sec[-1]),
-                WHY["per epoch"]: (want[0], sec[i] - (sec[i - 1] if i else 0.0)),
-            }
+            values = [(i, want[1]), above[0] if above else np.nan, (len(acc), sec[-1])]
+            values.append((want[0], sec[i] - (sec[i - 1] if i else 0.0)))
+            gives = dict(zip(WHY, values, strict=True))  # named where one alone fits
             why = _match(np.asarray(pair, dtype=float), gives, 0) or what
             return wrong(name, f"target {target}: got {pair}, expected {want}; {why}")
         return ok(name, f"{len(cases)} targets, including an exact tie and 'never'")

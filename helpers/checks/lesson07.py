@@ -46,8 +46,7 @@ def _noisy_call(module, label, x):
     if not (isinstance(noise, tuple) and len(noise) == 2):
         message = "after a training-mode call, module.last_noise must be the pair "
         return wrong(label, message + "(shift, scale) of the noise it just used"), None
-    shift, scale = (to_numpy(t) for t in noise)
-    c = module.num_features
+    (shift, scale), c = map(to_numpy, noise), module.num_features
     shapes = [f"{type(t).__name__} {tuple(np.shape(t))}" for t in noise]
     if shift is None or scale is None or shift.shape != (c,) or scale.shape != (c,):
         message = f"the noise is {shapes[0]}, {shapes[1]}: draw one shift and one "
@@ -63,11 +62,10 @@ def _train_step(cls, seed) -> list:
     """Training mode: output, dx, running_var, buffers (with the module's noise)."""
     label, torch = "NoisyBatchNorm train", torch_()
     module, problem = _core.build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
-    if problem is not None:
-        return [problem]
-    module, (x, dy) = module.double().train(), _batch(seed)
-    w, b = torch.linspace(0.5, 2, 5).double(), torch.linspace(-1, 1, 5).double()
-    _, problem = call(label, module.load_state_dict, dict(weight=w, bias=b), False)
+    if problem is None:  # then gamma and beta, not 1 and 0
+        module, (x, dy) = module.double().train(), _batch(seed)
+        w, b = torch.linspace(0.5, 2, 5).double(), torch.linspace(-1, 1, 5).double()
+        _, problem = call(label, module.load_state_dict, dict(weight=w, bias=b), False)
     if problem is not None:
         return [problem]
     norm = lambda t: torch.nn.functional.batch_norm(t, None, None, training=True)
@@ -123,7 +121,7 @@ def _running_var(label, module, x, noisy):
     return result
 
 
-def _noise_draws(cls, seed, used_as_stored=False):
+def _noise_draws(cls, seed, stored=False):
     """A new noise at each call, uniform in range, shift and scale independent."""
     label, torch = "NoisyBatchNorm noise", torch_()
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
@@ -141,6 +139,7 @@ def _noise_draws(cls, seed, used_as_stored=False):
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None
     swapped = swapped and uniform_problem(scales, *SHIFTS, "") is None
+    stored = swapped and stored  # the output uses them as stored: said so
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
     problems = {  # message: whether it applies; the first that does is said
@@ -148,14 +147,11 @@ def _noise_draws(cls, seed, used_as_stored=False):
         "the noise each call applies": same and not torch.equal(outs[0], outs[1]),
         "the same noise at two steps: draw a new shift and scale at every "
         "training-mode call (in forward, not in __init__)": same,
-        (
-            "the shift is drawn from the scale's range [1, spread] and the scale "
-            "from the shift's [-shift, shift] (the output uses them as stored)"
-            if used_as_stored
-            else "module.last_noise's first item is uniform in [1, spread], its "
-            "second in [-shift, shift]: stored as (scale, shift), or each drawn "
-            "from the other's range"
-        ): swapped,
+        "the shift is drawn from the scale's range [1, spread] and the scale "
+        "from the shift's [-shift, shift] (the output uses them as stored)": stored,
+        "module.last_noise's first item is uniform in [1, spread], its second in "
+        "[-shift, shift]: stored as (scale, shift), or each drawn from the other's "
+        "range": swapped,
         uniform_problem(shifts, *SHIFTS, f"the shift (here shift={SHIFT:g})"): True,
         uniform_problem(scales, *SCALES, f"the scale (here spread={SPREAD:g})"): True,
         f"the shift and the scale are correlated (r = {r:.2f} over 512 draws; "
@@ -203,7 +199,7 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 
     def body():
         train = _train_step(cls, seed)
-        draws = _noise_draws(cls, seed, used_as_stored=train[0].passed)
+        draws = _noise_draws(cls, seed, stored=train[0].passed)
         label = "NoisyBatchNorm affine=False"  # no weight to shape the noise on
         module, problem = _core.build_module(cls, label, 5, affine=False)
         if problem is None:
@@ -214,8 +210,8 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     return _core.run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 
 
-def _net(seed):
-    """A float64 MLP with batch norm, in training mode, and a batch."""
+def _net(seed, train=True):
+    """A float64 MLP with batch norm, in training mode or not, and a batch."""
     torch = torch_()
     nn, gen = torch.nn, torch.Generator().manual_seed(seed + 1)
     torch.manual_seed(seed)
@@ -225,11 +221,12 @@ def _net(seed):
     y = torch.randint(3, (20,), generator=gen)
     with torch.no_grad():  # a gradient of norm > 2: clipping it would show
         layers[-1].weight.mul_(3)
-    return nn.Sequential(*layers).double().train(), x, y
+    return nn.Sequential(*layers).double().train(train), x, y
 
 
-def _grads(model, x, y):
-    model.zero_grad()
+def _grads(model, x, y, zero=True):
+    if zero:  # else the second gradients pile up on the first ones
+        model.zero_grad()
     (loss := torch_().nn.functional.cross_entropy(model(x), y)).backward()
     return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
@@ -242,9 +239,7 @@ def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True, short
         for layer in list(work)[: index - short if before_only else None]:
             for p in layer.parameters():
                 p -= lr * p.grad
-    if zero:  # else the second gradients pile up on the first ones
-        work.zero_grad()
-    torch_().nn.functional.cross_entropy(work(x), y).backward()
+    _grads(work, x, y, zero)
     g2 = work[index].weight.grad
     return torch_().stack([(g - g2).norm(), (g * g2).sum() / (g.norm() * g2.norm())])
 
@@ -267,17 +262,11 @@ def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
 
 
 def _measurement(name, fn, seed, args, names, parts, answers):
-    """A check's body: ``fn(model, x, y, *args)`` leaves the model as it was; its pair
-    (``names``) vs the listed mistakes, else described by ``parts``, with a hint."""
+    """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
 
-    def body():  # in training mode, then in eval mode (the model keeps its mode)
-        first = run(True, args[0])
-        return run(False, args[1]) if first.passed else first
-
-    def run(train, args):
-        model, x, y = _net(seed)
-        model.train(train)
-        value, problem = call(name, fn, model, x, y, *args, copy_inputs=False)
+    def run(train=True):
+        (model, x, y), extra = _net(seed, train), args[0 if train else 1]
+        value, problem = call(name, fn, model, x, y, *extra, copy_inputs=False)
         if problem is None:
             value, problem = _core.unpack(name, value, 2, names)
         if problem is not None:
@@ -289,24 +278,27 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             why = "return Python numbers (.item()): a tensor keeps its autograd graph"
             return wrong(name, why + " and the memory it holds")
         flat = [to_numpy(v) for v in items]
-        want, still, diagnoses = answers(_net(seed)[0].train(train), x, y, *args)
+        now, other = ("training", "eval") if train else ("eval", "training")
+        mode = f"measured in {other} mode: keep the model's mode ({now} here)"
+        models = _net(seed, train)[0], _net(seed, not train)[0]  # and in the other mode
+        want, still, diagnoses = answers(*models, mode, x, y, *extra)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
         g = np.concatenate([np.ravel(v) for v in flat])
         result = compare(name, g, want, tol=1e-8, diagnoses=diagnoses)
+        if result.passed and train:  # then in eval mode (the model keeps its mode)
+            return run(False)
         if result.passed or any(message in result.detail for message in diagnoses):
             return result
         w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
         same = lambda a, b: np.allclose(a, b, rtol=1e-8, atol=1e-12)
         show = lambda a: ", ".join(f"{v:.6g}" for v in a)
         seen = _core._precision(g, result.error, w, g.dtype)  # rounded, float32
-        said, off = [seen or _core.describe(g, w, tol=1e-8, axis=None)], []
+        said = [seen or _core.describe(g, w, tol=1e-8, axis=None)]
+        off = [k for k, i in enumerate(parts.values()) if not same(g[i], w[i])]
         for k, (part, i) in enumerate(parts.items()):
-            if same(g[i], w[i]):
-                said.append(f"{part}: right, {show(g[i])}")
-            else:
-                said.append(f"{part}: got {show(g[i])}, expected {show(w[i])}")
-                off.append(k)
+            tail = f", expected {show(w[i])}" if k in off else ""
+            said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
         idle = all(same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off)
         hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
         still = "what is off is what the measurement gives when nothing moves, as "
@@ -315,22 +307,15 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         result.detail = "; ".join(filter(None, said))
         return result
 
-    return body
+    return run
 
 
-def _modes(model) -> tuple[str, object]:
-    """A message for a measurement in the other mode, and a copy in that mode."""
-    now, other = ("training", "eval") if model.training else ("eval", "training")
-    why = f"measured in {other} mode: keep the model's mode ({now} here)"
-    return why, copy.deepcopy(model).train(not model.training)
-
-
-def _ics_answers(model, x, y, index, lr):
+def _ics_answers(model, flipped, other, x, y, index, lr):
     """gradient_change's right answer, the answer when nothing moves, mistakes."""
     ics = lambda m=model, lr=lr, **how: _ics_reference(m, x, y, index, lr, **how)
     _grads(work := copy.deepcopy(model), x, y)
     want, g3 = ics(), work[index].weight.grad.norm()  # ||G||
-    (d, c), (other, flipped) = want, _modes(model)
+    d, c = want
     short = f"the layer just before it was not updated: step all of model[:{index}]"
     diagnoses = {
         other: ics(flipped),
@@ -353,10 +338,9 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
 
 
-def _probe_answers(model, x, y, steps):
+def _probe_answers(model, flipped, other, x, y, steps):
     """landscape_probe's right answer, the answer when nothing moves, mistakes."""
     probe = lambda m=model, eta=steps, **how: _probe_reference(m, x, y, eta, **how)
-    (other, flipped), order = _modes(model), sorted(steps)
     etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
@@ -364,7 +348,7 @@ def _probe_answers(model, x, y, steps):
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
         other.replace("measured", "the probe ran"): probe(flipped),
-        "the step sizes were sorted: keep the order given": probe(eta=order),
+        "the step sizes were sorted: keep the order given": probe(eta=sorted(steps)),
         "each gradient change is divided by its eta (a smoothness): return "
         "||grad - g|| itself": probe() / etas,
     }

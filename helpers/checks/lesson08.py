@@ -1,5 +1,4 @@
-"""Checks for notebook 08: the learner's functions in float64 on 3 ranks (threads,
-a summing ``all_reduce``), unequal slices of a batch, vs one process on the whole"""
+"""Checks for notebook 08: the learner's functions on 3 ranks vs one process, float64"""
 
 from __future__ import annotations
 
@@ -19,6 +18,14 @@ TOL, CHANNELS = 1e-12, 4  # TOL: float64, against one process on the whole batch
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
 RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
+SHARES = (50, 200, 20)  # merge: the examples behind each rank's statistics, unequal
+BUFFERS = ("running_mean", "running_var")
+LEFT_ALONE = (  # what a merge must leave alone, as _state lists it
+    "a buffer was replaced by a new tensor: update it in place "
+    "(bn.running_mean.copy_(...)) so that the module keeps using it",
+    "the weights changed: merge the buffers only",
+    "num_batches_tracked changed: leave it (this rank's count, read by momentum=None)",
+)
 
 _BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")  # calls that flags.py notes
 _GRAD = (r"\bautograd\b", r"\.backward\(")
@@ -50,8 +57,7 @@ def _ranks(name, fn, per_rank, count=0, names="", copy=True):
 
 def _variants(xs):
     """Per rank (W, C): ({name: mean}, {name: biased variance}), the right one first"""
-    torch = torch_()
-    full, world = torch.cat(xs), len(xs)
+    torch, full, world = torch_(), torch_().cat(xs), len(xs)
     n, var = len(full), full.var(0, correction=0).expand(world, -1)
     sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
     own_mean = torch.stack([x.mean(0) for x in xs])
@@ -84,24 +90,22 @@ def _statistics(xs, eps=EPS):
     return full.mean(0), 1 / (full.var(0, correction=0) + eps).sqrt()
 
 
-def _outputs(name, outs, xs, what="out"):
-    """(the ranks' outputs put together, None) or (None, what is wrong)."""
-    kinds = [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]
-    if kinds:
+def _outputs(name, values, xs, what="out"):
+    """(the ranks' outputs (``values``' first items) joined, None) or (None, why)."""
+    outs = [value[0] for value in values]
+    if kinds := [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]:
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
-    shapes = [tuple(o.shape) for o in outs]
-    if shapes != [(len(x), CHANNELS) for x in xs]:
+    if (shapes := [tuple(o.shape) for o in outs]) != [(len(x), CHANNELS) for x in xs]:
         return None, wrong(name, f"{what} has the shapes {shapes}: each its x's shape")
     return torch_().cat(outs), None
 
 
-def _compare_out(label, outs, xs, gamma, beta, groups=True, given=()) -> Result:
+def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Result:
     """The ranks' outputs against F.batch_norm on the whole batch, stage by stage."""
-    torch = torch_()
-    out, problem_ = _outputs(label, outs, xs)
+    out, problem_ = _outputs(label, values, xs)
     if problem_ is not None:
         return problem_
-    full = torch.cat(xs)
+    torch, full = torch_(), torch_().cat(xs)
     want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
     counts = torch.tensor([len(x) for x in xs])
     per_row = lambda d: {k: v.repeat_interleave(counts, 0) for k, v in d.items()}
@@ -116,12 +120,10 @@ def _compare_out(label, outs, xs, gamma, beta, groups=True, given=()) -> Result:
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", **kw)
 
 
-# the forward pass and its running statistics (PyTorch's convention)
 def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
-    """Check ``fn(x, gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var
-    =None, momentum=0.1) -> (out, cache)`` on 3 ranks: output, running statistics."""
+    """Check ``fn(x, gamma, beta, all_reduce, eps, ...) -> (out, cache)`` on 3 ranks."""
     name = "sync_batchnorm_forward"  # step: positional, as PyTorch orders them
-    step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, MOMENTUM)
+    step = lambda x, g, b, m, v, reduce, mo=MOMENTUM: fn(x, g, b, reduce, EPS, m, v, mo)
 
     def body():
         xs, gamma, beta, _ = problem(seed)
@@ -129,8 +131,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
         if problem_ is not None:
             return problem_
-        outs = [r[0] for r in results]
-        result = _compare_out(f"{name} (3 ranks)", outs, xs, gamma, beta)
+        result = _compare_out(f"{name} (3 ranks)", results, xs, gamma, beta)
         if not result.passed:
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
@@ -148,9 +149,9 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         xs, g, b, values, buffers, problem_ = _step(label, step, seed, 2, "out, cache")
         if problem_ is None:
             given = {"before the update": (b + 2, g), "after it": buffers[0]}
-            out = _compare_out(label, [v[0] for v in values], xs, g, b, False, given)
-            results = [result, out, *_buffer_results("sync forward", buffers, seed)]
-            return results + [_still(fn, seed)]
+            out = _compare_out(label, values, xs, g, b, False, given)
+            results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
+            return results + [_still(partial(step, mo=0.0), seed)]
         if "positional argument" in problem_.detail:  # the signature, then
             takes = "gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var"
             problem_.detail += f"; the function takes (x, {takes}=None, momentum=0.1)"
@@ -167,10 +168,9 @@ def _shares(out, cache) -> bool:
     return bool(ptr(out)) and any(ptr(t) == ptr(out) for t in items)
 
 
-def _still(fn, seed) -> Result:
-    """With momentum=0 the running statistics keep their values."""
+def _still(step, seed) -> Result:
+    """With momentum=0 (``step`` passes it) the running statistics keep their values."""
     label = "sync forward momentum=0"
-    step = lambda x, g, b, m, v, reduce: fn(x, g, b, reduce, EPS, m, v, 0.0)
     _, gamma, beta, _, buffers, problem_ = _step(label, step, seed)
     if problem_ is not None:  # a failed Result is falsy: never `or`
         return problem_
@@ -195,9 +195,8 @@ def _step(name, step, seed, count=0, names=""):
     return xs, gamma, beta, values, buffers, problem_
 
 
-def _buffer_results(label, buffers, seed) -> list[Result]:
-    """Each rank's running_mean and running_var against nn.BatchNorm1d's update."""
-    xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
+def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
+    """Each rank's running_mean and running_var (``_step``'s) vs nn.BatchNorm1d's."""
     sizes = torch_().tensor([[float(len(x))] for x in xs], dtype=torch_().float64)
     (means, variances), n = _variants(xs), int(sizes.sum())
     var = variances["the batch's biased variance"]
@@ -240,10 +239,8 @@ def _buffer_results(label, buffers, seed) -> list[Result]:
     return results
 
 
-# the backward pass
 def _dx_reader(xs, gamma, douts):
-    """A ``compare`` reader of dx = gamma * invstd * (dy - a - x_hat * b) per rank
-    and feature: what a and b are (right: sum(dy) / N and sum(dy * x_hat) / N)."""
+    """A ``compare`` reader: a and b in dx = gamma * invstd * (dy - a - x_hat * b)."""
     (mean, rho), sizes = _statistics(xs), [len(x) for x in xs]
     n, dy = sum(sizes), torch_().cat(douts).numpy()
     x_hat = ((torch_().cat(xs) - mean) * rho).numpy()
@@ -286,28 +283,26 @@ def _dx_reader(xs, gamma, douts):
 
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     """``fn`` on every rank: dx joined, dgamma and dbeta summed (DDP), vs autograd."""
-    torch = torch_()
-    watched = [  # the tensors each rank is given (dout last), to leave alone
-        _core._watch(args[-1], "dout") + _core._watch(args[:-1], "an input tensor")
-        for args in per_rank
-    ]
+    watch = _core._watch  # the tensors each rank is given (dout last), to leave alone
+    before = [watch(a[-1], "dout") + watch(a[:-1], "an input tensor") for a in per_rank]
     grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy=False)
     if problem_ is not None:
         return [problem_]
-    for rank, found in enumerate(watched):
+    for rank, found in enumerate(before):
         for where, now, was in found:
             if _core._changed(was, now):
                 why = "compute new tensors (dx = dout * ..., not dout *= ...)"
                 what = where.split(" (")[0]
                 return [wrong(name, f"changed {what} in place on rank {rank}: {why}")]
-    dx, problem_ = _outputs(f"{name} dx", [g[0] for g in grads], xs, "dx")
+    dx, problem_ = _outputs(f"{name} dx", grads, xs, "dx")
     if problem_ is not None:
         return [problem_]
-    x = torch.cat(xs).clone().requires_grad_()
+    torch, x = torch_(), torch_().cat(xs).clone().requires_grad_()
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
     out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
-    kw = {"known": {"gamma": gamma, "N": len(x), "invstd": _statistics(xs)[1]}}
+    mean, rho = _statistics(xs)
+    kw = {"known": {"gamma": gamma, "N": len(x), "invstd": rho}}
     kw["readers"] = [_dx_reader(xs, gamma, douts)]
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
     kinds = {type(t).__name__ for g in grads for t in g[1:3]} - {"Tensor"}
@@ -319,9 +314,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         why = f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
         why += f"({CHANNELS},): sum this rank's examples' contributions over axis 0"
         return results + [wrong(f"{name} dgamma, dbeta", why)]
-    mean, rho = _statistics(xs)
-    x_hats = [(part - mean) * rho for part in xs]
-    shares = ([h * dy for h, dy in zip(x_hats, douts, strict=True)], douts)
+    shares = ([(p - mean) * rho * dy for p, dy in zip(xs, douts, strict=True)], douts)
     sums = [torch.stack([grad[k] for grad in grads]).sum(0) for k in (1, 2)]
     for k, (what, want) in enumerate((("dgamma", g.grad), ("dbeta", b.grad))):
         diagnoses = {
@@ -331,9 +324,9 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
-        kw["returns"] = {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}
-        kw["returned"], kw["known"] = (dx, *sums), {"N": sum(map(len, xs))}
-        kw["known"]["gamma"], kw["axis"] = gamma, 0  # a factor per feature
+        kw |= {"returns": {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}}
+        kw |= {"returned": (dx, *sums), "known": {"N": len(x), "gamma": gamma}}
+        kw["axis"] = 0  # a factor per feature
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     return results
 
@@ -357,7 +350,6 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     return run_check(name, body, quiet=quiet, strict=strict)
 
 
-# the capstone: the two halves of a torch.autograd.Function
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
     """The first wrong stage of what the ranks saved, else their output's verdict."""
     torch = torch_()
@@ -395,12 +387,11 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
     counts = [s[4].reshape(()).item() for _, s in results]
     if counts != [sum(RUNNING_SIZES)] * len(xs):
         return wrong(f"{name} saved count", f"the saved counts are {counts}, not N")
-    return _compare_out(f"{name} out", [o for o, _ in results], xs, gamma, beta, False)
+    return _compare_out(f"{name} out", results, xs, gamma, beta, False)
 
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
-    """Check the capstone on 3 ranks: ``forward(x, gamma, beta, running_mean,
-    running_var, all_reduce, eps, momentum)``, ``backward(saved, dout, all_reduce)``"""
+    """Check the capstone on 3 ranks: ``forward`` as ``step`` calls it, ``backward``."""
     name = "sync_bn_layer"
     step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
@@ -420,8 +411,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 fixed = _statistics(xs)[1].expand(len(xs), -1)
                 kw["diagnoses"] = {"made with eps=1e-5: use the eps passed in": fixed}
                 failed = compare(f"{name} eps=0.1", got, want, **kw)
-            found.append(failed)
-            found += _buffer_results(name, buffers, seed)
+            found += [failed, *_buffer_results(name, buffers, xs, gamma, beta)]
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
@@ -430,11 +420,6 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         return [*found, *_gradients(f"{name} backward", backward, *args)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
-
-
-# running statistics across ranks
-SHARES = (50, 200, 20)  # examples behind each rank's statistics: unequal on purpose
-BUFFERS = ("running_mean", "running_var")
 
 
 def _bns(model):
@@ -462,9 +447,8 @@ def _rank_models(seed):
 
 def _candidates(models, layer):
     """Per buffer: (the right merge (Chan et al.), {message: a wrong one}, the old)."""
-    torch = torch_()
-    means = torch.stack([_bns(m)[layer].running_mean for m in models])
-    variances = torch.stack([_bns(m)[layer].running_var for m in models])
+    torch, bns = torch_(), [_bns(m)[layer] for m in models]
+    means, variances = (torch.stack([getattr(bn, k) for bn in bns]) for k in BUFFERS)
     n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
     mean = (n * means).sum(0) / (big := n.sum())
     within = ((n - 1) * variances).sum(0) / (big - 1)
@@ -498,14 +482,6 @@ def _state(model):
     )
 
 
-LEFT_ALONE = (
-    "a buffer was replaced by a new tensor: update it in place "
-    "(bn.running_mean.copy_(...)) so that the module keeps using it",
-    "the weights changed: merge the buffers only",
-    "num_batches_tracked changed: leave it (this rank's count, read by momentum=None)",
-)
-
-
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, all_reduce, count)``: BN buffers merged in place, no more"""
     name = "merge_running_stats"
@@ -535,10 +511,10 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         _, _, problem_ = _ranks(f"{name} float32", on_rank, low, copy=False)
         kinds = {b.dtype for m, _ in low for b in m.buffers() if b.is_floating_point()}
         if problem_ is None and kinds != {torch_().float32}:  # round 10's false ok
-            why = f"float32 layers hold {sorted(map(str, kinds))} buffers after it: "
-            problem_ = wrong(
-                f"{name} float32", why + "keep their dtype (copy_ into them)"
+            why = (
+                f"float32 layers hold {sorted(map(str, kinds))} buffers after it: keep"
             )
+            problem_ = wrong(f"{name} float32", why + " their dtype (copy_ into them)")
         return done if problem_ is None else [done, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
