@@ -869,8 +869,11 @@ def ema_problem(
     another momentum (among ``known``), another statistic (``statistics``, or seen)."""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes, right = dict(causes or {}), (1 - momentum) * old + momentum * batch
-    if seen := _precision(new, rel_error(new, right), right, new.dtype):
-        return f"{what}: {seen}"
+    low = new.dtype != np.float64 and _precision(
+        new, rel_error(new, right), right, new.dtype
+    )
+    if low:  # (buffers left in float32 by .double(), say)
+        return f"{what}: {low}"
     if np.allclose(new, old, rtol=1e-12, atol=0):
         should = f"it should move a fraction {momentum:g} of the way to the batch's"
         return f"{what} did not change in a training step; {should} value"

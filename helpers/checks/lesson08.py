@@ -136,8 +136,11 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
         if any(_shares(out, cache) for out, cache in results):  # round 11's false ok
-            why = "the cache holds the output tensor itself (one storage): an in-place "
-            why += "step on out changes what backward reads; make out a new tensor"
+            why = "the cache holds the output tensor itself (one storage): backward "
+            why += (
+                "needs x_hat, which is not out: save x_hat as a tensor of its own (not "
+            )
+            why += "turned into out in place)"
             return wrong(f"{name} cache", why)
         low = [tuple(t.float() for t in args) for args in per_rank]
         found, _, problem_ = _ranks(f"{name} float32", fn, low, 2, "out, cache")
