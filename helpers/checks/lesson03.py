@@ -18,8 +18,7 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
 }
 
-TOL, NAME = 1e-10, "ScratchBatchNorm"
-BATCH_SIZES = (8, 3, 16, 5, 2)
+TOL, NAME, BATCH_SIZES = 1e-10, "ScratchBatchNorm", (8, 3, 16, 5, 2)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -43,13 +42,11 @@ def _stepped(cls, label, x, *, double=False):
 
 def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
-    label = f"{NAME} buffers"
-    module, problem = core.build_module(cls, label, 4)
-    if problem is not None:
-        return problem
-    ref = torch_().nn.BatchNorm1d(4)  # its buffers and parameters as they start
+    label, ref = f"{NAME} buffers", torch_().nn.BatchNorm1d(4)  # as it starts
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
-    problem = core.registration_problem(label, module, start, params)
+    module, problem = core.build_module(cls, label, 4)
+    if problem is None:
+        problem = core.registration_problem(label, module, start, params)
     if problem is None:
         module, problem = core.build_module(cls, label, 4, affine=False)
     if problem is not None:
@@ -165,8 +162,7 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
 
 
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
-    """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change, or
-    a * old + b * batch + c, read at the first of steps k..k+3 telling a, b, c apart."""
+    """``buffer`` after step ``k``: its start, no change, or a·old + b·batch + c."""
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, right = getattr(module, buffer, None), getattr(ref, buffer)
@@ -181,8 +177,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     records = [(k, mine, got.detach().clone(), x)]
     for step in range(k + 1, k + 4):  # more steps of the learner's own module
         xt = 5 * torch_().randn(6, *x.shape[1:], generator=gen).double() + 12
-        _, problem = call(label, module, xt)
-        new = getattr(module, buffer, None)
+        (_, problem), new = call(label, module, xt), getattr(module, buffer, None)
         if problem is not None or not isinstance(new, torch_().Tensor):
             break
         records.append((step, records[-1][2], new.detach().clone(), xt))
@@ -321,12 +316,12 @@ def _sequence(cls, tail, seed, **given) -> Result:
         problem = wrong(label, why)
     if problem is None:  # a failed Result is falsy: never chain with `or`
         problem = _training_problem(label, module, ref, tail, gen)
-    if problem is not None and "ZeroDivision" in problem.detail and "None" in label:
+    if problem is None:
+        sizes = ", ".join(map(str, BATCH_SIZES))
+        return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
+    if "ZeroDivision" in problem.detail and "None" in label:
         problem.detail += "; momentum=None is 1/k at the k-th batch: count it first"
-    if problem is not None:
-        return problem
-    sizes = ", ".join(map(str, BATCH_SIZES))
-    return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
+    return problem
 
 
 BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
@@ -401,8 +396,7 @@ def _resets(cls, seed) -> Result:
         for key in (k for k, t in held.items() if getattr(module, k, None) is not t):
             why = f"{method}() replaced {key} by a new tensor: reset it in place (an "
             return wrong(label, why + "optimizer built before holds the old one)")
-        for key, value in zip((*BUFFERS, "weight", "bias"), values, strict=True):
-            t = getattr(module, key, None)
+        for (key, t), value in zip(held.items(), values, strict=True):
             kind = getattr(t, "dtype", type(t).__name__)
             if not (kind == kinds.get(key, kind) and torch.as_tensor(t == value).all()):
                 seen = core._fmt(to_numpy(t)) if hasattr(t, "dtype") else t
@@ -514,8 +508,7 @@ def _fold_reader(layer, bn, x):
 
 
 def _fold_problem(kind, folded, layer) -> str | None:
-    """Why ``folded`` is not a new layer like ``layer`` with a bias (``call`` sees
-    the originals changed in place)."""
+    """Why ``folded`` is not a new layer like ``layer``, with a bias."""
     want = torch_().nn.Linear if kind == "linear" else torch_().nn.Conv2d
     if not isinstance(folded, want):
         return f"returned a {type(folded).__name__}: return one {want.__name__}"
@@ -544,16 +537,14 @@ def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS, train
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps)
     layer.train(bool(train))
     with torch_().no_grad():
-        want = bn.double()(layer.double()(x))
-        readers = _fold_reader(layer, bn, x)
+        want, readers = bn.double()(layer.double()(x)), _fold_reader(layer, bn, x)
         layer, bn = layer.to(getattr(torch_(), dtype)), bn.to(getattr(torch_(), dtype))
     # the real layers, so that an in-place change is seen (want is computed above)
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)
-    if problem is not None:
-        return problem
-    if problem := _fold_problem(kind, folded, layer):
-        return wrong(label, problem)
-    got, problem = call(label, copy.deepcopy(folded).double(), x)
+    if problem is None and (why := _fold_problem(kind, folded, layer)):
+        problem = wrong(label, why)
+    if problem is None:
+        got, problem = call(label, copy.deepcopy(folded).double(), x)
     if problem is not None:
         return problem
     tol = TOL if dtype == "float64" else 1e-2 if dtype == "float16" else 1e-5
