@@ -21,8 +21,7 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
 
-TOL, NAME = 1e-9, "BatchRenorm"
-RMAX, DMAX = 1.5, 0.5
+TOL, NAME, RMAX, DMAX = 1e-9, "BatchRenorm", 1.5, 0.5
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 _branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
@@ -77,8 +76,7 @@ def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=
     given |= {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
     inputs = {"x": x, "gamma": gamma, "beta": beta}
     evaluate = gradcheck.evaluator(forward, tuple(inputs), lambda out: out[0], **given)
-    found = gradcheck.numerical_gradients(evaluate, inputs, dout)
-    return found["x"], found["gamma"], found["beta"], (r, d)
+    return *gradcheck.numerical_gradients(evaluate, inputs, dout).values(), (r, d)
 
 
 def _probe(backward, cache, douts, k):
@@ -246,8 +244,7 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
 
 
 def _reader(rows, state, bounds, momentum, shape):
-    """A ``compare`` reader: out as gamma * (x_hat * r + d) + beta per feature; the one
-    change of Algorithm 1 giving r and d, else how each differs (r = 1, d = 0 too)"""
+    """``compare``'s reader: out read as gamma * (x_hat * r + d) + beta: which r, d"""
     (gamma, beta, mean, std), (rmax, dmax) = state, bounds
     mu, var = rows.mean(0), rows.var(0)
     sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
@@ -309,9 +306,8 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     torch, plain = torch_(), bounds == (1.0, 0.0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
-    rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
+    rows, *state, drows = problem(seed, n=24 if image else 12)  # gamma, beta, mean, std
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
-    state = (gamma, beta, mean, std)
     x = torch.tensor(unrows(rows, shape), requires_grad=train)
     module, out, failed = _ready(cls, label, state, bounds, x, train=train, momentum=m)
     if failed is not None:
@@ -333,7 +329,7 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     failed = _backward(f"{label} gradient", out, dout) if result else result
     if failed is not None:
         return [failed]
-    data = (numpy_forward, rows, gamma, beta, mean, std, drows)
+    data = (numpy_forward, rows, *state, drows)
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
@@ -341,7 +337,7 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     grad = compare(f"{label} gradient", x.grad, want, **kw)
     if not grad:
         return [grad]
-    statistics = _running(label, module, momentum, rows, mean, std)
+    statistics = _running(label, module, momentum, rows, *state[2:])
     graph = _core.buffers_outside_graph(f"{label} buffers", module)
     now = lambda: np.array(to_numpy(getattr(module, "running_mean", None)), dtype=float)
     with torch.no_grad():  # training mode without autograd updates them too
@@ -444,32 +440,26 @@ def _paper(step, final=(3.0, 5.0)):
     return r, final[1] * min(1.0, t / PAPER["d_steps"])
 
 
-def _ramp(at, values, steps):
-    """(first value, first moving step, last one, last value); steps exact by ``at``."""
-    moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
-    if not moving.size:
-        return values[0], None, None, values[-1]
-
-    def first(lo, hi, changed):  # the first step in (lo, hi] where changed
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if changed(at(mid)) else (mid, hi)
-        return int(hi)
-
-    i, j = moving[0], moving[-1]
-    start = first(steps[i], steps[i + 1], lambda v: not abs(v - values[0]) <= 1e-12)
-    stop = first(steps[j], steps[j + 1], lambda v: abs(v - values[-1]) <= 1e-12)
-    return values[0], start, stop, values[-1]
+def _first(at, lo, hi, changed):
+    """The first step in (lo, hi] where ``changed(at(step))``: steps exact by ``at``."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if changed(at(mid)) else (mid, hi)
+    return int(hi)
 
 
 def _ramp_problem(i, at, values, steps) -> str | None:
     """How the ramp of rmax (``i`` = 0) or dmax differs from the paper's: start, span"""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
-    a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
+    a0, a3 = values[0], values[-1]
+    moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
     b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values
     b1, b2 = start + 1, start + (PAPER["r_steps"], PAPER["d_steps"])[i]
-    if a1 is None:
+    if not moving.size:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
+    m, n, at_i = moving[0], moving[-1], lambda t: at(t)[i]
+    a1 = _first(at_i, steps[m], steps[m + 1], lambda v: not abs(v - a0) <= 1e-12)
+    a2 = _first(at_i, steps[n], steps[n + 1], lambda v: abs(v - a3) <= 1e-12)
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
     jump = at(a1)[i] - a0  # a ramp's first move is one step's worth of it
     jumps = a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1)
@@ -507,8 +497,7 @@ def _values(name, fn, step, *args, **kwargs):
 
 
 def renorm_schedule(fn, *, quiet=False, strict=None):
-    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``: the
-    paper's schedule every 500 steps to 100k, read back where wrong; final values."""
+    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``."""
     name = "renorm_schedule"
 
     def body():
@@ -534,14 +523,12 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
         why += f"10 give {value}, not (2, 0.5)"
         if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
             failed = wrong(name, why)
-        zero = ((10, (1.0, 0.0)), (11, (3.0, 5.0)))  # ramps of no steps
-        for step, want in zero if failed is None else ():
-            value, failed = _values(name, fn, step, 10, 0, 0)
+        for step, want in ((10, (1.0, 0.0)), (11, (3.0, 5.0))):  # ramps of no steps
+            if failed is None:
+                value, failed = _values(name, fn, step, 10, 0, 0)
             if failed is None and not np.allclose(value, want, atol=1e-9):
                 why = f"warmup=10, 0-step ramps: step {step} gives {value}, not {want}"
                 failed = wrong(name, why + ": (1, 0) up to warmup, final values after")
-            if failed is not None:
-                break
         why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return failed if failed is not None else ok(name, why)
 
