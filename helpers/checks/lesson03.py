@@ -91,8 +91,8 @@ def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=())
     return read
 
 
-def _compared(label, at, got, want, ref, x, means, variances):
-    """An output against PyTorch's, read back by ``_reader``; None if right."""
+def _compared(label, at, got, want, ref, x, means, variances, grads=None):
+    """An output, then ``grads``, against PyTorch's, read by ``_reader``; None: right"""
     c, v = x.shape[1], to_numpy(next(iter(variances.values())))
     gamma = ref.weight.detach() if ref.affine else torch_().ones(c).double()
     beta = ref.bias.detach() if ref.affine else torch_().zeros(c).double()
@@ -103,8 +103,8 @@ def _compared(label, at, got, want, ref, x, means, variances):
     axes = [0, 2, 3][: x.dim() - 1]
     read = _reader(prefix, x, gamma, beta, ref.eps, means, variances, scales, axes)
     result = core.compare(label, got, want, tol=TOL, readers=[read], what="the output")
-    if result.passed:
-        return None
+    if result.passed:  # then the gradients, given (module, xa, xb, dout); else None
+        return grads and _gradient_problem(label, at, ref, got, want, *grads)
     if not result.detail.startswith(at):
         result.detail = f"{at}: {result.detail}"
     if 1e-9 < (result.error or 0) < 1e-6 and ": got " in result.detail:  # unread
@@ -120,7 +120,7 @@ def _running(module):
     return tuple(t.detach().clone() for t in pair)
 
 
-def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
+def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
     """Input, weight and bias gradients against PyTorch's (dx: statistics detached?)."""
     if not out.requires_grad:  # x requires grad
         why = "the output does not require grad: the forward pass cut the graph"
@@ -166,7 +166,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, right = getattr(module, buffer, None), getattr(ref, buffer)
-    mine, var, dims = old[BUFFERS.index(buffer)], buffer == "running_var", [0, 2, 3]
+    mine, var = old[BUFFERS.index(buffer)], buffer == "running_var"
     if not isinstance(got, torch_().Tensor) or tuple(got.shape) != tuple(right.shape):
         return f"{buffer} is not a tensor of shape (C,)"
     if not got.isfinite().all():
@@ -187,7 +187,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     m = ref.momentum if ref.momentum is not None else 1 / k
     seen = f"{buffer} did not change; PyTorch's moved {m:.4g} of the way to the batch"
     seen = seen if still[0] else f"{buffer} is not PyTorch's"
-    dims = dims[: x.dim() - 1]
+    dims, what = [0, 2, 3][: x.dim() - 1], "unbiased variance" if var else "mean"
     stats = [r[3].var(dims) if var else r[3].mean(dims) for r in records]
     for (step, before, after, xs), stat in zip(records, stats, strict=True):
         o, y, s = (to_numpy(t).ravel() for t in (before, after, stat))
@@ -221,9 +221,8 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
         rule = f"{abc[0]:.4g}·old + {abc[1]:.4g}·batch"
         rule += f" + {abc[2]:.4g}" if abs(abc[2]) > tol else ""
-        stat = "unbiased variance" if var else "mean"
         seen += f"; read at step {step}: {buffer} = {rule}; PyTorch's: {1 - m:.4g}·old"
-        seen += f" + {m:.4g}·batch (batch = the batch's {stat})"
+        seen += f" + {m:.4g}·batch (batch = the batch's {what})"
         return seen + (f": {fits[0]}" if len(fits) == 1 else "")
     return seen if still[0] else core.ema_problem(buffer, got, mine, stats[0], m)
 
@@ -252,10 +251,8 @@ def _training_problem(label, module, ref, tail, gen):
             if pair:  # the learner's own buffers, used in place of the batch's
                 means[f"the running mean {when} the step{running}"] = pair[0]
                 variances[f"running_var {when} the step"] = pair[1]
-        problem = _compared(label, at, out, expected, ref, x, means, variances)
-        if problem is None and not quiet:
-            args = (module, ref, out, expected, xa, xb, dout)
-            problem = _gradient_problem(label, at, *args)
+        grads = None if quiet else (module, xa, xb, dout)
+        problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
         if problem is None and step == 2:  # eval in between: nothing kept from it
             problem = _evaluate(label, "eval after step 2", module, ref, tail, gen)
         if problem is not None or not ref.track_running_stats:
@@ -296,9 +293,8 @@ def _evaluate(label, at, module, ref, tail, gen):
     variances["the batch's biased variance"] = rows.var(0, correction=0)
     variances["the batch's unbiased variance"] = rows.var(0)
     expected, dout = ref(xb), torch_().randn(x.shape, generator=gen).double()
-    problem = _compared(label, at, out, expected, ref, x, means, variances)
-    if problem is None:
-        problem = _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout)
+    grads = (module, xa, xb, dout)
+    problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
     module.train(), ref.train()
     return problem
 
