@@ -132,10 +132,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         params = dict(axis=0, shape_hints={x.shape: SUMMED}, causes=avg)
         refs = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
         kw = dict(tol=5e-9, known=known, returns=refs, returned=got)  # 20 x numeric
-        how = {"dx": dx_how, "dgamma": params, "dbeta": params}
         results = [
-            compare(f"{name} {k}", g, refs[k], what=k, **kw, **how[k])
-            for k, g in zip(refs, got, strict=True)
+            compare(f"{name} {k}", g, refs[k], what=k, **kw, **how)
+            for k, g, how in zip(refs, got, (dx_how, params, params), strict=True)
         ]
         one = np.where(np.arange(len(gamma)) == 0, dout, 0.0)  # feature 0's dout
         mixed = None if results[0] else _probe(backward, value[1], [one], 0)
@@ -197,20 +196,6 @@ def _registration(cls) -> Result:
         if failed is not None:
             return failed
     return ok(label, "weight, bias; running_mean, running_std buffers; defaults kept")
-
-
-def _backward(label, out, dout) -> Result | None:
-    try:
-        out.backward(torch_().from_numpy(dout))
-    except Exception as exc:
-        # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
-        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
-        if "inplace operation" in str(exc) and changed and int(changed[1]) == 5:
-            why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
-            why += "changed in place after the output used it: the running buffers are,"
-            return wrong(label, f"{why} so r and d hold them: {DETACHED}")
-        return wrong(label, "backward failed: " + _core.raised(exc))
-    return None
 
 
 def _stage(what, got, want, raw, lo, hi, known) -> str | None:
@@ -325,10 +310,18 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
         if failed is None and compare(label, out2, want, tol=TOL):
             result.detail = "module.rmax, module.dmax set after construction changed "
             result.detail += "nothing (passed to it, they work): read them in forward()"
-    dout = unrows(drows, shape)
-    failed = _backward(f"{label} gradient", out, dout) if result else result
-    if failed is not None:
-        return [failed]
+    if not result:
+        return [result]
+    try:
+        out.backward(torch.from_numpy(unrows(drows, shape)))
+    except Exception as exc:
+        # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
+        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
+        if not ("inplace operation" in str(exc) and changed and int(changed[1]) == 5):
+            return [wrong(f"{label} gradient", "backward failed: " + _core.raised(exc))]
+        why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
+        why += "changed in place after the output used it: the running buffers are,"
+        return [wrong(f"{label} gradient", f"{why} so r and d hold them: {DETACHED}")]
     data = (numpy_forward, rows, *state, drows)
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
@@ -371,12 +364,11 @@ def _running(label, module, momentum, rows, mean, std) -> list[Result]:
 def _eval(label, module, out, x, state) -> Result:
     """Eval mode normalises with the running statistics and changes nothing."""
     (gamma, beta, mean, std), batch = state, " (eval mode uses the running statistics)"
-    given = dict(eps=EPS)
-    given["means"] = {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}
+    given = {"means": {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}}
     given["scales"] = {"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)}
     std_is = "running_std (it is a standard deviation already: divide by it)"
     given["variances"] = {"running_std ** 2": std**2, std_is: std}
-    read = lambda got: _core.stages(got, x, gamma, beta, **given)  # which m, which s
+    read = lambda got: _core.stages(got, x, gamma, beta, eps=EPS, **given)  # m and s
     want, what = gamma * (x - mean) / std + beta, "the eval-mode output"
     result = compare(label, out, want, tol=TOL, what=what, readers=[read])
     if result and not np.array_equal(to_numpy(module.running_mean), mean):
@@ -398,8 +390,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         nchw = _step(cls, numpy_forward, seed + 1, image=True)
         if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
             nchw[0].detail += "; " + IMAGES
-        results += nc + nchw
-        results += _step(cls, numpy_forward, seed + 2, train=False)
+        results += nc + nchw + _step(cls, numpy_forward, seed + 2, train=False)
         results += _step(cls, numpy_forward, seed + 3, image=True, train=False)
         label, x = f"{NAME} image batch of one", torch_().randn(1, 5, 2, 2).double()
         module, _, failed = _ready(cls, label)  # 4 values per channel: enough
