@@ -57,26 +57,6 @@ def _registration(cls) -> Result:
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 
 
-def _pair(cls, label, tail, gen, **given):
-    """The learner's module and torch's, float64, alike: (module, ref, problem)."""
-    module, problem = core.build_module(cls, label, tail[0], **given)
-    if problem is not None:
-        return None, None, problem
-    kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
-    ref = kind(tail[0], **given).double()
-    try:
-        module = module.double().train()
-        with torch_().no_grad():
-            gamma = torch_().rand(tail[0], generator=gen) + 0.5
-            values = {"weight": gamma, "bias": torch_().randn(tail[0], generator=gen)}
-            for key, value in values.items() if ref.affine else ():
-                getattr(ref, key).copy_(value)
-                getattr(module, key).copy_(value)
-    except Exception as exc:
-        return None, None, wrong(label, f"cannot set weight and bias ({exc})")
-    return module, ref, None
-
-
 def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=()):
     """A ``compare`` reader: the axes of the statistics, else which mean and scale."""
     kw = {"means": means, "variances": variances, "scales": scales}
@@ -227,8 +207,27 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     return seen if still[0] else core.ema_problem(buffer, got, mine, stats[0], m)
 
 
-def _training_problem(label, module, ref, tail, gen):
-    """Train both on batches of varying size, then eval: the first difference."""
+def _training_problem(label, cls, tail, gen, given):
+    """Build both (float64, alike), train on batches, eval: the first difference."""
+    module, problem = core.build_module(cls, label, tail[0], **given)
+    if problem is not None:
+        return problem
+    kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
+    ref = kind(tail[0], **given).double()
+    try:
+        module = module.double().train()
+        with torch_().no_grad():
+            gamma = torch_().rand(tail[0], generator=gen) + 0.5
+            values = {"weight": gamma, "bias": torch_().randn(tail[0], generator=gen)}
+            for key, value in values.items() if ref.affine else ():
+                getattr(ref, key).copy_(value)
+                getattr(module, key).copy_(value)
+    except Exception as exc:
+        return wrong(label, f"cannot set weight and bias ({exc})")
+    kept = [k for k in BUFFERS if getattr(module, k, None) is not None]
+    if kept and not ref.track_running_stats:
+        why = f"{kept[0]} should be None without tracking (register_buffer(name, None))"
+        return wrong(label, why)
     running = " (training mode uses the batch's own statistics)"
     for step, n in enumerate(BATCH_SIZES, start=1):
         x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
@@ -292,9 +291,8 @@ def _evaluate(label, at, module, ref, tail, gen):
     means["the batch mean (eval mode uses the running statistics)"] = rows.mean(0)
     variances["the batch's biased variance"] = rows.var(0, correction=0)
     variances["the batch's unbiased variance"] = rows.var(0)
-    expected, dout = ref(xb), torch_().randn(x.shape, generator=gen).double()
-    grads = (module, xa, xb, dout)
-    problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
+    grads = (module, xa, xb, torch_().randn(x.shape, generator=gen).double())  # dout
+    problem = _compared(label, at, out, ref(xb), ref, x, means, variances, grads)
     module.train(), ref.train()
     return problem
 
@@ -305,13 +303,7 @@ def _sequence(cls, tail, seed, **given) -> Result:
     setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or not v]
     label = f"{NAME} {setting[-1] if setting else shape}"
     gen = torch_().Generator().manual_seed(seed)
-    module, ref, problem = _pair(cls, label, tail, gen, **given)
-    kept = [k for k in BUFFERS if getattr(module, k, None) is not None]
-    if problem is None and kept and not ref.track_running_stats:
-        why = f"{kept[0]} should be None without tracking (register_buffer(name, None))"
-        problem = wrong(label, why)
-    if problem is None:  # a failed Result is falsy: never chain with `or`
-        problem = _training_problem(label, module, ref, tail, gen)
+    problem = _training_problem(label, cls, tail, gen, given)
     if problem is None:
         sizes = ", ".join(map(str, BATCH_SIZES))
         return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
