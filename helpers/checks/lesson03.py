@@ -94,10 +94,9 @@ def _compared(label, at, got, want, ref, x, means, variances, grads=None):
 
 def _running(module):
     """(running_mean, running_var) of a module as it reports them, or None."""
-    pair = tuple(getattr(module, k, None) for k in BUFFERS[:2])
-    if not all(hasattr(t, "detach") for t in pair):
-        return None
-    return tuple(t.detach().clone() for t in pair)
+    pair = [getattr(module, k, None) for k in BUFFERS[:2]]
+    if all(hasattr(t, "detach") for t in pair):
+        return tuple(t.detach().clone() for t in pair)
 
 
 def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
@@ -138,7 +137,6 @@ def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
             seen += "x.detach()): only the running buffers go outside the graph"
         seen = f": {seen}" if seen else ""
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
-    return None
 
 
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
@@ -207,13 +205,13 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     return seen if still[0] else core.ema_problem(buffer, got, mine, stats[0], m)
 
 
-def _training_problem(label, cls, tail, gen, given):
+def _training_problem(label, cls, tail, seed, given):
     """Build both (float64, alike), train on batches, eval: the first difference."""
     module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return problem
     kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
-    ref = kind(tail[0], **given).double()
+    ref, gen = kind(tail[0], **given).double(), torch_().Generator().manual_seed(seed)
     try:
         module = module.double().train()
         with torch_().no_grad():
@@ -302,8 +300,7 @@ def _sequence(cls, tail, seed, **given) -> Result:
     shape = {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(tail)]
     setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or not v]
     label = f"{NAME} {setting[-1] if setting else shape}"
-    gen = torch_().Generator().manual_seed(seed)
-    problem = _training_problem(label, cls, tail, gen, given)
+    problem = _training_problem(label, cls, tail, seed, given)
     if problem is None:
         sizes = ", ".join(map(str, BATCH_SIZES))
         return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
@@ -451,8 +448,7 @@ def _contrasts(results, contrasts) -> list[Result]:
 # --- folding batch norm into the previous layer ---
 def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS):
     """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
-    torch = torch_()
-    nn, gen = torch.nn, torch.Generator().manual_seed(seed)
+    torch, nn, gen = torch_(), torch_().nn, torch_().Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if kind == "linear":
         layer, shape = nn.Linear(6, 5, bias=bias), (16, 6)
@@ -512,7 +508,6 @@ def _fold_problem(kind, folded, layer) -> str | None:
         return why + "the new layer the layer's dtype and device (.to(layer.weight))"
     if folded.bias is None:
         return "the folded layer has no bias: create it with bias=True, always"
-    return None
 
 
 def _fold_one(fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS, train=0):

@@ -1,6 +1,5 @@
-"""Checks for notebook 04: batch renormalization (Ioffe, 2017).
-References: the *given* NumPy forward (rmax=1, dmax=0: batch norm), its numerical
-gradients with r, d constant (stop_gradient), the paper's schedule; out read as r, d"""
+"""Checks for notebook 04: batch renormalization (Ioffe, 2017), against the *given*
+NumPy forward, its numerical gradients with r, d constant, the paper's schedule."""
 
 from __future__ import annotations
 
@@ -442,9 +441,8 @@ def _first(at, lo, hi, changed):
 def _ramp_problem(i, at, values, steps) -> str | None:
     """How the ramp of rmax (``i`` = 0) or dmax differs from the paper's: start, span"""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
-    a0, a3 = values[0], values[-1]
+    a0, a3, b0, b3 = values[0], values[-1], _paper(0)[i], _paper(10**9)[i]
     moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
-    b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values
     b1, b2 = start + 1, start + (PAPER["r_steps"], PAPER["d_steps"])[i]
     if not moving.size:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
