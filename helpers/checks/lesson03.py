@@ -231,7 +231,7 @@ def _training_problem(label, cls, tail, seed, given):
         x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
         dout = torch_().randn(x.shape, generator=gen).double()
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        before, quiet = _running(module), step == 4  # a step without autograd too
+        old, quiet = _running(module), step == 4  # a step without autograd too
         with torch_().set_grad_enabled(not quiet):
             out, problem = call(label, module, xa, copy_inputs=False)
             expected = ref(xb)
@@ -244,7 +244,7 @@ def _training_problem(label, cls, tail, seed, given):
         unbiased = "the unbiased variance (n - 1): normalise with the biased one"
         variances = {"the batch's biased variance": var, "1": 1}
         variances[unbiased] = var * values / (values - 1)
-        for when, pair in (("before", before), ("after", _running(module))):
+        for when, pair in (("before", old), ("after", _running(module))):
             if pair:  # the learner's own buffers, used in place of the batch's
                 means[f"the running mean {when} the step{running}"] = pair[0]
                 variances[f"running_var {when} the step"] = pair[1]
@@ -252,22 +252,21 @@ def _training_problem(label, cls, tail, seed, given):
         problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
         if problem is None and step == 2:  # eval in between: nothing kept from it
             problem = _evaluate(label, "eval after step 2", module, ref, tail, gen)
-        if problem is not None or not ref.track_running_stats:
-            if problem is not None:
-                return problem
-            continue
-        graph = core.buffers_outside_graph(label, module)
-        if not graph.passed:
-            return wrong(label, f"{at}: {graph.detail}")
-        count = getattr(module, "num_batches_tracked", None)
-        kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
-        if kind != (torch_().long, ()) or int(count) != step:
-            seen = f"num_batches_tracked is {count!r}, not tensor({step}) (a long)"
-            return wrong(label, f"{at}: {seen}")
-        for buffer in BUFFERS[:2]:
-            if not _close(getattr(module, buffer, None), getattr(ref, buffer)):
-                why = _update_problem(label, module, ref, buffer, step, before, x, gen)
-                return wrong(label, f"{at}: {why}")
+        if problem is not None:
+            return problem
+        if ref.track_running_stats:  # its buffers: outside the graph, counted, updated
+            graph = core.buffers_outside_graph(label, module)
+            if not graph.passed:
+                return wrong(label, f"{at}: {graph.detail}")
+            count = getattr(module, "num_batches_tracked", None)
+            kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
+            if kind != (torch_().long, ()) or int(count) != step:
+                seen = f"num_batches_tracked is {count!r}, not tensor({step}) (a long)"
+                return wrong(label, f"{at}: {seen}")
+            for buffer in BUFFERS[:2]:
+                if not _close(getattr(module, buffer, None), getattr(ref, buffer)):
+                    why = _update_problem(label, module, ref, buffer, step, old, x, gen)
+                    return wrong(label, f"{at}: {why}")
     return _evaluate(label, "eval mode", module, ref, tail, gen)
 
 
