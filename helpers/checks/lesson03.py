@@ -18,8 +18,7 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
 }
 
-TOL, NAME = 1e-10, "ScratchBatchNorm"
-BATCH_SIZES = (8, 3, 16, 5, 2)
+TOL, NAME, BATCH_SIZES = 1e-10, "ScratchBatchNorm", (8, 3, 16, 5, 2)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -43,13 +42,11 @@ def _stepped(cls, label, x, *, double=False):
 
 def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
-    label = f"{NAME} buffers"
-    module, problem = core.build_module(cls, label, 4)
-    if problem is not None:
-        return problem
-    ref = torch_().nn.BatchNorm1d(4)  # its buffers and parameters as they start
+    label, ref = f"{NAME} buffers", torch_().nn.BatchNorm1d(4)  # as it starts
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
-    problem = core.registration_problem(label, module, start, params)
+    module, problem = core.build_module(cls, label, 4)
+    if problem is None:
+        problem = core.registration_problem(label, module, start, params)
     if problem is None:
         module, problem = core.build_module(cls, label, 4, affine=False)
     if problem is not None:
@@ -58,29 +55,6 @@ def _registration(cls) -> Result:
         why = "with affine=False the module has parameters: torch's has none "
         return wrong(label, why + "(register_parameter('weight', None), also bias)")
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
-
-
-def _pair(cls, label, tail, gen, **given):
-    """The learner's module and torch's, float64, alike: (module, ref, problem)."""
-    later = given.pop("momentum_later", None)  # set after __init__: read it in forward
-    module, problem = core.build_module(cls, label, tail[0], **given)
-    if problem is not None:
-        return None, None, problem
-    kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
-    ref = kind(tail[0], **given).double()
-    if later is not None:
-        module.momentum = ref.momentum = later
-    try:
-        module = module.double().train()
-        with torch_().no_grad():
-            gamma = torch_().rand(tail[0], generator=gen) + 0.5
-            values = {"weight": gamma, "bias": torch_().randn(tail[0], generator=gen)}
-            for key, value in values.items() if ref.affine else ():
-                getattr(ref, key).copy_(value)
-                getattr(module, key).copy_(value)
-    except Exception as exc:
-        return None, None, wrong(label, f"cannot set weight and bias ({exc})")
-    return module, ref, None
 
 
 def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=()):
@@ -97,8 +71,8 @@ def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=())
     return read
 
 
-def _compared(label, at, got, want, ref, x, means, variances):
-    """An output against PyTorch's, read back by ``_reader``; None if right."""
+def _compared(label, at, got, want, ref, x, means, variances, grads=None):
+    """An output, then ``grads``, against PyTorch's, read by ``_reader``; None: right"""
     c, v = x.shape[1], to_numpy(next(iter(variances.values())))
     gamma = ref.weight.detach() if ref.affine else torch_().ones(c).double()
     beta = ref.bias.detach() if ref.affine else torch_().zeros(c).double()
@@ -109,8 +83,8 @@ def _compared(label, at, got, want, ref, x, means, variances):
     axes = [0, 2, 3][: x.dim() - 1]
     read = _reader(prefix, x, gamma, beta, ref.eps, means, variances, scales, axes)
     result = core.compare(label, got, want, tol=TOL, readers=[read], what="the output")
-    if result.passed:
-        return None
+    if result.passed:  # then the gradients, given (module, xa, xb, dout); else None
+        return grads and _gradient_problem(label, at, ref, got, want, *grads)
     if not result.detail.startswith(at):
         result.detail = f"{at}: {result.detail}"
     if 1e-9 < (result.error or 0) < 1e-6 and ": got " in result.detail:  # unread
@@ -120,13 +94,12 @@ def _compared(label, at, got, want, ref, x, means, variances):
 
 def _running(module):
     """(running_mean, running_var) of a module as it reports them, or None."""
-    pair = tuple(getattr(module, k, None) for k in BUFFERS[:2])
-    if not all(hasattr(t, "detach") for t in pair):
-        return None
-    return tuple(t.detach().clone() for t in pair)
+    pair = [getattr(module, k, None) for k in BUFFERS[:2]]
+    if all(hasattr(t, "detach") for t in pair):
+        return tuple(t.detach().clone() for t in pair)
 
 
-def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
+def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
     """Input, weight and bias gradients against PyTorch's (dx: statistics detached?)."""
     if not out.requires_grad:  # x requires grad
         why = "the output does not require grad: the forward pass cut the graph"
@@ -164,16 +137,14 @@ def _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout):
             seen += "x.detach()): only the running buffers go outside the graph"
         seen = f": {seen}" if seen else ""
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
-    return None
 
 
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
-    """How ``buffer`` differs from PyTorch's after step ``k``: its start, no change, or
-    a * old + b * batch + c, read at the first of steps k..k+3 telling a, b, c apart."""
+    """``buffer`` after step ``k``: its start, no change, or a·old + b·batch + c."""
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, right = getattr(module, buffer, None), getattr(ref, buffer)
-    mine, var, dims = old[BUFFERS.index(buffer)], buffer == "running_var", [0, 2, 3]
+    mine, var = old[BUFFERS.index(buffer)], buffer == "running_var"
     if not isinstance(got, torch_().Tensor) or tuple(got.shape) != tuple(right.shape):
         return f"{buffer} is not a tensor of shape (C,)"
     if not got.isfinite().all():
@@ -184,8 +155,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     records = [(k, mine, got.detach().clone(), x)]
     for step in range(k + 1, k + 4):  # more steps of the learner's own module
         xt = 5 * torch_().randn(6, *x.shape[1:], generator=gen).double() + 12
-        _, problem = call(label, module, xt)
-        new = getattr(module, buffer, None)
+        (_, problem), new = call(label, module, xt), getattr(module, buffer, None)
         if problem is not None or not isinstance(new, torch_().Tensor):
             break
         records.append((step, records[-1][2], new.detach().clone(), xt))
@@ -195,7 +165,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     m = ref.momentum if ref.momentum is not None else 1 / k
     seen = f"{buffer} did not change; PyTorch's moved {m:.4g} of the way to the batch"
     seen = seen if still[0] else f"{buffer} is not PyTorch's"
-    dims = dims[: x.dim() - 1]
+    dims, what = [0, 2, 3][: x.dim() - 1], "unbiased variance" if var else "mean"
     stats = [r[3].var(dims) if var else r[3].mean(dims) for r in records]
     for (step, before, after, xs), stat in zip(records, stats, strict=True):
         o, y, s = (to_numpy(t).ravel() for t in (before, after, stat))
@@ -229,21 +199,43 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
         rule = f"{abc[0]:.4g}·old + {abc[1]:.4g}·batch"
         rule += f" + {abc[2]:.4g}" if abs(abc[2]) > tol else ""
-        stat = "unbiased variance" if var else "mean"
         seen += f"; read at step {step}: {buffer} = {rule}; PyTorch's: {1 - m:.4g}·old"
-        seen += f" + {m:.4g}·batch (batch = the batch's {stat})"
+        seen += f" + {m:.4g}·batch (batch = the batch's {what})"
         return seen + (f": {fits[0]}" if len(fits) == 1 else "")
     return seen if still[0] else core.ema_problem(buffer, got, mine, stats[0], m)
 
 
-def _training_problem(label, module, ref, tail, gen):
-    """Train both on batches of varying size, then eval: the first difference."""
+def _training_problem(label, cls, tail, seed, given):
+    """Build both (float64, alike), train on batches, eval: the first difference."""
+    given = dict(given)  # momentum_later: set after __init__, so read it in forward
+    later = given.pop("momentum_later", None)
+    module, problem = core.build_module(cls, label, tail[0], **given)
+    if problem is not None:
+        return problem
+    kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
+    ref, gen = kind(tail[0], **given).double(), torch_().Generator().manual_seed(seed)
+    if later is not None:
+        module.momentum = ref.momentum = later
+    try:
+        module = module.double().train()
+        with torch_().no_grad():
+            gamma = torch_().rand(tail[0], generator=gen) + 0.5
+            values = {"weight": gamma, "bias": torch_().randn(tail[0], generator=gen)}
+            for key, value in values.items() if ref.affine else ():
+                getattr(ref, key).copy_(value)
+                getattr(module, key).copy_(value)
+    except Exception as exc:
+        return wrong(label, f"cannot set weight and bias ({exc})")
+    kept = [k for k in BUFFERS if getattr(module, k, None) is not None]
+    if kept and not ref.track_running_stats:
+        why = f"{kept[0]} should be None without tracking (register_buffer(name, None))"
+        return wrong(label, why)
     running = " (training mode uses the batch's own statistics)"
     for step, n in enumerate(BATCH_SIZES, start=1):
         x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
         dout = torch_().randn(x.shape, generator=gen).double()
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        before, quiet = _running(module), step == 4  # a step without autograd too
+        old, quiet = _running(module), step == 4  # a step without autograd too
         with torch_().set_grad_enabled(not quiet):
             out, problem = call(label, module, xa, copy_inputs=False)
             expected = ref(xb)
@@ -256,32 +248,29 @@ def _training_problem(label, module, ref, tail, gen):
         unbiased = "the unbiased variance (n - 1): normalise with the biased one"
         variances = {"the batch's biased variance": var, "1": 1}
         variances[unbiased] = var * values / (values - 1)
-        for when, pair in (("before", before), ("after", _running(module))):
+        for when, pair in (("before", old), ("after", _running(module))):
             if pair:  # the learner's own buffers, used in place of the batch's
                 means[f"the running mean {when} the step{running}"] = pair[0]
                 variances[f"running_var {when} the step"] = pair[1]
-        problem = _compared(label, at, out, expected, ref, x, means, variances)
-        if problem is None and not quiet:
-            args = (module, ref, out, expected, xa, xb, dout)
-            problem = _gradient_problem(label, at, *args)
+        grads = None if quiet else (module, xa, xb, dout)
+        problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
         if problem is None and step == 2:  # eval in between: nothing kept from it
             problem = _evaluate(label, "eval after step 2", module, ref, tail, gen)
-        if problem is not None or not ref.track_running_stats:
-            if problem is not None:
-                return problem
-            continue
-        graph = core.buffers_outside_graph(label, module)
-        if not graph.passed:
-            return wrong(label, f"{at}: {graph.detail}")
-        count = getattr(module, "num_batches_tracked", None)
-        kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
-        if kind != (torch_().long, ()) or int(count) != step:
-            seen = f"num_batches_tracked is {count!r}, not tensor({step}) (a long)"
-            return wrong(label, f"{at}: {seen}")
-        for buffer in BUFFERS[:2]:
-            if not _close(getattr(module, buffer, None), getattr(ref, buffer)):
-                why = _update_problem(label, module, ref, buffer, step, before, x, gen)
-                return wrong(label, f"{at}: {why}")
+        if problem is not None:
+            return problem
+        if ref.track_running_stats:  # its buffers: outside the graph, counted, updated
+            graph = core.buffers_outside_graph(label, module)
+            if not graph.passed:
+                return wrong(label, f"{at}: {graph.detail}")
+            count = getattr(module, "num_batches_tracked", None)
+            kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
+            if kind != (torch_().long, ()) or int(count) != step:
+                seen = f"num_batches_tracked is {count!r}, not tensor({step}) (a long)"
+                return wrong(label, f"{at}: {seen}")
+            for buffer in BUFFERS[:2]:
+                if not _close(getattr(module, buffer, None), getattr(ref, buffer)):
+                    why = _update_problem(label, module, ref, buffer, step, old, x, gen)
+                    return wrong(label, f"{at}: {why}")
     return _evaluate(label, "eval mode", module, ref, tail, gen)
 
 
@@ -303,10 +292,8 @@ def _evaluate(label, at, module, ref, tail, gen):
     means["the batch mean (eval mode uses the running statistics)"] = rows.mean(0)
     variances["the batch's biased variance"] = rows.var(0, correction=0)
     variances["the batch's unbiased variance"] = rows.var(0)
-    expected, dout = ref(xb), torch_().randn(x.shape, generator=gen).double()
-    problem = _compared(label, at, out, expected, ref, x, means, variances)
-    if problem is None:
-        problem = _gradient_problem(label, at, module, ref, out, expected, xa, xb, dout)
+    grads = (module, xa, xb, torch_().randn(x.shape, generator=gen).double())  # dout
+    problem = _compared(label, at, out, ref(xb), ref, x, means, variances, grads)
     module.train(), ref.train()
     return problem
 
@@ -316,20 +303,13 @@ def _sequence(cls, tail, seed, **given) -> Result:
     shape = {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(tail)]
     setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or not v]
     label = f"{NAME} {setting[-1] if setting else shape}"
-    gen = torch_().Generator().manual_seed(seed)
-    module, ref, problem = _pair(cls, label, tail, gen, **given)
-    kept = [k for k in BUFFERS if getattr(module, k, None) is not None]
-    if problem is None and kept and not ref.track_running_stats:
-        why = f"{kept[0]} should be None without tracking (register_buffer(name, None))"
-        problem = wrong(label, why)
-    if problem is None:  # a failed Result is falsy: never chain with `or`
-        problem = _training_problem(label, module, ref, tail, gen)
-    if problem is not None and "ZeroDivision" in problem.detail and "None" in label:
+    problem = _training_problem(label, cls, tail, seed, given)
+    if problem is None:
+        sizes = ", ".join(map(str, BATCH_SIZES))
+        return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
+    if "ZeroDivision" in problem.detail and "None" in label:
         problem.detail += "; momentum=None is 1/k at the k-th batch: count it first"
-    if problem is not None:
-        return problem
-    sizes = ", ".join(map(str, BATCH_SIZES))
-    return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
+    return problem
 
 
 BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
@@ -419,8 +399,7 @@ def _resets(cls, seed) -> Result:
         for key in (k for k, t in held.items() if getattr(module, k, None) is not t):
             why = f"{method}() replaced {key} by a new tensor: reset it in place (an "
             return wrong(label, why + "optimizer built before holds the old one)")
-        for key, value in zip((*BUFFERS, "weight", "bias"), values, strict=True):
-            t = getattr(module, key, None)
+        for (key, t), value in zip(held.items(), values, strict=True):
             kind = getattr(t, "dtype", type(t).__name__)
             if not (kind == kinds.get(key, kind) and torch.as_tensor(t == value).all()):
                 seen = core._fmt(to_numpy(t)) if hasattr(t, "dtype") else t
@@ -488,8 +467,7 @@ def _contrasts(results, contrasts) -> list[Result]:
 # --- folding batch norm into the previous layer ---
 def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps=4):
     """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
-    torch = torch_()
-    nn, gen = torch.nn, torch.Generator().manual_seed(seed)
+    torch, nn, gen = torch_(), torch_().nn, torch_().Generator().manual_seed(seed)
     torch.manual_seed(seed)
     if kind == "linear":
         layer, shape = nn.Linear(6, 5, bias=bias), (16, 6)
@@ -533,8 +511,7 @@ def _fold_reader(layer, bn, x):
 
 
 def _fold_problem(kind, folded, layer) -> str | None:
-    """Why ``folded`` is not a new layer like ``layer`` with a bias (``call`` sees
-    the originals changed in place)."""
+    """Why ``folded`` is not a new layer like ``layer``, with a bias."""
     want = torch_().nn.Linear if kind == "linear" else torch_().nn.Conv2d
     if not isinstance(folded, want):
         return f"returned a {type(folded).__name__}: return one {want.__name__}"
@@ -550,7 +527,6 @@ def _fold_problem(kind, folded, layer) -> str | None:
         return why + "the new layer the layer's dtype and device (.to(layer.weight))"
     if folded.bias is None:
         return "the folded layer has no bias: create it with bias=True, always"
-    return None
 
 
 def _fold_one(
@@ -566,16 +542,14 @@ def _fold_one(
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
     layer.train(bool(train))
     with torch_().no_grad():
-        want = bn.double()(layer.double()(x))
-        readers = _fold_reader(layer, bn, x)
+        want, readers = bn.double()(layer.double()(x)), _fold_reader(layer, bn, x)
         layer, bn = layer.to(getattr(torch_(), dtype)), bn.to(getattr(torch_(), dtype))
     # the real layers, so that an in-place change is seen (want is computed above)
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)
-    if problem is not None:
-        return problem
-    if problem := _fold_problem(kind, folded, layer):
-        return wrong(label, problem)
-    got, problem = call(label, copy.deepcopy(folded).double(), x)
+    if problem is None and (why := _fold_problem(kind, folded, layer)):
+        problem = wrong(label, why)
+    if problem is None:
+        got, problem = call(label, copy.deepcopy(folded).double(), x)
     if problem is not None:
         return problem
     tol = TOL if dtype == "float64" else 1e-2 if dtype == "float16" else 1e-5

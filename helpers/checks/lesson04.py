@@ -1,6 +1,5 @@
-"""Checks for notebook 04: batch renormalization (Ioffe, 2017).
-References: the *given* NumPy forward (rmax=1, dmax=0: batch norm), its numerical
-gradients with r, d constant (stop_gradient), the paper's schedule; out read as r, d"""
+"""Checks for notebook 04: batch renormalization (Ioffe, 2017), against the *given*
+NumPy forward, its numerical gradients with r, d constant, the paper's schedule."""
 
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
 
-TOL, NAME = 1e-9, "BatchRenorm"
-RMAX, DMAX = 1.5, 0.5
+TOL, NAME, RMAX, DMAX = 1e-9, "BatchRenorm", 1.5, 0.5
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 _branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
@@ -77,8 +75,7 @@ def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=
     given |= {k: v for k, v in (("r", r), ("d", d)) if k in fixed}
     inputs = {"x": x, "gamma": gamma, "beta": beta}
     evaluate = gradcheck.evaluator(forward, tuple(inputs), lambda out: out[0], **given)
-    found = gradcheck.numerical_gradients(evaluate, inputs, dout)
-    return found["x"], found["gamma"], found["beta"], (r, d)
+    return *gradcheck.numerical_gradients(evaluate, inputs, dout).values(), (r, d)
 
 
 def _probe(backward, cache, douts, k):
@@ -134,10 +131,9 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         params = dict(axis=0, shape_hints={x.shape: SUMMED}, causes=avg)
         refs = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
         kw = dict(tol=5e-9, known=known, returns=refs, returned=got)  # 20 x numeric
-        how = {"dx": dx_how, "dgamma": params, "dbeta": params}
         results = [
-            compare(f"{name} {k}", g, refs[k], what=k, **kw, **how[k])
-            for k, g in zip(refs, got, strict=True)
+            compare(f"{name} {k}", g, refs[k], what=k, **kw, **how)
+            for k, g, how in zip(refs, got, (dx_how, params, params), strict=True)
         ]
         one = np.where(np.arange(len(gamma)) == 0, dout, 0.0)  # feature 0's dout
         mixed = None if results[0] else _probe(backward, value[1], [one], 0)
@@ -201,20 +197,6 @@ def _registration(cls) -> Result:
     return ok(label, "weight, bias; running_mean, running_std buffers; defaults kept")
 
 
-def _backward(label, out, dout) -> Result | None:
-    try:
-        out.backward(torch_().from_numpy(dout))
-    except Exception as exc:
-        # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
-        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
-        if "inplace operation" in str(exc) and changed and int(changed[1]) == 5:
-            why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
-            why += "changed in place after the output used it: the running buffers are,"
-            return wrong(label, f"{why} so r and d hold them: {DETACHED}")
-        return wrong(label, "backward failed: " + _core.raised(exc))
-    return None
-
-
 def _stage(what, got, want, raw, lo, hi, known) -> str | None:
     """How stage r or d differs: where, values, a common factor or sign, clipping."""
     got = np.where(np.abs(got) < 1e-12, 0.0, got)  # round-off, not a value
@@ -246,8 +228,7 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
 
 
 def _reader(rows, state, bounds, momentum, shape):
-    """A ``compare`` reader: out as gamma * (x_hat * r + d) + beta per feature; the one
-    change of Algorithm 1 giving r and d, else how each differs (r = 1, d = 0 too)"""
+    """``compare``'s reader: out read as gamma * (x_hat * r + d) + beta: which r, d"""
     (gamma, beta, mean, std), (rmax, dmax) = state, bounds
     mu, var = rows.mean(0), rows.var(0)
     sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
@@ -313,9 +294,8 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
-    rows, gamma, beta, mean, std, drows = problem(seed, n=24 if image else 12)
+    rows, *state, drows = problem(seed, n=24 if image else 12)  # gamma, beta, mean, std
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
-    state = (gamma, beta, mean, std)
     x = torch.tensor(unrows(rows, shape), requires_grad=train)
     module, out, failed = _ready(cls, label, state, bounds, x, train=train, momentum=m)
     if failed is not None:
@@ -333,11 +313,19 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
         if failed is None and compare(label, out2, want, tol=TOL):
             result.detail = "module.rmax, module.dmax set after construction changed "
             result.detail += "nothing (passed to it, they work): read them in forward()"
-    dout = unrows(drows, shape)
-    failed = _backward(f"{label} gradient", out, dout) if result else result
-    if failed is not None:
-        return [failed]
-    data = (numpy_forward, rows, gamma, beta, mean, std, drows)
+    if not result:
+        return [result]
+    try:
+        out.backward(torch.from_numpy(unrows(drows, shape)))
+    except Exception as exc:
+        # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
+        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
+        if not ("inplace operation" in str(exc) and changed and int(changed[1]) == 5):
+            return [wrong(f"{label} gradient", "backward failed: " + _core.raised(exc))]
+        why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
+        why += "changed in place after the output used it: the running buffers are,"
+        return [wrong(f"{label} gradient", f"{why} so r and d hold them: {DETACHED}")]
+    data = (numpy_forward, rows, *state, drows)
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
@@ -345,7 +333,7 @@ def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True
     grad = compare(f"{label} gradient", x.grad, want, **kw)
     if not grad:
         return [grad]
-    statistics = _running(label, module, momentum, rows, mean, std)
+    statistics = _running(label, module, momentum, rows, *state[2:])
     graph = _core.buffers_outside_graph(f"{label} buffers", module)
     now = lambda: np.array(to_numpy(getattr(module, "running_mean", None)), dtype=float)
     with torch.no_grad():  # training mode without autograd updates them too
@@ -379,12 +367,11 @@ def _running(label, module, momentum, rows, mean, std) -> list[Result]:
 def _eval(label, module, out, x, state) -> Result:
     """Eval mode normalises with the running statistics and changes nothing."""
     (gamma, beta, mean, std), batch = state, " (eval mode uses the running statistics)"
-    given = dict(eps=EPS)
-    given["means"] = {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}
+    given = {"means": {"running_mean": mean, f"the batch mean{batch}": x.mean(0)}}
     given["scales"] = {"running_std": std, f"sigma_B{batch}": np.sqrt(x.var(0) + EPS)}
     std_is = "running_std (it is a standard deviation already: divide by it)"
     given["variances"] = {"running_std ** 2": std**2, std_is: std}
-    read = lambda got: _core.stages(got, x, gamma, beta, **given)  # which m, which s
+    read = lambda got: _core.stages(got, x, gamma, beta, eps=EPS, **given)  # m and s
     want, what = gamma * (x - mean) / std + beta, "the eval-mode output"
     result = compare(label, out, want, tol=TOL, what=what, readers=[read])
     if result and not np.array_equal(to_numpy(module.running_mean), mean):
@@ -407,8 +394,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         nc += _step(cls, numpy_forward, seed + 4, (1e3, 1e3)) if all(nc) else []
         if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
             nchw[0].detail += "; " + IMAGES
-        results += nc + nchw
-        results += _step(cls, numpy_forward, seed + 2, train=False)
+        results += nc + nchw + _step(cls, numpy_forward, seed + 2, train=False)
         results += _step(cls, numpy_forward, seed + 3, image=True, train=False)
         label, x = f"{NAME} image batch of one", torch_().randn(1, 5, 2, 2).double()
         module, _, failed = _ready(cls, label)  # 4 values per channel: enough
@@ -449,32 +435,25 @@ def _paper(step, final=(3.0, 5.0)):
     return r, final[1] * min(1.0, t / PAPER["d_steps"])
 
 
-def _ramp(at, values, steps):
-    """(first value, first moving step, last one, last value); steps exact by ``at``."""
-    moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
-    if not moving.size:
-        return values[0], None, None, values[-1]
-
-    def first(lo, hi, changed):  # the first step in (lo, hi] where changed
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if changed(at(mid)) else (mid, hi)
-        return int(hi)
-
-    i, j = moving[0], moving[-1]
-    start = first(steps[i], steps[i + 1], lambda v: not abs(v - values[0]) <= 1e-12)
-    stop = first(steps[j], steps[j + 1], lambda v: abs(v - values[-1]) <= 1e-12)
-    return values[0], start, stop, values[-1]
+def _first(at, lo, hi, changed):
+    """The first step in (lo, hi] where ``changed(at(step))``: steps exact by ``at``."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if changed(at(mid)) else (mid, hi)
+    return int(hi)
 
 
 def _ramp_problem(i, at, values, steps) -> str | None:
     """How the ramp of rmax (``i`` = 0) or dmax differs from the paper's: start, span"""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
-    a0, a1, a2, a3 = _ramp(lambda t: at(t)[i], values, steps)
-    b0, b3 = _paper(0)[i], _paper(10**9)[i]  # its first and last values
+    a0, a3, b0, b3 = values[0], values[-1], _paper(0)[i], _paper(10**9)[i]
+    moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
     b1, b2 = start + 1, start + (PAPER["r_steps"], PAPER["d_steps"])[i]
-    if a1 is None:
+    if not moving.size:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
+    m, n, at_i = moving[0], moving[-1], lambda t: at(t)[i]
+    a1 = _first(at_i, steps[m], steps[m + 1], lambda v: not abs(v - a0) <= 1e-12)
+    a2 = _first(at_i, steps[n], steps[n + 1], lambda v: abs(v - a3) <= 1e-12)
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
     jump = at(a1)[i] - a0  # a ramp's first move is one step's worth of it
     jumps = a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1)
@@ -512,8 +491,7 @@ def _values(name, fn, step, *args, **kwargs):
 
 
 def renorm_schedule(fn, *, quiet=False, strict=None):
-    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``: the
-    paper's schedule every 500 steps to 100k, read back where wrong; final values."""
+    """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``."""
     name = "renorm_schedule"
 
     def body():
@@ -539,14 +517,12 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
         why += f"10 give {value}, not (2, 0.5)"
         if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
             failed = wrong(name, why)
-        zero = ((10, (1.0, 0.0)), (11, (3.0, 5.0)))  # ramps of no steps
-        for step, want in zero if failed is None else ():
-            value, failed = _values(name, fn, step, 10, 0, 0)
+        for step, want in ((10, (1.0, 0.0)), (11, (3.0, 5.0))):  # ramps of no steps
+            if failed is None:
+                value, failed = _values(name, fn, step, 10, 0, 0)
             if failed is None and not np.allclose(value, want, atol=1e-9):
                 why = f"warmup=10, 0-step ramps: step {step} gives {value}, not {want}"
                 failed = wrong(name, why + ": (1, 0) up to warmup, final values after")
-            if failed is not None:
-                break
         why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return failed if failed is not None else ok(name, why)
 
