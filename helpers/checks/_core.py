@@ -897,8 +897,8 @@ def ema_problem(
         stat = (new - (1 - momentum) * old) / momentum
     if seen := describe(stat, batch, axis=0, known=known, causes=causes):
         return f"{what} averages in a batch statistic that is {seen}"
-    why = f"{what} is not (1 - momentum) * old + momentum * a usual batch statistic "
-    return why + f"(read that way, its ratio to PyTorch's: {_fmt(stat / batch)})"
+    why = f"{what} is not PyTorch's; (new - (1 - momentum) * old) / momentum is "
+    return why + f"PyTorch's batch statistic times {_fmt(stat / batch)}"
 
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
