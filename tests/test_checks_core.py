@@ -828,13 +828,18 @@ def test_state_kept_by_a_function_the_check_wraps_is_seen():
     assert "changed the enclosing `totals` during the call" in result.detail
 
 
-NORMALISE = "mu = x.mean(axis=0)\nvar = x.var(axis=0)\nout = (x - mu) / np.sqrt(var + eps)"
+NORMALISE = (
+    "mu = x.mean(axis=0)\nvar = x.var(axis=0)\nout = (x - mu) / np.sqrt(var + eps)"
+)
 
 
 @pytest.mark.parametrize(
     "wrong, edit",
     [  # each one edit of the reference, as a learner writes it
-        (lambda x: (x - x.mean(0)) / (np.sqrt(x.var(0)) + 1e-5), "`np.sqrt(var) + eps`"),
+        (
+            lambda x: (x - x.mean(0)) / (np.sqrt(x.var(0)) + 1e-5),
+            "`np.sqrt(var) + eps`",
+        ),
         (lambda x: (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + 1e-5), "ddof=1)`"),
         (lambda x: (x - x.mean()) / np.sqrt(x.var(0) + 1e-5), "`x.mean()` where"),
         (lambda x: (x - x.mean(0)) / np.sqrt(x.std(0) + 1e-5), "`x.std(axis=0)`"),
@@ -876,3 +881,9 @@ def test_a_right_answer_or_a_sign_flip_gets_no_neighbour():
     assert _core.compare("f", want.copy(), want, tol=1e-10, program=program)
     flipped = _core.compare("f", -want, want, tol=1e-10, program=program)
     assert "wrong sign" in flipped.detail and "one change" not in flipped.detail
+
+
+def test_a_count_names_its_ratios_but_not_where_a_simpler_name_fits():
+    assert _core._named(12 / 11, {"N": 12}) == "N/(N-1) with N = 12"
+    assert _core._named(1 / 3, {"W": 3}) == "1/(W)"  # not (W-2)/W
+    assert _core._named(2.0, {"W": 3}) == "2"  # not (W+1)/(W-1)

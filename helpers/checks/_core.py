@@ -574,7 +574,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             for a, b in itertools.permutations(range(-2, 3), 2):
                 term = [f"({head}{c:+d})" if c else head for c in (a, b)]
                 ratio = (n + a) / (n + b)
-                if not any(np.isclose(k, ratio) for k in numbers):
+                if not any(np.isclose(k, ratio) for k in [*numbers, 1 / n, 2, 0.5]):
                     known[f"{term[0]}/{term[1]} with {head} = {n}"] = ratio
     for label, k in {**known, **plain}.items():
         k = to_numpy(k)

@@ -211,7 +211,7 @@ def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
     stats["this rank's own unbiased variance (a ghost batch)"] = own
     statistics = (dict(list(means.items())[1:]), stats)
     known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
-    known["momentum"] = MOMENTUM  # 1/momentum: the batch term not weighted
+    known |= {"momentum": MOMENTUM, "N": n}  # 1/momentum: the batch term unweighted
     causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
     for k, what in enumerate(("running_mean", "running_var")):
@@ -329,6 +329,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
         kw |= {"returns": {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}}
         kw |= {"returned": (dx, *sums), "known": {"N": len(x), "gamma": gamma}}
+        kw["known"]["W"] = len(xs)  # the number of ranks: DDP's average divides by it
         kw["axis"] = 0  # a factor per feature
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     return results

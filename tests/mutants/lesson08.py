@@ -309,7 +309,15 @@ FORWARD = {
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
     "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
 }
+def _ddp_averaged(dout, cache, all_reduce):
+    """Round 10's observed: dgamma and dbeta divided by W, as DDP's average does."""
+    dx, dgamma, dbeta = sync_backward(dout, cache, all_reduce)
+    world = all_reduce(torch.ones(1, dtype=dout.dtype))
+    return dx, dgamma / world, dbeta / world
+
+
 BACKWARD = {
+    "dgamma and dbeta divided by the number of ranks": (_ddp_averaged, "0.3333 = 1/(W) everywhere"),
     "this rank's means only": (_bwd(local=True), "this rank's own mean, not the all-reduced sum"),
     "dgamma and dbeta all-reduced": (_bwd(reduce_params=True), "counts the shares 3 times"),
     "missing variance branch": (_bwd(var_branch=False), "mean(dy * x_hat) is missing"),
