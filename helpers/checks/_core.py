@@ -60,11 +60,8 @@ class Result:
     __repr__ = line  # what a learner sees if they echo a result
 
 
-def wrong(name, detail, error=None, bound=None) -> Result:
-    return Result(name, WRONG, detail, error, bound)
-
-
-ok = lambda name, detail, error=None, bound=None: Result(name, OK, detail, error, bound)
+ok = lambda name, detail, *measured: Result(name, OK, detail, *measured)
+wrong = lambda name, detail, *measured: Result(name, WRONG, detail, *measured)
 info = lambda name, detail: Result(name, INFO, detail)
 
 
@@ -81,9 +78,7 @@ class Report(list):
 
     passed = property(__bool__)
 
-    @property
-    def verdicts(self) -> list[str]:
-        return [r.verdict for r in self]
+    verdicts = property(lambda self: [r.verdict for r in self])
 
     def lines(self) -> str:
         """One line per result; a diagnosis already given says so, once per check."""
@@ -97,8 +92,7 @@ class Report(list):
 
     __repr__ = lines
 
-    def _ipython_display_(self) -> None:  # already printed by the check
-        return None
+    _ipython_display_ = lambda self: None  # already printed by the check
 
 
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
@@ -202,8 +196,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
 
 
 def _state(fn, depth=0) -> dict:
-    """What a plain function keeps between calls, pickled: the data its code names as
-    globals, its defaults, attributes and closure; the same of functions it names."""
+    """What a function keeps between calls (global data, defaults, closure), pickled"""
     code = getattr(fn, "__code__", None)
     if code is None or depth > 2 or _whose(code.co_filename) == "library":
         return {}
@@ -399,8 +392,7 @@ def to_numpy(value):
 
 
 def real(value, integer: bool = False):
-    """One real number as Python's int or float, or TypeError: never a bool, a
-    complex number, an array or a tensor (float() would read a 0-d tensor)."""
+    """One real number as an int or float, else TypeError (float() reads 0-d tensors)"""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         wanted = "an int" if integer else "a number"
@@ -423,8 +415,7 @@ def abs_error(got, want) -> float:
 
 
 def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
-    """A Result saying why ``value`` is not an array of ``shape``, or None
-    (``shape_hints``: a wrong shape -> the typical mistake that gives it)."""
+    """Why ``value`` is not an array of ``shape`` (``shape_hints``: why a shape)."""
     shape = tuple(shape)
     if value is None and "gradient" in what:  # a .grad: not a value returned
         why = f"{what} is None: backward() did not reach it: the graph is cut "
@@ -548,8 +539,7 @@ def _trivial(a) -> bool:
 
 
 def degenerate(got, want) -> str | None:
-    """A degenerate answer in words ("every value is 0.5": zeros, a constant, only
-    0 and 1), which many mistakes give, or None (also when ``want`` is one)."""
+    """A degenerate answer ("every value is 0.5"), which many mistakes give, or None"""
     g, w = to_numpy(got), to_numpy(want)
     if g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g):
         return None
@@ -611,8 +601,7 @@ def _permuted(g, w, close) -> str | None:
 
 
 def _precision(got, err, want, dtype) -> str | None:
-    """Values that are bfloat16 (float16, float32) numbers with an error at that
-    rounding; integers where the right values have fractions."""
+    """The answer's rounding as the cause: to decimals, a narrow float, an integer."""
     if "int" in str(dtype) and not np.array_equal(want, np.round(want)):
         return f"its dtype is {dtype}, and the right values have fractions"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
@@ -736,8 +725,7 @@ def _confined(bad, feature, small, say, how) -> str:
 
 # --- a normalisation's stages, read back from its output ---
 def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
-    """The names of ``candidates`` equal to ``value`` (relative to their size or
-    ``floor``), all of them (" or ") when several are: one would be a guess."""
+    """The ``candidates`` equal to ``value``, all (" or "): one would be a guess."""
     found = []
     for name, cand in candidates.items():
         try:
@@ -750,8 +738,7 @@ def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
 
 
 def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
-    """``out`` is ``gamma * x_hat + beta`` (gamma, beta along axis 1) with the
-    statistics taken over other axes than ``axes``: which ones, or None."""
+    """The axes, not ``axes``, over which ``out``'s statistics were taken, or None."""
     g, x = to_numpy(out), to_numpy(x)
     if g is None or x is None or g.shape != x.shape or x.ndim < 2:
         return None
@@ -954,11 +941,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
             shape = f"it is the expected {key} times {c:.4g} = {factor}"
     named = shape and any(c in shape for c in (options.get("causes") or {}).values())
     strong = named or (shape or "").startswith(("the right magnitude", "the right va"))
-    if (
-        program
-        and not strong
-        and (one := _listed(got_np, want_np, neighbours(*program), measure, near, what))
-    ):
+    edits = neighbours(*program) if program and not strong else {}
+    if one := _listed(got_np, want_np, edits, measure, near, what):
         return wrong(name, one, err, tol)  # the reference with one edit reproduces it
     stage = next(filter(None, (read(got_np) for read in readers)), None)
     if stage and "none of the usual" not in stage and not named:
@@ -986,11 +970,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
 # --- the reference's one-edit neighbourhood: a wrong answer read as one change ---
 _OPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
 _OPS |= {ast.Pow: ast.Mult}  # x ** 2 written x * 2
-_CALLS, _KEYS = (
-    {"mean": "sum", "sum": "mean", "var": "std", "std": "var"},
-    {"ddof": (0, 1)},
-)
-_KEYS["axis"] = (0, 1, -1, (0, 1))
+_CALLS = {"mean": "sum", "sum": "mean", "var": "std", "std": "var"}
+_KEYS = {"ddof": (0, 1), "axis": (0, 1, -1, (0, 1))}
 
 
 def _variants(node, names):
@@ -1030,8 +1011,7 @@ def _variants(node, names):
 
 
 def neighbours(program: str, env: Mapping, out: str) -> dict:
-    """``program`` (assignments: the reference written out) with each one edit that
-    changes ``out`` on ``env``: message -> value, as :func:`compare`'s diagnoses."""
+    """The reference ``program``'s one-edit variants that change ``out`` on ``env``."""
     tree, found, values, scope = ast.parse(program), {}, [], {"np": np, **env}
     want = _run(tree, scope, out)[out]
     names = {k: np.shape(v) for k, v in scope.items() if k != "np" and k[0] != "_"}
@@ -1056,8 +1036,7 @@ def neighbours(program: str, env: Mapping, out: str) -> dict:
 
 
 def _run(tree, scope, out):
-    """``scope`` after running the program ``tree`` in it, ``out`` an array, or None
-    if it raised."""
+    """``scope`` after running ``tree`` in it (``out`` an array), None if it raised."""
     with quiet_numerics(), contextlib.suppress(Exception):
         exec(compile(tree, "<reference>", "exec"), scope)  # the course's own program
         return scope | {out: np.asarray(scope[out], dtype=float)}
@@ -1065,8 +1044,7 @@ def _run(tree, scope, out):
 
 
 def slips(reference: Callable, x) -> dict:
-    """``reference`` (the right answer as a function of the input ``x``) on the
-    inputs a slip gives it: message -> value, as :func:`compare`'s ``diagnoses``."""
+    """``reference`` (the right answer, a function of ``x``) on slipped ``x``s."""
     forms = {
         "x[1:] (x without its first example: a loop or slice from 1?)": x[1:],
         "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
@@ -1083,8 +1061,7 @@ def slips(reference: Callable, x) -> dict:
 
 
 def _sizes(got, want, returns) -> dict:
-    """A 1-D answer of the wrong length, by the axes of the other outputs
-    (``returns``) whose sizes its length and the expected one are."""
+    """A 1-D answer of the wrong length, by the axes of the other outputs' sizes."""
     got = np.shape(got) if isinstance(got, (np.ndarray, torch().Tensor)) else None
     if got is None or len(got) != 1 or want.ndim != 1:
         return {}
@@ -1168,9 +1145,7 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
     return report(results, quiet=quiet, strict=strict)
 
 
-def torch():
-    """torch, imported when a check first needs it (importing helpers stays light)."""
-    return __import__("torch")
+torch = lambda: __import__("torch")  # when a check first needs it: helpers stay light
 
 
 def build_module(cls, label: str, *args, **kwargs):
@@ -1184,8 +1159,7 @@ def build_module(cls, label: str, *args, **kwargs):
 
 
 def registration_problem(label, module, buffers, params, attrs=None):
-    """A wrong Result if ``module`` lacks a registered buffer or parameter
-    (name: the tensor it starts as, or None) or an attribute (name: value)."""
+    """Why ``module`` lacks a buffer, parameter (name: start or None) or attribute."""
     for kind, wanted, found, how in (
         ("buffer", buffers, dict(module.named_buffers()), "self.register_buffer(...)"),
         ("parameter", params, dict(module.named_parameters()), "nn.Parameter"),
@@ -1271,8 +1245,7 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
 
 
 def mine_or_reference(label: str, mine, reference, check, reference_name=None):
-    """``mine`` if ``check()`` passes (a ``CheckFailed``: not), else ``reference``,
-    so that a notebook runs to its end; prints which."""
+    """``mine`` if ``check()`` passes, else ``reference``: a notebook runs to its end"""
     try:
         passed = bool(check())
     except CheckFailed as exc:

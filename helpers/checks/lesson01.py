@@ -23,10 +23,8 @@ EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # noteboo
 
 def _read_back(x: np.ndarray, eps: float) -> list:
     """The answer read back (``_core``): which axis, which mean, which scale."""
-    means, scales = (
-        {"the column mean": x.mean(0)},
-        {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)},
-    )
+    means = {"the column mean": x.mean(0)}
+    scales = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
     return [
         lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,)),
         lambda out: _core.stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),

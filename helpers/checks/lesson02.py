@@ -129,19 +129,13 @@ def known(kind: str, p: Problem) -> dict:
     return {f"N = {n}": n, "gamma": p.gamma, "beta": p.beta, **sigma}
 
 
-def causes(kind: str, p: Problem, what: str = "out") -> dict:
-    """Signatures (``_core.describe``) that name a cause the neighbours do not."""
-    branch = "the branch through the {} is off (missing, or scaled wrong)"
-    return (
-        {
-            "along 1": branch.format("mean"),
-            "along x_hat": branch.format("variance"),
-            "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
-            "differs lies in the branches through the mean and the variance",
-        }
-        if what == "dx"
-        else {}
-    )
+BRANCH = "the branch through the {} is off (missing, or scaled wrong)"
+DX_CAUSES = {  # signatures (``_core.describe``) that name a cause the neighbours do not
+    "along 1": BRANCH.format("mean"),
+    "along x_hat": BRANCH.format("variance"),
+    "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
+    "differs lies in the branches through the mean and the variance",
+}
 
 
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
@@ -258,10 +252,9 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         items, problem = call(name, fn, *p[:3], eps=p.eps, returns=OUT)
         if problem is not None:
             return _transposed_hint(problem, p) if kind == "layer" else problem
-        how = dict(diagnoses=forward_mistakes(kind, p), causes=causes(kind, p))
+        how = dict(diagnoses=forward_mistakes(kind, p), program=program(kind, p, "out"))
         how |= dict(readers=forward_invariants(kind, p), known=known(kind, p))
         how |= dict(shape_hints=shape_hints(kind, p)[1], small=(1,) * (kind != "layer"))
-        how |= dict(program=program(kind, p, "out"))
         result = output(f"{name} out", p, got=items[0], **how)
         mine, tol = _given(kind, given, p), tolerance(kind, p)
         result = _credited(result, items[0], mine and mine[0], tol, FORWARD["batch"])
@@ -508,9 +501,9 @@ def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result
     for what, grad in zip(refs, grads, strict=True):
         how = dx if what == "dx" else dict(shape_hints=params, axis=0)
         how = how | dict(returns=refs, returned=grads, known=known(kind, p))
-        if named:
-            how = how | dict(causes=causes(kind, p, what))
+        if named:  # a dx that differs along a branch names it
             how |= dict(program=program(kind, p, what, name.endswith("_alt")))
+            how |= dict(causes=DX_CAUSES if what == "dx" else {})
         label = f"{name} {what}"
         results.append(compare(label, grad, refs[what], tol=tol, what=what, **how))
     return results
