@@ -144,9 +144,8 @@ def quiet_numerics():
 
 
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
-    """``fn(*args, **kwargs)`` on copies of ``args`` (unless ``copy_inputs=False``)
-    as ``(value, None)``, or ``(None, result)`` when it raised or changed an input;
-    ``returns=(count, names)``: :func:`unpack`; ``watch=False``: may change them."""
+    """``fn(*args, **kwargs)`` on copies (``copy_inputs``): ``(value, None)``, ``(None,
+    result)`` if it raised or changed an input (``watch``); ``returns``: ``unpack``."""
     if not callable(fn):
         why = "pass the function itself, without calling it (no parentheses)"
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
@@ -292,8 +291,7 @@ def raised(exc: BaseException, args=()) -> str:
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
-    text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
-    text += shapes
+    text += (f" ({found}) " if found and not meaning else f" {meaning or ''}") + shapes
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
     shapes = ", ".join(f"{tuple(a.shape)} {dtype(a)}".strip() for a in arrays)
@@ -302,8 +300,7 @@ def raised(exc: BaseException, args=()) -> str:
 
 
 def _read_frame(exc: BaseException, message: str) -> str | None:
-    """The learner's raising line read in its own frame: the one name or attribute
-    (``p.grad``) that is None, else the shapes of the arrays and tuples it names."""
+    """The learner's raising line in its frame: the one name that is None, or shapes."""
     frames = (f for f, _ in traceback.walk_tb(exc.__traceback__))
     mine = [f for f in frames if not _whose(f.f_code.co_filename)]
     frame = mine[-1] if mine else None  # the learner's last frame
@@ -461,8 +458,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
 
 
 def broadcast_hint(message: str, args=()) -> str | None:
-    """What the shapes in a broadcast error prove, in words (a statistic per
-    example, not per feature; C values lined up with an image's last axis)."""
+    """What the shapes in a broadcast error prove about the arrays, in words."""
     if "einstein" in message or not re.search("broadcast|must match the size", message):
         return None
     found = {  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
@@ -552,8 +548,7 @@ def degenerate(got, want) -> str | None:
 
 
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """The name of ``value`` among ``known`` and simple transforms (inverse, root,
-    square, negation, double) when one alone fits; 1, 2, 1/2, -1 as such."""
+    """``value``'s one name among ``known``, their simple transforms, 1, 2, 1/2, -1."""
     v, known = np.asarray(value, dtype=float), dict(known or {})
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
@@ -624,11 +619,8 @@ def _precision(got, err, want, dtype) -> str | None:
 def describe(
     got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
 ) -> str | None:
-    """How ``got`` differs from ``want`` (Karpathy's ``cmp`` generalised), or None:
-    degenerate, permuted, a sign flip, a factor or offset overall or per feature
-    (``axis``; named among ``known`` and simple transforms), along ``directions``,
-    confined to some features (``small``: where eps matters); ``causes``: a
-    signature (``"factor N/(N-1)"``) -> its cause."""
+    """How ``got`` differs from ``want`` (Karpathy's ``cmp`` generalised), or None;
+    ``causes``: a signature (``"factor N/(N-1)"``, ``"along 1"``) -> its cause."""
     g, w = to_numpy(got), to_numpy(want)
     fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
     if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
@@ -759,10 +751,8 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
 def stages(
     out, x, gamma, beta, *, eps, means=None, variances=None, groups=None, scales=None
 ) -> str | None:
-    """Read back m and s per column of 2-D ``x`` (per ``groups``: a label per row)
-    from ``out = gamma * (x - m) / s + beta``; name m among ``means`` (the right one
-    first), s among ``scales``, sqrt(v + eps), sqrt(v), sqrt(v) + eps, v + eps for v
-    among ``variances``; two that fit are both given; None if out is not affine."""
+    """m and s of ``out = gamma * (x - m) / s + beta`` per column of 2-D ``x`` (per
+    ``groups``) named among ``means``, ``scales``, ``variances`` (the right first)."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -852,8 +842,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
 def ema_problem(
     what, new, old, batch, momentum, known=None, causes=None, statistics=None
 ) -> str:
-    """How a running average ``new`` differs from ``(1 - m) old + m batch``: unchanged,
-    another momentum (among ``known``), another statistic (``statistics``, or seen)."""
+    """How a running average ``new`` differs from ``(1 - m) old + m batch``, in words"""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes, right = dict(causes or {}), (1 - momentum) * old + momentum * batch
     if seen := _precision(new, rel_error(new, right), right, new.dtype):
@@ -886,10 +875,8 @@ def ema_problem(
 
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
-    """``got`` against the reference ``want``, a Result: the one of ``diagnoses``
-    (message -> value) that reproduces it; else :func:`describe` (its options)
-    unless ``readers`` (:func:`stages`...) read it back; else ``invariants``
-    (answer -> message or None).  Also ``metric``, ``shape_hints``, ``hint``."""
+    """``got`` against ``want``, a Result: the ``diagnoses`` (message -> value) that
+    fits, else :func:`describe`, ``readers`` (:func:`stages`...), ``invariants``."""
     metric, hint = options.pop("metric", "rel"), options.pop("hint", "")
     readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
     program = options.pop("program", None)
@@ -975,8 +962,7 @@ _KEYS = {"ddof": (0, 1), "axis": (0, 1, -1, (0, 1))}
 
 
 def _variants(node, names):
-    """The expressions one edit away from ``node``: an operator, operands swapped or
-    regrouped, a name, a function, an axis or ddof; a call, term or keyword left out."""
+    """Expressions one edit from ``node``: an operator, operand, name, call, keyword."""
     if isinstance(node, ast.Name) and node.id in names:  # another of its shape
         same = [n for n in names if n != node.id and names[n] == names[node.id]]
         yield from (ast.Name(n, ast.Load()) for n in same)
@@ -1077,8 +1063,7 @@ def _sizes(got, want, returns) -> dict:
 
 
 def _listed(got, want, diagnoses, measure, near, what) -> str | None:
-    """The listed mistake that reproduces ``got`` (within ``near``, ten times closer
-    than to ``want``); several, or one fitting a degenerate answer: candidates."""
+    """The listed mistake that reproduces ``got``; several, or a degenerate got: all."""
     matches = []
     for message, candidate in (diagnoses or {}).items():
         candidate = to_numpy(candidate)
@@ -1210,9 +1195,8 @@ def buffers_outside_graph(name: str, module) -> Result:
 
 
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
-    """Why ``samples`` (a row per call, a column per channel) do not look drawn
-    independently from U[low, high], in numbers, or None.  A Kolmogorov-Smirnov
-    distance above 2.5 / sqrt(n) happens by chance with probability < 1e-5."""
+    """Why ``samples`` (a row per call, a column per channel) are not independent draws
+    from U[low, high], or None.  A KS distance > 2.5 / sqrt(n) has chance < 1e-5."""
     x = to_numpy(samples)
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"

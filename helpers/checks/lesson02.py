@@ -359,9 +359,8 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """The cache as the forward's quantities: (status, cache to use, note): "right";
-    "repaired" (forward off, arrays made with usual slips: a right copy, the slips);
-    "odd" (an array unknown, shared, or slipped while out is right: what); or None."""
+    """(status, cache to use, note): "right"; "repaired" (a forward's usual slips: a
+    right copy, the slips); "odd" (an array unknown, shared, slipped: what); or None."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     slips, right = set(), {}  # right: the arrays made right, by path
@@ -493,8 +492,7 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
 def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result]:
     """dx, dgamma, dbeta against PyTorch's; causes named if ``named`` (a right cache)"""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
-    params, outputs = shape_hints(kind, p)
-    tol = tolerance(kind, p)
+    (params, outputs), tol = shape_hints(kind, p), tolerance(kind, p)
     dx = dict(directions=directions(kind, p), small=() if kind == "layer" else (1,))
     dx |= dict(invariants=dx_invariants(kind, p, refs["dx"]), shape_hints=outputs)
     results = []
