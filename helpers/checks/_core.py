@@ -1098,8 +1098,7 @@ def _whose(filename: str) -> str | None:
 
 
 def blame(exc: BaseException) -> str:
-    """Whose code raised ``exc`` in a check body: "learner" (outside the course and
-    the libraries), "check" (our bug) or "value" (a library, on the learner's value)."""
+    """Who raised ``exc`` in a body: "learner", "check" (a bug), "value" (a library)"""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
     called = [_whose(frame.filename) or "learner" for frame in frames[1:]]
     if "learner" in called:
@@ -1174,8 +1173,7 @@ def registration_problem(label, module, buffers, params, attrs=None):
 
 
 def buffers_outside_graph(name: str, module) -> Result:
-    """Every buffer of a trained ``module`` outside the autograd graph (by
-    ``requires_grad``: it survives the grader's mirroring); deep-copyable."""
+    """All buffers outside the graph (by requires_grad: mirroring keeps it), copyable"""
     try:
         buffers = module.named_buffers()
         held = sorted(k for k, v in buffers if getattr(v, "requires_grad", 0))

@@ -1,7 +1,6 @@
-"""Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
-References: torch autograd (float64), numerical gradients of the learner's forward. A
-backward pass is judged alone (a forward slip is redone from its cache); it names a
-cause only if its cache holds the right quantities, else the first that differs (cmp)"""
+"""Checks for notebook 02: batch norm and layer norm passes in NumPy, against autograd
+(float64) and numerical gradients.  A backward pass is judged alone (its cache redone
+if the forward slipped); a cause only from a right cache, else the first stage (cmp)"""
 
 from __future__ import annotations
 
@@ -173,8 +172,7 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
-    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given``, as the lesson uses
-    them: channels-last rows; x.T, unit gamma, beta (``wrong_view``: no transpose)."""
+    """[out, dx, dgamma, dbeta] from the (N, D) ``given`` as the lesson uses them."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
     if wrong_view:  # (N, D) layer norm: these reshapes change nothing
