@@ -60,11 +60,8 @@ class Result:
     __repr__ = line  # what a learner sees if they echo a result
 
 
-def wrong(name, detail, error=None, bound=None) -> Result:
-    return Result(name, WRONG, detail, error, bound)
-
-
-ok = lambda name, detail, error=None, bound=None: Result(name, OK, detail, error, bound)
+ok = lambda name, detail, *measured: Result(name, OK, detail, *measured)
+wrong = lambda name, detail, *measured: Result(name, WRONG, detail, *measured)
 info = lambda name, detail: Result(name, INFO, detail)
 
 
@@ -81,9 +78,7 @@ class Report(list):
 
     passed = property(__bool__)
 
-    @property
-    def verdicts(self) -> list[str]:
-        return [r.verdict for r in self]
+    verdicts = property(lambda self: [r.verdict for r in self])
 
     def lines(self) -> str:
         """One line per result; a diagnosis already given says so, once per check."""
@@ -97,8 +92,7 @@ class Report(list):
 
     __repr__ = lines
 
-    def _ipython_display_(self) -> None:  # already printed by the check
-        return None
+    _ipython_display_ = lambda self: None  # already printed by the check
 
 
 def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
@@ -150,9 +144,8 @@ def quiet_numerics():
 
 
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
-    """``fn(*args, **kwargs)`` on copies of ``args`` (unless ``copy_inputs=False``)
-    as ``(value, None)``, or ``(None, result)`` when it raised or changed an input;
-    ``returns=(count, names)``: :func:`unpack`; ``watch=False``: may change them."""
+    """``fn(*args, **kwargs)`` on copies (``copy_inputs``): ``(value, None)``, ``(None,
+    result)`` if it raised or changed an input (``watch``); ``returns``: ``unpack``."""
     if not callable(fn):
         why = "pass the function itself, without calling it (no parentheses)"
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
@@ -202,8 +195,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
 
 
 def _state(fn, depth=0) -> dict:
-    """What a plain function keeps between calls, pickled: the data its code names as
-    globals, its defaults, attributes and closure; the same of functions it names."""
+    """What a function keeps between calls (global data, defaults, closure), pickled"""
     code = getattr(fn, "__code__", None)
     if code is None or depth > 2 or _whose(code.co_filename) == "library":
         return {}
@@ -299,8 +291,7 @@ def raised(exc: BaseException, args=()) -> str:
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
-    text += f" ({found}) " if found and not meaning else f" {meaning or ''}"
-    text += shapes
+    text += (f" ({found}) " if found and not meaning else f" {meaning or ''}") + shapes
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
     shapes = ", ".join(f"{tuple(a.shape)} {dtype(a)}".strip() for a in arrays)
@@ -309,8 +300,7 @@ def raised(exc: BaseException, args=()) -> str:
 
 
 def _read_frame(exc: BaseException, message: str) -> str | None:
-    """The learner's raising line read in its own frame: the one name or attribute
-    (``p.grad``) that is None, else the shapes of the arrays and tuples it names."""
+    """The learner's raising line in its frame: the one name that is None, or shapes."""
     frames = (f for f, _ in traceback.walk_tb(exc.__traceback__))
     mine = [f for f in frames if not _whose(f.f_code.co_filename)]
     frame = mine[-1] if mine else None  # the learner's last frame
@@ -399,8 +389,7 @@ def to_numpy(value):
 
 
 def real(value, integer: bool = False):
-    """One real number as Python's int or float, or TypeError: never a bool, a
-    complex number, an array or a tensor (float() would read a 0-d tensor)."""
+    """One real number as an int or float, else TypeError (float() reads 0-d tensors)"""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     if isinstance(value, bool) or not isinstance(value, kinds):
         wanted = "an int" if integer else "a number"
@@ -423,8 +412,7 @@ def abs_error(got, want) -> float:
 
 
 def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
-    """A Result saying why ``value`` is not an array of ``shape``, or None
-    (``shape_hints``: a wrong shape -> the typical mistake that gives it)."""
+    """Why ``value`` is not an array of ``shape`` (``shape_hints``: why a shape)."""
     shape = tuple(shape)
     if value is None and "gradient" in what:  # a .grad: not a value returned
         why = f"{what} is None: backward() did not reach it: the graph is cut "
@@ -470,8 +458,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
 
 
 def broadcast_hint(message: str, args=()) -> str | None:
-    """What the shapes in a broadcast error prove, in words (a statistic per
-    example, not per feature; C values lined up with an image's last axis)."""
+    """What the shapes in a broadcast error prove about the arrays, in words."""
     if "einstein" in message or not re.search("broadcast|must match the size", message):
         return None
     found = {  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
@@ -548,8 +535,7 @@ def _trivial(a) -> bool:
 
 
 def degenerate(got, want) -> str | None:
-    """A degenerate answer in words ("every value is 0.5": zeros, a constant, only
-    0 and 1), which many mistakes give, or None (also when ``want`` is one)."""
+    """A degenerate answer ("every value is 0.5"), which many mistakes give, or None"""
     g, w = to_numpy(got), to_numpy(want)
     if g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g):
         return None
@@ -562,8 +548,7 @@ def degenerate(got, want) -> str | None:
 
 
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """The name of ``value`` among ``known`` and simple transforms (inverse, root,
-    square, negation, double) when one alone fits; 1, 2, 1/2, -1 as such."""
+    """``value``'s one name among ``known``, their simple transforms, 1, 2, 1/2, -1."""
     v, known = np.asarray(value, dtype=float), dict(known or {})
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
@@ -611,8 +596,7 @@ def _permuted(g, w, close) -> str | None:
 
 
 def _precision(got, err, want, dtype) -> str | None:
-    """Values that are bfloat16 (float16, float32) numbers with an error at that
-    rounding; integers where the right values have fractions."""
+    """The answer's rounding as the cause: to decimals, a narrow float, an integer."""
     if "int" in str(dtype) and not np.array_equal(want, np.round(want)):
         return f"its dtype is {dtype}, and the right values have fractions"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
@@ -635,11 +619,8 @@ def _precision(got, err, want, dtype) -> str | None:
 def describe(
     got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
 ) -> str | None:
-    """How ``got`` differs from ``want`` (Karpathy's ``cmp`` generalised), or None:
-    degenerate, permuted, a sign flip, a factor or offset overall or per feature
-    (``axis``; named among ``known`` and simple transforms), along ``directions``,
-    confined to some features (``small``: where eps matters); ``causes``: a
-    signature (``"factor N/(N-1)"``) -> its cause."""
+    """How ``got`` differs from ``want`` (Karpathy's ``cmp`` generalised), or None;
+    ``causes``: a signature (``"factor N/(N-1)"``, ``"along 1"``) -> its cause."""
     g, w = to_numpy(got), to_numpy(want)
     fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
     if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
@@ -736,8 +717,7 @@ def _confined(bad, feature, small, say, how) -> str:
 
 # --- a normalisation's stages, read back from its output ---
 def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
-    """The names of ``candidates`` equal to ``value`` (relative to their size or
-    ``floor``), all of them (" or ") when several are: one would be a guess."""
+    """The ``candidates`` equal to ``value``, all (" or "): one would be a guess."""
     found = []
     for name, cand in candidates.items():
         try:
@@ -750,8 +730,7 @@ def _match(value, candidates: Mapping[str, object], tol=1e-7, floor=1e-300):
 
 
 def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
-    """``out`` is ``gamma * x_hat + beta`` (gamma, beta along axis 1) with the
-    statistics taken over other axes than ``axes``: which ones, or None."""
+    """The axes, not ``axes``, over which ``out``'s statistics were taken, or None."""
     g, x = to_numpy(out), to_numpy(x)
     if g is None or x is None or g.shape != x.shape or x.ndim < 2:
         return None
@@ -772,10 +751,8 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
 def stages(
     out, x, gamma, beta, *, eps, means=None, variances=None, groups=None, scales=None
 ) -> str | None:
-    """Read back m and s per column of 2-D ``x`` (per ``groups``: a label per row)
-    from ``out = gamma * (x - m) / s + beta``; name m among ``means`` (the right one
-    first), s among ``scales``, sqrt(v + eps), sqrt(v), sqrt(v) + eps, v + eps for v
-    among ``variances``; two that fit are both given; None if out is not affine."""
+    """m and s of ``out = gamma * (x - m) / s + beta`` per column of 2-D ``x`` (per
+    ``groups``) named among ``means``, ``scales``, ``variances`` (the right first)."""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -865,8 +842,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
 def ema_problem(
     what, new, old, batch, momentum, known=None, causes=None, statistics=None
 ) -> str:
-    """How a running average ``new`` differs from ``(1 - m) old + m batch``: unchanged,
-    another momentum (among ``known``), another statistic (``statistics``, or seen)."""
+    """How a running average ``new`` differs from ``(1 - m) old + m batch``, in words"""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
     causes, right = dict(causes or {}), (1 - momentum) * old + momentum * batch
     low = new.dtype != np.float64 and _precision(
@@ -902,10 +878,8 @@ def ema_problem(
 
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
-    """``got`` against the reference ``want``, a Result: the one of ``diagnoses``
-    (message -> value) that reproduces it; else :func:`describe` (its options)
-    unless ``readers`` (:func:`stages`...) read it back; else ``invariants``
-    (answer -> message or None).  Also ``metric``, ``shape_hints``, ``hint``."""
+    """``got`` against ``want``, a Result: the ``diagnoses`` (message -> value) that
+    fits, else :func:`describe`, ``readers`` (:func:`stages`...), ``invariants``."""
     metric, hint = options.pop("metric", "rel"), options.pop("hint", "")
     readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
     program = options.pop("program", None)
@@ -957,11 +931,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
             shape = f"it is the expected {key} times {c:.4g} = {factor}"
     named = shape and any(c in shape for c in (options.get("causes") or {}).values())
     strong = named or (shape or "").startswith(("the right magnitude", "the right va"))
-    if (
-        program
-        and not strong
-        and (one := _listed(got_np, want_np, neighbours(*program), measure, near, what))
-    ):
+    edits = neighbours(*program) if program and not strong else {}
+    if one := _listed(got_np, want_np, edits, measure, near, what):
         return wrong(name, one, err, tol)  # the reference with one edit reproduces it
     stage = next(filter(None, (read(got_np) for read in readers)), None)
     if stage and "none of the usual" not in stage and not named:
@@ -989,16 +960,12 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
 # --- the reference's one-edit neighbourhood: a wrong answer read as one change ---
 _OPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
 _OPS |= {ast.Pow: ast.Mult}  # x ** 2 written x * 2
-_CALLS, _KEYS = (
-    {"mean": "sum", "sum": "mean", "var": "std", "std": "var"},
-    {"ddof": (0, 1)},
-)
-_KEYS["axis"] = (0, 1, -1, (0, 1))
+_CALLS = {"mean": "sum", "sum": "mean", "var": "std", "std": "var"}
+_KEYS = {"ddof": (0, 1), "axis": (0, 1, -1, (0, 1))}
 
 
 def _variants(node, names):
-    """The expressions one edit away from ``node``: an operator, operands swapped or
-    regrouped, a name, a function, an axis or ddof; a call, term or keyword left out."""
+    """Expressions one edit from ``node``: an operator, operand, name, call, keyword."""
     if isinstance(node, ast.Name) and node.id in names:  # another of its shape
         same = [n for n in names if n != node.id and names[n] == names[node.id]]
         yield from (ast.Name(n, ast.Load()) for n in same)
@@ -1033,8 +1000,7 @@ def _variants(node, names):
 
 
 def neighbours(program: str, env: Mapping, out: str) -> dict:
-    """``program`` (assignments: the reference written out) with each one edit that
-    changes ``out`` on ``env``: message -> value, as :func:`compare`'s diagnoses."""
+    """The reference ``program``'s one-edit variants that change ``out`` on ``env``."""
     tree, found, values, scope = ast.parse(program), {}, [], {"np": np, **env}
     want = _run(tree, scope, out)[out]
     names = {k: np.shape(v) for k, v in scope.items() if k != "np" and k[0] != "_"}
@@ -1059,8 +1025,7 @@ def neighbours(program: str, env: Mapping, out: str) -> dict:
 
 
 def _run(tree, scope, out):
-    """``scope`` after running the program ``tree`` in it, ``out`` an array, or None
-    if it raised."""
+    """``scope`` after running ``tree`` in it (``out`` an array), None if it raised."""
     with quiet_numerics(), contextlib.suppress(Exception):
         exec(compile(tree, "<reference>", "exec"), scope)  # the course's own program
         return scope | {out: np.asarray(scope[out], dtype=float)}
@@ -1068,8 +1033,7 @@ def _run(tree, scope, out):
 
 
 def slips(reference: Callable, x) -> dict:
-    """``reference`` (the right answer as a function of the input ``x``) on the
-    inputs a slip gives it: message -> value, as :func:`compare`'s ``diagnoses``."""
+    """``reference`` (the right answer, a function of ``x``) on slipped ``x``s."""
     forms = {
         "x[1:] (x without its first example: a loop or slice from 1?)": x[1:],
         "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
@@ -1086,8 +1050,7 @@ def slips(reference: Callable, x) -> dict:
 
 
 def _sizes(got, want, returns) -> dict:
-    """A 1-D answer of the wrong length, by the axes of the other outputs
-    (``returns``) whose sizes its length and the expected one are."""
+    """A 1-D answer of the wrong length, by the axes of the other outputs' sizes."""
     got = np.shape(got) if isinstance(got, (np.ndarray, torch().Tensor)) else None
     if got is None or len(got) != 1 or want.ndim != 1:
         return {}
@@ -1103,8 +1066,7 @@ def _sizes(got, want, returns) -> dict:
 
 
 def _listed(got, want, diagnoses, measure, near, what) -> str | None:
-    """The listed mistake that reproduces ``got`` (within ``near``, ten times closer
-    than to ``want``); several, or one fitting a degenerate answer: candidates."""
+    """The listed mistake that reproduces ``got``; several, or a degenerate got: all."""
     matches = []
     for message, candidate in (diagnoses or {}).items():
         candidate = to_numpy(candidate)
@@ -1139,8 +1101,7 @@ def _whose(filename: str) -> str | None:
 
 
 def blame(exc: BaseException) -> str:
-    """Whose code raised ``exc`` in a check body: "learner" (outside the course and
-    the libraries), "check" (our bug) or "value" (a library, on the learner's value)."""
+    """Who raised ``exc`` in a body: "learner", "check" (a bug), "value" (a library)"""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
     called = [_whose(frame.filename) or "learner" for frame in frames[1:]]
     if "learner" in called:
@@ -1171,9 +1132,7 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
     return report(results, quiet=quiet, strict=strict)
 
 
-def torch():
-    """torch, imported when a check first needs it (importing helpers stays light)."""
-    return __import__("torch")
+torch = lambda: __import__("torch")  # when a check first needs it: helpers stay light
 
 
 def build_module(cls, label: str, *args, **kwargs):
@@ -1187,8 +1146,7 @@ def build_module(cls, label: str, *args, **kwargs):
 
 
 def registration_problem(label, module, buffers, params, attrs=None):
-    """A wrong Result if ``module`` lacks a registered buffer or parameter
-    (name: the tensor it starts as, or None) or an attribute (name: value)."""
+    """Why ``module`` lacks a buffer, parameter (name: start or None) or attribute."""
     for kind, wanted, found, how in (
         ("buffer", buffers, dict(module.named_buffers()), "self.register_buffer(...)"),
         ("parameter", params, dict(module.named_parameters()), "nn.Parameter"),
@@ -1218,8 +1176,7 @@ def registration_problem(label, module, buffers, params, attrs=None):
 
 
 def buffers_outside_graph(name: str, module) -> Result:
-    """Every buffer of a trained ``module`` outside the autograd graph (by
-    ``requires_grad``: it survives the grader's mirroring); deep-copyable."""
+    """All buffers outside the graph (by requires_grad: mirroring keeps it), copyable"""
     try:
         buffers = module.named_buffers()
         held = sorted(k for k, v in buffers if getattr(v, "requires_grad", 0))
@@ -1239,9 +1196,8 @@ def buffers_outside_graph(name: str, module) -> Result:
 
 
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
-    """Why ``samples`` (a row per call, a column per channel) do not look drawn
-    independently from U[low, high], in numbers, or None.  A Kolmogorov-Smirnov
-    distance above 2.5 / sqrt(n) happens by chance with probability < 1e-5."""
+    """Why ``samples`` (a row per call, a column per channel) are not independent draws
+    from U[low, high], or None.  A KS distance > 2.5 / sqrt(n) has chance < 1e-5."""
     x = to_numpy(samples)
     if x is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
@@ -1274,8 +1230,7 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
 
 
 def mine_or_reference(label: str, mine, reference, check, reference_name=None):
-    """``mine`` if ``check()`` passes (a ``CheckFailed``: not), else ``reference``,
-    so that a notebook runs to its end; prints which."""
+    """``mine`` if ``check()`` passes, else ``reference``: a notebook runs to its end"""
     try:
         passed = bool(check())
     except CheckFailed as exc:

@@ -14,8 +14,7 @@ var_unbiased = ((x - mu) ** 2).sum(axis=0) / (len(x) - 1)"""  # neighbours' refe
 
 
 def _stats_results(fn, x, label="batch_stats") -> list:
-    """``fn(x)``'s three statistics against torch's in float64 (``x`` keeps its dtype);
-    the first wrong one is blamed (a variance right about a wrong mean says so)."""
+    """``fn(x)``'s statistics against torch's in float64; the first wrong one blamed."""
     tol = 1e-10 if x.dtype == np.float64 else 10 * float(np.finfo(x.dtype).eps)
     value, problem = call(label, fn, x, returns=(3, "mu, var, var_unbiased"))
     if problem is not None:

@@ -23,10 +23,8 @@ EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # noteboo
 
 def _read_back(x: np.ndarray, eps: float) -> list:
     """The answer read back (``_core``): which axis, which mean, which scale."""
-    means, scales = (
-        {"the column mean": x.mean(0)},
-        {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)},
-    )
+    means = {"the column mean": x.mean(0)}
+    scales = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
     return [
         lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,)),
         lambda out: _core.stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
@@ -160,8 +158,7 @@ def _tiny_model(seed):
 
 
 def _summaries(model, x, y) -> tuple:
-    """||dL/dW|| of each nn.Linear (L: the mean cross-entropy) and other
-    summaries, each a hypothesis: message -> one value per layer."""
+    """||dL/dW|| per nn.Linear (L: mean cross-entropy), and other summaries named."""
     layers = [m for m in model.modules() if isinstance(m, torch().nn.Linear)]
     loss = torch().nn.functional.cross_entropy(model(x), y)
     params = list(model.parameters())
@@ -173,6 +170,7 @@ def _summaries(model, x, y) -> tuple:
     reverse = "the norms are in reverse order: list the layers from input to output"
     weights = [m.weight.detach().norm() for m in layers]
     both = [(g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)]
+    named = [found[id(p)].norm() for k, p in model.named_parameters() if "weight" in k]
     found = {
         reverse: norms[::-1],
         "the norms of every other parameter: not every layer has a bias; take each "
@@ -184,9 +182,7 @@ def _summaries(model, x, y) -> tuple:
         its("root mean square"): [g.norm() / g.numel() ** 0.5 for g in w],
         "the norm of weight and bias gradients together: return the weight's "
         "alone": both,
-        "every parameter named weight, batch norm's too: take each nn.Linear's": [
-            found[id(p)].norm() for k, p in model.named_parameters() if "weight" in k
-        ],
+        "every parameter named weight, batch norm's too: take each nn.Linear's": named,
     }
     return norms, {k: np.array([float(v) for v in vs]) for k, vs in found.items()}
 
@@ -205,8 +201,7 @@ def _floats(name, got):
 
 
 def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
-    """Check ``fn(model, x, y) -> [||dL/dW|| per nn.Linear, input to output]``,
-    called twice (gradients reset in between)."""
+    """Check ``fn(model, x, y) -> [||dL/dW|| per nn.Linear, input to output]``, twice"""
 
     def body():
         name, (model, x, y) = "layer_gradient_norms", _tiny_model(seed)

@@ -1,7 +1,6 @@
-"""Checks for notebook 02: batch norm (and layer norm) forward and backward in NumPy.
-References: torch autograd (float64), numerical gradients of the learner's forward. A
-backward pass is judged alone (a forward slip is redone from its cache); it names a
-cause only if its cache holds the right quantities, else the first that differs (cmp)"""
+"""Checks for notebook 02: batch norm and layer norm passes in NumPy, against autograd
+(float64) and numerical gradients.  A backward pass is judged alone (its cache redone
+if the forward slipped); a cause only from a right cache, else the first stage (cmp)"""
 
 from __future__ import annotations
 
@@ -129,19 +128,13 @@ def known(kind: str, p: Problem) -> dict:
     return {f"N = {n}": n, "gamma": p.gamma, "beta": p.beta, **sigma}
 
 
-def causes(kind: str, p: Problem, what: str = "out") -> dict:
-    """Signatures (``_core.describe``) that name a cause the neighbours do not."""
-    branch = "the branch through the {} is off (missing, or scaled wrong)"
-    return (
-        {
-            "along 1": branch.format("mean"),
-            "along x_hat": branch.format("variance"),
-            "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
-            "differs lies in the branches through the mean and the variance",
-        }
-        if what == "dx"
-        else {}
-    )
+BRANCH = "the branch through the {} is off (missing, or scaled wrong)"
+DX_CAUSES = {  # signatures (``_core.describe``) that name a cause the neighbours do not
+    "along 1": BRANCH.format("mean"),
+    "along x_hat": BRANCH.format("variance"),
+    "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
+    "differs lies in the branches through the mean and the variance",
+}
 
 
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
@@ -179,8 +172,7 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
-    """[out, dx, dgamma, dbeta] from the (N, D) functions ``given``, as the lesson uses
-    them: channels-last rows; x.T, unit gamma, beta (``wrong_view``: no transpose)."""
+    """[out, dx, dgamma, dbeta] from the (N, D) ``given`` as the lesson uses them."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
     if wrong_view:  # (N, D) layer norm: these reshapes change nothing
@@ -258,10 +250,9 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         items, problem = call(name, fn, *p[:3], eps=p.eps, returns=OUT)
         if problem is not None:
             return _transposed_hint(problem, p) if kind == "layer" else problem
-        how = dict(diagnoses=forward_mistakes(kind, p), causes=causes(kind, p))
+        how = dict(diagnoses=forward_mistakes(kind, p), program=program(kind, p, "out"))
         how |= dict(readers=forward_invariants(kind, p), known=known(kind, p))
         how |= dict(shape_hints=shape_hints(kind, p)[1], small=(1,) * (kind != "layer"))
-        how |= dict(program=program(kind, p, "out"))
         result = output(f"{name} out", p, got=items[0], **how)
         mine, tol = _given(kind, given, p), tolerance(kind, p)
         result = _credited(result, items[0], mine and mine[0], tol, FORWARD["batch"])
@@ -366,9 +357,8 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """The cache as the forward's quantities: (status, cache to use, note): "right";
-    "repaired" (forward off, arrays made with usual slips: a right copy, the slips);
-    "odd" (an array unknown, shared, or slipped while out is right: what); or None."""
+    """(status, cache to use, note): "right"; "repaired" (a forward's usual slips: a
+    right copy, the slips); "odd" (an array unknown, shared, slipped: what); or None."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     slips, right = set(), {}  # right: the arrays made right, by path
@@ -500,17 +490,16 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
 def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result]:
     """dx, dgamma, dbeta against PyTorch's; causes named if ``named`` (a right cache)"""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
-    params, outputs = shape_hints(kind, p)
-    tol = tolerance(kind, p)
+    (params, outputs), tol = shape_hints(kind, p), tolerance(kind, p)
     dx = dict(directions=directions(kind, p), small=() if kind == "layer" else (1,))
     dx |= dict(invariants=dx_invariants(kind, p, refs["dx"]), shape_hints=outputs)
     results = []
     for what, grad in zip(refs, grads, strict=True):
         how = dx if what == "dx" else dict(shape_hints=params, axis=0)
         how = how | dict(returns=refs, returned=grads, known=known(kind, p))
-        if named:
-            how = how | dict(causes=causes(kind, p, what))
+        if named:  # a dx that differs along a branch names it
             how |= dict(program=program(kind, p, what, name.endswith("_alt")))
+            how |= dict(causes=DX_CAUSES if what == "dx" else {})
         label = f"{name} {what}"
         results.append(compare(label, grad, refs[what], tol=tol, what=what, **how))
     return results
