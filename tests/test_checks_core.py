@@ -139,12 +139,10 @@ def test_common_library_errors_get_their_meaning():
             "this graph saved was changed in place after the forward",
         ),
         (lambda x: Late(), None, "call super().__init__() first"),
-        (lambda x: x.mean(0).item(), np.ones((3, 2)), "take one number"),
-        (lambda x: x.mean(0).item(), torch.ones(3, 2), "take one number"),
+        (lambda x: x.mean(0).item(), np.ones((3, 2)), "takes one number"),
+        (lambda x: x.mean(0).item(), torch.ones(3, 2), "takes one number"),
         (lambda x: (x - 1) ^ 2, np.ones(3), "a power is `**`"),
         (lambda x: x.shape < 2, np.ones(3), "compared with a number"),
-        (lambda x: x.__setitem__(0, 1), (1, 2), "a tuple cannot change"),
-        (lambda x: torch.cat(t for t in x), torch.ones(2, 3), "pass [... for ...]"),
     ):
         _, problem = _core.call("f", fn, arg)
         assert says in problem.detail, problem.detail
@@ -828,9 +826,8 @@ def test_state_kept_by_a_function_the_check_wraps_is_seen():
     assert "changed the enclosing `totals` during the call" in result.detail
 
 
-NORMALISE = (
-    "mu = x.mean(axis=0)\nvar = x.var(axis=0)\nout = (x - mu) / np.sqrt(var + eps)"
-)
+NORMALISE = "mu = x.mean(axis=0)\nvar = x.var(axis=0, ddof=0)\n"
+NORMALISE += "out = (x - mu) / np.sqrt(var + eps)"
 
 
 @pytest.mark.parametrize(
@@ -842,7 +839,10 @@ NORMALISE = (
         ),
         (lambda x: (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + 1e-5), "ddof=1)`"),
         (lambda x: (x - x.mean()) / np.sqrt(x.var(0) + 1e-5), "`x.mean()` where"),
-        (lambda x: (x - x.mean(0)) / np.sqrt(x.std(0) + 1e-5), "`x.std(axis=0)`"),
+        (
+            lambda x: (x - x.mean(0)) / np.sqrt(x.std(0) + 1e-5),
+            "`x.std(axis=0, ddof=0)`",
+        ),
         (lambda x: (x - x.mean(0)) / np.sqrt(x.var(1, keepdims=True) + 1e-5), "axis=1"),
     ],
 )

@@ -264,12 +264,9 @@ MEANINGS = {
     r"object has no attribute '(weight|bias)'": "not every layer has weight and "
     "bias (an activation has none): pick layers by isinstance",
     r"einstein sum|subscripts": "an einsum needs one letter per axis of each array",
-    r"size 1 to a Python scalar|cannot be converted to Scalar": ".item() and float() "
-    "take one number; this holds several (a reduction left out?)",
+    r"to a Python scalar|converted to Scalar": ".item() takes one number, not several",
     r"bitwise_xor": "`^` is a bitwise XOR in Python: a power is `**`",
     r"instances of 'tuple' and": "a tuple (a shape?) compared with a number: len(x)",
-    r"'tuple' object does not support item": "a tuple cannot change: build a new one",
-    r"not generator": "a generator where a list is taken: pass [... for ...]",
 }
 
 
@@ -995,12 +992,11 @@ def _variants(node, names):
             new = [*rest, ast.keyword(k.arg, ast.Constant(v))]
             yield ast.Call(f, args, new)
             yield ast.Call(f, args, [*new, ast.keyword("keepdims", ast.Constant(True))])
-    if attr in ("var", "std") and not any(k.arg == "ddof" for k in kws):
-        yield ast.Call(f, args, [*kws, ast.keyword("ddof", ast.Constant(1))])
 
 
 def neighbours(program: str, env: Mapping, out: str) -> dict:
-    """The reference ``program``'s one-edit variants that change ``out`` on ``env``."""
+    """The reference ``program``'s one-edit variants that change ``out`` on ``env``
+    (keywords to vary are written out: ``x.var(axis=0, ddof=0)``)."""
     tree, found, values, scope = ast.parse(program), {}, [], {"np": np, **env}
     want = _run(tree, scope, out)[out]
     names = {k: np.shape(v) for k, v in scope.items() if k != "np" and k[0] != "_"}
@@ -1013,10 +1009,9 @@ def neighbours(program: str, env: Mapping, out: str) -> dict:
                 name, value = line.targets[0].id, run and run[out]
                 if value is None or value.shape != want.shape or np.isnan(value).any():
                     continue
-                if any(_trivial(run[t]) > _trivial(scope[t]) for t in targets):
-                    continue  # an intermediate that vanishes (x_hat = 0) says little
-                if any(rel_error(value, v) < 1e-9 for v in (want, *values)):
-                    continue  # no change, or an edit found first gives these numbers
+                vanish = any(_trivial(run[t]) > _trivial(scope[t]) for t in targets)
+                if vanish or any(rel_error(value, v) < 1e-9 for v in (want, *values)):
+                    continue  # x_hat = 0 says little; no change, or an earlier edit's
                 name = name if name == out else f"the {name} that {out} uses"
                 why = f"it is the right formula with one change, in {name}: "
                 why += f"`{ast.unparse(new)}` where `{ast.unparse(node)}` belongs"

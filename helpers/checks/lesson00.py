@@ -21,9 +21,8 @@ def _stats_results(fn, x, label="batch_stats") -> list:
         return [problem]
     t, (n, d), results = torch().from_numpy(x.astype(np.float64)), x.shape, []
     biased, unbiased = t.var(0, correction=0), t.var(0, correction=1)
-    per = f"one value per example (N={n}), not one per feature (D={d}): each is a "
-    hints = {(n,): per + "statistic of one example's features (over axis 1, or axis 0 "}
-    hints[(n,)] += "of a transposed x): take them over axis 0 of x as given"
+    per = f"one value per example (N={n}), not one per feature (D={d}): statistics of "
+    hints = {(n,): per + "an example's features; take them over axis 0 of x, not x.T"}
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
     other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}

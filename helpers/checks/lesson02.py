@@ -41,7 +41,7 @@ def tolerance(kind: str, p) -> float:
 
 Problem = namedtuple("Problem", "x gamma beta dout eps")  # one check's inputs
 PROGRAM = """mu = x.mean({a})
-var = x.var({a})
+var = x.var({a}, ddof=0)
 std = np.sqrt(var + eps)
 x_hat = (x - mu) / std
 out = gamma * x_hat + beta
@@ -56,8 +56,8 @@ ALT += ".sum(axis=0)) / (len(x) * std)"  # batchnorm_backward_alt's form
 
 def program(kind, p: Problem, out: str, alt=False):
     """The neighbours' (program, inputs, output) for ``out``; none for 4-D x."""
-    a = "axis=0" if kind == "batch" else "axis=1, keepdims=True"
-    text = PROGRAM.format(a=a) + (ALT if alt and kind == "batch" else "")
+    text = PROGRAM.format(a="axis=0" if kind == "batch" else "axis=1, keepdims=True")
+    text += ALT * (alt and kind == "batch")
     return None if kind == "spatial" else (text, p._asdict(), out)
 
 

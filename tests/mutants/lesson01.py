@@ -90,11 +90,11 @@ STANDARDIZE = {
     ),
     "unbiased": (
         partial(standardize, ddof=1),
-        "`x.var(axis=0, ddof=1)` where `x.var(axis=0)`",
+        "`x.var(axis=0, ddof=1)` where `x.var(axis=0, ddof=0)`",
     ),
     "eps outside": (
         partial(standardize, eps_out=True),
-        "`np.sqrt(x.var(axis=0)) + eps` where",
+        "`np.sqrt(x.var(axis=0, ddof=0)) + eps` where",
     ),
     "only centred": (
         partial(standardize, scale=False),

@@ -102,7 +102,7 @@ def _bwd(**kw):
 # fmt: off
 BN_FORWARD = {
     "wrong axis": (_fwd(axis=1), "statistics are taken over axes (1,)"),
-    "unbiased variance": (_fwd(ddof=1), "`x.var(axis=0, ddof=1)` where `x.var(axis=0)`"),
+    "unbiased variance": (_fwd(ddof=1), "`x.var(axis=0, ddof=1)` where `x.var(axis=0, ddof=0)`"),
     "eps outside the square root": (_fwd(eps_out=True), "`np.sqrt(var) + eps` where `np.sqrt(var + eps)`"),
     "gamma and beta forgotten": (_fwd(affine=False), "not applied"),
     "missing square root": (_fwd(sqrt=False), "`var + eps` where `np.sqrt(var + eps)`"),
@@ -228,7 +228,7 @@ def ln_backward(dout, cache, *, sum_dgamma=True):
 # fmt: off
 LN_FORWARD = {
     "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "taken over axes (0,)"),
-    "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "keepdims=True, ddof=1)` where"),
+    "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "ddof=1)` where `x.var(axis=1, keepdims=True, ddof=0)`"),
     "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
     "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "`gamma * x_hat` where `gamma * x_hat + beta` belongs"),
 }
