@@ -133,6 +133,24 @@ KERNEL_READY_OR_DIALOG = """() => {
 }"""
 
 
+# For a failure report: every connection of this page to the notebook's kernel.
+# Only one of them handles comms (JupyterLab's rule): if it is not the
+# notebook's own, the widget's models never reach the notebook.
+KERNEL_STATE = """() => {
+    const app = window.jupyterapp;
+    const panel = app && app.shell.currentWidget;
+    const session = panel && panel.sessionContext && panel.sessionContext.session;
+    const mine = session && session.kernel;
+    const kernels = app && app.serviceManager.kernels;
+    const all = Array.from((kernels && kernels._kernelConnections) || []);
+    return JSON.stringify(all.map(k => ({
+        id: k.id.slice(0, 8), notebooks: k === mine, handleComms: k.handleComms,
+        connection: k.connectionStatus, status: k.status,
+        comms: k._comms && k._comms.size,
+    })));
+}"""
+
+
 def _kernel_ready(page) -> None:
     """Wait until the notebook's kernel is connected and idle, accepting any
     dialog JupyterLab shows on the way (a kernel choice).
@@ -156,10 +174,12 @@ def _what_the_page_shows(page, console: list[str], log) -> str:
             "'.jp-NotebookPanel .jp-OutputArea-output'))"
             ".map(o => (o.innerText || '').slice(0, 300))"
         )
+        kernel = page.evaluate(KERNEL_STATE)
     except Exception as exc:  # a crashed page still gets its report
-        outputs = [f"(the page could not be read: {exc})"]
+        outputs, kernel = [f"(the page could not be read: {exc})"], ""
     return "\n".join(
-        ["outputs, in order:", *outputs, "", "the page's console:", *console[-200:]]
+        ["outputs, in order:", *outputs, "", f"the kernel's connections: {kernel}"]
+        + ["", "the page's console:", *console[-200:]]
         + ["", "JupyterLab's log (end):", log.read_text()[-6000:]]
     )
 
