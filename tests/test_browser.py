@@ -89,6 +89,9 @@ def lab(tmp_path):
             f"--port={port}",
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={work}",
+            # window.jupyterapp, so that the test can see the kernel's state
+            # (_kernel_ready); nothing a learner sees changes
+            "--LabApp.expose_app_in_browser=True",
         ],
         cwd=work,
         env=env,
@@ -117,6 +120,68 @@ def lab(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+# The notebook's kernel is connected and idle, or JupyterLab shows a dialog.
+KERNEL_READY_OR_DIALOG = """() => {
+    if (document.querySelector('.jp-Dialog')) return 'dialog';
+    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const session = panel && panel.sessionContext && panel.sessionContext.session;
+    const kernel = session && session.kernel;
+    return !!kernel && kernel.connectionStatus === 'connected'
+        && kernel.status === 'idle' && 'ready';
+}"""
+
+
+# For a failure report: every connection of this page to the notebook's kernel.
+# Only one of them handles comms (JupyterLab's rule): if it is not the
+# notebook's own, the widget's models never reach the notebook.
+KERNEL_STATE = """() => {
+    const app = window.jupyterapp;
+    const panel = app && app.shell.currentWidget;
+    const session = panel && panel.sessionContext && panel.sessionContext.session;
+    const mine = session && session.kernel;
+    const kernels = app && app.serviceManager.kernels;
+    const all = Array.from((kernels && kernels._kernelConnections) || []);
+    return JSON.stringify(all.map(k => ({
+        id: k.id.slice(0, 8), notebooks: k === mine, handleComms: k.handleComms,
+        connection: k.connectionStatus, status: k.status,
+        comms: k._comms && k._comms.size,
+    })));
+}"""
+
+
+def _kernel_ready(page) -> None:
+    """Wait until the notebook's kernel is connected and idle, accepting any
+    dialog JupyterLab shows on the way (a kernel choice).
+
+    Run All clicked before the browser has connected to the kernel makes
+    JupyterLab ask for a kernel: nothing runs and the quiz never appears.  A
+    fixed wait for that dialog (the test once waited 20 s, then clicked) is a
+    race on a loaded machine; JupyterLab's own state is not.
+    """
+    while page.wait_for_function(KERNEL_READY_OR_DIALOG).json_value() == "dialog":
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        page.locator(".jp-Dialog").wait_for(state="detached")
+
+
+def _what_the_page_shows(page, console: list[str], log) -> str:
+    """For a failure: every output of the notebook as shown, what the page
+    logged, and the end of JupyterLab's log (the screenshot shows the rest)."""
+    try:
+        outputs = page.evaluate(
+            "() => Array.from(document.querySelectorAll("
+            "'.jp-NotebookPanel .jp-OutputArea-output'))"
+            ".map(o => (o.innerText || '').slice(0, 300))"
+        )
+        kernel = page.evaluate(KERNEL_STATE)
+    except Exception as exc:  # a crashed page still gets its report
+        outputs, kernel = [f"(the page could not be read: {exc})"], ""
+    return "\n".join(
+        ["outputs, in order:", *outputs, "", f"the kernel's connections: {kernel}"]
+        + ["", "the page's console:", *console[-200:]]
+        + ["", "JupyterLab's log (end):", log.read_text()[-6000:]]
+    )
 
 
 def _as_rendered(text: str, length: int = 30) -> str:
@@ -173,13 +238,13 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.set_default_timeout(PATIENCE_MS)
+        console = []  # what the page logs: reported if the test fails
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text[:300]}"))
+        page.on("pageerror", lambda e: console.append(f"pageerror: {str(e)[:300]}"))
         try:
             page.goto(f"{base}/lab/tree/06_quiz.ipynb?token={token}")
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="visible")
-            try:  # a kernel-selection dialog, if JupyterLab asks: accept its choice
-                page.locator(".jp-Dialog .jp-mod-accept").click(timeout=20_000)
-            except sync_api.TimeoutError:
-                pass
+            _kernel_ready(page)
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             questions = page.locator(f"{OUTPUT} .bncourse-question")
@@ -213,6 +278,9 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
             box.screenshot(path=str(shots / "quiz_question.png"))
         except Exception:
             page.screenshot(path=str(shots / "quiz_failure.png"))
+            report = _what_the_page_shows(page, console, tmp_path / "jupyterlab.log")
+            (shots / "quiz_failure.txt").write_text(report)
+            print(report)  # pytest shows it with the failure
             raise
         finally:
             browser.close()
