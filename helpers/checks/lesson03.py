@@ -152,7 +152,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     if k == 1 and not torch_().all(mine == float(var)):
         values = core._fmt(to_numpy(mine))
         return f"{buffer} is {values} before the first step: it starts at {var:d}"
-    records = [(k, mine, got.detach().clone(), x)]
+    records = [(k, mine, first := got.detach().clone(), x)]  # got moves on below
     for step in range(k + 1, k + 4):  # more steps of the learner's own module
         xt = 5 * torch_().randn(6, *x.shape[1:], generator=gen).double() + 12
         (_, problem), new = call(label, module, xt), getattr(module, buffer, None)
@@ -162,7 +162,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     still = [torch_().equal(r[1], r[2]) for r in records]
     if all(still):
         return f"{buffer} did not change in {len(records)} training step(s): update it"
-    m = ref.momentum if ref.momentum is not None else 1 / k
+    m = m0 = ref.momentum if ref.momentum is not None else 1 / k
     seen = f"{buffer} did not change; PyTorch's moved {m:.4g} of the way to the batch"
     seen = seen if still[0] else f"{buffer} is not PyTorch's"
     dims, what = [0, 2, 3][: x.dim() - 1], "unbiased variance" if var else "mean"
@@ -202,7 +202,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         seen += f"; read at step {step}: {buffer} = {rule}; PyTorch's: {1 - m:.4g}·old"
         seen += f" + {m:.4g}·batch (batch = the batch's {what})"
         return seen + (f": {fits[0]}" if len(fits) == 1 else "")
-    return seen if still[0] else core.ema_problem(buffer, got, mine, stats[0], m)
+    return seen if still[0] else core.ema_problem(buffer, first, mine, stats[0], m0)
 
 
 def _training_problem(label, cls, tail, seed, given):

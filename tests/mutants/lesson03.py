@@ -38,6 +38,7 @@ def scratch_class(
     reset_guards=True,  # False: resets assume affine and tracked statistics
     zero_momentum=True,  # False: momentum=0 read as missing (the default 0.1)
     eval_guard=False,  # True: one value per channel refused in eval mode too
+    round_stats=False,  # True: batch statistics rounded to float32 before the update
 ):
     import torch
     from torch import nn
@@ -139,6 +140,8 @@ def scratch_class(
                         m = 1.0 / k if none_offset else m
                     bm = x.mean([0, *range(2, x.dim())])
                     bv = x.var([0, *range(2, x.dim())], correction=0)
+                    if round_stats:  # round 11's wrong cause: the figures were wrong
+                        bm, bv = bm.float().to(bm.dtype), bv.float().to(bv.dtype)
                     if running_var in ("unbiased", "twice", "eps"):
                         bv = bv * n / (n - 1)
                     bv = bv * n / (n - 1) if running_var == "twice" else bv
@@ -267,6 +270,7 @@ SCRATCH = {
     "eval under no_grad": (scratch_protocol("eval under no_grad"), "eval after step 2: the output does not require grad"),
     "running statistics updated with grad only": (scratch_protocol("updates with grad only"), "under torch.no_grad()): num_batches_tracked is tensor(3)"),
     "eval statistics cached at the first eval": (scratch_protocol("eval statistics cached"), "eval mode: "),
+    "statistics rounded to float32": (scratch_class(round_stats=True), ": float32 rounding, or a term as small"),
     "momentum read at init": (scratch_protocol("momentum read at init"), "ScratchBatchNorm momentum_later=0.5 | WRONG"),
     "guard after the update": (scratch_protocol("guard after the update"), "running_var changed by refused inputs"),
     "batch statistics in eval before training": (scratch_protocol("batch statistics untrained"), "ScratchBatchNorm eval, untrained   | WRONG"),
