@@ -92,7 +92,7 @@ def _train_step(cls, seed) -> list:
     if not result.passed:
         return [result]
     torch_().autograd.backward([out, want], [dy, dy])
-    dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx")
+    dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx, x's gradient")
     running = _running_var(label, module, x, x * scale + shift)
     count = getattr(module, "num_batches_tracked", None)  # batch norm's buffers: all
     if running.passed and count is not None and int(count) != 1:

@@ -225,8 +225,8 @@ def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
             results.append(ok(f"{label} {what}", seen))
             continue
         if np.allclose(got, old, rtol=1e-12, atol=0):
-            seen = f"{what} did not change: update the tensor passed in place, "
-            seen += f"{what}.mul_(1 - momentum).add_(momentum * ...), not the name"
+            seen = f"{what} did not change in a training step: no update ran, or a new "
+            seen += "tensor was bound to the name; update the one passed in, in place"
         elif not fin.any():
             seen = f"{what} is NaN or infinite on every rank: a rank of 1 example has "
             seen += "n_r - 1 = 0, an all-reduce spreads it; use the batch's count N"

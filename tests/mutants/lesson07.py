@@ -94,6 +94,16 @@ def noisy_from_weight():
     return FromWeight
 
 
+def noisy_detached():
+    """Round 12's wrong cause: the input detached, so dx is None ("forgot return")."""
+
+    class Detached(noisy_class()):
+        def forward(self, x):
+            return super().forward(x.detach())
+
+    return Detached
+
+
 def noisy_in_graph():
     """Right output and noise, but running_mean rebound to a graph tensor."""
 
@@ -238,6 +248,7 @@ NOISY = {
     "one noise for all channels": (noisy_class(shared=True), "every channel gets the same value"),
     "running statistics never updated": (noisy_class(by_hand=True), "running_var did not change in a training step"),
     "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
+    "input detached": (noisy_detached(), "dx, x's gradient is None: backward() did not reach it"),
     "noise drawn like the weight": (noisy_from_weight(), "NoisyBatchNorm affine=False        | ERROR"),
     "last_noise not kept": (noisy_class(keep=False), "module.last_noise must be the pair"),
     "shift and scale from one draw": (noisy_class(tied=True), "the shift and the scale are correlated"),
