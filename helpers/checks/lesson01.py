@@ -40,7 +40,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         scale = [5.0, 0.01, 2.0, 30.0]  # one tiny spread: eps matters
         x = np.random.default_rng(0).normal([12.0, -3.0, 0.5, 7.0], scale, (10, 4))
     x = np.asarray(x, dtype=np.float64)
-    bn = lambda d, e: batch_norm(tensor(d), None, None, training=True, eps=e)
+    bn = lambda d, e: batch_norm(tensor(d), None, None, training=True, eps=e or 1e-300)
 
     def body():
         name, (rows, columns) = "standardize_columns", x.shape
@@ -63,6 +63,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             ("4x6 example", EXAMPLE_4X6, eps, {}),
             ("one column", x[:, :1], eps, {}),  # D = 1 stays 2-D
             ("eps=0.01", x, 0.01, ignored),  # eps matters: a tiny column
+            ("eps=0, N=40", np.r_[x, x, x, x + 60 * (x == x.max())], 0.0, {}),  # z > 3
             (default, x, None, {}),  # the later cells rely on the default
         ):
             label, given = f"{name} {case}", {} if e is None else {"eps": e}

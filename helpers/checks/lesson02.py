@@ -265,7 +265,7 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
             eps = output(f"{name} default eps", p._replace(eps=None), readers=read)
         if kind != "batch":  # one image: H * W values per channel
             one = p._replace(x=p.x[:1], dout=p.dout[:1])
-            return [result, eps] + [output(f"{name} N=1", one)] * (kind == "spatial")
+            return [result, eps, output(f"{name} N=1", one)]  # layer norm's too
         two = p._replace(x=p.x[:2], dout=p.dout[:2])  # the smallest batch
         why = "one example has zero variance: PyTorch refuses it in training mode too"
         label = f"{name} batch of one"

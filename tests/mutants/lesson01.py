@@ -103,6 +103,14 @@ STANDARDIZE = {
     "only scaled": (partial(standardize, center=False), "`x` where `x - mu` belongs"),
     "returns the statistics": (lambda X, eps=1e-5: X.mean(0), "one value per column"),
     "returns None": (lambda X, eps=1e-5: None, "forget the `return`"),
+    "z-scores clipped at 3": (
+        lambda X, eps=1e-5: np.clip(standardize(X, eps), -3, 3),
+        "standardize_columns eps=0, N=40",
+    ),  # round 12's false oks
+    "eps=0 read as missing": (
+        lambda X, eps=1e-5: standardize(X, eps or 1e-5),
+        "standardize_columns eps=0, N=40",
+    ),
     "eps argument ignored": (
         lambda X, eps=1e-5: standardize(X),
         "eps argument is ignored",

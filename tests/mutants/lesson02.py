@@ -230,6 +230,7 @@ LN_FORWARD = {
     "normalises columns (batch norm)": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, axis=0), "taken over axes (0,)"),
     "unbiased variance": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, ddof=1), "ddof=1)` where `x.var(axis=1, keepdims=True, ddof=0)`"),
     "var without keepdims": (lambda x, g, b, eps=1e-5: ln_forward(x, g, b, eps, keepdims=False), "keepdims=True"),
+    "batch norm's N < 2 guard copied": (lambda x, g, b, eps=1e-5: _refuse_one(x) or ln_forward(x, g, b, eps), "layernorm_forward N=1"),  # round 12's false ok
     "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "`gamma * x_hat` where `gamma * x_hat + beta` belongs"),
 }
 # fmt: on
