@@ -116,7 +116,7 @@ def test_final_values_are_called_ignored_only_when_the_defaults_come_out(learner
         return r, dmax_final * min(1.0, t / d_steps if d_steps else 1.0)
 
     text = checks.renorm_schedule(schedule, quiet=True).lines()
-    assert "give (2.0, 1.0), not (2, 0.5)" in text and "ignored" not in text, text
+    assert "step 10: (2.0, 1.0), not (2.0, 0.5)" in text and "ignored" not in text, text
 
 
 def test_a_training_step_that_breaks_the_buffers_is_told_not_a_crash(learner_mode):

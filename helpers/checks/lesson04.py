@@ -428,11 +428,11 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
 
 
-def _paper(step, final=(3.0, 5.0)):
-    """The paper's (rmax, dmax) at ``step`` (a test holds it to the paper's)."""
-    t = max(0.0, step - PAPER["warmup"])
-    r = 1.0 + (final[0] - 1.0) * min(1.0, t / PAPER["r_steps"])
-    return r, final[1] * min(1.0, t / PAPER["d_steps"])
+def _paper(step, final=(3.0, 5.0), warmup=5000, r_steps=35000, d_steps=20000):
+    """(rmax, dmax) at ``step``, the paper's by default (a 0-step ramp jumps)."""
+    t = step - warmup
+    ramp = lambda n: float(t > 0) if n <= 0 else min(1.0, max(0.0, t / n))
+    return 1.0 + (final[0] - 1.0) * ramp(r_steps), final[1] * ramp(d_steps)
 
 
 def _first(at, lo, hi, changed):
@@ -475,6 +475,36 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     return "; ".join(parts) or None
 
 
+GRID = [(0, 10, 20, 2.0, 1.0), (10, 0, 0, 3.0, 5.0), (10, 0, 20, 3.0, 5.0)]
+GRID += [(10, 20, 0, 3.0, 5.0)]  # (warmup, r_steps, d_steps, rmax_final, dmax_final)
+
+
+def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:
+    """The first step of this schedule where ``fn`` differs, said; None if none."""
+    (lengths, final), names = (lengths_final[:2], lengths_final[2:]), ("rmax", "dmax")
+    case = "warmup={}, r_steps={}, d_steps={}, rmax_final={:g}, dmax_final={:g}: "
+    ends = {warmup + n * k // 2 for n in lengths for k in (1, 2)}  # mid and end points
+    for step in sorted({max(0, warmup - 1), warmup, warmup + 1, warmup + 25} | ends):
+        value, failed = _values(name, fn, step, warmup, *lengths_final)
+        want = _paper(step, final, warmup, *lengths)
+        if failed is not None or not np.allclose(value, want, atol=1e-9):
+            break
+    else:
+        return None
+    if failed is not None:
+        return failed
+    text = case.format(warmup, *lengths_final) + f"step {step}: {value}, not {want}"
+    if np.allclose(value, _paper(step, (3, 5), warmup, *lengths)):
+        return wrong(name, f"rmax_final and dmax_final are ignored: {text}")
+    off = [k for k in (0, 1) if not np.isclose(value[k], want[k], atol=1e-9)]
+    if len(off) == 1 and lengths[1 - off[0]] == 0 and lengths[off[0]] > 0:
+        text += f": {names[off[0]]} is right when both ramps have steps, wrong when "
+        text += f"{names[1 - off[0]][0]}_steps=0: one ramp's length changes the other"
+    elif 0 in lengths:
+        text += ": (1, 0) up to warmup; a 0-step ramp jumps to its final value after"
+    return wrong(name, text)
+
+
 def _values(name, fn, step, *args, **kwargs):
     """``fn(step, ...)`` as two floats, or the Result saying why it is not."""
     value, failed = call(name, fn, step, *args, **kwargs)
@@ -510,19 +540,8 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             found[-1] += f"{pair.format(*got[k])}, expected {pair.format(*want[k])}"
             seen = "; ".join(filter(None, found))
             return wrong(name, f"with the paper's schedule: {seen}")
-        value, failed = _values(name, fn, 10, 0, 10, 20, 2.0, 1.0)  # finals: parameters
-        ignored = failed is None and np.allclose(value, (3.0, 2.5), atol=1e-9)
-        why = "rmax_final and dmax_final are ignored: " if ignored else ""
-        why += "warmup=0, r_steps=10, d_steps=20, rmax_final=2, dmax_final=1 at step "
-        why += f"10 give {value}, not (2, 0.5)"
-        if failed is None and not np.allclose(value, (2.0, 0.5), atol=1e-9):
-            failed = wrong(name, why)
-        for step, want in ((10, (1.0, 0.0)), (11, (3.0, 5.0))):  # ramps of no steps
-            if failed is None:
-                value, failed = _values(name, fn, step, 10, 0, 0)
-            if failed is None and not np.allclose(value, want, atol=1e-9):
-                why = f"warmup=10, 0-step ramps: step {step} gives {value}, not {want}"
-                failed = wrong(name, why + ": (1, 0) up to warmup, final values after")
+        found = (_grid_problem(name, fn, *case) for case in GRID)  # 0-step ramps too
+        failed = next((r for r in found if r is not None), None)
         why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return failed if failed is not None else ok(name, why)
 

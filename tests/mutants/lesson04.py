@@ -259,6 +259,10 @@ def schedule_variant(kind):
         if kind == "no ramp at the warm-up step":  # 0 steps: final already at warmup
             done = lambda n: float(t >= 0) if n == 0 else min(1.0, max(0.0, t) / n)  # noqa: E731
             return 1.0 + (rmax_final - 1.0) * done(r_steps), dmax_final * done(d_steps)
+        if kind == "one 0-step ramp finishes both":  # round 12's false ok
+            if 0 in (r_steps, d_steps):
+                return (rmax_final, dmax_final) if t > 0 else (1.0, 0.0)
+            return ramp(t, r_steps, rmax_final, 1.0), ramp(t, d_steps, dmax_final)
         raise AssertionError(kind)
 
     return schedule
@@ -280,7 +284,8 @@ SCHEDULE = {
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
     "returns a list": (lambda *a, **k: list(schedule_variant("paper")(*a, **k)), "return a tuple"),
     "a ramp of 0 steps divides by 0": (schedule_variant("paper"), "a division by a count or length that is 0"),
-    "a ramp of 0 steps ends at the warm-up step": (schedule_variant("no ramp at the warm-up step"), "step 10 gives (3.0, 5.0), not (1.0, 0.0)"),
+    "a ramp of 0 steps ends at the warm-up step": (schedule_variant("no ramp at the warm-up step"), "step 10: (3.0, 5.0), not (1.0, 0.0): (1, 0) up to warmup"),
+    "one 0-step ramp finishes both": (schedule_variant("one 0-step ramp finishes both"), "dmax is right when both ramps have steps, wrong when r_steps=0"),
 }
 # fmt: on
 
