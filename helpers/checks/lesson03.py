@@ -471,11 +471,13 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps
         layer, shape = nn.Linear(6, 5, bias=bias), (16, 6)
     elif kind == "conv":
         layer, shape = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias), (4, 3, 7, 7)
+    elif kind == "Conv1d":  # outside the exercise: folded right or refused
+        layer, shape = nn.Conv1d(3, 5, 3, padding=1, bias=bias), (4, 3, 9)
     else:
         settings = {"padding": 3, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
         layer, shape = nn.Conv2d(4, 6, (3, 2), bias=bias, **settings), (4, 4, 8, 8)
     layer = layer.double().eval()
-    norm = nn.BatchNorm1d if kind == "linear" else nn.BatchNorm2d
+    norm = nn.BatchNorm1d if kind in ("linear", "Conv1d") else nn.BatchNorm2d
     bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
         for _ in range(steps):  # give the running statistics non-trivial values
@@ -510,9 +512,11 @@ def _fold_reader(layer, bn, x):
 
 def _fold_problem(kind, folded, layer) -> str | None:
     """Why ``folded`` is not a new layer like ``layer``, with a bias."""
-    want = torch_().nn.Linear if kind == "linear" else torch_().nn.Conv2d
+    names = {"linear": "Linear", "Conv1d": "Conv1d"}
+    want = getattr(torch_().nn, names.get(kind, "Conv2d"))
     if not isinstance(folded, want):
-        return f"returned a {type(folded).__name__}: return one {want.__name__}"
+        why = f"returned a {type(folded).__name__}: return one {want.__name__}"
+        return why + " (or raise TypeError for layers other than Linear and Conv2d)"
     settings = ("stride", "padding", "kernel_size", "dilation", "groups")
     for attr in (*settings, "padding_mode") if kind != "linear" else ():
         mine, theirs = getattr(folded, attr, None), getattr(layer, attr)
@@ -597,6 +601,8 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold_one(fn, "linear", True, seed + 11, train=True),
             _fold_one(fn, "linear", True, seed + 12, steps=0),
         ]
+        other = _fold_one(fn, "Conv1d", True, seed + 13)  # right, or refused
+        results += [other] if other.verdict not in (core.ERROR, TODO) else []
         layer, bn, _ = _trained_pair("linear", True, seed + 4)
         free = torch_().nn.BatchNorm1d(5, track_running_stats=False).double().eval()
         for (what, why), b in zip(REFUSALS.items(), (bn.train(), free), strict=True):

@@ -297,6 +297,7 @@ def fold_variant(
     bn_eps=True,  # False: a fixed 1e-5 instead of bn.eps
     own_bias=True,  # False: the layer's own bias left out of the new bias
     square=False,  # True: the kernel's first size only (round 7's false ok)
+    others=False,  # True: any other layer folded as a Conv2d (round 12's false ok)
 ):
     import torch
     from torch import nn
@@ -304,6 +305,8 @@ def fold_variant(
     def fold(layer, bn):
         if refuse and (bn.training or bn.running_var is None):
             raise ValueError("fusion only for eval, with running statistics")
+        if not (others or isinstance(layer, (nn.Linear, nn.Conv2d))):
+            raise TypeError(f"cannot fold into a {type(layer).__name__}")
         if sequential:
             return nn.Sequential(layer, bn)
         e = bn.eps if bn_eps else 1e-5
@@ -382,6 +385,7 @@ FOLD = {
     "assumes affine": (fold_variant(handle_affine=False), "gamma = 1 and beta = 0"),
     "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
     "the kernel's first size only": (fold_variant(square=True), "a 3x2 kernel"),
+    "other layers folded as Conv2d": (fold_variant(others=True), "fold_batchnorm Conv1d              | WRONG   | returned a Conv2d: return one Conv1d (or raise TypeError"),
     "refuses an untrained batch norm": (lambda layer, bn: raise_(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
     "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else raise_(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }
