@@ -1235,3 +1235,31 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
         return mine
     print(f"{label}: not finished or not right yet, so the cells below use {name}")
     return reference
+
+
+def order_problem(label: str, fn, order: str) -> Result | None:
+    """Wrong if a parameter named in ``order`` ("x, eps=1e-05") sits elsewhere in
+    ``fn``'s signature or has another default: a call by position would go astray."""
+    import inspect
+
+    try:
+        mine = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # not plain Python (the grader's proxy): unread
+        return None
+    want = inspect.signature(eval(f"lambda {order}: 0")).parameters  # noqa: S307
+    place = lambda ps, n: [k for k, p in ps.items() if p.kind < 2 or k == n].index(n)
+    for name in (n for n in want if n in mine):
+        a, b = mine[name].default, want[name].default
+        try:
+            same = a is b or bool(a == b)
+        except Exception:  # a default whose == is not one bool: another default
+            same = False
+        if place(mine, name) != place(want, name) or mine[name].kind > 1:
+            why = "is elsewhere: a call by position fails or goes astray"
+        elif not same:
+            why = f"defaults to {a!r}, the exercise's to {b!r}"
+        else:
+            continue
+        text = f"signature ({', '.join(map(str, mine.values()))}); the exercise's: "
+        return wrong(label, f"{text}({order}): {name} {why}")
+    return None

@@ -40,11 +40,16 @@ def _stepped(cls, label, x, *, double=False):
     return (None, None, problem) if problem is not None else (module, out, None)
 
 
+ORDER = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True"
+
+
 def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
     label, ref = f"{NAME} buffers", torch_().nn.BatchNorm1d(4)  # as it starts
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
-    module, problem = core.build_module(cls, label, 4)
+    problem = core.order_problem(label, cls, ORDER)
+    if problem is None:
+        module, problem = core.build_module(cls, label, 4)
     if problem is None:
         problem = core.registration_problem(label, module, start, params)
     if problem is None:

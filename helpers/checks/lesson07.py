@@ -198,6 +198,9 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check ``NoisyBatchNorm(num_features, shift=1.0, spread=2.0)``."""
 
     def body():
+        order = "num_features, shift=1.0, spread=2.0"
+        if (failed := _core.order_problem("NoisyBatchNorm", cls, order)) is not None:
+            return failed
         train = _train_step(cls, seed)
         draws = _noise_draws(cls, seed, stored=train[0].passed)
         label = "NoisyBatchNorm affine=False"  # no weight to shape the noise on

@@ -234,8 +234,19 @@ def scratch_protocol(kind):
     return Variant
 
 
+def _momentum_before_eps():
+    """Round 12's false ok: the constructor's parameters in another order."""
+
+    class Swapped(scratch_class()):
+        def __init__(self, num_features, momentum=0.1, eps=1e-5, **kwargs):
+            super().__init__(num_features, eps, momentum, **kwargs)
+
+    return Swapped
+
+
 # fmt: off
 SCRATCH = {
+    "momentum before eps": (_momentum_before_eps(), "eps is elsewhere: a call by position fails or goes astray"),
     "biased running_var": (scratch_class(running_var="biased"), "the biased batch variance"),
     "momentum on the old value": (scratch_class(momentum_on="old"), "momentum is applied to the old value"),
     # the outside review's (2026-12-06, C7 and A 3.16)

@@ -236,8 +236,19 @@ def _probe(**kw):
     return lambda m, x, y, steps: probed(m, x, y, steps, **kw)
 
 
+def _spread_before_shift():
+    """The constructor's parameters in another order (round 12's class)."""
+
+    class Swapped(noisy_class()):
+        def __init__(self, num_features, spread=2.0, shift=1.0, **kw):
+            super().__init__(num_features, shift, spread, **kw)
+
+    return Swapped
+
+
 # fmt: off
 NOISY = {
+    "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
     "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
     "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
     "last_noise kept from the first call": (noisy_class(stale=True), "module.last_noise is the same at two steps but the outputs differ"),
