@@ -421,9 +421,37 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
         names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
         args = (list(zip(saved, douts, strict=True)), 5, names, xs, gamma, beta, douts)
-        return [*found, *_gradients(f"{name} backward", backward, *args)]
+        found += _gradients(f"{name} backward", backward, *args)
+        last = [_autograd(name, forward, backward, seed)] if all(found) else []
+        return found + last
 
     return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _autograd(name, forward, backward, seed) -> Result:
+    """The layer as the notebook builds it, an autograd.Function, on 3 ranks."""
+    torch, label = torch_(), f"{name} as an autograd.Function"
+
+    def rank(x, gamma, beta, dout, all_reduce):
+        class Layer(torch.autograd.Function):  # section 5's sync_batch_norm
+            @staticmethod
+            def forward(ctx, *args):
+                out, saved = forward(*args, all_reduce, EPS, MOMENTUM)
+                ctx.save_for_backward(*saved)
+                return out
+
+            @staticmethod
+            def backward(ctx, dout):
+                return backward(ctx.saved_tensors, dout, all_reduce)
+
+        inputs = [t.clone().requires_grad_() for t in (x, gamma, beta)]
+        Layer.apply(*inputs, beta + 2, gamma.clone()).backward(dout)
+        return inputs[0].grad
+
+    xs, gamma, beta, douts = problem(seed + 2)
+    given = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
+    _, _, failed = _ranks(label, rank, given)
+    return failed if failed is not None else ok(label, "forward and backward run")
 
 
 def _bns(model):

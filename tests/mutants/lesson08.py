@@ -350,6 +350,7 @@ LAYER_BACKWARD = {
     "dgamma and dbeta not summed": (_lbwd(per_example=True), "sum this rank's examples' contributions"),
     "three gradients, no None for the buffers": (_lbwd(nones=False), "one gradient per input of forward"),
     "no gradients for gamma and beta": (lambda *a: (layer_backward(*a)[0], *[None] * 4), "dgamma or dbeta is a NoneType"),
+    "a list, not a tuple": (lambda *a: list(layer_backward(*a)), "returns a tuple, one gradient per input of forward (a list counts as one)"),  # round 12's false ok
 }
 MERGE = {
     "plain average of the variances": (_merge(how="plain"), "plain average of the ranks' variances"),
