@@ -15,6 +15,7 @@ __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "sync_bn_layer"]
 __all__ += ["merge_running_stats"]  # each public check has mutants in tests/mutants/
 
 TOL, CHANNELS = 1e-12, 4  # TOL: float64, against one process on the whole batch
+TOL32 = 1e-2  # float32 at 10,000: the two passes of the solution are off by 3e-4
 SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
 RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
@@ -148,6 +149,8 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         if problem_ is None and kinds:
             why = f"float32 inputs give {kinds.pop()} outputs: keep the input's dtype"
             return [result, wrong(f"{name} float32", why)]
+        if (far := _far(name, fn, xs, gamma, beta)) is not None:
+            return [result, far]
         label = "sync forward running stats"  # the output with them given, too
         xs, g, b, values, buffers, problem_ = _step(label, step, seed, 2, "out, cache")
         if problem_ is None:
@@ -161,6 +164,28 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         return [result, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
+
+
+def _far(name, fn, xs, gamma, beta) -> Result | None:
+    """Float32 values around 10,000, spread 1, and eps=0.5: the section's warning."""
+    torch, label = torch_(), f"{name} float32 around 1e4, eps=0.5"
+    far = [(((x - 12) / 5 + 1e4).float(), gamma.float(), beta.float()) for x in xs]
+    call_ = lambda x, g, b, all_reduce: fn(x, g, b, all_reduce, 0.5)
+    found, _, failed = _ranks(label, call_, far, 2, "out, cache")
+    out, failed = _outputs(label, found, xs) if failed is None else (None, failed)
+    if failed is not None:
+        return failed
+    full, norm = torch.cat([a[0] for a in far]).double(), torch.nn.functional.batch_norm
+    err = [
+        _core.rel_error(out.double(), norm(full, None, None, gamma, beta, True, 0, e))
+        for e in (0.5, EPS)
+    ]  # the eps passed, the default
+    if err[0] <= TOL32:
+        return None
+    why = "(if the variance is E[x^2] - mu^2, this is section 2's cancellation: "
+    why += "take the squared deviations from the mean)"
+    why = "its output is eps=1e-5's: use the eps passed in" if err[1] <= TOL32 else why
+    return wrong(label, f"the ranks' outputs are off by {err[0]:.1e}; {why}")
 
 
 def _shares(out, cache) -> bool:

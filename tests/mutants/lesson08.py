@@ -46,6 +46,8 @@ def sync_forward(
             var = all_reduce(x.var(0, correction=0)) / world
         elif count_as == "weighted":
             var = all_reduce(x.var(0, correction=0) * x.shape[0]) / count
+        elif count_as == "one pass":  # E[x^2] - mu^2: cancels in float32 at 1e4
+            var = all_reduce((x * x).sum(0)) / count - mean**2
         elif count_as == "world":
             var = all_reduce(((x - mean) ** 2).sum(0)) / (world * x.shape[0])
         else:
@@ -280,6 +282,8 @@ def _out_is_x_hat(x, gamma, beta, all_reduce, eps=EPS, *running):
 
 
 FORWARD = {
+    "one-pass variance": (_fwd(count_as="one pass"), "section 2's cancellation"),
+    "the default eps": (lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(x, g, b, all_reduce, EPS, *rest), "its output is eps=1e-5's: use the eps passed in"),
     "each rank's own statistics": (_fwd(local=True), "ghost batch"),
     "unbiased variance": (_fwd(ddof=1), "the unbiased variance"),
     "mean of the ranks' means": (_fwd(mean_of_means=True), "mean of the ranks' means"),
@@ -330,6 +334,8 @@ BACKWARD = {
     "dgamma times gamma": (_bwd(gamma_on="dgamma"), "each feature is off by its own factor, gamma"),
 }
 LAYER_FORWARD = {
+    "one-pass variance": (_fwd(count_as="one pass"), "section 2's cancellation"),
+    "the default eps": (lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(x, g, b, all_reduce, EPS, *rest), "its output is eps=1e-5's: use the eps passed in"),
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
     "each rank's own statistics": (_lfwd(local=True), "the saved mean is this rank's own mean"),
     "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
