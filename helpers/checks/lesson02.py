@@ -258,6 +258,11 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         result = _credited(result, items[0], mine and mine[0], tol, FORWARD["batch"])
         if result.verdict != "ok":
             return result
+        low = [(k, a.dtype) for k, a in _arrays(items[1]) if a.dtype.itemsize < 8]
+        for path, dtype in low[:1]:  # what the backward passes read: float64's digits
+            why = f"your cache{''.join(f'[{k!r}]' for k in path)} is {dtype}: the "
+            why += "backward passes read it with 7 digits, not 16: keep x's float64"
+            return [result, wrong(f"{name} cache", why)]
         slip = "ignores its eps argument (a fixed 1e-5?): use the eps passed in"
         eps = output(f"{name} eps=0.1", p._replace(eps=0.1), diagnoses={slip: items[0]})
         if eps:  # the later cells call it without eps

@@ -101,6 +101,7 @@ def _bwd(**kw):
 
 # fmt: off
 BN_FORWARD = {
+    "cache in float32": (lambda x, g, b, eps=1e-5: (bn_forward(x, g, b, eps)[0], tuple(a.astype("float32") if hasattr(a, "astype") else a for a in bn_forward(x, g, b, eps)[1])), "is float32: the backward passes read it with 7 digits"),  # round 12's false ok
     "wrong axis": (_fwd(axis=1), "statistics are taken over axes (1,)"),
     "unbiased variance": (_fwd(ddof=1), "`x.var(axis=0, ddof=1)` where `x.var(axis=0, ddof=0)`"),
     "eps outside the square root": (_fwd(eps_out=True), "`np.sqrt(var) + eps` where `np.sqrt(var + eps)`"),
