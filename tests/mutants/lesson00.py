@@ -65,6 +65,11 @@ def _mutant(name, fn, message):
 
 
 MUTANTS = [
+    _mutant(  # round 12's false ok: np.mean(x, dtype=x.dtype) truncates integers
+        "statistics in the input's dtype",
+        _guard(lambda x: tuple(s.astype(x.dtype) for s in correct(x))),
+        "batch_stats int64 mu               | WRONG   | mu: its dtype is int64",
+    ),
     _mutant(
         "wrong axis",
         _guard(lambda x: (x.mean(1), x.var(1), x.var(1, ddof=1))),
