@@ -376,6 +376,11 @@ def _low_precision(cls, seed) -> Result:
         return wrong(label, "the buffers changed dtype: keep them float32")
     if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
         return wrong(label, "bfloat16 output differs from torch's beyond its noise")
+    out, problem = call(label, module.eval(), x.bfloat16())  # inference, too
+    if problem is not None:
+        return problem
+    if (kind := getattr(out, "dtype", type(out).__name__)) != torch.bfloat16:
+        return wrong(label, f"in eval mode bfloat16 input gave {kind}: x's dtype, too")
     return ok(label, "returns bfloat16 for bfloat16 input; buffers stay float32")
 
 

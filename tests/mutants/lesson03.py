@@ -167,6 +167,8 @@ def scratch_class(
             out = (xc - mean) / torch.sqrt(var + eps) if normalise else xc
             if self.affine:
                 out = out * self.weight.view(view) + self.bias.view(view)
+            if keep_dtype == "training only" and not self.training:
+                return out  # the audit's gap: float32 out of bfloat16 in eval mode
             return out.to(x.dtype) if keep_dtype else out
 
     return Scratch
@@ -269,6 +271,7 @@ SCRATCH = {
     "track_running_stats ignored": (scratch_class(untracked=False), "None without tracking"),
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
     "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
+    "input's dtype in training only": (scratch_class(keep_dtype="training only"), "in eval mode bfloat16 input gave torch.float32"),
     "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "in the autograd graph"),
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),
