@@ -154,7 +154,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     """A float64 module (5 channels) with ``state``, ``bounds``, and its out on ``x``"""
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
-    moved = {"momentum": how["momentum"]} if how.get("momentum") else {}
+    moved = {k: how[k] for k in ("momentum", "eps") if how.get(k)}  # non-defaults
     module, failed = _core.build_module(cls, label, 5, **kw, **moved)
     if failed is not None:
         return None, None, failed
@@ -291,32 +291,47 @@ def _reader(rows, state, bounds, momentum, shape):
     return read
 
 
-def _step(cls, numpy_forward, seed, bounds=(RMAX, DMAX), image=False, train=True, m=0):
+def _step(
+    cls,
+    numpy_forward,
+    seed,
+    bounds=(RMAX, DMAX),
+    image=False,
+    train=True,
+    m=0,
+    eps=None,
+):
     """One training step (output, input gradient, running statistics) or eval step."""
     torch, plain = torch_(), bounds == (1.0, 0.0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
+    label += f" eps={eps}" * (eps is not None)
     rows, *state, drows = problem(seed, n=24 if image else 12)  # gamma, beta, mean, std
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
     x = torch.tensor(unrows(rows, shape), requires_grad=train)
-    module, out, failed = _ready(cls, label, state, bounds, x, train=train, momentum=m)
+    how = dict(train=train, momentum=m, eps=eps)
+    module, out, failed = _ready(cls, label, state, bounds, x, **how)
     if failed is not None:
         return [failed]
     if not train:  # compared as rows (N * H * W, C)
         out = _core.channels_last(out) if np.shape(out) == shape else out
         return [_eval(label, module, out, rows, state)]
-    want = unrows(numpy_forward(rows, *state, *bounds)[0], shape)
+    want = unrows(numpy_forward(rows, *state, *bounds, eps or EPS)[0], shape)
+    fixed = unrows(numpy_forward(rows, *state, *bounds)[0], shape)  # eps=1e-5
     momentum = getattr(module, "momentum", None)  # missing or not a number: the default
     momentum = m or (momentum if isinstance(momentum, (int, float)) else 0.01)
     read = _reader(rows, state, bounds, momentum, shape)
-    result = compare(f"{label} output", out, want, tol=TOL, readers=[read])
+    slip = {"the eps passed to the constructor is not used": fixed} if eps else {}
+    result = compare(
+        f"{label} output", out, want, tol=TOL, readers=[read], diagnoses=slip
+    )
     if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
         _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
         if failed is None and compare(label, out2, want, tol=TOL):
             result.detail = "module.rmax, module.dmax set after construction changed "
             result.detail += "nothing (passed to it, they work): read them in forward()"
-    if not result:
+    if not result or eps:  # with another eps: the output tells
         return [result]
     try:
         out.backward(torch.from_numpy(unrows(drows, shape)))
@@ -395,6 +410,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         nc = _step(cls, numpy_forward, seed, m=0.2)  # the momentum passed is used
         nchw = _step(cls, numpy_forward, seed + 1, image=True)
         nc += _step(cls, numpy_forward, seed + 4, (1e3, 1e3)) if all(nc) else []
+        nc += _step(cls, numpy_forward, seed + 5, eps=0.5) if all(nc) else []
         if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
             nchw[0].detail += "; " + IMAGES
         results += nc + nchw + _step(cls, numpy_forward, seed + 2, train=False)

@@ -70,6 +70,7 @@ def renorm_class(
     bounds_as_buffers=False,
     fixed_momentum=False,
     eval_keeps_rd=False,
+    fixed_eps=False,  # True: the eps passed in is not used (a contract audit's gap)
     batch_guard=False,
     plain_no_update=False,  # r = 1, d = 0: plain batch norm, buffers left alone
     eval_flat=False,  # eval mode's statistics not reshaped for 4-D input
@@ -87,7 +88,7 @@ def renorm_class(
             super().__init__()
             if not keep_arguments:  # the defaults, whatever is passed
                 momentum, rmax, dmax = 0.01, 1.0, 0.0
-            self.eps, self.momentum = eps, momentum
+            self.eps, self.momentum = eps if not fixed_eps else 1e-5, momentum
             self._fixed = (rmax, dmax)
             self.rmax, self.dmax = rmax, dmax
             if bounds_as_buffers:  # tensors the training loop cannot set to floats
@@ -226,6 +227,7 @@ RENORM = {
     "r and d applied after gamma and beta": (renorm_class(rd_after_affine=True), "r and d are applied to gamma * x_hat + beta"),
     "running statistics when nothing is clipped": (renorm_class(running_if_unclipped=True), "BatchRenorm NC nothing clipped gradient"),
     "deviations divided by running_std": (renorm_class(by_running_std=True), "or x - mu_B divided by running_std"),
+    "the eps passed in not used": (renorm_class(fixed_eps=True), "the eps passed to the constructor is not used"),
 }
 # fmt: on
 
