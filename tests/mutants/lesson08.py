@@ -266,6 +266,12 @@ def _merge(**kw):
     return lambda m, all_reduce, w: merge(m, all_reduce, w, **kw)
 
 
+def _count64(x, *args, **kw):
+    """The count made float64 whatever x's dtype: float32 in, float64 out."""
+    out, (x, gamma, mean, invstd, count) = layer_forward(x, *args, **kw)
+    return out.double(), (x, gamma, mean, invstd, count.double())
+
+
 def _lfwd(**kw):
     return lambda *args: layer_forward(*args, **kw)
 
@@ -334,8 +340,7 @@ BACKWARD = {
     "dgamma times gamma": (_bwd(gamma_on="dgamma"), "each feature is off by its own factor, gamma"),
 }
 LAYER_FORWARD = {
-    "one-pass variance": (_fwd(count_as="one pass"), "section 2's cancellation"),
-    "the default eps": (lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(x, g, b, all_reduce, EPS, *rest), "its output is eps=1e-5's: use the eps passed in"),
+    "count in float64": (_count64, "float32 tensors give (out, dx) of torch.float64"),  # an audit's gap
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
     "each rank's own statistics": (_lfwd(local=True), "the saved mean is this rank's own mean"),
     "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
