@@ -25,7 +25,8 @@ HINTS = {  # what to look at, by which parts of an answer are off
     "landscape_probe": {
         (0,): "the gradient changes are right, so the points are: the loss taken "
         "there differs (the cross-entropy at w - eta * g itself)",
-        (0, 1): "the points w - eta * g are off: each starts from w, all parameters",
+        (0, 1): "both differ: g (of the mean loss, in the model's mode) or the points "
+        "w - eta * g (each from w, all parameters) are off",
         (1,): "the points are right; take ||grad - g|| over all parameters, from 0",
     },
 }
@@ -98,6 +99,7 @@ def _train_step(cls, seed) -> list:
     if running.passed and count is not None and int(count) != 1:
         why = f"num_batches_tracked is {int(count)} after one training step, not 1: "
         why += "super().forward(x) counts the steps, F.batch_norm alone does not"
+        why += "" if int(count) < 2 else " (a count of your own adds a second)"
         running = wrong(f"{label} num_batches_tracked", why)
     buffers = _core.buffers_outside_graph(f"{label} buffers", module)
     return [result, dx, running, buffers]
@@ -145,8 +147,8 @@ def _noise_draws(cls, seed, stored=False):
     problems = {  # message: whether it applies; the first that does is said
         "module.last_noise is the same at two steps but the outputs differ: store "
         "the noise each call applies": same and not torch.equal(outs[0], outs[1]),
-        "the same noise at two steps: draw a new shift and scale at every "
-        "training-mode call (in forward, not in __init__)": same,
+        "the same noise at two steps: drawn once (in __init__?) or from a generator "
+        "seeded again at each call: draw afresh at every training-mode call": same,
         "the shift is drawn from the scale's range [1, spread] and the scale "
         "from the shift's [-shift, shift] (the output uses them as stored)": stored,
         "module.last_noise's first item is uniform in [1, spread], its second in "
@@ -186,7 +188,13 @@ def _eval_mode(cls, seed):
     batch = 2 * torch_().nn.functional.batch_norm(x, None, None, training=True) + 0.5
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
     why = "eps=0.1 was not used: pass **kwargs on, super().__init__(num_features, "
-    diagnoses[why + "**kwargs)"] = 2 * (x - 1.5) / (4.0 + 1e-5) ** 0.5 + 0.5
+    why += "**kwargs)"  # or passed on, then not used:
+    why = (
+        "self.eps (0.1) is not used in forward"
+        if getattr(module, "eps", 0) == 0.1
+        else why
+    )
+    diagnoses[why] = 2 * (x - 1.5) / (4.0 + 1e-5) ** 0.5 + 0.5
     if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
         diagnoses[inference] = to_numpy(want) * noise[1] + noise[0]
@@ -350,6 +358,9 @@ def _probe_answers(model, flipped, other, x, y, steps):
         "w - eta * g": probe(normalise=True),
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
+        "the steps went uphill, w + eta * g: step against the gradient": probe(
+            eta=[-e for e in steps]
+        ),
         other.replace("measured", "the probe ran"): probe(flipped),
         "the step sizes were sorted: keep the order given": probe(eta=sorted(steps)),
         "each gradient change is divided by its eta (a smoothness): return "

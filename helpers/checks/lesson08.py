@@ -492,7 +492,7 @@ def _rank_models(seed):
     torch = torch_()
     nn, gen, models = torch.nn, torch.Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
-        plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4), nn.BatchNorm2d(4)]
+        plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False), nn.BatchNorm2d(4)]
         sync = nn.SyncBatchNorm(4)  # buffers on a CPU; forward on a GPU
         model = nn.Sequential(*plain, nn.BatchNorm3d(4), nn.Sequential(sync)).double()
         with torch.no_grad():
@@ -565,7 +565,9 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers)
             if not all(r.passed for r in results):  # the first wrong layer
                 return results
-        seen = f"all {len(layers)} BN layers (1d, 2d, 3d, a nested SyncBatchNorm) agree"
+        seen = (
+            f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync) agree"
+        )
         done = ok(name, f"{seen} on all 3 ranks (shares {', '.join(map(str, SHARES))})")
         low = list(zip([m.float() for m in _rank_models(seed)], SHARES, strict=True))
         _, _, problem_ = _ranks(f"{name} float32", on_rank, low, copy=False)
@@ -584,11 +586,13 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
     """One layer's buffers on every rank (``bns``) against the merge (``buffers``)."""
     got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
     if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
-        why = "unchanged on this layer: the merge did not reach it (use model.modules()"
-        why += ", nested too; test isinstance(m, nn.modules.batchnorm._BatchNorm))"
+        why = "unchanged on this layer, merged on those before: the loop skipped it or "
+        why += "stopped (a return inside it?); walk model.modules(), nested too, and "
+        why += "test isinstance(m, nn.modules.batchnorm._BatchNorm)"
         if " BN 1" in label:  # the first, top-level layer: any walk finds it
-            why = "unchanged on the first layer too: write the merged values into them"
-            why += " in place (bn.running_mean.copy_(...)); a return value is unused"
+            why = "unchanged on the first layer: none was selected (a type test?) "
+            why += "or the merged values were not written into them in place "
+            why += "(bn.running_mean.copy_(...)); a return value is unused"
         return [wrong(f"{label} buffers", why)]
     results = []
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):

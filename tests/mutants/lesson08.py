@@ -375,8 +375,8 @@ MERGE = {
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
     "first BN layer only": (_merge(first_only=True), "BN 2 buffers"),
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
-    "top-level children only": (_merge(top_level=True), "the merge did not reach it"),
-    "merged values not written": (_merge(written=False), "write the merged values into them in place"),
+    "top-level children only": (_merge(top_level=True), "the loop skipped it or stopped"),
+    "merged values not written": (_merge(written=False), "were not written into them in place"),
     # round 8's false ok (issue 28): call watches a model's mode even where it lets buffers change
     "model left in eval mode": (lambda model, all_reduce, count: (merge(model, all_reduce, count), model.eval())[0], "to eval mode"),
     "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) buffers"),
