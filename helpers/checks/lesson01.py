@@ -1,7 +1,5 @@
 """Checks for notebook 01: standardisation, percentiles, per-layer gradient norms."""
 
-from __future__ import annotations
-
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
 
 import copy

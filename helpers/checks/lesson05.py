@@ -1,7 +1,5 @@
 """Checks for notebook 05: parameters, reading gamma and beta, time to accuracy."""
 
-from __future__ import annotations
-
 __all__ = ["active_fraction", "count_parameters", "time_to_accuracy"]  # with mutants
 
 import numpy as np

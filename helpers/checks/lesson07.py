@@ -1,7 +1,5 @@
 """Checks for notebook 07 (why batch norm works: the evidence, measured)."""
 
-from __future__ import annotations
-
 __all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]  # with mutants
 
 import copy
