@@ -1,7 +1,4 @@
-"""Checks for notebook 01: standardisation, percentiles, per-layer gradient norms,
-against ``F.batch_norm``, ``np.percentile`` and centred numerical gradients."""
-
-from __future__ import annotations
+"""Checks for notebook 01: standardisation, percentiles, per-layer gradient norms."""
 
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
 
@@ -20,16 +17,6 @@ SHORTCUTS = {"standardize_columns": _NORMS}
 _ROWS = [[1, -3, 4, -2, 5, 4], [2, -6, 9, -1, 8, 2], [2, -6, 9, -1, 9, 7]]
 EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # notebook 01's
 STANDARD = "mu = x.mean(axis=0)\nout = (x - mu) / np.sqrt(x.var(axis=0, ddof=0) + eps)"
-
-
-def _read_back(x: np.ndarray, eps: float) -> list:
-    """The answer read back (``_core``): which axis, which mean, which scale."""
-    means = {"the column mean": x.mean(0)}
-    scales = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
-    return [
-        lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,)),
-        lambda out: _core.stages(out, x, 1.0, 0.0, eps=eps, means=means, scales=scales),
-    ]
 
 
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
@@ -51,9 +38,15 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         hints = {(columns,): f"one value per column: {whole}, not its statistics"}
         hints[(rows,)] = f"one value per row: {whole}"
         small = np.flatnonzero(x.var(0) < 100 * eps)  # where eps matters
-        read = {"shape_hints": hints, "readers": _read_back(x, eps), "small": small}
+        read = {"shape_hints": hints, "small": small}
         read["known"] = {"var + eps": x.var(0) + eps}  # a factor per column
         read["program"] = (STANDARD, {"x": x, "eps": eps}, "out")  # (_core.neighbours)
+        stage = {"eps": eps, "means": {"the column mean": x.mean(0)}}
+        stage["scales"] = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
+        read["readers"] = [  # the answer read back (_core): which axis, mean, scale
+            lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,)),
+            lambda out: _core.stages(out, x, 1.0, 0.0, **stage),
+        ]
         results = [compare(name, value, bn(x, eps), tol=1e-10, **read)]
         if not results[0]:
             return results
@@ -81,6 +74,8 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
 interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
 nearest""".split()
+METHOD = "these are numpy.percentile's values with method={!r}; use its default, "
+METHOD = (METHOD + "linear interpolation").format  # METHOD(m): its message
 RANKS = "each value returned is one of the data's own values, with no interpolation "
 RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
 FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
@@ -116,11 +111,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
                 return problem
             flat = np.ravel(data.detach().numpy() if hasattr(data, "detach") else data)
             q = keywords.get("q", q3["q"])
-            mistakes = {
-                f"these are numpy.percentile's values with method={m!r}; use its "
-                "default, linear interpolation": np.percentile(flat, q, method=m)
-                for m in METHODS
-            }
+            mistakes = {METHOD(m): np.percentile(flat, q, method=m) for m in METHODS}
             mistakes[FRACTION] = np.percentile(flat, np.asarray(q) / 100.0)
             want = np.percentile(flat, q)
             seen.append((label, data.shape, flat, got, want, mistakes, q))
@@ -146,18 +137,6 @@ def activation_percentiles(fn, quiet=False, strict=None):
 
 
 # --- per-layer gradient norms ---
-def _tiny_model(seed):
-    torch_, nn = torch(), torch().nn
-    torch_.manual_seed(seed)
-    layers = [nn.Linear(6, 5), nn.BatchNorm1d(5, track_running_stats=False)]
-    nested = [nn.Sigmoid(), nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())]
-    deep = [nn.Identity()] * 6  # the last Linear is "10"; BN is no Linear; nested bias
-    model = nn.Sequential(*layers, *nested, *deep, nn.Linear(4, 3)).double()
-    gen = torch_.Generator().manual_seed(seed)
-    x = 3 * torch_.randn(8, 6, generator=gen, dtype=torch_.float64) + 2  # not standard
-    return model, x, torch_.randint(0, 3, (8,), generator=gen)
-
-
 def _summaries(model, x, y) -> tuple:
     """||dL/dW|| per nn.Linear (L: mean cross-entropy), and other summaries named."""
     layers = [m for m in model.modules() if isinstance(m, torch().nn.Linear)]
@@ -203,9 +182,17 @@ def _floats(name, got):
 
 def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y) -> [||dL/dW|| per nn.Linear, input to output]``, twice"""
+    name, torch_, nn = "layer_gradient_norms", torch(), torch().nn
+    torch_.manual_seed(seed)
+    layers = [nn.Linear(6, 5), nn.BatchNorm1d(5, track_running_stats=False)]
+    nested = [nn.Sigmoid(), nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())]
+    deep = [nn.Identity()] * 6  # the last Linear is "10"; BN is no Linear; nested bias
+    model = nn.Sequential(*layers, *nested, *deep, nn.Linear(4, 3)).double()
+    gen = torch_.Generator().manual_seed(seed)
+    x = 3 * torch_.randn(8, 6, generator=gen, dtype=torch_.float64) + 2  # not standard
+    y = torch_.randint(0, 3, (8,), generator=gen)
 
     def body():
-        name, (model, x, y) = "layer_gradient_norms", _tiny_model(seed)
         want, mistakes = _summaries(copy.deepcopy(model), x, y)
         got, problem = call(name, fn, model, x, y, copy_inputs=False)
         got = problem if problem is not None else _floats(name, got)
@@ -222,11 +209,10 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
             return shaped
         linear = [m for m in model.modules() if isinstance(m, torch().nn.Linear)]
         sizes = np.array([m.weight.numel() for m in linear])
-        batch = {"known": {"N": len(x), "each weight's number of entries": sizes}}
-        batch |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
-        result = compare(name, got, want, tol=1e-9, diagnoses=mistakes, **batch)
-        if not result:
-            return result
+        how = {"known": {"N": len(x), "each weight's number of entries": sizes}}
+        how |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
+        if not (first := compare(name, got, want, tol=1e-9, diagnoses=mistakes, **how)):
+            return first
         again, problem = call(name, fn, model, x, y, copy_inputs=False)
         again = problem if problem is not None else _floats(name, again)
         if not isinstance(again, np.ndarray):
@@ -235,6 +221,6 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
             twice = again.shape == want.shape and rel_error(again, 2 * want) < 1e-6
             why = " (twice the first: call model.zero_grad() before backward())"
             return wrong(name, "a second call gives other norms" + why * twice)
-        return [result, ok(f"{name} called twice", "same norms (gradients reset)")]
+        return [first, ok(f"{name} called twice", "same norms (gradients reset)")]
 
-    return run_check("layer_gradient_norms", body, quiet=quiet, strict=strict)
+    return run_check(name, body, quiet=quiet, strict=strict)

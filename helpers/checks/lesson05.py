@@ -1,7 +1,5 @@
 """Checks for notebook 05: parameters, reading gamma and beta, time to accuracy."""
 
-from __future__ import annotations
-
 __all__ = ["active_fraction", "count_parameters", "time_to_accuracy"]  # with mutants
 
 import numpy as np
@@ -18,10 +16,9 @@ WHY = (  # time_to_accuracy's single mistakes: epoch index, >, last epoch, per e
 
 def count_parameters(fn, quiet=False, strict=None):
     """Check ``fn(model) -> int``: the number of trainable parameter values."""
-    name = "count_parameters"
+    name, nn = "count_parameters", torch().nn
 
     def body():  # small models, their trainable-parameter counts worked out by hand
-        nn = torch().nn
         conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
         conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
         mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
@@ -56,11 +53,10 @@ def count_parameters(fn, quiet=False, strict=None):
 
 def active_fraction(fn, quiet=False, strict=None):
     """Check ``fn(gamma, beta) -> fraction`` = P(gamma * z + beta > 0), z ~ N(0, 1)."""
-    name = "active_fraction"
+    name, gamma = "active_fraction", np.array([1.0, 0.5, 2.0, -1.5, 0.8, 1.2])
+    beta = np.array([0.0, -1.0, 1.0, 0.6, 0.3, -2.5])
 
     def body():
-        gamma = np.array([1.0, 0.5, 2.0, -1.5, 0.8, 1.2])
-        beta = np.array([0.0, -1.0, 1.0, 0.6, 0.3, -2.5])
         got, problem = call(name, fn, gamma, beta)
         if problem is not None:
             return problem

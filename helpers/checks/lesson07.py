@@ -1,7 +1,5 @@
 """Checks for notebook 07 (why batch norm works: the evidence, measured)."""
 
-from __future__ import annotations
-
 __all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]  # with mutants
 
 import copy
@@ -89,8 +87,7 @@ def _train_step(cls, seed) -> list:
         "the shift was added before the scale, which scales it too: out * scale + "
         "shift": (plain + shift) * scale,
     }
-    result = compare(label, out, want.detach(), tol=1e-10, diagnoses=d)
-    if not result.passed:
+    if not (result := compare(label, out, want.detach(), tol=1e-10, diagnoses=d)):
         return [result]
     torch_().autograd.backward([out, want], [dy, dy])
     dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx, x's gradient")
@@ -223,14 +220,13 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 
 def _net(seed, train=True):
     """A float64 MLP with batch norm, in training mode or not, and a batch."""
-    torch = torch_()
-    nn, gen = torch.nn, torch.Generator().manual_seed(seed + 1)
-    torch.manual_seed(seed)
+    nn, gen = torch_().nn, torch_().Generator().manual_seed(seed + 1)
+    torch_().manual_seed(seed)
     layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8)]
     layers += [nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3)]  # 6 follows a BN
-    x = torch.randn(20, 6, generator=gen, dtype=torch.float64) * 2 + 1
-    y = torch.randint(3, (20,), generator=gen)
-    with torch.no_grad():  # a gradient of norm > 2: clipping it would show
+    x = torch_().randn(20, 6, generator=gen, dtype=torch_().float64) * 2 + 1
+    y = torch_().randint(3, (20,), generator=gen)
+    with torch_().no_grad():  # a gradient of norm > 2: clipping it would show
         layers[-1].weight.mul_(3)
     return nn.Sequential(*layers).double().train(train), x, y
 
@@ -242,44 +238,13 @@ def _grads(model, x, y, zero=True):
     return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
 
-def _ics_reference(model, x, y, index, lr, *, before_only=True, zero=True, short=0):
-    """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before ``index``."""
-    _grads(work := copy.deepcopy(model), x, y)
-    g = work[index].weight.grad.clone()
-    with torch_().no_grad():
-        for layer in list(work)[: index - short if before_only else None]:
-            for p in layer.parameters():
-                p -= lr * p.grad
-    _grads(work, x, y, zero)
-    g2 = work[index].weight.grad
-    return torch_().stack([(g - g2).norm(), (g * g2).sum() / (g.norm() * g2.norm())])
-
-
-def _probe_reference(model, x, y, steps, *, normalise=False, cumulative=False):
-    """The losses at w - eta * g, then the norms of the gradient changes."""
-    torch, work = torch_(), copy.deepcopy(model)
-    params, (_, grads) = list(work.parameters()), _grads(work, x, y)
-    start = [p.detach().clone() for p in params]
-    g = torch.cat([d.flatten() for d in grads])
-    scale, losses, changes = (1 / g.norm() if normalise else 1.0), [], []
-    for eta in steps:
-        with torch.no_grad():
-            for p, p0, d in zip(params, start, grads, strict=True):
-                p.copy_((p if cumulative else p0) - eta * scale * d)
-        loss, moved = _grads(work, x, y)
-        losses.append(loss)
-        changes.append((g - torch.cat([d.flatten() for d in moved])).norm().item())
-    return torch.tensor(losses + changes, dtype=torch.float64)
-
-
 def _measurement(name, fn, seed, args, names, parts, answers):
     """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
+    how = {"copy_inputs": False, "returns": (2, names)}  # a pair (_core.unpack)
 
     def run(train=True):
         (model, x, y), extra = _net(seed, train), args[0 if train else 1]
-        value, problem = call(name, fn, model, x, y, *extra, copy_inputs=False)
-        if problem is None:
-            value, problem = _core.unpack(name, value, 2, names)
+        value, problem = call(name, fn, model, x, y, *extra, **how)
         if problem is not None:
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
@@ -323,7 +288,19 @@ def _measurement(name, fn, seed, args, names, parts, answers):
 
 def _ics_answers(model, flipped, other, x, y, index, lr):
     """gradient_change's right answer, the answer when nothing moves, mistakes."""
-    ics = lambda m=model, lr=lr, **how: _ics_reference(m, x, y, index, lr, **how)
+
+    def ics(m=model, lr=lr, *, before_only=True, zero=True, short=0):
+        """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before index"""
+        _grads(work := copy.deepcopy(m), x, y)
+        g = work[index].weight.grad.clone()
+        with torch_().no_grad():
+            for layer in list(work)[: index - short if before_only else None]:
+                for p in layer.parameters():
+                    p -= lr * p.grad
+        _grads(work, x, y, zero)
+        h = work[index].weight.grad  # G'
+        return torch_().stack([(g - h).norm(), (g * h).sum() / (g.norm() * h.norm())])
+
     _grads(work := copy.deepcopy(model), x, y)
     want, g3 = ics(), work[index].weight.grad.norm()  # ||G||
     d, c = want
@@ -351,7 +328,23 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
 
 def _probe_answers(model, flipped, other, x, y, steps):
     """landscape_probe's right answer, the answer when nothing moves, mistakes."""
-    probe = lambda m=model, eta=steps, **how: _probe_reference(m, x, y, eta, **how)
+
+    def probe(m=model, eta=steps, *, normalise=False, cumulative=False):
+        """The losses at w - eta * g, then the norms of the gradient changes."""
+        torch, work = torch_(), copy.deepcopy(m)
+        params, (_, grads) = list(work.parameters()), _grads(work, x, y)
+        start = [p.detach().clone() for p in params]
+        g = torch.cat([d.flatten() for d in grads])
+        scale, losses, changes = (1 / g.norm() if normalise else 1.0), [], []
+        for step in eta:
+            with torch.no_grad():
+                for p, p0, d in zip(params, start, grads, strict=True):
+                    p.copy_((p if cumulative else p0) - step * scale * d)
+            loss, moved = _grads(work, x, y)
+            losses.append(loss)
+            changes.append((g - torch.cat([d.flatten() for d in moved])).norm().item())
+        return torch.tensor(losses + changes, dtype=torch.float64)
+
     etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
