@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 import re
 import sys
 from collections import namedtuple
@@ -30,15 +29,6 @@ FORWARD["spatial"] = "spatial_batchnorm_forward"  # each kind's forward, by name
 _TORCH = (r"\bF\.\w+", r"\bbatch_norm\b", r"\blayer_norm\b", r"\btorch\.\w+")
 SHORTCUTS = {name: _TORCH for name in __all__}  # flags.py notes any torch call
 
-
-def tolerance(kind: str, p) -> float:
-    """The error a right float64 answer may make on ``p``: a variance is known to u *
-    (mu^2 + var) / var, which one-pass E[x^2] - mu^2 (right too) hits on tiny spread"""
-    x2, axis = (p.x, 1) if kind == "layer" else (_core.channels_last(p.x), 0)
-    kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
-    return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
-
-
 Problem = namedtuple("Problem", "x gamma beta dout eps")  # one check's inputs
 PROGRAM = """mu = x.mean({a})
 var = x.var({a}, ddof=0)
@@ -52,6 +42,33 @@ dx = (dx_hat - dx_hat.mean({a}) - x_hat * (dx_hat * x_hat).mean({a})) / std
 """  # the reference written out: its one-edit neighbours (_core) name a slip
 ALT = "dx = (len(x) * dx_hat - dx_hat.sum(axis=0) - x_hat * (dx_hat * x_hat)"
 ALT += ".sum(axis=0)) / (len(x) * std)"  # batchnorm_backward_alt's form
+STAGES = {  # the staged backward's locals and common spellings: cache, then gradients
+    "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
+    "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
+    "sqrt(var + eps)": ("std", "sqrtvar"),
+    "1/sqrt(var + eps)": ("rho", "ivar", "inv_std", "istd", "invstd"),
+    "dx_hat": ("dx_hat", "dxhat"),
+    "drho": ("drho", "dr", "dinv_std", "dinvstd", "distd", "divar"),
+    "ds": ("ds", "dstd", "dsqrtvar"),
+    "dvar": ("dvar", "dsigma2"),
+    "dxc": ("dxc", "dxmu"),
+    "dmu": ("dmu",),
+}
+BRANCH = "the branch through the {} is off (missing, or scaled wrong)"
+DX_CAUSES = {  # signatures (``_core.describe``) that name a cause the neighbours do not
+    "along 1": BRANCH.format("mean"),
+    "along x_hat": BRANCH.format("variance"),
+    "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
+    "differs lies in the branches through the mean and the variance",
+}
+
+
+def tolerance(kind: str, p) -> float:
+    """The error a right float64 answer may make on ``p``: a variance is known to u *
+    (mu^2 + var) / var, which one-pass E[x^2] - mu^2 (right too) hits on tiny spread"""
+    x2, axis = (p.x, 1) if kind == "layer" else (_core.channels_last(p.x), 0)
+    kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
+    return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
 
 
 def program(kind, p: Problem, out: str, alt=False):
@@ -126,15 +143,6 @@ def known(kind: str, p: Problem) -> dict:
     n = p.x.shape[1] if kind == "layer" else x2.shape[0]
     sigma = {} if kind == "layer" else {"sigma": np.sqrt(x2.var(0) + p.eps)}
     return {f"N = {n}": n, "gamma": p.gamma, "beta": p.beta, **sigma}
-
-
-BRANCH = "the branch through the {} is off (missing, or scaled wrong)"
-DX_CAUSES = {  # signatures (``_core.describe``) that name a cause the neighbours do not
-    "along 1": BRANCH.format("mean"),
-    "along x_hat": BRANCH.format("variance"),
-    "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
-    "differs lies in the branches through the mean and the variance",
-}
 
 
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
@@ -345,7 +353,7 @@ def _arrays(cache, path=()):
 def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
     """What a forward pass may cache: made right (first), then with each usual slip."""
     x, found = p.x, []
-    for axis, ddof in itertools.product((0, 1), (0, 1)):  # the right one first
+    for axis, ddof in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the right one first
         keep = {"axis": axis, "keepdims": axis > 0}
         mu, var = x.mean(**keep), x.var(ddof=ddof, **keep)
         slips = ("statistics over axis 1" * axis, "the unbiased variance" * ddof)
@@ -396,20 +404,6 @@ def _rebuilt(cache, new: dict, path=()):
     if isinstance(cache, dict):
         return {k: _rebuilt(v, new, (*path, k)) for k, v in cache.items()}
     return copy.deepcopy(cache)
-
-
-STAGES = {  # the staged backward's locals and common spellings: cache, then gradients
-    "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
-    "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
-    "sqrt(var + eps)": ("std", "sqrtvar"),
-    "1/sqrt(var + eps)": ("rho", "ivar", "inv_std", "istd", "invstd"),
-    "dx_hat": ("dx_hat", "dxhat"),
-    "drho": ("drho", "dr", "dinv_std", "dinvstd", "distd", "divar"),
-    "ds": ("ds", "dstd", "dsqrtvar"),
-    "dvar": ("dvar", "dsigma2"),
-    "dxc": ("dxc", "dxmu"),
-    "dmu": ("dmu",),
-}
 
 
 def _stage_references(p: Problem) -> dict:

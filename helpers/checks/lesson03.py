@@ -20,6 +20,37 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
 
 TOL, NAME, BATCH_SIZES = 1e-10, "ScratchBatchNorm", (8, 3, 16, 5, 2)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+ORDER = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True"
+SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one change
+    (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
+    (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
+    (2, 4, "momentum=None: a cumulative average, 1/k at the k-th batch"),
+    (1, 5, "affine=False: weight and bias are None"),
+    (1, 6, "eps=1e-3 is passed to the constructor"),
+    (1, 7, "track_running_stats=False: batch statistics in both modes, no buffers"),
+)
+BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
+    ("wrong channels", (8, 3), "3 channels for num_features=4 must be refused"),
+    ("5-D input", (2, 4, 2, 2, 2), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
+    ("1-D input", (4,), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
+    ("one value/channel", (1, 4), "in training one value per channel has no variance"),
+)
+FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
+    (0, 1, "the layer has no bias (fold into a new bias)"),
+    (3, 2, "the conv has no bias (fold into a new bias)"),
+    (3, 4, "the conv has dilation=2, groups=2, a 3x2 kernel, padding_mode='reflect'"),
+    (0, 5, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
+    (3, 6, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
+    (0, 7, "the layers are float32"),
+    (2, 8, "the layers are float16"),
+    (3, 9, "bn.eps is 1e-3, not the default 1e-5"),
+)
+REFUSALS = {  # folding needs fixed statistics: why each is refused (ValueError)
+    "training BN": "in training mode bn has no fixed statistics (torch: 'Fusion "
+    "only for eval!'): check bn.training",
+    "untracked BN": "with track_running_stats=False bn keeps none (running_var is "
+    "None): say so, not a TypeError",
+}
 
 
 def _close(a, b, tol=TOL, scale=0.0) -> bool:
@@ -38,9 +69,6 @@ def _stepped(cls, label, x, *, double=False):
         module = (module.double() if double else module).train()
         out, problem = call(label, module, x)
     return (None, None, problem) if problem is not None else (module, out, None)
-
-
-ORDER = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True"
 
 
 def _registration(cls) -> Result:
@@ -317,14 +345,6 @@ def _sequence(cls, tail, seed, **given) -> Result:
     return problem
 
 
-BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
-    ("wrong channels", (8, 3), "3 channels for num_features=4 must be refused"),
-    ("5-D input", (2, 4, 2, 2, 2), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
-    ("1-D input", (4,), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
-    ("one value/channel", (1, 4), "in training one value per channel has no variance"),
-)
-
-
 def _bad_inputs(cls) -> list[Result]:
     """What torch refuses raises ValueError; one example of 3 positions works."""
     module, problem = core.build_module(cls, f"{NAME} bad input", 4)
@@ -453,16 +473,6 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     return core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
-SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one change
-    (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
-    (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
-    (2, 4, "momentum=None: a cumulative average, 1/k at the k-th batch"),
-    (1, 5, "affine=False: weight and bias are None"),
-    (1, 6, "eps=1e-3 is passed to the constructor"),
-    (1, 7, "track_running_stats=False: batch statistics in both modes, no buffers"),
-)
-
-
 def _contrasts(results, contrasts) -> list[Result]:
     """A failed case whose twin, one setting apart, passes: say so."""
     for good, bad, setting in contrasts:
@@ -570,24 +580,6 @@ def _fold_one(
     if result.passed:
         result.detail = "equals layer -> bn in eval mode; " + result.detail
     return result
-
-
-FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
-    (0, 1, "the layer has no bias (fold into a new bias)"),
-    (3, 2, "the conv has no bias (fold into a new bias)"),
-    (3, 4, "the conv has dilation=2, groups=2, a 3x2 kernel, padding_mode='reflect'"),
-    (0, 5, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
-    (3, 6, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
-    (0, 7, "the layers are float32"),
-    (2, 8, "the layers are float16"),
-    (3, 9, "bn.eps is 1e-3, not the default 1e-5"),
-)
-REFUSALS = {  # folding needs fixed statistics: why each is refused (ValueError)
-    "training BN": "in training mode bn has no fixed statistics (torch: 'Fusion "
-    "only for eval!'): check bn.training",
-    "untracked BN": "with track_running_stats=False bn keeps none (running_var is "
-    "None): say so, not a TypeError",
-}
 
 
 def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
