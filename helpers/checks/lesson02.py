@@ -51,7 +51,7 @@ STAGES = {  # the staged backward's locals and common spellings: cache, then gra
     "drho": ("drho", "dr", "dinv_std", "dinvstd", "distd", "divar"),
     "ds": ("ds", "dstd", "dsqrtvar"),
     "dvar": ("dvar", "dsigma2"),
-    "dxc": ("dxc", "dxmu"),
+    "dxc": ("dxc",),  # not dxmu: a layout may keep only one branch in it
     "dmu": ("dmu",),
 }
 BRANCH = "the branch through the {} is off (missing, or scaled wrong)"

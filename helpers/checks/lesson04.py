@@ -341,8 +341,9 @@ def _step(
         if not ("inplace operation" in str(exc) and changed and int(changed[1]) == 5):
             return [wrong(f"{label} gradient", "backward failed: " + _core.raised(exc))]
         why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
-        why += "changed in place after the output used it: the running buffers are,"
-        return [wrong(f"{label} gradient", f"{why} so r and d hold them: {DETACHED}")]
+        why += "changed in place after the output used it: a batch statistic updated in"
+        why += " place (std.mul_(m)?), or the running buffers if r and d hold them: "
+        return [wrong(f"{label} gradient", why + DETACHED)]
     data = (numpy_forward, rows, *state, drows)
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
