@@ -358,3 +358,32 @@ def test_visible_calls_and_exercises_that_change_their_arguments_still_write_bac
     remote.RemoteFunction(session, "merge_running_stats")(bn)
     assert torch.equal(bn.running_mean, torch.ones(3, dtype=torch.float64))
     assert session.changed == []
+
+
+def test_a_learner_signature_is_read_as_plain_data_and_a_forged_one_is_refused():
+    import inspect
+
+    from helpers.checks import _core
+
+    class Swapped(nn.Module):  # round 12's false ok: the checks compare this order
+        def __init__(self, num_features, momentum=0.1, eps=1e-5, **kwargs):
+            super().__init__()
+
+    session, kernel = session_with(Swapped=Swapped, fn=lambda x, *, eps=1e-3: x)
+    cls = remote.RemoteFunction(session, "Swapped")
+    assert str(inspect.signature(cls)) == str(inspect.signature(Swapped))
+    assert (
+        str(inspect.signature(remote.RemoteFunction(session, "fn")))
+        == "(x, *, eps=0.001)"
+    )
+    order = "num_features, eps=1e-05, momentum=0.1"
+    assert "eps is elsewhere" in _core.order_problem("x", cls, order).detail
+    # a kernel that answers with a forged parameter list: no signature, no crash
+    original = remote.Session.request
+    forged = [[["not an identifier", 1, False, None]], [["x", 99, False, None]], None]
+    for params in forged:
+        session.request = lambda req, p=params: {"params": p}
+        with pytest.raises(ValueError):
+            inspect.signature(cls)
+        assert _core.order_problem("x", cls, order) is None
+    assert remote.Session.request is original

@@ -552,7 +552,28 @@ def _is_marker(value):
     return isinstance(value, dict) and value.get("__bnc__") == "all_reduce"
 
 
+def _signature(req):
+    """The parameters of a learner's function or class, as plain data: [name, kind,
+    has a default, the default] each, or None when Python cannot read them."""
+    import inspect
+
+    try:
+        params = inspect.signature(get_ipython().user_ns[req["name"]]).parameters
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return {"params": None}
+    empty = inspect.Parameter.empty
+    return {
+        "params": [
+            [p.name, int(p.kind), p.default is not empty, enc(p.default, ())]
+            for p in params.values()
+        ]
+    }
+
+
 OPS = {
+    "signature": _signature,
     "forward": _forward,
     "backward": _backward,
     "getattr": _attribute,

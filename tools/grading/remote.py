@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import inspect
 import json
 import pickle
 import secrets
@@ -480,6 +481,23 @@ class RemoteFunction:
     def many(self, calls: list[tuple[tuple, dict]]) -> list:
         """Several calls in one round trip (numerical gradients make hundreds)."""
         return self._session.call_many(self.__name__, calls)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The learner's parameters (checks compare their order and defaults), rebuilt
+        from the kernel's plain data: inspect validates every name and kind, and
+        anything it refuses is a ValueError, as for a callable with no signature."""
+        try:
+            reply = self._session.request({"op": "signature", "name": self.__name__})
+            decode, empty = _Decoder(self._session, ()), inspect.Parameter.empty
+            return inspect.Signature(
+                [
+                    inspect.Parameter(n, kind, default=decode(d) if has else empty)
+                    for n, kind, has, d in reply["params"]
+                ]
+            )
+        except Exception as exc:  # None, a forged list, no kernel: none to read
+            raise ValueError(f"no signature for {self.__name__}: {exc!r}") from None
 
     def __repr__(self) -> str:
         return f"<the learner's {self.__name__}>"
