@@ -13,6 +13,7 @@ import ast
 import contextlib
 import copy
 import functools
+import inspect
 import itertools
 import pickle
 import re
@@ -48,10 +49,8 @@ class Result:
     error: float | None = None
     bound: float | None = None
 
-    def __bool__(self) -> bool:
-        return self.verdict in (OK, INFO)
-
-    passed = property(__bool__)
+    passed = property(lambda self: self.verdict in (OK, INFO))
+    __bool__ = passed.fget
 
     def line(self) -> str:
         name = self.name.ljust(NAME_WIDTH)
@@ -63,6 +62,7 @@ class Result:
 ok = lambda name, detail, *measured: Result(name, OK, detail, *measured)
 wrong = lambda name, detail, *measured: Result(name, WRONG, detail, *measured)
 info = lambda name, detail: Result(name, INFO, detail)
+torch = lambda: __import__("torch")  # when a check first needs it: helpers stay light
 
 
 def not_implemented(name) -> Result:
@@ -73,11 +73,8 @@ def not_implemented(name) -> Result:
 class Report(list):
     """A check's results (a list of Result), falsy if any failed."""
 
-    def __bool__(self) -> bool:
-        return bool(len(self)) and all(r.passed for r in self)
-
-    passed = property(__bool__)
-
+    passed = property(lambda self: bool(len(self)) and all(r.passed for r in self))
+    __bool__ = passed.fget
     verdicts = property(lambda self: [r.verdict for r in self])
 
     def lines(self) -> str:
@@ -91,7 +88,6 @@ class Report(list):
         return "\n".join(out)
 
     __repr__ = lines
-
     _ipython_display_ = lambda self: None  # already printed by the check
 
 
@@ -447,8 +443,7 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     if not np.all(np.isfinite(array)):
         bad, where = ~np.isfinite(array), ""
         if array.ndim >= 2:  # which features (axis 1) hold them, if not all
-            rows = np.flatnonzero(_rows(bad, 1).any(0))
-            if len(rows) < bad.shape[1]:
+            if len(rows := np.flatnonzero(_rows(bad, 1).any(0))) < bad.shape[1]:
                 where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
         why = f"{what} contains {int(bad.sum())} NaN or infinite value(s){where}: a "
         why += "division by zero, or a square root of a negative number?"
@@ -540,8 +535,7 @@ def degenerate(got, want) -> str | None:
         return None
     if _trivial(w) and g.shape == w.shape:
         return None
-    values = np.unique(g)
-    if len(values) == 1:
+    if len(values := np.unique(g)) == 1:
         return f"every value is {values[0]:.4g}"
     return "it holds only the values " + " and ".join(f"{v:g}" for v in values)
 
@@ -561,8 +555,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
                 if not any(np.isclose(k, ratio) for k in [*numbers, 1 / n, 2, 0.5]):
                     known[f"{term[0]}/{term[1]} with {head} = {n}"] = ratio
     for label, k in {**known, **plain}.items():
-        k = to_numpy(k)
-        if k is None or (k.size != 1 and k.shape != v.shape):
+        if (k := to_numpy(k)) is None or (k.size != 1 and k.shape != v.shape):
             continue
         with np.errstate(all="ignore"):
             forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
@@ -906,8 +899,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         return problem
     measure = rel_error if metric == "rel" else abs_error
     label = "max rel. error" if metric == "rel" else "max abs. error"
-    err = measure(got, want_np)
-    if err <= tol:
+    if (err := measure(got, want_np)) <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
     if options.get("source"):  # the right function of a slipped input
         diagnoses = {**slips(*options.pop("source")), **(diagnoses or {})}
@@ -1126,9 +1118,6 @@ def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
     return report(results, quiet=quiet, strict=strict)
 
 
-torch = lambda: __import__("torch")  # when a check first needs it: helpers stay light
-
-
 def build_module(cls, label: str, *args, **kwargs):
     """``cls(*args, **kwargs)``, checked to be an ``nn.Module``: (module, problem)."""
     module, problem = call(label, cls, *args, **kwargs)
@@ -1192,8 +1181,7 @@ def buffers_outside_graph(name: str, module) -> Result:
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     """Why ``samples`` (a row per call, a column per channel) are not independent draws
     from U[low, high], or None.  A KS distance > 2.5 / sqrt(n) has chance < 1e-5."""
-    x = to_numpy(samples)
-    if x is None or not x.size or not np.all(np.isfinite(x)):
+    if (x := to_numpy(samples)) is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
     if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
         why = f"{what}: at each call every channel gets the same value: draw one "
@@ -1242,8 +1230,6 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
 def order_problem(label: str, fn, order: str) -> Result | None:
     """Wrong if a parameter named in ``order`` ("x, eps=1e-05") sits elsewhere in
     ``fn``'s signature or has another default: a call by position would go astray."""
-    import inspect
-
     try:
         mine = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # not plain Python (the grader's proxy): unread
