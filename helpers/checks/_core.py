@@ -7,8 +7,6 @@ it, no other does, the input tells it from the right answer and the answer is no
 degenerate (zeros, a constant); else what was observed (which output or stage differs,
 by what factor, offset, permutation, where, at what rounding).  Never a guess."""
 
-from __future__ import annotations
-
 import ast
 import contextlib
 import copy

@@ -1,7 +1,5 @@
 """Checks for notebook 00 (setup and conventions)."""
 
-from __future__ import annotations
-
 __all__ = ["batch_stats"]  # each public check has wrong versions in tests/mutants/
 
 import numpy as np

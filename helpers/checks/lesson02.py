@@ -2,8 +2,6 @@
 (float64) and numerical gradients.  A backward pass is judged alone (its cache redone
 if the forward slipped); a cause only from a right cache, else the first stage (cmp)"""
 
-from __future__ import annotations
-
 import contextlib
 import copy
 import re

@@ -1,8 +1,6 @@
 """Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
 The learner's module runs beside torch's BatchNorm1d/2d; the first difference counts."""
 
-from __future__ import annotations
-
 __all__ = ["fold_batchnorm", "scratch_batchnorm"]  # each has mutants in tests/mutants/
 
 import copy

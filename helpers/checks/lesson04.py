@@ -1,8 +1,6 @@
 """Checks for notebook 04: batch renormalization (Ioffe, 2017), against the *given*
 NumPy forward, its numerical gradients with r, d constant, the paper's schedule."""
 
-from __future__ import annotations
-
 __all__ = ["batch_renorm", "batch_renorm_backward", "renorm_schedule"]  # with mutants
 
 import re

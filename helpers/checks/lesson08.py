@@ -1,7 +1,5 @@
 """Checks for notebook 08: the learner's functions on 3 ranks vs one process, float64"""
 
-from __future__ import annotations
-
 from functools import partial
 
 import numpy as np
