@@ -289,18 +289,10 @@ def _reader(rows, state, bounds, momentum, shape):
     return read
 
 
-def _step(
-    cls,
-    numpy_forward,
-    seed,
-    bounds=(RMAX, DMAX),
-    image=False,
-    train=True,
-    m=0,
-    eps=None,
-):
-    """One training step (output, input gradient, running statistics) or eval step."""
+def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how):
+    """A training step (output, input gradient, running stats) or eval step: vs given"""
     torch, plain = torch_(), bounds == (1.0, 0.0)
+    m, eps = how.get("momentum", 0), how.get("eps")  # not the defaults: passed on
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
@@ -308,22 +300,20 @@ def _step(
     rows, *state, drows = problem(seed, n=24 if image else 12)  # gamma, beta, mean, std
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
     x = torch.tensor(unrows(rows, shape), requires_grad=train)
-    how = dict(train=train, momentum=m, eps=eps)
-    module, out, failed = _ready(cls, label, state, bounds, x, **how)
+    module, out, failed = _ready(cls, label, state, bounds, x, train=train, **how)
     if failed is not None:
         return [failed]
     if not train:  # compared as rows (N * H * W, C)
         out = _core.channels_last(out) if np.shape(out) == shape else out
         return [_eval(label, module, out, rows, state)]
-    want = unrows(numpy_forward(rows, *state, *bounds, eps or EPS)[0], shape)
-    fixed = unrows(numpy_forward(rows, *state, *bounds)[0], shape)  # eps=1e-5
+    want = unrows(given(rows, *state, *bounds, eps or EPS)[0], shape)
+    fixed = unrows(given(rows, *state, *bounds)[0], shape)  # eps=1e-5
     momentum = getattr(module, "momentum", None)  # missing or not a number: the default
     momentum = m or (momentum if isinstance(momentum, (int, float)) else 0.01)
     read = _reader(rows, state, bounds, momentum, shape)
     slip = {"the eps passed to the constructor is not used": fixed} if eps else {}
-    result = compare(
-        f"{label} output", out, want, tol=TOL, readers=[read], diagnoses=slip
-    )
+    kw = dict(tol=TOL, readers=[read], diagnoses=slip)
+    result = compare(f"{label} output", out, want, **kw)
     if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
         _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
         if failed is None and compare(label, out2, want, tol=TOL):
@@ -342,7 +332,7 @@ def _step(
         why += "changed in place after the output used it: a batch statistic updated in"
         why += " place (std.mul_(m)?), or the running buffers if r and d hold them: "
         return [wrong(f"{label} gradient", why + DETACHED)]
-    data = (numpy_forward, rows, *state, drows)
+    data = (given, rows, *state, drows)
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
@@ -406,7 +396,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         if first.verdict == _core.TODO:
             return first
         results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
-        nc = _step(cls, numpy_forward, seed, m=0.2)  # the momentum passed is used
+        nc = _step(cls, numpy_forward, seed, momentum=0.2)  # the momentum passed: used
         nchw = _step(cls, numpy_forward, seed + 1, image=True)
         nc += _step(cls, numpy_forward, seed + 4, (1e3, 1e3)) if all(nc) else []
         nc += _step(cls, numpy_forward, seed + 5, eps=0.5) if all(nc) else []
