@@ -483,8 +483,8 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     return "; ".join(parts) or None
 
 
-GRID = [(0, 10, 20, 2.0, 1.0), (10, 0, 0, 3.0, 5.0), (10, 0, 20, 3.0, 5.0)]
-GRID += [(10, 20, 0, 3.0, 5.0)]  # (warmup, r_steps, d_steps, rmax_final, dmax_final)
+# (warmup, r_steps, d_steps, rmax_final, dmax_final): each 0-step ramp, custom finals
+GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
 
 
 def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:
