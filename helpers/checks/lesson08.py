@@ -163,16 +163,13 @@ def _far(name, fn, xs, gamma, beta) -> Result | None:
     found, _, failed = _ranks(label, call_, far, 2, "out, cache")
     out, failed = _outputs(label, found, xs) if failed is None else (None, failed)
     if failed is None and out.dtype != torch.float32:
-        failed = wrong(
-            label, f"float32 inputs give {out.dtype} outputs: keep x's dtype"
-        )
+        why = f"float32 inputs give {out.dtype} outputs: keep x's dtype"
+        failed = wrong(label, why)
     if failed is not None:
         return failed
     full, norm = torch.cat([a[0] for a in far]).double(), torch.nn.functional.batch_norm
-    err = [
-        _core.rel_error(out.double(), norm(full, None, None, gamma, beta, True, 0, e))
-        for e in (0.5, EPS)
-    ]  # the eps passed, the default
+    wants = (norm(full, None, None, gamma, beta, True, 0, e) for e in (0.5, EPS))
+    err = [_core.rel_error(out.double(), w) for w in wants]  # eps given, default
     if err[0] <= TOL32:
         return None
     why = "(if the variance is E[x^2] - mu^2, this is section 2's cancellation: "
@@ -338,6 +335,9 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         return results + [wrong(f"{name} dgamma, dbeta", why)]
     shares = ([(p - mean) * rho * dy for p, dy in zip(xs, douts, strict=True)], douts)
     sums = [torch.stack([grad[k] for grad in grads]).sum(0) for k in (1, 2)]
+    known = {"N": len(x), "gamma": gamma, "W": len(xs)}  # DDP's average divides by W
+    same = {"returns": {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}, "axis": 0}
+    same |= {"returned": (dx, *sums), "known": known}  # axis 0: a factor per feature
     for k, (what, want) in enumerate((("dgamma", g.grad), ("dbeta", b.grad))):
         diagnoses = {
             f"{what} was all-reduced; DDP does that afterwards, so this counts the "
@@ -345,11 +345,7 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
             f"{what} is averaged over the slice: gamma and beta are shared by every "
             "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
-        kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses}
-        kw |= {"returns": {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}}
-        kw |= {"returned": (dx, *sums), "known": {"N": len(x), "gamma": gamma}}
-        kw["known"]["W"] = len(xs)  # the number of ranks: DDP's average divides by it
-        kw["axis"] = 0  # a factor per feature
+        kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses, **same}
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     return results
 
@@ -375,20 +371,19 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
     """The first wrong stage of what the ranks saved, else their output's verdict."""
-    torch = torch_()
     for rank, (_, saved) in enumerate(results):
         why = None
         if saved is None or saved == ():
             why = f"saved is {saved!r}: the forward pass saves nothing for backward"
         elif not isinstance(saved, (tuple, list)) or len(saved) != 5:
             why = "saved must be a tuple of 5 tensors"
-        elif kinds := [type(s).__name__ for s in saved if not torch.is_tensor(s)]:
+        elif kinds := [type(s).__name__ for s in saved if not torch_().is_tensor(s)]:
             why = f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only"
         elif {s.shape for s in saved[2:4]} != {(CHANNELS,)} or saved[4].numel() != 1:
             why = "saved mean and invstd have the shape (C,), the count one value"
-        elif not torch.equal(saved[0], xs[rank]):
+        elif not torch_().equal(saved[0], xs[rank]):
             why = "saved[0] is not the input x itself: backward recomputes x_hat"
-        elif not torch.equal(saved[1], gamma):
+        elif not torch_().equal(saved[1], gamma):
             why = "saved[1] is not gamma itself"
         if why is not None:
             why += "; save (x, gamma, mean, invstd, count)"
@@ -400,7 +395,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
     invstds["is sqrt(var + eps), not its inverse"] = (var + EPS).sqrt()
     means = {f"is {k}": v for k, v in means.items()}
     for k, (what, options) in enumerate((("mean", means), ("invstd", invstds))):
-        got = torch.stack([s[2 + k].reshape(CHANNELS) for _, s in results])
+        got = torch_().stack([s[2 + k].reshape(CHANNELS) for _, s in results])
         (_, want), *mistakes = options.items()  # the right one first
         diagnoses = {f"the saved {what} {m}": v for m, v in mistakes}
         kw = {"what": f"the saved {what}", "diagnoses": diagnoses, "axis": None}
@@ -429,11 +424,10 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
             *_, saved, _, failed = _step(f"{name} eps=0.1", at, seed, 2, "out, saved")
             if failed is None:  # a failed Result is falsy: test for None
                 got = torch_().stack([s[3].reshape(-1) for _, s in saved])
-                want = _statistics(xs, 0.1)[1].expand(len(xs), -1)
-                kw = {"what": "the saved invstd with eps=0.1", "tol": TOL}
-                fixed = _statistics(xs)[1].expand(len(xs), -1)
-                kw["diagnoses"] = {"made with eps=1e-5: use the eps passed in": fixed}
-                failed = compare(f"{name} eps=0.1", got, want, **kw)
+                inv = lambda eps: _statistics(xs, eps)[1].expand(len(xs), -1)
+                slip = {"made with eps=1e-5: use the eps passed in": inv(EPS)}
+                kw = {"what": "the saved invstd with eps=0.1", "diagnoses": slip}
+                failed = compare(f"{name} eps=0.1", got, inv(0.1), tol=TOL, **kw)
             found += [failed, *_buffer_results(name, buffers, xs, gamma, beta)]
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
@@ -483,17 +477,16 @@ def _bns(model):
 
 def _rank_models(seed):
     """Three ranks' copies of a net of 5 BN layers (one nested), buffers apart."""
-    torch = torch_()
-    nn, gen, models = torch.nn, torch.Generator().manual_seed(seed), []
+    nn, gen, models = torch_().nn, torch_().Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
         plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False), nn.BatchNorm2d(4)]
         sync = nn.SyncBatchNorm(4)  # buffers on a CPU; forward on a GPU
         model = nn.Sequential(*plain, nn.BatchNorm3d(4), nn.Sequential(sync)).double()
-        with torch.no_grad():
+        with torch_().no_grad():
             for bn in _bns(model):
                 k = bn.num_features
-                bn.running_mean.copy_(torch.randn(k, generator=gen) + 1.5 * rank)
-                bn.running_var.copy_(torch.rand(k, generator=gen) + 0.5)
+                bn.running_mean.copy_(torch_().randn(k, generator=gen) + 1.5 * rank)
+                bn.running_var.copy_(torch_().rand(k, generator=gen) + 0.5)
                 bn.num_batches_tracked.fill_(10 + rank)
         models.append(model)
     return models
@@ -559,18 +552,16 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers)
             if not all(r.passed for r in results):  # the first wrong layer
                 return results
-        seen = (
-            f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync) agree"
-        )
-        done = ok(name, f"{seen} on all 3 ranks (shares {', '.join(map(str, SHARES))})")
+        seen = f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync)"
+        shares = ", ".join(map(str, SHARES))
+        done = ok(name, f"{seen} agree on all 3 ranks (shares {shares})")
         low = list(zip([m.float() for m in _rank_models(seed)], SHARES, strict=True))
         _, _, problem_ = _ranks(f"{name} float32", on_rank, low, copy=False)
         kinds = {b.dtype for m, _ in low for b in m.buffers() if b.is_floating_point()}
         if problem_ is None and kinds != {torch_().float32}:  # round 10's false ok
-            why = (
-                f"float32 layers hold {sorted(map(str, kinds))} buffers after it: keep"
-            )
-            problem_ = wrong(f"{name} float32", why + " their dtype (copy_ into them)")
+            why = f"float32 layers hold {sorted(map(str, kinds))} buffers after it: "
+            why += "keep their dtype (copy_ into them)"
+            problem_ = wrong(f"{name} float32", why)
         return done if problem_ is None else [done, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)
