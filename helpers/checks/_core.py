@@ -529,9 +529,8 @@ def _trivial(a) -> bool:
 def degenerate(got, want) -> str | None:
     """A degenerate answer ("every value is 0.5"), which many mistakes give, or None"""
     g, w = to_numpy(got), to_numpy(want)
-    if g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g):
-        return None
-    if _trivial(w) and g.shape == w.shape:
+    ordinary = g is None or w is None or not np.all(np.isfinite(g)) or not _trivial(g)
+    if ordinary or _trivial(w) and g.shape == w.shape:
         return None
     if len(values := np.unique(g)) == 1:
         return f"every value is {values[0]:.4g}"
@@ -626,8 +625,7 @@ def describe(
         return say("sign", "the right magnitude with the wrong sign everywhere")
     c = float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))
     if close(g, c * w):
-        label = _named(c, known)
-        value = f"{c:.4g}" + (f" = {label}" if label else "")
+        value = f"{c:.4g}" + (f" = {label}" if (label := _named(c, known)) else "")
         value = label if label in ("2", "1/2", "-1") else value
         value = f"1 + {c - 1:.2g}" if label == "1" else value
         key = f"factor {label}" if label else "factor"
@@ -681,8 +679,7 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         return _confined(off_one, feature, small, say, how)
     shift = (g2 - w2).mean(0)
     if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
-        label = _named(shift, known)
-        named = f", {label}" if label else ""
+        named = f", {label}" if (label := _named(shift, known)) else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
         return say(f"{feature} offset" + (f" {label}" if label else ""), text)
     bad = np.flatnonzero((err := np.abs(g2 - w2).max(0) / scale) > tol)
@@ -695,9 +692,8 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
 def _confined(bad, feature, small, say, how) -> str:
     """An error confined to some features; whether they are those where eps matters."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
-    plural, verb, who = "s", "are", "they are the ones"
-    if len(bad) == 1:
-        plural, verb, who = "", "is", "it is the one"
+    one, many = ("", "is", "it is the one"), ("s", "are", "they are the ones")
+    plural, verb, who = one if len(bad) == 1 else many
     text = f"only {feature}{plural} {which} {verb} off {how}"
     if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
         text += f"; {who} with a tiny variance, where eps matters"

@@ -167,8 +167,11 @@ def _summaries(model, x, y) -> tuple:
     return norms, {k: np.array([float(v) for v in vs]) for k, vs in found.items()}
 
 
-def _floats(name, got):
-    """The learner's norms as a float64 array, or a wrong Result saying why not."""
+def _floats(name, fn, *args):
+    """``fn(*args)``'s norms as a float64 array, or a wrong Result saying why not."""
+    got, problem = call(name, fn, *args, copy_inputs=False)
+    if problem is not None:
+        return problem
     if got is None:
         return wrong(name, "returned None: did you forget `return`?")
     try:
@@ -194,9 +197,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
 
     def body():
         want, mistakes = _summaries(copy.deepcopy(model), x, y)
-        got, problem = call(name, fn, model, x, y, copy_inputs=False)
-        got = problem if problem is not None else _floats(name, got)
-        if not isinstance(got, np.ndarray):
+        if not isinstance(got := _floats(name, fn, model, x, y), np.ndarray):
             return got
         every = "one norm per parameter (weights and biases): return one norm per "
         every += "nn.Linear, of its weight's gradient"
@@ -213,9 +214,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         how |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
         if not (first := compare(name, got, want, tol=1e-9, diagnoses=mistakes, **how)):
             return first
-        again, problem = call(name, fn, model, x, y, copy_inputs=False)
-        again = problem if problem is not None else _floats(name, again)
-        if not isinstance(again, np.ndarray):
+        if not isinstance(again := _floats(name, fn, model, x, y), np.ndarray):
             return again
         if rel_error(again, want) > 1e-6:  # twice the first: the gradients add up
             twice = again.shape == want.shape and rel_error(again, 2 * want) < 1e-6

@@ -265,8 +265,7 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         if result.verdict != "ok":
             return result
         low = [(k, a.dtype) for k, a in _arrays(items[1]) if a.dtype.itemsize < 8]
-        low = low if kind == "batch" else []  # the others: batchnorm_forward's cache
-        for path, dtype in low[:1]:  # what the backward passes read: float64's digits
+        for path, dtype in low[: kind == "batch"]:  # others: batchnorm_forward's cache
             why = f"your cache{''.join(f'[{k!r}]' for k in path)} is {dtype}: the "
             why += "backward passes read it with 7 digits, not 16: keep x's float64"
             return [result, wrong(f"{name} cache", why)]
@@ -343,8 +342,7 @@ def _arrays(cache, path=()):
     if isinstance(cache, np.ndarray) and cache.dtype.kind == "f" and cache.size > 1:
         yield path, cache
     elif isinstance(cache, (tuple, list, dict)) and len(path) < 8:  # not endless
-        items = cache.items() if isinstance(cache, dict) else enumerate(cache)
-        for key, item in items:
+        for key, item in cache.items() if isinstance(cache, dict) else enumerate(cache):
             yield from _arrays(item, (*path, key))
 
 
