@@ -218,8 +218,6 @@ MEANINGS = {
     r"graph a second time": "backward() ran twice through one graph: run the "
     "forward pass again before each backward()",
     r"only for scalar": "backward() needs one number: reduce the loss (.mean())",
-    r"incorrect number of gradients": "an autograd.Function's backward returns a "
-    "tuple, one gradient per input of forward (a list counts as one)",
     r"numpy\(\) on Tensor that requires grad": "call .detach() before .numpy()",
     r"Quantiles must be in": "np.quantile takes fractions, np.percentile percents",
     r"'numpy.ndarray' object has no": "a NumPy array used as a torch tensor",

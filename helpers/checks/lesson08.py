@@ -49,6 +49,9 @@ def _ranks(name, fn, per_rank, count=0, names="", copy=True):
     values, failed = call(name, ranks.run, fn, per_rank, copy_inputs=copy, watch=False)
     for rank, value in enumerate(values if count and failed is None else ()):
         values[rank], failed = unpack(f"{name} rank {rank}", value, count, names)
+        if failed is None and count == 5 and isinstance(value, list):  # autograd's rule
+            why = "returned a list: an autograd.Function's backward returns a tuple (a "
+            failed = wrong(f"{name} rank {rank}", why + "list counts as one gradient)")
         if failed is not None:
             break
     return (None, None, failed) if failed is not None else (values, ranks, None)
@@ -434,40 +437,9 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
         names = "dx, dgamma, dbeta, None, None: one gradient per input of forward"
         args = (list(zip(saved, douts, strict=True)), 5, names, xs, gamma, beta, douts)
-        found += _gradients(f"{name} backward", backward, *args)
-        last = [_autograd(name, forward, backward, seed)] if all(found) else []
-        return found + last
+        return [*found, *_gradients(f"{name} backward", backward, *args)]
 
     return run_check(name, body, quiet=quiet, strict=strict)
-
-
-def _autograd(name, forward, backward, seed) -> Result:
-    """The layer as the notebook builds it, an autograd.Function, on 3 ranks."""
-    torch, label = torch_(), f"{name} as an autograd.Function"
-
-    def rank(x, gamma, beta, dout, all_reduce):
-        class Layer(torch.autograd.Function):  # section 5's sync_batch_norm
-            @staticmethod
-            def forward(ctx, *args):
-                out, saved = forward(*args, all_reduce, EPS, MOMENTUM)
-                ctx.save_for_backward(*saved)
-                return out
-
-            @staticmethod
-            def backward(ctx, dout):
-                return backward(ctx.saved_tensors, dout, all_reduce)
-
-        inputs = [t.float().requires_grad_() for t in (x, gamma, beta)]  # float32
-        (out := Layer.apply(*inputs, beta.float() + 2, gamma.float())).backward(dout)
-        return out.dtype, inputs[0].grad.dtype
-
-    xs, gamma, beta, douts = problem(seed + 2)
-    given = [(x, gamma, beta, d.float()) for x, d in zip(xs, douts, strict=True)]
-    found, _, failed = _ranks(label, rank, given)
-    if failed is None and (kinds := set(found) - {(torch.float32,) * 2}):
-        why = "float32 tensors give (out, dx) of {}: keep x's dtype (the count too)"
-        failed = wrong(label, why.format(", ".join(map(str, kinds.pop()))))
-    return failed if failed is not None else ok(label, "forward and backward run")
 
 
 def _bns(model):
