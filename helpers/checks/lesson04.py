@@ -485,18 +485,17 @@ GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5
 def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:
     """The first step of this schedule where ``fn`` differs, said; None if none."""
     (lengths, final), names = (lengths_final[:2], lengths_final[2:]), ("rmax", "dmax")
-    case = "warmup={}, r_steps={}, d_steps={}, rmax_final={:g}, dmax_final={:g}: "
     ends = {warmup + n * k // 2 for n in lengths for k in (1, 2)}  # mid and end points
     for step in sorted({max(0, warmup - 1), warmup, warmup + 1, warmup + 25} | ends):
         value, failed = _values(name, fn, step, warmup, *lengths_final)
-        want = _paper(step, final, warmup, *lengths)
-        if failed is not None or not np.allclose(value, want, atol=1e-9):
+        if failed is not None:
+            return failed
+        if not np.allclose(value, want := _paper(step, final, warmup, *lengths)):
             break
     else:
         return None
-    if failed is not None:
-        return failed
-    text = case.format(warmup, *lengths_final) + f"step {step}: {value}, not {want}"
+    text = "warmup={}, r_steps={}, d_steps={}, rmax_final={:g}, dmax_final={:g}: "
+    text = text.format(warmup, *lengths_final) + f"step {step}: {value}, not {want}"
     if np.allclose(value, _paper(step, (3, 5), warmup, *lengths)):
         return wrong(name, f"rmax_final and dmax_final are ignored: {text}")
     off = [k for k in (0, 1) if not np.isclose(value[k], want[k], atol=1e-9)]
