@@ -227,7 +227,7 @@ RENORM = {
     "r and d applied after gamma and beta": (renorm_class(rd_after_affine=True), "r and d are applied to gamma * x_hat + beta"),
     "running statistics when nothing is clipped": (renorm_class(running_if_unclipped=True), "BatchRenorm NC nothing clipped gradient"),
     "deviations divided by running_std": (renorm_class(by_running_std=True), "or x - mu_B divided by running_std"),
-    "the eps passed in not used": (renorm_class(fixed_eps=True), "the eps passed to the constructor is not used"),
+    "the eps passed in not kept": (renorm_class(fixed_eps=True), "module.eps is 1e-05, expected 0.5"),
 }
 # fmt: on
 
