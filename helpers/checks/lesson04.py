@@ -184,9 +184,6 @@ def _registration(cls) -> Result:
     """Buffers running_mean, running_std (a std, as the paper); plain attributes."""
     label, torch, params = f"{NAME} buffers", torch_(), {"weight": None, "bias": None}
     buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
-    order = "num_features, eps=1e-05, momentum=0.01, rmax=1.0, dmax=0.0"
-    if (failed := _core.order_problem(label, cls, order)) is not None:
-        return failed
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0, "eps": 0.5}):
         module, failed = _core.build_module(cls, label, 5, **given)
         attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, "eps": EPS, **given}
