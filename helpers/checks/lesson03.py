@@ -1,5 +1,4 @@
-"""Checks for notebook 03: running statistics as PyTorch keeps them, and folding.
-The learner's module runs beside torch's BatchNorm1d/2d; the first difference counts."""
+"""Checks for notebook 03: a module run beside torch's BatchNorm, and folding."""
 
 __all__ = ["fold_batchnorm", "scratch_batchnorm"]  # each has mutants in tests/mutants/
 
@@ -73,8 +72,7 @@ def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
     label, ref = f"{NAME} buffers", torch_().nn.BatchNorm1d(4)  # as it starts
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
-    problem = core.order_problem(label, cls, ORDER)
-    if problem is None:
+    if (problem := core.order_problem(label, cls, ORDER)) is None:
         module, problem = core.build_module(cls, label, 4)
     if problem is None:
         problem = core.registration_problem(label, module, start, params)
@@ -110,8 +108,7 @@ def _compared(label, at, got, want, ref, x, means, variances, grads=None):
     unused = f"sqrt(var + 1e-5): the module's eps ({ref.eps:g}) is not used"
     scales = {"sqrt(var + eps)": np.sqrt(v + ref.eps), unused: np.sqrt(v + EPS)}
     scales = scales if ref.eps != EPS else None
-    prefix = f"{at}: the output differs from PyTorch's: "
-    axes = [0, 2, 3][: x.dim() - 1]
+    prefix, axes = f"{at}: the output differs from PyTorch's: ", [0, *range(2, x.dim())]
     read = _reader(prefix, x, gamma, beta, ref.eps, means, variances, scales, axes)
     result = core.compare(label, got, want, tol=TOL, readers=[read], what="the output")
     if result.passed:  # then the gradients, given (module, xa, xb, dout); else None
@@ -190,8 +187,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         if problem is not None or not isinstance(new, torch_().Tensor):
             break
         records.append((step, records[-1][2], new.detach().clone(), xt))
-    still = [torch_().equal(r[1], r[2]) for r in records]
-    if all(still):
+    if all(still := [torch_().equal(r[1], r[2]) for r in records]):
         return f"{buffer} did not change in {len(records)} training step(s): update it"
     m = m0 = ref.momentum if ref.momentum is not None else 1 / k
     seen = f"{buffer} did not change; PyTorch's moved {m:.4g} of the way to the batch"
@@ -238,8 +234,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
 
 def _training_problem(label, cls, tail, seed, given):
     """Build both (float64, alike), train on batches, eval: the first difference."""
-    given = dict(given)  # momentum_later: set after __init__, so read it in forward
-    later = given.pop("momentum_later", None)
+    later = given.pop("momentum_later", None)  # set after __init__: read in forward
     module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return problem
@@ -253,8 +248,7 @@ def _training_problem(label, cls, tail, seed, given):
             gamma = torch_().rand(tail[0], generator=gen) + 0.5
             values = {"weight": gamma, "bias": torch_().randn(tail[0], generator=gen)}
             for key, value in values.items() if ref.affine else ():
-                getattr(ref, key).copy_(value)
-                getattr(module, key).copy_(value)
+                getattr(ref, key).copy_(value), getattr(module, key).copy_(value)
     except Exception as exc:
         return wrong(label, f"cannot set weight and bias ({exc})")
     kept = [k for k in BUFFERS if getattr(module, k, None) is not None]
@@ -290,8 +284,7 @@ def _training_problem(label, cls, tail, seed, given):
         if problem is not None:
             return problem
         if ref.track_running_stats:  # its buffers: outside the graph, counted, updated
-            graph = core.buffers_outside_graph(label, module)
-            if not graph.passed:
+            if not (graph := core.buffers_outside_graph(label, module)).passed:
                 return wrong(label, f"{at}: {graph.detail}")
             count = getattr(module, "num_batches_tracked", None)
             kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
@@ -334,8 +327,7 @@ def _sequence(cls, tail, seed, **given) -> Result:
     shape = {1: "(N, C)", 2: "(N, C, L)", 3: "(N, C, H, W)"}[len(tail)]
     setting = [f"{k}={v}" for k, v in given.items() if k != "momentum" or not v]
     label = f"{NAME} {setting[-1] if setting else shape}"
-    problem = _training_problem(label, cls, tail, seed, given)
-    if problem is None:
+    if (problem := _training_problem(label, cls, tail, seed, given)) is None:
         sizes = ", ".join(map(str, BATCH_SIZES))
         return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
     if "ZeroDivision" in problem.detail and "None" in label:
@@ -450,8 +442,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check a from-scratch batch-norm module against torch.nn.BatchNorm1d/2d."""
 
     def body():
-        first = _registration(cls)
-        if first.verdict == TODO:
+        if (first := _registration(cls)).verdict == TODO:
             return first
         results = [
             first,
@@ -485,16 +476,14 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps
     """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
     torch, nn, gen = torch_(), torch_().nn, torch_().Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    if kind == "linear":
-        layer, shape = nn.Linear(6, 5, bias=bias), (16, 6)
-    elif kind == "conv":
-        layer, shape = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=bias), (4, 3, 7, 7)
-    elif kind == "Conv1d":  # outside the exercise: folded right or refused
-        layer, shape = nn.Conv1d(3, 5, 3, padding=1, bias=bias), (4, 3, 9)
-    else:
-        settings = {"padding": 3, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
-        layer, shape = nn.Conv2d(4, 6, (3, 2), bias=bias, **settings), (4, 4, 8, 8)
-    layer = layer.double().eval()
+    grouped = {"padding": 3, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
+    make, args, kw, shape = {  # Conv1d: outside the exercise, folded right or refused
+        "linear": (nn.Linear, (6, 5), {}, (16, 6)),
+        "conv": (nn.Conv2d, (3, 5, 3), {"stride": 2, "padding": 1}, (4, 3, 7, 7)),
+        "grouped": (nn.Conv2d, (4, 6, (3, 2)), grouped, (4, 4, 8, 8)),
+        "Conv1d": (nn.Conv1d, (3, 5, 3), {"padding": 1}, (4, 3, 9)),
+    }[kind]
+    layer = make(*args, bias=bias, **kw).double().eval()
     norm = nn.BatchNorm1d if kind in ("linear", "Conv1d") else nn.BatchNorm2d
     bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
@@ -530,8 +519,7 @@ def _fold_reader(layer, bn, x):
 
 def _fold_problem(kind, folded, layer) -> str | None:
     """Why ``folded`` is not a new layer like ``layer``, with a bias."""
-    names = {"linear": "Linear", "Conv1d": "Conv1d"}
-    want = getattr(torch_().nn, names.get(kind, "Conv2d"))
+    want = type(layer)  # nn.Linear, nn.Conv1d or nn.Conv2d, made by _trained_pair
     if not isinstance(folded, want):
         why = f"returned a {type(folded).__name__}: return one {want.__name__}"
         return why + " (or raise TypeError for layers other than Linear and Conv2d)"
@@ -549,16 +537,14 @@ def _fold_problem(kind, folded, layer) -> str | None:
         return "the folded layer has no bias: create it with bias=True, always"
 
 
-def _fold_one(
-    fn, kind, bias, seed, affine=True, dtype="float64", eps=EPS, train=0, steps=4
-):
+def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, steps=4):
     """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
     extra = extra if affine else " affine=False"
     extra = extra if eps == EPS else f" eps={eps:g}"
     extra = " layer.train()" if train else extra  # only bn's mode matters
     extra = extra if steps else " untrained BN"  # running stats 0 and 1: foldable
-    label = f"fold_batchnorm {kind}" + (extra if dtype == "float64" else f" {dtype}")
+    label = f"fold_batchnorm {kind}" + (extra if dtype == "double" else f" {dtype}")
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
     layer.train(bool(train))
     with torch_().no_grad():
@@ -572,7 +558,7 @@ def _fold_one(
         got, problem = call(label, copy.deepcopy(folded).double(), x)
     if problem is not None:
         return problem
-    tol = TOL if dtype == "float64" else 1e-2 if dtype == "float16" else 1e-5
+    tol = TOL if dtype == "double" else 1e-2 if dtype == "float16" else 1e-5
     what = "the folded layer's output"
     result = core.compare(label, got, want, tol=tol, readers=readers, what=what)
     if result.passed:
@@ -584,24 +570,23 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(layer, bn)`` returns one layer equal to layer -> bn (eval)."""
 
     def body():
-        first = _fold_one(fn, "linear", True, seed)
-        if first.verdict == TODO:  # one "not yet" line is enough
-            return first
+        if (first := _fold(fn, "linear", True, seed)).verdict == TODO:
+            return first  # one "not yet" line is enough
         results = [
             first,
-            _fold_one(fn, "linear", False, seed + 1),
-            _fold_one(fn, "conv", False, seed + 2),
-            _fold_one(fn, "conv", True, seed + 3),
-            _fold_one(fn, "grouped", True, seed + 5),
-            _fold_one(fn, "linear", True, seed + 6, affine=False),
-            _fold_one(fn, "conv", True, seed + 7, affine=False),
-            _fold_one(fn, "linear", True, seed + 8, dtype="float32"),
-            _fold_one(fn, "conv", False, seed + 9, dtype="float16"),
-            _fold_one(fn, "conv", True, seed + 10, eps=1e-3),
-            _fold_one(fn, "linear", True, seed + 11, train=True),
-            _fold_one(fn, "linear", True, seed + 12, steps=0),
+            _fold(fn, "linear", False, seed + 1),
+            _fold(fn, "conv", False, seed + 2),
+            _fold(fn, "conv", True, seed + 3),
+            _fold(fn, "grouped", True, seed + 5),
+            _fold(fn, "linear", True, seed + 6, affine=False),
+            _fold(fn, "conv", True, seed + 7, affine=False),
+            _fold(fn, "linear", True, seed + 8, dtype="float32"),
+            _fold(fn, "conv", False, seed + 9, dtype="float16"),
+            _fold(fn, "conv", True, seed + 10, eps=1e-3),
+            _fold(fn, "linear", True, seed + 11, train=True),
+            _fold(fn, "linear", True, seed + 12, steps=0),
         ]
-        other = _fold_one(fn, "Conv1d", True, seed + 13)  # right, or refused
+        other = _fold(fn, "Conv1d", True, seed + 13)  # right, or refused
         results += [other] if other.verdict not in (core.ERROR, TODO) else []
         layer, bn, _ = _trained_pair("linear", True, seed + 4)
         free = torch_().nn.BatchNorm1d(5, track_running_stats=False).double().eval()

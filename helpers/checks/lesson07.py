@@ -47,12 +47,11 @@ def _noisy_call(module, label, x):
         return wrong(label, message + "(shift, scale) of the noise it just used"), None
     (shift, scale), c = map(to_numpy, noise), module.num_features
     shapes = [f"{type(t).__name__} {tuple(np.shape(t))}" for t in noise]
+    message = "the noise requires grad: it is a constant, draw it without autograd"
     if shift is None or scale is None or shift.shape != (c,) or scale.shape != (c,):
         message = f"the noise is {shapes[0]}, {shapes[1]}: draw one shift and one "
         message += f"scale per channel, tensors of shape ({c},)"
-    elif any(getattr(t, "requires_grad", False) for t in noise):
-        message = "the noise requires grad: it is a constant, draw it without autograd"
-    else:
+    elif not any(getattr(t, "requires_grad", False) for t in noise):
         return out, (torch_().as_tensor(shift), torch_().as_tensor(scale))
     return wrong(label, message), None
 
@@ -185,12 +184,9 @@ def _eval_mode(cls, seed):
     batch = 2 * torch_().nn.functional.batch_norm(x, None, None, training=True) + 0.5
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
     why = "eps=0.1 was not used: pass **kwargs on, super().__init__(num_features, "
-    why += "**kwargs)"  # or passed on, then not used:
-    why = (
-        "self.eps (0.1) is not used in forward"
-        if getattr(module, "eps", 0) == 0.1
-        else why
-    )
+    why += "**kwargs)"
+    if getattr(module, "eps", 0) == 0.1:  # or passed on, then not used:
+        why = "self.eps (0.1) is not used in forward"
     diagnoses[why] = 2 * (x - 1.5) / (4.0 + 1e-5) ** 0.5 + 0.5
     if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
@@ -346,14 +342,13 @@ def _probe_answers(model, flipped, other, x, y, steps):
         return torch.tensor(losses + changes, dtype=torch.float64)
 
     etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
+    uphill = probe(eta=[-e for e in steps])
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
         "w - eta * g": probe(normalise=True),
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
-        "the steps went uphill, w + eta * g: step against the gradient": probe(
-            eta=[-e for e in steps]
-        ),
+        "the steps went uphill, w + eta * g: step against the gradient": uphill,
         other.replace("measured", "the probe ran"): probe(flipped),
         "the step sizes were sorted: keep the order given": probe(eta=sorted(steps)),
         "each gradient change is divided by its eta (a smoothness): return "
