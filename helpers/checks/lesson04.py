@@ -285,8 +285,7 @@ def _reader(rows, state, bounds, momentum):
 
 def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how):
     """A training step (output, input gradient, running stats) or eval step: vs given"""
-    torch, plain = torch_(), bounds == (1.0, 0.0)
-    m = how.get("momentum", 0)  # not the default: passed on
+    torch, plain, m = torch_(), bounds == (1.0, 0.0), how.get("momentum", 0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
@@ -471,12 +470,11 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     return "; ".join(parts) or None
 
 
-# (warmup, r_steps, d_steps, rmax_final, dmax_final): each 0-step ramp, custom finals
 GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
 
 
 def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:
-    """The first step of this schedule where ``fn`` differs, said; None if none."""
+    """The first step where ``fn`` differs on a GRID schedule, said; None if none."""
     (lengths, final), names = (lengths_final[:2], lengths_final[2:]), ("rmax", "dmax")
     ends = {warmup + n * k // 2 for n in lengths for k in (1, 2)}  # mid and end points
     for step in sorted({max(0, warmup - 1), warmup, warmup + 1, warmup + 25} | ends):
