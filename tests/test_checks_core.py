@@ -725,7 +725,7 @@ def test_a_function_whose_parameters_differ_from_the_exercise_is_told_so():
     [
         ("math.sqrt(x.var(0))", "math's functions take one number"),
         ("torch.cat([torch.ones(2, 2), torch.ones(2)])", "flatten each"),
-        ("torch.nn.Sigmoid().weight", "not every layer has weight and bias"),
+        ("torch.nn.Sigmoid().weight", "an activation has none: pick layers by"),
         ("np.einsum('ij->i', x[None])", "one letter per axis"),
         ("F.batch_norm(torch.ones(3, 2), None, None)", "training=True"),
     ],

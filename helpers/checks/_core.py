@@ -255,8 +255,8 @@ MEANINGS = {
     "with running statistics: training=True uses the batch's",
     r"same number of dimensions": "torch.cat joins tensors of one rank: flatten "
     "each (.reshape(-1)) first",
-    r"object has no attribute '(weight|bias)'": "not every layer has weight and "
-    "bias (an activation has none): pick layers by isinstance",
+    r"object has no attribute '(weight|bias)'": "no weight or bias: torch's names for "
+    "batch norm's gamma and beta (an activation has none: pick layers by isinstance)",
     r"einstein sum|subscripts": "an einsum needs one letter per axis of each array",
     r"to a Python scalar|converted to Scalar": ".item() takes one number, not several",
     r"bitwise_xor": "`^` is a bitwise XOR in Python: a power is `**`",
@@ -1220,8 +1220,7 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
 
 
 def order_problem(label: str, fn, order: str) -> Result | None:
-    """Wrong if a parameter named in ``order`` ("x, eps=1e-05") sits elsewhere in
-    ``fn``'s signature or has another default: a call by position would go astray."""
+    """Wrong if a parameter named in ``order`` ("x, eps=1e-05") moved or differs"""
     try:
         mine = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # none to read (a builtin, a forged proxy's)

@@ -252,6 +252,8 @@ def _reader(rows, state, bounds, momentum):
         changes[f"sigma_B is {words}"] = rd(s=s)
         changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
     right, raw = rd(), (sigma / std, (mu - mean) / std)
+    gone = "beta is not added: out = gamma * (x_hat * r + d) + beta"
+    changes[gone] = right[0], right[1] - beta / gamma
     after = "r and d are applied to gamma * x_hat + beta: apply them to x_hat first"
     changes[after] = (right[0], (beta * (right[0] - 1) + right[1]) / gamma)
     same = lambda p, q: _close(p[0], q[0]).all() and _close(p[1], q[1]).all()

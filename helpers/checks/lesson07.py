@@ -25,7 +25,7 @@ HINTS = {  # what to look at, by which parts of an answer are off
         "there differs (the cross-entropy at w - eta * g itself)",
         (0, 1): "both differ: g (of the mean loss, in the model's mode) or the points "
         "w - eta * g (each from w, all parameters) are off",
-        (1,): "the points are right; take ||grad - g|| over all parameters, from 0",
+        (1,): "the points are right; ||grad - g|| at each point, over all parameters",
     },
 }
 
@@ -95,7 +95,6 @@ def _train_step(cls, seed) -> list:
     if running.passed and count is not None and int(count) != 1:
         why = f"num_batches_tracked is {int(count)} after one training step, not 1: "
         why += "super().forward(x) counts the steps, F.batch_norm alone does not"
-        why += "" if int(count) < 2 else " (a count of your own adds a second)"
         running = wrong(f"{label} num_batches_tracked", why)
     buffers = _core.buffers_outside_graph(f"{label} buffers", module)
     return [result, dx, running, buffers]
@@ -183,11 +182,9 @@ def _eval_mode(cls, seed):
     noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
     batch = 2 * torch_().nn.functional.batch_norm(x, None, None, training=True) + 0.5
     diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
-    why = "eps=0.1 was not used: pass **kwargs on, super().__init__(num_features, "
-    why += "**kwargs)"
-    if getattr(module, "eps", 0) == 0.1:  # or passed on, then not used:
-        why = "self.eps (0.1) is not used in forward"
-    diagnoses[why] = 2 * (x - 1.5) / (4.0 + 1e-5) ** 0.5 + 0.5
+    why = "pass **kwargs on, super().__init__(num_features, **kwargs)"
+    why = "forward ignores self.eps" if getattr(module, "eps", 0) == 0.1 else why
+    diagnoses[f"eps=0.1 was not used: {why}"] = 2 * (x - 1.5) / 4.00001**0.5 + 0.5
     if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
         diagnoses[inference] = to_numpy(want) * noise[1] + noise[0]
@@ -249,6 +246,8 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         if any(isinstance(v, torch_().Tensor) for v in items):
             why = "return Python numbers (.item()): a tensor keeps its autograd graph"
             return wrong(name, why + " and the memory it holds")
+        if "cosine" in names and any(isinstance(v, list | tuple) for v in value):
+            return wrong(name, f"returned {value!r}: return two Python floats")
         flat = [to_numpy(v) for v in items]
         now, other = ("training", "eval") if train else ("eval", "training")
         mode = f"measured in {other} mode: keep the model's mode ({now} here)"
@@ -342,13 +341,11 @@ def _probe_answers(model, flipped, other, x, y, steps):
         return torch.tensor(losses + changes, dtype=torch.float64)
 
     etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
-    uphill = probe(eta=[-e for e in steps])
     diagnoses = {
         "the step followed the normalised gradient g / ||g||: move along g itself, "
         "w - eta * g": probe(normalise=True),
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
-        "the steps went uphill, w + eta * g: step against the gradient": uphill,
         other.replace("measured", "the probe ran"): probe(flipped),
         "the step sizes were sorted: keep the order given": probe(eta=sorted(steps)),
         "each gradient change is divided by its eta (a smoothness): return "

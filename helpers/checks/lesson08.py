@@ -175,8 +175,7 @@ def _far(name, fn, xs, gamma, beta) -> Result | None:
     err = [_core.rel_error(out.double(), w) for w in wants]  # eps given, default
     if err[0] <= TOL32:
         return None
-    why = "(if the variance is E[x^2] - mu^2, this is section 2's cancellation: "
-    why += "take the squared deviations from the mean)"
+    why = "(a variance as E[x^2] - mu^2? section 2's cancellation: square deviations)"
     why = "its output is eps=1e-5's: use the eps passed in" if err[1] <= TOL32 else why
     off = "around 10,000 with a spread of 1 and eps=0.5, the ranks' outputs are off by"
     return wrong(label, f"{off} {err[0]:.1e}; {why}")
@@ -350,6 +349,12 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         }
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses, **same}
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
+    for k, what in enumerate(("dgamma", "dbeta") if all(results) else ()):  # per rank
+        own = torch.stack([s.sum(0) for s in shares[k]])  # its own examples' sums
+        got, why = torch.stack([g[k + 1] for g in grads]), f"each rank's own {what}"
+        results.append(
+            compare(f"{name} {what} per rank", got, own, tol=1e-10, what=why)
+        )
     return results
 
 

@@ -167,8 +167,6 @@ def scratch_class(
             out = (xc - mean) / torch.sqrt(var + eps) if normalise else xc
             if self.affine:
                 out = out * self.weight.view(view) + self.bias.view(view)
-            if keep_dtype == "training only" and not self.training:
-                return out  # the audit's gap: float32 out of bfloat16 in eval mode
             return out.to(x.dtype) if keep_dtype else out
 
     return Scratch
@@ -236,6 +234,25 @@ def scratch_protocol(kind):
     return Variant
 
 
+def _mean_scaled_in_place():
+    """Round 13's wrong cause: mean.mul_(momentum) in the update, then normalised with."""
+    import torch
+
+    class Scaled(scratch_class()):
+        def forward(self, x):
+            out = super().forward(x)  # the buffers as torch's
+            if not self.training or self.momentum is None:
+                return out
+            dims, view = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+            mean, var = x.mean(dims) * self.momentum, x.var(dims, correction=0)
+            y = (x - mean.view(view)) / torch.sqrt(var.view(view) + self.eps)
+            return (
+                y * self.weight.view(view) + self.bias.view(view) if self.affine else y
+            )
+
+    return Scaled
+
+
 def _momentum_before_eps():
     """Round 12's false ok: the constructor's parameters in another order."""
 
@@ -248,6 +265,7 @@ def _momentum_before_eps():
 
 # fmt: off
 SCRATCH = {
+    "batch mean scaled in place": (_mean_scaled_in_place(), "momentum times the batch mean (a mul_ on it?) or"),
     "momentum before eps": (_momentum_before_eps(), "eps is elsewhere: a call by position fails or goes astray"),
     "biased running_var": (scratch_class(running_var="biased"), "the biased batch variance"),
     "momentum on the old value": (scratch_class(momentum_on="old"), "momentum is applied to the old value"),
@@ -271,7 +289,6 @@ SCRATCH = {
     "track_running_stats ignored": (scratch_class(untracked=False), "None without tracking"),
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
     "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
-    "input's dtype in training only": (scratch_class(keep_dtype="training only"), "in eval mode bfloat16 input gave torch.float32"),
     "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "in the autograd graph"),
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),

@@ -77,6 +77,7 @@ def renorm_class(
     eval_guard=False,  # round 8's false oks: one value refused in eval mode too,
     grad_only=False,  # and no running update in a training step under no_grad
     rd_after_affine=False,  # round 11's wrong cause: (gamma * x_hat + beta) * r + d
+    no_bias=False,  # round 13's wrong cause: no + bias in training mode
     running_if_unclipped=False,  # round 11's false ok: same output, other gradient
     by_running_std=False,  # round 11's wrong cause: (x - mu_B) / running_std + d
 ):
@@ -189,6 +190,8 @@ def renorm_class(
                 y = (x - mean.view(view)) / std.view(view)
                 y = y * self.weight.view(view) + self.bias.view(view)
                 return y * r.view(view) + d.view(view)
+            if no_bias and self.training:
+                return x_hat * self.weight.view(view)
             return x_hat * self.weight.view(view) + self.bias.view(view)
 
     return Renorm
@@ -225,6 +228,7 @@ RENORM = {
     "channels checked for 2-D input only": (renorm_class(validate="2-D"), "wrong channels, 4-D"),
     "eval mode not reshaped for 4-D input": (renorm_class(eval_flat=True), "eval NCHW"),
     "r and d applied after gamma and beta": (renorm_class(rd_after_affine=True), "r and d are applied to gamma * x_hat + beta"),
+    "no bias in training mode": (renorm_class(no_bias=True), "beta is not added: out = gamma * (x_hat * r + d) + beta"),
     "running statistics when nothing is clipped": (renorm_class(running_if_unclipped=True), "BatchRenorm NC nothing clipped gradient"),
     "deviations divided by running_std": (renorm_class(by_running_std=True), "or x - mu_B divided by running_std"),
     "the eps passed in not kept": (renorm_class(fixed_eps=True), "module.eps is 1e-05, expected 0.5"),

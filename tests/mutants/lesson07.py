@@ -272,6 +272,7 @@ NOISY = {
     "shift added before the scale": (noisy_class(shift_first=True), "the shift was added before the scale"),
 }
 ICS = {
+    "cosine in a list": (lambda *a: (changed(*a)[0], [changed(*a)[1]]), "return two Python floats"),  # round 13's false ok
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
     "no zero_grad": (_ics(zero=False), "call zero_grad()"),
     "squared distance": (_ics(squared=True), "the distance is squared"),

@@ -275,6 +275,13 @@ def _lbwd(**kw):
 
 
 # fmt: off
+def _shares_by_count(dout, cache, all_reduce):
+    """Round 13's false ok: dgamma, dbeta as n_r / N of the sums, right only summed."""
+    dx, dgamma, dbeta = sync_backward(dout, cache, all_reduce)
+    share = len(dout) / cache[3]  # n_r / N
+    return dx, all_reduce(dgamma.clone()) * share, all_reduce(dbeta.clone()) * share
+
+
 def _out_is_x_hat(x, gamma, beta, all_reduce, eps=EPS, *running):
     """Round 11's false ok: out made in place from the x_hat the cache holds."""
     _, (x_hat, rho, g, count) = sync_forward(x, gamma, beta, all_reduce, eps, *running)
@@ -282,7 +289,7 @@ def _out_is_x_hat(x, gamma, beta, all_reduce, eps=EPS, *running):
 
 
 FORWARD = {
-    "one-pass variance": (_fwd(count_as="one pass"), "section 2's cancellation"),
+    "one-pass variance": (_fwd(count_as="one pass"), "section 2's cancellation: square deviations"),
     "the default eps": (lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(x, g, b, all_reduce, EPS, *rest), "its output is eps=1e-5's: use the eps passed in"),
     "each rank's own statistics": (_fwd(local=True), "ghost batch"),
     "unbiased variance": (_fwd(ddof=1), "the unbiased variance"),
@@ -321,6 +328,7 @@ def _ddp_averaged(dout, cache, all_reduce):
 
 
 BACKWARD = {
+    "dgamma and dbeta as a share of the sums": (_shares_by_count, "sync_batchnorm_backward dgamma per rank | WRONG"),
     "dgamma and dbeta divided by the number of ranks": (_ddp_averaged, "0.3333 = 1/(W) everywhere"),
     "this rank's means only": (_bwd(local=True), "this rank's own mean, not the all-reduced sum"),
     "dgamma and dbeta all-reduced": (_bwd(reduce_params=True), "counts the shares 3 times"),
