@@ -138,8 +138,7 @@ def quiet_numerics():
 
 
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
-    """``fn(*args, **kwargs)`` on copies (``copy_inputs``): ``(value, None)``, ``(None,
-    result)`` if it raised or changed an input (``watch``); ``returns``: ``unpack``."""
+    """``fn(*args, **kwargs)`` on copies: (value, None), or (None, why) if it raised"""
     if not callable(fn):
         why = "pass the function itself, without calling it (no parentheses)"
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")

@@ -128,6 +128,10 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     step = lambda x, g, b, m, v, reduce, mo=MOMENTUM: fn(x, g, b, reduce, EPS, m, v, mo)
 
     def body():
+        takes = "x, gamma, beta, all_reduce, eps=1e-05, running_mean=None, running_var"
+        takes += "=None, momentum=0.1"  # order, defaults (Keras's momentum is 0.9)
+        if (failed := _core.order_problem(name, fn, takes)) is not None:
+            return failed
         xs, gamma, beta, _ = problem(seed)
         per_rank = [(x, gamma, beta) for x in xs]
         results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
@@ -150,9 +154,6 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             out = _compare_out(label, values, xs, g, b, False, given)
             results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
             return results + [_still(partial(step, mo=0.0), seed)]
-        if "positional argument" in problem_.detail:  # the signature, then
-            takes = "gamma, beta, all_reduce, eps=1e-5, running_mean=None, running_var"
-            problem_.detail += f"; the function takes (x, {takes}=None, momentum=0.1)"
         return [result, problem_]
 
     return run_check(name, body, quiet=quiet, strict=strict)

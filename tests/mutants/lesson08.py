@@ -289,6 +289,7 @@ def _out_is_x_hat(x, gamma, beta, all_reduce, eps=EPS, *running):
 
 
 FORWARD = {
+    "Keras's default momentum": (lambda x, g, b, all_reduce, eps=EPS, running_mean=None, running_var=None, momentum=0.9: sync_forward(x, g, b, all_reduce, eps, running_mean, running_var, momentum), "momentum defaults to 0.9, the exercise's to 0.1"),  # round 14's false ok
     "one-pass variance": (_fwd(count_as="one pass"), "section 2's cancellation: square deviations"),
     "the default eps": (lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(x, g, b, all_reduce, EPS, *rest), "its output is eps=1e-5's: use the eps passed in"),
     "each rank's own statistics": (_fwd(local=True), "ghost batch"),
@@ -318,7 +319,7 @@ FORWARD = {
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
     "out made in place from the cached x_hat": (_out_is_x_hat, "the cache holds the output tensor itself"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
-    "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "takes (x, gamma, beta, all_reduce, eps=1e-5, running_mean"),
+    "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "but 8 were given (keep the exercise's parameters: their names and order)"),
 }
 def _ddp_averaged(dout, cache, all_reduce):
     """Round 10's observed: dgamma and dbeta divided by W, as DDP's average does."""
