@@ -138,7 +138,7 @@ def quiet_numerics():
 
 
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
-    """``fn(*args, **kwargs)`` on copies: (value, None), or (None, why) if it raised"""
+    """fn(*args) on copies: (value, None); (None, why) if it raised or changed an arg"""
     if not callable(fn):
         why = "pass the function itself, without calling it (no parentheses)"
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
@@ -1229,7 +1229,7 @@ def order_problem(label: str, fn, order: str) -> Result | None:
     for name in (n for n in want if n in mine):
         if place(mine, name) != place(want, name) or mine[name].kind > 1:
             why = "is elsewhere: a call by position fails or goes astray"
-        elif repr(a := mine[name].default) != repr(b := want[name].default):  # tensors
+        elif repr(a := mine[name].default) != repr(b := want[name].default):  # no ==
             why = f"defaults to {a!r}, the exercise's to {b!r}"
         else:
             continue

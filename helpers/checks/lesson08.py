@@ -49,7 +49,7 @@ def _ranks(name, fn, per_rank, count=0, names="", copy=True):
     values, failed = call(name, ranks.run, fn, per_rank, copy_inputs=copy, watch=False)
     for rank, value in enumerate(values if count and failed is None else ()):
         values[rank], failed = unpack(f"{name} rank {rank}", value, count, names)
-        if failed is None and count == 5 and isinstance(value, list):  # autograd's rule
+        if failed is None and count == 5 and isinstance(value, list):  # 5: autograd's
             why = "returned a list: an autograd.Function's backward returns a tuple (a "
             failed = wrong(f"{name} rank {rank}", why + "list counts as one gradient)")
         if failed is not None:
