@@ -144,6 +144,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
     if copy_inputs:
         args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+    _SIZES[:] = [tuple(a.shape) for a in args if len(getattr(a, "shape", ())) > 1][:1]
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
     state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
@@ -184,6 +185,16 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     if kinds(args) == {"ndarray"} and "Tensor" in kinds(outs):
         why = "returned torch tensors for NumPy input: return NumPy arrays"
         return None, wrong(name, why)
+    layer = hasattr(fn, "training") and not type(fn).__module__.startswith("torch")
+    seen = [(tuple(t.shape), t.dtype) for t in (args[:1] + (value,)) if hasattr(t, "T")]
+    if layer and len(seen) == 2 and seen[0] != seen[1]:  # a layer of the course
+        ((s, d), (s2, d2)), why = seen, "torch returns the input's dtype, which mixed "
+        why += "precision's next layer expects: compute as you like, then .to(x.dtype)"
+        if s != s2:
+            cut = s2 == tuple(k for k in s if k != 1)  # a squeeze()
+            why = "every axis of size 1 is dropped (a squeeze()?)" if cut else "keep it"
+            why = f"a normalisation layer returns x's shape: {why}"
+        return None, wrong(name, f"{d} input {s} gave {d2} {s2}: {why}")
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
@@ -534,9 +545,24 @@ def degenerate(got, want) -> str | None:
     return "it holds only the values " + " and ".join(f"{v:g}" for v in values)
 
 
+_SIZES = []  # the shape of the last call's first array of 2+ axes: its counts below
+
+
+def _counts(known) -> dict:
+    """The counts a slip multiplies by, from the last input (N, C, *positions): N, the
+    positions L or H·W, and N·L or N·H·W, each unless ``known`` holds its value."""
+    n, *where = [s for i, s in enumerate(_SIZES[0]) if i != 1] if _SIZES else [0]
+    p, head = int(np.prod(where)), {1: "L", 2: "H·W"}.get(len(where), "")
+    found = {"N": n, head: p, f"N·{head}": n * p} if where else {"N": n}
+    have = {k for k in known.values() if isinstance(k, (int, np.integer))}
+    return {f"{k} = {v}": v for k, v in found.items() if v > 2 and v not in have}
+
+
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """``value``'s one name among ``known``, their simple transforms, 1, 2, 1/2, -1."""
+    """``value``'s one name among ``known`` (and the last input's counts), their simple
+    transforms, 1, 2, 1/2, -1."""
     v, known = np.asarray(value, dtype=float), dict(known or {})
+    known |= _counts(known)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
     for label, n in list(known.items()):  # a count N: the ratios (N + a)/(N + b)
@@ -760,6 +786,16 @@ def stages(
     return first
 
 
+def _times(value, base, tol) -> str | None:
+    """``value`` as ``base`` times "c = name", a named number other than 1."""
+    base = np.broadcast_to(np.asarray(base, dtype=float), value.shape)
+    with np.errstate(all="ignore"):
+        c = float(np.vdot(value, base) / np.vdot(base, base))
+        fits = np.abs(value - c * base).max() <= tol * np.abs(value).max()
+    name = fits and abs(c - 1) > 1e-6 and _named(c, {})
+    return name and (name if re.fullmatch(r"\S+ = \d+", name) else f"{c:.4g} = {name}")
+
+
 def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     """``stages`` for one reading of the output as x_hat = (x - m) / s."""
     m, s = np.empty(x.shape), np.empty(x.shape)
@@ -800,17 +836,21 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     got_s = right_s if right_s in (got_s or "").split(" or ") else got_s
     if got_m == right_m and got_s == right_s:
         return "right"
-    usual = "none of the usual ones"
+    usual, var = "none of the usual ones", next(iter(variances.values()))
     centring = got_m or f"{usual} (m - batch mean: {_fmt(m[0] - x.mean(0))})"
     if not got_m and np.ptp(m) <= 1e-9 * np.abs(m).max():  # a stage of one number
         centring = f"one number for every column, {m.flat[0]:.4g}"
+    elif not got_m and (k := _times(m, means[right_m], tol)):  # a count off: sum / N
+        centring = f"{right_m} times {k}"
     ratio = _fmt((s / np.broadcast_to(forms[right_s], s.shape))[0])
     scale = f"is {usual} (s / sqrt(var + eps): {ratio})"
+    if k := _times(s * s - eps, var, tol):  # sqrt(k * var + eps): a count off again
+        scale = f"divides by sqrt(v + eps) with v = {next(iter(variances))} times {k}"
     scale = f"divides by {got_s}" if got_s else scale
     if not got_s and np.ptp(s) <= 1e-9 * np.abs(s).max():
         scale = f"divides by one number for every column, {s.flat[0]:.4g}"
     with np.errstate(all="ignore"):  # sqrt(v + e) with another e, the same for all
-        e = s * s - np.asarray(next(iter(variances.values())), dtype=float)
+        e = s * s - np.asarray(var, dtype=float)
     named = any(k in (got_s or "") for k in scales or {})  # the lesson's own
     if got_s != right_s and not named and np.ptp(e) <= 1e-3 * abs(e.flat[0]) != 0:
         same = _named(e.flat[0], {"eps": eps})

@@ -378,12 +378,7 @@ def _low_precision(cls, seed) -> Result:
     module, out, problem = _stepped(cls, label, x.bfloat16())
     if problem is not None:
         return problem
-    want = torch.nn.BatchNorm1d(4).train()(x.bfloat16())
-    kind = getattr(out, "dtype", type(out).__name__)
-    if kind != torch.bfloat16 or out.shape != want.shape:
-        why = f"bfloat16 input gave {kind} {tuple(getattr(out, 'shape', ()))}: torch "
-        why += "returns the input's dtype and shape, which mixed precision's next layer"
-        return wrong(label, why + " expects: compute as you like, then out.to(x.dtype)")
+    want = torch.nn.BatchNorm1d(4).train()(x.bfloat16())  # its dtype: ``call``'s check
     if getattr(getattr(module, "running_var", None), "dtype", None) != torch.float32:
         return wrong(label, "the buffers changed dtype: keep them float32")
     if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
@@ -448,7 +443,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             _sequence(cls, (4,), seed + 2, momentum=0.3, affine=False),
             _sequence(cls, (4,), seed + 6, eps=1e-3),
             _sequence(cls, (4,), seed + 3, track_running_stats=False),
-            _sequence(cls, (4,), seed + 7, momentum=0.0),
+            _sequence(cls, (1, 3), seed + 7, momentum=0.0),  # one channel: no squeeze
             _sequence(cls, (4,), seed + 8, momentum_later=0.5),
             _resets(cls, seed + 4),
             _low_precision(cls, seed + 5),

@@ -246,8 +246,22 @@ def _spread_before_shift():
     return Swapped
 
 
+def _noise_from_numpy():
+    """Round 13's false ok: the noise drawn with NumPy, float64 for a float32 input."""
+
+    class FromNumPy(noisy_class()):
+        def _draw(self, dtype):
+            rng, c = np.random.default_rng(), self.num_features
+            shift = (2 * rng.random(c) - 1) * self.shift
+            scale = 1 + rng.random(c) * (self.spread - 1)
+            return torch.from_numpy(shift), torch.from_numpy(scale)
+
+    return FromNumPy
+
+
 # fmt: off
 NOISY = {
+    "noise drawn with NumPy": (_noise_from_numpy(), "torch.float32 input (16, 1) gave torch.float64"),
     "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
     "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
     "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
