@@ -139,7 +139,10 @@ def _noise_draws(cls, seed, stored=False):
     stored = swapped and stored  # the output uses them as stored: said so
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
+    alias = draws[0][0].data_ptr() == draws[1][0].data_ptr()  # one tensor, redrawn
     problems = {  # message: whether it applies; the first that does is said
+        "module.last_noise is the same pair of tensors at every step, redrawn in "
+        "place, so a kept last_noise changes: store new tensors each call": alias,
         "module.last_noise is the same at two steps but the outputs differ: store "
         "the noise each call applies": same and not torch.equal(outs[0], outs[1]),
         "the same noise at two steps: drawn once (in __init__?) or from a generator "
@@ -203,8 +206,9 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         draws = _noise_draws(cls, seed, stored=train[0].passed)
         label = "NoisyBatchNorm affine=False"  # no weight to shape the noise on
         module, problem = _core.build_module(cls, label, 1, affine=False)
-        if problem is None:  # one channel, float32: ``call`` wants x's shape and dtype
-            _, problem = _core.call(label, module.train(), _batch(seed, 1)[0].float())
+        if problem is None:  # one channel, float32: x's shape and dtype, noise (1,)
+            out, noise = _noisy_call(module.train(), label, _batch(seed, 1)[0].float())
+            problem = out if noise is None else None
         last = problem if problem is not None else _core.ok(label, "C=1, float32: ok")
         return [*train, draws, _eval_mode(cls, seed), last]
 

@@ -259,8 +259,37 @@ def _noise_from_numpy():
     return FromNumPy
 
 
+def _draw_squeezed():
+    """Round 13's false ok: a (2, C) draw squeezed, so one channel's noise is 0-d."""
+
+    class Squeezed(noisy_class()):
+        def _draw(self, dtype):
+            u = torch.rand(2, self.num_features, dtype=dtype).squeeze()
+            return (2 * u[0] - 1) * self.shift, 1 + u[1] * (self.spread - 1)
+
+    return Squeezed
+
+
+def _noise_in_buffers():
+    """Round 14's wrong cause: the noise kept in buffers redrawn in place (uniform_)."""
+
+    class InBuffers(noisy_class()):
+        def _draw(self, dtype):
+            if not hasattr(self, "noise_shift"):
+                self.register_buffer("noise_shift", torch.empty(self.num_features))
+                self.register_buffer("noise_scale", torch.empty(self.num_features))
+                self.double()  # the check's module is float64
+            self.noise_shift.uniform_(-self.shift, self.shift)
+            self.noise_scale.uniform_(1.0, self.spread)
+            return self.noise_shift, self.noise_scale
+
+    return InBuffers
+
+
 # fmt: off
 NOISY = {
+    "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
+    "(2, C) draw squeezed": (_draw_squeezed(), "the noise is Tensor (), Tensor (): draw one shift and one scale per channel, tensors of shape (1,)"),
     "noise drawn with NumPy": (_noise_from_numpy(), "torch.float32 input (16, 1) gave torch.float64"),
     "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
     "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
