@@ -185,16 +185,18 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     if kinds(args) == {"ndarray"} and "Tensor" in kinds(outs):
         why = "returned torch tensors for NumPy input: return NumPy arrays"
         return None, wrong(name, why)
-    layer = hasattr(fn, "training") and not type(fn).__module__.startswith("torch")
-    seen = [(tuple(t.shape), t.dtype) for t in (args[:1] + (value,)) if hasattr(t, "T")]
-    if layer and len(seen) == 2 and seen[0] != seen[1]:  # a layer of the course
-        ((s, d), (s2, d2)), why = seen, "torch returns the input's dtype, which mixed "
-        why += "precision's next layer expects: compute as you like, then .to(x.dtype)"
-        if s != s2:
-            cut = s2 == tuple(k for k in s if k != 1)  # a squeeze()
+    x, layer = (args or [0])[0], not type(fn).__module__.startswith("torch")
+    kind = lambda t: f"{t.dtype} {tuple(t.shape)}" if hasattr(t, "dtype") else type(t)
+    layer = layer and hasattr(fn, "training") and hasattr(x, "dtype")  # the course's
+    if layer and kind(x) != kind(value):
+        why = "torch returns the input's dtype, which mixed precision's next layer "
+        why += "expects: compute as you like, then .to(x.dtype)"
+        if getattr(value, "shape", None) != x.shape:  # a squeeze()? or no tensor
+            cut = getattr(value, "shape", None) == tuple(k for k in x.shape if k != 1)
             why = "every axis of size 1 is dropped (a squeeze()?)" if cut else "keep it"
-            why = f"a normalisation layer returns x's shape: {why}"
-        return None, wrong(name, f"{d} input {s} gave {d2} {s2}: {why}")
+            why = f"a normalisation layer returns a tensor of x's shape: {why}"
+        seen = kind(value) if hasattr(value, "dtype") else type(value).__name__
+        return None, wrong(name, f"{kind(x)} input gave {seen}: {why}")
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 

@@ -1,6 +1,5 @@
-"""Checks for notebook 02: batch norm and layer norm passes in NumPy, against autograd
-(float64) and numerical gradients.  A backward pass is judged alone (its cache redone
-if the forward slipped); a cause only from a right cache, else the first stage (cmp)"""
+"""Checks for notebook 02: batch and layer norm in NumPy vs autograd (float64) and
+numerical gradients; a backward judged alone, a cause from a right cache or stage"""
 
 import contextlib
 import copy
@@ -53,19 +52,16 @@ STAGES = {  # the staged backward's locals and common spellings: cache, then gra
     "dmu": ("dmu",),
 }
 BRANCH = "the branch through the {} is off (missing, or scaled wrong)"
-DX_CAUSES = {  # signatures (``_core.describe``) that name a cause the neighbours do not
-    "along 1": BRANCH.format("mean"),
-    "along x_hat": BRANCH.format("variance"),
-    "along 1 and x_hat": "the direct term dout * gamma / sigma is right; what "
-    "differs lies in the branches through the mean and the variance",
-}
+BOTH = "the direct term dout * gamma / sigma is right; what differs lies in the "
+# signatures (``_core.describe``) that name a cause the neighbours do not:
+DX_CAUSES = {"along 1": BRANCH.format("mean"), "along x_hat": BRANCH.format("variance")}
+DX_CAUSES["along 1 and x_hat"] = BOTH + "branches through the mean and the variance"
 
 
 def tolerance(kind: str, p) -> float:
-    """The error a right float64 answer may make on ``p``: a variance is known to u *
-    (mu^2 + var) / var, which one-pass E[x^2] - mu^2 (right too) hits on tiny spread"""
+    """The error a right float64 answer may make on ``p``: u * (mu^2 + var) / var."""
     x2, axis = (p.x, 1) if kind == "layer" else (_core.channels_last(p.x), 0)
-    kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))
+    kappa = np.max((x2**2).mean(axis) / (x2.var(axis) + p.eps))  # one-pass E[x^2]-mu^2
     return max(FORWARD_TOL, 64 * np.finfo(float).eps * float(kappa))
 
 
@@ -130,7 +126,6 @@ def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
             got, want = (rows(a * ways[name]).sum(0) for a in (dx, dx_ref))
             if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * abs(dx_ref).sum()):
                 return f"dx's {what} per feature is not PyTorch's ({_core._fmt(got)})"
-        return None
 
     return [check] if ways else []
 
@@ -329,10 +324,9 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
         if shaped is not None:
             return Result(label, shaped.verdict, shaped.detail)
         errors[key] = rel_error(got, found[key[1:]])
-    worst = max(errors.values())
     detail = ", ".join(f"{k} {v:.0e}" for k, v in errors.items())
     detail = f"rel. errors {detail} (expect < {NUMERIC_TOL:.0e})"
-    if worst < NUMERIC_TOL:
+    if (worst := max(errors.values())) < NUMERIC_TOL:
         return ok(label, detail, worst)
     return wrong(label, f"{detail}: {gradcheck.band(worst)}", worst)
 
@@ -367,8 +361,7 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
-    """(status, cache to use, note): "right"; "repaired" (a forward's usual slips: a
-    right copy, the slips); "odd" (an array unknown, shared, slipped: what); or None."""
+    """(status, cache to use, note): "right", "repaired" (the slips), "odd" or None."""
     found, variants = list(_arrays(cache)), forward_quantities(p)
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     slips, right = set(), {}  # right: the arrays made right, by path
@@ -404,8 +397,7 @@ def _rebuilt(cache, new: dict, path=()):
 
 def _stage_references(p: Problem) -> dict:
     """``STAGES`` on ``p``: the forward's quantities, autograd's gradients."""
-    torch = _core.torch()
-    x = torch.tensor(p.x, requires_grad=True)
+    x = (torch := _core.torch()).tensor(p.x, requires_grad=True)
     xc = x - (mu := x.mean(0))
     s = torch.sqrt((var := (xc**2).mean(0)) + p.eps)
     x_hat = xc * (rho := 1 / s)
@@ -457,9 +449,8 @@ def _stage_result(name, backward, p: Problem, cache, out):
         text = f"your backward pass's {spelling} (as it returns) is not {stage}"
         text += (f": it equals {seen}" if seen else "") + "; it comes before every "
         return wrong(label, text + "gradient: fix it first"), True
-    if not checked:
-        return None, False
-    return info(label, f"{', '.join(checked)} agree; what differs comes after"), False
+    text = f"{', '.join(checked)} agree; what differs comes after"
+    return (info(label, text) if checked else None), False
 
 
 def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
@@ -490,14 +481,13 @@ def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result
     dx = dict(directions=directions(kind, p), small=() if kind == "layer" else (1,))
     dx |= dict(invariants=dx_invariants(kind, p, refs["dx"]), shape_hints=outputs)
     results = []
-    for what, grad in zip(refs, grads, strict=True):
+    for (what, want), grad in zip(refs.items(), grads, strict=True):
         how = dx if what == "dx" else dict(shape_hints=params, axis=0)
         how = how | dict(returns=refs, returned=grads, known=known(kind, p))
         if named:  # a dx that differs along a branch names it
             how |= dict(program=program(kind, p, what, name.endswith("_alt")))
             how |= dict(causes=DX_CAUSES if what == "dx" else {})
-        label = f"{name} {what}"
-        results.append(compare(label, grad, refs[what], tol=tol, what=what, **how))
+        results.append(compare(f"{name} {what}", grad, want, tol=tol, what=what, **how))
     return results
 
 

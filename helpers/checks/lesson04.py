@@ -16,22 +16,10 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
     "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
-
 TOL, NAME, RMAX, DMAX = 1e-9, "BatchRenorm", 1.5, 0.5
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 _branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
-
-
-def problem(seed=0, n=12, d=5):
-    """A batch whose r and d are clipped in some features, not in the others."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(3.0, 2.0, size=(n, d))
-    mean, std = np.array([[3.2, 2.0, 3.0, 5.5, 3.1], [1.9, 1.0, 4.5, 2.1, 2.0]])[:, :d]
-    gamma, beta = rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d)
-    return x, gamma, beta, mean, std, rng.standard_normal((n, d))  # running mean, std
-
-
 BRANCHES = {  # dx's branches through the batch mean (along 1) and sigma_B (x_hat)
     "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
     "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
@@ -50,6 +38,15 @@ AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
 MIXED = "dx mixes the features: dout in feature 0 alone changed others; mean on axis 0"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
+
+
+def problem(seed=0, n=12, d=5):
+    """A batch whose r and d are clipped in some features, not in the others."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(3.0, 2.0, size=(n, d))
+    mean, std = np.array([[3.2, 2.0, 3.0, 5.5, 3.1], [1.9, 1.0, 4.5, 2.1, 2.0]])[:, :d]
+    gamma, beta = rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d)
+    return x, gamma, beta, mean, std, rng.standard_normal((n, d))  # running mean, std
 
 
 def _spreads(var, n):
@@ -109,15 +106,14 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
     name = "batch_renorm_backward"
 
     def body():
-        x, gamma, beta, mean, std, dout = problem(seed)
-        value, failed = call(name, numpy_forward, x, gamma, beta, mean, std, RMAX, DMAX)
+        _, x, gamma, beta, mean, std, dout = data = (numpy_forward, *problem(seed))
+        value, failed = call(name, *data[:6], RMAX, DMAX)
         if failed is not None:
             why = "the given forward pass failed: " + failed.detail
             return Result(name, failed.verdict, why)
         got, failed = call(name, backward, dout, value[1], returns=(3, "dx, ..."))
         if failed is not None:
             return failed
-        data = (numpy_forward, x, gamma, beta, mean, std, dout)
         dx, dgamma, dbeta, (r, d) = _numeric_grads(*data)
         n, sigma = len(x), np.sqrt(x.var(0) + EPS)
         known = {"r": r, "gamma": gamma, "sigma_B": sigma, f"N = {n}": n}
@@ -226,9 +222,8 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
 
 def _reader(rows, state, bounds, momentum):
     """``compare``'s reader: out read as gamma * (x_hat * r + d) + beta: which r, d"""
-    (gamma, beta, mean, std), (rmax, dmax) = state, bounds
-    mu, var = rows.mean(0), rows.var(0)
-    sigma, x_hat = np.sqrt(var + EPS), _x_hat(rows)
+    (gamma, beta, mean, std), (rmax, dmax), var = state, bounds, rows.var(0)
+    mu, sigma, x_hat = rows.mean(0), np.sqrt(var + EPS), _x_hat(rows)
 
     def rd(s=sigma, run=(mean, std), clip="rd", by=None, r_s=None):
         r = (s if r_s is None else r_s) / run[1]
@@ -315,8 +310,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     try:
         out.backward(torch.from_numpy(unrows(drows, shape)))
     except Exception as exc:
-        # torch names the tensor changed in place: "[torch.DoubleTensor [5]]"
-        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))
+        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))  # "DoubleTensor [5]]"
         if not ("inplace operation" in str(exc) and changed and int(changed[1]) == 5):
             return [wrong(f"{label} gradient", "backward failed: " + _core.raised(exc))]
         why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
@@ -420,9 +414,9 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     return _core.run_check(NAME, body, quiet=quiet, strict=strict)
 
 
-# --- the schedule: the paper's is plain BN for 5k steps, then rmax rising linearly
-# to 3 (reached at step 40k, i.e. over 35k steps) and dmax to 5 (at 25k: 20k steps).
-PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}
+# --- the schedule: the paper's is plain BN for 5k steps, then rmax rises linearly
+PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # to 3, dmax to 5
+GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
 
 
 def _paper(step, final=(3.0, 5.0), warmup=5000, r_steps=35000, d_steps=20000):
@@ -435,8 +429,7 @@ def _paper(step, final=(3.0, 5.0), warmup=5000, r_steps=35000, d_steps=20000):
 def _first(at, lo, hi, changed):
     """The first step in (lo, hi] where ``changed(at(step))``: steps exact by ``at``."""
     while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if changed(at(mid)) else (mid, hi)
+        lo, hi = (lo, mid) if changed(at(mid := (lo + hi) // 2)) else (mid, hi)
     return int(hi)
 
 
@@ -470,9 +463,6 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     if a3 != b3 and a2 != steps[-1]:
         parts.append(f"{what} ends at {a3:.4g}, {paper} at {b3:.4g}")
     return "; ".join(parts) or None
-
-
-GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
 
 
 def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:

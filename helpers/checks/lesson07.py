@@ -125,13 +125,15 @@ def _noise_draws(cls, seed, stored=False):
     if problem is not None:
         return problem
     module, x, draws, outs = module.double().train(), _batch(seed, c=64)[0], [], []
+    ptrs = []  # the shift's storage at each call: one tensor redrawn in place?
     with torch.random.fork_rng(), torch.no_grad():  # the learner's RNG is kept
         torch.manual_seed(seed)
         for _ in range(8):
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
-            draws.append(noise), outs.append(problem)
+            draws.append([t.clone() for t in noise]), outs.append(problem)
+            ptrs.append(noise[0].data_ptr())
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None
@@ -139,7 +141,7 @@ def _noise_draws(cls, seed, stored=False):
     stored = swapped and stored  # the output uses them as stored: said so
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
-    alias = draws[0][0].data_ptr() == draws[1][0].data_ptr()  # one tensor, redrawn
+    alias = ptrs[0] == ptrs[1] and not same
     problems = {  # message: whether it applies; the first that does is said
         "module.last_noise is the same pair of tensors at every step, redrawn in "
         "place, so a kept last_noise changes: store new tensors each call": alias,

@@ -39,8 +39,8 @@ def problem(seed: int = 0, sizes=SIZES):
     x = torch.randn(n, CHANNELS, **kw) * 5 + 12.0
     x[:, 1] += 3 * torch.arange(n, dtype=torch.float64) / n  # ranks' means differ
     gamma, beta = torch.rand(CHANNELS, **kw) + 0.5, torch.randn(CHANNELS, **kw)
-    dout = torch.randn(n, CHANNELS, **kw)
-    return list(x.split(list(sizes))), gamma, beta, list(dout.split(list(sizes)))
+    dout = torch.randn(n, CHANNELS, **kw).split(sizes)
+    return list(x.split(sizes)), gamma, beta, list(dout)
 
 
 def _ranks(name, fn, per_rank, count=0, names="", copy=True):
@@ -137,8 +137,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
         if problem_ is not None:
             return problem_
-        result = _compare_out(f"{name} (3 ranks)", results, xs, gamma, beta)
-        if not result.passed:
+        if not (result := _compare_out(f"{name} (3 ranks)", results, xs, gamma, beta)):
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
         if any(_shares(out, cache) for out, cache in results):  # round 11's false ok
@@ -167,8 +166,7 @@ def _far(name, fn, xs, gamma, beta) -> Result | None:
     found, _, failed = _ranks(label, call_, far, 2, "out, cache")
     out, failed = _outputs(label, found, xs) if failed is None else (None, failed)
     if failed is None and out.dtype != torch.float32:
-        why = f"float32 inputs give {out.dtype} outputs: keep x's dtype"
-        failed = wrong(label, why)
+        return wrong(label, f"float32 inputs give {out.dtype} outputs: keep x's dtype")
     if failed is not None:
         return failed
     full, norm = torch.cat([a[0] for a in far]).double(), torch.nn.functional.batch_norm
@@ -323,16 +321,13 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
     out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
     out.backward(torch.cat(douts))
-    mean, rho = _statistics(xs)
-    kw = {"known": {"gamma": gamma, "N": len(x), "invstd": rho}}
-    kw["readers"] = [_dx_reader(xs, gamma, douts)]
+    (mean, rho), kw = _statistics(xs), {"readers": [_dx_reader(xs, gamma, douts)]}
+    kw["known"] = {"gamma": gamma, "N": len(x), "invstd": rho}
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
-    kinds = {type(t).__name__ for g in grads for t in g[1:3]} - {"Tensor"}
-    if kinds:  # None, an array: not a gradient autograd can use
+    if kinds := {type(t).__name__ for g in grads for t in g[1:3]} - {"Tensor"}:
         why = f"dgamma or dbeta is a {kinds.pop()}: return tensors of shape "
         return results + [wrong(f"{name} dgamma, dbeta", why + f"({CHANNELS},)")]
-    shapes = [tuple(t.shape) for grad in grads for t in grad[1:3]]
-    if set(shapes) != {(CHANNELS,)}:
+    if set(shapes := [tuple(t.shape) for g in grads for t in g[1:3]]) != {(CHANNELS,)}:
         why = f"dgamma and dbeta have the shapes {shapes} on the ranks, not "
         why += f"({CHANNELS},): sum this rank's examples' contributions over axis 0"
         return results + [wrong(f"{name} dgamma, dbeta", why)]
@@ -350,12 +345,10 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         }
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses, **same}
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
-    for k, what in enumerate(("dgamma", "dbeta") if all(results) else ()):  # per rank
+    for k, w in enumerate(("dgamma", "dbeta") if all(results) else ()):  # per rank
         own = torch.stack([s.sum(0) for s in shares[k]])  # its own examples' sums
-        got, why = torch.stack([g[k + 1] for g in grads]), f"each rank's own {what}"
-        results.append(
-            compare(f"{name} {what} per rank", got, own, tol=1e-10, what=why)
-        )
+        got, why = torch.stack([g[k + 1] for g in grads]), f"each rank's own {w}"
+        results.append(compare(f"{name} {w} per rank", got, own, tol=1e-10, what=why))
     return results
 
 
@@ -370,10 +363,9 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
         return backward(dout, value[1], all_reduce)
 
     def body():
-        xs, gamma, beta, douts = problem(seed)
+        args = xs, gamma, beta, douts = problem(seed)
         per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
-        names = "dx, dgamma, dbeta"
-        return _gradients(name, both, per_rank, 3, names, xs, gamma, beta, douts)
+        return _gradients(name, both, per_rank, 3, "dx, dgamma, dbeta", *args)
 
     return run_check(name, body, quiet=quiet, strict=strict)
 
@@ -408,8 +400,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
         (_, want), *mistakes = options.items()  # the right one first
         diagnoses = {f"the saved {what} {m}": v for m, v in mistakes}
         kw = {"what": f"the saved {what}", "diagnoses": diagnoses, "axis": None}
-        result = compare(f"{name} saved {what}", got, want, tol=TOL, **kw)
-        if not result.passed:
+        if not (result := compare(f"{name} saved {what}", got, want, tol=TOL, **kw)):
             return result
     counts = [s[4].reshape(()).item() for _, s in results]
     if counts != [sum(RUNNING_SIZES)] * len(xs):
@@ -531,8 +522,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             if not all(r.passed for r in results):  # the first wrong layer
                 return results
         seen = f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync)"
-        shares = ", ".join(map(str, SHARES))
-        done = ok(name, f"{seen} agree on all 3 ranks (shares {shares})")
+        done = ok(name, f"{seen} agree on all 3 ranks (shares {str(SHARES)[1:-1]})")
         low = list(zip([m.float() for m in _rank_models(seed)], SHARES, strict=True))
         _, _, problem_ = _ranks(f"{name} float32", on_rank, low, copy=False)
         kinds = {b.dtype for m, _ in low for b in m.buffers() if b.is_floating_point()}

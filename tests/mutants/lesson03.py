@@ -275,7 +275,7 @@ def _squeezed():
 
 # fmt: off
 SCRATCH = {
-    "output squeezed": (_squeezed(), "(8, 1, 3) gave torch.float64 (8, 3): a normalisation layer returns x's shape: every axis of size 1 is dropped"),
+    "output squeezed": (_squeezed(), "torch.float64 (8, 1, 3) input gave torch.float64 (8, 3): a normalisation layer returns a tensor of x's shape: every axis of size 1 is dropped"),
     "batch mean scaled in place": (_mean_scaled_in_place(), "momentum times the batch mean (a mul_ on it?) or"),
     "momentum before eps": (_momentum_before_eps(), "eps is elsewhere: a call by position fails or goes astray"),
     "biased running_var": (scratch_class(running_var="biased"), "the biased batch variance"),

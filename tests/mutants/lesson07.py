@@ -290,7 +290,7 @@ def _noise_in_buffers():
 NOISY = {
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
     "(2, C) draw squeezed": (_draw_squeezed(), "the noise is Tensor (), Tensor (): draw one shift and one scale per channel, tensors of shape (1,)"),
-    "noise drawn with NumPy": (_noise_from_numpy(), "torch.float32 input (16, 1) gave torch.float64"),
+    "noise drawn with NumPy": (_noise_from_numpy(), "torch.float32 (16, 1) input gave torch.float64 (16, 1)"),
     "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
     "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
     "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
