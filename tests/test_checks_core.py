@@ -916,3 +916,28 @@ def test_a_stage_off_by_a_count_is_read_as_the_usual_one_times_it(slip):
     _core.call("f", lambda a: a, x)  # the input the counts come from
     out = gamma * (rows - m) / np.sqrt(v + eps) + beta
     assert want in _core.stages(out, rows, gamma, beta, eps=eps)
+
+
+def test_a_course_layer_returns_a_tensor_of_its_inputs_shape_and_dtype():
+    # every module exercise is a normalisation layer: float64 noise in a float32
+    # layer, a squeeze() or a list fail wherever they show, not only in one check
+    torch = pytest.importorskip("torch")
+
+    class Layer(torch.nn.Module):
+        def __init__(self, how):
+            super().__init__()
+            self.how = how
+
+        def forward(self, x):
+            return self.how(x)
+
+    x = torch.ones(4, 1, 3)
+    for how, said in [
+        (lambda x: x.double(), "torch.float32 (4, 1, 3) input gave torch.float64 (4,"),
+        (lambda x: x.squeeze(), "every axis of size 1 is dropped (a squeeze()?)"),
+        (lambda x: [x], "input gave list: a normalisation layer returns a tensor"),
+    ]:
+        _, problem = _core.call("f", Layer(how), x)
+        assert problem is not None and said in problem.detail
+    assert _core.call("f", Layer(lambda x: 2 * x), x)[1] is None
+    assert _core.call("f", torch.nn.Flatten(), x)[1] is None  # torch's: not judged
