@@ -551,8 +551,7 @@ _SIZES = []  # the shape of the last call's first array of 2+ axes: its counts b
 
 
 def _counts(known) -> dict:
-    """The counts a slip multiplies by, from the last input (N, C, *positions): N, the
-    positions L or H·W, and N·L or N·H·W, each unless ``known`` holds its value."""
+    """N, L or H·W, N·L or N·H·W of the last input (N, C, ...), unless ``known``'s."""
     n, *where = [s for i, s in enumerate(_SIZES[0]) if i != 1] if _SIZES else [0]
     p, head = int(np.prod(where)), {1: "L", 2: "H·W"}.get(len(where), "")
     found = {"N": n, head: p, f"N·{head}": n * p} if where else {"N": n}
@@ -561,8 +560,7 @@ def _counts(known) -> dict:
 
 
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """``value``'s one name among ``known`` (and the last input's counts), their simple
-    transforms, 1, 2, 1/2, -1."""
+    """``value``'s one name among ``known``, counts, their transforms, 1, 2, 1/2, -1."""
     v, known = np.asarray(value, dtype=float), dict(known or {})
     known |= _counts(known)
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}

@@ -206,8 +206,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
             break  # not of that form
         m = ref.momentum if ref.momentum is not None else 1 / step
         n, f = xs.numel() // xs.shape[1], xs.shape[0] / (xs.shape[0] - 1)
-        # NaN where a cause does not apply (the variance's to running_mean)
-        q, r = (1 if var else np.nan), (1 if ref.momentum is None else np.nan)
+        q, r = (1 if var else np.nan), (1 if ref.momentum is None else np.nan)  # n/a
         stored = "eps is stored in running_var; it belongs in the normalisation only"
         causes = {  # (a, b, c): the cause
             (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n style)",
@@ -266,9 +265,8 @@ def _training_problem(label, cls, tail, seed, given):
             expected = ref(xb)
         if problem is not None:
             return problem
-        rows, at = channels_last(x), f"step {step} (batch of {n})"
-        at = f"step {step} (batch of {n}, under torch.no_grad())" if quiet else at
-        var, values = rows.var(0, correction=0), len(rows)
+        at = f"step {step} (batch of {n}{', under torch.no_grad()' * quiet})"
+        var, values = (rows := channels_last(x)).var(0, correction=0), len(rows)
         means = {"the batch mean": rows.mean(0), "0 (nothing is subtracted)": 0}
         m = ref.momentum if ref.momentum is not None else 1 / step  # scaled in place?
         means["momentum times the batch mean (a mul_ on it?)"] = m * rows.mean(0)
@@ -495,7 +493,7 @@ def _fold_reader(layer, bn, x):
     gamma = bn.weight.detach() if bn.weight is not None else z.new_ones(c)
     beta = bn.bias.detach() if bn.bias is not None else z.new_zeros(c)
     own = layer.bias.detach() if layer.bias is not None else z.new_zeros(c)
-    s = (var + bn.eps).sqrt()
+    s, s5 = (var + bn.eps).sqrt(), (var + EPS).sqrt()
     t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
     means = {
         "0: the running mean is not subtracted": 0 * mean,
@@ -504,8 +502,7 @@ def _fold_reader(layer, bn, x):
         "running_mean - beta (1 - 1/scale): beta is scaled too": mean - beta * t,
     }
     means = {"running_mean": mean} | {f"{k}, {right}": v for k, v in means.items()}
-    scales = {"sqrt(running_var + eps)": s}
-    scales["sqrt(running_var + 1e-5): use bn.eps"] = (var + EPS).sqrt()
+    scales = {"sqrt(running_var + eps)": s, "sqrt(running_var + 1e-5): use bn.eps": s5}
     return [_reader("", z, gamma, beta, bn.eps, means, {"running_var": var}, scales)]
 
 
@@ -515,8 +512,8 @@ def _fold_problem(kind, folded, layer) -> str | None:
     if not isinstance(folded, want):
         why = f"returned a {type(folded).__name__}: return one {want.__name__}"
         return why + " (or raise TypeError for layers other than Linear and Conv2d)"
-    settings = ("stride", "padding", "kernel_size", "dilation", "groups")
-    for attr in (*settings, "padding_mode") if kind != "linear" else ():
+    settings = "stride padding kernel_size dilation groups padding_mode".split()
+    for attr in settings if kind != "linear" else ():
         mine, theirs = getattr(folded, attr, None), getattr(layer, attr)
         if mine != theirs:
             how = "copy every setting (stride, padding, dilation, groups, padding_mode)"
@@ -532,18 +529,15 @@ def _fold_problem(kind, folded, layer) -> str | None:
 def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, steps=4):
     """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
-    extra = extra if affine else " affine=False"
-    extra = extra if eps == EPS else f" eps={eps:g}"
-    extra = " layer.train()" if train else extra  # only bn's mode matters
-    extra = extra if steps else " untrained BN"  # running stats 0 and 1: foldable
+    extra = f" eps={eps:g}" if eps != EPS else extra if affine else " affine=False"
+    extra = " untrained BN" if not steps else " layer.train()" if train else extra
     label = f"fold_batchnorm {kind}" + (extra if dtype == "double" else f" {dtype}")
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
     layer.train(bool(train))
     with torch_().no_grad():
         want, readers = bn.double()(layer.double()(x)), _fold_reader(layer, bn, x)
         layer, bn = layer.to(getattr(torch_(), dtype)), bn.to(getattr(torch_(), dtype))
-    # the real layers, so that an in-place change is seen (want is computed above)
-    folded, problem = call(label, fn, layer, bn, copy_inputs=False)
+    folded, problem = call(label, fn, layer, bn, copy_inputs=False)  # in place: seen
     if problem is None and (why := _fold_problem(kind, folded, layer)):
         problem = wrong(label, why)
     if problem is None:

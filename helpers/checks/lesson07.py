@@ -90,22 +90,20 @@ def _train_step(cls, seed) -> list:
         return [result]
     torch_().autograd.backward([out, want], [dy, dy])
     dx = compare(f"{label} dx", xa.grad, xr.grad, tol=1e-10, what="dx, x's gradient")
-    running = _running_var(label, module, x, x * scale + shift)
+    var = _running_var(label, module, x, x * scale + shift)
     count = getattr(module, "num_batches_tracked", None)  # batch norm's buffers: all
-    if running.passed and count is not None and int(count) != 1:
+    if var.passed and count is not None and int(count) != 1:
         why = f"num_batches_tracked is {int(count)} after one training step, not 1: "
         why += "super().forward(x) counts the steps, F.batch_norm alone does not"
-        running = wrong(f"{label} num_batches_tracked", why)
-    buffers = _core.buffers_outside_graph(f"{label} buffers", module)
-    return [result, dx, running, buffers]
+        var = wrong(f"{label} num_batches_tracked", why)
+    return [result, dx, var, _core.buffers_outside_graph(f"{label} buffers", module)]
 
 
-def _running_var(label, module, x, noisy):
+def _running_var(label, module, x, noisy, what="running_var"):
     """running_var after one step from 1 (momentum 0.1), else how it moved."""
     want, got = 0.9 + 0.1 * x.var(0), getattr(module, "running_var", None)
     if got is None:  # "running_var is None" would ask for a missing `return`
         return wrong(f"{label} running_var", "none kept: keep track_running_stats=True")
-    what = "running_var"
     result = compare(f"{label} {what}", got, want, tol=1e-12, what=what)
     if result.passed or result.error is None:  # None: not an array of shape (C,)
         return result
@@ -165,9 +163,8 @@ def _noise_draws(cls, seed, stored=False):
     return ok(label, "new noise per channel at every step, uniform, independent")
 
 
-def _eval_mode(cls, seed):
+def _eval_mode(cls, seed, label="NoisyBatchNorm eval"):
     """Eval mode: plain batch norm with the running statistics, no noise."""
-    label = "NoisyBatchNorm eval"
     module, problem = _core.build_module(cls, label, 5, eps=0.1)  # passed on
     if problem is not None:
         return problem
@@ -182,19 +179,18 @@ def _eval_mode(cls, seed):
     if problem is not None:
         return problem
     plain = (x - 1.5) / (4.0 + 0.1) ** 0.5  # eps = 0.1
-    want, affine = 2 * plain + 0.5, {"gamma and beta are not applied": plain}
+    want, gb = 2 * plain + 0.5, {"gamma and beta are not applied": plain}
     noise = getattr(module, "last_noise", None)  # the noise this call drew, if any
     noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
     batch = 2 * torch_().nn.functional.batch_norm(x, None, None, training=True) + 0.5
-    diagnoses = {"eval mode uses the batch's statistics, not the running ones": batch}
+    d = {"eval mode uses the batch's statistics, not the running ones": batch}
     why = "pass **kwargs on, super().__init__(num_features, **kwargs)"
     why = "forward ignores self.eps" if getattr(module, "eps", 0) == 0.1 else why
-    diagnoses[f"eps=0.1 was not used: {why}"] = 2 * (x - 1.5) / 4.00001**0.5 + 0.5
+    d[f"eps=0.1 was not used: {why}"] = 2 * (x - 1.5) / 4.00001**0.5 + 0.5
     if [getattr(t, "shape", None) for t in noise] == [(5,), (5,)]:
         inference = "the noise is applied in eval mode: no noise at inference"
-        diagnoses[inference] = to_numpy(want) * noise[1] + noise[0]
-    kw = {"what": "eval output", "diagnoses": diagnoses | affine}
-    return compare(label, out, want, tol=1e-12, **kw)
+        d[inference] = to_numpy(want) * noise[1] + noise[0]
+    return compare(label, out, want, tol=1e-12, what="eval output", diagnoses=d | gb)
 
 
 def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
@@ -225,8 +221,7 @@ def _net(seed, train=True):
     layers += [nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3)]  # 6 follows a BN
     x = torch_().randn(20, 6, generator=gen, dtype=torch_().float64) * 2 + 1
     y = torch_().randint(3, (20,), generator=gen)
-    with torch_().no_grad():  # a gradient of norm > 2: clipping it would show
-        layers[-1].weight.mul_(3)
+    layers[-1].weight.data.mul_(3)  # a gradient of norm > 2: clipping it would show
     return nn.Sequential(*layers).double().train(train), x, y
 
 
