@@ -30,6 +30,7 @@ from .. import config
 OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
+_SIZES = []  # the shape of the last call's first array of 2+ axes: its counts
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -401,8 +402,7 @@ def real(value, integer: bool = False):
 
 
 def rel_error(got, want) -> float:
-    """Norm-wise relative error, max |got - want| / max |want|: an element-wise
-    one (CS231n's) blows up on the many outputs near zero of a normalisation."""
+    """max |got - want| / max |want|: CS231n's element-wise one blows up near 0."""
     got, want = to_numpy(got), to_numpy(want)
     if got is None or want is None or got.shape != want.shape:
         return float("inf")
@@ -547,9 +547,6 @@ def degenerate(got, want) -> str | None:
     return "it holds only the values " + " and ".join(f"{v:g}" for v in values)
 
 
-_SIZES = []  # the shape of the last call's first array of 2+ axes: its counts below
-
-
 def _counts(known) -> dict:
     """N, L or H·W, N·L or N·H·W of the last input (N, C, ...), unless ``known``'s."""
     n, *where = [s for i, s in enumerate(_SIZES[0]) if i != 1] if _SIZES else [0]
@@ -631,8 +628,7 @@ def _precision(got, err, want, dtype) -> str | None:
 def describe(
     got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
 ) -> str | None:
-    """How ``got`` differs from ``want`` (Karpathy's ``cmp`` generalised), or None;
-    ``causes``: a signature (``"factor N/(N-1)"``, ``"along 1"``) -> its cause."""
+    """How ``got`` differs from ``want`` (as Karpathy's ``cmp``); ``causes``: why"""
     g, w = to_numpy(got), to_numpy(want)
     fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
     if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
@@ -760,8 +756,7 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
 def stages(
     out, x, gamma, beta, *, eps, means=None, variances=None, groups=None, scales=None
 ) -> str | None:
-    """m and s of ``out = gamma * (x - m) / s + beta`` per column of 2-D ``x`` (per
-    ``groups``) named among ``means``, ``scales``, ``variances`` (the right first)."""
+    """m and s of ``out = gamma * (x - m) / s + beta`` per column, named if known"""
     o, x = to_numpy(out), to_numpy(x)
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
@@ -1017,8 +1012,7 @@ def _variants(node, names):
 
 
 def neighbours(program: str, env: Mapping, out: str) -> dict:
-    """The reference ``program``'s one-edit variants that change ``out`` on ``env``
-    (keywords to vary are written out: ``x.var(axis=0, ddof=0)``)."""
+    """``program``'s one-edit variants that change ``out`` (keywords written out)."""
     tree, found, values, scope = ast.parse(program), {}, [], {"np": np, **env}
     want = _run(tree, scope, out)[out]
     names = {k: np.shape(v) for k, v in scope.items() if k != "np" and k[0] != "_"}

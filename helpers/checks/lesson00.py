@@ -55,8 +55,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
 
 
 def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
-    """Check ``fn(x) -> (mu, var, var_unbiased)`` per feature of (N, D); without
-    ``x`` also N = 2, one feature and float32, as the graded test does."""
+    """Check ``fn(x) -> (mu, var, var_unbiased)``; also N = 2, one feature, float32."""
     loc, scale = [12.0, -3.0, 0.5, 7.0, 100.0], [5.0, 0.1, 2.0, 30.0, 1.0]
     batch = np.random.default_rng(0).normal(loc, scale, (16, 5))  # very unlike features
     given, x = x is not None, batch if x is None else np.asarray(x)

@@ -138,6 +138,14 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             read = _terms(backward, value[1], to_numpy(got[1]), dout, _x_hat(x), r, d)
             error = f" (max rel. error {results[1].error:.1e})"
             results[1].detail = read + error if read else results[1].detail
+        if all(results):  # one feature: dx keeps its shape (N, 1), no squeeze()
+            one, at = (numpy_forward, *problem(seed, d=1)), f"{name} D=1"
+            (v, failed), dx1 = call(at, *one[:6], RMAX, DMAX), _numeric_grads(*one)[0]
+            if failed is None:
+                got, failed = call(at, backward, one[-1], v[1], returns=(3, "dx, ..."))
+            if failed is None:  # a failed Result is falsy: no `or`
+                failed = compare(at, got[0], dx1, tol=5e-9, what="dx")
+            results.append(failed)
         return results
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)

@@ -123,15 +123,14 @@ def _noise_draws(cls, seed, stored=False):
     if problem is not None:
         return problem
     module, x, draws, outs = module.double().train(), _batch(seed, c=64)[0], [], []
-    ptrs = []  # the shift's storage at each call: one tensor redrawn in place?
     with torch.random.fork_rng(), torch.no_grad():  # the learner's RNG is kept
         torch.manual_seed(seed)
         for _ in range(8):
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
-            draws.append([t.clone() for t in noise]), outs.append(problem)
-            ptrs.append(noise[0].data_ptr())
+            draws.append([t.clone() for t in noise])  # and the shift's storage:
+            outs.append((problem, noise[0].data_ptr()))  # one tensor redrawn in place?
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None
@@ -139,12 +138,12 @@ def _noise_draws(cls, seed, stored=False):
     stored = swapped and stored  # the output uses them as stored: said so
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
-    alias = ptrs[0] == ptrs[1] and not same
+    alias = outs[0][1] == outs[1][1] and not same
     problems = {  # message: whether it applies; the first that does is said
         "module.last_noise is the same pair of tensors at every step, redrawn in "
         "place, so a kept last_noise changes: store new tensors each call": alias,
         "module.last_noise is the same at two steps but the outputs differ: store "
-        "the noise each call applies": same and not torch.equal(outs[0], outs[1]),
+        "the noise each call applies": same and not torch.equal(outs[0][0], outs[1][0]),
         "the same noise at two steps: drawn once (in __init__?) or from a generator "
         "seeded again at each call: draw afresh at every training-mode call": same,
         "the shift is drawn from the scale's range [1, spread] and the scale "

@@ -316,6 +316,14 @@ RENORM_BACKWARD.update(
             "axes are swapped",
         ),
         "mutates dout": (_renorm_mutates, "in place"),
+        # round 14's false ok: np.squeeze(dx), which drops the axis of one feature
+        "dx squeezed": (
+            lambda d, c: (
+                np.squeeze(renorm_backward(d, c)[0]),
+                *renorm_backward(d, c)[1:],
+            ),
+            "D=1          | WRONG   | dx has shape (12,), expected (12, 1): an axis of size 1 dropped",
+        ),
     }
 )
 
