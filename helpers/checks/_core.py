@@ -245,7 +245,7 @@ MEANINGS = {
     "nn.Linear(in_features, out_features) takes the input's size first",
     r"'NoneType'": "a value is None: a .grad before backward() or after zero_grad(), "
     "a function without `return`, or a layer without bias",
-    r"values to unpack": "more or fewer names than values (a tuple returned?)",
+    r"values to unpack": "more or fewer names than values: what is unpacked there?",
     r"stack expects each|only one element tensors": "torch.stack joins tensors of "
     "one shape along a new axis, torch.cat along an existing one",
     r"division by zero": "a division by a count or length that is 0 here",
@@ -273,6 +273,8 @@ MEANINGS = {
     r"einstein sum|subscripts": "an einsum needs one letter per axis of each array",
     r"to a Python scalar|converted to Scalar": ".item() takes one number, not several",
     r"bitwise_xor": "`^` is a bitwise XOR in Python: a power is `**`",
+    r"Inference tensors cannot": "tensors made under torch.inference_mode() take "
+    "no part in training: make them under torch.no_grad()",
     r"instances of 'tuple' and": "a tuple (a shape?) compared with a number: len(x)",
 }
 
@@ -688,8 +690,8 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
         per = np.sum(g2 * w2, axis=0) / np.sum(w2 * w2, axis=0)
     if g2.shape[1] > 1 and np.all(np.isfinite(per)) and close(g2, per * w2):
         off_one, label = np.flatnonzero(np.abs(per - 1) > 1e-6), _named(per, known)
-        if g2.shape[0] == 1 and not label:  # any vector is a multiple of another
-            return None
+        if g2.shape[0] == 1 and not label or not len(off_one):  # no signature: a
+            return None  # vector is a multiple of any other; factors 1 are rounding
         if label or len(off_one) == len(per):
             named = f", {label}" if label else ""
             text = f"each {feature} is off by its own factor{named} ({_fmt(per)})"
@@ -954,7 +956,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     if not (shape or stage):
         stage = next(filter(None, (check(got_np) for check in invariants)), None)
     message = _precision(got_np, err, want_np, getattr(got, "dtype", "")) or shape
-    rounding = not (message or stage) and want_np.size > 3  # or a factor 1 + 6e-09
+    rounding = not (message or stage) and want_np.size > 2  # or a factor 1 + 6e-09
     if (rounding or "factor 1 + " in (message or "")) and 1e-9 < err <= 4e-6:
         message = "an error of float32's rounding size (6e-08) with no pattern: a step "
         message += "in float32 (.float(), np.float32), or a term that small left out"

@@ -274,8 +274,9 @@ def _training_problem(label, cls, tail, seed, given):
         variances = {"the batch's biased variance": var, "1": 1}
         variances[unbiased] = var * values / (values - 1)
         for when, pair in (("before", old), ("after", _running(module))):
-            if pair:  # the learner's own buffers, used in place of the batch's
+            if pair and (when, m) != ("after", 1):  # the buffers used for the batch's
                 means[f"the running mean {when} the step{running}"] = pair[0]
+            if pair:  # (after a step of momentum 1 the mean is the learner's own mean)
                 variances[f"running_var {when} the step"] = pair[1]
         grads = None if quiet else (module, xa, xb, dout)
         problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
@@ -540,8 +541,9 @@ def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, s
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)  # in place: seen
     if problem is None and (why := _fold_problem(kind, folded, layer)):
         problem = wrong(label, why)
-    if problem is None:
-        got, problem = call(label, copy.deepcopy(folded).double(), x)
+    if problem is None:  # x requires grad: the folded layer trains (no inference_mode)
+        run = folded if dtype == "double" else copy.deepcopy(folded).double()
+        got, problem = call(label, run, x.requires_grad_())
     if problem is not None:
         return problem
     tol = TOL if dtype == "double" else 1e-2 if dtype == "float16" else 1e-5

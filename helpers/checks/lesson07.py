@@ -172,8 +172,9 @@ def _eval_mode(cls, seed, label="NoisyBatchNorm eval"):
         with torch_().no_grad():
             module.running_mean.fill_(1.5), module.running_var.fill_(4.0)
             module.weight.fill_(2.0), module.bias.fill_(0.5)  # applied in eval too
-    except (AttributeError, TypeError, RuntimeError):
-        return wrong(label, "no running statistics: keep track_running_stats=True")
+    except (AttributeError, TypeError, RuntimeError):  # a buffer or weight is None
+        why = "weight, bias" if getattr(module, "weight", None) is None else "buffers"
+        return wrong(label, f"no {why}: keep affine=True, track_running_stats=True")
     out, problem = call(label, module, x)
     if problem is not None:
         return problem
@@ -219,7 +220,7 @@ def _net(seed, train=True):
     layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8)]
     layers += [nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3)]  # 6 follows a BN
     x = torch_().randn(20, 6, generator=gen, dtype=torch_().float64) * 2 + 1
-    y = torch_().randint(3, (20,), generator=gen)
+    y = torch_().randint(2, (20,), generator=gen)  # class 2 absent: one_hot(y) fails
     layers[-1].weight.data.mul_(3)  # a gradient of norm > 2: clipping it would show
     return nn.Sequential(*layers).double().train(train), x, y
 

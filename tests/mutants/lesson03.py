@@ -410,7 +410,21 @@ def fold_variant(
 
 
 # fmt: off
+def _fold_in_inference_mode():
+    """Round 15's false ok: the fold under torch.inference_mode(): it cannot train."""
+    import torch
+
+    right = fold_variant()
+
+    def fold(layer, bn):
+        with torch.inference_mode():
+            return right(layer, bn)
+
+    return fold
+
+
 FOLD = {
+    "folded in inference mode": (_fold_in_inference_mode(), "made under torch.inference_mode() take no part in training"),
     "no eps": (fold_variant(eps=False), "sqrt(v) without eps"),
     "eps outside the root": (fold_variant(eps_out=True), "eps outside the root"),
     "mean not subtracted": (fold_variant(subtract_mean=False), "running mean is not subtracted"),
