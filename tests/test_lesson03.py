@@ -39,6 +39,16 @@ def test_a_one_pass_variance_passes(learner_mode):
     assert report, report.lines()
 
 
+def test_a_swapped_var_mean_is_not_read_as_the_running_mean(learner_mode):
+    """Round 15's wrong cause: (mean, var) = torch.var_mean(x), which returns the
+    variance first.  At momentum=None's first step the running mean after the step
+    is that same "mean": it was named as the cause ("the running mean after the
+    step"), which says nothing the learner's own statistic does not."""
+    report = checks.scratch_batchnorm(m.scratch_class(swapped=True), quiet=True)
+    lines = report.lines()
+    assert not report and "the running mean after the step" not in lines, lines
+
+
 def test_right_folding_passes(learner_mode):
     assert checks.fold_batchnorm(m.fold_variant(), quiet=True)
 

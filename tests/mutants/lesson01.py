@@ -51,6 +51,14 @@ def _standardised(m, x, y):  # round 10's false ok: x standardised first
     return grad_norms(m, (x - x.mean(0)) / x.std(0), y)
 
 
+def _one_hot_targets(m, x, y):  # round 15's false ok: one_hot infers C from y.max()
+    m.zero_grad()
+    F.cross_entropy(m(x), F.one_hot(y).to(x.dtype)).backward()
+    return [
+        v.weight.grad.norm().item() for v in m.modules() if isinstance(v, nn.Linear)
+    ]
+
+
 def _float32_logits(m, x, y):  # round 11's false ok: float32 for float64 input
     m.zero_grad()
     F.cross_entropy(m(x).float(), y).backward()
@@ -172,6 +180,7 @@ NORMS = {
     "every parameter": (_every_parameter, "one norm per parameter"),
     "squared norms": (_squared, "squared norm"),
     "logits in float32": (_float32_logits, "an error of float32's rounding size"),
+    "one-hot targets without num_classes": (_one_hot_targets, "raised RuntimeError"),
     "every parameter named weight": (_named_weight, "every parameter named weight"),
 }
 MUTANTS = [

@@ -39,6 +39,7 @@ def scratch_class(
     zero_momentum=True,  # False: momentum=0 read as missing (the default 0.1)
     eval_guard=False,  # True: one value per channel refused in eval mode too
     round_stats=False,  # True: batch statistics rounded to float32 before the update
+    swapped=False,  # True: mean, var = torch.var_mean(x) (it returns var first)
 ):
     import torch
     from torch import nn
@@ -122,6 +123,7 @@ def scratch_class(
                     )
                     if one_pass:
                         var = (x * x).mean(dims, keepdim=True) - mean * mean
+                    mean, var = (var, mean) if swapped else (mean, var)
             if self.track and buffers_in_graph and self.training:
                 self.num_batches_tracked += 1
                 m = self.momentum
@@ -140,6 +142,7 @@ def scratch_class(
                         m = 1.0 / k if none_offset else m
                     bm = x.mean([0, *range(2, x.dim())])
                     bv = x.var([0, *range(2, x.dim())], correction=0)
+                    bm, bv = (bv, bm) if swapped else (bm, bv)
                     if round_stats:  # round 11's wrong cause: the figures were wrong
                         bm, bv = bm.float().to(bm.dtype), bv.float().to(bv.dtype)
                     if running_var in ("unbiased", "twice", "eps"):

@@ -259,6 +259,16 @@ def _noise_from_numpy():
     return FromNumPy
 
 
+def _affine_off():
+    """Round 15's wrong cause: affine=False given to BatchNorm1d ("no running stats")."""
+
+    class AffineOff(noisy_class()):
+        def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
+            super().__init__(num_features, shift, spread, **{**kw, "affine": False})
+
+    return AffineOff
+
+
 def _draw_squeezed():
     """Round 13's false ok: a (2, C) draw squeezed, so one channel's noise is 0-d."""
 
@@ -289,6 +299,7 @@ def _noise_in_buffers():
 # fmt: off
 NOISY = {
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
+    "affine=False given to BatchNorm1d": (_affine_off(), "no weight, bias: keep affine=True"),
     "(2, C) draw squeezed": (_draw_squeezed(), "the noise is Tensor (), Tensor (): draw one shift and one scale per channel, tensors of shape (1,)"),
     "noise drawn with NumPy": (_noise_from_numpy(), "torch.float32 (16, 1) input gave torch.float64 (16, 1)"),
     "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
@@ -315,6 +326,7 @@ NOISY = {
     "shift added before the scale": (noisy_class(shift_first=True), "the shift was added before the scale"),
 }
 ICS = {
+    "one-hot targets without num_classes": (lambda m, x, y, i, lr: changed(m, x, F.one_hot(y).to(x.dtype), i, lr), "raised RuntimeError"),  # round 14's false ok
     "cosine in a list": (lambda *a: (changed(*a)[0], [changed(*a)[1]]), "return two Python floats"),  # round 13's false ok
     "updates every layer": (_ics(before_only=False), "the layer itself and the layers after it"),
     "no zero_grad": (_ics(zero=False), "call zero_grad()"),
