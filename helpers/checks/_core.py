@@ -186,10 +186,9 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     if kinds(args) == {"ndarray"} and "Tensor" in kinds(outs):
         why = "returned torch tensors for NumPy input: return NumPy arrays"
         return None, wrong(name, why)
-    x, layer = (args or [0])[0], not type(fn).__module__.startswith("torch")
     kind = lambda t: f"{t.dtype} {tuple(t.shape)}" if hasattr(t, "dtype") else type(t)
-    layer = layer and hasattr(fn, "training") and hasattr(x, "dtype")  # the course's
-    if layer and kind(x) != kind(value):
+    layer = not type(fn).__module__.startswith("torch") and hasattr(fn, "training")
+    if layer and hasattr(x := (args or [0])[0], "dtype") and kind(x) != kind(value):
         why = "torch returns the input's dtype, which mixed precision's next layer "
         why += "expects: compute as you like, then .to(x.dtype)"
         if getattr(value, "shape", None) != x.shape:  # a squeeze()? or no tensor
@@ -273,6 +272,9 @@ MEANINGS = {
     r"einstein sum|subscripts": "an einsum needs one letter per axis of each array",
     r"to a Python scalar|converted to Scalar": ".item() takes one number, not several",
     r"bitwise_xor": "`^` is a bitwise XOR in Python: a power is `**`",
+    r"0D or 1D target tensor expected": "cross_entropy takes class indices (N,) or "
+    "probabilities of the logits' shape: one_hot(y) has y.max() + 1 columns unless "
+    "num_classes= is given",
     r"Inference tensors cannot": "tensors made under torch.inference_mode() take "
     "no part in training: make them under torch.no_grad()",
     r"instances of 'tuple' and": "a tuple (a shape?) compared with a number: len(x)",
@@ -560,8 +562,7 @@ def _counts(known) -> dict:
 
 def _named(value, known: Mapping[str, object]) -> str | None:
     """``value``'s one name among ``known``, counts, their transforms, 1, 2, 1/2, -1."""
-    v, known = np.asarray(value, dtype=float), dict(known or {})
-    known |= _counts(known)
+    v, known = np.asarray(value, dtype=float), {**(known or {}), **_counts(known or {})}
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
     for label, n in list(known.items()):  # a count N: the ratios (N + a)/(N + b)
@@ -657,8 +658,7 @@ def describe(
         key, named = (f"offset {label}", f" = {label}") if label else ("offset", "")
         return say(key, text + named)
     found = _along(g, w, axis, directions or {}, close, say)
-    g2, w2 = _rows(g, axis), _rows(w, axis)
-    return found or _per_feature(g2, w2, g.ndim, close, say, known, small, tol, scale)
+    return found or _per_feature(g, w, axis, close, say, known, small, tol, scale)
 
 
 def _along(g, w, axis, directions, close, say) -> str | None:
@@ -683,14 +683,14 @@ def _along(g, w, axis, directions, close, say) -> str | None:
     return None
 
 
-def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | None:
+def _per_feature(g, w, axis, close, say, known, small, tol, scale) -> str | None:
     """describe's signatures per feature: a factor, an offset, a confined error."""
-    feature = "channel" if ndim > 2 else "feature"
+    feature, g, w = ("feature", "channel")[g.ndim > 2], _rows(g, axis), _rows(w, axis)
     with np.errstate(all="ignore"):
-        per = np.sum(g2 * w2, axis=0) / np.sum(w2 * w2, axis=0)
-    if g2.shape[1] > 1 and np.all(np.isfinite(per)) and close(g2, per * w2):
+        per = np.sum(g * w, axis=0) / np.sum(w * w, axis=0)
+    if g.shape[1] > 1 and np.all(np.isfinite(per)) and close(g, per * w):
         off_one, label = np.flatnonzero(np.abs(per - 1) > 1e-6), _named(per, known)
-        if g2.shape[0] == 1 and not label or not len(off_one):  # no signature: a
+        if g.shape[0] == 1 and not label or not len(off_one):  # no signature: a
             return None  # vector is a multiple of any other; factors 1 are rounding
         if label or len(off_one) == len(per):
             named = f", {label}" if label else ""
@@ -698,12 +698,12 @@ def _per_feature(g2, w2, ndim, close, say, known, small, tol, scale) -> str | No
             return say(f"{feature} factor" + (f" {label}" if label else ""), text)
         how = f"by the factor(s) {_fmt(per[off_one])}"
         return _confined(off_one, feature, small, say, how)
-    shift = (g2 - w2).mean(0)
-    if g2.shape[0] > 1 and g2.shape[1] > 1 and close(g2, w2 + shift):
+    shift = (g - w).mean(0)
+    if g.shape[0] > 1 and g.shape[1] > 1 and close(g, w + shift):
         named = f", {label}" if (label := _named(shift, known)) else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
         return say(f"{feature} offset" + (f" {label}" if label else ""), text)
-    bad = np.flatnonzero((err := np.abs(g2 - w2).max(0) / scale) > tol)
+    bad = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
     if 0 < len(bad) < len(err):
         how = f"(rel. error up to {err.max():.1e})"
         return _confined(bad, feature, small, say, how)
@@ -741,9 +741,8 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
     g, x = to_numpy(out), to_numpy(x)
     if g is None or x is None or g.shape != x.shape or x.ndim < 2:
         return None
-    view = [1, -1] + [1] * (x.ndim - 2)
+    view, scale = [1, -1] + [1] * (x.ndim - 2), max(float(np.abs(g).max()), 1e-300)
     gamma, beta = (np.reshape(to_numpy(t), view) for t in (gamma, beta))
-    scale = max(float(np.abs(g).max()), 1e-300)
     for k in range(1, x.ndim + 1):
         for other in itertools.combinations(range(x.ndim), k):
             mu, var = x.mean(other, keepdims=True), x.var(other, keepdims=True)
@@ -828,7 +827,6 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         over = np.asarray(means[right_m], dtype=float) / forms[right_s]
     means["the mean divided by the scale (as x - mu / s gives)"] = over
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
-    # the right stage among several that fit: it is right, whatever else fits
     got_m = right_m if right_m in (got_m or "").split(" or ") else got_m
     got_s = right_s if right_s in (got_s or "").split(" or ") else got_s
     if got_m == right_m and got_s == right_s:
@@ -895,8 +893,7 @@ def ema_problem(
 
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
-    """``got`` against ``want``, a Result: the ``diagnoses`` (message -> value) that
-    fits, else :func:`describe`, ``readers`` (:func:`stages`...), ``invariants``."""
+    """``got`` vs ``want``, a Result: the diagnosis that fits, else describe, readers"""
     metric, hint = options.pop("metric", "rel"), options.pop("hint", "")
     readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
     program = options.pop("program", None)
@@ -934,8 +931,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     listed = _listed(got_np, want_np, diagnoses, measure, max(tol, 1e-9), what)
     if listed or swap or alias:  # what each output is; one array for two, said too
         return wrong(name, "; ".join(filter(None, (listed or swap, alias))), err, tol)
-    # no listed mistake: the shape of the difference and what the stage readers
-    # (then the invariants) say; a message that names its cause or quantity first
+    # no listed mistake: the difference's shape, stage readers, then invariants
     shape = describe(got_np, want_np, tol=tol, **options)
     for key, other in returns.items() if " = " not in (shape or "") else ():
         o = to_numpy(other)  # a named multiple of another output's expected value
@@ -1206,8 +1202,7 @@ def buffers_outside_graph(name: str, module) -> Result:
 
 
 def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
-    """Why ``samples`` (a row per call, a column per channel) are not independent draws
-    from U[low, high], or None.  A KS distance > 2.5 / sqrt(n) has chance < 1e-5."""
+    """Why ``samples`` (rows: calls, columns: channels) are not U[low, high] draws"""
     if (x := to_numpy(samples)) is None or not x.size or not np.all(np.isfinite(x)):
         return f"{what}: not finite real numbers"
     if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
@@ -1227,7 +1222,7 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
         return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}{repeats}"
     u, n = (x - low) / width, x.size
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
-    if distance <= 2.5 / np.sqrt(n):
+    if distance <= 2.5 / np.sqrt(n):  # a KS distance over it: chance < 1e-5
         return f"{what}: {repeats[2:]}" if repeats else None
     mid = (low + high) / 2
     above, below = x[0] >= mid - 0.05 * width, x[-1] <= mid + 0.05 * width

@@ -13,15 +13,13 @@ from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
 _NORMS = (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
 SHORTCUTS = {"standardize_columns": _NORMS}
 
-# --- standardise columns ---
 _ROWS = [[1, -3, 4, -2, 5, 4], [2, -6, 9, -1, 8, 2], [2, -6, 9, -1, 9, 7]]
 EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # notebook 01's
 STANDARD = "mu = x.mean(axis=0)\nout = (x - mu) / np.sqrt(x.var(axis=0, ddof=0) + eps)"
 
 
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
-    """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1; on a batch
-    with one tiny column (where eps matters), the 4x6 example and eps=0.01."""
+    """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1."""
     batch_norm, tensor = torch().nn.functional.batch_norm, torch().from_numpy
     if x is None:
         scale = [5.0, 0.01, 2.0, 30.0]  # one tiny spread: eps matters
@@ -37,27 +35,23 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         whole = "return the whole standardised matrix"
         hints = {(columns,): f"one value per column: {whole}, not its statistics"}
         hints[(rows,)] = f"one value per row: {whole}"
-        small = np.flatnonzero(x.var(0) < 100 * eps)  # where eps matters
-        read = {"shape_hints": hints, "small": small}
+        read = {"shape_hints": hints, "small": np.flatnonzero(x.var(0) < 100 * eps)}
         read["known"] = {"var + eps": x.var(0) + eps}  # a factor per column
         read["program"] = (STANDARD, {"x": x, "eps": eps}, "out")  # (_core.neighbours)
         stage = {"eps": eps, "means": {"the column mean": x.mean(0)}}
         stage["scales"] = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
-        read["readers"] = [  # the answer read back (_core): which axis, mean, scale
-            lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,)),
-            lambda out: _core.stages(out, x, 1.0, 0.0, **stage),
-        ]
+        axes = lambda out: _core.wrong_axes(out, x, 1.0, 0.0, eps=eps, axes=(0,))
+        read["readers"] = [axes, lambda out: _core.stages(out, x, 1.0, 0.0, **stage)]
         results = [compare(name, value, bn(x, eps), tol=1e-10, **read)]
         if not results[0]:
             return results
         ignored = {"the eps argument is ignored: use the eps passed in": value}
-        default = "called without eps (the signature's default eps=1e-5)"
-        for case, data, e, diagnoses in (
+        for case, data, e, diagnoses in (  # last: the default eps (later cells use it)
             ("4x6 example", EXAMPLE_4X6, eps, {}),
             ("one column", x[:, :1], eps, {}),  # D = 1 stays 2-D
             ("eps=0.01", x, 0.01, ignored),  # eps matters: a tiny column
             ("eps=0, N=40", np.r_[x, x, x, x + 60 * (x == x.max())], 0.0, {}),  # z > 3
-            (default, x, None, {}),  # the later cells rely on the default
+            ("called without eps (the signature's default eps=1e-5)", x, None, {}),
         ):
             label, given = f"{name} {case}", {} if e is None else {"eps": e}
             got, problem = call(label, fn, data, **given)
@@ -83,8 +77,7 @@ SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's def
 
 
 def activation_percentiles(fn, quiet=False, strict=None):
-    """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile:
-    on tensors (one in the autograd graph), a NumPy array, the default ``q``."""
+    """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile."""
     tensor, q3 = torch().from_numpy, {"q": (15, 50, 85)}
     values = np.random.default_rng(3).standard_normal((40, 7)) * 2 + 1
     cases = {  # label: (values, keywords): any shape, tensor or array
@@ -125,8 +118,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
             each = zip(("column", "row"), shape[::-1] * (len(shape) == 2), strict=False)
             hints = {(len(want), n): whole.format(a) for a, n in each}
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
-            rows = flat.reshape(shape)  # the right answer for a slipped input
-            kwargs["source"] = (lambda z, q=q: np.percentile(np.ravel(z), q), rows)
+            kwargs["source"] = (lambda z, q=q: np.percentile(z, q), flat.reshape(shape))
             kwargs["invariants"] = [lambda g: RANKS if ranked else None]  # every case
             results.append(compare(f"{name} {label}", got, want, tol=1e-12, **kwargs))
             if not results[-1]:
@@ -136,7 +128,6 @@ def activation_percentiles(fn, quiet=False, strict=None):
     return run_check("activation_percentiles", body, quiet=quiet, strict=strict)
 
 
-# --- per-layer gradient norms ---
 def _summaries(model, x, y) -> tuple:
     """||dL/dW|| per nn.Linear (L: mean cross-entropy), and other summaries named."""
     layers = [m for m in model.modules() if isinstance(m, torch().nn.Linear)]

@@ -180,7 +180,10 @@ NORMS = {
     "every parameter": (_every_parameter, "one norm per parameter"),
     "squared norms": (_squared, "squared norm"),
     "logits in float32": (_float32_logits, "an error of float32's rounding size"),
-    "one-hot targets without num_classes": (_one_hot_targets, "raised RuntimeError"),
+    "one-hot targets without num_classes": (
+        _one_hot_targets,
+        "one_hot(y) has y.max() + 1 columns",
+    ),
     "every parameter named weight": (_named_weight, "every parameter named weight"),
 }
 MUTANTS = [
