@@ -345,6 +345,7 @@ ICS = {
     "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
 }
 PROBE = {
+    "step sizes as a float32 tensor": (lambda m, x, y, steps: probed(m, x, y, [float(t) for t in torch.tensor(steps)]), "an error of float32's rounding size"),  # round 15's (a false ok once batches changed)
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
     "cumulative steps": (_probe(cumulative=True), "the steps piled up"),
     "changes the model": (_probe(copy_=False), "work on a copy"),
