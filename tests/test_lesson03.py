@@ -43,10 +43,13 @@ def test_a_swapped_var_mean_is_not_read_as_the_running_mean(learner_mode):
     """Round 15's wrong cause: (mean, var) = torch.var_mean(x), which returns the
     variance first.  At momentum=None's first step the running mean after the step
     is that same "mean": it was named as the cause ("the running mean after the
-    step"), which says nothing the learner's own statistic does not."""
+    step"), which says nothing the learner's own statistic does not; and a scale
+    read as sqrt(var + e) with e = -12.5 was said to miss eps (a negative e that
+    names nothing is no eps slip)."""
     report = checks.scratch_batchnorm(m.scratch_class(swapped=True), quiet=True)
     lines = report.lines()
     assert not report and "the running mean after the step" not in lines, lines
+    assert "not eps" not in lines, lines
 
 
 def test_right_folding_passes(learner_mode):

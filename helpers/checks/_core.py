@@ -847,9 +847,10 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     with np.errstate(all="ignore"):  # sqrt(v + e) with another e, the same for all
         e = s * s - np.asarray(var, dtype=float)
     named = any(k in (got_s or "") for k in scales or {})  # the lesson's own
-    if got_s != right_s and not named and np.ptp(e) <= 1e-3 * abs(e.flat[0]) != 0:
-        same = _named(e.flat[0], {"eps": eps})
-        scale = f"divides by sqrt(var + e) with e = {e.flat[0]:.3g}"
+    same, e0 = _named(e.flat[0], {"eps": eps}), e.flat[0]
+    eps_like = e0 > 0 or same  # a negative e that names nothing is no eps slip
+    if got_s != right_s and not named and np.ptp(e) <= 1e-3 * abs(e0) != 0 and eps_like:
+        scale = f"divides by sqrt(var + e) with e = {e0:.3g}"
         scale += f" = {same}" if same else f", not eps = {eps:g}"
     centring += " (right)" * (got_m == right_m)
     where = f"the mean used is {centring}; the scale {scale}"
