@@ -129,8 +129,8 @@ def _noise_draws(cls, seed, stored=False):
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
-            draws.append([t.clone() for t in noise])  # and the shift's storage:
-            outs.append((problem, noise[0].data_ptr()))  # one tensor redrawn in place?
+            draws.append([t.clone() for t in noise])  # and the noise itself, kept
+            outs.append((problem, noise))  # alive: its storage is not reused
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None
@@ -138,7 +138,7 @@ def _noise_draws(cls, seed, stored=False):
     stored = swapped and stored  # the output uses them as stored: said so
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
-    alias = outs[0][1] == outs[1][1] and not same
+    alias = outs[0][1][0].data_ptr() == outs[1][1][0].data_ptr() and not same
     problems = {  # message: whether it applies; the first that does is said
         "module.last_noise is the same pair of tensors at every step, redrawn in "
         "place, so a kept last_noise changes: store new tensors each call": alias,
