@@ -941,3 +941,29 @@ def test_a_course_layer_returns_a_tensor_of_its_inputs_shape_and_dtype():
         assert problem is not None and said in problem.detail
     assert _core.call("f", Layer(lambda x: 2 * x), x)[1] is None
     assert _core.call("f", torch.nn.Flatten(), x)[1] is None  # torch's: not judged
+
+
+def test_an_answer_off_by_a_factor_and_an_offset_is_read_as_both():
+    """x.var() * n / n - 1 (a missing parenthesis): the biased variance minus 1,
+    read against the unbiased one as the factor (N-1)/N and the offset -1."""
+    x = np.random.default_rng(11).standard_normal((16, 4))
+    text = _core.describe(x.var(0) - 1, x.var(0, ddof=1), known={"N": 16})
+    assert (
+        text
+        == "the right value times 0.9375 = (N-1)/N with N = 16, plus -1, everywhere"
+    )
+    w = np.array([1.0, 1.0, 1.0])  # no spread: a factor and an offset cannot be told
+    assert "plus" not in (_core.describe(2 * w + 1, w) or "")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_running_average_updated_k_times_in_a_call_is_named(k):
+    old, batch, m = np.zeros(3), np.array([1.0, -2.0, 0.5]), 0.3
+    new = old
+    for _ in range(k):
+        new = (1 - m) * new + m * batch
+    text = _core.ema_problem("running_mean", new, old, batch, m)
+    assert f"is what {k} updates in a row give: one update per training call" in text
+    assert "updates in a row" not in _core.ema_problem(
+        "running_mean", old + 0.45 * batch, old, batch, m
+    )

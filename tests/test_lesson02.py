@@ -397,3 +397,21 @@ def test_a_dict_cache_of_a_slipped_forward_is_made_right(learner_mode):
         return m.bn_backward(dout, (cache["x_hat"], cache["std"], cache["gamma"]))
 
     assert checks.batchnorm_backward(unbiased, backward, quiet=True)
+
+
+def test_a_cache_that_deepcopy_cannot_copy_is_used_as_it_is(learner_mode):
+    """A right forward whose cache holds a module (``cache = locals()`` after a
+    local import) or a tensor in a graph: deepcopy raises on those; the checks
+    must judge the answer, not crash or fail it."""
+    torch = pytest.importorskip("torch")
+
+    def forward(x, g, b, eps=1e-5):
+        out, cache = m.bn_forward(x, g, b, eps)
+        return out, (cache, np, torch.ones(1, requires_grad=True) * 2)
+
+    def backward(dout, cache):
+        return m.bn_backward(dout, cache[0])
+
+    assert checks.batchnorm_forward(forward, quiet=True)
+    assert checks.batchnorm_backward(forward, backward, quiet=True)
+    assert checks.batchnorm_backward_alt(forward, backward, backward, quiet=True)

@@ -138,13 +138,26 @@ def quiet_numerics():
         yield
 
 
+def copied(value):
+    """A deep copy; what has none (a module kept by locals(), a generator, a tensor
+    in a graph) stays itself, inside copied tuples, lists and dicts: never a crash"""
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may raise
+        if isinstance(value, dict):
+            return {k: copied(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return getattr(type(value), "_make", type(value))(map(copied, value))
+        return value
+
+
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     """fn(*args) on copies: (value, None); (None, why) if it raised or changed an arg"""
     if not callable(fn):
         why = "pass the function itself, without calling it (no parentheses)"
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
     if copy_inputs:
-        args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+        args, kwargs = copied(args), copied(kwargs)
     _SIZES[:] = [tuple(a.shape) for a in args if len(getattr(a, "shape", ())) > 1][:1]
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
@@ -361,7 +374,7 @@ def _value(dotted: str, scope: dict):
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
     try:
         with quiet_numerics():
-            fn(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+            fn(*copied(args), **copied(kwargs))
     except NotImplementedError:
         return not_implemented(name)
     except exc_type as exc:
@@ -593,6 +606,11 @@ def _named(value, known: Mapping[str, object]) -> str | None:
     return names[0] if len(names) == 1 else simple
 
 
+def _label(name: str | None) -> str:
+    """ " = name" after a number, unless the name is the number (2, -1)"""
+    return f" = {name}" if name and name not in ("2", "1/2", "-1", "1") else ""
+
+
 def _permuted(g, w, close) -> str | None:
     """The right values in the wrong places: which axis order they follow."""
     if close(g, w) or not close(np.sort(g.ravel()), np.sort(w.ravel())):
@@ -657,6 +675,13 @@ def describe(
         label, text = _named(off, known), f"off by one constant offset, {off:.4g}"
         key, named = (f"offset {label}", f" = {label}") if label else ("offset", "")
         return say(key, text + named)
+    c, d = np.linalg.lstsq(np.c_[w.ravel(), np.ones(w.size)], g.ravel(), rcond=None)[0]
+    both = abs(c - 1) > 1e-6 and abs(d) > 1e-6 * scale and np.ptp(w) > 1e-6 * scale
+    if both and close(g, c * w + d):  # a factor and an offset, neither rounding
+        a, b = (f"{v:.4g}" + _label(_named(v, known)) for v in (c, d))
+        return say(
+            "factor and offset", f"the right value times {a}, plus {b}, everywhere"
+        )
     found = _along(g, w, axis, directions or {}, close, say)
     return found or _per_feature(g, w, axis, close, say, known, small, tol, scale)
 
@@ -877,6 +902,10 @@ def ema_problem(
         key, named = (f"momentum {label}", f" = {label}") if label else ("momentum", "")
         text = f"{what} moved by the fraction {used[0]:.4g}{named}"
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
+        for k in (2, 3) if not label and 0 < momentum < 1 else ():  # k updates a call
+            if np.isclose(used[0], 1 - (1 - momentum) ** k, rtol=1e-8, atol=0):
+                text += f", and 1 - (1 - {momentum:g})^{k} = {used[0]:.4g} is what {k}"
+                return text + " updates in a row give: one update per training call"
         return f"{text}: {causes[key]}" if key in causes else text
     for m, how in ((momentum, ""), (1 - momentum, " with momentum on the old value")):
         with np.errstate(all="ignore"):

@@ -2,7 +2,6 @@
 numerical gradients; a backward judged alone, a cause from a right cache or stage"""
 
 import contextlib
-import copy
 import re
 import sys
 from collections import namedtuple
@@ -226,7 +225,7 @@ def _in_order(value):
 
 def _copying(fn):
     """``fn`` on copies: a forward writing into its input fails only its own check."""
-    copied = lambda *args, **kwargs: _in_order(fn(*copy.deepcopy(args), **kwargs))
+    copied = lambda *args, **kwargs: _in_order(fn(*_core.copied(args), **kwargs))
     if hasattr(fn, "many"):  # the grader's remote function: one round trip
         copied.many = fn.many
     return copied if callable(fn) else fn
@@ -392,7 +391,7 @@ def _rebuilt(cache, new: dict, path=()):
         return type(cache)(_rebuilt(c, new, (*path, i)) for i, c in enumerate(cache))
     if isinstance(cache, dict):
         return {k: _rebuilt(v, new, (*path, k)) for k, v in cache.items()}
-    return copy.deepcopy(cache)
+    return _core.copied(cache)
 
 
 def _stage_references(p: Problem) -> dict:
@@ -431,7 +430,7 @@ def _locals_at_return(fn, *args):
 
 def _stage_result(name, backward, p: Problem, cache, out):
     """Karpathy's cmp of the backward's locals: (Result, first wrong is forward's)"""
-    found = _locals_at_return(backward, copy.deepcopy(p.dout), copy.deepcopy(cache))
+    found = _locals_at_return(backward, p.dout.copy(), _core.copied(cache))
     wanted, checked, label = _stage_references(p), [], f"{name} stages"
     for stage, spellings in STAGES.items():
         spelling = next((n for n in spellings if n in found), None)

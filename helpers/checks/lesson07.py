@@ -108,11 +108,10 @@ def _running_var(label, module, x, noisy, what="running_var"):
     if result.passed or result.error is None:  # None: not an array of shape (C,)
         return result
     noisy = {"the variance of the noisy output, not of x": noisy.var(0)}
-    known, twice = {"1 - 0.9^2": 0.19}, {"momentum 1 - 0.9^2": "two updates in a call?"}
-    known["N"], biased = len(x), f"factor (N-1)/N with N = {len(x)}"
-    twice[biased] = "the biased variance: running_var averages in the unbiased one"
+    known, biased = {"N": len(x)}, f"factor (N-1)/N with N = {len(x)}"
+    causes = {biased: "the biased variance: running_var averages in the unbiased one"}
     batch, old = to_numpy(x.var(0)), np.ones(len(want))  # torch: unbiased var
-    result.detail = _core.ema_problem(what, got, old, batch, 0.1, known, twice, noisy)
+    result.detail = _core.ema_problem(what, got, old, batch, 0.1, known, causes, noisy)
     return result
 
 
