@@ -415,3 +415,25 @@ def test_a_cache_that_deepcopy_cannot_copy_is_used_as_it_is(learner_mode):
     assert checks.batchnorm_forward(forward, quiet=True)
     assert checks.batchnorm_backward(forward, backward, quiet=True)
     assert checks.batchnorm_backward_alt(forward, backward, backward, quiet=True)
+
+
+def test_a_cache_that_a_later_forward_call_overwrites_is_caught(learner_mode):
+    """Unseen round 15's false ok: the forward writes its cache's arrays into
+    buffers kept between calls (once per shape), so a second forward call on
+    another batch of the same shape changes the first call's cache."""
+    kept = {}
+
+    def forward(x, g, b, eps=1e-5, _kept=kept):
+        out, cache = m.bn_forward(x, g, b, eps)
+        arrays = [a for a in cache if isinstance(a, np.ndarray)]
+        for i, a in enumerate(arrays):  # a buffer per position and shape, reused
+            _kept.setdefault((i, a.shape), np.empty_like(a))[...] = a
+        it = iter(_kept[(i, a.shape)] for i, a in enumerate(arrays))
+        return out, type(cache)(
+            next(it) if isinstance(a, np.ndarray) else a for a in cache
+        )
+
+    text = _lines(checks.batchnorm_backward(forward, m.bn_backward, quiet=True))
+    assert "changed the first call's cache" in text
+    text = _lines(checks.batchnorm_backward_alt(forward, m.bn_backward, quiet=True))
+    assert "changed the first call's cache" in text

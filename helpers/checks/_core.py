@@ -213,6 +213,25 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     return (value, None) if returns is None else unpack(name, value, *returns)
 
 
+def cache_kept(name, forward, backward, again, dout, cache, grads) -> Result | None:
+    """Wrong if ``backward(dout, cache)`` changes after ``forward(*again)``: the
+    cache shares an array the forward reuses, or backward reads something else"""
+    kept = copied(cache)
+    with quiet_numerics(), contextlib.suppress(Exception):
+        forward(*copied(again))  # another batch of the same shape
+    later, failed = call(name, backward, dout, cache, returns=(len(grads), "grads"))
+    same = lambda a, b: np.array_equal(to_numpy(a), to_numpy(b), equal_nan=True)
+    if failed is None and all(map(same, later, grads)):
+        return None
+    why = "a second forward call (another batch, same shape) "
+    pairs = zip(_watch(kept, ""), _watch(cache, ""), strict=False)  # then and now
+    if any(_changed(a[1], b[1]) for a, b in pairs):
+        why += "changed the first call's cache: it holds an array the forward reuses "
+        return wrong(name, why + "(a buffer kept between calls); give each its own")
+    why += "changed what backward gives on the first call's cache: it reads more "
+    return wrong(name, why + "than its cache (a global, an attribute): use the cache")
+
+
 def _state(fn, depth=0) -> dict:
     """What a function keeps between calls (global data, defaults, closure), pickled"""
     code = getattr(fn, "__code__", None)

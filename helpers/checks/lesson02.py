@@ -509,6 +509,11 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
         if kind == "batch":
             status, used, note = _cache_status(cache, out, p, error > tol)
         grads, problem = call(name, backward, p.dout, used, returns=GRADS)
+        if problem is None and used is cache:  # (a repaired cache is the course's)
+            again = (p.x[::-1] * 1.5 + 0.5, *p[1:3])
+            problem = _core.cache_kept(
+                name, forward, backward, again, p.dout, cache, grads
+            )
         if problem is not None:
             return problem
         pairs = zip(grads, reference(kind, p)[1:], strict=True)
