@@ -967,3 +967,45 @@ def test_a_running_average_updated_k_times_in_a_call_is_named(k):
     assert "updates in a row" not in _core.ema_problem(
         "running_mean", old + 0.45 * batch, old, batch, m
     )
+
+
+def test_a_def_is_read_against_its_exercise_signature_sentinels_and_lists_pass():
+    """Every exercise's parameters (order, defaults) are checked, from one table;
+    a None default (a sentinel read in the body) and a list for a tuple pass."""
+    problem = _core.signature_problem
+    swapped = problem("b", batchnorm_backward=lambda cache, dout: 0)
+    assert "dout is elsewhere" in swapped.detail
+    keras = problem("f", batchnorm_forward=lambda x, gamma, beta, eps=1e-3: 0)
+    assert "eps defaults to 0.001, the exercise's to 1e-05" in keras.detail
+    assert problem("f", batchnorm_forward=lambda x, gamma, beta, eps=None: 0) is None
+    assert problem("f", batchnorm_forward=lambda x, g, b, eps=1e-5: 0) is None
+    assert problem("a", activation_percentiles=lambda values, q=[15, 50, 85]: 0) is None
+    pair = {"sync_bn_forward": lambda *a: 0, "sync_bn_backward": lambda dout, saved: 0}
+    assert "saved is elsewhere" in problem("s", **pair).detail
+
+
+def test_a_checked_function_with_its_parameters_swapped_is_told_so(learner_mode):
+    torch = pytest.importorskip("torch")
+    from helpers import checks
+
+    def backward(cache, dout):  # the capstone's order in lesson 02
+        raise AssertionError("never called")
+
+    text = checks.batchnorm_backward(lambda *a, **k: None, backward, quiet=True)
+    assert "dout is elsewhere" in text.lines()
+    text = checks.sync_batchnorm_backward(None, lambda cache, dout, r: 0, quiet=True)
+    assert "dout is elsewhere" in text.lines()
+    text = checks.fold_batchnorm(lambda bn, layer: 0, quiet=True).lines()
+    assert "(bn, layer); the exercise's: (layer, bn): layer is elsewhere" in text
+    schedule = lambda step, warmup, r_steps, d_steps, dmax_final=5.0, rmax_final=3.0: 0
+    assert (
+        "rmax_final is elsewhere"
+        in checks.renorm_schedule(schedule, quiet=True).lines()
+    )
+
+    class Keras(torch.nn.Module):
+        def __init__(self, num_features, eps=1e-3, momentum=0.01, rmax=1.0, dmax=0.0):
+            super().__init__()
+
+    text = checks.batch_renorm(Keras, None, quiet=True).lines()
+    assert "eps defaults to 0.001, the exercise's to 1e-05" in text

@@ -193,6 +193,30 @@ def test_helpers_never_contains_exercise_solutions(learner_mode):
         assert "not yet" in report.verdicts, f"checks.{name} is not a check"
 
 
+def test_the_checks_know_every_exercise_signature_as_its_notebook_defines_it():
+    """_core.SIGNATURES is what a learner's def is read against (order, defaults):
+    it must be each exercise's own, with more than one parameter, and none else."""
+    import ast
+
+    from helpers.checks import _core
+
+    found = {}
+    for path in (ROOT / "solutions").glob("*.ipynb"):
+        for cell in nbformat.read(path, 4).cells:
+            if ms.BEGIN_SOLUTION not in cell.source:
+                continue
+            for node in ast.parse(cell.source).body:
+                if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    continue
+                init = [n for n in node.body if getattr(n, "name", 0) == "__init__"]
+                args = (init[0] if isinstance(node, ast.ClassDef) else node).args
+                args.args = [a for a in args.args if a.arg != "self"]
+                args.kwarg = None
+                if len(args.args) > 1:
+                    found[node.name] = ast.unparse(args)
+    assert found == _core.SIGNATURES
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("ruff") is None, reason="ruff is not installed"
 )

@@ -247,6 +247,8 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         return compare(label, got, want, tol=tol, what="out", **how)
 
     def body():
+        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
+            return problem
         items, problem = call(name, fn, *p[:3], eps=p.eps, returns=OUT)
         if problem is not None:
             return _transposed_hint(problem, p) if kind == "layer" else problem
@@ -495,6 +497,8 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
     forward, p = _copying(forward), make_problem(kind, seed, shape)
 
     def body():
+        if (problem := _core.signature_problem(name, **{name: backward})) is not None:
+            return problem
         items, problem = call(name, forward, *p[:3], eps=p.eps, returns=OUT)
         shape = getattr(items[0], "shape", None) if problem is None else p.x.shape
         if shape != p.x.shape:

@@ -17,7 +17,6 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
 
 TOL, NAME, BATCH_SIZES = 1e-10, "ScratchBatchNorm", (8, 3, 16, 5, 2)
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-ORDER = "num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True"
 SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one change
     (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
     (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
@@ -72,7 +71,7 @@ def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
     label, ref = f"{NAME} buffers", torch_().nn.BatchNorm1d(4)  # as it starts
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
-    if (problem := core.order_problem(label, cls, ORDER)) is None:
+    if (problem := core.signature_problem(label, ScratchBatchNorm=cls)) is None:
         module, problem = core.build_module(cls, label, 4)
     if problem is None:
         problem = core.registration_problem(label, module, start, params)
@@ -88,9 +87,8 @@ def _registration(cls) -> Result:
 
 def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=()):
     """A ``compare`` reader: the axes of the statistics, else which mean and scale."""
-    kw = {"means": means, "variances": variances, "scales": scales}
+    kw, rows = dict(means=means, variances=variances, scales=scales), channels_last(x)
     kw = {k: d and {n: to_numpy(v) for n, v in d.items()} for k, d in kw.items()}
-    rows = channels_last(x)
 
     def read(out):
         seen = axes and core.wrong_axes(out, x, gamma, beta, eps=eps, axes=axes)
@@ -153,17 +151,15 @@ def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
         fits = []
         for cut in ("statistics", "mean", "variance") if floor else ():
             xd = xb.detach().clone().requires_grad_()
-            mu, var = xd.mean(dims, True), xd.var(dims, correction=0, keepdim=True)
-            mu = mu if cut == "variance" else mu.detach()
-            var = var if cut == "mean" else var.detach()
+            xm, xv = (xd if cut == k else xd.detach() for k in ("variance", "mean"))
+            mu, var = xm.mean(dims, True), xv.var(dims, correction=0, keepdim=True)
             y = (xd - mu) / (var + ref.eps).sqrt() * weight.reshape(view)
             if _close(got, torch_().autograd.grad(y, xd, dout)[0], 1e-9, floor):
                 fits.append(cut)
-        seen = core.describe(got, want, tol=1e-8)
+        seen = f": {seen}" if (seen := core.describe(got, want, tol=1e-8)) else ""
         if len(fits) == 1:
-            seen = f"it is the gradient with the batch {fits[0]} detached (no_grad, "
+            seen = f": it is the gradient with the batch {fits[0]} detached (no_grad, "
             seen += "x.detach()): only the running buffers go outside the graph"
-        seen = f": {seen}" if seen else ""
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
 
 
@@ -201,7 +197,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         tol = 1e-9 * np.abs(y).max()
         if np.allclose(y, o) or rank < 3 or len(y) < 4:  # 3 values fit any a, b, c
             continue
-        abc = np.linalg.lstsq(design, y, rcond=None)[0]
+        a, b, c = abc = np.linalg.lstsq(design, y, rcond=None)[0]
         if not np.allclose(design @ abc, y, rtol=0, atol=tol):
             break  # not of that form
         m = ref.momentum if ref.momentum is not None else 1 / step
@@ -223,9 +219,8 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
             (1 - m, m, q * m * ref.eps * n / (n - 1)): stored,  # before Bessel's
         }
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
-        rule = f"{abc[0]:.4g}·old + {abc[1]:.4g}·batch"
-        rule += f" + {abc[2]:.4g}" if abs(abc[2]) > tol else ""
-        seen += f"; read at step {step}: {buffer} = {rule}; PyTorch's: {1 - m:.4g}·old"
+        seen += f"; read at step {step}: {buffer} = {a:.4g}·old + {b:.4g}·batch"
+        seen += f" + {c:.4g}" * bool(abs(c) > tol) + f"; PyTorch's: {1 - m:.4g}·old"
         seen += f" + {m:.4g}·batch (batch = the batch's {what})"
         return seen + (f": {fits[0]}" if len(fits) == 1 else "")
     return seen if still[0] else core.ema_problem(buffer, first, mine, stats[0], m0)
@@ -455,14 +450,12 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 
 def _contrasts(results, contrasts) -> list[Result]:
     """A failed case whose twin, one setting apart, passes: say so."""
-    for good, bad, setting in contrasts:
-        bad = results[bad]
-        if results[good].passed and not bad.passed and bad.verdict != TODO:
+    for g, b, setting in contrasts:
+        if results[g].passed and not (bad := results[b]).passed and bad.verdict != TODO:
             bad.detail += f" (it fails only where {setting})"
     return results
 
 
-# --- folding batch norm into the previous layer ---
 def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps=4):
     """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
     torch, nn, gen = torch_(), torch_().nn, torch_().Generator().manual_seed(seed)
@@ -509,18 +502,15 @@ def _fold_reader(layer, bn, x):
 
 def _fold_problem(kind, folded, layer) -> str | None:
     """Why ``folded`` is not a new layer like ``layer``, with a bias."""
-    want = type(layer)  # nn.Linear, nn.Conv1d or nn.Conv2d, made by _trained_pair
-    if not isinstance(folded, want):
+    if not isinstance(folded, want := type(layer)):  # made by _trained_pair
         why = f"returned a {type(folded).__name__}: return one {want.__name__}"
         return why + " (or raise TypeError for layers other than Linear and Conv2d)"
     settings = "stride padding kernel_size dilation groups padding_mode".split()
     for attr in settings if kind != "linear" else ():
-        mine, theirs = getattr(folded, attr, None), getattr(layer, attr)
-        if mine != theirs:
+        if (mine := getattr(folded, attr, None)) != (theirs := getattr(layer, attr)):
             how = "copy every setting (stride, padding, dilation, groups, padding_mode)"
             return f"the folded conv's {attr} is {mine}, the original's {theirs}: {how}"
-    w, v = folded.weight, layer.weight
-    if (w.dtype, w.device) != (v.dtype, v.device):
+    if (w := folded.weight).dtype != (v := layer.weight).dtype or w.device != v.device:
         why = f"the folded layer's weight is {w.dtype}, the layer's {v.dtype}: give "
         return why + "the new layer the layer's dtype and device (.to(layer.weight))"
     if folded.bias is None:
@@ -558,6 +548,9 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(layer, bn)`` returns one layer equal to layer -> bn (eval)."""
 
     def body():
+        failed = core.signature_problem("fold_batchnorm", fold_batchnorm=fn)
+        if failed is not None:  # a failed Result is falsy
+            return failed
         if (first := _fold(fn, "linear", True, seed)).verdict == TODO:
             return first  # one "not yet" line is enough
         results = [

@@ -16,7 +16,7 @@ SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags
     "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
     "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
 }
-TOL, NAME, RMAX, DMAX = 1e-9, "BatchRenorm", 1.5, 0.5
+TOL, NAME, RMAX, DMAX, BACKWARD = 1e-9, "BatchRenorm", 1.5, 0.5, "batch_renorm_backward"
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 _branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
@@ -86,8 +86,7 @@ def _probe(backward, cache, douts, k):
 def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
     """dgamma's summand (x_hat * r + d) read as x_hat * a + b, one example at a time"""
     ones = np.eye(len(dout))[:, :, None] * np.ones_like(dout[0])  # one example each
-    s = _probe(backward, cache, ones, 1)
-    if s is None or s.shape != dout.shape:
+    if (s := _probe(backward, cache, ones, 1)) is None or s.shape != dout.shape:
         return None
     a, b = (s * x_hat).sum(0) / (x_hat * x_hat).sum(0), s.mean(0)
     linear = np.allclose((dout * s).sum(0), dgamma, rtol=1e-9, atol=1e-12)
@@ -103,15 +102,17 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
 # --- the NumPy backward pass ---
 def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, strict=None):
     """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` with r, d constant."""
-    name = "batch_renorm_backward"
 
     def body():
+        failed = _core.signature_problem(BACKWARD, batch_renorm_backward=backward)
+        if failed is not None:  # a failed Result is falsy
+            return failed
         _, x, gamma, beta, mean, std, dout = data = (numpy_forward, *problem(seed))
-        value, failed = call(name, *data[:6], RMAX, DMAX)
+        value, failed = call(BACKWARD, *data[:6], RMAX, DMAX)
         if failed is not None:
             why = "the given forward pass failed: " + failed.detail
-            return Result(name, failed.verdict, why)
-        got, failed = call(name, backward, dout, value[1], returns=(3, "dx, ..."))
+            return Result(BACKWARD, failed.verdict, why)
+        got, failed = call(BACKWARD, backward, dout, value[1], returns=(3, "dx, ..."))
         if failed is not None:
             return failed
         dx, dgamma, dbeta, (r, d) = _numeric_grads(*data)
@@ -125,7 +126,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         refs = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
         kw = dict(tol=5e-9, known=known, returns=refs, returned=got)  # 20 x numeric
         results = [
-            compare(f"{name} {k}", g, refs[k], what=k, **kw, **how)
+            compare(f"{BACKWARD} {k}", g, refs[k], what=k, **kw, **how)
             for k, g, how in zip(refs, got, (dx_how, params, params), strict=True)
         ]
         one = np.where(np.arange(len(gamma)) == 0, dout, 0.0)  # feature 0's dout
@@ -139,7 +140,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             error = f" (max rel. error {results[1].error:.1e})"
             results[1].detail = read + error if read else results[1].detail
         if all(results):  # one feature: dx keeps its shape (N, 1), no squeeze()
-            one, at = (numpy_forward, *problem(seed, d=1)), f"{name} D=1"
+            one, at = (numpy_forward, *problem(seed, d=1)), f"{BACKWARD} D=1"
             (v, failed), dx1 = call(at, *one[:6], RMAX, DMAX), _numeric_grads(*one)[0]
             if failed is None:
                 got, failed = call(at, backward, one[-1], v[1], returns=(3, "dx, ..."))
@@ -148,7 +149,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             results.append(failed)
         return results
 
-    return _core.run_check(name, body, quiet=quiet, strict=strict)
+    return _core.run_check(BACKWARD, body, quiet=quiet, strict=strict)
 
 
 # --- the torch module ---
@@ -188,6 +189,8 @@ def _registration(cls) -> Result:
     """Buffers running_mean, running_std (a std, as the paper); plain attributes."""
     label, torch, params = f"{NAME} buffers", torch_(), {"weight": None, "bias": None}
     buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
+    if (failed := _core.signature_problem(label, BatchRenorm=cls)) is not None:
+        return failed
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0, "eps": 0.5}):
         module, failed = _core.build_module(cls, label, 5, **given)
         attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, "eps": EPS, **given}
@@ -201,8 +204,7 @@ def _registration(cls) -> Result:
 def _stage(what, got, want, raw, lo, hi, known) -> str | None:
     """How stage r or d differs: where, values, a common factor or sign, clipping."""
     got = np.where(np.abs(got) < 1e-12, 0.0, got)  # round-off, not a value
-    bad = np.flatnonzero(~_close(got, want))
-    if not bad.size:
+    if not (bad := np.flatnonzero(~_close(got, want))).size:
         return None
     (g, w, v), many = (got[bad], want[bad], raw[bad]), bad.size > 1
     if many and _close(got, -want).all() and np.ptp(np.abs(want)) > 1e-6:
@@ -330,8 +332,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
     kw["directions"] = _branches(rows, shape)
-    grad = compare(f"{label} gradient", x.grad, want, **kw)
-    if not grad:
+    if not (grad := compare(f"{label} gradient", x.grad, want, **kw)):
         return [grad]
     statistics = _running(label, module, momentum, rows, *state[2:])
     graph = _core.buffers_outside_graph(f"{label} buffers", module)
@@ -384,8 +385,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     """Check a BatchRenorm module (Ioffe 2017, Algorithm 1) against references."""
 
     def body():
-        first = _registration(cls)
-        if first.verdict == _core.TODO:
+        if (first := _registration(cls)).verdict == _core.TODO:
             return first
         results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
         nc = _step(cls, numpy_forward, seed, momentum=0.2)  # the momentum passed: used
@@ -445,17 +445,15 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     """How the ramp of rmax (``i`` = 0) or dmax differs from the paper's: start, span"""
     what, paper, start = ("rmax", "dmax")[i], "the paper's", PAPER["warmup"]
     a0, a3, b0, b3 = values[0], values[-1], _paper(0)[i], _paper(10**9)[i]
-    moving = np.flatnonzero(np.abs(np.diff(values)) > 1e-12)
-    b1, b2 = start + 1, start + (PAPER["r_steps"], PAPER["d_steps"])[i]
-    if not moving.size:
+    if not (moving := np.flatnonzero(np.abs(np.diff(values)) > 1e-12)).size:
         return f"{what} stays {a0:.4g}; {paper} goes from {b0:.4g} to {b3:.4g}"
+    b1, b2 = start + 1, start + (PAPER["r_steps"], PAPER["d_steps"])[i]
     m, n, at_i = moving[0], moving[-1], lambda t: at(t)[i]
     a1 = _first(at_i, steps[m], steps[m + 1], lambda v: not abs(v - a0) <= 1e-12)
     a2 = _first(at_i, steps[n], steps[n + 1], lambda v: abs(v - a3) <= 1e-12)
     parts = [f"{what} starts at {a0:.4g}, {paper} at {b0:.4g}"] if a0 != b0 else []
     jump = at(a1)[i] - a0  # a ramp's first move is one step's worth of it
-    jumps = a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1)
-    if jumps:
+    if jumps := a1 == a2 or abs(jump) > 2 * abs(a3 - a0) / (a2 - a1 + 1):
         then = f", then moves until step {a2}" if a2 > a1 else ""
         jumped = f"{what} jumps from {a0:.4g} to {a0 + jump:.4g} at step {a1}{then}; "
         parts.append(jumped + f"{paper} ramps from step {b1} to step {b2}")
@@ -518,6 +516,8 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
     name = "renorm_schedule"
 
     def body():
+        if (failed := _core.signature_problem(name, renorm_schedule=fn)) is not None:
+            return failed
         steps, got = np.arange(0, 100001, 500), []
         for step in steps:
             value, failed = _values(name, fn, int(step), **PAPER)
@@ -534,8 +534,7 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             seen = "; ".join(filter(None, found))
             return wrong(name, f"with the paper's schedule: {seen}")
         found = (_grid_problem(name, fn, *case) for case in GRID)  # 0-step ramps too
-        failed = next((r for r in found if r is not None), None)
         why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
-        return failed if failed is not None else ok(name, why)
+        return next((r for r in found if r is not None), ok(name, why))
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)

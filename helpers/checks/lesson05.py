@@ -4,6 +4,7 @@ __all__ = ["active_fraction", "count_parameters", "time_to_accuracy"]  # with mu
 
 import numpy as np
 
+from . import _core
 from ._core import _match, call, compare, ok, real, run_check, torch, wrong
 
 WHY = (  # time_to_accuracy's single mistakes: epoch index, >, last epoch, per epoch
@@ -57,6 +58,8 @@ def active_fraction(fn, quiet=False, strict=None):
     beta = np.array([0.0, -1.0, 1.0, 0.6, 0.3, -2.5])
 
     def body():
+        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
+            return problem
         got, problem = call(name, fn, gamma, beta)
         if problem is not None:
             return problem
@@ -91,6 +94,8 @@ def time_to_accuracy(fn, quiet=False, strict=None):
     ]
 
     def body():
+        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
+            return problem
         for target, want, what in cases:
             got, problem = call(name, fn, history, target)
             if problem is not None:

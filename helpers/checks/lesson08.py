@@ -128,10 +128,8 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     step = lambda x, g, b, m, v, reduce, mo=MOMENTUM: fn(x, g, b, reduce, EPS, m, v, mo)
 
     def body():
-        takes = "x, gamma, beta, all_reduce, eps=1e-05, running_mean=None, running_var"
-        takes += "=None, momentum=0.1"  # order, defaults (Keras's momentum is 0.9)
-        if (failed := _core.order_problem(name, fn, takes)) is not None:
-            return failed
+        if (failed := _core.signature_problem(name, **{name: fn})) is not None:
+            return failed  # order, defaults (Keras's momentum is 0.9)
         xs, gamma, beta, _ = problem(seed)
         per_rank = [(x, gamma, beta) for x in xs]
         results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
@@ -363,6 +361,8 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
         return backward(dout, value[1], all_reduce)
 
     def body():
+        if (failed := _core.signature_problem(name, **{name: backward})) is not None:
+            return failed
         args = xs, gamma, beta, douts = problem(seed)
         per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
         return _gradients(name, both, per_rank, 3, "dx, dgamma, dbeta", *args)
@@ -414,6 +414,9 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
     def body():
+        pair = {"sync_bn_forward": forward, "sync_bn_backward": backward}
+        if (failed := _core.signature_problem(name, **pair)) is not None:
+            return failed
         found = _step(f"{name} forward", step, seed, 2, "out, saved")
         xs, gamma, beta, results, buffers, problem_ = found
         if problem_ is None:
@@ -504,6 +507,8 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
 
     def body():
+        if (failed := _core.signature_problem(name, **{name: fn})) is not None:
+            return failed
         models = _rank_models(seed)
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
         before = [_state(m) for m in models]
