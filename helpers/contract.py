@@ -9,6 +9,8 @@
   generated cells' ids.
 * **nbgrader metadata** read through the accessors below (``graded``,
   ``grade_id``, ``points``, ``is_solution``), never by hand.
+* Each exercise's parameters (``SIGNATURES``), which the checks read a learner's
+  own def against.
 * Atomic writes and file hashing.
 
 The learner's kernel imports this module too (the quiz writes its answers
@@ -36,6 +38,41 @@ ANSWERS_TAG = "grade-from-answers"  # the quiz: scored from the answers file
 HEADER_ID = "bncourse-header"
 NAV_ID = "bncourse-nav"
 COLAB_ID = "bncourse-colab"  # the Colab set-up cell, collapsed (tools/make_student.py)
+
+
+# Each exercise's parameters, as its notebook defines them (tests/test_repo.py reads
+# solutions/ to keep them so): the checks read a learner's own def against them
+# (helpers.checks._core.signature_problem: order, defaults).
+SIGNATURES = {
+    "standardize_columns": "X, eps=1e-05",
+    "layer_gradient_norms": "model, x, y",
+    "activation_percentiles": "values, q=(15, 50, 85)",
+    "batchnorm_forward": "x, gamma, beta, eps=1e-05",
+    "spatial_batchnorm_forward": "x, gamma, beta, eps=1e-05",
+    "layernorm_forward": "x, gamma, beta, eps=1e-05",
+    "batchnorm_backward": "dout, cache",
+    "batchnorm_backward_alt": "dout, cache",
+    "spatial_batchnorm_backward": "dout, cache",
+    "layernorm_backward": "dout, cache",
+    "ScratchBatchNorm": "num_features, eps=1e-05, momentum=0.1, affine=True, "
+    "track_running_stats=True",
+    "fold_batchnorm": "layer, bn",
+    "batch_renorm_backward": "dout, cache",
+    "BatchRenorm": "num_features, eps=1e-05, momentum=0.01, rmax=1.0, dmax=0.0",
+    "renorm_schedule": "step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0",
+    "time_to_accuracy": "history, target",
+    "active_fraction": "gamma, beta",
+    "NoisyBatchNorm": "num_features, shift=1.0, spread=2.0",
+    "gradient_change": "model, x, y, index, lr",
+    "landscape_probe": "model, x, y, step_sizes",
+    "sync_batchnorm_forward": "x, gamma, beta, all_reduce, eps=1e-05, "
+    "running_mean=None, running_var=None, momentum=0.1",
+    "sync_batchnorm_backward": "dout, cache, all_reduce",
+    "sync_bn_forward": "x, gamma, beta, running_mean, running_var, all_reduce, "
+    "eps=1e-05, momentum=0.1",
+    "sync_bn_backward": "saved, dout, all_reduce",
+    "merge_running_stats": "model, all_reduce, count",
+}
 
 
 def marker(line: str, words: str) -> str | None:

@@ -194,11 +194,11 @@ def test_helpers_never_contains_exercise_solutions(learner_mode):
 
 
 def test_the_checks_know_every_exercise_signature_as_its_notebook_defines_it():
-    """_core.SIGNATURES is what a learner's def is read against (order, defaults):
+    """contract.SIGNATURES is what a learner's def is read against (order, defaults):
     it must be each exercise's own, with more than one parameter, and none else."""
     import ast
 
-    from helpers.checks import _core
+    from helpers import contract
 
     found = {}
     for path in (ROOT / "solutions").glob("*.ipynb"):
@@ -214,7 +214,7 @@ def test_the_checks_know_every_exercise_signature_as_its_notebook_defines_it():
                 args.kwarg = None
                 if len(args.args) > 1:
                     found[node.name] = ast.unparse(args)
-    assert found == _core.SIGNATURES
+    assert found == contract.SIGNATURES
 
 
 @pytest.mark.skipif(

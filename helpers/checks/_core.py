@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
+from .. import config, contract
 
 OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
@@ -1298,42 +1298,11 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
     return reference
 
 
-# The exercises' parameters as their notebooks define them (tests/test_repo.py reads
-# solutions/ to keep them so): a learner's own def is read against them
-_DEFS = """standardize_columns: X, eps=1e-05
-layer_gradient_norms: model, x, y
-activation_percentiles: values, q=(15, 50, 85)
-batchnorm_forward: x, gamma, beta, eps=1e-05
-spatial_batchnorm_forward: x, gamma, beta, eps=1e-05
-layernorm_forward: x, gamma, beta, eps=1e-05
-batchnorm_backward: dout, cache
-batchnorm_backward_alt: dout, cache
-spatial_batchnorm_backward: dout, cache
-layernorm_backward: dout, cache
-ScratchBatchNorm: num_features, eps=1e-05, momentum=0.1, affine=True, \
-track_running_stats=True
-fold_batchnorm: layer, bn
-batch_renorm_backward: dout, cache
-BatchRenorm: num_features, eps=1e-05, momentum=0.01, rmax=1.0, dmax=0.0
-renorm_schedule: step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0
-time_to_accuracy: history, target
-active_fraction: gamma, beta
-NoisyBatchNorm: num_features, shift=1.0, spread=2.0
-gradient_change: model, x, y, index, lr
-landscape_probe: model, x, y, step_sizes
-sync_batchnorm_forward: x, gamma, beta, all_reduce, eps=1e-05, running_mean=None, \
-running_var=None, momentum=0.1
-sync_batchnorm_backward: dout, cache, all_reduce
-sync_bn_forward: x, gamma, beta, running_mean, running_var, all_reduce, eps=1e-05, \
-momentum=0.1
-sync_bn_backward: saved, dout, all_reduce
-merge_running_stats: model, all_reduce, count"""
-SIGNATURES = dict(line.split(": ") for line in _DEFS.splitlines())
-
-
 def signature_problem(label: str, **functions) -> Result | None:
     """The first of ``functions`` (exercise=fn) whose parameters are not its own"""
-    found = (order_problem(label, f, SIGNATURES[k]) for k, f in functions.items())
+    found = (
+        order_problem(label, f, contract.SIGNATURES[k]) for k, f in functions.items()
+    )
     return next((r for r in found if r is not None), None)
 
 
