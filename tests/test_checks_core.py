@@ -1009,3 +1009,5 @@ def test_a_checked_function_with_its_parameters_swapped_is_told_so(learner_mode)
 
     text = checks.batch_renorm(Keras, None, quiet=True).lines()
     assert "eps defaults to 0.001, the exercise's to 1e-05" in text
+    probe = lambda model, x, y, lr, index: (0.0, 1.0)
+    assert "index is elsewhere" in checks.gradient_change(probe, quiet=True).lines()

@@ -124,17 +124,15 @@ def _noise_draws(cls, seed, stored=False):
     module, x, draws, outs = module.double().train(), _batch(seed, c=64)[0], [], []
     with torch.random.fork_rng(), torch.no_grad():  # the learner's RNG is kept
         torch.manual_seed(seed)
-        for _ in range(8):
+        for _ in range(8):  # each noise cloned, and kept alive: its storage not reused
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
-            draws.append([t.clone() for t in noise])  # and the noise itself, kept
-            outs.append((problem, noise))  # alive: its storage is not reused
+            draws.append([t.clone() for t in noise]), outs.append((problem, noise))
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None
     swapped = swapped and uniform_problem(scales, *SHIFTS, "") is None
-    stored = swapped and stored  # the output uses them as stored: said so
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
     alias = outs[0][1][0].data_ptr() == outs[1][1][0].data_ptr() and not same
@@ -145,8 +143,8 @@ def _noise_draws(cls, seed, stored=False):
         "the noise each call applies": same and not torch.equal(outs[0][0], outs[1][0]),
         "the same noise at two steps: drawn once (in __init__?) or from a generator "
         "seeded again at each call: draw afresh at every training-mode call": same,
-        "the shift is drawn from the scale's range [1, spread] and the scale "
-        "from the shift's [-shift, shift] (the output uses them as stored)": stored,
+        "the shift is drawn from the scale's range [1, spread] and the scale from the "
+        "shift's [-shift, shift] (the output uses them as stored)": swapped and stored,
         "module.last_noise's first item is uniform in [1, spread], its second in "
         "[-shift, shift]: stored as (scale, shift), or each drawn from the other's "
         "range": swapped,
@@ -196,18 +194,16 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check ``NoisyBatchNorm(num_features, shift=1.0, spread=2.0)``."""
 
     def body():
-        order = "num_features, shift=1.0, spread=2.0"
-        if (failed := _core.order_problem("NoisyBatchNorm", cls, order)) is not None:
+        failed = _core.signature_problem("NoisyBatchNorm", NoisyBatchNorm=cls)
+        if failed is not None:  # a failed Result is falsy
             return failed
-        train = _train_step(cls, seed)
-        draws = _noise_draws(cls, seed, stored=train[0].passed)
+        draws = _noise_draws(cls, seed, (train := _train_step(cls, seed))[0].passed)
         label = "NoisyBatchNorm affine=False"  # no weight to shape the noise on
         module, problem = _core.build_module(cls, label, 1, affine=False)
         if problem is None:  # one channel, float32: x's shape and dtype, noise (1,)
             out, noise = _noisy_call(module.train(), label, _batch(seed, 1)[0].float())
-            problem = out if noise is None else None
-        last = problem if problem is not None else _core.ok(label, "C=1, float32: ok")
-        return [*train, draws, _eval_mode(cls, seed), last]
+            problem = out if noise is None else ok(label, "C=1, float32: ok")
+        return [*train, draws, _eval_mode(cls, seed), problem]
 
     return _core.run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
 
@@ -231,11 +227,13 @@ def _grads(model, x, y, zero=True):
     return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
 
-def _measurement(name, fn, seed, args, names, parts, answers):
+def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
     """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
     how = {"copy_inputs": False, "returns": (2, names)}  # a pair (_core.unpack)
 
     def run(train=True):
+        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
+            return problem
         (model, x, y), extra = _net(seed, train), args[0 if train else 1]
         value, problem = call(name, fn, model, x, y, *extra, **how)
         if problem is not None:
@@ -257,10 +255,8 @@ def _measurement(name, fn, seed, args, names, parts, answers):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
         g = np.concatenate([np.ravel(v) for v in flat])
         result = compare(name, g, want, tol=1e-10, diagnoses=diagnoses)
-        if result.passed and train:  # then in eval mode (the model keeps its mode)
-            return run(False)
         if result.passed or any(m in result.detail for m in (*diagnoses, "float32")):
-            return result
+            return run(False) if result.passed and train else result  # then eval mode
         w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
         same = lambda a, b: np.allclose(a, b, rtol=1e-10, atol=1e-12)
         show = lambda a: ", ".join(f"{v:.6g}" for v in a)
@@ -279,7 +275,7 @@ def _measurement(name, fn, seed, args, names, parts, answers):
         result.detail = "; ".join(filter(None, said))
         return result
 
-    return run
+    return _core.run_check(name, run, quiet=quiet, strict=strict)
 
 
 def _ics_answers(model, flipped, other, x, y, index, lr):
@@ -317,9 +313,8 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
 
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
-    runs, names = ((3, 0.5), (6, 0.2)), "(distance, cosine)"  # training, then eval
-    body = _measurement("gradient_change", fn, seed, runs, names, ICS, _ics_answers)
-    return _core.run_check("gradient_change", body, quiet=quiet, strict=strict)
+    runs = ((3, 0.5), (6, 0.2)), "(distance, cosine)", ICS, _ics_answers  # train, eval
+    return _measurement("gradient_change", fn, seed, *runs, quiet, strict)
 
 
 def _probe_answers(model, flipped, other, x, y, steps):
@@ -357,6 +352,5 @@ def _probe_answers(model, flipped, other, x, y, steps):
 
 def landscape_probe(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, step_sizes) -> (losses, grad_changes)``."""
-    args, names = (([0.05, 0.2, 0.8],), ([0.8, 0.05, 0.2],)), "(losses, grad_changes)"
-    body = _measurement("landscape_probe", fn, seed, args, names, PROBE, _probe_answers)
-    return _core.run_check("landscape_probe", body, quiet=quiet, strict=strict)
+    a = (([0.05, 0.2, 0.8],), ([0.8, 0.05, 0.2],)), "(losses, grad_changes)", PROBE
+    return _measurement("landscape_probe", fn, seed, *a, _probe_answers, quiet, strict)
