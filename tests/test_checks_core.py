@@ -1011,3 +1011,6 @@ def test_a_checked_function_with_its_parameters_swapped_is_told_so(learner_mode)
     assert "eps defaults to 0.001, the exercise's to 1e-05" in text
     probe = lambda model, x, y, lr, index: (0.0, 1.0)
     assert "index is elsewhere" in checks.gradient_change(probe, quiet=True).lines()
+    keras = lambda X, eps=1e-3: X
+    text = checks.standardize_columns(keras, quiet=True).lines()
+    assert "eps defaults to 0.001, the exercise's to 1e-05" in text

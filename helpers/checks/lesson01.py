@@ -2,16 +2,13 @@
 
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
 
-import copy
-
 import numpy as np
 
 from . import _core
 from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
 
-# Library calls that would solve an exercise: tools/grading/flags.py notes them.
 _NORMS = (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
-SHORTCUTS = {"standardize_columns": _NORMS}
+SHORTCUTS = {"standardize_columns": _NORMS}  # calls solving it: tools/grading/flags.py
 
 _ROWS = [[1, -3, 4, -2, 5, 4], [2, -6, 9, -1, 8, 2], [2, -6, 9, -1, 9, 7]]
 EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # notebook 01's
@@ -29,6 +26,8 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 
     def body():
         name, (rows, columns) = "standardize_columns", x.shape
+        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
+            return problem
         value, problem = call(name, fn, x, eps=eps)
         if problem is not None:
             return problem
@@ -53,10 +52,9 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             ("eps=0, N=40", np.r_[x, x, x, x + 60 * (x == x.max())], 0.0, {}),  # z > 3
             ("called without eps (the signature's default eps=1e-5)", x, None, {}),
         ):
-            label, given = f"{name} {case}", {} if e is None else {"eps": e}
-            got, problem = call(label, fn, data, **given)
+            label, want = f"{name} {case}", bn(data, EPS if e is None else e)
+            got, problem = call(label, fn, data, **({} if e is None else {"eps": e}))
             if problem is None:  # a failed Result is falsy: never chain with `or`
-                want = bn(data, EPS if e is None else e)
                 problem = compare(label, got, want, tol=1e-10, diagnoses=diagnoses)
             results.append(problem)
         return results
@@ -64,10 +62,9 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     return run_check("standardize_columns", body, quiet=quiet, strict=strict)
 
 
-# --- percentiles of an activation (METHODS: numpy.percentile's but "linear") ---
 METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
 interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
-nearest""".split()
+nearest""".split()  # numpy.percentile's methods but its default, "linear"
 METHOD = "these are numpy.percentile's values with method={!r}; use its default, "
 METHOD = (METHOD + "linear interpolation").format  # METHOD(m): its message
 RANKS = "each value returned is one of the data's own values, with no interpolation "
@@ -94,7 +91,9 @@ def activation_percentiles(fn, quiet=False, strict=None):
     }
 
     def body():
-        name, seen = "activation_percentiles", []
+        name, seen, results = "activation_percentiles", [], []
+        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
+            return problem
         for label, (data, keywords) in cases.items():
             got, problem = call(f"{name} {label}", fn, data, **keywords)
             if problem is None and not isinstance(got, np.ndarray):
@@ -102,17 +101,14 @@ def activation_percentiles(fn, quiet=False, strict=None):
                 problem = wrong(f"{name} {label}", why + " (np.percentile gives one)")
             if problem is not None:
                 return problem
-            flat = np.ravel(data.detach().numpy() if hasattr(data, "detach") else data)
-            q = keywords.get("q", q3["q"])
+            flat, q = _core.to_numpy(data).ravel(), keywords.get("q", q3["q"])
             mistakes = {METHOD(m): np.percentile(flat, q, method=m) for m in METHODS}
             mistakes[FRACTION] = np.percentile(flat, np.asarray(q) / 100.0)
             want = np.percentile(flat, q)
             seen.append((label, data.shape, flat, got, want, mistakes, q))
-        # a hypothesis is named only if it reproduces the answer in every case
         fits = lambda k: all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m, _ in seen)
-        kept = [k for k in seen[0][-2] if fits(k)]
+        kept = [k for k in seen[0][-2] if fits(k)]  # named only if it fits every case
         ranked = all(np.isin(got, flat).all() for _, _, flat, got, *_ in seen)
-        results = []
         for label, shape, flat, got, want, mistakes, q in seen:
             whole = "percentiles of each {}, not of all the values: flatten it first"
             each = zip(("column", "row"), shape[::-1] * (len(shape) == 2), strict=False)
@@ -187,7 +183,9 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     y = torch_.randint(0, 2, (8,), generator=gen)  # class 2 absent: one_hot(y) fails
 
     def body():
-        want, mistakes = _summaries(copy.deepcopy(model), x, y)
+        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
+            return problem
+        want, mistakes = _summaries(_core.copied(model), x, y)
         if not isinstance(got := _floats(name, fn, model, x, y), np.ndarray):
             return got
         every = "one norm per parameter (weights and biases): return one norm per "
@@ -199,8 +197,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         shaped = _core.shape_problem(name, got, want.shape, "the list of norms", hint)
         if shaped is not None:
             return shaped
-        linear = [m for m in model.modules() if isinstance(m, torch().nn.Linear)]
-        sizes = np.array([m.weight.numel() for m in linear])
+        sizes = np.array([p.numel() for p in model.parameters() if p.ndim == 2])
         how = {"known": {"N": len(x), "each weight's number of entries": sizes}}
         how |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
         if not (first := compare(name, got, want, tol=1e-9, diagnoses=mistakes, **how)):
