@@ -1,5 +1,4 @@
-"""Checks for notebook 02: batch and layer norm in NumPy vs autograd (float64) and
-numerical gradients; a backward judged alone, a cause from a right cache or stage"""
+"""Checks for notebook 02: batch and layer norm vs float64 autograd and numerics."""
 
 import contextlib
 import re
@@ -100,10 +99,8 @@ def forward_invariants(kind: str, p: Problem) -> list:
     axes = {"batch": (0,), "spatial": (0, 2, 3), "layer": (1,)}[kind]
     rows = (lambda a: a.T) if kind == "layer" else _core.channels_last
     g, b = (p.gamma[:, None], p.beta[:, None]) if kind == "layer" else p[1:3]
-    return [
-        lambda out: _core.wrong_axes(out, p.x, p.gamma, p.beta, eps=p.eps, axes=axes),
-        lambda out: _core.stages(rows(out), rows(p.x), g, b, eps=p.eps),
-    ]
+    by_axes = lambda out: _core.wrong_axes(out, *p[:3], eps=p.eps, axes=axes)
+    return [by_axes, lambda out: _core.stages(rows(out), rows(p.x), g, b, eps=p.eps)]
 
 
 def directions(kind: str, p: Problem) -> dict:
@@ -273,13 +270,12 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         if kind != "batch":  # one image: H * W values per channel
             one = p._replace(x=p.x[:1], dout=p.dout[:1])
             return [result, eps, output(f"{name} N=1", one)]  # layer norm's too
-        two = p._replace(x=p.x[:2], dout=p.dout[:2])  # the smallest batch
+        two, label = p._replace(x=p.x[:2], dout=p.dout[:2]), f"{name} batch of one"
         why = "one example has zero variance: PyTorch refuses it in training mode too"
-        label = f"{name} batch of one"
         one = _core.expect_raises(label, fn, ValueError, why, p.x[:1], *p[1:3])
         big = make_problem(kind, seed + 1, (48, 5))  # past the first rows
         big = output(f"{name} N=48", big, readers=forward_invariants(kind, big))
-        return [result, eps, output(f"{name} N=2", two), big, one]
+        return [result, eps, output(f"{name} N=2", two), big, one]  # the smallest batch
 
     return _core.run_check(name, body, quiet=quiet, strict=strict)
 
@@ -348,9 +344,8 @@ def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
         keep = {"axis": axis, "keepdims": axis > 0}
         mu, var = x.mean(**keep), x.var(ddof=ddof, **keep)
         slips = ("statistics over axis 1" * axis, "the unbiased variance" * ddof)
-        scales = {"": np.sqrt(var + p.eps), "no eps": np.sqrt(var)}
-        scales["eps outside the root"] = np.sqrt(var) + p.eps
-        scales["no square root"] = var + p.eps
+        scales = {"": np.sqrt(var + p.eps), "no eps": (root := np.sqrt(var))}
+        scales |= {"eps outside the root": root + p.eps, "no square root": var + p.eps}
         for s_slip, s in scales.items():
             with np.errstate(all="ignore"):
                 q = {"x_hat": (x - mu) / s, "x - mu": x - mu, "mu": mu, "var": var}
@@ -420,8 +415,7 @@ def _locals_at_return(fn, *args):
         if event == "return" and frame.f_code.co_filename == where:
             kept.update({k: v for k, v in frame.f_locals.items() if k not in kept})
 
-    previous = sys.getprofile()
-    sys.setprofile(profile)
+    previous, _ = sys.getprofile(), sys.setprofile(profile)
     try:  # its exception is suppressed: the comparison of dx reported it
         with _core.quiet_numerics(), contextlib.suppress(Exception):
             fn(*args)
@@ -509,15 +503,12 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
             return Result(name, problem.verdict, detail)
         out, cache = items
         error, tol = rel_error(out, reference(kind, p)[0]), tolerance(kind, p)
-        status, used, note = None, cache, ""
-        if kind == "batch":
-            status, used, note = _cache_status(cache, out, p, error > tol)
+        cached = kind == "batch" and _cache_status(cache, out, p, error > tol)
+        status, used, note = cached or (None, cache, "")
         grads, problem = call(name, backward, p.dout, used, returns=GRADS)
         if problem is None and used is cache:  # (a repaired cache is the course's)
-            again = (p.x[::-1] * 1.5 + 0.5, *p[1:3])
-            problem = _core.cache_kept(
-                name, forward, backward, again, p.dout, cache, grads
-            )
+            again = (name, forward, backward, (p.x[::-1] * 1.5 + 0.5, *p[1:3]), p.dout)
+            problem = _core.cache_kept(*again, cache, grads)
         if problem is not None:
             return problem
         pairs = zip(grads, reference(kind, p)[1:], strict=True)

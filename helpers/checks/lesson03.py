@@ -30,6 +30,7 @@ BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
     ("5-D input", (2, 4, 2, 2, 2), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
     ("1-D input", (4,), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
     ("one value/channel", (1, 4), "in training one value per channel has no variance"),
+    ("one value/channel, L=1", (1, 4, 1), "one value per channel, whatever its shape"),
 )
 FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
     (0, 1, "the layer has no bias (fold into a new bias)"),
@@ -340,7 +341,7 @@ def _bad_inputs(cls) -> list[Result]:
     results = [  # in eval too, but for one value per channel (running statistics)
         core.expect_raises(f"{NAME} {what}{mode}", m, ValueError, why, zeros(*s))
         for m, mode in ((module, ""), (copy.deepcopy(module).eval(), " (eval)"))
-        for what, s, why in BAD_INPUTS[: 4 if mode == "" else 3]
+        for what, s, why in BAD_INPUTS[: None if mode == "" else 3]
     ]
     initial = {"running_mean": 0, "running_var": 1}  # (torch counts the batch first)
     held = {k: to_numpy(getattr(module, k, None)) for k in initial}
@@ -373,7 +374,10 @@ def _low_precision(cls, seed) -> Result:
     if problem is not None:
         return problem
     want = torch.nn.BatchNorm1d(4).train()(x.bfloat16())  # its dtype: ``call``'s check
-    if getattr(getattr(module, "running_var", None), "dtype", None) != torch.float32:
+    if (
+        getattr(getattr(module, "running_var", None), "dtype", torch.float32)
+        != torch.float32
+    ):
         return wrong(label, "the buffers changed dtype: keep them float32")
     if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
         return wrong(label, "bfloat16 output differs from torch's beyond its noise")

@@ -65,14 +65,13 @@ def _variants(xs):
     own_mean = torch.stack([x.mean(0) for x in xs])
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
     rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
-    mean_of_means = rows * own_mean.mean(0)
-    weighted = rows * (sizes * own_var).sum(0) / n
+    mean_means, weighted = rows * own_mean.mean(0), rows * (sizes * own_var).sum(0) / n
     law = "it misses the spread of their means: law of total variance"
     by_world = "divided by W * n_rank (N = W * this rank's count)"
     return {
         "the batch mean": rows * full.mean(0),
         "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
-        "the mean of the ranks' means (unweighted by their sizes)": mean_of_means,
+        "the mean of the ranks' means (unweighted by their sizes)": mean_means,
         f"the all-reduced sum {by_world}": full.sum(0) / (world * sizes),
     }, {
         "the batch's biased variance": var,
@@ -83,13 +82,12 @@ def _variants(xs):
         f"the squared deviations {by_world}": var * n / (world * sizes),
         "the squared deviations divided by this rank's count, not N": var * n / sizes,
         "the variance around the mean of the ranks' means": rows
-        * (full - mean_of_means[0]).square().mean(0),
+        * (full - mean_means[0]).square().mean(0),
     }
 
 
 def _statistics(xs, eps=EPS):
-    full = torch_().cat(xs)
-    return full.mean(0), 1 / (full.var(0, correction=0) + eps).sqrt()
+    return (f := torch_().cat(xs)).mean(0), 1 / (f.var(0, correction=0) + eps).sqrt()
 
 
 def _outputs(name, values, xs, what="out"):
@@ -107,9 +105,8 @@ def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Resul
     out, problem_ = _outputs(label, values, xs)
     if problem_ is not None:
         return problem_
-    torch, full = torch_(), torch_().cat(xs)
+    torch, full, counts = torch_(), torch_().cat(xs), torch_().tensor([*map(len, xs)])
     want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
-    counts = torch.tensor([len(x) for x in xs])
     per_row = lambda d: {k: v.repeat_interleave(counts, 0) for k, v in d.items()}
     means, variances = map(per_row, _variants(xs))
     for when, (m, v) in dict(given).items():  # the running statistics passed in
@@ -260,10 +257,9 @@ def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
 def _dx_reader(xs, gamma, douts):
     """A ``compare`` reader: a and b in dx = gamma * invstd * (dy - a - x_hat * b)."""
     (mean, rho), sizes = _statistics(xs), [len(x) for x in xs]
-    n, dy = sum(sizes), torch_().cat(douts).numpy()
-    x_hat = ((torch_().cat(xs) - mean) * rho).numpy()
-    ranks = np.split(np.arange(n), np.cumsum(sizes)[:-1])
-    counts, g = np.repeat(sizes, sizes)[:, None], gamma.numpy()
+    n, counts = sum(sizes), np.repeat(sizes, sizes)[:, None]
+    dy, x_hat = torch_().cat(douts).numpy(), ((torch_().cat(xs) - mean) * rho).numpy()
+    ranks, g = np.split(np.arange(n), np.cumsum(sizes)[:-1]), gamma.numpy()
 
     def term(got, values):
         total = np.broadcast_to(values.sum(0), values.shape)
@@ -306,12 +302,11 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy=False)
     if problem_ is not None:
         return [problem_]
-    for rank, found in enumerate(before):
-        for where, now, was in found:
-            if _core._changed(was, now):
-                why = "compute new tensors (dx = dout * ..., not dout *= ...)"
-                what = where.split(" (")[0]
-                return [wrong(name, f"changed {what} in place on rank {rank}: {why}")]
+    for rank, where, now, was in [(r, *f) for r, fs in enumerate(before) for f in fs]:
+        if _core._changed(was, now):
+            why = "compute new tensors (dx = dout * ..., not dout *= ...)"
+            what = where.split(" (")[0]
+            return [wrong(name, f"changed {what} in place on rank {rank}: {why}")]
     dx, problem_ = _outputs(f"{name} dx", grads, xs, "dx")
     if problem_ is not None:
         return [problem_]
@@ -470,8 +465,7 @@ def _candidates(models, layer):
     means, variances = (torch.stack([getattr(bn, k) for bn in bns]) for k in BUFFERS)
     n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
     mean = (n * means).sum(0) / (big := n.sum())
-    within = ((n - 1) * variances).sum(0) / (big - 1)
-    spread = (means - mean) ** 2
+    within, spread = ((n - 1) * variances).sum(0) / (big - 1), (means - mean) ** 2
     law, plain = "(law of total variance)", variances.mean(0)
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
@@ -494,11 +488,9 @@ def _candidates(models, layer):
 
 def _state(model):
     """What a merge must leave alone: buffer objects, weights, batch counts."""
-    return (
-        [id(b) for b in model.buffers()],
-        [p.tolist() for p in model.parameters()],
-        [int(bn.num_batches_tracked) for bn in _bns(model)],
-    )
+    ids = [id(b) for b in model.buffers()]
+    weights = [p.tolist() for p in model.parameters()]
+    return ids, weights, [int(bn.num_batches_tracked) for bn in _bns(model)]
 
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):

@@ -38,6 +38,7 @@ def scratch_class(
     reset_guards=True,  # False: resets assume affine and tracked statistics
     zero_momentum=True,  # False: momentum=0 read as missing (the default 0.1)
     eval_guard=False,  # True: one value per channel refused in eval mode too
+    guard_2d=False,  # True: one value per channel refused for (N, C) input only
     round_stats=False,  # True: batch statistics rounded to float32 before the update
     swapped=False,  # True: mean, var = torch.var_mean(x) (it returns var first)
 ):
@@ -112,7 +113,8 @@ def scratch_class(
             use_batch = self.training or eval_uses_batch or not self.track
             use_batch = use_batch and not (train_on_running and self.track)
             if use_batch:
-                if validate and x.numel() // x.shape[1] < 2:
+                one = x.numel() // x.shape[1] < 2 and not (guard_2d and x.dim() > 2)
+                if validate and one:
                     raise ValueError("one value per channel")
                 with torch.set_grad_enabled(
                     not stats_without_grad and torch.is_grad_enabled()
@@ -310,6 +312,7 @@ SCRATCH = {
     "resets without guards": (scratch_class(reset_guards=False), "with affine=False: nothing to reset"),
     "momentum=0 read as missing": (scratch_class(zero_momentum=False), "momentum=0.0"),
     "one value refused in eval mode": (scratch_class(eval_guard=True), "eval, one example"),
+    "one value refused for 2-D input only": (scratch_class(guard_2d=True), "did not raise ValueError: one value per channel, whatever"),
     "train() without return": (scratch_protocol("train returns None"), "train() did not return the module"),
     "reset_parameters makes new parameters": (scratch_protocol("new parameters"), "reset_parameters() replaced weight by a new tensor"),
     "eval under no_grad": (scratch_protocol("eval under no_grad"), "eval after step 2: the output does not require grad"),

@@ -281,7 +281,7 @@ def _keyword_only(step, warmup, r_steps, d_steps, *, rmax_final=3.0, dmax_final=
 
 
 SCHEDULE = {
-    "final bounds keyword-only": (_keyword_only, "keep the exercise's parameters"),
+    "final bounds keyword-only": (_keyword_only, "rmax_final is elsewhere: a call by position fails"),
     "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
     "jumps at the warm-up's end": (schedule_variant("jumps at the warm-up's end"), "rmax jumps from 1 to 1.5 at step 5001"),
     "ramps swapped": (schedule_variant("swapped"), "ramps over 20000 steps (d_steps = 20000)"),
