@@ -437,3 +437,19 @@ def test_a_cache_that_a_later_forward_call_overwrites_is_caught(learner_mode):
     assert "changed the first call's cache" in text
     text = _lines(checks.batchnorm_backward_alt(forward, m.bn_backward, quiet=True))
     assert "changed the first call's cache" in text
+
+
+def test_a_backward_that_ignores_the_forwards_eps_is_caught(learner_mode):
+    """Unseen round 16's false ok: ds recomputed with the default eps written in;
+    right at the default eps, so the numerical check runs at eps=0.1."""
+
+    def forward(x, g, b, eps=1e-5):
+        out, cache = m.bn_forward(x, g, b, eps)
+        return out, (cache, x)
+
+    def backward(dout, cache):  # the gradients of the forward at eps=1e-5 always
+        return m.bn_backward(dout, m.bn_forward(cache[1], cache[0][2], 0.0, 1e-5)[1])
+
+    text = _lines(checks.batchnorm_backward(forward, backward, quiet=True))
+    assert "eps=0.1: rel. errors" in text
+    assert "right at the default eps: use the eps of the forward" in text

@@ -395,3 +395,21 @@ def test_the_torchrun_script_runs_on_two_cpu_processes(tmp_path):
     assert "rank 0/2 (gloo, BatchNorm)" in done.stdout
     assert "rank 1/2 (gloo, BatchNorm)" in done.stdout
     assert "largest difference of running_mean between ranks" in done.stdout
+
+
+def test_dgamma_multiplied_by_the_ranks_is_not_called_all_reduced(learner_mode):
+    """Unseen round 16's wrong cause: W times this rank's own dgamma has the sum
+    over ranks of an all-reduce; only an all-reduce gives every rank the same."""
+    from helpers import checks
+
+    from .mutants import lesson08 as m
+
+    def backward(dout, cache, all_reduce):
+        dx, dgamma, dbeta = m.sync_backward(dout, cache, all_reduce)
+        return dx, 3 * dgamma, 3 * dbeta
+
+    text = checks.sync_batchnorm_backward(m.sync_forward, backward, quiet=True).lines()
+    assert "was all-reduced" not in text and "3 = W" in text, text
+    reduced = m._bwd(reduce_params=True)
+    text = checks.sync_batchnorm_backward(m.sync_forward, reduced, quiet=True).lines()
+    assert "counts the shares 3 times" in text
