@@ -1014,3 +1014,11 @@ def test_a_checked_function_with_its_parameters_swapped_is_told_so(learner_mode)
     keras = lambda X, eps=1e-3: X
     text = checks.standardize_columns(keras, quiet=True).lines()
     assert "eps defaults to 0.001, the exercise's to 1e-05" in text
+
+
+def test_twice_a_ratio_of_counts_is_no_name_it_is_a_coincidence():
+    """Unseen round 16's wrong cause: a loss divided by the 3 classes gave the
+    factor 8/3, which 2·(N/(N-2)) with N = 8 also is; two steps from a count are
+    a coincidence, one (Bessel's N/(N-1)) is a name."""
+    assert _core._named(8 / 3, {"N": 8}) is None
+    assert _core._named(8 / 7, {"N": 8}) == "N/(N-1) with N = 8"

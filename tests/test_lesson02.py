@@ -453,3 +453,28 @@ def test_a_backward_that_ignores_the_forwards_eps_is_caught(learner_mode):
     text = _lines(checks.batchnorm_backward(forward, backward, quiet=True))
     assert "eps=0.1: rel. errors" in text
     assert "right at the default eps: use the eps of the forward" in text
+
+
+def test_a_forward_whose_cache_is_an_autograd_graph_passes(learner_mode):
+    """Unseen round 16's correct alternative: F.layer_norm on tensors that
+    require grad, the cache (x, gamma, beta, out) a graph deepcopy cannot copy,
+    the backward torch.autograd.grad; a copy of some items cut the graph."""
+    torch = pytest.importorskip("torch")
+
+    def forward(x, gamma, beta, eps=1e-5):
+        t = [
+            torch.tensor(a, dtype=torch.float64, requires_grad=True)
+            for a in (x, gamma, beta)
+        ]
+        out = torch.nn.functional.layer_norm(t[0], (x.shape[1],), t[1], t[2], eps)
+        return out.detach().numpy(), (*t, out)
+
+    def backward(dout, cache):
+        *inputs, out = cache
+        grads = torch.autograd.grad(
+            out, inputs, torch.as_tensor(dout), retain_graph=True
+        )
+        return tuple(g.numpy() for g in grads)
+
+    assert checks.layernorm_forward(forward, quiet=True)
+    assert checks.layernorm_backward(forward, backward, quiet=True)

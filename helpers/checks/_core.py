@@ -62,11 +62,8 @@ ok = lambda name, detail, *measured: Result(name, OK, detail, *measured)
 wrong = lambda name, detail, *measured: Result(name, WRONG, detail, *measured)
 info = lambda name, detail: Result(name, INFO, detail)
 torch = lambda: __import__("torch")  # when a check first needs it: helpers stay light
-
-
-def not_implemented(name) -> Result:
-    how = "replace the `raise NotImplementedError` line with your code, then run"
-    return Result(name, TODO, f"not implemented yet: {how} this cell again")
+_TODO = "not implemented yet: replace the `raise NotImplementedError` line with your "
+not_implemented = lambda n: Result(n, TODO, _TODO + "code, then run this cell again")
 
 
 class Report(list):
@@ -78,13 +75,10 @@ class Report(list):
 
     def lines(self) -> str:
         """One line per result; a diagnosis already given says so, once per check."""
-        seen, out = set(), []
-        for r in self:
-            if not r.passed and r.detail in seen:
-                r = Result(r.name, r.verdict, "the same as above")
-            seen.add(r.detail)
-            out.append(r.line())
-        return "\n".join(out)
+        seen = lambda i, r: not r.passed and r.detail in [s.detail for s in self[:i]]
+        same = lambda r: Result(r.name, r.verdict, "the same as above")
+        shown = [same(r) if seen(i, r) else r for i, r in enumerate(self)]
+        return "\n".join(r.line() for r in shown)
 
     __repr__ = lines
     _ipython_display_ = lambda self: None  # already printed by the check
@@ -139,16 +133,11 @@ def quiet_numerics():
 
 
 def copied(value):
-    """A deep copy; what has none (a module kept by locals(), a generator, a tensor
-    in a graph) stays itself, inside copied tuples, lists and dicts: never a crash"""
+    """A deep copy, or ``value`` itself if it has none (a graph, a module): no crash"""
     try:
         return copy.deepcopy(value)
     except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may raise
-        if isinstance(value, dict):
-            return {k: copied(v) for k, v in value.items()}
-        if isinstance(value, (tuple, list)):
-            return getattr(type(value), "_make", type(value))(map(copied, value))
-        return value
+        return value  # as a whole: a copy of some items would cut a graph's leaves
 
 
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
@@ -156,8 +145,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     if not callable(fn):
         why = "pass the function itself, without calling it (no parentheses)"
         return None, wrong(name, f"expected a function, got {type(fn).__name__}: {why}")
-    if copy_inputs:
-        args, kwargs = copied(args), copied(kwargs)
+    args, kwargs = (copied(args), copied(kwargs)) if copy_inputs else (args, kwargs)
     _SIZES[:] = [tuple(a.shape) for a in args if len(getattr(a, "shape", ())) > 1][:1]
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
@@ -214,15 +202,14 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
 
 
 def cache_kept(name, forward, backward, again, dout, cache, grads) -> Result | None:
-    """Wrong if ``backward(dout, cache)`` changes after ``forward(*again)``: the
-    cache shares an array the forward reuses, or backward reads something else"""
+    """Wrong if ``backward(dout, cache)`` changes after ``forward(*again)``, or None"""
     kept = copied(cache)
     with quiet_numerics(), contextlib.suppress(Exception):
         forward(*copied(again))  # another batch of the same shape
     later, failed = call(name, backward, dout, cache, returns=(len(grads), "grads"))
     same = lambda a, b: np.array_equal(to_numpy(a), to_numpy(b), equal_nan=True)
-    if failed is None and all(map(same, later, grads)):
-        return None
+    if failed is not None or all(map(same, later, grads)):
+        return None  # raised on a second call (a graph freed?): another matter
     why = "a second forward call (another batch, same shape) "
     pairs = zip(_watch(kept, ""), _watch(cache, ""), strict=False)  # then and now
     if any(_changed(a[1], b[1]) for a, b in pairs):
@@ -567,8 +554,7 @@ def _fmt(values, limit=4) -> str:
 
 def _trivial(a) -> bool:
     """Every value the same (more than one), or only 0, 1 and -1."""
-    a = np.ravel(a)
-    same = a.size > 1 and np.ptp(a) == 0
+    same = (a := np.ravel(a)).size > 1 and np.ptp(a) == 0
     return a.size > 0 and (same or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0)))))
 
 
@@ -611,7 +597,8 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             continue
         with np.errstate(all="ignore"):
             forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
-            forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
+            if " with " not in label:  # a ratio of counts times 2: a coincidence
+                forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
             forms.update({f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": k**-0.5})
             forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():
