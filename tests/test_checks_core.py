@@ -972,16 +972,24 @@ def test_a_running_average_updated_k_times_in_a_call_is_named(k):
 def test_a_def_is_read_against_its_exercise_signature_sentinels_and_lists_pass():
     """Every exercise's parameters (order, defaults) are checked, from one table;
     a None default (a sentinel read in the body) and a list for a tuple pass."""
-    problem = _core.signature_problem
+    from helpers import contract
+
+    def problem(label, **defs):
+        (key, fn), *_ = defs.items()
+        return _core.order_problem(label, fn, contract.SIGNATURES[key])
+
     swapped = problem("b", batchnorm_backward=lambda cache, dout: 0)
     assert "dout is elsewhere" in swapped.detail
     keras = problem("f", batchnorm_forward=lambda x, gamma, beta, eps=1e-3: 0)
     assert "eps defaults to 0.001, the exercise's to 1e-05" in keras.detail
+    required = problem("f", batchnorm_forward=lambda x, gamma, beta, eps: 0)
+    assert "eps has no default, the exercise's 1e-05" in required.detail
     assert problem("f", batchnorm_forward=lambda x, gamma, beta, eps=None: 0) is None
     assert problem("f", batchnorm_forward=lambda x, g, b, eps=1e-5: 0) is None
     assert problem("a", activation_percentiles=lambda values, q=[15, 50, 85]: 0) is None
-    pair = {"sync_bn_forward": lambda *a: 0, "sync_bn_backward": lambda dout, saved: 0}
-    assert "saved is elsewhere" in problem("s", **pair).detail
+    assert problem("b", batchnorm_backward=lambda dout, cache=None: 0) is None
+    keyword = problem("s", sync_bn_backward=lambda saved, *, dout, all_reduce: 0)
+    assert "signature (saved, *, dout, all_reduce)" in keyword.detail
 
 
 def test_a_checked_function_with_its_parameters_swapped_is_told_so(learner_mode):

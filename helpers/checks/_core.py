@@ -669,15 +669,13 @@ def describe(
         return say("permuted", moved)
     if close(g, -w):
         return say("sign", "the right magnitude with the wrong sign everywhere")
-    c = float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))
-    if close(g, c * w):
+    if close(g, (c := float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))) * w):
         value = f"{c:.4g}" + (f" = {label}" if (label := _named(c, known)) else "")
         value = label if label in ("2", "1/2", "-1") else value
         value = f"1 + {c - 1:.2g}" if label == "1" else value
         key = f"factor {label}" if label else "factor"
         return say(key, f"off by the constant factor {value} everywhere")
-    off = float(np.mean(g - w))
-    if close(g, w + off):
+    if close(g, w + (off := float(np.mean(g - w)))):
         label, text = _named(off, known), f"off by one constant offset, {off:.4g}"
         key, named = (f"offset {label}", f" = {label}") if label else ("offset", "")
         return say(key, text + named)
@@ -685,9 +683,8 @@ def describe(
     both = abs(c - 1) > 1e-6 and abs(d) > 1e-6 * scale and np.ptp(w) > 1e-6 * scale
     if both and close(g, c * w + d):  # a factor and an offset, neither rounding
         a, b = (f"{v:.4g}" + _label(_named(v, known)) for v in (c, d))
-        return say(
-            "factor and offset", f"the right value times {a}, plus {b}, everywhere"
-        )
+        text = f"the right value times {a}, plus {b}, everywhere"
+        return say("factor and offset", text)
     found = _along(g, w, axis, directions or {}, close, say)
     return found or _per_feature(g, w, axis, close, say, known, small, tol, scale)
 
@@ -729,8 +726,7 @@ def _per_feature(g, w, axis, close, say, known, small, tol, scale) -> str | None
             return say(f"{feature} factor" + (f" {label}" if label else ""), text)
         how = f"by the factor(s) {_fmt(per[off_one])}"
         return _confined(off_one, feature, small, say, how)
-    shift = (g - w).mean(0)
-    if g.shape[0] > 1 and g.shape[1] > 1 and close(g, w + shift):
+    if g.shape[0] > 1 and g.shape[1] > 1 and close(g, w + (shift := (g - w).mean(0))):
         named = f", {label}" if (label := _named(shift, known)) else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
         return say(f"{feature} offset" + (f" {label}" if label else ""), text)
@@ -930,11 +926,10 @@ def ema_problem(
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
     """``got`` vs ``want``, a Result: the diagnosis that fits, else describe, readers"""
-    metric, hint = options.pop("metric", "rel"), options.pop("hint", "")
-    readers, invariants = options.pop("readers", ()), options.pop("invariants", ())
-    program = options.pop("program", None)
-    want_np, returns = to_numpy(want), options.pop("returns", {})
-    hints = {**_sizes(got, want_np, returns), **(options.pop("shape_hints", {}) or {})}
+    pop, want_np, returns = options.pop, to_numpy(want), options.pop("returns", {})
+    metric, hint, program = pop("metric", "rel"), pop("hint", ""), pop("program", None)
+    readers, invariants = pop("readers", ()), pop("invariants", ())
+    hints = {**_sizes(got, want_np, returns), **(pop("shape_hints", {}) or {})}
     order = f"return ({', '.join(returns)}) in this order"
     near, swap, alias = max(tol, 1e-9), "", None
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
@@ -1100,8 +1095,7 @@ def _sizes(got, want, returns) -> dict:
     if got is None or len(got) != 1 or want.ndim != 1:
         return {}
     lengths = got[0], len(want)  # the answer's and the expected one
-    for key, other in returns.items():
-        shape = np.shape(other)
+    for key, shape in ((k, np.shape(v)) for k, v in returns.items()):
         mine, right = ([a for a, m in enumerate(shape) if m == n] for n in lengths)
         if len(shape) == 2 and len(mine) == len(right) == 1 and mine != right:
             one, per = (f"one value per index of axis {a[0]}" for a in (mine, right))
@@ -1114,8 +1108,7 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
     """The listed mistake that reproduces ``got``; several, or a degenerate got: all."""
     matches = []
     for message, candidate in (diagnoses or {}).items():
-        candidate = to_numpy(candidate)
-        fits = getattr(candidate, "shape", None) == want.shape
+        fits = getattr(candidate := to_numpy(candidate), "shape", None) == want.shape
         if fits and measure(got, candidate) <= min(near, measure(candidate, want) / 10):
             matches.append(message)
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
@@ -1154,10 +1147,13 @@ def blame(exc: BaseException) -> str:
     return "check" if not called or called[-1] == "check" else "value"
 
 
-def run_check(name: str, body: Callable, quiet=False, strict=None) -> Report:
-    """Run a check body; an exception becomes one ERROR line saying whose (blame)."""
+def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Report:
+    """Run a check body; an exception becomes one ERROR line saying whose (blame).
+    ``defs`` (exercise=fn): read against contract.SIGNATURES first (order, defaults)"""
     try:
-        results = body()
+        sign = (order_problem(name, f, contract.SIGNATURES[k]) for k, f in defs.items())
+        if (results := next((r for r in sign if r is not None), None)) is None:
+            results = body()  # (a failed Result is falsy: no `or`)
     except CheckFailed:
         raise
     except Exception as exc:
@@ -1252,7 +1248,7 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
         repeats = f"; only {len(values)} distinct values among {x.size} (repeated: "
         repeats += f"{_fmt(most, 3)})"
         repeats += f", {ends} of them exactly at the ends of the range" * (ends > 1)
-    x, width = np.sort(x.ravel()), high - low
+    x, width, mid = np.sort(x.ravel()), high - low, (low + high) / 2
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
     if x[0] < low - 1e-9 * width or x[-1] > high + 1e-9 * width:
         return f"{what} must be uniform in [{low:g}, {high:g}]: values {seen}{repeats}"
@@ -1260,7 +1256,6 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     distance = max(np.max(np.arange(1, n + 1) / n - u), np.max(u - np.arange(n) / n))
     if distance <= 2.5 / np.sqrt(n):  # a KS distance over it: chance < 1e-5
         return f"{what}: {repeats[2:]}" if repeats else None
-    mid = (low + high) / 2
     above, below = x[0] >= mid - 0.05 * width, x[-1] <= mid + 0.05 * width
     half = "above" if above else "below" if below else ""
     side = f" (one-sided: all {half} the middle)" if half else ""
@@ -1285,14 +1280,6 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
     return reference
 
 
-def signature_problem(label: str, **functions) -> Result | None:
-    """The first of ``functions`` (exercise=fn) whose parameters are not its own"""
-    found = (
-        order_problem(label, f, contract.SIGNATURES[k]) for k, f in functions.items()
-    )
-    return next((r for r in found if r is not None), None)
-
-
 def _shown(default) -> str:
     """A default as compared: never with == (an array), a list as a tuple"""
     return repr(tuple(default) if isinstance(default, list) else default)
@@ -1301,19 +1288,20 @@ def _shown(default) -> str:
 def order_problem(label: str, fn, order: str) -> Result | None:
     """Wrong if a parameter named in ``order`` ("x, eps=1e-05") moved or differs"""
     try:
-        mine = inspect.signature(fn).parameters
+        mine = (signature := inspect.signature(fn)).parameters
     except (TypeError, ValueError):  # none to read (a builtin, a forged proxy's)
         return None
     want = inspect.signature(eval(f"lambda {order}: 0")).parameters  # noqa: S307
     place = lambda ps, n: [k for k, p in ps.items() if p.kind < 2 or k == n].index(n)
     for name in (n for n in want if n in mine):
-        a, b = mine[name].default, want[name].default
+        a, b, empty = mine[name].default, want[name].default, inspect.Parameter.empty
         if place(mine, name) != place(want, name) or mine[name].kind > 1:
             why = "is elsewhere: a call by position fails or goes astray"
-        elif a is not None and _shown(a) != _shown(b):  # None: a sentinel, read later
-            why = f"defaults to {a!r}, the exercise's to {b!r}"
+        elif a is not None and b is not empty and _shown(a) != _shown(b):  # None: a
+            why = "has no default" if a is empty else f"defaults to {a!r}"  # sentinel
+            why += f", the exercise's {'to ' * (a is not empty)}{b!r}"
         else:
             continue
-        text = f"signature ({', '.join(map(str, mine.values()))}); the exercise's: "
-        return wrong(label, f"{text}({order}): {name} {why}")
+        why = f"signature {signature}; the exercise's: ({order}): {name} {why}"
+        return wrong(label, why)
     return None

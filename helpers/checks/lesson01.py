@@ -26,8 +26,6 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
 
     def body():
         name, (rows, columns) = "standardize_columns", x.shape
-        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
-            return problem
         value, problem = call(name, fn, x, eps=eps)
         if problem is not None:
             return problem
@@ -59,7 +57,7 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
             results.append(problem)
         return results
 
-    return run_check("standardize_columns", body, quiet=quiet, strict=strict)
+    return run_check("standardize_columns", body, quiet, strict, standardize_columns=fn)
 
 
 METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
@@ -92,8 +90,6 @@ def activation_percentiles(fn, quiet=False, strict=None):
 
     def body():
         name, seen, results = "activation_percentiles", [], []
-        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
-            return problem
         for label, (data, keywords) in cases.items():
             got, problem = call(f"{name} {label}", fn, data, **keywords)
             if problem is None and not isinstance(got, np.ndarray):
@@ -121,7 +117,9 @@ def activation_percentiles(fn, quiet=False, strict=None):
                 break
         return results
 
-    return run_check("activation_percentiles", body, quiet=quiet, strict=strict)
+    return run_check(
+        "activation_percentiles", body, quiet, strict, activation_percentiles=fn
+    )
 
 
 def _summaries(model, x, y) -> tuple:
@@ -183,8 +181,6 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     y = torch_.randint(0, 2, (8,), generator=gen)  # class 2 absent: one_hot(y) fails
 
     def body():
-        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
-            return problem
         want, mistakes = _summaries(_core.copied(model), x, y)
         if not isinstance(got := _floats(name, fn, model, x, y), np.ndarray):
             return got
@@ -210,4 +206,4 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
             return wrong(name, "a second call gives other norms" + why * twice)
         return [first, ok(f"{name} called twice", "same norms (gradients reset)")]
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return run_check(name, body, quiet, strict, layer_gradient_norms=fn)

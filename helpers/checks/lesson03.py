@@ -72,8 +72,7 @@ def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
     label, ref = f"{NAME} buffers", torch_().nn.BatchNorm1d(4)  # as it starts
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
-    if (problem := core.signature_problem(label, ScratchBatchNorm=cls)) is None:
-        module, problem = core.build_module(cls, label, 4)
+    module, problem = core.build_module(cls, label, 4)
     if problem is None:
         problem = core.registration_problem(label, module, start, params)
     if problem is None:
@@ -449,7 +448,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         ]
         return _contrasts(results, SCRATCH_CONTRASTS)
 
-    return core.run_check(NAME, body, quiet=quiet, strict=strict)
+    return core.run_check(NAME, body, quiet, strict, ScratchBatchNorm=cls)
 
 
 def _contrasts(results, contrasts) -> list[Result]:
@@ -552,9 +551,6 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(layer, bn)`` returns one layer equal to layer -> bn (eval)."""
 
     def body():
-        failed = core.signature_problem("fold_batchnorm", fold_batchnorm=fn)
-        if failed is not None:  # a failed Result is falsy
-            return failed
         if (first := _fold(fn, "linear", True, seed)).verdict == TODO:
             return first  # one "not yet" line is enough
         results = [
@@ -580,4 +576,4 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             results.append(core.expect_raises(name, fn, ValueError, why, layer, b))
         return _contrasts(results, FOLD_CONTRASTS)
 
-    return core.run_check("fold_batchnorm", body, quiet=quiet, strict=strict)
+    return core.run_check("fold_batchnorm", body, quiet, strict, fold_batchnorm=fn)

@@ -104,9 +104,6 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
     """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` with r, d constant."""
 
     def body():
-        failed = _core.signature_problem(BACKWARD, batch_renorm_backward=backward)
-        if failed is not None:  # a failed Result is falsy
-            return failed
         _, x, gamma, beta, mean, std, dout = data = (numpy_forward, *problem(seed))
         value, failed = call(BACKWARD, *data[:6], RMAX, DMAX)
         if failed is not None:
@@ -149,7 +146,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
             results.append(failed)
         return results
 
-    return _core.run_check(BACKWARD, body, quiet=quiet, strict=strict)
+    return _core.run_check(BACKWARD, body, quiet, strict, **{BACKWARD: backward})
 
 
 # --- the torch module ---
@@ -189,8 +186,6 @@ def _registration(cls) -> Result:
     """Buffers running_mean, running_std (a std, as the paper); plain attributes."""
     label, torch, params = f"{NAME} buffers", torch_(), {"weight": None, "bias": None}
     buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
-    if (failed := _core.signature_problem(label, BatchRenorm=cls)) is not None:
-        return failed
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0, "eps": 0.5}):
         module, failed = _core.build_module(cls, label, 5, **given)
         attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, "eps": EPS, **given}
@@ -419,7 +414,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
                 break
         return results
 
-    return _core.run_check(NAME, body, quiet=quiet, strict=strict)
+    return _core.run_check(NAME, body, quiet, strict, BatchRenorm=cls)
 
 
 # --- the schedule: the paper's is plain BN for 5k steps, then rmax rises linearly
@@ -516,8 +511,6 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
     name = "renorm_schedule"
 
     def body():
-        if (failed := _core.signature_problem(name, renorm_schedule=fn)) is not None:
-            return failed
         steps, got = np.arange(0, 100001, 500), []
         for step in steps:
             value, failed = _values(name, fn, int(step), **PAPER)
@@ -537,4 +530,4 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
         why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return next((r for r in found if r is not None), ok(name, why))
 
-    return _core.run_check(name, body, quiet=quiet, strict=strict)
+    return _core.run_check(name, body, quiet, strict, renorm_schedule=fn)

@@ -4,7 +4,6 @@ __all__ = ["active_fraction", "count_parameters", "time_to_accuracy"]  # with mu
 
 import numpy as np
 
-from . import _core
 from ._core import _match, call, compare, ok, real, run_check, torch, wrong
 
 WHY = (  # time_to_accuracy's single mistakes: epoch index, >, last epoch, per epoch
@@ -58,8 +57,6 @@ def active_fraction(fn, quiet=False, strict=None):
     beta = np.array([0.0, -1.0, 1.0, 0.6, 0.3, -2.5])
 
     def body():
-        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
-            return problem
         got, problem = call(name, fn, gamma, beta)
         if problem is not None:
             return problem
@@ -78,7 +75,7 @@ def active_fraction(fn, quiet=False, strict=None):
         kwargs = {"metric": "abs", "what": "the fractions", "diagnoses": mistakes}
         return compare(name, got, want, tol=1e-6, **kwargs)
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return run_check(name, body, quiet, strict, **{name: fn})
 
 
 def time_to_accuracy(fn, quiet=False, strict=None):
@@ -94,8 +91,6 @@ def time_to_accuracy(fn, quiet=False, strict=None):
     ]
 
     def body():
-        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
-            return problem
         for target, want, what in cases:
             got, problem = call(name, fn, history, target)
             if problem is not None:
@@ -121,4 +116,4 @@ def time_to_accuracy(fn, quiet=False, strict=None):
             return wrong(name, f"target {target}: got {pair}, expected {want}; {why}")
         return ok(name, f"{len(cases)} targets, including an exact tie and 'never'")
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return run_check(name, body, quiet, strict, **{name: fn})

@@ -194,9 +194,6 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check ``NoisyBatchNorm(num_features, shift=1.0, spread=2.0)``."""
 
     def body():
-        failed = _core.signature_problem("NoisyBatchNorm", NoisyBatchNorm=cls)
-        if failed is not None:  # a failed Result is falsy
-            return failed
         draws = _noise_draws(cls, seed, (train := _train_step(cls, seed))[0].passed)
         label = "NoisyBatchNorm affine=False"  # no weight to shape the noise on
         module, problem = _core.build_module(cls, label, 1, affine=False)
@@ -205,7 +202,7 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             problem = out if noise is None else ok(label, "C=1, float32: ok")
         return [*train, draws, _eval_mode(cls, seed), problem]
 
-    return _core.run_check("NoisyBatchNorm", body, quiet=quiet, strict=strict)
+    return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)
 
 
 def _net(seed, train=True):
@@ -232,8 +229,6 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
     how = {"copy_inputs": False, "returns": (2, names)}  # a pair (_core.unpack)
 
     def run(train=True):
-        if (problem := _core.signature_problem(name, **{name: fn})) is not None:
-            return problem
         (model, x, y), extra = _net(seed, train), args[0 if train else 1]
         value, problem = call(name, fn, model, x, y, *extra, **how)
         if problem is not None:
@@ -275,7 +270,7 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         result.detail = "; ".join(filter(None, said))
         return result
 
-    return _core.run_check(name, run, quiet=quiet, strict=strict)
+    return _core.run_check(name, run, quiet, strict, **{name: fn})
 
 
 def _ics_answers(model, flipped, other, x, y, index, lr):

@@ -125,8 +125,6 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     step = lambda x, g, b, m, v, reduce, mo=MOMENTUM: fn(x, g, b, reduce, EPS, m, v, mo)
 
     def body():
-        if (failed := _core.signature_problem(name, **{name: fn})) is not None:
-            return failed  # order, defaults (Keras's momentum is 0.9)
         xs, gamma, beta, _ = problem(seed)
         per_rank = [(x, gamma, beta) for x in xs]
         results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
@@ -150,7 +148,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             return results + [_still(partial(step, mo=0.0), seed)]
         return [result, problem_]
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return run_check(name, body, quiet, strict, **{name: fn})
 
 
 def _far(name, fn, xs, gamma, beta) -> Result | None:
@@ -358,13 +356,11 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
         return backward(dout, value[1], all_reduce)
 
     def body():
-        if (failed := _core.signature_problem(name, **{name: backward})) is not None:
-            return failed
         args = xs, gamma, beta, douts = problem(seed)
         per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
         return _gradients(name, both, per_rank, 3, "dx, dgamma, dbeta", *args)
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return run_check(name, body, quiet, strict, **{name: backward})
 
 
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
@@ -411,9 +407,6 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
 
     def body():
-        pair = {"sync_bn_forward": forward, "sync_bn_backward": backward}
-        if (failed := _core.signature_problem(name, **pair)) is not None:
-            return failed
         found = _step(f"{name} forward", step, seed, 2, "out, saved")
         xs, gamma, beta, results, buffers, problem_ = found
         if problem_ is None:
@@ -436,7 +429,8 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
         args = (list(zip(saved, douts, strict=True)), 5, names, xs, gamma, beta, douts)
         return [*found, *_gradients(f"{name} backward", backward, *args)]
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    pair = {"sync_bn_forward": forward, "sync_bn_backward": backward}
+    return run_check(name, body, quiet, strict, **pair)
 
 
 def _bns(model):
@@ -501,8 +495,6 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
 
     def body():
-        if (failed := _core.signature_problem(name, **{name: fn})) is not None:
-            return failed
         models = _rank_models(seed)
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
         before = [_state(m) for m in models]
@@ -531,7 +523,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             problem_ = wrong(f"{name} float32", why)
         return done if problem_ is None else [done, problem_]
 
-    return run_check(name, body, quiet=quiet, strict=strict)
+    return run_check(name, body, quiet, strict, **{name: fn})
 
 
 def _merged_layer(label, bns, buffers) -> list[Result]:
