@@ -5,6 +5,8 @@ Each classic mistake's message: tests/mutants/lesson03.py, via test_mutants.py.
 
 from __future__ import annotations
 
+import pytest
+
 from helpers import checks
 
 from .mutants import lesson03 as m
@@ -228,3 +230,18 @@ def test_buffers_created_in_the_first_forward_are_said_not_a_crash(learner_mode)
     seen = checks.scratch_batchnorm(Lazy, quiet=True).lines()
     assert "the check itself failed" not in seen, seen
     assert "not a tensor before this step" in seen, seen
+
+
+def test_an_integer_running_var_is_said_as_its_dtype(learner_mode):
+    """Unseen round 16's wrong cause: running_var = torch.full((C,), 1) is int64,
+    the first update then fails inside torch; the registration says so first."""
+    torch = pytest.importorskip("torch")
+    base = m.scratch_class()
+
+    class IntegerVar(base):
+        def __init__(self, num_features, eps=1e-5, momentum=0.1, **kwargs):
+            super().__init__(num_features, eps, momentum, **kwargs)
+            self.register_buffer("running_var", torch.full((num_features,), 1))
+
+    text = checks.scratch_batchnorm(IntegerVar, quiet=True).lines()
+    assert "running_var is torch.int64, not torch.float32 as in PyTorch's" in text

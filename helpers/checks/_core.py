@@ -1202,7 +1202,8 @@ def registration_problem(label, module, buffers, params, attrs=None):
             if kind == "buffer" and key not in module.state_dict():
                 why = "registered with persistent=False: state_dict() leaves it out"
                 return wrong(label, f"{key} is {why}, so a saved model loses it")
-            if start is not None and dtype.is_floating_point and dtype != start.dtype:
+            same = start is None or dtype == start.dtype  # int64: torch.full((C,), 1)
+            if not same and (dtype.is_floating_point or start.is_floating_point()):
                 why = f"{key} is {dtype}, not {start.dtype} as in PyTorch's module "
                 return wrong(label, why + "(float buffers follow .double() later)")
     for attr, value in (attrs or {}).items():
