@@ -129,7 +129,7 @@ STANDARDIZE = {
     ),
     "another default eps": (
         lambda X, eps=1e-3: standardize(X, eps),
-        "called without eps (the signature's default eps=1e-5)",
+        "eps defaults to 0.001, the exercise's to 1e-05",
     ),
 }
 PERCENTILES = {
