@@ -662,7 +662,7 @@ def test_a_buffer_left_out_of_the_state_dict_or_in_another_dtype_is_caught():
             self.register_buffer("running_mean", torch.zeros(3, dtype=dtype))
             self.register_buffer("count", torch.tensor(0), persistent=persistent)
 
-    start = {"running_mean": torch.zeros(3), "count": torch.zeros(())}
+    start = {"running_mean": torch.zeros(3), "count": torch.zeros((), dtype=torch.long)}
     assert _core.registration_problem("f", Norm(), start, {}) is None
     problem = _core.registration_problem("f", Norm(persistent=False), start, {})
     assert "count is registered with persistent=False" in problem.detail
