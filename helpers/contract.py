@@ -42,7 +42,7 @@ COLAB_ID = "bncourse-colab"  # the Colab set-up cell, collapsed (tools/make_stud
 
 # Each exercise's parameters, as its notebook defines them (tests/test_repo.py reads
 # solutions/ to keep them so): the checks read a learner's own def against them
-# (helpers.checks._core.signature_problem: order, defaults).
+# (helpers.checks._core.run_check and order_problem: order, defaults).
 SIGNATURES = {
     "standardize_columns": "X, eps=1e-05",
     "layer_gradient_norms": "model, x, y",

@@ -414,7 +414,8 @@ def _locals_at_return(fn, *args):
         if event == "return" and frame.f_code.co_filename == where:
             kept.update({k: v for k, v in frame.f_locals.items() if k not in kept})
 
-    previous, _ = sys.getprofile(), sys.setprofile(profile)
+    previous = sys.getprofile()
+    sys.setprofile(profile)
     try:  # its exception is suppressed: the comparison of dx reported it
         with _core.quiet_numerics(), contextlib.suppress(Exception):
             fn(*args)

@@ -128,7 +128,8 @@ def _noise_draws(cls, seed, stored=False):
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
-            draws.append([t.clone() for t in noise]), outs.append((problem, noise))
+            draws.append([t.clone() for t in noise])
+            outs.append((problem, noise))
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
     same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
     swapped = uniform_problem(shifts, *SCALES, "") is None

@@ -328,14 +328,15 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     same = {"returns": {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}, "axis": 0}
     same |= {"returned": (dx, *sums), "known": known}  # axis 0: a factor per feature
     for k, (what, want) in enumerate((("dgamma", g.grad), ("dbeta", b.grad))):
-        alike = all(torch.equal(grad[k + 1], grads[0][k + 1]) for grad in grads)
-        diagnoses = {  # all-reduced: every rank holds the same (W times its own: not)
-            f"{what} was all-reduced; DDP does that afterwards, so this counts the "
-            f"shares {len(xs)} times: return this rank's sum": want
-            * (len(xs) if alike else np.nan),
+        diagnoses = {
             f"{what} is averaged over the slice: gamma and beta are shared by every "
             "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
         }
+        if all(torch.equal(grad[k + 1], grads[0][k + 1]) for grad in grads):  # alike:
+            diagnoses[  # all-reduced (W times each rank's own sum has the same total)
+                f"{what} was all-reduced; DDP does that afterwards, so this counts the "
+                f"shares {len(xs)} times: return this rank's sum"
+            ] = len(xs) * want
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses, **same}
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     for k, w in enumerate(("dgamma", "dbeta") if all(results) else ()):  # per rank
