@@ -404,6 +404,10 @@ def test_describe_recognises_factors_offsets_signs_and_permutations():
     text = _core.describe(only, want, small=(1,))
     assert "only feature 1" in text and "tiny variance" in text
     assert "tiny variance" not in _core.describe(only, want, small=(2,))
+    noisy = want.copy()
+    noisy[:, 1] += 1e-3 * rng.standard_normal(16)  # no factor: eps is not its sign
+    text = _core.describe(noisy, want, small=(1,))
+    assert "tiny variance" in text and "eps" not in text, text
 
 
 def test_describe_names_a_cause_only_on_an_exact_signature():

@@ -478,3 +478,21 @@ def test_a_forward_whose_cache_is_an_autograd_graph_passes(learner_mode):
 
     assert checks.layernorm_forward(forward, quiet=True)
     assert checks.layernorm_backward(forward, backward, quiet=True)
+
+
+def test_a_float32_step_is_named_by_its_error_size_not_blamed_on_eps(learner_mode):
+    """Unseen round 16's wrong cause: the spatial forward's columns cast to
+    float32 and the output cast back (float64 values, so no "float32 numbers"):
+    its error sits in the tiny-variance channel, which was read as eps. Errors
+    no larger than PyTorch's own in float32, channel by channel, are float32's."""
+
+    def forward(x, g, b, eps=1e-5):  # float32 x meets float64 gamma: float64 out
+        return m.spatial_forward(x.astype(np.float32), g, b, eps)
+
+    for report in (
+        checks.spatial_batchnorm_forward(forward, quiet=True),
+        checks.spatial_batchnorm_backward(forward, m.spatial_backward, quiet=True),
+    ):
+        text = _lines(report)
+        assert "errors of float32's size, feature by feature" in text, text
+        assert "eps matters" not in text, text

@@ -631,8 +631,9 @@ def _permuted(g, w, close) -> str | None:
     return "the right values in the wrong places"
 
 
-def _precision(got, err, want, dtype) -> str | None:
-    """The answer's rounding as the cause: to decimals, a narrow float, an integer."""
+def _precision(got, err, want, dtype, twin=None) -> str | None:
+    """The answer's rounding as the cause: to decimals, a narrow float, an integer;
+    or errors, feature by feature, no larger than ``twin``'s (the float32 answer)."""
     if "int" in str(dtype) and not np.array_equal(want, np.round(want)):
         return f"its dtype is {dtype}, and the right values have fractions"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
@@ -649,6 +650,12 @@ def _precision(got, err, want, dtype) -> str | None:
             why = f"its values are {name} numbers and the error is at {name}'s "
             why += f"rounding level ({unit:.0e}): compute in float64, "
             return why + "as the input is"
+    if twin is not None and np.shape(twin) == want.shape and want.size > 1:
+        worst = lambda a: _rows(np.abs(a - want), 1 if want.ndim > 1 else None).max(0)
+        if (theirs := worst(twin)).max() > 0 and np.all(worst(got) <= 30 * theirs):
+            e = f"PyTorch's in float32: {rel_error(twin, want):.1e}"
+            why = f"errors of float32's size, feature by feature ({e}): a step in "
+            return why + "float32 (.float(), np.float32): compute in float64"
     return None
 
 
@@ -725,7 +732,7 @@ def _per_feature(g, w, axis, close, say, known, small, tol, scale) -> str | None
             text = f"each {feature} is off by its own factor{named} ({_fmt(per)})"
             return say(f"{feature} factor" + (f" {label}" if label else ""), text)
         how = f"by the factor(s) {_fmt(per[off_one])}"
-        return _confined(off_one, feature, small, say, how)
+        return _confined(off_one, feature, small, say, how, "where eps matters")
     if g.shape[0] > 1 and g.shape[1] > 1 and close(g, w + (shift := (g - w).mean(0))):
         named = f", {label}" if (label := _named(shift, known)) else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
@@ -733,18 +740,18 @@ def _per_feature(g, w, axis, close, say, known, small, tol, scale) -> str | None
     bad = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
     if 0 < len(bad) < len(err):
         how = f"(rel. error up to {err.max():.1e})"
-        return _confined(bad, feature, small, say, how)
+        return _confined(bad, feature, small, say, how, "")
     return None
 
 
-def _confined(bad, feature, small, say, how) -> str:
-    """An error confined to some features; whether they are those where eps matters."""
+def _confined(bad, feature, small, say, how, note) -> str:
+    """An error confined to some features; whether they have a tiny variance."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
     one, many = ("", "is", "it is the one"), ("s", "are", "they are the ones")
     plural, verb, who = one if len(bad) == 1 else many
     text = f"only {feature}{plural} {which} {verb} off {how}"
     if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
-        text += f"; {who} with a tiny variance, where eps matters"
+        text += f"; {who} with a tiny variance" + (f", {note}" if note else "")
         return say("small variance", text)
     return say(f"only some {feature}s", text + "; the others are right")
 
@@ -931,7 +938,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     readers, invariants = pop("readers", ()), pop("invariants", ())
     hints = {**_sizes(got, want_np, returns), **(pop("shape_hints", {}) or {})}
     order = f"return ({', '.join(returns)}) in this order"
-    near, swap, alias = max(tol, 1e-9), "", None
+    near, swap, alias, twin = max(tol, 1e-9), "", None, pop("twin", None)
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
         shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
         if key != what and shared and np.may_share_memory(got, theirs):
@@ -982,7 +989,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         shape = None  # the stage reader names what the shape only describes
     if not (shape or stage):
         stage = next(filter(None, (check(got_np) for check in invariants)), None)
-    message = _precision(got_np, err, want_np, getattr(got, "dtype", "")) or shape
+    dtype = getattr(got, "dtype", "")
+    message = _precision(got_np, err, want_np, dtype, twin) or shape
     rounding = not (message or stage) and want_np.size > 2  # or a factor 1 + 6e-09
     if (rounding or "factor 1 + " in (message or "")) and 1e-9 < err <= 4e-6:
         message = "an error of float32's rounding size (6e-08) with no pattern: a step "

@@ -82,16 +82,16 @@ def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Proble
     return Problem(x, gamma, beta, rng.standard_normal(shape), eps)
 
 
-def reference(kind: str, p: Problem):
-    """(out, dx, dgamma, dbeta) from torch autograd in float64."""
-    torch = _core.torch()
-    x, g, b = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in p[:3])
+def reference(kind: str, p: Problem, dtype="float64"):
+    """(out, dx, dgamma, dbeta) from torch autograd in ``dtype`` (as float64)."""
+    torch, dtype = _core.torch(), getattr(_core.torch(), dtype)
+    x, g, b = (torch.tensor(a, dtype=dtype, requires_grad=True) for a in p[:3])
     if kind == "layer":
         out = torch.nn.functional.layer_norm(x, (x.shape[1],), g, b, eps=p.eps)
     else:  # training=True
         out = torch.nn.functional.batch_norm(x, None, None, g, b, True, eps=p.eps)
-    out.backward(torch.from_numpy(p.dout))
-    return tuple(t.detach().numpy() for t in (out, x.grad, g.grad, b.grad))
+    out.backward(torch.from_numpy(p.dout).to(dtype))
+    return tuple(t.detach().double().numpy() for t in (out, x.grad, g.grad, b.grad))
 
 
 def forward_invariants(kind: str, p: Problem) -> list:
@@ -241,6 +241,7 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
             got = value[0]
         p = p._replace(eps=EPS) if p.eps is None else p
         want, tol = reference(kind, p)[0], tolerance(kind, p)
+        how |= dict(twin=reference(kind, p, "float32")[0])  # float32's own errors
         return compare(label, got, want, tol=tol, what="out", **how)
 
     def body():
@@ -474,12 +475,14 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
 def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result]:
     """dx, dgamma, dbeta against PyTorch's; causes named if ``named`` (a right cache)"""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
+    twins = reference(kind, p, "float32")[1:]
     (params, outputs), tol = shape_hints(kind, p), tolerance(kind, p)
     dx = dict(directions=directions(kind, p), small=() if kind == "layer" else (1,))
     dx |= dict(invariants=dx_invariants(kind, p, refs["dx"]), shape_hints=outputs)
     results = []
-    for (what, want), grad in zip(refs.items(), grads, strict=True):
+    for (what, want), grad, twin in zip(refs.items(), grads, twins, strict=True):
         how = dx if what == "dx" else dict(shape_hints=params, axis=0)
+        how = how | dict(twin=twin)
         how = how | dict(returns=refs, returned=grads, known=known(kind, p))
         if named:  # a dx that differs along a branch names it
             how |= dict(program=program(kind, p, what, name.endswith("_alt")))
