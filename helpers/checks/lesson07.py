@@ -206,8 +206,8 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)
 
 
-def _net(seed, train=True):
-    """A float64 MLP with batch norm, in training mode or not, and a batch."""
+def _net(seed, train=True, dtype="float64"):
+    """An MLP with batch norm, in training mode or not, and a batch, in ``dtype``."""
     nn, gen = torch_().nn, torch_().Generator().manual_seed(seed + 1)
     torch_().manual_seed(seed)
     layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8)]
@@ -215,7 +215,8 @@ def _net(seed, train=True):
     x = torch_().randn(20, 6, generator=gen, dtype=torch_().float64) * 2 + 1
     y = torch_().randint(2, (20,), generator=gen)  # class 2 absent: one_hot(y) fails
     layers[-1].weight.data.mul_(3)  # a gradient of norm > 2: clipping it would show
-    return nn.Sequential(*layers).double().train(train), x, y
+    dtype = getattr(torch_(), dtype)
+    return nn.Sequential(*layers).to(dtype).train(train), x.to(dtype), y
 
 
 def _grads(model, x, y, zero=True):
@@ -229,30 +230,34 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
     """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
     how = {"copy_inputs": False, "returns": (2, names)}  # a pair (_core.unpack)
 
-    def run(train=True):
-        (model, x, y), extra = _net(seed, train), args[0 if train else 1]
+    def run(train=True, dtype="float64"):  # training, eval, then a float32 model
+        (model, x, y), extra = _net(seed, train, dtype), args[0 if train else 1]
         value, problem = call(name, fn, model, x, y, *extra, **how)
         if problem is not None:
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
-        if any(isinstance(v, np.ndarray) for v in items):  # 0-d arrays too
-            return wrong(name, "return Python numbers (float(a)), not NumPy arrays")
-        if any(isinstance(v, torch_().Tensor) for v in items):
-            why = "return Python numbers (.item()): a tensor keeps its autograd graph"
-            return wrong(name, why + " and the memory it holds")
+        if any(isinstance(v, np.ndarray | torch_().Tensor) for v in items):  # 0-d too
+            why = "return Python numbers (float(a), .item()), not NumPy arrays or "
+            return wrong(name, why + "tensors (a tensor keeps its graph and memory)")
         if "cosine" in names and any(isinstance(v, list | tuple) for v in value):
             return wrong(name, f"returned {value!r}: return two Python floats")
         flat = [to_numpy(v) for v in items]
         now, other = ("training", "eval") if train else ("eval", "training")
         mode = f"measured in {other} mode: keep the model's mode ({now} here)"
-        models = _net(seed, train)[0], _net(seed, not train)[0]  # and in the other mode
+        models = _net(seed, train, dtype)[0], _net(seed, not train, dtype)[0]
         want, still, diagnoses = answers(*models, mode, x, y, *extra)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             return wrong(name, f"return {names}: {len(want)} numbers in all")
-        g = np.concatenate([np.ravel(v) for v in flat])
-        result = compare(name, g, want, tol=1e-10, diagnoses=diagnoses)
+        g, low = np.concatenate([np.ravel(v) for v in flat]), dtype == "float32"
+        result = compare(name, g, want, tol=1e-4 if low else 1e-10, diagnoses=diagnoses)
+        if result.passed and not low:
+            return run(False) if train else run(True, "float32")
+        if low and not result.passed:  # right in float64: float32 work done lower
+            why = "right for a float64 model, not for a float32 one (as the lesson's): "
+            why += "float32 work done at a lower precision (torch.autocast, bfloat16, "
+            return wrong(name, why + f".half()?): {result.detail}", result.error, 1e-4)
         if result.passed or any(m in result.detail for m in (*diagnoses, "float32")):
-            return run(False) if result.passed and train else result  # then eval mode
+            return result
         w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
         same = lambda a, b: np.allclose(a, b, rtol=1e-10, atol=1e-12)
         show = lambda a: ", ".join(f"{v:.6g}" for v in a)

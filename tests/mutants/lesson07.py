@@ -194,6 +194,11 @@ def probed(
     return losses, changes
 
 
+def _autocast(model, x, y, steps):  # round 16's false ok: the check's model was float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return probed(model, x, y, steps)
+
+
 def _ics(**kw):
     return lambda m, x, y, i, lr: changed(m, x, y, i, lr, **kw)
 
@@ -339,7 +344,7 @@ ICS = {
     "1 - cosine": (_one_minus_cosine, "this is 1 - cos(G, G')"),
     "G aliased to the zeroed gradient": (_aliased, "what the measurement gives when nothing moves"),
     "one layer short": (_ics(short=True), "the layer just before it was not updated"),
-    "returns tensors": (lambda *a: tuple(map(torch.tensor, changed(*a))), "return Python numbers (.item())"),
+    "returns tensors": (lambda *a: tuple(map(torch.tensor, changed(*a))), "not NumPy arrays or tensors"),
     "compared in half precision": (lambda *a: tuple(float(torch.tensor(v).half()) for v in changed(*a)), "its values are float16 numbers"),
     "0-d arrays returned": (lambda *a: tuple(np.asarray(v) for v in changed(*a)), "not NumPy arrays"),
     "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
@@ -355,6 +360,7 @@ PROBE = {
     "returns one list": (lambda m, x, y, steps: probed(m, x, y, steps)[0], "expected a tuple of 2"),
     "losses of the unmoved model": (_unmoved_loss, "what the measurement gives when nothing moves"),
     "changes divided by eta": (_per_eta, "each gradient change is divided by its eta"),
+    "under bfloat16 autocast": (_autocast, "not for a float32 one (as the lesson's)"),
 }
 # fmt: on
 
