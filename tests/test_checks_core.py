@@ -683,7 +683,7 @@ def test_shapes_and_precedence_are_read_from_what_the_answer_shows():
     got = _core.shape_problem("f", np.float64(2.0), (1,))
     assert "an axis of size 1 dropped; the values are right in number" in got.detail
     got = _core.shape_problem("f", np.ones((1, 3)), (3,))
-    assert "an axis of size 1 kept (keepdims=True?)" in got.detail
+    assert "an axis of size 1 kept (keepdims=True, or made so?)" in got.detail
     got = _core.shape_problem("f", np.ones((1, 3, 1, 1)), (3,))  # no keepdims here
     assert "3 axes of size 1 added (a reshape?)" in got.detail
     x = np.random.default_rng(3).normal(5.0, 2.0, (10, 3))

@@ -245,3 +245,5 @@ def test_an_integer_running_var_is_said_as_its_dtype(learner_mode):
 
     text = checks.scratch_batchnorm(IntegerVar, quiet=True).lines()
     assert "running_var is torch.int64, not torch.float32 as in PyTorch's" in text
+    # the untrained eval output: int64 + eps is float32 in PyTorch, said as such
+    assert "an integer tensor plus a float in PyTorch" in text, text

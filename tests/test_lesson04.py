@@ -133,3 +133,21 @@ def test_a_training_step_that_breaks_the_buffers_is_told_not_a_crash(learner_mod
 
     text = checks.batch_renorm(Broken, m.renorm_forward, quiet=True).lines()
     assert "a bug in the course" not in text and "BatchRenorm" in text, text
+
+
+def test_buffers_registered_with_a_row_shape_are_said_at_registration(learner_mode):
+    """Unseen round 16's wrong cause: torch.zeros(1, C) buffers broadcast right;
+    registration said "should start as [0.0, ...]" (they do) and a later line
+    guessed keepdims=True. The shape is said where it is made."""
+    torch = pytest.importorskip("torch")
+    base = m.renorm_class()
+
+    class Rows(base):
+        def __init__(self, num_features, *args, **kwargs):
+            super().__init__(num_features, *args, **kwargs)
+            self.register_buffer("running_mean", torch.zeros(1, num_features))
+            self.register_buffer("running_std", torch.ones(1, num_features))
+
+    text = checks.batch_renorm(Rows, m.renorm_forward, quiet=True).lines()
+    assert "running_mean has shape (1, 5), not (5,): one value per feature" in text
+    assert "should start as" not in text and "keepdims=True?" not in text, text

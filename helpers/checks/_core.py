@@ -459,7 +459,8 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
             hint = ": " + shape_hints[array.shape]
         elif [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
             extra, how = array.ndim - len(shape), "an axis of size 1 dropped"
-            how = "an axis of size 1 kept (keepdims=True?)" if extra == 1 else how
+            kept = "an axis of size 1 kept (keepdims=True, or made so?)"
+            how = kept if extra == 1 else how
             how = "np.matrix keeps results 2-D" if type(value) is np.matrix else how
             how = f"{extra} axes of size 1 added (a reshape?)" if extra > 1 else how
             hint = f": {how}; the values are right in number, "
@@ -994,7 +995,8 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     rounding = not (message or stage) and want_np.size > 2  # or a factor 1 + 6e-09
     if (rounding or "factor 1 + " in (message or "")) and 1e-9 < err <= 4e-6:
         message = "an error of float32's rounding size (6e-08) with no pattern: a step "
-        message += "in float32 (.float(), np.float32), or a term that small left out"
+        message += "in float32 (.float(), np.float32, an integer tensor plus a float "
+        message += "in PyTorch), or a term that small left out"
     diff = np.abs(got_np - want_np)
     where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     if message:
@@ -1205,6 +1207,9 @@ def registration_problem(label, module, buffers, params, attrs=None):
                 why += ", so that state_dict saves it and .to() and .double() move it"
                 return wrong(label, f"{key} is not a registered {kind}: {why}")
             got, dtype = found[key].detach().double(), found[key].dtype
+            if start is not None and got.shape != start.shape:  # before its values
+                why = f"{key} has shape {tuple(got.shape)}, not {tuple(start.shape)}: "
+                return wrong(label, why + "one value per feature, as PyTorch's")
             if start is not None and not torch().equal(got, start.double()):
                 return wrong(label, f"{key} should start as {start.tolist()}")
             if kind == "buffer" and key not in module.state_dict():

@@ -73,7 +73,7 @@ SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's def
 
 def activation_percentiles(fn, quiet=False, strict=None):
     """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile."""
-    tensor, q3 = torch().from_numpy, {"q": (15, 50, 85)}
+    name, tensor, q3 = "activation_percentiles", torch().from_numpy, {"q": (15, 50, 85)}
     values = np.random.default_rng(3).standard_normal((40, 7)) * 2 + 1
     cases = {  # label: (values, keywords): any shape, tensor or array
         "q=3 values": (tensor(values), q3),
@@ -89,7 +89,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
     }
 
     def body():
-        name, seen, results = "activation_percentiles", [], []
+        seen, results = [], []
         for label, (data, keywords) in cases.items():
             got, problem = call(f"{name} {label}", fn, data, **keywords)
             if problem is None and not isinstance(got, np.ndarray):
@@ -117,9 +117,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
                 break
         return results
 
-    return run_check(
-        "activation_percentiles", body, quiet, strict, activation_percentiles=fn
-    )
+    return run_check(name, body, quiet, strict, activation_percentiles=fn)
 
 
 def _summaries(model, x, y) -> tuple:

@@ -12,10 +12,8 @@ from ._core import torch as torch_
 __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "sync_bn_layer"]
 __all__ += ["merge_running_stats"]  # each public check has mutants in tests/mutants/
 
-TOL, CHANNELS = 1e-12, 4  # TOL: float64, against one process on the whole batch
-TOL32 = 1e-2  # float32 at 10,000: the two passes of the solution are off by 3e-4
-SIZES = (3, 6, 5)  # examples per rank: unequal on purpose
-RUNNING_SIZES = (4, 7, 1)  # a rank of one example: n_r / (n_r - 1) is infinite
+TOL, TOL32, CHANNELS = 1e-12, 1e-2, 4  # TOL32: float32 at 1e4, the solution off by 3e-4
+SIZES, RUNNING_SIZES = (3, 6, 5), (4, 7, 1)  # unequal; a rank of 1: n_r - 1 = 0
 MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
 SHARES = (50, 200, 20)  # merge: the examples behind each rank's statistics, unequal
 BUFFERS = ("running_mean", "running_var")
@@ -165,12 +163,10 @@ def _far(name, fn, xs, gamma, beta) -> Result | None:
     full, norm = torch.cat([a[0] for a in far]).double(), torch.nn.functional.batch_norm
     wants = (norm(full, None, None, gamma, beta, True, 0, e) for e in (0.5, EPS))
     err = [_core.rel_error(out.double(), w) for w in wants]  # eps given, default
-    if err[0] <= TOL32:
-        return None
     why = "(a variance as E[x^2] - mu^2? section 2's cancellation: square deviations)"
     why = "its output is eps=1e-5's: use the eps passed in" if err[1] <= TOL32 else why
     off = "around 10,000 with a spread of 1 and eps=0.5, the ranks' outputs are off by"
-    return wrong(label, f"{off} {err[0]:.1e}; {why}")
+    return None if err[0] <= TOL32 else wrong(label, f"{off} {err[0]:.1e}; {why}")
 
 
 def _shares(out, cache) -> bool:
@@ -302,9 +298,8 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
         return [problem_]
     for rank, where, now, was in [(r, *f) for r, fs in enumerate(before) for f in fs]:
         if _core._changed(was, now):
-            why = "compute new tensors (dx = dout * ..., not dout *= ...)"
-            what = where.split(" (")[0]
-            return [wrong(name, f"changed {what} in place on rank {rank}: {why}")]
+            why = f"changed {where.split(' (')[0]} in place on rank {rank}: compute "
+            return [wrong(name, why + "new tensors (dx = dout * ..., not dout *= ...)")]
     dx, problem_ = _outputs(f"{name} dx", grads, xs, "dx")
     if problem_ is not None:
         return [problem_]
@@ -328,15 +323,13 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     same = {"returns": {"dx": x.grad, "dgamma": g.grad, "dbeta": b.grad}, "axis": 0}
     same |= {"returned": (dx, *sums), "known": known}  # axis 0: a factor per feature
     for k, (what, want) in enumerate((("dgamma", g.grad), ("dbeta", b.grad))):
-        diagnoses = {
-            f"{what} is averaged over the slice: gamma and beta are shared by every "
-            "example, so sum over axis 0": sum(s.mean(0) for s in shares[k]),
-        }
+        why = f"{what} is averaged over the slice: gamma and beta are shared by every "
+        averaged = sum(s.mean(0) for s in shares[k])
+        diagnoses = {why + "example, so sum over axis 0": averaged}
         if all(torch.equal(grad[k + 1], grads[0][k + 1]) for grad in grads):  # alike:
-            diagnoses[  # all-reduced (W times each rank's own sum has the same total)
-                f"{what} was all-reduced; DDP does that afterwards, so this counts the "
-                f"shares {len(xs)} times: return this rank's sum"
-            ] = len(xs) * want
+            why = f"{what} was all-reduced; DDP does that afterwards, so this counts "
+            why += f"the shares {len(xs)} times: return this rank's sum"
+            diagnoses[why] = len(xs) * want  # W times each rank's sum: the same total
         kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses, **same}
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     for k, w in enumerate(("dgamma", "dbeta") if all(results) else ()):  # per rank
@@ -516,12 +509,11 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         seen = f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync)"
         done = ok(name, f"{seen} agree on all 3 ranks (shares {str(SHARES)[1:-1]})")
         low = list(zip([m.float() for m in _rank_models(seed)], SHARES, strict=True))
-        _, _, problem_ = _ranks(f"{name} float32", on_rank, low, copy=False)
+        _, _, problem_ = _ranks(label := f"{name} float32", on_rank, low, copy=False)
         kinds = {b.dtype for m, _ in low for b in m.buffers() if b.is_floating_point()}
         if problem_ is None and kinds != {torch_().float32}:  # round 10's false ok
             why = f"float32 layers hold {sorted(map(str, kinds))} buffers after it: "
-            why += "keep their dtype (copy_ into them)"
-            problem_ = wrong(f"{name} float32", why)
+            problem_ = wrong(label, why + "keep their dtype (copy_ into them)")
         return done if problem_ is None else [done, problem_]
 
     return run_check(name, body, quiet, strict, **{name: fn})
