@@ -496,3 +496,17 @@ def test_a_float32_step_is_named_by_its_error_size_not_blamed_on_eps(learner_mod
         text = _lines(report)
         assert "errors of float32's size, feature by feature" in text, text
         assert "eps matters" not in text, text
+
+
+def test_a_small_exact_offset_is_described_not_called_float32(learner_mode):
+    """Unseen round 17's wrong cause (after the float32 reading came in): the
+    zeros left out of the inner batch-norm call, so eps lands in beta: out is
+    off by gamma * eps per feature, an error below float32's on this problem.
+    An exact signature (an offset per feature) comes before the float32 size."""
+
+    def forward(x, gamma, beta, eps=1e-5):
+        inner, cache = m.bn_forward(x.T, np.ones(len(x)), eps, eps)  # beta = eps
+        return gamma * inner.T + beta, cache
+
+    text = _lines(checks.layernorm_forward(forward, quiet=True))
+    assert "shifted by its own offset" in text and "float32" not in text, text

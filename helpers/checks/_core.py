@@ -632,9 +632,8 @@ def _permuted(g, w, close) -> str | None:
     return "the right values in the wrong places"
 
 
-def _precision(got, err, want, dtype, twin=None) -> str | None:
-    """The answer's rounding as the cause: to decimals, a narrow float, an integer;
-    or errors, feature by feature, no larger than ``twin``'s (the float32 answer)."""
+def _precision(got, err, want, dtype) -> str | None:
+    """The answer's rounding as the cause: to decimals, a narrow float, an integer."""
     if "int" in str(dtype) and not np.array_equal(want, np.round(want)):
         return f"its dtype is {dtype}, and the right values have fractions"
     if np.array_equal(got, np.round(got)):  # whole numbers fit every format
@@ -651,19 +650,13 @@ def _precision(got, err, want, dtype, twin=None) -> str | None:
             why = f"its values are {name} numbers and the error is at {name}'s "
             why += f"rounding level ({unit:.0e}): compute in float64, "
             return why + "as the input is"
-    if twin is not None and np.shape(twin) == want.shape and want.size > 1:
-        worst = lambda a: _rows(np.abs(a - want), 1 if want.ndim > 1 else None).max(0)
-        if (theirs := worst(twin)).max() > 0 and np.all(worst(got) <= 30 * theirs):
-            e = f"PyTorch's in float32: {rel_error(twin, want):.1e}"
-            why = f"errors of float32's size, feature by feature ({e}): a step in "
-            return why + "float32 (.float(), np.float32): compute in float64"
     return None
 
 
 def describe(
-    got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, directions=None
+    got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, **more
 ) -> str | None:
-    """How ``got`` differs from ``want`` (as Karpathy's ``cmp``); ``causes``: why"""
+    """How ``got`` differs from ``want`` (Karpathy's ``cmp``); more: directions, twin"""
     g, w = to_numpy(got), to_numpy(want)
     fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
     if not fits or not (np.all(np.isfinite(g)) and np.all(np.isfinite(w))):
@@ -693,8 +686,10 @@ def describe(
         a, b = (f"{v:.4g}" + _label(_named(v, known)) for v in (c, d))
         text = f"the right value times {a}, plus {b}, everywhere"
         return say("factor and offset", text)
-    found = _along(g, w, axis, directions or {}, close, say)
-    return found or _per_feature(g, w, axis, close, say, known, small, tol, scale)
+    found = _along(g, w, axis, more.get("directions") or {}, close, say)
+    twin = to_numpy(more.get("twin"))  # compared only when no exact signature fits
+    twin = twin if np.shape(twin) == g.shape else None
+    return found or _per_feature(g, w, axis, close, say, known, small, tol, twin)
 
 
 def _along(g, w, axis, directions, close, say) -> str | None:
@@ -719,15 +714,17 @@ def _along(g, w, axis, directions, close, say) -> str | None:
     return None
 
 
-def _per_feature(g, w, axis, close, say, known, small, tol, scale) -> str | None:
-    """describe's signatures per feature: a factor, an offset, a confined error."""
-    feature, g, w = ("feature", "channel")[g.ndim > 2], _rows(g, axis), _rows(w, axis)
+def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
+    """describe's signatures per feature: a factor, an offset; then, not exact,
+    errors no larger than ``twin``'s (float32's) in each feature, or confined ones"""
+    feature, scale = ("feature", "channel")[g.ndim > 2], max(np.abs(w).max(), 1e-300)
+    g, w, twin = (None if a is None else _rows(a, axis) for a in (g, w, twin))
     with np.errstate(all="ignore"):
         per = np.sum(g * w, axis=0) / np.sum(w * w, axis=0)
     if g.shape[1] > 1 and np.all(np.isfinite(per)) and close(g, per * w):
         off_one, label = np.flatnonzero(np.abs(per - 1) > 1e-6), _named(per, known)
         if g.shape[0] == 1 and not label or not len(off_one):  # no signature: a
-            return None  # vector is a multiple of any other; factors 1 are rounding
+            return _float32_sized(g, w, twin, scale)  # vector is a multiple of any
         if label or len(off_one) == len(per):
             named = f", {label}" if label else ""
             text = f"each {feature} is off by its own factor{named} ({_fmt(per)})"
@@ -738,10 +735,22 @@ def _per_feature(g, w, axis, close, say, known, small, tol, scale) -> str | None
         named = f", {label}" if (label := _named(shift, known)) else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
         return say(f"{feature} offset" + (f" {label}" if label else ""), text)
+    if sized := _float32_sized(g, w, twin, scale):
+        return sized
     bad = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
     if 0 < len(bad) < len(err):
         how = f"(rel. error up to {err.max():.1e})"
         return _confined(bad, feature, small, say, how, "")
+    return None
+
+
+def _float32_sized(g, w, twin, scale) -> str | None:
+    """Errors (features on axis 1) no larger than float32's (``twin``) in each"""
+    worst, f32 = (lambda a: np.abs(a - w).max(0)), w if twin is None else twin
+    if np.max(theirs := worst(f32)) > 0 and np.all(worst(g) <= 30 * theirs):
+        why = "errors of float32's size, feature by feature (PyTorch's in float32: "
+        why += f"{theirs.max() / scale:.1e}): a step in float32 (.float(), "
+        return why + "np.float32): compute in float64"
     return None
 
 
@@ -939,7 +948,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     readers, invariants = pop("readers", ()), pop("invariants", ())
     hints = {**_sizes(got, want_np, returns), **(pop("shape_hints", {}) or {})}
     order = f"return ({', '.join(returns)}) in this order"
-    near, swap, alias, twin = max(tol, 1e-9), "", None, pop("twin", None)
+    near, swap, alias = max(tol, 1e-9), "", None
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
         shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
         if key != what and shared and np.may_share_memory(got, theirs):
@@ -990,8 +999,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
         shape = None  # the stage reader names what the shape only describes
     if not (shape or stage):
         stage = next(filter(None, (check(got_np) for check in invariants)), None)
-    dtype = getattr(got, "dtype", "")
-    message = _precision(got_np, err, want_np, dtype, twin) or shape
+    message = _precision(got_np, err, want_np, getattr(got, "dtype", "")) or shape
     rounding = not (message or stage) and want_np.size > 2  # or a factor 1 + 6e-09
     if (rounding or "factor 1 + " in (message or "")) and 1e-9 < err <= 4e-6:
         message = "an error of float32's rounding size (6e-08) with no pattern: a step "
