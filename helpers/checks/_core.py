@@ -1004,7 +1004,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     if (rounding or "factor 1 + " in (message or "")) and 1e-9 < err <= 4e-6:
         message = "an error of float32's rounding size (6e-08) with no pattern: a step "
         message += "in float32 (.float(), np.float32, an integer tensor plus a float "
-        message += "in PyTorch), or a term that small left out"
+        message += "in PyTorch), or a term that small added or left out (an eps?)"
     diff = np.abs(got_np - want_np)
     where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     if message:

@@ -216,6 +216,8 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
             (1 - m, m, q * m * ref.eps * n / (n - 1)): stored,  # before Bessel's
         }
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
+        if np.allclose(abc, (1 - m, m, 0), 1e-5, tol):  # PyTorch's update, rounded
+            fits = ["PyTorch's to 5 digits: a rounding difference (a float32 step?)"]
         seen += f"; read at step {step}: {buffer} = {a:.4g}·old + {b:.4g}·batch"
         seen += f" + {c:.4g}" * bool(abs(c) > tol) + f"; PyTorch's: {1 - m:.4g}·old"
         seen += f" + {m:.4g}·batch (batch = the batch's {what})"

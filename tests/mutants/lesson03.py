@@ -41,6 +41,7 @@ def scratch_class(
     guard_2d=False,  # True: one value per channel refused for (N, C) input only
     round_stats=False,  # True: batch statistics rounded to float32 before the update
     swapped=False,  # True: mean, var = torch.var_mean(x) (it returns var first)
+    round_factor=False,  # True: n / (n - 1) from a float32 tensor n (round 17)
 ):
     import torch
     from torch import nn
@@ -147,7 +148,9 @@ def scratch_class(
                     bm, bv = (bv, bm) if swapped else (bm, bv)
                     if round_stats:  # round 11's wrong cause: the figures were wrong
                         bm, bv = bm.float().to(bm.dtype), bv.float().to(bv.dtype)
-                    if running_var in ("unbiased", "twice", "eps"):
+                    if round_factor:  # read as "n counts every value" in round 17
+                        bv = bv * (torch.tensor(n, dtype=torch.float32) / (n - 1))
+                    elif running_var in ("unbiased", "twice", "eps"):
                         bv = bv * n / (n - 1)
                     bv = bv * n / (n - 1) if running_var == "twice" else bv
                     bv = bv + self.eps if running_var == "eps" else bv
@@ -319,6 +322,7 @@ SCRATCH = {
     "running statistics updated with grad only": (scratch_protocol("updates with grad only"), "under torch.no_grad()): num_batches_tracked is tensor(3)"),
     "eval statistics cached at the first eval": (scratch_protocol("eval statistics cached"), "eval mode: "),
     "statistics rounded to float32": (scratch_class(round_stats=True), ": float32 rounding, or a term as small"),
+    "unbiased factor in float32": (scratch_class(round_factor=True), "PyTorch's to 5 digits: a rounding difference"),
     "momentum read at init": (scratch_protocol("momentum read at init"), "ScratchBatchNorm momentum_later=0.5 | WRONG"),
     "guard after the update": (scratch_protocol("guard after the update"), "running_var changed by refused inputs"),
     "batch statistics in eval before training": (scratch_protocol("batch statistics untrained"), "ScratchBatchNorm eval, untrained   | WRONG"),

@@ -199,6 +199,26 @@ def _autocast(model, x, y, steps):  # round 16's false ok: the check's model was
         return probed(model, x, y, steps)
 
 
+def _pairwise(model, x, y, steps):  # round 17: F.pairwise_distance adds eps=1e-6
+    losses, _ = probed(model, x, y, steps)
+    work, changes = copy.deepcopy(model), []
+    params = list(work.parameters())
+    start = [p.detach().clone() for p in params]
+    work.zero_grad()
+    F.cross_entropy(work(x), y).backward()
+    grads = [p.grad.detach().clone() for p in params]
+    g = torch.cat([d.flatten() for d in grads])
+    for eta in steps:
+        with torch.no_grad():
+            for p, p0, d in zip(params, start, grads, strict=True):
+                p.copy_(p0 - eta * d)
+        work.zero_grad()
+        F.cross_entropy(work(x), y).backward()
+        moved = torch.cat([p.grad.flatten() for p in params])
+        changes.append(F.pairwise_distance(g[None], moved[None]).item())
+    return losses, changes
+
+
 def _ics(**kw):
     return lambda m, x, y, i, lr: changed(m, x, y, i, lr, **kw)
 
@@ -361,6 +381,7 @@ PROBE = {
     "losses of the unmoved model": (_unmoved_loss, "what the measurement gives when nothing moves"),
     "changes divided by eta": (_per_eta, "each gradient change is divided by its eta"),
     "under bfloat16 autocast": (_autocast, "not for a float32 one (as the lesson's)"),
+    "changes by F.pairwise_distance": (_pairwise, "a term that small added or left out"),
 }
 # fmt: on
 
