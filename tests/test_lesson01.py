@@ -58,7 +58,7 @@ def test_a_factor_of_the_batch_size_is_recognised_either_way(learner_mode):
         return [m.weight.grad.norm().item() for m in linear]
 
     text = checks.layer_gradient_norms(divided_twice, quiet=True).lines()
-    assert "0.125 = 1/(N)" in text and "summed" not in text
+    assert "0.07692 = 1/(N)" in text and "summed" not in text  # N = 13
 
 
 def test_a_signature_without_a_default_eps_is_not_told_to_return(learner_mode):
@@ -73,3 +73,22 @@ def test_a_signature_without_a_default_eps_is_not_told_to_return(learner_mode):
     seen = report.lines()
     assert "eps has no default, the exercise's 1e-05" in seen, seen
     assert "forget the `return`" not in seen, seen
+
+
+def test_gradients_accumulated_over_chunks_are_caught(learner_mode):
+    """Unseen round 17's false ok: the batch cut in chunks of 8, each chunk's mean
+    loss backpropagated and the gradients averaged. With batch norm in the model
+    a chunk's statistics are not the batch's; the check's batch (8) was one chunk.
+    A prime batch size (13) splits into chunks for every chunk size but 13."""
+    import torch
+    import torch.nn.functional as F
+
+    def chunked(model, x, y):
+        model.zero_grad()
+        for xs, ys in zip(x.split(8), y.split(8), strict=True):
+            (F.cross_entropy(model(xs), ys) * len(xs) / len(x)).backward()
+        linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        return [m.weight.grad.norm().item() for m in linear]
+
+    report = checks.layer_gradient_norms(chunked, quiet=True)
+    assert list(report.verdicts) == ["WRONG"], report.lines()

@@ -175,8 +175,8 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     deep = [nn.Identity()] * 6  # the last Linear is "10"; BN is no Linear; nested bias
     model = nn.Sequential(*layers, *nested, *deep, nn.Linear(4, 3)).double()
     gen = torch_.Generator().manual_seed(seed)
-    x = 3 * torch_.randn(8, 6, generator=gen, dtype=torch_.float64) + 2  # not standard
-    y = torch_.randint(0, 2, (8,), generator=gen)  # class 2 absent: one_hot(y) fails
+    x = 3 * torch_.randn(13, 6, generator=gen, dtype=torch_.float64) + 2  # 13: prime
+    y = torch_.randint(0, 2, (13,), generator=gen)  # class 2 absent: one_hot(y) fails
 
     def body():
         want, mistakes = _summaries(_core.copied(model), x, y)
