@@ -196,11 +196,16 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 
     def body():
         draws = _noise_draws(cls, seed, (train := _train_step(cls, seed))[0].passed)
-        label = "NoisyBatchNorm affine=False"  # no weight to shape the noise on
-        module, problem = _core.build_module(cls, label, 1, affine=False)
-        if problem is None:  # one channel, float32: x's shape and dtype, noise (1,)
-            out, noise = _noisy_call(module.train(), label, _batch(seed, 1)[0].float())
-            problem = out if noise is None else ok(label, "C=1, float32: ok")
+        label, x = "NoisyBatchNorm affine=False", _batch(seed, 1)[0].float()  # C=1
+        no = dict(affine=False, shift=0.0, spread=1.0)  # float32, ranges of width 0
+        module, problem = _core.build_module(cls, label, 1, **no)
+        if problem is None:  # then plain batch norm, and no weight to apply
+            out, noise = _noisy_call(module.train(), label, x)
+            plain = torch_().nn.functional.batch_norm(x, None, None, training=True)
+            what = "the output (shift=0, spread=1, affine=False: plain batch norm)"
+            problem = out  # a Result when _noisy_call found a problem
+            if noise is not None:
+                problem = compare(label, out, plain, tol=1e-5, what=what)
         return [*train, draws, _eval_mode(cls, seed), problem]
 
     return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)

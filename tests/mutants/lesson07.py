@@ -284,6 +284,19 @@ def _noise_from_numpy():
     return FromNumPy
 
 
+def _noise_from_distributions():
+    """Round 17's false ok: torch.distributions.Uniform refuses an empty range."""
+
+    class FromDistributions(noisy_class()):
+        def _draw(self, dtype):
+            full = lambda v: torch.full((self.num_features,), float(v), dtype=dtype)
+            uniform = torch.distributions.Uniform
+            shift = uniform(full(-self.shift), full(self.shift)).sample()
+            return shift, uniform(full(1), full(self.spread)).sample()
+
+    return FromDistributions
+
+
 def _affine_off():
     """Round 15's wrong cause: affine=False given to BatchNorm1d ("no running stats")."""
 
@@ -327,6 +340,7 @@ NOISY = {
     "affine=False given to BatchNorm1d": (_affine_off(), "no weight, bias: keep affine=True"),
     "(2, C) draw squeezed": (_draw_squeezed(), "the noise is Tensor (), Tensor (): draw one shift and one scale per channel, tensors of shape (1,)"),
     "noise drawn with NumPy": (_noise_from_numpy(), "torch.float32 (16, 1) input gave torch.float64 (16, 1)"),
+    "noise from torch.distributions": (_noise_from_distributions(), "NoisyBatchNorm affine=False        | ERROR   | raised ValueError"),
     "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
     "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
     "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
