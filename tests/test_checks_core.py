@@ -415,6 +415,11 @@ def test_describe_names_a_cause_only_on_an_exact_signature():
     causes = {"factor 2": "counted twice"}
     assert _core.describe(2 * want, want, causes=causes).endswith("counted twice")
     assert "counted twice" not in _core.describe(2.001 * want, want, causes=causes)
+    # two numbers always fit a factor and an offset: round 16's and 17's
+    # (distance, cosine) "times 77.71, plus -38.14" said nothing
+    pair = np.array([0.98, 0.49])
+    assert "plus" not in (_core.describe(np.array([38.05, 0.1]), pair) or "")
+    assert "plus" in _core.describe(3 * want + 1, want)
 
 
 def test_a_factor_per_position_of_an_image_never_crashes_compare():
@@ -992,6 +997,9 @@ def test_a_def_is_read_against_its_exercise_signature_sentinels_and_lists_pass()
     assert problem("f", batchnorm_forward=lambda x, g, b, eps=1e-5: 0) is None
     assert problem("a", activation_percentiles=lambda values, q=[15, 50, 85]: 0) is None
     assert problem("b", batchnorm_backward=lambda dout, cache=None: 0) is None
+    slash = problem("s", standardize_columns=lambda X, eps=1e-5, /: X)  # round 17
+    assert "eps is positional-only (before the /): a call with eps=" in slash.detail
+    assert problem("s", standardize_columns=lambda X, /, eps=1e-5: X) is None
     keyword = problem("s", sync_bn_backward=lambda saved, *, dout, all_reduce: 0)
     assert "signature (saved, *, dout, all_reduce)" in keyword.detail
 

@@ -682,6 +682,7 @@ def describe(
         return say(key, text + named)
     c, d = np.linalg.lstsq(np.c_[w.ravel(), np.ones(w.size)], g.ravel(), rcond=None)[0]
     both = abs(c - 1) > 1e-6 and abs(d) > 1e-6 * scale and np.ptp(w) > 1e-6 * scale
+    both = both and w.size > 2  # two numbers fit any factor and offset
     if both and close(g, c * w + d):  # a factor and an offset, neither rounding
         a, b = (f"{v:.4g}" + _label(_named(v, known)) for v in (c, d))
         text = f"the right value times {a}, plus {b}, everywhere"
@@ -1319,6 +1320,8 @@ def order_problem(label: str, fn, order: str) -> Result | None:
         a, b, empty = mine[name].default, want[name].default, inspect.Parameter.empty
         if place(mine, name) != place(want, name) or mine[name].kind > 1:
             why = "is elsewhere: a call by position fails or goes astray"
+        elif mine[name].kind < want[name].kind and b is not empty:  # eps=... fails
+            why = f"is positional-only (before the /): a call with {name}=... fails"
         elif a is not None and b is not empty and _shown(a) != _shown(b):  # None: a
             why = "has no default" if a is empty else f"defaults to {a!r}"  # sentinel
             why += f", the exercise's {'to ' * (a is not empty)}{b!r}"

@@ -105,21 +105,19 @@ def forward_invariants(kind: str, p: Problem) -> list:
 
 def directions(kind: str, p: Problem) -> dict:
     """dx's two branches per feature: 1 (through the mean), x_hat (the variance)."""
-    if kind == "layer":
-        return {}
     x2, shape = _core.channels_last(p.x), p.x.shape
     x_hat = (x2 - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
-    return {"1": np.ones(shape), "x_hat": _core.from_channels_last(x_hat, shape)}
+    ways = {"1": np.ones(shape), "x_hat": _core.from_channels_last(x_hat, shape)}
+    return {} if kind == "layer" else ways
 
 
 def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
     """What dx always satisfies: per feature, PyTorch's sum and product with x_hat."""
-    ways, rows = directions(kind, p), _core.channels_last
+    ways, labels = directions(kind, p), ("sum over the batch", "product with x_hat")
 
     def check(dx):
-        labels = {"1": "sum over the batch", "x_hat": "product with x_hat"}
-        for name, what in labels.items():
-            got, want = (rows(a * ways[name]).sum(0) for a in (dx, dx_ref))
+        for way, what in zip(ways.values(), labels, strict=True):  # 1, then x_hat
+            got, want = (_core.channels_last(a * way).sum(0) for a in (dx, dx_ref))
             if not np.allclose(got, want, rtol=1e-6, atol=1e-9 * abs(dx_ref).sum()):
                 return f"dx's {what} per feature is not PyTorch's ({_core._fmt(got)})"
 
@@ -172,12 +170,11 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
     """[out, dx, dgamma, dbeta] from the (N, D) ``given`` as the lesson uses them."""
     forward, backward = given if isinstance(given, (tuple, list)) else (given, None)
     layer, shape, found = kind == "layer", p.x.shape, [None] * 4
+    to2, back = _core.channels_last, lambda a: _core.from_channels_last(a, shape)
     if wrong_view:  # (N, D) layer norm: these reshapes change nothing
         to2, back = (lambda a: a.reshape(-1, shape[1])), (lambda a: a.reshape(shape))
     elif layer:
         to2 = back = lambda a: a.T
-    else:
-        to2, back = _core.channels_last, lambda a: _core.from_channels_last(a, shape)
     x2 = to2(p.x)
     affine = (np.ones(x2.shape[1]), np.zeros(x2.shape[1])) if layer else p[1:3]
     value, problem = call("given", forward, x2, *affine, eps=p.eps, returns=OUT)
@@ -302,7 +299,7 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
     """Compare the learner's backward with numerical gradients of their forward."""
     shape = {"batch": (6, 4), "spatial": (3, 2, 2, 3), "layer": (4, 6)}[kind]
     p = make_problem(kind, seed + 100, shape, eps=0.1, tiny=False)  # not the default
-    label = f"{name} numeric"
+    label, errors = f"{name} numeric", {}
     items, problem = call(name, forward, *p[:3], eps=p.eps, returns=OUT)
     if problem is None:
         grads, problem = call(name, backward, p.dout, items[1], returns=GRADS)
@@ -315,7 +312,6 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
     except Exception as exc:  # the forward pass failed on a nudged input
         why = "on a nudged input it raised " + _core.raised(exc)
         return Result(label, _core.ERROR, why)
-    errors = {}
     for key, got in zip(("dx", "dgamma", "dbeta"), grads, strict=True):
         shaped = _core.shape_problem(name, got, found[key[1:]].shape, key)
         if shaped is not None:
@@ -475,15 +471,13 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
 def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result]:
     """dx, dgamma, dbeta against PyTorch's; causes named if ``named`` (a right cache)"""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
-    twins = reference(kind, p, "float32")[1:]
+    twins, results = reference(kind, p, "float32")[1:], []
     (params, outputs), tol = shape_hints(kind, p), tolerance(kind, p)
     dx = dict(directions=directions(kind, p), small=() if kind == "layer" else (1,))
     dx |= dict(invariants=dx_invariants(kind, p, refs["dx"]), shape_hints=outputs)
-    results = []
     for (what, want), grad, twin in zip(refs.items(), grads, twins, strict=True):
         how = dx if what == "dx" else dict(shape_hints=params, axis=0)
-        how = how | dict(twin=twin)
-        how = how | dict(returns=refs, returned=grads, known=known(kind, p))
+        how = how | dict(twin=twin, returns=refs, returned=grads, known=known(kind, p))
         if named:  # a dx that differs along a branch names it
             how |= dict(program=program(kind, p, what, name.endswith("_alt")))
             how |= dict(causes=DX_CAUSES if what == "dx" else {})
@@ -492,8 +486,7 @@ def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result
 
 
 def _backward_check(kind, name, forward, backward, given, options, also=None):
-    seed, shape, quiet, strict = options
-    forward, p = _copying(forward), make_problem(kind, seed, shape)
+    forward, p = _copying(forward), make_problem(kind, *options[:2])  # seed, shape
 
     def body():
         items, problem = call(name, forward, *p[:3], eps=p.eps, returns=OUT)
@@ -524,7 +517,7 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
         mine = _given(kind, given, p) or [None] * 4  # their (N, D) functions
         credit = lambda r, g, c: _credited(r, g, c, tol, "batchnorm_backward_alt")
         gradients = list(map(credit, gradients, grads, mine[1:]))
-        numeric = _numeric_result(kind, name, forward, backward, seed)
+        numeric = _numeric_result(kind, name, forward, backward, options[0])
         slip = note if status == "repaired" else ""
         results = _judge_backward(kind, name, error, p, gradients, numeric, slip)
         if also is not None:
@@ -534,7 +527,7 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
         odd = [wrong(f"{name} cache", note)] if status == "odd" and failing else []
         return results + odd + ([stage] if stage is not None else [])
 
-    return _core.run_check(name, body, quiet, strict, **{name: backward})
+    return _core.run_check(name, body, *options[2:], **{name: backward})
 
 
 def batchnorm_backward(

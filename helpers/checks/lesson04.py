@@ -42,8 +42,7 @@ MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma 
 
 def problem(seed=0, n=12, d=5):
     """A batch whose r and d are clipped in some features, not in the others."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(3.0, 2.0, size=(n, d))
+    x = (rng := np.random.default_rng(seed)).normal(3.0, 2.0, size=(n, d))
     mean, std = np.array([[3.2, 2.0, 3.0, 5.5, 3.1], [1.9, 1.0, 4.5, 2.1, 2.0]])[:, :d]
     gamma, beta = rng.uniform(0.5, 2.0, d), rng.normal(0.0, 1.0, d)
     return x, gamma, beta, mean, std, rng.standard_normal((n, d))  # running mean, std
@@ -99,7 +98,6 @@ def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
     return f"dgamma uses {term}; the output is gamma * (x_hat * r + d) + beta"
 
 
-# --- the NumPy backward pass ---
 def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, strict=None):
     """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` with r, d constant."""
 
@@ -149,7 +147,6 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
     return _core.run_check(BACKWARD, body, quiet, strict, **{BACKWARD: backward})
 
 
-# --- the torch module ---
 def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     """A float64 module (5 channels) with ``state``, ``bounds``, and its out on ``x``"""
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
@@ -206,8 +203,7 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
         return f"{what} has the wrong sign in every feature"
     where = f"feature{'s' if many else ''} {', '.join(map(str, bad))}"
     text = f"{what} is off in {where}: yours {_fmt(g, 5)}, expected {_fmt(w, 5)}"
-    tiny = np.abs(g - w).max() / max(np.abs(w).max(), 1e-300)
-    if tiny < 1e-3:  # equal to 4 digits: say by how much
+    if (tiny := np.abs(g - w).max() / max(np.abs(w).max(), 1e-300)) < 1e-3:
         text = f"{what} is off in {where} by relative differences up to {tiny:.1e}"
     with np.errstate(all="ignore"):
         ratio, name = g / w, many and _core._named(g[0] / w[0], known)
@@ -259,10 +255,9 @@ def _reader(rows, state, bounds, momentum):
     same = lambda p, q: _close(p[0], q[0]).all() and _close(p[1], q[1]).all()
 
     def read(got):  # compare reads only an output of the expected shape
-        y = _core.channels_last(got)
         fit = lambda z: ((z * x_hat).sum(0) / (x_hat * x_hat).sum(0), z.mean(0))
         with np.errstate(all="ignore"):
-            a, b = fit(y)
+            a, b = fit(y := _core.channels_last(got))
             if not _close(a * x_hat + b, y).all():
                 return None  # not gamma * (x_hat * r + d) + beta for any r, d
             if same((a, b), right):
@@ -417,8 +412,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     return _core.run_check(NAME, body, quiet, strict, BatchRenorm=cls)
 
 
-# --- the schedule: the paper's is plain BN for 5k steps, then rmax rises linearly
-PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # to 3, dmax to 5
+PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # the paper's schedule
 GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
 
 

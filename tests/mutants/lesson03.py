@@ -452,7 +452,7 @@ FOLD = {
     "float32 fold of a float64 layer": (fold_variant(keep_dtype=False), "the layer's dtype and device"),
     "the kernel's first size only": (fold_variant(square=True), "a 3x2 kernel"),
     "other layers folded as Conv2d": (fold_variant(others=True), "fold_batchnorm Conv1d              | WRONG   | returned a Conv2d: return one Conv1d (or raise TypeError"),
-    "other layers refused with NotImplementedError": (lambda layer, bn: fold_variant()(layer, bn) if type(layer).__name__ in ("Linear", "Conv2d") else raise_(NotImplementedError("Linear, Conv2d only")), "(Conv1d) raised NotImplementedError: raise TypeError"),  # round 17's false ok
+    "other layers refused with NotImplementedError": (lambda layer, bn: fold_variant()(layer, bn) if type(layer).__name__ in ("Linear", "Conv2d") else raise_(NotImplementedError("Linear, Conv2d only")), "raised NotImplementedError (a layer it does not fold: raise TypeError"),  # round 17's false ok
     "refuses an untrained batch norm": (lambda layer, bn: raise_(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
     "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else raise_(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }
