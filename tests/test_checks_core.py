@@ -420,6 +420,12 @@ def test_describe_names_a_cause_only_on_an_exact_signature():
     pair = np.array([0.98, 0.49])
     assert "plus" not in (_core.describe(np.array([38.05, 0.1]), pair) or "")
     assert "plus" in _core.describe(3 * want + 1, want)
+    # float32's size: within 30 times the float32 answer's error, both ways
+    rng, twin = np.random.default_rng(4), want.astype(np.float32).astype(float)
+    noise = lambda size: want + size * rng.standard_normal(want.shape)
+    assert "float32's size" in _core.describe(noise(5e-8), want, tol=1e-10, twin=twin)
+    for got, twin in ((noise(1e-8), noise(1e-5)), (noise(1e-4), twin)):  # far off
+        assert "float32" not in str(_core.describe(got, want, tol=1e-12, twin=twin))
 
 
 def test_a_factor_per_position_of_an_image_never_crashes_compare():

@@ -746,9 +746,10 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
 
 
 def _float32_sized(g, w, twin, scale) -> str | None:
-    """Errors (features on axis 1) no larger than float32's (``twin``) in each"""
-    worst, f32 = (lambda a: np.abs(a - w).max(0)), w if twin is None else twin
-    if np.max(theirs := worst(f32)) > 0 and np.all(worst(g) <= 30 * theirs):
+    """Errors (features on axis 1) of float32's size: ``twin``'s, within 30 times"""
+    worst = lambda a: np.abs(a - w).max(0)
+    mine, theirs = worst(g), worst(w if twin is None else twin)
+    if np.all(mine <= 30 * theirs) and 30 * mine.max() >= theirs.max() > 0:
         why = "errors of float32's size, feature by feature (PyTorch's in float32: "
         why += f"{theirs.max() / scale:.1e}): a step in float32 (.float(), "
         return why + "np.float32): compute in float64"
