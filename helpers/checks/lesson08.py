@@ -387,6 +387,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
         (_, want), *mistakes = options.items()  # the right one first
         diagnoses = {f"the saved {what} {m}": v for m, v in mistakes}
         kw = {"what": f"the saved {what}", "diagnoses": diagnoses, "axis": None}
+        kw["known"] = {"momentum": MOMENTUM}  # a saved tensor scaled by the update
         if not (result := compare(f"{name} saved {what}", got, want, tol=TOL, **kw)):
             return result
     counts = [s[4].reshape(()).item() for _, s in results]

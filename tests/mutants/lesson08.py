@@ -176,6 +176,8 @@ def layer_forward(x, gamma, beta, rm, rv, all_reduce, eps=EPS, momentum=0.1, **k
         return out, (x, gamma, x.mean(0), invstd, count)
     if save == "keepdim":  # round 7's false ok
         return out, (x, gamma, mean.reshape(1, -1), invstd, count)
+    if save == "scaled mean":  # round 17: mean.mul_(momentum) in the running update
+        return out, (x, gamma, mean * momentum, invstd, count)
     if save == "float count":
         return out, (x, gamma, mean, invstd, float(count))
     return out, saved
@@ -352,6 +354,7 @@ LAYER_FORWARD = {
     "saves x_hat, not x": (_lfwd(save="x_hat"), "saved[0] is not the input x"),
     "count saved as a float": (_lfwd(save="float count"), "ctx.save_for_backward takes tensors only"),
     "mean saved with keepdim": (_lfwd(save="keepdim"), "have the shape (C,)"),
+    "mean scaled in place by momentum": (_lfwd(save="scaled mean"), "the saved mean: off by the constant factor 0.3 = momentum"),
     "running_var with this rank's count": (_lfwd(running="local count"), "corrected with this rank's count"),
     "gamma and beta forgotten": (_lfwd(affine=False), "gamma and beta are not applied"),
     "eps argument ignored": (lambda x, g, b, m, v, r, eps=EPS, mo=0.1: layer_forward(x, g, b, m, v, r, EPS, mo), "use the eps passed in"),
