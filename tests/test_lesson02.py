@@ -510,3 +510,24 @@ def test_a_small_exact_offset_is_described_not_called_float32(learner_mode):
 
     text = _lines(checks.layernorm_forward(forward, quiet=True))
     assert "shifted by its own offset" in text and "float32" not in text, text
+
+
+@pytest.mark.parametrize("per", ["feature", "example"])
+def test_layer_norm_through_x_transposed_is_told_both_shapes(per, learner_mode):
+    """Layer norm as batch norm of x.T with parameters of the wrong shape: gamma's
+    (D,) values, or round 16's inner ones and zeros made as (N, 1) columns (the
+    hint told the latter to use (D, 1), which was not their slip: (N,) it is)."""
+
+    def forward(x, gamma, beta, eps=1e-5):
+        xt = x.T  # (D, N): batch norm's statistics over axis 0 are per example
+        mu, var = xt.mean(0), xt.var(0)
+        if per == "feature":
+            out = gamma * (xt - mu) / np.sqrt(var + eps) + beta  # (D, N) * (D,)
+        else:
+            ones, zeros = np.ones((len(x), 1)), np.zeros((len(x), 1))
+            out = (ones * (xt - mu) / np.sqrt(var + eps) + zeros).T * gamma + beta
+        return out, None
+
+    text = _lines(checks.layernorm_forward(forward, quiet=True))
+    assert "(8, 6) is x transposed: its 8 features run along its first axis" in text
+    assert "one value per feature needs the shape (8, 1), one per example (6,)" in text

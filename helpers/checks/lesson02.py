@@ -161,8 +161,9 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
     if problem.verdict != _core.ERROR or f"({d},{n})" not in problem.detail:
         return problem
     head = re.split(r" \(x is \(| \(a broadcasting error", problem.detail)[0]
-    hint = f" (({d}, {n}) is x transposed: {d} values in a 1-D array line up with its"
-    hint += f" last axis; along its first they need the shape ({d}, 1))"
+    hint = f" (({d}, {n}) is x transposed: its {d} features run along its first axis, "
+    hint += f"its {n} examples along its last: one value per feature needs the shape "
+    hint += f"({d}, 1), one per example ({n},))"
     return Result(problem.name, _core.ERROR, head + hint)
 
 
