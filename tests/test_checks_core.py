@@ -424,8 +424,8 @@ def test_describe_names_a_cause_only_on_an_exact_signature():
     rng, twin = np.random.default_rng(4), want.astype(np.float32).astype(float)
     noise = lambda size: want + size * rng.standard_normal(want.shape)
     assert "float32's size" in _core.describe(noise(5e-8), want, tol=1e-10, twin=twin)
-    for got, twin in ((noise(1e-8), noise(1e-5)), (noise(1e-4), twin)):  # far off
-        assert "float32" not in str(_core.describe(got, want, tol=1e-12, twin=twin))
+    for got, f32 in ((noise(1e-8), noise(1e-5)), (noise(1e-4), twin)):  # far off
+        assert "float32" not in str(_core.describe(got, want, tol=1e-12, twin=f32))
 
 
 def test_a_factor_per_position_of_an_image_never_crashes_compare():

@@ -134,10 +134,9 @@ def quiet_numerics():
 
 def copied(value):
     """A deep copy, or ``value`` itself if it has none (a graph, a module): no crash"""
-    try:
+    with contextlib.suppress(Exception):  # any object's own __deepcopy__ may raise
         return copy.deepcopy(value)
-    except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may raise
-        return value  # as a whole: a copy of some items would cut a graph's leaves
+    return value  # as a whole: a copy of some items would cut a graph's leaves
 
 
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
@@ -305,8 +304,7 @@ def raised(exc: BaseException, args=()) -> str:
     message = (str(exc).strip().splitlines() or [""])[0]
     message = message[:117] + "..." if len(message) > 120 else message
     text = f"{type(exc).__name__}: {message}"
-    frames = traceback.extract_tb(exc.__traceback__)
-    mine = [f for f in frames if not _whose(f.filename)]
+    mine = [f for f in traceback.extract_tb(exc.__traceback__) if not _whose(f[0])]
     if mine and mine[-1].line:
         line = mine[-1].line.strip()
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
@@ -328,9 +326,8 @@ def raised(exc: BaseException, args=()) -> str:
 
 def _read_frame(exc: BaseException, message: str) -> str | None:
     """The learner's raising line in its frame: the one name that is None, or shapes."""
-    frames = (f for f, _ in traceback.walk_tb(exc.__traceback__))
-    mine = [f for f in frames if not _whose(f.f_code.co_filename)]
-    frame = mine[-1] if mine else None  # the learner's last frame
+    frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
+    frame = next((f for f in frames[::-1] if not _whose(f.f_code.co_filename)), None)
     line = frame and traceback.extract_stack(frame, 1)[0].line
     try:  # a line that opens a block (`if x:`) parses with a body added
         tree = ast.parse(line if not line.endswith(":") else line + " pass")
@@ -439,7 +436,7 @@ def abs_error(got, want) -> float:
 
 def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
     """Why ``value`` is not an array of ``shape`` (``shape_hints``: why a shape)."""
-    shape = tuple(shape)
+    shape, hint = tuple(shape), ""
     if value is None and "gradient" in what:  # a .grad: not a value returned
         why = f"{what} is None: backward() did not reach it: the graph is cut "
         return wrong(name, why + "(torch.no_grad(), .detach() or NumPy on the way)")
@@ -454,13 +451,11 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
         why = f"{what} is a {kind}, expected an array of real numbers of shape {shape}"
         return wrong(name, why)
     if array.shape != shape:
-        hint = ""
         if shape_hints and array.shape in shape_hints:
             hint = ": " + shape_hints[array.shape]
         elif [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
-            extra, how = array.ndim - len(shape), "an axis of size 1 dropped"
-            kept = "an axis of size 1 kept (keepdims=True, or made so?)"
-            how = kept if extra == 1 else how
+            extra, kept = array.ndim - len(shape), "kept (keepdims=True, or made so?)"
+            how = "an axis of size 1 " + (kept if extra == 1 else "dropped")
             how = "np.matrix keeps results 2-D" if type(value) is np.matrix else how
             how = f"{extra} axes of size 1 added (a reshape?)" if extra > 1 else how
             hint = f": {how}; the values are right in number, "
@@ -477,9 +472,8 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
         if array.ndim >= 2:  # which features (axis 1) hold them, if not all
             if len(rows := np.flatnonzero(_rows(bad, 1).any(0))) < bad.shape[1]:
                 where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
-        why = f"{what} contains {int(bad.sum())} NaN or infinite value(s){where}: a "
-        why += "division by zero, or a square root of a negative number?"
-        return wrong(name, why)
+        why = f"{what} contains {bad.sum()} NaN or infinite value(s){where}: a division"
+        return wrong(name, why + " by zero, or a square root of a negative number?")
     return None
 
 
@@ -487,10 +481,9 @@ def broadcast_hint(message: str, args=()) -> str | None:
     """What the shapes in a broadcast error prove about the arrays, in words."""
     if "einstein" in message or not re.search("broadcast|must match the size", message):
         return None
-    found = {  # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
-        text: tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-        for text in re.findall(r"\(([\d, ]+)\)", message)
-    }
+    # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
+    raw = re.findall(r"\(([\d, ]+)\)", message)
+    found = {t: tuple(int(v) for v in t.replace(" ", "").split(",") if v) for t in raw}
     sizes = {v for numbers in found.values() for v in numbers}
     shapes = [numbers for text, numbers in found.items() if "," in text]
     batch = next((a.shape for a in args if len(getattr(a, "shape", ())) >= 2), None)
@@ -604,10 +597,9 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():
             if np.all(np.isfinite(x)) and np.allclose(v, x, rtol=1e-6, atol=1e-12):
-                if label in plain:
-                    simple = simple or (label if name == label else None)
-                else:
+                if label not in plain:
                     (direct if name == label else derived).append(name)
+                simple = simple or (label if name == label and label in plain else None)
                 break
     names = direct or ([] if simple else derived)
     return names[0] if len(names) == 1 else simple
