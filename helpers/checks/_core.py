@@ -717,7 +717,7 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
     if g.shape[1] > 1 and np.all(np.isfinite(per)) and close(g, per * w):
         off_one, label = np.flatnonzero(np.abs(per - 1) > 1e-6), _named(per, known)
         if g.shape[0] == 1 and not label or not len(off_one):  # no signature: a
-            return _float32_sized(g, w, twin, scale)  # vector is a multiple of any
+            return None  # vector is a multiple of any; one row: no float32 reading
         if label or len(off_one) == len(per):
             named = f", {label}" if label else ""
             text = f"each {feature} is off by its own factor{named} ({_fmt(per)})"

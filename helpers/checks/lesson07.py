@@ -68,11 +68,10 @@ def _train_step(cls, seed) -> list:
         return [problem]
     norm = lambda t: torch.nn.functional.batch_norm(t, None, None, training=True)
     bn = lambda t: norm(t) * w + b  # gamma, beta not 1, 0: the noise comes after them
-    xa, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out, noise = _noisy_call(module, label, xa)
+    out, noise = _noisy_call(module, label, xa := x.clone().requires_grad_())
     if noise is None:
         return [out]
-    shift, scale = noise
+    (shift, scale), xr = noise, x.clone().requires_grad_()
     want, plain = bn(xr) * scale + shift, bn(x)
     d = {
         "no noise was applied: multiply the normalised output by the scale and add "
@@ -155,9 +154,8 @@ def _noise_draws(cls, seed, stored=False):
         f"independent ones give |r| < {bound:.2f} but once in a million): draw each "
         "from its own torch.rand": not abs(r) < bound,
     }
-    if message := next((m for m, a in problems.items() if m and a), None):
-        return wrong(label, message)
-    return ok(label, "new noise per channel at every step, uniform, independent")
+    good = ok(label, "new noise per channel at every step, uniform, independent")
+    return next((wrong(label, m) for m, a in problems.items() if m and a), good)
 
 
 def _eval_mode(cls, seed, label="NoisyBatchNorm eval"):
@@ -200,12 +198,11 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         no = dict(affine=False, shift=0.0, spread=1.0)  # float32, ranges of width 0
         module, problem = _core.build_module(cls, label, 1, **no)
         if problem is None:  # then plain batch norm, and no weight to apply
-            out, noise = _noisy_call(module.train(), label, x)
+            problem, noise = _noisy_call(module.train(), label, x)  # out or a Result
             plain = torch_().nn.functional.batch_norm(x, None, None, training=True)
             what = "the output (shift=0, spread=1, affine=False: plain batch norm)"
-            problem = out  # a Result when _noisy_call found a problem
             if noise is not None:
-                problem = compare(label, out, plain, tol=1e-5, what=what)
+                problem = compare(label, problem, plain, tol=1e-5, what=what)
         return [*train, draws, _eval_mode(cls, seed), problem]
 
     return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)
@@ -224,9 +221,8 @@ def _net(seed, train=True, dtype="float64"):
     return nn.Sequential(*layers).to(dtype).train(train), x.to(dtype), y
 
 
-def _grads(model, x, y, zero=True):
-    if zero:  # else the second gradients pile up on the first ones
-        model.zero_grad()
+def _grads(model, x, y):
+    model.zero_grad()
     (loss := torch_().nn.functional.cross_entropy(model(x), y)).backward()
     return loss.item(), [p.grad.detach().clone() for p in model.parameters()]
 
@@ -268,13 +264,12 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         show = lambda a: ", ".join(f"{v:.6g}" for v in a)
         seen = _core._precision(g, result.error, w, g.dtype)  # rounded, float32
         said = [seen or _core.describe(g, w, tol=1e-10, axis=None)]
-        off = [k for k, i in enumerate(parts.values()) if not same(g[i], w[i])]
+        off = {k: i for k, i in enumerate(parts.values()) if not same(g[i], w[i])}
         for k, (part, i) in enumerate(parts.items()):
             tail = f", expected {show(w[i])}" if k in off else ""
             said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
-        idle = [same(g[i], s[i]) for k, i in enumerate(parts.values()) if k in off]
-        idle = bool(idle) and all(idle)  # off parts, each as when nothing moves
-        hint = hints.get(tuple(off)) or hints.get(tuple(off[:1]))
+        idle = off and all(same(g[i], s[i]) for i in off.values())  # as if unmoved
+        hint = hints.get(tuple(off)) or hints.get(tuple(off)[:1])
         still = "what is off is what the measurement gives when nothing moves, as "
         still += "many slips do: not computed, nothing moved, or a .grad read that was "
         said.append(still + "overwritten" if idle else None if said[0] else hint)
@@ -292,11 +287,10 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
         _grads(work := copy.deepcopy(m), x, y)
         g = work[index].weight.grad.clone()
         with torch_().no_grad():
-            for layer in list(work)[: index - short if before_only else None]:
-                for p in layer.parameters():
-                    p -= lr * p.grad
-        _grads(work, x, y, zero)
-        h = work[index].weight.grad  # G'
+            for p in work[: index - short if before_only else None].parameters():
+                p -= lr * p.grad
+        _grads(work, x, y)  # G', or G' + G: the second gradient piled up on the first
+        h = work[index].weight.grad if zero else work[index].weight.grad + g
         return torch_().stack([(g - h).norm(), (g * h).sum() / (g.norm() * h.norm())])
 
     _grads(work := copy.deepcopy(model), x, y)
@@ -330,8 +324,8 @@ def _probe_answers(model, flipped, other, x, y, steps):
         """The losses at w - eta * g, then the norms of the gradient changes."""
         torch, work = torch_(), copy.deepcopy(m)
         params, (_, grads) = list(work.parameters()), _grads(work, x, y)
-        start = [p.detach().clone() for p in params]
-        g = torch.cat([d.flatten() for d in grads])
+        flat = lambda gs: torch.cat([d.flatten() for d in gs])
+        start, g = [p.detach().clone() for p in params], flat(grads)
         scale, losses, changes = (1 / g.norm() if normalise else 1.0), [], []
         for step in eta:
             with torch.no_grad():
@@ -339,7 +333,7 @@ def _probe_answers(model, flipped, other, x, y, steps):
                     p.copy_((p if cumulative else p0) - step * scale * d)
             loss, moved = _grads(work, x, y)
             losses.append(loss)
-            changes.append((g - torch.cat([d.flatten() for d in moved])).norm().item())
+            changes.append((g - flat(moved)).norm().item())
         return torch.tensor(losses + changes, dtype=torch.float64)
 
     etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
