@@ -247,3 +247,20 @@ def test_an_integer_running_var_is_said_as_its_dtype(learner_mode):
     assert "running_var is torch.int64, not torch.float32 as in PyTorch's" in text
     # the untrained eval output: int64 + eps is float32 in PyTorch, said as such
     assert "an integer tensor plus a float in PyTorch" in text, text
+
+
+def test_a_layer_without_weight_or_bias_is_refused_with_a_type_error(learner_mode):
+    """The exercise asks for a TypeError for any layer but Linear and Conv2d. The
+    solution read layer.bias before its type test, so nn.Identity raised an
+    AttributeError (found by round 18's writer against round 17's reference)."""
+    torch = pytest.importorskip("torch")
+    base = m.fold_variant()
+
+    def reads_bias_first(layer, bn):
+        layer.bias  # noqa: B018 - the slip: an attribute read before the type test
+        return base(layer, bn)
+
+    text = checks.fold_batchnorm(reads_bias_first, quiet=True).lines()
+    assert "fold_batchnorm nn.Identity         | WRONG   | raised AttributeError" in text
+    assert "nn.Identity         | ok" in checks.fold_batchnorm(base, quiet=True).lines()
+    assert torch.nn.Identity  # the layer the check tries

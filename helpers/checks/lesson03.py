@@ -515,6 +515,15 @@ def _fold_problem(kind, folded, layer) -> str | None:
         return "the folded layer has no bias: create it with bias=True, always"
 
 
+def _refused(fn, label, layer, bn, _x=None) -> Result:  # _x: _trained_pair's
+    """A layer fold_batchnorm does not fold: a TypeError, read by its class (the
+    grader renames a learner's exception); NotImplementedError here is no stub's."""
+    why = "a layer it does not fold: raise TypeError, as the exercise asks"
+    found = core.expect_raises(label, fn, TypeError, why, layer, bn)
+    stub = found.verdict == TODO
+    return wrong(label, f"raised NotImplementedError ({why})") if stub else found
+
+
 def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, steps=4):
     """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
     extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
@@ -562,14 +571,11 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold(fn, "linear", True, seed + 12, steps=0),
         ]
         other = _fold(fn, "Conv1d", True, seed + 13)  # right, or a TypeError
-        if other.verdict in (core.ERROR, TODO):  # by its class: a grader's is renamed
-            layer, bn, _ = _trained_pair("Conv1d", True, seed + 13)
-            why = "a layer it does not fold: raise TypeError, as the exercise asks"
-            other = core.expect_raises(other.name, fn, TypeError, why, layer, bn)
-            if other.verdict == TODO:  # NotImplementedError, here no stub's
-                other = wrong(other.name, f"raised NotImplementedError ({why})")
-        results.append(other)
+        if other.verdict in (core.ERROR, TODO):
+            other = _refused(fn, other.name, *_trained_pair("Conv1d", True, seed + 13))
         layer, bn, _ = _trained_pair("linear", True, seed + 4)
+        odd = torch_().nn.Identity()  # no weight, no bias: refused for its type
+        results += [other, _refused(fn, "fold_batchnorm nn.Identity", odd, bn)]
         free = torch_().nn.BatchNorm1d(5, track_running_stats=False).double().eval()
         for (what, why), b in zip(REFUSALS.items(), (bn.train(), free), strict=True):
             name = f"fold_batchnorm {what}"
