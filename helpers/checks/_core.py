@@ -116,7 +116,8 @@ def _watch(value, where: str, depth=0) -> list:
         if where != "your module":  # a model passed in: its buffers are the caller's
             state |= {f"buffer {k}": b for k, b in value.named_buffers()}
         found = [(f"{where}'s {k}", t, copied(t)) for k, t in state.items()]
-        return found + [(f"{where} mode", value, value.training)]
+        keys = None if where == "your module" else list(value.state_dict())  # added?
+        return found + [(f"{where} mode", value, (value.training, keys))]
     if depth >= 3 or not isinstance(value, (dict, tuple, list)):
         return []
     items = value.items() if isinstance(value, dict) else enumerate(value)
@@ -159,9 +160,12 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
         return None, Result(name, ERROR, "raised " + raised(exc, args))
     for where, now, snap in itertools.chain(*watched):
         why = "leave the caller's model as it was: work on a copy (copy.deepcopy)"
-        if where.endswith(" mode") and now.training != snap:
-            how = "eval" if snap else "training"
+        if where.endswith(" mode") and now.training != snap[0]:
+            how = "eval" if snap[0] else "training"
             return None, wrong(name, f"switched {where[:-5]} to {how} mode: {why}")
+        if where.endswith(" mode") and snap[1] not in (None, list(now.state_dict())):
+            what = f"added or removed parameters or buffers of {where[:-5]}"
+            return None, wrong(name, f"{what} (state_dict's keys changed): {why}")
         if not watch:  # the function may change the arguments' values, not modes
             continue
         if getattr(snap, "requires_grad", False) != getattr(now, "requires_grad", 0):

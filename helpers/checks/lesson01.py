@@ -68,6 +68,7 @@ METHOD = (METHOD + "linear interpolation").format  # METHOD(m): its message
 RANKS = "each value returned is one of the data's own values, with no interpolation "
 RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
 FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
+STALE = 0.5  # the gradient the check's model holds before the first call
 SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
 
 
@@ -85,6 +86,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
         "values with ties": (tensor(np.round(values, 1)), q3),  # repeated values
         "many values": (tensor(np.resize(values, (900, 7))), q3),  # 6300 values
         "1-D values": (values[:, 0], {"q": (10, 90)}),  # as the graded test's
+        "q of 1 or less": (tensor(values), {"q": (0.5, 1, 99.5)}),  # no fractions
         "3-D values": (tensor(values[:36].reshape(4, 9, 7)), q3),  # any shape
     }
 
@@ -146,6 +148,8 @@ def _summaries(model, x, y) -> tuple:
         "the norm of weight and bias gradients together: return the weight's "
         "alone": both,
         "every parameter named weight, batch norm's too: take each nn.Linear's": named,
+        "the model's earlier gradients were added in: call model.zero_grad() before "
+        "backward()": [(g + STALE).norm() for g in w],
     }
     return norms, {k: np.array([float(v) for v in vs]) for k, vs in found.items()}
 
@@ -176,6 +180,8 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     model = nn.Sequential(*layers, *nested, *deep, nn.Linear(4, 3)).double()
     gen = torch_.Generator().manual_seed(seed)
     x = 3 * torch_.randn(13, 6, generator=gen, dtype=torch_.float64) + 2  # 13: prime
+    for p in model.parameters():  # gradients of an earlier step: zero_grad() first
+        p.grad = torch_.full_like(p, STALE)
     y = torch_.randint(0, 2, (13,), generator=gen)  # class 2 absent: one_hot(y) fails
 
     def body():

@@ -24,6 +24,7 @@ SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one cha
     (1, 5, "affine=False: weight and bias are None"),
     (1, 6, "eps=1e-3 is passed to the constructor"),
     (1, 7, "track_running_stats=False: batch statistics in both modes, no buffers"),
+    (4, 11, "reset_running_stats() ran before step 3: num_batches_tracked counts anew"),
 )
 BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
     ("wrong channels", (8, 3), "3 channels for num_features=4 must be refused"),
@@ -228,6 +229,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
 def _training_problem(label, cls, tail, seed, given):
     """Build both (float64, alike), train on batches, eval: the first difference."""
     later = given.pop("momentum_later", None)  # set after __init__: read in forward
+    reset = given.pop("reset_at", None)  # reset_running_stats() before this step
     module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return problem
@@ -250,6 +252,12 @@ def _training_problem(label, cls, tail, seed, given):
         return wrong(label, why)
     running = " (training mode uses the batch's own statistics)"
     for step, n in enumerate(BATCH_SIZES, start=1):
+        if step == reset:  # then both count again from 0
+            if not callable(method := getattr(module, "reset_running_stats", None)):
+                return wrong(label, "no reset_running_stats() method (torch's has one)")
+            if (problem := call(label, method)[1]) is not None:
+                return problem
+            ref.reset_running_stats()
         x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
         dout = torch_().randn(x.shape, generator=gen).double()
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -283,12 +291,13 @@ def _training_problem(label, cls, tail, seed, given):
                 return wrong(label, f"{at}: {graph.detail}")
             count = getattr(module, "num_batches_tracked", None)
             kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
-            if kind != (torch_().long, ()) or int(count) != step:
-                seen = f"num_batches_tracked is {count!r}, not tensor({step}) (a long)"
+            k = int(ref.num_batches_tracked)  # the step, or the steps since a reset
+            if kind != (torch_().long, ()) or int(count) != k:
+                seen = f"num_batches_tracked is {count!r}, not tensor({k}) (a long)"
                 return wrong(label, f"{at}: {seen}")
             for buffer in BUFFERS[:2]:
                 if not _close(getattr(module, buffer, None), getattr(ref, buffer)):
-                    why = _update_problem(label, module, ref, buffer, step, old, x, gen)
+                    why = _update_problem(label, module, ref, buffer, k, old, x, gen)
                     return wrong(label, f"{at}: {why}")
     return _evaluate(label, "eval mode", module, ref, tail, gen)
 
@@ -438,6 +447,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             _sequence(cls, (1, 3), seed + 7, momentum=0.0),  # one channel: no squeeze
             _sequence(cls, (4,), seed + 8, momentum_later=0.5),
             _resets(cls, seed + 4),
+            _sequence(cls, (4,), seed + 5, momentum=None, reset_at=3),
             _low_precision(cls, seed + 5),
             *_bad_inputs(cls),
         ]
@@ -461,7 +471,7 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps
     grouped = {"padding": 3, "dilation": 2, "groups": 2, "padding_mode": "reflect"}
     make, args, kw, shape = {  # Conv1d: outside the exercise, folded right or refused
         "linear": (nn.Linear, (6, 5), {}, (16, 6)),
-        "conv": (nn.Conv2d, (3, 5, 3), {"stride": 2, "padding": 1}, (4, 3, 7, 7)),
+        "conv": (nn.Conv2d, (3, 5, 3), {"stride": (2, 1), "padding": 1}, (4, 3, 7, 7)),
         "grouped": (nn.Conv2d, (4, 6, (3, 2)), grouped, (4, 4, 8, 8)),
         "Conv1d": (nn.Conv1d, (3, 5, 3), {"padding": 1}, (4, 3, 9)),
     }[kind]

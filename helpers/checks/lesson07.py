@@ -130,18 +130,20 @@ def _noise_draws(cls, seed, stored=False):
             draws.append([t.clone() for t in noise])
             outs.append((problem, noise))
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
-    same = np.array_equal(shifts[0], shifts[1]) or np.array_equal(scales[0], scales[1])
+    pairs = (("shift", shifts), ("scale", scales))  # which one stayed the same
+    same = " and ".join(k for k, d in pairs if np.array_equal(d[0], d[1]))
     swapped = uniform_problem(shifts, *SCALES, "") is None
     swapped = swapped and uniform_problem(scales, *SHIFTS, "") is None
     with np.errstate(all="ignore"):
         r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
     alias = outs[0][1][0].data_ptr() == outs[1][1][0].data_ptr() and not same
+    stale = " and " in same and not torch.equal(outs[0][0], outs[1][0])  # both kept
     problems = {  # message: whether it applies; the first that does is said
         "module.last_noise is the same pair of tensors at every step, redrawn in "
         "place, so a kept last_noise changes: store new tensors each call": alias,
-        "module.last_noise is the same at two steps but the outputs differ: store "
-        "the noise each call applies": same and not torch.equal(outs[0][0], outs[1][0]),
-        "the same noise at two steps: drawn once (in __init__?) or from a generator "
+        "module.last_noise is the same at two steps but the outputs differ: store the "
+        "noise each call applies": stale,
+        f"the same {same} at two steps: drawn once (in __init__?) or from a generator "
         "seeded again at each call: draw afresh at every training-mode call": same,
         "the shift is drawn from the scale's range [1, spread] and the scale from the "
         "shift's [-shift, shift] (the output uses them as stored)": swapped and stored,

@@ -67,6 +67,15 @@ def _float32_logits(m, x, y):  # round 11's false ok: float32 for float64 input
     ]
 
 
+def _zero_grad_last(m, x, y):  # round 18's false ok: a fresh model hid it
+    F.cross_entropy(m(x), y).backward()
+    norms = [
+        v.weight.grad.norm().item() for v in m.modules() if isinstance(v, nn.Linear)
+    ]
+    m.zero_grad()
+    return norms
+
+
 def _squared(m, x, y):
     return [v**2 for v in grad_norms(m, x, y)]
 
@@ -134,6 +143,10 @@ STANDARDIZE = {
 }
 PERCENTILES = {
     "fractions": (partial(percentiles, fraction=True), "as a fraction"),
+    "q of 1 or less read as a fraction": (
+        lambda v, q=(15, 50, 85): percentiles(v, [k * 100 if k <= 1 else k for k in q]),
+        "q of 1 or less | WRONG",
+    ),  # round 18
     "per column": (partial(percentiles, flatten=False), "flatten"),
     "nearest rank": (partial(percentiles, method="nearest"), "method='nearest'"),
     "raises": (lambda v, q=(15, 50, 85): v.nonexistent(), "raised AttributeError"),
@@ -174,6 +187,7 @@ NORMS = {
     "layers sorted by name": (_by_name, "the right values in the wrong places"),
     "inputs standardised first": (_standardised, "| WRONG   | max rel. error"),
     "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
+    "zero_grad after the norms": (_zero_grad_last, "earlier gradients were added in"),
     "summed loss": (partial(grad_norms, reduction="sum"), "summed"),
     "reversed": (partial(grad_norms, reverse=True), "reverse order"),
     "weight norms": (partial(grad_norms, weights=True), "weights' norms"),

@@ -42,6 +42,7 @@ def scratch_class(
     round_stats=False,  # True: batch statistics rounded to float32 before the update
     swapped=False,  # True: mean, var = torch.var_mean(x) (it returns var first)
     round_factor=False,  # True: n / (n - 1) from a float32 tensor n (round 17)
+    int_count=False,  # True: momentum=None counts in a Python int reset leaves (18)
 ):
     import torch
     from torch import nn
@@ -138,9 +139,11 @@ def scratch_class(
                 with torch.no_grad():
                     if count_batches:
                         self.num_batches_tracked += 1
+                    self.steps = getattr(self, "steps", 0) + 1  # never reset
                     m = self.momentum if zero_momentum else (self.momentum or 0.1)
                     if m is None:
-                        k = int(self.num_batches_tracked) + none_offset
+                        k = self.steps if int_count else int(self.num_batches_tracked)
+                        k = k + none_offset
                         m = 1.0 / max(k, 1) if handle_none and not none_offset else None
                         m = 1.0 / k if none_offset else m
                     bm = x.mean([0, *range(2, x.dim())])
@@ -322,6 +325,7 @@ SCRATCH = {
     "running statistics updated with grad only": (scratch_protocol("updates with grad only"), "under torch.no_grad()): num_batches_tracked is tensor(3)"),
     "eval statistics cached at the first eval": (scratch_protocol("eval statistics cached"), "eval mode: "),
     "statistics rounded to float32": (scratch_class(round_stats=True), ": float32 rounding, or a term as small"),
+    "momentum=None counted in a Python int": (scratch_class(int_count=True), "ScratchBatchNorm reset_at=3        | WRONG"),
     "unbiased factor in float32": (scratch_class(round_factor=True), "PyTorch's to 5 digits: a rounding difference"),
     "momentum read at init": (scratch_protocol("momentum read at init"), "ScratchBatchNorm momentum_later=0.5 | WRONG"),
     "guard after the update": (scratch_protocol("guard after the update"), "running_var changed by refused inputs"),
@@ -350,6 +354,7 @@ def fold_variant(
     own_bias=True,  # False: the layer's own bias left out of the new bias
     square=False,  # True: the kernel's first size only (round 7's false ok)
     others=False,  # True: any other layer folded as a Conv2d (round 12's false ok)
+    stride0=False,  # True: stride=layer.stride[0] (round 18's false ok)
 ):
     import torch
     from torch import nn
@@ -384,7 +389,10 @@ def fold_variant(
             )
         else:
             kwargs = (
-                dict(stride=layer.stride, padding=layer.padding)
+                dict(
+                    stride=layer.stride[0] if stride0 else layer.stride,
+                    padding=layer.padding,
+                )
                 if copy_settings
                 else {}
             )
@@ -420,6 +428,16 @@ def fold_variant(
 
 
 # fmt: off
+def _fold_adding_affine(layer, bn):
+    """Round 18's false ok: gamma and beta added to an affine=False bn, then folded."""
+    import torch
+
+    if not bn.affine:
+        ones = torch.ones_like(bn.running_mean)
+        bn.weight, bn.bias = torch.nn.Parameter(ones), torch.nn.Parameter(0 * ones)
+    return fold_variant()(layer, bn)
+
+
 def _fold_in_inference_mode():
     """Round 15's false ok: the fold under torch.inference_mode(): it cannot train."""
     import torch
@@ -453,6 +471,8 @@ FOLD = {
     "the kernel's first size only": (fold_variant(square=True), "a 3x2 kernel"),
     "other layers folded as Conv2d": (fold_variant(others=True), "fold_batchnorm Conv1d              | WRONG   | returned a Conv2d: return one Conv1d (or raise TypeError"),
     "other layers refused with NotImplementedError": (lambda layer, bn: fold_variant()(layer, bn) if type(layer).__name__ in ("Linear", "Conv2d") else raise_(NotImplementedError("Linear, Conv2d only")), "raised NotImplementedError (a layer it does not fold: raise TypeError"),  # round 17's false ok
+    "stride's first entry for both": (fold_variant(stride0=True), "the folded conv's stride is (2, 2), the original's (2, 1)"),
+    "gamma and beta added to an affine=False bn": (_fold_adding_affine, "added or removed parameters or buffers of its input argument #2"),
     "refuses an untrained batch norm": (lambda layer, bn: raise_(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
     "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else raise_(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }

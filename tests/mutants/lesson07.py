@@ -297,6 +297,18 @@ def _noise_from_distributions():
     return FromDistributions
 
 
+def _scale_once():
+    """Round 18's wrong cause: the scale drawn once (kept), the shift at every call."""
+
+    class ScaleOnce(noisy_class()):
+        def _draw(self, dtype):
+            shift, scale = super()._draw(dtype)
+            self.__dict__.setdefault("_scale", scale)
+            return shift, self._scale.to(dtype)
+
+    return ScaleOnce
+
+
 def _affine_off():
     """Round 15's wrong cause: affine=False given to BatchNorm1d ("no running stats")."""
 
@@ -343,7 +355,8 @@ NOISY = {
     "noise from torch.distributions": (_noise_from_distributions(), "NoisyBatchNorm affine=False        | ERROR   | raised ValueError"),
     "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
     "noise before the normalisation": (noisy_class(where="before"), "before the normalisation"),
-    "the same noise at every step": (noisy_class(fresh=False), "the same noise at two steps"),
+    "the same noise at every step": (noisy_class(fresh=False), "the same shift and scale at two steps"),
+    "the scale drawn once": (_scale_once(), "the same scale at two steps: drawn once"),
     "last_noise kept from the first call": (noisy_class(stale=True), "module.last_noise is the same at two steps but the outputs differ"),
     "noise in eval mode too": (noisy_class(in_eval=True), "no noise at inference"),
     "noise out of range": (noisy_class(ranges=False), "must be uniform"),
