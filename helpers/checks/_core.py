@@ -678,14 +678,12 @@ def describe(
         return say(key, text + named)
     c, d = np.linalg.lstsq(np.c_[w.ravel(), np.ones(w.size)], g.ravel(), rcond=None)[0]
     both = abs(c - 1) > 1e-6 and abs(d) > 1e-6 * scale and np.ptp(w) > 1e-6 * scale
-    both = both and w.size > 2  # two numbers fit any factor and offset
-    if both and close(g, c * w + d):  # a factor and an offset, neither rounding
+    if both and w.size > 2 and close(g, c * w + d):  # two numbers fit any c and d
         a, b = (f"{v:.4g}" + _label(_named(v, known)) for v in (c, d))
         text = f"the right value times {a}, plus {b}, everywhere"
         return say("factor and offset", text)
     found = _along(g, w, axis, more.get("directions") or {}, close, say)
-    twin = to_numpy(more.get("twin"))  # compared only when no exact signature fits
-    twin = twin if np.shape(twin) == g.shape else None
+    twin = t if np.shape(t := to_numpy(more.get("twin"))) == g.shape else None
     return found or _per_feature(g, w, axis, close, say, known, small, tol, twin)
 
 
@@ -712,8 +710,7 @@ def _along(g, w, axis, directions, close, say) -> str | None:
 
 
 def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
-    """describe's signatures per feature: a factor, an offset; then, not exact,
-    errors no larger than ``twin``'s (float32's) in each feature, or confined ones"""
+    """describe per feature: a factor, an offset; else float32-sized or confined"""
     feature, scale = ("feature", "channel")[g.ndim > 2], max(np.abs(w).max(), 1e-300)
     g, w, twin = (None if a is None else _rows(a, axis) for a in (g, w, twin))
     with np.errstate(all="ignore"):
@@ -856,8 +853,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         "the unbiased variance (n - 1)": x.var(0) * len(x) / (len(x) - 1),
     }
     forms = dict(scales or {})  # named scales first, then the forms below
-    for name, v in variances.items():
-        v = np.asarray(v, dtype=float)
+    for name, v in ((k, np.asarray(a, dtype=float)) for k, a in variances.items()):
         with np.errstate(all="ignore"):
             forms[f"sqrt(v + eps), v = {name}"] = np.sqrt(v + eps)
             forms[f"sqrt(v) without eps, v = {name}"] = root = np.sqrt(v)
@@ -914,8 +910,7 @@ def ema_problem(
     with np.errstate(all="ignore"):
         used = (new - old) / (batch - old)
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
-        label = _named(used[0], known)
-        label = None if label in ("1", "2", "1/2", "-1") else label
+        label = None if (n := _named(used[0], known)) in ("1", "2", "1/2", "-1") else n
         key, named = (f"momentum {label}", f" = {label}") if label else ("momentum", "")
         text = f"{what} moved by the fraction {used[0]:.4g}{named}"
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
@@ -1037,8 +1032,7 @@ def _variants(node, names):
             yield ast.BinOp(a.left, a.op, ast.BinOp(a.right, op, b))
     if not isinstance(node, ast.Call):
         return
-    f, args, kws = node.func, node.args, node.keywords
-    attr = getattr(f, "attr", 0)
+    args, kws, attr = node.args, node.keywords, getattr(f := node.func, "attr", 0)
     if len(args) == 1 and not kws or attr and not args:
         yield (inner := args[0] if args else f.value)  # the call left out
         method = lambda e: ast.Call(ast.Attribute(e, attr, ast.Load()), [], kws)
@@ -1051,8 +1045,7 @@ def _variants(node, names):
     for i, k in enumerate(kws):  # a keyword left out, or given another value
         yield ast.Call(f, args, rest := kws[:i] + kws[i + 1 :])
         for v in _KEYS.get(k.arg, ()) if isinstance(k.value, ast.Constant) else ():
-            new = [*rest, ast.keyword(k.arg, ast.Constant(v))]
-            yield ast.Call(f, args, new)
+            yield ast.Call(f, args, new := [*rest, ast.keyword(k.arg, ast.Constant(v))])
             yield ast.Call(f, args, [*new, ast.keyword("keepdims", ast.Constant(True))])
 
 
@@ -1164,8 +1157,7 @@ def blame(exc: BaseException) -> str:
 
 
 def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Report:
-    """Run a check body; an exception becomes one ERROR line saying whose (blame).
-    ``defs`` (exercise=fn): read against contract.SIGNATURES first (order, defaults)"""
+    """Run a check body (``defs``, exercise=fn: signatures first); raised: one ERROR"""
     try:
         sign = (order_problem(name, f, contract.SIGNATURES[k]) for k, f in defs.items())
         if (results := next((r for r in sign if r is not None), None)) is None:

@@ -68,7 +68,7 @@ METHOD = (METHOD + "linear interpolation").format  # METHOD(m): its message
 RANKS = "each value returned is one of the data's own values, with no interpolation "
 RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
 FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
-STALE = 0.5  # the gradient the check's model holds before the first call
+HELD = "the gradients the model held were added in: call model.zero_grad() first"
 SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
 
 
@@ -148,8 +148,6 @@ def _summaries(model, x, y) -> tuple:
         "the norm of weight and bias gradients together: return the weight's "
         "alone": both,
         "every parameter named weight, batch norm's too: take each nn.Linear's": named,
-        "the model's earlier gradients were added in: call model.zero_grad() before "
-        "backward()": [(g + STALE).norm() for g in w],
     }
     return norms, {k: np.array([float(v) for v in vs]) for k, vs in found.items()}
 
@@ -180,9 +178,8 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     model = nn.Sequential(*layers, *nested, *deep, nn.Linear(4, 3)).double()
     gen = torch_.Generator().manual_seed(seed)
     x = 3 * torch_.randn(13, 6, generator=gen, dtype=torch_.float64) + 2  # 13: prime
-    for p in model.parameters():  # gradients of an earlier step: zero_grad() first
-        p.grad = torch_.full_like(p, STALE)
     y = torch_.randint(0, 2, (13,), generator=gen)  # class 2 absent: one_hot(y) fails
+    torch_.nn.functional.cross_entropy(model(x), y).backward()  # gradients held
 
     def body():
         want, mistakes = _summaries(_core.copied(model), x, y)
@@ -199,7 +196,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
             return shaped
         sizes = np.array([p.numel() for p in model.parameters() if p.ndim == 2])
         how = {"known": {"N": len(x), "each weight's number of entries": sizes}}
-        how |= {"causes": {"factor N": SUMMED}, "axis": 0}  # a factor per layer
+        how |= {"causes": {"factor N": SUMMED, "factor 2": HELD}, "axis": 0}
         if not (first := compare(name, got, want, tol=1e-9, diagnoses=mistakes, **how)):
             return first
         if not isinstance(again := _floats(name, fn, model, x, y), np.ndarray):

@@ -44,10 +44,10 @@ FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
     (3, 9, "bn.eps is 1e-3, not the default 1e-5"),
 )
 REFUSALS = {  # folding needs fixed statistics: why each is refused (ValueError)
-    "training BN": "in training mode bn has no fixed statistics (torch: 'Fusion "
-    "only for eval!'): check bn.training",
-    "untracked BN": "with track_running_stats=False bn keeps none (running_var is "
-    "None): say so, not a TypeError",
+    "fold_batchnorm training BN": "in training mode bn has no fixed statistics "
+    "(torch: 'Fusion only for eval!'): check bn.training",
+    "fold_batchnorm untracked BN": "with track_running_stats=False bn keeps none "
+    "(running_var is None): say so, not a TypeError",
 }
 
 
@@ -438,7 +438,6 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         if (first := _registration(cls)).verdict == TODO:
             return first
         results = [
-            first,
             *(_sequence(cls, tail, seed) for tail in ((4,), (4, 5), (5, 3, 3))),
             _sequence(cls, (4, 3), seed + 1, momentum=None),
             _sequence(cls, (4,), seed + 2, momentum=0.3, affine=False),
@@ -451,7 +450,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             _low_precision(cls, seed + 5),
             *_bad_inputs(cls),
         ]
-        return _contrasts(results, SCRATCH_CONTRASTS)
+        return _contrasts([first, *results], SCRATCH_CONTRASTS)
 
     return core.run_check(NAME, body, quiet, strict, ScratchBatchNorm=cls)
 
@@ -526,11 +525,10 @@ def _fold_problem(kind, folded, layer) -> str | None:
 
 
 def _refused(fn, label, layer, bn, _x=None) -> Result:  # _x: _trained_pair's
-    """A layer fold_batchnorm does not fold: a TypeError, read by its class (the
-    grader renames a learner's exception); NotImplementedError here is no stub's."""
+    """A layer fold_batchnorm won't fold: a TypeError, by class (the grader renames)."""
     why = "a layer it does not fold: raise TypeError, as the exercise asks"
     found = core.expect_raises(label, fn, TypeError, why, layer, bn)
-    stub = found.verdict == TODO
+    stub = found.verdict == TODO  # NotImplementedError here is no stub's
     return wrong(label, f"raised NotImplementedError ({why})") if stub else found
 
 
@@ -567,7 +565,6 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
         if (first := _fold(fn, "linear", True, seed)).verdict == TODO:
             return first  # one "not yet" line is enough
         results = [
-            first,
             _fold(fn, "linear", False, seed + 1),
             _fold(fn, "conv", False, seed + 2),
             _fold(fn, "conv", True, seed + 3),
@@ -587,9 +584,8 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
         odd = torch_().nn.Identity()  # no weight, no bias: refused for its type
         results += [other, _refused(fn, "fold_batchnorm nn.Identity", odd, bn)]
         free = torch_().nn.BatchNorm1d(5, track_running_stats=False).double().eval()
-        for (what, why), b in zip(REFUSALS.items(), (bn.train(), free), strict=True):
-            name = f"fold_batchnorm {what}"
+        for (name, why), b in zip(REFUSALS.items(), (bn.train(), free), strict=True):
             results.append(core.expect_raises(name, fn, ValueError, why, layer, b))
-        return _contrasts(results, FOLD_CONTRASTS)
+        return _contrasts([first, *results], FOLD_CONTRASTS)
 
     return core.run_check("fold_batchnorm", body, quiet, strict, fold_batchnorm=fn)

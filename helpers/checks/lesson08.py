@@ -37,8 +37,7 @@ def problem(seed: int = 0, sizes=SIZES):
     x = torch.randn(n, CHANNELS, **kw) * 5 + 12.0
     x[:, 1] += 3 * torch.arange(n, dtype=torch.float64) / n  # ranks' means differ
     gamma, beta = torch.rand(CHANNELS, **kw) + 0.5, torch.randn(CHANNELS, **kw)
-    dout = torch.randn(n, CHANNELS, **kw).split(sizes)
-    return list(x.split(sizes)), gamma, beta, list(dout)
+    return [*x.split(sizes)], gamma, beta, [*torch.randn(x.shape, **kw).split(sizes)]
 
 
 def _ranks(name, fn, per_rank, count=0, names="", copy=True):
@@ -226,11 +225,9 @@ def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
         want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
         fin = np.isfinite(got).all(1)
         err = _core.rel_error(got[fin], want[fin]) if fin.any() else np.inf
-        if fin.all() and err <= TOL:
+        if passed := fin.all() and err <= TOL:
             seen = f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}"
-            results.append(ok(f"{label} {what}", seen))
-            continue
-        if np.allclose(got, old, rtol=1e-12, atol=0):
+        elif np.allclose(got, old, rtol=1e-12, atol=0):
             seen = f"{what} did not change in a training step: no update ran, or a new "
             seen += "tensor was bound to the name; update the one passed in, in place"
         elif not fin.any():
@@ -244,7 +241,8 @@ def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
         bad = ", ".join(f"{r} (n_r = {RUNNING_SIZES[r]})" for r in np.flatnonzero(~fin))
         if bad and fin.any():
             seen = f"{what} is not finite on rank {bad}; on the others, {seen}"
-        results.append(wrong(f"{label} {what}", seen, err if fin.all() else None, TOL))
+        measured = () if passed else (err if fin.all() else None, TOL)
+        results.append((ok if passed else wrong)(f"{label} {what}", seen, *measured))
     return results
 
 
@@ -440,12 +438,11 @@ def _rank_models(seed):
         plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False), nn.BatchNorm2d(4)]
         sync = nn.SyncBatchNorm(4)  # buffers on a CPU; forward on a GPU
         model = nn.Sequential(*plain, nn.BatchNorm3d(4), nn.Sequential(sync)).double()
-        with torch_().no_grad():
-            for bn in _bns(model):
-                k = bn.num_features
-                bn.running_mean.copy_(torch_().randn(k, generator=gen) + 1.5 * rank)
-                bn.running_var.copy_(torch_().rand(k, generator=gen) + 0.5)
-                bn.num_batches_tracked.fill_(10 + rank)
+        for bn in _bns(model):  # buffers: no gradient to record
+            k = bn.num_features
+            bn.running_mean.copy_(torch_().randn(k, generator=gen) + 1.5 * rank)
+            bn.running_var.copy_(torch_().rand(k, generator=gen) + 0.5)
+            bn.num_batches_tracked.fill_(10 + rank)
         models.append(model)
     return models
 
@@ -479,8 +476,7 @@ def _candidates(models, layer):
 
 def _state(model):
     """What a merge must leave alone: buffer objects, weights, batch counts."""
-    ids = [id(b) for b in model.buffers()]
-    weights = [p.tolist() for p in model.parameters()]
+    ids, weights = [*map(id, model.buffers())], [p.tolist() for p in model.parameters()]
     return ids, weights, [int(bn.num_batches_tracked) for bn in _bns(model)]
 
 
@@ -497,9 +493,8 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         _, _, problem_ = _ranks(name, on_rank, per_rank, copy=False)
         if problem_ is not None:
             return problem_
-        after = [_state(m) for m in models]
-        for i, message in enumerate(LEFT_ALONE):
-            if [s[i] for s in after] != [s[i] for s in before]:
+        for i, message in enumerate(LEFT_ALONE):  # _state read again: pure
+            if [s[i] for s in map(_state, models)] != [s[i] for s in before]:
                 return wrong(name, message)
         for layer, buffers in enumerate(layers):
             bns = [_bns(m)[layer] for m in models]

@@ -187,7 +187,7 @@ NORMS = {
     "layers sorted by name": (_by_name, "the right values in the wrong places"),
     "inputs standardised first": (_standardised, "| WRONG   | max rel. error"),
     "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
-    "zero_grad after the norms": (_zero_grad_last, "earlier gradients were added in"),
+    "zero_grad after the norms": (_zero_grad_last, "the model held were added in"),
     "summed loss": (partial(grad_norms, reduction="sum"), "summed"),
     "reversed": (partial(grad_norms, reverse=True), "reverse order"),
     "weight norms": (partial(grad_norms, weights=True), "weights' norms"),
