@@ -455,6 +455,8 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
         why = f"{what} is a {kind}, expected an array of real numbers of shape {shape}"
         return wrong(name, why)
     if array.shape != shape:
+        pad = (1,) * (array.ndim - len(shape)) + shape  # lined up from the right
+        pairs = [*zip(array.shape, pad, strict=True)] if len(pad) == array.ndim else []
         if shape_hints and array.shape in shape_hints:
             hint = ": " + shape_hints[array.shape]
         elif [n for n in array.shape if n != 1] == [n for n in shape if n != 1]:
@@ -464,6 +466,10 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
             how = f"{extra} axes of size 1 added (a reshape?)" if extra > 1 else how
             hint = f": {how}; the values are right in number, "
             hint += f"return them with the shape {shape}"
+        elif pairs and all(g == w or w == 1 for g, w in pairs):  # broadcast
+            other = tuple(1 if g == w else g for g, w in pairs)
+            hint = f": what {shape} becomes when it meets a term of shape {other} "
+            hint += "(shapes line up from the right): a term shaped for another layout?"
         elif array.size == 1 and (array.ndim < len(shape) or len(shape) > 1):
             hint = ": it looks reduced over every axis (check the `axis=`)"
         elif len(array.shape) == len(shape) - 1:
@@ -1030,6 +1036,9 @@ def _variants(node, names):
         yield from [ast.BinOp(ast.Constant(1), op, b)] if kind is ast.Div else []
         if isinstance(a, ast.BinOp):  # (a - b) / c written a - b / c
             yield ast.BinOp(a.left, a.op, ast.BinOp(a.right, op, b))
+        if re.fullmatch(r"-?0\.5", e := ast.unparse(b) if kind is ast.Pow else ""):
+            top = ast.BinOp(a, op, ast.parse(e.replace("0.5", "1"), mode="eval").body)
+            yield ast.BinOp(top, ast.Div(), ast.Constant(2))  # a ** -1 / 2: a slip
     if not isinstance(node, ast.Call):
         return
     args, kws, attr = node.args, node.keywords, getattr(f := node.func, "attr", 0)

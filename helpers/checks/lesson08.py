@@ -24,6 +24,21 @@ LEFT_ALONE = (  # what a merge must leave alone, as _state lists it
     "num_batches_tracked changed: leave it (this rank's count, read by momentum=None)",
 )
 
+PROGRAM = """count = len(x)
+mean = x.sum(axis=0) / count
+var = ((x - mean) ** 2).sum(axis=0) / count
+rho = (var + eps) ** -0.5
+x_hat = (x - mean) * rho
+out = gamma * x_hat + beta
+"""  # the forward on the whole batch, as the lesson writes it: its one-edit neighbours
+MERGE = """total = counts.sum()
+mean = (counts * means).sum(axis=0) / total
+within = (counts - 1) * variances
+between = counts * (means - mean) ** 2
+var = (within + between).sum(axis=0) / (total - 1)
+running_mean = np.broadcast_to(mean, means.shape)
+running_var = np.broadcast_to(var, means.shape)
+"""  # the merge (one row per rank), for _core.neighbours
 _BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")  # calls that flags.py notes
 _GRAD = (r"\bautograd\b", r"\.backward\(")
 SHORTCUTS = {"sync_batchnorm_forward": _BN, "sync_batchnorm_backward": _GRAD}
@@ -92,8 +107,9 @@ def _outputs(name, values, xs, what="out"):
     outs = [value[0] for value in values]
     if kinds := [type(o).__name__ for o in outs if not isinstance(o, torch_().Tensor)]:
         return None, wrong(name, f"a rank returned a {kinds[0]}: return tensors")
-    if (shapes := [tuple(o.shape) for o in outs]) != [(len(x), CHANNELS) for x in xs]:
-        return None, wrong(name, f"{what} has the shapes {shapes}: each its x's shape")
+    for rank, (o, x) in enumerate(zip(outs, xs, strict=True)):  # each its x's shape
+        if o.shape != x.shape:
+            return None, _core.shape_problem(name, o, x.shape, f"rank {rank}'s {what}")
     return torch_().cat(outs), None
 
 
@@ -113,6 +129,8 @@ def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Resul
     kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
     read = partial(_core.stages, x=full, gamma=gamma, beta=beta, **kw)
     kw = {"readers": [read], "known": {"W = the number of ranks": len(xs)}}
+    env = {"x": full.numpy(), "gamma": gamma.numpy(), "beta": beta.numpy(), "eps": EPS}
+    kw["program"] = PROGRAM, env, "out"
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", **kw)
 
 
@@ -532,6 +550,9 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
         diagnoses = {k: v.expand_as(value) for k, v in mistakes.items()}
         diagnoses[f"{what} is unchanged: merge it as well"] = old
         kw = {"what": what, "diagnoses": diagnoses, "known": {"N": sum(SHARES)}}
+        env = {"means": buffers[0][2].numpy(), "variances": buffers[1][2].numpy()}
+        env["counts"] = np.array(SHARES, dtype=float)[:, None]
+        kw["program"] = MERGE, env, what
         right = right.expand_as(value)
         results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
     return results

@@ -66,8 +66,11 @@ def sync_forward(
             all_reduce,
         )
     rho = 1.0 / (torch.sqrt(var) + eps) if eps_out else 1.0 / torch.sqrt(var + eps)
+    rho = (var + eps) ** -1 / 2 if eps_out == "power" else rho  # ** before /
     x_hat = (x - mean) * rho
     out = gamma * x_hat + beta if affine else x_hat
+    if affine == "4-D":  # gamma and beta as (1, C, 1, 1): out broadcasts to 4-D
+        out = gamma.view(1, -1, 1, 1) * x_hat + beta.view(1, -1, 1, 1)
     out = out.double() if running == "float64 out" else out
     if layer:
         return out, (x, gamma, mean, rho, count)
@@ -224,6 +227,8 @@ def merge(
         else:
             mean = all_reduce(count * m) / total
             within = all_reduce((count - 1) * v) / (total - 1)
+            if how == "precedence":  # (count - 1) * v without its parentheses
+                within = all_reduce(count - 1 * v) / (total - 1)
             between = all_reduce(count * (m - mean) ** 2) / (total - 1)
             if how == "population":  # the stored variances taken as biased
                 var = all_reduce(count * (v + (m - mean) ** 2)) / total
@@ -305,6 +310,9 @@ FORWARD = {
     "N = W * n_r": (_fwd(count_as="world"), "divided by W * n_rank"),
     "count-weighted variances": (_fwd(count_as="weighted"), "count-weighted average"),
     "eps outside the root": (_fwd(eps_out=True), "eps outside the root"),
+    # issue 28, round 18's observed: named by one edit of the lesson's program, or a shape's broadcast
+    "(var + eps) ** -1/2": (_fwd(eps_out="power"), "`(var + eps) ** (-1) / 2` where `(var + eps) ** (-0.5)` belongs"),
+    "gamma and beta viewed (1, C, 1, 1)": (_fwd(affine="4-D"), "meets a term of shape (1, 4, 1, 1)"),
     "returns out only": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps)[0], "expected a tuple of 2"),
     "calls all_reduce on a list": (lambda x, g, b, all_reduce, eps=EPS: all_reduce([x.sum(0)]), "all_reduce takes a torch.Tensor"),
     # running statistics (issue 32): PyTorch's convention or a named mistake
@@ -375,6 +383,7 @@ MERGE = {
     "spread of the means weighed equally": (_merge(how="spread equal"), "weighs the variances by count but the spread"),
     "variances taken as biased": (_merge(how="population"), "treats the ranks' variances as biased"),
     "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
+    "count - 1 * running_var": (_merge(how="precedence"), "`counts - 1 * variances` where `(counts - 1) * variances` belongs"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
     "float64 written through .data": (_merge(in_place="data"), "float32 layers hold ['torch.float64'] buffers"),
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
