@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -31,6 +32,7 @@ OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
 _SIZES = []  # the shape of the last call's first array of 2+ axes: its counts
+_GRAD_OFF = []  # per backward() or autograd.grad() of the last call: grad mode off
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -140,6 +142,10 @@ def copied(value):
     return value  # as a whole: a copy of some items would cut a graph's leaves
 
 
+def _noted(f):  # f (backward, grad) noting grad mode at each call: no_grad is said
+    return lambda *a, **k: _GRAD_OFF.append(not torch().is_grad_enabled()) or f(*a, **k)
+
+
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     """fn(*args) on copies: (value, None); (None, why) if it raised or changed an arg"""
     if not callable(fn):
@@ -150,8 +156,10 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
     state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
+    auto, _GRAD_OFF[:] = torch().autograd, []
+    noted = {k: _noted(getattr(auto, k)) for k in ("backward", "grad")}
     try:
-        with quiet_numerics():
+        with quiet_numerics(), mock.patch.multiple(auto, **noted):
             value = fn(*args, **kwargs)
     except Exception as exc:  # the learner's bug, reported, never re-raised
         last = traceback.extract_tb(exc.__traceback__)[-1].filename  # a stub's own?
@@ -320,6 +328,11 @@ def raised(exc: BaseException, args=()) -> str:
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
+    if "grad_fn" in message and _GRAD_OFF[-1:] == [True]:  # seen by call()
+        found = "backward() ran with gradients off, inside torch.no_grad() (a `with` "
+        found += (
+            "block or an @torch.no_grad() decorator): nothing there records a graph"
+        )
     text += (f" ({found}) " if found and not meaning else f" {meaning or ''}") + shapes
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
