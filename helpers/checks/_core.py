@@ -32,7 +32,7 @@ OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
 _SIZES = []  # the shape of the last call's first array of 2+ axes: its counts
-_GRAD_OFF = []  # per backward() or autograd.grad() of the last call: grad mode off
+_GRAD_OFF, _IDLE = [], []  # the last call's backward()s: grad off; steps: no grads
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -146,6 +146,11 @@ def _noted(f):  # f (backward, grad) noting grad mode at each call: no_grad is s
     return lambda *a, **k: _GRAD_OFF.append(not torch().is_grad_enabled()) or f(*a, **k)
 
 
+def _stepped(optimizer, *_):  # an optimizer's step: its parameters all without .grad?
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    _IDLE.extend([optimizer] if all(p.grad is None for p in params) else [])
+
+
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     """fn(*args) on copies: (value, None); (None, why) if it raised or changed an arg"""
     if not callable(fn):
@@ -156,8 +161,10 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
     state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
-    auto, _GRAD_OFF[:] = torch().autograd, []
+    auto, _GRAD_OFF[:], _IDLE[:] = torch().autograd, [], []
     noted = {k: _noted(getattr(auto, k)) for k in ("backward", "grad")}
+    optim = __import__("torch.optim.optimizer", fromlist=["_"])  # not an attribute
+    hook = optim.register_optimizer_step_pre_hook(_stepped)
     try:
         with quiet_numerics(), mock.patch.multiple(auto, **noted):
             value = fn(*args, **kwargs)
@@ -166,6 +173,8 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
         if isinstance(exc, NotImplementedError) and not _whose(last):
             return None, not_implemented(name)
         return None, Result(name, ERROR, "raised " + raised(exc, args))
+    finally:
+        hook.remove()
     for where, now, snap in itertools.chain(*watched):
         why = "leave the caller's model as it was: work on a copy (copy.deepcopy)"
         if where.endswith(" mode") and now.training != snap[0]:

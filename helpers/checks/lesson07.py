@@ -274,7 +274,12 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         hint = hints.get(tuple(off)) or hints.get(tuple(off)[:1])
         still = "what is off is what the measurement gives when nothing moves, as "
         still += "many slips do: not computed, nothing moved, or a .grad read that was "
-        said.append(still + "overwritten" if idle else None if said[0] else hint)
+        still += "overwritten"
+        if idle and _core._IDLE:  # seen by call(): a step that moved nothing
+            still = "optimizer.step() found no .grad on any parameter it holds, so "
+            still += "nothing moved: it holds other tensors than backward() reached "
+            still += "(the caller's model, not the copy?), or it ran before backward()"
+        said.append(still if idle else None if said[0] else hint)
         result.detail = "; ".join(filter(None, said))
         return result
 
