@@ -699,6 +699,8 @@ def describe(
         value = label if label in ("2", "1/2", "-1") else value
         value = f"1 + {c - 1:.2g}" if label == "1" else value
         key = f"factor {label}" if label else "factor"
+        if abs(c) < 1e-9:  # a sum of what sums to 0: a centred term, x - mean?
+            return f"every value is 0 to round-off ({np.abs(g).max():.1g} at most)"
         return say(key, f"off by the constant factor {value} everywhere")
     if close(g, w + (off := float(np.mean(g - w)))):
         label, text = _named(off, known), f"off by one constant offset, {off:.4g}"

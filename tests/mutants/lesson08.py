@@ -137,6 +137,7 @@ def sync_backward(
     local_count=False,
     twice=False,  # the sums all-reduced a second time
     gamma_on="bracket",  # "dy": gamma multiplies dy alone; "dgamma": dgamma too
+    centred=False,  # dout rebound to dout - mean_dy before dgamma and dbeta
 ):
     x_hat, rho, gamma, count = cache
     if local:
@@ -148,6 +149,7 @@ def sync_backward(
     dx = gamma * rho * (dout - mean_dy - (x_hat * mean_dy_xhat if var_branch else 0))
     if gamma_on == "dy":
         dx = rho * (gamma * dout - mean_dy - x_hat * mean_dy_xhat)
+    dout = dout - mean_dy if centred else dout
     dgamma, dbeta = (dout * x_hat).sum(0), dout.sum(0)
     dgamma = dgamma * gamma if gamma_on == "dgamma" else dgamma
     if mean_params:
@@ -349,6 +351,7 @@ BACKWARD = {
     "reduced sums over this rank's count": (_bwd(local_count=True), "divided by this rank's count, not N"),
     "dout zeroed after use": (_dout_zeroed, "changed dout in place"),
     "sums all-reduced twice": (_bwd(twice=True), "all-reduced twice, counted once per rank"),
+    "dbeta from dout minus its mean (round 18's)": (_bwd(centred=True), "every value is 0 to round-off"),
     "gamma on dy alone": (_bwd(gamma_on="dy"), "divided by gamma (it multiplies dy alone"),
     "dgamma times gamma": (_bwd(gamma_on="dgamma"), "each feature is off by its own factor, gamma"),
 }
