@@ -12,11 +12,9 @@ from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, wrong
 from ._core import from_channels_last as unrows
 from ._core import torch as torch_
 
-SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags.py)
-    "batch_renorm_backward": (r"\btorch\.\w+", r"\bautograd\b"),
-    "BatchRenorm": (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b"),
-}
 TOL, NAME, RMAX, DMAX, BACKWARD = 1e-9, "BatchRenorm", 1.5, 0.5, "batch_renorm_backward"
+SHORTCUTS = {BACKWARD: (r"\btorch\.\w+", r"\bautograd\b")}  # calls solving an exercise
+SHORTCUTS[NAME] = (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b")  # tools/grading/flags.py
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 _branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
@@ -49,15 +47,14 @@ def problem(seed=0, n=12, d=5):
 
 
 def _spreads(var, n):
-    """sigma_B as a learner may compute it, {words: value}, the right one first."""
-    found, unbiased = {}, " of the unbiased variance (use correction=0)"
+    """sigma_B as a learner may compute it, (words, value), the right one first."""
+    unbiased = " of the unbiased variance (use correction=0)"
     for which, v in (("", var), (unbiased, var * n / (n - 1))):
-        found[f"sqrt(var_B + eps){which}"] = np.sqrt(v + EPS)
-        found[f"sqrt(var_B), without eps{which}"] = np.sqrt(v)
-        found[f"sqrt(var_B) + eps, eps outside the root{which}"] = np.sqrt(v) + EPS
-        found[f"var_B + eps, the variance{which}"] = v + EPS
-        found[f"var_B, the variance without eps{which}"] = v
-    return found
+        yield f"sqrt(var_B + eps){which}", np.sqrt(v + EPS)
+        yield f"sqrt(var_B), without eps{which}", np.sqrt(v)
+        yield f"sqrt(var_B) + eps, eps outside the root{which}", np.sqrt(v) + EPS
+        yield f"var_B + eps, the variance{which}", v + EPS
+        yield f"var_B, the variance without eps{which}", v
 
 
 def _numeric_grads(forward, x, gamma, beta, mean, std, dout, fixed="rd", bounds=None):
@@ -110,13 +107,12 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         got, failed = call(BACKWARD, backward, dout, value[1], returns=(3, "dx, ..."))
         if failed is not None:
             return failed
-        dx, dgamma, dbeta, (r, d) = _numeric_grads(*data)
-        n, sigma = len(x), np.sqrt(x.var(0) + EPS)
+        (dx, dgamma, dbeta, (r, d)), n = _numeric_grads(*data), len(x)
+        avg, sigma = {f"factor 1/(N = {n})": AVERAGED}, np.sqrt(x.var(0) + EPS)
         known = {"r": r, "gamma": gamma, "sigma_B": sigma, f"N = {n}": n}
         held = {k: _numeric_grads(*data, f)[0] for k, f in THROUGH.items()}
         causes = {**BRANCHES, "feature factor 1/(r)": MISSES_R}
         dx_how = dict(diagnoses=held, causes=causes, directions=_branches(x, x.shape))
-        avg = {f"factor 1/(N = {n})": AVERAGED}
         params = dict(axis=0, shape_hints={x.shape: SUMMED}, causes=avg)
         refs = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
         kw = dict(tol=5e-9, known=known, returns=refs, returned=got)  # 20 x numeric
@@ -244,7 +240,7 @@ def _reader(rows, state, bounds, momentum):
         "update: compute them before updating the buffers": rd(run=fresh),
         f"d is divided by sigma_B: {d_is}": rd(by=sigma),
     }
-    for words, s in list(_spreads(var, len(rows)).items())[1:]:
+    for words, s in list(_spreads(var, len(rows)))[1:]:
         changes[f"sigma_B is {words}"] = rd(s=s)
         changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
     right, raw = rd(), (sigma / std, (mu - mean) / std)
@@ -324,7 +320,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     kw["directions"] = _branches(rows, shape)
     if not (grad := compare(f"{label} gradient", x.grad, want, **kw)):
         return [grad]
-    statistics = _running(label, module, momentum, rows, *state[2:])
+    statistics = list(_running(label, module, momentum, rows, *state[2:]))
     graph = _core.buffers_outside_graph(f"{label} buffers", module)
     now = lambda: np.array(to_numpy(getattr(module, "running_mean", None)), dtype=float)
     with torch.no_grad():  # training mode without autograd updates them too
@@ -337,21 +333,19 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     return [result, grad, *statistics, graph]
 
 
-def _running(label, module, momentum, rows, mean, std) -> list[Result]:
+def _running(label, module, momentum, rows, mean, std):
     """running_mean and running_std after one step, read back where they differ."""
-    sigma, *others = _spreads(rows.var(0), len(rows)).items()
+    (sigma, *others), mu = _spreads(rows.var(0), len(rows)), rows.mean(0)
     known = {"1 - momentum": 1 - momentum, "momentum": momentum}  # 1/momentum: raw term
     old_value = "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)"
-    causes, results = {"momentum 1 - momentum": old_value}, []
-    pairs = (("running_mean", mean, rows.mean(0)), ("running_std", std, sigma[1]))
-    for key, old, new in pairs:
+    causes = {"momentum 1 - momentum": old_value}
+    for key, old, new in (("running_mean", mean, mu), ("running_std", std, sigma[1])):
         got, want = getattr(module, key, None), old + momentum * (new - old)
         result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
         if not result and result.error is not None:  # finite, of the shape
             args = (to_numpy(got), old, new, momentum, known, causes, dict(others))
             result.detail = _core.ema_problem(key, *args)
-        results.append(result)
-    return results
+        yield result
 
 
 def _eval(label, module, out, x, state) -> Result:
@@ -366,8 +360,7 @@ def _eval(label, module, out, x, state) -> Result:
     result = compare(label, out, want, tol=TOL, what=what, readers=[read])
     if result and not np.array_equal(np.ravel(to_numpy(module.running_mean)), mean):
         return wrong(label, "eval mode changed running_mean: update only in training")
-    if result:
-        result.detail = "uses running_mean and running_std; " + result.detail
+    result.detail = "uses running_mean and running_std; " * bool(result) + result.detail
     return result
 
 
@@ -502,10 +495,9 @@ def _values(name, fn, step, *args, **kwargs):
 
 def renorm_schedule(fn, *, quiet=False, strict=None):
     """Check ``fn(step, warmup, r_steps, d_steps, rmax_final, dmax_final)``."""
-    name = "renorm_schedule"
 
     def body():
-        steps, got = np.arange(0, 100001, 500), []
+        steps, got, name = np.arange(0, 100001, 500), [], "renorm_schedule"
         for step in steps:
             value, failed = _values(name, fn, int(step), **PAPER)
             if failed is not None:
@@ -524,4 +516,4 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
         why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return next((r for r in found if r is not None), ok(name, why))
 
-    return _core.run_check(name, body, quiet, strict, renorm_schedule=fn)
+    return _core.run_check("renorm_schedule", body, quiet, strict, renorm_schedule=fn)
