@@ -72,9 +72,8 @@ def program(kind, p: Problem, out: str, alt=False):
 
 def make_problem(kind: str, seed: int, shape=None, eps=EPS, tiny=True) -> Problem:
     """Inputs; with ``tiny`` a feature spreads 0.01: where eps and its place matter."""
-    rng = np.random.default_rng(seed)
     shape = shape or {"batch": (16, 5), "spatial": (4, 3, 5, 6), "layer": (6, 8)}[kind]
-    x = 5.0 * rng.standard_normal(shape) + 12.0
+    x = 5.0 * (rng := np.random.default_rng(seed)).standard_normal(shape) + 12.0
     if tiny:  # one feature (layer norm: one example) with a tiny spread
         rows = 1 if kind == "layer" else (slice(None), 1)
         x[rows] = 12.0 + 0.01 * rng.standard_normal(x[rows].shape)
@@ -126,10 +125,9 @@ def dx_invariants(kind: str, p: Problem, dx_ref) -> list:
 
 def known(kind: str, p: Problem) -> dict:
     """What a slip multiplies by (also their inverses, roots, squares, N/(N-1))."""
-    x2 = _core.channels_last(p.x)
-    n = p.x.shape[1] if kind == "layer" else x2.shape[0]
+    x2 = p.x.T if kind == "layer" else _core.channels_last(p.x)
     sigma = {} if kind == "layer" else {"sigma": np.sqrt(x2.var(0) + p.eps)}
-    return {f"N = {n}": n, "gamma": p.gamma, "beta": p.beta, **sigma}
+    return {f"N = {len(x2)}": len(x2), "gamma": p.gamma, "beta": p.beta, **sigma}
 
 
 def forward_mistakes(kind: str, p: Problem) -> dict[str, np.ndarray]:
@@ -149,10 +147,9 @@ def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
     params = {p.x.shape: hint, _core.channels_last(p.x).shape: hint}
     if kind != "spatial":
         return params, {}
-    n, c, h, w = p.x.shape
-    params[(c, h, w)] = "summed over N only: sum over N, H and W (axes 0, 2, 3)"
+    params[p.x.shape[1:]] = "summed over N only: sum over N, H and W (axes 0, 2, 3)"
     still = "still (N*H*W, C): reshape back and transpose to (N, C, H, W)"
-    return params, {(n * h * w, c): still}
+    return params, {_core.channels_last(p.x).shape: still}
 
 
 def _transposed_hint(problem: Result, p: Problem) -> Result:
@@ -187,9 +184,8 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
     grads, problem = call("given", backward, dout2, value[1], returns=GRADS)
     dx2 = None if problem is not None else to_numpy(grads[0])
     if dx2 is not None and dx2.shape == x2.shape:
-        found[1] = back(dx2)
-        found[2] = (p.dout * back(out2)).sum(0) if layer else to_numpy(grads[1])
-        found[3] = p.dout.sum(0) if layer else to_numpy(grads[2])
+        own = ((p.dout * back(out2)).sum(0), p.dout.sum(0)) if layer else grads[1:]
+        found[1:] = back(dx2), *map(to_numpy, own)
     return found
 
 
@@ -238,9 +234,8 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
                 return problem
             got = value[0]
         p = p._replace(eps=EPS) if p.eps is None else p
-        want, tol = reference(kind, p)[0], tolerance(kind, p)
-        how |= dict(twin=reference(kind, p, "float32")[0])  # float32's own errors
-        return compare(label, got, want, tol=tol, what="out", **how)
+        how |= dict(tol=tolerance(kind, p), twin=reference(kind, p, "float32")[0])
+        return compare(label, got, reference(kind, p)[0], what="out", **how)
 
     def body():
         items, problem = call(name, fn, *p[:3], eps=p.eps, returns=OUT)
@@ -395,11 +390,9 @@ def _stage_references(p: Problem) -> dict:
     s = torch.sqrt((var := (xc**2).mean(0)) + p.eps)
     x_hat = xc * (rho := 1 / s)
     y = torch.from_numpy(p.gamma) * x_hat + torch.from_numpy(p.beta)
-    named = {"dx_hat": x_hat, "drho": rho, "ds": s, "dvar": var, "dxc": xc, "dmu": mu}
-    grads = torch.autograd.grad(y, list(named.values()), torch.from_numpy(p.dout))
-    read = zip(STAGES, (x_hat, xc, s, rho), strict=False)  # the first four stages
-    values = {k: v.detach().numpy() for k, v in read}
-    return values | {k: g.numpy() for k, g in zip(named, grads, strict=True)}
+    grads = torch.autograd.grad(y, [x_hat, rho, s, var, xc, mu], torch.tensor(p.dout))
+    found = (a.detach().numpy() for a in (x_hat, xc, s, rho, *grads))  # STAGES' order
+    return dict(zip(STAGES, found, strict=True))
 
 
 def _locals_at_return(fn, *args):
@@ -559,9 +552,8 @@ def batchnorm_backward_alt(
     forward, backward_alt, staged=None, *, seed=2, shape=None, quiet=False, strict=None
 ):
     """Check the closed-form backward; with ``staged`` also compare the two."""
-    label = "backward_alt vs backward"
 
-    def also(p, cache, grads):
+    def also(p, cache, grads, label="backward_alt vs backward"):
         """Against ``staged``: a note, never a failure (it has its own check)."""
         if staged is None:
             return info(label, "skipped (no staged version given)")
