@@ -1,7 +1,6 @@
 """Checks for notebook 01: standardisation, percentiles, per-layer gradient norms."""
 
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
-
 import numpy as np
 
 from . import _core
@@ -9,7 +8,6 @@ from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
 
 _NORMS = (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
 SHORTCUTS = {"standardize_columns": _NORMS}  # calls solving it: tools/grading/flags.py
-
 _ROWS = [[1, -3, 4, -2, 5, 4], [2, -6, 9, -1, 8, 2], [2, -6, 9, -1, 9, 7]]
 EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # notebook 01's
 STANDARD = "mu = x.mean(axis=0)\nout = (x - mu) / np.sqrt(x.var(axis=0, ddof=0) + eps)"
@@ -94,11 +92,10 @@ def activation_percentiles(fn, quiet=False, strict=None):
         seen, results = [], []
         for label, (data, keywords) in cases.items():
             got, problem = call(f"{name} {label}", fn, data, **keywords)
-            if problem is None and not isinstance(got, np.ndarray):
+            if not isinstance(got, np.ndarray):  # None, with call's problem if any
                 why = f"returned a {type(got).__name__}: return a NumPy array"
-                problem = wrong(f"{name} {label}", why + " (np.percentile gives one)")
-            if problem is not None:
-                return problem
+                said = wrong(f"{name} {label}", why + " (np.percentile gives one)")
+                return said if problem is None else problem
             flat, q = _core.to_numpy(data).ravel(), keywords.get("q", q3["q"])
             mistakes = {METHOD(m): np.percentile(flat, q, method=m) for m in METHODS}
             mistakes[FRACTION] = np.percentile(flat, np.asarray(q) / 100.0)
@@ -154,11 +151,10 @@ def _summaries(model, x, y) -> tuple:
 
 def _floats(name, fn, *args):
     """``fn(*args)``'s norms as a float64 array, or a wrong Result saying why not."""
+    none = wrong(name, "returned None: did you forget `return`?")
     got, problem = call(name, fn, *args, copy_inputs=False)
-    if problem is not None:
-        return problem
-    if got is None:
-        return wrong(name, "returned None: did you forget `return`?")
+    if got is None:  # call gives None with its problem
+        return none if problem is None else problem
     try:
         return np.asarray([_core.real(v) for v in got], dtype=float)
     except (TypeError, ValueError):

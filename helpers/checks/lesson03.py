@@ -146,9 +146,8 @@ def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
     for what, got, want, floor in (g for g in grads if not _close(*g[1:3], 1e-9, g[3])):
         if got is None:
             return wrong(label, f"{at}: no {what}: the output is not connected to it")
-        fits = []
+        fits, xd = [], xb.detach().clone().requires_grad_()
         for cut in ("statistics", "mean", "variance") if floor else ():
-            xd = xb.detach().clone().requires_grad_()
             xm, xv = (xd if cut == k else xd.detach() for k in ("variance", "mean"))
             mu, var = xm.mean(dims, True), xv.var(dims, correction=0, keepdim=True)
             y = (xd - mu) / (var + ref.eps).sqrt() * weight.reshape(view)
@@ -183,8 +182,8 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         records.append((step, records[-1][2], new.detach().clone(), xt))
     if all(still := [torch_().equal(r[1], r[2]) for r in records]):
         return f"{buffer} did not change in {len(records)} training step(s): update it"
-    m = m0 = ref.momentum if ref.momentum is not None else 1 / k
-    seen = f"{buffer} did not change; PyTorch's moved {m:.4g} of the way to the batch"
+    m0, q = ref.momentum if ref.momentum is not None else 1 / k, 1 if var else np.nan
+    seen = f"{buffer} did not change; PyTorch's moved {m0:.4g} of the way to the batch"
     seen = seen if still[0] else f"{buffer} is not PyTorch's"
     dims, what = [0, 2, 3][: x.dim() - 1], "unbiased variance" if var else "mean"
     stats = [r[3].var(dims) if var else r[3].mean(dims) for r in records]
@@ -198,11 +197,10 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         a, b, c = abc = np.linalg.lstsq(design, y, rcond=None)[0]
         if not np.allclose(design @ abc, y, rtol=0, atol=tol):
             break  # not of that form
-        m = ref.momentum if ref.momentum is not None else 1 / step
+        m, r = (ref.momentum, np.nan) if ref.momentum is not None else (1 / step, 1)
         n, f = xs.numel() // xs.shape[1], xs.shape[0] / (xs.shape[0] - 1)
-        q, r = (1 if var else np.nan), (1 if ref.momentum is None else np.nan)  # n/a
         stored = "eps is stored in running_var; it belongs in the normalisation only"
-        causes = {  # (a, b, c): the cause
+        causes = {  # (a, b, c): the cause (a nan: not applicable)
             (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n style)",
             (1, m, 0): "the old value is not multiplied by (1 - momentum)",
             (step / (step + 1), r / (step + 1), 0): "with momentum=None PyTorch "
@@ -228,14 +226,13 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
 
 def _training_problem(label, cls, tail, seed, given):
     """Build both (float64, alike), train on batches, eval: the first difference."""
-    later = given.pop("momentum_later", None)  # set after __init__: read in forward
-    reset = given.pop("reset_at", None)  # reset_running_stats() before this step
+    later, reset = given.pop("momentum_later", None), given.pop("reset_at", None)
     module, problem = core.build_module(cls, label, tail[0], **given)
     if problem is not None:
         return problem
     kind = torch_().nn.BatchNorm2d if len(tail) == 3 else torch_().nn.BatchNorm1d
     ref, gen = kind(tail[0], **given).double(), torch_().Generator().manual_seed(seed)
-    if later is not None:
+    if later is not None:  # set after __init__: read in forward
         module.momentum = ref.momentum = later
     try:
         module = module.double().train()
@@ -259,10 +256,9 @@ def _training_problem(label, cls, tail, seed, given):
                 return problem
             ref.reset_running_stats()
         x = 5 * torch_().randn(n, *tail, generator=gen).double() + 12
-        dout = torch_().randn(x.shape, generator=gen).double()
+        dout, old = torch_().randn(x.shape, generator=gen).double(), _running(module)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        old, quiet = _running(module), step == 4  # a step without autograd too
-        with torch_().set_grad_enabled(not quiet):
+        with torch_().set_grad_enabled(not (quiet := step == 4)):  # step 4: no autograd
             out, problem = call(label, module, xa, copy_inputs=False)
             expected = ref(xb)
         if problem is not None:
@@ -307,16 +303,15 @@ def _evaluate(label, at, module, ref, tail, gen):
     module.eval(), ref.eval()
     x = 3 * torch_().randn(6, *tail, generator=gen).double() - 2
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    before = copy.deepcopy(module.state_dict())
+    before, rows = copy.deepcopy(module.state_dict()), channels_last(x)
     out, problem = call(label, module, xa, copy_inputs=False)
     if problem is not None:
         return problem
     for key in BUFFERS:
         if key in before and not _close(module.state_dict().get(key), before[key], 0):
             return wrong(label, f"eval mode changed {key}: update it only in training")
-    rows, tracked = channels_last(x), ref.track_running_stats
-    means = {"running_mean": ref.running_mean} if tracked else {}
-    variances = {"running_var": ref.running_var} if tracked else {}
+    means = {"running_mean": ref.running_mean} if ref.track_running_stats else {}
+    variances = {"running_var": ref.running_var} if ref.track_running_stats else {}
     means["the batch mean (eval mode uses the running statistics)"] = rows.mean(0)
     variances["the batch's biased variance"] = rows.var(0, correction=0)
     variances["the batch's unbiased variance"] = rows.var(0)
@@ -363,10 +358,9 @@ def _bad_inputs(cls) -> list[Result]:
     if module is not None:
         _, problem = call(label, module.eval(), torch_().randn(1, 4).double())
         results.append(problem if problem is not None else ok(label, "works in eval"))
-    label = f"{NAME} eval, untrained"  # running statistics 0 and 1, not the batch's
-    module, problem = core.build_module(cls, label, 4)
+    module, problem = core.build_module(cls, label := f"{NAME} eval, untrained", 4)
     if problem is None:
-        x = 3 * torch_().randn(8, 4).double() + 2
+        x = 3 * torch_().randn(8, 4).double() + 2  # statistics 0 and 1, not the batch's
         out, problem = call(label, module.double().eval(), x)
         if problem is None:  # torch's eval output (a failed Result is falsy: no `or`)
             problem = core.compare(label, out, x / (1 + EPS) ** 0.5, tol=TOL)
@@ -377,12 +371,11 @@ def _low_precision(cls, seed) -> Result:
     """bfloat16 input (mixed precision): output in bfloat16, buffers in float32."""
     torch, label = torch_(), f"{NAME} bfloat16 input"
     x = 3 * torch.randn(16, 4, generator=torch.Generator().manual_seed(seed)) + 2
-    module, out, problem = _stepped(cls, label, x.bfloat16())
+    bn, out, problem = _stepped(cls, label, x.bfloat16())
     if problem is not None:
         return problem
     want = torch.nn.BatchNorm1d(4).train()(x.bfloat16())  # its dtype: ``call``'s check
-    kind = getattr(getattr(module, "running_var", None), "dtype", torch.float32)
-    if kind != torch.float32:
+    if getattr(getattr(bn, "running_var", None), "dtype", torch.float) != torch.float:
         return wrong(label, "the buffers changed dtype: keep them float32")
     if not torch.allclose(out.float(), want.float(), atol=5e-2, rtol=5e-2):
         return wrong(label, "bfloat16 output differs from torch's beyond its noise")
@@ -565,10 +558,8 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
         if (first := _fold(fn, "linear", True, seed)).verdict == TODO:
             return first  # one "not yet" line is enough
         results = [
-            _fold(fn, "linear", False, seed + 1),
-            _fold(fn, "conv", False, seed + 2),
-            _fold(fn, "conv", True, seed + 3),
-            _fold(fn, "grouped", True, seed + 5),
+            *(_fold(fn, k, False, seed + s) for k, s in (("linear", 1), ("conv", 2))),
+            *(_fold(fn, k, True, seed + s) for k, s in (("conv", 3), ("grouped", 5))),
             _fold(fn, "linear", True, seed + 6, affine=False),
             _fold(fn, "conv", True, seed + 7, affine=False),
             _fold(fn, "linear", True, seed + 8, dtype="float32"),

@@ -332,6 +332,20 @@ def _affine_off():
     return AffineOff
 
 
+def _keras_call():
+    """Round 18's observed: the noisy forward named call() (Keras's), never called."""
+    right = noisy_class()
+
+    class Keras(nn.BatchNorm1d):
+        def __init__(self, num_features, shift=1.0, spread=2.0, **kw):
+            super().__init__(num_features, **kw)
+            self.shift, self.spread, self.last_noise = shift, spread, None
+
+        _draw, call = right._draw, right.forward
+
+    return Keras
+
+
 def _draw_squeezed():
     """Round 13's false ok: a (2, C) draw squeezed, so one channel's noise is 0-d."""
 
@@ -361,6 +375,7 @@ def _noise_in_buffers():
 
 # fmt: off
 NOISY = {
+    "forward named call (Keras)": (_keras_call(), "Keras defines no forward(), so a call runs BatchNorm1d's: PyTorch calls forward() (it defines _draw, call)"),
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
     "affine=False given to BatchNorm1d": (_affine_off(), "no weight, bias: keep affine=True"),
     "(2, C) draw squeezed": (_draw_squeezed(), "the noise is Tensor (), Tensor (): draw one shift and one scale per channel, tensors of shape (1,)"),
