@@ -1060,6 +1060,8 @@ def _variants(node, names):
         yield from [ast.BinOp(ast.Constant(1), op, b)] if kind is ast.Div else []
         if isinstance(a, ast.BinOp):  # (a - b) / c written a - b / c
             yield ast.BinOp(a.left, a.op, ast.BinOp(a.right, op, b))
+        if isinstance(b, ast.BinOp):  # a / (n - 1) written a / n - 1
+            yield ast.BinOp(ast.BinOp(a, op, b.left), b.op, b.right)
         if re.fullmatch(r"-?0\.5", e := ast.unparse(b) if kind is ast.Pow else ""):
             top = ast.BinOp(a, op, ast.parse(e.replace("0.5", "1"), mode="eval").body)
             yield ast.BinOp(top, ast.Div(), ast.Constant(2))  # a ** -1 / 2: a slip

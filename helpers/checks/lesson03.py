@@ -160,6 +160,24 @@ def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
 
 
+UPDATE = """n = len(x)
+mean = x.mean(axis=0)
+var = x.var(axis=0)
+unbiased = var * n / (n - 1)
+running_mean = (1 - momentum) * old + momentum * mean
+running_var = (1 - momentum) * old + momentum * unbiased
+"""  # PyTorch's update written out: its one-edit neighbours (core) name a slip
+
+
+def _one_edit(buffer, x, old, new, momentum) -> str | None:
+    """PyTorch's update with one edit that gives ``new``, in words; or None."""
+    env = {"x": to_numpy(channels_last(x)), "old": to_numpy(old), "momentum": momentum}
+    with core.quiet_numerics():  # edits may give inf
+        found = core.neighbours(UPDATE, env, buffer).items()
+        fits = [w for w, v in found if core.rel_error(to_numpy(new), v) <= 1e-9]
+    return f"{buffer} after one step: {fits[0]}" if fits else None
+
+
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     """``buffer`` after step ``k``: its start, no change, or a·old + b·batch + c."""
     if old is None:  # the learner's buffers were no tensors before this step
@@ -220,8 +238,10 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         seen += f"; read at step {step}: {buffer} = {a:.4g}·old + {b:.4g}·batch"
         seen += f" + {c:.4g}" * bool(abs(c) > tol) + f"; PyTorch's: {1 - m:.4g}·old"
         seen += f" + {m:.4g}·batch (batch = the batch's {what})"
-        return seen + (f": {fits[0]}" if len(fits) == 1 else "")
-    return seen if still[0] else core.ema_problem(buffer, first, mine, stats[0], m0)
+        edit = None if len(fits) == 1 else _one_edit(buffer, x, mine, first, m0)
+        return edit or seen + (f": {fits[0]}" if len(fits) == 1 else "")
+    seen = seen if still[0] else core.ema_problem(buffer, first, mine, stats[0], m0)
+    return _one_edit(buffer, x, mine, first, m0) or seen
 
 
 def _training_problem(label, cls, tail, seed, given):

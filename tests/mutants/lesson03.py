@@ -156,6 +156,7 @@ def scratch_class(
                     elif running_var in ("unbiased", "twice", "eps"):
                         bv = bv * n / (n - 1)
                     bv = bv * n / (n - 1) if running_var == "twice" else bv
+                    bv = bv * n / n - 1 if running_var == "no parentheses" else bv
                     bv = bv + self.eps if running_var == "eps" else bv
                     if running_var == "eps first":  # eps, then Bessel's factor
                         bv = (bv + self.eps) * n / (n - 1)
@@ -295,6 +296,7 @@ SCRATCH = {
     "momentum=None as 1/(k+1)": (scratch_class(none_offset=1), "1/k at the k-th batch"),
     "momentum=None from a zero count": (scratch_class(none_offset=-1), "count it first"),
     "Bessel twice": (scratch_class(running_var="twice"), "Bessel's correction applied twice"),
+    "Bessel without parentheses (round 17's observed)": (scratch_class(running_var="no parentheses"), "`var * n / n - 1` where `var * n / (n - 1)` belongs"),
     "eps stored in running_var": (scratch_class(running_var="eps"), "eps is stored in running_var"),
     "no eps in eval mode": (scratch_class(eval_eps=False), "sqrt(v) without eps, v = running_var"),
     "buffers as plain tensors": (scratch_class(buffers=False), "register_buffer"),
