@@ -927,7 +927,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
 
 
 def ema_problem(
-    what, new, old, batch, momentum, known=None, causes=None, statistics=None
+    what, new, old, batch, momentum, known=None, causes=None, statistics=None, **more
 ) -> str:
     """How a running average ``new`` differs from ``(1 - m) old + m batch``, in words"""
     new, old, batch = (np.ravel(to_numpy(t)) for t in (new, old, batch))
@@ -954,6 +954,9 @@ def ema_problem(
             found = m and _match((new - (1 - m) * old) / m, statistics or {}, 1e-9)
         if found:
             return f"{what} averages in {found}{how}, not the batch's right statistic"
+    edits = neighbours(*more["program"]) if more.get("program") else {}
+    if one := _listed(new, right, edits, rel_error, 1e-9, what):  # one edit of it
+        return one
     if 1e-9 < (err := rel_error(new, right)) <= 4e-6:  # and no listed statistic fits
         return f"{what} is PyTorch's to {err:.1e}: float32 rounding, or a term as small"
     with np.errstate(all="ignore"):

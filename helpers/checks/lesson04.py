@@ -333,6 +333,13 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     return [result, grad, *statistics, graph]
 
 
+UPDATE = """mean = x.mean(axis=0)
+std = np.sqrt(x.var(axis=0) + eps)
+running_mean = old_mean + momentum * (mean - old_mean)
+running_std = old_std + momentum * (std - old_std)
+"""  # Algorithm 1's update written out: its one-edit neighbours (_core) name a slip
+
+
 def _running(label, module, momentum, rows, mean, std):
     """running_mean and running_std after one step, read back where they differ."""
     (sigma, *others), mu = _spreads(rows.var(0), len(rows)), rows.mean(0)
@@ -343,8 +350,10 @@ def _running(label, module, momentum, rows, mean, std):
         got, want = getattr(module, key, None), old + momentum * (new - old)
         result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
         if not result and result.error is not None:  # finite, of the shape
+            env = {"x": rows, "eps": EPS, "momentum": momentum, "old_mean": mean}
             args = (to_numpy(got), old, new, momentum, known, causes, dict(others))
-            result.detail = _core.ema_problem(key, *args)
+            program = UPDATE, env | {"old_std": std}, key
+            result.detail = _core.ema_problem(key, *args, program=program)
         yield result
 
 

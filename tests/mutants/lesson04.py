@@ -178,6 +178,9 @@ def renorm_class(
                         self.running_std = self.running_std + a * (
                             new_std - self.running_std
                         )
+                    elif momentum_on == "typo":  # round 17's observed
+                        self.running_mean += a * (mean - self.running_std)
+                        self.running_std += a * (new_std - self.running_std)
                     elif momentum_on == "new":
                         self.running_mean += a * (mean - self.running_mean)
                         self.running_std += a * (new_std - self.running_std)
@@ -208,6 +211,7 @@ RENORM = {
     "d not clipped": (renorm_class(clip_d=False), "d not clipped to"),
     "running std updated with the variance": (renorm_class(std_update="var"), "averages in var_B + eps, the variance"),
     "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
+    "running_mean moved towards mean - running_std": (renorm_class(momentum_on="typo"), "in running_mean: `old_std` where `old_mean` belongs"),
     "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "the batch mean (eval mode uses the running statistics)"),
     "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),
     "momentum on the old value": (renorm_class(momentum_on="old"), "momentum weighs the old value"),
