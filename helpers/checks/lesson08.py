@@ -508,16 +508,17 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
         before = [_state(m) for m in models]
         per_rank = list(zip(models, SHARES, strict=True))
-        _, _, problem_ = _ranks(name, on_rank, per_rank, copy=False)
+        values, _, problem_ = _ranks(name, on_rank, per_rank, copy=False)
         if problem_ is not None:
             return problem_
+        kinds = {type(v).__name__ for v in values if v is not None}  # returned
         for i, message in enumerate(LEFT_ALONE):  # _state read again: pure
             if [s[i] for s in map(_state, models)] != [s[i] for s in before]:
                 return wrong(name, message)
         for layer, buffers in enumerate(layers):
             bns = [_bns(m)[layer] for m in models]
             kind = f" ({type(bns[0]).__name__})" if layer > 1 else ""
-            results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers)
+            results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers, kinds)
             if not all(r.passed for r in results):  # the first wrong layer
                 return results
         seen = f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync)"
@@ -533,7 +534,7 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet, strict, **{name: fn})
 
 
-def _merged_layer(label, bns, buffers) -> list[Result]:
+def _merged_layer(label, bns, buffers, kinds) -> list[Result]:
     """One layer's buffers on every rank (``bns``) against the merge (``buffers``)."""
     got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
     if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
@@ -544,6 +545,10 @@ def _merged_layer(label, bns, buffers) -> list[Result]:
             why = "unchanged on the first layer: none was selected (a type test?) "
             why += "or the merged values were not written into them in place "
             why += "(bn.running_mean.copy_(...)); a return value is unused"
+            if kinds:  # the merged values returned: the caller never reads them
+                why = f"unchanged on the first layer; the merge returned a {min(kinds)}"
+                why += ", which the caller ignores: write the merged values into the "
+                why += "model's buffers in place (bn.running_mean.copy_(...))"
         return [wrong(f"{label} buffers", why)]
     results = []
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):

@@ -3,6 +3,8 @@ autograd Function halves) and wrong merges of running statistics across ranks.""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -253,6 +255,13 @@ def merge(
             bn.num_batches_tracked.copy_(all_reduce(bn.num_batches_tracked))
 
 
+def _merged_copy(model, all_reduce, count):
+    """Round 17's observed: the merge done on a copy, which is returned (and unused)."""
+    work = copy.deepcopy(model)
+    merge(work, all_reduce, count)
+    return work
+
+
 def _running_used(x, g, b, all_reduce, eps=EPS, rm=None, rv=None, momentum=0.1):
     """Round 8's false ok: training mode normalises with the running statistics."""
     out, cache = sync_forward(x, g, b, all_reduce, eps, rm, rv, momentum)
@@ -394,6 +403,7 @@ MERGE = {
     "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
     "top-level children only": (_merge(top_level=True), "the loop skipped it or stopped"),
     "merged values not written": (_merge(written=False), "were not written into them in place"),
+    "merged into a copy, returned": (_merged_copy, "the merge returned a Sequential, which the caller ignores"),
     # round 8's false ok (issue 28): call watches a model's mode even where it lets buffers change
     "model left in eval mode": (lambda model, all_reduce, count: (merge(model, all_reduce, count), model.eval())[0], "to eval mode"),
     "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) buffers"),
