@@ -1228,10 +1228,15 @@ def build_module(cls, label: str, *args, **kwargs):
         problem = wrong(label, "train() did not return the module: return self")
     mro = type(module).__mro__[:-1]  # the learner's classes, then torch's
     mine = [k for k in mro if not k.__module__.startswith("torch")]
-    if problem is None and mine and not any("forward" in vars(k) for k in mine):
-        own = ", ".join(m for m in vars(mine[0]) if m[:2] != "__")
-        why = f"defines no forward(), so a call runs {mro[len(mine)].__name__}'s: "
-        why += f"PyTorch calls forward() (it defines {own or 'no method'})"
+    own = [m for k in mine for m in vars(k) if m[0] != "_" and callable(vars(k)[m])]
+    own = [m for m in own if not hasattr(torch().nn.Module, m)]  # a Keras call()?
+    if (
+        problem is None
+        and own
+        and not any({"forward", "__call__"} & {*vars(k)} for k in mine)
+    ):
+        why = f"defines no forward(), so a call runs {mro[len(mine)].__name__}'s, "
+        why += f"never {own[0]}(): PyTorch calls forward()"
         problem = wrong(label, f"{type(module).__name__} {why}")
     return (module, None) if problem is None else (None, problem)
 

@@ -85,6 +85,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
         "many values": (tensor(np.resize(values, (900, 7))), q3),  # 6300 values
         "1-D values": (values[:, 0], {"q": (10, 90)}),  # as the graded test's
         "q of 1 or less": (tensor(values), {"q": (0.5, 1)}),  # percents, not fractions
+        "one q": (tensor(values), {"q": [50]}),  # an array of one, not a number
         "3-D values": (tensor(values[:36].reshape(4, 9, 7)), q3),  # any shape
     }
 

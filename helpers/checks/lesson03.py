@@ -216,7 +216,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         if not np.allclose(design @ abc, y, rtol=0, atol=tol):
             break  # not of that form
         m, r = (ref.momentum, np.nan) if ref.momentum is not None else (1 / step, 1)
-        n, f = xs.numel() // xs.shape[1], xs.shape[0] / (xs.shape[0] - 1)
+        n = xs.numel() // xs.shape[1]
         stored = "eps is stored in running_var; it belongs in the normalisation only"
         causes = {  # (a, b, c): the cause (a nan: not applicable)
             (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n style)",
@@ -227,12 +227,16 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
             "stores the unbiased one (times n / (n - 1), n = values per channel)",
             (1 - m, q * m * n / (n - 1), 0): "Bessel's correction applied twice "
             "(torch's x.var() is already unbiased)",
-            (1 - m, q * m * f * (n - 1) / n, 0): "the unbiased factor uses N, but n "
-            "counts every value of a channel: N*L or N*H*W",
             (1 - m, m, q * m * ref.eps): stored,
             (1 - m, m, q * m * ref.eps * n / (n - 1)): stored,  # before Bessel's
         }
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
+        with np.errstate(all="ignore"):  # k = n'/(n' - 1): the count n' of the factor
+            k = b / (q * m) * n / (n - 1)
+            used = round(k / (k - 1)) if np.isfinite(k / (k - 1)) else 0
+        if np.isclose(a, 1 - m) and abs(c) <= tol and 1 < used != n and not fits:
+            dims = ("N", "N·L", "N·H·W")[xs.dim() - 2] + f" = {n} values per channel"
+            fits = [f"Bessel's n / (n - 1) uses n = {used}, but n counts {dims}"]
         if np.allclose(abc, (1 - m, m, 0), 1e-5, tol):  # PyTorch's update, rounded
             fits = ["PyTorch's to 5 digits: a rounding difference (a float32 step?)"]
         seen += f"; read at step {step}: {buffer} = {a:.4g}·old + {b:.4g}·batch"
@@ -451,7 +455,7 @@ def scratch_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         if (first := _registration(cls)).verdict == TODO:
             return first
         results = [
-            *(_sequence(cls, tail, seed) for tail in ((4,), (4, 5), (5, 3, 3))),
+            *(_sequence(cls, t, seed) for t in ((4,), (4, 5), (5, 2, 3))),  # H != W
             _sequence(cls, (4, 3), seed + 1, momentum=None),
             _sequence(cls, (4,), seed + 2, momentum=0.3, affine=False),
             _sequence(cls, (4,), seed + 6, eps=1e-3),

@@ -281,6 +281,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     torch, plain, m = torch_(), bounds == (1.0, 0.0), how.get("momentum", 0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
+    label += f" rmax={RMAX} dmax=0" * (bounds == (RMAX, 0.0))  # one bound relaxed
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
     rows, *state, drows = problem(seed, n=24 if image else 12)  # gamma, beta, mean, std
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
@@ -383,6 +384,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         nc = _step(cls, numpy_forward, seed, momentum=0.2)  # the momentum passed: used
         nchw = _step(cls, numpy_forward, seed + 1, image=True)
         nc += _step(cls, numpy_forward, seed + 4, (1e3, 1e3)) if all(nc) else []
+        nc += _step(cls, numpy_forward, seed + 5, (RMAX, 0.0)) if all(nc) else []
         if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
             nchw[0].detail += "; " + IMAGES
         results += nc + nchw + _step(cls, numpy_forward, seed + 2, train=False)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import distributed
 from . import _core
-from ._core import EPS, Result, call, compare, ok, run_check, unpack, wrong
+from ._core import EPS, Result, _watch, call, compare, ok, run_check, unpack, wrong
 from ._core import torch as torch_
 
 __all__ = ["sync_batchnorm_forward", "sync_batchnorm_backward", "sync_bn_layer"]
@@ -170,8 +170,7 @@ def _far(name, fn, xs, gamma, beta) -> Result | None:
     """Float32 values around 10,000, spread 1, and eps=0.5: the section's warning."""
     torch, label = torch_(), f"{name} float32"  # around 1e4, spread 1, eps=0.5
     far = [(((x - 12) / 5 + 1e4).float(), gamma.float(), beta.float()) for x in xs]
-    call_ = lambda x, g, b, all_reduce: fn(x, g, b, all_reduce, 0.5)
-    found, _, failed = _ranks(label, call_, far, 2, "out, cache")
+    found, _, failed = _ranks(label, lambda *a: fn(*a, 0.5), far, 2, "out, cache")
     out, failed = _outputs(label, found, xs) if failed is None else (None, failed)
     if failed is None and out.dtype != torch.float32:
         return wrong(label, f"float32 inputs give {out.dtype} outputs: keep x's dtype")
@@ -196,11 +195,10 @@ def _shares(out, cache) -> bool:
 
 def _still(step, seed) -> Result:
     """With momentum=0 (``step`` passes it) the running statistics keep their values."""
-    label = "sync forward momentum=0"
-    _, gamma, beta, _, buffers, problem_ = _step(label, step, seed)
-    if problem_ is not None:  # a failed Result is falsy: never `or`
-        return problem_
-    if not all(m.equal(beta + 2) and v.equal(gamma) for m, v in buffers):
+    _, g, b, _, buffers, failed = _step(label := "sync forward momentum=0", step, seed)
+    if failed is not None:  # a failed Result is falsy: never `or`
+        return failed
+    if not all(m.equal(b + 2) and v.equal(g) for m, v in buffers):
         why = "moved: 0 is a momentum, they keep their values"
         why = why if all(v.isfinite().all() for _, v in buffers) else "are not finite"
         return wrong(label, f"with momentum=0 the running statistics {why}")
@@ -212,7 +210,7 @@ def _step(name, step, seed, count=0, names=""):
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
     buffers = [(beta + 2, gamma.clone()) for _ in xs]  # running_mean, running_var
     given = [(x, gamma, beta, *b) for x, b in zip(xs, buffers, strict=True)]
-    watched = [_core._watch(args[:3], "") for args in given]  # x, gamma, beta
+    watched = [_watch(args[:3], "") for args in given]  # x, gamma, beta
     values, _, problem_ = _ranks(name, step, given, count, names, copy=False)
     for rank, found in enumerate(watched if problem_ is None else ()):
         if any(_core._changed(was, now) for _, now, was in found):
@@ -307,8 +305,7 @@ def _dx_reader(xs, gamma, douts):
 
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     """``fn`` on every rank: dx joined, dgamma and dbeta summed (DDP), vs autograd."""
-    watch = _core._watch  # the tensors each rank is given (dout last), to leave alone
-    before = [watch(a[-1], "dout") + watch(a[:-1], "an input tensor") for a in per_rank]
+    before = [_watch(d, "dout") + _watch(a, "an input tensor") for *a, d in per_rank]
     grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy=False)
     if problem_ is not None:
         return [problem_]
@@ -319,10 +316,9 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     dx, problem_ = _outputs(f"{name} dx", grads, xs, "dx")
     if problem_ is not None:
         return [problem_]
-    torch, x = torch_(), torch_().cat(xs).clone().requires_grad_()
-    g, b = gamma.clone().requires_grad_(), beta.clone().requires_grad_()
-    out = torch.nn.functional.batch_norm(x, None, None, g, b, True, 0, EPS)
-    out.backward(torch.cat(douts))
+    torch, F = torch_(), torch_().nn.functional
+    x, g, b = (t.clone().requires_grad_() for t in (torch.cat(xs), gamma, beta))
+    F.batch_norm(x, None, None, g, b, True, 0, EPS).backward(torch.cat(douts))
     (mean, rho), kw = _statistics(xs), {"readers": [_dx_reader(xs, gamma, douts)]}
     kw["known"] = {"gamma": gamma, "N": len(x), "invstd": rho}
     results = [compare(f"{name} dx", dx, x.grad, tol=1e-10, what="dx", **kw)]
@@ -414,8 +410,7 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check the capstone on 3 ranks: ``forward`` as ``step`` calls it, ``backward``."""
-    name = "sync_bn_layer"
-    step = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, EPS, MOMENTUM)
+    name, step = "sync_bn_layer", lambda *a: forward(*a, EPS, MOMENTUM)
 
     def body():
         found = _step(f"{name} forward", step, seed, 2, "out, saved")
@@ -424,7 +419,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
             problem_ = _layer_forward(name, results, xs, gamma, beta)
         found = [problem_]
         if problem_.passed:  # and with another eps: the one passed in is used
-            at = lambda x, g, b, m, v, reduce: forward(x, g, b, m, v, reduce, 0.1, 0.1)
+            at = lambda *a: forward(*a, 0.1, 0.1)
             *_, saved, _, failed = _step(f"{name} eps=0.1", at, seed, 2, "out, saved")
             if failed is None:  # a failed Result is falsy: test for None
                 got = torch_().stack([s[3].reshape(-1) for _, s in saved])
@@ -469,10 +464,9 @@ def _candidates(models, layer):
     """Per buffer: (the right merge (Chan et al.), {message: a wrong one}, the old)."""
     torch, bns = torch_(), [_bns(m)[layer] for m in models]
     means, variances = (torch.stack([getattr(bn, k) for bn in bns]) for k in BUFFERS)
-    n = torch.tensor(SHARES, dtype=torch.float64)[:, None]
-    mean = (n * means).sum(0) / (big := n.sum())
+    n, law = torch.tensor(SHARES).double()[:, None], "(law of total variance)"
+    mean, plain = (n * means).sum(0) / (big := n.sum()), variances.mean(0)
     within, spread = ((n - 1) * variances).sum(0) / (big - 1), (means - mean) ** 2
-    law, plain = "(law of total variance)", variances.mean(0)
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
         "each by its count, sum(count * mean_r) / N": means.mean(0),
@@ -500,14 +494,12 @@ def _state(model):
 
 def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, all_reduce, count)``: BN buffers merged in place, no more"""
-    name = "merge_running_stats"
-    on_rank = lambda model, count, all_reduce: fn(model, all_reduce, count)
+    name, on_rank = "merge_running_stats", lambda m, n, reduce: fn(m, reduce, n)
 
     def body():
         models = _rank_models(seed)
         layers = [_candidates(models, k) for k in range(len(_bns(models[0])))]
-        before = [_state(m) for m in models]
-        per_rank = list(zip(models, SHARES, strict=True))
+        before, per_rank = [*map(_state, models)], [*zip(models, SHARES, strict=True)]
         values, _, problem_ = _ranks(name, on_rank, per_rank, copy=False)
         if problem_ is not None:
             return problem_

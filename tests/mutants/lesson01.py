@@ -176,6 +176,10 @@ PERCENTILES = {
         ),
         "activation_percentiles 1-D values",
     ),
+    "result squeezed (round 19's false ok)": (
+        lambda v, q=(15, 50, 85): percentiles(v, q).squeeze(),
+        "activation_percentiles one q",
+    ),
     "numpy() in the graph": (
         lambda v, q=(15, 50, 85): np.percentile(
             (v.numpy() if isinstance(v, torch.Tensor) else v).ravel(), q

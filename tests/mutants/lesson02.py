@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import family
+from . import family, raise_
 
 
 def bn_forward(
@@ -124,6 +124,7 @@ BN_FORWARD = {
     "gamma and beta as columns": (lambda x, g, b, eps=1e-5: bn_forward(x, g.reshape(-1, 1), b.reshape(-1, 1), eps), "an array of shape (5, 1) does not line up"),
     "computed in float32": (lambda x, g, b, eps=1e-5: bn_forward(*(a.astype(np.float32) for a in (x, g, b)), np.float32(eps)), "float32 numbers"),
     # round 7's false ok (issue 28): a visible check whose batches all fit in 32 rows
+    "refuses a constant feature (round 19's false ok)": (lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps) if x.var(0).all() else raise_(ValueError("a feature of variance 0")), "batchnorm_forward N=48 "),
     "statistics of the first 32 examples": (lambda x, g, b, eps=1e-5: (g * (x - x[:32].mean(0)) / np.sqrt(x[:32].var(0) + eps) + b, None), "batchnorm_forward N=48 "),
 }
 # fmt: on

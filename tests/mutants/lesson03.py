@@ -112,6 +112,7 @@ def scratch_class(
                 raise ValueError("one value per channel")
             view = [1, -1] + [1] * (x.dim() - 2)
             n = x.numel() // x.shape[1] if count == "values" else x.shape[0]
+            n = x.shape[0] * x.shape[-1] ** (x.dim() - 2) if count == "square" else n
             use_batch = self.training or eval_uses_batch or not self.track
             use_batch = use_batch and not (train_on_running and self.track)
             if use_batch:
@@ -296,6 +297,7 @@ SCRATCH = {
     "momentum=None as 1/(k+1)": (scratch_class(none_offset=1), "1/k at the k-th batch"),
     "momentum=None from a zero count": (scratch_class(none_offset=-1), "count it first"),
     "Bessel twice": (scratch_class(running_var="twice"), "Bessel's correction applied twice"),
+    "n = N * W * W (round 19's false ok: square images)": (scratch_class(count="square"), "uses n = 54, but n counts N·H·W = 36 values per channel"),
     "Bessel without parentheses (round 17's observed)": (scratch_class(running_var="no parentheses"), "`var * n / n - 1` where `var * n / (n - 1)` belongs"),
     "eps stored in running_var": (scratch_class(running_var="eps"), "eps is stored in running_var"),
     "no eps in eval mode": (scratch_class(eval_eps=False), "sqrt(v) without eps, v = running_var"),
@@ -307,7 +309,7 @@ SCRATCH = {
     "num_batches_tracked not counted": (scratch_class(count_batches=False), "num_batches_tracked"),
     "momentum=None not handled": (scratch_class(handle_none=False), "momentum=None"),
     "normalises with the unbiased variance": (scratch_class(normalise_unbiased=True), "v = the unbiased variance (n - 1)"),
-    "unbiased factor counts examples only": (scratch_class(count="examples"), "n counts every value"),
+    "unbiased factor counts examples only": (scratch_class(count="examples"), "uses n = 6, but n counts N·L = 30 values per channel"),
     "statistics outside the graph": (scratch_class(stats_without_grad=True), "gradient differs"),
     "no input validation": (scratch_class(validate=False), "did not raise ValueError"),
     "track_running_stats ignored": (scratch_class(untracked=False), "None without tracking"),

@@ -78,6 +78,7 @@ def renorm_class(
     grad_only=False,  # and no running update in a training step under no_grad
     rd_after_affine=False,  # round 11's wrong cause: (gamma * x_hat + beta) * r + d
     no_bias=False,  # round 13's wrong cause: no + bias in training mode
+    both_bounds=False,  # True: renormalises only when rmax > 1 and dmax > 0 both
     running_if_unclipped=False,  # round 11's false ok: same output, other gradient
     by_running_std=False,  # round 11's wrong cause: (x - mu_B) / running_std + d
 ):
@@ -142,6 +143,8 @@ def renorm_class(
                 r = r.clamp(1 / rmax, rmax)
             if clip_d:
                 d = d.clamp(-dmax, dmax)
+            if both_bounds and not (rmax > 1 and dmax > 0):  # round 19's false ok
+                r, d = torch.ones_like(r), torch.zeros_like(d)
             if not (self.training and apply_rd):  # plain batch norm
                 r, d = torch.ones_like(r), torch.zeros_like(d)
             d = d_sign * d
@@ -211,6 +214,7 @@ RENORM = {
     "d not clipped": (renorm_class(clip_d=False), "d not clipped to"),
     "running std updated with the variance": (renorm_class(std_update="var"), "averages in var_B + eps, the variance"),
     "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
+    "plain batch norm unless both bounds are relaxed": (renorm_class(both_bounds=True), "BatchRenorm NC rmax=1.5 dmax=0"),
     "running_mean moved towards mean - running_std": (renorm_class(momentum_on="typo"), "in running_mean: `old_std` where `old_mean` belongs"),
     "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "the batch mean (eval mode uses the running statistics)"),
     "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),

@@ -375,7 +375,7 @@ def _noise_in_buffers():
 
 # fmt: off
 NOISY = {
-    "forward named call (Keras)": (_keras_call(), "Keras defines no forward(), so a call runs BatchNorm1d's: PyTorch calls forward() (it defines _draw, call)"),
+    "forward named call (Keras)": (_keras_call(), "Keras defines no forward(), so a call runs BatchNorm1d's, never call(): PyTorch calls forward()"),
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
     "affine=False given to BatchNorm1d": (_affine_off(), "no weight, bias: keep affine=True"),
     "(2, C) draw squeezed": (_draw_squeezed(), "the noise is Tensor (), Tensor (): draw one shift and one scale per channel, tensors of shape (1,)"),
