@@ -160,6 +160,10 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             given = {"before the update": (b + 2, g), "after it": buffers[0]}
             out = _compare_out(label, values, xs, g, b, False, given)
             results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
+            at = "sync forward from 0 and 1"  # PyTorch's start: no first step apart
+            *_, buffers, failed = _step(at, step, seed, 2, "out, cache", fresh=True)
+            failed = [failed] if failed is not None else []
+            results += failed or _buffer_results(at, buffers, xs, g, b, fresh=True)
             return results + [_still(partial(step, mo=0.0), seed)]
         return [result, problem_]
 
@@ -205,10 +209,14 @@ def _still(step, seed) -> Result:
     return ok(label, "the running statistics keep their values")
 
 
-def _step(name, step, seed, count=0, names=""):
+def _start(gamma, beta, fresh):  # running_mean, running_var: PyTorch's, or others
+    return (0 * beta, 0 * gamma + 1) if fresh else (beta + 2, gamma.clone())
+
+
+def _step(name, step, seed, count=0, names="", fresh=False):
     """``step(x, gamma, beta, running_mean, running_var, all_reduce)``, ranks 4, 7, 1"""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    buffers = [(beta + 2, gamma.clone()) for _ in xs]  # running_mean, running_var
+    buffers = [_start(gamma, beta, fresh) for _ in xs]  # running_mean, running_var
     given = [(x, gamma, beta, *b) for x, b in zip(xs, buffers, strict=True)]
     watched = [_watch(args[:3], "") for args in given]  # x, gamma, beta
     values, _, problem_ = _ranks(name, step, given, count, names, copy=False)
@@ -219,7 +227,7 @@ def _step(name, step, seed, count=0, names=""):
     return xs, gamma, beta, values, buffers, problem_
 
 
-def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
+def _buffer_results(label, buffers, xs, gamma, beta, fresh=False) -> list[Result]:
     """Each rank's running_mean and running_var (``_step``'s) vs nn.BatchNorm1d's."""
     sizes = torch_().tensor([[float(len(x))] for x in xs], dtype=torch_().float64)
     (means, variances), n = _variants(xs), int(sizes.sum())
@@ -236,7 +244,7 @@ def _buffer_results(label, buffers, xs, gamma, beta) -> list[Result]:
     causes = {"momentum PyTorch's default momentum": "use the momentum argument"}
     results, batches = [], (means["the batch mean"], var * n / (n - 1))
     for k, what in enumerate(("running_mean", "running_var")):
-        old, batch = (beta + 2, gamma)[k].numpy(), batches[k].numpy()
+        old, batch = _start(gamma, beta, fresh)[k].numpy(), batches[k].numpy()
         got = torch_().stack([b[k].detach() for b in buffers]).numpy()
         want = np.broadcast_to((1 - MOMENTUM) * old + MOMENTUM * batch, got.shape)
         fin = np.isfinite(got).all(1)

@@ -102,6 +102,9 @@ def _update(x, mean, var, count, world, rm, rv, m, how, all_reduce):
     elif how == "batch term unweighted":  # (1 - m) * old + batch (round 7's)
         new_mean, new_var = new_mean / m, new_var / m
     with torch.no_grad():
+        if how == "fresh start" and (rm == 0).all() and (rv == 1).all():
+            rm.copy_(new_mean), rv.copy_(new_var)  # round 19's false ok: no momentum
+            return
         if how == "rebound":
             rm = (1 - m) * rm + m * new_mean
             rv = (1 - m) * rv + m * new_var
@@ -337,6 +340,7 @@ FORWARD = {
     "old value not decayed": (_fwd(running="no decay"), "multiply the old by (1 - momentum)"),
     "batch term not weighted by momentum": (_fwd(running="batch term unweighted"), "= 1/(momentum)"),
     "float32 input, float64 output": (_fwd(running="float64 out"), "float32 inputs give torch.float64 outputs"),
+    "fresh buffers set to the batch's statistics": (_fwd(running="fresh start"), "sync forward from 0 and 1 running_mean"),
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
     "out made in place from the cached x_hat": (_out_is_x_hat, "the cache holds the output tensor itself"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
