@@ -338,10 +338,8 @@ def raised(exc: BaseException, args=()) -> str:
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
     if "grad_fn" in message and _GRAD_OFF[-1:] == [True]:  # seen by call()
-        found = "backward() ran with gradients off, inside torch.no_grad() (a `with` "
-        found += (
-            "block or an @torch.no_grad() decorator): nothing there records a graph"
-        )
+        found = "backward() ran with gradients off (in a torch.no_grad() or "
+        found += "set_grad_enabled(False) block or decorator): nothing records a graph"
     text += (f" ({found}) " if found and not meaning else f" {meaning or ''}") + shapes
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
@@ -669,8 +667,9 @@ def _precision(got, err, want, dtype) -> str | None:
             return f"its values are rounded to {k} decimals: return them unrounded"
     formats = (("bfloat16", 7, 16), ("float16", 10, 16), ("float32", 23, 1e4))
     for name, bits, most in formats:  # the narrowest first: each fits in the next
-        scaled = np.frexp(got)[0] / (unit := 2.0 ** -(bits + 1))
-        if np.array_equal(scaled, np.round(scaled)) and err <= most * unit:
+        unit = 2.0 ** -(bits + 1)  # expected values of that format: no cause either
+        fits = lambda a, u=unit: np.array_equal(s := np.frexp(a)[0] / u, np.round(s))
+        if fits(got) and not fits(want) and err <= most * unit:
             why = f"its values are {name} numbers and the error is at {name}'s "
             why += f"rounding level ({unit:.0e}): compute in float64, "
             return why + "as the input is"
@@ -697,7 +696,7 @@ def describe(
     if close(g, (c := float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))) * w):
         value = f"{c:.4g}" + (f" = {label}" if (label := _named(c, known)) else "")
         value = label if label in ("2", "1/2", "-1") else value
-        value = f"1 + {c - 1:.2g}" if label == "1" else value
+        value = f"1 + {c - 1:.2g}" if f"{c:.4g}" == "1" else value  # 1 - 4e-05
         key = f"factor {label}" if label else "factor"
         if abs(c) < 1e-9:  # a sum of what sums to 0: a centred term, x - mean?
             return f"every value is 0 to round-off ({np.abs(g).max():.1g} at most)"

@@ -203,8 +203,11 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             problem, noise = _noisy_call(module.train(), label, x)  # out or a Result
             plain = torch_().nn.functional.batch_norm(x, None, None, training=True)
             what = "the output (shift=0, spread=1, affine=False: plain batch norm)"
-            if noise is not None:
-                problem = compare(label, problem, plain, tol=1e-5, what=what)
+            read = lambda g: _core.stages(g, x, np.ones(1), np.zeros(1), eps=_core.EPS)
+            if noise is not None:  # read back: m and s of (x - m) / s
+                problem = compare(
+                    label, problem, plain, tol=1e-5, what=what, readers=[read]
+                )
         return [*train, draws, _eval_mode(cls, seed), problem]
 
     return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)

@@ -346,6 +346,16 @@ def _keras_call():
     return Keras
 
 
+def _keras_eps():
+    """Round 19's wrong cause: Keras's epsilon (1e-3) as the constructor's default."""
+
+    class KerasEps(noisy_class()):
+        def __init__(self, num_features, shift=1.0, spread=2.0, eps=1e-3, **kw):
+            super().__init__(num_features, shift, spread, eps=eps, **kw)
+
+    return KerasEps
+
+
 def _draw_squeezed():
     """Round 13's false ok: a (2, C) draw squeezed, so one channel's noise is 0-d."""
 
@@ -375,6 +385,7 @@ def _noise_in_buffers():
 
 # fmt: off
 NOISY = {
+    "Keras's eps=1e-3 as the default": (_keras_eps(), "divides by sqrt(var + e) with e = 0.001, not eps = 1e-05"),
     "forward named call (Keras)": (_keras_call(), "Keras defines no forward(), so a call runs BatchNorm1d's, never call(): PyTorch calls forward()"),
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
     "affine=False given to BatchNorm1d": (_affine_off(), "no weight, bias: keep affine=True"),
@@ -425,7 +436,7 @@ ICS = {
     "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
     # round 18's observed (issue 28): grad mode at backward() is seen, not guessed among three
     "an optimiser over the caller's model": (_stepped_caller, "optimizer.step() found no .grad on any parameter it holds"),
-    "the whole function under @torch.no_grad()": (torch.no_grad()(changed), "backward() ran with gradients off"),
+    "the whole function under @torch.no_grad()": (torch.no_grad()(changed), "backward() ran with gradients off (in a torch.no_grad()"),
 }
 PROBE = {
     "step sizes as a float32 tensor": (lambda m, x, y, steps: probed(m, x, y, [float(t) for t in torch.tensor(steps)]), "an error of float32's rounding size"),  # round 15's (a false ok once batches changed)
