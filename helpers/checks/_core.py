@@ -32,7 +32,8 @@ OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
 _SIZES = []  # the shape of the last call's first array of 2+ axes: its counts
-_GRAD_OFF, _IDLE = [], []  # the last call's backward()s: grad off; steps: no grads
+_GRAD_OFF, _IDLE, _TRACE = [], [], []  # the last call's backward()s: grad off; steps
+# with no .grad; what its torch calls did to graphs and parameters (_traced)
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -151,6 +152,38 @@ def _stepped(optimizer, *_):  # an optimizer's step: its parameters all without 
     _IDLE.extend([optimizer] if all(p.grad is None for p in params) else [])
 
 
+@functools.cache
+def _tracer():
+    """A torch function mode noting graph cuts (.detach()...) and in-place steps."""
+
+    class Trace(__import__("torch.overrides").overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name, this, kw = getattr(func, "__name__", ""), [*args, 0][0], kwargs or {}
+            off = name == "requires_grad_" and False in (*args[1:], *kw.values())
+            if getattr(this, "requires_grad", 0) and name in ("detach", "numpy") or off:
+                _TRACE.append(f".{name}({'False' * off})")
+            seen = self.__dict__.setdefault("params", set())  # their storage
+            ptr = this.data_ptr() if isinstance(this, torch().Tensor) else None
+            seen |= {ptr} if isinstance(this, torch().nn.Parameter) else set()
+            if ptr in seen and (name[-1:] == "_" != name[:1] or name == "__setitem__"):
+                _TRACE.append("in place")  # p -= lr * g, p.data.copy_(...), a step
+            return func(*args, **kw)
+
+    return Trace
+
+
+def _no_graph(message) -> str | None:
+    """Why backward() found no graph, from what the last call's code was seen do."""
+    cuts = " and ".join(sorted({t for t in _TRACE if t[0] == "."}))
+    if "grad_fn" in message and _GRAD_OFF[-1:] == [True]:  # seen by call()
+        why = "backward() ran with gradients off (in a torch.no_grad() or "
+        return why + "set_grad_enabled(False) block or decorator): no graph is made"
+    if "grad_fn" in message and cuts:
+        why = f"your code called {cuts} on a tensor that requires grad: what it "
+        return why + "returns has no graph, nor what is computed from it"
+    return None
+
+
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     """fn(*args) on copies: (value, None); (None, why) if it raised or changed an arg"""
     if not callable(fn):
@@ -166,7 +199,8 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     optim = __import__("torch.optim.optimizer", fromlist=["_"])  # not an attribute
     hook = optim.register_optimizer_step_pre_hook(_stepped)
     try:
-        with quiet_numerics(), mock.patch.multiple(auto, **noted):
+        _TRACE[:] = []
+        with quiet_numerics(), mock.patch.multiple(auto, **noted), _tracer()():
             value = fn(*args, **kwargs)
     except Exception as exc:  # the learner's bug, reported, never re-raised
         last = traceback.extract_tb(exc.__traceback__)[-1].filename  # a stub's own?
@@ -337,9 +371,7 @@ def raised(exc: BaseException, args=()) -> str:
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
-    if "grad_fn" in message and _GRAD_OFF[-1:] == [True]:  # seen by call()
-        found = "backward() ran with gradients off (in a torch.no_grad() or "
-        found += "set_grad_enabled(False) block or decorator): nothing records a graph"
+    found = _no_graph(message) or found  # what call() saw: no_grad, .detach()
     text += (f" ({found}) " if found and not meaning else f" {meaning or ''}") + shapes
     arrays = [a for a in args if isinstance(a, (np.ndarray, torch().Tensor))]
     dtype = lambda a: str(a.dtype).replace("torch.", "").replace("float64", "")
@@ -1212,6 +1244,7 @@ def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Re
             detail = f"your code raised {raised(exc)} while the check used your result"
         else:
             found = [m for k, m in MEANINGS.items() if re.search(k, what)][:1]
+            found = [_no_graph(what)] if _no_graph(what) else found
             what = "; ".join([what, *found])
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)

@@ -278,6 +278,10 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         still = "what is off is what the measurement gives when nothing moves, as "
         still += "many slips do: not computed, nothing moved, or a .grad read that was "
         still += "overwritten"
+        if idle and "in place" not in _core._TRACE:  # seen by call(): no step
+            still = "no parameter was changed in place (p -= lr * p.grad, p.copy_(...)"
+            still += " or an optimizer's step), so nothing moved: `p = p - lr * g` "
+            still += "binds the name to a new tensor and leaves the model's as it was"
         if idle and _core._IDLE:  # seen by call(): a step that moved nothing
             still = "optimizer.step() found no .grad on any parameter it holds, so "
             still += "nothing moved: it holds other tensors than backward() reached "

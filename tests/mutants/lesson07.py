@@ -236,6 +236,21 @@ def _stepped_caller(m, x, y, i, lr):
     return (g - g2).norm().item(), cosine
 
 
+def _rebound(m, x, y, i, lr):
+    """Round 19's observed: p = p - lr * p.grad rebinds the name; the model stays."""
+    work = copy.deepcopy(m)
+    F.cross_entropy(work(x), y).backward()
+    g = work[i].weight.grad.clone()
+    with torch.no_grad():
+        for p in work[:i].parameters():
+            p = p - lr * p.grad  # noqa: PLW2901
+    work.zero_grad()
+    F.cross_entropy(work(x), y).backward()
+    g2 = work[i].weight.grad
+    cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
+    return (g - g2).norm().item(), cosine
+
+
 def _one_minus_cosine(m, x, y, i, lr):
     distance, cosine = changed(m, x, y, i, lr)
     return distance, 1 - cosine
@@ -356,6 +371,17 @@ def _keras_eps():
     return KerasEps
 
 
+def _detached_output():
+    """Round 19's observed: the training output detached (the noise a constant)."""
+
+    class Detached(noisy_class()):
+        def forward(self, x):
+            out = super().forward(x)
+            return out.detach() if self.training else out
+
+    return Detached
+
+
 def _draw_squeezed():
     """Round 13's false ok: a (2, C) draw squeezed, so one channel's noise is 0-d."""
 
@@ -385,6 +411,7 @@ def _noise_in_buffers():
 
 # fmt: off
 NOISY = {
+    "output detached": (_detached_output(), "your code called .detach() on a tensor that requires grad"),
     "Keras's eps=1e-3 as the default": (_keras_eps(), "divides by sqrt(var + e) with e = 0.001, not eps = 1e-05"),
     "forward named call (Keras)": (_keras_call(), "Keras defines no forward(), so a call runs BatchNorm1d's, never call(): PyTorch calls forward()"),
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
@@ -435,6 +462,7 @@ ICS = {
     "0-d arrays returned": (lambda *a: tuple(np.asarray(v) for v in changed(*a)), "not NumPy arrays"),
     "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
     # round 18's observed (issue 28): grad mode at backward() is seen, not guessed among three
+    "p = p - lr * p.grad": (_rebound, "no parameter was changed in place"),
     "an optimiser over the caller's model": (_stepped_caller, "optimizer.step() found no .grad on any parameter it holds"),
     "the whole function under @torch.no_grad()": (torch.no_grad()(changed), "backward() ran with gradients off (in a torch.no_grad()"),
 }
