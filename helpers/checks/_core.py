@@ -50,7 +50,6 @@ class Result:
     detail: str
     error: float | None = None
     bound: float | None = None
-
     passed = property(lambda self: self.verdict in (OK, INFO))
     __bool__ = passed.fget
 
@@ -78,10 +77,9 @@ class Report(list):
 
     def lines(self) -> str:
         """One line per result; a diagnosis already given says so, once per check."""
-        seen = lambda i, r: not r.passed and r.detail in [s.detail for s in self[:i]]
-        same = lambda r: Result(r.name, r.verdict, "the same as above")
-        shown = [same(r) if seen(i, r) else r for i, r in enumerate(self)]
-        return "\n".join(r.line() for r in shown)
+        dup = lambda i, r: not r.passed and r.detail in [s.detail for s in self[:i]]
+        same = lambda r: Result(r.name, r.verdict, "the same as above").line()
+        return "\n".join(same(r) if dup(i, r) else r.line() for i, r in enumerate(self))
 
     __repr__ = lines
     _ipython_display_ = lambda self: None  # already printed by the check
@@ -93,8 +91,7 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
     if not quiet:
         print(result.lines())
     if (config.grading() if strict is None else strict) and not result.passed:
-        failed = [item for item in result if not item.passed] or result
-        raise CheckFailed("\n".join(item.line() for item in failed))
+        raise CheckFailed("\n".join(item.line() for item in result if not item.passed))
     return result
 
 
@@ -123,9 +120,8 @@ def _watch(value, where: str, depth=0) -> list:
         return found + [(f"{where} mode", value, (value.training, keys))]
     if depth >= 3 or not isinstance(value, (dict, tuple, list)):
         return []
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    found = (_watch(v, f"{where} (item [{k!r}])", depth + 1) for k, v in items)
-    return list(itertools.chain(*found))
+    kv = value.items() if isinstance(value, dict) else enumerate(value)
+    return [w for k, v in kv for w in _watch(v, f"{where} (item [{k!r}])", depth + 1)]
 
 
 @contextlib.contextmanager
@@ -194,21 +190,18 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
     state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
-    auto, _GRAD_OFF[:], _IDLE[:] = torch().autograd, [], []
+    auto, _GRAD_OFF[:], _IDLE[:], _TRACE[:] = torch().autograd, [], [], []
     noted = {k: _noted(getattr(auto, k)) for k in ("backward", "grad")}
     optim = __import__("torch.optim.optimizer", fromlist=["_"])  # not an attribute
     hook = optim.register_optimizer_step_pre_hook(_stepped)
     try:
-        _TRACE[:] = []
-        with quiet_numerics(), mock.patch.multiple(auto, **noted), _tracer()():
+        with hook, quiet_numerics(), mock.patch.multiple(auto, **noted), _tracer()():
             value = fn(*args, **kwargs)
     except Exception as exc:  # the learner's bug, reported, never re-raised
         last = traceback.extract_tb(exc.__traceback__)[-1].filename  # a stub's own?
         if isinstance(exc, NotImplementedError) and not _whose(last):
             return None, not_implemented(name)
         return None, Result(name, ERROR, "raised " + raised(exc, args))
-    finally:
-        hook.remove()
     for where, now, snap in itertools.chain(*watched):
         why = "leave the caller's model as it was: work on a copy (copy.deepcopy)"
         if where.endswith(" mode") and now.training != snap[0]:
@@ -294,8 +287,7 @@ def _state(fn, depth=0) -> dict:
     return state
 
 
-# A library's words -> what they mean in the learner's code (the error's signature)
-MEANINGS = {
+MEANINGS = {  # an error's signature (a regex) -> what it means in the learner's code
     r"does not have a grad_fn": "what backward() ran on has no autograd graph "
     "(computed under torch.no_grad(), or from detached tensors or NumPy values)",
     r"leaf Variable that requires grad": "a tensor that requires grad is changed in "
@@ -422,12 +414,11 @@ def _plain(node) -> bool:  # a name, or attributes on a name (p.grad)
 def _value(dotted: str, scope: dict):
     """``dotted``'s value in ``scope`` (attributes read, nothing called), or ..."""
     value = scope.get(dotted.split(".")[0], ...)
-    for attr in dotted.split(".")[1:]:  # an attribute of None: not this one
-        try:  # (a property of the learner's may raise too)
+    with contextlib.suppress(Exception):  # (a property of the learner's may raise too)
+        for attr in dotted.split(".")[1:]:  # an attribute of None: not this one
             value = ... if value is None else getattr(value, attr)
-        except Exception:
-            return ...
-    return value
+        return value
+    return ...
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
@@ -463,9 +454,8 @@ def to_numpy(value):
         return None if unfit else value.detach().cpu().double().numpy()
     if isinstance(value, np.ndarray):  # not booleans, strings, objects, complex
         return value.astype(np.float64) if value.dtype.kind in "iuf" else None
-    if isinstance(value, (float, int, np.floating, np.integer)):
-        return np.asarray(value, dtype=np.float64)
-    return None
+    number = isinstance(value, (float, int, np.floating, np.integer))
+    return np.asarray(value, dtype=np.float64) if number else None
 
 
 def real(value, integer: bool = False):
@@ -543,8 +533,7 @@ def broadcast_hint(message: str, args=()) -> str | None:
     """What the shapes in a broadcast error prove about the arrays, in words."""
     if "einstein" in message or not re.search("broadcast|must match the size", message):
         return None
-    # NumPy's shapes: "(3,)", "(4,3,5,6)"; torch's "(4)" is a size
-    raw = re.findall(r"\(([\d, ]+)\)", message)
+    raw = re.findall(r"\(([\d, ]+)\)", message)  # NumPy's "(3,)"; torch's "(4)": a size
     found = {t: tuple(int(v) for v in t.replace(" ", "").split(",") if v) for t in raw}
     sizes = {v for numbers in found.values() for v in numbers}
     shapes = [numbers for text, numbers in found.items() if "," in text]
@@ -663,8 +652,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
                     (direct if name == label else derived).append(name)
                 simple = simple or (label if name == label and label in plain else None)
                 break
-    names = direct or ([] if simple else derived)
-    return names[0] if len(names) == 1 else simple
+    return ns[0] if len(ns := direct or ([] if simple else derived)) == 1 else simple
 
 
 def _label(name: str | None) -> str:
@@ -698,13 +686,12 @@ def _precision(got, err, want, dtype) -> str | None:
         if near and np.allclose(got, np.round(got, k), 0, 1e-13):
             return f"its values are rounded to {k} decimals: return them unrounded"
     formats = (("bfloat16", 7, 16), ("float16", 10, 16), ("float32", 23, 1e4))
-    for name, bits, most in formats:  # the narrowest first: each fits in the next
+    for fmt, bits, most in formats:  # the narrowest first: each fits in the next
         unit = 2.0 ** -(bits + 1)  # expected values of that format: no cause either
         fits = lambda a, u=unit: np.array_equal(s := np.frexp(a)[0] / u, np.round(s))
         if fits(got) and not fits(want) and err <= most * unit:
-            why = f"its values are {name} numbers and the error is at {name}'s "
-            why += f"rounding level ({unit:.0e}): compute in float64, "
-            return why + "as the input is"
+            why = f"its values are {fmt} numbers and the error is at {fmt}'s rounding "
+            return why + f"level ({unit:.0e}): compute in float64, as the input is"
     return None
 
 
@@ -801,8 +788,7 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
 
 def _float32_sized(g, w, twin, scale) -> str | None:
     """Errors (features on axis 1) of float32's size: ``twin``'s, within 30 times"""
-    worst = lambda a: np.abs(a - w).max(0)
-    mine, theirs = worst(g), worst(w if twin is None else twin)
+    mine, theirs = (np.abs(a - w).max(0) for a in (g, w if twin is None else twin))
     if np.all(mine <= 30 * theirs) and 30 * mine.max() >= theirs.max() > 0:
         why = "errors of float32's size, feature by feature (PyTorch's in float32: "
         why += f"{theirs.max() / scale:.1e}): a step in float32 (.float(), "
@@ -872,14 +858,12 @@ def stages(
             "gamma is not applied": o - beta,
             "beta is not applied": o / gamma,
         }
-    first = None
+    found = {}
     for affine, y in readings.items():
-        affine = affine and f"{affine}: out = gamma * x_hat + beta"
-        found = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
-        if found == "right":
-            return affine or None  # the stages are right: the difference is elsewhere
-        first = found if affine == "" else first
-    return first
+        found[affine] = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
+        if found[affine] == "right":  # right stages: the difference is elsewhere
+            return affine and f"{affine}: out = gamma * x_hat + beta" or None
+    return found[""]
 
 
 def _times(value, base, tol) -> str | None:
@@ -896,8 +880,7 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     """``stages`` for one reading of the output as x_hat = (x - m) / s."""
     m, s = np.empty(x.shape), np.empty(x.shape)
     with np.errstate(all="ignore"):
-        for label in np.unique(groups):
-            rows = groups == label
+        for rows in (groups == label for label in np.unique(groups)):
             xc = x[rows] - x[rows].mean(0)
             a = (xc * (y[rows] - y[rows].mean(0))).sum(0) / (xc * xc).sum(0)
             c = y[rows].mean(0) - a * x[rows].mean(0)
@@ -914,16 +897,15 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         "the unbiased variance (n - 1)": x.var(0) * len(x) / (len(x) - 1),
     }
     forms = dict(scales or {})  # named scales first, then the forms below
-    for name, v in ((k, np.asarray(a, dtype=float)) for k, a in variances.items()):
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
+        for name, v in ((k, np.asarray(a, dtype=float)) for k, a in variances.items()):
             forms[f"sqrt(v + eps), v = {name}"] = np.sqrt(v + eps)
             forms[f"sqrt(v) without eps, v = {name}"] = root = np.sqrt(v)
             forms[f"sqrt(v) + eps (eps outside the root), v = {name}"] = root + eps
             forms[f"v + eps (no square root), v = {name}"] = v + eps
-    forms["the range, max - min (min-max scaling?)"] = np.ptp(x, 0)
-    right_m, right_s = next(iter(means)), next(iter(forms))
-    with np.errstate(all="ignore"):  # x - mu / s: the precedence of / over -
+        right_m, right_s = next(iter(means)), next(iter(forms))
         over = np.asarray(means[right_m], dtype=float) / forms[right_s]
+    forms["the range, max - min (min-max scaling?)"] = np.ptp(x, 0)
     means["the mean divided by the scale (as x - mu / s gives)"] = over
     got_m, got_s = _match(m, means, tol, np.abs(x).max()), _match(s, forms, tol)
     got_m = right_m if right_m in (got_m or "").split(" or ") else got_m
@@ -945,16 +927,14 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         scale = f"divides by one number for every column, {s.flat[0]:.4g}"
     with np.errstate(all="ignore"):  # sqrt(v + e) with another e, the same for all
         e = s * s - np.asarray(var, dtype=float)
-    named = any(k in (got_s or "") for k in scales or {})  # the lesson's own
-    same, e0 = _named(e.flat[0], {"eps": eps}), e.flat[0]
-    eps_like = e0 > 0 or same  # a negative e that names nothing is no eps slip
+    same, e0 = _named(e.flat[0], {"eps": eps}), e.flat[0]  # e < 0, unnamed: no eps slip
+    named, eps_like = any(k in (got_s or "") for k in scales or {}), e0 > 0 or same
     if got_s != right_s and not named and np.ptp(e) <= 1e-3 * abs(e0) != 0 and eps_like:
         scale = f"divides by sqrt(var + e) with e = {e0:.3g}"
         scale += f" = {same}" if same else f", not eps = {eps:g}"
-    centring += " (right)" * (got_m == right_m)
-    where = f"the mean used is {centring}; the scale {scale}"
-    where += " (right)" * (got_s == right_s)
-    return f"out = gamma * (x - m) / s + beta per feature, where {where}"
+    scale += " (right)" * (got_s == right_s)
+    where = f"the mean used is {centring}{' (right)' * (got_m == right_m)}; the scale "
+    return f"out = gamma * (x - m) / s + beta per feature, where {where}{scale}"
 
 
 def ema_problem(
@@ -970,6 +950,7 @@ def ema_problem(
         return f"{what} = old + momentum * batch: multiply the old by (1 - momentum)"
     with np.errstate(all="ignore"):
         used = (new - old) / (batch - old)
+        stat = (new - (1 - momentum) * old) / momentum
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
         label = None if (n := _named(used[0], known)) in ("1", "2", "1/2", "-1") else n
         key, named = (f"momentum {label}", f" = {label}") if label else ("momentum", "")
@@ -990,8 +971,6 @@ def ema_problem(
         return one
     if 1e-9 < (err := rel_error(new, right)) <= 4e-6:  # and no listed statistic fits
         return f"{what} is PyTorch's to {err:.1e}: float32 rounding, or a term as small"
-    with np.errstate(all="ignore"):
-        stat = (new - (1 - momentum) * old) / momentum
     if seen := describe(stat, batch, axis=0, known=known, causes=causes):
         return f"{what} averages in a batch statistic that is {seen}"
     why = f"{what} is not PyTorch's; (new - (1 - momentum) * old) / momentum is "
@@ -1002,10 +981,9 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     """``got`` vs ``want``, a Result: the diagnosis that fits, else describe, readers"""
     pop, want_np, returns = options.pop, to_numpy(want), options.pop("returns", {})
     metric, hint, program = pop("metric", "rel"), pop("hint", ""), pop("program", None)
-    readers, invariants = pop("readers", ()), pop("invariants", ())
+    readers, invariants, swap, alias = pop("readers", ()), pop("invariants", ()), "", ""
     hints = {**_sizes(got, want_np, returns), **(pop("shape_hints", {}) or {})}
-    order = f"return ({', '.join(returns)}) in this order"
-    near, swap, alias = max(tol, 1e-9), "", None
+    order, near = f"return ({', '.join(returns)}) in this order", max(tol, 1e-9)
     for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
         shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
         if key != what and shared and np.may_share_memory(got, theirs):
@@ -1016,10 +994,9 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
             swap = f"{what} holds the expected {key} and the other way round: {order}"
     if swap and np.shape(got) != want_np.shape:
         return wrong(name, swap)
-    got_np = to_numpy(got)  # the expected one with entries cut off an axis?
-    same = got_np is not None and got_np.ndim == want_np.ndim
+    same = (got_np := to_numpy(got)) is not None and got_np.ndim == want_np.ndim
     short = np.subtract(want_np.shape, got_np.shape) if same else ()
-    for axis in np.flatnonzero(short):
+    for axis in np.flatnonzero(short):  # the expected one with entries cut off an axis?
         k, n = short[axis], want_np.shape[axis]
         for part, kept in (("first", range(k, n)), ("last", range(n - k))):
             if k > 0 and rel_error(got_np, want_np.take(kept, axis)) <= near:
@@ -1036,8 +1013,7 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     listed = _listed(got_np, want_np, diagnoses, measure, max(tol, 1e-9), what)
     if listed or swap or alias:  # what each output is; one array for two, said too
         return wrong(name, "; ".join(filter(None, (listed or swap, alias))), err, tol)
-    # no listed mistake: the difference's shape, stage readers, then invariants
-    shape = describe(got_np, want_np, tol=tol, **options)
+    shape = describe(got_np, want_np, tol=tol, **options)  # none listed: its shape
     for key, other in returns.items() if " = " not in (shape or "") else ():
         o = to_numpy(other)  # a named multiple of another output's expected value
         if o is None or o.shape != got_np.shape or rel_error(o, want_np) <= near:
@@ -1184,11 +1160,9 @@ def _sizes(got, want, returns) -> dict:
 
 def _listed(got, want, diagnoses, measure, near, what) -> str | None:
     """The listed mistake that reproduces ``got``; several, or a degenerate got: all."""
-    matches = []
-    for message, candidate in (diagnoses or {}).items():
-        fits = getattr(candidate := to_numpy(candidate), "shape", None) == want.shape
-        if fits and measure(got, candidate) <= min(near, measure(candidate, want) / 10):
-            matches.append(message)
+    fit = lambda c: measure(got, c) <= min(near, measure(c, want) / 10)
+    pairs = ((m, to_numpy(c)) for m, c in (diagnoses or {}).items())
+    matches = [m for m, c in pairs if getattr(c, "shape", 0) == want.shape and fit(c)]
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:
         which = "one candidate" if len(matches) == 1 else "candidates"
@@ -1312,9 +1286,8 @@ def buffers_outside_graph(name: str, module) -> Result:
     try:
         buffers = module.named_buffers()
         held = sorted(k for k, v in buffers if getattr(v, "requires_grad", 0))
-    except Exception as exc:  # the learner's object, not a module
-        why = f"its buffers cannot be listed ({type(exc).__name__}: {exc})"
-        return wrong(name, why)
+    except Exception as e:  # the learner's object, not a module
+        return wrong(name, f"its buffers cannot be listed ({type(e).__name__}: {e})")
     if held:
         why = f"{', '.join(held)} require grad after training steps: they are in the "
         why += "autograd graph (updated outside torch.no_grad()), so every step keeps "
@@ -1334,9 +1307,8 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
         why = f"{what}: at each call every channel gets the same value: draw one "
         return why + f"value per channel (shape ({x.shape[1]},))"
-    values, counts = np.unique(x, return_counts=True)
-    repeats = ""  # a continuous draw repeats no value
-    if len(values) < x.size:
+    (values, counts), repeats = np.unique(x, return_counts=True), ""
+    if len(values) < x.size:  # a continuous draw repeats no value
         most = values[np.argsort(-counts, kind="stable")][: np.sum(counts > 1)]
         ends = int(np.sum((x == low) | (x == high)))
         repeats = f"; only {len(values)} distinct values among {x.size} (repeated: "
@@ -1363,9 +1335,8 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
     try:
         passed = bool(check())
     except CheckFailed as exc:
-        first = str(exc).strip().splitlines()[:1]
+        first, passed = str(exc).strip().splitlines()[:1], False
         print(f"{label}: its check failed ({first[0] if first else 'no detail'})")
-        passed = False
     name = reference_name or getattr(reference, "__name__", "the reference")
     if passed:
         print(f"{label}: yours passes its check, so the cells below use it")
