@@ -37,18 +37,12 @@ dx = (dx_hat - dx_hat.mean({a}) - x_hat * (dx_hat * x_hat).mean({a})) / std
 """  # the reference written out: its one-edit neighbours (_core) name a slip
 ALT = "dx = (len(x) * dx_hat - dx_hat.sum(axis=0) - x_hat * (dx_hat * x_hat)"
 ALT += ".sum(axis=0)) / (len(x) * std)"  # batchnorm_backward_alt's form
-STAGES = {  # the staged backward's locals and common spellings: cache, then gradients
-    "x_hat": ("x_hat", "xhat", "x_norm", "xnorm"),
-    "x - mu": ("xc", "xmu", "x_mu", "x_centered"),
-    "sqrt(var + eps)": ("std", "sqrtvar"),
-    "1/sqrt(var + eps)": ("rho", "ivar", "inv_std", "istd", "invstd"),
-    "dx_hat": ("dx_hat", "dxhat"),
-    "drho": ("drho", "dr", "dinv_std", "dinvstd", "distd", "divar"),
-    "ds": ("ds", "dstd", "dsqrtvar"),
-    "dvar": ("dvar", "dsigma2"),
-    "dxc": ("dxc",),  # not dxmu: a layout may keep only one branch in it
-    "dmu": ("dmu",),
-}
+# the staged backward's locals and common spellings: cache, then gradients
+STAGES = """x_hat: x_hat xhat x_norm xnorm; x - mu: xc xmu x_mu x_centered;
+sqrt(var + eps): std sqrtvar; 1/sqrt(var + eps): rho ivar inv_std istd invstd;
+dx_hat: dx_hat dxhat; drho: drho dr dinv_std dinvstd distd divar; ds: ds dstd dsqrtvar;
+dvar: dvar dsigma2; dxc: dxc; dmu: dmu"""  # dxc, not dxmu: it may hold one branch only
+STAGES = {k: tuple(v.split()) for k, v in re.findall(r"\s*([^;:]+): ([^;]+)", STAGES)}
 BRANCH = "the branch through the {} is off (missing, or scaled wrong)"
 BOTH = "the direct term dout * gamma / sigma is right; what differs lies in the "
 # signatures (``_core.describe``) that name a cause the neighbours do not:
@@ -176,14 +170,12 @@ def _composed(kind, given, p: Problem, wrong_view=False) -> list:
     x2 = to2(p.x)
     affine = (np.ones(x2.shape[1]), np.zeros(x2.shape[1])) if layer else p[1:3]
     value, problem = call("given", forward, x2, *affine, eps=p.eps, returns=OUT)
-    out2 = None if problem is not None else to_numpy(value[0])
-    if out2 is None or out2.shape != x2.shape:
+    if problem is not None or np.shape(out2 := to_numpy(value[0])) != x2.shape:
         return found
     found[0] = p.gamma * back(out2) + p.beta if layer else back(out2)
     dout2 = to2(p.dout * p.gamma if layer else p.dout)
     grads, problem = call("given", backward, dout2, value[1], returns=GRADS)
-    dx2 = None if problem is not None else to_numpy(grads[0])
-    if dx2 is not None and dx2.shape == x2.shape:
+    if problem is None and np.shape(dx2 := to_numpy(grads[0])) == x2.shape:
         own = ((p.dout * back(out2)).sum(0), p.dout.sum(0)) if layer else grads[1:]
         found[1:] = back(dx2), *map(to_numpy, own)
     return found
@@ -518,10 +510,9 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
         results = _judge_backward(kind, name, error, p, gradients, numeric, slip)
         if also is not None:
             results.append(also(p, used, grads))
-        if all(r.passed for r in results):
-            return results
-        odd = [wrong(f"{name} cache", note)] if status == "odd" and failing else []
-        return results + odd + ([stage] if stage is not None else [])
+        more = [wrong(f"{name} cache", note)] if status == "odd" and failing else []
+        more += [stage] if stage is not None else []
+        return results if all(r.passed for r in results) else results + more
 
     return _core.run_check(name, body, *options[2:], **{name: backward})
 
