@@ -14,6 +14,7 @@ SHIFT, SPREAD = 1.5, 3.0  # the noise the checks ask for
 SHIFTS, SCALES = (-SHIFT, SHIFT), (1.0, SPREAD)  # the ranges they are drawn from
 ICS = {"the distance ||G - G'||": slice(0, 1), "the cosine": slice(1, 2)}
 PROBE = {"the losses L(w - eta * g)": slice(0, 3), "the gradient changes": slice(3, 6)}
+_bn = lambda t: torch_().nn.functional.batch_norm(t, None, None, training=True)
 HINTS = {  # what to look at, by which parts of an answer are off
     "gradient_change": {
         (0,): "the cosine is right; the distance is the 2-norm of G - G'",
@@ -26,7 +27,15 @@ HINTS = {  # what to look at, by which parts of an answer are off
         (0, 1): "both differ: g (of the mean loss, in the model's mode) or the points "
         "w - eta * g (each from w, all parameters) are off",
         (1,): "the points are right; ||grad - g|| at each point, over all parameters",
-    },
+    },  # and when what is off is what nothing moving gives, by what call() saw:
+    0: "what is off is what the measurement gives when nothing moves, as many slips "
+    "do: not computed, nothing moved, or a .grad read that was overwritten",  # anything
+    1: "no parameter was changed in place (p -= lr * p.grad, p.copy_(...) or an "
+    "optimizer's step), so nothing moved: `p = p - lr * g` binds the name to a new "
+    "tensor and leaves the model's as it was",  # no step in place
+    2: "optimizer.step() found no .grad on any parameter it holds, so nothing moved: "
+    "it holds other tensors than backward() reached (the caller's model, not the "
+    "copy?), or it ran before backward()",  # a step that moved nothing
 }
 
 
@@ -66,8 +75,7 @@ def _train_step(cls, seed) -> list:
         _, problem = call(label, module.load_state_dict, dict(weight=w, bias=b), False)
     if problem is not None:
         return [problem]
-    norm = lambda t: torch.nn.functional.batch_norm(t, None, None, training=True)
-    bn = lambda t: norm(t) * w + b  # gamma, beta not 1, 0: the noise comes after them
+    bn = lambda t: _bn(t) * w + b  # gamma, beta not 1, 0: the noise comes after them
     out, noise = _noisy_call(module, label, xa := x.clone().requires_grad_())
     if noise is None:
         return [out]
@@ -81,7 +89,7 @@ def _train_step(cls, seed) -> list:
         "the output is out * shift + scale: shift and scale swapped in the formula, "
         "or last_noise not (shift, scale)": plain * shift + scale,
         "the noise was applied before gamma and beta: apply it to batch norm's "
-        "output, super().forward(x)": (norm(x) * scale + shift) * w + b,
+        "output, super().forward(x)": (_bn(x) * scale + shift) * w + b,
         "the shift was added before the scale, which scales it too: out * scale + "
         "shift": (plain + shift) * scale,
     }
@@ -127,8 +135,7 @@ def _noise_draws(cls, seed, stored=False):
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
-            draws.append([t.clone() for t in noise])
-            outs.append((problem, noise))
+            draws.append([t.clone() for t in noise]), outs.append((problem, noise))
     shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
     pairs = (("shift", shifts), ("scale", scales))  # which one stayed the same
     same = " and ".join(k for k, d in pairs if np.array_equal(d[0], d[1]))
@@ -176,11 +183,10 @@ def _eval_mode(cls, seed, label="NoisyBatchNorm eval"):
     out, problem = call(label, module, x)
     if problem is not None:
         return problem
-    plain = (x - 1.5) / (4.0 + 0.1) ** 0.5  # eps = 0.1
+    plain, batch = (x - 1.5) / (4.0 + 0.1) ** 0.5, 2 * _bn(x) + 0.5  # eps = 0.1
     want, gb = 2 * plain + 0.5, {"gamma and beta are not applied": plain}
     noise = getattr(module, "last_noise", None)  # the noise this call drew, if any
     noise = [to_numpy(t) for t in noise] if isinstance(noise, tuple) else []
-    batch = 2 * torch_().nn.functional.batch_norm(x, None, None, training=True) + 0.5
     d = {"eval mode uses the batch's statistics, not the running ones": batch}
     why = "pass **kwargs on, super().__init__(num_features, **kwargs)"
     why = "forward ignores self.eps" if getattr(module, "eps", 0) == 0.1 else why
@@ -198,17 +204,14 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
         draws = _noise_draws(cls, seed, (train := _train_step(cls, seed))[0].passed)
         label, x = "NoisyBatchNorm affine=False", _batch(seed, 1)[0].float()  # C=1
         no = dict(affine=False, shift=0.0, spread=1.0)  # float32, ranges of width 0
-        module, problem = _core.build_module(cls, label, 1, **no)
-        if problem is None:  # then plain batch norm, and no weight to apply
-            problem, noise = _noisy_call(module.train(), label, x)  # out or a Result
-            plain = torch_().nn.functional.batch_norm(x, None, None, training=True)
+        module, res = _core.build_module(cls, label, 1, **no)
+        if res is None:  # then plain batch norm, and no weight to apply
+            res, noise = _noisy_call(module.train(), label, x)  # out or a Result
             what = "the output (shift=0, spread=1, affine=False: plain batch norm)"
             read = lambda g: _core.stages(g, x, np.ones(1), np.zeros(1), eps=_core.EPS)
             if noise is not None:  # read back: m and s of (x - m) / s
-                problem = compare(
-                    label, problem, plain, tol=1e-5, what=what, readers=[read]
-                )
-        return [*train, draws, _eval_mode(cls, seed), problem]
+                res = compare(label, res, _bn(x), tol=1e-5, what=what, readers=[read])
+        return [*train, draws, _eval_mode(cls, seed), res]
 
     return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)
 
@@ -275,17 +278,7 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
             said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
         idle = off and all(same(g[i], s[i]) for i in off.values())  # as if unmoved
         hint = hints.get(tuple(off)) or hints.get(tuple(off)[:1])
-        still = "what is off is what the measurement gives when nothing moves, as "
-        still += "many slips do: not computed, nothing moved, or a .grad read that was "
-        still += "overwritten"
-        if idle and "in place" not in _core._TRACE:  # seen by call(): no step
-            still = "no parameter was changed in place (p -= lr * p.grad, p.copy_(...)"
-            still += " or an optimizer's step), so nothing moved: `p = p - lr * g` "
-            still += "binds the name to a new tensor and leaves the model's as it was"
-        if idle and _core._IDLE:  # seen by call(): a step that moved nothing
-            still = "optimizer.step() found no .grad on any parameter it holds, so "
-            still += "nothing moved: it holds other tensors than backward() reached "
-            still += "(the caller's model, not the copy?), or it ran before backward()"
+        still = HINTS[2 if _core._IDLE else 1 if "in place" not in _core._TRACE else 0]
         said.append(still if idle else None if said[0] else hint)
         result.detail = "; ".join(filter(None, said))
         return result
@@ -296,7 +289,7 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
 def _ics_answers(model, flipped, other, x, y, index, lr):
     """gradient_change's right answer, the answer when nothing moves, mistakes."""
 
-    def ics(m=model, lr=lr, *, before_only=True, zero=True, short=0):
+    def ics(m=model, lr=lr, *, before_only=True, zero=True, short=0, rel=False):
         """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before index"""
         _grads(work := copy.deepcopy(m), x, y)
         g = work[index].weight.grad.clone()
@@ -305,11 +298,10 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
                 p -= lr * p.grad
         _grads(work, x, y)  # G', or G' + G: the second gradient piled up on the first
         h = work[index].weight.grad if zero else work[index].weight.grad + g
-        return torch_().stack([(g - h).norm(), (g * h).sum() / (g.norm() * h.norm())])
+        d = (g - h).norm() / (g.norm() if rel else 1)  # relative: over ||G||
+        return torch_().stack([d, (g * h).sum() / (g.norm() * h.norm())])
 
-    _grads(work := copy.deepcopy(model), x, y)
-    want, g3 = ics(), work[index].weight.grad.norm()  # ||G||
-    d, c = want
+    want = d, c = ics()
     short = f"the layer just before it was not updated: step all of model[:{index}]"
     diagnoses = {
         other: ics(flipped),
@@ -319,7 +311,7 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
         "second backward pass": ics(zero=False),
         short: ics(short=1),
         "the distance is squared: return ||G - G'||": want.new([d * d, c]),
-        "the distance is relative to ||G||: return ||G - G'||": want.new([d / g3, c]),
+        "the distance is relative to ||G||: return ||G - G'||": ics(rel=True),
         "this is 1 - cos(G, G'): return the cosine": want.new([d, 1 - c]),
     }
     return want, ics(lr=0.0), diagnoses
@@ -340,15 +332,14 @@ def _probe_answers(model, flipped, other, x, y, steps):
         params, (_, grads) = list(work.parameters()), _grads(work, x, y)
         flat = lambda gs: torch.cat([d.flatten() for d in gs])
         start, g = [p.detach().clone() for p in params], flat(grads)
-        scale, losses, changes = (1 / g.norm() if normalise else 1.0), [], []
+        scale, out = (1 / g.norm() if normalise else 1.0), []
         for step in eta:
             with torch.no_grad():
                 for p, p0, d in zip(params, start, grads, strict=True):
                     p.copy_((p if cumulative else p0) - step * scale * d)
-            loss, moved = _grads(work, x, y)
-            losses.append(loss)
-            changes.append((g - flat(moved)).norm().item())
-        return torch.tensor(losses + changes, dtype=torch.float64)
+            out.append(_grads(work, x, y))  # the loss there, the gradients
+        changes = [(g - flat(moved)).norm().item() for _, moved in out]
+        return torch.tensor([loss for loss, _ in out] + changes, dtype=torch.float64)
 
     etas = torch_().tensor([1.0] * len(steps) + list(steps), dtype=torch_().float64)
     diagnoses = {
