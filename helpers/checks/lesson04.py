@@ -8,9 +8,8 @@ import numpy as np
 
 from .. import gradcheck
 from . import _core
-from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, wrong
+from ._core import EPS, Result, _fmt, call, compare, ok, to_numpy, torch, wrong
 from ._core import from_channels_last as unrows
-from ._core import torch as torch_
 
 TOL, NAME, RMAX, DMAX, BACKWARD = 1e-9, "BatchRenorm", 1.5, 0.5, "batch_renorm_backward"
 SHORTCUTS = {BACKWARD: (r"\btorch\.\w+", r"\bautograd\b")}  # calls solving an exercise
@@ -18,18 +17,14 @@ SHORTCUTS[NAME] = (r"\bnn\.BatchNorm\w*", r"\bbatch_norm\b")  # tools/grading/fl
 _x_hat = lambda rows: (rows - rows.mean(0)) / np.sqrt(rows.var(0) + EPS)
 _close = lambda a, b, tol=1e-7: np.abs(a - b) <= tol * max(np.abs(b).max(), 1.0)
 _branches = lambda x, shape: {"1": np.ones(shape), "x_hat": unrows(_x_hat(x), shape)}
-BRANCHES = {  # dx's branches through the batch mean (along 1) and sigma_B (x_hat)
-    "along 1": "the branch through the batch mean is off (missing, or scaled wrong)",
-    "along x_hat": "the branch through sigma_B is off (missing, or scaled wrong)",
-    "along 1 and x_hat": "the direct term is right; what differs lies in the "
-    "branches through the batch mean and sigma_B (one or both)",
-}
+_off = "the branch through {} is off (missing, or scaled wrong)".format  # in dx
+BRANCHES = {"along 1": _off("the batch mean"), "along x_hat": _off("sigma_B")}
+_both = "the direct term is right; what differs lies in the branches through the "
+BRANCHES["along 1 and x_hat"] = _both + "batch mean and sigma_B (one or both)"
 DETACHED = "compute r and d from detached statistics (stop_gradient)"
-THROUGH = {  # a gradient through r or d (constants): message -> those held constant
-    f"the gradient flows through r and d: they are constants; {DETACHED}": "",
-    f"the gradient flows through r (d is held constant): {DETACHED}": "d",
-    f"the gradient flows through d (r is held constant): {DETACHED}": "r",
-}
+_flows = lambda how: f"the gradient flows through {how}{DETACHED}"  # r, d: constants
+THROUGH = {_flows("r and d: they are constants; "): ""}  # message -> held constant
+THROUGH |= {_flows(f"{a} ({b} is held constant): "): b for a, b in ("rd", "dr")}
 IMAGES = "(N, C) input works: (N, C, H, W) input takes its statistics per channel, "
 IMAGES += "over axes (0, 2, 3), and gamma, beta, r, d broadcast as (1, C, 1, 1)"
 AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)"
@@ -154,31 +149,31 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     keys = ("weight", "bias", "running_mean", "running_std")
     doing, hint = "setting weight, bias, running_mean and running_std", ""
     try:  # what the notebook's training loop does to the module
-        with torch_().no_grad():
+        with torch().no_grad():
             for key, value in zip(keys, state or (), strict=False):
-                getattr(module, key).copy_(torch_().from_numpy(value))
+                getattr(module, key).copy_(torch().from_numpy(value))
         doing, hint = "setting module.rmax and module.dmax", ": keep them plain floats"
         if not kw:
             module.rmax, module.dmax = bounds
         doing, hint = "setting the state again after a training step", ""
         if not how.get("train", True) and x is not None:  # eval after a training
-            with torch_().no_grad():  # step (r and d it kept must not be used)
+            with torch().no_grad():  # step (r and d it kept must not be used)
                 call(label, module.train(), x * 3 + 1)
                 for key, value in zip(keys, state or (), strict=False):
-                    getattr(module, key).copy_(torch_().from_numpy(value))
+                    getattr(module, key).copy_(torch().from_numpy(value))
             module.eval()
     except Exception as exc:
         return None, None, wrong(label, f"{doing} failed ({exc!r}"[:250] + ")" + hint)
     if x is None:
         return module, None, None
-    with torch_().set_grad_enabled(x.requires_grad):
+    with torch().set_grad_enabled(x.requires_grad):
         return module, *call(label, module, x, copy_inputs=False)
 
 
 def _registration(cls) -> Result:
     """Buffers running_mean, running_std (a std, as the paper); plain attributes."""
-    label, torch, params = f"{NAME} buffers", torch_(), {"weight": None, "bias": None}
-    buffers = {"running_mean": torch.zeros(5), "running_std": torch.ones(5)}
+    label, params = f"{NAME} buffers", {"weight": None, "bias": None}
+    buffers = {"running_mean": torch().zeros(5), "running_std": torch().ones(5)}
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0, "eps": 0.5}):
         module, failed = _core.build_module(cls, label, 5, **given)
         attrs = {"rmax": 1.0, "dmax": 0.0, "momentum": 0.01, "eps": EPS, **given}
@@ -278,14 +273,14 @@ def _reader(rows, state, bounds, momentum):
 
 def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how):
     """A training step (output, input gradient, running stats) or eval step: vs given"""
-    torch, plain, m = torch_(), bounds == (1.0, 0.0), how.get("momentum", 0)
+    plain, m = bounds == (1.0, 0.0), how.get("momentum", 0)
     label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
     label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
     label += f" rmax={RMAX} dmax=0" * (bounds == (RMAX, 0.0))  # one bound relaxed
     label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
     rows, *state, drows = problem(seed, n=24 if image else 12)  # gamma, beta, mean, std
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
-    x = torch.tensor(unrows(rows, shape), requires_grad=train)
+    x = torch().tensor(unrows(rows, shape), requires_grad=train)
     module, out, failed = _ready(cls, label, state, bounds, x, train=train, **how)
     if failed is not None:
         return [failed]
@@ -295,7 +290,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     want = unrows(given(rows, *state, *bounds)[0], shape)
     momentum = getattr(module, "momentum", None)  # missing or not a number: the default
     momentum = m or (momentum if isinstance(momentum, (int, float)) else 0.01)
-    read = _reader(rows, state, bounds, momentum)
+    read, data = _reader(rows, state, bounds, momentum), (given, rows, *state, drows)
     result = compare(f"{label} output", out, want, tol=TOL, readers=[read])
     if "plain batch norm's" in result.detail:  # right with rmax, dmax given?
         _, out2, failed = _ready(cls, label, state, bounds, x.detach(), given=True)
@@ -305,7 +300,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     if not result:
         return [result]
     try:
-        out.backward(torch.from_numpy(unrows(drows, shape)))
+        out.backward(torch().from_numpy(unrows(drows, shape)))
     except Exception as exc:
         changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))  # "DoubleTensor [5]]"
         if not ("inplace operation" in str(exc) and changed and int(changed[1]) == 5):
@@ -314,7 +309,6 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
         why += "changed in place after the output used it: a batch statistic updated in"
         why += " place (std.mul_(m)?), or the running buffers if r and d hold them: "
         return [wrong(f"{label} gradient", why + DETACHED)]
-    data = (given, rows, *state, drows)
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
     held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
     kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
@@ -324,7 +318,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     statistics = list(_running(label, module, momentum, rows, *state[2:]))
     graph = _core.buffers_outside_graph(f"{label} buffers", module)
     now = lambda: np.array(to_numpy(getattr(module, "running_mean", None)), dtype=float)
-    with torch.no_grad():  # training mode without autograd updates them too
+    with torch().no_grad():  # training mode without autograd updates them too
         old, (_, failed) = now(), call(label, module, x.detach())
     if failed is None and np.array_equal(old, now()):  # (a missing one: NaN, unequal)
         why = "a training step under torch.no_grad() left running_mean unchanged"
@@ -337,8 +331,7 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
 UPDATE = """mean = x.mean(axis=0)
 std = np.sqrt(x.var(axis=0) + eps)
 running_mean = old_mean + momentum * (mean - old_mean)
-running_std = old_std + momentum * (std - old_std)
-"""  # Algorithm 1's update written out: its one-edit neighbours (_core) name a slip
+running_std = old_std + momentum * (std - old_std)\n"""  # Algorithm 1: one edit, a slip
 
 
 def _running(label, module, momentum, rows, mean, std):
@@ -347,14 +340,13 @@ def _running(label, module, momentum, rows, mean, std):
     known = {"1 - momentum": 1 - momentum, "momentum": momentum}  # 1/momentum: raw term
     old_value = "momentum weighs the old value; here mu <- mu + momentum * (mu_B - mu)"
     causes = {"momentum 1 - momentum": old_value}
+    env = dict(x=rows, eps=EPS, momentum=momentum, old_mean=mean, old_std=std)
     for key, old, new in (("running_mean", mean, mu), ("running_std", std, sigma[1])):
         got, want = getattr(module, key, None), old + momentum * (new - old)
         result = compare(f"{label} {key}", got, want, tol=TOL, what=key)
         if not result and result.error is not None:  # finite, of the shape
-            env = {"x": rows, "eps": EPS, "momentum": momentum, "old_mean": mean}
             args = (to_numpy(got), old, new, momentum, known, causes, dict(others))
-            program = UPDATE, env | {"old_std": std}, key
-            result.detail = _core.ema_problem(key, *args, program=program)
+            result.detail = _core.ema_problem(key, *args, program=(UPDATE, env, key))
         yield result
 
 
@@ -389,10 +381,10 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
             nchw[0].detail += "; " + IMAGES
         results += nc + nchw + _step(cls, numpy_forward, seed + 2, train=False)
         results += _step(cls, numpy_forward, seed + 3, image=True, train=False)
-        label, x = f"{NAME} image batch of one", torch_().randn(1, 5, 2, 2).double()
+        label, x = f"{NAME} image batch of one", torch().randn(1, 5, 2, 2).double()
         module, _, failed = _ready(cls, label)  # 4 values per channel: enough
         failed = call(label, module, x)[1] if failed is None else failed
-        one = f"{NAME} eval, one example", torch_().randn(1, 5).double()  # no batch
+        one = f"{NAME} eval, one example", torch().randn(1, 5).double()  # no batch
         failed = call(one[0], module.eval(), one[1])[1] if failed is None else failed
         if failed is not None:
             return [*results, failed]
@@ -404,7 +396,7 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
             "one value": ((1, 5), "one value per channel in training"),
         }
         for what, (shape, why) in refusals.items():
-            label, x = f"{NAME} {what}", torch_().ones(shape, dtype=torch_().float64)
+            label, x = f"{NAME} {what}", torch().ones(shape, dtype=torch().float64)
             module, _, failed = _ready(cls, label)
             if failed is None:
                 failed = _core.expect_raises(label, module, ValueError, why, x)
