@@ -156,7 +156,7 @@ def _tracer():
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name, this, kw = getattr(func, "__name__", ""), [*args, 0][0], kwargs or {}
             off = name == "requires_grad_" and False in (*args[1:], *kw.values())
-            if getattr(this, "requires_grad", 0) and name in ("detach", "numpy") or off:
+            if getattr(this, "grad_fn", None) and name in ("detach", "numpy") or off:
                 _TRACE.append(f".{name}({'False' * off})")
             seen = self.__dict__.setdefault("params", set())  # their storage
             ptr = this.data_ptr() if isinstance(this, torch().Tensor) else None
@@ -175,7 +175,7 @@ def _no_graph(message) -> str | None:
         why = "backward() ran with gradients off (in a torch.no_grad() or "
         return why + "set_grad_enabled(False) block or decorator): no graph is made"
     if "grad_fn" in message and cuts:
-        why = f"your code called {cuts} on a tensor that requires grad: what it "
+        why = f"your code called {cuts} on a tensor in the graph: what it "
         return why + "returns has no graph, nor what is computed from it"
     return None
 

@@ -13,8 +13,7 @@ var_unbiased = ((x - mu) ** 2).sum(axis=0) / (len(x) - 1)"""  # neighbours' refe
 
 def _stats_results(fn, x, label="batch_stats") -> list:
     """``fn(x)``'s statistics against torch's in float64; the first wrong one blamed."""
-    low = x.dtype.kind == "f" and x.dtype.itemsize < 8  # float32: its own rounding
-    tol = 10 * float(np.finfo(x.dtype).eps) if low else 1e-10
+    tol = 10 * float(np.finfo(x.dtype).eps) if x.dtype.char in "ef" else 1e-10
     value, problem = call(label, fn, x, returns=(3, "mu, var, var_unbiased"))
     if problem is not None:
         return [problem]
@@ -23,30 +22,26 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     per = f"one value per example (N={n}), not one per feature (D={d}): statistics of "
     hints = {(n,): per + "an example's features; take them over axis 0 of x, not x.T"}
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
-    other = {1: ("unbiased", "N-1", unbiased), 2: ("biased", "N", biased)}
+    why = "this is the {} variance (divides by {}); `var` is the biased one (np.var's "
+    why += "default ddof=0), `var_unbiased` divides by N-1 (ddof=1)"
+    other = {1: {std: biased.sqrt(), why.format("unbiased", "N-1"): unbiased}}
+    other[2] = {std: unbiased.sqrt(), why.format("biased", "N"): biased}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
-    common = dict(shape_hints=hints, returns=stats, returned=value)
-    common["known"] = {bessel: n / (n - 1), "N": n}
+    common = dict(returns=stats, returned=value, known={bessel: n / (n - 1), "N": n})
     for i, (what, want) in enumerate(stats.items()):
         statistic = lambda z, i=i: z.var(0, correction=i - 1) if i else z.mean(0)
-        kwargs = dict(common, what=what, source=(statistic, t))
+        kwargs = dict(common, what=what, source=(statistic, t), shape_hints=hints)
         kwargs["program"] = (STATS, {"x": x.astype(np.float64)}, what)
-        theirs = to_numpy(value[i])  # one per example only if it is the statistic's
-        across = d > 1 and theirs is not None and theirs.shape == (n,)
+        across = np.shape(theirs := to_numpy(value[i])) == (n,) and d > 1
         if not (across and np.allclose(theirs, to_numpy(statistic(t.T)))):
-            kwargs["shape_hints"] = {}  # the shape alone: no cause
+            kwargs["shape_hints"] = {}  # not the statistic per example: no cause
         kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
         if i:  # a variance: the other one, a standard deviation, about their mu
-            kind, by, twin = other[i]
-            why = f"this is the {kind} variance (divides by {by}); `var` is the "
-            why += "biased one (np.var's default ddof=0), `var_unbiased` divides by "
-            why += "N-1 (ddof=1)"
-            kwargs["causes"], kwargs["diagnoses"] = {}, {std: want.sqrt(), why: twin}
+            kwargs["causes"], kwargs["diagnoses"] = {}, other[i]
             centres = {"0 (x is not centred) or 2·mu (the same sums)": 0.0}
             centres["the mean of all the values, not from each feature's"] = t.mean()
-            theirs = to_numpy(value[0])
-            if not results[0] and getattr(theirs, "shape", None) == (d,):
-                centres["your mu, which is wrong: fix mu"] = t.new_tensor(theirs)
+            if np.shape(mu := to_numpy(value[0])) == (d,) and not results[0]:
+                centres["your mu, which is wrong: fix mu"] = t.new_tensor(mu)
             for centre, c in centres.items():
                 spread = ((t - c) ** 2).sum(0) / (n + 1 - i)
                 kwargs["diagnoses"][f"the deviations are taken from {centre}"] = spread
@@ -60,9 +55,8 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
     batch = np.random.default_rng(0).normal(loc, scale, (16, 5))  # very unlike features
     given, x = x is not None, batch if x is None else np.asarray(x)
     x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
-    rng = np.random.default_rng(1)
     extra = {  # not the graded test's own shapes, which stay hidden
-        "batch_stats N=2": rng.normal(-4.0, 3.0, (2, 5)),
+        "batch_stats N=2": (rng := np.random.default_rng(1)).normal(-4.0, 3.0, (2, 5)),
         "batch_stats N=48": rng.normal(-4.0, 3.0, (48, 5)),  # past any small-N rule
         "batch_stats D=1": rng.normal(-4.0, 3.0, (9, 1)),
         "batch_stats float32": rng.normal(size=(6, 3)).astype(np.float32),

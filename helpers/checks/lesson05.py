@@ -29,23 +29,22 @@ def count_parameters(fn, quiet=False, strict=None):
             ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
             ("first layer frozen", frozen, 8, 0),  # of 15 + 8
         ]
-        for label, model, want, buffers in models:
+        for label, model, want, bufs in models:
             got, problem = call(name, fn, model, copy_inputs=False)
             if problem is not None:
                 return problem
             if not isinstance(got, (int, np.integer)) or isinstance(got, bool):
                 return wrong(name, f"returned a {type(got).__name__}; return an int")
-            if got == want:
-                continue
-            every = sum(p.numel() for p in model.parameters())
-            tensors = sum(p.requires_grad for p in model.parameters())
-            gives = {  # what each single mistake gives: named where it alone fits
-                "counts the BN buffers (not trained, not parameters)": want + buffers,
-                "counts frozen parameters too: count those with requires_grad": every,
-                "counts tensors, not their values: add up p.numel()": tensors,
-            }
-            why = _match(np.asarray(float(got)), gives, 0) or f"got {got:,}"
-            return wrong(name, f"{label}: expected {want:,}; {why}")
+            if got != want:
+                tot = sum(p.numel() for p in model.parameters())
+                tensors = sum(p.requires_grad for p in model.parameters())
+                gives = {  # what each single mistake gives: named where it alone fits
+                    "counts the BN buffers (not trained, not parameters)": want + bufs,
+                    "counts frozen parameters too: count those with requires_grad": tot,
+                    "counts tensors, not their values: add up p.numel()": tensors,
+                }
+                why = _match(np.asarray(float(got)), gives, 0) or f"got {got:,}"
+                return wrong(name, f"{label}: expected {want:,}; {why}")
         return ok(name, f"{len(models)} models counted right, BN buffers excluded")
 
     return run_check(name, body, quiet=quiet, strict=strict)
@@ -62,18 +61,17 @@ def active_fraction(fn, quiet=False, strict=None):
             return problem
         normal = torch().distributions.Normal(0.0, 1.0)  # the reference: its CDF
         phi = lambda z: normal.cdf(torch().as_tensor(z)).numpy()  # noqa: E731
-        want = phi(beta / np.abs(gamma))
-        below, half = 1 - want, np.full_like(want, 0.5)
+        w, half = phi(beta / np.abs(gamma)), np.full_like(gamma, 0.5)
         mistakes = {
             "a negative gamma flips the distribution: use |gamma| (P(gamma z + "
             "beta > 0) = Phi(beta / |gamma|))": phi(beta / gamma),
-            "this is the share of values *below* zero: 1 - Phi(beta / |gamma|)": below,
+            "this is the share of values *below* zero: 1 - Phi(beta / |gamma|)": 1 - w,
             "divided by gamma squared: the standard deviation of gamma * z is "
             "|gamma|, not gamma^2": phi(beta / gamma**2),
             "beta is ignored: the shift decides how much passes the ReLU": half,
         }
         kwargs = {"metric": "abs", "what": "the fractions", "diagnoses": mistakes}
-        return compare(name, got, want, tol=1e-6, **kwargs)
+        return compare(name, got, w, tol=1e-6, **kwargs)
 
     return run_check(name, body, quiet, strict, **{name: fn})
 

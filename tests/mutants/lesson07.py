@@ -289,6 +289,17 @@ def _probe(**kw):
     return lambda m, x, y, steps: probed(m, x, y, steps, **kw)
 
 
+def _one_sided_uniform():
+    """Round 19's: uniform_(-shift) (upper bound 1): at shift=0 an offset, no mean."""
+
+    class OneSided(noisy_class()):
+        def _draw(self, dtype):
+            shift, scale = super()._draw(dtype)
+            return torch.empty_like(shift).uniform_(-self.shift), scale
+
+    return OneSided
+
+
 def _spread_before_shift():
     """The constructor's parameters in another order (round 12's class)."""
 
@@ -411,7 +422,8 @@ def _noise_in_buffers():
 
 # fmt: off
 NOISY = {
-    "output detached": (_detached_output(), "your code called .detach() on a tensor that requires grad"),
+    "shift from uniform_(-shift)": (_one_sided_uniform(), "plain batch norm): off by one constant offset"),
+    "output detached": (_detached_output(), "your code called .detach() on a tensor in the graph"),
     "Keras's eps=1e-3 as the default": (_keras_eps(), "divides by sqrt(var + e) with e = 0.001, not eps = 1e-05"),
     "forward named call (Keras)": (_keras_call(), "Keras defines no forward(), so a call runs BatchNorm1d's, never call(): PyTorch calls forward()"),
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
