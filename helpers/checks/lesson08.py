@@ -14,9 +14,8 @@ __all__ += ["merge_running_stats"]  # each public check has mutants in tests/mut
 
 TOL, TOL32, CHANNELS = 1e-12, 1e-2, 4  # TOL32: float32 at 1e4, the solution off by 3e-4
 SIZES, RUNNING_SIZES = (3, 6, 5), (4, 7, 1)  # unequal; a rank of 1: n_r - 1 = 0
-MOMENTUM = 0.3  # not PyTorch's default 0.1, so that an ignored argument shows
+MOMENTUM, BUFFERS = 0.3, ("running_mean", "running_var")  # 0.3: not PyTorch's 0.1
 SHARES = (50, 200, 20)  # merge: the examples behind each rank's statistics, unequal
-BUFFERS = ("running_mean", "running_var")
 LEFT_ALONE = (  # what a merge must leave alone, as _state lists it
     "a buffer was replaced by a new tensor: update it in place "
     "(bn.running_mean.copy_(...)) so that the module keeps using it",
@@ -39,10 +38,10 @@ var = (within + between).sum(axis=0) / (total - 1)
 running_mean = np.broadcast_to(mean, means.shape)
 running_var = np.broadcast_to(var, means.shape)
 """  # the merge (one row per rank), for _core.neighbours
-_BN = (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")  # calls that flags.py notes
-_GRAD = (r"\bautograd\b", r"\.backward\(")
-SHORTCUTS = {"sync_batchnorm_forward": _BN, "sync_batchnorm_backward": _GRAD}
-SHORTCUTS |= {"sync_bn_forward": _BN, "sync_bn_backward": _GRAD}
+_CALLS = {"forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")}  # flags.py notes
+_CALLS["backward"] = (r"\bautograd\b", r"\.backward\(")
+SHORTCUTS = {f"sync_{k}_{d}": c for k in ("batchnorm", "bn") for d, c in _CALLS.items()}
+_start = lambda g, b, fresh: (0 * b, 0 * g + 1) if fresh else (b + 2, g.clone())
 
 
 def problem(seed: int = 0, sizes=SIZES):
@@ -141,11 +140,10 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
 
     def body():
         xs, gamma, beta, _ = problem(seed)
-        per_rank = [(x, gamma, beta) for x in xs]
-        results, ranks, problem_ = _ranks(name, fn, per_rank, 2, "out, cache")
-        if problem_ is not None:
-            return problem_
-        if not (result := _compare_out(f"{name} (3 ranks)", results, xs, gamma, beta)):
+        per_rank, label = [(x, gamma, beta) for x in xs], f"{name} (3 ranks)"
+        results, ranks, p = _ranks(name, fn, per_rank, 2, "out, cache")
+        result = _compare_out(label, results, xs, gamma, beta) if p is None else p
+        if p is not None or not result:
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
         if any(_shares(out, cache) for out, cache in results):  # round 11's false ok
@@ -161,9 +159,8 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             out = _compare_out(label, values, xs, g, b, False, given)
             results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
             at = "sync forward from 0 and 1"  # PyTorch's start: no first step apart
-            *_, buffers, failed = _step(at, step, seed, 2, "out, cache", fresh=True)
-            failed = [failed] if failed is not None else []
-            results += failed or _buffer_results(at, buffers, xs, g, b, fresh=True)
+            *_, new, p = _step(at, step, seed, 2, "out, cache", fresh=True)
+            results += _buffer_results(at, new, xs, g, b, True) if p is None else [p]
             return results + [_still(partial(step, mo=0.0), seed)]
         return [result, problem_]
 
@@ -207,10 +204,6 @@ def _still(step, seed) -> Result:
         why = why if all(v.isfinite().all() for _, v in buffers) else "are not finite"
         return wrong(label, f"with momentum=0 the running statistics {why}")
     return ok(label, "the running statistics keep their values")
-
-
-def _start(gamma, beta, fresh):  # running_mean, running_var: PyTorch's, or others
-    return (0 * beta, 0 * gamma + 1) if fresh else (beta + 2, gamma.clone())
 
 
 def _step(name, step, seed, count=0, names="", fresh=False):
@@ -422,11 +415,9 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
 
     def body():
         found = _step(f"{name} forward", step, seed, 2, "out, saved")
-        xs, gamma, beta, results, buffers, problem_ = found
-        if problem_ is None:
-            problem_ = _layer_forward(name, results, xs, gamma, beta)
-        found = [problem_]
-        if problem_.passed:  # and with another eps: the one passed in is used
+        xs, gamma, beta, results, buffers, p = found
+        found = [_layer_forward(name, results, xs, gamma, beta) if p is None else p]
+        if found[0].passed:  # and with another eps: the one passed in is used
             at = lambda *a: forward(*a, 0.1, 0.1)
             *_, saved, _, failed = _step(f"{name} eps=0.1", at, seed, 2, "out, saved")
             if failed is None:  # a failed Result is falsy: test for None
@@ -557,7 +548,6 @@ def _merged_layer(label, bns, buffers, kinds) -> list[Result]:
         kw = {"what": what, "diagnoses": diagnoses, "known": {"N": sum(SHARES)}}
         env = {"means": buffers[0][2].numpy(), "variances": buffers[1][2].numpy()}
         env["counts"] = np.array(SHARES, dtype=float)[:, None]
-        kw["program"] = MERGE, env, what
-        right = right.expand_as(value)
+        kw["program"], right = (MERGE, env, what), right.expand_as(value)
         results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
     return results
