@@ -90,13 +90,9 @@ def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=())
     """A ``compare`` reader: the axes of the statistics, else which mean and scale."""
     kw, rows = dict(means=means, variances=variances, scales=scales), channels_last(x)
     kw = {k: d and {n: to_numpy(v) for n, v in d.items()} for k, d in kw.items()}
-
-    def read(out):
-        seen = axes and core.wrong_axes(out, x, gamma, beta, eps=eps, axes=axes)
-        seen = seen or core.stages(channels_last(out), rows, gamma, beta, eps=eps, **kw)
-        return seen and prefix + seen
-
-    return read
+    ax = lambda o: axes and core.wrong_axes(o, x, gamma, beta, eps=eps, axes=axes)
+    st = lambda o: core.stages(channels_last(o), rows, gamma, beta, eps=eps, **kw)
+    return lambda out: (seen := ax(out) or st(out)) and prefix + seen
 
 
 def _compared(label, at, got, want, ref, x, means, variances, grads=None):
@@ -109,7 +105,7 @@ def _compared(label, at, got, want, ref, x, means, variances, grads=None):
     scales = scales if ref.eps != EPS else None
     prefix, axes = f"{at}: the output differs from PyTorch's: ", [0, *range(2, x.dim())]
     read = _reader(prefix, x, gamma, beta, ref.eps, means, variances, scales, axes)
-    result = core.compare(label, got, want, tol=TOL, readers=[read], what="the output")
+    result = core.compare(label, got, want, tol=TOL, readers=[read])
     if result.passed:  # then the gradients, given (module, xa, xb, dout); else None
         return grads and _gradient_problem(label, at, ref, got, want, *grads)
     result.detail = ("" if result.detail.startswith(at) else f"{at}: ") + result.detail
@@ -182,9 +178,8 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     """``buffer`` after step ``k``: its start, no change, or a·old + b·batch + c."""
     if old is None:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
-    got, right = getattr(module, buffer, None), getattr(ref, buffer)
-    mine, var = old[BUFFERS.index(buffer)], buffer == "running_var"
-    if not isinstance(got, torch_().Tensor) or tuple(got.shape) != tuple(right.shape):
+    got, mine = getattr(module, buffer, None), old[var := buffer == "running_var"]
+    if not isinstance(got, torch_().Tensor) or got.shape != getattr(ref, buffer).shape:
         return f"{buffer} is not a tensor of shape (C,)"
     if not got.isfinite().all():
         return f"{buffer} holds NaN or infinite values after this step"
@@ -209,14 +204,13 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         o, y, s = (to_numpy(t).ravel() for t in (before, after, stat))
         design = np.nan_to_num(np.stack([o, s, np.ones_like(s)], 1))
         rank = np.linalg.matrix_rank(design, 1e-6 * np.abs(design).max())
-        tol = 1e-9 * np.abs(y).max()
         if np.allclose(y, o) or rank < 3 or len(y) < 4:  # 3 values fit any a, b, c
             continue
+        n, tol = xs.numel() // xs.shape[1], 1e-9 * np.abs(y).max()
         a, b, c = abc = np.linalg.lstsq(design, y, rcond=None)[0]
         if not np.allclose(design @ abc, y, rtol=0, atol=tol):
             break  # not of that form
         m, r = (ref.momentum, np.nan) if ref.momentum is not None else (1 / step, 1)
-        n = xs.numel() // xs.shape[1]
         stored = "eps is stored in running_var; it belongs in the normalisation only"
         causes = {  # (a, b, c): the cause (a nan: not applicable)
             (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n style)",
@@ -231,9 +225,9 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
             (1 - m, m, q * m * ref.eps * n / (n - 1)): stored,  # before Bessel's
         }
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
-        with np.errstate(all="ignore"):  # k = n'/(n' - 1): the count n' of the factor
-            k = b / (q * m) * n / (n - 1)
-            used = round(k / (k - 1)) if np.isfinite(k / (k - 1)) else 0
+        with np.errstate(all="ignore"):  # f = n'/(n' - 1): the count n' of the factor
+            f = b / (q * m) * n / (n - 1)
+            used = round(f / (f - 1)) if np.isfinite(f / (f - 1)) else 0
         if np.isclose(a, 1 - m) and abs(c) <= tol and 1 < used != n and not fits:
             dims = ("N", "N·L", "N·H·W")[xs.dim() - 2] + f" = {n} values per channel"
             fits = [f"Bessel's n / (n - 1) uses n = {used}, but n counts {dims}"]
@@ -288,13 +282,12 @@ def _training_problem(label, cls, tail, seed, given):
         if problem is not None:
             return problem
         at = f"step {step} (batch of {n}{', under torch.no_grad()' * quiet})"
-        var, values = (rows := channels_last(x)).var(0, correction=0), len(rows)
+        var, v = (rows := channels_last(x)).var(0, correction=0), len(rows)
         means = {"the batch mean": rows.mean(0), "0 (nothing is subtracted)": 0}
         m = ref.momentum if ref.momentum is not None else 1 / step  # scaled in place?
         means["momentum times the batch mean (a mul_ on it?)"] = m * rows.mean(0)
-        unbiased = "the unbiased variance (n - 1): normalise with the biased one"
-        variances = {"the batch's biased variance": var, "1": 1}
-        variances[unbiased] = var * values / (values - 1)
+        unb = "the unbiased variance (n - 1): normalise with the biased one"
+        variances = {"the batch's biased variance": var, "1": 1, unb: var * v / (v - 1)}
         for when, pair in (("before", old), ("after", _running(module))):
             if pair and (when, m) != ("after", 1):  # the buffers used for the batch's
                 means[f"the running mean {when} the step{running}"] = pair[0]
@@ -369,9 +362,8 @@ def _bad_inputs(cls) -> list[Result]:
         for m, mode in ((module, ""), (copy.deepcopy(module).eval(), " (eval)"))
         for what, s, why in BAD_INPUTS[: None if mode == "" else 3]
     ]
-    initial = {"running_mean": 0, "running_var": 1}  # (torch counts the batch first)
-    held = {k: to_numpy(getattr(module, k, None)) for k in initial}
-    moved = [k for k, v in held.items() if v is not None and np.any(v != initial[k])]
+    held = [to_numpy(getattr(module, k, None)) for k in BUFFERS[:2]]  # start: 0, 1
+    moved = [BUFFERS[i] for i, v in enumerate(held) if v is not None and np.any(v != i)]
     why = f"{', '.join(moved)} changed by refused inputs: check inputs before updating"
     results += [wrong(f"{NAME} refused input", why + " them")] * bool(moved)
     label, x = f"{NAME} one example, L=3", torch_().randn(1, 4, 3).double()
@@ -504,26 +496,6 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps
     return layer.to(getattr(torch, dtype)), bn.eval().to(getattr(torch, dtype)), x
 
 
-def _fold_reader(layer, bn, x):
-    """The folded output as bn of the layer's output z (a wrong bias term: a mean)."""
-    z = channels_last(layer(x))  # (called under no_grad, layer and bn in float64)
-    c, mean, var = z.shape[1], bn.running_mean, bn.running_var
-    gamma = bn.weight.detach() if bn.weight is not None else z.new_ones(c)
-    beta = bn.bias.detach() if bn.bias is not None else z.new_zeros(c)
-    own = layer.bias.detach() if layer.bias is not None else z.new_zeros(c)
-    s, s5 = (var + bn.eps).sqrt(), (var + EPS).sqrt()
-    t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
-    means = {
-        "0: the running mean is not subtracted": 0 * mean,
-        "running_mean + b: the layer's own bias b is left out": mean + own,
-        "running_mean + b (1 - 1/scale): the own bias is not scaled": mean + own * t,
-        "running_mean - beta (1 - 1/scale): beta is scaled too": mean - beta * t,
-    }
-    means = {"running_mean": mean} | {f"{k}, {right}": v for k, v in means.items()}
-    scales = {"sqrt(running_var + eps)": s, "sqrt(running_var + 1e-5): use bn.eps": s5}
-    return [_reader("", z, gamma, beta, bn.eps, means, {"running_var": var}, scales)]
-
-
 def _fold_problem(kind, folded, layer) -> str | None:
     """Why ``folded`` is not a new layer like ``layer``, with a bias."""
     if not isinstance(folded, want := type(layer)):  # made by _trained_pair
@@ -557,9 +529,23 @@ def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, s
     label = f"fold_batchnorm {kind}" + (extra if dtype == "double" else f" {dtype}")
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
     layer.train(bool(train))
-    with torch_().no_grad():
-        want, readers = bn.double()(layer.double()(x)), _fold_reader(layer, bn, x)
-        layer, bn = layer.to(getattr(torch_(), dtype)), bn.to(getattr(torch_(), dtype))
+    with torch_().no_grad():  # the fold read as bn of the layer's output z, in float64
+        want, z = bn.double()(layer.double()(x)), channels_last(layer(x))
+    c, mean, var = z.shape[1], bn.running_mean, bn.running_var  # a wrong bias: a mean
+    pairs = (bn.weight, z.new_ones), (bn.bias, z.new_zeros), (layer.bias, z.new_zeros)
+    gamma, beta, own = (t.detach() if t is not None else f(c) for t, f in pairs)
+    s, s5 = (var + bn.eps).sqrt(), (var + EPS).sqrt()
+    t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
+    means = {
+        "0: the running mean is not subtracted": 0 * mean,
+        "running_mean + b: the layer's own bias b is left out": mean + own,
+        "running_mean + b (1 - 1/scale): the own bias is not scaled": mean + own * t,
+        "running_mean - beta (1 - 1/scale): beta is scaled too": mean - beta * t,
+    }
+    means = {"running_mean": mean} | {f"{k}, {right}": v for k, v in means.items()}
+    scales = {"sqrt(running_var + eps)": s, "sqrt(running_var + 1e-5): use bn.eps": s5}
+    read = _reader("", z, gamma, beta, bn.eps, means, {"running_var": var}, scales)
+    layer, bn = layer.to(getattr(torch_(), dtype)), bn.to(getattr(torch_(), dtype))
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)  # in place: seen
     if problem is None and (why := _fold_problem(kind, folded, layer)):
         problem = wrong(label, why)
@@ -570,7 +556,7 @@ def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, s
         return problem
     tol = TOL if dtype == "double" else 1e-2 if dtype == "float16" else 1e-5
     what = "the folded layer's output"
-    result = core.compare(label, got, want, tol=tol, readers=readers, what=what)
+    result = core.compare(label, got, want, tol=tol, readers=[read], what=what)
     result.detail = "equals layer -> bn in eval mode; " * result.passed + result.detail
     return result
 
