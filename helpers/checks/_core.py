@@ -777,22 +777,15 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
         named = f", {label}" if (label := _named(shift, known)) else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
         return say(f"{feature} offset" + (f" {label}" if label else ""), text)
-    if sized := _float32_sized(g, w, twin, scale):
-        return sized
-    bad = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
-    if 0 < len(bad) < len(err):
-        how = f"(rel. error up to {err.max():.1e})"
-        return _confined(bad, feature, small, say, how, "")
-    return None
-
-
-def _float32_sized(g, w, twin, scale) -> str | None:
-    """Errors (features on axis 1) of float32's size: ``twin``'s, within 30 times"""
     mine, theirs = (np.abs(a - w).max(0) for a in (g, w if twin is None else twin))
     if np.all(mine <= 30 * theirs) and 30 * mine.max() >= theirs.max() > 0:
         why = "errors of float32's size, feature by feature (PyTorch's in float32: "
         why += f"{theirs.max() / scale:.1e}): a step in float32 (.float(), "
         return why + "np.float32): compute in float64"
+    bad = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
+    if 0 < len(bad) < len(err):
+        how = f"(rel. error up to {err.max():.1e})"
+        return _confined(bad, feature, small, say, how, "")
     return None
 
 
@@ -1178,16 +1171,15 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
 @functools.cache
 def _whose(filename: str) -> str | None:
     """None for the learner's code; "check" for the course's, "library" else."""
-    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
-    paths |= {sys.prefix, sys.base_prefix}
-    libraries = tuple(str(Path(p).resolve()) for p in paths)
+    paths = [sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")]
+    libs = tuple(str(Path(p).resolve()) for p in {*paths, sys.prefix, sys.base_prefix})
     try:
         path = str(Path(filename).resolve())
     except (OSError, ValueError):
         return None
     if path.startswith(str(Path(__file__).resolve().parents[1])):  # the helpers
         return "check"
-    return "library" if path.startswith(libraries) else None
+    return "library" if path.startswith(libs) else None
 
 
 def blame(exc: BaseException) -> str:
@@ -1217,9 +1209,8 @@ def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Re
         elif kind == "learner":
             detail = f"your code raised {raised(exc)} while the check used your result"
         else:
-            found = [m for k, m in MEANINGS.items() if re.search(k, what)][:1]
-            found = [_no_graph(what)] if _no_graph(what) else found
-            what = "; ".join([what, *found])
+            found = [m for k, m in MEANINGS.items() if re.search(k, what)]
+            what = "; ".join([what, *[*filter(None, [_no_graph(what), *found])][:1]])
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
     return report(results, quiet=quiet, strict=strict)
@@ -1236,11 +1227,8 @@ def build_module(cls, label: str, *args, **kwargs):
     mine = [k for k in mro if not k.__module__.startswith("torch")]
     own = [m for k in mine for m in vars(k) if m[0] != "_" and callable(vars(k)[m])]
     own = [m for m in own if not hasattr(torch().nn.Module, m)]  # a Keras call()?
-    if (
-        problem is None
-        and own
-        and not any({"forward", "__call__"} & {*vars(k)} for k in mine)
-    ):
+    bare = not any({"forward", "__call__"} & {*vars(k)} for k in mine)
+    if problem is None and own and bare:
         why = f"defines no forward(), so a call runs {mro[len(mine)].__name__}'s, "
         why += f"never {own[0]}(): PyTorch calls forward()"
         problem = wrong(label, f"{type(module).__name__} {why}")
@@ -1345,11 +1333,6 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
     return reference
 
 
-def _shown(default) -> str:
-    """A default as compared: never with == (an array), a list as a tuple"""
-    return repr(tuple(default) if isinstance(default, list) else default)
-
-
 def order_problem(label: str, fn, order: str) -> Result | None:
     """Wrong if a parameter named in ``order`` ("x, eps=1e-05") moved or differs"""
     try:
@@ -1358,13 +1341,14 @@ def order_problem(label: str, fn, order: str) -> Result | None:
         return None
     want = inspect.signature(eval(f"lambda {order}: 0")).parameters  # noqa: S307
     place = lambda ps, n: [k for k, p in ps.items() if p.kind < 2 or k == n].index(n)
+    shown = lambda d: repr(tuple(d) if isinstance(d, list) else d)  # not == (arrays)
     for name in (n for n in want if n in mine):
         a, b, empty = mine[name].default, want[name].default, inspect.Parameter.empty
         if place(mine, name) != place(want, name) or mine[name].kind > 1:
             why = "is elsewhere: a call by position fails or goes astray"
         elif mine[name].kind < want[name].kind and b is not empty:  # eps=... fails
             why = f"is positional-only (before the /): a call with {name}=... fails"
-        elif a is not None and b is not empty and _shown(a) != _shown(b):  # None: a
+        elif a is not None and b is not empty and shown(a) != shown(b):  # None: a
             why = "has no default" if a is empty else f"defaults to {a!r}"  # sentinel
             why += f", the exercise's {'to ' * (a is not empty)}{b!r}"
         else:
