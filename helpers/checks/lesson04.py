@@ -196,12 +196,12 @@ def _stage(what, got, want, raw, lo, hi, known) -> str | None:
     text = f"{what} is off in {where}: yours {_fmt(g, 5)}, expected {_fmt(w, 5)}"
     if (tiny := np.abs(g - w).max() / max(np.abs(w).max(), 1e-300)) < 1e-3:
         text = f"{what} is off in {where} by relative differences up to {tiny:.1e}"
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # an expected 0: an infinite ratio
         ratio, name = g / w, many and _core._named(g[0] / w[0], known)
-    if many and g.all() and np.ptp(ratio) <= 1e-6 * abs(ratio[0]):
-        text += f", by the same factor {ratio[0]:.6g}{' = ' + name if name else ''}"
-    elif many and np.ptp(g - w) <= 1e-9:
-        text += f", by the same offset {g[0] - w[0]:.4g}"
+        if many and g.all() and np.ptp(ratio) <= 1e-6 * abs(ratio[0]):
+            text += f", by the same factor {ratio[0]:.6g}{' = ' + name if name else ''}"
+        elif many and np.ptp(g - w) <= 1e-9:
+            text += f", by the same offset {g[0] - w[0]:.4g}"
     for sign, word in ((-1, "negative"), (1, "positive")):  # one sign only?
         if bad.size < want.size and list(bad) == list(np.flatnonzero(want * sign > 0)):
             text += f"; exactly the features where {what} should be {word}"

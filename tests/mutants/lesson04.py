@@ -142,7 +142,7 @@ def renorm_class(
             if clip_r:
                 r = r.clamp(1 / rmax, rmax)
             if clip_d:
-                d = d.clamp(-dmax, dmax)
+                d = d.clamp(-dmax, dmax) if clip_d != "below" else d.clamp(min=-dmax)
             if both_bounds and not (rmax > 1 and dmax > 0):  # round 19's false ok
                 r, d = torch.ones_like(r), torch.zeros_like(d)
             if not (self.training and apply_rd):  # plain batch norm
@@ -212,6 +212,7 @@ RENORM = {
     "no clipping": (renorm_class(clip_r=False, clip_d=False), "not clipped"),
     "r not clipped": (renorm_class(clip_r=False), "r not clipped to"),
     "d not clipped": (renorm_class(clip_d=False), "d not clipped to"),
+    "d clipped from below only": (renorm_class(clip_d="below"), "d is off in feature 1: yours 1.437, expected 0.5: there d is not clipped to [-0.5, 0.5]"),
     "running std updated with the variance": (renorm_class(std_update="var"), "averages in var_B + eps, the variance"),
     "running std without eps": (renorm_class(std_update="no eps"), "without eps"),
     "plain batch norm unless both bounds are relaxed": (renorm_class(both_bounds=True), "BatchRenorm NC rmax=1.5 dmax=0"),
