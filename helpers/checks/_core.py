@@ -32,8 +32,7 @@ OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
 _SIZES = []  # the shape of the last call's first array of 2+ axes: its counts
-_GRAD_OFF, _IDLE, _TRACE = [], [], []  # the last call's backward()s: grad off; steps
-# with no .grad; what its torch calls did to graphs and parameters (_traced)
+_GRAD_OFF, _IDLE, _TRACE = [], [], []  # the last call's: see _noted, _stepped, _tracer
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -53,10 +52,7 @@ class Result:
     passed = property(lambda self: self.verdict in (OK, INFO))
     __bool__ = passed.fget
 
-    def line(self) -> str:
-        name = self.name.ljust(NAME_WIDTH)
-        return f"{name} | {self.verdict:<{VERDICT_WIDTH}} | {self.detail}"
-
+    line = lambda r: f"{r.name:{NAME_WIDTH}} | {r.verdict:{VERDICT_WIDTH}} | {r.detail}"
     __repr__ = line  # what a learner sees if they echo a result
 
 
@@ -96,12 +92,11 @@ def report(results, quiet: bool = False, strict: bool | None = None) -> Report:
 
 
 # --- calling the learner's code safely ---
-def _changed(before, after) -> bool:
-    if isinstance(before, np.ndarray):
-        return not np.array_equal(before, after, equal_nan=True)
-    same = torch().equal(before.nan_to_num(), after.detach().nan_to_num())  # NaN == NaN
-    grad = before.requires_grad != after.requires_grad
-    return before.dtype != after.dtype or not same or grad
+def _changed(a, b) -> bool:  # a snapshot, b the object now
+    if isinstance(a, np.ndarray):
+        return not np.array_equal(a, b, equal_nan=True)
+    same = torch().equal(a.nan_to_num(), b.detach().nan_to_num())  # NaN == NaN
+    return not same or (a.dtype, a.requires_grad) != (b.dtype, b.requires_grad)
 
 
 def _watch(value, where: str, depth=0) -> list:
@@ -177,7 +172,6 @@ def _no_graph(message) -> str | None:
     if "grad_fn" in message and cuts:
         why = f"your code called {cuts} on a tensor in the graph: what it "
         return why + "returns has no graph, nor what is computed from it"
-    return None
 
 
 def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
@@ -210,7 +204,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
         if where.endswith(" mode") and snap[1] not in (None, list(now.state_dict())):
             what = f"added or removed parameters or buffers of {where[:-5]}"
             return None, wrong(name, f"{what} (state_dict's keys changed): {why}")
-        if not watch:  # the function may change the arguments' values, not modes
+        if not watch or where.endswith(" mode") or not _changed(snap, now):
             continue
         if getattr(snap, "requires_grad", False) != getattr(now, "requires_grad", 0):
             why = "detach_() or requires_grad_() changed it: use .detach(), a new one"
@@ -222,8 +216,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
         elif "'s " not in where:
             why = "compute new arrays instead of writing into the caller's (e.g. "
             why += "x = x - mu, not x -= mu)"
-        if not where.endswith(" mode") and _changed(snap, now):
-            return None, wrong(name, f"changed {where} in place: {why}")
+        return None, wrong(name, f"changed {where} in place: {why}")
     now = {k: v for f in (fn, *args) for k, v in _state(f).items()}
     for where in (k for k in now if now[k] != state.get(k)):
         why = f"changed {where} during the call: it keeps state between calls (a "
@@ -382,7 +375,8 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     except (SyntaxError, AttributeError, TypeError):  # no line
         return None
     code, scope = frame.f_code, {**frame.f_globals, **frame.f_locals}
-    names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if _plain(n))
+    plain = lambda n: type(n) is ast.Name or type(n) is ast.Attribute and plain(n.value)
+    names = dict.fromkeys(ast.unparse(n) for n in ast.walk(tree) if plain(n))
     values = {n: _value(n, scope) for n in names}
     if "NoneType" not in message:
         items, arrays = values.items(), (np.ndarray, torch().Tensor)
@@ -403,12 +397,6 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     elif name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
         why = "the caller left out this optional argument: test `is not None`"
     return f"(`{name}` is None here: {why}) "
-
-
-def _plain(node) -> bool:  # a name, or attributes on a name (p.grad)
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return isinstance(node, ast.Name)
 
 
 def _value(dotted: str, scope: dict):
@@ -526,7 +514,6 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
                 where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
         why = f"{what} contains {bad.sum()} NaN or infinite value(s){where}: a division"
         return wrong(name, why + " by zero, or a square root of a negative number?")
-    return None
 
 
 def broadcast_hint(message: str, args=()) -> str | None:
