@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -32,7 +31,7 @@ OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
 _SIZES = []  # the shape of the last call's first array of 2+ axes: its counts
-_GRAD_OFF, _IDLE, _TRACE = [], [], []  # the last call's: see _noted, _stepped, _tracer
+_GRAD_OFF, _IDLE, _TRACE = [], [], []  # the last call's: see _tracer, _stepped
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -134,10 +133,6 @@ def copied(value):
     return value  # as a whole: a copy of some items would cut a graph's leaves
 
 
-def _noted(f):  # f (backward, grad) noting grad mode at each call: no_grad is said
-    return lambda *a, **k: _GRAD_OFF.append(not torch().is_grad_enabled()) or f(*a, **k)
-
-
 def _stepped(optimizer, *_):  # an optimizer's step: its parameters all without .grad?
     params = [p for group in optimizer.param_groups for p in group["params"]]
     _IDLE.extend([optimizer] if all(p.grad is None for p in params) else [])
@@ -151,6 +146,8 @@ def _tracer():
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name, this, kw = getattr(func, "__name__", ""), [*args, 0][0], kwargs or {}
             off = name == "requires_grad_" and False in (*args[1:], *kw.values())
+            if name in ("backward", "grad"):  # Tensor.backward, autograd.grad
+                _GRAD_OFF.append(not torch().is_grad_enabled())  # no_grad is said
             if getattr(this, "grad_fn", None) and name in ("detach", "numpy") or off:
                 _TRACE.append(f".{name}({'False' * off})")
             seen = self.__dict__.setdefault("params", set())  # their storage
@@ -184,12 +181,11 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
     state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
-    auto, _GRAD_OFF[:], _IDLE[:], _TRACE[:] = torch().autograd, [], [], []
-    noted = {k: _noted(getattr(auto, k)) for k in ("backward", "grad")}
+    _GRAD_OFF[:], _IDLE[:], _TRACE[:] = [], [], []
     optim = __import__("torch.optim.optimizer", fromlist=["_"])  # not an attribute
     hook = optim.register_optimizer_step_pre_hook(_stepped)
     try:
-        with hook, quiet_numerics(), mock.patch.multiple(auto, **noted), _tracer()():
+        with hook, quiet_numerics(), _tracer()():
             value = fn(*args, **kwargs)
     except Exception as exc:  # the learner's bug, reported, never re-raised
         last = traceback.extract_tb(exc.__traceback__)[-1].filename  # a stub's own?
