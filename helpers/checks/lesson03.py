@@ -156,11 +156,9 @@ def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
 
 
-UPDATE = """n = len(x)
-mean = x.mean(axis=0)
-var = x.var(axis=0)
-unbiased = var * n / (n - 1)
-running_mean = (1 - momentum) * old + momentum * mean
+UPDATE = """var = x.var(axis=0, ddof=0)
+unbiased = var * len(x) / (len(x) - 1)
+running_mean = (1 - momentum) * old + momentum * x.mean(axis=0)
 running_var = (1 - momentum) * old + momentum * unbiased
 """  # PyTorch's update written out: its one-edit neighbours (core) name a slip
 
@@ -219,15 +217,13 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
             "averages cumulatively, 1/k at the k-th batch (count the batch first)",
             (1 - m, q * m * (n - 1) / n, 0): "the biased batch variance; PyTorch "
             "stores the unbiased one (times n / (n - 1), n = values per channel)",
-            (1 - m, q * m * n / (n - 1), 0): "Bessel's correction applied twice "
-            "(torch's x.var() is already unbiased)",
             (1 - m, m, q * m * ref.eps): stored,
             (1 - m, m, q * m * ref.eps * n / (n - 1)): stored,  # before Bessel's
         }
         fits = [w for key, w in causes.items() if np.allclose(abc, key, 0, tol)]
         with np.errstate(all="ignore"):  # f = n'/(n' - 1): the count n' of the factor
-            f = b / (q * m) * n / (n - 1)
-            used = round(f / (f - 1)) if np.isfinite(f / (f - 1)) else 0
+            u = (f := b / (q * m) * n / (n - 1)) / (f - 1)  # a whole count, or none
+            used = round(u) if np.isfinite(u) and abs(u - round(u)) < 1e-6 else 0
         if np.isclose(a, 1 - m) and abs(c) <= tol and 1 < used != n and not fits:
             dims = ("N", "N·L", "N·H·W")[xs.dim() - 2] + f" = {n} values per channel"
             fits = [f"Bessel's n / (n - 1) uses n = {used}, but n counts {dims}"]

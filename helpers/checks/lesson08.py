@@ -23,9 +23,8 @@ LEFT_ALONE = (  # what a merge must leave alone, as _state lists it
     "num_batches_tracked changed: leave it (this rank's count, read by momentum=None)",
 )
 
-PROGRAM = """count = len(x)
-mean = x.sum(axis=0) / count
-var = ((x - mean) ** 2).sum(axis=0) / count
+PROGRAM = """mean = x.sum(axis=0) / len(x)
+var = ((x - mean) ** 2).sum(axis=0) / len(x)
 rho = (var + eps) ** -0.5
 x_hat = (x - mean) * rho
 out = gamma * x_hat + beta

@@ -296,9 +296,9 @@ SCRATCH = {
     # the outside review's (2026-12-06, C7 and A 3.16)
     "momentum=None as 1/(k+1)": (scratch_class(none_offset=1), "1/k at the k-th batch"),
     "momentum=None from a zero count": (scratch_class(none_offset=-1), "count it first"),
-    "Bessel twice": (scratch_class(running_var="twice"), "Bessel's correction applied twice"),
+    "Bessel twice": (scratch_class(running_var="twice"), "`x.var(axis=0, ddof=1)` where `x.var(axis=0, ddof=0)` belongs"),
     "n = N * W * W (round 19's false ok: square images)": (scratch_class(count="square"), "uses n = 54, but n counts N·H·W = 36 values per channel"),
-    "Bessel without parentheses (round 17's observed)": (scratch_class(running_var="no parentheses"), "`var * n / n - 1` where `var * n / (n - 1)` belongs"),
+    "Bessel without parentheses (round 17's observed)": (scratch_class(running_var="no parentheses"), "`var * len(x) / len(x) - 1` where `var * len(x) / (len(x) - 1)` belongs"),
     "eps stored in running_var": (scratch_class(running_var="eps"), "eps is stored in running_var"),
     "no eps in eval mode": (scratch_class(eval_eps=False), "sqrt(v) without eps, v = running_var"),
     "buffers as plain tensors": (scratch_class(buffers=False), "register_buffer"),
