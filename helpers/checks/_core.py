@@ -30,8 +30,7 @@ from .. import config, contract
 OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
-_SIZES = []  # the shape of the last call's first array of 2+ axes: its counts
-_GRAD_OFF, _IDLE, _TRACE = [], [], []  # the last call's: see _tracer, _stepped
+_SIZES, _GRAD_OFF, _IDLE, _TRACE = [], [], [], []  # the last call's (see call())
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -582,7 +581,7 @@ def _fmt(values, limit=4) -> str:
 
 def _trivial(a) -> bool:
     """Every value the same (more than one), or only 0, 1 and -1."""
-    same = (a := np.ravel(a)).size > 1 and np.ptp(a) == 0
+    same = (a := np.ravel(a)).size > 1 and bool(np.all(a == a[0]))  # inf: no warning
     return a.size > 0 and (same or bool(np.all(np.isin(a, (-1.0, 0.0, 1.0)))))
 
 
@@ -1098,7 +1097,7 @@ def _run(tree, scope, out):
     """``scope`` after running ``tree`` in it (``out`` an array), None if it raised."""
     with quiet_numerics(), contextlib.suppress(Exception):
         exec(compile(tree, "<reference>", "exec"), scope)  # the course's own program
-        return scope | {out: np.asarray(scope[out], dtype=float)}
+        return scope | {out: np.asarray_chkfinite(scope[out], dtype=float)}  # or None
     return None
 
 

@@ -258,8 +258,7 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
         why = "one example has zero variance: PyTorch refuses it in training mode too"
         one = _core.expect_raises(label, fn, ValueError, why, p.x[:1], *p[1:3])
         big = make_problem(kind, seed + 1, (48, 5))  # past the first rows
-        big.x[:, 3] = 0.0  # a constant feature: variance 0, out = beta, no error
-        label = f"{name} N=48 (feature 3 constant: out = beta there)"
+        big.x[:, 3], label = 0.0, f"{name} N=48 (feature 3 constant: out = beta there)"
         big = output(label, big, readers=forward_invariants(kind, big))
         return [result, eps, output(f"{name} N=2", two), big, one]  # the smallest batch
 

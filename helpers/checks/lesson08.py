@@ -29,11 +29,10 @@ rho = (var + eps) ** -0.5
 x_hat = (x - mean) * rho
 out = gamma * x_hat + beta
 """  # the forward on the whole batch, as the lesson writes it: its one-edit neighbours
-MERGE = """total = counts.sum()
-mean = (counts * means).sum(axis=0) / total
+MERGE = """mean = (counts * means).sum(axis=0) / counts.sum()
 within = (counts - 1) * variances
 between = counts * (means - mean) ** 2
-var = (within + between).sum(axis=0) / (total - 1)
+var = (within + between).sum(axis=0) / (counts.sum() - 1)
 running_mean = np.broadcast_to(mean, means.shape)
 running_var = np.broadcast_to(var, means.shape)
 """  # the merge (one row per rank), for _core.neighbours
@@ -537,8 +536,7 @@ def _merged_layer(label, bns, buffers, kinds) -> list[Result]:
             why += "(bn.running_mean.copy_(...)); a return value is unused"
             if kinds:  # the merged values returned: the caller never reads them
                 why = f"unchanged on the first layer; the merge returned a {min(kinds)}"
-                why += ", which the caller ignores: write the merged values into the "
-                why += "model's buffers in place (bn.running_mean.copy_(...))"
+                why += ", which the caller ignores: copy_ the values into the buffers"
         return [wrong(f"{label} buffers", why)]
     results = []
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
