@@ -110,6 +110,27 @@ def test_a_model_passed_in_keeps_its_buffers():
     assert "buffer 1.running_mean in place" in problem.detail, problem.detail
 
 
+def test_the_trace_of_torch_calls_leaves_tensors_without_storage_alone():
+    """call() traces the learner's torch calls (graph cuts, in-place steps); functorch
+    and sparse tensors have no data pointer: the trace notes nothing and the learner's
+    right answer comes back (it once raised "Cannot access data pointer")."""
+    torch = pytest.importorskip("torch")
+
+    def fn(x):
+        g = torch.func.grad(lambda t: (t.sin() * 2).sum())(x)
+        y = torch.func.vmap(lambda r: r.clone().mul_(2))(x)
+        return g + y + torch.sparse_coo_tensor([[0, 1]], [1.0, 2.0], (3,)).to_dense()
+
+    value, problem = _core.call("fn", fn, torch.ones(3, dtype=torch.float64))
+    assert problem is None, problem
+    assert torch.allclose(
+        value,
+        2 * torch.cos(torch.ones(3)).double()
+        + 2
+        + torch.tensor([1.0, 2.0, 0.0]).double(),
+    )
+
+
 def test_common_library_errors_get_their_meaning():
     import torch
 

@@ -138,9 +138,7 @@ def _stepped(optimizer, *_):  # an optimizer's step: its parameters all without 
 
 
 @functools.cache
-def _tracer():
-    """A torch function mode noting graph cuts (.detach()...) and in-place steps."""
-
+def _tracer():  # a torch function mode noting graph cuts (.detach()...), in-place steps
     class Trace(__import__("torch.overrides").overrides.TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name, this, kw = getattr(func, "__name__", ""), [*args, 0][0], kwargs or {}
@@ -150,10 +148,11 @@ def _tracer():
             if getattr(this, "grad_fn", None) and name in ("detach", "numpy") or off:
                 _TRACE.append(f".{name}({'False' * off})")
             seen = self.__dict__.setdefault("params", set())  # their storage
-            ptr = this.data_ptr() if isinstance(this, torch().Tensor) else None
-            seen |= {ptr} if isinstance(this, torch().nn.Parameter) else set()
-            if ptr in seen and (name[-1:] == "_" != name[:1] or name == "__setitem__"):
-                _TRACE.append("in place")  # p -= lr * g, p.data.copy_(...), a step
+            with contextlib.suppress(Exception):  # no storage (vmap, sparse): no note
+                ptr = this.data_ptr() if isinstance(this, torch().Tensor) else None
+                seen |= {ptr} if isinstance(this, torch().nn.Parameter) else set()
+                if ptr in seen and name[-1:] == "_" != name[:1]:  # p -= lr * g, a step
+                    _TRACE.append("in place")  # (p.data.copy_(...) too)
             return func(*args, **kw)
 
     return Trace
