@@ -30,7 +30,7 @@ from .. import config, contract
 OK, WRONG, ERROR, TODO = "ok", "WRONG", "ERROR", "not yet"
 INFO = "note"  # informative, never a verdict on the learner: skipped, or for comparison
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
-_SIZES, _GRAD_OFF, _IDLE, _TRACE = [], [], [], []  # the last call's (see call())
+_SIZES, _GRAD_OFF, _IDLE, _TRACE, _USED = [], [], [], [], []  # the last call's
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
 
 
@@ -153,9 +153,50 @@ def _tracer():  # a torch function mode noting graph cuts (.detach()...), in-pla
                 seen |= {ptr} if isinstance(this, torch().nn.Parameter) else set()
                 if ptr in seen and name[-1:] == "_" != name[:1]:  # p -= lr * g, a step
                     _TRACE.append("in place")  # (p.data.copy_(...) too)
-            return func(*args, **kw)
+            out = func(*args, **kw)
+            with contextlib.suppress(Exception):  # F.*'s keywords; a cast (.float())
+                if getattr(func, "__module__", "") == "torch.nn.functional":
+                    _USED.append(f"F.{name}({_keywords(func, kw)})")
+                if this.dtype.is_floating_point and out.is_floating_point():
+                    cast = out.dtype != this.dtype  # .float(), .half(), autocast
+                    _USED.extend([f"converts {this.dtype} to {out.dtype}"] * cast)
+            return out
 
     return Trace
+
+
+def _keywords(func, kw) -> str:  # a torch.nn.functional call's keywords but defaults
+    with contextlib.suppress(TypeError, ValueError):  # a builtin's: all
+        start = inspect.signature(func).parameters
+        kw = {k: v for k, v in kw.items() if repr(start[k].default) != repr(v)}
+    said = {k: "a tensor" if hasattr(v, "dtype") else repr(v) for k, v in kw.items()}
+    return ", ".join(f"{k}={v}" for k, v in said.items())
+
+
+def calls_differ(reference: Callable, error: float) -> str | None:
+    """How the last call()'s torch.nn.functional calls (keywords) and casts (that
+    explain ``error``) differ from ``reference()``'s, the course's; None: they do not"""
+    saved, mine = [list(t) for t in (_GRAD_OFF, _IDLE, _TRACE)], set(_USED)
+    with contextlib.suppress(Exception), _tracer()():
+        _USED[:] = []
+        reference()
+    (_GRAD_OFF[:], _IDLE[:], _TRACE[:]), theirs = saved, set(_USED)
+    if {"F.log_softmax()", "F.nll_loss()"} <= mine:  # cross-entropy in two steps
+        mine.add("F.cross_entropy()")
+    head = lambda c: c[: c.find("(")]  # F.cross_entropy(...): F.cross_entropy
+    eps = lambda c: torch().finfo(getattr(torch(), c.split(".")[-1])).eps  # target's
+    casts = sorted(c for c in mine - theirs if c[0] == "c" and error < 1e3 * eps(c))
+    said = [f"your code {c}; the course's never does" for c in casts]
+    for f in sorted({head(c) for c in theirs if c[0] == "F"}):
+        m, t = ({c for c in calls if head(c) == f} for calls in (mine, theirs))
+        if m and not m & t:  # the same function, other keywords
+            said.append(f"yours calls {', '.join(sorted(m))}, the course's ")
+            said[-1] += ", ".join(sorted(t))
+        elif not m:
+            said.append(f"the course's calls {f}, which yours never does")
+            others = {head(c) for c in mine if c[0] == "F"} - {head(c) for c in theirs}
+            said[-1] += f" (yours calls {', '.join(sorted(others))})" * bool(others)
+    return "; ".join(said) or None
 
 
 def _no_graph(message) -> str | None:
@@ -179,7 +220,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
     state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
-    _GRAD_OFF[:], _IDLE[:], _TRACE[:] = [], [], []
+    _GRAD_OFF[:], _IDLE[:], _TRACE[:], _USED[:] = [], [], [], []
     optim = __import__("torch.optim.optimizer", fromlist=["_"])  # not an attribute
     hook = optim.register_optimizer_step_pre_hook(_stepped)
     try:

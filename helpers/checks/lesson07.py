@@ -280,6 +280,8 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         idle = off and all(same(g[i], s[i]) for i in off.values())  # as if unmoved
         hint = hints.get(tuple(off)) or hints.get(tuple(off)[:1])
         still = HINTS[2 if _core._IDLE else 1 if "in place" not in _core._TRACE else 0]
+        right = lambda: answers(models[0], models[0], mode, x, y, *extra)  # its calls
+        said.append(_core.calls_differ(right, result.error))
         said.append(still if idle else None if said[0] else hint)
         result.detail = "; ".join(filter(None, said))
         return result

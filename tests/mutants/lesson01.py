@@ -30,11 +30,11 @@ def percentiles(
 
 
 def grad_norms(
-    model, x, y, *, zero=True, reduction="mean", reverse=False, weights=False
+    model, x, y, *, zero=True, reduction="mean", reverse=False, weights=False, **kw
 ):
     if zero:
         model.zero_grad()
-    F.cross_entropy(model(x), y, reduction=reduction).backward()
+    F.cross_entropy(model(x), y, reduction=reduction, **kw).backward()
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     norms = [(m.weight if weights else m.weight.grad).norm().item() for m in layers]
     return norms[::-1] if reverse else norms
@@ -203,6 +203,12 @@ NORMS = {
         "one_hot(y) has y.max() + 1 columns",
     ),
     "every parameter named weight": (_named_weight, "every parameter named weight"),
+    # rounds 17 and 18's observed: keywords of the loss, read against the course's call
+    "ignore_index=0": (partial(grad_norms, ignore_index=0), "F.cross_entropy(ignore_index=0)"),
+    "class weights": (
+        lambda m, x, y: grad_norms(m, x, y, weight=torch.tensor([0.3, 0.7, 1.0]).double()),
+        "F.cross_entropy(weight=",
+    ),
 }
 MUTANTS = [
     *family("standardize_columns", STANDARDIZE, "standardize_columns"),

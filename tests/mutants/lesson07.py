@@ -132,12 +132,13 @@ def changed(
     relative=False,
     train_=False,
     short=False,
+    loss=F.cross_entropy,
 ):
     work = copy.deepcopy(model) if copy_ else model
     if eval_ or train_:
         work.train(train_)
     work.zero_grad()
-    F.cross_entropy(work(x), y).backward()
+    loss(work(x), y).backward()
     g = work[index].weight.grad.clone()
     with torch.no_grad():
         for layer in work if not before_only else work[: index - short]:
@@ -145,7 +146,7 @@ def changed(
                 p -= lr * p.grad
     if zero:
         work.zero_grad()
-    F.cross_entropy(work(x), y).backward()
+    loss(work(x), y).backward()
     g2 = work[index].weight.grad
     distance = (g - g2).norm().item()
     cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
@@ -164,6 +165,7 @@ def probed(
     copy_=True,
     eval_=False,
     sort_=False,
+    loss_fn=F.cross_entropy,
 ):
     work = copy.deepcopy(model) if copy_ else model
     steps = sorted(steps) if sort_ else steps
@@ -172,7 +174,7 @@ def probed(
     params = list(work.parameters())
     start = [p.detach().clone() for p in params]
     work.zero_grad()
-    F.cross_entropy(work(x), y).backward()
+    loss_fn(work(x), y).backward()
     grads = [p.grad.detach().clone() for p in params]
     g = torch.cat([d.flatten() for d in grads])
     scale = 1 / g.norm() if normalise else 1.0
@@ -185,7 +187,7 @@ def probed(
                 else:
                     p.copy_(p0 - eta * scale * d)
         work.zero_grad()
-        loss = F.cross_entropy(work(x), y)
+        loss = loss_fn(work(x), y)
         loss.backward()
         losses.append(loss.item())
         changes.append(
@@ -477,6 +479,10 @@ ICS = {
     "p = p - lr * p.grad": (_rebound, "no parameter was changed in place"),
     "an optimiser over the caller's model": (_stepped_caller, "optimizer.step() found no .grad on any parameter it holds"),
     "the whole function under @torch.no_grad()": (torch.no_grad()(changed), "backward() ran with gradients off (in a torch.no_grad()"),
+    # rounds 17 and 19's observed: the torch.nn.functional calls and casts, read against the course's
+    "cross-entropy summed": (_ics(loss=lambda z, y: F.cross_entropy(z, y, reduction="sum")), "F.cross_entropy(reduction='sum')"),
+    "binary cross-entropy on one-hot targets": (_ics(loss=lambda z, y: F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).to(z.dtype))), "calls F.cross_entropy, which yours never does"),
+    "logits cast to float32": (_ics(loss=lambda z, y: F.cross_entropy(z.float(), y)), "converts torch.float64 to torch.float32"),
 }
 PROBE = {
     "step sizes as a float32 tensor": (lambda m, x, y, steps: probed(m, x, y, [float(t) for t in torch.tensor(steps)]), "an error of float32's rounding size"),  # round 15's (a false ok once batches changed)
@@ -491,6 +497,8 @@ PROBE = {
     "changes divided by eta": (_per_eta, "each gradient change is divided by its eta"),
     "under bfloat16 autocast": (_autocast, "not for a float32 one (as the lesson's)"),
     "changes by F.pairwise_distance": (_pairwise, "a term that small added or left out"),
+    "nll_loss on the raw logits": (_probe(loss_fn=F.nll_loss), "calls F.cross_entropy, which yours never does (yours calls F.nll_loss)"),
+    "label smoothing": (_probe(loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1)), "F.cross_entropy(label_smoothing=0.1)"),
 }
 # fmt: on
 
