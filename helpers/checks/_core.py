@@ -153,6 +153,8 @@ def _tracer():  # a torch function mode noting graph cuts (.detach()...), in-pla
                 seen |= {ptr} if isinstance(this, torch().nn.Parameter) else set()
                 if ptr in seen and name[-1:] == "_" != name[:1]:  # p -= lr * g, a step
                     _TRACE.append("in place")  # (p.data.copy_(...) too)
+                if ptr in seen and name in ("__sub__", "__add__", "sub", "add"):
+                    _TRACE.append("rebound")  # p = p - lr * g: a new tensor
             out = func(*args, **kw)
             with contextlib.suppress(Exception):  # F.*'s keywords; a cast (.float())
                 if getattr(func, "__module__", "") == "torch.nn.functional":
@@ -184,17 +186,21 @@ def calls_differ(reference: Callable, error: float) -> str | None:
     if {"F.log_softmax()", "F.nll_loss()"} <= mine:  # cross-entropy in two steps
         mine.add("F.cross_entropy()")
     head = lambda c: c[: c.find("(")]  # F.cross_entropy(...): F.cross_entropy
+    called = lambda calls: {head(c) for c in calls if c[0] == "F"}
+    if (ran := called(theirs)) and not called(mine):
+        why = "your code made none of the course's torch.nn.functional calls ("
+        return why + ", ".join(sorted(ran)) + "): the model never ran"
     eps = lambda c: torch().finfo(getattr(torch(), c.split(".")[-1])).eps  # target's
     casts = sorted(c for c in mine - theirs if c[0] == "c" and error < 1e3 * eps(c))
     said = [f"your code {c}; the course's never does" for c in casts]
-    for f in sorted({head(c) for c in theirs if c[0] == "F"}):
+    for f in sorted(ran):
         m, t = ({c for c in calls if head(c) == f} for calls in (mine, theirs))
         if m and not m & t:  # the same function, other keywords
             said.append(f"yours calls {', '.join(sorted(m))}, the course's ")
             said[-1] += ", ".join(sorted(t))
         elif not m:
             said.append(f"the course's calls {f}, which yours never does")
-            others = {head(c) for c in mine if c[0] == "F"} - {head(c) for c in theirs}
+            others = called(mine) - called(theirs)
             said[-1] += f" (yours calls {', '.join(sorted(others))})" * bool(others)
     return "; ".join(said) or None
 
@@ -332,7 +338,7 @@ MEANINGS = {  # an error's signature (a regex) -> what it means in the learner's
     "(float32 and float64?): keep the input's",
     r"index out of range|index \d+ is out": "an index past the end (from 0; -1 last)",
     r"Dimension out of range|axis \d+ is out of bounds": "an axis past the array's "
-    "last one (a squeezed axis, keepdims?)",
+    "last one: a dim= or axis= in that line, given or by default, is not an axis here",
     r"mat1 and mat2 shapes|not aligned": "a matrix product's inner sizes differ: "
     "nn.Linear(in_features, out_features) takes the input's size first",
     r"'NoneType'": "a value is None: a .grad before backward() or after zero_grad(), "
@@ -929,7 +935,8 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
         return "right"
     usual, var = "none of the usual ones", next(iter(variances.values()))
     centring = got_m or f"{usual} (m - batch mean: {_fmt(m[0] - x.mean(0))})"
-    if not got_m and np.ptp(m) <= 1e-9 * np.abs(m).max():  # a stage of one number
+    wide = x.shape[-1] > 1  # one column: "one number for every column" says nothing
+    if not got_m and wide and np.ptp(m) <= 1e-9 * np.abs(m).max():  # one number
         centring = f"one number for every column, {m.flat[0]:.4g}"
     elif not got_m and (k := _times(m, means[right_m], tol)):  # a count off: sum / N
         centring = f"{right_m} times {k}"
@@ -938,12 +945,13 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     if k := _times(s * s - eps, var, tol):  # sqrt(k * var + eps): a count off again
         scale = f"divides by sqrt(v + eps) with v = {next(iter(variances))} times {k}"
     scale = f"divides by {got_s}" if got_s else scale
-    if not got_s and np.ptp(s) <= 1e-9 * np.abs(s).max():
+    if not got_s and wide and np.ptp(s) <= 1e-9 * np.abs(s).max():
         scale = f"divides by one number for every column, {s.flat[0]:.4g}"
     with np.errstate(all="ignore"):  # sqrt(v + e) with another e, the same for all
         e = s * s - np.asarray(var, dtype=float)
     same, e0 = _named(e.flat[0], {"eps": eps}), e.flat[0]  # e < 0, unnamed: no eps slip
-    named, eps_like = any(k in (got_s or "") for k in scales or {}), e0 > 0 or same
+    named = any(k in (got_s or "") for k in scales or {})  # one column fits any e
+    eps_like = (e0 > 0 or same) and (wide or e0 < np.mean(var) / 100)
     if got_s != right_s and not named and np.ptp(e) <= 1e-3 * abs(e0) != 0 and eps_like:
         scale = f"divides by sqrt(var + e) with e = {e0:.3g}"
         scale += f" = {same}" if same else f", not eps = {eps:g}"

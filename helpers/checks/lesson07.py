@@ -279,7 +279,8 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
             said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
         idle = off and all(same(g[i], s[i]) for i in off.values())  # as if unmoved
         hint = hints.get(tuple(off)) or hints.get(tuple(off)[:1])
-        still = HINTS[2 if _core._IDLE else 1 if "in place" not in _core._TRACE else 0]
+        moved = "in place" in _core._TRACE or "rebound" not in _core._TRACE
+        still = HINTS[2 if _core._IDLE else 0 if moved else 1]  # p = p - lr * g: 1
         right = lambda: answers(models[0], models[0], mode, x, y, *extra)  # its calls
         said.append(_core.calls_differ(right, result.error))
         said.append(still if idle else None if said[0] else hint)

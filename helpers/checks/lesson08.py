@@ -40,6 +40,9 @@ _CALLS = {"forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")}  # flags.py 
 _CALLS["backward"] = (r"\bautograd\b", r"\.backward\(")
 SHORTCUTS = {f"sync_{k}_{d}": c for k in ("batchnorm", "bn") for d, c in _CALLS.items()}
 _start = lambda g, b, fresh: (0 * b, 0 * g + 1) if fresh else (b + 2, g.clone())
+_bns = lambda net: [
+    m for m in net.modules() if isinstance(m, torch_().nn.modules.batchnorm._BatchNorm)
+]
 
 
 def problem(seed: int = 0, sizes=SIZES):
@@ -73,7 +76,7 @@ def _variants(xs):
     sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
     own_mean = torch.stack([x.mean(0) for x in xs])
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
-    rows = torch.ones(world, 1, dtype=torch.float64)  # a per-batch value per rank
+    rows, dev = torch.ones(world, 1, dtype=torch.float64), full - own_mean.mean(0)
     mean_means, weighted = rows * own_mean.mean(0), rows * (sizes * own_var).sum(0) / n
     law = "it misses the spread of their means: law of total variance"
     by_world = "divided by W * n_rank (N = W * this rank's count)"
@@ -90,8 +93,7 @@ def _variants(xs):
         f"the count-weighted average of the ranks' variances ({law})": weighted,
         f"the squared deviations {by_world}": var * n / (world * sizes),
         "the squared deviations divided by this rank's count, not N": var * n / sizes,
-        "the variance around the mean of the ranks' means": rows
-        * (full - mean_means[0]).square().mean(0),
+        "the variance around the mean of the ranks' means": rows * dev.square().mean(0),
     }
 
 
@@ -123,10 +125,9 @@ def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Resul
         means[f"running_mean {when} (training normalises with the batch's)"] = m
         variances[f"running_var {when}"] = v
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
-    kw = {"eps": EPS, "groups": groups, "means": means, "variances": variances}
-    read = partial(_core.stages, x=full, gamma=gamma, beta=beta, **kw)
-    kw = {"readers": [read], "known": {"W = the number of ranks": len(xs)}}
     env = {"x": full.numpy(), "gamma": gamma.numpy(), "beta": beta.numpy(), "eps": EPS}
+    read = partial(_core.stages, **env, groups=groups, means=means, variances=variances)
+    kw = {"readers": [read], "known": {"W = the number of ranks": len(xs)}}
     kw["program"] = PROGRAM, env, "out"
     return compare(label, out, want, tol=TOL, what="the ranks' outputs", **kw)
 
@@ -137,10 +138,9 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
     step = lambda x, g, b, m, v, reduce, mo=MOMENTUM: fn(x, g, b, reduce, EPS, m, v, mo)
 
     def body():
-        xs, gamma, beta, _ = problem(seed)
-        per_rank, label = [(x, gamma, beta) for x in xs], f"{name} (3 ranks)"
-        results, ranks, p = _ranks(name, fn, per_rank, 2, "out, cache")
-        result = _compare_out(label, results, xs, gamma, beta) if p is None else p
+        (xs, g, b, _), label = problem(seed), f"{name} (3 ranks)"
+        results, ranks, p = _ranks(name, fn, [(x, g, b) for x in xs], 2, "out, cache")
+        result = _compare_out(label, results, xs, g, b) if p is None else p
         if p is not None or not result:
             return result
         result.detail += f"; {ranks.calls} all-reduces, {ranks.elements} numbers sent"
@@ -148,7 +148,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             why = "the cache holds the output tensor itself (one storage): backward "
             why += "needs x_hat, which is not out: save x_hat as a tensor of its own "
             return wrong(f"{name} cache", why + "(not turned into out in place)")
-        if (far := _far(name, fn, xs, gamma, beta)) is not None:
+        if (far := _far(name, fn, xs, g, b)) is not None:
             return [result, far]
         label = "sync forward running stats"  # the output with them given, too
         xs, g, b, values, buffers, problem_ = _step(label, step, seed, 2, "out, cache")
@@ -294,8 +294,7 @@ def _dx_reader(xs, gamma, douts):
             a[rows] = z[rows].mean(0) - b[rows] * x_hat[rows].mean(0)
         if not np.abs(a + b * x_hat - z).max() <= 1e-8 * np.abs(z).max():
             return None  # not of that form
-        found = term(a, dy), term(b, dy * x_hat)
-        if found[0] == found[1]:
+        if (found := (term(a, dy), term(b, dy * x_hat)))[0] == found[1]:
             return f"in dx, both terms mean(dy) and mean(dy * x_hat) are {found[0]}"
         return f"in dx, mean(dy) is {found[0]}; mean(dy * x_hat) is {found[1]}"
 
@@ -354,11 +353,10 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     """Check ``backward(dout, cache, all_reduce) -> (dx, dgamma, dbeta)`` on 3 ranks."""
     name = "sync_batchnorm_backward"
 
-    def both(x, gamma, beta, dout, all_reduce):
-        value = forward(x, gamma, beta, all_reduce)
-        if not isinstance(value, tuple) or len(value) != 2:
+    def both(x, gamma, beta, dout, reduce):
+        if not isinstance(v := forward(x, gamma, beta, reduce), tuple) or len(v) != 2:
             raise ValueError("the forward pass must return (out, cache)")
-        return backward(dout, value[1], all_reduce)
+        return backward(dout, v[1], reduce)
 
     def body():
         args = xs, gamma, beta, douts = problem(seed)
@@ -412,9 +410,8 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     name, step = "sync_bn_layer", lambda *a: forward(*a, EPS, MOMENTUM)
 
     def body():
-        found = _step(f"{name} forward", step, seed, 2, "out, saved")
-        xs, gamma, beta, results, buffers, p = found
-        found = [_layer_forward(name, results, xs, gamma, beta) if p is None else p]
+        xs, g, b, saved, bufs, p = _step(f"{name} forward", step, seed, 2, "out, saved")
+        found = [_layer_forward(name, saved, xs, g, b) if p is None else p]
         if found[0].passed:  # and with another eps: the one passed in is used
             at = lambda *a: forward(*a, 0.1, 0.1)
             *_, saved, _, failed = _step(f"{name} eps=0.1", at, seed, 2, "out, saved")
@@ -424,7 +421,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 slip = {"made with eps=1e-5: use the eps passed in": inv(EPS)}
                 kw = {"what": "the saved invstd with eps=0.1", "diagnoses": slip}
                 failed = compare(f"{name} eps=0.1", got, inv(0.1), tol=TOL, **kw)
-            found += [failed, *_buffer_results(name, buffers, xs, gamma, beta)]
+            found += [failed, *_buffer_results(name, bufs, xs, g, b)]
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]
@@ -436,34 +433,28 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet, strict, **pair)
 
 
-def _bns(model):
-    batchnorm = torch_().nn.modules.batchnorm._BatchNorm
-    return [m for m in model.modules() if isinstance(m, batchnorm)]
-
-
 def _rank_models(seed):
     """Three ranks' copies of a net of 5 BN layers (one nested), buffers apart."""
     nn, gen, models = torch_().nn, torch_().Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
         plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False), nn.BatchNorm2d(4)]
-        sync = nn.SyncBatchNorm(4)  # buffers on a CPU; forward on a GPU
-        model = nn.Sequential(*plain, nn.BatchNorm3d(4), nn.Sequential(sync)).double()
+        sync = nn.Sequential(nn.SyncBatchNorm(4))  # buffers on a CPU; forward on a GPU
+        models.append(model := nn.Sequential(*plain, nn.BatchNorm3d(4), sync).double())
         for bn in _bns(model):  # buffers: no gradient to record
             k = bn.num_features
             bn.running_mean.copy_(torch_().randn(k, generator=gen) + 1.5 * rank)
             bn.running_var.copy_(torch_().rand(k, generator=gen) + 0.5)
             bn.num_batches_tracked.fill_(10 + rank)
-        models.append(model)
     return models
 
 
 def _candidates(models, layer):
     """Per buffer: (the right merge (Chan et al.), {message: a wrong one}, the old)."""
-    torch, bns = torch_(), [_bns(m)[layer] for m in models]
-    means, variances = (torch.stack([getattr(bn, k) for bn in bns]) for k in BUFFERS)
-    n, law = torch.tensor(SHARES).double()[:, None], "(law of total variance)"
-    mean, plain = (n * means).sum(0) / (big := n.sum()), variances.mean(0)
+    bns, n = [_bns(m)[layer] for m in models], torch_().tensor(SHARES).double()[:, None]
+    means, variances = (torch_().stack([getattr(b, k) for b in bns]) for k in BUFFERS)
+    mean, law = (n * means).sum(0) / (big := n.sum()), "(law of total variance)"
     within, spread = ((n - 1) * variances).sum(0) / (big - 1), (means - mean) ** 2
+    right, plain = within + (n * spread).sum(0) / (big - 1), variances.mean(0)
     mean_msgs = {
         "running_mean weighs the ranks equally (the mean of their means): weigh "
         "each by its count, sum(count * mean_r) / N": means.mean(0),
@@ -479,7 +470,6 @@ def _candidates(models, layer):
         "running_var treats the ranks' variances as biased: weights count / N, "
         "not (count - 1) / (N - 1)": (n * (variances + spread)).sum(0) / big,
     }
-    right = within + (n * spread).sum(0) / (big - 1)
     return (mean, mean_msgs, means), (right, var_msgs, variances)
 
 
@@ -538,13 +528,12 @@ def _merged_layer(label, bns, buffers, kinds) -> list[Result]:
                 why = f"unchanged on the first layer; the merge returned a {min(kinds)}"
                 why += ", which the caller ignores: copy_ the values into the buffers"
         return [wrong(f"{label} buffers", why)]
-    results = []
+    env = {"means": buffers[0][2].numpy(), "variances": buffers[1][2].numpy()}
+    env["counts"], results = np.array(SHARES, dtype=float)[:, None], []
     for what, value, (right, mistakes, old) in zip(BUFFERS, got, buffers, strict=True):
         diagnoses = {k: v.expand_as(value) for k, v in mistakes.items()}
         diagnoses[f"{what} is unchanged: merge it as well"] = old
         kw = {"what": what, "diagnoses": diagnoses, "known": {"N": sum(SHARES)}}
-        env = {"means": buffers[0][2].numpy(), "variances": buffers[1][2].numpy()}
-        env["counts"] = np.array(SHARES, dtype=float)[:, None]
         kw["program"], right = (MERGE, env, what), right.expand_as(value)
         results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
     return results

@@ -302,6 +302,28 @@ def _one_sided_uniform():
     return OneSided
 
 
+def _scale_range_typo():
+    """Round 20's wrong cause: the scale from [1, shift] (a typo), read as an eps."""
+
+    class Typo(noisy_class()):
+        def _draw(self, dtype):
+            shift, _ = super()._draw(dtype)
+            return shift, 1 + torch.rand_like(shift) * (self.shift - 1)
+
+    return Typo
+
+
+def _eval_short_cut(m, x, y, i, lr):
+    """Round 20's wrong cause: (0, 1) in eval mode, the model never run."""
+    return (0.0, 1.0) if not m.training else changed(m, x, y, i, lr)
+
+
+def _cosine_default_dim(m, x, y, i, lr):
+    """Round 20's wrong cause: F.cosine_similarity's default dim=1 on 1-D vectors."""
+    distance, _ = changed(m, x, y, i, lr)
+    return distance, F.cosine_similarity(torch.ones(4), torch.ones(4)).item()
+
+
 def _spread_before_shift():
     """The constructor's parameters in another order (round 12's class)."""
 
@@ -424,6 +446,7 @@ def _noise_in_buffers():
 
 # fmt: off
 NOISY = {
+    "scale from [1, shift]": (_scale_range_typo(), "plain batch norm): off by the constant factor"),
     "shift from uniform_(-shift)": (_one_sided_uniform(), "plain batch norm): off by one constant offset"),
     "output detached": (_detached_output(), "your code called .detach() on a tensor in the graph"),
     "Keras's eps=1e-3 as the default": (_keras_eps(), "divides by sqrt(var + e) with e = 0.001, not eps = 1e-05"),
@@ -482,6 +505,8 @@ ICS = {
     # rounds 17 and 19's observed: the torch.nn.functional calls and casts, read against the course's
     "cross-entropy summed": (_ics(loss=lambda z, y: F.cross_entropy(z, y, reduction="sum")), "F.cross_entropy(reduction='sum')"),
     "binary cross-entropy on one-hot targets": (_ics(loss=lambda z, y: F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).to(z.dtype))), "calls F.cross_entropy, which yours never does"),
+    "(0, 1) in eval mode": (_eval_short_cut, "made none of the course's torch.nn.functional calls (F.batch_norm, F.cross_entropy, F.relu): the model never ran; what is off"),
+    "cosine_similarity's default dim": (_cosine_default_dim, "given or by default, is not an axis here"),
     "logits cast to float32": (_ics(loss=lambda z, y: F.cross_entropy(z.float(), y)), "converts torch.float64 to torch.float32"),
 }
 PROBE = {
