@@ -132,9 +132,8 @@ def copied(value):
     return value  # as a whole: a copy of some items would cut a graph's leaves
 
 
-def _stepped(optimizer, *_):  # an optimizer's step: its parameters all without .grad?
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    _IDLE.extend([optimizer] if all(p.grad is None for p in params) else [])
+def _stepped(o, *_):  # an optimizer's step: its parameters all without .grad?
+    _IDLE.extend([o] * all(p.grad is None for g in o.param_groups for p in g["params"]))
 
 
 @functools.cache
@@ -549,10 +548,9 @@ def shape_problem(name: str, value, shape, what="the output", shape_hints=None):
             hint = ": the axes are swapped (a transpose?)"
         return wrong(name, f"{what} has shape {array.shape}, expected {shape}{hint}")
     if not np.all(np.isfinite(array)):
-        bad, where = ~np.isfinite(array), ""
-        if array.ndim >= 2:  # which features (axis 1) hold them, if not all
-            if len(rows := np.flatnonzero(_rows(bad, 1).any(0))) < bad.shape[1]:
-                where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
+        bad, where = ~np.isfinite(array), ""  # which features hold them, if not all
+        if len(rows := np.flatnonzero((r := _rows(bad, 1)).any(0))) < r.shape[1]:
+            where = f", all in feature(s) {_fmt(rows, 6)} of axis 1"
         why = f"{what} contains {bad.sum()} NaN or infinite value(s){where}: a division"
         return wrong(name, why + " by zero, or a square root of a negative number?")
 
@@ -595,8 +593,7 @@ def broadcast_hint(message: str, args=()) -> str | None:
 
 def channels_last(a):
     """(N, C, ...) as (N * ..., C), NumPy or torch, detached; 2-D input as it is."""
-    a = a.detach() if hasattr(a, "detach") else a
-    if a.ndim <= 2:
+    if (a := a.detach() if hasattr(a, "detach") else a).ndim <= 2:
         return a
     move = np.moveaxis if isinstance(a, np.ndarray) else type(a).movedim
     return move(a, 1, -1).reshape(-1, a.shape[1])
@@ -613,10 +610,8 @@ def from_channels_last(rows, shape):
 # --- describing a difference: its signature, and when it is evidence ---
 def _rows(a, axis):
     """``a`` as (positions, features)."""
-    if a.ndim == 1 and axis == 0:  # one value per feature (dgamma, a buffer)
-        return a.reshape(1, -1)
-    if axis is None or a.ndim < 2:
-        return a.reshape(-1, 1)
+    if axis is None or a.ndim < 2:  # 1-D on axis 0: one value per feature (dgamma)
+        return a.reshape((1, -1) if a.ndim == 1 and axis == 0 else (-1, 1))
     return np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
 
 
@@ -642,18 +637,15 @@ def degenerate(got, want) -> str | None:
     return "it holds only the values " + " and ".join(f"{v:g}" for v in values)
 
 
-def _counts(known) -> dict:
-    """N, L or H·W, N·L or N·H·W of the last input (N, C, ...), unless known's"""
+def _named(value, known: Mapping[str, object]) -> str | None:
+    """``value``'s one name among ``known``, counts, their transforms, 1, 2, 1/2, -1."""
+    v, known = np.asarray(value, dtype=float), dict(known or {})
+    # the last input's (N, C, ...) counts N, L or H·W, N·L or N·H·W, unless known's
     n, *where = [s for i, s in enumerate(_SIZES[0]) if i != 1] if _SIZES else [0]
     p, head = int(np.prod(where)), {1: "L", 2: "H·W"}.get(len(where), "")
     found = {"N": n, head: p, f"N·{head}": n * p} if where else {"N": n}
     have = {k for k in known.values() if isinstance(k, (int, np.integer))}
-    return {f"{k} = {v}": v for k, v in found.items() if v > 2 and v not in have}
-
-
-def _named(value, known: Mapping[str, object]) -> str | None:
-    """``value``'s one name among ``known``, counts, their transforms, 1, 2, 1/2, -1."""
-    v, known = np.asarray(value, dtype=float), {**(known or {}), **_counts(known or {})}
+    known |= {f"{k} = {c}": c for k, c in found.items() if c > 2 and c not in have}
     plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
     direct, derived, simple = [], [], None
     for label, n in list(known.items()):  # a count N: the ratios (N + a)/(N + b)
@@ -720,12 +712,9 @@ def _precision(got, err, want, dtype) -> str | None:
         if fits(got) and not fits(want) and err <= most * unit:
             why = f"its values are {fmt} numbers and the error is at {fmt}'s rounding "
             return why + f"level ({unit:.0e}): compute in float64, as the input is"
-    return None
 
 
-def describe(
-    got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, **more
-) -> str | None:
+def describe(got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, **more):
     """How ``got`` differs from ``want`` (Karpathy's ``cmp``); more: directions, twin"""
     g, w = to_numpy(got), to_numpy(want)
     fits = g is not None and w is not None and g.shape == w.shape and g.size > 0
@@ -767,21 +756,19 @@ def _along(g, w, axis, directions, close, say) -> str | None:
     """The difference g - w is, per feature, along one direction or two."""
     d = _rows(g - w, axis)
     vs = {k: _rows(to_numpy(v), axis) for k, v in directions.items()}
-    for k in (1, 2):
-        for names in itertools.combinations(vs, k):
-            basis = np.stack([vs[n] for n in names], -1)  # (rows, features, k)
-            with np.errstate(all="ignore"):
-                gram = np.einsum("rfi,rfj->fij", basis, basis)
-                rhs = np.einsum("rfi,rf->fi", basis, d)[..., None]
-                try:
-                    coef = np.linalg.solve(gram, rhs)[..., 0]
-                except np.linalg.LinAlgError:  # a direction that is zero
-                    continue
-            fit = np.einsum("rfi,fi->rf", basis, coef)
-            if np.all(np.isfinite(coef)) and close(d, fit):
-                key, how = " and ".join(names), ("a multiple of ", "a combination of ")
-                text = "the difference from the right answer is, feature by feature, "
-                return say(f"along {key}", text + how[k - 1] + key)
+    for names in [*itertools.combinations(vs, 1), *itertools.combinations(vs, 2)]:
+        basis = np.stack([vs[n] for n in names], -1)  # (rows, features, k)
+        with np.errstate(all="ignore"):
+            gram = np.einsum("rfi,rfj->fij", basis, basis)
+            rhs = np.einsum("rfi,rf->fi", basis, d)[..., None]
+            try:
+                coef = np.linalg.solve(gram, rhs)[..., 0]
+            except np.linalg.LinAlgError:  # a direction that is zero
+                continue
+        if np.all(np.isfinite(coef)) and close(d, np.einsum("rfi,fi->rf", basis, coef)):
+            key, how = " and ".join(names), ("a multiple of ", "a combination of ")
+            text = "the difference from the right answer is, feature by feature, "
+            return say(f"along {key}", text + how[len(names) - 1] + key)
     return None
 
 
@@ -810,14 +797,13 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
         why = "errors of float32's size, feature by feature (PyTorch's in float32: "
         why += f"{theirs.max() / scale:.1e}): a step in float32 (.float(), "
         return why + "np.float32): compute in float64"
-    bad = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
-    if 0 < len(bad) < len(err):
-        how = f"(rel. error up to {err.max():.1e})"
-        return _confined(bad, feature, small, say, how, "")
+    ix = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
+    if 0 < len(ix) < len(err):
+        return _confined(ix, feature, small, say, f"(rel. error up to {err.max():.1e})")
     return None
 
 
-def _confined(bad, feature, small, say, how, note) -> str:
+def _confined(bad, feature, small, say, how, note="") -> str:
     """An error confined to some features; whether they have a tiny variance."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
     one, many = ("", "is", "it is the one"), ("s", "are", "they are the ones")
@@ -869,7 +855,7 @@ def stages(
     if o is None or x is None or o.shape != x.shape or x.ndim != 2:
         return None
     gamma, beta = (np.broadcast_to(to_numpy(t), x.shape) for t in (gamma, beta))
-    groups = np.zeros(len(x), int) if groups is None else np.asarray(groups)
+    groups, found = np.zeros(len(x), int) if groups is None else np.asarray(groups), {}
     with np.errstate(all="ignore"):  # how gamma and beta were applied
         readings = {
             "": (o - beta) / gamma,
@@ -879,7 +865,6 @@ def stages(
             "gamma is not applied": o - beta,
             "beta is not applied": o / gamma,
         }
-    found = {}
     for affine, y in readings.items():
         found[affine] = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
         if found[affine] == "right":  # right stages: the difference is elsewhere

@@ -1,6 +1,8 @@
 """Checks for notebook 01: standardisation, percentiles, per-layer gradient norms."""
 
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
+import copy
+
 import numpy as np
 
 from . import _core
@@ -81,6 +83,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
         "default q": (tensor(values[:, :3]), {}),
         # activations straight from a forward pass are in the autograd graph
         "tensor in the graph": (tensor(values[:10]).requires_grad_(), q3),
+        "nn.Parameter": (torch().nn.Parameter(tensor(values[:9])), q3),  # a subclass
         "values with ties": (tensor(np.round(values, 1)), q3),  # repeated values
         "many values": (tensor(np.resize(values, (900, 7))), q3),  # 6300 values
         "1-D values": (values[:, 0], {"q": (10, 90)}),  # as the graded test's
@@ -205,6 +208,15 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
             twice = again.shape == want.shape and rel_error(again, 2 * want) < 1e-6
             why = " (twice the first: call model.zero_grad() before backward())"
             return wrong(name, "a second call gives other norms" + why * twice)
-        return [first, ok(f"{name} called twice", "same norms (gradients reset)")]
+        results = [first, ok(f"{name} called twice", "same norms (gradients reset)")]
+        small = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+        cases = {"float32 model": (copy.deepcopy(model).float(), x.float(), y, 1e-4)}
+        cases["batch of one"] = (small, x[:1], y[:1], 1e-9)  # (no BN: one is fine)
+        for label, (m, a, b, tol) in cases.items():  # each in turn
+            want, label = _summaries(copy.deepcopy(m), a, b)[0], f"{name} {label}"
+            if not isinstance(got := _floats(label, fn, m, a, b), np.ndarray):
+                return [*results, got]
+            results.append(compare(label, got, want, tol=tol))
+        return results
 
     return run_check(name, body, quiet, strict, layer_gradient_norms=fn)

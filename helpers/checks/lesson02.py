@@ -16,8 +16,7 @@ __all__ += ["layernorm_backward", "layernorm_forward"]  # each has mutants in te
 __all__ += ["spatial_batchnorm_backward", "spatial_batchnorm_forward"]
 
 OUT, GRADS = (2, "out, cache"), (3, "dx, dgamma, dbeta")  # what the passes return
-FORWARD_TOL = BACKWARD_TOL = 1e-10  # float64 against torch, well-conditioned data
-NUMERIC_TOL = 1e-7  # float64, centred differences with h = 1e-5
+FORWARD_TOL, BACKWARD_TOL, NUMERIC_TOL = 1e-10, 1e-10, 1e-7  # float64; centred h = 1e-5
 FORWARD = {"batch": "batchnorm_forward", "layer": "layernorm_forward"}
 FORWARD["spatial"] = "spatial_batchnorm_forward"  # each kind's forward, by name
 
@@ -98,9 +97,8 @@ def forward_invariants(kind: str, p: Problem) -> list:
 
 def directions(kind: str, p: Problem) -> dict:
     """dx's two branches per feature: 1 (through the mean), x_hat (the variance)."""
-    x2, shape = _core.channels_last(p.x), p.x.shape
-    x_hat = (x2 - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
-    ways = {"1": np.ones(shape), "x_hat": _core.from_channels_last(x_hat, shape)}
+    x_hat = ((x2 := _core.channels_last(p.x)) - x2.mean(0)) / np.sqrt(x2.var(0) + p.eps)
+    ways = {"1": np.ones_like(p.x), "x_hat": _core.from_channels_last(x_hat, p.x.shape)}
     return {} if kind == "layer" else ways
 
 
@@ -138,12 +136,11 @@ def shape_hints(kind: str, p: Problem) -> tuple[dict, dict]:
     """Wrong shapes that say what was done: (for dgamma and dbeta, for out and dx)."""
     where = " and over H and W" if kind == "spatial" else " (axis 0)"
     hint = "not summed: gradients of shared gamma, beta add up over the batch" + where
-    params = {p.x.shape: hint, _core.channels_last(p.x).shape: hint}
+    params = dict.fromkeys((p.x.shape, nhw := _core.channels_last(p.x).shape), hint)
     if kind != "spatial":
         return params, {}
     params[p.x.shape[1:]] = "summed over N only: sum over N, H and W (axes 0, 2, 3)"
-    still = "still (N*H*W, C): reshape back and transpose to (N, C, H, W)"
-    return params, {_core.channels_last(p.x).shape: still}
+    return params, {nhw: "still (N*H*W, C): reshape back and transpose to (N, C, H, W)"}
 
 
 def _transposed_hint(problem: Result, p: Problem) -> Result:
@@ -191,7 +188,7 @@ def _given(kind, given, p: Problem):
     return None if same[0] or (mine[1] is not None and same[1]) else mine
 
 
-def _credited(result, got, mine, tol, given_name) -> Result:
+def _credited(result, got, mine, tol, given_name="batchnorm_backward_alt") -> Result:
     """Right on their off (N, D) function (``mine``): passes; that one's check fails"""
     if result.passed or mine is None or rel_error(got, mine) > tol:
         return result  # (rel_error is infinite for a shape or type not mine's)
@@ -322,28 +319,26 @@ def _arrays(cache, path=()):
             yield from _arrays(item, (*path, key))
 
 
-def forward_quantities(p: Problem) -> list[tuple[str, dict]]:
+def forward_quantities(p: Problem):
     """What a forward pass may cache: made right (first), then with each usual slip."""
-    x, found = p.x, []
     for axis, ddof in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the right one first
         keep = {"axis": axis, "keepdims": axis > 0}
-        mu, var = x.mean(**keep), x.var(ddof=ddof, **keep)
+        mu, var = p.x.mean(**keep), p.x.var(ddof=ddof, **keep)
         slips = ("statistics over axis 1" * axis, "the unbiased variance" * ddof)
         scales = {"": np.sqrt(var + p.eps), "no eps": (root := np.sqrt(var))}
         scales |= {"eps outside the root": root + p.eps, "no square root": var + p.eps}
         for s_slip, s in scales.items():
             with np.errstate(all="ignore"):
-                q = {"x_hat": (x - mu) / s, "x - mu": x - mu, "mu": mu, "var": var}
+                q = {"x_hat": (p.x - mu) / s, "x - mu": p.x - mu, "mu": mu, "var": var}
                 q |= {"var + eps": var + p.eps, "scale": s, "1/scale": 1 / s}
-                q |= {"1/(var + eps)": 1 / (var + p.eps), "x": x}
+                q |= {"1/(var + eps)": 1 / (var + p.eps), "x": p.x}
             slip = ", ".join(filter(None, (*slips, s_slip)))
-            found.append((slip, q | {"gamma": p.gamma, "beta": p.beta}))
-    return found
+            yield slip, q | {"gamma": p.gamma, "beta": p.beta}
 
 
 def _cache_status(cache, out, p: Problem, forward_off: bool):
     """(status, cache to use, note): "right", "repaired" (the slips), "odd" or None."""
-    found, variants = list(_arrays(cache)), forward_quantities(p)
+    found, variants = list(_arrays(cache)), list(forward_quantities(p))
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
     slips, right = set(), {}  # right: the arrays made right, by path
     for i, (path, a) in enumerate(found):
@@ -458,28 +453,27 @@ def _judge_backward(kind, name, error, p, gradients, numeric, slip=""):
 def _gradient_results(kind, name, grads, p: Problem, named: bool) -> list[Result]:
     """dx, dgamma, dbeta against PyTorch's; causes named if ``named`` (a right cache)"""
     refs = dict(zip(("dx", "dgamma", "dbeta"), reference(kind, p)[1:], strict=True))
-    twins, results = reference(kind, p, "float32")[1:], []
+    twins, results, alt = reference(kind, p, "float32")[1:], [], name.endswith("_alt")
     (params, outputs), tol = shape_hints(kind, p), tolerance(kind, p)
     dx = dict(directions=directions(kind, p), small=() if kind == "layer" else (1,))
     dx |= dict(invariants=dx_invariants(kind, p, refs["dx"]), shape_hints=outputs)
     for (what, want), grad, twin in zip(refs.items(), grads, twins, strict=True):
         how = dx if what == "dx" else dict(shape_hints=params, axis=0)
         how = how | dict(twin=twin, returns=refs, returned=grads, known=known(kind, p))
-        if named:  # a dx that differs along a branch names it
-            how |= dict(program=program(kind, p, what, name.endswith("_alt")))
-            how |= dict(causes=DX_CAUSES if what == "dx" else {})
+        if named:  # a dx that differs along a branch names it (dx alone has directions)
+            how |= dict(program=program(kind, p, what, alt), causes=DX_CAUSES)
         results.append(compare(f"{name} {what}", grad, want, tol=tol, what=what, **how))
     return results
 
 
-def _backward_check(kind, name, forward, backward, given, options, also=None):
+def _backward(kind, forward, backward, given, options, also=None, name=None):
     forward, p = _copying(forward), make_problem(kind, *options[:2])  # seed, shape
+    name = name or FORWARD[kind].replace("forward", "backward")
 
     def body():
         items, problem = call(name, forward, *p[:3], eps=p.eps, returns=OUT)
-        shape = getattr(items[0], "shape", None) if problem is None else p.x.shape
-        if shape != p.x.shape:
-            problem = wrong(name, f"out has shape {shape} for x of shape {p.x.shape}")
+        if problem is None and (s := getattr(items[0], "shape", None)) != p.x.shape:
+            problem = wrong(name, f"out has shape {s} for x of shape {p.x.shape}")
         if problem is not None:  # the backward pass needs a working forward pass
             problem = _transposed_hint(problem, p) if kind == "layer" else problem
             detail = f"needs {FORWARD[kind]} first (run its check): {problem.detail}"
@@ -496,16 +490,14 @@ def _backward_check(kind, name, forward, backward, given, options, also=None):
             return problem
         pairs = zip(grads, reference(kind, p)[1:], strict=True)
         failing = not all(rel_error(g, r) <= tol for g, r in pairs)  # NaN included
-        stage, early = None, False
+        stage, early, slip = None, False, note if status == "repaired" else ""
         if failing and kind == "batch":
             stage, early = _stage_result(name, backward, p, used, out)
         right = status in ("right", "repaired") or (status is None and error <= tol)
         gradients = _gradient_results(kind, name, grads, p, right and not early)
         mine = _given(kind, given, p) or [None] * 4  # their (N, D) functions
-        credit = lambda r, g, c: _credited(r, g, c, tol, "batchnorm_backward_alt")
-        gradients = list(map(credit, gradients, grads, mine[1:]))
+        gradients = list(map(_credited, gradients, grads, mine[1:], [tol] * 3))
         numeric = _numeric_result(kind, name, forward, backward, options[0])
-        slip = note if status == "repaired" else ""
         results = _judge_backward(kind, name, error, p, gradients, numeric, slip)
         if also is not None:
             results.append(also(p, used, grads))
@@ -520,24 +512,21 @@ def batchnorm_backward(
     forward, backward, *, seed=1, shape=None, quiet=False, strict=None
 ):
     """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` (staged version)."""
-    options, name = (seed, shape, quiet, strict), "batchnorm_backward"
-    return _backward_check("batch", name, forward, backward, None, options)
+    return _backward("batch", forward, backward, None, (seed, shape, quiet, strict))
 
 
 def spatial_batchnorm_backward(
     forward, backward, given=None, *, seed=4, shape=None, quiet=False, strict=None
 ):
     """Check the spatial backward; ``given``: (batchnorm_forward, ..._backward_alt)"""
-    options, name = (seed, shape, quiet, strict), "spatial_batchnorm_backward"
-    return _backward_check("spatial", name, forward, backward, given, options)
+    return _backward("spatial", forward, backward, given, (seed, shape, quiet, strict))
 
 
 def layernorm_backward(
     forward, backward, given=None, *, seed=6, shape=None, quiet=False, strict=None
 ):
     """Check layer norm's backward; ``given``: (batchnorm_forward, ..._backward_alt)"""
-    options, name = (seed, shape, quiet, strict), "layernorm_backward"
-    return _backward_check("layer", name, forward, backward, given, options)
+    return _backward("layer", forward, backward, given, (seed, shape, quiet, strict))
 
 
 def batchnorm_backward_alt(
@@ -559,4 +548,4 @@ def batchnorm_backward_alt(
         return info(label, f"max rel. difference {worst:.0e}: they disagree; {why}")
 
     options, name = (seed, shape, quiet, strict), "batchnorm_backward_alt"
-    return _backward_check("batch", name, forward, backward_alt, None, options, also)
+    return _backward("batch", forward, backward_alt, None, options, also, name)

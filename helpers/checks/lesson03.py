@@ -8,14 +8,13 @@ import numpy as np
 
 from . import _core as core
 from ._core import EPS, TODO, Result, call, channels_last, ok, to_numpy, wrong
-from ._core import torch as torch_
 
 SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags.py)
     "ScratchBatchNorm": (r"\bnn\.BatchNorm\w*", r"_BatchNorm\b", r"\bbatch_norm\b"),
     "fold_batchnorm": (r"\bfuse_\w+", r"\btorch\.ao\b", r"\btorch\.fx\b"),
 }
 
-TOL, NAME, BATCH_SIZES = 1e-10, "ScratchBatchNorm", (8, 3, 16, 5, 2)
+TOL, NAME, BATCH_SIZES, torch_ = 1e-10, "ScratchBatchNorm", (8, 3, 16, 5, 2), core.torch
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one change
     (1, 2, "the input is 3-D, (N, C, L): a channel's values span N and L"),
@@ -39,8 +38,7 @@ FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
     (3, 4, "the conv has dilation=2, groups=2, a 3x2 kernel, padding_mode='reflect'"),
     (0, 5, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
     (3, 6, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
-    (0, 7, "the layers are float32"),
-    (2, 8, "the layers are float16"),
+    *((g, b, f"the layers are float{d}") for g, b, d in ((0, 7, 32), (2, 8, 16))),
     (3, 9, "bn.eps is 1e-3, not the default 1e-5"),
 )
 REFUSALS = {  # folding needs fixed statistics: why each is refused (ValueError)
@@ -96,43 +94,30 @@ def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=())
 
 
 def _compared(label, at, got, want, ref, x, means, variances, grads=None):
-    """An output, then ``grads``, against PyTorch's, read by ``_reader``; None: right"""
+    """An output (read by ``_reader``), then its gradients, as PyTorch's; None: right"""
     c, v = x.shape[1], to_numpy(next(iter(variances.values())))
-    gamma = ref.weight.detach() if ref.affine else torch_().ones(c).double()
-    beta = ref.bias.detach() if ref.affine else torch_().zeros(c).double()
+    gamma, beta = (ref.weight, ref.bias) if ref.affine else (np.ones(c), np.zeros(c))
     unused = f"sqrt(var + 1e-5): the module's eps ({ref.eps:g}) is not used"
     scales = {"sqrt(var + eps)": np.sqrt(v + ref.eps), unused: np.sqrt(v + EPS)}
     scales = scales if ref.eps != EPS else None
     prefix, axes = f"{at}: the output differs from PyTorch's: ", [0, *range(2, x.dim())]
     read = _reader(prefix, x, gamma, beta, ref.eps, means, variances, scales, axes)
     result = core.compare(label, got, want, tol=TOL, readers=[read])
-    if result.passed:  # then the gradients, given (module, xa, xb, dout); else None
-        return grads and _gradient_problem(label, at, ref, got, want, *grads)
     result.detail = ("" if result.detail.startswith(at) else f"{at}: ") + result.detail
     if 1e-9 < (result.error or 0) < 1e-6 and ": got " in result.detail:  # unread
         result.detail += " (errors of float32's rounding size: computed in float32?)"
-    return result
-
-
-def _running(module):
-    """(running_mean, running_var) of a module as it reports them, or None."""
-    pair = [getattr(module, k, None) for k in BUFFERS[:2]]
-    if all(hasattr(t, "detach") for t in pair):
-        return tuple(t.detach().clone() for t in pair)
-
-
-def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
-    """Input, weight and bias gradients against PyTorch's (dx: statistics detached?)."""
-    if not out.requires_grad:  # x requires grad
+    if not result.passed or grads is None:  # else the gradients too
+        return None if result.passed else result
+    module, xa, xb, dout = grads
+    if not got.requires_grad:  # x requires grad
         why = "the output does not require grad: the forward pass cut the graph"
         return wrong(label, f"{at}: {why} (torch.no_grad(), .detach() or NumPy)")
     try:
-        out.backward(dout)
+        got.backward(dout)
     except Exception as exc:
         return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
-    expected.backward(dout)
+    want.backward(dout)
     weight = ref.weight.detach() if ref.affine else xb.new_ones(xb.shape[1])
-    dims, view = [0, *range(2, xb.dim())], [1, -1] + [1] * (xb.dim() - 2)
     sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
     scale = float(dout.abs().max() * weight.abs().max() / sigma)  # of dx's terms
     grads = [("input gradient", xa.grad, xb.grad, scale)]
@@ -145,8 +130,8 @@ def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
         fits, xd = [], xb.detach().clone().requires_grad_()
         for cut in ("statistics", "mean", "variance") if floor else ():
             xm, xv = (xd if cut == k else xd.detach() for k in ("variance", "mean"))
-            mu, var = xm.mean(dims, True), xv.var(dims, correction=0, keepdim=True)
-            y = (xd - mu) / (var + ref.eps).sqrt() * weight.reshape(view)
+            mu, var = xm.mean(axes, True), xv.var(axes, correction=0, keepdim=True)
+            y = (xd - mu) / (var + ref.eps).sqrt() * weight.reshape(mu.shape)
             if _close(got, torch_().autograd.grad(y, xd, dout)[0], 1e-9, floor):
                 fits.append(cut)
         seen = f": {seen}" if (seen := core.describe(got, want, tol=1e-8)) else ""
@@ -156,11 +141,16 @@ def _gradient_problem(label, at, ref, out, expected, module, xa, xb, dout):
         return wrong(label, f"{at}: the {what} differs from PyTorch's{seen}")
 
 
+def _running(module):
+    """(running_mean, running_var) of a module as it reports them, or False."""
+    ts = [getattr(module, k, None) for k in BUFFERS[:2]]
+    return all(hasattr(t, "detach") for t in ts) and [t.detach().clone() for t in ts]
+
+
 UPDATE = """var = x.var(axis=0, ddof=0)
 unbiased = var * len(x) / (len(x) - 1)
 running_mean = (1 - momentum) * old + momentum * x.mean(axis=0)
-running_var = (1 - momentum) * old + momentum * unbiased
-"""  # PyTorch's update written out: its one-edit neighbours (core) name a slip
+running_var = (1 - momentum) * old + momentum * unbiased"""  # PyTorch's, for neighbours
 
 
 def _one_edit(buffer, x, old, new, momentum) -> str | None:
@@ -173,7 +163,7 @@ def _one_edit(buffer, x, old, new, momentum) -> str | None:
 
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     """``buffer`` after step ``k``: its start, no change, or a·old + b·batch + c."""
-    if old is None:  # the learner's buffers were no tensors before this step
+    if not old:  # the learner's buffers were no tensors before this step
         return f"{buffer} is not a tensor before this step: register it in __init__"
     got, mine = getattr(module, buffer, None), old[var := buffer == "running_var"]
     if not isinstance(got, torch_().Tensor) or got.shape != getattr(ref, buffer).shape:
@@ -284,10 +274,9 @@ def _training_problem(label, cls, tail, seed, given):
         unb = "the unbiased variance (n - 1): normalise with the biased one"
         variances = {"the batch's biased variance": var, "1": 1, unb: var * v / (v - 1)}
         for when, pair in (("before", old), ("after", _running(module))):
-            if pair and (when, m) != ("after", 1):  # the buffers used for the batch's
+            if pair and (when, m) != ("after", 1):  # momentum 1: after = batch mean
                 means[f"the running mean {when} the step{running}"] = pair[0]
-            if pair:  # (after a step of momentum 1 the mean is the learner's own mean)
-                variances[f"running_var {when} the step"] = pair[1]
+            variances |= {f"running_var {when} the step": pair[1]} if pair else {}
         grads = None if quiet else (module, xa, xb, dout)
         problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
         if problem is None and step == 2:  # eval in between: nothing kept from it
@@ -297,10 +286,8 @@ def _training_problem(label, cls, tail, seed, given):
         if ref.track_running_stats:  # its buffers: outside the graph, counted, updated
             if not (graph := core.buffers_outside_graph(label, module)).passed:
                 return wrong(label, f"{at}: {graph.detail}")
-            count = getattr(module, "num_batches_tracked", None)
-            kind = (getattr(count, "dtype", None), getattr(count, "shape", None))
-            k = int(ref.num_batches_tracked)  # the step, or the steps since a reset
-            if kind != (torch_().long, ()) or int(count) != k:
+            count, k = getattr(module, BUFFERS[2], None), int(ref.num_batches_tracked)
+            if getattr(count, "dtype", 0) != torch_().long or count.shape or count != k:
                 seen = f"num_batches_tracked is {count!r}, not tensor({k}) (a long)"
                 return wrong(label, f"{at}: {seen}")
             for buffer in BUFFERS[:2]:
@@ -352,10 +339,17 @@ def _bad_inputs(cls) -> list[Result]:
     if problem is not None:
         return [problem]
     module, zeros = module.double().train(), lambda *s: torch_().zeros(*s).double()
+    free = core.build_module(cls, f"{NAME} bad input", 4, track_running_stats=False)[0]
+    runs = [
+        (module, "", slice(None)),
+        (copy.deepcopy(module).eval(), " (eval)", slice(3)),
+    ]
+    free = " (eval, track_running_stats=False)", free and free.double().eval()
+    runs += [(free[1], free[0], slice(3, None))] * (free[1] is not None)  # batch stats
     results = [  # in eval too, but for one value per channel (running statistics)
         core.expect_raises(f"{NAME} {what}{mode}", m, ValueError, why, zeros(*s))
-        for m, mode in ((module, ""), (copy.deepcopy(module).eval(), " (eval)"))
-        for what, s, why in BAD_INPUTS[: None if mode == "" else 3]
+        for m, mode, rows in runs
+        for what, s, why in BAD_INPUTS[rows]
     ]
     held = [to_numpy(getattr(module, k, None)) for k in BUFFERS[:2]]  # start: 0, 1
     moved = [BUFFERS[i] for i, v in enumerate(held) if v is not None and np.any(v != i)]
@@ -400,7 +394,10 @@ def _resets(cls, seed) -> Result:
     module, _, problem = _stepped(cls, label, x, double=True)
     if problem is not None:
         return problem
-    kinds = {k: getattr(getattr(module, k, None), "dtype", None) for k in BUFFERS}
+    kinds = {
+        k: getattr(getattr(module, k, None), "dtype", None)
+        for k in (*BUFFERS, "weight", "bias")
+    }
     with torch.no_grad():
         module.weight.fill_(2.0), module.bias.fill_(1.0)
     for method, values, rule in (  # after it: the buffers, weight and bias
@@ -518,12 +515,11 @@ def _refused(fn, label, layer, bn, _x=None) -> Result:  # _x: _trained_pair's
 
 def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, steps=4):
     """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
-    extra = "" if bias else " (no bias)"  # labels fit NAME_WIDTH
+    extra, what = "" if bias else " (no bias)", "the folded layer's output"
     extra = f" eps={eps:g}" if eps != EPS else extra if affine else " affine=False"
     extra = " untrained BN" if not steps else " layer.train()" if train else extra
     label = f"fold_batchnorm {kind}" + (extra if dtype == "double" else f" {dtype}")
     layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
-    layer.train(bool(train))
     with torch_().no_grad():  # the fold read as bn of the layer's output z, in float64
         want, z = bn.double()(layer.double()(x)), channels_last(layer(x))
     c, mean, var = z.shape[1], bn.running_mean, bn.running_var  # a wrong bias: a mean
@@ -540,7 +536,7 @@ def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, s
     means = {"running_mean": mean} | {f"{k}, {right}": v for k, v in means.items()}
     scales = {"sqrt(running_var + eps)": s, "sqrt(running_var + 1e-5): use bn.eps": s5}
     read = _reader("", z, gamma, beta, bn.eps, means, {"running_var": var}, scales)
-    layer, bn = layer.to(getattr(torch_(), dtype)), bn.to(getattr(torch_(), dtype))
+    layer.to(d := getattr(torch_(), dtype)).train(bool(train)), bn.to(d)  # in place
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)  # in place: seen
     if problem is None and (why := _fold_problem(kind, folded, layer)):
         problem = wrong(label, why)
@@ -550,7 +546,6 @@ def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, s
     if problem is not None:
         return problem
     tol = TOL if dtype == "double" else 1e-2 if dtype == "float16" else 1e-5
-    what = "the folded layer's output"
     result = core.compare(label, got, want, tol=tol, readers=[read], what=what)
     result.detail = "equals layer -> bn in eval mode; " * result.passed + result.detail
     return result

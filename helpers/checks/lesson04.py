@@ -2,8 +2,6 @@
 
 __all__ = ["batch_renorm", "batch_renorm_backward", "renorm_schedule"]  # with mutants
 
-import re
-
 import numpy as np
 
 from .. import gradcheck
@@ -31,6 +29,10 @@ AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
 MIXED = "dx mixes the features: dout in feature 0 alone changed others; mean on axis 0"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
+UPDATE = """mean = x.mean(axis=0)
+std = np.sqrt(x.var(axis=0) + eps)
+running_mean = old_mean + momentum * (mean - old_mean)
+running_std = old_std + momentum * (std - old_std)\n"""  # Algorithm 1: one edit, a slip
 
 
 def problem(seed=0, n=12, d=5):
@@ -111,10 +113,8 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
         params = dict(axis=0, shape_hints={x.shape: SUMMED}, causes=avg)
         refs = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
         kw = dict(tol=5e-9, known=known, returns=refs, returned=got)  # 20 x numeric
-        results = [
-            compare(f"{BACKWARD} {k}", g, refs[k], what=k, **kw, **how)
-            for k, g, how in zip(refs, got, (dx_how, params, params), strict=True)
-        ]
+        vs = lambda k, g, h: compare(f"{BACKWARD} {k}", g, refs[k], what=k, **kw, **h)
+        results = list(map(vs, refs, got, (dx_how, params, params)))  # 3 items each
         one = np.where(np.arange(len(gamma)) == 0, dout, 0.0)  # feature 0's dout
         mixed = None if results[0] else _probe(backward, value[1], [one], 0)
         if mixed is not None and mixed.shape[1:] == dout.shape:  # 0 but in feature 0
@@ -227,14 +227,11 @@ def _reader(rows, state, bounds, momentum):
     r_no, d_no = "r not clipped to [1/rmax, rmax]", "d not clipped to [-dmax, dmax]"
     r_no += " (or x - mu_B divided by running_std: x_hat times that unclipped r)"
     d_is = "d = (mu_B - running_mean) / running_std"
-    changes = {
-        r_no: rd(clip="d"),
-        d_no: rd(clip="r"),
-        f"{r_no}; {d_no} (eval mode's (x - running_mean) / running_std)": rd(clip=""),
-        "r and d are computed from the running statistics after this step's "
-        "update: compute them before updating the buffers": rd(run=fresh),
-        f"d is divided by sigma_B: {d_is}": rd(by=sigma),
-    }
+    both = f"{r_no}; {d_no} (eval mode's (x - running_mean) / running_std)"
+    changes = {r_no: rd(clip="d"), d_no: rd(clip="r"), both: rd(clip="")}
+    stale = "r and d are computed from the running statistics after this step's "
+    changes[stale + "update: compute them before updating the buffers"] = rd(run=fresh)
+    changes[f"d is divided by sigma_B: {d_is}"] = rd(by=sigma)
     for words, s in list(_spreads(var, len(rows)))[1:]:
         changes[f"sigma_B is {words}"] = rd(s=s)
         changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
@@ -301,8 +298,8 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
         return [result]
     try:
         out.backward(torch().from_numpy(unrows(drows, shape)))
-    except Exception as exc:
-        changed = re.search(r"Tensor \[(\d+)\]\]", str(exc))  # "DoubleTensor [5]]"
+    except Exception as exc:  # "...: [torch.DoubleTensor [5]], which is output 0 of"
+        changed = __import__("re").search(r"Tensor \[(\d+)\]\]", str(exc))
         if not ("inplace operation" in str(exc) and changed and int(changed[1]) == 5):
             return [wrong(f"{label} gradient", "backward failed: " + _core.raised(exc))]
         why = "backward failed: a per-channel tensor of the graph (shape [5]) was "
@@ -310,10 +307,9 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
         why += " place (std.mul_(m)?), or the running buffers if r and d hold them: "
         return [wrong(f"{label} gradient", why + DETACHED)]
     numeric = lambda held: unrows(_numeric_grads(*data, held, bounds)[0], shape)
-    held, want = {k: numeric(f) for k, f in THROUGH.items()}, numeric("rd")
-    kw = dict(tol=1e-7, what="the input gradient", causes=BRANCHES, diagnoses=held)
-    kw["directions"] = _branches(rows, shape)
-    if not (grad := compare(f"{label} gradient", x.grad, want, **kw)):
+    kw = dict(diagnoses={k: numeric(f) for k, f in THROUGH.items()}, causes=BRANCHES)
+    kw |= dict(tol=1e-7, what="the input gradient", directions=_branches(rows, shape))
+    if not (grad := compare(f"{label} gradient", x.grad, numeric("rd"), **kw)):
         return [grad]
     statistics = list(_running(label, module, momentum, rows, *state[2:]))
     graph = _core.buffers_outside_graph(f"{label} buffers", module)
@@ -326,12 +322,6 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
     if plain:  # r = 1, d = 0: the running statistics move all the same
         return [ok(label, "output and input gradient right")] + statistics
     return [result, grad, *statistics, graph]
-
-
-UPDATE = """mean = x.mean(axis=0)
-std = np.sqrt(x.var(axis=0) + eps)
-running_mean = old_mean + momentum * (mean - old_mean)
-running_std = old_std + momentum * (std - old_std)\n"""  # Algorithm 1: one edit, a slip
 
 
 def _running(label, module, momentum, rows, mean, std):
@@ -388,13 +378,11 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
         failed = call(one[0], module.eval(), one[1])[1] if failed is None else failed
         if failed is not None:
             return [*results, failed]
-        refusals = {  # every refusal the exercise asks for (num_features=5)
-            "wrong channels": ((4, 3), "3 channels for num_features=5"),
-            "wrong channels, 4-D": ((2, 3, 2, 2), "3 channels for num_features=5"),
-            "3-D input": ((4, 5, 6), "(N, C, L): only (N, C) and (N, C, H, W)"),
-            "1-D input": ((5,), "(C,): only (N, C) and (N, C, H, W)"),
-            "one value": ((1, 5), "one value per channel in training"),
-        }
+        refusals = {"wrong channels": ((4, 3), "3 channels for num_features=5")}
+        refusals["wrong channels, 4-D"] = (2, 3, 2, 2), "3 channels for num_features=5"
+        refusals["3-D input"] = (4, 5, 6), "(N, C, L): only (N, C) and (N, C, H, W)"
+        refusals["1-D input"] = (5,), "(C,): only (N, C) and (N, C, H, W)"
+        refusals["one value"] = (1, 5), "one value per channel in training"
         for what, (shape, why) in refusals.items():
             label, x = f"{NAME} {what}", torch().ones(shape, dtype=torch().float64)
             module, _, failed = _ready(cls, label)
@@ -515,6 +503,12 @@ def renorm_schedule(fn, *, quiet=False, strict=None):
             found[-1] += f"{pair.format(*got[k])}, expected {pair.format(*want[k])}"
             seen = "; ".join(filter(None, found))
             return wrong(name, f"with the paper's schedule: {seen}")
+        value, failed = _values(name, fn, *np.int64([20000, *PAPER.values()]))
+        if failed is None and not np.allclose(value, _paper(20000)):  # np.arange's
+            failed = wrong(name, f"{value}, not {_paper(20000)}")
+        if failed is not None:  # (a failed Result is falsy: never `or`)
+            failed.detail = f"with NumPy integer steps (np.arange's) {failed.detail}"
+            return failed
         found = (_grid_problem(name, fn, *case) for case in GRID)  # 0-step ramps too
         why = "the paper's schedule every 500 steps to 100k, final values, 0-step ramps"
         return next((r for r in found if r is not None), ok(name, why))

@@ -15,6 +15,7 @@ SHIFTS, SCALES = (-SHIFT, SHIFT), (1.0, SPREAD)  # the ranges they are drawn fro
 ICS = {"the distance ||G - G'||": slice(0, 1), "the cosine": slice(1, 2)}
 PROBE = {"the losses L(w - eta * g)": slice(0, 3), "the gradient changes": slice(3, 6)}
 _bn = lambda t: torch_().nn.functional.batch_norm(t, None, None, training=True)
+CASES = {"gradient_change": "index {}, lr {}", "landscape_probe": "step sizes {}"}
 HINTS = {  # what to look at, by which parts of an answer are off
     "gradient_change": {
         (0,): "the cosine is right; the distance is the 2-norm of G - G'",
@@ -221,8 +222,10 @@ def _net(seed, train=True, dtype="float64"):
     """An MLP with batch norm, in training mode or not, and a batch, in ``dtype``."""
     nn, gen = torch_().nn, torch_().Generator().manual_seed(seed + 1)
     torch_().manual_seed(seed)
-    layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8)]
-    layers += [nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 3)]  # 6 follows a BN
+    layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU()]  # the lesson's 13 entries
+    for _ in range(3):  # Linears at 0, 3, 6, 9 and 12, each but the first after a BN
+        layers += [nn.Linear(8, 8), nn.ReLU(), nn.BatchNorm1d(8)]
+    layers.append(nn.Linear(8, 3))
     x = torch_().randn(20, 6, generator=gen, dtype=torch_().float64) * 2 + 1
     y = torch_().randint(2, (20,), generator=gen)  # class 2 absent: one_hot(y) fails
     layers[-1].weight.data.mul_(3)  # a gradient of norm > 2: clipping it would show
@@ -239,33 +242,46 @@ def _grads(model, x, y):
 def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
     """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
     how = {"copy_inputs": False, "returns": (2, names)}  # a pair (_core.unpack)
+    runs = [(True, "float64", 0), (False, "float64", 1)]  # then other args, float32
+    runs += [*((True, "float64", k) for k in range(2, len(args))), (True, "float32", 0)]
 
-    def run(train=True, dtype="float64"):  # training, eval, then a float32 model
-        (model, x, y), extra = _net(seed, train, dtype), args[0 if train else 1]
-        value, problem = call(name, fn, model, x, y, *extra, **how)
+    def run(i=0):  # training, eval, the other arguments, then a float32 model
+        train, dtype, k = runs[i]
+        (model, x, y), extra = _net(seed, train, dtype), args[k]
+        case = [
+            CASES[name].format(*extra),
+            "eval" * (not train),
+            "float32" * (dtype == "float32"),
+        ]
+        label = f"{name} {', '.join(filter(None, case))}"
+        value, problem = call(label, fn, model, x, y, *extra, **how)
         if problem is not None:
             return problem
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
         if any(isinstance(v, np.ndarray | torch_().Tensor) for v in items):  # 0-d too
             why = "return Python numbers (float(a), .item()), not NumPy arrays or "
-            return wrong(name, why + "tensors (a tensor keeps its graph and memory)")
+            return wrong(label, why + "tensors (a tensor keeps its graph and memory)")
         if "cosine" in names and any(isinstance(v, list | tuple) for v in value):
-            return wrong(name, f"returned {value!r}: return two Python floats")
+            return wrong(label, f"returned {value!r}: return two Python floats")
         flat = [to_numpy(v) for v in items]
         now, other = ("training", "eval") if train else ("eval", "training")
         mode = f"measured in {other} mode: keep the model's mode ({now} here)"
         models = _net(seed, train, dtype)[0], _net(seed, not train, dtype)[0]
         want, still, diagnoses = answers(*models, mode, x, y, *extra)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
-            return wrong(name, f"return {names}: {len(want)} numbers in all")
+            zero = any(0 in e for e in extra if isinstance(e, list))  # eta = 0 kept?
+            why = "; a step size of 0 has its loss (at w) and a change (0) too" * zero
+            return wrong(label, f"return {names}: {len(want)} numbers in all{why}")
         g, low = np.concatenate([np.ravel(v) for v in flat]), dtype == "float32"
-        result = compare(name, g, want, tol=1e-4 if low else 1e-10, diagnoses=diagnoses)
+        result = compare(
+            label, g, want, tol=1e-4 if low else 1e-10, diagnoses=diagnoses
+        )
         if result.passed and not low:
-            return run(False) if train else run(True, "float32")
+            return run(i + 1)
         if low and not result.passed:  # right in float64: float32 work done lower
             why = "right for a float64 model, not for a float32 one (as the lesson's): "
             why += "float32 work done at a lower precision (torch.autocast, bfloat16, "
-            return wrong(name, why + f".half()?): {result.detail}", result.error, 1e-4)
+            return wrong(label, why + f".half()?): {result.detail}", result.error, 1e-4)
         if result.passed or any(m in result.detail for m in (*diagnoses, "float32")):
             return result
         w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
@@ -323,7 +339,8 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
 
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
-    runs = ((3, 0.5), (6, 0.2)), "(distance, cosine)", ICS, _ics_answers  # train, eval
+    args = (6, 0.5), (12, 0.2), (0, 0.5)  # the lesson's layer; one past 9; no layer
+    runs = args, "(distance, cosine)", ICS, _ics_answers  # train, eval, train
     return _measurement("gradient_change", fn, seed, *runs, quiet, strict)
 
 
@@ -361,5 +378,5 @@ def _probe_answers(model, flipped, other, x, y, steps):
 
 def landscape_probe(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, step_sizes) -> (losses, grad_changes)``."""
-    a = (([0.05, 0.2, 0.8],), ([0.8, 0.05, 0.2],)), "(losses, grad_changes)", PROBE
+    a = (([0.05, 0.2, 0.8],), ([0.8, 0.0, 0.2],)), "(losses, grad_changes)", PROBE
     return _measurement("landscape_probe", fn, seed, *a, _probe_answers, quiet, strict)

@@ -290,7 +290,8 @@ def _dx_reader(xs, gamma, douts):
         a, b = np.empty_like(z), np.empty_like(z)
         for rows in ranks:  # z = a + b * x_hat on each rank: least squares
             xc = x_hat[rows] - x_hat[rows].mean(0)
-            b[rows] = (xc * (z[rows] - z[rows].mean(0))).sum(0) / (xc * xc).sum(0)
+            with np.errstate(all="ignore"):  # a rank of one: no fit (NaN)
+                b[rows] = (xc * (z[rows] - z[rows].mean(0))).sum(0) / (xc * xc).sum(0)
             a[rows] = z[rows].mean(0) - b[rows] * x_hat[rows].mean(0)
         if not np.abs(a + b * x_hat - z).max() <= 1e-8 * np.abs(z).max():
             return None  # not of that form
@@ -359,9 +360,14 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
         return backward(dout, v[1], reduce)
 
     def body():
-        args = xs, gamma, beta, douts = problem(seed)
-        per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
-        return _gradients(name, both, per_rank, 3, "dx, dgamma, dbeta", *args)
+        results = []
+        for label, sizes in ((name, SIZES), (f"{name} ranks of 4, 7 and 1", (4, 7, 1))):
+            args = xs, gamma, beta, douts = problem(seed, sizes)
+            per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
+            results += _gradients(label, both, per_rank, 3, "dx, dgamma, dbeta", *args)
+            if not all(results):  # then a rank of one example
+                return results
+        return results
 
     return run_check(name, body, quiet, strict, **{name: backward})
 
@@ -407,13 +413,18 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check the capstone on 3 ranks: ``forward`` as ``step`` calls it, ``backward``."""
-    name, step = "sync_bn_layer", lambda *a: forward(*a, EPS, MOMENTUM)
+
+    def step(*args, eps=EPS, momentum=MOMENTUM):  # as autograd.Function.forward runs
+        with torch_().no_grad():  # it: grad mode off
+            return forward(*args, eps, momentum)
+
+    name = "sync_bn_layer"
 
     def body():
         xs, g, b, saved, bufs, p = _step(f"{name} forward", step, seed, 2, "out, saved")
         found = [_layer_forward(name, saved, xs, g, b) if p is None else p]
         if found[0].passed:  # and with another eps: the one passed in is used
-            at = lambda *a: forward(*a, 0.1, 0.1)
+            at = lambda *a: step(*a, eps=0.1, momentum=0.1)
             *_, saved, _, failed = _step(f"{name} eps=0.1", at, seed, 2, "out, saved")
             if failed is None:  # a failed Result is falsy: test for None
                 got = torch_().stack([s[3].reshape(-1) for _, s in saved])
@@ -437,7 +448,8 @@ def _rank_models(seed):
     """Three ranks' copies of a net of 5 BN layers (one nested), buffers apart."""
     nn, gen, models = torch_().nn, torch_().Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):
-        plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False), nn.BatchNorm2d(4)]
+        plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False).eval()]  # as used
+        plain.append(nn.BatchNorm2d(4))  # (PreciseBN evaluates its copies: eval)
         sync = nn.Sequential(nn.SyncBatchNorm(4))  # buffers on a CPU; forward on a GPU
         models.append(model := nn.Sequential(*plain, nn.BatchNorm3d(4), sync).double())
         for bn in _bns(model):  # buffers: no gradient to record
@@ -527,6 +539,9 @@ def _merged_layer(label, bns, buffers, kinds) -> list[Result]:
             if kinds:  # the merged values returned: the caller never reads them
                 why = f"unchanged on the first layer; the merge returned a {min(kinds)}"
                 why += ", which the caller ignores: copy_ the values into the buffers"
+        if not any(bn.training for bn in bns):  # the one layer left in eval mode
+            why = "unchanged on this layer, the one in eval mode (PreciseBN evaluates "
+            why += "its copies): merge every batch-norm layer, whatever its mode"
         return [wrong(f"{label} buffers", why)]
     env = {"means": buffers[0][2].numpy(), "variances": buffers[1][2].numpy()}
     env["counts"], results = np.array(SHARES, dtype=float)[:, None], []

@@ -247,6 +247,32 @@ def scratch_protocol(kind):
     return Variant
 
 
+def _guard_when_tracked():
+    """Round 20's false ok: one value per channel refused only with running statistics."""
+    import torch
+
+    class Guard(scratch_class()):
+        def forward(self, x):
+            if not self.track and x.dim() > 1 and x.numel() // x.shape[1] < 2:
+                return torch.zeros_like(x)  # normalised to zeros, not refused
+            return super().forward(x)
+
+    return Guard
+
+
+def _reset_float32():
+    """Round 20's false ok: reset_parameters() puts float32 tensors into .data."""
+    import torch
+
+    class Reset(scratch_class()):
+        def _reset_parameters(self):
+            super()._reset_parameters()
+            self.weight.data = torch.ones(self.num_features)
+            self.bias.data = torch.zeros(self.num_features)
+
+    return Reset
+
+
 def _mean_scaled_in_place():
     """Round 13's wrong cause: mean.mul_(momentum) in the update, then normalised with."""
     import torch
@@ -288,6 +314,8 @@ def _squeezed():
 
 # fmt: off
 SCRATCH = {
+    "one value refused only when tracked (round 20)": (_guard_when_tracked(), "one value/channel (eval, track_running_stats=False)"),
+    "reset_parameters in float32 (round 20)": (_reset_float32(), "weight is 1, 1, 1, 1 (torch.float32) after it"),
     "output squeezed": (_squeezed(), "torch.float64 (8, 1, 3) input gave torch.float64 (8, 3): a normalisation layer returns a tensor of x's shape: every axis of size 1 is dropped"),
     "batch mean scaled in place": (_mean_scaled_in_place(), "momentum times the batch mean (a mul_ on it?) or"),
     "momentum before eps": (_momentum_before_eps(), "eps is elsewhere: a call by position fails or goes astray"),

@@ -253,6 +253,38 @@ def _rebound(m, x, y, i, lr):
     return (g - g2).norm().item(), cosine
 
 
+def _by_name_strings(m, x, y, i, lr):
+    """Round 20's false ok: the layers before i by name strings ('12' < '6')."""
+    work = copy.deepcopy(m)
+    F.cross_entropy(work(x), y).backward()
+    g = work[i].weight.grad.clone()
+    with torch.no_grad():
+        for name, p in work.named_parameters():
+            if name.split(".")[0] < str(i):
+                p -= lr * p.grad
+    work.zero_grad()
+    F.cross_entropy(work(x), y).backward()
+    g2 = work[i].weight.grad
+    cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
+    return (g - g2).norm().item(), cosine
+
+
+def _flat_step(m, x, y, i, lr):
+    """Round 20's false ok: one flat vector of the layers before i (none for i = 0)."""
+    work = copy.deepcopy(m)
+    F.cross_entropy(work(x), y).backward()
+    g = work[i].weight.grad.clone()
+    params = list(work[:i].parameters())
+    flat = torch.cat([p.detach().flatten() for p in params])
+    flat = flat - lr * torch.cat([p.grad.flatten() for p in params])
+    nn.utils.vector_to_parameters(flat, params)
+    work.zero_grad()
+    F.cross_entropy(work(x), y).backward()
+    g2 = work[i].weight.grad
+    cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
+    return (g - g2).norm().item(), cosine
+
+
 def _one_minus_cosine(m, x, y, i, lr):
     distance, cosine = changed(m, x, y, i, lr)
     return distance, 1 - cosine
@@ -505,6 +537,8 @@ ICS = {
     # rounds 17 and 19's observed: the torch.nn.functional calls and casts, read against the course's
     "cross-entropy summed": (_ics(loss=lambda z, y: F.cross_entropy(z, y, reduction="sum")), "F.cross_entropy(reduction='sum')"),
     "binary cross-entropy on one-hot targets": (_ics(loss=lambda z, y: F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).to(z.dtype))), "calls F.cross_entropy, which yours never does"),
+    "layers chosen by name strings (round 20)": (_by_name_strings, "gradient_change index 6, lr 0.5    | WRONG"),
+    "one flat vector (round 20)": (_flat_step, "gradient_change index 0"),
     "(0, 1) in eval mode": (_eval_short_cut, "made none of the course's torch.nn.functional calls (F.batch_norm, F.cross_entropy, F.relu): the model never ran; what is off"),
     "cosine_similarity's default dim": (_cosine_default_dim, "given or by default, is not an axis here"),
     "logits cast to float32": (_ics(loss=lambda z, y: F.cross_entropy(z.float(), y)), "converts torch.float64 to torch.float32"),
@@ -522,6 +556,7 @@ PROBE = {
     "changes divided by eta": (_per_eta, "each gradient change is divided by its eta"),
     "under bfloat16 autocast": (_autocast, "not for a float32 one (as the lesson's)"),
     "changes by F.pairwise_distance": (_pairwise, "a term that small added or left out"),
+    "step size 0 skipped (round 20)": (lambda m, x, y, steps: probed(m, x, y, [s for s in steps if s]), "a step size of 0"),
     "nll_loss on the raw logits": (_probe(loss_fn=F.nll_loss), "calls F.cross_entropy, which yours never does (yours calls F.nll_loss)"),
     "label smoothing": (_probe(loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1)), "F.cross_entropy(label_smoothing=0.1)"),
 }

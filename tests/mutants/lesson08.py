@@ -164,6 +164,20 @@ def sync_backward(
     return dx, dgamma, dbeta
 
 
+def _one_example_zero(dout, cache, all_reduce):
+    """Round 20's false ok: dx zeroed on a rank holding one example."""
+    dx, dgamma, dbeta = sync_backward(dout, cache, all_reduce)
+    return (torch.zeros_like(dx) if len(dout) == 1 else dx), dgamma, dbeta
+
+
+def _grad_mode_update(x, g, b, rm, rv, all_reduce, eps=EPS, momentum=0.1):
+    """Round 20's false ok: the running update only with grad mode on (never in a
+    Function's forward)."""
+    if not torch.is_grad_enabled():
+        rm, rv = rm.clone(), rv.clone()
+    return layer_forward(x, g, b, rm, rv, all_reduce, eps, momentum)
+
+
 def _dout_zeroed(dout, cache, all_reduce):
     """Right gradients, then dout zeroed in place (to 'free' it): the caller's."""
     grads = sync_backward(dout, cache, all_reduce)
@@ -217,11 +231,12 @@ def merge(
     kind=nn.modules.batchnorm._BatchNorm,  # nn.BatchNorm1d: the review's C9
     top_level=False,  # model.children(): BN layers nested in blocks are missed
     written=True,  # False: the merged values are computed and returned, not written
+    trained_only=False,  # True: layers in eval mode skipped (round 20's false ok)
 ):
     total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
     world = all_reduce(torch.ones(1, dtype=torch.float64))
     modules = model.children() if top_level else model.modules()
-    layers = [m for m in modules if isinstance(m, kind)]
+    layers = [m for m in modules if isinstance(m, kind) and (m.training or not trained_only)]
     for bn in layers[:1] if first_only else layers:
         m, v = bn.running_mean, bn.running_var
         if how == "equal":  # the merge before issue 32: right for equal shares
@@ -354,6 +369,7 @@ def _ddp_averaged(dout, cache, all_reduce):
 
 
 BACKWARD = {
+    "dx zeroed on a rank of one (round 20)": (_one_example_zero, "ranks of 4, 7 and 1"),
     "dgamma and dbeta as a share of the sums": (_shares_by_count, "sync_batchnorm_backward dgamma per rank | WRONG"),
     "dgamma and dbeta divided by the number of ranks": (_ddp_averaged, "0.3333 = 1/(W) everywhere"),
     "this rank's means only": (_bwd(local=True), "this rank's own mean, not the all-reduced sum"),
@@ -369,6 +385,7 @@ BACKWARD = {
     "dgamma times gamma": (_bwd(gamma_on="dgamma"), "each feature is off by its own factor, gamma"),
 }
 LAYER_FORWARD = {
+    "update only with grad mode on (round 20)": (_grad_mode_update, "did not change in a training step"),
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
     "each rank's own statistics": (_lfwd(local=True), "the saved mean is this rank's own mean"),
     "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
@@ -393,6 +410,7 @@ LAYER_BACKWARD = {
     "a list, not a tuple": (lambda *a: list(layer_backward(*a)), "returned a list: an autograd.Function's backward returns a tuple"),  # round 12's false ok
 }
 MERGE = {
+    "layers in training mode only (round 20)": (_merge(trained_only=True), "the one in eval mode"),
     "plain average of the variances": (_merge(how="plain"), "plain average of the ranks' variances"),
     "equal weights (the merge for equal shares)": (_merge(how="equal"), "running_mean weighs the ranks equally"),
     "no term between the ranks": (_merge(how="no between"), "misses how far the ranks' means lie"),
