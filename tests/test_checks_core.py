@@ -131,6 +131,37 @@ def test_the_trace_of_torch_calls_leaves_tensors_without_storage_alone():
     )
 
 
+def test_calls_differ_reads_keywords_casts_and_losses_against_the_course():
+    """The trace's torch.nn.functional calls (keywords but defaults) and float casts,
+    read against the course's own code: an equivalent spelling says nothing, a cast
+    only where the error is of its format's size."""
+    torch = pytest.importorskip("torch")
+    F, z, y = (
+        torch.nn.functional,
+        torch.randn(4, 3).double(),
+        torch.tensor([0, 1, 2, 0]),
+    )
+
+    def seen(fn, error=1e-6):
+        assert _core.call("fn", fn)[1] is None
+        return _core.calls_differ(lambda: F.cross_entropy(z, y), error)
+
+    assert seen(lambda: torch.nn.CrossEntropyLoss(reduction="mean")(z, y)) is None
+    assert seen(lambda: F.nll_loss(F.log_softmax(z, 1), y)) is None
+    summed = seen(lambda: F.cross_entropy(z, y, reduction="sum"))
+    assert summed.endswith(
+        "F.cross_entropy(reduction='sum'), the course's F.cross_entropy()"
+    )
+    other = seen(lambda: F.mse_loss(z, F.one_hot(y, 3).double()))
+    assert other.endswith(
+        "F.cross_entropy, which yours never does (yours calls F.mse_loss)"
+    )
+    cast = "your code converts torch.float64 to torch.float32; the course's never does"
+    assert seen(lambda: F.cross_entropy(z.float(), y)) == cast
+    assert seen(lambda: F.cross_entropy(z.float(), y), error=0.5) is None  # too far
+    assert "none of the course's" in seen(lambda: (z * 0).sum())
+
+
 def test_common_library_errors_get_their_meaning():
     import torch
 
