@@ -28,16 +28,15 @@ def _stats_results(fn, x, label="batch_stats") -> list:
     other[2] = {std: unbiased.sqrt(), why.format("biased", "N"): biased}
     stats = {"mu": t.mean(0), "var": biased, "var_unbiased": unbiased}
     common = dict(returns=stats, returned=value, known={bessel: n / (n - 1), "N": n})
+    causes = {f"factor {bessel}": "the sum is divided by N-1, not N"}  # mu's only
     for i, (what, want) in enumerate(stats.items()):
         statistic = lambda z, i=i: z.var(0, correction=i - 1) if i else z.mean(0)
-        kwargs = dict(common, what=what, source=(statistic, t), shape_hints=hints)
-        kwargs["program"] = (STATS, {"x": x.astype(np.float64)}, what)
         across = np.shape(theirs := to_numpy(value[i])) == (n,) and d > 1
-        if not (across and np.allclose(theirs, to_numpy(statistic(t.T)))):
-            kwargs["shape_hints"] = {}  # not the statistic per example: no cause
-        kwargs["causes"] = {f"factor {bessel}": "the sum is divided by N-1, not N"}
+        across = across and np.allclose(theirs, to_numpy(statistic(t.T)))
+        kwargs = dict(common, what=what, source=(statistic, t), diagnoses=other.get(i))
+        kwargs |= dict(causes={} if i else causes, shape_hints=hints if across else {})
+        kwargs["program"] = (STATS, {"x": x.astype(np.float64)}, what)
         if i:  # a variance: the other one, a standard deviation, about their mu
-            kwargs["causes"], kwargs["diagnoses"] = {}, other[i]
             centres = {"0 (x is not centred) or 2·mu (the same sums)": 0.0}
             centres["the mean of all the values, not from each feature's"] = t.mean()
             if np.shape(mu := to_numpy(value[0])) == (d,) and not results[0]:

@@ -19,15 +19,12 @@ def count_parameters(fn, quiet=False, strict=None):
     name, nn = "count_parameters", torch().nn
 
     def body():  # small models, their trainable-parameter counts worked out by hand
-        conv_bias = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())  # 8*3*3*3 + 8 = 224
-        conv_bn = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8))
-        mlp = nn.Sequential(nn.Linear(10, 5), nn.BatchNorm1d(5), nn.Linear(5, 2))
-        frozen = nn.Sequential(nn.Linear(4, 3).requires_grad_(False), nn.Linear(3, 2))
+        S, C, L = nn.Sequential, nn.Conv2d, nn.Linear
         models = [  # with the BN buffers' counts: buffers are not parameters
-            ("conv with bias", conv_bias, 224, 0),
-            ("conv + BN", conv_bn, 216 + 2 * 8, 8 + 8 + 1),
-            ("MLP with BN", mlp, 10 * 5 + 5 + 2 * 5 + 5 * 2 + 2, 5 + 5 + 1),  # 77
-            ("first layer frozen", frozen, 8, 0),  # of 15 + 8
+            ("conv with bias", S(C(3, 8, 3), nn.ReLU()), 8 * 3 * 3 * 3 + 8, 0),
+            ("conv + BN", S(C(3, 8, 3, bias=False), nn.BatchNorm2d(8)), 216 + 16, 17),
+            ("MLP with BN", S(L(10, 5), nn.BatchNorm1d(5), L(5, 2)), 77, 5 + 5 + 1),
+            ("first layer frozen", S(L(4, 3).requires_grad_(False), L(3, 2)), 8, 0),
         ]
         for label, model, want, bufs in models:
             got, problem = call(name, fn, model, copy_inputs=False)
@@ -59,9 +56,9 @@ def active_fraction(fn, quiet=False, strict=None):
         got, problem = call(name, fn, gamma, beta)
         if problem is not None:
             return problem
-        normal = torch().distributions.Normal(0.0, 1.0)  # the reference: its CDF
-        phi = lambda z: normal.cdf(torch().as_tensor(z)).numpy()  # noqa: E731
-        w, half = phi(beta / np.abs(gamma)), np.full_like(gamma, 0.5)
+        normal, half = torch().distributions.Normal(0.0, 1.0), np.full_like(gamma, 0.5)
+        phi = lambda z: normal.cdf(torch().as_tensor(z)).numpy()  # the reference
+        w, kwargs = phi(beta / np.abs(gamma)), dict(metric="abs", what="the fractions")
         mistakes = {
             "a negative gamma flips the distribution: use |gamma| (P(gamma z + "
             "beta > 0) = Phi(beta / |gamma|))": phi(beta / gamma),
@@ -70,8 +67,7 @@ def active_fraction(fn, quiet=False, strict=None):
             "|gamma|, not gamma^2": phi(beta / gamma**2),
             "beta is ignored: the shift decides how much passes the ReLU": half,
         }
-        kwargs = {"metric": "abs", "what": "the fractions", "diagnoses": mistakes}
-        return compare(name, got, w, tol=1e-6, **kwargs)
+        return compare(name, got, w, tol=1e-6, diagnoses=mistakes, **kwargs)
 
     return run_check(name, body, quiet, strict, **{name: fn})
 

@@ -414,11 +414,11 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check the capstone on 3 ranks: ``forward`` as ``step`` calls it, ``backward``."""
 
-    def step(*args, eps=EPS, momentum=MOMENTUM):  # as autograd.Function.forward runs
-        with torch_().no_grad():  # it: grad mode off
+    def step(*args, eps=EPS, momentum=MOMENTUM, grad=False):  # as Function.forward
+        with torch_().set_grad_enabled(grad):  # runs it: grad mode off
             return forward(*args, eps, momentum)
 
-    name = "sync_bn_layer"
+    name, stuck = "sync_bn_layer", "did not change in a training step"
 
     def body():
         xs, g, b, saved, bufs, p = _step(f"{name} forward", step, seed, 2, "out, saved")
@@ -433,6 +433,12 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 kw = {"what": "the saved invstd with eps=0.1", "diagnoses": slip}
                 failed = compare(f"{name} eps=0.1", got, inv(0.1), tol=TOL, **kw)
             found += [failed, *_buffer_results(name, bufs, xs, g, b)]
+            if stuck in found[-1].detail:  # and with grad mode on, as a direct call?
+                on = _step(name, lambda *a: step(*a, grad=True), seed, 2, "out, saved")
+                if on[-1] is None and all(_buffer_results(name, on[4], xs, g, b)):
+                    why = "updated only with grad mode on; autograd.Function.forward "
+                    why += "runs with it off: training, not grad mode, updates them"
+                    found[-1].detail = found[-1].detail.split(":")[0] + f": {why}"
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]

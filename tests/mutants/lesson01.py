@@ -70,7 +70,9 @@ def _float32_logits(m, x, y):  # round 11's false ok: float32 for float64 input
 def _squeezed_logits(m, x, y):  # round 20's false ok: only a batch of one shows it
     m.zero_grad()
     F.cross_entropy(m(x).squeeze(), y).backward()
-    return [v.weight.grad.norm().item() for v in m.modules() if isinstance(v, nn.Linear)]
+    return [
+        v.weight.grad.norm().item() for v in m.modules() if isinstance(v, nn.Linear)
+    ]
 
 
 def _autocast_norms(m, x, y):  # round 20's false ok: autocast leaves float64 alone
@@ -193,7 +195,8 @@ PERCENTILES = {
     ),
     "type(values) is torch.Tensor (round 20's false ok)": (
         lambda v, q=(15, 50, 85): np.percentile(
-            (v.detach().numpy() if type(v) is torch.Tensor else np.asarray(v)).ravel(), q
+            (v.detach().numpy() if type(v) is torch.Tensor else np.asarray(v)).ravel(),
+            q,
         ),
         "nn.Parameter",
     ),
@@ -220,12 +223,23 @@ NORMS = {
         "one_hot(y) has y.max() + 1 columns",
     ),
     "every parameter named weight": (_named_weight, "every parameter named weight"),
-    "logits squeezed (round 20's false ok)": (_squeezed_logits, "layer_gradient_norms batch of one"),
-    "bfloat16 autocast (round 20's false ok)": (_autocast_norms, "layer_gradient_norms float32 model"),
+    "logits squeezed (round 20's false ok)": (
+        _squeezed_logits,
+        "layer_gradient_norms batch of one",
+    ),
+    "bfloat16 autocast (round 20's false ok)": (
+        _autocast_norms,
+        "layer_gradient_norms float32 model",
+    ),
     # rounds 17 and 18's observed: keywords of the loss, read against the course's call
-    "ignore_index=0": (partial(grad_norms, ignore_index=0), "F.cross_entropy(ignore_index=0)"),
+    "ignore_index=0": (
+        partial(grad_norms, ignore_index=0),
+        "F.cross_entropy(ignore_index=0)",
+    ),
     "class weights": (
-        lambda m, x, y: grad_norms(m, x, y, weight=torch.tensor([0.3, 0.7, 1.0]).double()),
+        lambda m, x, y: grad_norms(
+            m, x, y, weight=torch.tensor([0.3, 0.7, 1.0]).double()
+        ),
         "F.cross_entropy(weight=",
     ),
 }

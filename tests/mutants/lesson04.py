@@ -345,12 +345,17 @@ def _int_steps(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
     """Round 20's false ok: only Python ints taken as steps."""
     if not all(isinstance(a, int) for a in (step, warmup, r_steps, d_steps)):
         raise TypeError("steps must be int")
-    return schedule_variant("paper")(step, warmup, r_steps, d_steps, rmax_final, dmax_final)
+    return schedule_variant("paper")(
+        step, warmup, r_steps, d_steps, rmax_final, dmax_final
+    )
 
 
 SCHEDULE.update(
     {
-        "NumPy integer steps refused (round 20)": (_int_steps, "with NumPy integer steps"),
+        "NumPy integer steps refused (round 20)": (
+            _int_steps,
+            "with NumPy integer steps",
+        ),
         "returns None": (lambda *a, **k: None, "returned None"),
         "raises TypeError": (_schedule_raises, "raised TypeError"),
         "returns three values": (lambda *a, **k: (1.0, 0.0, 0.0), "tuple of 2"),

@@ -236,7 +236,9 @@ def merge(
     total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
     world = all_reduce(torch.ones(1, dtype=torch.float64))
     modules = model.children() if top_level else model.modules()
-    layers = [m for m in modules if isinstance(m, kind) and (m.training or not trained_only)]
+    layers = [
+        m for m in modules if isinstance(m, kind) and (m.training or not trained_only)
+    ]
     for bn in layers[:1] if first_only else layers:
         m, v = bn.running_mean, bn.running_var
         if how == "equal":  # the merge before issue 32: right for equal shares
@@ -385,7 +387,7 @@ BACKWARD = {
     "dgamma times gamma": (_bwd(gamma_on="dgamma"), "each feature is off by its own factor, gamma"),
 }
 LAYER_FORWARD = {
-    "update only with grad mode on (round 20)": (_grad_mode_update, "did not change in a training step"),
+    "update only with grad mode on (round 20)": (_grad_mode_update, "updated only with grad mode on"),
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
     "each rank's own statistics": (_lfwd(local=True), "the saved mean is this rank's own mean"),
     "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
