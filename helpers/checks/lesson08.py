@@ -112,7 +112,7 @@ def _outputs(name, values, xs, what="out"):
     return torch_().cat(outs), None
 
 
-def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Result:
+def _compare_out(label, values, xs, gamma, beta, groups=True, running=()) -> Result:
     """The ranks' outputs against F.batch_norm on the whole batch, stage by stage."""
     out, problem_ = _outputs(label, values, xs)
     if problem_ is not None:
@@ -121,7 +121,7 @@ def _compare_out(label, values, xs, gamma, beta, groups=True, given=()) -> Resul
     want = torch.nn.functional.batch_norm(full, None, None, gamma, beta, True, 0, EPS)
     per_row = lambda d: {k: v.repeat_interleave(counts, 0) for k, v in d.items()}
     means, variances = map(per_row, _variants(xs))
-    for when, (m, v) in dict(given).items():  # the running statistics passed in
+    for when, (m, v) in zip(("before the update", "after it"), running, strict=False):
         means[f"running_mean {when} (training normalises with the batch's)"] = m
         variances[f"running_var {when}"] = v
     groups = np.repeat(np.arange(len(xs)), counts.numpy()) if groups else None
@@ -153,8 +153,7 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         label = "sync forward running stats"  # the output with them given, too
         xs, g, b, values, buffers, problem_ = _step(label, step, seed, 2, "out, cache")
         if problem_ is None:
-            given = {"before the update": (b + 2, g), "after it": buffers[0]}
-            out = _compare_out(label, values, xs, g, b, False, given)
+            out = _compare_out(label, values, xs, g, b, False, ((b + 2, g), buffers[0]))
             results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
             at = "sync forward from 0 and 1"  # PyTorch's start: no first step apart
             *_, new, p = _step(at, step, seed, 2, "out, cache", fresh=True)
@@ -207,15 +206,14 @@ def _still(step, seed) -> Result:
 def _step(name, step, seed, count=0, names="", fresh=False):
     """``step(x, gamma, beta, running_mean, running_var, all_reduce)``, ranks 4, 7, 1"""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
-    buffers = [_start(gamma, beta, fresh) for _ in xs]  # running_mean, running_var
-    given = [(x, gamma, beta, *b) for x, b in zip(xs, buffers, strict=True)]
+    given = [(x, gamma, beta, *_start(gamma, beta, fresh)) for x in xs]  # and buffers
     watched = [_watch(args[:3], "") for args in given]  # x, gamma, beta
     values, _, problem_ = _ranks(name, step, given, count, names, copy=False)
     for rank, found in enumerate(watched if problem_ is None else ()):
         if any(_core._changed(was, now) for _, now, was in found):
             why = f"rank {rank} changed its input x, gamma or beta in place: write "
             problem_ = wrong(name, why + "only running_mean and running_var")
-    return xs, gamma, beta, values, buffers, problem_
+    return xs, gamma, beta, values, [args[3:] for args in given], problem_
 
 
 def _buffer_results(label, buffers, xs, gamma, beta, fresh=False) -> list[Result]:
@@ -335,13 +333,12 @@ def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     same |= {"returned": (dx, *sums), "known": known}  # axis 0: a factor per feature
     for k, (what, want) in enumerate((("dgamma", g.grad), ("dbeta", b.grad))):
         why = f"{what} is averaged over the slice: gamma and beta are shared by every "
-        averaged = sum(s.mean(0) for s in shares[k])
-        diagnoses = {why + "example, so sum over axis 0": averaged}
+        d = {why + "example, so sum over axis 0": sum(s.mean(0) for s in shares[k])}
         if all(torch.equal(grad[k + 1], grads[0][k + 1]) for grad in grads):  # alike:
             why = f"{what} was all-reduced; DDP does that afterwards, so this counts "
             why += f"the shares {len(xs)} times: return this rank's sum"
-            diagnoses[why] = len(xs) * want  # W times each rank's sum: the same total
-        kw = {"what": f"the sum over ranks of {what}", "diagnoses": diagnoses, **same}
+            d[why] = len(xs) * want  # W times each rank's sum: the same total
+        kw = {"what": f"the sum over ranks of {what}", "diagnoses": d, **same}
         results.append(compare(f"{name} {what}", sums[k], want, tol=1e-10, **kw))
     for k, w in enumerate(("dgamma", "dbeta") if all(results) else ()):  # per rank
         own = torch.stack([s.sum(0) for s in shares[k]])  # its own examples' sums
@@ -374,8 +371,7 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
 
 def _layer_forward(name, results, xs, gamma, beta) -> Result:
     """The first wrong stage of what the ranks saved, else their output's verdict."""
-    for rank, (_, saved) in enumerate(results):
-        why = None
+    for r, (_, saved) in enumerate(results):
         if saved is None or saved == ():
             why = f"saved is {saved!r}: the forward pass saves nothing for backward"
         elif not isinstance(saved, (tuple, list)) or len(saved) != 5:
@@ -384,13 +380,13 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
             why = f"saved holds a {kinds[0]}: ctx.save_for_backward takes tensors only"
         elif {s.shape for s in saved[2:4]} != {(CHANNELS,)} or saved[4].numel() != 1:
             why = "saved mean and invstd have the shape (C,), the count one value"
-        elif not torch_().equal(saved[0], xs[rank]):
+        elif not torch_().equal(saved[0], xs[r]):
             why = "saved[0] is not the input x itself: backward recomputes x_hat"
         elif not torch_().equal(saved[1], gamma):
             why = "saved[1] is not gamma itself"
-        if why is not None:
-            why += "; save (x, gamma, mean, invstd, count)"
-            return wrong(f"{name} rank {rank}", why)
+        else:
+            continue
+        return wrong(f"{name} rank {r}", why + "; save (x, gamma, mean, invstd, count)")
     means, variances = _variants(xs)
     var = variances["the batch's biased variance"]
     invstds = {f"uses {k}": 1 / (v + EPS).sqrt() for k, v in variances.items()}
@@ -413,18 +409,15 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
 
 def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check the capstone on 3 ranks: ``forward`` as ``step`` calls it, ``backward``."""
-
-    def step(*args, eps=EPS, momentum=MOMENTUM, grad=False):  # as Function.forward
-        with torch_().set_grad_enabled(grad):  # runs it: grad mode off
-            return forward(*args, eps, momentum)
-
-    name, stuck = "sync_bn_layer", "did not change in a training step"
+    no_grad = torch_().no_grad()  # as autograd.Function.forward runs it: grad mode off
+    name, step = "sync_bn_layer", no_grad(lambda *a: forward(*a, EPS, MOMENTUM))
+    stuck = "did not change in a training step"  # then run with grad mode on
 
     def body():
         xs, g, b, saved, bufs, p = _step(f"{name} forward", step, seed, 2, "out, saved")
         found = [_layer_forward(name, saved, xs, g, b) if p is None else p]
         if found[0].passed:  # and with another eps: the one passed in is used
-            at = lambda *a: step(*a, eps=0.1, momentum=0.1)
+            at = no_grad(lambda *a: forward(*a, 0.1, 0.1))
             *_, saved, _, failed = _step(f"{name} eps=0.1", at, seed, 2, "out, saved")
             if failed is None:  # a failed Result is falsy: test for None
                 got = torch_().stack([s[3].reshape(-1) for _, s in saved])
@@ -434,7 +427,7 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 failed = compare(f"{name} eps=0.1", got, inv(0.1), tol=TOL, **kw)
             found += [failed, *_buffer_results(name, bufs, xs, g, b)]
             if stuck in found[-1].detail:  # and with grad mode on, as a direct call?
-                on = _step(name, lambda *a: step(*a, grad=True), seed, 2, "out, saved")
+                on = _step(name, lambda *a: forward(*a, EPS, MOMENTUM), seed, 2, "o, s")
                 if on[-1] is None and all(_buffer_results(name, on[4], xs, g, b)):
                     why = "updated only with grad mode on; autograd.Function.forward "
                     why += "runs with it off: training, not grad mode, updates them"
@@ -453,11 +446,10 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
 def _rank_models(seed):
     """Three ranks' copies of a net of 5 BN layers (one nested), buffers apart."""
     nn, gen, models = torch_().nn, torch_().Generator().manual_seed(seed), []
-    for rank in range(len(SHARES)):
+    for rank in range(len(SHARES)):  # Sync: buffers on a CPU, forward on a GPU
         plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False).eval()]  # as used
-        plain.append(nn.BatchNorm2d(4))  # (PreciseBN evaluates its copies: eval)
-        sync = nn.Sequential(nn.SyncBatchNorm(4))  # buffers on a CPU; forward on a GPU
-        models.append(model := nn.Sequential(*plain, nn.BatchNorm3d(4), sync).double())
+        rest = nn.BatchNorm2d(4), nn.BatchNorm3d(4), nn.Sequential(nn.SyncBatchNorm(4))
+        models.append(model := nn.Sequential(*plain, *rest).double())  # eval: PreciseBN
         for bn in _bns(model):  # buffers: no gradient to record
             k = bn.num_features
             bn.running_mean.copy_(torch_().randn(k, generator=gen) + 1.5 * rank)
@@ -473,11 +465,9 @@ def _candidates(models, layer):
     mean, law = (n * means).sum(0) / (big := n.sum()), "(law of total variance)"
     within, spread = ((n - 1) * variances).sum(0) / (big - 1), (means - mean) ** 2
     right, plain = within + (n * spread).sum(0) / (big - 1), variances.mean(0)
-    mean_msgs = {
-        "running_mean weighs the ranks equally (the mean of their means): weigh "
-        "each by its count, sum(count * mean_r) / N": means.mean(0),
-        "running_mean is the sum over ranks: weigh each by count / N": means.sum(0),
-    }
+    equal = "running_mean weighs the ranks equally (the mean of their means): weigh "
+    msgs = {equal + "each by its count, sum(count * mean_r) / N": means.mean(0)}
+    msgs["running_mean is the sum over ranks: weigh each by count / N"] = means.sum(0)
     var_msgs = {
         "running_var misses how far the ranks' means lie from the merged mean "
         f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1)": within,
@@ -488,7 +478,7 @@ def _candidates(models, layer):
         "running_var treats the ranks' variances as biased: weights count / N, "
         "not (count - 1) / (N - 1)": (n * (variances + spread)).sum(0) / big,
     }
-    return (mean, mean_msgs, means), (right, var_msgs, variances)
+    return (mean, msgs, means), (right, var_msgs, variances)
 
 
 def _state(model):
@@ -513,10 +503,8 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             if [s[i] for s in map(_state, models)] != [s[i] for s in before]:
                 return wrong(name, message)
         for layer, buffers in enumerate(layers):
-            bns = [_bns(m)[layer] for m in models]
-            kind = f" ({type(bns[0]).__name__})" if layer > 1 else ""
-            results = _merged_layer(f"{name} BN {layer + 1}{kind}", bns, buffers, kinds)
-            if not all(r.passed for r in results):  # the first wrong layer
+            bns = [_bns(m)[layer] for m in models]  # stop at the first wrong layer
+            if not all(results := _merged_layer(name, layer, bns, buffers, kinds)):
                 return results
         seen = f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync)"
         done = ok(name, f"{seen} agree on all 3 ranks (shares {str(SHARES)[1:-1]})")
@@ -531,8 +519,9 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
     return run_check(name, body, quiet, strict, **{name: fn})
 
 
-def _merged_layer(label, bns, buffers, kinds) -> list[Result]:
+def _merged_layer(name, layer, bns, buffers, kinds) -> list[Result]:
     """One layer's buffers on every rank (``bns``) against the merge (``buffers``)."""
+    label = f"{name} BN {layer + 1}" + f" ({type(bns[0]).__name__})" * (layer > 1)
     got = [torch_().stack([getattr(bn, what) for bn in bns]) for what in BUFFERS]
     if all(g.equal(old) for g, (*_, old) in zip(got, buffers, strict=True)):
         why = "unchanged on this layer, merged on those before: the loop skipped it or "
