@@ -1,12 +1,10 @@
 """Checks for notebook 01: standardisation, percentiles, per-layer gradient norms."""
 
 __all__ = ["activation_percentiles", "layer_gradient_norms", "standardize_columns"]
-import copy
-
 import numpy as np
 
 from . import _core
-from ._core import EPS, call, compare, ok, rel_error, run_check, torch, wrong
+from ._core import EPS, call, compare, copy, ok, rel_error, run_check, torch, wrong
 
 _NORMS = (r"\bbatch_norm\b", r"\bStandardScaler\b", r"\blayer_norm\b")
 SHORTCUTS = {"standardize_columns": _NORMS}  # calls solving it: tools/grading/flags.py
@@ -18,20 +16,18 @@ STANDARD = "mu = x.mean(axis=0)\nout = (x - mu) / np.sqrt(x.var(axis=0, ddof=0) 
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1."""
     batch_norm, tensor = torch().nn.functional.batch_norm, torch().from_numpy
-    if x is None:
-        scale = [5.0, 0.01, 2.0, 30.0]  # one tiny spread: eps matters
-        x = np.random.default_rng(0).normal([12.0, -3.0, 0.5, 7.0], scale, (10, 4))
+    if x is None:  # one tiny spread (0.01): eps matters
+        x = np.random.default_rng(0).normal([12, -3, 0.5, 7], [5, 0.01, 2, 30], (10, 4))
     x = np.asarray(x, dtype=np.float64)
     bn = lambda d, e: batch_norm(tensor(d), None, None, training=True, eps=e or 1e-300)
 
     def body():
-        name, (rows, columns) = "standardize_columns", x.shape
+        name, (n, d) = "standardize_columns", x.shape
         value, problem = call(name, fn, x, eps=eps)
         if problem is not None:
             return problem
-        whole = "return the whole standardised matrix"
-        hints = {(columns,): f"one value per column: {whole}, not its statistics"}
-        hints[(rows,)] = f"one value per row: {whole}"
+        one = "one value per {}: return the whole standardised matrix".format
+        hints = {(d,): one("column") + ", not its statistics", (n,): one("row")}
         read = {"shape_hints": hints, "small": np.flatnonzero(x.var(0) < 100 * eps)}
         read["known"] = {"var + eps": x.var(0) + eps}  # a factor per column
         read["program"] = (STANDARD, {"x": x, "eps": eps}, "out")  # (_core.neighbours)
@@ -81,7 +77,6 @@ def activation_percentiles(fn, quiet=False, strict=None):
         "q=5 values": (tensor(values), {"q": (5, 25, 50, 75, 95)}),
         "NumPy input": (values[:20], {"q": (10, 90)}),
         "default q": (tensor(values[:, :3]), {}),
-        # activations straight from a forward pass are in the autograd graph
         "tensor in the graph": (tensor(values[:10]).requires_grad_(), q3),
         "nn.Parameter": (torch().nn.Parameter(tensor(values[:9])), q3),  # a subclass
         "values with ties": (tensor(np.round(values, 1)), q3),  # repeated values
@@ -93,7 +88,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
     }
 
     def body():
-        seen, results = [], []
+        seen, results, kept = [], [], [*map(METHOD, METHODS), FRACTION]
         for label, (data, keywords) in cases.items():
             got, problem = call(f"{name} {label}", fn, data, **keywords)
             if not isinstance(got, np.ndarray):  # None, with call's problem if any
@@ -103,10 +98,9 @@ def activation_percentiles(fn, quiet=False, strict=None):
             flat, q = _core.to_numpy(data).ravel(), keywords.get("q", q3["q"])
             mistakes = {METHOD(m): np.percentile(flat, q, method=m) for m in METHODS}
             mistakes[FRACTION] = np.percentile(flat, np.asarray(q) / 100.0)
+            kept = [k for k in kept if rel_error(got, mistakes[k]) <= 1e-9]  # fits all
             want = np.percentile(flat, q)
             seen.append((label, data.shape, flat, got, want, mistakes, q))
-        fits = lambda k: all(rel_error(g, m[k]) <= 1e-9 for *_, g, _, m, _ in seen)
-        kept = [k for k in seen[0][-2] if fits(k)]  # named only if it fits every case
         ranked = all(np.isin(got, flat).all() for _, _, flat, got, *_ in seen)
         for label, shape, flat, got, want, mistakes, q in seen:
             whole = "percentiles of each {}, not of all the values: flatten it first"
@@ -155,10 +149,9 @@ def _summaries(model, x, y) -> tuple:
 
 def _floats(name, fn, *args):
     """``fn(*args)``'s norms as a float64 array, or a wrong Result saying why not."""
-    none = wrong(name, "returned None: did you forget `return`?")
     got, problem = call(name, fn, *args, copy_inputs=False)
-    if got is None:  # call gives None with its problem
-        return none if problem is None else problem
+    if got is None:  # call gives None with its problem; unpack says a bare None
+        return _core.unpack(name, got, 1, "")[1] if problem is None else problem
     try:
         return np.asarray([_core.real(v) for v in got], dtype=float)
     except (TypeError, ValueError):
@@ -171,18 +164,17 @@ def _floats(name, fn, *args):
 def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y) -> [||dL/dW|| per nn.Linear, input to output]``, twice"""
     name, torch_, nn = "layer_gradient_norms", torch(), torch().nn
-    torch_.manual_seed(seed)
-    layers = [nn.Linear(6, 5), nn.BatchNorm1d(5, track_running_stats=False)]
-    nested = [nn.Sigmoid(), nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())]
-    deep = [nn.Identity()] * 6  # the last Linear is "10"; BN is no Linear; nested bias
-    model = nn.Sequential(*layers, *nested, *deep, nn.Linear(4, 3)).double()
+    torch_.manual_seed(seed)  # the last Linear is "10"; BN is no Linear; nested bias
+    top = [nn.Linear(6, 5), nn.BatchNorm1d(5, track_running_stats=False)]
+    mid = [nn.Sigmoid(), nn.Sequential(nn.Linear(5, 4, bias=False), nn.Tanh())]
+    model = nn.Sequential(*top, *mid, *[nn.Identity()] * 6, nn.Linear(4, 3)).double()
     gen = torch_.Generator().manual_seed(seed)
     x = 3 * torch_.randn(13, 6, generator=gen, dtype=torch_.float64) + 2  # 13: prime
     y = torch_.randint(0, 2, (13,), generator=gen)  # class 2 absent: one_hot(y) fails
     torch_.nn.functional.cross_entropy(model(x), y).backward()  # gradients held
 
     def body():
-        want, mistakes = _summaries(_core.copied(model), x, y)
+        want, mistakes = (course := lambda: _summaries(_core.copied(model), x, y))()
         if not isinstance(got := _floats(name, fn, model, x, y), np.ndarray):
             return got
         every = "one norm per parameter (weights and biases): return one norm per "
@@ -198,8 +190,7 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         how = {"known": {"N": len(x), "each weight's number of entries": sizes}}
         how |= {"causes": {"factor N": SUMMED, "factor 2": HELD}, "axis": 0}
         if not (first := compare(name, got, want, tol=1e-9, diagnoses=mistakes, **how)):
-            again = lambda: _summaries(_core.copied(model), x, y)  # the course's calls
-            seen = _core.calls_differ(again, first.error)
+            seen = _core.calls_differ(course, first.error)  # the course's calls
             first.detail += f"; {seen}" * bool(seen)
             return first
         if not isinstance(again := _floats(name, fn, model, x, y), np.ndarray):
