@@ -431,7 +431,8 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 if on[-1] is None and all(_buffer_results(name, on[4], xs, g, b)):
                     why = "updated only with grad mode on; autograd.Function.forward "
                     why += "runs with it off: training, not grad mode, updates them"
-                    found[-1].detail = found[-1].detail.split(":")[0] + f": {why}"
+                    for r in (r for r in found[-2:] if stuck in r.detail):  # both
+                        r.detail = r.detail.split(":")[0] + f": {why}"
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
         saved = [(x, gamma, *_statistics(xs), count) for x in xs]

@@ -387,7 +387,7 @@ BACKWARD = {
     "dgamma times gamma": (_bwd(gamma_on="dgamma"), "each feature is off by its own factor, gamma"),
 }
 LAYER_FORWARD = {
-    "update only with grad mode on (round 20)": (_grad_mode_update, "updated only with grad mode on"),
+    "update only with grad mode on (round 20)": (_grad_mode_update, "running_mean did not change in a training step: updated only with grad mode on"),
     "mean of the ranks' means": (_lfwd(mean_of_means=True), "the saved mean is the mean of the ranks' means"),
     "each rank's own statistics": (_lfwd(local=True), "the saved mean is this rank's own mean"),
     "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
