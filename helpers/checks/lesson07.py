@@ -76,12 +76,11 @@ def _train_step(cls, seed) -> list:
         _, problem = call(label, module.load_state_dict, dict(weight=w, bias=b), False)
     if problem is not None:
         return [problem]
-    bn = lambda t: _bn(t) * w + b  # gamma, beta not 1, 0: the noise comes after them
     out, noise = _noisy_call(module, label, xa := x.clone().requires_grad_())
     if noise is None:
         return [out]
-    (shift, scale), xr = noise, x.clone().requires_grad_()
-    want, plain = bn(xr) * scale + shift, bn(x)
+    (shift, scale), bn = noise, lambda t: _bn(t) * w + b  # the noise after gamma, beta
+    want, plain = bn(xr := x.clone().requires_grad_()) * scale + shift, bn(x)
     d = {
         "no noise was applied: multiply the normalised output by the scale and add "
         "the shift (per channel)": plain,
@@ -218,18 +217,16 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)
 
 
-def _net(seed, train=True, dtype="float64"):
-    """An MLP with batch norm, in training mode or not, and a batch, in ``dtype``."""
+def _net(seed, train=True, low=False):
+    """The lesson's 13-entry MLP, training or not, and a batch; float32 if ``low``."""
     nn, gen = torch_().nn, torch_().Generator().manual_seed(seed + 1)
-    torch_().manual_seed(seed)
-    layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU()]  # the lesson's 13 entries
-    for _ in range(3):  # Linears at 0, 3, 6, 9 and 12, each but the first after a BN
-        layers += [nn.Linear(8, 8), nn.ReLU(), nn.BatchNorm1d(8)]
-    layers.append(nn.Linear(8, 3))
+    torch_().manual_seed(seed)  # Linears at 0, 3, 6, 9 and 12, all but 0 after a BN
+    mid = (m for _ in range(3) for m in (nn.Linear(8, 8), nn.ReLU(), nn.BatchNorm1d(8)))
+    layers = [nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), *mid, nn.Linear(8, 3)]
     x = torch_().randn(20, 6, generator=gen, dtype=torch_().float64) * 2 + 1
     y = torch_().randint(2, (20,), generator=gen)  # class 2 absent: one_hot(y) fails
     layers[-1].weight.data.mul_(3)  # a gradient of norm > 2: clipping it would show
-    dtype = getattr(torch_(), dtype)
+    dtype = torch_().float32 if low else torch_().float64
     return nn.Sequential(*layers).to(dtype).train(train), x.to(dtype), y
 
 
@@ -242,17 +239,11 @@ def _grads(model, x, y):
 def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
     """Body: ``fn(model, x, y, *args)`` leaves the model alone, its pair vs answers."""
     how = {"copy_inputs": False, "returns": (2, names)}  # a pair (_core.unpack)
-    runs = [(True, "float64", 0), (False, "float64", 1)]  # then other args, float32
-    runs += [*((True, "float64", k) for k in range(2, len(args))), (True, "float32", 0)]
 
     def run(i=0):  # training, eval, the other arguments, then a float32 model
-        train, dtype, k = runs[i]
-        (model, x, y), extra = _net(seed, train, dtype), args[k]
-        case = [
-            CASES[name].format(*extra),
-            "eval" * (not train),
-            "float32" * (dtype == "float32"),
-        ]
+        train, low, k = i != 1, i == len(args), i % len(args)  # args[1]: eval mode
+        (model, x, y), extra = _net(seed, train, low), args[k]
+        case = [CASES[name].format(*extra), "eval" * (not train), "float32" * low]
         label = f"{name} {', '.join(filter(None, case))}"
         value, problem = call(label, fn, model, x, y, *extra, **how)
         if problem is not None:
@@ -266,16 +257,14 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         flat = [to_numpy(v) for v in items]
         now, other = ("training", "eval") if train else ("eval", "training")
         mode = f"measured in {other} mode: keep the model's mode ({now} here)"
-        models = _net(seed, train, dtype)[0], _net(seed, not train, dtype)[0]
+        models = _net(seed, train, low)[0], _net(seed, not train, low)[0]
         want, still, diagnoses = answers(*models, mode, x, y, *extra)
         if any(v is None for v in flat) or sum(v.size for v in flat) != len(want):
             zero = any(0 in e for e in extra if isinstance(e, list))  # eta = 0 kept?
             why = "; a step size of 0 has its loss (at w) and a change (0) too" * zero
             return wrong(label, f"return {names}: {len(want)} numbers in all{why}")
-        g, low = np.concatenate([np.ravel(v) for v in flat]), dtype == "float32"
-        result = compare(
-            label, g, want, tol=1e-4 if low else 1e-10, diagnoses=diagnoses
-        )
+        g, tol = np.concatenate([np.ravel(v) for v in flat]), 1e-4 if low else 1e-10
+        result = compare(label, g, want, tol=tol, diagnoses=diagnoses)
         if result.passed and not low:
             return run(i + 1)
         if low and not result.passed:  # right in float64: float32 work done lower
@@ -294,12 +283,11 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
             tail = f", expected {show(w[i])}" if k in off else ""
             said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
         idle = off and all(same(g[i], s[i]) for i in off.values())  # as if unmoved
-        hint = hints.get(tuple(off)) or hints.get(tuple(off)[:1])
+        hint = None if said[0] else hints.get(tuple(off)) or hints.get(tuple(off)[:1])
         moved = "in place" in _core._TRACE or "rebound" not in _core._TRACE
         still = HINTS[2 if _core._IDLE else 0 if moved else 1]  # p = p - lr * g: 1
         right = lambda: answers(models[0], models[0], mode, x, y, *extra)  # its calls
-        said.append(_core.calls_differ(right, result.error))
-        said.append(still if idle else None if said[0] else hint)
+        said += [_core.calls_differ(right, result.error), still if idle else hint]
         result.detail = "; ".join(filter(None, said))
         return result
 
@@ -339,9 +327,8 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
 
 def gradient_change(fn, *, seed=0, quiet=False, strict=None):
     """Check ``fn(model, x, y, index, lr) -> (distance, cosine)``."""
-    args = (6, 0.5), (12, 0.2), (0, 0.5)  # the lesson's layer; one past 9; no layer
-    runs = args, "(distance, cosine)", ICS, _ics_answers  # train, eval, train
-    return _measurement("gradient_change", fn, seed, *runs, quiet, strict)
+    a = ((6, 0.5), (12, 0.2), (0, 0.5)), "(distance, cosine)", ICS  # 6: the lesson's
+    return _measurement("gradient_change", fn, seed, *a, _ics_answers, quiet, strict)
 
 
 def _probe_answers(model, flipped, other, x, y, steps):
