@@ -71,13 +71,12 @@ def _registration(cls) -> Result:
     """Parameters and buffers registered as torch's, with its start values."""
     label, ref = f"{NAME} buffers", torch_().nn.BatchNorm1d(4)  # as it starts
     start, params = dict(ref.named_buffers()), dict(ref.named_parameters())
-    module, problem = core.build_module(cls, label, 4)
-    if problem is None:
-        problem = core.registration_problem(label, module, start, params)
-    if problem is None:
-        module, problem = core.build_module(cls, label, 4, affine=False)
-    if problem is not None:
-        return problem
+    for given in ({}, {"affine": False}):
+        module, problem = core.build_module(cls, label, 4, **given)
+        if problem is None and not given:
+            problem = core.registration_problem(label, module, start, params)
+        if problem is not None:
+            return problem
     if list(module.parameters()) or getattr(module, "weight", None) is not None:
         why = "with affine=False the module has parameters: torch's has none "
         return wrong(label, why + "(register_parameter('weight', None), also bias)")
@@ -340,10 +339,8 @@ def _bad_inputs(cls) -> list[Result]:
         return [problem]
     module, zeros = module.double().train(), lambda *s: torch_().zeros(*s).double()
     free = core.build_module(cls, f"{NAME} bad input", 4, track_running_stats=False)[0]
-    runs = [
-        (module, "", slice(None)),
-        (copy.deepcopy(module).eval(), " (eval)", slice(3)),
-    ]
+    runs = [(module, "", slice(None))]
+    runs.append((copy.deepcopy(module).eval(), " (eval)", slice(3)))
     free = " (eval, track_running_stats=False)", free and free.double().eval()
     runs += [(free[1], free[0], slice(3, None))] * (free[1] is not None)  # batch stats
     results = [  # in eval too, but for one value per channel (running statistics)
@@ -394,10 +391,8 @@ def _resets(cls, seed) -> Result:
     module, _, problem = _stepped(cls, label, x, double=True)
     if problem is not None:
         return problem
-    kinds = {
-        k: getattr(getattr(module, k, None), "dtype", None)
-        for k in (*BUFFERS, "weight", "bias")
-    }
+    keys = (*BUFFERS, "weight", "bias")
+    kinds = {k: getattr(getattr(module, k, None), "dtype", None) for k in keys}
     with torch.no_grad():
         module.weight.fill_(2.0), module.bias.fill_(1.0)
     for method, values, rule in (  # after it: the buffers, weight and bias
@@ -406,7 +401,7 @@ def _resets(cls, seed) -> Result:
     ):
         if not callable(getattr(module, method, None)):
             return wrong(label, f"no {method}() method (torch's batch norm has one)")
-        held = {k: getattr(module, k, None) for k in (*BUFFERS, "weight", "bias")}
+        held = {k: getattr(module, k, None) for k in keys}
         if (problem := call(label, getattr(module, method))[1]) is not None:
             return problem
         for key in (k for k, t in held.items() if getattr(module, k, None) is not t):
