@@ -42,10 +42,9 @@ sqrt(var + eps): std sqrtvar; 1/sqrt(var + eps): rho ivar inv_std istd invstd;
 dx_hat: dx_hat dxhat; drho: drho dr dinv_std dinvstd distd divar; ds: ds dstd dsqrtvar;
 dvar: dvar dsigma2; dxc: dxc; dmu: dmu"""  # dxc, not dxmu: it may hold one branch only
 STAGES = {k: tuple(v.split()) for k, v in re.findall(r"\s*([^;:]+): ([^;]+)", STAGES)}
-BRANCH = "the branch through the {} is off (missing, or scaled wrong)"
+BRANCH = "the branch through the {} is off (missing, or scaled wrong)".format
 BOTH = "the direct term dout * gamma / sigma is right; what differs lies in the "
-# signatures (``_core.describe``) that name a cause the neighbours do not:
-DX_CAUSES = {"along 1": BRANCH.format("mean"), "along x_hat": BRANCH.format("variance")}
+DX_CAUSES = {"along 1": BRANCH("mean"), "along x_hat": BRANCH("variance")}
 DX_CAUSES["along 1 and x_hat"] = BOTH + "branches through the mean and the variance"
 
 
@@ -299,9 +298,8 @@ def _numeric_result(kind, name, forward, backward, seed) -> Result:
         why = "on a nudged input it raised " + _core.raised(exc)
         return Result(label, _core.ERROR, why)
     for key, got in zip(("dx", "dgamma", "dbeta"), grads, strict=True):
-        shaped = _core.shape_problem(name, got, found[key[1:]].shape, key)
-        if shaped is not None:
-            return Result(label, shaped.verdict, shaped.detail)
+        if (s := _core.shape_problem(name, got, found[key[1:]].shape, key)) is not None:
+            return Result(label, s.verdict, s.detail)
         errors[key] = rel_error(got, found[key[1:]])
     detail = ", ".join(f"{k} {v:.0e}" for k, v in errors.items())
     detail = f"eps=0.1: rel. errors {detail} (expect < {NUMERIC_TOL:.0e})"
@@ -340,7 +338,7 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
     """(status, cache to use, note): "right", "repaired" (the slips), "odd" or None."""
     found, variants = list(_arrays(cache)), list(forward_quantities(p))
     where = lambda path: "your forward pass's cache" + "".join(f"[{k!r}]" for k in path)
-    slips, right = set(), {}  # right: the arrays made right, by path
+    slips, right = {}, {}  # by path: the slip, the array made right
     for i, (path, a) in enumerate(found):
         if any(np.may_share_memory(a, b) for _, b in found[i + 1 :]):
             return "odd", cache, f"{where(path)} shares memory with another array"
@@ -351,9 +349,8 @@ def _cache_status(cache, out, p: Problem, forward_off: bool):
             text += "x - mu, mu, var, sqrt(var + eps), their inverses, x, gamma, beta)"
             seen = _core._match(a, {"out": to_numpy(out)}, 1e-8)
             return "odd", cache, text + (f": it equals {seen}" if seen else "")
-        slips.add(slip)
-        right[path] = variants[0][1][key]
-    slip = " and ".join(sorted(filter(None, slips)))
+        slips[path], right[path] = slip, variants[0][1][key]
+    slip = " and ".join(sorted(filter(None, set(slips.values()))))
     if not slip or not forward_off:
         text = f"{where(())} holds quantities made with {slip}"
         return ("odd", cache, text) if slip else ("right" if found else None, cache, "")
