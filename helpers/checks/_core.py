@@ -150,10 +150,9 @@ def _tracer():  # a torch function mode noting graph cuts (.detach()...), in-pla
             with contextlib.suppress(Exception):  # no storage (vmap, sparse): no note
                 ptr = this.data_ptr() if isinstance(this, torch().Tensor) else None
                 seen |= {ptr} if isinstance(this, torch().nn.Parameter) else set()
-                if ptr in seen and name[-1:] == "_" != name[:1]:  # p -= lr * g, a step
-                    _TRACE.append("in place")  # (p.data.copy_(...) too)
-                if ptr in seen and name in ("__sub__", "__add__", "sub", "add"):
-                    _TRACE.append("rebound")  # p = p - lr * g: a new tensor
+                new = name in ("__sub__", "__add__", "sub", "add")  # p = p - lr * g
+                if ptr in seen and (new or name[-1:] == "_" != name[:1]):  # p -= lr * g
+                    _TRACE.append("rebound" if new else "in place")  # p.data.copy_ too
             out = func(*args, **kw)
             with contextlib.suppress(Exception):  # F.*'s keywords; a cast (.float())
                 if getattr(func, "__module__", "") == "torch.nn.functional":
@@ -176,15 +175,12 @@ def _keywords(func, kw) -> str:  # a torch.nn.functional call's keywords but def
 
 
 def calls_differ(reference: Callable, error: float) -> str | None:
-    """How the last call()'s torch.nn.functional calls (keywords) and casts (that
-    explain ``error``) differ from ``reference()``'s, the course's; None: they do not"""
-    saved, mine = [list(t) for t in (_GRAD_OFF, _IDLE, _TRACE)], set(_USED)
+    """How the last call()'s F.* calls and casts differ from reference()'s, or None"""
+    saved, mine, _USED[:] = [[*t] for t in (_GRAD_OFF, _IDLE, _TRACE)], set(_USED), []
     with contextlib.suppress(Exception), _tracer()():
-        _USED[:] = []
         reference()
     (_GRAD_OFF[:], _IDLE[:], _TRACE[:]), theirs = saved, set(_USED)
-    head = lambda c: c[: c.find("(")]  # F.cross_entropy(...): F.cross_entropy
-    called = lambda calls: {head(c) for c in calls if c[0] == "F"}
+    called = lambda calls: {c[: c.find("(")] for c in calls if c[0] == "F"}  # F.f(..)
     if {"F.log_softmax", "F.nll_loss"} <= called(mine):  # cross-entropy in two steps
         mine.add("F.cross_entropy()")
     if (ran := called(theirs)) and not called(mine):
@@ -194,7 +190,7 @@ def calls_differ(reference: Callable, error: float) -> str | None:
     casts = sorted(c for c in mine - theirs if c[0] == "c" and error < 1e3 * eps(c))
     said = [f"your code {c}; the course's never does" for c in casts]
     for f in sorted(ran):
-        m, t = ({c for c in calls if head(c) == f} for calls in (mine, theirs))
+        m, t = ({c for c in calls if c.startswith(f + "(")} for calls in (mine, theirs))
         if m and not m & t:  # the same function, other keywords
             said.append(f"yours calls {', '.join(sorted(m))}, the course's ")
             said[-1] += ", ".join(sorted(t))
@@ -993,11 +989,10 @@ def compare(name, got, want, *, tol, diagnoses=None, what="the output", **option
     readers, invariants, swap, alias = pop("readers", ()), pop("invariants", ()), "", ""
     hints = {**_sizes(got, want_np, returns), **(pop("shape_hints", {}) or {})}
     order, near = f"return ({', '.join(returns)}) in this order", max(tol, 1e-9)
-    for key, theirs in zip(returns, options.pop("returned", ()), strict=False):
+    for (key, other), theirs in zip(returns.items(), pop("returned", ()), strict=False):
         shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
         if key != what and shared and np.may_share_memory(got, theirs):
             alias = f"{what} is the same array as {key}: compute each as its own array"
-        other = returns[key]  # two outputs swapped: each holds the other's value
         swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
         if swapped and rel_error(other, want_np) > 10 * near:
             swap = f"{what} holds the expected {key} and the other way round: {order}"
