@@ -635,9 +635,8 @@ def degenerate(got, want) -> str | None:
 
 
 def _named(value, known: Mapping[str, object]) -> str | None:
-    """``value``'s one name among ``known``, counts, their transforms, 1, 2, 1/2, -1."""
+    """``value``'s name: ``known``, the last input's N, L or H·W, N·L or N·H·W, 2, -1"""
     v, known = np.asarray(value, dtype=float), dict(known or {})
-    # the last input's (N, C, ...) counts N, L or H·W, N·L or N·H·W, unless known's
     n, *where = [s for i, s in enumerate(_SIZES[0]) if i != 1] if _SIZES else [0]
     p, head = int(np.prod(where)), {1: "L", 2: "H·W"}.get(len(where), "")
     found = {"N": n, head: p, f"N·{head}": n * p} if where else {"N": n}
@@ -766,7 +765,6 @@ def _along(g, w, axis, directions, close, say) -> str | None:
             key, how = " and ".join(names), ("a multiple of ", "a combination of ")
             text = "the difference from the right answer is, feature by feature, "
             return say(f"along {key}", text + how[len(names) - 1] + key)
-    return None
 
 
 def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
@@ -797,7 +795,6 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
     ix = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
     if 0 < len(ix) < len(err):
         return _confined(ix, feature, small, say, f"(rel. error up to {err.max():.1e})")
-    return None
 
 
 def _confined(bad, feature, small, say, how, note="") -> str:
@@ -841,7 +838,6 @@ def wrong_axes(out, x, gamma, beta, *, eps, axes, tol=1e-8) -> str | None:
             if set(other) != set(axes) and np.abs(g - want).max() <= tol * scale:
                 how = f"this normalisation takes them over axes {tuple(axes)}"
                 return f"the statistics are taken over axes {other}; {how}"
-    return None
 
 
 def stages(
@@ -1277,7 +1273,6 @@ def registration_problem(label, module, buffers, params, attrs=None):
             why = f"module.{attr} is {getattr(module, attr, None)}, expected {value}: "
             why += "store the value passed in (default or keyword argument) as a plain "
             return wrong(label, why + "attribute")
-    return None
 
 
 def buffers_outside_graph(name: str, module) -> Result:

@@ -359,11 +359,10 @@ def sync_batchnorm_backward(forward, backward, *, seed=0, quiet=False, strict=No
     def body():
         results = []
         for label, sizes in ((name, SIZES), (f"{name} ranks of 4, 7 and 1", (4, 7, 1))):
-            args = xs, gamma, beta, douts = problem(seed, sizes)
-            per_rank = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
-            results += _gradients(label, both, per_rank, 3, "dx, dgamma, dbeta", *args)
-            if not all(results):  # then a rank of one example
-                return results
+            if all(results):  # then a rank of one example
+                args = xs, gamma, beta, douts = problem(seed, sizes)
+                ranks = [(x, gamma, beta, d) for x, d in zip(xs, douts, strict=True)]
+                results += _gradients(label, both, ranks, 3, "dx, dgamma, dbeta", *args)
         return results
 
     return run_check(name, body, quiet, strict, **{name: backward})
@@ -411,7 +410,6 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
     """Check the capstone on 3 ranks: ``forward`` as ``step`` calls it, ``backward``."""
     no_grad = torch_().no_grad()  # as autograd.Function.forward runs it: grad mode off
     name, step = "sync_bn_layer", no_grad(lambda *a: forward(*a, EPS, MOMENTUM))
-    stuck = "did not change in a training step"  # then run with grad mode on
 
     def body():
         xs, g, b, saved, bufs, p = _step(f"{name} forward", step, seed, 2, "out, saved")
@@ -426,12 +424,12 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
                 kw = {"what": "the saved invstd with eps=0.1", "diagnoses": slip}
                 failed = compare(f"{name} eps=0.1", got, inv(0.1), tol=TOL, **kw)
             found += [failed, *_buffer_results(name, bufs, xs, g, b)]
-            if stuck in found[-1].detail:  # and with grad mode on, as a direct call?
+            if stuck := [r for r in found[-2:] if "did not change in a" in r.detail]:
                 on = _step(name, lambda *a: forward(*a, EPS, MOMENTUM), seed, 2, "o, s")
                 if on[-1] is None and all(_buffer_results(name, on[4], xs, g, b)):
                     why = "updated only with grad mode on; autograd.Function.forward "
                     why += "runs with it off: training, not grad mode, updates them"
-                    for r in (r for r in found[-2:] if stuck in r.detail):  # both
+                    for r in stuck:  # with grad mode on, as a direct call: they move
                         r.detail = r.detail.split(":")[0] + f": {why}"
         xs, gamma, beta, douts = problem(seed + 1)  # 3, 6 and 5 examples
         count = torch_().tensor([float(sum(SIZES))], dtype=torch_().float64)
