@@ -29,7 +29,7 @@ BAD_INPUTS = (  # (what, input shape, why it must raise ValueError)
     ("wrong channels", (8, 3), "3 channels for num_features=4 must be refused"),
     ("5-D input", (2, 4, 2, 2, 2), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
     ("1-D input", (4,), "only (N, C), (N, C, L), (N, C, H, W) are taken"),
-    ("one value/channel", (1, 4), "in training one value per channel has no variance"),
+    ("one value/channel", (1, 4), "one value per channel has no batch variance"),
     ("one value/channel, L=1", (1, 4, 1), "one value per channel, whatever its shape"),
 )
 FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
