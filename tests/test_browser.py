@@ -45,6 +45,8 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
 ]
 OUTPUT = ".jp-NotebookPanel .jp-OutputArea-output"  # never the cells' source
+# what jupyterlab_widgets shows in place of a widget it could not render
+WIDGET_ERROR = re.compile("Error displaying widget|Click to show javascript error")
 
 pytestmark = [
     pytest.mark.browser,
@@ -122,14 +124,27 @@ def lab(tmp_path):
         log.close()
 
 
-# The notebook's kernel is connected and idle, or JupyterLab shows a dialog.
-KERNEL_READY_OR_DIALOG = """() => {
+# The notebook's kernel is connected and idle and its widget manager has finished
+# restoring, or JupyterLab shows a dialog.  `restoredStatus` is the manager's own
+# public flag; the manager is reached through a renderer of the widget MIME type
+# (`_manager` is jupyterlab_widgets' private field: if a release renames it, this
+# returns 'no-manager' and the test says so instead of racing).
+KERNEL_READY_OR_DIALOG = """async () => {
     if (document.querySelector('.jp-Dialog')) return 'dialog';
     const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
     const session = panel && panel.sessionContext && panel.sessionContext.session;
     const kernel = session && session.kernel;
-    return !!kernel && kernel.connectionStatus === 'connected'
-        && kernel.status === 'idle' && 'ready';
+    if (!kernel || kernel.connectionStatus !== 'connected' || kernel.status !== 'idle')
+        return false;
+    const rendermime = panel.content.rendermime;
+    const mime = 'application/vnd.jupyter.widget-view+json';
+    if (!rendermime.mimeTypes.includes(mime)) return false;
+    const renderer = rendermime.createRenderer(mime);
+    if (!renderer._manager || !renderer._manager.promise) return 'no-manager';
+    const manager = await Promise.race([
+        renderer._manager.promise, new Promise(done => setTimeout(done, 50))]);
+    renderer.dispose();
+    return !!manager && manager.restoredStatus && 'ready';
 }"""
 
 
@@ -152,17 +167,35 @@ KERNEL_STATE = """() => {
 
 
 def _kernel_ready(page) -> None:
-    """Wait until the notebook's kernel is connected and idle, accepting any
-    dialog JupyterLab shows on the way (a kernel choice).
+    """Wait until the notebook's kernel is connected and idle and the page's
+    widget manager has restored its state, accepting any dialog JupyterLab
+    shows on the way (a kernel choice).
 
     Run All clicked before the browser has connected to the kernel makes
-    JupyterLab ask for a kernel: nothing runs and the quiz never appears.  A
-    fixed wait for that dialog (the test once waited 20 s, then clicked) is a
-    race on a loaded machine; JupyterLab's own state is not.
+    JupyterLab ask for a kernel: nothing runs and the quiz never appears.  Run
+    All clicked while the widget manager is still restoring (it asks the kernel
+    which widgets exist, as soon as the kernel connects) overlaps that restore
+    with the quiz's 1,800 new widget models; on a loaded CI machine this once
+    left the quiz as "widget model not found".  A kernel that is idle is not
+    enough: at that moment the manager had not finished restoring in every run
+    we looked at.  A fixed wait would be a race on a loaded machine;
+    JupyterLab's own state is not.
     """
-    while page.wait_for_function(KERNEL_READY_OR_DIALOG).json_value() == "dialog":
-        page.locator(".jp-Dialog .jp-mod-accept").click()
-        page.locator(".jp-Dialog").wait_for(state="detached")
+    # polled from here (AssertionError, so that the failure report is printed):
+    # wait_for_function returns as soon as an async predicate returns its promise
+    deadline = time.monotonic() + PATIENCE_MS / 1000
+    while (state := page.evaluate(KERNEL_READY_OR_DIALOG)) != "ready":
+        if state == "no-manager":
+            raise AssertionError("jupyterlab_widgets changed: no renderer._manager")
+        if state == "dialog":
+            page.locator(".jp-Dialog .jp-mod-accept").click()
+            page.locator(".jp-Dialog").wait_for(state="detached")
+        elif time.monotonic() > deadline:
+            raise AssertionError(
+                f"kernel or widgets not ready in {PATIENCE_MS // 1000} s"
+            )
+        else:
+            page.wait_for_timeout(200)
 
 
 def _what_the_page_shows(page, console: list[str], log) -> str:
@@ -248,7 +281,10 @@ def test_quiz_gives_feedback_in_jupyterlab_and_records_answers(lab, tmp_path):
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             questions = page.locator(f"{OUTPUT} .bncourse-question")
-            questions.first.wait_for(state="visible")
+            # a widget that failed to render fails the test now, not in 10 minutes
+            broken = page.locator(OUTPUT, has_text=WIDGET_ERROR).first
+            questions.first.or_(broken).wait_for(state="visible")
+            assert not broken.count(), "the quiz's widget did not render (report below)"
             box = questions.nth(one)
 
             # a wrong answer first: the feedback must say so, with its misconception
