@@ -2,12 +2,10 @@
 
 __all__ = ["fold_batchnorm", "scratch_batchnorm"]  # each has mutants in tests/mutants/
 
-import copy
-
 import numpy as np
 
 from . import _core as core
-from ._core import EPS, TODO, Result, call, channels_last, ok, to_numpy, wrong
+from ._core import EPS, TODO, Result, call, channels_last, copy, ok, to_numpy, wrong
 
 SHORTCUTS = {  # library calls that would solve an exercise (tools/grading/flags.py)
     "ScratchBatchNorm": (r"\bnn\.BatchNorm\w*", r"_BatchNorm\b", r"\bbatch_norm\b"),
@@ -107,7 +105,7 @@ def _compared(label, at, got, want, ref, x, means, variances, grads=None):
         result.detail += " (errors of float32's rounding size: computed in float32?)"
     if not result.passed or grads is None:  # else the gradients too
         return None if result.passed else result
-    module, xa, xb, dout = grads
+    (module, xa, xb, dout), grad = grads, torch_().autograd.grad
     if not got.requires_grad:  # x requires grad
         why = "the output does not require grad: the forward pass cut the graph"
         return wrong(label, f"{at}: {why} (torch.no_grad(), .detach() or NumPy)")
@@ -131,7 +129,7 @@ def _compared(label, at, got, want, ref, x, means, variances, grads=None):
             xm, xv = (xd if cut == k else xd.detach() for k in ("variance", "mean"))
             mu, var = xm.mean(axes, True), xv.var(axes, correction=0, keepdim=True)
             y = (xd - mu) / (var + ref.eps).sqrt() * weight.reshape(mu.shape)
-            if _close(got, torch_().autograd.grad(y, xd, dout)[0], 1e-9, floor):
+            if _close(got, grad(y, xd, dout)[0], 1e-9, floor):
                 fits.append(cut)
         seen = f": {seen}" if (seen := core.describe(got, want, tol=1e-8)) else ""
         if len(fits) == 1:
@@ -261,8 +259,7 @@ def _training_problem(label, cls, tail, seed, given):
         dout, old = torch_().randn(x.shape, generator=gen).double(), _running(module)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         with torch_().set_grad_enabled(not (quiet := step == 4)):  # step 4: no autograd
-            out, problem = call(label, module, xa, copy_inputs=False)
-            expected = ref(xb)
+            (out, problem), want = call(label, module, xa, copy_inputs=False), ref(xb)
         if problem is not None:
             return problem
         at = f"step {step} (batch of {n}{', under torch.no_grad()' * quiet})"
@@ -277,7 +274,7 @@ def _training_problem(label, cls, tail, seed, given):
                 means[f"the running mean {when} the step{running}"] = pair[0]
             variances |= {f"running_var {when} the step": pair[1]} if pair else {}
         grads = None if quiet else (module, xa, xb, dout)
-        problem = _compared(label, at, out, expected, ref, x, means, variances, grads)
+        problem = _compared(label, at, out, want, ref, x, means, variances, grads)
         if problem is None and step == 2:  # eval in between: nothing kept from it
             problem = _evaluate(label, "eval after step 2", module, ref, tail, gen)
         if problem is not None:
@@ -334,13 +331,12 @@ def _sequence(cls, tail, seed, **given) -> Result:
 
 def _bad_inputs(cls) -> list[Result]:
     """What torch refuses raises ValueError; one example of 3 positions works."""
-    module, problem = core.build_module(cls, f"{NAME} bad input", 4)
+    bn, problem = core.build_module(cls, f"{NAME} bad input", 4)
     if problem is not None:
         return [problem]
-    module, zeros = module.double().train(), lambda *s: torch_().zeros(*s).double()
+    bn, zeros = bn.double().train(), lambda *s: torch_().zeros(*s).double()
     free = core.build_module(cls, f"{NAME} bad input", 4, track_running_stats=False)[0]
-    runs = [(module, "", slice(None))]
-    runs.append((copy.deepcopy(module).eval(), " (eval)", slice(3)))
+    runs = [(bn, "", slice(None)), (copy.deepcopy(bn).eval(), " (eval)", slice(3))]
     free = " (eval, track_running_stats=False)", free and free.double().eval()
     runs += [(free[1], free[0], slice(3, None))] * (free[1] is not None)  # batch stats
     results = [  # in eval too, but for one value per channel (running statistics)
@@ -348,7 +344,7 @@ def _bad_inputs(cls) -> list[Result]:
         for m, mode, rows in runs
         for what, s, why in BAD_INPUTS[rows]
     ]
-    held = [to_numpy(getattr(module, k, None)) for k in BUFFERS[:2]]  # start: 0, 1
+    held = [to_numpy(getattr(bn, k, None)) for k in BUFFERS[:2]]  # start: 0, 1
     moved = [BUFFERS[i] for i, v in enumerate(held) if v is not None and np.any(v != i)]
     why = f"{', '.join(moved)} changed by refused inputs: check inputs before updating"
     results += [wrong(f"{NAME} refused input", why + " them")] * bool(moved)
@@ -386,12 +382,11 @@ def _low_precision(cls, seed) -> Result:
 
 def _resets(cls, seed) -> Result:
     """reset_running_stats() and reset_parameters(), in place, as torch's."""
-    torch, label = torch_(), f"{NAME} reset_*()"
+    torch, label, keys = torch_(), f"{NAME} reset_*()", (*BUFFERS, "weight", "bias")
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(seed)).double() + 3
     module, _, problem = _stepped(cls, label, x, double=True)
     if problem is not None:
         return problem
-    keys = (*BUFFERS, "weight", "bias")
     kinds = {k: getattr(getattr(module, k, None), "dtype", None) for k in keys}
     with torch.no_grad():
         module.weight.fill_(2.0), module.bias.fill_(1.0)

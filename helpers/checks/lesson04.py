@@ -29,10 +29,11 @@ AVERAGED = "averaged over the batch; a shared parameter's gradients add up (sum)
 SUMMED = "not summed over the batch: gamma and beta are shared by every example"
 MIXED = "dx mixes the features: dout in feature 0 alone changed others; mean on axis 0"
 MISSES_R = "dx misses the factor r: the gradient reaching x_hat is dout * gamma * r"
-UPDATE = """mean = x.mean(axis=0)
-std = np.sqrt(x.var(axis=0) + eps)
+UPDATE = """mean = x.mean(axis=0)\nstd = np.sqrt(x.var(axis=0) + eps)
 running_mean = old_mean + momentum * (mean - old_mean)
 running_std = old_std + momentum * (std - old_std)\n"""  # Algorithm 1: one edit, a slip
+PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # the paper's schedule
+GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
 
 
 def problem(seed=0, n=12, d=5):
@@ -138,7 +139,7 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
     return _core.run_check(BACKWARD, body, quiet, strict, **{BACKWARD: backward})
 
 
-def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
+def _ready(cls, label, state=(), bounds=(RMAX, DMAX), x=None, **how):
     """A float64 module (5 channels) with ``state``, ``bounds``, and its out on ``x``"""
     kw = dict(zip(("rmax", "dmax"), bounds, strict=True)) if how.get("given") else {}
     moved = {"momentum": how["momentum"]} if how.get("momentum") else {}
@@ -146,11 +147,11 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
     if failed is not None:
         return None, None, failed
     module = module.double().train(how.get("train", True))
-    keys = ("weight", "bias", "running_mean", "running_std")
+    pairs = [*zip("weight bias running_mean running_std".split(), state, strict=False)]
     doing, hint = "setting weight, bias, running_mean and running_std", ""
     try:  # what the notebook's training loop does to the module
         with torch().no_grad():
-            for key, value in zip(keys, state or (), strict=False):
+            for key, value in pairs:
                 getattr(module, key).copy_(torch().from_numpy(value))
         doing, hint = "setting module.rmax and module.dmax", ": keep them plain floats"
         if not kw:
@@ -159,7 +160,7 @@ def _ready(cls, label, state=None, bounds=(RMAX, DMAX), x=None, **how):
         if not how.get("train", True) and x is not None:  # eval after a training
             with torch().no_grad():  # step (r and d it kept must not be used)
                 call(label, module.train(), x * 3 + 1)
-                for key, value in zip(keys, state or (), strict=False):
+                for key, value in pairs:
                     getattr(module, key).copy_(torch().from_numpy(value))
             module.eval()
     except Exception as exc:
@@ -223,25 +224,6 @@ def _reader(rows, state, bounds, momentum):
         r = np.clip(r, 1 / rmax, rmax) if "r" in clip else r
         return r * sigma / s, np.clip(d, -dmax, dmax) if "d" in clip else d
 
-    fresh = (mean + momentum * (mu - mean), std + momentum * (sigma - std))
-    r_no, d_no = "r not clipped to [1/rmax, rmax]", "d not clipped to [-dmax, dmax]"
-    r_no += " (or x - mu_B divided by running_std: x_hat times that unclipped r)"
-    d_is = "d = (mu_B - running_mean) / running_std"
-    both = f"{r_no}; {d_no} (eval mode's (x - running_mean) / running_std)"
-    changes = {r_no: rd(clip="d"), d_no: rd(clip="r"), both: rd(clip="")}
-    stale = "r and d are computed from the running statistics after this step's "
-    changes[stale + "update: compute them before updating the buffers"] = rd(run=fresh)
-    changes[f"d is divided by sigma_B: {d_is}"] = rd(by=sigma)
-    for words, s in list(_spreads(var, len(rows)))[1:]:
-        changes[f"sigma_B is {words}"] = rd(s=s)
-        changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
-    right, raw = rd(), (sigma / std, (mu - mean) / std)
-    gone = "beta is not added: out = gamma * (x_hat * r + d) + beta"
-    changes[gone] = right[0], right[1] - beta / gamma
-    after = "r and d are applied to gamma * x_hat + beta: apply them to x_hat first"
-    changes[after] = (right[0], (beta * (right[0] - 1) + right[1]) / gamma)
-    same = lambda p, q: _close(p[0], q[0]).all() and _close(p[1], q[1]).all()
-
     def read(got):  # compare reads only an output of the expected shape
         fit = lambda z: ((z * x_hat).sum(0) / (x_hat * x_hat).sum(0), z.mean(0))
         with np.errstate(all="ignore"):
@@ -259,12 +241,29 @@ def _reader(rows, state, bounds, momentum):
         if len(fits) == 1:
             return head + fits[0]
         known = {"N/(N-1)": len(rows) / (len(rows) - 1), "rmax": rmax}
-        seen = [_stage("r", a, right[0], raw[0], 1 / rmax, rmax, known)]
-        seen.append(_stage("d", b, right[1], raw[1], -dmax, dmax, known))
+        seen = [_stage("r", a, right[0], sigma / std, 1 / rmax, rmax, known)]
+        seen.append(_stage("d", b, right[1], (mu - mean) / std, -dmax, dmax, known))
         if fits:
             seen.append(f"each of these single changes gives it: {' | '.join(fits)}")
         return head + "; ".join(filter(None, seen)) if any(seen) else None
 
+    fresh = (mean + momentum * (mu - mean), std + momentum * (sigma - std))
+    r_no, d_no = "r not clipped to [1/rmax, rmax]", "d not clipped to [-dmax, dmax]"
+    r_no += " (or x - mu_B divided by running_std: x_hat times that unclipped r)"
+    d_is = "d = (mu_B - running_mean) / running_std"
+    both = f"{r_no}; {d_no} (eval mode's (x - running_mean) / running_std)"
+    changes = {r_no: rd(clip="d"), d_no: rd(clip="r"), both: rd(clip="")}
+    stale = "r and d are computed from the running statistics after this step's "
+    changes[stale + "update: compute them before updating the buffers"] = rd(run=fresh)
+    changes[f"d is divided by sigma_B: {d_is}"] = rd(by=sigma)
+    for words, s in list(_spreads(var, len(rows)))[1:]:
+        changes[f"sigma_B is {words}"] = rd(s=s)
+        changes[f"r uses sigma_B = {words} (x_hat is right)"] = rd(r_s=s)
+    r, d = right = rd()
+    gone = "beta is not added: out = gamma * (x_hat * r + d) + beta"
+    after = "r and d are applied to gamma * x_hat + beta: apply them to x_hat first"
+    changes |= {gone: (r, d - beta / gamma), after: (r, (beta * (r - 1) + d) / gamma)}
+    same = lambda p, q: _close(p[0], q[0]).all() and _close(p[1], q[1]).all()
     return read
 
 
@@ -396,10 +395,6 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     return _core.run_check(NAME, body, quiet, strict, BatchRenorm=cls)
 
 
-PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # the paper's schedule
-GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
-
-
 def _paper(step, final=(3.0, 5.0), warmup=5000, r_steps=35000, d_steps=20000):
     """(rmax, dmax) at ``step``, the paper's by default (a 0-step ramp jumps)."""
     t = step - warmup
@@ -435,10 +430,9 @@ def _ramp_problem(i, at, values, steps) -> str | None:
         parts[-1] += f"at step {b1}"
     if a2 == steps[-1]:
         parts.append(f"{what} is still moving at step {a2}: cap it at the final value")
-    elif a2 - a1 != b2 - b1 and not jumps:
-        named = "".join(f" ({k} = {v})" for k, v in PAPER.items() if v == a2 - a1 + 1)
-        parts.append(f"{what} ramps over {a2 - a1 + 1} steps{named}, {paper} over ")
-        parts[-1] += f"{b2 - b1 + 1}"
+    elif (span := a2 - a1 + 1) != b2 - b1 + 1 and not jumps:
+        named = "".join(f" ({k} = {v})" for k, v in PAPER.items() if v == span)
+        parts += [f"{what} ramps over {span} steps{named}, {paper} over {b2 - b1 + 1}"]
     if a3 != b3 and a2 != steps[-1]:
         parts.append(f"{what} ends at {a3:.4g}, {paper} at {b3:.4g}")
     return "; ".join(parts) or None

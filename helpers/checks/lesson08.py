@@ -40,9 +40,9 @@ _CALLS = {"forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")}  # flags.py 
 _CALLS["backward"] = (r"\bautograd\b", r"\.backward\(")
 SHORTCUTS = {f"sync_{k}_{d}": c for k in ("batchnorm", "bn") for d, c in _CALLS.items()}
 _start = lambda g, b, fresh: (0 * b, 0 * g + 1) if fresh else (b + 2, g.clone())
-_bns = lambda net: [
-    m for m in net.modules() if isinstance(m, torch_().nn.modules.batchnorm._BatchNorm)
-]
+_BN = lambda m: isinstance(m, torch_().nn.modules.batchnorm._BatchNorm)
+_bns = lambda net: [*filter(_BN, net.modules())]
+_sizes = lambda xs: torch_().tensor([[float(len(x))] for x in xs]).double()  # (W, 1)
 
 
 def problem(seed: int = 0, sizes=SIZES):
@@ -72,8 +72,7 @@ def _ranks(name, fn, per_rank, count=0, names="", copy=True):
 def _variants(xs):
     """Per rank (W, C): ({name: mean}, {name: biased variance}), the right one first"""
     torch, full, world = torch_(), torch_().cat(xs), len(xs)
-    n, var = len(full), full.var(0, correction=0).expand(world, -1)
-    sizes = torch.tensor([[float(len(x))] for x in xs], dtype=torch.float64)
+    n, var, sizes = len(full), full.var(0, correction=0).expand(world, -1), _sizes(xs)
     own_mean = torch.stack([x.mean(0) for x in xs])
     own_var = torch.stack([x.var(0, correction=0) for x in xs])
     rows, dev = torch.ones(world, 1, dtype=torch.float64), full - own_mean.mean(0)
@@ -152,14 +151,21 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
             return [result, far]
         label = "sync forward running stats"  # the output with them given, too
         xs, g, b, values, buffers, problem_ = _step(label, step, seed, 2, "out, cache")
-        if problem_ is None:
-            out = _compare_out(label, values, xs, g, b, False, ((b + 2, g), buffers[0]))
-            results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
-            at = "sync forward from 0 and 1"  # PyTorch's start: no first step apart
-            *_, new, p = _step(at, step, seed, 2, "out, cache", fresh=True)
-            results += _buffer_results(at, new, xs, g, b, True) if p is None else [p]
-            return results + [_still(partial(step, mo=0.0), seed)]
-        return [result, problem_]
+        if problem_ is not None:
+            return [result, problem_]
+        out = _compare_out(label, values, xs, g, b, False, ((b + 2, g), buffers[0]))
+        results = [result, out, *_buffer_results("sync forward", buffers, xs, g, b)]
+        at = "sync forward from 0 and 1"  # PyTorch's start: no first step apart
+        *_, new, p = _step(at, step, seed, 2, "out, cache", fresh=True)
+        results += _buffer_results(at, new, xs, g, b, True) if p is None else [p]
+        *_, new, p = _step(at := "sync forward momentum=0", partial(step, mo=0.0), seed)
+        if p is None and all(m.equal(b + 2) and v.equal(g) for m, v in new):
+            p = ok(at, "the running statistics keep their values")
+        elif p is None:  # a failed Result is falsy: never `or`
+            why = "moved: 0 is a momentum, they keep their values"
+            why = why if all(v.isfinite().all() for _, v in new) else "are not finite"
+            p = wrong(at, f"with momentum=0 the running statistics {why}")
+        return results + [p]
 
     return run_check(name, body, quiet, strict, **{name: fn})
 
@@ -191,18 +197,6 @@ def _shares(out, cache) -> bool:
     return bool(ptr(out)) and any(ptr(t) == ptr(out) for t in items)
 
 
-def _still(step, seed) -> Result:
-    """With momentum=0 (``step`` passes it) the running statistics keep their values."""
-    _, g, b, _, buffers, failed = _step(label := "sync forward momentum=0", step, seed)
-    if failed is not None:  # a failed Result is falsy: never `or`
-        return failed
-    if not all(m.equal(b + 2) and v.equal(g) for m, v in buffers):
-        why = "moved: 0 is a momentum, they keep their values"
-        why = why if all(v.isfinite().all() for _, v in buffers) else "are not finite"
-        return wrong(label, f"with momentum=0 the running statistics {why}")
-    return ok(label, "the running statistics keep their values")
-
-
 def _step(name, step, seed, count=0, names="", fresh=False):
     """``step(x, gamma, beta, running_mean, running_var, all_reduce)``, ranks 4, 7, 1"""
     xs, gamma, beta, _ = problem(seed, sizes=RUNNING_SIZES)
@@ -218,8 +212,7 @@ def _step(name, step, seed, count=0, names="", fresh=False):
 
 def _buffer_results(label, buffers, xs, gamma, beta, fresh=False) -> list[Result]:
     """Each rank's running_mean and running_var (``_step``'s) vs nn.BatchNorm1d's."""
-    sizes = torch_().tensor([[float(len(x))] for x in xs], dtype=torch_().float64)
-    (means, variances), n = _variants(xs), int(sizes.sum())
+    (means, variances), sizes, n = _variants(xs), _sizes(xs), sum(map(len, xs))
     var = variances["the batch's biased variance"]
     own = variances["this rank's own variance (a ghost batch)"] * sizes / (sizes - 1)
     unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
@@ -395,9 +388,8 @@ def _layer_forward(name, results, xs, gamma, beta) -> Result:
     for k, (what, options) in enumerate((("mean", means), ("invstd", invstds))):
         got = torch_().stack([s[2 + k].reshape(CHANNELS) for _, s in results])
         (_, want), *mistakes = options.items()  # the right one first
-        diagnoses = {f"the saved {what} {m}": v for m, v in mistakes}
-        kw = {"what": f"the saved {what}", "diagnoses": diagnoses, "axis": None}
-        kw["known"] = {"momentum": MOMENTUM}  # a saved tensor scaled by the update
+        kw = dict(what=f"the saved {what}", axis=None, known={"momentum": MOMENTUM})
+        kw["diagnoses"] = {f"the saved {what} {m}": v for m, v in mistakes}
         if not (result := compare(f"{name} saved {what}", got, want, tol=TOL, **kw)):
             return result
     counts = [s[4].reshape(()).item() for _, s in results]
@@ -463,20 +455,18 @@ def _candidates(models, layer):
     means, variances = (torch_().stack([getattr(b, k) for b in bns]) for k in BUFFERS)
     mean, law = (n * means).sum(0) / (big := n.sum()), "(law of total variance)"
     within, spread = ((n - 1) * variances).sum(0) / (big - 1), (means - mean) ** 2
-    right, plain = within + (n * spread).sum(0) / (big - 1), variances.mean(0)
+    right, avg = within + (n * spread).sum(0) / (big - 1), variances.mean(0)
     equal = "running_mean weighs the ranks equally (the mean of their means): weigh "
     msgs = {equal + "each by its count, sum(count * mean_r) / N": means.mean(0)}
     msgs["running_mean is the sum over ranks: weigh each by count / N"] = means.sum(0)
-    var_msgs = {
-        "running_var misses how far the ranks' means lie from the merged mean "
-        f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1)": within,
-        "running_var is the plain average of the ranks' variances: weigh them by "
-        f"their counts, and add the spread of the ranks' means {law}": plain,
-        "running_var weighs the variances by count but the spread of the means "
-        "equally (1/W): weigh both by the counts": within + spread.mean(0),
-        "running_var treats the ranks' variances as biased: weights count / N, "
-        "not (count - 1) / (N - 1)": (n * (variances + spread)).sum(0) / big,
-    }
+    why = "running_var misses how far the ranks' means lie from the merged mean "
+    var_msgs = {why + f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1)": within}
+    why = "running_var is the plain average of the ranks' variances: weigh them by "
+    var_msgs[why + f"their counts, and add the spread of the ranks' means {law}"] = avg
+    why = "running_var weighs the variances by count but the spread of the means "
+    var_msgs[why + "equally (1/W): weigh both by the counts"] = within + spread.mean(0)
+    why = "running_var treats the ranks' variances as biased: weights count / N, not "
+    var_msgs[why + "(count - 1) / (N - 1)"] = (n * (variances + spread)).sum(0) / big
     return (mean, msgs, means), (right, var_msgs, variances)
 
 

@@ -125,6 +125,7 @@ BN_FORWARD = {
     "computed in float32": (lambda x, g, b, eps=1e-5: bn_forward(*(a.astype(np.float32) for a in (x, g, b)), np.float32(eps)), "float32 numbers"),
     # round 7's false ok (issue 28): a visible check whose batches all fit in 32 rows
     "refuses a constant feature (round 19's false ok)": (lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps) if x.var(0).all() else raise_(ValueError("a feature of variance 0")), "batchnorm_forward N=48 "),
+    "x_hat of x.T reshaped back (a layout slip)": (lambda x, g, b, eps=1e-5: (g * ((x.T - x.T.mean(1, keepdims=True)) / np.sqrt(x.T.var(1, keepdims=True) + eps)).reshape(x.shape) + b, None), "x_hat = (out - beta) / gamma holds the right values in the wrong places: they come in the order of the expected array with its axes moved to (1, 0)"),
     "statistics of the first 32 examples": (lambda x, g, b, eps=1e-5: (g * (x - x[:32].mean(0)) / np.sqrt(x[:32].var(0) + eps) + b, None), "batchnorm_forward N=48 "),
 }
 # fmt: on

@@ -326,6 +326,13 @@ def _out_is_x_hat(x, gamma, beta, all_reduce, eps=EPS, *running):
     return x_hat.mul_(gamma).add_(beta), (x_hat, rho, g, count)
 
 
+def _reshaped_back(x, gamma, beta, all_reduce, eps=EPS, *running):
+    """x_hat back to (n, C) by a reshape of its (C, n) form: a layout slip."""
+    out, (x_hat, rho, g, count) = sync_forward(x, gamma, beta, all_reduce, eps, *running)
+    x_hat = x_hat.t().contiguous().reshape(x.shape)
+    return gamma * x_hat + beta, (x_hat, rho, g, count)
+
+
 FORWARD = {
     "Keras's default momentum": (lambda x, g, b, all_reduce, eps=EPS, running_mean=None, running_var=None, momentum=0.9: sync_forward(x, g, b, all_reduce, eps, running_mean, running_var, momentum), "momentum defaults to 0.9, the exercise's to 0.1"),  # round 14's false ok
     "one-pass variance": (_fwd(count_as="one pass"), "section 2's cancellation: square deviations"),
@@ -359,6 +366,7 @@ FORWARD = {
     "float32 input, float64 output": (_fwd(running="float64 out"), "float32 inputs give torch.float64 outputs"),
     "fresh buffers set to the batch's statistics": (_fwd(running="fresh start"), "sync forward from 0 and 1 running_mean"),
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
+    "x_hat reshaped back, not transposed": (_reshaped_back, "x_hat = (out - beta) / gamma holds the right values in the wrong places: they come in the order of the expected array with its axes moved to (1, 0)"),
     "out made in place from the cached x_hat": (_out_is_x_hat, "the cache holds the output tensor itself"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
     "no running statistics (the old signature)": (lambda x, g, b, all_reduce, eps=EPS: sync_forward(x, g, b, all_reduce, eps), "but 8 were given (keep the exercise's parameters: their names and order)"),
