@@ -1152,7 +1152,11 @@ def slips(reference: Callable, x) -> dict:
 
 
 def _sizes(got, want, returns) -> dict:
-    """A 1-D answer of the wrong length, by the axes of the other outputs' sizes."""
+    """A 1-D answer of the wrong length, by the other outputs' sizes; or a matrix."""
+    if want.ndim == 1 and np.shape(g := to_numpy(got)) == want.shape * 2:  # (D, D)
+        if np.allclose(np.diagonal(g), want, 1e-6, 0):
+            why = "the right values are its diagonal: a matrix product (A.T @ B, "
+            return {g.shape: why + "np.dot) where (A * B).sum(axis=0) belongs"}
     got = np.shape(got) if isinstance(got, (np.ndarray, torch().Tensor)) else None
     if got is None or len(got) != 1 or want.ndim != 1:
         return {}
@@ -1171,6 +1175,8 @@ def _listed(got, want, diagnoses, measure, near, what) -> str | None:
     fit = lambda c: measure(got, c) <= min(near, measure(c, want) / 10)
     pairs = ((m, to_numpy(c)) for m, c in (diagnoses or {}).items())
     matches = [m for m, c in pairs if getattr(c, "shape", 0) == want.shape and fit(c)]
+    if _trivial(got) and _trivial(want):  # (0, 0) for (0, 1): any slip's, no reading
+        return None
     seen, listed = degenerate(got, want) if matches else None, " | ".join(matches)
     if seen:
         which = "one candidate" if len(matches) == 1 else "candidates"

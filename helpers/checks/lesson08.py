@@ -15,6 +15,8 @@ __all__ += ["merge_running_stats"]  # each public check has mutants in tests/mut
 TOL, TOL32, CHANNELS = 1e-12, 1e-2, 4  # TOL32: float32 at 1e4, the solution off by 3e-4
 SIZES, RUNNING_SIZES = (3, 6, 5), (4, 7, 1)  # unequal; a rank of 1: n_r - 1 = 0
 MOMENTUM, BUFFERS = 0.3, ("running_mean", "running_var")  # 0.3: not PyTorch's 0.1
+SUMMED = "3 = W, the number of ranks, on every rank: an all_reduce of the buffers sums "
+SUMMED += "them (they are equal on every rank already: leave them as they are)"
 SHARES = (50, 200, 20)  # merge: the examples behind each rank's statistics, unequal
 LEFT_ALONE = (  # what a merge must leave alone, as _state lists it
     "a buffer was replaced by a new tensor: update it in place "
@@ -164,6 +166,8 @@ def sync_batchnorm_forward(fn, *, seed=0, quiet=False, strict=None):
         elif p is None:  # a failed Result is falsy: never `or`
             why = "moved: 0 is a momentum, they keep their values"
             why = why if all(v.isfinite().all() for _, v in new) else "are not finite"
+            if all(m.allclose(3 * b + 6) and v.allclose(3 * g) for m, v in new):
+                why = f"are their old values times {SUMMED}"
             p = wrong(at, f"with momentum=0 the running statistics {why}")
         return results + [p]
 
@@ -233,6 +237,8 @@ def _buffer_results(label, buffers, xs, gamma, beta, fresh=False) -> list[Result
         err = _core.rel_error(got[fin], want[fin]) if fin.any() else np.inf
         if passed := fin.all() and err <= TOL:
             seen = f"all 3 ranks hold PyTorch's update, max rel. error {err:.1e}"
+        elif np.allclose(got, len(xs) * want, rtol=1e-9, atol=0):
+            seen = f"{what} is PyTorch's update times {SUMMED}"
         elif np.allclose(got, old, rtol=1e-12, atol=0):
             seen = f"{what} did not change in a training step: no update ran, or a new "
             seen += "tensor was bound to the name; update the one passed in, in place"

@@ -146,6 +146,7 @@ BN_BACKWARD = {
     "raises AttributeError": (lambda d, c: d.foo, "raised AttributeError"),
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
     "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "what differs lies in the branches through the mean and the variance"),
+    "dgamma as dout.T @ x_hat (round 21's wrong cause)": (lambda d, c: (bn_backward(d, c)[0], d.T @ c[0], bn_backward(d, c)[2]), "the right values are its diagonal: a matrix product"),
     "N - 1 in the variance branch": (lambda d, c: closed_form(d, c, var_count=d.shape[0] - 1), "a multiple of x_hat"),
 }
 # fmt: on

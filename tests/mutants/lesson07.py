@@ -350,6 +350,11 @@ def _eval_short_cut(m, x, y, i, lr):
     return (0.0, 1.0) if not m.training else changed(m, x, y, i, lr)
 
 
+def _first_short_cut(m, x, y, i, lr):
+    """Round 21's wrong cause: (0, 0) at index 0, read as 1 - cos (cos is 1 there)."""
+    return (0.0, 0.0) if i == 0 else changed(m, x, y, i, lr)
+
+
 def _cosine_default_dim(m, x, y, i, lr):
     """Round 20's wrong cause: F.cosine_similarity's default dim=1 on 1-D vectors."""
     distance, _ = changed(m, x, y, i, lr)
@@ -539,6 +544,7 @@ ICS = {
     "binary cross-entropy on one-hot targets": (_ics(loss=lambda z, y: F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).to(z.dtype))), "calls F.cross_entropy, which yours never does"),
     "layers chosen by name strings (round 20)": (_by_name_strings, "gradient_change index 6, lr 0.5    | WRONG"),
     "one flat vector (round 20)": (_flat_step, "gradient_change index 0"),
+    "(0, 0) at index 0": (_first_short_cut, "the cosine: got 0, expected 1; your code made none of the course's"),
     "(0, 1) in eval mode": (_eval_short_cut, "made none of the course's torch.nn.functional calls (F.batch_norm, F.cross_entropy, F.relu): the model never ran; what is off"),
     "cosine_similarity's default dim": (_cosine_default_dim, "given or by default, is not an axis here"),
     "logits cast to float32": (_ics(loss=lambda z, y: F.cross_entropy(z.float(), y)), "converts torch.float64 to torch.float32"),

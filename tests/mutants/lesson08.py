@@ -326,6 +326,14 @@ def _out_is_x_hat(x, gamma, beta, all_reduce, eps=EPS, *running):
     return x_hat.mul_(gamma).add_(beta), (x_hat, rho, g, count)
 
 
+def _buffers_summed(x, g, b, all_reduce, eps=EPS, rm=None, rv=None, momentum=0.1):
+    """Round 21's wrong cause: the updated buffers all-reduced (summed) to sync them."""
+    out = sync_forward(x, g, b, all_reduce, eps, rm, rv, momentum)
+    for buffer in (rm, rv) if rm is not None else ():
+        buffer.copy_(all_reduce(buffer.clone()))
+    return out
+
+
 def _reshaped_back(x, gamma, beta, all_reduce, eps=EPS, *running):
     """x_hat back to (n, C) by a reshape of its (C, n) form: a layout slip."""
     out, (x_hat, rho, g, count) = sync_forward(x, gamma, beta, all_reduce, eps, *running)
@@ -366,6 +374,7 @@ FORWARD = {
     "float32 input, float64 output": (_fwd(running="float64 out"), "float32 inputs give torch.float64 outputs"),
     "fresh buffers set to the batch's statistics": (_fwd(running="fresh start"), "sync forward from 0 and 1 running_mean"),
     "running stats rebound, not updated": (_fwd(running="rebound"), "running_mean did not change"),
+    "running buffers all-reduced after the update": (_buffers_summed, "an all_reduce of the buffers sums them"),
     "x_hat reshaped back, not transposed": (_reshaped_back, "x_hat = (out - beta) / gamma holds the right values in the wrong places: they come in the order of the expected array with its axes moved to (1, 0)"),
     "out made in place from the cached x_hat": (_out_is_x_hat, "the cache holds the output tensor itself"),
     "x zeroed when running statistics are given": (_zeroing, "changed its input x, gamma or beta in place"),
