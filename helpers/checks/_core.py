@@ -285,8 +285,11 @@ def cache_kept(name, forward, backward, again, dout, cache, grads) -> Result | N
         forward(*copied(again))  # another batch of the same shape
     later, failed = call(name, backward, dout, cache, returns=(len(grads), "grads"))
     same = lambda a, b: np.array_equal(to_numpy(a), to_numpy(b), equal_nan=True)
-    if failed is not None or all(map(same, later, grads)):
-        return None  # raised on a second call (a graph freed?): another matter
+    if failed is not None:  # a cache one call uses up (a graph freed by backward())
+        why = "a second backward call on the same cache failed: leave the cache "
+        return wrong(name, why + f"as you found it ({failed.detail})")
+    if all(map(same, later, grads)):
+        return None
     why = "a second forward call (another batch, same shape) "
     pairs = zip(_watch(kept, ""), _watch(cache, ""), strict=False)  # then and now
     if any(_changed(a[1], b[1]) for a, b in pairs):

@@ -441,17 +441,18 @@ def sync_bn_layer(forward, backward, *, seed=0, quiet=False, strict=None):
 
 
 def _rank_models(seed):
-    """Three ranks' copies of a net of 5 BN layers (one nested), buffers apart."""
+    """Three ranks' copies of a net of 6 BN layers (one nested), buffers apart."""
     nn, gen, models = torch_().nn, torch_().Generator().manual_seed(seed), []
     for rank in range(len(SHARES)):  # Sync: buffers on a CPU, forward on a GPU
         plain = [nn.BatchNorm1d(5), nn.BatchNorm1d(4, affine=False).eval()]  # as used
+        plain.append(nn.BatchNorm1d(3))  # num_batches_tracked 0: loaded buffers
         rest = nn.BatchNorm2d(4), nn.BatchNorm3d(4), nn.Sequential(nn.SyncBatchNorm(4))
         models.append(model := nn.Sequential(*plain, *rest).double())  # eval: PreciseBN
         for bn in _bns(model):  # buffers: no gradient to record
             k = bn.num_features
             bn.running_mean.copy_(torch_().randn(k, generator=gen) + 1.5 * rank)
             bn.running_var.copy_(torch_().rand(k, generator=gen) + 0.5)
-            bn.num_batches_tracked.fill_(10 + rank)
+            bn.num_batches_tracked.fill_((10 + rank) * (bn.num_features != 3))
     return models
 
 
@@ -501,7 +502,9 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             bns = [_bns(m)[layer] for m in models]  # stop at the first wrong layer
             if not all(results := _merged_layer(name, layer, bns, buffers, kinds)):
                 return results
-        seen = f"all {len(layers)} BN layers (1d, affine=False, 2d, 3d, nested Sync)"
+        seen = (
+            f"all {len(layers)} BN layers (1d, affine=False, uncounted, 2d, 3d, Sync)"
+        )
         done = ok(name, f"{seen} agree on all 3 ranks (shares {str(SHARES)[1:-1]})")
         low = list(zip([m.float() for m in _rank_models(seed)], SHARES, strict=True))
         _, _, problem_ = _ranks(label := f"{name} float32", on_rank, low, copy=False)
@@ -532,6 +535,10 @@ def _merged_layer(name, layer, bns, buffers, kinds) -> list[Result]:
         if not any(bn.training for bn in bns):  # the one layer left in eval mode
             why = "unchanged on this layer, the one in eval mode (PreciseBN evaluates "
             why += "its copies): merge every batch-norm layer, whatever its mode"
+        if not any(bn.num_batches_tracked for bn in bns):  # as loaded: counter 0
+            why = "unchanged on this layer, the one whose num_batches_tracked is 0 "
+            why += "(buffers loaded or set): the count given says what stands behind "
+            why += "them; merge every batch-norm layer, whatever its counter"
         return [wrong(f"{label} buffers", why)]
     env = {"means": buffers[0][2].numpy(), "variances": buffers[1][2].numpy()}
     env["counts"], results = np.array(SHARES, dtype=float)[:, None], []

@@ -7,8 +7,9 @@ solutions; ``helpers`` never does).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from . import family, raise_
+from . import Mutant, family, raise_
 
 
 def bn_forward(
@@ -147,6 +148,7 @@ BN_BACKWARD = {
     "NaN dx": (lambda d, c: (bn_backward(d, c)[0] * np.nan,) + bn_backward(d, c)[1:], "NaN"),
     "m = dout.shape[1]": (lambda d, c: closed_form(d, c, count=d.shape[1]), "what differs lies in the branches through the mean and the variance"),
     "dgamma as dout.T @ x_hat (round 21's wrong cause)": (lambda d, c: (bn_backward(d, c)[0], d.T @ c[0], bn_backward(d, c)[2]), "the right values are its diagonal: a matrix product"),
+    "dgamma and dbeta squeezed (round 21's false ok)": (lambda d, c: (bn_backward(d, c)[0], *(g.squeeze() for g in bn_backward(d, c)[1:])), "dgamma has shape (), expected (1,): an axis of size 1 dropped"),
     "N - 1 in the variance branch": (lambda d, c: closed_form(d, c, var_count=d.shape[0] - 1), "a multiple of x_hat"),
 }
 # fmt: on
@@ -238,6 +240,23 @@ LN_FORWARD = {
     "beta not added": (lambda x, g, b, eps=1e-5: ln_forward(x, g, 0 * b, eps), "`gamma * x_hat` where `gamma * x_hat + beta` belongs"),
 }
 # fmt: on
+def _ln_graph_forward(x, g, b, eps=1e-5):
+    """A right layer norm whose cache holds its autograd graph (round 21)."""
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, g, b))
+    mu, var = xt.mean(1, keepdim=True), xt.var(1, correction=0, keepdim=True)
+    out = gt * (xt - mu) / torch.sqrt(var + eps) + bt
+    return out.detach().numpy(), (xt, gt, bt, out)
+
+
+def _ln_graph_backward(d, cache):
+    """Round 21's false ok: backward() without retain_graph frees the cache's graph."""
+    *inputs, out = cache
+    for t in inputs:
+        t.grad = None
+    out.backward(torch.tensor(d))
+    return tuple(t.grad.numpy() for t in inputs)
+
+
 LN_BACKWARD = {
     "dgamma not summed": (
         lambda d, c: ln_backward(d, c, sum_dgamma=False),
@@ -295,3 +314,13 @@ MUTANTS = [
         check, table, test, given={k: v for k, v in RIGHT.items() if k != check}
     )
 ]
+MUTANTS.append(  # with a forward whose cache its backward understands
+    Mutant(
+        "layernorm_backward",
+        "a cache used up by the first call",
+        {"layernorm_backward": _ln_graph_backward},
+        "a second backward call on the same cache failed",
+        "layernorm",
+        given={**RIGHT, "layernorm_forward": _ln_graph_forward},
+    )
+)

@@ -232,12 +232,16 @@ def merge(
     top_level=False,  # model.children(): BN layers nested in blocks are missed
     written=True,  # False: the merged values are computed and returned, not written
     trained_only=False,  # True: layers in eval mode skipped (round 20's false ok)
+    counted_only=False,  # True: num_batches_tracked == 0 skipped (round 21's false ok)
 ):
     total = all_reduce(torch.tensor([float(count)], dtype=torch.float64))
     world = all_reduce(torch.ones(1, dtype=torch.float64))
     modules = model.children() if top_level else model.modules()
     layers = [
-        m for m in modules if isinstance(m, kind) and (m.training or not trained_only)
+        m
+        for m in modules
+        if isinstance(m, kind) and (m.training or not trained_only)
+        if m.num_batches_tracked or not counted_only
     ]
     for bn in layers[:1] if first_only else layers:
         m, v = bn.running_mean, bn.running_var
@@ -440,14 +444,15 @@ MERGE = {
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),
     "float64 written through .data": (_merge(in_place="data"), "float32 layers hold ['torch.float64'] buffers"),
     "num_batches_tracked summed": (_merge(count_batches=True), "num_batches_tracked changed"),
+    "layers never counted skipped": (_merge(counted_only=True), "the one whose num_batches_tracked is 0"),
     "first BN layer only": (_merge(first_only=True), "BN 2 buffers"),
-    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 3 (BatchNorm2d) buffers"),
+    "BatchNorm1d only": (_merge(kind=nn.BatchNorm1d), "BN 4 (BatchNorm2d) buffers"),
     "top-level children only": (_merge(top_level=True), "the loop skipped it or stopped"),
     "merged values not written": (_merge(written=False), "were not written into them in place"),
     "merged into a copy, returned": (_merged_copy, "the merge returned a Sequential, which the caller ignores"),
     # round 8's false ok (issue 28): call watches a model's mode even where it lets buffers change
     "model left in eval mode": (lambda model, all_reduce, count: (merge(model, all_reduce, count), model.eval())[0], "to eval mode"),
-    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 5 (SyncBatchNorm) buffers"),
+    "BatchNorm1d, 2d and 3d only": (_merge(kind=(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)), "BN 6 (SyncBatchNorm) buffers"),
 }
 # fmt: on
 
