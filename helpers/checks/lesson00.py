@@ -6,12 +6,14 @@ import numpy as np
 
 from ._core import call, compare, expect_raises, ok, run_check, to_numpy, torch
 
+WRAPS = "right on int64, wrong on uint8: uint8 arithmetic wraps around (x - c below 0 "
+WRAPS += "gives 255, 254, ...; x * x past 255 too): convert x to float64 first"
 STATS = """mu = x.mean(axis=0)
 var = ((x - mu) ** 2).mean(axis=0)
 var_unbiased = ((x - mu) ** 2).sum(axis=0) / (len(x) - 1)"""  # neighbours' reference
 
 
-def _stats_results(fn, x, label="batch_stats") -> list:
+def _stats_results(fn, x, label="batch_stats", hint="") -> list:
     """``fn(x)``'s statistics against torch's in float64; the first wrong one blamed."""
     tol = 10 * float(np.finfo(x.dtype).eps) if x.dtype.char in "ef" else 1e-10
     value, problem = call(label, fn, x, returns=(3, "mu, var, var_unbiased"))
@@ -34,6 +36,7 @@ def _stats_results(fn, x, label="batch_stats") -> list:
         across = np.shape(theirs := to_numpy(value[i])) == (n,) and d > 1
         across = across and np.allclose(theirs, to_numpy(statistic(t.T)))
         kwargs = dict(common, what=what, source=(statistic, t), diagnoses=other.get(i))
+        kwargs["hint"] = hint
         kwargs |= dict(causes={} if i else causes, shape_hints=hints if across else {})
         kwargs["program"] = (STATS, {"x": x.astype(np.float64)}, what)
         if i:  # a variance: the other one, a standard deviation, about their mu
@@ -61,13 +64,17 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
         "batch_stats float32": rng.normal(size=(6, 3)).astype(np.float32),
         "batch_stats zeros": rng.integers(0, 4, (7, 3)) * [1.0, 1.0, 0.0],  # ReLU
         "batch_stats int64": rng.integers(0, 256, (7, 3)),  # pixels: float statistics
+        "batch_stats uint8": rng.integers(0, 256, (7, 3)).astype(
+            np.uint8
+        ),  # x - c wraps
         "batch_stats again, new values": batch * 2 - 1,  # the first one's shape
     }
 
     def body():
         results = _stats_results(fn, x)
         for label, batch in extra.items() if all(results) and not given else ():
-            bad = [r for r in _stats_results(fn, batch, label) if not r]
+            hint = WRAPS if "uint8" in label and results[-1].passed else ""  # int64 ok
+            bad = [r for r in _stats_results(fn, batch, label, hint) if not r]
             results += bad[:1] or [ok(label, "right")]
         why = "with N=1 the unbiased variance divides by N-1 = 0"
         one = expect_raises("batch_stats batch of one", fn, ValueError, why, x[:1])

@@ -70,6 +70,15 @@ MUTANTS = [
         _guard(lambda x: tuple(s.astype(x.dtype) for s in correct(x))),
         "batch_stats int64 mu               | WRONG   | mu: its dtype is int64",
     ),
+    _mutant(  # round 21's false ok: x - x[0] in uint8 wraps below 0
+        "shifted by the first example in the input's dtype",
+        _guard(
+            lambda x: [
+                s + (x[0] if k == 0 else 0) for k, s in enumerate(correct(x - x[0]))
+            ]
+        ),
+        "uint8 arithmetic wraps around",
+    ),
     _mutant(
         "wrong axis",
         _guard(lambda x: (x.mean(1), x.var(1), x.var(1, ddof=1))),
