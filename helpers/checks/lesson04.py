@@ -34,6 +34,7 @@ running_mean = old_mean + momentum * (mean - old_mean)
 running_std = old_std + momentum * (std - old_std)\n"""  # Algorithm 1: one edit, a slip
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # the paper's schedule
 GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
+GRID += [(10, 87.5, 37.5, 3, 5)]  # set_bounds' lengths: 0.8 * total / 40_000 scaled
 
 
 def problem(seed=0, n=12, d=5):
@@ -442,7 +443,8 @@ def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:
     """The first step where ``fn`` differs on a GRID schedule, said; None if none."""
     (lengths, final), names = (lengths_final[:2], lengths_final[2:]), ("rmax", "dmax")
     ends = {warmup + n * k // 2 for n in lengths for k in (1, 2)}  # mid and end points
-    for step in sorted({max(0, warmup - 1), warmup, warmup + 1, warmup + 25} | ends):
+    points = {max(0, warmup - 1), warmup, warmup + 1, warmup + 25} | ends  # whole steps
+    for step in sorted(map(int, points)):
         value, failed = _values(name, fn, step, warmup, *lengths_final)
         if failed is not None:
             return failed
@@ -454,6 +456,8 @@ def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:
     text = text.format(warmup, *lengths_final) + f"step {step}: {value}, not {want}"
     if np.allclose(value, _paper(step, (3, 5), warmup, *lengths)):
         return wrong(name, f"rmax_final and dmax_final are ignored: {text}")
+    if np.allclose(value, _paper(step, final, warmup, *map(int, lengths))):
+        return wrong(name, f"the lengths were cut to whole steps (int()): {text}")
     off = [k for k in (0, 1) if not np.isclose(value[k], want[k], atol=1e-9)]
     if len(off) == 1 and lengths[1 - off[0]] == 0 and lengths[off[0]] > 0:
         text += f": {names[off[0]]} is right when both ramps have steps, wrong when "

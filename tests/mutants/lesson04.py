@@ -289,7 +289,18 @@ def _keyword_only(step, warmup, r_steps, d_steps, *, rmax_final=3.0, dmax_final=
     return schedule_variant("paper")(step, warmup, r_steps, d_steps, rmax_final, dmax_final)
 
 
+def _whole_lengths(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+    """Round 21's false ok: the lengths cut to whole steps (set_bounds' are not)."""
+    warmup, r_steps, d_steps = int(warmup), int(r_steps), int(d_steps)
+
+    def done(n):  # a 0-step ramp jumps after the warm-up
+        return float(step > warmup) if n <= 0 else min(1.0, max(0.0, (step - warmup) / n))
+
+    return 1.0 + (rmax_final - 1.0) * done(r_steps), dmax_final * done(d_steps)
+
+
 SCHEDULE = {
+    "lengths cut to whole steps": (_whole_lengths, "the lengths were cut to whole steps"),
     "final bounds keyword-only": (_keyword_only, "rmax_final is elsewhere: a call by position fails"),
     "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
     "jumps at the warm-up's end": (schedule_variant("jumps at the warm-up's end"), "rmax jumps from 1 to 1.5 at step 5001"),
