@@ -301,6 +301,8 @@ def cache_kept(name, forward, backward, again, dout, cache, grads) -> Result | N
 
 def _state(fn, depth=0) -> dict:
     """What a function keeps between calls (global data, defaults, closure), pickled"""
+    if callable(getattr(fn, "cache_info", None)):  # functools.cache, lru_cache
+        return {"a functools cache": pickle.dumps(fn.cache_info().currsize)}
     code = getattr(fn, "__code__", None)
     if code is None or depth > 2 or _whose(code.co_filename) == "library":
         return {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import torch
@@ -544,6 +545,7 @@ ICS = {
     "binary cross-entropy on one-hot targets": (_ics(loss=lambda z, y: F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).to(z.dtype))), "calls F.cross_entropy, which yours never does"),
     "layers chosen by name strings (round 20)": (_by_name_strings, "gradient_change index 6, lr 0.5    | WRONG"),
     "one flat vector (round 20)": (_flat_step, "gradient_change index 0"),
+    "functools.lru_cache on it (round 21's false ok)": (functools.lru_cache(maxsize=None)(changed), "changed a functools cache during the call"),
     "(0, 0) at index 0": (_first_short_cut, "the cosine: got 0, expected 1; your code made none of the course's"),
     "(0, 1) in eval mode": (_eval_short_cut, "made none of the course's torch.nn.functional calls (F.batch_norm, F.cross_entropy, F.relu): the model never ran; what is off"),
     "cosine_similarity's default dim": (_cosine_default_dim, "given or by default, is not an axis here"),
