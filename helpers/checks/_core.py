@@ -221,8 +221,8 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
     _SIZES[:] = [tuple(a.shape) for a in args if len(getattr(a, "shape", ())) > 1][:1]
     watched = [_watch(a, f"its input argument #{i + 1}") for i, a in enumerate(args)]
     watched.append(_watch(fn, "your module"))
-    state = {k: v for f in (fn, *args) for k, v in _state(f).items()}
-    _GRAD_OFF[:], _IDLE[:], _TRACE[:], _USED[:] = [], [], [], []
+    states = lambda: {k: v for f in (fn, *args) for k, v in _state(f).items()}
+    state, _GRAD_OFF[:], _IDLE[:], _TRACE[:], _USED[:] = states(), [], [], [], []
     optim = __import__("torch.optim.optimizer", fromlist=["_"])  # not an attribute
     hook = optim.register_optimizer_step_pre_hook(_stepped)
     try:
@@ -254,8 +254,7 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
             why = "compute new arrays instead of writing into the caller's (e.g. "
             why += "x = x - mu, not x -= mu)"
         return None, wrong(name, f"changed {where} in place: {why}")
-    now = {k: v for f in (fn, *args) for k, v in _state(f).items()}
-    for where in (k for k in now if now[k] != state.get(k)):
+    for where in (k for k, v in states().items() if v != state.get(k)):
         why = f"changed {where} during the call: it keeps state between calls (a "
         why += "cache, a running total), so the next input's answer depends on this "
         return None, wrong(name, why + "one: compute from the arguments alone")
@@ -392,9 +391,8 @@ def raised(exc: BaseException, args=()) -> str:
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
         if line.startswith("raise"):  # checks call with inputs the exercise accepts
             text += ": your own test refused an input the exercise accepts"
-    seen = _read_frame(exc, message)  # the None named, or the shapes in the line
-    shapes = seen if seen and seen.startswith("(in that") else ""
-    meaning = broadcast_hint(message, args) or (None if shapes else seen)
+    shapes = s if (s := _read_frame(exc, message)) and s.startswith("(in that") else ""
+    meaning = broadcast_hint(message, args) or (None if shapes else s)  # None named?
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
@@ -429,16 +427,14 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     if not none and re.search(r"\)\.grad\b", line):  # p.detach().grad: a new tensor
         why = "a tensor made by a call (.detach(), .clone()) has no .grad: read the "
         return f"({why}parameter's own .grad) "
-    if len(none) != 1:
-        return None
-    name, why = none[0], "follow it back to where it was set"
+    name, why = (none or [""])[0], "follow it back to where it was set"
     if name.endswith(".grad"):
         why = "no backward() has reached it (a model's deepcopy does not copy .grad)"
     elif name.endswith(".bias"):
         why = "the layer has no bias (bias=False)"
     elif name in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
         why = "the caller left out this optional argument: test `is not None`"
-    return f"(`{name}` is None here: {why}) "
+    return f"(`{name}` is None here: {why}) " if len(none) == 1 else None
 
 
 def _value(dotted: str, scope: dict):
@@ -565,11 +561,8 @@ def broadcast_hint(message: str, args=()) -> str | None:
     found = {t: tuple(int(v) for v in t.replace(" ", "").split(",") if v) for t in raw}
     sizes = {v for numbers in found.values() for v in numbers}
     shapes = [numbers for text, numbers in found.items() if "," in text]
-    batch = next((a.shape for a in args if len(getattr(a, "shape", ())) >= 2), None)
-    generic = "(a broadcasting error: print the shapes of the arrays combined) "
-    if batch is None:
-        return generic
-    n, d = batch[0], batch[1]
+    batch = next((a.shape for a in args if len(getattr(a, "shape", ())) >= 2), ())
+    n, d = batch[:2] or (0, 0)  # no batch: no test below holds, the generic hint
     odd = [s for s in shapes if len(s) == len(batch) and s != tuple(batch)]
     if len(batch) == 2 and odd:  # a 2-D operand: say how it lines up, not what it is
         why = f"(x is ({n}, {d}) and an array of shape {odd[0]} does not line up "
@@ -590,7 +583,7 @@ def broadcast_hint(message: str, args=()) -> str | None:
         why += f"channel, lines up with x's last axis ({batch[-1]} values), not "
         why += f"with the channels: give it the shape (1, {d}{', 1' * (len(batch) - 2)}"
         return why + ") or reduce with keepdims=True) "
-    return generic
+    return "(a broadcasting error: print the shapes of the arrays combined) "
 
 
 def channels_last(a):
@@ -641,14 +634,13 @@ def degenerate(got, want) -> str | None:
 
 def _named(value, known: Mapping[str, object]) -> str | None:
     """``value``'s name: ``known``, the last input's N, L or H·W, N·L or N·H·W, 2, -1"""
-    v, known = np.asarray(value, dtype=float), dict(known or {})
+    v, known, direct, derived = np.asarray(value, float), dict(known or {}), [], []
     n, *where = [s for i, s in enumerate(_SIZES[0]) if i != 1] if _SIZES else [0]
     p, head = int(np.prod(where)), {1: "L", 2: "H·W"}.get(len(where), "")
     found = {"N": n, head: p, f"N·{head}": n * p} if where else {"N": n}
     have = {k for k in known.values() if isinstance(k, (int, np.integer))}
     known |= {f"{k} = {c}": c for k, c in found.items() if c > 2 and c not in have}
-    plain = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}
-    direct, derived, simple = [], [], None
+    plain, simple = {"2": 2.0, "1/2": 0.5, "-1": -1.0, "1": 1.0}, None
     for label, n in list(known.items()):  # a count N: the ratios (N + a)/(N + b)
         if isinstance(n, (int, np.integer)) and n > 2 and not isinstance(n, bool):
             head, values = label.split(" = ")[0], map(to_numpy, known.values())
