@@ -723,17 +723,15 @@ def describe(got, want, *, tol=1e-8, axis=1, known=None, small=(), causes=None, 
     if close(g, -w):
         return say("sign", "the right magnitude with the wrong sign everywhere")
     if close(g, (c := float(np.vdot(g, w) / max(np.vdot(w, w), 1e-300))) * w):
-        value = f"{c:.4g}" + (f" = {label}" if (label := _named(c, known)) else "")
-        value = label if label in ("2", "1/2", "-1") else value
+        tag = f" = {n}" if (n := _named(c, known)) else ""  # key: "factor n"
+        value = n if n in ("2", "1/2", "-1") else f"{c:.4g}{tag}"
         value = f"1 + {c - 1:.2g}" if f"{c:.4g}" == "1" else value  # 1 - 4e-05
-        key = f"factor {label}" if label else "factor"
         if abs(c) < 1e-9:  # a sum of what sums to 0: a centred term, x - mean?
             return f"every value is 0 to round-off ({np.abs(g).max():.1g} at most)"
-        return say(key, f"off by the constant factor {value} everywhere")
+        return say(f"factor{tag[2:]}", f"off by the constant factor {value} everywhere")
     if close(g, w + (off := float(np.mean(g - w)))):
-        label, text = _named(off, known), f"off by one constant offset, {off:.4g}"
-        key, named = (f"offset {label}", f" = {label}") if label else ("offset", "")
-        return say(key, text + named)
+        tag = f" = {n}" if (n := _named(off, known)) else ""  # key: "offset n"
+        return say(f"offset{tag[2:]}", f"off by one constant offset, {off:.4g}{tag}")
     c, d = np.linalg.lstsq(np.c_[w.ravel(), np.ones(w.size)], g.ravel(), rcond=None)[0]
     both = abs(c - 1) > 1e-6 and abs(d) > 1e-6 * scale and np.ptp(w) > 1e-6 * scale
     if both and w.size > 2 and close(g, c * w + d):  # two numbers fit any c and d
@@ -750,15 +748,14 @@ def _along(g, w, axis, directions, close, say) -> str | None:
     d = _rows(g - w, axis)
     vs = {k: _rows(to_numpy(v), axis) for k, v in directions.items()}
     for names in [*itertools.combinations(vs, 1), *itertools.combinations(vs, 2)]:
-        basis = np.stack([vs[n] for n in names], -1)  # (rows, features, k)
+        b = np.stack([vs[n] for n in names], -1)  # (rows, features, k)
         with np.errstate(all="ignore"):
-            gram = np.einsum("rfi,rfj->fij", basis, basis)
-            rhs = np.einsum("rfi,rf->fi", basis, d)[..., None]
+            rhs = np.einsum("rfi,rf->fi", b, d)[..., None]
             try:
-                coef = np.linalg.solve(gram, rhs)[..., 0]
+                coef = np.linalg.solve(np.einsum("rfi,rfj->fij", b, b), rhs)[..., 0]
             except np.linalg.LinAlgError:  # a direction that is zero
                 continue
-        if np.all(np.isfinite(coef)) and close(d, np.einsum("rfi,fi->rf", basis, coef)):
+        if np.all(np.isfinite(coef)) and close(d, np.einsum("rfi,fi->rf", b, coef)):
             key, how = " and ".join(names), ("a multiple of ", "a combination of ")
             text = "the difference from the right answer is, feature by feature, "
             return say(f"along {key}", text + how[len(names) - 1] + key)
@@ -779,7 +776,7 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
             text = f"each {feature} is off by its own factor{named} ({_fmt(per)})"
             return say(f"{feature} factor" + (f" {label}" if label else ""), text)
         how = f"by the factor(s) {_fmt(per[off_one])}"
-        return _confined(off_one, feature, small, say, how, "where eps matters")
+        return _confined(off_one, feature, small, say, how, ", where eps matters")
     if g.shape[0] > 1 and g.shape[1] > 1 and close(g, w + (shift := (g - w).mean(0))):
         named = f", {label}" if (label := _named(shift, known)) else ""
         text = f"each {feature} is shifted by its own offset{named} ({_fmt(shift)})"
@@ -797,11 +794,10 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
 def _confined(bad, feature, small, say, how, note="") -> str:
     """An error confined to some features; whether they have a tiny variance."""
     which = ", ".join(str(int(i)) for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
-    one, many = ("", "is", "it is the one"), ("s", "are", "they are the ones")
-    plural, verb, who = one if len(bad) == 1 else many
+    plural, verb, it = ("", "is", "it") if len(bad) == 1 else ("s", "are", "they")
     text = f"only {feature}{plural} {which} {verb} off {how}"
     if len(small) and {int(i) for i in bad} == {int(i) for i in small}:
-        text += f"; {who} with a tiny variance" + (f", {note}" if note else "")
+        text += f"; {it} {verb} the one{plural} with a tiny variance{note}"
         return say("small variance", text)
     return say(f"only some {feature}s", text + "; the others are right")
 
@@ -847,14 +843,10 @@ def stages(
     gamma, beta = (np.broadcast_to(to_numpy(t), x.shape) for t in (gamma, beta))
     groups, found = np.zeros(len(x), int) if groups is None else np.asarray(groups), {}
     with np.errstate(all="ignore"):  # how gamma and beta were applied
-        readings = {
-            "": (o - beta) / gamma,
-            "gamma and beta are not applied": o,
-            "gamma and beta are swapped": (o - gamma) / beta,
-            "beta is added before the scale": o / gamma - beta,
-            "gamma is not applied": o - beta,
-            "beta is not applied": o / gamma,
-        }
+        readings = {"": (o - beta) / gamma, "gamma and beta are not applied": o}
+        readings["gamma and beta are swapped"] = (o - gamma) / beta
+        readings["beta is added before the scale"] = o / gamma - beta
+        readings |= {"gamma is not applied": o - beta, "beta is not applied": o / gamma}
     for affine, y in readings.items():
         found[affine] = _read_stages(y, x, groups, eps, means, variances, 1e-7, scales)
         if found[affine] == "right":  # right stages: the difference is elsewhere
@@ -896,10 +888,9 @@ def _read_stages(y, x, groups, eps, means, variances, tol, scales=None):
     means = means if means is not None else {"the batch mean": x.mean(0)}
     means = {**means, "the median, not the mean": np.median(x, 0)}
     means["the minimum (min-max scaling?), not the mean"] = x.min(0)
-    variances = variances or {
-        "the biased variance": x.var(0),
-        "the unbiased variance (n - 1)": x.var(0) * len(x) / (len(x) - 1),
-    }
+    if not variances:
+        variances = {"the biased variance": x.var(0)}
+        variances["the unbiased variance (n - 1)"] = x.var(0) * len(x) / (len(x) - 1)
     forms = dict(scales or {})  # named scales first, then the forms below
     with np.errstate(all="ignore"):
         for name, v in ((k, np.asarray(a, dtype=float)) for k, a in variances.items()):
@@ -958,11 +949,10 @@ def ema_problem(
         used = (new - old) / (batch - old)
         stat = (new - (1 - momentum) * old) / momentum
     if np.all(np.isfinite(used)) and np.ptp(used) <= 1e-8 * max(abs(used[0]), 1e-12):
-        label = None if (n := _named(used[0], known)) in ("1", "2", "1/2", "-1") else n
-        key, named = (f"momentum {label}", f" = {label}") if label else ("momentum", "")
+        key = "momentum" + (named := _label(_named(used[0], known)))[2:]  # " = name"
         text = f"{what} moved by the fraction {used[0]:.4g}{named}"
         text += f" of the way to the batch's value; PyTorch moves it by {momentum:.4g}"
-        for k in (2, 3) if not label and 0 < momentum < 1 else ():  # k updates a call
+        for k in (2, 3) if not named and 0 < momentum < 1 else ():  # k updates a call
             if np.isclose(used[0], 1 - (1 - momentum) ** k, rtol=1e-8, atol=0):
                 text += f", and 1 - (1 - {momentum:g})^{k} = {used[0]:.4g} is what {k}"
                 return text + " updates in a row give: one update per training call"
@@ -985,74 +975,72 @@ def ema_problem(
 
 def compare(name, got, want, *, tol, diagnoses=None, what="the output", **options):
     """``got`` vs ``want``, a Result: the diagnosis that fits, else describe, readers"""
-    pop, want_np, returns = options.pop, to_numpy(want), options.pop("returns", {})
+    pop, w, returns = options.pop, to_numpy(want), options.pop("returns", {})
     metric, hint, program = pop("metric", "rel"), pop("hint", ""), pop("program", None)
     readers, invariants, swap, alias = pop("readers", ()), pop("invariants", ()), "", ""
-    hints = {**_sizes(got, want_np, returns), **(pop("shape_hints", {}) or {})}
+    hints = {**_sizes(got, w, returns), **(pop("shape_hints", {}) or {})}
     order, near = f"return ({', '.join(returns)}) in this order", max(tol, 1e-9)
     for (key, other), theirs in zip(returns.items(), pop("returned", ()), strict=False):
         shared = isinstance(got, np.ndarray) and isinstance(theirs, np.ndarray)
         if key != what and shared and np.may_share_memory(got, theirs):
             alias = f"{what} is the same array as {key}: compute each as its own array"
         swapped = rel_error(got, other) <= near and rel_error(theirs, want) <= near
-        if swapped and rel_error(other, want_np) > 10 * near:
+        if swapped and rel_error(other, w) > 10 * near:
             swap = f"{what} holds the expected {key} and the other way round: {order}"
-    if swap and np.shape(got) != want_np.shape:
+    if swap and np.shape(got) != w.shape:
         return wrong(name, swap)
-    same = (got_np := to_numpy(got)) is not None and got_np.ndim == want_np.ndim
-    short = np.subtract(want_np.shape, got_np.shape) if same else ()
+    same = (g := to_numpy(got)) is not None and g.ndim == w.ndim
+    short = np.subtract(w.shape, g.shape) if same else ()
     for axis in np.flatnonzero(short):  # the expected one with entries cut off an axis?
-        k, n = short[axis], want_np.shape[axis]
+        k, n = short[axis], w.shape[axis]
         for part, kept in (("first", range(k, n)), ("last", range(n - k))):
-            if k > 0 and rel_error(got_np, want_np.take(kept, axis)) <= near:
+            if k > 0 and rel_error(g, w.take(kept, axis)) <= near:
                 why = f"the right values except the {part} {k} along axis {axis} "
-                hints[got_np.shape] = why + "(a loop or slice skips them)"
-    if (problem := shape_problem(name, got, want_np.shape, what, hints)) is not None:
+                hints[g.shape] = why + "(a loop or slice skips them)"
+    if (problem := shape_problem(name, got, w.shape, what, hints)) is not None:
         return problem
     measure = rel_error if metric == "rel" else abs_error
     label = "max rel. error" if metric == "rel" else "max abs. error"
-    if (err := measure(got, want_np)) <= tol:
+    if (err := measure(got, w)) <= tol:
         return ok(name, f"{label} {err:.1e} (expect < {tol:.0e})", err, tol)
     if options.get("source"):  # the right function of a slipped input
         diagnoses = {**slips(*options.pop("source")), **(diagnoses or {})}
-    listed = _listed(got_np, want_np, diagnoses, measure, max(tol, 1e-9), what)
-    if listed or swap or alias:  # what each output is; one array for two, said too
+    if (listed := _listed(g, w, diagnoses, measure, near, what)) or swap or alias:
         return wrong(name, "; ".join(filter(None, (listed or swap, alias))), err, tol)
-    shape = describe(got_np, want_np, tol=tol, **options)  # none listed: its shape
+    shape = describe(g, w, tol=tol, **options)  # none listed: its shape
     for key, other in returns.items() if " = " not in (shape or "") else ():
         o = to_numpy(other)  # a named multiple of another output's expected value
-        if o is None or o.shape != got_np.shape or rel_error(o, want_np) <= near:
+        if o is None or o.shape != g.shape or rel_error(o, w) <= near:
             continue
-        c = float(np.vdot(got_np, o) / max(np.vdot(o, o), 1e-300))
+        c = float(np.vdot(g, o) / max(np.vdot(o, o), 1e-300))
         factor = _named(c, options.get("known"))
-        if factor and factor != "1" and rel_error(got_np, c * o) <= near:
+        if factor and factor != "1" and rel_error(g, c * o) <= near:
             shape = f"it is the expected {key} times {c:.4g} = {factor}"
     named = shape and any(c in shape for c in (options.get("causes") or {}).values())
     strong = named or (shape or "").startswith(("the right magnitude", "the right va"))
     edits = neighbours(*program) if program and not strong else {}
-    if one := _listed(got_np, want_np, edits, measure, near, what):
+    if one := _listed(g, w, edits, measure, near, what):
         return wrong(name, one, err, tol)  # the reference with one edit reproduces it
-    stage = next(filter(None, (read(got_np) for read in readers)), None)
+    stage = next(filter(None, (read(g) for read in readers)), None)
     if stage and "none of the usual" not in stage and not named:
         shape = None  # the stage reader names what the shape only describes
     if not (shape or stage):
-        stage = next(filter(None, (check(got_np) for check in invariants)), None)
-    message = _precision(got_np, err, want_np, getattr(got, "dtype", "")) or shape
-    rounding = not (message or stage) and want_np.size > 2  # or a factor 1 + 6e-09
+        stage = next(filter(None, (check(g) for check in invariants)), None)
+    message = _precision(g, err, w, getattr(got, "dtype", "")) or shape
+    rounding = not (message or stage) and w.size > 2  # or a factor 1 + 6e-09
     if (rounding or "factor 1 + " in (message or "")) and 1e-9 < err <= 4e-6:
         message = "an error of float32's rounding size (6e-08) with no pattern: a step "
         message += "in float32 (.float(), np.float32, an integer tensor plus a float "
         message += "in PyTorch), or a term that small added or left out (an eps?)"
-    diff = np.abs(got_np - want_np)
-    where = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    where = tuple(map(int, np.unravel_index(abs(d := g - w).argmax(), d.shape)))
     if message:
         detail = f"{what}: {message} ({label} {err:.1e}, worst at index {where})"
     elif stage:
         detail = f"{stage}; {label} {err:.1e}"
     else:  # with the digits that tell the two numbers apart
-        d = 6 if f"{got_np[where]:.6g}" != f"{want_np[where]:.6g}" else 15
+        d = 6 if f"{g[where]:.6g}" != f"{w[where]:.6g}" else 15
         detail = f"{label} {err:.1e} (expect < {tol:.0e}); worst at index {where}: "
-        detail += f"got {got_np[where]:.{d}g}, expected {want_np[where]:.{d}g}"
+        detail += f"got {g[where]:.{d}g}, expected {w[where]:.{d}g}"
     return wrong(name, detail + (f". Hint: {hint}" if hint else ""), err, tol)
 
 
@@ -1105,21 +1093,20 @@ def neighbours(program: str, env: Mapping, out: str) -> dict:
     want = _run(tree, scope, out)[out]
     names = {k: np.shape(v) for k, v in scope.items() if k != "np" and k[0] != "_"}
     targets = [t.id for line in tree.body for t in line.targets if t.id != out]
-    for line in tree.body:
-        for node in ast.walk(line.value):
-            for new in _variants(node, names):
-                edited = copy.deepcopy(tree, {id(node): new})
-                run = _run(ast.fix_missing_locations(edited), {**env, "np": np}, out)
-                name, value = line.targets[0].id, run and run[out]
-                if value is None or value.shape != want.shape or np.isnan(value).any():
-                    continue
-                vanish = any(_trivial(run[t]) > _trivial(scope[t]) for t in targets)
-                if vanish or any(rel_error(value, v) < 1e-9 for v in (want, *values)):
-                    continue  # x_hat = 0 says little; no change, or an earlier edit's
-                name = name if name == out else f"the {name} that {out} uses"
-                why = f"it is the right formula with one change, in {name}: "
-                why += f"`{ast.unparse(new)}` where `{ast.unparse(node)}` belongs"
-                found[why], values = value, values + [value]
+    for line, node in ((ln, n) for ln in tree.body for n in ast.walk(ln.value)):
+        for new in _variants(node, names):
+            edited = copy.deepcopy(tree, {id(node): new})
+            run = _run(ast.fix_missing_locations(edited), {**env, "np": np}, out)
+            name, value = line.targets[0].id, run and run[out]
+            if value is None or value.shape != want.shape or np.isnan(value).any():
+                continue
+            vanish = any(_trivial(run[t]) > _trivial(scope[t]) for t in targets)
+            if vanish or any(rel_error(value, v) < 1e-9 for v in (want, *values)):
+                continue  # x_hat = 0 says little; no change, or an earlier edit's
+            name = name if name == out else f"the {name} that {out} uses"
+            why = f"it is the right formula with one change, in {name}: "
+            why += f"`{ast.unparse(new)}` where `{ast.unparse(node)}` belongs"
+            found[why], values = value, values + [value]
     return found
 
 
@@ -1128,7 +1115,6 @@ def _run(tree, scope, out):
     with quiet_numerics(), contextlib.suppress(Exception):
         exec(compile(tree, "<reference>", "exec"), scope)  # the course's own program
         return scope | {out: np.asarray_chkfinite(scope[out], dtype=float)}  # or None
-    return None
 
 
 def slips(reference: Callable, x) -> dict:
@@ -1312,12 +1298,11 @@ def uniform_problem(samples, low: float, high: float, what: str) -> str | None:
     if x.ndim == 2 and x.shape[1] > 1 and np.all(np.ptp(x, axis=1) == 0):
         why = f"{what}: at each call every channel gets the same value: draw one "
         return why + f"value per channel (shape ({x.shape[1]},))"
-    (values, counts), repeats = np.unique(x, return_counts=True), ""
-    if len(values) < x.size:  # a continuous draw repeats no value
-        most = values[np.argsort(-counts, kind="stable")][: np.sum(counts > 1)]
+    (vs, counts), repeats = np.unique(x, return_counts=True), ""
+    if len(vs) < x.size:  # a continuous draw repeats no value
+        most = _fmt(vs[np.argsort(-counts, kind="stable")][: np.sum(counts > 1)], 3)
         ends = int(np.sum((x == low) | (x == high)))
-        repeats = f"; only {len(values)} distinct values among {x.size} (repeated: "
-        repeats += f"{_fmt(most, 3)})"
+        repeats = f"; only {len(vs)} distinct values among {x.size} (repeated: {most})"
         repeats += f", {ends} of them exactly at the ends of the range" * (ends > 1)
     x, width, mid = np.sort(x.ravel()), high - low, (low + high) / 2
     seen = f"from {x[0]:.3g} to {x[-1]:.3g}, mean {x.mean():.3g}, std {x.std():.3g}"
@@ -1372,4 +1357,3 @@ def order_problem(label: str, fn, order: str) -> Result | None:
             continue
         why = f"signature {signature}; the exercise's: ({order}): {name} {why}"
         return wrong(label, why)
-    return None

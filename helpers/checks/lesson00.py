@@ -6,8 +6,7 @@ import numpy as np
 
 from ._core import call, compare, expect_raises, ok, run_check, to_numpy, torch
 
-WRAPS = "right on int64, wrong on uint8: uint8 arithmetic wraps around (x - c below 0 "
-WRAPS += "gives 255, 254, ...; x * x past 255 too): convert x to float64 first"
+WRAPS = "right on int64, wrong on uint8: uint8 arithmetic wraps: compute in float64"
 STATS = """mu = x.mean(axis=0)
 var = ((x - mu) ** 2).mean(axis=0)
 var_unbiased = ((x - mu) ** 2).sum(axis=0) / (len(x) - 1)"""  # neighbours' reference

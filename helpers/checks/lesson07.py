@@ -8,9 +8,8 @@ import numpy as np
 
 from . import _core
 from ._core import call, compare, ok, to_numpy, uniform_problem, wrong
-from ._core import torch as torch_
 
-SHIFT, SPREAD = 1.5, 3.0  # the noise the checks ask for
+SHIFT, SPREAD, torch_ = 1.5, 3.0, _core.torch  # the noise the checks ask for
 SHIFTS, SCALES = (-SHIFT, SHIFT), (1.0, SPREAD)  # the ranges they are drawn from
 ICS = {"the distance ||G - G'||": slice(0, 1), "the cosine": slice(1, 2)}
 PROBE = {"the losses L(w - eta * g)": slice(0, 3), "the gradient changes": slice(3, 6)}
@@ -68,11 +67,11 @@ def _noisy_call(module, label, x):
 
 def _train_step(cls, seed) -> list:
     """Training mode: output, dx, running_var, buffers (with the module's noise)."""
-    label, torch = "NoisyBatchNorm train", torch_()
+    label = "NoisyBatchNorm train"
     module, problem = _core.build_module(cls, label, 5, shift=SHIFT, spread=SPREAD)
     if problem is None:  # then gamma and beta, not 1 and 0
         module, (x, dy) = module.double().train(), _batch(seed)
-        w, b = torch.linspace(0.5, 2, 5).double(), torch.linspace(-1, 1, 5).double()
+        w, b = (torch_().linspace(*r, 5).double() for r in ((0.5, 2), (-1, 1)))
         _, problem = call(label, module.load_state_dict, dict(weight=w, bias=b), False)
     if problem is not None:
         return [problem]
@@ -124,27 +123,27 @@ def _running_var(label, module, x, noisy, what="running_var"):
 
 def _noise_draws(cls, seed, stored=False):
     """A new noise at each call, uniform in range, shift and scale independent."""
-    label, torch = "NoisyBatchNorm noise", torch_()
+    label = "NoisyBatchNorm noise"
     module, problem = _core.build_module(cls, label, 64, shift=SHIFT, spread=SPREAD)
     if problem is not None:
         return problem
     module, x, draws, outs = module.double().train(), _batch(seed, c=64)[0], [], []
-    with torch.random.fork_rng(), torch.no_grad():  # the learner's RNG is kept
-        torch.manual_seed(seed)
+    with torch_().random.fork_rng(), torch_().no_grad():  # the learner's RNG is kept
+        torch_().manual_seed(seed)
         for _ in range(8):  # each noise cloned, and kept alive: its storage not reused
             problem, noise = _noisy_call(module, label, x)
             if noise is None:
                 return problem
             draws.append([t.clone() for t in noise]), outs.append((problem, noise))
-    shifts, scales = (torch.stack(d).numpy() for d in zip(*draws, strict=True))
+    shifts, scales = (torch_().stack(d).numpy() for d in zip(*draws, strict=True))
     pairs = (("shift", shifts), ("scale", scales))  # which one stayed the same
     same = " and ".join(k for k, d in pairs if np.array_equal(d[0], d[1]))
-    swapped = uniform_problem(shifts, *SCALES, "") is None
+    swapped, bound = uniform_problem(shifts, *SCALES, "") is None, 5 / 512**0.5
     swapped = swapped and uniform_problem(scales, *SHIFTS, "") is None
     with np.errstate(all="ignore"):
-        r, bound = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1], 5 / 512**0.5
+        r = np.corrcoef(shifts.ravel(), scales.ravel())[0, 1]
     alias = outs[0][1][0].data_ptr() == outs[1][1][0].data_ptr() and not same
-    stale = " and " in same and not torch.equal(outs[0][0], outs[1][0])  # both kept
+    stale = " and " in same and not torch_().equal(outs[0][0], outs[1][0])  # both kept
     problems = {  # message: whether it applies; the first that does is said
         "module.last_noise is the same pair of tensors at every step, redrawn in "
         "place, so a kept last_noise changes: store new tensors each call": alias,
@@ -200,10 +199,10 @@ def _eval_mode(cls, seed, label="NoisyBatchNorm eval"):
 def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check ``NoisyBatchNorm(num_features, shift=1.0, spread=2.0)``."""
 
-    def body():
+    def body():  # C=1, float32, ranges of width 0
         draws = _noise_draws(cls, seed, (train := _train_step(cls, seed))[0].passed)
-        label, x = "NoisyBatchNorm affine=False", _batch(seed, 1)[0].float()  # C=1
-        no = dict(affine=False, shift=0.0, spread=1.0)  # float32, ranges of width 0
+        label = "NoisyBatchNorm affine=False"
+        x, no = _batch(seed, 1)[0].float(), dict(affine=False, shift=0.0, spread=1.0)
         module, res = _core.build_module(cls, label, 1, **no)
         if res is None:  # then plain batch norm, and no weight to apply
             res, noise = _noisy_call(module.train(), label, x)  # out or a Result

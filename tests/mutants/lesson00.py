@@ -77,7 +77,7 @@ MUTANTS = [
                 s + (x[0] if k == 0 else 0) for k, s in enumerate(correct(x - x[0]))
             ]
         ),
-        "uint8 arithmetic wraps around",
+        "uint8 arithmetic wraps",
     ),
     _mutant(
         "wrong axis",
