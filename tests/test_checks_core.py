@@ -1100,3 +1100,12 @@ def test_twice_a_ratio_of_counts_is_no_name_it_is_a_coincidence():
     a coincidence, one (Bessel's N/(N-1)) is a name."""
     assert _core._named(8 / 3, {"N": 8}) is None
     assert _core._named(8 / 7, {"N": 8}) == "N/(N-1) with N = 8"
+
+
+def test_a_square_answer_is_read_as_a_matrix_product_only_for_more_than_one_value():
+    """(D, D) for (D,) with the diagonal right: A.T @ B; (1, 1) for (1,) is keepdims."""
+    w = np.arange(1.0, 4.0)
+    square = np.diag(w) + 0.5 * (1 - np.eye(3))  # the diagonal right, the rest not
+    assert "a matrix product" in _core.compare("t", square, w, tol=1e-10).detail
+    one = _core.compare("t", np.array([[2.0]]), np.array([2.0]), tol=1e-10).detail
+    assert "keepdims" in one and "matrix product" not in one

@@ -1136,7 +1136,8 @@ def slips(reference: Callable, x) -> dict:
 
 def _sizes(got, want, returns) -> dict:
     """A 1-D answer of the wrong length, by the other outputs' sizes; or a matrix."""
-    if want.ndim == 1 and np.shape(g := to_numpy(got)) == want.shape * 2:  # (D, D)
+    g = to_numpy(got)  # (D, D) for (D,) with the diagonal right: a matrix product
+    if want.ndim == 1 and len(want) > 1 and np.shape(g) == want.shape * 2:
         if np.allclose(np.diagonal(g), want, 1e-6, 0):
             why = "the right values are its diagonal: a matrix product (A.T @ B, "
             return {g.shape: why + "np.dot) where (A * B).sum(axis=0) belongs"}
