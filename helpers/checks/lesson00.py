@@ -63,9 +63,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
         "batch_stats float32": rng.normal(size=(6, 3)).astype(np.float32),
         "batch_stats zeros": rng.integers(0, 4, (7, 3)) * [1.0, 1.0, 0.0],  # ReLU
         "batch_stats int64": rng.integers(0, 256, (7, 3)),  # pixels: float statistics
-        "batch_stats uint8": rng.integers(0, 256, (7, 3)).astype(
-            np.uint8
-        ),  # x - c wraps
+        "batch_stats uint8": rng.integers(0, 256, (7, 3), np.uint8),  # x - c wraps
         "batch_stats again, new values": batch * 2 - 1,  # the first one's shape
     }
 
