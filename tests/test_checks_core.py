@@ -1109,3 +1109,91 @@ def test_a_square_answer_is_read_as_a_matrix_product_only_for_more_than_one_valu
     assert "a matrix product" in _core.compare("t", square, w, tol=1e-10).detail
     one = _core.compare("t", np.array([[2.0]]), np.array([2.0]), tol=1e-10).detail
     assert "keepdims" in one and "matrix product" not in one
+
+
+def test_a_raising_line_is_told_the_one_small_edit_that_makes_it_run():
+    # the learner's own line, re-run on copies with one small edit (never their
+    # code: every call a library's), names the slip whatever the function
+    import torch
+    from torch import nn
+
+    def sqrt_comma(x):
+        var, eps = x.var(axis=0), 1e-5
+        return np.sqrt(var, eps)
+
+    def no_call(x):
+        t = torch.tensor(x)
+        with torch.no_grad:
+            return t * 2
+
+    def bounds(x):
+        t, spread = torch.tensor(x), 3.0
+        return t.clone().uniform_(spread, 1)
+
+    def numpy1(x):
+        return np.array(x, dtype=np.float64, copy=False)
+
+    def keras(x):
+        w, s, new = torch.randn(5, 6), torch.rand(5), nn.Linear(6, 5)
+        with torch.no_grad():
+            new.weight.copy_(w.T * s)
+
+    def short_view(x):
+        w, s, new = torch.randn(5, 3, 3, 3), torch.rand(5), nn.Conv2d(3, 5, 3)
+        with torch.no_grad():
+            new.weight.copy_(w * s.view(-1, 1, 1))
+
+    def torch_dim(x):
+        return x.mean(dim=0)
+
+    def number(x):
+        t = torch.tensor(x)
+        return torch.maximum(t, 1.0)
+
+    for fn, says in (
+        (sqrt_comma, "`np.sqrt(var)`: `eps` goes to np.sqrt's out"),
+        (no_call, "`with torch.no_grad():`"),
+        (bounds, "`t.clone().uniform_(1, spread)`: arguments swapped"),
+        (numpy1, "`np.array(x, dtype=np.float64)`: without copy=False"),
+        (keras, "`(w.T * s).T`, transposed"),
+        (short_view, "`s.view(-1, 1, 1, 1)`: one more axis of size 1"),
+        (torch_dim, "`x.mean(axis=0)`: x.mean names it axis="),
+        (number, "`torch.maximum(t, torch.tensor(1.0))`: torch.maximum takes a "),
+    ):
+        _, problem = _core.call("f", fn, np.random.rand(6, 3).astype(np.float32))
+        assert f"your line runs with one change: {says}" in problem.detail, fn
+
+
+def test_no_edit_is_offered_where_the_line_is_not_the_slip():
+    # an array of the wrong shape from an earlier line, a swap of two arrays that
+    # fits by chance, an axis dropped, the learner's own function called: no edit
+    def wrong_axis(x):
+        mu = x.mean(axis=1)
+        return x - mu
+
+    def fractions(x):
+        return np.quantile(x, [1, 50, 99], axis=0)
+
+    def past_end(x):
+        return x.mean(axis=2)
+
+    def helper(x):
+        return x.var(axis=0)
+
+    def theirs(x):  # np.sqrt(helper(x)) would run helper again: not tried
+        return np.sqrt(helper(x), 1e-5)
+
+    for fn in (wrong_axis, fractions, past_end, theirs):
+        _, problem = _core.call("f", fn, np.ones((4, 3)))
+        assert "your line runs" not in problem.detail, (fn, problem.detail)
+
+
+def test_a_dtype_other_than_the_inputs_is_said_in_the_raising_line():
+    import torch
+
+    def cast(x):
+        t, bn = torch.tensor(x).float(), torch.nn.BatchNorm1d(3).double()
+        return bn(t)
+
+    _, problem = _core.call("f", cast, np.random.rand(6, 3))
+    assert "(in that line: t (6, 3) float32, not float64)" in problem.detail

@@ -32,6 +32,7 @@ INFO = "note"  # informative, never a verdict on the learner: skipped, or for co
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
 _SIZES, _GRAD_OFF, _IDLE, _TRACE, _USED = [], [], [], [], []  # the last call's
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
+SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim"}
 
 
 class CheckFailed(AssertionError):
@@ -391,8 +392,13 @@ def raised(exc: BaseException, args=()) -> str:
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
         if line.startswith("raise"):  # checks call with inputs the exercise accepts
             text += ": your own test refused an input the exercise accepts"
-    shapes = s if (s := _read_frame(exc, message)) and s.startswith("(in that") else ""
-    meaning = broadcast_hint(message, args) or (None if shapes else s)  # None named?
+    frame, line = _frame(exc)
+    s = _read_frame(frame, line, message, args)
+    shapes = s if s and s.startswith("(in that") else ""
+    fixed = frame and _repaired(
+        frame, line, message
+    )  # before a hint from the message alone
+    meaning = fixed or broadcast_hint(message, args) or (None if shapes else s)
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
@@ -405,11 +411,15 @@ def raised(exc: BaseException, args=()) -> str:
     return text + "(call the function yourself to see the full traceback)"
 
 
-def _read_frame(exc: BaseException, message: str) -> str | None:
-    """The learner's raising line in its frame: the one name that is None, or shapes."""
+def _frame(exc: BaseException):
+    """The learner's innermost frame in ``exc``'s traceback, and its raising line."""
     frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
     frame = next((f for f in frames[::-1] if not _whose(f.f_code.co_filename)), None)
-    line = frame and traceback.extract_stack(frame, 1)[0].line
+    return frame, frame and traceback.extract_stack(frame, 1)[0].line
+
+
+def _read_frame(frame, line, message: str, args=()) -> str | None:
+    """The learner's raising line in its frame: the one name that is None, or shapes."""
     try:  # a line that opens a block (`if x:`) parses with a body added
         tree = ast.parse(line if not line.endswith(":") else line + " pass")
     except (SyntaxError, AttributeError, TypeError):  # no line
@@ -420,7 +430,14 @@ def _read_frame(exc: BaseException, message: str) -> str | None:
     values = {n: _value(n, scope) for n in names}
     if "NoneType" not in message:
         items, arrays = values.items(), (np.ndarray, torch().Tensor)
-        seen = [f"{n} {tuple(v.shape)}" for n, v in items if isinstance(v, arrays)]
+        kind = lambda v: str(v.dtype).replace("torch.", "")
+        given = {kind(a) for a in args if isinstance(a, arrays)}  # a dtype not: said
+        odd = lambda v: f" {kind(v)}, not {min(given)}" if kind(v) not in given else ""
+        seen = [
+            f"{n} {tuple(v.shape)}{odd(v) if given else ''}"
+            for n, v in items
+            if isinstance(v, arrays)
+        ]
         seen += [f"{n}: {len(v)} items" for n, v in items if type(v) in (tuple, list)]
         return f"(in that line: {', '.join(seen[:6])}) " if seen else None
     none = [n for n, v in values.items() if v is None]
@@ -445,6 +462,121 @@ def _value(dotted: str, scope: dict):
             value = ... if value is None else getattr(value, attr)
         return value
     return ...
+
+
+# --- the learner's raising line, edited: which one small change makes it run? ---
+_Unsafe = type("_Unsafe", (Exception,), {})  # an edit would run the learner's code
+
+
+def _library(f):  # f, if calling it runs a library's code only (never a collective)
+    where = getattr(f, "__module__", None) or type(getattr(f, "__self__", f)).__module__
+    if where.split(".")[0] not in ("numpy", "torch", "math", "builtins") or (
+        "distributed" in where or f in (print, open, input, eval, exec)
+    ):
+        raise _Unsafe(where)
+    return f
+
+
+def _entered(value):  # what `with` needs of a value, or its TypeError
+    if not hasattr(type(value), "__enter__"):
+        raise TypeError("not a context manager")
+    return value
+
+
+def _runs(source: str, scope: dict) -> bool:
+    """Whether ``source`` evaluates on copies of ``scope``, calling libraries only."""
+    tree = ast.parse(source, mode="eval")
+    for node in ast.walk(tree):  # every call goes through _library first
+        if isinstance(node, ast.Call) and not ast.unparse(node.func).startswith("__"):
+            node.func = ast.Call(ast.Name("__library", ast.Load()), [node.func], [])
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & scope.keys()
+    scope = {**scope, **{k: copied(scope[k]) for k in names}, "__library": _library}
+    scope["__entered"] = _entered
+    try:
+        with quiet_numerics(), warnings.catch_warnings(), torch().no_grad():
+            warnings.simplefilter("ignore")
+            eval(compile(ast.fix_missing_locations(tree), "<edited>", "eval"), scope)
+    except _Unsafe:
+        raise
+    except Exception:
+        return False
+    return True
+
+
+def _call(node, args, keys, why: str):  # an edit of a call: (old, new, in words)
+    text = ast.unparse(ast.Call(node.func, args, keys))
+    return ast.unparse(node), text, f"`{text}`: {why}"
+
+
+def _edits(expr, scope, message: str):
+    """(a part of the line, that part edited, the edit in words), likeliest first."""
+    said = ast.unparse
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Attribute) and node.attr == "T":
+            yield said(node), said(node.value), f"`{said(node.value)}` without the .T"
+        if isinstance(node, ast.BinOp) and ".T" in said(node):
+            yield said(node), f"({said(node)}).T", f"`({said(node)}).T`, transposed"
+        if not isinstance(node, ast.Call):
+            continue
+        f, callee = _value(said(node.func), scope), said(node.func)
+        args, keys = node.args, node.keywords
+        if callee == "__entered":  # `with torch.no_grad:`
+            yield said(node), f"{said(args[0])}()", f"`with {said(args[0])}():`"
+        for k, key in enumerate(keys):  # NumPy's keyword for torch's, or back
+            if other := SYNONYMS.get(key.arg):
+                new = [*keys[:k], ast.keyword(other, key.value), *keys[k + 1 :]]
+                yield _call(node, args, new, f"{callee} names it {other}=")
+        if len(args) >= 2:  # the last argument lands on which parameter?
+            param = "out" if isinstance(f, np.ufunc) else f"parameter #{len(args)}"
+            with contextlib.suppress(Exception):
+                param = list(inspect.signature(f).parameters)[len(args) - 1]
+            why = f"`{said(args[-1])}` goes to {callee}'s {param}"
+            yield _call(node, args[:-1], keys, why)
+        numbers = [
+            type(_value(said(a), scope)) in (int, float) or isinstance(a, ast.Constant)
+            for a in args[:2]
+        ]  # arrays swapped may fit by chance
+        if len(args) >= 2 and all(numbers):
+            yield _call(node, [args[1], args[0], *args[2:]], keys, "arguments swapped")
+        for k, a in enumerate(args if "Tensor" in message else []):  # not a number
+            value = a.value if isinstance(a, ast.Constant) else _value(said(a), scope)
+            tensor = ast.Call(ast.Name("torch.tensor"), [a], [])
+            why = f"{callee} takes a tensor where `{said(a)}` is a Python number"
+            if type(value) in (int, float):
+                yield _call(node, [*args[:k], tensor, *args[k + 1 :]], keys, why)
+        if callee.endswith((".view", ".reshape")) and args:
+            why = "one more axis of size 1 (broadcasting lines up the last axes)"
+            yield _call(node, [*args, ast.Constant(1)], keys, why)
+        for k, key in enumerate(k for k in keys if k.arg not in SYNONYMS):
+            new = [k for k in keys if k is not key]  # (not an axis: what is computed)
+            yield _call(node, args, new, f"without {said(key)}")
+
+
+def _repaired(frame, line: str, message: str) -> str | None:
+    """The small edit that makes the learner's raising line run, in words: the first
+    whose removed word the error names, else the first in _edits' order."""
+    with contextlib.suppress(Exception):
+        stmt = ast.parse(line if not line.endswith(":") else line + " pass").body[0]
+        parts = [p for k in ("value", "test", "iter") if (p := getattr(stmt, k, None))]
+        if isinstance(stmt, ast.AugAssign):
+            parts = [ast.BinOp(stmt.target, stmt.op, stmt.value)]
+        for item in getattr(stmt, "items", []) if isinstance(stmt, ast.With) else []:
+            parts += [ast.Call(ast.Name("__entered"), [item.context_expr], [])]
+        source = ", ".join(map(ast.unparse, parts))  # a `with`'s items: a tuple
+        scope = {**frame.f_globals, **frame.f_locals}
+        if not parts or _runs(source, scope):  # runs as it is: not this line's slip
+            return None
+        words = lambda text: set(re.findall(r"[A-Za-z_]\w\w+", text))
+        edits = _edits(ast.parse(source, mode="eval"), scope, message)
+        runs = [
+            (why, words(old) - words(new))
+            for old, new, why in edits
+            if _runs(source.replace(old, new, 1), scope)
+        ]
+        named = [why for why, gone in runs if any(w in message for w in gone)]
+        first = (named or [why for why, _ in runs] or [None])[0]
+        return first and f"(your line runs with one change: {first}) "
+    return None
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
