@@ -17,6 +17,7 @@ import pickle
 import re
 import sys
 import sysconfig
+import textwrap
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
@@ -1350,7 +1351,28 @@ def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Re
             what = "; ".join([what, *[*filter(None, [_no_graph(what), *found])][:1]])
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
+    results = [results] if isinstance(results, Result) else list(results)
+    if not all(results) and (note := _dropped(name, defs.values())):
+        results.append(note)
     return report(results, quiet=quiet, strict=strict)
+
+
+def _dropped(name: str, exercises) -> Result | None:
+    """A statement of the learner's that makes a new tensor and drops it: `x.add(y)`
+    alone, a method whose in-place twin (add_) or assignment was meant."""
+    own = lambda e: [v for v in vars(e).values() if inspect.isfunction(v)]
+    for f in [f for e in exercises for f in (own(e) if isinstance(e, type) else [e])]:
+        with contextlib.suppress(Exception):  # no source: nothing to read
+            for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(f)))):
+                call = node.value if isinstance(node, ast.Expr) else None
+                attr = getattr(getattr(call, "func", None), "attr", "")
+                twin = all(hasattr(torch().Tensor, a) for a in (attr, attr + "_"))
+                out = any(k.arg == "out" for k in getattr(call, "keywords", []))
+                if isinstance(call, ast.Call) and twin and not out:
+                    why = f"your line `{ast.unparse(node)}` ({f.__name__}) makes a new "
+                    why += f"tensor and drops it: {attr}_ works in place, or assign it"
+                    return info(name, why)
+    return None
 
 
 def build_module(cls, label: str, *args, **kwargs):
