@@ -1114,6 +1114,8 @@ def test_a_square_answer_is_read_as_a_matrix_product_only_for_more_than_one_valu
 def test_a_raising_line_is_told_the_one_small_edit_that_makes_it_run():
     # the learner's own line, re-run on copies with one small edit (never their
     # code: every call a library's), names the slip whatever the function
+    import math
+
     import torch
     from torch import nn
 
@@ -1150,7 +1152,16 @@ def test_a_raising_line_is_told_the_one_small_edit_that_makes_it_run():
         t = torch.tensor(x)
         return torch.maximum(t, 1.0)
 
+    def axes_list(x):  # tf.nn.moments' axes=[0]
+        return x.mean(axis=[0])
+
+    def scalar_sqrt(x):
+        var = torch.tensor(x).var(0)
+        return 1 / math.sqrt(var)
+
     for fn, says in (
+        (axes_list, "a tuple, `(0,)`, for the list `[0]`"),
+        (scalar_sqrt, "`torch.sqrt(var)`: torch.sqrt for math.sqrt, which takes one"),
         (sqrt_comma, "`np.sqrt(var)`: `eps` goes to np.sqrt's out"),
         (no_call, "`with torch.no_grad():`"),
         (bounds, "`t.clone().uniform_(1, spread)`: arguments swapped"),
@@ -1197,6 +1208,13 @@ def test_a_dtype_other_than_the_inputs_is_said_in_the_raising_line():
 
     _, problem = _core.call("f", cast, np.random.rand(6, 3))
     assert "(in that line: t (6, 3) float32, not float64)" in problem.detail
+
+    def layer(x):  # a layer in torch's default float32 on a float64 batch
+        bn = torch.nn.BatchNorm1d(3, affine=False)
+        return bn(torch.tensor(x))
+
+    _, problem = _core.call("f", layer, np.random.rand(6, 3))
+    assert "bn's parameters float32, not float64" in problem.detail
 
 
 def test_a_tensor_made_and_dropped_is_said_when_the_check_fails(

@@ -346,8 +346,6 @@ MEANINGS = {  # an error's signature (a regex) -> what it means in the learner's
     r"'NoneType'": "a value is None: a .grad before backward() or after zero_grad(), "
     "a function without `return`, or a layer without bias",
     r"values to unpack": "more or fewer names than values: what is unpacked there?",
-    r"stack expects each|only one element tensors": "torch.stack joins tensors of "
-    "one shape along a new axis, torch.cat along an existing one",
     r"division by zero": "a division by a count or length that is 0 here",
     r"modified by an inplace": "a tensor this graph saved was changed in place "
     "after the forward pass that built the graph",
@@ -439,6 +437,10 @@ def _read_frame(frame, line, message: str, args=()) -> str | None:
             for n, v in items
             if isinstance(v, arrays)
         ]
+        for n, v in items if given else ():  # a layer's dtype, if not the input's
+            state = v.state_dict().values() if isinstance(v, torch().nn.Module) else ()
+            first = next((t for t in state if t.is_floating_point() and odd(t)), None)
+            seen += [f"{n}'s parameters{odd(first)}"] if first is not None else []
         seen += [f"{n}: {len(v)} items" for n, v in items if type(v) in (tuple, list)]
         return f"(in that line: {', '.join(seen[:6])}) " if seen else None
     none = [n for n, v in values.items() if v is None]
@@ -506,8 +508,8 @@ def _runs(source: str, scope: dict) -> bool:
     return True
 
 
-def _call(node, args, keys, why: str):  # an edit of a call: (old, new, in words)
-    text = ast.unparse(ast.Call(node.func, args, keys))
+def _call(node, args, keys, why: str, func=None):  # an edit: (old, new, in words)
+    text = ast.unparse(ast.Call(func or node.func, args, keys))
     return ast.unparse(node), text, f"`{text}`: {why}"
 
 
@@ -519,10 +521,19 @@ def _edits(expr, scope, message: str):
             yield said(node), said(node.value), f"`{said(node.value)}` without the .T"
         if isinstance(node, ast.BinOp) and ".T" in said(node):
             yield said(node), f"({said(node)}).T", f"`({said(node)}).T`, transposed"
+        if isinstance(node, ast.List):  # an axis, a shape: a tuple, not a list
+            why = (
+                f"a tuple, `{said(ast.Tuple(node.elts))}`, for the list `{said(node)}`"
+            )
+            yield said(node), f"tuple({said(node)})", why
         if not isinstance(node, ast.Call):
             continue
         f, callee = _value(said(node.func), scope), said(node.func)
         args, keys = node.args, node.keywords
+        for twin in ("torch", "np") if callee.startswith("math.") else ():  # one number
+            func = ast.parse(f"{twin}.{callee[5:]}", mode="eval").body
+            why = f"{twin}.{callee[5:]} for {callee}, which takes one number"
+            yield _call(node, args, keys, why, func)
         if callee == "__entered":  # `with torch.no_grad:`
             yield said(node), f"{said(args[0])}()", f"`with {said(args[0])}():`"
         for k, key in enumerate(keys):  # NumPy's keyword for torch's, or back

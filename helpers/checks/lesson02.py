@@ -283,8 +283,7 @@ def layernorm_forward(
 def _numeric_result(kind, name, forward, backward, seed, one=False) -> Result:
     """The learner's backward vs numerical gradients of their forward; one feature."""
     shape = {"batch": (6, 4), "spatial": (3, 2, 2, 3), "layer": (4, 6)}[kind]
-    shape = (6, 1) if one else shape  # one feature: gradients of shape (1,), not ()
-    p = make_problem(kind, seed + 100, shape, eps=0.1, tiny=False)  # not the default
+    p = make_problem(kind, seed + 100, (6, 1) if one else shape, eps=0.1, tiny=False)
     label, errors = f"{name} numeric" + " (one feature)" * one, {}
     items, problem = call(name, forward, *p[:3], eps=p.eps, returns=OUT)
     if problem is None:
