@@ -294,6 +294,14 @@ def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how)
         if failed is None and compare(label, out2, want, tol=TOL):
             result.detail = "module.rmax, module.dmax set after construction changed "
             result.detail += "nothing (passed to it, they work): read them in forward()"
+    if "eval mode's" in result.detail:  # or the modes swapped: is eval mode's eval?
+        _, out2, failed = _ready(cls, label, state, bounds, x.detach(), train=False)
+        eval_is = state[0] * (rows - state[2]) / state[3] + state[1]
+        rows2 = _core.channels_last(out2) if failed is None else None
+        if failed is None and not compare(label, rows2, eval_is, tol=TOL):
+            result.detail = "training mode gives eval mode's output, (x - running_mean"
+            result.detail += ") / running_std, and eval mode another: the test of "
+            result.detail += "self.training is the wrong way round"
     if not result:
         return [result]
     try:
@@ -429,8 +437,11 @@ def _ramp_problem(i, at, values, steps) -> str | None:
     elif a1 != b1:
         parts.append(f"{what} starts moving at step {a1}, {paper} after the warm-up, ")
         parts[-1] += f"at step {b1}"
-    if a2 == steps[-1]:
+    if a2 == steps[-1] and abs(a3 - a0) > abs(b3 - b0):  # past the final value
         parts.append(f"{what} is still moving at step {a2}: cap it at the final value")
+    elif a2 == steps[-1]:  # short of it: a slower ramp
+        parts.append(f"{what} is still moving at step {a2}, at {a3:.4g}; {paper} ")
+        parts[-1] += f"reaches {b3:.4g} at step {b2}"
     elif (span := a2 - a1 + 1) != b2 - b1 + 1 and not jumps:
         named = "".join(f" ({k} = {v})" for k, v in PAPER.items() if v == span)
         parts += [f"{what} ramps over {span} steps{named}, {paper} over {b2 - b1 + 1}"]

@@ -81,6 +81,7 @@ def renorm_class(
     both_bounds=False,  # True: renormalises only when rmax > 1 and dmax > 0 both
     running_if_unclipped=False,  # round 11's false ok: same output, other gradient
     by_running_std=False,  # round 11's wrong cause: (x - mu_B) / running_std + d
+    swap_modes=False,  # round 22's wrong cause: `if self.training:` for `if not ...`
 ):
     import torch
     from torch import nn
@@ -122,7 +123,7 @@ def renorm_class(
             rmax, dmax = (self.rmax, self.dmax) if attributes else self._fixed
             if eval_flat:
                 view = [-1]
-            if not (self.training or eval_uses_batch):
+            if not ((self.training != swap_modes) or eval_uses_batch):
                 x_hat = (x - self.running_mean.view(view)) / self.running_std.view(view)
                 if eval_keeps_rd and hasattr(self, "_rd"):  # the last step's r and d
                     x_hat = x_hat * self._rd[0].view(view) + self._rd[1].view(view)
@@ -241,6 +242,7 @@ RENORM = {
     "running statistics when nothing is clipped": (renorm_class(running_if_unclipped=True), "BatchRenorm NC nothing clipped gradient"),
     "deviations divided by running_std": (renorm_class(by_running_std=True), "or x - mu_B divided by running_std"),
     "the eps passed in not kept": (renorm_class(fixed_eps=True), "module.eps is 1e-05, expected 0.5"),
+    "the modes swapped": (renorm_class(swap_modes=True), "the test of self.training is the wrong way round"),
 }
 # fmt: on
 
@@ -269,6 +271,8 @@ def schedule_variant(kind):
                 ramp(t + r_steps / 4 * (t > 0), r_steps, rmax_final, 1.0),
                 ramp(t + d_steps / 4 * (t > 0), d_steps, dmax_final),
             )
+        if kind == "slow":  # round 22's wrong cause: capped, but 5 times too slow
+            return ramp(t, 5 * r_steps, rmax_final, 1.0), ramp(t, 5 * d_steps, dmax_final)
         if kind == "returns one value":
             return ramp(t, r_steps, rmax_final, 1.0)
         if kind == "no ramp at the warm-up step":  # 0 steps: final already at warmup
@@ -306,6 +310,7 @@ SCHEDULE = {
     "jumps at the warm-up's end": (schedule_variant("jumps at the warm-up's end"), "rmax jumps from 1 to 1.5 at step 5001"),
     "ramps swapped": (schedule_variant("swapped"), "ramps over 20000 steps (d_steps = 20000)"),
     "not capped": (schedule_variant("uncapped"), "cap it at the final value"),
+    "ramps five times too slow": (schedule_variant("slow"), "dmax is still moving at step 100000, at 4.75; the paper's reaches 5 at step 25000"),
     "ignores the final values": (schedule_variant("constant finals"), "ignored"),
     "returns one value": (schedule_variant("returns one value"), "tuple of 2"),
     "returns a list": (lambda *a, **k: list(schedule_variant("paper")(*a, **k)), "return a tuple"),
