@@ -320,6 +320,8 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
         "the distance is squared: return ||G - G'||": want.new([d * d, c]),
         "the distance is relative to ||G||: return ||G - G'||": ics(rel=True),
         "this is 1 - cos(G, G'): return the cosine": want.new([d, 1 - c]),
+        "G and G' are lr times the loss's gradients (the loss scaled by lr?): "
+        "measure the gradients of the loss itself": want.new([lr * d, c]),
     }
     return want, ics(lr=0.0), diagnoses
 

@@ -254,6 +254,21 @@ def _rebound(m, x, y, i, lr):
     return (g - g2).norm().item(), cosine
 
 
+def _lr_in_loss(m, x, y, i, lr):
+    """Round 22's wrong cause: (lr * loss).backward(), then p -= p.grad: G, G' * lr."""
+    work = copy.deepcopy(m)
+    (lr * F.cross_entropy(work(x), y)).backward()
+    g = work[i].weight.grad.clone()
+    with torch.no_grad():
+        for p in work[:i].parameters():
+            p -= p.grad
+    work.zero_grad()
+    (lr * F.cross_entropy(work(x), y)).backward()
+    g2 = work[i].weight.grad
+    cosine = F.cosine_similarity(g.flatten(), g2.flatten(), dim=0).item()
+    return (g - g2).norm().item(), cosine
+
+
 def _by_name_strings(m, x, y, i, lr):
     """Round 20's false ok: the layers before i by name strings ('12' < '6')."""
     work = copy.deepcopy(m)
@@ -545,6 +560,7 @@ ICS = {
     "binary cross-entropy on one-hot targets": (_ics(loss=lambda z, y: F.binary_cross_entropy_with_logits(z, F.one_hot(y, 3).to(z.dtype))), "calls F.cross_entropy, which yours never does"),
     "layers chosen by name strings (round 20)": (_by_name_strings, "gradient_change index 6, lr 0.5    | WRONG"),
     "one flat vector (round 20)": (_flat_step, "gradient_change index 0"),
+    "lr folded into the loss (round 22)": (_lr_in_loss, "G and G' are lr times the loss's gradients"),
     "functools.lru_cache on it (round 21's false ok)": (functools.lru_cache(maxsize=None)(changed), "changed a functools cache during the call"),
     "(0, 0) at index 0": (_first_short_cut, "the cosine: got 0, expected 1; your code made none of the course's"),
     "(0, 1) in eval mode": (_eval_short_cut, "made none of the course's torch.nn.functional calls (F.batch_norm, F.cross_entropy, F.relu): the model never ran; what is off"),
