@@ -80,6 +80,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
         "tensor in the graph": (tensor(values[:10]).requires_grad_(), q3),
         "nn.Parameter": (torch().nn.Parameter(tensor(values[:9])), q3),  # a subclass
         "values with ties": (tensor(np.round(values, 1)), q3),  # repeated values
+        "integer values": (tensor(np.round(values * 9).astype(np.int64)), q3),
         "many values": (tensor(np.resize(values, (900, 7))), q3),  # 6300 values
         "1-D values": (values[:, 0], {"q": (10, 90)}),  # as the graded test's
         "q of 1 or less": (tensor(values), {"q": (0.5, 1)}),  # percents, not fractions

@@ -454,7 +454,9 @@ def _contrasts(results, contrasts) -> list[Result]:
     return results
 
 
-def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps=4):
+def _trained_pair(
+    kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps=4, m=0.1
+):
     """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
     torch, nn, gen = torch_(), torch_().nn, torch_().Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -467,7 +469,7 @@ def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps
     }[kind]
     layer = make(*args, bias=bias, **kw).double().eval()
     norm = nn.BatchNorm1d if kind in ("linear", "Conv1d") else nn.BatchNorm2d
-    bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
+    bn = norm(layer.weight.shape[0], eps=eps, momentum=m, affine=affine).double()
     with torch.no_grad():
         for _ in range(steps):  # give the running statistics non-trivial values
             bn(layer(3 * torch.randn(*shape, generator=gen).double() + 1))
@@ -503,13 +505,16 @@ def _refused(fn, label, layer, bn, _x=None) -> Result:  # _x: _trained_pair's
     return wrong(label, f"raised NotImplementedError ({why})") if stub else found
 
 
-def _fold(fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, steps=4):
+def _fold(
+    fn, kind, bias, seed, affine=True, dtype="double", eps=EPS, train=0, steps=4, m=0.1
+):
     """One fold of a trained pair: kind, settings, dtype, originals intact, output."""
     extra, what = "" if bias else " (no bias)", "the folded layer's output"
     extra = f" eps={eps:g}" if eps != EPS else extra if affine else " affine=False"
     extra = " untrained BN" if not steps else " layer.train()" if train else extra
+    extra = " momentum=None" if m is None else extra  # cumulative: as fixed in eval
     label = f"fold_batchnorm {kind}" + (extra if dtype == "double" else f" {dtype}")
-    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
+    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps, m)
     with torch_().no_grad():  # the fold read as bn of the layer's output z, in float64
         want, z = bn.double()(layer.double()(x)), channels_last(layer(x))
     c, mean, var = z.shape[1], bn.running_mean, bn.running_var  # a wrong bias: a mean
@@ -557,6 +562,7 @@ def fold_batchnorm(fn, *, seed=0, quiet=False, strict=None):
             _fold(fn, "conv", True, seed + 10, eps=1e-3),
             _fold(fn, "linear", True, seed + 11, train=True),
             _fold(fn, "linear", True, seed + 12, steps=0),
+            _fold(fn, "conv", True, seed + 14, m=None),
         ]
         other = _fold(fn, "Conv1d", True, seed + 13)  # right, or a TypeError
         if other.verdict in (core.ERROR, TODO):

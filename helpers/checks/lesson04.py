@@ -34,7 +34,7 @@ running_mean = old_mean + momentum * (mean - old_mean)
 running_std = old_std + momentum * (std - old_std)\n"""  # Algorithm 1: one edit, a slip
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # the paper's schedule
 GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
-GRID += [(10, 87.5, 37.5, 3, 5)]  # set_bounds' lengths: 0.8 * total / 40_000 scaled
+GRID += [(10, 87.5, 37.5, 3, 5), (12.5, 87.5, 50, 3, 5)]  # set_bounds' (fractions)
 
 
 def problem(seed=0, n=12, d=5):
@@ -457,7 +457,8 @@ def _grid_problem(name, fn, warmup, *lengths_final) -> Result | None:
     points = {max(0, warmup - 1), warmup, warmup + 1, warmup + 25} | ends  # whole steps
     for step in sorted(map(int, points)):
         value, failed = _values(name, fn, step, warmup, *lengths_final)
-        if failed is not None:
+        if failed is not None:  # with the arguments it failed on
+            failed.detail = f"warmup={warmup}, step {step}: {failed.detail}"
             return failed
         if not np.allclose(value, want := _paper(step, final, warmup, *lengths)):
             break

@@ -161,6 +161,12 @@ PERCENTILES = {
         "q of 1 or less | WRONG",
     ),  # round 18
     "per column": (partial(percentiles, flatten=False), "flatten"),
+    "torch.quantile in the input's dtype (round 22)": (
+        lambda v, q=(15, 50, 85): torch.quantile(
+            torch.as_tensor(v).detach().ravel(), torch.tensor(q).double() / 100
+        ).numpy(),
+        "activation_percentiles integer values | ERROR",
+    ),
     "nearest rank": (partial(percentiles, method="nearest"), "method='nearest'"),
     "raises": (lambda v, q=(15, 50, 85): v.nonexistent(), "raised AttributeError"),
     "tensors only": (

@@ -506,6 +506,7 @@ FOLD = {
     "stride's first entry for both": (fold_variant(stride0=True), "the folded conv's stride is (2, 2), the original's (2, 1)"),
     "gamma and beta added to an affine=False bn": (_fold_adding_affine, "added or removed parameters or buffers of its input argument #2"),
     "refuses an untrained batch norm": (lambda layer, bn: raise_(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
+    "refuses momentum=None (round 22)": (lambda layer, bn: raise_(ValueError("cumulative")) if bn.momentum is None else fold_variant()(layer, bn), "fold_batchnorm conv momentum=None  | ERROR"),
     "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else raise_(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }
 # fmt: on

@@ -272,7 +272,9 @@ def schedule_variant(kind):
                 ramp(t + d_steps / 4 * (t > 0), d_steps, dmax_final),
             )
         if kind == "slow":  # round 22's wrong cause: capped, but 5 times too slow
-            return ramp(t, 5 * r_steps, rmax_final, 1.0), ramp(t, 5 * d_steps, dmax_final)
+            return ramp(t, 5 * r_steps, rmax_final, 1.0), ramp(
+                t, 5 * d_steps, dmax_final
+            )
         if kind == "returns one value":
             return ramp(t, r_steps, rmax_final, 1.0)
         if kind == "no ramp at the warm-up step":  # 0 steps: final already at warmup
@@ -293,6 +295,14 @@ def _keyword_only(step, warmup, r_steps, d_steps, *, rmax_final=3.0, dmax_final=
     return schedule_variant("paper")(step, warmup, r_steps, d_steps, rmax_final, dmax_final)
 
 
+def _warmup_range(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+    """Round 22's false ok: `step in range(warmup + 1)` refuses set_bounds' 12.5."""
+    if step in range(warmup + 1):
+        return 1.0, 0.0
+    done = lambda n: 1.0 if n <= 0 else min(1.0, (step - warmup) / n)  # noqa: E731
+    return 1.0 + (rmax_final - 1.0) * done(r_steps), dmax_final * done(d_steps)
+
+
 def _whole_lengths(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
     """Round 21's false ok: the lengths cut to whole steps (set_bounds' are not)."""
     warmup, r_steps, d_steps = int(warmup), int(r_steps), int(d_steps)
@@ -305,6 +315,7 @@ def _whole_lengths(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.
 
 SCHEDULE = {
     "lengths cut to whole steps": (_whole_lengths, "the lengths were cut to whole steps"),
+    "warm-up as a range (round 22)": (_warmup_range, "warmup=12.5, step 11: raised TypeError"),
     "final bounds keyword-only": (_keyword_only, "rmax_final is elsewhere: a call by position fails"),
     "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
     "jumps at the warm-up's end": (schedule_variant("jumps at the warm-up's end"), "rmax jumps from 1 to 1.5 at step 5001"),
