@@ -1252,3 +1252,22 @@ def test_a_tensor_made_and_dropped_is_said_when_the_check_fails(
 
     report = _core.run_check("layer", lambda: body(False), quiet=True, Layer=Layer)
     assert "`x.clamp(0, 1)` (forward) makes a new tensor" in report[-1].detail
+
+
+def test_a_function_that_keeps_an_attribute_on_itself_is_said(
+    learner_mode, monkeypatch
+):
+    # round 22: layers cached on the function at the first call, reused on another
+    # model later; said (under a failing check) whatever the attribute holds
+    from helpers import contract
+
+    monkeypatch.setitem(contract.SIGNATURES, "merge", "model")
+
+    def merge(model):
+        merge.layers = getattr(merge, "layers", None) or list(model)
+        return merge.layers
+
+    merge([1, 2])
+    body = lambda: _core.wrong("merge", "running_mean is unchanged")  # noqa: E731
+    report = _core.run_check("merge", body, quiet=True, merge=merge)
+    assert "your function keeps merge.layers on itself" in report[-1].detail

@@ -1367,6 +1367,18 @@ def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Re
     results = [results] if isinstance(results, Result) else list(results)
     if not all(results) and (note := _dropped(name, defs.values())):
         results.append(note)
+    kept = [
+        f"{f.__name__}.{k}"
+        for f in defs.values()
+        if inspect.isfunction(f)
+        for k in vars(f)
+        if not k.startswith("__")
+    ]  # set by an earlier call
+    if kept and not all(results):
+        why = f"your function keeps {', '.join(kept)} on itself: a later call, with "
+        results.append(
+            info(name, why + "another input, reuses it; compute it each call")
+        )
     return report(results, quiet=quiet, strict=strict)
 
 
