@@ -1160,7 +1160,7 @@ def test_a_raising_line_is_told_the_one_small_edit_that_makes_it_run():
         return 1 / math.sqrt(var)
 
     for fn, says in (
-        (axes_list, "a tuple, `(0,)`, for the list `[0]`"),
+        (axes_list, "a tuple, `(0,)`, for `[0]`"),
         (scalar_sqrt, "`torch.sqrt(var)`: torch.sqrt for math.sqrt, which takes one"),
         (sqrt_comma, "`np.sqrt(var)`: `eps` goes to np.sqrt's out"),
         (no_call, "`with torch.no_grad():`"),

@@ -522,9 +522,7 @@ def _edits(expr, scope, message: str):
         if isinstance(node, ast.BinOp) and ".T" in said(node):
             yield said(node), f"({said(node)}).T", f"`({said(node)}).T`, transposed"
         if isinstance(node, ast.List):  # an axis, a shape: a tuple, not a list
-            why = (
-                f"a tuple, `{said(ast.Tuple(node.elts))}`, for the list `{said(node)}`"
-            )
+            why = f"a tuple, `{said(ast.Tuple(node.elts))}`, for `{said(node)}`"
             yield said(node), f"tuple({said(node)})", why
         if not isinstance(node, ast.Call):
             continue
@@ -561,9 +559,10 @@ def _edits(expr, scope, message: str):
         if callee.endswith((".view", ".reshape")) and args:
             why = "one more axis of size 1 (broadcasting lines up the last axes)"
             yield _call(node, [*args, ast.Constant(1)], keys, why)
-        for k, key in enumerate(k for k in keys if k.arg not in SYNONYMS):
-            new = [k for k in keys if k is not key]  # (not an axis: what is computed)
-            yield _call(node, args, new, f"without {said(key)}")
+        for key in (k for k in keys if k.arg not in SYNONYMS):  # (an axis: not this)
+            yield _call(
+                node, args, [k for k in keys if k is not key], f"without {said(key)}"
+            )
 
 
 def _repaired(frame, line: str, message: str) -> str | None:
