@@ -11,14 +11,23 @@ SHORTCUTS = {"standardize_columns": _NORMS}  # calls solving it: tools/grading/f
 _ROWS = [[1, -3, 4, -2, 5, 4], [2, -6, 9, -1, 8, 2], [2, -6, 9, -1, 9, 7]]
 EXAMPLE_4X6 = np.array([*_ROWS, [-1, 3, -4, 2, -5, -4]], dtype=float)  # notebook 01's
 STANDARD = "mu = x.mean(axis=0)\nout = (x - mu) / np.sqrt(x.var(axis=0, ddof=0) + eps)"
+SPREAD = np.random.default_rng(0).normal([12, -3, 0.5, 7], [5, 0.01, 2, 30], (10, 4))
+METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
+interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
+nearest""".split()  # numpy.percentile's methods but its default, "linear"
+METHOD = "these are numpy.percentile's values with method={!r}; use its default, "
+METHOD = (METHOD + "linear interpolation").format  # METHOD(m): its message
+RANKS = "each value returned is one of the data's own values, with no interpolation "
+RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
+FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
+HELD = "the gradients the model held were added in: call model.zero_grad() first"
+SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
 
 
 def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     """Check ``fn(X, eps) -> X_std``: each column to mean 0, variance 1."""
     batch_norm, tensor = torch().nn.functional.batch_norm, torch().from_numpy
-    if x is None:  # one tiny spread (0.01): eps matters
-        x = np.random.default_rng(0).normal([12, -3, 0.5, 7], [5, 0.01, 2, 30], (10, 4))
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(SPREAD if x is None else x, dtype=float)  # 0.01 spread: eps matters
     bn = lambda d, e: batch_norm(tensor(d), None, None, training=True, eps=e or 1e-300)
 
     def body():
@@ -56,18 +65,6 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     return run_check("standardize_columns", body, quiet, strict, standardize_columns=fn)
 
 
-METHODS = """inverted_cdf averaged_inverted_cdf closest_observation hazen weibull
-interpolated_inverted_cdf median_unbiased normal_unbiased lower higher midpoint
-nearest""".split()  # numpy.percentile's methods but its default, "linear"
-METHOD = "these are numpy.percentile's values with method={!r}; use its default, "
-METHOD = (METHOD + "linear interpolation").format  # METHOD(m): its message
-RANKS = "each value returned is one of the data's own values, with no interpolation "
-RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
-FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
-HELD = "the gradients the model held were added in: call model.zero_grad() first"
-SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
-
-
 def activation_percentiles(fn, quiet=False, strict=None):
     """Check ``fn(values, q=(15, 50, 85)) -> array`` against numpy.percentile."""
     name, tensor, q3 = "activation_percentiles", torch().from_numpy, {"q": (15, 50, 85)}
@@ -96,19 +93,18 @@ def activation_percentiles(fn, quiet=False, strict=None):
                 why = f"returned a {type(got).__name__}: return a NumPy array"
                 said = wrong(f"{name} {label}", why + " (np.percentile gives one)")
                 return said if problem is None else problem
-            flat, q = _core.to_numpy(data).ravel(), keywords.get("q", q3["q"])
-            mistakes = {METHOD(m): np.percentile(flat, q, method=m) for m in METHODS}
-            mistakes[FRACTION] = np.percentile(flat, np.asarray(q) / 100.0)
+            v, q = _core.to_numpy(data), keywords.get("q", q3["q"])  # v: the values
+            mistakes = {METHOD(m): np.percentile(v, q, method=m) for m in METHODS}
+            mistakes[FRACTION] = np.percentile(v, np.asarray(q) / 100.0)
             kept = [k for k in kept if rel_error(got, mistakes[k]) <= 1e-9]  # fits all
-            want = np.percentile(flat, q)
-            seen.append((label, data.shape, flat, got, want, mistakes, q))
-        ranked = all(np.isin(got, flat).all() for _, _, flat, got, *_ in seen)
-        for label, shape, flat, got, want, mistakes, q in seen:
+            seen.append((label, v, got, np.percentile(v, q), mistakes, q))
+        ranked = all(np.isin(got, v).all() for _, v, got, *_ in seen)
+        for label, v, got, want, mistakes, q in seen:
             whole = "percentiles of each {}, not of all the values: flatten it first"
-            each = zip(("column", "row"), shape[::-1] * (len(shape) == 2), strict=False)
+            each = zip(("column", "row"), v.shape[::-1] * (v.ndim == 2), strict=False)
             hints = {(len(want), n): whole.format(a) for a, n in each}
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
-            kwargs["source"] = (lambda z, q=q: np.percentile(z, q), flat.reshape(shape))
+            kwargs["source"] = (lambda z, q=q: np.percentile(z, q), v)
             kwargs["invariants"] = [lambda g: RANKS if ranked else None]  # every case
             results.append(compare(f"{name} {label}", got, want, tol=1e-12, **kwargs))
             if not results[-1]:
@@ -130,7 +126,7 @@ def _summaries(model, x, y) -> tuple:
     its = "each weight gradient's {}: return ||dL/dW||".format
     reverse = "the norms are in reverse order: list the layers from input to output"
     weights = [m.weight.detach().norm() for m in layers]
-    both = [(g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)]
+    wb = [(g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)]
     named = [found[id(p)].norm() for k, p in model.named_parameters() if "weight" in k]
     found = {
         reverse: norms[::-1],
@@ -141,8 +137,7 @@ def _summaries(model, x, y) -> tuple:
         its("mean absolute value"): [g.abs().mean() for g in w],
         its("largest absolute value"): [g.abs().max() for g in w],
         its("root mean square"): [g.norm() / g.numel() ** 0.5 for g in w],
-        "the norm of weight and bias gradients together: return the weight's "
-        "alone": both,
+        "the norm of weight and bias gradients together: return the weight's alone": wb,
         "every parameter named weight, batch norm's too: take each nn.Linear's": named,
     }
     return norms, {k: np.array([float(v) for v in vs]) for k, vs in found.items()}

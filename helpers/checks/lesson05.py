@@ -1,7 +1,6 @@
 """Checks for notebook 05: parameters, reading gamma and beta, time to accuracy."""
 
 __all__ = ["active_fraction", "count_parameters", "time_to_accuracy"]  # with mutants
-
 import numpy as np
 
 from ._core import _match, call, compare, ok, real, run_check, torch, wrong
