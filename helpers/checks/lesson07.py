@@ -7,7 +7,7 @@ import copy
 import numpy as np
 
 from . import _core
-from ._core import call, compare, ok, to_numpy, uniform_problem, wrong
+from ._core import call, compare, ema_problem, ok, to_numpy, uniform_problem, wrong
 
 SHIFT, SPREAD, torch_ = 1.5, 3.0, _core.torch  # the noise the checks ask for
 SHIFTS, SCALES = (-SHIFT, SHIFT), (1.0, SPREAD)  # the ranges they are drawn from
@@ -15,19 +15,17 @@ ICS = {"the distance ||G - G'||": slice(0, 1), "the cosine": slice(1, 2)}
 PROBE = {"the losses L(w - eta * g)": slice(0, 3), "the gradient changes": slice(3, 6)}
 _bn = lambda t: torch_().nn.functional.batch_norm(t, None, None, training=True)
 CASES = {"gradient_change": "index {}, lr {}", "landscape_probe": "step sizes {}"}
-HINTS = {  # what to look at, by which parts of an answer are off
-    "gradient_change": {
-        (0,): "the cosine is right; the distance is the 2-norm of G - G'",
-        (1,): "the distance is right; the cosine is <G, G'> / (||G|| ||G'||)",
-        (0, 1): "both differ: G or G' is off",
-    },
-    "landscape_probe": {
-        (0,): "the gradient changes are right, so the points are: the loss taken "
-        "there differs (the cross-entropy at w - eta * g itself)",
-        (0, 1): "both differ: g (of the mean loss, in the model's mode) or the points "
-        "w - eta * g (each from w, all parameters) are off",
-        (1,): "the points are right; ||grad - g|| at each point, over all parameters",
-    },  # and when what is off is what nothing moving gives, by what call() saw:
+HINTS = {  # what to look at, by the check and which parts of its answer are off
+    ("gradient_change", 0): "the cosine is right; the distance is the 2-norm of G - G'",
+    ("gradient_change", 1): "the distance is right; the cosine is "
+    "<G, G'> / (||G|| ||G'||)",
+    ("gradient_change", 0, 1): "both differ: G or G' is off",
+    ("landscape_probe", 0): "the gradient changes are right, so the points are: the "
+    "loss taken there differs (the cross-entropy at w - eta * g itself)",
+    ("landscape_probe", 0, 1): "both differ: g (of the mean loss, in the model's mode) "
+    "or the points w - eta * g (each from w, all parameters) are off",
+    ("landscape_probe", 1): "the points are right; ||grad - g|| at each point, over "
+    "all parameters",  # and when what is off is what nothing moving gives, by call():
     0: "what is off is what the measurement gives when nothing moves, as many slips "
     "do: not computed, nothing moved, or a .grad read that was overwritten",  # anything
     1: "no parameter was changed in place (p -= lr * p.grad, p.copy_(...) or an "
@@ -107,17 +105,15 @@ def _train_step(cls, seed) -> list:
 
 def _running_var(label, module, x, noisy, what="running_var"):
     """running_var after one step from 1 (momentum 0.1), else how it moved."""
-    want, got = 0.9 + 0.1 * x.var(0), getattr(module, "running_var", None)
-    if got is None:  # "running_var is None" would ask for a missing `return`
+    if (got := getattr(module, "running_var", None)) is None:  # compare: "no return?"
         return wrong(f"{label} running_var", "none kept: keep track_running_stats=True")
-    result = compare(f"{label} {what}", got, want, tol=1e-12, what=what)
+    result = compare(f"{label} {what}", got, 0.9 + 0.1 * x.var(0), tol=1e-12, what=what)
     if result.passed or result.error is None:  # None: not an array of shape (C,)
         return result
     noisy = {"the variance of the noisy output, not of x": noisy.var(0)}
     known, biased = {"N": len(x)}, f"factor (N-1)/N with N = {len(x)}"
     causes = {biased: "the biased variance: running_var averages in the unbiased one"}
-    batch, old = to_numpy(x.var(0)), np.ones(len(want))  # torch: unbiased var
-    result.detail = _core.ema_problem(what, got, old, batch, 0.1, known, causes, noisy)
+    result.detail = ema_problem(what, got, 1.0, x.var(0), 0.1, known, causes, noisy)
     return result
 
 
@@ -201,11 +197,10 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
 
     def body():  # C=1, float32, ranges of width 0
         draws = _noise_draws(cls, seed, (train := _train_step(cls, seed))[0].passed)
-        label = "NoisyBatchNorm affine=False"
-        x, no = _batch(seed, 1)[0].float(), dict(affine=False, shift=0.0, spread=1.0)
-        module, res = _core.build_module(cls, label, 1, **no)
+        label, x = "NoisyBatchNorm affine=False", _batch(seed, 1)[0].float()
+        bn, res = _core.build_module(cls, label, 1, affine=False, shift=0.0, spread=1.0)
         if res is None:  # then plain batch norm, and no weight to apply
-            res, noise = _noisy_call(module.train(), label, x)  # out or a Result
+            res, noise = _noisy_call(bn.train(), label, x)  # out or a Result
             what = "the output (shift=0, spread=1, affine=False: plain batch norm)"
             read = lambda g: _core.stages(g, x, np.ones(1), np.zeros(1), eps=_core.EPS)
             scale = lambda g: t if "mean (right)" in (t := read(g) or "") else None
@@ -272,17 +267,16 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
             return wrong(label, why + f".half()?): {result.detail}", result.error, 1e-4)
         if result.passed or any(m in result.detail for m in (*diagnoses, "float32")):
             return result
-        w, s, hints = to_numpy(want), to_numpy(still), HINTS[name]
+        w, show = to_numpy(want), lambda a: ", ".join(f"{v:.6g}" for v in a)
         same = lambda a, b: np.allclose(a, b, rtol=1e-10, atol=1e-12)
-        show = lambda a: ", ".join(f"{v:.6g}" for v in a)
         seen = _core._precision(g, result.error, w, g.dtype)  # rounded, float32
         said = [seen or _core.describe(g, w, tol=1e-10, axis=None)]
         off = {k: i for k, i in enumerate(parts.values()) if not same(g[i], w[i])}
         for k, (part, i) in enumerate(parts.items()):
             tail = f", expected {show(w[i])}" if k in off else ""
             said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
-        idle = off and all(same(g[i], s[i]) for i in off.values())  # as if unmoved
-        hint = None if said[0] else hints.get(tuple(off)) or hints.get(tuple(off)[:1])
+        idle = off and all(same(g[i], to_numpy(still)[i]) for i in off.values())
+        hint = None if said[0] else HINTS.get((name, *off))
         moved = "in place" in _core._TRACE or "rebound" not in _core._TRACE
         still = HINTS[2 if _core._IDLE else 0 if moved else 1]  # p = p - lr * g: 1
         right = lambda: answers(models[0], models[0], mode, x, y, *extra)  # its calls
