@@ -150,14 +150,6 @@ running_mean = (1 - momentum) * old + momentum * x.mean(axis=0)
 running_var = (1 - momentum) * old + momentum * unbiased"""  # PyTorch's, for neighbours
 
 
-def _one_edit(buffer, x, old, new, momentum) -> str | None:
-    """PyTorch's update with one edit that gives ``new``, in words; or None."""
-    env = {"x": to_numpy(channels_last(x)), "old": to_numpy(old), "momentum": momentum}
-    found = core.neighbours(UPDATE, env, buffer).items()  # finite values only
-    fits = [w for w, v in found if core.rel_error(to_numpy(new), v) <= 1e-9]
-    return f"{buffer} after one step: {fits[0]}" if fits else None
-
-
 def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     """``buffer`` after step ``k``: its start, no change, or a·old + b·batch + c."""
     if not old:  # the learner's buffers were no tensors before this step
@@ -180,6 +172,10 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
     if all(still := [torch_().equal(r[1], r[2]) for r in records]):
         return f"{buffer} did not change in {len(records)} training step(s): update it"
     m0, q = ref.momentum if ref.momentum is not None else 1 / k, 1 if var else np.nan
+    env = {"x": to_numpy(channels_last(x)), "old": to_numpy(mine), "momentum": m0}
+    found = core.neighbours(UPDATE, env, buffer).items()  # finite values only
+    edits = [w for w, v in found if core.rel_error(to_numpy(first), v) <= 1e-9]
+    edit = f"{buffer} after one step: {edits[0]}" if edits else None
     seen = f"{buffer} did not change; PyTorch's moved {m0:.4g} of the way to the batch"
     seen = seen if still[0] else f"{buffer} is not PyTorch's"
     dims, what = [0, 2, 3][: x.dim() - 1], "unbiased variance" if var else "mean"
@@ -218,10 +214,9 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         seen += f"; read at step {step}: {buffer} = {a:.4g}·old + {b:.4g}·batch"
         seen += f" + {c:.4g}" * bool(abs(c) > tol) + f"; PyTorch's: {1 - m:.4g}·old"
         seen += f" + {m:.4g}·batch (batch = the batch's {what})"
-        edit = None if len(fits) == 1 else _one_edit(buffer, x, mine, first, m0)
-        return edit or seen + (f": {fits[0]}" if len(fits) == 1 else "")
+        return (seen + f": {fits[0]}") if len(fits) == 1 else (edit or seen)
     seen = seen if still[0] else core.ema_problem(buffer, first, mine, stats[0], m0)
-    return _one_edit(buffer, x, mine, first, m0) or seen
+    return edit or seen
 
 
 def _training_problem(label, cls, tail, seed, given):
