@@ -473,19 +473,13 @@ _Unsafe = type("_Unsafe", (Exception,), {})  # an edit would run the learner's c
 
 def _library(f):  # f, if calling it runs a library's code only (never a collective)
     where = getattr(f, "__module__", None) or type(getattr(f, "__self__", f)).__module__
-    pure = (len, float, int, abs, tuple, list, range, round, slice, zip, sum)
+    pure = (len, float, int, abs, tuple, list, range, round, slice, zip, sum, type)
     library = where.split(".")[0] in ("numpy", "torch", "math") and ".dist" not in where
     if (
         f not in pure and not library
     ):  # (a built-in that calls back, map, may run theirs)
         raise _Unsafe(where)
     return f
-
-
-def _entered(value):  # what `with` needs of a value, or its TypeError
-    if not hasattr(type(value), "__enter__"):
-        raise TypeError("not a context manager")
-    return value
 
 
 def _runs(source: str, scope: dict) -> bool:
@@ -496,7 +490,6 @@ def _runs(source: str, scope: dict) -> bool:
             node.func = ast.Call(ast.Name("__library", ast.Load()), [node.func], [])
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & scope.keys()
     scope = {**scope, **{k: copied(scope[k]) for k in names}, "__library": _library}
-    scope["__entered"] = _entered
     try:
         with quiet_numerics(), warnings.catch_warnings(), torch().no_grad():
             warnings.simplefilter("ignore")
@@ -532,8 +525,8 @@ def _edits(expr, scope, message: str):
             func = ast.parse(f"{twin}.{callee[5:]}", mode="eval").body
             why = f"{twin}.{callee[5:]} for {callee}, which takes one number"
             yield _call(node, args, keys, why, func)
-        if callee == "__entered":  # `with torch.no_grad:`
-            yield said(node), f"{said(args[0])}()", f"`with {said(args[0])}():`"
+        if callee == "type":  # `with torch.no_grad:`, a class where its instance goes
+            yield said(args[0]), f"{said(args[0])}()", f"`with {said(args[0])}():`"
         for k, key in enumerate(keys):  # NumPy's keyword for torch's, or back
             if other := SYNONYMS.get(key.arg):
                 new = [*keys[:k], ast.keyword(other, key.value), *keys[k + 1 :]]
@@ -574,7 +567,7 @@ def _repaired(frame, line: str, message: str) -> str | None:
         if isinstance(stmt, ast.AugAssign):
             parts = [ast.BinOp(stmt.target, stmt.op, stmt.value)]
         for item in getattr(stmt, "items", []) if isinstance(stmt, ast.With) else []:
-            parts += [ast.Call(ast.Name("__entered"), [item.context_expr], [])]
+            parts.append(ast.parse(f"type({ast.unparse(item.context_expr)}).__enter__"))
         source = ", ".join(map(ast.unparse, parts))  # a `with`'s items: a tuple
         scope = {**frame.f_globals, **frame.f_locals}
         if not parts or _runs(source, scope):  # runs as it is: not this line's slip
