@@ -1145,9 +1145,6 @@ def test_a_raising_line_is_told_the_one_small_edit_that_makes_it_run():
         with torch.no_grad():
             new.weight.copy_(w * s.view(-1, 1, 1))
 
-    def torch_dim(x):
-        return x.mean(dim=0)
-
     def number(x):
         t = torch.tensor(x)
         return torch.maximum(t, 1.0)
@@ -1168,7 +1165,6 @@ def test_a_raising_line_is_told_the_one_small_edit_that_makes_it_run():
         (numpy1, "`np.array(x, dtype=np.float64)`: without copy=False"),
         (keras, "`(w.T * s).T`, transposed"),
         (short_view, "`s.view(-1, 1, 1, 1)`: one more axis of size 1"),
-        (torch_dim, "`x.mean(axis=0)`: x.mean names it axis="),
         (number, "`torch.maximum(t, torch.tensor(1.0))`: torch.maximum takes a "),
     ):
         _, problem = _core.call("f", fn, np.random.rand(6, 3).astype(np.float32))

@@ -33,7 +33,6 @@ INFO = "note"  # informative, never a verdict on the learner: skipped, or for co
 EPS = 1e-5  # PyTorch's default eps for every normalisation layer: the checks' too
 _SIZES, _GRAD_OFF, _IDLE, _TRACE, _USED = [], [], [], [], []  # the last call's
 NAME_WIDTH, VERDICT_WIDTH = 34, 7
-SYNONYMS = {"dim": "axis", "axis": "dim", "keepdim": "keepdims", "keepdims": "keepdim"}
 
 
 class CheckFailed(AssertionError):
@@ -510,8 +509,6 @@ def _edits(expr, scope, message: str):
     """(a part of the line, that part edited, the edit in words), likeliest first."""
     said = ast.unparse
     for node in ast.walk(expr):
-        if isinstance(node, ast.Attribute) and node.attr == "T":
-            yield said(node), said(node.value), f"`{said(node.value)}` without the .T"
         if isinstance(node, ast.BinOp) and ".T" in said(node):
             yield said(node), f"({said(node)}).T", f"`({said(node)}).T`, transposed"
         if isinstance(node, ast.List):  # an axis, a shape: a tuple, not a list
@@ -527,10 +524,6 @@ def _edits(expr, scope, message: str):
             yield _call(node, args, keys, why, func)
         if callee == "type":  # `with torch.no_grad:`, a class where its instance goes
             yield said(args[0]), f"{said(args[0])}()", f"`with {said(args[0])}():`"
-        for k, key in enumerate(keys):  # NumPy's keyword for torch's, or back
-            if other := SYNONYMS.get(key.arg):
-                new = [*keys[:k], ast.keyword(other, key.value), *keys[k + 1 :]]
-                yield _call(node, args, new, f"{callee} names it {other}=")
         if len(args) >= 2:  # the last argument lands on which parameter?
             param = "out" if isinstance(f, np.ufunc) else f"parameter #{len(args)}"
             with contextlib.suppress(Exception):
@@ -552,7 +545,7 @@ def _edits(expr, scope, message: str):
         if callee.endswith((".view", ".reshape")) and args:
             why = "one more axis of size 1 (broadcasting lines up the last axes)"
             yield _call(node, [*args, ast.Constant(1)], keys, why)
-        for key in (k for k in keys if k.arg not in SYNONYMS):  # (an axis: not this)
+        for key in (k for k in keys if "dim" not in k.arg and k.arg != "axis"):
             yield _call(
                 node, args, [k for k in keys if k is not key], f"without {said(key)}"
             )
