@@ -1267,3 +1267,23 @@ def test_a_function_that_keeps_an_attribute_on_itself_is_said(
     body = lambda: _core.wrong("merge", "running_mean is unchanged")  # noqa: E731
     report = _core.run_check("merge", body, quiet=True, merge=merge)
     assert "your function keeps merge.layers on itself" in report[-1].detail
+
+
+def test_a_dot_product_where_a_product_per_feature_belongs_is_named():
+    # rounds 21 and 22: gamma @ r and np.dot(gamma, inv_std) make one number where
+    # one per feature belongs: each feature off by sum(t) / t, t the product
+    rng = np.random.default_rng(0)
+    want, gamma, r = (
+        rng.normal(size=(8, 5)),
+        rng.uniform(0.5, 2, 5),
+        rng.uniform(1, 3, 5),
+    )
+    known = {"gamma": gamma, "r": r, "sigma": rng.uniform(1, 2, 5)}
+    got = want * (gamma * r).sum() / (gamma * r)
+    said = _core.describe(got, want, known=known)
+    assert "sum(gamma * r) / (gamma * r): a sum over the features (np.dot, @)" in said
+    got = want * (gamma / known["sigma"]).sum() / (gamma / known["sigma"])
+    assert "sum(gamma / sigma) / (gamma / sigma)" in _core.describe(
+        got, want, known=known
+    )
+    assert "np.dot" not in (_core.describe(want * 1.7, want, known=known) or "")
