@@ -78,9 +78,9 @@ def _probe(backward, cache, douts, k):
     return np.array(found)
 
 
-def _terms(backward, cache, dgamma, dout, x_hat, r, d) -> str | None:
+def _terms(backward, cache, dgamma, dout, x, r, d) -> str | None:
     """dgamma's summand (x_hat * r + d) read as x_hat * a + b, one example at a time"""
-    ones = np.eye(len(dout))[:, :, None] * np.ones_like(dout[0])  # one example each
+    ones, x_hat = np.eye(len(dout))[:, :, None] * np.ones_like(dout[0]), _x_hat(x)
     if (s := _probe(backward, cache, ones, 1)) is None or s.shape != dout.shape:
         return None
     a, b = (s * x_hat).sum(0) / (x_hat * x_hat).sum(0), s.mean(0)
@@ -124,9 +124,8 @@ def batch_renorm_backward(numpy_forward, backward, *, seed=0, quiet=False, stric
                 results[0].detail = f"{MIXED} (max rel. error {results[0].error:.1e})"
         swapped = "the other way round" in results[1].detail  # the outputs' order
         if not (results[1] or swapped) and results[1].error is not None:
-            read = _terms(backward, value[1], to_numpy(got[1]), dout, _x_hat(x), r, d)
-            error = f" (max rel. error {results[1].error:.1e})"
-            results[1].detail = read + error if read else results[1].detail
+            if read := _terms(backward, value[1], to_numpy(got[1]), dout, x, r, d):
+                results[1].detail = read + f" (max rel. error {results[1].error:.1e})"
         if all(results):  # one feature: dx keeps its shape (N, 1), no squeeze()
             one, at = (numpy_forward, *problem(seed, d=1)), f"{BACKWARD} D=1"
             (v, failed), dx1 = call(at, *one[:6], RMAX, DMAX), _numeric_grads(*one)[0]
@@ -268,13 +267,9 @@ def _reader(rows, state, bounds, momentum):
     return read
 
 
-def _step(cls, given, seed, bounds=(RMAX, DMAX), image=False, train=True, **how):
+def _step(cls, given, case, seed, bounds=(RMAX, DMAX), image=False, train=True, **how):
     """A training step (output, input gradient, running stats) or eval step: vs given"""
-    plain, m = bounds == (1.0, 0.0), how.get("momentum", 0)
-    label = f"{NAME} {'rmax=1 dmax=0' if plain else 'NCHW' if image else 'NC'}"
-    label += " nothing clipped" * (bounds[0] > 100)  # r and d as computed
-    label += f" rmax={RMAX} dmax=0" * (bounds == (RMAX, 0.0))  # one bound relaxed
-    label = label if train else f"{NAME} eval{' NCHW' if image else ''}"
+    plain, m, label = bounds == (1.0, 0.0), how.get("momentum", 0), f"{NAME} {case}"
     rows, *state, drows = problem(seed, n=24 if image else 12)  # gamma, beta, mean, std
     shape = (2, 5, 3, 4) if image else rows.shape  # 24 rows = 2 x 3 x 4 positions
     x = torch().tensor(unrows(rows, shape), requires_grad=train)
@@ -370,15 +365,15 @@ def batch_renorm(cls, numpy_forward, *, seed=0, quiet=False, strict=None):
     def body():
         if (first := _registration(cls)).verdict == _core.TODO:
             return first
-        results = [first, *_step(cls, numpy_forward, seed, (1.0, 0.0))]
-        nc = _step(cls, numpy_forward, seed, momentum=0.2)  # the momentum passed: used
-        nchw = _step(cls, numpy_forward, seed + 1, image=True)
-        nc += _step(cls, numpy_forward, seed + 4, (1e3, 1e3)) if all(nc) else []
-        nc += _step(cls, numpy_forward, seed + 5, (RMAX, 0.0)) if all(nc) else []
+        step = lambda *args, **how: _step(cls, numpy_forward, *args, **how)
+        results = [first, *step("rmax=1 dmax=0", seed, (1.0, 0.0))]
+        nc, nchw = step("NC", seed, momentum=0.2), step("NCHW", seed + 1, image=True)
+        nc += step("NC nothing clipped", seed + 4, (1e3, 1e3)) if all(nc) else []
+        nc += step(f"NC rmax={RMAX} dmax=0", seed + 5, (RMAX, 0.0)) if all(nc) else []
         if all(nc) and nchw[0].verdict == _core.ERROR:  # only 4-D input fails
             nchw[0].detail += "; " + IMAGES
-        results += nc + nchw + _step(cls, numpy_forward, seed + 2, train=False)
-        results += _step(cls, numpy_forward, seed + 3, image=True, train=False)
+        results += nc + nchw + step("eval", seed + 2, train=False)
+        results += step("eval NCHW", seed + 3, image=True, train=False)
         label, x = f"{NAME} image batch of one", torch().randn(1, 5, 2, 2).double()
         module, _, failed = _ready(cls, label)  # 4 values per channel: enough
         failed = call(label, module, x)[1] if failed is None else failed
