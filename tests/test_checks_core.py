@@ -1152,12 +1152,17 @@ def test_a_raising_line_is_told_the_one_small_edit_that_makes_it_run():
     def axes_list(x):  # tf.nn.moments' axes=[0]
         return x.mean(axis=[0])
 
+    def axes_name(x):  # the list held by a name: replaced as a name, not in "max"
+        axes = [0]
+        return np.max(x, axis=axes)
+
     def scalar_sqrt(x):
         var = torch.tensor(x).var(0)
         return 1 / math.sqrt(var)
 
     for fn, says in (
         (axes_list, "a tuple, `(0,)`, for `[0]`"),
+        (axes_name, "a tuple, `(0,)`, for `axes`"),
         (scalar_sqrt, "`torch.sqrt(var)`: torch.sqrt for math.sqrt, which takes one"),
         (sqrt_comma, "`np.sqrt(var)`: `eps` goes to np.sqrt's out"),
         (no_call, "`with torch.no_grad():`"),
@@ -1211,6 +1216,8 @@ def test_a_dtype_other_than_the_inputs_is_said_in_the_raising_line():
 
     _, problem = _core.call("f", layer, np.random.rand(6, 3))
     assert "bn's parameters float32, not float64" in problem.detail
+    _, problem = _core.call("f", cast, np.ones((6, 3), np.int64))  # floats for ints: so
+    assert "(in that line: t (6, 3))" in problem.detail
 
 
 def test_a_tensor_made_and_dropped_is_said_when_the_check_fails(

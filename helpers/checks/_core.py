@@ -429,17 +429,16 @@ def _read_frame(frame, line, message: str, args=()) -> str | None:
     if "NoneType" not in message:
         items, arrays = values.items(), (np.ndarray, torch().Tensor)
         kind = lambda v: str(v.dtype).replace("torch.", "")
-        given = {kind(a) for a in args if isinstance(a, arrays)}  # a dtype not: said
-        odd = lambda v: f" {kind(v)}, not {min(given)}" if kind(v) not in given else ""
+        given = {kind(a) for a in args if isinstance(a, arrays) and "float" in kind(a)}
+        odd = lambda v: kind(v) not in given and "float" in kind(v)  # not the input's
+        said = lambda v: f" {kind(v)}, not {min(given)}" if given and odd(v) else ""
         seen = [
-            f"{n} {tuple(v.shape)}{odd(v) if given else ''}"
-            for n, v in items
-            if isinstance(v, arrays)
+            f"{n} {tuple(v.shape)}{said(v)}" for n, v in items if isinstance(v, arrays)
         ]
         for n, v in items if given else ():  # a layer's dtype, if not the input's
             state = v.state_dict().values() if isinstance(v, torch().nn.Module) else ()
-            first = next((t for t in state if t.is_floating_point() and odd(t)), None)
-            seen += [f"{n}'s parameters{odd(first)}"] if first is not None else []
+            first = next((t for t in state if odd(t)), None)
+            seen += [f"{n}'s parameters{said(first)}"] if first is not None else []
         seen += [f"{n}: {len(v)} items" for n, v in items if type(v) in (tuple, list)]
         return f"(in that line: {', '.join(seen[:6])}) " if seen else None
     none = [n for n, v in values.items() if v is None]
@@ -511,9 +510,14 @@ def _edits(expr, scope, message: str):
     for node in ast.walk(expr):
         if isinstance(node, ast.BinOp) and ".T" in said(node):
             yield said(node), f"({said(node)}).T", f"`({said(node)}).T`, transposed"
-        if isinstance(node, ast.List):  # an axis, a shape: a tuple, not a list
-            why = f"a tuple, `{said(ast.Tuple(node.elts))}`, for `{said(node)}`"
-            yield said(node), f"tuple({said(node)})", why
+        listed = scope.get(said(node)) if isinstance(node, ast.Name) else None
+        if isinstance(node, ast.List) or type(listed) is list:  # an axis, a shape
+            shown = said(ast.Tuple(node.elts)) if listed is None else tuple(listed)
+            yield (
+                said(node),
+                f"tuple({said(node)})",
+                f"a tuple, `{shown}`, for `{said(node)}`",
+            )
         if not isinstance(node, ast.Call):
             continue
         f, callee = _value(said(node.func), scope), said(node.func)
@@ -567,10 +571,13 @@ def _repaired(frame, line: str, message: str) -> str | None:
             return None
         words = lambda text: set(re.findall(r"[A-Za-z_]\w\w+", text))
         edits = _edits(ast.parse(source, mode="eval"), scope, message)
+        put = lambda old, new: re.sub(  # the part alone, not inside a longer name
+            rf"(?<![\w.]){re.escape(old)}(?!\w)", lambda _: new, source, count=1
+        )
         runs = [
             (why, words(old) - words(new))
             for old, new, why in edits
-            if _runs(source.replace(old, new, 1), scope)
+            if _runs(put(old, new), scope)
         ]
         named = [why for why, gone in runs if any(w in message for w in gone)]
         first = (named or [why for why, _ in runs] or [None])[0]
