@@ -29,15 +29,13 @@ PROGRAM = """mean = x.sum(axis=0) / len(x)
 var = ((x - mean) ** 2).sum(axis=0) / len(x)
 rho = (var + eps) ** -0.5
 x_hat = (x - mean) * rho
-out = gamma * x_hat + beta
-"""  # the forward on the whole batch, as the lesson writes it: its one-edit neighbours
+out = gamma * x_hat + beta"""  # the lesson's whole-batch forward, for _core.neighbours
 MERGE = """mean = (counts * means).sum(axis=0) / counts.sum()
 within = (counts - 1) * variances
 between = counts * (means - mean) ** 2
 var = (within + between).sum(axis=0) / (counts.sum() - 1)
 running_mean = np.broadcast_to(mean, means.shape)
-running_var = np.broadcast_to(var, means.shape)
-"""  # the merge (one row per rank), for _core.neighbours
+running_var = np.broadcast_to(var, means.shape)"""  # a row per rank (_core.neighbours)
 _CALLS = {"forward": (r"\bbatch_norm\b", r"\bnn\.\w*BatchNorm\w*")}  # flags.py notes
 _CALLS["backward"] = (r"\bautograd\b", r"\.backward\(")
 SHORTCUTS = {f"sync_{k}_{d}": c for k in ("batchnorm", "bn") for d, c in _CALLS.items()}
@@ -81,12 +79,11 @@ def _variants(xs):
     mean_means, weighted = rows * own_mean.mean(0), rows * (sizes * own_var).sum(0) / n
     law = "it misses the spread of their means: law of total variance"
     by_world = "divided by W * n_rank (N = W * this rank's count)"
-    return {
-        "the batch mean": rows * full.mean(0),
-        "this rank's own mean (a ghost batch: all-reduce the sums)": own_mean,
-        "the mean of the ranks' means (unweighted by their sizes)": mean_means,
-        f"the all-reduced sum {by_world}": full.sum(0) / (world * sizes),
-    }, {
+    means = {"the batch mean": rows * full.mean(0)}
+    means["this rank's own mean (a ghost batch: all-reduce the sums)"] = own_mean
+    means["the mean of the ranks' means (unweighted by their sizes)"] = mean_means
+    means[f"the all-reduced sum {by_world}"] = full.sum(0) / (world * sizes)
+    return means, {
         "the batch's biased variance": var,
         "the unbiased variance (divides by N - 1)": var * n / (n - 1),
         "this rank's own variance (a ghost batch)": own_var,
@@ -300,16 +297,15 @@ def _dx_reader(xs, gamma, douts):
 def _gradients(name, fn, per_rank, count, names, xs, gamma, beta, douts):
     """``fn`` on every rank: dx joined, dgamma and dbeta summed (DDP), vs autograd."""
     before = [_watch(d, "dout") + _watch(a, "an input tensor") for *a, d in per_rank]
-    grads, _, problem_ = _ranks(name, fn, per_rank, count, names, copy=False)
-    if problem_ is not None:
-        return [problem_]
+    grads, _, failed = _ranks(name, fn, per_rank, count, names, copy=False)
     for rank, where, now, was in [(r, *f) for r, fs in enumerate(before) for f in fs]:
-        if _core._changed(was, now):
+        if failed is None and _core._changed(was, now):  # the first change found
             why = f"changed {where.split(' (')[0]} in place on rank {rank}: compute "
-            return [wrong(name, why + "new tensors (dx = dout * ..., not dout *= ...)")]
-    dx, problem_ = _outputs(f"{name} dx", grads, xs, "dx")
-    if problem_ is not None:
-        return [problem_]
+            failed = wrong(name, why + "new tensors (dx = dout * ..., not dout *= ...)")
+    if failed is None:
+        dx, failed = _outputs(f"{name} dx", grads, xs, "dx")
+    if failed is not None:
+        return [failed]
     torch, F = torch_(), torch_().nn.functional
     x, g, b = (t.clone().requires_grad_() for t in (torch.cat(xs), gamma, beta))
     F.batch_norm(x, None, None, g, b, True, 0, EPS).backward(torch.cat(douts))
@@ -500,10 +496,8 @@ def merge_running_stats(fn, *, seed=0, quiet=False, strict=None):
             bns = [_bns(m)[layer] for m in models]  # stop at the first wrong layer
             if not all(results := _merged_layer(name, layer, bns, buffers, kinds)):
                 return results
-        seen = (
-            f"all {len(layers)} BN layers (1d, affine=False, uncounted, 2d, 3d, Sync)"
-        )
-        done = ok(name, f"{seen} agree on all 3 ranks (shares {str(SHARES)[1:-1]})")
+        msg = f"all {len(layers)} BN layers (1d, affine=False, uncounted, 2d, 3d, "
+        done = ok(name, f"{msg}Sync) agree on all 3 ranks (shares {str(SHARES)[1:-1]})")
         low = list(zip([m.float() for m in _rank_models(seed)], SHARES, strict=True))
         _, _, problem_ = _ranks(label := f"{name} float32", on_rank, low, copy=False)
         kinds = {b.dtype for m, _ in low for b in m.buffers() if b.is_floating_point()}
