@@ -17,7 +17,6 @@ import pickle
 import re
 import sys
 import sysconfig
-import textwrap
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
@@ -393,10 +392,7 @@ def raised(exc: BaseException, args=()) -> str:
     frame, line = _frame(exc)
     s = _read_frame(frame, line, message, args)
     shapes = s if s and s.startswith("(in that") else ""
-    fixed = frame and _repaired(
-        frame, line, message
-    )  # before a hint from the message alone
-    meaning = fixed or broadcast_hint(message, args) or (None if shapes else s)
+    meaning = broadcast_hint(message, args) or (None if shapes else s)  # None named?
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
     found = next((m for k, m in MEANINGS.items() if re.search(k, message)), None)
@@ -463,126 +459,6 @@ def _value(dotted: str, scope: dict):
             value = ... if value is None else getattr(value, attr)
         return value
     return ...
-
-
-# --- the learner's raising line, edited: which one small change makes it run? ---
-_Unsafe = type("_Unsafe", (Exception,), {})  # an edit would run the learner's code
-
-
-def _library(f):  # f, if calling it runs a library's code only (never a collective)
-    where = getattr(f, "__module__", None) or type(getattr(f, "__self__", f)).__module__
-    pure = (len, float, int, abs, tuple, list, range, round, slice, zip, sum, type)
-    library = where.split(".")[0] in ("numpy", "torch", "math") and ".dist" not in where
-    if (
-        f not in pure and not library
-    ):  # (a built-in that calls back, map, may run theirs)
-        raise _Unsafe(where)
-    return f
-
-
-def _runs(source: str, scope: dict) -> bool:
-    """Whether ``source`` evaluates on copies of ``scope``, calling libraries only."""
-    tree = ast.parse(source, mode="eval")
-    for node in ast.walk(tree):  # every call goes through _library first
-        if isinstance(node, ast.Call) and not ast.unparse(node.func).startswith("__"):
-            node.func = ast.Call(ast.Name("__library", ast.Load()), [node.func], [])
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} & scope.keys()
-    scope = {**scope, **{k: copied(scope[k]) for k in names}, "__library": _library}
-    try:
-        with quiet_numerics(), warnings.catch_warnings(), torch().no_grad():
-            warnings.simplefilter("ignore")
-            eval(compile(ast.fix_missing_locations(tree), "<edited>", "eval"), scope)
-    except _Unsafe:
-        raise
-    except Exception:
-        return False
-    return True
-
-
-def _call(node, args, keys, why: str, func=None):  # an edit: (old, new, in words)
-    text = ast.unparse(ast.Call(func or node.func, args, keys))
-    return ast.unparse(node), text, f"`{text}`: {why}"
-
-
-def _edits(expr, scope, message: str):
-    """(a part of the line, that part edited, the edit in words), likeliest first."""
-    said = ast.unparse
-    for node in ast.walk(expr):
-        if isinstance(node, ast.BinOp) and ".T" in said(node):
-            yield said(node), f"({said(node)}).T", f"`({said(node)}).T`, transposed"
-        listed = scope.get(said(node)) if isinstance(node, ast.Name) else None
-        if isinstance(node, ast.List) or type(listed) is list:  # an axis, a shape
-            shown = said(ast.Tuple(node.elts)) if listed is None else tuple(listed)
-            yield (
-                said(node),
-                f"tuple({said(node)})",
-                f"a tuple, `{shown}`, for `{said(node)}`",
-            )
-        if not isinstance(node, ast.Call):
-            continue
-        f, callee = _value(said(node.func), scope), said(node.func)
-        args, keys = node.args, node.keywords
-        for twin in ("torch", "np") if callee.startswith("math.") else ():  # one number
-            func = ast.parse(f"{twin}.{callee[5:]}", mode="eval").body
-            why = f"{twin}.{callee[5:]} for {callee}, which takes one number"
-            yield _call(node, args, keys, why, func)
-        if callee == "type":  # `with torch.no_grad:`, a class where its instance goes
-            yield said(args[0]), f"{said(args[0])}()", f"`with {said(args[0])}():`"
-        if len(args) >= 2:  # the last argument lands on which parameter?
-            param = "out" if isinstance(f, np.ufunc) else f"parameter #{len(args)}"
-            with contextlib.suppress(Exception):
-                param = list(inspect.signature(f).parameters)[len(args) - 1]
-            why = f"`{said(args[-1])}` goes to {callee}'s {param}"
-            yield _call(node, args[:-1], keys, why)
-        numbers = [
-            type(_value(said(a), scope)) in (int, float) or isinstance(a, ast.Constant)
-            for a in args[:2]
-        ]  # arrays swapped may fit by chance
-        if len(args) >= 2 and all(numbers):
-            yield _call(node, [args[1], args[0], *args[2:]], keys, "arguments swapped")
-        for k, a in enumerate(args if "Tensor" in message else []):  # not a number
-            value = a.value if isinstance(a, ast.Constant) else _value(said(a), scope)
-            tensor = ast.Call(ast.Name("torch.tensor"), [a], [])
-            why = f"{callee} takes a tensor where `{said(a)}` is a Python number"
-            if type(value) in (int, float):
-                yield _call(node, [*args[:k], tensor, *args[k + 1 :]], keys, why)
-        if callee.endswith((".view", ".reshape")) and args:
-            why = "one more axis of size 1 (broadcasting lines up the last axes)"
-            yield _call(node, [*args, ast.Constant(1)], keys, why)
-        for key in (k for k in keys if "dim" not in k.arg and k.arg != "axis"):
-            yield _call(
-                node, args, [k for k in keys if k is not key], f"without {said(key)}"
-            )
-
-
-def _repaired(frame, line: str, message: str) -> str | None:
-    """The small edit that makes the learner's raising line run, in words: the first
-    whose removed word the error names, else the first in _edits' order."""
-    with contextlib.suppress(Exception):
-        stmt = ast.parse(line if not line.endswith(":") else line + " pass").body[0]
-        parts = [p for k in ("value", "test", "iter") if (p := getattr(stmt, k, None))]
-        if isinstance(stmt, ast.AugAssign):
-            parts = [ast.BinOp(stmt.target, stmt.op, stmt.value)]
-        for item in getattr(stmt, "items", []) if isinstance(stmt, ast.With) else []:
-            parts.append(ast.parse(f"type({ast.unparse(item.context_expr)}).__enter__"))
-        source = ", ".join(map(ast.unparse, parts))  # a `with`'s items: a tuple
-        scope = {**frame.f_globals, **frame.f_locals}
-        if not parts or _runs(source, scope):  # runs as it is: not this line's slip
-            return None
-        words = lambda text: set(re.findall(r"[A-Za-z_]\w\w+", text))
-        edits = _edits(ast.parse(source, mode="eval"), scope, message)
-        put = lambda old, new: re.sub(  # the part alone, not inside a longer name
-            rf"(?<![\w.]){re.escape(old)}(?!\w)", lambda _: new, source, count=1
-        )
-        runs = [
-            (why, words(old) - words(new))
-            for old, new, why in edits
-            if _runs(put(old, new), scope)
-        ]
-        named = [why for why, gone in runs if any(w in message for w in gone)]
-        first = (named or [why for why, _ in runs] or [None])[0]
-        return first and f"(your line runs with one change: {first}) "
-    return None
 
 
 def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
@@ -935,14 +811,10 @@ def _dotted(per, known) -> str | None:
     product (np.dot, @) where the product per feature belongs."""
     vecs = {k: to_numpy(v) for k, v in (known or {}).items()}
     vecs = {k: v.ravel() for k, v in vecs.items() if v is not None and v.size > 2}
-    terms = {
-        f"{a} {o} {b}": x * y if o == "*" else x / y
-        for a, x in vecs.items()
-        for b, y in vecs.items()
-        for o in "*/"
-        if a < b or o == "/" and a != b
-    }
-    for name, t in {**vecs, **terms}.items():
+    pairs = list(itertools.permutations(vecs.items(), 2))
+    terms = {**vecs, **{f"{a} / {b}": x / y for (a, x), (b, y) in pairs}}
+    terms |= {f"{a} * {b}": x * y for (a, x), (b, y) in pairs if a < b}
+    for name, t in terms.items():
         if t.size == per.size and np.ptp(t) > 1e-9 * np.abs(t).max():  # not constant
             if np.allclose(per * t, t.sum(), rtol=1e-7):
                 why = "a sum over the features (np.dot, @) where {}, one per feature"
@@ -1378,39 +1250,14 @@ def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Re
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
     results = [results] if isinstance(results, Result) else list(results)
-    if not all(results) and (note := _dropped(name, defs.values())):
-        results.append(note)
-    kept = [
-        f"{f.__name__}.{k}"
-        for f in defs.values()
-        if inspect.isfunction(f)
-        for k in vars(f)
-        if not k.startswith("__")
-    ]  # set by an earlier call
+    funcs = [f for f in defs.values() if inspect.isfunction(f)]  # what they keep
+    kept = [f"{f.__name__}.{k}" for f in funcs for k in vars(f) if k[:2] != "__"]
     if kept and not all(results):
         why = f"your function keeps {', '.join(kept)} on itself: a later call, with "
         results.append(
-            info(name, why + "another input, reuses it; compute it each call")
+            info(name, why + "another input, reuses it: compute it per call")
         )
     return report(results, quiet=quiet, strict=strict)
-
-
-def _dropped(name: str, exercises) -> Result | None:
-    """A statement of the learner's that makes a new tensor and drops it: `x.add(y)`
-    alone, a method whose in-place twin (add_) or assignment was meant."""
-    own = lambda e: [v for v in vars(e).values() if inspect.isfunction(v)]
-    for f in [f for e in exercises for f in (own(e) if isinstance(e, type) else [e])]:
-        with contextlib.suppress(Exception):  # no source: nothing to read
-            for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(f)))):
-                call = node.value if isinstance(node, ast.Expr) else None
-                attr = getattr(getattr(call, "func", None), "attr", "")
-                twin = all(hasattr(torch().Tensor, a) for a in (attr, attr + "_"))
-                out = any(k.arg == "out" for k in getattr(call, "keywords", []))
-                if isinstance(call, ast.Call) and twin and not out:
-                    why = f"your line `{ast.unparse(node)}` ({f.__name__}) makes a new "
-                    why += f"tensor and drops it: {attr}_ works in place, or assign it"
-                    return info(name, why)
-    return None
 
 
 def build_module(cls, label: str, *args, **kwargs):
