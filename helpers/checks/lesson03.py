@@ -449,9 +449,7 @@ def _contrasts(results, contrasts) -> list[Result]:
     return results
 
 
-def _trained_pair(
-    kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps=4, m=0.1
-):
+def _trained_pair(kind, bias, seed, affine=True, dtype="float64", eps=EPS, steps=4):
     """A layer (linear, conv, grouped), a trained eval-mode BN (``dtype``), an input."""
     torch, nn, gen = torch_(), torch_().nn, torch_().Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -464,7 +462,7 @@ def _trained_pair(
     }[kind]
     layer = make(*args, bias=bias, **kw).double().eval()
     norm = nn.BatchNorm1d if kind in ("linear", "Conv1d") else nn.BatchNorm2d
-    bn = norm(layer.weight.shape[0], eps=eps, momentum=m, affine=affine).double()
+    bn = norm(layer.weight.shape[0], eps=eps, affine=affine).double()
     with torch.no_grad():
         for _ in range(steps):  # give the running statistics non-trivial values
             bn(layer(3 * torch.randn(*shape, generator=gen).double() + 1))
@@ -507,9 +505,10 @@ def _fold(
     extra, what = "" if bias else " (no bias)", "the folded layer's output"
     extra = f" eps={eps:g}" if eps != EPS else extra if affine else " affine=False"
     extra = " untrained BN" if not steps else " layer.train()" if train else extra
-    extra = " momentum=None" if m is None else extra  # cumulative: as fixed in eval
+    extra = " momentum=None" if m is None else extra
     label = f"fold_batchnorm {kind}" + (extra if dtype == "double" else f" {dtype}")
-    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps, m)
+    layer, bn, x = _trained_pair(kind, bias, seed, affine, dtype, eps, steps)
+    bn.momentum = m  # None: a cumulative average, as fixed as any in eval mode
     with torch_().no_grad():  # the fold read as bn of the layer's output z, in float64
         want, z = bn.double()(layer.double()(x)), channels_last(layer(x))
     c, mean, var = z.shape[1], bn.running_mean, bn.running_var  # a wrong bias: a mean

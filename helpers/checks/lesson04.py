@@ -290,13 +290,12 @@ def _step(cls, given, case, seed, bounds=(RMAX, DMAX), image=False, train=True, 
             result.detail = "module.rmax, module.dmax set after construction changed "
             result.detail += "nothing (passed to it, they work): read them in forward()"
     if "eval mode's" in result.detail:  # or the modes swapped: is eval mode's eval?
-        _, out2, failed = _ready(cls, label, state, bounds, x.detach(), train=False)
-        eval_is = state[0] * (rows - state[2]) / state[3] + state[1]
-        rows2 = _core.channels_last(out2) if failed is None else None
-        if failed is None and not compare(label, rows2, eval_is, tol=TOL):
-            result.detail = "training mode gives eval mode's output, (x - running_mean"
-            result.detail += ") / running_std, and eval mode another: the test of "
-            result.detail += "self.training is the wrong way round"
+        bn, out2, failed = _ready(cls, label, state, bounds, x.detach(), train=False)
+        if failed is None and not _eval(
+            label, bn, _core.channels_last(out2), rows, state
+        ):
+            why = "training mode gives eval mode's output and eval mode another: "
+            result.detail = why + "the test of self.training is the wrong way round"
     if not result:
         return [result]
     try:
