@@ -290,9 +290,9 @@ def _step(cls, given, case, seed, bounds=(RMAX, DMAX), image=False, train=True, 
             result.detail = "module.rmax, module.dmax set after construction changed "
             result.detail += "nothing (passed to it, they work): read them in forward()"
     if "eval mode's" in result.detail:  # or the modes swapped: is eval mode's eval?
-        bn, out2, failed = _ready(cls, label, state, bounds, x.detach(), train=False)
+        bn, ev, failed = _ready(cls, label, state, bounds, x.detach(), train=False)
         if failed is None and not _eval(
-            label, bn, _core.channels_last(out2), rows, state
+            label, bn, _core.channels_last(ev), rows, state
         ):
             why = "training mode gives eval mode's output and eval mode another: "
             result.detail = why + "the test of self.training is the wrong way round"
