@@ -389,8 +389,7 @@ def raised(exc: BaseException, args=()) -> str:
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
         if line.startswith("raise"):  # checks call with inputs the exercise accepts
             text += ": your own test refused an input the exercise accepts"
-    frame, line = _frame(exc)
-    s = _read_frame(frame, line, message, args)
+    s = _read_frame(exc, message, args)
     shapes = s if s and s.startswith("(in that") else ""
     meaning = broadcast_hint(message, args) or (None if shapes else s)  # None named?
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
@@ -405,15 +404,11 @@ def raised(exc: BaseException, args=()) -> str:
     return text + "(call the function yourself to see the full traceback)"
 
 
-def _frame(exc: BaseException):
-    """The learner's innermost frame in ``exc``'s traceback, and its raising line."""
+def _read_frame(exc: BaseException, message: str, args=()) -> str | None:
+    """The learner's raising line in its frame: the one name that is None, or shapes."""
     frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
     frame = next((f for f in frames[::-1] if not _whose(f.f_code.co_filename)), None)
-    return frame, frame and traceback.extract_stack(frame, 1)[0].line
-
-
-def _read_frame(frame, line, message: str, args=()) -> str | None:
-    """The learner's raising line in its frame: the one name that is None, or shapes."""
+    line = frame and traceback.extract_stack(frame, 1)[0].line
     try:  # a line that opens a block (`if x:`) parses with a body added
         tree = ast.parse(line if not line.endswith(":") else line + " pass")
     except (SyntaxError, AttributeError, TypeError):  # no line
@@ -428,9 +423,8 @@ def _read_frame(frame, line, message: str, args=()) -> str | None:
         given = {kind(a) for a in args if isinstance(a, arrays) and "float" in kind(a)}
         odd = lambda v: kind(v) not in given and "float" in kind(v)  # not the input's
         said = lambda v: f" {kind(v)}, not {min(given)}" if given and odd(v) else ""
-        seen = [
-            f"{n} {tuple(v.shape)}{said(v)}" for n, v in items if isinstance(v, arrays)
-        ]
+        shown = [(n, v) for n, v in items if isinstance(v, arrays)]
+        seen = [f"{n} {tuple(v.shape)}{said(v)}" for n, v in shown]
         for n, v in items if given else ():  # a layer's dtype, if not the input's
             state = v.state_dict().values() if isinstance(v, torch().nn.Module) else ()
             first = next((t for t in state if odd(t)), None)
@@ -1368,11 +1362,9 @@ def mine_or_reference(label: str, mine, reference, check, reference_name=None):
         first, passed = str(exc).strip().splitlines()[:1], False
         print(f"{label}: its check failed ({first[0] if first else 'no detail'})")
     name = reference_name or getattr(reference, "__name__", "the reference")
-    if passed:
-        print(f"{label}: yours passes its check, so the cells below use it")
-        return mine
-    print(f"{label}: not finished or not right yet, so the cells below use {name}")
-    return reference
+    how = "yours passes its check" if passed else "not finished or not right yet"
+    print(f"{label}: {how}, so the cells below use {'it' if passed else name}")
+    return mine if passed else reference
 
 
 def order_problem(label: str, fn, order: str) -> Result | None:
