@@ -776,8 +776,7 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
     with np.errstate(all="ignore"):
         per = np.sum(g * w, axis=0) / np.sum(w * w, axis=0)
     if g.shape[1] > 1 and np.all(np.isfinite(per)) and close(g, per * w):
-        off_one = np.flatnonzero(np.abs(per - 1) > 1e-6)
-        label = _named(per, known) or _dotted(per, known)
+        off_one, label = np.flatnonzero(np.abs(per - 1) > 1e-6), _named(per, known)
         if g.shape[0] == 1 and not label or not len(off_one):  # no signature: a
             return None  # vector is a multiple of any; one row: no float32 reading
         if label or len(off_one) == len(per):
@@ -798,22 +797,6 @@ def _per_feature(g, w, axis, close, say, known, small, tol, twin) -> str | None:
     ix = np.flatnonzero((err := np.abs(g - w).max(0) / scale) > tol)
     if 0 < len(ix) < len(err):
         return _confined(ix, feature, small, say, f"(rel. error up to {err.max():.1e})")
-
-
-def _dotted(per, known) -> str | None:
-    """``per`` = sum(t) / t, t a known vector or a product or ratio of two: a dot
-    product (np.dot, @) where the product per feature belongs."""
-    vecs = {k: to_numpy(v) for k, v in (known or {}).items()}
-    vecs = {k: v.ravel() for k, v in vecs.items() if v is not None and v.size > 2}
-    pairs = list(itertools.permutations(vecs.items(), 2))
-    terms = {**vecs, **{f"{a} / {b}": x / y for (a, x), (b, y) in pairs}}
-    terms |= {f"{a} * {b}": x * y for (a, x), (b, y) in pairs if a < b}
-    for name, t in terms.items():
-        if t.size == per.size and np.ptp(t) > 1e-9 * np.abs(t).max():  # not constant
-            if np.allclose(per * t, t.sum(), rtol=1e-7):
-                why = "a sum over the features (np.dot, @) where {}, one per feature"
-                return f"sum({name}) / ({name}): " + why.format(name) + ", belongs"
-    return None
 
 
 def _confined(bad, feature, small, say, how, note="") -> str:
@@ -1243,14 +1226,6 @@ def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Re
             what = "; ".join([what, *[*filter(None, [_no_graph(what), *found])][:1]])
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
-    results = [results] if isinstance(results, Result) else list(results)
-    funcs = [f for f in defs.values() if inspect.isfunction(f)]  # what they keep
-    kept = [f"{f.__name__}.{k}" for f in funcs for k in vars(f) if k[:2] != "__"]
-    if kept and not all(results):
-        why = f"your function keeps {', '.join(kept)} on itself: a later call, with "
-        results.append(
-            info(name, why + "another input, reuses it: compute it per call")
-        )
     return report(results, quiet=quiet, strict=strict)
 
 
