@@ -1111,21 +1111,38 @@ def test_a_square_answer_is_read_as_a_matrix_product_only_for_more_than_one_valu
     assert "keepdims" in one and "matrix product" not in one
 
 
-def test_a_dtype_other_than_the_inputs_is_said_in_the_raising_line():
+def test_a_tensor_made_and_dropped_is_said_when_the_check_fails(
+    learner_mode, monkeypatch
+):
+    # `buf.mul(m)` alone: the method's in-place twin (mul_) or an assignment was meant;
+    # said only under a failing check, never for np.add(..., out=) or a passing one
     import torch
 
-    def cast(x):
-        t, bn = torch.tensor(x).float(), torch.nn.BatchNorm1d(3).double()
-        return bn(t)
+    from helpers import contract
 
-    _, problem = _core.call("f", cast, np.random.rand(6, 3))
-    assert "(in that line: t (6, 3) float32, not float64)" in problem.detail
+    monkeypatch.setitem(contract.SIGNATURES, "update", "buf, x, m=0.1")
+    monkeypatch.setitem(contract.SIGNATURES, "Layer", "")
 
-    def layer(x):  # a layer in torch's default float32 on a float64 batch
-        bn = torch.nn.BatchNorm1d(3, affine=False)
-        return bn(torch.tensor(x))
+    def update(buf, x, m=0.1):
+        buf.mul(1 - m)
+        buf.add_(m * x.mean(0))
+        np.add(seen := np.zeros(3), 1, out=seen)
+        return buf
 
-    _, problem = _core.call("f", layer, np.random.rand(6, 3))
-    assert "bn's parameters float32, not float64" in problem.detail
-    _, problem = _core.call("f", cast, np.ones((6, 3), np.int64))  # floats for ints: so
-    assert "(in that line: t (6, 3))" in problem.detail
+    def body(passed):
+        update(torch.zeros(3), torch.ones(4, 3))
+        return _core.ok("update", "right") if passed else _core.wrong("update", "off")
+
+    report = _core.run_check("update", lambda: body(False), quiet=True, update=update)
+    note = "your line `buf.mul(1 - m)` (update) makes a new tensor and drops it: mul_"
+    assert note in report[-1].detail and report[-1].verdict == _core.INFO
+    report = _core.run_check("update", lambda: body(True), quiet=True, update=update)
+    assert len(report) == 1 and report.passed
+
+    class Layer(torch.nn.Module):  # a class's own methods are read
+        def forward(self, x):
+            x.clamp(0, 1)
+            return x
+
+    report = _core.run_check("layer", lambda: body(False), quiet=True, Layer=Layer)
+    assert "`x.clamp(0, 1)` (forward) makes a new tensor" in report[-1].detail

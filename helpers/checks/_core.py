@@ -17,6 +17,7 @@ import pickle
 import re
 import sys
 import sysconfig
+import textwrap
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
@@ -389,8 +390,7 @@ def raised(exc: BaseException, args=()) -> str:
         text += f", in your line `{line[:80]}` ({mine[-1].name})"
         if line.startswith("raise"):  # checks call with inputs the exercise accepts
             text += ": your own test refused an input the exercise accepts"
-    s = _read_frame(exc, message, args)
-    shapes = s if s and s.startswith("(in that") else ""
+    shapes = s if (s := _read_frame(exc, message)) and s.startswith("(in that") else ""
     meaning = broadcast_hint(message, args) or (None if shapes else s)  # None named?
     if not mine and isinstance(exc, TypeError) and "argument" in str(exc):  # binding
         meaning = "(keep the exercise's parameters: their names and order) "
@@ -404,7 +404,7 @@ def raised(exc: BaseException, args=()) -> str:
     return text + "(call the function yourself to see the full traceback)"
 
 
-def _read_frame(exc: BaseException, message: str, args=()) -> str | None:
+def _read_frame(exc: BaseException, message: str) -> str | None:
     """The learner's raising line in its frame: the one name that is None, or shapes."""
     frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
     frame = next((f for f in frames[::-1] if not _whose(f.f_code.co_filename)), None)
@@ -419,16 +419,7 @@ def _read_frame(exc: BaseException, message: str, args=()) -> str | None:
     values = {n: _value(n, scope) for n in names}
     if "NoneType" not in message:
         items, arrays = values.items(), (np.ndarray, torch().Tensor)
-        kind = lambda v: str(v.dtype).replace("torch.", "")
-        given = {kind(a) for a in args if isinstance(a, arrays) and "float" in kind(a)}
-        odd = lambda v: kind(v) not in given and "float" in kind(v)  # not the input's
-        said = lambda v: f" {kind(v)}, not {min(given)}" if given and odd(v) else ""
-        shown = [(n, v) for n, v in items if isinstance(v, arrays)]
-        seen = [f"{n} {tuple(v.shape)}{said(v)}" for n, v in shown]
-        for n, v in items if given else ():  # a layer's dtype, if not the input's
-            state = v.state_dict().values() if isinstance(v, torch().nn.Module) else ()
-            first = next((t for t in state if odd(t)), None)
-            seen += [f"{n}'s parameters{said(first)}"] if first is not None else []
+        seen = [f"{n} {tuple(v.shape)}" for n, v in items if isinstance(v, arrays)]
         seen += [f"{n}: {len(v)} items" for n, v in items if type(v) in (tuple, list)]
         return f"(in that line: {', '.join(seen[:6])}) " if seen else None
     none = [n for n, v in values.items() if v is None]
@@ -1226,7 +1217,25 @@ def run_check(name: str, body: Callable, quiet=False, strict=None, **defs) -> Re
             what = "; ".join([what, *[*filter(None, [_no_graph(what), *found])][:1]])
             detail = f"the check could not use what your function returned ({what})"
         results = Result(name, ERROR, detail)
+    results = [results] if isinstance(results, Result) else list(results)
+    if not all(results) and (note := _dropped(name, defs.values())):
+        results.append(note)
     return report(results, quiet=quiet, strict=strict)
+
+
+def _dropped(name: str, defs) -> Result | None:
+    """A statement making a new tensor and dropping it: `x.add(y)` for x.add_(y)."""
+    fs = [f for d in defs for f in (vars(d).values() if isinstance(d, type) else [d])]
+    for f in filter(inspect.isfunction, fs):  # a class: its own methods
+        with contextlib.suppress(Exception):  # no source: nothing to read
+            for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(f)))):
+                call = node.value if isinstance(node, ast.Expr) else None
+                attr = getattr(getattr(call, "func", None), "attr", "")  # a call's
+                twin = all(hasattr(torch().Tensor, a) for a in (attr, attr + "_"))
+                if twin and not any(k.arg == "out" for k in call.keywords):
+                    why = f"your line `{ast.unparse(node)}` ({f.__name__}) makes a new "
+                    why += f"tensor and drops it: {attr}_ works in place, or assign it"
+                    return info(name, why)
 
 
 def build_module(cls, label: str, *args, **kwargs):

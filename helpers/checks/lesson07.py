@@ -2,8 +2,6 @@
 
 __all__ = ["noisy_batchnorm", "gradient_change", "landscape_probe"]  # with mutants
 
-import copy
-
 import numpy as np
 
 from . import _core
@@ -292,7 +290,7 @@ def _ics_answers(model, flipped, other, x, y, index, lr):
 
     def ics(m=model, lr=lr, *, before_only=True, zero=True, short=0, rel=False):
         """(||G - G'||, cos(G, G')): G' after an SGD step of the layers before index"""
-        _grads(work := copy.deepcopy(m), x, y)
+        _grads(work := _core.copied(m), x, y)
         g = work[index].weight.grad.clone()
         with torch_().no_grad():
             for p in work[: index - short if before_only else None].parameters():
@@ -331,7 +329,7 @@ def _probe_answers(model, flipped, other, x, y, steps):
 
     def probe(m=model, eta=steps, *, normalise=False, cumulative=False):
         """The losses at w - eta * g, then the norms of the gradient changes."""
-        torch, work = torch_(), copy.deepcopy(m)
+        torch, work = torch_(), _core.copied(m)  # the course's model
         params, (_, grads) = list(work.parameters()), _grads(work, x, y)
         flat = lambda gs: torch.cat([d.flatten() for d in gs])
         start, g = [p.detach().clone() for p in params], flat(grads)

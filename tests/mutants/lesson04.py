@@ -315,7 +315,7 @@ def _whole_lengths(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.
 
 SCHEDULE = {
     "lengths cut to whole steps": (_whole_lengths, "the lengths were cut to whole steps"),
-    "warm-up as a range (round 22)": (_warmup_range, "warmup=12.5, step 11: raised TypeError"),
+    "warm-up as a range (round 22)": (_warmup_range, "raised TypeError: 'float' object cannot be interpreted as an integer, in your line `if step in range(warmup + 1):`"),
     "final bounds keyword-only": (_keyword_only, "rmax_final is elsewhere: a call by position fails"),
     "ramps from step 0": (schedule_variant("no warm-up delay"), "after the warm-up, at step 5001"),
     "jumps at the warm-up's end": (schedule_variant("jumps at the warm-up's end"), "rmax jumps from 1 to 1.5 at step 5001"),
