@@ -35,9 +35,8 @@ def _stats_results(fn, x, label="batch_stats", hint="") -> list:
         across = np.shape(theirs := to_numpy(value[i])) == (n,) and d > 1
         across = across and np.allclose(theirs, to_numpy(statistic(t.T)))
         kwargs = dict(common, what=what, source=(statistic, t), diagnoses=other.get(i))
-        kwargs["hint"] = hint
         kwargs |= dict(causes={} if i else causes, shape_hints=hints if across else {})
-        kwargs["program"] = (STATS, {"x": x.astype(np.float64)}, what)
+        kwargs |= dict(hint=hint, program=(STATS, {"x": x.astype(np.float64)}, what))
         if i:  # a variance: the other one, a standard deviation, about their mu
             centres = {"0 (x is not centred) or 2·mu (the same sums)": 0.0}
             centres["the mean of all the values, not from each feature's"] = t.mean()

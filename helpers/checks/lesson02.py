@@ -147,11 +147,10 @@ def _transposed_hint(problem: Result, p: Problem) -> Result:
     n, d = p.x.shape
     if problem.verdict != _core.ERROR or f"({d},{n})" not in problem.detail:
         return problem
-    head = re.split(r" \(x is \(| \(a broadcasting error", problem.detail)[0]
-    hint = f" (({d}, {n}) is x transposed: its {d} features run along its first axis, "
-    hint += f"its {n} examples along its last: one value per feature needs the shape "
-    hint += f"({d}, 1), one per example ({n},))"
-    return Result(problem.name, _core.ERROR, head + hint)
+    why = re.split(r" \(x is \(| \(a broadcasting error", problem.detail)[0]
+    why += f" (({d}, {n}) is x transposed: its {d} features run along its first axis, "
+    why += f"its {n} examples along its last: one value per feature needs the shape "
+    return Result(problem.name, _core.ERROR, why + f"({d}, 1), one per example ({n},))")
 
 
 def _composed(kind, given, p: Problem, wrong_view=False) -> list:
@@ -205,8 +204,7 @@ def _in_order(value):
 def _copying(fn):
     """``fn`` on copies: a forward writing into its input fails only its own check."""
     copied = lambda *args, **kwargs: _in_order(fn(*_core.copied(args), **kwargs))
-    if hasattr(fn, "many"):  # the grader's remote function: one round trip
-        copied.many = fn.many
+    copied.many = getattr(fn, "many", None)  # grader's remote function: one round trip
     return copied if callable(fn) else fn
 
 
