@@ -376,6 +376,16 @@ MEANINGS = {  # an error's signature (a regex) -> what it means in the learner's
     r"Inference tensors cannot": "tensors made under torch.inference_mode() take "
     "no part in training: make them under torch.no_grad()",
     r"instances of 'tuple' and": "a tuple (a shape?) compared with a number: len(x)",
+    r"Cannot cast ufunc .* to dtype\('u?int": "an in-place step (-=, /=) on an "
+    "integer array cannot store fractions: work on a float copy (x.astype(float))",
+    r"output array is read-only": "a read-only view (np.broadcast_to's) is written "
+    "in place: compute a new array, or .copy() it first",
+    r"axes don't match array": "NumPy's transpose takes every axis's new order "
+    "(x.transpose(0, 2, 3, 1)); torch's transpose(a, b) swaps two",
+    r"multiple values for (keyword )?argument": "an argument given twice: by name and "
+    "again through **kwargs (or by position)",
+    r"empty parameter list": "an optimizer over no parameters: the selection of "
+    "layers is empty here (model[:0]?)",
 }
 
 
@@ -452,8 +462,11 @@ def expect_raises(name: str, fn: Callable, exc_type, why: str, *args, **kwargs):
             fn(*copied(args), **copied(kwargs))
     except NotImplementedError:
         return not_implemented(name)
-    except exc_type as exc:
-        return ok(name, f"raises {type(exc).__name__} as it should ({why})")
+    except exc_type as exc:  # `raise ValueError` alone tells the learner nothing
+        said = f"raises {type(exc).__name__}"
+        if not str(exc).strip():
+            return wrong(name, f"{said} with no message: say why ({why})")
+        return ok(name, f"{said} as it should ({why})")
     except Exception as exc:
         got = f"raised {type(exc).__name__} but {exc_type.__name__} was expected"
         return wrong(name, f"{got} ({why})")
@@ -1123,6 +1136,7 @@ def slips(reference: Callable, x) -> dict:
         "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
         "x[:1] (the first example only)": x[:1],
         "|x| (the absolute values)": abs(x),
+        "x without its examples of zeros (data, not padding)": x[(x != 0).any(1)],
         "x's distinct values (np.unique drops repeated values)": np.unique(to_numpy(x)),
     }
     found = {}

@@ -65,6 +65,7 @@ def batch_stats(fn, x=None, quiet: bool = False, strict: bool | None = None):
         "batch_stats uint8": rng.integers(0, 256, (7, 3), np.uint8),  # x - c wraps
         "batch_stats again, new values": batch * 2 - 1,  # the first one's shape
     }
+    extra["batch_stats zeros"][3] = 0  # an example of zeros is one (not padding)
 
     def body():
         results = _stats_results(fn, x)

@@ -50,12 +50,13 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
         ignored = {"the eps argument is ignored: use the eps passed in": value}
         for case, data, e, diagnoses in (  # last: the default eps (later cells use it)
             ("4x6 example", EXAMPLE_4X6, eps, {}),
+            ("4x6 example in int64", EXAMPLE_4X6.astype(np.int64), eps, {}),  # counts
             ("one column", x[:, :1], eps, {}),  # D = 1 stays 2-D
             ("eps=0.01", x, 0.01, ignored),  # eps matters: a tiny column
             ("eps=0, N=40", np.r_[x, x, x, x + 60 * (x == x.max())], 0.0, {}),  # z > 3
             ("called without eps (the signature's default eps=1e-5)", x, None, {}),
         ):
-            label, want = f"{name} {case}", bn(data, EPS if e is None else e)
+            label, want = f"{name} {case}", bn(data * 1.0, EPS if e is None else e)
             got, problem = call(label, fn, data, **({} if e is None else {"eps": e}))
             if problem is None:  # a failed Result is falsy: never chain with `or`
                 problem = compare(label, got, want, tol=1e-10, diagnoses=diagnoses)

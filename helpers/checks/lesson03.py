@@ -409,8 +409,15 @@ def _resets(cls, seed) -> Result:
     for setting in ("affine", "track_running_stats"):  # None: nothing to reset
         module, problem = core.build_module(cls, label, 4, **{setting: False})
         for method in ("reset_running_stats", "reset_parameters"):
+            if problem is None:  # after a step: statistics to reset, if it keeps them
+                problem = call(label, module.double().train(), x)[1]
             if problem is None:
                 _, problem = call(label, getattr(module, method, None))
+            held = [getattr(module, k, None) for k in BUFFERS]
+            if problem is None and None not in held:  # affine=False: stats all the same
+                if [float(t.sum()) for t in held] != [0, 4, 0]:
+                    why = f"{method}() left the running statistics as they were with "
+                    return wrong(label, why + f"{setting}=False: reset them regardless")
         if problem is not None:
             problem.detail += f" (with {setting}=False: nothing to reset, as in torch)"
             return problem

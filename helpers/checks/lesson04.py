@@ -35,6 +35,7 @@ running_std = old_std + momentum * (std - old_std)\n"""  # Algorithm 1: one edit
 PAPER = {"warmup": 5000, "r_steps": 35000, "d_steps": 20000}  # the paper's schedule
 GRID = [(0, 10, 20, 2, 1), (10, 0, 0, 3, 5), (10, 0, 20, 3, 5), (10, 20, 0, 3, 5)]
 GRID += [(10, 87.5, 37.5, 3, 5), (12.5, 87.5, 50, 3, 5)]  # set_bounds' (fractions)
+GRID += [(12.5, 0, 87.5, 3, 5)]  # a ramp of 0 steps after a fractional warm-up
 
 
 def problem(seed=0, n=12, d=5):

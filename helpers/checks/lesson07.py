@@ -190,6 +190,23 @@ def _eval_mode(cls, seed, label="NoisyBatchNorm eval"):
     return compare(label, out, want, tol=1e-12, what="eval output", diagnoses=d | gb)
 
 
+def _other_kinds(cls, seed) -> list:
+    """A bfloat16 layer (its output bfloat16), one keeping no running statistics."""
+    x, low = _batch(seed)[0], "NoisyBatchNorm bfloat16"
+    half, problem = _core.build_module(cls, low, 5, shift=SHIFT, spread=SPREAD)
+    if problem is None:  # a failed Result is falsy: never chain with `or`
+        problem = _noisy_call(half.bfloat16().train(), low, x.bfloat16())[0]
+    half = problem if isinstance(problem, _core.Result) else ok(low, "bfloat16 output")
+    free = "NoisyBatchNorm eval, no running statistics"
+    module, problem = _core.build_module(cls, free, 5, track_running_stats=False)
+    if problem is None:  # eval mode: no noise, and the batch's statistics
+        out, problem = call(free, module.double().eval(), x)
+    what = "eval output (no running statistics: the batch's, as nn.BatchNorm1d)"
+    if problem is None:
+        problem = compare(free, out, _bn(x), tol=1e-12, what=what)
+    return [half, problem]
+
+
 def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
     """Check ``NoisyBatchNorm(num_features, shift=1.0, spread=2.0)``."""
 
@@ -204,7 +221,7 @@ def noisy_batchnorm(cls, *, seed=0, quiet=False, strict=None):
             scale = lambda g: t if "mean (right)" in (t := read(g) or "") else None
             if noise is not None:  # the scale read back (an offset reads as a mean)
                 res = compare(label, res, _bn(x), tol=1e-5, what=what, readers=[scale])
-        return [*train, draws, _eval_mode(cls, seed), res]
+        return [*train, draws, _eval_mode(cls, seed), res, *_other_kinds(cls, seed)]
 
     return _core.run_check("NoisyBatchNorm", body, quiet, strict, NoisyBatchNorm=cls)
 
@@ -237,9 +254,18 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         (model, x, y), extra = _net(seed, train, low), args[k]
         case = [CASES[name].format(*extra), "eval" * (not train), "float32" * low]
         label = f"{name} {', '.join(filter(None, case))}"
+        for p in model.parameters():  # the caller's gradients, as in a training loop
+            p.grad = torch_().ones_like(p)
         value, problem = call(label, fn, model, x, y, *extra, **how)
         if problem is not None:
             return problem
+        if any(p.grad is None or p.grad.ne(1).any() for p in model.parameters()):
+            why = (
+                "changed the .grad the caller's model holds (zero_grad() or backward() "
+            )
+            return wrong(
+                label, why + "on it): work on a copy; the model must not change"
+            )
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
         if any(isinstance(v, np.ndarray | torch_().Tensor) for v in items):  # 0-d too
             why = "return Python numbers (float(a), .item()), not NumPy arrays or "

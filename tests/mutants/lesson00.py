@@ -128,6 +128,16 @@ MUTANTS = [
         _guard(lambda x: correct(x) if x.var(0).all() else raise_(ValueError("var 0"))),
         "batch_stats zeros",
     ),
+    _mutant(  # round 23's false oks: an example of zeros is one; a bare refusal
+        "examples summing to 0 dropped as padding",
+        _guard(lambda x: correct(x[x.sum(1) != 0])),
+        "the right answer for x without its examples of zeros",
+    ),
+    _mutant(
+        "N < 2 refused with a bare ValueError",
+        lambda x: correct(x) if len(x) > 1 else raise_(ValueError()),
+        "raises ValueError with no message: say why",
+    ),
     _mutant(
         "Bessel's correction only below N = 30",  # round 9's false ok
         _guard(lambda x: (x.mean(0), x.var(0), x.var(0, ddof=int(len(x) < 30)))),

@@ -137,6 +137,10 @@ STANDARDIZE = {
         lambda X, eps=1e-5: np.clip(standardize(X, eps), -3, 3),
         "standardize_columns eps=0, N=40",
     ),  # round 12's false oks
+    "the result in the input's dtype": (  # round 23's false ok: integer X
+        lambda X, eps=1e-5: standardize(X, eps).astype(X.dtype),
+        "standardize_columns 4x6 example in int64",
+    ),
     "eps=0 read as missing": (
         lambda X, eps=1e-5: standardize(X, eps or 1e-5),
         "standardize_columns eps=0, N=40",

@@ -27,7 +27,7 @@ def scratch_class(
     none_offset=0,  # momentum=None as 1/(k + offset)
     eval_eps=True,
     affine_params=False,  # True: weight and bias even with affine=False
-    reset_all=True,  # False: reset_parameters() leaves the statistics
+    reset_all=True,  # False: reset_parameters() leaves the statistics; "affine": if weights
     one_pass=False,  # True: var = E[x^2] - mean^2, right but rounded otherwise
     fixed_eps=False,  # True: 1e-5 whatever eps is passed
     start_var=1.0,  # running_var's first value (0: zeroed at construction)
@@ -96,7 +96,7 @@ def scratch_class(
             self.num_batches_tracked.zero_()
 
         def _reset_parameters(self):
-            if reset_all:
+            if reset_all is True or reset_all and self.weight is not None:
                 self._reset_stats()
             if self.weight is not None or not reset_guards:
                 nn.init.ones_(self.weight)
@@ -347,6 +347,7 @@ SCRATCH = {
     "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),
     "eps argument ignored": (scratch_class(fixed_eps=True), "the module's eps (0.001) is not used"),
+    "statistics reset only with weights (round 23)": (scratch_class(reset_all="affine"), "reset_parameters() left the running statistics as they were with affine=False"),
     "resets without guards": (scratch_class(reset_guards=False), "with affine=False: nothing to reset"),
     "momentum=0 read as missing": (scratch_class(zero_momentum=False), "momentum=0.0"),
     "one value refused in eval mode": (scratch_class(eval_guard=True), "eval, one example"),
@@ -507,6 +508,7 @@ FOLD = {
     "gamma and beta added to an affine=False bn": (_fold_adding_affine, "added or removed parameters or buffers of its input argument #2"),
     "refuses an untrained batch norm": (lambda layer, bn: raise_(ValueError("no batch seen")) if bn.num_batches_tracked is not None and not int(bn.num_batches_tracked) else fold_variant()(layer, bn), "fold_batchnorm linear untrained BN | ERROR"),
     "refuses momentum=None (round 22)": (lambda layer, bn: raise_(ValueError("cumulative")) if bn.momentum is None else fold_variant()(layer, bn), "fold_batchnorm conv momentum=None  | ERROR"),
+    "refusals that say nothing (round 23)": (lambda layer, bn: raise_(ValueError()) if bn.training else fold_variant()(layer, bn), "raises ValueError with no message: say why"),
     "refuses a layer in training mode": (lambda layer, bn: fold_variant()(layer.eval(), bn) if not layer.training else raise_(ValueError("training mode")), "fold_batchnorm linear layer.train()"),
 }
 # fmt: on

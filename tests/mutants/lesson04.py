@@ -313,7 +313,18 @@ def _whole_lengths(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.
     return 1.0 + (rmax_final - 1.0) * done(r_steps), dmax_final * done(d_steps)
 
 
+def _ceil_warmup(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
+    """Round 23's false ok's class: a 0-step ramp jumps after the warm-up rounded up."""
+    up = float(step > -(-warmup // 1))  # math.ceil(warmup)
+
+    def done(n):
+        return up if n <= 0 else min(1.0, max(0.0, (step - warmup) / n))
+
+    return 1.0 + (rmax_final - 1.0) * done(r_steps), dmax_final * done(d_steps)
+
+
 SCHEDULE = {
+    "0-step ramp after the warm-up rounded up": (_ceil_warmup, "warmup=12.5, r_steps=0, d_steps=87.5, rmax_final=3, dmax_final=5: step 13: (1.0,"),
     "lengths cut to whole steps": (_whole_lengths, "the lengths were cut to whole steps"),
     "warm-up as a range (round 22)": (_warmup_range, "raised TypeError: 'float' object cannot be interpreted as an integer, in your line `if step in range(warmup + 1):`"),
     "final bounds keyword-only": (_keyword_only, "rmax_final is elsewhere: a call by position fails"),

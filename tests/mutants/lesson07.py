@@ -387,6 +387,30 @@ def _spread_before_shift():
     return Swapped
 
 
+def _noise_in_float32():
+    """Round 23's false ok's class: the noise in float32 whatever the layer's dtype."""
+
+    class Float32(noisy_class()):
+        def _draw(self, dtype):
+            return super()._draw(torch.float32)
+
+    return Float32
+
+
+def _eval_by_hand():
+    """Round 23's false ok's class: eval by hand from the running statistics, which a
+    layer with track_running_stats=False does not keep (it uses the batch's)."""
+
+    class ByHand(noisy_class()):
+        def forward(self, x):
+            if self.training:
+                return super().forward(x)
+            z = (x - self.running_mean) / (self.running_var + self.eps).sqrt()
+            return z * self.weight + self.bias
+
+    return ByHand
+
+
 def _noise_from_numpy():
     """Round 13's false ok: the noise drawn with NumPy, float64 for a float32 input."""
 
@@ -507,6 +531,8 @@ NOISY = {
     "noise in buffers redrawn in place": (_noise_in_buffers(), "the same pair of tensors at every step, redrawn in place"),
     "affine=False given to BatchNorm1d": (_affine_off(), "no weight, bias: keep affine=True"),
     "(2, C) draw squeezed": (_draw_squeezed(), "the noise is Tensor (), Tensor (): draw one shift and one scale per channel, tensors of shape (1,)"),
+    "noise in float32": (_noise_in_float32(), "torch.bfloat16 (16, 5) input gave torch.float32 (16, 5)"),
+    "eval by hand from the running statistics": (_eval_by_hand(), "NoisyBatchNorm eval, no running statistics | ERROR"),
     "noise drawn with NumPy": (_noise_from_numpy(), "torch.float32 (16, 1) input gave torch.float64 (16, 1)"),
     "noise from torch.distributions": (_noise_from_distributions(), "NoisyBatchNorm affine=False        | ERROR   | raised ValueError"),
     "spread before shift": (_spread_before_shift(), "shift is elsewhere"),
@@ -553,7 +579,7 @@ ICS = {
     "rounded to 4 decimals": (lambda *a: tuple(round(v, 4) for v in changed(*a)), "rounded to 4 decimals"),
     # round 18's observed (issue 28): grad mode at backward() is seen, not guessed among three
     "p = p - lr * p.grad": (_rebound, "no parameter was changed in place"),
-    "an optimiser over the caller's model": (_stepped_caller, "optimizer.step() found no .grad on any parameter it holds"),
+    "an optimiser over the caller's model": (_stepped_caller, "changed its input argument #1's parameter 0.weight in place: leave the caller's model as it was"),
     "the whole function under @torch.no_grad()": (torch.no_grad()(changed), "backward() ran with gradients off (in a torch.no_grad()"),
     # rounds 17 and 19's observed: the torch.nn.functional calls and casts, read against the course's
     "cross-entropy summed": (_ics(loss=lambda z, y: F.cross_entropy(z, y, reduction="sum")), "F.cross_entropy(reduction='sum')"),
@@ -572,6 +598,7 @@ PROBE = {
     "normalised gradient": (_probe(normalise=True), "normalised gradient"),
     "cumulative steps": (_probe(cumulative=True), "the steps piled up"),
     "changes the model": (_probe(copy_=False), "work on a copy"),
+    "the caller's gradients cleared (round 23)": (lambda m, *a: (probed(m, *a), m.zero_grad())[0], "changed the .grad the caller's model holds"),
     "eval mode": (_probe(eval_=True), "ran in eval mode"),
     "gradient changes left as zeros": (lambda *a: (probed(*a)[0], [0.0] * len(probed(*a)[1])), "not computed, nothing moved"),
     "step sizes sorted": (_probe(sort_=True), "the step sizes were sorted"),
