@@ -19,7 +19,6 @@ SCRATCH_CONTRASTS = (  # scratch_batchnorm's results: (N, C) first, then one cha
     (1, 3, "the input is 4-D, (N, C, H, W): a channel's values span N, H and W"),
     (2, 4, "momentum=None: a cumulative average, 1/k at the k-th batch"),
     (1, 5, "affine=False: weight and bias are None"),
-    (1, 6, "eps=1e-3 is passed to the constructor"),
     (1, 7, "track_running_stats=False: batch statistics in both modes, no buffers"),
     (4, 11, "reset_running_stats() ran before step 3: num_batches_tracked counts anew"),
 )
@@ -36,8 +35,6 @@ FOLD_CONTRASTS = (  # (passing case, failing case, the one setting between them)
     (3, 4, "the conv has dilation=2, groups=2, a 3x2 kernel, padding_mode='reflect'"),
     (0, 5, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
     (3, 6, "affine=False: bn.weight and bn.bias are None (gamma = 1 and beta = 0)"),
-    *((g, b, f"the layers are float{d}") for g, b, d in ((0, 7, 32), (2, 8, 16))),
-    (3, 9, "bn.eps is 1e-3, not the default 1e-5"),
 )
 REFUSALS = {  # folding needs fixed statistics: why each is refused (ValueError)
     "fold_batchnorm training BN": "in training mode bn has no fixed statistics "
@@ -81,9 +78,9 @@ def _registration(cls) -> Result:
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 
 
-def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=()):
+def _reader(prefix, x, gamma, beta, eps, means, variances, axes=()):
     """A ``compare`` reader: the axes of the statistics, else which mean and scale."""
-    kw, rows = dict(means=means, variances=variances, scales=scales), channels_last(x)
+    kw, rows = dict(means=means, variances=variances), channels_last(x)
     kw = {k: d and {n: to_numpy(v) for n, v in d.items()} for k, d in kw.items()}
     ax = lambda o: axes and core.wrong_axes(o, x, gamma, beta, eps=eps, axes=axes)
     st = lambda o: core.stages(channels_last(o), rows, gamma, beta, eps=eps, **kw)
@@ -92,27 +89,19 @@ def _reader(prefix, x, gamma, beta, eps, means, variances, scales=None, axes=())
 
 def _compared(label, at, got, want, ref, x, means, variances, grads=None):
     """An output (read by ``_reader``), then its gradients, as PyTorch's; None: right"""
-    c, v = x.shape[1], to_numpy(next(iter(variances.values())))
+    c = x.shape[1]
     gamma, beta = (ref.weight, ref.bias) if ref.affine else (np.ones(c), np.zeros(c))
-    unused = f"sqrt(var + 1e-5): the module's eps ({ref.eps:g}) is not used"
-    scales = {"sqrt(var + eps)": np.sqrt(v + ref.eps), unused: np.sqrt(v + EPS)}
-    scales = scales if ref.eps != EPS else None
     prefix, axes = f"{at}: the output differs from PyTorch's: ", [0, *range(2, x.dim())]
-    read = _reader(prefix, x, gamma, beta, ref.eps, means, variances, scales, axes)
+    read = _reader(prefix, x, gamma, beta, ref.eps, means, variances, axes)
     result = core.compare(label, got, want, tol=TOL, readers=[read])
     result.detail = ("" if result.detail.startswith(at) else f"{at}: ") + result.detail
-    if 1e-9 < (result.error or 0) < 1e-6 and ": got " in result.detail:  # unread
-        result.detail += " (errors of float32's rounding size: computed in float32?)"
     if not result.passed or grads is None:  # else the gradients too
         return None if result.passed else result
     (module, xa, xb, dout), grad = grads, torch_().autograd.grad
-    if not got.requires_grad:  # x requires grad
-        why = "the output does not require grad: the forward pass cut the graph"
-        return wrong(label, f"{at}: {why} (torch.no_grad(), .detach() or NumPy)")
     try:
         got.backward(dout)
     except Exception as exc:
-        return wrong(label, f"{at}: backward failed ({type(exc).__name__}: {exc})")
+        return wrong(label, f"{at}: backward failed: {core.raised(exc)}")
     want.backward(dout)
     weight = ref.weight.detach() if ref.affine else xb.new_ones(xb.shape[1])
     sigma = channels_last(xb).var(0, correction=0).add(ref.eps).sqrt().min()
@@ -319,8 +308,6 @@ def _sequence(cls, tail, seed, **given) -> Result:
     if (problem := _training_problem(label, cls, tail, seed, given)) is None:
         sizes = ", ".join(map(str, BATCH_SIZES))
         return ok(label, f"training on batches of {sizes}, then eval, as PyTorch")
-    if "ZeroDivision" in problem.detail and "None" in label:
-        problem.detail += "; momentum=None is 1/k at the k-th batch: count it first"
     return problem
 
 
@@ -521,7 +508,7 @@ def _fold(
     c, mean, var = z.shape[1], bn.running_mean, bn.running_var  # a wrong bias: a mean
     pairs = (bn.weight, z.new_ones), (bn.bias, z.new_zeros), (layer.bias, z.new_zeros)
     gamma, beta, own = (t.detach() if t is not None else f(c) for t, f in pairs)
-    s, s5 = (var + bn.eps).sqrt(), (var + EPS).sqrt()
+    s = (var + bn.eps).sqrt()
     t, right = 1 - s / gamma, "b' = (b - running_mean) * scale + beta"
     means = {
         "0: the running mean is not subtracted": 0 * mean,
@@ -530,8 +517,7 @@ def _fold(
         "running_mean - beta (1 - 1/scale): beta is scaled too": mean - beta * t,
     }
     means = {"running_mean": mean} | {f"{k}, {right}": v for k, v in means.items()}
-    scales = {"sqrt(running_var + eps)": s, "sqrt(running_var + 1e-5): use bn.eps": s5}
-    read = _reader("", z, gamma, beta, bn.eps, means, {"running_var": var}, scales)
+    read = _reader("", z, gamma, beta, bn.eps, means, {"running_var": var})
     layer.to(d := getattr(torch_(), dtype)).train(bool(train)), bn.to(d)  # in place
     folded, problem = call(label, fn, layer, bn, copy_inputs=False)  # in place: seen
     if problem is None and (why := _fold_problem(kind, folded, layer)):

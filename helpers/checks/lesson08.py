@@ -90,7 +90,6 @@ def _variants(xs):
         f"the average of the ranks' variances ({law})": rows * own_var.mean(0),
         f"the count-weighted average of the ranks' variances ({law})": weighted,
         f"the squared deviations {by_world}": var * n / (world * sizes),
-        "the squared deviations divided by this rank's count, not N": var * n / sizes,
         "the variance around the mean of the ranks' means": rows * dev.square().mean(0),
     }
 

@@ -36,7 +36,7 @@ def renorm_backward(
 
 # fmt: off
 RENORM_BACKWARD = {
-    "misses the factor r": (lambda d, c: renorm_backward(d, c, with_r=False), "misses the factor r"),
+    "misses the factor r": (lambda d, c: renorm_backward(d, c, with_r=False), "each feature is off by its own factor, 1/(r)"),
     "dgamma from x_hat": (lambda d, c: renorm_backward(d, c, dgamma_from="x_hat"), "dgamma uses x_hat"),
     "dgamma not summed": (lambda d, c: renorm_backward(d, c, sum_params=False), "not summed"),
     "returns None": (lambda d, c: None, "returned None"),
@@ -220,7 +220,7 @@ RENORM = {
     "running_mean moved towards mean - running_std": (renorm_class(momentum_on="typo"), "in running_mean: `old_std` where `old_mean` belongs"),
     "eval uses batch statistics": (renorm_class(eval_uses_batch=True), "the batch mean (eval mode uses the running statistics)"),
     "rmax and dmax fixed at construction": (renorm_class(attributes=False), "changed nothing"),
-    "momentum on the old value": (renorm_class(momentum_on="old"), "momentum weighs the old value"),
+    "momentum on the old value": (renorm_class(momentum_on="old"), "moved by the fraction 0.8 = 1 - momentum of the way to the batch's value; PyTorch moves it by 0.2"),
     "no input validation": (renorm_class(validate=False), "ValueError"),
     "3-D input accepted": (renorm_class(validate="channels"), "(N, C, L)"),
     "unbiased batch variance": (renorm_class(correction=1), "correction=0"),
