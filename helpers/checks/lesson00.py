@@ -20,8 +20,8 @@ def _stats_results(fn, x, label="batch_stats", hint="") -> list:
         return [problem]
     t, (n, d), results = torch().from_numpy(x.astype(np.float64)), x.shape, []
     biased, unbiased = t.var(0, correction=0), t.var(0, correction=1)
-    per = f"one value per example (N={n}), not one per feature (D={d}): statistics of "
-    hints = {(n,): per + "an example's features; take them over axis 0 of x, not x.T"}
+    per = f"one value per example (N={n}), not one per feature (D={d}): "
+    over = "statistics of an example's features; take them over axis 0 of x, not x.T"
     bessel, std = f"N/(N-1) = {n}/{n - 1}", "this is a standard deviation: square it"
     why = "this is the {} variance (divides by {}); `var` is the biased one (np.var's "
     why += "default ddof=0), `var_unbiased` divides by N-1 (ddof=1)"
@@ -35,7 +35,8 @@ def _stats_results(fn, x, label="batch_stats", hint="") -> list:
         across = np.shape(theirs := to_numpy(value[i])) == (n,) and d > 1
         across = across and np.allclose(theirs, to_numpy(statistic(t.T)))
         kwargs = dict(common, what=what, source=(statistic, t), diagnoses=other.get(i))
-        kwargs |= dict(causes={} if i else causes, shape_hints=hints if across else {})
+        hints = {(n,): per + (over if across else "reduce over axis 0, the examples")}
+        kwargs |= dict(causes={} if i else causes, shape_hints=hints if n != d else {})
         kwargs |= dict(hint=hint, program=(STATS, {"x": x.astype(np.float64)}, what))
         if i:  # a variance: the other one, a standard deviation, about their mu
             centres = {"0 (x is not centred) or 2·mu (the same sums)": 0.0}

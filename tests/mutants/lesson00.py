@@ -84,6 +84,11 @@ MUTANTS = [
         _guard(lambda x: (x.mean(1), x.var(1), x.var(1, ddof=1))),
         "take them over axis 0",
     ),
+    _mutant(  # round 23's observed's class: a sum over the features, not x.T's stats
+        "squares summed per example",
+        _guard(lambda x: (x.mean(0), *[((x - x.mean(0)) ** 2).sum(1) / len(x)] * 2)),
+        "one value per example (N=16), not one per feature (D=5): reduce over axis 0",
+    ),
     _mutant(
         "swapped variances",
         _guard(lambda x: (x.mean(0), x.var(0, ddof=1), x.var(0))),
