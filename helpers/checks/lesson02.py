@@ -240,11 +240,10 @@ def _forward_check(kind, fn, given, seed, shape, eps, quiet, strict):
             why = f"your cache{''.join(f'[{k!r}]' for k in path)} is {dtype}: the "
             why += "backward passes read it with 7 digits, not 16: keep x's float64"
             return [result, wrong(f"{name} cache", why)]
-        slip = "ignores its eps argument (a fixed 1e-5?): use the eps passed in"
-        eps = output(f"{name} eps=0.1", p._replace(eps=0.1), diagnoses={slip: items[0]})
+        read = lambda q: forward_invariants(kind, q)[1:]  # the scale: which eps used
+        eps = output(f"{name} eps=0.1", big := p._replace(eps=0.1), readers=read(big))
         if eps:  # the later cells call it without eps
-            read = forward_invariants(kind, p)[1:]  # the scale read back: which eps
-            eps = output(f"{name} default eps", p._replace(eps=None), readers=read)
+            eps = output(f"{name} default eps", p._replace(eps=None), readers=read(p))
         if kind != "batch":  # one image: H * W values per channel
             one = p._replace(x=p.x[:1], dout=p.dout[:1])
             return [result, eps, output(f"{name} N=1", one)]  # layer norm's too

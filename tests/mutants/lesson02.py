@@ -108,7 +108,7 @@ BN_FORWARD = {
     "eps outside the square root": (_fwd(eps_out=True), "`np.sqrt(var) + eps` where `np.sqrt(var + eps)`"),
     "gamma and beta forgotten": (_fwd(affine=False), "not applied"),
     "missing square root": (_fwd(sqrt=False), "`var + eps` where `np.sqrt(var + eps)`"),
-    "ignores eps": (_fwd(fixed_eps=1e-5), "ignores its eps argument"),
+    "ignores eps": (_fwd(fixed_eps=1e-5), "sqrt(var + e) with e = 1e-05, not eps = 0.1"),
     "no ValueError for N=1": (_fwd(check_n=False), "did not raise ValueError"),
     "refuses N=2": (_fwd(min_n=3), "batchnorm_forward N=2 "),
     "returns out only": (lambda x, g, b, eps=1e-5: bn_forward(x, g, b, eps)[0], "expected a tuple of 2"),
