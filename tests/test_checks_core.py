@@ -798,9 +798,9 @@ def test_a_function_whose_parameters_differ_from_the_exercise_is_told_so():
         ("np.einsum('ij->i', x[None])", "one letter per axis"),
         ("F.batch_norm(torch.ones(3, 2), None, None)", "training=True"),
         # round 23's observed (seen): library errors a learner's slip raises
-        ("np.subtract(x.astype(int), 0.5, out=x.astype(int))", "work on a float copy"),
+        ("np.subtract(x.astype(int), 0.5, out=x.astype(int))", "use x.astype(float)"),
         ("np.broadcast_to(x[0], x.shape).__imul__(2)", "np.broadcast_to's"),
-        ("x.transpose(1, 0, 2)", "torch's transpose(a, b) swaps two"),
+        ("x.transpose(1, 0, 2)", "torch's swaps two"),
         ("torch.nn.BatchNorm1d(2, **{'eps': 1e-3}, eps=1e-5)", "given twice"),
         ("torch.optim.SGD([], lr=0.1)", "an optimizer over no parameters"),
     ],

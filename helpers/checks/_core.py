@@ -376,16 +376,11 @@ MEANINGS = {  # an error's signature (a regex) -> what it means in the learner's
     r"Inference tensors cannot": "tensors made under torch.inference_mode() take "
     "no part in training: make them under torch.no_grad()",
     r"instances of 'tuple' and": "a tuple (a shape?) compared with a number: len(x)",
-    r"Cannot cast ufunc .* to dtype\('u?int": "an in-place step (-=, /=) on an "
-    "integer array cannot store fractions: work on a float copy (x.astype(float))",
-    r"output array is read-only": "a read-only view (np.broadcast_to's) is written "
-    "in place: compute a new array, or .copy() it first",
-    r"axes don't match array": "NumPy's transpose takes every axis's new order "
-    "(x.transpose(0, 2, 3, 1)); torch's transpose(a, b) swaps two",
-    r"multiple values for (keyword )?argument": "an argument given twice: by name and "
-    "again through **kwargs (or by position)",
-    r"empty parameter list": "an optimizer over no parameters: the selection of "
-    "layers is empty here (model[:0]?)",
+    r"Cannot cast ufunc .* dtype\('u?int": "-= or /= on integers: use x.astype(float)",
+    r"output array is read-only": "np.broadcast_to's view is read-only: .copy() it",
+    r"axes don't match array": "NumPy's transpose takes all axes; torch's swaps two",
+    r"multiple values for (keyword )?argument": "an argument given twice (**kwargs?)",
+    r"empty parameter list": "an optimizer over no parameters (model[:0]?)",
 }
 
 
