@@ -1126,16 +1126,19 @@ def _run(tree, scope, out):
 
 def slips(reference: Callable, x) -> dict:
     """``reference`` (the right answer, a function of ``x``) on slipped ``x``s."""
+    if len(x) <= 2:  # too few to read a slip from
+        return {}
+    nonzero = (x != 0).reshape(len(x), -1).any(1)  # the examples not all zeros
     forms = {
         "x[1:] (x without its first example: a loop or slice from 1?)": x[1:],
         "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
         "x[:1] (the first example only)": x[:1],
         "|x| (the absolute values)": abs(x),
-        "x without its examples of zeros (data, not padding)": x[(x != 0).any(1)],
+        "x without its examples of zeros (data, not padding)": x[nonzero],
         "x's distinct values (np.unique drops repeated values)": np.unique(to_numpy(x)),
     }
     found = {}
-    for how, value in forms.items() if len(x) > 2 else ():
+    for how, value in forms.items():
         with quiet_numerics(), contextlib.suppress(Exception):
             warnings.simplefilter("ignore")
             found[f"this is the right answer for {how}"] = reference(value)
