@@ -108,10 +108,9 @@ def _running_var(label, module, x, noisy, what="running_var"):
     result = compare(f"{label} {what}", got, 0.9 + 0.1 * x.var(0), tol=1e-12, what=what)
     if result.passed or result.error is None:  # None: not an array of shape (C,)
         return result
-    noisy = {"the variance of the noisy output, not of x": noisy.var(0)}
-    known, biased = {"N": len(x)}, f"factor (N-1)/N with N = {len(x)}"
-    causes = {biased: "the biased variance: running_var averages in the unbiased one"}
-    result.detail = ema_problem(what, got, 1.0, x.var(0), 0.1, known, causes, noisy)
+    stats = {"the biased variance": x.var(0, unbiased=False)}  # not the unbiased one
+    stats["the variance of the noisy output, not of x"] = noisy.var(0)
+    result.detail = ema_problem(what, got, 1.0, x.var(0), 0.1, statistics=stats)
     return result
 
 
@@ -260,12 +259,9 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         if problem is not None:
             return problem
         if any(p.grad is None or p.grad.ne(1).any() for p in model.parameters()):
-            why = (
-                "changed the .grad the caller's model holds (zero_grad() or backward() "
-            )
-            return wrong(
-                label, why + "on it): work on a copy; the model must not change"
-            )
+            why = "changed the .grad the caller's model holds (zero_grad() or "
+            why += "backward() on it): work on a copy; the model must not change"
+            return wrong(label, why)
         items = [v for i in value for v in (i if isinstance(i, list | tuple) else [i])]
         if any(isinstance(v, np.ndarray | torch_().Tensor) for v in items):  # 0-d too
             why = "return Python numbers (float(a), .item()), not NumPy arrays or "

@@ -223,7 +223,7 @@ NORMS = {
     "no zero_grad": (partial(grad_norms, zero=False), "zero_grad"),
     "zero_grad after the norms": (_zero_grad_last, "the model held were added in"),
     "summed loss": (partial(grad_norms, reduction="sum"), "summed"),
-    "reversed": (partial(grad_norms, reverse=True), "reverse order"),
+    "reversed": (partial(grad_norms, reverse=True), "right values in reverse order"),
     "weight norms": (partial(grad_norms, weights=True), "weights' norms"),
     "every parameter": (_every_parameter, "one norm per parameter"),
     "squared norms": (_squared, "squared norm"),

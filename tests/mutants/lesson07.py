@@ -118,6 +118,25 @@ def noisy_in_graph():
     return InGraph
 
 
+def running_var_of(noisy=False):
+    """Round 11's: running_var updated by hand, with the biased variance (or the
+    unbiased variance of the noisy output), after F.batch_norm without buffers."""
+
+    class ByHand(noisy_class(by_hand=True)):
+        def forward(self, x):
+            out = super().forward(x)
+            if self.training:
+                shift, scale = self.last_noise
+                z = (x * scale + shift).var(0) if noisy else x.var(0, unbiased=False)
+                with torch.no_grad():
+                    self.running_mean.lerp_(x.mean(0), self.momentum)
+                    self.running_var.lerp_(z, self.momentum)
+                    self.num_batches_tracked += 1
+            return out
+
+    return ByHand
+
+
 def changed(
     model,
     x,
@@ -546,6 +565,8 @@ NOISY = {
     "one-sided shift": (noisy_class(sides=1), "one-sided"),
     "one noise for all channels": (noisy_class(shared=True), "every channel gets the same value"),
     "running statistics never updated": (noisy_class(by_hand=True), "running_var did not change in a training step"),
+    "running_var of the biased variance": (running_var_of(), "running_var averages in the biased variance, not"),
+    "running_var of the noisy output": (running_var_of(noisy=True), "running_var averages in the variance of the noisy output, not of x"),
     "running_mean in the graph": (noisy_in_graph(), "require grad after training steps"),
     "input detached": (noisy_detached(), "dx, x's gradient is None: backward() did not reach it"),
     "noise drawn like the weight": (noisy_from_weight(), "NoisyBatchNorm affine=False        | ERROR"),
