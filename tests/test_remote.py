@@ -129,6 +129,19 @@ def test_in_place_changes_and_module_state_are_copied_back():
     assert torch.allclose(model.weight, before + 2)
 
 
+def test_the_gradients_a_module_holds_reach_the_kernel():
+    # a pickle drops .grad: the caller's gradients (lesson 01's, held before the call;
+    # lesson 07's, which the function must leave alone) go with the module's state
+    def grads(model):
+        return None if model.weight.grad is None else model.weight.grad.sum().item()
+
+    session, _ = session_with(grads=grads)
+    model = nn.Linear(2, 3)
+    model.weight.grad = torch.ones_like(model.weight)
+    assert remote.RemoteFunction(session, "grads")(model) == 6.0
+    assert model.weight.grad is not None and float(model.weight.grad.sum()) == 6.0
+
+
 def test_torch_layers_come_back_rebuilt_and_identity_is_kept():
     def fold(layer, bn):
         new = nn.Conv2d(2, 3, 3, padding=1, bias=True).double()

@@ -257,6 +257,8 @@ def dec(v):
         return _target(v)
     if isinstance(v, dict) and v.get("__bnc__") == "new":
         obj = _pickle.loads(v["pickle"])
+        if v.get("state") is not None:  # the gradients the caller's module holds
+            load_state(obj, v["state"])
         STORE[v["id"]] = obj
         return obj
     if isinstance(v, tuple):

@@ -304,7 +304,13 @@ class Session:
                 return {"__bnc__": "ref", "id": known[0], "state": self._state(value)}
             key = f"g{len(self.sent)}"
             self.sent[id(value)] = (key, value)
-            return {"__bnc__": "new", "id": key, "pickle": pickle.dumps(value)}
+            blob = pickle.dumps(value)  # without .grad: the state carries it
+            return {
+                "__bnc__": "new",
+                "id": key,
+                "pickle": blob,
+                "state": self._state(value),
+            }
         if isinstance(value, tuple):
             return tuple(self._outgoing(v) for v in value)
         if isinstance(value, list):
