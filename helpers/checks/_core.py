@@ -1125,7 +1125,7 @@ def slips(reference: Callable, x) -> dict:
     """``reference`` (the right answer, a function of ``x``) on slipped ``x``s."""
     if len(x) <= 2:  # too few to read a slip from
         return {}
-    nonzero = (x != 0).reshape(len(x), -1).any(1)  # the examples not all zeros
+    nonzero = [bool((row != 0).any()) for row in x]  # the examples not all zeros
     forms = {
         "x[1:] (x without its first example: a loop or slice from 1?)": x[1:],
         "x[:-1] (x without its last example: a range that stops one short?)": x[:-1],
