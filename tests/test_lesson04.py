@@ -20,9 +20,9 @@ def test_right_answers_pass(learner_mode):
 def test_the_paper_schedule_passes_and_the_check_knows_the_paper_values(learner_mode):
     def schedule(step, warmup, r_steps, d_steps, rmax_final=3.0, dmax_final=5.0):
         t = max(0.0, step - warmup)
-        return (  # a ramp of 0 steps: the final value right after warmup
-            1.0 + (rmax_final - 1.0) * min(1.0, t / r_steps if r_steps else t),
-            dmax_final * min(1.0, t / d_steps if d_steps else t),
+        return (  # a ramp of 0 steps: the final value right after warmup (12.5 too)
+            1.0 + (rmax_final - 1.0) * (min(1.0, t / r_steps) if r_steps else t > 0),
+            dmax_final * (min(1.0, t / d_steps) if d_steps else t > 0),
         )
 
     assert checks.renorm_schedule(schedule, quiet=True)
