@@ -230,8 +230,9 @@ def call(name, fn, *args, copy_inputs=True, returns=None, watch=True, **kwargs):
         with hook, quiet_numerics(), _tracer()():
             value = fn(*args, **kwargs)
     except Exception as exc:  # the learner's bug, reported, never re-raised
-        last = traceback.extract_tb(exc.__traceback__)[-1].filename  # a stub's own?
-        if isinstance(exc, NotImplementedError) and not _whose(last):
+        last = traceback.extract_tb(exc.__traceback__)[-1]  # a stub's own raise line?
+        stub = not _whose(last.filename) and (last.line or "raise").startswith("raise")
+        if isinstance(exc, NotImplementedError) and stub:  # not torch's on this device
             return None, not_implemented(name)
         return None, Result(name, ERROR, "raised " + raised(exc, args))
     for where, now, snap in itertools.chain(*watched):
@@ -330,6 +331,8 @@ MEANINGS = {  # an error's signature (a regex) -> what it means in the learner's
     r"graph a second time": "backward() ran twice through one graph: run the "
     "forward pass again before each backward()",
     r"only for scalar": "backward() needs one number: reduce the loss (.mean())",
+    r"from the 'CPU' backend": "torch has no CPU version of this operation (a CUDA "
+    "kernel): write it from tensor operations",
     r"numpy\(\) on Tensor that requires grad": "call .detach() before .numpy()",
     r"Quantiles must be in": "np.quantile takes fractions, np.percentile percents",
     r"'numpy.ndarray' object has no": "a NumPy array used as a torch tensor",
@@ -664,6 +667,7 @@ def _named(value, known: Mapping[str, object]) -> str | None:
             forms = {label: k, f"1/({label})": 1 / k, f"-({label})": -k}
             if " with " not in label:  # a ratio of counts times 2: a coincidence
                 forms.update({f"2·({label})": 2 * k, f"-2·({label})": -2 * k})
+                forms[f"({label})/2"] = k / 2  # e.g. the sum over 2 where N belongs
             forms.update({f"sqrt({label})": np.sqrt(k), f"1/sqrt({label})": k**-0.5})
             forms.update({f"({label})^2": k * k, f"1/({label})^2": 1 / (k * k)})
         for name, x in forms.items():

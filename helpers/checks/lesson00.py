@@ -37,7 +37,8 @@ def _stats_results(fn, x, label="batch_stats", hint="") -> list:
         kwargs = dict(common, what=what, source=(statistic, t), diagnoses=other.get(i))
         hints = {(n,): per + (over if across else "reduce over axis 0, the examples")}
         kwargs |= dict(causes={} if i else causes, shape_hints=hints if n != d else {})
-        kwargs |= dict(hint=hint, program=(STATS, {"x": x.astype(np.float64)}, what))
+        program = (STATS, {"x": x.astype(np.float64)}, what) if all(results) else None
+        kwargs |= dict(hint=hint, program=program)  # one edit: of the first wrong only
         if i:  # a variance: the other one, a standard deviation, about their mu
             centres = {"0 (x is not centred) or 2·mu (the same sums)": 0.0}
             centres["the mean of all the values, not from each feature's"] = t.mean()

@@ -72,8 +72,9 @@ def _registration(cls) -> Result:
             problem = core.registration_problem(label, module, start, params)
         if problem is not None:
             return problem
-    if list(module.parameters()) or getattr(module, "weight", None) is not None:
-        why = "with affine=False the module has parameters: torch's has none "
+    set_ = [getattr(module, k, 0) is not None for k in ("weight", "bias")]  # 0: none
+    if list(module.parameters()) or any(set_):
+        why = "with affine=False torch's has no parameters; weight and bias are None "
         return wrong(label, why + "(register_parameter('weight', None), also bias)")
     return ok(label, "parameters and buffers registered like torch.nn.BatchNorm1d's")
 

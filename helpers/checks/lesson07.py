@@ -297,6 +297,12 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
             said.append(f"{part}: {'got' if k in off else 'right,'} {show(g[i])}{tail}")
         idle = off and all(same(g[i], to_numpy(still)[i]) for i in off.values())
         hint = None if said[0] else HINTS.get((name, *off))
+        steps = extra[0] if name == "landscape_probe" else []  # eta = 0: w itself
+        if 0 in steps and abs(at_w := g[len(steps) + steps.index(0)]) > 1e-9:
+            hint = f"at eta = 0 the point is w, yet its gradient change is {at_w:.4g}, "
+            hint += "not 0: the model there differs from w's in more than its weights"
+            ran = "; right in training mode, so its running statistics (eval mode reads"
+            hint += (ran + " them) changed: a training pass updates them") * (1 - train)
         moved = "in place" in _core._TRACE or "rebound" not in _core._TRACE
         still = HINTS[2 if _core._IDLE else 0 if moved else 1]  # p = p - lr * g: 1
         right = lambda: answers(models[0], models[0], mode, x, y, *extra)  # its calls

@@ -237,8 +237,9 @@ def _buffer_results(label, buffers, xs, gamma, beta, fresh=False) -> list[Result
             seen = f"{what} did not change in a training step: no update ran, or a new "
             seen += "tensor was bound to the name; update the one passed in, in place"
         elif not fin.any():
-            seen = f"{what} is NaN or infinite on every rank: a rank of 1 example has "
-            seen += "n_r - 1 = 0, an all-reduce spreads it; use the batch's count N"
+            seen = f"{what} is NaN or infinite on every rank: on the rank of 1 example "
+            seen += "something divides by n_r - 1 = 0 (a rank's unbiased variance, as "
+            seen += "x.var(0), or n_r / (n_r - 1)), and the all-reduce spreads it"
         else:  # on the finite ranks; _core._match scales by the candidate
             stats = {s: v.numpy()[fin].ravel() for s, v in statistics[k].items()}
             stats = {s: v for s, v in stats.items() if np.isfinite(v).all()}
@@ -538,5 +539,6 @@ def _merged_layer(name, layer, bns, buffers, kinds) -> list[Result]:
         diagnoses[f"{what} is unchanged: merge it as well"] = old
         kw = {"what": what, "diagnoses": diagnoses, "known": {"N": sum(SHARES)}}
         kw["program"], right = (MERGE, env, what), right.expand_as(value)
+        kw["program"] = kw["program"] if all(results) else None  # mean wrong: not var
         results.append(compare(f"{label} {what[8:12]}", value, right, tol=TOL, **kw))
     return results

@@ -79,6 +79,13 @@ MUTANTS = [
         ),
         "uint8 arithmetic wraps",
     ),
+    _mutant(  # round 24's wrong cause: var_unbiased read as one edit, after var
+        "N taken as len(x.shape)",
+        _guard(
+            lambda x: (x.mean(0), *(((x - x.mean(0)) ** 2).sum(0) / d for d in (2, 1)))
+        ),
+        "var_unbiased: it is the expected var times 16 = N",
+    ),
     _mutant(
         "wrong axis",
         _guard(lambda x: (x.mean(1), x.var(1), x.var(1, ddof=1))),

@@ -26,7 +26,7 @@ def scratch_class(
     train_on_running=False,  # the review's N1: running statistics in training
     none_offset=0,  # momentum=None as 1/(k + offset)
     eval_eps=True,
-    affine_params=False,  # True: weight and bias even with affine=False
+    affine_params=False,  # True: weight and bias even with affine=False; "absent"
     reset_all=True,  # False: reset_parameters() leaves the statistics; "affine": if weights
     one_pass=False,  # True: var = E[x^2] - mean^2, right but rounded otherwise
     fixed_eps=False,  # True: 1e-5 whatever eps is passed
@@ -60,10 +60,10 @@ def scratch_class(
             self.num_features, self.eps = num_features, 1e-5 if fixed_eps else eps
             self.momentum, self.affine = momentum, affine
             self.track = track_running_stats or not untracked
-            if affine or affine_params:
+            if affine or affine_params is True:
                 self.weight = nn.Parameter(torch.ones(num_features))
                 self.bias = nn.Parameter(torch.zeros(num_features))
-            else:
+            elif affine_params != "absent":  # "absent": no attribute at all
                 self.register_parameter("weight", None)
                 self.register_parameter("bias", None)
             if not self.track:
@@ -344,7 +344,8 @@ SCRATCH = {
     "no reset methods": (scratch_class(resets=False), "no reset_running_stats()"),
     "bfloat16 input gives float32 output": (scratch_class(keep_dtype=False), "returns the input's dtype"),
     "buffers updated in the graph": (scratch_class(buffers_in_graph=True), "in the autograd graph"),
-    "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False the module has parameters"),
+    "parameters with affine=False": (scratch_class(affine_params=True), "with affine=False torch's has no parameters"),
+    "no weight or bias attribute with affine=False (round 24)": (scratch_class(affine_params="absent"), "weight and bias are None (register_parameter"),
     "reset_parameters keeps statistics": (scratch_class(reset_all=False), "reset_parameters() must set running_mean to 0"),
     "eps argument ignored": (scratch_class(fixed_eps=True), "with e = 1e-05, not eps = 0.001"),
     "statistics reset only with weights (round 23)": (scratch_class(reset_all="affine"), "reset_parameters() left the running statistics as they were with affine=False"),

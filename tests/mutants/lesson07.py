@@ -186,6 +186,7 @@ def probed(
     eval_=False,
     sort_=False,
     loss_fn=F.cross_entropy,
+    refresh=False,  # a training-mode pass at each point (new running statistics)
 ):
     work = copy.deepcopy(model) if copy_ else model
     steps = sorted(steps) if sort_ else steps
@@ -206,6 +207,9 @@ def probed(
                     p -= eta * scale * d
                 else:
                     p.copy_(p0 - eta * scale * d)
+            if refresh and not work.training:  # eval mode reads the statistics
+                work.train()(x)
+                work.eval()
         work.zero_grad()
         loss = loss_fn(work(x), y)
         loss.backward()
@@ -630,6 +634,7 @@ PROBE = {
     "changes by F.pairwise_distance": (_pairwise, "a term that small added or left out"),
     "step size 0 skipped (round 20)": (lambda m, x, y, steps: probed(m, x, y, [s for s in steps if s]), "a step size of 0"),
     "nll_loss on the raw logits": (_probe(loss_fn=F.nll_loss), "calls F.cross_entropy, which yours never does (yours calls F.nll_loss)"),
+    "running statistics refreshed at each point (round 24)": (_probe(refresh=True), "so its running statistics (eval mode reads them) changed"),
     "label smoothing": (_probe(loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1)), "F.cross_entropy(label_smoothing=0.1)"),
 }
 # fmt: on

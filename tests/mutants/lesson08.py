@@ -50,6 +50,9 @@ def sync_forward(
             var = all_reduce(x.var(0, correction=0) * x.shape[0]) / count
         elif count_as == "one pass":  # E[x^2] - mu^2: cancels in float32 at 1e4
             var = all_reduce((x * x).sum(0)) / count - mean**2
+        elif count_as == "rescaled":  # torch's unbiased x.var(0): NaN on one example
+            n, v = x.shape[0], x.var(0) * (x.shape[0] - 1) / x.shape[0]
+            var = all_reduce(n * (v + (x.mean(0) - mean) ** 2)) / count
         elif count_as == "world":
             var = all_reduce(((x - mean) ** 2).sum(0)) / (world * x.shape[0])
         else:
@@ -255,6 +258,8 @@ def merge(
         else:
             mean = all_reduce(count * m) / total
             within = all_reduce((count - 1) * v) / (total - 1)
+            if how == "floor":  # shares count // total: all 0 (round 24)
+                mean = all_reduce(count // total * m)
             if how == "precedence":  # (count - 1) * v without its parentheses
                 within = all_reduce(count - 1 * v) / (total - 1)
             between = all_reduce(count * (m - mean) ** 2) / (total - 1)
@@ -351,6 +356,7 @@ FORWARD = {
     "the default eps": (lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(x, g, b, all_reduce, EPS, *rest), "its output is eps=1e-5's: use the eps passed in"),
     "each rank's own statistics": (_fwd(local=True), "ghost batch"),
     "unbiased variance": (_fwd(ddof=1), "the unbiased variance"),
+    "each rank's unbiased variance rescaled (round 24)": (_fwd(count_as="rescaled"), "a rank's unbiased variance, as x.var(0)"),
     "mean of the ranks' means": (_fwd(mean_of_means=True), "mean of the ranks' means"),
     "average of the ranks' variances": (_fwd(average_variances=True), "law of total variance"),
     "gamma and beta forgotten": (_fwd(affine=False), "gamma and beta are not applied"),
@@ -414,6 +420,7 @@ LAYER_FORWARD = {
     "saves this rank's own mean": (_lfwd(save="own mean"), "the saved mean is this rank's own mean"),
     "unbiased variance": (_lfwd(ddof=1), "the saved invstd uses the unbiased variance"),
     "eps outside the root": (_lfwd(eps_out=True), "eps outside the square root"),
+    "torch.batch_norm_stats, a CUDA kernel (round 24)": (lambda x, *a, **k: (torch.batch_norm_stats(x, EPS), layer_forward(x, *a, **k))[1], "torch has no CPU version of this operation"),
     "ctx.save_for_backward forgotten": (_lfwd(save="nothing"), "saves nothing for backward"),
     "saves x_hat, not x": (_lfwd(save="x_hat"), "saved[0] is not the input x"),
     "count saved as a float": (_lfwd(save="float count"), "ctx.save_for_backward takes tensors only"),
@@ -439,6 +446,7 @@ MERGE = {
     "no term between the ranks": (_merge(how="no between"), "misses how far the ranks' means lie"),
     "spread of the means weighed equally": (_merge(how="spread equal"), "weighs the variances by count but the spread"),
     "variances taken as biased": (_merge(how="population"), "treats the ranks' variances as biased"),
+    "shares by floor division (round 24)": (_merge(how="floor"), "running_var: each feature is off by its own factor"),
     "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
     "count - 1 * running_var": (_merge(how="precedence"), "`counts - 1 * variances` where `(counts - 1) * variances` belongs"),
     "buffers replaced, not updated": (_merge(in_place=False), "update it in place"),

@@ -624,7 +624,7 @@ def main(argv=None) -> int:
                 flush=True,
             )
             for line in row["verdict_lines"][:6]:
-                print(f"    {line[:300]}", file=sys.__stdout__)
+                print(f"    {line[:2000]}", file=sys.__stdout__)
             if row["raised"]:
                 print(f"    raised {row['raised']}", file=sys.__stdout__)
             if row["intended"] is False or (row["correct"] and row["reference_problems"]):
