@@ -218,6 +218,7 @@ def _buffer_results(label, buffers, xs, gamma, beta, fresh=False) -> list[Result
     stats = {f"the biased variance ({unbiased})": var}
     stats[corrected + "the whole batch's N / (N - 1)"] = var * sizes / (sizes - 1)
     stats["this rank's own unbiased variance (a ghost batch)"] = own
+    stats["the batch mean"] = means["the batch mean"]  # the running_mean line copied
     statistics = (dict(list(means.items())[1:]), stats)
     known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}
     known |= {"momentum": MOMENTUM, "N": n}  # 1/momentum: the batch term unweighted

@@ -17,7 +17,7 @@ def noisy_class(
     *,
     where="after",
     fresh=True,
-    in_eval=False,
+    in_eval=False,  # True: noise in eval mode too; "untracked": without statistics
     ranges=True,
     keep=True,
     sides=2,
@@ -55,7 +55,8 @@ def noisy_class(
             return shift.expand(c).clone(), scale.expand(c).clone()
 
         def forward(self, x):
-            if not self.training and not in_eval:
+            untracked = in_eval == "untracked" and self.running_mean is None
+            if not self.training and in_eval is not True and not untracked:
                 return super().forward(x)
             noise = self._draw(x.dtype) if fresh else self.last_noise
             if keep and not (stale and self.last_noise is not None):
@@ -546,6 +547,7 @@ def _noise_in_buffers():
 
 # fmt: off
 NOISY = {
+    "noise in eval mode without running statistics (round 24)": (noisy_class(in_eval="untracked"), "noise in eval mode: add it only when self.training"),
     "scale from [1, shift]": (_scale_range_typo(), "plain batch norm): off by the constant factor"),
     "shift from uniform_(-shift)": (_one_sided_uniform(), "plain batch norm): off by one constant offset"),
     "output detached": (_detached_output(), "your code called .detach() on a tensor in the graph"),

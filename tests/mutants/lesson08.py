@@ -90,6 +90,8 @@ def _update(x, mean, var, count, world, rm, rv, m, how, all_reduce):
         new_var = var * n_r / (n_r - 1) if n_r > 1 else var * float("inf")
     elif how == "biased":
         new_var = var
+    elif how == "mean line copied":  # running_var fed the batch mean (round 24)
+        new_var = mean
     elif how == "own statistics":
         new_mean = x.mean(0)
         new_var = x.var(0) if n_r > 1 else x.var(0, correction=0) + float("inf")
@@ -374,6 +376,7 @@ FORWARD = {
     # running statistics (issue 32): PyTorch's convention or a named mistake
     "running_var with this rank's count": (_fwd(running="local count"), "corrected with this rank's count"),
     "running_var biased": (_fwd(running="biased"), "averages in the biased variance"),
+    "running_var fed the batch mean (round 24)": (_fwd(running="mean line copied"), "running_var averages in the batch mean"),
     "running stats of this rank's slice": (_fwd(running="own statistics"), "running_mean averages in this rank's own mean"),
     "running_var from the ranks' variances": (_fwd(running="average of variances"), "NaN or infinite on every rank"),
     "momentum reversed": (_fwd(running="momentum reversed"), "= 1 - momentum"),
