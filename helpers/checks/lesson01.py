@@ -19,6 +19,7 @@ METHOD = "these are numpy.percentile's values with method={!r}; use its default,
 METHOD = (METHOD + "linear interpolation").format  # METHOD(m): its message
 RANKS = "each value returned is one of the data's own values, with no interpolation "
 RANKS += "between neighbouring ranks: numpy.percentile's default interpolates linearly"
+WHOLE = "percentiles of each column, not of all the values: flatten it first"
 FRACTION = "q was used as a fraction: numpy.percentile takes percents (15, not 0.15)"
 HELD = "the gradients the model held were added in: call model.zero_grad() first"
 SUMMED = "the loss is summed over the batch; use the mean (F.cross_entropy's default)"
@@ -31,12 +32,11 @@ def standardize_columns(fn, x=None, eps=EPS, quiet=False, strict=None):
     bn = lambda d, e: batch_norm(tensor(d), None, None, training=True, eps=e or 1e-300)
 
     def body():
-        name, (n, d) = "standardize_columns", x.shape
+        name, d = "standardize_columns", x.shape[1]
         value, problem = call(name, fn, x, eps=eps)
         if problem is not None:
             return problem
-        one = "one value per {}: return the whole standardised matrix".format
-        hints = {(d,): one("column") + ", not its statistics", (n,): one("row")}
+        hints = {(d,): "one value per column (its statistics): return the whole matrix"}
         read = dict(shape_hints=hints, program=(STANDARD, {"x": x, "eps": eps}, "out"))
         stage = {"eps": eps, "means": {"the column mean": x.mean(0)}}
         stage["scales"] = {"sqrt(var + eps)": np.sqrt(x.var(0) + eps)}
@@ -90,8 +90,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
             got, problem = call(f"{name} {label}", fn, data, **keywords)
             if not isinstance(got, np.ndarray):  # None, with call's problem if any
                 why = f"returned a {type(got).__name__}: return a NumPy array"
-                said = wrong(f"{name} {label}", why + " (np.percentile gives one)")
-                return said if problem is None else problem
+                return problem if problem is not None else wrong(f"{name} {label}", why)
             v, q = _core.to_numpy(data), keywords.get("q", q3["q"])  # v: the values
             mistakes = {METHOD(m): np.percentile(v, q, method=m) for m in METHODS}
             mistakes[FRACTION] = np.percentile(v, np.asarray(q) / 100.0)
@@ -99,9 +98,7 @@ def activation_percentiles(fn, quiet=False, strict=None):
             seen.append((label, v, got, np.percentile(v, q), mistakes, q))
         ranked = all(np.isin(got, v).all() for _, v, got, *_ in seen)
         for label, v, got, want, mistakes, q in seen:
-            whole = "percentiles of each {}, not of all the values: flatten it first"
-            each = zip(("column", "row"), v.shape[::-1] * (v.ndim == 2), strict=False)
-            hints = {(len(want), n): whole.format(a) for a, n in each}
+            hints = {(len(want), v.shape[-1]): WHOLE} if v.ndim == 2 else {}
             kwargs = {"diagnoses": {k: mistakes[k] for k in kept}, "shape_hints": hints}
             kwargs["source"] = (lambda z, q=q: np.percentile(z, q), v)
             kwargs["invariants"] = [lambda g: RANKS if ranked else None]  # every case
@@ -120,18 +117,16 @@ def _summaries(model, x, y) -> tuple:
     params = list(model.parameters())
     found = dict(zip(map(id, params), torch().autograd.grad(loss, params), strict=True))
     w = [found[id(m.weight)] for m in layers]
-    b = [found.get(id(m.bias), torch().zeros(1)) for m in layers]
     norms = np.array([float(g.norm()) for g in w])
-    its = "each weight gradient's {}: return ||dL/dW||".format
     weights = [m.weight.detach().norm() for m in layers]
-    wb = [(g.norm() ** 2 + h.norm() ** 2) ** 0.5 for g, h in zip(w, b, strict=True)]
     named = [found[id(p)].norm() for k, p in model.named_parameters() if "weight" in k]
     found = {
+        "one norm per parameter (weights and biases): return one norm per nn.Linear, "
+        "of its weight's gradient": [g.norm() for g in found.values()],
         "the norms of every other parameter: not every layer has a bias; take each "
         "nn.Linear's weight": [g.norm() for g in list(found.values())[::2]],
         "these are the weights' norms, not their gradients' norms": weights,
-        its("squared norm"): [g.norm() ** 2 for g in w],
-        "the norm of weight and bias gradients together: return the weight's alone": wb,
+        "the gradients' squared norms: return ||dL/dW||": [g.norm() ** 2 for g in w],
         "every parameter named weight, batch norm's too: take each nn.Linear's": named,
     }
     return norms, {k: np.array([float(v) for v in vs]) for k, vs in found.items()}
@@ -167,14 +162,11 @@ def layer_gradient_norms(fn, seed=0, quiet=False, strict=None):
         want, mistakes = (course := lambda: _summaries(_core.copied(model), x, y))()
         if not isinstance(got := _floats(name, fn, model, x, y), np.ndarray):
             return got
-        every = "one norm per parameter (weights and biases): return one norm per "
-        every += "nn.Linear, of its weight's gradient"
-        how = {"shape_hints": {(len(list(model.parameters())),): every}}
         for why, value in mistakes.items():  # another length: named by its values
             if value.shape == got.shape != want.shape and rel_error(got, value) < 1e-6:
                 return wrong(name, why)
         sizes = np.array([p.numel() for p in model.parameters() if p.ndim == 2])
-        how["known"] = {"N": len(x), "each weight's number of entries": sizes}
+        how = {"known": {"N": len(x), "each weight's number of entries": sizes}}
         how |= {"causes": {"factor N": SUMMED, "factor 2": HELD}, "axis": 0}
         if not (first := compare(name, got, want, tol=1e-9, diagnoses=mistakes, **how)):
             seen = first.error and _core.calls_differ(course, first.error)  # F.* calls

@@ -146,9 +146,6 @@ def _noise_draws(cls, seed, stored=False):
         "seeded again at each call: draw afresh at every training-mode call": same,
         "the shift is drawn from the scale's range [1, spread] and the scale from the "
         "shift's [-shift, shift] (the output uses them as stored)": swapped and stored,
-        "module.last_noise's first item is uniform in [1, spread], its second in "
-        "[-shift, shift]: stored as (scale, shift), or each drawn from the other's "
-        "range": swapped,
         uniform_problem(shifts, *SHIFTS, f"the shift (here shift={SHIFT:g})"): True,
         uniform_problem(scales, *SCALES, f"the scale (here spread={SPREAD:g})"): True,
         f"the shift and the scale are correlated (r = {r:.2f} over 512 draws; "

@@ -82,7 +82,6 @@ def _variants(xs):
     means = {"the batch mean": rows * full.mean(0)}
     means["this rank's own mean (a ghost batch: all-reduce the sums)"] = own_mean
     means["the mean of the ranks' means (unweighted by their sizes)"] = mean_means
-    means[f"the all-reduced sum {by_world}"] = full.sum(0) / (world * sizes)
     return means, {
         "the batch's biased variance": var,
         "the unbiased variance (divides by N - 1)": var * n / (n - 1),
@@ -188,11 +187,9 @@ def _far(name, fn, xs, gamma, beta) -> Result | None:
 
 
 def _shares(out, cache) -> bool:
-    """A tensor of ``cache`` (a tuple, list or dict) on the storage of ``out``."""
-    items = cache.values() if isinstance(cache, dict) else cache
+    """A tensor in ``cache`` (nested: tuples, lists, dicts) on the storage of out"""
     ptr = lambda t: isinstance(t, torch_().Tensor) and t.untyped_storage().data_ptr()
-    items = items if isinstance(items, (tuple, list, type({}.values()))) else [items]
-    return bool(ptr(out)) and any(ptr(t) == ptr(out) for t in items)
+    return bool(ptr(out)) and any(ptr(t) == ptr(out) for _, t, _ in _watch(cache, ""))
 
 
 def _step(name, step, seed, count=0, names="", fresh=False):
@@ -212,12 +209,10 @@ def _buffer_results(label, buffers, xs, gamma, beta, fresh=False) -> list[Result
     """Each rank's running_mean and running_var (``_step``'s) vs nn.BatchNorm1d's."""
     (means, variances), sizes, n = _variants(xs), _sizes(xs), sum(map(len, xs))
     var = variances["the batch's biased variance"]
-    own = variances["this rank's own variance (a ghost batch)"] * sizes / (sizes - 1)
     unbiased = "PyTorch stores variance * N / (N - 1), N the whole batch's count"
     corrected = "the variance corrected with this rank's count, n_r / (n_r - 1): use "
     stats = {f"the biased variance ({unbiased})": var}
     stats[corrected + "the whole batch's N / (N - 1)"] = var * sizes / (sizes - 1)
-    stats["this rank's own unbiased variance (a ghost batch)"] = own
     stats["the batch mean"] = means["the batch mean"]  # the running_mean line copied
     statistics = (dict(list(means.items())[1:]), stats)
     known = {"1 - momentum": 1 - MOMENTUM, "PyTorch's default momentum": 0.1}

@@ -229,7 +229,7 @@ RENORM = {
     "d divided by the batch std": (renorm_class(d_by_batch_std=True), "d is divided by sigma_B"),
     "buffers updated before r and d": (renorm_class(update_first=True), "after this step's update"),
     "r and d never applied": (renorm_class(apply_rd=False), "r = 1 and d = 0 in every feature, plain batch norm's"),
-    "d with the wrong sign": (renorm_class(d_sign=-1.0), "d has the wrong sign in every feature"),
+    "d with the wrong sign": (renorm_class(d_sign=-1.0), "-0.5, -0.01194, by the same factor -1 = -1 (d before clipping"),
     "rmax and dmax as buffers": (renorm_class(bounds_as_buffers=True), "setting module.rmax and module.dmax failed (TypeError"),
     "momentum fixed at the default in the update": (renorm_class(fixed_momentum=True), "moved by the fraction 0.01"),
     "the last r and d applied in eval mode": (renorm_class(eval_keeps_rd=True), "BatchRenorm eval                   | WRONG"),
