@@ -122,10 +122,10 @@ def test_an_output_left_unnormalised_is_not_named_running_statistics(learner_mod
 
 
 def test_an_update_without_decay_is_read_as_one(learner_mode):
-    """running += momentum * batch: read at step 2, where the old values
-    differ across channels (at step 1 they are all 1 and read as an offset)."""
+    """running += momentum * batch: one edit of PyTorch's update, named where
+    it is (at step 1 the old values are all 1, which reads as an offset)."""
     seen = details(scratch(decay_old=False), "(N, C)")
-    assert "the old value is not multiplied by (1 - momentum)" in seen, seen
+    assert "`old` where `(1 - momentum) * old` belongs" in seen, seen
     assert "offset" not in seen and "Bessel" not in seen, seen
 
 

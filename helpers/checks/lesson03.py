@@ -159,15 +159,14 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         if problem is not None or not isinstance(new, torch_().Tensor):
             break
         records.append((step, records[-1][2], new.detach().clone(), xt))
-    if all(still := [torch_().equal(r[1], r[2]) for r in records]):
+    if all(torch_().equal(r[1], r[2]) for r in records):
         return f"{buffer} did not change in {len(records)} training step(s): update it"
     m0, q = ref.momentum if ref.momentum is not None else 1 / k, 1 if var else np.nan
     env = {"x": to_numpy(channels_last(x)), "old": to_numpy(mine), "momentum": m0}
     found = core.neighbours(UPDATE, env, buffer).items()  # finite values only
     edits = [w for w, v in found if core.rel_error(to_numpy(first), v) <= 1e-9]
     edit = f"{buffer} after one step: {edits[0]}" if edits else None
-    seen = f"{buffer} did not change; PyTorch's moved {m0:.4g} of the way to the batch"
-    seen = seen if still[0] else f"{buffer} is not PyTorch's"
+    seen = f"{buffer} is not PyTorch's"
     dims, what = [0, 2, 3][: x.dim() - 1], "unbiased variance" if var else "mean"
     stats = [r[3].var(dims) if var else r[3].mean(dims) for r in records]
     for (step, before, after, xs), stat in zip(records, stats, strict=True):
@@ -184,7 +183,6 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         stored = "eps is stored in running_var; it belongs in the normalisation only"
         causes = {  # (a, b, c): the cause (a nan: not applicable)
             (m, 1 - m, 0): "momentum is applied to the old value (Keras/CS231n style)",
-            (1, m, 0): "the old value is not multiplied by (1 - momentum)",
             (step / (step + 1), r / (step + 1), 0): "with momentum=None PyTorch "
             "averages cumulatively, 1/k at the k-th batch (count the batch first)",
             (1 - m, q * m * (n - 1) / n, 0): "the biased batch variance; PyTorch "
@@ -205,8 +203,7 @@ def _update_problem(label, module, ref, buffer, k, old, x, gen) -> str:
         seen += f" + {c:.4g}" * bool(abs(c) > tol) + f"; PyTorch's: {1 - m:.4g}·old"
         seen += f" + {m:.4g}·batch (batch = the batch's {what})"
         return (seen + f": {fits[0]}") if len(fits) == 1 else (edit or seen)
-    seen = seen if still[0] else core.ema_problem(buffer, first, mine, stats[0], m0)
-    return edit or seen
+    return edit or core.ema_problem(buffer, first, mine, stats[0], m0)
 
 
 def _training_problem(label, cls, tail, seed, given):
@@ -294,7 +291,6 @@ def _evaluate(label, at, module, ref, tail, gen):
     variances = {"running_var": ref.running_var} if ref.track_running_stats else {}
     means["the batch mean (eval mode uses the running statistics)"] = rows.mean(0)
     variances["the batch's biased variance"] = rows.var(0, correction=0)
-    variances["the batch's unbiased variance"] = rows.var(0)
     grads = (module, xa, xb, torch_().randn(x.shape, generator=gen).double())  # dout
     problem = _compared(label, at, out, ref(xb), ref, x, means, variances, grads)
     module.train(), ref.train()
