@@ -82,6 +82,7 @@ def _variants(xs):
     means = {"the batch mean": rows * full.mean(0)}
     means["this rank's own mean (a ghost batch: all-reduce the sums)"] = own_mean
     means["the mean of the ranks' means (unweighted by their sizes)"] = mean_means
+    means[f"the all-reduced sum {by_world}"] = full.sum(0) / (world * sizes)
     return means, {
         "the batch's biased variance": var,
         "the unbiased variance (divides by N - 1)": var * n / (n - 1),

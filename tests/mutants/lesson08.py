@@ -44,6 +44,8 @@ def sync_forward(
             if mean_of_means
             else all_reduce(x.sum(0)) / count
         )
+        if count_as == "world mean":  # N = W * n_r in the mean (round 25)
+            mean = all_reduce(x.sum(0)) / (world * x.shape[0])
         if average_variances:
             var = all_reduce(x.var(0, correction=0)) / world
         elif count_as == "weighted":
@@ -358,6 +360,7 @@ FORWARD = {
     "the default eps": (lambda x, g, b, all_reduce, eps=EPS, *rest: sync_forward(x, g, b, all_reduce, EPS, *rest), "its output is eps=1e-5's: use the eps passed in"),
     "each rank's own statistics": (_fwd(local=True), "ghost batch"),
     "unbiased variance": (_fwd(ddof=1), "the unbiased variance"),
+    "mean over W * n_r (round 25)": (_fwd(count_as="world mean"), "the mean used is the all-reduced sum divided by W * n_rank"),
     "each rank's unbiased variance rescaled (round 24)": (_fwd(count_as="rescaled"), "a rank's unbiased variance, as x.var(0)"),
     "mean of the ranks' means": (_fwd(mean_of_means=True), "mean of the ranks' means"),
     "average of the ranks' variances": (_fwd(average_variances=True), "law of total variance"),
