@@ -302,11 +302,12 @@ def _measurement(name, fn, seed, args, names, parts, answers, quiet, strict):
         idle = off and all(same(g[i], to_numpy(still)[i]) for i in off.values())
         hint = None if said[0] else HINTS.get((name, *off))
         steps = extra[0] if name == "landscape_probe" else []  # eta = 0: w itself
-        if 0 in steps and abs(at_w := g[len(steps) + steps.index(0)]) > 1e-9:
+        if 0 in steps and abs(at_w := g[len(steps) + (j := steps.index(0))]) > 1e-9:
             hint = f"at eta = 0 the point is w, yet its gradient change is {at_w:.4g}, "
             hint += "not 0: the model there differs from w's in more than its weights"
             ran = "; right in training mode, so its running statistics (eval mode reads"
-            hint += (ran + " them) changed: a training pass updates them") * (1 - train)
+            ran += " them) changed: a training pass updates them"  # L(w) changed too:
+            hint += ran * (1 - train) * (not same(g[j], w[j]))  # not g alone
         moved = "in place" in _core._TRACE or "rebound" not in _core._TRACE
         still = HINTS[2 if _core._IDLE else 0 if moved else 1]  # p = p - lr * g: 1
         right = lambda: answers(models[0], models[0], mode, x, y, *extra)  # its calls
@@ -359,10 +360,11 @@ def gradient_change(fn, *, seed=0, quiet=False, strict=None):
 def _probe_answers(model, flipped, other, x, y, steps):
     """landscape_probe's right answer, the answer when nothing moves, mistakes."""
 
-    def probe(m=model, eta=steps, *, normalise=False, cumulative=False):
+    def probe(m=model, eta=steps, *, normalise=False, cumulative=False, flip=False):
         """The losses at w - eta * g, then the norms of the gradient changes."""
-        torch, work = torch_(), _core.copied(m)  # the course's model
-        params, (_, grads) = list(work.parameters()), _grads(work, x, y)
+        torch, work = torch_(), _core.copied(m)  # the course's model; flip: g's mode
+        params, mode = list(work.parameters()), work.training
+        (_, grads), _ = _grads(work.train(mode != flip), x, y), work.train(mode)
         flat = lambda gs: torch.cat([d.flatten() for d in gs])
         start, g = [p.detach().clone() for p in params], flat(grads)
         scale, out = (1 / g.norm() if normalise else 1.0), []
@@ -381,6 +383,7 @@ def _probe_answers(model, flipped, other, x, y, steps):
         "the steps piled up: each step size starts from the original weights, "
         "w - eta * g": probe(cumulative=True),
         other.replace("measured", "the probe ran"): probe(flipped),
+        other.replace("measured", "g was taken"): probe(flip=True),
         "the step sizes were sorted: keep the order given": probe(eta=sorted(steps)),
         "each gradient change is divided by its eta (a smoothness): return "
         "||grad - g|| itself": probe() / etas,

@@ -188,6 +188,7 @@ def probed(
     sort_=False,
     loss_fn=F.cross_entropy,
     refresh=False,  # a training-mode pass at each point (new running statistics)
+    g_flipped=False,  # g taken in training mode, then the model's mode put back
 ):
     work = copy.deepcopy(model) if copy_ else model
     steps = sorted(steps) if sort_ else steps
@@ -196,7 +197,9 @@ def probed(
     params = list(work.parameters())
     start = [p.detach().clone() for p in params]
     work.zero_grad()
-    loss_fn(work(x), y).backward()
+    mode = work.training
+    loss_fn(work.train(mode or g_flipped)(x), y).backward()
+    work.train(mode)
     grads = [p.grad.detach().clone() for p in params]
     g = torch.cat([d.flatten() for d in grads])
     scale = 1 / g.norm() if normalise else 1.0
@@ -636,6 +639,7 @@ PROBE = {
     "changes by F.pairwise_distance": (_pairwise, "a term that small added or left out"),
     "step size 0 skipped (round 20)": (lambda m, x, y, steps: probed(m, x, y, [s for s in steps if s]), "a step size of 0"),
     "nll_loss on the raw logits": (_probe(loss_fn=F.nll_loss), "calls F.cross_entropy, which yours never does (yours calls F.nll_loss)"),
+    "g taken in training mode (round 24)": (_probe(g_flipped=True), "g was taken in training mode: keep the model's mode (eval here)"),
     "running statistics refreshed at each point (round 24)": (_probe(refresh=True), "so its running statistics (eval mode reads them) changed"),
     "label smoothing": (_probe(loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1)), "F.cross_entropy(label_smoothing=0.1)"),
 }
