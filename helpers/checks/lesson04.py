@@ -170,7 +170,7 @@ def _ready(cls, label, state=(), bounds=(RMAX, DMAX), x=None, **how):
 
 def _registration(cls) -> Result:
     """Buffers running_mean, running_std (a std, as the paper); plain attributes."""
-    label, params = f"{NAME} buffers", {"weight": None, "bias": None}
+    label, params = f"{NAME} buffers", {"weight": torch().ones(5), "bias": None}
     buffers = {"running_mean": torch().zeros(5), "running_std": torch().ones(5)}
     for given in ({}, {"momentum": 0.2, "rmax": 2.0, "dmax": 1.0, "eps": 0.5}):
         module, failed = _core.build_module(cls, label, 5, **given)

@@ -460,7 +460,8 @@ def _candidates(models, layer):
     msgs = {equal + "each by its count, sum(count * mean_r) / N": means.mean(0)}
     msgs["running_mean is the sum over ranks: weigh each by count / N"] = means.sum(0)
     why = "running_var misses how far the ranks' means lie from the merged mean "
-    var_msgs = {why + f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1)": within}
+    why += f"{law}: add sum(count * (mean_r - mean)^2) / (N - 1), or compute it "
+    var_msgs = {why + "before running_mean holds the merged mean (0 then)": within}
     why = "running_var is the plain average of the ranks' variances: weigh them by "
     var_msgs[why + f"their counts, and add the spread of the ranks' means {law}"] = avg
     why = "running_var weighs the variances by count but the spread of the means "

@@ -79,6 +79,17 @@ MUTANTS = [
         ),
         "uint8 arithmetic wraps",
     ),
+    _mutant(  # round 25's wrong cause: "the expected var times N/(N-1)" at 5e-8
+        "Bessel factor in float32",
+        _guard(
+            lambda x: (
+                x.mean(0),
+                x.var(0),
+                x.var(0) * np.float32(len(x) / (len(x) - 1)),
+            )
+        ),
+        "an error of float32's rounding size",
+    ),
     _mutant(  # round 24's wrong cause: var_unbiased read as one edit, after var
         "N taken as len(x.shape)",
         _guard(

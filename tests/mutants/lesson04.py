@@ -82,6 +82,7 @@ def renorm_class(
     running_if_unclipped=False,  # round 11's false ok: same output, other gradient
     by_running_std=False,  # round 11's wrong cause: (x - mu_B) / running_std + d
     swap_modes=False,  # round 22's wrong cause: `if self.training:` for `if not ...`
+    zero_weight=False,  # round 25's false ok: weight starts as zeros (bias line copied)
 ):
     import torch
     from torch import nn
@@ -98,7 +99,7 @@ def renorm_class(
                 del self.rmax, self.dmax
                 self.register_buffer("rmax", torch.tensor(float(rmax)))
                 self.register_buffer("dmax", torch.tensor(float(dmax)))
-            self.weight = nn.Parameter(torch.ones(num_features))
+            self.weight = nn.Parameter(torch.full((num_features,), 1.0 - zero_weight))
             self.bias = nn.Parameter(torch.zeros(num_features))
             self.register_buffer("running_mean", torch.zeros(num_features))
             self.register_buffer("running_std", torch.ones(num_features))
@@ -206,6 +207,7 @@ def renorm_class(
 
 # fmt: off
 RENORM = {
+    "weight starting at zeros (round 25)": (renorm_class(zero_weight=True), "weight should start as [1.0, 1.0"),
     "one value refused in eval mode": (renorm_class(eval_guard=True), "eval, one example"),
     "no running update under no_grad": (renorm_class(grad_only=True), "under torch.no_grad() left running_mean unchanged"),
     "gradient through r and d": (renorm_class(detach=False, rebind_buffers=True), "flows through r and d"),

@@ -266,6 +266,8 @@ def merge(
                 mean = all_reduce(count // total * m)
             if how == "precedence":  # (count - 1) * v without its parentheses
                 within = all_reduce(count - 1 * v) / (total - 1)
+            if how == "written first":  # m is the buffer: m - mean is 0 (round 25)
+                bn.running_mean.copy_(mean)
             between = all_reduce(count * (m - mean) ** 2) / (total - 1)
             if how == "population":  # the stored variances taken as biased
                 var = all_reduce(count * (v + (m - mean) ** 2)) / total
@@ -452,6 +454,7 @@ MERGE = {
     "no term between the ranks": (_merge(how="no between"), "misses how far the ranks' means lie"),
     "spread of the means weighed equally": (_merge(how="spread equal"), "weighs the variances by count but the spread"),
     "variances taken as biased": (_merge(how="population"), "treats the ranks' variances as biased"),
+    "running_mean written before the between-rank term (round 25)": (_merge(how="written first"), "before running_mean holds the merged mean"),
     "shares by floor division (round 24)": (_merge(how="floor"), "running_var: each feature is off by its own factor"),
     "sum, not average": (_merge(how="sum"), "running_mean is the sum over ranks"),
     "count - 1 * running_var": (_merge(how="precedence"), "`counts - 1 * variances` where `(counts - 1) * variances` belongs"),
