@@ -77,6 +77,12 @@ class SimulatedRanks:
     the ranks (each rank must call it the same number of times, as with
     ``torch.distributed``).  ``calls`` counts the all-reduces of rank 0 and
     ``elements`` the numbers it sent.
+
+    The ranks take turns, in rank order, between two collectives: rank 0 runs
+    until its all-reduce (or its end), then rank 1, and so on.  Real ranks run
+    at once, but a learner's code that shares state across ranks (a module-level
+    cache, a global counter) then gives the same answer, and the same message,
+    at every run instead of one that depends on how the threads interleave.
     """
 
     def __init__(self, world_size: int, timeout: float = 30.0):
@@ -84,10 +90,25 @@ class SimulatedRanks:
             raise ValueError("world_size must be at least 1")
         self.world_size = world_size
         self.timeout = timeout
-        self._barrier = threading.Barrier(world_size, timeout=timeout)
+        self._turn, self._next = threading.Condition(), 0  # whose turn it is
+        self._barrier = threading.Barrier(world_size, self._first, timeout=timeout)
         self._slots: list = [None] * world_size
         self.calls = 0
         self.elements = 0
+
+    def _first(self):  # the barrier's action: after a collective, rank 0 first
+        with self._turn:
+            self._next = 0
+
+    def _wait_turn(self, rank: int):
+        with self._turn:
+            if not self._turn.wait_for(lambda: self._next == rank, self.timeout):
+                raise threading.BrokenBarrierError  # an earlier rank never yielded
+
+    def _pass_turn(self, rank: int):
+        with self._turn:
+            self._next = rank + 1
+            self._turn.notify_all()
 
     def _all_reduce_for(self, rank: int) -> Callable:
         import torch
@@ -98,6 +119,7 @@ class SimulatedRanks:
                     f"all_reduce takes a torch.Tensor, got {type(tensor).__name__}"
                 )
             self._slots[rank] = tensor.detach().clone()
+            self._pass_turn(rank)
             self._barrier.wait()  # every rank has put its tensor
             shapes = {tuple(t.shape) for t in self._slots}
             total = None
@@ -107,6 +129,7 @@ class SimulatedRanks:
                 self.calls += 1
                 self.elements += tensor.numel()
             self._barrier.wait()  # every rank has read the slots
+            self._wait_turn(rank)  # back to the learner's code, in rank order
             if total is None:
                 raise ValueError(
                     f"all_reduce got tensors of different shapes {sorted(shapes)}: "
@@ -135,10 +158,13 @@ class SimulatedRanks:
 
         def work(rank):
             try:
+                self._wait_turn(rank)
                 results[rank] = fn(*per_rank_args[rank], self._all_reduce_for(rank))
             except BaseException as exc:  # noqa: BLE001 - reported to the caller
                 errors[rank] = exc
                 self._barrier.abort()  # the other ranks stop waiting for this one
+            finally:
+                self._pass_turn(rank)  # done (or failed): the next rank's turn
 
         threads = [
             threading.Thread(target=work, args=(r,), daemon=True)
@@ -149,6 +175,7 @@ class SimulatedRanks:
         for t in threads:
             t.join(self.timeout + 5)
         self._barrier.reset()
+        self._first()  # the next run starts with rank 0 again
         raised = [e for e in errors if e is not None]
         real = [e for e in raised if not isinstance(e, threading.BrokenBarrierError)]
         if real or raised:  # the error of a rank, not the others' broken waits

@@ -124,6 +124,21 @@ def test_simulated_ranks_sum_and_refuse_mismatched_shapes():
         )
 
 
+def test_simulated_ranks_take_turns_between_collectives():
+    """Code that shares state across ranks (a module-level cache) gets one answer,
+    and one message, at every run: rank order, not the threads' timing."""
+    seen = []
+
+    def body(rank, reduce):
+        time.sleep(0.02 * (2 - rank))  # run at once, rank 2 would get there first
+        seen.append(rank)
+        reduce(torch.ones(1))
+        seen.append(rank)
+
+    distributed.SimulatedRanks(3).run(body, [(0,), (1,), (2,)])
+    assert seen == [0, 1, 2, 0, 1, 2], seen
+
+
 def test_a_rank_that_raises_releases_the_others():
     def body(rank, reduce):
         if rank == 0:

@@ -592,6 +592,7 @@ def _meet(fn: RemoteFunction, reducer, args: tuple, kwargs: dict):
         [ALL_REDUCE if _is_rank_all_reduce(a) else a for a in args],
         {k: ALL_REDUCE if _is_rank_all_reduce(v) else v for k, v in kwargs.items()},
     )
+    getattr(ranks, "_pass_turn", lambda r: None)(rank)  # the ranks take turns: yield
     try:
         first = meeting.arrived.wait() == 0
     finally:
