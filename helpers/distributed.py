@@ -73,7 +73,7 @@ class SimulatedRanks:
     """``world_size`` ranks as threads of this process.
 
     ``run(fn, per_rank_args)`` calls ``fn(*args, all_reduce)`` once per rank,
-    concurrently; ``all_reduce(t)`` returns a new tensor, the sum of ``t`` over
+    in threads; ``all_reduce(t)`` returns a new tensor, the sum of ``t`` over
     the ranks (each rank must call it the same number of times, as with
     ``torch.distributed``).  ``calls`` counts the all-reduces of rank 0 and
     ``elements`` the numbers it sent.
